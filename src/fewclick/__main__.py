@@ -1,0 +1,3 @@
+from fewclick.cli import main
+
+raise SystemExit(main())

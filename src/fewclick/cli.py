@@ -1,0 +1,170 @@
+"""The one entry point: ``fewclick <command>`` (also ``python -m fewclick``).
+
+Every command builds its arguments once and calls library functions; errors that come
+from the user's input (a bad file, an unknown name) end the command with a one-line
+message and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fewclick import __version__
+
+SHOW_KINDS = ("centre", "corrective", "extreme", "scribble", "coarse", "oracle")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args) or 0
+    except (ValueError, KeyError, FileNotFoundError, NotADirectoryError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"fewclick: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fewclick", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"fewclick {__version__}")
+    commands = parser.add_subparsers(title="commands")
+
+    demo = commands.add_parser("demo", help="load a dataset, simulate every kind of annotator input on one "
+                               "image and write a picture of them")
+    demo.add_argument("--data", type=Path, help="a dataset to use instead of a generated synthetic one")
+    demo.add_argument("--image", help="image name in --data (default: the one with most objects)")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=_demo)
+
+    data = commands.add_parser("data", help="inspect, convert, draw and generate datasets").add_subparsers(
+        title="data commands")
+    info = data.add_parser("info", help="detect a dataset's format and print a JSON summary")
+    info.add_argument("path", type=Path)
+    info.add_argument("--format", help="skip detection and read this format")
+    info.set_defaults(run=_data_info)
+
+    convert = data.add_parser("convert", help="write a dataset as COCO JSON, DOTA labelTxt, YOLO or points")
+    convert.add_argument("path", type=Path)
+    convert.add_argument("--to", required=True, choices=["coco", "dota", "yolo", "points"])
+    convert.add_argument("--out", required=True, type=Path,
+                         help="a .json file for coco, a folder for dota/yolo, a .csv/.json for points")
+    convert.add_argument("--format", help="the input format (default: detect)")
+    convert.set_defaults(run=_data_convert)
+
+    show = data.add_parser("show", help="draw one image with its ground truth and simulated inputs")
+    show.add_argument("path", type=Path)
+    show.add_argument("--image", required=True, help="image file name or stem")
+    show.add_argument("--out", required=True, type=Path, help="output PNG")
+    show.add_argument("--clicks", default="", help=f"comma-separated simulated inputs to draw: "
+                      f"{', '.join(SHOW_KINDS)} or all (default: none)")
+    show.add_argument("--format", help="the input format (default: detect)")
+    show.add_argument("--seed", type=int, default=0)
+    show.set_defaults(run=_data_show)
+
+    synth = data.add_parser("synth", help="generate a synthetic dataset (COCO JSON + PNG images)")
+    synth.add_argument("--kind", choices=["aerial", "cells"], default="aerial")
+    synth.add_argument("--images", type=int, default=8)
+    synth.add_argument("--size", type=int, default=512, help="image width and height in pixels")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--out", required=True, type=Path)
+    synth.set_defaults(run=_data_synth)
+
+    ev = commands.add_parser("eval", help="evaluate results against ground truth").add_subparsers(
+        title="eval commands")
+    det = ev.add_parser("detections", help="detection AP of a COCO-format results file")
+    det.add_argument("--gt", required=True, type=Path, help="the ground-truth dataset (any readable format)")
+    det.add_argument("--pred", required=True, type=Path, help="COCO results JSON")
+    det.add_argument("--iou", type=float, default=0.5)
+    det.add_argument("--ap", choices=["voc07", "coco"], default="voc07")
+    det.add_argument("--oriented", action="store_true",
+                     help="match oriented boxes by polygon IoU (needs 'poly' results and oriented GT)")
+    det.add_argument("--format", help="the ground-truth format (default: detect)")
+    det.set_defaults(run=_eval_detections)
+    return parser
+
+
+def _data_info(args) -> int:
+    from fewclick.io import read_dataset
+
+    print(json.dumps(read_dataset(args.path, args.format).summary(), indent=2))
+    return 0
+
+
+def _data_convert(args) -> int:
+    from fewclick.io import read_dataset, write_dataset
+
+    dataset = read_dataset(args.path, args.format)
+    write_dataset(dataset, args.out, args.to)
+    n = sum(len(r.objects) for r in dataset.images)
+    print(f"wrote {len(dataset)} images, {n} objects as {args.to} to {args.out}")
+    return 0
+
+
+def _data_show(args) -> int:
+    from fewclick.demo import render_inputs
+    from fewclick.io import read_dataset
+
+    kinds = _show_kinds(args.clicks)
+    dataset = read_dataset(args.path, args.format)
+    path = render_inputs(dataset, dataset.image(args.image), kinds, args.out, seed=args.seed)
+    print(f"wrote {path}")
+    return 0
+
+
+def _show_kinds(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    if kinds == ["all"]:
+        return list(SHOW_KINDS)
+    unknown = [k for k in kinds if k not in SHOW_KINDS]
+    if unknown:
+        raise ValueError(f"unknown --clicks kind(s) {unknown}; expected some of {list(SHOW_KINDS)} or 'all'")
+    return kinds
+
+
+def _data_synth(args) -> int:
+    from fewclick.data.synthetic import make_dataset
+
+    dataset = make_dataset(args.kind, args.images, seed=args.seed, width=args.size, height=args.size,
+                           out_dir=args.out)
+    n = sum(len(r.objects) for r in dataset.images)
+    print(f"wrote {len(dataset)} {args.kind} images with {n} objects to {args.out}")
+    return 0
+
+
+def _eval_detections(args) -> int:
+    from fewclick.io import read_dataset
+    from fewclick.io.results import read_results
+    from fewclick.metrics import evaluate_detections
+
+    dataset = read_dataset(args.gt, args.format)
+    preds = read_results(args.pred, dataset)
+    if args.oriented and any(r.objects.rboxes is None for r in dataset.images if len(r.objects)):
+        raise ValueError(f"{args.gt}: --oriented needs oriented ground truth; this dataset has axis-aligned boxes")
+    if args.oriented and any(p.rboxes is None for p in preds if len(p)):
+        raise ValueError(f"{args.pred}: --oriented needs 'poly' entries in the results")
+    result = evaluate_detections(
+        [r.objects for r in dataset.images], preds, num_classes=len(dataset.classes),
+        iou_threshold=args.iou, ap_method=args.ap, oriented=args.oriented, class_names=dataset.classes,
+    )
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0
+
+
+def _demo(args) -> int:
+    from fewclick.demo import run_demo
+
+    for line in run_demo(args.out, data=args.data, image=args.image, seed=args.seed):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

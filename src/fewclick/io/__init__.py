@@ -1,0 +1,83 @@
+"""Reading and writing datasets, safe image loading, tiling.
+
+``read_dataset(path)`` finds the format by looking at the files (``detect_format``) and
+returns one :class:`Dataset`; ``write_coco`` and ``write_dota`` write one out.
+Each format lives in its own module with two functions, ``sniff(path) -> bool`` and
+``read(path) -> Dataset``; the writers add ``write(dataset, path)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from fewclick.io.dataset import Dataset, ImageRecord
+from fewclick.io.errors import FormatError
+from fewclick.io.images import ImageError, load_array, load_image
+
+__all__ = [
+    "Dataset",
+    "ImageRecord",
+    "ImageError",
+    "FormatError",
+    "FORMATS",
+    "detect_format",
+    "read_dataset",
+    "write_dataset",
+    "load_image",
+    "load_array",
+]
+
+#: Format name -> module, in the order ``detect_format`` tries them (most specific first).
+FORMATS: dict[str, str] = {
+    "coco_panoptic": "fewclick.io.coco_panoptic",
+    "coco": "fewclick.io.coco",
+    "dota": "fewclick.io.dota",
+    "isaid": "fewclick.io.isaid",
+    "dsb2018": "fewclick.io.dsb",
+    "grabcut": "fewclick.io.grabcut",
+    "ade20k": "fewclick.io.ade20k",
+    "crchisto": "fewclick.io.points",
+    "points": "fewclick.io.points_table",
+    "voc": "fewclick.io.voc",
+    "yolo": "fewclick.io.yolo",
+}
+
+WRITERS = ("coco", "dota", "yolo", "points")
+
+
+def _module(name: str):
+    if name not in FORMATS:
+        raise FormatError(f"unknown format {name!r}; known formats: {', '.join(FORMATS)}")
+    return importlib.import_module(FORMATS[name])
+
+
+def detect_format(path: str | Path) -> str:
+    """The name of the first format in :data:`FORMATS` whose ``sniff`` accepts ``path``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    for name in FORMATS:
+        if _module(name).sniff(path):
+            return name
+    raise FormatError(
+        f"{path}: no known dataset format found (looked for: {', '.join(FORMATS)}); "
+        "pass the format explicitly if the layout is unusual"
+    )
+
+
+def read_dataset(path: str | Path, format: str | None = None, **options) -> Dataset:
+    """Read a dataset; ``format`` None means detect it."""
+    path = Path(path)
+    name = format or detect_format(path)
+    dataset = _module(name).read(path, **options)
+    dataset.format = name
+    return dataset
+
+
+def write_dataset(dataset: Dataset, path: str | Path, format: str) -> None:
+    """Write ``dataset`` in one of :data:`WRITERS` (COCO JSON file, or a DOTA/YOLO folder)."""
+    if format not in WRITERS:
+        raise FormatError(f"cannot write format {format!r}; writable formats: {', '.join(WRITERS)}")
+    module = "fewclick.io.points_table" if format == "points" else FORMATS[format]
+    importlib.import_module(module).write(dataset, Path(path))

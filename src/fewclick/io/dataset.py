@@ -1,0 +1,92 @@
+"""One in-memory dataset that every reader fills and every writer reads."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fewclick.types import Objects
+
+
+@dataclass
+class ImageRecord:
+    """One image and its objects.
+
+    ``path`` is the image file on disk; ``file_name`` the name a written dataset uses for
+    it (relative, with forward slashes). ``extra`` carries what a format has beyond
+    objects (DOTA's ``imagesource``/``gsd``, GrabCut's void band and scribble maps, ...).
+    """
+
+    file_name: str
+    width: int
+    height: int
+    objects: Objects
+    path: Path | None = None
+    id: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Dataset:
+    """Images, class names and per-image objects.
+
+    Object ``labels`` index ``classes``. ``category_ids`` keeps the file's own class ids
+    (COCO's 1..90) so that a written COCO file keeps them; None means ``1..len(classes)``.
+    """
+
+    classes: list[str]
+    images: list[ImageRecord]
+    format: str = "unknown"
+    root: Path | None = None
+    category_ids: list[int] | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def image(self, name: str) -> ImageRecord:
+        """The image whose ``file_name`` or file stem is ``name``."""
+        for rec in self.images:
+            if name in (rec.file_name, Path(rec.file_name).name, Path(rec.file_name).stem):
+                return rec
+        shown = ", ".join(r.file_name for r in self.images[:5])
+        raise KeyError(f"no image named {name!r} in the dataset (it has {len(self.images)}: {shown}, ...)")
+
+    def class_id(self, name: str) -> int:
+        try:
+            return self.classes.index(name)
+        except ValueError:
+            raise KeyError(f"unknown class {name!r}; the dataset has {self.classes}") from None
+
+    def summary(self) -> dict:
+        """The JSON-ready summary that ``fewclick data info`` prints."""
+        per_class: Counter[str] = Counter()
+        n_objects = n_ignore = 0
+        sizes: Counter[str] = Counter()
+        for rec in self.images:
+            objs = rec.objects
+            n_objects += len(objs)
+            n_ignore += int(objs.ignore.sum())
+            for label in objs.labels:
+                per_class[self.classes[label]] += 1
+            sizes[f"{rec.width}x{rec.height}"] += 1
+        return {
+            "format": self.format,
+            "images": len(self.images),
+            "objects": n_objects,
+            "ignore_objects": n_ignore,
+            "classes": list(self.classes),
+            "objects_per_class": {c: per_class[c] for c in self.classes if per_class[c]},
+            "image_sizes": dict(sizes.most_common()),
+            "objects_per_image": _range([len(r.objects) for r in self.images]),
+        }
+
+
+def _range(values: list[int]) -> dict:
+    if not values:
+        return {"min": 0, "max": 0, "mean": 0.0}
+    arr = np.asarray(values)
+    return {"min": int(arr.min()), "max": int(arr.max()), "mean": round(float(arr.mean()), 2)}

@@ -1,0 +1,81 @@
+"""Masks <-> COCO RLE and polygons, through pycocotools."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+def mask_to_rle(mask: np.ndarray) -> dict:
+    """``bool[H, W]`` -> compressed COCO RLE with ``counts`` as str (JSON-ready)."""
+    m = np.asfortranarray(np.asarray(mask, dtype=np.uint8))
+    if m.ndim != 2:
+        raise ValueError(f"expected a mask of shape (H, W), got {m.shape}")
+    rle = mask_utils.encode(m)
+    rle["counts"] = rle["counts"].decode("ascii")
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"]}
+
+
+def rle_to_mask(rle: dict) -> np.ndarray:
+    """COCO RLE (compressed, or uncompressed with a list of counts) -> ``bool[H, W]``."""
+    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
+        raise ValueError(f"expected an RLE dict with 'size' and 'counts', got {type(rle).__name__}")
+    h, w = (int(s) for s in rle["size"])
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        if sum(counts) != h * w:
+            raise ValueError(f"RLE counts sum to {sum(counts)}, expected {h} x {w} = {h * w}")
+        rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+    elif isinstance(counts, str):
+        rle = {"size": [h, w], "counts": counts.encode("ascii")}
+    return mask_utils.decode(rle).astype(bool)
+
+
+def polygons_to_mask(polygons: list, height: int, width: int) -> np.ndarray:
+    """Polygons (each ``float[K, 2]`` or a flat COCO list) -> ``bool[H, W]``."""
+    flat = [np.asarray(p, dtype=np.float64).reshape(-1).tolist() for p in polygons]
+    flat = [p for p in flat if len(p) >= 6]
+    if not flat:
+        return np.zeros((height, width), bool)
+    rles = mask_utils.frPyObjects(flat, height, width)
+    return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
+
+
+def segmentation_to_mask(seg: Any, height: int, width: int) -> np.ndarray:
+    """A segmentation as fewclick stores it (polygons list or RLE dict) -> ``bool[H, W]``."""
+    if isinstance(seg, dict):
+        mask = rle_to_mask(seg)
+        if mask.shape != (height, width):
+            raise ValueError(f"RLE of size {mask.shape} does not match the image ({height}, {width})")
+        return mask
+    return polygons_to_mask(seg, height, width)
+
+
+def mask_to_polygons(mask: np.ndarray, min_points: int = 3) -> list[np.ndarray]:
+    """``bool[H, W]`` -> outer contours as ``float32[K, 2]`` polygons (x, y), via OpenCV."""
+    import cv2
+
+    contours, _ = cv2.findContours(np.asarray(mask, np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return [c.reshape(-1, 2).astype(np.float32) for c in contours if len(c) >= min_points]
+
+
+def mask_area(seg: Any, height: int, width: int) -> float:
+    return float(segmentation_to_mask(seg, height, width).sum())
+
+
+def rle_boxes(rles: list[dict]) -> np.ndarray:
+    """COCO RLEs -> the XYXY boxes ``float32[N, 4]`` that enclose their pixels.
+
+    A pixel (x, y) covers [x, x + 1) x [y, y + 1), so a one-pixel mask at (3, 5) gives the box
+    (3, 5, 4, 6), as COCO's ``toBbox``; an empty mask gives a zero box at the origin.
+    """
+    if not rles:
+        return np.zeros((0, 4), np.float32)
+    coded = [
+        {"size": r["size"], "counts": r["counts"].encode("ascii")} if isinstance(r["counts"], str) else r
+        for r in rles
+    ]
+    xywh = np.asarray(mask_utils.toBbox(coded), np.float32).reshape(-1, 4)
+    return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)

@@ -1,0 +1,38 @@
+"""Shared fixtures: where the real datasets are, and a seeded random generator."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path:
+    """``$FEWCLICK_SHARED_DATA``, else ``../shared/data`` beside the repository."""
+    env = os.environ.get("FEWCLICK_SHARED_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    root = shared_data_root()
+    if not root.is_dir():
+        pytest.skip(f"real datasets not found at {root} (set FEWCLICK_SHARED_DATA to run these tests)")
+    return root
+
+
+def shared_dataset(name: str) -> Path:
+    """Path of one shared dataset, or skip the calling test saying which is missing."""
+    path = shared_data_root() / name
+    if not path.is_dir():
+        pytest.skip(f"shared dataset {name!r} not found at {path}")
+    return path
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
