@@ -311,8 +311,12 @@ class Detections:
             return np.concatenate(values)
 
         return cls(
-            cat("boxes"), cat("scores"), cat("labels"),
-            rboxes=cat("rboxes"), masks=cat("masks"), points=cat("points"),
+            cat("boxes"),
+            cat("scores"),
+            cat("labels"),
+            rboxes=cat("rboxes"),
+            masks=cat("masks"),
+            points=cat("points"),
         )
 
 
@@ -330,7 +334,9 @@ class Objects:
     points, NaN where an object has none); segmentations: a list of N entries, each a list
     of polygons ``float32[K, 2]``, a COCO RLE dict, or None; ignore ``bool[N]`` (COCO
     crowd, DontCare, ...; evaluation neither rewards nor penalises them); difficult
-    ``uint8[N]`` (DOTA's flag, 0 elsewhere).
+    ``uint8[N]`` (DOTA's flag, 0 elsewhere); extra: format-specific values, where a numpy
+    array or list of length N is per object (indexing takes its items) and anything else
+    is copied.
     """
 
     labels: np.ndarray
@@ -359,7 +365,9 @@ class Objects:
         self.ignore = np.zeros(n, bool) if self.ignore is None else np.asarray(self.ignore, bool).reshape(-1)
         _check_len("ignore", self.ignore, n)
         self.difficult = (
-            np.zeros(n, np.uint8) if self.difficult is None else np.asarray(self.difficult, np.uint8).reshape(-1)
+            np.zeros(n, np.uint8)
+            if self.difficult is None
+            else np.asarray(self.difficult, np.uint8).reshape(-1)
         )
         _check_len("difficult", self.difficult, n)
 
@@ -381,7 +389,7 @@ class Objects:
             segmentations=None if self.segmentations is None else [self.segmentations[i] for i in idx],
             ignore=self.ignore[idx],
             difficult=self.difficult[idx],
-            extra=dict(self.extra),
+            extra={k: _take(v, idx, len(self)) for k, v in self.extra.items()},
         )
 
     @property
@@ -406,6 +414,14 @@ class Objects:
                 x0, y0, x1, y1 = np.round(self.boxes[i]).astype(int)
                 out[i, max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = True
         return out
+
+
+def _take(value: Any, idx: np.ndarray, n: int) -> Any:
+    if isinstance(value, np.ndarray) and len(value) == n:
+        return value[idx]
+    if isinstance(value, list) and len(value) == n:
+        return [value[i] for i in idx]
+    return value
 
 
 def _check_len(name: str, values: Any, n: int) -> None:

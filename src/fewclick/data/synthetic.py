@@ -51,7 +51,9 @@ class _Shape:
     angle: float  # radians, counter-clockwise on screen
 
 
-def aerial_scene(rng: np.random.Generator, width: int = 512, height: int = 512, density: float = 1.0) -> Scene:
+def aerial_scene(
+    rng: np.random.Generator, width: int = 512, height: int = 512, density: float = 1.0
+) -> Scene:
     """An aerial-like scene: about ``60 * density`` vehicles per 512 x 512 px, a few ships."""
     image, water, roads = _aerial_background(rng, width, height)
     area_scale = width * height / 512**2
@@ -87,8 +89,9 @@ def cell_scene(rng: np.random.Generator, width: int = 512, height: int = 512, de
     for _ in range(n):
         label = int(rng.choice(3, p=[0.4, 0.25, 0.35]))
         a, b = (s * rng.uniform(0.8, 1.25) for s in sizes[label])
-        shapes.append(_Shape(label, rng.uniform(0, width), rng.uniform(0, height), 2 * a, 2 * b,
-                             rng.uniform(0, np.pi)))
+        shapes.append(
+            _Shape(label, rng.uniform(0, width), rng.uniform(0, height), 2 * a, 2 * b, rng.uniform(0, np.pi))
+        )
     shapes = _drop_overlaps(shapes, width, height, max_overlap=0.15)
     masks = np.zeros((len(shapes), height, width), bool)
     colours = {0: (150, 110, 190), 1: (110, 60, 150), 2: (60, 25, 95)}
@@ -102,8 +105,9 @@ def cell_scene(rng: np.random.Generator, width: int = 512, height: int = 512, de
     return _scene(image, shapes, masks, CELL_CLASSES)
 
 
-def make_scene(kind: str, rng: np.random.Generator, width: int = 512, height: int = 512,
-               density: float = 1.0) -> Scene:
+def make_scene(
+    kind: str, rng: np.random.Generator, width: int = 512, height: int = 512, density: float = 1.0
+) -> Scene:
     """One scene of ``kind`` (``"aerial"`` or ``"cells"``)."""
     if kind == "aerial":
         return aerial_scene(rng, width, height, density)
@@ -112,8 +116,15 @@ def make_scene(kind: str, rng: np.random.Generator, width: int = 512, height: in
     raise ValueError(f"unknown synthetic scene kind {kind!r}; expected one of {KINDS}")
 
 
-def make_dataset(kind: str, n_images: int, seed: int = 0, width: int = 512, height: int = 512,
-                 density: float = 1.0, out_dir: str | Path | None = None) -> Dataset:
+def make_dataset(
+    kind: str,
+    n_images: int,
+    seed: int = 0,
+    width: int = 512,
+    height: int = 512,
+    density: float = 1.0,
+    out_dir: str | Path | None = None,
+) -> Dataset:
     """``n_images`` scenes as a :class:`Dataset`. With ``out_dir`` the images are written as
     PNG under ``out_dir/images`` and the annotations as ``out_dir/annotations.json`` (COCO)."""
     if n_images < 0:
@@ -132,7 +143,9 @@ def make_dataset(kind: str, n_images: int, seed: int = 0, width: int = 512, heig
         record = ImageRecord(f"images/{name}", width, height, scene.objects, path=path, id=i + 1)
         record.extra["pixels"] = None if out_dir is not None else scene.image
         records.append(record)
-    dataset = Dataset(list(classes), records, format="synthetic", root=None if out_dir is None else Path(out_dir))
+    dataset = Dataset(
+        list(classes), records, format="synthetic", root=None if out_dir is None else Path(out_dir)
+    )
     if out_dir is not None:
         from fewclick.io import write_dataset
 
@@ -144,8 +157,9 @@ def make_dataset(kind: str, n_images: int, seed: int = 0, width: int = 512, heig
 
 # --------------------------------------------------------------------------- aerial parts
 def _aerial_background(rng: np.random.Generator, width: int, height: int):
-    fields = cv2.resize(rng.uniform(0, 1, (6, 6)).astype(np.float32), (width, height),
-                        interpolation=cv2.INTER_NEAREST)
+    fields = cv2.resize(
+        rng.uniform(0, 1, (6, 6)).astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST
+    )
     green = np.array([92, 110, 70], np.float32)
     brown = np.array([140, 125, 95], np.float32)
     image = green * fields[..., None] + brown * (1 - fields[..., None])
@@ -210,7 +224,9 @@ def _ship_on_water(rng: np.random.Generator, water: np.ndarray) -> _Shape | None
         return None
     i = rng.integers(len(xs))
     length = rng.uniform(25, 60)
-    return _Shape(2, float(xs[i]), float(ys[i]), length, length * rng.uniform(0.22, 0.3), float(rng.uniform(0, np.pi)))
+    return _Shape(
+        2, float(xs[i]), float(ys[i]), length, length * rng.uniform(0.22, 0.3), float(rng.uniform(0, np.pi))
+    )
 
 
 def _local_direction(mask: np.ndarray, x: int, y: int, radius: int = 30) -> float:
@@ -230,7 +246,9 @@ def _draw_vehicle(image: np.ndarray, shape: _Shape, rng: np.random.Generator) ->
     cv2.fillPoly(image, [_corners(shadow)], (35, 35, 38), lineType=cv2.LINE_AA)
     palette = [(200, 200, 205), (30, 30, 35), (160, 30, 30), (40, 60, 150), (220, 220, 210), (120, 120, 125)]
     colour = np.array(palette[rng.integers(len(palette))], np.float32) * rng.uniform(0.85, 1.1)
-    cv2.fillPoly(image, [_corners(shape)], tuple(int(c) for c in np.clip(colour, 0, 255)), lineType=cv2.LINE_AA)
+    cv2.fillPoly(
+        image, [_corners(shape)], tuple(int(c) for c in np.clip(colour, 0, 255)), lineType=cv2.LINE_AA
+    )
     roof = _Shape(shape.label, shape.cx, shape.cy, shape.w * 0.45, shape.h * 0.7, shape.angle)
     cv2.fillPoly(image, [_corners(roof)], tuple(int(c) for c in np.clip(colour * 0.75, 0, 255)))
 
@@ -254,8 +272,9 @@ def _corners(shape: _Shape) -> np.ndarray:
 def _hull_polygon(shape: _Shape) -> np.ndarray:
     """A pointed hull: the box with its front end narrowed to a bow."""
     half_w, half_h = shape.w / 2, shape.h / 2
-    local = np.array([[-half_w, -half_h], [half_w * 0.6, -half_h], [half_w, 0], [half_w * 0.6, half_h],
-                      [-half_w, half_h]])
+    local = np.array(
+        [[-half_w, -half_h], [half_w * 0.6, -half_h], [half_w, 0], [half_w * 0.6, half_h], [-half_w, half_h]]
+    )
     cos, sin = np.cos(shape.angle), np.sin(shape.angle)
     xs = shape.cx + local[:, 0] * cos + local[:, 1] * sin
     ys = shape.cy - local[:, 0] * sin + local[:, 1] * cos

@@ -82,6 +82,7 @@ class Dataset:
             "objects_per_class": {c: per_class[c] for c in self.classes if per_class[c]},
             "image_sizes": dict(sizes.most_common()),
             "objects_per_image": _range([len(r.objects) for r in self.images]),
+            **({"details": self.extra} if self.extra else {}),
         }
 
 

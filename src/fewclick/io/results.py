@@ -103,7 +103,9 @@ def _geometry(entry: dict, where: str, record) -> tuple[np.ndarray, np.ndarray |
     if "bbox" in entry:
         box = np.asarray(entry["bbox"], dtype=np.float64)
         if box.shape != (4,) or not np.isfinite(box).all() or box[2] < 0 or box[3] < 0:
-            raise ResultsError(f"{where}: expected 'bbox' as [x, y, w, h] with w, h >= 0, got {entry['bbox']!r}")
+            raise ResultsError(
+                f"{where}: expected 'bbox' as [x, y, w, h] with w, h >= 0, got {entry['bbox']!r}"
+            )
         return np.array([box[0], box[1], box[0] + box[2], box[1] + box[3]], np.float32), None
     if "segmentation" in entry:
         from fewclick.io.rle import segmentation_to_mask
@@ -125,9 +127,7 @@ def _to_detections(items: list[tuple], oriented: bool) -> Detections:
     boxes = np.array([g[0] for g, _, _ in items], np.float32)
     rboxes = None
     if oriented:
-        rboxes = np.array(
-            [g[1] if g[1] is not None else _unrotated(g[0]) for g, _, _ in items], np.float32
-        )
+        rboxes = np.array([g[1] if g[1] is not None else _unrotated(g[0]) for g, _, _ in items], np.float32)
     return Detections(boxes, [s for _, _, s in items], [lab for _, lab, _ in items], rboxes=rboxes)
 
 

@@ -12,7 +12,13 @@
 Coordinates are (x, y) everywhere.
 """
 
-from fewclick.simulate.clicks import centre_clicks, click_order, object_centres, training_clicks
+from fewclick.simulate.clicks import (
+    centre_clicks,
+    click_order,
+    object_centres,
+    training_click_indices,
+    training_clicks,
+)
 from fewclick.simulate.coarse import coarse_points
 from fewclick.simulate.corrective import (
     ErrorRegions,
@@ -42,5 +48,6 @@ __all__ = [
     "rasterize_scribble",
     "ritm_next_click",
     "scribble",
+    "training_click_indices",
     "training_clicks",
 ]

@@ -24,7 +24,7 @@ import numpy as np
 
 from fewclick.types import Clicks, Objects
 
-__all__ = ["click_order", "centre_clicks", "object_centres", "training_clicks"]
+__all__ = ["click_order", "centre_clicks", "object_centres", "training_click_indices", "training_clicks"]
 
 
 def object_centres(objects: Objects) -> np.ndarray:
@@ -62,15 +62,15 @@ def centre_clicks(objects: Objects, k: int, order: np.ndarray) -> Clicks:
     return Clicks(centres[chosen], objects.labels[chosen], np.ones(len(chosen), bool))
 
 
-def training_clicks(
+def training_click_indices(
     objects: Objects,
     rng: np.random.Generator,
     max_clicks: int = 20,
     rule: Literal["code", "paper"] = "code",
-) -> Clicks:
-    """Clicks for one training sample: K objects drawn uniformly without replacement, their
-    centres (x, y) and true classes. K follows ``rule`` (see the module docstring):
-    ``"code"`` ``K ~ U{0..min(N, max_clicks) - 1}``; ``"paper"`` ``K = min(U{0..max_clicks}, N)``.
+) -> np.ndarray:
+    """The objects clicked in one training sample, ``int64[K]``: K objects drawn uniformly
+    without replacement. K follows ``rule`` (see the module docstring): ``"code"``
+    ``K ~ U{0..min(N, max_clicks) - 1}``; ``"paper"`` ``K = min(U{0..max_clicks}, N)``.
     N counts the clickable objects; with N = 0 the result is empty.
     """
     if max_clicks < 0:
@@ -84,5 +84,16 @@ def training_clicks(
         k = min(int(rng.integers(0, max_clicks + 1)), n)
     else:
         raise ValueError(f"expected rule 'code' or 'paper', got {rule!r}")
-    chosen = rng.choice(candidates, size=k, replace=False) if k else np.zeros(0, np.int64)
-    return centre_clicks(objects, k, chosen)
+    return rng.choice(candidates, size=k, replace=False).astype(np.int64) if k else np.zeros(0, np.int64)
+
+
+def training_clicks(
+    objects: Objects,
+    rng: np.random.Generator,
+    max_clicks: int = 20,
+    rule: Literal["code", "paper"] = "code",
+) -> Clicks:
+    """Clicks for one training sample: centres (x, y) and true classes of the objects
+    :func:`training_click_indices` draws."""
+    chosen = training_click_indices(objects, rng, max_clicks, rule)
+    return centre_clicks(objects, len(chosen), chosen)

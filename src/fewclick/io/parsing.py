@@ -1,0 +1,145 @@
+"""Small helpers the annotation readers share: warnings, JSON loading and sniffing,
+box clipping and finding an image file next to its annotation."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fewclick.io.errors import FormatError
+from fewclick.io.images import IMAGE_SUFFIXES, ImageError, image_size
+
+#: Files up to this size are parsed whole when sniffed; larger ones are scanned.
+_SNIFF_PARSE_BYTES = 16 * 2**20
+
+
+class FormatWarning(UserWarning):
+    """Annotations that were repaired or skipped while reading (clipped boxes, degenerate polygons, ...)."""
+
+
+def warn(message: str) -> None:
+    """Warn with :class:`FormatWarning`, pointing at the caller of the reader."""
+    warnings.warn(message, FormatWarning, stacklevel=3)
+
+
+def load_json(path: Path) -> Any:
+    """Parse a JSON file, or raise :class:`FormatError` naming the file and the position."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise FormatError(
+            f"{path}: expected valid JSON, got an error at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path}: expected UTF-8 JSON text, got undecodable bytes ({exc.reason})") from None
+
+
+def json_kind(path: Path) -> str | None:
+    """``"panoptic"``, ``"instances"`` or None for a COCO-style JSON file.
+
+    A file is COCO when it is a JSON object with ``images`` and ``annotations`` lists;
+    it is panoptic when its annotations carry ``segments_info``. Files over 16 MiB are
+    not parsed: their text is scanned for the first of ``"segments_info"`` / ``"bbox"``
+    / ``"segmentation"``.
+    """
+    try:
+        if path.suffix.lower() != ".json" or not path.is_file():
+            return None
+        if path.stat().st_size > _SNIFF_PARSE_BYTES:
+            return _scan_kind(path)
+        data = load_json(path)
+    except (OSError, FormatError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    images, anns = data.get("images"), data.get("annotations")
+    if not isinstance(images, list) or not isinstance(anns, list):
+        return None
+    if anns and isinstance(anns[0], dict) and "segments_info" in anns[0]:
+        return "panoptic"
+    if not anns and path.stem.startswith("panoptic"):
+        return "panoptic"
+    return "instances"
+
+
+def _scan_kind(path: Path) -> str | None:
+    markers = (b'"segments_info"', b'"bbox"', b'"segmentation"')
+    tail = b""
+    with open(path, "rb") as f:
+        if not f.read(64).lstrip().startswith(b"{"):
+            return None
+        f.seek(0)
+        while chunk := f.read(8 * 2**20):
+            text = tail + chunk
+            found = [(text.find(m), m) for m in markers if text.find(m) >= 0]
+            if found:
+                return "panoptic" if min(found)[1] == markers[0] else "instances"
+            tail = text[-32:]
+    return None
+
+
+def clip_boxes(boxes: np.ndarray, width: int, height: int, where: str, items: list) -> np.ndarray:
+    """Clip XYXY ``float32[N, 4]`` boxes to the image ``[0, width] x [0, height]``.
+
+    Warns once, naming ``where`` (the file) and the ``items`` (one name per box, e.g.
+    annotation ids) of the boxes that were changed. NaN rows are left alone.
+    """
+    if not len(boxes) or width <= 0 or height <= 0:
+        return boxes
+    limits = np.array([width, height, width, height], np.float32)
+    clipped = np.clip(boxes, 0, limits)
+    changed = np.flatnonzero(np.any(clipped != boxes, axis=1) & ~np.isnan(boxes).any(axis=1))
+    if len(changed):
+        names = ", ".join(str(items[i]) for i in changed[:10])
+        more = f" and {len(changed) - 10} more" if len(changed) > 10 else ""
+        warn(
+            f"{where}: clipped {len(changed)} box(es) reaching outside the {width} x {height} image "
+            f"to the image: {names}{more}"
+        )
+        boxes = np.where(np.isnan(boxes), boxes, clipped)
+    return boxes
+
+
+def find_image(name: str, folders: list[Path]) -> Path | None:
+    """The first existing ``folder / name`` (or, when ``name`` has no image suffix, ``folder /
+    name + suffix``), else None."""
+    for folder in folders:
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+        if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+            for suffix in IMAGE_SUFFIXES + tuple(s.upper() for s in IMAGE_SUFFIXES):
+                candidate = folder / f"{name}{suffix}"
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def header_size(path: Path | None, where: str) -> tuple[int, int]:
+    """``(width, height)`` from an image header; ``(0, 0)`` with a warning when the image
+    is missing (a label file without its image); :class:`FormatError` when it is unreadable."""
+    if path is None:
+        warn(f"{where}: image not found; its width and height are set to 0")
+        return 0, 0
+    try:
+        return image_size(path)
+    except ImageError as exc:
+        raise FormatError(f"{where}: expected a readable image, got {exc}") from None
+
+
+def fmt_number(value: float) -> str:
+    """The shortest text that reads back as the same float32 (``937.0``, ``12.25``)."""
+    return np.format_float_positional(np.float32(value), trim="0")
+
+
+def link_image(record_path: Path | None, target: Path) -> None:
+    """Symlink an image file into a written dataset at ``target`` (nothing is copied);
+    images without a file on disk, or a target that exists, are left alone."""
+    if record_path is not None and Path(record_path).is_file() and not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(Path(record_path).resolve())

@@ -1,0 +1,145 @@
+"""CRCHistoPhenotypes: nucleus centre points in MATLAB files, four classes (format "crchisto").
+
+Layout: ``root/imgN/imgN.bmp`` with ``imgN_detection.mat`` (every marked nucleus) and
+``imgN_{epithelial,fibroblast,inflammatory,others}.mat`` (the nuclei that also have a class).
+Each ``.mat`` holds one variable ``detection``, ``float64[N, 2]`` rows (x, y) in pixels; an
+empty file holds a ``(0, 2)`` or ``(0, 0)`` array.
+
+One object per DETECTION point. A class-file point that lies within ``match_radius`` (0.5 px)
+of a detection point gives it its class; the pairing is one-to-one, nearest first, so two
+class points on a duplicated detection point label both copies. Detection points that no
+class point reaches get the extra class ``"unclassified"`` (on the 75 development images:
+16,283 of 21,491 detection points are classified, 5,208 are not). Class-file points that
+match no detection point (40 on those images) are annotations too and are kept, as extra
+objects after the detection points, with their class (``unmatched_class_points=False``
+leaves them out); ``Objects.extra["detected"]`` (``bool[N]``) tells the two kinds apart, so
+the objects are 21,491 detection points + 40 class-only points, and the per-class counts
+equal the class files' (SOURCE.md). ``Dataset.extra`` counts both cases. Objects have
+``points`` ``float32[N, 2]`` (x, y) and NaN ``boxes``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fewclick.io.dataset import Dataset, ImageRecord
+from fewclick.io.errors import FormatError
+from fewclick.io.images import image_size
+from fewclick.types import Objects
+
+CLASSES = ("epithelial", "fibroblast", "inflammatory", "others")
+UNCLASSIFIED = "unclassified"
+MATCH_RADIUS = 0.5
+
+
+def sniff(path: Path) -> bool:
+    """True for a folder whose subfolders ``imgN`` hold ``imgN_detection.mat``."""
+    path = Path(path)
+    return path.is_dir() and any(_image_dirs(path))
+
+
+def read(path: Path, match_radius: float = MATCH_RADIUS, unmatched_class_points: bool = True) -> Dataset:
+    """Read a CRCHistoPhenotypes folder; classes are the four of the dataset plus ``"unclassified"``.
+
+    A missing class file counts as a class file with no points; a missing detection file
+    means the folder is not an image folder and is skipped.
+    """
+    root = Path(path)
+    folders = sorted(_image_dirs(root), key=lambda d: d.name) if root.is_dir() else []
+    if not folders:
+        raise FormatError(f"{root}: expected subfolders imgN/ holding imgN_detection.mat, found none")
+    images, unmatched, unclassified = [], 0, 0
+    for index, folder in enumerate(folders):
+        rec, lone = _read_image(root, folder, match_radius, unmatched_class_points)
+        rec.id = index
+        images.append(rec)
+        unmatched += lone
+        unclassified += int((rec.objects.labels == len(CLASSES)).sum())
+    extra = {"unclassified_detection_points": unclassified, "unmatched_class_points": unmatched}
+    return Dataset(classes=[*CLASSES, UNCLASSIFIED], images=images, root=root, extra=extra)
+
+
+def load_points(path: Path) -> np.ndarray:
+    """The ``detection`` variable of one ``.mat`` file as ``float64[N, 2]`` rows (x, y)."""
+    from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
+
+    path = Path(path)
+    try:
+        content = loadmat(path)
+    except (MatReadError, OSError, ValueError, TypeError) as exc:
+        raise FormatError(f"{path}: cannot read MATLAB file ({exc})") from None
+    if "detection" not in content:
+        names = [k for k in content if not k.startswith("__")]
+        raise FormatError(f"{path}: expected a variable 'detection', got variables {names}")
+    arr = np.asarray(content["detection"])
+    if arr.size == 0:
+        return np.zeros((0, 2), np.float64)
+    if arr.ndim != 2 or arr.shape[1] != 2 or not np.issubdtype(arr.dtype, np.number):
+        raise FormatError(
+            f"{path}: expected 'detection' of shape (N, 2) numbers, got {arr.shape} {arr.dtype}"
+        )
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        row = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+        raise FormatError(f"{path}: expected finite coordinates, got {arr[row].tolist()} in row {row}")
+    return arr
+
+
+def match_points(detections: np.ndarray, others: np.ndarray, radius: float = MATCH_RADIUS) -> np.ndarray:
+    """Pair each row of ``others`` ``[M, 2]`` with at most one row of ``detections`` ``[N, 2]``.
+
+    Returns ``int64[M]``: the detection index, or -1. Pairs closer than ``radius`` (inclusive)
+    are taken one-to-one, nearest first (ties in the order of ``others``).
+    """
+    from scipy.spatial import cKDTree
+
+    match = np.full(len(others), -1, np.int64)
+    if not len(detections) or not len(others):
+        return match
+    candidates = cKDTree(detections).query_ball_point(others, r=radius)
+    pairs = sorted(
+        (float(np.hypot(*(others[i] - detections[j]))), i, j) for i, js in enumerate(candidates) for j in js
+    )
+    used = np.zeros(len(detections), bool)
+    for _, i, j in pairs:
+        if match[i] < 0 and not used[j]:
+            match[i], used[j] = j, True
+    return match
+
+
+def _image_dirs(root: Path):
+    for child in root.iterdir():
+        if child.is_dir() and (child / f"{child.name}_detection.mat").is_file():
+            yield child
+
+
+def _read_image(root: Path, folder: Path, radius: float, keep_unmatched: bool) -> tuple[ImageRecord, int]:
+    """The image's record and how many class points matched no detection point."""
+    name = folder.name
+    detections = load_points(folder / f"{name}_detection.mat")
+    class_points, class_labels = [], []
+    for label, cls in enumerate(CLASSES):
+        file = folder / f"{name}_{cls}.mat"
+        pts = load_points(file) if file.is_file() else np.zeros((0, 2))
+        class_points.append(pts)
+        class_labels.append(np.full(len(pts), label, np.int64))
+    points = np.concatenate(class_points)
+    labels = np.concatenate(class_labels)
+    match = match_points(detections, points, radius)
+    det_labels = np.full(len(detections), len(CLASSES), np.int64)
+    det_labels[match[match >= 0]] = labels[match >= 0]
+    lone = (match < 0) & keep_unmatched
+    all_points = np.concatenate([detections, points[lone]]).astype(np.float32)
+    n = len(all_points)
+    objects = Objects(
+        labels=np.concatenate([det_labels, labels[lone]]),
+        boxes=np.full((n, 4), np.nan, np.float32),
+        points=all_points,
+        extra={"detected": np.arange(n) < len(detections)},
+    )
+    image = folder / f"{name}.bmp"
+    width, height = image_size(image)
+    return ImageRecord(f"{name}/{name}.bmp", width, height, objects, path=image), int((match < 0).sum())

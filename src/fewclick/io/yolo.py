@@ -1,0 +1,214 @@
+"""YOLO txt: ``images/**/<name>.<ext>`` + ``labels/**/<name>.txt`` (same relative path).
+
+One object per line, coordinates normalised by the image width and height:
+``cls cx cy w h`` (a box), ``cls x1 y1 x2 y2 x3 y3 x4 y4`` (an oriented box, Ultralytics
+OBB; kept like DOTA: its corners as the segmentation, the min-area oriented box, the
+corners' min/max as box) or ``cls x1 y1 ... xk yk`` with k >= 3, k != 4 (a YOLO-seg
+polygon; box = its min/max). Class names come from ``classes``, else ``data.yaml``
+(``names`` as a list or an ``{id: name}`` map), ``obj.names`` or ``classes.txt`` in the
+root or ``labels/``; without any, classes are named ``"0"``, ``"1"``, ... with a warning.
+
+``write`` writes ``labels/`` and ``classes.txt`` and symlinks each image with a known
+path into ``images/``. YOLO has no crowd/ignore, difficult, points, RLE or free polygons:
+those are not written (objects without a box are skipped with a warning).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from fewclick.io.dataset import Dataset, ImageRecord
+from fewclick.io.dota import object_corners
+from fewclick.io.errors import FormatError
+from fewclick.io.images import IMAGE_SUFFIXES
+from fewclick.io.parsing import clip_boxes, header_size, link_image, warn
+from fewclick.types import Objects, polygons_to_boxes, polygons_to_rboxes
+
+__all__ = ["sniff", "read", "write"]
+
+_NAME_FILES = ("obj.names", "classes.txt")
+
+
+def sniff(path: Path) -> bool:
+    """True for a folder with ``images/`` and a ``labels/`` holding ``.txt`` files."""
+    path = Path(path)
+    return (path / "images").is_dir() and (path / "labels").is_dir() and any((path / "labels").rglob("*.txt"))
+
+
+# --------------------------------------------------------------------------- class names
+def class_names(root: Path) -> list[str] | None:
+    """Class names from ``data.yaml``, ``obj.names`` or ``classes.txt``; None when absent."""
+    for folder in (root, root / "labels"):
+        for yaml_name in ("data.yaml", "dataset.yaml"):
+            if (folder / yaml_name).is_file():
+                return _yaml_names(folder / yaml_name)
+        for name in _NAME_FILES:
+            if (folder / name).is_file():
+                lines = (folder / name).read_text(encoding="utf-8").splitlines()
+                return [line.strip() for line in lines if line.strip()]
+    return None
+
+
+def _yaml_names(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        import yaml
+
+        names = (yaml.safe_load(text) or {}).get("names")
+    except ImportError:
+        names = _names_from_text(text)
+    if isinstance(names, dict):
+        return [str(names[k]) for k in sorted(names, key=int)]
+    if not isinstance(names, list):
+        raise FormatError(f"{path}: expected a 'names' list or {{id: name}} map, got {names!r}")
+    return [str(n) for n in names]
+
+
+def _names_from_text(text: str) -> list[str] | dict | None:
+    """The ``names`` entry of a simple YAML file, without PyYAML (flow list, block list or map)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        match = re.match(r"^names\s*:\s*(.*)$", line)
+        if not match:
+            continue
+        rest = match.group(1).split(" #")[0].strip()
+        if rest.startswith("["):
+            return [_unquote(v) for v in rest.strip("[]").split(",") if v.strip()]
+        items: list[str] = []
+        mapping: dict[int, str] = {}
+        for sub in lines[i + 1 :]:
+            if sub.strip() and not sub[0].isspace() and not sub.startswith("-"):
+                break
+            item = sub.split(" #")[0].strip()
+            if item.startswith("- "):
+                items.append(_unquote(item[2:]))
+            elif re.match(r"^\d+\s*:", item):
+                key, value = item.split(":", 1)
+                mapping[int(key)] = _unquote(value)
+        return mapping or items
+    return None
+
+
+def _unquote(value: str) -> str:
+    return value.strip().strip("'\"")
+
+
+# --------------------------------------------------------------------------- reading
+def read(path: Path, classes: list[str] | None = None) -> Dataset:
+    """Read a YOLO folder (see the module doc) into a :class:`Dataset`."""
+    path = Path(path)
+    if not (path / "images").is_dir():
+        raise FormatError(f"{path}: expected a YOLO folder with images/ and labels/, got no images/")
+    names = list(classes) if classes is not None else class_names(path)
+    images = sorted(p for p in (path / "images").rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    parsed = []
+    for image in images:
+        rel = image.relative_to(path / "images")
+        label_file = (path / "labels" / rel).with_suffix(".txt")
+        parsed.append((image, rel, label_file, _parse_label_file(label_file)))
+    if names is None:
+        top = max((r[0] for *_, rows in parsed for r in rows), default=-1)
+        names = [str(i) for i in range(top + 1)]
+        warn(f"{path}: no data.yaml, obj.names or classes.txt; classes named {names[:5]}...")
+    records = []
+    for image, rel, label_file, rows in parsed:
+        width, height = header_size(image, str(label_file))
+        objects = _objects(rows, names, width, height, label_file)
+        records.append(ImageRecord(rel.as_posix(), width, height, objects, image, len(records) + 1))
+    return Dataset(classes=names, images=records, format="yolo", root=path)
+
+
+def _parse_label_file(path: Path) -> list[tuple[int, np.ndarray, int]]:
+    """Rows of (class id, normalised numbers ``float64[k]``, line number); none when absent."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 5 and (len(parts) < 7 or len(parts) % 2 == 0):
+            raise FormatError(
+                f"{path}:{line_no}: expected 'cls cx cy w h', 'cls x1 y1 ... x4 y4' or a polygon "
+                f"'cls x1 y1 ... xk yk' (k >= 3), got {len(parts)} fields: {line.strip()!r}"
+            )
+        try:
+            cls = int(parts[0])
+            values = np.array([float(v) for v in parts[1:]], np.float64)
+        except ValueError:
+            raise FormatError(
+                f"{path}:{line_no}: expected an integer class and numbers, got {line.strip()!r}"
+            ) from None
+        rows.append((cls, values, line_no))
+    return rows
+
+
+def _objects(rows: list, names: list[str], width: int, height: int, path: Path) -> Objects:
+    if not rows:
+        return Objects.empty()
+    scale = np.array([width, height], np.float64)
+    labels, boxes, rboxes, segs = [], [], [], []
+    for cls, values, line_no in rows:
+        if not 0 <= cls < len(names):
+            raise FormatError(f"{path}:{line_no}: expected a class id in 0..{len(names) - 1}, got {cls}")
+        labels.append(cls)
+        if len(values) == 4:
+            centre, size = values[:2] * scale, values[2:] * scale
+            boxes.append(np.concatenate([centre - size / 2, centre + size / 2]))
+            rboxes.append(np.full(5, np.nan))
+            segs.append(None)
+            continue
+        poly = (values.reshape(-1, 2) * scale).astype(np.float32)
+        boxes.append(polygons_to_boxes(poly[None])[0])
+        rboxes.append(polygons_to_rboxes(poly[None])[0] if len(poly) == 4 else np.full(5, np.nan))
+        segs.append([poly])
+    items = [f"line {r[2]}" for r in rows]
+    boxes = clip_boxes(np.stack(boxes).astype(np.float32), width, height, str(path), items)
+    has_rbox = any(not np.isnan(r).any() for r in rboxes)
+    return Objects(
+        labels=labels,
+        boxes=boxes,
+        rboxes=np.stack(rboxes) if has_rbox else None,
+        segmentations=segs if any(s is not None for s in segs) else None,
+    )
+
+
+# --------------------------------------------------------------------------- writing
+def write(dataset: Dataset, path: Path) -> None:
+    """Write ``path/labels/<image path>.txt`` per image and ``path/classes.txt``; symlink
+    images whose ``path`` exists into ``path/images/``."""
+    path = Path(path)
+    (path / "labels").mkdir(parents=True, exist_ok=True)
+    (path / "classes.txt").write_text("".join(f"{name}\n" for name in dataset.classes), encoding="utf-8")
+    for rec in dataset.images:
+        if rec.width <= 0 or rec.height <= 0:
+            raise ValueError(
+                f"{rec.file_name}: expected a positive image size to normalise by, "
+                f"got {rec.width} x {rec.height}"
+            )
+        label_file = (path / "labels" / rec.file_name).with_suffix(".txt")
+        label_file.parent.mkdir(parents=True, exist_ok=True)
+        label_file.write_text("".join(line + "\n" for line in _lines(rec)), encoding="utf-8")
+        link_image(rec.path, path / "images" / rec.file_name)
+
+
+def _lines(rec: ImageRecord) -> list[str]:
+    objs, lines, skipped = rec.objects, [], 0
+    scale = np.array([rec.width, rec.height], np.float64)
+    for i in range(len(objs)):
+        corners = object_corners(objs, i, box_fallback=False)
+        if corners is not None:
+            values = (corners.astype(np.float64) / scale).reshape(-1)
+        elif not np.isnan(objs.boxes[i]).any():
+            box = objs.boxes[i].astype(np.float64)
+            values = np.concatenate([(box[:2] + box[2:]) / 2 / scale, (box[2:] - box[:2]) / scale])
+        else:
+            skipped += 1
+            continue
+        lines.append(" ".join([str(int(objs.labels[i]))] + [repr(float(v)) for v in values]))
+    if skipped:
+        warn(f"{rec.file_name}: skipped {skipped} object(s) without a box (YOLO has no points)")
+    return lines

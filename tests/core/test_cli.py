@@ -1,0 +1,148 @@
+"""The command line, end to end on synthetic data (no shared data needed)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fewclick.cli import main
+from fewclick.data.synthetic import make_dataset
+from fewclick.io import read_dataset
+from fewclick.io.results import ResultsError, read_results, write_results
+from fewclick.types import Detections, rboxes_to_boxes
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    ds = make_dataset("aerial", 3, seed=7, width=160, height=128, out_dir=out)
+    return out, ds
+
+
+def _run(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_data_info_prints_the_summary(synth, capsys):
+    out, ds = synth
+    code, stdout, _ = _run(capsys, "data", "info", out / "annotations.json")
+    info = json.loads(stdout)
+    assert code == 0 and info["format"] == "coco" and info["images"] == 3
+    assert info["objects"] == sum(len(r.objects) for r in ds.images)
+    assert info["classes"] == ds.classes
+    assert sum(info["objects_per_class"].values()) == info["objects"]
+
+
+def test_convert_to_dota_keeps_every_object(synth, capsys, tmp_path):
+    out, ds = synth
+    code, _, _ = _run(
+        capsys, "data", "convert", out / "annotations.json", "--to", "dota", "--out", tmp_path / "dota"
+    )
+    assert code == 0
+    back = read_dataset(tmp_path / "dota", "dota")
+    assert [(r.width, r.height) for r in back.images] == [(160, 128)] * 3  # images linked beside the labels
+    assert sum(len(r.objects) for r in back.images) == sum(len(r.objects) for r in ds.images)
+
+
+def test_show_draws_every_input_kind(synth, capsys, tmp_path):
+    out, ds = synth
+    name = ds.images[0].file_name
+    code, stdout, _ = _run(
+        capsys,
+        "data",
+        "show",
+        out / "annotations.json",
+        "--image",
+        name,
+        "--out",
+        tmp_path / "s.png",
+        "--clicks",
+        "all",
+    )
+    assert code == 0 and (tmp_path / "s.png").stat().st_size > 10_000
+
+
+def test_eval_ground_truth_as_predictions_scores_one(synth, capsys, tmp_path):
+    out, _ = synth
+    ds = read_dataset(out / "annotations.json")
+    dets = [Detections(r.objects.boxes, np.ones(len(r.objects)), r.objects.labels) for r in ds.images]
+    write_results(tmp_path / "pred.json", ds, dets)
+    for ap in ("voc07", "coco"):
+        code, stdout, _ = _run(
+            capsys,
+            "eval",
+            "detections",
+            "--gt",
+            out / "annotations.json",
+            "--pred",
+            tmp_path / "pred.json",
+            "--ap",
+            ap,
+        )
+        assert code == 0 and json.loads(stdout)["mAP"] == pytest.approx(1.0)
+
+
+def test_results_round_trip_and_errors(synth, tmp_path):
+    out, _ = synth
+    ds = read_dataset(out / "annotations.json")
+    rec = ds.images[0]
+    det = Detections(rec.objects.boxes[:2], [0.9, 0.4], rec.objects.labels[:2], rboxes=rec.objects.rboxes[:2])
+    write_results(tmp_path / "r.json", ds, [det, Detections.empty(True), Detections.empty(True)])
+    back = read_results(tmp_path / "r.json", ds)
+    np.testing.assert_allclose(back[0].boxes, rboxes_to_boxes(det.rboxes), atol=0.05)
+    np.testing.assert_allclose(back[0].scores, [0.9, 0.4])
+    assert back[0].rboxes is not None and len(back[1]) == 0
+    bad = [
+        ('[{"image_id": 999, "category_id": 1, "bbox": [0,0,1,1], "score": 1}', "not valid JSON"),
+        ('[{"image_id": 999, "category_id": 1, "bbox": [0,0,1,1], "score": 1}]', "entry 0: unknown image"),
+        ('[{"image_id": 1, "category_id": 42, "bbox": [0,0,1,1], "score": 1}]', "unknown category"),
+        ('[{"image_id": 1, "category_id": 1, "bbox": [0,0,-1,1], "score": 1}]', "w, h >= 0"),
+        ('[{"image_id": 1, "category_id": 1, "bbox": [0,0,1,1], "score": "high"}]', "'score'"),
+        ('[{"image_id": 1, "category_id": 1, "score": 1}]', "expected one of 'bbox'"),
+        ('{"image_id": 1}', "expected a JSON list"),
+    ]
+    for text, message in bad:
+        (tmp_path / "bad.json").write_text(text)
+        with pytest.raises(ResultsError, match=message):
+            read_results(tmp_path / "bad.json", ds)
+
+
+def test_user_errors_exit_2_with_one_line_naming_the_problem(synth, capsys, tmp_path):
+    out, _ = synth
+    (tmp_path / "cut.json").write_text('{"images": [{"id": 1, "file_name"')
+    code, _, err = _run(capsys, "data", "info", tmp_path / "cut.json", "--format", "coco")
+    assert code == 2 and "cut.json" in err and "Traceback" not in err
+    code, _, err = _run(capsys, "data", "info", tmp_path / "missing")
+    assert code == 2 and "missing" in err
+    code, _, err = _run(
+        capsys,
+        "data",
+        "show",
+        out / "annotations.json",
+        "--image",
+        "x",
+        "--out",
+        tmp_path / "x.png",
+        "--clicks",
+        "telepathy",
+    )
+    assert code == 2 and "telepathy" in err
+    code, _, err = _run(
+        capsys, "data", "show", out / "annotations.json", "--image", "nope", "--out", tmp_path / "x.png"
+    )
+    assert code == 2 and "no image named 'nope'" in err
+
+
+def test_demo_writes_its_picture(capsys, tmp_path):
+    code, stdout, _ = _run(capsys, "demo", "--out", tmp_path)
+    assert code == 0 and (tmp_path / "inputs.png").stat().st_size > 20_000
+    assert "synthetic" in stdout
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run([sys.executable, "-m", "fewclick", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("fewclick ")

@@ -1,0 +1,108 @@
+"""YOLO txt folders made here (no shared dataset uses the format)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fewclick.io import detect_format, yolo
+from fewclick.io.errors import FormatError
+from fewclick.io.parsing import FormatWarning
+from fewclick.types import rboxes_to_polygons
+
+LABELS = """0 0.5 0.5 0.25 0.5
+1 0.1 0.2 0.3 0.2 0.3 0.4 0.1 0.4
+0 0.0 0.0 0.5 0.0 0.5 0.5
+"""
+
+
+def yolo_folder(
+    root: Path, labels: str = LABELS, names: tuple[str, str] | None = ("classes.txt", "car\nboat\n")
+) -> Path:
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    Image.new("RGB", (40, 20)).save(root / "images" / "train" / "a.png")
+    Image.new("RGB", (40, 20)).save(root / "images" / "train" / "empty.png")
+    (root / "labels" / "train" / "a.txt").write_text(labels)
+    if names:
+        (root / names[0]).write_text(names[1])
+    return root
+
+
+def test_tiny_yolo_is_read_field_by_field(tmp_path):
+    folder = yolo_folder(tmp_path)
+    assert detect_format(folder) == "yolo"
+    ds = yolo.read(folder)
+    assert ds.classes == ["car", "boat"]
+    assert [r.file_name for r in ds.images] == ["train/a.png", "train/empty.png"]
+    objs = ds.images[0].objects
+    assert len(ds.images[1].objects) == 0 and objs.labels.tolist() == [0, 1, 0]
+    np.testing.assert_allclose(objs.boxes, [[15, 5, 25, 15], [4, 4, 12, 8], [0, 0, 20, 10]], atol=1e-5)
+    assert np.isnan(objs.rboxes[[0, 2]]).all()
+    corners = sorted(rboxes_to_polygons(objs.rboxes[1:2])[0].tolist())
+    np.testing.assert_allclose(corners, [[4, 4], [4, 8], [12, 4], [12, 8]], atol=1e-4)
+    assert objs.segmentations[0] is None and objs.segmentations[2][0].shape == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("file", "text"),
+    [
+        ("obj.names", "car\nboat\n"),
+        ("data.yaml", "path: .\nnames: [car, 'boat']\n"),
+        ("data.yaml", "train: images/train\nnames:\n  - car\n  - boat\nnc: 2\n"),
+        ("data.yaml", 'names:\n  0: car\n  1: "boat"  # a comment\n'),
+    ],
+)
+def test_class_names_files(tmp_path, file, text):
+    assert yolo.read(yolo_folder(tmp_path, names=(file, text))).classes == ["car", "boat"]
+
+
+def test_without_names_classes_are_numbered_with_a_warning(tmp_path):
+    with pytest.warns(FormatWarning, match="no data.yaml, obj.names or classes.txt"):
+        ds = yolo.read(yolo_folder(tmp_path, names=None))
+    assert ds.classes == ["0", "1"]
+
+
+def test_write_then_read_gives_the_same_objects(tmp_path):
+    ds = yolo.read(yolo_folder(tmp_path / "in"))
+    yolo.write(ds, tmp_path / "out")
+    assert (tmp_path / "out" / "images" / "train" / "a.png").is_symlink()
+    back = yolo.read(tmp_path / "out")
+    assert back.classes == ds.classes and [r.file_name for r in back.images] == [
+        r.file_name for r in ds.images
+    ]
+    a, b = ds.images[0].objects, back.images[0].objects
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-4)
+    np.testing.assert_allclose(a.segmentations[1][0], b.segmentations[1][0], atol=1e-4)
+    assert b.segmentations[2] is None  # free polygons are written as their box
+
+
+def test_points_only_objects_are_skipped_with_a_warning(tmp_path):
+    ds = yolo.read(yolo_folder(tmp_path / "in"))
+    ds.images[0].objects.boxes[0] = np.nan
+    with pytest.warns(FormatWarning, match="train/a.png: skipped 1 object"):
+        yolo.write(ds, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    ("line", "error"),
+    [
+        ("0 0.5 0.5 0.25", r"a.txt:2: expected 'cls cx cy w h'.*got 4 fields"),
+        ("0 0.5 0.5 0.25 0.5 0.9", r"a.txt:2: expected 'cls cx cy w h'.*got 6 fields"),
+        ("car 0.5 0.5 0.25 0.5", r"a.txt:2: expected an integer class and numbers"),
+        ("2 0.5 0.5 0.25 0.5", r"a.txt:2: expected a class id in 0..1, got 2"),
+    ],
+)
+def test_malformed_line_names_file_and_line(tmp_path, line, error):
+    with pytest.raises(FormatError, match=error):
+        yolo.read(yolo_folder(tmp_path, labels=f"0 0.5 0.5 0.1 0.1\n{line}\n"))
+
+
+def test_box_outside_the_image_is_clipped_with_a_warning(tmp_path):
+    with pytest.warns(FormatWarning, match=r"a.txt: clipped 1 box\(es\) .*: line 1"):
+        ds = yolo.read(yolo_folder(tmp_path, labels="0 0.95 0.5 0.2 0.5\n"))
+    np.testing.assert_allclose(ds.images[0].objects.boxes, [[34, 5, 40, 15]], atol=1e-5)
