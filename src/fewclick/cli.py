@@ -36,8 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fewclick {__version__}")
     commands = parser.add_subparsers(title="commands")
 
-    demo = commands.add_parser("demo", help="load a dataset, simulate every kind of annotator input on one "
-                               "image and write a picture of them")
+    demo = commands.add_parser(
+        "demo",
+        help="load a dataset, simulate every kind of annotator input on one "
+        "image and write a picture of them",
+    )
     demo.add_argument("--data", type=Path, help="a dataset to use instead of a generated synthetic one")
     demo.add_argument("--image", help="image name in --data (default: the one with most objects)")
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
@@ -45,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=_demo)
 
     data = commands.add_parser("data", help="inspect, convert, draw and generate datasets").add_subparsers(
-        title="data commands")
+        title="data commands"
+    )
     info = data.add_parser("info", help="detect a dataset's format and print a JSON summary")
     info.add_argument("path", type=Path)
     info.add_argument("--format", help="skip detection and read this format")
@@ -54,8 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     convert = data.add_parser("convert", help="write a dataset as COCO JSON, DOTA labelTxt, YOLO or points")
     convert.add_argument("path", type=Path)
     convert.add_argument("--to", required=True, choices=["coco", "dota", "yolo", "points"])
-    convert.add_argument("--out", required=True, type=Path,
-                         help="a .json file for coco, a folder for dota/yolo, a .csv/.json for points")
+    convert.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="a .json file for coco, a folder for dota/yolo, a .csv/.json for points",
+    )
     convert.add_argument("--format", help="the input format (default: detect)")
     convert.set_defaults(run=_data_convert)
 
@@ -63,8 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("path", type=Path)
     show.add_argument("--image", required=True, help="image file name or stem")
     show.add_argument("--out", required=True, type=Path, help="output PNG")
-    show.add_argument("--clicks", default="", help=f"comma-separated simulated inputs to draw: "
-                      f"{', '.join(SHOW_KINDS)} or all (default: none)")
+    show.add_argument(
+        "--clicks",
+        default="",
+        help=f"comma-separated simulated inputs to draw: {', '.join(SHOW_KINDS)} or all (default: none)",
+    )
     show.add_argument("--format", help="the input format (default: detect)")
     show.add_argument("--seed", type=int, default=0)
     show.set_defaults(run=_data_show)
@@ -78,14 +89,18 @@ def _parser() -> argparse.ArgumentParser:
     synth.set_defaults(run=_data_synth)
 
     ev = commands.add_parser("eval", help="evaluate results against ground truth").add_subparsers(
-        title="eval commands")
+        title="eval commands"
+    )
     det = ev.add_parser("detections", help="detection AP of a COCO-format results file")
     det.add_argument("--gt", required=True, type=Path, help="the ground-truth dataset (any readable format)")
     det.add_argument("--pred", required=True, type=Path, help="COCO results JSON")
     det.add_argument("--iou", type=float, default=0.5)
     det.add_argument("--ap", choices=["voc07", "coco"], default="voc07")
-    det.add_argument("--oriented", action="store_true",
-                     help="match oriented boxes by polygon IoU (needs 'poly' results and oriented GT)")
+    det.add_argument(
+        "--oriented",
+        action="store_true",
+        help="match oriented boxes by polygon IoU (needs 'poly' results and oriented GT)",
+    )
     det.add_argument("--format", help="the ground-truth format (default: detect)")
     det.set_defaults(run=_eval_detections)
     return parser
@@ -132,8 +147,9 @@ def _show_kinds(text: str) -> list[str]:
 def _data_synth(args) -> int:
     from fewclick.data.synthetic import make_dataset
 
-    dataset = make_dataset(args.kind, args.images, seed=args.seed, width=args.size, height=args.size,
-                           out_dir=args.out)
+    dataset = make_dataset(
+        args.kind, args.images, seed=args.seed, width=args.size, height=args.size, out_dir=args.out
+    )
     n = sum(len(r.objects) for r in dataset.images)
     print(f"wrote {len(dataset)} {args.kind} images with {n} objects to {args.out}")
     return 0
@@ -147,12 +163,19 @@ def _eval_detections(args) -> int:
     dataset = read_dataset(args.gt, args.format)
     preds = read_results(args.pred, dataset)
     if args.oriented and any(r.objects.rboxes is None for r in dataset.images if len(r.objects)):
-        raise ValueError(f"{args.gt}: --oriented needs oriented ground truth; this dataset has axis-aligned boxes")
+        raise ValueError(
+            f"{args.gt}: --oriented needs oriented ground truth; this dataset has axis-aligned boxes"
+        )
     if args.oriented and any(p.rboxes is None for p in preds if len(p)):
         raise ValueError(f"{args.pred}: --oriented needs 'poly' entries in the results")
     result = evaluate_detections(
-        [r.objects for r in dataset.images], preds, num_classes=len(dataset.classes),
-        iou_threshold=args.iou, ap_method=args.ap, oriented=args.oriented, class_names=dataset.classes,
+        [r.objects for r in dataset.images],
+        preds,
+        num_classes=len(dataset.classes),
+        iou_threshold=args.iou,
+        ap_method=args.ap,
+        oriented=args.oriented,
+        class_names=dataset.classes,
     )
     print(json.dumps(result.to_dict(), indent=2))
     return 0

@@ -29,8 +29,9 @@ def record_image(record: ImageRecord) -> np.ndarray:
     return load_image(record.path)
 
 
-def render_inputs(dataset: Dataset, record: ImageRecord, kinds: list[str], out: str | Path,
-                  seed: int = 0) -> Path:
+def render_inputs(
+    dataset: Dataset, record: ImageRecord, kinds: list[str], out: str | Path, seed: int = 0
+) -> Path:
     """Draw ``record`` with its ground truth and one panel per simulated input kind."""
     image = record_image(record)
     rng = np.random.default_rng(seed)
@@ -38,7 +39,7 @@ def render_inputs(dataset: Dataset, record: ImageRecord, kinds: list[str], out: 
     cols = min(len(panels), 4)
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.2 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_axis_off()
     h, w = image.shape[:2]
     draw.draw_image(axes.flat[0], image, f"{record.file_name}: {len(record.objects)} objects")
@@ -46,14 +47,18 @@ def render_inputs(dataset: Dataset, record: ImageRecord, kinds: list[str], out: 
     target = _target_object(record.objects, h, w)
     for ax, kind in zip(axes.flat[1:], kinds):
         _PANELS[kind](ax, image, record.objects, target, rng)
-    fig.suptitle(f"{dataset.format}: {', '.join(dataset.classes[:8])}"
-                 f"{' ...' if len(dataset.classes) > 8 else ''}", fontsize=9)
+    fig.suptitle(
+        f"{dataset.format}: {', '.join(dataset.classes[:8])}{' ...' if len(dataset.classes) > 8 else ''}",
+        fontsize=9,
+    )
     return draw.save_figure(fig, out)
 
 
 def _target_object(objects: Objects, height: int, width: int) -> int | None:
     """The object the single-object panels use: the largest non-ignored one with a region."""
-    areas = np.nan_to_num((objects.boxes[:, 2] - objects.boxes[:, 0]) * (objects.boxes[:, 3] - objects.boxes[:, 1]))
+    areas = np.nan_to_num(
+        (objects.boxes[:, 2] - objects.boxes[:, 0]) * (objects.boxes[:, 3] - objects.boxes[:, 1])
+    )
     areas[objects.ignore] = 0
     return int(np.argmax(areas)) if len(objects) and areas.max() > 0 else None
 
@@ -79,7 +84,9 @@ def _panel_corrective(ax, image, objects, target, rng) -> None:
     if target is None:
         return
     gt = _object_mask(objects, target, h, w)
-    box = noisy_box(objects.boxes[target], rng, sigma=0.1 * _box_size(objects.boxes[target]), image_size=(w, h))
+    box = noisy_box(
+        objects.boxes[target], rng, sigma=0.1 * _box_size(objects.boxes[target]), image_size=(w, h)
+    )
     # A stand-in first prediction: the ellipse inscribed in the noisy box.
     pred = _inscribed_ellipse(box, h, w)
     clicks = corrective_clicks(gt, pred, 3, rng, strategy="center", noise_sigma=1.0)
@@ -178,8 +185,9 @@ def _inscribed_ellipse(box: np.ndarray, height: int, width: int) -> np.ndarray:
     return ((xs + 0.5 - cx) / rx) ** 2 + ((ys + 0.5 - cy) / ry) ** 2 <= 1
 
 
-def run_demo(out: str | Path, data: str | Path | None = None, image: str | None = None,
-             seed: int = 0) -> Iterator[str]:
+def run_demo(
+    out: str | Path, data: str | Path | None = None, image: str | None = None, seed: int = 0
+) -> Iterator[str]:
     """Make (or read) a dataset, draw every simulated input on one image; yields progress lines."""
     from fewclick.data.synthetic import make_dataset
 

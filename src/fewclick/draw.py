@@ -34,8 +34,16 @@ def draw_image(ax, image: np.ndarray, title: str | None = None) -> None:
         ax.set_title(title, fontsize=9)
 
 
-def draw_objects(ax, objects: Objects, height: int, width: int, *, masks: bool = True,
-                 oriented: bool = True, linewidth: float = 0.8) -> None:
+def draw_objects(
+    ax,
+    objects: Objects,
+    height: int,
+    width: int,
+    *,
+    masks: bool = True,
+    oriented: bool = True,
+    linewidth: float = 0.8,
+) -> None:
     """Boxes (oriented when present), translucent masks and points of ``objects``."""
     if masks and objects.segmentations is not None and any(s is not None for s in objects.segmentations):
         overlay = np.zeros((height, width, 4), np.float32)
@@ -66,8 +74,15 @@ def draw_clicks(ax, clicks: Clicks, *, mask_clicks: bool = False, size: float = 
         ax.scatter(clicks.xy[:, 0], clicks.xy[:, 1], c=colours, s=size, edgecolors="white", linewidths=0.8)
     else:
         colours = [class_colour(int(lab)) for lab in clicks.labels]
-        ax.scatter(clicks.xy[:, 0], clicks.xy[:, 1], c=colours, s=size * 2, marker="*",
-                   edgecolors="white", linewidths=0.6)
+        ax.scatter(
+            clicks.xy[:, 0],
+            clicks.xy[:, 1],
+            c=colours,
+            s=size * 2,
+            marker="*",
+            edgecolors="white",
+            linewidths=0.6,
+        )
 
 
 def draw_extreme_points(ax, points: ExtremePoints, colour: str = "#ffd400") -> None:
@@ -91,7 +106,9 @@ def draw_boxes(ax, boxes: np.ndarray, colours: list, linewidth: float = 1.0, sty
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec=colour, lw=linewidth, ls=style))
 
 
-def zoom(ax, box: np.ndarray, margin: float = 1.0, height: int | None = None, width: int | None = None) -> None:
+def zoom(
+    ax, box: np.ndarray, margin: float = 1.0, height: int | None = None, width: int | None = None
+) -> None:
     """Zoom ``ax`` onto ``box`` with ``margin`` times its size around it."""
     x0, y0, x1, y1 = box
     mx, my = (x1 - x0) * margin + 8, (y1 - y0) * margin + 8
