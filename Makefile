@@ -11,7 +11,7 @@ demo: $(STAMP)
 	$(BIN)/fewclick demo --out out/demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 -q
 
 $(STAMP): pyproject.toml

@@ -47,6 +47,8 @@ def render_inputs(
     target = _target_object(record.objects, h, w)
     for ax, kind in zip(axes.flat[1:], kinds):
         _PANELS[kind](ax, image, record.objects, target, rng)
+        if kind != "centre" and target is None:
+            ax.set_title(ax.get_title() + "\n(needs boxes or masks; this image has none)", fontsize=9)
     fig.suptitle(
         f"{dataset.format}: {', '.join(dataset.classes[:8])}{' ...' if len(dataset.classes) > 8 else ''}",
         fontsize=9,

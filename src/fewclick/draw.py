@@ -109,11 +109,12 @@ def draw_boxes(ax, boxes: np.ndarray, colours: list, linewidth: float = 1.0, sty
 def zoom(
     ax, box: np.ndarray, margin: float = 1.0, height: int | None = None, width: int | None = None
 ) -> None:
-    """Zoom ``ax`` onto ``box`` with ``margin`` times its size around it."""
+    """Zoom ``ax`` onto a square around ``box``, ``margin`` times its longer side on each side."""
     x0, y0, x1, y1 = box
-    mx, my = (x1 - x0) * margin + 8, (y1 - y0) * margin + 8
-    ax.set_xlim(max(x0 - mx, 0), min(x1 + mx, width or x1 + mx))
-    ax.set_ylim(min(y1 + my, height or y1 + my), max(y0 - my, 0))
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    half = max(x1 - x0, y1 - y0) * (0.5 + margin) + 8
+    ax.set_xlim(max(cx - half, 0), min(cx + half, width or cx + half))
+    ax.set_ylim(min(cy + half, height or cy + half), max(cy - half, 0))
 
 
 def save_figure(fig, path: str | Path, dpi: int = 130) -> Path:

@@ -91,3 +91,18 @@ def _range(values: list[int]) -> dict:
         return {"min": 0, "max": 0, "mean": 0.0}
     arr = np.asarray(values)
     return {"min": int(arr.min()), "max": int(arr.max()), "mean": round(float(arr.mean()), 2)}
+
+
+def split_by_image(dataset: Dataset, every: int = 4, part: str = "train") -> Dataset:
+    """A deterministic split by image: images sorted by name, every ``every``-th one
+    (0-based positions every-1, 2*every-1, ...) is "test", the rest "train" (the rule the
+    shared datasets were split by, applied again inside their development part)."""
+    if part not in ("train", "test"):
+        raise ValueError(f"expected part 'train' or 'test', got {part!r}")
+    if every < 2:
+        raise ValueError(f"expected every >= 2, got {every}")
+    ordered = sorted(dataset.images, key=lambda r: r.file_name)
+    chosen = [r for i, r in enumerate(ordered) if (i % every == every - 1) == (part == "test")]
+    return Dataset(
+        dataset.classes, chosen, dataset.format, dataset.root, dataset.category_ids, dict(dataset.extra)
+    )

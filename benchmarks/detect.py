@@ -1,0 +1,188 @@
+"""Click-to-detect benchmark: train every method, run C3Det's protocol, measure latency.
+
+    python benchmarks/detect.py --train PATH --test PATH --out FILE.json [--budget-minutes N] [--quick]
+
+When ``--test`` is the same path as ``--train``, the dataset is split by image (sorted
+names, every 4th image is test) so that nothing is tuned on the test part. Models go to
+``--work`` (default ``out/bench_detect/<dataset>``, never committed). Writes FILE.json
+and FILE.png (mAP vs clicks, all methods).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fewclick.io import read_dataset
+from fewclick.io.dataset import Dataset, split_by_image
+from fewclick.predict.detect import ClickDetector, DecodeConfig
+from fewclick.protocols.detect import ProtocolConfig, run_protocol
+from fewclick.protocols.detect_run import load_items, plot_map_vs_clicks
+from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
+from fewclick.types import Click, Objects
+
+TRAINED = ("plain", "early-fusion", "late-fusion", "c3det")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    train_set, test_set = _split(args.train, args.test)
+    if args.boxes == "aligned":
+        train_set, test_set = _aligned(train_set), _aligned(test_set)
+    minutes = args.budget_minutes if args.budget_minutes is not None else (1.5 if args.quick else 10.0)
+    work = args.work or Path("out/bench_detect") / Path(args.train).name
+    torch.set_num_threads(2)
+    report = {
+        "train": str(args.train),
+        "test": str(args.test),
+        "train_images": len(train_set),
+        "test_images": len(test_set),
+        "boxes": args.boxes,
+        "budget_minutes": minutes,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}, {torch.get_num_threads()} threads",
+        "methods": {},
+        "train_minutes": {},
+    }
+    models = {}
+    for method in TRAINED:
+        val = split_by_image(train_set, 10, "test")
+        cfg = detector_config_for(train_set, method)
+        started = time.perf_counter()
+        path = train_detector(
+            split_by_image(train_set, 10, "train"),
+            work / method,
+            cfg,
+            TrainConfig(budget_minutes=minutes, seed=args.seed),
+            val=val,
+        )
+        report["train_minutes"][method] = round((time.perf_counter() - started) / 60, 2)
+        models[method] = path
+    items = load_items(test_set)
+    if args.quick:
+        items = items[: args.quick_images]
+    ks = (0, 1, 2, 3, 5, 10, 20) if args.quick else None
+    protocol = ProtocolConfig(sessions=2 if args.quick else 5, seed=args.seed, ks=ks)
+    predictors = {m: ClickDetector.load(p) for m, p in models.items()}
+    predictors["passthrough"] = ClickDetector.load(
+        models["plain"], DecodeConfig(passthrough=True, enforce_clicks=False)
+    )
+    for name, predictor in predictors.items():
+        if name == "plain":
+            cfg_plain = ProtocolConfig(sessions=1, seed=args.seed, ks=(0,))
+            result = run_protocol(
+                predictor,
+                items,
+                len(test_set.classes),
+                cfg_plain,
+                oriented=predictor.config.oriented,
+                points_only=predictor.config.points_only,
+            )
+        else:
+            result = run_protocol(
+                predictor,
+                items,
+                len(test_set.classes),
+                protocol,
+                oriented=predictor.config.oriented,
+                points_only=predictor.config.points_only,
+            )
+        report["methods"][name] = result.to_dict()
+        print(f"{name}: " + " ".join(f"{k}:{m:.3f}" for k, m in zip(result.k, result.map_mean)), flush=True)
+    report["image_size"], report["latency_ms"] = _latency(predictors["c3det"], items)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(_clean(report), indent=1))
+    plot_map_vs_clicks(
+        report["methods"],
+        out.with_suffix(".png"),
+        title=f"{Path(args.train).name} ({len(items)} test images): mAP@0.5 vs clicks",
+    )
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--train", required=True, type=Path)
+    p.add_argument("--test", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--budget-minutes", type=float, help="training minutes per method (default 10, quick 1.5)")
+    p.add_argument("--quick", action="store_true", help="short training, 2 sessions, 7 click counts")
+    p.add_argument("--quick-images", type=int, default=30, help="test images used by --quick")
+    p.add_argument(
+        "--boxes",
+        choices=["auto", "aligned"],
+        default="auto",
+        help="aligned: ignore oriented boxes (train and score axis-aligned)",
+    )
+    p.add_argument("--work", type=Path, help="where the models go")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _split(train: Path, test: Path) -> tuple[Dataset, Dataset]:
+    if Path(train).resolve() == Path(test).resolve():
+        data = read_dataset(train)
+        return split_by_image(data, 4, "train"), split_by_image(data, 4, "test")
+    return read_dataset(train), read_dataset(test)
+
+
+def _aligned(dataset: Dataset) -> Dataset:
+    for rec in dataset.images:
+        o = rec.objects
+        rec.objects = Objects(o.labels, o.boxes, points=o.points, ignore=o.ignore, difficult=o.difficult)
+    return dataset
+
+
+def _latency(predictor: ClickDetector, items) -> tuple[list[int], dict]:
+    """set_image on a 1024 x 1024 image and predict with 1..20 clicks, p50 / p95 in ms."""
+    image = items[0][0]
+    reps = (-(-1024 // image.shape[0]), -(-1024 // image.shape[1]), 1)
+    big = np.tile(image, reps)[:1024, :1024]
+    rng = np.random.default_rng(0)
+    set_times, predict_times = [], []
+    for _ in range(5):
+        t = time.perf_counter()
+        predictor.set_image(big)
+        set_times.append(time.perf_counter() - t)
+    for n in range(1, 41):
+        clicks = [
+            Click(float(x), float(y), int(c))
+            for x, y, c in zip(
+                rng.uniform(0, 1023, n % 20 + 1),
+                rng.uniform(0, 1023, n % 20 + 1),
+                rng.integers(0, len(predictor.classes), n % 20 + 1),
+            )
+        ]
+        t = time.perf_counter()
+        predictor.predict(clicks)
+        predict_times.append(time.perf_counter() - t)
+
+    def stats(values):
+        ms = np.asarray(values) * 1000
+        return {"p50": round(float(np.percentile(ms, 50)), 1), "p95": round(float(np.percentile(ms, 95)), 1)}
+
+    return [1024, 1024], {"set_image": stats(set_times), "predict": stats(predict_times)}
+
+
+def _clean(value):
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Network modules only (``nn.Module``s): no numpy, files or HTTP here."""

@@ -1,0 +1,295 @@
+"""``ClickDetector``: clicks (x, y, class) in, boxes of every object of every class out.
+
+``set_image`` encodes the image once (per 1024 px tile for large images) and caches the
+features; ``predict`` runs only the click-dependent part and merges the tiles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from fewclick.io.images import to_rgb8
+from fewclick.io.tiling import Tile, merge_detections, tile_grid
+from fewclick.models.clicks import ClickTensors
+from fewclick.models.detector import ClickDetectorNet, DetectorConfig
+from fewclick.train.detect_data import normalise
+from fewclick.types import Click, Clicks, Detections
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How head outputs become detections.
+
+    ``enforce_clicks``: every click yields a detection of its class at the strongest
+    response of that class within ``click_radius`` cells (score 1), and other detections
+    centred there are dropped (the inference half of user-input enforcement).
+    ``passthrough``: the baseline that relabels the predicted box under each click with
+    the click's class (C3Det's Passthrough; meant for the plain detector).
+    """
+
+    score_threshold: float = 0.05
+    max_detections: int = 1500
+    enforce_clicks: bool = True
+    passthrough: bool = False
+    click_radius: int = 2
+    point_radius: float = 6.0  # box half-size given to point detections (points-only models)
+
+
+def load_checkpoint(path: str | Path) -> tuple[ClickDetectorNet, dict]:
+    """A trained network and its checkpoint metadata; errors name the file and the problem."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such model file") from None
+    except Exception as exc:  # torch raises many kinds for a corrupt file
+        raise ValueError(f"{path}: not a readable fewclick model ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != "click-detector":
+        raise ValueError(f"{path}: not a fewclick click-detector checkpoint")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(
+            f"{path}: checkpoint version {ckpt.get('version')} is not {CHECKPOINT_VERSION}; "
+            "retrain with this fewclick"
+        )
+    net = ClickDetectorNet(DetectorConfig.from_dict(ckpt["config"]))
+    try:
+        net.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not fit the stored config ({exc})") from None
+    net.eval()
+    return net, ckpt
+
+
+class ClickDetector:
+    """The stateful predictor (SAM's two-step API).
+
+    ``set_image(image uint8[H, W, 3] | [H, W] | uint16)``; ``predict(clicks)`` with clicks
+    (x, y, class id) in image pixels returns :class:`Detections` in image pixels
+    (``rboxes`` for oriented models, ``points`` for points-only ones).
+    """
+
+    def __init__(
+        self,
+        net: ClickDetectorNet,
+        classes: list[str],
+        decode: DecodeConfig | None = None,
+        tile_size: int = 1024,
+        overlap: int = 200,
+    ) -> None:
+        self.net = net.eval()
+        self.config = net.config
+        self.classes = list(classes)
+        self.decode = decode or DecodeConfig()
+        self.tile_size, self.overlap = tile_size, overlap
+        self._tiles: list[tuple[Tile, object]] | None = None
+        self._shape: tuple[int, int] | None = None
+        self._clicks = Clicks.empty()
+
+    @classmethod
+    def load(cls, path: str | Path, decode: DecodeConfig | None = None) -> ClickDetector:
+        net, ckpt = load_checkpoint(path)
+        return cls(net, ckpt["classes"], decode, **ckpt.get("predictor", {}))
+
+    # ------------------------------------------------------------------ image
+    def set_image(self, image: np.ndarray) -> None:
+        """Encode ``image`` once; tiles of ``tile_size`` px with ``overlap`` for large images."""
+        image = to_rgb8(np.asarray(image), name="image")
+        h, w = image.shape[:2]
+        tiles = tile_grid(w, h, self.tile_size, self.overlap)
+        cached = []
+        with torch.inference_mode():
+            for tile in tiles:
+                pixels = _pad16(normalise(image[tile.y0 : tile.y1, tile.x0 : tile.x1]))
+                if self.config.method == "early-fusion":
+                    cached.append((tile, pixels))  # clicks enter with the image: nothing to cache
+                else:
+                    cached.append((tile, self.net.encode(pixels)))
+        self._tiles, self._shape, self._clicks = cached, (h, w), Clicks.empty()
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) of the current image."""
+        self._require_image()
+        return self._shape[1], self._shape[0]
+
+    # ------------------------------------------------------------------ clicks
+    def predict(self, clicks: Clicks | list[Click] | None = None) -> Detections:
+        """Detections for the current image given all clicks so far (not incremental)."""
+        self._require_image()
+        clicks = self._check_clicks(clicks)
+        self._clicks = clicks
+        per_tile = []
+        with torch.inference_mode():
+            for tile, cached in self._tiles:
+                inside = _clicks_in(clicks, tile)
+                local = Clicks(inside.xy - np.array(tile.offset, np.float32), inside.labels, inside.positive)
+                tensors = _click_tensors(local)
+                if self.config.method == "early-fusion":
+                    cached = self.net.encode(cached, tensors)
+                outputs = self.net.decode(cached, tensors)
+                per_tile.append((tile, self._decode(outputs, local, tile)))
+        return merge_detections(
+            per_tile,
+            oriented=self.config.oriented,
+            score_threshold=self.decode.score_threshold,
+            iou_threshold=0.1 if self.config.oriented else 0.5,
+        )
+
+    def get_state(self) -> dict:
+        """A snapshot for undo: the clicks given so far (the image features stay cached)."""
+        return {"clicks": self._clicks}
+
+    def set_state(self, state: dict) -> None:
+        self._clicks = state["clicks"]
+
+    # ------------------------------------------------------------------ internals
+    def _require_image(self) -> None:
+        if self._tiles is None:
+            raise RuntimeError("no image set: call set_image(image) before predict(clicks)")
+
+    def _check_clicks(self, clicks) -> Clicks:
+        if clicks is None:
+            return Clicks.empty()
+        if isinstance(clicks, list):
+            clicks = Clicks.from_list(clicks)
+        h, w = self._shape
+        for i, ((x, y), label) in enumerate(zip(clicks.xy, clicks.labels)):
+            if not (0 <= x < w and 0 <= y < h):
+                raise ValueError(f"click {i} at ({x:g}, {y:g}) is outside the {w} x {h} image")
+            if not 0 <= label < len(self.classes):
+                raise ValueError(
+                    f"click {i} has class id {label}; expected 0..{len(self.classes) - 1} "
+                    f"({', '.join(self.classes)})"
+                )
+        return clicks
+
+    def _decode(self, outputs: dict[str, torch.Tensor], clicks: Clicks, tile: Tile) -> Detections:
+        return decode_outputs(
+            outputs,
+            clicks,
+            self.net.stride,
+            self.decode,
+            tile.height,
+            tile.width,
+            oriented=self.config.oriented,
+            points_only=self.config.points_only,
+        )
+
+
+def decode_outputs(
+    outputs: dict[str, torch.Tensor],
+    clicks: Clicks,
+    stride: int,
+    config: DecodeConfig,
+    height: int,
+    width: int,
+    oriented: bool,
+    points_only: bool,
+) -> Detections:
+    """Head outputs of one image -> :class:`Detections` in that image's pixels."""
+    heat = torch.sigmoid(outputs["heatmap"][0])
+    num_classes, h, w = heat.shape
+    peaks = heat * (F.max_pool2d(heat[None], 3, 1, 1)[0] == heat)
+    flat = peaks.flatten()
+    k = min(config.max_detections, flat.numel())
+    scores, order = torch.topk(flat, k)
+    keep = scores >= config.score_threshold
+    scores, order = scores[keep], order[keep]
+    labels, cells = order // (h * w), order % (h * w)
+    scores, labels, cells = scores.numpy().copy(), labels.numpy(), cells.numpy()
+    if len(clicks) and (config.enforce_clicks or config.passthrough):
+        scores, labels, cells = _apply_clicks(heat, clicks, stride, config, scores, labels, cells)
+    return _cells_to_detections(
+        outputs, scores, labels, cells, stride, config, height, width, oriented, points_only
+    )
+
+
+def _apply_clicks(heat, clicks, stride, config, scores, labels, cells):
+    """Click enforcement (a detection of the clicked class at each click) or Passthrough."""
+    num_classes, h, w = heat.shape
+    cy_all, cx_all = cells // w, cells % w
+    r = config.click_radius
+    add_scores, add_labels, add_cells = [], [], []
+    drop = np.zeros(len(cells), bool)
+    for (x, y), label in zip(clicks.xy, clicks.labels):
+        gx, gy = min(int(x // stride), w - 1), min(int(y // stride), h - 1)
+        near = (np.abs(cx_all - gx) <= r) & (np.abs(cy_all - gy) <= r) & ~drop
+        if config.passthrough:
+            if near.any():
+                j = np.flatnonzero(near)[np.argmax(scores[near])]
+                labels[j], scores[j] = label, 1.0
+            continue
+        y0, y1, x0, x1 = max(gy - r, 0), min(gy + r + 1, h), max(gx - r, 0), min(gx + r + 1, w)
+        window = heat[label, y0:y1, x0:x1]
+        wy, wx = divmod(int(torch.argmax(window)), window.shape[1])
+        cell = (y0 + wy) * w + (x0 + wx)
+        drop |= near
+        add_scores.append(1.0)
+        add_labels.append(int(label))
+        add_cells.append(cell)
+    if add_cells:
+        scores = np.concatenate([scores[~drop], add_scores]).astype(np.float32)
+        labels = np.concatenate([labels[~drop], add_labels]).astype(np.int64)
+        cells = np.concatenate([cells[~drop], add_cells]).astype(np.int64)
+    return scores, labels, cells
+
+
+def _cells_to_detections(
+    outputs, scores, labels, cells, stride, config, height, width, oriented, points_only
+):
+    if len(cells) == 0:
+        return Detections.empty(oriented=oriented)
+    _, _, h, w = outputs["heatmap"].shape
+    cy, cx = cells // w, cells % w
+    offset = outputs["offset"][0].flatten(1)[:, cells].numpy()
+    px = (cx + offset[0]) * stride
+    py = (cy + offset[1]) * stride
+    points = np.stack([px, py], 1).astype(np.float32)
+    if points_only:
+        sw = sh = np.full(len(cells), 2 * config.point_radius)
+    else:
+        size = np.exp(np.clip(outputs["size"][0].flatten(1)[:, cells].numpy(), -4, 8)) * stride
+        sw, sh = size[0], size[1]
+    rboxes = None
+    if oriented:
+        ang = outputs["angle"][0].flatten(1)[:, cells].numpy()
+        a = np.mod(np.arctan2(ang[1], ang[0]) / 2, np.pi)
+        rboxes = np.stack([px, py, sw, sh, a], 1).astype(np.float32)
+        from fewclick.types import rboxes_to_boxes
+
+        boxes = rboxes_to_boxes(rboxes)
+    else:
+        boxes = np.stack([px - sw / 2, py - sh / 2, px + sw / 2, py + sh / 2], 1)
+    boxes = np.clip(boxes, 0, [width, height, width, height]).astype(np.float32)
+    return Detections(boxes, scores, labels, rboxes=rboxes, points=points)
+
+
+def _pad16(pixels: np.ndarray) -> torch.Tensor:
+    """``[3, H, W]`` -> ``[1, 3, H', W']`` zero-padded to multiples of 16 (bottom/right)."""
+    _, h, w = pixels.shape
+    ph, pw = -h % 16, -w % 16
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels))[None]
+    return F.pad(tensor, (0, pw, 0, ph)) if ph or pw else tensor
+
+
+def _clicks_in(clicks: Clicks, tile: Tile) -> Clicks:
+    if not len(clicks):
+        return clicks
+    x, y = clicks.xy[:, 0], clicks.xy[:, 1]
+    inside = (x >= tile.x0) & (x < tile.x1) & (y >= tile.y0) & (y < tile.y1)
+    return clicks[inside]
+
+
+def _click_tensors(clicks: Clicks) -> ClickTensors:
+    return ClickTensors(
+        torch.from_numpy(clicks.xy.copy()),
+        torch.from_numpy(clicks.labels.copy()),
+        torch.zeros(len(clicks), dtype=torch.long),
+    )

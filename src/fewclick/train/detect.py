@@ -1,0 +1,237 @@
+"""Training the click detector on a CPU: ``train_detector(dataset, out_dir, ...)``.
+
+Deterministic for a seed and a step count. ``budget_minutes`` turns into a step count
+once, from the speed of the first steps (printed), so a resumed run keeps its schedule.
+Checkpoints (``last.pt``) carry the network config, the class names, the optimizer and
+the random state, and a run resumes from them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from fewclick.io.dataset import Dataset
+from fewclick.io.images import load_image
+from fewclick.models.clicks import ClickTensors
+from fewclick.models.detector import ClickDetectorNet, DetectorConfig
+from fewclick.predict.detect import CHECKPOINT_VERSION, ClickDetector, DecodeConfig
+from fewclick.train.detect_data import build_targets, geometry_only, make_sample, normalise
+from fewclick.train.detect_loss import DetectionCriterion
+from fewclick.types import Objects
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    crop: int = 256
+    batch_size: int = 8
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    steps: int | None = None  # None: from budget_minutes
+    budget_minutes: float = 10.0
+    seed: int = 0
+    max_clicks: int = 20
+    click_rule: str = "code"
+    uel_weight: float = 1.0
+    val_every: int = 250
+    threads: int = 2
+    stop_after: int | None = None  # save and stop at this step (a pause; a later call resumes)
+
+
+@dataclass
+class TrainImage:
+    image: np.ndarray
+    objects: Objects
+
+
+def load_images(dataset: Dataset) -> list[TrainImage]:
+    """Every image of ``dataset`` in memory with its objects (segmentations dropped)."""
+    out = []
+    for rec in tqdm(dataset.images, desc="loading images", leave=False):
+        pixels = rec.extra.get("pixels")
+        image = pixels if pixels is not None else load_image(rec.path)
+        out.append(TrainImage(image, geometry_only(rec.objects)))
+    return out
+
+
+def detector_config_for(dataset: Dataset, method: str, **overrides) -> DetectorConfig:
+    """The network config a dataset calls for: oriented when its objects have rboxes,
+    points-only when they have no boxes."""
+    objs = [r.objects for r in dataset.images if len(r.objects)]
+    oriented = bool(objs) and all(o.rboxes is not None for o in objs)
+    points_only = bool(objs) and all(np.isnan(o.boxes).all() for o in objs)
+    return DetectorConfig(
+        num_classes=len(dataset.classes),
+        method=method,
+        oriented=oriented and not points_only,
+        points_only=points_only,
+        **overrides,
+    )
+
+
+def train_detector(
+    dataset: Dataset,
+    out_dir: str | Path,
+    config: DetectorConfig,
+    train: TrainConfig | None = None,
+    val: Dataset | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Train (or resume) a click detector on ``dataset``; returns the path of ``last.pt``."""
+    train = train or TrainConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(train.threads)
+    torch.manual_seed(train.seed)
+    images = [im for im in load_images(dataset) if im.image.shape[0] >= 8 and im.image.shape[1] >= 8]
+    if not images:
+        raise ValueError("the training dataset has no usable images")
+    net = ClickDetectorNet(config)
+    optim = torch.optim.AdamW(net.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+    criterion = DetectionCriterion(
+        config.points_only, config.oriented, train.uel_weight if config.uses_clicks and config.uel else 0.0
+    )
+    rng = np.random.default_rng(train.seed)
+    step, total, elapsed = 0, train.steps, 0.0
+    ckpt_path = out_dir / "last.pt"
+    if ckpt_path.is_file():
+        step, total, elapsed = _resume(ckpt_path, net, optim, rng, config, log)
+    val_images = load_images(val) if val is not None and len(val) else []
+    bar = tqdm(total=total, initial=step, desc=f"train {config.method}", unit="step", mininterval=2)
+    started = time.perf_counter() - elapsed
+    while total is None or step < total:
+        _set_lr(optim, train, step, total)
+        losses = _train_step(net, optim, criterion, images, rng, train, config)
+        step += 1
+        if total is None and step == 4:
+            timed_from = time.perf_counter()
+        if total is None and step == 12:
+            # The first steps are slow (allocation); time steps 5..12 only.
+            per_step = (time.perf_counter() - timed_from) / 8
+            total = max(
+                int((train.budget_minutes * 60 - (time.perf_counter() - started)) / per_step) + step, step + 1
+            )
+            log(f"{per_step:.2f} s/step: {total} steps fit in {train.budget_minutes:g} minutes")
+            bar.reset(total=total)
+            bar.update(step)
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        pause = step == train.stop_after
+        if total is not None and (step % train.val_every == 0 or step == total or pause):
+            elapsed = time.perf_counter() - started
+            _save(ckpt_path, net, optim, rng, config, train, dataset.classes, step, total, elapsed)
+            if val_images and not pause:
+                log(f"step {step}/{total}: " + _validate(net, dataset.classes, val_images, config))
+        if pause:
+            break
+    bar.close()
+    return ckpt_path
+
+
+def _train_step(net, optim, criterion, images, rng, train: TrainConfig, config: DetectorConfig) -> dict:
+    net.train()
+    samples = [
+        make_sample(images[i].image, images[i].objects, train.crop, rng, train.max_clicks, train.click_rule)
+        for i in rng.integers(0, len(images), train.batch_size)
+    ]
+    if not config.uses_clicks:
+        for s in samples:
+            s.clicked = s.clicked[:0]
+    targets = [
+        build_targets(s.objects, (train.crop, train.crop), config.num_classes, net.stride) for s in samples
+    ]
+    batch = torch.from_numpy(np.stack([normalise(s.image) for s in samples]))
+    clicks = _sample_clicks(samples)
+    outputs = net(batch, clicks)
+    losses = criterion(outputs, targets, [s.clicked for s in samples])
+    optim.zero_grad(set_to_none=True)
+    losses["total"].backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+    optim.step()
+    return {k: float(v.detach()) for k, v in losses.items()}
+
+
+def _sample_clicks(samples) -> ClickTensors:
+    from fewclick.simulate.clicks import object_centres
+
+    xy, labels, batch = [], [], []
+    for b, s in enumerate(samples):
+        if len(s.clicked):
+            xy.append(object_centres(s.objects)[s.clicked])
+            labels.append(s.objects.labels[s.clicked])
+            batch.append(np.full(len(s.clicked), b))
+    if not xy:
+        return ClickTensors.empty()
+    return ClickTensors(
+        torch.from_numpy(np.concatenate(xy).astype(np.float32)),
+        torch.from_numpy(np.concatenate(labels)),
+        torch.from_numpy(np.concatenate(batch)),
+    )
+
+
+def _set_lr(optim, train: TrainConfig, step: int, total: int | None) -> None:
+    if step < train.warmup_steps:
+        lr = train.lr * (step + 1) / train.warmup_steps
+    elif total is None:
+        lr = train.lr
+    else:
+        progress = (step - train.warmup_steps) / max(total - train.warmup_steps, 1)
+        lr = train.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    for group in optim.param_groups:
+        group["lr"] = lr
+
+
+def _validate(net, classes, val_images, config: DetectorConfig) -> str:
+    """VOC07 mAP@0.5 on the validation images with 0 and 5 clicks (a fixed session)."""
+    from fewclick.protocols.detect import evaluate_at_clicks
+
+    predictor = ClickDetector(net, classes, DecodeConfig())
+    ks = (0, 5) if config.uses_clicks else (0,)
+    scores = evaluate_at_clicks(predictor, [(im.image, im.objects) for im in val_images], ks, seed=0)
+    return ", ".join(f"val mAP@{k} clicks {v:.3f}" for k, v in zip(ks, scores))
+
+
+def _save(path: Path, net, optim, rng, config, train, classes, step, total, elapsed) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "kind": "click-detector",
+            "version": CHECKPOINT_VERSION,
+            "config": config.to_dict(),
+            "train": asdict(train),
+            "classes": list(classes),
+            "model": net.state_dict(),
+            "optimizer": optim.state_dict(),
+            "step": step,
+            "total_steps": total,
+            "elapsed_s": elapsed,
+            "rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        },
+        tmp,
+    )
+    tmp.replace(path)  # never leave a half-written checkpoint
+
+
+def _resume(path: Path, net, optim, rng, config: DetectorConfig, log) -> tuple[int, int, float]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    stored = DetectorConfig.from_dict(ckpt["config"])
+    if replace(stored) != config:
+        raise ValueError(
+            f"{path}: a checkpoint of another configuration ({stored.method}, "
+            f"{stored.num_classes} classes) is in the way; choose another --out"
+        )
+    net.load_state_dict(ckpt["model"])
+    optim.load_state_dict(ckpt["optimizer"])
+    rng.bit_generator.state = ckpt["rng"]
+    torch.set_rng_state(ckpt["torch_rng"])
+    log(f"resuming {path} at step {ckpt['step']}/{ckpt['total_steps']}")
+    return ckpt["step"], ckpt["total_steps"], ckpt["elapsed_s"]

@@ -1,0 +1,99 @@
+"""Losses of the click detector: CenterNet's focal and regression losses, and C3Det's
+User-input Enforcing Loss (UEL) adapted to a dense head."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from fewclick.train.detect_data import Targets
+
+
+def focal_heatmap_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss; ``weight [B, h, w]`` zeroes ignore regions."""
+    p = torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4)
+    pos = target.eq(1).float()
+    neg = (1 - pos) * (1 - target).pow(4)
+    w = weight[:, None]
+    pos_loss = -(torch.log(p) * (1 - p).pow(2) * pos * w).sum()
+    neg_loss = -(torch.log(1 - p) * p.pow(2) * neg * w).sum()
+    return (pos_loss + neg_loss) / pos.sum().clamp_min(1)
+
+
+class DetectionCriterion:
+    """``criterion(outputs, targets, clicked) -> dict`` of named loss terms and ``total``.
+
+    The UEL: for every clicked object, the predictions that overlap its ground-truth box
+    (here: the grid cells inside it) must agree with the click's class: the clicked class
+    is pushed up at the object's centre and every other class is pushed down in the box
+    (a focal binary cross-entropy, as the paper pairs UEL with the task's own loss).
+    """
+
+    def __init__(
+        self,
+        points_only: bool,
+        oriented: bool,
+        uel_weight: float = 1.0,
+        size_weight: float = 1.0,
+        offset_weight: float = 1.0,
+        angle_weight: float = 1.0,
+    ) -> None:
+        self.points_only, self.oriented = points_only, oriented
+        self.uel_weight, self.size_weight = uel_weight, size_weight
+        self.offset_weight, self.angle_weight = offset_weight, angle_weight
+
+    def __call__(
+        self, outputs: dict[str, torch.Tensor], targets: list[Targets], clicked: list[np.ndarray]
+    ) -> dict[str, torch.Tensor]:
+        heat = torch.from_numpy(np.stack([t.heatmap for t in targets]))
+        weight = torch.from_numpy(np.stack([t.weight for t in targets]))
+        losses = {"heatmap": focal_heatmap_loss(outputs["heatmap"], heat, weight)}
+        batch = torch.cat([torch.full((len(t.index),), i, dtype=torch.long) for i, t in enumerate(targets)])
+        index = torch.from_numpy(np.concatenate([t.index for t in targets]))
+        n = max(len(index), 1)
+
+        def gather(name: str) -> torch.Tensor:
+            out = outputs[name].flatten(2)  # [B, 2, h*w]
+            return out[batch, :, index]
+
+        def target(name: str) -> torch.Tensor:
+            return torch.from_numpy(np.concatenate([getattr(t, name) for t in targets]))
+
+        losses["offset"] = (
+            self.offset_weight * F.l1_loss(gather("offset"), target("offset"), reduction="sum") / n
+        )
+        if not self.points_only:
+            losses["size"] = self.size_weight * F.l1_loss(gather("size"), target("size"), reduction="sum") / n
+        if self.oriented:
+            losses["angle"] = (
+                self.angle_weight * F.l1_loss(gather("angle"), target("angle"), reduction="sum") / n
+            )
+        if self.uel_weight > 0:
+            losses["uel"] = self.uel_weight * self._uel(outputs["heatmap"], targets, clicked)
+        losses["total"] = sum(losses.values())
+        return losses
+
+    def _uel(self, logits: torch.Tensor, targets: list[Targets], clicked: list[np.ndarray]) -> torch.Tensor:
+        terms = []
+        num_classes, h, w = logits.shape[1:]
+        for b, (t, chosen) in enumerate(zip(targets, clicked)):
+            rows = np.flatnonzero(np.isin(t.object, chosen))
+            for r in rows:
+                label = int(t.labels[r])
+                cy, cx = divmod(int(t.index[r]), w)
+                x0, y0, x1, y1 = t.boxes[r]
+                xs = slice(max(int(np.floor(x0)), 0), min(int(np.ceil(x1)), w))
+                ys = slice(max(int(np.floor(y0)), 0), min(int(np.ceil(y1)), h))
+                region = logits[b, :, ys, xs]
+                if region.numel() == 0:
+                    continue
+                others = torch.cat([region[:label], region[label + 1 :]]) if num_classes > 1 else region[:0]
+                p_centre = torch.sigmoid(logits[b, label, cy, cx]).clamp(1e-4, 1 - 1e-4)
+                pull = -torch.log(p_centre) * (1 - p_centre) ** 2
+                p_others = torch.sigmoid(others).clamp(1e-4, 1 - 1e-4)
+                push = (-torch.log(1 - p_others) * p_others**2).sum() if others.numel() else pull * 0
+                terms.append(pull + push)
+        if not terms:
+            return logits.sum() * 0
+        return torch.stack(terms).mean()

@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+import torch
+
+from fewclick.data.synthetic import make_dataset
+from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
+from fewclick.train.detect_data import build_targets, canonical_rboxes, random_flip
+from fewclick.train.detect_loss import DetectionCriterion
+from fewclick.types import Objects
+
+TINY = dict(widths=(8, 8, 16), blocks=(1, 1, 1), features=16, head_width=16)
+
+
+def test_targets_peak_at_the_centre_cell_and_ignore_regions_have_no_weight():
+    objs = Objects([1, 0], [[8, 8, 24, 16], [40, 40, 60, 60]], ignore=[False, True])
+    t = build_targets(objs, (64, 64), num_classes=2, stride=4)
+    assert t.heatmap.shape == (2, 16, 16)
+    assert t.heatmap[1, 3, 4] == 1.0 and t.heatmap[1].max() == 1.0  # centre (16, 12) -> cell (4, 3)
+    assert t.heatmap[0].max() == 0, "the ignored object is no positive"
+    assert t.weight[12, 12] == 0 and t.weight[0, 0] == 1
+    assert t.index.tolist() == [3 * 16 + 4] and t.labels.tolist() == [1]
+    np.testing.assert_allclose(t.size[0], np.log([16 / 4, 8 / 4]), rtol=1e-6)
+    np.testing.assert_allclose(t.offset[0], [0, 0])
+
+
+def test_point_objects_get_fixed_size_targets():
+    objs = Objects([0], [[np.nan] * 4], points=[[10.5, 6.5]])
+    t = build_targets(objs, (32, 32), num_classes=1, stride=4, point_radius=6)
+    assert t.index.tolist() == [1 * 8 + 2]
+    np.testing.assert_allclose(t.offset[0], [10.5 / 4 - 2, 6.5 / 4 - 1])
+
+
+def test_canonical_rboxes_have_w_at_least_h_and_the_same_corners():
+    from fewclick.types import rboxes_to_polygons
+
+    rb = np.array([[10, 10, 2, 6, 0.3], [5, 5, 8, 3, 3.0]], np.float32)
+    canon = canonical_rboxes(rb)
+    assert (canon[:, 2] >= canon[:, 3]).all() and ((canon[:, 4] >= 0) & (canon[:, 4] < np.pi)).all()
+    for a, b in zip(rboxes_to_polygons(rb), rboxes_to_polygons(canon)):
+        assert sorted(map(tuple, np.round(a, 3))) == sorted(map(tuple, np.round(b, 3)))
+
+
+def test_flips_move_the_geometry_with_the_pixels():
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[4:10, 20:30] = 255  # box x 20..30, y 4..10
+    objs = Objects([0], [[20, 4, 30, 10]], rboxes=[[25, 7, 10, 6, 0]], points=[[25, 7]])
+    for seed in range(8):
+        flipped, moved = random_flip(image, objs, np.random.default_rng(seed))
+        ys, xs = np.nonzero(flipped[..., 0])
+        np.testing.assert_allclose(
+            moved.boxes[0], [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], atol=1e-4
+        )
+        np.testing.assert_allclose(moved.points[0], moved.rboxes[0, :2], atol=1e-4)
+
+
+def test_criterion_terms_are_finite_and_uel_only_with_clicks():
+    objs = Objects([1, 0], [[8, 8, 24, 16], [30, 30, 50, 50]])
+    targets = [build_targets(objs, (64, 64), 2)]
+    outputs = {
+        "heatmap": torch.zeros(1, 2, 16, 16, requires_grad=True),
+        "offset": torch.zeros(1, 2, 16, 16),
+        "size": torch.zeros(1, 2, 16, 16),
+    }
+    crit = DetectionCriterion(points_only=False, oriented=False, uel_weight=1.0)
+    with_click = crit(outputs, targets, [np.array([0])])
+    without = crit(outputs, targets, [np.zeros(0, np.int64)])
+    assert all(torch.isfinite(v) for v in with_click.values())
+    assert with_click["uel"] > 0 and without["uel"] == 0
+    with_click["total"].backward()
+    assert outputs["heatmap"].grad.abs().sum() > 0
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return make_dataset("aerial", 3, seed=4, width=96, height=96)
+
+
+def _weights(path):
+    return torch.load(path, weights_only=False)["model"]
+
+
+def test_training_is_deterministic_and_resumes_to_the_same_weights(tiny_data, tmp_path):
+    cfg = detector_config_for(tiny_data, "c3det", **TINY)
+    assert cfg.oriented and not cfg.points_only
+    train = TrainConfig(steps=4, crop=64, batch_size=2, val_every=100, warmup_steps=1)
+    a = train_detector(tiny_data, tmp_path / "a", cfg, train, log=lambda _: None)
+    paused = train_detector(
+        tiny_data, tmp_path / "b", cfg, TrainConfig(**{**train.__dict__, "stop_after": 2}), log=lambda _: None
+    )
+    assert torch.load(paused, weights_only=False)["step"] == 2
+    b = train_detector(tiny_data, tmp_path / "b", cfg, train, log=lambda _: None)
+    for key, value in _weights(a).items():
+        torch.testing.assert_close(value, _weights(b)[key], msg=key)
+
+
+def test_resuming_into_a_folder_of_another_model_is_refused(tiny_data, tmp_path):
+    train = TrainConfig(steps=1, crop=64, batch_size=1, warmup_steps=1)
+    train_detector(
+        tiny_data, tmp_path, detector_config_for(tiny_data, "plain", **TINY), train, log=lambda _: None
+    )
+    with pytest.raises(ValueError, match="another configuration"):
+        train_detector(
+            tiny_data, tmp_path, detector_config_for(tiny_data, "c3det", **TINY), train, log=lambda _: None
+        )
