@@ -182,3 +182,12 @@ def test_devkit_rule_matches_voc_eval_on_random_scenes(rng):
             greedy = evaluate_detections(gts, preds, 1, 0.5, method, matching="greedy").map
             differs += not math.isclose(greedy, ours.map)
     assert differs > 0  # the random scenes do reach the cases where the rules differ
+
+
+def test_oriented_images_without_objects_may_have_no_rboxes():
+    from fewclick.metrics import evaluate_detections
+    from fewclick.types import Detections, Objects
+
+    gt = [Objects([0], [[0, 0, 4, 4]], rboxes=[[2, 2, 4, 4, 0]]), Objects.empty()]
+    pred = [Detections([[0, 0, 4, 4]], [0.9], [0], rboxes=[[2, 2, 4, 4, 0]]), Detections.empty()]
+    assert evaluate_detections(gt, pred, 1, oriented=True).map == 1.0

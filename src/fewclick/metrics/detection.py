@@ -310,7 +310,7 @@ def _match_image(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scores ``[D]``, true positives and absorbed ``bool[T, D]`` of one image and class."""
     iou = (
-        rbox_iou(p.rboxes, g.rboxes, crowd=g.ignore)
+        rbox_iou(_rboxes(p), _rboxes(g), crowd=g.ignore)
         if oriented
         else box_iou(p.boxes, g.boxes, crowd=g.ignore)
     )
@@ -319,6 +319,11 @@ def _match_image(
     cap = 1 - 1e-10 if rule == "greedy" else 1.0
     matches = [match_detections(iou, ignored, min(t, cap), rule) for t in thresholds]
     return p.scores, np.stack([m[0] for m in matches]), np.stack([m[1] for m in matches])
+
+
+def _rboxes(item: Objects | Detections) -> np.ndarray:
+    """``item.rboxes``; an empty item may have None (checked in ``_check_inputs``)."""
+    return item.rboxes if item.rboxes is not None else np.zeros((0, 5), np.float32)
 
 
 def _result(
