@@ -62,8 +62,26 @@ def detect_format(path: str | Path) -> str:
             return name
     raise FormatError(
         f"{path}: no known dataset format found (looked for: {', '.join(FORMATS)}); "
-        "pass the format explicitly if the layout is unusual"
+        "pass the format explicitly if the layout is unusual" + _broken_json(path)
     )
+
+
+def _broken_json(path: Path) -> str:
+    """``"; <the first JSON file that fails to parse>: <why>"``, or "" (a hint for a
+    truncated annotation file, which no format's ``sniff`` accepts)."""
+    from fewclick.io.parsing import load_json
+
+    if path.is_file():
+        files = [path] if path.suffix.lower() == ".json" else []
+    else:
+        files = sorted(path.glob("*.json"))[:20] + sorted(path.glob("annotations/*.json"))[:20]
+    for file in files:
+        try:
+            if file.stat().st_size <= 16 * 2**20:
+                load_json(file)
+        except (FormatError, OSError) as exc:
+            return f"; {exc}"
+    return ""
 
 
 def read_dataset(path: str | Path, format: str | None = None, **options) -> Dataset:
@@ -79,5 +97,10 @@ def write_dataset(dataset: Dataset, path: str | Path, format: str) -> None:
     """Write ``dataset`` in one of :data:`WRITERS` (COCO JSON file, or a DOTA/YOLO folder)."""
     if format not in WRITERS:
         raise FormatError(f"cannot write format {format!r}; writable formats: {', '.join(WRITERS)}")
+    path = Path(path)
+    if format in ("coco", "points") and path.is_dir():
+        raise FormatError(f"{path}: expected a file name to write {format} to, got an existing folder")
+    if format in ("dota", "yolo") and path.exists() and not path.is_dir():
+        raise FormatError(f"{path}: expected a folder to write {format} into, got an existing file")
     module = "fewclick.io.points_table" if format == "points" else FORMATS[format]
     importlib.import_module(module).write(dataset, Path(path))

@@ -15,9 +15,12 @@ fewclick adds three optional annotation fields, written and read back so nothing
 and ``"difficult": 0/1/2``.
 
 Repairs, each with a :class:`~fewclick.io.parsing.FormatWarning`: boxes reaching outside
-the image are clipped to it; polygons with fewer than 3 points are skipped (the
-annotation keeps its box). Structural errors (truncated JSON, unknown image or category
-id, malformed bbox/segmentation) raise :class:`~fewclick.io.errors.FormatError`.
+the image are clipped to it, and objects wholly outside it are skipped; polygons with
+fewer than 3 points are skipped (the annotation keeps its box) and polygons without area
+reported; annotations with no geometry (no bbox, no pixels, no point) are skipped. Structural errors
+(truncated JSON, duplicate or unknown image or category id, malformed, NaN or infinite
+numbers, image sizes that are not positive integers or exceed the pixel limit) raise
+:class:`~fewclick.io.errors.FormatError`.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from fewclick.io.coco_fields import checked_segmentation, flag, image_infos, int_id, known_id, numbers
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
-from fewclick.io.parsing import clip_boxes, find_image, json_kind, load_json, warn
+from fewclick.io.parsing import clip_boxes, drop_outside, find_image, json_kind, load_json, warn
 from fewclick.types import Objects
 
 __all__ = ["sniff", "read", "write", "xywh_to_xyxy", "xyxy_to_xywh"]
@@ -125,7 +129,7 @@ class CategoryTable:
         for cat in categories:
             if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
                 raise FormatError(f"{where}: expected each category to have 'id' and 'name', got {cat!r}")
-            cid, name = int(cat["id"]), str(cat["name"])
+            cid, name = int_id(cat["id"], f"{where}: category {cat['name']!r}"), str(cat["name"])
             if cid in self.ids:
                 known = self.names[self.ids.index(cid)]
                 if known != name:
@@ -160,15 +164,16 @@ def _read_file(file: Path, root: Path, cats: CategoryTable, images_dir: Path | N
         )
     label_of = cats.add(data.get("categories", []), file)
     folders = _image_folders(file, root, images_dir)
-    infos: dict[int, dict] = {}
-    for info in data["images"]:
-        if not isinstance(info, dict) or not {"id", "file_name", "width", "height"} <= info.keys():
-            raise FormatError(f"{file}: expected images with id, file_name, width and height, got {info!r}")
-        infos[info["id"]] = info
+    infos = image_infos(data["images"], file)
     rows: dict[int, list[dict]] = {image_id: [] for image_id in infos}
+    ann_ids: set = set()
     for ann in data.get("annotations", []):
         row = _parse_annotation(ann, file, infos, label_of)
-        rows[ann["image_id"]].append(row)
+        if row is not None:
+            rows[ann["image_id"]].append(row)
+            if row["id"] in ann_ids:
+                warn(f"{file}: annotation id {row['id']!r} appears more than once; each is kept")
+            ann_ids.add(row["id"])
     records, missing = [], 0
     for image_id, info in infos.items():
         image_path = find_image(info["file_name"], folders)
@@ -193,40 +198,35 @@ def _read_file(file: Path, root: Path, cats: CategoryTable, images_dir: Path | N
     return records
 
 
-def _parse_annotation(ann: Any, file: Path, infos: dict, label_of: dict) -> dict:
+def _parse_annotation(ann: Any, file: Path, infos: dict, label_of: dict) -> dict | None:
+    """The annotation's fields, or None (with a warning) when it has no geometry left."""
     if not isinstance(ann, dict) or "image_id" not in ann or "category_id" not in ann:
         raise FormatError(f"{file}: expected annotations with image_id and category_id, got {ann!r}"[:300])
     aid = ann.get("id", "?")
     where = f"{file}: annotation {aid}"
-    if ann["image_id"] not in infos:
+    if not known_id(ann["image_id"], infos):
         raise FormatError(f"{where}: expected an image_id listed in 'images', got {ann['image_id']!r}")
-    if ann["category_id"] not in label_of:
+    if not known_id(ann["category_id"], label_of):
         known = sorted(label_of)
         raise FormatError(f"{where}: expected a category_id among {known}, got {ann['category_id']!r}")
     info = infos[ann["image_id"]]
-    seg = _segmentation(ann.get("segmentation"), where, int(info["height"]), int(info["width"]))
-    return {
+    seg = checked_segmentation(ann.get("segmentation"), where, info["height"], info["width"])
+    row = {
         "id": aid,
         "label": label_of[ann["category_id"]],
-        "box": _box(ann.get("bbox"), seg, where, int(info["height"]), int(info["width"])),
+        "box": _box(ann.get("bbox"), seg, where, info["height"], info["width"]),
         "seg": seg,
-        "ignore": bool(ann.get("iscrowd", 0)),
-        "rbox": _numbers(ann.get("rbox"), 5, "rbox", where),
-        "point": _numbers(ann.get("point"), 2, "point", where),
-        "difficult": int(ann.get("difficult", 0)),
+        "ignore": bool(flag(ann.get("iscrowd", 0), "iscrowd", (0, 1), where)),
+        "rbox": numbers(ann.get("rbox"), 5, "rbox", where),
+        "point": numbers(ann.get("point"), 2, "point", where),
+        "difficult": flag(ann.get("difficult", 0), "difficult", (0, 1, 2), where),
     }
-
-
-def _numbers(value: Any, n: int, name: str, where: str) -> np.ndarray | None:
-    if value is None:
+    if row["rbox"] is not None and (row["rbox"][2] < 0 or row["rbox"][3] < 0):
+        raise FormatError(f"{where}: expected 'rbox' [cx, cy, w, h, angle] with w, h >= 0, got {ann['rbox']}")
+    if np.isnan(row["box"]).any() and row["point"] is None:
+        warn(f"{where}: skipped: no bbox, no segmentation pixels inside the image and no point")
         return None
-    try:
-        arr = np.asarray(value, np.float64)
-    except (TypeError, ValueError):
-        arr = None
-    if arr is None or arr.shape != (n,):
-        raise FormatError(f"{where}: expected '{name}' to be {n} numbers, got {value!r}")
-    return arr
+    return row
 
 
 def _box(bbox: Any, seg: Any, where: str, height: int, width: int) -> np.ndarray:
@@ -236,58 +236,28 @@ def _box(bbox: Any, seg: Any, where: str, height: int, width: int) -> np.ndarray
         from fewclick.io import rle
 
         ys, xs = np.nonzero(rle.segmentation_to_mask(seg, height, width))
-        return (
-            np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32) if len(xs) else np.zeros(4)
-        )
-    xywh = _numbers(bbox, 4, "bbox", where)
+        if not len(xs):
+            return np.full(4, np.nan, np.float32)
+        return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+    xywh = numbers(bbox, 4, "bbox", where)
     if xywh[2] < 0 or xywh[3] < 0:
         raise FormatError(f"{where}: expected bbox [x, y, w, h] with w, h >= 0, got {bbox!r}")
     return xywh_to_xyxy(xywh)[0]
 
 
-def _segmentation(seg: Any, where: str, height: int, width: int) -> list | dict | None:
-    if seg is None or (isinstance(seg, list) and not seg):
-        return None
-    if isinstance(seg, dict):
-        return _rle(seg, where, height, width)
-    if not isinstance(seg, list):
-        raise FormatError(
-            f"{where}: expected a polygon list or an RLE dict as segmentation, got {seg!r}"[:300]
-        )
-    polygons = []
-    for k, poly in enumerate(seg):
-        coords = np.asarray(poly, np.float64) if isinstance(poly, list) else np.zeros(1)
-        if coords.ndim != 1 or len(coords) % 2:
-            raise FormatError(
-                f"{where}: expected polygon {k} to be an even-length list of numbers, got {poly!r}"[:300]
-            )
-        if len(coords) < 6:
-            warn(f"{where}: skipped polygon {k} with {len(coords) // 2} point(s); a polygon needs at least 3")
-            continue
-        polygons.append(coords.reshape(-1, 2).astype(np.float32))
-    return polygons or None
-
-
-def _rle(seg: dict, where: str, height: int, width: int) -> dict:
-    size, counts = seg.get("size"), seg.get("counts")
-    if not isinstance(size, list) or len(size) != 2 or not isinstance(counts, (str, list)):
-        raise FormatError(f"{where}: expected RLE {{'size': [h, w], 'counts': ...}}, got keys {sorted(seg)}")
-    if [int(s) for s in size] != [height, width]:
-        raise FormatError(f"{where}: expected RLE size [{height}, {width}] (the image), got {size}")
-    if isinstance(counts, list) and sum(counts) != height * width:
-        raise FormatError(
-            f"{where}: expected uncompressed RLE counts summing to {height * width}, got {sum(counts)}"
-        )
-    return {"size": [height, width], "counts": counts}
-
-
 def _objects(rows: list[dict], info: dict, file: Path) -> Objects:
+    if rows:
+        boxes = np.stack([r["box"] for r in rows]).astype(np.float32)
+        items = [f"annotation {r['id']}" for r in rows]
+        points = np.stack([np.full(2, np.nan) if r["point"] is None else r["point"] for r in rows])
+        keep = drop_outside(boxes, info["width"], info["height"], str(file), items, points)
+        rows = [r for r, k in zip(rows, keep, strict=True) if k]
     if not rows:
         return Objects.empty()
     boxes = clip_boxes(
         np.stack([r["box"] for r in rows]).astype(np.float32),
-        int(info["width"]),
-        int(info["height"]),
+        info["width"],
+        info["height"],
         str(file),
         [f"annotation {r['id']}" for r in rows],
     )

@@ -28,6 +28,24 @@ class ImageRecord:
     id: int | None = None
     extra: dict = field(default_factory=dict)
 
+    def load_image(self, max_pixels: int | None = None) -> np.ndarray:
+        """The image as ``uint8[H, W, 3]`` RGB, checked against the annotated size: an
+        :class:`~fewclick.io.images.ImageError` naming the file when its pixels are not
+        ``width x height`` (annotations drawn for another size would be silently wrong);
+        ``FileNotFoundError`` when the record has no file."""
+        from fewclick.io.images import ImageError, load_image
+
+        if self.path is None or not Path(self.path).is_file():
+            raise FileNotFoundError(f"image {self.file_name!r}: no image file found (path {self.path})")
+        image = load_image(self.path, max_pixels)
+        if image.shape[:2] != (self.height, self.width):
+            got = f"{image.shape[1]} x {image.shape[0]}"
+            raise ImageError(
+                f"{self.path}: expected the annotated size {self.width} x {self.height} "
+                f"(image {self.file_name!r}), got {got} pixels"
+            )
+        return image
+
 
 @dataclass
 class Dataset:

@@ -9,18 +9,22 @@ writing gives the same numbers back), the minimum-area oriented box around them
 (:func:`fewclick.types.polygons_to_rboxes`) and the min/max of the corners as its box.
 Classes are the DOTA v1.0 list (or the ``classes`` option), plus any other name found,
 appended in order of appearance with a warning. Width and height come from the image
-header; a label file without an image gets 0 x 0 and a warning.
+header; a label file without an image gets 0 x 0 and a warning. Objects wholly outside
+the image are skipped with a warning; objects reaching partly outside are kept as they are
+(DOTA's own labels do this), and so are objects whose corners enclose no area, with a
+warning naming their lines (ImgSplit writes such slivers at crop borders, as difficult 2).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
-from fewclick.io.parsing import find_image, fmt_number, header_size, link_image, warn
+from fewclick.io.parsing import drop_outside, find_image, fmt_number, header_size, link_image, read_text, warn
 from fewclick.types import Objects, polygons_to_boxes, polygons_to_rboxes, rboxes_to_polygons
 
 __all__ = ["DOTA_V1_CLASSES", "sniff", "read", "write", "box_corners"]
@@ -75,7 +79,7 @@ def read(path: Path, classes: list[str] | None = None, images_dir: Path | None =
         image_path = find_image(label_file.stem, folders)
         width, height = header_size(image_path, str(label_file))
         file_name = image_path.name if image_path else label_file.stem + ".png"
-        objects = _objects(rows, names)
+        objects = _objects(_usable(rows, width, height, label_file), names)
         records.append(ImageRecord(file_name, width, height, objects, image_path, len(records) + 1, header))
     return Dataset(classes=names, images=records, format="dota", root=path)
 
@@ -85,10 +89,7 @@ def parse_label_file(path: Path) -> tuple[dict, list[tuple[np.ndarray, str, int,
     difficult, line number)). Malformed lines raise :class:`FormatError` naming file:line."""
     header: dict[str, str] = {}
     rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"{path}: expected UTF-8 text, got undecodable bytes ({exc.reason})") from None
+    lines = read_text(path).splitlines()
     for line_no, line in enumerate(lines, start=1):
         text = line.strip()
         key = text.split(":", 1)[0]
@@ -120,6 +121,23 @@ def _parse_line(text: str, path: Path, line_no: int) -> tuple[np.ndarray, str, i
     if difficult not in ("0", "1", "2"):
         raise FormatError(f"{path}:{line_no}: expected difficult 0, 1 or 2, got {difficult!r}")
     return corners, parts[8], int(difficult), line_no
+
+
+def _usable(rows: list, width: int, height: int, label_file: Path) -> list:
+    """The rows that overlap the image; warns naming the others, and the rows whose corners
+    enclose no area (kept: the devkit's ImgSplit writes such slivers, marked difficult 2)."""
+    if not rows:
+        return rows
+    corners = np.stack([r[0] for r in rows]).astype(np.float64)
+    x, y = corners[..., 0], corners[..., 1]
+    area = np.abs((x * np.roll(y, -1, 1) - y * np.roll(x, -1, 1)).sum(1)) / 2
+    flat = [f"line {r[3]}" for r, a in zip(rows, area, strict=True) if a == 0]
+    if flat:
+        shown = ", ".join(flat[:10])
+        warn(f"{label_file}: {len(flat)} object(s) whose 4 corners enclose no area (kept): {shown}")
+    items = [f"line {r[3]}" for r in rows]
+    keep = drop_outside(polygons_to_boxes(corners), width, height, str(label_file), items)
+    return [r for r, k in zip(rows, keep, strict=True) if k]
 
 
 def _objects(rows: list, names: list[str]) -> Objects:
@@ -157,8 +175,11 @@ def write(dataset: Dataset, path: Path) -> None:
     out = Path(path) / "labelTxt"
     out.mkdir(parents=True, exist_ok=True)
     stems = [Path(rec.file_name).stem for rec in dataset.images]
-    if len(set(stems)) != len(stems):
-        raise ValueError(f"expected unique image names for labelTxt files, got repeated stems in {out}")
+    repeated = sorted(s for s, n in Counter(stems).items() if n > 1)
+    if repeated:
+        raise ValueError(
+            f"{out}: expected unique image file stems for labelTxt files, got repeated {repeated[:5]}"
+        )
     for stem, rec in zip(stems, dataset.images, strict=True):
         lines = [f"{key}:{rec.extra[key]}" for key in _HEADER_KEYS if key in rec.extra]
         lines += _object_lines(rec, dataset.classes)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from fewclick.io.errors import FormatError
-from fewclick.io.images import IMAGE_SUFFIXES, ImageError, image_size
+from fewclick.io.images import IMAGE_SUFFIXES, ImageError, image_size, max_pixels_default
 
 #: Files up to this size are parsed whole when sniffed; larger ones are scanned.
 _SNIFF_PARSE_BYTES = 16 * 2**20
@@ -103,6 +103,73 @@ def clip_boxes(boxes: np.ndarray, width: int, height: int, where: str, items: li
         )
         boxes = np.where(np.isnan(boxes), boxes, clipped)
     return boxes
+
+
+def outside_image(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``bool[N]``: the XYXY ``float32[N, 4]`` boxes outside the image: boxes that do not
+    touch ``[0, width] x [0, height]``, and boxes with an area that share none with it (a
+    zero-area box on the border counts as inside). NaN rows are False."""
+    if not len(boxes) or width <= 0 or height <= 0:
+        return np.zeros(len(boxes), bool)
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    c = np.clip(b, 0, [width, height, width, height])
+    with np.errstate(invalid="ignore"):
+        has_area = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        keeps_area = (c[:, 2] > c[:, 0]) & (c[:, 3] > c[:, 1])
+        apart = (b[:, 0] > width) | (b[:, 2] < 0) | (b[:, 1] > height) | (b[:, 3] < 0)
+    return apart | (has_area & ~keeps_area)
+
+
+def drop_outside(
+    boxes: np.ndarray, width: int, height: int, where: str, items: list, points: np.ndarray | None = None
+) -> np.ndarray:
+    """``bool[N]`` keep-mask of the objects inside the image; warns naming the others.
+
+    An object is outside when its XYXY box ``float32[N, 4]`` shares no area with the image,
+    or its point ``float[N, 2]`` (x, y) lies outside ``[0, width] x [0, height]``. Such a box
+    cannot be clipped to anything but a zero-area box on the border, which no detection
+    could match: readers skip these objects instead.
+    """
+    outside = outside_image(boxes, width, height)
+    if points is not None and len(points) and width > 0 and height > 0:
+        x, y = np.asarray(points, np.float64).reshape(-1, 2).T
+        with np.errstate(invalid="ignore"):
+            outside |= (x < 0) | (x > width) | (y < 0) | (y > height)
+    if outside.any():
+        names = ", ".join(str(items[i]) for i in np.flatnonzero(outside)[:10])
+        more = f" and {int(outside.sum()) - 10} more" if outside.sum() > 10 else ""
+        warn(
+            f"{where}: skipped {int(outside.sum())} object(s) wholly outside the {width} x {height} "
+            f"image: {names}{more}"
+        )
+    return ~outside
+
+
+def image_dimensions(width: Any, height: Any, where: str) -> tuple[int, int]:
+    """``(width, height)`` as given by an annotation file, checked: positive integers (an
+    integral float such as ``640.0`` is accepted) whose product is within the pixel limit
+    (:func:`fewclick.io.images.max_pixels_default`)."""
+    size = []
+    for name, value in (("width", width), ("height", height)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or not np.isfinite(value) or value != int(value) or value < 1:
+            raise FormatError(f"{where}: expected a positive integer {name}, got {value!r}")
+        size.append(int(value))
+    limit = max_pixels_default()
+    if size[0] * size[1] > limit:
+        raise FormatError(
+            f"{where}: {size[0]} x {size[1]} = {size[0] * size[1]:,} pixels exceeds the limit of "
+            f"{limit:,} (raise FEWCLICK_MAX_PIXELS if the file is trusted)"
+        )
+    return size[0], size[1]
+
+
+def read_text(path: Path) -> str:
+    """A UTF-8 text file's content, or :class:`FormatError` naming the file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{path}: expected UTF-8 text, got undecodable bytes ({exc.reason})") from None
 
 
 def find_image(name: str, folders: list[Path]) -> Path | None:

@@ -24,7 +24,8 @@ import numpy as np
 
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
-from fewclick.io.images import image_size
+from fewclick.io.images import ImageError, image_size
+from fewclick.io.parsing import drop_outside
 from fewclick.types import Objects
 
 COLUMNS = ("image", "x", "y", "class")
@@ -103,6 +104,16 @@ def _read_csv(file: Path, images_dir: Path, classes: list[str] | None) -> Datase
         classes = [line.strip() for line in text.splitlines() if line.strip()]
     fixed = classes is not None
     classes = list(classes or [])
+    try:
+        rows = _csv_rows(file, classes, fixed)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise FormatError(f"{file}: expected UTF-8 CSV text, got {exc}") from None
+    images = [_csv_record(name, found, images_dir, file, i) for i, (name, found) in enumerate(rows.items())]
+    return Dataset(classes=classes, images=images)
+
+
+def _csv_rows(file: Path, classes: list[str], fixed: bool) -> dict[str, list]:
+    """``{image name: [(x, y, label, score), ...]}`` from the CSV rows, in file order."""
     rows: dict[str, list[tuple[float, float, int, float]]] = {}
     with open(file, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
@@ -119,8 +130,7 @@ def _read_csv(file: Path, images_dir: Path, classes: list[str] | None) -> Datase
             if all(not (row[c] or "").strip() for c in ("x", "y", "class")):
                 continue
             entries.append(_parse_row(row, f"{file} line {line}", classes, fixed))
-    images = [_csv_record(name, found, images_dir, file, i) for i, (name, found) in enumerate(rows.items())]
-    return Dataset(classes=classes, images=images)
+    return rows
 
 
 def _parse_row(row: dict, where: str, classes: list[str], fixed: bool) -> tuple[float, float, int, float]:
@@ -152,9 +162,25 @@ def _number(value, field: str, where: str, text: bool = True) -> float:
 
 def _csv_record(name: str, entries: list, images_dir: Path, file: Path, index: int) -> ImageRecord:
     image = images_dir / name
-    width, height = image_size(image)
+    try:
+        width, height = image_size(image)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{file}: image {name!r}: {exc}") from None
+    except ImageError as exc:
+        raise FormatError(f"{file}: image {name!r}: {exc}") from None
+    items = [f"point {k} of {name}" for k in range(len(entries))]
+    entries = _inside(entries, width, height, str(file), items)
     objects = _objects([(x, y, label) for x, y, label, _ in entries], [s for *_, s in entries])
     return ImageRecord(name, width, height, objects, path=image, id=index)
+
+
+def _inside(entries: list, width: int, height: int, where: str, items: list[str]) -> list:
+    """The (x, y, ...) entries inside ``[0, width] x [0, height]``; warns naming the others."""
+    if not entries:
+        return entries
+    points = np.array([e[:2] for e in entries], np.float64)
+    keep = drop_outside(np.full((len(entries), 4), np.nan), width, height, where, items, points)
+    return [e for e, k in zip(entries, keep, strict=True) if k]
 
 
 def _read_json(file: Path, images_dir: Path) -> Dataset:
@@ -168,6 +194,14 @@ def _read_json(file: Path, images_dir: Path) -> Dataset:
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
         raise FormatError(f"{file}: expected 'classes' to be a list of names, got {classes!r}")
     images = [_json_record(entry, i, classes, images_dir, file) for i, entry in enumerate(data["images"])]
+    seen: dict[str, int] = {}
+    for i, rec in enumerate(images):
+        if rec.file_name in seen:
+            raise FormatError(
+                f"{file} images[{i}]: file_name {rec.file_name!r} is also images[{seen[rec.file_name]}]; "
+                "expected each image once"
+            )
+        seen[rec.file_name] = i
     return Dataset(classes=list(classes), images=images)
 
 
@@ -177,19 +211,24 @@ def _json_record(entry, index: int, classes: list[str], images_dir: Path, file: 
         raise FormatError(f"{where}: expected an object with a 'file_name' string, got {entry!r:.80}")
     image = images_dir / entry["file_name"]
     width, height = _json_size(entry, where) if "width" in entry else image_size(image)
-    rows, scores = [], []
-    for k, point in enumerate(entry.get("points", [])):
+    rows = []
+    points = entry.get("points", [])
+    if not isinstance(points, list):
+        raise FormatError(f"{where}: expected 'points' to be a list, got {points!r:.80}")
+    for k, point in enumerate(points):
         at = f"{where} ({entry['file_name']}) points[{k}]"
         if not isinstance(point, list) or len(point) not in (3, 4):
             raise FormatError(
                 f"{at}: expected [x, y, class_name] or [x, y, class_name, score], got {point!r}"
             )
-        if point[2] not in classes:
+        if not isinstance(point[2], str) or point[2] not in classes:
             raise FormatError(f"{at}: unknown class {point[2]!r}; expected one of {classes}")
         x, y = _number(point[0], "x", at, text=False), _number(point[1], "y", at, text=False)
-        rows.append((x, y, classes.index(point[2])))
-        scores.append(_number(point[3], "score", at, text=False) if len(point) == 4 else float("nan"))
-    return ImageRecord(entry["file_name"], width, height, _objects(rows, scores), path=image, id=index)
+        score = _number(point[3], "score", at, text=False) if len(point) == 4 else float("nan")
+        rows.append((x, y, classes.index(point[2]), score))
+    rows = _inside(rows, width, height, where, [f"points[{k}]" for k in range(len(rows))])
+    objects = _objects([r[:3] for r in rows], [r[3] for r in rows])
+    return ImageRecord(entry["file_name"], width, height, objects, path=image, id=index)
 
 
 def _json_size(entry: dict, where: str) -> tuple[int, int]:

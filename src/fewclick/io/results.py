@@ -35,9 +35,13 @@ def read_results(path: str | Path, dataset: Dataset) -> list[Detections]:
     """
     path = Path(path)
     try:
-        entries = json.loads(path.read_text())
+        entries = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ResultsError(f"{path}: not valid JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ResultsError(
+            f"{path}: expected UTF-8 JSON text, got undecodable bytes ({exc.reason})"
+        ) from None
     except OSError as exc:
         raise ResultsError(f"{path}: cannot read ({exc})") from None
     if not isinstance(entries, list):
@@ -80,7 +84,7 @@ def _lookup(index: dict, entry: dict, keys: tuple[str, str], where: str, what: s
             value = entry[key]
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
-            if value not in index:
+            if type(value) not in (int, str) or value not in index:
                 raise ResultsError(f"{where}: unknown {what} {key}={value!r} (not in the dataset)")
             return index[value]
     raise ResultsError(f"{where}: expected one of {list(keys)}, found keys {sorted(entry)}")
@@ -95,13 +99,13 @@ def _number(value, where: str, name: str) -> float:
 def _geometry(entry: dict, where: str, record) -> tuple[np.ndarray, np.ndarray | None]:
     """(XYXY box, rbox or None) of one entry."""
     if "poly" in entry:
-        poly = np.asarray(entry["poly"], dtype=np.float64)
+        poly = _array(entry["poly"])
         if poly.shape != (8,) or not np.isfinite(poly).all():
             raise ResultsError(f"{where}: expected 'poly' as 8 finite numbers, got {entry['poly']!r}")
         corners = poly.reshape(1, 4, 2)
         return polygons_to_boxes(corners)[0], polygons_to_rboxes(corners)[0]
     if "bbox" in entry:
-        box = np.asarray(entry["bbox"], dtype=np.float64)
+        box = _array(entry["bbox"])
         if box.shape != (4,) or not np.isfinite(box).all() or box[2] < 0 or box[3] < 0:
             raise ResultsError(
                 f"{where}: expected 'bbox' as [x, y, w, h] with w, h >= 0, got {entry['bbox']!r}"
@@ -119,6 +123,16 @@ def _geometry(entry: dict, where: str, record) -> tuple[np.ndarray, np.ndarray |
             return np.zeros(4, np.float32), None
         return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32), None
     raise ResultsError(f"{where}: expected one of 'bbox', 'poly' or 'segmentation'")
+
+
+def _array(value) -> np.ndarray:
+    """``value`` as float64 numbers, or an empty array when it is not a list of numbers."""
+    if isinstance(value, str):
+        return np.zeros(0)
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return np.zeros(0)
 
 
 def _to_detections(items: list[tuple], oriented: bool) -> Detections:

@@ -25,12 +25,19 @@ def rle_to_mask(rle: dict) -> np.ndarray:
     h, w = (int(s) for s in rle["size"])
     counts = rle["counts"]
     if isinstance(counts, list):
+        if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c >= 0 for c in counts):
+            raise ValueError("expected uncompressed RLE counts to be integers >= 0")
         if sum(counts) != h * w:
             raise ValueError(f"RLE counts sum to {sum(counts)}, expected {h} x {w} = {h * w}")
         rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
     elif isinstance(counts, str):
         rle = {"size": [h, w], "counts": counts.encode("ascii")}
-    return mask_utils.decode(rle).astype(bool)
+    try:
+        return mask_utils.decode(rle).astype(bool)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(
+            f"expected a valid RLE of size {h} x {w}, got one that fails to decode ({exc})"
+        ) from None
 
 
 def polygons_to_mask(polygons: list, height: int, width: int) -> np.ndarray:

@@ -11,7 +11,8 @@ clockwise on screen, so ours is ``-angle mod pi`` (checked on HIT-UAV: the box d
 with this sign holds more image gradient energy than its mirror for 342 of 385 clearly
 oriented objects); the box is then the enclosing XYXY box. ``<difficult>`` ->
 ``difficult``; class ``DontCare`` -> ``ignore``. Size from ``<size>``, or the image
-header when it is 0 or missing.
+header when it is 0 or missing. Coordinates must be finite numbers; boxes reaching
+outside the image are clipped to it, and objects wholly outside it skipped, with a warning.
 
 When ``rotate_xml/Annotations/<stem>.xml`` exists beside ``normal_xml``, its oriented
 boxes are attached to the axis-aligned objects in file order. They are used only when both
@@ -32,7 +33,7 @@ import numpy as np
 
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
-from fewclick.io.parsing import clip_boxes, find_image, header_size, warn
+from fewclick.io.parsing import clip_boxes, drop_outside, find_image, header_size, image_dimensions, warn
 from fewclick.types import Objects, rboxes_to_boxes
 
 __all__ = ["sniff", "read", "rolabelimg_to_rbox"]
@@ -109,9 +110,12 @@ def _int(parent: ET.Element | None, tag: str, xml: Path) -> int:
     if not text or not text.strip():
         return 0
     try:
-        return int(float(text))
+        value = float(text)
     except ValueError:
-        raise FormatError(f"{xml}: expected a number in <size><{tag}>, got {text!r}") from None
+        value = float("nan")
+    if not np.isfinite(value) or value < 0 or value != int(value):
+        raise FormatError(f"{xml}: expected a whole number >= 0 in <size><{tag}>, got {text!r}")
+    return int(value)
 
 
 def _parse_object(obj: ET.Element, xml: Path, k: int) -> dict:
@@ -126,9 +130,10 @@ def _parse_object(obj: ET.Element, xml: Path, k: int) -> dict:
     if obj.find("bndbox") is not None:
         out["box"] = _numbers(obj.find("bndbox"), ("xmin", "ymin", "xmax", "ymax"), where)
     elif obj.find("robndbox") is not None:
-        out["rbox"] = rolabelimg_to_rbox(
-            *_numbers(obj.find("robndbox"), ("cx", "cy", "w", "h", "angle"), where)
-        )
+        cx, cy, w, h, angle = _numbers(obj.find("robndbox"), ("cx", "cy", "w", "h", "angle"), where)
+        if w < 0 or h < 0:
+            raise FormatError(f"{where}: expected <robndbox> w and h >= 0, got w={w}, h={h}")
+        out["rbox"] = rolabelimg_to_rbox(cx, cy, w, h, angle)
         out["box"] = rboxes_to_boxes(out["rbox"][None])[0]
     else:
         raise FormatError(f"{where}: expected a <bndbox> or <robndbox>, got neither")
@@ -145,6 +150,8 @@ def _numbers(parent: ET.Element, tags: tuple[str, ...], where: str) -> np.ndarra
             values.append(float(text))
         except (TypeError, ValueError):
             raise FormatError(f"{where}: expected a number in <{parent.tag}><{tag}>, got {text!r}") from None
+        if not np.isfinite(values[-1]):
+            raise FormatError(f"{where}: expected a finite number in <{parent.tag}><{tag}>, got {text!r}")
     return np.array(values, np.float64)
 
 
@@ -180,10 +187,18 @@ def _record(
     width, height = info["width"], info["height"]
     if width <= 0 or height <= 0:
         width, height = header_size(image_path, str(xml))
+    else:
+        image_dimensions(width, height, f"{xml}: <size>")
     file_name = image_path.name if image_path else (info["filename"] or xml.stem + ".jpg")
     for obj in objs:
         if obj["name"] not in names:
             raise FormatError(f"{obj['where']}: expected a class among {names}, got {obj['name']!r}")
+    if not objs:
+        return ImageRecord(file_name, width, height, Objects.empty(), image_path, image_id)
+    keep = drop_outside(
+        np.stack([o["box"] for o in objs]), width, height, str(xml), [o["where"] for o in objs]
+    )
+    objs = [o for o, k in zip(objs, keep, strict=True) if k]
     if not objs:
         return ImageRecord(file_name, width, height, Objects.empty(), image_path, image_id)
     boxes = clip_boxes(

@@ -24,7 +24,7 @@ from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.dota import object_corners
 from fewclick.io.errors import FormatError
 from fewclick.io.images import IMAGE_SUFFIXES
-from fewclick.io.parsing import clip_boxes, header_size, link_image, warn
+from fewclick.io.parsing import clip_boxes, drop_outside, header_size, link_image, read_text, warn
 from fewclick.types import Objects, polygons_to_boxes, polygons_to_rboxes
 
 __all__ = ["sniff", "read", "write"]
@@ -47,24 +47,37 @@ def class_names(root: Path) -> list[str] | None:
                 return _yaml_names(folder / yaml_name)
         for name in _NAME_FILES:
             if (folder / name).is_file():
-                lines = (folder / name).read_text(encoding="utf-8").splitlines()
-                return [line.strip() for line in lines if line.strip()]
+                lines = read_text(folder / name).splitlines()
+                return _check_names([line.strip() for line in lines if line.strip()], folder / name)
     return None
 
 
 def _yaml_names(path: Path) -> list[str]:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         import yaml
 
-        names = (yaml.safe_load(text) or {}).get("names")
+        try:
+            content = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise FormatError(f"{path}: expected valid YAML, got {str(exc).splitlines()[0]}") from None
+        names = content.get("names") if isinstance(content, dict) else None
     except ImportError:
         names = _names_from_text(text)
     if isinstance(names, dict):
-        return [str(names[k]) for k in sorted(names, key=int)]
+        ids = [int(k) if str(k).strip().isdigit() else k for k in names]
+        if sorted(map(str, ids)) != sorted(map(str, range(len(ids)))):
+            raise FormatError(f"{path}: expected 'names' ids 0..{len(ids) - 1}, got {list(names)}")
+        names = [str(names[k]) for k in sorted(names, key=int)]
     if not isinstance(names, list):
         raise FormatError(f"{path}: expected a 'names' list or {{id: name}} map, got {names!r}")
-    return [str(n) for n in names]
+    return _check_names([str(n) for n in names], path)
+
+
+def _check_names(names: list[str], path: Path) -> list[str]:
+    if not names:
+        raise FormatError(f"{path}: expected at least one class name, got none")
+    return names
 
 
 def _names_from_text(text: str) -> list[str] | dict | None:
@@ -77,6 +90,9 @@ def _names_from_text(text: str) -> list[str] | dict | None:
         rest = match.group(1).split(" #")[0].strip()
         if rest.startswith("["):
             return [_unquote(v) for v in rest.strip("[]").split(",") if v.strip()]
+        if rest.startswith("{"):
+            pairs = [v.split(":", 1) for v in rest.strip("{}").split(",") if v.strip()]
+            return {_unquote(k): _unquote(v) for k, v in (p if len(p) == 2 else (p[0], "") for p in pairs)}
         items: list[str] = []
         mapping: dict[int, str] = {}
         for sub in lines[i + 1 :]:
@@ -109,6 +125,7 @@ def read(path: Path, classes: list[str] | None = None) -> Dataset:
         rel = image.relative_to(path / "images")
         label_file = (path / "labels" / rel).with_suffix(".txt")
         parsed.append((image, rel, label_file, _parse_label_file(label_file)))
+    _warn_orphans(path, {p[2] for p in parsed})
     if names is None:
         top = max((r[0] for *_, rows in parsed for r in rows), default=-1)
         names = [str(i) for i in range(top + 1)]
@@ -121,12 +138,21 @@ def read(path: Path, classes: list[str] | None = None) -> Dataset:
     return Dataset(classes=names, images=records, format="yolo", root=path)
 
 
+def _warn_orphans(path: Path, used: set[Path]) -> None:
+    orphans = sorted(
+        p for p in (path / "labels").rglob("*.txt") if p not in used and p.name not in _NAME_FILES
+    )
+    if orphans:
+        shown = ", ".join(str(p.relative_to(path)) for p in orphans[:5])
+        warn(f"{path}: {len(orphans)} label file(s) have no image in images/ and were not read: {shown}")
+
+
 def _parse_label_file(path: Path) -> list[tuple[int, np.ndarray, int]]:
     """Rows of (class id, normalised numbers ``float64[k]``, line number); none when absent."""
     if not path.is_file():
         return []
     rows = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_no, line in enumerate(read_text(path).splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -142,6 +168,10 @@ def _parse_label_file(path: Path) -> list[tuple[int, np.ndarray, int]]:
             raise FormatError(
                 f"{path}:{line_no}: expected an integer class and numbers, got {line.strip()!r}"
             ) from None
+        if not np.isfinite(values).all() or (len(values) == 4 and (values[2:] < 0).any()):
+            raise FormatError(
+                f"{path}:{line_no}: expected finite coordinates (and w, h >= 0), got {line.strip()!r}"
+            )
         rows.append((cls, values, line_no))
     return rows
 
@@ -166,6 +196,13 @@ def _objects(rows: list, names: list[str], width: int, height: int, path: Path) 
         rboxes.append(polygons_to_rboxes(poly[None])[0] if len(poly) == 4 else np.full(5, np.nan))
         segs.append([poly])
     items = [f"line {r[2]}" for r in rows]
+    keep = drop_outside(np.stack(boxes), width, height, str(path), items)
+    if not keep.all():
+        labels, boxes, rboxes, segs, items = (
+            [v for v, k in zip(c, keep, strict=True) if k] for c in (labels, boxes, rboxes, segs, items)
+        )
+    if not labels:
+        return Objects.empty()
     boxes = clip_boxes(np.stack(boxes).astype(np.float32), width, height, str(path), items)
     has_rbox = any(not np.isnan(r).any() for r in rboxes)
     return Objects(
@@ -189,10 +226,20 @@ def write(dataset: Dataset, path: Path) -> None:
                 f"{rec.file_name}: expected a positive image size to normalise by, "
                 f"got {rec.width} x {rec.height}"
             )
+        _check_relative(rec.file_name)
         label_file = (path / "labels" / rec.file_name).with_suffix(".txt")
         label_file.parent.mkdir(parents=True, exist_ok=True)
         label_file.write_text("".join(line + "\n" for line in _lines(rec)), encoding="utf-8")
         link_image(rec.path, path / "images" / rec.file_name)
+
+
+def _check_relative(name: str) -> None:
+    """YOLO files are written at ``labels/<file_name>``: refuse names that would leave the folder."""
+    parts = Path(name).parts
+    if Path(name).is_absolute() or ".." in parts or not parts:
+        raise ValueError(
+            f"{name!r}: expected a relative image file name without '..', to write labels/{name}"
+        )
 
 
 def _lines(rec: ImageRecord) -> list[str]:

@@ -385,3 +385,16 @@ def _check_inputs(gts: Sequence[Objects], preds: Sequence[Any], num_classes: int
                 raise ValueError(
                     f"expected rboxes for oriented=True, got None in the {what} of image {index}"
                 )
+            _check_finite(item.rboxes if oriented else item.boxes, what, index)
+
+
+def _check_finite(geometry: np.ndarray | None, what: str, index: int) -> None:
+    """NaN boxes (point-only objects) never match, so AP would be silently 0: refuse them."""
+    if geometry is None or not len(geometry):
+        return
+    bad = np.flatnonzero(~np.isfinite(geometry).all(axis=1))
+    if len(bad):
+        raise ValueError(
+            f"expected finite boxes, got {geometry[bad[0]].tolist()} for object {int(bad[0])} in the {what} "
+            f"of image {index} ({len(bad)} such object(s); point-only annotations have no box)"
+        )

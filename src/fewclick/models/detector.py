@@ -27,7 +27,7 @@ class DetectorConfig:
     method: str = "c3det"  # one of METHODS; Passthrough is a decoder over "plain"
     oriented: bool = False  # predict an angle (oriented boxes)
     points_only: bool = False  # data has centre points only: no size head
-    widths: tuple[int, int, int] = (32, 64, 96)
+    widths: tuple[int, int, int] = (48, 96, 128)
     blocks: tuple[int, int, int] = (1, 2, 2)
     features: int = 64
     head_width: int = 64

@@ -65,6 +65,8 @@ class DetectionCriterion:
         )
         if not self.points_only:
             losses["size"] = self.size_weight * F.l1_loss(gather("size"), target("size"), reduction="sum") / n
+            if not self.oriented and len(index):
+                losses["giou"] = self._giou(gather("offset"), gather("size"), target("boxes"), index, outputs)
         if self.oriented:
             losses["angle"] = (
                 self.angle_weight * F.l1_loss(gather("angle"), target("angle"), reduction="sum") / n
@@ -73,6 +75,19 @@ class DetectionCriterion:
             losses["uel"] = self.uel_weight * self._uel(outputs["heatmap"], targets, clicked)
         losses["total"] = sum(losses.values())
         return losses
+
+    def _giou(self, offset: torch.Tensor, size: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor,
+              outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """GIoU loss of the box decoded at each object's centre cell (in cells), which
+        rewards what evaluation measures: the overlap, not the log-size error."""
+        from torchvision.ops import generalized_box_iou_loss
+
+        w = outputs["heatmap"].shape[-1]
+        cell = torch.stack([index % w, index // w], 1).float()
+        centre = cell + offset
+        half = torch.exp(size.clamp(-4, 6)) / 2
+        pred = torch.cat([centre - half, centre + half], 1)
+        return generalized_box_iou_loss(pred, boxes, reduction="mean")
 
     def _uel(self, logits: torch.Tensor, targets: list[Targets], clicked: list[np.ndarray]) -> torch.Tensor:
         terms = []
