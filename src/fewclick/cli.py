@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args) or 0
+    except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
+        sys.stderr.close()
+        return 0
     except (ValueError, KeyError, FileNotFoundError, NotADirectoryError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"fewclick: error: {message}", file=sys.stderr)
@@ -156,7 +159,10 @@ def _data_convert(args) -> int:
     dataset = read_dataset(args.path, args.format)
     write_dataset(dataset, args.out, args.to)
     n = sum(len(r.objects) for r in dataset.images)
-    print(f"wrote {len(dataset)} images, {n} objects as {args.to} to {args.out}")
+    print(
+        f"wrote {len(dataset)} images with {n} objects as {args.to} to {args.out} "
+        "(objects the format cannot hold are skipped with a warning)"
+    )
     return 0
 
 

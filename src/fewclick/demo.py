@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from fewclick import draw
-from fewclick.io import Dataset, ImageRecord, load_image, read_dataset
+from fewclick.io import Dataset, ImageRecord, read_dataset
 from fewclick.types import Objects
 
 ALL_KINDS = ("centre", "corrective", "extreme", "scribble", "coarse", "oracle")
@@ -24,9 +24,7 @@ def record_image(record: ImageRecord) -> np.ndarray:
     """The pixels of ``record``: from its file, or kept in memory by a generator."""
     if record.extra.get("pixels") is not None:
         return record.extra["pixels"]
-    if record.path is None:
-        raise ValueError(f"image {record.file_name!r} has no file path")
-    return load_image(record.path)
+    return record.load_image()
 
 
 def render_inputs(
@@ -46,7 +44,11 @@ def render_inputs(
     draw.draw_objects(axes.flat[0], record.objects, h, w)
     target = _target_object(record.objects, h, w)
     for ax, kind in zip(axes.flat[1:], kinds):
-        _PANELS[kind](ax, image, record.objects, target, rng)
+        try:
+            _PANELS[kind](ax, image, record.objects, target, rng)
+        except ValueError as exc:
+            where = f"object {target}" if target is not None else "its objects"
+            raise ValueError(f"{record.file_name}: cannot simulate {kind} input on {where} ({exc})") from None
         if kind != "centre" and target is None:
             ax.set_title(ax.get_title() + "\n(needs boxes or masks; this image has none)", fontsize=9)
     fig.suptitle(

@@ -118,7 +118,10 @@ def zoom(
 
 
 def save_figure(fig, path: str | Path, dpi: int = 130) -> Path:
+    """Write ``fig`` to ``path`` (PNG unless the suffix names another format); returns the file."""
     path = Path(path)
+    if not path.suffix:
+        path = path.with_suffix(".png")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)

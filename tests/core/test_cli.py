@@ -146,3 +146,31 @@ def test_demo_writes_its_picture(capsys, tmp_path):
 def test_python_dash_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "fewclick", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("fewclick ")
+
+
+def test_converted_coco_elsewhere_still_finds_the_images(synth, capsys, tmp_path):
+    out, ds = synth
+    code, _, _ = _run(
+        capsys,
+        "data",
+        "convert",
+        out / "annotations.json",
+        "--to",
+        "coco",
+        "--out",
+        tmp_path / "elsewhere" / "copy.json",
+    )
+    assert code == 0
+    back = read_dataset(tmp_path / "elsewhere" / "copy.json")
+    assert all(r.path is not None and r.path.is_file() for r in back.images)
+    code, stdout, _ = _run(
+        capsys,
+        "data",
+        "show",
+        tmp_path / "elsewhere" / "copy.json",
+        "--image",
+        back.images[0].file_name,
+        "--out",
+        tmp_path / "picture",
+    )
+    assert code == 0 and (tmp_path / "picture.png").is_file() and "picture.png" in stdout

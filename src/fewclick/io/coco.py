@@ -26,6 +26,7 @@ numbers, image sizes that are not positive integers or exceed the pixel limit) r
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -279,6 +280,15 @@ def _column(rows: list[dict], key: str, width: int) -> np.ndarray | None:
 
 
 # --------------------------------------------------------------------------- writing
+def _file_name(rec, folder: Path) -> str:
+    """The image's name as written: its own ``file_name`` when that finds the image from
+    the JSON's folder, else the image file's path relative to that folder (so a converted
+    dataset still finds images that stay where they are)."""
+    if rec.path is None or (folder / rec.file_name).resolve() == Path(rec.path).resolve():
+        return rec.file_name
+    return Path(os.path.relpath(Path(rec.path).resolve(), folder.resolve())).as_posix()
+
+
 def write(dataset: Dataset, path: Path) -> None:
     """Write ``dataset`` as one COCO instances JSON file at ``path`` (see the module doc).
 
@@ -294,7 +304,7 @@ def write(dataset: Dataset, path: Path) -> None:
         ids = list(range(1, len(ids) + 1))
     images, annotations = [], []
     for image_id, rec in zip(ids, dataset.images, strict=True):
-        info = {**rec.extra.get("coco", {}), "id": image_id, "file_name": rec.file_name}
+        info = {**rec.extra.get("coco", {}), "id": image_id, "file_name": _file_name(rec, path.parent)}
         images.append({**info, "width": rec.width, "height": rec.height})
         for i in range(len(rec.objects)):
             ann = _annotation(rec, i, cat_ids)

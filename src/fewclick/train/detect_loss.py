@@ -76,8 +76,14 @@ class DetectionCriterion:
         losses["total"] = sum(losses.values())
         return losses
 
-    def _giou(self, offset: torch.Tensor, size: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor,
-              outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _giou(
+        self,
+        offset: torch.Tensor,
+        size: torch.Tensor,
+        boxes: torch.Tensor,
+        index: torch.Tensor,
+        outputs: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
         """GIoU loss of the box decoded at each object's centre cell (in cells), which
         rewards what evaluation measures: the overlap, not the log-size error."""
         from torchvision.ops import generalized_box_iou_loss
