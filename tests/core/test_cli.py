@@ -174,3 +174,42 @@ def test_converted_coco_elsewhere_still_finds_the_images(synth, capsys, tmp_path
         tmp_path / "picture",
     )
     assert code == 0 and (tmp_path / "picture.png").is_file() and "picture.png" in stdout
+
+
+def test_train_then_protocol_detect_write_a_checkpoint_results_and_a_plot(synth, capsys, tmp_path):
+    out, _ = synth
+    data = out / "annotations.json"
+    code, stdout, _ = _run(
+        capsys, "train", "detect", "--data", data, "--out", tmp_path / "m", "--steps", "2", "--crop", "64"
+    )
+    assert code == 0 and (tmp_path / "m" / "last.pt").is_file()
+    code, stdout, _ = _run(
+        capsys,
+        "protocol",
+        "detect",
+        "--models",
+        tmp_path / "m",
+        "--data",
+        data,
+        "--clicks",
+        "2",
+        "--sessions",
+        "1",
+        "--out",
+        tmp_path / "r.json",
+    )
+    assert code == 0 and (tmp_path / "r.png").is_file()
+    result = json.loads((tmp_path / "r.json").read_text())["methods"]["c3det"]
+    assert result["k"] == [0, 1, 2] and len(result["mAP_mean"]) == 3
+    code, _, err = _run(
+        capsys,
+        "protocol",
+        "detect",
+        "--models",
+        f"passthrough:{tmp_path / 'm'}",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "p.json",
+    )
+    assert code == 2 and "Passthrough runs a plain detector" in err
