@@ -38,7 +38,7 @@ def test_c3_finds_every_location_that_looks_like_the_clicked_one():
     feats[0, 0][kind_a] = 1.0
     feats[0, 1][~kind_a] = 1.0
     c3 = C3(num_classes=2, sigma=0.5, stride=4)
-    out = c3(feats, _clicks([[0 * 4 + 2, 0 * 4 + 2]], [1]))  # one click on an A cell, class 1
+    out = c3(C3.unit_features(feats), _clicks([[2, 2]], [1]))  # one click on an A cell, class 1
     assert out.shape == (1, 2, 16, 16)
     assert out[0, 0].abs().sum() == 0, "a class without clicks stays zero"
     assert out[0, 1][kind_a].min() > 0.9 and out[0, 1][~kind_a].max() < 0.1
@@ -47,8 +47,9 @@ def test_c3_finds_every_location_that_looks_like_the_clicked_one():
 def test_c3_orders_agree_with_one_click_per_class():
     feats = torch.randn(2, 8, 10, 12)
     clicks = _clicks([[5, 5], [20, 30], [40, 8]], [0, 2, 1], batch=[0, 0, 1])
-    a = C3(3, order="correlate-then-collate")(feats, clicks)
-    b = C3(3, order="collate-then-correlate")(feats, clicks)
+    unit = C3.unit_features(feats)
+    a = C3(3, order="correlate-then-collate")(unit, clicks)
+    b = C3(3, order="collate-then-correlate")(unit, clicks)
     torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="expected order"):
         C3(3, order="sideways")

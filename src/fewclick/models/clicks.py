@@ -114,12 +114,17 @@ class C3(nn.Module):
         self.num_classes, self.sigma, self.stride, self.order = num_classes, sigma, stride, order
         self.out_channels = num_classes
 
-    def forward(self, features: torch.Tensor, clicks: ClickTensors) -> torch.Tensor:
-        b, _, h, w = features.shape
-        out = features.new_zeros(b, self.num_classes, h, w)
+    @staticmethod
+    def unit_features(features: torch.Tensor) -> torch.Tensor:
+        """Features L2-normalised over channels: what ``forward`` correlates (cacheable)."""
+        return nn.functional.normalize(features, dim=1)
+
+    def forward(self, unit: torch.Tensor, clicks: ClickTensors) -> torch.Tensor:
+        """``unit``: :meth:`unit_features` of the backbone features ``[B, D, h, w]``."""
+        b, _, h, w = unit.shape
+        out = unit.new_zeros(b, self.num_classes, h, w)
         if not len(clicks):
             return out
-        unit = nn.functional.normalize(features, dim=1)
         maps = gaussian_maps(clicks, (h, w), self.stride, max(self.sigma, self.stride / 3))
         if self.order == "collate-then-correlate":
             maps = collate_by_class(maps, clicks, b, self.num_classes).flatten(0, 1)

@@ -123,11 +123,12 @@ class CenterHead(nn.Module):
 
 @dataclass
 class Encoded:
-    """What ``encode`` computes once per image: backbone ``features [B, D, h, w]`` (for C3)
-    and the head's image part ``head [B, W, h, w]``."""
+    """What ``encode`` computes once per image: backbone ``features [B, D, h, w]``, the
+    head's image part ``head [B, W, h, w]`` and, for C3, the channel-normalised features."""
 
     features: torch.Tensor
     head: torch.Tensor
+    unit: torch.Tensor | None = None
 
 
 class ClickDetectorNet(nn.Module):
@@ -169,7 +170,8 @@ class ClickDetectorNet(nn.Module):
             )
             images = torch.cat([images, heat], dim=1)
         features = self.backbone(images)
-        return Encoded(features, self.head.image_part(features))
+        unit = self.c3.unit_features(features) if self.c3 is not None else None
+        return Encoded(features, self.head.image_part(features), unit)
 
     def decode(self, encoded: Encoded, clicks: ClickTensors | None = None) -> dict[str, torch.Tensor]:
         """The click-dependent part: fusion modules and the 1 x 1 head on cached features."""
@@ -179,7 +181,7 @@ class ClickDetectorNet(nn.Module):
         if self.late_fusion is not None:
             parts.append(self.late_fusion(clicks, encoded.features.shape[0], size))
         if self.c3 is not None:
-            parts.append(self.c3(encoded.features, clicks))
+            parts.append(self.c3(encoded.unit, clicks))
         return self.head(encoded.head, torch.cat(parts, dim=1) if parts else None)
 
     def forward(self, images: torch.Tensor, clicks: ClickTensors | None = None) -> dict[str, torch.Tensor]:
