@@ -134,8 +134,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--work", type=Path, help="where the models go")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--only-latency", action="store_true",
-                   help="re-measure latency with the trained C3Det in --work and update --out in place")
+    p.add_argument(
+        "--only-latency",
+        action="store_true",
+        help="re-measure latency with the trained C3Det in --work and update --out in place",
+    )
     return p
 
 

@@ -83,7 +83,8 @@ class ClickDetector:
         tile_size: int = 1024,
         overlap: int = 200,
     ) -> None:
-        self.net = net.eval()
+        # NHWC: oneDNN runs the 1 x 1 convolutions of a click about a third faster on a CPU.
+        self.net = net.eval().to(memory_format=torch.channels_last)
         self.config = net.config
         self.classes = list(classes)
         self.decode = decode or DecodeConfig()
@@ -276,7 +277,8 @@ def _pad16(pixels: np.ndarray) -> torch.Tensor:
     _, h, w = pixels.shape
     ph, pw = -h % 16, -w % 16
     tensor = torch.from_numpy(np.ascontiguousarray(pixels))[None]
-    return F.pad(tensor, (0, pw, 0, ph)) if ph or pw else tensor
+    tensor = F.pad(tensor, (0, pw, 0, ph)) if ph or pw else tensor
+    return tensor.contiguous(memory_format=torch.channels_last)
 
 
 def _clicks_in(clicks: Clicks, tile: Tile) -> Clicks:
