@@ -84,25 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         models["plain"], DecodeConfig(passthrough=True, enforce_clicks=False)
     )
     for name, predictor in predictors.items():
-        if name == "plain":
-            cfg_plain = ProtocolConfig(sessions=1, seed=args.seed, ks=(0,))
-            result = run_protocol(
-                predictor,
-                items,
-                len(test_set.classes),
-                cfg_plain,
-                oriented=predictor.config.oriented,
-                points_only=predictor.config.points_only,
-            )
-        else:
-            result = run_protocol(
-                predictor,
-                items,
-                len(test_set.classes),
-                protocol,
-                oriented=predictor.config.oriented,
-                points_only=predictor.config.points_only,
-            )
+        # The plain detector ignores clicks: one session at k = 0 is its whole curve.
+        config = ProtocolConfig(sessions=1, seed=args.seed, ks=(0,)) if name == "plain" else protocol
+        result = run_protocol(
+            predictor,
+            items,
+            len(test_set.classes),
+            config,
+            oriented=predictor.config.oriented,
+            points_only=predictor.config.points_only,
+        )
         report["methods"][name] = result.to_dict()
         print(f"{name}: " + " ".join(f"{k}:{m:.3f}" for k, m in zip(result.k, result.map_mean)), flush=True)
     report["image_size"], report["latency_ms"] = _latency(predictors["c3det"], items)
