@@ -57,7 +57,8 @@ def _section(path: Path, r: dict) -> list[str]:
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['train_minutes'].get(name, '-')} |")
     lines += [
         "",
-        "Clicked recall (share of clicked objects returned with the clicked class at IoU >= 0.5):",
+        "Clicked recall (share of clicked objects returned with the clicked class at IoU >= 0.5, "
+        "or within the point rule for points-only data):",
         "",
         "| method | " + " | ".join(f"k={k}" for k in SHOW_K if k) + " |",
         "|---|" + "---|" * (len(SHOW_K) - 1),
