@@ -25,6 +25,7 @@ import numpy as np
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
 from fewclick.io.images import IMAGE_SUFFIXES, image_size, load_array
+from fewclick.io.parsing import check_image_size
 from fewclick.io.rle import mask_to_rle, polygons_to_mask, rle_boxes
 from fewclick.types import Objects
 
@@ -135,9 +136,7 @@ def _segmentation(ann: Path, obj: dict, height: int, width: int, amodal: bool) -
         mask = load_array(mask_file)
         if mask.ndim == 3:
             mask = mask[..., 0]
-        if mask.shape != (height, width):
-            got = f"{mask.shape[1]} x {mask.shape[0]}"
-            raise FormatError(f"{mask_file}: expected a mask of the image size {width} x {height}, got {got}")
+        check_image_size(mask, mask_file, height, width, "a mask of ")
         return mask_to_rle(mask > 0 if amodal else mask > 128)
     polygon = obj.get("polygon") or {}
     xs, ys = polygon.get("x", []), polygon.get("y", [])

@@ -16,6 +16,7 @@ import numpy as np
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
 from fewclick.io.images import IMAGE_SUFFIXES, image_size, load_array
+from fewclick.io.parsing import check_image_size
 from fewclick.io.rle import mask_to_rle, rle_boxes
 from fewclick.types import Objects
 
@@ -49,9 +50,7 @@ def mask_objects(mask_files: list[Path], height: int, width: int, label: int = 0
         mask = load_array(file)
         if mask.ndim == 3:
             mask = mask[..., :3].any(axis=2) if mask.shape[2] != 2 else mask[..., 0]
-        if mask.shape[:2] != (height, width):
-            got = f"{mask.shape[1]} x {mask.shape[0]}"
-            raise FormatError(f"{file}: expected a mask of the image size {width} x {height}, got {got}")
+        check_image_size(mask, file, height, width, "a mask of ")
         if not mask.any():
             warnings.warn(f"{file}: empty mask (no object pixels), skipped", stacklevel=2)
             continue

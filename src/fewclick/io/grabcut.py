@@ -20,6 +20,7 @@ import numpy as np
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
 from fewclick.io.images import IMAGE_SUFFIXES, image_size, load_array
+from fewclick.io.parsing import check_image_size
 from fewclick.io.rle import mask_to_rle, rle_boxes
 from fewclick.types import Objects
 
@@ -78,9 +79,7 @@ def _load_truth(path: Path, height: int, width: int) -> np.ndarray:
     gt = load_array(path)
     if gt.ndim == 3:
         gt = gt[..., 0]
-    if gt.shape != (height, width):
-        got = f"{gt.shape[1]} x {gt.shape[0]}"
-        raise FormatError(f"{path}: expected a ground truth of the image size {width} x {height}, got {got}")
+    check_image_size(gt, path, height, width, "a ground truth of ")
     bad = ~np.isin(gt, (0, VOID, OBJECT))
     if bad.any():
         y, x = np.argwhere(bad)[0]

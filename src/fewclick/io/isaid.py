@@ -22,6 +22,7 @@ import numpy as np
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
 from fewclick.io.images import image_size, load_array
+from fewclick.io.parsing import check_image_size
 from fewclick.io.rle import mask_to_rle, rle_boxes
 from fewclick.types import Objects, polygons_to_rboxes
 
@@ -106,9 +107,7 @@ def _load_rgb(path: Path, height: int, width: int) -> np.ndarray:
     arr = load_array(path)
     if arr.ndim != 3 or arr.shape[2] < 3:
         raise FormatError(f"{path}: expected an RGB image, got pixels of shape {arr.shape}")
-    if arr.shape[:2] != (height, width):
-        got = f"{arr.shape[1]} x {arr.shape[0]}"
-        raise FormatError(f"{path}: expected the image size {width} x {height}, got {got}")
+    check_image_size(arr, path, height, width)
     return arr[..., :3]
 
 

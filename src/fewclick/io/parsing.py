@@ -210,3 +210,11 @@ def link_image(record_path: Path | None, target: Path) -> None:
     if record_path is not None and Path(record_path).is_file() and not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(Path(record_path).resolve())
+
+
+def check_image_size(pixels: np.ndarray, path: Path, height: int, width: int, what: str = "") -> None:
+    """A ``FormatError`` naming ``path`` unless ``pixels`` is ``height x width``; ``what``
+    names the file's role in the message ("a mask of " -> "expected a mask of the image size")."""
+    if pixels.shape[:2] != (height, width):
+        got = f"{pixels.shape[1]} x {pixels.shape[0]}"
+        raise FormatError(f"{path}: expected {what}the image size {width} x {height}, got {got}")
