@@ -103,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
     tdet.add_argument("--val", type=Path, help="validation dataset (default: every 10th training image)")
     tdet.add_argument("--seed", type=int, default=0)
     tdet.add_argument("--crop", type=int, default=256, help="training crop size in pixels")
+    tdet.add_argument(
+        "--init",
+        type=Path,
+        help="start from this checkpoint's weights (e.g. a plain detector of the same data)",
+    )
     tdet.add_argument("--no-uel", action="store_true", help="train without the User-input Enforcing Loss")
     tdet.add_argument("--format", help="the dataset format (default: detect)")
     tdet.set_defaults(run=_train_detect)
@@ -235,7 +240,13 @@ def _train_detect(args) -> int:
     else:
         train_set, val_set = split_by_image(dataset, 10, "train"), split_by_image(dataset, 10, "test")
     config = detector_config_for(train_set, args.method, uel=not args.no_uel)
-    train = TrainConfig(steps=args.steps, budget_minutes=args.budget_minutes, seed=args.seed, crop=args.crop)
+    train = TrainConfig(
+        steps=args.steps,
+        budget_minutes=args.budget_minutes,
+        seed=args.seed,
+        crop=args.crop,
+        init=None if args.init is None else str(args.init),
+    )
     path = train_detector(train_set, args.out, config, train, val=val_set)
     print(f"wrote {path}")
     return 0

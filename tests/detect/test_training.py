@@ -102,3 +102,40 @@ def test_resuming_into_a_folder_of_another_model_is_refused(tiny_data, tmp_path)
         train_detector(
             tiny_data, tmp_path, detector_config_for(tiny_data, "c3det", **TINY), train, log=lambda _: None
         )
+
+
+@pytest.mark.parametrize("method", ["c3det", "late-fusion", "early-fusion"])
+def test_a_warm_started_click_model_is_the_plain_detector_until_it_trains(tiny_data, tmp_path, method):
+    from fewclick.models.clicks import ClickTensors
+    from fewclick.models.detector import ClickDetectorNet
+    from fewclick.train.detect import warm_start
+
+    train = TrainConfig(steps=2, crop=64, batch_size=2, warmup_steps=1)
+    plain_cfg = detector_config_for(tiny_data, "plain", **TINY)
+    source = train_detector(tiny_data, tmp_path / "plain", plain_cfg, train, log=lambda _: None)
+    plain = ClickDetectorNet(plain_cfg)
+    plain.load_state_dict(_weights(source))
+    net = ClickDetectorNet(detector_config_for(tiny_data, method, **TINY))
+    messages = []
+    warm_start(net, source, messages.append)
+    assert "tensors copied" in messages[0]
+    clicks = ClickTensors(torch.tensor([[30.0, 40.0]]), torch.tensor([0]), torch.tensor([0]))
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = plain.eval()(images)
+        got = net.eval()(images, clicks)
+    for key, value in expected.items():
+        torch.testing.assert_close(got[key], value, msg=key)
+
+
+def test_warm_start_from_a_model_of_other_classes_is_refused(tiny_data, tmp_path):
+    from fewclick.models.detector import ClickDetectorNet, DetectorConfig
+    from fewclick.train.detect import warm_start
+
+    train = TrainConfig(steps=1, crop=64, batch_size=1, warmup_steps=1)
+    source = train_detector(
+        tiny_data, tmp_path, detector_config_for(tiny_data, "plain", **TINY), train, log=lambda _: None
+    )
+    other = ClickDetectorNet(DetectorConfig(num_classes=len(tiny_data.classes) + 1, **TINY))
+    with pytest.raises(ValueError, match="cannot start one of"):
+        warm_start(other, source, lambda _: None)

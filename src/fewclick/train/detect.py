@@ -43,6 +43,8 @@ class TrainConfig:
     uel_weight: float = 1.0
     val_every: int = 250
     threads: int = 2
+    init: str | None = None  # a checkpoint (e.g. the plain detector) whose weights start the run
+    bf16: bool | None = None  # bfloat16 autocast; None: where the CPU has native bf16 (2-3x faster)
     stop_after: int | None = None  # save and stop at this step (a pause; a later call resumes)
 
 
@@ -94,7 +96,9 @@ def train_detector(
     images = [im for im in load_images(dataset) if im.image.shape[0] >= 8 and im.image.shape[1] >= 8]
     if not images:
         raise ValueError("the training dataset has no usable images")
-    net = ClickDetectorNet(config)
+    net = ClickDetectorNet(config).to(memory_format=torch.channels_last)
+    if train.bf16 is None:
+        train = replace(train, bf16=bf16_supported())
     optim = torch.optim.AdamW(net.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     criterion = DetectionCriterion(
         config.points_only, config.oriented, train.uel_weight if config.uses_clicks and config.uel else 0.0
@@ -104,6 +108,8 @@ def train_detector(
     ckpt_path = out_dir / "last.pt"
     if ckpt_path.is_file():
         step, total, elapsed = _resume(ckpt_path, net, optim, rng, config, log)
+    elif train.init is not None:
+        warm_start(net, train.init, log)
     val_images = load_images(val) if val is not None and len(val) else []
     bar = tqdm(total=total, initial=step, desc=f"train {config.method}", unit="step", mininterval=2)
     started = time.perf_counter() - elapsed
@@ -121,7 +127,7 @@ def train_detector(
             )
             log(f"{per_step:.2f} s/step: {total} steps fit in {train.budget_minutes:g} minutes")
             bar.reset(total=total)
-            bar.update(step)
+            bar.update(step - 1)  # the line below counts this step
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
         pause = step == train.stop_after
@@ -149,14 +155,58 @@ def _train_step(net, optim, criterion, images, rng, train: TrainConfig, config: 
         build_targets(s.objects, (train.crop, train.crop), config.num_classes, net.stride) for s in samples
     ]
     batch = torch.from_numpy(np.stack([normalise(s.image) for s in samples]))
+    batch = batch.contiguous(memory_format=torch.channels_last)
     clicks = _sample_clicks(samples)
-    outputs = net(batch, clicks)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(train.bf16)):
+        outputs = net(batch, clicks)
+    outputs = {k: v.float() for k, v in outputs.items()}
     losses = criterion(outputs, targets, [s.clicked for s in samples])
     optim.zero_grad(set_to_none=True)
     losses["total"].backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
     optim.step()
     return {k: float(v.detach()) for k, v in losses.items()}
+
+
+def warm_start(net: ClickDetectorNet, path: str | Path, log: Callable[[str], None] = print) -> None:
+    """Start ``net`` from the weights of another click-detector checkpoint (typically the
+    plain detector of the same data): every tensor whose name and shape match is copied;
+    Early Fusion's first convolution takes the image channels and starts its click channels
+    at zero, so at the first step it is the plain detector. Fails on other classes."""
+    from fewclick.predict.detect import load_checkpoint
+
+    source, ckpt = load_checkpoint(path)
+    if source.config.num_classes != net.config.num_classes:
+        raise ValueError(
+            f"{path}: a model of {source.config.num_classes} classes cannot start one of "
+            f"{net.config.num_classes}"
+        )
+    own = net.state_dict()
+    copied = 0
+    with torch.no_grad():
+        for name, value in source.state_dict().items():
+            if name not in own:
+                continue
+            target = own[name]
+            if target.shape == value.shape:
+                target.copy_(value)
+            elif target.ndim == 4 and target.shape[0] == value.shape[0] and target.shape[1] > value.shape[1]:
+                target.zero_()
+                target[:, : value.shape[1]] = value  # extra input channels (Early Fusion) start at 0
+            else:
+                continue
+            copied += 1
+        if net.head.click_part is not None and "head.click_part.weight" not in source.state_dict():
+            net.head.click_part.weight.zero_()  # clicks start with no say: step 0 is the source model
+    log(f"started from {path}: {copied} of {len(own)} tensors copied")
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU runs bfloat16 convolutions natively (AVX-512 BF16 / AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _sample_clicks(samples) -> ClickTensors:

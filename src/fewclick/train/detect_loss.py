@@ -96,25 +96,31 @@ class DetectionCriterion:
         return generalized_box_iou_loss(pred, boxes, reduction="mean")
 
     def _uel(self, logits: torch.Tensor, targets: list[Targets], clicked: list[np.ndarray]) -> torch.Tensor:
-        terms = []
+        """Mean over clicked objects of: focal pull of the clicked class at the object's
+        centre cell + focal push of every other class over the cells of its box."""
         num_classes, h, w = logits.shape[1:]
+        batch, labels, cells, masks = [], [], [], []
+        ys, xs = np.arange(h)[:, None], np.arange(w)[None, :]
         for b, (t, chosen) in enumerate(zip(targets, clicked)):
-            rows = np.flatnonzero(np.isin(t.object, chosen))
-            for r in rows:
-                label = int(t.labels[r])
-                cy, cx = divmod(int(t.index[r]), w)
+            for r in np.flatnonzero(np.isin(t.object, chosen)):
                 x0, y0, x1, y1 = t.boxes[r]
-                xs = slice(max(int(np.floor(x0)), 0), min(int(np.ceil(x1)), w))
-                ys = slice(max(int(np.floor(y0)), 0), min(int(np.ceil(y1)), h))
-                region = logits[b, :, ys, xs]
-                if region.numel() == 0:
+                mask = (xs >= np.floor(x0)) & (xs < np.ceil(x1)) & (ys >= np.floor(y0)) & (ys < np.ceil(y1))
+                if not mask.any():
                     continue
-                others = torch.cat([region[:label], region[label + 1 :]]) if num_classes > 1 else region[:0]
-                p_centre = torch.sigmoid(logits[b, label, cy, cx]).clamp(1e-4, 1 - 1e-4)
-                pull = -torch.log(p_centre) * (1 - p_centre) ** 2
-                p_others = torch.sigmoid(others).clamp(1e-4, 1 - 1e-4)
-                push = (-torch.log(1 - p_others) * p_others**2).sum() if others.numel() else pull * 0
-                terms.append(pull + push)
-        if not terms:
+                batch.append(b)
+                labels.append(int(t.labels[r]))
+                cells.append(int(t.index[r]))
+                masks.append(mask)
+        if not batch:
             return logits.sum() * 0
-        return torch.stack(terms).mean()
+        batch_t, labels_t = torch.tensor(batch), torch.tensor(labels)
+        p_centre = torch.sigmoid(logits.flatten(2)[batch_t, labels_t, torch.tensor(cells)]).clamp(
+            1e-4, 1 - 1e-4
+        )
+        pull = -torch.log(p_centre) * (1 - p_centre) ** 2
+        p = torch.sigmoid(logits[batch_t]).clamp(1e-4, 1 - 1e-4)  # [K, C, h, w]
+        others = torch.ones(len(batch), num_classes, 1, 1)
+        others[torch.arange(len(batch)), labels_t] = 0
+        inside = torch.from_numpy(np.stack(masks)).float()[:, None]  # [K, 1, h, w]
+        push = (-torch.log(1 - p) * p**2 * others * inside).sum((1, 2, 3))
+        return (pull + push).mean()
