@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         # A warm-started model's training time includes the plain detector it starts from.
         total = own + (report["train_minutes"]["plain"] if init else 0.0)
         report["train_minutes"][method] = round(total, 2)
+        report.setdefault("train_steps", {})[method] = torch.load(path, weights_only=False)["step"]
         models[method] = path
     report["warm_start"] = not args.cold_start
     items = load_items(test_set)

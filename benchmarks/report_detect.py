@@ -45,8 +45,13 @@ def _section(path: Path, r: dict) -> list[str]:
         "",
         f"- run {r['date']} on {r['machine']}; train {r['train_images']} images, test {r['test_images']} "
         f"images ({'split by image from one folder' if r['train'] == r['test'] else 'given test set'}); "
-        f"boxes: {r['boxes']}; training budget {r['budget_minutes']} min per method; "
-        f"{len(next(iter(methods.values()))['mAP_per_session'])} session(s) of clicks.",
+        f"boxes: {r['boxes']}; training budget {r['budget_minutes']} min per model"
+        + (
+            " (each click model starts from the plain detector; its minutes include the plain one's)"
+            if r.get("warm_start")
+            else ""
+        )
+        + f"; {len(next(iter(methods.values()))['mAP_per_session'])} session(s) of clicks.",
         f"- plot: ![mAP vs clicks]({path.with_suffix('.png').name})",
         "",
         "| method | " + " | ".join(f"k={k}" for k in SHOW_K) + " | train min |",
@@ -79,6 +84,8 @@ def _section(path: Path, r: dict) -> list[str]:
         "",
     ]
     lines += [f"- {line}" for line in _targets(methods, r)]
+    if r.get("notes"):
+        lines += ["", "Notes:", ""] + [f"- {note}" for note in r["notes"]]
     return lines + [""]
 
 

@@ -139,3 +139,15 @@ def test_warm_start_from_a_model_of_other_classes_is_refused(tiny_data, tmp_path
     other = ClickDetectorNet(DetectorConfig(num_classes=len(tiny_data.classes) + 1, **TINY))
     with pytest.raises(ValueError, match="cannot start one of"):
         warm_start(other, source, lambda _: None)
+
+
+def test_a_minute_budget_becomes_a_step_count_that_is_stored_and_kept_on_resume(tiny_data, tmp_path):
+    cfg = detector_config_for(tiny_data, "plain", **TINY)
+    messages = []
+    train = TrainConfig(budget_minutes=0.05, crop=64, batch_size=1, warmup_steps=1)
+    path = train_detector(tiny_data, tmp_path, cfg, train, log=messages.append)
+    ckpt = torch.load(path, weights_only=False)
+    assert any("steps fit in 0.05 minutes" in m for m in messages)
+    assert ckpt["step"] == ckpt["total_steps"] > 20  # the 3 + 20 timed steps come first
+    train_detector(tiny_data, tmp_path, cfg, train, log=messages.append)  # resumes: nothing left to do
+    assert torch.load(path, weights_only=False)["step"] == ckpt["step"]

@@ -28,6 +28,9 @@ from fewclick.train.detect_loss import DetectionCriterion
 from fewclick.types import Objects
 
 
+CALIBRATION_SKIP, CALIBRATION_STEPS = 3, 20  # a budget in minutes becomes steps from these
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     crop: int = 256
@@ -113,15 +116,18 @@ def train_detector(
     val_images = load_images(val) if val is not None and len(val) else []
     bar = tqdm(total=total, initial=step, desc=f"train {config.method}", unit="step", mininterval=2)
     started = time.perf_counter() - elapsed
+    step_times: list[float] = []
     while total is None or step < total:
         _set_lr(optim, train, step, total)
+        tick = time.perf_counter()
         losses = _train_step(net, optim, criterion, images, rng, train, config)
         step += 1
-        if total is None and step == 4:
-            timed_from = time.perf_counter()
-        if total is None and step == 12:
-            # The first steps are slow (allocation); time steps 5..12 only.
-            per_step = (time.perf_counter() - timed_from) / 8
+        if total is None and step > CALIBRATION_SKIP:
+            step_times.append(time.perf_counter() - tick)
+        if total is None and len(step_times) == CALIBRATION_STEPS:
+            # The first steps are slow (allocation) and other programs may slow some of
+            # the rest: the lower quartile of the timed steps is the machine's own speed.
+            per_step = float(np.percentile(step_times, 25))
             total = max(
                 int((train.budget_minutes * 60 - (time.perf_counter() - started)) / per_step) + step, step + 1
             )
