@@ -27,7 +27,6 @@ from fewclick.train.detect_data import build_targets, geometry_only, make_sample
 from fewclick.train.detect_loss import DetectionCriterion
 from fewclick.types import Objects
 
-
 CALIBRATION_SKIP, CALIBRATION_STEPS = 3, 20  # a budget in minutes becomes steps from these
 
 
