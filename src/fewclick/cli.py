@@ -112,6 +112,16 @@ def _parser() -> argparse.ArgumentParser:
     tdet.add_argument("--format", help="the dataset format (default: detect)")
     tdet.set_defaults(run=_train_detect)
 
+    tseg = train.add_parser("segment", help="train the box-to-mask models M_b and M_b+c")
+    tseg.add_argument("--data", required=True, type=Path, help="a dataset with instance masks")
+    tseg.add_argument("--out", required=True, type=Path, help="folder for m_b.pt and m_bc.pt (resumes)")
+    tseg.add_argument("--budget-minutes", type=float, default=12.0, help="both models together")
+    tseg.add_argument("--steps", type=int, help="exact steps per model (overrides --budget-minutes)")
+    tseg.add_argument("--clicks", default="disks", choices=["disks", "gaussians", "distance"])
+    tseg.add_argument("--seed", type=int, default=0)
+    tseg.add_argument("--format", help="the dataset format (default: detect)")
+    tseg.set_defaults(run=_train_segment)
+
     protocol = commands.add_parser("protocol", help="run a paper's evaluation protocol").add_subparsers(
         title="protocol commands"
     )
@@ -132,6 +142,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     pdet.add_argument("--format", help="the dataset format (default: detect)")
     pdet.set_defaults(run=_protocol_detect)
+
+    pseg = protocol.add_parser("segment", help="box-to-mask: rounds x corrective clicks, and NoC")
+    pseg.add_argument(
+        "--models",
+        required=True,
+        nargs="+",
+        help="model folders (m_b.pt, m_bc.pt), 'grabcut' or 'box' (the training-free baselines)",
+    )
+    pseg.add_argument("--data", required=True, type=Path)
+    pseg.add_argument("--rounds", type=int, default=3)
+    pseg.add_argument("--clicks-per-round", type=int, default=3)
+    pseg.add_argument("--strategy", default="center", choices=["center", "boundary", "random"])
+    pseg.add_argument("--click-noise", type=float, default=3.0, help="click noise std in pixels")
+    pseg.add_argument("--min-region", type=int, default=9, help="ignore error regions under this many px")
+    pseg.add_argument("--box-noise", type=float, default=0.2, help="box noise std, fraction of object size")
+    pseg.add_argument("--max-instances", type=int, help="stop after this many objects")
+    pseg.add_argument("--noc", action="store_true", help="also run the per-click NoC@85/90 protocol")
+    pseg.add_argument("--seed", type=int, default=0)
+    pseg.add_argument(
+        "--out", required=True, type=Path, help="results JSON (a PNG plot is written beside it)"
+    )
+    pseg.add_argument("--format", help="the dataset format (default: detect)")
+    pseg.set_defaults(run=_protocol_segment)
 
     ev = commands.add_parser("eval", help="evaluate results against ground truth").add_subparsers(
         title="eval commands"
@@ -249,6 +282,39 @@ def _train_detect(args) -> int:
     )
     path = train_detector(train_set, args.out, config, train, val=val_set)
     print(f"wrote {path}")
+    return 0
+
+
+def _train_segment(args) -> int:
+    from fewclick.io import read_dataset
+    from fewclick.train.segment import SegmentTrainConfig, train_segmenter
+
+    dataset = read_dataset(args.data, args.format)
+    train = SegmentTrainConfig(budget_minutes=args.budget_minutes, steps=args.steps, seed=args.seed)
+    m_b, m_bc = train_segmenter(dataset, args.out, train=train, clicks=args.clicks)
+    print(f"wrote {m_b} and {m_bc}")
+    return 0
+
+
+def _protocol_segment(args) -> int:
+    from fewclick.protocols.segment import RoundsConfig
+    from fewclick.protocols.segment_run import run_segment_models
+
+    config = RoundsConfig(
+        rounds=args.rounds,
+        clicks_per_round=args.clicks_per_round,
+        strategy=args.strategy,
+        click_noise=args.click_noise,
+        min_region_px=args.min_region,
+        box_noise=args.box_noise,
+        seed=args.seed,
+        max_instances=args.max_instances,
+    )
+    results = run_segment_models(args.models, args.data, args.out, config, args.noc, data_format=args.format)
+    for name, r in results["methods"].items():
+        noc = f"; NoC@85 {r['noc']['NoC@85']:.2f}, NoC@90 {r['noc']['NoC@90']:.2f}" if "noc" in r else ""
+        print(f"{name}: mIoU per round " + " ".join(f"{m:.3f}" for m in r["mIoU"]) + noc)
+    print(f"wrote {args.out}")
     return 0
 
 

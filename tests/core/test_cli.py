@@ -213,3 +213,47 @@ def test_train_then_protocol_detect_write_a_checkpoint_results_and_a_plot(synth,
         tmp_path / "p.json",
     )
     assert code == 2 and "Passthrough runs a plain detector" in err
+
+
+def test_train_then_protocol_segment_with_the_baselines(capsys, tmp_path):
+    make_dataset("cells", 2, seed=3, width=96, height=96, out_dir=tmp_path / "cells")
+    data = tmp_path / "cells" / "annotations.json"
+    code, stdout, _ = _run(
+        capsys, "train", "segment", "--data", data, "--out", tmp_path / "m", "--steps", "2"
+    )
+    assert code == 0 and (tmp_path / "m" / "m_b.pt").is_file() and (tmp_path / "m" / "m_bc.pt").is_file()
+    code, stdout, _ = _run(
+        capsys,
+        "protocol",
+        "segment",
+        "--models",
+        tmp_path / "m",
+        "grabcut",
+        "box",
+        "--data",
+        data,
+        "--max-instances",
+        "3",
+        "--noc",
+        "--out",
+        tmp_path / "r.json",
+    )
+    assert code == 0 and (tmp_path / "r.png").is_file()
+    methods = json.loads((tmp_path / "r.json").read_text())["methods"]
+    assert sorted(methods) == ["box", "grabcut", "m"]
+    for result in methods.values():
+        assert result["instances"] == 3 and len(result["mIoU"]) == 4
+        assert 1 <= result["noc"]["NoC@85"] <= 20
+    assert len(set(methods["box"]["mIoU"])) == 1, "the box ignores clicks"
+    code, _, err = _run(
+        capsys,
+        "protocol",
+        "segment",
+        "--models",
+        tmp_path / "nothing",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "x.json",
+    )
+    assert code == 2 and "nothing" in err

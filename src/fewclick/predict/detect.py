@@ -17,6 +17,7 @@ from fewclick.io.images import to_rgb8
 from fewclick.io.tiling import Tile, merge_detections, tile_grid
 from fewclick.models.clicks import ClickTensors
 from fewclick.models.detector import ClickDetectorNet, DetectorConfig
+from fewclick.predict.checkpoints import read_checkpoint
 from fewclick.train.detect_data import normalise
 from fewclick.types import Click, Clicks, Detections
 
@@ -44,20 +45,7 @@ class DecodeConfig:
 
 def load_checkpoint(path: str | Path) -> tuple[ClickDetectorNet, dict]:
     """A trained network and its checkpoint metadata; errors name the file and the problem."""
-    path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such model file") from None
-    except Exception as exc:  # torch raises many kinds for a corrupt file
-        raise ValueError(f"{path}: not a readable fewclick model ({type(exc).__name__}: {exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != "click-detector":
-        raise ValueError(f"{path}: not a fewclick click-detector checkpoint")
-    if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(
-            f"{path}: checkpoint version {ckpt.get('version')} is not {CHECKPOINT_VERSION}; "
-            "retrain with this fewclick"
-        )
+    ckpt = read_checkpoint(path, "click-detector", CHECKPOINT_VERSION)
     net = ClickDetectorNet(DetectorConfig.from_dict(ckpt["config"]))
     try:
         net.load_state_dict(ckpt["model"])

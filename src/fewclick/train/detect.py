@@ -8,7 +8,6 @@ the random state, and a run resumes from them.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -23,11 +22,10 @@ from fewclick.io.images import load_image
 from fewclick.models.clicks import ClickTensors
 from fewclick.models.detector import ClickDetectorNet, DetectorConfig
 from fewclick.predict.detect import CHECKPOINT_VERSION, ClickDetector, DecodeConfig
+from fewclick.train.common import CALIBRATION_SKIP, CALIBRATION_STEPS, bf16_supported, set_lr
 from fewclick.train.detect_data import build_targets, geometry_only, make_sample, normalise
 from fewclick.train.detect_loss import DetectionCriterion
 from fewclick.types import Objects
-
-CALIBRATION_SKIP, CALIBRATION_STEPS = 3, 20  # a budget in minutes becomes steps from these
 
 
 @dataclass(frozen=True)
@@ -117,7 +115,7 @@ def train_detector(
     started = time.perf_counter() - elapsed
     step_times: list[float] = []
     while total is None or step < total:
-        _set_lr(optim, train, step, total)
+        set_lr(optim, train.lr, train.warmup_steps, step, total)
         tick = time.perf_counter()
         losses = _train_step(net, optim, criterion, images, rng, train, config)
         step += 1
@@ -206,14 +204,6 @@ def warm_start(net: ClickDetectorNet, path: str | Path, log: Callable[[str], Non
     log(f"started from {path}: {copied} of {len(own)} tensors copied")
 
 
-def bf16_supported() -> bool:
-    """Whether this CPU runs bfloat16 convolutions natively (AVX-512 BF16 / AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def _sample_clicks(samples) -> ClickTensors:
     from fewclick.simulate.clicks import object_centres
 
@@ -230,18 +220,6 @@ def _sample_clicks(samples) -> ClickTensors:
         torch.from_numpy(np.concatenate(labels)),
         torch.from_numpy(np.concatenate(batch)),
     )
-
-
-def _set_lr(optim, train: TrainConfig, step: int, total: int | None) -> None:
-    if step < train.warmup_steps:
-        lr = train.lr * (step + 1) / train.warmup_steps
-    elif total is None:
-        lr = train.lr
-    else:
-        progress = (step - train.warmup_steps) / max(total - train.warmup_steps, 1)
-        lr = train.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    for group in optim.param_groups:
-        group["lr"] = lr
 
 
 def _validate(net, classes, val_images, config: DetectorConfig) -> str:

@@ -1,0 +1,195 @@
+"""Box-to-mask benchmark: train M_b and M_b+c, run the rounds and NoC protocols against the
+model, GrabCut and the box, train and score the mask-quality ranker, measure latency.
+
+    python benchmarks/segment.py --train PATH --test PATH --out FILE.json [--quick] [--budget-minutes N]
+
+When ``--test`` is the same path as ``--train``, the dataset is split by image (sorted
+names, every 4th image is test). Of the training part, every 5th image is kept apart for
+the ranker (the "small part with ground truth"); the models train on the rest. With
+``--noc-only`` and ``--models DIR`` an already trained model is scored with the per-click
+protocol only (e.g. on ``grabcut_scribbles``). Models go to ``--work`` (default
+``out/bench_segment/<dataset>``; an existing model there is resumed). Writes FILE.json,
+FILE.png (mIoU vs clicks) and FILE_ranker.png (the paper's Figure 8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fewclick.io import read_dataset
+from fewclick.io.dataset import Dataset, split_by_image
+from fewclick.predict.grabcut import GrabCutPredictor
+from fewclick.predict.segment import MaskPredictor
+from fewclick.predict.segment_api import BoxPredictor
+from fewclick.protocols.segment import RoundsConfig, plot_miou_vs_clicks, run_noc, run_rounds, tight_box
+from fewclick.protocols.segment_run import InstanceItems, json_ready
+from fewclick.quality.ranker import QualityRanker, plot_ranking, ranking_report
+from fewclick.train.segment import SegmentTrainConfig, train_segmenter
+from fewclick.types import Clicks
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    torch.set_num_threads(2)
+    if args.noc_only:
+        return _noc_only(args)
+    train_set, test_set = _split(args.train, args.test)
+    model_set, ranker_set = split_by_image(train_set, 5, "train"), split_by_image(train_set, 5, "test")
+    minutes = args.budget_minutes if args.budget_minutes is not None else (3.0 if args.quick else 12.0)
+    max_instances = args.max_instances or (150 if args.quick else 600)
+    noc_instances = args.noc_instances or (40 if args.quick else 150)
+    work = args.work or Path("out/bench_segment") / Path(args.train).name
+    report = {
+        "train": str(args.train),
+        "test": str(args.test),
+        "train_images": len(model_set),
+        "ranker_images": len(ranker_set),
+        "test_images": len(test_set),
+        "budget_minutes": minutes,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}, {torch.get_num_threads()} threads",
+    }
+    started = time.perf_counter()
+    train_segmenter(
+        model_set, work, train=SegmentTrainConfig(budget_minutes=minutes, seed=args.seed), clicks=args.clicks
+    )
+    report["train_minutes"] = round((time.perf_counter() - started) / 60, 2)
+    model = MaskPredictor.load(work)
+    predictors = {"model": model, "grabcut": GrabCutPredictor(), "box": BoxPredictor()}
+    rounds_cfg = RoundsConfig(seed=args.seed, max_instances=max_instances)
+    items = InstanceItems(test_set)
+    rounds = {name: run_rounds(p, items, rounds_cfg) for name, p in predictors.items()}
+    for name, result in rounds.items():
+        print(f"{name}: mIoU per round " + " ".join(f"{m:.3f}" for m in result.miou), flush=True)
+    report["instances"] = len(rounds["model"].ious)
+    report["box_only"] = rounds["box"].miou[0]
+    report["grabcut"] = rounds["grabcut"].miou[0]
+    report["m_b"] = rounds["model"].miou[0]
+    report["rounds"] = {name: r.miou for name, r in rounds.items()}
+    report["boundary_F"] = {name: r.mean_boundary_f for name, r in rounds.items()}
+    report["by_size"] = {name: r.by_size() for name, r in rounds.items()}
+    report["mean_clicks"] = rounds["model"].clicks_curve()[0]
+    noc = {
+        name: run_noc(p, items, max_instances=noc_instances, seed=args.seed)
+        for name, p in predictors.items()
+        if name != "box"
+    }
+    report["noc_instances"] = len(noc["model"].ious)
+    report["noc85"] = {name: r.noc["NoC@85"] for name, r in noc.items()}
+    report["noc90"] = {name: r.noc["NoC@90"] for name, r in noc.items()}
+    report["noc_mIoU_per_click"] = {name: r.miou_per_click for name, r in noc.items()}
+    report["ranker"] = _ranker(model, ranker_set, rounds["model"], rounds_cfg, work, args.out)
+    report["latency_ms"] = {"predict": _latency(model, items)}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(json_ready(report), indent=1))
+    plot_miou_vs_clicks(
+        {name: r.clicks_curve() for name, r in rounds.items()},
+        out.with_suffix(".png"),
+        title=f"{Path(args.test).name}: mIoU over 3 x 3 rounds",
+    )
+    print(f"wrote {out}, {out.with_suffix('.png')} and {_ranker_plot(out)}")
+    return 0
+
+
+def _ranker(model, ranker_set: Dataset, test_rounds, cfg: RoundsConfig, work: Path, out: Path) -> dict:
+    """Train M_r on the ranker part's sessions, score it on the test sessions."""
+    fit_rounds = run_rounds(model, InstanceItems(ranker_set), cfg)
+    ranker = QualityRanker(seed=cfg.seed).fit(fit_rounds.features, fit_rounds.final_ious)
+    ranker.save(work / "ranker.pkl")
+    report = ranking_report(ranker.predict(test_rounds.features), test_rounds.final_ious)
+    report["train_instances"] = len(fit_rounds.final_ious)
+    plot_ranking(report, _ranker_plot(out), title=f"{Path(out).stem}: mask-quality ranking")
+    return report
+
+
+def _ranker_plot(out: Path) -> Path:
+    return Path(out).with_name(Path(out).stem + "_ranker.png")
+
+
+def _noc_only(args) -> int:
+    if args.models is None:
+        raise SystemExit("--noc-only needs --models DIR (a folder with m_b.pt and m_bc.pt)")
+    data = read_dataset(args.test)
+    items = InstanceItems(data)
+    predictors = {"model": MaskPredictor.load(args.models), "grabcut": GrabCutPredictor()}
+    noc = {name: run_noc(p, items, seed=args.seed) for name, p in predictors.items()}
+    report = {
+        "test": str(args.test),
+        "models": str(args.models),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "instances": len(noc["model"].ious),
+        "noc85": {name: r.noc["NoC@85"] for name, r in noc.items()},
+        "noc90": {name: r.noc["NoC@90"] for name, r in noc.items()},
+        "noc_mIoU_per_click": {name: r.miou_per_click for name, r in noc.items()},
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(json_ready(report), indent=1))
+    plot_miou_vs_clicks(
+        {name: (list(range(len(m))), m) for name, m in report["noc_mIoU_per_click"].items()},
+        out.with_suffix(".png"),
+        title=f"{Path(args.test).name}: mIoU per click (NoC protocol)",
+    )
+    print(f"NoC@85 {report['noc85']}, NoC@90 {report['noc90']}; wrote {out}")
+    return 0
+
+
+def _latency(model: MaskPredictor, items) -> dict:
+    """predict with 1..9 clicks on the first test objects: p50 / p95 in ms."""
+    rng = np.random.default_rng(0)
+    times = []
+    for image, masks in items:
+        model.set_image(image)
+        for gt in masks[:10]:
+            if not gt.any():
+                continue
+            box = tight_box(gt)
+            ys, xs = np.nonzero(gt)
+            for n in range(1, 10):
+                pick = rng.integers(0, len(xs), n)
+                clicks = Clicks(np.stack([xs[pick], ys[pick]], 1), np.zeros(n), rng.random(n) < 0.5)
+                t = time.perf_counter()
+                model.predict(box, clicks)
+                times.append(time.perf_counter() - t)
+        if len(times) >= 90:
+            break
+    ms = np.asarray(times) * 1000
+    return {"p50": round(float(np.percentile(ms, 50)), 1), "p95": round(float(np.percentile(ms, 95)), 1)}
+
+
+def _split(train: Path, test: Path) -> tuple[Dataset, Dataset]:
+    if Path(train).resolve() == Path(test).resolve():
+        data = read_dataset(train)
+        return split_by_image(data, 4, "train"), split_by_image(data, 4, "test")
+    return read_dataset(train), read_dataset(test)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--train", type=Path, help="training dataset (not needed with --noc-only)")
+    p.add_argument("--test", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--budget-minutes", type=float, help="minutes for M_b and M_b+c together (default 12)")
+    p.add_argument("--quick", action="store_true", help="3 min training, fewer test objects")
+    p.add_argument("--max-instances", type=int, help="test objects in the rounds protocol (default 600)")
+    p.add_argument("--noc-instances", type=int, help="test objects in the NoC protocol (default 150)")
+    p.add_argument("--clicks", default="disks", choices=["disks", "gaussians", "distance"])
+    p.add_argument("--noc-only", action="store_true", help="score --models on --test with NoC only")
+    p.add_argument("--models", type=Path, help="a trained model folder (for --noc-only)")
+    p.add_argument("--work", type=Path, help="where the models go")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())

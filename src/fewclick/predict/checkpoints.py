@@ -1,0 +1,29 @@
+"""Reading fewclick model files: one place for the errors a user sees on a bad file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+def read_checkpoint(path: str | Path, kind: str, version: int) -> dict:
+    """The checkpoint dict of a fewclick model file of ``kind`` and ``version``.
+
+    A missing file raises FileNotFoundError; a corrupt file, another kind of file or
+    another version raises ValueError naming the file and what was found."""
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such model file") from None
+    except Exception as exc:  # torch raises many kinds for a corrupt file
+        raise ValueError(f"{path}: not a readable fewclick model ({type(exc).__name__}: {exc})") from None
+    found = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
+    if found != kind:
+        raise ValueError(f"{path}: expected a fewclick {kind} checkpoint, got {found!r}")
+    if ckpt.get("version") != version:
+        raise ValueError(
+            f"{path}: checkpoint version {ckpt.get('version')} is not {version}; retrain with this fewclick"
+        )
+    return ckpt
