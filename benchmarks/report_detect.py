@@ -54,12 +54,14 @@ def _section(path: Path, r: dict) -> list[str]:
         + f"; {len(next(iter(methods.values()))['mAP_per_session'])} session(s) of clicks.",
         f"- plot: ![mAP vs clicks]({path.with_suffix('.png').name})",
         "",
-        "| method | " + " | ".join(f"k={k}" for k in SHOW_K) + " | train min |",
+        "| method | " + " | ".join(f"k={k}" for k in SHOW_K) + " | train min (idle) |",
         "|---|" + "---|" * (len(SHOW_K) + 1),
     ]
     for name, res in methods.items():
         cells = [_at(res, k) for k in SHOW_K]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['train_minutes'].get(name, '-')} |")
+        idle = r.get("train_minutes_idle", {}).get(name)
+        minutes = f"{r['train_minutes'].get(name, '-')}" + (f" ({idle})" if idle is not None else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {minutes} |")
     lines += [
         "",
         "Clicked recall (share of clicked objects returned with the clicked class at IoU >= 0.5, "
@@ -135,9 +137,12 @@ def _targets(methods: dict, r: dict) -> list[str]:
         f"({lat['predict']['p95']} ms); set_image <= 1 s: "
         f"{'met' if lat['set_image']['p95'] <= 1000 else 'MISSED'} ({lat['set_image']['p95']} ms)"
     )
-    slowest = max(r["train_minutes"].values())
+    minutes = r.get("train_minutes_idle") or r["train_minutes"]
+    slowest = max(minutes.values())
+    kind = "steps x measured speed, idle machine" if "train_minutes_idle" in r else "wall clock"
     out.append(
-        f"each model trains within 15 minutes: {'met' if slowest <= 15 else 'MISSED'} (slowest {slowest} min)"
+        f"each model trains within 15 minutes: {'met' if slowest <= 15 else 'MISSED'} "
+        f"(slowest {slowest} min, {kind})"
     )
     return out
 

@@ -149,5 +149,6 @@ def test_a_minute_budget_becomes_a_step_count_that_is_stored_and_kept_on_resume(
     ckpt = torch.load(path, weights_only=False)
     assert any("steps fit in 0.05 minutes" in m for m in messages)
     assert ckpt["step"] == ckpt["total_steps"] > 20  # the 3 + 20 timed steps come first
+    assert ckpt["seconds_per_step"] > 0
     train_detector(tiny_data, tmp_path, cfg, train, log=messages.append)  # resumes: nothing left to do
     assert torch.load(path, weights_only=False)["step"] == ckpt["step"]

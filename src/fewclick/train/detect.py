@@ -114,6 +114,7 @@ def train_detector(
     bar = tqdm(total=total, initial=step, desc=f"train {config.method}", unit="step", mininterval=2)
     started = time.perf_counter() - elapsed
     step_times: list[float] = []
+    per_step = _stored_speed(ckpt_path)
     while total is None or step < total:
         set_lr(optim, train.lr, train.warmup_steps, step, total)
         tick = time.perf_counter()
@@ -136,7 +137,7 @@ def train_detector(
         pause = step == train.stop_after
         if total is not None and (step % train.val_every == 0 or step == total or pause):
             elapsed = time.perf_counter() - started
-            _save(ckpt_path, net, optim, rng, config, train, dataset.classes, step, total, elapsed)
+            _save(ckpt_path, net, optim, rng, config, train, dataset.classes, step, total, elapsed, per_step)
             if val_images and not pause:
                 log(f"step {step}/{total}: " + _validate(net, dataset.classes, val_images, config))
         if pause:
@@ -232,7 +233,7 @@ def _validate(net, classes, val_images, config: DetectorConfig) -> str:
     return ", ".join(f"val mAP@{k} clicks {v:.3f}" for k, v in zip(ks, scores))
 
 
-def _save(path: Path, net, optim, rng, config, train, classes, step, total, elapsed) -> None:
+def _save(path: Path, net, optim, rng, config, train, classes, step, total, elapsed, per_step) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(
         {
@@ -246,12 +247,19 @@ def _save(path: Path, net, optim, rng, config, train, classes, step, total, elap
             "step": step,
             "total_steps": total,
             "elapsed_s": elapsed,
+            "seconds_per_step": per_step,  # the calibrated speed (None for a fixed step count)
             "rng": rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
         },
         tmp,
     )
     tmp.replace(path)  # never leave a half-written checkpoint
+
+
+def _stored_speed(path: Path) -> float | None:
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False).get("seconds_per_step")
 
 
 def _resume(path: Path, net, optim, rng, config: DetectorConfig, log) -> tuple[int, int, float]:
