@@ -26,6 +26,7 @@ import torch
 from fewclick.io import read_dataset
 from fewclick.io.dataset import Dataset, split_by_image
 from fewclick.predict.detect import ClickDetector, DecodeConfig
+from fewclick.protocols import json_ready
 from fewclick.protocols.detect import ProtocolConfig, run_protocol
 from fewclick.protocols.detect_run import load_items, plot_map_vs_clicks
 from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         predictor = ClickDetector.load(work / "c3det" / "last.pt")
         report["image_size"], report["latency_ms"] = _latency(predictor, load_items(test_set)[:1])
         report["latency_date"] = datetime.now(UTC).isoformat(timespec="seconds")
-        Path(args.out).write_text(json.dumps(_clean(report), indent=1))
+        Path(args.out).write_text(json.dumps(json_ready(report), indent=1))
         print(f"latency: {report['latency_ms']}")
         return 0
     report = {
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     report["image_size"], report["latency_ms"] = _latency(predictors["c3det"], items)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_clean(report), indent=1))
+    out.write_text(json.dumps(json_ready(report), indent=1))
     plot_map_vs_clicks(
         report["methods"],
         out.with_suffix(".png"),
@@ -200,16 +201,6 @@ def _latency(predictor: ClickDetector, items) -> tuple[list[int], dict]:
         return {"p50": round(float(np.percentile(ms, 50)), 1), "p95": round(float(np.percentile(ms, 95)), 1)}
 
     return [1024, 1024], {"set_image": stats(set_times), "predict": stats(predict_times)}
-
-
-def _clean(value):
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
 
 
 if __name__ == "__main__":

@@ -30,8 +30,9 @@ from fewclick.io.dataset import Dataset, split_by_image
 from fewclick.predict.grabcut import GrabCutPredictor
 from fewclick.predict.segment import MaskPredictor
 from fewclick.predict.segment_api import BoxPredictor
+from fewclick.protocols import json_ready
 from fewclick.protocols.segment import RoundsConfig, plot_miou_vs_clicks, run_noc, run_rounds, tight_box
-from fewclick.protocols.segment_run import InstanceItems, json_ready
+from fewclick.protocols.segment_run import InstanceItems
 from fewclick.quality.ranker import QualityRanker, plot_ranking, ranking_report
 from fewclick.train.segment import SegmentTrainConfig, train_segmenter
 from fewclick.types import Clicks

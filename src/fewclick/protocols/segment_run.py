@@ -16,6 +16,7 @@ import numpy as np
 from fewclick.io import read_dataset
 from fewclick.io.dataset import Dataset
 from fewclick.predict.segment_api import BoxPredictor, SegmentPredictor
+from fewclick.protocols import json_ready
 from fewclick.protocols.segment import RoundsConfig, plot_miou_vs_clicks, run_noc, run_rounds
 
 
@@ -85,16 +86,3 @@ def run_segment_models(
     out.write_text(json.dumps(json_ready(results), indent=1))
     plot_miou_vs_clicks(curves, out.with_suffix(".png"), title=f"{Path(data).name}: mIoU vs clicks")
     return results
-
-
-def json_ready(value):
-    """JSON-ready: NaN -> None, numpy scalars -> Python numbers, tuples -> lists."""
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    if isinstance(value, np.floating | np.integer):
-        value = value.item()
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 CALIBRATION_SKIP, CALIBRATION_STEPS = 3, 20  # a budget in minutes becomes steps from these
@@ -29,3 +30,13 @@ def bf16_supported() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def steps_for_budget(
+    step_times: list[float], budget_s: float, spent_s: float, step: int
+) -> tuple[float, int]:
+    """``(seconds per step, total steps)`` for a budget of ``budget_s`` seconds of which
+    ``spent_s`` are gone at ``step``. The speed is the lower quartile of the timed steps:
+    the machine's own, even when other programs slowed some of them."""
+    per_step = float(np.percentile(step_times, 25))
+    return per_step, max(int((budget_s - spent_s) / per_step) + step, step + 1)

@@ -22,7 +22,13 @@ from fewclick.io.images import load_image
 from fewclick.models.clicks import ClickTensors
 from fewclick.models.detector import ClickDetectorNet, DetectorConfig
 from fewclick.predict.detect import CHECKPOINT_VERSION, ClickDetector, DecodeConfig
-from fewclick.train.common import CALIBRATION_SKIP, CALIBRATION_STEPS, bf16_supported, set_lr
+from fewclick.train.common import (
+    CALIBRATION_SKIP,
+    CALIBRATION_STEPS,
+    bf16_supported,
+    set_lr,
+    steps_for_budget,
+)
 from fewclick.train.detect_data import build_targets, geometry_only, make_sample, normalise
 from fewclick.train.detect_loss import DetectionCriterion
 from fewclick.types import Objects
@@ -123,11 +129,9 @@ def train_detector(
         if total is None and step > CALIBRATION_SKIP:
             step_times.append(time.perf_counter() - tick)
         if total is None and len(step_times) == CALIBRATION_STEPS:
-            # The first steps are slow (allocation) and other programs may slow some of
-            # the rest: the lower quartile of the timed steps is the machine's own speed.
-            per_step = float(np.percentile(step_times, 25))
-            total = max(
-                int((train.budget_minutes * 60 - (time.perf_counter() - started)) / per_step) + step, step + 1
+            # The first steps are slow (allocation): they are not timed.
+            per_step, total = steps_for_budget(
+                step_times, train.budget_minutes * 60, time.perf_counter() - started, step
             )
             log(f"{per_step:.2f} s/step: {total} steps fit in {train.budget_minutes:g} minutes")
             bar.reset(total=total)

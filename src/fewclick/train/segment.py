@@ -35,7 +35,13 @@ from fewclick.models.masknet import MaskNet, MaskNetConfig
 from fewclick.predict import segment_crop as sc
 from fewclick.predict.segment import MASK_CHECKPOINT_VERSION
 from fewclick.simulate.corrective import corrective_clicks, noisy_box
-from fewclick.train.common import CALIBRATION_SKIP, CALIBRATION_STEPS, bf16_supported, set_lr
+from fewclick.train.common import (
+    CALIBRATION_SKIP,
+    CALIBRATION_STEPS,
+    bf16_supported,
+    set_lr,
+    steps_for_budget,
+)
 from fewclick.train.detect_data import normalise
 
 
@@ -227,7 +233,7 @@ class _Run:
             if self.total is None and self.step > CALIBRATION_SKIP:
                 times.append(time.perf_counter() - tick)
             if self.total is None and len(times) == CALIBRATION_STEPS:
-                self._set_total(float(np.percentile(times, 25)), time.perf_counter() - started)
+                self._set_total(times, time.perf_counter() - started)
                 bar.reset(total=self.total)
                 bar.update(self.step - 1)
             bar.update(1)
@@ -246,10 +252,9 @@ class _Run:
         bar.close()
         return True
 
-    def _set_total(self, per_step: float, spent: float) -> None:
-        # the lower quartile of the timed steps: the machine's own speed despite other load
-        budget = self.train.budget_minutes * 60 / 2
-        self.total = max(int((budget - spent) / per_step) + self.step, self.step + 1)
+    def _set_total(self, times: list[float], spent: float) -> None:
+        budget = self.train.budget_minutes * 60 / 2  # half the budget per model
+        per_step, self.total = steps_for_budget(times, budget, spent, self.step)
         self.log(f"{per_step:.2f} s/step: {self.total} steps fit in {budget / 60:g} minutes")
 
     def _batch(self, rng, instances: list[Instance]) -> tuple[torch.Tensor, torch.Tensor]:
