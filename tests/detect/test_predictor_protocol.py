@@ -4,7 +4,7 @@ import torch
 
 from fewclick.data.synthetic import make_dataset
 from fewclick.models.detector import ClickDetectorNet, DetectorConfig
-from fewclick.predict.detect import ClickDetector, DecodeConfig, load_checkpoint
+from fewclick.predict.detect import ClickDetector, DecodeConfig, decode_outputs, load_checkpoint
 from fewclick.protocols.detect import (
     GroundTruthPredictor,
     ProtocolConfig,
@@ -121,6 +121,23 @@ def test_passthrough_relabels_the_box_under_the_click():
     out = det.predict([Click(30, 30, 1)])
     near = np.hypot(out.points[:, 0] - 30, out.points[:, 1] - 30) <= REACH
     assert (out.labels[near] == 1).sum() == 1 and (out.labels[~near] == 0).all()
+
+
+def test_a_clicked_object_comes_back_once():
+    # 16 x 16 cells of 4 px; every box is 40 px wide. Peaks: class 0 under the click,
+    # class 1 three cells to its right (a second answer for the same object), class 1 far away.
+    heat = torch.full((1, 2, 16, 16), -10.0)
+    heat[0, 0, 8, 8], heat[0, 1, 8, 11], heat[0, 1, 2, 2] = 2.0, 3.0, 3.0
+    outputs = {
+        "heatmap": heat,
+        "offset": torch.full((1, 2, 16, 16), 0.5),
+        "size": torch.full((1, 2, 16, 16), float(np.log(10))),
+    }
+    clicks = Clicks.from_list([Click(34, 34, 0)])
+    out = decode_outputs(outputs, clicks, 4, DecodeConfig(), 64, 64, oriented=False, points_only=False)
+    assert sorted(zip(out.labels.tolist(), out.points.round().tolist())) == [(0, [34, 34]), (1, [10, 10])]
+    kept = decode_outputs(outputs, clicks, 4, DecodeConfig(duplicate_iou=0.9), 64, 64, False, False)
+    assert len(kept) == 3  # the duplicate overlaps the clicked box at IoU 0.54
 
 
 def test_sessions_click_without_replacement_per_patch_and_prefixes_grow():

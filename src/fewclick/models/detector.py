@@ -79,10 +79,13 @@ class CenterHead(nn.Module):
     ``size`` = log(w / stride), log(h / stride) ``[B, 2, h, w]``, sub-cell ``offset``
     ``[B, 2, h, w]`` in cells, and ``angle`` = (cos 2a, sin 2a) ``[B, 2, h, w]`` when oriented.
 
-    The head is split so that an interactive predictor pays for the 3 x 3 convolutions
-    once per image: ``image_part`` sees only image features (cached by ``set_image``);
-    the click features enter through a 1 x 1 projection added to it, followed by 1 x 1
-    layers, which is all a click re-runs.
+    A click says what is where, not how big it is: only the class heatmap sees the click
+    features; the box outputs (offset, size, angle) come from the image features alone.
+    (With clicks feeding the size too, a clicked large object that is rare in training,
+    such as a white cell in ``bccd``, came back several times too large.) So an
+    interactive predictor pays once per image for the 3 x 3 convolutions and the box
+    outputs (``image_part`` and ``boxes``, cached by ``set_image``); a click re-runs a
+    1 x 1 projection of the click features added to the image part, and 1 x 1 layers.
     """
 
     def __init__(
@@ -97,37 +100,47 @@ class CenterHead(nn.Module):
         super().__init__()
         self.image_part = nn.Sequential(conv_bn(in_channels, width), nn.Conv2d(width, width, 3, 1, 1))
         self.click_part = nn.Conv2d(click_channels, width, 1, bias=False) if click_channels else None
-        self.mix = nn.Sequential(
-            nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.Conv2d(width, width, 1), nn.ReLU(inplace=True)
-        )
+        self.mix = _mix(width)
         self.heatmap = nn.Conv2d(width, num_classes, 1)
         nn.init.constant_(self.heatmap.bias, -math.log((1 - 0.01) / 0.01))  # prior 0.01
+        self.box_mix = _mix(width)
         self.offset = nn.Conv2d(width, 2, 1)
         self.size = None if points_only else nn.Conv2d(width, 2, 1)
         self.angle = nn.Conv2d(width, 2, 1) if oriented else None
 
-    def forward(
-        self, image_part: torch.Tensor, click_features: torch.Tensor | None
-    ) -> dict[str, torch.Tensor]:
-        x = image_part
-        if self.click_part is not None and click_features is not None:
-            x = x + self.click_part(click_features)
-        t = self.mix(x)
-        out = {"heatmap": self.heatmap(t), "offset": self.offset(t)}
+    def boxes(self, image_part: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The click-independent outputs: ``offset`` and, where the model has them, ``size``, ``angle``."""
+        t = self.box_mix(image_part)
+        out = {"offset": self.offset(t)}
         if self.size is not None:
             out["size"] = self.size(t)
         if self.angle is not None:
             out["angle"] = self.angle(t)
         return out
 
+    def forward(self, image_part: torch.Tensor, click_features: torch.Tensor | None) -> torch.Tensor:
+        """Class heatmap logits ``[B, C, h, w]`` from the image part and the click features."""
+        x = image_part
+        if self.click_part is not None and click_features is not None:
+            x = x + self.click_part(click_features)
+        return self.heatmap(self.mix(x))
+
+
+def _mix(width: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.Conv2d(width, width, 1), nn.ReLU(inplace=True)
+    )
+
 
 @dataclass
 class Encoded:
     """What ``encode`` computes once per image: backbone ``features [B, D, h, w]``, the
-    head's image part ``head [B, W, h, w]`` and, for C3, the channel-normalised features."""
+    head's image part ``head [B, W, h, w]``, the click-independent box outputs and, for
+    C3, the channel-normalised features."""
 
     features: torch.Tensor
     head: torch.Tensor
+    boxes: dict[str, torch.Tensor]
     unit: torch.Tensor | None = None
 
 
@@ -171,10 +184,12 @@ class ClickDetectorNet(nn.Module):
             images = torch.cat([images, heat], dim=1)
         features = self.backbone(images)
         unit = self.c3.unit_features(features) if self.c3 is not None else None
-        return Encoded(features, self.head.image_part(features), unit)
+        image_part = self.head.image_part(features)
+        return Encoded(features, image_part, self.head.boxes(image_part), unit)
 
     def decode(self, encoded: Encoded, clicks: ClickTensors | None = None) -> dict[str, torch.Tensor]:
-        """The click-dependent part: fusion modules and the 1 x 1 head on cached features."""
+        """The click-dependent part: fusion modules and the 1 x 1 class head on cached
+        features; the box outputs come from ``encode``."""
         clicks = clicks if clicks is not None else ClickTensors.empty(encoded.features.device)
         parts = []
         size = encoded.features.shape[-2:]
@@ -182,7 +197,8 @@ class ClickDetectorNet(nn.Module):
             parts.append(self.late_fusion(clicks, encoded.features.shape[0], size))
         if self.c3 is not None:
             parts.append(self.c3(encoded.unit, clicks))
-        return self.head(encoded.head, torch.cat(parts, dim=1) if parts else None)
+        heatmap = self.head(encoded.head, torch.cat(parts, dim=1) if parts else None)
+        return {"heatmap": heatmap, **encoded.boxes}
 
     def forward(self, images: torch.Tensor, clicks: ClickTensors | None = None) -> dict[str, torch.Tensor]:
         return self.decode(self.encode(images, clicks), clicks)

@@ -15,13 +15,14 @@ from torch.nn import functional as F
 
 from fewclick.io.images import to_rgb8
 from fewclick.io.tiling import Tile, merge_detections, tile_grid
+from fewclick.metrics.detection import box_iou, rbox_iou
 from fewclick.models.clicks import ClickTensors
 from fewclick.models.detector import ClickDetectorNet, DetectorConfig
 from fewclick.predict.checkpoints import read_checkpoint
 from fewclick.train.detect_data import normalise
 from fewclick.types import Click, Clicks, Detections
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: box outputs no longer see the clicks
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,9 @@ class DecodeConfig:
     """How head outputs become detections.
 
     ``enforce_clicks``: every click yields a detection of its class at the strongest
-    response of that class within ``click_radius`` cells (score 1), and other detections
-    centred there are dropped (the inference half of user-input enforcement).
+    response of that class within ``click_radius`` cells (score 1); other detections
+    centred there, or overlapping a clicked detection at IoU >= ``duplicate_iou``, are
+    dropped (the inference half of user-input enforcement: a clicked object is one object).
     ``passthrough``: the baseline that relabels the predicted box under each click with
     the click's class (C3Det's Passthrough; meant for the plain detector).
     """
@@ -40,6 +42,7 @@ class DecodeConfig:
     enforce_clicks: bool = True
     passthrough: bool = False
     click_radius: int = 2
+    duplicate_iou: float = 0.5
     point_radius: float = 6.0  # box half-size given to point detections (points-only models)
 
 
@@ -193,11 +196,37 @@ def decode_outputs(
     scores, order = scores[keep], order[keep]
     labels, cells = order // (h * w), order % (h * w)
     scores, labels, cells = scores.numpy().copy(), labels.numpy(), cells.numpy()
+    enforced = 0
     if len(clicks) and (config.enforce_clicks or config.passthrough):
         scores, labels, cells = _apply_clicks(heat, clicks, stride, config, scores, labels, cells)
-    return _cells_to_detections(
+        enforced = len(clicks) if config.enforce_clicks and not config.passthrough else 0
+    detections = _cells_to_detections(
         outputs, scores, labels, cells, stride, config, height, width, oriented, points_only
     )
+    return _drop_duplicates_of_clicked(detections, enforced, config.duplicate_iou, oriented)
+
+
+def _drop_duplicates_of_clicked(
+    detections: Detections, enforced: int, threshold: float, oriented: bool
+) -> Detections:
+    """Drop detections (any class) that duplicate one of the last ``enforced`` detections
+    (the clicked ones): IoU >= ``threshold``, or a centre inside the clicked box's central
+    half. Peaks elsewhere on a clicked object would otherwise come back as extra objects."""
+    n = len(detections)
+    if enforced == 0 or n == enforced:
+        return detections
+    others, clicked = np.arange(n - enforced), np.arange(n - enforced, n)
+    if oriented:
+        iou = rbox_iou(detections.rboxes[others], detections.rboxes[clicked])
+    else:
+        iou = box_iou(detections.boxes[others], detections.boxes[clicked])
+    box = detections.boxes[clicked]
+    centre, half = (box[:, :2] + box[:, 2:]) / 2, (box[:, 2:] - box[:, :2]) / 4
+    c = (detections.boxes[others, :2] + detections.boxes[others, 2:]) / 2
+    inside = (np.abs(c[:, None, :] - centre[None]) <= half[None]).all(-1)
+    duplicate = (iou >= threshold) | inside
+    keep = np.concatenate([others[~duplicate.any(1)], clicked])
+    return detections[keep]
 
 
 def _apply_clicks(heat, clicks, stride, config, scores, labels, cells):

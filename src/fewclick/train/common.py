@@ -40,3 +40,26 @@ def steps_for_budget(
     the machine's own, even when other programs slowed some of them."""
     per_step = float(np.percentile(step_times, 25))
     return per_step, max(int((budget_s - spent_s) / per_step) + step, step + 1)
+
+
+def copy_weights(source: torch.nn.Module, target: torch.nn.Module) -> int:
+    """Copy every tensor (weights and buffers) of ``source`` whose name and shape match one
+    of ``target``. A convolution weight that has more input channels in ``target`` gets the
+    source's channels first and zeros for the rest, so new inputs (clicks) start with no
+    say and ``target`` begins as ``source``. Returns how many tensors were copied."""
+    own = target.state_dict()
+    copied = 0
+    with torch.no_grad():
+        for name, value in source.state_dict().items():
+            if name not in own:
+                continue
+            into = own[name]
+            if into.shape == value.shape:
+                into.copy_(value)
+            elif into.ndim == 4 and into.shape[0] == value.shape[0] and into.shape[1] > value.shape[1]:
+                into.zero_()
+                into[:, : value.shape[1]] = value
+            else:
+                continue
+            copied += 1
+    return copied

@@ -26,6 +26,7 @@ from fewclick.train.common import (
     CALIBRATION_SKIP,
     CALIBRATION_STEPS,
     bf16_supported,
+    copy_weights,
     set_lr,
     steps_for_budget,
 )
@@ -190,20 +191,8 @@ def warm_start(net: ClickDetectorNet, path: str | Path, log: Callable[[str], Non
             f"{net.config.num_classes}"
         )
     own = net.state_dict()
-    copied = 0
+    copied = copy_weights(source, net)
     with torch.no_grad():
-        for name, value in source.state_dict().items():
-            if name not in own:
-                continue
-            target = own[name]
-            if target.shape == value.shape:
-                target.copy_(value)
-            elif target.ndim == 4 and target.shape[0] == value.shape[0] and target.shape[1] > value.shape[1]:
-                target.zero_()
-                target[:, : value.shape[1]] = value  # extra input channels (Early Fusion) start at 0
-            else:
-                continue
-            copied += 1
         if net.head.click_part is not None and "head.click_part.weight" not in source.state_dict():
             net.head.click_part.weight.zero_()  # clicks start with no say: step 0 is the source model
     log(f"started from {path}: {copied} of {len(own)} tensors copied")
