@@ -72,13 +72,13 @@ def _section(path: Path, r: dict) -> list[str]:
             for g in groups.values()
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    rk = r["ranker"]
+    if r.get("encodings"):
+        lines += ["", "Click encodings of M_b+c (the same M_b and training budget), mIoU per round:", ""]
+        lines += ["| encoding | round 0 | round 1 | round 2 | round 3 |", "|---|---|---|---|---|"]
+        for name, values in r["encodings"].items():
+            lines.append(f"| {name} | " + " | ".join(_f(v) for v in values) + " |")
+    lines += ["", *_ranker_lines(r), ""]
     lines += [
-        "",
-        f"Mask-quality ranker (random forest on the five interaction features, trained on "
-        f"{rk['train_instances']} objects of the ranker part): Spearman {_f(rk['spearman'])}; "
-        f"top 70% mIoU {_f(rk['top70_mIoU'])} vs all {_f(rk['all_mIoU'])}.",
-        "",
         f"Latency (M_b+c predict with 1-9 clicks): p50 {r['latency_ms']['predict']['p50']} ms, "
         f"p95 {r['latency_ms']['predict']['p95']} ms.",
         "",
@@ -89,6 +89,33 @@ def _section(path: Path, r: dict) -> list[str]:
     if r.get("notes"):
         lines += ["", "Notes:", ""] + [f"- {note}" for note in r["notes"]]
     return lines + [""]
+
+
+def _ranker_lines(r: dict) -> list[str]:
+    rk = r["ranker"]
+    sessions = r.get("ranker_sessions")
+    how = (
+        f"sessions of an annotator who gives up to {sessions['clicks_per_round']} clicks a round and "
+        f"ignores errors under {sessions['min_region_fraction']:.0%} of the object"
+        if sessions
+        else "the rounds protocol's sessions"
+    )
+    lines = [
+        f"Mask-quality ranker (random forest, trained on {rk['train_instances']} objects of the ranker "
+        f"part; {how}):",
+        "",
+        "| features | Spearman | top 70% mIoU | all mIoU |",
+        "|---|---|---|---|",
+    ]
+    for report in (rk, r.get("ranker_paper_features")):
+        if report is None:
+            continue
+        features = report.get("features", ["the paper's five"])
+        label = "the paper's five + model score" if "model_score" in features else "the paper's five"
+        lines.append(
+            f"| {label} | {_f(report['spearman'])} | {_f(report['top70_mIoU'])} | {_f(report['all_mIoU'])} |"
+        )
+    return lines
 
 
 def _targets(r: dict) -> list[str]:

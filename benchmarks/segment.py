@@ -7,7 +7,11 @@ When ``--test`` is the same path as ``--train``, the dataset is split by image (
 names, every 4th image is test). Of the training part, every 5th image is kept apart for
 the ranker (the "small part with ground truth"); the models train on the rest. With
 ``--noc-only`` and ``--models DIR`` an already trained model is scored with the per-click
-protocol only (e.g. on ``grabcut_scribbles``). Models go to ``--work`` (default
+protocol only (e.g. on ``grabcut_scribbles``). ``--encodings gaussians distance`` also
+trains M_b+c with those click encodings on the same M_b and compares the rounds. The
+mask-quality ranker is trained and scored on sessions of an annotator who stops when the
+errors left are small (``ANNOTATOR``), with and without the model's score as a feature.
+Models go to ``--work`` (default
 ``out/bench_segment/<dataset>``; an existing model there is resumed). Writes FILE.json,
 FILE.png (mIoU vs clicks) and FILE_ranker.png (the paper's Figure 8).
 """
@@ -17,8 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     minutes = args.budget_minutes if args.budget_minutes is not None else (3.0 if args.quick else 12.0)
     max_instances = args.max_instances or (150 if args.quick else 600)
     noc_instances = args.noc_instances or (40 if args.quick else 150)
+    ranker_instances = args.ranker_instances or (300 if args.quick else 1000)
     work = args.work or Path("out/bench_segment") / Path(args.train).name
     report = {
         "train": str(args.train),
@@ -88,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     report["noc85"] = {name: r.noc["NoC@85"] for name, r in noc.items()}
     report["noc90"] = {name: r.noc["NoC@90"] for name, r in noc.items()}
     report["noc_mIoU_per_click"] = {name: r.miou_per_click for name, r in noc.items()}
-    report["ranker"] = _ranker(model, ranker_set, rounds["model"], rounds_cfg, work, args.out)
+    report["ranker"], report["ranker_paper_features"] = _ranker(
+        model, ranker_set, ranker_instances, items, rounds_cfg, work, args.out
+    )
+    report["ranker_sessions"] = ANNOTATOR
+    if args.encodings:
+        report["encodings"] = _encodings(args, model_set, work, minutes, items, rounds_cfg, rounds["model"])
     report["latency_ms"] = {"predict": _latency(model, items)}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -102,15 +114,50 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _ranker(model, ranker_set: Dataset, test_rounds, cfg: RoundsConfig, work: Path, out: Path) -> dict:
-    """Train M_r on the ranker part's sessions, score it on the test sessions."""
-    fit_rounds = run_rounds(model, InstanceItems(ranker_set), cfg)
-    ranker = QualityRanker(seed=cfg.seed).fit(fit_rounds.features, fit_rounds.final_ious)
-    ranker.save(work / "ranker.pkl")
-    report = ranking_report(ranker.predict(test_rounds.features), test_rounds.final_ious)
-    report["train_instances"] = len(fit_rounds.final_ious)
-    plot_ranking(report, _ranker_plot(out), title=f"{Path(out).stem}: mask-quality ranking")
-    return report
+# The ranker's sessions: an annotator who gives up to 4 clicks a round and ignores errors
+# under 5% of the object (the paper's annotators gave 0-4 clicks a round and stopped when
+# satisfied), so sessions end at different rounds; chosen on the ranker part, not the test part.
+ANNOTATOR = dict(clicks_per_round=4, min_region_fraction=0.05)
+
+
+def _ranker(
+    model, ranker_set: Dataset, instances: int, items, cfg: RoundsConfig, work: Path, out: Path
+) -> tuple[dict, dict]:
+    """Train M_r on the ranker part's sessions and score it on the test part's, with the
+    paper's five features and with the model's score added (fewclick's default)."""
+    fit = run_rounds(model, InstanceItems(ranker_set), replace(cfg, max_instances=instances, **ANNOTATOR))
+    test = run_rounds(model, items, replace(cfg, **ANNOTATOR))
+    reports = {}
+    for with_score in (True, False):
+        ranker = QualityRanker(seed=cfg.seed, with_score=with_score).fit(
+            fit.features, fit.final_ious, fit.scores
+        )
+        report = ranking_report(ranker.predict(test.features, test.scores), test.final_ious)
+        report["train_instances"] = len(fit.final_ious)
+        report["features"] = list(ranker.names)
+        reports[with_score] = report
+        if with_score:
+            ranker.save(work / "ranker.pkl")
+    plot_ranking(reports[True], _ranker_plot(out), title=f"{Path(out).stem}: mask-quality ranking")
+    return reports[True], reports[False]
+
+
+def _encodings(args, model_set, work: Path, minutes: float, items, cfg: RoundsConfig, main) -> dict:
+    """M_b+c with each other click encoding (the same M_b, the same M_b+c budget), scored
+    with the rounds protocol: ``{encoding: [mIoU per round]}``, the main one included."""
+    out = {args.clicks: main.miou}
+    for encoding in args.encodings:
+        if encoding == args.clicks:
+            continue
+        folder = work.with_name(f"{work.name}_{encoding}")
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / "m_b.pt").exists():
+            shutil.copy(work / "m_b.pt", folder / "m_b.pt")  # a finished M_b: only M_b+c trains
+        train = SegmentTrainConfig(budget_minutes=minutes, seed=args.seed)
+        train_segmenter(model_set, folder, train=train, clicks=encoding)
+        out[encoding] = run_rounds(MaskPredictor.load(folder), items, cfg).miou
+        print(f"{encoding}: mIoU per round " + " ".join(f"{m:.3f}" for m in out[encoding]), flush=True)
+    return out
 
 
 def _ranker_plot(out: Path) -> Path:
@@ -184,7 +231,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="3 min training, fewer test objects")
     p.add_argument("--max-instances", type=int, help="test objects in the rounds protocol (default 600)")
     p.add_argument("--noc-instances", type=int, help="test objects in the NoC protocol (default 150)")
+    p.add_argument("--ranker-instances", type=int, help="ranker-part objects to train M_r on (default 1000)")
     p.add_argument("--clicks", default="disks", choices=["disks", "gaussians", "distance"])
+    p.add_argument(
+        "--encodings",
+        nargs="*",
+        default=[],
+        choices=["disks", "gaussians", "distance"],
+        help="also train M_b+c with these click encodings and compare them over the rounds",
+    )
     p.add_argument("--noc-only", action="store_true", help="score --models on --test with NoC only")
     p.add_argument("--models", type=Path, help="a trained model folder (for --noc-only)")
     p.add_argument("--work", type=Path, help="where the models go")

@@ -92,6 +92,25 @@ def test_save_and_load_round_trip(tmp_path):
     np.testing.assert_array_equal(QualityRanker.load(path).predict(x), ranker.predict(x))
 
 
+def test_a_ranker_with_the_model_score_uses_it(tmp_path):
+    x, _ = synthetic(300, seed=3)
+    score = np.random.default_rng(4).uniform(0, 1, 300)
+    y = np.clip(0.3 + 0.6 * score + 0.01 * x[:, 2], 0, 1)  # the score alone sets the IoU here
+    paper = QualityRanker(n_estimators=30).fit(x[:200], y[:200])
+    ours = QualityRanker(n_estimators=30, with_score=True).fit(x[:200], y[:200], score[:200])
+    assert ours.names[-1] == "model_score" and len(paper.names) == 5
+    rho_ours = ranking_report(ours.predict(x[200:], score[200:]), y[200:])["spearman"]
+    rho_paper = ranking_report(paper.predict(x[200:]), y[200:])["spearman"]
+    assert rho_ours > 0.9 and rho_paper < 0.5, (rho_ours, rho_paper)
+    ours.save(tmp_path / "r.pkl")
+    loaded = QualityRanker.load(tmp_path / "r.pkl")
+    np.testing.assert_array_equal(loaded.predict(x, score), ours.predict(x, score))
+    with pytest.raises(ValueError, match="pass scores"):
+        ours.predict(x)
+    with pytest.raises(ValueError, match="one score per feature row"):
+        ours.predict(x, score[:5])
+
+
 def test_a_corrupt_or_foreign_file_raises_a_clear_error(tmp_path):
     corrupt = tmp_path / "corrupt.pkl"
     corrupt.write_bytes(b"\x80\x05not a pickle at all")

@@ -107,6 +107,30 @@ def test_clicks_accumulate_over_rounds_with_the_previous_mask(items):
     assert result.clicks_curve()[0] == [0.0, 3.0, 6.0, 9.0]
 
 
+def test_an_annotator_who_ignores_small_errors_stops_early(items):
+    # The box as mask leaves errors (the box's corners or sides) smaller than each object;
+    # an annotator who ignores errors under 99% of the object's area never clicks, one who
+    # minds 1% does.
+    strict = run_rounds(BoxPredictor(), items, RoundsConfig(min_region_fraction=0.99), progress=False)
+    np.testing.assert_array_equal(strict.clicks, 0)
+    np.testing.assert_array_equal(strict.features[:, :2], 0)  # the session ended at round 0
+    keen = run_rounds(BoxPredictor(), items, RoundsConfig(min_region_fraction=0.01), progress=False)
+    assert keen.clicks[:, 1].min() > 0
+    with pytest.raises(ValueError, match="min_region_fraction"):
+        RoundsConfig(min_region_fraction=1.0)
+
+
+def test_the_final_masks_score_is_kept(items):
+    class Scored(BoxPredictor):
+        def predict(self, box, clicks=None, previous_mask=None):
+            result = super().predict(box, clicks, previous_mask)
+            result.score = 0.25 + (0 if clicks is None else len(clicks)) / 100
+            return result
+
+    result = run_rounds(Scored(), items, RoundsConfig(min_region_px=0), progress=False)
+    np.testing.assert_allclose(result.scores, [0.34] * 3)  # after 9 clicks
+
+
 def test_every_predictor_gets_the_same_noisy_boxes(items):
     first, second = Recorder(), Recorder()
     run_rounds(first, items, RoundsConfig(seed=3), progress=False)

@@ -120,6 +120,18 @@ def test_training_is_deterministic_resumes_and_writes_both_models(cells, tmp_pat
     assert MaskPredictor.load(tmp_path / "a").m_bc is not None
 
 
+def test_m_bc_starts_as_m_b(cells, tmp_path):
+    train = SegmentTrainConfig(steps=2, batch_size=2, warmup_steps=1, stop_after=2, bf16=False, threads=1)
+    train_segmenter(cells, tmp_path, TINY, train, **QUIET)  # M_b only: the pause is at its end
+    m_b = MaskPredictor.load(tmp_path).m_b
+    train = SegmentTrainConfig(**{**train.__dict__, "stop_after": 3, "lr": 0.0})  # one M_b+c step, lr 0
+    train_segmenter(cells, tmp_path, TINY, train, **QUIET)
+    m_bc = MaskPredictor.load(tmp_path).m_bc
+    x = torch.randn(3, 6, 32, 32)
+    with torch.no_grad():  # batch statistics: the step moved the running ones, not the weights
+        torch.testing.assert_close(m_bc.train()(x), m_b.train()(x[:, :4]))
+
+
 def test_a_folder_of_another_configuration_is_refused(cells, tmp_path):
     train = SegmentTrainConfig(steps=1, batch_size=2, warmup_steps=1, stop_after=1, bf16=False, threads=1)
     train_segmenter(cells, tmp_path, TINY, train, **QUIET)

@@ -61,6 +61,7 @@ class RoundsConfig:
     strategy: Literal["center", "boundary", "random"] = "center"
     click_noise: float = 3.0
     min_region_px: int = 9
+    min_region_fraction: float = 0.0
     box_noise: float = 0.2
     box_min_iou: float = 0.7
     seed: int = 0
@@ -80,13 +81,16 @@ class RoundsConfig:
                 "expected click_noise, box_noise and min_region_px >= 0, "
                 f"got {self.click_noise}, {self.box_noise}, {self.min_region_px}"
             )
+        if not 0 <= self.min_region_fraction < 1:
+            raise ValueError(f"expected min_region_fraction in [0, 1), got {self.min_region_fraction}")
 
 
 @dataclass
 class RoundsResult:
     """Per instance (rows, in item order) and round (columns 0..rounds): ``ious float64[N, R+1]``,
     ``boundary_f float64[N, R+1]``, ``clicks int64[N, R+1]`` (clicks given in that round; 0 in
-    round 0), ``sizes float64[N]`` (sqrt of the GT area, px), ``features float32[N, 5]`` (the
+    round 0), ``sizes float64[N]`` (sqrt of the GT area, px), ``scores float64[N]`` (the
+    predictor's own score of each final mask), ``features float32[N, 5]`` (the
     ranker's, at each instance's last round with clicks) and ``final_ious float64[N]``."""
 
     config: RoundsConfig
@@ -95,6 +99,7 @@ class RoundsResult:
     clicks: np.ndarray
     sizes: np.ndarray
     features: np.ndarray
+    scores: np.ndarray
 
     @property
     def final_ious(self) -> np.ndarray:
@@ -215,8 +220,9 @@ def _clicks(
 ) -> Clicks:
     """One round of corrective clicks in image coordinates (noise added after the window)."""
     rows, cols = _window(gt.shape, 2, gt, pred, box=box)
+    min_region = max(cfg.min_region_px, math.ceil(cfg.min_region_fraction * int(gt.sum())))
     clicks = corrective_clicks(
-        gt[rows, cols], pred[rows, cols], cfg.clicks_per_round, rng, cfg.strategy, 0.0, cfg.min_region_px
+        gt[rows, cols], pred[rows, cols], cfg.clicks_per_round, rng, cfg.strategy, 0.0, min_region
     )
     if len(clicks) == 0:
         return clicks
@@ -242,24 +248,26 @@ def _instance_rngs(seed: int, index: int) -> tuple[np.random.Generator, np.rando
 
 
 def _session(predictor: SegmentPredictor, gt: np.ndarray, index: int, cfg: RoundsConfig):
-    """One instance's rounds: (ious, boundary Fs, clicks per round, features)."""
+    """One instance's rounds: (ious, boundary Fs, clicks per round, features, final score)."""
     box_rng, rng = _instance_rngs(cfg.seed, index)
     box = _start_box(gt, box_rng, cfg.box_noise, cfg.box_min_iou)
-    mask = _mask_of(predictor.predict(box), gt.shape)
+    prediction = predictor.predict(box)
+    mask = _mask_of(prediction, gt.shape)
     scores, counts = [_scores(mask, gt, cfg.boundary_tolerance)], [0]
     all_clicks, features = Clicks.empty(), interaction_features(0, None, None, mask)
     for r in range(1, cfg.rounds + 1):
         new = _clicks(gt, mask, box, rng, cfg) if counts[-1] or r == 1 else Clicks.empty()
         if len(new):  # else the annotator has stopped: the mask stays
             all_clicks = all_clicks + new
-            previous, mask = mask, _mask_of(predictor.predict(box, all_clicks, mask), gt.shape)
+            previous, prediction = mask, predictor.predict(box, all_clicks, mask)
+            mask = _mask_of(prediction, gt.shape)
             features = interaction_features(r, new, previous, mask)
             scores.append(_scores(mask, gt, cfg.boundary_tolerance))
         else:
             scores.append(scores[-1])
         counts.append(len(new))
     ious, bfs = zip(*scores)
-    return list(ious), list(bfs), counts, features
+    return list(ious), list(bfs), counts, features, float(prediction.score)
 
 
 def _mask_of(prediction, shape: tuple[int, int]) -> np.ndarray:
@@ -280,8 +288,8 @@ def run_rounds(
     for image, gt, new_image, index in _instances(items, cfg.max_instances, "segment rounds", progress):
         if new_image:
             predictor.set_image(image)
-        ious, bfs, counts, feats = _session(predictor, gt, index, cfg)
-        rows.append((ious, bfs, counts, math.sqrt(int(gt.sum())), feats))
+        ious, bfs, counts, feats, score = _session(predictor, gt, index, cfg)
+        rows.append((ious, bfs, counts, math.sqrt(int(gt.sum())), feats, score))
     n_cols = cfg.rounds + 1
     return RoundsResult(
         config=cfg,
@@ -290,6 +298,7 @@ def run_rounds(
         clicks=np.array([r[2] for r in rows], np.int64).reshape(-1, n_cols),
         sizes=np.array([r[3] for r in rows], np.float64),
         features=np.array([r[4] for r in rows], np.float32).reshape(-1, 5),
+        scores=np.array([r[5] for r in rows], np.float64),
     )
 
 

@@ -10,7 +10,9 @@ Boxes are loose (:func:`box_sigma`): corner noise N(0, sigma) kept at IoU >= 0.7
 tight box. Small objects stay in (the paper kept only > 80 x 80 px); only masks whose tight
 box is under ``min_side`` (4) px on a side are skipped.
 
-Deterministic for a seed and step counts; ``budget_minutes`` (both models together, half
+M_b+c starts from M_b's weights with its click channels at zero, so it begins as M_b and
+only has to learn what the clicks add (a CPU budget is short; the paper trained both from
+ImageNet weights). Deterministic for a seed and step counts; ``budget_minutes`` (both models together, half
 each) becomes a step count from the speed of the first steps and is stored, so a resumed run
 keeps its schedule. One checkpoint per model, ``m_b.pt`` and ``m_bc.pt``.
 """
@@ -39,6 +41,7 @@ from fewclick.train.common import (
     CALIBRATION_SKIP,
     CALIBRATION_STEPS,
     bf16_supported,
+    copy_weights,
     set_lr,
     steps_for_budget,
 )
@@ -201,6 +204,8 @@ def train_segmenter(
     train_bc = replace(train, seed=train.seed + 1, stop_after=stop if stop and stop > 0 else None)
     m_bc = _Run(out_dir / "m_bc.pt", replace(config, clicks=clicks), train_bc, images, second, first, log)
     m_bc.m_b = m_b.net.eval()
+    if m_bc.step == 0:  # start from M_b, the click channels at zero: step 0 is M_b
+        copy_weights(m_b.net, m_bc.net)
     m_bc.fit()
     return m_b.path, m_bc.path
 
