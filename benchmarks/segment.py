@@ -196,7 +196,7 @@ def _latency(model: MaskPredictor, items) -> dict:
     """predict with 1..9 clicks on the first test objects: p50 / p95 in ms."""
     rng = np.random.default_rng(0)
     times = []
-    for image, masks in items:
+    for image, masks, *_ in items:
         model.set_image(image)
         for gt in masks[:10]:
             if not gt.any():

@@ -227,3 +227,46 @@ def test_a_per_instance_iterator_sets_each_image_once(items):
     result = run_rounds(Counting(), per_instance, RoundsConfig(rounds=1), progress=False)
     assert Counting.images == 1
     assert len(result.ious) == 3
+
+
+def test_void_pixels_are_left_out_of_scores_and_clicks(items):
+    """GrabCut's ground truth has an unlabelled band along the boundary: a mask that differs
+    from the object only there is perfect, and no click goes there (as RITM scores it)."""
+    image, masks = items[0]
+    kernel = np.ones((5, 5), np.uint8)
+
+    class Dilated(Oracle):
+        def predict(self, box, clicks=None, previous_mask=None):
+            result = super().predict(box, clicks, previous_mask)
+            return MaskPrediction(cv2.dilate(result.mask.astype(np.uint8), kernel).astype(bool), 1.0)
+
+    outer = cv2.dilate(masks.any(0).astype(np.uint8), kernel, iterations=2).astype(bool)
+    band = outer & ~cv2.erode(masks.any(0).astype(np.uint8), kernel).astype(bool)
+    with_void = [(image, masks, band)]
+    config = RoundsConfig(min_region_px=0)
+    clean = run_rounds(Dilated(items), with_void, config, progress=False)
+    assert np.all(clean.ious == 1.0) and np.all(clean.clicks == 0)
+    plain = run_rounds(Dilated(items), items, config, progress=False)
+    assert plain.ious[:, 0].max() < 1.0 and plain.clicks[:, 1].min() > 0
+    assert run_noc(Dilated(items), with_void, max_clicks=3, progress=False).ious.min() == 1.0
+    with pytest.raises(ValueError, match="void mask of shape"):
+        run_rounds(BoxPredictor(), [(image, masks, band[:10])], config, progress=False)
+
+
+def test_dataset_items_carry_each_images_void_pixels():
+    from fewclick.io.dataset import Dataset, ImageRecord
+    from fewclick.io.rle import mask_to_rle
+    from fewclick.protocols.segment_run import InstanceItems
+    from fewclick.types import Objects
+
+    image, masks = scene()
+    band = np.zeros(masks.shape[1:], bool)
+    band[100:110] = True
+    objects = Objects(
+        np.zeros(3), [tight_box(m) for m in masks], segmentations=[mask_to_rle(m) for m in masks]
+    )
+    rec = ImageRecord("a.png", 200, 200, objects, extra={"void": mask_to_rle(band), "pixels": image})
+    rec.load_image = lambda: image
+    got = list(InstanceItems(Dataset(["thing"], [rec])))
+    assert len(got) == 3 and all(np.array_equal(void, band) for _, _, void in got)
+    assert all(np.array_equal(m[0], g) for (_, m, _), g in zip(got, masks))

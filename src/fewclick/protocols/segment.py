@@ -170,13 +170,14 @@ def tight_box(mask: np.ndarray) -> np.ndarray:
 
 
 def _instances(items: Iterable, max_instances: int | None, desc: str, progress: bool) -> Iterator[tuple]:
-    """Yield ``(image, gt bool[H, W], first instance of its image?, instance number)`` per
-    non-empty instance; consecutive items holding the same image object share one image."""
+    """Yield ``(image, gt bool[H, W], void bool[H, W] | None, first instance of its image?,
+    instance number)`` per non-empty instance; consecutive items holding the same image
+    object share one image. An item is ``(image, masks)`` or ``(image, masks, void)``."""
     total = len(items) if hasattr(items, "__len__") else None
     count, last = 0, None
     bar = tqdm(items, total=total, desc=desc, unit="image", leave=False, disable=not progress)
     for index, item in enumerate(bar):
-        image, masks = item
+        image, masks, void = item if len(item) == 3 else (*item, None)
         masks = np.asarray(masks).astype(bool)
         masks = masks[None] if masks.ndim == 2 else masks
         shape = np.shape(image)[:2]
@@ -184,12 +185,16 @@ def _instances(items: Iterable, max_instances: int | None, desc: str, progress: 
             raise ValueError(
                 f"item {index}: expected masks of shape (N, {shape[0]}, {shape[1]}), got {masks.shape}"
             )
+        if void is not None:
+            void = np.asarray(void).astype(bool)
+            if void.shape != shape:
+                raise ValueError(f"item {index}: expected a void mask of shape {shape}, got {void.shape}")
         new_image, last = image is not last, image
         for gt in masks:
             if max_instances is not None and count >= max_instances:
                 return
             if gt.any():
-                yield image, gt, new_image, count
+                yield image, gt, void, new_image, count
                 new_image, count = False, count + 1
 
 
@@ -209,10 +214,20 @@ def _window(shape: tuple[int, int], pad: int, *masks: np.ndarray | None, box=Non
     return slice(max(y0 - pad, 0), min(y1 + pad, h)), slice(max(x0 - pad, 0), min(x1 + pad, w))
 
 
-def _scores(pred: np.ndarray, gt: np.ndarray, tolerance: float) -> tuple[float, float]:
+def _scores(
+    pred: np.ndarray, gt: np.ndarray, void: np.ndarray | None, tolerance: float
+) -> tuple[float, float]:
+    """IoU (void pixels left out, as RITM scores GrabCut's unlabelled band) and boundary F
+    (void pixels taken as the prediction has them)."""
     rows, cols = _window(gt.shape, int(math.ceil(tolerance)) + 2, gt, pred)
     p, g = pred[rows, cols], gt[rows, cols]
-    return mask_iou(p, g), boundary_f(p, g, tolerance).f
+    v = None if void is None else void[rows, cols]
+    return mask_iou(p, g, v), boundary_f(p, _resolved(g, p, v), tolerance).f
+
+
+def _resolved(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None) -> np.ndarray:
+    """``gt`` with its void pixels set as ``pred`` has them: no error, and no click, there."""
+    return gt if void is None else np.where(void, pred, gt)
 
 
 def _clicks(
@@ -247,22 +262,26 @@ def _instance_rngs(seed: int, index: int) -> tuple[np.random.Generator, np.rando
     return np.random.default_rng([seed, index, 0]), np.random.default_rng([seed, index, 1])
 
 
-def _session(predictor: SegmentPredictor, gt: np.ndarray, index: int, cfg: RoundsConfig):
+def _session(predictor: SegmentPredictor, gt: np.ndarray, void, index: int, cfg: RoundsConfig):
     """One instance's rounds: (ious, boundary Fs, clicks per round, features, final score)."""
     box_rng, rng = _instance_rngs(cfg.seed, index)
     box = _start_box(gt, box_rng, cfg.box_noise, cfg.box_min_iou)
     prediction = predictor.predict(box)
     mask = _mask_of(prediction, gt.shape)
-    scores, counts = [_scores(mask, gt, cfg.boundary_tolerance)], [0]
+    scores, counts = [_scores(mask, gt, void, cfg.boundary_tolerance)], [0]
     all_clicks, features = Clicks.empty(), interaction_features(0, None, None, mask)
     for r in range(1, cfg.rounds + 1):
-        new = _clicks(gt, mask, box, rng, cfg) if counts[-1] or r == 1 else Clicks.empty()
+        new = (
+            _clicks(_resolved(gt, mask, void), mask, box, rng, cfg)
+            if counts[-1] or r == 1
+            else Clicks.empty()
+        )
         if len(new):  # else the annotator has stopped: the mask stays
             all_clicks = all_clicks + new
             previous, prediction = mask, predictor.predict(box, all_clicks, mask)
             mask = _mask_of(prediction, gt.shape)
             features = interaction_features(r, new, previous, mask)
-            scores.append(_scores(mask, gt, cfg.boundary_tolerance))
+            scores.append(_scores(mask, gt, void, cfg.boundary_tolerance))
         else:
             scores.append(scores[-1])
         counts.append(len(new))
@@ -285,10 +304,10 @@ def run_rounds(
     predictor give the same result."""
     cfg = RoundsConfig() if config is None else config
     rows: list[tuple] = []
-    for image, gt, new_image, index in _instances(items, cfg.max_instances, "segment rounds", progress):
+    for image, gt, void, new_image, index in _instances(items, cfg.max_instances, "segment rounds", progress):
         if new_image:
             predictor.set_image(image)
-        ious, bfs, counts, feats, score = _session(predictor, gt, index, cfg)
+        ious, bfs, counts, feats, score = _session(predictor, gt, void, index, cfg)
         rows.append((ious, bfs, counts, math.sqrt(int(gt.sum())), feats, score))
     n_cols = cfg.rounds + 1
     return RoundsResult(
@@ -314,16 +333,16 @@ def _ritm_click(gt: np.ndarray, pred: np.ndarray, clicked: Clicks) -> Clicks:
 
 
 def _noc_session(
-    predictor: SegmentPredictor, gt: np.ndarray, box: np.ndarray, max_clicks: int
+    predictor: SegmentPredictor, gt: np.ndarray, void: np.ndarray | None, box: np.ndarray, max_clicks: int
 ) -> list[float]:
     mask = _mask_of(predictor.predict(box), gt.shape)
-    ious, clicks = [mask_iou(mask, gt)], Clicks.empty()
+    ious, clicks = [mask_iou(mask, gt, void)], Clicks.empty()
     for _ in range(max_clicks):
-        new = _ritm_click(gt, mask, clicks)
+        new = _ritm_click(_resolved(gt, mask, void), mask, clicks)
         if len(new):  # else no error is left: the mask stays
             clicks = clicks + new
             mask = _mask_of(predictor.predict(box, clicks, mask), gt.shape)
-            ious.append(mask_iou(mask, gt))
+            ious.append(mask_iou(mask, gt, void))
         else:
             ious.append(ious[-1])
     return ious
@@ -349,11 +368,11 @@ def run_noc(
     if max_clicks < 1:
         raise ValueError(f"expected max_clicks >= 1, got {max_clicks}")
     sessions = []
-    for image, gt, new_image, index in _instances(items, max_instances, "segment NoC", progress):
+    for image, gt, void, new_image, index in _instances(items, max_instances, "segment NoC", progress):
         if new_image:
             predictor.set_image(image)
         box = _start_box(gt, _instance_rngs(seed, index)[0], box_noise, box_min_iou)
-        sessions.append(_noc_session(predictor, gt, box, max_clicks))
+        sessions.append(_noc_session(predictor, gt, void, box, max_clicks))
     ious = np.array(sessions, np.float64).reshape(-1, max_clicks + 1)
     noc = {f"NoC@{round(t * 100)}": mean_noc(ious[:, 1:], t, max_clicks) for t in thresholds}
     return NocResult(max_clicks, ious, noc)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fewclick.io import read_dataset
+from fewclick.io import read_dataset, rle
 from fewclick.io.dataset import Dataset
 from fewclick.predict.segment_api import BoxPredictor, SegmentPredictor
 from fewclick.protocols import json_ready
@@ -21,22 +21,27 @@ from fewclick.protocols.segment import RoundsConfig, plot_miou_vs_clicks, run_no
 
 
 class InstanceItems:
-    """``(image, mask bool[1, H, W])`` per non-ignored object with a segmentation, decoded
-    afresh on each pass and one mask at a time (large images hold hundreds of objects);
-    the objects of one image share its array, so a predictor takes each image once."""
+    """``(image, mask bool[1, H, W], void bool[H, W] | None)`` per non-ignored object with a
+    segmentation, decoded afresh on each pass and one mask at a time (large images hold
+    hundreds of objects); the objects of one image share its array, so a predictor takes
+    each image once. ``void`` is the image's unlabelled pixels (``extra["void"]``, e.g.
+    GrabCut's boundary band), which the protocols leave out of the scores."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
 
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         for rec in self.dataset.images:
             objects = rec.objects
             if not len(objects) or objects.segmentations is None:
                 continue
             image = rec.load_image()
+            h, w = image.shape[:2]
+            void = rec.extra.get("void")
+            void = None if void is None else rle.segmentation_to_mask(void, h, w)
             for i in np.flatnonzero(~objects.ignore):
                 if objects.segmentations[i] is not None:
-                    yield image, objects[[i]].masks(*image.shape[:2])
+                    yield image, objects[[i]].masks(h, w), void
 
 
 def load_segment_predictor(spec: str | Path) -> tuple[str, SegmentPredictor]:
