@@ -50,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.noc_only:
         return _noc_only(args)
     train_set, test_set = _split(args.train, args.test)
-    model_set, ranker_set = split_by_image(train_set, 5, "train"), split_by_image(train_set, 5, "test")
+    every = _every(len(train_set), 5, "ranker")
+    model_set, ranker_set = (
+        split_by_image(train_set, every, "train"),
+        split_by_image(train_set, every, "test"),
+    )
     minutes = args.budget_minutes if args.budget_minutes is not None else (3.0 if args.quick else 12.0)
     max_instances = args.max_instances or (150 if args.quick else 600)
     noc_instances = args.noc_instances or (40 if args.quick else 150)
@@ -218,8 +222,20 @@ def _latency(model: MaskPredictor, items) -> dict:
 def _split(train: Path, test: Path) -> tuple[Dataset, Dataset]:
     if Path(train).resolve() == Path(test).resolve():
         data = read_dataset(train)
-        return split_by_image(data, 4, "train"), split_by_image(data, 4, "test")
+        every = _every(len(data), 4, "test")
+        return split_by_image(data, every, "train"), split_by_image(data, every, "test")
     return read_dataset(train), read_dataset(test)
+
+
+def _every(images: int, every: int, part: str) -> int:
+    """``every``, or fewer for a dataset too small to have an ``every``-th image (such as
+    the 3 images of ``isaid_samples``), so that the last image still goes to ``part``."""
+    if images < 2:
+        raise SystemExit(f"expected at least 2 images to split off a {part} part, got {images}")
+    if images < every:
+        print(f"only {images} images: the last one goes to the {part} part (not 1 in {every})")
+        return images
+    return every
 
 
 def _parser() -> argparse.ArgumentParser:
