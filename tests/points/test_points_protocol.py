@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from fewclick.data.synthetic import make_dataset
+from fewclick.protocols.points import VARIANTS, PointsConfig, run_points_protocol
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    train = make_dataset("cells", 3, seed=1, width=160, height=160)
+    test = make_dataset("cells", 2, seed=2, width=160, height=160)
+    config = PointsConfig(steps=2, batch_size=2)
+    return run_points_protocol(train, test, tmp_path_factory.mktemp("points"), config, log=lambda _: None)
+
+
+def test_every_localizer_is_scored_at_every_tau(result):
+    for name in (*VARIANTS, "pseudo_box"):
+        assert set(result[name]) == {"mAP_0.5", "mAP_1.0", "mAP_2.0"}
+        values = list(result[name].values())
+        assert all(0.0 <= v <= 1.0 for v in values), (name, values)
+        assert values[0] <= values[1] <= values[2], "a looser tau matches at least as much"
+
+
+def test_coarse_points_lie_in_their_boxes_and_spread_as_simulated(result):
+    rel = np.asarray(result["relative"]["coarse"])
+    assert len(rel) == result["counts"]["train_objects"] > 10
+    assert (np.abs(rel) <= 0.5 + 1e-6).all(), "a coarse point is inside its object"
+    assert 0.05 < rel.std(0).min() < 0.3, "sigma 0.25 of the box, truncated to it"
+    assert result["rsv"]["coarse"] == pytest.approx(np.sqrt(rel[:, 0].var() * rel[:, 1].var()), rel=1e-3)
+
+
+def test_scale_and_timings_are_reported(result):
+    scale = result["scale"]
+    assert 2 <= scale["radius_cells"] <= 16 and scale["pseudo_box_px"] == pytest.approx(
+        scale["median_side_px"]
+    )
+    assert set(result["train_minutes"]) == {"pseudo_box", "cprnet", "cpr_refine", *VARIANTS}
+
+
+def test_train_and_test_classes_must_agree(tmp_path):
+    cells = make_dataset("cells", 1, width=64, height=64)
+    aerial = make_dataset("aerial", 1, width=64, height=64)
+    with pytest.raises(ValueError, match="classes differ"):
+        run_points_protocol(cells, aerial, tmp_path, PointsConfig(steps=1))
