@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _work import claim_work
 
 from fewclick.io import read_dataset
 from fewclick.io.dataset import Dataset, split_by_image
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         train_set, test_set = _aligned(train_set), _aligned(test_set)
     minutes = args.budget_minutes if args.budget_minutes is not None else (1.5 if args.quick else 7.0)
     work = args.work or Path("out/bench_detect") / Path(args.train).name
+    claim_work(work, minutes)
     torch.set_num_threads(2)
     if args.only_latency:
         report = json.loads(Path(args.out).read_text())

@@ -12,7 +12,8 @@ trains M_b+c with those click encodings on the same M_b and compares the rounds.
 mask-quality ranker is trained and scored on sessions of an annotator who stops when the
 errors left are small (``ANNOTATOR``), with and without the model's score as a feature.
 Models go to ``--work`` (default
-``out/bench_segment/<dataset>``; an existing model there is resumed). Writes FILE.json,
+``out/bench_segment/<dataset>``; an existing model there is resumed, and a run with another
+budget stops rather than measure it). Writes FILE.json,
 FILE.png (mIoU vs clicks) and FILE_ranker.png (the paper's Figure 8).
 """
 
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _work import claim_work
 
 from fewclick.io import read_dataset
 from fewclick.io.dataset import Dataset, split_by_image
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     noc_instances = args.noc_instances or (40 if args.quick else 150)
     ranker_instances = args.ranker_instances or (300 if args.quick else 1000)
     work = args.work or Path("out/bench_segment") / Path(args.train).name
+    claim_work(work, minutes)
     report = {
         "train": str(args.train),
         "test": str(args.test),
