@@ -122,6 +122,31 @@ def _parser() -> argparse.ArgumentParser:
     tseg.add_argument("--format", help="the dataset format (default: detect)")
     tseg.set_defaults(run=_train_segment)
 
+    tcpr = train.add_parser(
+        "cpr", help="train CPRNet on a dataset's annotated points (coarse point refinement)"
+    )
+    tcpr.add_argument("--data", required=True, type=Path, help="a dataset with one point per object")
+    tcpr.add_argument("--out", required=True, type=Path, help="folder for cpr.pt")
+    tcpr.add_argument("--budget-minutes", type=float, default=3.0)
+    tcpr.add_argument("--steps", type=int, help="exact number of steps (overrides --budget-minutes)")
+    tcpr.add_argument("--radius", type=int, default=5, help="bag radius R in feature cells")
+    tcpr.add_argument("--level", type=int, default=4, choices=[4, 8], help="feature stride")
+    tcpr.add_argument("--seed", type=int, default=0)
+    tcpr.add_argument("--format", help="the dataset format (default: detect)")
+    tcpr.set_defaults(run=_train_cpr)
+
+    refine = commands.add_parser("refine", help="refine annotations with a trained model").add_subparsers(
+        title="refine commands"
+    )
+    rpts = refine.add_parser(
+        "points", help="move every annotated point to its object's semantic centre (CPR)"
+    )
+    rpts.add_argument("--model", required=True, type=Path, help="cpr.pt from `fewclick train cpr`")
+    rpts.add_argument("--data", required=True, type=Path, help="a dataset with one point per object")
+    rpts.add_argument("--out", required=True, type=Path, help="refined points, written as a points JSON file")
+    rpts.add_argument("--format", help="the dataset format (default: detect)")
+    rpts.set_defaults(run=_refine_points)
+
     protocol = commands.add_parser("protocol", help="run a paper's evaluation protocol").add_subparsers(
         title="protocol commands"
     )
@@ -165,6 +190,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     pseg.add_argument("--format", help="the dataset format (default: detect)")
     pseg.set_defaults(run=_protocol_segment)
+
+    ppts = protocol.add_parser(
+        "points", help="CPR: localizers on coarse, self-refined, CPR and centre points"
+    )
+    ppts.add_argument("--train", required=True, type=Path, help="training dataset with boxes or masks")
+    ppts.add_argument("--test", required=True, type=Path)
+    ppts.add_argument("--work", required=True, type=Path, help="folder for the models")
+    ppts.add_argument("--out", required=True, type=Path, help="results JSON")
+    ppts.add_argument(
+        "--budget-minutes", type=float, default=3.0, help="minutes for each of the six trainings"
+    )
+    ppts.add_argument(
+        "--radius", type=int, help="CPR bag radius in feature cells (default: from object size)"
+    )
+    ppts.add_argument("--level", type=int, default=4, choices=[4, 8])
+    ppts.add_argument("--sigma", type=float, default=0.25, help="coarse point spread, fraction of the box")
+    ppts.add_argument("--seed", type=int, default=0)
+    ppts.set_defaults(run=_protocol_points)
 
     ev = commands.add_parser("eval", help="evaluate results against ground truth").add_subparsers(
         title="eval commands"
@@ -314,6 +357,92 @@ def _protocol_segment(args) -> int:
     for name, r in results["methods"].items():
         noc = f"; NoC@85 {r['noc']['NoC@85']:.2f}, NoC@90 {r['noc']['NoC@90']:.2f}" if "noc" in r else ""
         print(f"{name}: mIoU per round " + " ".join(f"{m:.3f}" for m in r["mIoU"]) + noc)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _train_cpr(args) -> int:
+    from fewclick.io import read_dataset
+    from fewclick.models.cpr import CPRNetConfig
+    from fewclick.train.cpr import CPRConfig, train_cpr
+
+    dataset = read_dataset(args.data, args.format)
+    images = _point_images(dataset)
+    config = CPRConfig(
+        radius=args.radius, budget_minutes=args.budget_minutes, steps=args.steps, seed=args.seed
+    )
+    net = CPRNetConfig(num_classes=len(dataset.classes), level=args.level)
+    path = train_cpr([im for im, _ in images], dataset.classes, args.out, config, net)
+    print(f"wrote {path}")
+    return 0
+
+
+def _point_images(dataset):
+    """``(PointImage, record)`` per image: each object's annotated point (its box centre
+    when it has no point); objects with neither are refused by name."""
+    import numpy as np
+
+    from fewclick.train.cpr import PointImage
+
+    out = []
+    for rec in dataset.images:
+        objs = rec.objects
+        xy = objs.centers
+        missing = ~np.isfinite(xy).all(1)
+        if missing.any():
+            raise SystemExit(
+                f"{rec.file_name}: object {int(np.flatnonzero(missing)[0])} has no point and no box"
+            )
+        image = rec.extra.get("pixels")
+        out.append(
+            (PointImage(rec.load_image() if image is None else image, xy, objs.labels, objs.ignore), rec)
+        )
+    return out
+
+
+def _refine_points(args) -> int:
+    from dataclasses import replace
+
+    from fewclick.io import read_dataset, write_dataset
+    from fewclick.predict.points import PointRefiner, refine_points
+
+    dataset = read_dataset(args.data, args.format)
+    refiner = PointRefiner.load(args.model)
+    if list(refiner.classes) != list(dataset.classes):
+        raise SystemExit(f"the model's classes {refiner.classes} are not the dataset's {dataset.classes}")
+    images = _point_images(dataset)
+    refined = refine_points(
+        refiner, ((im.image, im.points, im.labels) for im, _ in images), total=len(images)
+    )
+    for (_, rec), points in zip(images, refined, strict=True):
+        rec.objects = replace(rec.objects, points=points, boxes=rec.objects.boxes * float("nan"))
+    write_dataset(dataset, args.out, "points")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _protocol_points(args) -> int:
+    import json
+
+    from fewclick.io import read_dataset
+    from fewclick.protocols import json_ready
+    from fewclick.protocols.points import PointsConfig, run_points_protocol
+
+    config = PointsConfig(
+        sigma_frac=args.sigma,
+        radius=args.radius,
+        level=args.level,
+        cpr_minutes=args.budget_minutes,
+        localizer_minutes=args.budget_minutes,
+        seed=args.seed,
+    )
+    results = run_points_protocol(read_dataset(args.train), read_dataset(args.test), args.work, config)
+    results.pop("relative")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(json_ready(results), indent=1))
+    for name in ("pseudo_box", "coarse", "self_refined", "cpr", "center"):
+        print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in results[name].items()))
+    print(f"RSV: {results['rsv']}")
     print(f"wrote {args.out}")
     return 0
 

@@ -42,3 +42,47 @@ def test_train_and_test_classes_must_agree(tmp_path):
     aerial = make_dataset("aerial", 1, width=64, height=64)
     with pytest.raises(ValueError, match="classes differ"):
         run_points_protocol(cells, aerial, tmp_path, PointsConfig(steps=1))
+
+
+def test_cli_trains_cpr_and_refines_a_datasets_points(tmp_path):
+    from fewclick.cli import main
+    from fewclick.io import read_dataset
+
+    make_dataset("cells", 2, seed=3, width=96, height=96, out_dir=tmp_path / "data")
+    data = tmp_path / "data" / "annotations.json"
+    assert main(["train", "cpr", "--data", str(data), "--out", str(tmp_path / "m"), "--steps", "2"]) == 0
+    out = tmp_path / "refined.json"
+    assert (
+        main(
+            [
+                "refine",
+                "points",
+                "--model",
+                str(tmp_path / "m" / "cpr.pt"),
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    before, after = read_dataset(data), read_dataset(out, "points")
+    assert [len(r.objects) for r in after.images] == [len(r.objects) for r in before.images]
+    for rec in after.images:
+        assert ((rec.objects.points >= 0) & (rec.objects.points <= 96)).all()
+    other = tmp_path / "aerial"
+    make_dataset("aerial", 1, width=64, height=64, out_dir=other)
+    with pytest.raises(SystemExit, match="classes"):
+        main(
+            [
+                "refine",
+                "points",
+                "--model",
+                str(tmp_path / "m" / "cpr.pt"),
+                "--data",
+                str(other / "annotations.json"),
+                "--out",
+                str(tmp_path / "x.json"),
+            ]
+        )

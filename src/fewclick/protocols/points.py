@@ -64,25 +64,29 @@ class PointsConfig:
 
 
 @dataclass
-class _Image:
+class PartImage:
+    """One image of a part: its pixels, its boxed objects and its ignored ones."""
+
     image: np.ndarray
     objects: Objects  # non-ignored objects with boxes (XYXY; oriented ones enclosed)
     ignored: Objects
 
 
-def load_part(dataset: Dataset, desc: str) -> list[_Image]:
-    """Images of a part with their boxed objects split into kept and ignored."""
+def load_part(dataset: Dataset, desc: str) -> list[PartImage]:
+    """Images of a part with their boxed objects split into kept and ignored; objects without
+    a box of positive width and height (points, degenerate boxes) are left out."""
     out = []
     for rec in tqdm(dataset.images, desc=f"loading {desc}", leave=False):
         pixels = rec.extra.get("pixels")
         image = pixels if pixels is not None else load_image(rec.path)
         objs = rec.objects
-        boxed = np.isfinite(objs.boxes).all(1) if len(objs) else np.zeros(0, bool)
-        out.append(_Image(image, objs[boxed & ~objs.ignore], objs[boxed & objs.ignore]))
+        sides = objs.boxes[:, 2:] - objs.boxes[:, :2]
+        boxed = (np.isfinite(objs.boxes).all(1) & (sides > 0).all(1)) if len(objs) else np.zeros(0, bool)
+        out.append(PartImage(image, objs[boxed & ~objs.ignore], objs[boxed & objs.ignore]))
     return out
 
 
-def median_side(images: list[_Image]) -> float:
+def median_side(images: list[PartImage]) -> float:
     """Median sqrt(w h) of the objects' boxes."""
     sides = [np.sqrt(np.prod(im.objects.boxes[:, 2:] - im.objects.boxes[:, :2], axis=1)) for im in images]
     sides = np.concatenate(sides) if sides else np.zeros(0)
@@ -91,7 +95,7 @@ def median_side(images: list[_Image]) -> float:
     return float(np.median(sides))
 
 
-def simulate_coarse(images: list[_Image], config: PointsConfig) -> list[np.ndarray]:
+def simulate_coarse(images: list[PartImage], config: PointsConfig) -> list[np.ndarray]:
     rng = np.random.default_rng(config.seed)
     out = []
     for im in images:
@@ -104,7 +108,7 @@ def simulate_coarse(images: list[_Image], config: PointsConfig) -> list[np.ndarr
     return out
 
 
-def _points_dataset(images: list[_Image], points: list[np.ndarray], classes: list[str]) -> Dataset:
+def points_dataset(images: list[PartImage], points: list[np.ndarray], classes: list[str]) -> Dataset:
     """A dataset whose objects are known by points only (and the ignored boxes)."""
     records = []
     for i, (im, pts) in enumerate(zip(images, points, strict=True)):
@@ -120,7 +124,7 @@ def _points_dataset(images: list[_Image], points: list[np.ndarray], classes: lis
     return Dataset(list(classes), records, "points")
 
 
-def _pseudo_box_dataset(images: list[_Image], points: list[np.ndarray], side: float, classes) -> Dataset:
+def _pseudo_box_dataset(images: list[PartImage], points: list[np.ndarray], side: float, classes) -> Dataset:
     records = []
     for i, (im, pts) in enumerate(zip(images, points, strict=True)):
         h, w = im.image.shape[:2]
@@ -136,7 +140,7 @@ def _pseudo_box_dataset(images: list[_Image], points: list[np.ndarray], side: fl
     return Dataset(list(classes), records, "pseudo-box")
 
 
-def localize(model: ClickDetector, images: list[_Image], desc: str) -> list[Detections]:
+def localize(model: ClickDetector, images: list[PartImage], desc: str) -> list[Detections]:
     """The localizer's points on every image (no clicks)."""
     out = []
     for im in tqdm(images, desc=desc, leave=False, unit="image"):
@@ -145,7 +149,7 @@ def localize(model: ClickDetector, images: list[_Image], desc: str) -> list[Dete
     return out
 
 
-def score(preds: list[Detections], images: list[_Image], num_classes: int, taus) -> dict[str, float]:
+def score(preds: list[Detections], images: list[PartImage], num_classes: int, taus) -> dict[str, float]:
     gts = [
         Objects(
             np.concatenate([im.objects.labels, im.ignored.labels]),
@@ -157,7 +161,7 @@ def score(preds: list[Detections], images: list[_Image], num_classes: int, taus)
     return {f"mAP_{tau:.1f}": round(evaluate_points(gts, preds, num_classes, tau).map, 4) for tau in taus}
 
 
-def relative_positions(points: list[np.ndarray], images: list[_Image]) -> np.ndarray:
+def relative_positions(points: list[np.ndarray], images: list[PartImage]) -> np.ndarray:
     """``(x - xc) / w, (y - yc) / h`` of every point against its object's box, ``float64[N, 2]``."""
     pts = np.concatenate(points).astype(np.float64) if points else np.zeros((0, 2))
     boxes = np.concatenate([im.objects.boxes for im in images]).astype(np.float64)
@@ -212,7 +216,7 @@ def run_points_protocol(
         )
 
     def localizer(name: str, points: list[np.ndarray]) -> None:
-        model = trained(name, _points_dataset(train_images, points, classes), points_only=True)
+        model = trained(name, points_dataset(train_images, points, classes), points_only=True)
         results[name] = score(
             localize(model, test_images, f"localize ({name})"), test_images, len(classes), config.taus
         )
