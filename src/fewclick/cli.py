@@ -209,6 +209,15 @@ def _parser() -> argparse.ArgumentParser:
     ppts.add_argument("--seed", type=int, default=0)
     ppts.set_defaults(run=_protocol_points)
 
+    srv = commands.add_parser("serve", help="run the annotation web app")
+    srv.add_argument("--db", help="database URL (default: sqlite file fewclick.db in --data)")
+    srv.add_argument(
+        "--data", type=Path, default=Path("fewclick-data"), help="folder for uploads, tiles and models"
+    )
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.set_defaults(run=_serve)
+
     ev = commands.add_parser("eval", help="evaluate results against ground truth").add_subparsers(
         title="eval commands"
     )
@@ -444,6 +453,16 @@ def _protocol_points(args) -> int:
         print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in results[name].items()))
     print(f"RSV: {results['rsv']}")
     print(f"wrote {args.out}")
+    return 0
+
+
+def _serve(args) -> int:
+    from fewclick.server.app import serve
+    from fewclick.server.db import sqlite_url
+
+    url = args.db or sqlite_url(args.data / "fewclick.db")
+    print(f"fewclick on http://{args.host}:{args.port}/ (database {url})")
+    serve(url, args.data, args.host, args.port)
     return 0
 
 

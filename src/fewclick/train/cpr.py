@@ -120,11 +120,31 @@ class _Crop:
     ignore: np.ndarray
 
 
-def _random_crop(item: PointImage, size: int, rng: np.random.Generator) -> _Crop:
+class _Sampler:
+    """Crops of the training images: half of them centred near an annotated point drawn
+    with equal chances per class (so that a rare class, such as the platelets among bccd's
+    red cells, is learnt too), the other half anywhere in a random image."""
+
+    def __init__(self, images: Sequence[PointImage]) -> None:
+        self.images = images
+        where = [(i, j) for i, im in enumerate(images) for j in np.flatnonzero(~im.ignore)]
+        self.where = np.asarray(where, np.int64).reshape(-1, 2)
+        labels = np.asarray([images[i].labels[j] for i, j in self.where], np.int64)
+        counts = np.bincount(labels) if len(labels) else np.zeros(0)
+        weights = 1.0 / counts[labels] if len(labels) else np.zeros(0)
+        self.p = weights / weights.sum() if len(weights) else weights
+
+    def __call__(self, size: int, rng: np.random.Generator) -> _Crop:
+        if len(self.where) and rng.random() < 0.5:
+            i, j = self.where[rng.choice(len(self.where), p=self.p)]
+            return _crop_at(self.images[i], self.images[i].points[j], size, rng)
+        return _crop_at(self.images[rng.integers(len(self.images))], None, size, rng)
+
+
+def _crop_at(item: PointImage, centre: np.ndarray | None, size: int, rng: np.random.Generator) -> _Crop:
     h, w = item.image.shape[:2]
-    usable = np.flatnonzero(~item.ignore)
-    if len(usable) and rng.random() < 0.5:
-        cx, cy = item.points[rng.choice(usable)] + rng.uniform(-size / 3, size / 3, 2)
+    if centre is not None:
+        cx, cy = centre + rng.uniform(-size / 3, size / 3, 2)
         x0, y0 = int(cx - size / 2), int(cy - size / 2)
     else:
         x0, y0 = int(rng.integers(0, max(w - size, 0) + 1)), int(rng.integers(0, max(h - size, 0) + 1))
@@ -241,6 +261,7 @@ def train_cpr(
     net = CPRNet(net_config).to(memory_format=torch.channels_last)
     optim = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     criterion = CPRLoss(net, config)
+    sample = _Sampler(images)
     rng = np.random.default_rng(config.seed)
     step, total = 0, config.steps
     step_times: list[float] = []
@@ -250,9 +271,7 @@ def train_cpr(
         set_lr(optim, config.lr, config.warmup_steps, step, total)
         tick = time.perf_counter()
         net.train()
-        crops = [
-            _random_crop(images[i], config.crop, rng) for i in rng.integers(0, len(images), config.batch_size)
-        ]
+        crops = [sample(config.crop, rng) for _ in range(config.batch_size)]
         batch = torch.from_numpy(np.stack([normalise(c.image) for c in crops])).to(
             memory_format=torch.channels_last
         )

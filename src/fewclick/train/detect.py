@@ -93,8 +93,10 @@ def train_detector(
     train: TrainConfig | None = None,
     val: Dataset | None = None,
     log: Callable[[str], None] = print,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> Path:
-    """Train (or resume) a click detector on ``dataset``; returns the path of ``last.pt``."""
+    """Train (or resume) a click detector on ``dataset``; returns the path of ``last.pt``.
+    ``progress(step, total)`` is called after every step (total None until it is known)."""
     train = train or TrainConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -139,6 +141,8 @@ def train_detector(
             bar.update(step - 1)  # the line below counts this step
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        if progress is not None:
+            progress(step, total)
         pause = step == train.stop_after
         if total is not None and (step % train.val_every == 0 or step == total or pause):
             elapsed = time.perf_counter() - started

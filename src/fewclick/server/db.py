@@ -1,0 +1,198 @@
+"""The annotation database: SQLAlchemy 2 models, the engine, and migrations with Alembic.
+
+SQLite (in WAL mode, foreign keys on) is the embedded default; a PostgreSQL URL works with
+the same models. The schema is created and upgraded only by the Alembic migrations in
+``fewclick/server/migrations`` (``init_db`` runs them), never by ``create_all``.
+
+Every record carries the acting user (a single local user until accounts arrive).
+Geometry is JSON on the annotation: ``{"box": [x0, y0, x1, y1]}``, ``{"rbox": [cx, cy, w,
+h, angle]}`` (with its enclosing ``box``), ``{"mask": RLE, "box": [...]}``, or ``{"point":
+[x, y], "original": [x, y]}`` for points mode (the refined point and the click as made).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+IMAGE_STATUSES = ("new", "in_progress", "done", "reviewed")
+REVIEW_STATES = ("pending", "accepted", "rejected")
+ANNOTATION_KINDS = ("box", "rbox", "mask", "point")
+JOB_STATES = ("queued", "running", "done", "failed")
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)  # naive UTC: SQLite keeps no zone
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict: JSON, list: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    oriented: Mapped[bool] = mapped_column(default=False)
+    source: Mapped[str | None] = mapped_column(String(2000))  # the folder or dataset it came from
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    classes: Mapped[list[ProjectClass]] = relationship(
+        back_populates="project", order_by="ProjectClass.position", cascade="all, delete-orphan"
+    )
+    images: Mapped[list[Image]] = relationship(
+        back_populates="project", order_by="Image.file_name", cascade="all, delete-orphan"
+    )
+
+
+class ProjectClass(Base):
+    __tablename__ = "classes"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    color: Mapped[str] = mapped_column(String(7))  # "#rrggbb"
+    key: Mapped[int | None]  # the number key 1-9 that picks it
+    position: Mapped[int]  # class id in exports: the order of the project's classes
+    project: Mapped[Project] = relationship(back_populates="classes")
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("project_id", "file_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    file_name: Mapped[str] = mapped_column(String(2000))  # relative name, as exported
+    path: Mapped[str] = mapped_column(String(4000))  # where the file stays on disk
+    width: Mapped[int]
+    height: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    revision: Mapped[int] = mapped_column(default=0)  # bumped by every change to its annotations
+    updated_at: Mapped[datetime] = mapped_column(default=now)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    project: Mapped[Project] = relationship(back_populates="images")
+    annotations: Mapped[list[Annotation]] = relationship(
+        back_populates="image", cascade="all, delete-orphan", order_by="Annotation.id"
+    )
+
+
+class Annotation(Base):
+    __tablename__ = "annotations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"))
+    kind: Mapped[str] = mapped_column(String(10))
+    geometry: Mapped[dict]
+    score: Mapped[float | None]  # the model's score where a model proposed it
+    quality: Mapped[float | None]  # estimated mask IoU (the quality ranker), masks only
+    source: Mapped[str] = mapped_column(String(20), default="manual")
+    review: Mapped[str] = mapped_column(String(10), default="pending")
+    reference: Mapped[bool] = mapped_column(default=False)  # imported ground truth, not the user's work
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=now)
+    updated_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    image: Mapped[Image] = relationship(back_populates="annotations")
+
+
+class Event(Base):
+    """The interaction log: one row per user action."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(default=now, index=True)
+    duration_ms: Mapped[float | None]
+    detail: Mapped[dict | None]
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("project_id", "task", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    task: Mapped[str] = mapped_column(String(20))  # detect | segment | points
+    version: Mapped[int]
+    path: Mapped[str] = mapped_column(String(4000))
+    images: Mapped[int]  # finished images it was trained on
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(10), default="queued")
+    progress: Mapped[float] = mapped_column(default=0.0)
+    message: Mapped[str] = mapped_column(String(2000), default="")
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+
+def sqlite_url(path: str | Path) -> str:
+    return f"sqlite:///{Path(path).expanduser().resolve()}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    sqlite = url.startswith("sqlite")
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30} if sqlite else {})
+    if sqlite:
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(conn, _record) -> None:
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    return engine
+
+
+def init_db(url: str) -> Engine:
+    """Bring the database at ``url`` to the newest schema (Alembic ``upgrade head``)."""
+    from alembic import command
+    from alembic.config import Config
+
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def local_user(session) -> User:
+    """The single local user, created on first use."""
+    user = session.query(User).filter_by(name="local").one_or_none()
+    if user is None:
+        user = User(name="local")
+        session.add(user)
+        session.flush()
+    return user

@@ -1,0 +1,346 @@
+"""Project operations on a database session: create from a folder or a dataset, add an
+uploaded image, change annotations under an image revision, export and import.
+
+Errors a user can cause raise :class:`StoreError` (or a subclass) with a message that says
+what is wrong; the app turns them into 4xx responses. Nothing is written unless the whole
+operation succeeds (the caller commits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fewclick.io import read_dataset, write_dataset
+from fewclick.io.dataset import Dataset, ImageRecord
+from fewclick.io.images import IMAGE_SUFFIXES, ImageError, image_size, load_image
+from fewclick.server.convert import GeometryError, check_geometry, colour, from_objects, to_objects
+from fewclick.server.db import (
+    IMAGE_STATUSES,
+    REVIEW_STATES,
+    Annotation,
+    Image,
+    Project,
+    ProjectClass,
+    User,
+    now,
+)
+
+
+class StoreError(ValueError):
+    status = 400
+
+
+class NotFound(StoreError):
+    status = 404
+
+
+class Conflict(StoreError):
+    status = 409
+
+
+class TooLarge(StoreError):
+    status = 413
+
+
+def get(session: Session, model, key: int, what: str):
+    row = session.get(model, key)
+    if row is None:
+        raise NotFound(f"no {what} with id {key}")
+    return row
+
+
+def create_project(
+    session: Session,
+    user: User,
+    name: str,
+    folder: str | Path | None = None,
+    dataset: str | Path | None = None,
+    format: str | None = None,
+    classes: Sequence[str] = (),
+    reference: bool = False,
+) -> tuple[Project, list[str]]:
+    """A project from a folder of images or from a dataset in any readable format (its
+    annotations imported; as reference annotations with ``reference``). Returns the
+    project and warnings (files skipped, and why)."""
+    name = name.strip()
+    if not name:
+        raise StoreError("a project needs a name")
+    if session.scalar(select(Project).where(Project.name == name)) is not None:
+        raise Conflict(f"a project named {name!r} exists already")
+    if (folder is None) == (dataset is None):
+        raise StoreError("give either a folder of images or a dataset to import, not both or neither")
+    project = Project(name=name, created_by=user.id, source=str(folder or dataset))
+    session.add(project)
+    warnings: list[str] = []
+    if folder is not None:
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            raise StoreError(f"{root}: no such folder")
+        set_classes(session, project, classes or ["object"])
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        for path in files:
+            try:
+                width, height = image_size(path)
+            except ImageError as exc:
+                warnings.append(f"skipped {path.relative_to(root)}: {exc}")
+                continue
+            session.add(
+                Image(
+                    project=project,
+                    file_name=path.relative_to(root).as_posix(),
+                    path=str(path.resolve()),
+                    width=width,
+                    height=height,
+                    updated_by=user.id,
+                )
+            )
+        if not project.images:
+            raise StoreError(f"{root}: no readable images (looked for {', '.join(IMAGE_SUFFIXES)})")
+    else:
+        data = _read(dataset, format)
+        set_classes(session, project, data.classes)
+        project.oriented = _oriented(data)
+        warnings += import_annotations(session, user, project, data, reference=reference, add_images=True)
+    session.flush()
+    return project, warnings
+
+
+def _read(path: str | Path, format: str | None) -> Dataset:
+    try:
+        return read_dataset(Path(path).expanduser(), format)
+    except FileNotFoundError as exc:
+        raise StoreError(str(exc)) from None
+    except (ValueError, KeyError, TypeError) as exc:  # FormatError is a ValueError
+        raise StoreError(f"cannot import {path}: {exc}") from None
+
+
+def _oriented(data: Dataset) -> bool:
+    return any(rec.objects.rboxes is not None and len(rec.objects) for rec in data.images)
+
+
+def set_classes(session: Session, project: Project, names: Sequence[str]) -> None:
+    """Give the project these classes (appended to the ones it has; names stay unique)."""
+    have = {c.name for c in project.classes}
+    for name in names:
+        if name in have:
+            continue
+        position = len(project.classes)
+        project.classes.append(
+            ProjectClass(
+                name=name,
+                color=colour(position),
+                key=position + 1 if position < 9 else None,
+                position=position,
+            )
+        )
+        have.add(name)
+    session.flush()
+
+
+def import_annotations(
+    session: Session,
+    user: User,
+    project: Project,
+    data: Dataset,
+    reference: bool = False,
+    add_images: bool = False,
+) -> list[str]:
+    """Add a dataset's objects to the project's images (matched by file name; with
+    ``add_images`` unknown images are added, else skipped with a warning)."""
+    set_classes(session, project, data.classes)
+    class_ids = {c.name: c for c in project.classes}
+    by_name = {im.file_name: im for im in project.images}
+    warnings = []
+    for rec in data.images:
+        image = by_name.get(rec.file_name)
+        if image is None:
+            if not add_images:
+                warnings.append(f"skipped {rec.file_name}: not an image of this project")
+                continue
+            if rec.path is None or not Path(rec.path).is_file():
+                warnings.append(f"skipped {rec.file_name}: its image file is missing")
+                continue
+            image = Image(
+                project=project,
+                file_name=rec.file_name,
+                path=str(Path(rec.path).resolve()),
+                width=rec.width,
+                height=rec.height,
+                updated_by=user.id,
+            )
+            session.add(image)
+            by_name[rec.file_name] = image
+        objs = rec.objects
+        for i in range(len(objs)):
+            if objs.ignore[i]:
+                continue
+            try:
+                kind, geometry = from_objects(objs, i, image.height, image.width)
+                geometry = check_geometry(kind, geometry, image.width, image.height)
+            except (GeometryError, ValueError) as exc:
+                warnings.append(f"{rec.file_name}: object {i} skipped: {exc}")
+                continue
+            image.annotations.append(
+                Annotation(
+                    class_id=class_ids[data.classes[objs.labels[i]]].id,
+                    kind=kind,
+                    geometry=geometry,
+                    source="import",
+                    reference=reference,
+                    created_by=user.id,
+                    updated_by=user.id,
+                )
+            )
+        if len(objs) and not reference:
+            image.status = "in_progress"
+    session.flush()
+    return warnings
+
+
+def add_upload(
+    session: Session, user: User, project: Project, name: str, content: bytes, folder: Path
+) -> Image:
+    """Save an uploaded file into ``folder`` and add it as an image; a non-image, a
+    truncated image or one over the pixel limit is refused and nothing is kept."""
+    safe = Path(name).name
+    if not safe or Path(safe).suffix.lower() not in IMAGE_SUFFIXES:
+        raise StoreError(f"{name!r} is not an image file ({', '.join(IMAGE_SUFFIXES)})")
+    if any(im.file_name == safe for im in project.images):
+        raise Conflict(f"the project has an image named {safe!r} already")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / safe
+    partial = folder / f".{safe}.part"
+    partial.write_bytes(content)
+    try:
+        width, height = image_size(partial)
+        load_image(partial)  # decodes every pixel: a truncated file fails here
+    except ImageError as exc:
+        partial.unlink(missing_ok=True)
+        message = str(exc).replace(str(partial), safe)
+        raise (TooLarge if "pixel" in message and "limit" in message else StoreError)(message) from None
+    partial.replace(path)
+    image = Image(
+        project=project,
+        file_name=safe,
+        path=str(path.resolve()),
+        width=width,
+        height=height,
+        updated_by=user.id,
+    )
+    session.add(image)
+    session.flush()
+    return image
+
+
+def check_revision(image: Image, revision: int | None) -> None:
+    """Refuse a change made on an older view of the image (another tab changed it since)."""
+    if revision is not None and revision != image.revision:
+        raise Conflict(
+            f"image {image.file_name!r} was changed elsewhere (revision {image.revision}, this view has "
+            f"{revision}): reload it; nothing was overwritten"
+        )
+
+
+def touch(image: Image, user: User) -> None:
+    image.revision += 1
+    image.updated_at = now()
+    image.updated_by = user.id
+    if image.status == "new":
+        image.status = "in_progress"
+
+
+def class_of(project: Project, class_id: int) -> ProjectClass:
+    for c in project.classes:
+        if c.id == class_id:
+            return c
+    raise StoreError(f"class id {class_id} is not a class of project {project.name!r}")
+
+
+def add_annotation(session: Session, user: User, image: Image, data: dict) -> Annotation:
+    project = image.project
+    cls = class_of(project, data.get("class_id"))
+    kind = data.get("kind", "box")
+    try:
+        geometry = check_geometry(kind, data.get("geometry") or {}, image.width, image.height)
+    except GeometryError as exc:
+        raise StoreError(str(exc)) from None
+    ann = Annotation(
+        class_id=cls.id,
+        kind=kind,
+        geometry=geometry,
+        score=data.get("score"),
+        quality=data.get("quality"),
+        source=data.get("source", "manual"),
+        created_by=user.id,
+        updated_by=user.id,
+    )
+    image.annotations.append(ann)
+    session.flush()
+    return ann
+
+
+def update_annotation(session: Session, user: User, ann: Annotation, data: dict) -> Annotation:
+    image = ann.image
+    if "class_id" in data:
+        ann.class_id = class_of(image.project, data["class_id"]).id
+    if "geometry" in data:
+        kind = data.get("kind", ann.kind)
+        try:
+            ann.geometry = check_geometry(kind, data["geometry"], image.width, image.height)
+        except GeometryError as exc:
+            raise StoreError(str(exc)) from None
+        ann.kind = kind
+    if "review" in data:
+        if data["review"] not in REVIEW_STATES:
+            raise StoreError(f"review must be one of {REVIEW_STATES}, got {data['review']!r}")
+        ann.review = data["review"]
+    for key in ("score", "quality"):
+        if key in data:
+            setattr(ann, key, data[key])
+    ann.updated_at = now()
+    ann.updated_by = user.id
+    session.flush()
+    return ann
+
+
+def set_status(image: Image, status: str, user: User) -> None:
+    if status not in IMAGE_STATUSES:
+        raise StoreError(f"status must be one of {IMAGE_STATUSES}, got {status!r}")
+    image.status = status
+    image.updated_at = now()
+    image.updated_by = user.id
+
+
+def to_dataset(
+    project: Project, include_reference: bool = False, images: Sequence[Image] | None = None
+) -> Dataset:
+    """The project's annotations as a :class:`Dataset` (rejected ones left out)."""
+    position_of = {c.id: c.position for c in project.classes}
+    records = []
+    for image in images if images is not None else project.images:
+        anns = [a for a in image.annotations if a.review != "rejected" and a.reference == include_reference]
+        objects = to_objects(anns, position_of, project.oriented)
+        records.append(
+            ImageRecord(
+                image.file_name, image.width, image.height, objects, path=Path(image.path), id=image.id
+            )
+        )
+    return Dataset([c.name for c in project.classes], records, format="fewclick")
+
+
+def export(project: Project, format: str, path: Path) -> Path:
+    if format not in ("coco", "dota"):
+        raise StoreError(f"export format must be coco or dota, got {format!r}")
+    data = to_dataset(project)
+    for rec in data.images:
+        rec.path = None  # a download names images as the project does; the files stay where they are
+    if format == "dota":
+        for rec in data.images:
+            rec.objects = rec.objects[np.isfinite(rec.objects.boxes).all(1)]
+    write_dataset(data, path, format)
+    return path

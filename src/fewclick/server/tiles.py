@@ -1,0 +1,98 @@
+"""Image tiles for large images: a pyramid of 512 px JPEG tiles, cached on disk.
+
+Level 0 is full resolution, level L is downscaled by 2^L, and the top level fits the whole
+image in one tile. Tiles are made a level at a time from the level below (OpenCV's area
+interpolation), written under ``<cache>/<image id>/<level>/<col>_<row>.jpg``; ``prepare``
+makes the whole pyramid ahead (the app starts it when a large image is added), so the
+first tile a viewer asks for is a file read.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fewclick.io.images import load_image
+
+TILE = 512
+_LOCKS: dict[int, threading.Lock] = {}
+_GUARD = threading.Lock()
+
+
+def levels(width: int, height: int) -> int:
+    """Number of pyramid levels: the top one holds the whole image in one tile."""
+    return max(1, math.ceil(math.log2(max(width, height, 1) / TILE)) + 1)
+
+
+def info(width: int, height: int) -> dict:
+    n = levels(width, height)
+    return {
+        "tile": TILE,
+        "levels": n,
+        "sizes": [[math.ceil(width / 2**lv), math.ceil(height / 2**lv)] for lv in range(n)],
+    }
+
+
+def _lock(image_id: int) -> threading.Lock:
+    with _GUARD:
+        return _LOCKS.setdefault(image_id, threading.Lock())
+
+
+def tile_path(cache: Path, image_id: int, level: int, col: int, row: int) -> Path:
+    return cache / str(image_id) / str(level) / f"{col}_{row}.jpg"
+
+
+def prepare(cache: Path, image_id: int, path: str, width: int, height: int) -> None:
+    """Write every tile of every level (skipped when the top tile exists already)."""
+    top = levels(width, height) - 1
+    if tile_path(cache, image_id, top, 0, 0).is_file():
+        return
+    with _lock(image_id):
+        if tile_path(cache, image_id, top, 0, 0).is_file():
+            return
+        pixels = cv2.cvtColor(load_image(path), cv2.COLOR_RGB2BGR)
+        for level in range(top + 1):
+            if level:
+                h, w = pixels.shape[:2]
+                pixels = cv2.resize(
+                    pixels, (max(1, math.ceil(w / 2)), max(1, math.ceil(h / 2))), interpolation=cv2.INTER_AREA
+                )
+            _write_level(cache, image_id, level, pixels)
+
+
+def _write_level(cache: Path, image_id: int, level: int, pixels: np.ndarray) -> None:
+    folder = cache / str(image_id) / str(level)
+    folder.mkdir(parents=True, exist_ok=True)
+    h, w = pixels.shape[:2]
+    for row in range(math.ceil(h / TILE)):
+        for col in range(math.ceil(w / TILE)):
+            part = pixels[row * TILE : (row + 1) * TILE, col * TILE : (col + 1) * TILE]
+            target = folder / f"{col}_{row}.jpg"
+            tmp = target.with_suffix(".tmp")
+            ok, data = cv2.imencode(".jpg", part, [cv2.IMWRITE_JPEG_QUALITY, 88])
+            if not ok:
+                raise ValueError(f"cannot encode tile {level}/{col}/{row} of image {image_id}")
+            tmp.write_bytes(data.tobytes())
+            tmp.replace(target)
+
+
+def get_tile(
+    cache: Path, image_id: int, path: str, width: int, height: int, level: int, col: int, row: int
+) -> Path:
+    """The tile file, made first when the pyramid is not ready; ValueError for a tile
+    outside the pyramid."""
+    n = levels(width, height)
+    if not 0 <= level < n:
+        raise ValueError(f"tile level {level} is outside 0..{n - 1}")
+    w, h = math.ceil(width / 2**level), math.ceil(height / 2**level)
+    cols, rows = math.ceil(w / TILE), math.ceil(h / TILE)
+    if not (0 <= col < cols and 0 <= row < rows):
+        raise ValueError(f"tile ({col}, {row}) is outside level {level} ({cols} x {rows} tiles)")
+    target = tile_path(cache, image_id, level, col, row)
+    if not target.is_file():
+        prepare(cache, image_id, path, width, height)
+    return target

@@ -1,0 +1,163 @@
+"""Model work off the request thread: predictions in a worker process, training in jobs.
+
+:class:`ModelWorker` owns one worker process (``ProcessPoolExecutor``, spawn). The process
+keeps its predictors and the last images it decoded, so a second click on the same image
+pays only for the light part of the model (the image is encoded once per predictor). The
+functions below run *in* that process; their arguments and results are plain data.
+
+Training runs in its own process per job (``run_training``), which writes its progress to
+the job's row; the app never blocks on it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import traceback
+from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+_IMAGES: OrderedDict[str, np.ndarray] = OrderedDict()
+_PREDICTORS: dict[tuple, object] = {}
+_CURRENT: dict[tuple, str] = {}  # predictor key -> the image it holds
+
+
+class ModelWorker:
+    def __init__(self, processes: int = 1) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_init)
+
+    def submit(self, fn, *args):
+        return self.pool.submit(fn, *args)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _init() -> None:
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def _image(path: str) -> np.ndarray:
+    from fewclick.io.images import load_image
+
+    if path in _IMAGES:
+        _IMAGES.move_to_end(path)
+        return _IMAGES[path]
+    image = load_image(path)
+    _IMAGES[path] = image
+    while len(_IMAGES) > 3:
+        _IMAGES.popitem(last=False)
+    return image
+
+
+def _predictor(key: tuple, make, path: str):
+    """The cached predictor for ``key``, holding the image at ``path``."""
+    predictor = _PREDICTORS.get(key)
+    if predictor is None:
+        predictor = _PREDICTORS[key] = make()
+    if _CURRENT.get(key) != path:
+        predictor.set_image(_image(path))
+        _CURRENT[key] = path
+    return predictor
+
+
+def detect(path: str, model: str | None, num_classes: int, clicks: list[list[float]], sizes: dict) -> dict:
+    """Click-to-detect: the project's detector when it has one, else template correlation."""
+    from fewclick.types import Clicks
+
+    xy = np.asarray([c[:2] for c in clicks], np.float32).reshape(-1, 2)
+    labels = np.asarray([int(c[2]) for c in clicks], np.int64)
+    c = Clicks(xy, labels, np.ones(len(xy), bool))
+    if model is not None:
+        from fewclick.predict.detect import ClickDetector
+
+        predictor = _predictor(("detect", model), lambda: ClickDetector.load(model), path)
+        det = predictor.predict(c)
+        method = "model"
+    else:
+        from fewclick.predict.template import TemplateDetector
+
+        predictor = _predictor(("template", num_classes), lambda: TemplateDetector(num_classes), path)
+        det = predictor.predict(c, sizes={int(k): float(v) for k, v in sizes.items()})
+        method = "template"
+    return {
+        "method": method,
+        "boxes": det.boxes.round(2).tolist(),
+        "rboxes": None if det.rboxes is None else det.rboxes.round(3).tolist(),
+        "scores": det.scores.round(4).tolist(),
+        "labels": det.labels.tolist(),
+    }
+
+
+def segment(path: str, model: str | None, box: list[float], clicks: list[list[float]]) -> dict:
+    """Box-to-mask with corrective clicks ``[x, y, positive]``: the project's model, else GrabCut."""
+    from fewclick.io.rle import mask_to_rle, rle_boxes
+    from fewclick.types import Clicks
+
+    xy = np.asarray([c[:2] for c in clicks], np.float32).reshape(-1, 2)
+    positive = np.asarray([bool(c[2]) for c in clicks], bool)
+    c = Clicks(xy, np.zeros(len(xy), np.int64), positive)
+    if model is not None:
+        from fewclick.predict.segment import MaskPredictor
+
+        predictor = _predictor(("segment", model), lambda: MaskPredictor.load(model), path)
+        method = "model"
+    else:
+        from fewclick.predict.grabcut import GrabCutPredictor
+
+        predictor = _predictor(("grabcut",), GrabCutPredictor, path)
+        method = "grabcut"
+    pred = predictor.predict(box, c)
+    rle = mask_to_rle(pred.mask)
+    b = rle_boxes([rle])[0]
+    return {
+        "method": method,
+        "mask": rle,
+        "box": None if not np.isfinite(b).all() else b.tolist(),
+        "score": float(pred.score),
+        "quality": pred.quality,
+        "area": int(pred.mask.sum()),
+    }
+
+
+def snap(path: str, model: str | None, x: float, y: float, label: int, others: list[list[float]]) -> dict:
+    """Where a points-mode click lands: CPR refinement when the project has a model."""
+    if model is None:
+        return {"method": "none", "point": [x, y]}
+    from fewclick.predict.points import PointRefiner
+
+    refiner = _predictor(("points", model), lambda: PointRefiner.load(model), path)
+    pts = np.asarray([o[:2] for o in others], np.float32).reshape(-1, 2)
+    labels = np.asarray([int(o[2]) for o in others], np.int64)
+    sx, sy = refiner.snap(x, y, label, pts, labels)
+    return {"method": "cpr", "point": [round(sx, 2), round(sy, 2)]}
+
+
+def ping() -> int:
+    return os.getpid()
+
+
+def warm() -> int:
+    """Import the models' code ahead of the first click (the spawn costs seconds)."""
+    import fewclick.predict.detect  # noqa: F401
+    import fewclick.predict.grabcut  # noqa: F401
+    import fewclick.predict.segment  # noqa: F401
+    import fewclick.predict.template  # noqa: F401
+
+    return os.getpid()
+
+
+def run_training(db_url: str, job_id: int, models_dir: str, minutes: float) -> None:
+    """A training job, run in its own process (see :mod:`fewclick.server.training`)."""
+    from fewclick.server import training
+
+    try:
+        training.train_project(db_url, job_id, Path(models_dir), minutes)
+    except Exception as exc:  # the job row tells the user; the server goes on
+        training.fail(db_url, job_id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")

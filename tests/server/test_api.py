@@ -1,0 +1,378 @@
+import json
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image as PILImage
+
+from fewclick.data.synthetic import make_dataset
+from fewclick.io import read_dataset
+from fewclick.io.rle import mask_to_rle
+from fewclick.server.app import create_app
+from fewclick.server.db import sqlite_url
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    make_dataset("aerial", 3, seed=5, width=256, height=256, out_dir=root / "aerial")
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    home = tmp_path_factory.mktemp("server")
+    with TestClient(create_app(sqlite_url(home / "fewclick.db"), home / "data")) as c:
+        yield c
+
+
+def _project(client, name, **body):
+    r = client.post("/api/projects", json={"name": name, **body})
+    assert r.status_code == 201, r.text
+    return r.json()["project"]
+
+
+def _first_image(client, project):
+    return client.get(f"/api/projects/{project['id']}/images").json()[0]
+
+
+def test_a_project_from_a_folder_lists_its_images_with_status(client, data):
+    project = _project(client, "folder", folder=str(data / "aerial" / "images"), classes=["car", "ship"])
+    assert project["images"] == 3 and project["by_status"] == {"new": 3}
+    assert [c["name"] for c in project["classes"]] == ["car", "ship"]
+    assert [c["key"] for c in project["classes"]] == [1, 2]
+    images = client.get(f"/api/projects/{project['id']}/images").json()
+    assert [im["status"] for im in images] == ["new"] * 3 and images[0]["width"] == 256
+    assert any(p["name"] == "folder" for p in client.get("/api/projects").json())
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ({"name": "folder", "folder": "."}, 409, "exists already"),
+        ({"name": "nowhere", "folder": "/no/such/folder"}, 400, "no such folder"),
+        ({"name": "both", "folder": ".", "dataset": "."}, 400, "either a folder"),
+        ({"name": " "}, 400, "needs a name"),
+        ({"name": "missing", "dataset": "/no/such/file.json"}, 400, "/no/such/file.json"),
+    ],
+)
+def test_bad_project_requests_say_what_is_wrong(client, data, body, status, message):
+    r = client.post("/api/projects", json=body)
+    assert r.status_code == status and message in r.json()["detail"]
+
+
+def test_an_empty_folder_and_a_malformed_coco_file_are_refused(client, tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    r = client.post("/api/projects", json={"name": "empty", "folder": str(tmp_path)})
+    assert r.status_code == 400 and "no readable images" in r.json()["detail"]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"images": [{"id": 1}], "annotations": [')
+    r = client.post("/api/projects", json={"name": "bad", "dataset": str(bad), "format": "coco"})
+    assert r.status_code == 400 and "bad.json" in r.json()["detail"]
+    assert all(p["name"] not in ("empty", "bad") for p in client.get("/api/projects").json())
+
+
+def test_missing_projects_images_and_annotations_are_404(client):
+    for url in ("/api/projects/999", "/api/images/999", "/api/images/999/file", "/api/jobs/999"):
+        r = client.get(url)
+        assert r.status_code == 404 and "999" in r.json()["detail"], url
+    assert client.delete("/api/annotations/999").status_code == 404
+
+
+def test_annotations_autosave_under_the_image_revision(client, data):
+    project = _project(client, "edit", folder=str(data / "aerial" / "images"), classes=["car", "ship"])
+    car, ship = (c["id"] for c in project["classes"])
+    image = _first_image(client, project)
+    url = f"/api/images/{image['id']}/annotations"
+    r = client.post(
+        url, params={"revision": 0}, json={"class_id": car, "geometry": {"box": [10, 20, 50, 60]}}
+    )
+    assert r.status_code == 201 and r.json()["revision"] == 1
+    ann = r.json()["annotation"]
+    # another tab still on revision 0: refused, nothing overwritten
+    r = client.post(url, params={"revision": 0}, json={"class_id": car, "geometry": {"box": [1, 1, 9, 9]}})
+    assert r.status_code == 409 and "reload" in r.json()["detail"]
+    r = client.patch(
+        f"/api/annotations/{ann['id']}",
+        json={"class_id": ship, "geometry": {"box": [12, 22, 52, 62]}, "revision": 1},
+    )
+    assert r.status_code == 200 and r.json()["annotation"]["class_id"] == ship
+    got = client.get(f"/api/images/{image['id']}").json()
+    assert got["status"] == "in_progress" and got["revision"] == 2
+    assert [a["geometry"]["box"] for a in got["annotations"]] == [[12, 22, 52, 62]]
+    r = client.delete(f"/api/annotations/{ann['id']}", params={"revision": 1})
+    assert r.status_code == 409
+    assert client.delete(f"/api/annotations/{ann['id']}", params={"revision": 2}).json()["revision"] == 3
+    assert client.get(f"/api/images/{image['id']}").json()["annotations"] == []
+
+
+@pytest.mark.parametrize(
+    "kind, geometry, message",
+    [
+        ("box", {"box": [300, 300, 400, 400]}, "less than 1 pixel"),
+        ("box", {"box": [1, 2, 3]}, "4 numbers"),
+        ("box", {"box": [0, 0, "a", 5]}, "4 numbers"),
+        ("point", {"point": [-5, 10]}, "outside the 256 x 256 image"),
+        ("mask", {"mask": {"size": [10, 10], "counts": "0"}}, "not the image's"),
+        ("polygon", {"box": [0, 0, 5, 5]}, "unknown annotation kind"),
+    ],
+)
+def test_bad_geometry_is_refused_and_nothing_saved(client, data, kind, geometry, message):
+    project = client.get("/api/projects").json()
+    edit = next(p for p in project if p["name"] == "edit")
+    detail = client.get(f"/api/projects/{edit['id']}").json()
+    image = _first_image(client, edit)
+    before = client.get(f"/api/images/{image['id']}").json()
+    r = client.post(
+        f"/api/images/{image['id']}/annotations",
+        json={"class_id": detail["classes"][0]["id"], "kind": kind, "geometry": geometry},
+    )
+    assert r.status_code == 400 and message in r.json()["detail"]
+    assert client.get(f"/api/images/{image['id']}").json()["revision"] == before["revision"]
+
+
+def test_a_class_of_another_project_is_refused(client, data):
+    a = _project(client, "class-a", folder=str(data / "aerial" / "images"), classes=["x"])
+    b = _project(client, "class-b", folder=str(data / "aerial" / "images"), classes=["y"])
+    r = client.post(
+        f"/api/images/{_first_image(client, a)['id']}/annotations",
+        json={"class_id": b["classes"][0]["id"], "geometry": {"box": [0, 0, 5, 5]}},
+    )
+    assert r.status_code == 400 and "not a class of project" in r.json()["detail"]
+
+
+def test_batches_create_and_delete_together(client, data):
+    project = _project(client, "batch", folder=str(data / "aerial" / "images"))
+    cls = project["classes"][0]["id"]
+    image = _first_image(client, project)
+    url = f"/api/images/{image['id']}/annotations/batch"
+    r = client.post(
+        url,
+        json={
+            "revision": 0,
+            "create": [
+                {"class_id": cls, "geometry": {"box": [0, 0, 10, 10]}},
+                {"class_id": cls, "kind": "point", "geometry": {"point": [5, 5], "original": [7, 8]}},
+            ],
+        },
+    )
+    assert r.status_code == 200 and len(r.json()["created"]) == 2
+    first, second = r.json()["created"]
+    assert second["geometry"] == {"point": [5, 5], "original": [7, 8]}
+    r = client.post(
+        url,
+        json={
+            "revision": 1,
+            "delete": [first["id"]],
+            "create": [{"class_id": cls, "geometry": {"box": [0, 0, 900, 9]}}],
+        },
+    )
+    assert r.status_code == 200 and r.json()["created"][0]["geometry"]["box"] == [0, 0, 256, 9], "clipped"
+    r = client.post(url, json={"revision": 2, "delete": [first["id"]]})
+    assert r.status_code == 404
+    assert len(client.get(f"/api/images/{image['id']}").json()["annotations"]) == 2
+
+
+def test_uploads_refuse_non_images_truncated_and_oversized_files(client, data, tmp_path, monkeypatch):
+    project = _project(client, "uploads", folder=str(data / "aerial" / "images"))
+    url = f"/api/projects/{project['id']}/images"
+    r = client.post(url, files={"file": ("notes.txt", b"hello", "text/plain")})
+    assert r.status_code == 400 and "not an image file" in r.json()["detail"]
+    png = tmp_path / "good.png"
+    PILImage.fromarray(np.full((40, 60, 3), 128, np.uint8)).save(png)
+    content = png.read_bytes()
+    r = client.post(url, files={"file": ("cut.png", content[: len(content) // 2], "image/png")})
+    assert r.status_code == 400 and "cut.png" in r.json()["detail"]
+    monkeypatch.setenv("FEWCLICK_MAX_PIXELS", "1000")
+    r = client.post(url, files={"file": ("big.png", content, "image/png")})
+    assert r.status_code == 413, r.text
+    monkeypatch.delenv("FEWCLICK_MAX_PIXELS")
+    r = client.post(url, files={"file": ("good.png", content, "image/png")})
+    assert r.status_code == 201 and (r.json()["width"], r.json()["height"]) == (60, 40)
+    assert client.post(url, files={"file": ("good.png", content, "image/png")}).status_code == 409
+    names = [im["file_name"] for im in client.get(url).json()]
+    assert "good.png" in names and "cut.png" not in names and "big.png" not in names
+
+
+def test_export_then_import_gives_back_the_same_annotations(client, data, tmp_path):
+    project = _project(client, "roundtrip", dataset=str(data / "aerial" / "annotations.json"))
+    source = read_dataset(data / "aerial" / "annotations.json")
+    assert project["images"] == 3
+    r = client.get(f"/api/projects/{project['id']}/export", params={"format": "coco"})
+    assert r.status_code == 200
+    exported = tmp_path / "export.json"
+    exported.write_bytes(r.content)
+    coco = json.loads(r.content)
+    assert len(coco["annotations"]) == sum(
+        len(rec.objects) - rec.objects.ignore.sum() for rec in source.images
+    )
+    # a second project from the export (images found beside the original file)
+    again = read_dataset(exported)
+    assert [c for c in again.classes] == [c["name"] for c in project["classes"]]
+    for a, b in zip(
+        sorted(source.images, key=lambda r: r.file_name),
+        sorted(again.images, key=lambda r: r.file_name),
+        strict=True,
+    ):
+        keep = ~a.objects.ignore
+        np.testing.assert_allclose(np.sort(a.objects.boxes[keep], 0), np.sort(b.objects.boxes, 0), atol=1.0)
+    # the export imported into a project made from the same folder gives the same annotations
+    copy = _project(client, "roundtrip-copy", folder=str(data / "aerial"))
+    r = client.post(f"/api/projects/{copy['id']}/import", json={"dataset": str(exported)})
+    assert r.status_code == 200 and r.json()["warnings"] == []
+
+    def shapes(p):
+        out = {}
+        for im in client.get(f"/api/projects/{p['id']}/images").json():
+            anns = client.get(f"/api/images/{im['id']}").json()["annotations"]
+            names = {c["id"]: c["name"] for c in client.get(f"/api/projects/{p['id']}").json()["classes"]}
+            out[im["file_name"]] = sorted(
+                (names[a["class_id"]], a["kind"], json.dumps(a["geometry"])) for a in anns
+            )
+        return out
+
+    assert shapes(copy) == shapes(project)
+    r = client.get(f"/api/projects/{project['id']}/export", params={"format": "yolo"})
+    assert r.status_code == 400
+
+
+def test_click_to_detect_without_a_model_finds_similar_objects(client, data):
+    project = _project(client, "detect", dataset=str(data / "aerial" / "annotations.json"))
+    image = _first_image(client, project)
+    got = client.get(f"/api/images/{image['id']}").json()
+    target = got["annotations"][0]
+    x0, y0, x1, y1 = target["geometry"]["box"]
+    click = [(x0 + x1) / 2, (y0 + y1) / 2, target["class_id"]]
+    r = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [click]})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["method"] == "template" and out["model_version"] is None
+    assert len(out["boxes"]) >= 1 and out["labels"][0] == target["class_id"]
+    bx = out["boxes"][int(np.argmax(out["scores"]))]
+    assert bx[0] <= click[0] <= bx[2] and bx[1] <= click[1] <= bx[3], "the clicked object is found"
+    r = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[999, 5, target["class_id"]]]})
+    assert r.status_code == 400 and "outside" in r.json()["detail"]
+    r = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[5, 5, 12345]]})
+    assert r.status_code == 400 and "not a class" in r.json()["detail"]
+    assert client.post(f"/api/images/{image['id']}/detect", json={"clicks": []}).status_code == 422
+
+
+def test_box_to_mask_without_a_model_uses_grabcut_and_takes_clicks(client, data):
+    project = next(p for p in client.get("/api/projects").json() if p["name"] == "detect")
+    image = _first_image(client, project)
+    box = [40, 40, 120, 110]
+    r = client.post(f"/api/images/{image['id']}/segment", json={"box": box, "clicks": [[80, 75, True]]})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["method"] == "grabcut" and out["mask"]["size"] == [256, 256] and out["area"] > 0
+    r = client.post(f"/api/images/{image['id']}/segment", json={"box": [50, 50, 50, 80]})
+    assert r.status_code == 400 and "degenerate" in r.json()["detail"]
+    r = client.post(f"/api/images/{image['id']}/segment", json={"box": box, "clicks": [[-3, 5, False]]})
+    assert r.status_code == 400 and "outside" in r.json()["detail"]
+
+
+def test_points_snap_stays_put_without_a_model_and_checks_input(client, data):
+    project = next(p for p in client.get("/api/projects").json() if p["name"] == "detect")
+    detail = client.get(f"/api/projects/{project['id']}").json()
+    image = _first_image(client, project)
+    cls = detail["classes"][0]["id"]
+    r = client.post(f"/api/images/{image['id']}/snap", json={"x": 30.5, "y": 40, "class_id": cls})
+    assert r.status_code == 200 and r.json() == {"method": "none", "point": [30.5, 40]}
+    assert (
+        client.post(f"/api/images/{image['id']}/snap", json={"x": 300, "y": 4, "class_id": cls}).status_code
+        == 400
+    )
+    assert (
+        client.post(f"/api/images/{image['id']}/snap", json={"x": 3, "y": 4, "class_id": -1}).status_code
+        == 400
+    )
+
+
+def test_masks_are_stored_as_rle_with_their_box(client, data):
+    project = next(p for p in client.get("/api/projects").json() if p["name"] == "batch")
+    cls = client.get(f"/api/projects/{project['id']}").json()["classes"][0]["id"]
+    image = _first_image(client, project)
+    mask = np.zeros((256, 256), bool)
+    mask[10:20, 30:45] = True
+    r = client.post(
+        f"/api/images/{image['id']}/annotations",
+        json={"class_id": cls, "kind": "mask", "geometry": {"mask": mask_to_rle(mask)}, "quality": 0.8},
+    )
+    assert r.status_code == 201
+    ann = r.json()["annotation"]
+    assert ann["geometry"]["box"] == [30, 10, 45, 20] and ann["quality"] == 0.8
+    empty = mask_to_rle(np.zeros((256, 256), bool))
+    r = client.post(
+        f"/api/images/{image['id']}/annotations",
+        json={"class_id": cls, "kind": "mask", "geometry": {"mask": empty}},
+    )
+    assert r.status_code == 400 and "empty" in r.json()["detail"]
+
+
+def test_large_images_are_served_as_tiles(client, tmp_path):
+    folder = tmp_path / "large"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    PILImage.fromarray(rng.integers(0, 255, (2600, 3100, 3), np.uint8)).save(folder / "big.jpg", quality=80)
+    project = _project(client, "large", folder=str(folder))
+    image = client.get(f"/api/images/{_first_image(client, project)['id']}").json()
+    assert image["tiles"]["levels"] == 4 and image["tiles"]["sizes"][0] == [3100, 2600]
+    r = client.get(f"/api/images/{image['id']}/tiles/3/0/0")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert client.get(f"/api/images/{image['id']}/tiles/0/6/0").status_code == 200
+    r = client.get(f"/api/images/{image['id']}/tiles/0/7/0")
+    assert r.status_code == 404 and "outside level 0" in r.json()["detail"]
+    assert client.get(f"/api/images/{image['id']}/tiles/9/0/0").status_code == 404
+
+
+def test_the_interaction_log_keeps_every_action(client, data):
+    project = next(p for p in client.get("/api/projects").json() if p["name"] == "batch")
+    image = _first_image(client, project)
+    events = [
+        {"action": "click", "image_id": image["id"], "duration_ms": 120, "detail": {"x": 3}},
+        {"action": "submit", "image_id": image["id"]},
+    ]
+    r = client.post(f"/api/projects/{project['id']}/events", json=events)
+    assert r.status_code == 201 and r.json() == {"logged": 2}
+    logged = client.get(f"/api/projects/{project['id']}/events").json()
+    assert [e["action"] for e in logged[:2]] == ["submit", "click"] and logged[1]["user_id"] >= 1
+    other = next(p for p in client.get("/api/projects").json() if p["name"] == "folder")
+    r = client.post(f"/api/projects/{other['id']}/events", json=events)
+    assert r.status_code == 400 and "not in project" in r.json()["detail"]
+
+
+def test_image_status_and_classes_can_be_changed(client, data):
+    project = next(p for p in client.get("/api/projects").json() if p["name"] == "folder")
+    image = _first_image(client, project)
+    assert client.patch(f"/api/images/{image['id']}", json={"status": "done"}).json()["status"] == "done"
+    r = client.patch(f"/api/images/{image['id']}", json={"status": "finished"})
+    assert r.status_code == 400 and "status must be one of" in r.json()["detail"]
+    r = client.post(f"/api/projects/{project['id']}/classes", json={"name": "plane"})
+    assert r.status_code == 201 and r.json()["key"] == 3
+    assert client.post(f"/api/projects/{project['id']}/classes", json={"name": "plane"}).status_code == 409
+    cls = r.json()["id"]
+    r = client.patch(f"/api/classes/{cls}", json={"key": 1, "color": "#00ff00"})
+    assert r.json()["key"] == 1 and r.json()["color"] == "#00ff00"
+    keys = {c["name"]: c["key"] for c in client.get(f"/api/projects/{project['id']}").json()["classes"]}
+    assert keys["car"] is None, "a number key picks one class"
+    assert client.patch(f"/api/classes/{cls}", json={"color": "green"}).status_code == 422
+
+
+def test_training_without_finished_images_fails_with_a_reason(client, data):
+    project = _project(client, "train", folder=str(data / "aerial" / "images"))
+    r = client.post(f"/api/projects/{project['id']}/train", json={"minutes": 0.1})
+    assert r.status_code == 202
+    job = r.json()
+    for _ in range(120):
+        job = client.get(f"/api/jobs/{job['id']}").json()
+        if job["status"] in ("done", "failed"):
+            break
+        time.sleep(0.5)
+    assert job["status"] == "failed" and "no finished image" in job["message"]
+
+
+def test_the_ui_page_is_served(client):
+    r = client.get("/")
+    assert r.status_code == 200 and "fewclick" in r.text
+    assert client.get("/static/app.js").status_code == 200

@@ -1,0 +1,175 @@
+"""The annotation app in real headless Chromium (Debian's ``chromium``, driven by Playwright).
+
+One session walks the issue's path: create a project, import a dataset, pick a class,
+click an object, see boxes appear, accept, draw and delete a box, undo, make a mask with
+one corrective click, export, and check the export holds exactly those annotations.
+"""
+
+import json
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fewclick.data.synthetic import make_dataset
+from fewclick.server.app import create_app
+from fewclick.server.db import sqlite_url
+
+CHROMIUM = Path("/usr/bin/chromium")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if not CHROMIUM.exists():
+    pytest.skip(
+        "Debian's chromium is not installed at /usr/bin/chromium (.ci/run installs it)",
+        allow_module_level=True,
+    )
+
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import uvicorn
+
+    home = tmp_path_factory.mktemp("browser")
+    make_dataset("aerial", 2, seed=11, width=384, height=384, out_dir=home / "aerial")
+    port = _free_port()
+    app = create_app(sqlite_url(home / "app.db"), home / "data")
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}", home
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.errors = errors
+        yield page
+        browser.close()
+
+
+def _screen(page, x, y):
+    """Page coordinates of image pixel (x, y) on the annotation canvas."""
+    return page.evaluate(
+        """([x, y]) => { const r = S.canvas.getBoundingClientRect();
+            return [r.left + S.view.ox + x * S.view.scale, r.top + S.view.oy + y * S.view.scale]; }""",
+        [x, y],
+    )
+
+
+def _count(page) -> int:
+    return page.evaluate("() => S.anns.size")
+
+
+def _wait_count(page, n: int) -> None:
+    page.wait_for_function(f"() => S && S.anns.size === {n}", timeout=20000)
+
+
+def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path):
+    base, home = server
+    # create a project from a folder of images, with the dataset's classes
+    page.goto(base + "/")
+    form = page.locator("#new-project")
+    form.locator("[name=name]").fill("browser")
+    form.locator("[name=path]").fill(str(home / "aerial" / "images"))
+    form.locator("[name=classes]").fill("small-vehicle, large-vehicle, ship")
+    form.locator("button").click()
+    page.wait_for_selector("#import")
+    # import the dataset as reference annotations (ground truth for analytics, not work)
+    page.locator("#import [name=dataset]").fill(str(home / "aerial" / "annotations.json"))
+    page.locator("#import [name=reference]").check()
+    page.locator("#import button").click()
+    page.wait_for_selector("#images a")
+    page.locator("#images a").first.click()
+    page.wait_for_function("() => S && S.canvas.width > 0 && S.view.scale > 0")
+    assert _count(page) == 0, "reference annotations are not shown as work"
+
+    truth = json.loads((home / "aerial" / "annotations.json").read_text())
+    first = min(truth["images"], key=lambda im: im["file_name"])
+    anns = [a for a in truth["annotations"] if a["image_id"] == first["id"]]
+    vehicle = next(a for a in anns if a["category_id"] == 1)
+    x, y, w, h = vehicle["bbox"]
+
+    # pick class 1, click one object: boxes appear; accept them
+    page.keyboard.press("1")
+    page.keyboard.press("d")
+    page.mouse.click(*_screen(page, x + w / 2, y + h / 2))
+    page.wait_for_function("() => S.detect.answered === 1", timeout=30000)
+    proposals = page.evaluate("() => S.detect.result.boxes.length")
+    page.keyboard.press("Enter")
+    _wait_count(page, proposals)
+
+    # draw a box by hand, select it, delete it, undo the delete
+    page.keyboard.press("b")
+    page.mouse.move(*_screen(page, 300, 300))
+    page.mouse.down()
+    page.mouse.move(*_screen(page, 340, 330), steps=5)
+    page.mouse.up()
+    _wait_count(page, proposals + 1)
+    drawn = page.evaluate("() => Math.max(...S.anns.keys())")
+    page.keyboard.press("v")
+    page.mouse.click(*_screen(page, 320, 315))
+    page.wait_for_function(f"() => S.selected.has({drawn})")
+    page.keyboard.press("Delete")
+    _wait_count(page, proposals)
+    page.keyboard.press("Control+z")
+    _wait_count(page, proposals + 1)
+
+    # a mask from a box, one corrective (negative) click, accepted
+    largest = max(anns, key=lambda a: a["bbox"][2] * a["bbox"][3])
+    sx, sy, sw, sh = largest["bbox"]
+    page.keyboard.press(str(largest["category_id"]))
+    page.keyboard.press("m")
+    page.mouse.move(*_screen(page, sx - 4, sy - 4))
+    page.mouse.down()
+    page.mouse.move(*_screen(page, sx + sw + 4, sy + sh + 4), steps=5)
+    page.mouse.up()
+    page.wait_for_function("() => S.seg && S.seg.result", timeout=30000)
+    page.mouse.click(*_screen(page, sx + 1, sy + 1), button="right")
+    page.wait_for_function("() => S.seg.answered === 1", timeout=30000)
+    page.keyboard.press("Enter")
+    _wait_count(page, proposals + 2)
+    assert page.errors == []
+
+    # export: exactly the annotations on screen
+    on_screen = page.evaluate("() => [...S.anns.values()].map(a => [a.kind, a.geometry.box])")
+    project_id = page.evaluate("() => S.project.id")
+    r = page.request.get(f"{base}/api/projects/{project_id}/export?format=coco")
+    assert r.ok
+    coco = r.json()
+    image_id = next(im["id"] for im in coco["images"] if im["file_name"] == Path(first["file_name"]).name)
+    exported = [a for a in coco["annotations"] if a["image_id"] == image_id]
+    assert len(coco["annotations"]) == len(exported) == len(on_screen) == proposals + 2
+    kinds = sorted("mask" if "segmentation" in a else "box" for a in exported)
+    assert kinds == sorted("mask" if k == "mask" else "box" for k, _ in on_screen)
+    got = sorted(tuple(round(v, 1) for v in a["bbox"]) for a in exported)
+    want = sorted(tuple(round(v, 1) for v in (b[0], b[1], b[2] - b[0], b[3] - b[1])) for _, b in on_screen)
+    assert got == want
+    shutil.rmtree(tmp_path, ignore_errors=True)
