@@ -41,18 +41,31 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="load a dataset, simulate every kind of annotator input on one "
-        "image and write a picture of them",
+        help="make a demo project from synthetic aerial scenes, train its first model in the background "
+        "and serve the app",
     )
-    demo.add_argument("--data", type=Path, help="a dataset to use instead of a generated synthetic one")
-    demo.add_argument("--image", help="image name in --data (default: the one with most objects)")
-    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default: out/demo)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--out", type=Path, default=Path("out/demo"), help="folder for the demo (default: out/demo)"
+    )
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--train-minutes", type=float, default=3.0, help="training budget of the first model")
+    demo.add_argument("--no-serve", action="store_true", help="set the project up and exit (no training)")
     demo.set_defaults(run=_demo)
 
     data = commands.add_parser("data", help="inspect, convert, draw and generate datasets").add_subparsers(
         title="data commands"
     )
+    inputs = data.add_parser(
+        "inputs", help="simulate every kind of annotator input on one image and write a picture of them"
+    )
+    inputs.add_argument("--data", type=Path, help="a dataset to use instead of a generated synthetic one")
+    inputs.add_argument("--image", help="image name in --data (default: the one with most objects)")
+    inputs.add_argument(
+        "--out", type=Path, default=Path("out/inputs"), help="output folder (default: out/inputs)"
+    )
+    inputs.add_argument("--seed", type=int, default=0)
+    inputs.set_defaults(run=_data_inputs)
     info = data.add_parser("info", help="detect a dataset's format and print a JSON summary")
     info.add_argument("path", type=Path)
     info.add_argument("--format", help="skip detection and read this format")
@@ -484,11 +497,27 @@ def _protocol_detect(args) -> int:
     return 0
 
 
-def _demo(args) -> int:
+def _data_inputs(args) -> int:
     from fewclick.demo import run_demo
 
     for line in run_demo(args.out, data=args.data, image=args.image, seed=args.seed):
         print(line)
+    return 0
+
+
+def _demo(args) -> int:
+    from fewclick.server.demo import setup_demo
+
+    url, project_id, job_id = setup_demo(args.out, args.train_minutes, train=not args.no_serve)
+    print(f"demo project {project_id} in {url}")
+    if args.no_serve:
+        return 0
+    if job_id is not None:
+        print(f"training its first detector in the background (job {job_id}, {args.train_minutes:g} min)")
+    from fewclick.server.app import serve
+
+    print(f"open http://{args.host}:{args.port}/#/project/{project_id}")
+    serve(url, args.out, args.host, args.port)
     return 0
 
 

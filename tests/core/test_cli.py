@@ -137,10 +137,27 @@ def test_user_errors_exit_2_with_one_line_naming_the_problem(synth, capsys, tmp_
     assert code == 2 and "no image named 'nope'" in err
 
 
-def test_demo_writes_its_picture(capsys, tmp_path):
-    code, stdout, _ = _run(capsys, "demo", "--out", tmp_path)
+def test_data_inputs_writes_its_picture(capsys, tmp_path):
+    code, stdout, _ = _run(capsys, "data", "inputs", "--out", tmp_path)
     assert code == 0 and (tmp_path / "inputs.png").stat().st_size > 20_000
     assert "synthetic" in stdout
+
+
+def test_demo_sets_up_a_project_with_finished_and_reference_images(capsys, tmp_path):
+    from fewclick.server.db import Image, Project, init_db, session_factory, sqlite_url
+
+    code, stdout, _ = _run(capsys, "demo", "--out", tmp_path, "--no-serve")
+    assert code == 0 and "demo project" in stdout
+    with session_factory(init_db(sqlite_url(tmp_path / "fewclick.db")))() as session:
+        project = session.query(Project).one()
+        images = session.query(Image).filter_by(project_id=project.id).order_by(Image.file_name).all()
+        assert [im.status for im in images] == ["done"] * 4 + ["new"] * 8
+        work = [a for im in images for a in im.annotations if not a.reference]
+        reference = [a for im in images for a in im.annotations if a.reference]
+        assert work and len(reference) > len(work)
+        assert {a.image_id for a in work} == {im.id for im in images[:4]}
+    code, _, _ = _run(capsys, "demo", "--out", tmp_path, "--no-serve")
+    assert code == 0, "a second run reuses the project"
 
 
 def test_python_dash_m_entry_point():

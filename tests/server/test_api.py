@@ -376,3 +376,65 @@ def test_the_ui_page_is_served(client):
     r = client.get("/")
     assert r.status_code == 200 and "fewclick" in r.text
     assert client.get("/static/app.js").status_code == 200
+
+
+def test_analytics_time_interactions_and_map_against_the_reference(client, data):
+    project = _project(client, "analytics", folder=str(data / "aerial"))
+    r = client.post(
+        f"/api/projects/{project['id']}/import",
+        json={"dataset": str(data / "aerial" / "annotations.json"), "reference": True},
+    )
+    assert r.status_code == 200
+    empty = client.get(f"/api/projects/{project['id']}/analytics").json()
+    assert empty["map_vs_time"] is None and empty["objects_per_minute"] is None
+    source = read_dataset(data / "aerial" / "annotations.json")
+    detail = client.get(f"/api/projects/{project['id']}").json()
+    ids = {c["name"]: c["id"] for c in detail["classes"]}
+    images = client.get(f"/api/projects/{project['id']}/images").json()
+    first = images[0]
+    rec = next(r for r in source.images if r.file_name == first["file_name"])
+    keep = ~rec.objects.ignore
+    create = [
+        {"class_id": ids[source.classes[lab]], "geometry": {"box": box.tolist()}}
+        for lab, box in zip(rec.objects.labels[keep], rec.objects.boxes[keep])
+    ]
+    client.post(f"/api/images/{first['id']}/annotations/batch", json={"create": create})
+    client.patch(f"/api/images/{first['id']}", json={"status": "done"})
+    client.post(
+        f"/api/projects/{project['id']}/events",
+        json=[
+            {"action": "click", "image_id": first["id"]},
+            {"action": "accept", "image_id": first["id"]},
+            {"action": "submit", "image_id": first["id"], "duration_ms": 30000},
+        ],
+    )
+    a = client.get(f"/api/projects/{project['id']}/analytics").json()
+    assert a["images"] == [
+        {"image_id": first["id"], "file_name": first["file_name"], "seconds": 30.0, "interactions": 2}
+    ]
+    assert a["objects_per_minute"] == pytest.approx(len(create) / 0.5)
+    curve = a["map_vs_time"]
+    assert len(curve) == 1 and curve[0]["seconds"] == 30.0
+    assert 0 < curve[0]["mAP"] < 1, "one of three images annotated exactly: recall is a third"
+
+
+def test_a_large_jpeg_gets_its_overview_from_a_reduced_decode(tmp_path):
+    from fewclick.server import tiles
+
+    rng = np.random.default_rng(0)
+    pixels = np.kron(
+        rng.integers(0, 255, (40, 50, 3), np.uint8), np.ones((150, 150, 1), np.uint8)
+    )  # 6000 x 7500
+    path = tmp_path / "big.jpg"
+    PILImage.fromarray(pixels).save(path, quality=90)
+    cache = tmp_path / "cache"
+    tiles.prepare(cache, 1, str(path), 7500, 6000)
+    info = tiles.info(7500, 6000)
+    for level, (w, h) in enumerate(info["sizes"]):
+        cols, rows = -(-w // 512), -(-h // 512)
+        assert len(list((cache / "1" / str(level)).glob("*.jpg"))) == cols * rows, level
+        last = np.asarray(PILImage.open(tiles.tile_path(cache, 1, level, cols - 1, rows - 1)))
+        assert last.shape[:2] == (h - (rows - 1) * 512, w - (cols - 1) * 512), level
+    top = np.asarray(PILImage.open(tiles.tile_path(cache, 1, info["levels"] - 1, 0, 0))).astype(float)
+    expected = np.asarray(PILImage.fromarray(pixels).resize(top.shape[1::-1], PILImage.BOX)).astype(float)
+    assert np.abs(top - expected).mean() < 12, "the overview shows the image"

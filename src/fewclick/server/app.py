@@ -155,7 +155,6 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
     app.state.sessions = sessions
     app.state.data_dir = data_dir
 
-
     @app.exception_handler(store.StoreError)
     async def _store_error(_request: Request, exc: store.StoreError):
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
@@ -537,6 +536,12 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
             }
             for e in rows
         ]
+
+    @app.get("/api/projects/{project_id}/analytics")
+    def analytics(project_id: int, session: DB):
+        from fewclick.server.analytics import project_analytics
+
+        return project_analytics(session, store.get(session, Project, project_id, "project"))
 
     # ------------------------------------------------------------------ UI
     @app.get("/", include_in_schema=False)

@@ -90,6 +90,7 @@ def to_objects(annotations: list[Annotation], position_of: dict[int, int], orien
     boxes = np.full((n, 4), np.nan, np.float32)
     rboxes = np.full((n, 5), np.nan, np.float32) if oriented else None
     points = np.full((n, 2), np.nan, np.float32)
+    original = np.full((n, 2), np.nan, np.float32)
     segs: list = [None] * n
     labels = np.zeros(n, np.int64)
     for i, ann in enumerate(annotations):
@@ -101,6 +102,7 @@ def to_objects(annotations: list[Annotation], position_of: dict[int, int], orien
             rboxes[i] = g["rbox"]
         if "point" in g:
             points[i] = g["point"]
+            original[i] = g.get("original", g["point"])
         if "mask" in g:
             segs[i] = g["mask"]
     if rboxes is not None and np.isnan(rboxes).any():
@@ -112,6 +114,7 @@ def to_objects(annotations: list[Annotation], position_of: dict[int, int], orien
         rboxes=rboxes,
         points=points if has_points else None,
         segmentations=segs if any(s is not None for s in segs) else None,
+        extra={"original": original} if has_points else {},
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -47,21 +48,57 @@ def tile_path(cache: Path, image_id: int, level: int, col: int, row: int) -> Pat
 
 
 def prepare(cache: Path, image_id: int, path: str, width: int, height: int) -> None:
-    """Write every tile of every level (skipped when the top tile exists already)."""
-    top = levels(width, height) - 1
-    if tile_path(cache, image_id, top, 0, 0).is_file():
+    """Write every tile of every level, the coarsest level first (so a viewer gets its
+    overview while the finer levels are still being written). Skipped when done already."""
+    levels_n = levels(width, height)
+    if tile_path(cache, image_id, 0, 0, 0).is_file() and _done(cache, image_id).is_file():
         return
     with _lock(image_id):
-        if tile_path(cache, image_id, top, 0, 0).is_file():
+        if _done(cache, image_id).is_file():
             return
-        pixels = cv2.cvtColor(load_image(path), cv2.COLOR_RGB2BGR)
-        for level in range(top + 1):
-            if level:
-                h, w = pixels.shape[:2]
-                pixels = cv2.resize(
-                    pixels, (max(1, math.ceil(w / 2)), max(1, math.ceil(h / 2))), interpolation=cv2.INTER_AREA
-                )
-            _write_level(cache, image_id, level, pixels)
+        written = _overview(cache, image_id, path, levels_n)
+        pyramid = [cv2.cvtColor(load_image(path), cv2.COLOR_RGB2BGR)]
+        for _ in range(1, levels_n - written):
+            pyramid.append(_half(pyramid[-1]))
+        for level in reversed(range(len(pyramid))):
+            _write_level(cache, image_id, level, pyramid[level])
+        _done(cache, image_id).write_text("done")
+
+
+def _half(pixels: np.ndarray) -> np.ndarray:
+    h, w = pixels.shape[:2]
+    return cv2.resize(
+        pixels, (max(1, math.ceil(w / 2)), max(1, math.ceil(h / 2))), interpolation=cv2.INTER_AREA
+    )
+
+
+def _overview(cache: Path, image_id: int, path: str, levels_n: int) -> int:
+    """Write the coarse levels of a large JPEG from a reduced decode (libjpeg's 1/8 scale,
+    a fraction of a full decode), so the first tiles come fast; returns how many levels
+    (from the top) were written, 0 for other files."""
+    from PIL import Image as PILImage
+
+    if levels_n <= 4:
+        return 0
+    with PILImage.open(path) as img:
+        if img.format != "JPEG":
+            return 0
+        width, height = img.size
+        img.draft("RGB", (width // 8, height // 8))
+        pixels = cv2.cvtColor(np.asarray(img.convert("RGB")), cv2.COLOR_RGB2BGR)
+    size = (math.ceil(width / 8), math.ceil(height / 8))  # level 3
+    if pixels.shape[1::-1] != size:
+        pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    levels = {3: pixels}
+    for level in range(4, levels_n):
+        levels[level] = _half(levels[level - 1])
+    for level in reversed(range(3, levels_n)):
+        _write_level(cache, image_id, level, levels[level])
+    return levels_n - 3
+
+
+def _done(cache: Path, image_id: int) -> Path:
+    return cache / str(image_id) / "complete"
 
 
 def _write_level(cache: Path, image_id: int, level: int, pixels: np.ndarray) -> None:
@@ -93,6 +130,14 @@ def get_tile(
     if not (0 <= col < cols and 0 <= row < rows):
         raise ValueError(f"tile ({col}, {row}) is outside level {level} ({cols} x {rows} tiles)")
     target = tile_path(cache, image_id, level, col, row)
-    if not target.is_file():
-        prepare(cache, image_id, path, width, height)
+    if target.is_file():
+        return target
+    lock = _lock(image_id)
+    if lock.locked():  # being written: wait for this tile rather than for the whole pyramid
+        deadline = time.monotonic() + 120
+        while lock.locked() and not target.is_file() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if target.is_file():
+            return target
+    prepare(cache, image_id, path, width, height)
     return target

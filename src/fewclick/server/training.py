@@ -1,10 +1,12 @@
 """Training a project's models on its finished images, as a background job.
 
-A job trains the click detector (C3Det) on the images whose status is ``done`` or
-``reviewed``, writes ``<models>/<project>/detect/v<N>/last.pt`` and registers model version
-N; the newest version serves predictions from then on. Progress goes to the job row
-(about once a second), so the UI can show it. Runs in its own process
-(:func:`fewclick.server.worker.run_training`).
+A job trains, on the images whose status is ``done`` or ``reviewed``, every model their
+annotations allow: the click detector (C3Det) when they hold boxes, the box-to-mask models
+(M_b, M_b+c) when they hold at least ``MIN_MASKS`` masks, and CPRNet when they hold at least
+``MIN_POINTS`` points (refined from the clicks as made). Each model gets its share of the
+budget, is written under ``<models>/<project>/<task>/v<N>/`` and registered as version N of
+its task; the newest version serves predictions from then on. Progress goes to the job row
+about once a second. Runs in its own process (:func:`fewclick.server.worker.run_training`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from sqlalchemy import func, select
 from fewclick.server.db import Image, Job, ModelVersion, Project, make_engine, now, session_factory
 
 FINISHED = ("done", "reviewed")
+MIN_MASKS = 8
+MIN_POINTS = 10
 
 
 def _update(db_url: str, job_id: int, **values) -> None:
@@ -35,9 +39,27 @@ def fail(db_url: str, job_id: int, message: str) -> None:
     _update(db_url, job_id, status="failed", message=message[:2000])
 
 
-def train_project(db_url: str, job_id: int, models_dir: Path, minutes: float) -> None:
+def _plan(data) -> list[str]:
+    """The tasks the finished images allow."""
+    boxes = masks = points = 0
+    for rec in data.images:
+        o = rec.objects
+        boxes += int(np.isfinite(o.boxes).all(1).sum())
+        masks += sum(1 for s in (o.segmentations or []) if s is not None)
+        points += 0 if o.points is None else int(np.isfinite(o.points).all(1).sum())
+    tasks = ["detect"] if boxes else []
+    if masks >= MIN_MASKS:
+        tasks.append("segment")
+    if points >= MIN_POINTS:
+        tasks.append("points")
+    return tasks
+
+
+def train_project(
+    db_url: str, job_id: int, models_dir: Path, minutes: float, steps: int | None = None
+) -> None:
+    """Run job ``job_id``; ``steps`` fixes every model's steps instead of the minutes (tests)."""
     from fewclick.server.store import to_dataset
-    from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
 
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
@@ -47,52 +69,115 @@ def train_project(db_url: str, job_id: int, models_dir: Path, minutes: float) ->
             select(Image).where(Image.project_id == project.id, Image.status.in_(FINISHED))
         ).all()
         data = to_dataset(project, images=images)
-        data.images = [r for r in data.images if len(r.objects) and np.isfinite(r.objects.boxes).all(1).any()]
-        if not data.images:
-            raise ValueError("no finished image with boxes yet: mark annotated images done, then train")
-        version = (
-            session.scalar(
-                select(func.max(ModelVersion.version)).where(
-                    ModelVersion.project_id == project.id, ModelVersion.task == "detect"
+        data.images = [r for r in data.images if len(r.objects)]
+        tasks = _plan(data)
+        if not tasks:
+            raise ValueError("no finished image with annotations yet: mark annotated images done, then train")
+        versions = {
+            task: (
+                session.scalar(
+                    select(func.max(ModelVersion.version)).where(
+                        ModelVersion.project_id == project.id, ModelVersion.task == task
+                    )
                 )
+                or 0
             )
-            or 0
-        ) + 1
+            + 1
+            for task in tasks
+        }
         project_id, user_id = project.id, job.created_by
     engine.dispose()
-    out = Path(models_dir) / str(project_id) / "detect" / f"v{version}"
+    share = minutes / len(tasks)
+    done = []
+    for i, task in enumerate(tasks):
+        out = Path(models_dir) / str(project_id) / task / f"v{versions[task]}"
+        message = f"training {task} v{versions[task]} on {len(data.images)} images ({i + 1} of {len(tasks)})"
+        _update(db_url, job_id, status="running", message=message, progress=i / len(tasks))
+        progress = _reporter(db_url, job_id, i, len(tasks))
+        path = {"detect": _detector, "segment": _segmenter, "points": _cpr}[task](
+            data, out, share, progress, steps
+        )
+        engine = make_engine(db_url)
+        with session_factory(engine)() as session:
+            session.add(
+                ModelVersion(
+                    project_id=project_id,
+                    task=task,
+                    version=versions[task],
+                    path=str(path),
+                    images=len(data.images),
+                    created_by=user_id,
+                )
+            )
+            session.commit()
+        engine.dispose()
+        done.append(f"{task} v{versions[task]}")
     _update(
-        db_url, job_id, status="running", message=f"training detector v{version} on {len(data.images)} images"
+        db_url,
+        job_id,
+        status="done",
+        progress=1.0,
+        message=f"trained {', '.join(done)} on {len(data.images)} images",
     )
+
+
+def _reporter(db_url: str, job_id: int, index: int, count: int):
     last = [0.0]
 
     def progress(step: int, total: int | None) -> None:
-        if time.monotonic() - last[0] < 1.0 or total is None:
+        if total is None or time.monotonic() - last[0] < 1.0:
             return
         last[0] = time.monotonic()
-        _update(db_url, job_id, progress=round(step / total, 4))
+        _update(db_url, job_id, progress=round((index + step / total) / count, 4))
 
-    config = detector_config_for(data, "c3det")
-    path = train_detector(
-        data, out, config, TrainConfig(budget_minutes=minutes), log=lambda _: None, progress=progress
+    return progress
+
+
+def _detector(data, out: Path, minutes: float, progress, steps: int | None) -> Path:
+    from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
+
+    boxed = [r for r in data.images if np.isfinite(r.objects.boxes).all(1).any()]
+    subset = type(data)(data.classes, boxed, data.format)
+    return train_detector(
+        subset,
+        out,
+        detector_config_for(subset, "c3det"),
+        TrainConfig(budget_minutes=minutes, steps=steps),
+        log=lambda _: None,
+        progress=progress,
     )
-    engine = make_engine(db_url)
-    with session_factory(engine)() as session:
-        session.add(
-            ModelVersion(
-                project_id=project_id,
-                task="detect",
-                version=version,
-                path=str(path),
-                images=len(data.images),
-                created_by=user_id,
-            )
-        )
-        job = session.get(Job, job_id)
-        job.status, job.progress, job.updated_at = "done", 1.0, now()
-        job.message = f"detector v{version} trained on {len(data.images)} images"
-        session.commit()
-    engine.dispose()
+
+
+def _segmenter(data, out: Path, minutes: float, progress, steps: int | None) -> Path:
+    from fewclick.train.segment import SegmentTrainConfig, train_segmenter
+
+    progress(0, 1)
+    train_segmenter(
+        data, out, train=SegmentTrainConfig(budget_minutes=minutes, steps=steps), log=lambda _: None
+    )
+    progress(1, 1)
+    return out
+
+
+def _cpr(data, out: Path, minutes: float, progress, steps: int | None) -> Path:
+    from fewclick.io.images import load_image
+    from fewclick.train.cpr import CPRConfig, PointImage, train_cpr
+
+    images = []
+    for rec in data.images:
+        o = rec.objects
+        if o.points is None:
+            continue
+        keep = np.isfinite(o.points).all(1)
+        original = o.extra.get("original")
+        xy = original[keep] if original is not None else o.points[keep]
+        images.append(PointImage(load_image(rec.path), xy, o.labels[keep]))
+    progress(0, 1)
+    path = train_cpr(
+        images, data.classes, out, CPRConfig(budget_minutes=minutes, steps=steps), log=lambda _: None
+    )
+    progress(1, 1)
+    return path
 
 
 def newest_model(session, project_id: int, task: str) -> ModelVersion | None:

@@ -99,6 +99,7 @@ async function projectPage(id) {
     <form class="inline" id="import"><input type="text" name="dataset" placeholder="/path/to/annotations.json">
       <input name="format" placeholder="format (optional)" size="12">
       <label><input type="checkbox" name="reference"> as reference</label><button>Import</button></form>
+    <h3>Analytics</h3><div id="analytics" class="muted">loading</div>
     <h3>Images</h3>
     <table class="list" id="images"><tr><th>image</th><th>size</th><th>status</th><th>objects</th></tr>
     ${images.map((im) => `<tr><td><a href="#/image/${im.id}">${esc(im.file_name)}</a></td><td>${im.width} x ${im.height}</td>
@@ -123,6 +124,35 @@ async function projectPage(id) {
     pollJob(j.id);
   });
   if (job && (job.status === "queued" || job.status === "running")) pollJob(job.id);
+  showAnalytics(id);
+}
+
+async function showAnalytics(id) {
+  const a = await api("GET", `/api/projects/${id}/analytics`);
+  const el = $("#analytics");
+  if (!el) return;
+  const fmt = (v, unit = "") => (v == null ? "-" : `${v}${unit}`);
+  let html = `<p>time per image ${fmt(a.mean_seconds_per_image, " s")}, interactions per image
+    ${fmt(a.mean_interactions_per_image)}, objects per minute ${fmt(a.objects_per_minute)}
+    (${fmt(a.total_seconds, " s")} in all).</p>`;
+  if (a.map_vs_time && a.map_vs_time.length) html += curveSvg(a.map_vs_time);
+  if (a.images.length) html += `<table class="list"><tr><th>image</th><th>seconds</th><th>interactions</th></tr>
+    ${a.images.map((r) => `<tr><td>${esc(r.file_name)}</td><td>${r.seconds}</td><td>${r.interactions}</td></tr>`).join("")}</table>`;
+  el.innerHTML = html;
+}
+
+function curveSvg(points) {
+  const w = 420, h = 180, pad = 30;
+  const tmax = Math.max(...points.map((p) => p.seconds), 1);
+  const xy = points.map((p) => [pad + (w - 2 * pad) * p.seconds / tmax, h - pad - (h - 2 * pad) * (p.mAP ?? 0)]);
+  return `<svg class="chart" width="${w}" height="${h}" id="map-curve">
+    <text x="${pad}" y="14" font-size="11">mAP@0.5 against the reference annotations</text>
+    <line x1="${pad}" y1="${h - pad}" x2="${w - pad}" y2="${h - pad}" stroke="#888"/>
+    <line x1="${pad}" y1="${pad}" x2="${pad}" y2="${h - pad}" stroke="#888"/>
+    <text x="${w - pad}" y="${h - 8}" font-size="11" text-anchor="end">${tmax.toFixed(0)} s</text>
+    <text x="4" y="${pad + 4}" font-size="11">1.0</text>
+    <polyline fill="none" stroke="#3656d8" stroke-width="2" points="${xy.map((p) => p.join(",")).join(" ")}"/>
+    ${xy.map(([x, y]) => `<circle cx="${x}" cy="${y}" r="3" fill="#3656d8"/>`).join("")}</svg>`;
 }
 
 function jobText(j) {

@@ -1,0 +1,99 @@
+"""Project analytics from the interaction log: time and interactions per image, objects per
+minute, and, where the project holds reference annotations, mAP against elapsed annotation
+time (the C3Det user study's Figure 10).
+
+Time on an image is what its ``submit`` events report (milliseconds since the image was
+opened), summed over its submits. Interactions are the log's user actions on the image.
+For the curve, the annotations are taken as they stand now, each counted from its creation
+time on (a deleted object leaves no trace, so early points can read low by what was later
+deleted); elapsed time is the sum of the image times submitted up to that moment.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fewclick.metrics.detection import evaluate_detections
+from fewclick.server.convert import to_objects
+from fewclick.server.db import Event, Project
+from fewclick.types import Detections
+
+INTERACTIONS = ("click", "accept", "delete", "edit", "draw", "undo", "redo", "class change", "reject")
+
+
+def project_analytics(session: Session, project: Project) -> dict:
+    events = session.scalars(
+        select(Event).where(Event.project_id == project.id).order_by(Event.at, Event.id)
+    ).all()
+    seconds: dict[int, float] = defaultdict(float)
+    interactions: dict[int, int] = defaultdict(int)
+    submits = []
+    for e in events:
+        if e.image_id is None:
+            continue
+        if e.action == "submit" and e.duration_ms:
+            seconds[e.image_id] += e.duration_ms / 1000
+            submits.append((e.at, e.image_id))
+        elif e.action in INTERACTIONS:
+            interactions[e.image_id] += 1
+    names = {im.id: im.file_name for im in project.images}
+    per_image = [
+        {
+            "image_id": i,
+            "file_name": names.get(i, "?"),
+            "seconds": round(seconds.get(i, 0.0), 1),
+            "interactions": interactions.get(i, 0),
+        }
+        for i in sorted(set(seconds) | set(interactions))
+    ]
+    total_s = sum(seconds.values())
+    finished = [im for im in project.images if im.status in ("done", "reviewed")]
+    made = sum(
+        sum(1 for a in im.annotations if not a.reference and a.review != "rejected") for im in finished
+    )
+    return {
+        "images": per_image,
+        "total_seconds": round(total_s, 1),
+        "mean_seconds_per_image": round(total_s / len(seconds), 1) if seconds else None,
+        "mean_interactions_per_image": round(sum(interactions.values()) / len(per_image), 1)
+        if per_image
+        else None,
+        "objects_per_minute": round(made / (total_s / 60), 2) if total_s > 0 else None,
+        "map_vs_time": _map_curve(project, submits, seconds),
+    }
+
+
+def _map_curve(project: Project, submits: list, seconds: dict[int, float]) -> list[dict] | None:
+    """mAP@0.5 of the annotations made by each submit, against the reference annotations."""
+    with_reference = [im for im in project.images if any(a.reference for a in im.annotations)]
+    if not with_reference or not submits:
+        return None
+    position_of = {c.id: c.position for c in project.classes}
+    gts = [
+        to_objects([a for a in im.annotations if a.reference], position_of, False) for im in with_reference
+    ]
+    work = {
+        im.id: [a for a in im.annotations if not a.reference and a.review != "rejected"]
+        for im in with_reference
+    }
+    curve, elapsed = [], 0.0
+    counted: set[int] = set()
+    for at, image_id in submits:
+        if image_id not in counted:
+            elapsed += seconds.get(image_id, 0.0)
+            counted.add(image_id)
+        preds = []
+        for im in with_reference:
+            anns = [a for a in work[im.id] if a.created_at <= at and "box" in a.geometry]
+            objs = to_objects(anns, position_of, False)
+            score = np.array([1.0 if a.score is None else a.score for a in anns], np.float32)
+            preds.append(Detections(objs.boxes, score, objs.labels))
+        result = evaluate_detections(gts, preds, len(project.classes), 0.5)
+        curve.append(
+            {"seconds": round(elapsed, 1), "mAP": None if np.isnan(result.map) else round(result.map, 4)}
+        )
+    return curve

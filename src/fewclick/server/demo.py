@@ -1,0 +1,80 @@
+"""``fewclick demo``: a demo project from fewclick's synthetic aerial data, its first model
+training in the background, and the app.
+
+The project holds 12 synthetic scenes. The first 4 come annotated and marked done (as if an
+annotator had finished them), so a detector can train at once; the other 8 are left to
+annotate, with their ground truth kept as reference annotations, so the analytics page can
+draw mAP against annotation time. Run twice, it reuses the project it made.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+from sqlalchemy import select
+
+from fewclick.data.synthetic import make_dataset
+from fewclick.server import store, worker
+from fewclick.server.db import Annotation, Job, Project, init_db, local_user, session_factory, sqlite_url
+
+NAME = "demo: synthetic aerial scenes"
+FINISHED = 4
+
+
+def setup_demo(data_dir: Path, train_minutes: float = 3.0, train: bool = True) -> tuple[str, int, int | None]:
+    """``(database URL, project id, training job id or None)``."""
+    data_dir = Path(data_dir)
+    url = sqlite_url(data_dir / "fewclick.db")
+    engine = init_db(url)
+    with session_factory(engine)() as session:
+        project = session.scalar(select(Project).where(Project.name == NAME))
+        if project is None:
+            synthetic = data_dir / "synthetic"
+            if not (synthetic / "annotations.json").is_file():
+                make_dataset("aerial", 12, seed=7, width=768, height=768, out_dir=synthetic)
+            user = local_user(session)
+            project, _ = store.create_project(session, user, NAME, folder=synthetic)
+            project.classes.clear()
+            session.flush()
+            data = store._read(synthetic / "annotations.json", "coco")
+            store.import_annotations(session, user, project, data, reference=True)
+            for image in project.images[:FINISHED]:
+                for ann in [a for a in image.annotations if a.reference]:
+                    image.annotations.append(
+                        Annotation(
+                            class_id=ann.class_id,
+                            kind=ann.kind,
+                            geometry=ann.geometry,
+                            source="import",
+                            created_by=user.id,
+                            updated_by=user.id,
+                        )
+                    )
+                image.status = "done"
+            session.commit()
+        job_id = None
+        running = session.scalar(
+            select(Job).where(Job.project_id == project.id, Job.status.in_(("queued", "running")))
+        )
+        if train and running is None and not _has_model(session, project.id):
+            job = Job(project_id=project.id, kind="train", created_by=local_user(session).id)
+            session.add(job)
+            session.commit()
+            job_id = job.id
+        project_id = project.id
+    engine.dispose()
+    if job_id is not None:
+        ctx = multiprocessing.get_context("spawn")
+        ctx.Process(
+            target=worker.run_training,
+            args=(url, job_id, str(data_dir / "models"), train_minutes),
+            daemon=True,
+        ).start()
+    return url, project_id, job_id
+
+
+def _has_model(session, project_id: int) -> bool:
+    from fewclick.server.training import newest_model
+
+    return newest_model(session, project_id, "detect") is not None

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from fewclick.data.synthetic import make_dataset
+from fewclick.server.app import create_app
+from fewclick.server.db import Job, sqlite_url
+from fewclick.server.training import train_project
+
+
+@pytest.fixture()
+def setup(tmp_path):
+    make_dataset("cells", 2, seed=4, width=160, height=160, out_dir=tmp_path / "cells")
+    url = sqlite_url(tmp_path / "app.db")
+    app = create_app(url, tmp_path / "data", start_worker=False)
+    return TestClient(app), app, url, tmp_path
+
+
+def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serves(setup):
+    client, app, url, home = setup
+    with client:
+        project = client.post(
+            "/api/projects", json={"name": "cells", "dataset": str(home / "cells" / "annotations.json")}
+        )
+        project = project.json()["project"]
+        images = client.get(f"/api/projects/{project['id']}/images").json()
+        cls = project["classes"][0]["id"]
+        for im in images:  # points on top of the imported masks and boxes
+            client.post(
+                f"/api/images/{im['id']}/annotations/batch",
+                json={
+                    "create": [
+                        {
+                            "class_id": cls,
+                            "kind": "point",
+                            "geometry": {"point": [20.0 + 10 * k, 30.0], "original": [22.0 + 10 * k, 33.0]},
+                        }
+                        for k in range(6)
+                    ]
+                },
+            )
+            client.patch(f"/api/images/{im['id']}", json={"status": "done"})
+        with app.state.sessions() as session:
+            job = Job(project_id=project["id"], kind="train", created_by=1)
+            session.add(job)
+            session.commit()
+            job_id = job.id
+        train_project(url, job_id, home / "data" / "models", minutes=0.1, steps=2)
+        job = client.get(f"/api/jobs/{job_id}").json()
+        assert job["status"] == "done" and job["progress"] == 1.0, job
+        assert (
+            "detect v1" in job["message"] and "segment v1" in job["message"] and "points v1" in job["message"]
+        )
+        models = client.get(f"/api/projects/{project['id']}").json()["models"]
+        assert sorted(m["task"] for m in models) == ["detect", "points", "segment"]
+        # the trained models serve predictions now
+        image = images[0]
+        out = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[40, 40, cls]]}).json()
+        assert out["method"] == "model" and out["model_version"] == 1
+        out = client.post(f"/api/images/{image['id']}/segment", json={"box": [20, 20, 60, 60]}).json()
+        assert out["method"] == "model" and out["mask"]["size"] == [160, 160]
+        out = client.post(f"/api/images/{image['id']}/snap", json={"x": 50, "y": 50, "class_id": cls}).json()
+        assert out["method"] == "cpr" and np.isfinite(out["point"]).all()
