@@ -173,3 +173,36 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     want = sorted(tuple(round(v, 1) for v in (b[0], b[1], b[2] - b[0], b[3] - b[1])) for _, b in on_screen)
     assert got == want
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_two_tabs_on_one_image_the_stale_one_is_told_and_nothing_is_lost(server, page):
+    base, home = server
+    import httpx
+
+    api = httpx.Client(base_url=base)
+    project = api.post(
+        "/api/projects", json={"name": "tabs", "folder": str(home / "aerial" / "images")}
+    ).json()
+    image_id = api.get(f"/api/projects/{project['project']['id']}/images").json()[0]["id"]
+    browser = page.context.browser
+    first, second = browser.new_page(), browser.new_page()
+    for tab in (first, second):
+        tab.goto(f"{base}/#/image/{image_id}")
+        tab.wait_for_function("() => S && S.view.scale > 0 && S.bitmap")
+        tab.keyboard.press("b")
+
+    def draw(tab, x0, y0):
+        tab.mouse.move(*_screen(tab, x0, y0))
+        tab.mouse.down()
+        tab.mouse.move(*_screen(tab, x0 + 30, y0 + 30), steps=4)
+        tab.mouse.up()
+
+    draw(first, 20, 20)
+    _wait_count(first, 1)
+    draw(second, 100, 100)
+    second.wait_for_function("() => document.querySelector('#message').textContent.includes('another tab')")
+    assert _count(second) == 0
+    saved = api.get(f"/api/images/{image_id}").json()["annotations"]
+    assert len(saved) == 1 and saved[0]["geometry"]["box"][0] == pytest.approx(20, abs=1)
+    first.close()
+    second.close()

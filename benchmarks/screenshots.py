@@ -1,0 +1,142 @@
+"""Screenshots of the app's modes for docs/, taken in headless Chromium on the demo project.
+
+    python benchmarks/screenshots.py --demo out/demo --out docs
+
+Uses the demo folder of ``fewclick demo`` (run it first and let its training job finish,
+so that click-to-detect is served by the trained detector); serves it on a free port and
+writes ``app_detect.png``, ``app_mask.png``, ``app_points.png``, ``app_review.png`` and
+``app_project.png`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from fewclick.server.app import create_app
+from fewclick.server.db import sqlite_url
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--demo", type=Path, default=Path("out/demo"))
+    p.add_argument("--out", type=Path, default=Path("docs"))
+    args = p.parse_args(argv)
+    if not (args.demo / "fewclick.db").is_file():
+        raise SystemExit(f"{args.demo}: no demo here; run `fewclick demo --out {args.demo}` first")
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    app = create_app(sqlite_url(args.demo / "fewclick.db"), args.demo)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    api = httpx.Client(base_url=base, timeout=120)
+    project = api.get("/api/projects").json()[0]
+    images = api.get(f"/api/projects/{project['id']}/images").json()
+    todo = [im for im in images if im["status"] != "done"]
+    image = todo[0]
+    reference = _reference(app, image["id"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 860})
+        page.goto(f"{base}/#/image/{image['id']}")
+        page.wait_for_function("() => S && S.bitmap && S.view.scale > 0")
+        page.keyboard.press("Escape")
+        # click-to-detect: one click on a small vehicle
+        vehicle = next(r for r in reference if r[0] == 0)
+        page.keyboard.press("1")
+        page.keyboard.press("d")
+        page.mouse.click(*_screen(page, *vehicle[1]))
+        page.wait_for_function("() => S.detect.answered === 1", timeout=60000)
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(args.out / "app_detect.png"))
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => S.anns.size > 0")
+        # box-to-mask: the largest object, one corrective click
+        largest = max(reference, key=lambda r: r[2][2] * r[2][3])
+        x0, y0, x1, y1 = (
+            largest[2][0],
+            largest[2][1],
+            largest[2][0] + largest[2][2],
+            largest[2][1] + largest[2][3],
+        )
+        page.keyboard.press(str(largest[0] + 1))
+        page.keyboard.press("m")
+        page.mouse.move(*_screen(page, x0 - 3, y0 - 3))
+        page.mouse.down()
+        page.mouse.move(*_screen(page, x1 + 3, y1 + 3), steps=4)
+        page.mouse.up()
+        page.wait_for_function("() => S.seg && S.seg.answered === 0", timeout=60000)
+        page.mouse.click(*_screen(page, (x0 + x1) / 2, (y0 + y1) / 2))
+        page.wait_for_function("() => S.seg.answered === 1", timeout=60000)
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(args.out / "app_mask.png"))
+        page.keyboard.press("Enter")
+        # points: a click on each of a few vehicles
+        page.keyboard.press("1")
+        page.keyboard.press("p")
+        before = page.evaluate("() => S.anns.size")
+        for k, r in enumerate([r for r in reference if r[0] == 0][1:6], start=1):
+            cx, cy = r[1]
+            page.mouse.click(*_screen(page, cx + 3, cy - 2))
+            page.wait_for_function(f"() => S.anns.size === {before + k}", timeout=60000)
+        page.screenshot(path=str(args.out / "app_points.png"))
+        # review: worst scores first
+        page.keyboard.press("r")
+        page.keyboard.press("n")
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(args.out / "app_review.png"))
+        page.keyboard.press("s")
+        page.goto(f"{base}/#/project/{project['id']}")
+        page.wait_for_selector("#analytics p")
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(args.out / "app_project.png"), full_page=True)
+        browser.close()
+    server.should_exit = True
+    names = ", ".join(f"app_{m}.png" for m in ("detect", "mask", "points", "review", "project"))
+    print(f"wrote {names} in {args.out}")
+    return 0
+
+
+def _reference(app, image_id: int) -> list[tuple[int, tuple[float, float], list[float]]]:
+    """(class position, centre, [x, y, w, h]) of the image's reference objects."""
+    from fewclick.server.db import Image
+
+    with app.state.sessions() as session:
+        image = session.get(Image, image_id)
+        position = {c.id: c.position for c in image.project.classes}
+        out = []
+        for a in image.annotations:
+            if not a.reference or "box" not in a.geometry:
+                continue
+            x0, y0, x1, y1 = a.geometry["box"]
+            out.append((position[a.class_id], ((x0 + x1) / 2, (y0 + y1) / 2), [x0, y0, x1 - x0, y1 - y0]))
+        return out
+
+
+def _screen(page, x: float, y: float) -> tuple[float, float]:
+    return page.evaluate(
+        """([x, y]) => { const r = S.canvas.getBoundingClientRect();
+            return [r.left + S.view.ox + x * S.view.scale, r.top + S.view.oy + y * S.view.scale]; }""",
+        [x, y],
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
