@@ -59,5 +59,9 @@ def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serve
         assert out["method"] == "model" and out["model_version"] == 1
         out = client.post(f"/api/images/{image['id']}/segment", json={"box": [20, 20, 60, 60]}).json()
         assert out["method"] == "model" and out["mask"]["size"] == [160, 160]
+        assert 0 <= out["quality"] <= 1, "the quality ranker trained with the mask model estimates the IoU"
+        body = {"box": [20, 20, 60, 60], "clicks": [[40, 40, True]]}
+        out = client.post(f"/api/images/{image['id']}/segment", json=body).json()
+        assert 0 <= out["quality"] <= 1
         out = client.post(f"/api/images/{image['id']}/snap", json={"x": 50, "y": 50, "class_id": cls}).json()
         assert out["method"] == "cpr" and np.isfinite(out["point"]).all()

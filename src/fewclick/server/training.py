@@ -22,6 +22,8 @@ from fewclick.server.db import Image, Job, ModelVersion, Project, make_engine, n
 FINISHED = ("done", "reviewed")
 MIN_MASKS = 8
 MIN_POINTS = 10
+RANKER_INSTANCES = 300
+RANKER_FILE = "ranker.pkl"
 
 
 def _update(db_url: str, job_id: int, **values) -> None:
@@ -149,12 +151,29 @@ def _detector(data, out: Path, minutes: float, progress, steps: int | None) -> P
 
 
 def _segmenter(data, out: Path, minutes: float, progress, steps: int | None) -> Path:
+    """M_b and M_b+c, then the mask-quality ranker on simulated sessions over the finished
+    masks (one click per round, as the app re-predicts after every click; the annotator
+    stops when no error is over 5% of the object). The finished masks are the models'
+    training masks too, so its estimates lean high until more images are finished."""
+    from fewclick.predict.segment import MaskPredictor
+    from fewclick.protocols.segment import RoundsConfig, run_rounds
+    from fewclick.protocols.segment_run import InstanceItems
+    from fewclick.quality.ranker import QualityRanker
     from fewclick.train.segment import SegmentTrainConfig, train_segmenter
 
     progress(0, 1)
     train_segmenter(
         data, out, train=SegmentTrainConfig(budget_minutes=minutes, steps=steps), log=lambda _: None
     )
+    sessions = run_rounds(
+        MaskPredictor.load(out),
+        InstanceItems(data),
+        RoundsConfig(rounds=6, clicks_per_round=1, min_region_fraction=0.05, max_instances=RANKER_INSTANCES),
+        progress=False,
+    )
+    if len(sessions.final_ious) >= MIN_MASKS:
+        ranker = QualityRanker(with_score=True).fit(sessions.features, sessions.final_ious, sessions.scores)
+        ranker.save(out / RANKER_FILE)
     progress(1, 1)
     return out
 

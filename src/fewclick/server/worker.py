@@ -23,6 +23,7 @@ import numpy as np
 _IMAGES: OrderedDict[str, np.ndarray] = OrderedDict()
 _PREDICTORS: dict[tuple, object] = {}
 _CURRENT: dict[tuple, str] = {}  # predictor key -> the image it holds
+_LAST_MASKS: dict[tuple, tuple] = {}  # (image, model, box) -> (clicks, mask) of the last answer
 
 
 class ModelWorker:
@@ -96,17 +97,23 @@ def detect(path: str, model: str | None, num_classes: int, clicks: list[list[flo
 
 
 def segment(path: str, model: str | None, box: list[float], clicks: list[list[float]]) -> dict:
-    """Box-to-mask with corrective clicks ``[x, y, positive]``: the project's model, else GrabCut."""
+    """Box-to-mask with corrective clicks ``[x, y, positive]``: the project's model, else
+    GrabCut. With a model and its quality ranker, ``quality`` estimates the mask's IoU from
+    the session: every click is a round of one click, so the features are the click count,
+    the last click's distance to the previous mask's boundary and how much the mask
+    changed (the previous mask is this box's last answer, or predicted again)."""
     from fewclick.io.rle import mask_to_rle, rle_boxes
     from fewclick.types import Clicks
 
     xy = np.asarray([c[:2] for c in clicks], np.float32).reshape(-1, 2)
     positive = np.asarray([bool(c[2]) for c in clicks], bool)
     c = Clicks(xy, np.zeros(len(xy), np.int64), positive)
+    ranker = None
     if model is not None:
         from fewclick.predict.segment import MaskPredictor
 
         predictor = _predictor(("segment", model), lambda: MaskPredictor.load(model), path)
+        ranker = _ranker(model)
         method = "model"
     else:
         from fewclick.predict.grabcut import GrabCutPredictor
@@ -114,6 +121,21 @@ def segment(path: str, model: str | None, box: list[float], clicks: list[list[fl
         predictor = _predictor(("grabcut",), GrabCutPredictor, path)
         method = "grabcut"
     pred = predictor.predict(box, c)
+    quality = None
+    key = (path, model, tuple(round(float(v), 2) for v in box))
+    if ranker is not None:
+        from fewclick.quality.ranker import interaction_features
+
+        previous = None
+        if len(c):
+            last = _LAST_MASKS.get(key)
+            same = last is not None and last[0] == [list(map(float, k)) for k in clicks[:-1]]
+            previous = last[1] if same else predictor.predict(box, c[:-1]).mask
+        features = interaction_features(len(c), c[-1:] if len(c) else None, previous, pred.mask)
+        quality = round(float(ranker.predict(features[None], [pred.score])[0]), 4)
+    _LAST_MASKS[key] = ([list(map(float, k)) for k in clicks], pred.mask)
+    while len(_LAST_MASKS) > 8:
+        _LAST_MASKS.pop(next(iter(_LAST_MASKS)))
     rle = mask_to_rle(pred.mask)
     b = rle_boxes([rle])[0]
     return {
@@ -121,9 +143,21 @@ def segment(path: str, model: str | None, box: list[float], clicks: list[list[fl
         "mask": rle,
         "box": None if not np.isfinite(b).all() else b.tolist(),
         "score": float(pred.score),
-        "quality": pred.quality,
+        "quality": quality,
         "area": int(pred.mask.sum()),
     }
+
+
+def _ranker(model: str):
+    """The quality ranker trained with the mask model, or None."""
+    key = ("ranker", model)
+    if key not in _PREDICTORS:
+        from fewclick.quality.ranker import QualityRanker
+        from fewclick.server.training import RANKER_FILE
+
+        file = Path(model) / RANKER_FILE
+        _PREDICTORS[key] = QualityRanker.load(file) if file.is_file() else None
+    return _PREDICTORS[key]
 
 
 def snap(path: str, model: str | None, x: float, y: float, label: int, others: list[list[float]]) -> dict:
