@@ -206,3 +206,39 @@ def test_two_tabs_on_one_image_the_stale_one_is_told_and_nothing_is_lost(server,
     assert len(saved) == 1 and saved[0]["geometry"]["box"][0] == pytest.approx(20, abs=1)
     first.close()
     second.close()
+
+
+def test_oriented_projects_turn_boxes_and_undo_turns_them_back(server, page):
+    base, home = server
+    import httpx
+
+    api = httpx.Client(base_url=base)
+    made = api.post(
+        "/api/projects", json={"name": "oriented", "dataset": str(home / "aerial" / "annotations.json")}
+    )
+    project = made.json()["project"]
+    assert project["oriented"]
+    image_id = api.get(f"/api/projects/{project['id']}/images").json()[0]["id"]
+    page.goto(f"{base}/#/")
+    page.wait_for_selector("#projects")
+    page.goto(f"{base}/#/image/{image_id}")
+    page.wait_for_function("() => S && S.view.scale > 0 && S.bitmap")
+    before = _count(page)
+    page.keyboard.press("b")
+    page.mouse.move(*_screen(page, 200, 200))
+    page.mouse.down()
+    page.mouse.move(*_screen(page, 260, 230), steps=4)
+    page.mouse.up()
+    _wait_count(page, before + 1)
+    drawn = page.evaluate("() => Math.max(...S.anns.keys())")
+    page.keyboard.press("v")
+    page.mouse.click(*_screen(page, 230, 215))
+    page.wait_for_function(f"() => S.selected.has({drawn})")
+    page.keyboard.press("]")
+    page.wait_for_function(f"() => S.anns.get({drawn}).kind === 'rbox'")
+    saved = api.get(f"/api/images/{image_id}").json()["annotations"]
+    rbox = next(a for a in saved if a["id"] == drawn)["geometry"]["rbox"]
+    assert rbox[:4] == pytest.approx([230, 215, 60, 30], abs=1) and rbox[4] == pytest.approx(0.0873, abs=1e-3)
+    page.keyboard.press("Control+z")
+    page.wait_for_function(f"() => S.anns.get({drawn}).kind === 'box'")
+    assert page.errors == []

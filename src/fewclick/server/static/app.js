@@ -292,7 +292,7 @@ function renderPanel() {
     box: "Drag to draw a box of the picked class.",
     mask: S.seg ? `Left click: add to the mask, right click: remove. Enter accepts, Esc drops. ${S.seg.clicks.length} clicks, score ${S.seg.result ? S.seg.result.score.toFixed(2) : "-"}${S.seg.result?.quality != null ? `, estimated quality ${S.seg.result.quality.toFixed(2)}` : ""} (${S.seg.result?.method ?? "..."}).` : "Drag a box (or click a box object) and its mask appears.",
     points: "Click each object once; the point snaps to the object's centre (the click is kept).",
-    select: "Click to select (Shift: add), drag to move, drag a corner to resize, 1-9 changes class, Delete removes.",
+    select: `Click to select (Shift: add), drag to move, drag a corner to resize, 1-9 changes class, Delete removes.${S.project.oriented ? " [ and ] turn oriented boxes." : ""}`,
     review: "",
   }[S.mode];
   if (S.mode === "review") {
@@ -396,6 +396,16 @@ async function redo() {
   const op = S.redo.pop();
   if (!op) return;
   if ((await saved(op.redo)) !== null) { S.undo.push(op); logEvent("redo"); } else S.redo.push(op);
+}
+
+// oriented projects: [ and ] turn the selected boxes by 5 degrees (a box becomes an oriented box)
+function rotate(degrees) {
+  const items = [...S.selected].filter((id) => ["box", "rbox"].includes(S.anns.get(id).kind)).map((id) => {
+    const g = S.anns.get(id).geometry;
+    const r = g.rbox ?? [(g.box[0] + g.box[2]) / 2, (g.box[1] + g.box[3]) / 2, g.box[2] - g.box[0], g.box[3] - g.box[1], 0];
+    return {id, after: {kind: "rbox", geometry: {rbox: [...r.slice(0, 4), r[4] + degrees * Math.PI / 180]}}};
+  });
+  if (items.length) return patchMany(items, "edit");
 }
 
 function setReview(ids, review) {
@@ -546,10 +556,12 @@ async function onUp(e) {
   const inside = (x, y) => x >= 0 && y >= 0 && x < S.image.width && y < S.image.height;
   if (d.kind === "move" && moved) {
     const dx = d.x - d.x0, dy = d.y - d.y0;
-    const items = [...S.selected].filter((id) => S.anns.get(id).kind === "box" || S.anns.get(id).kind === "point").map((id) => {
+    const items = [...S.selected].filter((id) => S.anns.get(id).kind !== "mask").map((id) => {
       const g = S.anns.get(id).geometry;
-      const geometry = g.box && !g.point ? {box: [g.box[0] + dx, g.box[1] + dy, g.box[2] + dx, g.box[3] + dy]}
-        : {point: [g.point[0] + dx, g.point[1] + dy], original: g.original};
+      let geometry;
+      if (g.rbox) geometry = {rbox: [g.rbox[0] + dx, g.rbox[1] + dy, ...g.rbox.slice(2)]};
+      else if (g.point) geometry = {point: [g.point[0] + dx, g.point[1] + dy], original: g.original};
+      else geometry = {box: [g.box[0] + dx, g.box[1] + dy, g.box[2] + dx, g.box[3] + dy]};
       return {id, after: {geometry}};
     });
     return patchMany(items, "edit");
@@ -633,6 +645,7 @@ function onKey(e) {
     return;
   }
   if ((e.key === "Delete" || e.key === "Backspace") && S.selected.size) return change([], [...S.selected], "delete");
+  if ((e.key === "[" || e.key === "]") && S.selected.size && S.project.oriented) return rotate(e.key === "]" ? 5 : -5);
   if (S.mode === "review" && S.selected.size && (key === "a" || key === "x")) return setReview([...S.selected], key === "a" ? "accepted" : "rejected");
   if (S.mode === "review" && key === "n") {
     const list = reviewList();
