@@ -438,3 +438,18 @@ def test_a_large_jpeg_gets_its_overview_from_a_reduced_decode(tmp_path):
     top = np.asarray(PILImage.open(tiles.tile_path(cache, 1, info["levels"] - 1, 0, 0))).astype(float)
     expected = np.asarray(PILImage.fromarray(pixels).resize(top.shape[1::-1], PILImage.BOX)).astype(float)
     assert np.abs(top - expected).mean() < 12, "the overview shows the image"
+
+
+def test_a_malformed_dota_import_is_refused_and_jobs_are_listed(client, data, tmp_path):
+    dota = tmp_path / "dota"
+    (dota / "labelTxt").mkdir(parents=True)
+    (dota / "images").mkdir()
+    PILImage.fromarray(np.zeros((64, 64, 3), np.uint8)).save(dota / "images" / "a.png")
+    (dota / "labelTxt" / "a.txt").write_text("10 10 20 10 20 twenty 10 20 plane 0\n")
+    r = client.post("/api/projects", json={"name": "bad-dota", "dataset": str(dota), "format": "dota"})
+    assert r.status_code == 400 and "a.txt" in r.json()["detail"]
+    assert all(p["name"] != "bad-dota" for p in client.get("/api/projects").json())
+    project = next(p for p in client.get("/api/projects").json() if p["name"] == "train")
+    jobs = client.get(f"/api/projects/{project['id']}/jobs").json()
+    assert [j["status"] for j in jobs] == ["failed"]
+    assert client.get("/api/projects/999/jobs").status_code == 404

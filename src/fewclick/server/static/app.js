@@ -413,9 +413,14 @@ function setReview(ids, review) {
 }
 
 // ------------------------------------------------------------------ interaction log
+// every action with the time since the one before it on this image (or since the image opened)
 function logEvent(action, detail = null, duration = null) {
   if (!S) return;
-  S.events.push({action, image_id: S.image.id, at: new Date().toISOString(), duration_ms: duration, detail});
+  const t = performance.now();
+  const since = t - (S.lastAction ?? S.opened);
+  S.lastAction = t;
+  S.events.push({action, image_id: S.image.id, at: new Date().toISOString(),
+                 duration_ms: Math.round(duration ?? since), detail});
 }
 
 function flushEvents(final) {
