@@ -453,3 +453,17 @@ def test_a_malformed_dota_import_is_refused_and_jobs_are_listed(client, data, tm
     jobs = client.get(f"/api/projects/{project['id']}/jobs").json()
     assert [j["status"] for j in jobs] == ["failed"]
     assert client.get("/api/projects/999/jobs").status_code == 404
+
+
+def test_images_browsers_cannot_show_are_served_as_png(client, tmp_path):
+    folder = tmp_path / "tiff"
+    folder.mkdir()
+    pixels = (np.arange(60 * 80, dtype=np.uint16).reshape(60, 80) * 13).astype(np.uint16)
+    PILImage.fromarray(pixels).save(folder / "scan.tif")
+    project = _project(client, "tiff", folder=str(folder))
+    image = _first_image(client, project)
+    r = client.get(f"/api/images/{image['id']}/file")
+    assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    import io
+
+    assert PILImage.open(io.BytesIO(r.content)).size == (80, 60)

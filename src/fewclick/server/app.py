@@ -314,18 +314,7 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
             raise HTTPException(404, f"the file of image {image.file_name!r} is gone from {path}")
         if path.suffix.lower() in BROWSER_SUFFIXES:
             return FileResponse(path)
-        return FileResponse(
-            tiles.get_tile(
-                tile_cache,
-                image.id,
-                image.path,
-                image.width,
-                image.height,
-                tiles.levels(image.width, image.height) - 1,
-                0,
-                0,
-            )
-        )
+        return FileResponse(tiles.browser_copy(tile_cache, image.id, image.path))
 
     @app.get("/api/images/{image_id}/tiles/{level}/{col}/{row}")
     def image_tile(image_id: int, level: int, col: int, row: int, session: DB):

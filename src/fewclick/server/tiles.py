@@ -141,3 +141,14 @@ def get_tile(
             return target
     prepare(cache, image_id, path, width, height)
     return target
+
+
+def browser_copy(cache: Path, image_id: int, path: str) -> Path:
+    """A PNG of an image in a format browsers do not show (TIFF, 16-bit, ...), made once."""
+    target = cache / str(image_id) / "full.png"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp.png")
+        cv2.imwrite(str(tmp), cv2.cvtColor(load_image(path), cv2.COLOR_RGB2BGR))
+        tmp.replace(target)
+    return target

@@ -683,7 +683,7 @@ function draw() {
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   ctx.setTransform(v.scale, 0, 0, v.scale, v.ox, v.oy);
   ctx.imageSmoothingEnabled = v.scale < 2;
-  if (S.bitmap) ctx.drawImage(S.bitmap, 0, 0);
+  if (S.bitmap) ctx.drawImage(S.bitmap, 0, 0, S.image.width, S.image.height);
   else if (S.image.tiles) drawTiles();
   const lw = 1.5 / v.scale;
   const x0 = -v.ox / v.scale, y0 = -v.oy / v.scale;
