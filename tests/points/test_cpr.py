@@ -202,3 +202,22 @@ def test_training_refuses_images_without_points(tmp_path):
         train_cpr(empty, ["a"], tmp_path, CPRConfig(steps=1))
     with pytest.raises(ValueError, match="finite"):
         PointImage(np.zeros((8, 8, 3), np.uint8), [[np.nan, 1.0]], [0])
+
+
+def test_a_class_with_a_single_point_and_an_image_without_points_train_and_refine(tmp_path):
+    rng = np.random.default_rng(1)
+    images, _ = _disk_images(3, rng)
+    images[0].labels[0] = 1  # class "rare" has one point in the whole set
+    images.append(PointImage(np.full((96, 96, 3), 30, np.uint8), np.zeros((0, 2)), np.zeros(0)))
+    path = train_cpr(
+        images,
+        ["disk", "rare"],
+        tmp_path,
+        CPRConfig(radius=3, steps=3, crop=64, batch_size=4),
+        CPRNetConfig(num_classes=2, **TINY),
+        log=lambda _: None,
+    )
+    refiner = PointRefiner.load(path)
+    out = refine_points(refiner, ((im.image, im.points, im.labels) for im in images))
+    assert [len(o) for o in out] == [3, 3, 3, 0]
+    assert all(np.isfinite(o).all() for o in out)
