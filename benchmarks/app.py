@@ -56,9 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         import httpx
 
         api = httpx.Client(base_url=base, timeout=120)
-        project = api.post("/api/projects", json={"name": "bench", "folder": str(image_dir)}).json()[
-            "project"
-        ]
+        classes = []
+        if args.model:
+            import torch
+
+            classes = torch.load(args.model, map_location="cpu", weights_only=False)["classes"]
+        body = {"name": "bench", "folder": str(image_dir), "classes": classes}
+        project = api.post("/api/projects", json=body).json()["project"]
         if args.model:
             with app.state.sessions() as session:
                 session.add(

@@ -403,6 +403,13 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
             clicks,
             {position_of[k]: v for k, v in sizes.items()},
         )
+        names = [c.name for c in project.classes]
+        if result.pop("classes") not in (None, names):
+            raise HTTPException(
+                409,
+                f"the project's detector v{model.version} was trained for other classes than {names}: "
+                "train again",
+            )
         result["labels"] = [class_of[int(label)] for label in result["labels"]]
         result["model_version"] = model.version if model else None
         return result

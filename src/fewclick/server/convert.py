@@ -64,7 +64,10 @@ def check_geometry(kind: str, geometry: dict, width: int, height: int) -> dict:
         if w < 1 or h < 1:
             raise GeometryError(f"oriented box {[cx, cy, w, h, a]} is under 1 pixel wide or high")
         enclosing = rboxes_to_boxes(np.array([[cx, cy, w, h, a]], np.float32))[0].tolist()
-        return {"rbox": [cx, cy, w, h, a], "box": box(enclosing)}
+        out = {"rbox": [cx, cy, w, h, a], "box": box(enclosing)}
+        if "mask" in geometry:  # an oriented object may carry its mask too (an import of both);
+            out.update(check_geometry("mask", {"mask": geometry["mask"]}, width, height))  # box: the mask's
+        return out
     if kind == "point":
         out = {"point": point("point")}
         out["original"] = point("original") if "original" in geometry else list(out["point"])
@@ -137,12 +140,16 @@ def _fill_rboxes(rboxes: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def from_objects(objects: Objects, i: int, height: int, width: int) -> tuple[str, dict]:
-    """``(kind, geometry)`` of object ``i`` of an image of ``height x width``: mask (polygons
-    become RLE) over oriented box over box over point."""
+    """``(kind, geometry)`` of object ``i`` of an image of ``height x width``: an oriented box
+    with its mask when it has both, else mask (polygons become RLE) over oriented box over
+    box over point."""
     from fewclick.io import rle
 
     seg = None if objects.segmentations is None else objects.segmentations[i]
     box = objects.boxes[i]
+    if isinstance(seg, dict) and objects.rboxes is not None and np.isfinite(objects.rboxes[i]).all():
+        encoded = rle.mask_to_rle(rle.segmentation_to_mask(seg, height, width))
+        return "rbox", {"rbox": objects.rboxes[i].astype(float).tolist(), "mask": encoded}
     if isinstance(seg, dict) or (seg and objects.rboxes is None):
         mask = rle.segmentation_to_mask(seg, height, width)
         encoded = rle.mask_to_rle(mask)

@@ -12,6 +12,7 @@ about once a second. Runs in its own process (:func:`fewclick.server.worker.run_
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +139,11 @@ def _reporter(db_url: str, job_id: int, index: int, count: int):
 def _detector(data, out: Path, minutes: float, progress, steps: int | None) -> Path:
     from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
 
-    boxed = [r for r in data.images if np.isfinite(r.objects.boxes).all(1).any()]
+    boxed = []
+    for rec in data.images:  # the detector learns from boxes; points-mode objects are CPR's
+        keep = np.isfinite(rec.objects.boxes).all(1)
+        if keep.any():
+            boxed.append(replace(rec, objects=rec.objects[keep]))
     subset = type(data)(data.classes, boxed, data.format)
     return train_detector(
         subset,

@@ -80,15 +80,16 @@ def detect(path: str, model: str | None, num_classes: int, clicks: list[list[flo
 
         predictor = _predictor(("detect", model), lambda: ClickDetector.load(model), path)
         det = predictor.predict(c)
-        method = "model"
+        method, classes = "model", list(predictor.classes)
     else:
         from fewclick.predict.template import TemplateDetector
 
         predictor = _predictor(("template", num_classes), lambda: TemplateDetector(num_classes), path)
         det = predictor.predict(c, sizes={int(k): float(v) for k, v in sizes.items()})
-        method = "template"
+        method, classes = "template", None
     return {
         "method": method,
+        "classes": classes,
         "boxes": det.boxes.round(2).tolist(),
         "rboxes": None if det.rboxes is None else det.rboxes.round(3).tolist(),
         "scores": det.scores.round(4).tolist(),
