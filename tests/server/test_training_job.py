@@ -65,3 +65,7 @@ def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serve
         assert 0 <= out["quality"] <= 1
         out = client.post(f"/api/images/{image['id']}/snap", json={"x": 50, "y": 50, "class_id": cls}).json()
         assert out["method"] == "cpr" and np.isfinite(out["point"]).all()
+        # classes renamed after training: the detector no longer fits the project, and says so
+        client.patch(f"/api/classes/{cls}", json={"name": "renamed"})
+        r = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[40, 40, cls]]})
+        assert r.status_code == 409 and "train again" in r.json()["detail"]
