@@ -3,7 +3,8 @@
     python benchmarks/screenshots.py --demo out/demo --out docs
 
 Uses the demo folder of ``fewclick demo`` (run it first and let its training job finish,
-so that click-to-detect is served by the trained detector); serves it on a free port and
+so that click-to-detect is served by the trained detector); serves a copy of its database
+on a free port (the demo itself is left as it was) and
 writes ``app_detect.png``, ``app_mask.png``, ``app_points.png``, ``app_review.png`` and
 ``app_project.png`` into ``--out``.
 """
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import socket
+import sqlite3
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -36,7 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
     from playwright.sync_api import sync_playwright
 
-    app = create_app(sqlite_url(args.demo / "fewclick.db"), args.demo)
+    # a copy of the demo's database, so that every run starts from the demo as made
+    work = Path(tempfile.mkdtemp(prefix="fewclick-shots-"))
+    source = sqlite3.connect(args.demo / "fewclick.db")
+    with sqlite3.connect(work / "fewclick.db") as copy:
+        source.backup(copy)
+    source.close()
+    app = create_app(sqlite_url(work / "fewclick.db"), work)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -87,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         page.wait_for_function("() => S.seg.answered === 1", timeout=60000)
         page.wait_for_timeout(300)
         page.screenshot(path=str(args.out / "app_mask.png"))
+        count = page.evaluate("() => S.anns.size")
         page.keyboard.press("Enter")
+        page.wait_for_function(f"() => S.seg === null && S.anns.size === {count + 1}", timeout=60000)
         # points: a click on each of a few vehicles
         page.keyboard.press("1")
         page.keyboard.press("p")

@@ -150,6 +150,7 @@ def test_demo_sets_up_a_project_with_finished_and_reference_images(capsys, tmp_p
     assert code == 0 and "demo project" in stdout
     with session_factory(init_db(sqlite_url(tmp_path / "fewclick.db")))() as session:
         project = session.query(Project).one()
+        assert project.oriented, "the synthetic scenes' oriented boxes make an oriented project"
         images = session.query(Image).filter_by(project_id=project.id).order_by(Image.file_name).all()
         assert [im.status for im in images] == ["done"] * 4 + ["new"] * 8
         work = [a for im in images for a in im.annotations if not a.reference]

@@ -122,7 +122,7 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     page.keyboard.press("d")
     page.mouse.click(*_screen(page, x + w / 2, y + h / 2))
     page.wait_for_function("() => S.detect.answered === 1", timeout=30000)
-    proposals = page.evaluate("() => S.detect.result.boxes.length")
+    proposals = page.evaluate("() => shownProposals().length")
     page.keyboard.press("Enter")
     _wait_count(page, proposals)
 

@@ -153,6 +153,7 @@ def import_annotations(
     """Add a dataset's objects to the project's images (matched by file name; with
     ``add_images`` unknown images are added, else skipped with a warning)."""
     set_classes(session, project, data.classes)
+    project.oriented = project.oriented or _oriented(data)  # oriented boxes make an oriented project
     class_ids = {c.name: c for c in project.classes}
     by_name = {im.file_name: im for im in project.images}
     warnings = []

@@ -206,7 +206,7 @@ async function annotatePage(id) {
     cls: project.classes[0]?.id, classes: new Map(project.classes.map((c) => [c.id, c])),
     anns: new Map(image.annotations.map((a) => [a.id, a])), masks: new Map(),
     view: {scale: 1, ox: 0, oy: 0}, bitmap: null, tiles: new Map(),
-    detect: {clicks: [], result: null}, seg: null, selected: new Set(), drag: null, space: false,
+    detect: {clicks: [], result: null}, seg: null, minScore: 0.3, selected: new Set(), drag: null, space: false,
     undo: [], redo: [], events: [], opened: performance.now(), filter: {cls: "", minScore: 0},
     canvas: $("#canvas"), dirty: true, frames: [],
   };
@@ -288,7 +288,7 @@ function renderPanel() {
   const p = $("#mode-panel");
   if (!p) return;
   const help = {
-    detect: `Click an object of the picked class: boxes for all such objects appear. More clicks refine. Enter accepts, Esc drops. ${S.detect.clicks.length} clicks, ${S.detect.result ? S.detect.result.boxes.length : 0} proposals${S.detect.result ? ` (${S.detect.result.method})` : ""}.`,
+    detect: `Click an object of the picked class: boxes for all such objects appear. More clicks refine. Enter accepts, Esc drops. ${S.detect.clicks.length} clicks, ${shownProposals().length} proposals at score >= ${S.minScore.toFixed(2)}${S.detect.result ? ` (${S.detect.result.method})` : ""}.`,
     box: "Drag to draw a box of the picked class.",
     mask: S.seg ? `Left click: add to the mask, right click: remove. Enter accepts, Esc drops. ${S.seg.clicks.length} clicks, score ${S.seg.result ? S.seg.result.score.toFixed(2) : "-"}${S.seg.result?.quality != null ? `, estimated quality ${S.seg.result.quality.toFixed(2)}` : ""} (${S.seg.result?.method ?? "..."}).` : "Drag a box (or click a box object) and its mask appears.",
     points: "Click each object once; the point snaps to the object's centre (the click is kept).",
@@ -315,6 +315,11 @@ function renderPanel() {
     }
   } else {
     p.innerHTML = `<h3>${S.mode}</h3><div class="muted" id="mode-help">${esc(help)}</div>`;
+    if (S.mode === "detect") {
+      p.insertAdjacentHTML("beforeend", `<label class="muted">proposals from score
+        <input id="min-score" type="range" min="0.05" max="0.95" step="0.05" value="${S.minScore}"></label>`);
+      $("#min-score").addEventListener("input", (e) => { S.minScore = +e.target.value; S.dirty = true; renderPanel(); });
+    }
   }
   const counts = $("#counts");
   if (counts) counts.textContent = `${S.anns.size} objects; revision ${S.revision}`;
@@ -336,6 +341,7 @@ function payload(a) {
 async function batch(create, del) {
   const out = await api("POST", `/api/images/${S.image.id}/annotations/batch`, {revision: S.revision, create, delete: del});
   S.revision = out.revision;
+  if (S.image.status === "new") S.image.status = "in_progress";  // as the server marks it
   for (const id of out.deleted) { S.anns.delete(id); S.masks.delete(id); S.selected.delete(id); }
   for (const a of out.created) S.anns.set(a.id, a);
   S.dirty = true;
@@ -449,18 +455,25 @@ async function detectNow() {
     S.lastLatency = performance.now() - t0;
     S.dirty = true;
     renderPanel();
-    say(`${out.boxes.length} proposals in ${S.lastLatency.toFixed(0)} ms`);
+    say(`${shownProposals().length} proposals in ${S.lastLatency.toFixed(0)} ms`);
   }).catch(() => {});
   return det.busy;
+}
+
+// the proposals shown and accepted: at or above the chosen score (a click's own box has score 1)
+function shownProposals() {
+  const r = S.detect.result;
+  if (!r) return [];
+  return r.boxes.map((_, i) => i).filter((i) => r.scores[i] >= S.minScore);
 }
 
 async function acceptDetections() {
   if (S.detect.busy) await S.detect.busy;
   const r = S.detect.result;
   if (!r) return;
-  const create = r.boxes.map((b, i) => ({
+  const create = shownProposals().map((i) => ({
     class_id: r.labels[i], kind: r.rboxes ? "rbox" : "box",
-    geometry: r.rboxes ? {rbox: r.rboxes[i]} : {box: b}, score: r.scores[i], source: "detect"}));
+    geometry: r.rboxes ? {rbox: r.rboxes[i]} : {box: r.boxes[i]}, score: r.scores[i], source: "detect"}));
   S.detect = {clicks: [], result: null};
   await change(create, [], "accept");
   renderPanel();
@@ -725,10 +738,11 @@ function draw() {
   if (r) {
     ctx.setLineDash([5 * lw, 3 * lw]);
     ctx.lineWidth = 1.5 * lw;
-    r.boxes.forEach((b, i) => {
+    for (const i of shownProposals()) {
+      const b = r.boxes[i];
       ctx.strokeStyle = S.classes.get(r.labels[i])?.color ?? "#fff";
       if (r.rboxes) poly(rboxCorners(r.rboxes[i])); else ctx.strokeRect(b[0], b[1], b[2] - b[0], b[3] - b[1]);
-    });
+    }
     ctx.setLineDash([]);
   }
   for (const [cx, cy, c] of S.detect.clicks) cross(cx, cy, S.classes.get(c)?.color ?? "#fff", lw);
