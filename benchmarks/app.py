@@ -23,24 +23,20 @@ import argparse
 import json
 import platform
 import shutil
-import socket
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
+from _browser import ARGS, CHROMIUM, screen, serve_in_thread
 
 from fewclick.data.synthetic import make_dataset
 from fewclick.io import read_dataset
 from fewclick.server.app import create_app
 from fewclick.server.db import ModelVersion, sqlite_url
-
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         image_dir, centres, source = _click_image(args.data, home)
         big = _big_image(home / "big")
         app = create_app(sqlite_url(home / "app.db"), home / "data")
-        base = _serve(app)
+        base, _ = serve_in_thread(app)
         import httpx
 
         api = httpx.Client(base_url=base, timeout=120)
@@ -84,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             "model": str(args.model) if args.model else None,
         }
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             report["click_to_boxes_ms"] = _clicks(page, base, image_id, centres, args.sessions)
             boxes = _thousand_boxes(api, image_id, project["classes"][0]["id"])
@@ -145,32 +141,11 @@ def _big_image(folder: Path) -> Path:
     return folder
 
 
-def _serve(app) -> str:
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}"
-
-
 def _open(page, base: str, image_id: int) -> None:
     page.goto(f"{base}/#/")
     page.wait_for_selector("#projects")
     page.goto(f"{base}/#/image/{image_id}")
     page.wait_for_function("() => S && S.view.scale > 0 && S.bitmap")
-
-
-def _screen(page, x: float, y: float) -> tuple[float, float]:
-    return page.evaluate(
-        """([x, y]) => { const r = S.canvas.getBoundingClientRect();
-            return [r.left + S.view.ox + x * S.view.scale, r.top + S.view.oy + y * S.view.scale]; }""",
-        [x, y],
-    )
 
 
 def _percentiles(values: list[float]) -> dict:
@@ -192,7 +167,7 @@ def _clicks(page, base: str, image_id: int, centres: np.ndarray, sessions: int) 
         page.keyboard.press("Escape")
         picks = centres[rng.choice(len(centres), size=min(6, len(centres)), replace=False)]
         for n, (x, y) in enumerate(picks, start=1):
-            sx, sy = _screen(page, float(x), float(y))
+            sx, sy = screen(page, float(x), float(y))
             t0 = time.perf_counter()
             page.mouse.click(sx, sy)
             page.wait_for_function(f"() => S.detect.answered === {n}", timeout=60000)
@@ -248,7 +223,7 @@ def _first_tile(p, api, base: str, folder: Path) -> dict:
         if case == "while_tiling":
             project = api.post("/api/projects", json={"name": "big", "folder": str(folder)}).json()["project"]
             image_id = api.get(f"/api/projects/{project['id']}/images").json()[0]["id"]
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         t0 = time.perf_counter()
         page.goto(f"{base}/#/image/{image_id}")

@@ -12,21 +12,16 @@ writes ``app_detect.png``, ``app_mask.png``, ``app_points.png``, ``app_review.pn
 from __future__ import annotations
 
 import argparse
-import socket
 import sqlite3
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import httpx
+from _browser import ARGS, CHROMIUM, screen, serve_in_thread
 
 from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
-
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not (args.demo / "fewclick.db").is_file():
         raise SystemExit(f"{args.demo}: no demo here; run `fewclick demo --out {args.demo}` first")
-    import uvicorn
     from playwright.sync_api import sync_playwright
 
     # a copy of the demo's database, so that every run starts from the demo as made
@@ -46,14 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         source.backup(copy)
     source.close()
     app = create_app(sqlite_url(work / "fewclick.db"), work)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
+    base, server = serve_in_thread(app)
     api = httpx.Client(base_url=base, timeout=120)
     project = api.get("/api/projects").json()[0]
     images = api.get(f"/api/projects/{project['id']}/images").json()
@@ -62,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     reference = _reference(app, image["id"])
     args.out.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 860})
         page.goto(f"{base}/#/image/{image['id']}")
         page.wait_for_function("() => S && S.bitmap && S.view.scale > 0")
@@ -71,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         vehicle = next(r for r in reference if r[0] == 0)
         page.keyboard.press("1")
         page.keyboard.press("d")
-        page.mouse.click(*_screen(page, *vehicle[1]))
+        page.mouse.click(*screen(page, *vehicle[1]))
         page.wait_for_function("() => S.detect.answered === 1", timeout=60000)
         page.wait_for_timeout(300)
         page.screenshot(path=str(args.out / "app_detect.png"))
@@ -87,12 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         page.keyboard.press(str(largest[0] + 1))
         page.keyboard.press("m")
-        page.mouse.move(*_screen(page, x0 - 3, y0 - 3))
+        page.mouse.move(*screen(page, x0 - 3, y0 - 3))
         page.mouse.down()
-        page.mouse.move(*_screen(page, x1 + 3, y1 + 3), steps=4)
+        page.mouse.move(*screen(page, x1 + 3, y1 + 3), steps=4)
         page.mouse.up()
         page.wait_for_function("() => S.seg && S.seg.answered === 0", timeout=60000)
-        page.mouse.click(*_screen(page, (x0 + x1) / 2, (y0 + y1) / 2))
+        page.mouse.click(*screen(page, (x0 + x1) / 2, (y0 + y1) / 2))
         page.wait_for_function("() => S.seg.answered === 1", timeout=60000)
         page.wait_for_timeout(300)
         page.screenshot(path=str(args.out / "app_mask.png"))
@@ -105,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         before = page.evaluate("() => S.anns.size")
         for k, r in enumerate([r for r in reference if r[0] == 0][1:6], start=1):
             cx, cy = r[1]
-            page.mouse.click(*_screen(page, cx + 3, cy - 2))
+            page.mouse.click(*screen(page, cx + 3, cy - 2))
             page.wait_for_function(f"() => S.anns.size === {before + k}", timeout=60000)
         page.screenshot(path=str(args.out / "app_points.png"))
         # review: worst scores first
@@ -139,14 +126,6 @@ def _reference(app, image_id: int) -> list[tuple[int, tuple[float, float], list[
             x0, y0, x1, y1 = a.geometry["box"]
             out.append((position[a.class_id], ((x0 + x1) / 2, (y0 + y1) / 2), [x0, y0, x1 - x0, y1 - y0]))
         return out
-
-
-def _screen(page, x: float, y: float) -> tuple[float, float]:
-    return page.evaluate(
-        """([x, y]) => { const r = S.canvas.getBoundingClientRect();
-            return [r.left + S.view.ox + x * S.view.scale, r.top + S.view.oy + y * S.view.scale]; }""",
-        [x, y],
-    )
 
 
 if __name__ == "__main__":

@@ -84,6 +84,14 @@ def _screen(page, x, y):
     )
 
 
+def _drag(page, x0, y0, x1, y1) -> None:
+    """Press at image pixel (x0, y0), move to (x1, y1) and release."""
+    page.mouse.move(*_screen(page, x0, y0))
+    page.mouse.down()
+    page.mouse.move(*_screen(page, x1, y1), steps=5)
+    page.mouse.up()
+
+
 def _count(page) -> int:
     return page.evaluate("() => S.anns.size")
 
@@ -121,17 +129,14 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     page.keyboard.press("1")
     page.keyboard.press("d")
     page.mouse.click(*_screen(page, x + w / 2, y + h / 2))
-    page.wait_for_function("() => S.detect.answered === 1", timeout=30000)
+    page.wait_for_function("() => S.detect.answered === 1", timeout=120000)  # a cold worker
     proposals = page.evaluate("() => shownProposals().length")
     page.keyboard.press("Enter")
     _wait_count(page, proposals)
 
     # draw a box by hand, select it, delete it, undo the delete
     page.keyboard.press("b")
-    page.mouse.move(*_screen(page, 300, 300))
-    page.mouse.down()
-    page.mouse.move(*_screen(page, 340, 330), steps=5)
-    page.mouse.up()
+    _drag(page, 300, 300, 340, 330)
     _wait_count(page, proposals + 1)
     drawn = page.evaluate("() => Math.max(...S.anns.keys())")
     page.keyboard.press("v")
@@ -147,10 +152,7 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     sx, sy, sw, sh = largest["bbox"]
     page.keyboard.press(str(largest["category_id"]))
     page.keyboard.press("m")
-    page.mouse.move(*_screen(page, sx - 4, sy - 4))
-    page.mouse.down()
-    page.mouse.move(*_screen(page, sx + sw + 4, sy + sh + 4), steps=5)
-    page.mouse.up()
+    _drag(page, sx - 4, sy - 4, sx + sw + 4, sy + sh + 4)
     page.wait_for_function("() => S.seg && S.seg.result", timeout=30000)
     page.mouse.click(*_screen(page, sx + 1, sy + 1), button="right")
     page.wait_for_function("() => S.seg.answered === 1", timeout=30000)
@@ -191,15 +193,9 @@ def test_two_tabs_on_one_image_the_stale_one_is_told_and_nothing_is_lost(server,
         tab.wait_for_function("() => S && S.view.scale > 0 && S.bitmap")
         tab.keyboard.press("b")
 
-    def draw(tab, x0, y0):
-        tab.mouse.move(*_screen(tab, x0, y0))
-        tab.mouse.down()
-        tab.mouse.move(*_screen(tab, x0 + 30, y0 + 30), steps=4)
-        tab.mouse.up()
-
-    draw(first, 20, 20)
+    _drag(first, 20, 20, 50, 50)
     _wait_count(first, 1)
-    draw(second, 100, 100)
+    _drag(second, 100, 100, 130, 130)
     second.wait_for_function("() => document.querySelector('#message').textContent.includes('another tab')")
     assert _count(second) == 0
     saved = api.get(f"/api/images/{image_id}").json()["annotations"]
@@ -225,10 +221,7 @@ def test_oriented_projects_turn_boxes_and_undo_turns_them_back(server, page):
     page.wait_for_function("() => S && S.view.scale > 0 && S.bitmap")
     before = _count(page)
     page.keyboard.press("b")
-    page.mouse.move(*_screen(page, 200, 200))
-    page.mouse.down()
-    page.mouse.move(*_screen(page, 260, 230), steps=4)
-    page.mouse.up()
+    _drag(page, 200, 200, 260, 230)
     _wait_count(page, before + 1)
     drawn = page.evaluate("() => Math.max(...S.anns.keys())")
     page.keyboard.press("v")
