@@ -145,7 +145,7 @@ def _open(page, base: str, image_id: int) -> None:
     page.goto(f"{base}/#/")
     page.wait_for_selector("#projects")
     page.goto(f"{base}/#/image/{image_id}")
-    page.wait_for_function("() => S && S.view.scale > 0 && S.bitmap")
+    page.wait_for_function("() => S && S.ready")
 
 
 def _percentiles(values: list[float]) -> dict:

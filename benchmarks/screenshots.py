@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 860})
         page.goto(f"{base}/#/image/{image['id']}")
-        page.wait_for_function("() => S && S.bitmap && S.view.scale > 0")
+        page.wait_for_function("() => S && S.ready")
         page.keyboard.press("Escape")
         # click-to-detect: one click on a small vehicle
         vehicle = next(r for r in reference if r[0] == 0)

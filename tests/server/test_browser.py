@@ -116,7 +116,7 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     page.locator("#import button").click()
     page.wait_for_selector("#images a")
     page.locator("#images a").first.click()
-    page.wait_for_function("() => S && S.canvas.width > 0 && S.view.scale > 0")
+    page.wait_for_function("() => S && S.ready")
     assert _count(page) == 0, "reference annotations are not shown as work"
 
     truth = json.loads((home / "aerial" / "annotations.json").read_text())
@@ -190,7 +190,7 @@ def test_two_tabs_on_one_image_the_stale_one_is_told_and_nothing_is_lost(server,
     first, second = browser.new_page(), browser.new_page()
     for tab in (first, second):
         tab.goto(f"{base}/#/image/{image_id}")
-        tab.wait_for_function("() => S && S.view.scale > 0 && S.bitmap")
+        tab.wait_for_function("() => S && S.ready")
         tab.keyboard.press("b")
 
     _drag(first, 20, 20, 50, 50)
@@ -218,7 +218,7 @@ def test_oriented_projects_turn_boxes_and_undo_turns_them_back(server, page):
     page.goto(f"{base}/#/")
     page.wait_for_selector("#projects")
     page.goto(f"{base}/#/image/{image_id}")
-    page.wait_for_function("() => S && S.view.scale > 0 && S.bitmap")
+    page.wait_for_function("() => S && S.ready")
     before = _count(page)
     page.keyboard.press("b")
     _drag(page, 200, 200, 260, 230)

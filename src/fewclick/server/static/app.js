@@ -234,6 +234,7 @@ async function annotatePage(id) {
   setMode("detect");
   pickClass(S.cls);
   logEvent("open");
+  S.ready = true;  // pixels loaded and the view fitted: clicks land where they are aimed
   requestAnimationFrame(frame);
 }
 
