@@ -259,7 +259,7 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
     @app.post("/api/projects/{project_id}/import")
     def import_dataset(project_id: int, body: ImportIn, session: DB):
         project = store.get(session, Project, project_id, "project")
-        data = store._read(body.dataset, body.format)
+        data = store.read_import(body.dataset, body.format)
         warnings = store.import_annotations(session, local_user(session), project, data, body.reference)
         session.commit()
         return {"project": _project_detail(session, project), "warnings": warnings}
@@ -389,12 +389,11 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
             if class_id not in position_of:
                 raise HTTPException(400, f"click {i}: class id {class_id} is not a class of this project")
             if not (0 <= x < image.width and 0 <= y < image.height):
-                raise HTTPException(
-                    400, f"click {i} at ({x:g}, {y:g}) is outside the {image.width} x {image.height} image"
-                )
+                raise HTTPException(400, f"click {i} at ({x:g}, {y:g}) is {_outside(image)}")
             clicks.append([x, y, position_of[class_id]])
         model = newest_model(session, project.id, "detect")
-        sizes = _class_sizes(session, project)
+        # box sizes per class help only the training-free fallback: no query when a model serves
+        sizes = {} if model else _class_sizes(session, project)
         result = await in_worker(
             worker.detect,
             image.path,
@@ -419,9 +418,7 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
         image = store.get(session, Image, image_id, "image")
         for i, (x, y, _) in enumerate(body.clicks):
             if not (0 <= x < image.width and 0 <= y < image.height):
-                raise HTTPException(
-                    400, f"click {i} at ({x:g}, {y:g}) is outside the {image.width} x {image.height} image"
-                )
+                raise HTTPException(400, f"click {i} at ({x:g}, {y:g}) is {_outside(image)}")
         model = newest_model(session, image.project_id, "segment")
         return await in_worker(
             worker.segment,
@@ -438,9 +435,7 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
         if body.class_id not in position_of:
             raise HTTPException(400, f"class id {body.class_id} is not a class of this project")
         if not (0 <= body.x <= image.width and 0 <= body.y <= image.height):
-            raise HTTPException(
-                400, f"point ({body.x:g}, {body.y:g}) is outside the {image.width} x {image.height} image"
-            )
+            raise HTTPException(400, f"point ({body.x:g}, {body.y:g}) is {_outside(image)}")
         model = newest_model(session, image.project_id, "points")
         others = [
             [*a.geometry["original"], position_of[a.class_id]]

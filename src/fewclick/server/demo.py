@@ -37,7 +37,7 @@ def setup_demo(data_dir: Path, train_minutes: float = 3.0, train: bool = True) -
             project, _ = store.create_project(session, user, NAME, folder=synthetic)
             project.classes.clear()
             session.flush()
-            data = store._read(synthetic / "annotations.json", "coco")
+            data = store.read_import(synthetic / "annotations.json", "coco")
             store.import_annotations(session, user, project, data, reference=True)
             for image in project.images[:FINISHED]:
                 for ann in [a for a in image.annotations if a.reference]:

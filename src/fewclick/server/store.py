@@ -102,7 +102,7 @@ def create_project(
         if not project.images:
             raise StoreError(f"{root}: no readable images (looked for {', '.join(IMAGE_SUFFIXES)})")
     else:
-        data = _read(dataset, format)
+        data = read_import(dataset, format)
         set_classes(session, project, data.classes)
         project.oriented = _oriented(data)
         warnings += import_annotations(session, user, project, data, reference=reference, add_images=True)
@@ -110,7 +110,7 @@ def create_project(
     return project, warnings
 
 
-def _read(path: str | Path, format: str | None) -> Dataset:
+def read_import(path: str | Path, format: str | None) -> Dataset:
     try:
         return read_dataset(Path(path).expanduser(), format)
     except FileNotFoundError as exc:

@@ -51,7 +51,7 @@ def prepare(cache: Path, image_id: int, path: str, width: int, height: int) -> N
     """Write every tile of every level, the coarsest level first (so a viewer gets its
     overview while the finer levels are still being written). Skipped when done already."""
     levels_n = levels(width, height)
-    if tile_path(cache, image_id, 0, 0, 0).is_file() and _done(cache, image_id).is_file():
+    if _done(cache, image_id).is_file():
         return
     with _lock(image_id):
         if _done(cache, image_id).is_file():
