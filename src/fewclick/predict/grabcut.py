@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from fewclick.io.images import to_rgb8
-from fewclick.predict.segment_api import MaskPrediction, check_box, check_mask_clicks
+from fewclick.predict.segment_api import MaskPrediction, check_box, check_mask_clicks, require_box
 from fewclick.types import Clicks
 
 __all__ = ["GrabCutPredictor"]
@@ -78,17 +78,16 @@ class GrabCutPredictor:
         """``image``: ``uint8[H, W, 3]`` RGB, or grayscale / 16-bit / float (scaled to uint8)."""
         self._image = to_rgb8(np.asarray(image), name="image")
 
-    def predict(
-        self, box: Any, clicks: Clicks | None = None, previous_mask: np.ndarray | None = None
-    ) -> MaskPrediction:
+    def predict(self, box: Any = None, clicks: Clicks | None = None, previous: Any = None) -> MaskPrediction:
         """``box`` (x0, y0, x1, y1) in image pixels, ``clicks`` in image pixels (x, y) ->
-        ``MaskPrediction`` with ``mask bool[H, W]``. ``previous_mask`` is ignored.
+        ``MaskPrediction`` with ``mask bool[H, W]``. GrabCut starts afresh from the box and
+        all clicks every time, so ``previous`` is not needed.
         A box wholly outside the image or degenerate, or a click outside the image, raises
         ValueError; a box partly outside is clipped."""
         if self._image is None:
             raise RuntimeError("no image set: call set_image(image) before predict(box)")
         h, w = self._image.shape[:2]
-        b = check_box(box, w, h)
+        b = check_box(require_box(box, "grabcut"), w, h)
         clicks = check_mask_clicks(clicks, w, h)
         x0, y0, x1, y1 = (int(round(v)) for v in b)
         x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
@@ -104,15 +103,7 @@ class GrabCutPredictor:
             local, score = _box_mask((cy1 - cy0, cx1 - cx0), rect, seeds), 0.0
         mask = np.zeros((h, w), bool)
         mask[cy0:cy1, cx0:cx1] = local
-        return MaskPrediction(mask, score)
-
-    def get_state(self) -> dict:
-        """GrabCut keeps nothing between calls: an empty dict."""
-        return {}
-
-    def set_state(self, state: dict) -> None:
-        if not isinstance(state, dict):
-            raise TypeError(f"expected a state dict from get_state(), got {type(state).__name__}")
+        return MaskPrediction(mask, score, state=mask)
 
     # ------------------------------------------------------------------ internals
     def _crop_window(self, box: tuple[int, int, int, int], clicks: Clicks) -> tuple[int, int, int, int]:

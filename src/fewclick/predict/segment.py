@@ -18,7 +18,7 @@ from fewclick.io.images import to_rgb8
 from fewclick.models.masknet import MaskNet, MaskNetConfig
 from fewclick.predict import segment_crop as sc
 from fewclick.predict.checkpoints import read_checkpoint
-from fewclick.predict.segment_api import MaskPrediction, check_box, check_mask_clicks
+from fewclick.predict.segment_api import MaskPrediction, check_box, check_mask_clicks, require_box
 from fewclick.train.detect_data import normalise
 from fewclick.types import Clicks
 
@@ -74,7 +74,8 @@ class MaskPredictor:
     outside the box are fine, outside the image a ValueError; a later click on the same pixel
     overrides an earlier one) and returns :class:`MaskPrediction` with ``mask bool[H, W]``
     and ``score`` the mean foreground probability inside the mask (0 for an empty mask).
-    ``previous_mask`` is accepted and unused: the models see the box and all clicks so far.
+    The models see the box and all clicks so far, so ``previous`` (the last ``state``, the
+    mask) is only checked for its shape.
     ``bf16`` runs the networks under bfloat16 autocast (faster where the CPU has native bf16;
     check that it keeps the masks for your model)."""
 
@@ -91,7 +92,6 @@ class MaskPredictor:
         self.bf16 = bf16
         self._image: np.ndarray | None = None
         self._crop: _Crop | None = None
-        self._state: dict = {"box": None, "clicks": Clicks.empty(), "mask": None}
 
     @classmethod
     def load(cls, folder: str | Path, bf16: bool = False) -> MaskPredictor:
@@ -108,26 +108,22 @@ class MaskPredictor:
         """Keep ``image`` (as ``uint8[H, W, 3]``) for the boxes to come."""
         self._image = to_rgb8(np.asarray(image), name="image")
         self._crop = None
-        self._state = {"box": None, "clicks": Clicks.empty(), "mask": None}
 
-    def predict(
-        self, box: Any, clicks: Clicks | None = None, previous_mask: np.ndarray | None = None
-    ) -> MaskPrediction:
+    def predict(self, box: Any = None, clicks: Clicks | None = None, previous: Any = None) -> MaskPrediction:
         """The mask of the object in ``box`` given all ``clicks`` so far (see the class)."""
         if self._image is None:
             raise RuntimeError("no image set: call set_image(image) before predict(box)")
         h, w = self._image.shape[:2]
-        box = check_box(box, w, h)
+        box = check_box(require_box(box, "model"), w, h)
         clicks = check_mask_clicks(clicks, w, h)
-        if previous_mask is not None and np.shape(previous_mask) != (h, w):
-            raise ValueError(f"expected previous_mask of shape {(h, w)}, got {np.shape(previous_mask)}")
+        if previous is not None and np.shape(previous) != (h, w):
+            raise ValueError(f"expected previous (the last mask) of shape {(h, w)}, got {np.shape(previous)}")
         crop = self._crop_of(box)
         prob = self._prob(crop, clicks)
         mask = sc.paste_probability(prob, crop.frame, h, w)
         inside = prob > 0.5
         score = float(prob[inside].mean()) if inside.any() else 0.0
-        self._state = {"box": box, "clicks": clicks, "mask": mask}
-        return MaskPrediction(mask, score)
+        return MaskPrediction(mask, score, state=mask)
 
     def predict_prob(self, box: Any, clicks: Clicks | None = None) -> tuple[np.ndarray, sc.CropFrame]:
         """The crop's foreground probability ``float32[S, S]`` and its frame (for evaluation)."""
@@ -136,13 +132,6 @@ class MaskPredictor:
         h, w = self._image.shape[:2]
         crop = self._crop_of(check_box(box, w, h))
         return self._prob(crop, check_mask_clicks(clicks, w, h)), crop.frame
-
-    def get_state(self) -> dict:
-        """A snapshot for undo: the last box, its clicks and its mask."""
-        return dict(self._state)
-
-    def set_state(self, state: dict) -> None:
-        self._state = dict(state)
 
     def _crop_of(self, box: np.ndarray) -> _Crop:
         key = tuple(float(v) for v in box)

@@ -1,10 +1,12 @@
 """What every box-to-mask predictor shares: the result type, the interface, the box check.
 
 A predictor segments one object at a time: ``set_image(image)`` once, then
-``predict(box, clicks, previous_mask)`` for each box and each round of corrective clicks.
-The learned model (:mod:`fewclick.predict.segment`), OpenCV GrabCut
-(:mod:`fewclick.predict.grabcut`) and the box itself (:class:`BoxPredictor`) all follow it,
-so the protocol runs against any of them.
+``predict(box, clicks, previous)`` for each box and each round of corrective clicks, where
+``previous`` is the ``state`` of the backend's last prediction on the same object (SAM's
+low-resolution logits, the previous mask for the others); callers pass it through without
+looking inside. The pretrained SAM (:mod:`fewclick.predict.sam`), the learned M_b / M_b+c
+(:mod:`fewclick.predict.segment`), OpenCV GrabCut (:mod:`fewclick.predict.grabcut`) and the
+box itself (:class:`BoxPredictor`) all follow it, so the protocols run against any of them.
 """
 
 from __future__ import annotations
@@ -22,26 +24,35 @@ class MaskPrediction:
     """One object's mask: ``mask bool[H, W]`` in full-image pixels; ``score`` the
     predictor's own confidence in [0, 1] (mean foreground probability inside the mask for
     a learned model, 1.0 where a predictor has none); ``quality`` the estimated IoU from the
-    mask-quality ranker, None until a ranker has scored it."""
+    mask-quality ranker, None until a ranker has scored it; ``state`` what the same backend
+    takes back as ``previous`` for the next round on this object."""
 
     mask: np.ndarray
     score: float
     quality: float | None = None
+    state: Any = None
 
 
 class SegmentPredictor(Protocol):
     """Box (+ corrective clicks) -> mask. Clicks are :class:`Clicks` in image pixels with
-    ``positive`` True for "this belongs to the object"; their ``labels`` are ignored."""
+    ``positive`` True for "this belongs to the object"; their ``labels`` are ignored. Only
+    a backend that can segment from clicks alone (SAM) accepts ``box=None``; the others
+    raise ValueError (:func:`require_box`)."""
 
     def set_image(self, image: np.ndarray) -> None: ...
 
     def predict(
-        self, box: Any, clicks: Clicks | None = None, previous_mask: np.ndarray | None = None
+        self, box: Any = None, clicks: Clicks | None = None, previous: Any = None
     ) -> MaskPrediction: ...
 
-    def get_state(self) -> dict: ...
 
-    def set_state(self, state: dict) -> None: ...
+def require_box(box: Any, backend: str) -> Any:
+    """``box``, or ValueError saying that ``backend`` needs one."""
+    if box is None:
+        raise ValueError(
+            f"the {backend} backend needs a box (x0, y0, x1, y1); it cannot segment from clicks alone"
+        )
+    return box
 
 
 def check_box(box: Any, width: int, height: int) -> np.ndarray:
@@ -79,20 +90,12 @@ class BoxPredictor:
     def set_image(self, image: np.ndarray) -> None:
         self._shape = tuple(np.asarray(image).shape[:2])
 
-    def predict(
-        self, box: Any, clicks: Clicks | None = None, previous_mask: np.ndarray | None = None
-    ) -> MaskPrediction:
+    def predict(self, box: Any = None, clicks: Clicks | None = None, previous: Any = None) -> MaskPrediction:
         if self._shape is None:
             raise RuntimeError("no image set: call set_image(image) before predict(box)")
         h, w = self._shape
-        x0, y0, x1, y1 = check_box(box, w, h)
+        x0, y0, x1, y1 = check_box(require_box(box, "box"), w, h)
         check_mask_clicks(clicks, w, h)
         mask = np.zeros((h, w), bool)
         mask[int(round(y0)) : int(round(y1)), int(round(x0)) : int(round(x1))] = True
-        return MaskPrediction(mask, 1.0)
-
-    def get_state(self) -> dict:
-        return {}
-
-    def set_state(self, state: dict) -> None:
-        pass
+        return MaskPrediction(mask, 1.0, state=mask)

@@ -278,7 +278,7 @@ def _session(predictor: SegmentPredictor, gt: np.ndarray, void, index: int, cfg:
         )
         if len(new):  # else the annotator has stopped: the mask stays
             all_clicks = all_clicks + new
-            previous, prediction = mask, predictor.predict(box, all_clicks, mask)
+            previous, prediction = mask, predictor.predict(box, all_clicks, prediction.state)
             mask = _mask_of(prediction, gt.shape)
             features = interaction_features(r, new, previous, mask)
             scores.append(_scores(mask, gt, void, cfg.boundary_tolerance))
@@ -335,13 +335,15 @@ def _ritm_click(gt: np.ndarray, pred: np.ndarray, clicked: Clicks) -> Clicks:
 def _noc_session(
     predictor: SegmentPredictor, gt: np.ndarray, void: np.ndarray | None, box: np.ndarray, max_clicks: int
 ) -> list[float]:
-    mask = _mask_of(predictor.predict(box), gt.shape)
+    prediction = predictor.predict(box)
+    mask = _mask_of(prediction, gt.shape)
     ious, clicks = [mask_iou(mask, gt, void)], Clicks.empty()
     for _ in range(max_clicks):
         new = _ritm_click(_resolved(gt, mask, void), mask, clicks)
         if len(new):  # else no error is left: the mask stays
             clicks = clicks + new
-            mask = _mask_of(predictor.predict(box, clicks, mask), gt.shape)
+            prediction = predictor.predict(box, clicks, prediction.state)
+            mask = _mask_of(prediction, gt.shape)
             ious.append(mask_iou(mask, gt, void))
         else:
             ious.append(ious[-1])

@@ -1,0 +1,162 @@
+"""``SamPredictor``: box and / or clicks -> a mask, from a pretrained SAM-format decoder.
+
+``set_image(image)`` gets the image's embedding from the shared :class:`ImageEncoder`
+(cached); ``predict(box, clicks, previous)`` runs only the ONNX prompt encoder and mask
+decoder (tens of ms). ``previous`` is the ``state`` of the last prediction on the same
+object: SAM's 256 x 256 low-resolution logits, fed back as ``mask_input`` as SAM's own
+iterative evaluation does. The decoder returns one mask per prompt (no multimask output).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from fewclick.predict.encoder import Embedding, ImageEncoder
+from fewclick.predict.segment_api import MaskPrediction, check_box, check_mask_clicks
+from fewclick.types import Clicks
+
+LOW_RES = 256
+DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input")
+
+
+class SamPredictor:
+    """The pretrained promptable segmenter (the :class:`SegmentPredictor` protocol).
+
+    ``encoder`` is the shared :class:`ImageEncoder` (None: the default pair's encoder);
+    ``decoder`` the ONNX decoder's path (None: the default pair's, checked by sha256).
+    ``predict`` takes an XYXY box in image pixels (clipped to the image; optional) and
+    :class:`Clicks` in image pixels (``positive`` True: belongs to the object; outside the
+    image a ValueError); at least one of the two. It returns :class:`MaskPrediction` with
+    ``mask bool[H, W]``, ``score`` SAM's own IoU estimate clipped to [0, 1] and ``state``
+    ``float32[1, 1, 256, 256]`` logits to pass back as ``previous``."""
+
+    name = "sam"
+
+    def __init__(
+        self,
+        encoder: ImageEncoder | None = None,
+        decoder: str | Path | None = None,
+        threads: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        if decoder is None:
+            from fewclick.predict.pretrained import default_model_files
+
+            decoder = default_model_files()[1]
+        self.encoder = ImageEncoder(threads=threads) if encoder is None else encoder
+        self.decoder_path = Path(decoder)
+        if not self.decoder_path.is_file():
+            raise FileNotFoundError(f"{self.decoder_path}: no such decoder file")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(
+                str(self.decoder_path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own types for a bad graph
+            raise ValueError(f"{self.decoder_path}: not a loadable ONNX decoder ({exc})") from None
+        inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        missing = [n for n in (*DECODER_INPUTS, "orig_im_size") if n not in inputs]
+        if missing:
+            raise ValueError(f"{self.decoder_path}: expected a SAM-format decoder, it lacks inputs {missing}")
+        self._embedding_shape = inputs["image_embeddings"]
+        self._embedding: Embedding | None = None
+
+    def set_image(self, image: np.ndarray, key: str | None = None) -> None:
+        """Encode ``image`` (or take its embedding from the encoder's cache under ``key``)."""
+        self.set_embedding(self.encoder.encode(image, key=key))
+
+    def set_embedding(self, embedding: Embedding) -> None:
+        """Use an embedding computed elsewhere; ValueError if it does not fit the decoder."""
+        expected = self._embedding_shape
+        found = embedding.embedding.shape
+        fits = len(found) == len(expected) and all(
+            not isinstance(e, int) or e == f for e, f in zip(expected, found)
+        )
+        if not fits:
+            raise ValueError(
+                f"embedding of shape {list(found)} (from {self.encoder.path}) does not fit the decoder "
+                f"{self.decoder_path}, which expects {expected}: "
+                "the encoder and decoder are from different models"
+            )
+        self._embedding = embedding
+
+    def predict(self, box: Any = None, clicks: Clicks | None = None, previous: Any = None) -> MaskPrediction:
+        """The mask for ``box`` and all ``clicks`` so far (see the class)."""
+        e = self._embedding
+        if e is None:
+            raise RuntimeError("no image set: call set_image(image) before predict(box, clicks)")
+        h, w = e.image_size
+        clicks = check_mask_clicks(clicks, w, h)
+        if box is None and len(clicks) == 0:
+            raise ValueError("expected a box or at least one click, got neither")
+        coords, labels = self._prompt(None if box is None else check_box(box, w, h), clicks)
+        mask_input = np.zeros((1, 1, LOW_RES, LOW_RES), np.float32)
+        if previous is not None:
+            previous = np.asarray(previous, np.float32)
+            if previous.shape != mask_input.shape:
+                raise ValueError(
+                    f"expected previous SAM logits of shape {mask_input.shape}, got {previous.shape}"
+                )
+            mask_input = previous
+        feeds = {
+            "image_embeddings": e.embedding,
+            "point_coords": coords,
+            "point_labels": labels,
+            "mask_input": mask_input,
+            "has_mask_input": np.array([0.0 if previous is None else 1.0], np.float32),
+            "orig_im_size": np.array(e.input_size, np.float32),
+        }
+        logits, iou, low_res = self.session.run(["masks", "iou_predictions", "low_res_masks"], feeds)
+        mask = upscale_mask(logits[0, 0], (h, w))
+        return MaskPrediction(mask, float(np.clip(iou.reshape(-1)[0], 0.0, 1.0)), state=low_res[:, :1])
+
+    def _prompt(self, box: np.ndarray | None, clicks: Clicks) -> tuple[np.ndarray, np.ndarray]:
+        """SAM's point prompt in the 1024 px input frame: clicks (label 1 / 0), then the
+        box corners (2, 3), or a padding point (-1) when there is no box."""
+        e = self._embedding
+        sy, sx = e.input_size[0] / e.image_size[0], e.input_size[1] / e.image_size[1]
+        xy = [np.asarray(clicks.xy, np.float32).reshape(-1, 2)]
+        labels = [np.asarray(clicks.positive, np.float32).reshape(-1)]
+        if box is None:
+            xy.append(np.zeros((1, 2), np.float32))
+            labels.append(np.array([-1.0], np.float32))
+        else:
+            xy.append(np.asarray(box, np.float32).reshape(2, 2))
+            labels.append(np.array([2.0, 3.0], np.float32))
+        coords = np.concatenate(xy) * np.array([sx, sy], np.float32)
+        return coords[None].astype(np.float32), np.concatenate(labels)[None].astype(np.float32)
+
+
+def upscale_mask(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``float32[H', W']`` logits in the resized frame -> ``bool[H, W]`` in image pixels,
+    resampling (bilinearly, as SAM's postprocessing does) only a window around the positive
+    logits, so a click on a 10,000 px image does not resize 100 megapixels."""
+    h, w = size
+    hi, wi = logits.shape
+    mask = np.zeros((h, w), bool)
+    rows, cols = np.flatnonzero((logits > 0).any(axis=1)), np.flatnonzero((logits > 0).any(axis=0))
+    if len(rows) == 0:
+        return mask
+    fy, fx = h / hi, w / wi
+    # the window in the resized frame (+2 px for the interpolation), then in image pixels
+    r0, r1 = max(rows[0] - 2, 0), min(rows[-1] + 3, hi)
+    c0, c1 = max(cols[0] - 2, 0), min(cols[-1] + 3, wi)
+    y0, y1 = int(np.floor(r0 * fy)), min(int(np.ceil(r1 * fy)), h)
+    x0, x1 = int(np.floor(c0 * fx)), min(int(np.ceil(c1 * fx)), w)
+    # sample the logits at the image pixels' centres, mapped into the resized frame
+    ys = ((np.arange(y0, y1) + 0.5) / fy - 0.5).astype(np.float32)
+    xs = ((np.arange(x0, x1) + 0.5) / fx - 0.5).astype(np.float32)
+    map_x, map_y = np.meshgrid(xs, ys)
+    window = cv2.remap(
+        logits.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    mask[y0:y1, x0:x1] = window > 0
+    return mask

@@ -1,0 +1,170 @@
+"""The pretrained encoder and SamPredictor on the real ONNX pair (skipped, naming the fix,
+when the set-up has not fetched it): shapes, the caches, images of any kind, the prompts,
+``previous`` and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fewclick.metrics.segmentation import mask_iou
+from fewclick.predict.encoder import Embedding, ImageEncoder, preprocess, resized_size
+from fewclick.predict.sam import SamPredictor, upscale_mask
+from fewclick.types import Clicks
+
+
+def _scene(h: int = 240, w: int = 320) -> tuple[np.ndarray, np.ndarray]:
+    """A grey textured background with one red disc; (image, disc mask)."""
+    rng = np.random.default_rng(0)
+    image = (rng.normal(110, 12, (h, w, 3))).clip(0, 255).astype(np.uint8)
+    ys, xs = np.mgrid[:h, :w]
+    disc = (xs - w * 0.55) ** 2 + (ys - h * 0.45) ** 2 < (min(h, w) * 0.18) ** 2
+    image[disc] = (200, 40, 40)
+    return image, disc
+
+
+def _box(mask: np.ndarray) -> list[float]:
+    ys, xs = np.nonzero(mask)
+    return [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+
+
+@pytest.fixture(scope="module")
+def encoder(sam_files, tmp_path_factory) -> ImageEncoder:
+    return ImageEncoder(sam_files[0], threads=2, cache_dir=tmp_path_factory.mktemp("embeddings"))
+
+
+@pytest.fixture(scope="module")
+def sam(encoder, sam_files) -> SamPredictor:
+    predictor = SamPredictor(encoder, sam_files[1])
+    predictor.set_image(_scene()[0])
+    return predictor
+
+
+@pytest.mark.parametrize(
+    "h, w, expected", [(240, 320, (768, 1024)), (1024, 1024, (1024, 1024)), (3000, 10, (1024, 3))]
+)
+def test_the_longest_side_becomes_1024(h, w, expected):
+    assert resized_size(h, w) == expected
+    x, size = preprocess(np.zeros((h, w, 3), np.uint8))
+    assert x.shape == (1, 3, 1024, 1024) and size == expected
+    assert (x[0, :, size[0] :, :] == 0).all() and (x[0, :, :, size[1] :] == 0).all()  # zero padding
+
+
+def test_the_encoder_gives_the_embedding_and_three_feature_maps(encoder):
+    e = encoder.encode(_scene()[0], features=True)
+    assert e.embedding.shape == (1, 256, 64, 64) and e.embedding.dtype == np.float32
+    assert {s: m.shape for s, m in e.features.items()} == {
+        4: (1, 64, 256, 256),
+        8: (1, 128, 128, 128),
+        16: (1, 160, 64, 64),
+    }
+    assert e.image_size == (240, 320) and e.input_size == (768, 1024)
+
+
+def test_a_cached_embedding_is_not_computed_again_in_memory_or_from_disk(encoder, sam_files, monkeypatch):
+    image = _scene(200, 200)[0]
+    first = encoder.encode(image, key="scene-200")
+    assert encoder.encode(image, key="scene-200") is first
+    again = ImageEncoder(sam_files[0], cache_dir=encoder.cache_dir)  # a new process, the same folder
+    monkeypatch.setattr(again.session, "run", lambda *a, **k: pytest.fail("encoded again"))
+    from_disk = again.encode(image, key="scene-200")
+    np.testing.assert_allclose(from_disk.embedding, first.embedding, atol=2e-2, rtol=1e-2)  # float16 on disk
+    assert from_disk.image_size == (200, 200)
+
+
+def test_a_torn_cache_file_is_encoded_again(encoder, sam_files):
+    (encoder.cache_dir / "torn.npz").write_bytes(b"PK\x03\x04 not really")
+    fresh = ImageEncoder(sam_files[0], cache_dir=encoder.cache_dir)
+    assert fresh.encode(_scene(64, 64)[0], key="torn").embedding.shape == (1, 256, 64, 64)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.full((50, 700), 30000, np.uint16),  # 16-bit grayscale, long and thin
+        np.full((300, 40), 128, np.uint8),  # 8-bit grayscale, tall
+    ],
+    ids=["16-bit wide", "gray tall"],
+)
+def test_images_of_any_kind_and_aspect_are_encoded(encoder, image):
+    e = encoder.encode(image)
+    assert e.image_size == image.shape[:2]
+    assert max(e.input_size) == 1024
+
+
+def test_a_box_gives_the_object(sam):
+    _, disc = _scene()
+    prediction = sam.predict(_box(disc))
+    assert prediction.mask.shape == disc.shape and prediction.mask.dtype == bool
+    assert mask_iou(prediction.mask, disc) > 0.85
+    assert 0 <= prediction.score <= 1
+    assert prediction.state.shape == (1, 1, 256, 256)
+
+
+def test_one_click_alone_gives_the_object_and_previous_is_used(sam):
+    _, disc = _scene()
+    ys, xs = np.nonzero(disc)
+    click = Clicks(np.array([[xs.mean(), ys.mean()]], np.float32), [0], [True])
+    first = sam.predict(clicks=click)
+    assert mask_iou(first.mask, disc) > 0.8
+    fed_back = sam.predict(clicks=click, previous=first.state)
+    assert fed_back.mask.shape == disc.shape  # runs with SAM's mask_input
+    assert not np.array_equal(fed_back.state, first.state)  # and the logits did change
+
+
+def test_a_box_partly_outside_the_image_is_clipped(sam):
+    _, disc = _scene()
+    x0, y0, x1, y1 = _box(disc)
+    assert mask_iou(sam.predict([x0, y0, x1 + 500, y1]).mask, disc) > 0.5
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "expected a box or at least one click, got neither"),
+        ({"box": [10, 10, 10, 50]}, "degenerate"),
+        ({"box": [900, 900, 990, 990]}, "outside the 320 x 240 image"),
+        (
+            {"clicks": Clicks(np.array([[400.0, 10.0]], np.float32), [0], [True])},
+            "click 0 at \\(400, 10\\) is outside",
+        ),
+        (
+            {"box": [10, 10, 50, 50], "previous": np.zeros((64, 64), np.float32)},
+            "previous SAM logits of shape",
+        ),
+    ],
+)
+def test_bad_prompts_are_named(sam, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        sam.predict(**kwargs)
+
+
+def test_predict_before_set_image_says_what_to_do(encoder, sam_files):
+    with pytest.raises(RuntimeError, match="call set_image"):
+        SamPredictor(encoder, sam_files[1]).predict([0, 0, 5, 5])
+
+
+def test_an_embedding_from_another_model_is_refused(sam):
+    other = Embedding(np.zeros((1, 384, 64, 64), np.float32), (240, 320), (768, 1024), 3.2)
+    with pytest.raises(ValueError, match="encoder and decoder are from different models"):
+        sam.set_embedding(other)
+
+
+def test_a_foreign_file_as_encoder_or_decoder_is_named(tmp_path, sam_files, encoder):
+    foreign = tmp_path / "foreign.onnx"
+    foreign.write_bytes(b"not a model at all")
+    with pytest.raises(ValueError, match="foreign.onnx: not an ONNX model"):
+        ImageEncoder(foreign)
+    with pytest.raises(ValueError, match="foreign.onnx: not a loadable ONNX decoder"):
+        SamPredictor(encoder, foreign)
+    with pytest.raises(ValueError, match="expected a SAM encoder with one input"):
+        ImageEncoder(sam_files[1])  # the decoder given as the encoder
+
+
+def test_upscaling_keeps_the_positive_region_and_handles_an_empty_mask():
+    logits = -np.ones((8, 8), np.float32)
+    assert not upscale_mask(logits, (80, 80)).any()
+    logits[2:4, 2:4] = 5.0
+    mask = upscale_mask(logits, (80, 80))
+    ys, xs = np.nonzero(mask)
+    assert 15 <= ys.min() <= 25 and 35 <= ys.max() <= 45 and 15 <= xs.min() <= 25
