@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import sys
@@ -35,11 +36,11 @@ from _work import claim_work
 
 from fewclick.io import read_dataset
 from fewclick.io.dataset import Dataset, split_by_image
-from fewclick.predict.grabcut import GrabCutPredictor
+from fewclick.predict.backends import BACKENDS, make_backend
 from fewclick.predict.segment import MaskPredictor
-from fewclick.predict.segment_api import BoxPredictor
 from fewclick.protocols import json_ready
 from fewclick.protocols.segment import RoundsConfig, plot_miou_vs_clicks, run_noc, run_rounds, tight_box
+from fewclick.protocols.segment_choice import choose_backend, score_backends
 from fewclick.protocols.segment_run import InstanceItems
 from fewclick.quality.ranker import QualityRanker, plot_ranking, ranking_report
 from fewclick.train.segment import SegmentTrainConfig, train_segmenter
@@ -62,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     noc_instances = args.noc_instances or (40 if args.quick else 150)
     ranker_instances = args.ranker_instances or (300 if args.quick else 1000)
     work = args.work or Path("out/bench_segment") / Path(args.train).name
-    claim_work(work, minutes)
     report = {
         "train": str(args.train),
         "test": str(args.test),
@@ -70,55 +70,156 @@ def main(argv: list[str] | None = None) -> int:
         "ranker_images": len(ranker_set),
         "test_images": len(test_set),
         "budget_minutes": minutes,
+        "methods": list(args.methods),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {platform.processor() or 'cpu'}, {torch.get_num_threads()} threads",
+        "load_average_start": os.getloadavg(),
     }
-    started = time.perf_counter()
-    train_segmenter(
-        model_set, work, train=SegmentTrainConfig(budget_minutes=minutes, seed=args.seed), clicks=args.clicks
-    )
-    report["train_minutes"] = round((time.perf_counter() - started) / 60, 2)
-    model = MaskPredictor.load(work)
-    predictors = {"model": model, "grabcut": GrabCutPredictor(), "box": BoxPredictor()}
+    backends = _backends(args.methods)
+    if "model" in backends:
+        claim_work(work, minutes)
+        started = time.perf_counter()
+        train_segmenter(
+            model_set,
+            work,
+            train=SegmentTrainConfig(budget_minutes=minutes, seed=args.seed),
+            clicks=args.clicks,
+        )
+        report["train_minutes"] = round((time.perf_counter() - started) / 60, 2)
+    predictors = _predictors(backends, work)
     rounds_cfg = RoundsConfig(seed=args.seed, max_instances=max_instances)
+    if "auto" in args.methods:  # the per-project pick, on the training part only
+        table = score_backends(
+            predictors, InstanceItems(ranker_set), rounds_cfg, max_instances=ranker_instances
+        )
+        report["auto"] = {
+            "chosen": choose_backend(table),
+            "table": table,
+            "on": "ranker part of the training part",
+        }
+        print(f"auto: {report['auto']['chosen']} ({_finals(table)})", flush=True)
     items = InstanceItems(test_set)
     rounds = {name: run_rounds(p, items, rounds_cfg) for name, p in predictors.items()}
     for name, result in rounds.items():
         print(f"{name}: mIoU per round " + " ".join(f"{m:.3f}" for m in result.miou), flush=True)
-    report["instances"] = len(rounds["model"].ious)
-    report["box_only"] = rounds["box"].miou[0]
-    report["grabcut"] = rounds["grabcut"].miou[0]
-    report["m_b"] = rounds["model"].miou[0]
+    _alias_auto(rounds, report)
+    report["instances"] = len(next(iter(rounds.values())).ious)
+    for key, name in (("box_only", "box"), ("grabcut", "grabcut"), ("m_b", "model")):
+        if name in rounds:
+            report[key] = rounds[name].miou[0]
     report["rounds"] = {name: r.miou for name, r in rounds.items()}
     report["boundary_F"] = {name: r.mean_boundary_f for name, r in rounds.items()}
     report["by_size"] = {name: r.by_size() for name, r in rounds.items()}
-    report["mean_clicks"] = rounds["model"].clicks_curve()[0]
-    noc = {
-        name: run_noc(p, items, max_instances=noc_instances, seed=args.seed)
-        for name, p in predictors.items()
-        if name != "box"
-    }
-    report["noc_instances"] = len(noc["model"].ious)
-    report["noc85"] = {name: r.noc["NoC@85"] for name, r in noc.items()}
-    report["noc90"] = {name: r.noc["NoC@90"] for name, r in noc.items()}
-    report["noc_mIoU_per_click"] = {name: r.miou_per_click for name, r in noc.items()}
-    report["ranker"], report["ranker_paper_features"] = _ranker(
-        model, ranker_set, ranker_instances, items, rounds_cfg, work, args.out
+    report["mean_clicks"] = {name: r.clicks_curve()[0] for name, r in rounds.items()}
+    report.update(_noc(predictors, items, noc_instances, args.seed))
+    _alias_auto(report, report, keys=NOC_KEYS)
+    report["ranker_by_method"] = _rankers_by_method(
+        predictors, ranker_set, ranker_instances, items, rounds_cfg, work, args.out
     )
-    report["ranker_sessions"] = ANNOTATOR
-    if args.encodings:
-        report["encodings"] = _encodings(args, model_set, work, minutes, items, rounds_cfg, rounds["model"])
-    report["latency_ms"] = {"predict": _latency(model, items)}
+    _alias_auto(report["ranker_by_method"], report)
+    if "model" in predictors:
+        report["ranker"], report["ranker_paper_features"] = _ranker(
+            predictors["model"], ranker_set, ranker_instances, items, rounds_cfg, work, args.out
+        )
+        report["ranker_sessions"] = ANNOTATOR
+        if args.encodings:
+            report["encodings"] = _encodings(
+                args, model_set, work, minutes, items, rounds_cfg, rounds["model"]
+            )
+    report["latency_ms"] = _latencies(predictors, items)
+    report["load_average_end"] = os.getloadavg()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(json_ready(report), indent=1))
     plot_miou_vs_clicks(
-        {name: r.clicks_curve() for name, r in rounds.items()},
+        {name: r.clicks_curve() for name, r in rounds.items() if name != "auto"},
         out.with_suffix(".png"),
         title=f"{Path(args.test).name}: mIoU over 3 x 3 rounds",
     )
-    print(f"wrote {out}, {out.with_suffix('.png')} and {_ranker_plot(out)}")
+    print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0
+
+
+METHODS = (*BACKENDS, "auto")
+NOC_KEYS = ("noc85", "noc90", "noc_mIoU_per_click", "noc85_clicks", "noc90_clicks")
+
+
+def _backends(methods: list[str]) -> list[str]:
+    """The single backends to build: those asked for, and every one when ``auto`` picks."""
+    return [b for b in BACKENDS if b in methods or "auto" in methods]
+
+
+def _predictors(backends: list[str], work: Path, model_dir: Path | None = None) -> dict:
+    """Built once, so SAM's embeddings are cached (in memory and under ``work``) across passes."""
+    encoder = None
+    if "sam" in backends:
+        from fewclick.predict.encoder import ImageEncoder
+
+        encoder = ImageEncoder(threads=2, cache_dir=Path(work) / "embeddings", memory_items=4)
+    model_dir = work if model_dir is None else model_dir
+    return {name: make_backend(name, model_dir=model_dir, encoder=encoder) for name in backends}
+
+
+def _alias_auto(table: dict, report: dict, keys: tuple | None = None) -> None:
+    """``table["auto"] = table[chosen]`` (in each of ``keys`` of ``table`` when given)."""
+    if "auto" not in report:
+        return
+    chosen = report["auto"]["chosen"]
+    for sub in [table] if keys is None else [table[k] for k in keys if k in table]:
+        if chosen in sub:
+            sub["auto"] = sub[chosen]
+
+
+def _finals(table: dict) -> str:
+    return ", ".join(f"{name} {row['final']:.3f}" for name, row in table.items())
+
+
+def _noc(predictors: dict, items, instances: int, seed: int) -> dict:
+    """NoC from a box (every backend but the box) and from clicks alone (backends that can)."""
+    from_box = {
+        name: run_noc(p, items, max_instances=instances, seed=seed)
+        for name, p in predictors.items()
+        if name != "box"
+    }
+    clicks = {
+        name: run_noc(p, items, max_instances=instances, seed=seed, start="click")
+        for name, p in predictors.items()
+        if name in CLICKS_ONLY
+    }
+    out = {
+        "noc_instances": len(next(iter(from_box.values())).ious) if from_box else 0,
+        "noc85": {name: r.noc["NoC@85"] for name, r in from_box.items()},
+        "noc90": {name: r.noc["NoC@90"] for name, r in from_box.items()},
+        "noc_mIoU_per_click": {name: r.miou_per_click for name, r in from_box.items()},
+        "noc85_clicks": {name: r.noc["NoC@85"] for name, r in clicks.items()},
+        "noc90_clicks": {name: r.noc["NoC@90"] for name, r in clicks.items()},
+    }
+    for name, r in out.items():
+        if name.startswith("noc") and isinstance(r, dict):
+            print(f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items() if isinstance(v, float)))
+    return out
+
+
+#: backends that segment from clicks alone (the clicks-only NoC protocol)
+CLICKS_ONLY = ("sam",)
+
+
+def _rankers_by_method(predictors: dict, ranker_set, instances: int, items, cfg, work: Path, out) -> dict:
+    """Per backend: M_r (with the backend's own score) trained on the ranker part's
+    sessions and scored on the test part's: ``{"spearman", "top70_mIoU", "all_mIoU"}``."""
+    report = {}
+    for name, predictor in predictors.items():
+        fit = run_rounds(
+            predictor, InstanceItems(ranker_set), replace(cfg, max_instances=instances, **ANNOTATOR)
+        )
+        test = run_rounds(predictor, items, replace(cfg, **ANNOTATOR))
+        ranker = QualityRanker(seed=cfg.seed, with_score=True).fit(fit.features, fit.final_ious, fit.scores)
+        r = ranking_report(ranker.predict(test.features, test.scores), test.final_ious)
+        report[name] = {k: r[k] for k in ("spearman", "top70_mIoU", "all_mIoU", "count")}
+        print(f"ranker {name}: Spearman {r['spearman']:.3f}", flush=True)
+        if name == "sam":
+            ranker.save(Path(work) / "ranker_sam.pkl")
+    return report
 
 
 # The ranker's sessions: an annotator who gives up to 4 clicks a round and ignores errors
@@ -172,53 +273,94 @@ def _ranker_plot(out: Path) -> Path:
 
 
 def _noc_only(args) -> int:
-    if args.models is None:
-        raise SystemExit("--noc-only needs --models DIR (a folder with m_b.pt and m_bc.pt)")
-    data = read_dataset(args.test)
-    items = InstanceItems(data)
-    predictors = {"model": MaskPredictor.load(args.models), "grabcut": GrabCutPredictor()}
-    noc = {name: run_noc(p, items, seed=args.seed) for name, p in predictors.items()}
+    """NoC (from a box, and from clicks alone where a backend can) on ``--test`` without any
+    training: ``model`` needs ``--models DIR``; ``auto`` is not available (nothing to pick on)."""
+    if "auto" in args.methods:
+        raise SystemExit("--noc-only scores backends as they are: auto needs a training part to pick on")
+    if "model" in args.methods and args.models is None:
+        raise SystemExit(
+            "--noc-only with the model method needs --models DIR (a folder with m_b.pt and m_bc.pt)"
+        )
+    items = InstanceItems(read_dataset(args.test))
+    work = args.work or Path("out/bench_segment") / f"{Path(args.test).name}_noc"
+    backends = [b for b in BACKENDS if b in args.methods]
+    predictors = _predictors(backends, work, model_dir=args.models)
     report = {
         "test": str(args.test),
-        "models": str(args.models),
+        "models": None if args.models is None else str(args.models),
+        "methods": backends,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "instances": len(noc["model"].ious),
-        "noc85": {name: r.noc["NoC@85"] for name, r in noc.items()},
-        "noc90": {name: r.noc["NoC@90"] for name, r in noc.items()},
-        "noc_mIoU_per_click": {name: r.miou_per_click for name, r in noc.items()},
+        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}, {torch.get_num_threads()} threads",
+        "load_average_start": os.getloadavg(),
     }
+    report.update(_noc(predictors, items, args.noc_instances, args.seed))
+    report["instances"] = report["noc_instances"]
+    report["latency_ms"] = _latencies(predictors, items)
+    report["load_average_end"] = os.getloadavg()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(json_ready(report), indent=1))
     plot_miou_vs_clicks(
         {name: (list(range(len(m))), m) for name, m in report["noc_mIoU_per_click"].items()},
         out.with_suffix(".png"),
-        title=f"{Path(args.test).name}: mIoU per click (NoC protocol)",
+        title=f"{Path(args.test).name}: mIoU per click (NoC protocol, from a box)",
     )
-    print(f"NoC@85 {report['noc85']}, NoC@90 {report['noc90']}; wrote {out}")
+    print(
+        f"NoC@85 {report['noc85']}, NoC@90 {report['noc90']}; "
+        f"clicks only {report['noc90_clicks']}; wrote {out}"
+    )
     return 0
 
 
-def _latency(model: MaskPredictor, items) -> dict:
-    """predict with 1..9 clicks on the first test objects: p50 / p95 in ms."""
+def _latencies(predictors: dict, items) -> dict:
+    """p50 / p95 in ms: ``predict`` (the model's, 1..9 clicks), ``sam_encode`` (uncached,
+    per test image) and ``sam_predict`` (a box and 1..9 clicks with the previous logits)."""
+    out = {}
+    if "model" in predictors:
+        out["predict"] = _click_latency(predictors["model"], items)
+    if "sam" in predictors:
+        sam = predictors["sam"]
+        times, seen = [], set()
+        for image, *_ in items:
+            if id(image) in seen:
+                continue
+            seen.add(id(image))
+            t = time.perf_counter()
+            sam.encoder.encode(image, key=f"latency-{len(seen)}-{time.time_ns()}")
+            times.append(time.perf_counter() - t)
+            if len(times) >= 10:
+                break
+        out["sam_encode"] = _percentiles(times)
+        out["sam_predict"] = _click_latency(sam, items)
+    return out
+
+
+def _click_latency(predictor, items) -> dict:
+    """predict with 1..9 clicks (and the last ``state`` as ``previous``) on the first test
+    objects: p50 / p95 in ms."""
     rng = np.random.default_rng(0)
     times = []
     for image, masks, *_ in items:
-        model.set_image(image)
+        predictor.set_image(image)
         for gt in masks[:10]:
             if not gt.any():
                 continue
             box = tight_box(gt)
             ys, xs = np.nonzero(gt)
+            previous = predictor.predict(box).state
             for n in range(1, 10):
                 pick = rng.integers(0, len(xs), n)
                 clicks = Clicks(np.stack([xs[pick], ys[pick]], 1), np.zeros(n), rng.random(n) < 0.5)
                 t = time.perf_counter()
-                model.predict(box, clicks)
+                previous = predictor.predict(box, clicks, previous).state
                 times.append(time.perf_counter() - t)
         if len(times) >= 90:
             break
-    ms = np.asarray(times) * 1000
+    return _percentiles(times)
+
+
+def _percentiles(seconds: list[float]) -> dict:
+    ms = np.asarray(seconds) * 1000
     return {"p50": round(float(np.percentile(ms, 50)), 1), "p95": round(float(np.percentile(ms, 95)), 1)}
 
 
@@ -249,7 +391,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-minutes", type=float, help="minutes for M_b and M_b+c together (default 12)")
     p.add_argument("--quick", action="store_true", help="3 min training, fewer test objects")
     p.add_argument("--max-instances", type=int, help="test objects in the rounds protocol (default 600)")
-    p.add_argument("--noc-instances", type=int, help="test objects in the NoC protocol (default 150)")
+    p.add_argument(
+        "--noc-instances",
+        type=int,
+        help="test objects in the NoC protocol (default 150; all with --noc-only)",
+    )
     p.add_argument("--ranker-instances", type=int, help="ranker-part objects to train M_r on (default 1000)")
     p.add_argument("--clicks", default="disks", choices=["disks", "gaussians", "distance"])
     p.add_argument(
@@ -259,7 +405,16 @@ def _parser() -> argparse.ArgumentParser:
         choices=["disks", "gaussians", "distance"],
         help="also train M_b+c with these click encodings and compare them over the rounds",
     )
-    p.add_argument("--noc-only", action="store_true", help="score --models on --test with NoC only")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(METHODS),
+        choices=METHODS,
+        help="backends to score (default: all); auto is the pick made on the training part",
+    )
+    p.add_argument(
+        "--noc-only", action="store_true", help="score the methods on --test with NoC only, no training"
+    )
     p.add_argument("--models", type=Path, help="a trained model folder (for --noc-only)")
     p.add_argument("--work", type=Path, help="where the models go")
     p.add_argument("--seed", type=int, default=0)

@@ -333,16 +333,24 @@ def _ritm_click(gt: np.ndarray, pred: np.ndarray, clicked: Clicks) -> Clicks:
 
 
 def _noc_session(
-    predictor: SegmentPredictor, gt: np.ndarray, void: np.ndarray | None, box: np.ndarray, max_clicks: int
+    predictor: SegmentPredictor,
+    gt: np.ndarray,
+    void: np.ndarray | None,
+    box: np.ndarray | None,
+    max_clicks: int,
 ) -> list[float]:
-    prediction = predictor.predict(box)
-    mask = _mask_of(prediction, gt.shape)
+    """IoU after the box (column 0; 0 for an empty start without a box) and each click."""
+    if box is None:
+        prediction, mask = None, np.zeros(gt.shape, bool)
+    else:
+        prediction = predictor.predict(box)
+        mask = _mask_of(prediction, gt.shape)
     ious, clicks = [mask_iou(mask, gt, void)], Clicks.empty()
     for _ in range(max_clicks):
         new = _ritm_click(_resolved(gt, mask, void), mask, clicks)
         if len(new):  # else no error is left: the mask stays
             clicks = clicks + new
-            prediction = predictor.predict(box, clicks, prediction.state)
+            prediction = predictor.predict(box, clicks, None if prediction is None else prediction.state)
             mask = _mask_of(prediction, gt.shape)
             ious.append(mask_iou(mask, gt, void))
         else:
@@ -360,20 +368,30 @@ def run_noc(
     seed: int = 0,
     max_instances: int | None = None,
     progress: bool = True,
+    start: Literal["box", "click"] = "box",
 ) -> NocResult:
-    """RITM's per-click protocol, started from a box: per instance the predictor first
-    segments the box alone (tight by default; ``box_noise`` as in :class:`RoundsConfig`),
-    then gets one click at a time at :func:`ritm_next_click` of its current mask (no noise),
-    up to ``max_clicks``. The box is free: NoC counts clicks only, so its minimum is 1
-    (:func:`~fewclick.metrics.segmentation.noc`), and is ``max_clicks`` when the threshold is
-    never reached. Returns :class:`NocResult` with ``NoC@85`` etc. per threshold."""
+    """RITM's per-click protocol. With ``start="box"`` (fewclick's default), per instance
+    the predictor first segments the box alone (tight by default; ``box_noise`` as in
+    :class:`RoundsConfig`), then gets one click at a time at :func:`ritm_next_click` of its
+    current mask (no noise), up to ``max_clicks``; the box is free. With ``start="click"``
+    (the protocol RITM and SAM publish) there is no box: the first click goes to the
+    object's interior point farthest from its boundary (RITM's click on an empty mask), and
+    only predictors that segment from clicks alone can run it. NoC counts clicks, so its
+    minimum is 1 (:func:`~fewclick.metrics.segmentation.noc`), and is ``max_clicks`` when
+    the threshold is never reached. Returns :class:`NocResult` with ``NoC@85`` etc."""
     if max_clicks < 1:
         raise ValueError(f"expected max_clicks >= 1, got {max_clicks}")
+    if start not in ("box", "click"):
+        raise ValueError(f"expected start 'box' or 'click', got {start!r}")
     sessions = []
     for image, gt, void, new_image, index in _instances(items, max_instances, "segment NoC", progress):
         if new_image:
             predictor.set_image(image)
-        box = _start_box(gt, _instance_rngs(seed, index)[0], box_noise, box_min_iou)
+        box = (
+            None
+            if start == "click"
+            else _start_box(gt, _instance_rngs(seed, index)[0], box_noise, box_min_iou)
+        )
         sessions.append(_noc_session(predictor, gt, void, box, max_clicks))
     ious = np.array(sessions, np.float64).reshape(-1, max_clicks + 1)
     noc = {f"NoC@{round(t * 100)}": mean_noc(ious[:, 1:], t, max_clicks) for t in thresholds}
