@@ -3,9 +3,9 @@ import pytest
 import torch
 from torch import nn
 
+from fewclick import crops as sc
 from fewclick.metrics.segmentation import mask_iou
 from fewclick.models.masknet import MaskNet, MaskNetConfig
-from fewclick.predict import segment_crop as sc
 from fewclick.predict.segment import MaskPredictor, load_masknet, save_masknet
 from fewclick.types import Clicks
 

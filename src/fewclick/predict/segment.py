@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from fewclick import crops as sc
 from fewclick.io.images import to_rgb8
 from fewclick.models.masknet import MaskNet, MaskNetConfig
-from fewclick.predict import segment_crop as sc
 from fewclick.predict.checkpoints import read_checkpoint
 from fewclick.predict.segment_api import MaskPrediction, check_box, check_mask_clicks
 from fewclick.train.detect_data import normalise

@@ -30,11 +30,11 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from fewclick import crops as sc
 from fewclick.io import rle
 from fewclick.io.dataset import Dataset
 from fewclick.io.images import load_image, to_rgb8
 from fewclick.models.masknet import MaskNet, MaskNetConfig
-from fewclick.predict import segment_crop as sc
 from fewclick.predict.segment import MASK_CHECKPOINT_VERSION
 from fewclick.simulate.corrective import corrective_clicks, noisy_box
 from fewclick.train.common import (
