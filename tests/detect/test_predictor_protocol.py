@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from fewclick.data.synthetic import make_dataset
-from fewclick.models.detector import ClickDetectorNet, DetectorConfig
-from fewclick.predict.detect import ClickDetector, DecodeConfig, decode_outputs, load_checkpoint
+from fewclick.models.detector import ClickDetectorNet, DetectorConfig, load_detector
+from fewclick.predict.detect import ClickDetector, DecodeConfig, decode_outputs
 from fewclick.protocols.detect import (
     GroundTruthPredictor,
     ProtocolConfig,
@@ -87,7 +87,7 @@ def test_bad_clicks_name_the_problem(checkpoint, scenes, click, message):
 
 
 def test_large_images_are_tiled_and_merged(checkpoint, scenes):
-    net, ckpt = load_checkpoint(checkpoint)
+    net, ckpt = load_detector(checkpoint)
     det = ClickDetector(net, ckpt["classes"], tile_size=64, overlap=16)
     image = np.tile(scenes[1][0][0], (1, 2, 1))  # 128 x 256
     det.set_image(image)

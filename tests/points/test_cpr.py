@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from fewclick.models.cpr import CPRNet, CPRNetConfig
+from fewclick.models.cpr import CPRNet, CPRNetConfig, bag_offsets
 from fewclick.predict.points import PointRefiner, RefineConfig, refine_points, self_refine
-from fewclick.train.cpr import CPRConfig, CPRLoss, PointImage, _Crop, bag_offsets, focal, negatives, train_cpr
+from fewclick.train.cpr import CPRConfig, CPRLoss, PointImage, _Crop, focal, negatives, train_cpr
 from fewclick.types import Detections
 
 TINY = dict(widths=(8, 8, 16), blocks=(1, 1, 1), features=16, head_width=16)

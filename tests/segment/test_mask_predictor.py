@@ -3,10 +3,10 @@ import pytest
 import torch
 from torch import nn
 
+from fewclick import crops as sc
 from fewclick.metrics.segmentation import mask_iou
-from fewclick.models.masknet import MaskNet, MaskNetConfig
-from fewclick.predict import segment_crop as sc
-from fewclick.predict.segment import MaskPredictor, load_masknet, save_masknet
+from fewclick.models.masknet import MaskNet, MaskNetConfig, load_masknet, save_masknet
+from fewclick.predict.segment import MaskPredictor
 from fewclick.types import Clicks
 
 TINY = dict(widths=(4, 8, 8), crop=32, inner=16)

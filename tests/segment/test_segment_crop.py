@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from fewclick import crops as sc
 from fewclick.metrics.segmentation import mask_iou
-from fewclick.predict import segment_crop as sc
 
 
 def test_the_box_fills_inner_pixels_at_the_crop_centre():

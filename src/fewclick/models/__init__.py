@@ -1,1 +1,3 @@
-"""Network modules only (``nn.Module``s): no numpy, files or HTTP here."""
+"""Network modules (``nn.Module``s), each with its own checkpoint ``save`` / ``load`` and
+input normalisation (:mod:`~fewclick.models.checkpoint` reads and writes the files); no
+image decoding, dataset formats or HTTP here."""

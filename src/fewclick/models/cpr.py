@@ -5,19 +5,27 @@ and two 1 x 1 branches over the point features.
 over a bag in the loss: "which points of the bag carry the class?") are linear maps of a
 feature vector, so scoring a bilinearly interpolated feature vector is the same as
 interpolating the logit maps; refinement uses the maps, training the vectors.
+
+Training and refinement share the bag (:func:`bag_offsets`), the checkpoint
+(:func:`save_cprnet` / :func:`load_cprnet`, kind ``"cpr"``) and the input (:func:`normalise`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from fewclick.models.backbone import Backbone
+from fewclick.models.checkpoint import read_checkpoint, write_checkpoint
+from fewclick.models.pixels import normalise as normalise  # the image input this network expects
 
 LEVELS = (4, 8)
+CHECKPOINT_KIND, CHECKPOINT_VERSION = "cpr", 1
 
 
 @dataclass(frozen=True)
@@ -90,3 +98,34 @@ class CPRNet(nn.Module):
         """Class logit maps ``float[B, K, h, w]``."""
         feats = self.features(images)
         return self.cls(feats.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def bag_offsets(radius: int, u0: int = 8) -> np.ndarray:
+    """The bag around a point at the origin, ``float32[U, 2]`` in feature cells: R circles,
+    circle r holding ``r * u0`` equally spaced points (Eq. 1), U = u0 * R (R + 1) / 2."""
+    out = []
+    for r in range(1, radius + 1):
+        angle = 2 * np.pi * np.arange(r * u0) / (r * u0)
+        out.append(np.stack([r * np.cos(angle), r * np.sin(angle)], 1))
+    return np.concatenate(out).astype(np.float32)
+
+
+def save_cprnet(path: str | Path, net: CPRNet, **fields) -> Path:
+    """Write ``net`` (its config as ``net``, its weights as ``state_dict``) with ``fields``
+    (class names, training settings) as a CPR checkpoint that :func:`load_cprnet` reads."""
+    return write_checkpoint(
+        path,
+        CHECKPOINT_KIND,
+        CHECKPOINT_VERSION,
+        net=net.config.to_dict(),
+        state_dict=net.state_dict(),
+        **fields,
+    )
+
+
+def load_cprnet(path: str | Path) -> tuple[CPRNet, dict]:
+    """A trained CPRNet (eval mode) and its checkpoint dict; errors name the file and the problem."""
+    ckpt = read_checkpoint(path, CHECKPOINT_KIND, CHECKPOINT_VERSION)
+    net = CPRNet(CPRNetConfig.from_dict(ckpt["net"]))
+    net.load_state_dict(ckpt["state_dict"])
+    return net.eval(), ckpt

@@ -3,20 +3,28 @@
 ``ClickDetectorNet.encode`` runs the image-only part once (cacheable); ``decode`` runs
 the click-dependent part (Late Fusion, C3, the head). Early Fusion is the exception: its
 clicks enter with the image, so ``encode`` needs them and nothing can be cached.
+
+:func:`save_detector` / :func:`load_detector` write and read its checkpoint (kind
+``"click-detector"``); :func:`normalise` makes the image input it expects.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from fewclick.models.backbone import Backbone, conv_bn
+from fewclick.models.checkpoint import read_checkpoint, write_checkpoint
 from fewclick.models.clicks import C3, ClickTensors, LateFusion, class_heatmaps
+from fewclick.models.pixels import normalise as normalise  # the image input this network expects
 
 METHODS = ("c3det", "late-fusion", "early-fusion", "plain")
+CHECKPOINT_KIND = "click-detector"
+CHECKPOINT_VERSION = 2  # 2: box outputs no longer see the clicks
 
 
 @dataclass(frozen=True)
@@ -202,3 +210,28 @@ class ClickDetectorNet(nn.Module):
 
     def forward(self, images: torch.Tensor, clicks: ClickTensors | None = None) -> dict[str, torch.Tensor]:
         return self.decode(self.encode(images, clicks), clicks)
+
+
+def save_detector(path: str | Path, net: ClickDetectorNet, **fields) -> Path:
+    """Write ``net`` (its config as a dict and its weights) with ``fields`` (class names,
+    training state) as a click-detector checkpoint that :func:`load_detector` reads."""
+    return write_checkpoint(
+        path,
+        CHECKPOINT_KIND,
+        CHECKPOINT_VERSION,
+        config=net.config.to_dict(),
+        model=net.state_dict(),
+        **fields,
+    )
+
+
+def load_detector(path: str | Path) -> tuple[ClickDetectorNet, dict]:
+    """A trained network (eval mode) and its checkpoint dict; errors name the file and the problem."""
+    ckpt = read_checkpoint(path, CHECKPOINT_KIND, CHECKPOINT_VERSION)
+    net = ClickDetectorNet(DetectorConfig.from_dict(ckpt["config"]))
+    try:
+        net.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not fit the stored config ({exc})") from None
+    net.eval()
+    return net, ckpt

@@ -4,17 +4,25 @@ The paper uses DeepLabv2 ResNet-101 with extra input channels; fewclick trains f
 on a CPU, so a small U-Net over a 128 x 128 crop does the same job: input the crop's RGB,
 the box channel (inside / outside) and, for M_b+c, two click channels (positive /
 negative); output one foreground logit per crop pixel.
+
+:func:`save_masknet` / :func:`load_masknet` write and read its checkpoint (kind
+``"mask-net"``); :func:`normalise` makes the RGB part of its input.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fewclick.models.checkpoint import read_checkpoint, write_checkpoint
+from fewclick.models.pixels import normalise as normalise  # the RGB channels this network expects
+
 CLICK_ENCODINGS = ("disks", "gaussians", "distance")
+CHECKPOINT_KIND, CHECKPOINT_VERSION = "mask-net", 1
 
 
 @dataclass(frozen=True)
@@ -96,3 +104,28 @@ class MaskNet(nn.Module):
             x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = stage(torch.cat([x, skip], dim=1))
         return self.head(x)
+
+
+def save_masknet(path: str | Path, net: MaskNet, train: dict | None = None, **fields) -> Path:
+    """Write ``net`` as a mask-net checkpoint (kind, version, config, weights, ``train``
+    and any further ``fields`` such as the optimizer state) that :func:`load_masknet` reads."""
+    return write_checkpoint(
+        path,
+        CHECKPOINT_KIND,
+        CHECKPOINT_VERSION,
+        config=net.config.to_dict(),
+        train=train or {},
+        model=net.state_dict(),
+        **fields,
+    )
+
+
+def load_masknet(path: str | Path) -> tuple[MaskNet, dict]:
+    """A trained M_b or M_b+c (eval mode) and its checkpoint; errors name the file and the problem."""
+    ckpt = read_checkpoint(path, CHECKPOINT_KIND, CHECKPOINT_VERSION)
+    try:
+        net = MaskNet(MaskNetConfig.from_dict(ckpt["config"]))
+        net.load_state_dict(ckpt["model"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"{path}: weights do not fit the stored config ({exc})") from None
+    return net.eval(), ckpt

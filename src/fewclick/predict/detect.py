@@ -17,12 +17,8 @@ from fewclick.io.images import to_rgb8
 from fewclick.io.tiling import Tile, merge_detections, tile_grid
 from fewclick.metrics.detection import box_iou, rbox_iou
 from fewclick.models.clicks import ClickTensors
-from fewclick.models.detector import ClickDetectorNet, DetectorConfig
-from fewclick.predict.checkpoints import read_checkpoint
-from fewclick.train.detect_data import normalise
+from fewclick.models.detector import ClickDetectorNet, load_detector, normalise
 from fewclick.types import Click, Clicks, Detections
-
-CHECKPOINT_VERSION = 2  # 2: box outputs no longer see the clicks
 
 
 @dataclass(frozen=True)
@@ -44,18 +40,6 @@ class DecodeConfig:
     click_radius: int = 2
     duplicate_iou: float = 0.5
     point_radius: float = 6.0  # box half-size given to point detections (points-only models)
-
-
-def load_checkpoint(path: str | Path) -> tuple[ClickDetectorNet, dict]:
-    """A trained network and its checkpoint metadata; errors name the file and the problem."""
-    ckpt = read_checkpoint(path, "click-detector", CHECKPOINT_VERSION)
-    net = ClickDetectorNet(DetectorConfig.from_dict(ckpt["config"]))
-    try:
-        net.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: weights do not fit the stored config ({exc})") from None
-    net.eval()
-    return net, ckpt
 
 
 class ClickDetector:
@@ -86,7 +70,7 @@ class ClickDetector:
 
     @classmethod
     def load(cls, path: str | Path, decode: DecodeConfig | None = None) -> ClickDetector:
-        net, ckpt = load_checkpoint(path)
+        net, ckpt = load_detector(path)
         return cls(net, ckpt["classes"], decode, **ckpt.get("predictor", {}))
 
     # ------------------------------------------------------------------ image

@@ -26,10 +26,7 @@ import torch
 from scipy import ndimage
 from tqdm import tqdm
 
-from fewclick.models.cpr import CPRNet, CPRNetConfig
-from fewclick.predict.checkpoints import read_checkpoint
-from fewclick.train.cpr import CHECKPOINT_KIND, CHECKPOINT_VERSION, bag_offsets
-from fewclick.train.detect_data import normalise
+from fewclick.models.cpr import CPRNet, bag_offsets, load_cprnet, normalise
 from fewclick.types import Detections
 
 __all__ = ["RefineConfig", "PointRefiner", "refine_points", "self_refine"]
@@ -63,9 +60,7 @@ class PointRefiner:
 
     @classmethod
     def load(cls, path: str | Path, config: RefineConfig | None = None) -> PointRefiner:
-        ckpt = read_checkpoint(path, CHECKPOINT_KIND, CHECKPOINT_VERSION)
-        net = CPRNet(CPRNetConfig.from_dict(ckpt["net"]))
-        net.load_state_dict(ckpt["state_dict"])
+        net, ckpt = load_cprnet(path)
         return cls(net, ckpt["classes"], int(ckpt["train"]["radius"]), config)
 
     @property

@@ -14,46 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from fewclick import crops as sc
 from fewclick.io.images import to_rgb8
-from fewclick.models.masknet import MaskNet, MaskNetConfig
-from fewclick.predict import segment_crop as sc
-from fewclick.predict.checkpoints import read_checkpoint
+from fewclick.models.masknet import MaskNet, load_masknet, normalise
 from fewclick.predict.segment_api import MaskPrediction, check_box, check_mask_clicks, require_box
-from fewclick.train.detect_data import normalise
 from fewclick.types import Clicks
-
-MASK_CHECKPOINT_VERSION = 1
-
-
-def load_masknet(path: str | Path) -> tuple[MaskNet, dict]:
-    """A trained M_b or M_b+c and its checkpoint; errors name the file and the problem."""
-    ckpt = read_checkpoint(path, "mask-net", MASK_CHECKPOINT_VERSION)
-    try:
-        net = MaskNet(MaskNetConfig.from_dict(ckpt["config"]))
-        net.load_state_dict(ckpt["model"])
-    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
-        raise ValueError(f"{path}: weights do not fit the stored config ({exc})") from None
-    return net.eval(), ckpt
-
-
-def save_masknet(path: str | Path, net: MaskNet, train: dict | None = None) -> Path:
-    """Write ``net`` as a mask-net checkpoint (kind, version, config, weights, ``train``)
-    that :func:`load_masknet` and :meth:`MaskPredictor.load` read."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "kind": "mask-net",
-            "version": MASK_CHECKPOINT_VERSION,
-            "config": net.config.to_dict(),
-            "train": train or {},
-            "model": net.state_dict(),
-        },
-        tmp,
-    )
-    tmp.replace(path)
-    return path
 
 
 @dataclass

@@ -30,7 +30,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from fewclick.models.cpr import CPRNet, CPRNetConfig
+from fewclick.models.cpr import CPRNet, CPRNetConfig, bag_offsets, normalise, save_cprnet
 from fewclick.train.common import (
     CALIBRATION_SKIP,
     CALIBRATION_STEPS,
@@ -38,10 +38,8 @@ from fewclick.train.common import (
     set_lr,
     steps_for_budget,
 )
-from fewclick.train.detect_data import normalise, random_flip
+from fewclick.train.detect_data import random_flip
 from fewclick.types import Objects
-
-CHECKPOINT_KIND, CHECKPOINT_VERSION = "cpr", 1
 
 
 @dataclass(frozen=True)
@@ -92,16 +90,6 @@ class PointImage:
             raise ValueError(f"expected one label and ignore flag per point ({n}), got {len(self.labels)}")
         if not np.isfinite(self.points).all():
             raise ValueError("expected finite point coordinates; drop objects without a point first")
-
-
-def bag_offsets(radius: int, u0: int = 8) -> np.ndarray:
-    """The bag around a point at the origin, ``float32[U, 2]`` in feature cells: R circles,
-    circle r holding ``r * u0`` equally spaced points (Eq. 1), U = u0 * R (R + 1) / 2."""
-    out = []
-    for r in range(1, radius + 1):
-        angle = 2 * np.pi * np.arange(r * u0) / (r * u0)
-        out.append(np.stack([r * np.cos(angle), r * np.sin(angle)], 1))
-    return np.concatenate(out).astype(np.float32)
 
 
 def focal(prob: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -295,18 +283,11 @@ def train_cpr(
         bar.update(1)
         bar.set_postfix({k: f"{v.item():.3f}" for k, v in losses.items()}, refresh=False)
     bar.close()
-    path = out_dir / "cpr.pt"
-    torch.save(
-        {
-            "kind": CHECKPOINT_KIND,
-            "version": CHECKPOINT_VERSION,
-            "net": net_config.to_dict(),
-            "train": asdict(config),
-            "classes": list(classes),
-            "state_dict": net.state_dict(),
-            "steps": step,
-            "minutes": (time.perf_counter() - started) / 60,
-        },
-        path,
+    return save_cprnet(
+        out_dir / "cpr.pt",
+        net,
+        train=asdict(config),
+        classes=list(classes),
+        steps=step,
+        minutes=(time.perf_counter() - started) / 60,
     )
-    return path

@@ -20,8 +20,7 @@ from tqdm import tqdm
 from fewclick.io.dataset import Dataset
 from fewclick.io.images import load_image
 from fewclick.models.clicks import ClickTensors
-from fewclick.models.detector import ClickDetectorNet, DetectorConfig
-from fewclick.predict.detect import CHECKPOINT_VERSION, ClickDetector, DecodeConfig
+from fewclick.models.detector import ClickDetectorNet, DetectorConfig, load_detector, normalise, save_detector
 from fewclick.train.common import (
     CALIBRATION_SKIP,
     CALIBRATION_STEPS,
@@ -30,7 +29,7 @@ from fewclick.train.common import (
     set_lr,
     steps_for_budget,
 )
-from fewclick.train.detect_data import build_targets, geometry_only, make_sample, normalise
+from fewclick.train.detect_data import build_targets, geometry_only, make_sample
 from fewclick.train.detect_loss import DetectionCriterion
 from fewclick.types import Objects
 
@@ -146,7 +145,7 @@ def train_detector(
         pause = step == train.stop_after
         if total is not None and (step % train.val_every == 0 or step == total or pause):
             elapsed = time.perf_counter() - started
-            _save(ckpt_path, net, optim, rng, config, train, dataset.classes, step, total, elapsed, per_step)
+            _save(ckpt_path, net, optim, rng, train, dataset.classes, step, total, elapsed, per_step)
             if val_images and not pause:
                 log(f"step {step}/{total}: " + _validate(net, dataset.classes, val_images, config))
         if pause:
@@ -186,9 +185,7 @@ def warm_start(net: ClickDetectorNet, path: str | Path, log: Callable[[str], Non
     plain detector of the same data): every tensor whose name and shape match is copied;
     Early Fusion's first convolution takes the image channels and starts its click channels
     at zero, so at the first step it is the plain detector. Fails on other classes."""
-    from fewclick.predict.detect import load_checkpoint
-
-    source, ckpt = load_checkpoint(path)
+    source, ckpt = load_detector(path)
     if source.config.num_classes != net.config.num_classes:
         raise ValueError(
             f"{path}: a model of {source.config.num_classes} classes cannot start one of "
@@ -221,7 +218,9 @@ def _sample_clicks(samples) -> ClickTensors:
 
 
 def _validate(net, classes, val_images, config: DetectorConfig) -> str:
-    """VOC07 mAP@0.5 on the validation images with 0 and 5 clicks (a fixed session)."""
+    """VOC07 mAP@0.5 on the validation images with 0 and 5 clicks (a fixed session).
+    The one place training needs the predictor (to decode and score), so it is imported here."""
+    from fewclick.predict.detect import ClickDetector, DecodeConfig
     from fewclick.protocols.detect import evaluate_at_clicks
 
     predictor = ClickDetector(net, classes, DecodeConfig())
@@ -230,27 +229,20 @@ def _validate(net, classes, val_images, config: DetectorConfig) -> str:
     return ", ".join(f"val mAP@{k} clicks {v:.3f}" for k, v in zip(ks, scores))
 
 
-def _save(path: Path, net, optim, rng, config, train, classes, step, total, elapsed, per_step) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "kind": "click-detector",
-            "version": CHECKPOINT_VERSION,
-            "config": config.to_dict(),
-            "train": asdict(train),
-            "classes": list(classes),
-            "model": net.state_dict(),
-            "optimizer": optim.state_dict(),
-            "step": step,
-            "total_steps": total,
-            "elapsed_s": elapsed,
-            "seconds_per_step": per_step,  # the calibrated speed (None for a fixed step count)
-            "rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-        },
-        tmp,
+def _save(path: Path, net, optim, rng, train, classes, step, total, elapsed, per_step) -> None:
+    save_detector(
+        path,
+        net,
+        train=asdict(train),
+        classes=list(classes),
+        optimizer=optim.state_dict(),
+        step=step,
+        total_steps=total,
+        elapsed_s=elapsed,
+        seconds_per_step=per_step,  # the calibrated speed (None for a fixed step count)
+        rng=rng.bit_generator.state,
+        torch_rng=torch.get_rng_state(),
     )
-    tmp.replace(path)  # never leave a half-written checkpoint
 
 
 def _stored_speed(path: Path) -> float | None:

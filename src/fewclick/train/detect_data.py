@@ -16,13 +16,6 @@ from fewclick.io.tiling import Tile, crop_objects
 from fewclick.simulate.clicks import object_centres, training_click_indices
 from fewclick.types import Objects, polygons_to_boxes, polygons_to_rboxes, rboxes_to_polygons
 
-MEAN, STD = 127.5, 64.0
-
-
-def normalise(image: np.ndarray) -> np.ndarray:
-    """``uint8[H, W, 3]`` -> ``float32[3, H, W]`` as the network sees it."""
-    return ((image.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1)
-
 
 @dataclass
 class Sample:

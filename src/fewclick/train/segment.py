@@ -30,12 +30,11 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from fewclick import crops as sc
 from fewclick.io import rle
 from fewclick.io.dataset import Dataset
 from fewclick.io.images import load_image, to_rgb8
-from fewclick.models.masknet import MaskNet, MaskNetConfig
-from fewclick.predict import segment_crop as sc
-from fewclick.predict.segment import MASK_CHECKPOINT_VERSION
+from fewclick.models.masknet import MaskNet, MaskNetConfig, normalise, save_masknet
 from fewclick.simulate.corrective import corrective_clicks, noisy_box
 from fewclick.train.common import (
     CALIBRATION_SKIP,
@@ -45,7 +44,6 @@ from fewclick.train.common import (
     set_lr,
     steps_for_budget,
 )
-from fewclick.train.detect_data import normalise
 
 
 @dataclass(frozen=True)
@@ -311,24 +309,17 @@ class _Run:
         return f"val mIoU {_miou(ours, gt):.3f} ({label} {_miou(base, gt):.3f}, {len(gt)} instances)"
 
     def _save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        torch.save(
-            {
-                "kind": "mask-net",
-                "version": MASK_CHECKPOINT_VERSION,
-                "config": self.config.to_dict(),
-                "train": asdict(self.train),
-                "model": self.net.state_dict(),
-                "optimizer": self.optim.state_dict(),
-                "step": self.step,
-                "total_steps": self.total,
-                "elapsed_s": self.elapsed,
-                "rng": self.rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-            },
-            tmp,
+        save_masknet(
+            self.path,
+            self.net,
+            asdict(self.train),
+            optimizer=self.optim.state_dict(),
+            step=self.step,
+            total_steps=self.total,
+            elapsed_s=self.elapsed,
+            rng=self.rng.bit_generator.state,
+            torch_rng=torch.get_rng_state(),
         )
-        tmp.replace(self.path)  # never leave a half-written checkpoint
 
     def _resume(self) -> None:
         ckpt = torch.load(self.path, map_location="cpu", weights_only=False)

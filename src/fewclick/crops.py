@@ -1,5 +1,8 @@
 """The crop a box-to-mask network sees, and the click and box channels drawn in it.
 
+Training (:mod:`fewclick.train.segment`) and the predictor (:mod:`fewclick.predict.segment`)
+both build their network inputs here, so the two cannot drift apart.
+
 A :class:`CropFrame` is the similarity transform of one (noisy) box: the box is scaled,
 keeping its aspect ratio, to fit inside ``inner`` px and centred in a ``size`` x ``size``
 crop, so the crop holds the box plus context from the image (zero outside the image).

@@ -1,4 +1,10 @@
-"""Reading fewclick model files: one place for the errors a user sees on a bad file."""
+"""Reading and writing fewclick model files: one place for the errors a user sees on a bad file.
+
+A checkpoint is a dict with the model's ``kind`` and format ``version`` beside its config
+and weights; each model module (:mod:`~fewclick.models.detector`,
+:mod:`~fewclick.models.masknet`, :mod:`~fewclick.models.cpr`) names its own kind and
+version and builds its network from what :func:`read_checkpoint` returns.
+"""
 
 from __future__ import annotations
 
@@ -27,3 +33,14 @@ def read_checkpoint(path: str | Path, kind: str, version: int) -> dict:
             f"{path}: checkpoint version {ckpt.get('version')} is not {version}; retrain with this fewclick"
         )
     return ckpt
+
+
+def write_checkpoint(path: str | Path, kind: str, version: int, **fields) -> Path:
+    """Write ``{"kind": kind, "version": version, **fields}`` to ``path`` (its folder made
+    if missing) through a temporary file, so a reader never sees a half-written one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"kind": kind, "version": version, **fields}, tmp)
+    tmp.replace(path)
+    return path
