@@ -24,27 +24,22 @@ from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fewclick.server import store, tiles, worker
+from fewclick.server import queries, store, tiles, views, worker
 from fewclick.server.db import (
     Annotation,
-    Event,
     Image,
     Job,
-    ModelVersion,
     Project,
     ProjectClass,
     init_db,
     local_user,
-    now,
     session_factory,
 )
 from fewclick.server.training import newest_model
 
 STATIC = Path(__file__).parent / "static"
-LARGE = 2048  # images with a side above this are served as tiles
 BROWSER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
@@ -168,7 +163,9 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
             raise HTTPException(400, str(exc)) from None
 
     def prepare_tiles(images: list[Image]) -> None:
-        large = [(im.id, im.path, im.width, im.height) for im in images if max(im.width, im.height) > LARGE]
+        large = [
+            (im.id, im.path, im.width, im.height) for im in images if tiles.is_large(im.width, im.height)
+        ]
         if large:
             threading.Thread(
                 target=lambda: [tiles.prepare(tile_cache, *args) for args in large], daemon=True
@@ -177,7 +174,7 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
     # ------------------------------------------------------------------ projects
     @app.get("/api/projects")
     def list_projects(session: DB):
-        return [_project_summary(session, p) for p in session.scalars(select(Project).order_by(Project.id))]
+        return [views.project(p, queries.status_counts(session, p.id)) for p in queries.projects(session)]
 
     @app.post("/api/projects", status_code=201)
     def create_project(body: ProjectIn, session: DB):
@@ -205,7 +202,7 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
         if body.color:
             cls.color = body.color
         session.commit()
-        return _class(cls)
+        return views.project_class(cls)
 
     @app.patch("/api/classes/{class_id}")
     def patch_class(class_id: int, body: ClassIn, session: DB):
@@ -225,20 +222,13 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
                     other.key = None
             cls.key = body.key
         session.commit()
-        return _class(cls)
+        return views.project_class(cls)
 
     @app.get("/api/projects/{project_id}/images")
     def list_images(project_id: int, session: DB):
         project = store.get(session, Project, project_id, "project")
-        counts = dict(
-            session.execute(
-                select(Annotation.image_id, func.count())
-                .join(Image)
-                .where(Image.project_id == project.id, Annotation.reference.is_(False))
-                .group_by(Annotation.image_id)
-            ).all()
-        )
-        return [_image(im, counts.get(im.id, 0)) for im in project.images]
+        counts = queries.annotation_counts(session, project.id)
+        return [views.image(im, counts.get(im.id, 0)) for im in project.images]
 
     @app.post("/api/projects/{project_id}/images", status_code=201)
     async def upload_image(project_id: int, file: Annotated[UploadFile, File()], session: DB):
@@ -254,7 +244,7 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
         )
         session.commit()
         prepare_tiles([image])
-        return _image(image, 0)
+        return views.image(image, 0)
 
     @app.post("/api/projects/{project_id}/import")
     def import_dataset(project_id: int, body: ImportIn, session: DB):
@@ -288,10 +278,10 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
     @app.get("/api/images/{image_id}")
     def get_image(image_id: int, session: DB):
         image = store.get(session, Image, image_id, "image")
-        out = _image(image, len(image.annotations))
-        out["annotations"] = [_annotation(a) for a in image.annotations if not a.reference]
+        out = views.image(image, len(image.annotations))
+        out["annotations"] = [views.annotation(a) for a in image.annotations if not a.reference]
         out["tiles"] = (
-            tiles.info(image.width, image.height) if max(image.width, image.height) > LARGE else None
+            tiles.info(image.width, image.height) if tiles.is_large(image.width, image.height) else None
         )
         siblings = [im.id for im in image.project.images]
         i = siblings.index(image.id)
@@ -304,7 +294,7 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
         image = store.get(session, Image, image_id, "image")
         store.set_status(image, body.status, local_user(session))
         session.commit()
-        return _image(image, len(image.annotations))
+        return views.image(image, len(image.annotations))
 
     @app.get("/api/images/{image_id}/file")
     def image_file(image_id: int, session: DB):
@@ -336,23 +326,19 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
         ann = store.add_annotation(session, user, image, body.model_dump())
         store.touch(image, user)
         session.commit()
-        return {"annotation": _annotation(ann), "revision": image.revision}
+        return {"annotation": views.annotation(ann), "revision": image.revision}
 
     @app.post("/api/images/{image_id}/annotations/batch")
     def batch(image_id: int, body: BatchIn, session: DB):
         image = store.get(session, Image, image_id, "image")
         store.check_revision(image, body.revision)
         user = local_user(session)
-        for ann_id in body.delete:
-            ann = session.get(Annotation, ann_id)
-            if ann is None or ann.image_id != image.id:
-                raise HTTPException(404, f"no annotation {ann_id} on image {image.file_name!r}")
-            session.delete(ann)
+        store.delete_annotations(session, image, body.delete)
         created = [store.add_annotation(session, user, image, a.model_dump()) for a in body.create]
         store.touch(image, user)
         session.commit()
         return {
-            "created": [_annotation(a) for a in created],
+            "created": [views.annotation(a) for a in created],
             "deleted": body.delete,
             "revision": image.revision,
         }
@@ -365,14 +351,14 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
         store.update_annotation(session, user, ann, body.model_dump(exclude_unset=True, exclude={"revision"}))
         store.touch(ann.image, user)
         session.commit()
-        return {"annotation": _annotation(ann), "revision": ann.image.revision}
+        return {"annotation": views.annotation(ann), "revision": ann.image.revision}
 
     @app.delete("/api/annotations/{annotation_id}")
     def delete_annotation(annotation_id: int, session: DB, revision: int | None = None):
         ann = store.get(session, Annotation, annotation_id, "annotation")
         image = ann.image
         store.check_revision(image, revision)
-        session.delete(ann)
+        store.delete_annotations(session, image, [annotation_id])
         store.touch(image, local_user(session))
         session.commit()
         return {"deleted": annotation_id, "revision": image.revision}
@@ -393,7 +379,7 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
             clicks.append([x, y, position_of[class_id]])
         model = newest_model(session, project.id, "detect")
         # box sizes per class help only the training-free fallback: no query when a model serves
-        sizes = {} if model else _class_sizes(session, project)
+        sizes = {} if model else queries.class_sizes(session, project.id)
         result = await in_worker(
             worker.detect,
             image.path,
@@ -455,13 +441,7 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
     @app.post("/api/projects/{project_id}/train", status_code=202)
     def train(project_id: int, body: TrainIn, session: DB):
         project = store.get(session, Project, project_id, "project")
-        running = session.scalar(
-            select(Job).where(Job.project_id == project.id, Job.status.in_(("queued", "running")))
-        )
-        if running is not None:
-            raise HTTPException(409, f"job {running.id} is training this project already")
-        job = Job(project_id=project.id, kind="train", created_by=local_user(session).id)
-        session.add(job)
+        job = store.add_job(session, local_user(session), project, "train")
         session.commit()
         ctx = multiprocessing.get_context("spawn")
         ctx.Process(
@@ -469,64 +449,29 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
             args=(db_url, job.id, str(data_dir / "models"), body.minutes),
             daemon=True,
         ).start()
-        return _job(job)
+        return views.job(job)
 
     @app.get("/api/jobs/{job_id}")
     def get_job(job_id: int, session: DB):
-        return _job(store.get(session, Job, job_id, "job"))
+        return views.job(store.get(session, Job, job_id, "job"))
 
     @app.get("/api/projects/{project_id}/jobs")
     def list_jobs(project_id: int, session: DB):
         store.get(session, Project, project_id, "project")
-        return [
-            _job(j) for j in session.scalars(select(Job).where(Job.project_id == project_id).order_by(Job.id))
-        ]
+        return [views.job(j) for j in queries.jobs(session, project_id)]
 
     # ------------------------------------------------------------------ interaction log
     @app.post("/api/projects/{project_id}/events", status_code=201)
     def log_events(project_id: int, events: list[EventIn], session: DB):
         project = store.get(session, Project, project_id, "project")
-        user = local_user(session)
-        image_ids = {im.id for im in project.images}
-        for i, e in enumerate(events):
-            if e.image_id is not None and e.image_id not in image_ids:
-                raise HTTPException(400, f"event {i}: image {e.image_id} is not in project {project.name!r}")
-        for e in events:
-            session.add(
-                Event(
-                    project_id=project.id,
-                    image_id=e.image_id,
-                    user_id=user.id,
-                    action=e.action,
-                    at=(e.at.replace(tzinfo=None) if e.at else now()),
-                    duration_ms=e.duration_ms,
-                    detail=e.detail,
-                )
-            )
+        store.log_events(session, local_user(session), project, [e.model_dump() for e in events])
         session.commit()
         return {"logged": len(events)}
 
     @app.get("/api/projects/{project_id}/events")
     def list_events(project_id: int, session: DB, limit: int = 1000):
         store.get(session, Project, project_id, "project")
-        rows = session.scalars(
-            select(Event)
-            .where(Event.project_id == project_id)
-            .order_by(Event.id.desc())
-            .limit(min(limit, 10000))
-        )
-        return [
-            {
-                "id": e.id,
-                "image_id": e.image_id,
-                "user_id": e.user_id,
-                "action": e.action,
-                "at": e.at.isoformat(),
-                "duration_ms": e.duration_ms,
-                "detail": e.detail,
-            }
-            for e in rows
-        ]
+        return [views.event(e) for e in queries.events(session, project_id, limit)]
 
     @app.get("/api/projects/{project_id}/analytics")
     def analytics(project_id: int, session: DB):
@@ -548,94 +493,10 @@ def _outside(image: Image) -> str:
     return f"outside the {image.width} x {image.height} image"
 
 
-def _class(c: ProjectClass) -> dict:
-    return {"id": c.id, "name": c.name, "color": c.color, "key": c.key, "position": c.position}
-
-
-def _image(im: Image, annotations: int) -> dict:
-    return {
-        "id": im.id,
-        "project_id": im.project_id,
-        "file_name": im.file_name,
-        "width": im.width,
-        "height": im.height,
-        "status": im.status,
-        "revision": im.revision,
-        "annotations": annotations,
-    }
-
-
-def _annotation(a: Annotation) -> dict:
-    return {
-        "id": a.id,
-        "image_id": a.image_id,
-        "class_id": a.class_id,
-        "kind": a.kind,
-        "geometry": a.geometry,
-        "score": a.score,
-        "quality": a.quality,
-        "source": a.source,
-        "review": a.review,
-    }
-
-
-def _job(j: Job) -> dict:
-    return {
-        "id": j.id,
-        "project_id": j.project_id,
-        "kind": j.kind,
-        "status": j.status,
-        "progress": j.progress,
-        "message": j.message,
-        "created_at": j.created_at.isoformat(),
-        "updated_at": j.updated_at.isoformat(),
-    }
-
-
-def _project_summary(session: Session, p: Project) -> dict:
-    by_status = dict(
-        session.execute(
-            select(Image.status, func.count()).where(Image.project_id == p.id).group_by(Image.status)
-        ).all()
-    )
-    total = sum(by_status.values())
-    finished = by_status.get("done", 0) + by_status.get("reviewed", 0)
-    return {
-        "id": p.id,
-        "name": p.name,
-        "oriented": p.oriented,
-        "source": p.source,
-        "images": total,
-        "by_status": by_status,
-        "progress": finished / total if total else 0.0,
-    }
-
-
 def _project_detail(session: Session, p: Project) -> dict:
-    out = _project_summary(session, p)
-    out["classes"] = [_class(c) for c in p.classes]
-    out["models"] = [
-        {"task": m.task, "version": m.version, "images": m.images, "created_at": m.created_at.isoformat()}
-        for m in session.scalars(
-            select(ModelVersion).where(ModelVersion.project_id == p.id).order_by(ModelVersion.id)
-        )
-    ]
-    return out
-
-
-def _class_sizes(session: Session, project: Project) -> dict[int, float]:
-    """Median box side per class id over the project's boxes (for the training-free detector)."""
-    import numpy as np
-
-    sides: dict[int, list[float]] = {}
-    rows = session.execute(
-        select(Annotation.class_id, Annotation.geometry).join(Image).where(Image.project_id == project.id)
-    ).all()
-    for class_id, g in rows:
-        if "box" in g:
-            x0, y0, x1, y1 = g["box"]
-            sides.setdefault(class_id, []).append(float(np.sqrt(max(x1 - x0, 1) * max(y1 - y0, 1))))
-    return {k: float(np.median(v)) for k, v in sides.items()}
+    return views.project_detail(
+        p, queries.status_counts(session, p.id), queries.model_versions(session, p.id)
+    )
 
 
 def serve(db_url: str, data_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
