@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -23,12 +24,15 @@ from fewclick.server.db import (
     IMAGE_STATUSES,
     REVIEW_STATES,
     Annotation,
+    Event,
     Image,
+    Job,
     Project,
     ProjectClass,
     User,
     now,
 )
+from fewclick.server.queries import running_job
 
 
 class StoreError(ValueError):
@@ -309,6 +313,15 @@ def update_annotation(session: Session, user: User, ann: Annotation, data: dict)
     return ann
 
 
+def delete_annotations(session: Session, image: Image, ids: Sequence[int]) -> None:
+    """Delete these annotations of the image; an id that is not one of them refuses all."""
+    for ann_id in ids:
+        ann = session.get(Annotation, ann_id)
+        if ann is None or ann.image_id != image.id:
+            raise NotFound(f"no annotation {ann_id} on image {image.file_name!r}")
+        session.delete(ann)
+
+
 def set_status(image: Image, status: str, user: User) -> None:
     if status not in IMAGE_STATUSES:
         raise StoreError(f"status must be one of {IMAGE_STATUSES}, got {status!r}")
@@ -345,3 +358,36 @@ def export(project: Project, format: str, path: Path) -> Path:
             rec.objects = rec.objects[np.isfinite(rec.objects.boxes).all(1)]
     write_dataset(data, path, format)
     return path
+
+
+def add_job(session: Session, user: User, project: Project, kind: str) -> Job:
+    """A queued job for the project; refused while another of its jobs is queued or running."""
+    running = running_job(session, project.id)
+    if running is not None:
+        raise Conflict(f"job {running.id} is training this project already")
+    job = Job(project_id=project.id, kind=kind, created_by=user.id)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def log_events(session: Session, user: User, project: Project, events: Sequence[dict[str, Any]]) -> None:
+    """Add the user's actions (dicts of :class:`Event` fields; ``at`` without time zone, now
+    when missing) to the project's log; an event on an image of another project refuses all."""
+    image_ids = {im.id for im in project.images}
+    for i, e in enumerate(events):
+        if e.get("image_id") is not None and e["image_id"] not in image_ids:
+            raise StoreError(f"event {i}: image {e['image_id']} is not in project {project.name!r}")
+    for e in events:
+        at = e.get("at")
+        session.add(
+            Event(
+                project_id=project.id,
+                image_id=e.get("image_id"),
+                user_id=user.id,
+                action=e["action"],
+                at=at.replace(tzinfo=None) if at else now(),
+                duration_ms=e.get("duration_ms"),
+                detail=e.get("detail"),
+            )
+        )

@@ -20,8 +20,13 @@ import numpy as np
 from fewclick.io.images import load_image
 
 TILE = 512
+LARGE = 2048  # images with a side above this are served as tiles
 _LOCKS: dict[int, threading.Lock] = {}
 _GUARD = threading.Lock()
+
+
+def is_large(width: int, height: int) -> bool:
+    return max(width, height) > LARGE
 
 
 def levels(width: int, height: int) -> int:

@@ -1,0 +1,89 @@
+"""What the routes share, kept on ``app.state`` by :func:`fewclick.server.app.create_app`
+and handed to handlers as FastAPI dependencies:
+
+- ``DB``: a database session for the request (the handler commits);
+- ``Config``: the app's :class:`Settings` (database URL, data folder and what lies in it);
+- ``Worker``: the :class:`WorkerHandle` that runs model work in the worker process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from fewclick.server import tiles, worker
+from fewclick.server.db import Image
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str
+    data_dir: Path
+
+    @property
+    def tile_cache(self) -> Path:
+        return self.data_dir / "tiles"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    def uploads(self, project_id: int) -> Path:
+        return self.data_dir / "uploads" / str(project_id)
+
+
+class WorkerHandle:
+    """The model-worker process, started by ``start`` or on the first ``run``."""
+
+    def __init__(self) -> None:
+        self._worker: worker.ModelWorker | None = None
+
+    def start(self) -> None:
+        """Start the process and load the models ahead of the first request."""
+        self._worker = worker.ModelWorker()
+        self._worker.submit(worker.warm)
+
+    async def run(self, fn, *args):
+        """``fn(*args)`` in the worker process; a ``ValueError`` there answers 400."""
+        if self._worker is None:
+            self._worker = worker.ModelWorker()
+        try:
+            return await asyncio.wrap_future(self._worker.submit(fn, *args))
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+
+
+def prepare_tiles(cache: Path, images: Iterable[Image]) -> None:
+    """Make the tile pyramids of the large ones among ``images`` in a background thread."""
+    large = [(im.id, im.path, im.width, im.height) for im in images if tiles.is_large(im.width, im.height)]
+    if large:
+        threading.Thread(target=lambda: [tiles.prepare(cache, *args) for args in large], daemon=True).start()
+
+
+def _session(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as session:
+        yield session
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _worker(request: Request) -> WorkerHandle:
+    return request.app.state.worker
+
+
+DB = Annotated[Session, Depends(_session)]
+Config = Annotated[Settings, Depends(_settings)]
+Worker = Annotated[WorkerHandle, Depends(_worker)]

@@ -1,0 +1,88 @@
+"""A project's images: list, upload, open (with its annotations and neighbours), change
+status, and the pixels, as the file or as tiles for large images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from fewclick.server import queries, store, tiles, views
+from fewclick.server.db import Image, Project, local_user
+from fewclick.server.deps import DB, Config, prepare_tiles
+
+router = APIRouter(prefix="/api")
+
+BROWSER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # served as they are; others as PNG copies
+
+
+class ImagePatch(BaseModel):
+    status: str
+
+
+@router.get("/projects/{project_id}/images")
+def list_images(project_id: int, session: DB):
+    project = store.get(session, Project, project_id, "project")
+    counts = queries.annotation_counts(session, project.id)
+    return [views.image(im, counts.get(im.id, 0)) for im in project.images]
+
+
+@router.post("/projects/{project_id}/images", status_code=201)
+async def upload_image(project_id: int, file: Annotated[UploadFile, File()], session: DB, config: Config):
+    project = store.get(session, Project, project_id, "project")
+    content = await file.read()
+    image = store.add_upload(
+        session, local_user(session), project, file.filename or "", content, config.uploads(project.id)
+    )
+    session.commit()
+    prepare_tiles(config.tile_cache, [image])
+    return views.image(image, 0)
+
+
+@router.get("/images/{image_id}")
+def get_image(image_id: int, session: DB):
+    image = store.get(session, Image, image_id, "image")
+    out = views.image(image, len(image.annotations))
+    out["annotations"] = [views.annotation(a) for a in image.annotations if not a.reference]
+    out["tiles"] = (
+        tiles.info(image.width, image.height) if tiles.is_large(image.width, image.height) else None
+    )
+    siblings = [im.id for im in image.project.images]
+    i = siblings.index(image.id)
+    out["previous"] = siblings[i - 1] if i > 0 else None
+    out["next"] = siblings[i + 1] if i + 1 < len(siblings) else None
+    return out
+
+
+@router.patch("/images/{image_id}")
+def patch_image(image_id: int, body: ImagePatch, session: DB):
+    image = store.get(session, Image, image_id, "image")
+    store.set_status(image, body.status, local_user(session))
+    session.commit()
+    return views.image(image, len(image.annotations))
+
+
+@router.get("/images/{image_id}/file")
+def image_file(image_id: int, session: DB, config: Config):
+    image = store.get(session, Image, image_id, "image")
+    path = Path(image.path)
+    if not path.is_file():
+        raise HTTPException(404, f"the file of image {image.file_name!r} is gone from {path}")
+    if path.suffix.lower() in BROWSER_SUFFIXES:
+        return FileResponse(path)
+    return FileResponse(tiles.browser_copy(config.tile_cache, image.id, image.path))
+
+
+@router.get("/images/{image_id}/tiles/{level}/{col}/{row}")
+def image_tile(image_id: int, level: int, col: int, row: int, session: DB, config: Config):
+    image = store.get(session, Image, image_id, "image")
+    try:
+        path = tiles.get_tile(
+            config.tile_cache, image.id, image.path, image.width, image.height, level, col, row
+        )
+    except ValueError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})

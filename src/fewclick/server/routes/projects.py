@@ -1,0 +1,143 @@
+"""Projects and their classes: create from a folder or a dataset, import annotations,
+export COCO or DOTA, analytics."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from fewclick.server import queries, store, views
+from fewclick.server.db import Project, ProjectClass, local_user
+from fewclick.server.deps import DB, Config, prepare_tiles
+
+router = APIRouter(prefix="/api")
+
+
+class ProjectIn(BaseModel):
+    name: str
+    folder: str | None = None
+    dataset: str | None = None
+    format: str | None = None
+    classes: list[str] = []
+    reference: bool = False
+
+
+class ClassIn(BaseModel):
+    name: str | None = None
+    color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$")
+    key: int | None = Field(default=None, ge=1, le=9)
+
+
+class ImportIn(BaseModel):
+    dataset: str
+    format: str | None = None
+    reference: bool = False
+
+
+def _detail(session: Session, project: Project) -> dict:
+    return views.project_detail(
+        project, queries.status_counts(session, project.id), queries.model_versions(session, project.id)
+    )
+
+
+def _class_name(project: Project, name: str | None, class_id: int | None = None) -> str:
+    """``name`` stripped, for a new class or for the class ``class_id``; 400 when it is
+    empty, 409 when another class of the project has it."""
+    name = (name or "").strip()
+    if not name:
+        raise HTTPException(400, "a class needs a name")
+    if any(c.name == name and c.id != class_id for c in project.classes):
+        raise HTTPException(409, f"class {name!r} exists already")
+    return name
+
+
+@router.get("/projects")
+def list_projects(session: DB):
+    return [views.project(p, queries.status_counts(session, p.id)) for p in queries.projects(session)]
+
+
+@router.post("/projects", status_code=201)
+def create_project(body: ProjectIn, session: DB, config: Config):
+    user = local_user(session)
+    project, warnings = store.create_project(
+        session, user, body.name, body.folder, body.dataset, body.format, body.classes, body.reference
+    )
+    session.commit()
+    prepare_tiles(config.tile_cache, project.images)
+    return {"project": _detail(session, project), "warnings": warnings}
+
+
+@router.get("/projects/{project_id}")
+def get_project(project_id: int, session: DB):
+    return _detail(session, store.get(session, Project, project_id, "project"))
+
+
+@router.post("/projects/{project_id}/classes", status_code=201)
+def add_class(project_id: int, body: ClassIn, session: DB):
+    project = store.get(session, Project, project_id, "project")
+    store.set_classes(session, project, [_class_name(project, body.name)])
+    cls = project.classes[-1]
+    if body.color:
+        cls.color = body.color
+    session.commit()
+    return views.project_class(cls)
+
+
+@router.patch("/classes/{class_id}")
+def patch_class(class_id: int, body: ClassIn, session: DB):
+    cls = store.get(session, ProjectClass, class_id, "class")
+    if body.name is not None:
+        cls.name = _class_name(cls.project, body.name, cls.id)
+    if body.color is not None:
+        cls.color = body.color
+    if body.key is not None:
+        for other in cls.project.classes:
+            if other.key == body.key and other.id != cls.id:
+                other.key = None
+        cls.key = body.key
+    session.commit()
+    return views.project_class(cls)
+
+
+@router.post("/projects/{project_id}/import")
+def import_dataset(project_id: int, body: ImportIn, session: DB):
+    project = store.get(session, Project, project_id, "project")
+    data = store.read_import(body.dataset, body.format)
+    warnings = store.import_annotations(session, local_user(session), project, data, body.reference)
+    session.commit()
+    return {"project": _detail(session, project), "warnings": warnings}
+
+
+@router.get("/projects/{project_id}/export")
+def export(project_id: int, session: DB, format: str = "coco"):
+    project = store.get(session, Project, project_id, "project")
+    with tempfile.TemporaryDirectory() as tmp:
+        if format == "coco":
+            path = store.export(project, "coco", Path(tmp) / "annotations.json")
+            content, media, name = path.read_bytes(), "application/json", f"{project.name}.coco.json"
+        elif format == "dota":
+            folder = store.export(project, "dota", Path(tmp) / "dota")
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+                for f in sorted((folder / "labelTxt").glob("*.txt")):
+                    zf.write(f, f"labelTxt/{f.name}")
+            content, media, name = buffer.getvalue(), "application/zip", f"{project.name}.dota.zip"
+        else:
+            raise HTTPException(400, f"export format must be coco or dota, got {format!r}")
+    return Response(
+        content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+@router.get("/projects/{project_id}/analytics")
+def analytics(project_id: int, session: DB):
+    from fewclick.server.analytics import project_analytics
+
+    return project_analytics(session, store.get(session, Project, project_id, "project"))
