@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -91,9 +90,7 @@ def test_dsb_sniff_rejects_other_layouts(tmp_path, layout):
 
 @pytest.mark.shared_data
 def test_dsb_shared_counts():
-    start = time.perf_counter()
     data = dsb.read(shared_dataset("dsb2018_nuclei"))
-    assert time.perf_counter() - start < 20
     assert len(data) == 100
     assert data.summary()["objects"] == 4_182
     per_image = [len(r.objects) for r in data.images]
