@@ -9,7 +9,7 @@ import pytest
 
 from fewclick.metrics.segmentation import mask_iou
 from fewclick.predict.encoder import Embedding, ImageEncoder, preprocess, resized_size
-from fewclick.predict.sam import SamPredictor, upscale_mask
+from fewclick.predict.sam import SamPredictor, click_centre, upscale_mask
 from fewclick.types import Clicks
 
 
@@ -168,3 +168,20 @@ def test_upscaling_keeps_the_positive_region_and_handles_an_empty_mask():
     mask = upscale_mask(logits, (80, 80))
     ys, xs = np.nonzero(mask)
     assert 15 <= ys.min() <= 25 and 35 <= ys.max() <= 45 and 15 <= xs.min() <= 25
+
+
+def test_a_click_off_centre_moves_to_the_objects_centre(sam):
+    _, disc = _scene()
+    ys, xs = np.nonzero(disc)
+    true = ((xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2)
+    cx, cy, mask = click_centre(sam, xs.min() + 6.0, float(true[1]) + 5.0)
+    assert abs(cx - true[0]) < 3 and abs(cy - true[1]) < 3
+    assert mask_iou(mask, disc) > 0.8
+
+
+def test_a_click_whose_mask_misses_it_stays_where_it_was():
+    class Empty:
+        def predict(self, clicks):
+            return type("P", (), {"mask": np.zeros((20, 30), bool)})()
+
+    assert click_centre(Empty(), 4.0, 7.0)[:2] == (4.0, 7.0)

@@ -160,3 +160,17 @@ def upscale_mask(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     )
     mask[y0:y1, x0:x1] = window > 0
     return mask
+
+
+def click_centre(sam: SamPredictor, x: float, y: float) -> tuple[float, float, np.ndarray]:
+    """The "sam-centre" point localizer: one positive click at (x, y) on the image set in
+    ``sam`` -> ``(cx, cy, mask bool[H, W])``, the centre of the tight box of SAM's mask for
+    that click (what point mAP measures against), or the click itself when the mask is
+    empty or does not contain the click."""
+    mask = sam.predict(clicks=Clicks(np.array([[x, y]], np.float32), [0], [True])).mask
+    h, w = mask.shape
+    inside = mask[min(int(y), h - 1), min(int(x), w - 1)]
+    if not inside:
+        return float(x), float(y), mask
+    ys, xs = np.nonzero(mask)
+    return (xs.min() + xs.max() + 1) / 2.0, (ys.min() + ys.max() + 1) / 2.0, mask
