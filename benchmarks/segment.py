@@ -89,9 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     predictors = _predictors(backends, work)
     rounds_cfg = RoundsConfig(seed=args.seed, max_instances=max_instances)
     if "auto" in args.methods:  # the per-project pick, on the training part only
-        table = score_backends(
-            predictors, InstanceItems(ranker_set), rounds_cfg, max_instances=ranker_instances
-        )
+        table = score_backends(predictors, InstanceItems(ranker_set), rounds_cfg, max_instances=max_instances)
         report["auto"] = {
             "chosen": choose_backend(table),
             "table": table,
@@ -110,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     report["rounds"] = {name: r.miou for name, r in rounds.items()}
     report["boundary_F"] = {name: r.mean_boundary_f for name, r in rounds.items()}
     report["by_size"] = {name: r.by_size() for name, r in rounds.items()}
-    report["mean_clicks"] = {name: r.clicks_curve()[0] for name, r in rounds.items()}
+    report["mean_clicks"] = rounds.get("model", next(iter(rounds.values()))).clicks_curve()[0]  # as before
+    report["mean_clicks_by_method"] = {name: r.clicks_curve()[0] for name, r in rounds.items()}
     report.update(_noc(predictors, items, noc_instances, args.seed))
     _alias_auto(report, report, keys=NOC_KEYS)
     report["ranker_by_method"] = _rankers_by_method(
