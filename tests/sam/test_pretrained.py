@@ -102,3 +102,18 @@ def test_models_dir_follows_the_environment(monkeypatch, tmp_path):
     assert pretrained.models_dir() == tmp_path / "m"
     monkeypatch.delenv("FEWCLICK_MODELS")
     assert pretrained.models_dir() == Path.home() / ".cache" / "fewclick" / "models"
+
+
+def test_another_pair_is_named_by_two_variables(monkeypatch, tmp_path):
+    encoder, decoder = tmp_path / "enc.onnx", tmp_path / "dec.onnx"
+    encoder.write_bytes(b"e")
+    monkeypatch.setenv("FEWCLICK_SAM_ENCODER", str(encoder))
+    with pytest.raises(PretrainedModelError, match="set both FEWCLICK_SAM_ENCODER and FEWCLICK_SAM_DECODER"):
+        pretrained.default_model_files()
+    monkeypatch.setenv("FEWCLICK_SAM_DECODER", str(decoder))
+    with pytest.raises(
+        PretrainedModelError, match="dec.onnx: no such file \\(named by \\$FEWCLICK_SAM_DECODER\\)"
+    ):
+        pretrained.default_model_files()
+    decoder.write_bytes(b"d")
+    assert pretrained.default_model_files() == (encoder, decoder)

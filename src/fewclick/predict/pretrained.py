@@ -88,8 +88,19 @@ def check_file(path: Path, spec: ModelFile) -> Path:
 
 
 def default_model_files(folder: Path | None = None) -> tuple[Path, Path]:
-    """``(encoder, decoder)`` paths of the checked default pair in ``folder`` (default
-    :func:`models_dir`)."""
+    """``(encoder, decoder)``: the pair named by ``$FEWCLICK_SAM_ENCODER`` and
+    ``$FEWCLICK_SAM_DECODER`` when both are set (another SAM-format export, checked by its
+    inputs and outputs when it is loaded), else the checked default pair in ``folder``
+    (default :func:`models_dir`)."""
+    own = os.environ.get("FEWCLICK_SAM_ENCODER"), os.environ.get("FEWCLICK_SAM_DECODER")
+    if folder is None and all(own):
+        paths = tuple(Path(p).expanduser() for p in own)
+        for path, var in zip(paths, ("FEWCLICK_SAM_ENCODER", "FEWCLICK_SAM_DECODER")):
+            if not path.is_file():
+                raise PretrainedModelError(f"{path}: no such file (named by ${var})")
+        return paths
+    if folder is None and any(own):
+        raise PretrainedModelError("set both FEWCLICK_SAM_ENCODER and FEWCLICK_SAM_DECODER, or neither")
     folder = models_dir() if folder is None else Path(folder)
     return check_file(folder / ENCODER.name, ENCODER), check_file(folder / DECODER.name, DECODER)
 
