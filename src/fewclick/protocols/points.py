@@ -70,7 +70,7 @@ class PointsConfig:
     batch_size: int = 8
     seeds: int = 1  # each localizer is trained with seeds seed, seed + 1, ...
     collapse: CollapseRule = CollapseRule()  # which trainings count as collapsed
-    collapse_images: int = 48  # training-part images the collapse check scores
+    collapse_images: int = 32  # training-part images the collapse check scores
 
 
 @dataclass
