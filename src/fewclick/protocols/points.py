@@ -207,19 +207,15 @@ class ProtocolRun:
         self.minutes[name] = max(spent, self.minutes.get(name, 0.0))
         return value
 
-    def seeds(self, name: str) -> list[int]:
-        """The localizer seeds; the pseudo-box detector, whose predictions self-refinement
-        averages, is trained once."""
-        count = 1 if name == "pseudo_box" else self.config.seeds
-        return [self.config.seed + i for i in range(count)]
-
-    def train_and_score(self, name: str, dataset: Dataset, points_only: bool) -> list[ClickDetector]:
-        """Train ``name`` once per seed, score each model on the test part, detect collapsed
-        trainings from the training part; ``results[name]`` gets the aggregate. Returns the
-        models in seed order."""
+    def train_and_score(
+        self, name: str, dataset: Dataset, points_only: bool, seeds: int | None = None
+    ) -> list[ClickDetector]:
+        """Train ``name`` once per seed (``seeds`` of them, default ``config.seeds``), score
+        each model on the test part, detect collapsed trainings from the training part;
+        ``results[name]`` gets the aggregate. Returns the models in seed order."""
         probe = _spread(self.train_images, self.config.collapse_images)
         models, test, train = [], {}, {}
-        for seed in self.seeds(name):
+        for seed in range(self.config.seed, self.config.seed + (seeds or self.config.seeds)):
             model = self.timed(name, lambda seed=seed: self._train(name, dataset, points_only, seed))
             test[seed] = self._score(
                 model, self.test_images, f"localize ({name}, seed {seed})", self.config.taus
@@ -253,9 +249,10 @@ def coarse_set(run: ProtocolRun) -> list[np.ndarray]:
 
 def self_refined_set(run: ProtocolRun) -> list[np.ndarray]:
     """The coarse points moved to the score-weighted mean of the pseudo-box detector's
-    predictions near them; the pseudo-box detector is scored as ``pseudo_box``."""
+    predictions near them; the pseudo-box detector is scored as ``pseudo_box`` (trained
+    once: self-refinement averages one model's predictions)."""
     dataset = _pseudo_box_dataset(run.train_images, run.points, run.pseudo_side, run.classes)
-    (model,) = run.train_and_score("pseudo_box", dataset, points_only=False)
+    (model,) = run.train_and_score("pseudo_box", dataset, points_only=False, seeds=1)
     preds = localize(model, run.train_images, "pseudo-box predictions on train")
     return [
         self_refine(pts, lab, pred, radius=run.pseudo_side / 2)
