@@ -1,6 +1,7 @@
 """Points benchmark: point localizers trained on coarse, self-refined, CPR-refined and exact points.
 
-    python benchmarks/points.py --train PATH --test PATH --out FILE.json [--quick] [--budget-minutes N]
+    python benchmarks/points.py --train PATH --test PATH --out FILE.json [--quick] [--seeds N]
+        [--budget-minutes N | --steps N]
 
 When ``--test`` is the same path as ``--train``, the dataset is split by image (sorted
 names, every 4th image is test). Runs :func:`fewclick.protocols.points.run_points_protocol`
@@ -13,6 +14,13 @@ refine: the localizer is trained on its points and scored against boxes of
 ``--point-box`` pixels centred on the test points, so tau 1.0 accepts a point within
 half that side of a true centre (tau 0.5: a quarter).
 
+Budgets are step counts, so a busy machine gets the same result, only later: a budget in
+minutes is ``STEPS_PER_MINUTE`` steps a minute (``--quick``: 1.5 minutes, 150 steps per
+training). With ``--seeds N`` (``--quick``: 3) every localizer is trained and scored N
+times; ``mAP_<tau>`` is the mean over the seeds that did not collapse (see
+:mod:`fewclick.protocols.seeds`), ``mAP_<tau>_std`` their standard deviation, ``collapsed``
+the seeds left out and ``per_seed`` every seed's scores.
+
 Models go to ``--work`` (default ``out/bench_points/<dataset>``); the folder is emptied
 first, as every number here depends on the coarse points drawn for this run.
 """
@@ -21,10 +29,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import sys
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,26 +47,26 @@ import torch
 
 from fewclick.io import read_dataset
 from fewclick.io.dataset import Dataset, split_by_image
-from fewclick.models.detector import DetectorConfig
-from fewclick.predict.detect import ClickDetector
 from fewclick.protocols import json_ready
 from fewclick.protocols.points import (
     VARIANTS,
     PartImage,
     PointsConfig,
-    localize,
+    ProtocolRun,
     points_dataset,
     run_points_protocol,
-    score,
 )
-from fewclick.train.detect import TrainConfig, train_detector
 from fewclick.types import Objects
+
+STEPS_PER_MINUTE = 100  # a minute of budget, in steps (~an idle 2-core machine, batch 8 of 256 px)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     train_set, test_set = _split(args.train, args.test)
     minutes = args.budget_minutes if args.budget_minutes is not None else (1.5 if args.quick else 4.0)
+    steps = args.steps or round(minutes * STEPS_PER_MINUTE)
+    seeds = args.seeds or (3 if args.quick else 1)
     work = args.work or Path("out/bench_points") / Path(args.train).name
     shutil.rmtree(work, ignore_errors=True)
     torch.set_num_threads(2)
@@ -65,25 +75,23 @@ def main(argv: list[str] | None = None) -> int:
         "test": str(args.test),
         "train_images": len(train_set),
         "test_images": len(test_set),
-        "budget_minutes": minutes,
+        "budget_minutes": round(steps / STEPS_PER_MINUTE, 2),
+        "steps": steps,
+        "seeds": seeds,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {platform.processor() or 'cpu'}, {torch.get_num_threads()} threads",
+        "load_average": {"start": _load()},
     }
     started = time.perf_counter()
+    config = PointsConfig(radius=args.radius, level=args.level, seed=args.seed, steps=steps, seeds=seeds)
     if _points_only(train_set):
-        report.update(_localizer_only(train_set, test_set, work, minutes, args))
+        report.update(_localizer_only(train_set, test_set, work, config, args.point_box))
     else:
-        config = PointsConfig(
-            radius=args.radius,
-            level=args.level,
-            cpr_minutes=minutes,
-            localizer_minutes=minutes,
-            seed=args.seed,
-        )
         report.update(run_points_protocol(train_set, test_set, work, config))
         _plot(report, args.out.with_suffix(".png"), Path(args.train).name)
         report.pop("relative")
     report["total_minutes"] = round((time.perf_counter() - started) / 60, 2)
+    report["load_average"]["end"] = _load()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(json_ready(report), indent=1))
     print(f"wrote {args.out}")
@@ -95,26 +103,22 @@ def _points_only(dataset: Dataset) -> bool:
     return bool(objs) and all(np.isnan(o.boxes).all() and o.points is not None for o in objs)
 
 
-def _localizer_only(train: Dataset, test: Dataset, work: Path, minutes: float, args) -> dict:
-    """Train the localizer on the ground-truth points; score it against boxes around the test points."""
-    half = args.point_box / 2
-    train_images, train_points = _point_images(train)
-    test_images, _ = _point_images(test, half)
-    started = time.perf_counter()
-    path = train_detector(
-        points_dataset(train_images, train_points, list(train.classes)),
-        work / "center",
-        DetectorConfig(num_classes=len(train.classes), method="plain", points_only=True),
-        TrainConfig(budget_minutes=minutes, seed=args.seed),
-    )
-    train_minutes = round((time.perf_counter() - started) / 60, 2)
-    preds = localize(ClickDetector.load(path), test_images, "localize")
-    result = score(preds, test_images, len(train.classes), (0.5, 1.0, 2.0))
-    print(f"localizer: {result}")
+def _localizer_only(
+    train: Dataset, test: Dataset, work: Path, config: PointsConfig, point_box: float
+) -> dict:
+    """Train the localizer on the ground-truth points; score it against boxes around the test
+    points (and, for the collapse check, around the training points)."""
+    train_images, train_points = _point_images(train, point_box / 2)
+    test_images, _ = _point_images(test, point_box / 2)
+    classes = list(train.classes)
+    run = ProtocolRun(config, work, classes, train_images, test_images, train_points)
+    run.train_and_score("center", points_dataset(train_images, train_points, classes), points_only=True)
+    print(f"localizer: {run.results['center']}")
     return {
-        "center": result,
-        "train_minutes": {"center": train_minutes},
-        "point_box_px": args.point_box,
+        **run.results,
+        "train_minutes": run.minutes,
+        "point_box_px": point_box,
+        "config": asdict(config),
         "counts": {
             "train_images": len(train_images),
             "train_objects": int(sum(len(p) for p in train_points)),
@@ -122,6 +126,11 @@ def _localizer_only(train: Dataset, test: Dataset, work: Path, minutes: float, a
             "test_objects": int(sum(len(im.objects) for im in test_images)),
         },
     }
+
+
+def _load() -> list[float]:
+    """The 1, 5 and 15 minute load averages: how busy the machine was."""
+    return [round(v, 2) for v in os.getloadavg()]
 
 
 def _point_images(dataset: Dataset, half: float | None = None) -> tuple[list[PartImage], list[np.ndarray]]:
@@ -144,17 +153,22 @@ def _point_images(dataset: Dataset, half: float | None = None) -> tuple[list[Par
 
 
 def _plot(report: dict, out: Path, name: str) -> None:
+    """Point mAP per localizer (mean over the seeds kept, their standard deviation as error
+    bars; a localizer whose every seed collapsed has no bar) and the relative positions."""
     taus = ("mAP_0.5", "mAP_1.0", "mAP_2.0")
     names = ["pseudo_box", *VARIANTS]
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4.2))
+    sets = list(report["relative"])
+    fig, axes = plt.subplots(1, 1 + len(sets), figsize=(4.25 * (1 + len(sets)), 4.2))
     x = np.arange(len(names))
     for i, tau in enumerate(taus):
-        axes[0].bar(x + (i - 1) * 0.27, [report[n][tau] for n in names], 0.27, label=f"tau {tau[4:]}")
+        means = [_value(report[n][tau]) for n in names]
+        stds = [_value(report[n].get(f"{tau}_std"), 0.0) for n in names]
+        axes[0].bar(x + (i - 1) * 0.27, means, 0.27, yerr=stds, capsize=2, label=f"tau {tau[4:]}")
     axes[0].set_xticks(x, [n.replace("_", "\n") for n in names])
-    axes[0].set_ylabel("point mAP (test part)")
+    axes[0].set_ylabel(f"point mAP (test part), mean of {report['seeds']} seeds")
     axes[0].set_title(f"{name}: localizers")
     axes[0].legend(fontsize=8)
-    for ax, key in zip(axes[1:], ("coarse", "self_refined", "cpr"), strict=True):
+    for ax, key in zip(axes[1:], sets, strict=True):
         rel = np.asarray(report["relative"][key])
         ax.hist2d(rel[:, 0], rel[:, 1], bins=25, range=[[-0.5, 0.5], [-0.5, 0.5]], cmap="magma")
         ax.set_title(f"{key.replace('_', ' ')} points, RSV {report['rsv'][key]:.4f}")
@@ -164,6 +178,10 @@ def _plot(report: dict, out: Path, name: str) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
+
+
+def _value(value: float | None, missing: float = float("nan")) -> float:
+    return missing if value is None or np.isnan(value) else value
 
 
 def _split(train: Path, test: Path) -> tuple[Dataset, Dataset]:
@@ -178,8 +196,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, type=Path)
     p.add_argument("--test", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--quick", action="store_true", help="1.5 min per training instead of 4")
-    p.add_argument("--budget-minutes", type=float, help="minutes for each of the six trainings")
+    p.add_argument("--quick", action="store_true", help="1.5 min per training instead of 4, 3 seeds")
+    p.add_argument(
+        "--budget-minutes", type=float, help=f"each training's budget, {STEPS_PER_MINUTE} steps a minute"
+    )
+    p.add_argument("--steps", type=int, help="each training's steps (instead of --budget-minutes)")
+    p.add_argument("--seeds", type=int, help="trainings of each localizer (default 1, --quick 3)")
     p.add_argument("--radius", type=int, help="CPR bag radius R in feature cells (default: from object size)")
     p.add_argument("--level", type=int, default=4, choices=(4, 8), help="CPRNet feature stride")
     p.add_argument("--point-box", type=float, default=16.0, help="points-only data: scoring box side, px")

@@ -464,7 +464,7 @@ def _protocol_points(args) -> int:
 
     from fewclick.io import read_dataset
     from fewclick.protocols import json_ready
-    from fewclick.protocols.points import PointsConfig, run_points_protocol
+    from fewclick.protocols.points import VARIANTS, PointsConfig, run_points_protocol
 
     config = PointsConfig(
         sigma_frac=args.sigma,
@@ -478,8 +478,9 @@ def _protocol_points(args) -> int:
     results.pop("relative")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(json_ready(results), indent=1))
-    for name in ("pseudo_box", "coarse", "self_refined", "cpr", "center"):
-        print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in results[name].items()))
+    for name in ("pseudo_box", *VARIANTS):
+        keys = [f"mAP_{t:.1f}" for t in config.taus]
+        print(f"{name}: " + ", ".join(f"{k} {results[name][k]:.3f}" for k in keys))
     print(f"RSV: {results['rsv']}")
     print(f"wrote {args.out}")
     return 0

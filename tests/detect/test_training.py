@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from fewclick.data.synthetic import make_dataset
+from fewclick.train.common import steps_for_budget
 from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
 from fewclick.train.detect_data import build_targets, canonical_rboxes, random_flip
 from fewclick.train.detect_loss import DetectionCriterion
@@ -144,7 +145,7 @@ def test_warm_start_from_a_model_of_other_classes_is_refused(tiny_data, tmp_path
 def test_a_minute_budget_becomes_a_step_count_that_is_stored_and_kept_on_resume(tiny_data, tmp_path):
     cfg = detector_config_for(tiny_data, "plain", **TINY)
     messages = []
-    train = TrainConfig(budget_minutes=0.05, crop=64, batch_size=1, warmup_steps=1)
+    train = TrainConfig(budget_minutes=0.05, crop=64, batch_size=1, warmup_steps=1, min_steps=0)
     path = train_detector(tiny_data, tmp_path, cfg, train, log=messages.append)
     ckpt = torch.load(path, weights_only=False)
     assert any("steps fit in 0.05 minutes" in m for m in messages)
@@ -152,3 +153,22 @@ def test_a_minute_budget_becomes_a_step_count_that_is_stored_and_kept_on_resume(
     assert ckpt["seconds_per_step"] > 0
     train_detector(tiny_data, tmp_path, cfg, train, log=messages.append)  # resumes: nothing left to do
     assert torch.load(path, weights_only=False)["step"] == ckpt["step"]
+
+
+def test_a_minute_budget_too_short_for_the_machine_still_gets_the_minimum_steps(tiny_data, tmp_path):
+    """A busy machine turned 1.5 minutes into 24 steps, all warm-up: a useless localizer."""
+    cfg = detector_config_for(tiny_data, "plain", **TINY)
+    messages = []
+    train = TrainConfig(budget_minutes=1e-4, crop=64, batch_size=1, warmup_steps=1, min_steps=25)
+    path = train_detector(tiny_data, tmp_path, cfg, train, log=messages.append)
+    assert torch.load(path, weights_only=False)["total_steps"] == 25  # 24 without the floor
+    assert any("longer than the budget" in m for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("budget_s", "min_steps", "expected"),
+    [(60.0, 0, 23 + 30), (60.0, 100, 100), (6000.0, 100, 23 + 3000), (0.0, 0, 24)],
+)
+def test_steps_for_budget(budget_s, min_steps, expected):
+    per_step, total = steps_for_budget([2.0] * 20, budget_s, 0.0, 23, min_steps)
+    assert per_step == 2.0 and total == expected

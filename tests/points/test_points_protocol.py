@@ -9,16 +9,30 @@ from fewclick.protocols.points import VARIANTS, PointsConfig, run_points_protoco
 def result(tmp_path_factory):
     train = make_dataset("cells", 3, seed=1, width=160, height=160)
     test = make_dataset("cells", 2, seed=2, width=160, height=160)
-    config = PointsConfig(steps=2, batch_size=2)
+    config = PointsConfig(steps=2, batch_size=2, seeds=2, collapse_images=2)
     return run_points_protocol(train, test, tmp_path_factory.mktemp("points"), config, log=lambda _: None)
 
 
-def test_every_localizer_is_scored_at_every_tau(result):
+TAUS = ("mAP_0.5", "mAP_1.0", "mAP_2.0")
+
+
+def test_every_localizer_is_scored_at_every_tau_for_every_seed(result):
     for name in (*VARIANTS, "pseudo_box"):
-        assert set(result[name]) == {"mAP_0.5", "mAP_1.0", "mAP_2.0"}
-        values = list(result[name].values())
-        assert all(0.0 <= v <= 1.0 for v in values), (name, values)
-        assert values[0] <= values[1] <= values[2], "a looser tau matches at least as much"
+        seeds = [0] if name == "pseudo_box" else [0, 1]
+        assert result[name]["seeds"] == [s["seed"] for s in result[name]["per_seed"]] == seeds
+        assert set(TAUS) | {f"{t}_std" for t in TAUS} <= set(result[name])
+        for run in result[name]["per_seed"]:
+            values = [run[t] for t in TAUS]
+            assert all(0.0 <= v <= 1.0 for v in values), (name, values)
+            assert values[0] <= values[1] <= values[2], "a looser tau matches at least as much"
+            assert run["collapsed"] == (run["seed"] in result[name]["collapsed"])
+
+
+def test_two_step_localizers_are_flagged_as_collapsed(result):
+    """Two training steps teach nothing: every seed is flagged and no mean is given."""
+    for name in VARIANTS:
+        assert result[name]["collapsed"] == [0, 1], result[name]["per_seed"]
+        assert np.isnan(result[name]["mAP_1.0"])
 
 
 def test_coarse_points_lie_in_their_boxes_and_spread_as_simulated(result):

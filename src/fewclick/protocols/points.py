@@ -16,6 +16,11 @@ the test part with point mAP at tau 0.5 / 1 / 2 against the ground-truth boxes, 
 refinements by RSV (Eq. 13) against the training boxes, with the relative-position
 histograms of the paper's Figure 6.
 
+Each localizer is trained ``PointsConfig.seeds`` times (seeds ``seed``, ``seed + 1``, ...;
+the point sets stay the same): its result is the mean over the seeds whose training did not
+collapse, judged on the training part (:mod:`fewclick.protocols.seeds`), with every seed's
+scores beside it. ``VARIANTS`` maps each localizer's name to the function making its points.
+
 Scale: CPR's bag radius R (feature cells) and the pseudo box's side have to suit the
 objects; unless given, both come from the median object size of the *training* part
 (R = 0.6 x median side / stride, clipped to 2..16; pseudo box = median side), the one
@@ -26,8 +31,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -39,12 +45,13 @@ from fewclick.models.cpr import CPRNetConfig
 from fewclick.models.detector import DetectorConfig
 from fewclick.predict.detect import ClickDetector
 from fewclick.predict.points import PointRefiner, refine_points, self_refine
+from fewclick.protocols.seeds import CollapseRule, aggregate_seeds
 from fewclick.simulate.coarse import coarse_points
 from fewclick.train.cpr import CPRConfig, PointImage, train_cpr
 from fewclick.train.detect import TrainConfig, train_detector
 from fewclick.types import Detections, Objects
 
-VARIANTS = ("coarse", "self_refined", "cpr", "center")
+T = TypeVar("T")
 MAX_MASK_PIXELS = 400_000_000  # objects x height x width above this: coarse points use boxes
 
 
@@ -59,8 +66,11 @@ class PointsConfig:
     localizer_minutes: float = 3.0
     taus: tuple[float, ...] = (0.5, 1.0, 2.0)
     seed: int = 0
-    steps: int | None = None  # fixed steps for every training instead of the minutes (tests)
+    steps: int | None = None  # fixed steps for every training instead of the minutes
     batch_size: int = 8
+    seeds: int = 1  # each localizer is trained with seeds seed, seed + 1, ...
+    collapse: CollapseRule = CollapseRule()  # which trainings count as collapsed
+    collapse_images: int = 32  # training-part images the collapse check scores
 
 
 @dataclass
@@ -168,6 +178,127 @@ def relative_positions(points: list[np.ndarray], images: list[PartImage]) -> np.
     return (pts - (boxes[:, :2] + boxes[:, 2:]) / 2) / np.maximum(boxes[:, 2:] - boxes[:, :2], 1e-6)
 
 
+@dataclass
+class ProtocolRun:
+    """What the steps of one protocol run share: the parts, the annotated points, the
+    scale, and the results and training minutes collected so far."""
+
+    config: PointsConfig
+    work: Path
+    classes: list[str]
+    train_images: list[PartImage]
+    test_images: list[PartImage]
+    points: list[np.ndarray]  # the annotated points of the training part (coarse ones, simulated)
+    radius: int = 0  # CPR's bag radius, feature cells
+    pseudo_side: float = 0.0  # pixels
+    log: Callable[[str], None] = print
+    results: dict = field(default_factory=dict)
+    minutes: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> list[np.ndarray]:
+        return [im.objects.labels for im in self.train_images]
+
+    def timed(self, name: str, fn: Callable[[], T]) -> T:
+        """``fn()``, its minutes kept under ``name`` (the longest call when called again)."""
+        started = time.perf_counter()
+        value = fn()
+        spent = round((time.perf_counter() - started) / 60, 2)
+        self.minutes[name] = max(spent, self.minutes.get(name, 0.0))
+        return value
+
+    def train_and_score(
+        self, name: str, dataset: Dataset, points_only: bool, seeds: int | None = None
+    ) -> list[ClickDetector]:
+        """Train ``name`` once per seed (``seeds`` of them, default ``config.seeds``), score
+        each model on the test part, detect collapsed trainings from the training part;
+        ``results[name]`` gets the aggregate. Returns the models in seed order."""
+        probe = _spread(self.train_images, self.config.collapse_images)
+        models, test, train = [], {}, {}
+        for seed in range(self.config.seed, self.config.seed + (seeds or self.config.seeds)):
+            model = self.timed(name, lambda seed=seed: self._train(name, dataset, points_only, seed))
+            test[seed] = self._score(
+                model, self.test_images, f"localize ({name}, seed {seed})", self.config.taus
+            )
+            train[seed] = self._score(model, probe, "collapse check", (1.0,))["mAP_1.0"]
+            self.log(f"{name} seed {seed}: {test[seed]}, training part mAP_1.0 {train[seed]}")
+            models.append(model)
+        self.results[name] = aggregate_seeds(test, train, self.config.collapse)
+        if self.results[name]["collapsed"]:
+            self.log(f"{name}: seeds {self.results[name]['collapsed']} collapsed, left out of the mean")
+        return models
+
+    def _train(self, name: str, dataset: Dataset, points_only: bool, seed: int) -> ClickDetector:
+        c = self.config
+        net = DetectorConfig(num_classes=len(self.classes), method="plain", points_only=points_only)
+        schedule = TrainConfig(
+            budget_minutes=c.localizer_minutes, seed=seed, steps=c.steps, batch_size=c.batch_size
+        )
+        return ClickDetector.load(
+            train_detector(dataset, self.work / name / f"seed{seed}", net, schedule, log=self.log)
+        )
+
+    def _score(self, model: ClickDetector, images: list[PartImage], desc: str, taus) -> dict[str, float]:
+        return score(localize(model, images, desc), images, len(self.classes), taus)
+
+
+def coarse_set(run: ProtocolRun) -> list[np.ndarray]:
+    """The coarse points as annotated."""
+    return run.points
+
+
+def self_refined_set(run: ProtocolRun) -> list[np.ndarray]:
+    """The coarse points moved to the score-weighted mean of the pseudo-box detector's
+    predictions near them; the pseudo-box detector is scored as ``pseudo_box`` (trained
+    once: self-refinement averages one model's predictions)."""
+    dataset = _pseudo_box_dataset(run.train_images, run.points, run.pseudo_side, run.classes)
+    (model,) = run.train_and_score("pseudo_box", dataset, points_only=False, seeds=1)
+    preds = localize(model, run.train_images, "pseudo-box predictions on train")
+    return [
+        self_refine(pts, lab, pred, radius=run.pseudo_side / 2)
+        for pts, lab, pred in zip(run.points, run.labels, preds, strict=True)
+    ]
+
+
+def cpr_set(run: ProtocolRun) -> list[np.ndarray]:
+    """The coarse points refined by CPR: a CPRNet trained on them, then Algorithm 2."""
+    c = run.config
+    images = [
+        PointImage(im.image, pts, lab)
+        for im, pts, lab in zip(run.train_images, run.points, run.labels, strict=True)
+    ]
+    schedule = CPRConfig(
+        radius=run.radius, budget_minutes=c.cpr_minutes, seed=c.seed, steps=c.steps, batch_size=c.batch_size
+    )
+    net = CPRNetConfig(num_classes=len(run.classes), level=c.level)
+    path = run.timed(
+        "cprnet", lambda: train_cpr(images, run.classes, run.work / "cprnet", schedule, net, log=run.log)
+    )
+    refiner = PointRefiner.load(path)
+    triples = (
+        (im.image, pts, lab) for im, pts, lab in zip(run.train_images, run.points, run.labels, strict=True)
+    )
+    return run.timed("cpr_refine", lambda: refine_points(refiner, triples, total=len(run.train_images)))
+
+
+def center_set(run: ProtocolRun) -> list[np.ndarray]:
+    """The box centres (the upper bound)."""
+    return [
+        ((im.objects.boxes[:, :2] + im.objects.boxes[:, 2:]) / 2).astype(np.float32)
+        for im in run.train_images
+    ]
+
+
+# The localizer variants: the name of each point set and how it is made. A new variant is
+# one function and one line here.
+VARIANTS: dict[str, Callable[[ProtocolRun], list[np.ndarray]]] = {
+    "coarse": coarse_set,
+    "self_refined": self_refined_set,
+    "cpr": cpr_set,
+    "center": center_set,
+}
+
+
 def run_points_protocol(
     train: Dataset,
     test: Dataset,
@@ -177,7 +308,6 @@ def run_points_protocol(
 ) -> dict:
     """Run the whole protocol (see the module docstring); returns a JSON-ready dict."""
     config = config or PointsConfig()
-    work = Path(work)
     classes = list(train.classes)
     if list(test.classes) != classes:
         raise ValueError(f"train and test classes differ: {classes} vs {list(test.classes)}")
@@ -190,91 +320,18 @@ def run_points_protocol(
         f"pseudo boxes {pseudo:.1f} px"
     )
     coarse = simulate_coarse(train_images, config)
-    labels = [im.objects.labels for im in train_images]
-    centres = [
-        ((im.objects.boxes[:, :2] + im.objects.boxes[:, 2:]) / 2).astype(np.float32) for im in train_images
-    ]
-    minutes: dict[str, float] = {}
-    results: dict = {}
-
-    def timed(name: str, fn):
-        started = time.perf_counter()
-        value = fn()
-        minutes[name] = round((time.perf_counter() - started) / 60, 2)
-        return value
-
-    def trained(name: str, dataset: Dataset, points_only: bool) -> ClickDetector:
-        net = DetectorConfig(num_classes=len(classes), method="plain", points_only=points_only)
-        train = TrainConfig(
-            budget_minutes=config.localizer_minutes,
-            seed=config.seed,
-            steps=config.steps,
-            batch_size=config.batch_size,
-        )
-        return ClickDetector.load(
-            timed(name, lambda: train_detector(dataset, work / name, net, train, log=log))
-        )
-
-    def localizer(name: str, points: list[np.ndarray]) -> None:
-        model = trained(name, points_dataset(train_images, points, classes), points_only=True)
-        results[name] = score(
-            localize(model, test_images, f"localize ({name})"), test_images, len(classes), config.taus
-        )
-        log(f"{name}: {results[name]}")
-
-    # the pseudo-box detector: a baseline, and the predictions self-refinement averages
-    pseudo_model = trained("pseudo_box", _pseudo_box_dataset(train_images, coarse, pseudo, classes), False)
-    results["pseudo_box"] = score(
-        localize(pseudo_model, test_images, "localize (pseudo box)"), test_images, len(classes), config.taus
-    )
-    train_preds = localize(pseudo_model, train_images, "pseudo-box predictions on train")
-    self_refined = [
-        self_refine(pts, lab, pred, radius=pseudo / 2)
-        for pts, lab, pred in zip(coarse, labels, train_preds, strict=True)
-    ]
-
-    cpr_path = timed(
-        "cprnet",
-        lambda: train_cpr(
-            [
-                PointImage(im.image, pts, lab)
-                for im, pts, lab in zip(train_images, coarse, labels, strict=True)
-            ],
-            classes,
-            work / "cprnet",
-            CPRConfig(
-                radius=radius,
-                budget_minutes=config.cpr_minutes,
-                seed=config.seed,
-                steps=config.steps,
-                batch_size=config.batch_size,
-            ),
-            CPRNetConfig(num_classes=len(classes), level=config.level),
-            log=log,
-        ),
-    )
-    refiner = PointRefiner.load(cpr_path)
-    refined = timed(
-        "cpr_refine",
-        lambda: refine_points(
-            refiner,
-            ((im.image, pts, lab) for im, pts, lab in zip(train_images, coarse, labels, strict=True)),
-            total=len(train_images),
-        ),
-    )
-
-    sets = {"coarse": coarse, "self_refined": self_refined, "cpr": refined, "center": centres}
-    for name in VARIANTS:
-        localizer(name, sets[name])
+    run = ProtocolRun(config, Path(work), classes, train_images, test_images, coarse, radius, pseudo, log)
+    sets = {name: make(run) for name, make in VARIANTS.items()}
+    for name, points in sets.items():
+        run.train_and_score(name, points_dataset(train_images, points, classes), points_only=True)
+    results = run.results
+    refined = [name for name in sets if name != "center"]
     boxes = np.concatenate([im.objects.boxes for im in train_images])
-    results["rsv"] = {
-        name: round(rsv(np.concatenate(sets[name]), boxes), 5) for name in ("coarse", "self_refined", "cpr")
-    }
+    results["rsv"] = {name: round(rsv(np.concatenate(sets[name]), boxes), 5) for name in refined}
     results["relative"] = {
-        name: relative_positions(sets[name], train_images).round(4).tolist()
-        for name in ("coarse", "self_refined", "cpr")
+        name: relative_positions(sets[name], train_images).round(4).tolist() for name in refined
     }
-    results["train_minutes"] = minutes
+    results["train_minutes"] = run.minutes
     results["scale"] = {
         "median_side_px": round(side, 2),
         "radius_cells": radius,
@@ -289,3 +346,10 @@ def run_points_protocol(
         "test_objects": int(sum(len(im.objects) for im in test_images)),
     }
     return results
+
+
+def _spread(items: list[T], count: int) -> list[T]:
+    """At most ``count`` items, evenly spaced over ``items``."""
+    if len(items) <= count:
+        return list(items)
+    return [items[i] for i in np.unique(np.linspace(0, len(items) - 1, count).round().astype(int))]

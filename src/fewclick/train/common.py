@@ -33,13 +33,15 @@ def bf16_supported() -> bool:
 
 
 def steps_for_budget(
-    step_times: list[float], budget_s: float, spent_s: float, step: int
+    step_times: list[float], budget_s: float, spent_s: float, step: int, min_steps: int = 0
 ) -> tuple[float, int]:
     """``(seconds per step, total steps)`` for a budget of ``budget_s`` seconds of which
     ``spent_s`` are gone at ``step``. The speed is the lower quartile of the timed steps:
-    the machine's own, even when other programs slowed some of them."""
+    the machine's own, even when other programs slowed some of them. ``min_steps`` is a
+    floor: on a busy machine a training takes longer than its budget rather than stopping
+    before it has learnt anything."""
     per_step = float(np.percentile(step_times, 25))
-    return per_step, max(int((budget_s - spent_s) / per_step) + step, step + 1)
+    return per_step, max(int((budget_s - spent_s) / per_step) + step, step + 1, min_steps)
 
 
 def copy_weights(source: torch.nn.Module, target: torch.nn.Module) -> int:

@@ -43,6 +43,9 @@ class TrainConfig:
     warmup_steps: int = 50
     steps: int | None = None  # None: from budget_minutes
     budget_minutes: float = 10.0
+    # A minute budget never becomes fewer steps than this: on a busy machine 1.5 minutes gave
+    # 24 steps, all of them warm-up, and a localizer without a single peak.
+    min_steps: int = 100
     seed: int = 0
     max_clicks: int = 20
     click_rule: str = "code"
@@ -133,9 +136,15 @@ def train_detector(
         if total is None and len(step_times) == CALIBRATION_STEPS:
             # The first steps are slow (allocation): they are not timed.
             per_step, total = steps_for_budget(
-                step_times, train.budget_minutes * 60, time.perf_counter() - started, step
+                step_times, train.budget_minutes * 60, time.perf_counter() - started, step, train.min_steps
             )
-            log(f"{per_step:.2f} s/step: {total} steps fit in {train.budget_minutes:g} minutes")
+            if total == train.min_steps:
+                log(
+                    f"{per_step:.2f} s/step: fewer than {total} steps fit in {train.budget_minutes:g} "
+                    f"minutes; training {total} steps, longer than the budget"
+                )
+            else:
+                log(f"{per_step:.2f} s/step: {total} steps fit in {train.budget_minutes:g} minutes")
             bar.reset(total=total)
             bar.update(step - 1)  # the line below counts this step
         bar.update(1)
