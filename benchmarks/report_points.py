@@ -18,6 +18,7 @@ ROWS = (
     ("coarse", "localizer on coarse points"),
     ("self_refined", "localizer on self-refined points"),
     ("cpr", "localizer on CPR points"),
+    ("sam_centre", "localizer on sam-centre points (pretrained SAM, one click each)"),
     ("center", "localizer on box centres (upper bound)"),
 )
 TAUS = ("mAP_0.5", "mAP_1.0", "mAP_2.0")
@@ -109,17 +110,22 @@ def _dataset(name: str, r: dict, path: Path, closing: dict[str, float]) -> str:
         "|---|---|---|---|---|---|",
     ]
     minutes = r["train_minutes"]
-    for key, label in ROWS:
-        spent = minutes.get(key, 0) + (
-            minutes.get("cprnet", 0) + minutes.get("cpr_refine", 0) if key == "cpr" else 0
-        )
+    rows = [(key, label) for key, label in ROWS if key in r]  # older runs have no sam_centre
+    for key, label in rows:
+        refine = {"cpr": ("cprnet", "cpr_refine"), "sam_centre": ("sam_centre_refine",)}.get(key, ())
+        spent = minutes.get(key, 0) + sum(minutes.get(k, 0) for k in refine)
         lines.append(_row(label, r[key], spent))
-    lines += _per_seed(r, [key for key, _ in ROWS])
+    lines += _per_seed(r, [key for key, _ in rows])
     rsv = r["rsv"]
+    sam = (
+        f", sam-centre {rsv['sam_centre']:.4f} ({_change(rsv['sam_centre'], rsv['coarse'])})"
+        if "sam_centre" in rsv
+        else ""
+    )
     lines += [
         "",
         f"RSV of the training points: coarse {rsv['coarse']:.4f}, self-refined {rsv['self_refined']:.4f}, "
-        f"CPR {rsv['cpr']:.4f} ({_change(rsv['cpr'], rsv['coarse'])} against coarse).",
+        f"CPR {rsv['cpr']:.4f} ({_change(rsv['cpr'], rsv['coarse'])} against coarse){sam}.",
         "",
         "Targets:",
         "",

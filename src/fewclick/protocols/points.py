@@ -71,6 +71,7 @@ class PointsConfig:
     seeds: int = 1  # each localizer is trained with seeds seed, seed + 1, ...
     collapse: CollapseRule = CollapseRule()  # which trainings count as collapsed
     collapse_images: int = 32  # training-part images the collapse check scores
+    variants: tuple[str, ...] | None = None  # names in VARIANTS to run; None: all of them
 
 
 @dataclass
@@ -281,6 +282,25 @@ def cpr_set(run: ProtocolRun) -> list[np.ndarray]:
     return run.timed("cpr_refine", lambda: refine_points(refiner, triples, total=len(run.train_images)))
 
 
+def sam_centre_set(run: ProtocolRun) -> list[np.ndarray]:
+    """The coarse points moved by the pretrained SAM: a positive click at each point, and
+    the centre of the box of its mask (``predict.sam.click_centre``; no training)."""
+    from fewclick.predict.sam import SamPredictor, click_centre
+
+    def refine() -> list[np.ndarray]:
+        sam, out = SamPredictor(threads=2), []
+        for im, pts in tqdm(
+            list(zip(run.train_images, run.points, strict=True)), desc="sam-centre", leave=False
+        ):
+            if len(pts):
+                sam.set_image(im.image)
+                pts = np.array([click_centre(sam, float(x), float(y))[:2] for x, y in pts], np.float32)
+            out.append(pts.reshape(-1, 2))
+        return out
+
+    return run.timed("sam_centre_refine", refine)
+
+
 def center_set(run: ProtocolRun) -> list[np.ndarray]:
     """The box centres (the upper bound)."""
     return [
@@ -295,6 +315,7 @@ VARIANTS: dict[str, Callable[[ProtocolRun], list[np.ndarray]]] = {
     "coarse": coarse_set,
     "self_refined": self_refined_set,
     "cpr": cpr_set,
+    "sam_centre": sam_centre_set,
     "center": center_set,
 }
 
@@ -321,7 +342,11 @@ def run_points_protocol(
     )
     coarse = simulate_coarse(train_images, config)
     run = ProtocolRun(config, Path(work), classes, train_images, test_images, coarse, radius, pseudo, log)
-    sets = {name: make(run) for name, make in VARIANTS.items()}
+    names = tuple(VARIANTS) if config.variants is None else config.variants
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown localizer variants {unknown}: expected names from {list(VARIANTS)}")
+    sets = {name: VARIANTS[name](run) for name in names}
     for name, points in sets.items():
         run.train_and_score(name, points_dataset(train_images, points, classes), points_only=True)
     results = run.results
