@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         "load_average": {"start": _load()},
     }
     started = time.perf_counter()
-    config = PointsConfig(radius=args.radius, level=args.level, seed=args.seed, steps=steps, seeds=seeds)
+    variants = None if args.variants is None else tuple(args.variants)
+    config = PointsConfig(
+        radius=args.radius, level=args.level, seed=args.seed, steps=steps, seeds=seeds, variants=variants
+    )
     if _points_only(train_set):
         report.update(_localizer_only(train_set, test_set, work, config, args.point_box))
     else:
@@ -156,7 +159,7 @@ def _plot(report: dict, out: Path, name: str) -> None:
     """Point mAP per localizer (mean over the seeds kept, their standard deviation as error
     bars; a localizer whose every seed collapsed has no bar) and the relative positions."""
     taus = ("mAP_0.5", "mAP_1.0", "mAP_2.0")
-    names = ["pseudo_box", *VARIANTS]
+    names = [n for n in ("pseudo_box", *VARIANTS) if n in report]
     sets = list(report["relative"])
     fig, axes = plt.subplots(1, 1 + len(sets), figsize=(4.25 * (1 + len(sets)), 4.2))
     x = np.arange(len(names))
@@ -207,6 +210,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--point-box", type=float, default=16.0, help="points-only data: scoring box side, px")
     p.add_argument("--work", type=Path)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--variants", nargs="+", choices=list(VARIANTS), help="localizer variants to run (default: all)"
+    )
     return p
 
 
