@@ -296,8 +296,8 @@ async function prepare(state) {
 function prepText() {
   const p = S.prep;
   if (!p) return "preparing image...";
-  if (!p.needs_sam) return "";
-  return p.ready ? `image ready for ${p.backend === "sam" ? "sam" : "sam-centre"}` : "preparing image (sam encodes it once, a few seconds)...";
+  if (!p.needs_sam || (S.mode === "mask" && p.backend !== "sam")) return "";
+  return p.ready ? `image ready for ${S.mode === "mask" ? "sam" : "sam-centre"}` : "preparing image (sam encodes it once, a few seconds)...";
 }
 
 function resize() {
