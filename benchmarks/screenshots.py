@@ -5,8 +5,11 @@
 Uses the demo folder of ``fewclick demo`` (run it first and let its training job finish,
 so that click-to-detect is served by the trained detector); serves a copy of its database
 on a free port (the demo itself is left as it was) and
-writes ``app_detect.png``, ``app_mask.png``, ``app_points.png``, ``app_review.png`` and
-``app_project.png`` into ``--out``.
+writes ``app_detect.png``, ``app_mask.png``, ``app_points.png``, ``app_review.png``,
+``app_project.png`` and ``app_backends.png`` into ``--out``. When the demo's project has no
+comparison of its mask backends yet (its training job makes one), the copy gets one first,
+so that the mask is shown with the serving backend's quality estimate; SAM is picked to
+serve it (on the synthetic demo scenes GrabCut scores higher).
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     base, server = serve_in_thread(app)
     api = httpx.Client(base_url=base, timeout=120)
     project = api.get("/api/projects").json()[0]
+    if api.get(f"/api/projects/{project['id']}/backends").json()["comparison"] is None:
+        _compare(app, project["id"], work)
+    # the mask is shown made by SAM, whichever backend the comparison picked on the demo
+    api.put(f"/api/projects/{project['id']}/backend", json={"backend": "sam"}).raise_for_status()
     images = api.get(f"/api/projects/{project['id']}/images").json()
     todo = [im for im in images if im["status"] != "done"]
     image = todo[0]
@@ -74,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         page.keyboard.press(str(largest[0] + 1))
         page.keyboard.press("m")
+        page.wait_for_function("() => S.prep && S.prep.ready", timeout=120000)
         page.mouse.move(*screen(page, x0 - 3, y0 - 3))
         page.mouse.down()
         page.mouse.move(*screen(page, x1 + 3, y1 + 3), steps=4)
@@ -103,13 +111,29 @@ def main(argv: list[str] | None = None) -> int:
         page.keyboard.press("s")
         page.goto(f"{base}/#/project/{project['id']}")
         page.wait_for_selector("#analytics p")
+        page.wait_for_selector("#backend-table")
         page.wait_for_timeout(500)
         page.screenshot(path=str(args.out / "app_project.png"), full_page=True)
+        page.locator("#backends").screenshot(path=str(args.out / "app_backends.png"))
         browser.close()
     server.should_exit = True
-    names = ", ".join(f"app_{m}.png" for m in ("detect", "mask", "points", "review", "project"))
+    names = ", ".join(f"app_{m}.png" for m in ("detect", "mask", "points", "review", "project", "backends"))
     print(f"wrote {names} in {args.out}")
     return 0
+
+
+def _compare(app, project_id: int, work: Path) -> None:
+    """Compare the project's mask backends in this process (as its "Compare" button would)."""
+    from fewclick.server.comparison import compare_job
+    from fewclick.server.db import Job
+
+    with app.state.sessions() as session:
+        job = Job(project_id=project_id, kind="compare", created_by=1)
+        session.add(job)
+        session.commit()
+        job_id = job.id
+    settings = app.state.settings
+    compare_job(settings.db_url, job_id, settings.models_dir, str(settings.embeddings))
 
 
 def _reference(app, image_id: int) -> list[tuple[int, tuple[float, float], list[float]]]:

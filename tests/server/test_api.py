@@ -258,7 +258,8 @@ def test_click_to_detect_without_a_model_finds_similar_objects(client, data):
     assert client.post(f"/api/images/{image['id']}/detect", json={"clicks": []}).status_code == 422
 
 
-def test_box_to_mask_without_a_model_uses_grabcut_and_takes_clicks(client, data):
+def test_box_to_mask_without_sam_files_uses_grabcut_and_takes_clicks(client, data, tmp_path, monkeypatch):
+    monkeypatch.setenv("FEWCLICK_MODELS", str(tmp_path))  # no pretrained files there
     project = next(p for p in client.get("/api/projects").json() if p["name"] == "detect")
     image = _first_image(client, project)
     box = [40, 40, 120, 110]
@@ -272,7 +273,8 @@ def test_box_to_mask_without_a_model_uses_grabcut_and_takes_clicks(client, data)
     assert r.status_code == 400 and "outside" in r.json()["detail"]
 
 
-def test_points_snap_stays_put_without_a_model_and_checks_input(client, data):
+def test_points_snap_stays_put_without_a_model_or_sam_and_checks_input(client, data, tmp_path, monkeypatch):
+    monkeypatch.setenv("FEWCLICK_MODELS", str(tmp_path))  # no pretrained files there
     project = next(p for p in client.get("/api/projects").json() if p["name"] == "detect")
     detail = client.get(f"/api/projects/{project['id']}").json()
     image = _first_image(client, project)

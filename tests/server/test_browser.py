@@ -235,3 +235,45 @@ def test_oriented_projects_turn_boxes_and_undo_turns_them_back(server, page):
     page.keyboard.press("Control+z")
     page.wait_for_function(f"() => S.anns.get({drawn}).kind === 'box'")
     assert page.errors == []
+
+
+def test_a_box_in_mask_mode_waits_for_preparing_then_sam_makes_the_mask(server, page, sam_files):
+    base, home = server
+    import httpx
+
+    api = httpx.Client(base_url=base, timeout=60)
+    made = api.post(
+        "/api/projects", json={"name": "sam", "dataset": str(home / "aerial" / "annotations.json")}
+    )
+    project = made.json()["project"]
+    image_id = api.get(f"/api/projects/{project['id']}/images").json()[0]["id"]
+    largest = max(
+        api.get(f"/api/images/{image_id}").json()["annotations"],
+        key=lambda a: (
+            (a["geometry"]["box"][2] - a["geometry"]["box"][0])
+            * (a["geometry"]["box"][3] - a["geometry"]["box"][1])
+        ),
+    )
+    x0, y0, x1, y1 = largest["geometry"]["box"]
+    page.goto(f"{base}/#/")
+    page.wait_for_selector("#projects")
+    page.goto(f"{base}/#/image/{image_id}")
+    page.wait_for_function("() => S && S.ready")
+    page.keyboard.press("m")
+    page.wait_for_function("() => document.querySelector('#prepare').textContent.includes('preparing image')")
+    page.wait_for_function("() => S.prep && S.prep.ready", timeout=120000)
+    assert page.evaluate("() => S.prepSeen[0]") == "preparing" and "ready" in page.inner_text("#prepare")
+    _drag(page, x0 - 3, y0 - 3, x1 + 3, y1 + 3)
+    page.wait_for_function("() => S.seg && S.seg.result", timeout=60000)
+    assert page.inner_text("#mask-backend") == "sam"
+    assert page.evaluate("() => S.seg.result.area") > 0
+    count = _count(page)
+    page.keyboard.press("Enter")
+    _wait_count(page, count + 1)
+    assert (
+        page.evaluate("() => Math.max(...S.anns.keys())")
+        and page.evaluate("() => [...S.anns.values()].pop().backend") == "sam"
+    )
+    page.keyboard.press("r")
+    assert "sam" in page.inner_text(".review-list")
+    assert page.errors == []

@@ -45,12 +45,17 @@ def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serve
             session.add(job)
             session.commit()
             job_id = job.id
-        train_project(url, job_id, home / "data" / "models", minutes=0.1, steps=2)
+        embeddings = str(home / "data" / "embeddings")
+        train_project(url, job_id, home / "data" / "models", minutes=0.1, steps=2, embeddings=embeddings)
         job = client.get(f"/api/jobs/{job_id}").json()
         assert job["status"] == "done" and job["progress"] == 1.0, job
         assert (
             "detect v1" in job["message"] and "segment v1" in job["message"] and "points v1" in job["message"]
         )
+        assert "compared mask backends on 22 masks" in job["message"], "after the mask model trained"
+        backends = client.get(f"/api/projects/{project['id']}/backends").json()
+        assert "model" in backends["comparison"]["table"] and backends["chosen_by"] == "comparison"
+        client.put(f"/api/projects/{project['id']}/backend", json={"backend": "model"})
         models = client.get(f"/api/projects/{project['id']}").json()["models"]
         assert sorted(m["task"] for m in models) == ["detect", "points", "segment"]
         # the trained models serve predictions now

@@ -19,10 +19,18 @@ from fastapi.staticfiles import StaticFiles
 from fewclick.server import store
 from fewclick.server.db import init_db, session_factory
 from fewclick.server.deps import Settings, WorkerHandle
-from fewclick.server.routes import annotations, assist, events, images, jobs, projects
+from fewclick.server.routes import annotations, assist, backends, events, images, jobs, projects
 
 STATIC = Path(__file__).parent / "static"
-ROUTERS = (projects.router, images.router, annotations.router, assist.router, jobs.router, events.router)
+ROUTERS = (
+    projects.router,
+    images.router,
+    annotations.router,
+    assist.router,
+    backends.router,
+    jobs.router,
+    events.router,
+)
 
 
 def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> FastAPI:

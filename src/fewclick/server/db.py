@@ -46,6 +46,7 @@ class Project(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     oriented: Mapped[bool] = mapped_column(default=False)
     source: Mapped[str | None] = mapped_column(String(2000))  # the folder or dataset it came from
+    mask_backend: Mapped[str | None] = mapped_column(String(20))  # the user's pick; None: the measured one
     created_at: Mapped[datetime] = mapped_column(default=now)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     classes: Mapped[list[ProjectClass]] = relationship(
@@ -97,6 +98,7 @@ class Annotation(Base):
     score: Mapped[float | None]  # the model's score where a model proposed it
     quality: Mapped[float | None]  # estimated mask IoU (the quality ranker), masks only
     source: Mapped[str] = mapped_column(String(20), default="manual")
+    backend: Mapped[str | None] = mapped_column(String(20))  # the mask backend that made it (sam, model, ...)
     review: Mapped[str] = mapped_column(String(10), default="pending")
     reference: Mapped[bool] = mapped_column(default=False)  # imported ground truth, not the user's work
     created_at: Mapped[datetime] = mapped_column(default=now)
@@ -129,6 +131,22 @@ class ModelVersion(Base):
     version: Mapped[int]
     path: Mapped[str] = mapped_column(String(4000))
     images: Mapped[int]  # finished images it was trained on
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+
+class BackendComparison(Base):
+    """The mask backends scored on a project's finished masks (``table``: per backend its
+    mIoU per round, final mIoU and instances), the one that scored best, and the folder of
+    the quality rankers trained on each backend's sessions (``ranker_<backend>.pkl``)."""
+
+    __tablename__ = "backend_comparisons"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    table: Mapped[dict]
+    chosen: Mapped[str] = mapped_column(String(20))
+    masks: Mapped[int]  # finished masks it was measured on
+    path: Mapped[str] = mapped_column(String(4000))
     created_at: Mapped[datetime] = mapped_column(default=now)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
 

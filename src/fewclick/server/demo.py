@@ -68,7 +68,7 @@ def setup_demo(data_dir: Path, train_minutes: float = 3.0, train: bool = True) -
         ctx = multiprocessing.get_context("spawn")
         ctx.Process(
             target=worker.run_training,
-            args=(url, job_id, str(data_dir / "models"), train_minutes),
+            args=(url, job_id, str(data_dir / "models"), train_minutes, str(data_dir / "embeddings")),
             daemon=True,
         ).start()
     return url, project_id, job_id

@@ -9,6 +9,7 @@ and handed to handlers as FastAPI dependencies:
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -34,6 +35,11 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def embeddings(self) -> Path:
+        """SAM's image embeddings, one file per project image and file time."""
+        return self.data_dir / "embeddings"
 
     def uploads(self, project_id: int) -> Path:
         return self.data_dir / "uploads" / str(project_id)
@@ -69,6 +75,11 @@ def prepare_tiles(cache: Path, images: Iterable[Image]) -> None:
     large = [(im.id, im.path, im.width, im.height) for im in images if tiles.is_large(im.width, im.height)]
     if large:
         threading.Thread(target=lambda: [tiles.prepare(cache, *args) for args in large], daemon=True).start()
+
+
+def start_process(target, *args) -> None:
+    """``target(*args)`` in a new process of its own (a job: the app never waits for it)."""
+    multiprocessing.get_context("spawn").Process(target=target, args=args, daemon=True).start()
 
 
 def _session(request: Request) -> Iterator[Session]:

@@ -281,6 +281,7 @@ def add_annotation(session: Session, user: User, image: Image, data: dict) -> An
         score=data.get("score"),
         quality=data.get("quality"),
         source=data.get("source", "manual"),
+        backend=data.get("backend"),
         created_by=user.id,
         updated_by=user.id,
     )

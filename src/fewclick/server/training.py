@@ -5,8 +5,10 @@ annotations allow: the click detector (C3Det) when they hold boxes, the box-to-m
 (M_b, M_b+c) when they hold at least ``MIN_MASKS`` masks, and CPRNet when they hold at least
 ``MIN_POINTS`` points (refined from the clicks as made). Each model gets its share of the
 budget, is written under ``<models>/<project>/<task>/v<N>/`` and registered as version N of
-its task; the newest version serves predictions from then on. Progress goes to the job row
-about once a second. Runs in its own process (:func:`fewclick.server.worker.run_training`).
+its task; the newest detector and point model serve from then on. With at least ten
+finished masks the job ends by comparing the mask backends, whose best serves masks
+(:mod:`fewclick.server.comparison`). Progress goes to the job row about once a second.
+Runs in its own process (:func:`fewclick.server.worker.run_training`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ RANKER_INSTANCES = 300
 RANKER_FILE = "ranker.pkl"
 
 
-def _update(db_url: str, job_id: int, **values) -> None:
+def update_job(db_url: str, job_id: int, **values) -> None:
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
         job = session.get(Job, job_id)
@@ -39,7 +41,7 @@ def _update(db_url: str, job_id: int, **values) -> None:
 
 
 def fail(db_url: str, job_id: int, message: str) -> None:
-    _update(db_url, job_id, status="failed", message=message[:2000])
+    update_job(db_url, job_id, status="failed", message=message[:2000])
 
 
 def _plan(data) -> list[str]:
@@ -59,9 +61,18 @@ def _plan(data) -> list[str]:
 
 
 def train_project(
-    db_url: str, job_id: int, models_dir: Path, minutes: float, steps: int | None = None
+    db_url: str,
+    job_id: int,
+    models_dir: Path,
+    minutes: float,
+    steps: int | None = None,
+    embeddings: str | None = None,
 ) -> None:
-    """Run job ``job_id``; ``steps`` fixes every model's steps instead of the minutes (tests)."""
+    """Run job ``job_id``; ``steps`` fixes every model's steps instead of the minutes (tests).
+    With ``embeddings`` (the app's SAM embedding folder) and enough finished masks, the job
+    ends by comparing the mask backends (:mod:`fewclick.server.comparison`)."""
+    from fewclick.server.comparison import too_few
+    from fewclick.server.serving import finished_masks
     from fewclick.server.store import to_dataset
 
     engine = make_engine(db_url)
@@ -89,14 +100,16 @@ def train_project(
             for task in tasks
         }
         project_id, user_id = project.id, job.created_by
+        compare = embeddings is not None and too_few(finished_masks(session, project.id)) is None
     engine.dispose()
     share = minutes / len(tasks)
+    parts = len(tasks) + compare
     done = []
     for i, task in enumerate(tasks):
         out = Path(models_dir) / str(project_id) / task / f"v{versions[task]}"
-        message = f"training {task} v{versions[task]} on {len(data.images)} images ({i + 1} of {len(tasks)})"
-        _update(db_url, job_id, status="running", message=message, progress=i / len(tasks))
-        progress = _reporter(db_url, job_id, i, len(tasks))
+        message = f"training {task} v{versions[task]} on {len(data.images)} images ({i + 1} of {parts})"
+        update_job(db_url, job_id, status="running", message=message, progress=i / parts)
+        progress = _reporter(db_url, job_id, i, parts)
         path = {"detect": _detector, "segment": _segmenter, "points": _cpr}[task](
             data, out, share, progress, steps
         )
@@ -115,13 +128,13 @@ def train_project(
             session.commit()
         engine.dispose()
         done.append(f"{task} v{versions[task]}")
-    _update(
-        db_url,
-        job_id,
-        status="done",
-        progress=1.0,
-        message=f"trained {', '.join(done)} on {len(data.images)} images",
-    )
+    message = f"trained {', '.join(done)} on {len(data.images)} images"
+    if compare:
+        from fewclick.server.comparison import compare as compare_backends
+
+        summary = compare_backends(db_url, job_id, models_dir, embeddings, progress=(len(tasks) / parts, 1.0))
+        message += f"; {summary}"
+    update_job(db_url, job_id, status="done", progress=1.0, message=message)
 
 
 def _reporter(db_url: str, job_id: int, index: int, count: int):
@@ -131,7 +144,7 @@ def _reporter(db_url: str, job_id: int, index: int, count: int):
         if total is None or time.monotonic() - last[0] < 1.0:
             return
         last[0] = time.monotonic()
-        _update(db_url, job_id, progress=round((index + step / total) / count, 4))
+        update_job(db_url, job_id, progress=round((index + step / total) / count, 4))
 
     return progress
 

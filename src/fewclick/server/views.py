@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fewclick.server.db import Annotation, Event, Image, Job, ModelVersion, Project, ProjectClass
+from fewclick.server.db import (
+    Annotation,
+    BackendComparison,
+    Event,
+    Image,
+    Job,
+    ModelVersion,
+    Project,
+    ProjectClass,
+)
 
 
 def project_class(c: ProjectClass) -> dict:
@@ -39,6 +48,7 @@ def annotation(a: Annotation) -> dict:
         "score": a.score,
         "quality": a.quality,
         "source": a.source,
+        "backend": a.backend,
         "review": a.review,
     }
 
@@ -92,3 +102,28 @@ def project_detail(p: Project, by_status: dict[str, int], models: Iterable[Model
         for m in models
     ]
     return out
+
+
+def backends(
+    p: Project, serving, comparison: BackendComparison | None, available: list[str], masks: int, needed: int
+) -> dict:
+    """The project's mask backends: the one ``serving`` (a :class:`~fewclick.server.worker.Serving`)
+    and why, the user's pick, the ``available`` ones, its newest ``comparison`` (None before
+    one), the finished ``masks`` and how many more a comparison ``needed``."""
+    return {
+        "serving": serving.name,
+        "chosen_by": serving.chosen_by,
+        "quality_ranker": serving.ranker is not None,
+        "override": p.mask_backend,
+        "available": available,
+        "finished_masks": masks,
+        "masks_needed": needed,
+        "comparison": None
+        if comparison is None
+        else {
+            "table": comparison.table,
+            "chosen": comparison.chosen,
+            "masks": comparison.masks,
+            "created_at": comparison.created_at.isoformat(),
+        },
+    }

@@ -16,6 +16,7 @@ import os
 import traceback
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,20 @@ import numpy as np
 _IMAGES: OrderedDict[str, np.ndarray] = OrderedDict()
 _PREDICTORS: dict[tuple, object] = {}
 _CURRENT: dict[tuple, str] = {}  # predictor key -> the image it holds
-_LAST_MASKS: dict[tuple, tuple] = {}  # (image, model, box) -> (clicks, mask) of the last answer
+_LAST_MASKS: dict[tuple, tuple] = {}  # (image, backend, model, box) -> (clicks, MaskPrediction)
+
+
+@dataclass(frozen=True)
+class Serving:
+    """The backend serving a project's masks: ``name``; ``chosen_by`` "you" (the user's
+    pick), "comparison" (the best measured) or "default" (no comparison yet); ``model``
+    the mask model's folder when ``name`` is "model"; ``ranker`` the quality ranker's file
+    for this backend, or None."""
+
+    name: str
+    chosen_by: str
+    model: str | None = None
+    ranker: str | None = None
 
 
 class ModelWorker:
@@ -97,50 +111,44 @@ def detect(path: str, model: str | None, num_classes: int, clicks: list[list[flo
     }
 
 
-def segment(path: str, model: str | None, box: list[float], clicks: list[list[float]]) -> dict:
-    """Box-to-mask with corrective clicks ``[x, y, positive]``: the project's model, else
-    GrabCut. With a model and its quality ranker, ``quality`` estimates the mask's IoU from
-    the session: every click is a round of one click, so the features are the click count,
-    the last click's distance to the previous mask's boundary and how much the mask
-    changed (the previous mask is this box's last answer, or predicted again)."""
+def segment(path: str, sam: tuple[str, str] | None, serving: Serving, box: list[float], clicks: list) -> dict:
+    """Box-to-mask with corrective clicks ``[x, y, positive]`` by the backend ``serving``
+    names (``sam``: the embedding's cache folder and key, for SAM). The last answer per
+    image, backend and box is kept: when a request adds one click to it, its ``state``
+    goes back to the backend as ``previous`` (for SAM only the decoder runs). With the
+    backend's quality ranker, ``quality`` estimates the mask's IoU from the session: every
+    click is a round of one click, so the features are the click count, the last click's
+    distance to the previous mask's boundary and how much the mask changed."""
     from fewclick.io.rle import mask_to_rle, rle_boxes
     from fewclick.types import Clicks
 
     xy = np.asarray([c[:2] for c in clicks], np.float32).reshape(-1, 2)
     positive = np.asarray([bool(c[2]) for c in clicks], bool)
     c = Clicks(xy, np.zeros(len(xy), np.int64), positive)
-    ranker = None
-    if model is not None:
-        from fewclick.predict.segment import MaskPredictor
-
-        predictor = _predictor(("segment", model), lambda: MaskPredictor.load(model), path)
-        ranker = _ranker(model)
-        method = "model"
-    else:
-        from fewclick.predict.grabcut import GrabCutPredictor
-
-        predictor = _predictor(("grabcut",), GrabCutPredictor, path)
-        method = "grabcut"
-    pred = predictor.predict(box, c)
+    predictor = _mask_backend(serving, path, sam)
+    key = (path, serving.name, serving.model, tuple(round(float(v), 2) for v in box))
+    made = [list(map(float, k)) for k in clicks]
+    last = _LAST_MASKS.get(key)
+    before = last[1] if last is not None and len(c) and last[0] == made[:-1] else None
+    pred = predictor.predict(box, c, None if before is None else before.state)
     quality = None
-    key = (path, model, tuple(round(float(v), 2) for v in box))
+    ranker = _ranker(serving.ranker)
     if ranker is not None:
         from fewclick.quality.ranker import interaction_features
 
         previous = None
         if len(c):
-            last = _LAST_MASKS.get(key)
-            same = last is not None and last[0] == [list(map(float, k)) for k in clicks[:-1]]
-            previous = last[1] if same else predictor.predict(box, c[:-1]).mask
+            previous = before.mask if before is not None else predictor.predict(box, c[:-1]).mask
         features = interaction_features(len(c), c[-1:] if len(c) else None, previous, pred.mask)
         quality = round(float(ranker.predict(features[None], [pred.score])[0]), 4)
-    _LAST_MASKS[key] = ([list(map(float, k)) for k in clicks], pred.mask)
+    _LAST_MASKS[key] = (made, pred)
     while len(_LAST_MASKS) > 8:
         _LAST_MASKS.pop(next(iter(_LAST_MASKS)))
     rle = mask_to_rle(pred.mask)
     b = rle_boxes([rle])[0]
     return {
-        "method": method,
+        "method": serving.name,
+        "chosen_by": serving.chosen_by,
         "mask": rle,
         "box": None if not np.isfinite(b).all() else b.tolist(),
         "score": float(pred.score),
@@ -149,29 +157,67 @@ def segment(path: str, model: str | None, box: list[float], clicks: list[list[fl
     }
 
 
-def _ranker(model: str):
-    """The quality ranker trained with the mask model, or None."""
-    key = ("ranker", model)
+def _mask_backend(serving: Serving, path: str, sam: tuple[str, str] | None):
+    from fewclick.predict.backends import make_backend
+
+    if serving.name == "sam":
+        if sam is None:
+            raise ValueError("the sam backend needs the image's embedding folder and key")
+        return _sam(sam, path)
+    key = ("mask", serving.name, serving.model)
+    return _predictor(key, lambda: make_backend(serving.name, serving.model), path)
+
+
+def _sam(sam: tuple[str, str], path: str):
+    """SAM holding the embedding of the image at ``path`` (waiting for its encoding when
+    one is under way)."""
+    from fewclick.predict.backends import make_backend
+    from fewclick.server import embeddings
+
+    folder, image_key = sam
+    key = ("sam", folder)
+    predictor = _PREDICTORS.get(key)
+    if predictor is None:
+        predictor = _PREDICTORS[key] = make_backend("sam", encoder=embeddings.encoder(folder))
+    if _CURRENT.get(key) != image_key:
+        predictor.set_embedding(embeddings.embedding(folder, image_key, path))
+        _CURRENT[key] = image_key
+    return predictor
+
+
+def _ranker(file: str | None):
+    """The quality ranker saved in ``file``, or None without one."""
+    if file is None:
+        return None
+    key = ("ranker", file)
     if key not in _PREDICTORS:
         from fewclick.quality.ranker import QualityRanker
-        from fewclick.server.training import RANKER_FILE
 
-        file = Path(model) / RANKER_FILE
-        _PREDICTORS[key] = QualityRanker.load(file) if file.is_file() else None
+        _PREDICTORS[key] = QualityRanker.load(file)
     return _PREDICTORS[key]
 
 
-def snap(path: str, model: str | None, x: float, y: float, label: int, others: list[list[float]]) -> dict:
-    """Where a points-mode click lands: CPR refinement when the project has a model."""
-    if model is None:
-        return {"method": "none", "point": [x, y]}
-    from fewclick.predict.points import PointRefiner
+def snap(
+    path: str, model: str | None, sam: tuple[str, str] | None, click: tuple[float, float, int], others: list
+) -> dict:
+    """Where a points-mode ``click`` (x, y, class position) lands: CPR refinement when the
+    project has a point model, else the centre of SAM's mask for the click ("sam-centre")
+    when ``sam`` (embedding folder and key) is given, else the click itself."""
+    x, y, label = click
+    if model is not None:
+        from fewclick.predict.points import PointRefiner
 
-    refiner = _predictor(("points", model), lambda: PointRefiner.load(model), path)
-    pts = np.asarray([o[:2] for o in others], np.float32).reshape(-1, 2)
-    labels = np.asarray([int(o[2]) for o in others], np.int64)
-    sx, sy = refiner.snap(x, y, label, pts, labels)
-    return {"method": "cpr", "point": [round(sx, 2), round(sy, 2)]}
+        refiner = _predictor(("points", model), lambda: PointRefiner.load(model), path)
+        pts = np.asarray([o[:2] for o in others], np.float32).reshape(-1, 2)
+        labels = np.asarray([int(o[2]) for o in others], np.int64)
+        sx, sy = refiner.snap(x, y, label, pts, labels)
+        return {"method": "cpr", "point": [round(sx, 2), round(sy, 2)]}
+    if sam is not None:
+        from fewclick.predict.sam import click_centre
+
+        cx, cy, _ = click_centre(_sam(sam, path), x, y)
+        return {"method": "sam-centre", "point": [round(cx, 2), round(cy, 2)]}
+    return {"method": "none", "point": [x, y]}
 
 
 def ping() -> int:
@@ -182,17 +228,31 @@ def warm() -> int:
     """Import the models' code ahead of the first click (the spawn costs seconds)."""
     import fewclick.predict.detect  # noqa: F401
     import fewclick.predict.grabcut  # noqa: F401
+    import fewclick.predict.sam  # noqa: F401
     import fewclick.predict.segment  # noqa: F401
     import fewclick.predict.template  # noqa: F401
 
     return os.getpid()
 
 
-def run_training(db_url: str, job_id: int, models_dir: str, minutes: float) -> None:
+def run_training(db_url: str, job_id: int, models_dir: str, minutes: float, embeddings: str) -> None:
     """A training job, run in its own process (see :mod:`fewclick.server.training`)."""
     from fewclick.server import training
 
+    _job(training.train_project, db_url, job_id, Path(models_dir), minutes, embeddings=embeddings)
+
+
+def run_comparison(db_url: str, job_id: int, models_dir: str, embeddings: str) -> None:
+    """A comparison of mask backends, in its own process (:mod:`fewclick.server.comparison`)."""
+    from fewclick.server import comparison
+
+    _job(comparison.compare_job, db_url, job_id, Path(models_dir), embeddings)
+
+
+def _job(fn, db_url: str, job_id: int, *args, **kwargs) -> None:
+    from fewclick.server import training
+
     try:
-        training.train_project(db_url, job_id, Path(models_dir), minutes)
+        fn(db_url, job_id, *args, **kwargs)
     except Exception as exc:  # the job row tells the user; the server goes on
         training.fail(db_url, job_id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")

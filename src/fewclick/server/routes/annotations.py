@@ -7,11 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from fewclick.server import store, views
 from fewclick.server.db import Annotation, Image, local_user
 from fewclick.server.deps import DB
+from fewclick.server.serving import check_backend
 
 router = APIRouter(prefix="/api")
 
@@ -23,6 +24,9 @@ class AnnotationIn(BaseModel):
     score: float | None = None
     quality: float | None = None
     source: str = "manual"
+    backend: str | None = None  # the mask backend that made it
+
+    _known_backend = field_validator("backend")(check_backend)
 
 
 class AnnotationPatch(BaseModel):

@@ -1,17 +1,22 @@
 """The model in the loop: click-to-detect, box-to-mask and point snapping on an image.
 
 The newest model the project trained for the task serves, in the worker process; before
-there is one, the worker's training-free method does.
+there is one, the worker's training-free method does. Masks come from the project's serving
+backend (:mod:`fewclick.server.serving`); SAM's image embedding is computed ahead of the
+click (``prepare``), and points snap to SAM's mask centre until a point model is trained.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from fewclick.server import queries, store, worker
+from fewclick.predict.segment_api import check_box
+from fewclick.server import embeddings, queries, serving, store, worker
 from fewclick.server.db import Image
-from fewclick.server.deps import DB, Worker
+from fewclick.server.deps import DB, Config, Settings, Worker
 from fewclick.server.training import newest_model
 
 router = APIRouter(prefix="/api")
@@ -72,42 +77,83 @@ async def detect(image_id: int, body: DetectIn, session: DB, models: Worker):
     return result
 
 
-@router.post("/images/{image_id}/segment")
-async def segment(image_id: int, body: SegmentIn, session: DB, models: Worker):
+def _sam_image(config: Settings, image: Image) -> tuple[str, str]:
+    """Where the worker finds (or puts) the image's SAM embedding: (folder, key)."""
+    return str(config.embeddings), serving.embedding_key(image)
+
+
+def _next_image(image: Image) -> Image | None:
+    siblings = image.project.images
+    i = siblings.index(image)
+    return siblings[i + 1] if i + 1 < len(siblings) else None
+
+
+def _needs_sam(session, image: Image) -> bool:
+    """Whether SAM serves this image's masks or point snapping."""
+    if not serving.sam_available():
+        return False
+    if serving.serving(session, image.project).name == "sam":
+        return True
+    return newest_model(session, image.project_id, "points") is None
+
+
+@router.post("/images/{image_id}/prepare")
+async def prepare(image_id: int, session: DB, config: Config, models: Worker):
+    """Start encoding the image for SAM (and the project's next image after it); says
+    whether its embedding is ready. Nothing to prepare when SAM serves nothing here."""
     image = store.get(session, Image, image_id, "image")
+    serving.image_file(image)
+    backend = serving.serving(session, image.project)
+    out = {"needs_sam": _needs_sam(session, image), "backend": backend.name, "chosen_by": backend.chosen_by}
+    if not out["needs_sam"]:
+        return {**out, "ready": True}
+    folder, key = _sam_image(config, image)
+    items = [(key, image.path)]
+    following = _next_image(image)
+    if following is not None and Path(following.path).is_file():
+        items.append(_sam_image(config, following)[1:] + (following.path,))
+    ready = [serving.embedding_ready(config.embeddings, k) for k, _ in items]
+    if not all(ready):
+        states = await models.run(embeddings.prepare, folder, items)
+        if states[0] not in (None, "encoding"):
+            raise HTTPException(500, f"encoding image {image.file_name!r} failed: {states[0]}")
+        ready[0] = states[0] is None
+    return {**out, "ready": ready[0]}
+
+
+@router.post("/images/{image_id}/segment")
+async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, models: Worker):
+    image = store.get(session, Image, image_id, "image")
+    serving.image_file(image)
+    try:
+        check_box(body.box, image.width, image.height)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
     for i, (x, y, _) in enumerate(body.clicks):
         if not (0 <= x < image.width and 0 <= y < image.height):
             raise HTTPException(400, f"click {i} at ({x:g}, {y:g}) is {_outside(image)}")
-    model = newest_model(session, image.project_id, "segment")
+    backend = serving.serving(session, image.project)
+    sam = _sam_image(config, image) if backend.name == "sam" else None
     return await models.run(
-        worker.segment,
-        image.path,
-        model.path if model else None,
-        list(body.box),
-        [list(c) for c in body.clicks],
+        worker.segment, image.path, sam, backend, list(body.box), [list(c) for c in body.clicks]
     )
 
 
 @router.post("/images/{image_id}/snap")
-async def snap(image_id: int, body: SnapIn, session: DB, models: Worker):
+async def snap(image_id: int, body: SnapIn, session: DB, config: Config, models: Worker):
     image = store.get(session, Image, image_id, "image")
     position_of = {c.id: c.position for c in image.project.classes}
     if body.class_id not in position_of:
         raise HTTPException(400, f"class id {body.class_id} is not a class of this project")
     if not (0 <= body.x <= image.width and 0 <= body.y <= image.height):
         raise HTTPException(400, f"point ({body.x:g}, {body.y:g}) is {_outside(image)}")
+    serving.image_file(image)
     model = newest_model(session, image.project_id, "points")
+    sam = _sam_image(config, image) if model is None and serving.sam_available() else None
     others = [
         [*a.geometry["original"], position_of[a.class_id]]
         for a in image.annotations
         if a.kind == "point" and not a.reference
     ]
-    return await models.run(
-        worker.snap,
-        image.path,
-        model.path if model else None,
-        body.x,
-        body.y,
-        position_of[body.class_id],
-        others,
-    )
+    click = (body.x, body.y, position_of[body.class_id])
+    return await models.run(worker.snap, image.path, model.path if model else None, sam, click, others)

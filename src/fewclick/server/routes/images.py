@@ -3,7 +3,6 @@ status, and the pixels, as the file or as tiles for large images."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, HTTPException, UploadFile
@@ -13,6 +12,7 @@ from pydantic import BaseModel
 from fewclick.server import queries, store, tiles, views
 from fewclick.server.db import Image, Project, local_user
 from fewclick.server.deps import DB, Config, prepare_tiles
+from fewclick.server.serving import image_file as existing_file
 
 router = APIRouter(prefix="/api")
 
@@ -68,9 +68,7 @@ def patch_image(image_id: int, body: ImagePatch, session: DB):
 @router.get("/images/{image_id}/file")
 def image_file(image_id: int, session: DB, config: Config):
     image = store.get(session, Image, image_id, "image")
-    path = Path(image.path)
-    if not path.is_file():
-        raise HTTPException(404, f"the file of image {image.file_name!r} is gone from {path}")
+    path = existing_file(image)
     if path.suffix.lower() in BROWSER_SUFFIXES:
         return FileResponse(path)
     return FileResponse(tiles.browser_copy(config.tile_cache, image.id, image.path))

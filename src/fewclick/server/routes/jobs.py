@@ -3,14 +3,12 @@ its progress, list a project's jobs."""
 
 from __future__ import annotations
 
-import multiprocessing
-
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from fewclick.server import queries, store, views, worker
 from fewclick.server.db import Job, Project, local_user
-from fewclick.server.deps import DB, Config
+from fewclick.server.deps import DB, Config, start_process
 
 router = APIRouter(prefix="/api")
 
@@ -24,12 +22,14 @@ def train(project_id: int, body: TrainIn, session: DB, config: Config):
     project = store.get(session, Project, project_id, "project")
     job = store.add_job(session, local_user(session), project, "train")
     session.commit()
-    ctx = multiprocessing.get_context("spawn")
-    ctx.Process(
-        target=worker.run_training,
-        args=(config.db_url, job.id, str(config.models_dir), body.minutes),
-        daemon=True,
-    ).start()
+    start_process(
+        worker.run_training,
+        config.db_url,
+        job.id,
+        str(config.models_dir),
+        body.minutes,
+        str(config.embeddings),
+    )
     return views.job(job)
 
 

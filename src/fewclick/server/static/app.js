@@ -92,6 +92,7 @@ async function projectPage(id) {
       <button id="train">Train on finished images</button>
       <span id="job">${job ? jobText(job) : ""}</span>
     </div>
+    <h3>Mask backends</h3><div id="backends" class="muted">loading</div>
     <h3>Classes</h3>
     <div id="classes">${p.classes.map((c) => `<span class="swatch" style="background:${c.color}"></span> ${c.key ?? "-"} ${esc(c.name)} &nbsp;`).join("")}</div>
     <form class="inline" id="add-class"><input name="name" placeholder="new class"><button>Add class</button></form>
@@ -121,10 +122,45 @@ async function projectPage(id) {
   });
   $("#train").addEventListener("click", async () => {
     const j = await api("POST", `/api/projects/${id}/train`, {minutes: 3});
-    pollJob(j.id);
+    pollJob(j.id, () => showBackends(id));
   });
   if (job && (job.status === "queued" || job.status === "running")) pollJob(job.id);
   showAnalytics(id);
+  showBackends(id);
+}
+
+// the mask backends: which serves and why, the measured comparison, the user's pick
+async function showBackends(id) {
+  const b = await api("GET", `/api/projects/${id}/backends`);
+  const el = $("#backends");
+  if (!el) return;
+  const why = {you: "chosen by you", comparison: "scored best on your finished masks", default: "default until a comparison"}[b.chosen_by];
+  const c = b.comparison;
+  let html = `<p id="serving">Serving: <b>${esc(b.serving)}</b> (${why}).
+    ${b.masks_needed ? `A comparison needs ${b.masks_needed} more finished masks (${b.finished_masks} of 10 on images marked done).` : `${b.finished_masks} finished masks.`}</p>`;
+  if (c) {
+    const rounds = c.table[Object.keys(c.table)[0]].mIoU.length;
+    html += `<table class="list" id="backend-table"><tr><th>backend</th>${[...Array(rounds).keys()].map((r) => `<th>mIoU ${r ? `round ${r}` : "box"}</th>`).join("")}
+      <th>final mIoU</th><th>instances</th><th></th></tr>
+      ${Object.entries(c.table).map(([name, row]) => `<tr class="${name === b.serving ? "current" : ""}"><td>${esc(name)}</td>
+        ${row.mIoU.map((v) => `<td>${v == null ? "-" : v.toFixed(3)}</td>`).join("")}<td><b>${row.final == null ? "-" : row.final.toFixed(3)}</b></td>
+        <td>${row.instances}</td><td>${name === b.serving ? (b.chosen_by === "you" ? "serves, chosen by you" : "serves") : ""}${name === c.chosen ? " (best)" : ""}</td></tr>`).join("")}</table>
+      <p class="muted">Measured ${esc(c.created_at.slice(0, 16).replace("T", " "))} on ${c.masks} finished masks: a box, then 3 rounds of 3 corrective clicks, simulated.</p>`;
+  }
+  html += `<div class="form inline"><label>Backend <select id="pick-backend"><option value="">automatic (${c ? "best measured" : "default"})</option>
+    ${b.available.map((n) => `<option value="${n}" ${b.override === n ? "selected" : ""}>${n}</option>`).join("")}</select></label>
+    <button id="compare" ${b.masks_needed ? "disabled" : ""}>Compare mask backends</button></div>`;
+  el.className = "";
+  el.innerHTML = html;
+  $("#pick-backend").addEventListener("change", async (e) => {
+    await api("PUT", `/api/projects/${id}/backend`, {backend: e.target.value || null});
+    say(e.target.value ? `${e.target.value} serves masks (chosen by you)` : "the measured backend serves masks");
+    showBackends(id);
+  });
+  $("#compare").addEventListener("click", async () => {
+    const j = await api("POST", `/api/projects/${id}/compare`);
+    pollJob(j.id, () => showBackends(id));
+  });
 }
 
 async function showAnalytics(id) {
@@ -156,15 +192,16 @@ function curveSvg(points) {
 }
 
 function jobText(j) {
-  return `training: ${j.status} ${j.status === "running" ? (100 * j.progress).toFixed(0) + "%" : ""} ${esc(j.message)}`;
+  return `${j.kind === "compare" ? "comparison" : "training"}: ${j.status} ${j.status === "running" ? (100 * j.progress).toFixed(0) + "%" : ""} ${esc(j.message)}`;
 }
 
-async function pollJob(id) {
+async function pollJob(id, then = null) {
   const el = $("#job");
   if (!el) return;
   const j = await api("GET", `/api/jobs/${id}`);
   el.textContent = jobText(j).replace(/&[a-z#0-9]+;/g, "");
-  if (j.status === "queued" || j.status === "running") setTimeout(() => pollJob(id), 1000);
+  if (j.status === "queued" || j.status === "running") setTimeout(() => pollJob(id, then), 1000);
+  else if (then) then(j);
 }
 
 // ------------------------------------------------------------------ annotation
@@ -208,7 +245,7 @@ async function annotatePage(id) {
     view: {scale: 1, ox: 0, oy: 0}, bitmap: null, tiles: new Map(),
     detect: {clicks: [], result: null}, seg: null, minScore: 0.3, selected: new Set(), drag: null, space: false,
     undo: [], redo: [], events: [], opened: performance.now(), filter: {cls: "", minScore: 0},
-    canvas: $("#canvas"), dirty: true, frames: [],
+    canvas: $("#canvas"), dirty: true, frames: [], prep: null, prepSeen: [],
   };
   S.ctx = S.canvas.getContext("2d");
   S.onKey = onKey; S.onKeyUp = (e) => { if (e.code === "Space") S.space = false; };
@@ -236,6 +273,31 @@ async function annotatePage(id) {
   logEvent("open");
   S.ready = true;  // pixels loaded and the view fitted: clicks land where they are aimed
   requestAnimationFrame(frame);
+  prepare(S);
+}
+
+// SAM's embedding of the image is made in the worker ahead of the first box (and the next
+// image's after it); until it exists the panel says so. Drawing still works: a request
+// made meanwhile waits for the embedding on the server.
+async function prepare(state) {
+  let out;
+  try {
+    out = await api("POST", `/api/images/${state.image.id}/prepare`);
+  } catch (err) {
+    return;
+  }
+  if (S !== state) return;  // another page since
+  state.prep = out;
+  state.prepSeen.push(out.ready ? "ready" : "preparing");
+  renderPanel();
+  if (!out.ready) setTimeout(() => prepare(state), 500);
+}
+
+function prepText() {
+  const p = S.prep;
+  if (!p) return "preparing image...";
+  if (!p.needs_sam || (S.mode === "mask" && p.backend !== "sam")) return "";
+  return p.ready ? `image ready for ${S.mode === "mask" ? "sam" : "sam-centre"}` : "preparing image (sam encodes it once, a few seconds)...";
 }
 
 function resize() {
@@ -291,7 +353,7 @@ function renderPanel() {
   const help = {
     detect: `Click an object of the picked class: boxes for all such objects appear. More clicks refine. Enter accepts, Esc drops. ${S.detect.clicks.length} clicks, ${shownProposals().length} proposals at score >= ${S.minScore.toFixed(2)}${S.detect.result ? ` (${S.detect.result.method})` : ""}.`,
     box: "Drag to draw a box of the picked class.",
-    mask: S.seg ? `Left click: add to the mask, right click: remove. Enter accepts, Esc drops. ${S.seg.clicks.length} clicks, score ${S.seg.result ? S.seg.result.score.toFixed(2) : "-"}${S.seg.result?.quality != null ? `, estimated quality ${S.seg.result.quality.toFixed(2)}` : ""} (${S.seg.result?.method ?? "..."}).` : "Drag a box (or click a box object) and its mask appears.",
+    mask: S.seg ? `Left click: add to the mask, right click: remove. Enter accepts, Esc drops. ${S.seg.clicks.length} clicks.` : "Drag a box (or click a box object) and its mask appears.",
     points: "Click each object once; the point snaps to the object's centre (the click is kept).",
     select: `Click to select (Shift: add), drag to move, drag a corner to resize, 1-9 changes class, Delete removes.${S.project.oriented ? " [ and ] turn oriented boxes." : ""}`,
     review: "",
@@ -302,7 +364,7 @@ function renderPanel() {
       <select id="f-class"><option value="">all classes</option>${[...S.classes.values()].map((c) => `<option value="${c.id}" ${+S.filter.cls === c.id ? "selected" : ""}>${esc(c.name)}</option>`).join("")}</select>
       <label class="muted">min score <input id="f-score" type="range" min="0" max="1" step="0.05" value="${S.filter.minScore}"></label>
       <div class="review-list">${list.map((a) => `<div data-ann="${a.id}" class="${S.selected.has(a.id) ? "current" : ""}">
-        <span class="swatch" style="background:${S.classes.get(a.class_id).color}"></span>${a.kind} ${a.score != null ? a.score.toFixed(2) : ""}
+        <span class="swatch" style="background:${S.classes.get(a.class_id).color}"></span>${a.kind}${a.backend ? ` <span class="backend">${esc(a.backend)}</span>` : ""} ${a.score != null ? a.score.toFixed(2) : ""}
         ${a.quality != null ? "q " + a.quality.toFixed(2) : ""} <b>${a.review}</b>
         <button data-review="accepted">A</button><button data-review="rejected">X</button></div>`).join("")}</div>`;
     $("#f-class").addEventListener("change", (e) => { S.filter.cls = e.target.value; renderPanel(); S.dirty = true; });
@@ -316,6 +378,12 @@ function renderPanel() {
     }
   } else {
     p.innerHTML = `<h3>${S.mode}</h3><div class="muted" id="mode-help">${esc(help)}</div>`;
+    if (S.mode === "mask" || S.mode === "points") p.insertAdjacentHTML("beforeend", `<div id="prepare" class="${S.prep?.ready ? "ready" : "preparing"}">${esc(prepText())}</div>`);
+    if (S.mode === "mask" && S.seg) {
+      const r = S.seg.result;
+      p.insertAdjacentHTML("beforeend", `<div id="mask-info">backend <b id="mask-backend">${esc(r?.method ?? "...")}</b>${r?.chosen_by === "you" ? " (chosen by you)" : ""}<br>
+        score ${r ? r.score.toFixed(2) : "-"}, ${r?.quality != null ? `estimated quality <b id="mask-quality">${r.quality.toFixed(2)}</b>` : "no quality estimate yet (compare the backends on 10 finished masks)"}</div>`);
+    }
     if (S.mode === "detect") {
       p.insertAdjacentHTML("beforeend", `<label class="muted">proposals from score
         <input id="min-score" type="range" min="0.05" max="0.95" step="0.05" value="${S.minScore}"></label>`);
@@ -336,7 +404,7 @@ function reviewList() {
 
 // ------------------------------------------------------------------ changes (autosaved, undoable)
 function payload(a) {
-  return {class_id: a.class_id, kind: a.kind, geometry: a.geometry, score: a.score, quality: a.quality, source: a.source};
+  return {class_id: a.class_id, kind: a.kind, geometry: a.geometry, score: a.score, quality: a.quality, source: a.source, backend: a.backend};
 }
 
 async function batch(create, del) {
@@ -499,7 +567,7 @@ async function acceptMask() {
   if (!r || !r.box) return;
   const replace = S.seg.from != null ? [S.seg.from] : [];
   const create = [{class_id: S.cls, kind: "mask", geometry: {mask: r.mask}, score: r.score, quality: r.quality,
-                   source: "segment"}];
+                   source: "segment", backend: r.method}];
   S.seg = null;
   await change(create, replace, "accept");
 }

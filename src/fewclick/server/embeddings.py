@@ -1,0 +1,91 @@
+"""SAM embeddings in the worker process, computed ahead of the click.
+
+One :class:`~fewclick.predict.encoder.ImageEncoder` per cache folder encodes on one
+background thread, so a click on the current image is served while the next image is
+encoded. Every key has at most one encoding under way: :func:`start` hands back the running
+one, and :func:`embedding` (what a segment or snap request calls) waits for it instead of
+starting a second. Finished embeddings are in the encoder's memory cache and in
+``<folder>/<key>.npz`` (:func:`fewclick.server.serving.embedding_key`).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+_ENCODERS: dict[str, object] = {}
+_RUNNING: dict[str, Future] = {}
+_LOCK = threading.Lock()
+_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fewclick-encode")
+
+
+def encoder(folder: str):
+    """The shared image encoder caching in ``folder`` (made on first use)."""
+    with _LOCK:
+        found = _ENCODERS.get(folder)
+        if found is None:
+            from fewclick.predict.encoder import ImageEncoder
+
+            found = _ENCODERS[folder] = ImageEncoder(cache_dir=folder)
+        return found
+
+
+def start(folder: str, key: str, path: str) -> Future:
+    """The encoding of the image at ``path`` under ``key``: finished when cached, else the
+    one under way, else a new one queued on the encoding thread (also when the last one
+    failed: a request tries again)."""
+    enc = encoder(folder)
+    with _LOCK:
+        running = _RUNNING.get(key)
+        if running is not None and not (running.done() and running.exception() is not None):
+            return running
+        cached = enc.cached(key)
+        if cached is not None:
+            done: Future = Future()
+            done.set_result(cached)
+            return done
+        future = _RUNNING[key] = _THREAD.submit(_encode, enc, key, path)
+    future.add_done_callback(lambda f: _finished(key, f))
+    return future
+
+
+def _encode(enc, key: str, path: str):
+    from fewclick.io.images import load_image
+
+    return enc.encode(load_image(path), key=key)
+
+
+def _finished(key: str, future: Future) -> None:
+    """A finished encoding leaves the running ones (the encoder's caches answer from then
+    on); a failed one stays until :func:`prepare` has reported it."""
+    if future.exception() is None:
+        with _LOCK:
+            if _RUNNING.get(key) is future:
+                del _RUNNING[key]
+
+
+def prepare(folder: str, items: list[tuple[str, str]]) -> list[str | None]:
+    """Start encoding each ``(key, path)`` in order (the open image, then the next); per
+    item None when its embedding is ready, "encoding" while it is under way, or the error
+    that stopped its last encoding (reported once; the next call tries again)."""
+    states: list[str | None] = []
+    for key, path in items:
+        with _LOCK:
+            future = _RUNNING.get(key)
+        if future is None or not future.done() or future.exception() is None:
+            future = start(folder, key, path)
+        if not future.done():
+            states.append("encoding")
+        elif future.exception() is not None:
+            with _LOCK:
+                _RUNNING.pop(key, None)
+            states.append(f"{type(future.exception()).__name__}: {future.exception()}")
+        else:
+            states.append(None)
+    return states
+
+
+def embedding(folder: str, key: str, path: str):
+    """The image's :class:`~fewclick.predict.encoder.Embedding`, waiting for an encoding
+    under way rather than starting another."""
+    return start(folder, key, path).result()

@@ -1,0 +1,65 @@
+"""A project's mask backends: which serves and why, the measured comparison, the user's
+pick, and starting a comparison job."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from fewclick.server import serving, store, views, worker
+from fewclick.server.comparison import too_few
+from fewclick.server.db import Project, local_user
+from fewclick.server.deps import DB, Config, start_process
+
+router = APIRouter(prefix="/api")
+
+
+class BackendIn(BaseModel):
+    backend: str | None  # None: the measured choice serves
+
+
+def _backends(session: Session, project: Project) -> dict:
+    masks = serving.finished_masks(session, project.id)
+    return views.backends(
+        project,
+        serving.serving(session, project),
+        serving.newest_comparison(session, project.id),
+        serving.available(session, project),
+        masks,
+        max(serving.MIN_MASKS - masks, 0),
+    )
+
+
+@router.get("/projects/{project_id}/backends")
+def get_backends(project_id: int, session: DB):
+    return _backends(session, store.get(session, Project, project_id, "project"))
+
+
+@router.put("/projects/{project_id}/backend")
+def pick_backend(project_id: int, body: BackendIn, session: DB):
+    """The user's pick of the mask backend (None: back to the measured one)."""
+    project = store.get(session, Project, project_id, "project")
+    if body.backend is not None:
+        serving.check_backend(body.backend)
+        reason = serving.unavailable(session, project, body.backend)
+        if reason is not None:
+            raise store.Conflict(f"{body.backend} cannot serve: {reason}")
+    project.mask_backend = body.backend
+    session.commit()
+    return _backends(session, project)
+
+
+@router.post("/projects/{project_id}/compare", status_code=202)
+def compare(project_id: int, session: DB, config: Config):
+    """Start a job that scores every available backend on the finished masks."""
+    project = store.get(session, Project, project_id, "project")
+    reason = too_few(serving.finished_masks(session, project.id))
+    if reason is not None:
+        raise store.Conflict(reason)
+    job = store.add_job(session, local_user(session), project, "compare")
+    session.commit()
+    start_process(
+        worker.run_comparison, config.db_url, job.id, str(config.models_dir), str(config.embeddings)
+    )
+    return views.job(job)

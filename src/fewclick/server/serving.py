@@ -1,0 +1,125 @@
+"""Which box-to-mask backend serves a project, and what it needs from the worker.
+
+The user's pick (``Project.mask_backend``) serves when it is available; else the winner of
+the project's newest backend comparison (:mod:`fewclick.server.comparison`); else, before
+any comparison, the pretrained SAM when its files are present and GrabCut when they are
+not. The quality estimate comes from the ranker trained on the serving backend's own
+sessions; until one exists there is none.
+
+SAM needs the image's embedding: it is computed in the worker ahead of the click and kept
+as ``<data>/embeddings/<project>-<image id>-<file mtime ns>.npz``, so a changed file gets a
+new one and a restart finds the old ones (:mod:`fewclick.server.embeddings`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fewclick.predict.backends import BACKENDS
+from fewclick.protocols.segment_choice import MIN_MASKS
+from fewclick.server.db import Annotation, BackendComparison, Image, Project
+from fewclick.server.store import NotFound, StoreError
+from fewclick.server.training import FINISHED, RANKER_FILE, newest_model
+from fewclick.server.worker import Serving
+
+__all__ = ["BACKENDS", "MIN_MASKS", "Serving", "serving", "sam_available"]
+_GOOD_SAM: set[str] = set()  # model folders whose pretrained pair checked out
+
+
+def sam_available() -> bool:
+    """Whether the pretrained SAM pair is set up (checked by sha256 once per folder)."""
+    from fewclick.predict.pretrained import PretrainedModelError, default_model_files, models_dir
+
+    folder = str(models_dir())
+    if folder in _GOOD_SAM:
+        return True
+    try:
+        default_model_files()
+    except PretrainedModelError:
+        return False
+    _GOOD_SAM.add(folder)
+    return True
+
+
+def check_backend(name: str | None) -> str | None:
+    """``name`` if it is None or a mask backend's name; else a StoreError naming them."""
+    if name is not None and name not in BACKENDS:
+        raise StoreError(f"unknown mask backend {name!r}: expected one of {', '.join(BACKENDS)}")
+    return name
+
+
+def unavailable(session: Session, project: Project, name: str) -> str | None:
+    """Why backend ``name`` cannot serve ``project`` now, or None when it can."""
+    if name == "sam" and not sam_available():
+        return "the pretrained SAM files are not set up: run `fewclick models fetch`"
+    if name == "model" and newest_model(session, project.id, "segment") is None:
+        return "the project has no trained mask model yet: train on finished images first"
+    return None
+
+
+def available(session: Session, project: Project) -> list[str]:
+    return [name for name in BACKENDS if unavailable(session, project, name) is None]
+
+
+def newest_comparison(session: Session, project_id: int) -> BackendComparison | None:
+    return session.scalar(
+        select(BackendComparison)
+        .where(BackendComparison.project_id == project_id)
+        .order_by(BackendComparison.id.desc())
+        .limit(1)
+    )
+
+
+def serving(session: Session, project: Project) -> Serving:
+    """The backend that serves ``project``'s masks now (module docstring)."""
+    comparison = newest_comparison(session, project.id)
+    if project.mask_backend and unavailable(session, project, project.mask_backend) is None:
+        name, by = project.mask_backend, "you"
+    elif comparison is not None and unavailable(session, project, comparison.chosen) is None:
+        name, by = comparison.chosen, "comparison"
+    else:
+        name, by = ("sam" if sam_available() else "grabcut"), "default"
+    model = newest_model(session, project.id, "segment") if name == "model" else None
+    rankers = [Path(comparison.path) / f"ranker_{name}.pkl"] if comparison is not None else []
+    if model is not None:
+        rankers.append(Path(model.path) / RANKER_FILE)  # the one trained with the model
+    ranker = next((str(f) for f in rankers if f.is_file()), None)
+    return Serving(name, by, model.path if model else None, ranker)
+
+
+def finished_masks(session: Session, project_id: int) -> int:
+    """The user's masks (not rejected) on the project's finished images; an oriented box
+    imported with its mask counts as one."""
+    geometries = session.scalars(
+        select(Annotation.geometry)
+        .join(Image)
+        .where(
+            Image.project_id == project_id,
+            Image.status.in_(FINISHED),
+            Annotation.kind.in_(("mask", "rbox")),
+            Annotation.reference.is_(False),
+            Annotation.review != "rejected",
+        )
+    )
+    return sum(1 for g in geometries if "mask" in g)
+
+
+def image_file(image: Image) -> Path:
+    """The image's file; :class:`NotFound` naming it when it is gone."""
+    path = Path(image.path)
+    if not path.is_file():
+        raise NotFound(f"the file of image {image.file_name!r} is gone from {path}")
+    return path
+
+
+def embedding_key(image: Image) -> str:
+    """The cache key of the image's SAM embedding: project, image and file time."""
+    return f"{image.project_id}-{image.id}-{os.stat(image_file(image)).st_mtime_ns}"
+
+
+def embedding_ready(folder: Path, key: str) -> bool:
+    return (folder / f"{key}.npz").is_file()

@@ -1,0 +1,204 @@
+"""Box-to-mask in the app: SAM served from embeddings made ahead of the click, the backend
+that made a mask kept with it, and the per-project backend comparison and pick."""
+
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from fewclick.data.synthetic import make_dataset
+from fewclick.server import embeddings
+from fewclick.server.app import create_app
+from fewclick.server.db import sqlite_url
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    root = tmp_path_factory.mktemp("masks")
+    make_dataset("cells", 1, seed=4, width=160, height=160, out_dir=root / "one")  # 10 cells
+    make_dataset("cells", 3, seed=6, width=160, height=160, out_dir=root / "three")
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(home):
+    with TestClient(create_app(sqlite_url(home / "app.db"), home / "data")) as c:
+        yield c
+
+
+def _project(client, name, **body):
+    r = client.post("/api/projects", json={"name": name, **body})
+    assert r.status_code == 201, r.text
+    project = r.json()["project"]
+    return project, client.get(f"/api/projects/{project['id']}/images").json()
+
+
+def _until(fn, what: str, tries: int = 600):
+    """``fn()`` once it is truthy, polling every 0.2 s (no timing is asserted)."""
+    for _ in range(tries):
+        out = fn()
+        if out:
+            return out
+        time.sleep(0.2)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def _job_done(client, job):
+    job = _until(
+        lambda: (j := client.get(f"/api/jobs/{job['id']}").json())["status"] in ("done", "failed") and j,
+        "the job",
+        tries=3000,
+    )
+    assert job["status"] == "done", job["message"]
+    return job
+
+
+def _cell_box(client, image_id):
+    """The box of the image's first imported (reference or not) object, 3 px larger."""
+    anns = client.get(f"/api/images/{image_id}").json()["annotations"]
+    x0, y0, x1, y1 = anns[0]["geometry"]["box"]
+    return [x0 - 3, y0 - 3, x1 + 3, y1 + 3]
+
+
+def test_sam_encodes_ahead_serves_the_box_and_feeds_a_click_back(client, home, sam_files):
+    project, images = _project(client, "sam", folder=str(home / "three" / "images"))
+    first, second = images[0], images[1]
+    r = client.post(f"/api/images/{first['id']}/prepare")
+    assert r.status_code == 200 and r.json()["needs_sam"] and r.json()["backend"] == "sam"
+    assert r.json()["ready"] is False, "a new image is not encoded yet"
+    _until(lambda: client.post(f"/api/images/{first['id']}/prepare").json()["ready"], "the embedding")
+    folder = home / "data" / "embeddings"
+    _until(lambda: len(list(folder.glob(f"{project['id']}-*.npz"))) == 2, "the next image's embedding")
+    names = sorted(p.name for p in folder.glob(f"{project['id']}-*.npz"))
+    assert [n.split("-")[1] for n in names] == sorted(str(i) for i in (first["id"], second["id"]))
+
+    box = [50, 50, 110, 110]
+    out = client.post(f"/api/images/{first['id']}/segment", json={"box": box}).json()
+    assert out["method"] == "sam" and out["chosen_by"] == "default" and out["area"] > 0
+    assert out["quality"] is None, "no quality ranker before a comparison"
+    body = {"box": box, "clicks": [[80, 80, False]]}
+    clicked = client.post(f"/api/images/{first['id']}/segment", json=body).json()
+    assert clicked["method"] == "sam" and clicked["mask"] != out["mask"]
+
+    # a restart finds the embeddings on disk: ready at once, nothing encoded again
+    with TestClient(create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False)) as again:
+        assert again.post(f"/api/images/{first['id']}/prepare").json()["ready"] is True
+
+
+def test_points_snap_to_the_centre_of_sams_mask_without_a_point_model(client, home, sam_files):
+    project, images = _project(client, "points", dataset=str(home / "one" / "annotations.json"))
+    image = client.get(f"/api/images/{images[0]['id']}").json()
+    x0, y0, x1, y1 = max(
+        (a["geometry"]["box"] for a in image["annotations"]), key=lambda b: (b[2] - b[0]) * (b[3] - b[1])
+    )
+    click = {"x": x0 + 0.35 * (x1 - x0), "y": y0 + 0.4 * (y1 - y0), "class_id": project["classes"][0]["id"]}
+    out = client.post(f"/api/images/{image['id']}/snap", json=click).json()
+    assert out["method"] == "sam-centre"
+    centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    assert np.linalg.norm(np.array(out["point"]) - centre) < np.linalg.norm([click["x"], click["y"]] - centre)
+    assert x0 <= out["point"][0] <= x1 and y0 <= out["point"][1] <= y1
+
+
+def test_a_segment_request_during_an_encoding_waits_for_it_and_encodes_once(home, tmp_path):
+    class SlowEncoder:
+        def __init__(self):
+            self.release, self.calls, self.store = threading.Event(), [], {}
+
+        def cached(self, key):
+            return self.store.get(key)
+
+        def encode(self, image, key):
+            self.calls.append(key)
+            self.release.wait(60)
+            self.store[key] = ("embedding of", key)
+            return self.store[key]
+
+    folder, path = str(tmp_path), str(next((home / "one" / "images").iterdir()))
+    encoder = embeddings._ENCODERS[folder] = SlowEncoder()
+    assert embeddings.prepare(folder, [("k", path)]) == ["encoding"]
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(embeddings.embedding(folder, "k", path)))
+    waiter.start()
+    assert embeddings.prepare(folder, [("k", path)]) == ["encoding"]
+    encoder.release.set()
+    waiter.join(60)
+    assert got == [("embedding of", "k")] and encoder.calls == ["k"], "one encoding, waited for"
+    assert embeddings.prepare(folder, [("k", path)]) == [None]
+
+
+def test_without_sam_files_grabcut_serves_and_nothing_is_prepared(client, home, tmp_path, monkeypatch):
+    monkeypatch.setenv("FEWCLICK_MODELS", str(tmp_path))
+    project, images = _project(client, "no-sam", folder=str(home / "one" / "images"))
+    r = client.post(f"/api/images/{images[0]['id']}/prepare").json()
+    assert r == {"needs_sam": False, "backend": "grabcut", "chosen_by": "default", "ready": True}
+    out = client.post(f"/api/images/{images[0]['id']}/segment", json={"box": [40, 40, 100, 100]}).json()
+    assert out["method"] == "grabcut" and out["quality"] is None
+    r = client.put(f"/api/projects/{project['id']}/backend", json={"backend": "sam"})
+    assert r.status_code == 409 and "models fetch" in r.json()["detail"]
+
+
+def test_bad_mask_requests_say_what_is_wrong(client, home, tmp_path):
+    folder = tmp_path / "gone"
+    shutil.copytree(home / "one" / "images", folder)
+    project, images = _project(client, "bad", folder=str(folder))
+    image = images[0]
+    r = client.post(f"/api/images/{image['id']}/segment", json={"box": [200, 200, 300, 300]})
+    assert r.status_code == 400 and "outside the 160 x 160 image" in r.json()["detail"]
+    r = client.put(f"/api/projects/{project['id']}/backend", json={"backend": "magic"})
+    assert r.status_code == 400 and "sam, model, grabcut, box" in r.json()["detail"]
+    r = client.put(f"/api/projects/{project['id']}/backend", json={"backend": "model"})
+    assert r.status_code == 409 and "no trained mask model" in r.json()["detail"]
+    r = client.post(f"/api/projects/{project['id']}/compare")
+    assert r.status_code == 409 and "has 0: 10 more needed" in r.json()["detail"]
+    backends = client.get(f"/api/projects/{project['id']}/backends").json()
+    assert backends["masks_needed"] == 10 and backends["comparison"] is None
+    for p in folder.iterdir():
+        p.unlink()
+    for url in ("segment", "prepare"):
+        r = client.post(f"/api/images/{image['id']}/{url}", json={"box": [10, 10, 50, 50]})
+        assert r.status_code == 404 and "is gone" in r.json()["detail"], url
+
+
+def test_a_comparison_picks_the_serving_backend_with_its_ranker_and_the_user_can_override(client, home):
+    project, images = _project(client, "compare", dataset=str(home / "one" / "annotations.json"))
+    image = images[0]
+    assert client.get(f"/api/projects/{project['id']}/backends").json()["finished_masks"] == 0
+    client.patch(f"/api/images/{image['id']}", json={"status": "done"})
+    r = client.post(f"/api/projects/{project['id']}/compare")
+    assert r.status_code == 202, r.text
+    assert "scored best" in _job_done(client, r.json())["message"]
+    b = client.get(f"/api/projects/{project['id']}/backends").json()
+    table = b["comparison"]["table"]
+    assert {"grabcut", "box"} <= set(table) and "model" not in table
+    assert all(len(row["mIoU"]) == 4 and row["instances"] == 10 for row in table.values())
+    assert (
+        b["serving"] == b["comparison"]["chosen"] and b["chosen_by"] == "comparison" and b["quality_ranker"]
+    )
+    assert table[b["serving"]]["final"] == max(row["final"] for row in table.values())
+
+    box = _cell_box(client, image["id"])
+    out = client.post(f"/api/images/{image['id']}/segment", json={"box": box}).json()
+    assert out["method"] == b["serving"] and 0 <= out["quality"] <= 1, "the serving backend's own ranker"
+    # the user's pick serves, and is said to be theirs
+    b = client.put(f"/api/projects/{project['id']}/backend", json={"backend": "box"}).json()
+    assert (b["serving"], b["chosen_by"], b["override"]) == ("box", "you", "box")
+    out = client.post(f"/api/images/{image['id']}/segment", json={"box": box}).json()
+    assert out["method"] == "box" and out["chosen_by"] == "you"
+    # the mask keeps the backend that made it
+    made = {
+        "class_id": project["classes"][0]["id"],
+        "kind": "mask",
+        "geometry": {"mask": out["mask"]},
+        "backend": out["method"],
+    }
+    r = client.post(f"/api/images/{image['id']}/annotations", json=made)
+    assert r.status_code == 201 and r.json()["annotation"]["backend"] == "box"
+    got = client.get(f"/api/images/{image['id']}").json()["annotations"]
+    assert [a["backend"] for a in got if a["id"] == r.json()["annotation"]["id"]] == ["box"]
+    r = client.post(f"/api/images/{image['id']}/annotations", json={**made, "backend": "magic"})
+    assert r.status_code == 422 and "sam, model, grabcut, box" in r.text
+    b = client.put(f"/api/projects/{project['id']}/backend", json={"backend": None}).json()
+    assert b["chosen_by"] == "comparison" and b["override"] is None
