@@ -40,7 +40,7 @@ from fewclick.predict.backends import BACKENDS, make_backend
 from fewclick.predict.segment import MaskPredictor
 from fewclick.protocols import json_ready
 from fewclick.protocols.segment import RoundsConfig, plot_miou_vs_clicks, run_noc, run_rounds, tight_box
-from fewclick.protocols.segment_choice import choose_backend, score_backends
+from fewclick.protocols.segment_choice import RANKER_SESSIONS, choose_backend, score_backends
 from fewclick.protocols.segment_run import InstanceItems
 from fewclick.quality.ranker import QualityRanker, plot_ranking, ranking_report
 from fewclick.train.segment import SegmentTrainConfig, train_segmenter
@@ -221,10 +221,7 @@ def _rankers_by_method(predictors: dict, ranker_set, instances: int, items, cfg,
     return report
 
 
-# The ranker's sessions: an annotator who gives up to 4 clicks a round and ignores errors
-# under 5% of the object (the paper's annotators gave 0-4 clicks a round and stopped when
-# satisfied), so sessions end at different rounds; chosen on the ranker part, not the test part.
-ANNOTATOR = dict(clicks_per_round=4, min_region_fraction=0.05)
+ANNOTATOR = RANKER_SESSIONS  # the ranker's sessions (protocols.segment_choice)
 
 
 def _ranker(

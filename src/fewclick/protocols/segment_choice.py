@@ -18,6 +18,11 @@ from fewclick.protocols.segment import RoundsConfig, run_rounds
 #: finished masks a project needs before its backends are compared
 MIN_MASKS = 10
 
+#: The quality ranker's sessions: an annotator who gives up to 4 clicks a round and ignores
+#: errors under 5% of the object (the paper's annotators gave 0-4 clicks a round and stopped
+#: when satisfied), so sessions end at different rounds. ``RoundsConfig`` fields.
+RANKER_SESSIONS = dict(clicks_per_round=4, min_region_fraction=0.05)
+
 
 def score_backends(
     predictors: dict[str, SegmentPredictor],

@@ -6,7 +6,7 @@ images (:func:`~fewclick.protocols.segment_choice.score_backends`: a noisy box, 
 rounds of corrective clicks); the best final mIoU serves from then on, unless the user
 picked another. Each backend also gets its own mask-quality ranker, trained on sessions
 of an annotator who gives up to 4 clicks a round and ignores errors under 5% of the
-object (``benchmarks/segment.py``'s ``ANNOTATOR``), with the backend's own score as a
+object (``protocols.segment_choice.RANKER_SESSIONS``), with the backend's own score as a
 feature. The table goes to a :class:`~fewclick.server.db.BackendComparison` row, the
 rankers to ``<models>/<project>/backends/c<N>/ranker_<backend>.pkl``.
 
@@ -25,7 +25,6 @@ from fewclick.server.serving import MIN_MASKS, available, embedding_key
 from fewclick.server.training import FINISHED, newest_model, update_job
 
 MAX_INSTANCES = 200  # masks scored per backend at most
-RANKER_SESSIONS = dict(clicks_per_round=4, min_region_fraction=0.05)
 
 
 def too_few(masks: int) -> str | None:
@@ -57,7 +56,7 @@ def compare(
     comparison; reports progress from ``progress[0]`` to ``progress[1]`` on the job row and
     returns a one-line summary. ValueError when the project has too few finished masks."""
     from fewclick.protocols.segment import RoundsConfig, run_rounds
-    from fewclick.protocols.segment_choice import choose_backend, score_backends
+    from fewclick.protocols.segment_choice import RANKER_SESSIONS, choose_backend, score_backends
     from fewclick.protocols.segment_run import InstanceItems
     from fewclick.quality.ranker import QualityRanker
 
