@@ -201,7 +201,16 @@ def _latency_lines(r: dict) -> list[str]:
         + " on 2 cores):",
         "",
     ]
-    lines += [f"- {names[k]}: p50 {v['p50']} ms, p95 {v['p95']} ms" for k, v in lat.items() if k in names]
+    lines += [
+        f"- {names[k]}: p50 {v['p50']} ms, p95 {v['p95']} ms"
+        + (
+            f" (CPU time of all threads: p50 {v['cpu_p50']} ms, p95 {v['cpu_p95']} ms)"
+            if "cpu_p50" in v
+            else ""
+        )
+        for k, v in lat.items()
+        if k in names
+    ]
     return lines
 
 

@@ -71,6 +71,20 @@ def preprocess(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), (nh, nw)
 
 
+def session_options(threads: int | None):
+    """onnxruntime options: ``threads`` intra-op threads (None: its default) that sleep
+    rather than spin between runs, so an idle session costs nothing and a busy machine's
+    other work is not slowed by spinning threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 def pixel_key(image: np.ndarray) -> str:
     """A digest of the pixels and shape: the default cache key."""
     digest = hashlib.blake2b(np.ascontiguousarray(image).data, digest_size=16)
@@ -101,12 +115,10 @@ class ImageEncoder:
             path = default_model_files()[0]
         self.path = Path(path)
         graph, self.feature_outputs = _with_feature_outputs(self.path)
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(
+                graph, session_options(threads), providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises its own types for a bad graph
             raise ValueError(f"{self.path}: not a loadable ONNX encoder ({exc})") from None
         inputs = self.session.get_inputs()

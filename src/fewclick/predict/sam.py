@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fewclick.predict.encoder import Embedding, ImageEncoder
+from fewclick.predict.encoder import Embedding, ImageEncoder, session_options
 from fewclick.predict.segment_api import MaskPrediction, check_box, check_mask_clicks
 from fewclick.types import Clicks
 
@@ -52,13 +52,9 @@ class SamPredictor:
         self.decoder_path = Path(decoder)
         if not self.decoder_path.is_file():
             raise FileNotFoundError(f"{self.decoder_path}: no such decoder file")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
         try:
             self.session = ort.InferenceSession(
-                str(self.decoder_path), options, providers=["CPUExecutionProvider"]
+                str(self.decoder_path), session_options(threads), providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own types for a bad graph
             raise ValueError(f"{self.decoder_path}: not a loadable ONNX decoder ({exc})") from None
