@@ -218,7 +218,7 @@ def _sam_targets(r: dict) -> list[str]:
     """The targets of the pretrained-masks issue that apply to this dataset."""
     out, name = [], Path(r["test"]).name
     rounds = r.get("rounds", {})
-    if name == "coco_tiny" and "sam" in rounds:
+    if name == "coco_tiny" and "sam" in rounds and "grabcut" in rounds:
         gain = rounds["sam"][0] - rounds["grabcut"][0]
         out.append(f"SAM box-only >= GrabCut + 0.10: {_met(gain >= 0.10)} ({gain:+.3f})")
         out.append(

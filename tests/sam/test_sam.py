@@ -170,6 +170,31 @@ def test_upscaling_keeps_the_positive_region_and_handles_an_empty_mask():
     assert 15 <= ys.min() <= 25 and 35 <= ys.max() <= 45 and 15 <= xs.min() <= 25
 
 
+def test_upscaling_keeps_rows_and_columns_apart():
+    """Non-square logits to a non-proportional size: a swap of x and y would move the region."""
+    logits = -np.ones((4, 8), np.float32)
+    logits[1, 6] = 5.0  # row 1 of 4, column 6 of 8
+    ys, xs = np.nonzero(upscale_mask(logits, (40, 16)))  # rows x10, columns x2
+    # cell (1, 6) covers rows 10..19 and columns 12..13; bilinearly, logit 5 against -1 stays
+    # positive 5/6 of the way to the next cell's centre: 8.3 rows and 1.7 columns further
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (7, 22, 11, 14)
+
+
+def test_the_prompt_is_scaled_per_axis_into_the_1024_frame(encoder, sam_files):
+    """On a 3000 x 10 image (resized to 1024 x 3) x scales by 3 / 10 and y by 1024 / 3000;
+    clicks come first, then the box corners (labels 2, 3); without a box a padding point."""
+    sam = SamPredictor(encoder, sam_files[1])
+    sam.set_embedding(Embedding(np.zeros((1, 256, 64, 64), np.float32), (3000, 10), (1024, 3), 1024 / 3000))
+    clicks = Clicks(np.array([[5.0, 1500.0]], np.float32), [0], [False])
+    coords, labels = sam._prompt(np.array([2, 300, 8, 600], np.float32), clicks)
+    sx, sy = 3 / 10, 1024 / 3000
+    expected = [[5 * sx, 1500 * sy], [2 * sx, 300 * sy], [8 * sx, 600 * sy]]
+    np.testing.assert_allclose(coords[0], expected, rtol=1e-5)
+    np.testing.assert_array_equal(labels[0], [0, 2, 3])
+    coords, labels = sam._prompt(None, clicks)
+    np.testing.assert_array_equal(labels[0], [0, -1])
+
+
 def test_a_click_off_centre_moves_to_the_objects_centre(sam):
     _, disc = _scene()
     ys, xs = np.nonzero(disc)

@@ -126,6 +126,9 @@ def save_cprnet(path: str | Path, net: CPRNet, **fields) -> Path:
 def load_cprnet(path: str | Path) -> tuple[CPRNet, dict]:
     """A trained CPRNet (eval mode) and its checkpoint dict; errors name the file and the problem."""
     ckpt = read_checkpoint(path, CHECKPOINT_KIND, CHECKPOINT_VERSION)
-    net = CPRNet(CPRNetConfig.from_dict(ckpt["net"]))
-    net.load_state_dict(ckpt["state_dict"])
+    try:
+        net = CPRNet(CPRNetConfig.from_dict(ckpt["net"]))
+        net.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"{path}: weights do not fit the stored config ({exc})") from None
     return net.eval(), ckpt

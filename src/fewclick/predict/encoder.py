@@ -16,6 +16,7 @@ project image's id and file time): an in-memory LRU of ``memory_items`` and, wit
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import zipfile
 from collections import OrderedDict
@@ -166,7 +167,8 @@ class ImageEncoder:
             return found
         x, input_size = preprocess(image)
         with self._run_lock:
-            outputs = self.session.run([self._output, *self.feature_outputs.values()], {self._input: x})
+            names = [*self.feature_outputs.values()] if features else []
+            outputs = self.session.run([self._output, *names], {self._input: x})
         maps = dict(zip(self.feature_outputs, outputs[1:])) if features else None
         h, w = image.shape[:2]
         result = Embedding(outputs[0], (h, w), input_size, INPUT_SIZE / max(h, w), maps)
@@ -195,7 +197,8 @@ class ImageEncoder:
         arrays = {"embedding": e.embedding.astype(np.float16)}
         for stride, m in (e.features or {}).items():
             arrays[f"s{stride}"] = m.astype(np.float16)
-        tmp = path.with_name(path.name + ".tmp.npz")
+        # one temporary file per writer: the app's worker and a job may encode one image at once
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}-{threading.get_ident()}.tmp.npz")
         np.savez(tmp, image_size=e.image_size, input_size=e.input_size, **arrays)
         tmp.replace(path)
 

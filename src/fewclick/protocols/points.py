@@ -2,13 +2,15 @@
 
 On the training part, every object gets one coarse point (a rectified Gaussian around the
 box centre, sigma 0.25 of width and height, inside the mask when the dataset has masks).
-Four point sets then train the same localizer (the click-to-detect network without clicks,
+Five point sets then train the same localizer (the click-to-detect network without clicks,
 in its points mode: a class heatmap whose peaks are the predicted points):
 
 - ``coarse``: the coarse points as annotated;
 - ``self_refined``: each coarse point moved to the score-weighted mean of the predictions
   of a **pseudo-box** detector (fixed-size boxes around the coarse points) near it;
 - ``cpr``: the coarse points refined by CPR (a CPRNet trained on them, then Algorithm 2);
+- ``sam_centre``: each coarse point moved to the centre of the box of the pretrained SAM's
+  mask for a click there (no training);
 - ``center``: the box centres (the upper bound).
 
 The pseudo-box detector is scored too (its box centres as points). Everything is scored on

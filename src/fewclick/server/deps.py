@@ -57,13 +57,18 @@ class WorkerHandle:
         self._worker.submit(worker.warm)
 
     async def run(self, fn, *args):
-        """``fn(*args)`` in the worker process; a ``ValueError`` there answers 400."""
+        """``fn(*args)`` in the worker process; a ``ValueError`` there answers 400, missing
+        pretrained model files 409 (the message says how to fetch them)."""
+        from fewclick.predict.pretrained import PretrainedModelError
+
         if self._worker is None:
             self._worker = worker.ModelWorker()
         try:
             return await asyncio.wrap_future(self._worker.submit(fn, *args))
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
+        except PretrainedModelError as exc:
+            raise HTTPException(409, str(exc)) from None
 
     def close(self) -> None:
         if self._worker is not None:

@@ -116,7 +116,9 @@ async def prepare(image_id: int, session: DB, config: Config, models: Worker):
     if not all(ready):
         states = await models.run(embeddings.prepare, folder, items)
         if states[0] not in (None, "encoding"):
-            raise HTTPException(500, f"encoding image {image.file_name!r} failed: {states[0]}")
+            # the pretrained files gone: the set-up's fix; else the image itself cannot be read
+            status = 409 if states[0].startswith("PretrainedModelError") else 422
+            raise HTTPException(status, f"encoding image {image.file_name!r} failed: {states[0]}")
         ready[0] = states[0] is None
     return {**out, "ready": ready[0]}
 

@@ -284,6 +284,7 @@ async function prepare(state) {
   try {
     out = await api("POST", `/api/images/${state.image.id}/prepare`);
   } catch (err) {
+    if (S === state) { state.prep = {failed: err.message}; renderPanel(); }
     return;
   }
   if (S !== state) return;  // another page since
@@ -296,6 +297,7 @@ async function prepare(state) {
 function prepText() {
   const p = S.prep;
   if (!p) return "preparing image...";
+  if (p.failed) return `cannot prepare this image: ${p.failed}`;
   if (!p.needs_sam || (S.mode === "mask" && p.backend !== "sam")) return "";
   return p.ready ? `image ready for ${S.mode === "mask" ? "sam" : "sam-centre"}` : "preparing image (sam encodes it once, a few seconds)...";
 }
