@@ -44,3 +44,19 @@ def write_checkpoint(path: str | Path, kind: str, version: int, **fields) -> Pat
     torch.save({"kind": kind, "version": version, **fields}, tmp)
     tmp.replace(path)
     return path
+
+
+def load_module(
+    path: str | Path, kind: str, version: int, build, config_key: str = "config", weights_key: str = "model"
+) -> tuple[torch.nn.Module, dict]:
+    """``(network in eval mode, checkpoint dict)`` of a ``kind`` checkpoint: ``build`` makes
+    the network from the config dict stored under ``config_key``, then the weights under
+    ``weights_key`` load into it. A config or weights that do not fit raise ValueError
+    naming the file."""
+    ckpt = read_checkpoint(path, kind, version)
+    try:
+        net = build(ckpt[config_key])
+        net.load_state_dict(ckpt[weights_key])
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise ValueError(f"{path}: weights do not fit the stored config ({exc})") from None
+    return net.eval(), ckpt

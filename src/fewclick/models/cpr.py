@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fewclick.models.backbone import Backbone
-from fewclick.models.checkpoint import read_checkpoint, write_checkpoint
+from fewclick.models.checkpoint import load_module, write_checkpoint
 from fewclick.models.pixels import normalise as normalise  # the image input this network expects
 
 LEVELS = (4, 8)
@@ -125,10 +125,5 @@ def save_cprnet(path: str | Path, net: CPRNet, **fields) -> Path:
 
 def load_cprnet(path: str | Path) -> tuple[CPRNet, dict]:
     """A trained CPRNet (eval mode) and its checkpoint dict; errors name the file and the problem."""
-    ckpt = read_checkpoint(path, CHECKPOINT_KIND, CHECKPOINT_VERSION)
-    try:
-        net = CPRNet(CPRNetConfig.from_dict(ckpt["net"]))
-        net.load_state_dict(ckpt["state_dict"])
-    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
-        raise ValueError(f"{path}: weights do not fit the stored config ({exc})") from None
-    return net.eval(), ckpt
+    build = lambda config: CPRNet(CPRNetConfig.from_dict(config))  # noqa: E731
+    return load_module(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, build, "net", "state_dict")

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from fewclick.models.backbone import Backbone, conv_bn
-from fewclick.models.checkpoint import read_checkpoint, write_checkpoint
+from fewclick.models.checkpoint import load_module, write_checkpoint
 from fewclick.models.clicks import C3, ClickTensors, LateFusion, class_heatmaps
 from fewclick.models.pixels import normalise as normalise  # the image input this network expects
 
@@ -227,11 +227,5 @@ def save_detector(path: str | Path, net: ClickDetectorNet, **fields) -> Path:
 
 def load_detector(path: str | Path) -> tuple[ClickDetectorNet, dict]:
     """A trained network (eval mode) and its checkpoint dict; errors name the file and the problem."""
-    ckpt = read_checkpoint(path, CHECKPOINT_KIND, CHECKPOINT_VERSION)
-    net = ClickDetectorNet(DetectorConfig.from_dict(ckpt["config"]))
-    try:
-        net.load_state_dict(ckpt["model"])
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: weights do not fit the stored config ({exc})") from None
-    net.eval()
-    return net, ckpt
+    build = lambda config: ClickDetectorNet(DetectorConfig.from_dict(config))  # noqa: E731
+    return load_module(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, build)

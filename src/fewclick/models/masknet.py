@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fewclick.models.checkpoint import read_checkpoint, write_checkpoint
+from fewclick.models.checkpoint import load_module, write_checkpoint
 from fewclick.models.pixels import normalise as normalise  # the RGB channels this network expects
 
 CLICK_ENCODINGS = ("disks", "gaussians", "distance")
@@ -122,10 +122,5 @@ def save_masknet(path: str | Path, net: MaskNet, train: dict | None = None, **fi
 
 def load_masknet(path: str | Path) -> tuple[MaskNet, dict]:
     """A trained M_b or M_b+c (eval mode) and its checkpoint; errors name the file and the problem."""
-    ckpt = read_checkpoint(path, CHECKPOINT_KIND, CHECKPOINT_VERSION)
-    try:
-        net = MaskNet(MaskNetConfig.from_dict(ckpt["config"]))
-        net.load_state_dict(ckpt["model"])
-    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
-        raise ValueError(f"{path}: weights do not fit the stored config ({exc})") from None
-    return net.eval(), ckpt
+    build = lambda config: MaskNet(MaskNetConfig.from_dict(config))  # noqa: E731
+    return load_module(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, build)
