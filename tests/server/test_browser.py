@@ -125,6 +125,9 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     vehicle = next(a for a in anns if a["category_id"] == 1)
     x, y, w, h = vehicle["bbox"]
 
+    # opening the page started SAM's encoding of this image and the next in the one worker:
+    # let it finish, so the first click does not queue behind it on a busy machine
+    page.wait_for_function("() => S.prep && (S.prep.ready || S.prep.failed)", timeout=300000)
     # pick class 1, click one object: boxes appear; accept them
     page.keyboard.press("1")
     page.keyboard.press("d")
