@@ -25,6 +25,7 @@ def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serve
         project = project.json()["project"]
         images = client.get(f"/api/projects/{project['id']}/images").json()
         cls = project["classes"][0]["id"]
+        client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0})  # this test trains
         for im in images:  # points on top of the imported masks and boxes
             client.post(
                 f"/api/images/{im['id']}/annotations/batch",
@@ -56,12 +57,13 @@ def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serve
         backends = client.get(f"/api/projects/{project['id']}/backends").json()
         assert "model" in backends["comparison"]["table"] and backends["chosen_by"] == "comparison"
         client.put(f"/api/projects/{project['id']}/backend", json={"backend": "model"})
-        models = client.get(f"/api/projects/{project['id']}").json()["models"]
-        assert sorted(m["task"] for m in models) == ["detect", "points", "segment"]
+        detail = client.get(f"/api/projects/{project['id']}").json()
+        assert sorted(m["task"] for m in detail["models"]) == ["detect", "points", "segment"]
+        assert detail["detector"]["version"] == 1 and detail["detector"]["method"] == "scratch"
         # the trained models serve predictions now
         image = images[0]
         out = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[40, 40, cls]]}).json()
-        assert out["method"] == "model" and out["model_version"] == 1
+        assert out["method"] == "scratch" and out["model_version"] == 1
         out = client.post(f"/api/images/{image['id']}/segment", json={"box": [20, 20, 60, 60]}).json()
         assert out["method"] == "model" and out["mask"]["size"] == [160, 160]
         assert 0 <= out["quality"] <= 1, "the quality ranker trained with the mask model estimates the IoU"

@@ -20,9 +20,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
 IMAGE_STATUSES = ("new", "in_progress", "done", "reviewed")
+FINISHED = ("done", "reviewed")  # the statuses training learns from
 REVIEW_STATES = ("pending", "accepted", "rejected")
 ANNOTATION_KINDS = ("box", "rbox", "mask", "point")
 JOB_STATES = ("queued", "running", "done", "failed")
+JOB_TRIGGERS = ("user", "auto")
+AUTO_TRAIN_EVERY = 2  # a new project's Project.auto_train_every
 
 
 def now() -> datetime:
@@ -47,6 +50,10 @@ class Project(Base):
     oriented: Mapped[bool] = mapped_column(default=False)
     source: Mapped[str | None] = mapped_column(String(2000))  # the folder or dataset it came from
     mask_backend: Mapped[str | None] = mapped_column(String(20))  # the user's pick; None: the measured one
+    # a training job starts by itself after every this many newly finished images; 0: never
+    auto_train_every: Mapped[int] = mapped_column(
+        default=AUTO_TRAIN_EVERY, server_default=str(AUTO_TRAIN_EVERY)
+    )
     created_at: Mapped[datetime] = mapped_column(default=now)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     classes: Mapped[list[ProjectClass]] = relationship(
@@ -131,6 +138,8 @@ class ModelVersion(Base):
     version: Mapped[int]
     path: Mapped[str] = mapped_column(String(4000))
     images: Mapped[int]  # finished images it was trained on
+    method: Mapped[str | None] = mapped_column(String(20))  # how it was made, e.g. pretrained | scratch
+    metrics: Mapped[dict | None]  # what training measured, e.g. {"held_out_mAP": {"pretrained": 0.61}}
     created_at: Mapped[datetime] = mapped_column(default=now)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
 
@@ -159,7 +168,9 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(10), default="queued")
     progress: Mapped[float] = mapped_column(default=0.0)
     message: Mapped[str] = mapped_column(String(2000), default="")
+    trigger: Mapped[str] = mapped_column(String(10), default="user", server_default="user")  # JOB_TRIGGERS
     created_at: Mapped[datetime] = mapped_column(default=now)
+    started_at: Mapped[datetime | None]  # when it began running
     updated_at: Mapped[datetime] = mapped_column(default=now)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
 

@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fewclick.server.db import Annotation, Event, Image, Job, ModelVersion, Project
+from fewclick.server.db import FINISHED, Annotation, Event, Image, Job, ModelVersion, Project
 
 MAX_EVENTS = 10000  # the most events one request lists
 
@@ -61,6 +61,44 @@ def class_sizes(session: Session, project_id: int) -> dict[int, float]:
             x0, y0, x1, y1 = g["box"]
             sides.setdefault(class_id, []).append(float(np.sqrt(max(x1 - x0, 1) * max(y1 - y0, 1))))
     return {k: float(np.median(v)) for k, v in sides.items()}
+
+
+def _annotated(project_id: int):
+    """The project's images holding at least one of the user's annotations (reference ones
+    left out): the ones training learns from once finished."""
+    return select(Image.id).where(
+        Image.project_id == project_id,
+        select(Annotation.id)
+        .where(Annotation.image_id == Image.id, Annotation.reference.is_(False))
+        .exists(),
+    )
+
+
+def annotated_unfinished(session: Session, project_id: int) -> Sequence[Image]:
+    """The project's images that hold the user's annotations and are not finished yet."""
+    ids = _annotated(project_id).where(Image.status.not_in(FINISHED))
+    return session.scalars(select(Image).where(Image.id.in_(ids)).order_by(Image.id)).all()
+
+
+def finished_annotated(session: Session, project_id: int) -> int:
+    """The number of the project's finished images that hold the user's annotations."""
+    ids = _annotated(project_id).where(Image.status.in_(FINISHED))
+    return session.scalar(select(func.count()).select_from(ids.subquery()))
+
+
+def trained_on(session: Session, project_id: int) -> int:
+    """The finished images the project's newest model was trained on; 0 before any. Every
+    model of one job learns from the same images, and a points-only project trains no
+    detector, so this is the newest model of any task."""
+    return (
+        session.scalar(
+            select(ModelVersion.images)
+            .where(ModelVersion.project_id == project_id)
+            .order_by(ModelVersion.id.desc())
+            .limit(1)
+        )
+        or 0
+    )
 
 
 def running_job(session: Session, project_id: int) -> Job | None:

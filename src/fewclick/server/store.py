@@ -21,6 +21,7 @@ from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.images import IMAGE_SUFFIXES, ImageError, image_size, load_image
 from fewclick.server.convert import GeometryError, check_geometry, colour, from_objects, to_objects
 from fewclick.server.db import (
+    FINISHED,
     IMAGE_STATUSES,
     REVIEW_STATES,
     Annotation,
@@ -32,7 +33,9 @@ from fewclick.server.db import (
     User,
     now,
 )
-from fewclick.server.queries import running_job
+from fewclick.server.queries import annotated_unfinished, running_job
+
+MAX_AUTO_TRAIN_EVERY = 1000
 
 
 class StoreError(ValueError):
@@ -323,6 +326,27 @@ def delete_annotations(session: Session, image: Image, ids: Sequence[int]) -> No
         session.delete(ann)
 
 
+def set_auto_train(project: Project, every: object) -> None:
+    """Train by itself after every ``every`` newly finished images (0: never)."""
+    if type(every) is not int or not 0 <= every <= MAX_AUTO_TRAIN_EVERY:
+        raise StoreError(
+            f"auto_train_every must be an integer from 0 to {MAX_AUTO_TRAIN_EVERY}, got {every!r}"
+        )
+    project.auto_train_every = every
+
+
+def finish_annotated(session: Session, user: User, project: Project, status: str) -> int:
+    """Set ``status`` (done or reviewed) on every image of the project that holds the
+    user's annotations and is not finished yet; returns how many changed."""
+    if status not in FINISHED:
+        raise StoreError(f"status must be one of {FINISHED}, got {status!r}")
+    images = annotated_unfinished(session, project.id)
+    for image in images:
+        set_status(image, status, user)
+    session.flush()
+    return len(images)
+
+
 def set_status(image: Image, status: str, user: User) -> None:
     if status not in IMAGE_STATUSES:
         raise StoreError(f"status must be one of {IMAGE_STATUSES}, got {status!r}")
@@ -361,12 +385,15 @@ def export(project: Project, format: str, path: Path) -> Path:
     return path
 
 
-def add_job(session: Session, user: User, project: Project, kind: str) -> Job:
+def add_job(session: Session, user: User, project: Project, kind: str, trigger: str = "user") -> Job:
     """A queued job for the project; refused while another of its jobs is queued or running."""
     running = running_job(session, project.id)
     if running is not None:
-        raise Conflict(f"job {running.id} is training this project already")
-    job = Job(project_id=project.id, kind=kind, created_by=user.id)
+        raise Conflict(
+            f"job {running.id} ({running.kind}) is {running.status} for project {project.name!r}: "
+            "wait until it ends"
+        )
+    job = Job(project_id=project.id, kind=kind, trigger=trigger, created_by=user.id)
     session.add(job)
     session.flush()
     return job

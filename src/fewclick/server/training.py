@@ -13,34 +13,53 @@ Runs in its own process (:func:`fewclick.server.worker.run_training`).
 
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select
 
-from fewclick.server.db import Image, Job, ModelVersion, Project, make_engine, now, session_factory
+from fewclick.server.db import FINISHED, Image, Job, ModelVersion, Project, make_engine, now, session_factory
 
-FINISHED = ("done", "reviewed")
+log = logging.getLogger(__name__)
+
 MIN_MASKS = 8
 MIN_POINTS = 10
 RANKER_INSTANCES = 300
 RANKER_FILE = "ranker.pkl"
 
 
+@dataclass(frozen=True)
+class Trained:
+    """What a task's training made: the model's folder or file, how it was made (e.g.
+    ``"pretrained"`` or ``"scratch"`` for the detector; None where there is one way) and
+    what training measured (e.g. ``{"held_out_mAP": {"pretrained": 0.61, "scratch": 0.42}}``)."""
+
+    path: Path
+    method: str | None = None
+    metrics: dict | None = None
+
+
 def update_job(db_url: str, job_id: int, **values) -> None:
+    """Set these fields of the job row; the first change to ``running`` stamps ``started_at``."""
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
         job = session.get(Job, job_id)
         for key, value in values.items():
             setattr(job, key, value)
         job.updated_at = now()
+        if job.status == "running" and job.started_at is None:
+            job.started_at = job.updated_at
         session.commit()
     engine.dispose()
 
 
 def fail(db_url: str, job_id: int, message: str) -> None:
+    """Mark the job failed. The row keeps the whole ``message`` (a traceback may follow its
+    first line, which is all the job's view shows); the server log gets it too."""
+    log.error("job %d failed: %s", job_id, message)
     update_job(db_url, job_id, status="failed", message=message[:2000])
 
 
@@ -110,7 +129,7 @@ def train_project(
         message = f"training {task} v{versions[task]} on {len(data.images)} images ({i + 1} of {parts})"
         update_job(db_url, job_id, status="running", message=message, progress=i / parts)
         progress = _reporter(db_url, job_id, i, parts)
-        path = {"detect": _detector, "segment": _segmenter, "points": _cpr}[task](
+        trained = {"detect": _detector, "segment": _segmenter, "points": _cpr}[task](
             data, out, share, progress, steps
         )
         engine = make_engine(db_url)
@@ -120,8 +139,10 @@ def train_project(
                     project_id=project_id,
                     task=task,
                     version=versions[task],
-                    path=str(path),
+                    path=str(trained.path),
                     images=len(data.images),
+                    method=trained.method,
+                    metrics=trained.metrics,
                     created_by=user_id,
                 )
             )
@@ -149,7 +170,7 @@ def _reporter(db_url: str, job_id: int, index: int, count: int):
     return progress
 
 
-def _detector(data, out: Path, minutes: float, progress, steps: int | None) -> Path:
+def _detector(data, out: Path, minutes: float, progress, steps: int | None) -> Trained:
     from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
 
     boxed = []
@@ -158,7 +179,7 @@ def _detector(data, out: Path, minutes: float, progress, steps: int | None) -> P
         if keep.any():
             boxed.append(replace(rec, objects=rec.objects[keep]))
     subset = type(data)(data.classes, boxed, data.format)
-    return train_detector(
+    path = train_detector(
         subset,
         out,
         detector_config_for(subset, "c3det"),
@@ -166,9 +187,10 @@ def _detector(data, out: Path, minutes: float, progress, steps: int | None) -> P
         log=lambda _: None,
         progress=progress,
     )
+    return Trained(path, "scratch")
 
 
-def _segmenter(data, out: Path, minutes: float, progress, steps: int | None) -> Path:
+def _segmenter(data, out: Path, minutes: float, progress, steps: int | None) -> Trained:
     """M_b and M_b+c, then the mask-quality ranker on simulated sessions over the finished
     masks (one click per round, as the app re-predicts after every click; the annotator
     stops when no error is over 5% of the object). The finished masks are the models'
@@ -193,10 +215,10 @@ def _segmenter(data, out: Path, minutes: float, progress, steps: int | None) -> 
         ranker = QualityRanker(with_score=True).fit(sessions.features, sessions.final_ious, sessions.scores)
         ranker.save(out / RANKER_FILE)
     progress(1, 1)
-    return out
+    return Trained(out)
 
 
-def _cpr(data, out: Path, minutes: float, progress, steps: int | None) -> Path:
+def _cpr(data, out: Path, minutes: float, progress, steps: int | None) -> Trained:
     from fewclick.io.images import load_image
     from fewclick.train.cpr import CPRConfig, PointImage, train_cpr
 
@@ -214,7 +236,7 @@ def _cpr(data, out: Path, minutes: float, progress, steps: int | None) -> Path:
         images, data.classes, out, CPRConfig(budget_minutes=minutes, steps=steps), log=lambda _: None
     )
     progress(1, 1)
-    return path
+    return Trained(path)
 
 
 def newest_model(session, project_id: int, task: str) -> ModelVersion | None:

@@ -7,6 +7,7 @@ Views read only the rows (and counts) they are given; the queries behind them ar
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from fewclick.server.db import (
     Annotation,
@@ -17,7 +18,10 @@ from fewclick.server.db import (
     ModelVersion,
     Project,
     ProjectClass,
+    now,
 )
+
+ETA_FROM = 0.02  # the progress from which a job's time left is estimated
 
 
 def project_class(c: ProjectClass) -> dict:
@@ -53,14 +57,34 @@ def annotation(a: Annotation) -> dict:
     }
 
 
-def job(j: Job) -> dict:
+def eta_seconds(progress: float, elapsed: float) -> float | None:
+    """Seconds left for a job ``progress`` (0..1) of the way after ``elapsed`` seconds of
+    running, at the pace so far; None until the progress reaches ``ETA_FROM``."""
+    if progress <= ETA_FROM:
+        return None
+    return elapsed * (1 - progress) / progress
+
+
+def job(j: Job, at: datetime | None = None) -> dict:
+    """A job row as of ``at`` (now by default). ``message`` is the first line of the row's
+    (a failure's traceback stays in the row and the server log); ``elapsed_seconds`` counts
+    from when it began running (None before), ``eta_seconds`` estimates the rest while it runs."""
+    at = at or now()
+    elapsed = eta = None
+    if j.started_at is not None:
+        elapsed = ((at if j.status == "running" else j.updated_at) - j.started_at).total_seconds()
+        if j.status == "running":
+            eta = eta_seconds(j.progress, elapsed)
     return {
         "id": j.id,
         "project_id": j.project_id,
         "kind": j.kind,
+        "trigger": j.trigger,
         "status": j.status,
         "progress": j.progress,
-        "message": j.message,
+        "message": j.message.split("\n", 1)[0],
+        "elapsed_seconds": elapsed,
+        "eta_seconds": eta,
         "created_at": j.created_at.isoformat(),
         "updated_at": j.updated_at.isoformat(),
     }
@@ -89,18 +113,31 @@ def project(p: Project, by_status: dict[str, int]) -> dict:
         "source": p.source,
         "images": total,
         "by_status": by_status,
+        "auto_train_every": p.auto_train_every,
         "progress": finished / total if total else 0.0,
     }
 
 
-def project_detail(p: Project, by_status: dict[str, int], models: Iterable[ModelVersion]) -> dict:
-    """The summary with the project's classes and its trained model versions."""
+def model_version(m: ModelVersion) -> dict:
+    return {
+        "task": m.task,
+        "version": m.version,
+        "images": m.images,
+        "method": m.method,
+        "metrics": m.metrics,
+        "created_at": m.created_at.isoformat(),
+    }
+
+
+def project_detail(
+    p: Project, by_status: dict[str, int], models: Iterable[ModelVersion], detector: ModelVersion | None
+) -> dict:
+    """The summary with the project's classes, its trained model versions and the
+    ``detector`` that serves click-to-detect (None: the training-free start serves)."""
     out = project(p, by_status)
     out["classes"] = [project_class(c) for c in p.classes]
-    out["models"] = [
-        {"task": m.task, "version": m.version, "images": m.images, "created_at": m.created_at.isoformat()}
-        for m in models
-    ]
+    out["models"] = [model_version(m) for m in models]
+    out["detector"] = None if detector is None else model_version(detector)
     return out
 
 

@@ -74,7 +74,18 @@ async def detect(image_id: int, body: DetectIn, session: DB, models: Worker):
         )
     result["labels"] = [class_of[int(label)] for label in result["labels"]]
     result["model_version"] = model.version if model else None
+    result["method"] = _detect_method(result["method"], model)
     return result
+
+
+def _detect_method(method: str, model) -> str:
+    """How the boxes were made: ``pretrained`` or ``scratch`` (the detector ``model``) or
+    ``training-free``. The worker's older names ("model", "template") are translated."""
+    if method == "template":
+        return "training-free"
+    if method == "model":
+        return model.method or "scratch"
+    return method
 
 
 def _sam_image(config: Settings, image: Image) -> tuple[str, str]:

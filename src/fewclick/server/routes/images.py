@@ -10,9 +10,10 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from fewclick.server import queries, store, tiles, views
-from fewclick.server.db import Image, Project, local_user
+from fewclick.server.db import FINISHED, Image, Project, local_user
 from fewclick.server.deps import DB, Config, prepare_tiles
 from fewclick.server.serving import image_file as existing_file
+from fewclick.server.training_jobs import train_if_due
 
 router = APIRouter(prefix="/api")
 
@@ -58,11 +59,15 @@ def get_image(image_id: int, session: DB):
 
 
 @router.patch("/images/{image_id}")
-def patch_image(image_id: int, body: ImagePatch, session: DB):
+def patch_image(image_id: int, body: ImagePatch, session: DB, config: Config):
+    """Change the image's status; with ``job``, the training job that finishing it started
+    by itself (None when it started none)."""
     image = store.get(session, Image, image_id, "image")
+    finishing = body.status in FINISHED and image.status not in FINISHED
     store.set_status(image, body.status, local_user(session))
     session.commit()
-    return views.image(image, len(image.annotations))
+    job = train_if_due(session, config, image.project) if finishing else None
+    return {**views.image(image, len(image.annotations)), "job": None if job is None else views.job(job)}
 
 
 @router.get("/images/{image_id}/file")

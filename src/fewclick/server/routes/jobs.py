@@ -1,14 +1,15 @@
-"""Training jobs: start one on a project's finished images (in its own process), follow
-its progress, list a project's jobs."""
+"""Training jobs: start one on a project's finished images (in its own process; see
+:mod:`fewclick.server.training_jobs`), follow its progress, list a project's jobs."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from fewclick.server import queries, store, views, worker
-from fewclick.server.db import Job, Project, local_user
-from fewclick.server.deps import DB, Config, start_process
+from fewclick.server import queries, store, views
+from fewclick.server.db import Job, Project
+from fewclick.server.deps import DB, Config
+from fewclick.server.training_jobs import start_training
 
 router = APIRouter(prefix="/api")
 
@@ -20,17 +21,7 @@ class TrainIn(BaseModel):
 @router.post("/projects/{project_id}/train", status_code=202)
 def train(project_id: int, body: TrainIn, session: DB, config: Config):
     project = store.get(session, Project, project_id, "project")
-    job = store.add_job(session, local_user(session), project, "train")
-    session.commit()
-    start_process(
-        worker.run_training,
-        config.db_url,
-        job.id,
-        str(config.models_dir),
-        body.minutes,
-        str(config.embeddings),
-    )
-    return views.job(job)
+    return views.job(start_training(session, config, project, body.minutes))
 
 
 @router.get("/jobs/{job_id}")

@@ -1,5 +1,5 @@
-"""Projects and their classes: create from a folder or a dataset, import annotations,
-export COCO or DOTA, analytics."""
+"""Projects and their classes: create from a folder or a dataset, settings, import
+annotations, mark annotated images finished, export COCO or DOTA, analytics."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import io
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Body, HTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -16,6 +17,8 @@ from sqlalchemy.orm import Session
 from fewclick.server import queries, store, views
 from fewclick.server.db import Project, ProjectClass, local_user
 from fewclick.server.deps import DB, Config, prepare_tiles
+from fewclick.server.training import newest_model
+from fewclick.server.training_jobs import train_if_due
 
 router = APIRouter(prefix="/api")
 
@@ -35,6 +38,13 @@ class ClassIn(BaseModel):
     key: int | None = Field(default=None, ge=1, le=9)
 
 
+class FinishIn(BaseModel):
+    status: str = "done"
+
+
+SETTINGS = {"auto_train_every": store.set_auto_train}  # what PATCH on a project may change
+
+
 class ImportIn(BaseModel):
     dataset: str
     format: str | None = None
@@ -43,7 +53,10 @@ class ImportIn(BaseModel):
 
 def _detail(session: Session, project: Project) -> dict:
     return views.project_detail(
-        project, queries.status_counts(session, project.id), queries.model_versions(session, project.id)
+        project,
+        queries.status_counts(session, project.id),
+        queries.model_versions(session, project.id),
+        newest_model(session, project.id, "detect"),
     )
 
 
@@ -77,6 +90,34 @@ def create_project(body: ProjectIn, session: DB, config: Config):
 @router.get("/projects/{project_id}")
 def get_project(project_id: int, session: DB):
     return _detail(session, store.get(session, Project, project_id, "project"))
+
+
+@router.patch("/projects/{project_id}")
+def patch_project(project_id: int, session: DB, body: Annotated[dict[str, Any], Body()]):
+    """Change the project's settings (``SETTINGS``); a bad value or an unknown name is a 400
+    naming it, and nothing changes."""
+    project = store.get(session, Project, project_id, "project")
+    unknown = sorted(set(body) - set(SETTINGS))
+    if unknown:
+        raise HTTPException(
+            400, f"unknown project setting {unknown[0]!r}: expected one of {', '.join(SETTINGS)}"
+        )
+    for name, value in body.items():
+        SETTINGS[name](project, value)
+    session.commit()
+    return _detail(session, project)
+
+
+@router.post("/projects/{project_id}/finish")
+def finish(project_id: int, session: DB, config: Config, body: FinishIn | None = None):
+    """Mark every image that holds the user's annotations (imported as the project's own
+    labels, or made here) and is not finished ``body.status`` (done or reviewed), then
+    start a training job when that makes one due: ``{"finished": n, "job": job or None}``."""
+    project = store.get(session, Project, project_id, "project")
+    count = store.finish_annotated(session, local_user(session), project, (body or FinishIn()).status)
+    session.commit()
+    job = train_if_due(session, config, project)
+    return {"finished": count, "job": None if job is None else views.job(job)}
 
 
 @router.post("/projects/{project_id}/classes", status_code=201)

@@ -1,0 +1,305 @@
+"""Training in the loop: a job starts by itself after every N finished images, imported
+annotations are marked finished in bulk, the train request says why it cannot start, a job
+estimates its time left, and a database from before all this keeps its rows.
+
+No real training runs here: the job process start is replaced by a recorder."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from fewclick.data.synthetic import make_dataset
+from fewclick.server import training, training_jobs, views, worker
+from fewclick.server.app import create_app
+from fewclick.server.db import Job, ModelVersion, make_engine, now, sqlite_url
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("loop")
+    make_dataset("aerial", 4, seed=3, width=128, height=128, out_dir=root / "aerial")
+    return root / "aerial" / "annotations.json"
+
+
+@pytest.fixture()
+def started(monkeypatch):
+    """The job processes the app started, as (target, args) instead of processes."""
+    calls = []
+    monkeypatch.setattr(training_jobs, "start_process", lambda target, *args: calls.append((target, args)))
+    return calls
+
+
+@pytest.fixture()
+def app(tmp_path, started):
+    app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False)
+    with TestClient(app) as client:
+        app.client = client
+        yield app
+
+
+def _project(client, dataset, name="p"):
+    """A project imported with labels: every image holds annotations, none is finished."""
+    r = client.post("/api/projects", json={"name": name, "dataset": str(dataset)})
+    assert r.status_code == 201, r.text
+    project = r.json()["project"]
+    return project, client.get(f"/api/projects/{project['id']}/images").json()
+
+
+def _end_job(app, job_id: int, trained_on: int) -> None:
+    """Let job ``job_id`` end as if it trained a detector on ``trained_on`` images."""
+    with app.state.sessions() as session:
+        job = session.get(Job, job_id)
+        job.status = "done"
+        session.add(
+            ModelVersion(
+                project_id=job.project_id, task="detect", version=1, path="x", images=trained_on, created_by=1
+            )
+        )
+        session.commit()
+
+
+def test_a_job_starts_by_itself_after_exactly_n_finished_images_and_never_twice(app, dataset, started):
+    client = app.client
+    project, images = _project(client, dataset)
+    assert project["auto_train_every"] == 2, "the default"
+    done = lambda im: client.patch(f"/api/images/{im['id']}", json={"status": "done"}).json()  # noqa: E731
+
+    assert done(images[0])["job"] is None and started == [], "one finished image: not yet"
+    job = done(images[1])["job"]
+    assert job is not None and job["trigger"] == "auto" and job["status"] == "queued"
+    assert started == [
+        (
+            worker.run_training,
+            (
+                app.state.settings.db_url,
+                job["id"],
+                str(app.state.settings.models_dir),
+                1.0,
+                str(app.state.settings.embeddings),
+            ),
+        )
+    ], "started as the Train button starts one, with a budget of one minute"
+    assert done(images[2])["job"] is None and len(started) == 1, "one job queued: no second"
+    assert client.patch(f"/api/images/{images[2]['id']}", json={"status": "reviewed"}).json()["job"] is None
+
+    _end_job(app, job["id"], trained_on=3)
+    assert done(images[3])["job"] is None, "one image more than the model saw: not yet"
+    client.patch(f"/api/images/{images[3]['id']}", json={"status": "in_progress"})
+    client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 1})
+    second = done(images[3])["job"]
+    assert second["trigger"] == "auto" and len(started) == 2
+    jobs = client.get(f"/api/projects/{project['id']}/jobs").json()
+    assert [(j["id"], j["trigger"]) for j in jobs] == [(job["id"], "auto"), (second["id"], "auto")]
+
+
+def test_images_without_annotations_and_a_zero_interval_start_nothing(app, dataset, started, tmp_path):
+    client = app.client
+    folder = Path(dataset).parent / "images"
+    project = client.post("/api/projects", json={"name": "empty", "folder": str(folder)}).json()["project"]
+    for im in client.get(f"/api/projects/{project['id']}/images").json():
+        assert client.patch(f"/api/images/{im['id']}", json={"status": "done"}).json()["job"] is None
+    labelled, images = _project(client, dataset, "off")
+    r = client.patch(f"/api/projects/{labelled['id']}", json={"auto_train_every": 0})
+    assert r.status_code == 200 and r.json()["auto_train_every"] == 0
+    assert client.post(f"/api/projects/{labelled['id']}/finish").json() == {"finished": 4, "job": None}
+    assert started == []
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"auto_train_every": -1}, "auto_train_every must be an integer from 0 to 1000, got -1"),
+        ({"auto_train_every": 1001}, "auto_train_every must be an integer from 0 to 1000, got 1001"),
+        ({"auto_train_every": 2.5}, "auto_train_every must be an integer from 0 to 1000, got 2.5"),
+        ({"auto_train_every": "3"}, "auto_train_every must be an integer from 0 to 1000, got '3'"),
+        ({"auto_train_every": True}, "auto_train_every must be an integer from 0 to 1000, got True"),
+        ({"auto_train_every": None}, "auto_train_every must be an integer from 0 to 1000, got None"),
+        ({"train_every": 3}, "unknown project setting 'train_every': expected one of auto_train_every"),
+    ],
+)
+def test_a_bad_auto_train_setting_is_a_400_naming_it_and_changes_nothing(app, dataset, body, message):
+    client = app.client
+    project, _ = _project(client, dataset)
+    r = client.patch(f"/api/projects/{project['id']}", json=body)
+    assert r.status_code == 400 and r.json()["detail"] == message
+    assert client.get(f"/api/projects/{project['id']}").json()["auto_train_every"] == 2
+
+
+def test_finish_marks_every_image_with_the_users_annotations_and_trains_once(app, dataset, started):
+    client = app.client
+    project, images = _project(client, dataset)
+    empty, reviewed = images[0], images[1]
+    ids = [a["id"] for a in client.get(f"/api/images/{empty['id']}").json()["annotations"]]
+    client.post(f"/api/images/{empty['id']}/annotations/batch", json={"delete": ids})
+    client.patch(f"/api/images/{reviewed['id']}", json={"status": "reviewed"})
+    assert started == []
+
+    r = client.post(f"/api/projects/{project['id']}/finish", json={"status": "done"})
+    assert r.status_code == 200
+    out = r.json()
+    assert out["finished"] == 2 and out["job"]["trigger"] == "auto" and len(started) == 1
+    statuses = [im["status"] for im in client.get(f"/api/projects/{project['id']}/images").json()]
+    assert statuses == ["in_progress", "reviewed", "done", "done"]
+    assert client.post(f"/api/projects/{project['id']}/finish").json() == {"finished": 0, "job": None}
+    assert len(started) == 1, "a job is queued: the rule starts no second"
+    r = client.post(f"/api/projects/{project['id']}/finish", json={"status": "new"})
+    assert r.status_code == 400 and "status must be one of ('done', 'reviewed')" in r.json()["detail"]
+
+
+def test_finish_as_reviewed_and_reference_annotations_do_not_count(app, dataset, started):
+    client = app.client
+    folder = Path(dataset).parent / "images"
+    project = client.post("/api/projects", json={"name": "ref", "folder": str(folder)}).json()["project"]
+    client.post(f"/api/projects/{project['id']}/import", json={"dataset": str(dataset), "reference": True})
+    assert client.post(f"/api/projects/{project['id']}/finish").json() == {"finished": 0, "job": None}
+    image = client.get(f"/api/projects/{project['id']}/images").json()[0]
+    cls = client.get(f"/api/projects/{project['id']}").json()["classes"][0]["id"]
+    batch = {"create": [{"class_id": cls, "geometry": {"box": [5, 5, 20, 20]}}]}
+    client.post(f"/api/images/{image['id']}/annotations/batch", json=batch)
+    out = client.post(f"/api/projects/{project['id']}/finish", json={"status": "reviewed"}).json()
+    assert out == {"finished": 1, "job": None}, "one finished image: under the default two"
+    assert client.get(f"/api/images/{image['id']}").json()["status"] == "reviewed"
+
+
+def test_train_says_why_it_cannot_start_and_writes_no_job(app, dataset, started):
+    client = app.client
+    project, images = _project(client, dataset)
+    url = f"/api/projects/{project['id']}/train"
+    r = client.post(url, json={"minutes": 0.5})
+    assert r.status_code == 400
+    assert (
+        r.json()["detail"] == "no finished image with annotations yet: mark annotated images done, then train"
+    )
+    assert client.get(f"/api/projects/{project['id']}/jobs").json() == [] and started == []
+    assert client.post(url, json={"minutes": -1}).status_code == 422
+
+    client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0})
+    client.patch(f"/api/images/{images[0]['id']}", json={"status": "done"})
+    r = client.post(url, json={"minutes": 0.5})
+    assert r.status_code == 202 and r.json()["trigger"] == "user"
+    job = r.json()
+    assert started[0][1][1:2] + started[0][1][3:4] == (job["id"], 0.5)
+    r = client.post(url, json={"minutes": 0.5})
+    assert r.status_code == 409 and f"job {job['id']} (train) is queued" in r.json()["detail"]
+    assert len(client.get(f"/api/projects/{project['id']}/jobs").json()) == 1 and len(started) == 1
+
+
+@pytest.mark.parametrize(
+    "progress, elapsed, eta",
+    [(0.0, 10.0, None), (0.02, 10.0, None), (0.25, 10.0, 30.0), (0.5, 8.0, 8.0), (1.0, 60.0, 0.0)],
+)
+def test_time_left_is_elapsed_times_the_rest_over_the_progress(progress, elapsed, eta):
+    assert views.eta_seconds(progress, elapsed) == (None if eta is None else pytest.approx(eta))
+
+
+def test_a_job_view_times_its_run_and_shows_the_first_line_of_a_failure():
+    t0 = now()
+    job = Job(id=1, project_id=1, kind="train", trigger="auto", status="queued", progress=0.0, message="")
+    job.created_at = job.updated_at = t0
+    out = views.job(job, at=t0 + timedelta(seconds=5))
+    assert out["elapsed_seconds"] is None and out["eta_seconds"] is None, "not running yet"
+    job.status, job.progress, job.started_at = "running", 0.4, t0 + timedelta(seconds=5)
+    out = views.job(job, at=t0 + timedelta(seconds=25))
+    assert out["elapsed_seconds"] == 20 and out["eta_seconds"] == pytest.approx(30)
+    job.status, job.updated_at = "failed", t0 + timedelta(seconds=30)
+    job.message = "ValueError: bad boxes\nTraceback (most recent call last):\n  File ..."
+    out = views.job(job, at=t0 + timedelta(seconds=99))
+    assert (
+        out["message"] == "ValueError: bad boxes"
+        and out["elapsed_seconds"] == 25
+        and out["eta_seconds"] is None
+    )
+
+
+def test_update_job_stamps_when_it_began_running(app, dataset):
+    client = app.client
+    project, _ = _project(client, dataset)
+    with app.state.sessions() as session:
+        job = Job(project_id=project["id"], kind="train", created_by=1)
+        session.add(job)
+        session.commit()
+    url = app.state.settings.db_url
+    training.update_job(url, job.id, status="running", progress=0.1)
+    first = client.get(f"/api/jobs/{job.id}").json()
+    training.update_job(url, job.id, progress=0.5)
+    later = client.get(f"/api/jobs/{job.id}").json()
+    assert first["elapsed_seconds"] is not None and later["eta_seconds"] is not None
+    with app.state.sessions() as session:
+        row = session.get(Job, job.id)
+        assert row.started_at is not None and row.started_at < row.updated_at
+
+
+def test_train_project_stores_each_models_method_and_metrics(app, dataset, monkeypatch, tmp_path):
+    client = app.client
+    project, images = _project(client, dataset)
+    client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0})
+    client.post(f"/api/projects/{project['id']}/finish")
+    metrics = {"held_out_mAP": {"pretrained": 0.61, "scratch": 0.42}}
+    fake = lambda data, out, minutes, progress, steps: training.Trained(out, "pretrained", metrics)  # noqa: E731
+    for task in ("_detector", "_segmenter", "_cpr"):
+        monkeypatch.setattr(training, task, fake)
+    with app.state.sessions() as session:
+        job = Job(project_id=project["id"], kind="train", created_by=1)
+        session.add(job)
+        session.commit()
+    training.train_project(app.state.settings.db_url, job.id, tmp_path / "models", minutes=0.1)
+    detail = client.get(f"/api/projects/{project['id']}").json()
+    assert detail["detector"]["version"] == 1 and detail["detector"]["method"] == "pretrained"
+    assert detail["detector"]["metrics"] == metrics and detail["detector"]["images"] == 4
+    assert client.get(f"/api/jobs/{job.id}").json()["status"] == "done"
+
+
+def test_the_0003_migration_keeps_the_rows_of_an_older_database(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+
+    url = sqlite_url(tmp_path / "old.db")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(training.__file__).parent / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.upgrade(cfg, "0002")
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (id, name, created_at) VALUES (1, 'local', '2026-01-01')"))
+        conn.execute(
+            text(
+                "INSERT INTO projects (id, name, oriented, created_at, created_by) "
+                "VALUES (7, 'old', 0, '2026-01-01', 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, project_id, kind, status, progress, message, created_at, updated_at, "
+                "created_by) VALUES (3, 7, 'train', 'done', 1.0, 'trained detect v1', '2026-01-01', "
+                "'2026-01-01', 1)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO model_versions (id, project_id, task, version, path, images, created_at, "
+                "created_by) VALUES (5, 7, 'detect', 1, '/m/v1', 4, '2026-01-01', 1)"
+            )
+        )
+    engine.dispose()
+
+    app = create_app(url, tmp_path / "data", start_worker=False)
+    with TestClient(app) as client:
+        project = client.get("/api/projects/7").json()
+        assert project["name"] == "old" and project["auto_train_every"] == 2
+        assert project["detector"] == {
+            "task": "detect",
+            "version": 1,
+            "images": 4,
+            "method": None,
+            "metrics": None,
+            "created_at": "2026-01-01T00:00:00",
+        }
+        job = client.get("/api/jobs/3").json()
+        assert (
+            job["trigger"] == "user"
+            and job["message"] == "trained detect v1"
+            and job["elapsed_seconds"] is None
+        )
