@@ -134,6 +134,7 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     page.mouse.click(*_screen(page, x + w / 2, y + h / 2))
     page.wait_for_function("() => S.detect.answered === 1", timeout=120000)  # a cold worker
     proposals = page.evaluate("() => shownProposals().length")
+    assert page.inner_text("#boxes-from").startswith("boxes from: training-free start"), "no detector yet"
     page.keyboard.press("Enter")
     _wait_count(page, proposals)
 
@@ -279,4 +280,62 @@ def test_a_box_in_mask_mode_waits_for_preparing_then_sam_makes_the_mask(server, 
     )
     page.keyboard.press("r")
     assert "sam" in page.inner_text(".review-list")
+    assert page.errors == []
+
+
+def test_the_project_page_follows_a_running_job_and_marks_annotated_images_done(server, page):
+    from datetime import timedelta
+
+    import httpx
+
+    from fewclick.server.db import Job, make_engine, now, session_factory
+
+    base, home = server
+    api = httpx.Client(base_url=base)
+    made = api.post(
+        "/api/projects", json={"name": "loop", "dataset": str(home / "aerial" / "annotations.json")}
+    )
+    project = made.json()["project"]
+    page.goto(f"{base}/#/project/{project['id']}")
+    page.wait_for_selector("#auto-train")
+    page.fill("#auto-train", "0")  # no real training from the bulk finish below
+    page.press("#auto-train", "Tab")
+    page.wait_for_function(
+        "() => document.querySelector('#message').textContent === 'trains only when you ask'"
+    )
+    assert api.get(f"/api/projects/{project['id']}").json()["auto_train_every"] == 0
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#finish")
+    page.wait_for_function(
+        "() => document.querySelector('#message').textContent.startsWith('2 images marked done')"
+    )
+    statuses = {im["status"] for im in api.get(f"/api/projects/{project['id']}/images").json()}
+    assert statuses == {"done"}
+
+    # a job of this project, 40% of the way after 20 s: about 30 s left, and Train waits
+    sessions = session_factory(make_engine(sqlite_url(home / "app.db")))
+    with sessions() as session:
+        job = Job(project_id=project["id"], kind="train", status="running", progress=0.4, created_by=1)
+        job.message, job.started_at = "training detect v1 on 2 images (1 of 1)", now() - timedelta(seconds=20)
+        session.add(job)
+        session.commit()
+    page.goto(f"{base}/#/")
+    page.wait_for_selector("#projects")
+    page.goto(f"{base}/#/project/{project['id']}")
+    page.wait_for_function("() => /about \\d+ s left/.test(document.querySelector('#job')?.textContent)")
+    text = page.inner_text("#job")
+    assert text.startswith("training detect v1 on 2 images (1 of 1) · 40% · about ") and page.is_disabled(
+        "#train"
+    )
+    with sessions() as session:
+        row = session.get(Job, job.id)
+        row.status, row.progress, row.message = (
+            "failed",
+            0.4,
+            "ValueError: no boxes\nTraceback (most recent call last):",
+        )
+        session.commit()
+    page.wait_for_function("() => !document.querySelector('#train').disabled")
+    assert page.inner_text("#job") == "training failed: ValueError: no boxes"
+    assert "training-free start" in page.inner_text("#detector")
     assert page.errors == []

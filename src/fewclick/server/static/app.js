@@ -33,8 +33,10 @@ async function api(method, url, body) {
 // ------------------------------------------------------------------ routing
 window.addEventListener("hashchange", route);
 window.addEventListener("load", route);
+let visit = 0;  // counts the pages opened: a poller started on an earlier page stops
 
 function route() {
+  visit++;
   stopAnnotating();
   const h = location.hash.replace(/^#/, "") || "/";
   let m;
@@ -84,14 +86,17 @@ async function projectPage(id) {
   const job = jobs[jobs.length - 1];
   view.innerHTML = `<div class="page">
     <h2>${esc(p.name)}</h2>
-    <p>${p.images} images; ${Object.entries(p.by_status).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(", ")}.
-      Models: ${p.models.length ? p.models.map((m) => `${m.task} v${m.version} (${m.images} images)`).join(", ") : "none yet (training-free assistance: template correlation, GrabCut)"}.</p>
+    <p>${p.images} images; ${Object.entries(p.by_status).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(", ")}.</p>
+    <p id="models">${modelsHtml(p)}</p>
     <div class="form inline">
       <a href="/api/projects/${id}/export?format=coco" download><button>Export COCO</button></a>
       <a href="/api/projects/${id}/export?format=dota" download><button>Export DOTA</button></a>
-      <button id="train">Train on finished images</button>
-      <span id="job">${job ? jobText(job) : ""}</span>
+      <button id="finish" title="imported labels count as your own">Mark annotated images done</button>
+      <button id="train" ${job && running(job) ? "disabled" : ""}>Train on finished images</button>
+      <label class="muted">train after every <input id="auto-train" type="number" min="0" max="1000" step="1"
+        value="${p.auto_train_every}"> finished images (0: off)</label>
     </div>
+    <p id="job" data-project="${id}" class="${job ? job.status : ""}">${job ? esc(jobText(job)) : ""}</p>
     <h3>Mask backends</h3><div id="backends" class="muted">loading</div>
     <h3>Classes</h3>
     <div id="classes">${p.classes.map((c) => `<span class="swatch" style="background:${c.color}"></span> ${c.key ?? "-"} ${esc(c.name)} &nbsp;`).join("")}</div>
@@ -121,10 +126,25 @@ async function projectPage(id) {
     projectPage(id);
   });
   $("#train").addEventListener("click", async () => {
-    const j = await api("POST", `/api/projects/${id}/train`, {minutes: 3});
-    pollJob(j.id, () => showBackends(id));
+    $("#train").disabled = true;
+    const j = await api("POST", `/api/projects/${id}/train`, {minutes: 3}).catch(() => null);
+    if (j) watchJob(id, j, () => { showModels(id); showBackends(id); });
+    else $("#train").disabled = false;
   });
-  if (job && (job.status === "queued" || job.status === "running")) pollJob(job.id);
+  $("#auto-train").addEventListener("change", async (e) => {
+    const v = e.target.value.trim();  // anything but digits goes as typed: the server says what is wrong
+    const out = await api("PATCH", `/api/projects/${id}`, {auto_train_every: /^\d+$/.test(v) ? Number(v) : v}).catch(() => null);
+    if (!out) return;
+    e.target.value = out.auto_train_every;
+    say(out.auto_train_every ? `trains by itself after every ${out.auto_train_every} finished images` : "trains only when you ask");
+  });
+  $("#finish").addEventListener("click", async () => {
+    if (!confirm("Mark every image that holds annotations (imported or yours) and is not finished as done?")) return;
+    const out = await api("POST", `/api/projects/${id}/finish`, {status: "done"});
+    say(`${out.finished} images marked done${out.job ? "; training started by itself" : ""}`);
+    projectPage(id);
+  });
+  if (job && running(job)) watchJob(id, job, () => { showModels(id); showBackends(id); });
   showAnalytics(id);
   showBackends(id);
 }
@@ -159,7 +179,7 @@ async function showBackends(id) {
   });
   $("#compare").addEventListener("click", async () => {
     const j = await api("POST", `/api/projects/${id}/compare`);
-    pollJob(j.id, () => showBackends(id));
+    watchJob(id, j, () => showBackends(id));
   });
 }
 
@@ -191,17 +211,60 @@ function curveSvg(points) {
     ${xy.map(([x, y]) => `<circle cx="${x}" cy="${y}" r="3" fill="#3656d8"/>`).join("")}</svg>`;
 }
 
-function jobText(j) {
-  return `${j.kind === "compare" ? "comparison" : "training"}: ${j.status} ${j.status === "running" ? (100 * j.progress).toFixed(0) + "%" : ""} ${esc(j.message)}`;
+// the detector that serves click-to-detect, and every model version trained
+const METHODS = {pretrained: "pretrained features", scratch: "trained from scratch", "training-free": "feature similarity"};
+
+function detectorText(d) {
+  if (!d) return "training-free start (feature similarity): no trained detector yet";
+  const metrics = Object.entries(d.metrics || {}).map(([name, v]) => (typeof v === "object" && v
+    ? `${name.replaceAll("_", " ")}: ${Object.entries(v).map(([k, x]) => `${k} ${typeof x === "number" ? x.toFixed(2) : x}`).join(", ")}`
+    : `${name.replaceAll("_", " ")} ${typeof v === "number" ? v.toFixed(2) : v}`));
+  return `detector v${d.version} (${METHODS[d.method] ?? d.method ?? "trained"}, on ${d.images} images${metrics.length ? "; " + metrics.join("; ") : ""})`;
 }
 
-async function pollJob(id, then = null) {
-  const el = $("#job");
-  if (!el) return;
-  const j = await api("GET", `/api/jobs/${id}`);
-  el.textContent = jobText(j).replace(/&[a-z#0-9]+;/g, "");
-  if (j.status === "queued" || j.status === "running") setTimeout(() => pollJob(id, then), 1000);
-  else if (then) then(j);
+function modelsHtml(p) {
+  return `Click-to-detect serves: <b id="detector">${esc(detectorText(p.detector))}</b>.
+    Models: ${p.models.length ? esc(p.models.map((m) => `${m.task} v${m.version}${m.method ? " " + m.method : ""} (${m.images} images)`).join(", ")) : "none yet"}.`;
+}
+
+async function showModels(id) {
+  const p = await api("GET", `/api/projects/${id}`);
+  const el = $("#models");
+  if (el) el.innerHTML = modelsHtml(p);
+}
+
+const running = (j) => j.status === "queued" || j.status === "running";
+
+function seconds(s) {
+  return s < 90 ? `${Math.max(1, Math.round(s))} s` : `${Math.round(s / 60)} min`;
+}
+
+// "training detect v3 on 5 images · 40% · about 35 s left"; a failure's first line only
+function jobText(j) {
+  const what = j.kind === "compare" ? "comparison" : "training";
+  const by = j.trigger === "auto" ? " (started by itself)" : "";
+  if (j.status === "queued") return `${what} queued${by}`;
+  if (j.status === "failed") return `${what} failed: ${j.message}`;
+  if (j.status === "done") return j.message;
+  const parts = [j.message || what, `${(100 * j.progress).toFixed(0)}%`];
+  if (j.eta_seconds != null) parts.push(`about ${seconds(j.eta_seconds)} left`);
+  return parts.join(" · ") + by;
+}
+
+// follow the project's job on its page, once a second while it is queued or running; the
+// Train button waits for it. Stops when another page opens.
+async function watchJob(projectId, job, then = null, page = visit) {
+  const el = $(`#job[data-project="${projectId}"]`);
+  if (page !== visit || !el) return;
+  el.textContent = jobText(job);
+  el.className = job.status;
+  const train = $("#train");
+  if (train) train.disabled = running(job);
+  if (!running(job)) return then?.(job);
+  setTimeout(async () => {
+    const j = await api("GET", `/api/jobs/${job.id}`).catch(() => null);
+    if (j) watchJob(projectId, j, then, page);
+  }, 1000);
 }
 
 // ------------------------------------------------------------------ annotation
@@ -353,7 +416,7 @@ function renderPanel() {
   const p = $("#mode-panel");
   if (!p) return;
   const help = {
-    detect: `Click an object of the picked class: boxes for all such objects appear. More clicks refine. Enter accepts, Esc drops. ${S.detect.clicks.length} clicks, ${shownProposals().length} proposals at score >= ${S.minScore.toFixed(2)}${S.detect.result ? ` (${S.detect.result.method})` : ""}.`,
+    detect: `Click an object of the picked class: boxes for all such objects appear. More clicks refine. Enter accepts, Esc drops. ${S.detect.clicks.length} clicks, ${shownProposals().length} proposals at score >= ${S.minScore.toFixed(2)}.`,
     box: "Drag to draw a box of the picked class.",
     mask: S.seg ? `Left click: add to the mask, right click: remove. Enter accepts, Esc drops. ${S.seg.clicks.length} clicks.` : "Drag a box (or click a box object) and its mask appears.",
     points: "Click each object once; the point snaps to the object's centre (the click is kept).",
@@ -387,6 +450,7 @@ function renderPanel() {
         score ${r ? r.score.toFixed(2) : "-"}, ${r?.quality != null ? `estimated quality <b id="mask-quality">${r.quality.toFixed(2)}</b>` : "no quality estimate yet (compare the backends on 10 finished masks)"}</div>`);
     }
     if (S.mode === "detect") {
+      if (S.detect.result) p.insertAdjacentHTML("beforeend", `<div id="boxes-from">${esc(boxesFrom(S.detect.result))}</div>`);
       p.insertAdjacentHTML("beforeend", `<label class="muted">proposals from score
         <input id="min-score" type="range" min="0.05" max="0.95" step="0.05" value="${S.minScore}"></label>`);
       $("#min-score").addEventListener("input", (e) => { S.minScore = +e.target.value; S.dirty = true; renderPanel(); });
@@ -396,6 +460,12 @@ function renderPanel() {
   if (counts) counts.textContent = `${S.anns.size} objects; revision ${S.revision}`;
   const st = $("#status");
   if (st) st.textContent = `status: ${S.image.status.replace("_", " ")}`;
+}
+
+// which model made the proposals: the detect answer's model_version and method
+function boxesFrom(r) {
+  if (r.model_version == null) return "boxes from: training-free start (feature similarity) — no trained detector yet";
+  return `boxes from: detector v${r.model_version} (${METHODS[r.method] ?? r.method})`;
 }
 
 function reviewList() {
@@ -509,9 +579,9 @@ function flushEvents(final) {
 
 async function submit() {
   logEvent("submit", {objects: S.anns.size}, performance.now() - S.opened);
-  await api("PATCH", `/api/images/${S.image.id}`, {status: "done"});
+  const out = await api("PATCH", `/api/images/${S.image.id}`, {status: "done"});
   flushEvents(true);
-  say("submitted");
+  say(out.job ? `submitted; training started by itself (after every ${S.project.auto_train_every} finished images)` : "submitted");
   location.hash = S.image.next ? `#/image/${S.image.next}` : `#/project/${S.project.id}`;
 }
 
