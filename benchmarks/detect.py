@@ -26,11 +26,22 @@ from _work import claim_work
 
 from fewclick.io import read_dataset
 from fewclick.io.dataset import Dataset, split_by_image
+from fewclick.io.images import load_image
 from fewclick.predict.detect import ClickDetector, DecodeConfig
+from fewclick.predict.encoder import ImageEncoder
+from fewclick.predict.features import training_tiles
 from fewclick.protocols import json_ready
 from fewclick.protocols.detect import ProtocolConfig, run_protocol
 from fewclick.protocols.detect_run import load_items, plot_map_vs_clicks
 from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
+from fewclick.train.detect_pretrained import (
+    PRETRAINED_SECONDS_PER_STEP,
+    FeatureTile,
+    PretrainedTrainConfig,
+    pretrained_config,
+    steps_for_seconds,
+    train_pretrained_detector,
+)
 from fewclick.types import Click, Objects
 
 TRAINED = ("plain", "early-fusion", "late-fusion", "c3det")
@@ -66,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         "train_minutes": {},
     }
     models = {}
-    for method in TRAINED:  # plain first: every click model starts from it
+    methods = [m for m in TRAINED if m in args.methods or (m == "plain" and not args.cold_start)]
+    for method in methods:  # plain first: every click model starts from it
         val = split_by_image(train_set, 10, "test")
         cfg = detector_config_for(train_set, method)
         init = None if method == "plain" or args.cold_start else str(models["plain"])
@@ -90,16 +102,27 @@ def main(argv: list[str] | None = None) -> int:
         idle_total = idle + (report["train_minutes_idle"]["plain"] if init else 0.0)
         report.setdefault("train_minutes_idle", {})[method] = round(idle_total, 2)
         models[method] = path
+    if "c3det-pretrained" in args.methods:
+        started = time.perf_counter()
+        models["c3det-pretrained"] = _train_pretrained(
+            train_set, work / "c3det-pretrained", minutes, args.seed
+        )
+        ckpt = torch.load(models["c3det-pretrained"], weights_only=False)
+        report["train_minutes"]["c3det-pretrained"] = round((time.perf_counter() - started) / 60, 2)
+        report.setdefault("train_steps", {})["c3det-pretrained"] = ckpt["step"]
+        idle = ckpt["step"] * PRETRAINED_SECONDS_PER_STEP / 60
+        report.setdefault("train_minutes_idle", {})["c3det-pretrained"] = round(idle, 2)
     report["warm_start"] = not args.cold_start
     items = load_items(test_set)
     if args.quick:
         items = items[: args.quick_images]
     ks = (0, 1, 2, 3, 5, 10, 20) if args.quick else None
     protocol = ProtocolConfig(sessions=2 if args.quick else 5, seed=args.seed, ks=ks)
-    predictors = {m: ClickDetector.load(p) for m, p in models.items()}
-    predictors["passthrough"] = ClickDetector.load(
-        models["plain"], DecodeConfig(passthrough=True, enforce_clicks=False)
-    )
+    predictors = {m: ClickDetector.load(p, encoder=_encoder(work)) for m, p in models.items()}
+    if "plain" in models:
+        predictors["passthrough"] = ClickDetector.load(
+            models["plain"], DecodeConfig(passthrough=True, enforce_clicks=False)
+        )
     for name, predictor in predictors.items():
         # The plain detector ignores clicks: one session at k = 0 is its whole curve.
         config = ProtocolConfig(sessions=1, seed=args.seed, ks=(0,)) if name == "plain" else protocol
@@ -113,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         report["methods"][name] = result.to_dict()
         print(f"{name}: " + " ".join(f"{k}:{m:.3f}" for k, m in zip(result.k, result.map_mean)), flush=True)
-    report["image_size"], report["latency_ms"] = _latency(predictors["c3det"], items)
+    latency = "c3det" if "c3det" in predictors else next(iter(predictors))
+    report["image_size"], report["latency_ms"] = _latency(predictors[latency], items)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(json_ready(report), indent=1))
@@ -151,6 +175,13 @@ def _parser() -> argparse.ArgumentParser:
         help="train every click model from scratch instead of from the plain detector",
     )
     p.add_argument("--work", type=Path, help="where the models go")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=[*TRAINED, "c3det-pretrained"],
+        default=[*TRAINED, "c3det-pretrained"],
+        help="what to train and run (the plain detector also trains when a click model starts from it)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--only-latency",
@@ -158,6 +189,29 @@ def _parser() -> argparse.ArgumentParser:
         help="re-measure latency with the trained C3Det in --work and update --out in place",
     )
     return p
+
+
+def _encoder(work: Path) -> ImageEncoder:
+    """The pretrained encoder, caching its maps in ``work/embeddings`` (made once)."""
+    if "encoder" not in _SHARED:
+        _SHARED["encoder"] = ImageEncoder(threads=2, cache_dir=work / "embeddings")
+    return _SHARED["encoder"]
+
+
+_SHARED: dict = {}
+
+
+def _train_pretrained(train_set: Dataset, out: Path, minutes: float, seed: int) -> Path:
+    """C3Det on the pretrained encoder's maps, the budget's minutes turned into steps."""
+    encoder = _encoder(out.parent)
+    tiles = []
+    for rec in train_set.images:
+        pixels = rec.extra["pixels"] if rec.extra.get("pixels") is not None else load_image(rec.path)
+        tiles += [FeatureTile(*t) for t in training_tiles(encoder, pixels, rec.objects, rec.file_name)]
+    cfg = detector_config_for(train_set, "c3det")
+    config = pretrained_config(len(train_set.classes), cfg.oriented, cfg.points_only)
+    train = PretrainedTrainConfig(steps=steps_for_seconds(minutes * 60), seed=seed)
+    return train_pretrained_detector(tiles, train_set.classes, out, config, train)
 
 
 def _split(train: Path, test: Path) -> tuple[Dataset, Dataset]:

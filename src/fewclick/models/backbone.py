@@ -67,3 +67,58 @@ class Backbone(nn.Module):
         p8 = self.lat8(c8) + F.interpolate(self.lat16(c16), size=c8.shape[-2:], mode="nearest")
         p4 = self.lat4(c4) + F.interpolate(p8, size=c4.shape[-2:], mode="nearest")
         return self.smooth(p4)
+
+
+#: The pretrained encoder's maps the neck reads, finest first: (stride, channels) of
+#: TinyViT-5M's stride 4 / 8 / 16 maps and SAM's image embedding (stride 16).
+PRETRAINED_MAPS = ((4, 64), (8, 128), (16, 160), (16, 256))
+
+
+class FeatureNeck(nn.Module):
+    """A pretrained encoder's frozen maps -> ``float[B, out_channels, H/4, W/4]``, the
+    same output as :class:`Backbone`'s, so the click modules and the head sit on either.
+
+    Each map gets a 1 x 1 projection and batch norm (the maps differ in scale by orders
+    of magnitude), is brought to stride 4 (bilinear), and the sum goes through one 3 x 3
+    convolution. Only this neck and what follows it train; the encoder does not.
+    """
+
+    stride = 4
+
+    def __init__(self, maps: tuple[tuple[int, int], ...] = PRETRAINED_MAPS, out_channels: int = 64) -> None:
+        super().__init__()
+        self.strides = tuple(s for s, _ in maps)
+        self.lateral = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
+            for _, c in maps
+        )
+        self.smooth = conv_bn(out_channels, out_channels)
+        self.out_channels = out_channels
+
+    def forward(self, maps: list[torch.Tensor]) -> torch.Tensor:
+        if len(maps) != len(self.lateral):
+            raise ValueError(f"expected {len(self.lateral)} feature maps, got {len(maps)}")
+        size = maps[0].shape[-2:]
+        total = None
+        for lateral, x in zip(self.lateral, maps):
+            y = lateral(x)
+            if y.shape[-2:] != size:
+                y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
+            total = y if total is None else total + y
+        return self.smooth(F.relu(total))
+
+
+def unit_similarity_features(maps: list[torch.Tensor], stride_index: int = 1) -> torch.Tensor:
+    """The pretrained maps as one unit vector per location, ``[B, D, h, w]`` on the grid of
+    ``maps[stride_index]`` (stride 8 by default): every map from there on L2-normalised,
+    brought to that grid (bilinear) and concatenated, and the whole normalised again. What
+    a click's object is compared with, by the training-free start and by C3 on the
+    pretrained backbone: general features no few-image training could learn."""
+    size = maps[stride_index].shape[-2:]
+    parts = []
+    for m in maps[stride_index:]:
+        m = F.normalize(m, dim=1)
+        if m.shape[-2:] != size:
+            m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+        parts.append(m)
+    return F.normalize(torch.cat(parts, 1), dim=1)

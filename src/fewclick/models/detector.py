@@ -17,12 +17,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fewclick.models.backbone import Backbone, conv_bn
+from fewclick.models.backbone import Backbone, FeatureNeck, conv_bn, unit_similarity_features
 from fewclick.models.checkpoint import load_module, write_checkpoint
 from fewclick.models.clicks import C3, ClickTensors, LateFusion, class_heatmaps
 from fewclick.models.pixels import normalise as normalise  # the image input this network expects
 
 METHODS = ("c3det", "late-fusion", "early-fusion", "plain")
+BACKBONES = ("scratch", "pretrained")
 CHECKPOINT_KIND = "click-detector"
 CHECKPOINT_VERSION = 2  # 2: box outputs no longer see the clicks
 
@@ -33,6 +34,9 @@ class DetectorConfig:
 
     num_classes: int
     method: str = "c3det"  # one of METHODS; Passthrough is a decoder over "plain"
+    # "scratch": our own backbone on the image; "pretrained": a neck on the frozen maps of
+    # the pretrained encoder (models.backbone.PRETRAINED_MAPS), computed outside the network
+    backbone: str = "scratch"
     oriented: bool = False  # predict an angle (oriented boxes)
     points_only: bool = False  # data has centre points only: no size head
     widths: tuple[int, int, int] = (48, 96, 128)
@@ -49,6 +53,10 @@ class DetectorConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; expected one of {METHODS}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {self.backbone!r}; expected one of {BACKBONES}")
+        if self.backbone == "pretrained" and self.method == "early-fusion":
+            raise ValueError("early fusion puts clicks into the image, which a frozen encoder never sees")
         if self.num_classes < 1:
             raise ValueError(f"expected num_classes >= 1, got {self.num_classes}")
 
@@ -160,7 +168,10 @@ class ClickDetectorNet(nn.Module):
         self.config = config
         c = config
         in_channels = 3 + (c.num_classes if c.method == "early-fusion" else 0)
-        self.backbone = Backbone(in_channels, c.widths, c.blocks, c.features)
+        if c.backbone == "pretrained":
+            self.backbone = FeatureNeck(out_channels=c.features)
+        else:
+            self.backbone = Backbone(in_channels, c.widths, c.blocks, c.features)
         self.stride = self.backbone.stride
         click_channels = 0
         self.late_fusion = None
@@ -171,14 +182,21 @@ class ClickDetectorNet(nn.Module):
             )
             click_channels += self.late_fusion.out_channels
         if c.c3:
-            self.c3 = C3(c.num_classes, c.c3_sigma, self.stride, c.c3_order)
+            # on the pretrained backbone, C3 correlates the encoder's own stride-8 features
+            # (unit_similarity_features), not the neck's, which a minute of training barely shapes
+            c3_stride = 8 if c.backbone == "pretrained" else self.stride
+            self.c3 = C3(c.num_classes, c.c3_sigma, c3_stride, c.c3_order)
             click_channels += self.c3.out_channels
         self.head = CenterHead(
             c.features, click_channels, c.head_width, c.num_classes, c.oriented, c.points_only
         )
 
-    def encode(self, images: torch.Tensor, clicks: ClickTensors | None = None) -> Encoded:
-        """The image-only part, once per image; Early Fusion also takes the clicks here."""
+    def encode(
+        self, images: torch.Tensor | list[torch.Tensor], clicks: ClickTensors | None = None
+    ) -> Encoded:
+        """The image-only part, once per image; Early Fusion also takes the clicks here.
+        ``images``: normalised pixels ``[B, 3, H, W]``, or for the pretrained backbone the
+        encoder's maps (finest first, the finest at stride 4 of the encoder's input)."""
         if self.config.method == "early-fusion":
             clicks = clicks if clicks is not None else ClickTensors.empty(images.device)
             heat = class_heatmaps(
@@ -191,7 +209,10 @@ class ClickDetectorNet(nn.Module):
             )
             images = torch.cat([images, heat], dim=1)
         features = self.backbone(images)
-        unit = self.c3.unit_features(features) if self.c3 is not None else None
+        unit = None
+        if self.c3 is not None:
+            pretrained = self.config.backbone == "pretrained"
+            unit = unit_similarity_features(images) if pretrained else self.c3.unit_features(features)
         image_part = self.head.image_part(features)
         return Encoded(features, image_part, self.head.boxes(image_part), unit)
 
@@ -204,7 +225,10 @@ class ClickDetectorNet(nn.Module):
         if self.late_fusion is not None:
             parts.append(self.late_fusion(clicks, encoded.features.shape[0], size))
         if self.c3 is not None:
-            parts.append(self.c3(encoded.unit, clicks))
+            corr = self.c3(encoded.unit, clicks)
+            if corr.shape[-2:] != size:
+                corr = nn.functional.interpolate(corr, size=size, mode="bilinear", align_corners=False)
+            parts.append(corr)
         heatmap = self.head(encoded.head, torch.cat(parts, dim=1) if parts else None)
         return {"heatmap": heatmap, **encoded.boxes}
 

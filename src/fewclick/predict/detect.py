@@ -40,6 +40,10 @@ class DecodeConfig:
     click_radius: int = 2
     duplicate_iou: float = 0.5
     point_radius: float = 6.0  # box half-size given to point detections (points-only models)
+    # A proposal whose box side is over size_factor times the largest side its class showed in
+    # training, or under 1 / size_factor of the smallest, is dropped (None: keep all); a
+    # clicked object always stays.
+    size_factor: float | None = 3.0
 
 
 class ClickDetector:
@@ -48,6 +52,12 @@ class ClickDetector:
     ``set_image(image uint8[H, W, 3] | [H, W] | uint16)``; ``predict(clicks)`` with clicks
     (x, y, class id) in image pixels returns :class:`Detections` in image pixels
     (``rboxes`` for oriented models, ``points`` for points-only ones).
+
+    A network on the pretrained backbone needs the ``encoder``
+    (:class:`fewclick.predict.encoder.ImageEncoder`): each tile is encoded at the
+    encoder's input size, so its clicks and boxes are scaled by the tile's own factor.
+    ``sizes`` (class id -> [smallest, largest] side in the network's input pixels, from
+    training) drives :attr:`DecodeConfig.size_factor`.
     """
 
     def __init__(
@@ -57,36 +67,69 @@ class ClickDetector:
         decode: DecodeConfig | None = None,
         tile_size: int = 1024,
         overlap: int = 200,
+        encoder=None,
+        sizes: dict | None = None,
     ) -> None:
+        if net.config.backbone == "pretrained" and encoder is None:
+            raise ValueError("a detector on pretrained features needs the pretrained image encoder")
         # NHWC: oneDNN runs the 1 x 1 convolutions of a click about a third faster on a CPU.
         self.net = net.eval().to(memory_format=torch.channels_last)
         self.config = net.config
         self.classes = list(classes)
         self.decode = decode or DecodeConfig()
         self.tile_size, self.overlap = tile_size, overlap
-        self._tiles: list[tuple[Tile, object]] | None = None
+        self.encoder = encoder
+        self.sizes = {int(k): (float(v[0]), float(v[1])) for k, v in (sizes or {}).items()}
+        self._tiles: list[tuple[Tile, float, object]] | None = None
         self._shape: tuple[int, int] | None = None
         self._clicks = Clicks.empty()
 
     @classmethod
-    def load(cls, path: str | Path, decode: DecodeConfig | None = None) -> ClickDetector:
+    def load(cls, path: str | Path, decode: DecodeConfig | None = None, encoder=None) -> ClickDetector:
+        """The detector saved at ``path``; ``encoder`` for one on pretrained features (the
+        default pretrained encoder when None)."""
         net, ckpt = load_detector(path)
-        return cls(net, ckpt["classes"], decode, **ckpt.get("predictor", {}))
+        if net.config.backbone == "pretrained" and encoder is None:
+            from fewclick.predict.encoder import ImageEncoder
+
+            encoder = ImageEncoder()
+        return cls(
+            net,
+            ckpt["classes"],
+            decode,
+            encoder=encoder,
+            sizes=ckpt.get("sizes"),
+            **ckpt.get("predictor", {}),
+        )
+
+    @property
+    def method(self) -> str:
+        """ "pretrained" (on the encoder's maps) or "scratch" (its own backbone)."""
+        return self.config.backbone
 
     # ------------------------------------------------------------------ image
-    def set_image(self, image: np.ndarray) -> None:
-        """Encode ``image`` once; tiles of ``tile_size`` px with ``overlap`` for large images."""
+    def set_image(self, image: np.ndarray, key: str | None = None) -> None:
+        """Encode ``image`` once; tiles of ``tile_size`` px with ``overlap`` for large images.
+        ``key`` names the image in the pretrained encoder's cache (default: its pixels)."""
         image = to_rgb8(np.asarray(image), name="image")
         h, w = image.shape[:2]
-        tiles = tile_grid(w, h, self.tile_size, self.overlap)
         cached = []
+        if self.config.backbone == "pretrained":
+            from fewclick.predict.features import image_features
+
+            with torch.inference_mode():
+                for f in image_features(self.encoder, image, key, self.tile_size, self.overlap):
+                    cached.append((f.tile, f.scale, self.net.encode(f.maps())))
+            self._tiles, self._shape, self._clicks = cached, (h, w), Clicks.empty()
+            return
+        tiles = tile_grid(w, h, self.tile_size, self.overlap)
         with torch.inference_mode():
             for tile in tiles:
                 pixels = _pad16(normalise(image[tile.y0 : tile.y1, tile.x0 : tile.x1]))
                 if self.config.method == "early-fusion":
-                    cached.append((tile, pixels))  # clicks enter with the image: nothing to cache
+                    cached.append((tile, 1.0, pixels))  # clicks enter with the image: nothing to cache
                 else:
-                    cached.append((tile, self.net.encode(pixels)))
+                    cached.append((tile, 1.0, self.net.encode(pixels)))
         self._tiles, self._shape, self._clicks = cached, (h, w), Clicks.empty()
 
     @property
@@ -103,14 +146,14 @@ class ClickDetector:
         self._clicks = clicks
         per_tile = []
         with torch.inference_mode():
-            for tile, cached in self._tiles:
+            for tile, scale, cached in self._tiles:
                 inside = _clicks_in(clicks, tile)
                 local = Clicks(inside.xy - np.array(tile.offset, np.float32), inside.labels, inside.positive)
-                tensors = _click_tensors(local)
+                tensors = _click_tensors(local, scale)
                 if self.config.method == "early-fusion":
                     cached = self.net.encode(cached, tensors)
                 outputs = self.net.decode(cached, tensors)
-                per_tile.append((tile, self._decode(outputs, local, tile)))
+                per_tile.append((tile, self._decode(outputs, local, tile, scale)))
         return merge_detections(
             per_tile,
             oriented=self.config.oriented,
@@ -146,17 +189,39 @@ class ClickDetector:
                 )
         return clicks
 
-    def _decode(self, outputs: dict[str, torch.Tensor], clicks: Clicks, tile: Tile) -> Detections:
-        return decode_outputs(
+    def _decode(
+        self, outputs: dict[str, torch.Tensor], clicks: Clicks, tile: Tile, scale: float
+    ) -> Detections:
+        det = decode_outputs(
             outputs,
             clicks,
-            self.net.stride,
+            self.net.stride / scale,
             self.decode,
             tile.height,
             tile.width,
             oriented=self.config.oriented,
             points_only=self.config.points_only,
         )
+        clicked = len(clicks) if self.decode.enforce_clicks and not self.decode.passthrough else 0
+        return self._plausible(det, clicked, scale)
+
+    def _plausible(self, det: Detections, clicked: int, scale: float) -> Detections:
+        """Drop proposals far outside the sizes their class showed in training (the last
+        ``clicked`` detections are the clicked objects and stay)."""
+        factor = self.decode.size_factor
+        if factor is None or not self.sizes or self.config.points_only or not len(det):
+            return det
+        if det.rboxes is not None:
+            sides = det.rboxes[:, 2:4] * scale
+        else:
+            sides = (
+                np.stack([det.boxes[:, 2] - det.boxes[:, 0], det.boxes[:, 3] - det.boxes[:, 1]], 1) * scale
+            )
+        low = np.array([self.sizes.get(int(c), (0.0, np.inf))[0] for c in det.labels]) / factor
+        high = np.array([self.sizes.get(int(c), (0.0, np.inf))[1] for c in det.labels]) * factor
+        keep = (sides.max(1) <= high) & (sides.min(1) >= low)
+        keep[len(det) - clicked :] = True
+        return det if keep.all() else det[keep]
 
 
 def decode_outputs(
@@ -290,9 +355,10 @@ def _clicks_in(clicks: Clicks, tile: Tile) -> Clicks:
     return clicks[inside]
 
 
-def _click_tensors(clicks: Clicks) -> ClickTensors:
+def _click_tensors(clicks: Clicks, scale: float = 1.0) -> ClickTensors:
+    """Clicks in the network's input pixels (image pixels times ``scale``)."""
     return ClickTensors(
-        torch.from_numpy(clicks.xy.copy()),
+        torch.from_numpy(clicks.xy * np.float32(scale)),
         torch.from_numpy(clicks.labels.copy()),
         torch.zeros(len(clicks), dtype=torch.long),
     )

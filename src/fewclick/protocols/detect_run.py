@@ -80,6 +80,7 @@ STYLE = {
     "early-fusion": ("Early Fusion", "#2ca02c"),
     "passthrough": ("Passthrough", "#9467bd"),
     "plain": ("plain detector", "#7f7f7f"),
+    "c3det-pretrained": ("C3Det on pretrained features", "#ff7f0e"),
 }
 
 

@@ -29,7 +29,7 @@ from fewclick.train.common import (
     set_lr,
     steps_for_budget,
 )
-from fewclick.train.detect_data import build_targets, geometry_only, make_sample
+from fewclick.train.detect_data import build_targets, geometry_only, make_sample, side_range
 from fewclick.train.detect_loss import DetectionCriterion
 from fewclick.types import Objects
 
@@ -122,6 +122,7 @@ def train_detector(
     elif train.init is not None:
         warm_start(net, train.init, log)
     val_images = load_images(val) if val is not None and len(val) else []
+    sizes = side_range([im.objects for im in images], config.num_classes)
     bar = tqdm(total=total, initial=step, desc=f"train {config.method}", unit="step", mininterval=2)
     started = time.perf_counter() - elapsed
     step_times: list[float] = []
@@ -154,7 +155,7 @@ def train_detector(
         pause = step == train.stop_after
         if total is not None and (step % train.val_every == 0 or step == total or pause):
             elapsed = time.perf_counter() - started
-            _save(ckpt_path, net, optim, rng, train, dataset.classes, step, total, elapsed, per_step)
+            _save(ckpt_path, net, optim, rng, train, dataset.classes, step, total, elapsed, per_step, sizes)
             if val_images and not pause:
                 log(f"step {step}/{total}: " + _validate(net, dataset.classes, val_images, config))
         if pause:
@@ -238,7 +239,7 @@ def _validate(net, classes, val_images, config: DetectorConfig) -> str:
     return ", ".join(f"val mAP@{k} clicks {v:.3f}" for k, v in zip(ks, scores))
 
 
-def _save(path: Path, net, optim, rng, train, classes, step, total, elapsed, per_step) -> None:
+def _save(path: Path, net, optim, rng, train, classes, step, total, elapsed, per_step, sizes) -> None:
     save_detector(
         path,
         net,
@@ -251,6 +252,7 @@ def _save(path: Path, net, optim, rng, train, classes, step, total, elapsed, per
         seconds_per_step=per_step,  # the calibrated speed (None for a fixed step count)
         rng=rng.bit_generator.state,
         torch_rng=torch.get_rng_state(),
+        sizes=sizes,  # per class [smallest, largest] side: the predictor's size check
     )
 
 

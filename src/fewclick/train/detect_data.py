@@ -59,13 +59,25 @@ def geometry_only(objects: Objects) -> Objects:
 
 
 def random_flip(image: np.ndarray, objects: Objects, rng: np.random.Generator) -> tuple[np.ndarray, Objects]:
-    """Horizontal / vertical flips and a transpose, each with probability 1/2 (square crops).
-
-    Geometry moves through corner polygons, so oriented boxes follow exactly."""
-    size = image.shape[0]
+    """Horizontal / vertical flips and a transpose, each with probability 1/2 (square crops)."""
     ops = rng.random(3) < 0.5
     if not ops.any():
         return image, objects
+    if ops[0]:
+        image = image[:, ::-1]
+    if ops[1]:
+        image = image[::-1]
+    if ops[2]:
+        image = image.transpose(1, 0, 2)
+    return np.ascontiguousarray(image), flip_objects(objects, image.shape[0], ops)
+
+
+def flip_objects(objects: Objects, size: int, ops: np.ndarray) -> Objects:
+    """``objects`` of a ``size`` x ``size`` crop after a horizontal flip (``ops[0]``), a
+    vertical flip (``ops[1]``) and then a transpose (``ops[2]``). Geometry moves through
+    corner polygons, so oriented boxes follow exactly."""
+    if not np.any(ops):
+        return objects
 
     def move(xy: np.ndarray) -> np.ndarray:
         xy = xy.copy()
@@ -77,12 +89,6 @@ def random_flip(image: np.ndarray, objects: Objects, rng: np.random.Generator) -
             xy = xy[..., ::-1]
         return xy
 
-    if ops[0]:
-        image = image[:, ::-1]
-    if ops[1]:
-        image = image[::-1]
-    if ops[2]:
-        image = image.transpose(1, 0, 2)
     boxes = objects.boxes.copy()
     finite = np.isfinite(boxes).all(1)
     if finite.any():
@@ -94,7 +100,7 @@ def random_flip(image: np.ndarray, objects: Objects, rng: np.random.Generator) -
             polygons_to_rboxes(move(rboxes_to_polygons(objects.rboxes))) if len(objects) else objects.rboxes
         )
     points = None if objects.points is None else move(objects.points)
-    flipped = Objects(
+    return Objects(
         objects.labels,
         boxes,
         rboxes=rboxes,
@@ -102,7 +108,6 @@ def random_flip(image: np.ndarray, objects: Objects, rng: np.random.Generator) -
         ignore=objects.ignore,
         difficult=objects.difficult,
     )
-    return np.ascontiguousarray(image), flipped
 
 
 def make_sample(
@@ -236,3 +241,15 @@ def _draw_gaussian(heat: np.ndarray, cx: int, cy: int, radius: float) -> None:
     x0, x1, y0, y1 = max(cx - r, 0), min(cx + r + 1, w), max(cy - r, 0), min(cy + r + 1, h)
     patch = g[y0 - (cy - r) : y1 - (cy - r), x0 - (cx - r) : x1 - (cx - r)]
     np.maximum(heat[y0:y1, x0:x1], patch, out=heat[y0:y1, x0:x1])
+
+
+def side_range(objects: list[Objects], num_classes: int) -> dict[int, list[float]]:
+    """Per class id, the smallest and largest box side of the (not ignored) ``objects``:
+    stored with a detector, whose predictor drops proposals far outside them."""
+    sides: dict[int, list[float]] = {}
+    for o in objects:
+        b = o.boxes
+        ok = np.isfinite(b).all(1) & ~o.ignore
+        for label, (x0, y0, x1, y1) in zip(o.labels[ok], b[ok]):
+            sides.setdefault(int(label), []).extend([float(x1 - x0), float(y1 - y0)])
+    return {k: [min(v), max(v)] for k, v in sorted(sides.items()) if k < num_classes}

@@ -1,0 +1,313 @@
+"""Click-to-detect from the first finished images: the learning curve a user lives through.
+
+    python benchmarks/detect_fewshot.py --train T --test H --images 0 2 5 10 20 --out F.json
+        [--quick] [--work DIR] [--boxes aligned]
+
+For each n, every method trains on the first n images of T (sorted by name) within the
+app's budget of 60 s, set in steps: ``60 / IDLE_SECONDS_PER_STEP[method]``, the speed
+measured on an idle machine (``train_seconds_idle`` is steps times that speed;
+``train_seconds`` is the wall clock of this run). Then C3Det's protocol runs on H at
+k = 0, 1, 3, 5, 10, 20 clicks. Methods:
+
+- ``pretrained``: C3Det on the frozen maps of the pretrained encoder (a neck and heads train);
+- ``scratch``: today's C3Det, from scratch on the same n images in the same 60 s;
+- ``training_free``: the n = 0 curve, feature similarity to the clicked objects.
+
+Encoding is counted apart (``encode_seconds``: the encoder's time on the n images), as in
+the app a finished image was encoded while it was annotated. When ``--test`` is the same
+path as ``--train`` the dataset is split by image (every 4th is test). Models go to
+``--work`` (default ``out/bench_fewshot/<dataset>``; each run trains afresh). Writes
+F.json and F.png (mAP at k = 5 against n, and the curves against k).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detect import _aligned, _split
+from fewclick.io.dataset import Dataset
+from fewclick.io.images import load_image
+from fewclick.predict.detect import ClickDetector
+from fewclick.predict.encoder import ImageEncoder
+from fewclick.predict.features import image_features, training_tiles
+from fewclick.predict.similar import SimilarityDetector
+from fewclick.protocols import json_ready
+from fewclick.protocols.detect import ProtocolConfig, run_protocol
+from fewclick.protocols.detect_run import load_items
+from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
+from fewclick.train.detect_pretrained import (
+    PRETRAINED_SECONDS_PER_STEP,
+    FeatureTile,
+    PretrainedTrainConfig,
+    pretrained_config,
+    train_pretrained_detector,
+)
+from fewclick.types import Click, Clicks
+
+BUDGET_S = 60.0
+#: Seconds per training step on this machine's 2 cores, measured 2026-11-23 at load average
+#: 1.4-2 (the quietest this shared machine got; ``--calibrate`` measures it again).
+IDLE_SECONDS_PER_STEP = {"pretrained": PRETRAINED_SECONDS_PER_STEP, "scratch": 0.65}
+KS = (0, 1, 3, 5, 10, 20)
+METHODS = ("pretrained", "scratch", "training_free")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    torch.set_num_threads(2)
+    train_set, test_set = _split(args.train, args.test)
+    if args.boxes == "aligned":
+        train_set, test_set = _aligned(train_set), _aligned(test_set)
+    train_set.images = sorted(train_set.images, key=lambda r: r.file_name)
+    work = args.work or Path("out/bench_fewshot") / Path(args.train).name
+    work.mkdir(parents=True, exist_ok=True)
+    encoder = ImageEncoder(threads=2, cache_dir=work / "embeddings")
+    if args.calibrate:
+        print(json.dumps(_calibrate(train_set, encoder, work)))
+        return 0
+    items = load_items(test_set)
+    if args.quick:
+        items = items[: args.quick_images]
+    counts = sorted(set(args.images))
+    if counts[-1] > len(train_set):
+        raise SystemExit(f"--images asks for {counts[-1]} training images; {args.train} has {len(train_set)}")
+    encode_s = _encode_all(encoder, train_set, counts[-1], items, work)
+    protocol = ProtocolConfig(sessions=2 if args.quick else args.sessions, seed=args.seed, ks=KS)
+    steps = {m: max(int(round(BUDGET_S / s)), 1) for m, s in IDLE_SECONDS_PER_STEP.items()}
+    report = {
+        "train": str(args.train),
+        "test": str(args.test),
+        "train_images": len(train_set),
+        "test_images": len(items),
+        "boxes": args.boxes,
+        "budget_seconds": BUDGET_S,
+        "steps": steps,
+        "idle_seconds_per_step": IDLE_SECONDS_PER_STEP,
+        "sessions": protocol.sessions,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}, {torch.get_num_threads()} threads",
+        "load_average_start": _load(),
+        "results": {m: {} for m in args.methods},
+    }
+    classes = train_set.classes
+    for n in counts:
+        subset = Dataset(classes, train_set.images[:n], train_set.format, train_set.root)
+        for method in args.methods:
+            if (method == "training_free") != (n == 0):
+                continue
+            started = time.perf_counter()
+            predictor = _train(method, subset, encoder, work / f"{method}_{n}", steps, args.seed)
+            seconds = time.perf_counter() - started if n else 0.0
+            result = run_protocol(
+                predictor,
+                items,
+                len(classes),
+                protocol,
+                oriented=getattr(getattr(predictor, "config", None), "oriented", False),
+            )
+            entry = {
+                "k": result.k,
+                "mAP_mean": result.map_mean,
+                "mAP_std": result.map_std,
+                "clicked_recall": result.clicked_recall,
+                "train_seconds": round(seconds, 1),
+                "train_seconds_idle": round(steps[method] * IDLE_SECONDS_PER_STEP[method], 1) if n else 0.0,
+                "encode_seconds": round(sum(encode_s[:n]), 1),
+                "steps": steps.get(method) if n else 0,
+            }
+            report["results"][method][str(n)] = entry
+            at5 = result.map_mean[KS.index(5)]
+            print(f"{method} n={n}: mAP@5 clicks {at5:.3f}, trained {seconds:.0f} s", flush=True)
+            _write(report, args.out)
+    report["latency_ms"] = _latency(work, counts, items, encoder, classes)
+    report["load_average_end"] = _load()
+    _write(report, args.out)
+    plot(report, Path(args.out).with_suffix(".png"), Path(args.train).name)
+    print(f"wrote {args.out} and {Path(args.out).with_suffix('.png')}")
+    return 0
+
+
+def _train(method: str, subset: Dataset, encoder: ImageEncoder, out: Path, steps: dict, seed: int):
+    """The predictor of ``method`` trained on ``subset`` (the training-free one for n = 0)."""
+    classes = subset.classes
+    if method == "training_free":
+        return SimilarityDetector(len(classes), encoder)
+    shutil.rmtree(out, ignore_errors=True)
+    if method == "pretrained":
+        tiles = [
+            FeatureTile(maps, objects, valid)
+            for rec in subset.images
+            for maps, objects, valid in training_tiles(encoder, _pixels(rec), rec.objects, rec.file_name)
+        ]
+        cfg = detector_config_for(subset, "c3det")
+        config = pretrained_config(len(classes), cfg.oriented, cfg.points_only)
+        train = PretrainedTrainConfig(steps=steps["pretrained"], seed=seed)
+        path = train_pretrained_detector(tiles, classes, out, config, train)
+        return ClickDetector.load(path, encoder=encoder)
+    config = detector_config_for(subset, "c3det")
+    train = TrainConfig(steps=steps["scratch"], min_steps=0, warmup_steps=10, seed=seed, val_every=10**9)
+    return ClickDetector.load(train_detector(subset, out, config, train, log=lambda _: None))
+
+
+def _pixels(rec) -> np.ndarray:
+    return rec.extra["pixels"] if rec.extra.get("pixels") is not None else load_image(rec.path)
+
+
+def _encode_all(encoder: ImageEncoder, train_set: Dataset, n: int, items, work: Path) -> list[float]:
+    """Encode the first ``n`` training images and the test images ahead of the runs (the
+    cache serves them afterwards); the seconds each training image took, remembered in
+    ``work/encode_seconds.json`` so that a re-run reports the first encoding's time."""
+    store = work / "encode_seconds.json"
+    known = json.loads(store.read_text()) if store.is_file() else {}
+    out = []
+    for rec in train_set.images[:n]:
+        started = time.perf_counter()
+        image_features(encoder, _pixels(rec), rec.file_name)
+        known.setdefault(rec.file_name, time.perf_counter() - started)
+        out.append(known[rec.file_name])
+    store.write_text(json.dumps(known))
+    for image, _ in items:
+        image_features(encoder, image)
+    return out
+
+
+def _latency(work: Path, counts, items, encoder: ImageEncoder, classes) -> dict:
+    """Per-click predict time (1..20 clicks) on an encoded test image: p50 / p95 in ms, for
+    the pretrained detector trained on the most images and for the training-free start."""
+    out = {}
+    image = items[0][0]
+    h, w = image.shape[:2]
+    rng = np.random.default_rng(0)
+    predictors = {"training_free": SimilarityDetector(len(classes), encoder)}
+    largest = work / f"pretrained_{counts[-1]}" / "last.pt"
+    if largest.is_file():
+        predictors["pretrained"] = ClickDetector.load(largest, encoder=encoder)
+    for name, predictor in predictors.items():
+        predictor.set_image(image)
+        times = []
+        for n in range(1, 41):
+            m = n % 20 + 1
+            clicks = [
+                Click(float(x), float(y), int(c))
+                for x, y, c in zip(
+                    rng.uniform(0, w - 1, m), rng.uniform(0, h - 1, m), rng.integers(0, len(classes), m)
+                )
+            ]
+            started = time.perf_counter()
+            predictor.predict(Clicks.from_list(clicks))
+            times.append((time.perf_counter() - started) * 1000)
+        out[name] = {
+            "p50": round(float(np.percentile(times, 50)), 1),
+            "p95": round(float(np.percentile(times, 95)), 1),
+        }
+    return out
+
+
+def _calibrate(train_set: Dataset, encoder: ImageEncoder, work: Path) -> dict:
+    """Seconds per step of both trainers on 5 images (run it on an idle machine)."""
+    subset = Dataset(train_set.classes, train_set.images[:5], train_set.format, train_set.root)
+    out = {"load_average": _load()}
+    for method in ("pretrained", "scratch"):
+        started = time.perf_counter()
+        _train(method, subset, encoder, work / f"calibrate_{method}", {"pretrained": 30, "scratch": 30}, 0)
+        ckpt = torch.load(work / f"calibrate_{method}" / "last.pt", weights_only=False)
+        out[method] = round(ckpt["elapsed_s"] / ckpt["step"], 3)
+        out[f"{method}_wall"] = round(time.perf_counter() - started, 1)
+    out["load_average_end"] = _load()
+    return out
+
+
+def _load() -> float:
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def _write(report: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(json_ready(report), indent=1))
+
+
+STYLE = {"pretrained": ("pretrained features", "#d62728"), "scratch": ("from scratch", "#1f77b4")}
+
+
+def plot(report: dict, path: Path, name: str) -> Path:
+    """Left: mAP at 5 clicks against the number of training images (the training-free
+    start at n = 0). Right: mAP against clicks for every n of the pretrained detector."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    at = KS.index(5)
+    free = report["results"].get("training_free", {}).get("0")
+    for method, (label, colour) in STYLE.items():
+        runs = report["results"].get(method, {})
+        ns = sorted(int(n) for n in runs)
+        if not ns:
+            continue
+        left.errorbar(
+            ns,
+            [runs[str(n)]["mAP_mean"][at] for n in ns],
+            yerr=[runs[str(n)]["mAP_std"][at] for n in ns],
+            label=label,
+            color=colour,
+            marker="o",
+            capsize=2,
+        )
+    if free is not None:
+        left.scatter(
+            [0], [free["mAP_mean"][at]], color="#2ca02c", marker="s", zorder=3, label="training-free"
+        )
+    left.set_xlabel("finished images trained on (60 s of training)")
+    left.set_ylabel("mAP@0.5 at 5 clicks per image")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    runs = report["results"].get("pretrained", {})
+    colours = plt.cm.viridis(np.linspace(0, 0.9, max(len(runs), 1)))
+    for colour, n in zip(colours, sorted(runs, key=int)):
+        right.plot(KS, runs[n]["mAP_mean"], marker="o", ms=3, color=colour, label=f"pretrained, n = {n}")
+    if free is not None:
+        right.plot(KS, free["mAP_mean"], marker="s", ms=3, color="#2ca02c", ls="--", label="training-free")
+    right.set_xlabel("clicks per image")
+    right.set_ylabel("mAP@0.5 (VOC07)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=7)
+    fig.suptitle(
+        f"{name}: click-to-detect from the first finished images ({report['test_images']} test images)",
+        fontsize=9,
+    )
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--train", required=True, type=Path)
+    p.add_argument("--test", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--images", type=int, nargs="+", default=[0, 2, 5, 10, 20])
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    p.add_argument("--quick", action="store_true", help="2 sessions on the first --quick-images test images")
+    p.add_argument("--quick-images", type=int, default=30)
+    p.add_argument("--sessions", type=int, default=5)
+    p.add_argument("--boxes", choices=["auto", "aligned"], default="auto")
+    p.add_argument("--work", type=Path, help="where the models and the encoder's cache go")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calibrate", action="store_true", help="measure seconds per step and stop")
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())

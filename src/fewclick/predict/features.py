@@ -1,0 +1,110 @@
+"""The pretrained encoder's maps of a whole image, tile by tile, for the detectors on them.
+
+An image larger than ``tile`` pixels is cut into the same overlapping 1024 px tiles as the
+from-scratch detector's (:func:`fewclick.io.tiling.tile_grid`); each tile (or the whole
+image when it is smaller) is encoded at SAM's input size, so a tile smaller than 1024 px
+is enlarged by ``scale = 1024 / its longest side``. A :class:`TileFeatures` holds one
+tile's maps, finest first (strides 4, 8, 16 of the encoder's input and SAM's embedding at
+16, :data:`fewclick.models.backbone.PRETRAINED_MAPS`), and its SAM embedding for masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fewclick.io.images import to_rgb8
+from fewclick.io.tiling import Tile, crop_objects, tile_grid
+from fewclick.predict.encoder import Embedding, ImageEncoder, pixel_key
+from fewclick.types import Objects
+
+
+@dataclass(frozen=True)
+class TileFeatures:
+    """One tile's encoding: ``tile`` (its window of the image), ``scale`` (encoder input
+    pixels per image pixel) and the :class:`Embedding` with its feature maps."""
+
+    tile: Tile
+    scale: float
+    embedding: Embedding
+
+    def maps(self, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+        """The maps the pretrained detector reads, finest first, ``[1, C, h, w]`` each."""
+        e = self.embedding
+        arrays = [e.features[4], e.features[8], e.features[16], e.embedding]
+        return [torch.from_numpy(np.asarray(a)).to(dtype) for a in arrays]
+
+    def valid_cells(self, stride: int = 4) -> tuple[int, int]:
+        """(rows, cols) of stride-``stride`` cells that cover the tile (the rest is padding)."""
+        h, w = self.embedding.input_size
+        return -(-h // stride), -(-w // stride)
+
+
+def image_features(
+    encoder: ImageEncoder,
+    image: np.ndarray,
+    key: str | None = None,
+    tile: int = 1024,
+    overlap: int = 200,
+) -> list[TileFeatures]:
+    """Every tile's :class:`TileFeatures` (encoded, or from the encoder's cache under
+    ``key``, or ``key``-``x0``-``y0`` for each tile of a large image; default a digest of
+    the tile's pixels). An image of one tile has SAM's key: its masks and its boxes share
+    one encoding."""
+    image = to_rgb8(np.asarray(image), name="image")
+    h, w = image.shape[:2]
+    out = []
+    grid = tile_grid(w, h, tile, overlap)
+    for t in grid:
+        pixels = image[t.y0 : t.y1, t.x0 : t.x1]
+        if key is None:
+            tile_key = pixel_key(pixels)
+        else:
+            tile_key = key if len(grid) == 1 else f"{key}-{t.x0}-{t.y0}"
+        embedding = encoder.encode(pixels, key=tile_key, features=True)
+        out.append(TileFeatures(t, embedding.scale, embedding))
+    return out
+
+
+def training_tiles(
+    encoder: ImageEncoder, image: np.ndarray, objects: Objects, key: str | None = None
+) -> list[tuple[list[np.ndarray], Objects, tuple[int, int]]]:
+    """Per tile of ``image``: its maps (``float16[C, h, w]``, finest first), its objects
+    (cropped as the from-scratch detector's tiles are, geometry only) in encoder-input
+    pixels, and the (height, width) of the input it fills: what
+    :class:`fewclick.train.detect_pretrained.FeatureTile` holds."""
+    out = []
+    for t in image_features(encoder, image, key):
+        inside = crop_objects(_geometry(objects), t.tile, min_visible=0.7, cut_as_difficult=True)
+        maps = [m[0].numpy().astype(np.float16) for m in t.maps()]
+        out.append((maps, _scaled(inside, t.scale), t.embedding.input_size))
+    return out
+
+
+def _geometry(objects: Objects) -> Objects:
+    return Objects(
+        objects.labels,
+        objects.boxes,
+        rboxes=objects.rboxes,
+        points=objects.points,
+        ignore=objects.ignore,
+        difficult=objects.difficult,
+    )
+
+
+def _scaled(objects: Objects, scale: float) -> Objects:
+    """``objects`` (geometry only) with every coordinate multiplied by ``scale``."""
+    rboxes = None
+    if objects.rboxes is not None:
+        rboxes = objects.rboxes.copy()
+        rboxes[:, :4] *= scale
+    return Objects(
+        objects.labels,
+        objects.boxes * scale,
+        rboxes=rboxes,
+        points=None if objects.points is None else objects.points * scale,
+        ignore=objects.ignore,
+        difficult=objects.difficult,
+    )

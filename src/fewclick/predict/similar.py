@@ -1,0 +1,201 @@
+"""Training-free click-to-detect on the pretrained encoder: find what looks like the clicked object.
+
+Before a project has a detector, a click still finds the clicked object's look-alikes:
+
+1. SAM segments the clicked object from the click; the object's feature vector is the
+   mean of the encoder's features over that mask (the features at the click when SAM's
+   mask is empty or implausibly large).
+2. Its cosine similarity with every location of the image gives a map; the clicks of one
+   class pool their evidence by taking, per location, the best of their maps, and a
+   location goes to the class whose clicks it resembles most.
+3. The local maxima of a class's map above ``threshold`` become boxes the size of the
+   class's clicked objects (the median of their SAM boxes), scored by the similarity.
+
+Every click returns its own object, with its class and its SAM box, at score 1; a peak
+on a clicked object is dropped. The features are the encoder's stride 8 and 16 maps and
+SAM's embedding, each L2-normalised, brought to stride 8 and concatenated
+(:func:`similarity_features`). Same interface as :class:`ClickDetector`: ``set_image``
+then ``predict(clicks)``; large images are tiled as there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from fewclick.io.images import to_rgb8
+from fewclick.io.tiling import merge_detections
+from fewclick.models.backbone import unit_similarity_features
+from fewclick.predict.features import TileFeatures, image_features
+from fewclick.types import Clicks, Detections
+
+STRIDE = 8  # encoder-input pixels per similarity cell
+
+
+@dataclass(frozen=True)
+class SimilarityConfig:
+    threshold: float = 0.5  # cosine similarity a peak needs
+    max_side: float = 0.5  # a SAM mask wider or taller than this share of the tile is not the object
+    default_side: float = 32.0  # image pixels: a box side when no clicked object of the class has a mask
+    max_detections: int = 500
+
+
+def similarity_features(tile: TileFeatures) -> torch.Tensor:
+    """``float32[D, h, w]`` unit vectors at stride 8 of the encoder's input (module docstring)."""
+    return unit_similarity_features(tile.maps())[0]
+
+
+class SimilarityDetector:
+    """The training-free start (module docstring). ``encoder``: the shared
+    :class:`~fewclick.predict.encoder.ImageEncoder`; ``sam``: a
+    :class:`~fewclick.predict.sam.SamPredictor` on the same encoder (made on first use)."""
+
+    method = "training-free"
+
+    def __init__(self, num_classes: int, encoder=None, sam=None, config: SimilarityConfig | None = None):
+        if num_classes < 1:
+            raise ValueError(f"expected num_classes >= 1, got {num_classes}")
+        if encoder is None:
+            from fewclick.predict.encoder import ImageEncoder
+
+            encoder = ImageEncoder()
+        self.num_classes, self.encoder, self._sam = num_classes, encoder, sam
+        self.config = config or SimilarityConfig()
+        self._tiles: list[tuple[TileFeatures, torch.Tensor]] | None = None
+        self._shape = (0, 0)
+        self._objects: dict[tuple[int, float, float], tuple[np.ndarray, torch.Tensor | None]] = {}
+
+    @property
+    def sam(self):
+        if self._sam is None:
+            from fewclick.predict.sam import SamPredictor
+
+            self._sam = SamPredictor(self.encoder)
+        return self._sam
+
+    def set_image(self, image: np.ndarray, key: str | None = None) -> None:
+        image = to_rgb8(np.asarray(image), name="image")
+        self._shape = image.shape[:2]
+        self._tiles = [(t, similarity_features(t)) for t in image_features(self.encoder, image, key)]
+        self._objects = {}
+
+    def predict(self, clicks: Clicks | None = None, sizes: dict[int, float] | None = None) -> Detections:
+        """Boxes of every object like a clicked one. ``sizes``: a box side per class id
+        (image pixels) used when a clicked object's SAM mask is unusable."""
+        if self._tiles is None:
+            raise RuntimeError("call set_image(image) before predict()")
+        if clicks is None or len(clicks) == 0:
+            return Detections.empty()
+        h, w = self._shape
+        for i, ((x, y), label) in enumerate(zip(clicks.xy, clicks.labels, strict=True)):
+            if not (0 <= x < w and 0 <= y < h):
+                raise ValueError(f"click {i} at ({x:g}, {y:g}) is outside the {w} x {h} image")
+            if not 0 <= label < self.num_classes:
+                raise ValueError(f"click {i} has class id {int(label)}; expected 0..{self.num_classes - 1}")
+        clicked = [self._clicked(x, y, int(c), sizes or {}) for (x, y), c in zip(clicks.xy, clicks.labels)]
+        boxes = np.stack([b for b, _ in clicked]).astype(np.float32)
+        found = Detections(boxes, np.ones(len(clicks), np.float32), clicks.labels.copy())
+        per_tile = [(t.tile, self._peaks(t, unit, clicks, clicked)) for t, unit in self._tiles]
+        merged = merge_detections(per_tile, score_threshold=0.0, iou_threshold=0.5)
+        merged = _not_on(Detections(merged.boxes, merged.scores, merged.labels), boxes)
+        return Detections.concatenate([merged[: self.config.max_detections], found])
+
+    def _clicked(self, x: float, y: float, label: int, sizes: dict) -> tuple[np.ndarray, torch.Tensor | None]:
+        """The clicked object's box (image pixels) and its feature vector (None when it
+        falls in no tile's features), cached per click."""
+        key = (label, round(float(x), 1), round(float(y), 1))
+        if key in self._objects:
+            return self._objects[key]
+        tile, unit = self._tile_of(x, y)
+        lx, ly = x - tile.tile.x0, y - tile.tile.y0
+        self.sam.set_embedding(tile.embedding)
+        one = Clicks(np.array([[lx, ly]], np.float32), np.zeros(1, np.int64), np.ones(1, bool))
+        mask = self.sam.predict(clicks=one).mask
+        ys, xs = np.nonzero(mask)
+        limit = self.config.max_side * max(tile.tile.width, tile.tile.height)
+        if len(xs) and xs.max() - xs.min() < limit and ys.max() - ys.min() < limit:
+            box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+            cells = _cells(mask, tile.scale, unit.shape[-2:])
+        else:
+            half = float(sizes.get(label, self.config.default_side)) / 2
+            box = np.array([lx - half, ly - half, lx + half, ly + half], np.float32)
+            cells = None
+        if cells is None or not cells.any():
+            cells = torch.zeros(unit.shape[-2:], dtype=torch.bool)
+            r, c = _cell(ly, tile.scale, unit.shape[1]), _cell(lx, tile.scale, unit.shape[2])
+            cells[r, c] = True
+        vector = F.normalize(unit[:, cells].mean(1), dim=0)
+        box = box + np.array([tile.tile.x0, tile.tile.y0] * 2, np.float32)
+        box = np.clip(box, 0, [self._shape[1], self._shape[0]] * 2)
+        self._objects[key] = (box, vector)
+        return box, vector
+
+    def _tile_of(self, x: float, y: float) -> tuple[TileFeatures, torch.Tensor]:
+        """The tile whose centre is nearest the click among those holding it."""
+        best = None
+        for t, unit in self._tiles:
+            tl = t.tile
+            if tl.x0 <= x < tl.x1 and tl.y0 <= y < tl.y1:
+                d = abs(x - (tl.x0 + tl.x1) / 2) + abs(y - (tl.y0 + tl.y1) / 2)
+                if best is None or d < best[0]:
+                    best = (d, t, unit)
+        return best[1], best[2]
+
+    def _peaks(self, tile: TileFeatures, unit: torch.Tensor, clicks: Clicks, clicked) -> Detections:
+        """Peaks of every clicked class's similarity map in one tile, in tile pixels."""
+        labels = sorted({int(c) for c in clicks.labels})
+        rows, cols = tile.valid_cells(STRIDE)
+        unit = unit[:, :rows, :cols]
+        maps = []
+        for label in labels:
+            vectors = torch.stack([v for (_, v), c in zip(clicked, clicks.labels) if c == label])
+            maps.append(torch.einsum("kd,dhw->khw", vectors, unit).amax(0))
+        sim = torch.stack(maps)  # [L, h, w]
+        best = sim.argmax(0)
+        boxes, scores, found = [], [], []
+        for j, label in enumerate(labels):
+            sides = np.stack([b[2:] - b[:2] for (b, _), c in zip(clicked, clicks.labels) if c == label])
+            bw, bh = np.median(sides, 0)
+            radius = max(int(min(bw, bh) * tile.scale / STRIDE / 2), 1)
+            m = torch.where(best == j, sim[j], torch.full_like(sim[j], -1.0))
+            peak = m == F.max_pool2d(m[None, None], 2 * radius + 1, 1, radius)[0, 0]
+            ok = peak & (m >= self.config.threshold)
+            r, c = torch.nonzero(ok, as_tuple=True)
+            if not len(r):
+                continue
+            xy = (torch.stack([c, r], 1).numpy() + 0.5) * STRIDE / tile.scale
+            boxes.append(np.concatenate([xy - [bw / 2, bh / 2], xy + [bw / 2, bh / 2]], 1))
+            scores.append(m[r, c].numpy())
+            found.append(np.full(len(r), label))
+        if not boxes:
+            return Detections.empty()
+        b = np.clip(np.concatenate(boxes), 0, [tile.tile.width, tile.tile.height] * 2).astype(np.float32)
+        return Detections(b, np.concatenate(scores).astype(np.float32), np.concatenate(found))
+
+
+def _cell(v: float, scale: float, n: int) -> int:
+    return int(np.clip(v * scale // STRIDE, 0, n - 1))
+
+
+def _cells(mask: np.ndarray, scale: float, size: tuple[int, int]) -> torch.Tensor | None:
+    """The stride-8 cells (of the encoder's input) whose centre lies in ``mask``."""
+    h, w = mask.shape
+    rows = ((np.arange(size[0]) + 0.5) * STRIDE / scale).astype(int)
+    cols = ((np.arange(size[1]) + 0.5) * STRIDE / scale).astype(int)
+    inside_r, inside_c = rows < h, cols < w
+    out = np.zeros(size, bool)
+    out[np.ix_(inside_r, inside_c)] = mask[np.ix_(rows[inside_r], cols[inside_c])]
+    return torch.from_numpy(out)
+
+
+def _not_on(found: Detections, clicked: np.ndarray) -> Detections:
+    """``found`` without the detections centred inside the central half of a clicked box."""
+    if not len(found):
+        return found
+    c = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2
+    centre, half = (clicked[:, :2] + clicked[:, 2:]) / 2, (clicked[:, 2:] - clicked[:, :2]) / 4
+    inside = (np.abs(c[:, None, :] - centre[None]) <= np.maximum(half[None], 1.0)).all(-1).any(1)
+    return found[~inside]
