@@ -104,8 +104,10 @@ class SimilarityDetector:
         return Detections.concatenate([merged[: self.config.max_detections], found])
 
     def _clicked(self, x: float, y: float, label: int, sizes: dict) -> tuple[np.ndarray, torch.Tensor | None]:
-        """The clicked object's box (image pixels) and its feature vector (None when it
-        falls in no tile's features), cached per click."""
+        """The clicked object's box (image pixels) and its feature vector, cached per click.
+        The vector is None when SAM finds no object there (an empty mask, or one over
+        ``max_side`` of the tile: a click on background): such a click returns its own box
+        and looks for nothing else."""
         key = (label, round(float(x), 1), round(float(y), 1))
         if key in self._objects:
             return self._objects[key]
@@ -123,11 +125,12 @@ class SimilarityDetector:
             half = float(sizes.get(label, self.config.default_side)) / 2
             box = np.array([lx - half, ly - half, lx + half, ly + half], np.float32)
             cells = None
-        if cells is None or not cells.any():
-            cells = torch.zeros(unit.shape[-2:], dtype=torch.bool)
-            r, c = _cell(ly, tile.scale, unit.shape[1]), _cell(lx, tile.scale, unit.shape[2])
-            cells[r, c] = True
-        vector = F.normalize(unit[:, cells].mean(1), dim=0)
+        vector = None
+        if cells is not None:
+            if not cells.any():  # an object smaller than a cell: the cell under the click
+                r, c = _cell(ly, tile.scale, unit.shape[1]), _cell(lx, tile.scale, unit.shape[2])
+                cells[r, c] = True
+            vector = F.normalize(unit[:, cells].mean(1), dim=0)
         box = box + np.array([tile.tile.x0, tile.tile.y0] * 2, np.float32)
         box = np.clip(box, 0, [self._shape[1], self._shape[0]] * 2)
         self._objects[key] = (box, vector)
@@ -146,12 +149,16 @@ class SimilarityDetector:
 
     def _peaks(self, tile: TileFeatures, unit: torch.Tensor, clicks: Clicks, clicked) -> Detections:
         """Peaks of every clicked class's similarity map in one tile, in tile pixels."""
-        labels = sorted({int(c) for c in clicks.labels})
+        labels = sorted({int(c) for (_, v), c in zip(clicked, clicks.labels) if v is not None})
+        if not labels:
+            return Detections.empty()
         rows, cols = tile.valid_cells(STRIDE)
         unit = unit[:, :rows, :cols]
         maps = []
         for label in labels:
-            vectors = torch.stack([v for (_, v), c in zip(clicked, clicks.labels) if c == label])
+            vectors = torch.stack(
+                [v for (_, v), c in zip(clicked, clicks.labels) if c == label and v is not None]
+            )
             maps.append(torch.einsum("kd,dhw->khw", vectors, unit).amax(0))
         sim = torch.stack(maps)  # [L, h, w]
         best = sim.argmax(0)
