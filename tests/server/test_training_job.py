@@ -59,11 +59,16 @@ def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serve
         client.put(f"/api/projects/{project['id']}/backend", json={"backend": "model"})
         detail = client.get(f"/api/projects/{project['id']}").json()
         assert sorted(m["task"] for m in detail["models"]) == ["detect", "points", "segment"]
-        assert detail["detector"]["version"] == 1 and detail["detector"]["method"] == "scratch"
+        detector = detail["detector"]
+        assert detector["version"] == 1 and detector["method"] in ("pretrained", "scratch")
+        # both detectors trained on all but the held-out image and were scored there
+        scores = detector["metrics"]["held_out_mAP"]
+        assert set(scores) == {"pretrained", "scratch"} and all(0 <= v <= 1 for v in scores.values())
+        assert detector["method"] == max(scores, key=lambda m: (scores[m], m == "pretrained"))
         # the trained models serve predictions now
         image = images[0]
         out = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[40, 40, cls]]}).json()
-        assert out["method"] == "scratch" and out["model_version"] == 1
+        assert out["method"] == detector["method"] and out["model_version"] == 1
         out = client.post(f"/api/images/{image['id']}/segment", json={"box": [20, 20, 60, 60]}).json()
         assert out["method"] == "model" and out["mask"]["size"] == [160, 160]
         assert 0 <= out["quality"] <= 1, "the quality ranker trained with the mask model estimates the IoU"

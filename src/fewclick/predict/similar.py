@@ -33,6 +33,7 @@ from fewclick.predict.features import TileFeatures, image_features
 from fewclick.types import Clicks, Detections
 
 STRIDE = 8  # encoder-input pixels per similarity cell
+PLATEAU = 0.03  # a peak's position is the centroid of the cells this close to its similarity
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ class SimilarityDetector:
             r, c = torch.nonzero(ok, as_tuple=True)
             if not len(r):
                 continue
-            xy = (torch.stack([c, r], 1).numpy() + 0.5) * STRIDE / tile.scale
+            xy = (_centres(m, r, c, radius) + 0.5) * STRIDE / tile.scale
             boxes.append(np.concatenate([xy - [bw / 2, bh / 2], xy + [bw / 2, bh / 2]], 1))
             scores.append(m[r, c].numpy())
             found.append(np.full(len(r), label))
@@ -181,6 +182,26 @@ class SimilarityDetector:
             return Detections.empty()
         b = np.clip(np.concatenate(boxes), 0, [tile.tile.width, tile.tile.height] * 2).astype(np.float32)
         return Detections(b, np.concatenate(scores).astype(np.float32), np.concatenate(found))
+
+
+def _centres(sim: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, radius: int) -> np.ndarray:
+    """Each peak's position (x, y) in cells, refined to the centroid of the cells around it
+    within ``PLATEAU`` of its similarity: a uniform object gives a plateau, not a point."""
+    h, w = sim.shape
+    out = np.zeros((len(rows), 2), np.float32)
+    for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist())):
+        r0, r1, c0, c1 = (
+            max(r - radius, 0),
+            min(r + radius + 1, h),
+            max(c - radius, 0),
+            min(c + radius + 1, w),
+        )
+        window = sim[r0:r1, c0:c1]
+        weight = (window - (sim[r, c] - PLATEAU)).clamp_min(0)
+        ys, xs = torch.meshgrid(torch.arange(r0, r1), torch.arange(c0, c1), indexing="ij")
+        total = weight.sum()
+        out[i] = [float((weight * xs).sum() / total), float((weight * ys).sum() / total)]
+    return out
 
 
 def _cell(v: float, scale: float, n: int) -> int:

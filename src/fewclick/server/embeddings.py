@@ -52,7 +52,8 @@ def start(folder: str, key: str, path: str) -> Future:
 def _encode(enc, key: str, path: str):
     from fewclick.io.images import load_image
 
-    return enc.encode(load_image(path), key=key)
+    # with the feature maps, so that click-to-detect on the same image needs no second run
+    return enc.encode(load_image(path), key=key, features=enc.has_features)
 
 
 def _finished(key: str, future: Future) -> None:

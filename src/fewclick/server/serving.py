@@ -118,7 +118,12 @@ def image_file(image: Image) -> Path:
 
 def embedding_key(image: Image) -> str:
     """The cache key of the image's SAM embedding: project, image and file time."""
-    return f"{image.project_id}-{image.id}-{os.stat(image_file(image)).st_mtime_ns}"
+    return file_key(image.project_id, image.id, image_file(image))
+
+
+def file_key(project_id: int, image_id: int, path: str | Path) -> str:
+    """:func:`embedding_key` from the project id, the image id and the file's path."""
+    return f"{project_id}-{image_id}-{os.stat(path).st_mtime_ns}"
 
 
 def embedding_ready(folder: Path, key: str) -> bool:

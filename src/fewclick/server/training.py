@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +130,8 @@ def train_project(
         message = f"training {task} v{versions[task]} on {len(data.images)} images ({i + 1} of {parts})"
         update_job(db_url, job_id, status="running", message=message, progress=i / parts)
         progress = _reporter(db_url, job_id, i, parts)
-        trained = {"detect": _detector, "segment": _segmenter, "points": _cpr}[task](
+        detector = partial(_detector, embeddings=embeddings, project_id=project_id)
+        trained = {"detect": detector, "segment": _segmenter, "points": _cpr}[task](
             data, out, share, progress, steps
         )
         engine = make_engine(db_url)
@@ -170,8 +172,24 @@ def _reporter(db_url: str, job_id: int, index: int, count: int):
     return progress
 
 
-def _detector(data, out: Path, minutes: float, progress, steps: int | None) -> Trained:
-    from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
+def _detector(
+    data,
+    out: Path,
+    minutes: float,
+    progress,
+    steps: int | None,
+    embeddings: str | None = None,
+    project_id: int | None = None,
+) -> Trained:
+    """The click detector that serves best. With the pretrained encoder (``embeddings``: the
+    app's cache folder, where the maps of annotated images already are) and at least
+    ``MIN_PICK_IMAGES`` finished images, C3Det on pretrained features and C3Det from scratch
+    both train on all but the held-out images (every 4th, at least one) and run C3Det's
+    protocol there (1, 3 and 5 clicks, one session); the better one then trains on every
+    image and serves, with both scores in its metrics. With fewer images the pretrained one
+    serves untested; without the encoder, the from-scratch one. The pretrained detector
+    trains for ``PRETRAINED_SECONDS`` at most, the from-scratch one for ``minutes``."""
+    from fewclick.train.detect import detector_config_for
 
     boxed = []
     for rec in data.images:  # the detector learns from boxes; points-mode objects are CPR's
@@ -179,15 +197,148 @@ def _detector(data, out: Path, minutes: float, progress, steps: int | None) -> T
         if keep.any():
             boxed.append(replace(rec, objects=rec.objects[keep]))
     subset = type(data)(data.classes, boxed, data.format)
-    path = train_detector(
-        subset,
+    config = detector_config_for(subset, "c3det")
+    encoder = _encoder(embeddings)
+    if encoder is None or config.points_only:
+        return Trained(_train_scratch(subset, out, minutes, progress, steps), "scratch")
+    if len(subset) < MIN_PICK_IMAGES:
+        path = _train_pretrained(subset, out, encoder, progress, steps, project_id)
+        note = f"fewer than {MIN_PICK_IMAGES} finished images: not compared with the from-scratch detector"
+        return Trained(path, "pretrained", {"note": note})
+    held = [r for i, r in enumerate(subset.images) if i % 4 == 3] or subset.images[-1:]
+    rest = type(subset)(subset.classes, [r for r in subset.images if r not in held], subset.format)
+    phases = 3
+    scores = {}
+    for i, method in enumerate(("pretrained", "scratch")):
+        folder = out / "pick" / method
+        phase = _phase(progress, i, phases)
+        if method == "pretrained":
+            model = _train_pretrained(rest, folder, encoder, phase, steps, project_id)
+        else:
+            model = _train_scratch(rest, folder, minutes, phase, steps)
+        scores[method] = _held_out_map(model, held, subset.classes, encoder, project_id)
+    chosen = max(scores, key=lambda m: (scores[m], m == "pretrained"))
+    last = _phase(progress, 2, phases)
+    if chosen == "pretrained":
+        path = _train_pretrained(subset, out, encoder, last, steps, project_id)
+    else:
+        path = _train_scratch(subset, out, minutes, last, steps)
+    metrics = {
+        "held_out_mAP": {m: round(v, 4) for m, v in scores.items()},
+        "held_out_images": len(held),
+        "clicks": list(PICK_CLICKS),
+    }
+    return Trained(path, chosen, metrics)
+
+
+MIN_PICK_IMAGES = 2
+PICK_CLICKS = (1, 3, 5)
+PRETRAINED_SECONDS = 60.0
+
+
+def _encoder(folder: str | None):
+    """The pretrained encoder caching in the app's ``folder``, or None without its files."""
+    if folder is None:
+        return None
+    from fewclick.predict.encoder import ImageEncoder
+    from fewclick.predict.pretrained import PretrainedModelError
+
+    try:
+        encoder = ImageEncoder(cache_dir=folder, threads=2)
+    except (PretrainedModelError, FileNotFoundError):
+        return None
+    return encoder if encoder.has_features else None
+
+
+def _phase(progress, index: int, count: int):
+    """``progress`` for phase ``index`` of ``count`` equal phases."""
+
+    def report(step: int, total: int | None) -> None:
+        if total:
+            progress(index * total + step, count * total)
+
+    return report
+
+
+def _train_scratch(data, out: Path, minutes: float, progress, steps: int | None) -> Path:
+    from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
+
+    return train_detector(
+        data,
         out,
-        detector_config_for(subset, "c3det"),
+        detector_config_for(data, "c3det"),
         TrainConfig(budget_minutes=minutes, steps=steps),
         log=lambda _: None,
         progress=progress,
     )
-    return Trained(path, "scratch")
+
+
+def _train_pretrained(data, out: Path, encoder, progress, steps: int | None, project_id: int | None) -> Path:
+    """C3Det on the encoder's maps of ``data``'s images (cached under the app's keys)."""
+    from fewclick.io.images import load_image
+    from fewclick.predict.features import training_tiles
+    from fewclick.train.detect import detector_config_for
+    from fewclick.train.detect_pretrained import (
+        FeatureTile,
+        PretrainedTrainConfig,
+        pretrained_config,
+        steps_for_seconds,
+        train_pretrained_detector,
+    )
+
+    tiles = []
+    for rec in data.images:
+        key = _key(project_id, rec)
+        tiles += [FeatureTile(*t) for t in training_tiles(encoder, load_image(rec.path), rec.objects, key)]
+    cfg = detector_config_for(data, "c3det")
+    config = pretrained_config(len(data.classes), cfg.oriented, cfg.points_only)
+    train = PretrainedTrainConfig(steps=steps or steps_for_seconds(PRETRAINED_SECONDS))
+    return train_pretrained_detector(
+        tiles, data.classes, out, config, train, log=lambda _: None, progress=progress
+    )
+
+
+def _key(project_id: int | None, rec) -> str | None:
+    """The app's cache key of a finished image's encoding (None outside a project)."""
+    from fewclick.server.serving import file_key
+
+    return None if project_id is None else file_key(project_id, rec.id, rec.path)
+
+
+class _Keyed:
+    """A detector that sets each image under its cache key (the protocol knows only pixels)."""
+
+    def __init__(self, predictor, keys: dict[int, str | None]) -> None:
+        self.predictor, self.keys = predictor, keys
+        self.config, self.classes = predictor.config, predictor.classes
+
+    def set_image(self, image) -> None:
+        self.predictor.set_image(image, key=self.keys.get(id(image)))
+
+    def predict(self, clicks):
+        return self.predictor.predict(clicks)
+
+
+def _held_out_map(model: Path, held, classes, encoder, project_id: int | None) -> float:
+    """Mean mAP@0.5 over :data:`PICK_CLICKS` clicks of C3Det's protocol on ``held``."""
+    from fewclick.io.images import load_image
+    from fewclick.predict.detect import ClickDetector
+    from fewclick.protocols.detect import ProtocolConfig, run_protocol
+
+    items = [(load_image(r.path), r.objects) for r in held]
+    keys = {id(image): _key(project_id, r) for (image, _), r in zip(items, held)}
+    predictor = _Keyed(ClickDetector.load(model, encoder=encoder), keys)
+    cfg = predictor.config
+    result = run_protocol(
+        predictor,
+        items,
+        len(classes),
+        ProtocolConfig(sessions=1, ks=PICK_CLICKS),
+        oriented=cfg.oriented,
+        points_only=cfg.points_only,
+        progress=False,
+    )
+    return float(np.mean(result.map_mean))
 
 
 def _segmenter(data, out: Path, minutes: float, progress, steps: int | None) -> Trained:

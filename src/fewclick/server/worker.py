@@ -82,25 +82,54 @@ def _predictor(key: tuple, make, path: str):
     return predictor
 
 
-def detect(path: str, model: str | None, num_classes: int, clicks: list[list[float]], sizes: dict) -> dict:
-    """Click-to-detect: the project's detector when it has one, else template correlation."""
+def detect(
+    path: str,
+    model: str | None,
+    num_classes: int,
+    clicks: list[list[float]],
+    sizes: dict,
+    encoding: tuple[str, str] | None = None,
+) -> dict:
+    """Click-to-detect: the project's detector when it has one, else the training-free
+    start on the pretrained encoder (``encoding``: the embedding cache folder and the
+    image's key, None without the encoder's files), else template correlation. ``method``
+    says which: "pretrained" or "scratch" (the detector's backbone), "training-free" or
+    "template"."""
     from fewclick.types import Clicks
 
     xy = np.asarray([c[:2] for c in clicks], np.float32).reshape(-1, 2)
     labels = np.asarray([int(c[2]) for c in clicks], np.int64)
     c = Clicks(xy, labels, np.ones(len(xy), bool))
+    sizes = {int(k): float(v) for k, v in sizes.items()}
+    classes = None
     if model is not None:
         from fewclick.predict.detect import ClickDetector
 
-        predictor = _predictor(("detect", model), lambda: ClickDetector.load(model), path)
+        def make():
+            from fewclick.server import embeddings
+
+            return ClickDetector.load(model, encoder=embeddings.encoder(encoding[0]) if encoding else None)
+
+        predictor = _encoded(("detect", model), make, path, encoding)
         det = predictor.predict(c)
-        method, classes = "model", list(predictor.classes)
+        method, classes = predictor.method, list(predictor.classes)
+    elif encoding is not None:
+        from fewclick.predict.similar import SimilarityDetector
+
+        def make():
+            from fewclick.server import embeddings
+
+            return SimilarityDetector(num_classes, embeddings.encoder(encoding[0]))
+
+        predictor = _encoded(("similar", encoding[0], num_classes), make, path, encoding)
+        det = predictor.predict(c, sizes=sizes)
+        method = predictor.method
     else:
         from fewclick.predict.template import TemplateDetector
 
         predictor = _predictor(("template", num_classes), lambda: TemplateDetector(num_classes), path)
-        det = predictor.predict(c, sizes={int(k): float(v) for k, v in sizes.items()})
-        method, classes = "template", None
+        det = predictor.predict(c, sizes=sizes)
+        method = "template"
     return {
         "method": method,
         "classes": classes,
@@ -109,6 +138,23 @@ def detect(path: str, model: str | None, num_classes: int, clicks: list[list[flo
         "scores": det.scores.round(4).tolist(),
         "labels": det.labels.tolist(),
     }
+
+
+def _encoded(key: tuple, make, path: str, encoding: tuple[str, str] | None):
+    """The cached predictor for ``key`` holding the image at ``path``, set under the image's
+    encoding key once the encoding ``prepare`` started is done (none is started twice)."""
+    predictor = _PREDICTORS.get(key)
+    if predictor is None:
+        predictor = _PREDICTORS[key] = make()
+    current = encoding[1] if encoding else path
+    if _CURRENT.get(key) != current:
+        if encoding is not None:
+            from fewclick.server import embeddings
+
+            embeddings.embedding(encoding[0], encoding[1], path)
+        predictor.set_image(_image(path), key=encoding[1] if encoding else None)
+        _CURRENT[key] = current
+    return predictor
 
 
 def segment(path: str, sam: tuple[str, str] | None, serving: Serving, box: list[float], clicks: list) -> dict:
@@ -230,6 +276,7 @@ def warm() -> int:
     import fewclick.predict.grabcut  # noqa: F401
     import fewclick.predict.sam  # noqa: F401
     import fewclick.predict.segment  # noqa: F401
+    import fewclick.predict.similar  # noqa: F401
     import fewclick.predict.template  # noqa: F401
 
     return os.getpid()

@@ -42,7 +42,7 @@ def _outside(image: Image) -> str:
 
 
 @router.post("/images/{image_id}/detect")
-async def detect(image_id: int, body: DetectIn, session: DB, models: Worker):
+async def detect(image_id: int, body: DetectIn, session: DB, config: Config, models: Worker):
     image = store.get(session, Image, image_id, "image")
     project = image.project
     position_of = {c.id: c.position for c in project.classes}
@@ -64,6 +64,7 @@ async def detect(image_id: int, body: DetectIn, session: DB, models: Worker):
         len(project.classes),
         clicks,
         {position_of[k]: v for k, v in sizes.items()},
+        _sam_image(config, image) if serving.sam_available() else None,
     )
     names = [c.name for c in project.classes]
     if result.pop("classes") not in (None, names):
@@ -74,18 +75,7 @@ async def detect(image_id: int, body: DetectIn, session: DB, models: Worker):
         )
     result["labels"] = [class_of[int(label)] for label in result["labels"]]
     result["model_version"] = model.version if model else None
-    result["method"] = _detect_method(result["method"], model)
     return result
-
-
-def _detect_method(method: str, model) -> str:
-    """How the boxes were made: ``pretrained`` or ``scratch`` (the detector ``model``) or
-    ``training-free``. The worker's older names ("model", "template") are translated."""
-    if method == "template":
-        return "training-free"
-    if method == "model":
-        return model.method or "scratch"
-    return method
 
 
 def _sam_image(config: Settings, image: Image) -> tuple[str, str]:
@@ -100,10 +90,14 @@ def _next_image(image: Image) -> Image | None:
 
 
 def _needs_sam(session, image: Image) -> bool:
-    """Whether SAM serves this image's masks or point snapping."""
+    """Whether the pretrained encoder serves this image: SAM's masks or point snapping, or
+    click-to-detect (the training-free start, or a detector on pretrained features)."""
     if not serving.sam_available():
         return False
     if serving.serving(session, image.project).name == "sam":
+        return True
+    detector = newest_model(session, image.project_id, "detect")
+    if detector is None or detector.method != "scratch":
         return True
     return newest_model(session, image.project_id, "points") is None
 
