@@ -1,7 +1,9 @@
 """Training a project's models on its finished images, as a background job.
 
 A job trains, on the images whose status is ``done`` or ``reviewed``, every model their
-annotations allow: the click detector (C3Det) when they hold boxes, the box-to-mask models
+annotations allow: the click detector (C3Det on the pretrained encoder's features or from
+scratch, whichever scores better on held-out finished images: :func:`_detector`) when they
+hold boxes, the box-to-mask models
 (M_b, M_b+c) when they hold at least ``MIN_MASKS`` masks, and CPRNet when they hold at least
 ``MIN_POINTS`` points (refined from the clicks as made). Each model gets its share of the
 budget, is written under ``<models>/<project>/<task>/v<N>/`` and registered as version N of
@@ -185,8 +187,9 @@ def _detector(
     app's cache folder, where the maps of annotated images already are) and at least
     ``MIN_PICK_IMAGES`` finished images, C3Det on pretrained features and C3Det from scratch
     both train on all but the held-out images (every 4th, at least one) and run C3Det's
-    protocol there (1, 3 and 5 clicks, one session); the better one then trains on every
-    image and serves, with both scores in its metrics. With fewer images the pretrained one
+    protocol there (1, 3 and 5 clicks, one session), as does the training-free start; the
+    best of the three then trains on every image and serves (the training-free start keeps
+    serving when it wins), with all scores in its metrics. With fewer images the pretrained one
     serves untested; without the encoder, the from-scratch one. The pretrained detector
     trains for ``PRETRAINED_SECONDS`` at most, the from-scratch one for ``minutes``."""
     from fewclick.train.detect import detector_config_for
@@ -208,7 +211,7 @@ def _detector(
     held = [r for i, r in enumerate(subset.images) if i % 4 == 3] or subset.images[-1:]
     rest = type(subset)(subset.classes, [r for r in subset.images if r not in held], subset.format)
     phases = 3
-    scores = {}
+    scores = {"training-free": _held_out_map(None, held, subset.classes, encoder, project_id)}
     for i, method in enumerate(("pretrained", "scratch")):
         folder = out / "pick" / method
         phase = _phase(progress, i, phases)
@@ -221,8 +224,11 @@ def _detector(
     last = _phase(progress, 2, phases)
     if chosen == "pretrained":
         path = _train_pretrained(subset, out, encoder, last, steps, project_id)
-    else:
+    elif chosen == "scratch":
         path = _train_scratch(subset, out, minutes, last, steps)
+    else:  # the training-free start scored best: it keeps serving, under this version
+        out.mkdir(parents=True, exist_ok=True)
+        path = out
     metrics = {
         "held_out_mAP": {m: round(v, 4) for m, v in scores.items()},
         "held_out_images": len(held),
@@ -310,7 +316,7 @@ class _Keyed:
 
     def __init__(self, predictor, keys: dict[int, str | None]) -> None:
         self.predictor, self.keys = predictor, keys
-        self.config, self.classes = predictor.config, predictor.classes
+        self.config = getattr(predictor, "config", None)
 
     def set_image(self, image) -> None:
         self.predictor.set_image(image, key=self.keys.get(id(image)))
@@ -319,23 +325,28 @@ class _Keyed:
         return self.predictor.predict(clicks)
 
 
-def _held_out_map(model: Path, held, classes, encoder, project_id: int | None) -> float:
-    """Mean mAP@0.5 over :data:`PICK_CLICKS` clicks of C3Det's protocol on ``held``."""
+def _held_out_map(model: Path | None, held, classes, encoder, project_id: int | None) -> float:
+    """Mean mAP@0.5 over :data:`PICK_CLICKS` clicks of C3Det's protocol on ``held`` (with
+    ``model`` None: the training-free start's)."""
     from fewclick.io.images import load_image
     from fewclick.predict.detect import ClickDetector
     from fewclick.protocols.detect import ProtocolConfig, run_protocol
 
     items = [(load_image(r.path), r.objects) for r in held]
     keys = {id(image): _key(project_id, r) for (image, _), r in zip(items, held)}
-    predictor = _Keyed(ClickDetector.load(model, encoder=encoder), keys)
-    cfg = predictor.config
+    if model is None:
+        from fewclick.predict.similar import SimilarityDetector
+
+        predictor = _Keyed(SimilarityDetector(len(classes), encoder), keys)
+    else:
+        predictor = _Keyed(ClickDetector.load(model, encoder=encoder), keys)
     result = run_protocol(
         predictor,
         items,
         len(classes),
         ProtocolConfig(sessions=1, ks=PICK_CLICKS),
-        oriented=cfg.oriented,
-        points_only=cfg.points_only,
+        oriented=bool(getattr(predictor.config, "oriented", False)),
+        points_only=bool(getattr(predictor.config, "points_only", False)),
         progress=False,
     )
     return float(np.mean(result.map_mean))

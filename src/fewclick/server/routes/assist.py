@@ -54,7 +54,9 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
         if not (0 <= x < image.width and 0 <= y < image.height):
             raise HTTPException(400, f"click {i} at ({x:g}, {y:g}) is {_outside(image)}")
         clicks.append([x, y, position_of[class_id]])
-    model = newest_model(session, project.id, "detect")
+    version = newest_model(session, project.id, "detect")
+    # a version whose pick was the training-free start has no network: that start serves
+    model = version if version is not None and version.method != "training-free" else None
     # box sizes per class help only the training-free fallback: no query when a model serves
     sizes = {} if model else queries.class_sizes(session, project.id)
     result = await models.run(
@@ -74,7 +76,7 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
             "train again",
         )
     result["labels"] = [class_of[int(label)] for label in result["labels"]]
-    result["model_version"] = model.version if model else None
+    result["model_version"] = version.version if version else None
     return result
 
 
