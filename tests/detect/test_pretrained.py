@@ -200,3 +200,33 @@ def test_a_class_with_a_single_example_trains(encoder, tmp_path):
     detector.set_image(image)
     det = detector.predict(_clicks([SQUARES[1]], [1]))
     assert (det.labels[det.scores == 1.0] == 1).all()
+
+
+def test_a_click_in_a_pale_centre_asks_sam_again_within_the_class_size(encoder):
+    """A red blood cell is a ring: a click in its pale centre makes SAM take the background.
+    A box of the class's known size around the click then finds the cell (here a stand-in
+    SAM answers the background to the click alone and the cell to the click and box)."""
+    image, _ = _scene()
+    cell = np.zeros(image.shape[:2], bool)
+    cell[46:94, 36:84] = True
+
+    class Sam:
+        prompts = []
+
+        def set_embedding(self, embedding):
+            pass
+
+        def predict(self, box=None, clicks=None):
+            self.prompts.append(box)
+            return type("Prediction", (), {"mask": np.ones_like(cell) if box is None else cell})
+
+    sam = Sam()
+    detector = SimilarityDetector(2, encoder, sam=sam)
+    detector.set_image(image)
+    det = detector.predict(_clicks([(60, 70)], [0]), sizes={0: 80.0})
+    assert sam.prompts[0] is None and sam.prompts[1] == [12.0, 22.0, 108.0, 118.0]
+    assert det[det.scores == 1.0].boxes.tolist() == [[36, 46, 84, 94]]
+    without = SimilarityDetector(2, encoder, sam=Sam())
+    without.set_image(image)
+    det = without.predict(_clicks([(60, 70)], [0]))  # no known size: a box of the default side
+    assert det[det.scores == 1.0].boxes.tolist() == [[44, 54, 76, 86]] and len(det) == 1

@@ -460,3 +460,23 @@ def test_images_browsers_cannot_show_are_served_as_png(client, tmp_path):
     import io
 
     assert PILImage.open(io.BytesIO(r.content)).size == (80, 60)
+
+
+def test_the_training_free_start_sizes_boxes_from_the_users_boxes_not_the_hidden_reference(client, data):
+    from fewclick.server.queries import class_sizes
+
+    project = _project(client, "sizes-hidden", folder=str(data / "aerial" / "images"))
+    r = client.post(
+        f"/api/projects/{project['id']}/import",
+        json={"dataset": str(data / "aerial" / "annotations.json"), "reference": True},
+    )
+    assert r.status_code == 200, r.text
+    sessions = client.app.state.sessions
+    with sessions() as session:
+        assert class_sizes(session, project["id"]) == {}, "reference boxes are the oracle's, not the user's"
+    image = _first_image(client, project)
+    cls = project["classes"][0]["id"]
+    body = {"create": [{"class_id": cls, "geometry": {"box": [10, 10, 30, 50]}}]}
+    assert client.post(f"/api/images/{image['id']}/annotations/batch", json=body).status_code == 200
+    with sessions() as session:
+        assert class_sizes(session, project["id"]) == {cls: pytest.approx(np.sqrt(20 * 40))}

@@ -116,10 +116,18 @@ class SimilarityDetector:
         lx, ly = x - tile.tile.x0, y - tile.tile.y0
         self.sam.set_embedding(tile.embedding)
         one = Clicks(np.array([[lx, ly]], np.float32), np.zeros(1, np.int64), np.ones(1, bool))
+        limit = self.config.max_side * max(tile.tile.width, tile.tile.height)
         mask = self.sam.predict(clicks=one).mask
         ys, xs = np.nonzero(mask)
-        limit = self.config.max_side * max(tile.tile.width, tile.tile.height)
-        if len(xs) and xs.max() - xs.min() < limit and ys.max() - ys.min() < limit:
+        usable = len(xs) and xs.max() - xs.min() < limit and ys.max() - ys.min() < limit
+        if not usable and label in sizes:
+            # a click on a pale centre (a red blood cell's) makes SAM take the background:
+            # ask again within a box of the class's known size
+            half = 0.6 * float(sizes[label])
+            mask = self.sam.predict(box=[lx - half, ly - half, lx + half, ly + half], clicks=one).mask
+            ys, xs = np.nonzero(mask)
+            usable = len(xs) and xs.max() - xs.min() < limit and ys.max() - ys.min() < limit
+        if usable:
             box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
             cells = _cells(mask, tile.scale, unit.shape[-2:])
         else:

@@ -50,11 +50,14 @@ def annotation_counts(session: Session, project_id: int) -> dict[int, int]:
 
 
 def class_sizes(session: Session, project_id: int) -> dict[int, float]:
-    """Median box side in pixels per class id over the project's boxes (for the
-    training-free detector); classes without boxes are left out."""
+    """Median box side in pixels per class id over the user's boxes in the project (for the
+    training-free detector; hidden reference boxes stay hidden); classes without boxes are
+    left out."""
     sides: dict[int, list[float]] = {}
     rows = session.execute(
-        select(Annotation.class_id, Annotation.geometry).join(Image).where(Image.project_id == project_id)
+        select(Annotation.class_id, Annotation.geometry)
+        .join(Image)
+        .where(Image.project_id == project_id, Annotation.reference.is_(False))
     ).all()
     for class_id, g in rows:
         if "box" in g:
