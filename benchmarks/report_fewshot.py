@@ -1,0 +1,119 @@
+"""The learning-curve tables of ``detect_fewshot.py`` runs, as markdown, with the issue's targets.
+
+    python benchmarks/report_fewshot.py docs/benchmarks/detect_fewshot_*.json \
+        [--reference hit_uav=docs/benchmarks/detect_hit_uav.json ...] > docs/benchmarks/detect_fewshot.md
+
+``--reference NAME=FILE`` names a ``detect.py`` result whose ``c3det`` at 5 clicks the
+pretrained detector at n = 20 is held against (90% of it is the target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+K = 5
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", type=Path)
+    p.add_argument("--reference", nargs="*", default=[], help="NAME=detect.py JSON")
+    args = p.parse_args(argv)
+    references = dict(r.split("=", 1) for r in args.reference)
+    for path in args.runs:
+        report = json.loads(path.read_text())
+        name = path.stem.removeprefix("detect_fewshot_")
+        print(section(name, report, path, references.get(name)))
+    return 0
+
+
+def _at(entry: dict, key: str, k: int = K):
+    value = entry[key][entry["k"].index(k)]
+    return "-" if value is None else f"{value:.3f}"
+
+
+def section(name: str, report: dict, path: Path, reference: str | None) -> str:
+    res = report["results"]
+    lines = [
+        f"## {name}",
+        "",
+        f"- run {report['date']} on {report['machine']}; train part {report['train_images']} images, "
+        f"test {report['test_images']} images, {report['sessions']} sessions of clicks; boxes: {report['boxes']}; "
+        f"load average {report.get('load_average_start')} at the start, {report.get('load_average_end')} at the end.",
+        f"- budget {report['budget_seconds']:g} s per model, in steps: {report['steps']} "
+        f"(at {report['idle_seconds_per_step']} s per step).",
+        f"- plot: ![learning curve]({path.with_suffix('.png').name})",
+        "",
+        "| n images | method | mAP k=0 | k=1 | k=3 | k=5 | k=10 | k=20 | clicked recall k=1 / 5 / 20 | "
+        "train s (idle) | train s (wall) | encode s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = []
+    for method, runs in res.items():
+        for n, e in runs.items():
+            rows.append((int(n), method, e))
+    for n, method, e in sorted(rows, key=lambda r: (r[0], r[1])):
+        maps = " | ".join(_at(e, "mAP_mean", k) for k in (0, 1, 3, 5, 10, 20))
+        recall = " / ".join(_at(e, "clicked_recall", k) for k in (1, 5, 20))
+        lines.append(
+            f"| {n} | {method} | {maps} | {recall} | {e['train_seconds_idle']} | {e['train_seconds']} | "
+            f"{e['encode_seconds']} |"
+        )
+    lat = report.get("latency_ms", {})
+    if lat:
+        lines += [
+            "",
+            "Per-click predict on an encoded test image (1-20 clicks): "
+            + ", ".join(f"{m} p50 {v['p50']} ms, p95 {v['p95']} ms" for m, v in lat.items()),
+        ]
+    lines += ["", "Targets:"] + targets(res, reference) + [""]
+    return "\n".join(lines)
+
+
+def targets(res: dict, reference: str | None) -> list[str]:
+    def at5(method: str, n: int) -> float | None:
+        e = res.get(method, {}).get(str(n))
+        return None if e is None else e["mAP_mean"][e["k"].index(K)]
+
+    out = []
+    pre5, scr5 = at5("pretrained", 5), at5("scratch", 5)
+    if pre5 is not None and scr5 is not None:
+        ok = pre5 >= scr5 + 0.15
+        out.append(
+            f"- n = 5: pretrained {pre5:.3f} vs scratch {scr5:.3f} at k = 5 (target +0.15): {_met(ok)}"
+        )
+    free, scr2 = at5("training_free", 0), at5("scratch", 2)
+    if free is not None and scr2 is not None:
+        out.append(f"- training-free {free:.3f} vs scratch at n = 2 {scr2:.3f} at k = 5: {_met(free > scr2)}")
+    pre20 = at5("pretrained", 20)
+    if pre20 is not None and reference:
+        full = json.loads(Path(reference).read_text())["methods"]["c3det"]
+        c3 = full["mAP_mean"][full["k"].index(K)]
+        out.append(
+            f"- n = 20: pretrained {pre20:.3f} vs 90% of c3det on all training images ({Path(reference).name}: "
+            f"{c3:.3f}, 90% = {0.9 * c3:.3f}): {_met(pre20 >= 0.9 * c3)}"
+        )
+    worst = None
+    for n, e in res.get("pretrained", {}).items():
+        if int(n) >= 2:
+            values = [v for v in e["clicked_recall"] if v is not None]
+            low = min(values) if values else None
+            if low is not None and (worst is None or low < worst[1]):
+                worst = (n, low)
+    if worst is not None:
+        out.append(
+            f"- clicked recall of pretrained, lowest over n >= 2 and k >= 1: {worst[1]:.3f} "
+            f"(n = {worst[0]}; target 0.95): {_met(worst[1] >= 0.95)}"
+        )
+    return out
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
