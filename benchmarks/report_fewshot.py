@@ -41,8 +41,9 @@ def section(name: str, report: dict, path: Path, reference: str | None) -> str:
         f"## {name}",
         "",
         f"- run {report['date']} on {report['machine']}; train part {report['train_images']} images, "
-        f"test {report['test_images']} images, {report['sessions']} sessions of clicks; boxes: {report['boxes']}; "
-        f"load average {report.get('load_average_start')} at the start, {report.get('load_average_end')} at the end.",
+        f"test {report['test_images']} images, {report['sessions']} sessions of clicks; "
+        f"boxes: {report['boxes']}; load average {report.get('load_average_start')} at the start, "
+        f"{report.get('load_average_end')} at the end.",
         f"- budget {report['budget_seconds']:g} s per model, in steps: {report['steps']} "
         f"(at {report['idle_seconds_per_step']} s per step).",
         f"- plot: ![learning curve]({path.with_suffix('.png').name})",
@@ -93,7 +94,8 @@ def targets(res: dict, reference: str | None) -> list[str]:
         full = json.loads(Path(reference).read_text())["methods"]["c3det"]
         c3 = full["mAP_mean"][full["k"].index(K)]
         out.append(
-            f"- n = 20: pretrained {pre20:.3f} vs 90% of c3det on all training images ({Path(reference).name}: "
+            f"- n = 20: pretrained {pre20:.3f} vs 90% of c3det on all training images "
+            f"({Path(reference).name}: "
             f"{c3:.3f}, 90% = {0.9 * c3:.3f}): {_met(pre20 >= 0.9 * c3)}"
         )
     worst = None
