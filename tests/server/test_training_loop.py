@@ -238,7 +238,7 @@ def test_train_project_stores_each_models_method_and_metrics(app, dataset, monke
     client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0})
     client.post(f"/api/projects/{project['id']}/finish")
     metrics = {"held_out_mAP": {"pretrained": 0.61, "scratch": 0.42}}
-    fake = lambda data, out, minutes, progress, steps: training.Trained(out, "pretrained", metrics)  # noqa: E731
+    fake = lambda data, out, minutes, progress, steps, **_: training.Trained(out, "pretrained", metrics)  # noqa: E731
     for task in ("_detector", "_segmenter", "_cpr"):
         monkeypatch.setattr(training, task, fake)
     with app.state.sessions() as session:
