@@ -42,7 +42,7 @@ from fewclick.train.detect_pretrained import (
     steps_for_seconds,
     train_pretrained_detector,
 )
-from fewclick.types import Click, Objects
+from fewclick.types import Click, geometry_only
 
 TRAINED = ("plain", "early-fusion", "late-fusion", "c3det")
 
@@ -223,8 +223,7 @@ def _split(train: Path, test: Path) -> tuple[Dataset, Dataset]:
 
 def _aligned(dataset: Dataset) -> Dataset:
     for rec in dataset.images:
-        o = rec.objects
-        rec.objects = Objects(o.labels, o.boxes, points=o.points, ignore=o.ignore, difficult=o.difficult)
+        rec.objects = geometry_only(rec.objects, oriented=False)
     return dataset
 
 

@@ -218,7 +218,7 @@ def test_a_click_in_a_pale_centre_asks_sam_again_within_the_class_size(encoder):
 
         def predict(self, box=None, clicks=None):
             self.prompts.append(box)
-            return type("Prediction", (), {"mask": np.ones_like(cell) if box is None else cell})
+            return type("Prediction", (), {"mask": np.ones_like(cell) if box is None else cell, "score": 0.9})
 
     sam = Sam()
     detector = SimilarityDetector(2, encoder, sam=sam)

@@ -18,7 +18,7 @@ import torch
 from fewclick.io.images import to_rgb8
 from fewclick.io.tiling import Tile, crop_objects, tile_grid
 from fewclick.predict.encoder import Embedding, ImageEncoder, pixel_key
-from fewclick.types import Objects
+from fewclick.types import Objects, geometry_only
 
 
 @dataclass(frozen=True)
@@ -77,21 +77,10 @@ def training_tiles(
     :class:`fewclick.train.detect_pretrained.FeatureTile` holds."""
     out = []
     for t in image_features(encoder, image, key):
-        inside = crop_objects(_geometry(objects), t.tile, min_visible=0.7, cut_as_difficult=True)
+        inside = crop_objects(geometry_only(objects), t.tile, min_visible=0.7, cut_as_difficult=True)
         maps = [m[0].numpy().astype(np.float16) for m in t.maps()]
         out.append((maps, _scaled(inside, t.scale), t.embedding.input_size))
     return out
-
-
-def _geometry(objects: Objects) -> Objects:
-    return Objects(
-        objects.labels,
-        objects.boxes,
-        rboxes=objects.rboxes,
-        points=objects.points,
-        ignore=objects.ignore,
-        difficult=objects.difficult,
-    )
 
 
 def _scaled(objects: Objects, scale: float) -> Objects:

@@ -124,9 +124,11 @@ class SimilarityDetector:
             # a click on a pale centre (a red blood cell's) makes SAM take the background:
             # ask again within a box of the class's known size
             half = 0.6 * float(sizes[label])
-            mask = self.sam.predict(box=[lx - half, ly - half, lx + half, ly + half], clicks=one).mask
+            again = self.sam.predict(box=[lx - half, ly - half, lx + half, ly + half], clicks=one)
+            mask = again.mask
             ys, xs = np.nonzero(mask)
-            usable = len(xs) and xs.max() - xs.min() < limit and ys.max() - ys.min() < limit
+            # an object, not the box filled with background: SAM sure of it, the box not full
+            usable = again.score >= 0.8 and 0 < len(xs) < 0.9 * (2 * half) ** 2
         if usable:
             box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
             cells = _cells(mask, tile.scale, unit.shape[-2:])

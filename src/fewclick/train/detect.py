@@ -29,9 +29,9 @@ from fewclick.train.common import (
     set_lr,
     steps_for_budget,
 )
-from fewclick.train.detect_data import build_targets, geometry_only, make_sample, side_range
+from fewclick.train.detect_data import build_targets, make_sample, side_range
 from fewclick.train.detect_loss import DetectionCriterion
-from fewclick.types import Objects
+from fewclick.types import Objects, geometry_only
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,13 @@ import numpy as np
 
 from fewclick.io.tiling import Tile, crop_objects
 from fewclick.simulate.clicks import object_centres, training_click_indices
-from fewclick.types import Objects, polygons_to_boxes, polygons_to_rboxes, rboxes_to_polygons
+from fewclick.types import (
+    Objects,
+    geometry_only,
+    polygons_to_boxes,
+    polygons_to_rboxes,
+    rboxes_to_polygons,
+)
 
 
 @dataclass
@@ -44,18 +50,6 @@ def random_crop(
     crop[: tile.height, : tile.width] = image[tile.y0 : tile.y1, tile.x0 : tile.x1]
     objs = crop_objects(geometry_only(objects), tile, min_visible=min_visible, cut_as_difficult=True)
     return crop, objs
-
-
-def geometry_only(objects: Objects) -> Objects:
-    """The objects without segmentations: the detector needs none, and masks are slow to crop."""
-    return Objects(
-        objects.labels,
-        objects.boxes,
-        rboxes=objects.rboxes,
-        points=objects.points,
-        ignore=objects.ignore,
-        difficult=objects.difficult,
-    )
 
 
 def random_flip(image: np.ndarray, objects: Objects, rng: np.random.Generator) -> tuple[np.ndarray, Objects]:

@@ -31,7 +31,7 @@ from fewclick.train.common import set_lr
 from fewclick.train.detect import _sample_clicks
 from fewclick.train.detect_data import Sample, build_targets, flip_objects, side_range
 from fewclick.train.detect_loss import DetectionCriterion
-from fewclick.types import Objects
+from fewclick.types import Objects, geometry_only
 
 ALIGN = 16  # input pixels: the coarsest map's stride
 #: Seconds per step (batch 8, 256 px crops) on this machine's 2 cores, measured 2026-11-23 at
@@ -96,7 +96,7 @@ def train_pretrained_detector(
     if len(classes) != config.num_classes:
         raise ValueError(f"{len(classes)} class names for a model of {config.num_classes} classes")
     if not config.oriented:  # sizes then come from the axis-aligned boxes
-        tiles = [replace(t, objects=_aligned(t.objects)) for t in tiles]
+        tiles = [replace(t, objects=geometry_only(t.objects, oriented=False)) for t in tiles]
     tiles = [t for t in tiles if len(t.objects)]
     if not tiles:
         raise ValueError("no training tile has an object: nothing to learn from")
@@ -187,18 +187,3 @@ def _flip(m: np.ndarray, ops: np.ndarray) -> np.ndarray:
     if ops[2]:
         m = m.transpose(0, 2, 1)
     return np.ascontiguousarray(m)
-
-
-def _aligned(objects: Objects) -> Objects:
-    return Objects(
-        objects.labels,
-        objects.boxes,
-        points=objects.points,
-        ignore=objects.ignore,
-        difficult=objects.difficult,
-    )
-
-
-def steps_for_seconds(seconds: float) -> int:
-    """The step count of a budget of ``seconds`` (at :data:`PRETRAINED_SECONDS_PER_STEP`)."""
-    return max(int(round(seconds / PRETRAINED_SECONDS_PER_STEP)), 1)
