@@ -187,3 +187,8 @@ def _flip(m: np.ndarray, ops: np.ndarray) -> np.ndarray:
     if ops[2]:
         m = m.transpose(0, 2, 1)
     return np.ascontiguousarray(m)
+
+
+def steps_for_seconds(seconds: float) -> int:
+    """The step count of a budget of ``seconds`` (at :data:`PRETRAINED_SECONDS_PER_STEP`)."""
+    return max(int(round(seconds / PRETRAINED_SECONDS_PER_STEP)), 1)
