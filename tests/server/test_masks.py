@@ -104,13 +104,16 @@ def test_points_snap_to_the_centre_of_sams_mask_without_a_point_model(client, ho
 
 def test_a_segment_request_during_an_encoding_waits_for_it_and_encodes_once(home, tmp_path):
     class SlowEncoder:
+        has_features = True  # the maps click-to-detect reads come with the same run
+
         def __init__(self):
             self.release, self.calls, self.store = threading.Event(), [], {}
 
         def cached(self, key):
             return self.store.get(key)
 
-        def encode(self, image, key):
+        def encode(self, image, key, features=False):
+            assert features, "the prepared encoding carries the feature maps"
             self.calls.append(key)
             self.release.wait(60)
             self.store[key] = ("embedding of", key)
