@@ -15,6 +15,29 @@ import sys
 from pathlib import Path
 
 K = 5
+INTRO = """# Click-to-detect from the first finished images
+
+`benchmarks/detect_fewshot.py` (tables by `benchmarks/report_fewshot.py`). For each n, each
+method trains on the first n images of the training part (sorted by name) for the app's
+60 s, set in steps at the speed measured on this machine, and C3Det's protocol runs on the
+test part (1024 px patches, centre clicks in a random order, VOC07 mAP@0.5):
+
+- `pretrained`: C3Det on the frozen maps of the pretrained encoder (TinyViT-5M, SAM-distilled;
+  strides 4, 8 and 16 and SAM's embedding, fused to stride 4 by a trainable neck; C3 correlates
+  the encoder's own stride-8 features; Late Fusion, the User-input Enforcing Loss and the
+  dense head as in the from-scratch detector);
+- `scratch`: the from-scratch C3Det of `benchmarks/detect.py`, same images, same 60 s;
+- `training_free` (n = 0): SAM segments each clicked object, and every local maximum of the
+  cosine similarity of the encoder's features to the object's mean feature becomes a box of
+  the clicked objects' size.
+
+`train s (idle)` is steps times the seconds per step measured on a quiet machine;
+`train s (wall)` is what this run took on the shared machine (several jobs ran beside it);
+`encode s` is the encoder's time on the n images, which the app spends while they are
+annotated. In the app, the project's training job trains both detectors on all but the
+held-out finished images and serves whichever of them, or the training-free start, scores
+best there.
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reference", nargs="*", default=[], help="NAME=detect.py JSON")
     args = p.parse_args(argv)
     references = dict(r.split("=", 1) for r in args.reference)
+    print(INTRO)
     for path in args.runs:
         report = json.loads(path.read_text())
         name = path.stem.removeprefix("detect_fewshot_")

@@ -132,7 +132,7 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     page.keyboard.press("1")
     page.keyboard.press("d")
     page.mouse.click(*_screen(page, x + w / 2, y + h / 2))
-    page.wait_for_function("() => S.detect.answered === 1", timeout=120000)  # a cold worker
+    page.wait_for_function("() => S.detect.answered === 1", timeout=300000)  # a cold worker
     proposals = page.evaluate("() => shownProposals().length")
     assert page.inner_text("#boxes-from").startswith("boxes from: training-free start"), "no detector yet"
     page.keyboard.press("Enter")
@@ -265,7 +265,7 @@ def test_a_box_in_mask_mode_waits_for_preparing_then_sam_makes_the_mask(server, 
     page.wait_for_function("() => S && S.ready")
     page.keyboard.press("m")
     page.wait_for_function("() => document.querySelector('#prepare').textContent.includes('preparing image')")
-    page.wait_for_function("() => S.prep && S.prep.ready", timeout=120000)
+    page.wait_for_function("() => S.prep && S.prep.ready", timeout=300000)
     assert page.evaluate("() => S.prepSeen[0]") == "preparing" and "ready" in page.inner_text("#prepare")
     _drag(page, x0 - 3, y0 - 3, x1 + 3, y1 + 3)
     page.wait_for_function("() => S.seg && S.seg.result", timeout=60000)
