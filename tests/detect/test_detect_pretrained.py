@@ -226,7 +226,10 @@ def test_a_click_in_a_pale_centre_asks_sam_again_within_the_class_size(encoder):
     det = detector.predict(_clicks([(60, 70)], [0]), sizes={0: 80.0})
     assert sam.prompts[0] is None and sam.prompts[1] == [12.0, 22.0, 108.0, 118.0]
     assert det[det.scores == 1.0].boxes.tolist() == [[36, 46, 84, 94]]
-    without = SimilarityDetector(2, encoder, sam=Sam())
+    unknown = Sam()
+    unknown.prompts = []
+    without = SimilarityDetector(2, encoder, sam=unknown)
     without.set_image(image)
-    det = without.predict(_clicks([(60, 70)], [0]))  # no known size: a box of the default side
-    assert det[det.scores == 1.0].boxes.tolist() == [[44, 54, 76, 86]] and len(det) == 1
+    det = without.predict(_clicks([(60, 70)], [0]))  # no known size: boxes of a few sizes
+    assert len(unknown.prompts) == 1 + 4 and unknown.prompts[0] is None
+    assert det[det.scores == 1.0].boxes.tolist() == [[36, 46, 84, 94]]
