@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("docs"))
     p.add_argument("--class", dest="cls", default=None, help="the class clicked (default: the most common)")
     p.add_argument("--image", type=int, default=12, help="position of the image clicked on")
+    p.add_argument("--shots", type=int, nargs="+", default=[0, 2, 5], help="after how many finished images")
     args = p.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 860})
         finished = 0
-        for n in (0, 2, 5):
+        for n in sorted(args.shots):
             while finished < n:
                 _finish(api, app, images[finished])
                 finished += 1
