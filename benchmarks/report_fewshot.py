@@ -91,8 +91,11 @@ def section(name: str, report: dict, path: Path, reference: str | None) -> str:
     if lat:
         lines += [
             "",
-            "Per-click predict on an encoded test image (1-20 clicks): "
-            + ", ".join(f"{m} p50 {v['p50']} ms, p95 {v['p95']} ms" for m, v in lat.items()),
+            f"Per-click predict on an encoded test image, clicks added one at a time up to 20 "
+            f"(load average {lat.get('load_average', report.get('load_average_end'))}): "
+            + ", ".join(
+                f"{m} p50 {v['p50']} ms, p95 {v['p95']} ms" for m, v in lat.items() if isinstance(v, dict)
+            ),
         ]
     lines += ["", "Targets:"] + targets(res, reference) + [""]
     return "\n".join(lines)
