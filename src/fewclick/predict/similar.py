@@ -194,6 +194,9 @@ class SimilarityDetector:
             r, c = torch.nonzero(ok, as_tuple=True)
             if not len(r):
                 continue
+            if len(r) > self.config.max_detections:  # the best ones only: the rest are never shown
+                top = torch.topk(m[r, c], self.config.max_detections).indices
+                r, c = r[top], c[top]
             xy = (_centres(m, r, c, radius) + 0.5) * STRIDE / tile.scale
             boxes.append(np.concatenate([xy - [bw / 2, bh / 2], xy + [bw / 2, bh / 2]], 1))
             scores.append(m[r, c].numpy())
@@ -208,20 +211,16 @@ def _centres(sim: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, radius: 
     """Each peak's position (x, y) in cells, refined to the centroid of the cells around it
     within ``PLATEAU`` of its similarity: a uniform object gives a plateau, not a point."""
     h, w = sim.shape
-    out = np.zeros((len(rows), 2), np.float32)
-    for i, (r, c) in enumerate(zip(rows.tolist(), cols.tolist())):
-        r0, r1, c0, c1 = (
-            max(r - radius, 0),
-            min(r + radius + 1, h),
-            max(c - radius, 0),
-            min(c + radius + 1, w),
-        )
-        window = sim[r0:r1, c0:c1]
-        weight = (window - (sim[r, c] - PLATEAU)).clamp_min(0)
-        ys, xs = torch.meshgrid(torch.arange(r0, r1), torch.arange(c0, c1), indexing="ij")
-        total = weight.sum()
-        out[i] = [float((weight * xs).sum() / total), float((weight * ys).sum() / total)]
-    return out
+    offsets = torch.arange(-radius, radius + 1)
+    rr = (rows[:, None, None] + offsets[None, :, None]).expand(-1, -1, len(offsets))  # [P, K, K]
+    cc = (cols[:, None, None] + offsets[None, None, :]).expand(-1, len(offsets), -1)
+    inside = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
+    values = sim[rr.clamp(0, h - 1), cc.clamp(0, w - 1)]
+    weight = (values - (sim[rows, cols] - PLATEAU)[:, None, None]).clamp_min(0) * inside
+    total = weight.sum((1, 2))
+    x = (weight * cc).sum((1, 2)) / total
+    y = (weight * rr).sum((1, 2)) / total
+    return torch.stack([x, y], 1).numpy().astype(np.float32)
 
 
 def _cell(v: float, scale: float, n: int) -> int:
