@@ -231,5 +231,5 @@ def test_a_click_in_a_pale_centre_asks_sam_again_within_the_class_size(encoder):
     without = SimilarityDetector(2, encoder, sam=unknown)
     without.set_image(image)
     det = without.predict(_clicks([(60, 70)], [0]))  # no known size: boxes of a few sizes
-    assert len(unknown.prompts) == 1 + 4 and unknown.prompts[0] is None
+    assert len(unknown.prompts) == 1 + 3 and unknown.prompts[0] is None
     assert det[det.scores == 1.0].boxes.tolist() == [[36, 46, 84, 94]]

@@ -33,7 +33,7 @@ from fewclick.predict.features import TileFeatures, image_features
 from fewclick.types import Clicks, Detections
 
 STRIDE = 8  # encoder-input pixels per similarity cell
-FALLBACK_SIDES = (24.0, 48.0, 96.0, 192.0)  # image pixels: box prompts tried when no size is known
+FALLBACK_SIDES = (24.0, 64.0, 160.0)  # image pixels: box prompts tried when no size is known
 PLATEAU = 0.03  # a peak's position is the centroid of the cells this close to its similarity
 
 
