@@ -233,3 +233,13 @@ def test_a_click_in_a_pale_centre_asks_sam_again_within_the_class_size(encoder):
     det = without.predict(_clicks([(60, 70)], [0]))  # no known size: boxes of a few sizes
     assert len(unknown.prompts) == 1 + 3 and unknown.prompts[0] is None
     assert det[det.scores == 1.0].boxes.tolist() == [[36, 46, 84, 94]]
+
+
+def test_a_whole_image_box_is_not_offered_after_a_few_images_of_cells():
+    """bccd after 5 finished images: white cells up to 250 px, a proposal over the whole
+    640 x 480 image at score 0.86 (what Enter would accept) is dropped by default."""
+    net = ClickDetectorNet(DetectorConfig(num_classes=3))
+    detector = ClickDetector(net, ["Platelets", "RBC", "WBC"], sizes={2: [120.0, 250.0]})
+    boxes = np.array([[0, 0, 640, 480], [100, 100, 300, 320]], np.float32)
+    det = Detections(boxes, np.array([0.86, 0.7], np.float32), np.array([2, 2]))
+    assert detector._plausible(det, clicked=0, scale=1.0).boxes.tolist() == [[100, 100, 300, 320]]

@@ -43,7 +43,7 @@ class DecodeConfig:
     # A proposal whose box side is over size_factor times the largest side its class showed in
     # training, or under 1 / size_factor of the smallest, is dropped (None: keep all); a
     # clicked object always stays.
-    size_factor: float | None = 3.0
+    size_factor: float | None = 2.0
 
 
 class ClickDetector:
