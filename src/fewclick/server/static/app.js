@@ -216,10 +216,16 @@ const METHODS = {pretrained: "pretrained features", scratch: "trained from scrat
 
 function detectorText(d) {
   if (!d) return "training-free start (feature similarity): no trained detector yet";
-  const metrics = Object.entries(d.metrics || {}).map(([name, v]) => (typeof v === "object" && v
-    ? `${name.replaceAll("_", " ")}: ${Object.entries(v).map(([k, x]) => `${k} ${typeof x === "number" ? x.toFixed(2) : x}`).join(", ")}`
-    : `${name.replaceAll("_", " ")} ${typeof v === "number" ? v.toFixed(2) : v}`));
-  return `detector v${d.version} (${METHODS[d.method] ?? d.method ?? "trained"}, on ${d.images} images${metrics.length ? "; " + metrics.join("; ") : ""})`;
+  const m = d.metrics || {};
+  let why = "";
+  if (m.held_out_mAP) {
+    const scores = Object.entries(m.held_out_mAP).map(([k, x]) => `${k} ${Number(x).toFixed(2)}`).join(", ");
+    why = `; picked by mAP on ${m.held_out_images} held-out finished image${m.held_out_images === 1 ? "" : "s"} (${(m.clicks || []).join(", ")} clicks): ${scores}`;
+  } else if (m.note) {
+    why = `; ${m.note}`;
+  }
+  const what = d.method === "training-free" ? "the training-free start serves" : (METHODS[d.method] ?? d.method ?? "trained");
+  return `detector v${d.version} (${what}, on ${d.images} images${why})`;
 }
 
 function modelsHtml(p) {
