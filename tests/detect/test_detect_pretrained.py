@@ -230,9 +230,9 @@ def test_a_click_in_a_pale_centre_asks_sam_again_within_the_class_size(encoder):
     unknown.prompts = []
     without = SimilarityDetector(2, encoder, sam=unknown)
     without.set_image(image)
-    det = without.predict(_clicks([(60, 70)], [0]))  # no known size: boxes of a few sizes
-    assert len(unknown.prompts) == 1 + 3 and unknown.prompts[0] is None
-    assert det[det.scores == 1.0].boxes.tolist() == [[36, 46, 84, 94]]
+    det = without.predict(_clicks([(60, 70)], [0]))  # no known size: no guess, a lone box
+    assert unknown.prompts == [None]
+    assert det[det.scores == 1.0].boxes.tolist() == [[44, 54, 76, 86]] and len(det) == 1
 
 
 def test_a_whole_image_box_is_not_offered_after_a_few_images_of_cells():

@@ -33,7 +33,6 @@ from fewclick.predict.features import TileFeatures, image_features
 from fewclick.types import Clicks, Detections
 
 STRIDE = 8  # encoder-input pixels per similarity cell
-FALLBACK_SIDES = (24.0, 64.0, 160.0)  # image pixels: box prompts tried when no size is known
 PLATEAU = 0.03  # a peak's position is the centroid of the cells this close to its similarity
 
 
@@ -121,22 +120,16 @@ class SimilarityDetector:
         mask = self.sam.predict(clicks=one).mask
         ys, xs = np.nonzero(mask)
         usable = len(xs) and xs.max() - xs.min() < limit and ys.max() - ys.min() < limit
-        if not usable:
+        if not usable and label in sizes:
             # a click on a pale centre (a red blood cell's) makes SAM take the background: ask
-            # again within a box around the click, of the class's known size, else of a few
-            # sizes, and keep the answer SAM is surest of
-            sides = [float(sizes[label])] if label in sizes else list(FALLBACK_SIDES)
-            best = None
-            for side in sides:
-                half = 0.6 * side
-                again = self.sam.predict(box=[lx - half, ly - half, lx + half, ly + half], clicks=one)
-                area = int(again.mask.sum())
-                # an object, not the box filled with background: SAM sure of it, the box not full
-                if again.score >= 0.8 and 0 < area < 0.9 * (2 * half) ** 2:
-                    if best is None or again.score > best.score:
-                        best = again
-            if best is not None:
-                mask = best.mask
+            # again within a box of the class's known size (from the user's boxes). Without a
+            # known size no guess is made: boxes of a few sizes around such a click gave SAM's
+            # surest answer on the pale centre itself, and hundreds of look-alikes of background
+            half = 0.6 * float(sizes[label])
+            again = self.sam.predict(box=[lx - half, ly - half, lx + half, ly + half], clicks=one)
+            # an object, not the box filled with background: SAM sure of it, the box not full
+            if again.score >= 0.8 and 0 < int(again.mask.sum()) < 0.9 * (2 * half) ** 2:
+                mask = again.mask
                 ys, xs = np.nonzero(mask)
                 usable = True
         if usable:
