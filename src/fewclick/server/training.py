@@ -32,6 +32,9 @@ MIN_MASKS = 8
 MIN_POINTS = 10
 RANKER_INSTANCES = 300
 RANKER_FILE = "ranker.pkl"
+MIN_PICK_IMAGES = 2  # finished images before the detectors are compared on held-out ones
+PICK_CLICKS = (1, 3, 5)  # the clicks at which the pick scores them
+PRETRAINED_SECONDS = 60.0  # the pretrained detector's training, in seconds at the measured speed
 
 
 @dataclass(frozen=True)
@@ -235,11 +238,6 @@ def _detector(
         "clicks": list(PICK_CLICKS),
     }
     return Trained(path, chosen, metrics)
-
-
-MIN_PICK_IMAGES = 2
-PICK_CLICKS = (1, 3, 5)
-PRETRAINED_SECONDS = 60.0
 
 
 def _encoder(folder: str | None):
