@@ -100,6 +100,21 @@ def _wait_count(page, n: int) -> None:
     page.wait_for_function(f"() => S && S.anns.size === {n}", timeout=20000)
 
 
+def _wait_answer(page, mode: str, clicks: int) -> None:
+    """Wait for the server's answer to the click; fail with what the page shows when none comes."""
+    try:
+        page.wait_for_function(
+            f"() => S.{mode}.answered === {clicks} || S.{mode}.error", timeout=300000
+        )  # a cold worker on a busy machine
+    except sync_api.TimeoutError:
+        state = page.evaluate(
+            f"() => JSON.stringify({{mode: S.mode, cls: S.cls, {mode}: S.{mode}, prep: S.prep}})"
+        )
+        pytest.fail(f"no answer to the {mode} click; message {page.inner_text('#message')!r}; {state}")
+    error = page.evaluate(f"() => S.{mode}.error")
+    assert not error, f"the {mode} request failed: {error}"
+
+
 def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path):
     base, home = server
     # create a project from a folder of images, with the dataset's classes
@@ -132,7 +147,7 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     page.keyboard.press("1")
     page.keyboard.press("d")
     page.mouse.click(*_screen(page, x + w / 2, y + h / 2))
-    page.wait_for_function("() => S.detect.answered === 1", timeout=300000)  # a cold worker
+    _wait_answer(page, "detect", 1)
     proposals = page.evaluate("() => shownProposals().length")
     assert page.inner_text("#boxes-from").startswith("boxes from: training-free start"), "no detector yet"
     page.keyboard.press("Enter")
@@ -159,7 +174,7 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     _drag(page, sx - 4, sy - 4, sx + sw + 4, sy + sh + 4)
     page.wait_for_function("() => S.seg && S.seg.result", timeout=30000)
     page.mouse.click(*_screen(page, sx + 1, sy + 1), button="right")
-    page.wait_for_function("() => S.seg.answered === 1", timeout=30000)
+    _wait_answer(page, "seg", 1)
     page.keyboard.press("Enter")
     _wait_count(page, proposals + 2)
     assert page.errors == []

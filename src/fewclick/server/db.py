@@ -25,6 +25,7 @@ REVIEW_STATES = ("pending", "accepted", "rejected")
 ANNOTATION_KINDS = ("box", "rbox", "mask", "point")
 JOB_STATES = ("queued", "running", "done", "failed")
 JOB_TRIGGERS = ("user", "auto")
+ROLES = ("admin", "annotator", "reviewer")
 AUTO_TRAIN_EVERY = 2  # a new project's Project.auto_train_every
 
 
@@ -40,7 +41,44 @@ class User(Base):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(20), default="annotator", server_default="annotator")  # ROLES
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2; None: cannot log in
     created_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class Membership(Base):
+    """A user's role on one project, where it differs from the user's own role."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("project_id", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(20))  # ROLES
+
+
+class ApiToken(Base):
+    """A bearer token for scripts; only its SHA-256 digest is kept."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    last_used_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A browser login: the session cookie's digest and the CSRF token that goes with it."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    expires_at: Mapped[datetime]
 
 
 class Project(Base):
@@ -171,6 +209,7 @@ class Job(Base):
     trigger: Mapped[str] = mapped_column(String(10), default="user", server_default="user")  # JOB_TRIGGERS
     created_at: Mapped[datetime] = mapped_column(default=now)
     started_at: Mapped[datetime | None]  # when it began running
+    heartbeat_at: Mapped[datetime | None]  # last sign of life from the job's process
     updated_at: Mapped[datetime] = mapped_column(default=now)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
 

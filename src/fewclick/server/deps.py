@@ -12,6 +12,7 @@ import asyncio
 import multiprocessing
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -58,7 +59,8 @@ class WorkerHandle:
 
     async def run(self, fn, *args):
         """``fn(*args)`` in the worker process; a ``ValueError`` there answers 400, missing
-        pretrained model files 409 (the message says how to fetch them)."""
+        pretrained model files 409 (the message says how to fetch them). A worker process
+        that died is replaced, and the request that found it dead answers 503."""
         from fewclick.predict.pretrained import PretrainedModelError
 
         if self._worker is None:
@@ -69,6 +71,10 @@ class WorkerHandle:
             raise HTTPException(400, str(exc)) from None
         except PretrainedModelError as exc:
             raise HTTPException(409, str(exc)) from None
+        except BrokenProcessPool:
+            self._worker.close()
+            self._worker = worker.ModelWorker()
+            raise HTTPException(503, "the model worker stopped and was restarted: try again") from None
 
     def close(self) -> None:
         if self._worker is not None:

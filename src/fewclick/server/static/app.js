@@ -603,7 +603,7 @@ async function detectNow() {
     S.dirty = true;
     renderPanel();
     say(`${shownProposals().length} proposals in ${S.lastLatency.toFixed(0)} ms`);
-  }).catch(() => {});
+  }).catch((err) => { det.error = err.message; });  // api() has already shown it
   return det.busy;
 }
 
@@ -635,7 +635,7 @@ async function segmentNow() {
     seg.answered = seg.clicks.length;
     S.dirty = true;
     renderPanel();
-  }).catch(() => {});
+  }).catch((err) => { seg.error = err.message; });  // api() has already shown it
   return seg.busy;
 }
 
