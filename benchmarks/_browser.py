@@ -33,3 +33,27 @@ def screen(page, x: float, y: float) -> tuple[float, float]:
             return [r.left + S.view.ox + x * S.view.scale, r.top + S.view.oy + y * S.view.scale]; }""",
         [x, y],
     )
+
+
+def admin_account(app, name: str = "bench") -> tuple[str, str, dict[str, str]]:
+    """A new admin of ``app``: ``(name, password, headers)``, the headers authenticating
+    scripts with a bearer token."""
+    import secrets
+
+    from fewclick.server import accounts
+
+    password = secrets.token_urlsafe(12)
+    with app.state.sessions() as session:
+        user = accounts.add_user(session, name, "admin", password)
+        token = accounts.create_token(session, user, "benchmark")
+        session.commit()
+    return name, password, {"Authorization": f"Bearer {token}"}
+
+
+def log_in(page, base: str, name: str, password: str) -> None:
+    """Log the browser in through the app's log-in page."""
+    page.goto(f"{base}/#/")
+    page.fill("#login [name=name]", name)
+    page.fill("#login [name=password]", password)
+    page.click("#login button")
+    page.wait_for_selector("#logout")

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from _browser import ARGS, CHROMIUM, screen, serve_in_thread
+from _browser import ARGS, CHROMIUM, admin_account, log_in, screen, serve_in_thread
 
 from fewclick.data.synthetic import make_dataset
 from fewclick.io import read_dataset
@@ -55,9 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         big = _big_image(home / "big")
         app = create_app(sqlite_url(home / "app.db"), home / "data")
         base, _ = serve_in_thread(app)
+        login = admin_account(app)
         import httpx
 
-        api = httpx.Client(base_url=base, timeout=120)
+        api = httpx.Client(base_url=base, timeout=120, headers=login[2])
         classes = []
         if args.model:
             import torch
@@ -88,12 +89,13 @@ def main(argv: list[str] | None = None) -> int:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
+            log_in(page, base, *login[:2])
             report["click_to_boxes_ms"] = _clicks(page, base, image_id, centres, args.sessions)
             report["box_to_mask_ms"] = _boxes(page, base, image_id, centres, args.boxes)
             boxes = _thousand_boxes(api, image_id, project["classes"][0]["id"])
             report["pan_1000_boxes"] = _pan(page, base, image_id, boxes)
             browser.close()
-            report["first_tile_ms"] = _first_tile(p, api, base, big)
+            report["first_tile_ms"] = _first_tile(p, api, base, big, login)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=1))
         _render(report, args.out.with_suffix(".md"))
@@ -257,7 +259,7 @@ def _pan(page, base: str, image_id: int, boxes: int) -> dict:
     }
 
 
-def _first_tile(p, api, base: str, folder: Path) -> dict:
+def _first_tile(p, api, base: str, folder: Path, login: tuple) -> dict:
     out = {}
     for case in ("while_tiling", "tiled"):
         if case == "while_tiling":
@@ -265,6 +267,7 @@ def _first_tile(p, api, base: str, folder: Path) -> dict:
             image_id = api.get(f"/api/projects/{project['id']}/images").json()[0]["id"]
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
+        log_in(page, base, *login[:2])
         t0 = time.perf_counter()
         page.goto(f"{base}/#/image/{image_id}")
         page.wait_for_function(

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from _browser import ARGS, CHROMIUM, screen, serve_in_thread
+from _browser import ARGS, CHROMIUM, admin_account, log_in, screen, serve_in_thread
 
 from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     source.close()
     app = create_app(sqlite_url(work / "fewclick.db"), work)
     base, server = serve_in_thread(app)
-    api = httpx.Client(base_url=base, timeout=120)
+    login = admin_account(app)
+    api = httpx.Client(base_url=base, timeout=120, headers=login[2])
     project = api.get("/api/projects").json()[0]
     if api.get(f"/api/projects/{project['id']}/backends").json()["comparison"] is None:
         _compare(app, project["id"], work)
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 860})
+        log_in(page, base, *login[:2])
         page.goto(f"{base}/#/image/{image['id']}")
         page.wait_for_function("() => S && S.ready")
         page.keyboard.press("Escape")

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _browser import ARGS, CHROMIUM, screen, serve_in_thread
+from _browser import ARGS, CHROMIUM, admin_account, log_in, screen, serve_in_thread
 from screenshots import _reference
 
 from fewclick.server.app import create_app
@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="fewclick-fewshot-"))
     app = create_app(sqlite_url(work / "fewclick.db"), work)
     base, server = serve_in_thread(app)
-    api = httpx.Client(base_url=base, timeout=300)
+    login = admin_account(app)
+    api = httpx.Client(base_url=base, timeout=300, headers=login[2])
     name = args.data.name
     body = {"name": name, "dataset": str(args.data.resolve()), "reference": True}
     project = api.post("/api/projects", json=body).raise_for_status().json()["project"]
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 860})
+        log_in(page, base, *login[:2])
         finished = 0
         for n in sorted(args.shots):
             while finished < n:

@@ -17,6 +17,9 @@ from fewclick import __version__
 SHOW_KINDS = ("centre", "corrective", "extreme", "scribble", "coarse", "oracle")
 
 
+DEMO_USER = "demo"  # the admin `fewclick demo` logs in as
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -230,6 +233,24 @@ def _parser() -> argparse.ArgumentParser:
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000)
     srv.set_defaults(run=_serve)
+
+    users = commands.add_parser("users", help="the app's users").add_subparsers(title="users", required=True)
+    uadd = users.add_parser("add", help="add a user of the app (admins add the others in the app too)")
+    uadd.add_argument("name")
+    uadd.add_argument("--role", required=True, choices=("admin", "annotator", "reviewer"))
+    uadd.add_argument(
+        "--password-stdin", action="store_true", help="read the password from the first line of stdin"
+    )
+    _app_database(uadd)
+    uadd.set_defaults(run=_users_add)
+    token = commands.add_parser("token", help="bearer tokens for scripts").add_subparsers(
+        title="token", required=True
+    )
+    tnew = token.add_parser("create", help="print a new bearer token of user NAME (alone on stdout)")
+    tnew.add_argument("name")
+    tnew.add_argument("--label", default="script", help="what the token is for")
+    _app_database(tnew)
+    tnew.set_defaults(run=_token_create)
 
     models = commands.add_parser(
         "models", help="the pretrained SAM encoder and decoder that the set-up fetches"
@@ -486,6 +507,57 @@ def _protocol_points(args) -> int:
     return 0
 
 
+def _demo_login(url: str) -> str:
+    """A new password for the demo's admin user (made on the first run)."""
+    import secrets
+
+    from fewclick.server import accounts
+    from fewclick.server.db import User, init_db, session_factory
+
+    password = secrets.token_urlsafe(9)
+    with session_factory(init_db(url))() as session:
+        user = session.query(User).filter_by(name=DEMO_USER).one_or_none()
+        if user is None:
+            accounts.add_user(session, DEMO_USER, "admin", password)
+        else:
+            accounts.set_password(user, password)
+        session.commit()
+    return password
+
+
+def _app_database(parser: argparse.ArgumentParser) -> None:
+    """The options that name the app's database, as ``serve`` takes them."""
+    parser.add_argument("--db", help="database URL (default: sqlite file fewclick.db in --data)")
+    parser.add_argument("--data", type=Path, default=Path("fewclick-data"), help="the app's data folder")
+
+
+def _app_session(args):
+    from fewclick.server.db import init_db, session_factory, sqlite_url
+
+    return session_factory(init_db(args.db or sqlite_url(args.data / "fewclick.db")))()
+
+
+def _users_add(args) -> int:
+    from fewclick.server import accounts
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+    with _app_session(args) as session:
+        user = accounts.add_user(session, args.name, args.role, password)
+        session.commit()
+        print(f"added {user.name} ({user.role}){'' if password else ', no password: log in with a token'}")
+    return 0
+
+
+def _token_create(args) -> int:
+    from fewclick.server import accounts
+
+    with _app_session(args) as session:
+        secret = accounts.create_token(session, accounts.find_user(session, args.name), args.label)
+        session.commit()
+    print(secret)
+    return 0
+
+
 def _serve(args) -> int:
     from fewclick.server.app import serve
     from fewclick.server.db import sqlite_url
@@ -548,6 +620,7 @@ def _demo(args) -> int:
 
     url, project_id, job_id = setup_demo(args.out, args.train_minutes, train=not args.no_serve)
     print(f"demo project {project_id} in {url}")
+    print(f"log in as {DEMO_USER} with the password {_demo_login(url)} (an admin; new on every run)")
     if args.no_serve:
         return 0
     if job_id is not None:

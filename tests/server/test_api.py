@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
+from clients import client_for
 from PIL import Image as PILImage
 
 from fewclick.data.synthetic import make_dataset
@@ -22,7 +22,7 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     home = tmp_path_factory.mktemp("server")
-    with TestClient(create_app(sqlite_url(home / "fewclick.db"), home / "data")) as c:
+    with client_for(create_app(sqlite_url(home / "fewclick.db"), home / "data")) as c:
         yield c
 
 

@@ -13,12 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
+from clients import auth_headers, make_user
 
 from fewclick.data.synthetic import make_dataset
 from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
 
 CHROMIUM = Path("/usr/bin/chromium")
+USER, PASSWORD = "ann", "a long password"
+HEADERS: dict[str, str] = {}  # a script's credentials, beside the browser's log-in
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 if not CHROMIUM.exists():
     pytest.skip(
@@ -51,6 +54,7 @@ def server(tmp_path_factory):
     make_dataset("aerial", 2, seed=11, width=384, height=384, out_dir=home / "aerial")
     port = _free_port()
     app = create_app(sqlite_url(home / "app.db"), home / "data")
+    make_user(app, USER, "admin", PASSWORD)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -58,6 +62,7 @@ def server(tmp_path_factory):
         if srv.started:
             break
         time.sleep(0.1)
+    HEADERS.update(auth_headers(app))  # for the scripts beside the browser
     yield f"http://127.0.0.1:{port}", home
     srv.should_exit = True
     thread.join(timeout=10)
@@ -67,7 +72,7 @@ def server(tmp_path_factory):
 def page(server):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.errors = errors
@@ -117,8 +122,17 @@ def _wait_answer(page, mode: str, clicks: int) -> None:
 
 def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path):
     base, home = server
-    # create a project from a folder of images, with the dataset's classes
+    # log in: the page asks, and a wrong password is said to be wrong
     page.goto(base + "/")
+    page.fill("#login [name=name]", USER)
+    page.fill("#login [name=password]", "not the password")
+    page.click("#login button")
+    page.wait_for_function("() => document.querySelector('#message').textContent.includes('wrong')")
+    page.fill("#login [name=password]", PASSWORD)
+    page.click("#login button")
+    page.wait_for_selector("#new-project")
+    assert USER in page.inner_text("#who")
+    # create a project from a folder of images, with the dataset's classes
     form = page.locator("#new-project")
     form.locator("[name=name]").fill("browser")
     form.locator("[name=path]").fill(str(home / "aerial" / "images"))
@@ -143,6 +157,9 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     # opening the page started SAM's encoding of this image and the next in the one worker:
     # let it finish, so the first click does not queue behind it on a busy machine
     page.wait_for_function("() => S.prep && (S.prep.ready || S.prep.failed)", timeout=300000)
+    # the image was opened before the import answered: the answer must not redraw the project page over it
+    page.wait_for_function("() => document.querySelector('#message').textContent.startsWith('imported')")
+    assert page.locator("#canvas").count() == 1, "the annotation page is still the one shown"
     # pick class 1, click one object: boxes appear; accept them
     page.keyboard.press("1")
     page.keyboard.press("d")
@@ -200,13 +217,12 @@ def test_two_tabs_on_one_image_the_stale_one_is_told_and_nothing_is_lost(server,
     base, home = server
     import httpx
 
-    api = httpx.Client(base_url=base)
+    api = httpx.Client(base_url=base, headers=HEADERS)
     project = api.post(
         "/api/projects", json={"name": "tabs", "folder": str(home / "aerial" / "images")}
     ).json()
     image_id = api.get(f"/api/projects/{project['project']['id']}/images").json()[0]["id"]
-    browser = page.context.browser
-    first, second = browser.new_page(), browser.new_page()
+    first, second = page.context.new_page(), page.context.new_page()  # two tabs of the logged-in browser
     for tab in (first, second):
         tab.goto(f"{base}/#/image/{image_id}")
         tab.wait_for_function("() => S && S.ready")
@@ -227,7 +243,7 @@ def test_oriented_projects_turn_boxes_and_undo_turns_them_back(server, page):
     base, home = server
     import httpx
 
-    api = httpx.Client(base_url=base)
+    api = httpx.Client(base_url=base, headers=HEADERS)
     made = api.post(
         "/api/projects", json={"name": "oriented", "dataset": str(home / "aerial" / "annotations.json")}
     )
@@ -260,7 +276,7 @@ def test_a_box_in_mask_mode_waits_for_preparing_then_sam_makes_the_mask(server, 
     base, home = server
     import httpx
 
-    api = httpx.Client(base_url=base, timeout=60)
+    api = httpx.Client(base_url=base, timeout=60, headers=HEADERS)
     made = api.post(
         "/api/projects", json={"name": "sam", "dataset": str(home / "aerial" / "annotations.json")}
     )
@@ -306,7 +322,7 @@ def test_the_project_page_follows_a_running_job_and_marks_annotated_images_done(
     from fewclick.server.db import Job, make_engine, now, session_factory
 
     base, home = server
-    api = httpx.Client(base_url=base)
+    api = httpx.Client(base_url=base, headers=HEADERS)
     made = api.post(
         "/api/projects", json={"name": "loop", "dataset": str(home / "aerial" / "annotations.json")}
     )

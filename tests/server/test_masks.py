@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
+from clients import client_for
 
 from fewclick.data.synthetic import make_dataset
 from fewclick.server import embeddings
@@ -25,7 +25,7 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(home):
-    with TestClient(create_app(sqlite_url(home / "app.db"), home / "data")) as c:
+    with client_for(create_app(sqlite_url(home / "app.db"), home / "data")) as c:
         yield c
 
 
@@ -84,7 +84,7 @@ def test_sam_encodes_ahead_serves_the_box_and_feeds_a_click_back(client, home, s
     assert clicked["method"] == "sam" and clicked["mask"] != out["mask"]
 
     # a restart finds the embeddings on disk: ready at once, nothing encoded again
-    with TestClient(create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False)) as again:
+    with client_for(create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False)) as again:
         assert again.post(f"/api/images/{first['id']}/prepare").json()["ready"] is True
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
+from clients import client_for
 
 from fewclick.data.synthetic import make_dataset
 from fewclick.server.app import create_app
@@ -13,7 +13,7 @@ def setup(tmp_path):
     make_dataset("cells", 2, seed=4, width=160, height=160, out_dir=tmp_path / "cells")
     url = sqlite_url(tmp_path / "app.db")
     app = create_app(url, tmp_path / "data", start_worker=False)
-    return TestClient(app), app, url, tmp_path
+    return client_for(app), app, url, tmp_path
 
 
 def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serves(setup):

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
+from clients import client_for
 from sqlalchemy import text
 
 from fewclick.data.synthetic import make_dataset
@@ -35,7 +35,7 @@ def started(monkeypatch):
 @pytest.fixture()
 def app(tmp_path, started):
     app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False)
-    with TestClient(app) as client:
+    with client_for(app) as client:
         app.client = client
         yield app
 
@@ -286,7 +286,7 @@ def test_the_0003_migration_keeps_the_rows_of_an_older_database(tmp_path):
     engine.dispose()
 
     app = create_app(url, tmp_path / "data", start_worker=False)
-    with TestClient(app) as client:
+    with client_for(app) as client:
         project = client.get("/api/projects/7").json()
         assert project["name"] == "old" and project["auto_train_every"] == 2
         assert project["detector"] == {

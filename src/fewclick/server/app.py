@@ -1,28 +1,34 @@
 """The annotation web app: ``create_app(db_url, data_dir)`` -> FastAPI application.
 
 The JSON API lives under ``/api`` (one router per resource in :mod:`fewclick.server.routes`);
-the browser UI (one page, ``static/``) under ``/``. Every change to an image's annotations
-carries the image ``revision`` the client saw; a change made on an older revision (another
-tab changed the image since) gets 409 and nothing is overwritten. Model work (detect,
-segment, snap) runs in the worker process; training runs as a job in its own process.
+the browser UI (one page, ``static/``) under ``/``. Every ``/api`` request but the log-in
+authenticates and is checked against its user's role (:mod:`fewclick.server.auth`). Every
+change to an image's annotations carries the image ``revision`` the client saw; a change
+made on an older revision (another tab changed the image since) gets 409 and nothing is
+overwritten. Model work (detect, segment, snap) runs in the worker process; training runs
+as a job in its own process.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from fewclick.server import store
+from fewclick.server.accounts import has_admin
+from fewclick.server.auth import authorize
 from fewclick.server.db import init_db, session_factory
 from fewclick.server.deps import Settings, WorkerHandle
-from fewclick.server.routes import annotations, assist, backends, events, images, jobs, projects
+from fewclick.server.routes import accounts, annotations, assist, backends, events, images, jobs, projects
 
 STATIC = Path(__file__).parent / "static"
 ROUTERS = (
+    accounts.router,
     projects.router,
     images.router,
     annotations.router,
@@ -48,7 +54,7 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
     app.state.start_worker = start_worker
     app.add_exception_handler(store.StoreError, _store_error)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(authorize)])
     app.add_api_route("/", _index, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
@@ -72,6 +78,25 @@ def _index() -> FileResponse:
 
 
 def serve(db_url: str, data_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the app; beyond this machine (``host`` not loopback) only once it has an admin,
+    who can then add the others (``fewclick users add``)."""
     import uvicorn
 
-    uvicorn.run(create_app(db_url, data_dir), host=host, port=port, log_level="info")
+    app = create_app(db_url, data_dir)
+    if not _loopback(host):
+        with app.state.sessions() as session:
+            if not has_admin(session):
+                raise ValueError(
+                    f"refusing to serve on {host}, beyond this machine, with no admin user: "
+                    "add one with `fewclick users add NAME --role admin --password-stdin`"
+                )
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -4,7 +4,7 @@ SQLite (in WAL mode, foreign keys on) is the embedded default; a PostgreSQL URL 
 the same models. The schema is created and upgraded only by the Alembic migrations in
 ``fewclick/server/migrations`` (``init_db`` runs them), never by ``create_all``.
 
-Every record carries the acting user (a single local user until accounts arrive).
+Every record carries the acting user: the one the request authenticated as.
 Geometry is JSON on the annotation: ``{"box": [x0, y0, x1, y1]}``, ``{"rbox": [cx, cy, w,
 h, angle]}`` (with its enclosing ``box``), ``{"mask": RLE, "box": [...]}``, or ``{"point":
 [x, y], "original": [x, y]}`` for points mode (the refined point and the click as made).
@@ -257,7 +257,11 @@ def session_factory(engine: Engine) -> sessionmaker:
 
 
 def local_user(session) -> User:
-    """The single local user, created on first use."""
+    """The user acting in ``session``: the one the request authenticated as (set by
+    :func:`fewclick.server.auth.authorize`), else (jobs, the demo's set-up, scripts on the
+    database) the local user, created on first use."""
+    if "user" in session.info:
+        return session.info["user"]
     user = session.query(User).filter_by(name="local").one_or_none()
     if user is None:
         user = User(name="local")

@@ -11,14 +11,28 @@ function say(text, error = false) {
   m.className = error ? "error" : "";
 }
 
+// the logged-in user and the session's CSRF token, sent on every change (see server/auth.py)
+let ME = null;
+
+function headers(extra = {}) {
+  return ME?.csrf ? {...extra, [ME.csrf_header]: ME.csrf} : extra;
+}
+
 async function api(method, url, body) {
-  const init = {method, headers: {}};
+  const init = {method, headers: method === "GET" ? {} : headers()};
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
   const r = await fetch(url, init);
   const data = r.headers.get("content-type")?.includes("json") ? await r.json() : await r.text();
+  if (r.status === 401 && url !== "/api/login") {
+    ME = null;
+    loginPage();
+    const err = new Error("log in first");
+    err.status = 401;
+    throw err;
+  }
   if (!r.ok) {
     const detail = typeof data === "object" && data.detail ? data.detail : data;
     const text = Array.isArray(detail) ? detail.map((d) => `${d.loc?.join(".")}: ${d.msg}`).join("; ") : detail;
@@ -35,9 +49,23 @@ window.addEventListener("hashchange", route);
 window.addEventListener("load", route);
 let visit = 0;  // counts the pages opened: a poller started on an earlier page stops
 
-function route() {
+async function route() {
   visit++;
   stopAnnotating();
+  if (!ME) {
+    try {
+      ME = await api("GET", "/api/me");
+    } catch (err) {
+      return;  // api() has shown the log-in page, or the error
+    }
+  }
+  $("#who").innerHTML = `${esc(ME.name)} (${esc(ME.role)}) <a href="#" id="logout">log out</a>`;
+  $("#logout").addEventListener("click", async (e) => {
+    e.preventDefault();
+    await api("POST", "/api/logout");
+    ME = null;
+    route();
+  });
   const h = location.hash.replace(/^#/, "") || "/";
   let m;
   if ((m = h.match(/^\/project\/(\d+)$/))) return projectPage(+m[1]);
@@ -45,10 +73,37 @@ function route() {
   return projectsPage();
 }
 
+// ------------------------------------------------------------------ log-in
+function loginPage() {
+  stopAnnotating();
+  $("#crumbs").innerHTML = "";
+  $("#who").innerHTML = "";
+  view.innerHTML = `<div class="page"><h2>Log in</h2>
+    <form class="inline" id="login">
+      <input name="name" placeholder="user name" autocomplete="username" required>
+      <input name="password" type="password" placeholder="password" autocomplete="current-password" required>
+      <button type="submit">Log in</button>
+    </form>
+    <p class="muted">An admin adds users with <code>fewclick users add NAME --role annotator --password-stdin</code>.</p></div>`;
+  $("#login").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    try {
+      ME = await api("POST", "/api/login", {name: f.get("name"), password: f.get("password")});
+    } catch (err) {
+      return;  // api() has said why
+    }
+    say("");
+    route();
+  });
+}
+
 // ------------------------------------------------------------------ projects
 async function projectsPage() {
+  const page = visit;
   $("#crumbs").innerHTML = "";
   const projects = await api("GET", "/api/projects");
+  if (page !== visit) return;
   view.innerHTML = `<div class="page">
     <h2>Projects</h2>
     <table class="list" id="projects"><tr><th>name</th><th>images</th><th>progress</th><th>source</th></tr>
@@ -80,8 +135,10 @@ async function projectsPage() {
 }
 
 async function projectPage(id) {
+  const page = visit;  // an answer that comes after the user went elsewhere draws nothing
   const [p, images, jobs] = await Promise.all([
     api("GET", `/api/projects/${id}`), api("GET", `/api/projects/${id}/images`), api("GET", `/api/projects/${id}/jobs`)]);
+  if (page !== visit) return;
   $("#crumbs").innerHTML = `/ <a href="#/project/${id}">${esc(p.name)}</a>`;
   const job = jobs[jobs.length - 1];
   view.innerHTML = `<div class="page">
@@ -114,7 +171,7 @@ async function projectPage(id) {
   $("#add-class").addEventListener("submit", async (e) => {
     e.preventDefault();
     await api("POST", `/api/projects/${id}/classes`, {name: new FormData(e.target).get("name")});
-    projectPage(id);
+    if (page === visit) projectPage(id);
   });
   $("#import").addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -123,7 +180,7 @@ async function projectPage(id) {
     if (f.get("format")) body.format = f.get("format");
     const out = await api("POST", `/api/projects/${id}/import`, body);
     say(out.warnings.length ? `imported; ${out.warnings.length} warnings: ${out.warnings[0]}` : "imported");
-    projectPage(id);
+    if (page === visit) projectPage(id);
   });
   $("#train").addEventListener("click", async () => {
     $("#train").disabled = true;
@@ -142,7 +199,7 @@ async function projectPage(id) {
     if (!confirm("Mark every image that holds annotations (imported or yours) and is not finished as done?")) return;
     const out = await api("POST", `/api/projects/${id}/finish`, {status: "done"});
     say(`${out.finished} images marked done${out.job ? "; training started by itself" : ""}`);
-    projectPage(id);
+    if (page === visit) projectPage(id);
   });
   if (job && running(job)) watchJob(id, job, () => { showModels(id); showBackends(id); });
   showAnalytics(id);
@@ -288,8 +345,10 @@ function stopAnnotating() {
 }
 
 async function annotatePage(id) {
+  const page = visit;
   const image = await api("GET", `/api/images/${id}`);
   const project = await api("GET", `/api/projects/${image.project_id}`);
+  if (page !== visit) return;
   $("#crumbs").innerHTML = `/ <a href="#/project/${project.id}">${esc(project.name)}</a> / ${esc(image.file_name)}`;
   view.innerHTML = `<div class="annotate">
     <div class="tools">
@@ -579,7 +638,7 @@ function logEvent(action, detail = null, duration = null) {
 function flushEvents(final) {
   if (!S || !S.events.length) return;
   const events = S.events.splice(0);
-  fetch(`/api/projects/${S.project.id}/events`, {method: "POST", headers: {"Content-Type": "application/json"},
+  fetch(`/api/projects/${S.project.id}/events`, {method: "POST", headers: headers({"Content-Type": "application/json"}),
     body: JSON.stringify(events), keepalive: final}).catch(() => {});
 }
 

@@ -1,0 +1,148 @@
+"""Accounts: users with an argon2-hashed password and a role, per-project roles, bearer
+tokens for scripts and browser sessions with their CSRF token.
+
+Secrets (tokens, session cookies) are random and shown once; the database keeps only their
+SHA-256 digest, so a copy of the database logs no one in.
+
+A user's role on a project is the project's :class:`Membership` role where there is one,
+else the user's own role. What each role may do is :data:`MAY`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fewclick.server.db import ROLES, ApiToken, Membership, User, WebSession, now
+
+SESSION_DAYS = 7  # a browser login lasts this long
+MAY = {  # action -> the roles that may take it
+    "read": {"admin", "annotator", "reviewer"},
+    "annotate": {"admin", "annotator"},
+    "review": {"admin", "reviewer"},
+    "admin": {"admin"},
+}
+_HASHER = PasswordHasher()
+
+
+class AccountError(ValueError):
+    """A bad user name, role or password, said in words."""
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def add_user(session: Session, name: str, role: str, password: str | None = None) -> User:
+    """A new user ``name`` with ``role`` (one of :data:`ROLES`) and, when given, a password."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise AccountError("a user name is 1 to 200 characters")
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
+    if session.scalar(select(User).filter_by(name=name)) is not None:
+        raise AccountError(f"user {name!r} exists already")
+    user = User(name=name, role=role)
+    if password is not None:
+        set_password(user, password)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(user: User, password: str) -> None:
+    if len(password) < 8:
+        raise AccountError("a password has at least 8 characters")
+    user.password_hash = _HASHER.hash(password)
+
+
+def find_user(session: Session, name: str) -> User:
+    user = session.scalar(select(User).filter_by(name=name.strip()))
+    if user is None:
+        raise AccountError(f"no user {name!r}")
+    return user
+
+
+def check_password(session: Session, name: str, password: str) -> User | None:
+    """The user ``name`` when ``password`` is theirs, else None (the same for a wrong name)."""
+    user = session.scalar(select(User).filter_by(name=name.strip()))
+    if user is None or not user.password_hash:
+        _HASHER.hash(password)  # the same time whether or not the user exists
+        return None
+    try:
+        _HASHER.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    return user
+
+
+def create_token(session: Session, user: User, name: str = "script") -> str:
+    """A new bearer token for ``user``; the secret is returned once and never stored."""
+    secret = "fc_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user.id, name=name, digest=digest(secret)))
+    session.flush()
+    return secret
+
+
+def token_user(session: Session, secret: str) -> User | None:
+    token = session.scalar(select(ApiToken).filter_by(digest=digest(secret)))
+    if token is None:
+        return None
+    token.last_used_at = now()
+    return session.get(User, token.user_id)
+
+
+def start_session(session: Session, user: User) -> tuple[str, str]:
+    """A browser login for ``user``: the cookie's secret and the session's CSRF token."""
+    secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    expires = now() + timedelta(days=SESSION_DAYS)
+    session.add(WebSession(user_id=user.id, digest=digest(secret), csrf=csrf, expires_at=expires))
+    session.flush()
+    return secret, csrf
+
+
+def web_session(session: Session, secret: str) -> WebSession | None:
+    """The unexpired browser login whose cookie is ``secret``."""
+    found = session.scalar(select(WebSession).filter_by(digest=digest(secret)))
+    if found is None or found.expires_at < now():
+        return None
+    return found
+
+
+def csrf_matches(found: WebSession, sent: str | None) -> bool:
+    return bool(sent) and hmac.compare_digest(found.csrf.encode(), sent.encode())
+
+
+def role_on(session: Session, user: User, project_id: int | None) -> str:
+    """``user``'s role on the project (their own role where the project sets none)."""
+    if project_id is not None:
+        member = session.scalar(select(Membership).filter_by(project_id=project_id, user_id=user.id))
+        if member is not None:
+            return member.role
+    return user.role
+
+
+def set_role(session: Session, project_id: int, user: User, role: str | None) -> None:
+    """Give ``user`` ``role`` on the project; None: back to the user's own role."""
+    member = session.scalar(select(Membership).filter_by(project_id=project_id, user_id=user.id))
+    if role is None:
+        if member is not None:
+            session.delete(member)
+        return
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
+    if member is None:
+        session.add(Membership(project_id=project_id, user_id=user.id, role=role))
+    else:
+        member.role = role
+
+
+def has_admin(session: Session) -> bool:
+    return session.scalar(select(User).filter_by(role="admin")) is not None

@@ -1,0 +1,164 @@
+"""Who is asking and what they may do: every ``/api`` route passes :func:`authorize`.
+
+A request authenticates with ``Authorization: Bearer <token>`` (scripts) or with the
+browser's session cookie. A cookie-authenticated request that changes anything must also
+send the session's CSRF token in ``X-CSRF-Token``: a page from another origin can make the
+browser send the cookie, but cannot read the token, so it cannot act (multipart uploads
+included). Bearer requests need no CSRF token: no browser sends them by itself.
+
+What a route needs is :data:`ACTIONS` (method and path -> action, :data:`accounts.MAY`
+says which roles may take an action), checked against the user's role on the route's
+project. A route missing from the table is for admins only.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, Request
+from sqlalchemy import select
+
+from fewclick.server import accounts
+from fewclick.server.db import Annotation, Image, Job, ProjectClass
+from fewclick.server.deps import DB
+
+SESSION_COOKIE = "fewclick_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+MAX_ID = 2**63 - 1  # the largest id a database integer holds
+PUBLIC = {("POST", "/api/login")}
+ACTIONS = {
+    ("GET", "/api/me"): "read",
+    ("POST", "/api/logout"): "read",
+    ("GET", "/api/users"): "admin",
+    ("POST", "/api/users"): "admin",
+    ("PUT", "/api/projects/{project_id}/members/{user_id}"): "admin",
+    ("GET", "/api/projects"): "read",
+    ("POST", "/api/projects"): "admin",
+    ("GET", "/api/projects/{project_id}"): "read",
+    ("PATCH", "/api/projects/{project_id}"): "admin",
+    ("POST", "/api/projects/{project_id}/finish"): "annotate",
+    ("POST", "/api/projects/{project_id}/classes"): "admin",
+    ("PATCH", "/api/classes/{class_id}"): "admin",
+    ("POST", "/api/projects/{project_id}/import"): "admin",
+    ("GET", "/api/projects/{project_id}/export"): "read",
+    ("GET", "/api/projects/{project_id}/analytics"): "read",
+    ("GET", "/api/projects/{project_id}/images"): "read",
+    ("POST", "/api/projects/{project_id}/images"): "admin",
+    ("GET", "/api/images/{image_id}"): "read",
+    ("PATCH", "/api/images/{image_id}"): "annotate or review",
+    ("GET", "/api/images/{image_id}/file"): "read",
+    ("GET", "/api/images/{image_id}/tiles/{level}/{col}/{row}"): "read",
+    ("POST", "/api/images/{image_id}/annotations"): "annotate",
+    ("POST", "/api/images/{image_id}/annotations/batch"): "annotate",
+    ("PATCH", "/api/annotations/{annotation_id}"): "annotate or review",
+    ("DELETE", "/api/annotations/{annotation_id}"): "annotate",
+    ("POST", "/api/images/{image_id}/detect"): "annotate",
+    ("POST", "/api/images/{image_id}/prepare"): "annotate",
+    ("POST", "/api/images/{image_id}/segment"): "annotate",
+    ("POST", "/api/images/{image_id}/snap"): "annotate",
+    ("GET", "/api/projects/{project_id}/backends"): "read",
+    ("PUT", "/api/projects/{project_id}/backend"): "admin",
+    ("POST", "/api/projects/{project_id}/compare"): "annotate",
+    ("POST", "/api/projects/{project_id}/train"): "annotate",
+    ("GET", "/api/jobs/{job_id}"): "read",
+    ("GET", "/api/projects/{project_id}/jobs"): "read",
+    ("POST", "/api/projects/{project_id}/events"): "read",  # every role's actions are logged
+    ("GET", "/api/projects/{project_id}/events"): "read",
+}
+# what a reviewer may change where the action is "annotate or review": the review verdict
+# of an annotation, and an image's status back and forth between done and reviewed
+REVIEW_FIELDS = {
+    "/api/annotations/{annotation_id}": {"review", "revision"},
+    "/api/images/{image_id}": {"status"},
+}
+REVIEW_STATUSES = {"done", "reviewed"}
+
+
+async def authorize(request: Request, session: DB) -> None:
+    """Authenticate the request and check its user's role for the route; the user becomes
+    the session's acting user (``session.info["user"]``, see :func:`db.local_user`)."""
+    route = request.scope["route"].path
+    key = (request.method, route)
+    if key in PUBLIC:
+        return
+    user = _authenticate(request, session)
+    session.info["user"] = user
+    action = ACTIONS.get(key, "admin")
+    role = accounts.role_on(session, user, _project_of(session, request.path_params))
+    if action == "annotate or review":
+        allowed = role in accounts.MAY["annotate"] or (
+            role in accounts.MAY["review"] and await _is_review(request, route)
+        )
+    else:
+        allowed = role in accounts.MAY[action]
+    if not allowed:
+        raise HTTPException(403, f"{user.name} is {role} here, and {action} needs {_roles(action)}")
+
+
+def _authenticate(request: Request, session):
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, secret = header.partition(" ")
+        user = accounts.token_user(session, secret.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            raise HTTPException(401, "the bearer token is not valid", {"WWW-Authenticate": "Bearer"})
+        return user
+    cookie = request.cookies.get(SESSION_COOKIE)
+    found = accounts.web_session(session, cookie) if cookie else None
+    if found is None:
+        raise HTTPException(401, "log in first", {"WWW-Authenticate": "Bearer"})
+    if request.method not in SAFE_METHODS and not accounts.csrf_matches(
+        found, request.headers.get(CSRF_HEADER)
+    ):
+        raise HTTPException(403, f"missing or wrong {CSRF_HEADER}: reload the page")
+    return session.get(accounts.User, found.user_id)
+
+
+def _project_of(session, params: dict) -> int | None:
+    """The project the path's ids belong to (None where there is none, or it does not exist:
+    the route answers 404 for it)."""
+    lookups = (
+        ("project_id", None),
+        ("image_id", select(Image.project_id).where(Image.id == _id(params, "image_id"))),
+        (
+            "annotation_id",
+            select(Image.project_id)
+            .join(Annotation, Annotation.image_id == Image.id)
+            .where(Annotation.id == _id(params, "annotation_id")),
+        ),
+        ("job_id", select(Job.project_id).where(Job.id == _id(params, "job_id"))),
+        ("class_id", select(ProjectClass.project_id).where(ProjectClass.id == _id(params, "class_id"))),
+    )
+    for name, query in lookups:
+        if name in params:
+            return _id(params, name) if query is None else session.scalar(query)
+    return None
+
+
+def _id(params: dict, name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HTTPException(422, f"{name} must be an integer, not {raw!r}") from None
+    if not 0 <= value <= MAX_ID:
+        raise HTTPException(404, f"no {name.removesuffix('_id')} {value}")
+    return value
+
+
+async def _is_review(request: Request, route: str) -> bool:
+    """Whether the request's body changes only what a reviewer may change."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return False
+    if not isinstance(body, dict) or not set(body) <= REVIEW_FIELDS.get(route, set()):
+        return False
+    return "status" not in body or body["status"] in REVIEW_STATUSES
+
+
+def _roles(action: str) -> str:
+    if action == "annotate or review":
+        return "annotator or admin (a reviewer may set review verdicts and the reviewed status)"
+    return " or ".join(sorted(accounts.MAY[action]))

@@ -1,0 +1,105 @@
+"""Logging in and out, who am I, and (admins) the users and their roles per project."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, Request, Response
+from pydantic import BaseModel, Field
+
+from fewclick.server import accounts, store
+from fewclick.server.auth import CSRF_HEADER, MAX_ID, SESSION_COOKIE
+from fewclick.server.db import Project, User, WebSession, local_user
+from fewclick.server.deps import DB
+
+router = APIRouter(prefix="/api")
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+class LoginIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=1, max_length=1000)
+
+
+class UserIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: str
+    password: str | None = Field(default=None, min_length=8, max_length=1000)
+
+
+class MemberIn(BaseModel):
+    role: str | None  # None: the user's own role again
+
+
+def _me(user: User, csrf: str | None) -> dict:
+    return {"id": user.id, "name": user.name, "role": user.role, "csrf": csrf, "csrf_header": CSRF_HEADER}
+
+
+@router.post("/login")
+def login(body: LoginIn, request: Request, response: Response, session: DB):
+    """Check the password and start a browser session: an HttpOnly, SameSite=Strict cookie,
+    and the CSRF token the page sends back on every change."""
+    user = accounts.check_password(session, body.name, body.password)
+    if user is None:
+        raise HTTPException(401, "wrong user name or password")
+    secret, csrf = accounts.start_session(session, user)
+    session.commit()
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=accounts.SESSION_DAYS * 86400,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return _me(user, csrf)
+
+
+@router.post("/logout")
+def logout(request: Request, response: Response, session: DB):
+    cookie = request.cookies.get(SESSION_COOKIE)
+    found = accounts.web_session(session, cookie) if cookie else None
+    if found is not None:
+        session.delete(session.get(WebSession, found.id))
+        session.commit()
+    response.delete_cookie(SESSION_COOKIE)
+    return {"logged_out": True}
+
+
+@router.get("/me")
+def me(request: Request, session: DB):
+    """The user the request authenticated as, with the session's CSRF token (None for a
+    bearer token)."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    found = (
+        accounts.web_session(session, cookie) if cookie and "authorization" not in request.headers else None
+    )
+    return _me(local_user(session), found.csrf if found else None)
+
+
+@router.get("/users")
+def list_users(session: DB):
+    return [{"id": u.id, "name": u.name, "role": u.role} for u in session.query(User).order_by(User.id)]
+
+
+@router.post("/users", status_code=201)
+def add_user(body: UserIn, session: DB):
+    try:
+        user = accounts.add_user(session, body.name, body.role, body.password)
+    except accounts.AccountError as exc:
+        raise HTTPException(400, str(exc)) from None
+    session.commit()
+    return {"id": user.id, "name": user.name, "role": user.role}
+
+
+@router.put("/projects/{project_id}/members/{user_id}")
+def set_member(project_id: Id, user_id: Id, body: MemberIn, session: DB):
+    """Give a user a role on this project (``null``: the user's own role again)."""
+    project = store.get(session, Project, project_id, "project")
+    user = store.get(session, User, user_id, "user")
+    try:
+        accounts.set_role(session, project.id, user, body.role)
+    except accounts.AccountError as exc:
+        raise HTTPException(400, str(exc)) from None
+    session.commit()
+    return {"project_id": project.id, "user_id": user.id, "role": accounts.role_on(session, user, project.id)}

@@ -1,0 +1,178 @@
+"""Accounts and roles: every route in the OpenAPI schema refuses a request without
+credentials (401) and a role that may not act (403); the browser's session cookie needs
+the CSRF token on every change, multipart uploads included; bearer tokens need none."""
+
+import io
+
+import pytest
+from clients import client_for, make_user
+from fastapi.testclient import TestClient
+from PIL import Image as PILImage
+
+from fewclick.data.synthetic import make_dataset
+from fewclick.server import auth
+from fewclick.server.app import create_app
+from fewclick.server.db import Annotation, Job, User, sqlite_url
+
+ROLE_LACKING = {"admin": "annotator", "annotate": "reviewer", "annotate or review": "reviewer"}
+# a body the reviewer may not send where reviewers may change only some fields
+NOT_A_REVIEW = {
+    "/api/annotations/{annotation_id}": {"geometry": {"box": [1, 1, 5, 5]}},
+    "/api/images/{image_id}": {"status": "new"},
+}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """An app with one project, an image, an annotation, a class and a job, and one user
+    per role (their bearer tokens)."""
+    home = tmp_path_factory.mktemp("auth")
+    make_dataset("aerial", 1, seed=3, width=128, height=128, out_dir=home / "aerial")
+    app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False)
+    with client_for(app) as admin:
+        created = admin.post(
+            "/api/projects", json={"name": "p", "dataset": str(home / "aerial" / "annotations.json")}
+        )
+        project = created.json()["project"]
+        image = admin.get(f"/api/projects/{project['id']}/images").json()[0]
+        ann = admin.get(f"/api/images/{image['id']}").json()["annotations"][0]
+        with app.state.sessions() as session:
+            job = Job(project_id=project["id"], kind="train", status="done", created_by=1)
+            session.add(job)
+            session.commit()
+            job_id = job.id
+        tokens = {
+            role: make_user(app, f"{role}-user", role, "correct horse") for role in ("annotator", "reviewer")
+        }
+        ids = {
+            "project_id": project["id"],
+            "image_id": image["id"],
+            "annotation_id": ann["id"],
+            "class_id": project["classes"][0]["id"],
+            "job_id": job_id,
+            "user_id": 1,
+            "level": 0,
+            "col": 0,
+            "row": 0,
+        }
+        yield app, admin, tokens, ids
+
+
+def _routes(app):
+    for path, methods in app.openapi()["paths"].items():
+        for method in methods:
+            yield method.upper(), path
+
+
+def test_every_route_in_the_schema_says_who_may_act(site):
+    app, *_ = site
+    missing = [r for r in _routes(app) if r not in auth.ACTIONS and r not in auth.PUBLIC]
+    assert missing == [], "routes without a stated action (they are for admins only)"
+
+
+def test_every_route_refuses_no_credentials_and_a_role_that_may_not_act(site):
+    app, _, tokens, ids = site
+    anonymous = TestClient(app)
+    checked_403 = 0
+    for method, path in _routes(app):
+        if (method, path) in auth.PUBLIC:
+            continue
+        url = path.format(**ids)
+        answer = anonymous.request(method, url, json={})
+        assert answer.status_code == 401, (method, path, answer.status_code, answer.text)
+        wrong = anonymous.request(method, url, json={}, headers={"Authorization": "Bearer fc_not-a-token"})
+        assert wrong.status_code == 401, (method, path, wrong.status_code)
+        action = auth.ACTIONS[(method, path)]
+        if action in ROLE_LACKING:
+            role = ROLE_LACKING[action]
+            body = NOT_A_REVIEW.get(path, {}) if action == "annotate or review" else {}
+            headers = {"Authorization": f"Bearer {tokens[role]}"}
+            refused = anonymous.request(method, url, json=body, headers=headers)
+            assert refused.status_code == 403, (method, path, role, refused.status_code, refused.text)
+            assert role in refused.json()["detail"]
+            checked_403 += 1
+    assert checked_403 >= 15
+
+
+def test_roles_act_where_they_may(site):
+    app, admin, tokens, ids = site
+    annotator = TestClient(app, headers={"Authorization": f"Bearer {tokens['annotator']}"})
+    reviewer = TestClient(app, headers={"Authorization": f"Bearer {tokens['reviewer']}"})
+    image = annotator.get(f"/api/images/{ids['image_id']}").json()
+    box = {"class_id": ids["class_id"], "kind": "box", "geometry": {"box": [10, 10, 30, 30]}}
+    added = annotator.post(
+        f"/api/images/{ids['image_id']}/annotations?revision={image['revision']}", json=box
+    )
+    assert added.status_code == 201, added.text
+    new = added.json()["annotation"]
+    with app.state.sessions() as session:
+        made_by = session.get(Annotation, new["id"]).created_by
+        assert session.get(User, made_by).name == "annotator-user", "the record names who made it"
+    verdict = {"review": "accepted", "revision": added.json()["revision"]}
+    reviewed = reviewer.patch(f"/api/annotations/{new['id']}", json=verdict)
+    assert reviewed.status_code == 200, reviewed.text
+    assert reviewer.patch(f"/api/images/{ids['image_id']}", json={"status": "reviewed"}).status_code == 200
+    # an admin makes the reviewer an annotator on this project only
+    reviewer_id = next(u["id"] for u in admin.get("/api/users").json() if u["name"] == "reviewer-user")
+    member = admin.put(f"/api/projects/{ids['project_id']}/members/{reviewer_id}", json={"role": "annotator"})
+    assert member.json()["role"] == "annotator"
+    now = reviewer.get(f"/api/images/{ids['image_id']}").json()["revision"]
+    again = reviewer.post(f"/api/images/{ids['image_id']}/annotations?revision={now}", json=box)
+    assert again.status_code == 201, again.text
+    admin.put(f"/api/projects/{ids['project_id']}/members/{reviewer_id}", json={"role": None})
+    now = reviewer.get(f"/api/images/{ids['image_id']}").json()["revision"]
+    assert (
+        reviewer.post(f"/api/images/{ids['image_id']}/annotations?revision={now}", json=box).status_code
+        == 403
+    )
+
+
+def _png() -> bytes:
+    buf = io.BytesIO()
+    PILImage.new("RGB", (32, 32), (90, 120, 60)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a_browser_session_needs_its_csrf_token_for_every_change(site):
+    app, _, _, ids = site
+    browser = TestClient(app)
+    assert (
+        browser.post("/api/login", json={"name": "annotator-user", "password": "wrong one"}).status_code
+        == 401
+    )
+    login = browser.post("/api/login", json={"name": "annotator-user", "password": "correct horse"})
+    assert login.status_code == 200
+    cookie = login.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie
+    csrf = login.json()["csrf"]
+    assert browser.get("/api/me").json() == {**login.json(), "csrf": csrf}, "the page finds its token again"
+    events = f"/api/projects/{ids['project_id']}/events"
+    # what a page on another origin can make the browser send: the cookie, but no token
+    forged = browser.post(events, json=[{"action": "click"}])
+    assert forged.status_code == 403 and "X-CSRF-Token" in forged.json()["detail"]
+    upload = browser.post(
+        f"/api/projects/{ids['project_id']}/images", files={"file": ("x.png", _png(), "image/png")}
+    )
+    assert upload.status_code == 403
+    wrong = browser.post(events, json=[{"action": "click"}], headers={"X-CSRF-Token": "guess"})
+    assert wrong.status_code == 403
+    ok = browser.post(events, json=[{"action": "click"}], headers={"X-CSRF-Token": csrf})
+    assert ok.status_code == 201, ok.text
+    assert browser.post("/api/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
+    assert browser.get("/api/me").status_code == 401
+
+
+def test_a_cross_origin_multipart_upload_from_an_admins_browser_is_refused(site):
+    app, _, _, ids = site
+    make_user(app, "site-admin", "admin", "admin password")
+    browser = TestClient(app)
+    assert (
+        browser.post("/api/login", json={"name": "site-admin", "password": "admin password"}).status_code
+        == 200
+    )
+    before = len(browser.get(f"/api/projects/{ids['project_id']}/images").json())
+    headers = {"Origin": "https://evil.example", "Referer": "https://evil.example/form.html"}
+    files = {"file": ("evil.png", _png(), "image/png")}
+    refused = browser.post(f"/api/projects/{ids['project_id']}/images", files=files, headers=headers)
+    assert refused.status_code == 403
+    assert len(browser.get(f"/api/projects/{ids['project_id']}/images").json()) == before
