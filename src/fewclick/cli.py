@@ -487,8 +487,11 @@ def _protocol_points(args) -> int:
 
 
 def _serve(args) -> int:
+    from fewclick.server import logs
     from fewclick.server.app import serve
     from fewclick.server.db import sqlite_url
+
+    logs.configure()  # to stderr, each line with its request id
 
     url = args.db or sqlite_url(args.data / "fewclick.db")
     print(f"fewclick on http://{args.host}:{args.port}/ (database {url})")
@@ -552,8 +555,10 @@ def _demo(args) -> int:
         return 0
     if job_id is not None:
         print(f"training its first detector in the background (job {job_id}, {args.train_minutes:g} min)")
+    from fewclick.server import logs
     from fewclick.server.app import serve
 
+    logs.configure()
     print(f"open http://{args.host}:{args.port}/#/project/{project_id}")
     serve(url, args.out, args.host, args.port)
     return 0

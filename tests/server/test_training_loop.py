@@ -11,10 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from conftest import client_for
 from fewclick.data.synthetic import make_dataset
 from fewclick.server import training, training_jobs, views, worker
 from fewclick.server.app import create_app
 from fewclick.server.db import Job, ModelVersion, make_engine, now, sqlite_url
+from fewclick.server.job_process import HEARTBEAT_SECONDS
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,7 @@ def started(monkeypatch):
 @pytest.fixture()
 def app(tmp_path, started):
     app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False)
-    with TestClient(app) as client:
+    with client_for(app) as client:
         app.client = client
         yield app
 
@@ -93,6 +95,63 @@ def test_a_job_starts_by_itself_after_exactly_n_finished_images_and_never_twice(
     assert second["trigger"] == "auto" and len(started) == 2
     jobs = client.get(f"/api/projects/{project['id']}/jobs").json()
     assert [(j["id"], j["trigger"]) for j in jobs] == [(job["id"], "auto"), (second["id"], "auto")]
+
+
+def _job_row(app, project_id: int, status: str, age_s: float, beat_age_s: float | None) -> int:
+    """A job row made ``age_s`` ago whose last heartbeat was ``beat_age_s`` ago (None: never)."""
+    with app.state.sessions() as session:
+        t = now()
+        job = Job(project_id=project_id, kind="train", status=status, created_by=1)
+        job.created_at = job.updated_at = t - timedelta(seconds=age_s)
+        job.heartbeat_at = None if beat_age_s is None else t - timedelta(seconds=beat_age_s)
+        session.add(job)
+        session.commit()
+        return job.id
+
+
+def _finished(client, dataset) -> dict:
+    """A project whose images hold annotations and are all finished, no job started."""
+    project, _ = _project(client, dataset)
+    client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0})
+    client.post(f"/api/projects/{project['id']}/finish")
+    return project
+
+
+@pytest.mark.parametrize(
+    "status, beat_age_s",
+    [
+        ("running", 600),  # beat for a while, then its process was killed
+        ("running", None),  # killed before its first beat
+        ("queued", None),  # its process never started
+    ],
+)
+def test_a_job_whose_process_stopped_no_longer_blocks_train(app, dataset, started, status, beat_age_s):
+    client = app.client
+    project = _finished(client, dataset)
+    dead = _job_row(app, project["id"], status, 3600, beat_age_s)
+    r = client.post(f"/api/projects/{project['id']}/train", json={"minutes": 0.1})
+    assert r.status_code == 202, r.text
+    assert len(started) == 1 and r.json()["id"] != dead
+    old = client.get(f"/api/jobs/{dead}").json()
+    assert old["status"] == "failed" and "process stopped" in old["message"]
+
+
+def test_a_job_that_beats_still_blocks_a_second_one(app, dataset, started):
+    client = app.client
+    project = _finished(client, dataset)
+    alive = _job_row(app, project["id"], "running", 3600, HEARTBEAT_SECONDS)
+    r = client.post(f"/api/projects/{project['id']}/train", json={"minutes": 0.1})
+    assert r.status_code == 409 and f"job {alive}" in r.json()["detail"]
+    assert started == [] and client.get(f"/api/jobs/{alive}").json()["status"] == "running"
+
+
+def test_the_app_resets_jobs_left_running_by_an_earlier_server_when_it_starts(app, dataset):
+    project = _finished(app.client, dataset)
+    dead = _job_row(app, project["id"], "running", 3600, 900)
+    fresh = _job_row(app, project["id"], "queued", 1, None)
+    with client_for(app) as client:  # the app starts again on the same database
+        assert client.get(f"/api/jobs/{dead}").json()["status"] == "failed"
+        assert client.get(f"/api/jobs/{fresh}").json()["status"] == "queued"
 
 
 def test_images_without_annotations_and_a_zero_interval_start_nothing(app, dataset, started, tmp_path):

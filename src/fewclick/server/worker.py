@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import traceback
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -297,9 +296,8 @@ def run_comparison(db_url: str, job_id: int, models_dir: str, embeddings: str) -
 
 
 def _job(fn, db_url: str, job_id: int, *args, **kwargs) -> None:
-    from fewclick.server import training
+    from fewclick.server import logs
+    from fewclick.server.job_process import run_job
 
-    try:
-        fn(db_url, job_id, *args, **kwargs)
-    except Exception as exc:  # the job row tells the user; the server goes on
-        training.fail(db_url, job_id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+    logs.configure()  # a spawned process starts without the server's logging
+    run_job(fn, db_url, job_id, *args, **kwargs)
