@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from conftest import client_for
 from fewclick.data.synthetic import make_dataset
-from fewclick.server import training, training_jobs, views, worker
+from fewclick.server import queries, training, training_jobs, views, worker
 from fewclick.server.app import create_app
 from fewclick.server.db import Job, ModelVersion, make_engine, now, sqlite_url
 from fewclick.server.job_process import HEARTBEAT_SECONDS
@@ -362,3 +362,29 @@ def test_the_0003_migration_keeps_the_rows_of_an_older_database(tmp_path):
             and job["message"] == "trained detect v1"
             and job["elapsed_seconds"] is None
         )
+
+
+def test_rejected_boxes_neither_size_the_training_free_start_nor_count_as_training_images(app, dataset):
+    client = app.client
+    project = client.post(
+        "/api/projects", json={"name": "rejected", "folder": str(Path(dataset).parent / "images")}
+    ).json()["project"]
+    cls = project["classes"][0]["id"]
+    first, second = client.get(f"/api/projects/{project['id']}/images").json()[:2]
+    url = f"/api/images/{first['id']}/annotations/batch"
+    body = {"revision": 0, "create": [{"class_id": cls, "geometry": {"box": [0, 0, 90, 90]}}]}
+    made = client.post(url, json=body).json()
+    r = client.patch(
+        f"/api/annotations/{made['created'][0]['id']}",
+        json={"review": "rejected", "revision": made["revision"]},
+    )
+    assert r.status_code == 200, r.text
+    client.patch(f"/api/images/{first['id']}", json={"status": "done"})
+    r = client.post(f"/api/projects/{project['id']}/train", json={"minutes": 0.1})
+    assert r.status_code == 400 and "no finished image" in r.json()["detail"], "a rejected box is no label"
+    with app.state.sessions() as session:
+        assert queries.class_sizes(session, project["id"]) == {}
+    body = {"revision": 0, "create": [{"class_id": cls, "geometry": {"box": [10, 10, 30, 50]}}]}
+    client.post(f"/api/images/{second['id']}/annotations/batch", json=body)
+    with app.state.sessions() as session:
+        assert queries.class_sizes(session, project["id"]) == {cls: pytest.approx((20 * 40) ** 0.5)}
