@@ -428,7 +428,7 @@ def _point_images(dataset):
         xy = objs.centers
         missing = ~np.isfinite(xy).all(1)
         if missing.any():
-            raise SystemExit(
+            raise ValueError(
                 f"{rec.file_name}: object {int(np.flatnonzero(missing)[0])} has no point and no box"
             )
         image = rec.extra.get("pixels")
@@ -447,7 +447,7 @@ def _refine_points(args) -> int:
     dataset = read_dataset(args.data, args.format)
     refiner = PointRefiner.load(args.model)
     if list(refiner.classes) != list(dataset.classes):
-        raise SystemExit(f"the model's classes {refiner.classes} are not the dataset's {dataset.classes}")
+        raise ValueError(f"the model's classes {refiner.classes} are not the dataset's {dataset.classes}")
     images = _point_images(dataset)
     refined = refine_points(
         refiner, ((im.image, im.points, im.labels) for im, _ in images), total=len(images)
