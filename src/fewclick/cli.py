@@ -449,7 +449,7 @@ def _point_images(dataset):
         xy = objs.centers
         missing = ~np.isfinite(xy).all(1)
         if missing.any():
-            raise SystemExit(
+            raise ValueError(
                 f"{rec.file_name}: object {int(np.flatnonzero(missing)[0])} has no point and no box"
             )
         image = rec.extra.get("pixels")
@@ -468,7 +468,7 @@ def _refine_points(args) -> int:
     dataset = read_dataset(args.data, args.format)
     refiner = PointRefiner.load(args.model)
     if list(refiner.classes) != list(dataset.classes):
-        raise SystemExit(f"the model's classes {refiner.classes} are not the dataset's {dataset.classes}")
+        raise ValueError(f"the model's classes {refiner.classes} are not the dataset's {dataset.classes}")
     images = _point_images(dataset)
     refined = refine_points(
         refiner, ((im.image, im.points, im.labels) for im, _ in images), total=len(images)
@@ -559,8 +559,11 @@ def _token_create(args) -> int:
 
 
 def _serve(args) -> int:
+    from fewclick.server import logs
     from fewclick.server.app import serve
     from fewclick.server.db import sqlite_url
+
+    logs.configure()  # to stderr, each line with its request id
 
     url = args.db or sqlite_url(args.data / "fewclick.db")
     print(f"fewclick on http://{args.host}:{args.port}/ (database {url})")
@@ -625,8 +628,10 @@ def _demo(args) -> int:
         return 0
     if job_id is not None:
         print(f"training its first detector in the background (job {job_id}, {args.train_minutes:g} min)")
+    from fewclick.server import logs
     from fewclick.server.app import serve
 
+    logs.configure()
     print(f"open http://{args.host}:{args.port}/#/project/{project_id}")
     serve(url, args.out, args.host, args.port)
     return 0

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -135,6 +136,40 @@ def test_user_errors_exit_2_with_one_line_naming_the_problem(synth, capsys, tmp_
         capsys, "data", "show", out / "annotations.json", "--image", "nope", "--out", tmp_path / "x.png"
     )
     assert code == 2 and "no image named 'nope'" in err
+
+
+def _one_object_dataset(classes, point):
+    from fewclick.io.dataset import Dataset, ImageRecord
+    from fewclick.types import Objects
+
+    nan = np.full((1, 4), np.nan, np.float32)
+    objects = Objects(labels=[0], boxes=nan, points=np.asarray([point], np.float32))
+    return Dataset(classes, [ImageRecord("a.png", 8, 8, objects)], format="points")
+
+
+@pytest.mark.parametrize(
+    "command, point, model_classes, message",
+    [
+        ("train", [np.nan, np.nan], None, "a.png: object 0 has no point and no box"),
+        ("refine", [2.0, 3.0], ["cat"], "the model's classes ['cat'] are not the dataset's ['cell']"),
+    ],
+)
+def test_point_commands_refuse_bad_input_with_exit_2_on_stderr(
+    monkeypatch, capsys, tmp_path, command, point, model_classes, message
+):
+    import fewclick.io
+    from fewclick.predict.points import PointRefiner
+
+    monkeypatch.setattr(fewclick.io, "read_dataset", lambda *a: _one_object_dataset(["cell"], point))
+    monkeypatch.setattr(
+        PointRefiner, "load", classmethod(lambda cls, path: SimpleNamespace(classes=model_classes))
+    )
+    if command == "train":
+        argv = ("train", "cpr", "--data", tmp_path, "--out", tmp_path / "m", "--steps", "1")
+    else:
+        argv = ("refine", "points", "--model", tmp_path / "m.pt", "--data", tmp_path, "--out", tmp_path / "o")
+    code, stdout, err = _run(capsys, *argv)
+    assert (code, stdout) == (2, "") and err == f"fewclick: error: {message}\n"
 
 
 def test_data_inputs_writes_its_picture(capsys, tmp_path):

@@ -17,7 +17,7 @@ EXPECTED = {
     "crchisto_phenotypes": (
         "crchisto",
         75,
-        21531,
+        21491,
         0,
         {"epithelial": 5857, "fibroblast": 4278, "inflammatory": 4789, "others": 1399},
     ),

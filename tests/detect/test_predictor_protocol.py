@@ -64,11 +64,18 @@ def test_every_click_comes_back_as_a_detection_of_its_class(checkpoint, scenes):
         # The enforced detection sits at the class's strongest cell within 2 cells of the click.
         near = np.hypot(out.points[:, 0] - click.x, out.points[:, 1] - click.y) <= REACH
         assert (out.labels[near] == click.label).any() and out.scores[near].max() == pytest.approx(1.0)
-    # Undo: the state snapshot holds the clicks.
+    # Undo: a snapshot taken now, clicks cleared, the snapshot restored: the same clicks
+    # come back and give the same detections
     state = det.get_state()
     det.predict([])
+    assert len(det.get_state()["clicks"]) == 0
     det.set_state(state)
-    assert len(det.get_state()["clicks"]) == len(clicks) > 0
+    restored = det.get_state()["clicks"]
+    np.testing.assert_array_equal(restored.xy, [[c.x, c.y] for c in clicks])
+    np.testing.assert_array_equal(restored.labels, [c.label for c in clicks])
+    again = det.predict(restored)
+    np.testing.assert_array_equal(again.boxes, out.boxes)
+    np.testing.assert_array_equal(again.labels, out.labels)
 
 
 @pytest.mark.parametrize(

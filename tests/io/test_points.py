@@ -31,27 +31,27 @@ def _crc_image(root: Path, name: str, detection, classes: dict[str, list], size=
         savemat(folder / f"{name}_{cls}.mat", {"detection": arr})
 
 
-def test_crchisto_matching_and_empty_files(tmp_path):
-    det = [[10.0, 5.0], [20.0, 7.0], [20.0, 7.0], [30.0, 9.0]]  # a duplicated detection point
+def test_crchisto_objects_are_exactly_the_detection_points(tmp_path):
+    det = [[10.0, 5.0], [20.0, 7.0], [20.0, 7.0], [30.0, 9.0], [50.0, 9.0]]  # a duplicated detection point
     classes = {
-        "epithelial": [[10.3, 5.0]],  # within 0.5 px of detection 0
-        "fibroblast": [[20.0, 7.0], [1.0, 1.0]],  # detection 1; (1, 1) matches nothing
+        "epithelial": [[10.3, 5.0]],  # detection 0
+        "fibroblast": [[20.0, 7.0], [1.0, 1.0]],  # detection 1; (1, 1) is 10 px from any
         "others": [[20.0, 7.0]],  # the duplicate detection 2
+        "inflammatory": [[55.5, 9.0], [54.0, 9.0]],  # the nearer one labels detection 4
     }
-    _crc_image(tmp_path, "img1", det, classes)
+    _crc_image(tmp_path, "img1", det, classes, size=(60, 30))
     _crc_image(tmp_path, "img2", [], {})  # no points at all
     assert points.sniff(tmp_path) and detect_format(tmp_path) == "crchisto"
     data = points.read(tmp_path)
     assert data.classes == [*points.CLASSES, "unclassified"]
     first, second = data.image("img1"), data.image("img2")
-    assert (first.width, first.height) == (40, 30)
+    assert (first.width, first.height) == (60, 30)
     names = [data.classes[k] for k in first.objects.labels]
-    assert names == ["epithelial", "fibroblast", "others", "unclassified", "fibroblast"]
-    np.testing.assert_allclose(first.objects.points[-1], [1.0, 1.0])
-    assert first.objects.extra["detected"].tolist() == [True, True, True, True, False]
+    assert names == ["epithelial", "fibroblast", "others", "unclassified", "inflammatory"]
+    np.testing.assert_array_equal(first.objects.points, np.asarray(det, np.float32))
     assert np.isnan(first.objects.boxes).all()
     assert len(second.objects) == 0 and second.objects.points.shape == (0, 2)
-    assert data.extra == {"unclassified_detection_points": 1, "unmatched_class_points": 1}
+    assert data.extra == {"unclassified_detection_points": 1, "unpaired_class_points": 2}
 
 
 @pytest.mark.parametrize(
@@ -59,8 +59,9 @@ def test_crchisto_matching_and_empty_files(tmp_path):
     [
         ([], []),
         ([[0.0, 0.0]], [0]),
-        ([[0.6, 0.0]], [-1]),
-        ([[0.4, 0.0], [0.1, 0.0]], [-1, 0]),  # the nearer point wins the detection
+        ([[5.9, 0.0]], [0]),  # a class point marked a few px off its nucleus
+        ([[6.1, 0.0]], [-1]),
+        ([[4.0, 0.0], [0.1, 0.0]], [-1, 0]),  # the nearer point wins the detection
     ],
 )
 def test_match_points(others, expected):
@@ -89,17 +90,16 @@ def test_crchisto_corrupt_mat_and_bad_shape(tmp_path):
 def test_crchisto_shared_counts():
     data = points.read(shared_dataset("crchisto_phenotypes"))
     assert len(data) == 75
-    detected = sum(int(rec.objects.extra["detected"].sum()) for rec in data.images)
-    assert detected == 21_491
+    assert sum(len(rec.objects) for rec in data.images) == 21_491, "the detection points, no more"
     per_class = data.summary()["objects_per_class"]
     assert per_class == {
         "epithelial": 5_857,
         "fibroblast": 4_278,
         "inflammatory": 4_789,
         "others": 1_399,
-        "unclassified": 5_208,
+        "unclassified": 5_168,
     }
-    assert data.extra["unmatched_class_points"] == 40
+    assert data.extra["unpaired_class_points"] == 0
     assert {(r.width, r.height) for r in data.images} == {(500, 500)}
 
 

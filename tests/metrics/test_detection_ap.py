@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import shared_dataset
+from fewclick.io import coco as coco_io
 from fewclick.metrics import average_precision, box_iou, evaluate_detections, rbox_iou
 from fewclick.types import Detections, Objects
 
@@ -355,7 +356,6 @@ def test_coco_ap_matches_pycocotools_on_coco_tiny(split, seed):
 @pytest.mark.shared_data
 def test_coco_ap_through_fewclick_io_coco():
     """The same check with the ground truth read by fewclick.io.coco (classes in file order)."""
-    coco_io = pytest.importorskip("fewclick.io.coco")
     gt_file = shared_dataset("coco_tiny") / "annotations" / "instances_val2017.json"
     dataset = coco_io.read(gt_file)
     records = sorted(dataset.images, key=lambda r: r.id)

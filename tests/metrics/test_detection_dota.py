@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_dataset
+from fewclick.io import dota as dota_io
 from fewclick.metrics import evaluate_detections
 from fewclick.types import Detections, Objects, polygons_to_rboxes, rboxes_to_boxes
 
@@ -127,7 +128,6 @@ def test_axis_aligned_evaluation_differs_from_oriented(dota):
 
 def test_ground_truth_through_fewclick_io_dota(dota):
     """The same perfect score with the ground truth read by fewclick.io.dota."""
-    dota_io = pytest.importorskip("fewclick.io.dota")
     dataset = dota_io.read(shared_dataset("dota_samples"))
     gts = [without_zero_area(r.objects) for r in dataset.images]
     assert sum(len(g) for g in gts) == sum(len(g) for g in dota[0])

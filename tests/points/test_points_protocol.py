@@ -87,7 +87,7 @@ def test_train_and_test_classes_must_agree(tmp_path):
         run_points_protocol(cells, aerial, tmp_path, PointsConfig(steps=1))
 
 
-def test_cli_trains_cpr_and_refines_a_datasets_points(tmp_path):
+def test_cli_trains_cpr_and_refines_a_datasets_points(tmp_path, capsys):
     from fewclick.cli import main
     from fewclick.io import read_dataset
 
@@ -116,16 +116,17 @@ def test_cli_trains_cpr_and_refines_a_datasets_points(tmp_path):
         assert ((rec.objects.points >= 0) & (rec.objects.points <= 96)).all()
     other = tmp_path / "aerial"
     make_dataset("aerial", 1, width=64, height=64, out_dir=other)
-    with pytest.raises(SystemExit, match="classes"):
-        main(
-            [
-                "refine",
-                "points",
-                "--model",
-                str(tmp_path / "m" / "cpr.pt"),
-                "--data",
-                str(other / "annotations.json"),
-                "--out",
-                str(tmp_path / "x.json"),
-            ]
-        )
+    capsys.readouterr()
+    code = main(
+        [
+            "refine",
+            "points",
+            "--model",
+            str(tmp_path / "m" / "cpr.pt"),
+            "--data",
+            str(other / "annotations.json"),
+            "--out",
+            str(tmp_path / "x.json"),
+        ]
+    )
+    assert code == 2 and "the model's classes" in capsys.readouterr().err, "a usage error exits 2"

@@ -1,4 +1,8 @@
+"""The JSON API on one app per module; every test makes the projects it uses, so each
+stands alone and in any order."""
+
 import json
+import uuid
 
 import numpy as np
 import pytest
@@ -32,6 +36,13 @@ def _project(client, name, **body):
     return r.json()["project"]
 
 
+def _new_project(client, data, source="folder", **body):
+    """A project of its own, made from the aerial images (``source="folder"``) or their
+    dataset (``"dataset"``), with a name no other test uses."""
+    path = data / "aerial" / ("images" if source == "folder" else "annotations.json")
+    return _project(client, f"own-{uuid.uuid4().hex[:8]}", **{source: str(path)}, **body)
+
+
 def _first_image(client, project):
     return client.get(f"/api/projects/{project['id']}/images").json()[0]
 
@@ -49,7 +60,7 @@ def test_a_project_from_a_folder_lists_its_images_with_status(client, data):
 @pytest.mark.parametrize(
     "body, status, message",
     [
-        ({"name": "folder", "folder": "."}, 409, "exists already"),
+        ({"name": "taken", "folder": "."}, 409, "exists already"),
         ({"name": "nowhere", "folder": "/no/such/folder"}, 400, "no such folder"),
         ({"name": "both", "folder": ".", "dataset": "."}, 400, "either a folder"),
         ({"name": " "}, 400, "needs a name"),
@@ -57,6 +68,8 @@ def test_a_project_from_a_folder_lists_its_images_with_status(client, data):
     ],
 )
 def test_bad_project_requests_say_what_is_wrong(client, data, body, status, message):
+    if not any(p["name"] == "taken" for p in client.get("/api/projects").json()):
+        _project(client, "taken", folder=str(data / "aerial" / "images"))
     r = client.post("/api/projects", json=body)
     assert r.status_code == status and message in r.json()["detail"]
 
@@ -118,14 +131,13 @@ def test_annotations_autosave_under_the_image_revision(client, data):
     ],
 )
 def test_bad_geometry_is_refused_and_nothing_saved(client, data, kind, geometry, message):
-    project = client.get("/api/projects").json()
-    edit = next(p for p in project if p["name"] == "edit")
-    detail = client.get(f"/api/projects/{edit['id']}").json()
-    image = _first_image(client, edit)
+    project = _new_project(client, data, classes=["car"])
+    image = _first_image(client, project)
     before = client.get(f"/api/images/{image['id']}").json()
     r = client.post(
         f"/api/images/{image['id']}/annotations",
-        json={"class_id": detail["classes"][0]["id"], "kind": kind, "geometry": geometry},
+        params={"revision": before["revision"]},
+        json={"class_id": project["classes"][0]["id"], "kind": kind, "geometry": geometry},
     )
     assert r.status_code == 400 and message in r.json()["detail"]
     assert client.get(f"/api/images/{image['id']}").json()["revision"] == before["revision"]
@@ -259,7 +271,7 @@ def test_click_to_detect_without_a_model_finds_similar_objects(client, data):
 
 def test_box_to_mask_without_sam_files_uses_grabcut_and_takes_clicks(client, data, tmp_path, monkeypatch):
     monkeypatch.setenv("FEWCLICK_MODELS", str(tmp_path))  # no pretrained files there
-    project = next(p for p in client.get("/api/projects").json() if p["name"] == "detect")
+    project = _new_project(client, data, "dataset")
     image = _first_image(client, project)
     box = [40, 40, 120, 110]
     r = client.post(f"/api/images/{image['id']}/segment", json={"box": box, "clicks": [[80, 75, True]]})
@@ -274,10 +286,9 @@ def test_box_to_mask_without_sam_files_uses_grabcut_and_takes_clicks(client, dat
 
 def test_points_snap_stays_put_without_a_model_or_sam_and_checks_input(client, data, tmp_path, monkeypatch):
     monkeypatch.setenv("FEWCLICK_MODELS", str(tmp_path))  # no pretrained files there
-    project = next(p for p in client.get("/api/projects").json() if p["name"] == "detect")
-    detail = client.get(f"/api/projects/{project['id']}").json()
+    project = _new_project(client, data, "dataset")
     image = _first_image(client, project)
-    cls = detail["classes"][0]["id"]
+    cls = project["classes"][0]["id"]
     r = client.post(f"/api/images/{image['id']}/snap", json={"x": 30.5, "y": 40, "class_id": cls})
     assert r.status_code == 200 and r.json() == {"method": "none", "point": [30.5, 40]}
     assert (
@@ -291,8 +302,8 @@ def test_points_snap_stays_put_without_a_model_or_sam_and_checks_input(client, d
 
 
 def test_masks_are_stored_as_rle_with_their_box(client, data):
-    project = next(p for p in client.get("/api/projects").json() if p["name"] == "batch")
-    cls = client.get(f"/api/projects/{project['id']}").json()["classes"][0]["id"]
+    project = _new_project(client, data)
+    cls = project["classes"][0]["id"]
     image = _first_image(client, project)
     mask = np.zeros((256, 256), bool)
     mask[10:20, 30:45] = True
@@ -328,7 +339,7 @@ def test_large_images_are_served_as_tiles(client, tmp_path):
 
 
 def test_the_interaction_log_keeps_every_action(client, data):
-    project = next(p for p in client.get("/api/projects").json() if p["name"] == "batch")
+    project = _new_project(client, data)
     image = _first_image(client, project)
     events = [
         {"action": "click", "image_id": image["id"], "duration_ms": 120, "detail": {"x": 3}},
@@ -338,13 +349,13 @@ def test_the_interaction_log_keeps_every_action(client, data):
     assert r.status_code == 201 and r.json() == {"logged": 2}
     logged = client.get(f"/api/projects/{project['id']}/events").json()
     assert [e["action"] for e in logged[:2]] == ["submit", "click"] and logged[1]["user_id"] >= 1
-    other = next(p for p in client.get("/api/projects").json() if p["name"] == "folder")
+    other = _new_project(client, data)
     r = client.post(f"/api/projects/{other['id']}/events", json=events)
     assert r.status_code == 400 and "not in project" in r.json()["detail"]
 
 
 def test_image_status_and_classes_can_be_changed(client, data):
-    project = next(p for p in client.get("/api/projects").json() if p["name"] == "folder")
+    project = _new_project(client, data, classes=["car", "ship"])
     image = _first_image(client, project)
     assert client.patch(f"/api/images/{image['id']}", json={"status": "done"}).json()["status"] == "done"
     r = client.patch(f"/api/images/{image['id']}", json={"status": "finished"})
@@ -443,7 +454,9 @@ def test_a_malformed_dota_import_is_refused_and_jobs_are_listed(client, data, tm
     r = client.post("/api/projects", json={"name": "bad-dota", "dataset": str(dota), "format": "dota"})
     assert r.status_code == 400 and "a.txt" in r.json()["detail"]
     assert all(p["name"] != "bad-dota" for p in client.get("/api/projects").json())
-    project = next(p for p in client.get("/api/projects").json() if p["name"] == "train")
+    project = _new_project(client, data)
+    r = client.post(f"/api/projects/{project['id']}/train", json={"minutes": 0.1})
+    assert r.status_code == 400
     assert client.get(f"/api/projects/{project['id']}/jobs").json() == [], "a refused request leaves no job"
     assert client.get("/api/projects/999/jobs").status_code == 404
 

@@ -87,3 +87,39 @@ def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serve
             assert r.status_code == 200 and r.json()["method"] == "training-free"
         else:
             assert r.status_code == 409 and "train again" in r.json()["detail"]
+
+
+def test_a_click_with_a_class_added_after_training_says_train_again(tmp_path, monkeypatch):
+    from fewclick.io import read_dataset
+    from fewclick.server.db import ModelVersion
+    from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
+
+    monkeypatch.setenv("FEWCLICK_MODELS", str(tmp_path / "none"))  # no pretrained files: no SAM
+    make_dataset("aerial", 1, seed=4, width=96, height=96, out_dir=tmp_path / "aerial")
+    data = read_dataset(tmp_path / "aerial" / "annotations.json")
+    model = train_detector(
+        data, tmp_path / "model", detector_config_for(data, "c3det"), TrainConfig(steps=1, crop=64), log=str
+    )
+    app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False)
+    with client_for(app) as client:
+        made = client.post(
+            "/api/projects", json={"name": "p", "dataset": str(tmp_path / "aerial" / "annotations.json")}
+        )
+        project = made.json()["project"]
+        with app.state.sessions() as session:
+            session.add(
+                ModelVersion(
+                    project_id=project["id"], task="detect", version=1, path=str(model), images=1,
+                    method="scratch", created_by=1,
+                )
+            )  # fmt: skip
+            session.commit()
+        image = client.get(f"/api/projects/{project['id']}/images").json()[0]
+        known = project["classes"][0]["id"]
+        ok = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[40, 40, known]]})
+        assert ok.status_code == 200 and ok.json()["model_version"] == 1, ok.text
+        plane = client.post(f"/api/projects/{project['id']}/classes", json={"name": "plane"}).json()["id"]
+        for cls in (plane, known):
+            r = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[40, 40, cls]]})
+            assert r.status_code == 409, r.text
+            assert "'plane'" in r.json()["detail"] and "train again" in r.json()["detail"]

@@ -12,9 +12,10 @@ from clients import client_for
 from sqlalchemy import text
 
 from fewclick.data.synthetic import make_dataset
-from fewclick.server import training, training_jobs, views, worker
+from fewclick.server import queries, training, training_jobs, views, worker
 from fewclick.server.app import create_app
 from fewclick.server.db import Job, ModelVersion, make_engine, now, sqlite_url
+from fewclick.server.job_process import HEARTBEAT_SECONDS
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +94,63 @@ def test_a_job_starts_by_itself_after_exactly_n_finished_images_and_never_twice(
     assert second["trigger"] == "auto" and len(started) == 2
     jobs = client.get(f"/api/projects/{project['id']}/jobs").json()
     assert [(j["id"], j["trigger"]) for j in jobs] == [(job["id"], "auto"), (second["id"], "auto")]
+
+
+def _job_row(app, project_id: int, status: str, age_s: float, beat_age_s: float | None) -> int:
+    """A job row made ``age_s`` ago whose last heartbeat was ``beat_age_s`` ago (None: never)."""
+    with app.state.sessions() as session:
+        t = now()
+        job = Job(project_id=project_id, kind="train", status=status, created_by=1)
+        job.created_at = job.updated_at = t - timedelta(seconds=age_s)
+        job.heartbeat_at = None if beat_age_s is None else t - timedelta(seconds=beat_age_s)
+        session.add(job)
+        session.commit()
+        return job.id
+
+
+def _finished(client, dataset) -> dict:
+    """A project whose images hold annotations and are all finished, no job started."""
+    project, _ = _project(client, dataset)
+    client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0})
+    client.post(f"/api/projects/{project['id']}/finish")
+    return project
+
+
+@pytest.mark.parametrize(
+    "status, beat_age_s",
+    [
+        ("running", 600),  # beat for a while, then its process was killed
+        ("running", None),  # killed before its first beat
+        ("queued", None),  # its process never started
+    ],
+)
+def test_a_job_whose_process_stopped_no_longer_blocks_train(app, dataset, started, status, beat_age_s):
+    client = app.client
+    project = _finished(client, dataset)
+    dead = _job_row(app, project["id"], status, 3600, beat_age_s)
+    r = client.post(f"/api/projects/{project['id']}/train", json={"minutes": 0.1})
+    assert r.status_code == 202, r.text
+    assert len(started) == 1 and r.json()["id"] != dead
+    old = client.get(f"/api/jobs/{dead}").json()
+    assert old["status"] == "failed" and "process stopped" in old["message"]
+
+
+def test_a_job_that_beats_still_blocks_a_second_one(app, dataset, started):
+    client = app.client
+    project = _finished(client, dataset)
+    alive = _job_row(app, project["id"], "running", 3600, HEARTBEAT_SECONDS)
+    r = client.post(f"/api/projects/{project['id']}/train", json={"minutes": 0.1})
+    assert r.status_code == 409 and f"job {alive}" in r.json()["detail"]
+    assert started == [] and client.get(f"/api/jobs/{alive}").json()["status"] == "running"
+
+
+def test_the_app_resets_jobs_left_running_by_an_earlier_server_when_it_starts(app, dataset):
+    project = _finished(app.client, dataset)
+    dead = _job_row(app, project["id"], "running", 3600, 900)
+    fresh = _job_row(app, project["id"], "queued", 1, None)
+    with client_for(app) as client:  # the app starts again on the same database
+        assert client.get(f"/api/jobs/{dead}").json()["status"] == "failed"
+        assert client.get(f"/api/jobs/{fresh}").json()["status"] == "queued"
 
 
 def test_images_without_annotations_and_a_zero_interval_start_nothing(app, dataset, started, tmp_path):
@@ -303,3 +361,29 @@ def test_the_0003_migration_keeps_the_rows_of_an_older_database(tmp_path):
             and job["message"] == "trained detect v1"
             and job["elapsed_seconds"] is None
         )
+
+
+def test_rejected_boxes_neither_size_the_training_free_start_nor_count_as_training_images(app, dataset):
+    client = app.client
+    project = client.post(
+        "/api/projects", json={"name": "rejected", "folder": str(Path(dataset).parent / "images")}
+    ).json()["project"]
+    cls = project["classes"][0]["id"]
+    first, second = client.get(f"/api/projects/{project['id']}/images").json()[:2]
+    url = f"/api/images/{first['id']}/annotations/batch"
+    body = {"revision": 0, "create": [{"class_id": cls, "geometry": {"box": [0, 0, 90, 90]}}]}
+    made = client.post(url, json=body).json()
+    r = client.patch(
+        f"/api/annotations/{made['created'][0]['id']}",
+        json={"review": "rejected", "revision": made["revision"]},
+    )
+    assert r.status_code == 200, r.text
+    client.patch(f"/api/images/{first['id']}", json={"status": "done"})
+    r = client.post(f"/api/projects/{project['id']}/train", json={"minutes": 0.1})
+    assert r.status_code == 400 and "no finished image" in r.json()["detail"], "a rejected box is no label"
+    with app.state.sessions() as session:
+        assert queries.class_sizes(session, project["id"]) == {}
+    body = {"revision": 0, "create": [{"class_id": cls, "geometry": {"box": [10, 10, 30, 50]}}]}
+    client.post(f"/api/images/{second['id']}/annotations/batch", json=body)
+    with app.state.sessions() as session:
+        assert queries.class_sizes(session, project["id"]) == {cls: pytest.approx((20 * 40) ** 0.5)}

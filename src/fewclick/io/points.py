@@ -5,17 +5,16 @@ Layout: ``root/imgN/imgN.bmp`` with ``imgN_detection.mat`` (every marked nucleus
 Each ``.mat`` holds one variable ``detection``, ``float64[N, 2]`` rows (x, y) in pixels; an
 empty file holds a ``(0, 2)`` or ``(0, 0)`` array.
 
-One object per DETECTION point. A class-file point that lies within ``match_radius`` (0.5 px)
-of a detection point gives it its class; the pairing is one-to-one, nearest first, so two
-class points on a duplicated detection point label both copies. Detection points that no
-class point reaches get the extra class ``"unclassified"`` (on the 75 development images:
-16,283 of 21,491 detection points are classified, 5,208 are not). Class-file points that
-match no detection point (40 on those images) are annotations too and are kept, as extra
-objects after the detection points, with their class (``unmatched_class_points=False``
-leaves them out); ``Objects.extra["detected"]`` (``bool[N]``) tells the two kinds apart, so
-the objects are 21,491 detection points + 40 class-only points, and the per-class counts
-equal the class files' (SOURCE.md). ``Dataset.extra`` counts both cases. Objects have
-``points`` ``float32[N, 2]`` (x, y) and NaN ``boxes``.
+One object per DETECTION point, and no other. A class-file point gives its class to a
+detection point within ``match_radius`` (6 px); the pairing is one-to-one, nearest first, so
+exact copies pair before near ones and two class points on a duplicated detection point label
+both copies. Class-file points lie up to 6 px off their detection point: on the 75
+development images every class point but 40 coincides with one, and those 40 lie 0.97 to
+5.96 px from the nearest (the same nuclei, marked again), so 6 px pairs every class point and
+the per-class counts equal the class files' (SOURCE.md). Detection points that no class point
+reaches get the extra class ``"unclassified"`` (5,168 of 21,491). A class point that pairs
+with none is left out and counted in ``Dataset.extra["unpaired_class_points"]`` (0 on the
+development images). Objects have ``points`` ``float32[N, 2]`` (x, y) and NaN ``boxes``.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ from fewclick.types import Objects
 
 CLASSES = ("epithelial", "fibroblast", "inflammatory", "others")
 UNCLASSIFIED = "unclassified"
-MATCH_RADIUS = 0.5
+MATCH_RADIUS = 6.0  # px: the farthest class-file point from its detection point is 5.96 px
 
 
 def sniff(path: Path) -> bool:
@@ -40,7 +39,7 @@ def sniff(path: Path) -> bool:
     return path.is_dir() and any(_image_dirs(path))
 
 
-def read(path: Path, match_radius: float = MATCH_RADIUS, unmatched_class_points: bool = True) -> Dataset:
+def read(path: Path, match_radius: float = MATCH_RADIUS) -> Dataset:
     """Read a CRCHistoPhenotypes folder; classes are the four of the dataset plus ``"unclassified"``.
 
     A missing class file counts as a class file with no points; a missing detection file
@@ -50,14 +49,14 @@ def read(path: Path, match_radius: float = MATCH_RADIUS, unmatched_class_points:
     folders = sorted(_image_dirs(root), key=lambda d: d.name) if root.is_dir() else []
     if not folders:
         raise FormatError(f"{root}: expected subfolders imgN/ holding imgN_detection.mat, found none")
-    images, unmatched, unclassified = [], 0, 0
+    images, unpaired, unclassified = [], 0, 0
     for index, folder in enumerate(folders):
-        rec, lone = _read_image(root, folder, match_radius, unmatched_class_points)
+        rec, lone = _read_image(root, folder, match_radius)
         rec.id = index
         images.append(rec)
-        unmatched += lone
+        unpaired += lone
         unclassified += int((rec.objects.labels == len(CLASSES)).sum())
-    extra = {"unclassified_detection_points": unclassified, "unmatched_class_points": unmatched}
+    extra = {"unclassified_detection_points": unclassified, "unpaired_class_points": unpaired}
     return Dataset(classes=[*CLASSES, UNCLASSIFIED], images=images, root=root, extra=extra)
 
 
@@ -116,8 +115,8 @@ def _image_dirs(root: Path):
             yield child
 
 
-def _read_image(root: Path, folder: Path, radius: float, keep_unmatched: bool) -> tuple[ImageRecord, int]:
-    """The image's record and how many class points matched no detection point."""
+def _read_image(root: Path, folder: Path, radius: float) -> tuple[ImageRecord, int]:
+    """The image's record and how many class points paired with no detection point."""
     name = folder.name
     detections = load_points(folder / f"{name}_detection.mat")
     class_points, class_labels = [], []
@@ -126,19 +125,14 @@ def _read_image(root: Path, folder: Path, radius: float, keep_unmatched: bool) -
         pts = load_points(file) if file.is_file() else np.zeros((0, 2))
         class_points.append(pts)
         class_labels.append(np.full(len(pts), label, np.int64))
-    points = np.concatenate(class_points)
     labels = np.concatenate(class_labels)
-    match = match_points(detections, points, radius)
+    match = match_points(detections, np.concatenate(class_points), radius)
     det_labels = np.full(len(detections), len(CLASSES), np.int64)
     det_labels[match[match >= 0]] = labels[match >= 0]
-    lone = (match < 0) & keep_unmatched
-    all_points = np.concatenate([detections, points[lone]]).astype(np.float32)
-    n = len(all_points)
     objects = Objects(
-        labels=np.concatenate([det_labels, labels[lone]]),
-        boxes=np.full((n, 4), np.nan, np.float32),
-        points=all_points,
-        extra={"detected": np.arange(n) < len(detections)},
+        labels=det_labels,
+        boxes=np.full((len(detections), 4), np.nan, np.float32),
+        points=detections.astype(np.float32),
     )
     image = folder / f"{name}.bmp"
     width, height = image_size(image)

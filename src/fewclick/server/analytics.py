@@ -2,8 +2,12 @@
 minute, and, where the project holds reference annotations, mAP against elapsed annotation
 time (the C3Det user study's Figure 10).
 
-Time on an image is what its ``submit`` events report (milliseconds since the image was
-opened), summed over its submits. Interactions are the log's user actions on the image.
+Time on an image is its active time summed over every visit. A visit runs from the
+browser's ``open`` event to its ``leave`` or ``submit``; each event on the image carries in
+``duration_ms`` the time since the one before it in the visit (or since the image opened),
+so a visit's time is the sum of its events' durations, each gap cut to ``IDLE_SECONDS``
+(the user was away: the rest of the gap is not work). Interactions are the log's user
+actions on the image.
 For the curve, the annotations are taken as they stand now, each counted from its creation
 time on (a deleted object leaves no trace, so early points can read low by what was later
 deleted); elapsed time is the sum of the image times submitted up to that moment.
@@ -22,6 +26,7 @@ from fewclick.server.convert import to_objects
 from fewclick.server.db import Event, Project
 from fewclick.types import Detections
 
+IDLE_SECONDS = 120.0  # a longer gap between two events on an image counts this long
 INTERACTIONS = ("click", "accept", "delete", "edit", "draw", "undo", "redo", "class change", "reject")
 
 
@@ -35,8 +40,9 @@ def project_analytics(session: Session, project: Project) -> dict:
     for e in events:
         if e.image_id is None:
             continue
-        if e.action == "submit" and e.duration_ms:
-            seconds[e.image_id] += e.duration_ms / 1000
+        if e.duration_ms:
+            seconds[e.image_id] += min(max(e.duration_ms, 0) / 1000, IDLE_SECONDS)
+        if e.action == "submit":
             submits.append((e.at, e.image_id))
         elif e.action in INTERACTIONS:
             interactions[e.image_id] += 1

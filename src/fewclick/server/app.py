@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from fewclick.server import store
+from fewclick.server import logs, store, training_jobs
 from fewclick.server.accounts import has_admin
 from fewclick.server.auth import authorize
 from fewclick.server.db import init_db, session_factory
@@ -53,6 +53,7 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
     app.state.worker = WorkerHandle()
     app.state.start_worker = start_worker
     app.add_exception_handler(store.StoreError, _store_error)
+    logs.add_request_ids(app)
     for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(authorize)])
     app.add_api_route("/", _index, include_in_schema=False)
@@ -62,6 +63,8 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
+    with app.state.sessions() as session:
+        training_jobs.reset_stale(session)  # jobs whose process died with an earlier server
     if app.state.start_worker:
         app.state.worker.start()
     yield

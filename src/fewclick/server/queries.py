@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from fewclick.server.db import FINISHED, Annotation, Event, Image, Job, ModelVersion, Project
 
 MAX_EVENTS = 10000  # the most events one request lists
+# the user's own work: not imported reference (ground truth), not rejected in review
+USERS_WORK = (Annotation.reference.is_(False), Annotation.review != "rejected")
 
 
 def projects(session: Session) -> Sequence[Project]:
@@ -51,13 +53,13 @@ def annotation_counts(session: Session, project_id: int) -> dict[int, int]:
 
 def class_sizes(session: Session, project_id: int) -> dict[int, float]:
     """Median box side in pixels per class id over the user's boxes in the project (for the
-    training-free detector; hidden reference boxes stay hidden); classes without boxes are
-    left out."""
+    training-free detector; hidden reference boxes stay hidden, rejected ones are wrong);
+    classes without boxes are left out."""
     sides: dict[int, list[float]] = {}
     rows = session.execute(
         select(Annotation.class_id, Annotation.geometry)
         .join(Image)
-        .where(Image.project_id == project_id, Annotation.reference.is_(False))
+        .where(Image.project_id == project_id, *USERS_WORK)
     ).all()
     for class_id, g in rows:
         if "box" in g:
@@ -67,13 +69,12 @@ def class_sizes(session: Session, project_id: int) -> dict[int, float]:
 
 
 def _annotated(project_id: int):
-    """The project's images holding at least one of the user's annotations (reference ones
-    left out): the ones training learns from once finished."""
+    """The project's images holding at least one of the user's annotations (reference and
+    rejected ones left out, as training leaves them out): the ones training learns from once
+    finished."""
     return select(Image.id).where(
         Image.project_id == project_id,
-        select(Annotation.id)
-        .where(Annotation.image_id == Image.id, Annotation.reference.is_(False))
-        .exists(),
+        select(Annotation.id).where(Annotation.image_id == Image.id, *USERS_WORK).exists(),
     )
 
 

@@ -15,7 +15,6 @@ Runs in its own process (:func:`fewclick.server.worker.run_training`).
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, replace
 from functools import partial
@@ -25,8 +24,6 @@ import numpy as np
 from sqlalchemy import func, select
 
 from fewclick.server.db import FINISHED, Image, Job, ModelVersion, Project, make_engine, now, session_factory
-
-log = logging.getLogger(__name__)
 
 MIN_MASKS = 8
 MIN_POINTS = 10
@@ -60,13 +57,6 @@ def update_job(db_url: str, job_id: int, **values) -> None:
             job.started_at = job.updated_at
         session.commit()
     engine.dispose()
-
-
-def fail(db_url: str, job_id: int, message: str) -> None:
-    """Mark the job failed. The row keeps the whole ``message`` (a traceback may follow its
-    first line, which is all the job's view shows); the server log gets it too."""
-    log.error("job %d failed: %s", job_id, message)
-    update_job(db_url, job_id, status="failed", message=message[:2000])
 
 
 def _plan(data) -> list[str]:

@@ -6,20 +6,32 @@ jobs is queued or running. Both ways start the job the same way: a ``Job`` row, 
 :func:`fewclick.server.worker.run_training` in a process of its own; the app never waits.
 The check and the new row happen under one lock, so two requests finishing images at once
 start one job (within one app process; the job row check covers the rest).
+
+A job whose process stopped (killed, or gone with an earlier server) would block the
+project's next job for good: :func:`reset_stale` marks a queued or running job failed once
+its last sign of life (heartbeat, else start, else creation) is over ``STALE_SECONDS`` old.
+It runs when the app starts and before every new job.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+from datetime import datetime, timedelta
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fewclick.server import queries, store, worker
-from fewclick.server.db import Job, Project, local_user
+from fewclick.server.db import Job, Project, local_user, now
 from fewclick.server.deps import Settings, start_process
+from fewclick.server.job_process import HEARTBEAT_SECONDS
+
+log = logging.getLogger(__name__)
 
 AUTO_MINUTES = 1.0  # the budget of a job that starts by itself
 NOTHING_TO_TRAIN = "no finished image with annotations yet: mark annotated images done, then train"
+STALE_SECONDS = 12 * HEARTBEAT_SECONDS  # a job silent this long has no process left
 _lock = threading.Lock()
 
 
@@ -29,6 +41,7 @@ def start_training(session: Session, config: Settings, project: Project, minutes
     (409) naming the job while one of the project's jobs is queued or running. No job row
     is written when it is refused."""
     with _lock:
+        reset_stale(session, project.id)
         if queries.finished_annotated(session, project.id) == 0:
             raise store.StoreError(NOTHING_TO_TRAIN)
         return _start(session, config, project, minutes, "user")
@@ -38,9 +51,33 @@ def train_if_due(session: Session, config: Settings, project: Project) -> Job | 
     """Start a training job by itself when the project is due one (module docstring);
     the job, or None. Call it after committing the change that finished images."""
     with _lock:
+        reset_stale(session, project.id)
         if not _due(session, project):
             return None
         return _start(session, config, project, AUTO_MINUTES, "auto")
+
+
+def reset_stale(session: Session, project_id: int | None = None, at: datetime | None = None) -> list[Job]:
+    """Mark failed the queued or running jobs (of one project, or all) with no sign of life
+    for ``STALE_SECONDS`` before ``at`` (now); commits, and returns them."""
+    at = at or now()
+    last = func.coalesce(Job.heartbeat_at, Job.started_at, Job.created_at)
+    query = select(Job).where(
+        Job.status.in_(("queued", "running")), last < at - timedelta(seconds=STALE_SECONDS)
+    )
+    if project_id is not None:
+        query = query.where(Job.project_id == project_id)
+    stale = session.scalars(query).all()
+    for job in stale:
+        seen = job.heartbeat_at or job.started_at or job.created_at
+        job.status, job.updated_at = "failed", at
+        job.message = (
+            f"its process stopped (no sign of life since {seen:%Y-%m-%d %H:%M:%S} UTC, "
+            f"{(at - seen).total_seconds():.0f} s before this check): start it again"
+        )
+        log.warning("job %d (%s) of project %d: %s", job.id, job.kind, job.project_id, job.message)
+    session.commit()
+    return stale
 
 
 def _due(session: Session, project: Project) -> bool:

@@ -67,8 +67,9 @@ def eta_seconds(progress: float, elapsed: float) -> float | None:
 
 def job(j: Job, at: datetime | None = None) -> dict:
     """A job row as of ``at`` (now by default). ``message`` is the first line of the row's
-    (a failure's traceback stays in the row and the server log); ``elapsed_seconds`` counts
-    from when it began running (None before), ``eta_seconds`` estimates the rest while it runs."""
+    (a failure's is one line with a log reference; its traceback is in the log);
+    ``elapsed_seconds`` counts from when it began running (None before), ``eta_seconds``
+    estimates the rest while it runs."""
     at = at or now()
     elapsed = eta = None
     if j.started_at is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import traceback
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -85,7 +84,7 @@ def _predictor(key: tuple, make, path: str):
 def detect(
     path: str,
     model: str | None,
-    num_classes: int,
+    names: list[str],
     clicks: list[list[float]],
     sizes: dict,
     encoding: tuple[str, str] | None = None,
@@ -94,9 +93,11 @@ def detect(
     start on the pretrained encoder (``encoding``: the embedding cache folder and the
     image's key, None without the encoder's files), else template correlation. ``method``
     says which: "pretrained" or "scratch" (the detector's backbone), "training-free" or
-    "template"."""
+    "template". ``classes`` is the detector's class names (None without one); when they are
+    not the project's ``names`` nothing is predicted (the caller says to train again)."""
     from fewclick.types import Clicks
 
+    num_classes = len(names)
     xy = np.asarray([c[:2] for c in clicks], np.float32).reshape(-1, 2)
     labels = np.asarray([int(c[2]) for c in clicks], np.int64)
     c = Clicks(xy, labels, np.ones(len(xy), bool))
@@ -111,8 +112,17 @@ def detect(
             return ClickDetector.load(model, encoder=embeddings.encoder(encoding[0]) if encoding else None)
 
         predictor = _encoded(("detect", model), make, path, encoding)
-        det = predictor.predict(c)
         method, classes = predictor.method, list(predictor.classes)
+        if classes != list(names):
+            return {
+                "method": method,
+                "classes": classes,
+                "boxes": [],
+                "rboxes": None,
+                "scores": [],
+                "labels": [],
+            }
+        det = predictor.predict(c)
     elif encoding is not None:
         from fewclick.predict.similar import SimilarityDetector
 
@@ -297,9 +307,8 @@ def run_comparison(db_url: str, job_id: int, models_dir: str, embeddings: str) -
 
 
 def _job(fn, db_url: str, job_id: int, *args, **kwargs) -> None:
-    from fewclick.server import training
+    from fewclick.server import logs
+    from fewclick.server.job_process import run_job
 
-    try:
-        fn(db_url, job_id, *args, **kwargs)
-    except Exception as exc:  # the job row tells the user; the server goes on
-        training.fail(db_url, job_id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
+    logs.configure()  # a spawned process starts without the server's logging
+    run_job(fn, db_url, job_id, *args, **kwargs)

@@ -59,25 +59,34 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
     model = version if version is not None and version.method != "training-free" else None
     # box sizes per class help only the training-free fallback: no query when a model serves
     sizes = {} if model else queries.class_sizes(session, project.id)
+    names = [c.name for c in project.classes]
     result = await models.run(
         worker.detect,
         image.path,
         model.path if model else None,
-        len(project.classes),
+        names,
         clicks,
         {position_of[k]: v for k, v in sizes.items()},
         _sam_image(config, image) if serving.sam_available() else None,
     )
-    names = [c.name for c in project.classes]
-    if result.pop("classes") not in (None, names):
-        raise HTTPException(
-            409,
-            f"the project's detector v{model.version} was trained for other classes than {names}: "
-            "train again",
-        )
+    trained_for = result.pop("classes")
+    if trained_for not in (None, names):
+        raise HTTPException(409, _other_classes(model.version, trained_for, names))
     result["labels"] = [class_of[int(label)] for label in result["labels"]]
     result["model_version"] = version.version if version else None
     return result
+
+
+def _other_classes(version: int, trained_for: list[str], names: list[str]) -> str:
+    """Why the project's detector cannot serve: the classes added or renamed since it trained."""
+    new = [n for n in names if n not in trained_for]
+    what = (
+        f"class{'es' if len(new) > 1 else ''} {', '.join(map(repr, new))} came" if new else "classes changed"
+    )
+    return (
+        f"the project's detector v{version} was trained for classes {trained_for}; {what} after it "
+        f"(the project has {names}): train again to detect with it"
+    )
 
 
 def _sam_image(config: Settings, image: Image) -> tuple[str, str]:
@@ -162,7 +171,7 @@ async def snap(image_id: int, body: SnapIn, session: DB, config: Config, models:
     others = [
         [*a.geometry["original"], position_of[a.class_id]]
         for a in image.annotations
-        if a.kind == "point" and not a.reference
+        if a.kind == "point" and not a.reference and a.review != "rejected"
     ]
     click = (body.x, body.y, position_of[body.class_id])
     return await models.run(worker.snap, image.path, model.path if model else None, sam, click, others)

@@ -11,6 +11,7 @@ from fewclick.server import serving, store, views, worker
 from fewclick.server.comparison import too_few
 from fewclick.server.db import Project, local_user
 from fewclick.server.deps import DB, Config, start_process
+from fewclick.server.training_jobs import reset_stale
 
 router = APIRouter(prefix="/api")
 
@@ -57,6 +58,7 @@ def compare(project_id: int, session: DB, config: Config):
     reason = too_few(serving.finished_masks(session, project.id))
     if reason is not None:
         raise store.Conflict(reason)
+    reset_stale(session, project.id)
     job = store.add_job(session, local_user(session), project, "compare")
     session.commit()
     start_process(

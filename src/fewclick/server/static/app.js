@@ -18,6 +18,10 @@ function headers(extra = {}) {
   return ME?.csrf ? {...extra, [ME.csrf_header]: ME.csrf} : extra;
 }
 
+// a message for the page an action goes to next; any other message ends with its page
+let nextMessage = null;
+function sayNext(text) { nextMessage = text; }
+
 async function api(method, url, body) {
   const init = {method, headers: method === "GET" ? {} : headers()};
   if (body !== undefined) {
@@ -52,6 +56,8 @@ let visit = 0;  // counts the pages opened: a poller started on an earlier page 
 async function route() {
   visit++;
   stopAnnotating();
+  say(nextMessage ?? "");
+  nextMessage = null;
   if (!ME) {
     try {
       ME = await api("GET", "/api/me");
@@ -129,19 +135,19 @@ async function projectsPage() {
     body[f.get("from")] = f.get("path");
     if (f.get("format")) body.format = f.get("format");
     const out = await api("POST", "/api/projects", body);
-    say(out.warnings.length ? `created; ${out.warnings.length} warnings: ${out.warnings[0]}` : "project created");
+    sayNext(out.warnings.length ? `created; ${out.warnings.length} warnings: ${out.warnings[0]}` : "project created");
     location.hash = `#/project/${out.project.id}`;
   });
 }
 
 async function projectPage(id) {
-  const page = visit;  // an answer that comes after the user went elsewhere draws nothing
+  const page = visit;
   const [p, images, jobs] = await Promise.all([
     api("GET", `/api/projects/${id}`), api("GET", `/api/projects/${id}/images`), api("GET", `/api/projects/${id}/jobs`)]);
-  if (page !== visit) return;
+  if (page !== visit) return;  // another page opened meanwhile: this one's answers are not shown there
   $("#crumbs").innerHTML = `/ <a href="#/project/${id}">${esc(p.name)}</a>`;
   const job = jobs[jobs.length - 1];
-  view.innerHTML = `<div class="page">
+  view.innerHTML = `<div class="page" data-project="${id}">
     <h2>${esc(p.name)}</h2>
     <p>${p.images} images; ${Object.entries(p.by_status).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(", ")}.</p>
     <p id="models">${modelsHtml(p)}</p>
@@ -185,8 +191,7 @@ async function projectPage(id) {
   $("#train").addEventListener("click", async () => {
     $("#train").disabled = true;
     const j = await api("POST", `/api/projects/${id}/train`, {minutes: 3}).catch(() => null);
-    if (j) watchJob(id, j, () => { showModels(id); showBackends(id); });
-    else $("#train").disabled = false;
+    if (j) followJobs(id, page, j); else refreshJobs(id, page);  // refused: show the job that runs, if any
   });
   $("#auto-train").addEventListener("change", async (e) => {
     const v = e.target.value.trim();  // anything but digits goes as typed: the server says what is wrong
@@ -201,16 +206,19 @@ async function projectPage(id) {
     say(`${out.finished} images marked done${out.job ? "; training started by itself" : ""}`);
     if (page === visit) projectPage(id);
   });
-  if (job && running(job)) watchJob(id, job, () => { showModels(id); showBackends(id); });
+  followJobs(id, page, job);
   showAnalytics(id);
   showBackends(id);
 }
+
+// whether project ``id``'s page is the one shown (an answer for another page is dropped)
+const projectShown = (id) => !!$(`.page[data-project="${id}"]`);
 
 // the mask backends: which serves and why, the measured comparison, the user's pick
 async function showBackends(id) {
   const b = await api("GET", `/api/projects/${id}/backends`);
   const el = $("#backends");
-  if (!el) return;
+  if (!el || !projectShown(id)) return;
   const why = {you: "chosen by you", comparison: "scored best on your finished masks", default: "default until a comparison"}[b.chosen_by];
   const c = b.comparison;
   let html = `<p id="serving">Serving: <b>${esc(b.serving)}</b> (${why}).
@@ -236,14 +244,14 @@ async function showBackends(id) {
   });
   $("#compare").addEventListener("click", async () => {
     const j = await api("POST", `/api/projects/${id}/compare`);
-    watchJob(id, j, () => showBackends(id));
+    followJobs(id, visit, j);
   });
 }
 
 async function showAnalytics(id) {
   const a = await api("GET", `/api/projects/${id}/analytics`);
   const el = $("#analytics");
-  if (!el) return;
+  if (!el || !projectShown(id)) return;
   const fmt = (v, unit = "") => (v == null ? "-" : `${v}${unit}`);
   let html = `<p>time per image ${fmt(a.mean_seconds_per_image, " s")}, interactions per image
     ${fmt(a.mean_interactions_per_image)}, objects per minute ${fmt(a.objects_per_minute)}
@@ -293,7 +301,7 @@ function modelsHtml(p) {
 async function showModels(id) {
   const p = await api("GET", `/api/projects/${id}`);
   const el = $("#models");
-  if (el) el.innerHTML = modelsHtml(p);
+  if (el && projectShown(id)) el.innerHTML = modelsHtml(p);
 }
 
 const running = (j) => j.status === "queued" || j.status === "running";
@@ -314,20 +322,28 @@ function jobText(j) {
   return parts.join(" · ") + by;
 }
 
-// follow the project's job on its page, once a second while it is queued or running; the
-// Train button waits for it. Stops when another page opens.
-async function watchJob(projectId, job, then = null, page = visit) {
+// the project's newest job on its page, followed while the page is open: once a second
+// while it is queued or running, and Train waits for it; every 3 s otherwise, so a job
+// started elsewhere (another tab, the auto-trainer) shows too. When a job ends, the models
+// and backends it changed are shown again.
+let jobTimer = null;
+function followJobs(projectId, page, job) {
   const el = $(`#job[data-project="${projectId}"]`);
   if (page !== visit || !el) return;
-  el.textContent = jobText(job);
-  el.className = job.status;
-  const train = $("#train");
-  if (train) train.disabled = running(job);
-  if (!running(job)) return then?.(job);
-  setTimeout(async () => {
-    const j = await api("GET", `/api/jobs/${job.id}`).catch(() => null);
-    if (j) watchJob(projectId, j, then, page);
-  }, 1000);
+  const busy = !!job && running(job);
+  if (el.dataset.busy === "1" && !busy) { showModels(projectId); showBackends(projectId); }
+  el.dataset.busy = busy ? "1" : "";
+  el.textContent = job ? jobText(job) : "";
+  el.className = job ? job.status : "";
+  $("#train").disabled = busy;
+  clearTimeout(jobTimer);
+  jobTimer = setTimeout(() => refreshJobs(projectId, page), busy ? 1000 : 3000);
+}
+
+async function refreshJobs(projectId, page) {
+  const jobs = await api("GET", `/api/projects/${projectId}/jobs`).catch(() => null);
+  if (jobs) followJobs(projectId, page, jobs[jobs.length - 1] ?? null);
+  else if (page === visit) jobTimer = setTimeout(() => refreshJobs(projectId, page), 3000);
 }
 
 // ------------------------------------------------------------------ annotation
@@ -335,6 +351,7 @@ let S = null;  // the annotation page's state
 
 function stopAnnotating() {
   if (S) {
+    if (!S.submitted) logEvent("leave");
     flushEvents(true);
     clearInterval(S.flushTimer);
     window.removeEventListener("keydown", S.onKey);
@@ -610,7 +627,8 @@ async function redo() {
   if ((await saved(op.redo)) !== null) { S.undo.push(op); logEvent("redo"); } else S.redo.push(op);
 }
 
-// oriented projects: [ and ] turn the selected boxes by 5 degrees (a box becomes an oriented box)
+// oriented projects: [ turns the selected boxes 5 degrees counter-clockwise on screen, ] clockwise
+// (the angle counts counter-clockwise, as in types.py; a box becomes an oriented box)
 function rotate(degrees) {
   const items = [...S.selected].filter((id) => ["box", "rbox"].includes(S.anns.get(id).kind)).map((id) => {
     const g = S.anns.get(id).geometry;
@@ -625,14 +643,16 @@ function setReview(ids, review) {
 }
 
 // ------------------------------------------------------------------ interaction log
-// every action with the time since the one before it on this image (or since the image opened)
-function logEvent(action, detail = null, duration = null) {
+// every action with the time since the one before it on this image (or since the image
+// opened): a visit's events add up to its time, from open to leave or submit
+window.addEventListener("pagehide", () => { if (S) { logEvent("leave"); flushEvents(true); } });
+function logEvent(action, detail = null) {
   if (!S) return;
   const t = performance.now();
   const since = t - (S.lastAction ?? S.opened);
   S.lastAction = t;
   S.events.push({action, image_id: S.image.id, at: new Date().toISOString(),
-                 duration_ms: Math.round(duration ?? since), detail});
+                 duration_ms: Math.round(since), detail});
 }
 
 function flushEvents(final) {
@@ -643,10 +663,11 @@ function flushEvents(final) {
 }
 
 async function submit() {
-  logEvent("submit", {objects: S.anns.size}, performance.now() - S.opened);
+  logEvent("submit", {objects: S.anns.size});
   const out = await api("PATCH", `/api/images/${S.image.id}`, {status: "done"});
+  S.submitted = true;  // the visit ends with the submit: no leave
   flushEvents(true);
-  say(out.job ? `submitted; training started by itself (after every ${S.project.auto_train_every} finished images)` : "submitted");
+  sayNext(out.job ? `submitted; training started by itself (after every ${S.project.auto_train_every} finished images)` : "submitted");
   location.hash = S.image.next ? `#/image/${S.image.next}` : `#/project/${S.project.id}`;
 }
 
@@ -869,7 +890,7 @@ function onKey(e) {
     return;
   }
   if ((e.key === "Delete" || e.key === "Backspace") && S.selected.size) return change([], [...S.selected], "delete");
-  if ((e.key === "[" || e.key === "]") && S.selected.size && S.project.oriented) return rotate(e.key === "]" ? 5 : -5);
+  if ((e.key === "[" || e.key === "]") && S.selected.size && S.project.oriented) return rotate(e.key === "]" ? -5 : 5);
   if (S.mode === "review" && S.selected.size && (key === "a" || key === "x")) return setReview([...S.selected], key === "a" ? "accepted" : "rejected");
   if (S.mode === "review" && key === "n") {
     const list = reviewList();
@@ -924,7 +945,7 @@ function draw() {
       ctx.drawImage(m.canvas, m.x, m.y);
       ctx.strokeRect(b[0], b[1], b[2] - b[0], b[3] - b[1]);
     } else if (a.kind === "rbox") {
-      poly(rboxCorners(g.rbox));
+      poly(drawnCorners(a));
     } else if (a.kind === "point") {
       const [px, py] = g.point, [ox, oy] = g.original;
       ctx.beginPath(); ctx.moveTo(ox, oy); ctx.lineTo(px, py); ctx.stroke();
@@ -982,9 +1003,17 @@ function poly(pts) {
   ctx.stroke();
 }
 
+// an oriented box's corners as fewclick/types.py's rboxes_to_polygons gives them: the angle
+// turns counter-clockwise on screen (y down), corners from (-w/2, -h/2) in the box frame
 function rboxCorners([cx, cy, w, h, a]) {
   const c = Math.cos(a), s = Math.sin(a);
-  return [[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]].map(([x, y]) => [cx + x * c - y * s, cy + x * s + y * c]);
+  return [[-w / 2, -h / 2], [w / 2, -h / 2], [w / 2, h / 2], [-w / 2, h / 2]].map(([x, y]) => [cx + x * c + y * s, cy - x * s + y * c]);
+}
+
+// the corners the canvas draws for a box or oriented box annotation, in image pixels
+function drawnCorners(a) {
+  const g = a.geometry, b = g.box;
+  return a.kind === "rbox" ? rboxCorners(g.rbox) : [[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]]];
 }
 
 function cross(x, y, color, lw) {

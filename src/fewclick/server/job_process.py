@@ -1,0 +1,87 @@
+"""Running a job in its own process: a heartbeat while it runs, and a failure the page can show.
+
+While the job runs, a thread stamps ``Job.heartbeat_at`` every ``HEARTBEAT_SECONDS``; the app
+takes a queued or running job whose last sign of life is older than
+:data:`~fewclick.server.training_jobs.STALE_SECONDS` for one whose process stopped
+(:func:`~fewclick.server.training_jobs.reset_stale`). A job that raises is marked failed with
+a one-line message and a log reference; the traceback goes to the log under that reference.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+
+from fewclick.server.db import Job, make_engine, now, session_factory
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
+MESSAGE_CHARS = 300  # the most of an error's first line a failed job's message keeps
+
+
+def run_job(fn, db_url: str, job_id: int, *args, **kwargs) -> None:
+    """``fn(db_url, job_id, *args, **kwargs)`` with the job's heartbeat beating; an exception
+    marks the job failed (:func:`fail`) instead of ending the process with a traceback."""
+    with heartbeat(db_url, job_id):
+        try:
+            fn(db_url, job_id, *args, **kwargs)
+        except Exception as exc:  # the job row tells the user; the log keeps the traceback
+            fail(db_url, job_id, exc)
+
+
+@contextmanager
+def heartbeat(db_url: str, job_id: int, every: float = HEARTBEAT_SECONDS) -> Iterator[None]:
+    """Stamp the job's ``heartbeat_at`` now and every ``every`` seconds while the block runs."""
+    engine = make_engine(db_url)
+    beat = partial(_stamp, session_factory(engine), job_id)
+    beat()
+    stop = threading.Event()
+    thread = threading.Thread(target=_beat_until, args=(stop, every, beat), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        engine.dispose()
+
+
+def _beat_until(stop: threading.Event, every: float, beat) -> None:
+    while not stop.wait(every):
+        beat()
+
+
+def _stamp(sessions, job_id: int) -> None:
+    try:
+        with sessions() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=now()))
+            session.commit()
+    except SQLAlchemyError as exc:  # a busy database: the next beat tries again
+        log.warning("job %d: heartbeat not written (%s)", job_id, exc)
+
+
+def fail(db_url: str, job_id: int, exc: BaseException) -> str:
+    """Mark the job failed with the first line of ``exc`` and a log reference, and log the
+    traceback under that reference; returns the reference."""
+    from fewclick.server.training import update_job
+
+    ref = uuid.uuid4().hex[:8]
+    log.error("job %d failed (log ref %s)", job_id, ref, exc_info=exc)
+    update_job(db_url, job_id, status="failed", message=failure_message(exc, ref))
+    return ref
+
+
+def failure_message(exc: BaseException, ref: str) -> str:
+    """``"<first line of the error> (log ref <ref>)"``: what a failed job's page shows."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if len(first) > MESSAGE_CHARS:
+        first = first[: MESSAGE_CHARS - 3] + "..."
+    return f"{first} (log ref {ref})"

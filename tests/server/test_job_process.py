@@ -1,0 +1,72 @@
+"""A job's process: it beats while it runs, and a failure leaves a short message with a log
+reference on the job while the traceback goes to the log."""
+
+import logging
+import time
+
+import pytest
+
+from fewclick.server import job_process
+from fewclick.server.db import Job, Project, init_db, local_user, session_factory, sqlite_url
+
+
+@pytest.fixture()
+def job(tmp_path):
+    """(database URL, sessions, id of a queued job)."""
+    url = sqlite_url(tmp_path / "app.db")
+    sessions = session_factory(init_db(url))
+    with sessions() as session:
+        user = local_user(session)
+        project = Project(name="p", created_by=user.id)
+        session.add(project)
+        session.flush()
+        row = Job(project_id=project.id, kind="train", created_by=user.id)
+        session.add(row)
+        session.commit()
+        return url, sessions, row.id
+
+
+def test_a_running_job_beats_and_a_failure_shows_a_log_reference_not_a_traceback(job, caplog):
+    url, sessions, job_id = job
+    seen = []
+
+    def fails(db_url, job_id):
+        with sessions() as session:
+            seen.append(session.get(Job, job_id).heartbeat_at)
+        raise ValueError("no boxes in image 3\nmore detail")
+
+    with caplog.at_level(logging.ERROR, logger="fewclick"):
+        job_process.run_job(fails, url, job_id)
+    assert seen[0] is not None, "the heartbeat beat before the job's work"
+    with sessions() as session:
+        row = session.get(Job, job_id)
+        assert row.status == "failed" and "Traceback" not in row.message
+        message, ref = row.message.removesuffix(")").split(" (log ref ")
+    assert message == "no boxes in image 3" and len(ref) == 8
+    [record] = [r for r in caplog.records if ref in r.getMessage()]
+    assert record.exc_info[0] is ValueError, "the traceback is in the log"
+
+
+def test_the_heartbeat_goes_on_while_the_job_runs(job):
+    url, sessions, job_id = job
+    beats = []
+
+    def read():
+        with sessions() as session:
+            return session.get(Job, job_id).heartbeat_at
+
+    deadline = time.monotonic() + 10
+    with job_process.heartbeat(url, job_id, every=0.05):
+        while len(set(beats)) < 3 and time.monotonic() < deadline:
+            beats.append(read())
+            time.sleep(0.01)
+    assert len(set(beats)) == 3, "three beats, each later than the one before"
+    stopped = read()
+    time.sleep(0.2)
+    assert read() == stopped, "no beat after the job ended"
+
+
+def test_a_failure_message_keeps_one_short_line():
+    assert job_process.failure_message(RuntimeError(), "abc") == "RuntimeError (log ref abc)"
+    long = job_process.failure_message(ValueError("x" * 1000 + "\nsecond"), "abc")
+    assert len(long) == job_process.MESSAGE_CHARS + len(" (log ref abc)") and "second" not in long
