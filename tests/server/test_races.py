@@ -2,13 +2,12 @@
 sync routes on a thread pool, one database session each): of two writes made on the same
 revision exactly one is saved and the other gets 409, never a 500 and never both."""
 
-import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from live import live_server
 
 from conftest import auth_headers
 from fewclick.data.synthetic import make_dataset
@@ -21,24 +20,11 @@ PAIRS = 30
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The app served on a free loopback port: (base URL, app)."""
-    import uvicorn
-
     home = tmp_path_factory.mktemp("races")
     make_dataset("aerial", 2, seed=7, width=96, height=64, out_dir=home / "aerial")
     app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}", app
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with live_server(app) as base:
+        yield base, app
 
 
 @pytest.fixture
