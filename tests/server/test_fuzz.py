@@ -57,12 +57,13 @@ def app(home):
 
 
 @pytest.fixture(scope="module")
-def pool(app) -> dict[str, list[int]]:
-    """The ids of the app's rows by the parameter that names them (refreshed as it runs)."""
+def pool(app) -> dict[str, list]:
+    """The ids of the app's rows by the parameter that names them, and values that mean
+    something (refreshed as it runs)."""
     return _ids(app)
 
 
-def _ids(app) -> dict[str, list[int]]:
+def _ids(app) -> dict[str, list]:
     c = app.client
     projects = [p["id"] for p in c.get("/api/projects").json()]
     images = [im["id"] for p in projects for im in c.get(f"/api/projects/{p}/images").json()]
@@ -73,6 +74,7 @@ def _ids(app) -> dict[str, list[int]]:
         "class_id": [cls["id"] for p in projects for cls in c.get(f"/api/projects/{p}").json()["classes"]],
         "job_id": [j["id"] for p in projects for j in c.get(f"/api/projects/{p}/jobs").json()],
         "revision": [0, 1, 2, 3],
+        "format": ["coco", "dota"],
         "level": [0, 1],
         "col": [0, 1],
         "row": [0, 1],
@@ -111,9 +113,9 @@ def api_schema(app, home, pool):
     return loaded
 
 
-def _with_real(values, pool: dict[str, list[int]]):
-    """``values`` (a dict or None) with each id or revision in it, or one of a real row
-    (drawn from ``pool`` as it is when the request is made)."""
+def _with_real(values, pool: dict[str, list]):
+    """``values`` (a dict or None) with each id, revision or format in it, or one of a real
+    row (drawn from ``pool`` as it is when the request is made)."""
     if not isinstance(values, dict) or not values:
         return st.just(values)
 
