@@ -229,7 +229,9 @@ def _thousand_boxes(api, image_id: int, class_id: int) -> int:
         {"class_id": class_id, "geometry": {"box": [float(x), float(y), float(x + w), float(y + h)]}}
         for (x, y), (w, h) in zip(xy, size, strict=True)
     ]
-    api.post(f"/api/images/{image_id}/annotations/batch", json={"create": create}).raise_for_status()
+    revision = api.get(f"/api/images/{image_id}").json()["revision"]
+    body = {"create": create, "revision": revision}
+    api.post(f"/api/images/{image_id}/annotations/batch", json=body).raise_for_status()
     return len(create)
 
 

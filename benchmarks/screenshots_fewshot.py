@@ -113,10 +113,12 @@ def _finish(api: httpx.Client, app, image: dict) -> None:
     with app.state.sessions() as session:
         row = session.get(Image, image["id"])
         ids = {c.position: c.id for c in row.project.classes}
+        revision = row.revision
     create = [
         {"class_id": ids[pos], "geometry": {"box": [x, y, x + w, y + h]}} for pos, _, (x, y, w, h) in ref
     ]
-    api.post(f"/api/images/{image['id']}/annotations/batch", json={"create": create}).raise_for_status()
+    body = {"create": create, "revision": revision}
+    api.post(f"/api/images/{image['id']}/annotations/batch", json=body).raise_for_status()
     api.patch(f"/api/images/{image['id']}", json={"status": "done"}).raise_for_status()
 
 

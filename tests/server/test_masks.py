@@ -197,11 +197,14 @@ def test_a_comparison_picks_the_serving_backend_with_its_ranker_and_the_user_can
         "geometry": {"mask": out["mask"]},
         "backend": out["method"],
     }
-    r = client.post(f"/api/images/{image['id']}/annotations", json=made)
+    revision = {"revision": client.get(f"/api/images/{image['id']}").json()["revision"]}
+    r = client.post(f"/api/images/{image['id']}/annotations", json=made, params=revision)
     assert r.status_code == 201 and r.json()["annotation"]["backend"] == "box"
     got = client.get(f"/api/images/{image['id']}").json()["annotations"]
     assert [a["backend"] for a in got if a["id"] == r.json()["annotation"]["id"]] == ["box"]
-    r = client.post(f"/api/images/{image['id']}/annotations", json={**made, "backend": "magic"})
+    r = client.post(
+        f"/api/images/{image['id']}/annotations", json={**made, "backend": "magic"}, params=revision
+    )
     assert r.status_code == 422 and "sam, model, grabcut, box" in r.text
     b = client.put(f"/api/projects/{project['id']}/backend", json={"backend": None}).json()
     assert b["chosen_by"] == "comparison" and b["override"] is None

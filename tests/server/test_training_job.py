@@ -27,9 +27,10 @@ def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serve
         cls = project["classes"][0]["id"]
         client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0})  # this test trains
         for im in images:  # points on top of the imported masks and boxes
-            client.post(
+            r = client.post(
                 f"/api/images/{im['id']}/annotations/batch",
                 json={
+                    "revision": im["revision"],
                     "create": [
                         {
                             "class_id": cls,
@@ -37,9 +38,10 @@ def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serve
                             "geometry": {"point": [20.0 + 10 * k, 30.0], "original": [22.0 + 10 * k, 33.0]},
                         }
                         for k in range(6)
-                    ]
+                    ],
                 },
             )
+            assert r.status_code == 200, r.text
             client.patch(f"/api/images/{im['id']}", json={"status": "done"})
         with app.state.sessions() as session:
             job = Job(project_id=project["id"], kind="train", created_by=1)

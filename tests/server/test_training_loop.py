@@ -190,8 +190,10 @@ def test_finish_marks_every_image_with_the_users_annotations_and_trains_once(app
     client = app.client
     project, images = _project(client, dataset)
     empty, reviewed = images[0], images[1]
-    ids = [a["id"] for a in client.get(f"/api/images/{empty['id']}").json()["annotations"]]
-    client.post(f"/api/images/{empty['id']}/annotations/batch", json={"delete": ids})
+    opened = client.get(f"/api/images/{empty['id']}").json()
+    ids = [a["id"] for a in opened["annotations"]]
+    batch = {"delete": ids, "revision": opened["revision"]}
+    assert client.post(f"/api/images/{empty['id']}/annotations/batch", json=batch).status_code == 200
     client.patch(f"/api/images/{reviewed['id']}", json={"status": "reviewed"})
     assert started == []
 
@@ -215,8 +217,11 @@ def test_finish_as_reviewed_and_reference_annotations_do_not_count(app, dataset,
     assert client.post(f"/api/projects/{project['id']}/finish").json() == {"finished": 0, "job": None}
     image = client.get(f"/api/projects/{project['id']}/images").json()[0]
     cls = client.get(f"/api/projects/{project['id']}").json()["classes"][0]["id"]
-    batch = {"create": [{"class_id": cls, "geometry": {"box": [5, 5, 20, 20]}}]}
-    client.post(f"/api/images/{image['id']}/annotations/batch", json=batch)
+    batch = {
+        "create": [{"class_id": cls, "geometry": {"box": [5, 5, 20, 20]}}],
+        "revision": image["revision"],
+    }
+    assert client.post(f"/api/images/{image['id']}/annotations/batch", json=batch).status_code == 200
     out = client.post(f"/api/projects/{project['id']}/finish", json={"status": "reviewed"}).json()
     assert out == {"finished": 1, "job": None}, "one finished image: under the default two"
     assert client.get(f"/api/images/{image['id']}").json()["status"] == "reviewed"

@@ -40,6 +40,67 @@ def rle_to_mask(rle: dict) -> np.ndarray:
         ) from None
 
 
+def rle_counts(counts: str) -> list[int]:
+    """The run lengths of a compressed COCO RLE string.
+
+    pycocotools' code: a number is 5-bit groups, low first, each a character offset by 48
+    with 0x20 set while more groups follow and 0x10 of the last one its sign; from the third
+    run on, a run is stored as its difference from the run two before. A character outside
+    that code or a number cut off at the end is a ValueError.
+    """
+    runs: list[int] = []
+    value = shift = 0
+    for ch in counts:
+        c = ord(ch) - 48
+        if not 0 <= c < 64:
+            raise ValueError(f"expected RLE counts of the characters '0' to 'o', got {ch!r}")
+        value |= (c & 0x1F) << shift
+        shift += 5
+        if c & 0x20:
+            continue
+        if c & 0x10:
+            value -= 1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+        value = shift = 0
+    if shift:
+        raise ValueError("expected RLE counts to end with a whole number, got one cut off")
+    return runs
+
+
+def check_rle(rle: Any, height: int, width: int) -> dict:
+    """``rle`` (a COCO RLE dict, counts compressed or a list) checked to be a mask of
+    ``height x width``, as a compressed RLE ``{"size": [h, w], "counts": str}``.
+
+    A ValueError names what is wrong: not an RLE, another size, or runs that are negative
+    or do not add up to ``height * width`` pixels (pycocotools decodes those into memory
+    it never wrote, or a box far outside the image).
+    """
+    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
+        raise ValueError("expected a mask as a COCO RLE {'size': [h, w], 'counts': ...}")
+    size, counts = rle["size"], rle["counts"]
+    if size != [height, width] and size != (height, width):
+        raise ValueError(f"mask size {size!r} is not the image's [{height}, {width}]")
+    if isinstance(counts, str):
+        runs = rle_counts(counts)
+    elif isinstance(counts, list) and all(type(c) is int for c in counts):
+        runs = counts
+    else:
+        raise ValueError(
+            f"expected RLE counts as a string or a list of integers, got {type(counts).__name__}"
+        )
+    if any(r < 0 for r in runs) or sum(runs) != height * width:
+        raise ValueError(
+            f"expected RLE runs >= 0 that add up to {height} x {width} = {height * width} pixels, "
+            f"got {len(runs)} runs adding up to {sum(runs)}"
+        )
+    if isinstance(counts, list):
+        counts = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)["counts"]
+        counts = counts.decode("ascii")
+    return {"size": [height, width], "counts": counts}
+
+
 def polygons_to_mask(polygons: list, height: int, width: int) -> np.ndarray:
     """Polygons (each ``float[K, 2]`` or a flat COCO list) -> ``bool[H, W]``."""
     flat = [np.asarray(p, dtype=np.float64).reshape(-1).tolist() for p in polygons]

@@ -12,12 +12,16 @@ as a job in its own process.
 from __future__ import annotations
 
 import ipaddress
+import math
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm.exc import StaleDataError
 
 from fewclick.server import logs, store, training_jobs
 from fewclick.server.accounts import has_admin
@@ -53,6 +57,8 @@ def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> 
     app.state.worker = WorkerHandle()
     app.state.start_worker = start_worker
     app.add_exception_handler(store.StoreError, _store_error)
+    app.add_exception_handler(StaleDataError, _stale_row)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     logs.add_request_ids(app)
     for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(authorize)])
@@ -74,6 +80,28 @@ async def _lifespan(app: FastAPI):
 
 async def _store_error(_request: Request, exc: store.StoreError) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+
+async def _stale_row(_request: Request, _exc: StaleDataError) -> JSONResponse:
+    """A row the request changes was deleted by another one meanwhile: nothing was saved."""
+    detail = "what this change was made on was changed or deleted elsewhere: reload it; nothing was saved"
+    return JSONResponse({"detail": detail}, status_code=409)
+
+
+async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 naming each problem, able to show the Infinity or NaN it refuses (as
+    text: JSON has no such numbers, and answering with them would fail with a 500)."""
+    return JSONResponse({"detail": _as_json(jsonable_encoder(exc.errors()))}, status_code=422)
+
+
+def _as_json(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_as_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_json(v) for k, v in value.items()}
+    return value
 
 
 def _index() -> FileResponse:

@@ -81,6 +81,8 @@ async def authorize(request: Request, session: DB) -> None:
     if key in PUBLIC:
         return
     user = _authenticate(request, session)
+    if session.dirty:
+        session.commit()  # a token's last use, in a transaction of its own before the route's
     session.info["user"] = user
     action = ACTIONS.get(key, "admin")
     role = accounts.role_on(session, user, _project_of(session, request.path_params))

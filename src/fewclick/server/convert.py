@@ -27,6 +27,8 @@ def check_geometry(kind: str, geometry: dict, width: int, height: int) -> dict:
     """A clean copy of ``geometry`` for an annotation of ``kind``, or a GeometryError that
     names the problem. Boxes are clipped to the image; a box with no area inside it, a
     point outside it, or a mask of another size is refused."""
+    if not isinstance(geometry, dict):
+        raise GeometryError(f"a {kind} needs its geometry as an object, got {geometry!r}")
 
     def numbers(key: str, n: int) -> list[float]:
         value = geometry.get(key)
@@ -73,17 +75,16 @@ def check_geometry(kind: str, geometry: dict, width: int, height: int) -> dict:
         out["original"] = point("original") if "original" in geometry else list(out["point"])
         return out
     if kind == "mask":
-        rle = geometry.get("mask")
-        if not isinstance(rle, dict) or "counts" not in rle or "size" not in rle:
-            raise GeometryError("a mask needs 'mask' as a COCO RLE {'size': [h, w], 'counts': ...}")
-        if [int(s) for s in rle["size"]] != [height, width]:
-            raise GeometryError(f"mask size {rle['size']} is not the image's [{height}, {width}]")
-        from fewclick.io.rle import rle_boxes
+        from fewclick.io.rle import check_rle, rle_boxes
 
+        try:
+            rle = check_rle(geometry.get("mask"), height, width)
+        except ValueError as exc:
+            raise GeometryError(str(exc)) from None
         b = rle_boxes([rle])[0]
-        if not np.isfinite(b).all() or b[2] <= b[0]:
+        if b[2] <= b[0]:
             raise GeometryError("the mask is empty")
-        return {"mask": {"size": [height, width], "counts": rle["counts"]}, "box": b.astype(float).tolist()}
+        return {"mask": rle, "box": b.astype(float).tolist()}
     raise GeometryError(f"unknown annotation kind {kind!r}; expected box, rbox, mask or point")
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from fewclick.io import read_dataset, write_dataset
 from fewclick.io.dataset import Dataset, ImageRecord
@@ -36,6 +37,7 @@ from fewclick.server.db import (
 from fewclick.server.queries import annotated_unfinished, running_job
 
 MAX_AUTO_TRAIN_EVERY = 1000
+MAX_ID = 2**31 - 1  # the largest row id or revision every database holds (PostgreSQL's INTEGER)
 
 
 class StoreError(ValueError):
@@ -55,7 +57,9 @@ class TooLarge(StoreError):
 
 
 def get(session: Session, model, key: int, what: str):
-    row = session.get(model, key)
+    """The row of ``model`` with id ``key``, or NotFound naming ``what`` (an id beyond any
+    the database can hold included)."""
+    row = session.get(model, key) if 0 < key <= MAX_ID else None
     if row is None:
         raise NotFound(f"no {what} with id {key}")
     return row
@@ -245,21 +249,32 @@ def add_upload(
     return image
 
 
-def check_revision(image: Image, revision: int | None) -> None:
-    """Refuse a change made on an older view of the image (another tab changed it since)."""
-    if revision is not None and revision != image.revision:
-        raise Conflict(
-            f"image {image.file_name!r} was changed elsewhere (revision {image.revision}, this view has "
-            f"{revision}): reload it; nothing was overwritten"
+def claim_revision(session: Session, image: Image, seen: int, user: User) -> int:
+    """Move the image from revision ``seen`` to the next in one conditional UPDATE, before
+    the change it stands for is written: of two writes made on one revision the database
+    lets exactly one through, and the other (or a write on an older view: another tab
+    changed the image since) gets Conflict. Marks a new image in progress; returns the
+    new revision (the one the change is saved under, whatever other writes come after)."""
+    claimed = session.execute(
+        update(Image)
+        .where(Image.id == image.id, Image.revision == seen)
+        .values(
+            revision=Image.revision + 1,
+            updated_at=now(),
+            updated_by=user.id,
+            status=case((Image.status == "new", "in_progress"), else_=Image.status),
         )
-
-
-def touch(image: Image, user: User) -> None:
-    image.revision += 1
-    image.updated_at = now()
-    image.updated_by = user.id
-    if image.status == "new":
-        image.status = "in_progress"
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:
+        current = session.scalar(select(Image.revision).where(Image.id == image.id))
+        raise Conflict(
+            f"image {image.file_name!r} was changed elsewhere (revision {current}, this view has "
+            f"{seen}): reload it; nothing was overwritten"
+        )
+    set_committed_value(image, "revision", seen + 1)
+    session.expire(image, ["updated_at", "updated_by", "status"])
+    return seen + 1
 
 
 def class_of(project: Project, class_id: int) -> ProjectClass:

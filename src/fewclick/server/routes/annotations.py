@@ -1,92 +1,150 @@
 """An image's annotations: add, change, delete, and a batch of adds and deletes in one
-revision. Every change names the image revision it was made on (409 when that is old) and
-answers with the new one."""
+revision. Every change names the image revision it was made on (required: 422 without it,
+409 when it is old) and answers with the new one.
+
+Bodies are checked before anything is written: every number finite, geometry shaped for
+its kind (the image's own checks, e.g. bounds and mask size, follow in the store)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
-from pydantic import BaseModel, field_validator
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationInfo, field_validator
 
 from fewclick.server import store, views
-from fewclick.server.db import Annotation, Image, local_user
+from fewclick.server.db import ANNOTATION_KINDS, REVIEW_STATES, Annotation, Image, local_user
 from fewclick.server.deps import DB
 from fewclick.server.serving import check_backend
 
 router = APIRouter(prefix="/api")
 
+Id = Annotated[int, Field(ge=1, le=store.MAX_ID)]
+Revision = Annotated[int, Field(ge=0, le=store.MAX_ID)]
+Kind = Literal[ANNOTATION_KINDS]
+Count = Annotated[int, Field(ge=0)]
+
+
+class Rle(BaseModel):
+    """A COCO RLE: ``size`` [height, width], ``counts`` compressed or a list of runs."""
+
+    model_config = ConfigDict(extra="forbid")
+    size: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]
+    counts: str | list[Count]
+
+
+class Geometry(BaseModel):
+    """The shape of an annotation, the field named by its kind required: ``box`` [x0, y0,
+    x1, y1], ``rbox`` [cx, cy, w, h, angle], ``mask`` (with its enclosing box, recomputed
+    from the mask), ``point`` [x, y] with the ``original`` click; image pixels."""
+
+    model_config = ConfigDict(extra="forbid")
+    box: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None = None
+    rbox: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None = None
+    mask: Rle | None = None
+    point: tuple[FiniteFloat, FiniteFloat] | None = None
+    original: tuple[FiniteFloat, FiniteFloat] | None = None
+
+    @staticmethod
+    def of_kind(geometry: Geometry | None, info: ValidationInfo) -> Geometry | None:
+        """A field validator: ``geometry`` holds the field of the ``kind`` given beside it
+        (a kind missing or refused is named on its own)."""
+        kind = info.data.get("kind")
+        if geometry is not None and kind is not None and getattr(geometry, kind) is None:
+            raise ValueError(f"a {kind} needs '{kind}' in its geometry")
+        return geometry
+
+    def plain(self) -> dict:
+        return self.model_dump(exclude_none=True)
+
 
 class AnnotationIn(BaseModel):
-    class_id: int
-    kind: str = "box"
-    geometry: dict[str, Any]
-    score: float | None = None
-    quality: float | None = None
-    source: str = "manual"
+    class_id: Id
+    kind: Kind = "box"
+    geometry: Geometry
+    score: FiniteFloat | None = None
+    quality: FiniteFloat | None = None
+    source: str = Field(default="manual", min_length=1, max_length=20)
     backend: str | None = None  # the mask backend that made it
 
     _known_backend = field_validator("backend")(check_backend)
+    _geometry_of_kind = field_validator("geometry")(Geometry.of_kind)
+
+    def plain(self) -> dict:
+        return {**self.model_dump(exclude={"geometry"}), "geometry": self.geometry.plain()}
 
 
 class AnnotationPatch(BaseModel):
-    class_id: int | None = None
-    kind: str | None = None
-    geometry: dict[str, Any] | None = None
-    review: str | None = None
-    revision: int | None = None
+    """What a change sets (a field left out keeps its value; null is refused)."""
+
+    class_id: Id | None = None
+    kind: Kind | None = None
+    geometry: Geometry | None = None
+    review: Literal[REVIEW_STATES] | None = None
+    revision: Revision
+
+    @field_validator("class_id", "kind", "geometry", "review", mode="before")
+    @classmethod
+    def _not_null(cls, value):
+        if value is None:
+            raise ValueError("null is not a value here: leave the field out to keep it")
+        return value
+
+    _geometry_of_kind = field_validator("geometry")(Geometry.of_kind)
+
+    def changes(self) -> dict:
+        out = self.model_dump(exclude_unset=True, exclude={"revision", "geometry"})
+        if self.geometry is not None:
+            out["geometry"] = self.geometry.plain()
+        return out
 
 
 class BatchIn(BaseModel):
-    revision: int | None = None
+    revision: Revision
     create: list[AnnotationIn] = []
-    delete: list[int] = []
+    delete: list[Id] = []
 
 
 @router.post("/images/{image_id}/annotations", status_code=201)
-def add_annotation(image_id: int, body: AnnotationIn, session: DB, revision: int | None = None):
+def add_annotation(image_id: int, body: AnnotationIn, session: DB, revision: Annotated[Revision, Query()]):
     image = store.get(session, Image, image_id, "image")
-    store.check_revision(image, revision)
     user = local_user(session)
-    ann = store.add_annotation(session, user, image, body.model_dump())
-    store.touch(image, user)
+    new = store.claim_revision(session, image, revision, user)
+    ann = store.add_annotation(session, user, image, body.plain())
     session.commit()
-    return {"annotation": views.annotation(ann), "revision": image.revision}
+    return {"annotation": views.annotation(ann), "revision": new}
 
 
 @router.post("/images/{image_id}/annotations/batch")
 def batch(image_id: int, body: BatchIn, session: DB):
     image = store.get(session, Image, image_id, "image")
-    store.check_revision(image, body.revision)
     user = local_user(session)
+    new = store.claim_revision(session, image, body.revision, user)
     store.delete_annotations(session, image, body.delete)
-    created = [store.add_annotation(session, user, image, a.model_dump()) for a in body.create]
-    store.touch(image, user)
+    created = [store.add_annotation(session, user, image, a.plain()) for a in body.create]
     session.commit()
     return {
         "created": [views.annotation(a) for a in created],
         "deleted": body.delete,
-        "revision": image.revision,
+        "revision": new,
     }
 
 
 @router.patch("/annotations/{annotation_id}")
 def patch_annotation(annotation_id: int, body: AnnotationPatch, session: DB):
     ann = store.get(session, Annotation, annotation_id, "annotation")
-    store.check_revision(ann.image, body.revision)
     user = local_user(session)
-    store.update_annotation(session, user, ann, body.model_dump(exclude_unset=True, exclude={"revision"}))
-    store.touch(ann.image, user)
+    new = store.claim_revision(session, ann.image, body.revision, user)
+    store.update_annotation(session, user, ann, body.changes())
     session.commit()
-    return {"annotation": views.annotation(ann), "revision": ann.image.revision}
+    return {"annotation": views.annotation(ann), "revision": new}
 
 
 @router.delete("/annotations/{annotation_id}")
-def delete_annotation(annotation_id: int, session: DB, revision: int | None = None):
+def delete_annotation(annotation_id: int, session: DB, revision: Annotated[Revision, Query()]):
     ann = store.get(session, Annotation, annotation_id, "annotation")
     image = ann.image
-    store.check_revision(image, revision)
+    new = store.claim_revision(session, image, revision, local_user(session))
     store.delete_annotations(session, image, [annotation_id])
-    store.touch(image, local_user(session))
     session.commit()
-    return {"deleted": annotation_id, "revision": image.revision}
+    return {"deleted": annotation_id, "revision": new}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field, FiniteFloat, field_validator
 
 from fewclick.server import queries, store, views
 from fewclick.server.db import Project, local_user
@@ -15,12 +16,25 @@ from fewclick.server.deps import DB
 router = APIRouter(prefix="/api")
 
 
+MAX_EVENTS = 10000  # the most events one list request answers with
+
+
 class EventIn(BaseModel):
     action: str = Field(min_length=1, max_length=40)
-    image_id: int | None = None
+    image_id: int | None = Field(default=None, ge=1, le=store.MAX_ID)
     at: datetime | None = None
-    duration_ms: float | None = None
+    duration_ms: FiniteFloat | None = Field(default=None, ge=0)
     detail: dict[str, Any] | None = None
+
+    @field_validator("detail")
+    @classmethod
+    def _finite(cls, detail: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Refuse a detail that JSON cannot answer with (Infinity or NaN anywhere in it)."""
+        try:
+            json.dumps(detail, allow_nan=False)
+        except ValueError:
+            raise ValueError("expected finite numbers in detail, got Infinity or NaN") from None
+        return detail
 
 
 @router.post("/projects/{project_id}/events", status_code=201)
@@ -32,6 +46,6 @@ def log_events(project_id: int, events: list[EventIn], session: DB):
 
 
 @router.get("/projects/{project_id}/events")
-def list_events(project_id: int, session: DB, limit: int = 1000):
+def list_events(project_id: int, session: DB, limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 1000):
     store.get(session, Project, project_id, "project")
     return [views.event(e) for e in queries.events(session, project_id, limit)]

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api")
 
 
 class TrainIn(BaseModel):
-    minutes: float = Field(default=3.0, gt=0, le=120)
+    minutes: float = Field(default=3.0, gt=0, le=120, allow_inf_nan=False)
 
 
 @router.post("/projects/{project_id}/train", status_code=202)

@@ -1,12 +1,23 @@
 // COCO run-length encoding: the compressed string form, decoded to a column-major mask.
+// The work is bounded: an RLE whose size is over MAX_RLE_PIXELS, whose runs do not add up
+// to height * width, or whose box is over MAX_MASK_CANVAS pixels is refused, never drawn.
 "use strict";
+const MAX_RLE_PIXELS = 400000000;  // the server's default image pixel limit
+const MAX_MASK_CANVAS = 1 << 26;  // the largest mask box drawn: 8192 x 8192 (256 MB of RGBA)
+
+// The run lengths of a compressed counts string (5 bits a character offset by 48, 0x20:
+// more follow, 0x10 of the last: the sign; from the third run on, the difference from the
+// run two before). Throws on a character outside that code or a number cut off.
 function rleCounts(s) {
   const counts = [];
   let p = 0;
   while (p < s.length) {
     let x = 0, k = 0, more = 1;
     while (more) {
+      if (p >= s.length) throw new Error("RLE counts end in the middle of a number");
       const c = s.charCodeAt(p) - 48;
+      if (c < 0 || c > 63) throw new Error(`RLE counts hold ${JSON.stringify(s[p])}, outside '0' to 'o'`);
+      if (k > 5) throw new Error("RLE counts hold a number over 30 bits");
       x |= (c & 0x1f) << (5 * k);
       more = c & 0x20;
       p++; k++;
@@ -18,25 +29,49 @@ function rleCounts(s) {
   return counts;
 }
 
-// An offscreen canvas of the mask's bounding box, filled with `color` (#rrggbb) at `alpha`.
+// The runs of `rle` checked against its size: [h, w, runs]; throws naming what is wrong.
+function rleRuns(rle) {
+  const [h, w] = rle?.size ?? [];
+  if (!Number.isInteger(h) || !Number.isInteger(w) || h < 1 || w < 1) throw new Error(`RLE size ${JSON.stringify(rle?.size)} is not [height, width]`);
+  if (h * w > MAX_RLE_PIXELS) throw new Error(`RLE size ${h} x ${w} is over ${MAX_RLE_PIXELS} pixels`);
+  const runs = typeof rle.counts === "string" ? rleCounts(rle.counts) : rle.counts;
+  if (!Array.isArray(runs)) throw new Error("RLE counts are neither a string nor a list");
+  let total = 0;
+  for (const n of runs) {
+    if (!Number.isInteger(n) || n < 0) throw new Error(`RLE run ${n} is not a whole number >= 0`);
+    total += n;
+  }
+  if (total !== h * w) throw new Error(`RLE runs add up to ${total} pixels, not ${h} x ${w}`);
+  return [h, w, runs];
+}
+
+// An offscreen canvas of the mask's bounding box, filled with `color` (#rrggbb) at `alpha`;
+// a refused RLE gives an empty canvas and `error` saying why (the box is still drawn).
 function rleCanvas(rle, box, color, alpha) {
-  const [h, w] = rle.size;
-  const counts = typeof rle.counts === "string" ? rleCounts(rle.counts) : rle.counts;
+  let h, w, counts;
+  try {
+    [h, w, counts] = rleRuns(rle);
+  } catch (err) {
+    console.warn(`mask not drawn: ${err.message}`);
+    return emptyMask(box, err.message);
+  }
   const x0 = Math.max(0, Math.floor(box[0])), y0 = Math.max(0, Math.floor(box[1]));
   const x1 = Math.min(w, Math.ceil(box[2])), y1 = Math.min(h, Math.ceil(box[3]));
   const cw = Math.max(1, x1 - x0), ch = Math.max(1, y1 - y0);
+  if (cw * ch > MAX_MASK_CANVAS) return emptyMask(box, `mask box of ${cw} x ${ch} pixels is too large to draw`);
   const canvas = document.createElement("canvas");
   canvas.width = cw; canvas.height = ch;
   const ctx = canvas.getContext("2d");
   const img = ctx.createImageData(cw, ch);
   const r = parseInt(color.slice(1, 3), 16), g = parseInt(color.slice(3, 5), 16), b = parseInt(color.slice(5, 7), 16);
   const a = Math.round(alpha * 255);
+  const first = x0 * h, last = x1 * h;  // the pixels of the box's columns: nothing outside is visited
   let i = 0, on = false;
   for (const n of counts) {
-    if (on) {
-      for (let j = i; j < i + n; j++) {
+    if (on && i + n > first && i < last) {
+      for (let j = Math.max(i, first), end = Math.min(i + n, last); j < end; j++) {
         const col = Math.floor(j / h), row = j - col * h;
-        if (col < x0 || col >= x1 || row < y0 || row >= y1) continue;
+        if (row < y0 || row >= y1) continue;
         const q = ((row - y0) * cw + (col - x0)) * 4;
         img.data[q] = r; img.data[q + 1] = g; img.data[q + 2] = b; img.data[q + 3] = a;
       }
@@ -45,4 +80,10 @@ function rleCanvas(rle, box, color, alpha) {
   }
   ctx.putImageData(img, 0, 0);
   return {canvas, x: x0, y: y0};
+}
+
+function emptyMask(box, error) {
+  const canvas = document.createElement("canvas");
+  canvas.width = 1; canvas.height = 1;
+  return {canvas, x: box?.[0] ?? 0, y: box?.[1] ?? 0, error};
 }
