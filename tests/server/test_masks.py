@@ -24,8 +24,9 @@ def home(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(home):
-    with client_for(create_app(sqlite_url(home / "app.db"), home / "data")) as c:
+def client(home, tmp_path_factory):
+    app = create_app(sqlite_url(home / "app.db"), home / "data", data_roots=[tmp_path_factory.getbasetemp()])
+    with client_for(app) as c:
         yield c
 
 

@@ -12,7 +12,7 @@ from fewclick.server.training import train_project
 def setup(tmp_path):
     make_dataset("cells", 2, seed=4, width=160, height=160, out_dir=tmp_path / "cells")
     url = sqlite_url(tmp_path / "app.db")
-    app = create_app(url, tmp_path / "data", start_worker=False)
+    app = create_app(url, tmp_path / "data", start_worker=False, data_roots=[tmp_path])
     return client_for(app), app, url, tmp_path
 
 

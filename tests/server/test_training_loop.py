@@ -33,8 +33,9 @@ def started(monkeypatch):
 
 
 @pytest.fixture()
-def app(tmp_path, started):
-    app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False)
+def app(tmp_path_factory, tmp_path, started):
+    roots = [tmp_path_factory.getbasetemp()]
+    app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False, data_roots=roots)
     with client_for(app) as client:
         app.client = client
         yield app

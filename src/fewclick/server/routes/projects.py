@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from fewclick.server import queries, store, views
+from fewclick.server import paths, queries, store, views
 from fewclick.server.db import Project, ProjectClass, local_user
 from fewclick.server.deps import DB, Config, prepare_tiles
 from fewclick.server.training import newest_model
@@ -78,9 +78,22 @@ def list_projects(session: DB):
 
 @router.post("/projects", status_code=201)
 def create_project(body: ProjectIn, session: DB, config: Config):
+    """A project from a folder under a data root (its readable images; the ones skipped
+    are named in ``warnings``) or from a dataset there."""
     user = local_user(session)
+    roots = config.data_roots
+    folder = None if body.folder is None else paths.allowed(body.folder, roots, "folder")
+    dataset = None if body.dataset is None else paths.allowed(body.dataset, roots, "dataset")
     project, warnings = store.create_project(
-        session, user, body.name, body.folder, body.dataset, body.format, body.classes, body.reference
+        session,
+        user,
+        body.name,
+        folder,
+        dataset,
+        body.format,
+        body.classes,
+        body.reference,
+        check=lambda data: paths.check_dataset(data, roots, adds_images=True),
     )
     session.commit()
     prepare_tiles(config.tile_cache, project.images)
@@ -148,9 +161,10 @@ def patch_class(class_id: int, body: ClassIn, session: DB):
 
 
 @router.post("/projects/{project_id}/import")
-def import_dataset(project_id: int, body: ImportIn, session: DB):
+def import_dataset(project_id: int, body: ImportIn, session: DB, config: Config):
     project = store.get(session, Project, project_id, "project")
-    data = store.read_import(body.dataset, body.format)
+    data = store.read_import(paths.allowed(body.dataset, config.data_roots, "dataset"), body.format)
+    paths.check_dataset(data, config.data_roots, adds_images=False)
     warnings = store.import_annotations(session, local_user(session), project, data, body.reference)
     session.commit()
     return {"project": _detail(session, project), "warnings": warnings}
