@@ -1,6 +1,6 @@
 """Which files the app reads and serves, and its limits: data roots, file names that stay
 inside a dataset, only images registered and served, the upload size limit, tile and
-folder limits."""
+folder limits, and image files gone from disk."""
 
 import asyncio
 import json
@@ -227,6 +227,30 @@ def test_the_tile_limit_is_stated_and_holds_for_large_square_images():
     tiles.check_size(20_000, 20_000)  # 2,139 tiles: allowed
     with pytest.raises(ValueError, match="40000 x 40000 image makes 8,380 tiles, over the limit of 8,192"):
         tiles.check_size(40_000, 40_000)
+
+
+def test_an_image_file_gone_from_disk_is_a_404_naming_it_on_every_route(client, places):
+    folder = places.root / "gone"
+    _png(folder / "big.png", width=2100, height=64)
+    _png(folder / "small.png")
+    project = client.post("/api/projects", json={"name": "gone", "folder": str(folder)}).json()["project"]
+    images = client.get(f"/api/projects/{project['id']}/images").json()
+    for p in folder.iterdir():
+        p.unlink()
+    for im in images:
+        routes = [
+            ("get", f"/api/images/{im['id']}/file", None),
+            ("post", f"/api/images/{im['id']}/prepare", None),
+            ("post", f"/api/images/{im['id']}/detect", {"clicks": [[5, 5, project["classes"][0]["id"]]]}),
+            ("post", f"/api/images/{im['id']}/segment", {"box": [2, 2, 20, 20]}),
+        ]
+        if im["width"] > tiles.LARGE:
+            routes.append(("get", f"/api/images/{im['id']}/tiles/0/0/0", None))
+        for method, url, body in routes:
+            r = client.request(method, url, json=body)
+            assert r.status_code == 404 and im["file_name"] in r.json()["detail"], (url, r.text)
+    r = client.get(f"/api/projects/{project['id']}/export", params={"format": "coco"})
+    assert r.status_code == 200 and len(json.loads(r.content)["images"]) == 2, "names only: no file read"
 
 
 def test_a_folder_over_the_image_limit_is_refused_before_any_file_is_read(client, places, monkeypatch):

@@ -147,10 +147,13 @@ def _format(image: Image, path: Path) -> str:
 @router.get("/images/{image_id}/tiles/{level}/{col}/{row}")
 def image_tile(image_id: int, level: int, col: int, row: int, session: DB, config: Config):
     image = store.get(session, Image, image_id, "image")
+    existing_file(image)
     try:
         path = tiles.get_tile(
             config.tile_cache, image.id, image.path, image.width, image.height, level, col, row
         )
+    except ImageError as exc:
+        raise store.Conflict(f"the file of image {image.file_name!r} cannot be read: {exc}") from None
     except ValueError as exc:
         raise HTTPException(404, str(exc)) from None
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
