@@ -1,8 +1,9 @@
 """Which files the app reads and serves, and its limits: data roots, file names that stay
 inside a dataset, only images registered and served, the upload size limit, tile and
-folder limits, and image files gone from disk."""
+folder limits, export names, and image files gone from disk."""
 
 import asyncio
+import email.message
 import json
 import threading
 import time
@@ -13,6 +14,7 @@ import pytest
 from clients import client_for
 from fastapi import HTTPException
 from PIL import Image as PILImage
+from werkzeug.http import parse_options_header
 
 from fewclick.server import deps, store, tiles
 from fewclick.server.app import create_app
@@ -227,6 +229,27 @@ def test_the_tile_limit_is_stated_and_holds_for_large_square_images():
     tiles.check_size(20_000, 20_000)  # 2,139 tiles: allowed
     with pytest.raises(ValueError, match="40000 x 40000 image makes 8,380 tiles, over the limit of 8,192"):
         tiles.check_size(40_000, 40_000)
+
+
+def _download_name(header: str) -> str:
+    """The file name a client that follows RFC 6266 takes from ``header`` (``filename*``
+    over ``filename``), after checking that the header holds one of each and nothing else."""
+    message = email.message.Message()
+    message["content-disposition"] = header
+    params = message.get_params(header="content-disposition")
+    assert [key for key, _ in params] == ["attachment", "filename", "filename"], params
+    assert params[1][1].isascii() and '"' not in params[1][1], "the fallback is plain ASCII"
+    return parse_options_header(header)[1]["filename"]
+
+
+@pytest.mark.parametrize("name", ["数据", 'a"; filename="evil.sh', "back\\slash"])
+def test_export_names_are_encoded_per_rfc_6266(client, places, name):
+    r = client.post("/api/projects", json={"name": name, "folder": str(places.root / "photos")})
+    project = r.json()["project"]
+    r = client.get(f"/api/projects/{project['id']}/export", params={"format": "coco"})
+    assert r.status_code == 200 and _download_name(r.headers["content-disposition"]) == f"{name}.coco.json"
+    r = client.get(f"/api/projects/{project['id']}/export", params={"format": "dota"})
+    assert r.status_code == 200 and _download_name(r.headers["content-disposition"]) == f"{name}.dota.zip"
 
 
 def test_an_image_file_gone_from_disk_is_a_404_naming_it_on_every_route(client, places):

@@ -8,6 +8,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, HTTPException
 from fastapi.responses import Response
@@ -186,9 +187,15 @@ def export(project_id: int, session: DB, format: str = "coco"):
             content, media, name = buffer.getvalue(), "application/zip", f"{project.name}.dota.zip"
         else:
             raise HTTPException(400, f"export format must be coco or dota, got {format!r}")
-    return Response(
-        content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    return Response(content, media_type=media, headers={"Content-Disposition": attachment(name)})
+
+
+def attachment(name: str) -> str:
+    """A Content-Disposition header for a download named ``name``, per RFC 6266: an ASCII
+    ``filename`` (other characters, quotes and backslashes as ``_``) for old clients, and
+    the name itself as UTF-8 in ``filename*`` (RFC 5987)."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 @router.get("/projects/{project_id}/analytics")
