@@ -316,3 +316,21 @@ def test_serve_takes_data_roots_and_the_upload_limit():
 
     args = _parser().parse_args(["serve", "--data-root", "a", "--data-root", "b", "--max-upload-mb", "5"])
     assert [str(p) for p in args.data_roots] == ["a", "b"] and args.max_upload_mb == 5
+
+
+def test_a_pyramid_that_fails_does_not_stop_the_ones_after_it(tmp_path, monkeypatch):
+    done = []
+
+    def prepare(cache, image_id, path, width, height):
+        if image_id == "broken":
+            raise RuntimeError("a decoder failed")  # not an OSError or ValueError
+        done.append(image_id)
+
+    monkeypatch.setattr(tiles, "prepare", prepare)
+    for image_id in ("broken", "next"):
+        deps.prepare_tiles(tmp_path, [SimpleNamespace(id=image_id, path="x", width=4000, height=3000)])
+    for _ in range(200):
+        if done:
+            break
+        time.sleep(0.02)
+    assert done == ["next"]

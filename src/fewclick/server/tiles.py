@@ -115,8 +115,8 @@ def _make_queued() -> None:
         args = _QUEUE.get()
         try:
             prepare(*args)
-        except (OSError, ValueError) as exc:  # a file gone or unreadable: its tiles fail on request
-            logger.warning("tiles of image %s not made: %s", args[1], exc)
+        except Exception:  # the thread serves every later image: a file gone or unreadable
+            logger.exception("tiles of image %s not made", args[1])  # fails again on request
         finally:
             _QUEUE.task_done()
 
