@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         image_dir, centres, source = _click_image(args.data, home)
         big = _big_image(home / "big")
-        app = create_app(sqlite_url(home / "app.db"), home / "data")
+        app = create_app(sqlite_url(home / "app.db"), home / "data", data_roots=[home])
         base, _ = serve_in_thread(app)
         login = admin_account(app)
         import httpx

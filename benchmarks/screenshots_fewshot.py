@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     work = Path(tempfile.mkdtemp(prefix="fewclick-fewshot-"))
-    app = create_app(sqlite_url(work / "fewclick.db"), work)
+    roots = [args.data.resolve().parent]  # the folder that holds the dataset
+    app = create_app(sqlite_url(work / "fewclick.db"), work, data_roots=roots)
     base, server = serve_in_thread(app)
     login = admin_account(app)
     api = httpx.Client(base_url=base, timeout=300, headers=login[2])

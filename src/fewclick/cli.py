@@ -232,6 +232,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument(
+        "--data-root",
+        type=Path,
+        action="append",
+        dest="data_roots",
+        metavar="DIR",
+        help="a folder whose images and datasets projects may be made from (repeatable; default: --data)",
+    )
+    srv.add_argument("--max-upload-mb", type=float, help="the largest upload, in MB (default: the app's)")
     srv.set_defaults(run=_serve)
 
     users = commands.add_parser("users", help="the app's users").add_subparsers(title="users", required=True)
@@ -567,7 +576,7 @@ def _serve(args) -> int:
 
     url = args.db or sqlite_url(args.data / "fewclick.db")
     print(f"fewclick on http://{args.host}:{args.port}/ (database {url})")
-    serve(url, args.data, args.host, args.port)
+    serve(url, args.data, args.host, args.port, args.data_roots, args.max_upload_mb)
     return 0
 
 

@@ -19,7 +19,9 @@ VISITS = [
 @pytest.fixture()
 def client(tmp_path):
     make_dataset("aerial", 2, seed=1, width=64, height=64, out_dir=tmp_path / "aerial")
-    app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False)
+    app = create_app(
+        sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False, data_roots=[tmp_path]
+    )
     with client_for(app) as client:
         yield client
 

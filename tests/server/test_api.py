@@ -26,7 +26,9 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     home = tmp_path_factory.mktemp("server")
-    with client_for(create_app(sqlite_url(home / "fewclick.db"), home / "data")) as c:
+    roots = [tmp_path_factory.getbasetemp()]  # the test data and every test's tmp_path
+    app = create_app(sqlite_url(home / "fewclick.db"), home / "data", data_roots=roots)
+    with client_for(app) as c:
         yield c
 
 
@@ -60,17 +62,17 @@ def test_a_project_from_a_folder_lists_its_images_with_status(client, data):
 @pytest.mark.parametrize(
     "body, status, message",
     [
-        ({"name": "taken", "folder": "."}, 409, "exists already"),
-        ({"name": "nowhere", "folder": "/no/such/folder"}, 400, "no such folder"),
-        ({"name": "both", "folder": ".", "dataset": "."}, 400, "either a folder"),
+        ({"name": "taken", "folder": "{data}/aerial/images"}, 409, "exists already"),
+        ({"name": "nowhere", "folder": "{data}/no/such/folder"}, 400, "no such folder"),
+        ({"name": "both", "folder": "{data}", "dataset": "{data}"}, 400, "either a folder"),
         ({"name": " "}, 400, "needs a name"),
-        ({"name": "missing", "dataset": "/no/such/file.json"}, 400, "/no/such/file.json"),
+        ({"name": "missing", "dataset": "{data}/no/such/file.json"}, 400, "/no/such/file.json"),
     ],
 )
 def test_bad_project_requests_say_what_is_wrong(client, data, body, status, message):
     if not any(p["name"] == "taken" for p in client.get("/api/projects").json()):
         _project(client, "taken", folder=str(data / "aerial" / "images"))
-    r = client.post("/api/projects", json=body)
+    r = client.post("/api/projects", json={k: v.replace("{data}", str(data)) for k, v in body.items()})
     assert r.status_code == status and message in r.json()["detail"]
 
 

@@ -28,7 +28,7 @@ def site(tmp_path_factory):
     per role (their bearer tokens)."""
     home = tmp_path_factory.mktemp("auth")
     make_dataset("aerial", 1, seed=3, width=128, height=128, out_dir=home / "aerial")
-    app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False)
+    app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False, data_roots=[home])
     with client_for(app) as admin:
         created = admin.post(
             "/api/projects", json={"name": "p", "dataset": str(home / "aerial" / "annotations.json")}

@@ -54,7 +54,7 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("browser")
     make_dataset("aerial", 2, seed=11, width=384, height=384, out_dir=home / "aerial")
     port = _free_port()
-    app = create_app(sqlite_url(home / "app.db"), home / "data")
+    app = create_app(sqlite_url(home / "app.db"), home / "data", data_roots=[home])
     make_user(app, USER, "admin", PASSWORD)
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)

@@ -42,7 +42,7 @@ def app(home):
         mp.setenv("FEWCLICK_MODELS", str(home / "no-models"))  # the worker serves without SAM
         for module in (training_jobs, backends):
             mp.setattr(module, "start_process", lambda *args: None)
-        app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False)
+        app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False, data_roots=[home])
         with client_for(app, raise_server_exceptions=False) as client:
             images = str(home / "aerial" / "images")
             for body in ({"name": "folder", "folder": images}, {"name": '数据 "q"', "folder": images}):

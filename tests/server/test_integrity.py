@@ -25,7 +25,9 @@ HUGE = 2**64
 def api(tmp_path):
     """A client of a fresh app holding one project of two images, the first with a box."""
     make_dataset("aerial", 2, seed=3, width=WIDTH, height=HEIGHT, out_dir=tmp_path / "aerial")
-    app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False)
+    app = create_app(
+        sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False, data_roots=[tmp_path]
+    )
     with client_for(app) as client:
         r = client.post("/api/projects", json={"name": "p", "folder": str(tmp_path / "aerial" / "images")})
         project = r.json()["project"]

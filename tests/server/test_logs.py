@@ -13,7 +13,9 @@ from fewclick.server.db import sqlite_url
 
 @pytest.fixture()
 def app(tmp_path):
-    app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False)
+    app = create_app(
+        sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False, data_roots=[tmp_path]
+    )
 
     @app.get("/api/boom")
     def boom():

@@ -24,8 +24,9 @@ def home(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(home):
-    with client_for(create_app(sqlite_url(home / "app.db"), home / "data")) as c:
+def client(home, tmp_path_factory):
+    app = create_app(sqlite_url(home / "app.db"), home / "data", data_roots=[tmp_path_factory.getbasetemp()])
+    with client_for(app) as c:
         yield c
 
 
@@ -84,7 +85,9 @@ def test_sam_encodes_ahead_serves_the_box_and_feeds_a_click_back(client, home, s
     assert clicked["method"] == "sam" and clicked["mask"] != out["mask"]
 
     # a restart finds the embeddings on disk: ready at once, nothing encoded again
-    with client_for(create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False)) as again:
+    with client_for(
+        create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False, data_roots=[home])
+    ) as again:
         assert again.post(f"/api/images/{first['id']}/prepare").json()["ready"] is True
 
 

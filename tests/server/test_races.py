@@ -22,7 +22,7 @@ def server(tmp_path_factory):
     """The app served on a free loopback port: (base URL, app)."""
     home = tmp_path_factory.mktemp("races")
     make_dataset("aerial", 2, seed=7, width=96, height=64, out_dir=home / "aerial")
-    app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False)
+    app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False, data_roots=[home])
     with live_server(app) as base:
         yield base, app
 

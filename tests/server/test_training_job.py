@@ -12,7 +12,7 @@ from fewclick.server.training import train_project
 def setup(tmp_path):
     make_dataset("cells", 2, seed=4, width=160, height=160, out_dir=tmp_path / "cells")
     url = sqlite_url(tmp_path / "app.db")
-    app = create_app(url, tmp_path / "data", start_worker=False)
+    app = create_app(url, tmp_path / "data", start_worker=False, data_roots=[tmp_path])
     return client_for(app), app, url, tmp_path
 
 
@@ -102,7 +102,9 @@ def test_a_click_with_a_class_added_after_training_says_train_again(tmp_path, mo
     model = train_detector(
         data, tmp_path / "model", detector_config_for(data, "c3det"), TrainConfig(steps=1, crop=64), log=str
     )
-    app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False)
+    app = create_app(
+        sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False, data_roots=[tmp_path]
+    )
     with client_for(app) as client:
         made = client.post(
             "/api/projects", json={"name": "p", "dataset": str(tmp_path / "aerial" / "annotations.json")}

@@ -34,8 +34,9 @@ def started(monkeypatch):
 
 
 @pytest.fixture()
-def app(tmp_path, started):
-    app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False)
+def app(tmp_path_factory, tmp_path, started):
+    roots = [tmp_path_factory.getbasetemp()]
+    app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False, data_roots=roots)
     with client_for(app) as client:
         app.client = client
         yield app
@@ -348,7 +349,7 @@ def test_the_0003_migration_keeps_the_rows_of_an_older_database(tmp_path):
         )
     engine.dispose()
 
-    app = create_app(url, tmp_path / "data", start_worker=False)
+    app = create_app(url, tmp_path / "data", start_worker=False, data_roots=[tmp_path])
     with client_for(app) as client:
         project = client.get("/api/projects/7").json()
         assert project["name"] == "old" and project["auto_train_every"] == 2

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from fewclick.server.db import ROLES, ApiToken, Membership, User, WebSession, now
@@ -96,8 +96,10 @@ def token_user(session: Session, secret: str) -> User | None:
     token = session.scalar(select(ApiToken).filter_by(digest=digest(secret)))
     if token is None:
         return None
-    if token.last_used_at is None or now() - token.last_used_at > TOKEN_USE_EVERY:
-        token.last_used_at = now()  # kept to the minute: not a write per request
+    if token.last_used_at is None or now() - token.last_used_at > TOKEN_USE_EVERY:  # to the minute
+        with Session(session.get_bind()) as own:  # not in the request's transaction, which would
+            own.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now()))
+            own.commit()  # hold the database's write lock until the request ends
     return session.get(User, token.user_id)
 
 

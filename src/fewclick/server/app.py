@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from fewclick.server import logs, store, training_jobs
 from fewclick.server.accounts import has_admin
 from fewclick.server.auth import authorize
 from fewclick.server.db import init_db, session_factory
-from fewclick.server.deps import Settings, WorkerHandle
+from fewclick.server.deps import DEFAULT_MAX_UPLOAD_MB, Settings, WorkerHandle
 from fewclick.server.routes import accounts, annotations, assist, backends, events, images, jobs, projects
 
 STATIC = Path(__file__).parent / "static"
@@ -43,17 +44,32 @@ ROUTERS = (
 )
 
 
-def create_app(db_url: str, data_dir: str | Path, start_worker: bool = True) -> FastAPI:
+def create_app(
+    db_url: str,
+    data_dir: str | Path,
+    start_worker: bool = True,
+    data_roots: Sequence[str | Path] | None = None,
+    max_upload_mb: float | None = None,
+) -> FastAPI:
     """The app on the database at ``db_url`` (created or migrated to the current schema),
     keeping uploads, tiles and models under ``data_dir``; with ``start_worker`` the model
-    worker starts with the app, else on the first request that needs it."""
+    worker starts with the app, else on the first request that needs it. Projects are made
+    from and import only files under ``data_roots`` (None: ``data_dir``); an upload body
+    stops at ``max_upload_mb`` (None: ``DEFAULT_MAX_UPLOAD_MB``)."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    roots = tuple(Path(root).expanduser().resolve() for root in (data_roots or [data_dir]))
+    missing = [str(root) for root in roots if not root.is_dir()]
+    if missing:
+        raise ValueError(f"data roots must be existing folders, got {', '.join(missing)}")
+    max_upload_mb = DEFAULT_MAX_UPLOAD_MB if max_upload_mb is None else max_upload_mb
+    if max_upload_mb <= 0:
+        raise ValueError(f"max_upload_mb must be positive, got {max_upload_mb}")
     engine = init_db(db_url)
     app = FastAPI(title="fewclick", lifespan=_lifespan)
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
-    app.state.settings = Settings(db_url, data_dir)
+    app.state.settings = Settings(db_url, data_dir, roots, max_upload_mb)
     app.state.worker = WorkerHandle()
     app.state.start_worker = start_worker
     app.add_exception_handler(store.StoreError, _store_error)
@@ -108,12 +124,19 @@ def _index() -> FileResponse:
     return FileResponse(STATIC / "index.html")
 
 
-def serve(db_url: str, data_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(
+    db_url: str,
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    data_roots: Sequence[str | Path] | None = None,
+    max_upload_mb: float | None = None,
+) -> None:
     """Serve the app; beyond this machine (``host`` not loopback) only once it has an admin,
     who can then add the others (``fewclick users add``)."""
     import uvicorn
 
-    app = create_app(db_url, data_dir)
+    app = create_app(db_url, data_dir, data_roots=data_roots, max_upload_mb=max_upload_mb)
     if not _loopback(host):
         with app.state.sessions() as session:
             if not has_admin(session):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from fastapi import HTTPException, Request
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from fewclick.server import accounts
 from fewclick.server.db import Annotation, Image, Job, ProjectClass
@@ -75,21 +76,23 @@ REVIEW_STATUSES = {"done", "reviewed"}
 
 async def authorize(request: Request, session: DB) -> None:
     """Authenticate the request and check its user's role for the route; the user becomes
-    the session's acting user (``session.info["user"]``, see :func:`db.local_user`)."""
+    the session's acting user (``session.info["user"]``, see :func:`db.local_user`). The
+    database work runs on the thread pool, as the routes' own does, never on the event loop."""
     route = request.scope["route"].path
     key = (request.method, route)
     if key in PUBLIC:
         return
-    user = _authenticate(request, session)
-    if session.dirty:
-        session.commit()  # a token's last use, in a transaction of its own before the route's
-    session.info["user"] = user
     action = ACTIONS.get(key, "admin")
+    review = action == "annotate or review" and await _is_review(request, route)
+    await run_in_threadpool(_check, request, session, action, review)
+
+
+def _check(request: Request, session, action: str, review: bool) -> None:
+    user = _authenticate(request, session)
+    session.info["user"] = user
     role = accounts.role_on(session, user, _project_of(session, request.path_params))
     if action == "annotate or review":
-        allowed = role in accounts.MAY["annotate"] or (
-            role in accounts.MAY["review"] and await _is_review(request, route)
-        )
+        allowed = role in accounts.MAY["annotate"] or (role in accounts.MAY["review"] and review)
     else:
         allowed = role in accounts.MAY[action]
     if not allowed:

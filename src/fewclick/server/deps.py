@@ -2,7 +2,8 @@
 and handed to handlers as FastAPI dependencies:
 
 - ``DB``: a database session for the request (the handler commits);
-- ``Config``: the app's :class:`Settings` (database URL, data folder and what lies in it);
+- ``Config``: the app's :class:`Settings` (database URL, data folder and what lies in it,
+  the folders projects may read from, the upload limit);
 - ``Worker``: the :class:`WorkerHandle` that runs model work in the worker process.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -23,11 +23,22 @@ from sqlalchemy.orm import Session
 from fewclick.server import tiles, worker
 from fewclick.server.db import Image
 
+DEFAULT_MAX_UPLOAD_MB = 256
+
 
 @dataclass(frozen=True)
 class Settings:
+    """``data_roots``: the folders (resolved) whose files projects may be made from and
+    import (:mod:`fewclick.server.paths`); ``max_upload_mb``: the largest upload body."""
+
     db_url: str
     data_dir: Path
+    data_roots: tuple[Path, ...] = ()
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
 
     @property
     def tile_cache(self) -> Path:
@@ -82,10 +93,11 @@ class WorkerHandle:
 
 
 def prepare_tiles(cache: Path, images: Iterable[Image]) -> None:
-    """Make the tile pyramids of the large ones among ``images`` in a background thread."""
-    large = [(im.id, im.path, im.width, im.height) for im in images if tiles.is_large(im.width, im.height)]
-    if large:
-        threading.Thread(target=lambda: [tiles.prepare(cache, *args) for args in large], daemon=True).start()
+    """Queue the tile pyramids of the large ones among ``images`` for the one background
+    thread that makes them (:func:`fewclick.server.tiles.prepare_later`)."""
+    for im in images:
+        if tiles.is_large(im.width, im.height):
+            tiles.prepare_later(cache, im.id, im.path, im.width, im.height)
 
 
 def start_process(target, *args) -> None:

@@ -8,9 +8,11 @@ operation succeeds (the caller commits).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from sqlalchemy import case, select, update
@@ -35,9 +37,11 @@ from fewclick.server.db import (
     now,
 )
 from fewclick.server.queries import annotated_unfinished, running_job
+from fewclick.server.tiles import check_size
 
 MAX_AUTO_TRAIN_EVERY = 1000
 MAX_ID = 2**31 - 1  # the largest row id or revision every database holds (PostgreSQL's INTEGER)
+MAX_FOLDER_IMAGES = 10_000  # image files in a project made from a folder
 
 
 class StoreError(ValueError):
@@ -74,10 +78,12 @@ def create_project(
     format: str | None = None,
     classes: Sequence[str] = (),
     reference: bool = False,
+    check: Callable[[Dataset], None] | None = None,
 ) -> tuple[Project, list[str]]:
-    """A project from a folder of images or from a dataset in any readable format (its
-    annotations imported; as reference annotations with ``reference``). Returns the
-    project and warnings (files skipped, and why)."""
+    """A project from a folder of images (at most ``MAX_FOLDER_IMAGES``) or from a dataset
+    in any readable format (its annotations imported; as reference annotations with
+    ``reference``), once ``check`` accepts it. Returns the project and warnings (files
+    skipped, and why)."""
     name = name.strip()
     if not name:
         raise StoreError("a project needs a name")
@@ -93,11 +99,11 @@ def create_project(
         if not root.is_dir():
             raise StoreError(f"{root}: no such folder")
         set_classes(session, project, classes or ["object"])
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        for path in files:
+        for path in _image_files(root):
             try:
                 width, height = image_size(path)
-            except ImageError as exc:
+                check_size(width, height)
+            except ValueError as exc:  # ImageError too
                 warnings.append(f"skipped {path.relative_to(root)}: {exc}")
                 continue
             session.add(
@@ -114,11 +120,33 @@ def create_project(
             raise StoreError(f"{root}: no readable images (looked for {', '.join(IMAGE_SUFFIXES)})")
     else:
         data = read_import(dataset, format)
+        if check is not None:
+            check(data)
         set_classes(session, project, data.classes)
         project.oriented = _oriented(data)
         warnings += import_annotations(session, user, project, data, reference=reference, add_images=True)
     session.flush()
     return project, warnings
+
+
+def _image_files(root: Path) -> list[Path]:
+    """The image files under ``root``, sorted; links to folders are not followed, links to
+    files outside ``root`` are left out; more than ``MAX_FOLDER_IMAGES`` is refused."""
+    inside = root.resolve()
+    files = []
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = Path(folder) / name
+            if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+                continue
+            if path.resolve().is_relative_to(inside):
+                files.append(path)
+                if len(files) > MAX_FOLDER_IMAGES:
+                    raise StoreError(
+                        f"{root} holds more than {MAX_FOLDER_IMAGES:,} image files, the limit for a project "
+                        "from a folder: make projects from its sub-folders"
+                    )
+    return sorted(files)
 
 
 def read_import(path: str | Path, format: str | None) -> Dataset:
@@ -215,10 +243,11 @@ def import_annotations(
 
 
 def add_upload(
-    session: Session, user: User, project: Project, name: str, content: bytes, folder: Path
+    session: Session, user: User, project: Project, name: str, content: BinaryIO, folder: Path
 ) -> Image:
-    """Save an uploaded file into ``folder`` and add it as an image; a non-image, a
-    truncated image or one over the pixel limit is refused and nothing is kept."""
+    """Save an uploaded file (read from ``content`` in chunks) into ``folder`` and add it as
+    an image; a non-image, a truncated image, one over the pixel limit or outside the tile
+    limits is refused and nothing is kept."""
     safe = Path(name).name
     if not safe or Path(safe).suffix.lower() not in IMAGE_SUFFIXES:
         raise StoreError(f"{name!r} is not an image file ({', '.join(IMAGE_SUFFIXES)})")
@@ -227,14 +256,19 @@ def add_upload(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / safe
     partial = folder / f".{safe}.part"
-    partial.write_bytes(content)
+    with open(partial, "wb") as out:
+        shutil.copyfileobj(content, out)
     try:
         width, height = image_size(partial)
+        check_size(width, height)
         load_image(partial)  # decodes every pixel: a truncated file fails here
     except ImageError as exc:
         partial.unlink(missing_ok=True)
         message = str(exc).replace(str(partial), safe)
         raise (TooLarge if "pixel" in message and "limit" in message else StoreError)(message) from None
+    except ValueError as exc:
+        partial.unlink(missing_ok=True)
+        raise StoreError(f"{safe}: {exc}") from None
     partial.replace(path)
     image = Image(
         project=project,

@@ -3,13 +3,19 @@
 Level 0 is full resolution, level L is downscaled by 2^L, and the top level fits the whole
 image in one tile. Tiles are made a level at a time from the level below (OpenCV's area
 interpolation), written under ``<cache>/<image id>/<level>/<col>_<row>.jpg``; ``prepare``
-makes the whole pyramid ahead (the app starts it when a large image is added), so the
-first tile a viewer asks for is a file read.
+makes the whole pyramid ahead (the app queues it when a large image is added, and one
+background thread makes the queued pyramids one at a time), so the first tile a viewer asks
+for is a file read.
+
+An image is served only within the limits :func:`check_size` states: no side over
+``MAX_ASPECT_RATIO`` times the other, no more than ``MAX_TILES`` tiles in its pyramid.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import queue
 import threading
 import time
 from pathlib import Path
@@ -19,14 +25,38 @@ import numpy as np
 
 from fewclick.io.images import load_image
 
+logger = logging.getLogger(__name__)
+
 TILE = 512
 LARGE = 2048  # images with a side above this are served as tiles
+MAX_ASPECT_RATIO = 100  # the long side at most this many times the short one
+MAX_TILES = 8192  # tiles in a whole pyramid (a 20,000 x 20,000 image has 2,139)
 _LOCKS: dict[int, threading.Lock] = {}
 _GUARD = threading.Lock()
+_QUEUE: queue.Queue = queue.Queue()
+_MAKER: list[threading.Thread] = []  # the one thread that makes queued pyramids, once started
 
 
 def is_large(width: int, height: int) -> bool:
     return max(width, height) > LARGE
+
+
+def check_size(width: int, height: int) -> None:
+    """A ValueError naming the size and the limit when an image of ``width x height`` is too
+    elongated or would make too many tiles to serve."""
+    if max(width, height) > MAX_ASPECT_RATIO * max(1, min(width, height)):
+        raise ValueError(
+            f"a {width} x {height} image is more elongated than the limit of {MAX_ASPECT_RATIO}:1"
+        )
+    n = tile_count(width, height)
+    if is_large(width, height) and n > MAX_TILES:
+        raise ValueError(f"a {width} x {height} image makes {n:,} tiles, over the limit of {MAX_TILES:,}")
+
+
+def tile_count(width: int, height: int) -> int:
+    """How many tiles the whole pyramid of a ``width x height`` image has."""
+    sizes = info(width, height)["sizes"]
+    return sum(math.ceil(w / TILE) * math.ceil(h / TILE) for w, h in sizes)
 
 
 def levels(width: int, height: int) -> int:
@@ -68,6 +98,27 @@ def prepare(cache: Path, image_id: int, path: str, width: int, height: int) -> N
         for level in reversed(range(len(pyramid))):
             _write_level(cache, image_id, level, pyramid[level])
         _done(cache, image_id).write_text("done")
+
+
+def prepare_later(cache: Path, image_id: int, path: str, width: int, height: int) -> None:
+    """Queue :func:`prepare` for the background thread, which makes one pyramid at a time
+    (so that many large images added at once do not decode all at once)."""
+    _QUEUE.put((cache, image_id, path, width, height))
+    with _GUARD:
+        if not _MAKER:
+            _MAKER.append(threading.Thread(target=_make_queued, name="tiles", daemon=True))
+            _MAKER[0].start()
+
+
+def _make_queued() -> None:
+    while True:
+        args = _QUEUE.get()
+        try:
+            prepare(*args)
+        except Exception:  # the thread serves every later image: a file gone or unreadable
+            logger.exception("tiles of image %s not made", args[1])  # fails again on request
+        finally:
+            _QUEUE.task_done()
 
 
 def _half(pixels: np.ndarray) -> np.ndarray:

@@ -44,6 +44,7 @@ def _outside(image: Image) -> str:
 @router.post("/images/{image_id}/detect")
 async def detect(image_id: int, body: DetectIn, session: DB, config: Config, models: Worker):
     image = store.get(session, Image, image_id, "image")
+    serving.image_file(image)
     project = image.project
     position_of = {c.id: c.position for c in project.classes}
     class_of = {c.position: c.id for c in project.classes}

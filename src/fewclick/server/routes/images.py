@@ -1,23 +1,73 @@
 """A project's images: list, upload, open (with its annotations and neighbours), change
-status, and the pixels, as the file or as tiles for large images."""
+status, and the pixels, as the file or as tiles for large images.
+
+A request body here stops at the app's upload limit (``Settings.max_upload_mb``): it is
+read as it arrives, and the first byte over the limit ends it with 413. Uploads are decoded
+in the thread pool, not on the event loop. A file is served only while Pillow reads it as
+an image.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi import APIRouter, File, HTTPException, Request, Response, UploadFile
 from fastapi.responses import FileResponse
+from fastapi.routing import APIRoute
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
 from pydantic import BaseModel
+from starlette.types import Message, Receive
 
+from fewclick.io.images import ImageError
 from fewclick.server import queries, store, tiles, views
 from fewclick.server.db import FINISHED, Image, Project, local_user
 from fewclick.server.deps import DB, Config, prepare_tiles
 from fewclick.server.serving import image_file as existing_file
 from fewclick.server.training_jobs import train_if_due
 
-router = APIRouter(prefix="/api")
+BROWSER_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "BMP": "image/bmp"}  # others: PNG copies
 
-BROWSER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")  # served as they are; others as PNG copies
+
+def limited_receive(receive: Receive, limit: int, declared: int | None) -> Receive:
+    """``receive`` that raises 413 naming ``limit`` (bytes) as soon as the body sent, or
+    its declared length, is over it, so that no more of it is read."""
+    received = 0
+
+    def too_large() -> HTTPException:
+        return HTTPException(413, f"the request body is over the upload limit of {limit / 2**20:g} MB")
+
+    async def receive_at_most() -> Message:
+        nonlocal received
+        if declared is not None and declared > limit:
+            raise too_large()
+        message = await receive()
+        received += len(message.get("body", b""))
+        if received > limit:
+            raise too_large()
+        return message
+
+    return receive_at_most
+
+
+class UploadLimitRoute(APIRoute):
+    """A route whose request body is read through :func:`limited_receive`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def limited(request: Request) -> Response:
+            limit = request.app.state.settings.max_upload_bytes
+            length = request.headers.get("content-length", "")
+            declared = int(length) if length.isdigit() else None
+            return await handler(Request(request.scope, limited_receive(request.receive, limit, declared)))
+
+        return limited
+
+
+router = APIRouter(prefix="/api", route_class=UploadLimitRoute)
 
 
 class ImagePatch(BaseModel):
@@ -32,11 +82,10 @@ def list_images(project_id: int, session: DB):
 
 
 @router.post("/projects/{project_id}/images", status_code=201)
-async def upload_image(project_id: int, file: Annotated[UploadFile, File()], session: DB, config: Config):
+def upload_image(project_id: int, file: Annotated[UploadFile, File()], session: DB, config: Config):
     project = store.get(session, Project, project_id, "project")
-    content = await file.read()
     image = store.add_upload(
-        session, local_user(session), project, file.filename or "", content, config.uploads(project.id)
+        session, local_user(session), project, file.filename or "", file.file, config.uploads(project.id)
     )
     session.commit()
     prepare_tiles(config.tile_cache, [image])
@@ -74,18 +123,37 @@ def patch_image(image_id: int, body: ImagePatch, session: DB, config: Config):
 def image_file(image_id: int, session: DB, config: Config):
     image = store.get(session, Image, image_id, "image")
     path = existing_file(image)
-    if path.suffix.lower() in BROWSER_SUFFIXES:
-        return FileResponse(path)
-    return FileResponse(tiles.browser_copy(config.tile_cache, image.id, image.path))
+    media = BROWSER_TYPES.get(_format(image, path))
+    if media is not None:
+        return FileResponse(path, media_type=media, headers={"X-Content-Type-Options": "nosniff"})
+    try:
+        return FileResponse(tiles.browser_copy(config.tile_cache, image.id, image.path))
+    except ImageError as exc:
+        raise store.Conflict(f"the file of image {image.file_name!r} cannot be read: {exc}") from None
+
+
+def _format(image: Image, path: Path) -> str:
+    """Pillow's name for the format of the image's file; a Conflict naming the file when
+    it is not an image (any more)."""
+    try:
+        with PILImage.open(path) as img:
+            return img.format
+    except (UnidentifiedImageError, OSError) as exc:  # a file replaced since it was added
+        raise store.Conflict(
+            f"the file of image {image.file_name!r} ({path}) is not an image ({exc})"
+        ) from None
 
 
 @router.get("/images/{image_id}/tiles/{level}/{col}/{row}")
 def image_tile(image_id: int, level: int, col: int, row: int, session: DB, config: Config):
     image = store.get(session, Image, image_id, "image")
+    existing_file(image)
     try:
         path = tiles.get_tile(
             config.tile_cache, image.id, image.path, image.width, image.height, level, col, row
         )
+    except ImageError as exc:
+        raise store.Conflict(f"the file of image {image.file_name!r} cannot be read: {exc}") from None
     except ValueError as exc:
         raise HTTPException(404, str(exc)) from None
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})

@@ -8,13 +8,14 @@ import tempfile
 import zipfile
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, HTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from fewclick.server import queries, store, views
+from fewclick.server import paths, queries, store, views
 from fewclick.server.db import Project, ProjectClass, local_user
 from fewclick.server.deps import DB, Config, prepare_tiles
 from fewclick.server.training import newest_model
@@ -78,9 +79,22 @@ def list_projects(session: DB):
 
 @router.post("/projects", status_code=201)
 def create_project(body: ProjectIn, session: DB, config: Config):
+    """A project from a folder under a data root (its readable images; the ones skipped
+    are named in ``warnings``) or from a dataset there."""
     user = local_user(session)
+    roots = config.data_roots
+    folder = None if body.folder is None else paths.allowed(body.folder, roots, "folder")
+    dataset = None if body.dataset is None else paths.allowed(body.dataset, roots, "dataset")
     project, warnings = store.create_project(
-        session, user, body.name, body.folder, body.dataset, body.format, body.classes, body.reference
+        session,
+        user,
+        body.name,
+        folder,
+        dataset,
+        body.format,
+        body.classes,
+        body.reference,
+        check=lambda data: paths.check_dataset(data, roots, adds_images=True),
     )
     session.commit()
     prepare_tiles(config.tile_cache, project.images)
@@ -148,9 +162,10 @@ def patch_class(class_id: int, body: ClassIn, session: DB):
 
 
 @router.post("/projects/{project_id}/import")
-def import_dataset(project_id: int, body: ImportIn, session: DB):
+def import_dataset(project_id: int, body: ImportIn, session: DB, config: Config):
     project = store.get(session, Project, project_id, "project")
-    data = store.read_import(body.dataset, body.format)
+    data = store.read_import(paths.allowed(body.dataset, config.data_roots, "dataset"), body.format)
+    paths.check_dataset(data, config.data_roots, adds_images=False)
     warnings = store.import_annotations(session, local_user(session), project, data, body.reference)
     session.commit()
     return {"project": _detail(session, project), "warnings": warnings}
@@ -172,9 +187,15 @@ def export(project_id: int, session: DB, format: str = "coco"):
             content, media, name = buffer.getvalue(), "application/zip", f"{project.name}.dota.zip"
         else:
             raise HTTPException(400, f"export format must be coco or dota, got {format!r}")
-    return Response(
-        content, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    return Response(content, media_type=media, headers={"Content-Disposition": attachment(name)})
+
+
+def attachment(name: str) -> str:
+    """A Content-Disposition header for a download named ``name``, per RFC 6266: an ASCII
+    ``filename`` (other characters, quotes and backslashes as ``_``) for old clients, and
+    the name itself as UTF-8 in ``filename*`` (RFC 5987)."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 @router.get("/projects/{project_id}/analytics")
