@@ -2,14 +2,13 @@ import json
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image as PILImage
+from tests.server.conftest import client_for
 
 from fewclick.data.synthetic import make_dataset
 from fewclick.io import read_dataset
 from fewclick.io.rle import mask_to_rle
 from fewclick.server.app import create_app
-from fewclick.server.db import sqlite_url
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +19,9 @@ def data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def client(tmp_path_factory, db_url):
     home = tmp_path_factory.mktemp("server")
-    with TestClient(create_app(sqlite_url(home / "fewclick.db"), home / "data")) as c:
+    with client_for(create_app(db_url, home / "data")) as c:
         yield c
 
 
