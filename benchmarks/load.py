@@ -1,0 +1,389 @@
+"""Load benchmark: simulated annotators saving at once against the real server.
+
+    python benchmarks/load.py --annotators 20 --minutes 2 [--db URL] [--work DIR] \\
+        --out docs/benchmarks/load.json
+
+Starts ``fewclick serve`` as a process of its own on loopback (SQLite in the work folder by
+default; the database at ``--db``, e.g. ``postgresql+psycopg://...``, when given) with a
+project of synthetic 512 x 512 images, ``--images-each`` per annotator (no two annotators
+share an image, as a team splits the work). Each annotator is a thread with its own HTTP
+connection that:
+
+1. logs in (:func:`login`);
+2. opens one of its images: ``GET /api/images/N`` (annotations and revision) and
+   ``GET /api/images/N/file``;
+3. saves 5 to 15 times on it, 0 to 2 x ``--think`` seconds apart (uniform; by default 0.5 s
+   on average, faster than a person clicks): a batch of 1 or 2 new boxes and, one time in
+   three, the deletion of one of its boxes, with the revision it holds
+   (``POST /api/images/N/annotations/batch``), as the page's autosave does;
+4. then reads the project page's lists (``GET /api/projects/P``, ``.../images``,
+   ``.../jobs``) and goes on with its next image.
+
+The project's automatic training is off, so no training job competes for the CPU. First
+one annotator alone for ``--idle-minutes`` (the idle save latency), then
+``--annotators`` at once for ``--minutes``. Any answer other than 2xx, or none, is an error.
+At the end the server is stopped and the database read directly: a lost write is an
+acknowledged save whose boxes are missing or whose deleted boxes are still there, or an
+image whose revision is not the last acknowledged one. Writes FILE.json and FILE.md beside it
+(date, machine, load average). Target: p95 save latency under load at most 2x the idle p95,
+0 errors, 0 lost writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+from _server import ServerProcess
+from tqdm import tqdm
+
+from fewclick.data.synthetic import make_dataset
+from fewclick.server.auth import SESSION_COOKIE
+from fewclick.server.db import Annotation, Image, make_engine, session_factory, sqlite_url
+
+PASSWORD = "load-benchmark"
+SAVES_PER_IMAGE = (5, 15)
+P95_RATIO_TARGET = 2.0
+
+
+def login(base: str, name: str, password: str) -> dict[str, str]:
+    """Log ``name`` in as the browser does (``POST /api/login``): the headers of every later
+    request, the session cookie and the session's CSRF token."""
+    r = httpx.post(f"{base}/api/login", json={"name": name, "password": password}, timeout=60)
+    r.raise_for_status()
+    cookie = r.cookies[SESSION_COOKIE]
+    return {"Cookie": f"{SESSION_COOKIE}={cookie}", r.json()["csrf_header"]: r.json()["csrf"]}
+
+
+@dataclass
+class Tally:
+    """What the annotators measured, shared by their threads (append is thread-safe)."""
+
+    saves: list[float] = field(default_factory=list)  # seconds per acknowledged save
+    opens: list[float] = field(default_factory=list)  # GET image + GET file
+    lists: list[float] = field(default_factory=list)  # the project page's three lists
+    errors: list[str] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # process -> CPU seconds in the phase
+
+
+@dataclass
+class Kept:
+    """What the server acknowledged for one image: its revision and its boxes by id."""
+
+    revision: int
+    boxes: dict[int, list[float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Shift:
+    """What every annotator of a phase shares: where to work and until when."""
+
+    base: str  # the server's URL
+    project_id: int
+    class_id: int
+    think: float  # mean seconds between an annotator's saves
+    until: float  # time.monotonic() when they stop
+
+
+class Annotator(threading.Thread):
+    def __init__(self, name: str, images: list[int], shift: Shift, tally: Tally) -> None:
+        super().__init__(name=name, daemon=True)
+        self.images, self.shift, self.tally = images, shift, tally
+        self.rng = random.Random(name)
+        self.kept: dict[int, Kept] = {}  # image id -> what the server acknowledged
+
+    def run(self) -> None:
+        headers = login(self.shift.base, self.name, PASSWORD)
+        with httpx.Client(base_url=self.shift.base, headers=headers, timeout=60) as client:
+            turn = 0
+            while time.monotonic() < self.shift.until:
+                image_id = self.images[turn % len(self.images)]
+                turn += 1
+                if self._open(client, image_id):
+                    self._work(client, image_id)
+                page = f"/api/projects/{self.shift.project_id}"
+                self._timed(self.tally.lists, client, page, f"{page}/images", f"{page}/jobs")
+
+    def _open(self, client: httpx.Client, image_id: int) -> bool:
+        got = self._timed(self.tally.opens, client, f"/api/images/{image_id}", f"/api/images/{image_id}/file")
+        if got is None:
+            return False
+        image = got[0].json()
+        self.kept[image_id] = Kept(
+            image["revision"], {a["id"]: a["geometry"]["box"] for a in image["annotations"]}
+        )
+        return True
+
+    def _work(self, client: httpx.Client, image_id: int) -> None:
+        kept = self.kept[image_id]
+        for _ in range(self.rng.randint(*SAVES_PER_IMAGE)):
+            time.sleep(self.rng.uniform(0, 2 * self.shift.think))
+            if time.monotonic() >= self.shift.until:
+                return
+            delete = [self.rng.choice(sorted(kept.boxes))] if kept.boxes and self.rng.random() < 1 / 3 else []
+            boxes = [self._box() for _ in range(self.rng.randint(1, 2))]
+            create = [{"class_id": self.shift.class_id, "geometry": {"box": b}} for b in boxes]
+            body = {"revision": kept.revision, "delete": delete, "create": create}
+            start = time.perf_counter()
+            try:
+                r = client.post(f"/api/images/{image_id}/annotations/batch", json=body)
+            except httpx.TransportError as exc:
+                self.tally.errors.append(f"save on image {image_id}: no answer ({exc!r})")
+                return
+            if r.status_code != 200:
+                self.tally.errors.append(f"save on image {image_id}: {r.status_code} {r.text[:200]}")
+                return  # opening the image again takes the server's state
+            self.tally.saves.append(time.perf_counter() - start)
+            out = r.json()
+            for ann_id in delete:
+                del kept.boxes[ann_id]
+            kept.boxes.update({a["id"]: a["geometry"]["box"] for a in out["created"]})
+            kept.revision = out["revision"]
+
+    def _box(self) -> list[float]:
+        x, y = self.rng.uniform(0, 480), self.rng.uniform(0, 480)
+        w, h = self.rng.uniform(8, 30), self.rng.uniform(8, 30)
+        return [round(v, 1) for v in (x, y, x + w, y + h)]
+
+    def _timed(self, into: list[float], client: httpx.Client, *urls: str) -> list[httpx.Response] | None:
+        """GET ``urls`` one after the other; their total time goes ``into`` when all are 2xx."""
+        start = time.perf_counter()
+        answers = []
+        for url in urls:
+            try:
+                r = client.get(url)
+            except httpx.TransportError as exc:
+                self.tally.errors.append(f"GET {url}: no answer ({exc!r})")
+                return None
+            if not r.is_success:
+                self.tally.errors.append(f"GET {url}: {r.status_code} {r.text[:200]}")
+                return None
+            answers.append(r)
+        into.append(time.perf_counter() - start)
+        return answers
+
+
+def run_phase(server: ServerProcess, project: dict, teams: list[list[int]], minutes: float, think: float,
+              label: str) -> tuple[Tally, list[Annotator]]:  # fmt: skip
+    """One annotator per list of image ids in ``teams``, all at once for ``minutes``; returns
+    the :class:`Tally` (with the CPU time the server and the annotators took) and the annotators."""
+    tally = Tally()
+    cpu = (cpu_seconds(server.process.pid), time.process_time())
+    seconds = minutes * 60
+    shift = Shift(server.base, project["id"], project["classes"][0]["id"], think, time.monotonic() + seconds)
+    team = [Annotator(f"{label}{i}", images, shift, tally) for i, images in enumerate(teams)]
+    for a in team:
+        a.start()
+    with tqdm(total=round(seconds), desc=f"{label}: {len(team)} annotator(s)", unit="s") as bar:
+        while any(a.is_alive() for a in team):
+            time.sleep(1)
+            bar.update(min(1, bar.total - bar.n))
+            bar.set_postfix(saves=len(tally.saves), errors=len(tally.errors), p95_ms=_ms(tally.saves, 95))
+    tally.cpu = {
+        "server": cpu_seconds(server.process.pid) - cpu[0],
+        "annotators": time.process_time() - cpu[1],
+    }
+    return tally, team
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` so far (Linux's /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def lost_writes(db_url: str, kept: dict[int, Kept]) -> tuple[int, list[str]]:
+    """How many acknowledged writes (``kept``: image id -> what the server acknowledged) the
+    database at ``db_url`` does not hold, read directly with the server stopped: boxes missing
+    or changed, boxes there that were deleted (or never acknowledged), a revision other than
+    the acknowledged one; and examples."""
+    engine = make_engine(db_url)
+    lost, examples = 0, []
+    with session_factory(engine)() as session:
+        for image_id, want in kept.items():
+            revision = session.get(Image, image_id).revision
+            rows = session.query(Annotation).filter_by(image_id=image_id, reference=False)
+            stored = {ann.id: ann.geometry["box"] for ann in rows}
+            missing = sum(stored.get(k) != box for k, box in want.boxes.items())
+            extra = len(stored.keys() - want.boxes.keys())
+            wrong = missing + extra + (revision != want.revision)
+            if wrong:
+                examples.append(
+                    f"image {image_id}: {missing} boxes missing or changed, {extra} deleted or never "
+                    f"acknowledged, revision {revision} (acknowledged {want.revision})"
+                )
+            lost += wrong
+    engine.dispose()
+    return lost, examples[:10]
+
+
+def _ms(seconds: list[float], q: float) -> float | None:
+    return round(float(np.percentile(seconds, q)) * 1000, 1) if seconds else None
+
+
+def _summary(tally: Tally, minutes: float) -> dict:
+    return {
+        "saves": len(tally.saves),
+        "saves_per_second": round(len(tally.saves) / (minutes * 60), 1),
+        "save_p50_ms": _ms(tally.saves, 50),
+        "save_p95_ms": _ms(tally.saves, 95),
+        "save_p99_ms": _ms(tally.saves, 99),
+        "open_p95_ms": _ms(tally.opens, 95),
+        "lists_p95_ms": _ms(tally.lists, 95),
+        "errors": len(tally.errors),
+        "error_examples": tally.errors[:10],
+        "cpu_percent": {k: round(100 * v / (minutes * 60)) for k, v in tally.cpu.items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    each = args.images_each
+    work = args.work or Path(tempfile.mkdtemp(prefix="fewclick-load-"))
+    data = work / "data"
+    shutil.rmtree(data, ignore_errors=True)  # a fresh project and, on SQLite, a fresh database
+    make_dataset("aerial", (args.annotators + 1) * each, seed=0, out_dir=data / "scenes")
+    db_url = args.db or sqlite_url(data / "fewclick.db")
+    server = ServerProcess(data, args.db)
+    load_before = os.getloadavg()
+    server.start()
+    try:
+        server.add_user("admin", "admin", PASSWORD)  # the first admin, with the CLI
+        admin = httpx.Client(base_url=server.base, headers=login(server.base, "admin", PASSWORD), timeout=60)
+        for i in range(args.annotators):  # the admin adds the annotators (named as their threads)
+            for label in ("idle", "load"):
+                user = {"name": f"{label}{i}", "role": "annotator", "password": PASSWORD}
+                admin.post("/api/users", json=user).raise_for_status()
+        name = f"load {datetime.now(UTC):%Y-%m-%d %H:%M:%S}"
+        body = {"name": name, "folder": str(data / "scenes" / "images"), "classes": ["car"]}
+        r = admin.post("/api/projects", json=body)
+        r.raise_for_status()
+        project = r.json()["project"]
+        r = admin.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0})  # no training jobs
+        r.raise_for_status()
+        images = [im["id"] for im in admin.get(f"/api/projects/{project['id']}/images").json()]
+        alone = [images[-each:]]  # images no annotator of the load phase opens
+        split = [images[i * each : (i + 1) * each] for i in range(args.annotators)]
+        idle, idle_team = run_phase(server, project, alone, args.idle_minutes, args.think, "idle")
+        busy, busy_team = run_phase(server, project, split, args.minutes, args.think, "load")
+    finally:
+        server.stop()
+    lost, lost_examples = lost_writes(
+        db_url, {k: v for a in idle_team + busy_team for k, v in a.kept.items()}
+    )
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "python": platform.python_version(),
+        "load_average_before": [round(v, 2) for v in load_before],
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "database": db_url.split(":", 1)[0].split("+")[0],
+        "annotators": args.annotators,
+        "minutes": args.minutes,
+        "idle_minutes": args.idle_minutes,
+        "think_seconds": args.think,
+        "images": len(images),
+        "idle": _summary(idle, args.idle_minutes),
+        "load": _summary(busy, args.minutes),
+        "lost_writes": lost,
+        "lost_examples": lost_examples,
+    }
+    idle_p95, load_p95 = result["idle"]["save_p95_ms"], result["load"]["save_p95_ms"]
+    result["p95_ratio"] = round(load_p95 / idle_p95, 2) if idle_p95 and load_p95 else None
+    no_errors = result["idle"]["errors"] == result["load"]["errors"] == 0
+    ratio = result["p95_ratio"]
+    result["target_met"] = ratio is not None and ratio <= P95_RATIO_TARGET and no_errors and lost == 0
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(_render(result))
+    print(_render(result))
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _render(r: dict) -> str:
+    idle, load = r["idle"], r["load"]
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    ratio_met = r["p95_ratio"] is not None and r["p95_ratio"] <= P95_RATIO_TARGET
+    no_errors = idle["errors"] == load["errors"] == 0
+
+    def row(what: str, key: str, unit: str = " ms", target: str = "") -> str:
+        return f"| {what} | {idle[key]}{unit} | {load[key]}{unit} | {target} |"
+
+    rows = [
+        row("save latency p50", "save_p50_ms"),
+        row("save latency p95", "save_p95_ms", target=f"<= 2x idle: {r['p95_ratio']}x, {met(ratio_met)}"),
+        row("save latency p99", "save_p99_ms"),
+        row("saves", "saves", ""),
+        row("saves per second", "saves_per_second", ""),
+        row("open an image p95 (GET image + file)", "open_p95_ms"),
+        row("project page's lists p95 (3 GETs)", "lists_p95_ms"),
+        row("errors", "errors", "", f"0: {met(no_errors)}"),
+        f"| CPU of the server, of the annotators' threads | {_cpu(idle)} | {_cpu(load)} | |",
+    ]
+    lines = [
+        "# Load benchmark",
+        "",
+        "Generated by `benchmarks/load.py` (the real server, `fewclick serve`, as a process of its own; "
+        "the simulated annotators are threads of the benchmark's process on the same machine, over "
+        "loopback; what each does is in the script's docstring).",
+        "",
+        f"- run {r['date']} on {r['machine']}, Python {r['python']}; load average "
+        f"{r['load_average_before']} before, {r['load_average_after']} after",
+        f"- database: {r['database']}; {r['images']} images of 512 x 512; think time 0 to "
+        f"{2 * r['think_seconds']} s between saves",
+        f"- idle: 1 annotator for {r['idle_minutes']} min; load: {r['annotators']} annotators at once for "
+        f"{r['minutes']} min",
+        "",
+        f"| measure | idle | {r['annotators']} annotators | target |",
+        "|---|---|---|---|",
+        *rows,
+        f"| lost writes (acknowledged, not in the database) | | {r['lost_writes']} | "
+        f"0: {met(r['lost_writes'] == 0)} |",
+        "",
+        f"Target (p95 save latency at most 2x idle, 0 errors, 0 lost writes): {met(r['target_met'])}.",
+    ]
+    for what, examples in (
+        ("Errors", idle["error_examples"] + load["error_examples"]),
+        ("Lost", r["lost_examples"]),
+    ):
+        if examples:
+            lines += ["", f"{what}, the first ones:", "", *[f"- {e}" for e in examples]]
+    return "\n".join(lines) + "\n"
+
+
+def _cpu(phase: dict) -> str:
+    return f"{phase['cpu_percent']['server']} %, {phase['cpu_percent']['annotators']} %"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--annotators", type=int, default=20)
+    p.add_argument("--minutes", type=float, default=2.0, help="how long the annotators work at once")
+    p.add_argument("--idle-minutes", type=float, default=0.5, help="how long one annotator works alone first")
+    p.add_argument("--think", type=float, default=0.5, help="mean seconds between an annotator's saves")
+    p.add_argument("--images-each", type=int, default=3, help="images per annotator")
+    p.add_argument("--db", help="database URL (default: SQLite in the work folder)")
+    p.add_argument("--work", type=Path, help="work folder, kept (default: a temporary one, removed)")
+    p.add_argument("--out", type=Path, default=Path("docs/benchmarks/load.json"))
+    return p
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
