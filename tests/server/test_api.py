@@ -498,3 +498,15 @@ def test_the_training_free_start_sizes_boxes_from_the_users_boxes_not_the_hidden
     assert client.post(f"/api/images/{image['id']}/annotations/batch", json=body).status_code == 200
     with sessions() as session:
         assert class_sizes(session, project["id"]) == {cls: pytest.approx(np.sqrt(20 * 40))}
+
+
+def test_a_dataset_whose_names_carry_a_folder_imports_into_a_project_made_from_that_folder(client, data):
+    """``annotations.json`` names ``images/a.png``; the project made from ``images/`` has ``a.png``."""
+    project = _project(client, f"by-base-{uuid.uuid4().hex[:6]}", folder=str(data / "aerial" / "images"))
+    coco = json.loads((data / "aerial" / "annotations.json").read_text())
+    assert all("/" in im["file_name"] for im in coco["images"]), "the case this test is about"
+    body = {"dataset": str(data / "aerial" / "annotations.json")}
+    out = client.post(f"/api/projects/{project['id']}/import", json=body).json()
+    assert out["warnings"] == []
+    images = client.get(f"/api/projects/{project['id']}/images").json()
+    assert sum(im["annotations"] for im in images) == len(coco["annotations"])

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -181,6 +182,14 @@ def set_classes(session: Session, project: Project, names: Sequence[str]) -> Non
     session.flush()
 
 
+def _by_base_name(images) -> dict[str, Image]:
+    """The images whose base name no other image of the project shares: a dataset whose
+    names carry a folder (``images/a.png``) matches a project made from that folder."""
+    named = [(PurePosixPath(im.file_name).name, im) for im in images]
+    count = Counter(name for name, _ in named)
+    return {name: im for name, im in named if count[name] == 1}
+
+
 def import_annotations(
     session: Session,
     user: User,
@@ -195,9 +204,10 @@ def import_annotations(
     project.oriented = project.oriented or _oriented(data)  # oriented boxes make an oriented project
     class_ids = {c.name: c for c in project.classes}
     by_name = {im.file_name: im for im in project.images}
+    by_base = _by_base_name(project.images)
     warnings = []
     for rec in data.images:
-        image = by_name.get(rec.file_name)
+        image = by_name.get(rec.file_name) or by_base.get(PurePosixPath(rec.file_name).name)
         if image is None:
             if not add_images:
                 warnings.append(f"skipped {rec.file_name}: not an image of this project")
