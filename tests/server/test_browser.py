@@ -7,14 +7,13 @@ one corrective click, export, and check the export holds exactly those annotatio
 
 import json
 import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from clients import auth_headers, make_user
+from live import live_server
 
 from fewclick.data.synthetic import make_dataset
 from fewclick.server.app import create_app
@@ -41,31 +40,14 @@ LAUNCH_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
     home = tmp_path_factory.mktemp("browser")
     make_dataset("aerial", 2, seed=11, width=384, height=384, out_dir=home / "aerial")
-    port = _free_port()
     app = create_app(sqlite_url(home / "app.db"), home / "data", data_roots=[home])
     make_user(app, USER, "admin", PASSWORD)
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}", home, app
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with live_server(app) as base:
+        yield base, home, app
 
 
 @pytest.fixture(scope="module")
