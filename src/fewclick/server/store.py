@@ -347,7 +347,8 @@ def add_annotation(session: Session, user: User, image: Image, data: dict) -> An
         created_by=user.id,
         updated_by=user.id,
     )
-    image.annotations.append(ann)
+    ann.image = image  # the backref does not load the image's other annotations to add this one
+    session.add(ann)
     session.flush()
     return ann
 
