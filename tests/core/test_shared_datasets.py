@@ -12,6 +12,7 @@ EXPECTED = {
     "bccd": ("voc", 273, 3680, 0, {"RBC": 3124, "WBC": 281, "Platelets": 275}),
     "coco_panoptic_sample": ("coco_panoptic", 2, 50, None, {}),
     "coco_tiny": ("coco", 120, 1145, 15, {}),
+    "coelho2009_nuclei": ("coelho2009", 37, 1591, 0, {"nucleus": 1591}),
     # 21,491 detection points + 40 class-file points that match no detection point; the
     # per-class counts are the class files' (SOURCE.md), 5,208 detection points have no class.
     "crchisto_phenotypes": (

@@ -35,6 +35,8 @@ FORMATS: dict[str, str] = {
     "dota": "fewclick.io.dota",
     "isaid": "fewclick.io.isaid",
     "dsb2018": "fewclick.io.dsb",
+    "coelho2009": "fewclick.io.coelho",
+    "bsds500": "fewclick.io.bsds",
     "grabcut": "fewclick.io.grabcut",
     "ade20k": "fewclick.io.ade20k",
     "crchisto": "fewclick.io.points",
