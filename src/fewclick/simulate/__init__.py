@@ -6,12 +6,15 @@
   (interactive segmentation at scale);
 - :mod:`.extreme`: extreme points (DEXTR's protocol);
 - :mod:`.scribbles`: corrective Bezier scribbles (interactive full image segmentation);
+- :mod:`.allocation`: where a full-image annotator spends its scribbles (error regions by
+  mIoU gain; one per region or free allocation);
 - :mod:`.coarse`: coarse points from a rectified Gaussian (CPR);
 - :mod:`.oracle`: the box oracle of box-level active learning.
 
 Coordinates are (x, y) everywhere.
 """
 
+from fewclick.simulate.allocation import ALLOCATIONS, RegionError, allocate_scribbles, region_errors
 from fewclick.simulate.clicks import (
     centre_clicks,
     click_order,
@@ -32,6 +35,10 @@ from fewclick.simulate.oracle import OracleAnswer, box_iou, oracle
 from fewclick.simulate.scribbles import bezier_through, rasterize_scribble, scribble
 
 __all__ = [
+    "ALLOCATIONS",
+    "RegionError",
+    "allocate_scribbles",
+    "region_errors",
     "ErrorRegions",
     "OracleAnswer",
     "bezier_through",
