@@ -68,3 +68,16 @@ def test_one_per_region_serves_each_region_once_and_free_follows_the_gains():
     assert allocate_scribbles(gt, gt, rng, "free") == [], "no error, no scribble"
     with pytest.raises(ValueError, match="unknown allocation"):
         allocate_scribbles(gt, pred, rng, "some")
+
+
+def test_a_scribble_never_leaves_the_image():
+    """A region along the image's edge: curves through points near the edge bulge past it."""
+    gt = np.zeros((30, 40), np.int64)
+    gt[:, 30:] = 1
+    pred = gt.copy()
+    pred[20:30, 2:28] = 1  # an error along the bottom edge
+    for seed in range(20):
+        for s in allocate_scribbles(gt, pred, np.random.default_rng(seed), "free"):
+            assert (
+                (s.points >= -0.5).all() and (s.points[:, 0] < 39.5).all() and (s.points[:, 1] < 29.5).all()
+            )

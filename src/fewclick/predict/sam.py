@@ -86,6 +86,20 @@ class SamPredictor:
 
     def predict(self, box: Any = None, clicks: Clicks | None = None, previous: Any = None) -> MaskPrediction:
         """The mask for ``box`` and all ``clicks`` so far (see the class)."""
+        logits, iou, low_res = self._decode(box, clicks, previous)
+        mask = upscale_mask(logits, self._embedding.image_size)
+        return MaskPrediction(mask, float(np.clip(iou.reshape(-1)[0], 0.0, 1.0)), state=low_res[:, :1])
+
+    def logits(self, box: Any = None, clicks: Clicks | None = None) -> np.ndarray:
+        """SAM's mask logits for ``box`` and ``clicks`` at every image pixel (``float32[H, W]``,
+        > 0 inside the mask): what regions compete with in full-image segmentation."""
+        from fewclick.predict.fullimage import resize_logits
+
+        logits, _, _ = self._decode(box, clicks, None)
+        return resize_logits(logits, self._embedding.image_size)
+
+    def _decode(self, box: Any, clicks: Clicks | None, previous: Any) -> tuple[np.ndarray, ...]:
+        """The decoder's logits in the resized frame, its IoU estimate and low-res logits."""
         e = self._embedding
         if e is None:
             raise RuntimeError("no image set: call set_image(image) before predict(box, clicks)")
@@ -111,8 +125,7 @@ class SamPredictor:
             "orig_im_size": np.array(e.input_size, np.float32),
         }
         logits, iou, low_res = self.session.run(["masks", "iou_predictions", "low_res_masks"], feeds)
-        mask = upscale_mask(logits[0, 0], (h, w))
-        return MaskPrediction(mask, float(np.clip(iou.reshape(-1)[0], 0.0, 1.0)), state=low_res[:, :1])
+        return logits[0, 0], iou, low_res
 
     def _prompt(self, box: np.ndarray | None, clicks: Clicks) -> tuple[np.ndarray, np.ndarray]:
         """SAM's point prompt in the 1024 px input frame: clicks (label 1 / 0), then the

@@ -74,6 +74,11 @@ def _start_candidates(true_region: np.ndarray, error_region: np.ndarray, width: 
     return np.stack([xs, ys], axis=1)
 
 
+def _inside(points: np.ndarray, shape: tuple[int, int]) -> bool:
+    h, w = shape
+    return bool((points >= -0.5).all() and (points[:, 0] < w - 0.5).all() and (points[:, 1] < h - 0.5).all())
+
+
 def _length(points: np.ndarray) -> float:
     return float(np.linalg.norm(np.diff(points, axis=0), axis=1).sum())
 
@@ -114,6 +119,8 @@ def scribble(
         if np.linalg.norm(b - p0) < np.linalg.norm(a - p0):
             a, b = b, a
         points = bezier_through(p0, a, b, samples)
+        if not _inside(points, true_region.shape):
+            continue  # the curve leaves the image, where the drawing would be clipped unseen
         drawn = rasterize_scribble(Scribble(points), true_region.shape, width)
         if (drawn & ~true_region).any():
             continue

@@ -1,0 +1,77 @@
+"""The full-image protocol on made-up scenes: the ground-truth region map, the region
+mIoU, and sessions whose scribbles help the box baseline and SAM's competing regions."""
+
+import numpy as np
+import pytest
+
+from fewclick.io.dataset import ImageRecord
+from fewclick.io.rle import mask_to_rle, rle_boxes
+from fewclick.predict.fullimage import BoxFill, SamCompete
+from fewclick.protocols.fullimage import VOID, extreme_prompts, region_map, region_miou, run_session
+from fewclick.types import Objects
+
+
+def _record(masks, h=60, w=80):
+    rles = [mask_to_rle(m) for m in masks]
+    objects = Objects(labels=np.zeros(len(rles), np.int64), boxes=rle_boxes(rles), segmentations=rles)
+    return ImageRecord("scene.png", w, h, objects)
+
+
+def _disc(h, w, cx, cy, r):
+    yy, xx = np.mgrid[:h, :w]
+    return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+
+
+def test_the_region_map_adds_the_background_and_voids_tiny_regions_and_overlaps():
+    a, b = _disc(60, 80, 20, 30, 12), _disc(60, 80, 30, 30, 8)  # overlapping discs
+    tiny = _disc(60, 80, 70, 10, 1)
+    gt, void_share = region_map(_record([a, b, tiny]), min_region=0.005)
+    assert (gt[a & b] == VOID).all(), "pixels two objects claim are void"
+    assert (gt[tiny] == VOID).all(), "a region under 0.5% of the image is void"
+    assert sorted(np.unique(gt).tolist()) == [VOID, 0, 1, 2], "a, b and the background"
+    assert (gt[~a & ~b & ~tiny] == 2).all() and void_share == pytest.approx((gt == VOID).mean())
+
+
+def test_region_miou_leaves_void_out_and_counts_a_missed_region_as_zero():
+    gt = np.array([[0, 0, 1, 1], [0, 0, 1, VOID]])
+    assert region_miou(gt, np.array([[0, 0, 1, 1], [0, 0, 1, 0]])) == 1.0
+    assert region_miou(gt, np.zeros_like(gt)) == pytest.approx((4 / 7 + 0) / 2)
+
+
+def _scene():
+    h, w = 60, 80
+    image = np.zeros((h, w, 3), np.uint8)
+    image[...] = (40, 60, 40)
+    disc = _disc(h, w, 25, 30, 14)
+    ring = _disc(h, w, 58, 30, 16) & ~_disc(h, w, 58, 30, 7)  # its box holds pixels of another region
+    image[disc], image[ring] = (220, 60, 60), (60, 60, 220)
+    gt, _ = region_map(_record([disc, ring], h, w))
+    return image, gt
+
+
+def test_scribbles_raise_the_box_baselines_miou_under_both_allocations():
+    image, gt = _scene()
+    for allocation in ("one_per_region", "free"):
+        curve = run_session(BoxFill(), image, gt, 3, allocation, np.random.default_rng(0))
+        assert len(curve) == 4 and curve[-1] > curve[0], (allocation, curve)
+
+
+def test_extreme_prompts_are_on_their_regions():
+    _, gt = _scene()
+    for k, prompt in enumerate(extreme_prompts(gt)):
+        xs, ys = prompt.extreme.points.astype(int).T
+        assert (gt[ys, xs] == k).all()
+
+
+def test_sam_compete_gives_every_pixel_one_region_and_beats_the_boxes(sam_files):
+    from fewclick.predict.encoder import ImageEncoder
+    from fewclick.predict.sam import SamPredictor
+
+    image, gt = _scene()
+    sam = SamCompete(SamPredictor(ImageEncoder(sam_files[0]), sam_files[1]))
+    sam.set_image(image)
+    labels = sam.predict(extreme_prompts(gt))
+    assert labels.shape == gt.shape and set(np.unique(labels)) <= {0, 1, 2}
+    boxes = BoxFill()
+    boxes.set_image(image)
+    assert region_miou(gt, labels) > region_miou(gt, boxes.predict(extreme_prompts(gt)))
