@@ -25,6 +25,7 @@ from scipy import ndimage
 from fewclick.types import Clicks, ExtremePoints, Scribble
 
 SCRIBBLE_CLICKS = 5  # points taken along each scribble as SAM clicks
+OUTSIDE_BOX = -1e4  # a region's logit outside its box: any region whose box holds the pixel wins
 
 
 @dataclass
@@ -93,6 +94,10 @@ class SamCompete:
         labels = np.zeros((h, w), np.int32)
         for index, prompt in enumerate(prompts):
             logits = self.sam.logits(box=prompt.box, clicks=self._clicks(index, prompts))
+            x0, y0, x1, y1 = (int(round(v)) for v in prompt.box)
+            outside = np.ones((h, w), bool)
+            outside[max(y0, 0) : y1, max(x0, 0) : x1] = False
+            logits[outside] = OUTSIDE_BOX  # a region lives in its box, as the paper's RoI crop
             better = logits > best
             best[better], labels[better] = logits[better], index
         paint_scribbles(labels, prompts)
