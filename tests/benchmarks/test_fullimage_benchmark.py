@@ -1,0 +1,26 @@
+"""benchmarks/fullimage.py on a small synthetic dataset: the JSON keys the issue names,
+integer step budgets, and the box floor's curve rising with scribbles."""
+
+import importlib
+import json
+from pathlib import Path
+
+from fewclick.data.synthetic import make_dataset
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def test_a_quick_run_writes_the_curves_of_both_allocations(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    bench = importlib.import_module("fullimage")
+    monkeypatch.setattr(bench, "_sam", lambda: None)  # the floor alone: SAM has its own tests
+    make_dataset("cells", 2, seed=3, width=96, height=96, out_dir=tmp_path / "cells")
+    data = tmp_path / "cells" / "annotations.json"
+    out = tmp_path / "fullimage.json"
+    assert bench.main(["--train", str(data), "--test", str(data), "--out", str(out), "--quick"]) == 0
+    report = json.loads(out.read_text())
+    for allocation in ("one_per_region", "free"):
+        curve = report["curves"]["box_fill"][allocation]
+        assert curve["scribbles_per_region"] == list(range(bench.QUICK_STEPS + 1))
+        assert len(curve["mIoU"]) == bench.QUICK_STEPS + 1 and curve["mIoU"][-1] > curve["mIoU"][0]
+        assert allocation in report["to85"]["box_fill"] and allocation in report["to90"]["box_fill"]
