@@ -118,24 +118,25 @@ def _authenticate(request: Request, session):
     return session.get(accounts.User, found.user_id)
 
 
+# a path id -> the query of the project its row belongs to
+_OWNER = {
+    "image_id": lambda i: select(Image.project_id).where(Image.id == i),
+    "annotation_id": lambda i: (
+        select(Image.project_id).join(Annotation, Annotation.image_id == Image.id).where(Annotation.id == i)
+    ),
+    "job_id": lambda i: select(Job.project_id).where(Job.id == i),
+    "class_id": lambda i: select(ProjectClass.project_id).where(ProjectClass.id == i),
+}
+
+
 def _project_of(session, params: dict) -> int | None:
     """The project the path's ids belong to (None where there is none, or it does not exist:
-    the route answers 404 for it)."""
-    lookups = (
-        ("project_id", None),
-        ("image_id", select(Image.project_id).where(Image.id == _id(params, "image_id"))),
-        (
-            "annotation_id",
-            select(Image.project_id)
-            .join(Annotation, Annotation.image_id == Image.id)
-            .where(Annotation.id == _id(params, "annotation_id")),
-        ),
-        ("job_id", select(Job.project_id).where(Job.id == _id(params, "job_id"))),
-        ("class_id", select(ProjectClass.project_id).where(ProjectClass.id == _id(params, "class_id"))),
-    )
-    for name, query in lookups:
+    the route answers 404 for it); one query at most."""
+    if "project_id" in params:
+        return _id(params, "project_id")
+    for name, query in _OWNER.items():
         if name in params:
-            return _id(params, name) if query is None else session.scalar(query)
+            return session.scalar(query(_id(params, name)))
     return None
 
 
