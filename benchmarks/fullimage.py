@@ -1,55 +1,79 @@
 """Full-image segmentation from extreme points and scribbles: mIoU over regions against
-scribbles per region, for every method that exists so far and both allocations.
+scribbles per region, for the trained full-image and single-region models, training-free
+SAM competition and the box floor, under both allocations; and the latency of a session.
 
-    python benchmarks/fullimage.py --train T --test H --out docs/benchmarks/fullimage.json [--quick]
+    python benchmarks/fullimage.py --train T --test H --out docs/benchmarks/fullimage.json \
+        [--quick] [--work DIR] [--train-steps N]
 
-Step 0 is extreme points alone; each later step adds scribbles under ``one_per_region``
-or ``free`` allocation (:mod:`fewclick.simulate.allocation`). Methods run here:
-``sam_compete`` (training-free, needs the pretrained SAM files) and ``box_fill`` (the
-floor). The trained ``full_image`` and ``single_region`` models are not built yet: they
-are absent from the JSON rather than filled in. ``--train`` is read only to check it and
-to report its size (nothing here trains yet); ``--work`` is where models will go.
+``T`` and ``H`` may be the same dataset: it is then split by image (every 4th image is
+test). Within the training part every 10th image is held out to pick the backbone, the
+rest trains. Methods:
+
+- ``full_image_pretrained`` / ``full_image_scratch``: the paper's model
+  (:mod:`fewclick.models.fullimage`) on the pretrained encoder's maps or a backbone trained
+  from scratch; ``full_image`` is the one of the two with the higher mean mIoU over steps
+  0-3 (free allocation) on the held-out part of the training part (``choice`` says which,
+  with both scores);
+- ``single_region``: the same network as ``full_image``, per-mask binary loss, no shared
+  annotations (``one_per_region`` only, as in the paper);
+- ``sam_compete``: training-free, SAM's logits per region, argmax across regions;
+- ``box_fill``: each region its box, the floor.
+
+Step 0 is extreme points alone; each later step adds scribbles under ``one_per_region`` or
+``free`` allocation (:mod:`fewclick.simulate.allocation`). Models are trained once per
+training part and setting and kept under ``--work`` (re-used when present).
 
 JSON: ``curves[method][allocation] = {"scribbles_per_region": [0, 1, ...], "mIoU": [...]}``,
 ``to85[method][allocation]`` / ``to90[...]`` (the first step whose mIoU reaches the level,
-None when none does), and the void share of the test images.
+None when none does), ``latency_ms`` (``full_image`` first prediction and each single
+scribble update, after the image is encoded, on test images of up to 50 regions, and the
+other methods beside it under ``others``), the void share of the test images, ``choice``
+and ``training``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from fewclick.io import read_dataset
-from fewclick.predict.fullimage import BoxFill, SamCompete
+from fewclick.io.dataset import Dataset, split_by_image
+from fewclick.models.fullimage import FullImageConfig
+from fewclick.predict.fullimage import BoxFill, FullImageModel, SamCompete
 from fewclick.protocols.fullimage import MIN_REGION, region_map, run_session
-from fewclick.simulate.allocation import ALLOCATIONS
+from fewclick.simulate.allocation import ALLOCATIONS, allocate_scribbles
+from fewclick.train.fullimage import FullImageTrainConfig, prepare_image, train_fullimage
 
 QUICK_IMAGES, QUICK_STEPS, STEPS = 25, 6, 9
+CHOICE_IMAGES, CHOICE_STEPS = 10, 3
+LATENCY_IMAGES, LATENCY_REGIONS = 10, 50
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    train, test = read_dataset(args.train), read_dataset(args.test)
-    records = test.images[: QUICK_IMAGES if args.quick else None]
+    torch.set_num_threads(args.threads)
+    train_set, test_set = _split(args.train, args.test)
+    fit, held = _split_part(train_set)
+    records = test_set.images[: QUICK_IMAGES if args.quick else None]
     steps = QUICK_STEPS if args.quick else STEPS
-    methods = {"box_fill": BoxFill()}
-    sam = _sam()
-    if sam is not None:
-        methods["sam_compete"] = SamCompete(sam)
+    encoder, sam = _pretrained(args.work)
     truths = [region_map(r, args.min_region) for r in records]
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
-        "train": {"path": str(args.train), "images": len(train.images)},
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
+        f"load average {os.getloadavg()[0]:.1f}",
+        "train": {"path": str(args.train), "images": len(fit.images), "held_out": len(held.images)},
         "test": {"path": str(args.test), "images": len(records)},
         "min_region": args.min_region,
         "void_share": float(np.mean([void for _, void in truths])),
@@ -58,9 +82,26 @@ def main(argv: list[str] | None = None) -> int:
         "to85": {},
         "to90": {},
         "seconds": {},
+        "training": {},
     }
+    train_config = FullImageTrainConfig(steps=args.train_steps, seed=args.seed)
+    variants = {"full_image_scratch": FullImageConfig(backbone="scratch")}
+    if encoder is not None:
+        variants = {"full_image_pretrained": FullImageConfig(backbone="pretrained"), **variants}
+    methods = {}
+    for name, config in variants.items():
+        methods[name] = _model(name, config, fit, train_config, encoder, args, report)
+    scores = {name: _choice_score(model, held, args) for name, model in methods.items()}
+    chosen = max(scores, key=scores.get)
+    report["choice"] = {"full_image": chosen, "held_out_mIoU_steps_0_3_free": scores}
+    single = FullImageConfig(backbone=methods[chosen].config.backbone, loss="mask", share=False)
+    methods["single_region"] = _model("single_region", single, fit, train_config, encoder, args, report)
+    if sam is not None:
+        methods["sam_compete"] = SamCompete(sam)
+    methods["box_fill"] = BoxFill()
     for name, predictor in methods.items():
-        for allocation in ALLOCATIONS:
+        allocations = ("one_per_region",) if name == "single_region" else ALLOCATIONS
+        for allocation in allocations:
             t0 = time.perf_counter()
             sessions = []
             for i, (record, (gt, _)) in enumerate(
@@ -68,35 +109,147 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 rng = np.random.default_rng([args.seed, i])
                 sessions.append(run_session(predictor, record.load_image(), gt, steps, allocation, rng))
-            curve = np.mean(sessions, axis=0).tolist()
-            report["curves"].setdefault(name, {})[allocation] = {
-                "scribbles_per_region": list(range(steps + 1)),
-                "mIoU": curve,
-            }
-            report["to85"].setdefault(name, {})[allocation] = _reach(curve, 0.85)
-            report["to90"].setdefault(name, {})[allocation] = _reach(curve, 0.90)
+            _record(report, name, allocation, np.mean(sessions, axis=0).tolist(), steps)
             report["seconds"].setdefault(name, {})[allocation] = round(time.perf_counter() - t0, 1)
+    for key in ("curves", "to85", "to90"):
+        report[key]["full_image"] = report[key][chosen]
+    latency = {
+        name: _latency(methods[name], records, truths, args.seed)
+        for name in (chosen, "single_region", "sam_compete")
+        if name in methods
+    }
+    report["latency_ms"] = {
+        "method": "full_image",
+        "serves": chosen,
+        **latency.pop(chosen),
+        "others": latency,
+        "load_average": round(os.getloadavg()[0], 1),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
-    print(json.dumps({k: report[k] for k in ("curves", "to85", "to90")}, indent=1))
+    print(json.dumps({k: report[k] for k in ("choice", "to85", "to90", "latency_ms")}, indent=1))
     return 0
+
+
+def _record(report: dict, name: str, allocation: str, curve: list[float], steps: int) -> None:
+    report["curves"].setdefault(name, {})[allocation] = {
+        "scribbles_per_region": list(range(steps + 1)),
+        "mIoU": curve,
+    }
+    report["to85"].setdefault(name, {})[allocation] = _reach(curve, 0.85)
+    report["to90"].setdefault(name, {})[allocation] = _reach(curve, 0.90)
 
 
 def _reach(curve: list[float], level: float) -> int | None:
     return next((step for step, value in enumerate(curve) if value >= level), None)
 
 
-def _sam():
+def _model(name, config, fit: Dataset, train_config, encoder, args, report) -> FullImageModel:
+    """The model ``name`` trained on ``fit``, from ``--work`` when it was trained before."""
+    digest = hashlib.blake2b(
+        json.dumps(
+            [sorted(_key(r) for r in fit.images), config.to_dict(), asdict(train_config), args.min_region]
+        ).encode(),
+        digest_size=8,
+    ).hexdigest()
+    path = args.work / "models" / f"{name}-{digest}.pt"
+    if not path.exists():
+        t0 = time.perf_counter()
+        images = []
+        for r in tqdm(fit.images, desc=f"{name}: features"):
+            gt, _ = region_map(r, args.min_region)
+            images.append(prepare_image(config, r.load_image(), gt, train_config.canvas, encoder, _key(r)))
+        train_fullimage(images, config, train_config, path)
+        report["training"][name] = {"seconds": round(time.perf_counter() - t0, 1), "reused": False}
+    else:
+        report["training"][name] = {"reused": True}
+    report["training"][name].update(path=str(path), steps=train_config.steps, images=len(fit.images))
+    return FullImageModel.load(path, encoder)
+
+
+def _key(record) -> str:
+    where = Path(record.path).resolve() if record.path else record.file_name
+    return hashlib.blake2b(str(where).encode(), digest_size=12).hexdigest()
+
+
+def _choice_score(model, held: Dataset, args) -> float:
+    """Mean mIoU over steps 0..3 (free allocation) on the held-out part of the training part."""
+    scores = []
+    for i, record in enumerate(held.images[:CHOICE_IMAGES]):
+        gt, _ = region_map(record, args.min_region)
+        rng = np.random.default_rng([args.seed, 1000 + i])
+        scores.append(np.mean(run_session(model, record.load_image(), gt, CHOICE_STEPS, "free", rng)))
+    return round(float(np.mean(scores)), 4)
+
+
+def _latency(predictor, records, truths, seed: int) -> dict:
+    """The first prediction from extreme points, then one free step of scribbles added one
+    at a time, each a new prediction: wall-clock ms after ``set_image`` (the encoding)."""
+    from fewclick.protocols.fullimage import extreme_prompts
+
+    first, update, regions = [], [], 0
+    chosen = [
+        (r, gt) for r, (gt, _) in zip(records, truths, strict=True) if int(gt.max()) + 1 <= LATENCY_REGIONS
+    ]
+    for i, (record, gt) in enumerate(chosen[:LATENCY_IMAGES]):
+        rng = np.random.default_rng([seed, 2000 + i])
+        prompts = extreme_prompts(gt, rng)
+        regions = max(regions, len(prompts))
+        predictor.set_image(record.load_image())
+        t0 = time.perf_counter()
+        pred = predictor.predict(prompts)
+        first.append(time.perf_counter() - t0)
+        for s in allocate_scribbles(gt, pred, rng, "free"):
+            prompts[s.region].scribbles.append(s)
+            t0 = time.perf_counter()
+            predictor.predict(prompts)
+            update.append(time.perf_counter() - t0)
+    if not first:
+        return {"regions": 0, "images": 0}
+    return {
+        "regions": regions,
+        "images": len(first),
+        "first": _percentiles(first),
+        "update": _percentiles(update) if update else None,
+    }
+
+
+def _percentiles(seconds: list[float]) -> dict:
+    ms = np.asarray(seconds) * 1000
+    return {"p50": round(float(np.percentile(ms, 50)), 1), "p95": round(float(np.percentile(ms, 95)), 1)}
+
+
+def _split(train: Path, test: Path) -> tuple[Dataset, Dataset]:
+    if Path(train).resolve() == Path(test).resolve():
+        data = read_dataset(train)
+        every = 4 if len(data) >= 4 else 2
+        if len(data) < 2:
+            return data, data
+        return split_by_image(data, every, "train"), split_by_image(data, every, "test")
+    return read_dataset(train), read_dataset(test)
+
+
+def _split_part(train: Dataset) -> tuple[Dataset, Dataset]:
+    """(the images that train, the held-out images that pick the backbone)."""
+    if len(train) < 4:  # too few to hold any out: pick on the training images themselves
+        return train, train
+    every = 10 if len(train) >= 20 else 4
+    return split_by_image(train, every, "train"), split_by_image(train, every, "test")
+
+
+def _pretrained(work: Path):
+    """(the image encoder, SAM) or (None, None) when the pretrained files are missing."""
     from fewclick.predict.encoder import ImageEncoder
     from fewclick.predict.pretrained import PretrainedModelError, default_model_files
     from fewclick.predict.sam import SamPredictor
 
     try:
-        encoder, decoder = default_model_files()
+        encoder_file, decoder_file = default_model_files()
     except PretrainedModelError as exc:
-        print(f"sam_compete left out: {exc}")
-        return None
-    return SamPredictor(ImageEncoder(encoder), decoder)
+        print(f"full_image_pretrained and sam_compete left out: {exc}")
+        return None, None
+    encoder = ImageEncoder(encoder_file, cache_dir=work / "embeddings")
+    return encoder, SamPredictor(encoder, decoder_file)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,13 +257,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--train", type=Path, required=True, help="the training part (any readable format with masks)"
     )
-    p.add_argument("--test", type=Path, required=True, help="the held-out part")
+    p.add_argument(
+        "--test", type=Path, required=True, help="the held-out part (the same path: split by image)"
+    )
     p.add_argument("--out", type=Path, required=True, help="the JSON to write")
-    p.add_argument("--work", type=Path, default=Path("out/fullimage"), help="where models go")
+    p.add_argument("--work", type=Path, default=Path("out/fullimage"), help="where models and embeddings go")
     p.add_argument(
         "--quick", action="store_true", help=f"at most {QUICK_IMAGES} test images, steps 0..{QUICK_STEPS}"
     )
+    p.add_argument(
+        "--train-steps", type=int, default=FullImageTrainConfig.steps, help="training steps per model"
+    )
     p.add_argument("--min-region", type=float, default=MIN_REGION, help="regions under this share are void")
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--seed", type=int, default=0)
     return p
 

@@ -13,14 +13,35 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 def test_a_quick_run_writes_the_curves_of_both_allocations(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     bench = importlib.import_module("fullimage")
-    monkeypatch.setattr(bench, "_sam", lambda: None)  # the floor alone: SAM has its own tests
+    monkeypatch.setattr(bench, "_pretrained", lambda work: (None, None))  # SAM has its own tests
     make_dataset("cells", 2, seed=3, width=96, height=96, out_dir=tmp_path / "cells")
     data = tmp_path / "cells" / "annotations.json"
     out = tmp_path / "fullimage.json"
-    assert bench.main(["--train", str(data), "--test", str(data), "--out", str(out), "--quick"]) == 0
+    assert (
+        bench.main(
+            [
+                "--train",
+                str(data),
+                "--test",
+                str(data),
+                "--out",
+                str(out),
+                "--quick",
+                "--train-steps",
+                "20",
+                "--work",
+                str(tmp_path / "work"),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     for allocation in ("one_per_region", "free"):
         curve = report["curves"]["box_fill"][allocation]
         assert curve["scribbles_per_region"] == list(range(bench.QUICK_STEPS + 1))
         assert len(curve["mIoU"]) == bench.QUICK_STEPS + 1 and curve["mIoU"][-1] > curve["mIoU"][0]
         assert allocation in report["to85"]["box_fill"] and allocation in report["to90"]["box_fill"]
+    assert report["choice"]["full_image"] == "full_image_scratch"  # the only one without SAM's files
+    assert report["curves"]["full_image"] == report["curves"]["full_image_scratch"]
+    assert set(report["curves"]["single_region"]) == {"one_per_region"}
+    assert report["latency_ms"]["method"] == "full_image" and report["latency_ms"]["first"]["p95"] > 0

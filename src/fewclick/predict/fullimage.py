@@ -138,3 +138,173 @@ def resize_logits(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``float32[H', W']`` logits in SAM's resized frame -> ``float32[H, W]`` at image pixels."""
     h, w = size
     return cv2.resize(logits.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+# --------------------------------------------------------------------------- the trained model
+def feature_inputs(config, image: np.ndarray, encoder=None, key: str | None = None) -> tuple[object, float]:
+    """``(what FullImageNet.features takes, its pixels per image pixel)`` for ``image``:
+    the pretrained encoder's maps (cropped to the cells the image covers; ``encoder`` an
+    :class:`fewclick.predict.encoder.ImageEncoder`, its cache keyed by ``key``), or the
+    image resized to ``config.scratch_side`` as a normalised ``[1, 3, H', W']`` tensor."""
+    import torch
+
+    from fewclick.io.images import to_rgb8
+
+    image = to_rgb8(np.asarray(image), name="image")
+    h, w = image.shape[:2]
+    if config.backbone == "pretrained":
+        if encoder is None:
+            raise ValueError("a full-image model on pretrained features needs the image encoder, got None")
+        e = encoder.encode(image, key=key, features=True)
+        rows, cols = e.input_size
+        maps = []
+        for stride, a in ((4, e.features[4]), (8, e.features[8]), (16, e.features[16]), (16, e.embedding)):
+            m = torch.from_numpy(np.asarray(a, np.float32))
+            maps.append(m[..., : -(-rows // stride), : -(-cols // stride)])
+        return maps, float(e.scale)
+    scale = config.scratch_side / max(h, w)
+    size = (max(int(round(w * scale)), 1), max(int(round(h * scale)), 1))
+    resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    x = torch.from_numpy(resized).permute(2, 0, 1)[None].float()
+    return (x / 255.0 - 0.5) / 0.25, scale
+
+
+class FullImageModel:
+    """A trained full-image (or single-region) model (:mod:`fewclick.models.fullimage`) as
+    a predictor. ``set_image`` computes the image's feature map once; ``predict`` runs the
+    region head only for the regions whose input changed since the last call (their RoI
+    box, their own marks, or, with shared annotations, another region's marks inside
+    their box) and repaints only the pixels those regions' boxes cover."""
+
+    def __init__(self, net, encoder=None) -> None:
+        self.net = net.eval()
+        self.config = net.config
+        self.encoder = encoder
+        self.method = "full_image" if self.config.loss == "pixelwise" else "single_region"
+
+    @classmethod
+    def load(cls, path, encoder=None) -> FullImageModel:
+        from fewclick.models.checkpoint import load_module
+        from fewclick.models.fullimage import FullImageConfig, FullImageNet
+        from fewclick.train.fullimage import KIND, VERSION
+
+        net, _ = load_module(path, KIND, VERSION, lambda c: FullImageNet(FullImageConfig(**c)))
+        return cls(net, encoder)
+
+    def set_image(self, image: np.ndarray, key: str | None = None) -> None:
+        import torch
+
+        inputs, self.scale = feature_inputs(self.config, image, self.encoder, key)
+        with torch.inference_mode():
+            self.features = self.net.features(inputs)
+        self.shape = np.asarray(image).shape[:2]
+        self._logits: dict[bytes, object] = {}  # region signature -> its [1, MASK, MASK] logits
+        self._painted: list[tuple[bytes, np.ndarray]] = []  # (signature, RoI box) per painted region
+        self._labels = np.full(self.shape, -1, np.int32)
+
+    def predict(self, prompts: list[RegionPrompt]) -> np.ndarray:
+        import torch
+
+        from fewclick.models.fullimage import annotation_maps, roi_boxes
+
+        if not prompts:
+            raise ValueError("expected at least one region, got none")
+        boxes = roi_boxes(prompts, self.shape)
+        signatures = _signatures(prompts, boxes, self.config.share)
+        missing = [i for i, s in enumerate(signatures) if s not in self._logits]
+        if missing:
+            maps = annotation_maps(prompts, boxes, self.shape, self.config.share, only=missing)
+            with torch.inference_mode():
+                logits = self.net.region_logits(
+                    self.features, torch.from_numpy(boxes[missing]), self.scale, maps
+                )
+            for row, i in enumerate(missing):
+                self._logits[signatures[i]] = logits[row]
+        painted = list(zip(signatures, boxes, strict=True))
+        dirty = [
+            box
+            for k, (sig, box) in enumerate(painted)
+            if k >= len(self._painted) or self._painted[k][0] != sig
+        ] + [box for k, (sig, box) in enumerate(self._painted) if k >= len(painted) or painted[k][0] != sig]
+        for rect in _merge_rects(dirty, self.shape):
+            self._repaint(rect, painted)
+        self._painted = painted
+        self._logits = {sig: self._logits[sig] for sig in signatures}  # forget regions gone
+        labels = _fill_nearest(self._labels.copy())
+        paint_scribbles(labels, prompts)
+        return labels
+
+    def _repaint(self, rect: tuple[int, int, int, int], painted) -> None:
+        """Argmax over the regions whose box meets ``rect`` at the pixels of ``rect``."""
+        import torch
+        from torch.nn import functional as F
+
+        rx0, ry0, rx1, ry1 = rect
+        best = np.full((ry1 - ry0, rx1 - rx0), -np.inf, np.float32)
+        labels = np.full(best.shape, -1, np.int32)
+        for index, (sig, box) in enumerate(painted):
+            x0, y0 = max(int(np.floor(box[0])), rx0), max(int(np.floor(box[1])), ry0)
+            x1, y1 = min(int(np.ceil(box[2])), rx1), min(int(np.ceil(box[3])), ry1)
+            if x0 >= x1 or y0 >= y1:
+                continue
+            gx = 2 * (np.arange(x0, x1) + 0.5 - box[0]) / max(box[2] - box[0], 1e-3) - 1
+            gy = 2 * (np.arange(y0, y1) + 0.5 - box[1]) / max(box[3] - box[1], 1e-3) - 1
+            grid = np.stack(np.broadcast_arrays(gx[None, :], gy[:, None]), -1).astype(np.float32)
+            logits = F.grid_sample(
+                self._logits[sig][None],
+                torch.from_numpy(grid)[None],
+                align_corners=False,
+                padding_mode="border",
+            )[0, 0].numpy()
+            logits[np.abs(gy) > 1] = -np.inf
+            logits[:, np.abs(gx) > 1] = -np.inf
+            window = (slice(y0 - ry0, y1 - ry0), slice(x0 - rx0, x1 - rx0))
+            better = logits > best[window]
+            best[window][better] = logits[better]
+            labels[window][better] = index
+        self._labels[ry0:ry1, rx0:rx1] = labels
+
+
+def _signatures(prompts: list[RegionPrompt], boxes: np.ndarray, share: bool) -> list[bytes]:
+    """Per region, the bytes its head's input is made of: its RoI box, its own marks and,
+    when annotations are shared, every other region's marks whose extent meets its box."""
+    import hashlib
+
+    marks = []  # (region, x0, y0, x1, y1, bytes) per extreme point set and per scribble
+    for i, p in enumerate(prompts):
+        for points in [p.extreme.points] + [s.points for s in p.scribbles]:
+            lo, hi = points.min(0) - 4, points.max(0) + 4
+            marks.append((i, lo[0], lo[1], hi[0], hi[1], np.ascontiguousarray(points).tobytes()))
+    out = []
+    for i, box in enumerate(boxes):
+        digest = hashlib.blake2b(box.tobytes(), digest_size=16)
+        for region, x0, y0, x1, y1, data in marks:
+            if region == i:
+                digest.update(b"own" + data)
+            elif share and x0 < box[2] and x1 > box[0] and y0 < box[3] and y1 > box[1]:
+                digest.update(b"other" + data)
+        out.append(digest.digest())
+    return out
+
+
+def _merge_rects(boxes: list[np.ndarray], shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Integer pixel rectangles covering ``boxes``: overlapping ones merged into one."""
+    h, w = shape
+    rects = [
+        (
+            max(int(np.floor(b[0])), 0),
+            max(int(np.floor(b[1])), 0),
+            min(int(np.ceil(b[2])), w),
+            min(int(np.ceil(b[3])), h),
+        )
+        for b in boxes
+    ]
+    merged: list[tuple[int, int, int, int]] = []
+    for r in sorted(rects):
+        for k, m in enumerate(merged):
+            if r[0] < m[2] and r[2] > m[0] and r[1] < m[3] and r[3] > m[1]:
+                merged[k] = (min(r[0], m[0]), min(r[1], m[1]), max(r[2], m[2]), max(r[3], m[3]))
+                break
+        else:
+            merged.append(r)
+    return [r for r in merged if r[0] < r[2] and r[1] < r[3]]

@@ -41,7 +41,9 @@ def rasterize_scribble(scribble: Scribble, shape: tuple[int, int], width: int = 
     widths). OpenCV's own ``thickness`` is not used: it draws 5 px for ``thickness=3``."""
     canvas = np.zeros(shape, np.uint8)
     pts = np.round(scribble.points).astype(np.int32).reshape(-1, 1, 2)
-    if len(pts):
+    if len(pts) == 1:  # a scribble of zero length: a dot
+        cv2.circle(canvas, (int(pts[0, 0, 0]), int(pts[0, 0, 1])), 0, 1, -1)
+    elif len(pts):
         cv2.polylines(canvas, [pts], isClosed=False, color=1, thickness=1)
     if width > 1:
         canvas = cv2.dilate(canvas, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (int(width), int(width))))

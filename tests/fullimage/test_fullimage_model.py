@@ -1,0 +1,165 @@
+"""The full-image network's pieces, its training, and the predictor's incremental updates."""
+
+import numpy as np
+import pytest
+import torch
+
+from fewclick.models.fullimage import (
+    MASK,
+    OUTSIDE,
+    ROI,
+    FullImageConfig,
+    FullImageNet,
+    annotation_maps,
+    paste,
+    roi_boxes,
+)
+from fewclick.predict.fullimage import FullImageModel, RegionPrompt
+from fewclick.train.fullimage import (
+    FullImageTrainConfig,
+    box_weights,
+    prepare_image,
+    train_fullimage,
+)
+from fewclick.types import ExtremePoints, Scribble
+
+SMALL = FullImageConfig(backbone="scratch", channels=8, head_width=8, scratch_side=64)
+
+
+def _prompt(x0, y0, x1, y1, scribbles=()):
+    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+    points = [[x0, cy], [cx, y0], [x1, cy], [cx, y1]]
+    return RegionPrompt(ExtremePoints(points), [Scribble(s, 0) for s in scribbles])
+
+
+def _scene():
+    """A 64 x 48 image: a background region and two squares with their prompts."""
+    gt = np.zeros((48, 64), np.int32)
+    gt[4:16, 4:16] = 1
+    gt[20:36, 30:50] = 2
+    image = np.full((48, 64, 3), 40, np.uint8)
+    image[gt == 1] = (200, 60, 60)
+    image[gt == 2] = (60, 200, 60)
+    prompts = [_prompt(0, 0, 63, 47), _prompt(4, 4, 15, 15), _prompt(30, 20, 49, 35)]
+    return image, gt, prompts
+
+
+def test_roi_boxes_hold_the_extreme_points_and_the_scribbles_and_stay_in_the_image():
+    prompts = [_prompt(10, 10, 20, 20, [[[25, 15], [40, 30]]]), _prompt(0, 0, 63, 47)]
+    boxes = roi_boxes(prompts, (48, 64))
+    assert boxes[0][0] < 10 and boxes[0][1] < 10 and boxes[0][2] > 40 and boxes[0][3] > 30
+    assert boxes[1].tolist() == [0, 0, 64, 48]  # enlarged, then clipped to the image
+
+
+def test_the_annotation_map_holds_own_marks_in_channel_0_and_only_other_regions_in_channel_1():
+    _, _, prompts = _scene()
+    prompts[2].scribbles.append(Scribble([[32, 22], [47, 33]], 2))
+    boxes = roi_boxes(prompts, (48, 64))
+    shared = annotation_maps(prompts, boxes, (48, 64), share=True)
+    assert shared.shape == (3, 2, ROI, ROI)
+    assert shared[:, 0].amax((1, 2)).tolist() == [1, 1, 1]  # every region sees its own marks
+    # the background's box holds both squares: their marks are its negatives, not its own
+    assert shared[0, 1].sum() > 0 and shared[2, 1].sum() == 0  # the right square's box holds no other mark
+    alone = annotation_maps(prompts, boxes, (48, 64), share=False)
+    assert torch.equal(alone[:, 0], shared[:, 0]) and alone[:, 1].sum() == 0
+    only = annotation_maps(prompts, boxes, (48, 64), share=True, only=[2])
+    assert torch.equal(only[0], shared[2])
+
+
+def test_paste_puts_each_region_logits_inside_its_box_and_outside_elsewhere():
+    logits = torch.stack([torch.full((1, MASK, MASK), 2.0), torch.full((1, MASK, MASK), -1.0)])
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 5.0, 20.0, 15.0]])
+    canvas = paste(logits, boxes, (15, 20))
+    assert canvas[0, 2, 2] == 2.0 and canvas[0, 12, 15] == OUTSIDE
+    assert canvas[1, 12, 15] == -1.0 and canvas[1, 2, 2] == OUTSIDE
+    half = paste(logits, boxes, (8, 10), scale=0.5)  # a canvas at half the image's pixels
+    assert half[0, 1, 1] == 2.0 and half[0, 7, 9] == OUTSIDE
+
+
+def test_box_weights_give_a_pixel_the_inverse_area_of_the_smallest_box_holding_it():
+    w = box_weights(np.array([[0, 0, 20, 20], [5, 5, 10, 10]], np.float32), (20, 20))
+    assert w[7, 7] / w[1, 1] == pytest.approx(400 / 25)
+    assert w.mean() == pytest.approx(1.0)
+
+
+def _model() -> FullImageModel:
+    torch.manual_seed(0)
+    return FullImageModel(FullImageNet(SMALL))
+
+
+def test_a_prediction_gives_every_pixel_one_region_and_scribbles_their_own_pixels():
+    image, _, prompts = _scene()
+    model = _model()
+    model.set_image(image)
+    labels = model.predict(prompts)
+    assert labels.shape == (48, 64) and labels.dtype == np.int32
+    assert set(np.unique(labels)) <= {0, 1, 2}
+    prompts[1].scribbles.append(Scribble([[5, 5], [14, 14]], 1))
+    assert (model.predict(prompts)[5:15, 5:15].diagonal() == 1).all()
+
+
+def test_an_update_recomputes_only_the_regions_a_scribble_touches_and_equals_a_fresh_prediction(monkeypatch):
+    image, _, prompts = _scene()
+    model = _model()
+    model.set_image(image)
+    model.predict(prompts)
+    heads = []
+    original = model.net.region_logits
+    monkeypatch.setattr(
+        model.net, "region_logits", lambda f, boxes, *a: heads.append(len(boxes)) or original(f, boxes, *a)
+    )
+    prompts[2].scribbles.append(Scribble([[44, 24], [46, 32]], 2))  # inside the right square only
+    updated = model.predict(prompts)
+    assert heads == [2]  # the square itself and the background whose box holds it; not the left square
+    fresh = _model()
+    fresh.set_image(image)
+    assert np.array_equal(updated, fresh.predict(prompts))
+    del prompts[1]  # a deleted region: the rest renumbered, nothing recomputed but the repaint
+    heads.clear()
+    after = model.predict(prompts)
+    fresh.set_image(image)
+    assert np.array_equal(after, fresh.predict(prompts))
+    assert heads == [1]  # the background lost the deleted square's marks from its negatives
+
+
+def test_odd_inputs_get_a_defined_result():
+    image, _, prompts = _scene()
+    model = _model()
+    model.set_image(image)
+    with pytest.raises(ValueError, match="at least one region"):
+        model.predict([])
+    twins = prompts + [_prompt(4, 4, 15, 15)]  # two regions with the same box
+    assert set(np.unique(model.predict(twins))) <= {0, 1, 2, 3}
+    dot = [*prompts]
+    dot[1] = RegionPrompt(prompts[1].extreme, [Scribble([[9, 9]], 1)])  # a scribble of zero length
+    assert model.predict(dot)[9, 9] == 1
+    flat = [RegionPrompt(ExtremePoints([[5, 30], [5, 30], [40, 30], [40, 30]]))]  # points on a line
+    assert (model.predict(flat) == 0).all()  # one region: every pixel is it
+
+
+def test_five_hundred_regions_are_predicted():
+    image = np.zeros((100, 200, 3), np.uint8)
+    prompts = [_prompt(x, y, x + 7, y + 3) for y in range(0, 80, 4) for x in range(0, 200, 8)]
+    assert len(prompts) == 500
+    model = _model()
+    model.set_image(image)
+    labels = model.predict(prompts)
+    assert labels.min() >= 0 and labels.max() < 500 and len(np.unique(labels)) > 250
+
+
+@pytest.mark.parametrize("loss", ["pixelwise", "mask"])
+def test_training_lowers_the_loss_and_writes_a_model_that_loads(tmp_path, loss):
+    image, gt, _ = _scene()
+    config = FullImageConfig(
+        backbone="scratch", loss=loss, share=loss == "pixelwise", channels=8, head_width=8
+    )
+    images = [prepare_image(config, image, gt, 32)]
+    path = train_fullimage(
+        images, config, FullImageTrainConfig(steps=60, warmup=5, max_rounds=1), tmp_path / "m.pt"
+    )
+    ckpt = torch.load(path, weights_only=False)
+    assert ckpt["final_loss"] < ckpt["first_loss"]
+    model = FullImageModel.load(path)
+    model.set_image(image)
+    assert model.predict(_scene()[2]).shape == gt.shape
+    assert model.method == ("full_image" if loss == "pixelwise" else "single_region")
