@@ -10,7 +10,8 @@ panopticapi's ``sample_data/panoptic_examples/``); images are looked for in
 then ``images/`` and the root. Categories come from the JSON, else from
 ``panoptic_coco_categories.json`` beside it or in the root.
 
-Every segment becomes one object: its mask as compressed RLE, ``bbox`` -> XYXY,
+Every segment becomes one object: its mask as compressed RLE, ``bbox`` -> XYXY (the box
+of its pixels when it has none),
 ``iscrowd`` -> ``ignore``, ``category_id`` -> label. Things and stuff are both objects;
 ``Dataset.extra["isthing"]`` says which classes are things, and each image's
 ``objects.extra["segment_ids"]`` keeps the PNG ids. As in panopticapi's checks, a PNG
