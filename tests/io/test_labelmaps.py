@@ -9,6 +9,8 @@ from scipy.io import loadmat, savemat
 
 from conftest import shared_dataset
 from fewclick.io import FormatError, bsds, coelho, detect_format, read_dataset
+from fewclick.io.labelmap import paint
+from fewclick.io.rle import mask_to_rle
 
 
 def _segmentation_cells(segmentations):
@@ -81,3 +83,25 @@ def test_bsds500_shared_counts_and_the_median_rule():
         counts = sorted(len(np.unique(cells[0, k]["Segmentation"][0, 0])) for k in range(cells.shape[1]))
         assert len(record.objects) == counts[(len(counts) - 1) // 2]
         assert 2 <= len(record.objects) <= 208  # SOURCE.md's range of regions per segmentation
+
+
+def _art(art: str) -> dict[str, np.ndarray]:
+    grid = np.array([list(row.strip()) for row in art.strip().splitlines()])
+    return {c: grid == c for c in sorted(set(grid.ravel()) - {"."})}
+
+
+@pytest.mark.parametrize(
+    "drawn, order, expected, lost",
+    [
+        ("AAA\nAAA", "A", "111\n111", 0),
+        ("BBB\nBBB|.A.\n.A.", "BA", "121\n121", 2),  # the smaller on top, whatever the order
+        (".A.\n.A.|BBB\nBBB", "AB", "212\n212", 2),
+        ("AA.\n...|.BB\n...", "AB", "112\n000", 1),  # equal areas: the earlier on top
+        ("AA.\n...|BB.\n...", "AB", "110\n000", 2),  # the later one loses every pixel
+    ],
+)
+def test_paint_gives_each_pixel_to_the_smallest_mask(drawn, order, expected, lost):
+    masks = [_art(layer)[name] for layer, name in zip(drawn.split("|"), order, strict=True)]
+    owner, lost_pixels = paint([mask_to_rle(m) for m in masks] + [None], *masks[0].shape)
+    np.testing.assert_array_equal(owner, np.array([list(map(int, r)) for r in expected.splitlines()]))
+    assert lost_pixels == lost

@@ -1,9 +1,10 @@
 """Reading and writing datasets, safe image loading, tiling.
 
 ``read_dataset(path)`` finds the format by looking at the files (``detect_format``) and
-returns one :class:`Dataset`; ``write_coco`` and ``write_dota`` write one out.
-Each format lives in its own module with two functions, ``sniff(path) -> bool`` and
-``read(path) -> Dataset``; the writers add ``write(dataset, path)``.
+returns one :class:`Dataset`; ``write_dataset(dataset, path, format)`` writes one out in
+any of :data:`WRITERS`. Each format lives in its own module with two functions,
+``sniff(path) -> bool`` and ``read(path) -> Dataset``; the writers add
+``write(dataset, path)``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
 FORMATS: dict[str, str] = {
     "coco_panoptic": "fewclick.io.coco_panoptic",
     "coco": "fewclick.io.coco",
+    "masks": "fewclick.io.masks",
     "dota": "fewclick.io.dota",
     "isaid": "fewclick.io.isaid",
     "dsb2018": "fewclick.io.dsb",
@@ -45,7 +47,9 @@ FORMATS: dict[str, str] = {
     "yolo": "fewclick.io.yolo",
 }
 
-WRITERS = ("coco", "dota", "yolo", "points")
+#: Formats ``write_dataset`` writes: to a file (``FILE_WRITERS``) or into a folder.
+WRITERS = ("coco", "coco_panoptic", "dota", "yolo", "masks", "points")
+FILE_WRITERS = ("coco", "coco_panoptic", "points")
 
 
 def _module(name: str):
@@ -95,14 +99,18 @@ def read_dataset(path: str | Path, format: str | None = None, **options) -> Data
     return dataset
 
 
-def write_dataset(dataset: Dataset, path: str | Path, format: str) -> None:
-    """Write ``dataset`` in one of :data:`WRITERS` (COCO JSON file, or a DOTA/YOLO folder)."""
+def write_dataset(dataset: Dataset, path: str | Path, format: str) -> list[str]:
+    """Write ``dataset`` in one of :data:`WRITERS`: a JSON file for ``coco``, ``points``
+    and ``coco_panoptic`` (its PNGs in the folder named after the file, beside it), else a
+    folder. Returns the messages of what the format could not keep, where the writer
+    reports them (``coco_panoptic`` and ``masks``: objects without a mask, pixels lost to
+    overlaps); otherwise ``[]``."""
     if format not in WRITERS:
         raise FormatError(f"cannot write format {format!r}; writable formats: {', '.join(WRITERS)}")
     path = Path(path)
-    if format in ("coco", "points") and path.is_dir():
+    if format in FILE_WRITERS and path.is_dir():
         raise FormatError(f"{path}: expected a file name to write {format} to, got an existing folder")
-    if format in ("dota", "yolo") and path.exists() and not path.is_dir():
+    if format not in FILE_WRITERS and path.exists() and not path.is_dir():
         raise FormatError(f"{path}: expected a folder to write {format} into, got an existing file")
     module = "fewclick.io.points_table" if format == "points" else FORMATS[format]
-    importlib.import_module(module).write(dataset, Path(path))
+    return importlib.import_module(module).write(dataset, Path(path)) or []

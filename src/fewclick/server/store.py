@@ -432,17 +432,49 @@ def to_dataset(
     return Dataset([c.name for c in project.classes], records, format="fewclick")
 
 
-def export(project: Project, format: str, path: Path) -> Path:
-    if format not in ("coco", "dota"):
-        raise StoreError(f"export format must be coco or dota, got {format!r}")
+#: Export formats -> the name ``write_dataset`` writes inside the export folder. ``coco``
+#: is one JSON file; the others are folders a download zips whole.
+EXPORTS = {
+    "coco": "annotations.json",
+    "dota": "dota",
+    "coco_panoptic": "coco_panoptic/panoptic.json",  # + coco_panoptic/panoptic/*.png
+    "masks": "masks",
+}
+
+
+def export_format(name: str) -> str:
+    """``name`` as a key of :data:`EXPORTS` (``coco-panoptic`` is ``coco_panoptic``), or a
+    StoreError naming the formats there are."""
+    key = name.replace("-", "_")
+    if key not in EXPORTS:
+        raise StoreError(f"export format must be one of {', '.join(EXPORTS)}, got {name!r}")
+    return key
+
+
+def export(project: Project, format: str, folder: Path) -> Path:
+    """Write the project's annotations in ``format`` (see :func:`export_format`) under
+    ``folder``; returns the JSON file (``coco``) or the folder to send. A folder format
+    gets a ``warnings.txt`` beside its files when the format could not keep everything
+    (label PNGs: objects without a mask, pixels lost to overlapping masks)."""
+    format = export_format(format)
     data = to_dataset(project)
     for rec in data.images:
         rec.path = None  # a download names images as the project does; the files stay where they are
     if format == "dota":
         for rec in data.images:
             rec.objects = rec.objects[np.isfinite(rec.objects.boxes).all(1)]
-    write_dataset(data, path, format)
-    return path
+    path = Path(folder) / EXPORTS[format]
+    try:
+        messages = write_dataset(data, path, format)
+    except ValueError as exc:  # e.g. two images whose label PNGs would get one name
+        raise StoreError(f"cannot export {format}: {exc}") from None
+    if format == "coco":
+        return path
+    out = Path(folder) / PurePosixPath(EXPORTS[format]).parts[0]
+    if messages:  # named from the archive's root, not the temporary folder
+        text = "".join(m.replace(f"{out}{os.sep}", "") + "\n" for m in messages)
+        (out / "warnings.txt").write_text(text, encoding="utf-8")
+    return out
 
 
 def add_job(session: Session, user: User, project: Project, kind: str, trigger: str = "user") -> Job:

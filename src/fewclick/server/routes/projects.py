@@ -1,5 +1,6 @@
 """Projects and their classes: create from a folder or a dataset, settings, import
-annotations, mark annotated images finished, export COCO or DOTA, analytics."""
+annotations, mark annotated images finished, export (COCO, DOTA, COCO panoptic, instance
+mask PNGs), analytics."""
 
 from __future__ import annotations
 
@@ -173,21 +174,28 @@ def import_dataset(project_id: int, body: ImportIn, session: DB, config: Config)
 
 @router.get("/projects/{project_id}/export")
 def export(project_id: int, session: DB, format: str = "coco"):
+    """The project's annotations as a download: ``coco`` as one JSON file; ``dota``,
+    ``coco_panoptic`` (or ``coco-panoptic``) and ``masks`` as a zip of their folder."""
     project = store.get(session, Project, project_id, "project")
+    key = store.export_format(format)
     with tempfile.TemporaryDirectory() as tmp:
-        if format == "coco":
-            path = store.export(project, "coco", Path(tmp) / "annotations.json")
-            content, media, name = path.read_bytes(), "application/json", f"{project.name}.coco.json"
-        elif format == "dota":
-            folder = store.export(project, "dota", Path(tmp) / "dota")
-            buffer = io.BytesIO()
-            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-                for f in sorted((folder / "labelTxt").glob("*.txt")):
-                    zf.write(f, f"labelTxt/{f.name}")
-            content, media, name = buffer.getvalue(), "application/zip", f"{project.name}.dota.zip"
+        path = store.export(project, key, Path(tmp))
+        if path.is_file():
+            content, media, name = path.read_bytes(), "application/json", f"{project.name}.{key}.json"
         else:
-            raise HTTPException(400, f"export format must be coco or dota, got {format!r}")
+            content, media, name = _zip(path), "application/zip", f"{project.name}.{key}.zip"
     return Response(content, media_type=media, headers={"Content-Disposition": attachment(name)})
+
+
+def _zip(folder: Path) -> bytes:
+    """The files under ``folder`` as a zip, named relative to it (links to images are not
+    followed: an export holds annotations only)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(folder.rglob("*")):
+            if f.is_file() and not f.is_symlink():
+                zf.write(f, f.relative_to(folder).as_posix())
+    return buffer.getvalue()
 
 
 def attachment(name: str) -> str:

@@ -1,0 +1,208 @@
+"""Exporting a project as COCO panoptic and as instance mask PNGs (zip archives), and
+importing both back: the same masks and classes, overlaps and box-only objects named in
+the archive's warnings.txt, bad archives refused naming the problem with nothing saved."""
+
+import io
+import json
+import uuid
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from clients import client_for
+from PIL import Image as PILImage
+
+from conftest import shared_data_root
+from fewclick.io import coco_panoptic, read_dataset
+from fewclick.io.rle import mask_to_rle, rle_to_mask
+from fewclick.server.app import create_app
+
+PANOPTIC_SAMPLE = shared_data_root() / "coco_panoptic_sample"
+FORMATS = ("coco_panoptic", "masks")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory, db_url):
+    home = tmp_path_factory.mktemp("server")
+    roots = [tmp_path_factory.getbasetemp()]  # the test images and every test's tmp_path
+    if PANOPTIC_SAMPLE.is_dir():
+        roots.append(PANOPTIC_SAMPLE)
+    app = create_app(db_url, home / "data", data_roots=roots)
+    with client_for(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def street(tmp_path_factory):
+    """A folder of two 40 x 30 images."""
+    folder = tmp_path_factory.mktemp("street")
+    for name in ("a.png", "b.jpg"):
+        PILImage.fromarray(np.full((30, 40, 3), 100, np.uint8)).save(folder / name)
+    return folder
+
+
+def _project(client, **body):
+    r = client.post("/api/projects", json={"name": f"p-{uuid.uuid4().hex[:8]}", **body})
+    assert r.status_code == 201, r.text
+    return r.json()["project"]
+
+
+def _images(client, project):
+    return {im["file_name"]: im for im in client.get(f"/api/projects/{project['id']}/images").json()}
+
+
+def _rect(x0, y0, x1, y1):
+    mask = np.zeros((30, 40), bool)
+    mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def _annotate(client, project, street_masks):
+    """Annotations of ``street_masks``: ``{file name: [(class name, mask or box list)]}``."""
+    classes = {c["name"]: c["id"] for c in project["classes"]}
+    for name, items in street_masks.items():
+        image = _images(client, project)[name]
+        create = [
+            {"class_id": classes[cls], "kind": "mask", "geometry": {"mask": mask_to_rle(shape)}}
+            if isinstance(shape, np.ndarray)
+            else {"class_id": classes[cls], "kind": "box", "geometry": {"box": shape}}
+            for cls, shape in items
+        ]
+        body = {"revision": image["revision"], "create": create}
+        r = client.post(f"/api/images/{image['id']}/annotations/batch", json=body)
+        assert r.status_code == 200, r.text
+
+
+def _masks_by_image(client, project) -> dict[str, list[tuple[str, bytes]]]:
+    """Per image, the sorted (class name, mask bytes) of its mask annotations."""
+    names = {c["id"]: c["name"] for c in client.get(f"/api/projects/{project['id']}").json()["classes"]}
+    out = {}
+    for name, image in _images(client, project).items():
+        anns = client.get(f"/api/images/{image['id']}").json()["annotations"]
+        masks = [a for a in anns if "mask" in a["geometry"]]
+        out[name] = sorted(
+            (names[a["class_id"]], rle_to_mask(a["geometry"]["mask"]).tobytes()) for a in masks
+        )
+    return out
+
+
+def _download(client, project, format, folder: Path) -> tuple[Path, str]:
+    """Export ``project`` as ``format``, unzip it into ``folder``; returns the folder and
+    the Content-Disposition header."""
+    r = client.get(f"/api/projects/{project['id']}/export", params={"format": format})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        zf.extractall(folder)
+    return folder, r.headers["content-disposition"]
+
+
+@pytest.mark.parametrize("format", FORMATS)
+def test_an_export_imported_into_a_project_of_the_same_images_gives_the_same_masks(
+    client, street, tmp_path, format
+):
+    project = _project(client, folder=str(street), classes=["road", "car"])
+    road, car, other = _rect(0, 10, 40, 30), _rect(5, 5, 15, 12), _rect(20, 0, 30, 8)
+    _annotate(client, project, {"a.png": [("road", road), ("car", car)], "b.jpg": [("car", other)]})
+    folder, header = _download(client, project, format, tmp_path / "export")
+    assert f'.{format}.zip"' in header
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    pngs = ["a.png", "b.png"]
+    if format == "coco_panoptic":
+        assert names == ["panoptic.json"] + [f"panoptic/{n}" for n in pngs] + ["warnings.txt"]
+    else:
+        assert names == ["masks.json"] + [f"masks/{n}" for n in pngs] + ["warnings.txt"]
+    read = read_dataset(folder)
+    assert read.format == format and read.classes == ["road", "car"]
+    objs = read.image("a.png").objects
+    np.testing.assert_array_equal(objs.masks(30, 40), [road & ~car, car])  # the car on top
+
+    again = _project(client, folder=str(street))
+    r = client.post(f"/api/projects/{again['id']}/import", json={"dataset": str(folder)})
+    assert r.status_code == 200 and r.json()["warnings"] == [], r.text
+    expected = _masks_by_image(client, project)
+    expected["a.png"] = sorted([("road", (road & ~car).tobytes()), ("car", car.tobytes())])
+    assert _masks_by_image(client, again) == expected
+
+
+@pytest.mark.parametrize("format", ["coco-panoptic", "masks"])
+def test_what_an_export_could_not_keep_is_listed_in_warnings_txt(client, street, tmp_path, format):
+    project = _project(client, folder=str(street), classes=["car"])
+    small, large = _rect(0, 0, 4, 4), _rect(2, 2, 12, 12)
+    _annotate(client, project, {"a.png": [("car", large), ("car", small), ("car", [20, 20, 30, 28])]})
+    folder, header = _download(client, project, format, tmp_path)
+    assert f'.{format.replace("-", "_")}.zip"' in header
+    lines = (folder / "warnings.txt").read_text().splitlines()
+    assert len(lines) == 2
+    assert "4 mask pixel(s) lost to overlapping objects" in lines[0] and "a.png (4)" in lines[0]
+    assert "1 object(s) without a mask not written" in lines[1]
+    json_name = "panoptic.json" if format == "coco-panoptic" else "masks.json"
+    assert all(line.startswith(f"{json_name}: ") for line in lines), "named from the archive's root"
+
+
+def test_an_unknown_export_format_names_the_formats_there_are(client, street):
+    project = _project(client, folder=str(street))
+    r = client.get(f"/api/projects/{project['id']}/export", params={"format": "cityscapes"})
+    assert r.status_code == 400
+    assert r.json()["detail"] == (
+        "export format must be one of coco, dota, coco_panoptic, masks, got 'cityscapes'"
+    )
+
+
+def _break_panoptic(folder: Path) -> str:
+    ids = np.zeros((30, 40), np.int64)
+    ids[0, 0] = 99  # a segment id segments_info does not list
+    PILImage.fromarray(coco_panoptic.segment_png(ids)).save(folder / "panoptic" / "b.png")
+    return "b.png holds segment ids [99] that segments_info does not list"
+
+
+def _break_masks(folder: Path) -> str:
+    PILImage.fromarray(np.zeros((30, 40, 3), np.uint8)).save(folder / "masks" / "b.png")
+    return "b.png: expected a one-channel 16-bit PNG of instance indices (0 = none), got 3 channels"
+
+
+@pytest.mark.parametrize("format, damage", [("coco_panoptic", _break_panoptic), ("masks", _break_masks)])
+def test_a_bad_archive_is_refused_naming_the_problem_and_nothing_saved_is_lost(
+    client, street, tmp_path, format, damage
+):
+    project = _project(client, folder=str(street), classes=["car"])
+    _annotate(client, project, {"a.png": [("car", _rect(1, 1, 9, 9))]})
+    folder, _ = _download(client, project, format, tmp_path)
+    message = damage(folder)
+    before = _masks_by_image(client, project)
+    r = client.post(f"/api/projects/{project['id']}/import", json={"dataset": str(folder)})
+    assert r.status_code == 400 and message in r.json()["detail"], r.text
+    assert _masks_by_image(client, project) == before
+
+
+@pytest.mark.shared_data
+def test_the_panopticapi_sample_becomes_a_project_with_its_stuff_classes_and_exports_the_same(
+    client, tmp_path
+):
+    if not PANOPTIC_SAMPLE.is_dir():
+        pytest.skip(f"shared dataset 'coco_panoptic_sample' not found at {PANOPTIC_SAMPLE}")
+    source = read_dataset(PANOPTIC_SAMPLE)
+    project = _project(client, dataset=str(PANOPTIC_SAMPLE))
+    classes = [c["name"] for c in project["classes"]]
+    stuff = [name for name, thing in zip(source.classes, source.extra["isthing"], strict=True) if not thing]
+    assert classes == source.classes and len(stuff) == 53 and set(stuff) <= set(classes)
+    for format in FORMATS:
+        folder, _ = _download(client, project, format, tmp_path / format)
+        back = read_dataset(folder)
+        assert back.classes == source.classes
+        for rec in source.images:
+            keep = ~rec.objects.ignore  # crowd segments are not imported as annotations
+            want = sorted(
+                (source.classes[label], rle_to_mask(seg).tobytes())
+                for label, seg, k in zip(rec.objects.labels, rec.objects.segmentations, keep, strict=True)
+                if k
+            )
+            objs = back.image(rec.file_name).objects
+            got = sorted(
+                (back.classes[label], rle_to_mask(seg).tobytes())
+                for label, seg in zip(objs.labels, objs.segmentations, strict=True)
+            )
+            assert got == want and any(source.classes[lab] in stuff for lab in rec.objects.labels)
+    panoptic = json.loads((tmp_path / "coco_panoptic" / "panoptic.json").read_text())
+    assert all(c["isthing"] == 1 for c in panoptic["categories"]), "a project keeps no thing/stuff flag"
