@@ -11,9 +11,10 @@ rest trains. Methods:
 
 - ``full_image_pretrained`` / ``full_image_scratch``: the paper's model
   (:mod:`fewclick.models.fullimage`) on the pretrained encoder's maps or a backbone trained
-  from scratch; ``full_image`` is the one of the two with the higher mean mIoU over steps
-  0-3 (free allocation) on the held-out part of the training part (``choice`` says which,
-  with both scores);
+  from scratch; ``full_image_sam_prior``: on the pretrained maps, with SAM's logits for
+  each region (from its box and extreme points) as one more input channel. ``full_image``
+  is the one of them with the highest mean mIoU over steps 0-3 (free allocation) on the
+  held-out part of the training part (``choice`` says which, with every score);
 - ``single_region``: the same network as ``full_image``, per-mask binary loss, no shared
   annotations (``one_per_region`` only, as in the paper);
 - ``sam_compete``: training-free, SAM's logits per region, argmax across regions;
@@ -39,7 +40,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -87,15 +88,19 @@ def main(argv: list[str] | None = None) -> int:
     train_config = FullImageTrainConfig(steps=args.train_steps, seed=args.seed)
     variants = {"full_image_scratch": FullImageConfig(backbone="scratch")}
     if encoder is not None:
-        variants = {"full_image_pretrained": FullImageConfig(backbone="pretrained"), **variants}
+        variants = {
+            "full_image_pretrained": FullImageConfig(backbone="pretrained"),
+            **variants,
+            "full_image_sam_prior": FullImageConfig(backbone="pretrained", sam_prior=True),
+        }
     methods = {}
     for name, config in variants.items():
-        methods[name] = _model(name, config, fit, train_config, encoder, args, report)
+        methods[name] = _model(name, config, fit, train_config, encoder, sam, args, report)
     scores = {name: _choice_score(model, held, args) for name, model in methods.items()}
     chosen = max(scores, key=scores.get)
     report["choice"] = {"full_image": chosen, "held_out_mIoU_steps_0_3_free": scores}
-    single = FullImageConfig(backbone=methods[chosen].config.backbone, loss="mask", share=False)
-    methods["single_region"] = _model("single_region", single, fit, train_config, encoder, args, report)
+    single = replace(methods[chosen].config, loss="mask", share=False)
+    methods["single_region"] = _model("single_region", single, fit, train_config, encoder, sam, args, report)
     if sam is not None:
         methods["sam_compete"] = SamCompete(sam)
     methods["box_fill"] = BoxFill()
@@ -144,7 +149,7 @@ def _reach(curve: list[float], level: float) -> int | None:
     return next((step for step, value in enumerate(curve) if value >= level), None)
 
 
-def _model(name, config, fit: Dataset, train_config, encoder, args, report) -> FullImageModel:
+def _model(name, config, fit: Dataset, train_config, encoder, sam, args, report) -> FullImageModel:
     """The model ``name`` trained on ``fit``, from ``--work`` when it was trained before."""
     digest = hashlib.blake2b(
         json.dumps(
@@ -158,13 +163,15 @@ def _model(name, config, fit: Dataset, train_config, encoder, args, report) -> F
         images = []
         for r in tqdm(fit.images, desc=f"{name}: features"):
             gt, _ = region_map(r, args.min_region)
-            images.append(prepare_image(config, r.load_image(), gt, train_config.canvas, encoder, _key(r)))
+            images.append(
+                prepare_image(config, r.load_image(), gt, train_config.canvas, encoder, _key(r), sam)
+            )
         train_fullimage(images, config, train_config, path)
         report["training"][name] = {"seconds": round(time.perf_counter() - t0, 1), "reused": False}
     else:
         report["training"][name] = {"reused": True}
     report["training"][name].update(path=str(path), steps=train_config.steps, images=len(fit.images))
-    return FullImageModel.load(path, encoder)
+    return FullImageModel.load(path, encoder, sam)
 
 
 def _key(record) -> str:

@@ -163,3 +163,40 @@ def test_training_lowers_the_loss_and_writes_a_model_that_loads(tmp_path, loss):
     model.set_image(image)
     assert model.predict(_scene()[2]).shape == gt.shape
     assert model.method == ("full_image" if loss == "pixelwise" else "single_region")
+
+
+class _FakeSam:
+    """SAM's interface for the prior: low-res logits, positive inside the box it is given."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def set_image(self, image, key=None) -> None:
+        h, w = image.shape[:2]
+        self.scale = 1024 / max(h, w)
+
+    def low_res_logits(self, box, clicks) -> np.ndarray:
+        self.calls += 1
+        out = np.full((256, 256), -5.0, np.float32)
+        x0, y0, x1, y1 = (int(v * self.scale / 4) for v in box)
+        out[y0:y1, x0:x1] = 5.0
+        return out
+
+
+def test_a_model_on_sam_prior_asks_sam_once_per_region_and_not_again_for_scribbles():
+    image, gt, prompts = _scene()
+    config = FullImageConfig(backbone="scratch", sam_prior=True, channels=8, head_width=8, scratch_side=64)
+    with pytest.raises(ValueError, match="SAM predictor"):
+        FullImageModel(FullImageNet(config))
+    with pytest.raises(ValueError, match="SAM predictor"):
+        prepare_image(config, image, gt, 32)
+    sam = _FakeSam()
+    assert prepare_image(config, image, gt, 32, sam=sam).priors.shape == (3, 256, 256)
+    torch.manual_seed(0)
+    model = FullImageModel(FullImageNet(config), sam=sam)
+    model.set_image(image)
+    sam.calls = 0
+    model.predict(prompts)
+    assert sam.calls == 3
+    prompts[2].scribbles.append(Scribble([[44, 24], [46, 32]], 2))
+    assert model.predict(prompts).shape == gt.shape and sam.calls == 3

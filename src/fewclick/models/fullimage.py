@@ -68,7 +68,9 @@ class FullImageConfig:
     """``backbone``: ``"pretrained"`` (the SAM encoder's frozen maps and a trained neck) or
     ``"scratch"`` (a backbone trained on images resized to ``scratch_side``); ``loss``:
     ``"pixelwise"`` (the full-image model) or ``"mask"`` (per-mask binary, the single-region
-    model); ``share``: other regions' annotations as the second channel."""
+    model); ``share``: other regions' annotations as the second channel; ``sam_prior``:
+    one more input channel, SAM's logits for the region from its box and extreme points
+    (:func:`sam_prior`), so the head starts from SAM's mask and learns to correct it."""
 
     backbone: str = "pretrained"
     loss: str = "pixelwise"
@@ -76,6 +78,7 @@ class FullImageConfig:
     channels: int = 64
     head_width: int = 48
     scratch_side: int = 640
+    sam_prior: bool = False
 
     def __post_init__(self) -> None:
         if self.backbone not in ("pretrained", "scratch"):
@@ -114,23 +117,44 @@ class FullImageNet(nn.Module):
             self.backbone = FeatureNeck(out_channels=config.channels)
         else:
             self.backbone = Backbone(out_channels=config.channels)
-        self.head = RegionHead(config.channels, config.head_width)
+        self.head = RegionHead(config.channels + int(config.sam_prior), config.head_width)
 
     def features(self, x) -> torch.Tensor:
         """The stride-4 map: ``x`` is the encoder's maps (pretrained) or an image batch."""
         return self.backbone(x)
 
     def region_logits(
-        self, features: torch.Tensor, boxes: torch.Tensor, scale: float, annotations: torch.Tensor
+        self,
+        features: torch.Tensor,
+        boxes: torch.Tensor,
+        scale: float,
+        annotations: torch.Tensor,
+        prior: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``[N, 1, MASK, MASK]`` logits of the regions whose RoI ``boxes`` (``[N, 4]`` XYXY at
         image pixels) and annotation maps (``[N, 2, ROI, ROI]``) are given; ``scale`` is the
-        feature input's pixels per image pixel."""
+        feature input's pixels per image pixel; ``prior`` the regions' SAM logits
+        (``[N, LOW_RES, LOW_RES]`` in SAM's padded input frame at stride 4) when the model
+        has ``sam_prior``."""
         if len(boxes) == 0:
             return features.new_zeros((0, 1, MASK, MASK))
         rois = torch.cat([boxes.new_zeros((len(boxes), 1)), boxes], 1)
         z = roi_align(features, rois, ROI, spatial_scale=scale / self.stride, sampling_ratio=2, aligned=True)
-        return self.head(torch.cat([z, annotations.to(z.dtype)], 1))
+        parts = [z, annotations.to(z.dtype)]
+        if self.config.sam_prior:
+            if prior is None or len(prior) != len(boxes):
+                raise ValueError("a model with sam_prior needs SAM's logits for every region")
+            parts.append(sam_prior(prior.to(z.dtype), boxes, scale))
+        return self.head(torch.cat(parts, 1))
+
+
+def sam_prior(low_res: torch.Tensor, boxes: torch.Tensor, scale: float) -> torch.Tensor:
+    """``[N, 1, ROI, ROI]``: each region's SAM logits (``low_res [N, 256, 256]``, SAM's
+    low-resolution output over its padded 1024 px input) RoI-aligned to its box, clamped to
+    +-10 and divided by 10."""
+    rois = torch.cat([torch.arange(len(boxes), dtype=boxes.dtype)[:, None], boxes], 1)
+    crops = roi_align(low_res[:, None], rois, ROI, spatial_scale=scale / 4, sampling_ratio=2, aligned=True)
+    return crops.clamp(-10, 10) / 10
 
 
 def roi_boxes(prompts, shape: tuple[int, int]) -> np.ndarray:

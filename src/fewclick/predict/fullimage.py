@@ -176,20 +176,25 @@ class FullImageModel:
     box, their own marks, or, with shared annotations, another region's marks inside
     their box) and repaints only the pixels those regions' boxes cover."""
 
-    def __init__(self, net, encoder=None) -> None:
+    def __init__(self, net, encoder=None, sam=None) -> None:
         self.net = net.eval()
         self.config = net.config
         self.encoder = encoder
+        if self.config.sam_prior and sam is None:
+            raise ValueError(
+                "this full-image model starts from SAM's masks: it needs the SAM predictor, got None"
+            )
+        self.sam = sam
         self.method = "full_image" if self.config.loss == "pixelwise" else "single_region"
 
     @classmethod
-    def load(cls, path, encoder=None) -> FullImageModel:
+    def load(cls, path, encoder=None, sam=None) -> FullImageModel:
         from fewclick.models.checkpoint import load_module
         from fewclick.models.fullimage import FullImageConfig, FullImageNet
         from fewclick.train.fullimage import KIND, VERSION
 
         net, _ = load_module(path, KIND, VERSION, lambda c: FullImageNet(FullImageConfig(**c)))
-        return cls(net, encoder)
+        return cls(net, encoder, sam)
 
     def set_image(self, image: np.ndarray, key: str | None = None) -> None:
         import torch
@@ -198,6 +203,9 @@ class FullImageModel:
         with torch.inference_mode():
             self.features = self.net.features(inputs)
         self.shape = np.asarray(image).shape[:2]
+        if self.config.sam_prior:
+            self.sam.set_image(image, key)
+        self._priors: dict[bytes, np.ndarray] = {}  # extreme points -> SAM's low-res logits
         self._logits: dict[bytes, object] = {}  # region signature -> its [1, MASK, MASK] logits
         self._painted: list[tuple[bytes, np.ndarray]] = []  # (signature, RoI box) per painted region
         self._labels = np.full(self.shape, -1, np.int32)
@@ -214,9 +222,10 @@ class FullImageModel:
         missing = [i for i, s in enumerate(signatures) if s not in self._logits]
         if missing:
             maps = annotation_maps(prompts, boxes, self.shape, self.config.share, only=missing)
+            prior = self._prior([prompts[i] for i in missing]) if self.config.sam_prior else None
             with torch.inference_mode():
                 logits = self.net.region_logits(
-                    self.features, torch.from_numpy(boxes[missing]), self.scale, maps
+                    self.features, torch.from_numpy(boxes[missing]), self.scale, maps, prior
                 )
             for row, i in enumerate(missing):
                 self._logits[signatures[i]] = logits[row]
@@ -233,6 +242,18 @@ class FullImageModel:
         labels = _fill_nearest(self._labels.copy())
         paint_scribbles(labels, prompts)
         return labels
+
+    def _prior(self, prompts: list[RegionPrompt]):
+        """``[N, 256, 256]`` SAM low-res logits of each region from its box and extreme points."""
+        import torch
+
+        out = []
+        for p in prompts:
+            key = p.extreme.points.tobytes()
+            if key not in self._priors:
+                self._priors[key] = region_prior(self.sam, p.extreme)
+            out.append(self._priors[key])
+        return torch.from_numpy(np.stack(out))
 
     def _repaint(self, rect: tuple[int, int, int, int], painted) -> None:
         """Argmax over the regions whose box meets ``rect`` at the pixels of ``rect``."""
@@ -308,3 +329,11 @@ def _merge_rects(boxes: list[np.ndarray], shape: tuple[int, int]) -> list[tuple[
         else:
             merged.append(r)
     return [r for r in merged if r[0] < r[2] and r[1] < r[3]]
+
+
+def region_prior(sam, extreme: ExtremePoints) -> np.ndarray:
+    """SAM's ``float32[256, 256]`` low-res logits for a region from its extreme points: their
+    box and the four points as positive clicks."""
+    xy = extreme.points
+    box = np.array([xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max() + 1, xy[:, 1].max() + 1], np.float32)
+    return sam.low_res_logits(box=box, clicks=Clicks(xy, np.zeros(4, np.int64), np.ones(4, bool)))

@@ -98,6 +98,12 @@ class SamPredictor:
         logits, _, _ = self._decode(box, clicks, None)
         return resize_logits(logits, self._embedding.image_size)
 
+    def low_res_logits(self, box: Any = None, clicks: Clicks | None = None) -> np.ndarray:
+        """SAM's ``float32[256, 256]`` low-resolution logits over its padded 1024 px input
+        (stride 4): the full-image model's prior for a region."""
+        _, _, low_res = self._decode(box, clicks, None)
+        return low_res[0, 0]
+
     def _decode(self, box: Any, clicks: Clicks | None, previous: Any) -> tuple[np.ndarray, ...]:
         """The decoder's logits in the resized frame, its IoU estimate and low-res logits."""
         e = self._embedding

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from fewclick.models.checkpoint import write_checkpoint
 from fewclick.models.fullimage import MASK, FullImageConfig, FullImageNet, annotation_maps, paste, roi_boxes
-from fewclick.predict.fullimage import RegionPrompt, feature_inputs
+from fewclick.predict.fullimage import RegionPrompt, feature_inputs, region_prior
 from fewclick.simulate.allocation import ALLOCATIONS, allocate_scribbles
 from fewclick.simulate.extreme import extreme_points
 from fewclick.train.common import set_lr
@@ -70,12 +70,20 @@ class TrainImage:
     canvas_gt: np.ndarray
     canvas_scale: float
     crops: list[tuple[np.ndarray, int, int]]  # per region: its mask's bounding crop, x0, y0
+    priors: np.ndarray | None = None  # per region: SAM's low-res logits from its exact extreme points
 
 
 def prepare_image(
-    config: FullImageConfig, image: np.ndarray, gt: np.ndarray, canvas: int, encoder=None, key=None
+    config: FullImageConfig,
+    image: np.ndarray,
+    gt: np.ndarray,
+    canvas: int,
+    encoder=None,
+    key=None,
+    sam=None,
 ) -> TrainImage:
-    """What a training step needs of one image (see :class:`TrainImage`)."""
+    """What a training step needs of one image (see :class:`TrainImage`); ``sam`` (a
+    :class:`fewclick.predict.sam.SamPredictor`) for a model with ``sam_prior``."""
     inputs, scale = feature_inputs(config, image, encoder, key)
     if isinstance(inputs, list):
         inputs = [m.half() for m in inputs]  # half the memory; steps compute in float32
@@ -83,7 +91,19 @@ def prepare_image(
     c = canvas / max(h, w)
     size = (max(int(round(w * c)), 1), max(int(round(h * c)), 1))
     canvas_gt = cv2.resize(gt, size, interpolation=cv2.INTER_NEAREST).astype(np.int32)
-    return TrainImage(inputs, scale, gt, canvas_gt, size[0] / w, _region_slices(gt))
+    crops = _region_slices(gt)
+    priors = None
+    if config.sam_prior:
+        if sam is None:
+            raise ValueError("a model with sam_prior trains with the SAM predictor, got None")
+        sam.set_image(image, key)
+        priors = np.stack(
+            [
+                region_prior(sam, ExtremePoints(extreme_points(mask).points + np.array([x0, y0], np.float32)))
+                for mask, x0, y0 in crops
+            ]
+        ).astype(np.float16)
+    return TrainImage(inputs, scale, gt, canvas_gt, size[0] / w, crops, priors)
 
 
 def _region_slices(gt: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
@@ -112,7 +132,8 @@ def forward(net: FullImageNet, features, image: TrainImage, prompts) -> tuple[to
     boxes = roi_boxes(prompts, image.gt.shape)
     maps = annotation_maps(prompts, boxes, image.gt.shape, share=net.config.share)
     boxes_t = torch.from_numpy(boxes)
-    return net.region_logits(features, boxes_t, image.scale, maps), boxes_t
+    prior = None if image.priors is None else torch.from_numpy(image.priors).float()
+    return net.region_logits(features, boxes_t, image.scale, maps, prior), boxes_t
 
 
 def canvas_prediction(logits: torch.Tensor, boxes: torch.Tensor, image: TrainImage) -> np.ndarray:
