@@ -54,7 +54,7 @@ from fewclick.models.fullimage import FullImageConfig
 from fewclick.predict.fullimage import BoxFill, FullImageModel, SamCompete
 from fewclick.protocols.fullimage import MIN_REGION, region_map, run_session
 from fewclick.simulate.allocation import ALLOCATIONS, allocate_scribbles
-from fewclick.train.fullimage import FullImageTrainConfig, prepare_image, train_fullimage
+from fewclick.train.fullimage import FullImageTrainConfig, image_key, prepare_records, train_fullimage
 
 QUICK_IMAGES, QUICK_STEPS, STEPS = 25, 6, 9
 CHOICE_IMAGES, CHOICE_STEPS = 10, 3
@@ -153,30 +153,25 @@ def _model(name, config, fit: Dataset, train_config, encoder, sam, args, report)
     """The model ``name`` trained on ``fit``, from ``--work`` when it was trained before."""
     digest = hashlib.blake2b(
         json.dumps(
-            [sorted(_key(r) for r in fit.images), config.to_dict(), asdict(train_config), args.min_region]
+            [
+                sorted(image_key(r) for r in fit.images),
+                config.to_dict(),
+                asdict(train_config),
+                args.min_region,
+            ]
         ).encode(),
         digest_size=8,
     ).hexdigest()
     path = args.work / "models" / f"{name}-{digest}.pt"
     if not path.exists():
         t0 = time.perf_counter()
-        images = []
-        for r in tqdm(fit.images, desc=f"{name}: features"):
-            gt, _ = region_map(r, args.min_region)
-            images.append(
-                prepare_image(config, r.load_image(), gt, train_config.canvas, encoder, _key(r), sam)
-            )
+        images = prepare_records(fit.images, config, train_config.canvas, encoder, sam, args.min_region)
         train_fullimage(images, config, train_config, path)
         report["training"][name] = {"seconds": round(time.perf_counter() - t0, 1), "reused": False}
     else:
         report["training"][name] = {"reused": True}
     report["training"][name].update(path=str(path), steps=train_config.steps, images=len(fit.images))
     return FullImageModel.load(path, encoder, sam)
-
-
-def _key(record) -> str:
-    where = Path(record.path).resolve() if record.path else record.file_name
-    return hashlib.blake2b(str(where).encode(), digest_size=12).hexdigest()
 
 
 def _choice_score(model, held: Dataset, args) -> float:

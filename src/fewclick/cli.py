@@ -138,6 +138,28 @@ def _parser() -> argparse.ArgumentParser:
     tseg.add_argument("--format", help="the dataset format (default: detect)")
     tseg.set_defaults(run=_train_segment)
 
+    tfull = train.add_parser(
+        "fullimage", help="train a full-image segmentation model (extreme points and scribbles)"
+    )
+    tfull.add_argument("--data", required=True, type=Path, help="a dataset with instance or region masks")
+    tfull.add_argument("--out", required=True, type=Path, help="the model file to write")
+    tfull.add_argument(
+        "--backbone",
+        default="pretrained",
+        choices=["pretrained", "scratch"],
+        help="the SAM encoder's maps (needs `fewclick models fetch`) or a backbone trained from scratch",
+    )
+    tfull.add_argument("--sam-prior", action="store_true", help="start each region from SAM's mask")
+    tfull.add_argument(
+        "--single-region",
+        action="store_true",
+        help="the single-region baseline: per-mask loss, nothing shared",
+    )
+    tfull.add_argument("--steps", type=int, default=1000)
+    tfull.add_argument("--seed", type=int, default=0)
+    tfull.add_argument("--format", help="the dataset format (default: detect)")
+    tfull.set_defaults(run=_train_fullimage)
+
     tcpr = train.add_parser(
         "cpr", help="train CPRNet on a dataset's annotated points (coarse point refinement)"
     )
@@ -404,6 +426,32 @@ def _train_segment(args) -> int:
     train = SegmentTrainConfig(budget_minutes=args.budget_minutes, steps=args.steps, seed=args.seed)
     m_b, m_bc = train_segmenter(dataset, args.out, train=train, clicks=args.clicks)
     print(f"wrote {m_b} and {m_bc}")
+    return 0
+
+
+def _train_fullimage(args) -> int:
+    from fewclick.io import read_dataset
+    from fewclick.models.fullimage import FullImageConfig
+    from fewclick.train.fullimage import FullImageTrainConfig, prepare_records, train_fullimage
+
+    config = FullImageConfig(
+        backbone=args.backbone,
+        loss="mask" if args.single_region else "pixelwise",
+        share=not args.single_region,
+        sam_prior=args.sam_prior,
+    )
+    encoder = sam = None
+    if args.backbone == "pretrained" or args.sam_prior:
+        from fewclick.predict.encoder import ImageEncoder
+        from fewclick.predict.pretrained import default_model_files
+        from fewclick.predict.sam import SamPredictor
+
+        encoder_file, decoder_file = default_model_files()
+        encoder = ImageEncoder(encoder_file)
+        sam = SamPredictor(encoder, decoder_file)
+    train = FullImageTrainConfig(steps=args.steps, seed=args.seed)
+    images = prepare_records(read_dataset(args.data, args.format).images, config, train.canvas, encoder, sam)
+    print(f"wrote {train_fullimage(images, config, train, args.out)}")
     return 0
 
 

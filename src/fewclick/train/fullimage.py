@@ -106,6 +106,29 @@ def prepare_image(
     return TrainImage(inputs, scale, gt, canvas_gt, size[0] / w, crops, priors)
 
 
+def prepare_records(
+    records, config: FullImageConfig, canvas: int, encoder=None, sam=None, min_region: float | None = None
+) -> list[TrainImage]:
+    """:func:`prepare_image` of every record of a dataset with masks (its region map as
+    the full-image protocol makes it: every object a region, the rest one more), with a
+    progress bar. The encoder's cache is keyed by each image's resolved path."""
+    from fewclick.protocols.fullimage import MIN_REGION, region_map
+
+    out = []
+    for r in tqdm(records, desc=f"full-image {config.backbone}: inputs"):
+        gt, _ = region_map(r, MIN_REGION if min_region is None else min_region)
+        out.append(prepare_image(config, r.load_image(), gt, canvas, encoder, image_key(r), sam))
+    return out
+
+
+def image_key(record) -> str:
+    """A cache key of a dataset image: a digest of its resolved path (or its name)."""
+    import hashlib
+
+    where = str(Path(record.path).resolve()) if record.path else record.file_name
+    return hashlib.blake2b(where.encode(), digest_size=12).hexdigest()
+
+
 def _region_slices(gt: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
     from scipy import ndimage
 
