@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from fewclick import __version__
+from fewclick.io import FILE_WRITERS, WRITERS
 
 SHOW_KINDS = ("centre", "corrective", "extreme", "scribble", "coarse", "oracle")
 
@@ -74,14 +75,16 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--format", help="skip detection and read this format")
     info.set_defaults(run=_data_info)
 
-    convert = data.add_parser("convert", help="write a dataset as COCO JSON, DOTA labelTxt, YOLO or points")
+    folders = [name for name in WRITERS if name not in FILE_WRITERS]
+    convert = data.add_parser("convert", help=f"write a dataset as one of: {', '.join(WRITERS)}")
     convert.add_argument("path", type=Path)
-    convert.add_argument("--to", required=True, choices=["coco", "dota", "yolo", "points"])
+    convert.add_argument("--to", required=True, choices=WRITERS)
     convert.add_argument(
         "--out",
         required=True,
         type=Path,
-        help="a .json file for coco, a folder for dota/yolo, a .csv/.json for points",
+        help=f"a file for {', '.join(FILE_WRITERS)} (.json; .csv or .json for points; coco_panoptic "
+        f"puts its PNGs in the folder named after it), a folder for {', '.join(folders)}",
     )
     convert.add_argument("--format", help="the input format (default: detect)")
     convert.set_defaults(run=_data_convert)

@@ -1,4 +1,5 @@
-"""The command line, end to end on synthetic data (no shared data needed)."""
+"""The command line, end to end on synthetic data (no shared data needed, but for the tests
+marked ``shared_data``)."""
 
 import json
 import subprocess
@@ -8,10 +9,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from conftest import shared_dataset
 from fewclick.cli import main
 from fewclick.data.synthetic import make_dataset
-from fewclick.io import read_dataset
+from fewclick.io import WRITERS, read_dataset
 from fewclick.io.results import ResultsError, read_results, write_results
+from fewclick.io.rle import rle_to_mask
 from fewclick.types import Detections, rboxes_to_boxes
 
 
@@ -47,6 +50,45 @@ def test_convert_to_dota_keeps_every_object(synth, capsys, tmp_path):
     back = read_dataset(tmp_path / "dota", "dota")
     assert [(r.width, r.height) for r in back.images] == [(160, 128)] * 3  # images linked beside the labels
     assert sum(len(r.objects) for r in back.images) == sum(len(r.objects) for r in ds.images)
+
+
+def test_convert_offers_every_format_the_library_writes(capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "convert", "--help"])
+    usage = capsys.readouterr().out
+    assert "{" + ",".join(WRITERS) + "}" in usage
+
+
+def _regions(dataset) -> dict[str, list[tuple[str, bool, bytes]]]:
+    """Per image, the sorted (class name, crowd, mask bytes) of its objects."""
+    return {
+        rec.file_name: sorted(
+            (dataset.classes[label], bool(crowd), rle_to_mask(seg).tobytes())
+            for label, crowd, seg in zip(
+                rec.objects.labels, rec.objects.ignore, rec.objects.segmentations, strict=True
+            )
+        )
+        for rec in dataset.images
+    }
+
+
+@pytest.mark.shared_data
+def test_convert_coco_panoptic_to_masks_and_back_keeps_every_region(capsys, tmp_path):
+    sample = shared_dataset("coco_panoptic_sample")
+    source = read_dataset(sample, "coco_panoptic")
+    assert sum(len(r.objects) for r in source.images) > 0
+    code, stdout, _ = _run(capsys, "data", "convert", sample, "--to", "masks", "--out", tmp_path / "masks")
+    assert code == 0 and "as masks" in stdout
+    masks = read_dataset(tmp_path / "masks")
+    assert masks.format == "masks" and masks.classes == source.classes
+    assert _regions(masks) == _regions(source)
+    out = tmp_path / "back" / "panoptic.json"
+    code, _, _ = _run(capsys, "data", "convert", tmp_path / "masks", "--to", "coco_panoptic", "--out", out)
+    assert code == 0
+    back = read_dataset(out)
+    assert back.format == "coco_panoptic" and back.classes == source.classes
+    assert _regions(back) == _regions(source)
+    assert all(r.path is not None and r.path.is_file() for r in back.images), "images linked beside it"
 
 
 def test_show_draws_every_input_kind(synth, capsys, tmp_path):

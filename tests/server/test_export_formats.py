@@ -1,6 +1,8 @@
 """Exporting a project as COCO panoptic and as instance mask PNGs (zip archives), and
 importing both back: the same masks and classes, overlaps and box-only objects named in
-the archive's warnings.txt, bad archives refused naming the problem with nothing saved."""
+the archive's warnings.txt, bad archives refused naming the problem with nothing saved.
+Classes are things or stuff: set through the API or by a COCO panoptic import, written
+to the panoptic categories, a stuff class's regions in one image written as one segment."""
 
 import io
 import json
@@ -204,5 +206,75 @@ def test_the_panopticapi_sample_becomes_a_project_with_its_stuff_classes_and_exp
                 for label, seg in zip(objs.labels, objs.segmentations, strict=True)
             )
             assert got == want and any(source.classes[lab] in stuff for lab in rec.objects.labels)
+    source_isthing = dict(zip(source.classes, source.extra["isthing"], strict=True))
+    assert {c["name"]: c["isthing"] for c in project["classes"]} == source_isthing
     panoptic = json.loads((tmp_path / "coco_panoptic" / "panoptic.json").read_text())
-    assert all(c["isthing"] == 1 for c in panoptic["categories"]), "a project keeps no thing/stuff flag"
+    written = {c["name"]: c["isthing"] for c in panoptic["categories"]}
+    used = {source.classes[label] for rec in source.images for label in rec.objects.labels}
+    assert {name: written[name] for name in used} == {name: int(source_isthing[name]) for name in used}
+    assert {0, 1} <= set(written.values()) and written == {n: int(t) for n, t in source_isthing.items()}
+
+
+def _add_class(client, project, **body):
+    r = client.post(f"/api/projects/{project['id']}/classes", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_a_class_is_a_thing_unless_made_stuff_and_the_project_lists_it_so(client, street):
+    project = _project(client, folder=str(street), classes=["car"])
+    sky = _add_class(client, project, name="sky", isthing=False)
+    person = _add_class(client, project, name="person")
+    assert (sky["isthing"], person["isthing"]) == (False, True)
+    r = client.patch(f"/api/classes/{person['id']}", json={"isthing": False})
+    assert r.status_code == 200 and r.json()["isthing"] is False, r.text
+    r = client.patch(f"/api/classes/{person['id']}", json={"name": "people"})
+    assert r.status_code == 200 and r.json()["isthing"] is False, "a patch without isthing keeps it"
+    listed = client.get(f"/api/projects/{project['id']}").json()["classes"]
+    assert {c["name"]: c["isthing"] for c in listed} == {"car": True, "sky": False, "people": False}
+
+
+@pytest.mark.parametrize("value", ["no", 0, None])
+def test_isthing_must_be_true_or_false(client, street, value):
+    project = _project(client, folder=str(street), classes=["car"])
+    r = client.post(f"/api/projects/{project['id']}/classes", json={"name": "sky", "isthing": value})
+    if value is None:  # null: the default, a thing
+        assert r.status_code == 201 and r.json()["isthing"] is True, r.text
+    else:
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "isthing", r.text
+
+
+def test_a_stuff_class_gets_one_panoptic_segment_per_image_and_things_keep_theirs(client, street, tmp_path):
+    project = _project(client, folder=str(street), classes=["car"])
+    _add_class(client, project, name="sky", isthing=False)
+    project = client.get(f"/api/projects/{project['id']}").json()
+    left, right, car1, car2 = (
+        _rect(0, 0, 10, 5),
+        _rect(30, 0, 40, 5),
+        _rect(0, 20, 5, 25),
+        _rect(10, 20, 15, 25),
+    )
+    _annotate(
+        client,
+        project,
+        {"a.png": [("sky", left), ("car", car1), ("sky", right), ("car", car2)], "b.jpg": [("sky", left)]},
+    )
+    folder, _ = _download(client, project, "coco_panoptic", tmp_path / "panoptic")
+    panoptic = json.loads((folder / "panoptic.json").read_text())
+    assert [(c["name"], c["isthing"]) for c in panoptic["categories"]] == [("car", 1), ("sky", 0)]
+    back = read_dataset(folder)
+    got = {
+        rec.file_name: sorted(zip(rec.objects.labels.tolist(), rec.objects.masks(30, 40).tolist()))
+        for rec in back.images
+    }
+    car, sky = 0, 1
+    assert got == {
+        "a.png": sorted([(car, car1.tolist()), (car, car2.tolist()), (sky, (left | right).tolist())]),
+        "b.jpg": [(sky, left.tolist())],
+    }
+    assert (folder / "warnings.txt").read_text().splitlines() == [
+        "panoptic.json: 1 stuff region(s) joined to another of their class (a stuff class has at most "
+        "one segment per image) in a.png (1)"
+    ]
+    masks, _ = _download(client, project, "masks", tmp_path / "masks")
+    assert len(read_dataset(masks).image("a.png").objects) == 4, "instance masks keep every region"

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, create_engine, event
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, create_engine, event, true
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
@@ -111,6 +111,9 @@ class ProjectClass(Base):
     color: Mapped[str] = mapped_column(String(7))  # "#rrggbb"
     key: Mapped[int | None]  # the number key 1-9 that picks it
     position: Mapped[int]  # class id in exports: the order of the project's classes
+    # a thing (countable: several regions per image) or stuff (sky, road: at most one region
+    # per image in COCO panoptic)
+    isthing: Mapped[bool] = mapped_column(default=True, server_default=true())
     project: Mapped[Project] = relationship(back_populates="classes")
 
 

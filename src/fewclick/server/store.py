@@ -23,6 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from fewclick.io import read_dataset, write_dataset
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.images import IMAGE_SUFFIXES, ImageError, image_size, load_image
+from fewclick.io.rle import mask_to_rle, rle_boxes, rle_to_mask
 from fewclick.server.convert import GeometryError, check_geometry, colour, from_objects, to_objects
 from fewclick.server.db import (
     FINISHED,
@@ -182,6 +183,22 @@ def set_classes(session: Session, project: Project, names: Sequence[str]) -> Non
     session.flush()
 
 
+def _set_isthing(project: Project, data: Dataset) -> None:
+    """Mark the project's classes the dataset names things or stuff as its
+    ``extra["isthing"]`` (one flag per class, from COCO panoptic) says; without it the
+    classes stay as they are."""
+    flags = data.extra.get("isthing")
+    if flags is None:
+        return
+    if len(flags) != len(data.classes):
+        raise StoreError(
+            f"expected one isthing flag per class ({len(data.classes)}) in the dataset, got {len(flags)}"
+        )
+    by_name = {c.name: c for c in project.classes}
+    for name, flag in zip(data.classes, flags, strict=True):
+        by_name[name].isthing = bool(flag)
+
+
 def _by_base_name(images) -> dict[str, Image]:
     """The images whose base name no other image of the project shares: a dataset whose
     names carry a folder (``images/a.png``) matches a project made from that folder."""
@@ -199,8 +216,11 @@ def import_annotations(
     add_images: bool = False,
 ) -> list[str]:
     """Add a dataset's objects to the project's images (matched by file name; with
-    ``add_images`` unknown images are added, else skipped with a warning)."""
+    ``add_images`` unknown images are added, else skipped with a warning). Its classes are
+    added to the project's, and marked things or stuff when the dataset says which
+    (``extra["isthing"]``, as COCO panoptic's reader gives it)."""
     set_classes(session, project, data.classes)
+    _set_isthing(project, data)
     project.oriented = project.oriented or _oriented(data)  # oriented boxes make an oriented project
     class_ids = {c.name: c for c in project.classes}
     by_name = {im.file_name: im for im in project.images}
@@ -429,7 +449,9 @@ def to_dataset(
                 image.file_name, image.width, image.height, objects, path=Path(image.path), id=image.id
             )
         )
-    return Dataset([c.name for c in project.classes], records, format="fewclick")
+    classes = project.classes
+    extra = {"isthing": [c.isthing for c in classes]}
+    return Dataset([c.name for c in classes], records, format="fewclick", extra=extra)
 
 
 #: Export formats -> the name ``write_dataset`` writes inside the export folder. ``coco``
@@ -455,7 +477,9 @@ def export(project: Project, format: str, folder: Path) -> Path:
     """Write the project's annotations in ``format`` (see :func:`export_format`) under
     ``folder``; returns the JSON file (``coco``) or the folder to send. A folder format
     gets a ``warnings.txt`` beside its files when the format could not keep everything
-    (label PNGs: objects without a mask, pixels lost to overlapping masks)."""
+    (label PNGs: objects without a mask, pixels lost to overlapping masks; COCO panoptic:
+    the regions of a stuff class in one image, joined into one segment). COCO panoptic
+    categories are things or stuff as the classes are; their ids are 1..N in class order."""
     format = export_format(format)
     data = to_dataset(project)
     for rec in data.images:
@@ -464,8 +488,9 @@ def export(project: Project, format: str, folder: Path) -> Path:
         for rec in data.images:
             rec.objects = rec.objects[np.isfinite(rec.objects.boxes).all(1)]
     path = Path(folder) / EXPORTS[format]
+    merged = _one_region_per_stuff_class(data, path.name) if format == "coco_panoptic" else []
     try:
-        messages = write_dataset(data, path, format)
+        messages = merged + write_dataset(data, path, format)
     except ValueError as exc:  # e.g. two images whose label PNGs would get one name
         raise StoreError(f"cannot export {format}: {exc}") from None
     if format == "coco":
@@ -475,6 +500,39 @@ def export(project: Project, format: str, folder: Path) -> Path:
         text = "".join(m.replace(f"{out}{os.sep}", "") + "\n" for m in messages)
         (out / "warnings.txt").write_text(text, encoding="utf-8")
     return out
+
+
+def _one_region_per_stuff_class(data: Dataset, where: str) -> list[str]:
+    """Join the masks of each stuff class in each image into one object (COCO panoptic
+    allows a stuff class at most one segment per image); returns a message naming the
+    images where that happened, or []."""
+    stuff = {i for i, thing in enumerate(data.extra["isthing"]) if not thing}
+    joined: dict[str, int] = {}
+    for rec in data.images:
+        objs = rec.objects
+        segs = objs.segmentations or [None] * len(objs)
+        groups: dict[int, list[int]] = {}
+        for i, label in enumerate(objs.labels.tolist()):
+            if label in stuff and segs[i] is not None and not objs.ignore[i]:
+                groups.setdefault(label, []).append(i)
+        keep, boxes = np.ones(len(objs), bool), objs.boxes.copy()
+        for first, *rest in (g for g in groups.values() if len(g) > 1):
+            union = np.logical_or.reduce([rle_to_mask(segs[i]) for i in (first, *rest)])
+            segs[first] = mask_to_rle(union)
+            boxes[first] = rle_boxes([segs[first]])[0]
+            keep[rest] = False
+            joined[rec.file_name] = joined.get(rec.file_name, 0) + len(rest)
+        if not keep.all():
+            objs.segmentations, objs.boxes = segs, boxes
+            rec.objects = objs[keep]
+    if not joined:
+        return []
+    shown = ", ".join(f"{name} ({n})" for name, n in list(joined.items())[:5])
+    more = f" and {len(joined) - 5} more images" if len(joined) > 5 else ""
+    return [
+        f"{where}: {sum(joined.values())} stuff region(s) joined to another of their class (a stuff "
+        f"class has at most one segment per image) in {shown}{more}"
+    ]
 
 
 def add_job(session: Session, user: User, project: Project, kind: str, trigger: str = "user") -> Job:

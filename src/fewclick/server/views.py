@@ -25,7 +25,14 @@ ETA_FROM = 0.02  # the progress from which a job's time left is estimated
 
 
 def project_class(c: ProjectClass) -> dict:
-    return {"id": c.id, "name": c.name, "color": c.color, "key": c.key, "position": c.position}
+    return {
+        "id": c.id,
+        "name": c.name,
+        "color": c.color,
+        "key": c.key,
+        "position": c.position,
+        "isthing": c.isthing,
+    }
 
 
 def image(im: Image, annotations: int) -> dict:

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Body, HTTPException
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from sqlalchemy.orm import Session
 
 from fewclick.server import paths, queries, store, views
@@ -35,9 +35,13 @@ class ProjectIn(BaseModel):
 
 
 class ClassIn(BaseModel):
+    """A new class (``isthing`` None: a thing) or the fields of a class to change (None:
+    unchanged)."""
+
     name: str | None = None
     color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$")
     key: int | None = Field(default=None, ge=1, le=9)
+    isthing: StrictBool | None = None  # False: stuff (sky, road), at most one region per image
 
 
 class FinishIn(BaseModel):
@@ -142,6 +146,7 @@ def add_class(project_id: int, body: ClassIn, session: DB):
     cls = project.classes[-1]
     if body.color:
         cls.color = body.color
+    cls.isthing = body.isthing is not False
     session.commit()
     return views.project_class(cls)
 
@@ -158,6 +163,8 @@ def patch_class(class_id: int, body: ClassIn, session: DB):
             if other.key == body.key and other.id != cls.id:
                 other.key = None
         cls.key = body.key
+    if body.isthing is not None:
+        cls.isthing = body.isthing
     session.commit()
     return views.project_class(cls)
 
