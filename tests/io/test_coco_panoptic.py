@@ -244,3 +244,15 @@ def test_the_panopticapi_sample_written_and_read_is_identical(tmp_path):
         original = root / "sample_data" / "panoptic_examples" / f"{Path(a.file_name).stem}.png"
         written = tmp_path / "panoptic_sample" / f"{Path(a.file_name).stem}.png"
         np.testing.assert_array_equal(load_array(written), load_array(original))
+
+
+def test_a_png_image_named_like_its_segment_png_is_not_taken_from_the_segment_folder(tmp_path):
+    """``panoptic.json`` makes the split name ``panoptic``, the segment PNG folder's name:
+    an image ``street.png`` must not be found as ``panoptic/street.png``."""
+    m = ascii_masks("RRC\nRRC")
+    record = ImageRecord("street.png", 3, 2, mask_objects([m["R"], m["C"]], [0, 1]), id=7)
+    coco_panoptic.write(Dataset(["road", "car"], [record]), tmp_path / "panoptic.json")
+    (tmp_path / "images").mkdir(exist_ok=True)
+    Image.fromarray(np.full((2, 3, 3), 9, np.uint8)).save(tmp_path / "images" / "street.png")
+    back = coco_panoptic.read(tmp_path / "panoptic.json").images[0]
+    assert back.path == tmp_path / "images" / "street.png"

@@ -104,7 +104,8 @@ def read(path: Path, images_dir: Path | None = None, png_dir: Path | None = None
             raise FormatError(f"{file}: expected a JSON object with an 'annotations' list")
         label_of = cats.add(_categories(data, file, root), file)
         pngs = Path(png_dir) if png_dir else _png_dir(file, root)
-        folders = _image_folders(file, root, images_dir)
+        # the segment PNGs are never the images, even where a folder is named like a split
+        folders = [f for f in _image_folders(file, root, images_dir) if f.resolve() != pngs.resolve()]
         images += _read_images(data, file, label_of, pngs, folders)
     isthing = [bool(c.get("isthing", 1)) for c in cats.records]
     return Dataset(
