@@ -11,9 +11,10 @@
 // Everything but name, key, title and panel is optional. A new mode is one file and one entry here.
 import {box} from "./box.js";
 import {detect} from "./detect.js";
+import {fullimage} from "./fullimage.js";
 import {mask} from "./mask.js";
 import {points} from "./points.js";
 import {review} from "./review.js";
 import {select} from "./select.js";
 
-export const MODES = [detect, box, mask, points, select, review];
+export const MODES = [detect, box, mask, points, select, review, fullimage];

@@ -36,7 +36,7 @@ export async function annotatePage(id) {
     <div class="tools">
       <div><h3>Mode</h3><div class="modes">
         ${MODES.map((m) => `<button data-mode="${m.name}">${esc(m.title)}</button>`).join("")}</div></div>
-      <div><h3>Class</h3><div class="classes">${project.classes.map((c) => `<button data-class="${c.id}">
+      <div><h3>Class</h3>${project.classes.length > 12 ? `<input id="class-filter" placeholder="find a class">` : ""}<div class="classes">${project.classes.map((c) => `<button data-class="${c.id}">
         <span class="swatch" style="background:${c.color}"></span>${c.key ?? ""} ${esc(c.name)}</button>`).join("")}</div></div>
       <div id="mode-panel"></div>
       <div><h3>Image</h3><div id="counts" class="muted"></div>
@@ -64,6 +64,7 @@ export async function annotatePage(id) {
   window.addEventListener("resize", S.onResize);
   for (const b of view.querySelectorAll("[data-mode]")) b.addEventListener("click", () => setMode(b.dataset.mode));
   for (const b of view.querySelectorAll("[data-class]")) b.addEventListener("click", () => pickClass(+b.dataset.class));
+  $("#class-filter")?.addEventListener("input", (e) => filterClasses(e.target.value));
   $("#undo").addEventListener("click", () => undoStep(false));
   $("#redo").addEventListener("click", () => undoStep(true));
   $("#submit").addEventListener("click", submit);
@@ -118,6 +119,14 @@ function pickClass(id) {
   for (const b of $("#view").querySelectorAll("[data-class]")) b.classList.toggle("active", +b.dataset.class === id);
   mode().pickClass?.(id);
   renderPanel();
+}
+
+// a long class list (COCO panoptic has 133) shows the classes whose names hold `text`
+function filterClasses(text) {
+  const t = text.trim().toLowerCase();
+  for (const b of $("#view").querySelectorAll("[data-class]")) {
+    b.hidden = !!t && !S.classes.get(+b.dataset.class).name.toLowerCase().includes(t);
+  }
 }
 
 function panel() {
