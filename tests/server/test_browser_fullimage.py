@@ -230,3 +230,44 @@ def test_a_long_class_list_can_be_filtered_by_name(server, page):
     page.fill("#class-filter", "")
     assert page.locator(".classes button:visible").count() == 14
     assert page.errors == []
+
+
+def test_enter_refuses_while_a_region_covers_no_pixel(server, page):
+    """A region the others cover entirely comes back with area 0 (the route's defined
+    answer); the list says so and Enter saves nothing, naming it. The server's answers are
+    stubbed in the page: the last region takes every pixel."""
+    import httpx
+
+    base, home, app, _ = server
+    api = httpx.Client(base_url=base, headers=auth_headers(app), timeout=60)
+    body = {"name": "covered", "folder": str(home / "images"), "classes": ["disc", "bar"]}
+    project = api.post("/api/projects", json=body).json()["project"]
+    image_id = api.get(f"/api/projects/{project['id']}/images").json()[0]["id"]
+    _log_in(page, base)
+    page.goto(f"{base}/#/image/{image_id}")
+    page.wait_for_function("() => S && S.ready")
+    page.evaluate(
+        """([h, w]) => { const f = window.fetch; window.fetch = (url, init) => {
+            if (!String(url).endsWith("/fullimage")) return f(url, init);
+            const n = JSON.parse(init.body).regions.length;
+            const regions = [...Array(n).keys()].map((i) => i === n - 1
+              ? {index: i, rle: {size: [h, w], counts: [0, h * w]}, area: h * w}
+              : {index: i, rle: {size: [h, w], counts: [h * w]}, area: 0});
+            return Promise.resolve(new Response(JSON.stringify({regions, method: "stub", ms: 0}),
+              {headers: {"content-type": "application/json"}})); }; }""",
+        [H, W],
+    )
+    page.keyboard.press("g")
+    for k, (x0, y0) in enumerate([(20, 20), (60, 60)]):
+        for x, y in [(x0, y0 + 20), (x0 + 20, y0), (x0 + 40, y0 + 20), (x0 + 20, y0 + 40)]:
+            page.mouse.click(*_screen(page, x, y))
+        _answers(page, k + 1)
+    shown = page.locator("#regions .area").all_inner_texts()
+    assert shown == ["0 px: covered by the others", f"{W * H} px (100.0%)"]
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('#message').textContent.includes('no pixel')")
+    assert page.inner_text("#message").startswith("region 1 covers no pixel")
+    assert page.evaluate("() => S.anns.size") == 0 and page.evaluate("() => S.full.regions.length") == 2
+    assert api.get(f"/api/images/{image_id}").json()["annotations"] == []
+    page.reload()  # the page's own fetch again
+    assert page.errors == []
