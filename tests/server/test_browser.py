@@ -470,3 +470,19 @@ def test_leaving_an_image_logs_the_visits_time(server, page):
     assert [e["action"] for e in events][:2] == ["leave", "open"]
     seconds = api.get(f"/api/projects/{project['id']}/analytics").json()["images"][0]["seconds"]
     assert seconds >= 1.5, "the visit counts though nothing was submitted"
+
+
+def test_every_module_of_the_page_is_served_as_javascript(server):
+    """A browser runs an ES module only when it comes with a JavaScript MIME type; the
+    modules live in subfolders of ``static/`` (js/pages, js/modes)."""
+    import httpx
+
+    from fewclick.server.app import STATIC
+
+    base, _, _ = server
+    modules = sorted(p.relative_to(STATIC).as_posix() for p in STATIC.rglob("*.js"))
+    assert "app.js" in modules and "js/modes/index.js" in modules
+    for name in modules:
+        r = httpx.get(f"{base}/static/{name}")
+        assert r.status_code == 200, name
+        assert r.headers["content-type"].split(";")[0] in ("text/javascript", "application/javascript"), name

@@ -29,7 +29,17 @@ from fewclick.server.accounts import has_admin
 from fewclick.server.auth import authorize
 from fewclick.server.db import init_db, session_factory
 from fewclick.server.deps import DEFAULT_MAX_UPLOAD_MB, Settings, WorkerHandle
-from fewclick.server.routes import accounts, annotations, assist, backends, events, images, jobs, projects
+from fewclick.server.routes import (
+    accounts,
+    annotations,
+    assist,
+    backends,
+    events,
+    fullimage,
+    images,
+    jobs,
+    projects,
+)
 
 STATIC = Path(__file__).parent / "static"
 ROUTERS = (
@@ -38,6 +48,7 @@ ROUTERS = (
     images.router,
     annotations.router,
     assist.router,
+    fullimage.router,
     backends.router,
     jobs.router,
     events.router,

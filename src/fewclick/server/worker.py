@@ -24,6 +24,7 @@ _IMAGES: OrderedDict[str, np.ndarray] = OrderedDict()
 _PREDICTORS: dict[tuple, object] = {}
 _CURRENT: dict[tuple, str] = {}  # predictor key -> the image it holds
 _LAST_MASKS: dict[tuple, tuple] = {}  # (image, backend, model, box) -> (clicks, MaskPrediction)
+_FULLIMAGE: OrderedDict[tuple, list] = OrderedDict()  # (folder, image) -> [predictor, has predicted]
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,51 @@ def _sam(sam: tuple[str, str], path: str):
         predictor.set_embedding(embeddings.embedding(folder, image_key, path))
         _CURRENT[key] = image_key
     return predictor
+
+
+def fullimage(path: str, sam: tuple[str, str] | None, regions: list[dict], changed: list[int] | None) -> dict:
+    """Full-image segmentation of the image at ``path``: every region from its extreme points
+    and scribbles (``regions`` checked by :func:`fewclick.server.fullimage.check_regions`),
+    by the predictor :func:`~fewclick.server.fullimage.fullimage_predictor` makes on SAM
+    (``sam``: the embedding's folder and key; None without the SAM files). One predictor per
+    image is kept (the last 3 images). ``changed``: the regions whose prompts changed since
+    the last request on the image; a predictor with ``update(prompts, changed)`` is given
+    only those once it has predicted the image, else every region is predicted. Answers
+    ``regions`` (per region its index, RLE mask and area), ``method`` and ``ms`` (the time
+    spent here)."""
+    import time
+
+    from fewclick.server import fullimage as fi
+
+    start = time.perf_counter()
+    key = (None, path) if sam is None else sam
+    entry = _FULLIMAGE.get(key)
+    shared = None
+    if sam is not None:
+        from fewclick.server import embeddings
+
+        shared = _sam(sam, path)  # the shared SAM on this image while the request runs
+        if entry is None:
+            shared = fi.EmbeddedSam(shared, embeddings.embedding(sam[0], sam[1], path))
+    if entry is None:
+        predictor = fi.fullimage_predictor(shared)
+        predictor.set_image(_image(path))
+        entry = _FULLIMAGE[key] = [predictor, False]
+        while len(_FULLIMAGE) > 3:
+            _FULLIMAGE.popitem(last=False)
+    _FULLIMAGE.move_to_end(key)
+    predictor, predicted = entry
+    prompts = fi.region_prompts(regions)
+    if changed is not None and predicted and hasattr(predictor, "update"):
+        labels = predictor.update(prompts, changed)
+    else:
+        labels = predictor.predict(prompts)
+    entry[1] = True
+    return {
+        "regions": fi.region_answers(np.asarray(labels), len(prompts)),
+        "method": fi.method_name(predictor),
+        "ms": round(1000 * (time.perf_counter() - start), 1),
+    }
 
 
 def _ranker(file: str | None):

@@ -1,14 +1,14 @@
-// COCO run-length encoding: the compressed string form, decoded to a column-major mask.
+// COCO run-length encoding: the compressed string form, decoded to a column-major mask
+// (an ES module; tests/server/test_rle_js.py runs it in node).
 // The work is bounded: an RLE whose size is over MAX_RLE_PIXELS, whose runs do not add up
 // to height * width, or whose box is over MAX_MASK_CANVAS pixels is refused, never drawn.
-"use strict";
-const MAX_RLE_PIXELS = 400000000;  // the server's default image pixel limit
-const MAX_MASK_CANVAS = 1 << 26;  // the largest mask box drawn: 8192 x 8192 (256 MB of RGBA)
+export const MAX_RLE_PIXELS = 400000000;  // the server's default image pixel limit
+export const MAX_MASK_CANVAS = 1 << 26;  // the largest mask box drawn: 8192 x 8192 (256 MB of RGBA)
 
 // The run lengths of a compressed counts string (5 bits a character offset by 48, 0x20:
 // more follow, 0x10 of the last: the sign; from the third run on, the difference from the
 // run two before). Throws on a character outside that code or a number cut off.
-function rleCounts(s) {
+export function rleCounts(s) {
   const counts = [];
   let p = 0;
   while (p < s.length) {
@@ -30,7 +30,7 @@ function rleCounts(s) {
 }
 
 // The runs of `rle` checked against its size: [h, w, runs]; throws naming what is wrong.
-function rleRuns(rle) {
+export function rleRuns(rle) {
   const [h, w] = rle?.size ?? [];
   if (!Number.isInteger(h) || !Number.isInteger(w) || h < 1 || w < 1) throw new Error(`RLE size ${JSON.stringify(rle?.size)} is not [height, width]`);
   if (h * w > MAX_RLE_PIXELS) throw new Error(`RLE size ${h} x ${w} is over ${MAX_RLE_PIXELS} pixels`);
@@ -47,7 +47,7 @@ function rleRuns(rle) {
 
 // An offscreen canvas of the mask's bounding box, filled with `color` (#rrggbb) at `alpha`;
 // a refused RLE gives an empty canvas and `error` saying why (the box is still drawn).
-function rleCanvas(rle, box, color, alpha) {
+export function rleCanvas(rle, box, color, alpha) {
   let h, w, counts;
   try {
     [h, w, counts] = rleRuns(rle);

@@ -1,0 +1,172 @@
+"""A COCO panoptic image annotated end to end in the app's full-image mode, in headless
+Chromium, and screenshots of it.
+
+    python benchmarks/screenshot_fullimage.py --data ../shared/data/coco_panoptic_sample --out out/shots
+
+Imports the sample into a new project through the API (its labels as reference, so the
+image opens with no work on it and with all 133 classes), opens 000000142238.jpg, switches
+to full-image mode (G) and, as an annotator would, picks each region's class in the class
+list and clicks its 4 extreme points: the stuff regions (tree, sky, grass), the sports
+ball and the persons of over 2000 pixels that are not a crowd. Extreme points and
+scribbles are simulated from the panoptic ground truth (DEXTR's extreme points, the
+paper's scribbles: the free allocation's largest errors first); a scribble is drawn only
+when it starts inside the region it extends on the page's current map, as the page asks.
+Writes ``fullimage_coco_panoptic_regions.png`` (the regions and their list, before Enter)
+and ``fullimage_coco_panoptic.png`` (after Enter: the regions saved as masks), and prints
+the region mIoU against the ground truth after the extreme points and after each scribble.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+from _browser import ARGS, CHROMIUM, admin_account, log_in, screen, serve_in_thread
+
+from fewclick.io.rle import rle_to_mask
+from fewclick.protocols.fullimage import region_miou
+from fewclick.server.app import create_app
+from fewclick.server.db import sqlite_url
+from fewclick.simulate.allocation import allocate_scribbles
+from fewclick.simulate.extreme import extreme_points
+
+IMAGE = "000000142238.jpg"
+MIN_PERSON = 2000  # pixels
+
+
+def _regions(data: Path) -> tuple[list[dict], np.ndarray]:
+    """The regions to annotate (``name``, ``mask``) and the ground truth as a region map
+    (-1 where no chosen region is: the small persons, the crowd, the unlabelled)."""
+    sample = data / "sample_data"
+    panoptic = json.loads((sample / "panoptic_examples.json").read_text())
+    names = {c["id"]: (c["name"], c["isthing"]) for c in panoptic["categories"]}
+    ann = next(a for a in panoptic["annotations"] if a["file_name"] == IMAGE.replace(".jpg", ".png"))
+    png = cv2.imread(str(sample / "panoptic_examples" / ann["file_name"]))[:, :, ::-1].astype(np.int64)
+    ids = png[:, :, 0] + 256 * png[:, :, 1] + 256**2 * png[:, :, 2]
+    stuff, things = [], []
+    for s in ann["segments_info"]:
+        name, isthing = names[s["category_id"]]
+        keep = not isthing or name != "person" or (s["area"] > MIN_PERSON and not s["iscrowd"])
+        if keep:
+            (things if isthing else stuff).append({"name": name, "mask": ids == s["id"]})
+    regions = stuff + sorted(things, key=lambda r: -r["mask"].sum())
+    gt = np.full(ids.shape, -1, np.int32)
+    for k, r in enumerate(regions):
+        gt[r["mask"]] = k
+    return regions, gt
+
+
+def _predicted(page) -> np.ndarray:
+    answer = page.evaluate("() => S.full.answer.regions.map((r) => r.rle)")
+    return np.argmax(np.stack([rle_to_mask(rle) for rle in answer]), axis=0).astype(np.int32)
+
+
+def _wait(page, n: int) -> None:
+    page.wait_for_function(f"() => S.full.answered >= {n} && !S.full.busy", timeout=300000)
+    error = page.evaluate("() => S.full.error")
+    if error:
+        raise SystemExit(f"the page was refused: {error}")
+
+
+def _drag(page, points: np.ndarray) -> None:
+    points = points.tolist()
+    page.mouse.move(*screen(page, *points[0]))
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(*screen(page, x, y), steps=2)
+    page.mouse.up()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=Path("../shared/data/coco_panoptic_sample"))
+    p.add_argument("--out", type=Path, default=Path("out/shots"))
+    p.add_argument("--scribbles", type=int, default=3, help="scribbles drawn after the extreme points")
+    args = p.parse_args(argv)
+    data = args.data.resolve()
+    if not (data / "sample_data" / "panoptic_examples.json").is_file():
+        raise SystemExit(f"{data}: not panopticapi's sample (no sample_data/panoptic_examples.json)")
+    from playwright.sync_api import sync_playwright
+
+    regions, gt = _regions(data)
+    work = Path(tempfile.mkdtemp(prefix="fewclick-fullimage-"))
+    app = create_app(sqlite_url(work / "app.db"), work, data_roots=[data])
+    base, server = serve_in_thread(app)
+    name, password, headers = admin_account(app)
+    api = httpx.Client(base_url=base, timeout=300, headers=headers)
+    made = api.post(
+        "/api/projects",
+        json={
+            "name": "coco panoptic",
+            "dataset": str(data / "sample_data" / "panoptic_examples.json"),
+            "reference": True,
+        },
+    )
+    made.raise_for_status()
+    project = made.json()["project"]
+    class_id = {c["name"]: c["id"] for c in api.get(f"/api/projects/{project['id']}").json()["classes"]}
+    image = next(
+        im for im in api.get(f"/api/projects/{project['id']}/images").json() if im["file_name"] == IMAGE
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        log_in(page, base, name, password)
+        page.goto(f"{base}/#/image/{image['id']}")
+        page.wait_for_function("() => S && S.ready")
+        page.wait_for_function("() => S.prep && (S.prep.ready || S.prep.failed)", timeout=300000)
+        page.keyboard.press("g")
+        for k, region in enumerate(regions):
+            page.fill("#class-filter", region["name"])
+            page.click(f'[data-class="{class_id[region["name"]]}"]')  # the list keeps the filter
+            points = extreme_points(region["mask"]).points
+            for x, y in points[[1, 3, 0, 2]].tolist():  # top, bottom, left, right: any order
+                page.mouse.click(*screen(page, x + 0.5, y + 0.5))  # the pixel's centre
+            _wait(page, k + 1)
+        answers = len(regions)
+        print(f"{len(regions)} regions from extreme points: mIoU {region_miou(gt, _predicted(page)):.3f}")
+        drawn = 0
+        while drawn < args.scribbles:
+            pred = _predicted(page)
+            usable = [
+                s
+                for s in allocate_scribbles(gt, pred, rng, "free")
+                if pred[int(round(s.points[0, 1])), int(round(s.points[0, 0]))] == s.region
+            ]
+            if not usable:
+                break
+            s = usable[0]
+            _drag(page, s.points[:: max(1, len(s.points) // 12)])
+            answers += 1
+            drawn += 1
+            _wait(page, answers)
+            miou = region_miou(gt, _predicted(page))
+            print(
+                f"scribble {drawn} for region {s.region + 1} ({regions[s.region]['name']}): mIoU {miou:.3f}"
+            )
+        page.mouse.move(5, 5)
+        page.screenshot(path=str(args.out / "fullimage_coco_panoptic_regions.png"))
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"() => S.anns.size === {len(regions)}", timeout=60000)
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(args.out / "fullimage_coco_panoptic.png"))
+        browser.close()
+    server.should_exit = True
+    if errors:
+        raise SystemExit(f"the page raised: {errors}")
+    saved = api.get(f"/api/images/{image['id']}").json()["annotations"]
+    print(f"saved {len(saved)} mask annotations; screenshots in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""Full-image segmentation of an image: every region from its 4 extreme points and its
+scribbles, all regions at once (:mod:`fewclick.server.fullimage` says what is refused and
+why), computed in the worker process. Nothing is saved here: the page saves the regions
+it accepts as mask annotations through the annotations routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+
+from fewclick.server import serving, store, worker
+from fewclick.server.db import Image
+from fewclick.server.deps import DB, Config, Worker
+from fewclick.server.fullimage import check_regions
+
+router = APIRouter(prefix="/api")
+
+Coordinate = Annotated[float, Field(allow_inf_nan=False)]
+Point = tuple[Coordinate, Coordinate]  # x, y in image pixels
+
+
+class RegionIn(BaseModel):
+    extreme: list[Point]  # the left-, right-, top- and bottom-most points, in any order
+    scribbles: list[list[Point]] = []  # polylines that extend this region
+
+
+class FullImageIn(BaseModel):
+    regions: list[RegionIn]
+    # the regions whose prompts changed since the last request on this image; None: all
+    changed: list[int] | None = None
+
+
+@router.post("/images/{image_id}/fullimage")
+async def fullimage(image_id: int, body: FullImageIn, session: DB, config: Config, models: Worker):
+    """``{"regions": [{"index", "rle", "area"}], "method", "ms"}``: per region its mask as
+    COCO RLE (as the segment route gives masks) and its area in pixels; 422 naming the
+    region, scribble or point when the request is bad."""
+    image = store.get(session, Image, image_id, "image")
+    serving.image_file(image)
+    regions = [
+        {"extreme": [list(p) for p in r.extreme], "scribbles": [[list(p) for p in s] for s in r.scribbles]}
+        for r in body.regions
+    ]
+    try:
+        check_regions(regions, body.changed, image.width, image.height)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    sam = (str(config.embeddings), serving.embedding_key(image)) if serving.sam_available() else None
+    return await models.run(worker.fullimage, image.path, sam, regions, body.changed)

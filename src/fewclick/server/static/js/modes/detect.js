@@ -1,0 +1,89 @@
+// Click-to-detect (D): a click on an object of the picked class; boxes of every object of
+// every class come back as proposals; more clicks refine; Enter accepts those shown.
+import {api, esc, say} from "../api.js";
+import {change} from "../changes.js";
+import {logEvent} from "../events.js";
+import {helpPanel, renderPanel} from "../panel.js";
+import {S} from "../state.js";
+import {METHODS} from "../text.js";
+import {cross, insideImage, poly, rboxCorners} from "../view.js";
+
+export const detect = {
+  name: "detect", key: "d", title: "Detect (D)",
+  init() { S.detect = {clicks: [], result: null}; },
+  leave() { S.detect = {clicks: [], result: null}; },
+  escape() { S.detect = {clicks: [], result: null}; },
+
+  async release(d, moved) {
+    if (moved || d.button !== 0) return;
+    if (!insideImage(d.x0, d.y0)) return say("that click is outside the image", true);
+    S.detect.clicks.push([d.x0, d.y0, S.cls]);
+    logEvent("click", {mode: "detect", x: d.x0, y: d.y0, class_id: S.cls});
+    await detectNow();
+  },
+
+  accept: acceptDetections,
+
+  panel(el) {
+    helpPanel(el, "detect", `Click an object of the picked class: boxes for all such objects appear. More clicks refine. Enter accepts, Esc drops. ${S.detect.clicks.length} clicks, ${shownProposals().length} proposals at score >= ${S.minScore.toFixed(2)}.`);
+    if (S.detect.result) el.insertAdjacentHTML("beforeend", `<div id="boxes-from">${esc(boxesFrom(S.detect.result))}</div>`);
+    el.insertAdjacentHTML("beforeend", `<label class="muted">proposals from score
+      <input id="min-score" type="range" min="0.05" max="0.95" step="0.05" value="${S.minScore}"></label>`);
+    el.querySelector("#min-score").addEventListener("input", (e) => { S.minScore = +e.target.value; S.dirty = true; renderPanel(); });
+  },
+
+  draw(ctx, lw) {
+    const r = S.detect.result;
+    if (r) {
+      ctx.setLineDash([5 * lw, 3 * lw]);
+      ctx.lineWidth = 1.5 * lw;
+      for (const i of shownProposals()) {
+        const b = r.boxes[i];
+        ctx.strokeStyle = S.classes.get(r.labels[i])?.color ?? "#fff";
+        if (r.rboxes) poly(rboxCorners(r.rboxes[i])); else ctx.strokeRect(b[0], b[1], b[2] - b[0], b[3] - b[1]);
+      }
+      ctx.setLineDash([]);
+    }
+    for (const [cx, cy, c] of S.detect.clicks) cross(cx, cy, S.classes.get(c)?.color ?? "#fff", lw);
+  },
+};
+
+async function detectNow() {
+  const t0 = performance.now();
+  const det = S.detect;
+  det.busy = (det.busy || Promise.resolve()).then(async () => {
+    const out = await api("POST", `/api/images/${S.image.id}/detect`, {clicks: det.clicks});
+    det.result = out;
+    det.answered = det.clicks.length;
+    S.lastLatency = performance.now() - t0;
+    S.dirty = true;
+    renderPanel();
+    say(`${shownProposals().length} proposals in ${S.lastLatency.toFixed(0)} ms`);
+  }).catch((err) => { det.error = err.message; });  // api() has already shown it
+  return det.busy;
+}
+
+// the proposals shown and accepted: at or above the chosen score (a click's own box has score 1)
+export function shownProposals() {
+  const r = S.detect.result;
+  if (!r) return [];
+  return r.boxes.map((_, i) => i).filter((i) => r.scores[i] >= S.minScore);
+}
+
+async function acceptDetections() {
+  if (S.detect.busy) await S.detect.busy;
+  const r = S.detect.result;
+  if (!r) return;
+  const create = shownProposals().map((i) => ({
+    class_id: r.labels[i], kind: r.rboxes ? "rbox" : "box",
+    geometry: r.rboxes ? {rbox: r.rboxes[i]} : {box: r.boxes[i]}, score: r.scores[i], source: "detect"}));
+  S.detect = {clicks: [], result: null};
+  await change(create, [], "accept");
+  renderPanel();
+}
+
+// which model made the proposals: the detect answer's model_version and method
+function boxesFrom(r) {
+  if (r.model_version == null) return "boxes from: training-free start (feature similarity) — no trained detector yet";
+  return `boxes from: detector v${r.model_version} (${METHODS[r.method] ?? r.method})`;
+}

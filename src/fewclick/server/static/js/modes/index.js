@@ -1,0 +1,20 @@
+// The annotation modes, in the order of their buttons. A mode is one object (one file):
+//   name, key (its shortcut), title (its button);
+//   init() sets its part of S when an image opens; leave() / escape() drop its work;
+//   press(e, x, y) at mouse down, move(d) while dragging, release(d, moved, box) at mouse up
+//     (d: the drag, from image pixel (d.x0, d.y0) to (d.x, d.y); box: its XYXY rectangle);
+//   keydown(e, key) -> true when it used the key; undo(redo) -> true when it undid something
+//     of its own (else the saved changes are undone);
+//   accept() on Enter; pickClass(id) after a class is picked; panel(el) fills the panel;
+//   visible(a) filters the saved annotations drawn, handles draws box corners, draw(ctx, lw)
+//     draws its own work over them.
+// Everything but name, key, title and panel is optional. A new mode is one file and one entry here.
+import {box} from "./box.js";
+import {detect} from "./detect.js";
+import {fullimage} from "./fullimage.js";
+import {mask} from "./mask.js";
+import {points} from "./points.js";
+import {review} from "./review.js";
+import {select} from "./select.js";
+
+export const MODES = [detect, box, mask, points, select, review, fullimage];

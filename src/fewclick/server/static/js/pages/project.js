@@ -1,0 +1,205 @@
+// A project's page: its counts, models and training job (followed while the page is open),
+// mask backends, classes, import, analytics and the list of its images.
+import {$, api, esc, say} from "../api.js";
+import {METHODS, seconds} from "../text.js";
+import {visit} from "../visit.js";
+
+export async function projectPage(id) {
+  const page = visit;
+  const [p, images, jobs] = await Promise.all([
+    api("GET", `/api/projects/${id}`), api("GET", `/api/projects/${id}/images`), api("GET", `/api/projects/${id}/jobs`)]);
+  if (page !== visit) return;  // another page opened meanwhile: this one's answers are not shown there
+  $("#crumbs").innerHTML = `/ <a href="#/project/${id}">${esc(p.name)}</a>`;
+  const job = jobs[jobs.length - 1];
+  $("#view").innerHTML = `<div class="page" data-project="${id}">
+    <h2>${esc(p.name)}</h2>
+    <p>${p.images} images; ${Object.entries(p.by_status).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(", ")}.</p>
+    <p id="models">${modelsHtml(p)}</p>
+    <div class="form inline">
+      <a href="/api/projects/${id}/export?format=coco" download><button>Export COCO</button></a>
+      <a href="/api/projects/${id}/export?format=dota" download><button>Export DOTA</button></a>
+      <button id="finish" title="imported labels count as your own">Mark annotated images done</button>
+      <button id="train" ${job && running(job) ? "disabled" : ""}>Train on finished images</button>
+      <label class="muted">train after every <input id="auto-train" type="number" min="0" max="1000" step="1"
+        value="${p.auto_train_every}"> finished images (0: off)</label>
+    </div>
+    <p id="job" data-project="${id}" class="${job ? job.status : ""}">${job ? esc(jobText(job)) : ""}</p>
+    <h3>Mask backends</h3><div id="backends" class="muted">loading</div>
+    <h3>Classes</h3>
+    <div id="classes">${p.classes.map((c) => `<span class="swatch" style="background:${c.color}"></span> ${c.key ?? "-"} ${esc(c.name)} &nbsp;`).join("")}</div>
+    <form class="inline" id="add-class"><input name="name" placeholder="new class"><button>Add class</button></form>
+    <h3>Import annotations</h3>
+    <form class="inline" id="import"><input type="text" name="dataset" placeholder="/path/to/annotations.json">
+      <input name="format" placeholder="format (optional)" size="12">
+      <label><input type="checkbox" name="reference"> as reference</label><button>Import</button></form>
+    <h3>Analytics</h3><div id="analytics" class="muted">loading</div>
+    <h3>Images</h3>
+    <table class="list" id="images"><tr><th>image</th><th>size</th><th>status</th><th>objects</th></tr>
+    ${images.map((im) => `<tr><td><a href="#/image/${im.id}">${esc(im.file_name)}</a></td><td>${im.width} x ${im.height}</td>
+      <td class="status-${im.status}">${im.status.replace("_", " ")}</td><td>${im.annotations}</td></tr>`).join("")}
+    </table></div>`;
+  $("#add-class").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    await api("POST", `/api/projects/${id}/classes`, {name: new FormData(e.target).get("name")});
+    if (page === visit) projectPage(id);
+  });
+  $("#import").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const f = new FormData(e.target);
+    const body = {dataset: f.get("dataset"), reference: f.get("reference") === "on"};
+    if (f.get("format")) body.format = f.get("format");
+    const out = await api("POST", `/api/projects/${id}/import`, body);
+    say(out.warnings.length ? `imported; ${out.warnings.length} warnings: ${out.warnings[0]}` : "imported");
+    if (page === visit) projectPage(id);
+  });
+  $("#train").addEventListener("click", async () => {
+    $("#train").disabled = true;
+    const j = await api("POST", `/api/projects/${id}/train`, {minutes: 3}).catch(() => null);
+    if (j) followJobs(id, page, j); else refreshJobs(id, page);  // refused: show the job that runs, if any
+  });
+  $("#auto-train").addEventListener("change", async (e) => {
+    const v = e.target.value.trim();  // anything but digits goes as typed: the server says what is wrong
+    const out = await api("PATCH", `/api/projects/${id}`, {auto_train_every: /^\d+$/.test(v) ? Number(v) : v}).catch(() => null);
+    if (!out) return;
+    e.target.value = out.auto_train_every;
+    say(out.auto_train_every ? `trains by itself after every ${out.auto_train_every} finished images` : "trains only when you ask");
+  });
+  $("#finish").addEventListener("click", async () => {
+    if (!confirm("Mark every image that holds annotations (imported or yours) and is not finished as done?")) return;
+    const out = await api("POST", `/api/projects/${id}/finish`, {status: "done"});
+    say(`${out.finished} images marked done${out.job ? "; training started by itself" : ""}`);
+    if (page === visit) projectPage(id);
+  });
+  followJobs(id, page, job);
+  showAnalytics(id);
+  showBackends(id);
+}
+
+// whether project ``id``'s page is the one shown (an answer for another page is dropped)
+const projectShown = (id) => !!$(`.page[data-project="${id}"]`);
+
+// the mask backends: which serves and why, the measured comparison, the user's pick
+async function showBackends(id) {
+  const b = await api("GET", `/api/projects/${id}/backends`);
+  const el = $("#backends");
+  if (!el || !projectShown(id)) return;
+  const why = {you: "chosen by you", comparison: "scored best on your finished masks", default: "default until a comparison"}[b.chosen_by];
+  const c = b.comparison;
+  let html = `<p id="serving">Serving: <b>${esc(b.serving)}</b> (${why}).
+    ${b.masks_needed ? `A comparison needs ${b.masks_needed} more finished masks (${b.finished_masks} of 10 on images marked done).` : `${b.finished_masks} finished masks.`}</p>`;
+  if (c) {
+    const rounds = c.table[Object.keys(c.table)[0]].mIoU.length;
+    html += `<table class="list" id="backend-table"><tr><th>backend</th>${[...Array(rounds).keys()].map((r) => `<th>mIoU ${r ? `round ${r}` : "box"}</th>`).join("")}
+      <th>final mIoU</th><th>instances</th><th></th></tr>
+      ${Object.entries(c.table).map(([name, row]) => `<tr class="${name === b.serving ? "current" : ""}"><td>${esc(name)}</td>
+        ${row.mIoU.map((v) => `<td>${v == null ? "-" : v.toFixed(3)}</td>`).join("")}<td><b>${row.final == null ? "-" : row.final.toFixed(3)}</b></td>
+        <td>${row.instances}</td><td>${name === b.serving ? (b.chosen_by === "you" ? "serves, chosen by you" : "serves") : ""}${name === c.chosen ? " (best)" : ""}</td></tr>`).join("")}</table>
+      <p class="muted">Measured ${esc(c.created_at.slice(0, 16).replace("T", " "))} on ${c.masks} finished masks: a box, then 3 rounds of 3 corrective clicks, simulated.</p>`;
+  }
+  html += `<div class="form inline"><label>Backend <select id="pick-backend"><option value="">automatic (${c ? "best measured" : "default"})</option>
+    ${b.available.map((n) => `<option value="${n}" ${b.override === n ? "selected" : ""}>${n}</option>`).join("")}</select></label>
+    <button id="compare" ${b.masks_needed ? "disabled" : ""}>Compare mask backends</button></div>`;
+  el.className = "";
+  el.innerHTML = html;
+  $("#pick-backend").addEventListener("change", async (e) => {
+    await api("PUT", `/api/projects/${id}/backend`, {backend: e.target.value || null});
+    say(e.target.value ? `${e.target.value} serves masks (chosen by you)` : "the measured backend serves masks");
+    showBackends(id);
+  });
+  $("#compare").addEventListener("click", async () => {
+    const j = await api("POST", `/api/projects/${id}/compare`);
+    followJobs(id, visit, j);
+  });
+}
+
+async function showAnalytics(id) {
+  const a = await api("GET", `/api/projects/${id}/analytics`);
+  const el = $("#analytics");
+  if (!el || !projectShown(id)) return;
+  const fmt = (v, unit = "") => (v == null ? "-" : `${v}${unit}`);
+  let html = `<p>time per image ${fmt(a.mean_seconds_per_image, " s")}, interactions per image
+    ${fmt(a.mean_interactions_per_image)}, objects per minute ${fmt(a.objects_per_minute)}
+    (${fmt(a.total_seconds, " s")} in all).</p>`;
+  if (a.map_vs_time && a.map_vs_time.length) html += curveSvg(a.map_vs_time);
+  if (a.images.length) html += `<table class="list"><tr><th>image</th><th>seconds</th><th>interactions</th></tr>
+    ${a.images.map((r) => `<tr><td>${esc(r.file_name)}</td><td>${r.seconds}</td><td>${r.interactions}</td></tr>`).join("")}</table>`;
+  el.innerHTML = html;
+}
+
+function curveSvg(points) {
+  const w = 420, h = 180, pad = 30;
+  const tmax = Math.max(...points.map((p) => p.seconds), 1);
+  const xy = points.map((p) => [pad + (w - 2 * pad) * p.seconds / tmax, h - pad - (h - 2 * pad) * (p.mAP ?? 0)]);
+  return `<svg class="chart" width="${w}" height="${h}" id="map-curve">
+    <text x="${pad}" y="14" font-size="11">mAP@0.5 against the reference annotations</text>
+    <line x1="${pad}" y1="${h - pad}" x2="${w - pad}" y2="${h - pad}" stroke="#888"/>
+    <line x1="${pad}" y1="${pad}" x2="${pad}" y2="${h - pad}" stroke="#888"/>
+    <text x="${w - pad}" y="${h - 8}" font-size="11" text-anchor="end">${tmax.toFixed(0)} s</text>
+    <text x="4" y="${pad + 4}" font-size="11">1.0</text>
+    <polyline fill="none" stroke="#3656d8" stroke-width="2" points="${xy.map((p) => p.join(",")).join(" ")}"/>
+    ${xy.map(([x, y]) => `<circle cx="${x}" cy="${y}" r="3" fill="#3656d8"/>`).join("")}</svg>`;
+}
+
+// the detector that serves click-to-detect, and every model version trained
+function detectorText(d) {
+  if (!d) return "training-free start (feature similarity): no trained detector yet";
+  const m = d.metrics || {};
+  let why = "";
+  if (m.held_out_mAP) {
+    const scores = Object.entries(m.held_out_mAP).map(([k, x]) => `${k} ${Number(x).toFixed(2)}`).join(", ");
+    why = `; picked by mAP on ${m.held_out_images} held-out finished image${m.held_out_images === 1 ? "" : "s"} (${(m.clicks || []).join(", ")} clicks): ${scores}`;
+  } else if (m.note) {
+    why = `; ${m.note}`;
+  }
+  const what = d.method === "training-free" ? "the training-free start serves" : (METHODS[d.method] ?? d.method ?? "trained");
+  return `detector v${d.version} (${what}, on ${d.images} images${why})`;
+}
+
+function modelsHtml(p) {
+  return `Click-to-detect serves: <b id="detector">${esc(detectorText(p.detector))}</b>.
+    Models: ${p.models.length ? esc(p.models.map((m) => `${m.task} v${m.version}${m.method ? " " + m.method : ""} (${m.images} images)`).join(", ")) : "none yet"}.`;
+}
+
+async function showModels(id) {
+  const p = await api("GET", `/api/projects/${id}`);
+  const el = $("#models");
+  if (el && projectShown(id)) el.innerHTML = modelsHtml(p);
+}
+
+const running = (j) => j.status === "queued" || j.status === "running";
+
+// "training detect v3 on 5 images · 40% · about 35 s left"; a failure's first line only
+function jobText(j) {
+  const what = j.kind === "compare" ? "comparison" : "training";
+  const by = j.trigger === "auto" ? " (started by itself)" : "";
+  if (j.status === "queued") return `${what} queued${by}`;
+  if (j.status === "failed") return `${what} failed: ${j.message}`;
+  if (j.status === "done") return j.message;
+  const parts = [j.message || what, `${(100 * j.progress).toFixed(0)}%`];
+  if (j.eta_seconds != null) parts.push(`about ${seconds(j.eta_seconds)} left`);
+  return parts.join(" · ") + by;
+}
+
+// the project's newest job on its page, followed while the page is open: once a second
+// while it is queued or running, and Train waits for it; every 3 s otherwise, so a job
+// started elsewhere (another tab, the auto-trainer) shows too. When a job ends, the models
+// and backends it changed are shown again.
+let jobTimer = null;
+function followJobs(projectId, page, job) {
+  const el = $(`#job[data-project="${projectId}"]`);
+  if (page !== visit || !el) return;
+  const busy = !!job && running(job);
+  if (el.dataset.busy === "1" && !busy) { showModels(projectId); showBackends(projectId); }
+  el.dataset.busy = busy ? "1" : "";
+  el.textContent = job ? jobText(job) : "";
+  el.className = job ? job.status : "";
+  $("#train").disabled = busy;
+  clearTimeout(jobTimer);
+  jobTimer = setTimeout(() => refreshJobs(projectId, page), busy ? 1000 : 3000);
+}
+
+async function refreshJobs(projectId, page) {
+  const jobs = await api("GET", `/api/projects/${projectId}/jobs`).catch(() => null);
+  if (jobs) followJobs(projectId, page, jobs[jobs.length - 1] ?? null);
+  else if (page === visit) jobTimer = setTimeout(() => refreshJobs(projectId, page), 3000);
+}
