@@ -6,7 +6,9 @@ SAM competition and the box floor, under both allocations; and the latency of a 
         [--quick] [--work DIR] [--train-steps N]
 
 ``T`` and ``H`` may be the same dataset: it is then split by image (every 4th image is
-test). Within the training part every 10th image is held out to pick the backbone, the
+test). With ``--train-part`` and another ``H``, only ``T``'s training part of that split
+trains (the models a run on ``T`` alone trained are re-used): how datasets too small to
+train on are scored. Within the training part every 10th image is held out to pick the backbone, the
 rest trains. Methods:
 
 - ``full_image_pretrained`` / ``full_image_scratch``: the paper's model
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     train_set, test_set = _split(args.train, args.test)
+    if args.train_part and Path(args.train).resolve() != Path(args.test).resolve():
+        train_set = _split(args.train, args.train)[0]
     fit, held = _split_part(train_set)
     records = test_set.images[: QUICK_IMAGES if args.quick else None]
     steps = QUICK_STEPS if args.quick else STEPS
@@ -269,6 +273,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--train-steps", type=int, default=FullImageTrainConfig.steps, help="training steps per model"
+    )
+    p.add_argument(
+        "--train-part",
+        action="store_true",
+        help="train on T's own training part only (every 4th image left out), as a run with --test T "
+        "does, so its models in --work are re-used for another test set",
     )
     p.add_argument("--min-region", type=float, default=MIN_REGION, help="regions under this share are void")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
