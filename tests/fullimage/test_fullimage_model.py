@@ -200,3 +200,20 @@ def test_a_model_on_sam_prior_asks_sam_once_per_region_and_not_again_for_scribbl
     assert sam.calls == 3
     prompts[2].scribbles.append(Scribble([[44, 24], [46, 32]], 2))
     assert model.predict(prompts).shape == gt.shape and sam.calls == 3
+
+
+def test_sam_compete_gives_a_pixel_in_no_box_to_the_nearest_box():
+    from fewclick.predict.fullimage import SamCompete
+
+    class FlatSam:
+        def set_image(self, image):
+            self.shape = image.shape[:2]
+
+        def logits(self, box, clicks):
+            return np.zeros(self.shape, np.float32)
+
+    compete = SamCompete(FlatSam())
+    compete.set_image(np.zeros((20, 60, 3), np.uint8))
+    labels = compete.predict([_prompt(0, 0, 9, 9), _prompt(50, 10, 59, 19)])
+    assert labels[19, 2] == 0 and labels[2, 57] == 1  # outside both boxes: the nearer one's
+    assert labels[15, 35] == 1 and labels[5, 20] == 0

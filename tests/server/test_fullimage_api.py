@@ -276,7 +276,7 @@ def test_the_worker_gives_a_predictor_with_update_only_the_changed_regions(home,
             calls.append(("update", changed))
             return np.ones(self.shape, np.int32)
 
-    monkeypatch.setattr(fullimage, "fullimage_predictor", lambda sam: Recording())
+    monkeypatch.setattr(fullimage, "fullimage_predictor", lambda sam, model=None: Recording())
     monkeypatch.setattr(worker, "_FULLIMAGE", type(worker._FULLIMAGE)())
     path = str(home / "images" / "scene.png")
     regions = [_region(), _region(OTHER)]
@@ -286,3 +286,24 @@ def test_the_worker_gives_a_predictor_with_update_only_the_changed_regions(home,
     assert calls == [("predict", 2), ("update", [1]), ("predict", 2)]
     assert [r["area"] for r in first["regions"]] == [H * W, 0]
     assert [r["area"] for r in second["regions"]] == [0, H * W] and third["method"] == "recording"
+
+
+def test_a_trained_model_in_the_data_folder_serves_instead(client, image_id, home, no_sam):
+    import torch
+
+    from fewclick.models.checkpoint import write_checkpoint
+    from fewclick.models.fullimage import FullImageConfig, FullImageNet
+    from fewclick.train.fullimage import KIND, VERSION
+
+    config = FullImageConfig(backbone="scratch", channels=8, head_width=8, scratch_side=64)
+    torch.manual_seed(0)
+    model = home / "data" / "models" / "fullimage.pt"
+    write_checkpoint(model, KIND, VERSION, config=config.to_dict(), model=FullImageNet(config).state_dict())
+    try:
+        gt = np.load(home / "gt.npy")
+        r = _post(client, image_id, [_region(_extreme(gt, k)) for k in (0, 1, 2)])
+        assert r.status_code == 200, r.text
+        assert r.json()["method"] == "full_image"
+        assert (_masks(r.json()).sum(axis=0) == 1).all(), "every pixel in exactly one region"
+    finally:
+        model.unlink()

@@ -82,8 +82,8 @@ class SamCompete:
     def __init__(self, sam) -> None:
         self.sam = sam
 
-    def set_image(self, image: np.ndarray) -> None:
-        self.sam.set_image(image)
+    def set_image(self, image: np.ndarray, key: str | None = None) -> None:
+        self.sam.set_image(image) if key is None else self.sam.set_image(image, key)
         self.shape = image.shape[:2]
 
     def predict(self, prompts: list[RegionPrompt]) -> np.ndarray:
@@ -100,6 +100,8 @@ class SamCompete:
             logits[outside] = OUTSIDE_BOX  # a region lives in its box, as the paper's RoI crop
             better = logits > best
             best[better], labels[better] = logits[better], index
+        labels[best <= OUTSIDE_BOX] = -1  # in no region's box: the nearest box's region
+        labels = _fill_nearest(labels)
         paint_scribbles(labels, prompts)
         return labels
 
@@ -186,6 +188,7 @@ class FullImageModel:
             )
         self.sam = sam
         self.method = "full_image" if self.config.loss == "pixelwise" else "single_region"
+        self.name = self.method  # what the app's answers call it
 
     @classmethod
     def load(cls, path, encoder=None, sam=None) -> FullImageModel:
@@ -204,7 +207,7 @@ class FullImageModel:
             self.features = self.net.features(inputs)
         self.shape = np.asarray(image).shape[:2]
         if self.config.sam_prior:
-            self.sam.set_image(image, key)
+            self.sam.set_image(image) if key is None else self.sam.set_image(image, key)
         self._priors: dict[bytes, np.ndarray] = {}  # extreme points -> SAM's low-res logits
         self._logits: dict[bytes, object] = {}  # region signature -> its [1, MASK, MASK] logits
         self._painted: list[tuple[bytes, np.ndarray]] = []  # (signature, RoI box) per painted region

@@ -40,14 +40,18 @@ MAX_SCRIBBLE_POINTS = 10_000
 MAX_PIXELS = 25_000_000  # 5000 x 5000: a region's logits at every pixel, for every region
 
 
-def fullimage_predictor(sam=None):
-    """The full-image predictor the app serves: ``SamCompete`` on ``sam`` (a SAM predictor
-    that already holds the image's embedding, see :class:`EmbeddedSam`), or ``BoxFill``
-    when the SAM files are not set up (``sam`` None). The trained full-image model plugs in
-    here; it needs ``set_image(image)`` and ``predict(prompts) -> int32[H, W]``, and may
-    have ``update(prompts, changed)`` (see :func:`fewclick.server.worker.fullimage`)."""
-    from fewclick.predict.fullimage import BoxFill, SamCompete
+def fullimage_predictor(sam=None, model: str | None = None):
+    """The full-image predictor the app serves: the trained full-image model in ``model``
+    (a file of ``fewclick train fullimage``; the app serves ``DATA/models/fullimage.pt``
+    when it exists), else ``SamCompete`` on ``sam`` (a SAM predictor that already holds the
+    image's embedding, see :class:`EmbeddedSam`), or ``BoxFill`` when the SAM files are not
+    set up (``sam`` None). A predictor needs ``set_image(image)`` and ``predict(prompts) ->
+    int32[H, W]``; the trained model recomputes only the regions whose input changed."""
+    from fewclick.predict.fullimage import BoxFill, FullImageModel, SamCompete
 
+    if model is not None:
+        encoder = None if sam is None else getattr(sam, "sam", sam).encoder
+        return FullImageModel.load(model, encoder, sam)
     return BoxFill() if sam is None else SamCompete(sam)
 
 
@@ -70,7 +74,7 @@ class EmbeddedSam:
         self.sam = sam
         self.embedding = embedding
 
-    def set_image(self, image: np.ndarray) -> None:
+    def set_image(self, image: np.ndarray, key: str | None = None) -> None:
         if tuple(self.embedding.image_size) != tuple(image.shape[:2]):
             raise RuntimeError(
                 f"the prepared embedding is of a {tuple(self.embedding.image_size)} image, "

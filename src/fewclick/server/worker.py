@@ -242,7 +242,13 @@ def _sam(sam: tuple[str, str], path: str):
     return predictor
 
 
-def fullimage(path: str, sam: tuple[str, str] | None, regions: list[dict], changed: list[int] | None) -> dict:
+def fullimage(
+    path: str,
+    sam: tuple[str, str] | None,
+    regions: list[dict],
+    changed: list[int] | None,
+    model: str | None = None,
+) -> dict:
     """Full-image segmentation of the image at ``path``: every region from its extreme points
     and scribbles (``regions`` checked by :func:`fewclick.server.fullimage.check_regions`),
     by the predictor :func:`~fewclick.server.fullimage.fullimage_predictor` makes on SAM
@@ -251,13 +257,13 @@ def fullimage(path: str, sam: tuple[str, str] | None, regions: list[dict], chang
     the last request on the image; a predictor with ``update(prompts, changed)`` is given
     only those once it has predicted the image, else every region is predicted. Answers
     ``regions`` (per region its index, RLE mask and area), ``method`` and ``ms`` (the time
-    spent here)."""
+    spent here). ``model``: a trained full-image model's file, served instead of SAM."""
     import time
 
     from fewclick.server import fullimage as fi
 
     start = time.perf_counter()
-    key = (None, path) if sam is None else sam
+    key = ((None, path) if sam is None else sam, model)
     entry = _FULLIMAGE.get(key)
     shared = None
     if sam is not None:
@@ -267,7 +273,7 @@ def fullimage(path: str, sam: tuple[str, str] | None, regions: list[dict], chang
         if entry is None:
             shared = fi.EmbeddedSam(shared, embeddings.embedding(sam[0], sam[1], path))
     if entry is None:
-        predictor = fi.fullimage_predictor(shared)
+        predictor = fi.fullimage_predictor(shared, model)
         predictor.set_image(_image(path))
         entry = _FULLIMAGE[key] = [predictor, False]
         while len(_FULLIMAGE) > 3:

@@ -17,6 +17,8 @@ from fewclick.server.fullimage import check_regions
 
 router = APIRouter(prefix="/api")
 
+FULLIMAGE_MODEL = "fullimage.pt"  # a model of `fewclick train fullimage` in DATA/models serves when present
+
 Coordinate = Annotated[float, Field(allow_inf_nan=False)]
 Point = tuple[Coordinate, Coordinate]  # x, y in image pixels
 
@@ -48,4 +50,6 @@ async def fullimage(image_id: int, body: FullImageIn, session: DB, config: Confi
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     sam = (str(config.embeddings), serving.embedding_key(image)) if serving.sam_available() else None
-    return await models.run(worker.fullimage, image.path, sam, regions, body.changed)
+    trained = config.models_dir / FULLIMAGE_MODEL
+    model = str(trained) if trained.is_file() else None
+    return await models.run(worker.fullimage, image.path, sam, regions, body.changed, model)
