@@ -81,3 +81,28 @@ def test_a_scribble_never_leaves_the_image():
             assert (
                 (s.points >= -0.5).all() and (s.points[:, 0] < 39.5).all() and (s.points[:, 1] < 29.5).all()
             )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_scribbles_drawn_in_the_true_regions_box_are_those_drawn_on_the_whole_image(seed):
+    """The allocation draws each scribble inside its true region's box plus a margin: the
+    same draws in the same order as on the whole image, so the same scribbles."""
+    from scipy import ndimage
+
+    from fewclick.simulate.scribbles import scribble
+
+    rng = np.random.default_rng(seed)
+    gt = ndimage.zoom(rng.integers(0, 5, (6, 8)), 12, order=0)  # 72 x 96 blocks of 5 regions
+    pred = np.roll(gt, (int(rng.integers(2, 9)), int(rng.integers(2, 9))), axis=(0, 1))
+    windowed = allocate_scribbles(gt, pred, np.random.default_rng(seed), "free")
+    draws = np.random.default_rng(seed)
+    whole = []
+    for error in region_errors(gt, pred):
+        if len(whole) >= int(gt.max()) + 1:
+            break
+        s = scribble(gt == error.true, error.mask, draws, region=error.true)
+        if s is not None:
+            whole.append(s)
+    assert len(windowed) == len(whole) > 0
+    for a, b in zip(windowed, whole, strict=True):
+        assert a.region == b.region and np.allclose(a.points, b.points, atol=1e-3)

@@ -42,13 +42,24 @@ _EIGHT = np.ones((3, 3), bool)
 
 @dataclass(frozen=True)
 class RegionError:
-    """Pixels (``mask``, ``bool[H, W]``) of true region ``true`` given to ``predicted``."""
+    """Pixels of true region ``true`` given to ``predicted``: ``crop`` (``bool``) is their
+    mask inside ``window`` (a pair of slices of the image, of ``shape``); ``mask`` is the
+    same at every image pixel."""
 
     true: int
     predicted: int
-    mask: np.ndarray
     pixels: int
     gain: float
+    window: tuple[slice, slice]
+    crop: np.ndarray
+    shape: tuple[int, int]
+
+    @property
+    def mask(self) -> np.ndarray:
+        """``bool[H, W]``: the error region's pixels."""
+        out = np.zeros(self.shape, bool)
+        out[self.window] = self.crop
+        return out
 
 
 def _void(gt: np.ndarray, void: np.ndarray | None) -> np.ndarray:
@@ -70,17 +81,22 @@ def region_errors(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = No
     inter = np.bincount(g[g == p], minlength=size).astype(np.float64)
     union = np.bincount(g, minlength=size) + np.bincount(p, minlength=size) - inter
     wrong = counted & (gt != pred)
-    pairs = np.where(wrong, gt.astype(np.int64) * size + pred, -1)
+    pairs, index = np.unique(gt[wrong].astype(np.int64) * size + pred[wrong], return_inverse=True)
+    ids = np.zeros(gt.shape, np.int32)  # 1 + the pair's position in ``pairs``; 0: no error
+    ids[wrong] = index.reshape(-1) + 1
     errors = []
-    for pair in np.unique(pairs[wrong]):
-        t, r = divmod(int(pair), size)
-        components, n = ndimage.label(pairs == pair, structure=_EIGHT)
+    for position, window in enumerate(ndimage.find_objects(ids)):
+        if window is None:
+            continue
+        t, r = divmod(int(pairs[position]), size)
+        components, n = ndimage.label(ids[window] == position + 1, structure=_EIGHT)
         sizes = np.bincount(components.ravel(), minlength=n + 1)
         for k in range(1, n + 1):
             px = int(sizes[k])
             gain_t = px / union[t] if union[t] else 0.0
             gain_r = inter[r] / (union[r] - px) - inter[r] / union[r] if union[r] > px else 0.0
-            errors.append(RegionError(t, r, components == k, px, (gain_t + gain_r) / regions))
+            gain = (gain_t + gain_r) / regions
+            errors.append(RegionError(t, r, px, gain, window, components == k, gt.shape))
     errors.sort(key=lambda e: e.gain, reverse=True)
     return errors
 
@@ -104,14 +120,32 @@ def allocate_scribbles(
     budget = regions if budget is None else int(budget)
     served: set[int] = set()
     out: list[Scribble] = []
+    windows = ndimage.find_objects(np.where(counted, gt, -1) + 1)  # per true region
     for error in region_errors(gt, pred, void):
         if len(out) >= budget:
             break
         if allocation == "one_per_region" and error.true in served:
             continue
-        drawn = scribble(gt == error.true, error.mask, rng, width=width, region=error.true)
+        drawn = _scribble_in_window(gt, error, windows[error.true], rng, width)
         if drawn is None:
             continue
         out.append(drawn)
         served.add(error.true)
     return out
+
+
+def _scribble_in_window(gt, error: RegionError, window, rng, width: int) -> Scribble | None:
+    """:func:`scribble` on the true region's box grown by ``width + 1`` pixels, not on the
+    whole image: the same scribble (the same draws, in the same order, and a stroke leaving
+    the true region is seen inside the margin), in a fraction of the time."""
+    pad = width + 1
+    y0, x0 = max(window[0].start - pad, 0), max(window[1].start - pad, 0)
+    y1, x1 = min(window[0].stop + pad, gt.shape[0]), min(window[1].stop + pad, gt.shape[1])
+    true_crop = gt[y0:y1, x0:x1] == error.true
+    error_crop = np.zeros_like(true_crop)
+    ey, ex = error.window
+    error_crop[ey.start - y0 : ey.stop - y0, ex.start - x0 : ex.stop - x0] = error.crop
+    drawn = scribble(true_crop, error_crop, rng, width=width, region=error.true)
+    if drawn is None:
+        return None
+    return Scribble(drawn.points + np.array([x0, y0], np.float32), error.true)
