@@ -11,8 +11,9 @@ ball and the persons of over 2000 pixels that are not a crowd. Extreme points an
 scribbles are simulated from the panoptic ground truth (DEXTR's extreme points, the
 paper's scribbles: the free allocation's largest errors first); a scribble is drawn only
 when it starts inside the region it extends on the page's current map, as the page asks.
-Writes ``fullimage_coco_panoptic_regions.png`` (the regions and their list, before Enter)
-and ``fullimage_coco_panoptic.png`` (after Enter: the regions saved as masks), and prints
+Writes ``NAME_regions.png`` (the regions and their list, before Enter) and ``NAME.png``
+(after Enter: the regions saved as masks), ``NAME`` from ``--name``; with ``--model`` the
+app serves that trained full-image model instead of SAM competition, and prints
 the region mIoU against the ground truth after the extreme points and after each scribble.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -87,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=Path("../shared/data/coco_panoptic_sample"))
     p.add_argument("--out", type=Path, default=Path("out/shots"))
     p.add_argument("--scribbles", type=int, default=3, help="scribbles drawn after the extreme points")
+    p.add_argument(
+        "--model",
+        type=Path,
+        help="a model of `fewclick train fullimage` for the app to serve (else SAM competition)",
+    )
+    p.add_argument("--name", default="fullimage_coco_panoptic", help="the screenshots' name stem")
     args = p.parse_args(argv)
     data = args.data.resolve()
     if not (data / "sample_data" / "panoptic_examples.json").is_file():
@@ -95,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
 
     regions, gt = _regions(data)
     work = Path(tempfile.mkdtemp(prefix="fewclick-fullimage-"))
+    if args.model:
+        (work / "models").mkdir(parents=True)
+        shutil.copy(args.model, work / "models" / "fullimage.pt")
     app = create_app(sqlite_url(work / "app.db"), work, data_roots=[data])
     base, server = serve_in_thread(app)
     name, password, headers = admin_account(app)
@@ -133,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
                 page.mouse.click(*screen(page, x + 0.5, y + 0.5))  # the pixel's centre
             _wait(page, k + 1)
         answers = len(regions)
-        print(f"{len(regions)} regions from extreme points: mIoU {region_miou(gt, _predicted(page)):.3f}")
+        served = page.evaluate("() => S.full.answer.method")
+        miou = region_miou(gt, _predicted(page))
+        print(f"{len(regions)} regions from extreme points by {served}: mIoU {miou:.3f}")
         drawn = 0
         while drawn < args.scribbles:
             pred = _predicted(page)
@@ -154,11 +167,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"scribble {drawn} for region {s.region + 1} ({regions[s.region]['name']}): mIoU {miou:.3f}"
             )
         page.mouse.move(5, 5)
-        page.screenshot(path=str(args.out / "fullimage_coco_panoptic_regions.png"))
+        page.screenshot(path=str(args.out / f"{args.name}_regions.png"))
         page.keyboard.press("Enter")
         page.wait_for_function(f"() => S.anns.size === {len(regions)}", timeout=60000)
         page.wait_for_timeout(300)
-        page.screenshot(path=str(args.out / "fullimage_coco_panoptic.png"))
+        page.screenshot(path=str(args.out / f"{args.name}.png"))
         browser.close()
     server.should_exit = True
     if errors:
