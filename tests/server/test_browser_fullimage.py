@@ -8,15 +8,20 @@ Served by SamCompete when the SAM files are set up, else by BoxFill (the answer'
 says which); the path is the same.
 """
 
+import io
+import json
 import re
+import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+import PIL.Image
 import pytest
 from clients import auth_headers, make_user
 from live import live_server
 
+from fewclick.io.coco_panoptic import segment_ids
 from fewclick.io.rle import rle_to_mask
 from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
@@ -202,6 +207,20 @@ def test_full_image_regions_scribble_undo_accept_and_reload(server, page):
     masks = {classes[a["class_id"]]: rle_to_mask(a["geometry"]["mask"]) for a in saved}
     assert [int(masks["disc"].sum()), int(masks["bar"].sum())] == two
     assert not (masks["disc"] & masks["bar"]).any()
+
+    # export from the project page as COCO panoptic: one PNG whose segments are the regions
+    page.goto(f"{base}/#/project/{project['id']}")
+    with page.expect_download() as download:
+        page.locator("button", has_text="Export COCO panoptic").click()
+    with zipfile.ZipFile(download.value.path()) as archive:
+        names = archive.namelist()
+        panoptic = json.loads(archive.read(next(n for n in names if n.endswith(".json"))))
+        png = next(n for n in names if n.endswith(".png") and not n.startswith("images/"))
+        ids = segment_ids(np.asarray(PIL.Image.open(io.BytesIO(archive.read(png))).convert("RGB")))
+    segments = {s["id"]: s for s in panoptic["annotations"][0]["segments_info"]}
+    categories = {c["id"]: c["name"] for c in panoptic["categories"]}
+    areas = {categories[s["category_id"]]: int((ids == i).sum()) for i, s in segments.items()}
+    assert areas == {"disc": two[0], "bar": two[1]}
     assert page.errors == []
 
 

@@ -18,6 +18,8 @@ export async function projectPage(id) {
     <div class="form inline">
       <a href="/api/projects/${id}/export?format=coco" download><button>Export COCO</button></a>
       <a href="/api/projects/${id}/export?format=dota" download><button>Export DOTA</button></a>
+      <a href="/api/projects/${id}/export?format=coco-panoptic" download><button>Export COCO panoptic</button></a>
+      <a href="/api/projects/${id}/export?format=masks" download><button>Export mask PNGs</button></a>
       <button id="finish" title="imported labels count as your own">Mark annotated images done</button>
       <button id="train" ${job && running(job) ? "disabled" : ""}>Train on finished images</button>
       <label class="muted">train after every <input id="auto-train" type="number" min="0" max="1000" step="1"
