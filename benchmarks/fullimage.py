@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 sessions.append(run_session(predictor, record.load_image(), gt, steps, allocation, rng))
             _record(report, name, allocation, np.mean(sessions, axis=0).tolist(), steps)
             report["seconds"].setdefault(name, {})[allocation] = round(time.perf_counter() - t0, 1)
+            _write(args.out, report)  # what is done so far survives a crash later on
     for key in ("curves", "to85", "to90"):
         report[key]["full_image"] = report[key][chosen]
     latency = {
@@ -134,10 +135,14 @@ def main(argv: list[str] | None = None) -> int:
         "others": latency,
         "load_average": round(os.getloadavg()[0], 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
+    _write(args.out, report)
     print(json.dumps({k: report[k] for k in ("choice", "to85", "to90", "latency_ms")}, indent=1))
     return 0
+
+
+def _write(out: Path, report: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
 
 
 def _record(report: dict, name: str, allocation: str, curve: list[float], steps: int) -> None:

@@ -217,3 +217,21 @@ def test_sam_compete_gives_a_pixel_in_no_box_to_the_nearest_box():
     labels = compete.predict([_prompt(0, 0, 9, 9), _prompt(50, 10, 59, 19)])
     assert labels[19, 2] == 0 and labels[2, 57] == 1  # outside both boxes: the nearer one's
     assert labels[15, 35] == 1 and labels[5, 20] == 0
+
+
+def test_sam_compete_keeps_a_scribble_grazing_the_border_inside_the_image_for_sam():
+    from fewclick.predict.fullimage import SamCompete
+
+    class StrictSam:
+        def set_image(self, image):
+            self.shape = image.shape[:2]
+
+        def logits(self, box, clicks):
+            h, w = self.shape
+            assert (clicks.xy >= 0).all() and (clicks.xy[:, 0] < w).all() and (clicks.xy[:, 1] < h).all()
+            return np.zeros(self.shape, np.float32)
+
+    compete = SamCompete(StrictSam())
+    compete.set_image(np.zeros((20, 60, 3), np.uint8))
+    grazing = _prompt(0, 0, 29, 19, [[[-0.3, 5.0], [10.0, 19.4]]])  # simulated scribbles may, by half a px
+    assert compete.predict([grazing, _prompt(30, 0, 59, 19)]).shape == (20, 60)

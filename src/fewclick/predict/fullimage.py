@@ -105,8 +105,7 @@ class SamCompete:
         paint_scribbles(labels, prompts)
         return labels
 
-    @staticmethod
-    def _clicks(index: int, prompts: list[RegionPrompt]) -> Clicks:
+    def _clicks(self, index: int, prompts: list[RegionPrompt]) -> Clicks:
         own = prompts[index]
         positive = [own.extreme.points] + [scribble_points(s) for s in own.scribbles]
         x0, y0, x1, y1 = own.box
@@ -119,6 +118,8 @@ class SamCompete:
             if x0 <= p[0] < x1 and y0 <= p[1] < y1
         ]
         xy = np.concatenate(positive + [np.reshape(negative, (-1, 2))]).astype(np.float32)
+        h, w = self.shape  # a scribble may graze the border by half a pixel: SAM refuses that
+        xy = np.clip(xy, 0, np.array([w, h], np.float32) - 1e-3)
         sign = np.r_[np.ones(sum(len(p) for p in positive), bool), np.zeros(len(negative), bool)]
         return Clicks(xy, np.zeros(len(xy), np.int64), sign)
 
