@@ -39,7 +39,6 @@ from tqdm import tqdm
 
 from fewclick.models.checkpoint import write_checkpoint
 from fewclick.models.fullimage import MASK, FullImageConfig, FullImageNet, annotation_maps, paste, roi_boxes
-from fewclick.predict.fullimage import RegionPrompt, feature_inputs, region_prior
 from fewclick.simulate.allocation import ALLOCATIONS, allocate_scribbles
 from fewclick.simulate.extreme import extreme_points
 from fewclick.train.common import set_lr
@@ -84,6 +83,8 @@ def prepare_image(
 ) -> TrainImage:
     """What a training step needs of one image (see :class:`TrainImage`); ``sam`` (a
     :class:`fewclick.predict.sam.SamPredictor`) for a model with ``sam_prior``."""
+    from fewclick.predict.fullimage import feature_inputs, region_prior  # the encoder's inputs
+
     inputs, scale = feature_inputs(config, image, encoder, key)
     if isinstance(inputs, list):
         inputs = [m.half() for m in inputs]  # half the memory; steps compute in float32
@@ -142,7 +143,9 @@ def _region_slices(gt: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
     return out
 
 
-def simulated_extremes(image: TrainImage, rng: np.random.Generator, max_jitter: int) -> list[RegionPrompt]:
+def simulated_extremes(image: TrainImage, rng: np.random.Generator, max_jitter: int) -> list:
+    from fewclick.predict.fullimage import RegionPrompt
+
     prompts = []
     for mask, x0, y0 in image.crops:
         e = extreme_points(mask, rng, int(rng.integers(0, max_jitter + 1)))
