@@ -10,6 +10,7 @@ measured on an idle machine (``train_seconds_idle`` is steps times that speed;
 k = 0, 1, 3, 5, 10, 20 clicks. Methods:
 
 - ``pretrained``: C3Det on the frozen maps of the pretrained encoder (a neck and heads train);
+  the clicks of a class none of the n images holds go to the training-free start, as in the app;
 - ``scratch``: today's C3Det, from scratch on the same n images in the same 60 s;
 - ``training_free``: the n = 0 curve, feature similarity to the clicked objects.
 
@@ -55,9 +56,9 @@ from fewclick.train.detect_pretrained import (
 from fewclick.types import Click, Clicks
 
 BUDGET_S = 60.0
-#: Seconds per training step on this machine's 2 cores, measured 2026-11-23 at load average
-#: 1.4-2 (the quietest this shared machine got; ``--calibrate`` measures it again).
-IDLE_SECONDS_PER_STEP = {"pretrained": PRETRAINED_SECONDS_PER_STEP, "scratch": 0.65}
+#: Seconds per training step on this machine's 2 cores with nothing else running, measured
+#: 2026-11-23 by ``--calibrate`` (100 steps each on bccd and hit_uav: scratch 0.145 and 0.138).
+IDLE_SECONDS_PER_STEP = {"pretrained": PRETRAINED_SECONDS_PER_STEP, "scratch": 0.14}
 KS = (0, 1, 3, 5, 10, 20)
 METHODS = ("pretrained", "scratch", "training_free")
 
@@ -228,12 +229,13 @@ def _latency(work: Path, counts, items, encoder: ImageEncoder, classes) -> dict:
 
 
 def _calibrate(train_set: Dataset, encoder: ImageEncoder, work: Path) -> dict:
-    """Seconds per step of both trainers on 5 images (run it on an idle machine)."""
+    """Seconds per step of both trainers on 5 images, 100 steps each (run it on an idle
+    machine)."""
     subset = Dataset(train_set.classes, train_set.images[:5], train_set.format, train_set.root)
     out = {"load_average": _load()}
     for method in ("pretrained", "scratch"):
         started = time.perf_counter()
-        _train(method, subset, encoder, work / f"calibrate_{method}", {"pretrained": 30, "scratch": 30}, 0)
+        _train(method, subset, encoder, work / f"calibrate_{method}", {"pretrained": 100, "scratch": 100}, 0)
         ckpt = torch.load(work / f"calibrate_{method}" / "last.pt", weights_only=False)
         out[method] = round(ckpt["elapsed_s"] / ckpt["step"], 3)
         out[f"{method}_wall"] = round(time.perf_counter() - started, 1)

@@ -202,6 +202,34 @@ def test_a_class_with_a_single_example_trains(encoder, tmp_path):
     assert (det.labels[det.scores == 1.0] == 1).all()
 
 
+def test_a_class_never_trained_on_is_served_by_the_training_free_start(encoder, tmp_path):
+    """hit_uav's first 20 images (by name) hold no bicycle: a detector trained on them has
+    untrained heads for that class, so its clicks go to the training-free start."""
+    image, objects = _scene()
+    discs_only = objects[objects.labels == 0]
+    tiles = [FeatureTile(*t) for t in training_tiles(encoder, image, discs_only)]
+    path = train_pretrained_detector(
+        tiles, ["disc", "square"], tmp_path, pretrained_config(2), PretrainedTrainConfig(steps=3), log=str
+    )
+    detector = ClickDetector.load(path, encoder=encoder)
+    assert detector.unseen_classes == [1]
+    detector.set_image(image)
+    clicks = _clicks([DISCS[0], SQUARES[0]], [0, 1])
+    det = detector.predict(clicks)
+    similar = SimilarityDetector(2, encoder)
+    similar.set_image(image)
+    expected = similar.predict(clicks[np.array([False, True])])
+    squares = det[det.labels == 1]
+    assert sorted(squares.boxes.tolist()) == sorted(expected.boxes.tolist()), "the square clicks' answer"
+    assert np.allclose(squares.points, (squares.boxes[:, :2] + squares.boxes[:, 2:]) / 2)
+    assert box_iou(squares[squares.scores == 1.0].boxes, objects.boxes[5:6])[0, 0] >= 0.5
+    assert sorted(det.labels[det.scores == 1.0].tolist()) == [0, 1], "both clicked objects come back"
+    no_square_click = detector.predict(_clicks([DISCS[0]], [0]))
+    assert not (no_square_click.labels == 1).any(), "no proposals of a class the heads never learnt"
+    plain = ClickDetector.load(path, DecodeConfig(unseen_to_training_free=False), encoder=encoder)
+    assert plain.unseen_classes == []
+
+
 def test_a_click_in_a_pale_centre_asks_sam_again_within_the_class_size(encoder):
     """A red blood cell is a ring: a click in its pale centre makes SAM take the background.
     A box of the class's known size around the click then finds the cell (here a stand-in

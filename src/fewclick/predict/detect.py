@@ -44,6 +44,11 @@ class DecodeConfig:
     # training, or under 1 / size_factor of the smallest, is dropped (None: keep all); a
     # clicked object always stays.
     size_factor: float | None = 2.0
+    # A detector on pretrained features hands the clicks of a class it never saw in training
+    # to the training-free start (:class:`fewclick.predict.similar.SimilarityDetector`, on
+    # the same encoder), and offers no proposals of such a class itself: its heads for that
+    # class never saw a positive.
+    unseen_to_training_free: bool = True
 
 
 class ClickDetector:
@@ -57,7 +62,9 @@ class ClickDetector:
     (:class:`fewclick.predict.encoder.ImageEncoder`): each tile is encoded at the
     encoder's input size, so its clicks and boxes are scaled by the tile's own factor.
     ``sizes`` (class id -> [smallest, largest] side in the network's input pixels, from
-    training) drives :attr:`DecodeConfig.size_factor`.
+    training) drives :attr:`DecodeConfig.size_factor`; its keys are the classes the
+    detector saw, and a detector on pretrained features serves the others from the
+    training-free start (:attr:`DecodeConfig.unseen_to_training_free`).
     """
 
     def __init__(
@@ -83,6 +90,8 @@ class ClickDetector:
         self._tiles: list[tuple[Tile, float, object]] | None = None
         self._shape: tuple[int, int] | None = None
         self._clicks = Clicks.empty()
+        self._image: tuple[np.ndarray, str | None] | None = None  # for the training-free start
+        self._similar = None  # made and given the image on the first click of an unseen class
 
     @classmethod
     def load(cls, path: str | Path, decode: DecodeConfig | None = None, encoder=None) -> ClickDetector:
@@ -121,6 +130,7 @@ class ClickDetector:
                 for f in image_features(self.encoder, image, key, self.tile_size, self.overlap):
                     cached.append((f.tile, f.scale, self.net.encode(f.maps())))
             self._tiles, self._shape, self._clicks = cached, (h, w), Clicks.empty()
+            self._image, self._similar = (image, key), None
             return
         tiles = tile_grid(w, h, self.tile_size, self.overlap)
         with torch.inference_mode():
@@ -139,11 +149,32 @@ class ClickDetector:
         return self._shape[1], self._shape[0]
 
     # ------------------------------------------------------------------ clicks
+    @property
+    def unseen_classes(self) -> list[int]:
+        """Class ids the detector never saw in training that the training-free start serves
+        (empty unless :attr:`DecodeConfig.unseen_to_training_free` applies: a detector on
+        pretrained features that knows which classes it saw)."""
+        if not (self.decode.unseen_to_training_free and self.config.backbone == "pretrained" and self.sizes):
+            return []
+        return [c for c in range(len(self.classes)) if c not in self.sizes]
+
     def predict(self, clicks: Clicks | list[Click] | None = None) -> Detections:
         """Detections for the current image given all clicks so far (not incremental)."""
         self._require_image()
         clicks = self._check_clicks(clicks)
         self._clicks = clicks
+        unseen = self.unseen_classes
+        if not unseen:
+            return self._detect(clicks)
+        new = np.isin(clicks.labels, unseen)
+        found = self._detect(clicks[~new])
+        found = found[~np.isin(found.labels, unseen)]
+        if not new.any():
+            return found
+        extra = self._like(self._training_free(clicks[new]))
+        return Detections.concatenate([found, extra] if len(found) else [extra])
+
+    def _detect(self, clicks: Clicks) -> Detections:
         per_tile = []
         with torch.inference_mode():
             for tile, scale, cached in self._tiles:
@@ -160,6 +191,25 @@ class ClickDetector:
             score_threshold=self.decode.score_threshold,
             iou_threshold=0.1 if self.config.oriented else 0.5,
         )
+
+    def _training_free(self, clicks: Clicks) -> Detections:
+        """The training-free start's detections for ``clicks`` (of classes never trained on)."""
+        if self._similar is None:
+            from fewclick.predict.similar import SimilarityDetector
+
+            self._similar = SimilarityDetector(len(self.classes), self.encoder)
+            self._similar.set_image(*self._image)
+        return self._similar.predict(clicks)
+
+    def _like(self, det: Detections) -> Detections:
+        """``det`` (axis-aligned boxes) with the fields the detector's own detections carry:
+        box centres as ``points``, and angle-0 ``rboxes`` for an oriented model."""
+        centres = (det.boxes[:, :2] + det.boxes[:, 2:]) / 2
+        rboxes = None
+        if self.config.oriented:
+            sides = det.boxes[:, 2:] - det.boxes[:, :2]
+            rboxes = np.concatenate([centres, sides, np.zeros((len(det), 1), np.float32)], 1)
+        return Detections(det.boxes, det.scores, det.labels, rboxes=rboxes, points=centres)
 
     def get_state(self) -> dict:
         """A snapshot for undo: the clicks given so far (the image features stay cached)."""

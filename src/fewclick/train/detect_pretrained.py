@@ -34,10 +34,13 @@ from fewclick.train.detect_loss import DetectionCriterion
 from fewclick.types import Objects, geometry_only
 
 ALIGN = 16  # input pixels: the coarsest map's stride
-#: Seconds per step (batch 8, 256 px crops) on this machine's 2 cores, measured 2026-11-23 at
-#: load average 1.4-2: a budget in seconds becomes steps by it, so a busy machine trains the
-#: same model, only slower (``benchmarks/detect_fewshot.py --calibrate`` measures it).
-PRETRAINED_SECONDS_PER_STEP = 0.38
+#: Seconds per step (batch 8, 256 px crops) on this machine's 2 cores with nothing else
+#: running, measured 2026-11-23 over 100 steps on bccd and hit_uav (0.200, 0.201): a budget
+#: in seconds becomes steps by it, so a busy machine trains the same model, only slower
+#: (``benchmarks/detect_fewshot.py --calibrate`` measures it). A second 2-thread job on the
+#: same 2 cores made a step 7x slower (1.48 s), so the earlier 0.38 s, taken beside other
+#: jobs, gave the minute only half its steps.
+PRETRAINED_SECONDS_PER_STEP = 0.20
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class PretrainedTrainConfig:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 30
-    steps: int = 158  # 60 s at PRETRAINED_SECONDS_PER_STEP
+    steps: int = 300  # 60 s at PRETRAINED_SECONDS_PER_STEP
     seed: int = 0
     max_clicks: int = 20
     click_rule: str = "code"
