@@ -73,6 +73,9 @@ def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serve
         image = images[0]
         out = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[40, 40, cls]]}).json()
         assert out["method"] == detector["method"] and out["model_version"] == 1
+        # the page's proposal slider starts at the served detector's best-F1 threshold there
+        threshold = detector["metrics"].get("score_threshold")
+        assert out["min_score"] == threshold and (threshold is None or 0 < threshold <= 1)
         out = client.post(f"/api/images/{image['id']}/segment", json={"box": [20, 20, 60, 60]}).json()
         assert out["method"] == "model" and out["mask"]["size"] == [160, 160]
         assert 0 <= out["quality"] <= 1, "the quality ranker trained with the mask model estimates the IoU"

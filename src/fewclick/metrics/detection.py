@@ -51,6 +51,7 @@ __all__ = [
     "match_greedy",
     "ap_from_matches",
     "evaluate_detections",
+    "best_f1_threshold",
 ]
 
 AP_METHODS = ("voc07", "voc12", "coco")
@@ -303,6 +304,44 @@ def evaluate_detections(
         elif num_gt[c]:
             ap[c] = 0.0
     return _result(ap, num_gt, names, thresholds, ap_method, rule, oriented)
+
+
+def best_f1_threshold(
+    gts: Sequence[Objects],
+    preds: Sequence[Detections],
+    num_classes: int,
+    iou_threshold: float = 0.5,
+    oriented: bool = False,
+) -> tuple[float | None, float]:
+    """The score threshold whose detections (score >= it) have the best F1 against ``gts``,
+    and that F1: greedy one-to-one matching per image and class at ``iou_threshold``;
+    detections absorbed by ignored objects count neither way. ``(None, 0.0)`` when nothing
+    is predicted or nothing is true: no threshold helps then."""
+    _check_inputs(gts, preds, num_classes, oriented)
+    scores, hits, total = [], [], 0
+    for gt, pred in zip(gts, preds, strict=True):
+        ignored_all = gt.ignore | (gt.difficult > 0)
+        total += int((~ignored_all).sum())
+        for c in np.unique(pred.labels):
+            g, p = gt[gt.labels == c], pred[pred.labels == c]
+            p = p[np.argsort(-p.scores, kind="mergesort")]
+            s, tp, absorbed = _match_image(
+                p, g, g.ignore | (g.difficult > 0), (iou_threshold,), oriented, "greedy"
+            )
+            scores.append(s[~absorbed[0]])
+            hits.append(tp[0][~absorbed[0]])
+    if not scores or total == 0:
+        return None, 0.0
+    scores, hits = np.concatenate(scores), np.concatenate(hits)
+    if not hits.any():
+        return None, 0.0
+    order = np.argsort(-scores, kind="mergesort")
+    scores, tp = scores[order], np.cumsum(hits[order])
+    f1 = 2 * tp / (np.arange(1, len(scores) + 1) + total)  # 2 TP / (TP + FP + TP + FN)
+    # a cut between two equal scores cannot be made: only the last of a run of equal scores
+    last = np.r_[scores[1:] != scores[:-1], True]
+    best = int(np.flatnonzero(last)[np.argmax(f1[last])])
+    return float(scores[best]), float(f1[best])
 
 
 def _match_image(

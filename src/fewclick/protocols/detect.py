@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from fewclick.io.tiling import crop_objects, tile_grid
 from fewclick.metrics import evaluate_detections, evaluate_points
+from fewclick.metrics.detection import best_f1_threshold
 from fewclick.simulate.clicks import click_order, object_centres
 from fewclick.types import Clicks, Detections, Objects
 
@@ -50,13 +51,17 @@ class ProtocolConfig:
 
 @dataclass
 class ProtocolResult:
-    """mAP per k (mean and std over sessions) and the clicked-object recall per k."""
+    """mAP per k (mean and std over sessions) and the clicked-object recall per k;
+    ``f1_threshold``: the score threshold of the best F1 over every prediction made with
+    clicks (k >= 1), what the app suggests for showing proposals (None: no such k, or no
+    true detection)."""
 
     k: list[int]
     map_mean: list[float]
     map_std: list[float]
     clicked_recall: list[float]
     per_session: list[list[float]] = field(default_factory=list)
+    f1_threshold: float | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -65,6 +70,7 @@ class ProtocolResult:
             "mAP_std": self.map_std,
             "clicked_recall": self.clicked_recall,
             "mAP_per_session": self.per_session,
+            "f1_threshold": self.f1_threshold,
         }
 
 
@@ -136,7 +142,17 @@ def run_protocol(
         )
         for j, k in enumerate(ks)
     ]
-    return ProtocolResult(ks, table.mean(0).tolist(), table.std(0).tolist(), recall, per_session)
+    threshold = None
+    clicked = [j for j, k in enumerate(ks) if k >= 1]
+    if clicked and not points_only:
+        threshold, _ = best_f1_threshold(
+            [g for _ in sessions for _ in clicked for g in gts],
+            [p for s in range(len(sessions)) for j in clicked for p in preds[s][j]],
+            num_classes,
+            config.iou_threshold,
+            oriented,
+        )
+    return ProtocolResult(ks, table.mean(0).tolist(), table.std(0).tolist(), recall, per_session, threshold)
 
 
 def evaluate_at_clicks(

@@ -204,7 +204,10 @@ def _detector(
     held = [r for i, r in enumerate(subset.images) if i % 4 == 3] or subset.images[-1:]
     rest = type(subset)(subset.classes, [r for r in subset.images if r not in held], subset.format)
     phases = 3
-    scores = {"training-free": _held_out_map(None, held, subset.classes, encoder, project_id)}
+    scores, thresholds = {}, {}
+    scores["training-free"], thresholds["training-free"] = _held_out(
+        None, held, subset.classes, encoder, project_id
+    )
     for i, method in enumerate(("pretrained", "scratch")):
         folder = out / "pick" / method
         phase = _phase(progress, i, phases)
@@ -212,7 +215,7 @@ def _detector(
             model = _train_pretrained(rest, folder, encoder, phase, steps, project_id)
         else:
             model = _train_scratch(rest, folder, minutes, phase, steps)
-        scores[method] = _held_out_map(model, held, subset.classes, encoder, project_id)
+        scores[method], thresholds[method] = _held_out(model, held, subset.classes, encoder, project_id)
     chosen = max(scores, key=lambda m: (scores[m], m == "pretrained"))
     last = _phase(progress, 2, phases)
     if chosen == "pretrained":
@@ -227,6 +230,8 @@ def _detector(
         "held_out_images": len(held),
         "clicks": list(PICK_CLICKS),
     }
+    if thresholds[chosen] is not None:
+        metrics["score_threshold"] = round(thresholds[chosen], 3)
     return Trained(path, chosen, metrics)
 
 
@@ -313,9 +318,12 @@ class _Keyed:
         return self.predictor.predict(clicks)
 
 
-def _held_out_map(model: Path | None, held, classes, encoder, project_id: int | None) -> float:
+def _held_out(
+    model: Path | None, held, classes, encoder, project_id: int | None
+) -> tuple[float, float | None]:
     """Mean mAP@0.5 over :data:`PICK_CLICKS` clicks of C3Det's protocol on ``held`` (with
-    ``model`` None: the training-free start's)."""
+    ``model`` None: the training-free start's), and the score threshold of the best F1 there
+    (what the page then suggests for showing proposals)."""
     from fewclick.io.images import load_image
     from fewclick.predict.detect import ClickDetector
     from fewclick.protocols.detect import ProtocolConfig, run_protocol
@@ -337,7 +345,7 @@ def _held_out_map(model: Path | None, held, classes, encoder, project_id: int | 
         points_only=bool(getattr(predictor.config, "points_only", False)),
         progress=False,
     )
-    return float(np.mean(result.map_mean))
+    return float(np.mean(result.map_mean)), result.f1_threshold
 
 
 def _segmenter(data, out: Path, minutes: float, progress, steps: int | None) -> Trained:

@@ -75,6 +75,8 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
         raise HTTPException(409, _other_classes(model.version, trained_for, names))
     result["labels"] = [class_of[int(label)] for label in result["labels"]]
     result["model_version"] = version.version if version else None
+    # the score threshold of the best F1 on the held-out finished images the pick ran on
+    result["min_score"] = (version.metrics or {}).get("score_threshold") if version else None
     return result
 
 

@@ -29,7 +29,8 @@ export const detect = {
     if (S.detect.result) el.insertAdjacentHTML("beforeend", `<div id="boxes-from">${esc(boxesFrom(S.detect.result))}</div>`);
     el.insertAdjacentHTML("beforeend", `<label class="muted">proposals from score
       <input id="min-score" type="range" min="0.05" max="0.95" step="0.05" value="${S.minScore}"></label>`);
-    el.querySelector("#min-score").addEventListener("input", (e) => { S.minScore = +e.target.value; S.dirty = true; renderPanel(); });
+    if (S.detect.result?.min_score != null) el.insertAdjacentHTML("beforeend", `<div class="muted" id="suggested-score">${esc(suggestion(S.detect.result.min_score))}</div>`);
+    el.querySelector("#min-score").addEventListener("input", (e) => { S.minScore = +e.target.value; S.minScoreByHand = true; S.dirty = true; renderPanel(); });
   },
 
   draw(ctx, lw) {
@@ -55,6 +56,8 @@ async function detectNow() {
     const out = await api("POST", `/api/images/${S.image.id}/detect`, {clicks: det.clicks});
     det.result = out;
     det.answered = det.clicks.length;
+    // the serving detector's best-F1 threshold on held-out finished images, until the user moves the slider
+    if (out.min_score != null && !S.minScoreByHand) S.minScore = sliderValue(out.min_score);
     S.lastLatency = performance.now() - t0;
     S.dirty = true;
     renderPanel();
@@ -80,6 +83,16 @@ async function acceptDetections() {
   S.detect = {clicks: [], result: null};
   await change(create, [], "accept");
   renderPanel();
+}
+
+// the slider's step at or below the threshold, so that proposals scored at it still show
+function sliderValue(threshold) {
+  return Math.min(0.95, Math.max(0.05, Math.floor(threshold * 20 + 1e-9) / 20));
+}
+
+function suggestion(threshold) {
+  const where = S.minScoreByHand ? "you moved the slider" : "the slider starts there";
+  return `best F1 on held-out finished images at score ${threshold.toFixed(2)} (${where})`;
 }
 
 // which model made the proposals: the detect answer's model_version and method

@@ -51,7 +51,7 @@ export async function annotatePage(id) {
     cls: project.classes[0]?.id, classes: new Map(project.classes.map((c) => [c.id, c])),
     anns: new Map(image.annotations.map((a) => [a.id, a])), masks: new Map(),
     view: {scale: 1, ox: 0, oy: 0}, bitmap: null, tiles: new Map(),
-    minScore: 0.3, selected: new Set(), drag: null, space: false,
+    minScore: 0.3, minScoreByHand: false, selected: new Set(), drag: null, space: false,
     undo: [], redo: [], events: [], opened: performance.now(), filter: {cls: "", minScore: 0},
     canvas: $("#canvas"), dirty: true, frames: [], prep: null, prepSeen: [],
   });

@@ -153,6 +153,7 @@ function detectorText(d) {
   } else if (m.note) {
     why = `; ${m.note}`;
   }
+  if (m.score_threshold != null) why += `; proposals shown from score ${Number(m.score_threshold).toFixed(2)}, its best F1 there`;
   const what = d.method === "training-free" ? "the training-free start serves" : (METHODS[d.method] ?? d.method ?? "trained");
   return `detector v${d.version} (${what}, on ${d.images} images${why})`;
 }

@@ -1,0 +1,70 @@
+"""The score threshold of the best F1: what the app suggests for showing proposals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fewclick.metrics.detection import best_f1_threshold
+from fewclick.types import Detections, Objects
+
+GT = Objects(np.array([0, 0]), np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32))
+ON_FIRST, ON_SECOND, NOWHERE, ELSEWHERE = [0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60], [70, 70, 80, 80]
+
+
+def _det(boxes, scores, labels=None) -> Detections:
+    labels = np.zeros(len(scores), np.int64) if labels is None else np.asarray(labels)
+    return Detections(np.array(boxes, np.float32).reshape(-1, 4), np.array(scores, np.float32), labels)
+
+
+@pytest.mark.parametrize(
+    ("boxes", "scores", "expected"),
+    [
+        # TP 0.9, FP 0.8, TP 0.6, FP 0.3: best at 0.6 (2 TP, 1 FP: F1 4/5)
+        ([ON_FIRST, NOWHERE, ON_SECOND, ELSEWHERE], [0.9, 0.8, 0.6, 0.3], (0.6, 0.8)),
+        # both true ones first: every false one below only lowers F1
+        ([ON_FIRST, ON_SECOND, NOWHERE], [0.9, 0.7, 0.5], (0.7, 1.0)),
+        # one true one above many false ones: stop after it (F1 2/3)
+        ([ON_FIRST, NOWHERE, ELSEWHERE, [90, 90, 99, 99]], [0.9, 0.4, 0.3, 0.2], (0.9, 2 / 3)),
+        # a duplicate of a matched object is false
+        ([ON_FIRST, ON_FIRST, ON_SECOND], [0.9, 0.8, 0.7], (0.7, 0.8)),
+    ],
+)
+def test_the_best_f1_cut(boxes, scores, expected):
+    threshold, f1 = best_f1_threshold([GT], [_det(boxes, scores)], 1)
+    assert threshold == pytest.approx(expected[0]) and f1 == pytest.approx(expected[1])
+
+
+def test_equal_scores_are_cut_together():
+    # a true and three false detections at 0.5: no threshold keeps the true one alone
+    # (that cut would have F1 1); all four together have F1 4/7, below the 0.9 cut's 2/3
+    boxes = [ON_FIRST, ON_SECOND, NOWHERE, ELSEWHERE, [90, 90, 99, 99]]
+    threshold, f1 = best_f1_threshold([GT], [_det(boxes, [0.9, 0.5, 0.5, 0.5, 0.5])], 1)
+    assert (threshold, f1) == (pytest.approx(0.9), pytest.approx(2 / 3))
+
+
+def test_a_wrong_class_is_false_and_an_ignored_object_absorbs():
+    ignored = Objects(np.array([0, 0]), GT.boxes, ignore=np.array([False, True]))
+    threshold, f1 = best_f1_threshold(
+        [ignored], [_det([ON_FIRST, ON_SECOND, ON_FIRST], [0.9, 0.8, 0.7], labels=[0, 0, 1])], 2
+    )
+    # the second box lands on the ignored object (neither way); the class-1 box is false
+    assert threshold == pytest.approx(0.9) and f1 == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("gts", "preds"),
+    [
+        ([GT], [Detections.empty()]),  # nothing predicted
+        ([GT], [_det([NOWHERE], [0.9])]),  # nothing true
+        ([Objects.empty()], [_det([NOWHERE], [0.9])]),  # no ground truth
+        ([], []),
+    ],
+)
+def test_no_threshold_helps_when_nothing_is_true(gts, preds):
+    assert best_f1_threshold(gts, preds, 1) == (None, 0.0)
+
+
+def test_images_and_predictions_must_pair():
+    with pytest.raises(ValueError):
+        best_f1_threshold([GT, GT], [Detections.empty()], 1)
