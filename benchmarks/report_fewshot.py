@@ -25,13 +25,16 @@ test part (1024 px patches, centre clicks in a random order, VOC07 mAP@0.5):
 - `pretrained`: C3Det on the frozen maps of the pretrained encoder (TinyViT-5M, SAM-distilled;
   strides 4, 8 and 16 and SAM's embedding, fused to stride 4 by a trainable neck; C3 correlates
   the encoder's own stride-8 features; Late Fusion, the User-input Enforcing Loss and the
-  dense head as in the from-scratch detector);
+  dense head as in the from-scratch detector); the clicks of a class that none of the n
+  images holds go to the training-free start (below), as in the app;
 - `scratch`: the from-scratch C3Det of `benchmarks/detect.py`, same images, same 60 s;
 - `training_free` (n = 0): SAM segments each clicked object, and every local maximum of the
   cosine similarity of the encoder's features to the object's mean feature becomes a box of
   the clicked objects' size.
 
-`train s (idle)` is steps times the seconds per step measured on a quiet machine;
+`train s (idle)` is steps times the seconds per step measured with nothing else running
+(`--calibrate`, 100 steps; runs before 2026-11-23 12:00 used speeds taken beside other jobs,
+0.38 and 0.65 s, and so trained each model for about half its minute);
 `train s (wall)` is what this run took on the shared machine (several jobs ran beside it);
 `encode s` is the encoder's time on the n images, which the app spends while they are
 annotated. In the app, the project's training job trains both detectors on all but the
