@@ -320,13 +320,14 @@ def best_f1_threshold(
     _check_inputs(gts, preds, num_classes, oriented)
     scores, hits, total = [], [], 0
     for gt, pred in zip(gts, preds, strict=True):
-        ignored_all = gt.ignore | (gt.difficult > 0)
-        total += int((~ignored_all).sum())
+        ignored = gt.ignore | (gt.difficult > 0)
+        total += int((~ignored).sum())
         for c in np.unique(pred.labels):
-            g, p = gt[gt.labels == c], pred[pred.labels == c]
+            of_class = gt.labels == c
+            p = pred[pred.labels == c]
             p = p[np.argsort(-p.scores, kind="mergesort")]
             s, tp, absorbed = _match_image(
-                p, g, g.ignore | (g.difficult > 0), (iou_threshold,), oriented, "greedy"
+                p, gt[of_class], ignored[of_class], (iou_threshold,), oriented, "greedy"
             )
             scores.append(s[~absorbed[0]])
             hits.append(tp[0][~absorbed[0]])

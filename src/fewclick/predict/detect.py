@@ -18,7 +18,7 @@ from fewclick.io.tiling import Tile, merge_detections, tile_grid
 from fewclick.metrics.detection import box_iou, rbox_iou
 from fewclick.models.clicks import ClickTensors
 from fewclick.models.detector import ClickDetectorNet, load_detector, normalise
-from fewclick.types import Click, Clicks, Detections
+from fewclick.types import Click, Clicks, Detections, box_centers
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ class ClickDetector:
     def _like(self, det: Detections) -> Detections:
         """``det`` (axis-aligned boxes) with the fields the detector's own detections carry:
         box centres as ``points``, and angle-0 ``rboxes`` for an oriented model."""
-        centres = (det.boxes[:, :2] + det.boxes[:, 2:]) / 2
+        centres = box_centers(det.boxes)
         rboxes = None
         if self.config.oriented:
             sides = det.boxes[:, 2:] - det.boxes[:, :2]

@@ -47,14 +47,17 @@ class ProtocolConfig:
     point_box: float = 16.0  # side of the pseudo-box around a GT point (points-only data)
     point_tau: float = 1.0
     ks: tuple[int, ...] | None = None  # evaluate only these k (default 0..max_clicks)
+    # also find the score threshold of the best F1 (ProtocolResult.f1_threshold): one more
+    # matching pass over every prediction, which only the app's detector pick needs
+    f1_threshold: bool = False
 
 
 @dataclass
 class ProtocolResult:
     """mAP per k (mean and std over sessions) and the clicked-object recall per k;
     ``f1_threshold``: the score threshold of the best F1 over every prediction made with
-    clicks (k >= 1), what the app suggests for showing proposals (None: no such k, or no
-    true detection)."""
+    clicks (k >= 1), what the app suggests for showing proposals (None: not asked for by
+    :attr:`ProtocolConfig.f1_threshold`, no such k, or no true detection)."""
 
     k: list[int]
     map_mean: list[float]
@@ -144,7 +147,7 @@ def run_protocol(
     ]
     threshold = None
     clicked = [j for j, k in enumerate(ks) if k >= 1]
-    if clicked and not points_only:
+    if config.f1_threshold and clicked and not points_only:
         threshold, _ = best_f1_threshold(
             [g for _ in sessions for _ in clicked for g in gts],
             [p for s in range(len(sessions)) for j in clicked for p in preds[s][j]],

@@ -340,7 +340,7 @@ def _held_out(
         predictor,
         items,
         len(classes),
-        ProtocolConfig(sessions=1, ks=PICK_CLICKS),
+        ProtocolConfig(sessions=1, ks=PICK_CLICKS, f1_threshold=True),
         oriented=bool(getattr(predictor.config, "oriented", False)),
         points_only=bool(getattr(predictor.config, "points_only", False)),
         progress=False,
