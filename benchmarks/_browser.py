@@ -1,29 +1,66 @@
-"""What the browser-driven scripts share: Chromium's flags, the app served in a thread, and
-image pixels turned into page coordinates on the annotation canvas."""
+"""What the browser-driven scripts and the browser tests share: Chromium's flags, the app
+served in a thread, a page with its script errors collected, and image pixels turned into
+page coordinates on the annotation canvas."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; never a downloaded browser
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
-def serve_in_thread(app) -> tuple[str, object]:
-    """Serve ``app`` on a free local port; ``(base URL, uvicorn server)``."""
+def serve_in_thread(app, timeout: float = 10.0) -> tuple[str, object]:
+    """Serve ``app`` on a free loopback port in a daemon thread; ``(base URL, uvicorn
+    server)``, the server stopped by setting its ``should_exit``."""
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    threading.Thread(target=server.run, daemon=True).start()
+    server.thread = threading.Thread(target=server.run, daemon=True)
+    server.thread.start()
+    deadline = time.monotonic() + timeout
     while not server.started:
+        if time.monotonic() > deadline or not server.thread.is_alive():
+            raise RuntimeError(f"the app did not start serving on port {port} within {timeout:g} s")
         time.sleep(0.05)
     return f"http://127.0.0.1:{port}", server
+
+
+@contextmanager
+def live_server(app) -> Iterator[str]:
+    """Serve ``app`` while the block runs; yields its base URL (``http://127.0.0.1:PORT``)."""
+    base, server = serve_in_thread(app)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        server.thread.join(timeout=10)
+
+
+@contextmanager
+def chromium_page(viewport: tuple[int, int] = (1280, 800)) -> Iterator[object]:
+    """A fresh page in headless Chromium; ``page.errors`` collects the page's uncaught script
+    errors, for a test to assert there were none."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        width, height = viewport
+        page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        try:
+            yield page
+        finally:
+            browser.close()
 
 
 def screen(page, x: float, y: float) -> tuple[float, float]:

@@ -12,32 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import chromium_page, live_server, screen
 from clients import auth_headers, make_user
-from live import live_server
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from fewclick.data.synthetic import make_dataset
 from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
 from fewclick.types import rboxes_to_polygons
 
-CHROMIUM = Path("/usr/bin/chromium")
 USER, PASSWORD = "ann", "a long password"
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-if not CHROMIUM.exists():
-    pytest.skip(
-        "Debian's chromium is not installed at /usr/bin/chromium (.ci/run installs it)",
-        allow_module_level=True,
-    )
-
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture(scope="module")
@@ -52,30 +36,15 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.errors = errors
+    with chromium_page() as page:
         yield page
-        browser.close()
-
-
-def _screen(page, x, y):
-    """Page coordinates of image pixel (x, y) on the annotation canvas."""
-    return page.evaluate(
-        """([x, y]) => { const r = S.canvas.getBoundingClientRect();
-            return [r.left + S.view.ox + x * S.view.scale, r.top + S.view.oy + y * S.view.scale]; }""",
-        [x, y],
-    )
 
 
 def _drag(page, x0, y0, x1, y1) -> None:
     """Press at image pixel (x0, y0), move to (x1, y1) and release."""
-    page.mouse.move(*_screen(page, x0, y0))
+    page.mouse.move(*screen(page, x0, y0))
     page.mouse.down()
-    page.mouse.move(*_screen(page, x1, y1), steps=5)
+    page.mouse.move(*screen(page, x1, y1), steps=5)
     page.mouse.up()
 
 
@@ -93,7 +62,7 @@ def _wait_answer(page, mode: str, clicks: int) -> None:
         page.wait_for_function(
             f"() => S.{mode}.answered === {clicks} || S.{mode}.error", timeout=300000
         )  # a cold worker on a busy machine
-    except sync_api.TimeoutError:
+    except PlaywrightTimeout:
         state = page.evaluate(
             f"() => JSON.stringify({{mode: S.mode, cls: S.cls, {mode}: S.{mode}, prep: S.prep}})"
         )
@@ -145,7 +114,7 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     # pick class 1, click one object: boxes appear; accept them
     page.keyboard.press("1")
     page.keyboard.press("d")
-    page.mouse.click(*_screen(page, x + w / 2, y + h / 2))
+    page.mouse.click(*screen(page, x + w / 2, y + h / 2))
     _wait_answer(page, "detect", 1)
     proposals = page.evaluate("() => shownProposals().length")
     assert page.inner_text("#boxes-from").startswith("boxes from: training-free start"), "no detector yet"
@@ -158,7 +127,7 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     _wait_count(page, proposals + 1)
     drawn = page.evaluate("() => Math.max(...S.anns.keys())")
     page.keyboard.press("v")
-    page.mouse.click(*_screen(page, 320, 315))
+    page.mouse.click(*screen(page, 320, 315))
     page.wait_for_function(f"() => S.selected.has({drawn})")
     page.keyboard.press("Delete")
     _wait_count(page, proposals)
@@ -172,7 +141,7 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     page.keyboard.press("m")
     _drag(page, sx - 4, sy - 4, sx + sw + 4, sy + sh + 4)
     page.wait_for_function("() => S.seg && S.seg.result", timeout=30000)
-    page.mouse.click(*_screen(page, sx + 1, sy + 1), button="right")
+    page.mouse.click(*screen(page, sx + 1, sy + 1), button="right")
     _wait_answer(page, "seg", 1)
     page.keyboard.press("Enter")
     _wait_count(page, proposals + 2)
@@ -242,7 +211,7 @@ def test_oriented_projects_turn_boxes_and_undo_turns_them_back(server, page):
     _wait_count(page, before + 1)
     drawn = page.evaluate("() => Math.max(...S.anns.keys())")
     page.keyboard.press("v")
-    page.mouse.click(*_screen(page, 230, 215))
+    page.mouse.click(*screen(page, 230, 215))
     page.wait_for_function(f"() => S.selected.has({drawn})")
     before_corners = page.evaluate(f"() => drawnCorners(S.anns.get({drawn}))")
     page.keyboard.press("]")

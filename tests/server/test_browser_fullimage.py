@@ -12,14 +12,13 @@ import io
 import json
 import re
 import zipfile
-from pathlib import Path
 
 import cv2
 import numpy as np
 import PIL.Image
 import pytest
+from browser import chromium_page, live_server, screen
 from clients import auth_headers, make_user
-from live import live_server
 
 from fewclick.io.coco_panoptic import segment_ids
 from fewclick.io.rle import rle_to_mask
@@ -27,18 +26,8 @@ from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
 from fewclick.simulate.extreme import extreme_points
 
-CHROMIUM = Path("/usr/bin/chromium")
 USER, PASSWORD = "ann", "a long password"
 H, W = 240, 320
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-if not CHROMIUM.exists():
-    pytest.skip(
-        "Debian's chromium is not installed at /usr/bin/chromium (.ci/run installs it)",
-        allow_module_level=True,
-    )
-
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
 def _scene() -> tuple[np.ndarray, np.ndarray]:
@@ -68,23 +57,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.errors = errors
+    with chromium_page() as page:
         yield page
-        browser.close()
-
-
-def _screen(page, x, y):
-    """Page coordinates of image pixel (x, y) on the annotation canvas."""
-    return page.evaluate(
-        """([x, y]) => { const r = S.canvas.getBoundingClientRect();
-            return [r.left + S.view.ox + x * S.view.scale, r.top + S.view.oy + y * S.view.scale]; }""",
-        [x, y],
-    )
 
 
 def _answers(page, n: int) -> None:
@@ -103,7 +77,7 @@ def _region(page, gt, k: int, class_name: str, answers: int) -> None:
     page.locator(".classes button", has_text=class_name).click()
     points = extreme_points(gt == k).points.tolist()
     for x, y in [points[2], points[0], points[3], points[1]]:
-        page.mouse.click(*_screen(page, x, y))
+        page.mouse.click(*screen(page, x, y))
     _answers(page, answers)
 
 
@@ -119,10 +93,10 @@ def _log_in(page, base: str) -> None:
 
 
 def _drag(page, points) -> None:
-    page.mouse.move(*_screen(page, *points[0]))
+    page.mouse.move(*screen(page, *points[0]))
     page.mouse.down()
     for p in points[1:]:
-        page.mouse.move(*_screen(page, *p), steps=4)
+        page.mouse.move(*screen(page, *p), steps=4)
     page.mouse.up()
 
 
@@ -186,7 +160,7 @@ def test_full_image_regions_scribble_undo_accept_and_reload(server, page):
 
     # 4 clicks on one row are no box: the server's message shows, the regions stay
     for x in (20, 40, 60, 80):
-        page.mouse.click(*_screen(page, x, 200))
+        page.mouse.click(*screen(page, x, 200))
     _answers(page, 7)
     assert "do not form a box" in page.inner_text("#message")
     assert page.locator("#regions [data-region]").count() == 2 and _areas(page) == two
@@ -279,7 +253,7 @@ def test_enter_refuses_while_a_region_covers_no_pixel(server, page):
     page.keyboard.press("g")
     for k, (x0, y0) in enumerate([(20, 20), (60, 60)]):
         for x, y in [(x0, y0 + 20), (x0 + 20, y0), (x0 + 40, y0 + 20), (x0 + 20, y0 + 40)]:
-            page.mouse.click(*_screen(page, x, y))
+            page.mouse.click(*screen(page, x, y))
         _answers(page, k + 1)
     shown = page.locator("#regions .area").all_inner_texts()
     assert shown == ["0 px: covered by the others", f"{W * H} px (100.0%)"]

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from benchmarks._browser import live_server
 from clients import auth_headers
-from live import live_server
 
 from fewclick.data.synthetic import make_dataset
 from fewclick.server.app import create_app
