@@ -34,12 +34,13 @@ from fewclick.train.detect_loss import DetectionCriterion
 from fewclick.types import Objects, geometry_only
 
 ALIGN = 16  # input pixels: the coarsest map's stride
-#: Seconds per step (batch 8, 256 px crops) on this machine's 2 cores with nothing else
-#: running, measured 2026-11-23 over 100 steps on bccd and hit_uav (0.200, 0.201): a budget
-#: in seconds becomes steps by it, so a busy machine trains the same model, only slower
-#: (``benchmarks/detect_fewshot.py --calibrate`` measures it). A second 2-thread job on the
-#: same 2 cores made a step 7x slower (1.48 s), so the earlier 0.38 s, taken beside other
-#: jobs, gave the minute only half its steps.
+#: Seconds per step (two 512 px crops) on this machine's 2 cores with nothing else
+#: running, measured 2026-11-23 over 100 steps on bccd and hit_uav (0.198, 0.185; eight
+#: 256 px crops took 0.200, 0.201): a budget in seconds becomes steps by it, so a busy
+#: machine trains the same model, only slower (``benchmarks/detect_fewshot.py
+#: --calibrate`` measures it). A second 2-thread job on the same 2 cores made a step 7x
+#: slower (1.48 s), so the earlier 0.38 s, taken beside other jobs, gave the minute only
+#: half its steps.
 PRETRAINED_SECONDS_PER_STEP = 0.20
 
 
@@ -56,8 +57,13 @@ class FeatureTile:
 
 @dataclass(frozen=True)
 class PretrainedTrainConfig:
-    crop: int = 256  # input pixels (64 cells at stride 4)
-    batch_size: int = 8
+    # Input pixels (128 cells at stride 4). Two 512 px crops cost a step what eight 256 px
+    # ones did, and scored +0.12 (bccd) and +0.05 (hit_uav) mAP at 5 clicks after 300 steps
+    # on 5 images (validation images of the training part): a cell of bccd is 160-320 px at
+    # the encoder's scale, more than a 256 px crop holds, and more context per crop helps
+    # small objects too.
+    crop: int = 512
+    batch_size: int = 2
     lr: float = 3e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 30
