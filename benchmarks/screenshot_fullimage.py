@@ -158,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
             if not usable:
                 break
             s = usable[0]
-            _drag(page, s.points[:: max(1, len(s.points) // 12)])
+            # the simulation's pixel (x, y) is the page's square [x, x + 1) x [y, y + 1): a
+            # scribble drawn at x, not x + 0.5, started in the neighbouring region at a border
+            _drag(page, s.points[:: max(1, len(s.points) // 12)] + 0.5)
             answers += 1
             drawn += 1
             _wait(page, answers)
