@@ -69,12 +69,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _section(run: dict, name: str, plot: str) -> str:
     steps = run["steps"]
+    train, test = Path(run["train"]["path"]).name, Path(run["test"]["path"]).name
     lines = [
         f"## {name}",
         "",
         f"- run {run['date']} on {run['machine']}; trained on {run['train']['images']} images "
-        f"({run['train']['held_out']} held out to pick the backbone), "
-        f"tested on {run['test']['images']} images; "
+        f"({run['train']['held_out']} held out to pick the backbone)"
+        + (f" of {train}, this set being too small to train on" if train != test else "")
+        + f"; tested on {run['test']['images']} images; "
+        f"regions under {run['min_region']:.2%} of the image are void, "
         f"void share of the test images {run['void_share']:.3f}.",
         f"- `full_image` serves **{run['choice']['full_image']}**, picked by mean mIoU over steps 0-3 (free) "
         "on the held-out part of the training part: "
