@@ -25,8 +25,9 @@ test part (1024 px patches, centre clicks in a random order, VOC07 mAP@0.5):
 - `pretrained`: C3Det on the frozen maps of the pretrained encoder (TinyViT-5M, SAM-distilled;
   strides 4, 8 and 16 and SAM's embedding, fused to stride 4 by a trainable neck; C3 correlates
   the encoder's own stride-8 features; Late Fusion, the User-input Enforcing Loss and the
-  dense head as in the from-scratch detector); the clicks of a class that none of the n
-  images holds go to the training-free start (below), as in the app;
+  dense head as in the from-scratch detector; two 512 px crops of the maps a step, since
+  2026-11-23 13:40: runs before that took eight 256 px crops); the clicks of a class that
+  none of the n images holds go to the training-free start (below), as in the app;
 - `scratch`: the from-scratch C3Det of `benchmarks/detect.py`, same images, same 60 s;
 - `training_free` (n = 0): SAM segments each clicked object, and every local maximum of the
   cosine similarity of the encoder's features to the object's mean feature becomes a box of
@@ -36,6 +37,8 @@ test part (1024 px patches, centre clicks in a random order, VOC07 mAP@0.5):
 (`--calibrate`, 100 steps; runs before 2026-11-23 12:00 used speeds taken beside other jobs,
 0.38 and 0.65 s, and so trained each model for about half its minute);
 `train s (wall)` is what this run took on the shared machine (several jobs ran beside it);
+per-click latency names the load average it was measured under: on this 2-core machine a
+load of 4-5 (other benchmarks running) stretches it several times over;
 `encode s` is the encoder's time on the n images, which the app spends while they are
 annotated. In the app, the project's training job trains both detectors on all but the
 held-out finished images and serves whichever of them, or the training-free start, scores
