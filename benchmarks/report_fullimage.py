@@ -103,7 +103,9 @@ def _section(run: dict, name: str, plot: str) -> str:
                 + " | ".join("-" if r is None else str(r) for r in reach)
                 + " |"
             )
-    lat = run["latency_ms"]
+    lat = run.get("latency_ms")
+    if lat is None:  # the JSON is written after every method: a run stopped before the latency
+        return "\n".join([*lines, "", "Latency: not measured (the run stopped before it).", ""])
     lines += [
         "",
         f"Latency after the image is encoded ({lat['images']} test images of up to {lat['regions']} regions, "
