@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
-from _browser import ARGS, CHROMIUM, admin_account, log_in, screen, serve_in_thread
+from _browser import admin_account, chromium_page, log_in, screen, serve_in_thread
 
 from fewclick.io.rle import rle_to_mask
 from fewclick.protocols.fullimage import region_miou
@@ -99,8 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data.resolve()
     if not (data / "sample_data" / "panoptic_examples.json").is_file():
         raise SystemExit(f"{data}: not panopticapi's sample (no sample_data/panoptic_examples.json)")
-    from playwright.sync_api import sync_playwright
-
     regions, gt = _regions(data)
     work = Path(tempfile.mkdtemp(prefix="fewclick-fullimage-"))
     if args.model:
@@ -126,11 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    with chromium_page(viewport=(1440, 900)) as page:
         log_in(page, base, name, password)
         page.goto(f"{base}/#/image/{image['id']}")
         page.wait_for_function("() => S && S.ready")
@@ -174,10 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         page.wait_for_function(f"() => S.anns.size === {len(regions)}", timeout=60000)
         page.wait_for_timeout(300)
         page.screenshot(path=str(args.out / f"{args.name}.png"))
-        browser.close()
     server.should_exit = True
-    if errors:
-        raise SystemExit(f"the page raised: {errors}")
+    if page.errors:
+        raise SystemExit(f"the page raised: {page.errors}")
     saved = api.get(f"/api/images/{image['id']}").json()["annotations"]
     print(f"saved {len(saved)} mask annotations; screenshots in {args.out}")
     return 0

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from _browser import ARGS, CHROMIUM, admin_account, log_in, screen, serve_in_thread
+from _browser import admin_account, chromium_page, log_in, screen, serve_in_thread
 
 from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
@@ -34,8 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not (args.demo / "fewclick.db").is_file():
         raise SystemExit(f"{args.demo}: no demo here; run `fewclick demo --out {args.demo}` first")
-    from playwright.sync_api import sync_playwright
-
     # a copy of the demo's database, so that every run starts from the demo as made
     work = Path(tempfile.mkdtemp(prefix="fewclick-shots-"))
     source = sqlite3.connect(args.demo / "fewclick.db")
@@ -56,9 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     image = todo[0]
     reference = _reference(app, image["id"])
     args.out.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 860})
+    with chromium_page(viewport=(1400, 860)) as page:
         log_in(page, base, *login[:2])
         page.goto(f"{base}/#/image/{image['id']}")
         page.wait_for_function("() => S && S.ready")
@@ -117,7 +113,6 @@ def main(argv: list[str] | None = None) -> int:
         page.wait_for_timeout(500)
         page.screenshot(path=str(args.out / "app_project.png"), full_page=True)
         page.locator("#backends").screenshot(path=str(args.out / "app_backends.png"))
-        browser.close()
     server.should_exit = True
     names = ", ".join(f"app_{m}.png" for m in ("detect", "mask", "points", "review", "project", "backends"))
     print(f"wrote {names} in {args.out}")

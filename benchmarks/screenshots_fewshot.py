@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _browser import ARGS, CHROMIUM, admin_account, log_in, screen, serve_in_thread
+from _browser import admin_account, chromium_page, log_in, screen, serve_in_thread
 from screenshots import _reference
 
 from fewclick.server.app import create_app
@@ -36,8 +36,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image", type=int, default=12, help="position of the image clicked on")
     p.add_argument("--shots", type=int, nargs="+", default=[0, 2, 5], help="after how many finished images")
     args = p.parse_args(argv)
-    from playwright.sync_api import sync_playwright
-
     work = Path(tempfile.mkdtemp(prefix="fewclick-fewshot-"))
     roots = [args.data.resolve().parent]  # the folder that holds the dataset
     app = create_app(sqlite_url(work / "fewclick.db"), work, data_roots=roots)
@@ -59,9 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     clicked = min((r for r in reference if r[0] == position), key=lambda r: abs(r[1][0] - 200))
     args.out.mkdir(parents=True, exist_ok=True)
     shots = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 860})
+    with chromium_page(viewport=(1400, 860)) as page:
         log_in(page, base, *login[:2])
         finished = 0
         for n in sorted(args.shots):
@@ -100,7 +96,6 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"app_fewshot_{name}_project.png"
         page.screenshot(path=str(path), full_page=True)
         shots.append(path)
-        browser.close()
     server.should_exit = True
     print("wrote " + ", ".join(str(s) for s in shots))
     return 0
