@@ -66,6 +66,8 @@ LATENCY_IMAGES, LATENCY_REGIONS = 10, 50
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.only_latency:
+        return _only_latency(args)
     train_set, test_set = _split(args.train, args.test)
     if args.train_part and Path(args.train).resolve() != Path(args.test).resolve():
         train_set = _split(args.train, args.train)[0]
@@ -123,18 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             _write(args.out, report)  # what is done so far survives a crash later on
     for key in ("curves", "to85", "to90"):
         report[key]["full_image"] = report[key][chosen]
-    latency = {
-        name: _latency(methods[name], records, truths, args.seed)
-        for name in (chosen, "single_region", "sam_compete")
-        if name in methods
-    }
-    report["latency_ms"] = {
-        "method": "full_image",
-        "serves": chosen,
-        **latency.pop(chosen),
-        "others": latency,
-        "load_average": round(os.getloadavg()[0], 1),
-    }
+    report["latency_ms"] = _latencies(methods, chosen, records, truths, args)
     _write(args.out, report)
     print(json.dumps({k: report[k] for k in ("choice", "to85", "to90", "latency_ms")}, indent=1))
     return 0
@@ -191,6 +182,48 @@ def _choice_score(model, held: Dataset, args) -> float:
         rng = np.random.default_rng([args.seed, 1000 + i])
         scores.append(np.mean(run_session(model, record.load_image(), gt, CHOICE_STEPS, "free", rng)))
     return round(float(np.mean(scores)), 4)
+
+
+def _only_latency(args) -> int:
+    """Re-measure ``latency_ms`` in the ``--out`` JSON of an earlier run, with the models
+    that run trained (their files under ``--work``); every other key is kept."""
+    if not args.out.is_file():
+        raise SystemExit(f"--only-latency: {args.out} does not exist; run the benchmark without it first")
+    report = json.loads(args.out.read_text())
+    chosen = report["choice"]["full_image"]
+    encoder, sam = _pretrained(args.work)
+    methods = {}
+    for name in (chosen, "single_region"):
+        path = Path(report["training"][name]["path"])
+        if not path.is_file():
+            raise SystemExit(f"--only-latency: {path} (the {name} model of {args.out}) is missing")
+        methods[name] = FullImageModel.load(path, encoder, sam)
+    if sam is not None:
+        methods["sam_compete"] = SamCompete(sam)
+    _, test_set = _split(args.train, args.test)
+    records = test_set.images[: QUICK_IMAGES if args.quick else None]
+    truths = [region_map(r, args.min_region) for r in records]
+    report["latency_ms"] = _latencies(methods, chosen, records, truths, args)
+    _write(args.out, report)
+    print(json.dumps(report["latency_ms"], indent=1))
+    return 0
+
+
+def _latencies(methods: dict, chosen: str, records, truths, args) -> dict:
+    """``latency_ms``: the chosen full-image model's, the others' beside it, and the load."""
+    latency = {
+        name: _latency(methods[name], records, truths, args.seed)
+        for name in (chosen, "single_region", "sam_compete")
+        if name in methods
+    }
+    return {
+        "method": "full_image",
+        "serves": chosen,
+        **latency.pop(chosen),
+        "others": latency,
+        "threads": args.threads,
+        "load_average": round(os.getloadavg()[0], 1),
+    }
 
 
 def _latency(predictor, records, truths, seed: int) -> dict:
@@ -288,6 +321,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-region", type=float, default=MIN_REGION, help="regions under this share are void")
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--only-latency",
+        action="store_true",
+        help="re-measure latency_ms in --out with the models its run left in --work (on a quiet machine)",
+    )
     return p
 
 

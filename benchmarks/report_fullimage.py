@@ -109,7 +109,9 @@ def _section(run: dict, name: str, plot: str) -> str:
     lines += [
         "",
         f"Latency after the image is encoded ({lat['images']} test images of up to {lat['regions']} regions, "
-        f"load average {lat.get('load_average', '?')}; `update` is one scribble added, one new prediction):",
+        + (f"torch on {lat['threads']} threads, " if "threads" in lat else "")
+        + f"load average {lat.get('load_average', '?')}; "
+        "`update` is one scribble added, one new prediction):",
         "",
         "| method | first p50 | first p95 | update p50 | update p95 |",
         "|---|---|---|---|---|",
