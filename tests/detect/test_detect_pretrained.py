@@ -229,6 +229,17 @@ def test_a_class_never_trained_on_is_served_by_the_training_free_start(encoder, 
     plain = ClickDetector.load(path, DecodeConfig(unseen_to_training_free=False), encoder=encoder)
     assert plain.unseen_classes == []
 
+    # the next image: the training-free start (kept across images) answers on that image
+    flipped = np.ascontiguousarray(image[:, ::-1])
+    w = image.shape[1]
+    detector.set_image(flipped)
+    square = detector.predict(_clicks([(w - SQUARES[0][0], SQUARES[0][1])], [1]))
+    clicked = square[square.scores == 1.0]
+    assert len(clicked) == 1 and clicked.labels[0] == 1
+    mirrored = objects.boxes[5:6].copy()
+    mirrored[:, [0, 2]] = w - mirrored[:, [2, 0]]
+    assert box_iou(clicked.boxes, mirrored)[0, 0] >= 0.5, "the square of the flipped image, not the first"
+
 
 def test_a_click_in_a_pale_centre_asks_sam_again_within_the_class_size(encoder):
     """A red blood cell is a ring: a click in its pale centre makes SAM take the background.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torchvision.ops  # noqa: F401  merge_detections' NMS: imported here, not on the first click (1.5 s)
 from torch.nn import functional as F
 
 from fewclick.io.images import to_rgb8
@@ -91,7 +92,10 @@ class ClickDetector:
         self._shape: tuple[int, int] | None = None
         self._clicks = Clicks.empty()
         self._image: tuple[np.ndarray, str | None] | None = None  # for the training-free start
-        self._similar = None  # made and given the image on the first click of an unseen class
+        # the training-free start for unseen classes: made on the first click of one (it
+        # opens SAM's decoder, ~0.1 s), kept across images, given an image on its first use
+        self._similar = None
+        self._similar_has_image = False
 
     @classmethod
     def load(cls, path: str | Path, decode: DecodeConfig | None = None, encoder=None) -> ClickDetector:
@@ -130,7 +134,7 @@ class ClickDetector:
                 for f in image_features(self.encoder, image, key, self.tile_size, self.overlap):
                     cached.append((f.tile, f.scale, self.net.encode(f.maps())))
             self._tiles, self._shape, self._clicks = cached, (h, w), Clicks.empty()
-            self._image, self._similar = (image, key), None
+            self._image, self._similar_has_image = (image, key), False
             return
         tiles = tile_grid(w, h, self.tile_size, self.overlap)
         with torch.inference_mode():
@@ -198,7 +202,9 @@ class ClickDetector:
             from fewclick.predict.similar import SimilarityDetector
 
             self._similar = SimilarityDetector(len(self.classes), self.encoder)
+        if not self._similar_has_image:
             self._similar.set_image(*self._image)
+            self._similar_has_image = True
         return self._similar.predict(clicks)
 
     def _like(self, det: Detections) -> Detections:
