@@ -11,7 +11,7 @@ from fewclick.metrics.detection import box_iou
 from fewclick.models.detector import ClickDetectorNet, DetectorConfig
 from fewclick.predict.detect import ClickDetector, DecodeConfig
 from fewclick.predict.encoder import ImageEncoder
-from fewclick.predict.features import colour_map, image_features, training_tiles
+from fewclick.predict.features import image_features, training_tiles
 from fewclick.predict.similar import SimilarityDetector
 from fewclick.train.detect_pretrained import (
     FeatureTile,
@@ -56,7 +56,7 @@ def test_a_small_image_is_enlarged_to_the_encoders_input_and_a_large_one_tiled(e
     image, _ = _scene()
     (only,) = image_features(encoder, image, key="scene")
     assert only.scale == pytest.approx(1024 / 320) and only.valid_cells() == (192, 256)
-    assert [m.shape[1] for m in only.maps()] == [64, 128, 160, 256, 3]
+    assert [m.shape[1] for m in only.maps()] == [64, 128, 160, 256]
     assert encoder.cached("scene") is not None, "one tile: SAM's own key, so masks share the encoding"
     wide = np.tile(image, (1, 5, 1))  # 1600 px wide: two 1024 px tiles
     tiles = image_features(encoder, wide, key="wide")
@@ -111,33 +111,6 @@ def test_bad_clicks_name_the_problem(encoder):
         detector.predict(_clicks([(10, 10)], [5]))
 
 
-def test_the_colour_map_is_the_encoders_frame_at_stride_4_standardised():
-    image, _ = _scene()  # 320 x 240: the encoder's input is 1024 x 768
-    colour = colour_map(image, (768, 1024))
-    assert colour.shape == (1, 3, 256, 256) and colour.dtype == np.float32
-    assert not colour[:, :, 192:].any(), "the padding below the image stays zero"
-    inside = colour[0, :, :192]
-    assert np.allclose(inside.mean((1, 2)), 0, atol=0.05) and np.allclose(inside.std((1, 2)), 1, atol=0.1)
-    x, y = DISCS[0]  # a red disc: red above the image's mean, blue below
-    cx, cy = int(x * 1024 / 320 / 4), int(y * 1024 / 320 / 4)
-    assert inside[0, cy, cx] > 1 and inside[2, cy, cx] < 0
-
-
-def test_a_detector_from_before_the_colour_map_still_trains_and_serves(encoder, tmp_path):
-    """Checkpoints without ``colour`` read the encoder's 4 maps and leave the 5th alone."""
-    image, objects = _scene()
-    tiles = [FeatureTile(*t) for t in training_tiles(encoder, image, objects)]
-    old = DetectorConfig.from_dict({**pretrained_config(2).to_dict(), "colour": False})
-    path = train_pretrained_detector(
-        tiles, ["disc", "square"], tmp_path, old, PretrainedTrainConfig(steps=2), log=lambda _: None
-    )
-    detector = ClickDetector.load(path, encoder=encoder)
-    assert len(detector.net.backbone.lateral) == 4 and not detector.config.colour
-    detector.set_image(image)
-    det = detector.predict(_clicks([DISCS[0]], [0]))
-    assert (det.labels[det.scores == 1.0] == 0).all() and (det.scores == 1.0).sum() == 1
-
-
 @pytest.fixture(scope="module")
 def trained(encoder, tmp_path_factory):
     tiles = []
@@ -158,7 +131,7 @@ def trained(encoder, tmp_path_factory):
 
 def test_c3det_on_pretrained_maps_trains_saves_and_serves(trained, encoder):
     ckpt = torch.load(trained, weights_only=False)
-    assert ckpt["config"]["backbone"] == "pretrained" and ckpt["step"] == 12 and ckpt["config"]["colour"]
+    assert ckpt["config"]["backbone"] == "pretrained" and ckpt["step"] == 12
     assert set(ckpt["sizes"]) == {0, 1}, "the sizes each class showed, for the size check"
     detector = ClickDetector.load(trained, encoder=encoder)
     assert detector.method == "pretrained"

@@ -93,6 +93,6 @@ def test_config_round_trip_and_errors():
     assert DetectorConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown method 'magic'"):
         DetectorConfig(num_classes=4, method="magic")
-    with pytest.raises(ValueError, match="unknown detector config keys \\['flavour'\\]"):
-        DetectorConfig.from_dict({**cfg.to_dict(), "flavour": "sour"})
+    with pytest.raises(ValueError, match="unknown detector config keys \\['colour'\\]"):
+        DetectorConfig.from_dict({**cfg.to_dict(), "colour": "red"})
     assert np.isfinite(sum(p.detach().sum().item() for p in ClickDetectorNet(cfg).parameters()))

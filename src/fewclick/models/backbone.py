@@ -72,18 +72,6 @@ class Backbone(nn.Module):
 #: The pretrained encoder's maps the neck reads, finest first: (stride, channels) of
 #: TinyViT-5M's stride 4 / 8 / 16 maps and SAM's image embedding (stride 16).
 PRETRAINED_MAPS = ((4, 64), (8, 128), (16, 160), (16, 256))
-#: The image's own colour at stride 4 of the encoder's input (per-image standardised RGB,
-#: :func:`fewclick.predict.features.colour_map`), a map beside the encoder's: SAM's
-#: features are class-agnostic and say little of colour, which tells a white blood cell
-#: from a red one. On validation images of the training part (5 images, 300 steps) it
-#: raised mAP at 5 clicks 0.566 -> 0.607 on bccd and 0.152 -> 0.187 on hit_uav, at the
-#: same cost per step.
-COLOUR_MAP = (4, 3)
-
-
-def detector_maps(colour: bool) -> tuple[tuple[int, int], ...]:
-    """(stride, channels) of the maps a detector on pretrained features reads, finest first."""
-    return PRETRAINED_MAPS + ((COLOUR_MAP,) if colour else ())
 
 
 class FeatureNeck(nn.Module):
@@ -125,11 +113,10 @@ def unit_similarity_features(maps: list[torch.Tensor], stride_index: int = 1) ->
     ``maps[stride_index]`` (stride 8 by default): every map from there on L2-normalised,
     brought to that grid (bilinear) and concatenated, and the whole normalised again. What
     a click's object is compared with, by the training-free start and by C3 on the
-    pretrained backbone: general features no few-image training could learn. A colour map
-    after the encoder's (:data:`COLOUR_MAP`) is left out."""
+    pretrained backbone: general features no few-image training could learn."""
     size = maps[stride_index].shape[-2:]
     parts = []
-    for m in maps[stride_index : len(PRETRAINED_MAPS)]:  # the encoder's maps, not the colour
+    for m in maps[stride_index:]:
         m = F.normalize(m, dim=1)
         if m.shape[-2:] != size:
             m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)

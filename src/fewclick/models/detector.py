@@ -17,13 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fewclick.models.backbone import (
-    Backbone,
-    FeatureNeck,
-    conv_bn,
-    detector_maps,
-    unit_similarity_features,
-)
+from fewclick.models.backbone import Backbone, FeatureNeck, conv_bn, unit_similarity_features
 from fewclick.models.checkpoint import load_module, write_checkpoint
 from fewclick.models.clicks import C3, ClickTensors, LateFusion, class_heatmaps
 from fewclick.models.pixels import normalise as normalise  # the image input this network expects
@@ -48,9 +42,6 @@ class DetectorConfig:
     widths: tuple[int, int, int] = (48, 96, 128)
     blocks: tuple[int, int, int] = (1, 2, 2)
     features: int = 64
-    # pretrained backbone: the neck also reads the image's colour (models.backbone.COLOUR_MAP);
-    # False in checkpoints from before it existed
-    colour: bool = False
     head_width: int = 64
     late_fusion_channels: int = 16
     late_fusion_sigma: float = 1.0  # input pixels (the paper's sigma for LF input)
@@ -178,7 +169,7 @@ class ClickDetectorNet(nn.Module):
         c = config
         in_channels = 3 + (c.num_classes if c.method == "early-fusion" else 0)
         if c.backbone == "pretrained":
-            self.backbone = FeatureNeck(detector_maps(c.colour), out_channels=c.features)
+            self.backbone = FeatureNeck(out_channels=c.features)
         else:
             self.backbone = Backbone(in_channels, c.widths, c.blocks, c.features)
         self.stride = self.backbone.stride
@@ -205,9 +196,7 @@ class ClickDetectorNet(nn.Module):
     ) -> Encoded:
         """The image-only part, once per image; Early Fusion also takes the clicks here.
         ``images``: normalised pixels ``[B, 3, H, W]``, or for the pretrained backbone the
-        encoder's maps (finest first, the finest at stride 4 of the encoder's input), then
-        the colour map (:meth:`fewclick.predict.features.TileFeatures.maps`); a neck
-        without colour ignores it."""
+        encoder's maps (finest first, the finest at stride 4 of the encoder's input)."""
         if self.config.method == "early-fusion":
             clicks = clicks if clicks is not None else ClickTensors.empty(images.device)
             heat = class_heatmaps(
@@ -219,8 +208,6 @@ class ClickDetectorNet(nn.Module):
                 self.config.early_fusion_sigma,
             )
             images = torch.cat([images, heat], dim=1)
-        if self.config.backbone == "pretrained":  # the maps this neck reads (a colour map or not)
-            images = list(images)[: len(self.backbone.lateral)]
         features = self.backbone(images)
         unit = None
         if self.c3 is not None:

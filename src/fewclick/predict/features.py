@@ -5,21 +5,19 @@ from-scratch detector's (:func:`fewclick.io.tiling.tile_grid`); each tile (or th
 image when it is smaller) is encoded at SAM's input size, so a tile smaller than 1024 px
 is enlarged by ``scale = 1024 / its longest side``. A :class:`TileFeatures` holds one
 tile's maps, finest first (strides 4, 8, 16 of the encoder's input and SAM's embedding at
-16, :data:`fewclick.models.backbone.PRETRAINED_MAPS`), then the tile's colour at stride 4
-(:data:`~fewclick.models.backbone.COLOUR_MAP`), and its SAM embedding for masks.
+16, :data:`fewclick.models.backbone.PRETRAINED_MAPS`), and its SAM embedding for masks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
 from fewclick.io.images import to_rgb8
 from fewclick.io.tiling import Tile, crop_objects, tile_grid
-from fewclick.predict.encoder import INPUT_SIZE, Embedding, ImageEncoder, pixel_key
+from fewclick.predict.encoder import Embedding, ImageEncoder, pixel_key
 from fewclick.types import Objects, geometry_only
 
 
@@ -31,13 +29,11 @@ class TileFeatures:
     tile: Tile
     scale: float
     embedding: Embedding
-    colour: np.ndarray  # float32[1, 3, 256, 256]: colour_map of the tile's pixels
 
     def maps(self, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
-        """The maps the pretrained detector reads, finest first, ``[1, C, h, w]`` each: the
-        encoder's, then the colour map."""
+        """The maps the pretrained detector reads, finest first, ``[1, C, h, w]`` each."""
         e = self.embedding
-        arrays = [e.features[4], e.features[8], e.features[16], e.embedding, self.colour]
+        arrays = [e.features[4], e.features[8], e.features[16], e.embedding]
         return [torch.from_numpy(np.asarray(a)).to(dtype) for a in arrays]
 
     def valid_cells(self, stride: int = 4) -> tuple[int, int]:
@@ -68,22 +64,8 @@ def image_features(
         else:
             tile_key = key if len(grid) == 1 else f"{key}-{t.x0}-{t.y0}"
         embedding = encoder.encode(pixels, key=tile_key, features=True)
-        out.append(TileFeatures(t, embedding.scale, embedding, colour_map(pixels, embedding.input_size)))
+        out.append(TileFeatures(t, embedding.scale, embedding))
     return out
-
-
-def colour_map(pixels: np.ndarray, input_size: tuple[int, int], stride: int = 4) -> np.ndarray:
-    """``float32[1, 3, 1024 / stride, 1024 / stride]``: RGB ``pixels`` resized as the encoder
-    resizes them (to ``input_size``, padded to 1024 at the bottom and right), averaged over
-    ``stride`` x ``stride`` cells, each channel standardised over the image (zero padding)."""
-    h, w = input_size
-    x = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
-    x = (x - x.mean((0, 1))) / (x.std((0, 1)) + 1e-3)
-    padded = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), np.float32)
-    padded[:h, :w] = x
-    side = INPUT_SIZE // stride
-    small = cv2.resize(padded, (side, side), interpolation=cv2.INTER_AREA)
-    return np.ascontiguousarray(small.transpose(2, 0, 1)[None])
 
 
 def training_tiles(

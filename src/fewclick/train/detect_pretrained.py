@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from fewclick.io.tiling import Tile, crop_objects
-from fewclick.models.backbone import detector_maps
+from fewclick.models.backbone import PRETRAINED_MAPS
 from fewclick.models.detector import ClickDetectorNet, DetectorConfig, save_detector
 from fewclick.simulate.clicks import training_click_indices
 from fewclick.train.common import set_lr
@@ -47,9 +47,8 @@ PRETRAINED_SECONDS_PER_STEP = 0.20
 @dataclass(frozen=True)
 class FeatureTile:
     """One training tile: the encoder's ``maps`` (``float16[C, h, w]`` each, finest first,
-    the finest at stride 4 of the encoder's 1024 px input), then the colour map; its
-    ``objects`` in encoder-input pixels; and ``valid`` = (height, width) of the input the
-    tile fills (the rest is padding)."""
+    the finest at stride 4 of the encoder's 1024 px input), its ``objects`` in encoder-input
+    pixels, and ``valid`` = (height, width) of the input the tile fills (the rest is padding)."""
 
     maps: list[np.ndarray]
     objects: Objects
@@ -78,14 +77,13 @@ class PretrainedTrainConfig:
 
 
 def pretrained_config(num_classes: int, oriented: bool = False, points_only: bool = False) -> DetectorConfig:
-    """C3Det on the pretrained maps and the image's colour."""
+    """C3Det on the pretrained maps."""
     return DetectorConfig(
         num_classes=num_classes,
         method="c3det",
         backbone="pretrained",
         oriented=oriented,
         points_only=points_only,
-        colour=True,
     )
 
 
@@ -111,16 +109,10 @@ def train_pretrained_detector(
     tiles = [t for t in tiles if len(t.objects)]
     if not tiles:
         raise ValueError("no training tile has an object: nothing to learn from")
-    layout = detector_maps(config.colour)
-    expected = [c for _, c in layout]
-    found = [m.shape[0] for m in tiles[0].maps][
-        : len(expected)
-    ]  # a colour map the neck does not read is left
+    expected = [c for _, c in PRETRAINED_MAPS]
+    found = [m.shape[0] for m in tiles[0].maps]
     if found != expected:
-        raise ValueError(
-            f"expected maps of {expected} channels (the pretrained encoder's"
-            f"{', then colour' if config.colour else ''}), got {found}"
-        )
+        raise ValueError(f"expected maps of {expected} channels (the pretrained encoder's), got {found}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(train.threads)
@@ -135,9 +127,7 @@ def train_pretrained_detector(
     for step in range(train.steps):
         set_lr(optim, train.lr, train.warmup_steps, step, train.steps)
         net.train()
-        samples = [
-            _sample(tiles[i], layout, train, rng) for i in rng.integers(0, len(tiles), train.batch_size)
-        ]
+        samples = [_sample(tiles[i], train, rng) for i in rng.integers(0, len(tiles), train.batch_size)]
         maps = [torch.from_numpy(np.stack([s[0][j] for s in samples])).float() for j in range(len(expected))]
         crops = [s[1] for s in samples]
         targets = [
@@ -168,14 +158,9 @@ def train_pretrained_detector(
     return path
 
 
-def _sample(
-    tile: FeatureTile,
-    layout: tuple[tuple[int, int], ...],
-    train: PretrainedTrainConfig,
-    rng: np.random.Generator,
-) -> tuple[list, Sample]:
-    """A crop of the tile's maps of ``layout`` (``[C, h, w]`` each) and its objects, flipped
-    at random, with clicks on a random subset of the objects."""
+def _sample(tile: FeatureTile, train: PretrainedTrainConfig, rng: np.random.Generator) -> tuple[list, Sample]:
+    """A crop of the tile's maps (``[C, h, w]`` each) and its objects, flipped at random,
+    with clicks on a random subset of the objects."""
     size = train.crop
     vh, vw = tile.valid
     centres = tile.objects.centers
@@ -189,7 +174,7 @@ def _sample(
     x0 = int(np.clip(round(x0 / ALIGN) * ALIGN, 0, full - size))
     y0 = int(np.clip(round(y0 / ALIGN) * ALIGN, 0, full - size))
     maps = []
-    for (stride, _), m in zip(layout, tile.maps):
+    for (stride, _), m in zip(PRETRAINED_MAPS, tile.maps):
         c0, r0, n = x0 // stride, y0 // stride, size // stride
         maps.append(m[:, r0 : r0 + n, c0 : c0 + n])
     objects = crop_objects(
