@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import chromium_page, live_server, screen
+from browser import chromium_page, live_server, log_in, screen
 from clients import auth_headers, make_user
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -36,7 +36,10 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server):
+    """One browser for the module, logged in as USER, so that each test also runs alone."""
+    base, _, _ = server
     with chromium_page() as page:
+        log_in(page, base, USER, PASSWORD)
         yield page
 
 
@@ -73,8 +76,10 @@ def _wait_answer(page, mode: str, clicks: int) -> None:
 
 def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path):
     base, home, app = server
-    # log in: the page asks, and a wrong password is said to be wrong
+    # log out, then in: the page asks, and a wrong password is said to be wrong
     page.goto(base + "/")
+    page.click("#logout")
+    page.wait_for_selector("#login")
     page.fill("#login [name=name]", USER)
     page.fill("#login [name=password]", "not the password")
     page.click("#login button")
