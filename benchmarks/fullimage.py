@@ -72,10 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.train_part and Path(args.train).resolve() != Path(args.test).resolve():
         train_set = _split(args.train, args.train)[0]
     fit, held = _split_part(train_set)
-    records = test_set.images[: QUICK_IMAGES if args.quick else None]
+    records, truths = _scored(test_set, args)
     steps = QUICK_STEPS if args.quick else STEPS
     encoder, sam = _pretrained(args.work)
-    truths = [region_map(r, args.min_region) for r in records]
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
@@ -200,13 +199,18 @@ def _only_latency(args) -> int:
         methods[name] = FullImageModel.load(path, encoder, sam)
     if sam is not None:
         methods["sam_compete"] = SamCompete(sam)
-    _, test_set = _split(args.train, args.test)
-    records = test_set.images[: QUICK_IMAGES if args.quick else None]
-    truths = [region_map(r, args.min_region) for r in records]
+    records, truths = _scored(_split(args.train, args.test)[1], args)
     report["latency_ms"] = _latencies(methods, chosen, records, truths, args)
     _write(args.out, report)
     print(json.dumps(report["latency_ms"], indent=1))
     return 0
+
+
+def _scored(test_set: Dataset, args) -> tuple[list, list]:
+    """The test images a run scores (at most QUICK_IMAGES with ``--quick``) and their
+    (region map, void share): the same for the curves and for ``--only-latency``."""
+    records = test_set.images[: QUICK_IMAGES if args.quick else None]
+    return records, [region_map(r, args.min_region) for r in records]
 
 
 def _latencies(methods: dict, chosen: str, records, truths, args) -> dict:
