@@ -20,3 +20,17 @@ def claim_work(work: Path, minutes: float) -> None:
                 "pass another --work or delete the folder"
             )
     stamp.write_text(json.dumps({"budget_minutes": minutes}))
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average, which the reports name beside timings."""
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def write_report(report: dict, out: Path) -> None:
+    """``report`` as indented JSON at ``out`` (NaN as null), its folder made."""
+    from fewclick.protocols import json_ready
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(json_ready(report), indent=1))

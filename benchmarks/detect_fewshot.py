@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _work import load_average, write_report
 
 from detect import _aligned, _split
 from fewclick.io.dataset import Dataset
@@ -42,7 +43,6 @@ from fewclick.predict.detect import ClickDetector
 from fewclick.predict.encoder import ImageEncoder
 from fewclick.predict.features import image_features, training_tiles
 from fewclick.predict.similar import SimilarityDetector
-from fewclick.protocols import json_ready
 from fewclick.protocols.detect import ProtocolConfig, run_protocol
 from fewclick.protocols.detect_run import load_items
 from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
             image_features(encoder, image)
         counts = sorted(int(n) for n in report["results"].get("pretrained", {"0": 0}))
         report["latency_ms"] = _latency(work, counts, items, encoder, train_set.classes)
-        report["latency_load_average"] = _load()
-        _write(report, args.out)
+        report["latency_load_average"] = load_average()
+        write_report(report, args.out)
         print(json.dumps(report["latency_ms"]))
         return 0
     items = load_items(test_set)
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         "sessions": protocol.sessions,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.machine()} {platform.processor() or 'cpu'}, {torch.get_num_threads()} threads",
-        "load_average_start": _load(),
+        "load_average_start": load_average(),
         "results": {m: {} for m in args.methods},
     }
     classes = train_set.classes
@@ -140,10 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             report["results"][method][str(n)] = entry
             at5 = result.map_mean[KS.index(5)]
             print(f"{method} n={n}: mAP@5 clicks {at5:.3f}, trained {seconds:.0f} s", flush=True)
-            _write(report, args.out)
+            write_report(report, args.out)
     report["latency_ms"] = _latency(work, counts, items, encoder, classes)
-    report["load_average_end"] = _load()
-    _write(report, args.out)
+    report["load_average_end"] = load_average()
+    write_report(report, args.out)
     plot(report, Path(args.out).with_suffix(".png"), Path(args.train).name)
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.png')}")
     return 0
@@ -224,7 +224,7 @@ def _latency(work: Path, counts, items, encoder: ImageEncoder, classes) -> dict:
             "p50": round(float(np.percentile(times, 50)), 1),
             "p95": round(float(np.percentile(times, 95)), 1),
         }
-    out["load_average"] = _load()
+    out["load_average"] = load_average()
     return out
 
 
@@ -232,25 +232,15 @@ def _calibrate(train_set: Dataset, encoder: ImageEncoder, work: Path) -> dict:
     """Seconds per step of both trainers on 5 images, 100 steps each (run it on an idle
     machine)."""
     subset = Dataset(train_set.classes, train_set.images[:5], train_set.format, train_set.root)
-    out = {"load_average": _load()}
+    out = {"load_average": load_average()}
     for method in ("pretrained", "scratch"):
         started = time.perf_counter()
         _train(method, subset, encoder, work / f"calibrate_{method}", {"pretrained": 100, "scratch": 100}, 0)
         ckpt = torch.load(work / f"calibrate_{method}" / "last.pt", weights_only=False)
         out[method] = round(ckpt["elapsed_s"] / ckpt["step"], 3)
         out[f"{method}_wall"] = round(time.perf_counter() - started, 1)
-    out["load_average_end"] = _load()
+    out["load_average_end"] = load_average()
     return out
-
-
-def _load() -> float:
-    with open("/proc/loadavg") as f:
-        return float(f.read().split()[0])
-
-
-def _write(report: dict, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(json_ready(report), indent=1))
 
 
 STYLE = {"pretrained": ("pretrained features", "#d62728"), "scratch": ("from scratch", "#1f77b4")}

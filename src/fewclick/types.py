@@ -438,7 +438,8 @@ def _as_index(index: Any) -> Any:
 
 def geometry_only(objects: Objects, oriented: bool = True) -> Objects:
     """``objects`` without segmentations (and without oriented boxes when ``oriented`` is
-    False): what detectors learn from, and masks are slow to crop."""
+    False): what detectors learn from, and masks are slow to crop. ``extra`` stays (a
+    training loss weight travels there)."""
     return Objects(
         objects.labels,
         objects.boxes,
@@ -446,4 +447,5 @@ def geometry_only(objects: Objects, oriented: bool = True) -> Objects:
         points=objects.points,
         ignore=objects.ignore,
         difficult=objects.difficult,
+        extra=objects.extra,
     )

@@ -172,3 +172,51 @@ def test_a_minute_budget_too_short_for_the_machine_still_gets_the_minimum_steps(
 def test_steps_for_budget(budget_s, min_steps, expected):
     per_step, total = steps_for_budget([2.0] * 20, budget_s, 0.0, 23, min_steps)
     assert per_step == 2.0 and total == expected
+
+
+def test_noisy_objects_weigh_their_cells_and_terms_and_labeled_ones_win_where_they_overlap():
+    from fewclick.train.detect_data import BACKGROUND_WEIGHT, LOSS_WEIGHT
+
+    objs = Objects([0, 1, 0], [[4, 4, 20, 20], [40, 40, 56, 56], [16, 4, 32, 20]])
+    objs.extra[LOSS_WEIGHT] = np.array([1.0, 0.5, 0.5], np.float32)
+    t = build_targets(objs, (64, 64), num_classes=2, stride=4)
+    assert t.object_weight.tolist() == [1.0, 0.5, 0.5]
+    assert t.weight[12, 12] == 0.5, "the noisy object's centre cell"
+    assert t.weight[3, 3] == 1.0, "the labeled object's centre cell"
+    assert t.weight[0, 15] == 1.0, "background keeps its weight"
+    plain = build_targets(Objects(objs.labels, objs.boxes), (64, 64), num_classes=2, stride=4)
+    np.testing.assert_array_equal(t.heatmap, plain.heatmap)
+    assert (plain.weight == 1).all() and (plain.object_weight == 1).all()
+    objs.extra[BACKGROUND_WEIGHT] = 0.5
+    t = build_targets(objs, (64, 64), num_classes=2, stride=4)
+    assert t.weight[0, 15] == 0.5 and t.weight[3, 3] == 1.0
+
+
+@pytest.mark.parametrize("weights", [[1.0, -0.5], [1.0], [np.nan, 1.0]])
+def test_bad_loss_weights_are_refused(weights):
+    from fewclick.train.detect_data import LOSS_WEIGHT
+
+    objs = Objects([0, 1], [[4, 4, 20, 20], [40, 40, 56, 56]])
+    objs.extra[LOSS_WEIGHT] = np.array(weights, np.float32)
+    with pytest.raises(ValueError, match="loss weights"):
+        build_targets(objs, (64, 64), num_classes=2)
+
+
+def test_weighted_regression_terms_scale_with_the_weights_and_flips_keep_them():
+    from fewclick.train.detect_data import LOSS_WEIGHT, flip_objects
+
+    objs = Objects([1, 0], [[8, 8, 24, 16], [30, 30, 50, 50]])
+    torch.manual_seed(0)
+    outputs = {
+        "heatmap": torch.randn(1, 2, 16, 16),
+        "offset": torch.randn(1, 2, 16, 16),
+        "size": torch.randn(1, 2, 16, 16),
+    }
+    criterion = DetectionCriterion(points_only=False, oriented=False, uel_weight=0.0)
+    full = criterion(outputs, [build_targets(objs, (64, 64), 2)], [np.zeros(0, np.int64)])
+    objs.extra[LOSS_WEIGHT] = np.array([0.5, 0.5], np.float32)
+    half = criterion(outputs, [build_targets(objs, (64, 64), 2)], [np.zeros(0, np.int64)])
+    for term in ("offset", "size", "giou"):
+        assert float(half[term]) == pytest.approx(0.5 * float(full[term]), rel=1e-5)
+    flipped = flip_objects(objs, 64, np.array([True, False, True]))
+    assert flipped.extra[LOSS_WEIGHT].tolist() == [0.5, 0.5]

@@ -280,6 +280,36 @@ class ClickDetector:
         return det if keep.all() else det[keep]
 
 
+def detect_feature_maps(
+    net: ClickDetectorNet,
+    maps: list[torch.Tensor],
+    valid: list[tuple[int, int]],
+    decode: DecodeConfig | None = None,
+) -> list[Detections]:
+    """Detections without clicks of a network on the pretrained backbone for a batch of
+    tiles, in the encoder's input pixels: ``maps`` are the encoder's maps (``[B, C, h, w]``
+    each, finest first), ``valid`` the (height, width) of the input each tile fills.
+    What evaluation and active-learning loops run over many cached tiles at once."""
+    if net.config.backbone != "pretrained":
+        raise ValueError(f"expected a network on the pretrained backbone, got {net.config.backbone!r}")
+    if len(valid) != maps[0].shape[0]:
+        raise ValueError(f"expected one valid size per tile ({maps[0].shape[0]}), got {len(valid)}")
+    decode = decode or DecodeConfig()
+    net.eval()
+    with torch.inference_mode():
+        outputs = net(maps)
+    out = []
+    for b, (height, width) in enumerate(valid):
+        one = {k: v[b : b + 1] for k, v in outputs.items()}
+        config = net.config
+        det = decode_outputs(
+            one, Clicks.empty(), net.stride, decode, height, width, config.oriented, config.points_only
+        )
+        inside = (det.points[:, 0] < width) & (det.points[:, 1] < height)  # not on the padding
+        out.append(det if inside.all() else det[inside])
+    return out
+
+
 def decode_outputs(
     outputs: dict[str, torch.Tensor],
     clicks: Clicks,

@@ -4,6 +4,13 @@ A sample is a square crop of one training image (objects cut below 70% visibilit
 become ignore regions, as in C3Det's patching), flipped and transposed at random, with
 clicks on a random subset of its objects (C3Det's training synthesis) and CenterNet
 targets on the stride-4 grid.
+
+An object may carry a loss weight (``objects.extra[LOSS_WEIGHT]``, ``float[N]``, 1 when
+absent): box-level active learning trains on images whose unqueried predictions are noisy
+labels, dampened by lambda_d (:mod:`fewclick.active`). A heatmap cell takes the weight of
+the object whose Gaussian is highest there, and the object's size and offset terms take
+its weight. Cells of no object take ``objects.extra[BACKGROUND_WEIGHT]`` (a number, 1 when
+absent): in a partly labeled image nobody said that they are background.
 """
 
 from __future__ import annotations
@@ -21,6 +28,11 @@ from fewclick.types import (
     polygons_to_rboxes,
     rboxes_to_polygons,
 )
+
+#: ``Objects.extra`` key of the per-object loss weight (``float[N]``)
+LOSS_WEIGHT = "loss_weight"
+#: ``Objects.extra`` key of the loss weight of cells that no object reaches (a number)
+BACKGROUND_WEIGHT = "background_weight"
 
 
 @dataclass
@@ -101,6 +113,7 @@ def flip_objects(objects: Objects, size: int, ops: np.ndarray) -> Objects:
         points=points,
         ignore=objects.ignore,
         difficult=objects.difficult,
+        extra=objects.extra,
     )
 
 
@@ -126,8 +139,8 @@ class Targets:
     ignore regions), and per object (ignored ones excluded): cell ``index int64[N]``
     (row-major), class ``labels``, ``size float32[N, 2]`` log(w/s), log(h/s), ``offset
     float32[N, 2]``, ``angle float32[N, 2]`` (cos 2a, sin 2a), ``boxes float32[N, 4]`` in
-    cells (for the User-input Enforcing Loss), and ``object int64[N]`` indices into the
-    sample's objects."""
+    cells (for the User-input Enforcing Loss), ``object int64[N]`` indices into the
+    sample's objects, and ``object_weight float32[N]``, each object's loss weight."""
 
     heatmap: np.ndarray
     weight: np.ndarray
@@ -138,16 +151,22 @@ class Targets:
     angle: np.ndarray
     boxes: np.ndarray
     object: np.ndarray
+    object_weight: np.ndarray
 
 
 def build_targets(
     objects: Objects, shape: tuple[int, int], num_classes: int, stride: int = 4, point_radius: float = 6.0
 ) -> Targets:
     """Targets for ``objects`` in an image of ``shape = (H, W)``. Objects known only by a
-    point get a Gaussian of ``point_radius`` pixels; boxes get CenterNet's size-adaptive one."""
+    point get a Gaussian of ``point_radius`` pixels; boxes get CenterNet's size-adaptive one;
+    loss weights as the module says."""
     h, w = shape[0] // stride, shape[1] // stride
     heat = np.zeros((num_classes, h, w), np.float32)
     weight = np.ones((h, w), np.float32)
+    loss_weight = _loss_weights(objects)
+    # class-agnostic: the highest Gaussian at each cell and the loss weight of its object
+    strongest = np.zeros((h, w), np.float32)
+    cell_weight = np.full((h, w), _background_weight(objects), np.float32)
     centres = object_centres(objects) if len(objects) else np.zeros((0, 2), np.float32)
     sizes = _object_sizes(objects)
     keep = []
@@ -162,7 +181,10 @@ def build_targets(
         if not (0 <= cx < w and 0 <= cy < h):
             continue
         bw, bh = sizes[i] / stride if np.isfinite(sizes[i]).all() else (point_radius * 2 / stride,) * 2
-        _draw_gaussian(heat[objects.labels[i]], cx, cy, _radius(bw, bh))
+        patch, rows, cols = _draw_gaussian(heat[objects.labels[i]], cx, cy, _radius(bw, bh))
+        higher = patch > strongest[rows, cols]
+        strongest[rows, cols][higher] = patch[higher]
+        cell_weight[rows, cols][higher] = loss_weight[i]
         keep.append(i)
     keep = np.asarray(keep, np.int64)
     cells = np.floor(centres[keep] / stride).astype(np.int64) if len(keep) else np.zeros((0, 2), np.int64)
@@ -180,6 +202,7 @@ def build_targets(
         r = point_radius / stride
         p = centres[keep][missing] / stride
         boxes[missing] = np.concatenate([p - r, p + r], 1)
+    weight *= cell_weight
     return Targets(
         heat,
         weight,
@@ -190,7 +213,28 @@ def build_targets(
         angle,
         boxes.astype(np.float32),
         keep,
+        loss_weight[keep].astype(np.float32),
     )
+
+
+def _background_weight(objects: Objects) -> float:
+    value = float(objects.extra.get(BACKGROUND_WEIGHT, 1.0))
+    if not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"expected a finite, non-negative background weight, got {value}")
+    return value
+
+
+def _loss_weights(objects: Objects) -> np.ndarray:
+    """``float32[N]``: each object's loss weight (1 where ``objects.extra`` gives none)."""
+    given = objects.extra.get(LOSS_WEIGHT)
+    if given is None:
+        return np.ones(len(objects), np.float32)
+    given = np.asarray(given, np.float32).reshape(-1)
+    if len(given) != len(objects) or not np.isfinite(given).all() or (given < 0).any():
+        raise ValueError(
+            f"expected {len(objects)} finite, non-negative loss weights, got {given.tolist()[:10]}"
+        )
+    return given
 
 
 def canonical_rboxes(rboxes: np.ndarray) -> np.ndarray:
@@ -226,7 +270,9 @@ def _radius(w: float, h: float, min_overlap: float = 0.7) -> float:
     return max(0.0, float(min(r1, r2, r3)))
 
 
-def _draw_gaussian(heat: np.ndarray, cx: int, cy: int, radius: float) -> None:
+def _draw_gaussian(heat: np.ndarray, cx: int, cy: int, radius: float) -> tuple[np.ndarray, slice, slice]:
+    """Raise ``heat`` to a Gaussian peak at cell (cx, cy); returns the Gaussian's patch and
+    the rows and columns of ``heat`` it covers."""
     r = int(np.ceil(radius))
     sigma = max((2 * radius + 1) / 6, 0.5)
     ys, xs = np.ogrid[-r : r + 1, -r : r + 1]
@@ -235,6 +281,7 @@ def _draw_gaussian(heat: np.ndarray, cx: int, cy: int, radius: float) -> None:
     x0, x1, y0, y1 = max(cx - r, 0), min(cx + r + 1, w), max(cy - r, 0), min(cy + r + 1, h)
     patch = g[y0 - (cy - r) : y1 - (cy - r), x0 - (cx - r) : x1 - (cx - r)]
     np.maximum(heat[y0:y1, x0:x1], patch, out=heat[y0:y1, x0:x1])
+    return patch, slice(y0, y1), slice(x0, x1)
 
 
 def side_range(objects: list[Objects], num_classes: int) -> dict[int, list[float]]:

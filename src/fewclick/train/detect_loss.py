@@ -51,6 +51,7 @@ class DetectionCriterion:
         losses = {"heatmap": focal_heatmap_loss(outputs["heatmap"], heat, weight)}
         batch = torch.cat([torch.full((len(t.index),), i, dtype=torch.long) for i, t in enumerate(targets)])
         index = torch.from_numpy(np.concatenate([t.index for t in targets]))
+        object_weight = torch.from_numpy(np.concatenate([t.object_weight for t in targets]))
         n = max(len(index), 1)
 
         def gather(name: str) -> torch.Tensor:
@@ -60,17 +61,18 @@ class DetectionCriterion:
         def target(name: str) -> torch.Tensor:
             return torch.from_numpy(np.concatenate([getattr(t, name) for t in targets]))
 
-        losses["offset"] = (
-            self.offset_weight * F.l1_loss(gather("offset"), target("offset"), reduction="sum") / n
-        )
+        def l1(name: str) -> torch.Tensor:  # summed over objects, each by its loss weight
+            error = F.l1_loss(gather(name), target(name), reduction="none").sum(1)
+            return (error * object_weight).sum() / n
+
+        losses["offset"] = self.offset_weight * l1("offset")
         if not self.points_only:
-            losses["size"] = self.size_weight * F.l1_loss(gather("size"), target("size"), reduction="sum") / n
+            losses["size"] = self.size_weight * l1("size")
             if not self.oriented and len(index):
-                losses["giou"] = self._giou(gather("offset"), gather("size"), target("boxes"), index, outputs)
+                giou = self._giou(gather("offset"), gather("size"), target("boxes"), index, outputs)
+                losses["giou"] = (giou * object_weight).mean()
         if self.oriented:
-            losses["angle"] = (
-                self.angle_weight * F.l1_loss(gather("angle"), target("angle"), reduction="sum") / n
-            )
+            losses["angle"] = self.angle_weight * l1("angle")
         if self.uel_weight > 0:
             losses["uel"] = self.uel_weight * self._uel(outputs["heatmap"], targets, clicked)
         losses["total"] = sum(losses.values())
@@ -84,7 +86,7 @@ class DetectionCriterion:
         index: torch.Tensor,
         outputs: dict[str, torch.Tensor],
     ) -> torch.Tensor:
-        """GIoU loss of the box decoded at each object's centre cell (in cells), which
+        """GIoU loss ``[N]`` of the box decoded at each object's centre cell (in cells), which
         rewards what evaluation measures: the overlap, not the log-size error."""
         from torchvision.ops import generalized_box_iou_loss
 
@@ -93,7 +95,7 @@ class DetectionCriterion:
         centre = cell + offset
         half = torch.exp(size.clamp(-4, 6)) / 2
         pred = torch.cat([centre - half, centre + half], 1)
-        return generalized_box_iou_loss(pred, boxes, reduction="mean")
+        return generalized_box_iou_loss(pred, boxes, reduction="none")
 
     def _uel(self, logits: torch.Tensor, targets: list[Targets], clicked: list[np.ndarray]) -> torch.Tensor:
         """Mean over clicked objects of: focal pull of the clicked class at the object's

@@ -28,7 +28,7 @@ from fewclick.models.backbone import PRETRAINED_MAPS
 from fewclick.models.detector import ClickDetectorNet, DetectorConfig, save_detector
 from fewclick.simulate.clicks import training_click_indices
 from fewclick.train.common import set_lr
-from fewclick.train.detect import _sample_clicks
+from fewclick.train.detect import _sample_clicks, warm_start
 from fewclick.train.detect_data import Sample, build_targets, flip_objects, side_range
 from fewclick.train.detect_loss import DetectionCriterion
 from fewclick.types import Objects, geometry_only
@@ -74,6 +74,9 @@ class PretrainedTrainConfig:
     uel_weight: float = 1.0
     flips: bool = True
     threads: int = 2
+    # a click-detector checkpoint whose weights start the run (fine-tuning: box-level active
+    # learning retrains each episode from the last episode's model)
+    init: str | None = None
 
 
 def pretrained_config(num_classes: int, oriented: bool = False, points_only: bool = False) -> DetectorConfig:
@@ -119,9 +122,11 @@ def train_pretrained_detector(
     torch.manual_seed(train.seed)
     rng = np.random.default_rng(train.seed)
     net = ClickDetectorNet(config)
+    if train.init is not None:
+        warm_start(net, train.init, log)
     optim = torch.optim.AdamW(net.parameters(), lr=train.lr, weight_decay=train.weight_decay)
     criterion = DetectionCriterion(
-        config.points_only, config.oriented, train.uel_weight if config.uel else 0.0
+        config.points_only, config.oriented, train.uel_weight if config.uses_clicks and config.uel else 0.0
     )
     started = time.perf_counter()
     for step in range(train.steps):

@@ -1,0 +1,126 @@
+"""What is labeled so far: fully labeled images, answered boxes, and the training set
+they make with the unqueried predictions as noisy labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fewclick.metrics.detection import box_iou
+from fewclick.simulate.oracle import OracleAnswer
+from fewclick.train.detect_data import BACKGROUND_WEIGHT, LOSS_WEIGHT
+from fewclick.types import Detections, Objects
+
+#: a prediction overlapping an answered box at this IoU is that box (not pooled again, no noisy label)
+SAME_BOX_IOU = 0.5
+
+
+@dataclass
+class UnitLabels:
+    """One unit's answers: ``boxes float32[A, 4]``, ``labels int64[A]`` (-1: background),
+    ``gt_index int64[A]`` (the matched ground truth, -1 for background or a person's own
+    box) and ``ignore bool[A]`` (an ignore-type object: crowd, DontCare)."""
+
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    gt_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    ignore: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+
+class LabelState:
+    """The labeled image pool L_I and the labeled box pool L_B of one active-learning run.
+
+    ``label_unit(u)`` marks a unit fully labeled (the initial images, the image-level
+    baselines); ``answer(u, answers)`` records answered boxes; ``boxes_labeled`` counts
+    every box a person labeled: a fully labeled unit's ground-truth boxes (ignore-type ones
+    excluded) and every answered box, background answers included.
+    """
+
+    def __init__(self, ground_truth: list[Objects]) -> None:
+        self.ground_truth = ground_truth
+        self.full: set[int] = set()
+        self.answers: dict[int, UnitLabels] = {}
+        self.boxes_labeled = 0
+
+    def label_unit(self, unit: int) -> int:
+        """Label every box of ``unit``; returns how many boxes that counted."""
+        if unit in self.full:
+            return 0
+        gt = self.ground_truth[unit]
+        counted = int((~gt.ignore).sum())
+        self.full.add(unit)
+        self.boxes_labeled += counted
+        return counted
+
+    def answer(self, unit: int, answer: OracleAnswer) -> None:
+        """Record answers to boxes asked on ``unit``."""
+        old = self.answers.get(unit, UnitLabels())
+        self.answers[unit] = UnitLabels(
+            np.concatenate([old.boxes, answer.boxes]).astype(np.float32),
+            np.concatenate([old.labels, answer.labels]).astype(np.int64),
+            np.concatenate([old.gt_index, answer.gt_index]).astype(np.int64),
+            np.concatenate([old.ignore, answer.ignore]).astype(bool),
+        )
+        self.boxes_labeled += len(answer)
+
+    @property
+    def labeled_units(self) -> list[int]:
+        """L_I: every unit fully labeled or with an answered box, in order."""
+        return sorted(self.full | set(self.answers))
+
+    @property
+    def partial_units(self) -> list[int]:
+        """Units with answered boxes that are not fully labeled."""
+        return sorted(set(self.answers) - self.full)
+
+    def unanswered(self, unit: int, det: Detections) -> np.ndarray:
+        """``bool[len(det)]``: predictions on ``unit`` that are not an answered box (IoU <
+        :data:`SAME_BOX_IOU` with every answer, background ones included)."""
+        done = self.answers.get(unit)
+        if unit in self.full:
+            return np.zeros(len(det), bool)
+        if done is None or not len(done.boxes) or not len(det):
+            return np.ones(len(det), bool)
+        return box_iou(det.boxes, done.boxes).max(1) < SAME_BOX_IOU
+
+    def labeled_boxes(self, unit: int) -> Objects:
+        """The unit's labeled objects (loss weight 1): its ground truth when fully labeled,
+        else its answered boxes that are objects (an object answered twice counts once;
+        ignore-type objects stay ignore regions)."""
+        if unit in self.full:
+            return self.ground_truth[unit]
+        done = self.answers.get(unit, UnitLabels())
+        keep = done.labels >= 0
+        _, first = np.unique(
+            np.where(done.gt_index >= 0, done.gt_index, -1 - np.arange(len(done.gt_index))), return_index=True
+        )
+        once = np.zeros(len(done.labels), bool)
+        once[first] = True
+        keep &= once
+        return Objects(done.labels[keep], done.boxes[keep], ignore=done.ignore[keep])
+
+    def training_objects(
+        self, unit: int, predictions: Detections | None, threshold: float, noisy_weight: float
+    ) -> Objects:
+        """What ``unit`` trains on: its labeled boxes at weight 1 and, unless it is fully
+        labeled, its unanswered predictions scoring >= ``threshold`` as noisy labels at
+        ``noisy_weight`` (lambda_d), and its cells of no box (background nobody labeled)
+        at ``noisy_weight`` too. A fully labeled unit's background weighs 1."""
+        labeled = self.labeled_boxes(unit)
+        weights = [np.ones(len(labeled), np.float32)]
+        parts = [labeled]
+        if unit not in self.full and predictions is not None and len(predictions):
+            noisy = predictions[(predictions.scores >= threshold) & self.unanswered(unit, predictions)]
+            parts.append(Objects(noisy.labels, noisy.boxes))
+            weights.append(np.full(len(noisy), noisy_weight, np.float32))
+        objects = Objects(
+            np.concatenate([p.labels for p in parts]),
+            np.concatenate([p.boxes for p in parts]),
+            ignore=np.concatenate([p.ignore for p in parts]),
+            difficult=np.concatenate([p.difficult for p in parts]),
+        )
+        objects.extra[LOSS_WEIGHT] = np.concatenate(weights)
+        if unit not in self.full:
+            objects.extra[BACKGROUND_WEIGHT] = float(noisy_weight)
+        return objects
