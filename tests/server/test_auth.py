@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 from fewclick.data.synthetic import make_dataset
 from fewclick.server import auth
 from fewclick.server.app import create_app
-from fewclick.server.db import Annotation, Job, User, sqlite_url
+from fewclick.server.db import Annotation, BoxQuery, Job, User, sqlite_url
 
 ROLE_LACKING = {"admin": "annotator", "annotate": "reviewer", "annotate or review": "reviewer"}
 # a body the reviewer may not send where reviewers may change only some fields
@@ -39,8 +39,13 @@ def site(tmp_path_factory):
         with app.state.sessions() as session:
             job = Job(project_id=project["id"], kind="train", status="done", created_by=1)
             session.add(job)
+            query = BoxQuery(
+                project_id=project["id"], image_id=image["id"], class_id=project["classes"][0]["id"],
+                box=[1.0, 1.0, 9.0, 9.0], score=0.3,
+            )  # fmt: skip
+            session.add(query)
             session.commit()
-            job_id = job.id
+            job_id, query_id = job.id, query.id
         tokens = {
             role: make_user(app, f"{role}-user", role, "correct horse") for role in ("annotator", "reviewer")
         }
@@ -50,6 +55,7 @@ def site(tmp_path_factory):
             "annotation_id": ann["id"],
             "class_id": project["classes"][0]["id"],
             "job_id": job_id,
+            "query_id": query_id,
             "user_id": 1,
             "level": 0,
             "col": 0,

@@ -176,7 +176,11 @@ def test_images_without_annotations_and_a_zero_interval_start_nothing(app, datas
         ({"auto_train_every": "3"}, "auto_train_every must be an integer from 0 to 1000, got '3'"),
         ({"auto_train_every": True}, "auto_train_every must be an integer from 0 to 1000, got True"),
         ({"auto_train_every": None}, "auto_train_every must be an integer from 0 to 1000, got None"),
-        ({"train_every": 3}, "unknown project setting 'train_every': expected one of auto_train_every"),
+        (
+            {"train_every": 3},
+            "unknown project setting 'train_every': expected one of auto_train_every, queue_train_every",
+        ),
+        ({"queue_train_every": -2}, "queue_train_every must be an integer from 0 to 1000, got -2"),
     ],
 )
 def test_a_bad_auto_train_setting_is_a_400_naming_it_and_changes_nothing(app, dataset, body, message):

@@ -39,6 +39,7 @@ from fewclick.server.routes import (
     images,
     jobs,
     projects,
+    queue,
 )
 
 STATIC = Path(__file__).parent / "static"
@@ -51,6 +52,7 @@ ROUTERS = (
     fullimage.router,
     backends.router,
     jobs.router,
+    queue.router,
     events.router,
 )
 

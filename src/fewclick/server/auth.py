@@ -18,7 +18,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from fewclick.server import accounts
-from fewclick.server.db import Annotation, Image, Job, ProjectClass
+from fewclick.server.db import Annotation, BoxQuery, Image, Job, ProjectClass
 from fewclick.server.deps import DB
 
 SESSION_COOKIE = "fewclick_session"
@@ -61,6 +61,9 @@ ACTIONS = {
     ("PUT", "/api/projects/{project_id}/backend"): "admin",
     ("POST", "/api/projects/{project_id}/compare"): "annotate",
     ("POST", "/api/projects/{project_id}/train"): "annotate",
+    ("POST", "/api/projects/{project_id}/queue"): "annotate",
+    ("GET", "/api/projects/{project_id}/queue"): "read",
+    ("POST", "/api/queries/{query_id}/answer"): "annotate",
     ("GET", "/api/jobs/{job_id}"): "read",
     ("GET", "/api/projects/{project_id}/jobs"): "read",
     ("POST", "/api/projects/{project_id}/events"): "read",  # every role's actions are logged
@@ -126,6 +129,7 @@ _OWNER = {
         select(Image.project_id).join(Annotation, Annotation.image_id == Image.id).where(Annotation.id == i)
     ),
     "job_id": lambda i: select(Job.project_id).where(Job.id == i),
+    "query_id": lambda i: select(BoxQuery.project_id).where(BoxQuery.id == i),
     "class_id": lambda i: select(ProjectClass.project_id).where(ProjectClass.id == i),
 }
 

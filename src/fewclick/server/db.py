@@ -26,7 +26,11 @@ ANNOTATION_KINDS = ("box", "rbox", "mask", "point")
 JOB_STATES = ("queued", "running", "done", "failed")
 JOB_TRIGGERS = ("user", "auto")
 ROLES = ("admin", "annotator", "reviewer")
+QUERY_STATES = ("open", "answered")
+# a queried box's answer: the box as it is (accept), another box or class (fix), no object (background)
+QUERY_ANSWERS = ("accept", "fix", "background")
 AUTO_TRAIN_EVERY = 2  # a new project's Project.auto_train_every
+QUEUE_TRAIN_EVERY = 20  # a new project's Project.queue_train_every
 
 
 def now() -> datetime:
@@ -91,6 +95,10 @@ class Project(Base):
     # a training job starts by itself after every this many newly finished images; 0: never
     auto_train_every: Mapped[int] = mapped_column(
         default=AUTO_TRAIN_EVERY, server_default=str(AUTO_TRAIN_EVERY)
+    )
+    # the review queue starts a training job by itself after every this many answers; 0: never
+    queue_train_every: Mapped[int] = mapped_column(
+        default=QUEUE_TRAIN_EVERY, server_default=str(QUEUE_TRAIN_EVERY)
     )
     created_at: Mapped[datetime] = mapped_column(default=now)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -168,6 +176,29 @@ class Event(Base):
     at: Mapped[datetime] = mapped_column(default=now, index=True)
     duration_ms: Mapped[float | None]
     detail: Mapped[dict | None]
+
+
+class BoxQuery(Base):
+    """A box the detector proposed that the review queue asks about (box-level active
+    learning): ``box`` [x0, y0, x1, y1] in image pixels, the predicted class and its
+    probability ``score``; answered once, by one user, with its seconds, and the annotation
+    the answer made (accept and fix; background makes none)."""
+
+    __tablename__ = "box_queries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id", ondelete="CASCADE"))
+    box: Mapped[list]
+    score: Mapped[float]
+    model_version: Mapped[int | None]  # the detector version that proposed it
+    status: Mapped[str] = mapped_column(String(10), default="open", index=True)  # QUERY_STATES
+    answer: Mapped[str | None] = mapped_column(String(12))  # QUERY_ANSWERS
+    annotation_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id", ondelete="SET NULL"))
+    seconds: Mapped[float | None]  # how long the user took to answer
+    answered_at: Mapped[datetime | None]
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=now)
 
 
 class ModelVersion(Base):

@@ -408,11 +408,18 @@ def delete_annotations(session: Session, image: Image, ids: Sequence[int]) -> No
 
 def set_auto_train(project: Project, every: object) -> None:
     """Train by itself after every ``every`` newly finished images (0: never)."""
+    project.auto_train_every = _interval("auto_train_every", every)
+
+
+def set_queue_train(project: Project, every: object) -> None:
+    """Train by itself after every ``every`` answers of the review queue (0: never)."""
+    project.queue_train_every = _interval("queue_train_every", every)
+
+
+def _interval(name: str, every: object) -> int:
     if type(every) is not int or not 0 <= every <= MAX_AUTO_TRAIN_EVERY:
-        raise StoreError(
-            f"auto_train_every must be an integer from 0 to {MAX_AUTO_TRAIN_EVERY}, got {every!r}"
-        )
-    project.auto_train_every = every
+        raise StoreError(f"{name} must be an integer from 0 to {MAX_AUTO_TRAIN_EVERY}, got {every!r}")
+    return every
 
 
 def finish_annotated(session: Session, user: User, project: Project, status: str) -> int:

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 AUTO_MINUTES = 1.0  # the budget of a job that starts by itself
 NOTHING_TO_TRAIN = "no finished image with annotations yet: mark annotated images done, then train"
+NO_DETECTOR = "no trained detector yet: finish a few images and train, then build the review queue"
 STALE_SECONDS = 12 * HEARTBEAT_SECONDS  # a job silent this long has no process left
 _lock = threading.Lock()
 
@@ -45,6 +46,38 @@ def start_training(session: Session, config: Settings, project: Project, minutes
         if queries.finished_annotated(session, project.id) == 0:
             raise store.StoreError(NOTHING_TO_TRAIN)
         return _start(session, config, project, minutes, "user")
+
+
+def start_queue(session: Session, config: Settings, project: Project) -> Job:
+    """Start building the project's review queue (:mod:`fewclick.server.box_queue`) from its
+    serving detector. StoreError (400) before any detector is trained; Conflict (409) while
+    one of the project's jobs is queued or running."""
+    from fewclick.server.training import newest_model
+
+    with _lock:
+        reset_stale(session, project.id)
+        version = newest_model(session, project.id, "detect")
+        if version is None or version.method == "training-free":
+            raise store.StoreError(NO_DETECTOR)
+        job = store.add_job(session, local_user(session), project, "queue")
+        session.commit()
+    start_process(worker.run_queue, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
+    return job
+
+
+def queue_train_if_due(session: Session, config: Settings, project: Project) -> Job | None:
+    """Start a training job by itself after every ``Project.queue_train_every`` answers of
+    the review queue (0: never); the job, or None. Call it after committing the answer."""
+    from fewclick.server.box_queue import answers_since_training
+
+    every = project.queue_train_every
+    with _lock:
+        reset_stale(session, project.id)
+        if every == 0 or queries.running_job(session, project.id) is not None:
+            return None
+        if answers_since_training(session, project.id) < every:
+            return None
+        return _start(session, config, project, AUTO_MINUTES, "auto")
 
 
 def train_if_due(session: Session, config: Settings, project: Project) -> Job | None:

@@ -12,6 +12,7 @@ from datetime import datetime
 from fewclick.server.db import (
     Annotation,
     BackendComparison,
+    BoxQuery,
     Event,
     Image,
     Job,
@@ -61,6 +62,22 @@ def annotation(a: Annotation) -> dict:
         "source": a.source,
         "backend": a.backend,
         "review": a.review,
+    }
+
+
+def box_query(q: BoxQuery) -> dict:
+    """A queried box: where it is, what the detector said, and its answer once given."""
+    return {
+        "id": q.id,
+        "image_id": q.image_id,
+        "class_id": q.class_id,
+        "box": q.box,
+        "score": q.score,
+        "model_version": q.model_version,
+        "status": q.status,
+        "answer": q.answer,
+        "annotation_id": q.annotation_id,
+        "seconds": q.seconds,
     }
 
 
@@ -122,6 +139,7 @@ def project(p: Project, by_status: dict[str, int]) -> dict:
         "images": total,
         "by_status": by_status,
         "auto_train_every": p.auto_train_every,
+        "queue_train_every": p.queue_train_every,
         "progress": finished / total if total else 0.0,
     }
 

@@ -351,6 +351,13 @@ def run_training(db_url: str, job_id: int, models_dir: str, minutes: float, embe
     _job(training.train_project, db_url, job_id, Path(models_dir), minutes, embeddings=embeddings)
 
 
+def run_queue(db_url: str, job_id: int, models_dir: str, embeddings: str) -> None:
+    """Building a review queue, in its own process (:mod:`fewclick.server.box_queue`)."""
+    from fewclick.server import box_queue
+
+    _job(box_queue.build_queue, db_url, job_id, Path(models_dir), embeddings)
+
+
 def run_comparison(db_url: str, job_id: int, models_dir: str, embeddings: str) -> None:
     """A comparison of mask backends, in its own process (:mod:`fewclick.server.comparison`)."""
     from fewclick.server import comparison

@@ -48,7 +48,8 @@ class FinishIn(BaseModel):
     status: str = "done"
 
 
-SETTINGS = {"auto_train_every": store.set_auto_train}  # what PATCH on a project may change
+# what PATCH on a project may change
+SETTINGS = {"auto_train_every": store.set_auto_train, "queue_train_every": store.set_queue_train}
 
 
 class ImportIn(BaseModel):

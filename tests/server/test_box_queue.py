@@ -1,0 +1,203 @@
+"""The review queue of box-level active learning through the API: built from the serving
+detector, least sure box first, each box answered once, answers logged and counted, and a
+training job after every N answers. No job process runs: starts are recorded."""
+
+import pytest
+from clients import client_for, make_user
+
+from fewclick.data.synthetic import make_dataset
+from fewclick.server import box_queue, training_jobs, worker
+from fewclick.server.app import create_app
+from fewclick.server.db import BoxQuery, Event, Image, Job, ModelVersion, sqlite_url
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("queue")
+    make_dataset("aerial", 3, seed=5, width=96, height=96, out_dir=root / "aerial")
+    return root / "aerial" / "annotations.json"
+
+
+@pytest.fixture(scope="module")
+def detector(dataset, tmp_path_factory):
+    """A tiny detector from scratch (a step of training: its scores are near its prior)."""
+    from fewclick.io import read_dataset
+    from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
+
+    data = read_dataset(dataset)
+    out = tmp_path_factory.mktemp("queue-model")
+    return train_detector(
+        data, out, detector_config_for(data, "c3det"), TrainConfig(steps=1, crop=64), log=str
+    )
+
+
+@pytest.fixture()
+def started(monkeypatch):
+    calls = []
+    monkeypatch.setattr(training_jobs, "start_process", lambda target, *args: calls.append((target, args)))
+    return calls
+
+
+@pytest.fixture()
+def app(tmp_path_factory, tmp_path, started, monkeypatch):
+    monkeypatch.setenv("FEWCLICK_MODELS", str(tmp_path / "none"))  # no pretrained files: no SAM
+    roots = [tmp_path_factory.getbasetemp()]
+    app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False, data_roots=roots)
+    with client_for(app) as client:
+        app.client = client
+        yield app
+
+
+def _project(app, dataset) -> dict:
+    """A project of the dataset's images with no annotations (all open to the queue)."""
+    client = app.client
+    r = client.post("/api/projects", json={"name": "q", "dataset": str(dataset)})
+    assert r.status_code == 201, r.text
+    project = r.json()["project"]
+    with app.state.sessions() as session:
+        for image in session.query(Image).filter_by(project_id=project["id"]):
+            image.annotations.clear()
+        session.commit()
+    return project
+
+
+def _queries(app, project, scores) -> list[int]:
+    """Open queries with these scores on the project's first image; their ids."""
+    with app.state.sessions() as session:
+        image = session.query(Image).filter_by(project_id=project["id"]).first()
+        rows = [
+            BoxQuery(
+                project_id=project["id"], image_id=image.id, class_id=project["classes"][0]["id"],
+                box=[10.0 + 20 * i, 10.0, 25.0 + 20 * i, 25.0], score=s, model_version=1,
+            )
+            for i, s in enumerate(scores)
+        ]  # fmt: skip
+        session.add_all(rows)
+        session.commit()
+        return [q.id for q in rows]
+
+
+def test_the_queue_is_built_from_the_serving_detector_and_asks_about_the_least_sure_box(
+    app, dataset, detector, started, monkeypatch
+):
+    project = _project(app, dataset)
+    refused = app.client.post(f"/api/projects/{project['id']}/queue")
+    assert refused.status_code == 400 and "no trained detector" in refused.json()["detail"]
+    project = _project_for_detector(app, project, detector)
+    r = app.client.post(f"/api/projects/{project['id']}/queue")
+    assert r.status_code == 202 and r.json()["kind"] == "queue", r.text
+    target, args = started[-1]
+    assert target is worker.run_queue
+    monkeypatch.setattr(box_queue, "SCORE_THRESHOLD", 0.0)  # the one-step detector scores low
+    box_queue.build_queue(args[0], args[1], args[2], None)
+    job = app.client.get(f"/api/jobs/{args[1]}").json()
+    assert job["status"] == "done" and "boxes to review on 3 images" in job["message"], job
+    state = app.client.get(f"/api/projects/{project['id']}/queue").json()
+    assert state["open"] > 0 and state["answered"] == 0
+    with app.state.sessions() as session:
+        lowest = min(q.score for q in session.query(BoxQuery).filter_by(project_id=project["id"]))
+    assert state["next"]["score"] == pytest.approx(lowest)
+
+
+def _project_for_detector(app, project, detector):
+    with app.state.sessions() as session:
+        session.add(
+            ModelVersion(
+                project_id=project["id"], task="detect", version=1, path=str(detector), images=1,
+                method="scratch", created_by=1,
+            )
+        )  # fmt: skip
+        session.commit()
+    return project
+
+
+def test_an_accepted_box_becomes_an_annotation_and_a_second_answer_is_a_409(app, dataset):
+    project = _project(app, dataset)
+    low, high = _queries(app, project, [0.25, 0.6])
+    state = app.client.get(f"/api/projects/{project['id']}/queue").json()
+    assert state["next"]["id"] == low and state["open"] == 2
+    r = app.client.post(f"/api/queries/{low}/answer", json={"answer": "accept", "seconds": 1.5})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["annotation"]["geometry"]["box"] == [10.0, 10.0, 25.0, 25.0]
+    assert body["annotation"]["source"] == "queue" and body["next"]["id"] == high
+    other = make_user(app, "bob", "annotator")
+    again = app.client.post(
+        f"/api/queries/{low}/answer",
+        json={"answer": "background", "seconds": 2.0},
+        headers={"Authorization": f"Bearer {other}"},
+    )
+    assert again.status_code == 409 and "answered already (accept by admin)" in again.json()["detail"]
+    image = app.client.get(f"/api/images/{body['annotation']['image_id']}").json()
+    assert len(image["annotations"]) == 1, "the 409 wrote nothing"
+    with app.state.sessions() as session:
+        events = session.query(Event).filter(Event.action.like("queue_%")).all()
+        assert [(e.action, e.duration_ms) for e in events] == [("queue_accept", 1500.0)]
+
+
+def test_fix_and_background_answers(app, dataset):
+    project = _project(app, dataset)
+    a, b = _queries(app, project, [0.3, 0.4])
+    second = project["classes"][1]["id"]
+    bad = app.client.post(f"/api/queries/{a}/answer", json={"answer": "fix", "seconds": 1})
+    assert bad.status_code == 400 and "needs the corrected box, class" in bad.json()["detail"]
+    fixed = app.client.post(
+        f"/api/queries/{a}/answer",
+        json={"answer": "fix", "seconds": 4, "class_id": second, "box": [5, 5, 30, 30]},
+    ).json()
+    assert fixed["annotation"]["class_id"] == second and fixed["annotation"]["geometry"]["box"] == [
+        5,
+        5,
+        30,
+        30,
+    ]
+    gone = app.client.post(f"/api/queries/{b}/answer", json={"answer": "background", "seconds": 1}).json()
+    assert gone["annotation"] is None and gone["query"]["answer"] == "background"
+    assert gone["next"] is None and "no boxes left to review" in gone["message"]
+    state = app.client.get(f"/api/projects/{project['id']}/queue").json()
+    assert state["answers"] == {"fix": 1, "background": 1} and state["seconds"] == 5.0
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"answer": "maybe", "seconds": 1}, "answer"),
+        ({"answer": "accept", "seconds": -1}, "seconds"),
+        ({"answer": "accept"}, "seconds"),
+        ({"answer": "fix", "seconds": 1, "box": [500, 500, 900, 900]}, "less than 1 pixel"),
+    ],
+)
+def test_bad_answers_name_the_problem_and_leave_the_box_open(app, dataset, body, message):
+    project = _project(app, dataset)
+    (q,) = _queries(app, project, [0.3])
+    r = app.client.post(f"/api/queries/{q}/answer", json=body)
+    assert r.status_code in (400, 422) and message in r.text
+    assert app.client.get(f"/api/projects/{project['id']}/queue").json()["open"] == 1
+
+
+def test_a_deleted_image_takes_its_boxes_out_of_the_queue(app, dataset):
+    project = _project(app, dataset)
+    (q,) = _queries(app, project, [0.3])
+    with app.state.sessions() as session:
+        session.delete(session.get(Image, session.get(BoxQuery, q).image_id))
+        session.commit()
+    assert (
+        app.client.post(f"/api/queries/{q}/answer", json={"answer": "accept", "seconds": 1}).status_code
+        == 404
+    )
+    assert app.client.get(f"/api/projects/{project['id']}/queue").json()["open"] == 0
+
+
+def test_a_training_job_starts_after_every_n_answers(app, dataset, started):
+    project = _project(app, dataset)
+    app.client.patch(f"/api/projects/{project['id']}", json={"queue_train_every": 2})
+    ids = _queries(app, project, [0.3, 0.35, 0.4])
+    first = app.client.post(
+        f"/api/queries/{ids[0]}/answer", json={"answer": "background", "seconds": 1}
+    ).json()
+    assert first["training"] is None
+    second = app.client.post(f"/api/queries/{ids[1]}/answer", json={"answer": "accept", "seconds": 1}).json()
+    assert second["training"] is not None and second["training"]["trigger"] == "auto"
+    assert started[-1][0] is worker.run_training
+    with app.state.sessions() as session:
+        assert session.query(Job).filter_by(project_id=project["id"], kind="train").count() == 1
