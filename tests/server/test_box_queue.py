@@ -201,3 +201,42 @@ def test_a_training_job_starts_after_every_n_answers(app, dataset, started):
     assert started[-1][0] is worker.run_training
     with app.state.sessions() as session:
         assert session.query(Job).filter_by(project_id=project["id"], kind="train").count() == 1
+
+
+def test_a_partly_labeled_image_trains_with_its_open_boxes_as_dampened_noisy_labels(app, dataset, tmp_path):
+    from fewclick.server.training import train_project
+    from fewclick.train.detect_data import BACKGROUND_WEIGHT, LOSS_WEIGHT
+
+    project = _project(app, dataset)
+    accepted, background, still_open = _queries(app, project, [0.3, 0.35, 0.4])
+    for q, answer in ((accepted, "accept"), (background, "background")):
+        r = app.client.post(f"/api/queries/{q}/answer", json={"answer": answer, "seconds": 1})
+        assert r.status_code == 200, r.text
+    with app.state.sessions() as session:
+        from fewclick.server.db import Project
+
+        records = box_queue.partly_labeled(session, session.get(Project, project["id"]))
+    assert len(records) == 1
+    objects = records[0].objects
+    assert objects.boxes.tolist() == [[10.0, 10.0, 25.0, 25.0], [50.0, 10.0, 65.0, 25.0]]
+    assert objects.extra[LOSS_WEIGHT].tolist() == [1.0, 0.5] and objects.extra[BACKGROUND_WEIGHT] == 0.5
+    # a finished image with a box of its own, and a job that trains on it and the partly labeled one
+    images = app.client.get(f"/api/projects/{project['id']}/images").json()
+    other = next(im for im in images if im["id"] != records[0].id)
+    added = app.client.post(
+        f"/api/images/{other['id']}/annotations?revision={other['revision']}",
+        json={"class_id": project["classes"][0]["id"], "kind": "box", "geometry": {"box": [5, 5, 40, 40]}},
+    )
+    assert added.status_code == 201, added.text
+    done = app.client.patch(f"/api/images/{other['id']}", json={"status": "done"})
+    assert done.status_code == 200, done.text
+    with app.state.sessions() as session:
+        job = Job(project_id=project["id"], kind="train", created_by=1)
+        session.add(job)
+        session.commit()
+        job_id = job.id
+    url = str(app.state.sessions.kw["bind"].url)
+    train_project(url, job_id, tmp_path / "models", minutes=0.1, steps=2, embeddings=None)
+    with app.state.sessions() as session:
+        version = session.query(ModelVersion).filter_by(project_id=project["id"], task="detect").one()
+        assert version.images == 1 and version.metrics["partly_labeled_images"] == 1

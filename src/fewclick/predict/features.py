@@ -96,4 +96,5 @@ def _scaled(objects: Objects, scale: float) -> Objects:
         points=None if objects.points is None else objects.points * scale,
         ignore=objects.ignore,
         difficult=objects.difficult,
+        extra=objects.extra,
     )

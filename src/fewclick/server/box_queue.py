@@ -7,6 +7,9 @@
   or with an answered box). The project's open queries are replaced; answered ones stay.
 - **Next** (:func:`next_query`): the open box of lowest probability, i.e. highest
   classification uncertainty 1 - P, the measure the paper and our benchmark rank by.
+- **Train** (:func:`partly_labeled`): an image that is not finished but holds answers trains
+  the detector with the dampened loss: its annotations at weight 1, its unanswered boxes
+  as noisy labels and its unlabeled background at lambda_d (:data:`NOISY_WEIGHT`).
 - **Answer** (:func:`answer_query`): accept (the box becomes an annotation of its class),
   fix (another box or class), or background (no annotation). A box is answered once: a
   second answer, from another user or tab, is a 409 and changes nothing. The annotation
@@ -38,6 +41,7 @@ from fewclick.server.db import (
 )
 
 SCORE_THRESHOLD = 0.2  # t_d, as the active-learning benchmark runs
+NOISY_WEIGHT = 0.5  # lambda_d: the loss weight of unanswered boxes and unlabeled background
 SAME_BOX_IOU = 0.5
 MAX_PER_IMAGE = 300  # proposals an image adds at most
 
@@ -119,6 +123,43 @@ def _labeled(session: Session, image: Image, boxes: np.ndarray) -> np.ndarray:
     if not known or not len(boxes):
         return np.zeros(len(boxes), bool)
     return box_iou(boxes, np.asarray(known, np.float32)).max(1) >= SAME_BOX_IOU
+
+
+def partly_labeled(session: Session, project: Project) -> list:
+    """:class:`~fewclick.io.dataset.ImageRecord` of every image of ``project`` that is not
+    finished and holds an answered box: its box annotations (loss weight 1) and its open
+    queries (noisy labels, :data:`NOISY_WEIGHT`), its background at :data:`NOISY_WEIGHT`."""
+    from fewclick.train.detect_data import BACKGROUND_WEIGHT, LOSS_WEIGHT
+    from fewclick.types import Objects
+
+    answered = select(BoxQuery.image_id).where(
+        BoxQuery.project_id == project.id, BoxQuery.status == "answered"
+    )
+    images = session.scalars(
+        select(Image).where(Image.id.in_(answered), Image.status.not_in(FINISHED)).order_by(Image.file_name)
+    ).all()
+    position_of = {c.id: c.position for c in project.classes}
+    records = store.to_dataset(project, images=images).images
+    for record, image in zip(records, images):
+        own = record.objects
+        keep = np.isfinite(own.boxes).all(1)
+        noisy = session.scalars(
+            select(BoxQuery).where(BoxQuery.image_id == image.id, BoxQuery.status == "open")
+        ).all()
+        labels = np.concatenate([own.labels[keep], [position_of[q.class_id] for q in noisy]]).astype(np.int64)
+        boxes = np.concatenate(
+            [own.boxes[keep], np.asarray([q.box for q in noisy], np.float32).reshape(-1, 4)]
+        )
+        objects = Objects(
+            labels, boxes, ignore=np.concatenate([own.ignore[keep], np.zeros(len(noisy), bool)])
+        )
+        weights = np.concatenate([np.ones(int(keep.sum())), np.full(len(noisy), NOISY_WEIGHT)]).astype(
+            np.float32
+        )
+        objects.extra[LOSS_WEIGHT] = weights
+        objects.extra[BACKGROUND_WEIGHT] = NOISY_WEIGHT
+        record.objects = objects
+    return records
 
 
 def next_query(session: Session, project_id: int) -> BoxQuery | None:

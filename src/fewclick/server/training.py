@@ -86,6 +86,7 @@ def train_project(
     """Run job ``job_id``; ``steps`` fixes every model's steps instead of the minutes (tests).
     With ``embeddings`` (the app's SAM embedding folder) and enough finished masks, the job
     ends by comparing the mask backends (:mod:`fewclick.server.comparison`)."""
+    from fewclick.server.box_queue import partly_labeled
     from fewclick.server.comparison import too_few
     from fewclick.server.serving import finished_masks
     from fewclick.server.store import to_dataset
@@ -116,6 +117,7 @@ def train_project(
         }
         project_id, user_id = project.id, job.created_by
         compare = embeddings is not None and too_few(finished_masks(session, project.id)) is None
+        partly = partly_labeled(session, project) if "detect" in tasks else []
     engine.dispose()
     share = minutes / len(tasks)
     parts = len(tasks) + compare
@@ -125,7 +127,7 @@ def train_project(
         message = f"training {task} v{versions[task]} on {len(data.images)} images ({i + 1} of {parts})"
         update_job(db_url, job_id, status="running", message=message, progress=i / parts)
         progress = _reporter(db_url, job_id, i, parts)
-        detector = partial(_detector, embeddings=embeddings, project_id=project_id)
+        detector = partial(_detector, embeddings=embeddings, project_id=project_id, partly=partly)
         trained = {"detect": detector, "segment": _segmenter, "points": _cpr}[task](
             data, out, share, progress, steps
         )
@@ -139,7 +141,9 @@ def train_project(
                     path=str(trained.path),
                     images=len(data.images),
                     method=trained.method,
-                    metrics=trained.metrics,
+                    metrics={**(trained.metrics or {}), "partly_labeled_images": len(partly)}
+                    if task == "detect" and partly
+                    else trained.metrics,
                     created_by=user_id,
                 )
             )
@@ -175,6 +179,7 @@ def _detector(
     steps: int | None,
     embeddings: str | None = None,
     project_id: int | None = None,
+    partly: list | None = None,
 ) -> Trained:
     """The click detector that serves best. With the pretrained encoder (``embeddings``: the
     app's cache folder, where the maps of annotated images already are) and at least
@@ -184,7 +189,10 @@ def _detector(
     best of the three then trains on every image and serves (the training-free start keeps
     serving when it wins), with all scores in its metrics. With fewer images the pretrained one
     serves untested; without the encoder, the from-scratch one. The pretrained detector
-    trains for ``PRETRAINED_SECONDS`` at most, the from-scratch one for ``minutes``."""
+    trains for ``PRETRAINED_SECONDS`` at most, the from-scratch one for ``minutes``.
+    ``partly``: records of images the review queue labeled in part (with loss weights,
+    :func:`fewclick.server.box_queue.partly_labeled`); they train every detector and are
+    never held out (not for an oriented detector: the queue's boxes are axis-aligned)."""
     from fewclick.train.detect import detector_config_for
 
     boxed = []
@@ -194,15 +202,17 @@ def _detector(
             boxed.append(replace(rec, objects=rec.objects[keep]))
     subset = type(data)(data.classes, boxed, data.format)
     config = detector_config_for(subset, "c3det")
+    partly = [] if config.oriented else list(partly or [])
     encoder = _encoder(embeddings)
+    everything = type(subset)(subset.classes, subset.images + partly, subset.format)
     if encoder is None or config.points_only:
-        return Trained(_train_scratch(subset, out, minutes, progress, steps), "scratch")
+        return Trained(_train_scratch(everything, out, minutes, progress, steps), "scratch")
     if len(subset) < MIN_PICK_IMAGES:
-        path = _train_pretrained(subset, out, encoder, progress, steps, project_id)
+        path = _train_pretrained(everything, out, encoder, progress, steps, project_id)
         note = f"fewer than {MIN_PICK_IMAGES} finished images: not compared with the from-scratch detector"
         return Trained(path, "pretrained", {"note": note})
     held = [r for i, r in enumerate(subset.images) if i % 4 == 3] or subset.images[-1:]
-    rest = type(subset)(subset.classes, [r for r in subset.images if r not in held], subset.format)
+    rest = type(subset)(subset.classes, [r for r in subset.images if r not in held] + partly, subset.format)
     phases = 3
     scores, thresholds = {}, {}
     scores["training-free"], thresholds["training-free"] = _held_out(
@@ -219,9 +229,9 @@ def _detector(
     chosen = max(scores, key=lambda m: (scores[m], m == "pretrained"))
     last = _phase(progress, 2, phases)
     if chosen == "pretrained":
-        path = _train_pretrained(subset, out, encoder, last, steps, project_id)
+        path = _train_pretrained(everything, out, encoder, last, steps, project_id)
     elif chosen == "scratch":
-        path = _train_scratch(subset, out, minutes, last, steps)
+        path = _train_scratch(everything, out, minutes, last, steps)
     else:  # the training-free start scored best: it keeps serving, under this version
         out.mkdir(parents=True, exist_ok=True)
         path = out
