@@ -7,17 +7,19 @@ import {annotatePage, stopAnnotating} from "./js/pages/annotate.js";
 import {loginPage} from "./js/pages/login.js";
 import {projectPage} from "./js/pages/project.js";
 import {projectsPage} from "./js/pages/projects.js";
+import {queuePage, queueState, stopQueue} from "./js/pages/queue.js";
 import {S} from "./js/state.js";
 import {newVisit} from "./js/visit.js";
 import {drawnCorners} from "./js/view.js";
 
-session.onLoggedOut = () => { stopAnnotating(); loginPage(route); };
+session.onLoggedOut = () => { stopAnnotating(); stopQueue(); loginPage(route); };
 window.addEventListener("hashchange", route);
 route();  // a module runs once the page is parsed
 
 async function route() {
   newVisit();
   stopAnnotating();
+  stopQueue();
   say(takeNextMessage() ?? "");
   if (!session.me) {
     try {
@@ -36,6 +38,7 @@ async function route() {
   const h = location.hash.replace(/^#/, "") || "/";
   let m;
   if ((m = h.match(/^\/project\/(\d+)$/))) return projectPage(+m[1]);
+  if ((m = h.match(/^\/project\/(\d+)\/queue$/))) return queuePage(+m[1]);
   if ((m = h.match(/^\/image\/(\d+)$/))) return annotatePage(+m[1]);
   return projectsPage();
 }
@@ -46,4 +49,4 @@ $("#help").addEventListener("click", () => $("#help").classList.add("hidden"));
 // for the browser tests and benchmarks (tests/server/test_browser*.py, benchmarks/*.py),
 // which read the annotation page's state and two helpers from the page
 Object.defineProperty(window, "S", {get: () => S});
-Object.assign(window, {shownProposals, drawnCorners});
+Object.assign(window, {shownProposals, drawnCorners, queueState});

@@ -25,6 +25,10 @@ export async function projectPage(id) {
       <label class="muted">train after every <input id="auto-train" type="number" min="0" max="1000" step="1"
         value="${p.auto_train_every}"> finished images (0: off)</label>
     </div>
+    <div class="form inline"><a href="#/project/${id}/queue"><button id="open-queue">Review queue</button></a>
+      <span class="muted">the boxes the detector is least sure of, across the project</span>
+      <label class="muted">train after every <input id="queue-train" type="number" min="0" max="1000" step="1"
+        value="${p.queue_train_every}"> answers (0: off)</label></div>
     <p id="job" data-project="${id}" class="${job ? job.status : ""}">${job ? esc(jobText(job)) : ""}</p>
     <h3>Mask backends</h3><div id="backends" class="muted">loading</div>
     <h3>Classes</h3>
@@ -65,6 +69,13 @@ export async function projectPage(id) {
     if (!out) return;
     e.target.value = out.auto_train_every;
     say(out.auto_train_every ? `trains by itself after every ${out.auto_train_every} finished images` : "trains only when you ask");
+  });
+  $("#queue-train").addEventListener("change", async (e) => {
+    const v = e.target.value.trim();
+    const out = await api("PATCH", `/api/projects/${id}`, {queue_train_every: /^\d+$/.test(v) ? Number(v) : v}).catch(() => null);
+    if (!out) return;
+    e.target.value = out.queue_train_every;
+    say(out.queue_train_every ? `trains by itself after every ${out.queue_train_every} answers of the review queue` : "the review queue starts no training");
   });
   $("#finish").addEventListener("click", async () => {
     if (!confirm("Mark every image that holds annotations (imported or yours) and is not finished as done?")) return;
@@ -173,7 +184,7 @@ const running = (j) => j.status === "queued" || j.status === "running";
 
 // "training detect v3 on 5 images · 40% · about 35 s left"; a failure's first line only
 function jobText(j) {
-  const what = j.kind === "compare" ? "comparison" : "training";
+  const what = {compare: "comparison", queue: "review queue"}[j.kind] ?? "training";
   const by = j.trigger === "auto" ? " (started by itself)" : "";
   if (j.status === "queued") return `${what} queued${by}`;
   if (j.status === "failed") return `${what} failed: ${j.message}`;
