@@ -23,6 +23,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,22 +33,31 @@ from _work import load_average, write_report
 from tqdm import tqdm
 
 from detect import _split
+from fewclick.active.learners import BACKBONES, Fit, PretrainedLearner, ScratchLearner, test_map
 from fewclick.active.loop import (
     ACCEPT_IOU,
     COST_SECONDS,
     METHODS,
     ActiveConfig,
+    decode_config,
     initial_units,
-    plain_config,
     run_method,
-    test_map,
     train_initial,
 )
 from fewclick.io.images import load_image
 from fewclick.predict.encoder import ImageEncoder
 from fewclick.predict.features import training_tiles
-from fewclick.train.detect_pretrained import FeatureTile, PretrainedTrainConfig, train_pretrained_detector
+from fewclick.train.detect_pretrained import FeatureTile
 from fewclick.types import geometry_only
+
+DETECTORS = {
+    "scratch": "plain CenterNet detector from scratch on the pixels (fewclick.models.backbone.Backbone)",
+    "pretrained": "plain CenterNet head on the pretrained encoder's frozen maps (TinyViT-5M, SAM)",
+}
+BOX_FEATURES = {
+    "scratch": "the episode's detector's stride-4 features averaged in the box (roi_align), unit-normalised",
+    "pretrained": "pretrained encoder maps (stride 8 and coarser, unit-normalised) averaged in the box",
+}
 
 #: --quick, to fit 45 minutes a dataset with 3 seeds on 2 cores (a training step of two
 #: 512 px crops took 0.45 s on 2026-11-23): fewer steps an episode, a smaller random pool
@@ -68,10 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     train_set.images = sorted(train_set.images, key=lambda r: r.file_name)[: args.limit_train]
     work = args.work or Path("out/bench_active") / Path(args.train).name
     work.mkdir(parents=True, exist_ok=True)
-    encoder = ImageEncoder(threads=2, cache_dir=work / "embeddings")
     test_images = test_set.images[: args.quick_images] if args.quick else test_set.images
-    units = _units(encoder, train_set.images, "training")
-    test = _units(encoder, test_images, "test")
+    learner = _learner(args.backbone, train_set, test_images, work)
+    units = learner.ground_truth
     config = ActiveConfig(
         episodes=args.episodes,
         initial_steps=args.initial_steps,
@@ -79,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         or (QUICK["episode_steps"] if args.quick else ActiveConfig.episode_steps),
         candidates=QUICK["candidates"] if args.quick else ActiveConfig.candidates,
     )
-    classes = train_set.classes
-    total_boxes = sum(int((~u.objects.ignore).sum()) for u in units)
+    total_boxes = sum(int((~o.ignore).sum()) for o in units)
     report = {
         "train": str(args.train),
         "test": str(args.test),
@@ -91,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         "episodes": config.episodes,
         "boxes_per_episode": max(int(round(config.episode_fraction * total_boxes)), 1),
         "config": config.__dict__,
-        "detector": "plain CenterNet head on the pretrained encoder's frozen maps (TinyViT-5M, SAM)",
-        "box_features": "pretrained encoder maps (stride 8 and coarser, unit-normalised) averaged in the box",
+        "backbone": args.backbone,
+        "detector": DETECTORS[args.backbone],
+        "box_features": BOX_FEATURES[args.backbone],
         "cost_model": {"seconds": COST_SECONDS, "sources": COST_SOURCES},
         "seeds": args.seeds,
         "coreset_seeds": min(args.coreset_seeds, args.seeds),
@@ -103,20 +112,16 @@ def main(argv: list[str] | None = None) -> int:
         "runs": {m: {} for m in args.methods},
     }
     started = time.perf_counter()
-    report["full_supervision_mAP"] = _full_supervision(units, test, classes, config, work)
+    report["full_supervision_mAP"] = _full_supervision(learner, config, work)
     report["full_supervision_steps"] = config.initial_steps + config.episodes * config.episode_steps
     print(f"full supervision: mAP {report['full_supervision_mAP']:.3f}", flush=True)
     for seed in range(args.seeds):
         chosen = initial_units(len(units), config.initial_fraction, seed)
-        model = train_initial(
-            units, chosen, classes, work / f"seed{seed}" / "initial", config, seed, log=print
-        )
+        model = train_initial(learner, chosen, work / f"seed{seed}" / "initial", config, seed)
         for method in args.methods:
             if method.endswith("coreset") and seed >= args.coreset_seeds:
                 continue
-            curve = run_method(
-                method, units, test, classes, (chosen, model), config, seed, work / f"seed{seed}"
-            )
+            curve = run_method(method, learner, (chosen, model), config, seed, work / f"seed{seed}")
             report["runs"][method][str(seed)] = curve.__dict__
             report["curves"] = _curves(report)
             write_report(report, args.out)
@@ -131,7 +136,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _units(encoder: ImageEncoder, records, what: str) -> list[FeatureTile]:
+def _learner(backbone: str, train_set, test_records, work: Path):
+    """The learner of ``backbone`` over the training part and the test images (ground truth
+    axis-aligned): images in memory, or for the pretrained one every image's encoder tiles
+    (the encoder's maps cached under ``work``)."""
+    if backbone == "scratch":
+        return ScratchLearner(
+            _images(train_set.images, "training"), _images(test_records, "test"), train_set.classes
+        )
+    encoder = ImageEncoder(threads=2, cache_dir=work / "embeddings")
+    units = _tiles(encoder, train_set.images, "training")
+    return PretrainedLearner(units, _tiles(encoder, test_records, "test"), train_set.classes)
+
+
+def _images(records, what: str) -> list:
+    out = []
+    for rec in tqdm(records, desc=f"loading {what} images", unit="image"):
+        pixels = rec.extra["pixels"] if rec.extra.get("pixels") is not None else load_image(rec.path)
+        out.append(replace(rec, objects=geometry_only(rec.objects, oriented=False), extra={"pixels": pixels}))
+    return out
+
+
+def _tiles(encoder: ImageEncoder, records, what: str) -> list[FeatureTile]:
     """Every image's encoder tiles as units, the ground truth axis-aligned."""
     out = []
     for rec in tqdm(records, desc=f"encoding {what} images", unit="image"):
@@ -142,16 +168,16 @@ def _units(encoder: ImageEncoder, records, what: str) -> list[FeatureTile]:
     return out
 
 
-def _full_supervision(units, test, classes, config: ActiveConfig, work: Path) -> float:
+def _full_supervision(learner, config: ActiveConfig, work: Path) -> float:
     """The same detector on every training unit, for the steps a whole run gets."""
     steps = config.initial_steps + config.episodes * config.episode_steps
     model = work / "full" / "last.pt"
-    if not _trained_for(model, steps, len(units)):
-        train_pretrained_detector(
-            units, classes, work / "full", plain_config(len(classes)), PretrainedTrainConfig(steps=steps)
-        )
-        (work / "full" / "units.json").write_text(json.dumps({"units": len(units)}))
-    return test_map(model, test, len(classes), config)
+    units = len(learner.ground_truth)
+    if not _trained_for(model, steps, units):
+        objects = dict(enumerate(learner.ground_truth))
+        learner.train(objects, work / "full", Fit(steps=steps))
+        (work / "full" / "units.json").write_text(json.dumps({"units": units}))
+    return test_map(learner, model, decode_config(config))
 
 
 def _trained_for(path: Path, steps: int, units: int) -> bool:
@@ -282,6 +308,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--work", type=Path, help="where the encoder's cache and the models go")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    p.add_argument(
+        "--backbone",
+        choices=BACKBONES,
+        default="scratch",
+        help="the detector: from scratch (default; the better on bccd by far) or on the pretrained maps",
+    )
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument(
         "--coreset-seeds",

@@ -5,7 +5,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from fewclick.active.learners import PretrainedLearner, ScratchLearner
 from fewclick.active.loop import METHODS, ActiveConfig, initial_units, run_method, train_initial
+from fewclick.data.synthetic import make_dataset
+from fewclick.io import read_dataset
 from fewclick.models.backbone import PRETRAINED_MAPS
 from fewclick.train.detect_pretrained import FeatureTile
 from fewclick.types import Objects
@@ -24,22 +27,23 @@ def _unit(seed: int) -> FeatureTile:
 
 
 @pytest.fixture(scope="module")
-def units():
-    return [_unit(i) for i in range(6)]
+def learner():
+    units = [_unit(i) for i in range(6)]
+    return PretrainedLearner(units, units[:2], CLASSES)
 
 
 @pytest.fixture(scope="module")
-def initial(units, tmp_path_factory):
-    chosen = initial_units(len(units), CONFIG.initial_fraction, seed=0)
+def initial(learner, tmp_path_factory):
+    chosen = initial_units(len(learner.units), CONFIG.initial_fraction, seed=0)
     out = tmp_path_factory.mktemp("active") / "initial"
-    return chosen, train_initial(units, chosen, CLASSES, out, CONFIG, seed=0, log=lambda _: None)
+    return chosen, train_initial(learner, chosen, out, CONFIG, seed=0)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
-def test_every_method_runs_its_episodes_and_counts_the_boxes_it_labels(method, units, initial, tmp_path):
+def test_every_method_runs_its_episodes_and_counts_the_boxes_it_labels(method, learner, initial, tmp_path):
     config = replace(CONFIG, episodes=2) if method == "box_uncertainty" else CONFIG
-    curve = run_method(method, units, units[:2], CLASSES, initial, config, 0, tmp_path, log=lambda _: None)
+    curve = run_method(method, learner, initial, config, 0, tmp_path, log=lambda _: None)
     assert len(curve.boxes) == len(curve.mAP) == len(curve.seconds) == config.episodes + 1
     assert curve.boxes[0] == 6, "the initial image's six boxes"
     assert all(b > a for a, b in zip(curve.boxes, curve.boxes[1:]))
@@ -52,13 +56,30 @@ def test_every_method_runs_its_episodes_and_counts_the_boxes_it_labels(method, u
         assert all(a["boxes"] == 6 * a["images"] for a in curve.answers)
 
 
-def test_an_empty_pool_stops_the_run_with_a_message(units, initial, tmp_path):
+def test_an_empty_pool_stops_the_run_with_a_message(learner, initial, tmp_path):
     said = []
     config = replace(CONFIG, score_threshold=1.01)
-    curve = run_method("box_random", units, units[:1], CLASSES, initial, config, 0, tmp_path, log=said.append)
+    curve = run_method("box_random", learner, initial, config, 0, tmp_path, log=said.append)
     assert len(curve.boxes) == 1 and "no box scores >= t_d" in said[0]
 
 
-def test_an_unknown_method_is_refused(units, initial, tmp_path):
+def test_an_unknown_method_is_refused(learner, initial, tmp_path):
     with pytest.raises(ValueError, match="expected one of"):
-        run_method("box_entropy", units, units[:1], CLASSES, initial, CONFIG, 0, tmp_path)
+        run_method("box_entropy", learner, initial, CONFIG, 0, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["box_coreset", "image_coreset"])
+def test_the_detector_from_scratch_runs_episodes_on_the_pixels(method, tmp_path):
+    make_dataset("aerial", 5, seed=2, width=96, height=96, out_dir=tmp_path / "aerial")
+    data = read_dataset(tmp_path / "aerial" / "annotations.json")
+    from fewclick.io.images import load_image
+
+    records = [replace(r, extra={"pixels": load_image(r.path)}) for r in data.images]
+    learner = ScratchLearner(records, records[:2], data.classes)
+    chosen = initial_units(len(records), 0.2, seed=0)
+    model = train_initial(learner, chosen, tmp_path / "initial", CONFIG, seed=0)
+    curve = run_method(method, learner, (chosen, model), CONFIG, 0, tmp_path, log=lambda _: None)
+    assert len(curve.mAP) == 2 and curve.boxes[1] > curve.boxes[0]
+    features = learner.box_features(model, 0, np.array([[0, 0, 20, 20], [30, 30, 90, 90]], np.float32))
+    np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)

@@ -19,7 +19,7 @@ def bench(monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_tiny_run_writes_the_curves_of_every_level(bench, sam_files, tmp_path):
+def test_a_tiny_run_writes_the_curves_of_every_level(bench, tmp_path):
     make_dataset("aerial", 8, seed=1, width=128, height=128, out_dir=tmp_path / "aerial")
     data = tmp_path / "aerial" / "annotations.json"
     out = tmp_path / "active.json"

@@ -1,0 +1,160 @@
+"""The review queue used as a person would, in headless Chromium, on a real dataset.
+
+    python benchmarks/screenshots_queue.py --data ../shared/data/bccd --out docs [--images 16] [--answers 12]
+
+Starts the real app on SQLite in a temporary folder, makes a project of the first
+``--images`` images of ``--data`` with their annotations imported as hidden reference,
+finishes ``--finished`` images (their reference boxes become the user's), trains, builds the
+review queue from the serving detector and answers ``--answers`` boxes with the keyboard
+and the mouse, deciding each by the hidden reference as an annotator would by eye: right
+(A) when a reference box of its class overlaps it at IoU >= 0.7, another class (1-9) when
+one of another class does, the right box (a drag) when one overlaps at IoU >= 0.3, else
+background (X). Prints each answer and the milliseconds from the key to the next box on
+screen; writes ``app_queue_<name>.png`` (the first box), ``app_queue_<name>_answered.png``
+and ``app_queue_<name>_project.png`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from _browser import admin_account, chromium_page, log_in, serve_in_thread
+from screenshots import _reference
+from screenshots_fewshot import _finish, _wait_for_jobs
+
+from fewclick.metrics.detection import box_iou
+from fewclick.server.app import create_app
+from fewclick.server.db import Image, sqlite_url
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="fewclick-queue-"))
+    app = create_app(sqlite_url(work / "fewclick.db"), work, data_roots=[args.data.resolve().parent])
+    base, server = serve_in_thread(app)
+    login = admin_account(app)
+    api = httpx.Client(base_url=base, timeout=300, headers=login[2])
+    name = args.data.name
+    body = {"name": name, "dataset": str(args.data.resolve()), "reference": True}
+    project = api.post("/api/projects", json=body).raise_for_status().json()["project"]
+    pid = project["id"]
+    _keep_first(app, pid, args.images)
+    api.patch(f"/api/projects/{pid}", json={"auto_train_every": 0, "queue_train_every": 0}).raise_for_status()
+    images = api.get(f"/api/projects/{pid}/images").json()
+    for image in images[: args.finished]:
+        _finish(api, app, image)
+    api.post(f"/api/projects/{pid}/train", json={"minutes": 1}).raise_for_status()
+    _wait_for_jobs(api, pid)
+    api.post(f"/api/projects/{pid}/queue").raise_for_status()
+    _wait_for_jobs(api, pid)
+    print(api.get(f"/api/projects/{pid}/jobs").json()[-1]["message"], flush=True)
+    keys = {c["id"]: c["key"] for c in project["classes"]}
+    position = {c["position"]: c["id"] for c in project["classes"]}
+    args.out.mkdir(parents=True, exist_ok=True)
+    waits = []
+    with chromium_page(viewport=(1100, 760)) as page:
+        log_in(page, base, *login[:2])
+        page.goto(f"{base}/#/project/{pid}/queue")
+        shown = _shown(page)
+        page.screenshot(path=str(args.out / f"app_queue_{name}.png"))
+        for i in range(args.answers):
+            if shown is None:
+                break
+            kind = _answer(page, app, shown, keys, position)
+            started = time.perf_counter()
+            page.wait_for_function(
+                f"() => !queueState().next || (queueState().next.id !== {shown['id']} && queueState().view)",
+                timeout=60000,
+            )
+            waits.append((time.perf_counter() - started) * 1000)
+            print(
+                f"box {shown['id']} (p = {shown['score']:.2f}): {kind}; next on screen in {waits[-1]:.0f} ms"
+            )
+            shown = _shown(page, wait=False)
+            if i == args.answers // 2:
+                page.screenshot(path=str(args.out / f"app_queue_{name}_answered.png"))
+        assert page.errors == [], page.errors
+        page.goto(f"{base}/#/project/{pid}")
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(args.out / f"app_queue_{name}_project.png"), full_page=True)
+    state = api.get(f"/api/projects/{pid}/queue").json()
+    answers = f"{state['answered']} answered {state['answers']}"
+    print(f"queue: {state['open']} open, {answers}, {state['seconds']:.1f} s")
+    if waits:
+        print(
+            f"next box on screen after an answer: p50 {np.percentile(waits, 50):.0f} ms, "
+            f"p95 {np.percentile(waits, 95):.0f} ms over {len(waits)} answers"
+        )
+    server.should_exit = True
+    return 0
+
+
+def _keep_first(app, project_id: int, count: int) -> None:
+    """Keep the project's first ``count`` images (by name); delete the rest."""
+    with app.state.sessions() as session:
+        rows = session.query(Image).filter_by(project_id=project_id).order_by(Image.file_name).all()
+        for row in rows[count:]:
+            session.delete(row)
+        session.commit()
+
+
+def _shown(page, wait: bool = True) -> dict | None:
+    if wait:
+        page.wait_for_function(
+            "() => queueState() && (queueState().view || !queueState().next)", timeout=60000
+        )
+    return page.evaluate("() => queueState().view ? queueState().next : null")
+
+
+def _answer(page, app, shown: dict, keys: dict, position: dict) -> str:
+    """Answer the shown box as its hidden reference says; returns what was answered."""
+    ref = _reference(app, shown["image_id"])
+    if not ref:
+        page.keyboard.press("x")
+        return "background"
+    boxes = np.array([[x, y, x + w, y + h] for _, _, (x, y, w, h) in ref], np.float32)
+    iou = box_iou(np.array([shown["box"]], np.float32), boxes)[0]
+    best = int(np.argmax(iou))
+    cls = position[ref[best][0]]
+    if iou[best] >= 0.7:
+        if cls == shown["class_id"]:
+            page.keyboard.press("a")
+            return "right"
+        page.keyboard.press(str(keys[cls]))
+        return "another class"
+    if iou[best] >= 0.3:
+        x0, y0, x1, y1 = boxes[best]
+        _drag(page, (x0, y0), (x1, y1))
+        return f"redrawn (IoU {iou[best]:.2f})"
+    page.keyboard.press("x")
+    return "background"
+
+
+def _drag(page, a, b) -> None:
+    js = """([x, y]) => { const r = document.querySelector('#queue-canvas').getBoundingClientRect();
+        const v = queueState().view; return [r.left + (x - v.x) * v.scale, r.top + (y - v.y) * v.scale]; }"""
+    start, end = page.evaluate(js, [float(a[0]), float(a[1])]), page.evaluate(js, [float(b[0]), float(b[1])])
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=6)
+    page.mouse.up()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=Path("docs"))
+    p.add_argument("--images", type=int, default=16)
+    p.add_argument("--finished", type=int, default=5)
+    p.add_argument("--answers", type=int, default=12)
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())
