@@ -112,16 +112,17 @@ def main(argv: list[str] | None = None) -> int:
         "runs": {m: {} for m in args.methods},
     }
     started = time.perf_counter()
-    report["full_supervision_mAP"] = _full_supervision(learner, config, work)
+    models = work / args.backbone  # each backbone's models apart; the encoder's cache is shared
+    report["full_supervision_mAP"] = _full_supervision(learner, config, models)
     report["full_supervision_steps"] = config.initial_steps + config.episodes * config.episode_steps
     print(f"full supervision: mAP {report['full_supervision_mAP']:.3f}", flush=True)
     for seed in range(args.seeds):
         chosen = initial_units(len(units), config.initial_fraction, seed)
-        model = train_initial(learner, chosen, work / f"seed{seed}" / "initial", config, seed)
+        model = train_initial(learner, chosen, models / f"seed{seed}" / "initial", config, seed)
         for method in args.methods:
             if method.endswith("coreset") and seed >= args.coreset_seeds:
                 continue
-            curve = run_method(method, learner, (chosen, model), config, seed, work / f"seed{seed}")
+            curve = run_method(method, learner, (chosen, model), config, seed, models / f"seed{seed}")
             report["runs"][method][str(seed)] = curve.__dict__
             report["curves"] = _curves(report)
             write_report(report, args.out)

@@ -240,3 +240,22 @@ def test_a_partly_labeled_image_trains_with_its_open_boxes_as_dampened_noisy_lab
     with app.state.sessions() as session:
         version = session.query(ModelVersion).filter_by(project_id=project["id"], task="detect").one()
         assert version.images == 1 and version.metrics["partly_labeled_images"] == 1
+
+
+def test_only_what_a_person_labeled_keeps_a_box_out_of_the_queue_not_hidden_reference(app, dataset):
+    import numpy as np
+
+    from fewclick.server.db import Annotation
+
+    project = _project(app, dataset)
+    with app.state.sessions() as session:
+        image = session.query(Image).filter_by(project_id=project["id"]).first()
+        cls = project["classes"][0]["id"]
+        for box, reference in (([0, 0, 20, 20], True), ([40, 40, 60, 60], False)):
+            image.annotations.append(
+                Annotation(class_id=cls, kind="box", geometry={"box": box}, reference=reference,
+                           created_by=1, updated_by=1)
+            )  # fmt: skip
+        session.commit()
+        boxes = np.array([[1, 1, 20, 20], [41, 40, 60, 60], [70, 70, 90, 90]], np.float32)
+        assert box_queue._labeled(session, image, boxes).tolist() == [False, True, False]

@@ -15,6 +15,7 @@ the core-set measures compare:
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -100,6 +101,7 @@ class ScratchLearner:
         return [r.objects for r in self.units]
 
     def train(self, objects: dict[int, Objects], out: Path, fit: Fit) -> Path:
+        shutil.rmtree(out, ignore_errors=True)  # a fresh run: train_detector resumes what it finds
         records = [replace(self.units[u], objects=o) for u, o in sorted(objects.items())]
         data = Dataset(self.classes, records, "fewclick")
         config = DetectorConfig(num_classes=len(self.classes), method="plain", uel=False)

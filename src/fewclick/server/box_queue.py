@@ -113,10 +113,11 @@ def _pixels(image: Image) -> np.ndarray:
 
 def _labeled(session: Session, image: Image, boxes: np.ndarray) -> np.ndarray:
     """``bool[N]``: the boxes a person already labeled on ``image`` (an annotation's box or
-    an answered query's box at IoU >= :data:`SAME_BOX_IOU`)."""
+    an answered query's box at IoU >= :data:`SAME_BOX_IOU`); imported reference annotations
+    are hidden from the annotator and count for nothing here."""
     from fewclick.metrics.detection import box_iou
 
-    known = [a.geometry["box"] for a in image.annotations if "box" in a.geometry]
+    known = [a.geometry["box"] for a in image.annotations if "box" in a.geometry and not a.reference]
     known += session.scalars(
         select(BoxQuery.box).where(BoxQuery.image_id == image.id, BoxQuery.status == "answered")
     ).all()

@@ -1,0 +1,93 @@
+"""Render docs/benchmarks/active.md from the JSON files benchmarks/active.py wrote.
+
+python benchmarks/report_active.py docs/benchmarks/active_bccd.json [...] --out docs/benchmarks/active.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HEAD = """# Box-level active learning
+
+`benchmarks/active.py` (tables by `benchmarks/report_active.py`). Per seed, an initial detector
+trains on a random 10% of the training part's images, fully labeled; then every method runs
+the same episodes from it (`fewclick.active`): the box-level methods ask the simulated oracle
+about K boxes an episode (K = 10% of the training part's ground-truth boxes; fewer when the
+pool holds fewer), the image-level ones label whole images until they reach K boxes. Each
+episode fine-tunes the last model on the labeled images, the unqueried predictions on
+partly labeled images as noisy labels at lambda_d = 0.5 (a heatmap cell weighs as the object
+whose Gaussian is highest there; unlabeled background of a partly labeled image weighs
+lambda_d), and scores it on the test part (VOC07 mAP@0.5, no clicks). `boxes` counts every
+box a person labeled: the initial images' boxes, every answered box (background answers
+included), and for image-level methods the ground-truth boxes of the images labeled.
+`seconds` is the cost model below. Full supervision is the same detector on every training
+image for the same total steps.
+"""
+
+
+def render(reports: list[dict]) -> str:
+    out = [HEAD]
+    first = reports[0]
+    model = first["cost_model"]
+    out.append("Cost model (seconds): " + ", ".join(f"{k} {v}" for k, v in model["seconds"].items()) + ".")
+    out += [f"- {k}: {v}" for k, v in model["sources"].items()]
+    for r in reports:
+        out.append(_dataset(r))
+    return "\n".join(out) + "\n"
+
+
+def _dataset(r: dict) -> str:
+    name = Path(r["train"]).name
+    full = r["full_supervision_mAP"]
+    backbone = r.get("backbone", "pretrained")
+    seeds = f"seeds {r['seeds']} (core-set methods {r.get('coreset_seeds', r['seeds'])})"
+    lines = [
+        f"\n## {name}\n",
+        f"- run {r['date']} on {r['machine']}; backbone `{backbone}` ({r['detector']}); "
+        f"box features for core-set: {r['box_features']}.",
+        f"- training part {r['train_images']} images, {r['total_boxes']} boxes; "
+        f"test {r['test_images']} images; {r['episodes']} episodes of {r['boxes_per_episode']} boxes; "
+        f"{seeds}; config {json.dumps(r['config'])}.",
+        f"- full supervision: mAP {full:.3f} ({r.get('full_supervision_steps')} steps); "
+        f"85% of it: {0.85 * full:.3f}.",
+        f"- load average {r.get('load_average_start')} at the start, {r.get('load_average_end')} at the end; "
+        f"{r.get('seconds', 0) / 60:.0f} minutes in all.",
+        f"- plot: ![mAP against boxes](active_{name}.png)\n",
+        "| method | seeds | boxes | mAP mean ± std | % of full | seconds (cost model) | s per episode |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for method, c in r["curves"].items():
+        cells = [
+            " / ".join(str(b) for b in c["boxes"]),
+            " / ".join(f"{m:.3f}±{s:.3f}" for m, s in zip(c["mAP_mean"], c["mAP_std"])),
+            " / ".join(f"{p:.0f}" for p in c["percent_of_full"]),
+            " / ".join(f"{s:.0f}" for s in c["seconds"]),
+            f"{c.get('episode_seconds_mean', 0):.0f}",
+        ]
+        lines.append(f"| {method} | {c['seeds']} | " + " | ".join(cells) + " |")
+    targets = r.get("targets")
+    if targets:
+        lines.append("\nTargets:")
+        for name_, t in targets.items():
+            verdict = "met" if t.get("met") else "**missed**"
+            detail = {k: v for k, v in t.items() if k != "met"}
+            lines.append(f"- {name_}: {verdict} ({json.dumps(detail)})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("reports", type=Path, nargs="+")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    reports = [json.loads(path.read_text()) for path in args.reports]
+    args.out.write_text(render(reports))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
