@@ -259,3 +259,11 @@ def test_only_what_a_person_labeled_keeps_a_box_out_of_the_queue_not_hidden_refe
         session.commit()
         boxes = np.array([[1, 1, 20, 20], [41, 40, 60, 60], [70, 70, 90, 90]], np.float32)
         assert box_queue._labeled(session, image, boxes).tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize(
+    "metrics, expected",
+    [(None, 0.2), ({}, 0.2), ({"score_threshold": 0.13}, 0.065), ({"score_threshold": 0.6}, 0.2)],
+)
+def test_the_pool_threshold_follows_the_detectors_calibration(metrics, expected):
+    assert box_queue.pool_threshold(metrics) == pytest.approx(expected)

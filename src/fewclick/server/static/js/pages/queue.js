@@ -89,7 +89,9 @@ function image(id) {
 // the square of the image the canvas shows: the box and its surroundings, inside the image
 function viewAround(box, size) {
   const [x0, y0, x1, y1] = box;
-  const side = Math.min(Math.max(CONTEXT * Math.max(x1 - x0, y1 - y0), MIN_VIEW), Math.max(size.width, size.height));
+  // as much context as the image holds on its shorter side, and never less than the box
+  const extent = Math.max(x1 - x0, y1 - y0);
+  const side = Math.max(Math.min(Math.max(CONTEXT * extent, MIN_VIEW), Math.min(size.width, size.height)), extent);
   const cx = Math.min(Math.max((x0 + x1) / 2, side / 2), Math.max(size.width - side / 2, side / 2));
   const cy = Math.min(Math.max((y0 + y1) / 2, side / 2), Math.max(size.height - side / 2, side / 2));
   return {x: cx - side / 2, y: cy - side / 2, scale: SIDE / side};
