@@ -69,7 +69,7 @@ def test_an_unknown_method_is_refused(learner, initial, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["box_coreset", "image_coreset"])
+@pytest.mark.parametrize("method", ["box_coreset"])
 def test_the_detector_from_scratch_runs_episodes_on_the_pixels(method, tmp_path):
     make_dataset("aerial", 5, seed=2, width=96, height=96, out_dir=tmp_path / "aerial")
     data = read_dataset(tmp_path / "aerial" / "annotations.json")
