@@ -31,7 +31,7 @@ from fewclick.models.detector import DetectorConfig, load_detector
 from fewclick.predict.detect import ClickDetector, DecodeConfig, detect_feature_maps
 from fewclick.train.detect import TrainConfig, train_detector
 from fewclick.train.detect_pretrained import FeatureTile, PretrainedTrainConfig, train_pretrained_detector
-from fewclick.types import Detections, Objects
+from fewclick.types import Objects
 
 BACKBONES = ("scratch", "pretrained")
 
@@ -94,7 +94,7 @@ class ScratchLearner:
 
     def __init__(self, records: list[ImageRecord], test: list[ImageRecord], classes: list[str]) -> None:
         self.units, self.test, self.classes = records, test, list(classes)
-        self._nets: dict[Path, ClickDetector] = {}
+        self._net: tuple[Path, torch.nn.Module] | None = None  # the last model read, for its features
 
     @property
     def ground_truth(self) -> list[Objects]:
@@ -124,7 +124,9 @@ class ScratchLearner:
         """The detector's stride-4 features averaged in each box, unit-normalised."""
         from fewclick.models.detector import normalise
 
-        net, _ = load_detector(model)
+        if self._net is None or self._net[0] != model:  # read once for all the units of an episode
+            self._net = (model, load_detector(model)[0])
+        net = self._net[1]
         pixels = torch.from_numpy(normalise(self.units[unit].extra["pixels"]))[None]
         with torch.inference_mode():
             features = net.backbone(_pad16(pixels))
@@ -163,4 +165,4 @@ def _pad16(pixels: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.pad(pixels, (0, -w % 16, 0, -h % 16))
 
 
-__all__ = ["BACKBONES", "Fit", "PretrainedLearner", "ScratchLearner", "test_map", "Detections"]
+__all__ = ["BACKBONES", "Fit", "PretrainedLearner", "ScratchLearner", "test_map"]

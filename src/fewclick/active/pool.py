@@ -110,10 +110,3 @@ def box_features(maps: list[torch.Tensor], boxes: np.ndarray, stride: int = 8) -
         )
         pooled = torch.nn.functional.normalize(pooled.flatten(1), dim=1)
     return pooled.numpy().astype(np.float32)
-
-
-def image_feature(maps: list[torch.Tensor], valid: tuple[int, int], stride: int = 8) -> np.ndarray:
-    """``float32[D]``: one unit's image feature for image-level core-set: the box feature
-    of the whole input it fills (``valid`` = (height, width))."""
-    h, w = valid
-    return box_features(maps, np.array([[0, 0, w, h]], np.float32), stride)[0]
