@@ -4,7 +4,7 @@ import numpy as np
 
 from fewclick.active import LabelState
 from fewclick.simulate.oracle import oracle
-from fewclick.train.detect_data import BACKGROUND_WEIGHT, LOSS_WEIGHT
+from fewclick.train.detect_data import BACKGROUND_WEIGHT, LOSS_WEIGHT, NEGATIVE
 from fewclick.types import Detections, Objects
 
 GT = [
@@ -42,10 +42,14 @@ def test_a_partly_labeled_image_trains_on_its_answers_and_dampened_predictions()
         np.array([0, 1, 0, 1]),
     )
     objects = state.training_objects(0, det, threshold=0.3, noisy_weight=0.5)
-    np.testing.assert_allclose(objects.boxes, [[0, 0, 10, 10], [20, 20, 30, 30]])
-    assert objects.labels.tolist() == [0, 1]
-    assert objects.extra[LOSS_WEIGHT].tolist() == [1.0, 0.5]
-    assert objects.extra[BACKGROUND_WEIGHT] == 0.5
+    # the answer, the box answered background (a labeled negative), the noisy prediction
+    np.testing.assert_allclose(objects.boxes, [[0, 0, 10, 10], [100, 100, 110, 110], [20, 20, 30, 30]])
+    assert objects.labels[[0, 2]].tolist() == [0, 1]
+    assert objects.ignore.tolist() == [False, True, False]
+    assert objects.extra[NEGATIVE].tolist() == [False, True, False]
+    assert objects.extra[LOSS_WEIGHT].tolist() == [1.0, 1.0, 0.5]
+    assert objects.extra[BACKGROUND_WEIGHT] == 0.0, "no box there: no loss (the paper's anchors)"
+    assert state.training_objects(0, det, 0.3, 0.5, background_weight=0.5).extra[BACKGROUND_WEIGHT] == 0.5
 
 
 def test_an_object_answered_twice_is_one_object_and_a_full_image_has_no_noisy_labels():
@@ -57,4 +61,4 @@ def test_an_object_answered_twice_is_one_object_and_a_full_image_has_no_noisy_la
     det = Detections(np.array([[80, 80, 90, 90]], np.float32), np.array([0.9], np.float32), np.array([0]))
     objects = state.training_objects(1, det, threshold=0.3, noisy_weight=0.5)
     assert len(objects) == 3 and objects.ignore.tolist() == [False, False, True]
-    assert BACKGROUND_WEIGHT not in objects.extra and (objects.extra[LOSS_WEIGHT] == 1).all()
+    assert BACKGROUND_WEIGHT not in objects.extra and LOSS_WEIGHT not in objects.extra, "weight 1 everywhere"

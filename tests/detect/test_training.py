@@ -192,6 +192,25 @@ def test_noisy_objects_weigh_their_cells_and_terms_and_labeled_ones_win_where_th
     assert t.weight[0, 15] == 0.5 and t.weight[3, 3] == 1.0
 
 
+def test_in_a_partly_labeled_image_only_the_cells_of_a_box_train_and_background_answers_are_negatives():
+    from fewclick.train.detect_data import BACKGROUND_WEIGHT, LOSS_WEIGHT, NEGATIVE
+
+    # a labeled object, a noisy one, a box answered background; nothing else is known
+    objs = Objects(
+        [0, 1, 0], [[4, 4, 20, 20], [40, 40, 56, 56], [40, 4, 60, 20]], ignore=[False, False, True]
+    )
+    objs.extra[LOSS_WEIGHT] = np.array([1.0, 0.5, 1.0], np.float32)
+    objs.extra[NEGATIVE] = np.array([False, False, True])
+    objs.extra[BACKGROUND_WEIGHT] = 0.0
+    t = build_targets(objs, (64, 64), num_classes=2, stride=4)
+    assert t.weight[2, 2] == 1.0 and t.weight[1, 4] == 1.0, "the labeled box's cells, centre and edge"
+    assert t.weight[12, 12] == 0.5 and t.weight[10, 13] == 0.5, "the noisy box's cells"
+    assert t.weight[2, 12] == 1.0, "a box answered background is a labeled negative, not an ignore region"
+    assert t.heatmap[:, 1:5, 10:15].max() == 0, "and has no peak"
+    assert t.weight[15, 0] == 0.0 and t.weight[0, 8] == 0.0, "no box there: nobody said what it is"
+    assert t.object.tolist() == [0, 1]
+
+
 @pytest.mark.parametrize("weights", [[1.0, -0.5], [1.0], [np.nan, 1.0]])
 def test_bad_loss_weights_are_refused(weights):
     from fewclick.train.detect_data import LOSS_WEIGHT

@@ -205,7 +205,7 @@ def test_a_training_job_starts_after_every_n_answers(app, dataset, started):
 
 def test_a_partly_labeled_image_trains_with_its_open_boxes_as_dampened_noisy_labels(app, dataset, tmp_path):
     from fewclick.server.training import train_project
-    from fewclick.train.detect_data import BACKGROUND_WEIGHT, LOSS_WEIGHT
+    from fewclick.train.detect_data import BACKGROUND_WEIGHT, LOSS_WEIGHT, NEGATIVE
 
     project = _project(app, dataset)
     accepted, background, still_open = _queries(app, project, [0.3, 0.35, 0.4])
@@ -218,8 +218,14 @@ def test_a_partly_labeled_image_trains_with_its_open_boxes_as_dampened_noisy_lab
         records = box_queue.partly_labeled(session, session.get(Project, project["id"]))
     assert len(records) == 1
     objects = records[0].objects
-    assert objects.boxes.tolist() == [[10.0, 10.0, 25.0, 25.0], [50.0, 10.0, 65.0, 25.0]]
-    assert objects.extra[LOSS_WEIGHT].tolist() == [1.0, 0.5] and objects.extra[BACKGROUND_WEIGHT] == 0.5
+    # the accepted box, the box answered background (a labeled negative), the open one (noisy)
+    assert objects.boxes.tolist() == [
+        [10.0, 10.0, 25.0, 25.0],
+        [30.0, 10.0, 45.0, 25.0],
+        [50.0, 10.0, 65.0, 25.0],
+    ]
+    assert objects.extra[NEGATIVE].tolist() == [False, True, False]
+    assert objects.extra[LOSS_WEIGHT].tolist() == [1.0, 1.0, 0.5] and objects.extra[BACKGROUND_WEIGHT] == 0.0
     # a finished image with a box of its own, and a job that trains on it and the partly labeled one
     images = app.client.get(f"/api/projects/{project['id']}/images").json()
     other = next(im for im in images if im["id"] != records[0].id)

@@ -16,6 +16,15 @@ def setup(tmp_path):
     return client_for(app), app, url, tmp_path
 
 
+def _train_job(app, project) -> int:
+    """A queued training job of ``project`` (the tests run it in-process); its id."""
+    with app.state.sessions() as session:
+        job = Job(project_id=project["id"], kind="train", created_by=1)
+        session.add(job)
+        session.commit()
+        return job.id
+
+
 def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serves(setup):
     client, app, url, home = setup
     with client:
@@ -43,11 +52,7 @@ def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serve
             )
             assert r.status_code == 200, r.text
             client.patch(f"/api/images/{im['id']}", json={"status": "done"})
-        with app.state.sessions() as session:
-            job = Job(project_id=project["id"], kind="train", created_by=1)
-            session.add(job)
-            session.commit()
-            job_id = job.id
+        job_id = _train_job(app, project)
         embeddings = str(home / "data" / "embeddings")
         train_project(url, job_id, home / "data" / "models", minutes=0.1, steps=2, embeddings=embeddings)
         job = client.get(f"/api/jobs/{job_id}").json()
@@ -130,3 +135,35 @@ def test_a_click_with_a_class_added_after_training_says_train_again(tmp_path, mo
             r = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[40, 40, cls]]})
             assert r.status_code == 409, r.text
             assert "'plane'" in r.json()["detail"] and "train again" in r.json()["detail"]
+
+
+def test_a_new_detector_is_scored_against_the_reference_on_unlabeled_images(tmp_path):
+    from fewclick.server.db import Annotation, Image, ModelVersion
+
+    make_dataset("aerial", 4, seed=6, width=192, height=192, out_dir=tmp_path / "aerial")
+    url = sqlite_url(tmp_path / "app.db")
+    app = create_app(url, tmp_path / "data", start_worker=False, data_roots=[tmp_path])
+    client = client_for(app)
+    dataset = str(tmp_path / "aerial" / "annotations.json")
+    project = client.post("/api/projects", json={"name": "ref", "dataset": dataset}).json()["project"]
+    client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0})
+    r = client.post(f"/api/projects/{project['id']}/import", json={"dataset": dataset, "reference": True})
+    assert r.status_code == 200, r.text
+    images = client.get(f"/api/projects/{project['id']}/images").json()
+    with app.state.sessions() as session:  # the last two images: nobody labeled them yet
+        for im in images[2:]:
+            session.query(Annotation).filter_by(image_id=im["id"], reference=False).delete()
+        session.commit()
+        labeled = session.query(Annotation).filter_by(reference=False).count()
+    for im in images[:2]:
+        client.patch(f"/api/images/{im['id']}", json={"status": "done"})
+    job_id = _train_job(app, project)
+    train_project(url, job_id, tmp_path / "data" / "models", minutes=0.1, steps=2)
+    with app.state.sessions() as session:
+        version = session.query(ModelVersion).filter_by(project_id=project["id"], task="detect").one()
+        metrics = version.metrics
+        assert session.query(Image).count() == 4
+    assert metrics["reference_images"] == 2 and metrics["boxes_labeled"] == labeled > 0
+    assert 0 <= metrics["reference_mAP"] <= 1
+    curve = client.get(f"/api/projects/{project['id']}/analytics").json()["map_vs_boxes"]
+    assert curve == [{"version": 1, "boxes": labeled, "mAP": metrics["reference_mAP"], "images": 2}]

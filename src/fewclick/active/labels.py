@@ -9,11 +9,15 @@ import numpy as np
 
 from fewclick.metrics.detection import box_iou
 from fewclick.simulate.oracle import OracleAnswer
-from fewclick.train.detect_data import BACKGROUND_WEIGHT, LOSS_WEIGHT
+from fewclick.train.detect_data import BACKGROUND_WEIGHT, LOSS_WEIGHT, NEGATIVE
 from fewclick.types import Detections, Objects
 
 #: a prediction overlapping an answered box at this IoU is that box (not pooled again, no noisy label)
 SAME_BOX_IOU = 0.5
+#: lambda_d, the loss weight of a noisy label (the paper's default)
+NOISY_WEIGHT = 0.5
+#: the loss weight of a partly labeled image's cells of no box (the paper's loss has no anchor there)
+UNLABELED_WEIGHT = 0.0
 
 
 @dataclass
@@ -101,26 +105,56 @@ class LabelState:
         return Objects(done.labels[keep], done.boxes[keep], ignore=done.ignore[keep])
 
     def training_objects(
-        self, unit: int, predictions: Detections | None, threshold: float, noisy_weight: float
+        self,
+        unit: int,
+        predictions: Detections | None,
+        threshold: float,
+        noisy_weight: float = NOISY_WEIGHT,
+        background_weight: float = UNLABELED_WEIGHT,
     ) -> Objects:
-        """What ``unit`` trains on: its labeled boxes at weight 1 and, unless it is fully
-        labeled, its unanswered predictions scoring >= ``threshold`` as noisy labels at
-        ``noisy_weight`` (lambda_d), and its cells of no box (background nobody labeled)
-        at ``noisy_weight`` too. A fully labeled unit's background weighs 1."""
+        """What ``unit`` trains on: its ground truth when fully labeled (every cell at
+        weight 1), else :func:`partly_labeled_objects` of its answers and its unanswered
+        predictions scoring >= ``threshold``."""
         labeled = self.labeled_boxes(unit)
-        weights = [np.ones(len(labeled), np.float32)]
-        parts = [labeled]
-        if unit not in self.full and predictions is not None and len(predictions):
-            noisy = predictions[(predictions.scores >= threshold) & self.unanswered(unit, predictions)]
-            parts.append(Objects(noisy.labels, noisy.boxes))
-            weights.append(np.full(len(noisy), noisy_weight, np.float32))
-        objects = Objects(
-            np.concatenate([p.labels for p in parts]),
-            np.concatenate([p.boxes for p in parts]),
-            ignore=np.concatenate([p.ignore for p in parts]),
-            difficult=np.concatenate([p.difficult for p in parts]),
+        if unit in self.full:
+            return labeled
+        done = self.answers.get(unit, UnitLabels())
+        noisy = Objects.empty()
+        if predictions is not None and len(predictions):
+            kept = predictions[(predictions.scores >= threshold) & self.unanswered(unit, predictions)]
+            noisy = Objects(kept.labels, kept.boxes)
+        return partly_labeled_objects(
+            labeled, done.boxes[done.labels < 0], noisy, noisy_weight, background_weight
         )
-        objects.extra[LOSS_WEIGHT] = np.concatenate(weights)
-        if unit not in self.full:
-            objects.extra[BACKGROUND_WEIGHT] = float(noisy_weight)
-        return objects
+
+
+def partly_labeled_objects(
+    labeled: Objects,
+    background: np.ndarray,
+    noisy: Objects,
+    noisy_weight: float = NOISY_WEIGHT,
+    background_weight: float = UNLABELED_WEIGHT,
+) -> Objects:
+    """A partly labeled image's training objects. The paper's loss averages over the anchors
+    assigned to a labeled or a noisy box only; here (:mod:`fewclick.train.detect_data`): the
+    ``labeled`` objects at weight 1, the boxes answered ``background`` (``float[B, 4]``) as
+    labeled negatives at weight 1 (ignore-type objects flagged :data:`NEGATIVE`), the
+    ``noisy`` labels (unanswered predictions) at ``noisy_weight`` (lambda_d), and the cells
+    of no box, background nobody labeled, at ``background_weight``."""
+    background = np.asarray(background, np.float32).reshape(-1, 4)
+    b = len(background)
+    parts = [labeled, Objects(np.zeros(b, np.int64), background, ignore=np.ones(b, bool)), noisy]
+    objects = Objects(
+        np.concatenate([p.labels for p in parts]).astype(np.int64),
+        np.concatenate([p.boxes for p in parts]).astype(np.float32),
+        ignore=np.concatenate([p.ignore for p in parts]),
+        difficult=np.concatenate([p.difficult for p in parts]),
+    )
+    objects.extra[LOSS_WEIGHT] = np.concatenate(
+        [np.ones(len(labeled) + b, np.float32), np.full(len(noisy), noisy_weight, np.float32)]
+    )
+    objects.extra[NEGATIVE] = np.concatenate(
+        [np.zeros(len(labeled)), np.ones(b), np.zeros(len(noisy))]
+    ).astype(bool)
+    objects.extra[BACKGROUND_WEIGHT] = float(background_weight)
+    return objects

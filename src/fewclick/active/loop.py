@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fewclick.active.labels import LabelState
+from fewclick.active.labels import NOISY_WEIGHT, UNLABELED_WEIGHT, LabelState
 from fewclick.active.learners import Fit, test_map
 from fewclick.active.measures import pick_boxes, pick_images
 from fewclick.active.pool import BoxPool, one_box_per_object
@@ -60,7 +60,8 @@ class ActiveConfig:
     # t_d: a prediction joins the pool (and is a noisy label) from here; low, for recall (the
     # paper), where 0.3 left the second episode of bccd 30 boxes to ask about
     score_threshold: float = 0.2
-    noisy_weight: float = 0.5  # lambda_d
+    noisy_weight: float = NOISY_WEIGHT  # lambda_d
+    background_weight: float = UNLABELED_WEIGHT  # a partly labeled image's cells of no box
     initial_steps: int = 300  # the initial model (from scratch): the app's minute
     episode_steps: int = 80  # each episode fine-tunes the last model this many steps
     # each episode predicts the pool on a random subset of at most this many unlabeled units
@@ -152,7 +153,9 @@ def run_method(
             answers, cost = _ask_images(measure, pool, per_episode, rng, learner, model, state)
         seconds += cost
         objects = {
-            u: state.training_objects(u, preds.get(u), config.score_threshold, config.noisy_weight)
+            u: state.training_objects(
+                u, preds.get(u), config.score_threshold, config.noisy_weight, config.background_weight
+            )
             for u in state.labeled_units
         }
         fit = Fit(config.episode_steps, seed * 1000 + episode, model, config.episode_lr)

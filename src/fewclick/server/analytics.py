@@ -1,6 +1,8 @@
 """Project analytics from the interaction log: time and interactions per image, objects per
 minute, and, where the project holds reference annotations, mAP against elapsed annotation
-time (the C3Det user study's Figure 10).
+time (the C3Det user study's Figure 10) and the detector's mAP against the boxes labeled
+when each version trained (box-level active learning's curve; scored by the training job,
+:mod:`fewclick.server.training`).
 
 Time on an image is its active time summed over every visit. A visit runs from the
 browser's ``open`` event to its ``leave`` or ``submit``; each event on the image carries in
@@ -23,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from fewclick.metrics.detection import evaluate_detections
 from fewclick.server.convert import to_objects
-from fewclick.server.db import Event, Project
+from fewclick.server.db import Event, ModelVersion, Project
 from fewclick.types import Detections
 
 IDLE_SECONDS = 120.0  # a longer gap between two events on an image counts this long
@@ -70,7 +72,29 @@ def project_analytics(session: Session, project: Project) -> dict:
         else None,
         "objects_per_minute": round(made / (total_s / 60), 2) if total_s > 0 else None,
         "map_vs_time": _map_curve(project, submits, seconds),
+        "map_vs_boxes": _detector_curve(session, project),
     }
+
+
+def _detector_curve(session: Session, project: Project) -> list[dict] | None:
+    """Each detector version scored against the reference annotations: its mAP on unlabeled
+    images and the boxes labeled when it trained, by version."""
+    versions = session.scalars(
+        select(ModelVersion)
+        .where(ModelVersion.project_id == project.id, ModelVersion.task == "detect")
+        .order_by(ModelVersion.version)
+    ).all()
+    curve = [
+        {
+            "version": v.version,
+            "boxes": v.metrics["boxes_labeled"],
+            "mAP": v.metrics["reference_mAP"],
+            "images": v.metrics.get("reference_images"),
+        }
+        for v in versions
+        if v.metrics and v.metrics.get("reference_mAP") is not None
+    ]
+    return curve or None
 
 
 def _map_curve(project: Project, submits: list, seconds: dict[int, float]) -> list[dict] | None:

@@ -8,8 +8,9 @@
 - **Next** (:func:`next_query`): the open box of lowest probability, i.e. highest
   classification uncertainty 1 - P, the measure the paper and our benchmark rank by.
 - **Train** (:func:`partly_labeled`): an image that is not finished but holds answers trains
-  the detector with the dampened loss: its annotations at weight 1, its unanswered boxes
-  as noisy labels and its unlabeled background at lambda_d (:data:`NOISY_WEIGHT`).
+  the detector with the dampened loss (:func:`fewclick.active.labels.partly_labeled_objects`):
+  its annotations at weight 1, its boxes answered background as labeled negatives, its
+  unanswered boxes as noisy labels at lambda_d, and no loss where no box is.
 - **Answer** (:func:`answer_query`): accept (the box becomes an annotation of its class),
   fix (another box or class), or background (no annotation). A box is answered once: a
   second answer, from another user or tab, is a 409 and changes nothing. The annotation
@@ -41,7 +42,6 @@ from fewclick.server.db import (
 )
 
 SCORE_THRESHOLD = 0.2  # t_d at most, as the active-learning benchmark runs
-NOISY_WEIGHT = 0.5  # lambda_d: the loss weight of unanswered boxes and unlabeled background
 SAME_BOX_IOU = 0.5
 MAX_PER_IMAGE = 300  # proposals an image adds at most
 
@@ -141,9 +141,9 @@ def _labeled(session: Session, image: Image, boxes: np.ndarray) -> np.ndarray:
 
 def partly_labeled(session: Session, project: Project) -> list:
     """:class:`~fewclick.io.dataset.ImageRecord` of every image of ``project`` that is not
-    finished and holds an answered box: its box annotations (loss weight 1) and its open
-    queries (noisy labels, :data:`NOISY_WEIGHT`), its background at :data:`NOISY_WEIGHT`."""
-    from fewclick.train.detect_data import BACKGROUND_WEIGHT, LOSS_WEIGHT
+    finished and holds an answered box, its objects weighted as the module says: its box
+    annotations, its boxes answered background, its open queries as noisy labels."""
+    from fewclick.active.labels import partly_labeled_objects
     from fewclick.types import Objects
 
     answered = select(BoxQuery.image_id).where(
@@ -157,22 +157,19 @@ def partly_labeled(session: Session, project: Project) -> list:
     for record, image in zip(records, images):
         own = record.objects
         keep = np.isfinite(own.boxes).all(1)
-        noisy = session.scalars(
-            select(BoxQuery).where(BoxQuery.image_id == image.id, BoxQuery.status == "open")
+        queries = session.scalars(
+            select(BoxQuery).where(BoxQuery.image_id == image.id).order_by(BoxQuery.id)
         ).all()
-        labels = np.concatenate([own.labels[keep], [position_of[q.class_id] for q in noisy]]).astype(np.int64)
-        boxes = np.concatenate(
-            [own.boxes[keep], np.asarray([q.box for q in noisy], np.float32).reshape(-1, 4)]
+        noisy = [q for q in queries if q.status == "open"]
+        background = [q.box for q in queries if q.status == "answered" and q.answer == "background"]
+        record.objects = partly_labeled_objects(
+            Objects(own.labels[keep], own.boxes[keep], ignore=own.ignore[keep]),
+            np.asarray(background, np.float32).reshape(-1, 4),
+            Objects(
+                np.asarray([position_of[q.class_id] for q in noisy], np.int64),
+                np.asarray([q.box for q in noisy], np.float32).reshape(-1, 4),
+            ),
         )
-        objects = Objects(
-            labels, boxes, ignore=np.concatenate([own.ignore[keep], np.zeros(len(noisy), bool)])
-        )
-        weights = np.concatenate([np.ones(int(keep.sum())), np.full(len(noisy), NOISY_WEIGHT)]).astype(
-            np.float32
-        )
-        objects.extra[LOSS_WEIGHT] = weights
-        objects.extra[BACKGROUND_WEIGHT] = NOISY_WEIGHT
-        record.objects = objects
     return records
 
 
@@ -210,8 +207,11 @@ def answer_query(
     seconds: float,
     class_id: int | None = None,
     box: list[float] | None = None,
+    how: str | None = None,
 ) -> Annotation | None:
     """Record ``answer`` to ``query`` (module docstring); the annotation it made, if any.
+    ``how`` a fixed box was given (a dragged corner, extreme points, a new drag) goes to
+    the event log.
     :class:`store.Conflict` when the box was answered already; :class:`store.StoreError`
     for a fix without a box or class, or a box outside the image. Nothing is written then."""
     image = session.get(Image, query.image_id)
@@ -246,7 +246,7 @@ def answer_query(
             user_id=user.id,
             action=f"queue_{answer}",
             duration_ms=seconds * 1000.0,
-            detail={"query": query.id, "score": query.score},
+            detail={"query": query.id, "score": query.score, **({"how": how} if how else {})},
         )
     )
     return annotation

@@ -9,7 +9,12 @@ hold boxes, the box-to-mask models
 budget, is written under ``<models>/<project>/<task>/v<N>/`` and registered as version N of
 its task; the newest detector and point model serve from then on. With at least ten
 finished masks the job ends by comparing the mask backends, whose best serves masks
-(:mod:`fewclick.server.comparison`). Progress goes to the job row about once a second.
+(:mod:`fewclick.server.comparison`). Where the project holds reference annotations
+(imported ground truth, hidden from the annotator), a new detector is scored without clicks
+against them on up to ``REFERENCE_IMAGES`` images nobody has labeled yet (none of its
+training images), and its version records that mAP with the boxes labeled so far: the
+project page's curve of mAP against boxes labeled. Progress goes to the job row about
+once a second.
 Runs in its own process (:func:`fewclick.server.worker.run_training`).
 """
 
@@ -32,6 +37,7 @@ RANKER_FILE = "ranker.pkl"
 MIN_PICK_IMAGES = 2  # finished images before the detectors are compared on held-out ones
 PICK_CLICKS = (1, 3, 5)  # the clicks at which the pick scores them
 PRETRAINED_SECONDS = 60.0  # the pretrained detector's training, in seconds at the measured speed
+REFERENCE_IMAGES = 20  # unlabeled images with reference annotations a new detector is scored on
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,7 @@ def train_project(
         project_id, user_id = project.id, job.created_by
         compare = embeddings is not None and too_few(finished_masks(session, project.id)) is None
         partly = partly_labeled(session, project) if "detect" in tasks else []
+        reference = _reference_images(session, project) if "detect" in tasks else None
     engine.dispose()
     share = minutes / len(tasks)
     parts = len(tasks) + compare
@@ -131,6 +138,12 @@ def train_project(
         trained = {"detect": detector, "segment": _segmenter, "points": _cpr}[task](
             data, out, share, progress, steps
         )
+        if task == "detect" and (partly or reference):
+            extra = {"partly_labeled_images": len(partly)} if partly else {}
+            if reference and trained.method in ("scratch", "pretrained"):
+                update_job(db_url, job_id, message=f"scoring detect v{versions[task]} against the reference")
+                extra.update(_reference_score(trained.path, reference, data.classes, embeddings, project_id))
+            trained = replace(trained, metrics={**(trained.metrics or {}), **extra})
         engine = make_engine(db_url)
         with session_factory(engine)() as session:
             session.add(
@@ -141,9 +154,7 @@ def train_project(
                     path=str(trained.path),
                     images=len(data.images),
                     method=trained.method,
-                    metrics={**(trained.metrics or {}), "partly_labeled_images": len(partly)}
-                    if task == "detect" and partly
-                    else trained.metrics,
+                    metrics=trained.metrics,
                     created_by=user_id,
                 )
             )
@@ -157,6 +168,83 @@ def train_project(
         summary = compare_backends(db_url, job_id, models_dir, embeddings, progress=(len(tasks) / parts, 1.0))
         message += f"; {summary}"
     update_job(db_url, job_id, status="done", progress=1.0, message=message)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a new detector is scored on: ``records`` (unlabeled images, their reference
+    annotations as objects) and ``boxes_labeled``, every box a person labeled in the project
+    when the job started (their own box annotations and the review queue's background
+    answers)."""
+
+    records: list
+    boxes_labeled: int
+
+
+def _reference_images(session, project: Project) -> Reference | None:
+    """Up to :data:`REFERENCE_IMAGES` of the project's images that hold reference boxes and
+    that nobody has labeled (not finished, no annotation of a person's, no answered box of
+    the review queue), evenly spread by file name; None when there are none."""
+    from fewclick.server.convert import to_objects
+    from fewclick.server.db import Annotation, BoxQuery
+
+    labeled = select(Annotation.image_id).where(Annotation.reference.is_(False))
+    answered = select(BoxQuery.image_id).where(BoxQuery.status == "answered")
+    with_reference = select(Annotation.image_id).where(Annotation.reference.is_(True))
+    images = session.scalars(
+        select(Image)
+        .where(
+            Image.project_id == project.id,
+            Image.status.not_in(FINISHED),
+            Image.id.in_(with_reference),
+            Image.id.not_in(labeled),
+            Image.id.not_in(answered),
+        )
+        .order_by(Image.file_name)
+    ).all()
+    if not images:
+        return None
+    step = max(len(images) / REFERENCE_IMAGES, 1.0)
+    picked = [images[int(i * step)] for i in range(min(len(images), REFERENCE_IMAGES))]
+    position_of = {c.id: c.position for c in project.classes}
+    records = []
+    for image in picked:
+        anns = [a for a in image.annotations if a.reference and "box" in a.geometry]
+        records.append((image.id, image.path, to_objects(anns, position_of, False)))
+    boxes = session.scalar(
+        select(func.count(Annotation.id))
+        .join(Image, Image.id == Annotation.image_id)
+        .where(
+            Image.project_id == project.id, Annotation.reference.is_(False), Annotation.review != "rejected"
+        )
+    )
+    background = session.scalar(
+        select(func.count(BoxQuery.id)).where(
+            BoxQuery.project_id == project.id, BoxQuery.status == "answered", BoxQuery.answer == "background"
+        )
+    )
+    return Reference(records, int(boxes or 0) + int(background or 0))
+
+
+def _reference_score(model: Path, reference: Reference, classes, embeddings, project_id) -> dict:
+    """mAP@0.5 of ``model`` without clicks on the reference images (VOC07, as everywhere)."""
+    from fewclick.io.images import load_image
+    from fewclick.metrics.detection import evaluate_detections
+    from fewclick.predict.detect import ClickDetector
+    from fewclick.server.serving import file_key
+
+    detector = ClickDetector.load(model, encoder=_encoder(embeddings))
+    gts, preds = [], []
+    for image_id, path, objects in reference.records:
+        detector.set_image(load_image(path), key=file_key(project_id, image_id, path))
+        preds.append(detector.predict([]))
+        gts.append(objects)
+    result = evaluate_detections(gts, preds, len(classes))
+    return {
+        "reference_mAP": None if np.isnan(result.map) else round(float(result.map), 4),
+        "reference_images": len(gts),
+        "boxes_labeled": reference.boxes_labeled,
+    }
 
 
 def _reporter(db_url: str, job_id: int, index: int, count: int):

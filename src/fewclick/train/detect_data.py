@@ -7,10 +7,14 @@ targets on the stride-4 grid.
 
 An object may carry a loss weight (``objects.extra[LOSS_WEIGHT]``, ``float[N]``, 1 when
 absent): box-level active learning trains on images whose unqueried predictions are noisy
-labels, dampened by lambda_d (:mod:`fewclick.active`). A heatmap cell takes the weight of
-the object whose Gaussian is highest there, and the object's size and offset terms take
-its weight. Cells of no object take ``objects.extra[BACKGROUND_WEIGHT]`` (a number, 1 when
-absent): in a partly labeled image nobody said that they are background.
+labels, dampened by lambda_d (:mod:`fewclick.active`). The paper averages the loss over the
+anchors assigned to a box; on our dense grid the cells "assigned" to a box are the cells
+inside it: a cell inside boxes takes the highest of their weights, a cell on a Gaussian
+takes the weight of the object whose Gaussian is highest there, and the object's size and
+offset terms take its weight. Cells of no box take ``objects.extra[BACKGROUND_WEIGHT]`` (a
+number, 1 when absent): in a partly labeled image nobody said that they are background.
+A box answered *background* is an ignore-type object flagged ``objects.extra[NEGATIVE]``
+(``bool[N]``): no peak, its cells labeled negatives at its weight instead of ignored.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from fewclick.types import (
 LOSS_WEIGHT = "loss_weight"
 #: ``Objects.extra`` key of the loss weight of cells that no object reaches (a number)
 BACKGROUND_WEIGHT = "background_weight"
+#: ``Objects.extra`` key: ``bool[N]``, an ignore-type object that is a box answered background
+NEGATIVE = "negative"
 
 
 @dataclass
@@ -164,13 +170,21 @@ def build_targets(
     heat = np.zeros((num_classes, h, w), np.float32)
     weight = np.ones((h, w), np.float32)
     loss_weight = _loss_weights(objects)
+    negative = np.asarray(objects.extra.get(NEGATIVE, np.zeros(len(objects), bool)), bool).reshape(-1)
     # class-agnostic: the highest Gaussian at each cell and the loss weight of its object
     strongest = np.zeros((h, w), np.float32)
     cell_weight = np.full((h, w), _background_weight(objects), np.float32)
+    for i in np.flatnonzero(~objects.ignore | negative):  # the cells assigned to each box
+        if np.isfinite(objects.boxes[i]).all():
+            x0, y0, x1, y1 = np.floor(objects.boxes[i] / stride).astype(int)
+            inside = cell_weight[max(y0, 0) : max(y1 + 1, 0), max(x0, 0) : max(x1 + 1, 0)]
+            np.maximum(inside, loss_weight[i], out=inside)
     centres = object_centres(objects) if len(objects) else np.zeros((0, 2), np.float32)
     sizes = _object_sizes(objects)
     keep = []
     for i in range(len(objects)):
+        if negative[i]:
+            continue
         if objects.ignore[i]:
             if np.isfinite(objects.boxes[i]).all():
                 x0, y0, x1, y1 = (objects.boxes[i] / stride).astype(int)

@@ -24,6 +24,7 @@ class AnswerIn(BaseModel):
     seconds: Annotated[float, Field(ge=0, le=86400, allow_inf_nan=False)]
     class_id: Annotated[int, Field(ge=1, le=store.MAX_ID)] | None = None  # fix: the right class
     box: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None = None  # fix: the right box
+    how: Literal["corner", "extreme", "drag"] | None = None  # how the fixed box was given
 
 
 @router.post("/projects/{project_id}/queue", status_code=202)
@@ -44,7 +45,9 @@ def answer(query_id: int, body: AnswerIn, session: DB, config: Config):
     query = store.get(session, BoxQuery, query_id, "box query")
     user = local_user(session)
     box = list(body.box) if body.box is not None else None
-    annotation = box_queue.answer_query(session, user, query, body.answer, body.seconds, body.class_id, box)
+    annotation = box_queue.answer_query(
+        session, user, query, body.answer, body.seconds, body.class_id, box, body.how
+    )
     session.commit()
     session.refresh(query)  # the answer was written by a conditional UPDATE
     project = session.get(Project, query.project_id)

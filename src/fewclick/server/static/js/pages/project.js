@@ -133,24 +133,36 @@ async function showAnalytics(id) {
   let html = `<p>time per image ${fmt(a.mean_seconds_per_image, " s")}, interactions per image
     ${fmt(a.mean_interactions_per_image)}, objects per minute ${fmt(a.objects_per_minute)}
     (${fmt(a.total_seconds, " s")} in all).</p>`;
-  if (a.map_vs_time && a.map_vs_time.length) html += curveSvg(a.map_vs_time);
+  if (a.map_vs_time && a.map_vs_time.length) {
+    html += curveSvg(a.map_vs_time.map((p) => ({x: p.seconds, y: p.mAP})), "map-curve",
+      "mAP@0.5 of the annotations against the reference", (x) => `${x.toFixed(0)} s`);
+  }
+  if (a.map_vs_boxes && a.map_vs_boxes.length) {
+    const last = a.map_vs_boxes[a.map_vs_boxes.length - 1];
+    html += curveSvg(a.map_vs_boxes.map((p) => ({x: p.boxes, y: p.mAP, label: `v${p.version}`})), "boxes-curve",
+      `detector mAP@0.5 (no clicks, ${last.images} unlabeled reference images) against boxes labeled`,
+      (x) => `${x.toFixed(0)} boxes`);
+  }
   if (a.images.length) html += `<table class="list"><tr><th>image</th><th>seconds</th><th>interactions</th></tr>
     ${a.images.map((r) => `<tr><td>${esc(r.file_name)}</td><td>${r.seconds}</td><td>${r.interactions}</td></tr>`).join("")}</table>`;
   el.innerHTML = html;
 }
 
-function curveSvg(points) {
+// a curve of points {x, y (0..1), label?} from x = 0, its title and how the x axis's end reads
+function curveSvg(points, id, title, xText) {
   const w = 420, h = 180, pad = 30;
-  const tmax = Math.max(...points.map((p) => p.seconds), 1);
-  const xy = points.map((p) => [pad + (w - 2 * pad) * p.seconds / tmax, h - pad - (h - 2 * pad) * (p.mAP ?? 0)]);
-  return `<svg class="chart" width="${w}" height="${h}" id="map-curve">
-    <text x="${pad}" y="14" font-size="11">mAP@0.5 against the reference annotations</text>
+  const xmax = Math.max(...points.map((p) => p.x), 1);
+  const xy = points.map((p) => [pad + (w - 2 * pad) * p.x / xmax, h - pad - (h - 2 * pad) * (p.y ?? 0)]);
+  return `<svg class="chart" width="${w}" height="${h}" id="${id}">
+    <text x="${pad}" y="14" font-size="11">${esc(title)}</text>
     <line x1="${pad}" y1="${h - pad}" x2="${w - pad}" y2="${h - pad}" stroke="#888"/>
     <line x1="${pad}" y1="${pad}" x2="${pad}" y2="${h - pad}" stroke="#888"/>
-    <text x="${w - pad}" y="${h - 8}" font-size="11" text-anchor="end">${tmax.toFixed(0)} s</text>
+    <text x="${w - pad}" y="${h - 8}" font-size="11" text-anchor="end">${esc(xText(xmax))}</text>
     <text x="4" y="${pad + 4}" font-size="11">1.0</text>
     <polyline fill="none" stroke="#3656d8" stroke-width="2" points="${xy.map((p) => p.join(",")).join(" ")}"/>
-    ${xy.map(([x, y]) => `<circle cx="${x}" cy="${y}" r="3" fill="#3656d8"/>`).join("")}</svg>`;
+    ${xy.map(([x, y], i) => `<circle cx="${x}" cy="${y}" r="3" fill="#3656d8"><title>${esc(points[i].label ?? "")}
+      ${points[i].y == null ? "-" : points[i].y.toFixed(3)}</title></circle>${points[i].label
+      ? `<text x="${x}" y="${y - 6}" font-size="10" text-anchor="middle">${esc(points[i].label)}</text>` : ""}`).join("")}</svg>`;
 }
 
 // the detector that serves click-to-detect, and every model version trained

@@ -1,14 +1,17 @@
 // The review queue of box-level active learning (server/box_queue.py): the box the
 // detector is least sure of, shown zoomed with its surroundings, answered with one key.
-// A (or Enter) accepts, X (or Delete) says background, 1-9 gives it another class, a drag
-// draws the right box; a click (no drag) on a missed object nearby labels it too (the
-// detector finds its box from the click). Each answer is timed from when its box showed.
+// A (or Enter) accepts, X (or Delete) says background, 1-9 gives it another class. To fix
+// the box: drag its corners (then A or Enter takes the box as it is now; Esc puts it
+// back), or press E and click the object's four extreme points (Esc leaves), or drag a
+// new box. A click (no drag) on a missed object nearby labels it too
+// (the detector finds its box from the click). Each answer is timed from when its box showed.
 import {$, api, esc, say} from "../api.js";
 import {visit} from "../visit.js";
 
 const SIDE = 520;  // the canvas, in screen pixels
 const CONTEXT = 3;  // the view spans this many times the box (at least MIN_VIEW image pixels)
 const MIN_VIEW = 96;
+const HANDLE = 8;  // a press this close to a corner of the asked box (screen pixels) moves it
 const images = new Map();  // image id -> a loaded <img>, kept for the next boxes
 
 let Q = null;  // the page's state: project, classes, current box, view, timer, drag
@@ -21,15 +24,17 @@ export async function queuePage(projectId) {
   $("#view").innerHTML = `<div class="page queue" data-queue="${projectId}">
     <h2>Review queue</h2>
     <p class="muted">The boxes the detector is least sure of, across the whole project. <b>A</b> or Enter: right;
-      <b>X</b> or Delete: no object (background); <b>1-9</b>: another class; drag: draw the right box;
-      click a missed object nearby to label it.</p>
+      <b>X</b> or Delete: no object (background); <b>1-9</b>: another class; to fix the box, drag its
+      corners and press <b>A</b>, or press <b>E</b> and click the object's leftmost, topmost, rightmost and bottommost points,
+      or drag a new box; click a missed object nearby to label it.</p>
     <div class="queue-row"><canvas id="queue-canvas" width="${SIDE}" height="${SIDE}"></canvas>
-      <div class="queue-side"><p id="queue-box"></p><p id="queue-counts"></p>
+      <div class="queue-side"><p id="queue-box"></p><p id="queue-mode" class="muted"></p><p id="queue-counts"></p>
       <div id="queue-classes">${p.classes.map((c) => `<div><span class="swatch" style="background:${c.color}"></span>
         ${c.key ?? "-"} ${esc(c.name)}</div>`).join("")}</div>
       <p><button id="queue-build">Build the queue from the serving detector</button></p>
       <p id="queue-job" class="muted"></p></div></div></div>`;
-  Q = {projectId, page, classes: p.classes, next: null, shownAt: 0, view: null, drag: null, busy: false};
+  Q = {projectId, page, classes: p.classes, next: null, shownAt: 0, view: null, drag: null, busy: false,
+    edit: null, extreme: null};
   const canvas = $("#queue-canvas");
   canvas.addEventListener("mousedown", down);
   canvas.addEventListener("mousemove", move);
@@ -40,7 +45,7 @@ export async function queuePage(projectId) {
 }
 
 // for the browser tests: the shown box and the view (image pixel -> canvas pixel)
-export const queueState = () => Q && {next: Q.next, view: Q.view, busy: Q.busy};
+export const queueState = () => Q && {next: Q.next, view: Q.view, busy: Q.busy, extreme: Q.extreme, edit: Q.edit};
 
 export function stopQueue() {
   document.removeEventListener("keydown", key);
@@ -57,6 +62,8 @@ async function show(state) {
   if (!Q || Q.page !== visit) return;
   if (state.open !== undefined) $("#queue-counts").textContent = counts(state);
   Q.next = state.next;
+  Q.edit = null;
+  setExtreme(null);
   if (!Q.next) {
     Q.view = null;
     $("#queue-box").textContent = state.message || "no boxes left to review";
@@ -113,9 +120,33 @@ function draw(img) {
   ctx.fillRect(0, 0, SIDE, SIDE);
   ctx.imageSmoothingEnabled = v.scale < 4;
   ctx.drawImage(img, v.x, v.y, side, side, 0, 0, SIDE, SIDE);
-  const c = classOf(Q.next.class_id);
-  rect(ctx, Q.next.box, c ? c.color : "#ff0", [6, 4]);
-  if (Q.drag?.moved) rect(ctx, boxOf(Q.drag), "#fff", []);
+  const c = classOf(Q.next.class_id), color = c ? c.color : "#ff0";
+  const box = Q.edit || Q.next.box;
+  rect(ctx, box, color, Q.edit ? [] : [6, 4]);
+  for (const [x, y] of corners(box)) {  // the handles that move a corner
+    const [cx, cy] = toCanvas(x, y);
+    ctx.fillStyle = color;
+    ctx.fillRect(cx - 4, cy - 4, 8, 8);
+  }
+  if (Q.drag?.moved && Q.drag.corner === undefined) rect(ctx, boxOf(Q.drag), "#fff", []);
+  for (const [x, y] of Q.extreme || []) {
+    const [cx, cy] = toCanvas(x, y);
+    ctx.beginPath();
+    ctx.arc(cx, cy, 5, 0, 2 * Math.PI);
+    ctx.fillStyle = "#fff";
+    ctx.fill();
+    ctx.strokeStyle = "#000";
+    ctx.stroke();
+  }
+}
+
+const corners = (b) => [[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]]];
+
+// E: the next four clicks are the object's extreme points (Papadopoulos et al., 2017)
+function setExtreme(points) {
+  Q.extreme = points;
+  const mode = $("#queue-mode");
+  if (mode) mode.textContent = points ? `extreme points: ${points.length} of 4 (Esc leaves)` : "";
 }
 
 function rect(ctx, box, color, dash) {
@@ -135,7 +166,11 @@ function point(e) {
 
 function down(e) {
   if (!Q?.view || Q.busy) return;
-  Q.drag = {from: point(e), to: point(e), moved: false};
+  const at = point(e), box = Q.edit || Q.next.box;
+  // a corner of the asked box within HANDLE screen pixels: that corner moves
+  const near = corners(box).map(([x, y], i) => ({i, d: Math.hypot(x - at[0], y - at[1]) * Q.view.scale}))
+    .filter(({d}) => d <= HANDLE).sort((a, b) => a.d - b.d)[0];
+  Q.drag = {from: at, to: at, moved: false, corner: Q.extreme ? undefined : near?.i, box};
 }
 
 async function move(e) {
@@ -143,7 +178,15 @@ async function move(e) {
   Q.drag.to = point(e);
   const [dx, dy] = [Q.drag.to[0] - Q.drag.from[0], Q.drag.to[1] - Q.drag.from[1]].map((d) => Math.abs(d) * Q.view.scale);
   Q.drag.moved ||= dx > 4 || dy > 4;
+  if (Q.drag.moved && Q.drag.corner !== undefined) Q.edit = movedCorner(Q.drag);
   draw(await image(Q.next.image_id));
+}
+
+// the asked box with the dragged corner at the pointer (the opposite corner stays)
+function movedCorner(drag) {
+  const b = drag.box, [x, y] = drag.to;
+  const fixed = corners(b)[(drag.corner + 2) % 4];
+  return [Math.min(x, fixed[0]), Math.min(y, fixed[1]), Math.max(x, fixed[0]), Math.max(y, fixed[1])];
 }
 
 function boxOf(drag) {
@@ -155,18 +198,39 @@ function up(e) {
   if (!Q?.drag) return;
   const drag = Q.drag;
   Q.drag = null;
-  if (drag.moved) answer("fix", {box: boxOf(drag)});
+  if (Q.extreme) {
+    const points = [...Q.extreme, point(e)];
+    setExtreme(points);
+    if (points.length < 4) return draw0();
+    const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+    return answer("fix", {box: [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)], how: "extreme"});
+  }
+  if (drag.moved && drag.corner !== undefined) {  // the box as it is now waits for A, Enter or a class key
+    Q.edit = movedCorner(drag);
+    $("#queue-mode").textContent = "corners moved: A or Enter takes this box, Esc puts it back";
+    draw0();
+  } else if (drag.moved) answer("fix", {box: boxOf(drag), how: "drag"});
   else missed(point(e));
+}
+
+async function draw0() {
+  if (Q?.next) draw(await image(Q.next.image_id));
 }
 
 function key(e) {
   if (!Q?.view || Q.busy || e.target.closest?.("input, select, textarea")) return;
   const k = e.key.toLowerCase();
-  if (k === "a" || k === "enter") answer("accept");
+  const moved = Q.edit ? {box: Q.edit, how: "corner"} : null;
+  if (k === "a" || k === "enter") answer(moved ? "fix" : "accept", moved || {});
   else if (k === "x" || k === "delete" || k === "backspace") answer("background");
+  else if (k === "e") { Q.edit = null; setExtreme([]); draw0(); }
+  else if (k === "escape" && (Q.extreme || Q.edit)) { Q.edit = null; setExtreme(null); draw0(); }
   else if (/^[1-9]$/.test(k)) {
     const c = Q.classes.find((c) => c.key === Number(k));
-    if (c) answer(c.id === Q.next.class_id ? "accept" : "fix", c.id === Q.next.class_id ? {} : {class_id: c.id});
+    if (!c) return;
+    const same = c.id === Q.next.class_id;
+    if (same && !moved) answer("accept");
+    else answer("fix", {...(moved || {}), ...(same ? {} : {class_id: c.id})});
   } else return;
   e.preventDefault();
 }
