@@ -18,9 +18,12 @@ the same episodes from it (`fewclick.active`): the box-level methods ask the sim
 about K boxes an episode (K = 10% of the training part's ground-truth boxes; fewer when the
 pool holds fewer), the image-level ones label whole images until they reach K boxes. Each
 episode fine-tunes the last model on the labeled images, the unqueried predictions on
-partly labeled images as noisy labels at lambda_d = 0.5 (a heatmap cell weighs as the object
-whose Gaussian is highest there; unlabeled background of a partly labeled image weighs
-lambda_d), and scores it on the test part (VOC07 mAP@0.5, no clicks). `boxes` counts every
+partly labeled images as noisy labels at lambda_d = 0.5, and scores it on the test part
+(VOC07 mAP@0.5, no clicks). The paper's loss averages over the anchors assigned to a
+labeled or a noisy box; on our dense head the cells inside a box are the ones assigned to
+it: in a partly labeled image only they train (a cell on a Gaussian weighs as the object
+whose Gaussian is highest there, a box answered background is a labeled negative at
+weight 1), its cells of no box do not. `boxes` counts every
 box a person labeled: the initial images' boxes, every answered box (background answers
 included), and for image-level methods the ground-truth boxes of the images labeled.
 `seconds` is the cost model below. Full supervision is the same detector on every training

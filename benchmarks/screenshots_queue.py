@@ -8,10 +8,14 @@ finishes ``--finished`` images (their reference boxes become the user's), trains
 review queue from the serving detector and answers ``--answers`` boxes with the keyboard
 and the mouse, deciding each by the hidden reference as an annotator would by eye: right
 (A) when a reference box of its class overlaps it at IoU >= 0.7, another class (1-9) when
-one of another class does, the right box (a drag) when one overlaps at IoU >= 0.3, else
-background (X). Prints each answer and the milliseconds from the key to the next box on
-screen; writes ``app_queue_<name>.png`` (the first box), ``app_queue_<name>_answered.png``
-and ``app_queue_<name>_project.png`` into ``--out``.
+one of another class does, the right box when one overlaps at IoU >= 0.3 (its two corners
+dragged onto the reference box's and Enter, or E and its four extreme points, in turn),
+else background (X). Then trains again (the answered images join training with the
+dampened loss), so the project page's analytics show the detector's mAP on unlabeled
+reference images against boxes labeled for two versions. Prints each answer and the
+milliseconds from the key to the next box on screen; writes ``app_queue_<name>.png`` (the
+first box), ``app_queue_<name>_answered.png`` and ``app_queue_<name>_project.png`` into
+``--out``.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.answers):
             if shown is None:
                 break
-            kind = _answer(page, app, shown, keys, position)
+            kind = _answer(page, app, shown, keys, position, fixes=i)
             started = time.perf_counter()
             page.wait_for_function(
                 f"() => !queueState().next || (queueState().next.id !== {shown['id']} && queueState().view)",
@@ -80,8 +84,16 @@ def main(argv: list[str] | None = None) -> int:
             if i == args.answers // 2:
                 page.screenshot(path=str(args.out / f"app_queue_{name}_answered.png"))
         assert page.errors == [], page.errors
+        api.post(f"/api/projects/{pid}/train", json={"minutes": 1}).raise_for_status()
+        _wait_for_jobs(api, pid)
+        for version in api.get(f"/api/projects/{pid}/analytics").json()["map_vs_boxes"] or []:
+            print(
+                f"detector v{version['version']}: {version['boxes']} boxes labeled, mAP {version['mAP']:.3f} "
+                f"on {version['images']} unlabeled reference images"
+            )
         page.goto(f"{base}/#/project/{pid}")
-        page.wait_for_timeout(1500)
+        page.wait_for_selector("#boxes-curve")
+        page.wait_for_timeout(500)
         page.screenshot(path=str(args.out / f"app_queue_{name}_project.png"), full_page=True)
     state = api.get(f"/api/projects/{pid}/queue").json()
     answers = f"{state['answered']} answered {state['answers']}"
@@ -112,8 +124,9 @@ def _shown(page, wait: bool = True) -> dict | None:
     return page.evaluate("() => queueState().view ? queueState().next : null")
 
 
-def _answer(page, app, shown: dict, keys: dict, position: dict) -> str:
-    """Answer the shown box as its hidden reference says; returns what was answered."""
+def _answer(page, app, shown: dict, keys: dict, position: dict, fixes: int) -> str:
+    """Answer the shown box as its hidden reference says; returns what was answered. A box
+    to redraw gets its corners dragged on even ``fixes``, extreme points on odd ones."""
     ref = _reference(app, shown["image_id"])
     if not ref:
         page.keyboard.press("x")
@@ -129,17 +142,31 @@ def _answer(page, app, shown: dict, keys: dict, position: dict) -> str:
         page.keyboard.press(str(keys[cls]))
         return "another class"
     if iou[best] >= 0.3:
-        x0, y0, x1, y1 = boxes[best]
-        _drag(page, (x0, y0), (x1, y1))
-        return f"redrawn (IoU {iou[best]:.2f})"
+        x0, y0, x1, y1 = (float(v) for v in boxes[best])
+        if fixes % 2 == 0:
+            a0, b0, a1, b1 = shown["box"]
+            for corner, target in (((a0, b0), (x0, y0)), ((a1, b1), (x1, y1))):
+                if max(abs(corner[0] - target[0]), abs(corner[1] - target[1])) > 2:  # else it is a click
+                    _drag(page, corner, target)
+            page.keyboard.press("Enter")
+            return f"corners dragged (IoU {iou[best]:.2f})"
+        page.keyboard.press("e")
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        for x, y in ((x0, cy), (cx, y0), (x1, cy), (cx, y1)):
+            page.mouse.click(*_on_canvas(page, x, y))
+        return f"extreme points (IoU {iou[best]:.2f})"
     page.keyboard.press("x")
     return "background"
 
 
-def _drag(page, a, b) -> None:
+def _on_canvas(page, x: float, y: float) -> list[float]:
     js = """([x, y]) => { const r = document.querySelector('#queue-canvas').getBoundingClientRect();
         const v = queueState().view; return [r.left + (x - v.x) * v.scale, r.top + (y - v.y) * v.scale]; }"""
-    start, end = page.evaluate(js, [float(a[0]), float(a[1])]), page.evaluate(js, [float(b[0]), float(b[1])])
+    return page.evaluate(js, [float(x), float(y)])
+
+
+def _drag(page, a, b) -> None:
+    start, end = _on_canvas(page, *a), _on_canvas(page, *b)
     page.mouse.move(*start)
     page.mouse.down()
     page.mouse.move(*end, steps=6)

@@ -7,7 +7,7 @@ from fewclick.train.common import steps_for_budget
 from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
 from fewclick.train.detect_data import build_targets, canonical_rboxes, random_flip
 from fewclick.train.detect_loss import DetectionCriterion
-from fewclick.types import Objects
+from fewclick.types import Objects, geometry_only
 
 TINY = dict(widths=(8, 8, 16), blocks=(1, 1, 1), features=16, head_width=16)
 
@@ -209,6 +209,31 @@ def test_in_a_partly_labeled_image_only_the_cells_of_a_box_train_and_background_
     assert t.heatmap[:, 1:5, 10:15].max() == 0, "and has no peak"
     assert t.weight[15, 0] == 0.0 and t.weight[0, 8] == 0.0, "no box there: nobody said what it is"
     assert t.object.tolist() == [0, 1]
+
+
+def test_a_class_known_only_from_noisy_labels_trains_at_their_weight(tiny_data, tmp_path):
+    from dataclasses import replace
+
+    from fewclick.active.labels import partly_labeled_objects
+    from fewclick.io.dataset import Dataset
+
+    # every object of the last class is a noisy label (an unqueried prediction), none labeled
+    last = len(tiny_data.classes) - 1
+    records = []
+    for rec in tiny_data.images:
+        o = geometry_only(rec.objects, oriented=False)
+        sure, noisy = o[o.labels != last], o[o.labels == last]
+        records.append(replace(rec, objects=partly_labeled_objects(sure, np.zeros((0, 4)), noisy, 0.5)))
+    assert all((r.objects.extra["loss_weight"][r.objects.labels == last] == 0.5).all() for r in records)
+    objects = next(r.objects for r in records if (r.objects.labels == last).any())
+    t = build_targets(objects, (96, 96), len(tiny_data.classes))
+    of_last = objects.labels[t.object] == last
+    assert of_last.any() and (t.object_weight[of_last] == 0.5).all() and t.heatmap[last].max() == 1
+    data = Dataset(tiny_data.classes, records, "fewclick")
+    cfg = detector_config_for(data, "plain", **TINY)
+    train = TrainConfig(steps=2, crop=64, batch_size=2, warmup_steps=1)
+    path = train_detector(data, tmp_path, cfg, train, log=lambda _: None)
+    assert torch.load(path, weights_only=False)["classes"] == tiny_data.classes
 
 
 @pytest.mark.parametrize("weights", [[1.0, -0.5], [1.0], [np.nan, 1.0]])

@@ -68,7 +68,9 @@ class ActiveConfig:
     # (and on every partly labeled one, for its noisy labels), as active learning on large
     # pools does (Yoo and Kweon, CVPR 2019: a random 10,000 of the unlabeled images)
     candidates: int = 100
-    episode_lr: float = 1e-3
+    # 1e-3 knocked the model about: image_random 0.86 -> 0.68 -> 0.86 on a validation split
+    # of bccd's training part, 0.86 -> 0.80 -> 0.83 at 3e-4
+    episode_lr: float = 3e-4
     max_detections: int = 100  # per unit
 
 
