@@ -1,6 +1,9 @@
 """Render docs/benchmarks/active.md from the JSON files benchmarks/active.py wrote.
 
 python benchmarks/report_active.py docs/benchmarks/active_bccd.json [...] --out docs/benchmarks/active.md
+    [--notes docs/benchmarks/active_notes.md]
+
+``--notes``: a markdown file appended as it is (what was tried, on which split, and why).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ image for the same total steps.
 """
 
 
-def render(reports: list[dict]) -> str:
+def render(reports: list[dict], notes: str = "") -> str:
     out = [HEAD]
     first = reports[0]
     model = first["cost_model"]
@@ -39,6 +42,8 @@ def render(reports: list[dict]) -> str:
     out += [f"- {k}: {v}" for k, v in model["sources"].items()]
     for r in reports:
         out.append(_dataset(r))
+    if notes:
+        out.append("\n" + notes.strip())
     return "\n".join(out) + "\n"
 
 
@@ -85,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("reports", type=Path, nargs="+")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--notes", type=Path, help="a markdown file appended as it is")
     args = p.parse_args(argv)
     reports = [json.loads(path.read_text()) for path in args.reports]
-    args.out.write_text(render(reports))
+    args.out.write_text(render(reports, args.notes.read_text() if args.notes else ""))
     print(f"wrote {args.out}")
     return 0
 

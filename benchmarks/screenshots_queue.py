@@ -14,8 +14,8 @@ else background (X). Then trains again (the answered images join training with t
 dampened loss), so the project page's analytics show the detector's mAP on unlabeled
 reference images against boxes labeled for two versions. Prints each answer and the
 milliseconds from the key to the next box on screen; writes ``app_queue_<name>.png`` (the
-first box), ``app_queue_<name>_answered.png`` and ``app_queue_<name>_project.png`` into
-``--out``.
+first box), ``app_queue_<name>_answered.png``, ``app_queue_<name>_project.png`` and
+``app_queue_<name>_curve.png`` (the project's analytics) into ``--out``.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         page.wait_for_selector("#boxes-curve")
         page.wait_for_timeout(500)
         page.screenshot(path=str(args.out / f"app_queue_{name}_project.png"), full_page=True)
+        page.locator("#analytics").screenshot(path=str(args.out / f"app_queue_{name}_curve.png"))
     state = api.get(f"/api/projects/{pid}/queue").json()
     answers = f"{state['answered']} answered {state['answers']}"
     print(f"queue: {state['open']} open, {answers}, {state['seconds']:.1f} s")

@@ -156,6 +156,9 @@ def test_fix_and_background_answers(app, dataset):
     assert gone["next"] is None and "no boxes left to review" in gone["message"]
     state = app.client.get(f"/api/projects/{project['id']}/queue").json()
     assert state["answers"] == {"fix": 1, "background": 1} and state["seconds"] == 5.0
+    # the analytics count both answers as interactions on their image, and their seconds
+    row = next(r for r in app.client.get(f"/api/projects/{project['id']}/analytics").json()["images"])
+    assert row["interactions"] == 2 and row["seconds"] == 5.0
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,8 @@ from fewclick.types import Detections
 
 IDLE_SECONDS = 120.0  # a longer gap between two events on an image counts this long
 INTERACTIONS = ("click", "accept", "delete", "edit", "draw", "undo", "redo", "class change", "reject")
+# the review queue's answers (server-logged, one per box) and its click on a missed object
+QUEUE_INTERACTIONS = ("queue_accept", "queue_fix", "queue_background", "queue_missed")
 
 
 def project_analytics(session: Session, project: Project) -> dict:
@@ -46,7 +48,7 @@ def project_analytics(session: Session, project: Project) -> dict:
             seconds[e.image_id] += min(max(e.duration_ms, 0) / 1000, IDLE_SECONDS)
         if e.action == "submit":
             submits.append((e.at, e.image_id))
-        elif e.action in INTERACTIONS:
+        elif e.action in INTERACTIONS or e.action in QUEUE_INTERACTIONS:
             interactions[e.image_id] += 1
     names = {im.id: im.file_name for im in project.images}
     per_image = [

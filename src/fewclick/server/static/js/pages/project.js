@@ -140,8 +140,9 @@ async function showAnalytics(id) {
   if (a.map_vs_boxes && a.map_vs_boxes.length) {
     const last = a.map_vs_boxes[a.map_vs_boxes.length - 1];
     html += curveSvg(a.map_vs_boxes.map((p) => ({x: p.boxes, y: p.mAP, label: `v${p.version}`})), "boxes-curve",
-      `detector mAP@0.5 (no clicks, ${last.images} unlabeled reference images) against boxes labeled`,
-      (x) => `${x.toFixed(0)} boxes`);
+      "detector mAP@0.5 (no clicks) against boxes labeled", (x) => `${x.toFixed(0)} boxes`);
+    html += `<p class="muted">Each detector version scored on the images nobody had labeled when it trained
+      (up to 20 with reference annotations; ${last.images} for v${last.version}).</p>`;
   }
   if (a.images.length) html += `<table class="list"><tr><th>image</th><th>seconds</th><th>interactions</th></tr>
     ${a.images.map((r) => `<tr><td>${esc(r.file_name)}</td><td>${r.seconds}</td><td>${r.interactions}</td></tr>`).join("")}</table>`;
@@ -176,6 +177,7 @@ function detectorText(d) {
   } else if (m.note) {
     why = `; ${m.note}`;
   }
+  if (m.partly_labeled_images) why += `; and ${m.partly_labeled_images} image${m.partly_labeled_images === 1 ? "" : "s"} partly labeled in the review queue`;
   if (m.score_threshold != null) why += `; proposals shown from score ${Number(m.score_threshold).toFixed(2)}, its best F1 there`;
   const what = d.method === "training-free" ? "the training-free start serves" : (METHODS[d.method] ?? d.method ?? "trained");
   return `detector v${d.version} (${what}, on ${d.images} images${why})`;
