@@ -268,7 +268,9 @@ def test_click_to_detect_without_a_model_finds_similar_objects(client, data):
     assert r.status_code == 400 and "outside" in r.json()["detail"]
     r = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[5, 5, 12345]]})
     assert r.status_code == 400 and "not a class" in r.json()["detail"]
-    assert client.post(f"/api/images/{image['id']}/detect", json={"clicks": []}).status_code == 422
+    r = client.post(f"/api/images/{image['id']}/detect", json={"clicks": []})
+    assert r.status_code == 400 and "needs a trained detector" in r.json()["detail"]
+    assert client.post(f"/api/images/{image['id']}/detect", json={}).status_code == 422
 
 
 def test_box_to_mask_without_sam_files_uses_grabcut_and_takes_clicks(client, data, tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 detector, least sure box first, each box answered once, answers logged and counted, and a
 training job after every N answers. No job process runs: starts are recorded."""
 
+import numpy as np
 import pytest
 from clients import client_for, make_user
 
@@ -109,6 +110,35 @@ def _project_for_detector(app, project, detector):
         )  # fmt: skip
         session.commit()
     return project
+
+
+def test_a_trained_detector_pre_annotates_without_clicks(app, dataset, detector, tmp_path):
+    import torch
+
+    # the tiny detector made sure of objects everywhere (its heatmap prior raised): boxes to compare
+    ckpt = torch.load(detector, weights_only=False)
+    key = next(k for k in ckpt["model"] if k.endswith("heatmap.bias"))
+    ckpt["model"][key] = torch.full_like(ckpt["model"][key], 2.0)
+    detector = tmp_path / "sure.pt"
+    torch.save(ckpt, detector)
+    project = _project_for_detector(app, _project(app, dataset), detector)
+    image = app.client.get(f"/api/projects/{project['id']}/images").json()[0]
+    r = app.client.post(f"/api/images/{image['id']}/detect", json={"clicks": []})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["model_version"] == 1 and out["method"] == "scratch"
+    # what the detector itself finds without clicks on that image, class ids the project's
+    from fewclick.io.images import load_image
+    from fewclick.predict.detect import ClickDetector
+
+    offline = ClickDetector.load(detector)
+    with app.state.sessions() as session:
+        offline.set_image(load_image(session.get(Image, image["id"]).path))
+    expected = offline.predict([])
+    assert len(expected) > 0
+    np.testing.assert_allclose(out["scores"], expected.scores, atol=1e-3)
+    ids = {c["position"]: c["id"] for c in project["classes"]}
+    assert out["labels"] == [ids[int(label)] for label in expected.labels]
 
 
 def test_an_accepted_box_becomes_an_annotation_and_a_second_answer_is_a_409(app, dataset):

@@ -23,7 +23,8 @@ router = APIRouter(prefix="/api")
 
 
 class DetectIn(BaseModel):
-    clicks: list[tuple[float, float, int]] = Field(min_length=1)  # x, y, class id
+    # x, y, class id; none: pre-annotation by the project's trained detector alone
+    clicks: list[tuple[float, float, int]] = Field(max_length=1000)
 
 
 class SegmentIn(BaseModel):
@@ -58,6 +59,10 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
     version = newest_model(session, project.id, "detect")
     # a version whose pick was the training-free start has no network: that start serves
     model = version if version is not None and version.method != "training-free" else None
+    if not clicks and model is None:
+        raise HTTPException(
+            400, "detection without clicks needs a trained detector: click an object, or train the project's"
+        )
     # box sizes per class help only the training-free fallback: no query when a model serves
     sizes = {} if model else queries.class_sizes(session, project.id)
     names = [c.name for c in project.classes]
