@@ -26,8 +26,11 @@ class ServerProcess:
     ``db_url`` is None). The port stays the same across restarts; output goes to
     ``data/server.log``."""
 
-    def __init__(self, data: Path, db_url: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, data: Path, db_url: str | None = None, port: int | None = None, data_roots: list | None = None
+    ) -> None:
         self.data, self.db_url = Path(data), db_url
+        self.data_roots = [Path(r) for r in data_roots or []]  # --data-root: where datasets may come from
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
 
@@ -43,6 +46,8 @@ class ServerProcess:
         """Start it and return once it answers HTTP (any status: with accounts, 401 is up)."""
         command = [sys.executable, "-m", "fewclick.cli", "serve", "--data", str(self.data)]
         command += ["--port", str(self.port)] + (["--db", self.db_url] if self.db_url else [])
+        for root in self.data_roots:
+            command += ["--data-root", str(root)]
         self.data.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             # a session of its own: kill() ends the model worker too, as a crash of the service would

@@ -29,7 +29,9 @@ from fewclick.server.db import Event, ModelVersion, Project
 from fewclick.types import Detections
 
 IDLE_SECONDS = 120.0  # a longer gap between two events on an image counts this long
-INTERACTIONS = ("click", "accept", "delete", "edit", "draw", "undo", "redo", "class change", "reject")
+INTERACTIONS = (
+    "click", "accept", "delete", "edit", "draw", "undo", "redo", "class change", "reject", "threshold",
+)  # fmt: skip
 # the review queue's answers (server-logged, one per box) and its click on a missed object
 QUEUE_INTERACTIONS = ("queue_accept", "queue_fix", "queue_background", "queue_missed")
 

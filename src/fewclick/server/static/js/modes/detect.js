@@ -30,7 +30,9 @@ export const detect = {
     el.insertAdjacentHTML("beforeend", `<label class="muted">proposals from score
       <input id="min-score" type="range" min="0.05" max="0.95" step="0.05" value="${S.minScore}"></label>`);
     if (S.detect.result?.min_score != null) el.insertAdjacentHTML("beforeend", `<div class="muted" id="suggested-score">${esc(suggestion(S.detect.result.min_score))}</div>`);
-    el.querySelector("#min-score").addEventListener("input", (e) => { S.minScore = +e.target.value; S.minScoreByHand = true; S.dirty = true; renderPanel(); });
+    const slider = el.querySelector("#min-score");
+    slider.addEventListener("input", (e) => { S.minScore = +e.target.value; S.minScoreByHand = true; S.dirty = true; renderPanel(); });
+    slider.addEventListener("change", (e) => logEvent("threshold", {mode: "detect", min_score: +e.target.value}));
   },
 
   draw(ctx, lw) {

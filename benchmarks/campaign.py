@@ -1,0 +1,381 @@
+"""An annotation campaign simulated through the real app: interactions and seconds to
+manual quality, against drawing by hand and against pre-annotation without clicks.
+
+    python benchmarks/campaign.py --data D --mode detect --out F.json [--retrain-every 2]
+        [--images N] [--work DIR]
+
+Starts ``fewclick serve`` (SQLite in ``--work``), adds a user and a bearer token with the CLI
+(``fewclick users add``, ``fewclick token create``), and from then on goes through the HTTP
+API only: it makes a project of D's images with D's annotations imported as reference
+(hidden from the annotator), sets the app to train by itself after every
+``--retrain-every`` finished images, and has the simulated annotator
+(:mod:`fewclick.simulate.annotator`, which knows D's ground truth as a person knows by eye)
+go through the images in order, ending each at manual quality:
+
+1. click the centre of the largest missed object, with its class, while the clicks still
+   lower the number of missed objects (at most 20);
+2. set the proposal slider where the fewest fixes remain (it starts at the served
+   detector's suggested score; moving it is one interaction), and Enter: accept the
+   proposals shown (or none: then no Enter);
+3. delete false positives, drag near boxes onto their objects, set wrong classes, and draw
+   what is still missing, a drag each and a class key when the class changes;
+4. mark the image done.
+
+Every interaction is posted to the app's interaction log with its cost-model seconds (and,
+for a click, the measured wait for its boxes), as the page would; a training job the app
+starts by itself runs beside the annotator and is not waited for. On the same images, as
+the detector stood when each was annotated, two baselines are priced without being
+carried out: drawing every object by hand, and the served detector's proposals without
+clicks (Enter, then the same fixes). Writes F.json (keys: ``totals``, ``per_image``,
+``baselines``, ``cost_model``, ``latency_ms``, ``analytics``) and F.png (interactions per
+image against image index, for every method).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+from _server import ServerProcess
+from _work import load_average, write_report
+from tqdm import tqdm
+
+from fewclick.io import read_dataset
+from fewclick.simulate.annotator import (
+    COST_SECONDS,
+    COST_SOURCES,
+    Plan,
+    at_manual_quality,
+    finish,
+    manual,
+    missed,
+    next_click,
+)
+from fewclick.types import Objects, geometry_only
+
+MAX_CLICKS = 20
+PAGE_MIN_SCORE = 0.3  # the page's proposal slider before a detector suggests its own
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.mode != "detect":
+        raise SystemExit(f"--mode {args.mode}: only detect mode is simulated yet")
+    data = read_dataset(args.data)
+    truth = {r.file_name: geometry_only(r.objects, oriented=False) for r in data.images}
+    work = args.work or Path(tempfile.mkdtemp(prefix="fewclick-campaign-"))
+    shutil.rmtree(work / "app", ignore_errors=True)  # a fresh app each run
+    server = ServerProcess(work / "app", data_roots=[Path(args.data).resolve().parent])
+    server.start()
+    try:
+        report = _campaign(args, server, truth, data.classes)
+    finally:
+        server.stop()
+    write_report(report, args.out)
+    plot(report, Path(args.out).with_suffix(".png"))
+    print(json.dumps(report["totals"], indent=1))
+    return 0
+
+
+def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: list[str]) -> dict:
+    api = httpx.Client(base_url=server.base, headers=server.add_user("campaign", "admin"), timeout=900)
+    body = {"name": Path(args.data).name, "dataset": str(Path(args.data).resolve()), "reference": True}
+    project = _ok(api.post("/api/projects", json=body))["project"]
+    pid = project["id"]
+    _ok(
+        api.patch(
+            f"/api/projects/{pid}", json={"auto_train_every": args.retrain_every, "queue_train_every": 0}
+        )
+    )
+    class_id = {c["position"]: c["id"] for c in project["classes"]}
+    position = {v: k for k, v in class_id.items()}
+    images = sorted(_ok(api.get(f"/api/projects/{pid}/images")), key=lambda im: im["file_name"])
+    images = images[: args.images] if args.images else images
+    report = {
+        "data": str(args.data),
+        "mode": args.mode,
+        "images": len(images),
+        "retrain_every": args.retrain_every,
+        "cost_model": {"seconds": COST_SECONDS, "sources": COST_SOURCES},
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}",
+        "load_average_start": load_average(),
+        "per_image": [],
+    }
+    annotator = Annotator(api, pid, class_id, position)
+    for im in tqdm(images, desc="annotating", unit="image"):
+        report["per_image"].append(annotator.image(im, truth[im["file_name"]]))
+    report["load_average_end"] = load_average()
+    report["latency_ms"] = _percentiles(annotator.waits_ms)
+    report["analytics"] = _analytics(api, pid, report["per_image"])
+    report["totals"] = _totals(report["per_image"])
+    report["baselines"] = {
+        name: {
+            "interactions": sum(r[name]["interactions"] for r in report["per_image"]),
+            "seconds": round(sum(r[name]["seconds"] for r in report["per_image"]), 1),
+        }
+        for name in ("manual", "pre_annotation")
+    }
+    return report
+
+
+class Annotator:
+    """One simulated person, through the HTTP API; remembers the class selected."""
+
+    def __init__(self, api: httpx.Client, project_id: int, class_id: dict, position: dict) -> None:
+        self.api, self.project_id = api, project_id
+        self.class_id, self.position = class_id, position
+        self.current: int | None = 0  # the page starts on the first class
+        self.waits_ms: list[float] = []
+
+    def image(self, im: dict, gt: Objects) -> dict:
+        """Bring image ``im`` to manual quality; what it took, and what the baselines would."""
+        events: list[tuple[str, float]] = [("open", 0.0)]
+        manual_plan = manual(gt, self.current)
+        pre = self._pre_annotation(im, gt)
+        out = {"boxes": [], "scores": [], "labels": [], "min_score": None}
+        clicks, shown, waited = [], self._shown(out), 0.0
+        before = len(missed(gt, shown[0], shown[1]))
+        while len(clicks) < MAX_CLICKS:
+            j = next_click(gt, shown[0], shown[1])
+            if j is None:
+                break
+            target = int(gt.labels[j])
+            if target != self.current:
+                events.append(("class change", COST_SECONDS["class change"]))
+                self.current = target
+            x0, y0, x1, y1 = gt.boxes[j].tolist()
+            clicks.append([(x0 + x1) / 2, (y0 + y1) / 2, self.class_id[target]])
+            started = time.perf_counter()
+            out = _ok(self.api.post(f"/api/images/{im['id']}/detect", json={"clicks": clicks}))
+            wait = time.perf_counter() - started
+            self.waits_ms.append(wait * 1000)
+            waited += wait
+            events.append(("click", COST_SECONDS["click"] + wait))
+            shown = self._shown(out)
+            now = len(missed(gt, shown[0], shown[1]))
+            if now >= before:  # this click did not help: no more clicking
+                break
+            before = now
+        least, shown, moved = self._slider(gt, out)
+        if moved:
+            events.append(("threshold", COST_SECONDS["threshold"]))
+        revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
+        ids: list[int] = []
+        if len(shown[0]):
+            create = [
+                {
+                    "class_id": self.class_id[int(c)],
+                    "geometry": {"box": b.tolist()},
+                    "score": s,
+                    "source": "detect",
+                }
+                for b, c, s in zip(shown[0], shown[1], shown[2])
+            ]
+            saved = _ok(
+                self.api.post(
+                    f"/api/images/{im['id']}/annotations/batch", json={"revision": revision, "create": create}
+                )
+            )
+            ids, revision = [a["id"] for a in saved["created"]], saved["revision"]
+            events.append(("accept", COST_SECONDS["accept"] + len(ids) * COST_SECONDS["verify"]))
+        plan = finish(gt, shown[0], shown[1], self.current)
+        revision = self._carry_out(im, plan, ids, revision)
+        events += [(a.kind, COST_SECONDS[a.kind]) for a in plan.actions]
+        self.current = next(
+            (a.class_index for a in reversed(plan.actions) if a.kind == "class change"), self.current
+        )
+        _ok(self.api.patch(f"/api/images/{im['id']}", json={"status": "done"}))
+        events.append(("submit", 0.0))
+        self._log(im["id"], events)
+        final = _ok(self.api.get(f"/api/images/{im['id']}"))["annotations"]
+        boxes = np.array([a["geometry"]["box"] for a in final], np.float32).reshape(-1, 4)
+        labels = np.array([self.position[a["class_id"]] for a in final], np.int64)
+        acts = [e for e in events if e[0] not in ("open", "submit")]
+        return {
+            "image_id": im["id"],
+            "file_name": im["file_name"],
+            "objects": int((~gt.ignore).sum()),
+            "clicks": len(clicks),
+            "accepted": len(ids),
+            "interactions": len(acts),
+            "seconds": round(sum(s for _, s in acts), 2),
+            "waited_seconds": round(waited, 3),
+            "manual_quality": bool(at_manual_quality(gt, boxes, labels)),
+            "manual": {"interactions": manual_plan.interactions, "seconds": round(manual_plan.seconds(), 2)},
+            "pre_annotation": pre,
+        }
+
+    def _slider(self, gt: Objects, out: dict) -> tuple[float, tuple, bool]:
+        """Where a person sets the proposal slider: the score (one of the proposals', or above
+        them all: accept none) leaving the fewest interactions to finish, Enter and the
+        slider's move included; the page's start wins ties. Returns the score, the proposals
+        shown there and whether the slider moved."""
+        start = _start_score(out)
+        best = None
+        for least in sorted({start, 1.01, *out["scores"]}):
+            shown = self._shown(out, least)
+            cost = finish(gt, shown[0], shown[1], self.current).interactions
+            cost += (len(shown[0]) > 0) + (least != start)
+            key = (cost, least != start)
+            if best is None or key < best[0]:
+                best = (key, least, shown)
+        return best[1], best[2], best[1] != start
+
+    def _shown(self, out: dict, least: float | None = None) -> tuple[np.ndarray, np.ndarray, list[float]]:
+        """The proposals the page shows: at or above ``least`` (default: where the page's
+        slider starts, the served detector's suggested score)."""
+        least = _start_score(out) if least is None else least
+        keep = [i for i, s in enumerate(out["scores"]) if s >= least]
+        boxes = np.array([out["boxes"][i] for i in keep], np.float32).reshape(-1, 4)
+        labels = np.array([self.position[out["labels"][i]] for i in keep], np.int64)
+        return boxes, labels, [out["scores"][i] for i in keep]
+
+    def _pre_annotation(self, im: dict, gt: Objects) -> dict:
+        """The served detector's proposals without clicks, accepted, then fixed (priced, not
+        done); drawing by hand where no trained detector serves yet."""
+        r = self.api.post(f"/api/images/{im['id']}/detect", json={"clicks": []})
+        if r.status_code == 400:
+            plan, accepted, moved = manual(gt, self.current), 0, False
+        else:
+            out = _ok(r)
+            least, (boxes, labels, _), moved = self._slider(gt, out)
+            accepted = len(boxes)
+            plan = finish(gt, boxes, labels, self.current)
+        seconds = plan.seconds(verified=accepted)
+        seconds += (accepted > 0) * COST_SECONDS["accept"] + moved * COST_SECONDS["threshold"]
+        extra = int(accepted > 0) + int(moved)  # Enter, the slider
+        return {"interactions": plan.interactions + extra, "seconds": round(seconds, 2), "accepted": accepted}
+
+    def _carry_out(self, im: dict, plan: Plan, ids: list[int], revision: int) -> int:
+        """Make ``plan``'s changes through the API (as the page saves them); the revision after."""
+        gone, drawn = [], []
+        for a in plan.actions:
+            if a.kind == "edit":
+                body = {"geometry": {"box": a.box}, "revision": revision}
+                revision = _ok(self.api.patch(f"/api/annotations/{ids[a.index]}", json=body))["revision"]
+            elif a.kind == "class change" and a.index is not None:
+                body = {"class_id": self.class_id[a.class_index], "revision": revision}
+                revision = _ok(self.api.patch(f"/api/annotations/{ids[a.index]}", json=body))["revision"]
+            elif a.kind == "delete":
+                gone.append(ids[a.index])
+            elif a.kind == "draw":
+                drawn.append({"class_id": self.class_id[a.class_index], "geometry": {"box": a.box}})
+        if gone or drawn:
+            body = {"revision": revision, "delete": gone, "create": drawn}
+            revision = _ok(self.api.post(f"/api/images/{im['id']}/annotations/batch", json=body))["revision"]
+        return revision
+
+    def _log(self, image_id: int, events: list[tuple[str, float]]) -> None:
+        """The events as the page posts them: each with the seconds since the one before."""
+        at = datetime.now(UTC).isoformat()
+        body = [
+            {"action": action, "image_id": image_id, "at": at, "duration_ms": round(seconds * 1000, 1)}
+            for action, seconds in events
+        ]
+        _ok(self.api.post(f"/api/projects/{self.project_id}/events", json=body))
+
+
+def _start_score(out: dict) -> float:
+    least = out.get("min_score")
+    return PAGE_MIN_SCORE if least is None else float(least)
+
+
+def _ok(response: httpx.Response):
+    if response.status_code >= 300:
+        raise SystemExit(
+            f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text}"
+        )
+    return response.json()
+
+
+def _percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"count": 0}
+    return {
+        "count": len(values),
+        "p50": round(float(np.percentile(values, 50)), 1),
+        "p95": round(float(np.percentile(values, 95)), 1),
+    }
+
+
+def _totals(rows: list[dict]) -> dict:
+    ours = sum(r["interactions"] for r in rows)
+    by_hand = sum(r["manual"]["interactions"] for r in rows)
+    return {
+        "interactions": ours,
+        "seconds": round(sum(r["seconds"] for r in rows), 1),
+        "manual_interactions": by_hand,
+        "manual_seconds": round(sum(r["manual"]["seconds"] for r in rows), 1),
+        "ratio_to_manual": round(by_hand / ours, 3) if ours else None,
+        "manual_quality": all(r["manual_quality"] for r in rows),
+        "waited_seconds": round(sum(r["waited_seconds"] for r in rows), 2),
+    }
+
+
+def _analytics(api: httpx.Client, project_id: int, rows: list[dict]) -> dict:
+    """The app's analytics against the campaign's own count: interactions and active time."""
+    got = _ok(api.get(f"/api/projects/{project_id}/analytics"))
+    by_id = {r["image_id"]: r for r in got["images"]}
+    app_interactions = sum(by_id.get(r["image_id"], {}).get("interactions", 0) for r in rows)
+    app_seconds = sum(by_id.get(r["image_id"], {}).get("seconds", 0.0) for r in rows)
+    ours_i = sum(r["interactions"] for r in rows)
+    ours_s = sum(r["seconds"] for r in rows)
+    return {
+        "interactions": app_interactions,
+        "seconds": round(app_seconds, 1),
+        "interactions_difference": round(abs(app_interactions - ours_i) / max(ours_i, 1), 4),
+        "seconds_difference": round(abs(app_seconds - ours_s) / max(ours_s, 1e-9), 4),
+    }
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["per_image"]
+    x = np.arange(1, len(rows) + 1)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(x, [r["interactions"] for r in rows], "o-", label="fewclick (clicks, accept, fix)")
+    ax.plot(x, [r["pre_annotation"]["interactions"] for r in rows], "s--", label="pre-annotation, then fix")
+    ax.plot(x, [r["manual"]["interactions"] for r in rows], "^:", label="drawing by hand")
+    ax.set_xlabel("image (in the order annotated)")
+    ax.set_ylabel("interactions")
+    ax.set_title(
+        f"{Path(report['data']).name}, {report['mode']} mode (train every {report['retrain_every']})"
+    )
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--mode", choices=("detect", "mask"), default="detect")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--retrain-every",
+        type=int,
+        default=2,
+        help="the app trains after this many finished images (0: never)",
+    )
+    p.add_argument("--images", type=int, help="only the first N images by name")
+    p.add_argument("--work", type=Path, help="where the app's database, files and models go")
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(main())

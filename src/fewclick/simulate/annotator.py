@@ -1,0 +1,228 @@
+"""The simulated annotator of an annotation campaign (``benchmarks/campaign.py``), detect mode:
+what a person does to bring an image's boxes to manual quality, and what that costs.
+
+Manual quality: every required object (every ground-truth object but ignore-type ones:
+hit_uav's DontCare, COCO's crowd) is matched one-to-one by a box of its class at IoU >=
+:data:`MATCH_IOU`, and no other box is left; a box on an ignore-type object (IoU >=
+:data:`IGNORE_IOU`) is neither required nor a false positive.
+
+Every physical action is one interaction, counted the same way for us and the baselines,
+and logged as one event of the app's interaction log (so the app's analytics count it):
+
+- ``click``: a click on an object (click-to-detect), or a click that selects a box;
+- ``class change``: a class key, only when the class changes;
+- ``threshold``: a move of the proposal slider (which proposals show);
+- ``accept``: Enter, accepting the proposals shown;
+- ``delete``: the Delete key on a selected box;
+- ``edit``: a drag that fixes a box;
+- ``draw``: a drag that draws a box.
+
+:data:`COST_SECONDS` prices each (sources beside them); accepting also costs a look at each
+proposal accepted (``verify``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fewclick.metrics.detection import box_iou
+from fewclick.types import Objects
+
+MATCH_IOU = 0.7  # a box of the object's class this close is the object (manual quality)
+NEAR_IOU = 0.3  # a leftover box this close to a missed object is dragged onto it, not deleted
+IGNORE_IOU = 0.5  # a box this close to an ignore-type object is neither required nor wrong
+
+#: seconds per action; the Keystroke-Level Model (Card, Moran and Newell, 1980): K (key)
+#: 0.28 s, P (point) 1.1 s, B (button) 0.1 s, M (mental preparation) 1.35 s
+COST_SECONDS = {
+    "click": 2.55,  # M + P + B: decide, point at the object, press
+    "class change": 1.63,  # M + K
+    "threshold": 2.55,  # M + P + B: the proposal slider dragged
+    "accept": 1.63,  # M + K (Enter), plus "verify" per proposal accepted
+    "verify": 1.6,  # a box looked at and judged right (Papadopoulos et al., CVPR 2016)
+    "delete": 0.28,  # K, after the click that selected the box
+    "edit": 7.0,  # a box dragged tight, at extreme clicking's 7.0 s (Papadopoulos et al., ICCV 2017)
+    "draw": 7.0,  # the same, for a new box
+}
+COST_SOURCES = {
+    "click": "KLM M + P + B (Card, Moran and Newell 1980)",
+    "class change": "KLM M + K",
+    "threshold": "KLM M + P + B (the proposal slider dragged)",
+    "accept": "KLM M + K, plus a verification per proposal accepted",
+    "verify": "box verification, 1.6 s (Papadopoulos et al., CVPR 2016)",
+    "delete": "KLM K (after a selecting click)",
+    "edit": "a tight box, 7.0 s as by extreme clicking (Papadopoulos et al., ICCV 2017; "
+    "about 35 s drawn the usual way)",
+    "draw": "as edit",
+}
+
+
+@dataclass
+class Action:
+    """One interaction: ``kind`` (an event action above), the annotation it concerns (index
+    into the accepted boxes, or None), and for ``edit`` / ``draw`` / ``class change`` the
+    box and class it leaves."""
+
+    kind: str
+    index: int | None = None
+    box: list[float] | None = None
+    class_index: int | None = None
+
+
+@dataclass
+class Plan:
+    """The actions that finish an image from its accepted boxes, in order."""
+
+    actions: list[Action] = field(default_factory=list)
+
+    @property
+    def interactions(self) -> int:
+        return len(self.actions)
+
+    def seconds(self, verified: int = 0) -> float:
+        return sum(COST_SECONDS[a.kind] for a in self.actions) + verified * COST_SECONDS["verify"]
+
+
+def required(gt: Objects) -> np.ndarray:
+    """``bool[N]``: the ground-truth objects manual quality requires (not ignore-type)."""
+    return ~np.asarray(gt.ignore, bool) & np.isfinite(gt.boxes).all(1)
+
+
+def match(gt: Objects, boxes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``int64[M]``: for each box, the required object it matches one-to-one (its class, IoU
+    >= :data:`MATCH_IOU`, greedily by IoU), -1 for none."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    out = np.full(len(boxes), -1, np.int64)
+    need = np.flatnonzero(required(gt))
+    if not len(boxes) or not len(need):
+        return out
+    iou = box_iou(boxes, gt.boxes[need])
+    iou[labels[:, None] != gt.labels[need][None, :]] = 0
+    taken = np.zeros(len(need), bool)
+    for flat in np.argsort(-iou, axis=None):
+        i, j = np.unravel_index(flat, iou.shape)
+        if iou[i, j] < MATCH_IOU:
+            break
+        if out[i] < 0 and not taken[j]:
+            out[i], taken[j] = need[j], True
+    return out
+
+
+def missed(gt: Objects, boxes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Indices of the required objects no box matches."""
+    hit = set(match(gt, boxes, labels).tolist())
+    return np.array([j for j in np.flatnonzero(required(gt)) if j not in hit], np.int64)
+
+
+def on_ignore(gt: Objects, boxes: np.ndarray) -> np.ndarray:
+    """``bool[M]``: boxes on an ignore-type object (neither required nor false positives)."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    ignored = np.asarray(gt.ignore, bool) & np.isfinite(gt.boxes).all(1)
+    if not len(boxes) or not ignored.any():
+        return np.zeros(len(boxes), bool)
+    return box_iou(boxes, gt.boxes[ignored]).max(1) >= IGNORE_IOU
+
+
+def finish(gt: Objects, boxes: np.ndarray, labels: np.ndarray, current_class: int | None) -> Plan:
+    """What finishes the image from the boxes it holds (``boxes`` / ``labels``, class
+    indices): a leftover box near a missed object is dragged onto it (and its class set if
+    it differs), a wrong-class box on an object gets its class, the other leftovers are
+    selected and deleted, and what is still missing is drawn, grouped by class from
+    ``current_class`` on (a class key only when the class changes)."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    matched = match(gt, boxes, labels)
+    plan = Plan()
+    left = [i for i in np.flatnonzero(matched < 0) if not on_ignore(gt, boxes[i : i + 1])[0]]
+    todo = list(missed(gt, boxes, labels))
+    cls = current_class
+    for j in list(todo):  # leftovers near a missed object become it
+        if not left:
+            break
+        iou = box_iou(gt.boxes[j : j + 1], boxes[left])[0]
+        k = int(np.argmax(iou))
+        if iou[k] < NEAR_IOU:
+            continue
+        i = left.pop(k)
+        todo.remove(j)
+        target = int(gt.labels[j])
+        if iou[k] < MATCH_IOU:
+            plan.actions.append(Action("edit", int(i), gt.boxes[j].tolist(), int(labels[i])))
+        else:
+            plan.actions.append(Action("click", int(i)))  # select it
+        if target != labels[i]:
+            plan.actions.append(Action("class change", int(i), class_index=target))
+            cls = target
+    for i in left:
+        plan.actions += [Action("click", int(i)), Action("delete", int(i))]
+    draws = sorted(todo, key=lambda j: (int(gt.labels[j]) != cls, int(gt.labels[j])))
+    for j in draws:
+        if int(gt.labels[j]) != cls:
+            cls = int(gt.labels[j])
+            plan.actions.append(Action("class change", class_index=cls))
+        plan.actions.append(Action("draw", box=gt.boxes[j].tolist(), class_index=cls))
+    return plan
+
+
+def apply(plan: Plan, boxes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The boxes and labels the image holds once ``plan`` is carried out on them."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
+    labels = np.asarray(labels, np.int64).reshape(-1).copy()
+    keep = np.ones(len(boxes), bool)
+    new_boxes, new_labels = [], []
+    for a in plan.actions:
+        if a.kind == "edit":
+            boxes[a.index] = a.box
+        elif a.kind == "delete":
+            keep[a.index] = False
+        elif a.kind == "class change" and a.index is not None:
+            labels[a.index] = a.class_index
+        elif a.kind == "draw":
+            new_boxes.append(a.box)
+            new_labels.append(a.class_index)
+    return (
+        np.concatenate([boxes[keep], np.asarray(new_boxes, np.float32).reshape(-1, 4)]),
+        np.concatenate([labels[keep], np.asarray(new_labels, np.int64)]),
+    )
+
+
+def manual(gt: Objects, current_class: int | None) -> Plan:
+    """Drawing every required object by hand, grouped by class from ``current_class`` on."""
+    return finish(gt, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), current_class)
+
+
+def next_click(gt: Objects, boxes: np.ndarray, labels: np.ndarray) -> int | None:
+    """The required object to click next: the largest one no box matches (None: none)."""
+    todo = missed(gt, boxes, labels)
+    if not len(todo):
+        return None
+    b = gt.boxes[todo]
+    return int(todo[int(np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])))])
+
+
+def at_manual_quality(gt: Objects, boxes: np.ndarray, labels: np.ndarray) -> bool:
+    """Whether ``boxes`` are the image at manual quality (module docstring)."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    matched = match(gt, boxes, labels)
+    extra = (matched < 0) & ~on_ignore(gt, boxes)
+    return not len(missed(gt, boxes, labels)) and not extra.any()
+
+
+__all__ = [
+    "COST_SECONDS",
+    "COST_SOURCES",
+    "MATCH_IOU",
+    "Action",
+    "Plan",
+    "apply",
+    "at_manual_quality",
+    "finish",
+    "manual",
+    "match",
+    "missed",
+    "next_click",
+    "required",
+]

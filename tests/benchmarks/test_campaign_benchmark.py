@@ -1,0 +1,40 @@
+"""benchmarks/campaign.py through a real server on a tiny synthetic dataset: every image ends
+at manual quality, the JSON has the issue's keys, and the app's analytics count the same
+interactions and seconds as the campaign."""
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+
+from fewclick.data.synthetic import make_dataset
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.mark.slow
+def test_a_campaign_ends_every_image_at_manual_quality_and_the_analytics_agree(monkeypatch, tmp_path):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    bench = importlib.import_module("campaign")
+    make_dataset("aerial", 3, seed=3, width=160, height=160, out_dir=tmp_path / "aerial")
+    out = tmp_path / "campaign.json"
+    args = ["--data", str(tmp_path / "aerial"), "--mode", "detect", "--out", str(out)]
+    assert bench.main([*args, "--retrain-every", "0", "--work", str(tmp_path / "work")]) == 0
+    report = json.loads(out.read_text())
+    totals = report["totals"]
+    assert {"interactions", "seconds", "manual_interactions", "ratio_to_manual", "manual_quality"} <= set(
+        totals
+    )
+    assert totals["manual_quality"] is True and len(report["per_image"]) == 3
+    assert totals["ratio_to_manual"] == pytest.approx(
+        totals["manual_interactions"] / totals["interactions"], abs=1e-3
+    )
+    for row in report["per_image"]:
+        assert row["manual"]["interactions"] >= row["objects"] > 0, "a drag an object at least"
+        assert row["interactions"] >= row["clicks"]
+    analytics = report["analytics"]
+    assert analytics["interactions"] == totals["interactions"]
+    assert analytics["seconds_difference"] <= 0.05
+    assert report["latency_ms"]["count"] == sum(r["clicks"] for r in report["per_image"])
+    assert out.with_suffix(".png").is_file()

@@ -1,0 +1,65 @@
+"""The campaign's simulated annotator: what it does to reach manual quality, and its cost."""
+
+import numpy as np
+import pytest
+
+from fewclick.simulate.annotator import (
+    COST_SECONDS,
+    apply,
+    at_manual_quality,
+    finish,
+    manual,
+    match,
+    next_click,
+)
+from fewclick.types import Objects
+
+GT = Objects(
+    [0, 0, 1, 1, 0],
+    [[0, 0, 20, 20], [40, 0, 60, 20], [0, 40, 20, 60], [40, 40, 80, 80], [100, 100, 140, 140]],
+    ignore=[False, False, False, False, True],  # the last is ignore-type (DontCare, crowd)
+)
+
+
+def test_boxes_at_manual_quality_need_nothing():
+    boxes, labels = GT.boxes[:4], GT.labels[:4]
+    assert at_manual_quality(GT, boxes, labels)
+    assert finish(GT, boxes, labels, current_class=0).interactions == 0
+    assert next_click(GT, boxes, labels) is None
+
+
+def test_each_kind_of_error_gets_its_fix_and_the_result_is_manual_quality():
+    boxes = np.array(
+        [
+            [0, 0, 20, 20],  # right
+            [44, 4, 66, 26],  # object 1 at IoU ~0.5: dragged onto it
+            [0, 40, 20, 60],  # object 2 with the wrong class: selected, class key
+            [200, 200, 220, 220],  # nothing there: selected, deleted
+            [101, 101, 139, 139],  # on the ignore-type object: left alone
+        ],
+        np.float32,
+    )
+    labels = np.array([0, 0, 0, 1, 1])
+    assert match(GT, boxes, labels).tolist() == [0, -1, -1, -1, -1]
+    plan = finish(GT, boxes, labels, current_class=0)
+    kinds = [a.kind for a in plan.actions]
+    # object 3 (class 1, missing) is drawn after one class key
+    assert kinds == ["edit", "click", "class change", "click", "delete", "draw"]
+    assert plan.seconds(verified=2) == pytest.approx(
+        sum(COST_SECONDS[k] for k in kinds) + 2 * COST_SECONDS["verify"]
+    )
+    final_boxes, final_labels = apply(plan, boxes, labels)
+    assert at_manual_quality(GT, final_boxes, final_labels)
+    assert not at_manual_quality(GT, boxes, labels)
+
+
+def test_manual_drawing_is_a_drag_an_object_and_a_class_key_per_class_change():
+    plan = manual(GT, current_class=1)
+    kinds = [a.kind for a in plan.actions]
+    assert kinds == ["draw", "draw", "class change", "draw", "draw"], "class 1 first: it is selected"
+    assert at_manual_quality(GT, *apply(plan, np.zeros((0, 4)), np.zeros(0, np.int64)))
+
+
+def test_the_next_click_is_the_largest_missed_object():
+    assert next_click(GT, GT.boxes[:1], GT.labels[:1]) == 3
+    assert next_click(GT, GT.boxes[:4], GT.labels[:4]) is None
