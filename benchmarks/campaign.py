@@ -21,6 +21,13 @@ go through the images in order, ending each at manual quality:
    what is still missing, a drag each and a class key when the class changes;
 4. mark the image done.
 
+Mask mode (``--mode mask``): each required object, grouped by class, gets a box dragged
+tight around it (``POST /segment``), then RITM's corrective clicks (the error pixel farthest
+from the error's boundary) until its mask IoU is >= 0.85 or 20 clicks, and Enter; an
+object that never gets there is outlined as a polygon instead (its vertices at 1 px; the
+app has no polygon tool yet, so the campaign saves the outline's mask through the API and
+prices its vertices). The baseline outlines every object as a polygon.
+
 Every interaction is posted to the app's interaction log with its cost-model seconds (and,
 for a click, the measured wait for its boxes), as the page would; a training job the app
 starts by itself runs beside the annotator and is not waited for. On the same images, as
@@ -50,17 +57,25 @@ from _work import load_average, write_report
 from tqdm import tqdm
 
 from fewclick.io import read_dataset
+from fewclick.io.rle import mask_to_rle, rle_to_mask, segmentation_to_mask
 from fewclick.simulate.annotator import (
     COST_SECONDS,
     COST_SOURCES,
+    MASK_IOU,
+    MAX_MASK_CLICKS,
     Plan,
     at_manual_quality,
     finish,
     manual,
+    manual_masks,
+    mask_iou,
     missed,
     next_click,
+    polygon_vertices,
+    required,
 )
-from fewclick.types import Objects, geometry_only
+from fewclick.simulate.corrective import ritm_next_click
+from fewclick.types import Clicks, Objects, geometry_only
 
 MAX_CLICKS = 20
 PAGE_MIN_SCORE = 0.3  # the page's proposal slider before a detector suggests its own
@@ -68,10 +83,11 @@ PAGE_MIN_SCORE = 0.3  # the page's proposal slider before a detector suggests it
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.mode != "detect":
-        raise SystemExit(f"--mode {args.mode}: only detect mode is simulated yet")
     data = read_dataset(args.data)
-    truth = {r.file_name: geometry_only(r.objects, oriented=False) for r in data.images}
+    if args.mode == "mask":
+        truth = {r.file_name: r for r in data.images}
+    else:
+        truth = {r.file_name: geometry_only(r.objects, oriented=False) for r in data.images}
     work = args.work or Path(tempfile.mkdtemp(prefix="fewclick-campaign-"))
     shutil.rmtree(work / "app", ignore_errors=True)  # a fresh app each run
     server = ServerProcess(work / "app", data_roots=[Path(args.data).resolve().parent])
@@ -113,7 +129,8 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
     }
     annotator = Annotator(api, pid, class_id, position)
     for im in tqdm(images, desc="annotating", unit="image"):
-        report["per_image"].append(annotator.image(im, truth[im["file_name"]]))
+        work = annotator.image if args.mode == "detect" else annotator.image_masks
+        report["per_image"].append(work(im, truth[im["file_name"]]))
     report["load_average_end"] = load_average()
     report["latency_ms"] = _percentiles(annotator.waits_ms)
     report["analytics"] = _analytics(api, pid, report["per_image"])
@@ -124,6 +141,7 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
             "seconds": round(sum(r[name]["seconds"] for r in report["per_image"]), 1),
         }
         for name in ("manual", "pre_annotation")
+        if all(name in r for r in report["per_image"])
     }
     return report
 
@@ -231,6 +249,94 @@ class Annotator:
                 best = (key, least, shown)
         return best[1], best[2], best[1] != start
 
+    def image_masks(self, im: dict, record) -> dict:
+        """Mask mode: every required object of ``record`` (its ground truth) as a mask at
+        IoU >= MASK_IOU, by a box and corrective clicks, or as a polygon."""
+        h, w = record.height, record.width
+        gt = record.objects
+        need = [
+            j for j in np.flatnonzero(required(gt)) if gt.segmentations and gt.segmentations[j] is not None
+        ]
+        masks = [segmentation_to_mask(gt.segmentations[j], h, w) for j in need]
+        labels = gt.labels[need]
+        manual_plan = manual_masks(masks, labels, self.current)
+        events: list[tuple[str, float]] = [("open", 0.0)]
+        revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
+        clicks_total, polygons, waited, saved = 0, 0, 0.0, []
+        order = sorted(range(len(need)), key=lambda k: (int(labels[k]) != self.current, int(labels[k])))
+        for k in order:
+            target, truth_mask = int(labels[k]), masks[k]
+            if target != self.current:
+                events.append(("class change", COST_SECONDS["class change"]))
+                self.current = target
+            ys, xs = np.nonzero(truth_mask)
+            box = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+            events.append(("draw", COST_SECONDS["draw"]))
+            clicks: list[list] = []
+            out, wait = self._segment(im, box, clicks)
+            waited += wait
+            events[-1] = ("draw", COST_SECONDS["draw"] + wait)
+            pred = rle_to_mask(out["mask"])
+            while mask_iou(pred, truth_mask) < MASK_IOU and len(clicks) < MAX_MASK_CLICKS:
+                done = Clicks(
+                    np.array([c[:2] for c in clicks], np.float32).reshape(-1, 2),
+                    np.zeros(len(clicks)),
+                    [c[2] for c in clicks],
+                )
+                nxt = ritm_next_click(truth_mask, pred, clicked=done)
+                if nxt is None:
+                    break
+                clicks.append([nxt.x, nxt.y, bool(nxt.positive)])
+                out, wait = self._segment(im, box, clicks)
+                waited += wait
+                events.append(("click", COST_SECONDS["click"] + wait))
+                pred = rle_to_mask(out["mask"])
+            clicks_total += len(clicks)
+            if mask_iou(pred, truth_mask) >= MASK_IOU:
+                rle, source = out["mask"], "mask"
+                events.append(("accept", COST_SECONDS["accept"]))
+            else:  # outlined by hand instead
+                polygons += 1
+                rle, source = mask_to_rle(truth_mask), "polygon"
+                events += [("vertex", COST_SECONDS["vertex"])] * polygon_vertices(truth_mask)
+            body = {
+                "class_id": self.class_id[target],
+                "kind": "mask",
+                "geometry": {"mask": rle},
+                "source": source,
+            }
+            made = _ok(
+                self.api.post(f"/api/images/{im['id']}/annotations", params={"revision": revision}, json=body)
+            )
+            revision = made["revision"]
+            saved.append(made["annotation"]["id"])
+        _ok(self.api.patch(f"/api/images/{im['id']}", json={"status": "done"}))
+        events.append(("submit", 0.0))
+        self._log(im["id"], events)
+        final = [
+            a for a in _ok(self.api.get(f"/api/images/{im['id']}"))["annotations"] if a["kind"] == "mask"
+        ]
+        acts = [e for e in events if e[0] not in ("open", "submit")]
+        return {
+            "image_id": im["id"],
+            "file_name": im["file_name"],
+            "objects": len(need),
+            "clicks": clicks_total,
+            "polygons": polygons,
+            "interactions": len(acts),
+            "seconds": round(sum(s for _, s in acts), 2),
+            "waited_seconds": round(waited, 3),
+            "manual_quality": _masks_at_quality(final, masks, labels, self.position),
+            "manual": {"interactions": manual_plan.interactions, "seconds": round(manual_plan.seconds(), 2)},
+        }
+
+    def _segment(self, im: dict, box: list[float], clicks: list) -> tuple[dict, float]:
+        started = time.perf_counter()
+        out = _ok(self.api.post(f"/api/images/{im['id']}/segment", json={"box": box, "clicks": clicks}))
+        wait = time.perf_counter() - started
+        self.waits_ms.append(wait * 1000)
+        return out, wait
+
     def _shown(self, out: dict, least: float | None = None) -> tuple[np.ndarray, np.ndarray, list[float]]:
         """The proposals the page shows: at or above ``least`` (default: where the page's
         slider starts, the served detector's suggested score)."""
@@ -283,6 +389,23 @@ class Annotator:
             for action, seconds in events
         ]
         _ok(self.api.post(f"/api/projects/{self.project_id}/events", json=body))
+
+
+def _masks_at_quality(saved: list[dict], masks: list, labels: np.ndarray, position: dict) -> bool:
+    """Whether every object's mask is matched one-to-one by a saved mask of its class at IoU
+    >= MASK_IOU, and no other mask is left."""
+    if len(saved) != len(masks):
+        return False
+    pred = [(position[a["class_id"]], rle_to_mask(a["geometry"]["mask"])) for a in saved]
+    free = list(range(len(pred)))
+    for truth_mask, label in zip(masks, labels):
+        hit = next(
+            (i for i in free if pred[i][0] == label and mask_iou(pred[i][1], truth_mask) >= MASK_IOU), None
+        )
+        if hit is None:
+            return False
+        free.remove(hit)
+    return True
 
 
 def _start_score(out: dict) -> float:
@@ -347,9 +470,18 @@ def plot(report: dict, path: Path) -> None:
     rows = report["per_image"]
     x = np.arange(1, len(rows) + 1)
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(x, [r["interactions"] for r in rows], "o-", label="fewclick (clicks, accept, fix)")
-    ax.plot(x, [r["pre_annotation"]["interactions"] for r in rows], "s--", label="pre-annotation, then fix")
-    ax.plot(x, [r["manual"]["interactions"] for r in rows], "^:", label="drawing by hand")
+    ours = (
+        "fewclick (clicks, accept, fix)"
+        if report["mode"] == "detect"
+        else "fewclick (box, corrective clicks)"
+    )
+    ax.plot(x, [r["interactions"] for r in rows], "o-", label=ours)
+    if all("pre_annotation" in r for r in rows):
+        ax.plot(
+            x, [r["pre_annotation"]["interactions"] for r in rows], "s--", label="pre-annotation, then fix"
+        )
+    by_hand = "drawing by hand" if report["mode"] == "detect" else "polygons by hand"
+    ax.plot(x, [r["manual"]["interactions"] for r in rows], "^:", label=by_hand)
     ax.set_xlabel("image (in the order annotated)")
     ax.set_ylabel("interactions")
     ax.set_title(

@@ -38,3 +38,25 @@ def test_a_campaign_ends_every_image_at_manual_quality_and_the_analytics_agree(m
     assert analytics["seconds_difference"] <= 0.05
     assert report["latency_ms"]["count"] == sum(r["clicks"] for r in report["per_image"])
     assert out.with_suffix(".png").is_file()
+
+
+@pytest.mark.slow
+def test_a_mask_campaign_reaches_mask_quality_with_fewer_interactions_than_polygons(
+    monkeypatch, tmp_path, sam_files
+):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    bench = importlib.import_module("campaign")
+    make_dataset("cells", 2, seed=3, width=160, height=160, out_dir=tmp_path / "cells")
+    out = tmp_path / "campaign.json"
+    args = ["--data", str(tmp_path / "cells"), "--mode", "mask", "--out", str(out), "--retrain-every", "0"]
+    assert bench.main([*args, "--work", str(tmp_path / "work")]) == 0
+    report = json.loads(out.read_text())
+    totals = report["totals"]
+    assert totals["manual_quality"] is True
+    assert totals["manual_interactions"] > totals["interactions"] > 0
+    for row in report["per_image"]:
+        # a box an object at least, and every vertex of the polygon baseline an interaction
+        assert (
+            row["interactions"] >= row["objects"] > 0 and row["manual"]["interactions"] >= 3 * row["objects"]
+        )
+    assert report["analytics"]["interactions"] == totals["interactions"]

@@ -63,3 +63,18 @@ def test_manual_drawing_is_a_drag_an_object_and_a_class_key_per_class_change():
 def test_the_next_click_is_the_largest_missed_object():
     assert next_click(GT, GT.boxes[:1], GT.labels[:1]) == 3
     assert next_click(GT, GT.boxes[:4], GT.labels[:4]) is None
+
+
+def test_a_polygon_has_a_vertex_a_corner_and_manual_masks_group_by_class():
+    from fewclick.simulate.annotator import manual_masks, mask_iou, polygon_vertices
+
+    square = np.zeros((40, 40), bool)
+    square[5:25, 5:25] = True
+    disk = np.hypot(*np.mgrid[-20:20, -20:20]) < 15
+    assert polygon_vertices(square) == 4
+    assert 8 <= polygon_vertices(disk) <= 40, "a circle at 1 px: tens of vertices, not its 90 boundary pixels"
+    plan = manual_masks([square, disk, square], np.array([1, 0, 1]), current_class=0)
+    kinds = [a.kind for a in plan.actions]
+    assert kinds[0] == "vertex" and kinds.count("class change") == 1
+    assert kinds.count("vertex") == 8 + polygon_vertices(disk)
+    assert mask_iou(square, square) == 1.0 and mask_iou(square, ~square) == 0.0

@@ -31,6 +31,7 @@ from fewclick.types import Detections
 IDLE_SECONDS = 120.0  # a longer gap between two events on an image counts this long
 INTERACTIONS = (
     "click", "accept", "delete", "edit", "draw", "undo", "redo", "class change", "reject", "threshold",
+    "vertex",
 )  # fmt: skip
 # the review queue's answers (server-logged, one per box) and its click on a missed object
 QUEUE_INTERACTIONS = ("queue_accept", "queue_fix", "queue_background", "queue_missed")

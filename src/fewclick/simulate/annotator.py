@@ -1,10 +1,13 @@
-"""The simulated annotator of an annotation campaign (``benchmarks/campaign.py``), detect mode:
-what a person does to bring an image's boxes to manual quality, and what that costs.
+"""The simulated annotator of an annotation campaign (``benchmarks/campaign.py``): what a
+person does to bring an image to manual quality, and what that costs.
 
-Manual quality: every required object (every ground-truth object but ignore-type ones:
-hit_uav's DontCare, COCO's crowd) is matched one-to-one by a box of its class at IoU >=
-:data:`MATCH_IOU`, and no other box is left; a box on an ignore-type object (IoU >=
-:data:`IGNORE_IOU`) is neither required nor a false positive.
+Manual quality, detect mode: every required object (every ground-truth object but
+ignore-type ones: hit_uav's DontCare, COCO's crowd) is matched one-to-one by a box of its
+class at IoU >= :data:`MATCH_IOU`, and no other box is left; a box on an ignore-type object
+(IoU >= :data:`IGNORE_IOU`) is neither required nor a false positive. Mask mode: every
+required object has a mask of its class at mask IoU >= :data:`MASK_IOU`; an object that
+corrective clicks do not bring there in :data:`MAX_MASK_CLICKS` is drawn as a polygon
+(:func:`polygon_vertices`).
 
 Every physical action is one interaction, counted the same way for us and the baselines,
 and logged as one event of the app's interaction log (so the app's analytics count it):
@@ -15,7 +18,8 @@ and logged as one event of the app's interaction log (so the app's analytics cou
 - ``accept``: Enter, accepting the proposals shown;
 - ``delete``: the Delete key on a selected box;
 - ``edit``: a drag that fixes a box;
-- ``draw``: a drag that draws a box.
+- ``draw``: a drag that draws a box;
+- ``vertex``: a polygon's vertex, clicked.
 
 :data:`COST_SECONDS` prices each (sources beside them); accepting also costs a look at each
 proposal accepted (``verify``).
@@ -33,6 +37,8 @@ from fewclick.types import Objects
 MATCH_IOU = 0.7  # a box of the object's class this close is the object (manual quality)
 NEAR_IOU = 0.3  # a leftover box this close to a missed object is dragged onto it, not deleted
 IGNORE_IOU = 0.5  # a box this close to an ignore-type object is neither required nor wrong
+MASK_IOU = 0.85  # a mask this close to its object is the object (mask mode's manual quality)
+MAX_MASK_CLICKS = 20  # corrective clicks on one mask before it is drawn as a polygon instead
 
 #: seconds per action; the Keystroke-Level Model (Card, Moran and Newell, 1980): K (key)
 #: 0.28 s, P (point) 1.1 s, B (button) 0.1 s, M (mental preparation) 1.35 s
@@ -45,6 +51,7 @@ COST_SECONDS = {
     "delete": 0.28,  # K, after the click that selected the box
     "edit": 7.0,  # a box dragged tight, at extreme clicking's 7.0 s (Papadopoulos et al., ICCV 2017)
     "draw": 7.0,  # the same, for a new box
+    "vertex": 1.0,  # a polygon's vertex: COCO's polygons took 79 s an object (Lin et al., 2014)
 }
 COST_SOURCES = {
     "click": "KLM M + P + B (Card, Moran and Newell 1980)",
@@ -56,6 +63,7 @@ COST_SOURCES = {
     "edit": "a tight box, 7.0 s as by extreme clicking (Papadopoulos et al., ICCV 2017; "
     "about 35 s drawn the usual way)",
     "draw": "as edit",
+    "vertex": "about 1 s a vertex (COCO's polygons: 79.2 s an object, Lin et al., ECCV 2014)",
 }
 
 
@@ -189,6 +197,32 @@ def apply(plan: Plan, boxes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
     )
 
 
+def polygon_vertices(mask: np.ndarray) -> int:
+    """The vertices a person clicks to outline ``mask`` as polygons: its outer contours
+    simplified at 1 pixel (Douglas-Peucker), at least 3 a contour."""
+    import cv2
+
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return sum(max(len(cv2.approxPolyDP(c, 1.0, True)), 3) for c in contours)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+
+
+def manual_masks(masks: list[np.ndarray], labels: np.ndarray, current_class: int | None) -> Plan:
+    """Outlining every required object as a polygon, grouped by class from ``current_class``
+    on: a class key when the class changes, then its vertices."""
+    plan, cls = Plan(), current_class
+    for j in sorted(range(len(masks)), key=lambda j: (int(labels[j]) != cls, int(labels[j]))):
+        if int(labels[j]) != cls:
+            cls = int(labels[j])
+            plan.actions.append(Action("class change", class_index=cls))
+        plan.actions += [Action("vertex", j)] * polygon_vertices(masks[j])
+    return plan
+
+
 def manual(gt: Objects, current_class: int | None) -> Plan:
     """Drawing every required object by hand, grouped by class from ``current_class`` on."""
     return finish(gt, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), current_class)
@@ -221,6 +255,9 @@ __all__ = [
     "at_manual_quality",
     "finish",
     "manual",
+    "manual_masks",
+    "mask_iou",
+    "polygon_vertices",
     "match",
     "missed",
     "next_click",
