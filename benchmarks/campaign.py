@@ -33,7 +33,14 @@ for a click, the measured wait for its boxes), as the page would; a training job
 starts by itself runs beside the annotator and is not waited for. On the same images, as
 the detector stood when each was annotated, two baselines are priced without being
 carried out: drawing every object by hand, and the served detector's proposals without
-clicks (Enter, then the same fixes). Writes F.json (keys: ``totals``, ``per_image``,
+clicks (Enter, then the same fixes).
+
+``--annotators N`` runs N such people at once, each a user of its own (added with the CLI)
+taking every N-th image; it doubles as a load test. Every request is timed per endpoint
+(``load.p95_ms``); a 5xx, a timeout or a refused request is an error (``load.errors``); a
+409 is not (the annotator reloads the image and does it again). At the end every
+acknowledged annotation must be in its image and in the COCO export, and nothing deleted
+may be (``load.lost_writes``). Writes F.json (keys: ``totals``, ``per_image``,
 ``baselines``, ``cost_model``, ``latency_ms``, ``analytics``) and F.png (interactions per
 image against image index, for every method).
 """
@@ -43,10 +50,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     try:
         report = _campaign(args, server, truth, data.classes)
+    except Failed as exc:
+        raise SystemExit(f"the campaign stopped: {exc}") from None
     finally:
         server.stop()
     write_report(report, args.out)
@@ -103,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: list[str]) -> dict:
-    api = httpx.Client(base_url=server.base, headers=server.add_user("campaign", "admin"), timeout=900)
+    record = Recorder()
+    api = TimedClient(record, base_url=server.base, headers=server.add_user("campaign", "admin"), timeout=900)
     body = {"name": Path(args.data).name, "dataset": str(Path(args.data).resolve()), "reference": True}
     project = _ok(api.post("/api/projects", json=body))["project"]
     pid = project["id"]
@@ -127,12 +141,37 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
         "load_average_start": load_average(),
         "per_image": [],
     }
-    annotator = Annotator(api, pid, class_id, position)
-    for im in tqdm(images, desc="annotating", unit="image"):
-        work = annotator.image if args.mode == "detect" else annotator.image_masks
-        report["per_image"].append(work(im, truth[im["file_name"]]))
+    people = [api] + [
+        TimedClient(
+            record, base_url=server.base, headers=server.add_user(f"annotator{k}", "admin"), timeout=900
+        )
+        for k in range(1, args.annotators)
+    ]
+    annotators = [Annotator(client, pid, class_id, position, record) for client in people]
+    bar = tqdm(total=len(images), desc=f"annotating ({args.annotators} at once)", unit="image")
+
+    def work(k: int) -> list[dict]:
+        rows = []
+        for im in images[k :: args.annotators]:
+            rows.append(annotators[k].annotate(im, truth[im["file_name"]], args.mode))
+            bar.update()
+        return rows
+
+    with ThreadPoolExecutor(args.annotators) as pool:
+        done = list(pool.map(work, range(args.annotators)))
+    bar.close()
+    report["per_image"] = sorted((r for rows in done for r in rows), key=lambda r: r["file_name"])
     report["load_average_end"] = load_average()
-    report["latency_ms"] = _percentiles(annotator.waits_ms)
+    report["latency_ms"] = _percentiles([w for a in annotators for w in a.waits_ms])
+    report["errors"] = record.errors
+    if args.annotators > 1:
+        report["load"] = {
+            "annotators": args.annotators,
+            "errors": record.errors,
+            "conflicts": record.conflicts,
+            "lost_writes": _lost_writes(api, pid, annotators),
+            "p95_ms": record.p95(),
+        }
     report["analytics"] = _analytics(api, pid, report["per_image"])
     report["totals"] = _totals(report["per_image"])
     report["baselines"] = {
@@ -146,14 +185,88 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
     return report
 
 
-class Annotator:
-    """One simulated person, through the HTTP API; remembers the class selected."""
+class Failed(Exception):
+    """A request the app refused or did not answer (``status`` None: no answer)."""
 
-    def __init__(self, api: httpx.Client, project_id: int, class_id: dict, position: dict) -> None:
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Recorder:
+    """Every request's time per endpoint, the errors and the 409s, from every thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.times: dict[str, list[float]] = defaultdict(list)
+        self.errors: list[str] = []
+        self.conflicts = 0
+
+    def add(self, endpoint: str, ms: float) -> None:
+        with self.lock:
+            self.times[endpoint].append(ms)
+
+    def error(self, message: str) -> None:
+        with self.lock:
+            self.errors.append(message)
+
+    def conflict(self) -> None:
+        with self.lock:
+            self.conflicts += 1
+
+    def p95(self) -> dict[str, float]:
+        with self.lock:
+            return {k: round(float(np.percentile(v, 95)), 1) for k, v in sorted(self.times.items())}
+
+
+class TimedClient(httpx.Client):
+    """An HTTP client whose every request is timed under its endpoint, ids replaced
+    (``POST /api/images/{id}/detect``)."""
+
+    def __init__(self, record: Recorder, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.record = record
+
+    def request(self, method: str, url, **kwargs) -> httpx.Response:
+        path = re.sub(r"/\d+", "/{id}", str(url).split("?")[0])
+        started = time.perf_counter()
+        try:
+            response = super().request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            raise Failed(f"{method} {path}: no answer ({type(exc).__name__})", None) from None
+        self.record.add(f"{method} {path}", (time.perf_counter() - started) * 1000)
+        return response
+
+
+class Annotator:
+    """One simulated person, through the HTTP API; remembers the class selected and every
+    annotation the app acknowledged (``kept``: image id -> the annotation ids it holds)."""
+
+    def __init__(
+        self, api: httpx.Client, project_id: int, class_id: dict, position: dict, record=None
+    ) -> None:
         self.api, self.project_id = api, project_id
         self.class_id, self.position = class_id, position
+        self.record = record or Recorder()
         self.current: int | None = 0  # the page starts on the first class
         self.waits_ms: list[float] = []
+        self.kept: dict[int, set[int]] = {}
+
+    def annotate(self, im: dict, truth, mode: str) -> dict:
+        """The image in ``mode``; after a 409 (someone else changed it) it is reloaded and done
+        again; an error is recorded and the image left (not at manual quality)."""
+        for _ in range(3):
+            try:
+                return self.image(im, truth) if mode == "detect" else self.image_masks(im, truth)
+            except Failed as exc:
+                if exc.status == 409:
+                    self.record.conflict()
+                    continue
+                self.record.error(str(exc))
+                break
+        return {"image_id": im["id"], "file_name": im["file_name"], "failed": True, "manual_quality": False,
+                "objects": 0, "clicks": 0, "interactions": 0, "seconds": 0.0, "waited_seconds": 0.0,
+                "manual": {"interactions": 0, "seconds": 0.0}}  # fmt: skip
 
     def image(self, im: dict, gt: Objects) -> dict:
         """Bring image ``im`` to manual quality; what it took, and what the baselines would."""
@@ -205,6 +318,7 @@ class Annotator:
                 )
             )
             ids, revision = [a["id"] for a in saved["created"]], saved["revision"]
+            self.kept.setdefault(im["id"], set()).update(ids)
             events.append(("accept", COST_SECONDS["accept"] + len(ids) * COST_SECONDS["verify"]))
         plan = finish(gt, shown[0], shown[1], self.current)
         revision = self._carry_out(im, plan, ids, revision)
@@ -310,6 +424,7 @@ class Annotator:
             )
             revision = made["revision"]
             saved.append(made["annotation"]["id"])
+            self.kept.setdefault(im["id"], set()).add(made["annotation"]["id"])
         _ok(self.api.patch(f"/api/images/{im['id']}", json={"status": "done"}))
         events.append(("submit", 0.0))
         self._log(im["id"], events)
@@ -378,7 +493,11 @@ class Annotator:
                 drawn.append({"class_id": self.class_id[a.class_index], "geometry": {"box": a.box}})
         if gone or drawn:
             body = {"revision": revision, "delete": gone, "create": drawn}
-            revision = _ok(self.api.post(f"/api/images/{im['id']}/annotations/batch", json=body))["revision"]
+            saved = _ok(self.api.post(f"/api/images/{im['id']}/annotations/batch", json=body))
+            kept = self.kept.setdefault(im["id"], set())
+            kept.difference_update(gone)
+            kept.update(a["id"] for a in saved["created"])
+            revision = saved["revision"]
         return revision
 
     def _log(self, image_id: int, events: list[tuple[str, float]]) -> None:
@@ -415,10 +534,25 @@ def _start_score(out: dict) -> float:
 
 def _ok(response: httpx.Response):
     if response.status_code >= 300:
-        raise SystemExit(
-            f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text}"
-        )
+        what = f"{response.request.method} {response.request.url.path}"
+        raise Failed(f"{what}: {response.status_code} {response.text[:300]}", response.status_code)
     return response.json()
+
+
+def _lost_writes(api: httpx.Client, project_id: int, annotators: list[Annotator]) -> int:
+    """Acknowledged annotations missing from their image or from the COCO export, and
+    deleted ones still there."""
+    kept: dict[int, set[int]] = {}
+    for a in annotators:
+        for image_id, ids in a.kept.items():
+            kept.setdefault(image_id, set()).update(ids)
+    lost = 0
+    for image_id, ids in kept.items():
+        there = {a["id"] for a in _ok(api.get(f"/api/images/{image_id}"))["annotations"]}
+        lost += len(ids ^ there)
+    exported = _ok(api.get(f"/api/projects/{project_id}/export", params={"format": "coco"}))
+    lost += abs(len(exported["annotations"]) - sum(len(ids) for ids in kept.values()))
+    return lost
 
 
 def _percentiles(values: list[float]) -> dict:
@@ -505,6 +639,9 @@ def _parser() -> argparse.ArgumentParser:
         help="the app trains after this many finished images (0: never)",
     )
     p.add_argument("--images", type=int, help="only the first N images by name")
+    p.add_argument(
+        "--annotators", type=int, default=1, help="people at once, on different images (a load test)"
+    )
     p.add_argument("--work", type=Path, help="where the app's database, files and models go")
     return p
 

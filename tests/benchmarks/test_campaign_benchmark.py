@@ -1,6 +1,6 @@
-"""benchmarks/campaign.py through a real server on a tiny synthetic dataset: every image ends
-at manual quality, the JSON has the issue's keys, and the app's analytics count the same
-interactions and seconds as the campaign."""
+"""benchmarks/campaign.py through a real server on tiny synthetic datasets: every image ends
+at manual quality, the JSON has the issue's keys, the app's analytics count the same
+interactions and seconds as the campaign, and two annotators at once lose nothing."""
 
 import importlib
 import json
@@ -20,7 +20,8 @@ def test_a_campaign_ends_every_image_at_manual_quality_and_the_analytics_agree(m
     make_dataset("aerial", 3, seed=3, width=160, height=160, out_dir=tmp_path / "aerial")
     out = tmp_path / "campaign.json"
     args = ["--data", str(tmp_path / "aerial"), "--mode", "detect", "--out", str(out)]
-    assert bench.main([*args, "--retrain-every", "0", "--work", str(tmp_path / "work")]) == 0
+    work = ["--retrain-every", "0", "--annotators", "2", "--work", str(tmp_path / "work")]
+    assert bench.main([*args, *work]) == 0
     report = json.loads(out.read_text())
     totals = report["totals"]
     assert {"interactions", "seconds", "manual_interactions", "ratio_to_manual", "manual_quality"} <= set(
@@ -38,6 +39,10 @@ def test_a_campaign_ends_every_image_at_manual_quality_and_the_analytics_agree(m
     assert analytics["seconds_difference"] <= 0.05
     assert report["latency_ms"]["count"] == sum(r["clicks"] for r in report["per_image"])
     assert out.with_suffix(".png").is_file()
+    # two annotators at once, on different images: nothing lost, every endpoint timed
+    load = report["load"]
+    assert load["annotators"] == 2 and load["errors"] == [] and load["lost_writes"] == 0
+    assert load["p95_ms"]["POST /api/images/{id}/detect"] > 0
 
 
 @pytest.mark.slow
