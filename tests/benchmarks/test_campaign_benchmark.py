@@ -43,6 +43,8 @@ def test_a_campaign_ends_every_image_at_manual_quality_and_the_analytics_agree(m
     load = report["load"]
     assert load["annotators"] == 2 and load["errors"] == [] and load["lost_writes"] == 0
     assert load["p95_ms"]["POST /api/images/{id}/detect"] > 0
+    page = importlib.import_module("report_campaign").render([report])
+    assert "| fewclick | " in page and "0 lost writes" in page and "pre annotation" in page
 
 
 @pytest.mark.slow
