@@ -30,7 +30,10 @@ prices its vertices). The baseline outlines every object as a polygon.
 
 Every interaction is posted to the app's interaction log with its cost-model seconds (and,
 for a click, the measured wait for its boxes), as the page would; a training job the app
-starts by itself runs beside the annotator and is not waited for. On the same images, as
+starts by itself runs beside the annotator and is not waited for: the simulated person works
+faster than a person, so after each image it lets a running job go on for as long as a
+person would have spent on the image (its cost-model seconds), uncounted, as a person's
+work would have overlapped it. On the same images, as
 the detector stood when each was annotated, two baselines are priced without being
 carried out: drawing every object by hand, and the served detector's proposals without
 clicks (Enter, then the same fixes).
@@ -154,6 +157,7 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
         rows = []
         for im in images[k :: args.annotators]:
             rows.append(annotators[k].annotate(im, truth[im["file_name"]], args.mode))
+            _pace(people[k], pid, rows[-1]["seconds"])
             bar.update()
         return rows
 
@@ -537,6 +541,17 @@ def _ok(response: httpx.Response):
         what = f"{response.request.method} {response.request.url.path}"
         raise Failed(f"{what}: {response.status_code} {response.text[:300]}", response.status_code)
     return response.json()
+
+
+def _pace(api: httpx.Client, project_id: int, seconds: float) -> None:
+    """While a job of the project runs, wait up to ``seconds`` (a person's time on the image
+    just done) for it: what a person's slower work would have overlapped."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        jobs = _ok(api.get(f"/api/projects/{project_id}/jobs"))
+        if not any(j["status"] in ("queued", "running") for j in jobs):
+            return
+        time.sleep(1.0)
 
 
 def _lost_writes(api: httpx.Client, project_id: int, annotators: list[Annotator]) -> int:

@@ -57,3 +57,14 @@ def test_targets_read_the_boxes_each_curve_needed(bench):
     assert found["uncertainty_above_random_after_episode_1"]["met"] is True
     report["curves"]["box_uncertainty"]["mAP_mean"] = [0.3, 0.6, 0.6]
     assert bench.targets(report)["uncertainty_above_random_after_episode_1"]["met"] is False
+    # the initial model every method shares is not a box-level method's reach; and a detector
+    # that full supervision does not improve on tells no method apart
+    report["curves"]["box_random"]["mAP_mean"] = [0.9, 0.1, 0.1]
+    report["curves"]["box_uncertainty"]["mAP_mean"] = [0.9, 0.1, 0.1]
+    report["curves"]["image_random"]["mAP_mean"] = [0.9, 0.1, 0.2]
+    found = bench.targets(report)
+    assert found["box_reaches_image_random_final"]["boxes_to_reach"] == {
+        "box_random": None,
+        "box_uncertainty": None,
+    }
+    assert found["measurable"]["met"] is False and not found["85_percent_of_full_with_half_the_boxes"]["met"]
