@@ -187,6 +187,7 @@ def _reference_images(session, project: Project) -> Reference | None:
     the review queue), evenly spread by file name; None when there are none."""
     from fewclick.server.convert import to_objects
     from fewclick.server.db import Annotation, BoxQuery
+    from fewclick.server.queries import USERS_WORK
 
     labeled = select(Annotation.image_id).where(Annotation.reference.is_(False))
     answered = select(BoxQuery.image_id).where(BoxQuery.status == "answered")
@@ -214,9 +215,7 @@ def _reference_images(session, project: Project) -> Reference | None:
     boxes = session.scalar(
         select(func.count(Annotation.id))
         .join(Image, Image.id == Annotation.image_id)
-        .where(
-            Image.project_id == project.id, Annotation.reference.is_(False), Annotation.review != "rejected"
-        )
+        .where(Image.project_id == project.id, *USERS_WORK)
     )
     background = session.scalar(
         select(func.count(BoxQuery.id)).where(

@@ -144,7 +144,7 @@ def finish(gt: Objects, boxes: np.ndarray, labels: np.ndarray, current_class: in
     labels = np.asarray(labels, np.int64).reshape(-1)
     matched = match(gt, boxes, labels)
     plan = Plan()
-    left = [i for i in np.flatnonzero(matched < 0) if not on_ignore(gt, boxes[i : i + 1])[0]]
+    left = list(np.flatnonzero((matched < 0) & ~on_ignore(gt, boxes)))
     todo = list(missed(gt, boxes, labels))
     cls = current_class
     for j in list(todo):  # leftovers near a missed object become it
