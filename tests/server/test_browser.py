@@ -460,3 +460,41 @@ def test_every_module_of_the_page_is_served_as_javascript(server):
         r = httpx.get(f"{base}/static/{name}")
         assert r.status_code == 200, name
         assert r.headers["content-type"].split(";")[0] in ("text/javascript", "application/javascript"), name
+
+
+def test_ten_minutes_on_an_image_count_as_ten_minutes(server, page):
+    """A person who studies an image (moving over it) between two boxes is at work the whole
+    time, though only two actions are logged; ten minutes away from it count as two
+    (analytics.IDLE_SECONDS)."""
+    import httpx
+
+    from fewclick.server.analytics import IDLE_SECONDS
+
+    base, _, app = server
+    [project] = _projects(server, "ten-minutes")
+    api = httpx.Client(base_url=base, headers=auth_headers(app))
+    image_id = api.get(f"/api/projects/{project['id']}/images").json()[0]["id"]
+    page.clock.install()
+    page.goto(f"{base}/#/image/{image_id}")
+    page.reload()
+    page.wait_for_function("() => S && S.ready")
+    page.keyboard.press("1")
+    page.keyboard.press("b")
+    for minute in range(10):
+        for k in range(6):  # the mouse moves over the image every 10 s
+            page.mouse.move(*screen(page, 100 + 20 * k, 120 + 10 * minute))
+            page.clock.run_for(10_000)
+        if minute in (3, 8):
+            _drag(page, 40 + 30 * minute, 40, 60 + 30 * minute, 60)
+    page.clock.run_for(600_000)  # away
+    page.keyboard.press("s")
+    page.clock.run_for(5_000)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if any(e["action"] == "submit" for e in api.get(f"/api/projects/{project['id']}/events").json()):
+            break
+        time.sleep(0.2)
+    rows = api.get(f"/api/projects/{project['id']}/analytics").json()["images"]
+    [row] = rows
+    assert row["interactions"] == 2, "the two boxes; the page's active-time events are not interactions"
+    assert 600 + IDLE_SECONDS - 15 <= row["seconds"] <= 600 + IDLE_SECONDS + 15

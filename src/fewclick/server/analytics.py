@@ -6,10 +6,13 @@ when each version trained (box-level active learning's curve; scored by the trai
 
 Time on an image is its active time summed over every visit. A visit runs from the
 browser's ``open`` event to its ``leave`` or ``submit``; each event on the image carries in
-``duration_ms`` the time since the one before it in the visit (or since the image opened),
-so a visit's time is the sum of its events' durations, each gap cut to ``IDLE_SECONDS``
-(the user was away: the rest of the gap is not work). Interactions are the log's user
-actions on the image.
+``duration_ms`` the active time since the one before it in the visit (or since the image
+opened), so a visit's time is the sum of its events' durations. The page measures active
+time by the person's input (a mouse move, a scroll, a key): a gap of over ``IDLE_SECONDS``
+without input counts ``IDLE_SECONDS`` (they were away), and while no action is logged it
+posts an ``active`` event (not an interaction) every 30 s, so studying an image between
+two boxes counts in full. Here each event's time is cut to ``IDLE_SECONDS`` too, for
+clients that post raw gaps. Interactions are the log's user actions on the image.
 For the curve, the annotations are taken as they stand now, each counted from its creation
 time on (a deleted object leaves no trace, so early points can read low by what was later
 deleted); elapsed time is the sum of the image times submitted up to that moment.
