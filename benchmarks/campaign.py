@@ -24,9 +24,9 @@ go through the images in order, ending each at manual quality:
 Mask mode (``--mode mask``): each required object, grouped by class, gets a box dragged
 tight around it (``POST /segment``), then RITM's corrective clicks (the error pixel farthest
 from the error's boundary) until its mask IoU is >= 0.85 or 20 clicks, and Enter; an
-object that never gets there is outlined as a polygon instead (its vertices at 1 px; the
-app has no polygon tool yet, so the campaign saves the outline's mask through the API and
-prices its vertices). The baseline outlines every object as a polygon.
+object that never gets there is outlined as a polygon instead, as in the page's polygon
+mode (its vertices at 1 px along the object's edge, then Enter; the server fills the
+outline). The baseline outlines every object as a polygon the same way.
 
 Every interaction is posted to the app's interaction log with its cost-model seconds (and,
 for a click, the measured wait for its boxes), as the page would; a training job the app
@@ -71,7 +71,8 @@ from _work import load_average, write_report
 from tqdm import tqdm
 
 from fewclick.io import read_dataset
-from fewclick.io.rle import mask_to_rle, rle_to_mask, segmentation_to_mask
+from fewclick.io.dataset import split_by_image
+from fewclick.io.rle import mask_to_rle, polygons_to_mask, rle_to_mask, segmentation_to_mask
 from fewclick.simulate.annotator import (
     COST_SECONDS,
     COST_SOURCES,
@@ -85,7 +86,7 @@ from fewclick.simulate.annotator import (
     mask_iou,
     missed,
     next_click,
-    polygon_vertices,
+    polygon_outlines,
     required,
 )
 from fewclick.simulate.corrective import ritm_next_click
@@ -98,6 +99,8 @@ PAGE_MIN_SCORE = 0.3  # the page's proposal slider before a detector suggests it
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     data = read_dataset(args.data)
+    if args.part != "all":  # the project holds every image; the annotator does this part's
+        data = split_by_image(data, 4, args.part)
     if args.mode == "mask":
         truth = {r.file_name: r for r in data.images}
     else:
@@ -131,12 +134,16 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
     )
     class_id = {c["position"]: c["id"] for c in project["classes"]}
     position = {v: k for k, v in class_id.items()}
-    images = sorted(_ok(api.get(f"/api/projects/{pid}/images")), key=lambda im: im["file_name"])
+    images = sorted(
+        (im for im in _ok(api.get(f"/api/projects/{pid}/images")) if im["file_name"] in truth),
+        key=lambda im: im["file_name"],
+    )
     images = images[: args.images] if args.images else images
     report = {
         "data": str(args.data),
         "mode": args.mode,
         "images": len(images),
+        "part": args.part,
         "retrain_every": args.retrain_every,
         "cost_model": {"seconds": COST_SECONDS, "sources": COST_SOURCES},
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -150,14 +157,17 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
         )
         for k in range(1, args.annotators)
     ]
-    annotators = [Annotator(client, pid, class_id, position, record) for client in people]
+    think = args.annotators > 1 if args.think is None else args.think
+    report["think"] = think
+    annotators = [Annotator(client, pid, class_id, position, record, think) for client in people]
     bar = tqdm(total=len(images), desc=f"annotating ({args.annotators} at once)", unit="image")
 
     def work(k: int) -> list[dict]:
         rows = []
         for im in images[k :: args.annotators]:
             rows.append(annotators[k].annotate(im, truth[im["file_name"]], args.mode))
-            _pace(people[k], pid, rows[-1]["seconds"])
+            if not think:  # a person's time was not taken: let the app's jobs have it
+                _pace(people[k], pid, rows[-1]["seconds"])
             bar.update()
         return rows
 
@@ -247,9 +257,9 @@ class Annotator:
     annotation the app acknowledged (``kept``: image id -> the annotation ids it holds)."""
 
     def __init__(
-        self, api: httpx.Client, project_id: int, class_id: dict, position: dict, record=None
+        self, api: httpx.Client, project_id: int, class_id: dict, position: dict, record=None, think=False
     ) -> None:
-        self.api, self.project_id = api, project_id
+        self.api, self.project_id, self.think = api, project_id, think
         self.class_id, self.position = class_id, position
         self.record = record or Recorder()
         self.current: int | None = 0  # the page starts on the first class
@@ -285,11 +295,13 @@ class Annotator:
             if j is None:
                 break
             target = int(gt.labels[j])
+            pause = COST_SECONDS["click"]
             if target != self.current:
                 events.append(("class change", COST_SECONDS["class change"]))
-                self.current = target
+                self.current, pause = target, pause + COST_SECONDS["class change"]
             x0, y0, x1, y1 = gt.boxes[j].tolist()
             clicks.append([(x0 + x1) / 2, (y0 + y1) / 2, self.class_id[target]])
+            self._think(pause)
             started = time.perf_counter()
             out = _ok(self.api.post(f"/api/images/{im['id']}/detect", json={"clicks": clicks}))
             wait = time.perf_counter() - started
@@ -307,6 +319,8 @@ class Annotator:
         revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
         ids: list[int] = []
         if len(shown[0]):
+            looked = len(shown[0]) * COST_SECONDS["verify"]
+            self._think(moved * COST_SECONDS["threshold"] + COST_SECONDS["accept"] + looked)
             create = [
                 {
                     "class_id": self.class_id[int(c)],
@@ -325,6 +339,7 @@ class Annotator:
             self.kept.setdefault(im["id"], set()).update(ids)
             events.append(("accept", COST_SECONDS["accept"] + len(ids) * COST_SECONDS["verify"]))
         plan = finish(gt, shown[0], shown[1], self.current)
+        self._think(plan.seconds())
         revision = self._carry_out(im, plan, ids, revision)
         events += [(a.kind, COST_SECONDS[a.kind]) for a in plan.actions]
         self.current = next(
@@ -380,16 +395,18 @@ class Annotator:
         manual_plan = manual_masks(masks, labels, self.current)
         events: list[tuple[str, float]] = [("open", 0.0)]
         revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
-        clicks_total, polygons, waited, saved = 0, 0, 0.0, []
+        clicks_total, polygons, parted, waited, saved = 0, 0, 0, 0.0, []
         order = sorted(range(len(need)), key=lambda k: (int(labels[k]) != self.current, int(labels[k])))
         for k in order:
             target, truth_mask = int(labels[k]), masks[k]
+            pause = COST_SECONDS["draw"]
             if target != self.current:
                 events.append(("class change", COST_SECONDS["class change"]))
-                self.current = target
+                self.current, pause = target, pause + COST_SECONDS["class change"]
             ys, xs = np.nonzero(truth_mask)
             box = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
             events.append(("draw", COST_SECONDS["draw"]))
+            self._think(pause)
             clicks: list[list] = []
             out, wait = self._segment(im, box, clicks)
             waited += wait
@@ -405,24 +422,29 @@ class Annotator:
                 if nxt is None:
                     break
                 clicks.append([nxt.x, nxt.y, bool(nxt.positive)])
+                self._think(COST_SECONDS["click"])
                 out, wait = self._segment(im, box, clicks)
                 waited += wait
                 events.append(("click", COST_SECONDS["click"] + wait))
                 pred = rle_to_mask(out["mask"])
             clicks_total += len(clicks)
+            done_before = len(events)
             if mask_iou(pred, truth_mask) >= MASK_IOU:
-                rle, source = out["mask"], "mask"
+                geometry, source = {"mask": out["mask"]}, "mask"
                 events.append(("accept", COST_SECONDS["accept"]))
-            else:  # outlined by hand instead
+            else:  # outlined by hand instead, in the page's polygon mode (O)
                 polygons += 1
-                rle, source = mask_to_rle(truth_mask), "polygon"
-                events += [("vertex", COST_SECONDS["vertex"])] * polygon_vertices(truth_mask)
-            body = {
-                "class_id": self.class_id[target],
-                "kind": "mask",
-                "geometry": {"mask": rle},
-                "source": source,
-            }
+                rings = polygon_outlines(truth_mask)
+                for ring in rings:
+                    events += [("vertex", COST_SECONDS["vertex"])] * max(len(ring), 3)
+                    events.append(("accept", COST_SECONDS["accept"]))
+                if len(rings) == 1:
+                    geometry, source = {"polygon": rings[0].tolist()}, "polygon"
+                else:  # the page outlines one part at a time: the parts filled into one mask
+                    geometry = {"mask": mask_to_rle(polygons_to_mask(rings, h, w))}
+                    source, parted = "polygon", parted + 1
+            body = {"class_id": self.class_id[target], "kind": "mask", "geometry": geometry, "source": source}
+            self._think(sum(s for a, s in events[done_before:] if a in ("accept", "vertex")))
             made = _ok(
                 self.api.post(f"/api/images/{im['id']}/annotations", params={"revision": revision}, json=body)
             )
@@ -442,12 +464,19 @@ class Annotator:
             "objects": len(need),
             "clicks": clicks_total,
             "polygons": polygons,
+            "polygons_in_parts": parted,
             "interactions": len(acts),
             "seconds": round(sum(s for _, s in acts), 2),
             "waited_seconds": round(waited, 3),
             "manual_quality": _masks_at_quality(final, masks, labels, self.position),
             "manual": {"interactions": manual_plan.interactions, "seconds": round(manual_plan.seconds(), 2)},
         }
+
+    def _think(self, seconds: float) -> None:
+        """With ``think``, take a person's time (the cost model's seconds) before an action:
+        several annotators then load the app at a person's pace, not a program's."""
+        if self.think and seconds > 0:
+            time.sleep(seconds)
 
     def _segment(self, im: dict, box: list[float], clicks: list) -> tuple[dict, float]:
         started = time.perf_counter()
@@ -653,9 +682,21 @@ def _parser() -> argparse.ArgumentParser:
         default=2,
         help="the app trains after this many finished images (0: never)",
     )
+    p.add_argument(
+        "--part",
+        choices=("all", "train", "test"),
+        default="all",
+        help="only this part of the data's split by image (every 4th image by name is test)",
+    )
     p.add_argument("--images", type=int, help="only the first N images by name")
     p.add_argument(
         "--annotators", type=int, default=1, help="people at once, on different images (a load test)"
+    )
+    p.add_argument(
+        "--think",
+        action=argparse.BooleanOptionalAction,
+        help="take a person's time (the cost model's seconds) before each action, so that "
+        "several annotators load the app at a person's pace (default: with --annotators > 1)",
     )
     p.add_argument("--work", type=Path, help="where the app's database, files and models go")
     return p

@@ -4,7 +4,9 @@ interactions and seconds as the campaign, and two annotators at once lose nothin
 
 import importlib
 import json
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -21,6 +23,9 @@ def test_a_campaign_ends_every_image_at_manual_quality_and_the_analytics_agree(m
     out = tmp_path / "campaign.json"
     args = ["--data", str(tmp_path / "aerial"), "--mode", "detect", "--out", str(out)]
     work = ["--retrain-every", "0", "--annotators", "2", "--work", str(tmp_path / "work")]
+    slept = []  # two annotators take a person's time before each action: recorded, not slept
+    clock = SimpleNamespace(perf_counter=time.perf_counter, monotonic=time.monotonic, sleep=slept.append)
+    monkeypatch.setattr(bench, "time", clock)
     assert bench.main([*args, *work]) == 0
     report = json.loads(out.read_text())
     totals = report["totals"]
@@ -43,6 +48,8 @@ def test_a_campaign_ends_every_image_at_manual_quality_and_the_analytics_agree(m
     load = report["load"]
     assert load["annotators"] == 2 and load["errors"] == [] and load["lost_writes"] == 0
     assert load["p95_ms"]["POST /api/images/{id}/detect"] > 0
+    assert report["think"] is True
+    assert sum(slept) == pytest.approx(totals["seconds"] - totals["waited_seconds"], abs=0.1)
     page = importlib.import_module("report_campaign").render([report])
     assert "| fewclick | " in page and "0 lost writes" in page and "pre annotation" in page
 

@@ -11,7 +11,7 @@ from PIL import Image as PILImage
 
 from fewclick.data.synthetic import make_dataset
 from fewclick.io import read_dataset
-from fewclick.io.rle import mask_to_rle
+from fewclick.io.rle import mask_to_rle, rle_to_mask
 from fewclick.server.app import create_app
 
 
@@ -129,6 +129,10 @@ def test_annotations_autosave_under_the_image_revision(client, data):
         ("point", {"point": [-5, 10]}, 400, "outside the 256 x 256 image"),
         ("mask", {"mask": {"size": [10, 10], "counts": "0"}}, 400, "not the image's"),
         ("polygon", {"box": [0, 0, 5, 5]}, 422, "'box', 'rbox', 'mask' or 'point'"),
+        ("mask", {"box": [0, 0, 5, 5]}, 422, "needs 'mask' in its geometry (or 'polygon')"),
+        ("mask", {"polygon": [[1, 1], [5, 1]]}, 422, "at least 3 items"),
+        ("mask", {"polygon": [[1, 1], [5, 1], [5, "x"]]}, 422, '"loc":["body","geometry","polygon",2,1]'),
+        ("mask", {"polygon": [[300, 300], [310, 300], [310, 310]]}, 400, "covers no pixel of the 256 x 256"),
     ],
 )
 def test_bad_geometry_is_refused_and_nothing_saved(client, data, kind, geometry, status, message):
@@ -326,6 +330,29 @@ def test_masks_are_stored_as_rle_with_their_box(client, data):
         json={"class_id": cls, "kind": "mask", "geometry": {"mask": empty}},
     )
     assert r.status_code == 400 and "empty" in r.json()["detail"]
+
+
+def test_a_polygon_outlined_by_hand_is_filled_into_a_mask_and_keeps_its_vertices(client, data):
+    project = _new_project(client, data)
+    image = _first_image(client, project)
+    outline = [[30, 10], [45, 10], [45, 20], [30, 20]]
+    r = client.post(
+        f"/api/images/{image['id']}/annotations",
+        params={"revision": image["revision"]},
+        json={
+            "class_id": project["classes"][0]["id"],
+            "kind": "mask",
+            "geometry": {"polygon": outline},
+            "source": "polygon",
+        },
+    )
+    assert r.status_code == 201, r.text
+    g = r.json()["annotation"]["geometry"]
+    mask = rle_to_mask(g["mask"])
+    want = np.zeros((256, 256), bool)
+    want[10:20, 30:45] = True  # COCO's rule: the pixels whose centres the outline holds
+    assert np.array_equal(mask, want)
+    assert g["box"] == [30, 10, 45, 20] and g["polygon"] == outline
 
 
 def test_large_images_are_served_as_tiles(client, tmp_path):

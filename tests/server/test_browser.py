@@ -498,3 +498,35 @@ def test_ten_minutes_on_an_image_count_as_ten_minutes(server, page):
     [row] = rows
     assert row["interactions"] == 2, "the two boxes; the page's active-time events are not interactions"
     assert 600 + IDLE_SECONDS - 15 <= row["seconds"] <= 600 + IDLE_SECONDS + 15
+
+
+def test_a_polygon_outlined_vertex_by_vertex_becomes_a_mask(server, page):
+    """Polygon mode (O): a click a vertex, Backspace takes the last one back, a click on the
+    first vertex closes the outline; the saved mask is the outline filled, of the picked class."""
+    from fewclick.io.rle import rle_to_mask
+
+    base, _, _ = server
+    [project] = _projects(server, "outline")
+    page.goto(f"{base}/#/project/{project['id']}")
+    page.wait_for_selector("#images a")
+    page.locator("#images a").first.click()
+    page.wait_for_function("() => S && S.ready")
+    page.keyboard.press("1")
+    page.keyboard.press("o")
+    for x, y in [(100, 100), (160, 100), (160, 140), (250, 250)]:
+        page.mouse.click(*screen(page, x, y))
+    page.wait_for_function("() => S.outline && S.outline.points.length === 4")
+    page.keyboard.press("Backspace")  # (250, 250) was a slip
+    page.wait_for_function("() => S.outline.points.length === 3")
+    page.mouse.click(*screen(page, 100, 140))
+    assert "4 vertices" in page.inner_text("#mode-help")
+    page.mouse.click(*screen(page, 101, 101))  # on the first vertex: closed
+    _wait_count(page, 1)
+    [ann] = page.evaluate("() => [...S.anns.values()]")
+    assert ann["kind"] == "mask" and ann["source"] == "polygon"
+    assert ann["class_id"] == page.evaluate("() => S.cls")
+    mask = rle_to_mask(ann["geometry"]["mask"])
+    assert abs(int(mask.sum()) - 60 * 40) <= 2 * (60 + 40), "the outline's area, give or take its edge"
+    assert mask[120, 130] and not mask[200, 200]
+    assert page.evaluate("() => S.outline") is None
+    assert page.errors == []

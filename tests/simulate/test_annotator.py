@@ -77,4 +77,26 @@ def test_a_polygon_has_a_vertex_a_corner_and_manual_masks_group_by_class():
     kinds = [a.kind for a in plan.actions]
     assert kinds[0] == "vertex" and kinds.count("class change") == 1
     assert kinds.count("vertex") == 8 + polygon_vertices(disk)
+    assert kinds.count("accept") == 3, "each outline closed by Enter"
     assert mask_iou(square, square) == 1.0 and mask_iou(square, ~square) == 0.0
+
+
+def test_an_outline_follows_the_edge_a_person_clicks_and_fills_back_to_the_mask():
+    from fewclick.io.rle import polygons_to_mask
+    from fewclick.simulate.annotator import MASK_IOU, mask_iou, polygon_outlines
+
+    rect = np.zeros((64, 64), bool)
+    rect[10:13, 10:14] = True  # 3 x 4 pixels: through the pixel centres it would fill 2 x 3
+    [ring] = polygon_outlines(rect)
+    assert sorted(map(tuple, ring.tolist())) == [(10, 10), (10, 13), (14, 10), (14, 13)]
+    assert np.array_equal(polygons_to_mask([ring], 64, 64), rect)
+    two = np.zeros((64, 64), bool)
+    two[5:15, 5:15] = True
+    two[30:50, 40:60] = np.hypot(*np.mgrid[-10:10, -10:10]) < 9
+    rings = polygon_outlines(two)
+    assert len(rings) == 2
+    assert mask_iou(polygons_to_mask(rings, 64, 64), two) >= MASK_IOU
+    line = np.zeros((64, 64), bool)
+    line[20, 5:30] = True
+    [ring] = polygon_outlines(line)
+    assert np.array_equal(polygons_to_mask([ring], 64, 64), line)

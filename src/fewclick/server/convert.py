@@ -59,6 +59,17 @@ def check_geometry(kind: str, geometry: dict, width: int, height: int) -> dict:
             raise GeometryError(f"point ({x:g}, {y:g}) is outside the {width} x {height} image")
         return [x, y]
 
+    def outline(value) -> list[list[float]]:
+        if not isinstance(value, list | tuple) or len(value) < 3:
+            raise GeometryError(f"a polygon needs at least 3 [x, y] vertices, got {value!r}")
+        try:
+            out = [[float(x), float(y)] for x, y in value]
+        except (TypeError, ValueError):
+            raise GeometryError(f"a polygon needs [x, y] vertices, got {value!r}") from None
+        if not all(math.isfinite(v) for xy in out for v in xy):
+            raise GeometryError("the polygon holds a vertex that is not finite")
+        return out
+
     if kind == "box":
         return {"box": box(numbers("box", 4))}
     if kind == "rbox":
@@ -75,8 +86,15 @@ def check_geometry(kind: str, geometry: dict, width: int, height: int) -> dict:
         out["original"] = point("original") if "original" in geometry else list(out["point"])
         return out
     if kind == "mask":
-        from fewclick.io.rle import check_rle, rle_boxes
+        from fewclick.io.rle import check_rle, mask_to_rle, polygons_to_mask, rle_boxes
 
+        if geometry.get("mask") is None and geometry.get("polygon") is not None:
+            vertices = outline(geometry["polygon"])
+            rle = mask_to_rle(polygons_to_mask([vertices], height, width))
+            b = rle_boxes([rle])[0]
+            if b[2] <= b[0]:
+                raise GeometryError(f"the polygon covers no pixel of the {width} x {height} image")
+            return {"mask": rle, "box": b.astype(float).tolist(), "polygon": vertices}
         try:
             rle = check_rle(geometry.get("mask"), height, width)
         except ValueError as exc:

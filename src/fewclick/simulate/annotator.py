@@ -7,7 +7,7 @@ class at IoU >= :data:`MATCH_IOU`, and no other box is left; a box on an ignore-
 (IoU >= :data:`IGNORE_IOU`) is neither required nor a false positive. Mask mode: every
 required object has a mask of its class at mask IoU >= :data:`MASK_IOU`; an object that
 corrective clicks do not bring there in :data:`MAX_MASK_CLICKS` is drawn as a polygon
-(:func:`polygon_vertices`).
+(:func:`polygon_outlines`), closed by Enter.
 
 Every physical action is one interaction, counted the same way for us and the baselines,
 and logged as one event of the app's interaction log (so the app's analytics count it):
@@ -197,13 +197,33 @@ def apply(plan: Plan, boxes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
     )
 
 
-def polygon_vertices(mask: np.ndarray) -> int:
-    """The vertices a person clicks to outline ``mask`` as polygons: its outer contours
-    simplified at 1 pixel (Douglas-Peucker), at least 3 a contour."""
+def polygon_outlines(mask: np.ndarray) -> list[np.ndarray]:
+    """The polygons a person clicks to outline ``mask``, one ``float64[K, 2]`` ring (x, y) an
+    outer contour: the contour through the edge pixels' centres (OpenCV), simplified at 1
+    pixel (Douglas-Peucker), then moved half a pixel out (shapely's mitred buffer), onto the
+    object's edge where a person clicks, keeping its vertices."""
     import cv2
+    from shapely.geometry import Polygon
 
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    return sum(max(len(cv2.approxPolyDP(c, 1.0, True)), 3) for c in contours)
+    rings = []
+    for c in contours:
+        centres = cv2.approxPolyDP(c, 1.0, True).reshape(-1, 2).astype(np.float64) + 0.5
+        if len(centres) < 3:  # a line of pixels: its rectangle
+            (x0, y0), (x1, y1) = centres.min(0) - 0.5, centres.max(0) + 0.5
+            rings.append(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
+            continue
+        edge = Polygon(centres).buffer(0.5, join_style="mitre")
+        if edge.geom_type != "Polygon":  # a contour that touches itself: its largest part
+            edge = max(edge.geoms, key=lambda g: g.area)
+        rings.append(np.asarray(edge.exterior.coords)[:-1])
+    return rings
+
+
+def polygon_vertices(mask: np.ndarray) -> int:
+    """The vertices a person clicks to outline ``mask`` (:func:`polygon_outlines`), at least 3
+    a polygon."""
+    return sum(max(len(r), 3) for r in polygon_outlines(mask))
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -219,7 +239,8 @@ def manual_masks(masks: list[np.ndarray], labels: np.ndarray, current_class: int
         if int(labels[j]) != cls:
             cls = int(labels[j])
             plan.actions.append(Action("class change", class_index=cls))
-        plan.actions += [Action("vertex", j)] * polygon_vertices(masks[j])
+        for ring in polygon_outlines(masks[j]):  # its vertices, then closed (Enter)
+            plan.actions += [Action("vertex", j)] * max(len(ring), 3) + [Action("accept", j)]
     return plan
 
 
@@ -257,6 +278,7 @@ __all__ = [
     "manual",
     "manual_masks",
     "mask_iou",
+    "polygon_outlines",
     "polygon_vertices",
     "match",
     "missed",

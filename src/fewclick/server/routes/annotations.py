@@ -33,15 +33,20 @@ class Rle(BaseModel):
     counts: str | list[Count]
 
 
+Vertices = Annotated[list[tuple[FiniteFloat, FiniteFloat]], Field(min_length=3, max_length=20000)]
+
+
 class Geometry(BaseModel):
     """The shape of an annotation, the field named by its kind required: ``box`` [x0, y0,
     x1, y1], ``rbox`` [cx, cy, w, h, angle], ``mask`` (with its enclosing box, recomputed
-    from the mask), ``point`` [x, y] with the ``original`` click; image pixels."""
+    from the mask; or a ``polygon``'s [x, y] vertices, outlined by hand, which the server
+    fills into the mask), ``point`` [x, y] with the ``original`` click; image pixels."""
 
     model_config = ConfigDict(extra="forbid")
     box: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None = None
     rbox: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None = None
     mask: Rle | None = None
+    polygon: Vertices | None = None
     point: tuple[FiniteFloat, FiniteFloat] | None = None
     original: tuple[FiniteFloat, FiniteFloat] | None = None
 
@@ -50,9 +55,12 @@ class Geometry(BaseModel):
         """A field validator: ``geometry`` holds the field of the ``kind`` given beside it
         (a kind missing or refused is named on its own)."""
         kind = info.data.get("kind")
-        if geometry is not None and kind is not None and getattr(geometry, kind) is None:
-            raise ValueError(f"a {kind} needs '{kind}' in its geometry")
-        return geometry
+        if geometry is None or kind is None or getattr(geometry, kind) is not None:
+            return geometry
+        if kind == "mask" and geometry.polygon is not None:  # outlined: the server fills it
+            return geometry
+        alternative = " (or 'polygon')" if kind == "mask" else ""
+        raise ValueError(f"a {kind} needs '{kind}' in its geometry{alternative}")
 
     def plain(self) -> dict:
         return self.model_dump(exclude_none=True)

@@ -3,6 +3,7 @@
 //   init() sets its part of S when an image opens; leave() / escape() drop its work;
 //   press(e, x, y) at mouse down, move(d) while dragging, release(d, moved, box) at mouse up
 //     (d: the drag, from image pixel (d.x0, d.y0) to (d.x, d.y); box: its XYXY rectangle);
+//   hover(x, y) -> true when the mouse moving over the image (no button) changes its drawing;
 //   keydown(e, key) -> true when it used the key; undo(redo) -> true when it undid something
 //     of its own (else the saved changes are undone);
 //   accept() on Enter; pickClass(id) after a class is picked; panel(el) fills the panel;
@@ -14,7 +15,8 @@ import {detect} from "./detect.js";
 import {fullimage} from "./fullimage.js";
 import {mask} from "./mask.js";
 import {points} from "./points.js";
+import {polygon} from "./polygon.js";
 import {review} from "./review.js";
 import {select} from "./select.js";
 
-export const MODES = [detect, box, mask, points, select, review, fullimage];
+export const MODES = [detect, box, mask, polygon, points, select, review, fullimage];

@@ -171,7 +171,10 @@ function onMove(e) {
   const [x, y] = toImage(e);
   $("#hud").textContent = `${x.toFixed(0)}, ${y.toFixed(0)}  zoom ${(100 * S.view.scale).toFixed(0)}%  ${S.anns.size} objects`;
   const d = S.drag;
-  if (!d) return;
+  if (!d) {
+    if (mode().hover?.(x, y)) S.dirty = true;
+    return;
+  }
   if (d.kind === "pan") {
     S.view.ox = d.ox + e.clientX - d.sx;
     S.view.oy = d.oy + e.clientY - d.sy;
