@@ -97,6 +97,7 @@ PAGE_MIN_SCORE = 0.3  # the page's proposal slider before a detector suggests it
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     data = read_dataset(args.data)
     if args.part != "all":  # the project holds every image; the annotator does this part's
@@ -111,12 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     try:
         report = _campaign(args, server, truth, data.classes)
+        report["command"] = " ".join(["python benchmarks/campaign.py", *map(str, argv)])
+        write_report(report, args.out)
+        plot(report, Path(args.out).with_suffix(".png"))
+        if args.screenshot:
+            _screenshot(server, report["project_id"], args.screenshot)
     except Failed as exc:
         raise SystemExit(f"the campaign stopped: {exc}") from None
     finally:
         server.stop()
-    write_report(report, args.out)
-    plot(report, Path(args.out).with_suffix(".png"))
     print(json.dumps(report["totals"], indent=1))
     return 0
 
@@ -142,6 +146,7 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
     report = {
         "data": str(args.data),
         "mode": args.mode,
+        "project_id": pid,
         "images": len(images),
         "part": args.part,
         "retrain_every": args.retrain_every,
@@ -174,6 +179,8 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
     with ThreadPoolExecutor(args.annotators) as pool:
         done = list(pool.map(work, range(args.annotators)))
     bar.close()
+    for a in annotators:
+        a.preparing.shutdown(wait=True)
     report["per_image"] = sorted((r for rows in done for r in rows), key=lambda r: r["file_name"])
     report["load_average_end"] = load_average()
     report["latency_ms"] = _percentiles([w for a in annotators for w in a.waits_ms])
@@ -265,6 +272,7 @@ class Annotator:
         self.current: int | None = 0  # the page starts on the first class
         self.waits_ms: list[float] = []
         self.kept: dict[int, set[int]] = {}
+        self.preparing = ThreadPoolExecutor(1)  # the page's requests it does not wait for
 
     def annotate(self, im: dict, truth, mode: str) -> dict:
         """The image in ``mode``; after a 409 (someone else changed it) it is reloaded and done
@@ -285,6 +293,7 @@ class Annotator:
     def image(self, im: dict, gt: Objects) -> dict:
         """Bring image ``im`` to manual quality; what it took, and what the baselines would."""
         events: list[tuple[str, float]] = [("open", 0.0)]
+        self._open(im)
         manual_plan = manual(gt, self.current)
         pre = self._pre_annotation(im, gt)
         out = {"boxes": [], "scores": [], "labels": [], "min_score": None}
@@ -394,6 +403,7 @@ class Annotator:
         labels = gt.labels[need]
         manual_plan = manual_masks(masks, labels, self.current)
         events: list[tuple[str, float]] = [("open", 0.0)]
+        self._open(im)
         revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
         clicks_total, polygons, parted, waited, saved = 0, 0, 0, 0.0, []
         order = sorted(range(len(need)), key=lambda k: (int(labels[k]) != self.current, int(labels[k])))
@@ -471,6 +481,18 @@ class Annotator:
             "manual_quality": _masks_at_quality(final, masks, labels, self.position),
             "manual": {"interactions": manual_plan.interactions, "seconds": round(manual_plan.seconds(), 2)},
         }
+
+    def _open(self, im: dict) -> None:
+        """What the page does as the image opens, without waiting: ask the worker to encode
+        it (and the next image) for the model ahead of the first click."""
+
+        def prepare():
+            try:
+                _ok(self.api.post(f"/api/images/{im['id']}/prepare"))
+            except Failed as exc:
+                self.record.error(str(exc))
+
+        self.preparing.submit(prepare)
 
     def _think(self, seconds: float) -> None:
         """With ``think``, take a person's time (the cost model's seconds) before an action:
@@ -558,6 +580,25 @@ def _masks_at_quality(saved: list[dict], masks: list, labels: np.ndarray, positi
             return False
         free.remove(hit)
     return True
+
+
+def _screenshot(server: ServerProcess, project_id: int, path: Path) -> None:
+    """The project page after the campaign, analytics in view, in headless Chromium, as a
+    person logged in with a password (a user added with the CLI) sees it."""
+    import secrets
+
+    from _browser import chromium_page, log_in
+
+    password = secrets.token_urlsafe(12)
+    server.add_user("viewer", "admin", password)
+    with chromium_page(viewport=(1280, 1400)) as page:
+        log_in(page, server.base, "viewer", password)
+        page.goto(f"{server.base}/#/project/{project_id}")
+        analytics = "(document.querySelector('#analytics')?.textContent ?? 'loading').trim()"
+        page.wait_for_function(f"() => {analytics} !== 'loading'")
+        page.locator("#analytics").scroll_into_view_if_needed()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(path), full_page=True)
 
 
 def _start_score(out: dict) -> float:
@@ -697,6 +738,9 @@ def _parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="take a person's time (the cost model's seconds) before each action, so that "
         "several annotators load the app at a person's pace (default: with --annotators > 1)",
+    )
+    p.add_argument(
+        "--screenshot", type=Path, help="a PNG of the project page with its analytics afterwards (Chromium)"
     )
     p.add_argument("--work", type=Path, help="where the app's database, files and models go")
     return p

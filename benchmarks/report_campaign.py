@@ -1,9 +1,11 @@
 """Render docs/benchmarks/campaign.md from the JSON files benchmarks/campaign.py wrote.
 
 python benchmarks/report_campaign.py docs/benchmarks/campaign_bccd.json [...] \\
-    --out docs/benchmarks/campaign.md
+    --out docs/benchmarks/campaign.md [--notes docs/benchmarks/campaign_notes.md]
 
-Each JSON's plot (the same name, ``.png``) is linked; put it beside the page.
+Each JSON's plot (the same name, ``.png``) is linked; put it beside the page. Runs of the
+same data and settings with one annotator and with several are compared (click-to-result
+p95). ``--notes``: a hand-written reading of the runs, appended.
 """
 
 from __future__ import annotations
@@ -27,31 +29,82 @@ model below plus the measured waits for the model's answers.
 """
 
 
-def render(reports: list[dict]) -> str:
+def render(reports: list[dict], notes: str = "") -> str:
     out = [HEAD]
     model = reports[0]["cost_model"]
     out.append("Cost model (seconds): " + ", ".join(f"{k} {v}" for k, v in model["seconds"].items()) + ".")
     out += [f"- {k}: {v}" for k, v in model["sources"].items()]
+    out.append(_summary(reports))
     for r in reports:
         out.append(_dataset(r))
-    return "\n".join(out) + "\n"
+    out.append(_load_comparison(reports))
+    if notes:
+        out.append("\n" + notes.strip())
+    return "\n".join(line for line in out if line) + "\n"
+
+
+def _summary(reports: list[dict]) -> str:
+    lines = [
+        "\n## Summary\n",
+        "| data | mode | part | images | annotators | interactions | by hand | ratio to manual | "
+        "seconds | by hand (s) | manual quality |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in reports:
+        t = r["totals"]
+        lines.append(
+            f"| {Path(r['data']).name} | {r['mode']} | {r.get('part', 'all')} | {r['images']} | "
+            f"{r.get('load', {}).get('annotators', 1)} | {t['interactions']} | {t['manual_interactions']} | "
+            f"{t['ratio_to_manual']} | {t['seconds']} | {t.get('manual_seconds')} | {t['manual_quality']} |"
+        )
+    return "\n".join(lines)
+
+
+PACE = {True: " at a person's pace", False: " without pauses"}
+
+
+def _load_comparison(reports: list[dict]) -> str:
+    """Click-to-result p95 with several annotators against one, for runs of the same data,
+    mode, part, images and training."""
+
+    def key(r):
+        return (r["data"], r["mode"], r.get("part"), r["images"], r["retrain_every"])
+
+    single = {key(r): r for r in reports if "load" not in r}
+    lines = []
+    for r in reports:
+        one = single.get(key(r))
+        if "load" not in r or one is None:
+            continue
+        many, alone = r["latency_ms"].get("p95"), one["latency_ms"].get("p95")
+        ratio = f"{many / alone:.2f}x" if many and alone else "-"
+        lines.append(
+            f"- {Path(r['data']).name}, {r['load']['annotators']} annotators"
+            f"{PACE[bool(r.get('think'))]}: "
+            f"click-to-result p95 {many} ms against {alone} ms for one annotator ({ratio})."
+        )
+    return "\n## Several annotators against one\n\n" + "\n".join(lines) if lines else ""
 
 
 def _dataset(r: dict) -> str:
     name = Path(r["data"]).name
     t, a, n = r["totals"], r["analytics"], max(r["images"], 1)
+    plot = Path(r.get("file", f"campaign_{name}_{r['mode']}.json")).with_suffix(".png").name
+    training = f"trains every {r['retrain_every']} finished images" if r["retrain_every"] else "never trains"
+    part = f", {r['part']} part" if r.get("part", "all") != "all" else ""
+    people = f", {r['load']['annotators']} annotators" if r.get("load") else ""
     lines = [
-        f"\n## {name}, {r['mode']} mode\n",
-        f"- run {r['date']} on {r['machine']}; {r['images']} images; the app trains every "
-        f"{r['retrain_every']} finished images; load average {r.get('load_average_start')} at the start, "
-        f"{r.get('load_average_end')} at the end.",
+        f"\n## {name}, {r['mode']} mode{part}{people}\n",
+        f"- command: `{r['command']}`" if r.get("command") else "",
+        f"- run {r['date']} on {r['machine']}; {r['images']} images; the app {training}; load average "
+        f"{r.get('load_average_start')} at the start, {r.get('load_average_end')} at the end.",
         f"- every image at manual quality: **{t['manual_quality']}**; waits for the model "
         f"{t.get('waited_seconds')} s in all (p50 {r['latency_ms'].get('p50')} ms, "
         f"p95 {r['latency_ms'].get('p95')} ms a request).",
         f"- the app's analytics: {a['interactions']} interactions, {a['seconds']} s "
         f"(off by {100 * a['interactions_difference']:.1f}% and "
         f"{100 * a['seconds_difference']:.1f}% from the campaign's own count).",
-        f"- plot: ![interactions per image](campaign_{name}_{r['mode']}.png)\n",
+        f"- plot: ![interactions per image]({plot})\n",
         "| method | interactions | per image | seconds | ratio to manual (interactions) |",
         "|---|---|---|---|---|",
         f"| fewclick | {t['interactions']} | {t['interactions'] / n:.1f} | {t['seconds']} | "
@@ -63,6 +116,13 @@ def _dataset(r: dict) -> str:
             f"| {method.replace('_', ' ')} | {b['interactions']} | {b['interactions'] / n:.1f} | "
             f"{b['seconds']} | {ratio:.3f} |"
         )
+    if r["mode"] == "mask":
+        outlined = sum(row.get("polygons", 0) for row in r["per_image"])
+        objects = sum(row["objects"] for row in r["per_image"])
+        lines.append(
+            f"\n{outlined} of {objects} objects outlined as polygons "
+            "(corrective clicks did not bring them to IoU 0.85)."
+        )
     load = r.get("load")
     if load:
         lines.append(
@@ -70,15 +130,18 @@ def _dataset(r: dict) -> str:
             f"{load['lost_writes']} lost writes, {load['conflicts']} conflicts (409, reloaded). "
             "p95 per endpoint (ms): " + ", ".join(f"`{k}` {v}" for k, v in load["p95_ms"].items())
         )
-    return "\n".join(lines)
+    return "\n".join(line for line in lines if line)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("reports", type=Path, nargs="+")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--notes", type=Path, help="a hand-written reading of the runs, appended")
     args = p.parse_args(argv)
-    args.out.write_text(render([json.loads(path.read_text()) for path in args.reports]))
+    notes = args.notes.read_text() if args.notes else ""
+    reports = [{**json.loads(path.read_text()), "file": path.name} for path in args.reports]
+    args.out.write_text(render(reports, notes))
     print(f"wrote {args.out}")
     return 0
 

@@ -9,10 +9,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from PIL import Image as PILImage
 
 from fewclick.data.synthetic import make_dataset
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.mark.slow
@@ -22,6 +24,9 @@ def test_a_campaign_ends_every_image_at_manual_quality_and_the_analytics_agree(m
     make_dataset("aerial", 3, seed=3, width=160, height=160, out_dir=tmp_path / "aerial")
     out = tmp_path / "campaign.json"
     args = ["--data", str(tmp_path / "aerial"), "--mode", "detect", "--out", str(out)]
+    shot = tmp_path / "analytics.png"
+    if Path(CHROMIUM).exists():
+        args += ["--screenshot", str(shot)]
     work = ["--retrain-every", "0", "--annotators", "2", "--work", str(tmp_path / "work")]
     slept = []  # two annotators take a person's time before each action: recorded, not slept
     clock = SimpleNamespace(perf_counter=time.perf_counter, monotonic=time.monotonic, sleep=slept.append)
@@ -44,6 +49,8 @@ def test_a_campaign_ends_every_image_at_manual_quality_and_the_analytics_agree(m
     assert analytics["seconds_difference"] <= 0.05
     assert report["latency_ms"]["count"] == sum(r["clicks"] for r in report["per_image"])
     assert out.with_suffix(".png").is_file()
+    if Path(CHROMIUM).exists():  # the project page as a person sees it after the campaign
+        assert PILImage.open(shot).size[0] == 1280
     # two annotators at once, on different images: nothing lost, every endpoint timed
     load = report["load"]
     assert load["annotators"] == 2 and load["errors"] == [] and load["lost_writes"] == 0
