@@ -65,10 +65,10 @@ PACE = {True: " at a person's pace", False: " without pauses"}
 
 def _load_comparison(reports: list[dict]) -> str:
     """Click-to-result p95 with several annotators against one, for runs of the same data,
-    mode, part, images and training."""
+    mode, part, training and pace (a person's, or none)."""
 
     def key(r):
-        return (r["data"], r["mode"], r.get("part"), r["images"], r["retrain_every"])
+        return (r["data"], r["mode"], r.get("part"), r["retrain_every"], bool(r.get("think")))
 
     single = {key(r): r for r in reports if "load" not in r}
     lines = []
@@ -81,7 +81,8 @@ def _load_comparison(reports: list[dict]) -> str:
         lines.append(
             f"- {Path(r['data']).name}, {r['load']['annotators']} annotators"
             f"{PACE[bool(r.get('think'))]}: "
-            f"click-to-result p95 {many} ms against {alone} ms for one annotator ({ratio})."
+            f"click-to-result p95 {many} ms against {alone} ms for one annotator ({ratio}; "
+            f"{r['images']} and {one['images']} images)."
         )
     return "\n## Several annotators against one\n\n" + "\n".join(lines) if lines else ""
 

@@ -530,3 +530,22 @@ def test_a_polygon_outlined_vertex_by_vertex_becomes_a_mask(server, page):
     assert mask[120, 130] and not mask[200, 200]
     assert page.evaluate("() => S.outline") is None
     assert page.errors == []
+
+
+def test_the_project_page_plots_interactions_per_image(server, page):
+    import httpx
+
+    base, _, app = server
+    [project] = _projects(server, "curve")
+    api = httpx.Client(base_url=base, headers=auth_headers(app))
+    images = api.get(f"/api/projects/{project['id']}/images").json()
+    at = "2026-11-24T00:00:00+00:00"
+    for image, clicks in zip(images, (5, 2), strict=False):
+        events = [{"action": "click", "image_id": image["id"], "at": at, "duration_ms": 1000}] * clicks
+        assert api.post(f"/api/projects/{project['id']}/events", json=events).status_code < 300
+    page.goto(f"{base}/#/project/{project['id']}")
+    page.wait_for_selector("#interactions-curve")
+    titles = page.evaluate(
+        "() => [...document.querySelectorAll('#interactions-curve circle title')].map((t) => t.textContent)"
+    )
+    assert [t.split()[-1] for t in titles] == ["5", "2"]

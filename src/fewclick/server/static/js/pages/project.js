@@ -133,6 +133,11 @@ async function showAnalytics(id) {
   let html = `<p>time per image ${fmt(a.mean_seconds_per_image, " s")}, interactions per image
     ${fmt(a.mean_interactions_per_image)}, objects per minute ${fmt(a.objects_per_minute)}
     (${fmt(a.total_seconds, " s")} in all).</p>`;
+  if (a.images.length >= 2) {  // the image ids follow the project's order: its learning curve
+    const most = Math.max(...a.images.map((r) => r.interactions), 1);
+    html += curveSvg(a.images.map((r, i) => ({x: i + 1, y: r.interactions})), "interactions-curve",
+      "interactions per image, in the project's order", (x) => `image ${x}`, most);
+  }
   if (a.map_vs_time && a.map_vs_time.length) {
     html += curveSvg(a.map_vs_time.map((p) => ({x: p.seconds, y: p.mAP})), "map-curve",
       "mAP@0.5 of the annotations against the reference", (x) => `${x.toFixed(0)} s`);
@@ -149,20 +154,20 @@ async function showAnalytics(id) {
   el.innerHTML = html;
 }
 
-// a curve of points {x, y (0..1), label?} from x = 0, its title and how the x axis's end reads
-function curveSvg(points, id, title, xText) {
+// a curve of points {x, y (0..ymax), label?} from x = 0, its title and how the x axis's end reads
+function curveSvg(points, id, title, xText, ymax = 1) {
   const w = 420, h = 180, pad = 30;
   const xmax = Math.max(...points.map((p) => p.x), 1);
-  const xy = points.map((p) => [pad + (w - 2 * pad) * p.x / xmax, h - pad - (h - 2 * pad) * (p.y ?? 0)]);
+  const xy = points.map((p) => [pad + (w - 2 * pad) * p.x / xmax, h - pad - (h - 2 * pad) * (p.y ?? 0) / ymax]);
   return `<svg class="chart" width="${w}" height="${h}" id="${id}">
     <text x="${pad}" y="14" font-size="11">${esc(title)}</text>
     <line x1="${pad}" y1="${h - pad}" x2="${w - pad}" y2="${h - pad}" stroke="#888"/>
     <line x1="${pad}" y1="${pad}" x2="${pad}" y2="${h - pad}" stroke="#888"/>
     <text x="${w - pad}" y="${h - 8}" font-size="11" text-anchor="end">${esc(xText(xmax))}</text>
-    <text x="4" y="${pad + 4}" font-size="11">1.0</text>
+    <text x="4" y="${pad + 4}" font-size="11">${ymax === 1 ? "1.0" : ymax}</text>
     <polyline fill="none" stroke="#3656d8" stroke-width="2" points="${xy.map((p) => p.join(",")).join(" ")}"/>
     ${xy.map(([x, y], i) => `<circle cx="${x}" cy="${y}" r="3" fill="#3656d8"><title>${esc(points[i].label ?? "")}
-      ${points[i].y == null ? "-" : points[i].y.toFixed(3)}</title></circle>${points[i].label
+      ${points[i].y == null ? "-" : ymax === 1 ? points[i].y.toFixed(3) : points[i].y}</title></circle>${points[i].label
       ? `<text x="${x}" y="${y - 6}" font-size="10" text-anchor="middle">${esc(points[i].label)}</text>` : ""}`).join("")}</svg>`;
 }
 
