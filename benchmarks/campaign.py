@@ -399,9 +399,10 @@ class Annotator:
         need = [
             j for j in np.flatnonzero(required(gt)) if gt.segmentations and gt.segmentations[j] is not None
         ]
-        masks = [segmentation_to_mask(gt.segmentations[j], h, w) for j in need]
+        segmentations = [gt.segmentations[j] for j in need]
+        masks = [segmentation_to_mask(seg, h, w) for seg in segmentations]
         labels = gt.labels[need]
-        manual_plan = manual_masks(masks, labels, self.current)
+        manual_plan = manual_masks(masks, labels, self.current, segmentations)
         events: list[tuple[str, float]] = [("open", 0.0)]
         self._open(im)
         revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
@@ -444,7 +445,7 @@ class Annotator:
                 events.append(("accept", COST_SECONDS["accept"]))
             else:  # outlined by hand instead, in the page's polygon mode (O)
                 polygons += 1
-                rings = polygon_outlines(truth_mask)
+                rings = polygon_outlines(truth_mask, segmentations[k])
                 for ring in rings:
                     events += [("vertex", COST_SECONDS["vertex"])] * max(len(ring), 3)
                     events.append(("accept", COST_SECONDS["accept"]))

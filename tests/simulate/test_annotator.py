@@ -100,3 +100,23 @@ def test_an_outline_follows_the_edge_a_person_clicks_and_fills_back_to_the_mask(
     line[20, 5:30] = True
     [ring] = polygon_outlines(line)
     assert np.array_equal(polygons_to_mask([ring], 64, 64), line)
+
+
+def test_an_object_with_its_own_polygon_is_outlined_by_it_with_the_vertices_quality_takes():
+    from fewclick.io.rle import polygons_to_mask
+    from fewclick.simulate.annotator import MASK_IOU, mask_iou, polygon_outlines, polygon_vertices
+
+    octagon = [[10, 4, 14, 4, 17, 7, 17, 11, 14, 14, 10, 14, 7, 11, 7, 7]]  # COCO's flat list
+    mask = polygons_to_mask(octagon, 32, 32)
+    [ring] = polygon_outlines(mask, octagon)
+    assert len(ring) == 8 and np.allclose(ring, np.reshape(octagon, (-1, 2)))
+    # a small wavy outline: at 1 px its simplification (5 vertices) fills to IoU 0.84, so a
+    # person clicks more of its vertices
+    t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    radius = 4 + 0.9 * np.sin(5 * t)
+    wavy = np.stack([8 + radius * np.cos(t), 8 + radius * np.sin(t)], 1).reshape(-1).tolist()
+    mask = polygons_to_mask([wavy], 16, 16)
+    [ring] = polygon_outlines(mask, [wavy])
+    assert 5 < len(ring) <= 40
+    assert mask_iou(polygons_to_mask([ring], 16, 16), mask) >= MASK_IOU
+    assert polygon_vertices(mask, [wavy]) == len(ring)

@@ -197,33 +197,54 @@ def apply(plan: Plan, boxes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
     )
 
 
-def polygon_outlines(mask: np.ndarray) -> list[np.ndarray]:
-    """The polygons a person clicks to outline ``mask``, one ``float64[K, 2]`` ring (x, y) an
-    outer contour: the contour through the edge pixels' centres (OpenCV), simplified at 1
-    pixel (Douglas-Peucker), then moved half a pixel out (shapely's mitred buffer), onto the
-    object's edge where a person clicks, keeping its vertices."""
+def polygon_outlines(mask: np.ndarray, segmentation=None) -> list[np.ndarray]:
+    """The polygons a person clicks to outline ``mask``, one ``float64[K, 2]`` ring (x, y) a
+    part: the object's own polygons when ``segmentation`` holds them (COCO's), else its outer
+    contours (OpenCV, through the edge pixels' centres, moved half a pixel out onto the
+    object's edge by shapely's mitred buffer). Simplified at 1 pixel (Douglas-Peucker), or
+    at 0.5 or not at all where that is what brings the filled outline to :data:`MASK_IOU`
+    (a person clicks as many vertices as manual quality takes)."""
     import cv2
-    from shapely.geometry import Polygon
 
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    rings = []
-    for c in contours:
-        centres = cv2.approxPolyDP(c, 1.0, True).reshape(-1, 2).astype(np.float64) + 0.5
-        if len(centres) < 3:  # a line of pixels: its rectangle
-            (x0, y0), (x1, y1) = centres.min(0) - 0.5, centres.max(0) + 0.5
-            rings.append(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]))
-            continue
-        edge = Polygon(centres).buffer(0.5, join_style="mitre")
-        if edge.geom_type != "Polygon":  # a contour that touches itself: its largest part
-            edge = max(edge.geoms, key=lambda g: g.area)
-        rings.append(np.asarray(edge.exterior.coords)[:-1])
+    from fewclick.io.rle import polygons_to_mask
+
+    if isinstance(segmentation, list):
+        parts = [np.asarray(p, np.float32).reshape(-1, 2) for p in segmentation]
+        parts, shift = [p for p in parts if len(p) >= 3], 0.0
+    else:
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        parts, shift = [c.reshape(-1, 2).astype(np.float32) for c in contours], 0.5
+    rings: list[np.ndarray] = []
+    for tolerance in (1.0, 0.5, 0.0):
+        rings = [_ring(p, tolerance, shift) for p in parts]
+        if not parts or mask_iou(polygons_to_mask(rings, *mask.shape), mask) >= MASK_IOU:
+            break
     return rings
 
 
-def polygon_vertices(mask: np.ndarray) -> int:
+def _ring(points: np.ndarray, tolerance: float, shift: float) -> np.ndarray:
+    """``points`` simplified at ``tolerance`` pixels; with ``shift`` (a raster contour through
+    pixel centres) moved that far out, keeping its vertices."""
+    import cv2
+    from shapely.geometry import Polygon
+
+    simple = cv2.approxPolyDP(points.reshape(-1, 1, 2), tolerance, True).reshape(-1, 2).astype(np.float64)
+    if not shift:
+        return simple if len(simple) >= 3 else points.astype(np.float64)
+    centres = simple + shift
+    if len(centres) < 3:  # a line of pixels: its rectangle
+        (x0, y0), (x1, y1) = centres.min(0) - shift, centres.max(0) + shift
+        return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    edge = Polygon(centres).buffer(shift, join_style="mitre")
+    if edge.geom_type != "Polygon":  # a contour that touches itself: its largest part
+        edge = max(edge.geoms, key=lambda g: g.area)
+    return np.asarray(edge.exterior.coords)[:-1]
+
+
+def polygon_vertices(mask: np.ndarray, segmentation=None) -> int:
     """The vertices a person clicks to outline ``mask`` (:func:`polygon_outlines`), at least 3
     a polygon."""
-    return sum(max(len(r), 3) for r in polygon_outlines(mask))
+    return sum(max(len(r), 3) for r in polygon_outlines(mask, segmentation))
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -231,15 +252,19 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
-def manual_masks(masks: list[np.ndarray], labels: np.ndarray, current_class: int | None) -> Plan:
-    """Outlining every required object as a polygon, grouped by class from ``current_class``
-    on: a class key when the class changes, then its vertices."""
+def manual_masks(
+    masks: list[np.ndarray], labels: np.ndarray, current_class: int | None, segmentations: list | None = None
+) -> Plan:
+    """Outlining every required object as a polygon (:func:`polygon_outlines`, from its
+    ``segmentations`` where given), grouped by class from ``current_class`` on: a class key
+    when the class changes, then each polygon's vertices and Enter."""
     plan, cls = Plan(), current_class
+    segmentations = segmentations or [None] * len(masks)
     for j in sorted(range(len(masks)), key=lambda j: (int(labels[j]) != cls, int(labels[j]))):
         if int(labels[j]) != cls:
             cls = int(labels[j])
             plan.actions.append(Action("class change", class_index=cls))
-        for ring in polygon_outlines(masks[j]):  # its vertices, then closed (Enter)
+        for ring in polygon_outlines(masks[j], segmentations[j]):  # its vertices, then closed (Enter)
             plan.actions += [Action("vertex", j)] * max(len(ring), 3) + [Action("accept", j)]
     return plan
 
