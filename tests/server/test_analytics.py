@@ -44,3 +44,17 @@ def test_time_on_an_image_sums_its_visits_with_idle_gaps_cut(client, tmp_path):
     assert times == {image["id"]: round(expected, 1), other["id"]: 0.4}
     assert a["total_seconds"] == round(expected + 0.4, 1)
     assert [row["interactions"] for row in a["images"]] == [4, 0]
+
+
+def test_images_come_in_the_order_they_were_first_finished(client, tmp_path):
+    r = client.post("/api/projects", json={"name": "b", "folder": str(tmp_path / "aerial" / "images")})
+    project = r.json()["project"]
+    first, second = client.get(f"/api/projects/{project['id']}/images").json()
+    events = [
+        {"action": "submit", "image_id": second["id"], "at": "2026-11-24T10:00:00+00:00", "duration_ms": 5},
+        {"action": "click", "image_id": first["id"], "at": "2026-11-24T10:01:00+00:00", "duration_ms": 5},
+        {"action": "submit", "image_id": first["id"], "at": "2026-11-24T10:02:00+00:00", "duration_ms": 5},
+    ]
+    assert client.post(f"/api/projects/{project['id']}/events", json=events).status_code == 201
+    rows = client.get(f"/api/projects/{project['id']}/analytics").json()["images"]
+    assert [row["image_id"] for row in rows] == [second["id"], first["id"]]

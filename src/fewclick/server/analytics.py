@@ -57,6 +57,10 @@ def project_analytics(session: Session, project: Project) -> dict:
         elif e.action in INTERACTIONS or e.action in QUEUE_INTERACTIONS:
             interactions[e.image_id] += 1
     names = {im.id: im.file_name for im in project.images}
+    finished: dict[int, int] = {}  # the images in the order first submitted, then the others
+    for k, (_, image_id) in enumerate(submits):
+        finished.setdefault(image_id, k)
+    last = len(submits)
     per_image = [
         {
             "image_id": i,
@@ -64,7 +68,7 @@ def project_analytics(session: Session, project: Project) -> dict:
             "seconds": round(seconds.get(i, 0.0), 1),
             "interactions": interactions.get(i, 0),
         }
-        for i in sorted(set(seconds) | set(interactions))
+        for i in sorted(set(seconds) | set(interactions), key=lambda i: (finished.get(i, last), i))
     ]
     total_s = sum(seconds.values())
     finished = [im for im in project.images if im.status in ("done", "reviewed")]

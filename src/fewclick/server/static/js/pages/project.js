@@ -133,10 +133,10 @@ async function showAnalytics(id) {
   let html = `<p>time per image ${fmt(a.mean_seconds_per_image, " s")}, interactions per image
     ${fmt(a.mean_interactions_per_image)}, objects per minute ${fmt(a.objects_per_minute)}
     (${fmt(a.total_seconds, " s")} in all).</p>`;
-  if (a.images.length >= 2) {  // the image ids follow the project's order: its learning curve
+  if (a.images.length >= 2) {  // in the order the images were finished: the learning curve
     const most = Math.max(...a.images.map((r) => r.interactions), 1);
     html += curveSvg(a.images.map((r, i) => ({x: i + 1, y: r.interactions})), "interactions-curve",
-      "interactions per image, in the project's order", (x) => `image ${x}`, most);
+      "interactions per image, in the order finished", (x) => `image ${x}`, most);
   }
   if (a.map_vs_time && a.map_vs_time.length) {
     html += curveSvg(a.map_vs_time.map((p) => ({x: p.seconds, y: p.mAP})), "map-curve",
