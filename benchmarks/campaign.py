@@ -169,6 +169,8 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
 
     def work(k: int) -> list[dict]:
         rows = []
+        if think:  # people at a person's pace do not all start in the same second
+            time.sleep(k * ARRIVALS_SECONDS / args.annotators)
         for im in images[k :: args.annotators]:
             rows.append(annotators[k].annotate(im, truth[im["file_name"]], args.mode))
             if not think:  # a person's time was not taken: let the app's jobs have it
@@ -204,6 +206,9 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
         if all(name in r for r in report["per_image"])
     }
     return report
+
+
+ARRIVALS_SECONDS = 60.0  # with --think, the annotators start spread over this long
 
 
 class Failed(Exception):
@@ -738,7 +743,8 @@ def _parser() -> argparse.ArgumentParser:
         "--think",
         action=argparse.BooleanOptionalAction,
         help="take a person's time (the cost model's seconds) before each action, so that "
-        "several annotators load the app at a person's pace (default: with --annotators > 1)",
+        "several annotators load the app at a person's pace, starting spread over a minute "
+        "(default: with --annotators > 1)",
     )
     p.add_argument(
         "--screenshot", type=Path, help="a PNG of the project page with its analytics afterwards (Chromium)"
