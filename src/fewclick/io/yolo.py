@@ -15,7 +15,6 @@ those are not written (objects without a box are skipped with a warning).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -53,17 +52,13 @@ def class_names(root: Path) -> list[str] | None:
 
 
 def _yaml_names(path: Path) -> list[str]:
-    text = read_text(path)
-    try:
-        import yaml
+    import yaml
 
-        try:
-            content = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise FormatError(f"{path}: expected valid YAML, got {str(exc).splitlines()[0]}") from None
-        names = content.get("names") if isinstance(content, dict) else None
-    except ImportError:
-        names = _names_from_text(text)
+    try:
+        content = yaml.safe_load(read_text(path)) or {}
+    except yaml.YAMLError as exc:
+        raise FormatError(f"{path}: expected valid YAML, got {str(exc).splitlines()[0]}") from None
+    names = content.get("names") if isinstance(content, dict) else None
     if isinstance(names, dict):
         ids = [int(k) if str(k).strip().isdigit() else k for k in names]
         if sorted(map(str, ids)) != sorted(map(str, range(len(ids)))):
@@ -78,38 +73,6 @@ def _check_names(names: list[str], path: Path) -> list[str]:
     if not names:
         raise FormatError(f"{path}: expected at least one class name, got none")
     return names
-
-
-def _names_from_text(text: str) -> list[str] | dict | None:
-    """The ``names`` entry of a simple YAML file, without PyYAML (flow list, block list or map)."""
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        match = re.match(r"^names\s*:\s*(.*)$", line)
-        if not match:
-            continue
-        rest = match.group(1).split(" #")[0].strip()
-        if rest.startswith("["):
-            return [_unquote(v) for v in rest.strip("[]").split(",") if v.strip()]
-        if rest.startswith("{"):
-            pairs = [v.split(":", 1) for v in rest.strip("{}").split(",") if v.strip()]
-            return {_unquote(k): _unquote(v) for k, v in (p if len(p) == 2 else (p[0], "") for p in pairs)}
-        items: list[str] = []
-        mapping: dict[int, str] = {}
-        for sub in lines[i + 1 :]:
-            if sub.strip() and not sub[0].isspace() and not sub.startswith("-"):
-                break
-            item = sub.split(" #")[0].strip()
-            if item.startswith("- "):
-                items.append(_unquote(item[2:]))
-            elif re.match(r"^\d+\s*:", item):
-                key, value = item.split(":", 1)
-                mapping[int(key)] = _unquote(value)
-        return mapping or items
-    return None
-
-
-def _unquote(value: str) -> str:
-    return value.strip().strip("'\"")
 
 
 # --------------------------------------------------------------------------- reading
