@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from fewclick import __version__
@@ -75,15 +76,17 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--format", help="skip detection and read this format")
     info.set_defaults(run=_data_info)
 
-    folders = [name for name in WRITERS if name not in FILE_WRITERS]
-    convert = data.add_parser("convert", help=f"write a dataset as one of: {', '.join(WRITERS)}")
+    writers = [name.replace("_", "-") for name in WRITERS]
+    folders = [name.replace("_", "-") for name in WRITERS if name not in FILE_WRITERS]
+    files = [name.replace("_", "-") for name in FILE_WRITERS]
+    convert = data.add_parser("convert", help=f"write a dataset as one of: {', '.join(writers)}")
     convert.add_argument("path", type=Path)
-    convert.add_argument("--to", required=True, choices=WRITERS)
+    convert.add_argument("--to", required=True, choices=writers, type=lambda s: s.replace("_", "-"))
     convert.add_argument(
         "--out",
         required=True,
         type=Path,
-        help=f"a file for {', '.join(FILE_WRITERS)} (.json; .csv or .json for points; coco_panoptic "
+        help=f"a file for {', '.join(files)} (.json; .csv or .json for points; coco-panoptic "
         f"puts its PNGs in the folder named after it), a folder for {', '.join(folders)}",
     )
     convert.add_argument("--format", help="the input format (default: detect)")
@@ -329,14 +332,16 @@ def _data_info(args) -> int:
 
 def _data_convert(args) -> int:
     from fewclick.io import read_dataset, write_dataset
+    from fewclick.io.parsing import FormatWarning
 
     dataset = read_dataset(args.path, args.format)
-    write_dataset(dataset, args.out, args.to)
+    with warnings.catch_warnings():  # the writer's messages are printed once, below
+        warnings.simplefilter("ignore", FormatWarning)
+        messages = write_dataset(dataset, args.out, args.to)
     n = sum(len(r.objects) for r in dataset.images)
-    print(
-        f"wrote {len(dataset)} images with {n} objects as {args.to} to {args.out} "
-        "(objects the format cannot hold are skipped with a warning)"
-    )
+    print(f"wrote {len(dataset)} images with {n} objects as {args.to} to {args.out}")
+    for message in messages:
+        print(f"warning: {message}", file=sys.stderr)
     return 0
 
 

@@ -56,7 +56,7 @@ def test_convert_offers_every_format_the_library_writes(capsys):
     with pytest.raises(SystemExit):
         main(["data", "convert", "--help"])
     usage = capsys.readouterr().out
-    assert "{" + ",".join(WRITERS) + "}" in usage
+    assert "{" + ",".join(w.replace("_", "-") for w in WRITERS) + "}" in usage
 
 
 def _regions(dataset) -> dict[str, list[tuple[str, bool, bytes]]]:

@@ -68,8 +68,9 @@ def test_without_names_classes_are_numbered_with_a_warning(tmp_path):
 
 def test_write_then_read_gives_the_same_objects(tmp_path):
     ds = yolo.read(yolo_folder(tmp_path / "in"))
-    yolo.write(ds, tmp_path / "out")
+    assert yolo.write(ds, tmp_path / "out", kind="segment") == []
     assert (tmp_path / "out" / "images" / "train" / "a.png").is_symlink()
+    assert "names:\n  0: car\n  1: boat" in (tmp_path / "out" / "data.yaml").read_text()
     back = yolo.read(tmp_path / "out")
     assert back.classes == ds.classes and [r.file_name for r in back.images] == [
         r.file_name for r in ds.images
@@ -77,22 +78,43 @@ def test_write_then_read_gives_the_same_objects(tmp_path):
     a, b = ds.images[0].objects, back.images[0].objects
     np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-4)
-    np.testing.assert_allclose(a.segmentations[1][0], b.segmentations[1][0], atol=1e-4)
-    assert b.segmentations[2] is None  # free polygons are written as their box
+    for i in (1, 2):
+        np.testing.assert_allclose(a.segmentations[i][0], b.segmentations[i][0], atol=1e-4)
 
 
-def test_points_only_objects_are_skipped_with_a_warning(tmp_path):
+def test_detection_labels_hold_each_objects_box(tmp_path):
+    ds = yolo.read(yolo_folder(tmp_path / "in"))
+    yolo.write(ds, tmp_path / "out")
+    back = yolo.read(tmp_path / "out")
+    np.testing.assert_allclose(back.images[0].objects.boxes, ds.images[0].objects.boxes, atol=1e-4)
+    assert back.images[0].objects.segmentations is None
+
+
+def test_points_only_objects_are_left_out_and_counted(tmp_path):
     ds = yolo.read(yolo_folder(tmp_path / "in"))
     ds.images[0].objects.boxes[0] = np.nan
-    with pytest.warns(FormatWarning, match="train/a.png: skipped 1 object"):
-        yolo.write(ds, tmp_path / "out")
+    ds.images[0].objects.segmentations[0] = None
+    ds.images[0].objects.points = np.array([[3, 4], [np.nan, np.nan], [np.nan, np.nan]], np.float32)
+    with pytest.warns(FormatWarning, match=r"left out: points only .*: 1 object\(s\), in train/a.png \(1\)"):
+        messages = yolo.write(ds, tmp_path / "out")
+    assert len(messages) == 1 and "1 object(s)" in messages[0]
+    assert len(yolo.read(tmp_path / "out").images[0].objects) == 2
+
+
+def test_a_trailing_score_is_read_and_written(tmp_path):
+    ds = yolo.read(yolo_folder(tmp_path, labels="0 0.5 0.5 0.25 0.5 0.875\n1 0.1 0.2 0.3 0.2 0.3 0.4 0.25\n"))
+    objs = ds.images[0].objects
+    np.testing.assert_allclose(objs.extra["scores"], [0.875, 0.25])
+    np.testing.assert_allclose(objs.segmentations[1][0], [[4, 4], [12, 4], [12, 8]], atol=1e-5)
+    yolo.write(ds, tmp_path / "out", kind="segment")
+    np.testing.assert_allclose(yolo.read(tmp_path / "out").images[0].objects.extra["scores"], [0.875, 0.25])
 
 
 @pytest.mark.parametrize(
     ("line", "error"),
     [
         ("0 0.5 0.5 0.25", r"a.txt:2: expected 'cls cx cy w h'.*got 4 fields"),
-        ("0 0.5 0.5 0.25 0.5 0.9", r"a.txt:2: expected 'cls cx cy w h'.*got 6 fields"),
+        ("0 0.5 0.5", r"a.txt:2: expected 'cls cx cy w h'.*got 3 fields"),
         ("car 0.5 0.5 0.25 0.5", r"a.txt:2: expected an integer class and numbers"),
         ("2 0.5 0.5 0.25 0.5", r"a.txt:2: expected a class id in 0..1, got 2"),
     ],

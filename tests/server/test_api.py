@@ -250,7 +250,7 @@ def test_export_then_import_gives_back_the_same_annotations(client, data, tmp_pa
         return out
 
     assert shapes(copy) == shapes(project)
-    r = client.get(f"/api/projects/{project['id']}/export", params={"format": "yolo"})
+    r = client.get(f"/api/projects/{project['id']}/export", params={"format": "yolo-3d"})
     assert r.status_code == 400
 
 

@@ -114,7 +114,8 @@ def test_an_export_imported_into_a_project_of_the_same_images_gives_the_same_mas
     if format == "coco_panoptic":
         assert names == ["panoptic.json"] + [f"panoptic/{n}" for n in pngs] + ["warnings.txt"]
     else:
-        assert names == ["masks.json"] + [f"masks/{n}" for n in pngs] + ["warnings.txt"]
+        pngs = [f"{kind}/{n}" for kind in ("masks", "semantic") for n in pngs]
+        assert names == ["masks.json", *pngs, "warnings.txt"]
     read = read_dataset(folder)
     assert read.format == format and read.classes == ["road", "car"]
     objs = read.image("a.png").objects
@@ -148,7 +149,8 @@ def test_an_unknown_export_format_names_the_formats_there_are(client, street):
     r = client.get(f"/api/projects/{project['id']}/export", params={"format": "cityscapes"})
     assert r.status_code == 400
     assert r.json()["detail"] == (
-        "export format must be one of coco, dota, coco_panoptic, masks, got 'cityscapes'"
+        "export format must be one of coco, coco-panoptic, yolo, yolo-seg, yolo-obb, voc, dota, cvat, "
+        "labelstudio, masks, geojson, points, got 'cityscapes'"
     )
 
 
@@ -278,3 +280,94 @@ def test_a_stuff_class_gets_one_panoptic_segment_per_image_and_things_keep_their
     ]
     masks, _ = _download(client, project, "masks", tmp_path / "masks")
     assert len(read_dataset(masks).image("a.png").objects) == 4, "instance masks keep every region"
+
+
+# --------------------------------------------------------------------------- every format
+#: Export format -> what of a mask, a box and a point each keeps: "all" objects, or the
+#: objects read back and the reason warnings.txt gives for the others.
+KEPT = {
+    "coco": (3, None),
+    "coco-panoptic": (1, "without a mask not written"),
+    "yolo": (2, "left out: points only"),
+    "yolo-seg": (2, "left out: points only"),
+    "yolo-obb": (2, "left out: points only"),
+    "voc": (2, "left out: points only"),
+    "dota": (2, "left out: objects without a box or polygon"),
+    "cvat": (3, None),
+    "labelstudio": (3, None),
+    "masks": (1, "without a mask not written"),
+    "points": (3, "mask objects written as their box centre"),
+}
+
+
+@pytest.mark.parametrize("format", sorted(KEPT))
+def test_every_export_format_reads_back_and_counts_what_it_left_out(client, street, tmp_path, format):
+    project = _project(client, folder=str(street), classes=["car"])
+    car = _rect(5, 5, 15, 12)
+    _annotate(client, project, {"a.png": [("car", car), ("car", [20, 2, 30, 9.5])]})
+    image = _images(client, project)["a.png"]
+    point = {"class_id": project["classes"][0]["id"], "kind": "point", "geometry": {"point": [33, 25]}}
+    r = client.post(
+        f"/api/images/{image['id']}/annotations/batch",
+        json={"revision": image["revision"], "create": [point]},
+    )
+    assert r.status_code == 200, r.text
+
+    r = client.get(f"/api/projects/{project['id']}/export", params={"format": format})
+    assert r.status_code == 200, r.text
+    if format == "coco":
+        (tmp_path / "a.json").write_bytes(r.content)
+        folder = tmp_path / "a.json"
+    else:
+        with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+            zf.extractall(tmp_path / "x")
+        folder = tmp_path / "x"
+        if format in ("labelstudio", "points"):
+            folder = next(p for p in folder.iterdir() if p.suffix in (".json", ".csv"))
+        if format.startswith("yolo"):  # YOLO labels are read beside their images, which a user adds
+            (folder / "images").mkdir()
+            for name in ("a.png", "b.jpg"):
+                (folder / "images" / name).symlink_to(street / name)
+    n, reason = KEPT[format]
+    back = read_dataset(folder, images_dir=street) if format == "points" else read_dataset(folder)
+    objs = back.image("a.png").objects
+    assert len(objs) == n
+    if format not in ("points", "coco-panoptic", "masks"):
+        boxes = sorted(b.tolist() for b in objs.boxes if np.isfinite(b).all())
+        assert [20, 2, 30, 9.5] in [[round(v, 3) for v in b] for b in boxes]
+    warnings_txt = tmp_path / "x" / "warnings.txt"
+    if reason is None:
+        assert not warnings_txt.exists()
+    else:
+        text = warnings_txt.read_text()
+        assert reason in text and "a.png (" in text, text
+
+
+def test_geojson_export_of_images_without_a_georeference_says_so(client, street):
+    project = _project(client, folder=str(street), classes=["car"])
+    r = client.get(f"/api/projects/{project['id']}/export", params={"format": "geojson"})
+    assert r.status_code == 400
+    assert "expected a georeferenced image (GeoTIFF tags or a world file)" in r.json()["detail"]
+
+
+def test_imported_predictions_keep_their_scores_and_export_them_again(client, street, tmp_path):
+    from fewclick.io import Dataset, ImageRecord, write_dataset
+    from fewclick.types import Objects
+
+    objects = Objects(
+        labels=[0, 0],
+        boxes=[[1, 1, 10, 10], [20, 5, 30, 15]],
+        extra={"scores": np.array([0.25, 0.75], np.float32)},
+    )
+    records = [ImageRecord("a.png", 40, 30, objects, street / "a.png", 1)]
+    write_dataset(Dataset(["car"], records), tmp_path / "pred.json", "labelstudio")
+    project = _project(client, folder=str(street))
+    r = client.post(f"/api/projects/{project['id']}/import", json={"dataset": str(tmp_path / "pred.json")})
+    assert r.status_code == 200, r.text
+    image = _images(client, project)["a.png"]
+    saved = client.get(f"/api/images/{image['id']}").json()["annotations"]
+    assert sorted(a["score"] for a in saved) == [0.25, 0.75]
+
+    r = client.get(f"/api/projects/{project['id']}/export", params={"format": "coco"})
+    anns = json.loads(r.content)["annotations"]
+    assert sorted(a["score"] for a in anns) == [0.25, 0.75]

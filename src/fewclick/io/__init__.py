@@ -4,7 +4,8 @@
 returns one :class:`Dataset`; ``write_dataset(dataset, path, format)`` writes one out in
 any of :data:`WRITERS`. Each format lives in its own module with two functions,
 ``sniff(path) -> bool`` and ``read(path) -> Dataset``; the writers add
-``write(dataset, path)``.
+``write(dataset, path)``, returning messages that count what the format could not hold.
+Format names take ``-`` or ``_`` alike (``yolo-seg`` is ``yolo_seg``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ __all__ = [
 FORMATS: dict[str, str] = {
     "coco_panoptic": "fewclick.io.coco_panoptic",
     "coco": "fewclick.io.coco",
+    "labelstudio": "fewclick.io.labelstudio",
+    "geojson": "fewclick.io.geojson",
+    "cvat": "fewclick.io.cvat",
     "masks": "fewclick.io.masks",
     "dota": "fewclick.io.dota",
     "isaid": "fewclick.io.isaid",
@@ -47,12 +51,33 @@ FORMATS: dict[str, str] = {
     "yolo": "fewclick.io.yolo",
 }
 
-#: Formats ``write_dataset`` writes: to a file (``FILE_WRITERS``) or into a folder.
-WRITERS = ("coco", "coco_panoptic", "dota", "yolo", "masks", "points")
-FILE_WRITERS = ("coco", "coco_panoptic", "points")
+#: Formats ``write_dataset`` writes -> (module, keyword arguments of its ``write``).
+WRITER_MODULES: dict[str, tuple[str, dict]] = {
+    "coco": ("fewclick.io.coco", {}),
+    "coco_panoptic": ("fewclick.io.coco_panoptic", {}),
+    "yolo": ("fewclick.io.yolo", {"kind": "detect"}),
+    "yolo_seg": ("fewclick.io.yolo", {"kind": "segment"}),
+    "yolo_obb": ("fewclick.io.yolo", {"kind": "obb"}),
+    "voc": ("fewclick.io.voc", {}),
+    "dota": ("fewclick.io.dota", {}),
+    "cvat": ("fewclick.io.cvat", {}),
+    "labelstudio": ("fewclick.io.labelstudio", {}),
+    "masks": ("fewclick.io.masks", {}),
+    "geojson": ("fewclick.io.geojson", {}),
+    "points": ("fewclick.io.points_table", {}),
+}
+WRITERS = tuple(WRITER_MODULES)
+#: Writers of one file (the others write a folder).
+FILE_WRITERS = ("coco", "coco_panoptic", "labelstudio", "points")
+
+
+def format_name(name: str) -> str:
+    """``name`` with ``-`` as ``_`` (the CLI and the app say ``yolo-seg``, the code ``yolo_seg``)."""
+    return str(name).strip().lower().replace("-", "_")
 
 
 def _module(name: str):
+    name = format_name(name)
     if name not in FORMATS:
         raise FormatError(f"unknown format {name!r}; known formats: {', '.join(FORMATS)}")
     return importlib.import_module(FORMATS[name])
@@ -93,24 +118,25 @@ def _broken_json(path: Path) -> str:
 def read_dataset(path: str | Path, format: str | None = None, **options) -> Dataset:
     """Read a dataset; ``format`` None means detect it."""
     path = Path(path)
-    name = format or detect_format(path)
+    name = format_name(format) if format else detect_format(path)
     dataset = _module(name).read(path, **options)
     dataset.format = name
     return dataset
 
 
 def write_dataset(dataset: Dataset, path: str | Path, format: str) -> list[str]:
-    """Write ``dataset`` in one of :data:`WRITERS`: a JSON file for ``coco``, ``points``
-    and ``coco_panoptic`` (its PNGs in the folder named after the file, beside it), else a
-    folder. Returns the messages of what the format could not keep, where the writer
-    reports them (``coco_panoptic`` and ``masks``: objects without a mask, pixels lost to
-    overlaps); otherwise ``[]``."""
-    if format not in WRITERS:
-        raise FormatError(f"cannot write format {format!r}; writable formats: {', '.join(WRITERS)}")
+    """Write ``dataset`` in one of :data:`WRITERS`: a JSON file for :data:`FILE_WRITERS`
+    (``coco_panoptic``'s PNGs in the folder named after the file, beside it), else a folder.
+    Returns the messages of what the format could not keep (objects left out, geometry
+    approximated, pixels lost to overlaps), each counted; ``[]`` when it kept everything."""
+    name = format_name(format)
+    if name not in WRITER_MODULES:
+        shown = ", ".join(w.replace("_", "-") for w in WRITERS)
+        raise FormatError(f"cannot write format {format!r}; writable formats: {shown}")
     path = Path(path)
-    if format in FILE_WRITERS and path.is_dir():
+    if name in FILE_WRITERS and path.is_dir():
         raise FormatError(f"{path}: expected a file name to write {format} to, got an existing folder")
-    if format not in FILE_WRITERS and path.exists() and not path.is_dir():
+    if name not in FILE_WRITERS and path.exists() and not path.is_dir():
         raise FormatError(f"{path}: expected a folder to write {format} into, got an existing file")
-    module = "fewclick.io.points_table" if format == "points" else FORMATS[format]
-    return importlib.import_module(module).write(dataset, Path(path)) or []
+    module, options = WRITER_MODULES[name]
+    return importlib.import_module(module).write(dataset, Path(path), **options) or []

@@ -12,7 +12,8 @@ classes in the file's ``categories`` order, their ids in ``Dataset.category_ids`
 fewclick adds three optional annotation fields, written and read back so nothing is lost:
 ``"rbox": [cx, cy, w, h, angle]`` (oriented box, radians, fewclick's convention),
 ``"point": [x, y]`` (an annotated point; a point-only object has no ``bbox`` and area 0)
-and ``"difficult": 0/1/2``.
+and ``"difficult": 0/1/2``. A ``"score"`` (COCO results carry one) is kept in
+``Objects.extra["scores"]`` (NaN where an annotation has none) and written back.
 
 Repairs, each with a :class:`~fewclick.io.parsing.FormatWarning`: boxes reaching outside
 the image are clipped to it, and objects wholly outside it are skipped; polygons with
@@ -35,6 +36,7 @@ import numpy as np
 from fewclick.io.coco_fields import checked_segmentation, flag, image_infos, int_id, known_id, numbers
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
+from fewclick.io.leftout import object_scores
 from fewclick.io.parsing import clip_boxes, drop_outside, find_image, json_kind, load_json, warn
 from fewclick.types import Objects
 
@@ -221,6 +223,7 @@ def _parse_annotation(ann: Any, file: Path, infos: dict, label_of: dict) -> dict
         "rbox": numbers(ann.get("rbox"), 5, "rbox", where),
         "point": numbers(ann.get("point"), 2, "point", where),
         "difficult": flag(ann.get("difficult", 0), "difficult", (0, 1, 2), where),
+        "score": _score(ann.get("score"), where),
     }
     if row["rbox"] is not None and (row["rbox"][2] < 0 or row["rbox"][3] < 0):
         raise FormatError(f"{where}: expected 'rbox' [cx, cy, w, h, angle] with w, h >= 0, got {ann['rbox']}")
@@ -228,6 +231,15 @@ def _parse_annotation(ann: Any, file: Path, infos: dict, label_of: dict) -> dict
         warn(f"{where}: skipped: no bbox, no segmentation pixels inside the image and no point")
         return None
     return row
+
+
+def _score(value: Any, where: str) -> float:
+    if value is None:
+        return float("nan")
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    if not ok:
+        raise FormatError(f"{where}: expected a finite number as 'score', got {value!r}")
+    return float(value)
 
 
 def _box(bbox: Any, seg: Any, where: str, height: int, width: int) -> np.ndarray:
@@ -270,7 +282,13 @@ def _objects(rows: list[dict], info: dict, file: Path) -> Objects:
         segmentations=[r["seg"] for r in rows] if any(r["seg"] is not None for r in rows) else None,
         ignore=np.array([r["ignore"] for r in rows], bool),
         difficult=np.array([r["difficult"] for r in rows], np.uint8),
+        extra=_scores(rows),
     )
+
+
+def _scores(rows: list[dict]) -> dict:
+    scores = np.array([r["score"] for r in rows], np.float32)
+    return {} if np.isnan(scores).all() else {"scores": scores}
 
 
 def _column(rows: list[dict], key: str, width: int) -> np.ndarray | None:
@@ -328,6 +346,7 @@ def _categories(dataset: Dataset, cat_ids: list[int]) -> list[dict]:
 
 def _annotation(rec: ImageRecord, i: int, cat_ids: list[int]) -> dict:
     objs = rec.objects
+    scores = object_scores(objs)
     ann: dict[str, Any] = {"category_id": int(cat_ids[objs.labels[i]]), "iscrowd": int(objs.ignore[i])}
     box = objs.boxes[i]
     if not np.isnan(box).any():
@@ -344,6 +363,8 @@ def _annotation(rec: ImageRecord, i: int, cat_ids: list[int]) -> dict:
         ann["point"] = objs.points[i].astype(np.float64).tolist()
     if objs.difficult[i]:
         ann["difficult"] = int(objs.difficult[i])
+    if scores is not None and not np.isnan(scores[i]):
+        ann["score"] = round(float(scores[i]), 5)
     return ann
 
 

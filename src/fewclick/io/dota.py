@@ -24,6 +24,7 @@ import numpy as np
 
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
+from fewclick.io.leftout import LeftOut, geometry_of
 from fewclick.io.parsing import drop_outside, find_image, fmt_number, header_size, link_image, read_text, warn
 from fewclick.types import Objects, polygons_to_boxes, polygons_to_rboxes, rboxes_to_polygons
 
@@ -163,14 +164,15 @@ def box_corners(boxes: np.ndarray) -> np.ndarray:
     )
 
 
-def write(dataset: Dataset, path: Path) -> None:
+def write(dataset: Dataset, path: Path) -> list[str]:
     """Write ``path/labelTxt/<image stem>.txt`` for every image and symlink the images that
     exist on disk into ``path/images/`` (nothing is copied).
 
     Corners per object: its segmentation when that is one 4-point polygon, else its
     oriented box's corners, else its axis-aligned box's corners. Header lines are written
     when the image's ``extra`` has ``imagesource`` / ``gsd``. Objects with neither box nor
-    polygon (points only) are skipped with a warning.
+    polygon (points only) are left out, and polygons of other than 4 points and masks are
+    written as their oriented or axis-aligned box: the returned messages count both.
     """
     out = Path(path) / "labelTxt"
     out.mkdir(parents=True, exist_ok=True)
@@ -180,24 +182,35 @@ def write(dataset: Dataset, path: Path) -> None:
         raise ValueError(
             f"{out}: expected unique image file stems for labelTxt files, got repeated {repeated[:5]}"
         )
+    left = LeftOut("DOTA")
     for stem, rec in zip(stems, dataset.images, strict=True):
         lines = [f"{key}:{rec.extra[key]}" for key in _HEADER_KEYS if key in rec.extra]
-        lines += _object_lines(rec, dataset.classes)
+        lines += _object_lines(rec, dataset.classes, left)
         (out / f"{stem}.txt").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         link_image(rec.path, Path(path) / "images" / f"{stem}{Path(rec.file_name).suffix}")
+    return left.report(out)
 
 
-def _object_lines(rec: ImageRecord, classes: list[str]) -> list[str]:
-    objs, lines, skipped = rec.objects, [], 0
+def _object_lines(rec: ImageRecord, classes: list[str], left: LeftOut) -> list[str]:
+    objs, lines = rec.objects, []
     for i in range(len(objs)):
         corners = object_corners(objs, i)
         if corners is None:
-            skipped += 1
+            left.add("left out: objects without a box or polygon (DOTA holds quadrilaterals)", rec.file_name)
             continue
+        geometry = geometry_of(objs, i)
+        seg = None if objs.segmentations is None else objs.segmentations[i]
+        if geometry == "mask" or (geometry == "polygon" and not np.array_equal(corners, np.asarray(seg[0]))):
+            left.add(f"approximated: {geometry}s written as their box", rec.file_name)
         coords = " ".join(fmt_number(v) for v in corners.reshape(-1))
-        lines.append(f"{coords} {classes[objs.labels[i]]} {int(objs.difficult[i])}")
-    if skipped:
-        warn(f"{rec.file_name}: skipped {skipped} object(s) without a box or polygon (DOTA has no points)")
+        name = classes[objs.labels[i]]
+        if len(name.split()) != 1:  # a DOTA line is split at spaces
+            left.add(
+                "renamed: class names with spaces written with '_' (DOTA lines split at spaces)",
+                rec.file_name,
+            )
+            name = "_".join(name.split())
+        lines.append(f"{coords} {name} {int(objs.difficult[i])}")
     return lines
 
 

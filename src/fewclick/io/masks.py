@@ -204,8 +204,9 @@ def _objects(indices: np.ndarray, entry: dict, classes: list[str], where: str, m
 
 def write(dataset: Dataset, path: Path) -> list[str]:
     """Write ``path/masks.json`` and ``path/masks/<image name>.png`` (``a.jpg`` -> ``a.png``,
-    uint16) for every image, and symlink the images that exist on disk into ``path/images/``
-    (nothing is copied).
+    uint16) for every image, its semantic twin ``path/semantic/<image name>.png`` (uint16,
+    pixel = 1 + the class index in ``classes``, 0 = none), and symlink the images that
+    exist on disk into ``path/images/`` (nothing is copied).
 
     Instances are the objects with a mask, numbered 1..K in object order. A pixel holds one
     instance, so overlapping masks are resolved as in
@@ -230,6 +231,10 @@ def write(dataset: Dataset, path: Path) -> list[str]:
         mask = folder / "masks" / name
         mask.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(renumber[owner]).save(mask)
+        semantic = folder / "semantic" / name
+        semantic.parent.mkdir(parents=True, exist_ok=True)
+        classes = np.concatenate([[0], objs.labels.astype(np.uint16) + 1]).astype(np.uint16)
+        Image.fromarray(classes[owner]).save(semantic)
         entry = {
             "file_name": rec.file_name,
             "mask": f"masks/{name}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from fewclick.io.errors import FormatError
 from fewclick.io.images import IMAGE_SUFFIXES, ImageError, image_size, max_pixels_default
+from fewclick.types import Objects
 
 #: Files up to this size are parsed whole when sniffed; larger ones are scanned.
 _SNIFF_PARSE_BYTES = 16 * 2**20
@@ -24,6 +26,17 @@ class FormatWarning(UserWarning):
 def warn(message: str) -> None:
     """Warn with :class:`FormatWarning`, pointing at the caller of the reader."""
     warnings.warn(message, FormatWarning, stacklevel=3)
+
+
+def parse_xml(path: Path) -> ET.Element:
+    """The root of an XML file, or :class:`FormatError` naming the file and the position."""
+    try:
+        return ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        line, col = exc.position
+        raise FormatError(
+            f"{path}: expected well-formed XML, got an error at line {line} column {col}: {exc}"
+        ) from None
 
 
 def load_json(path: Path) -> Any:
@@ -218,3 +231,39 @@ def check_image_size(pixels: np.ndarray, path: Path, height: int, width: int, wh
     if pixels.shape[:2] != (height, width):
         got = f"{pixels.shape[1]} x {pixels.shape[0]}"
         raise FormatError(f"{path}: expected {what}the image size {width} x {height}, got {got}")
+
+
+def objects_from_rows(rows: list[dict], width: int, height: int, where: str) -> Objects:
+    """Objects from per-object rows of a reader: ``label``, ``box`` (XYXY, NaN for a
+    point), ``rbox``, ``point``, ``seg`` and ``score`` (None / NaN where absent), optional
+    ``ignore`` and ``difficult``, and ``where`` naming the object in warnings. Objects
+    wholly outside the image are skipped and boxes clipped to it, both with a warning;
+    scores go to ``extra["scores"]`` when any object has one."""
+    if rows:
+        items = [r["where"] for r in rows]
+        points = np.stack([np.full(2, np.nan) if r["point"] is None else r["point"] for r in rows])
+        keep = drop_outside(np.stack([r["box"] for r in rows]), width, height, where, items, points)
+        rows = [r for r, k in zip(rows, keep, strict=True) if k]
+    if not rows:
+        return Objects.empty()
+    items = [r["where"] for r in rows]
+    boxes = clip_boxes(np.stack([r["box"] for r in rows]).astype(np.float32), width, height, where, items)
+
+    def column(key: str, size: int) -> np.ndarray | None:
+        if all(r[key] is None for r in rows):
+            return None
+        return np.stack([np.full(size, np.nan) if r[key] is None else r[key] for r in rows]).astype(
+            np.float32
+        )
+
+    scores = np.array([np.nan if r["score"] is None else r["score"] for r in rows], np.float32)
+    return Objects(
+        labels=[r["label"] for r in rows],
+        boxes=boxes,
+        rboxes=column("rbox", 5),
+        points=column("point", 2),
+        segmentations=[r["seg"] for r in rows] if any(r["seg"] is not None for r in rows) else None,
+        ignore=[r.get("ignore", False) for r in rows],
+        difficult=[r.get("difficult", 0) for r in rows],
+        extra={} if np.isnan(scores).all() else {"scores": scores},
+    )

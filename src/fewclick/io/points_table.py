@@ -25,6 +25,7 @@ import numpy as np
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
 from fewclick.io.images import ImageError, image_size
+from fewclick.io.leftout import LeftOut, geometry_of
 from fewclick.io.parsing import drop_outside
 from fewclick.types import Objects
 
@@ -62,11 +63,12 @@ def read(path: Path, images_dir: Path | None = None, classes: list[str] | None =
     return dataset
 
 
-def write(dataset: Dataset, path: Path) -> None:
+def write(dataset: Dataset, path: Path) -> list[str]:
     """Write ``dataset`` as a points CSV (plus ``classes.txt`` beside it) or JSON.
 
     Each object's point is its annotated point, else its box centre; objects with neither
-    are left out. Images are not copied; ``file_name`` is written as given.
+    are left out. Images are not copied; ``file_name`` is written as given. Returns the
+    messages counting the objects written as a centre and those left out.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -77,6 +79,17 @@ def write(dataset: Dataset, path: Path) -> None:
         _write_csv(dataset, path)
     else:
         _write_json(dataset, path)
+    left = LeftOut("points")
+    for rec in dataset.images:
+        objs = rec.objects
+        has_point = np.zeros(len(objs), bool) if objs.points is None else np.isfinite(objs.points).all(1)
+        for i in np.flatnonzero(~has_point):
+            geometry = geometry_of(objs, i)
+            if np.isfinite(objs.boxes[i]).all():
+                left.add(f"approximated: {geometry} objects written as their box centre", rec.file_name)
+            else:
+                left.add("left out: objects without a point or box", rec.file_name)
+    return left.report(path)
 
 
 def object_points(objects: Objects) -> np.ndarray:

@@ -147,3 +147,23 @@ def rle_boxes(rles: list[dict]) -> np.ndarray:
     ]
     xywh = np.asarray(mask_utils.toBbox(coded), np.float32).reshape(-1, 4)
     return np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+
+
+def mask_outlines(mask: np.ndarray) -> list[np.ndarray]:
+    """``bool[H, W]`` -> its outer contours ``float64[K, 2]`` moved half a pixel out (a
+    shapely mitred buffer), so they run along pixel edges instead of through pixel
+    centres and fill back to nearly the same pixels; a contour too thin to buffer gives
+    its bounding rectangle. Holes are not kept."""
+    from shapely.geometry import Polygon
+
+    out = []
+    for contour in mask_to_polygons(mask, min_points=1):
+        shape = Polygon(contour + 0.5) if len(contour) >= 3 else None
+        grown = shape.buffer(0.5, join_style="mitre") if shape is not None and shape.is_valid else None
+        if grown is None or grown.is_empty or grown.geom_type != "Polygon":
+            x0, y0 = contour.min(0)
+            x1, y1 = contour.max(0) + 1
+            out.append(np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64))
+        else:
+            out.append(np.asarray(grown.exterior.coords, np.float64)[:-1])
+    return out

@@ -21,22 +21,44 @@ has its centre and size within 2 px of the axis-aligned box (true for all 1,828 
 objects: at most 1 px); otherwise the image, or that object, gets NaN rboxes and a warning.
 
 Classes: the sorted unique names found, unless ``classes`` is given (then an unknown
-name raises :class:`~fewclick.io.errors.FormatError`).
+name raises :class:`~fewclick.io.errors.FormatError`). An object holding both a
+``<bndbox>`` and a ``<robndbox>`` (what :func:`write` makes of an oriented box) keeps both;
+a ``<score>`` goes to ``Objects.extra["scores"]``.
+
+``write`` makes ``Annotations/<stem>.xml``, ``ImageSets/Main/default.txt`` and symlinks
+in ``JPEGImages/``; coordinates are written as the float32 they are (no rounding to
+whole pixels, so boxes read back exactly). VOC holds boxes: polygons and masks are
+written as their boxes, points and crowd regions are left out, and the returned messages
+count both.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
-from fewclick.io.parsing import clip_boxes, drop_outside, find_image, header_size, image_dimensions, warn
+from fewclick.io.leftout import LeftOut, geometry_of, object_scores
+from fewclick.io.parsing import (
+    clip_boxes,
+    drop_outside,
+    find_image,
+    fmt_number,
+    header_size,
+    image_dimensions,
+    link_image,
+    parse_xml,
+    warn,
+)
 from fewclick.types import Objects, rboxes_to_boxes
 
-__all__ = ["sniff", "read", "rolabelimg_to_rbox"]
+_ONLY = {"point": "points only", "none": "objects without geometry"}
+
+__all__ = ["sniff", "read", "write", "rolabelimg_to_rbox"]
 
 IGNORE_NAMES = ("dontcare",)
 _MATCH_TOLERANCE = 2.0  # px, between an oriented box's enclosing box and the axis-aligned one
@@ -88,13 +110,7 @@ def read(path: Path, classes: list[str] | None = None, images_dir: Path | None =
 
 
 def _parse_file(xml: Path) -> tuple[dict, list[dict]]:
-    try:
-        root = ET.parse(xml).getroot()
-    except ET.ParseError as exc:
-        line, col = exc.position
-        raise FormatError(
-            f"{xml}: expected well-formed XML, got an error at line {line} column {col}: {exc}"
-        ) from None
+    root = parse_xml(xml)
     size = root.find("size")
     info = {
         "xml": xml,
@@ -126,16 +142,18 @@ def _parse_object(obj: ET.Element, xml: Path, k: int) -> dict:
     difficult = (obj.findtext("difficult") or "0").strip()
     if difficult not in ("0", "1", "2"):
         raise FormatError(f"{where}: expected <difficult> 0 or 1, got {difficult!r}")
-    out = {"name": name, "difficult": int(difficult), "rbox": None, "where": where}
-    if obj.find("bndbox") is not None:
-        out["box"] = _numbers(obj.find("bndbox"), ("xmin", "ymin", "xmax", "ymax"), where)
-    elif obj.find("robndbox") is not None:
+    out = {"name": name, "difficult": int(difficult), "rbox": None, "where": where, "score": np.nan}
+    if obj.find("score") is not None:
+        out["score"] = _numbers(obj, ("score",), where)[0]
+    if obj.find("robndbox") is not None:
         cx, cy, w, h, angle = _numbers(obj.find("robndbox"), ("cx", "cy", "w", "h", "angle"), where)
         if w < 0 or h < 0:
             raise FormatError(f"{where}: expected <robndbox> w and h >= 0, got w={w}, h={h}")
         out["rbox"] = rolabelimg_to_rbox(cx, cy, w, h, angle)
         out["box"] = rboxes_to_boxes(out["rbox"][None])[0]
-    else:
+    if obj.find("bndbox") is not None:
+        out["box"] = _numbers(obj.find("bndbox"), ("xmin", "ymin", "xmax", "ymax"), where)
+    elif out["rbox"] is None:
         raise FormatError(f"{where}: expected a <bndbox> or <robndbox>, got neither")
     if out["box"][2] < out["box"][0] or out["box"][3] < out["box"][1]:
         raise FormatError(f"{where}: expected xmin <= xmax and ymin <= ymax, got {out['box'].tolist()}")
@@ -211,11 +229,75 @@ def _record(
     rboxes = None
     if any(o["rbox"] is not None for o in objs):
         rboxes = np.stack([np.full(5, np.nan) if o["rbox"] is None else o["rbox"] for o in objs])
+    scores = np.array([o["score"] for o in objs], np.float32)
     objects = Objects(
         labels=[names.index(o["name"]) for o in objs],
         boxes=boxes,
         rboxes=rboxes,
         ignore=[o["name"].lower() in IGNORE_NAMES for o in objs],
         difficult=[o["difficult"] for o in objs],
+        extra={} if np.isnan(scores).all() else {"scores": scores},
     )
     return ImageRecord(file_name, width, height, objects, image_path, image_id)
+
+
+# --------------------------------------------------------------------------- writing
+def write(dataset: Dataset, path: Path) -> list[str]:
+    """Write a VOC folder (see the module doc); returns what was left out or approximated."""
+    path = Path(path)
+    stems = [Path(rec.file_name).stem for rec in dataset.images]
+    repeated = sorted(s for s, n in Counter(stems).items() if n > 1)
+    if repeated:
+        raise ValueError(
+            f"expected unique image file stems for Annotations/*.xml, got repeated {repeated[:5]}"
+        )
+    (path / "Annotations").mkdir(parents=True, exist_ok=True)
+    (path / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+    left = LeftOut("Pascal VOC")
+    for stem, rec in zip(stems, dataset.images, strict=True):
+        name = f"{stem}{Path(rec.file_name).suffix}"
+        tree = ET.ElementTree(_xml(rec, name, dataset.classes, left))
+        ET.indent(tree)
+        tree.write(path / "Annotations" / f"{stem}.xml", encoding="utf-8", xml_declaration=False)
+        link_image(rec.path, path / "JPEGImages" / name)
+    (path / "ImageSets" / "Main" / "default.txt").write_text("".join(s + "\n" for s in stems), "utf-8")
+    return left.report(path)
+
+
+def _xml(rec: ImageRecord, name: str, classes: list[str], left: LeftOut) -> ET.Element:
+    root = ET.Element("annotation")
+    ET.SubElement(root, "folder").text = "JPEGImages"
+    ET.SubElement(root, "filename").text = name
+    size = ET.SubElement(root, "size")
+    for tag, value in (("width", rec.width), ("height", rec.height), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(value)
+    ET.SubElement(root, "segmented").text = "0"
+    objs = rec.objects
+    scores = object_scores(objs)
+    for i in range(len(objs)):
+        geometry = geometry_of(objs, i)
+        if objs.ignore[i]:
+            left.add("left out: crowd regions (VOC has no crowd flag)", rec.file_name)
+            continue
+        if geometry in ("point", "none"):
+            left.add(f"left out: {_ONLY[geometry]} (VOC holds boxes)", rec.file_name)
+            continue
+        if geometry in ("mask", "polygon"):
+            left.add(f"approximated: {geometry}s written as their boxes", rec.file_name)
+        obj = ET.SubElement(root, "object")
+        ET.SubElement(obj, "name").text = classes[objs.labels[i]]
+        ET.SubElement(obj, "pose").text = "Unspecified"
+        ET.SubElement(obj, "truncated").text = "0"
+        ET.SubElement(obj, "difficult").text = str(int(objs.difficult[i] > 0))
+        if scores is not None and not np.isnan(scores[i]):
+            ET.SubElement(obj, "score").text = fmt_number(scores[i])
+        box = ET.SubElement(obj, "bndbox")
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), objs.boxes[i], strict=True):
+            ET.SubElement(box, tag).text = fmt_number(value)
+        if geometry == "rbox":
+            cx, cy, w, h, angle = objs.rboxes[i]
+            rbox = ET.SubElement(obj, "robndbox")  # roLabelImg's angle turns clockwise on screen
+            for tag, value in zip(("cx", "cy", "w", "h"), (cx, cy, w, h), strict=True):
+                ET.SubElement(rbox, tag).text = fmt_number(value)
+            ET.SubElement(rbox, "angle").text = repr(float(np.mod(-float(angle), np.pi)))
+    return root

@@ -4,13 +4,14 @@ One object per line, coordinates normalised by the image width and height:
 ``cls cx cy w h`` (a box), ``cls x1 y1 x2 y2 x3 y3 x4 y4`` (an oriented box, Ultralytics
 OBB; kept like DOTA: its corners as the segmentation, the min-area oriented box, the
 corners' min/max as box) or ``cls x1 y1 ... xk yk`` with k >= 3, k != 4 (a YOLO-seg
-polygon; box = its min/max). Class names come from ``classes``, else ``data.yaml``
-(``names`` as a list or an ``{id: name}`` map), ``obj.names`` or ``classes.txt`` in the
-root or ``labels/``; without any, classes are named ``"0"``, ``"1"``, ... with a warning.
+polygon; box = its min/max). A line with an even number of fields ends with a score
+(Ultralytics' ``save_conf``), kept in ``Objects.extra["scores"]``. Class names come from
+``classes``, else ``data.yaml`` (``names`` as a list or an ``{id: name}`` map),
+``obj.names`` or ``classes.txt`` in the root or ``labels/``; without any, classes are
+named ``"0"``, ``"1"``, ... with a warning.
 
-``write`` writes ``labels/`` and ``classes.txt`` and symlinks each image with a known
-path into ``images/``. YOLO has no crowd/ignore, difficult, points, RLE or free polygons:
-those are not written (objects without a box are skipped with a warning).
+``write(dataset, path, kind)`` writes detection, segmentation or OBB labels with a
+``data.yaml``; what a kind cannot hold is counted in the messages it returns.
 """
 
 from __future__ import annotations
@@ -18,13 +19,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import yaml
 
+from fewclick.io.coco_fields import polygon_area
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.dota import object_corners
 from fewclick.io.errors import FormatError
 from fewclick.io.images import IMAGE_SUFFIXES
+from fewclick.io.leftout import LeftOut, geometry_of, object_scores
 from fewclick.io.parsing import clip_boxes, drop_outside, header_size, link_image, read_text, warn
-from fewclick.types import Objects, polygons_to_boxes, polygons_to_rboxes
+from fewclick.io.rle import mask_outlines, mask_to_polygons, segmentation_to_mask
+from fewclick.types import Objects, polygons_to_boxes, polygons_to_rboxes, rboxes_to_polygons
+
+_ONLY = {"point": "points only", "none": "objects without geometry"}
 
 __all__ = ["sniff", "read", "write"]
 
@@ -52,8 +59,6 @@ def class_names(root: Path) -> list[str] | None:
 
 
 def _yaml_names(path: Path) -> list[str]:
-    import yaml
-
     try:
         content = yaml.safe_load(read_text(path)) or {}
     except yaml.YAMLError as exc:
@@ -110,8 +115,9 @@ def _warn_orphans(path: Path, used: set[Path]) -> None:
         warn(f"{path}: {len(orphans)} label file(s) have no image in images/ and were not read: {shown}")
 
 
-def _parse_label_file(path: Path) -> list[tuple[int, np.ndarray, int]]:
-    """Rows of (class id, normalised numbers ``float64[k]``, line number); none when absent."""
+def _parse_label_file(path: Path) -> list[tuple[int, np.ndarray, int, float]]:
+    """Rows of (class id, normalised numbers ``float64[k]``, line number, score or NaN);
+    none when the file is absent."""
     if not path.is_file():
         return []
     rows = []
@@ -119,10 +125,12 @@ def _parse_label_file(path: Path) -> list[tuple[int, np.ndarray, int]]:
         parts = line.split()
         if not parts:
             continue
-        if len(parts) != 5 and (len(parts) < 7 or len(parts) % 2 == 0):
+        geometry = len(parts) - 1 - (len(parts) % 2 == 0)  # an even count ends with a score
+        if geometry != 4 and (geometry < 6 or geometry % 2):
             raise FormatError(
                 f"{path}:{line_no}: expected 'cls cx cy w h', 'cls x1 y1 ... x4 y4' or a polygon "
-                f"'cls x1 y1 ... xk yk' (k >= 3), got {len(parts)} fields: {line.strip()!r}"
+                f"'cls x1 y1 ... xk yk' (k >= 3), each with an optional score, got {len(parts)} "
+                f"fields: {line.strip()!r}"
             )
         try:
             cls = int(parts[0])
@@ -131,11 +139,13 @@ def _parse_label_file(path: Path) -> list[tuple[int, np.ndarray, int]]:
             raise FormatError(
                 f"{path}:{line_no}: expected an integer class and numbers, got {line.strip()!r}"
             ) from None
+        score = float(values[-1]) if len(values) > geometry else float("nan")
+        values = values[:geometry]
         if not np.isfinite(values).all() or (len(values) == 4 and (values[2:] < 0).any()):
             raise FormatError(
                 f"{path}:{line_no}: expected finite coordinates (and w, h >= 0), got {line.strip()!r}"
             )
-        rows.append((cls, values, line_no))
+        rows.append((cls, values, line_no, score))
     return rows
 
 
@@ -143,11 +153,12 @@ def _objects(rows: list, names: list[str], width: int, height: int, path: Path) 
     if not rows:
         return Objects.empty()
     scale = np.array([width, height], np.float64)
-    labels, boxes, rboxes, segs = [], [], [], []
-    for cls, values, line_no in rows:
+    labels, boxes, rboxes, segs, scores = [], [], [], [], []
+    for cls, values, line_no, score in rows:
         if not 0 <= cls < len(names):
             raise FormatError(f"{path}:{line_no}: expected a class id in 0..{len(names) - 1}, got {cls}")
         labels.append(cls)
+        scores.append(score)
         if len(values) == 4:
             centre, size = values[:2] * scale, values[2:] * scale
             boxes.append(np.concatenate([centre - size / 2, centre + size / 2]))
@@ -161,8 +172,9 @@ def _objects(rows: list, names: list[str], width: int, height: int, path: Path) 
     items = [f"line {r[2]}" for r in rows]
     keep = drop_outside(np.stack(boxes), width, height, str(path), items)
     if not keep.all():
-        labels, boxes, rboxes, segs, items = (
-            [v for v, k in zip(c, keep, strict=True) if k] for c in (labels, boxes, rboxes, segs, items)
+        labels, boxes, rboxes, segs, items, scores = (
+            [v for v, k in zip(c, keep, strict=True) if k]
+            for c in (labels, boxes, rboxes, segs, items, scores)
         )
     if not labels:
         return Objects.empty()
@@ -173,16 +185,38 @@ def _objects(rows: list, names: list[str], width: int, height: int, path: Path) 
         boxes=boxes,
         rboxes=np.stack(rboxes) if has_rbox else None,
         segmentations=segs if any(s is not None for s in segs) else None,
+        extra={} if np.isnan(scores).all() else {"scores": np.array(scores, np.float32)},
     )
 
 
 # --------------------------------------------------------------------------- writing
-def write(dataset: Dataset, path: Path) -> None:
-    """Write ``path/labels/<image path>.txt`` per image and ``path/classes.txt``; symlink
-    images whose ``path`` exists into ``path/images/``."""
+#: Writer kinds: what one line holds.
+KINDS = ("detect", "segment", "obb")
+
+
+def write(dataset: Dataset, path: Path, kind: str = "detect") -> list[str]:
+    """Write a YOLO folder of ``kind`` (see :data:`KINDS`): ``labels/<image path>.txt`` per
+    image, ``data.yaml`` naming the classes (Ultralytics' layout: ``path``, ``train``,
+    ``val``, ``names``), and symlinks of the images that exist on disk in ``images/``.
+
+    - ``detect``: ``cls cx cy w h`` per object with a box (a polygon's or mask's enclosing box);
+    - ``segment``: ``cls x1 y1 ... xk yk`` per object with a polygon or mask (a mask as its
+      outer contour, an object in several parts as its largest part), ``cls cx cy w h`` for
+      one with only a box;
+    - ``obb``: ``cls x1 y1 ... x4 y4``: the corners of its oriented box, of its one
+      4-point polygon, of the min-area rectangle around its polygons, or of its box.
+
+    A score (``Objects.extra["scores"]``) is appended as the line's last number, as
+    Ultralytics' ``save_conf`` does. Points and crowd regions are left out; the returned
+    messages count them (and what was approximated)."""
+    if kind not in KINDS:
+        raise ValueError(f"expected a YOLO kind among {KINDS}, got {kind!r}")
     path = Path(path)
     (path / "labels").mkdir(parents=True, exist_ok=True)
-    (path / "classes.txt").write_text("".join(f"{name}\n" for name in dataset.classes), encoding="utf-8")
+    names = {i: name for i, name in enumerate(dataset.classes)}
+    data_yaml = {"path": ".", "train": "images", "val": "images", "names": names}
+    (path / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False, allow_unicode=True), "utf-8")
+    left = LeftOut(f"YOLO {kind}")
     for rec in dataset.images:
         if rec.width <= 0 or rec.height <= 0:
             raise ValueError(
@@ -192,8 +226,10 @@ def write(dataset: Dataset, path: Path) -> None:
         _check_relative(rec.file_name)
         label_file = (path / "labels" / rec.file_name).with_suffix(".txt")
         label_file.parent.mkdir(parents=True, exist_ok=True)
-        label_file.write_text("".join(line + "\n" for line in _lines(rec)), encoding="utf-8")
+        lines = _lines(rec, kind, left)
+        label_file.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         link_image(rec.path, path / "images" / rec.file_name)
+    return left.report(path)
 
 
 def _check_relative(name: str) -> None:
@@ -205,20 +241,59 @@ def _check_relative(name: str) -> None:
         )
 
 
-def _lines(rec: ImageRecord) -> list[str]:
-    objs, lines, skipped = rec.objects, [], 0
+def _lines(rec: ImageRecord, kind: str, left: LeftOut) -> list[str]:
+    objs, lines = rec.objects, []
+    scores = object_scores(objs)
     scale = np.array([rec.width, rec.height], np.float64)
     for i in range(len(objs)):
-        corners = object_corners(objs, i, box_fallback=False)
-        if corners is not None:
-            values = (corners.astype(np.float64) / scale).reshape(-1)
-        elif not np.isnan(objs.boxes[i]).any():
+        geometry = geometry_of(objs, i)
+        if objs.ignore[i]:
+            left.add("left out: crowd regions (YOLO has no crowd flag)", rec.file_name)
+            continue
+        if geometry in ("point", "none"):
+            left.add(f"left out: {_ONLY[geometry]} (YOLO holds boxes and polygons)", rec.file_name)
+            continue
+        if kind == "detect" or (kind == "segment" and geometry in ("box", "rbox")):
             box = objs.boxes[i].astype(np.float64)
             values = np.concatenate([(box[:2] + box[2:]) / 2 / scale, (box[2:] - box[:2]) / scale])
+        elif kind == "segment":
+            outline = _outline(objs.segmentations[i], rec, left)
+            if outline is None:  # a mask too small to outline: its box
+                box = objs.boxes[i].astype(np.float64)
+                outline = np.array([box[:2], box[[2, 1]], box[2:], box[[0, 3]]])
+            values = (outline / scale).reshape(-1)
         else:
-            skipped += 1
-            continue
+            if geometry in ("polygon", "mask") and object_corners(objs, i, box_fallback=False) is None:
+                left.add(f"approximated: {geometry}s written as their min-area rectangle", rec.file_name)
+            values = (_corners(objs, i).astype(np.float64) / scale).reshape(-1)
+        if scores is not None and not np.isnan(scores[i]):
+            values = np.append(values, scores[i])
         lines.append(" ".join([str(int(objs.labels[i]))] + [repr(float(v)) for v in values]))
-    if skipped:
-        warn(f"{rec.file_name}: skipped {skipped} object(s) without a box (YOLO has no points)")
     return lines
+
+
+def _outline(seg, rec: ImageRecord, left: LeftOut) -> np.ndarray | None:
+    """One polygon ``float64[K, 2]`` for a segmentation: its only polygon, else its largest;
+    None when it has none of 3 points or more."""
+    if isinstance(seg, dict):
+        polygons = mask_outlines(segmentation_to_mask(seg, rec.height, rec.width))
+        left.add("approximated: masks written as the outline of their pixels", rec.file_name)
+    else:
+        polygons = [np.asarray(p, np.float64).reshape(-1, 2) for p in seg]
+    polygons = [p for p in polygons if len(p) >= 3]
+    if not polygons:
+        return None
+    if len(polygons) > 1:
+        left.add("approximated: objects in several parts written as their largest part", rec.file_name)
+    return max(polygons, key=lambda p: abs(polygon_area(np.asarray(p, np.float64)))).astype(np.float64)
+
+
+def _corners(objs: Objects, i: int) -> np.ndarray:
+    corners = object_corners(objs, i, box_fallback=False)
+    if corners is None and objs.segmentations is not None and objs.segmentations[i] is not None:
+        seg = objs.segmentations[i]
+        if isinstance(seg, dict):
+            seg = mask_to_polygons(segmentation_to_mask(seg, *seg["size"]), min_points=1)
+        points = np.concatenate([np.asarray(p, np.float32).reshape(-1, 2) for p in seg])
+        corners = rboxes_to_polygons(polygons_to_rboxes(points[None]))[0]
+    return object_corners(objs, i) if corners is None else corners

@@ -216,7 +216,8 @@ def import_annotations(
     add_images: bool = False,
 ) -> list[str]:
     """Add a dataset's objects to the project's images (matched by file name; with
-    ``add_images`` unknown images are added, else skipped with a warning). Its classes are
+    ``add_images`` unknown images are added, else skipped with a warning), each with its
+    score when the file gave one (predictions: the review mode sorts them by it). Its classes are
     added to the project's, and marked things or stuff when the dataset says which
     (``extra["isthing"]``, as COCO panoptic's reader gives it)."""
     set_classes(session, project, data.classes)
@@ -246,6 +247,7 @@ def import_annotations(
             session.add(image)
             by_name[rec.file_name] = image
         objs = rec.objects
+        scores = objs.extra.get("scores")
         for i in range(len(objs)):
             if objs.ignore[i]:
                 continue
@@ -262,6 +264,7 @@ def import_annotations(
                     geometry=geometry,
                     source="import",
                     reference=reference,
+                    score=None if scores is None or not np.isfinite(scores[i]) else float(scores[i]),
                     created_by=user.id,
                     updated_by=user.id,
                 )
@@ -443,14 +446,28 @@ def set_status(image: Image, status: str, user: User) -> None:
 
 
 def to_dataset(
-    project: Project, include_reference: bool = False, images: Sequence[Image] | None = None
+    project: Project,
+    include_reference: bool = False,
+    images: Sequence[Image] | None = None,
+    scores: bool = False,
 ) -> Dataset:
-    """The project's annotations as a :class:`Dataset` (rejected ones left out)."""
+    """The project's annotations as a :class:`Dataset` (rejected ones left out). With
+    ``scores``, the objects no person has confirmed (a score, review still pending, on an
+    image not finished) carry their score in ``Objects.extra["scores"]``: predictions, as
+    an export says them; everything else has none."""
     position_of = {c.id: c.position for c in project.classes}
     records = []
     for image in images if images is not None else project.images:
         anns = [a for a in image.annotations if a.review != "rejected" and a.reference == include_reference]
         objects = to_objects(anns, position_of, project.oriented)
+        if scores:
+            unconfirmed = image.status not in FINISHED
+            values = [
+                a.score if unconfirmed and a.review == "pending" and a.score is not None else np.nan
+                for a in anns
+            ]
+            if not np.isnan(np.asarray(values, np.float64)).all():
+                objects.extra["scores"] = np.asarray(values, np.float32)
         records.append(
             ImageRecord(
                 image.file_name, image.width, image.height, objects, path=Path(image.path), id=image.id
@@ -465,35 +482,44 @@ def to_dataset(
 #: is one JSON file; the others are folders a download zips whole.
 EXPORTS = {
     "coco": "annotations.json",
-    "dota": "dota",
     "coco_panoptic": "coco_panoptic/panoptic.json",  # + coco_panoptic/panoptic/*.png
+    "yolo": "yolo",
+    "yolo_seg": "yolo_seg",
+    "yolo_obb": "yolo_obb",
+    "voc": "voc",
+    "dota": "dota",
+    "cvat": "cvat",
+    "labelstudio": "labelstudio/tasks.json",  # + tasks.label_config.xml
     "masks": "masks",
+    "geojson": "geojson",
+    "points": "points/points.csv",
 }
 
 
 def export_format(name: str) -> str:
     """``name`` as a key of :data:`EXPORTS` (``coco-panoptic`` is ``coco_panoptic``), or a
     StoreError naming the formats there are."""
-    key = name.replace("-", "_")
+    key = str(name).strip().lower().replace("-", "_")
     if key not in EXPORTS:
-        raise StoreError(f"export format must be one of {', '.join(EXPORTS)}, got {name!r}")
+        shown = ", ".join(k.replace("_", "-") for k in EXPORTS)
+        raise StoreError(f"export format must be one of {shown}, got {name!r}")
     return key
 
 
 def export(project: Project, format: str, folder: Path) -> Path:
     """Write the project's annotations in ``format`` (see :func:`export_format`) under
     ``folder``; returns the JSON file (``coco``) or the folder to send. A folder format
-    gets a ``warnings.txt`` beside its files when the format could not keep everything
-    (label PNGs: objects without a mask, pixels lost to overlapping masks; COCO panoptic:
-    the regions of a stuff class in one image, joined into one segment). COCO panoptic
-    categories are things or stuff as the classes are; their ids are 1..N in class order."""
+    gets a ``warnings.txt`` beside its files when the format could not keep everything,
+    each reason counted (objects a format has no geometry for, masks written as outlines
+    or boxes, pixels lost to overlapping masks; COCO panoptic: the regions of a stuff class
+    in one image, joined into one segment). COCO panoptic categories are things or stuff
+    as the classes are; their ids are 1..N in class order. GeoJSON needs georeferenced
+    images (their transform is read from the image files, which are not sent)."""
     format = export_format(format)
-    data = to_dataset(project)
-    for rec in data.images:
-        rec.path = None  # a download names images as the project does; the files stay where they are
-    if format == "dota":
+    data = to_dataset(project, scores=True)
+    if format != "geojson":
         for rec in data.images:
-            rec.objects = rec.objects[np.isfinite(rec.objects.boxes).all(1)]
+            rec.path = None  # a download names images as the project does; the files stay where they are
     path = Path(folder) / EXPORTS[format]
     merged = _one_region_per_stuff_class(data, path.name) if format == "coco_panoptic" else []
     try:
@@ -504,7 +530,8 @@ def export(project: Project, format: str, folder: Path) -> Path:
         return path
     out = Path(folder) / PurePosixPath(EXPORTS[format]).parts[0]
     if messages:  # named from the archive's root, not the temporary folder
-        text = "".join(m.replace(f"{out}{os.sep}", "") + "\n" for m in messages)
+        named = (m.replace(f"{out}{os.sep}", "").replace(f"{out}:", f"{out.name}:") for m in messages)
+        text = "".join(line + "\n" for line in named)
         (out / "warnings.txt").write_text(text, encoding="utf-8")
     return out
 

@@ -4,6 +4,14 @@ import {$, api, esc, say} from "../api.js";
 import {METHODS, seconds} from "../text.js";
 import {visit} from "../visit.js";
 
+// the app's export formats: the key the API takes, and what a person reads
+const EXPORTS = [
+  ["coco", "COCO (boxes, polygons, masks)"], ["coco-panoptic", "COCO panoptic"],
+  ["yolo", "YOLO detection"], ["yolo-seg", "YOLO segmentation"], ["yolo-obb", "YOLO oriented boxes"],
+  ["voc", "Pascal VOC"], ["dota", "DOTA"], ["cvat", "CVAT for images 1.1"], ["labelstudio", "Label Studio JSON"],
+  ["masks", "Instance + semantic mask PNGs"], ["geojson", "GeoJSON (georeferenced images)"], ["points", "Points CSV"],
+];
+
 export async function projectPage(id) {
   const page = visit;
   const [p, images, jobs] = await Promise.all([
@@ -16,10 +24,9 @@ export async function projectPage(id) {
     <p>${p.images} images; ${Object.entries(p.by_status).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(", ")}.</p>
     <p id="models">${modelsHtml(p)}</p>
     <div class="form inline">
-      <a href="/api/projects/${id}/export?format=coco" download><button>Export COCO</button></a>
-      <a href="/api/projects/${id}/export?format=dota" download><button>Export DOTA</button></a>
-      <a href="/api/projects/${id}/export?format=coco-panoptic" download><button>Export COCO panoptic</button></a>
-      <a href="/api/projects/${id}/export?format=masks" download><button>Export mask PNGs</button></a>
+      <select id="export-format" title="what each format cannot hold is listed in warnings.txt inside the download">
+        ${EXPORTS.map(([key, label]) => `<option value="${key}">${label}</option>`).join("")}</select>
+      <a id="export" href="/api/projects/${id}/export?format=coco" download><button>Export</button></a>
       <button id="finish" title="imported labels count as your own">Mark annotated images done</button>
       <button id="train" ${job && running(job) ? "disabled" : ""}>Train on finished images</button>
       <label class="muted">train after every <input id="auto-train" type="number" min="0" max="1000" step="1"
@@ -76,6 +83,9 @@ export async function projectPage(id) {
     if (!out) return;
     e.target.value = out.queue_train_every;
     say(out.queue_train_every ? `trains by itself after every ${out.queue_train_every} answers of the review queue` : "the review queue starts no training");
+  });
+  $("#export-format").addEventListener("change", (e) => {
+    $("#export").href = `/api/projects/${id}/export?format=${e.target.value}`;
   });
   $("#finish").addEventListener("click", async () => {
     if (!confirm("Mark every image that holds annotations (imported or yours) and is not finished as done?")) return;
