@@ -38,6 +38,7 @@ from fewclick.server.routes import (
     fullimage,
     images,
     jobs,
+    labelstudio,
     projects,
     queue,
 )
@@ -54,6 +55,7 @@ ROUTERS = (
     jobs.router,
     queue.router,
     events.router,
+    labelstudio.router,
 )
 
 

@@ -13,6 +13,8 @@ project. A route missing from the table is for admins only.
 
 from __future__ import annotations
 
+import base64
+
 from fastapi import HTTPException, Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +27,7 @@ SESSION_COOKIE = "fewclick_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 MAX_ID = 2**63 - 1  # the largest id a database integer holds
-PUBLIC = {("POST", "/api/login")}
+PUBLIC = {("POST", "/api/login"), ("GET", "/api/projects/{project_id}/labelstudio/health")}
 ACTIONS = {
     ("GET", "/api/me"): "read",
     ("POST", "/api/logout"): "read",
@@ -68,6 +70,9 @@ ACTIONS = {
     ("GET", "/api/projects/{project_id}/jobs"): "read",
     ("POST", "/api/projects/{project_id}/events"): "read",  # every role's actions are logged
     ("GET", "/api/projects/{project_id}/events"): "read",
+    ("POST", "/api/projects/{project_id}/labelstudio/setup"): "read",
+    ("POST", "/api/projects/{project_id}/labelstudio/predict"): "annotate",
+    ("POST", "/api/projects/{project_id}/labelstudio/webhook"): "read",
 }
 # what a reviewer may change where the action is "annotate or review": the review verdict
 # of an annotation, and an image's status back and forth between done and reviewed
@@ -107,6 +112,8 @@ def _authenticate(request: Request, session):
     header = request.headers.get("authorization", "")
     if header:
         scheme, _, secret = header.partition(" ")
+        if scheme.lower() == "basic":  # Label Studio's ML-backend credentials: user name and token
+            return _basic_user(session, secret.strip())
         user = accounts.token_user(session, secret.strip()) if scheme.lower() == "bearer" else None
         if user is None:
             raise HTTPException(401, "the bearer token is not valid", {"WWW-Authenticate": "Bearer"})
@@ -120,6 +127,22 @@ def _authenticate(request: Request, session):
     ):
         raise HTTPException(403, f"missing or wrong {CSRF_HEADER}: reload the page")
     return session.get(accounts.User, found.user_id)
+
+
+def _basic_user(session, encoded: str):
+    """The user of HTTP Basic credentials whose password is a bearer token of theirs."""
+    try:
+        name, _, token = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        name, token = "", ""
+    user = accounts.token_user(session, token) if token else None
+    if user is None or user.name != name:
+        raise HTTPException(
+            401,
+            "basic credentials must be a user name and a token of that user",
+            {"WWW-Authenticate": "Basic"},
+        )
+    return user
 
 
 # a path id -> the query of the project its row belongs to

@@ -264,7 +264,7 @@ def import_annotations(
                     geometry=geometry,
                     source="import",
                     reference=reference,
-                    score=None if scores is None or not np.isfinite(scores[i]) else float(scores[i]),
+                    score=None if scores is None or not np.isfinite(scores[i]) else round(float(scores[i]), 6),
                     created_by=user.id,
                     updated_by=user.id,
                 )

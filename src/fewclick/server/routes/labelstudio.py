@@ -1,0 +1,237 @@
+"""Label Studio's ML-backend contract, one backend per project: a Label Studio project
+whose model URL is ``http://HOST:PORT/api/projects/<id>/labelstudio`` gets the fewclick
+project's detector and masks.
+
+Label Studio calls (label-studio-ml-backend's ``api.py``):
+- ``GET  .../health``: ``{"status": "UP", ...}`` (no credentials needed);
+- ``POST .../setup``: ``{"project", "schema", "hostname", "access_token"}`` -> ``{"model_version"}``;
+  the labeling config must have an Image and a control fewclick fills
+  (RectangleLabels, KeyPointLabels, BrushLabels or PolygonLabels) whose labels are
+  classes of the project;
+- ``POST .../predict``: ``{"tasks", "project", "label_config", "params": {"context"}}``
+  -> ``{"results": [{"result", "score", "model_version"}, ...], "model_version"}``, one
+  prediction per task. Without context: the project's trained detector (pre-annotation).
+  With keypoints in ``context.result`` (Label Studio's interactive mode): click-to-detect
+  from those clicks, their label as the class. With a rectangle there: its mask
+  (box-to-mask), as a brush mask or, without BrushLabels, as a polygon;
+- ``POST .../webhook``: acknowledged (fewclick trains in its own app).
+
+A task's image is the project's image of the same file name (``data.<image field>``, a
+path or a Label Studio URL; uploads' 8-character prefix is ignored). A task whose image
+the project does not have, or that no model can serve yet (pre-annotation before the
+first training), gets an empty prediction whose ``error`` says why. Credentials: Label Studio's Basic authentication, with the fewclick user's
+name and a token of theirs (``fewclick token create NAME``) as the password.
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from pathlib import PurePosixPath
+
+import numpy as np
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from fewclick.io.dataset import ImageRecord
+from fewclick.io.labelstudio import TYPES, image_name, result
+from fewclick.io.rle import rle_boxes
+from fewclick.server import store
+from fewclick.server.db import Image, Project
+from fewclick.server.deps import DB, Config, Worker
+from fewclick.server.routes import assist
+from fewclick.server.training import newest_model
+from fewclick.types import Objects
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/projects/{project_id}/labelstudio")
+
+#: Labeling-config tag -> the result type it makes.
+CONTROLS = {
+    "RectangleLabels": "rectanglelabels",
+    "KeyPointLabels": "keypointlabels",
+    "BrushLabels": "brushlabels",
+    "PolygonLabels": "polygonlabels",
+}
+_UPLOAD_PREFIX_LENGTH = 9  # "ab12cd34-"
+
+
+class SetupIn(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    project: str | int | None = None
+    schema_: str = Field("", alias="schema")  # "schema" itself is a BaseModel attribute
+
+
+class PredictIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    tasks: list[dict]
+    project: str | int | None = None
+    label_config: str = ""
+    params: dict | None = None
+
+
+class Schema:
+    """What fewclick needs of a labeling config: the image field and its control names."""
+
+    def __init__(self, config: str, project: Project) -> None:
+        try:
+            root = ET.fromstring(config)
+        except ET.ParseError as exc:
+            raise HTTPException(400, f"the labeling config is not valid XML: {exc}") from None
+        images = [
+            el for el in root.iter("Image") if el.get("name") and (el.get("value") or "").startswith("$")
+        ]
+        if not images:
+            raise HTTPException(400, 'the labeling config has no <Image name=".." value="$field"/>')
+        self.to_name, self.field = images[0].get("name"), images[0].get("value")[1:]
+        self.controls: dict[str, str] = {}
+        labels: set[str] = set()
+        for tag, kind in CONTROLS.items():
+            for el in root.iter(tag):
+                if el.get("toName") == self.to_name and kind not in self.controls:
+                    self.controls[kind] = el.get("name")
+                    labels |= {label.get("value") for label in el.iter("Label")}
+        if not self.controls:
+            raise HTTPException(
+                400, f"the labeling config has no {', '.join(CONTROLS)} control for image {self.to_name!r}"
+            )
+        classes = {c.name for c in project.classes}
+        self.labels = labels
+        if labels and not labels & classes:
+            raise HTTPException(
+                400,
+                f"none of the labeling config's labels {sorted(labels)} is a class of project "
+                f"{project.name!r} ({sorted(classes)})",
+            )
+
+
+def _version(session, project: Project) -> str:
+    model = newest_model(session, project.id, "detect")
+    return (
+        f"fewclick-{project.id}-detector-v{model.version}" if model else f"fewclick-{project.id}-no-detector"
+    )
+
+
+@router.get("/health")
+def health(project_id: int, session: DB):
+    project = store.get(session, Project, project_id, "project")
+    return {"status": "UP", "model_class": "fewclick", "model_version": _version(session, project)}
+
+
+@router.post("/setup")
+def setup(project_id: int, body: SetupIn, session: DB):
+    project = store.get(session, Project, project_id, "project")
+    if body.schema_:
+        Schema(body.schema_, project)
+    return {"model_version": _version(session, project)}
+
+
+@router.post("/webhook", status_code=201)
+def webhook(project_id: int, session: DB):
+    store.get(session, Project, project_id, "project")
+    return {}
+
+
+@router.post("/predict")
+async def predict(project_id: int, body: PredictIn, session: DB, config: Config, models: Worker):
+    project = store.get(session, Project, project_id, "project")
+    schema = Schema(body.label_config, project)
+    version = _version(session, project)
+    context = (body.params or {}).get("context") or {}
+    by_name = {PurePosixPath(im.file_name).name: im for im in project.images}
+    results = []
+    for task in body.tasks:
+        image = _image(task, schema, by_name)
+        if image is None:
+            field = (task.get("data") or {}).get(schema.field)
+            log.warning("Label Studio task %s: project %s has no image %r", task.get("id"), project.id, field)
+            results.append(
+                {"result": [], "score": 0.0, "model_version": version, "error": f"no image {field!r}"}
+            )
+            continue
+        try:
+            found = await _predict(image, project, schema, context, session, config, models)
+        except HTTPException as exc:  # e.g. no trained detector yet: this task's prediction says so
+            results.append({"result": [], "score": 0.0, "model_version": version, "error": str(exc.detail)})
+            continue
+        scores = [r["score"] for r in found if "score" in r]
+        results.append(
+            {"result": found, "score": float(np.mean(scores)) if scores else 0.0, "model_version": version}
+        )
+    return {"results": results, "model_version": version}
+
+
+def _image(task: dict, schema: Schema, by_name: dict[str, Image]) -> Image | None:
+    value = (task.get("data") or {}).get(schema.field)
+    if not isinstance(value, str) or not value:
+        return None
+    name = PurePosixPath(image_name(value)).name
+    found = by_name.get(name)
+    if found is None and len(name) > _UPLOAD_PREFIX_LENGTH and name[8] == "-":
+        found = by_name.get(name[_UPLOAD_PREFIX_LENGTH:])
+    return found
+
+
+async def _predict(
+    image: Image, project: Project, schema: Schema, context: dict, session, config, models
+) -> list:
+    """Label Studio results for one image: detections, or a mask for a context rectangle."""
+    class_ids = {c.name: c.id for c in project.classes}
+    names = {c.id: c.name for c in project.classes}
+    given = [
+        r for r in context.get("result") or [] if isinstance(r, dict) and isinstance(r.get("value"), dict)
+    ]
+    scale = np.array([image.width, image.height], np.float64) / 100
+    clicks, boxes = [], []
+    for r in given:
+        value, kind = r["value"], r.get("type")
+        label = (value.get(kind) or [None])[0] if isinstance(value.get(kind), list) else None
+        if kind == "keypointlabels" and label in class_ids:
+            x, y = np.array([value["x"], value["y"]], np.float64) * scale
+            clicks.append((float(x), float(y), class_ids[label]))
+        elif kind == "rectanglelabels":
+            x, y = np.array([value["x"], value["y"]], np.float64) * scale
+            w, h = np.array([value["width"], value["height"]], np.float64) * scale
+            boxes.append(((float(x), float(y), float(x + w), float(y + h)), label))
+    record = ImageRecord(image.file_name, image.width, image.height, Objects.empty(), None, image.id)
+    classes = [c.name for c in project.classes]
+    position = {c.id: c.position for c in project.classes}
+    if boxes:
+        out = []
+        for box, label in boxes:
+            mask = await assist.segment(image.id, assist.SegmentIn(box=box), session, config, models)
+            objs = Objects(
+                labels=[position[class_ids.get(label, project.classes[0].id)]],
+                boxes=rle_boxes([mask["mask"]]),
+                segmentations=[mask["mask"]],
+            )
+            controls = dict(schema.controls)
+            if "brushlabels" not in controls:  # a polygon control takes the mask's outline
+                objs = _as_polygon(objs, image)
+            out.append({**result(objs, 0, record, classes, controls, schema.to_name), "score": mask["score"]})
+        return [r for r in out if r.get("from_name")]
+    found = await assist.detect(image.id, assist.DetectIn(clicks=clicks), session, config, models)
+    rboxes = found.get("rboxes") or [None] * len(found["boxes"])
+    out = []
+    for box, rbox, class_id, score in zip(
+        found["boxes"], rboxes, found["labels"], found["scores"], strict=True
+    ):
+        if schema.labels and names[class_id] not in schema.labels:
+            continue
+        objs = Objects(
+            labels=[position[class_id]],
+            boxes=[box],
+            rboxes=None if rbox is None else [rbox],
+        )
+        one = result(objs, 0, record, classes, {**TYPES, **schema.controls}, schema.to_name)
+        if one is not None and one["from_name"] == schema.controls.get("rectanglelabels"):
+            out.append({**one, "score": round(float(score), 5)})
+    return out
+
+
+def _as_polygon(objs: Objects, image: Image) -> Objects:
+    from fewclick.io.rle import mask_outlines, segmentation_to_mask
+
+    outlines = mask_outlines(segmentation_to_mask(objs.segmentations[0], image.height, image.width))
+    largest = max(outlines, key=len) if outlines else None
+    return Objects(objs.labels, objs.boxes, segmentations=[[largest]] if largest is not None else [None])
