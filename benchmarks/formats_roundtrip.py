@@ -2,8 +2,9 @@
 back, and measure what came back.
 
 For each dataset and format: objects written and read back, the largest box difference
-(px) over objects whose box the format holds as it is, the share of masks read back
-pixel for pixel, the largest oriented-box corner difference (px), whether scores and
+(px) over objects whose box the format holds as it is, the share of polygons read back
+vertex for vertex and of masks read back pixel for pixel (compared in images where the
+format kept every object), the largest oriented-box corner difference (px), whether scores and
 points survive, and the writer's own counts of what it left out or approximated.
 
     python benchmarks/formats_roundtrip.py ../shared/data/coco_tiny ../shared/data/hit_uav \\
@@ -199,6 +200,10 @@ def markdown(report: dict) -> str:
         f"# Format round trips ({report['date']}, {report['machine']})",
         "",
         f"`{report['command']}`",
+        "",
+        "Objects are compared one by one only in images where the format kept every object "
+        "(same count, same order); in an image where it left one out (a crowd region, say), "
+        "none of its polygons or masks counts as exact.",
         "",
         "| data | format | read as | objects written | read back | box max err (px) | polygons exact | "
         "masks exact | rbox corner max err (px) | what the writer said |",

@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from fewclick import __version__
+from fewclick.batch import BatchError
 from fewclick.io import FILE_WRITERS, WRITERS
 
 SHOW_KINDS = ("centre", "corrective", "extreme", "scribble", "coarse", "oracle")
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
         sys.stderr.close()
         return 0
-    except (ValueError, KeyError, FileNotFoundError, NotADirectoryError) as exc:
+    except (ValueError, KeyError, FileNotFoundError, NotADirectoryError, BatchError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"fewclick: error: {message}", file=sys.stderr)
         return 2
@@ -178,6 +179,45 @@ def _parser() -> argparse.ArgumentParser:
     tcpr.add_argument("--seed", type=int, default=0)
     tcpr.add_argument("--format", help="the dataset format (default: detect)")
     tcpr.set_defaults(run=_train_cpr)
+
+    encode = commands.add_parser(
+        "encode", help="the pretrained encoder over every image of a dataset, in this process or on Ray"
+    )
+    encode.add_argument("--data", required=True, type=Path, help="any dataset `fewclick data info` reads")
+    encode.add_argument(
+        "--out", required=True, type=Path, help="a folder: <image path>.npy each, summary.json"
+    )
+    encode.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Ray: a new local Ray without ADDRESS, else the cluster at ADDRESS",
+    )
+    encode.add_argument("--workers", type=int, default=None, help="Ray workers, one thread each (default 2)")
+    encode.add_argument("--format", help="the dataset format (default: detect)")
+    encode.add_argument("--encoder", type=Path, help="a SAM-format ONNX encoder (default: the checked pair)")
+    encode.set_defaults(run=_encode)
+
+    predict = commands.add_parser(
+        "predict", help="pre-annotate every image with a trained detector: COCO results with scores"
+    )
+    predict.add_argument(
+        "--model", required=True, type=Path, help="a `fewclick train detect` folder or checkpoint"
+    )
+    predict.add_argument("--data", required=True, type=Path, help="any dataset `fewclick data info` reads")
+    predict.add_argument("--out", required=True, type=Path, help="the COCO results JSON")
+    predict.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS", help="as for encode")
+    predict.add_argument("--workers", type=int, default=None, help="Ray workers, one thread each (default 2)")
+    predict.add_argument("--format", help="the dataset format (default: detect)")
+    predict.add_argument(
+        "--score-threshold",
+        type=float,
+        default=None,
+        help="keep detections scoring at least this (default 0.05)",
+    )
+    predict.set_defaults(run=_predict)
 
     refine = commands.add_parser("refine", help="refine annotations with a trained model").add_subparsers(
         title="refine commands"
@@ -522,6 +562,41 @@ def _point_images(dataset):
             (PointImage(rec.load_image() if image is None else image, xy, objs.labels, objs.ignore), rec)
         )
     return out
+
+
+def _workers(args) -> int:
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers not in (None, 1) and args.ray is None:
+        raise ValueError("--workers needs --ray: in this process the job runs as one worker")
+    return 1 if args.ray is None else (args.workers or 2)
+
+
+def _predict(args) -> int:
+    from fewclick.batch import predict_dataset
+    from fewclick.io import read_dataset
+
+    workers = _workers(args)
+    dataset = read_dataset(args.data, args.format)
+    if args.score_threshold is not None and not 0 <= args.score_threshold <= 1:
+        raise ValueError(f"--score-threshold must be within 0..1, got {args.score_threshold}")
+    summary = predict_dataset(
+        dataset, args.model, args.out, ray=args.ray, workers=workers, score_threshold=args.score_threshold
+    )
+    print(json.dumps(summary))
+    return 0
+
+
+def _encode(args) -> int:
+    from fewclick.batch import encode_dataset
+    from fewclick.io import read_dataset
+
+    workers = _workers(args)
+    dataset = read_dataset(args.data, args.format)
+    encoder = None if args.encoder is None else str(args.encoder)
+    summary = encode_dataset(dataset, args.out, ray=args.ray, workers=workers, encoder=encoder)
+    print(json.dumps(summary))
+    return 0
 
 
 def _refine_points(args) -> int:

@@ -264,7 +264,7 @@ def import_annotations(
                     geometry=geometry,
                     source="import",
                     reference=reference,
-                    score=None if scores is None or not np.isfinite(scores[i]) else round(float(scores[i]), 6),
+                    score=_score(scores, i),
                     created_by=user.id,
                     updated_by=user.id,
                 )
@@ -273,6 +273,11 @@ def import_annotations(
             image.status = "in_progress"
     session.flush()
     return warnings
+
+
+def _score(scores: np.ndarray | None, i: int) -> float | None:
+    """Object ``i``'s imported score (to 6 decimals: float32 noise is not kept), or None."""
+    return None if scores is None or not np.isfinite(scores[i]) else round(float(scores[i]), 6)
 
 
 def add_upload(

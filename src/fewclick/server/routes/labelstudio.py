@@ -19,8 +19,9 @@ Label Studio calls (label-studio-ml-backend's ``api.py``):
 A task's image is the project's image of the same file name (``data.<image field>``, a
 path or a Label Studio URL; uploads' 8-character prefix is ignored). A task whose image
 the project does not have, or that no model can serve yet (pre-annotation before the
-first training), gets an empty prediction whose ``error`` says why. Credentials: Label Studio's Basic authentication, with the fewclick user's
-name and a token of theirs (``fewclick token create NAME``) as the password.
+first training), gets an empty prediction whose ``error`` says why. Credentials: Label
+Studio's Basic authentication, with the fewclick user's name and a token of theirs
+(``fewclick token create NAME``) as the password.
 """
 
 from __future__ import annotations

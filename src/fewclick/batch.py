@@ -1,0 +1,340 @@
+"""Batch jobs over every image of a dataset, in this process or on Ray.
+
+A job is a class whose instances hold the model sessions (built once per worker) and
+whose ``__call__`` takes a batch ``{"path": [...], "rel": [...]}`` and returns one row per
+image. :func:`run` feeds it the dataset's images: in this process (one worker, the same
+code), or with ``ray`` set, as Ray Data ``map_batches`` over actors, one per worker, each
+with one intra-op thread. ``ray=""`` starts a local Ray; an address joins that cluster.
+
+:class:`EncodeJob` writes each image's pretrained-encoder embedding as
+``OUT/<relative image path>.npy`` (float32 ``[1, 256, 64, 64]``): the same file whatever
+ran it. Files are written to a temporary name and renamed, so a job that stops leaves no
+half-written embedding. An image that fails (unreadable, or the encoder refuses it) is
+named in the error and the others are still written; a worker process that dies is
+restarted by Ray Data, which runs its images again (its actors restart by default).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from fewclick.io.dataset import Dataset
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "EncodeJob",
+    "PredictJob",
+    "BatchError",
+    "run",
+    "encode_dataset",
+    "predict_dataset",
+    "embedding_path",
+]
+
+
+class BatchError(RuntimeError):
+    """A batch job that could not finish: names the image (or the cluster) that stopped it."""
+
+
+def embedding_path(out: Path, rel: str) -> Path:
+    """Where an image's embedding goes: ``out/<rel>.npy`` (``a/b.png`` -> ``a/b.png.npy``)."""
+    return Path(out) / f"{rel}.npy"
+
+
+class EncodeJob:
+    """The pretrained image encoder over a batch of images (one intra-op thread)."""
+
+    def __init__(self, out: str, encoder: str | None = None, threads: int = 1) -> None:
+        from fewclick.predict.encoder import ImageEncoder
+
+        self.out = Path(out)
+        self.encoder = ImageEncoder(encoder, threads=threads, memory_items=1)
+
+    def __call__(self, batch: dict) -> dict:
+        from fewclick.io.images import load_image
+
+        rows: dict[str, list] = {"rel": [], "read": [], "encode": [], "write": [], "error": []}
+        for path, rel in zip(batch["path"], batch["rel"], strict=True):
+            times = [time.perf_counter()]
+            try:
+                image = load_image(str(path))
+                times.append(time.perf_counter())
+                embedding = self.encoder.encode(image, key=str(rel)).embedding
+                times.append(time.perf_counter())
+                target = embedding_path(self.out, str(rel))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_name(f"{target.name}.{os.getpid()}.part")
+                with open(partial, "wb") as f:
+                    np.save(f, embedding.astype(np.float32))
+                os.replace(partial, target)
+                times.append(time.perf_counter())
+                rows["error"].append("")
+            except Exception as exc:  # named per image; the driver raises with the first one
+                rows["error"].append(f"{type(exc).__name__}: {exc}")
+            times += [times[-1]] * (4 - len(times))
+            rows["rel"].append(str(rel))
+            for key, (a, b) in zip(("read", "encode", "write"), zip(times, times[1:]), strict=True):
+                rows[key].append(b - a)
+        return rows
+
+
+class PredictJob:
+    """A trained click-to-detect model's pre-annotation (no clicks) over a batch of images:
+    per image its boxes, oriented boxes (when the model has them), scores and labels."""
+
+    def __init__(self, model: str, threads: int = 1, score_threshold: float | None = None) -> None:
+        import torch
+
+        from fewclick.models.detector import load_detector
+        from fewclick.predict.detect import ClickDetector, DecodeConfig
+
+        torch.set_num_threads(threads)
+        encoder = None
+        _, checkpoint = load_detector(model)
+        if checkpoint.get("config", {}).get("backbone") == "pretrained":
+            from fewclick.predict.encoder import ImageEncoder
+
+            encoder = ImageEncoder(threads=threads, memory_items=1)
+        decode = None if score_threshold is None else DecodeConfig(score_threshold=score_threshold)
+        self.detector = ClickDetector.load(model, decode=decode, encoder=encoder)
+
+    def __call__(self, batch: dict) -> dict:
+        from fewclick.io.images import load_image
+
+        rows: dict[str, list] = {
+            "rel": [],
+            "detections": [],
+            "read": [],
+            "encode": [],
+            "write": [],
+            "error": [],
+        }
+        for path, rel in zip(batch["path"], batch["rel"], strict=True):
+            started = time.perf_counter()
+            found = ""
+            try:
+                image = load_image(str(path))
+                read = time.perf_counter()
+                self.detector.set_image(image)
+                det = self.detector.predict([])
+                found = json.dumps(
+                    {
+                        "boxes": det.boxes.tolist(),
+                        "scores": det.scores.tolist(),
+                        "labels": det.labels.tolist(),
+                        "rboxes": None if det.rboxes is None else det.rboxes.tolist(),
+                    }
+                )
+                rows["error"].append("")
+            except Exception as exc:  # named per image; the driver raises with the first one
+                read = time.perf_counter()
+                rows["error"].append(f"{type(exc).__name__}: {exc}")
+            rows["rel"].append(str(rel))
+            rows["detections"].append(found)
+            rows["read"].append(read - started)
+            rows["encode"].append(time.perf_counter() - read)  # the model's whole pass
+            rows["write"].append(0.0)
+        return rows
+
+
+def _items(dataset: Dataset) -> list[dict]:
+    items = []
+    for rec in dataset.images:
+        if rec.path is None or not Path(rec.path).is_file():
+            raise BatchError(f"image {rec.file_name!r}: no image file found (path {rec.path})")
+        items.append({"path": str(Path(rec.path).resolve()), "rel": rec.file_name})
+    if not items:
+        raise BatchError("the dataset has no images to run on")
+    return items
+
+
+def run(
+    job: type,
+    items: list[dict],
+    options: dict,
+    ray: str | None = None,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> list[dict]:
+    """Rows of ``job(**options)`` over ``items``, in item order; see the module doc."""
+    if ray is None:
+        worker = job(**options)
+        rows = []
+        for item in items:
+            out = worker({"path": [item["path"]], "rel": [item["rel"]]})
+            rows.append({k: v[0] for k, v in out.items()})
+            if progress:
+                progress(1)
+        return rows
+    return _run_on_ray(job, items, options, ray, workers, progress)
+
+
+#: Ray's own logging kept to warnings: the job shows its progress bar instead.
+_QUIET = {"log_to_driver": False, "include_dashboard": False, "logging_level": logging.WARNING}
+
+
+def _run_on_ray(
+    job: type, items: list[dict], options: dict, address: str, workers: int, progress
+) -> list[dict]:
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise BatchError("--ray needs Ray: pip install 'fewclick[ray]'") from None
+    if address:
+        _check_answers(address)
+    if ray.is_initialized():  # a batch command owns its Ray connection: start from none
+        ray.shutdown()
+    try:
+        if address:
+            ray.init(address=address, **_QUIET)
+        else:
+            ray.init(num_cpus=max(workers, 1), **_QUIET)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise BatchError(f"no Ray cluster answers at {address or 'a new local Ray'}: {exc}") from None
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    data = ray.data.from_items(items, override_num_blocks=len(items))  # one image a block: steady progress
+    rows = data.map_batches(
+        job,
+        fn_constructor_kwargs=options,
+        batch_size=1,
+        batch_format="numpy",
+        concurrency=workers,
+        num_cpus=1,
+    )
+    by_rel = {}
+    for row in rows.iter_rows():
+        by_rel[str(row["rel"])] = {k: _scalar(k, v) for k, v in row.items()}
+        if progress:
+            progress(1)
+    ray.shutdown()
+    return [by_rel[item["rel"]] for item in items if item["rel"] in by_rel]
+
+
+def _scalar(key: str, value) -> str | float:
+    return str(value) if key in ("rel", "error", "detections") else float(value)
+
+
+def _check_answers(address: str, timeout: float = 3.0) -> None:
+    """A BatchError unless something listens at a ``host:port`` (or ``ray://host:port``)
+    address, within ``timeout`` seconds (``ray.init`` itself waits much longer)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto" and the like: Ray resolves them itself
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise BatchError(f"no Ray cluster answers at {address}: {exc}") from None
+
+
+def _finished(rows: list[dict], items: list[dict]) -> None:
+    """A BatchError naming the first image that failed or never came back."""
+    failed = [r for r in rows if r["error"]]
+    if failed:
+        raise BatchError(f"image {failed[0]['rel']!r}: {failed[0]['error']} ({len(failed)} image(s) failed)")
+    if len(rows) != len(items):
+        done = {r["rel"] for r in rows}
+        missing = [i["rel"] for i in items if i["rel"] not in done]
+        raise BatchError(f"image {missing[0]!r}: no result came back ({len(missing)} image(s) missing)")
+
+
+def _summary(rows: list[dict], seconds: float, workers: int, ray: str | None) -> dict:
+    return {
+        "images": len(rows),
+        "seconds": round(seconds, 3),
+        "images_per_second": round(len(rows) / seconds, 4) if seconds else None,
+        **{
+            f"{k}_seconds_per_image": round(float(np.mean([r[k] for r in rows])), 4)
+            for k in ("read", "encode", "write")
+        },
+        "workers": workers,
+        "runner": "in-process" if ray is None else f"ray ({ray or 'local'})",
+    }
+
+
+def predict_dataset(
+    dataset: Dataset,
+    model: Path,
+    out: Path,
+    ray: str | None = None,
+    workers: int = 1,
+    score_threshold: float | None = None,
+) -> dict:
+    """Pre-annotate every image of ``dataset`` with the trained detector ``model`` (a
+    checkpoint, or a training folder holding ``last.pt``) and write the detections with
+    their scores (those at ``score_threshold`` or above; None: the detector's default) as a
+    COCO results JSON at ``out``; returns the run's summary."""
+    from tqdm import tqdm
+
+    from fewclick.io.results import write_results
+    from fewclick.types import Detections
+
+    model = Path(model)
+    if model.is_dir():
+        model = model / "last.pt"
+    if not model.is_file():
+        raise BatchError(
+            f"{model}: no trained detector here (`fewclick train detect --out DIR` writes DIR/last.pt)"
+        )
+    items = _items(dataset)
+    started = time.perf_counter()
+    with tqdm(total=len(items), desc="predict", unit="image") as bar:
+        options = {"model": str(model), "score_threshold": score_threshold}
+        rows = run(PredictJob, items, options, ray, workers, bar.update)
+    seconds = time.perf_counter() - started
+    _finished(rows, items)
+    detections = []
+    for row in rows:
+        found = json.loads(row["detections"])
+        rboxes = None if found["rboxes"] is None else np.asarray(found["rboxes"], np.float32).reshape(-1, 5)
+        detections.append(
+            Detections(
+                np.asarray(found["boxes"], np.float32).reshape(-1, 4),
+                np.asarray(found["scores"], np.float32),
+                np.asarray(found["labels"], np.int64),
+                rboxes=rboxes,
+            )
+        )
+    write_results(out, dataset, detections)
+    summary = _summary(rows, seconds, workers, ray)
+    log.info("pre-annotated %d images in %.1f s (%s)", len(items), seconds, summary["runner"])
+    return summary
+
+
+def encode_dataset(
+    dataset: Dataset,
+    out: Path,
+    ray: str | None = None,
+    workers: int = 1,
+    encoder: str | None = None,
+) -> dict:
+    """Encode every image of ``dataset`` into ``out`` (see :class:`EncodeJob`) and write
+    ``out/summary.json``; returns that summary. A BatchError names the first image that
+    failed (its embedding is not written; the others are)."""
+    from tqdm import tqdm
+
+    items = _items(dataset)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with tqdm(total=len(items), desc="encode", unit="image") as bar:
+        rows = run(EncodeJob, items, {"out": str(out), "encoder": encoder}, ray, workers, bar.update)
+    seconds = time.perf_counter() - started
+    _finished(rows, items)
+    summary = _summary(rows, seconds, workers, ray)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    log.info("encoded %d images in %.1f s (%s)", len(items), seconds, summary["runner"])
+    return summary

@@ -1,0 +1,118 @@
+"""Batch jobs: ``fewclick encode`` in this process and on a local Ray with 2 workers write
+the same embeddings; bad input (no Ray at an address, a broken image) is named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fewclick.batch import BatchError, embedding_path, encode_dataset
+from fewclick.cli import main
+from fewclick.data.synthetic import make_dataset
+from fewclick.io import read_dataset
+from fewclick.predict.pretrained import default_model_files
+
+
+def _encoder_or_skip() -> None:
+    try:
+        default_model_files()
+    except (FileNotFoundError, ValueError) as exc:
+        pytest.skip(f"the pretrained encoder is not fetched here ({exc}); `make models` fetches it")
+
+
+@pytest.fixture(scope="module")
+def twenty(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("twenty")
+    make_dataset("cells", 20, seed=11, width=96, height=80, out_dir=root)
+    return root / "annotations.json"
+
+
+@pytest.mark.slow
+def test_in_process_and_two_ray_workers_write_identical_embeddings(twenty, tmp_path, capsys):
+    _encoder_or_skip()
+    pytest.importorskip("ray")
+    assert main(["encode", "--data", str(twenty), "--out", str(tmp_path / "local")]) == 0
+    local = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (
+        main(["encode", "--data", str(twenty), "--out", str(tmp_path / "ray"), "--ray", "--workers", "2"])
+        == 0
+    )
+    on_ray = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert local["images"] == on_ray["images"] == 20
+    assert (local["runner"], on_ray["runner"], on_ray["workers"]) == ("in-process", "ray (local)", 2)
+    for rec in read_dataset(twenty).images:
+        a = np.load(embedding_path(tmp_path / "local", rec.file_name))
+        b = np.load(embedding_path(tmp_path / "ray", rec.file_name))
+        assert a.shape == (1, 256, 64, 64) and a.dtype == np.float32
+        assert np.abs(a - b).max() <= 1e-5, rec.file_name
+    assert json.loads((tmp_path / "ray" / "summary.json").read_text())["images_per_second"] > 0
+
+
+def test_a_ray_address_that_does_not_answer_is_named_and_nothing_is_written(twenty, tmp_path):
+    _encoder_or_skip()
+    pytest.importorskip("ray")
+    with pytest.raises(BatchError, match=r"no Ray cluster answers at 127.0.0.1:9"):
+        encode_dataset(read_dataset(twenty), tmp_path / "out", ray="127.0.0.1:9", workers=2)
+    assert not any((tmp_path / "out").rglob("*.npy"))
+
+
+def test_a_broken_image_is_named_and_the_others_are_written(tmp_path):
+    _encoder_or_skip()
+    make_dataset("cells", 2, seed=2, width=64, height=64, out_dir=tmp_path / "d")
+    data = read_dataset(tmp_path / "d" / "annotations.json")
+    broken = data.images[1]
+    Path(broken.path).write_bytes(Image.new("RGB", (4, 4)).tobytes()[:10])  # not an image any more
+    with pytest.raises(BatchError, match=rf"image {broken.file_name!r}: .*1 image\(s\) failed"):
+        encode_dataset(data, tmp_path / "out")
+    assert embedding_path(tmp_path / "out", data.images[0].file_name).is_file()
+    assert not embedding_path(tmp_path / "out", broken.file_name).exists()
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_workers_without_ray_are_refused(twenty, capsys):
+    assert main(["encode", "--data", str(twenty), "--out", "unused", "--workers", "2"]) == 2
+    assert "--workers needs --ray" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_predict_in_process_and_on_ray_write_the_same_scored_results(tmp_path, capsys):
+    pytest.importorskip("ray")
+    make_dataset("aerial", 4, seed=7, width=160, height=128, out_dir=tmp_path / "d")
+    data = tmp_path / "d" / "annotations.json"
+    model = tmp_path / "m"
+    assert (
+        main(["train", "detect", "--data", str(data), "--out", str(model), "--steps", "2", "--crop", "64"])
+        == 0
+    )
+    predict = [
+        "predict",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--score-threshold",
+        "0",
+    ]  # 2 steps: keep all
+    assert main([*predict, "--out", str(tmp_path / "a.json")]) == 0
+    assert main([*predict, "--out", str(tmp_path / "b.json"), "--ray", "--workers", "2"]) == 0
+    capsys.readouterr()
+    local, on_ray = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
+    assert local and {"image_id", "category_id", "score"} <= set(local[0]) and "poly" in local[0]  # oriented
+    assert [(r["image_id"], r["category_id"]) for r in local] == [
+        (r["image_id"], r["category_id"]) for r in on_ray
+    ]
+    np.testing.assert_allclose(
+        [r["poly"] + [r["score"]] for r in local], [r["poly"] + [r["score"]] for r in on_ray]
+    )
+
+
+def test_predict_without_a_trained_detector_names_the_folder(twenty, tmp_path, capsys):
+    assert (
+        main(["predict", "--model", str(tmp_path), "--data", str(twenty), "--out", str(tmp_path / "r.json")])
+        == 2
+    )
+    assert "no trained detector here" in capsys.readouterr().err
