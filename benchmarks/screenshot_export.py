@@ -26,7 +26,8 @@ from fewclick.server.db import sqlite_url
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--format", default="yolo-seg")
     parser.add_argument("--out", type=Path, required=True, help="folder for the screenshot")
@@ -49,11 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         with page.expect_download() as download:
             page.locator("#export button").click()
         content = Path(download.value.path()).read_bytes()
+        name = download.value.suggested_filename
         errors = list(page.errors)
     with zipfile.ZipFile(io.BytesIO(content)) as archive:
         names = archive.namelist()
         warnings = archive.read("warnings.txt").decode() if "warnings.txt" in names else ""
-    print(f"{download.value.suggested_filename}: {len(names)} files, e.g. {names[:4]}")
+    print(f"{name}: {len(names)} files, e.g. {names[:4]}")
     print("warnings.txt:", warnings.strip() or "(none)")
     print(f"page errors: {errors}")
     print(f"wrote {shot}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -16,6 +18,8 @@ from pathlib import Path
 from fewclick import __version__
 from fewclick.batch import BatchError
 from fewclick.io import FILE_WRITERS, WRITERS
+
+log = logging.getLogger("fewclick")
 
 SHOW_KINDS = ("centre", "corrective", "extreme", "scribble", "coarse", "oracle")
 
@@ -29,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.debug("fewclick %s: %s", __version__, " ".join(map(str, argv if argv is not None else sys.argv[1:])))
     try:
         return args.run(args) or 0
     except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
@@ -43,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fewclick", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"fewclick {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("FEWCLICK_LOG", "WARNING"),
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="what fewclick logs to stderr (default: $FEWCLICK_LOG or WARNING)",
+    )
     commands = parser.add_subparsers(title="commands")
 
     demo = commands.add_parser(

@@ -371,3 +371,20 @@ def test_imported_predictions_keep_their_scores_and_export_them_again(client, st
     r = client.get(f"/api/projects/{project['id']}/export", params={"format": "coco"})
     anns = json.loads(r.content)["annotations"]
     assert sorted(a["score"] for a in anns) == [0.25, 0.75]
+
+
+def test_crowd_regions_are_named_in_the_import_warnings_not_dropped_silently(client, street, tmp_path):
+    from fewclick.io import Dataset, ImageRecord, write_dataset
+    from fewclick.types import Objects
+
+    objects = Objects(labels=[0, 0], boxes=[[1, 1, 10, 10], [20, 5, 30, 15]], ignore=[False, True])
+    write_dataset(
+        Dataset(["car"], [ImageRecord("a.png", 40, 30, objects, None, 1)]), tmp_path / "c.json", "coco"
+    )
+    project = _project(client, folder=str(street))
+    r = client.post(f"/api/projects/{project['id']}/import", json={"dataset": str(tmp_path / "c.json")})
+    assert r.status_code == 200, r.text
+    assert r.json()["warnings"] == ["a.png: 1 crowd region(s) not imported (no crowd flag here)"]
+    assert (
+        len(client.get(f"/api/images/{_images(client, project)['a.png']['id']}").json()["annotations"]) == 1
+    )

@@ -11,6 +11,7 @@ Format names take ``-`` or ``_`` alike (``yolo-seg`` is ``yolo_seg``).
 from __future__ import annotations
 
 import importlib
+import logging
 from pathlib import Path
 
 from fewclick.io.dataset import Dataset, ImageRecord
@@ -29,6 +30,8 @@ __all__ = [
     "load_image",
     "load_array",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Format name -> module, in the order ``detect_format`` tries them (most specific first).
 FORMATS: dict[str, str] = {
@@ -121,6 +124,7 @@ def read_dataset(path: str | Path, format: str | None = None, **options) -> Data
     name = format_name(format) if format else detect_format(path)
     dataset = _module(name).read(path, **options)
     dataset.format = name
+    log.info("read %s as %s: %d images, %d classes", path, name, len(dataset), len(dataset.classes))
     return dataset
 
 
@@ -139,4 +143,6 @@ def write_dataset(dataset: Dataset, path: str | Path, format: str) -> list[str]:
     if name not in FILE_WRITERS and path.exists() and not path.is_dir():
         raise FormatError(f"{path}: expected a folder to write {format} into, got an existing file")
     module, options = WRITER_MODULES[name]
-    return importlib.import_module(module).write(dataset, Path(path), **options) or []
+    messages = importlib.import_module(module).write(dataset, Path(path), **options) or []
+    log.info("wrote %d images as %s to %s (%d message(s))", len(dataset), name, path, len(messages))
+    return messages

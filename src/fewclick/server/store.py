@@ -248,6 +248,9 @@ def import_annotations(
             by_name[rec.file_name] = image
         objs = rec.objects
         scores = objs.extra.get("scores")
+        crowd = int(objs.ignore.sum())
+        if crowd:
+            warnings.append(f"{rec.file_name}: {crowd} crowd region(s) not imported (no crowd flag here)")
         for i in range(len(objs)):
             if objs.ignore[i]:
                 continue
