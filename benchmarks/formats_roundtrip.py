@@ -31,6 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fewclick.io import WRITERS, Dataset, detect_format, read_dataset, write_dataset
+from fewclick.io.geojson import world_files
 from fewclick.io.leftout import geometry_of
 from fewclick.io.rle import segmentation_to_mask
 from fewclick.types import rboxes_to_polygons
@@ -95,8 +96,7 @@ def _with_world_files(dataset: Dataset, folder: Path) -> Dataset:
         target = folder / Path(rec.file_name).name
         if not target.exists():
             target.symlink_to(Path(rec.path).resolve())
-        suffix = target.suffix
-        world = target.with_suffix(suffix[:2] + suffix[-1:] + "w")
+        world = world_files(target)[0]
         world.write_text(f"0.5\n0\n0\n-0.5\n{500000.25 + 1000 * k}\n{4100000 - 0.25}\n")
         images.append(
             type(rec)(target.name, rec.width, rec.height, rec.objects, target, rec.id, dict(rec.extra))

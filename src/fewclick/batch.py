@@ -93,30 +93,16 @@ class PredictJob:
     def __init__(self, model: str, threads: int = 1, score_threshold: float | None = None) -> None:
         import torch
 
-        from fewclick.models.detector import load_detector
         from fewclick.predict.detect import ClickDetector, DecodeConfig
 
         torch.set_num_threads(threads)
-        encoder = None
-        _, checkpoint = load_detector(model)
-        if checkpoint.get("config", {}).get("backbone") == "pretrained":
-            from fewclick.predict.encoder import ImageEncoder
-
-            encoder = ImageEncoder(threads=threads, memory_items=1)
         decode = None if score_threshold is None else DecodeConfig(score_threshold=score_threshold)
-        self.detector = ClickDetector.load(model, decode=decode, encoder=encoder)
+        self.detector = ClickDetector.load(model, decode=decode, encoder_threads=threads)
 
     def __call__(self, batch: dict) -> dict:
         from fewclick.io.images import load_image
 
-        rows: dict[str, list] = {
-            "rel": [],
-            "detections": [],
-            "read": [],
-            "encode": [],
-            "write": [],
-            "error": [],
-        }
+        rows: dict[str, list] = {"rel": [], "detections": [], "read": [], "model": [], "error": []}
         for path, rel in zip(batch["path"], batch["rel"], strict=True):
             started = time.perf_counter()
             found = ""
@@ -140,8 +126,7 @@ class PredictJob:
             rows["rel"].append(str(rel))
             rows["detections"].append(found)
             rows["read"].append(read - started)
-            rows["encode"].append(time.perf_counter() - read)  # the model's whole pass
-            rows["write"].append(0.0)
+            rows["model"].append(time.perf_counter() - read)  # encoder and detector
         return rows
 
 
@@ -200,29 +185,32 @@ def _run_on_ray(
             ray.init(num_cpus=max(workers, 1), **_QUIET)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise BatchError(f"no Ray cluster answers at {address or 'a new local Ray'}: {exc}") from None
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    data = ray.data.from_items(items, override_num_blocks=len(items))  # one image a block: steady progress
-    rows = data.map_batches(
-        job,
-        fn_constructor_kwargs=options,
-        batch_size=1,
-        batch_format="numpy",
-        concurrency=workers,
-        num_cpus=1,
-    )
-    by_rel = {}
-    for row in rows.iter_rows():
-        by_rel[str(row["rel"])] = {k: _scalar(k, v) for k, v in row.items()}
-        if progress:
-            progress(1)
-    ray.shutdown()
+    try:
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        # one image a block: the progress bar moves with every image
+        data = ray.data.from_items(items, override_num_blocks=len(items))
+        rows = data.map_batches(
+            job,
+            fn_constructor_kwargs=options,
+            batch_size=1,
+            batch_format="numpy",
+            concurrency=workers,
+            num_cpus=1,
+        )
+        by_rel = {}
+        for row in rows.iter_rows():
+            by_rel[str(row["rel"])] = {k: _scalar(k, v) for k, v in row.items()}
+            if progress:
+                progress(1)
+    finally:  # the local Ray stops with the job, also when it fails
+        ray.shutdown()
     return [by_rel[item["rel"]] for item in items if item["rel"] in by_rel]
 
 
 def _scalar(key: str, value) -> str | float:
-    return str(value) if key in ("rel", "error", "detections") else float(value)
+    return str(value) if key in _TEXT_COLUMNS else float(value)
 
 
 def _check_answers(address: str, timeout: float = 3.0) -> None:
@@ -251,15 +239,19 @@ def _finished(rows: list[dict], items: list[dict]) -> None:
         raise BatchError(f"image {missing[0]!r}: no result came back ({len(missing)} image(s) missing)")
 
 
+#: Row columns that are not seconds.
+_TEXT_COLUMNS = ("rel", "error", "detections")
+
+
 def _summary(rows: list[dict], seconds: float, workers: int, ray: str | None) -> dict:
+    """The run's summary: images, wall-clock seconds, images per second, and the mean
+    seconds per image of each step the job timed (``read``, ``encode``, ...)."""
+    steps = [k for k in rows[0] if k not in _TEXT_COLUMNS]
     return {
         "images": len(rows),
         "seconds": round(seconds, 3),
         "images_per_second": round(len(rows) / seconds, 4) if seconds else None,
-        **{
-            f"{k}_seconds_per_image": round(float(np.mean([r[k] for r in rows])), 4)
-            for k in ("read", "encode", "write")
-        },
+        **{f"{k}_seconds_per_image": round(float(np.mean([r[k] for r in rows])), 4) for k in steps},
         "workers": workers,
         "runner": "in-process" if ray is None else f"ray ({ray or 'local'})",
     }

@@ -36,6 +36,7 @@ from fewclick.io.errors import FormatError
 from fewclick.io.leftout import LeftOut, geometry_of, object_scores
 from fewclick.io.parsing import (
     find_image,
+    finite_number,
     fmt_number,
     image_dimensions,
     link_image,
@@ -132,7 +133,7 @@ def _record(
     if not name:
         raise FormatError(f"{where}: expected a 'name' attribute, got none")
     width, height = image_dimensions(
-        _int(element.get("width"), where), _int(element.get("height"), where), where
+        _size(element.get("width"), where), _size(element.get("height"), where), where
     )
     parts: list[dict] = []
     for k, shape in enumerate(element):
@@ -153,7 +154,7 @@ def _record(
     return ImageRecord(name, width, height, objects, image_path, index)
 
 
-def _int(value: str | None, where: str) -> int | float | None:
+def _size(value: str | None, where: str) -> float | None:
     try:
         return float(value) if value is not None else None
     except ValueError:
@@ -164,17 +165,17 @@ def _parts(shape: ET.Element, at: str, label: int, height: int, width: int) -> l
     attrs = {a.get("name"): (a.text or "").strip() for a in shape.findall("attribute")}
     base = {
         "label": label,
-        "group": int(_number(shape.get("group_id") or "0", "group_id", at)),
-        "score": _number(attrs["score"], "score", at) if attrs.get("score") else np.nan,
+        "group": int(finite_number(shape.get("group_id") or "0", "group_id", at)),
+        "score": finite_number(attrs["score"], "score", at) if attrs.get("score") else np.nan,
         "ignore": attrs.get("is_crowd", "").lower() in ("true", "1"),
-        "difficult": int(_number(attrs.get("difficult") or "0", "difficult", at)),
+        "difficult": int(finite_number(attrs.get("difficult") or "0", "difficult", at)),
         "where": at,
     }
     if shape.tag == "box":
-        box = np.array([_number(shape.get(k), k, at) for k in ("xtl", "ytl", "xbr", "ybr")], np.float64)
+        box = np.array([finite_number(shape.get(k), k, at) for k in ("xtl", "ytl", "xbr", "ybr")], np.float64)
         if box[2] < box[0] or box[3] < box[1]:
             raise FormatError(f"{at}: expected xtl <= xbr and ytl <= ybr, got {box.tolist()}")
-        rotation = _number(shape.get("rotation") or "0", "rotation", at)
+        rotation = finite_number(shape.get("rotation") or "0", "rotation", at)
         if rotation % 360:
             centre, size = (box[:2] + box[2:]) / 2, box[2:] - box[:2]
             rbox = np.array([*centre, *size, np.mod(-np.deg2rad(rotation), np.pi)], np.float32)
@@ -191,24 +192,14 @@ def _parts(shape: ET.Element, at: str, label: int, height: int, width: int) -> l
             {**base, "kind": "point", "point": p, "box": np.full(4, np.nan)}
             for p in _points(shape.get("points"), at)
         ]
-    runs = [int(_number(v, "rle", at)) for v in (shape.get("rle") or "").split(",") if v.strip()]
-    crop = [int(_number(shape.get(k), k, at)) for k in ("left", "top", "width", "height")]
+    runs = [int(finite_number(v, "rle", at)) for v in (shape.get("rle") or "").split(",") if v.strip()]
+    crop = [int(finite_number(shape.get(k), k, at)) for k in ("left", "top", "width", "height")]
     try:
         mask = crop_mask(runs, *crop, (height, width))
     except ValueError as exc:
         raise FormatError(f"{at}: {exc}") from None
     rle = mask_to_rle(mask)
     return [{**base, "kind": "mask", "mask": rle, "box": rle_boxes([rle])[0]}]
-
-
-def _number(text: str | None, name: str, at: str) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise FormatError(f"{at}: expected a number as {name!r}, got {text!r}") from None
-    if not np.isfinite(value):
-        raise FormatError(f"{at}: expected a finite number as {name!r}, got {text!r}")
-    return value
 
 
 def _points(text: str | None, at: str) -> np.ndarray:

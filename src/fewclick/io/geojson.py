@@ -39,7 +39,7 @@ from fewclick.io.parsing import find_image, header_size, link_image, load_json, 
 from fewclick.io.rle import mask_outlines, segmentation_to_mask
 from fewclick.types import Objects, polygons_to_boxes, polygons_to_rboxes, rboxes_to_polygons
 
-__all__ = ["sniff", "read", "write", "georeference", "Georeference"]
+__all__ = ["sniff", "read", "write", "georeference", "Georeference", "world_files"]
 
 _SUFFIX = ".geojson"
 
@@ -70,10 +70,16 @@ def georeference(image: Path) -> Georeference | None:
         found = _geotiff(image)
         if found is not None:
             return found
-    for world in (image.with_suffix(image.suffix[:2] + image.suffix[-1:] + "w"), image.with_suffix(".wld")):
+    for world in world_files(image):
         if world.is_file():
             return _world_file(world)
     return None
+
+
+def world_files(image: Path) -> tuple[Path, Path]:
+    """Where an image's world file may be: ``a.tif`` -> ``a.tfw`` (first and last letter
+    of the suffix + w), then ``a.wld``."""
+    return image.with_suffix(image.suffix[:2] + image.suffix[-1:] + "w"), image.with_suffix(".wld")
 
 
 def _geotiff(image: Path) -> Georeference | None:
@@ -275,10 +281,7 @@ def write(dataset: Dataset, path: Path) -> list[str]:
         with open(path / f"{stem}{_SUFFIX}", "w", encoding="utf-8") as f:
             json.dump(collection, f)
         link_image(rec.path, path / "images" / image_name)
-        for world in (
-            Path(rec.path).with_suffix(".wld"),
-            Path(rec.path).with_suffix(Path(rec.path).suffix[:2] + Path(rec.path).suffix[-1:] + "w"),
-        ):
+        for world in world_files(Path(rec.path)):
             link_image(world if world.is_file() else None, path / "images" / world.name)
     return left.report(path)
 

@@ -40,7 +40,7 @@ import numpy as np
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
 from fewclick.io.leftout import LeftOut, geometry_of, object_scores
-from fewclick.io.parsing import find_image, header_size, load_json, objects_from_rows, warn
+from fewclick.io.parsing import find_image, finite_number, header_size, load_json, objects_from_rows, warn
 from fewclick.io.rle import mask_to_rle, rle_boxes, segmentation_to_mask
 from fewclick.types import Objects, polygons_to_boxes, rboxes_to_boxes
 
@@ -50,6 +50,7 @@ __all__ = [
     "write",
     "result",
     "image_name",
+    "uploaded_name",
     "brush_encode",
     "brush_decode",
     "label_config",
@@ -185,9 +186,7 @@ def _record(
         raise FormatError(f"{where}: expected data.image naming the image, got {image!r}")
     name = image_name(image)
     results, default_score = _results(task, where)
-    image_path = find_image(name, folders) or find_image(
-        _UPLOAD_PREFIX.sub("", PurePosixPath(name).name), folders
-    )
+    image_path = find_image(name, folders) or find_image(uploaded_name(name), folders)
     width, height = _size(results, image_path, where)
     rows = []
     for k, result in enumerate(results):
@@ -200,6 +199,12 @@ def _record(
             continue
         rows.append(_row(result, kind, at, classes, width, height, default_score))
     return ImageRecord(name, width, height, objects_from_rows(rows, width, height, where), image_path, index)
+
+
+def uploaded_name(name: str) -> str:
+    """The file name without the 8-character prefix Label Studio gives uploads
+    (``1f2e3d4c-a.jpg`` -> ``a.jpg``; other names unchanged)."""
+    return _UPLOAD_PREFIX.sub("", PurePosixPath(name).name)
 
 
 def image_name(image: str) -> str:
@@ -243,13 +248,6 @@ def _size(results: list, image_path: Path | None, where: str) -> tuple[int, int]
     return header_size(image_path, where)
 
 
-def _number(value, name: str, at: str) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
-    if not ok:
-        raise FormatError(f"{at}: expected a finite number as {name!r}, got {value!r}")
-    return float(value)
-
-
 def _row(
     result: dict, kind: str, at: str, classes: list[str], width: int, height: int, default: float
 ) -> dict:
@@ -264,16 +262,16 @@ def _row(
     row = {
         "label": classes.index(names[0]),
         "where": at,
-        "score": float("nan") if score is None else _number(score, "score", at),
+        "score": float("nan") if score is None else finite_number(score, "score", at, text=False),
         "rbox": None,
         "point": None,
         "seg": None,
     }
     scale = np.array([width, height], np.float64) / 100
     if kind == "rectanglelabels":
-        x, y, w, h = (_number(value.get(k), k, at) for k in ("x", "y", "width", "height"))
+        x, y, w, h = (finite_number(value.get(k), k, at, text=False) for k in ("x", "y", "width", "height"))
         corner, size = np.array([x, y]) * scale, np.array([w, h]) * scale
-        rotation = _number(value.get("rotation", 0), "rotation", at)
+        rotation = finite_number(value.get("rotation", 0), "rotation", at, text=False)
         if size.min() < 0:
             raise FormatError(f"{at}: expected width and height >= 0, got {w}, {h}")
         if rotation % 360:
@@ -295,7 +293,7 @@ def _row(
         row["seg"] = [poly.astype(np.float32)]
         row["box"] = polygons_to_boxes(poly[None])[0]
     elif kind == "keypointlabels":
-        row["point"] = np.array([_number(value.get(k), k, at) for k in ("x", "y")]) * scale
+        row["point"] = np.array([finite_number(value.get(k), k, at, text=False) for k in ("x", "y")]) * scale
         row["box"] = np.full(4, np.nan)
     else:
         if value.get("format", "rle") != "rle" or not isinstance(value.get("rle"), list):

@@ -17,6 +17,8 @@ from fewclick.types import Objects
 
 __all__ = ["LeftOut", "geometry_of", "object_scores"]
 
+_ONLY = {"point": "points only", "none": "objects without geometry"}
+
 
 class LeftOut:
     """Counts of objects (or parts of objects) a writer left out, by reason and image."""
@@ -29,6 +31,19 @@ class LeftOut:
         if n:
             per_image = self.counts.setdefault(reason, {})
             per_image[image] = per_image.get(image, 0) + n
+
+    def writable(self, objs: Objects, i: int, image: str, name: str, holds: str) -> str | None:
+        """Object ``i``'s geometry (:func:`geometry_of`), or None after counting it as left
+        out: a crowd region (``name`` has no crowd flag) or an object with only a point or
+        nothing (``name`` ``holds`` boxes, say)."""
+        if objs.ignore[i]:
+            self.add(f"left out: crowd regions ({name} has no crowd flag)", image)
+            return None
+        geometry = geometry_of(objs, i)
+        if geometry in _ONLY:
+            self.add(f"left out: {_ONLY[geometry]} ({holds})", image)
+            return None
+        return geometry
 
     def report(self, where: Path | str) -> list[str]:
         """One message per reason (also warned); ``[]`` when nothing was left out."""

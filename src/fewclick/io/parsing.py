@@ -233,6 +233,20 @@ def check_image_size(pixels: np.ndarray, path: Path, height: int, width: int, wh
         raise FormatError(f"{path}: expected {what}the image size {width} x {height}, got {got}")
 
 
+def finite_number(value: Any, name: str, where: str, text: bool = True) -> float:
+    """``value`` as a finite float, or :class:`FormatError` naming ``where`` and ``name``;
+    ``text=False`` (JSON) accepts only JSON numbers, not numbers written as strings."""
+    if not text and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise FormatError(f"{where}: expected a number for {name}, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise FormatError(f"{where}: expected a number for {name}, got {value!r}") from None
+    if not np.isfinite(number):
+        raise FormatError(f"{where}: expected a finite number for {name}, got {value!r}")
+    return number
+
+
 def objects_from_rows(rows: list[dict], width: int, height: int, where: str) -> Objects:
     """Objects from per-object rows of a reader: ``label``, ``box`` (XYXY, NaN for a
     point), ``rbox``, ``point``, ``seg`` and ``score`` (None / NaN where absent), optional

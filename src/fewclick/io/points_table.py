@@ -26,7 +26,7 @@ from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
 from fewclick.io.images import ImageError, image_size
 from fewclick.io.leftout import LeftOut, geometry_of
-from fewclick.io.parsing import drop_outside
+from fewclick.io.parsing import drop_outside, finite_number
 from fewclick.types import Objects
 
 COLUMNS = ("image", "x", "y", "class")
@@ -147,7 +147,7 @@ def _csv_rows(file: Path, classes: list[str], fixed: bool) -> dict[str, list]:
 
 
 def _parse_row(row: dict, where: str, classes: list[str], fixed: bool) -> tuple[float, float, int, float]:
-    x, y = _number(row["x"], "x", where), _number(row["y"], "y", where)
+    x, y = finite_number(row["x"], "x", where), finite_number(row["y"], "y", where)
     name = (row["class"] or "").strip()
     if not name:
         raise FormatError(f"{where}: expected a class name, got an empty cell")
@@ -156,21 +156,8 @@ def _parse_row(row: dict, where: str, classes: list[str], fixed: bool) -> tuple[
             raise FormatError(f"{where}: unknown class {name!r}; expected one of {classes}")
         classes.append(name)
     score = row.get("score")
-    score = float("nan") if score is None or not score.strip() else _number(score, "score", where)
+    score = float("nan") if score is None or not score.strip() else finite_number(score, "score", where)
     return x, y, classes.index(name), score
-
-
-def _number(value, field: str, where: str, text: bool = True) -> float:
-    """``value`` as a finite float; ``text=False`` (JSON) accepts only JSON numbers."""
-    if not text and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise FormatError(f"{where}: expected a number for {field}, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise FormatError(f"{where}: expected a number for {field}, got {value!r}") from None
-    if not np.isfinite(number):
-        raise FormatError(f"{where}: expected a finite number for {field}, got {value!r}")
-    return number
 
 
 def _csv_record(name: str, entries: list, images_dir: Path, file: Path, index: int) -> ImageRecord:
@@ -236,8 +223,8 @@ def _json_record(entry, index: int, classes: list[str], images_dir: Path, file: 
             )
         if not isinstance(point[2], str) or point[2] not in classes:
             raise FormatError(f"{at}: unknown class {point[2]!r}; expected one of {classes}")
-        x, y = _number(point[0], "x", at, text=False), _number(point[1], "y", at, text=False)
-        score = _number(point[3], "score", at, text=False) if len(point) == 4 else float("nan")
+        x, y = finite_number(point[0], "x", at, text=False), finite_number(point[1], "y", at, text=False)
+        score = finite_number(point[3], "score", at, text=False) if len(point) == 4 else float("nan")
         rows.append((x, y, classes.index(point[2]), score))
     rows = _inside(rows, width, height, where, [f"points[{k}]" for k in range(len(rows))])
     objects = _objects([r[:3] for r in rows], [r[3] for r in rows])
@@ -245,7 +232,7 @@ def _json_record(entry, index: int, classes: list[str], images_dir: Path, file: 
 
 
 def _json_size(entry: dict, where: str) -> tuple[int, int]:
-    size = [_number(entry.get(key), key, where, text=False) for key in ("width", "height")]
+    size = [finite_number(entry.get(key), key, where, text=False) for key in ("width", "height")]
     if min(size) < 1 or any(v != int(v) for v in size):
         raise FormatError(f"{where}: expected a positive integer width and height, got {size}")
     return int(size[0]), int(size[1])

@@ -42,7 +42,7 @@ import numpy as np
 
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
-from fewclick.io.leftout import LeftOut, geometry_of, object_scores
+from fewclick.io.leftout import LeftOut, object_scores
 from fewclick.io.parsing import (
     clip_boxes,
     drop_outside,
@@ -55,8 +55,6 @@ from fewclick.io.parsing import (
     warn,
 )
 from fewclick.types import Objects, rboxes_to_boxes
-
-_ONLY = {"point": "points only", "none": "objects without geometry"}
 
 __all__ = ["sniff", "read", "write", "rolabelimg_to_rbox"]
 
@@ -275,12 +273,8 @@ def _xml(rec: ImageRecord, name: str, classes: list[str], left: LeftOut) -> ET.E
     objs = rec.objects
     scores = object_scores(objs)
     for i in range(len(objs)):
-        geometry = geometry_of(objs, i)
-        if objs.ignore[i]:
-            left.add("left out: crowd regions (VOC has no crowd flag)", rec.file_name)
-            continue
-        if geometry in ("point", "none"):
-            left.add(f"left out: {_ONLY[geometry]} (VOC holds boxes)", rec.file_name)
+        geometry = left.writable(objs, i, rec.file_name, "VOC", "VOC holds boxes")
+        if geometry is None:
             continue
         if geometry in ("mask", "polygon"):
             left.add(f"approximated: {geometry}s written as their boxes", rec.file_name)

@@ -26,12 +26,10 @@ from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.dota import object_corners
 from fewclick.io.errors import FormatError
 from fewclick.io.images import IMAGE_SUFFIXES
-from fewclick.io.leftout import LeftOut, geometry_of, object_scores
+from fewclick.io.leftout import LeftOut, object_scores
 from fewclick.io.parsing import clip_boxes, drop_outside, header_size, link_image, read_text, warn
 from fewclick.io.rle import mask_outlines, mask_to_polygons, segmentation_to_mask
 from fewclick.types import Objects, polygons_to_boxes, polygons_to_rboxes, rboxes_to_polygons
-
-_ONLY = {"point": "points only", "none": "objects without geometry"}
 
 __all__ = ["sniff", "read", "write"]
 
@@ -246,12 +244,8 @@ def _lines(rec: ImageRecord, kind: str, left: LeftOut) -> list[str]:
     scores = object_scores(objs)
     scale = np.array([rec.width, rec.height], np.float64)
     for i in range(len(objs)):
-        geometry = geometry_of(objs, i)
-        if objs.ignore[i]:
-            left.add("left out: crowd regions (YOLO has no crowd flag)", rec.file_name)
-            continue
-        if geometry in ("point", "none"):
-            left.add(f"left out: {_ONLY[geometry]} (YOLO holds boxes and polygons)", rec.file_name)
+        geometry = left.writable(objs, i, rec.file_name, "YOLO", "YOLO holds boxes and polygons")
+        if geometry is None:
             continue
         if kind == "detect" or (kind == "segment" and geometry in ("box", "rbox")):
             box = objs.boxes[i].astype(np.float64)

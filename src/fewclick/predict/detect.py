@@ -98,14 +98,20 @@ class ClickDetector:
         self._similar_has_image = False
 
     @classmethod
-    def load(cls, path: str | Path, decode: DecodeConfig | None = None, encoder=None) -> ClickDetector:
+    def load(
+        cls,
+        path: str | Path,
+        decode: DecodeConfig | None = None,
+        encoder=None,
+        encoder_threads: int | None = None,
+    ) -> ClickDetector:
         """The detector saved at ``path``; ``encoder`` for one on pretrained features (the
-        default pretrained encoder when None)."""
+        default pretrained encoder when None, with ``encoder_threads`` intra-op threads)."""
         net, ckpt = load_detector(path)
         if net.config.backbone == "pretrained" and encoder is None:
             from fewclick.predict.encoder import ImageEncoder
 
-            encoder = ImageEncoder()
+            encoder = ImageEncoder(threads=encoder_threads)
         return cls(
             net,
             ckpt["classes"],

@@ -35,7 +35,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from fewclick.io.dataset import ImageRecord
-from fewclick.io.labelstudio import TYPES, image_name, result
+from fewclick.io.labelstudio import TYPES, image_name, result, uploaded_name
 from fewclick.io.rle import rle_boxes
 from fewclick.server import store
 from fewclick.server.db import Image, Project
@@ -54,7 +54,6 @@ CONTROLS = {
     "BrushLabels": "brushlabels",
     "PolygonLabels": "polygonlabels",
 }
-_UPLOAD_PREFIX_LENGTH = 9  # "ab12cd34-"
 
 
 class SetupIn(BaseModel):
@@ -166,11 +165,8 @@ def _image(task: dict, schema: Schema, by_name: dict[str, Image]) -> Image | Non
     value = (task.get("data") or {}).get(schema.field)
     if not isinstance(value, str) or not value:
         return None
-    name = PurePosixPath(image_name(value)).name
-    found = by_name.get(name)
-    if found is None and len(name) > _UPLOAD_PREFIX_LENGTH and name[8] == "-":
-        found = by_name.get(name[_UPLOAD_PREFIX_LENGTH:])
-    return found
+    name = image_name(value)
+    return by_name.get(PurePosixPath(name).name) or by_name.get(uploaded_name(name))
 
 
 async def _predict(
@@ -209,8 +205,10 @@ async def _predict(
             controls = dict(schema.controls)
             if "brushlabels" not in controls:  # a polygon control takes the mask's outline
                 objs = _as_polygon(objs, image)
-            out.append({**result(objs, 0, record, classes, controls, schema.to_name), "score": mask["score"]})
-        return [r for r in out if r.get("from_name")]
+            found = result(objs, 0, record, classes, controls, schema.to_name)
+            if found is not None:  # an empty mask is no result
+                out.append({**found, "score": mask["score"]})
+        return out
     found = await assist.detect(image.id, assist.DetectIn(clicks=clicks), session, config, models)
     rboxes = found.get("rboxes") or [None] * len(found["boxes"])
     out = []
@@ -231,8 +229,9 @@ async def _predict(
 
 
 def _as_polygon(objs: Objects, image: Image) -> Objects:
+    from fewclick.io.coco_fields import polygon_area
     from fewclick.io.rle import mask_outlines, segmentation_to_mask
 
     outlines = mask_outlines(segmentation_to_mask(objs.segmentations[0], image.height, image.width))
-    largest = max(outlines, key=len) if outlines else None
+    largest = max(outlines, key=polygon_area) if outlines else None
     return Objects(objs.labels, objs.boxes, segmentations=[[largest]] if largest is not None else [None])
