@@ -100,34 +100,68 @@ class PredictJob:
         self.detector = ClickDetector.load(model, decode=decode, encoder_threads=threads)
 
     def __call__(self, batch: dict) -> dict:
-        from fewclick.io.images import load_image
+        return _per_image(batch, "detections", self._detect)
 
-        rows: dict[str, list] = {"rel": [], "detections": [], "read": [], "model": [], "error": []}
-        for path, rel in zip(batch["path"], batch["rel"], strict=True):
-            started = time.perf_counter()
-            found = ""
-            try:
-                image = load_image(str(path))
-                read = time.perf_counter()
-                self.detector.set_image(image)
-                det = self.detector.predict([])
-                found = json.dumps(
-                    {
-                        "boxes": det.boxes.tolist(),
-                        "scores": det.scores.tolist(),
-                        "labels": det.labels.tolist(),
-                        "rboxes": None if det.rboxes is None else det.rboxes.tolist(),
-                    }
-                )
-                rows["error"].append("")
-            except Exception as exc:  # named per image; the driver raises with the first one
-                read = time.perf_counter()
-                rows["error"].append(f"{type(exc).__name__}: {exc}")
-            rows["rel"].append(str(rel))
-            rows["detections"].append(found)
-            rows["read"].append(read - started)
-            rows["model"].append(time.perf_counter() - read)  # encoder and detector
-        return rows
+    def _detect(self, image: np.ndarray, item: dict) -> str:
+        self.detector.set_image(image)
+        det = self.detector.predict([])
+        return json.dumps(
+            {
+                "boxes": det.boxes.tolist(),
+                "scores": det.scores.tolist(),
+                "labels": det.labels.tolist(),
+                "rboxes": None if det.rboxes is None else det.rboxes.tolist(),
+            }
+        )
+
+
+class RefineJob:
+    """A trained CPRNet's point refinement (CPR) over a batch of images: per image, its
+    annotated points (``points``, JSON ``[[x, y], ...]``) with their class ids (``labels``,
+    JSON) moved to their objects' semantic centres."""
+
+    def __init__(self, model: str, threads: int = 1) -> None:
+        import torch
+
+        from fewclick.predict.points import PointRefiner
+
+        torch.set_num_threads(threads)
+        self.refiner = PointRefiner.load(model)
+
+    def __call__(self, batch: dict) -> dict:
+        return _per_image(batch, "points", self._refine)
+
+    def _refine(self, image: np.ndarray, item: dict) -> str:
+        points = np.asarray(json.loads(str(item["points"])), np.float32).reshape(-1, 2)
+        if len(points):
+            self.refiner.set_image(image)
+            points = self.refiner.refine(points, np.asarray(json.loads(str(item["labels"])), np.int64))
+        return json.dumps(points.tolist())
+
+
+def _per_image(batch: dict, column: str, answer: Callable[[np.ndarray, dict], str]) -> dict:
+    """One row per image of ``batch``: ``answer(image, item)`` (text) in ``column``, the
+    seconds to read the image (``read``) and to answer (``model``), and the error ('' when
+    none), named per image: the driver raises with the first one."""
+    from fewclick.io.images import load_image
+
+    rows: dict[str, list] = {"rel": [], column: [], "read": [], "model": [], "error": []}
+    for values in zip(*batch.values(), strict=True):
+        item = dict(zip(batch, values, strict=True))
+        started = read = time.perf_counter()
+        out, error = "", ""
+        try:
+            image = load_image(str(item["path"]))
+            read = time.perf_counter()
+            out = answer(image, item)
+        except Exception as exc:  # one image's failure does not stop the others
+            error = f"{type(exc).__name__}: {exc}"
+        rows["rel"].append(str(item["rel"]))
+        rows[column].append(out)
+        rows["read"].append(read - started)
+        rows["model"].append(time.perf_counter() - read)
+        rows["error"].append(error)
+    return rows
 
 
 def _items(dataset: Dataset) -> list[dict]:
@@ -154,7 +188,7 @@ def run(
         worker = job(**options)
         rows = []
         for item in items:
-            out = worker({"path": [item["path"]], "rel": [item["rel"]]})
+            out = worker({key: [value] for key, value in item.items()})
             rows.append({k: v[0] for k, v in out.items()})
             if progress:
                 progress(1)
@@ -240,7 +274,7 @@ def _finished(rows: list[dict], items: list[dict]) -> None:
 
 
 #: Row columns that are not seconds.
-_TEXT_COLUMNS = ("rel", "error", "detections")
+_TEXT_COLUMNS = ("rel", "error", "detections", "points")
 
 
 def _summary(rows: list[dict], seconds: float, workers: int, ray: str | None) -> dict:
@@ -304,6 +338,39 @@ def predict_dataset(
     summary = _summary(rows, seconds, workers, ray)
     log.info("pre-annotated %d images in %.1f s (%s)", len(items), seconds, summary["runner"])
     return summary
+
+
+def refine_dataset(
+    dataset: Dataset, model: Path, ray: str | None = None, workers: int = 1
+) -> tuple[list[np.ndarray], dict]:
+    """Refine every image's annotated points (each object's point, else its box centre)
+    with the CPRNet checkpoint ``model``: the refined points per image, in dataset order,
+    and the run's summary. A BatchError names the first image that failed."""
+    from tqdm import tqdm
+
+    from fewclick.predict.points import PointRefiner
+
+    classes = PointRefiner.load(model).classes
+    if list(classes) != list(dataset.classes):
+        raise BatchError(f"the model's classes {classes} are not the dataset's {dataset.classes}")
+    items = _items(dataset)
+    for item, rec in zip(items, dataset.images, strict=True):
+        xy = rec.objects.centers
+        missing = ~np.isfinite(xy).all(1)
+        if missing.any():
+            raise BatchError(
+                f"{rec.file_name}: object {int(np.flatnonzero(missing)[0])} has no point and no box"
+            )
+        item["points"], item["labels"] = json.dumps(xy.tolist()), json.dumps(rec.objects.labels.tolist())
+    started = time.perf_counter()
+    with tqdm(total=len(items), desc="refine points", unit="image") as bar:
+        rows = run(RefineJob, items, {"model": str(model)}, ray, workers, bar.update)
+    seconds = time.perf_counter() - started
+    _finished(rows, items)
+    refined = [np.asarray(json.loads(row["points"]), np.float32).reshape(-1, 2) for row in rows]
+    summary = _summary(rows, seconds, workers, ray)
+    log.info("refined the points of %d images in %.1f s (%s)", len(items), seconds, summary["runner"])
+    return refined, summary
 
 
 def encode_dataset(

@@ -17,9 +17,14 @@ from pathlib import Path
 
 from fewclick import __version__
 from fewclick.batch import BatchError
+from fewclick.extras import missing_extra
 from fewclick.io import FILE_WRITERS, WRITERS
 
 log = logging.getLogger("fewclick")
+
+# commands (their functions' name prefixes) that run long enough to report progress
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LONG_RUNNING = ("_train", "_refine", "_protocol", "_encode", "_predict", "_demo", "_serve")
 
 SHOW_KINDS = ("centre", "corrective", "extreme", "scribble", "coarse", "oracle")
 
@@ -33,7 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # long-running commands say how training and jobs go (INFO); the others only what went wrong
+    chatty = args.run.__name__.startswith(LONG_RUNNING)
+    level = args.log_level or os.environ.get("FEWCLICK_LOG", "INFO" if chatty else "WARNING").upper()
+    if level not in LEVELS:
+        print(
+            f"fewclick: error: FEWCLICK_LOG={level!r}: expected one of {', '.join(LEVELS)}", file=sys.stderr
+        )
+        return 2
+    args.log_level = level
+    if args.run not in (_serve, _demo):  # the app logs with request ids (fewclick.server.logs)
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.debug("fewclick %s: %s", __version__, " ".join(map(str, argv if argv is not None else sys.argv[1:])))
     try:
         return args.run(args) or 0
@@ -44,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"fewclick: error: {message}", file=sys.stderr)
         return 2
+    except ImportError as exc:
+        message = missing_extra(exc, f"fewclick {args.run.__name__.strip('_').replace('_', ' ')}")
+        if message is None:
+            raise
+        print(f"fewclick: error: {message}", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,10 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fewclick {__version__}")
     parser.add_argument(
         "--log-level",
-        default=os.environ.get("FEWCLICK_LOG", "WARNING"),
         type=str.upper,
-        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-        help="what fewclick logs to stderr (default: $FEWCLICK_LOG or WARNING)",
+        choices=LEVELS,
+        help="what fewclick logs to stderr (default: $FEWCLICK_LOG, else INFO for training, refining, "
+        "protocols, batch jobs and the app, WARNING for the rest)",
     )
     commands = parser.add_subparsers(title="commands")
 
@@ -242,6 +263,8 @@ def _parser() -> argparse.ArgumentParser:
     rpts.add_argument("--data", required=True, type=Path, help="a dataset with one point per object")
     rpts.add_argument("--out", required=True, type=Path, help="refined points, written as a points JSON file")
     rpts.add_argument("--format", help="the dataset format (default: detect)")
+    rpts.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS", help="as for encode")
+    rpts.add_argument("--workers", type=int, default=None, help="Ray workers, one thread each (default 2)")
     rpts.set_defaults(run=_refine_points)
 
     protocol = commands.add_parser("protocol", help="run a paper's evaluation protocol").add_subparsers(
@@ -615,21 +638,16 @@ def _encode(args) -> int:
 def _refine_points(args) -> int:
     from dataclasses import replace
 
+    from fewclick.batch import refine_dataset
     from fewclick.io import read_dataset, write_dataset
-    from fewclick.predict.points import PointRefiner, refine_points
 
+    workers = _workers(args)
     dataset = read_dataset(args.data, args.format)
-    refiner = PointRefiner.load(args.model)
-    if list(refiner.classes) != list(dataset.classes):
-        raise ValueError(f"the model's classes {refiner.classes} are not the dataset's {dataset.classes}")
-    images = _point_images(dataset)
-    refined = refine_points(
-        refiner, ((im.image, im.points, im.labels) for im, _ in images), total=len(images)
-    )
-    for (_, rec), points in zip(images, refined, strict=True):
+    refined, summary = refine_dataset(dataset, args.model, ray=args.ray, workers=workers)
+    for rec, points in zip(dataset.images, refined, strict=True):
         rec.objects = replace(rec.objects, points=points, boxes=rec.objects.boxes * float("nan"))
     write_dataset(dataset, args.out, "points")
-    print(f"wrote {args.out}")
+    print(json.dumps({**summary, "out": str(args.out)}))
     return 0
 
 
@@ -716,7 +734,7 @@ def _serve(args) -> int:
     from fewclick.server.app import serve
     from fewclick.server.db import sqlite_url
 
-    logs.configure()  # to stderr, each line with its request id
+    logs.configure(args.log_level)  # to stderr, each line with its request id
 
     url = args.db or sqlite_url(args.data / "fewclick.db")
     print(f"fewclick on http://{args.host}:{args.port}/ (database {url})")
@@ -784,7 +802,7 @@ def _demo(args) -> int:
     from fewclick.server import logs
     from fewclick.server.app import serve
 
-    logs.configure()
+    logs.configure(args.log_level)
     print(f"open http://{args.host}:{args.port}/#/project/{project_id}")
     serve(url, args.out, args.host, args.port)
     return 0

@@ -190,7 +190,9 @@ def polygons_to_rboxes(polygons: Any) -> np.ndarray:
     For a rectangle this is an exact inverse of :func:`rboxes_to_polygons` up to the
     box symmetry (angle modulo pi, or w/h swapped with angle shifted by pi/2).
     """
-    import cv2
+    from fewclick.extras import require
+
+    cv2 = require("cv2", "oriented boxes from corners (DOTA, YOLO-OBB)")
 
     polys = np.asarray(polygons, dtype=np.float32)
     if polys.size == 0:

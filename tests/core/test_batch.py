@@ -116,3 +116,60 @@ def test_predict_without_a_trained_detector_names_the_folder(twenty, tmp_path, c
         == 2
     )
     assert "no trained detector here" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_refine_points_in_process_and_on_ray_move_the_points_alike(twenty, tmp_path, capsys):
+    pytest.importorskip("ray")
+    model = tmp_path / "cpr"
+    assert main(["train", "cpr", "--data", str(twenty), "--out", str(model), "--steps", "30"]) == 0
+    checkpoint = capsys.readouterr().out.strip().split()[-1]
+    refine = ["refine", "points", "--model", checkpoint, "--data", str(twenty)]
+    assert main([*refine, "--out", str(tmp_path / "a.json")]) == 0
+    assert main([*refine, "--out", str(tmp_path / "b.json"), "--ray", "--workers", "2"]) == 0
+    local, on_ray = (json.loads(line) for line in capsys.readouterr().out.strip().splitlines()[-2:])
+    assert (local["images"], on_ray["images"], on_ray["runner"]) == (20, 20, "ray (local)")
+    a, b = (read_dataset(tmp_path / f"{n}.json") for n in "ab")
+    given = read_dataset(twenty)
+    moved = 0
+    for ra, rb, rg in zip(a.images, b.images, given.images, strict=True):
+        assert ra.file_name == rb.file_name == rg.file_name
+        np.testing.assert_allclose(ra.objects.points, rb.objects.points, atol=1e-5)
+        assert len(ra.objects.points) == len(rg.objects)
+        moved += int((np.abs(ra.objects.points - rg.objects.centers) > 1e-3).any())
+    assert moved > 0  # the model moved points: the comparison is not of untouched inputs
+
+
+class _DiesOnce:
+    """A job whose worker process dies (no exception: ``os._exit``) the first time it meets
+    image ``c``; a marker file remembers that it did."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = Path(marker)
+
+    def __call__(self, batch: dict) -> dict:
+        import os
+
+        rows: dict[str, list] = {"rel": [], "error": [], "seconds": []}
+        for rel in batch["rel"]:
+            if rel == "c" and not self.marker.exists():
+                self.marker.write_text("died")
+                os._exit(1)
+            rows["rel"].append(str(rel))
+            rows["error"].append("")
+            rows["seconds"].append(0.0)
+        return rows
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_mid_job_is_restarted_and_its_image_runs_again(tmp_path):
+    import sys
+
+    from fewclick.batch import run
+
+    ray = pytest.importorskip("ray")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers need not import tests
+    items = [{"path": str(tmp_path / f"{rel}.png"), "rel": rel} for rel in "abcdef"]
+    rows = run(_DiesOnce, items, {"marker": str(tmp_path / "died")}, ray="", workers=2)
+    assert (tmp_path / "died").read_text() == "died"  # a worker did die on image c
+    assert [r["rel"] for r in rows] == list("abcdef") and not any(r["error"] for r in rows)

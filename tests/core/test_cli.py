@@ -2,6 +2,7 @@
 marked ``shared_data``)."""
 
 import json
+import os
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -352,3 +353,25 @@ def test_train_then_protocol_segment_with_the_baselines(capsys, tmp_path):
         tmp_path / "x.json",
     )
     assert code == 2 and "nothing" in err
+
+
+def test_log_level_comes_from_the_flag_or_fewclick_log_and_a_bad_one_is_named(synth, monkeypatch):
+    out, _ = synth
+    monkeypatch.delenv("FEWCLICK_LOG", raising=False)
+
+    def run(*argv, env=None):
+        cmd = [sys.executable, "-m", "fewclick", *argv, "data", "info", str(out / "annotations.json")]
+        return subprocess.run(
+            cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=60
+        )
+
+    quiet, loud, by_env, bad = (
+        run(),
+        run("--log-level", "info"),
+        run(env={"FEWCLICK_LOG": "debug"}),
+        run(env={"FEWCLICK_LOG": "loud"}),
+    )
+    assert quiet.returncode == 0 and quiet.stderr == ""  # data info logs nothing by default
+    assert loud.returncode == 0 and "INFO fewclick.io: read " in loud.stderr
+    assert "DEBUG fewclick: fewclick " in by_env.stderr
+    assert bad.returncode == 2 and bad.stdout == "" and "FEWCLICK_LOG='LOUD'" in bad.stderr

@@ -1,6 +1,9 @@
 """The review queue of box-level active learning through the API: built from the serving
 detector, least sure box first, each box answered once, answers logged and counted, and a
-training job after every N answers. No job process runs: starts are recorded."""
+training job after every N answers; pre-annotation of the images nobody started. No job
+process runs: starts are recorded."""
+
+import json
 
 import numpy as np
 import pytest
@@ -306,3 +309,60 @@ def test_only_what_a_person_labeled_keeps_a_box_out_of_the_queue_not_hidden_refe
 )
 def test_the_pool_threshold_follows_the_detectors_calibration(metrics, expected):
     assert box_queue.pool_threshold(metrics) == pytest.approx(expected)
+
+
+def _sure_detector(detector, tmp_path):
+    """The tiny detector made sure of objects everywhere (its heatmap prior raised)."""
+    import torch
+
+    ckpt = torch.load(detector, weights_only=False)
+    key = next(k for k in ckpt["model"] if k.endswith("heatmap.bias"))
+    ckpt["model"][key] = torch.full_like(ckpt["model"][key], 2.0)
+    torch.save(ckpt, tmp_path / "sure.pt")
+    return tmp_path / "sure.pt"
+
+
+def test_pre_annotation_runs_the_batch_predict_job_on_the_images_nobody_started(
+    app, dataset, detector, started, tmp_path
+):
+    from fewclick.batch import PredictJob
+    from fewclick.server import preannotate
+    from fewclick.server.db import Annotation
+
+    project = _project(app, dataset)
+    refused = app.client.post(f"/api/projects/{project['id']}/preannotate")
+    assert refused.status_code == 400 and "no trained detector" in refused.json()["detail"]
+    _project_for_detector(app, project, _sure_detector(detector, tmp_path))
+    with app.state.sessions() as session:
+        session.get(ModelVersion, 1).metrics = {"score_threshold": 0.5}  # its best F1 held out
+        first, second, third = session.query(Image).filter_by(project_id=project["id"]).order_by(Image.id)
+        mine = dict(class_id=project["classes"][0]["id"], kind="box", created_by=1, updated_by=1)
+        first.annotations.append(Annotation(geometry={"box": [1, 1, 9, 9]}, **mine))  # a person started it
+        second.annotations.append(Annotation(geometry={"box": [2, 2, 8, 8]}, reference=True, **mine))
+        session.commit()
+        ids = [first.id, second.id, third.id]
+    r = app.client.post(f"/api/projects/{project['id']}/preannotate")
+    assert r.status_code == 202 and r.json()["kind"] == "predict", r.text
+    target, args = started[-1]
+    assert target is worker.run_preannotate
+    preannotate.preannotate(args[0], args[1], args[2], None)
+    job = app.client.get(f"/api/jobs/{args[1]}").json()
+    assert job["status"] == "done" and " boxes on 2 images (detector v1, score >= 0.50)" in job["message"], (
+        job
+    )
+    with app.state.sessions() as session:
+        images = [session.get(Image, i) for i in ids]
+        assert [a.source for a in images[0].annotations] == ["manual"]  # left alone
+        saved = [a for a in images[2].annotations if a.source == "preannotate"]
+        assert saved and all(a.review == "pending" and a.score >= 0.5 for a in saved)
+        assert images[2].status == "in_progress"
+        # the same boxes as the batch job of `fewclick predict` gives for that image
+        expected = PredictJob(str(tmp_path / "sure.pt"), score_threshold=0.5)(
+            {"path": [images[2].path], "rel": ["x"]}
+        )
+        assert expected["error"] == [""]
+        boxes = np.asarray(json.loads(expected["detections"][0])["boxes"])
+        got = np.asarray(sorted(a.geometry["box"] for a in saved))
+        np.testing.assert_allclose(got, boxes[np.lexsort(boxes.T[::-1])], atol=0.01)
+    again = app.client.post(f"/api/projects/{project['id']}/preannotate")
+    assert again.status_code == 400 and "nothing to pre-annotate" in again.json()["detail"]

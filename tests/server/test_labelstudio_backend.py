@@ -1,5 +1,6 @@
 """The Label Studio ML backend of a project (``/api/projects/<id>/labelstudio``), driven
-by request bodies in the shape Label Studio sends (``recorded/labelstudio_requests.json``):
+by request bodies in the shape Label Studio sends (``recorded/labelstudio_requests.json``)
+and by requests captured from a real Label Studio 1.23.2 (``recorded/labelstudio_captured.json``):
 health, setup with the labeling config, predict without context and with Label Studio's
 interactive keypoint and rectangle context, and Basic credentials."""
 
@@ -161,3 +162,51 @@ def test_a_task_whose_image_the_project_lacks_gets_an_empty_prediction(backend):
     assert r.status_code == 200
     [prediction] = r.json()["results"]
     assert prediction["result"] == [] and "no image" in prediction["error"]
+
+
+CAPTURED = json.loads((Path(__file__).parent / "recorded" / "labelstudio_captured.json").read_text())
+
+
+@pytest.mark.shared_data
+def test_requests_captured_from_a_real_label_studio_are_answered(tmp_path_factory, db_url):
+    """Replays what Label Studio 1.23.2 sent (``recorded/labelstudio_captured.json``) against
+    a project of the same bccd images: connect, pre-annotate (no detector yet: empty, with
+    the reason), a keypoint (click-to-detect), a rectangle (its mask) and the webhook."""
+    from conftest import shared_dataset
+    from fewclick.metrics.detection import box_iou
+    from fewclick.server.serving import sam_available
+
+    bccd = shared_dataset("bccd")
+    app = create_app(db_url, tmp_path_factory.mktemp("server-ls") / "data", data_roots=[bccd.parent])
+    token = auth_headers(app)["Authorization"].split()[1]
+    basic = {"Authorization": "Basic " + base64.b64encode(f"admin:{token}".encode()).decode()}
+    with TestClient(app) as client:
+        r = client.post("/api/projects", json={"name": "ls-bccd", "dataset": str(bccd)}, headers=basic)
+        assert r.status_code == 201, r.text
+        base = f"/api/projects/{r.json()['project']['id']}/labelstudio"
+        answers = []
+        for req in CAPTURED["requests"]:
+            headers = basic if req["auth"] == "Basic" else {}
+            answer = client.request(req["method"], base + req["path"], json=req["body"], headers=headers)
+            assert answer.status_code in (200, 201), (req["path"], answer.status_code, answer.text)
+            answers.append(answer.json())
+    health, setup, retrieve, keypoint, rectangle, webhook = answers
+    assert health["status"] == "UP" and setup["model_version"] == health["model_version"]
+    assert [p["result"] for p in retrieve["results"]] == [[], []]  # two tasks, nothing trained yet
+    assert all("needs a trained detector" in p["error"] for p in retrieve["results"])
+    found = keypoint["results"][0]["result"]
+    assert found and {(r["from_name"], r["type"]) for r in found} == {("label", "rectanglelabels")}
+    assert len({r["id"] for r in found}) == len(found)  # one id per region: Label Studio keys regions by it
+    rect = rectangle["results"][0]["result"]
+    assert len(rect) == 1 and rect[0]["type"] == "brushlabels" and rect[0]["value"]["brushlabels"] == ["WBC"]
+    mask = brush_decode(rect[0]["value"]["rle"], 480, 640)
+    x0, y0, x1, y1 = 230, 288, 441, 480  # the white cell the rectangle was drawn around (reference box)
+    inside = mask[y0:y1, x0:x1].sum()
+    assert mask.sum() > 0.2 * (x1 - x0) * (y1 - y0) and inside >= 0.9 * mask.sum()
+    if sam_available():  # the clicked red cell is found, at the click's score 1
+        clicked = np.array([[56, 103, 169, 210]], np.float32)  # its reference box
+        sure = [r["value"] for r in found if r["score"] == 1]
+        xywh = np.array([[v["x"], v["y"], v["width"], v["height"]] for v in sure])
+        boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], 1) * [6.4, 4.8, 6.4, 4.8]  # % -> px
+        assert len(boxes) == 1 and box_iou(boxes, clicked)[0, 0] >= 0.5
+    assert webhook == {}

@@ -68,7 +68,7 @@ class PretrainedLearner:
         config = DetectorConfig(
             num_classes=len(self.classes), method="plain", backbone="pretrained", uel=False
         )
-        return train_pretrained_detector(tiles, self.classes, out, config, train, log=lambda _: None)
+        return train_pretrained_detector(tiles, self.classes, out, config, train)
 
     def predict(self, model: Path, which: list[int], decode: DecodeConfig, test: bool = False) -> dict:
         units = self.test if test else self.units
@@ -108,7 +108,7 @@ class ScratchLearner:
         train = TrainConfig(steps=fit.steps, min_steps=0, seed=fit.seed, val_every=10**9, warmup_steps=10)
         if fit.init is not None:
             train = replace(train, init=str(fit.init), lr=fit.lr, warmup_steps=fit.warmup)
-        return train_detector(data, out, config, train, log=lambda _: None)
+        return train_detector(data, out, config, train)
 
     def predict(self, model: Path, which: list[int], decode: DecodeConfig, test: bool = False) -> dict:
         units = self.test if test else self.units

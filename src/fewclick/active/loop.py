@@ -23,6 +23,7 @@ Cost model (seconds a person spends), :data:`COST_SECONDS`:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from fewclick.active.measures import pick_boxes, pick_images
 from fewclick.active.pool import BoxPool, one_box_per_object
 from fewclick.predict.detect import DecodeConfig
 from fewclick.simulate.oracle import oracle
+
+logger = logging.getLogger(__name__)
 
 METHODS = (
     "box_random",
@@ -112,7 +115,7 @@ def run_method(
     config: ActiveConfig,
     seed: int,
     work: Path,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
 ) -> Curve:
     """Episodes of ``method`` (one of :data:`METHODS`) from the initial model, with the
     ``learner``'s detector (:mod:`fewclick.active.learners`)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fewclick.extras import require
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
 from fewclick.io.images import IMAGE_SUFFIXES, image_size
@@ -62,8 +63,7 @@ def read(path: Path) -> Dataset:
 
 def human_segmentations(mat: Path) -> list[np.ndarray]:
     """The region maps of one ``.mat``, one per annotator."""
-    from scipy.io import loadmat
-
+    loadmat = require("scipy.io", "reading MATLAB files").loadmat
     try:
         cells = loadmat(mat)["groundTruth"]
         return [np.asarray(cells[0, k]["Segmentation"][0, 0]) for k in range(cells.shape[1])]

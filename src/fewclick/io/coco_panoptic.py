@@ -36,7 +36,7 @@ from fewclick.io.coco_fields import flag, image_infos, int_id, known_id, numbers
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
 from fewclick.io.images import ImageError, load_array, save_image
-from fewclick.io.labelmap import Losses, owner_map, png_names
+from fewclick.io.labelmap import Losses, label_windows, owner_map, png_names
 from fewclick.io.parsing import clip_boxes, find_image, json_kind, link_image, load_json, warn
 from fewclick.types import Objects
 
@@ -320,12 +320,10 @@ def _written_categories(dataset: Dataset, cat_ids: list[int]) -> list[dict]:
 
 def _segment_map(rec: ImageRecord, cat_ids: list[int], losses: Losses) -> tuple[np.ndarray, list[dict]]:
     """The image's segment ids ``int64[H, W]`` and its ``segments_info``."""
-    from scipy.ndimage import find_objects
-
     owner, objs = owner_map(rec, losses)
     sids = _segment_ids_of(objs)
     lookup = np.concatenate([[0], sids])
-    found = find_objects(owner, max_label=len(objs))
+    found = label_windows(owner, len(objs))
     areas = np.bincount(owner.ravel(), minlength=len(objs) + 1)
     segments = []
     for i, where in enumerate(found):

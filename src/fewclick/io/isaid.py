@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fewclick.extras import require
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
 from fewclick.io.images import image_size, load_array
@@ -77,7 +78,7 @@ def read(path: Path) -> Dataset:
 def mask_rbox(mask: np.ndarray) -> np.ndarray:
     """The minimum-area oriented box ``float32[5]`` (cx, cy, w, h, angle) around the pixel
     squares of ``bool[H, W]`` (pixel (x, y) covers [x, x + 1) x [y, y + 1))."""
-    import cv2
+    cv2 = require("cv2", "oriented boxes of iSAID masks")
 
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     xy = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float32)
@@ -129,8 +130,7 @@ def _color_labels(path: Path, height: int, width: int) -> np.ndarray:
 
 
 def _objects(ids: np.ndarray, colors: np.ndarray, id_file: Path) -> tuple[Objects, int]:
-    from scipy.ndimage import find_objects
-
+    find_objects = require("scipy.ndimage", "reading iSAID").find_objects
     values, index = np.unique(ids, return_inverse=True)
     index = index.reshape(ids.shape)
     if values[0] != 0:  # no background pixel: shift so that index k + 1 is instance values[k]

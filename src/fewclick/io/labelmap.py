@@ -152,3 +152,23 @@ def owner_map(rec: ImageRecord, losses: Losses) -> tuple[np.ndarray, Objects]:
     covered = len(objs) - len(np.unique(owner[owner > 0]))
     losses.add(rec.file_name, lost, covered, int((~has_mask).sum()))
     return owner, objs
+
+
+def label_windows(ids: np.ndarray, count: int) -> list[tuple[slice, slice] | None]:
+    """The (rows, cols) slices that enclose each label 1..``count`` of ``int[H, W]``, or None
+    for a label with no pixel (``scipy.ndimage.find_objects`` with ``max_label``)."""
+    ys, xs = np.nonzero(ids)
+    labels = ids[ys, xs]
+    keep = labels <= count
+    ys, xs, labels = ys[keep], xs[keep], labels[keep]
+    lo = np.full((2, count + 1), np.iinfo(np.int64).max)
+    hi = np.full((2, count + 1), -1)
+    for axis, coords in enumerate((ys, xs)):
+        np.minimum.at(lo[axis], labels, coords)
+        np.maximum.at(hi[axis], labels, coords)
+    return [
+        (slice(int(lo[0, k]), int(hi[0, k]) + 1), slice(int(lo[1, k]), int(hi[1, k]) + 1))
+        if hi[0, k] >= 0
+        else None
+        for k in range(1, count + 1)
+    ]

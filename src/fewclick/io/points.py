@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fewclick.extras import require
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
 from fewclick.io.images import image_size
@@ -62,8 +63,8 @@ def read(path: Path, match_radius: float = MATCH_RADIUS) -> Dataset:
 
 def load_points(path: Path) -> np.ndarray:
     """The ``detection`` variable of one ``.mat`` file as ``float64[N, 2]`` rows (x, y)."""
-    from scipy.io import loadmat
-    from scipy.io.matlab import MatReadError
+    matlab = require("scipy.io", "reading MATLAB files")
+    loadmat, MatReadError = matlab.loadmat, matlab.matlab.MatReadError
 
     path = Path(path)
     try:
@@ -93,15 +94,17 @@ def match_points(detections: np.ndarray, others: np.ndarray, radius: float = MAT
     Returns ``int64[M]``: the detection index, or -1. Pairs closer than ``radius`` (inclusive)
     are taken one-to-one, nearest first (ties in the order of ``others``).
     """
-    from scipy.spatial import cKDTree
-
     match = np.full(len(others), -1, np.int64)
     if not len(detections) or not len(others):
         return match
-    candidates = cKDTree(detections).query_ball_point(others, r=radius)
-    pairs = sorted(
-        (float(np.hypot(*(others[i] - detections[j]))), i, j) for i, js in enumerate(candidates) for j in js
-    )
+    detections, others = np.asarray(detections, np.float64), np.asarray(others, np.float64)
+    pairs = []
+    for start in range(0, len(others), 1024):  # rows of others x all detections, a block at a time
+        block = others[start : start + 1024]
+        dist = np.hypot(*np.moveaxis(block[:, None, :] - detections[None, :, :], -1, 0))
+        rows, cols = np.nonzero(dist <= radius)
+        pairs += zip(dist[rows, cols].tolist(), (rows + start).tolist(), cols.tolist(), strict=True)
+    pairs.sort()
     used = np.zeros(len(detections), bool)
     for _, i, j in pairs:
         if match[i] < 0 and not used[j]:

@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from fewclick.extras import require
+
 
 def mask_to_rle(mask: np.ndarray) -> dict:
     """``bool[H, W]`` -> compressed COCO RLE with ``counts`` as str (JSON-ready)."""
@@ -123,7 +125,7 @@ def segmentation_to_mask(seg: Any, height: int, width: int) -> np.ndarray:
 
 def mask_to_polygons(mask: np.ndarray, min_points: int = 3) -> list[np.ndarray]:
     """``bool[H, W]`` -> outer contours as ``float32[K, 2]`` polygons (x, y), via OpenCV."""
-    import cv2
+    cv2 = require("cv2", "tracing mask outlines")
 
     contours, _ = cv2.findContours(np.asarray(mask, np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     return [c.reshape(-1, 2).astype(np.float32) for c in contours if len(c) >= min_points]

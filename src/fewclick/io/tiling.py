@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from fewclick.extras import require
 from fewclick.io import rle
 from fewclick.types import Detections, Objects, polygons_to_rboxes, rboxes_to_polygons
 
@@ -312,9 +313,8 @@ def _nms(dets: Detections, oriented: bool, iou_threshold: float, class_agnostic:
     """Kept indices, in decreasing score order, of per-class (or class-agnostic) NMS."""
     groups = np.zeros(len(dets), np.int64) if class_agnostic else dets.labels
     if not oriented:
-        import torch
-        from torchvision.ops import batched_nms
-
+        torch = require("torch", "merging tile detections")
+        batched_nms = require("torchvision.ops", "merging tile detections").batched_nms
         keep = batched_nms(
             torch.from_numpy(dets.boxes),
             torch.from_numpy(dets.scores),

@@ -31,6 +31,7 @@ use of box sizes outside the point annotation, stated in every result.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -52,6 +53,8 @@ from fewclick.simulate.coarse import coarse_points
 from fewclick.train.cpr import CPRConfig, PointImage, train_cpr
 from fewclick.train.detect import TrainConfig, train_detector
 from fewclick.types import Detections, Objects
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 MAX_MASK_PIXELS = 400_000_000  # objects x height x width above this: coarse points use boxes
@@ -194,7 +197,7 @@ class ProtocolRun:
     points: list[np.ndarray]  # the annotated points of the training part (coarse ones, simulated)
     radius: int = 0  # CPR's bag radius, feature cells
     pseudo_side: float = 0.0  # pixels
-    log: Callable[[str], None] = print
+    log: Callable[[str], None] = logger.info
     results: dict = field(default_factory=dict)
     minutes: dict[str, float] = field(default_factory=dict)
 
@@ -327,7 +330,7 @@ def run_points_protocol(
     test: Dataset,
     work: str | Path,
     config: PointsConfig | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
 ) -> dict:
     """Run the whole protocol (see the module docstring); returns a JSON-ready dict."""
     config = config or PointsConfig()

@@ -27,7 +27,13 @@ SESSION_COOKIE = "fewclick_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 MAX_ID = 2**63 - 1  # the largest id a database integer holds
-PUBLIC = {("POST", "/api/login"), ("GET", "/api/projects/{project_id}/labelstudio/health")}
+# Label Studio sends its ML backend's webhook without the backend's credentials (seen with
+# Label Studio 1.23.2); fewclick only acknowledges it, so it is public like the health check.
+PUBLIC = {
+    ("POST", "/api/login"),
+    ("GET", "/api/projects/{project_id}/labelstudio/health"),
+    ("POST", "/api/projects/{project_id}/labelstudio/webhook"),
+}
 ACTIONS = {
     ("GET", "/api/me"): "read",
     ("POST", "/api/logout"): "read",
@@ -64,6 +70,7 @@ ACTIONS = {
     ("POST", "/api/projects/{project_id}/compare"): "annotate",
     ("POST", "/api/projects/{project_id}/train"): "annotate",
     ("POST", "/api/projects/{project_id}/queue"): "annotate",
+    ("POST", "/api/projects/{project_id}/preannotate"): "annotate",
     ("GET", "/api/projects/{project_id}/queue"): "read",
     ("POST", "/api/queries/{query_id}/answer"): "annotate",
     ("GET", "/api/jobs/{job_id}"): "read",
@@ -72,7 +79,6 @@ ACTIONS = {
     ("GET", "/api/projects/{project_id}/events"): "read",
     ("POST", "/api/projects/{project_id}/labelstudio/setup"): "read",
     ("POST", "/api/projects/{project_id}/labelstudio/predict"): "annotate",
-    ("POST", "/api/projects/{project_id}/labelstudio/webhook"): "read",
 }
 # what a reviewer may change where the action is "annotate or review": the review verdict
 # of an annotation, and an image's status back and forth between done and reviewed

@@ -41,6 +41,7 @@ from fewclick.server.db import (
     session_factory,
 )
 
+NO_DETECTOR = "no trained detector yet: finish a few images and train first"
 SCORE_THRESHOLD = 0.2  # t_d at most, as the active-learning benchmark runs
 SAME_BOX_IOU = 0.5
 MAX_PER_IMAGE = 300  # proposals an image adds at most
@@ -50,15 +51,15 @@ def build_queue(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
     """Run job ``job_id``: the queue of its project from its serving detector."""
     from fewclick.active.pool import one_box_per_object
     from fewclick.predict.detect import ClickDetector, DecodeConfig
-    from fewclick.server.training import newest_model, update_job
+    from fewclick.server.training import trained_detector, update_job
 
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
         job = session.get(Job, job_id)
         project = session.get(Project, job.project_id)
-        version = newest_model(session, project.id, "detect")
-        if version is None or version.method == "training-free":
-            raise ValueError("no trained detector yet: finish a few images and train first")
+        version = trained_detector(session, project.id)
+        if version is None:
+            raise ValueError(NO_DETECTOR)
         images = session.scalars(
             select(Image).where(Image.project_id == project.id, Image.status.not_in(FINISHED))
         ).all()

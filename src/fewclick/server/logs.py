@@ -37,7 +37,7 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error", "request_id": rid}, 500, headers={HEADER: rid})
 
 
-def configure(level: int = logging.INFO) -> None:
+def configure(level: int | str = logging.INFO) -> None:
     """Send the ``fewclick`` loggers' records to stderr, each with its request id; once per
     process (a second call changes nothing)."""
     logger = logging.getLogger("fewclick")

@@ -214,12 +214,14 @@ def import_annotations(
     data: Dataset,
     reference: bool = False,
     add_images: bool = False,
+    source: str = "import",
 ) -> list[str]:
     """Add a dataset's objects to the project's images (matched by file name; with
     ``add_images`` unknown images are added, else skipped with a warning), each with its
     score when the file gave one (predictions: the review mode sorts them by it). Its classes are
     added to the project's, and marked things or stuff when the dataset says which
-    (``extra["isthing"]``, as COCO panoptic's reader gives it)."""
+    (``extra["isthing"]``, as COCO panoptic's reader gives it). ``source`` says where the
+    annotations came from: ``import``, or ``preannotate`` for a detector's pre-annotation."""
     set_classes(session, project, data.classes)
     _set_isthing(project, data)
     project.oriented = project.oriented or _oriented(data)  # oriented boxes make an oriented project
@@ -265,7 +267,7 @@ def import_annotations(
                     class_id=class_ids[data.classes[objs.labels[i]]].id,
                     kind=kind,
                     geometry=geometry,
-                    source="import",
+                    source=source,
                     reference=reference,
                     score=_score(scores, i),
                     created_by=user.id,

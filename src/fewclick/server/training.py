@@ -364,7 +364,6 @@ def _train_scratch(data, out: Path, minutes: float, progress, steps: int | None)
         out,
         detector_config_for(data, "c3det"),
         TrainConfig(budget_minutes=minutes, steps=steps),
-        log=lambda _: None,
         progress=progress,
     )
 
@@ -389,9 +388,7 @@ def _train_pretrained(data, out: Path, encoder, progress, steps: int | None, pro
     cfg = detector_config_for(data, "c3det")
     config = pretrained_config(len(data.classes), cfg.oriented, cfg.points_only)
     train = PretrainedTrainConfig(steps=steps or steps_for_seconds(PRETRAINED_SECONDS))
-    return train_pretrained_detector(
-        tiles, data.classes, out, config, train, log=lambda _: None, progress=progress
-    )
+    return train_pretrained_detector(tiles, data.classes, out, config, train, progress=progress)
 
 
 def _key(project_id: int | None, rec) -> str | None:
@@ -457,9 +454,7 @@ def _segmenter(data, out: Path, minutes: float, progress, steps: int | None) -> 
     from fewclick.train.segment import SegmentTrainConfig, train_segmenter
 
     progress(0, 1)
-    train_segmenter(
-        data, out, train=SegmentTrainConfig(budget_minutes=minutes, steps=steps), log=lambda _: None
-    )
+    train_segmenter(data, out, train=SegmentTrainConfig(budget_minutes=minutes, steps=steps))
     sessions = run_rounds(
         MaskPredictor.load(out),
         InstanceItems(data),
@@ -487,11 +482,16 @@ def _cpr(data, out: Path, minutes: float, progress, steps: int | None) -> Traine
         xy = original[keep] if original is not None else o.points[keep]
         images.append(PointImage(load_image(rec.path), xy, o.labels[keep]))
     progress(0, 1)
-    path = train_cpr(
-        images, data.classes, out, CPRConfig(budget_minutes=minutes, steps=steps), log=lambda _: None
-    )
+    path = train_cpr(images, data.classes, out, CPRConfig(budget_minutes=minutes, steps=steps))
     progress(1, 1)
     return Trained(path)
+
+
+def trained_detector(session, project_id: int) -> ModelVersion | None:
+    """The project's newest detector version; None before one is trained (the training-free
+    start is not a trained detector)."""
+    version = newest_model(session, project_id, "detect")
+    return None if version is None or version.method == "training-free" else version
 
 
 def newest_model(session, project_id: int, task: str) -> ModelVersion | None:

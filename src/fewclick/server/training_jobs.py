@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 AUTO_MINUTES = 1.0  # the budget of a job that starts by itself
 NOTHING_TO_TRAIN = "no finished image with annotations yet: mark annotated images done, then train"
 NO_DETECTOR = "no trained detector yet: finish a few images and train, then build the review queue"
+NO_DETECTOR_TO_PREANNOTATE = "no trained detector yet: finish a few images and train, then pre-annotate"
+NOTHING_TO_PREANNOTATE = "every image is finished or holds annotations: nothing to pre-annotate"
 STALE_SECONDS = 12 * HEARTBEAT_SECONDS  # a job silent this long has no process left
 _lock = threading.Lock()
 
@@ -52,16 +54,36 @@ def start_queue(session: Session, config: Settings, project: Project) -> Job:
     """Start building the project's review queue (:mod:`fewclick.server.box_queue`) from its
     serving detector. StoreError (400) before any detector is trained; Conflict (409) while
     one of the project's jobs is queued or running."""
-    from fewclick.server.training import newest_model
+    from fewclick.server.training import trained_detector
 
     with _lock:
         reset_stale(session, project.id)
-        version = newest_model(session, project.id, "detect")
-        if version is None or version.method == "training-free":
+        if trained_detector(session, project.id) is None:
             raise store.StoreError(NO_DETECTOR)
         job = store.add_job(session, local_user(session), project, "queue")
         session.commit()
     start_process(worker.run_queue, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
+    return job
+
+
+def start_preannotate(session: Session, config: Settings, project: Project) -> Job:
+    """Start pre-annotating the project's images nobody has started with its serving detector
+    (:mod:`fewclick.server.preannotate`). StoreError (400) before any detector is trained, or
+    when every image is started or finished; Conflict (409) while one of its jobs runs."""
+    from fewclick.server.preannotate import images_to_preannotate
+    from fewclick.server.training import trained_detector
+
+    with _lock:
+        reset_stale(session, project.id)
+        if trained_detector(session, project.id) is None:
+            raise store.StoreError(NO_DETECTOR_TO_PREANNOTATE)
+        if not images_to_preannotate(session, project.id):
+            raise store.StoreError(NOTHING_TO_PREANNOTATE)
+        job = store.add_job(session, local_user(session), project, "predict")
+        session.commit()
+    start_process(
+        worker.run_preannotate, config.db_url, job.id, str(config.models_dir), str(config.embeddings)
+    )
     return job
 
 

@@ -358,6 +358,13 @@ def run_queue(db_url: str, job_id: int, models_dir: str, embeddings: str) -> Non
     _job(box_queue.build_queue, db_url, job_id, Path(models_dir), embeddings)
 
 
+def run_preannotate(db_url: str, job_id: int, models_dir: str, embeddings: str) -> None:
+    """Pre-annotating a project, in its own process (:mod:`fewclick.server.preannotate`)."""
+    from fewclick.server import preannotate
+
+    _job(preannotate.preannotate, db_url, job_id, Path(models_dir), embeddings)
+
+
 def run_comparison(db_url: str, job_id: int, models_dir: str, embeddings: str) -> None:
     """A comparison of mask backends, in its own process (:mod:`fewclick.server.comparison`)."""
     from fewclick.server import comparison

@@ -29,8 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
+from fewclick.extras import require
 from fewclick.simulate.scribbles import scribble
 from fewclick.types import Scribble
 
@@ -76,6 +76,7 @@ def region_errors(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = No
     regions = int(gt[counted].max()) + 1 if counted.any() else 0
     if regions == 0:
         return []
+    ndimage = require("scipy.ndimage", "error regions of a label map")
     size = max(regions, int(pred.max()) + 1)
     g, p = gt[counted], pred[counted]
     inter = np.bincount(g[g == p], minlength=size).astype(np.float64)
@@ -119,6 +120,7 @@ def allocate_scribbles(
     regions = int(gt[counted].max()) + 1 if counted.any() else 0
     budget = regions if budget is None else int(budget)
     served: set[int] = set()
+    ndimage = require("scipy.ndimage", "allocating scribbles")
     out: list[Scribble] = []
     windows = ndimage.find_objects(np.where(counted, gt, -1) + 1)  # per true region
     for error in region_errors(gt, pred, void):

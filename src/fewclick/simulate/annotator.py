@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fewclick.extras import require
 from fewclick.metrics.detection import box_iou
 from fewclick.types import Objects
 
@@ -204,9 +205,9 @@ def polygon_outlines(mask: np.ndarray, segmentation=None) -> list[np.ndarray]:
     object's edge by shapely's mitred buffer). Simplified at 1 pixel (Douglas-Peucker), or
     at 0.5 or not at all where that is what brings the filled outline to :data:`MASK_IOU`
     (a person clicks as many vertices as manual quality takes)."""
-    import cv2
-
     from fewclick.io.rle import polygons_to_mask
+
+    cv2 = require("cv2", "outlining a mask as polygons")
 
     if isinstance(segmentation, list):
         parts = [np.asarray(p, np.float32).reshape(-1, 2) for p in segmentation]
@@ -225,9 +226,9 @@ def polygon_outlines(mask: np.ndarray, segmentation=None) -> list[np.ndarray]:
 def _ring(points: np.ndarray, tolerance: float, shift: float) -> np.ndarray:
     """``points`` simplified at ``tolerance`` pixels; with ``shift`` (a raster contour through
     pixel centres) moved that far out, keeping its vertices."""
-    import cv2
     from shapely.geometry import Polygon
 
+    cv2 = require("cv2", "simplifying an outline")
     simple = cv2.approxPolyDP(points.reshape(-1, 1, 2), tolerance, True).reshape(-1, 2).astype(np.float64)
     if not shift:
         return simple if len(simple) >= 3 else points.astype(np.float64)

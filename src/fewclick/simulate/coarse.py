@@ -19,7 +19,6 @@ A point (x, y) is inside a box when x0 <= x <= x1 and y0 <= y <= y1, and inside 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from fewclick.types import Objects, as_boxes
 
@@ -42,12 +41,14 @@ def _inside(xy: np.ndarray, boxes: np.ndarray, masks: np.ndarray | None, use_mas
 
 
 def _nearest_mask_pixel(mask: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Centre of the mask pixel nearest to ``xy``, ``float64[2]``."""
+    """Centre of the mask pixel nearest to the pixel under ``xy`` (clipped to the image),
+    ``float64[2]``; of equally near ones, the first in raster order."""
     height, width = mask.shape
     col = int(np.clip(np.floor(xy[0]), 0, width - 1))
     row = int(np.clip(np.floor(xy[1]), 0, height - 1))
-    _, (rows, cols) = ndimage.distance_transform_edt(~mask, return_indices=True)
-    return np.array([cols[row, col] + 0.5, rows[row, col] + 0.5])
+    rows, cols = np.nonzero(mask)
+    k = int(np.argmin((rows - row) ** 2 + (cols - col) ** 2))
+    return np.array([cols[k] + 0.5, rows[k] + 0.5])
 
 
 def coarse_points(

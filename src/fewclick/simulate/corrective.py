@@ -28,10 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import cv2
 import numpy as np
-from scipy.cluster.vq import kmeans2
 
+from fewclick.extras import require
 from fewclick.simulate.oracle import box_iou
 from fewclick.types import Click, Clicks
 
@@ -81,6 +80,7 @@ def error_regions(
     labels = np.zeros(fn.shape, np.int32)
     parts: list[tuple[int, bool, np.ndarray]] = []
     for positive, err in ((True, fn), (False, fp)):
+        cv2 = require("cv2", "error regions")
         count, comp, stats, _ = cv2.connectedComponentsWithStats(err.astype(np.uint8), connectivity=8)
         for c in range(1, count):
             area = int(stats[c, cv2.CC_STAT_AREA])
@@ -115,6 +115,7 @@ def _distance_to_outside(mask: np.ndarray) -> np.ndarray:
     """Euclidean distance of each mask pixel to the nearest non-mask pixel; the image border
     counts as outside (padding, as RITM does)."""
     padded = np.pad(mask.astype(np.uint8), 1)
+    cv2 = require("cv2", "corrective clicks")
     return cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
 
 
@@ -129,6 +130,7 @@ def _center_points(region: np.ndarray, m: int, rng: np.random.Generator) -> np.n
         return _argmax_xy(_distance_to_outside(region))[None]
     ys, xs = np.nonzero(region)
     xy = np.stack([xs, ys], axis=1).astype(np.float64)
+    kmeans2 = require("scipy.cluster.vq", "corrective clicks at region centres").kmeans2
     _, cell = kmeans2(xy, m, minit="++", seed=rng)
     points = []
     for c in np.unique(cell):
@@ -140,6 +142,7 @@ def _center_points(region: np.ndarray, m: int, rng: np.random.Generator) -> np.n
 
 def _boundary_points(region: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
     """``m`` pixels on the region's outer contour, equally spaced in arc length from a random start."""
+    cv2 = require("cv2", "corrective clicks on region boundaries")
     contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     contour = max(contours, key=len).reshape(-1, 2).astype(np.float64)
     steps = np.linalg.norm(np.diff(contour, axis=0, append=contour[:1]), axis=1)

@@ -25,10 +25,9 @@ pixels, paper: 3) lies entirely in the true region is kept; None if none does. P
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
-from scipy import ndimage
 
+from fewclick.extras import require
 from fewclick.types import Scribble
 
 __all__ = ["scribble", "rasterize_scribble", "bezier_through"]
@@ -39,6 +38,7 @@ def rasterize_scribble(scribble: Scribble, shape: tuple[int, int], width: int = 
     (points rounded to pixels) one pixel wide with ``cv2.polylines``, dilated by a
     ``width x width`` disk, so the stroke is ``width`` pixels across (symmetric for odd
     widths). OpenCV's own ``thickness`` is not used: it draws 5 px for ``thickness=3``."""
+    cv2 = require("cv2", "drawing scribbles")
     canvas = np.zeros(shape, np.uint8)
     pts = np.round(scribble.points).astype(np.int32).reshape(-1, 1, 2)
     if len(pts) == 1:  # a scribble of zero length: a dot
@@ -63,6 +63,7 @@ def bezier_through(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, samples: int)
 
 def _start_candidates(true_region: np.ndarray, error_region: np.ndarray, width: int) -> np.ndarray:
     """``int[K, 2]`` (x, y) pixels a scribble may start from."""
+    ndimage = require("scipy.ndimage", "scribble starts")
     square = np.ones((3, 3), bool)
     start = true_region & ~error_region & ndimage.binary_dilation(error_region, structure=square)
     if not start.any():  # the whole region is missed: start on the error's own inner border,

@@ -20,6 +20,7 @@ points M. Points are (x, y) in image pixels, a feature cell c covering pixels
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -40,6 +41,8 @@ from fewclick.train.common import (
 )
 from fewclick.train.detect_data import random_flip
 from fewclick.types import Objects
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,7 @@ def train_cpr(
     out_dir: str | Path,
     config: CPRConfig | None = None,
     net_config: CPRNetConfig | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
 ) -> Path:
     """Train CPRNet on annotated points; returns the path of the saved ``cpr.pt``."""
     config = config or CPRConfig()

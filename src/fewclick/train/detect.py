@@ -8,6 +8,7 @@ the random state, and a run resumes from them.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -32,6 +33,8 @@ from fewclick.train.common import (
 from fewclick.train.detect_data import build_targets, make_sample, side_range
 from fewclick.train.detect_loss import DetectionCriterion
 from fewclick.types import Objects, geometry_only
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ def train_detector(
     config: DetectorConfig,
     train: TrainConfig | None = None,
     val: Dataset | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
     progress: Callable[[int, int | None], None] | None = None,
 ) -> Path:
     """Train (or resume) a click detector on ``dataset``; returns the path of ``last.pt``.
@@ -190,7 +193,7 @@ def _train_step(net, optim, criterion, images, rng, train: TrainConfig, config: 
     return {k: float(v.detach()) for k, v in losses.items()}
 
 
-def warm_start(net: ClickDetectorNet, path: str | Path, log: Callable[[str], None] = print) -> None:
+def warm_start(net: ClickDetectorNet, path: str | Path, log: Callable[[str], None] = logger.info) -> None:
     """Start ``net`` from the weights of another click-detector checkpoint (typically the
     plain detector of the same data): every tensor whose name and shape match is copied;
     Early Fusion's first convolution takes the image channels and starts its click channels

@@ -15,6 +15,7 @@ for a seed and a step count and writes a click-detector checkpoint that
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -32,6 +33,8 @@ from fewclick.train.detect import _sample_clicks, warm_start
 from fewclick.train.detect_data import Sample, build_targets, flip_objects, side_range
 from fewclick.train.detect_loss import DetectionCriterion
 from fewclick.types import Objects, geometry_only
+
+logger = logging.getLogger(__name__)
 
 ALIGN = 16  # input pixels: the coarsest map's stride
 #: Seconds per step (two 512 px crops) on this machine's 2 cores with nothing else
@@ -96,7 +99,7 @@ def train_pretrained_detector(
     out_dir: str | Path,
     config: DetectorConfig,
     train: PretrainedTrainConfig | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
     progress: Callable[[int, int | None], None] | None = None,
 ) -> Path:
     """Train on ``tiles``; writes and returns ``out_dir/last.pt`` (a fresh run each time:

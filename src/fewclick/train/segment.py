@@ -19,6 +19,7 @@ keeps its schedule. One checkpoint per model, ``m_b.pt`` and ``m_bc.pt``.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -44,6 +45,8 @@ from fewclick.train.common import (
     set_lr,
     steps_for_budget,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,7 @@ def train_segmenter(
     config: MaskNetConfig | None = None,
     train: SegmentTrainConfig | None = None,
     clicks: str = "disks",
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = logger.info,
 ) -> tuple[Path, Path]:
     """Train (or resume) M_b then M_b+c on the masks of ``dataset``; ``config`` is M_b's
     network (M_b+c: the same with ``clicks`` encoding). Returns the paths of ``m_b.pt`` and

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from fewclick.server import queries, store, views
 from fewclick.server.db import Job, Project
 from fewclick.server.deps import DB, Config
-from fewclick.server.training_jobs import start_training
+from fewclick.server.training_jobs import start_preannotate, start_training
 
 router = APIRouter(prefix="/api")
 
@@ -22,6 +22,14 @@ class TrainIn(BaseModel):
 def train(project_id: int, body: TrainIn, session: DB, config: Config):
     project = store.get(session, Project, project_id, "project")
     return views.job(start_training(session, config, project, body.minutes))
+
+
+@router.post("/projects/{project_id}/preannotate", status_code=202)
+def preannotate(project_id: int, session: DB, config: Config):
+    """The serving detector's boxes, with scores and review pending, on every image nobody
+    has started (:mod:`fewclick.server.preannotate`)."""
+    project = store.get(session, Project, project_id, "project")
+    return views.job(start_preannotate(session, config, project))
 
 
 @router.get("/jobs/{job_id}")

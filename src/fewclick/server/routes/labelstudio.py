@@ -14,7 +14,8 @@ Label Studio calls (label-studio-ml-backend's ``api.py``):
   With keypoints in ``context.result`` (Label Studio's interactive mode): click-to-detect
   from those clicks, their label as the class. With a rectangle there: its mask
   (box-to-mask), as a brush mask or, without BrushLabels, as a polygon;
-- ``POST .../webhook``: acknowledged (fewclick trains in its own app).
+- ``POST .../webhook``: acknowledged (fewclick trains in its own app); public, as Label
+  Studio sends it without the backend's credentials.
 
 A task's image is the project's image of the same file name (``data.<image field>``, a
 path or a Label Studio URL; uploads' 8-character prefix is ignored). A task whose image
@@ -154,6 +155,7 @@ async def predict(project_id: int, body: PredictIn, session: DB, config: Config,
         except HTTPException as exc:  # e.g. no trained detector yet: this task's prediction says so
             results.append({"result": [], "score": 0.0, "model_version": version, "error": str(exc.detail)})
             continue
+        found = [{**r, "id": f"fewclick_{image.id}_{k}"} for k, r in enumerate(found)]  # one id a region
         scores = [r["score"] for r in found if "score" in r]
         results.append(
             {"result": found, "score": float(np.mean(scores)) if scores else 0.0, "model_version": version}

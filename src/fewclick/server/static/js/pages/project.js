@@ -29,6 +29,8 @@ export async function projectPage(id) {
       <a id="export" href="/api/projects/${id}/export?format=coco" download><button>Export</button></a>
       <button id="finish" title="imported labels count as your own">Mark annotated images done</button>
       <button id="train" ${job && running(job) ? "disabled" : ""}>Train on finished images</button>
+      <button id="preannotate" ${job && running(job) ? "disabled" : ""}
+        title="the detector's boxes, with their scores, on every image nobody has started; review them least sure first">Pre-annotate new images</button>
       <label class="muted">train after every <input id="auto-train" type="number" min="0" max="1000" step="1"
         value="${p.auto_train_every}"> finished images (0: off)</label>
     </div>
@@ -69,6 +71,11 @@ export async function projectPage(id) {
     $("#train").disabled = true;
     const j = await api("POST", `/api/projects/${id}/train`, {minutes: 3}).catch(() => null);
     if (j) followJobs(id, page, j); else refreshJobs(id, page);  // refused: show the job that runs, if any
+  });
+  $("#preannotate").addEventListener("click", async () => {
+    $("#preannotate").disabled = true;
+    const j = await api("POST", `/api/projects/${id}/preannotate`).catch(() => null);
+    if (j) followJobs(id, page, j); else refreshJobs(id, page);
   });
   $("#auto-train").addEventListener("change", async (e) => {
     const v = e.target.value.trim();  // anything but digits goes as typed: the server says what is wrong
@@ -213,7 +220,7 @@ const running = (j) => j.status === "queued" || j.status === "running";
 
 // "training detect v3 on 5 images · 40% · about 35 s left"; a failure's first line only
 function jobText(j) {
-  const what = {compare: "comparison", queue: "review queue"}[j.kind] ?? "training";
+  const what = {compare: "comparison", queue: "review queue", predict: "pre-annotation"}[j.kind] ?? "training";
   const by = j.trigger === "auto" ? " (started by itself)" : "";
   if (j.status === "queued") return `${what} queued${by}`;
   if (j.status === "failed") return `${what} failed: ${j.message}`;
@@ -232,11 +239,15 @@ function followJobs(projectId, page, job) {
   const el = $(`#job[data-project="${projectId}"]`);
   if (page !== visit || !el) return;
   const busy = !!job && running(job);
-  if (el.dataset.busy === "1" && !busy) { showModels(projectId); showBackends(projectId); }
+  if (el.dataset.busy === "1" && !busy) {
+    showModels(projectId); showBackends(projectId);
+    if (job.kind === "predict") { projectPage(projectId); return; }  // the images gained boxes
+  }
   el.dataset.busy = busy ? "1" : "";
   el.textContent = job ? jobText(job) : "";
   el.className = job ? job.status : "";
   $("#train").disabled = busy;
+  $("#preannotate").disabled = busy;
   clearTimeout(jobTimer);
   jobTimer = setTimeout(() => refreshJobs(projectId, page), busy ? 1000 : 3000);
 }

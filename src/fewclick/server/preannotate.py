@@ -1,0 +1,103 @@
+"""Pre-annotating a project: the serving detector over every image nobody has started.
+
+A job in its own process, running the batch code of ``fewclick predict``
+(:class:`fewclick.batch.PredictJob` through :func:`fewclick.batch.run`, in-process here):
+every image of the project that is not finished and holds none of the users' annotations
+gets the detector's boxes (oriented boxes in an oriented project) at or above the score of
+its best F1 on held-out finished images (:data:`FALLBACK_SCORE` when it has none), saved as
+annotations with source ``preannotate``, their scores, and review pending, so the review
+mode takes the least sure first. Images a person has started are left alone; an image the
+model could not read is named in the job's message and the others are saved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import exists, select
+
+from fewclick.server.db import FINISHED, Annotation, Image, Job, Project, User, make_engine, session_factory
+
+log = logging.getLogger(__name__)
+
+FALLBACK_SCORE = 0.3  # a version trained without held-out images has no best-F1 score
+SOURCE = "preannotate"
+
+
+def images_to_preannotate(session, project_id: int) -> list[Image]:
+    """The project's images that are not finished and hold no annotation of a user
+    (imported reference annotations do not count), in id order."""
+    started = exists().where(Annotation.image_id == Image.id, Annotation.reference.is_(False))
+    return list(
+        session.scalars(
+            select(Image)
+            .where(Image.project_id == project_id, Image.status.not_in(FINISHED), ~started)
+            .order_by(Image.id)
+        )
+    )
+
+
+def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | None = None) -> None:
+    """Run job ``job_id``: pre-annotate its project (module docstring)."""
+    from fewclick import batch
+    from fewclick.io.dataset import Dataset, ImageRecord
+    from fewclick.models.detector import load_detector
+    from fewclick.server import store
+    from fewclick.server.box_queue import NO_DETECTOR
+    from fewclick.server.training import trained_detector, update_job
+    from fewclick.types import Objects
+
+    engine = make_engine(db_url)
+    with session_factory(engine)() as session:
+        job = session.get(Job, job_id)
+        project = session.get(Project, job.project_id)
+        version = trained_detector(session, project.id)
+        if version is None:
+            raise ValueError(NO_DETECTOR)
+        images = images_to_preannotate(session, project.id)
+        threshold = float((version.metrics or {}).get("score_threshold") or FALLBACK_SCORE)
+        update_job(db_url, job_id, status="running", message=f"pre-annotating {len(images)} images")
+        done = 0
+
+        def progress(n: int) -> None:
+            nonlocal done
+            done += n
+            update_job(db_url, job_id, progress=done / max(len(images), 1) * 0.99)
+
+        items = [{"path": image.path, "rel": str(image.id)} for image in images]
+        options = {"model": version.path, "score_threshold": threshold}
+        rows = batch.run(batch.PredictJob, items, options, progress=progress) if items else []
+        by_id = {image.id: image for image in images}
+        records, failed = [], []
+        for row in rows:
+            image = by_id[int(row["rel"])]
+            if row["error"]:
+                failed.append(f"{image.file_name} ({row['error']})")
+                continue
+            found = json.loads(row["detections"])
+            rboxes = found["rboxes"] if project.oriented else None
+            objects = Objects(
+                labels=np.asarray(found["labels"], np.int64),
+                boxes=np.asarray(found["boxes"], np.float32).reshape(-1, 4),
+                rboxes=None if rboxes is None else np.asarray(rboxes, np.float32).reshape(-1, 5),
+                extra={"scores": np.asarray(found["scores"], np.float32)},
+            )
+            records.append(ImageRecord(image.file_name, image.width, image.height, objects, Path(image.path)))
+        classes = load_detector(version.path)[1]["classes"]  # what its labels index, by name
+        user = session.get(User, job.created_by)
+        warnings = store.import_annotations(session, user, project, Dataset(classes, records), source=SOURCE)
+        session.commit()
+        boxes = sum(len(r.objects) for r in records)
+        message = (
+            f"{boxes} boxes on {len(records)} images (detector v{version.version}, score >= {threshold:.2f})"
+        )
+        if failed:
+            message += f"; not read: {len(failed)} image(s): {', '.join(failed[:3])}"
+        for warning in warnings:
+            log.warning("job %d: %s", job_id, warning)
+        log.info("job %d: %s", job_id, message)
+    update_job(db_url, job_id, status="done", progress=1.0, message=message)
+    engine.dispose()
