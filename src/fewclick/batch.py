@@ -343,9 +343,10 @@ def predict_dataset(
 def refine_dataset(
     dataset: Dataset, model: Path, ray: str | None = None, workers: int = 1
 ) -> tuple[list[np.ndarray], dict]:
-    """Refine every image's annotated points (each object's point, else its box centre)
-    with the CPRNet checkpoint ``model``: the refined points per image, in dataset order,
-    and the run's summary. A BatchError names the first image that failed."""
+    """Refine every image's annotated points (each object's box centre, else its point, as
+    CPR training takes them) with the CPRNet checkpoint ``model``: the refined points per
+    image, in dataset order, and the run's summary. A BatchError names the first image that
+    failed."""
     from tqdm import tqdm
 
     from fewclick.predict.points import PointRefiner

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.log_level = level
     if args.run not in (_serve, _demo):  # the app logs with request ids (fewclick.server.logs)
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        log.setLevel(level)  # fewclick's records; other libraries stay at warnings
     log.debug("fewclick %s: %s", __version__, " ".join(map(str, argv if argv is not None else sys.argv[1:])))
     try:
         return args.run(args) or 0

@@ -12,6 +12,7 @@ simulators; the rest comes with an extra, and a missing one is named with its ex
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 __all__ = ["EXTRA_OF", "missing_extra", "require"]
@@ -46,8 +47,8 @@ def require(module: str, purpose: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         top = module.split(".")[0]
-        if top not in EXTRA_OF or (exc.name or "").split(".")[0] != top:
-            raise
+        if not _not_installed(exc, top):
+            raise  # installed but broken (a missing system library, a wrong version): its own error
         raise ImportError(_message(top, purpose), name=exc.name) from exc
 
 
@@ -55,11 +56,22 @@ def missing_extra(exc: ImportError, purpose: str) -> str | None:
     """The message for an ImportError of an optional package (``purpose`` needs it), naming
     its extra; None when the missing module is not one of ours to name."""
     top = (exc.name or "").split(".")[0]
-    if top not in EXTRA_OF:
+    if not _not_installed(exc, top):
         return None
     if "pip install 'fewclick[" in str(exc):  # already said by require()
         return str(exc)
     return _message(top, purpose)
+
+
+def _not_installed(exc: ImportError, top: str) -> bool:
+    """Whether ``exc`` says that ``top``, one of ours to name, is not installed at all."""
+    named = (exc.name or "").split(".")[0] == top
+    if top not in EXTRA_OF or not named or not isinstance(exc, ModuleNotFoundError):
+        return False
+    try:
+        return importlib.util.find_spec(top) is None
+    except ImportError:  # its finder refuses it: not importable either
+        return True
 
 
 def _message(top: str, purpose: str) -> str:

@@ -153,3 +153,38 @@ def test_commands_name_the_extra_they_need(tmp_path):
     )
     code, message = out["serve"]
     assert code == 2 and "pip install 'fewclick[server]'" in message, message
+
+
+def test_a_present_but_failing_package_keeps_its_own_error():
+    from fewclick.extras import require
+
+    # SciPy is installed here: a failure inside it is not "install the extra"
+    with pytest.raises(ModuleNotFoundError) as err:
+        require("scipy.not_a_module", "a check")
+    assert "pip install" not in str(err.value)
+
+
+def test_the_numpy_stand_ins_agree_with_scipy():
+    """Boundary F's disk test, label windows and the nearest mask pixel against SciPy's
+    distance transform and find_objects, on random masks (SciPy is in the test install)."""
+    import numpy as np
+    from scipy import ndimage
+
+    from fewclick.io.labelmap import label_windows
+    from fewclick.metrics.segmentation import _near
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        h, w = rng.integers(1, 40, 2)
+        mask = rng.random((h, w)) < rng.uniform(0.01, 0.5)
+        radius = float(rng.choice([0, 0.5, 1, 1.5, 2, 2**0.5, 3.7, 6]))
+        if mask.any():
+            expected = ndimage.distance_transform_edt(~mask) <= radius
+            np.testing.assert_array_equal(_near(mask, radius), expected)
+        ids = rng.integers(-2, 6, (h, w))
+        count = int(rng.integers(1, 7))
+        assert label_windows(ids, count) == ndimage.find_objects(np.where(ids > 0, ids, 0), max_label=count)
+    with pytest.raises(ValueError, match="tolerance_px"):
+        from fewclick.metrics.segmentation import boundary_f
+
+        boundary_f(np.ones((4, 4), bool), np.ones((4, 4), bool), float("nan"))

@@ -366,3 +366,58 @@ def test_pre_annotation_runs_the_batch_predict_job_on_the_images_nobody_started(
         np.testing.assert_allclose(got, boxes[np.lexsort(boxes.T[::-1])], atol=0.01)
     again = app.client.post(f"/api/projects/{project['id']}/preannotate")
     assert again.status_code == 400 and "nothing to pre-annotate" in again.json()["detail"]
+
+
+def test_pre_annotation_leaves_an_image_someone_starts_meanwhile_and_mark_done_skips_unreviewed_boxes(
+    app, dataset, detector, started, tmp_path, monkeypatch
+):
+    from fewclick import batch
+    from fewclick.server import preannotate
+    from fewclick.server.db import Annotation
+
+    project = _project_for_detector(app, _project(app, dataset), _sure_detector(detector, tmp_path))
+    with app.state.sessions() as session:
+        session.get(ModelVersion, 1).metrics = {"score_threshold": 0.5}
+        session.commit()
+        first, *_ = session.query(Image).filter_by(project_id=project["id"]).order_by(Image.id)
+        first_id = first.id
+    detect = batch.run
+
+    def a_person_starts_the_first_image_meanwhile(*args, **kwargs):
+        rows = detect(*args, **kwargs)
+        with app.state.sessions() as session:
+            image = session.get(Image, first_id)
+            image.annotations.append(
+                Annotation(geometry={"box": [1, 1, 9, 9]}, class_id=project["classes"][0]["id"], kind="box",
+                           created_by=1, updated_by=1)
+            )  # fmt: skip
+            image.revision += 1
+            session.commit()
+        return rows
+
+    monkeypatch.setattr(batch, "run", a_person_starts_the_first_image_meanwhile)
+    assert app.client.post(f"/api/projects/{project['id']}/preannotate").status_code == 202
+    _, args = started[-1]
+    preannotate.preannotate(args[0], args[1], args[2], None)
+    job = app.client.get(f"/api/jobs/{args[1]}").json()
+    assert (
+        job["status"] == "done"
+        and "on 2 images" in job["message"]
+        and "1 image(s) left alone" in job["message"]
+    )
+    with app.state.sessions() as session:
+        assert [a.source for a in session.get(Image, first_id).annotations] == ["manual"]
+    # "mark annotated images done" finishes the image a person annotated, not the pre-annotated ones
+    finished = app.client.post(f"/api/projects/{project['id']}/finish", json={"status": "done"}).json()
+    assert finished["finished"] == 1
+
+
+def test_pre_annotation_refuses_a_detector_of_other_classes(app, dataset, detector, started):
+    from fewclick.server import preannotate
+
+    project = _project_for_detector(app, _project(app, dataset), detector)
+    app.client.post(f"/api/projects/{project['id']}/classes", json={"name": "added later"})
+    assert app.client.post(f"/api/projects/{project['id']}/preannotate").status_code == 202
+    _, args = started[-1]
+    with pytest.raises(ValueError, match="knows other classes than the project's: train again"):
+        preannotate.preannotate(args[0], args[1], args[2], None)

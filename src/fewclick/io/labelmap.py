@@ -159,7 +159,7 @@ def label_windows(ids: np.ndarray, count: int) -> list[tuple[slice, slice] | Non
     for a label with no pixel (``scipy.ndimage.find_objects`` with ``max_label``)."""
     ys, xs = np.nonzero(ids)
     labels = ids[ys, xs]
-    keep = labels <= count
+    keep = (labels > 0) & (labels <= count)
     ys, xs, labels = ys[keep], xs[keep], labels[keep]
     lo = np.full((2, count + 1), np.iinfo(np.int64).max)
     hi = np.full((2, count + 1), -1)

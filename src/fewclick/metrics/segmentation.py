@@ -54,7 +54,7 @@ def boundary_f(pred: Any, gt: Any, tolerance_px: float = 2) -> BoundaryScore:
     pixel lies within ``tolerance_px`` (Euclidean, between pixel centres), and the other way
     round for recall. Empty cases: see the module docstring.
     """
-    if tolerance_px < 0:
+    if not tolerance_px >= 0:  # NaN too
         raise ValueError(f"expected tolerance_px >= 0, got {tolerance_px}")
     p, g = _pair(pred, gt)
     bp, bg = _boundary(p), _boundary(g)
@@ -79,7 +79,7 @@ def _near(mask: np.ndarray, radius: float) -> np.ndarray:
     """``bool[H, W]``: the pixels within Euclidean ``radius`` of a set pixel of ``mask``, a
     dilation by the disk, done as one row-shifted run-length dilation per row offset."""
     height, width = mask.shape
-    r = int(np.floor(radius))
+    r = int(min(np.floor(radius), height + width))  # farther reaches every pixel anyway
     padded = np.pad(mask, r)
     sums = np.concatenate([np.zeros((height + 2 * r, 1), np.int64), np.cumsum(padded, axis=1)], axis=1)
     near = np.zeros(mask.shape, bool)

@@ -42,6 +42,7 @@ from fewclick.server.db import (
 )
 
 NO_DETECTOR = "no trained detector yet: finish a few images and train first"
+OTHER_CLASSES = "detector v{version} knows other classes than the project's: train again"
 SCORE_THRESHOLD = 0.2  # t_d at most, as the active-learning benchmark runs
 SAME_BOX_IOU = 0.5
 MAX_PER_IMAGE = 300  # proposals an image adds at most
@@ -68,9 +69,7 @@ def build_queue(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
         decode = DecodeConfig(score_threshold=threshold, max_detections=MAX_PER_IMAGE)
         detector = ClickDetector.load(version.path, decode=decode, encoder=encoder)
         if list(detector.classes) != [c.name for c in project.classes]:
-            raise ValueError(
-                f"detector v{version.version} knows other classes than the project's: train again"
-            )
+            raise ValueError(OTHER_CLASSES.format(version=version.version))
         class_ids = [c.id for c in project.classes]
         update_job(db_url, job_id, status="running", message=f"proposing boxes on {len(images)} images")
         found = []

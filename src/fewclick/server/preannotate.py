@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy import exists, select
 
 from fewclick.server.db import FINISHED, Annotation, Image, Job, Project, User, make_engine, session_factory
+from fewclick.server.job_process import MESSAGE_CHARS
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
     from fewclick.io.dataset import Dataset, ImageRecord
     from fewclick.models.detector import load_detector
     from fewclick.server import store
-    from fewclick.server.box_queue import NO_DETECTOR
+    from fewclick.server.box_queue import NO_DETECTOR, OTHER_CLASSES
     from fewclick.server.training import trained_detector, update_job
     from fewclick.types import Objects
 
@@ -57,8 +58,13 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
         version = trained_detector(session, project.id)
         if version is None:
             raise ValueError(NO_DETECTOR)
+        classes = load_detector(version.path)[1]["classes"]  # what its labels index, by name
+        if list(classes) != [c.name for c in project.classes]:
+            raise ValueError(OTHER_CLASSES.format(version=version.version))
         images = images_to_preannotate(session, project.id)
-        threshold = float((version.metrics or {}).get("score_threshold") or FALLBACK_SCORE)
+        seen = {image.id: image.revision for image in images}  # a change meanwhile skips the image
+        best = (version.metrics or {}).get("score_threshold")
+        threshold = FALLBACK_SCORE if best is None else float(best)
         update_job(db_url, job_id, status="running", message=f"pre-annotating {len(images)} images")
         done = 0
 
@@ -86,18 +92,46 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
                 extra={"scores": np.asarray(found["scores"], np.float32)},
             )
             records.append(ImageRecord(image.file_name, image.width, image.height, objects, Path(image.path)))
-        classes = load_detector(version.path)[1]["classes"]  # what its labels index, by name
+        by_name = {image.file_name: image for image in images}
         user = session.get(User, job.created_by)
+        records, skipped = _still_untouched(session, project.id, records, by_name, seen, user)
         warnings = store.import_annotations(session, user, project, Dataset(classes, records), source=SOURCE)
         session.commit()
         boxes = sum(len(r.objects) for r in records)
         message = (
             f"{boxes} boxes on {len(records)} images (detector v{version.version}, score >= {threshold:.2f})"
         )
+        if skipped:
+            message += f"; {skipped} image(s) left alone: someone changed them meanwhile"
         if failed:
             message += f"; not read: {len(failed)} image(s): {', '.join(failed[:3])}"
+        if len(message) > MESSAGE_CHARS:
+            message = message[: MESSAGE_CHARS - 3] + "..."
         for warning in warnings:
             log.warning("job %d: %s", job_id, warning)
         log.info("job %d: %s", job_id, message)
     update_job(db_url, job_id, status="done", progress=1.0, message=message)
     engine.dispose()
+
+
+def _still_untouched(
+    session, project_id: int, records: list, by_name: dict, seen: dict, user
+) -> tuple[list, int]:
+    """The records whose image nobody changed while the detector ran (still not started, at
+    the revision the job saw), each image's revision claimed for the boxes (an open page is
+    told it is stale); and how many were skipped."""
+    from fewclick.server import store
+
+    session.expire_all()  # what people did while the detector ran
+    eligible = {image.id for image in images_to_preannotate(session, project_id)}
+    kept = []
+    for rec in records:
+        image = by_name[rec.file_name]
+        if image.id not in eligible:
+            continue
+        try:
+            store.claim_revision(session, image, seen[image.id], user)
+        except store.Conflict:
+            continue
+        kept.append(rec)
+    return kept, len(records) - len(kept)

@@ -16,6 +16,8 @@ from fewclick.server.db import FINISHED, Annotation, Event, Image, Job, ModelVer
 MAX_EVENTS = 10000  # the most events one request lists
 # the user's own work: not imported reference (ground truth), not rejected in review
 USERS_WORK = (Annotation.reference.is_(False), Annotation.review != "rejected")
+# what a person made or looked at: USERS_WORK without a detector's pre-annotations still pending
+PERSONS_WORK = (*USERS_WORK, ~((Annotation.source == "preannotate") & (Annotation.review == "pending")))
 
 
 def projects(session: Session) -> Sequence[Project]:
@@ -68,19 +70,20 @@ def class_sizes(session: Session, project_id: int) -> dict[int, float]:
     return {k: float(np.median(v)) for k, v in sides.items()}
 
 
-def _annotated(project_id: int):
+def _annotated(project_id: int, work=USERS_WORK):
     """The project's images holding at least one of the user's annotations (reference and
     rejected ones left out, as training leaves them out): the ones training learns from once
     finished."""
     return select(Image.id).where(
         Image.project_id == project_id,
-        select(Annotation.id).where(Annotation.image_id == Image.id, *USERS_WORK).exists(),
+        select(Annotation.id).where(Annotation.image_id == Image.id, *work).exists(),
     )
 
 
 def annotated_unfinished(session: Session, project_id: int) -> Sequence[Image]:
-    """The project's images that hold the user's annotations and are not finished yet."""
-    ids = _annotated(project_id).where(Image.status.not_in(FINISHED))
+    """The project's images that hold a person's annotations and are not finished yet (an
+    image holding only pre-annotations nobody reviewed is not finished by "mark done")."""
+    ids = _annotated(project_id, PERSONS_WORK).where(Image.status.not_in(FINISHED))
     return session.scalars(select(Image).where(Image.id.in_(ids)).order_by(Image.id)).all()
 
 

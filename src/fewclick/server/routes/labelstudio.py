@@ -28,6 +28,7 @@ Studio's Basic authentication, with the fewclick user's name and a token of thei
 from __future__ import annotations
 
 import logging
+import uuid
 import xml.etree.ElementTree as ET
 from pathlib import PurePosixPath
 
@@ -155,7 +156,8 @@ async def predict(project_id: int, body: PredictIn, session: DB, config: Config,
         except HTTPException as exc:  # e.g. no trained detector yet: this task's prediction says so
             results.append({"result": [], "score": 0.0, "model_version": version, "error": str(exc.detail)})
             continue
-        found = [{**r, "id": f"fewclick_{image.id}_{k}"} for k, r in enumerate(found)]  # one id a region
+        call = uuid.uuid4().hex[:8]  # regions of successive calls on one task must not share ids
+        found = [{**r, "id": f"fewclick_{call}_{k}"} for k, r in enumerate(found)]
         scores = [r["score"] for r in found if "score" in r]
         results.append(
             {"result": found, "score": float(np.mean(scores)) if scores else 0.0, "model_version": version}
