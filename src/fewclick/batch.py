@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from fewclick.io.dataset import Dataset
+from fewclick.types import Detections
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +292,35 @@ def _summary(rows: list[dict], seconds: float, workers: int, ray: str | None) ->
     }
 
 
+def _run_all(
+    job: type, items: list[dict], options: dict, ray: str | None, workers: int, what: str
+) -> tuple[list[dict], dict]:
+    """:func:`run` with a progress bar named ``what``: the rows, and the run's summary; a
+    BatchError names the first image that failed or never came back."""
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    with tqdm(total=len(items), desc=what, unit="image") as bar:
+        rows = run(job, items, options, ray, workers, bar.update)
+    seconds = time.perf_counter() - started
+    _finished(rows, items)
+    summary = _summary(rows, seconds, workers, ray)
+    log.info("%s: %d images in %.1f s (%s)", what, len(items), seconds, summary["runner"])
+    return rows, summary
+
+
+def detections_of(row: dict) -> Detections:
+    """A :class:`PredictJob` row's detections."""
+    found = json.loads(row["detections"])
+    rboxes = None if found["rboxes"] is None else np.asarray(found["rboxes"], np.float32).reshape(-1, 5)
+    return Detections(
+        np.asarray(found["boxes"], np.float32).reshape(-1, 4),
+        np.asarray(found["scores"], np.float32),
+        np.asarray(found["labels"], np.int64),
+        rboxes=rboxes,
+    )
+
+
 def predict_dataset(
     dataset: Dataset,
     model: Path,
@@ -303,10 +333,7 @@ def predict_dataset(
     checkpoint, or a training folder holding ``last.pt``) and write the detections with
     their scores (those at ``score_threshold`` or above; None: the detector's default) as a
     COCO results JSON at ``out``; returns the run's summary."""
-    from tqdm import tqdm
-
     from fewclick.io.results import write_results
-    from fewclick.types import Detections
 
     model = Path(model)
     if model.is_dir():
@@ -315,28 +342,9 @@ def predict_dataset(
         raise BatchError(
             f"{model}: no trained detector here (`fewclick train detect --out DIR` writes DIR/last.pt)"
         )
-    items = _items(dataset)
-    started = time.perf_counter()
-    with tqdm(total=len(items), desc="predict", unit="image") as bar:
-        options = {"model": str(model), "score_threshold": score_threshold}
-        rows = run(PredictJob, items, options, ray, workers, bar.update)
-    seconds = time.perf_counter() - started
-    _finished(rows, items)
-    detections = []
-    for row in rows:
-        found = json.loads(row["detections"])
-        rboxes = None if found["rboxes"] is None else np.asarray(found["rboxes"], np.float32).reshape(-1, 5)
-        detections.append(
-            Detections(
-                np.asarray(found["boxes"], np.float32).reshape(-1, 4),
-                np.asarray(found["scores"], np.float32),
-                np.asarray(found["labels"], np.int64),
-                rboxes=rboxes,
-            )
-        )
-    write_results(out, dataset, detections)
-    summary = _summary(rows, seconds, workers, ray)
-    log.info("pre-annotated %d images in %.1f s (%s)", len(items), seconds, summary["runner"])
+    options = {"model": str(model), "score_threshold": score_threshold}
+    rows, summary = _run_all(PredictJob, _items(dataset), options, ray, workers, "predict")
+    write_results(out, dataset, [detections_of(row) for row in rows])
     return summary
 
 
@@ -347,8 +355,6 @@ def refine_dataset(
     CPR training takes them) with the CPRNet checkpoint ``model``: the refined points per
     image, in dataset order, and the run's summary. A BatchError names the first image that
     failed."""
-    from tqdm import tqdm
-
     from fewclick.predict.points import PointRefiner
 
     classes = PointRefiner.load(model).classes
@@ -363,15 +369,8 @@ def refine_dataset(
                 f"{rec.file_name}: object {int(np.flatnonzero(missing)[0])} has no point and no box"
             )
         item["points"], item["labels"] = json.dumps(xy.tolist()), json.dumps(rec.objects.labels.tolist())
-    started = time.perf_counter()
-    with tqdm(total=len(items), desc="refine points", unit="image") as bar:
-        rows = run(RefineJob, items, {"model": str(model)}, ray, workers, bar.update)
-    seconds = time.perf_counter() - started
-    _finished(rows, items)
-    refined = [np.asarray(json.loads(row["points"]), np.float32).reshape(-1, 2) for row in rows]
-    summary = _summary(rows, seconds, workers, ray)
-    log.info("refined the points of %d images in %.1f s (%s)", len(items), seconds, summary["runner"])
-    return refined, summary
+    rows, summary = _run_all(RefineJob, items, {"model": str(model)}, ray, workers, "refine points")
+    return [np.asarray(json.loads(row["points"]), np.float32).reshape(-1, 2) for row in rows], summary
 
 
 def encode_dataset(
@@ -384,17 +383,9 @@ def encode_dataset(
     """Encode every image of ``dataset`` into ``out`` (see :class:`EncodeJob`) and write
     ``out/summary.json``; returns that summary. A BatchError names the first image that
     failed (its embedding is not written; the others are)."""
-    from tqdm import tqdm
-
-    items = _items(dataset)
     out = Path(out)
+    items = _items(dataset)
     out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with tqdm(total=len(items), desc="encode", unit="image") as bar:
-        rows = run(EncodeJob, items, {"out": str(out), "encoder": encoder}, ray, workers, bar.update)
-    seconds = time.perf_counter() - started
-    _finished(rows, items)
-    summary = _summary(rows, seconds, workers, ray)
+    _, summary = _run_all(EncodeJob, items, {"out": str(out), "encoder": encoder}, ray, workers, "encode")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    log.info("encoded %d images in %.1f s (%s)", len(items), seconds, summary["runner"])
     return summary

@@ -52,15 +52,11 @@ def build_queue(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
     """Run job ``job_id``: the queue of its project from its serving detector."""
     from fewclick.active.pool import one_box_per_object
     from fewclick.predict.detect import ClickDetector, DecodeConfig
-    from fewclick.server.training import trained_detector, update_job
+    from fewclick.server.training import update_job
 
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
-        job = session.get(Job, job_id)
-        project = session.get(Project, job.project_id)
-        version = trained_detector(session, project.id)
-        if version is None:
-            raise ValueError(NO_DETECTOR)
+        job, project, version = job_detector(session, job_id)
         images = session.scalars(
             select(Image).where(Image.project_id == project.id, Image.status.not_in(FINISHED))
         ).all()
@@ -98,6 +94,19 @@ def build_queue(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
         )
     update_job(db_url, job_id, status="done", progress=1.0, message=message)
     engine.dispose()
+
+
+def job_detector(session: Session, job_id: int):
+    """A detector job's row, its project and the project's trained detector version
+    (ValueError before one is trained): what the queue and pre-annotation start from."""
+    from fewclick.server.training import trained_detector
+
+    job = session.get(Job, job_id)
+    project = session.get(Project, job.project_id)
+    version = trained_detector(session, project.id)
+    if version is None:
+        raise ValueError(NO_DETECTOR)
+    return job, project, version
 
 
 def pool_threshold(metrics: dict | None) -> float:

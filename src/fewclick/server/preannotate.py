@@ -12,14 +12,12 @@ model could not read is named in the job's message and the others are saved.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import exists, select
 
-from fewclick.server.db import FINISHED, Annotation, Image, Job, Project, User, make_engine, session_factory
+from fewclick.server.db import FINISHED, Annotation, Image, User, make_engine, session_factory
 from fewclick.server.job_process import MESSAGE_CHARS
 
 log = logging.getLogger(__name__)
@@ -47,17 +45,13 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
     from fewclick.io.dataset import Dataset, ImageRecord
     from fewclick.models.detector import load_detector
     from fewclick.server import store
-    from fewclick.server.box_queue import NO_DETECTOR, OTHER_CLASSES
-    from fewclick.server.training import trained_detector, update_job
+    from fewclick.server.box_queue import OTHER_CLASSES, job_detector
+    from fewclick.server.training import update_job
     from fewclick.types import Objects
 
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
-        job = session.get(Job, job_id)
-        project = session.get(Project, job.project_id)
-        version = trained_detector(session, project.id)
-        if version is None:
-            raise ValueError(NO_DETECTOR)
+        job, project, version = job_detector(session, job_id)
         classes = load_detector(version.path)[1]["classes"]  # what its labels index, by name
         if list(classes) != [c.name for c in project.classes]:
             raise ValueError(OTHER_CLASSES.format(version=version.version))
@@ -83,18 +77,13 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
             if row["error"]:
                 failed.append(f"{image.file_name} ({row['error']})")
                 continue
-            found = json.loads(row["detections"])
-            rboxes = found["rboxes"] if project.oriented else None
-            objects = Objects(
-                labels=np.asarray(found["labels"], np.int64),
-                boxes=np.asarray(found["boxes"], np.float32).reshape(-1, 4),
-                rboxes=None if rboxes is None else np.asarray(rboxes, np.float32).reshape(-1, 5),
-                extra={"scores": np.asarray(found["scores"], np.float32)},
-            )
-            records.append(ImageRecord(image.file_name, image.width, image.height, objects, Path(image.path)))
-        by_name = {image.file_name: image for image in images}
+            det = batch.detections_of(row)
+            rboxes = det.rboxes if project.oriented else None
+            objects = Objects(det.labels, det.boxes, rboxes=rboxes, extra={"scores": det.scores})
+            path = Path(image.path)
+            records.append(ImageRecord(image.file_name, image.width, image.height, objects, path, image.id))
         user = session.get(User, job.created_by)
-        records, skipped = _still_untouched(session, project.id, records, by_name, seen, user)
+        records, skipped = _still_untouched(session, project.id, records, by_id, seen, user)
         warnings = store.import_annotations(session, user, project, Dataset(classes, records), source=SOURCE)
         session.commit()
         boxes = sum(len(r.objects) for r in records)
@@ -115,7 +104,7 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
 
 
 def _still_untouched(
-    session, project_id: int, records: list, by_name: dict, seen: dict, user
+    session, project_id: int, records: list, by_id: dict, seen: dict, user
 ) -> tuple[list, int]:
     """The records whose image nobody changed while the detector ran (still not started, at
     the revision the job saw), each image's revision claimed for the boxes (an open page is
@@ -126,7 +115,7 @@ def _still_untouched(
     eligible = {image.id for image in images_to_preannotate(session, project_id)}
     kept = []
     for rec in records:
-        image = by_name[rec.file_name]
+        image = by_id[rec.id]
         if image.id not in eligible:
             continue
         try:
