@@ -19,7 +19,7 @@ from werkzeug.http import parse_options_header
 from fewclick.server import deps, names, store, tiles
 from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
-from fewclick.server.routes.images import limited_receive
+from fewclick.server.limits import limited_receive
 
 
 def _png(path, width=40, height=30, value=128):

@@ -45,6 +45,8 @@ from fewclick.server.tiles import check_size
 MAX_AUTO_TRAIN_EVERY = 1000
 MAX_ID = 2**31 - 1  # the largest row id or revision every database holds (PostgreSQL's INTEGER)
 MAX_FOLDER_IMAGES = 10_000  # image files in a project made from a folder
+# pixels of an uploaded image: checking that it decodes whole takes about 7 bytes a pixel
+MAX_UPLOAD_PIXELS = 50_000_000
 
 
 class StoreError(ValueError):
@@ -307,9 +309,13 @@ def add_upload(
     with open(partial, "wb") as out:
         shutil.copyfileobj(content, out)
     try:
-        width, height = image_size(partial)
+        width, height = image_size(partial)  # from the header, before any pixel is decoded
+        _check_upload_pixels(safe, width, height)
         check_size(width, height)
         load_image(partial)  # decodes every pixel: a truncated file fails here
+    except TooLarge:
+        partial.unlink(missing_ok=True)
+        raise
     except ImageError as exc:
         partial.unlink(missing_ok=True)
         message = str(exc).replace(str(partial), safe)
@@ -329,6 +335,15 @@ def add_upload(
     session.add(image)
     session.flush()
     return image
+
+
+def _check_upload_pixels(name: str, width: int, height: int) -> None:
+    """TooLarge (413) naming :data:`MAX_UPLOAD_PIXELS` when an upload has more pixels."""
+    if width * height > MAX_UPLOAD_PIXELS:
+        raise TooLarge(
+            f"{name}: {width} x {height} = {width * height:,} pixels is over the upload limit of "
+            f"{MAX_UPLOAD_PIXELS:,} pixels (make a project from a folder on the server for larger images)"
+        )
 
 
 def claim_revision(session: Session, image: Image, seen: int, user: User) -> int:
