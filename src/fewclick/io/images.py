@@ -20,7 +20,6 @@ DEFAULT_MAX_PIXELS = 400_000_000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
-
 class ImageError(ValueError):
     """An image file that cannot be read: corrupt, truncated, unsupported or too large."""
 
