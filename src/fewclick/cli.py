@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 from fewclick import __version__
@@ -357,14 +358,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     _app_database(uadd)
     uadd.set_defaults(run=_users_add)
+    urm = users.add_parser(
+        "remove", help="remove user NAME: their tokens and browser sessions end at once, their work stays"
+    )
+    urm.add_argument("name")
+    _app_database(urm)
+    urm.set_defaults(run=_users_remove)
     token = commands.add_parser("token", help="bearer tokens for scripts").add_subparsers(
         title="token", required=True
     )
     tnew = token.add_parser("create", help="print a new bearer token of user NAME (alone on stdout)")
     tnew.add_argument("name")
     tnew.add_argument("--label", default="script", help="what the token is for")
+    tnew.add_argument(
+        "--expires-days",
+        type=float,
+        help="the token stops working after this many days (default: never)",
+    )
     _app_database(tnew)
     tnew.set_defaults(run=_token_create)
+    trevoke = token.add_parser("revoke", help="revoke user NAME's tokens (all, or those of one --label)")
+    trevoke.add_argument("name")
+    trevoke.add_argument("--label", help="revoke only the tokens of this label")
+    _app_database(trevoke)
+    trevoke.set_defaults(run=_token_revoke)
+    tlist = token.add_parser("list", help="user NAME's tokens: label, created, last used, expiry")
+    tlist.add_argument("name")
+    _app_database(tlist)
+    tlist.set_defaults(run=_token_list)
 
     models = commands.add_parser(
         "models", help="the pretrained SAM encoder and decoder that the set-up fetches"
@@ -720,13 +741,57 @@ def _users_add(args) -> int:
     return 0
 
 
-def _token_create(args) -> int:
+def _users_remove(args) -> int:
     from fewclick.server import accounts
 
     with _app_session(args) as session:
-        secret = accounts.create_token(session, accounts.find_user(session, args.name), args.label)
+        accounts.remove_user(session, accounts.find_user(session, args.name))
+        session.commit()
+    print(f"removed {args.name}: their tokens and browser sessions ended; their past work stays")
+    return 0
+
+
+def _expiry(days: float | None):
+    """When a token made now for ``days`` days expires (None: never)."""
+    from fewclick.server.db import now
+
+    if days is None:
+        return None
+    if not 0 < days < 100 * 365:
+        raise ValueError(f"--expires-days: expected a positive number of days under 100 years, got {days:g}")
+    return now() + timedelta(days=days)
+
+
+def _token_create(args) -> int:
+    from fewclick.server import accounts
+
+    expires = _expiry(args.expires_days)
+    with _app_session(args) as session:
+        user = accounts.find_user(session, args.name)
+        secret = accounts.create_token(session, user, args.label, expires)
         session.commit()
     print(secret)
+    return 0
+
+
+def _token_revoke(args) -> int:
+    from fewclick.server import accounts
+
+    with _app_session(args) as session:
+        count = accounts.revoke_tokens(session, accounts.find_user(session, args.name), args.label)
+        session.commit()
+    print(f"revoked {count} token(s) of {args.name}")
+    return 0
+
+
+def _token_list(args) -> int:
+    from fewclick.server import accounts
+
+    with _app_session(args) as session:
+        for t in accounts.tokens(session, accounts.find_user(session, args.name)):
+            used = f"{t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never"
+            expires = f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "never"
+            print(f"{t.name}\tcreated {t.created_at:%Y-%m-%d %H:%M}\tlast used {used}\texpires {expires}")
     return 0
 
 

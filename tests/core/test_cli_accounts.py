@@ -49,3 +49,43 @@ def test_the_demo_prints_a_log_in_that_works(capsys, tmp_path):
     name, password = line.split()[3], line.split()[7]
     with session_factory(init_db(sqlite_url(tmp_path / "fewclick.db")))() as session:
         assert accounts.check_password(session, name, password) is not None
+
+
+def test_a_token_revoked_or_expired_and_a_user_removed_on_the_command_line_log_in_no_more(
+    capsys, monkeypatch, tmp_path
+):
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long password\n"))
+    assert (
+        _run(capsys, "users", "add", "root", "--role", "admin", "--password-stdin", "--data", tmp_path)[0]
+        == 0
+    )
+    assert _run(capsys, "users", "add", "bob", "--role", "annotator", "--data", tmp_path)[0] == 0
+    keep = _run(capsys, "token", "create", "bob", "--label", "keep", "--data", tmp_path)[1].strip()
+    gone = _run(
+        capsys, "token", "create", "bob", "--label", "ci", "--expires-days", "30", "--data", tmp_path
+    )[1]
+    code, _, err = _run(capsys, "token", "create", "bob", "--expires-days", "0", "--data", tmp_path)
+    assert code == 2 and "expected a positive number of days" in err
+    code, out, _ = _run(capsys, "token", "list", "bob", "--data", tmp_path)
+    assert code == 0 and "keep" in out and "ci" in out and "expires" in out
+
+    app = create_app(sqlite_url(tmp_path / "fewclick.db"), tmp_path, start_worker=False)
+    client = TestClient(app)
+
+    def me(token):
+        return client.get("/api/me", headers={"Authorization": f"Bearer {token.strip()}"}).status_code
+
+    assert me(gone) == 200
+    code, out, _ = _run(capsys, "token", "revoke", "bob", "--label", "ci", "--data", tmp_path)
+    assert code == 0 and "revoked 1 token" in out
+    assert me(gone) == 401 and me(keep) == 200
+    code, _, err = _run(capsys, "token", "revoke", "bob", "--label", "ci", "--data", tmp_path)
+    assert code == 2 and "no token labelled 'ci'" in err
+
+    code, out, _ = _run(capsys, "users", "remove", "bob", "--data", tmp_path)
+    assert code == 0 and "removed bob" in out
+    assert me(keep) == 401
+    code, _, err = _run(capsys, "users", "remove", "root", "--data", tmp_path)
+    assert code == 2 and "last admin" in err
+    code, _, err = _run(capsys, "token", "create", "bob", "--data", tmp_path)
+    assert code == 2 and "was removed" in err

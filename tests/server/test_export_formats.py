@@ -19,6 +19,7 @@ from conftest import shared_data_root
 from fewclick.io import coco_panoptic, read_dataset
 from fewclick.io.rle import mask_to_rle, rle_to_mask
 from fewclick.server.app import create_app
+from fewclick.server.db import Image
 
 PANOPTIC_SAMPLE = shared_data_root() / "coco_panoptic_sample"
 FORMATS = ("coco_panoptic", "masks")
@@ -388,3 +389,29 @@ def test_crowd_regions_are_named_in_the_import_warnings_not_dropped_silently(cli
     assert (
         len(client.get(f"/api/images/{_images(client, project)['a.png']['id']}").json()["annotations"]) == 1
     )
+
+
+@pytest.mark.parametrize("format", sorted(KEPT))
+def test_an_image_whose_stored_name_leaves_the_folder_is_skipped_and_named_not_a_failed_export(
+    client, street, tmp_path, format
+):
+    """A name stored before uploads were normalised (``..\\..\\pwn4.jpg``) cannot break an
+    export: the image is left out, and warnings.txt (folder formats) says so."""
+    project = _project(client, folder=str(street), classes=["car"])
+    _annotate(
+        client, project, {"a.png": [("car", _rect(5, 5, 15, 12))], "b.jpg": [("car", _rect(1, 1, 9, 9))]}
+    )
+    with client.app.state.sessions() as session:
+        image = session.get(Image, _images(client, project)["b.jpg"]["id"])
+        image.file_name = "..\\..\\pwn4.jpg"
+        session.commit()
+    r = client.get(f"/api/projects/{project['id']}/export", params={"format": format})
+    assert r.status_code == 200, r.text
+    if format == "coco":
+        assert [im["file_name"] for im in json.loads(r.content)["images"]] == ["a.png"]
+        return
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        assert not any("pwn4" in n for n in zf.namelist())
+        zf.extractall(tmp_path / "x")
+    text = (tmp_path / "x" / "warnings.txt").read_text()
+    assert "'..\\\\..\\\\pwn4.jpg'" in text and "skipped" in text, text

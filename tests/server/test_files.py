@@ -16,10 +16,10 @@ from fastapi import HTTPException
 from PIL import Image as PILImage
 from werkzeug.http import parse_options_header
 
-from fewclick.server import deps, store, tiles
+from fewclick.server import deps, names, store, tiles
 from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
-from fewclick.server.routes.images import limited_receive
+from fewclick.server.limits import limited_receive
 
 
 def _png(path, width=40, height=30, value=128):
@@ -334,3 +334,55 @@ def test_a_pyramid_that_fails_does_not_stop_the_ones_after_it(tmp_path, monkeypa
             break
         time.sleep(0.02)
     assert done == ["next"]
+
+
+@pytest.mark.parametrize(
+    "sent, stored",
+    [
+        ("a.png", "a.png"),
+        ("..\\..\\pwn4.jpg", "pwn4.jpg"),
+        ("../../pwn5.jpg", "pwn5.jpg"),
+        ("C:\\Users\\ann\\photo.png", "photo.png"),
+        ("C:photo2.png", "photo2.png"),
+        ("/etc/abs.png", "abs.png"),
+        ("sub/dir\\mixed.png", "mixed.png"),
+        (".hidden.png", "hidden.png"),
+        ("  spaced.png  ", "spaced.png"),
+        ("ab:c.png", "ab_c.png"),
+        ("wild*?.png", "wild__.png"),
+    ],
+)
+def test_an_upload_is_stored_under_its_own_base_name(sent, stored):
+    assert names.upload_name(sent) == stored
+
+
+@pytest.mark.parametrize(
+    "sent, problem",
+    [
+        ("", "no file name"),
+        ("..", "no file name"),
+        ("dir\\", "no file name"),
+        ("C:", "no file name"),
+        ("a\x00b.png", "control character"),
+        ("a\nb.png", "control character"),
+        ("tab\t.png", "control character"),
+        ("e\u202egnp.exe.png", "control character"),
+        ("x" * 300 + ".png", "at most 200 characters"),
+    ],
+)
+def test_an_upload_name_that_cannot_name_a_file_is_refused_naming_why(sent, problem):
+    with pytest.raises(names.FileNameError, match=problem):
+        names.upload_name(sent)
+
+
+def test_an_upload_named_with_backslashes_is_stored_under_its_base_name_and_exports_work(client, places):
+    project = client.post("/api/projects", json={"name": "uploads", "folder": str(places.root / "photos")})
+    url = f"/api/projects/{project.json()['project']['id']}/images"
+    content = (places.root / "photos" / "a.png").read_bytes()
+    r = client.post(url, files={"file": ("..\\..\\pwn4.png", content, "image/png")})
+    assert r.status_code == 201 and r.json()["file_name"] == "pwn4.png", r.text
+    r = client.post(url, files={"file": ("..\\..", content, "image/png")})
+    assert r.status_code == 400 and "no file name" in r.json()["detail"], r.text
+    for format in ("masks", "coco_panoptic"):
+        r = client.get(f"/api/projects/{project.json()['project']['id']}/export", params={"format": format})
+        assert r.status_code == 200, r.text

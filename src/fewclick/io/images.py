@@ -19,9 +19,6 @@ DEFAULT_MAX_PIXELS = 400_000_000
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
-# We enforce our own limit, with a message naming the file, before any decoding.
-Image.MAX_IMAGE_PIXELS = None
-
 
 class ImageError(ValueError):
     """An image file that cannot be read: corrupt, truncated, unsupported or too large."""
@@ -35,6 +32,19 @@ def max_pixels_default() -> int:
         return int(value)
     except ValueError:
         raise ImageError(f"FEWCLICK_MAX_PIXELS must be an integer, got {value!r}") from None
+
+
+def _pillow_limit() -> int:
+    try:
+        return max(DEFAULT_MAX_PIXELS, max_pixels_default())
+    except ImageError:  # said where the limit is used
+        return DEFAULT_MAX_PIXELS
+
+
+# We enforce our own limit, with a message naming the file, before any decoding; Pillow's
+# own decompression-bomb check stays on for every other reader in the process (it warns
+# over this many pixels and refuses over twice as many).
+Image.MAX_IMAGE_PIXELS = _pillow_limit()
 
 
 def image_size(path: str | Path, max_pixels: int | None = None) -> tuple[int, int]:
@@ -116,6 +126,8 @@ def _open(path: str | Path, max_pixels: int | None) -> Image.Image:
         img = Image.open(path)
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a readable image (unknown or corrupt format)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: {exc}") from None
     except OSError as exc:
         raise ImageError(f"{path}: cannot open image ({exc})") from None
     w, h = img.size

@@ -6,6 +6,11 @@ SHA-256 digest, so a copy of the database logs no one in.
 
 A user's role on a project is the project's :class:`Membership` role where there is one,
 else the user's own role. What each role may do is :data:`MAY`.
+
+Passwords follow :mod:`fewclick.server.passwords`. A token may expire (``expires_at``); an
+expired one is refused with a 401 that says so. A removed user is marked so, not deleted
+(their annotations, events and jobs keep naming them): their password, tokens, browser
+sessions and project roles go at once, and their name stays taken.
 """
 
 from __future__ import annotations
@@ -13,14 +18,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from fewclick.server import passwords
 from fewclick.server.db import ROLES, ApiToken, Membership, User, WebSession, now
+from fewclick.server.store import StoreError
 
 SESSION_DAYS = 7  # a browser login lasts this long
 TOKEN_USE_EVERY = timedelta(minutes=1)  # how often a token's last use is written down
@@ -37,6 +44,12 @@ class AccountError(ValueError):
     """A bad user name, role or password, said in words."""
 
 
+class TokenExpired(StoreError):
+    """A bearer token past its expiry: 401, saying so."""
+
+    status = 401
+
+
 def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -48,7 +61,10 @@ def add_user(session: Session, name: str, role: str, password: str | None = None
         raise AccountError("a user name is 1 to 200 characters")
     if role not in ROLES:
         raise AccountError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
-    if session.scalar(select(User).filter_by(name=name)) is not None:
+    found = session.scalar(select(User).filter_by(name=name))
+    if found is not None and found.removed_at is not None:
+        raise AccountError(f"user {name!r} was removed; the name stays with their past work: choose another")
+    if found is not None:
         raise AccountError(f"user {name!r} exists already")
     user = User(name=name, role=role)
     if password is not None:
@@ -59,8 +75,12 @@ def add_user(session: Session, name: str, role: str, password: str | None = None
 
 
 def set_password(user: User, password: str) -> None:
-    if len(password) < 8:
-        raise AccountError("a password has at least 8 characters")
+    """Set ``user``'s password; an AccountError naming the rule of
+    :mod:`fewclick.server.passwords` it breaks."""
+    try:
+        passwords.check(user.name, password)
+    except passwords.PasswordError as exc:
+        raise AccountError(str(exc)) from None
     user.password_hash = _HASHER.hash(password)
 
 
@@ -68,12 +88,28 @@ def find_user(session: Session, name: str) -> User:
     user = session.scalar(select(User).filter_by(name=name.strip()))
     if user is None:
         raise AccountError(f"no user {name!r}")
+    if user.removed_at is not None:
+        raise AccountError(f"user {name!r} was removed on {user.removed_at:%Y-%m-%d}")
     return user
+
+
+def remove_user(session: Session, user: User) -> None:
+    """Mark ``user`` removed and end at once what lets them act: their password, bearer
+    tokens, browser sessions and project roles. Their past work keeps naming them. The
+    last admin cannot be removed."""
+    others = select(User).where(User.role == "admin", User.removed_at.is_(None), User.id != user.id)
+    if user.role == "admin" and session.scalar(others) is None:
+        raise AccountError(f"{user.name!r} is the last admin: add another admin first")
+    for model in (ApiToken, WebSession, Membership):
+        session.execute(delete(model).where(model.user_id == user.id))
+    user.password_hash = None
+    user.removed_at = now()
+    session.flush()
 
 
 def check_password(session: Session, name: str, password: str) -> User | None:
     """The user ``name`` when ``password`` is theirs, else None (the same for a wrong name)."""
-    user = session.scalar(select(User).filter_by(name=name.strip()))
+    user = session.scalar(select(User).filter_by(name=name.strip(), removed_at=None))
     if user is None or not user.password_hash:
         _HASHER.hash(password)  # the same time whether or not the user exists
         return None
@@ -84,18 +120,42 @@ def check_password(session: Session, name: str, password: str) -> User | None:
     return user
 
 
-def create_token(session: Session, user: User, name: str = "script") -> str:
-    """A new bearer token for ``user``; the secret is returned once and never stored."""
+def create_token(session: Session, user: User, name: str = "script", expires: datetime | None = None) -> str:
+    """A new bearer token for ``user``, valid until ``expires`` (None: until revoked); the
+    secret is returned once and never stored."""
     secret = "fc_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, name=name, digest=digest(secret)))
+    session.add(ApiToken(user_id=user.id, name=name, digest=digest(secret), expires_at=expires))
     session.flush()
     return secret
 
 
+def tokens(session: Session, user: User) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).filter_by(user_id=user.id).order_by(ApiToken.id)))
+
+
+def revoke_tokens(session: Session, user: User, name: str | None = None) -> int:
+    """Delete ``user``'s tokens named ``name`` (None: all of them); how many there were.
+    An AccountError when there was none."""
+    query = delete(ApiToken).where(ApiToken.user_id == user.id)
+    if name is not None:
+        query = query.where(ApiToken.name == name)
+    count = session.execute(query).rowcount
+    if not count:
+        raise AccountError(f"no token{'' if name is None else f' labelled {name!r}'} of {user.name!r}")
+    return count
+
+
 def token_user(session: Session, secret: str) -> User | None:
+    """The user of the bearer token ``secret``, None for no token; :class:`TokenExpired`
+    for one past its expiry."""
     token = session.scalar(select(ApiToken).filter_by(digest=digest(secret)))
     if token is None:
         return None
+    if token.expires_at is not None and token.expires_at <= now():
+        raise TokenExpired(
+            f"the bearer token {token.name!r} expired on {token.expires_at:%Y-%m-%d %H:%M} UTC: "
+            "create a new one with `fewclick token create`"
+        )
     if token.last_used_at is None or now() - token.last_used_at > TOKEN_USE_EVERY:  # to the minute
         with Session(session.get_bind()) as own:  # not in the request's transaction, which would
             own.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now()))
@@ -115,7 +175,7 @@ def start_session(session: Session, user: User) -> tuple[str, str]:
 def web_session(session: Session, secret: str) -> WebSession | None:
     """The unexpired browser login whose cookie is ``secret``."""
     found = session.scalar(select(WebSession).filter_by(digest=digest(secret)))
-    if found is None or found.expires_at < now():
+    if found is None or found.expires_at < now():  # a removed user's sessions are deleted
         return None
     return found
 
@@ -149,4 +209,4 @@ def set_role(session: Session, project_id: int, user: User, role: str | None) ->
 
 
 def has_admin(session: Session) -> bool:
-    return session.scalar(select(User).filter_by(role="admin")) is not None
+    return session.scalar(select(User).filter_by(role="admin", removed_at=None)) is not None

@@ -29,6 +29,7 @@ from fewclick.server.accounts import has_admin
 from fewclick.server.auth import authorize
 from fewclick.server.db import init_db, session_factory
 from fewclick.server.deps import DEFAULT_MAX_UPLOAD_MB, Settings, WorkerHandle
+from fewclick.server.limits import BodyLimit
 from fewclick.server.routes import (
     accounts,
     annotations,
@@ -90,6 +91,7 @@ def create_app(
     app.add_exception_handler(store.StoreError, _store_error)
     app.add_exception_handler(StaleDataError, _stale_row)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_middleware(BodyLimit)
     logs.add_request_ids(app)
     for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(authorize)])

@@ -48,6 +48,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20), default="annotator", server_default="annotator")  # ROLES
     password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2; None: cannot log in
     created_at: Mapped[datetime] = mapped_column(default=now)
+    # when the user was removed: they log in no more, the row stays for their past work
+    removed_at: Mapped[datetime | None]
 
 
 class Membership(Base):
@@ -71,6 +73,7 @@ class ApiToken(Base):
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=now)
     last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # None: never
 
 
 class WebSession(Base):
@@ -83,6 +86,17 @@ class WebSession(Base):
     csrf: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=now)
     expires_at: Mapped[datetime]
+
+
+class LoginFailure(Base):
+    """A failed log-in: the account name as typed (case-folded) and the client's address;
+    kept for the throttling window (:mod:`fewclick.server.throttle`)."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account: Mapped[str] = mapped_column(String(200), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(index=True)
 
 
 class Project(Base):

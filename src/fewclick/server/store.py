@@ -38,12 +38,15 @@ from fewclick.server.db import (
     User,
     now,
 )
+from fewclick.server.names import FileNameError, export_problem, upload_name
 from fewclick.server.queries import annotated_unfinished, running_job
 from fewclick.server.tiles import check_size
 
 MAX_AUTO_TRAIN_EVERY = 1000
 MAX_ID = 2**31 - 1  # the largest row id or revision every database holds (PostgreSQL's INTEGER)
 MAX_FOLDER_IMAGES = 10_000  # image files in a project made from a folder
+# pixels of an uploaded image: checking that it decodes whole takes about 7 bytes a pixel
+MAX_UPLOAD_PIXELS = 50_000_000
 
 
 class StoreError(ValueError):
@@ -289,10 +292,14 @@ def add_upload(
     session: Session, user: User, project: Project, name: str, content: BinaryIO, folder: Path
 ) -> Image:
     """Save an uploaded file (read from ``content`` in chunks) into ``folder`` and add it as
-    an image; a non-image, a truncated image, one over the pixel limit or outside the tile
+    an image under its own base name (:func:`~fewclick.server.names.upload_name`); a
+    non-image, a truncated image, one over the pixel limit or outside the tile
     limits is refused and nothing is kept."""
-    safe = Path(name).name
-    if not safe or Path(safe).suffix.lower() not in IMAGE_SUFFIXES:
+    try:
+        safe = upload_name(name)
+    except FileNameError as exc:
+        raise StoreError(str(exc)) from None
+    if Path(safe).suffix.lower() not in IMAGE_SUFFIXES:
         raise StoreError(f"{name!r} is not an image file ({', '.join(IMAGE_SUFFIXES)})")
     if any(im.file_name == safe for im in project.images):
         raise Conflict(f"the project has an image named {safe!r} already")
@@ -302,9 +309,13 @@ def add_upload(
     with open(partial, "wb") as out:
         shutil.copyfileobj(content, out)
     try:
-        width, height = image_size(partial)
+        width, height = image_size(partial)  # from the header, before any pixel is decoded
+        _check_upload_pixels(safe, width, height)
         check_size(width, height)
         load_image(partial)  # decodes every pixel: a truncated file fails here
+    except TooLarge:
+        partial.unlink(missing_ok=True)
+        raise
     except ImageError as exc:
         partial.unlink(missing_ok=True)
         message = str(exc).replace(str(partial), safe)
@@ -324,6 +335,15 @@ def add_upload(
     session.add(image)
     session.flush()
     return image
+
+
+def _check_upload_pixels(name: str, width: int, height: int) -> None:
+    """TooLarge (413) naming :data:`MAX_UPLOAD_PIXELS` when an upload has more pixels."""
+    if width * height > MAX_UPLOAD_PIXELS:
+        raise TooLarge(
+            f"{name}: {width} x {height} = {width * height:,} pixels is over the upload limit of "
+            f"{MAX_UPLOAD_PIXELS:,} pixels (make a project from a folder on the server for larger images)"
+        )
 
 
 def claim_revision(session: Session, image: Image, seen: int, user: User) -> int:
@@ -527,13 +547,14 @@ def export(project: Project, format: str, folder: Path) -> Path:
     images (their transform is read from the image files, which are not sent)."""
     format = export_format(format)
     data = to_dataset(project, scores=True)
+    skipped = _skip_unsafe_names(data, PurePosixPath(EXPORTS[format]).parts[0])
     if format != "geojson":
         for rec in data.images:
             rec.path = None  # a download names images as the project does; the files stay where they are
     path = Path(folder) / EXPORTS[format]
     merged = _one_region_per_stuff_class(data, path.name) if format == "coco_panoptic" else []
     try:
-        messages = merged + write_dataset(data, path, format)
+        messages = skipped + merged + write_dataset(data, path, format)
     except ValueError as exc:  # e.g. two images whose label PNGs would get one name
         raise StoreError(f"cannot export {format}: {exc}") from None
     if format == "coco":
@@ -544,6 +565,18 @@ def export(project: Project, format: str, folder: Path) -> Path:
         text = "".join(line + "\n" for line in named)
         (out / "warnings.txt").write_text(text, encoding="utf-8")
     return out
+
+
+def _skip_unsafe_names(data: Dataset, where: str) -> list[str]:
+    """Leave out the images whose stored name cannot name a file in an export folder
+    (:func:`fewclick.server.names.export_problem`); a message for each one left out."""
+    problems = {rec.file_name: export_problem(rec.file_name) for rec in data.images}
+    data.images = [rec for rec in data.images if problems[rec.file_name] is None]
+    return [
+        f"{where}: image {name!r} skipped: {problem}; rename its file and add it again"
+        for name, problem in problems.items()
+        if problem is not None
+    ]
 
 
 def _one_region_per_stuff_class(data: Dataset, where: str) -> list[str]:

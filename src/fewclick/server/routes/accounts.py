@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Request, Response
 from pydantic import BaseModel, Field
 
-from fewclick.server import accounts, store
+from fewclick.server import accounts, store, throttle
 from fewclick.server.auth import CSRF_HEADER, MAX_ID, SESSION_COOKIE
 from fewclick.server.db import Project, User, WebSession, local_user
 from fewclick.server.deps import DB
@@ -24,7 +24,7 @@ class LoginIn(BaseModel):
 class UserIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     role: str
-    password: str | None = Field(default=None, min_length=8, max_length=1000)
+    password: str | None = Field(default=None, max_length=1000)  # the policy: accounts.set_password
 
 
 class MemberIn(BaseModel):
@@ -38,10 +38,22 @@ def _me(user: User, csrf: str | None) -> dict:
 @router.post("/login")
 def login(body: LoginIn, request: Request, response: Response, session: DB):
     """Check the password and start a browser session: an HttpOnly, SameSite=Strict cookie,
-    and the CSRF token the page sends back on every change."""
+    and the CSRF token the page sends back on every change. Repeated failures of a user
+    name or an address are throttled: 429 with Retry-After (:mod:`fewclick.server.throttle`)."""
+    address = request.client.host if request.client else "unknown"
+    retry = throttle.wait(session, body.name, address)
+    if retry:
+        raise HTTPException(
+            429,
+            f"too many failed log-ins for this user or address: try again in {retry} s",
+            {"Retry-After": str(retry)},
+        )
     user = accounts.check_password(session, body.name, body.password)
     if user is None:
+        throttle.failed(session, body.name, address)
+        session.commit()
         raise HTTPException(401, "wrong user name or password")
+    throttle.succeeded(session, body.name)
     secret, csrf = accounts.start_session(session, user)
     session.commit()
     response.set_cookie(
@@ -79,7 +91,8 @@ def me(request: Request, session: DB):
 
 @router.get("/users")
 def list_users(session: DB):
-    return [{"id": u.id, "name": u.name, "role": u.role} for u in session.query(User).order_by(User.id)]
+    users = session.query(User).filter_by(removed_at=None).order_by(User.id)
+    return [{"id": u.id, "name": u.name, "role": u.role} for u in users]
 
 
 @router.post("/users", status_code=201)

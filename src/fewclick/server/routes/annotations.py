@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationInfo, 
 from fewclick.server import store, views
 from fewclick.server.db import ANNOTATION_KINDS, REVIEW_STATES, Annotation, Image, local_user
 from fewclick.server.deps import DB
+from fewclick.server.limits import MAX_CREATES
 from fewclick.server.serving import check_backend
 
 router = APIRouter(prefix="/api")
@@ -109,7 +110,7 @@ class AnnotationPatch(BaseModel):
 
 class BatchIn(BaseModel):
     revision: Revision
-    create: list[AnnotationIn] = []
+    create: list[AnnotationIn] = Field(default=[], max_length=MAX_CREATES)
     delete: list[Id] = []
 
 

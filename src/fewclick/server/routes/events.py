@@ -6,12 +6,13 @@ import json
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field, FiniteFloat, field_validator
 
 from fewclick.server import queries, store, views
 from fewclick.server.db import Project, local_user
 from fewclick.server.deps import DB
+from fewclick.server.limits import MAX_EVENTS_PER_POST
 
 router = APIRouter(prefix="/api")
 
@@ -38,7 +39,10 @@ class EventIn(BaseModel):
 
 
 @router.post("/projects/{project_id}/events", status_code=201)
-def log_events(project_id: int, events: list[EventIn], session: DB):
+def log_events(
+    project_id: int, events: Annotated[list[EventIn], Body(max_length=MAX_EVENTS_PER_POST)], session: DB
+):
+    """Log the user's actions, at most ``MAX_EVENTS_PER_POST`` in one request (422 beyond)."""
     project = store.get(session, Project, project_id, "project")
     store.log_events(session, local_user(session), project, [e.model_dump() for e in events])
     session.commit()

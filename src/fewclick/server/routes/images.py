@@ -1,25 +1,23 @@
 """A project's images: list, upload, open (with its annotations and neighbours), change
 status, and the pixels, as the file or as tiles for large images.
 
-A request body here stops at the app's upload limit (``Settings.max_upload_mb``): it is
-read as it arrives, and the first byte over the limit ends it with 413. Uploads are decoded
+An upload stops at the app's upload limit (``Settings.max_upload_mb``, see
+:mod:`fewclick.server.limits`): it is read as it arrives, and the first byte over the
+limit ends it with 413. Uploads are decoded
 in the thread pool, not on the event loop. A file is served only while Pillow reads it as
 an image.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, File, HTTPException, Request, Response, UploadFile
+from fastapi import APIRouter, File, HTTPException, UploadFile
 from fastapi.responses import FileResponse
-from fastapi.routing import APIRoute
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 from pydantic import BaseModel
-from starlette.types import Message, Receive
 
 from fewclick.io.images import ImageError
 from fewclick.server import queries, store, tiles, views
@@ -31,43 +29,7 @@ from fewclick.server.training_jobs import train_if_due
 BROWSER_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "BMP": "image/bmp"}  # others: PNG copies
 
 
-def limited_receive(receive: Receive, limit: int, declared: int | None) -> Receive:
-    """``receive`` that raises 413 naming ``limit`` (bytes) as soon as the body sent, or
-    its declared length, is over it, so that no more of it is read."""
-    received = 0
-
-    def too_large() -> HTTPException:
-        return HTTPException(413, f"the request body is over the upload limit of {limit / 2**20:g} MB")
-
-    async def receive_at_most() -> Message:
-        nonlocal received
-        if declared is not None and declared > limit:
-            raise too_large()
-        message = await receive()
-        received += len(message.get("body", b""))
-        if received > limit:
-            raise too_large()
-        return message
-
-    return receive_at_most
-
-
-class UploadLimitRoute(APIRoute):
-    """A route whose request body is read through :func:`limited_receive`."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def limited(request: Request) -> Response:
-            limit = request.app.state.settings.max_upload_bytes
-            length = request.headers.get("content-length", "")
-            declared = int(length) if length.isdigit() else None
-            return await handler(Request(request.scope, limited_receive(request.receive, limit, declared)))
-
-        return limited
-
-
-router = APIRouter(prefix="/api", route_class=UploadLimitRoute)
+router = APIRouter(prefix="/api")
 
 
 class ImagePatch(BaseModel):

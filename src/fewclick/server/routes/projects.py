@@ -19,18 +19,24 @@ from sqlalchemy.orm import Session
 from fewclick.server import paths, queries, store, views
 from fewclick.server.db import Project, ProjectClass, local_user
 from fewclick.server.deps import DB, Config, prepare_tiles
+from fewclick.server.limits import MAX_CLASSES, MAX_NAME
 from fewclick.server.training import newest_model
 from fewclick.server.training_jobs import train_if_due
 
 router = APIRouter(prefix="/api")
 
 
+Name = Annotated[str, Field(max_length=MAX_NAME)]
+PathText = Annotated[str, Field(max_length=4000)]  # the database's path column
+FormatName = Annotated[str, Field(max_length=40)]
+
+
 class ProjectIn(BaseModel):
-    name: str
-    folder: str | None = None
-    dataset: str | None = None
-    format: str | None = None
-    classes: list[str] = []
+    name: Name
+    folder: PathText | None = None
+    dataset: PathText | None = None
+    format: FormatName | None = None
+    classes: list[Name] = Field(default=[], max_length=MAX_CLASSES)
     reference: bool = False
 
 
@@ -38,14 +44,14 @@ class ClassIn(BaseModel):
     """A new class (``isthing`` None: a thing) or the fields of a class to change (None:
     unchanged)."""
 
-    name: str | None = None
+    name: Name | None = None
     color: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$")
     key: int | None = Field(default=None, ge=1, le=9)
     isthing: StrictBool | None = None  # False: stuff (sky, road), at most one region per image
 
 
 class FinishIn(BaseModel):
-    status: str = "done"
+    status: str = Field(default="done", max_length=20)
 
 
 # what PATCH on a project may change
@@ -53,8 +59,8 @@ SETTINGS = {"auto_train_every": store.set_auto_train, "queue_train_every": store
 
 
 class ImportIn(BaseModel):
-    dataset: str
-    format: str | None = None
+    dataset: PathText
+    format: FormatName | None = None
     reference: bool = False
 
 
