@@ -1,7 +1,7 @@
 """Load benchmark: simulated annotators saving at once against the real server.
 
     python benchmarks/load.py --annotators 20 --minutes 2 [--pace burst|person] \\
-        [--db sqlite|postgresql|URL] [--work DIR] --out docs/benchmarks/load.json
+        [--db sqlite|postgresql|URL] [--work DIR] [--out docs/benchmarks/load_sqlite_burst.json]
 
 Starts ``fewclick serve`` as a process of its own on loopback (``--db``: SQLite in the work
 folder by default; ``postgresql``, a throwaway PostgreSQL server in a temporary folder,
@@ -342,9 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     idle_p95, load_p95 = result["idle"]["save_p95_ms"], result["load"]["save_p95_ms"]
     result["p95_ratio"] = round(load_p95 / idle_p95, 2) if idle_p95 and load_p95 else None
     result["target"], result["target_met"] = _target(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    args.out.with_suffix(".md").write_text(_render(result))
+    out = args.out or Path(f"docs/benchmarks/load_{result['database']}_{args.pace}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(_render(result))
     print(_render(result))
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
@@ -483,7 +484,7 @@ def _parser() -> argparse.ArgumentParser:
     where = "sqlite (in the work folder), postgresql (a throwaway server) or a database URL"
     p.add_argument("--db", default="sqlite", help=where)
     p.add_argument("--work", type=Path, help="work folder, kept (default: a temporary one, removed)")
-    p.add_argument("--out", type=Path, default=Path("docs/benchmarks/load.json"))
+    p.add_argument("--out", type=Path, help="default: docs/benchmarks/load_DATABASE_PACE.json")
     return p
 
 
