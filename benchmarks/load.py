@@ -310,7 +310,18 @@ class Run:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    work = args.work or Path(tempfile.mkdtemp(prefix="fewclick-load-"))
+    with tempfile.TemporaryDirectory(prefix="fewclick-load-", ignore_cleanup_errors=True) as temp:
+        result = _measure(args, args.work or Path(temp))  # the temporary folder goes, whatever happens
+    out = args.out or Path(f"docs/benchmarks/load_{result['database']}_{args.pace}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(_render(result))
+    print(_render(result))
+    return 0
+
+
+def _measure(args: argparse.Namespace, work: Path) -> dict:
+    """Run the benchmark in ``work``; the result of the run, the report's JSON."""
     data = work / "data"
     shutil.rmtree(data, ignore_errors=True)  # a fresh project and, on SQLite, a fresh database
     make_dataset("aerial", (args.annotators + 1) * args.images_each, seed=0, out_dir=data / "scenes")
@@ -342,14 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     idle_p95, load_p95 = result["idle"]["save_p95_ms"], result["load"]["save_p95_ms"]
     result["p95_ratio"] = round(load_p95 / idle_p95, 2) if idle_p95 and load_p95 else None
     result["target"], result["target_met"] = _target(result)
-    out = args.out or Path(f"docs/benchmarks/load_{result['database']}_{args.pace}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(_render(result))
-    print(_render(result))
-    if args.work is None:
-        shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return result
 
 
 def _serve(args: argparse.Namespace, data: Path, server_db: str | None) -> Run:

@@ -128,3 +128,48 @@ def test_lost_writes_counts_what_the_database_does_not_hold(load, fresh_db_url, 
         image_id = image.id
     found, examples = load.lost_writes(url, {image_id: load.Kept(revision, boxes)})
     assert found == lost and len(examples) == (lost > 0)
+
+
+def _run(**extra) -> dict:
+    phase = {
+        "errors": 0,
+        "saves": 9,
+        "save_p50_ms": 1.0,
+        "save_p95_ms": 2.0,
+        "save_p99_ms": 3.0,
+        "open_p95_ms": 4.0,
+    }
+    return {
+        "database": "sqlite",
+        "annotators": 2,
+        "minutes": 1.0,
+        "idle": phase,
+        "load": phase,
+        "lost_writes": 0,
+        "target_met": True,
+        "load_average_before": [1.5, 1.0, 0.5],
+        "load_average_after": [2.5, 1.0, 0.5],
+        "date": "2026-11-24T23:00:00+00:00",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    "run, expected",
+    [
+        (
+            _run(pace="person", cpu_count=2, cpu_model="Xeon"),
+            "| [sqlite](load_a.md) | person | 2 | 1.0 | 9 | 0 | 0 | 1.0 / 2.0 / 3.0 | 4.0 | met | 1.5, 2.5 "
+            "| 2026-11-24 | 2 cores, Xeon |",
+        ),
+        (  # a run from before --pace: the burst pace, no CPU model
+            _run(),
+            "| [sqlite](load_a.md) | burst | 2 | 1.0 | 9 | 0 | 0 | 1.0 / 2.0 / 3.0 | 4.0 | met | 1.5, 2.5 "
+            "| 2026-11-24 | ? cores, CPU model not recorded |",
+        ),
+    ],
+)
+def test_the_report_has_a_row_per_run(monkeypatch, run, expected):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    report_load = importlib.import_module("report_load")
+    assert report_load.row(run, "docs/benchmarks/load_a.json") == expected
