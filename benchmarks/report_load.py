@@ -49,7 +49,7 @@ def row(r: dict, name: str) -> str:
     load = r["load"]
     errors = r["idle"]["errors"] + load["errors"]
     saves = " / ".join(str(load[f"save_p{q}_ms"]) for q in (50, 95, 99))
-    cpu = f"{r.get('cpu_count', '?')} cores, {r.get('cpu_model', 'CPU model not recorded')}"
+    cpu = f"{r['cpu_count']} cores, {r['cpu_model']}" if "cpu_model" in r else r["machine"]  # older runs
     cells = (
         f"[{r['database']}]({Path(name).with_suffix('.md').name})",
         r.get("pace", "burst"),  # runs from before --pace were at the burst pace

@@ -162,10 +162,10 @@ def _run(**extra) -> dict:
             "| [sqlite](load_a.md) | person | 2 | 1.0 | 9 | 0 | 0 | 1.0 / 2.0 / 3.0 | 4.0 | met | 1.5, 2.5 "
             "| 2026-11-24 | 2 cores, Xeon |",
         ),
-        (  # a run from before --pace: the burst pace, no CPU model
-            _run(),
+        (  # a run from before --pace: the burst pace, its machine in words
+            _run(machine="x86_64, 2 cores"),
             "| [sqlite](load_a.md) | burst | 2 | 1.0 | 9 | 0 | 0 | 1.0 / 2.0 / 3.0 | 4.0 | met | 1.5, 2.5 "
-            "| 2026-11-24 | ? cores, CPU model not recorded |",
+            "| 2026-11-24 | x86_64, 2 cores |",
         ),
     ],
 )
