@@ -28,7 +28,7 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
 
 # The API tests run on SQLite and on Debian's PostgreSQL, which a fixture starts in a temporary
-# folder (tests/server/postgres.py): install it when missing. Its own cluster is not used.
+# folder (benchmarks/_postgres.py): install it when missing. Its own cluster is not used.
 postgresql:
 	@ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
