@@ -10,11 +10,12 @@ Per object: ``<name>``; ``<bndbox>`` xmin/ymin/xmax/ymax, VOC's 1-based pixel in
 ``[xmin - 1, ymin - 1, xmax, ymax]`` (as the VOC devkit, labelImg, detectron2 and
 supervision read them; an ``xmin`` of 0 from a 0-based writer reads as 0); or
 roLabelImg's ``<robndbox>`` cx/cy/w/h/angle, whose angle turns clockwise on screen, so
-ours is ``-angle mod pi`` (checked on HIT-UAV: the box drawn with this sign holds more image gradient energy than its mirror for 342 of 385 clearly
-oriented objects); the box is then the enclosing XYXY box. ``<difficult>`` ->
-``difficult``; class ``DontCare`` -> ``ignore``. Size from ``<size>``, or the image
-header when it is 0 or missing. Coordinates must be finite numbers; boxes reaching
-outside the image are clipped to it, and objects wholly outside it skipped, with a warning.
+ours is ``-angle mod pi`` (checked on HIT-UAV: the box drawn with this sign holds more
+image gradient energy than its mirror for 342 of 385 clearly oriented objects); the box
+is then the enclosing XYXY box. ``<difficult>`` -> ``difficult``; class ``DontCare`` ->
+``ignore``. Size from ``<size>``, or the image header when it is 0 or missing.
+Coordinates must be finite numbers; boxes reaching outside the image are clipped to it,
+and objects wholly outside it skipped, with a warning.
 
 When ``rotate_xml/Annotations/<stem>.xml`` exists beside ``normal_xml``, its oriented
 boxes are attached to the axis-aligned objects in file order. They are used only when both
