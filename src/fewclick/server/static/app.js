@@ -45,6 +45,12 @@ async function route() {
 
 $("#help-button").addEventListener("click", () => $("#help").classList.toggle("hidden"));
 $("#help").addEventListener("click", () => $("#help").classList.add("hidden"));
+// ? opens the shortcuts on every page (not while typing in a field); Esc closes them
+window.addEventListener("keydown", (e) => {
+  if (e.target.closest?.("input, select, textarea")) return;
+  if (e.key === "?") $("#help").classList.toggle("hidden");
+  else if (e.key === "Escape") $("#help").classList.add("hidden");
+});
 
 // for the browser tests and benchmarks (tests/server/test_browser*.py, benchmarks/*.py),
 // which read the annotation page's state and two helpers from the page
