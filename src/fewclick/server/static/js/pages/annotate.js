@@ -144,6 +144,7 @@ function panel() {
   mode().panel(p);
   const counts = $("#counts");
   if (counts) counts.textContent = `${objectsText()}; revision ${S.revision}`;
+  showHud();  // the counts there change with the panel's
   const st = $("#status");
   if (st) st.textContent = `status: ${S.image.status.replace("_", " ")}`;
 }
@@ -152,6 +153,14 @@ function panel() {
 function objectsText() {
   const unsaved = mode().unsaved?.();
   return `${S.anns.size} objects saved${unsaved ? `, ${unsaved}` : ""}`;
+}
+
+// the line over the canvas: the image pixel under the mouse, the zoom and the counts
+function showHud() {
+  const hud = $("#hud");
+  if (!hud || !S.mouse) return;
+  const [x, y] = S.mouse;
+  hud.textContent = `${x.toFixed(0)}, ${y.toFixed(0)}  zoom ${(100 * S.view.scale).toFixed(0)}%  ${objectsText()}`;
 }
 
 // Ctrl+Z and the Undo button: the mode's own unsaved work first, else the saved changes
@@ -183,7 +192,8 @@ function onDown(e) {
 
 function onMove(e) {
   const [x, y] = toImage(e);
-  $("#hud").textContent = `${x.toFixed(0)}, ${y.toFixed(0)}  zoom ${(100 * S.view.scale).toFixed(0)}%  ${objectsText()}`;
+  S.mouse = [x, y];
+  showHud();
   const d = S.drag;
   if (!d) {
     if (mode().hover?.(x, y)) S.dirty = true;
