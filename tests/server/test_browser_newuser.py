@@ -186,6 +186,9 @@ def test_brightness_and_contrast_show_a_dim_image_brighter_and_stay_per_project(
     assert page.evaluate("() => S.look") == {"brightness": 3, "contrast": 1}
     assert _pixel(page, 5, 5) >= 2.5 * before
     page.locator("#look-contrast").fill("2")
+    page.keyboard.press("?")  # a moved slider keeps the page's keys
+    assert page.locator("#help").is_visible()
+    page.keyboard.press("Escape")
     _open(page, base, images[2]["id"])  # another image of the project: the same look
     assert page.locator("#look-brightness").input_value() == "3"
     assert page.evaluate("() => S.look") == {"brightness": 3, "contrast": 2}

@@ -1,7 +1,7 @@
 // The annotation page: one canvas, the modes (modes/index.js) and the image's saved
 // annotations. The page owns the mouse, the keys and the frame loop and hands each event to
 // the current mode; what differs between modes lives in the mode's own file.
-import {$, api, esc, say, sayNext} from "../api.js";
+import {$, api, esc, say, sayNext, typing} from "../api.js";
 import {change, redo, rotate, undo} from "../changes.js";
 import {flushEvents, logEvent} from "../events.js";
 import {MODES} from "../modes/index.js";
@@ -223,7 +223,7 @@ async function onUp() {
 }
 
 function onKey(e) {
-  if (!S || e.target.tagName === "INPUT" || e.target.tagName === "SELECT") return;
+  if (!S || typing(e)) return;
   const key = e.key.toLowerCase();
   if (e.code === "Space") { S.space = true; e.preventDefault(); return; }
   if ((e.ctrlKey || e.metaKey) && key === "z") { e.preventDefault(); return undoStep(e.shiftKey); }

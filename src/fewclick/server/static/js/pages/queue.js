@@ -5,7 +5,7 @@
 // back), or press E and click the object's four extreme points (Esc leaves), or drag a
 // new box. A click (no drag) on a missed object nearby labels it too
 // (the detector finds its box from the click). Each answer is timed from when its box showed.
-import {$, api, esc, say} from "../api.js";
+import {$, api, esc, say, typing} from "../api.js";
 import {lookControls, lookFilter} from "../view.js";
 import {visit} from "../visit.js";
 
@@ -222,7 +222,7 @@ async function draw0() {
 }
 
 function key(e) {
-  if (!Q?.view || Q.busy || e.target.closest?.("input, select, textarea")) return;
+  if (!Q?.view || Q.busy || typing(e)) return;
   const k = e.key.toLowerCase();
   const moved = Q.edit ? {box: Q.edit, how: "corner"} : null;
   if (k === "a" || k === "enter") answer(moved ? "fix" : "accept", moved || {});
