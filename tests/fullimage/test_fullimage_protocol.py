@@ -75,3 +75,43 @@ def test_sam_compete_gives_every_pixel_one_region_and_beats_the_boxes(sam_files)
     boxes = BoxFill()
     boxes.set_image(image)
     assert region_miou(gt, labels) > region_miou(gt, boxes.predict(extreme_prompts(gt)))
+
+
+class _DiscSam:
+    """A stand-in SAM: inside the disc its box holds (logit 3), outside it (-3)."""
+
+    def set_image(self, image):
+        self.shape = image.shape[:2]
+
+    def logits(self, box, clicks):
+        x0, y0, x1, y1 = box
+        r = min(x1 - x0, y1 - y0) / 2
+        return np.where(_disc(*self.shape, (x0 + x1) / 2, (y0 + y1) / 2, r), 3.0, -3.0).astype(np.float32)
+
+
+def _region(x0, y0, x1, y1, background=False):
+    from fewclick.predict.fullimage import RegionPrompt
+    from fewclick.types import ExtremePoints
+
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    points = np.array([[x0, cy], [cx, y0], [x1 - 1, cy], [cx, y1 - 1]], np.float32)
+    return RegionPrompt(ExtremePoints(points), background=background)
+
+
+NUCLEI = [(10, 10, 20, 20), (40, 30, 50, 40), (60, 10, 70, 20)]  # three of one class on an 80 x 60 image
+
+
+@pytest.mark.parametrize(
+    ("predictor", "background"),
+    [(SamCompete(_DiscSam()), True), (BoxFill(), True), (SamCompete(_DiscSam()), False)],
+)
+def test_a_background_region_takes_the_pixels_no_object_claims(predictor, background):
+    """Without it every pixel goes to some nucleus (the strips a new user saw)."""
+    prompts = [_region(*box) for box in NUCLEI]
+    if background:
+        prompts.append(_region(0, 0, 80, 60, background=True))
+    predictor.set_image(np.zeros((60, 80, 3), np.uint8))
+    labels = predictor.predict(prompts)
+    assert [labels[15, 15], labels[35, 45], labels[15, 65]] == [0, 1, 2]  # each nucleus keeps its centre
+    far = {int(labels[55, 5]), int(labels[5, 40]), int(labels[50, 75])}
+    assert far == {3} if background else far <= {0, 1, 2}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
@@ -12,10 +13,11 @@ from PIL import Image
 
 from conftest import shared_dataset
 from fewclick.io import voc
+from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
 from fewclick.io.images import load_array
 from fewclick.io.parsing import FormatWarning
-from fewclick.types import rboxes_to_polygons
+from fewclick.types import Objects, rboxes_to_polygons
 
 
 def voc_xml(objects: str, size: str = "<width>40</width><height>30</height>", name: str = "a.jpg") -> str:
@@ -60,7 +62,7 @@ def test_tiny_voc_is_read_field_by_field(tmp_path):
     assert rec.objects.labels.tolist() == [2, 0, 1]
     assert rec.objects.ignore.tolist() == [False, True, False]
     assert rec.objects.difficult.tolist() == [0, 0, 1]
-    np.testing.assert_array_equal(rec.objects.boxes[0], [1, 2, 10, 12])
+    np.testing.assert_array_equal(rec.objects.boxes[0], [0, 1, 10, 12])  # VOC's xmin, ymin are 1-based
     assert rec.objects.rboxes is None
 
 
@@ -95,7 +97,7 @@ def test_rolabelimg_angle_turns_clockwise_on_screen():
 
 
 def test_oriented_boxes_are_attached_in_order(tmp_path):
-    xml = voc_xml(box("car", 12, 8, 28, 12) + box("person", 0, 0, 4, 6))
+    xml = voc_xml(box("car", 13, 9, 28, 12) + box("person", 1, 1, 4, 6))
     rotated = voc_xml(rbox("car", 20, 10, 16, 4, 0) + rbox("person", 2, 3, 4, 6, np.pi / 2))
     objs = voc.read(voc_folder(tmp_path, xml, base="normal_xml", rotated=rotated)).images[0].objects
     np.testing.assert_array_equal(objs.boxes, [[12, 8, 28, 12], [0, 0, 4, 6]])
@@ -111,10 +113,19 @@ def test_oriented_boxes_that_do_not_match_are_dropped_with_a_warning(tmp_path):
 
 
 def test_box_outside_the_image_is_clipped_with_a_warning(tmp_path):
-    folder = voc_folder(tmp_path, voc_xml(box("dog", -3, 2, 50, 12) + box("dog", 1, 1, 2, 2)))
+    folder = voc_folder(tmp_path, voc_xml(box("dog", -3, 3, 50, 12) + box("dog", 2, 2, 2, 2)))
     with pytest.warns(FormatWarning, match=r"a.xml: clipped 1 box\(es\) .*40 x 30 image.*object 0 \(dog\)"):
         ds = voc.read(folder)
     np.testing.assert_array_equal(ds.images[0].objects.boxes, [[0, 2, 40, 12], [1, 1, 2, 2]])
+
+
+@pytest.mark.parametrize(
+    ("bndbox", "box"),
+    [((1, 1, 40, 30), (0, 0, 40, 30)), ((0, 0, 5, 5), (0, 0, 5, 5)), ((2.5, 3, 7, 8), (1.5, 2, 7, 8))],
+)
+def test_voc_pixels_are_1_based_and_a_0_based_writers_0_reads_as_0(tmp_path, bndbox, box):
+    rec = voc.read(voc_folder(tmp_path, voc_xml(globals()["box"]("dog", *bndbox)))).images[0]
+    np.testing.assert_array_equal(rec.objects.boxes, [box])
 
 
 @pytest.mark.parametrize(
@@ -180,3 +191,37 @@ def test_bccd_counts_match_source_md(sub):
     counts = Counter(ds.classes[label] for r in ds.images for label in r.objects.labels)
     assert len(ds) == 273 and counts == {"RBC": 3124, "WBC": 281, "Platelets": 275}
     assert all(r.path is not None for r in ds.images)
+
+
+# --------------------------------------------------------------------------- writing
+def _written(tmp_path, boxes, mode: str = "RGB") -> ET.Element:
+    """Write one image of ``mode`` with ``boxes`` as VOC; the XML written."""
+    Image.new(mode, (40, 30)).save(tmp_path / "a.png")
+    objs = Objects(labels=[0] * len(boxes), boxes=np.array(boxes, np.float32).reshape(-1, 4))
+    voc.write(Dataset(["dog"], [ImageRecord("a.png", 40, 30, objs, tmp_path / "a.png", 1)]), tmp_path / "out")
+    return ET.parse(tmp_path / "out" / "Annotations" / "a.xml").getroot()
+
+
+@pytest.mark.parametrize(
+    ("box", "written", "read_back"),
+    [
+        ([0, 0, 10, 10], [1, 1, 10, 10], [0, 0, 10, 10]),  # whole pixels: exact both ways
+        ([12.4459, 5.5, 20.2, 20], [13, 6, 21, 20], [12, 5, 21, 20]),  # rounded outward
+        ([3, 4, 3, 4.5], [4, 5, 4, 5], [3, 4, 4, 5]),  # narrower than a pixel keeps one
+        ([39.2, 29.9, 40, 30], [40, 30, 40, 30], [39, 29, 40, 30]),  # the last pixel
+    ],
+)
+def test_boxes_are_written_as_whole_1_based_pixels_that_read_back_holding_the_box(
+    tmp_path, box, written, read_back
+):
+    root = _written(tmp_path, [box])
+    bndbox = root.find("object/bndbox")
+    assert [bndbox.findtext(t) for t in ("xmin", "ymin", "xmax", "ymax")] == [str(v) for v in written]
+    np.testing.assert_array_equal(voc.read(tmp_path / "out").images[0].objects.boxes, [read_back])
+
+
+@pytest.mark.parametrize(
+    ("mode", "depth"), [("L", "1"), ("I;16", "1"), ("RGB", "3"), ("P", "3"), ("RGBA", "4")]
+)
+def test_depth_is_the_image_files_channels(tmp_path, mode, depth):
+    assert _written(tmp_path, [[0, 0, 4, 4]], mode).findtext("size/depth") == depth

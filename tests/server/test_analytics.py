@@ -58,3 +58,38 @@ def test_images_come_in_the_order_they_were_first_finished(client, tmp_path):
     assert client.post(f"/api/projects/{project['id']}/events", json=events).status_code == 201
     rows = client.get(f"/api/projects/{project['id']}/analytics").json()["images"]
     assert [row["image_id"] for row in rows] == [second["id"], first["id"]]
+
+
+def _minute_on(client, project_id: int, image_id: int) -> None:
+    events = [
+        {"action": "open", "image_id": image_id, "duration_ms": 0},
+        {"action": "submit", "image_id": image_id, "duration_ms": 60_000},
+    ]
+    assert client.post(f"/api/projects/{project_id}/events", json=events).status_code == 201
+
+
+def test_imported_objects_are_not_work_done(client, tmp_path):
+    """Objects that came in with the dataset (or from pre-annotation) were made by no one
+    here: a minute on an image that adds one object is 1 object per minute."""
+    r = client.post("/api/projects", json={"name": "c", "dataset": str(tmp_path / "aerial")})
+    project = r.json()["project"]
+    image = client.get(f"/api/projects/{project['id']}/images").json()[0]
+    detail = client.get(f"/api/images/{image['id']}").json()
+    assert detail["annotations"], "the dataset brings objects"
+    made = {"class_id": project["classes"][0]["id"], "kind": "box", "geometry": {"box": [1, 1, 9, 9]}}
+    body = {"revision": detail["revision"], "create": [made], "delete": []}
+    assert client.post(f"/api/images/{image['id']}/annotations/batch", json=body).status_code < 300
+    assert client.post(f"/api/projects/{project['id']}/finish", json={"status": "done"}).status_code == 200
+    _minute_on(client, project["id"], image["id"])
+    assert client.get(f"/api/projects/{project['id']}/analytics").json()["objects_per_minute"] == 1.0
+
+
+def test_only_finished_images_are_in_the_order_finished(client, tmp_path):
+    r = client.post("/api/projects", json={"name": "d", "folder": str(tmp_path / "aerial" / "images")})
+    project = r.json()["project"]
+    done, opened = client.get(f"/api/projects/{project['id']}/images").json()
+    _minute_on(client, project["id"], done["id"])
+    events = [{"action": "open", "image_id": opened["id"], "duration_ms": 400}]
+    assert client.post(f"/api/projects/{project['id']}/events", json=events).status_code == 201
+    rows = client.get(f"/api/projects/{project['id']}/analytics").json()["images"]
+    assert [(row["image_id"], row["finished"]) for row in rows] == [(done["id"], 1), (opened["id"], None)]

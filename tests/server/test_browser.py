@@ -542,6 +542,7 @@ def test_the_project_page_plots_interactions_per_image(server, page):
     at = "2026-11-24T00:00:00+00:00"
     for image, clicks in zip(images, (5, 2), strict=False):
         events = [{"action": "click", "image_id": image["id"], "at": at, "duration_ms": 1000}] * clicks
+        events.append({"action": "submit", "image_id": image["id"], "at": at, "duration_ms": 10})  # finished
         assert api.post(f"/api/projects/{project['id']}/events", json=events).status_code < 300
     page.goto(f"{base}/#/project/{project['id']}")
     page.wait_for_selector("#interactions-curve")

@@ -5,14 +5,17 @@ Layouts: ``<root>/Annotations``; ``<root>/normal_xml/Annotations`` with an optio
 (``bccd/BCCD/``). Images are looked for in ``JPEGImages/`` (or ``images/``) beside
 ``Annotations/``, by the XML's ``<filename>``, else by the XML's stem.
 
-Per object: ``<name>``; ``<bndbox>`` xmin/ymin/xmax/ymax in pixels, taken as they are
-(no 1-based shift); or roLabelImg's ``<robndbox>`` cx/cy/w/h/angle, whose angle turns
-clockwise on screen, so ours is ``-angle mod pi`` (checked on HIT-UAV: the box drawn
-with this sign holds more image gradient energy than its mirror for 342 of 385 clearly
-oriented objects); the box is then the enclosing XYXY box. ``<difficult>`` ->
-``difficult``; class ``DontCare`` -> ``ignore``. Size from ``<size>``, or the image
-header when it is 0 or missing. Coordinates must be finite numbers; boxes reaching
-outside the image are clipped to it, and objects wholly outside it skipped, with a warning.
+Per object: ``<name>``; ``<bndbox>`` xmin/ymin/xmax/ymax, VOC's 1-based pixel indices
+(the first pixel is 1, xmax is the last pixel the box holds), so our XYXY box is
+``[xmin - 1, ymin - 1, xmax, ymax]`` (as the VOC devkit, labelImg, detectron2 and
+supervision read them; an ``xmin`` of 0 from a 0-based writer reads as 0); or
+roLabelImg's ``<robndbox>`` cx/cy/w/h/angle, whose angle turns clockwise on screen, so
+ours is ``-angle mod pi`` (checked on HIT-UAV: the box drawn with this sign holds more
+image gradient energy than its mirror for 342 of 385 clearly oriented objects); the box
+is then the enclosing XYXY box. ``<difficult>`` -> ``difficult``; class ``DontCare`` ->
+``ignore``. Size from ``<size>``, or the image header when it is 0 or missing.
+Coordinates must be finite numbers; boxes reaching outside the image are clipped to it,
+and objects wholly outside it skipped, with a warning.
 
 When ``rotate_xml/Annotations/<stem>.xml`` exists beside ``normal_xml``, its oriented
 boxes are attached to the axis-aligned objects in file order. They are used only when both
@@ -26,19 +29,24 @@ name raises :class:`~fewclick.io.errors.FormatError`). An object holding both a
 a ``<score>`` goes to ``Objects.extra["scores"]``.
 
 ``write`` makes ``Annotations/<stem>.xml``, ``ImageSets/Main/default.txt`` and symlinks
-in ``JPEGImages/``; coordinates are written as the float32 they are (no rounding to
-whole pixels, so boxes read back exactly). VOC holds boxes: polygons and masks are
+in ``JPEGImages/``; ``<bndbox>`` coordinates are whole 1-based pixels (tools read them as
+integers), rounded outward so the written box holds the whole box: ``xmin = floor(x0) + 1``,
+``xmax = ceil(x1)``; a box on whole pixels reads back exactly, any other grows by under a
+pixel a side. ``<depth>`` is the image file's channels (1 for grayscale, 3 when the file is
+missing). VOC holds boxes: polygons and masks are
 written as their boxes, points and crowd regions are left out, and the returned messages
 count both.
 """
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from PIL import Image as PILImage
 
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.errors import FormatError
@@ -56,7 +64,7 @@ from fewclick.io.parsing import (
 )
 from fewclick.types import Objects, rboxes_to_boxes
 
-__all__ = ["sniff", "read", "write", "rolabelimg_to_rbox"]
+__all__ = ["sniff", "read", "write", "rolabelimg_to_rbox", "from_voc_pixels", "to_voc_pixels"]
 
 IGNORE_NAMES = ("dontcare",)
 _MATCH_TOLERANCE = 2.0  # px, between an oriented box's enclosing box and the axis-aligned one
@@ -85,6 +93,23 @@ def rolabelimg_to_rbox(cx: float, cy: float, w: float, h: float, angle: float) -
     """roLabelImg's ``<robndbox>`` (angle in radians, clockwise on screen) -> fewclick's
     oriented box ``float32[5]`` (cx, cy, w, h, angle counter-clockwise in [0, pi))."""
     return np.array([cx, cy, w, h, np.mod(-angle, np.pi)], np.float32)
+
+
+def from_voc_pixels(bndbox: np.ndarray) -> np.ndarray:
+    """VOC's 1-based ``[xmin, ymin, xmax, ymax]`` -> our XYXY box ``float64[4]`` (pixel
+    edges from 0): xmin and ymin less 1, not below 0 when they were at least 0."""
+    box = np.asarray(bndbox, np.float64).copy()
+    for k in (0, 1):
+        box[k] = max(box[k] - 1, 0.0) if box[k] >= 0 else box[k] - 1
+    return box
+
+
+def to_voc_pixels(box: np.ndarray) -> list[int]:
+    """Our XYXY box -> VOC's whole 1-based ``[xmin, ymin, xmax, ymax]``, rounded outward
+    (``floor(x0) + 1``, ``ceil(x1)``; a box narrower than a pixel keeps one pixel)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    xmin, ymin = math.floor(x0) + 1, math.floor(y0) + 1
+    return [xmin, ymin, max(math.ceil(x1), xmin), max(math.ceil(y1), ymin)]
 
 
 def read(path: Path, classes: list[str] | None = None, images_dir: Path | None = None) -> Dataset:
@@ -150,7 +175,7 @@ def _parse_object(obj: ET.Element, xml: Path, k: int) -> dict:
         out["rbox"] = rolabelimg_to_rbox(cx, cy, w, h, angle)
         out["box"] = rboxes_to_boxes(out["rbox"][None])[0]
     if obj.find("bndbox") is not None:
-        out["box"] = _numbers(obj.find("bndbox"), ("xmin", "ymin", "xmax", "ymax"), where)
+        out["box"] = from_voc_pixels(_numbers(obj.find("bndbox"), ("xmin", "ymin", "xmax", "ymax"), where))
     elif out["rbox"] is None:
         raise FormatError(f"{where}: expected a <bndbox> or <robndbox>, got neither")
     if out["box"][2] < out["box"][0] or out["box"][3] < out["box"][1]:
@@ -267,7 +292,7 @@ def _xml(rec: ImageRecord, name: str, classes: list[str], left: LeftOut) -> ET.E
     ET.SubElement(root, "folder").text = "JPEGImages"
     ET.SubElement(root, "filename").text = name
     size = ET.SubElement(root, "size")
-    for tag, value in (("width", rec.width), ("height", rec.height), ("depth", 3)):
+    for tag, value in (("width", rec.width), ("height", rec.height), ("depth", _depth(rec.path))):
         ET.SubElement(size, tag).text = str(value)
     ET.SubElement(root, "segmented").text = "0"
     objs = rec.objects
@@ -286,8 +311,8 @@ def _xml(rec: ImageRecord, name: str, classes: list[str], left: LeftOut) -> ET.E
         if scores is not None and not np.isnan(scores[i]):
             ET.SubElement(obj, "score").text = fmt_number(scores[i])
         box = ET.SubElement(obj, "bndbox")
-        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), objs.boxes[i], strict=True):
-            ET.SubElement(box, tag).text = fmt_number(value)
+        for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), to_voc_pixels(objs.boxes[i]), strict=True):
+            ET.SubElement(box, tag).text = str(value)
         if geometry == "rbox":
             cx, cy, w, h, angle = objs.rboxes[i]
             rbox = ET.SubElement(obj, "robndbox")  # roLabelImg's angle turns clockwise on screen
@@ -295,3 +320,13 @@ def _xml(rec: ImageRecord, name: str, classes: list[str], left: LeftOut) -> ET.E
                 ET.SubElement(rbox, tag).text = fmt_number(value)
             ET.SubElement(rbox, "angle").text = repr(float(np.mod(-float(angle), np.pi)))
     return root
+
+
+def _depth(path: Path | None) -> int:
+    """The channels of the image file at ``path`` (its header only): 1 for grayscale (L,
+    I;16, F), 3 for RGB and palette images, 4 with alpha; 3 when there is no file."""
+    if path is None or not Path(path).is_file():
+        return 3
+    with PILImage.open(path) as im:
+        mode = im.mode
+    return {"P": 3, "PA": 4}.get(mode) or PILImage.getmodebands(mode)

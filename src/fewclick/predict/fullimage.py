@@ -12,6 +12,13 @@ the index of each prompt). Two live here:
   points and its scribbles' points as positive clicks, and as negative clicks the scribble
   points of other regions inside its box (the region they take pixels from). Regions
   compete by the argmax of their logits at every pixel.
+
+A region marked ``background`` stands for the pixels no object claims. ``SamCompete``
+gives it SAM's mask threshold (logit 0) in its box instead of SAM's logits, so a pixel
+goes to an object only where that object's logit says "inside"; ``BoxFill`` and the
+trained model take it as any region (its box is usually the whole image, painted first).
+Without one, every pixel goes to some object: a few objects of one class split the whole
+image between them.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ class RegionPrompt:
 
     extreme: ExtremePoints
     scribbles: list[Scribble] = field(default_factory=list)
+    background: bool = False  # the pixels no other region claims (see the module)
 
     @property
     def box(self) -> np.ndarray:
@@ -93,7 +101,10 @@ class SamCompete:
         best = np.full((h, w), -np.inf, np.float32)
         labels = np.zeros((h, w), np.int32)
         for index, prompt in enumerate(prompts):
-            logits = self.sam.logits(box=prompt.box, clicks=self._clicks(index, prompts))
+            if prompt.background:  # SAM's threshold: an object's pixel is where its logit is above it
+                logits = np.zeros((h, w), np.float32)
+            else:
+                logits = self.sam.logits(box=prompt.box, clicks=self._clicks(index, prompts))
             x0, y0, x1, y1 = (int(round(v)) for v in prompt.box)
             outside = np.ones((h, w), bool)
             outside[max(y0, 0) : y1, max(x0, 0) : x1] = False

@@ -12,7 +12,11 @@ time by the person's input (a mouse move, a scroll, a key): a gap of over ``IDLE
 without input counts ``IDLE_SECONDS`` (they were away), and while no action is logged it
 posts an ``active`` event (not an interaction) every 30 s, so studying an image between
 two boxes counts in full. Here each event's time is cut to ``IDLE_SECONDS`` too, for
-clients that post raw gaps. Interactions are the log's user actions on the image.
+clients that post raw gaps. Interactions are the log's user actions on the image. Objects
+per minute counts the objects made in the app on finished images: not those imported with
+a dataset or pre-annotated by the detector (``PREMADE_SOURCES``), which no one here made.
+Per image, ``finished`` is its place (1, 2, ...) in the order images were first submitted,
+None for one not submitted: the learning curve plots only the finished ones.
 For the curve, the annotations are taken as they stand now, each counted from its creation
 time on (a deleted object leaves no trace, so early points can read low by what was later
 deleted); elapsed time is the sum of the image times submitted up to that moment.
@@ -36,6 +40,8 @@ INTERACTIONS = (
     "click", "accept", "delete", "edit", "draw", "undo", "redo", "class change", "reject", "threshold",
     "vertex",
 )  # fmt: skip
+# where objects made by no one here come from: a dataset's import, the detector's pre-annotation
+PREMADE_SOURCES = ("import", "preannotate")
 # the review queue's answers (server-logged, one per box) and its click on a missed object
 QUEUE_INTERACTIONS = ("queue_accept", "queue_fix", "queue_background", "queue_missed")
 
@@ -58,22 +64,24 @@ def project_analytics(session: Session, project: Project) -> dict:
             interactions[e.image_id] += 1
     names = {im.id: im.file_name for im in project.images}
     finished: dict[int, int] = {}  # the images in the order first submitted, then the others
-    for k, (_, image_id) in enumerate(submits):
-        finished.setdefault(image_id, k)
-    last = len(submits)
+    for _, image_id in submits:
+        finished.setdefault(image_id, len(finished))
+    last = len(finished)
     per_image = [
         {
             "image_id": i,
             "file_name": names.get(i, "?"),
             "seconds": round(seconds.get(i, 0.0), 1),
             "interactions": interactions.get(i, 0),
+            "finished": finished[i] + 1 if i in finished else None,
         }
         for i in sorted(set(seconds) | set(interactions), key=lambda i: (finished.get(i, last), i))
     ]
     total_s = sum(seconds.values())
-    finished = [im for im in project.images if im.status in ("done", "reviewed")]
     made = sum(
-        sum(1 for a in im.annotations if not a.reference and a.review != "rejected") for im in finished
+        sum(1 for a in im.annotations if _made_here(a))
+        for im in project.images
+        if im.status in ("done", "reviewed")
     )
     return {
         "images": per_image,
@@ -86,6 +94,11 @@ def project_analytics(session: Session, project: Project) -> dict:
         "map_vs_time": _map_curve(project, submits, seconds),
         "map_vs_boxes": _detector_curve(session, project),
     }
+
+
+def _made_here(a) -> bool:
+    """Whether annotation ``a`` is work done in the app: made here, not a reference, not rejected."""
+    return not a.reference and a.review != "rejected" and a.source not in PREMADE_SOURCES
 
 
 def _detector_curve(session: Session, project: Project) -> list[dict] | None:

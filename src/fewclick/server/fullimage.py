@@ -18,6 +18,9 @@ What counts as bad input, and what happens to the edge cases:
   be told apart, so the request is refused, naming both.
 - A scribble of fewer than 2 points or shorter than 1 pixel is refused (zero length), and
   so is one that starts outside every region's box (it belongs to no region).
+- A region marked ``background`` is the pixels no other region claims (its extreme
+  points on the image's edges give it the whole image's box): without one, every pixel
+  goes to the nearest object, and a few objects of one class split the image into strips.
 - A region the others cover entirely is answered with area 0 (nothing is refused: a
   scribble can bring it back); the page does not save it.
 - At most :data:`MAX_REGIONS` regions, :data:`MAX_SCRIBBLES` scribbles and
@@ -194,6 +197,7 @@ def region_prompts(regions: list[dict]) -> list:
         RegionPrompt(
             ExtremePoints(order_extreme(r["extreme"])),
             [Scribble(np.asarray(s, np.float32), region=i) for s in r.get("scribbles", [])],
+            background=bool(r.get("background", False)),
         )
         for i, r in enumerate(regions)
     ]

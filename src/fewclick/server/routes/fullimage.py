@@ -26,6 +26,7 @@ Point = tuple[Coordinate, Coordinate]  # x, y in image pixels
 class RegionIn(BaseModel):
     extreme: list[Point]  # the left-, right-, top- and bottom-most points, in any order
     scribbles: list[list[Point]] = []  # polylines that extend this region
+    background: bool = False  # the pixels no other region claims (the page does not save it)
 
 
 class FullImageIn(BaseModel):
@@ -42,7 +43,11 @@ async def fullimage(image_id: int, body: FullImageIn, session: DB, config: Confi
     image = store.get(session, Image, image_id, "image")
     serving.image_file(image)
     regions = [
-        {"extreme": [list(p) for p in r.extreme], "scribbles": [[list(p) for p in s] for s in r.scribbles]}
+        {
+            "extreme": [list(p) for p in r.extreme],
+            "scribbles": [[list(p) for p in s] for s in r.scribbles],
+            "background": r.background,
+        }
         for r in body.regions
     ]
     try:

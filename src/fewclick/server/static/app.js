@@ -1,7 +1,7 @@
 // fewclick's browser UI, the entry module: the route from the address to a page, the
 // header, and the help overlay. The pages are in js/pages/, the annotation modes in
 // js/modes/ (one file each), what they share in js/.
-import {$, api, esc, say, session, takeNextMessage} from "./js/api.js";
+import {$, api, esc, say, session, takeNextMessage, typing} from "./js/api.js";
 import {shownProposals} from "./js/modes/detect.js";
 import {annotatePage, stopAnnotating} from "./js/pages/annotate.js";
 import {loginPage} from "./js/pages/login.js";
@@ -45,6 +45,12 @@ async function route() {
 
 $("#help-button").addEventListener("click", () => $("#help").classList.toggle("hidden"));
 $("#help").addEventListener("click", () => $("#help").classList.add("hidden"));
+// ? opens the shortcuts on every page (not while typing in a field); Esc closes them
+window.addEventListener("keydown", (e) => {
+  if (typing(e)) return;
+  if (e.key === "?") $("#help").classList.toggle("hidden");
+  else if (e.key === "Escape") $("#help").classList.add("hidden");
+});
 
 // for the browser tests and benchmarks (tests/server/test_browser*.py, benchmarks/*.py),
 // which read the annotation page's state and two helpers from the page

@@ -4,6 +4,10 @@
 export const $ = (sel, root = document) => root.querySelector(sel);
 export const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 
+// whether a key event goes to a field the person types in (a text box, a list); a slider
+// (score, brightness) keeps the page's shortcuts working after it was moved
+export const typing = (e) => !!e.target.closest?.("select, textarea, input:not([type=range]):not([type=checkbox])");
+
 export function say(text, error = false) {
   const m = $("#message");
   m.textContent = text;

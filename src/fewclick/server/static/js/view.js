@@ -86,8 +86,10 @@ export function drawScene(mode) {
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   ctx.setTransform(v.scale, 0, 0, v.scale, v.ox, v.oy);
   ctx.imageSmoothingEnabled = v.scale < 2;
+  ctx.filter = lookFilter(S.look);  // the image only: annotations keep their colours
   if (S.bitmap) ctx.drawImage(S.bitmap, 0, 0, S.image.width, S.image.height);
   else if (S.image.tiles) drawTiles();
+  ctx.filter = "none";
   const lw = 1.5 / v.scale;
   const x0 = -v.ox / v.scale, y0 = -v.oy / v.scale;
   const x1 = x0 + canvas.width / v.scale, y1 = y0 + canvas.height / v.scale;
@@ -187,4 +189,49 @@ function drawLevel(level, ctx) {
       if (tile.ready) ctx.drawImage(tile, col * size, row * size, tile.width * f, tile.height * f);
     }
   }
+}
+
+// ------------------------------------------------------------------ brightness and contrast
+// How the image is shown (dim microscopy needs it brighter): brightness and contrast as
+// factors (1: as the file has it), kept per project in this browser's localStorage. Only
+// the drawing changes, never the pixels the models see.
+const LOOK = {brightness: [0.2, 4], contrast: [0.2, 4]};  // each factor's range
+const lookKey = (projectId) => `fewclick.look.${projectId}`;
+
+export function savedLook(projectId) {
+  let look = {};
+  try { look = JSON.parse(localStorage.getItem(lookKey(projectId)) ?? "{}") ?? {}; } catch { look = {}; }
+  const factor = (name) => {
+    const v = Number(look[name]), [lo, hi] = LOOK[name];
+    return Number.isFinite(v) && v >= lo && v <= hi ? v : 1;
+  };
+  return {brightness: factor("brightness"), contrast: factor("contrast")};
+}
+
+// the canvas filter that shows an image with `look`
+export const lookFilter = (look) => (look && (look.brightness !== 1 || look.contrast !== 1)
+  ? `brightness(${look.brightness}) contrast(${look.contrast})` : "none");
+
+// the brightness and contrast sliders (and a reset) in `el`; onChange(look) at once with the
+// project's saved look and after every change
+export function lookControls(el, projectId, onChange) {
+  let look = savedLook(projectId);
+  const slider = (name) => `<label class="muted look">${name}
+    <input id="look-${name}" type="range" min="${LOOK[name][0]}" max="${LOOK[name][1]}" step="0.05" value="${look[name]}">
+    <span id="look-${name}-value">${look[name].toFixed(2)}</span></label>`;
+  el.innerHTML = `${slider("brightness")}${slider("contrast")}<button id="look-reset">Reset view</button>`;
+  const set = (next) => {
+    look = next;
+    localStorage.setItem(lookKey(projectId), JSON.stringify(look));
+    for (const name of Object.keys(LOOK)) {
+      el.querySelector(`#look-${name}`).value = look[name];
+      el.querySelector(`#look-${name}-value`).textContent = look[name].toFixed(2);
+    }
+    onChange(look);
+  };
+  for (const name of Object.keys(LOOK)) {
+    el.querySelector(`#look-${name}`).addEventListener("input", (e) => set({...look, [name]: +e.target.value}));
+  }
+  el.querySelector("#look-reset").addEventListener("click", () => set({brightness: 1, contrast: 1}));
+  onChange(look);
 }

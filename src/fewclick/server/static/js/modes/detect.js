@@ -1,6 +1,6 @@
 // Click-to-detect (D): a click on an object of the picked class; boxes of every object of
 // every class come back as proposals; more clicks refine; Enter accepts those shown.
-import {api, esc, say} from "../api.js";
+import {api, say} from "../api.js";
 import {change} from "../changes.js";
 import {logEvent} from "../events.js";
 import {helpPanel, renderPanel} from "../panel.js";
@@ -24,16 +24,22 @@ export const detect = {
 
   accept: acceptDetections,
 
+  // built once, then updated in place: a redraw in the middle of a drag of the score
+  // slider would end the drag (each drag moved it one step)
   panel(el) {
-    helpPanel(el, "detect", `Click an object of the picked class: boxes for all such objects appear. More clicks refine. Enter accepts, Esc drops. ${S.detect.clicks.length} clicks, ${shownProposals().length} proposals at score >= ${S.minScore.toFixed(2)}.`);
-    if (S.detect.result) el.insertAdjacentHTML("beforeend", `<div id="boxes-from">${esc(boxesFrom(S.detect.result))}</div>`);
-    el.insertAdjacentHTML("beforeend", `<label class="muted">proposals from score
-      <input id="min-score" type="range" min="0.05" max="0.95" step="0.05" value="${S.minScore}"></label>`);
-    if (S.detect.result?.min_score != null) el.insertAdjacentHTML("beforeend", `<div class="muted" id="suggested-score">${esc(suggestion(S.detect.result.min_score))}</div>`);
+    if (!el.querySelector("#min-score")) buildPanel(el);
+    el.querySelector("#mode-help").textContent = `Click an object of the picked class: boxes for all such objects appear. More clicks refine. Enter accepts, Esc drops. ${S.detect.clicks.length} clicks, ${shownProposals().length} proposals at score >= ${S.minScore.toFixed(2)}.`;
+    const from = el.querySelector("#boxes-from"), suggested = el.querySelector("#suggested-score");
+    from.textContent = S.detect.result ? boxesFrom(S.detect.result) : "";
+    from.hidden = !S.detect.result;
+    suggested.textContent = S.detect.result?.min_score != null ? suggestion(S.detect.result.min_score) : "";
+    suggested.hidden = S.detect.result?.min_score == null;
     const slider = el.querySelector("#min-score");
-    slider.addEventListener("input", (e) => { S.minScore = +e.target.value; S.minScoreByHand = true; S.dirty = true; renderPanel(); });
-    slider.addEventListener("change", (e) => logEvent("threshold", {mode: "detect", min_score: +e.target.value}));
+    if (+slider.value !== S.minScore) slider.value = S.minScore;
   },
+
+  // what the page has not saved yet, for the status lines
+  unsaved: () => (S.detect.result ? `${shownProposals().length} proposals not accepted` : ""),
 
   draw(ctx, lw) {
     const r = S.detect.result;
@@ -50,6 +56,16 @@ export const detect = {
     for (const [cx, cy, c] of S.detect.clicks) cross(cx, cy, S.classes.get(c)?.color ?? "#fff", lw);
   },
 };
+
+function buildPanel(el) {
+  helpPanel(el, "detect", "");
+  el.insertAdjacentHTML("beforeend", `<div id="boxes-from"></div><label class="muted">proposals from score
+    <input id="min-score" type="range" min="0.05" max="0.95" step="0.05" value="${S.minScore}"></label>
+    <div class="muted" id="suggested-score"></div>`);
+  const slider = el.querySelector("#min-score");
+  slider.addEventListener("input", (e) => { S.minScore = +e.target.value; S.minScoreByHand = true; S.dirty = true; renderPanel(); });
+  slider.addEventListener("change", (e) => logEvent("threshold", {mode: "detect", min_score: +e.target.value}));
+}
 
 async function detectNow() {
   const t0 = performance.now();

@@ -5,6 +5,10 @@
 // changes. Regions are listed with their areas; Delete removes the selected one, 1-9
 // changes its class; Ctrl+Z / Ctrl+Shift+Z undo and redo; Enter saves every region as a
 // mask annotation (as mask mode saves masks). The server: POST /api/images/{id}/fullimage.
+// Every pixel goes to some region, so objects of one class on a background need a
+// background region (X, or the panel's button): its box is the whole image, the pixels no
+// object claims go to it, and it is not saved. Regions not saved yet are kept as a draft in
+// this browser (localStorage, per image) and come back when the image opens again.
 import {api, esc, say} from "../api.js";
 import {change} from "../changes.js";
 import {logEvent} from "../events.js";
@@ -21,7 +25,7 @@ export const fullimage = {
 
   init() {
     S.full = {
-      regions: [],  // per region {cls, extreme: [[x, y] x 4], scribbles: [[[x, y], ...], ...]}
+      regions: [],  // per region {cls, extreme: [[x, y] x 4], scribbles: [[[x, y], ...], ...], background?}
       pending: [],  // the extreme clicks of the region being placed (fewer than 4)
       answer: null,  // the server's last answer: {regions: [{index, rle, area}], method, ms}
       labels: null,  // Int32Array, row-major: the region of every pixel in that answer
@@ -37,6 +41,20 @@ export const fullimage = {
   escape() {
     S.full.pending = [];
     select(null);
+  },
+
+  // the draft of an earlier visit: its regions, computed again; what to say, or null
+  restore() {
+    const regions = loadDraft();
+    if (!regions.length) return null;
+    S.full.regions = regions;
+    compute(null);
+    return `${regions.length} region${regions.length > 1 ? "s" : ""} not saved on your last visit restored: Enter saves, Delete removes`;
+  },
+
+  unsaved() {
+    const n = S.full.regions.filter((r) => !r.background).length;
+    return n ? `${n} region${n > 1 ? "s" : ""} not saved` : "";
   },
 
   press(e, x, y) {
@@ -62,11 +80,12 @@ export const fullimage = {
     await compute([region]);
   },
 
-  keydown(e) {
+  keydown(e, key) {
     if ((e.key === "Delete" || e.key === "Backspace") && S.full.selected != null) {
       deleteRegion(S.full.selected);
       return true;
     }
+    if (key === "x") { addBackground(); return true; }
     return false;
   },
 
@@ -78,6 +97,7 @@ export const fullimage = {
     if (!from.length) return false;
     to.push(structuredClone(f.regions));
     f.regions = from.pop();
+    saveDraft();
     if (f.selected != null && f.selected >= f.regions.length) f.selected = null;
     logEvent(again ? "redo" : "undo", {mode: "fullimage"});
     compute(null);
@@ -86,7 +106,7 @@ export const fullimage = {
 
   pickClass(id) {
     const f = S.full;
-    if (f.selected == null || f.regions[f.selected].cls === id) return;
+    if (f.selected == null || f.regions[f.selected].background || f.regions[f.selected].cls === id) return;
     edit((regions) => { regions[f.selected].cls = id; });
     logEvent("class change", {mode: "fullimage"});
     paint();
@@ -104,13 +124,15 @@ export const fullimage = {
     el.insertAdjacentHTML("beforeend", `<div id="full-next">next region: <span class="swatch" style="background:${next?.color}"></span>
         ${esc(next?.name ?? "-")}, ${f.pending.length} of 4 clicks</div>
       <div id="full-method" class="muted">${f.answer ? `regions from ${esc(f.answer.method)} in ${Math.round(f.answer.ms)} ms` : ""}${f.busy ? " (computing...)" : ""}</div>
+      ${backgroundOffer()}
       <div class="region-list" id="regions">${f.regions.map((r, i) => {
-        const c = S.classes.get(r.cls), area = f.answer?.regions[i]?.area;
+        const c = r.background ? BACKGROUND : S.classes.get(r.cls), area = f.answer?.regions[i]?.area;
         const size = area == null ? "..." : area === 0 ? "0 px: covered by the others" : `${area} px (${(100 * area / total).toFixed(1)}%)`;
         return `<div data-region="${i}" class="${f.selected === i ? "current" : ""}"><span class="swatch" style="background:${c?.color}"></span>
           <span>${i + 1} ${esc(c?.name ?? "?")}</span><span class="area">${size}</span>
           <button data-delete="${i}" title="delete this region">x</button></div>`;
       }).join("")}</div>`);
+    el.querySelector("#add-background")?.addEventListener("click", addBackground);
     for (const row of el.querySelectorAll("[data-region]")) {
       row.addEventListener("click", (e) => {
         const i = +row.dataset.region;
@@ -124,8 +146,9 @@ export const fullimage = {
     const f = S.full;
     if (f.overlay) ctx.drawImage(f.overlay, 0, 0);
     f.regions.forEach((r, i) => {
-      const color = S.classes.get(r.cls)?.color ?? "#fff";
+      const color = r.background ? BACKGROUND.color : S.classes.get(r.cls)?.color ?? "#fff";
       for (const s of r.scribbles) polyline(ctx, s, color, lw);
+      if (r.background) return;  // its points are the image's edges
       for (const [x, y] of r.extreme) dot(ctx, x, y, color, lw);
       if (i === f.selected) {
         const [x0, y0, x1, y1] = box(r.extreme);
@@ -137,12 +160,54 @@ export const fullimage = {
     const d = S.drag;
     if (d?.points && d.points.length > 1) {
       const region = regionAt(d.x0, d.y0);
-      polyline(ctx, d.points, region == null ? "#ff3b3b" : S.classes.get(f.regions[region].cls)?.color ?? "#fff", lw);
+      polyline(ctx, d.points, region == null ? "#ff3b3b" : regionColor(f.regions[region]), lw);
     }
   },
 };
 
 // ------------------------------------------------------------------ regions
+const BACKGROUND = {name: "background (not saved)", color: "#9aa3b5"};
+const regionColor = (r) => (r.background ? BACKGROUND.color : S.classes.get(r.cls)?.color ?? "#fff");
+
+// why a background region, and the button that adds one; once there, what it does
+function backgroundOffer() {
+  if (S.full.regions.some((r) => r.background)) {
+    return `<div id="full-background" class="has">The background region takes the pixels no object claims; it is not saved.</div>`;
+  }
+  const one = S.classes.size === 1 ? " With one class, a few objects split the whole image between them (strips)." : "";
+  return `<div id="full-background">Every pixel goes to one of your regions: the pixels between objects go to the
+    nearest one.${one} Add a background region for them; it is not saved.
+    <button id="add-background">Add background (X)</button></div>`;
+}
+
+// the background region: the whole image's box (its 4 extreme points on the edges' middles)
+function addBackground() {
+  const f = S.full;
+  if (f.regions.some((r) => r.background)) return say("this image already has a background region");
+  const w = S.image.width, h = S.image.height, [right, bottom] = clamped(w, h);
+  const extreme = [[0, h / 2], [right, h / 2], [w / 2, 0], [w / 2, bottom]];
+  edit((regions) => regions.push({cls: null, extreme, scribbles: [], background: true}));
+  logEvent("click", {mode: "fullimage", background: true});
+  return compute([f.regions.length - 1]);
+}
+
+// regions not saved yet, kept in this browser per image until they are saved or gone
+const draftKey = () => `fewclick.fullimage.draft.${S.image.id}`;
+
+function saveDraft() {
+  const regions = S.full.regions;
+  if (regions.some((r) => !r.background)) localStorage.setItem(draftKey(), JSON.stringify(regions));
+  else localStorage.removeItem(draftKey());
+}
+
+function loadDraft() {
+  let regions;
+  try { regions = JSON.parse(localStorage.getItem(draftKey()) ?? "[]"); } catch { regions = []; }
+  if (!Array.isArray(regions)) return [];
+  return regions.filter((r) => r && Array.isArray(r.extreme) && r.extreme.length === 4
+    && Array.isArray(r.scribbles) && (r.background || S.classes.has(r.cls)));
+}
+
 function extremeClick(x, y) {
   // regions reach the image's edges (sky, ground): a click just past an edge is on it
   const [cx, cy] = clamped(x, y);
@@ -173,6 +238,7 @@ function edit(fn) {
   f.history.push(structuredClone(f.regions));
   f.future = [];
   fn(f.regions);
+  saveDraft();
   S.dirty = true;
 }
 
@@ -212,7 +278,7 @@ async function ask(f, changed) {
     S.dirty = true;
     return;
   }
-  const body = {regions: regions.map((r) => ({extreme: r.extreme, scribbles: r.scribbles})), changed};
+  const body = {regions: regions.map((r) => ({extreme: r.extreme, scribbles: r.scribbles, background: !!r.background})), changed};
   try {
     const out = await api("POST", `/api/images/${S.image.id}/fullimage`, body);
     if (S?.full !== f) return;  // another image since
@@ -224,6 +290,7 @@ async function ask(f, changed) {
     f.error = err.message;
     if (err.status === undefined) say(err.message, true);  // else api() has shown it
     f.regions = structuredClone(f.good);
+    saveDraft();
     f.history.length = Math.min(f.history.length, f.goodHistory);
     f.future = [];
     if (f.selected != null && f.selected >= f.regions.length) f.selected = null;
@@ -259,8 +326,9 @@ function paint() {
   if (!f.labels) { f.overlay = null; return; }
   const w = S.image.width, h = S.image.height, L = f.labels;
   const colors = f.good.map((r, i) => {
-    const hex = S.classes.get(f.regions[i]?.cls ?? r.cls)?.color ?? "#ffffff";
-    const a = Math.round(255 * (i === f.selected ? SELECTED_ALPHA : FILL_ALPHA));
+    const region = f.regions[i] ?? r;
+    const hex = regionColor(region);
+    const a = region.background && i !== f.selected ? 0 : Math.round(255 * (i === f.selected ? SELECTED_ALPHA : FILL_ALPHA));
     return [parseInt(hex.slice(1, 3), 16), parseInt(hex.slice(3, 5), 16), parseInt(hex.slice(5, 7), 16), a];
   });
   const canvas = f.overlay ?? document.createElement("canvas");
@@ -285,14 +353,17 @@ async function acceptRegions() {
   if (f.busy) await f.busy;
   if (f.pending.length) return say(`the next region has ${f.pending.length} of its 4 clicks: finish it, or Esc drops them`, true);
   if (!f.regions.length || !f.answer) return;
-  const empty = f.answer.regions.filter((r) => r.area === 0).map((r) => r.index + 1);
+  const objects = f.answer.regions.filter((r) => !f.regions[r.index].background);
+  if (!objects.length) return say("only the background region: give the objects their regions first", true);
+  const empty = objects.filter((r) => r.area === 0).map((r) => r.index + 1);
   if (empty.length) {
     return say(`region${empty.length > 1 ? "s" : ""} ${empty.join(", ")} cover${empty.length > 1 ? "" : "s"} no pixel: delete ${empty.length > 1 ? "them" : "it"} or scribble ${empty.length > 1 ? "them" : "it"} back; nothing saved`, true);
   }
-  const create = f.answer.regions.map((r) => ({class_id: f.regions[r.index].cls, kind: "mask", geometry: {mask: r.rle}, source: "fullimage"}));
+  const create = objects.map((r) => ({class_id: f.regions[r.index].cls, kind: "mask", geometry: {mask: r.rle}, source: "fullimage"}));
   const made = await change(create, [], "accept");
   if (!made) return;  // refused; the regions stay to try again
   fullimage.init();
+  saveDraft();  // nothing left unsaved
   say(`${made.length} regions saved as masks`);
   renderPanel();
 }

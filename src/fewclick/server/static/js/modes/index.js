@@ -1,6 +1,8 @@
 // The annotation modes, in the order of their buttons. A mode is one object (one file):
 //   name, key (its shortcut), title (its button);
 //   init() sets its part of S when an image opens; leave() / escape() drop its work;
+//   restore() -> what to say when it took back work kept from an earlier visit (the page
+//     then opens in this mode), else null; unsaved() -> what it holds not saved yet, or "";
 //   press(e, x, y) at mouse down, move(d) while dragging, release(d, moved, box) at mouse up
 //     (d: the drag, from image pixel (d.x0, d.y0) to (d.x, d.y); box: its XYXY rectangle);
 //   hover(x, y) -> true when the mouse moving over the image (no button) changes its drawing;

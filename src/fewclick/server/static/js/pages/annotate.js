@@ -1,14 +1,14 @@
 // The annotation page: one canvas, the modes (modes/index.js) and the image's saved
 // annotations. The page owns the mouse, the keys and the frame loop and hands each event to
 // the current mode; what differs between modes lives in the mode's own file.
-import {$, api, esc, sayNext} from "../api.js";
+import {$, api, esc, say, sayNext, typing} from "../api.js";
 import {change, redo, rotate, undo} from "../changes.js";
 import {flushEvents, logEvent} from "../events.js";
 import {MODES} from "../modes/index.js";
 import {renderPanel, setPanelRenderer} from "../panel.js";
 import {S, setState} from "../state.js";
 import {visit} from "../visit.js";
-import {drawScene, fit, loadPixels, resize, toImage, zoom} from "../view.js";
+import {drawScene, fit, loadPixels, lookControls, resize, toImage, zoom} from "../view.js";
 
 const modeNamed = (name) => MODES.find((m) => m.name === name);
 const mode = () => modeNamed(S.mode);
@@ -43,6 +43,7 @@ export async function annotatePage(id) {
         <div class="modes"><button id="undo">Undo</button><button id="redo">Redo</button>
         <button id="prev" ${image.previous ? "" : "disabled"}>Previous</button><button id="submit">Submit (S)</button></div>
         <div class="muted" id="status"></div></div>
+      <div><h3>View</h3><div id="look"></div></div>
     </div>
     <div id="stage"><canvas id="canvas"></canvas><div id="hud"></div></div>
   </div>`;
@@ -76,10 +77,14 @@ export async function annotatePage(id) {
   S.canvas.addEventListener("contextmenu", (e) => e.preventDefault());
   S.flushTimer = setInterval(() => flushEvents(false), 3000);
   setPanelRenderer(panel);
+  lookControls($("#look"), project.id, (look) => { S.look = look; S.dirty = true; });
   resize();
   await loadPixels();
   fit();
-  setMode("detect");
+  // a mode holding work kept from an earlier visit (full image's draft regions) opens first
+  const restored = MODES.map((m) => [m.name, m.restore?.()]).find(([, said]) => said);
+  setMode(restored?.[0] ?? "detect");
+  if (restored) say(restored[1]);
   pickClass(S.cls);
   logEvent("open");
   S.ready = true;  // pixels loaded and the view fitted: clicks land where they are aimed
@@ -106,7 +111,10 @@ async function prepare(state) {
 }
 
 function setMode(name) {
-  if (S.mode !== name) mode().leave?.();
+  if (S.mode !== name) {
+    mode().leave?.();
+    say("");  // what the last mode said (its proposals, their time) is not about this one
+  }
   S.mode = name;
   for (const b of $("#view").querySelectorAll("[data-mode]")) b.classList.toggle("active", b.dataset.mode === name);
   renderPanel();
@@ -135,9 +143,24 @@ function panel() {
   if (!p) return;
   mode().panel(p);
   const counts = $("#counts");
-  if (counts) counts.textContent = `${S.anns.size} objects; revision ${S.revision}`;
+  if (counts) counts.textContent = `${objectsText()}; revision ${S.revision}`;
+  showHud();  // the counts there change with the panel's
   const st = $("#status");
   if (st) st.textContent = `status: ${S.image.status.replace("_", " ")}`;
+}
+
+// the saved objects, and what the mode holds that is not saved yet (proposals, regions)
+function objectsText() {
+  const unsaved = mode().unsaved?.();
+  return `${S.anns.size} objects saved${unsaved ? `, ${unsaved}` : ""}`;
+}
+
+// the line over the canvas: the image pixel under the mouse, the zoom and the counts
+function showHud() {
+  const hud = $("#hud");
+  if (!hud || !S.mouse) return;
+  const [x, y] = S.mouse;
+  hud.textContent = `${x.toFixed(0)}, ${y.toFixed(0)}  zoom ${(100 * S.view.scale).toFixed(0)}%  ${objectsText()}`;
 }
 
 // Ctrl+Z and the Undo button: the mode's own unsaved work first, else the saved changes
@@ -169,7 +192,8 @@ function onDown(e) {
 
 function onMove(e) {
   const [x, y] = toImage(e);
-  $("#hud").textContent = `${x.toFixed(0)}, ${y.toFixed(0)}  zoom ${(100 * S.view.scale).toFixed(0)}%  ${S.anns.size} objects`;
+  S.mouse = [x, y];
+  showHud();
   const d = S.drag;
   if (!d) {
     if (mode().hover?.(x, y)) S.dirty = true;
@@ -199,7 +223,7 @@ async function onUp() {
 }
 
 function onKey(e) {
-  if (!S || e.target.tagName === "INPUT" || e.target.tagName === "SELECT") return;
+  if (!S || typing(e)) return;
   const key = e.key.toLowerCase();
   if (e.code === "Space") { S.space = true; e.preventDefault(); return; }
   if ((e.ctrlKey || e.metaKey) && key === "z") { e.preventDefault(); return undoStep(e.shiftKey); }
@@ -211,12 +235,10 @@ function onKey(e) {
   }
   const switchTo = MODES.find((m) => m.key === key);
   if (switchTo) return setMode(switchTo.name);
-  if (e.key === "?") return $("#help").classList.toggle("hidden");
   if (key === "f") return fit();
   if (key === "s") return submit();
   if (e.key === "Enter") return mode().accept?.();
   if (e.key === "Escape") {
-    $("#help").classList.add("hidden");
     mode().escape?.(); S.selected.clear(); S.dirty = true; renderPanel();
     return;
   }

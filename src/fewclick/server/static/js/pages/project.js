@@ -150,9 +150,10 @@ async function showAnalytics(id) {
   let html = `<p>time per image ${fmt(a.mean_seconds_per_image, " s")}, interactions per image
     ${fmt(a.mean_interactions_per_image)}, objects per minute ${fmt(a.objects_per_minute)}
     (${fmt(a.total_seconds, " s")} in all).</p>`;
-  if (a.images.length >= 2) {  // in the order the images were finished: the learning curve
-    const most = Math.max(...a.images.map((r) => r.interactions), 1);
-    html += curveSvg(a.images.map((r, i) => ({x: i + 1, y: r.interactions})), "interactions-curve",
+  const finished = a.images.filter((r) => r.finished != null);  // opened, not finished: not on the curve
+  if (finished.length >= 2) {  // in the order the images were finished: the learning curve
+    const most = Math.max(...finished.map((r) => r.interactions), 1);
+    html += curveSvg(finished.map((r) => ({x: r.finished, y: r.interactions})), "interactions-curve",
       "interactions per image, in the order finished", (x) => `image ${x}`, most);
   }
   if (a.map_vs_time && a.map_vs_time.length) {

@@ -5,7 +5,8 @@
 // back), or press E and click the object's four extreme points (Esc leaves), or drag a
 // new box. A click (no drag) on a missed object nearby labels it too
 // (the detector finds its box from the click). Each answer is timed from when its box showed.
-import {$, api, esc, say} from "../api.js";
+import {$, api, esc, say, typing} from "../api.js";
+import {lookControls, lookFilter} from "../view.js";
 import {visit} from "../visit.js";
 
 const SIDE = 520;  // the canvas, in screen pixels
@@ -32,9 +33,10 @@ export async function queuePage(projectId) {
       <div id="queue-classes">${p.classes.map((c) => `<div><span class="swatch" style="background:${c.color}"></span>
         ${c.key ?? "-"} ${esc(c.name)}</div>`).join("")}</div>
       <p><button id="queue-build">Build the queue from the serving detector</button></p>
-      <p id="queue-job" class="muted"></p></div></div></div>`;
+      <p id="queue-job" class="muted"></p><div id="look"></div></div></div></div>`;
   Q = {projectId, page, classes: p.classes, next: null, shownAt: 0, view: null, drag: null, busy: false,
-    edit: null, extreme: null};
+    edit: null, extreme: null, look: null};
+  lookControls($("#look"), projectId, (look) => { Q.look = look; if (Q.view) draw0(); });
   const canvas = $("#queue-canvas");
   canvas.addEventListener("mousedown", down);
   canvas.addEventListener("mousemove", move);
@@ -119,7 +121,9 @@ function draw(img) {
   ctx.fillStyle = "#222";
   ctx.fillRect(0, 0, SIDE, SIDE);
   ctx.imageSmoothingEnabled = v.scale < 4;
+  ctx.filter = lookFilter(Q.look);
   ctx.drawImage(img, v.x, v.y, side, side, 0, 0, SIDE, SIDE);
+  ctx.filter = "none";
   const c = classOf(Q.next.class_id), color = c ? c.color : "#ff0";
   const box = Q.edit || Q.next.box;
   rect(ctx, box, color, Q.edit ? [] : [6, 4]);
@@ -218,7 +222,7 @@ async function draw0() {
 }
 
 function key(e) {
-  if (!Q?.view || Q.busy || e.target.closest?.("input, select, textarea")) return;
+  if (!Q?.view || Q.busy || typing(e)) return;
   const k = e.key.toLowerCase();
   const moved = Q.edit ? {box: Q.edit, how: "corner"} : null;
   if (k === "a" || k === "enter") answer(moved ? "fix" : "accept", moved || {});
