@@ -2,6 +2,9 @@
 reference on the job while the traceback goes to the log."""
 
 import logging
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -70,3 +73,33 @@ def test_a_failure_message_keeps_one_short_line():
     assert job_process.failure_message(RuntimeError(), "abc") == "RuntimeError (log ref abc)"
     long = job_process.failure_message(ValueError("x" * 1000 + "\nsecond"), "abc")
     assert len(long) == job_process.MESSAGE_CHARS + len(" (log ref abc)") and "second" not in long
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_job_stopped_by_a_signal_is_marked_failed_as_interrupted(job, sig):
+    """The server stopping a job (SIGTERM), its process finding the server gone (SIGTERM to
+    itself) or Ctrl-C (SIGINT): the job does not stay "running". In a process of its own, as
+    a job runs, since the signal ends it."""
+    url, sessions, job_id = job
+    code = (
+        "import os, signal, sys, time\n"
+        "from fewclick.server.job_process import run_job\n"
+        "def work(url, job_id):\n"
+        f"    os.kill(os.getpid(), {int(sig)})\n"
+        "    time.sleep(60)\n"
+        "run_job(work, sys.argv[1], int(sys.argv[2]))\n"
+    )
+    subprocess.run([sys.executable, "-c", code, url, str(job_id)], timeout=60, capture_output=True)
+    with sessions() as session:
+        row = session.get(Job, job_id)
+        assert (row.status, row.message) == ("failed", job_process.INTERRUPTED)
+
+
+def test_a_job_that_ended_is_not_marked_interrupted(job):
+    url, sessions, job_id = job
+    with sessions() as session:
+        session.get(Job, job_id).status = "done"
+        session.commit()
+    job_process.interrupted(url, job_id)
+    with sessions() as session:
+        assert session.get(Job, job_id).status == "done"

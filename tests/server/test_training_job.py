@@ -1,10 +1,13 @@
+from datetime import timedelta
+
 import numpy as np
 import pytest
 from clients import client_for
 
 from fewclick.data.synthetic import make_dataset
+from fewclick.server import processes, training_jobs
 from fewclick.server.app import create_app
-from fewclick.server.db import Job, sqlite_url
+from fewclick.server.db import Job, Project, local_user, now, sqlite_url
 from fewclick.server.training import train_project
 
 
@@ -167,3 +170,71 @@ def test_a_new_detector_is_scored_against_the_reference_on_unlabeled_images(tmp_
     assert 0 <= metrics["reference_mAP"] <= 1
     curve = client.get(f"/api/projects/{project['id']}/analytics").json()["map_vs_boxes"]
     assert curve == [{"version": 1, "boxes": labeled, "mAP": metrics["reference_mAP"], "images": 2}]
+
+
+def _job_row(app, status: str, server_run: str | None, silent_s: float = 0.0) -> int:
+    """A job of a new project, ``status``, started by ``server_run`` (None: not recorded),
+    its last heartbeat ``silent_s`` seconds ago; its id."""
+    with app.state.sessions() as session:
+        user = local_user(session)
+        project = Project(name=f"p{status}{server_run}{silent_s}", created_by=user.id)
+        session.add(project)
+        session.flush()
+        beat = now() - timedelta(seconds=silent_s)
+        job = Job(project_id=project.id, kind="train", status=status, created_by=user.id, heartbeat_at=beat)
+        session.add(job)
+        session.flush()
+        job.server_run = server_run  # after the insert: an insert of None takes the default
+        session.commit()
+        return job.id
+
+
+@pytest.mark.parametrize(
+    ("status", "server_run", "after"),
+    [
+        ("running", "an earlier run", "failed"),
+        ("queued", "an earlier run", "failed"),
+        ("running", None, "failed"),  # started before runs were recorded
+        ("done", "an earlier run", "done"),
+        ("failed", "an earlier run", "failed"),
+        ("running", processes.RUN, "running"),  # this run's (the demo's job starts before the app)
+    ],
+)
+def test_at_start_up_the_jobs_an_earlier_server_left_unfinished_fail_at_once(
+    setup, status, server_run, after
+):
+    client, app, _, _ = setup
+    job_id = _job_row(app, status, server_run)
+    with client:  # start-up
+        job = client.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == after
+    if after != status:
+        assert job["message"] == training_jobs.RESTARTED
+
+
+@pytest.mark.parametrize("read", ["job", "project jobs"])
+@pytest.mark.parametrize(
+    ("silent_s", "after"), [(0.0, "running"), (training_jobs.STALE_SECONDS + 1, "failed")]
+)
+def test_reading_jobs_fails_one_whose_process_went_silent(setup, read, silent_s, after):
+    client, app, _, _ = setup
+    with client:
+        job_id = _job_row(app, "running", processes.RUN, silent_s)
+        with app.state.sessions() as session:
+            project_id = session.get(Job, job_id).project_id
+        if read == "job":
+            job = client.get(f"/api/jobs/{job_id}").json()
+        else:
+            [job] = client.get(f"/api/projects/{project_id}/jobs").json()
+    assert job["status"] == after
+
+
+def test_a_stopping_app_marks_the_jobs_of_its_run_failed(setup):
+    client, app, _, _ = setup
+    with client:
+        ours = _job_row(app, "running", processes.RUN)
+        other = _job_row(app, "running", "another run")  # a second server on the database
+    with app.state.sessions() as session:
+        assert session.get(Job, ours).status == "failed"
+        assert session.get(Job, ours).message == training_jobs.STOPPED
+        assert session.get(Job, other).status == "running"

@@ -1,13 +1,20 @@
 """The model worker: a worker process that dies is replaced, and the request that found it
-dead gets a clear 503 instead of hanging or a 500."""
+dead gets a clear 503 instead of hanging or a 500; it ends when the server closes it, busy or
+not, and by itself once the server is gone."""
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from fastapi import HTTPException
 
 from fewclick.server.deps import WorkerHandle
+from fewclick.server.worker import ModelWorker
 
 
 def test_a_dead_worker_answers_503_and_the_next_request_gets_a_new_one():
@@ -19,3 +26,34 @@ def test_a_dead_worker_answers_503_and_the_next_request_gets_a_new_one():
         assert asyncio.run(handle.run(abs, -7)) == 7
     finally:
         handle.close()
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_closing_the_worker_stops_its_process_even_while_it_works():
+    model_worker = ModelWorker()
+    pid = model_worker.submit(os.getpid).result(timeout=120)
+    model_worker.submit(time.sleep, 120)
+    model_worker.close()
+    assert not alive(pid), "the busy worker outlived close()"
+
+
+def test_a_process_whose_parent_is_gone_exits():
+    """``watch_parent`` of a pid that is not the parent: the parent is "gone" at once, and the
+    process ends by SIGTERM (its default: exit) long before its 60 s of sleep."""
+    code = (
+        "import time\n"
+        "from fewclick.server.processes import watch_parent\n"
+        "watch_parent(-1, every=0.05)\n"
+        "time.sleep(60)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], timeout=50, capture_output=True)
+    assert done.returncode == -signal.SIGTERM, done.stderr

@@ -103,11 +103,13 @@ def create_app(
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
     with app.state.sessions() as session:
-        training_jobs.reset_stale(session)  # jobs whose process died with an earlier server
+        training_jobs.fail_earlier_runs(session)  # their processes ended with an earlier server
     if app.state.start_worker:
         app.state.worker.start()
     yield
     app.state.worker.close()
+    with app.state.sessions() as session:
+        training_jobs.stop_jobs(session)
     app.state.engine.dispose()
 
 

@@ -19,6 +19,8 @@ from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
+from fewclick.server.processes import run_id
+
 IMAGE_STATUSES = ("new", "in_progress", "done", "reviewed")
 FINISHED = ("done", "reviewed")  # the statuses training learns from
 REVIEW_STATES = ("pending", "accepted", "rejected")
@@ -258,6 +260,8 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=now)
     started_at: Mapped[datetime | None]  # when it began running
     heartbeat_at: Mapped[datetime | None]  # last sign of life from the job's process
+    # the server run that started it (processes.RUN): the next run fails it if it never ended
+    server_run: Mapped[str | None] = mapped_column(String(32), default=run_id)
     updated_at: Mapped[datetime] = mapped_column(default=now)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
 

@@ -9,13 +9,12 @@ draw mAP against annotation time. Run twice, it reuses the project it made.
 
 from __future__ import annotations
 
-import multiprocessing
 from pathlib import Path
 
 from sqlalchemy import select
 
 from fewclick.data.synthetic import make_dataset
-from fewclick.server import store, worker
+from fewclick.server import processes, store, training_jobs, worker
 from fewclick.server.db import Annotation, Job, Project, init_db, local_user, session_factory, sqlite_url
 
 NAME = "demo: synthetic aerial scenes"
@@ -54,6 +53,7 @@ def setup_demo(data_dir: Path, train_minutes: float = 3.0, train: bool = True) -
                 image.status = "done"
             session.commit()
         job_id = None
+        training_jobs.fail_earlier_runs(session)  # a job an earlier demo left running is over
         running = session.scalar(
             select(Job).where(Job.project_id == project.id, Job.status.in_(("queued", "running")))
         )
@@ -64,13 +64,15 @@ def setup_demo(data_dir: Path, train_minutes: float = 3.0, train: bool = True) -
             job_id = job.id
         project_id = project.id
     engine.dispose()
-    if job_id is not None:
-        ctx = multiprocessing.get_context("spawn")
-        ctx.Process(
-            target=worker.run_training,
-            args=(url, job_id, str(data_dir / "models"), train_minutes, str(data_dir / "embeddings")),
-            daemon=True,
-        ).start()
+    if job_id is not None:  # stopped with the app (its shutdown), or when this process dies
+        processes.start_job(
+            worker.run_training,
+            url,
+            job_id,
+            str(data_dir / "models"),
+            train_minutes,
+            str(data_dir / "embeddings"),
+        )
     return url, project_id, job_id
 
 

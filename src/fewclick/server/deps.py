@@ -10,7 +10,6 @@ and handed to handlers as FastAPI dependencies:
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 from collections.abc import Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from fewclick.server import tiles, worker
+from fewclick.server import processes, tiles, worker
 from fewclick.server.db import Image
 
 DEFAULT_MAX_UPLOAD_MB = 256
@@ -101,8 +100,9 @@ def prepare_tiles(cache: Path, images: Iterable[Image]) -> None:
 
 
 def start_process(target, *args) -> None:
-    """``target(*args)`` in a new process of its own (a job: the app never waits for it)."""
-    multiprocessing.get_context("spawn").Process(target=target, args=args, daemon=True).start()
+    """``target(*args)`` in a new process of its own (a job: the app never waits for it),
+    which the app stops when it stops (:mod:`fewclick.server.processes`)."""
+    processes.start_job(target, *args)
 
 
 def _session(request: Request) -> Iterator[Session]:

@@ -5,11 +5,15 @@ takes a queued or running job whose last sign of life is older than
 :data:`~fewclick.server.training_jobs.STALE_SECONDS` for one whose process stopped
 (:func:`~fewclick.server.training_jobs.reset_stale`). A job that raises is marked failed with
 a one-line message and a log reference; the traceback goes to the log under that reference.
+A job stopped by SIGTERM (the server stopping it, or its process finding the server gone:
+:mod:`fewclick.server.processes`) or SIGINT (Ctrl-C) is marked failed with
+:data:`INTERRUPTED`.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -25,16 +29,60 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5.0
 MESSAGE_CHARS = 300  # the most of an error's first line a failed job's message keeps
+INTERRUPTED = "the server stopped while the job ran: start it again"
+
+
+class Interrupted(BaseException):
+    """SIGTERM reached the job's process (a ``BaseException``: the job's own ``except
+    Exception`` blocks let it through)."""
 
 
 def run_job(fn, db_url: str, job_id: int, *args, **kwargs) -> None:
     """``fn(db_url, job_id, *args, **kwargs)`` with the job's heartbeat beating; an exception
-    marks the job failed (:func:`fail`) instead of ending the process with a traceback."""
-    with heartbeat(db_url, job_id):
+    marks the job failed (:func:`fail`) instead of ending the process with a traceback, and
+    so does SIGTERM or SIGINT, with :data:`INTERRUPTED`."""
+    with heartbeat(db_url, job_id), _sigterm_raises():
         try:
             fn(db_url, job_id, *args, **kwargs)
+        except (Interrupted, KeyboardInterrupt):
+            interrupted(db_url, job_id)
         except Exception as exc:  # the job row tells the user; the log keeps the traceback
             fail(db_url, job_id, exc)
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises :class:`Interrupted` while the block runs (in the main thread only:
+    elsewhere Python cannot set a signal handler, and the default stays)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _interrupt(signum: int, _frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: the job is being marked
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def interrupted(db_url: str, job_id: int) -> None:
+    """Mark the job failed with :data:`INTERRUPTED` unless it has ended already."""
+    log.warning("job %d: interrupted by a signal", job_id)
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine)() as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status.in_(("queued", "running")))
+                .values(status="failed", message=INTERRUPTED, updated_at=now())
+            )
+            session.commit()
+    finally:
+        engine.dispose()
 
 
 @contextmanager

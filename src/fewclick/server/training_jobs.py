@@ -7,10 +7,13 @@ jobs is queued or running. Both ways start the job the same way: a ``Job`` row, 
 The check and the new row happen under one lock, so two requests finishing images at once
 start one job (within one app process; the job row check covers the rest).
 
-A job whose process stopped (killed, or gone with an earlier server) would block the
-project's next job for good: :func:`reset_stale` marks a queued or running job failed once
-its last sign of life (heartbeat, else start, else creation) is over ``STALE_SECONDS`` old.
-It runs when the app starts and before every new job.
+A job whose process stopped would block the project's next job for good. When the app
+starts, :func:`fail_earlier_runs` marks failed at once every queued or running job an
+earlier server run started (``Job.server_run``: its processes ended with that server). While
+it runs, :func:`reset_stale` marks a queued or running job failed once its last sign of life
+(heartbeat, else start, else creation) is over ``STALE_SECONDS`` old; it runs before every new
+job and when a job is read. When the app stops, :func:`stop_jobs` stops the job processes and
+marks failed the jobs they left unfinished.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fewclick.server import queries, store, worker
+from fewclick.server import processes, queries, store, worker
 from fewclick.server.db import Job, Project, local_user, now
 from fewclick.server.deps import Settings, start_process
 from fewclick.server.job_process import HEARTBEAT_SECONDS
@@ -35,6 +38,8 @@ NO_DETECTOR = "no trained detector yet: finish a few images and train, then buil
 NO_DETECTOR_TO_PREANNOTATE = "no trained detector yet: finish a few images and train, then pre-annotate"
 NOTHING_TO_PREANNOTATE = "every image is finished or holds annotations: nothing to pre-annotate"
 STALE_SECONDS = 12 * HEARTBEAT_SECONDS  # a job silent this long has no process left
+RESTARTED = "the server restarted while the job ran (an earlier server started it): start it again"
+STOPPED = "the server stopped while the job ran: start it again"
 _lock = threading.Lock()
 
 
@@ -133,6 +138,39 @@ def reset_stale(session: Session, project_id: int | None = None, at: datetime | 
         log.warning("job %d (%s) of project %d: %s", job.id, job.kind, job.project_id, job.message)
     session.commit()
     return stale
+
+
+def fail_earlier_runs(session: Session) -> list[Job]:
+    """Mark failed, with :data:`RESTARTED`, every queued or running job that no job process of
+    this server run serves (another run, or none recorded, started it); commits, and returns
+    them. For start-up: one server serves a database."""
+    return _fail(
+        session,
+        select(Job).where(
+            Job.status.in_(("queued", "running")),
+            (Job.server_run != processes.RUN) | Job.server_run.is_(None),
+        ),
+        RESTARTED,
+    )
+
+
+def stop_jobs(session: Session) -> list[Job]:
+    """Stop this server run's job processes and mark failed, with :data:`STOPPED`, the jobs
+    of this run they left queued or running; commits, and returns them. For shutdown."""
+    processes.stop_jobs()
+    session.expire_all()  # the job processes wrote their rows meanwhile
+    query = select(Job).where(Job.status.in_(("queued", "running")), Job.server_run == processes.RUN)
+    return _fail(session, query, STOPPED)
+
+
+def _fail(session: Session, query, message: str) -> list[Job]:
+    jobs = session.scalars(query).all()
+    at = now()
+    for job in jobs:
+        job.status, job.message, job.updated_at = "failed", message, at
+        log.warning("job %d (%s) of project %d: %s", job.id, job.kind, job.project_id, message)
+    session.commit()
+    return jobs
 
 
 def _due(session: Session, project: Project) -> bool:

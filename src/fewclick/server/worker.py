@@ -41,20 +41,36 @@ class Serving:
 
 
 class ModelWorker:
+    """The worker process pool; its processes end with this process (they watch it:
+    :func:`fewclick.server.processes.watch_parent`) or on :meth:`close`."""
+
     def __init__(self, processes: int = 1) -> None:
         ctx = multiprocessing.get_context("spawn")
-        self.pool = ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_init)
+        self.pool = ProcessPoolExecutor(
+            max_workers=processes, mp_context=ctx, initializer=_init, initargs=(os.getpid(),)
+        )
 
     def submit(self, fn, *args):
         return self.pool.submit(fn, *args)
 
     def close(self) -> None:
+        """Cancel the waiting work and stop the processes, busy or not (``shutdown`` alone
+        lets a busy one run on, past the server's exit)."""
+        from fewclick.server.processes import stop
+
+        # the executor's own table of its processes: the only handle on them before
+        # Python 3.14's terminate_workers
+        workers = list((self.pool._processes or {}).values())
         self.pool.shutdown(wait=False, cancel_futures=True)
+        stop(workers)
 
 
-def _init() -> None:
+def _init(parent: int) -> None:
     import torch
 
+    from fewclick.server.processes import watch_parent
+
+    watch_parent(parent)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from fewclick.server import queries, store, views
 from fewclick.server.db import Job, Project
 from fewclick.server.deps import DB, Config
-from fewclick.server.training_jobs import start_preannotate, start_training
+from fewclick.server.training_jobs import reset_stale, start_preannotate, start_training
 
 router = APIRouter(prefix="/api")
 
@@ -34,10 +34,16 @@ def preannotate(project_id: int, session: DB, config: Config):
 
 @router.get("/jobs/{job_id}")
 def get_job(job_id: int, session: DB):
-    return views.job(store.get(session, Job, job_id, "job"))
+    """The job; one whose process has stopped answering is marked failed first."""
+    job = store.get(session, Job, job_id, "job")
+    reset_stale(session, job.project_id)
+    return views.job(job)
 
 
 @router.get("/projects/{project_id}/jobs")
 def list_jobs(project_id: int, session: DB):
+    """The project's jobs, oldest first; those whose process has stopped answering are marked
+    failed first."""
     store.get(session, Project, project_id, "project")
+    reset_stale(session, project_id)
     return [views.job(j) for j in queries.jobs(session, project_id)]

@@ -1,0 +1,96 @@
+"""The server's own processes: the job processes it starts, stopped when it stops, and in
+every child (a job's process, the model worker) a watch that ends it once the server is gone.
+
+A server stopped by SIGTERM or SIGINT runs the app's shutdown, which stops its children
+(:func:`stop_jobs`, :meth:`fewclick.server.worker.ModelWorker.close`). A server killed with
+SIGKILL runs no code at all: each child polls its parent's pid (:func:`watch_parent`) and,
+once the server is gone, sends itself SIGTERM (a job's process then marks its job failed,
+:mod:`fewclick.server.job_process`) and exits.
+
+``RUN`` names this server run; a job keeps the run that started it (``Job.server_run``), so
+the next server fails at start-up every job an earlier one left queued or running.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from multiprocessing.process import BaseProcess
+
+log = logging.getLogger(__name__)
+
+RUN = uuid.uuid4().hex  # this process's server run (a spawned child has its own, unused)
+PARENT_POLL_SECONDS = 1.0
+EXIT_GRACE_SECONDS = 10.0  # a child that SIGTERM did not end by then exits at once
+STOP_SECONDS = 10.0  # a child that SIGTERM did not end by then gets SIGKILL
+_jobs: list[BaseProcess] = []
+_lock = threading.Lock()
+
+
+def run_id() -> str:
+    """This server run's id (``RUN``)."""
+    return RUN
+
+
+def start_job(target, *args) -> None:
+    """``target(*args)`` in a new process (spawn) that this one tracks and :func:`stop_jobs`
+    stops, and that ends itself once this process is gone."""
+    ctx = multiprocessing.get_context("spawn")
+    process = ctx.Process(target=_child, args=(os.getpid(), target, *args), daemon=True)
+    with _lock:
+        _jobs[:] = [p for p in _jobs if p.is_alive()]
+        process.start()
+        _jobs.append(process)
+
+
+def _child(parent: int, target, *args) -> None:
+    watch_parent(parent)
+    target(*args)
+
+
+def stop_jobs(timeout: float = STOP_SECONDS) -> int:
+    """Stop the job processes :func:`start_job` started (SIGTERM, then SIGKILL after
+    ``timeout`` seconds); how many were running."""
+    with _lock:
+        running = [p for p in _jobs if p.is_alive()]
+        _jobs.clear()
+    stop(running, timeout)
+    return len(running)
+
+
+def stop(processes: Sequence[BaseProcess], timeout: float = STOP_SECONDS) -> None:
+    """SIGTERM to each of ``processes``, SIGKILL to those still running ``timeout`` seconds
+    later; returns once all have exited."""
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        if process.is_alive():
+            log.warning("process %d did not stop within %.0f s of SIGTERM: killed", process.pid, timeout)
+            process.kill()
+            process.join()
+
+
+def watch_parent(parent: int, every: float = PARENT_POLL_SECONDS) -> threading.Thread:
+    """A daemon thread that ends this process once its parent ``parent`` (a pid) is gone:
+    SIGTERM to itself (its handler may clean up), then exit ``EXIT_GRACE_SECONDS`` later."""
+    thread = threading.Thread(target=_watch, args=(parent, every), name="parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _watch(parent: int, every: float) -> None:
+    while os.getppid() == parent:
+        time.sleep(every)
+    log.warning("process %d: its parent %d is gone, exiting", os.getpid(), parent)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(EXIT_GRACE_SECONDS)
+    os._exit(1)
