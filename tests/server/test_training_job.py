@@ -1,3 +1,4 @@
+import os
 from datetime import timedelta
 
 import numpy as np
@@ -198,6 +199,9 @@ def _job_row(app, status: str, server_run: str | None, silent_s: float = 0.0) ->
         ("done", "an earlier run", "done"),
         ("failed", "an earlier run", "failed"),
         ("running", processes.RUN, "running"),  # this run's (the demo's job starts before the app)
+        ("running", f"{processes.HOST}:{2**22 + 1}:0a1b2c3d", "failed"),  # this host's, its pid gone
+        ("running", f"{processes.HOST}:{os.getppid()}:0a1b2c3d", "running"),  # a live server here
+        ("running", "another-host:1234:0a1b2c3d", "running"),  # another host's: left to heartbeats
     ],
 )
 def test_at_start_up_the_jobs_an_earlier_server_left_unfinished_fail_at_once(

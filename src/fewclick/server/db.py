@@ -261,7 +261,7 @@ class Job(Base):
     started_at: Mapped[datetime | None]  # when it began running
     heartbeat_at: Mapped[datetime | None]  # last sign of life from the job's process
     # the server run that started it (processes.RUN): the next run fails it if it never ended
-    server_run: Mapped[str | None] = mapped_column(String(32), default=run_id)
+    server_run: Mapped[str | None] = mapped_column(String(120), default=run_id)
     updated_at: Mapped[datetime] = mapped_column(default=now)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
 

@@ -7,8 +7,11 @@ SIGKILL runs no code at all: each child polls its parent's pid (:func:`watch_par
 once the server is gone, sends itself SIGTERM (a job's process then marks its job failed,
 :mod:`fewclick.server.job_process`) and exits.
 
-``RUN`` names this server run; a job keeps the run that started it (``Job.server_run``), so
-the next server fails at start-up every job an earlier one left queued or running.
+``RUN`` names this server run as ``host:pid:nonce``; a job keeps the run that started it
+(``Job.server_run``), so a server starting fails at once every job whose server is known gone
+(:func:`run_gone`: a run of this host whose process has exited). Jobs of servers on other
+hosts, which may well be running (several app servers on one PostgreSQL database), are
+failed only once their heartbeat goes silent.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -25,7 +29,8 @@ from multiprocessing.process import BaseProcess
 
 log = logging.getLogger(__name__)
 
-RUN = uuid.uuid4().hex  # this process's server run (a spawned child has its own, unused)
+HOST = socket.gethostname()
+RUN = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this process's server run (a child's is unused)
 PARENT_POLL_SECONDS = 1.0
 EXIT_GRACE_SECONDS = 10.0  # a child that SIGTERM did not end by then exits at once
 STOP_SECONDS = 10.0  # a child that SIGTERM did not end by then gets SIGKILL
@@ -36,6 +41,31 @@ _lock = threading.Lock()
 def run_id() -> str:
     """This server run's id (``RUN``)."""
     return RUN
+
+
+def run_gone(run: str | None) -> bool:
+    """Whether the server run ``run`` (a ``Job.server_run``) has certainly ended: none
+    recorded, one of an older form, or one of this host whose process is no longer alive.
+    A run of another host is not known to have ended (False)."""
+    host, _, rest = (run or "").partition(":")
+    pid, _, nonce = rest.partition(":")
+    if not (host and pid.isdigit() and nonce):
+        return True
+    if host != HOST:
+        return False
+    return run != RUN and not _alive(int(pid))
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():  # this process, with another nonce: an app of earlier in this process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def start_job(target, *args) -> None:

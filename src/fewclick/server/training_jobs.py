@@ -141,17 +141,13 @@ def reset_stale(session: Session, project_id: int | None = None, at: datetime | 
 
 
 def fail_earlier_runs(session: Session) -> list[Job]:
-    """Mark failed, with :data:`RESTARTED`, every queued or running job that no job process of
-    this server run serves (another run, or none recorded, started it); commits, and returns
-    them. For start-up: one server serves a database."""
-    return _fail(
-        session,
-        select(Job).where(
-            Job.status.in_(("queued", "running")),
-            (Job.server_run != processes.RUN) | Job.server_run.is_(None),
-        ),
-        RESTARTED,
-    )
+    """Mark failed, with :data:`RESTARTED`, every queued or running job whose server run has
+    certainly ended (:func:`~fewclick.server.processes.run_gone`: its processes ended with
+    it); commits, and returns them. For start-up; the jobs of a live server on another host
+    are left to :func:`reset_stale`."""
+    unfinished = session.scalars(select(Job).where(Job.status.in_(("queued", "running")))).all()
+    ended = [job.id for job in unfinished if processes.run_gone(job.server_run)]
+    return _fail(session, select(Job).where(Job.id.in_(ended)), RESTARTED)
 
 
 def stop_jobs(session: Session) -> list[Job]:
