@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 
 from fewclick.data.synthetic import make_dataset
-from fewclick.server import auth
+from fewclick.server import accounts, auth
 from fewclick.server.app import create_app
 from fewclick.server.db import Annotation, BoxQuery, Image, Job, User, sqlite_url
 
@@ -226,6 +226,23 @@ def test_roles_act_where_they_may(site):
         reviewer.post(f"/api/images/{ids['image_id']}/annotations?revision={now}", json=box).status_code
         == 403
     )
+
+
+def test_the_global_admin_stays_admin_on_every_project(site):
+    app, admin, _, ids = site
+    members = f"/api/projects/{ids['project_id']}/members"
+    lead = TestClient(app, headers={"Authorization": f"Bearer {make_user(app, 'project-lead', 'annotator')}"})
+    lead_id = lead.get("/api/me").json()["id"]
+    assert admin.put(f"{members}/{lead_id}", json={"role": "admin"}).status_code == 200
+    me = admin.get("/api/me").json()
+    refused = lead.put(f"{members}/{me['id']}", json={"role": "reviewer"})
+    assert refused.status_code == 403 and "global admin" in refused.json()["detail"], refused.text
+    with app.state.sessions() as session:  # a membership made before the rule holds no more
+        accounts.set_role(session, ids["project_id"], session.get(User, me["id"]), "reviewer")
+        session.commit()
+    assert admin.get(f"/api/projects/{ids['project_id']}").status_code == 200
+    assert admin.put(f"{members}/{lead_id}", json={"role": None}).json()["role"] == "annotator"
+    assert lead.put(f"{members}/{me['id']}", json={"role": "admin"}).status_code == 403
 
 
 def _png() -> bytes:

@@ -5,7 +5,7 @@ Secrets (tokens, session cookies) are random and shown once; the database keeps 
 SHA-256 digest, so a copy of the database logs no one in.
 
 A user's role on a project is the project's :class:`Membership` role where there is one,
-else the user's own role. What each role may do is :data:`MAY`.
+else the user's own role; a global admin is admin on every project. What each role may do is :data:`MAY`.
 """
 
 from __future__ import annotations
@@ -125,8 +125,9 @@ def csrf_matches(found: WebSession, sent: str | None) -> bool:
 
 
 def role_on(session: Session, user: User, project_id: int | None) -> str:
-    """``user``'s role on the project (their own role where the project sets none)."""
-    if project_id is not None:
+    """``user``'s role on the project (their own role where the project sets none); a global
+    admin (``User.role`` admin) is admin on every project, whatever a membership says."""
+    if project_id is not None and user.role != "admin":
         member = session.scalar(select(Membership).filter_by(project_id=project_id, user_id=user.id))
         if member is not None:
             return member.role
