@@ -18,9 +18,10 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from fewclick.server.db import ROLES, ApiToken, Membership, User, WebSession, now
+from fewclick.server.db import ROLES, ApiToken, Membership, User, WebSession, is_busy, now
 
 SESSION_DAYS = 7  # a browser login lasts this long
 TOKEN_USE_EVERY = timedelta(minutes=1)  # how often a token's last use is written down
@@ -97,10 +98,21 @@ def token_user(session: Session, secret: str) -> User | None:
     if token is None:
         return None
     if token.last_used_at is None or now() - token.last_used_at > TOKEN_USE_EVERY:  # to the minute
-        with Session(session.get_bind()) as own:  # not in the request's transaction, which would
-            own.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now()))
-            own.commit()  # hold the database's write lock until the request ends
+        _note_use(session, token)
     return session.get(User, token.user_id)
+
+
+def _note_use(session: Session, token: ApiToken) -> None:
+    """Write down the token's last use, in a transaction of its own (the request's would hold
+    the database's write lock until the request ends); skipped while another connection
+    holds the lock: a note to the minute is not worth failing the request for."""
+    try:
+        with Session(session.get_bind()) as own:
+            own.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now()))
+            own.commit()
+    except OperationalError as exc:
+        if not is_busy(exc):
+            raise
 
 
 def start_session(session: Session, user: User) -> tuple[str, str]:
