@@ -238,8 +238,9 @@ class Client:
             )
 
     def set_status(self, image_id: int, status: str) -> Image:
-        """Set ``new``, ``in_progress``, ``done`` or ``reviewed``; finishing an image may start
-        a training job by itself (the answer's ``raw["job"]``)."""
+        """Move the image to ``in_progress``, ``done`` or ``reviewed``, as the user's role may
+        (``fewclick.server.store.MOVES``); an annotator's finishing an image may start a
+        training job by itself (the answer's ``raw["job"]``)."""
         return Image.of(self._json("PATCH", f"/images/{image_id}", json={"status": status}))
 
     # ----------------------------------------------------------------------- annotations

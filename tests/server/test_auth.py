@@ -10,15 +10,31 @@ from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 
 from fewclick.data.synthetic import make_dataset
-from fewclick.server import auth
+from fewclick.server import accounts, auth
 from fewclick.server.app import create_app
-from fewclick.server.db import Annotation, BoxQuery, Job, User, sqlite_url
+from fewclick.server.db import Annotation, BoxQuery, Image, Job, User, sqlite_url
 
 ROLE_LACKING = {"admin": "annotator", "annotate": "reviewer", "annotate or review": "reviewer"}
 # a body the reviewer may not send where reviewers may change only some fields
 NOT_A_REVIEW = {
     "/api/annotations/{annotation_id}": {"geometry": {"box": [1, 1, 5, 5]}},
     "/api/images/{image_id}": {"status": "new"},
+}
+# bodies no route can use, sent without credentials: the probe's status shapes (a 500 in
+# the role check once), JSON that does not parse, bytes that are not text, a broken form
+JSON = {"Content-Type": "application/json"}
+MALFORMED = {
+    "status {}": {"json": {"status": {}}},
+    "status []": {"json": {"status": []}},
+    "status [1]": {"json": {"status": [1]}},
+    "a list": {"json": [1]},
+    "bad JSON": {"content": b'{"status": ', "headers": JSON},
+    "not UTF-8": {"content": b"\xff\xfe\x00", "headers": JSON},
+    "deep JSON": {"content": b"[" * 100_000, "headers": JSON},
+    "broken form": {
+        "content": b"--x\r\nnonsense",
+        "headers": {"Content-Type": "multipart/form-data; boundary=x"},
+    },
 }
 
 
@@ -100,6 +116,83 @@ def test_every_route_refuses_no_credentials_and_a_role_that_may_not_act(site):
     assert checked_403 >= 15
 
 
+@pytest.mark.parametrize("body", MALFORMED.values(), ids=MALFORMED.keys())
+def test_no_route_reads_its_body_before_the_credentials(site, body):
+    app, _, _, ids = site
+    anonymous = TestClient(app, raise_server_exceptions=False)
+    answers = {
+        (method, path): anonymous.request(method, path.format(**ids), **body).status_code
+        for method, path in auth.ACTIONS
+    }
+    assert {route: code for route, code in answers.items() if code != 401} == {}
+
+
+REVIEWABLE = [path for (method, path), action in auth.ACTIONS.items() if action == "annotate or review"]
+
+
+@pytest.mark.parametrize("body", [{"status": {}}, {"status": [1]}, {"review": []}, [], [1], "done", None, 7])
+@pytest.mark.parametrize("path", REVIEWABLE)
+def test_a_reviewers_body_of_any_json_shape_gets_a_4xx(site, path, body):
+    app, _, tokens, ids = site
+    reviewer = TestClient(
+        app, raise_server_exceptions=False, headers={"Authorization": f"Bearer {tokens['reviewer']}"}
+    )
+    answer = reviewer.patch(path.format(**ids), json=body)
+    assert 400 <= answer.status_code < 500, (answer.status_code, answer.text)
+
+
+# (role, the image's status, the status asked for) -> the answer: annotators finish images,
+# reviewers review finished ones or send them back; a move of another role's is 403, one that
+# skips a step 409, asking for the status the image has changes nothing
+STATUS_MOVES = [
+    ("annotator", "new", "done", 200),
+    ("annotator", "in_progress", "done", 200),
+    ("annotator", "done", "done", 200),
+    ("annotator", "done", "reviewed", 403),
+    ("annotator", "done", "in_progress", 403),
+    ("annotator", "new", "in_progress", 403),
+    ("annotator", "reviewed", "done", 409),
+    ("reviewer", "in_progress", "done", 403),
+    ("reviewer", "done", "done", 403),
+    ("reviewer", "new", "reviewed", 409),
+    ("reviewer", "in_progress", "reviewed", 409),
+    ("reviewer", "done", "reviewed", 200),
+    ("reviewer", "done", "in_progress", 200),
+    ("reviewer", "reviewed", "in_progress", 200),
+    ("reviewer", "reviewed", "reviewed", 200),
+    ("reviewer", "new", "in_progress", 409),
+    ("admin", "new", "done", 200),
+    ("admin", "done", "reviewed", 200),
+    ("admin", "reviewed", "in_progress", 200),
+    ("admin", "new", "reviewed", 409),
+    ("admin", "done", "new", 403),
+    ("admin", "done", "finished", 400),
+]
+
+
+def _set_status(app, image_id: int, status: str) -> None:
+    with app.state.sessions() as session:
+        session.get(Image, image_id).status = status
+        session.commit()
+
+
+@pytest.mark.parametrize(("role", "before", "after", "code"), STATUS_MOVES)
+def test_an_image_status_moves_by_role_from_state_to_state(site, role, before, after, code):
+    app, admin, tokens, ids = site
+    client = (
+        admin if role == "admin" else TestClient(app, headers={"Authorization": f"Bearer {tokens[role]}"})
+    )
+    _set_status(app, ids["image_id"], before)
+    answer = client.patch(f"/api/images/{ids['image_id']}", json={"status": after})
+    assert answer.status_code == code, answer.text
+    now = client.get(f"/api/images/{ids['image_id']}").json()["status"]
+    assert now == (after if code == 200 else before)
+    if code == 403:
+        assert f"is {role} here" in answer.json()["detail"] and after in answer.json()["detail"]
+    if code == 409:
+        assert f"is {before.replace('_', ' ')}" in answer.json()["detail"]
+
+
 def test_roles_act_where_they_may(site):
     app, admin, tokens, ids = site
     annotator = TestClient(app, headers={"Authorization": f"Bearer {tokens['annotator']}"})
@@ -117,6 +210,8 @@ def test_roles_act_where_they_may(site):
     verdict = {"review": "accepted", "revision": added.json()["revision"]}
     reviewed = reviewer.patch(f"/api/annotations/{new['id']}", json=verdict)
     assert reviewed.status_code == 200, reviewed.text
+    _set_status(app, ids["image_id"], "in_progress")
+    assert annotator.patch(f"/api/images/{ids['image_id']}", json={"status": "done"}).status_code == 200
     assert reviewer.patch(f"/api/images/{ids['image_id']}", json={"status": "reviewed"}).status_code == 200
     # an admin makes the reviewer an annotator on this project only
     reviewer_id = next(u["id"] for u in admin.get("/api/users").json() if u["name"] == "reviewer-user")
@@ -131,6 +226,23 @@ def test_roles_act_where_they_may(site):
         reviewer.post(f"/api/images/{ids['image_id']}/annotations?revision={now}", json=box).status_code
         == 403
     )
+
+
+def test_the_global_admin_stays_admin_on_every_project(site):
+    app, admin, _, ids = site
+    members = f"/api/projects/{ids['project_id']}/members"
+    lead = TestClient(app, headers={"Authorization": f"Bearer {make_user(app, 'project-lead', 'annotator')}"})
+    lead_id = lead.get("/api/me").json()["id"]
+    assert admin.put(f"{members}/{lead_id}", json={"role": "admin"}).status_code == 200
+    me = admin.get("/api/me").json()
+    refused = lead.put(f"{members}/{me['id']}", json={"role": "reviewer"})
+    assert refused.status_code == 403 and "global admin" in refused.json()["detail"], refused.text
+    with app.state.sessions() as session:  # a membership made before the rule holds no more
+        accounts.set_role(session, ids["project_id"], session.get(User, me["id"]), "reviewer")
+        session.commit()
+    assert admin.get(f"/api/projects/{ids['project_id']}").status_code == 200
+    assert admin.put(f"{members}/{lead_id}", json={"role": None}).json()["role"] == "annotator"
+    assert lead.put(f"{members}/{me['id']}", json={"role": "admin"}).status_code == 403
 
 
 def _png() -> bytes:

@@ -8,7 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from clients import client_for
+from clients import client_for, make_user
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from fewclick.data.synthetic import make_dataset
@@ -199,7 +200,8 @@ def test_finish_marks_every_image_with_the_users_annotations_and_trains_once(app
     ids = [a["id"] for a in opened["annotations"]]
     batch = {"delete": ids, "revision": opened["revision"]}
     assert client.post(f"/api/images/{empty['id']}/annotations/batch", json=batch).status_code == 200
-    client.patch(f"/api/images/{reviewed['id']}", json={"status": "reviewed"})
+    for status in ("done", "reviewed"):  # an admin finishes, then reviews
+        client.patch(f"/api/images/{reviewed['id']}", json={"status": status})
     assert started == []
 
     r = client.post(f"/api/projects/{project['id']}/finish", json={"status": "done"})
@@ -212,6 +214,24 @@ def test_finish_marks_every_image_with_the_users_annotations_and_trains_once(app
     assert len(started) == 1, "a job is queued: the rule starts no second"
     r = client.post(f"/api/projects/{project['id']}/finish", json={"status": "new"})
     assert r.status_code == 400 and "status must be one of ('done', 'reviewed')" in r.json()["detail"]
+
+
+def test_only_an_annotators_finishing_starts_training(app, dataset, started):
+    client = app.client
+    project, images = _project(client, dataset)
+    client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 1})
+    reviewer = TestClient(app, headers={"Authorization": f"Bearer {make_user(app, 'rev', 'reviewer')}"})
+    annotator = TestClient(app, headers={"Authorization": f"Bearer {make_user(app, 'ann', 'annotator')}"})
+    url = f"/api/images/{images[0]['id']}"
+    refused = reviewer.patch(url, json={"status": "done"})
+    assert refused.status_code == 403 and "needs admin or annotator" in refused.json()["detail"]
+    assert started == [] and client.get(url).json()["status"] == "in_progress"
+    finish = f"/api/projects/{project['id']}/finish"
+    refused = annotator.post(finish, json={"status": "reviewed"})
+    assert refused.status_code == 403 and "reviewed needs admin or reviewer" in refused.json()["detail"]
+    assert started == [] and client.get(url).json()["status"] == "in_progress"
+    assert annotator.patch(url, json={"status": "done"}).json()["job"]["trigger"] == "auto"
+    assert len(started) == 1
 
 
 def test_finish_as_reviewed_and_reference_annotations_do_not_count(app, dataset, started):

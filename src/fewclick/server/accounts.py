@@ -5,7 +5,8 @@ Secrets (tokens, session cookies) are random and shown once; the database keeps 
 SHA-256 digest, so a copy of the database logs no one in.
 
 A user's role on a project is the project's :class:`Membership` role where there is one,
-else the user's own role. What each role may do is :data:`MAY`.
+else the user's own role; a global admin is admin on every project. What each role may do
+is :data:`MAY`.
 
 Passwords follow :mod:`fewclick.server.passwords`. A token may expire (``expires_at``); an
 expired one is refused with a 401 that says so. A removed user is marked so, not deleted
@@ -23,10 +24,11 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from fewclick.server import passwords
-from fewclick.server.db import ROLES, ApiToken, Membership, User, WebSession, now
+from fewclick.server.db import ROLES, ApiToken, Membership, User, WebSession, is_busy, now
 from fewclick.server.store import StoreError
 
 SESSION_DAYS = 7  # a browser login lasts this long
@@ -157,10 +159,21 @@ def token_user(session: Session, secret: str) -> User | None:
             "create a new one with `fewclick token create`"
         )
     if token.last_used_at is None or now() - token.last_used_at > TOKEN_USE_EVERY:  # to the minute
-        with Session(session.get_bind()) as own:  # not in the request's transaction, which would
-            own.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now()))
-            own.commit()  # hold the database's write lock until the request ends
+        _note_use(session, token)
     return session.get(User, token.user_id)
+
+
+def _note_use(session: Session, token: ApiToken) -> None:
+    """Write down the token's last use, in a transaction of its own (the request's would hold
+    the database's write lock until the request ends); skipped while another connection
+    holds the lock: a note to the minute is not worth failing the request for."""
+    try:
+        with Session(session.get_bind()) as own:
+            own.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now()))
+            own.commit()
+    except OperationalError as exc:
+        if not is_busy(exc):
+            raise
 
 
 def start_session(session: Session, user: User) -> tuple[str, str]:
@@ -185,8 +198,9 @@ def csrf_matches(found: WebSession, sent: str | None) -> bool:
 
 
 def role_on(session: Session, user: User, project_id: int | None) -> str:
-    """``user``'s role on the project (their own role where the project sets none)."""
-    if project_id is not None:
+    """``user``'s role on the project (their own role where the project sets none); a global
+    admin (``User.role`` admin) is admin on every project, whatever a membership says."""
+    if project_id is not None and user.role != "admin":
         member = session.scalar(select(Membership).filter_by(project_id=project_id, user_id=user.id))
         if member is not None:
             return member.role

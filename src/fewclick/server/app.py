@@ -19,16 +19,18 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from fewclick.server import logs, store, training_jobs
 from fewclick.server.accounts import has_admin
-from fewclick.server.auth import authorize
-from fewclick.server.db import init_db, session_factory
-from fewclick.server.deps import DEFAULT_MAX_UPLOAD_MB, Settings, WorkerHandle
+from fewclick.server.auth import Authenticate, authorize
+from fewclick.server.db import init_db, is_busy, session_factory
+from fewclick.server.deps import DEFAULT_MAX_UPLOAD_MB, Settings, WorkerHandle, database_busy
 from fewclick.server.limits import BodyLimit
 from fewclick.server.routes import (
     accounts,
@@ -91,7 +93,9 @@ def create_app(
     app.add_exception_handler(store.StoreError, _store_error)
     app.add_exception_handler(StaleDataError, _stale_row)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_middleware(BodyLimit)
+    app.add_exception_handler(OperationalError, _database_error)
+    app.add_middleware(BodyLimit)  # a body is read (inside the credential check) only up to its limit
+    app.add_middleware(Authenticate)  # credentials before any body is read (inside the request ids)
     logs.add_request_ids(app)
     for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(authorize)])
@@ -121,6 +125,15 @@ async def _stale_row(_request: Request, _exc: StaleDataError) -> JSONResponse:
     """A row the request changes was deleted by another one meanwhile: nothing was saved."""
     detail = "what this change was made on was changed or deleted elsewhere: reload it; nothing was saved"
     return JSONResponse({"detail": detail}, status_code=409)
+
+
+async def _database_error(request: Request, exc: OperationalError):
+    """A lock another connection held for longer than ``db.BUSY_SECONDS``: 503 with
+    Retry-After (nothing was saved, the transaction rolls back); any other failure stays a
+    server error."""
+    if not is_busy(exc):
+        raise exc
+    return await http_exception_handler(request, database_busy())
 
 
 async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

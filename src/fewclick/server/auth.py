@@ -9,6 +9,12 @@ included). Bearer requests need no CSRF token: no browser sends them by itself.
 What a route needs is :data:`ACTIONS` (method and path -> action, :data:`accounts.MAY`
 says which roles may take an action), checked against the user's role on the route's
 project. A route missing from the table is for admins only.
+
+The credentials are checked first, by :class:`Authenticate`, an ASGI middleware that runs
+before any route reads its body: a request without valid credentials gets 401 before any
+JSON or form is parsed and before any query but the credential check. The role check,
+which needs the route's project (and for a reviewer the body's fields), follows in the
+route's dependency :func:`authorize`.
 """
 
 from __future__ import annotations
@@ -16,12 +22,16 @@ from __future__ import annotations
 import base64
 
 from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fewclick.server import accounts
-from fewclick.server.db import Annotation, BoxQuery, Image, Job, ProjectClass
-from fewclick.server.deps import DB
+from fewclick.server import accounts, store
+from fewclick.server.db import Annotation, BoxQuery, Image, Job, ProjectClass, is_busy
+from fewclick.server.deps import DB, database_busy
 
 SESSION_COOKIE = "fewclick_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -81,37 +91,81 @@ ACTIONS = {
     ("POST", "/api/projects/{project_id}/labelstudio/predict"): "annotate",
 }
 # what a reviewer may change where the action is "annotate or review": the review verdict
-# of an annotation, and an image's status back and forth between done and reviewed
+# of an annotation, and an image's status (which moves a reviewer may make is store.MOVES)
 REVIEW_FIELDS = {
     "/api/annotations/{annotation_id}": {"review", "revision"},
     "/api/images/{image_id}": {"status"},
 }
-REVIEW_STATUSES = {"done", "reviewed"}
+_PUBLIC_PATHS = [(method, compile_path(path)[0]) for method, path in sorted(PUBLIC)]
+USER_ID = "fewclick.user_id"  # the key of the authenticated user's id in the request scope
+
+
+class Authenticate:
+    """ASGI middleware: every ``/api`` request but the :data:`PUBLIC` routes' authenticates
+    here, before its route reads the body; the user's id goes on in the scope (USER_ID)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api") and not _public(scope):
+            request = Request(scope)  # headers and cookies only: the body stays unread
+            try:
+                scope[USER_ID] = await run_in_threadpool(_user_id, request)
+            except HTTPException as exc:
+                answer = JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
+                return await answer(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def _public(scope: Scope) -> bool:
+    """Whether the request is for one of the PUBLIC routes (every other one, unknown paths
+    included, needs credentials)."""
+    method = "GET" if scope["method"] == "HEAD" else scope["method"]
+    path = scope["path"].removeprefix(scope.get("root_path", ""))
+    return any(method == m and pattern.fullmatch(path) for m, pattern in _PUBLIC_PATHS)
+
+
+def _user_id(request: Request) -> int:
+    with request.app.state.sessions() as session:
+        try:
+            return _authenticate(request, session).id
+        except OperationalError as exc:  # a locked database: 503, not 500
+            if not is_busy(exc):
+                raise
+            raise database_busy() from None
+        except store.StoreError as exc:  # an expired token: the route's handlers are not in reach here
+            raise HTTPException(exc.status, str(exc), {"WWW-Authenticate": "Bearer"}) from None
 
 
 async def authorize(request: Request, session: DB) -> None:
-    """Authenticate the request and check its user's role for the route; the user becomes
-    the session's acting user (``session.info["user"]``, see :func:`db.local_user`). The
-    database work runs on the thread pool, as the routes' own does, never on the event loop."""
+    """Check the authenticated user's role for the route (:class:`Authenticate` checked the
+    credentials); the user becomes the session's acting user (``session.info["user"]``, see
+    :func:`db.local_user`). The database work runs on the thread pool, as the routes' own
+    does, never on the event loop."""
     route = request.scope["route"].path
     key = (request.method, route)
     if key in PUBLIC:
         return
     action = ACTIONS.get(key, "admin")
+    user, role = await run_in_threadpool(_user_and_role, request, session)
     review = action == "annotate or review" and await _is_review(request, route)
-    await run_in_threadpool(_check, request, session, action, review)
-
-
-def _check(request: Request, session, action: str, review: bool) -> None:
-    user = _authenticate(request, session)
-    session.info["user"] = user
-    role = accounts.role_on(session, user, _project_of(session, request.path_params))
     if action == "annotate or review":
         allowed = role in accounts.MAY["annotate"] or (role in accounts.MAY["review"] and review)
     else:
         allowed = role in accounts.MAY[action]
     if not allowed:
         raise HTTPException(403, f"{user.name} is {role} here, and {action} needs {_roles(action)}")
+
+
+def _user_and_role(request: Request, session) -> tuple[accounts.User, str]:
+    """The authenticated user, in the request's session, and their role on the route's project."""
+    user_id = request.scope.get(USER_ID)
+    user = session.get(accounts.User, user_id) if user_id is not None else None
+    if user is None:  # not authenticated by the middleware, or removed since: fail closed
+        raise HTTPException(401, "log in first", {"WWW-Authenticate": "Bearer"})
+    session.info["user"] = user
+    return user, accounts.role_on(session, user, _project_of(session, request.path_params))
 
 
 def _authenticate(request: Request, session):
@@ -188,17 +242,16 @@ def _id(params: dict, name: str) -> int | None:
 
 
 async def _is_review(request: Request, route: str) -> bool:
-    """Whether the request's body changes only what a reviewer may change."""
+    """Whether the request's body changes only what a reviewer may change (any JSON value
+    is a body here: a dict's keys are strings, and nothing else of it is looked at)."""
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
-    if not isinstance(body, dict) or not set(body) <= REVIEW_FIELDS.get(route, set()):
-        return False
-    return "status" not in body or body["status"] in REVIEW_STATUSES
+    return isinstance(body, dict) and set(body) <= REVIEW_FIELDS.get(route, set())
 
 
 def _roles(action: str) -> str:
     if action == "annotate or review":
-        return "annotator or admin (a reviewer may set review verdicts and the reviewed status)"
+        return "annotator or admin (a reviewer may set review verdicts and an image's status)"
     return " or ".join(sorted(accounts.MAY[action]))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, create_engine, event, true
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
 from fewclick.server.processes import run_id
@@ -28,6 +29,13 @@ ANNOTATION_KINDS = ("box", "rbox", "mask", "point")
 JOB_STATES = ("queued", "running", "done", "failed")
 JOB_TRIGGERS = ("user", "auto")
 ROLES = ("admin", "annotator", "reviewer")
+# how long (seconds) a statement waits for a lock another connection holds before it fails
+# (and its request answers 503): SQLite's busy timeout, PostgreSQL's lock_timeout
+BUSY_SECONDS = 10.0
+# what a failure to get a lock in time says: SQLite's messages, PostgreSQL's SQLSTATEs
+# (lock_not_available, serialization_failure, deadlock_detected)
+BUSY_MESSAGES = ("database is locked", "database table is locked", "database schema is locked")
+BUSY_SQLSTATES = ("55P03", "40001", "40P01")
 QUERY_STATES = ("open", "answered")
 # a queried box's answer: the box as it is (accept), another box or class (fix), no object (background)
 QUERY_ANSWERS = ("accept", "fix", "background")
@@ -271,9 +279,16 @@ def sqlite_url(path: str | Path) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout, and on either
+    database a statement waits at most :data:`BUSY_SECONDS` for another's lock."""
     sqlite = url.startswith("sqlite")
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30} if sqlite else {})
+    if sqlite:
+        connect_args = {"check_same_thread": False, "timeout": BUSY_SECONDS}
+    elif url.startswith("postgresql"):
+        connect_args = {"options": f"-c lock_timeout={round(BUSY_SECONDS * 1000)}"}
+    else:
+        connect_args = {}
+    engine = create_engine(url, connect_args=connect_args)
     if sqlite:
 
         @event.listens_for(engine, "connect")
@@ -285,6 +300,14 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
     return engine
+
+
+def is_busy(exc: DBAPIError) -> bool:
+    """Whether ``exc`` is a lock not got in time (another connection held it), a failure
+    that trying again later can mend, rather than a fault."""
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state in BUSY_SQLSTATES or any(m in str(orig) for m in BUSY_MESSAGES)
 
 
 def init_db(url: str) -> Engine:

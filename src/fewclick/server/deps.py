@@ -19,10 +19,11 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from fewclick.server import processes, tiles, worker
+from fewclick.server import db, processes, tiles, worker
 from fewclick.server.db import Image
 
 DEFAULT_MAX_UPLOAD_MB = 256
+RETRY_AFTER_SECONDS = 5  # what a 503 for a locked database asks the client to wait
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,16 @@ class WorkerHandle:
     def close(self) -> None:
         if self._worker is not None:
             self._worker.close()
+
+
+def database_busy() -> HTTPException:
+    """The 503 for a request that did not get a database lock in time (``db.is_busy``)."""
+    return HTTPException(
+        503,
+        f"the database is busy with another write (waited {db.BUSY_SECONDS:g} s): try again in "
+        f"{RETRY_AFTER_SECONDS} s; nothing of this request was saved",
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def prepare_tiles(cache: Path, images: Iterable[Image]) -> None:

@@ -24,6 +24,7 @@ from fewclick.io import read_dataset, write_dataset
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.images import IMAGE_SUFFIXES, ImageError, image_size, load_image
 from fewclick.io.rle import mask_to_rle, rle_boxes, rle_to_mask
+from fewclick.server import accounts
 from fewclick.server.convert import GeometryError, check_geometry, colour, from_objects, to_objects
 from fewclick.server.db import (
     FINISHED,
@@ -47,6 +48,15 @@ MAX_ID = 2**31 - 1  # the largest row id or revision every database holds (Postg
 MAX_FOLDER_IMAGES = 10_000  # image files in a project made from a folder
 # pixels of an uploaded image: checking that it decodes whole takes about 7 bytes a pixel
 MAX_UPLOAD_PIXELS = 50_000_000
+# (status, new status) -> the action (accounts.MAY says whose) that moves an image so:
+# annotators finish images; reviewers review finished ones, or send them back to work
+MOVES = {
+    ("new", "done"): "annotate",
+    ("in_progress", "done"): "annotate",
+    ("done", "reviewed"): "review",
+    ("done", "in_progress"): "review",
+    ("reviewed", "in_progress"): "review",
+}
 
 
 class StoreError(ValueError):
@@ -55,6 +65,10 @@ class StoreError(ValueError):
 
 class NotFound(StoreError):
     status = 404
+
+
+class Forbidden(StoreError):
+    status = 403
 
 
 class Conflict(StoreError):
@@ -455,24 +469,54 @@ def _interval(name: str, every: object) -> int:
     return every
 
 
-def finish_annotated(session: Session, user: User, project: Project, status: str) -> int:
-    """Set ``status`` (done or reviewed) on every image of the project that holds the
-    user's annotations and is not finished yet; returns how many changed."""
+def finish_annotated(session: Session, user: User, role: str, project: Project, status: str) -> int:
+    """Set ``status`` (done, or reviewed: done, then reviewed) on every image of the project
+    that holds the user's annotations and is not finished yet, as ``user`` acting with
+    ``role`` (who may make each move is :data:`MOVES`); returns how many changed."""
     if status not in FINISHED:
         raise StoreError(f"status must be one of {FINISHED}, got {status!r}")
+    steps = FINISHED[: FINISHED.index(status) + 1]
+    for step in steps:
+        _check_role(user, role, step)
     images = annotated_unfinished(session, project.id)
     for image in images:
-        set_status(image, status, user)
+        for step in steps:
+            set_status(image, step, user, role)
     session.flush()
     return len(images)
 
 
-def set_status(image: Image, status: str, user: User) -> None:
+def set_status(image: Image, status: str, user: User, role: str) -> str | None:
+    """Move the image to ``status`` as ``user`` acting with ``role`` (their role on its
+    project), one step of :data:`MOVES`; returns the move's action ("annotate": the image was
+    finished), None when the image has that status already. Forbidden when the role makes no
+    move to ``status``, Conflict (naming the image's status) when the image is not where such
+    a move starts."""
     if status not in IMAGE_STATUSES:
         raise StoreError(f"status must be one of {IMAGE_STATUSES}, got {status!r}")
+    _check_role(user, role, status)
+    if status == image.status:
+        return None
+    action = MOVES.get((image.status, status))
+    if action is None or role not in accounts.MAY[action]:
+        sources = " or ".join(s for (s, to), a in MOVES.items() if to == status and role in accounts.MAY[a])
+        raise Conflict(
+            f"image {image.file_name!r} is {image.status.replace('_', ' ')}: an image moves to "
+            f"{status} only from {sources}"
+        )
     image.status = status
     image.updated_at = now()
     image.updated_by = user.id
+    return action
+
+
+def _check_role(user: User, role: str, status: str) -> None:
+    """Forbidden unless ``role`` makes some move to ``status``."""
+    actions = {a for (_, to), a in MOVES.items() if to == status}
+    roles = sorted(set().union(*(accounts.MAY[a] for a in actions)))
+    if role not in roles:
+        needs = " or ".join(roles) if roles else "no role: an image is new only until its first change"
+        raise Forbidden(f"{user.name} is {role} here, and moving an image to {status} needs {needs}")
 
 
 def to_dataset(

@@ -107,9 +107,14 @@ def add_user(body: UserIn, session: DB):
 
 @router.put("/projects/{project_id}/members/{user_id}")
 def set_member(project_id: Id, user_id: Id, body: MemberIn, session: DB):
-    """Give a user a role on this project (``null``: the user's own role again)."""
+    """Give a user a role on this project (``null``: the user's own role again); a global
+    admin's stays admin (403)."""
     project = store.get(session, Project, project_id, "project")
     user = store.get(session, User, user_id, "user")
+    if user.role == "admin":
+        raise HTTPException(
+            403, f"{user.name} is a global admin, admin on every project: no project changes that"
+        )
     try:
         accounts.set_role(session, project.id, user, body.role)
     except accounts.AccountError as exc:

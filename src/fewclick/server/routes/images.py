@@ -20,8 +20,8 @@ from PIL import UnidentifiedImageError
 from pydantic import BaseModel
 
 from fewclick.io.images import ImageError
-from fewclick.server import queries, store, tiles, views
-from fewclick.server.db import FINISHED, Image, Project, local_user
+from fewclick.server import accounts, queries, store, tiles, views
+from fewclick.server.db import Image, Project, local_user
 from fewclick.server.deps import DB, Config, prepare_tiles
 from fewclick.server.serving import image_file as existing_file
 from fewclick.server.training_jobs import train_if_due
@@ -71,13 +71,14 @@ def get_image(image_id: int, session: DB):
 
 @router.patch("/images/{image_id}")
 def patch_image(image_id: int, body: ImagePatch, session: DB, config: Config):
-    """Change the image's status; with ``job``, the training job that finishing it started
-    by itself (None when it started none)."""
+    """Change the image's status (one move of ``store.MOVES`` the user's role makes); with
+    ``job``, the training job that an annotator's finishing it started by itself (None when
+    it started none: a reviewer's move never does)."""
     image = store.get(session, Image, image_id, "image")
-    finishing = body.status in FINISHED and image.status not in FINISHED
-    store.set_status(image, body.status, local_user(session))
+    user = local_user(session)
+    moved = store.set_status(image, body.status, user, accounts.role_on(session, user, image.project_id))
     session.commit()
-    job = train_if_due(session, config, image.project) if finishing else None
+    job = train_if_due(session, config, image.project) if moved == "annotate" else None
     return {**views.image(image, len(image.annotations)), "job": None if job is None else views.job(job)}
 
 

@@ -3,7 +3,8 @@ whose model URL is ``http://HOST:PORT/api/projects/<id>/labelstudio`` gets the f
 project's detector and masks.
 
 Label Studio calls (label-studio-ml-backend's ``api.py``):
-- ``GET  .../health``: ``{"status": "UP", ...}`` (no credentials needed);
+- ``GET  .../health``: ``{"status": "UP"}`` (no credentials needed, so it says only that
+  the server is up, for any project id);
 - ``POST .../setup``: ``{"project", "schema", "hostname", "access_token"}`` -> ``{"model_version"}``;
   the labeling config must have an Image and a control fewclick fills
   (RectangleLabels, KeyPointLabels, BrushLabels or PolygonLabels) whose labels are
@@ -15,7 +16,7 @@ Label Studio calls (label-studio-ml-backend's ``api.py``):
   from those clicks, their label as the class. With a rectangle there: its mask
   (box-to-mask), as a brush mask or, without BrushLabels, as a polygon;
 - ``POST .../webhook``: acknowledged (fewclick trains in its own app); public, as Label
-  Studio sends it without the backend's credentials.
+  Studio sends it without the backend's credentials, so it answers alike for any project id.
 
 A task's image is the project's image of the same file name (``data.<image field>``, a
 path or a Label Studio URL; uploads' 8-character prefix is ignored). A task whose image
@@ -115,9 +116,10 @@ def _version(session, project: Project) -> str:
 
 
 @router.get("/health")
-def health(project_id: int, session: DB):
-    project = store.get(session, Project, project_id, "project")
-    return {"status": "UP", "model_class": "fewclick", "model_version": _version(session, project)}
+def health(project_id: int):
+    """Public: that the server is up, and nothing more (the same for any project id, one
+    that does not exist included: no credentials, no answer about projects or models)."""
+    return {"status": "UP"}
 
 
 @router.post("/setup")
@@ -129,8 +131,8 @@ def setup(project_id: int, body: SetupIn, session: DB):
 
 
 @router.post("/webhook", status_code=201)
-def webhook(project_id: int, session: DB):
-    store.get(session, Project, project_id, "project")
+def webhook(project_id: int):
+    """Public, acknowledged and nothing more: the same answer for any project id."""
     return {}
 
 

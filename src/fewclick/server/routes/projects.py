@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, StrictBool
 from sqlalchemy.orm import Session
 
-from fewclick.server import paths, queries, store, views
+from fewclick.server import accounts, paths, queries, store, views
 from fewclick.server.db import Project, ProjectClass, local_user
 from fewclick.server.deps import DB, Config, prepare_tiles
 from fewclick.server.limits import MAX_CLASSES, MAX_NAME
@@ -137,10 +137,13 @@ def patch_project(project_id: int, session: DB, body: Annotated[dict[str, Any], 
 @router.post("/projects/{project_id}/finish")
 def finish(project_id: int, session: DB, config: Config, body: FinishIn | None = None):
     """Mark every image that holds the user's annotations (imported as the project's own
-    labels, or made here) and is not finished ``body.status`` (done or reviewed), then
+    labels, or made here) and is not finished ``body.status`` (done, or reviewed where the
+    user's role also reviews: an admin), then
     start a training job when that makes one due: ``{"finished": n, "job": job or None}``."""
     project = store.get(session, Project, project_id, "project")
-    count = store.finish_annotated(session, local_user(session), project, (body or FinishIn()).status)
+    user = local_user(session)
+    role = accounts.role_on(session, user, project.id)
+    count = store.finish_annotated(session, user, role, project, (body or FinishIn()).status)
     session.commit()
     job = train_if_due(session, config, project)
     return {"finished": count, "job": None if job is None else views.job(job)}
