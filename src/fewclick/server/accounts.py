@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from fewclick.server import passwords
 from fewclick.server.db import ROLES, ApiToken, Membership, User, WebSession, is_busy, now
-from fewclick.server.store import StoreError
+from fewclick.server.errors import StoreError
 
 SESSION_DAYS = 7  # a browser login lasts this long
 TOKEN_USE_EVERY = timedelta(minutes=1)  # how often a token's last use is written down

@@ -39,6 +39,7 @@ from fewclick.server.db import (
     User,
     now,
 )
+from fewclick.server.errors import Conflict, Forbidden, NotFound, StoreError, TooLarge
 from fewclick.server.names import FileNameError, export_problem, upload_name
 from fewclick.server.queries import annotated_unfinished, running_job
 from fewclick.server.tiles import check_size
@@ -57,26 +58,6 @@ MOVES = {
     ("done", "in_progress"): "review",
     ("reviewed", "in_progress"): "review",
 }
-
-
-class StoreError(ValueError):
-    status = 400
-
-
-class NotFound(StoreError):
-    status = 404
-
-
-class Forbidden(StoreError):
-    status = 403
-
-
-class Conflict(StoreError):
-    status = 409
-
-
-class TooLarge(StoreError):
-    status = 413
 
 
 def get(session: Session, model, key: int, what: str):
