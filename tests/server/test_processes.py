@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from benchmarks._server import ServerProcess, free_port
+from pids import descendants, wait_gone
 
 from fewclick.data.synthetic import make_dataset
 from fewclick.server.db import Job, make_engine, session_factory, sqlite_url
@@ -26,42 +27,6 @@ pytestmark = pytest.mark.slow
 
 GONE_WITHIN = 30.0  # seconds for the children to notice and exit: generous on a busy machine
 STARTED_WITHIN = 180.0  # seconds for a job process to spawn, import torch and start training
-
-
-def descendants(pid: int) -> set[int]:
-    """The living processes under ``pid`` (children, theirs, ...), read from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and alive(int(entry.name)):
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, todo = set(), [pid]
-    while todo:
-        parent = todo.pop()
-        children = {child for child, p in parents.items() if p == parent}
-        todo.extend(children - found)
-        found |= children
-    return found
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, dead but not reaped, does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def wait_gone(pids: set[int], timeout: float = GONE_WITHIN) -> set[int]:
-    """The ones among ``pids`` still alive after ``timeout`` seconds (empty once all exit)."""
-    deadline = time.monotonic() + timeout
-    while (left := {p for p in pids if alive(p)}) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return left
 
 
 def wait_for(check, what: str, timeout: float = STARTED_WITHIN):

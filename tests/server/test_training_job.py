@@ -190,6 +190,14 @@ def _job_row(app, status: str, server_run: str | None, silent_s: float = 0.0) ->
         return job.id
 
 
+# runs named by what they are: the pids and this run's nonce differ between test processes
+_RUNS = {
+    "this run": lambda: processes.RUN,  # the demo's job starts before the app
+    "a gone server here": lambda: f"{processes.HOST}:{2**22 + 1}:0a1b2c3d",  # beyond any pid_max
+    "a live server here": lambda: f"{processes.HOST}:{os.getppid()}:0a1b2c3d",
+}
+
+
 @pytest.mark.parametrize(
     ("status", "server_run", "after"),
     [
@@ -198,15 +206,16 @@ def _job_row(app, status: str, server_run: str | None, silent_s: float = 0.0) ->
         ("running", None, "failed"),  # started before runs were recorded
         ("done", "an earlier run", "done"),
         ("failed", "an earlier run", "failed"),
-        ("running", processes.RUN, "running"),  # this run's (the demo's job starts before the app)
-        ("running", f"{processes.HOST}:{2**22 + 1}:0a1b2c3d", "failed"),  # this host's, its pid gone
-        ("running", f"{processes.HOST}:{os.getppid()}:0a1b2c3d", "running"),  # a live server here
+        ("running", "this run", "running"),
+        ("running", "a gone server here", "failed"),
+        ("running", "a live server here", "running"),
         ("running", "another-host:1234:0a1b2c3d", "running"),  # another host's: left to heartbeats
     ],
 )
 def test_at_start_up_the_jobs_an_earlier_server_left_unfinished_fail_at_once(
     setup, status, server_run, after
 ):
+    server_run = _RUNS[server_run]() if server_run in _RUNS else server_run
     client, app, _, _ = setup
     job_id = _job_row(app, status, server_run)
     with client:  # start-up

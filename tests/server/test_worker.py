@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi import HTTPException
+from pids import alive
 
 from fewclick.server.deps import WorkerHandle
 from fewclick.server.worker import ModelWorker
@@ -26,15 +27,6 @@ def test_a_dead_worker_answers_503_and_the_next_request_gets_a_new_one():
         assert asyncio.run(handle.run(abs, -7)) == 7
     finally:
         handle.close()
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, dead but not reaped, does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
