@@ -449,7 +449,13 @@ def test_analytics_time_interactions_and_map_against_the_reference(client, data)
     )
     a = client.get(f"/api/projects/{project['id']}/analytics").json()
     assert a["images"] == [
-        {"image_id": first["id"], "file_name": first["file_name"], "seconds": 30.0, "interactions": 2}
+        {
+            "image_id": first["id"],
+            "file_name": first["file_name"],
+            "seconds": 30.0,
+            "interactions": 2,
+            "finished": 1,
+        }
     ]
     assert a["objects_per_minute"] == pytest.approx(len(create) / 0.5)
     curve = a["map_vs_time"]

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from benchmarks._server import ServerProcess, free_port
-from pids import descendants, wait_gone
+from benchmarks._server import ServerProcess, descendants, free_port, wait_gone
 
 from fewclick.data.synthetic import make_dataset
 from fewclick.server.db import Job, make_engine, session_factory, sqlite_url

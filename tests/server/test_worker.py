@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from benchmarks._server import alive
 from fastapi import HTTPException
-from pids import alive
 
 from fewclick.server.deps import WorkerHandle
 from fewclick.server.worker import ModelWorker

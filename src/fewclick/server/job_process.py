@@ -33,7 +33,7 @@ INTERRUPTED = "the server stopped while the job ran: start it again"
 
 
 class Interrupted(BaseException):
-    """SIGTERM reached the job's process (a ``BaseException``: the job's own ``except
+    """SIGTERM or SIGINT reached the job's process (a ``BaseException``: the job's own ``except
     Exception`` blocks let it through)."""
 
 
@@ -41,31 +41,38 @@ def run_job(fn, db_url: str, job_id: int, *args, **kwargs) -> None:
     """``fn(db_url, job_id, *args, **kwargs)`` with the job's heartbeat beating; an exception
     marks the job failed (:func:`fail`) instead of ending the process with a traceback, and
     so does SIGTERM or SIGINT, with :data:`INTERRUPTED`."""
-    with heartbeat(db_url, job_id), _sigterm_raises():
+    with heartbeat(db_url, job_id), _stop_signals_raise():
         try:
             fn(db_url, job_id, *args, **kwargs)
-        except (Interrupted, KeyboardInterrupt):
+        except Interrupted:
             interrupted(db_url, job_id)
         except Exception as exc:  # the job row tells the user; the log keeps the traceback
             fail(db_url, job_id, exc)
 
 
+STOPS = (signal.SIGTERM, signal.SIGINT)
+
+
 @contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """SIGTERM raises :class:`Interrupted` while the block runs (in the main thread only:
-    elsewhere Python cannot set a signal handler, and the default stays)."""
+def _stop_signals_raise() -> Iterator[None]:
+    """SIGTERM and SIGINT raise :class:`Interrupted` while the block runs (in the main thread
+    only: elsewhere Python cannot set a signal handler, and the default stays). SIGINT's
+    handler is set too, not left to Python's default: a process started from a shell's
+    background job inherits SIGINT ignored, and Ctrl-C would then leave the job running."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = signal.signal(signal.SIGTERM, _interrupt)
+    before = {sig: signal.signal(sig, _interrupt) for sig in STOPS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def _interrupt(signum: int, _frame) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: the job is being marked
+    for sig in STOPS:  # one is enough: the job is being marked
+        signal.signal(sig, signal.SIG_IGN)
     raise Interrupted(signal.Signals(signum).name)
 
 
