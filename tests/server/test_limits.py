@@ -69,6 +69,27 @@ def test_a_name_over_the_limit_is_a_422_naming_it(site, route, body):
     assert [c["name"] for c in client.get(f"/api/projects/{project['id']}").json()["classes"]] == ["car"]
 
 
+@pytest.mark.parametrize(
+    "route, body",
+    [
+        ("/api/projects/{project}/classes", {"name": "z" * 1_000_000}),
+        ("/api/projects/{project}/events", [{"action": "click"}] * 200_000),
+    ],
+    ids=["a 1 MB name", "200,000 events"],
+)
+def test_a_422_does_not_send_a_large_input_back(site, route, body):
+    client, project, _ = site
+    r = client.post(route.format(project=project["id"]), json=body)
+    assert r.status_code == 422 and len(r.content) < 2000, (r.status_code, len(r.content))
+    assert "items" in r.text or "characters" in r.text, r.text
+
+
+def test_a_short_refused_input_is_shown_back(site):
+    client, project, _ = site
+    r = client.post(f"/api/projects/{project['id']}/classes", json={"name": "a", "key": 12})
+    assert r.status_code == 422 and r.json()["detail"][0]["input"] == 12, r.text
+
+
 def test_a_class_renamed_over_the_limit_is_a_422_naming_it(site):
     client, project, _ = site
     r = client.patch(

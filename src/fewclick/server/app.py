@@ -12,6 +12,7 @@ as a job in its own process.
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
@@ -47,6 +48,7 @@ from fewclick.server.routes import (
 )
 
 STATIC = Path(__file__).parent / "static"
+ECHO_CHARS = 200  # the longest refused input (as JSON) a 422 shows back
 ROUTERS = (
     accounts.router,
     projects.router,
@@ -138,8 +140,25 @@ async def _database_error(request: Request, exc: OperationalError):
 
 async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's 422 naming each problem, able to show the Infinity or NaN it refuses (as
-    text: JSON has no such numbers, and answering with them would fail with a 500)."""
-    return JSONResponse({"detail": _as_json(jsonable_encoder(exc.errors()))}, status_code=422)
+    text: JSON has no such numbers, and answering with them would fail with a 500). A refused
+    input is shown back only when short (:func:`_echo`): a 1 MB name or 200,000 events are
+    not sent back."""
+    errors = jsonable_encoder(exc.errors())
+    for error in errors:
+        if "input" in error:
+            error["input"] = _echo(error["input"])
+    return JSONResponse({"detail": _as_json(errors)}, status_code=422)
+
+
+def _echo(value):
+    """``value`` when its JSON is at most :data:`ECHO_CHARS` long, else what it is and its size."""
+    if len(json.dumps(value)) <= ECHO_CHARS:
+        return value
+    if isinstance(value, str):
+        return f"(a text of {len(value):,} characters)"
+    if isinstance(value, list | dict):
+        return f"(a {'list' if isinstance(value, list) else 'object'} of {len(value):,} items)"
+    return f"(a value of {len(json.dumps(value)):,} characters as JSON)"
 
 
 def _as_json(value):
