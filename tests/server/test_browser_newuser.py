@@ -10,6 +10,7 @@ each test takes seconds on any machine.
 """
 
 import json
+from pathlib import Path
 
 import cv2
 import httpx
@@ -18,6 +19,7 @@ import pytest
 from browser import chromium_page, live_server, log_in, screen
 from clients import auth_headers, make_user
 
+from fewclick.io.rle import mask_to_rle
 from fewclick.predict.fullimage import BoxFill
 from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
@@ -54,6 +56,7 @@ def page(server):
     with chromium_page() as page:
         page.route("**/api/images/*/prepare", _prepared)
         page.route("**/api/images/*/detect", _detected)
+        page.route("**/api/images/*/segment", _segmented)
         page.fullimage_bodies = []
         page.route("**/api/images/*/fullimage", lambda route: _fullimage(page, route))
         log_in(page, base, USER, PASSWORD)
@@ -79,6 +82,15 @@ def _detected(route) -> None:
         "method": "similarity",
     }
     route.fulfill(json={**answer, "min_score": None})
+
+
+def _segmented(route) -> None:
+    """The dragged box filled, as the app's answer (the box backend's) would be."""
+    x0, y0, x1, y1 = (round(v) for v in json.loads(route.request.post_data)["box"])
+    mask = np.zeros((H, W), np.uint8)
+    mask[y0:y1, x0:x1] = 1
+    answer = {"method": "box", "chosen_by": "default", "mask": mask_to_rle(mask), "score": 1.0}
+    route.fulfill(json={**answer, "box": [x0, y0, x1, y1], "quality": None, "area": int(mask.sum())})
 
 
 def _fullimage(page, route) -> None:
@@ -143,6 +155,57 @@ def test_the_status_line_counts_the_proposals_beside_the_saved_objects(server, p
     assert "0 objects saved, 8 proposals not accepted" in page.inner_text("#counts")
     page.keyboard.press("b")  # the line follows without a mouse move
     assert page.inner_text("#hud").endswith("0 objects saved")
+    assert page.errors == []
+
+
+def test_accepting_says_how_many_proposals_were_saved(server, page):
+    base, api, _, images = server
+    _open(page, base, images[2]["id"])
+    _detect_answer(page)
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => S.anns.size === 8")
+    assert page.inner_text("#message") == "8 proposals accepted: Ctrl+Z takes them back"
+    page.keyboard.press("Control+z")
+    page.wait_for_function("() => S.anns.size === 0")
+    assert api.get(f"/api/images/{images[2]['id']}").json()["annotations"] == []
+    assert page.errors == []
+
+
+def test_the_status_line_counts_a_mask_and_an_outline_not_accepted(server, page):
+    base, _, _, images = server
+    _open(page, base, images[2]["id"])
+    page.keyboard.press("m")
+    page.mouse.move(*screen(page, 20, 20))
+    page.mouse.down()
+    page.mouse.move(*screen(page, 40, 40), steps=4)
+    page.mouse.up()
+    page.wait_for_function("() => S.seg && S.seg.result")
+    assert page.inner_text("#counts").startswith("0 objects saved, 1 mask not accepted")
+    page.keyboard.press("o")
+    for x, y in [(70, 60), (90, 60), (90, 80)]:
+        page.mouse.click(*screen(page, x, y))
+    assert page.inner_text("#counts").startswith("0 objects saved, an outline of 3 vertices not closed")
+    page.keyboard.press("Escape")
+    assert page.inner_text("#counts").startswith("0 objects saved;")
+    assert page.errors == []
+
+
+def test_a_long_image_name_leaves_the_header_buttons_on_screen(server, page):
+    base, api, project, _ = server
+    home = Path(project["source"]).parent
+    folder = home / "long-names"
+    folder.mkdir()
+    cv2.imwrite(str(folder / ("nucleus-" + "y" * 230 + ".png")), np.full((H, W), 30, np.uint8))
+    body = {"name": "long names", "folder": str(folder), "classes": ["nucleus"]}
+    made = api.post("/api/projects", json=body).json()["project"]
+    image = api.get(f"/api/projects/{made['id']}/images").json()[0]
+    assert len(image["file_name"]) > 200
+    _open(page, base, image["id"])
+    width = page.viewport_size["width"]
+    for selector in ("#who", "#help-button"):
+        box = page.locator(selector).bounding_box()
+        assert box["x"] + box["width"] <= width, selector
+    assert page.locator("#crumbs span").get_attribute("title") == image["file_name"]
     assert page.errors == []
 
 

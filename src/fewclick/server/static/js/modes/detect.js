@@ -99,7 +99,7 @@ async function acceptDetections() {
     class_id: r.labels[i], kind: r.rboxes ? "rbox" : "box",
     geometry: r.rboxes ? {rbox: r.rboxes[i]} : {box: r.boxes[i]}, score: r.scores[i], source: "detect"}));
   S.detect = {clicks: [], result: null};
-  await change(create, [], "accept");
+  if (await change(create, [], "accept")) say(`${create.length} proposals accepted: Ctrl+Z takes them back`);
   renderPanel();
 }
 

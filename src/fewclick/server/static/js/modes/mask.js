@@ -13,6 +13,7 @@ export const mask = {
   init() { S.seg = null; },
   leave() { S.seg = null; },
   escape() { S.seg = null; },
+  unsaved: () => (S.seg?.result ? "1 mask not accepted" : ""),
 
   async release(d, moved, box) {
     if (!S.seg && moved) {

@@ -16,6 +16,10 @@ export const polygon = {
   init() { S.outline = null; },
   leave() { S.outline = null; },
   escape() { S.outline = null; },
+  unsaved() {
+    const n = S.outline?.points.length ?? 0;
+    return n ? `an outline of ${n} vertices not closed` : "";
+  },
 
   async release(d, moved) {
     if (moved || d.button !== 0) return;

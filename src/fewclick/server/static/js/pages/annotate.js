@@ -30,7 +30,7 @@ export async function annotatePage(id) {
   const image = await api("GET", `/api/images/${id}`);
   const project = await api("GET", `/api/projects/${image.project_id}`);
   if (page !== visit) return;
-  $("#crumbs").innerHTML = `/ <a href="#/project/${project.id}">${esc(project.name)}</a> / ${esc(image.file_name)}`;
+  $("#crumbs").innerHTML = `/ <a href="#/project/${project.id}">${esc(project.name)}</a> / <span title="${esc(image.file_name)}">${esc(image.file_name)}</span>`;
   const view = $("#view");
   view.innerHTML = `<div class="annotate">
     <div class="tools">
