@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -32,6 +33,17 @@ def shared_dataset(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"shared dataset {name!r} not found at {path}")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _fewclick_logger_restored():
+    """The ``fewclick`` logger as it was, after every test: a command run in process
+    (``cli.main``) adds a stderr handler once per process, and one added under a test's
+    captured stderr would write to that closed capture in the tests after it."""
+    logger = logging.getLogger("fewclick")
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:], logger.level = handlers, level
 
 
 @pytest.fixture

@@ -54,16 +54,7 @@ def test_an_unhandled_error_is_a_500_with_the_request_id_and_the_traceback_is_lo
     assert record.exc_info[0] is RuntimeError and "/api/boom" in record.getMessage()
 
 
-@pytest.fixture()
-def restored():
-    """The ``fewclick`` logger as it was, after the test."""
-    logger = logging.getLogger("fewclick")
-    handlers, level = list(logger.handlers), logger.level
-    yield
-    logger.handlers[:], logger.level = handlers, level
-
-
-def test_log_lines_name_the_request(app, restored, capfd):
+def test_log_lines_name_the_request(app, capfd):  # conftest restores the logger after
     logs.configure()
     logs.configure()  # once per process: no second handler
     with client_for(app, raise_server_exceptions=False) as client:
