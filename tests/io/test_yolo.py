@@ -128,3 +128,14 @@ def test_box_outside_the_image_is_clipped_with_a_warning(tmp_path):
     with pytest.warns(FormatWarning, match=r"a.txt: clipped 1 box\(es\) .*: line 1"):
         ds = yolo.read(yolo_folder(tmp_path, labels="0 0.95 0.5 0.2 0.5\n"))
     np.testing.assert_allclose(ds.images[0].objects.boxes, [[34, 5, 40, 15]], atol=1e-5)
+
+
+def test_two_images_that_would_share_a_label_file_are_refused_before_one_overwrites_the_other(tmp_path):
+    from fewclick.io import Dataset, ImageRecord
+    from fewclick.types import Objects
+
+    one = Objects(labels=np.array([0]), boxes=np.array([[1.0, 1, 9, 9]]))
+    data = Dataset(["car"], [ImageRecord(name, 40, 30, one) for name in ("a.png", "a.jpg")])
+    with pytest.raises(ValueError, match=r"one label file per image, got labels/a.txt for several"):
+        yolo.write(data, tmp_path / "out")
+    assert not (tmp_path / "out" / "labels" / "a.txt").exists()

@@ -3,8 +3,10 @@ time moved by the injected clock, never by sleeping), the password policy, token
 expire, and a removed user whose sessions and tokens end at once while their past work
 stays."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import httpx
 import pytest
 from clients import client_for, make_user
 from fastapi.testclient import TestClient
@@ -34,6 +36,18 @@ def test_after_repeated_failures_even_the_right_password_gets_429_with_retry_aft
     r = _login(browser, "ann", PASSWORD)
     assert r.status_code == 429 and "too many failed log-ins" in r.json()["detail"], r.text
     assert 0 < int(r.headers["Retry-After"]) <= throttle.FIRST_WAIT.seconds
+
+
+def test_log_ins_sent_at_once_get_no_more_guesses_than_one_after_another(app):
+    """A real server (its thread pool runs log-ins side by side): 30 wrong passwords sent at
+    once get 401 no more often than sent one after another, the rest 429."""
+    from benchmarks._browser import live_server
+
+    make_user(app, "ann", "annotator", PASSWORD)
+    with live_server(app) as base, httpx.Client(base_url=base, timeout=60) as client:
+        with ThreadPoolExecutor(30) as pool:
+            codes = list(pool.map(lambda _: _login(client, "ann", "wrong guess").status_code, range(30)))
+    assert sorted(set(codes)) == [401, 429] and codes.count(401) == throttle.ACCOUNT_FREE, codes
 
 
 def test_a_failed_log_in_is_free_again_once_the_wait_is_over(app):

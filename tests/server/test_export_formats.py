@@ -416,3 +416,52 @@ def test_an_image_whose_stored_name_leaves_the_folder_is_skipped_and_named_not_a
         zf.extractall(tmp_path / "x")
     text = (tmp_path / "x" / "warnings.txt").read_text()
     assert "'..\\\\..\\\\pwn4.jpg'" in text and "skipped" in text, text
+
+
+@pytest.mark.parametrize("format", sorted(KEPT))
+def test_two_images_of_one_stem_export_the_first_and_name_the_other(client, tmp_path, format):
+    """A folder holding ``a.png`` and ``a.jpg`` (the name ``a.xml``, ``labels/a.txt`` and
+    ``a.png`` label PNG for both): every format exports, the second image is left out and
+    named in warnings.txt, never written over the first."""
+    folder = tmp_path / "twins"
+    folder.mkdir()
+    for name in ("a.png", "a.jpg"):
+        PILImage.fromarray(np.full((30, 40, 3), 100, np.uint8)).save(folder / name)
+    project = _project(client, folder=str(folder), classes=["car"])
+    _annotate(
+        client, project, {"a.jpg": [("car", _rect(1, 1, 9, 9))], "a.png": [("car", _rect(5, 5, 15, 12))]}
+    )
+    r = client.get(f"/api/projects/{project['id']}/export", params={"format": format})
+    assert r.status_code == 200, r.text
+    if format in ("coco", "cvat", "labelstudio", "points"):  # one file for all images: nothing to share
+        return
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        zf.extractall(tmp_path / "x")
+    text = (tmp_path / "x" / "warnings.txt").read_text()
+    assert "image 'a.png' skipped" in text and "as image 'a.jpg'" in text, text
+    if format.startswith("yolo"):  # labels/a.txt holds a.jpg's box (YOLO reads back only with images/)
+        [line] = (tmp_path / "x" / "labels" / "a.txt").read_text().splitlines()
+        values = [float(v) for v in line.split()[1:]]
+        if format == "yolo":  # a.jpg's box 1..9: centre, size
+            assert values == pytest.approx([0.125, 1 / 6, 0.2, 8 / 30]), line
+        else:  # a.jpg's outline lies within 9 px (a.png's reaches 15 / 40)
+            assert max(values) <= 9 / 30 + 1e-6, line
+        return
+    kept = read_dataset(tmp_path / "x")
+    assert kept.images[0].objects.boxes.tolist() == [[1, 1, 9, 9]]
+    if format != "dota":  # DOTA keeps no image names
+        assert [rec.file_name for rec in kept.images] == ["a.jpg"]
+
+
+def test_the_downloaded_voc_gives_a_grey_image_depth_1(client, tmp_path):
+    folder = tmp_path / "grey"
+    folder.mkdir()
+    PILImage.fromarray(np.full((30, 40), 100, np.uint8)).save(folder / "g.png")
+    PILImage.fromarray(np.full((30, 40, 3), 100, np.uint8)).save(folder / "c.png")
+    project = _project(client, folder=str(folder), classes=["car"])
+    _annotate(client, project, {"g.png": [("car", [1, 1, 9, 9])], "c.png": [("car", [1, 1, 9, 9])]})
+    r = client.get(f"/api/projects/{project['id']}/export", params={"format": "voc"})
+    assert r.status_code == 200, r.text
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        depth = {n: zf.read(n).decode().split("<depth>")[1][0] for n in zf.namelist() if n.endswith(".xml")}
+    assert depth == {"Annotations/c.xml": "3", "Annotations/g.xml": "1"}

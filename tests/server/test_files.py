@@ -18,7 +18,7 @@ from werkzeug.http import parse_options_header
 
 from fewclick.server import deps, names, store, tiles
 from fewclick.server.app import create_app
-from fewclick.server.db import sqlite_url
+from fewclick.server.db import Image, Project, sqlite_url
 from fewclick.server.limits import limited_receive
 
 
@@ -391,3 +391,37 @@ def test_an_upload_named_with_backslashes_is_stored_under_its_base_name_and_expo
     for format in ("masks", "coco_panoptic"):
         r = client.get(f"/api/projects/{project.json()['project']['id']}/export", params={"format": format})
         assert r.status_code == 200, r.text
+
+
+def test_an_upload_whose_export_files_would_be_another_images_is_refused_naming_it(client, places):
+    project = client.post("/api/projects", json={"name": "twins", "folder": str(places.root / "photos")})
+    url = f"/api/projects/{project.json()['project']['id']}/images"
+    content = (places.root / "photos" / "a.png").read_bytes()
+    r = client.post(url, files={"file": ("a.jpg", content, "image/png")})
+    assert r.status_code == 409 and "'a.png'" in r.json()["detail"] and "a.xml" in r.json()["detail"], r.text
+    assert [im["file_name"] for im in client.get(url).json()] == ["a.png"]
+
+
+def test_an_upload_that_lost_the_race_for_its_name_keeps_the_winners_file(app, client, places, monkeypatch):
+    """Another upload of the same name is saved while this one is checked (after the name
+    was found free): this one is a 409, the other's file and row stay, no .part is left."""
+    project = client.post("/api/projects", json={"name": "race", "folder": str(places.root / "photos")})
+    project_id = project.json()["project"]["id"]
+    folder = app.state.settings.uploads(project_id)
+    winner = b"the other upload's bytes"
+    real_load = store.load_image
+
+    def meanwhile(path):
+        with app.state.sessions() as other:
+            p = other.get(Project, project_id)
+            other.add(Image(project=p, file_name="b.png", path=str(folder / "b.png"), width=40, height=30))
+            other.commit()
+        (folder / "b.png").write_bytes(winner)
+        return real_load(path)
+
+    monkeypatch.setattr(store, "load_image", meanwhile)
+    content = (places.root / "photos" / "a.png").read_bytes()
+    r = client.post(f"/api/projects/{project_id}/images", files={"file": ("b.png", content, "image/png")})
+    assert r.status_code == 409 and "'b.png'" in r.json()["detail"], r.text
+    assert (folder / "b.png").read_bytes() == winner
+    assert [p.name for p in folder.iterdir()] == ["b.png"]

@@ -163,3 +163,44 @@ def test_pillow_refuses_decompression_bombs_itself_and_we_name_the_file(tmp_path
     path.write_bytes(_png_header(40000, 40000))  # over twice Pillow's limit: its error, not a warning
     with pytest.raises(ImageError, match="bomb.png"):
         image_size(path, max_pixels=10**10)
+
+
+def test_more_deletes_than_the_limit_in_one_batch_are_a_422_and_an_id_twice_is_deleted_once(site):
+    client, project, image = site
+    url = f"/api/images/{image['id']}/annotations/batch"
+    revision = client.get(f"/api/images/{image['id']}").json()["revision"]
+    body = {"revision": revision, "delete": [1] * (limits.MAX_DELETES + 1)}
+    r = client.post(url, json=body)
+    assert r.status_code == 422 and f"{limits.MAX_DELETES:,}".replace(",", "") in _detail(r), r.text[:300]
+    box = {"class_id": project["classes"][0]["id"], "kind": "box", "geometry": {"box": [1, 1, 5, 5]}}
+    made = client.post(url, json={"revision": revision, "create": [box]}).json()
+    ann = made["created"][0]["id"]
+    r = client.post(url, json={"revision": made["revision"], "delete": [ann] * 3})
+    assert r.status_code == 200 and r.json()["deleted"] == [ann], r.text[:300]
+
+
+def test_an_event_detail_over_the_limit_is_a_422_naming_it_and_none_is_logged(site):
+    client, project, _ = site
+    url = f"/api/projects/{project['id']}/events"
+    before = len(client.get(url).json())
+    events = [{"action": "click"}, {"action": "click", "detail": {"pad": "p" * limits.MAX_EVENT_DETAIL}}]
+    r = client.post(url, json=events)
+    assert r.status_code == 422 and f"{limits.MAX_EVENT_DETAIL:,} characters" in _detail(r), r.text[:300]
+    assert len(client.get(url).json()) == before
+
+
+@pytest.mark.parametrize("field", ["status", "role", "upload"])
+def test_a_long_refused_text_is_not_sent_back_whole(site, field):
+    client, project, image = site
+    text = "x" * 1_000_000
+    if field == "status":
+        r = client.patch(f"/api/images/{image['id']}", json={"status": text})
+    elif field == "role":
+        body = {"name": f"ann-{field}", "role": "annotator", "password": "a long password"}
+        user = client.post("/api/users", json=body).json()["id"]
+        r = client.put(f"/api/projects/{project['id']}/members/{user}", json={"role": text})
+    else:  # folders and a control character: the name as sent is in the message
+        text = "d/" * 2000 + "a\x7f.png"
+        r = client.post(f"/api/projects/{project['id']}/images", files={"file": (text, b"x", "image/png")})
+    said = f"{len(text):,} characters"
+    assert r.status_code == 400 and said in r.text and len(r.text) < 1000, r.text[:300]

@@ -292,7 +292,8 @@ def _xml(rec: ImageRecord, name: str, classes: list[str], left: LeftOut) -> ET.E
     ET.SubElement(root, "folder").text = "JPEGImages"
     ET.SubElement(root, "filename").text = name
     size = ET.SubElement(root, "size")
-    for tag, value in (("width", rec.width), ("height", rec.height), ("depth", _depth(rec.path))):
+    depth = rec.extra.get("depth") or image_depth(rec.path)
+    for tag, value in (("width", rec.width), ("height", rec.height), ("depth", depth)):
         ET.SubElement(size, tag).text = str(value)
     ET.SubElement(root, "segmented").text = "0"
     objs = rec.objects
@@ -322,9 +323,11 @@ def _xml(rec: ImageRecord, name: str, classes: list[str], left: LeftOut) -> ET.E
     return root
 
 
-def _depth(path: Path | None) -> int:
+def image_depth(path: Path | None) -> int:
     """The channels of the image file at ``path`` (its header only): 1 for grayscale (L,
-    I;16, F), 3 for RGB and palette images, 4 with alpha; 3 when there is no file."""
+    I;16, F), 3 for RGB and palette images, 4 with alpha; 3 when there is no file. A
+    record's ``extra["depth"]``, when set, is written instead (the app's export, which sends
+    no image files, reads it from them first)."""
     if path is None or not Path(path).is_file():
         return 3
     with PILImage.open(path) as im:

@@ -16,6 +16,7 @@ named ``"0"``, ``"1"``, ... with a warning.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +215,10 @@ def write(dataset: Dataset, path: Path, kind: str = "detect") -> list[str]:
     names = {i: name for i, name in enumerate(dataset.classes)}
     data_yaml = {"path": ".", "train": "images", "val": "images", "names": names}
     (path / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False, allow_unicode=True), "utf-8")
+    label_files = Counter(Path(rec.file_name).with_suffix(".txt") for rec in dataset.images)
+    repeated = sorted(str(n) for n, count in label_files.items() if count > 1)
+    if repeated:
+        raise ValueError(f"expected one label file per image, got labels/{repeated[0]} for several images")
     left = LeftOut(f"YOLO {kind}")
     for rec in dataset.images:
         if rec.width <= 0 or rec.height <= 0:

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from fewclick.server import passwords
 from fewclick.server.db import ROLES, ApiToken, Membership, User, WebSession, is_busy, now
-from fewclick.server.errors import StoreError
+from fewclick.server.errors import StoreError, shown
 
 SESSION_DAYS = 7  # a browser login lasts this long
 TOKEN_USE_EVERY = timedelta(minutes=1)  # how often a token's last use is written down
@@ -62,7 +62,7 @@ def add_user(session: Session, name: str, role: str, password: str | None = None
     if not name or len(name) > 200:
         raise AccountError("a user name is 1 to 200 characters")
     if role not in ROLES:
-        raise AccountError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
+        raise AccountError(f"unknown role {shown(role)}: expected one of {', '.join(ROLES)}")
     found = session.scalar(select(User).filter_by(name=name))
     if found is not None and found.removed_at is not None:
         raise AccountError(f"user {name!r} was removed; the name stays with their past work: choose another")
@@ -215,7 +215,7 @@ def set_role(session: Session, project_id: int, user: User, role: str | None) ->
             session.delete(member)
         return
     if role not in ROLES:
-        raise AccountError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
+        raise AccountError(f"unknown role {shown(role)}: expected one of {', '.join(ROLES)}")
     if member is None:
         session.add(Membership(project_id=project_id, user_id=user.id, role=role))
     else:

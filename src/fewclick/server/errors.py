@@ -4,7 +4,17 @@ module, so that the store and the accounts it checks roles with both raise them.
 
 from __future__ import annotations
 
-__all__ = ["StoreError", "NotFound", "Forbidden", "Conflict", "TooLarge"]
+__all__ = ["StoreError", "NotFound", "Forbidden", "Conflict", "TooLarge", "shown"]
+
+SHOWN_CHARS = 80  # the most of a refused text a message repeats
+
+
+def shown(text: str) -> str:
+    """``text`` as a message repeats it: its repr, cut after :data:`SHOWN_CHARS` characters
+    with its length said (a refused 1 MB name is not sent back whole)."""
+    if len(text) <= SHOWN_CHARS:
+        return repr(text)
+    return f"{text[:SHOWN_CHARS]!r}... ({len(text):,} characters)"
 
 
 class StoreError(ValueError):

@@ -2,8 +2,10 @@
 
 - Names (projects, classes): :data:`MAX_NAME` characters (the database's column size);
   :data:`MAX_CLASSES` classes given with a new project.
-- Events in one POST: :data:`MAX_EVENTS_PER_POST`; creates in one annotation batch:
-  :data:`MAX_CREATES` (the browser sends one save at a time, a script can split its work).
+- Events in one POST: :data:`MAX_EVENTS_PER_POST`, each event's detail at most
+  :data:`MAX_EVENT_DETAIL` characters as JSON (the page's are under 100); creates in one
+  annotation batch: :data:`MAX_CREATES`, deletes :data:`MAX_DELETES` (the browser sends one
+  save at a time, a script can split its work).
 - The body of every request, read as it arrives, stops at the first byte over its route's
   limit (:class:`BodyLimit`, one ASGI middleware for every route): an upload (a form with
   a file) at the app's upload limit (``Settings.max_upload_mb``); a route that carries masks
@@ -25,7 +27,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MAX_NAME = 200
 MAX_CLASSES = 1000  # classes a new project is given at once
 MAX_EVENTS_PER_POST = 1000
+MAX_EVENT_DETAIL = 2000
 MAX_CREATES = 1000
+MAX_DELETES = 10000  # an image's every object at once, in the densest crowds
 MAX_JSON_BYTES = 8 * 2**20
 MAX_MASK_BYTES = 64 * 2**20
 MASK_ROUTES = {

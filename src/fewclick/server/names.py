@@ -18,6 +18,8 @@ import re
 import unicodedata
 from pathlib import PurePosixPath
 
+from fewclick.server.errors import shown
+
 MAX_NAME = 200  # characters in an upload's name (file systems hold 255 bytes; ".part" is added)
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _WINDOWS_RESERVED = re.compile(r'[<>:"|?*]')
@@ -37,10 +39,12 @@ def upload_name(name: str) -> str:
     naming the problem when none is left or it holds a control character."""
     bad = _control(name)
     if bad is not None:
-        raise FileNameError(f"expected a file name without control characters, got {name!r} (holds {bad!r})")
+        raise FileNameError(
+            f"expected a file name without control characters, got {shown(name)} (holds {bad!r})"
+        )
     base = _DRIVE.sub("", name.replace("\\", "/").rsplit("/", 1)[-1]).strip().lstrip(".").strip()
     if not base:
-        raise FileNameError(f"expected a file name, got no file name in {name!r}")
+        raise FileNameError(f"expected a file name, got no file name in {shown(name)}")
     if len(base) > MAX_NAME:
         raise FileNameError(f"expected a file name of at most {MAX_NAME} characters, got {len(base)}")
     return _WINDOWS_RESERVED.sub("_", base)

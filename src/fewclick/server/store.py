@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
@@ -17,6 +18,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 from sqlalchemy import case, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -24,6 +26,7 @@ from fewclick.io import read_dataset, write_dataset
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.images import IMAGE_SUFFIXES, ImageError, image_size, load_image
 from fewclick.io.rle import mask_to_rle, rle_boxes, rle_to_mask
+from fewclick.io.voc import image_depth
 from fewclick.server import accounts
 from fewclick.server.convert import GeometryError, check_geometry, colour, from_objects, to_objects
 from fewclick.server.db import (
@@ -39,7 +42,7 @@ from fewclick.server.db import (
     User,
     now,
 )
-from fewclick.server.errors import Conflict, Forbidden, NotFound, StoreError, TooLarge
+from fewclick.server.errors import Conflict, Forbidden, NotFound, StoreError, TooLarge, shown
 from fewclick.server.names import FileNameError, export_problem, upload_name
 from fewclick.server.queries import annotated_unfinished, running_job
 from fewclick.server.tiles import check_size
@@ -295,13 +298,21 @@ def add_upload(
     except FileNameError as exc:
         raise StoreError(str(exc)) from None
     if Path(safe).suffix.lower() not in IMAGE_SUFFIXES:
-        raise StoreError(f"{name!r} is not an image file ({', '.join(IMAGE_SUFFIXES)})")
+        raise StoreError(f"{shown(name)} is not an image file ({', '.join(IMAGE_SUFFIXES)})")
     if any(im.file_name == safe for im in project.images):
         raise Conflict(f"the project has an image named {safe!r} already")
+    twin = next((im.file_name for im in project.images if _stem(im.file_name) == _stem(safe)), None)
+    if twin is not None:
+        raise Conflict(
+            f"the project has an image {twin!r} already, and {safe!r} would share its files in "
+            f"exports ({_stem(safe)}.xml, labels/{_stem(safe)}.txt, ...): rename it"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / safe
-    partial = folder / f".{safe}.part"
-    with open(partial, "wb") as out:
+    # a name of its own: two uploads of one name at once write two files
+    fd, partial = tempfile.mkstemp(suffix=".part", prefix=f".{safe}.", dir=folder)
+    partial = Path(partial)
+    with open(fd, "wb") as out:
         shutil.copyfileobj(content, out)
     try:
         width, height = image_size(partial)  # from the header, before any pixel is decoded
@@ -318,7 +329,6 @@ def add_upload(
     except ValueError as exc:
         partial.unlink(missing_ok=True)
         raise StoreError(f"{safe}: {exc}") from None
-    partial.replace(path)
     image = Image(
         project=project,
         file_name=safe,
@@ -327,9 +337,20 @@ def add_upload(
         height=height,
         updated_by=user.id,
     )
-    session.add(image)
-    session.flush()
+    try:  # the row first: an upload of the same name that got in meanwhile keeps its file
+        with session.begin_nested():
+            session.add(image)
+            session.flush()
+    except IntegrityError:
+        partial.unlink(missing_ok=True)
+        raise Conflict(f"the project has an image named {safe!r} already") from None
+    partial.replace(path)
     return image
+
+
+def _stem(file_name: str) -> str:
+    """The name an image's files get in exports that name them by stem (VOC, DOTA, YOLO, ...)."""
+    return PurePosixPath(file_name.replace("\\", "/")).stem
 
 
 def _check_upload_pixels(name: str, width: int, height: int) -> None:
@@ -474,7 +495,7 @@ def set_status(image: Image, status: str, user: User, role: str) -> str | None:
     move to ``status``, Conflict (naming the image's status) when the image is not where such
     a move starts."""
     if status not in IMAGE_STATUSES:
-        raise StoreError(f"status must be one of {IMAGE_STATUSES}, got {status!r}")
+        raise StoreError(f"status must be one of {IMAGE_STATUSES}, got {shown(status)}")
     _check_role(user, role, status)
     if status == image.status:
         return None
@@ -572,7 +593,11 @@ def export(project: Project, format: str, folder: Path) -> Path:
     images (their transform is read from the image files, which are not sent)."""
     format = export_format(format)
     data = to_dataset(project, scores=True)
-    skipped = _skip_unsafe_names(data, PurePosixPath(EXPORTS[format]).parts[0])
+    where = PurePosixPath(EXPORTS[format]).parts[0]
+    skipped = _skip_unsafe_names(data, where) + _skip_shared_file_names(data, format, where)
+    if format == "voc":  # <depth> is read from the image file, which the download does not send
+        for rec in data.images:
+            rec.extra["depth"] = image_depth(rec.path)
     if format != "geojson":
         for rec in data.images:
             rec.path = None  # a download names images as the project does; the files stay where they are
@@ -602,6 +627,40 @@ def _skip_unsafe_names(data: Dataset, where: str) -> list[str]:
         for name, problem in problems.items()
         if problem is not None
     ]
+
+
+#: The formats that write a file per image named after the image: what names it (VOC,
+#: DOTA and GeoJSON drop the folders; YOLO and the label PNGs keep them).
+_FILE_PER_IMAGE = {
+    **dict.fromkeys(("voc", "dota", "geojson"), lambda name: PurePosixPath(name).stem),
+    **dict.fromkeys(
+        ("yolo", "yolo_seg", "yolo_obb", "masks", "coco_panoptic"),
+        lambda name: PurePosixPath(name).with_suffix("").as_posix(),
+    ),
+}
+
+
+def _skip_shared_file_names(data: Dataset, format: str, where: str) -> list[str]:
+    """Leave out each image whose files in ``format`` would have the name of an earlier
+    image's (``a.jpg`` beside ``a.png``: one ``a.xml``), instead of failing the whole export
+    or writing one over the other; a message for each one left out."""
+    key = _FILE_PER_IMAGE.get(format)
+    if key is None:
+        return []
+    first: dict[str, str] = {}
+    kept, messages = [], []
+    for rec in data.images:
+        name = key(rec.file_name.replace("\\", "/"))
+        if name in first:
+            messages.append(
+                f"{where}: image {rec.file_name!r} skipped: its files would be named {name!r}, as image "
+                f"{first[name]!r}'s are; rename its file and add it again"
+            )
+        else:
+            first[name] = rec.file_name
+            kept.append(rec)
+    data.images = kept
+    return messages
 
 
 def _one_region_per_stuff_class(data: Dataset, where: str) -> list[str]:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationInfo, 
 from fewclick.server import store, views
 from fewclick.server.db import ANNOTATION_KINDS, REVIEW_STATES, Annotation, Image, local_user
 from fewclick.server.deps import DB
-from fewclick.server.limits import MAX_CREATES
+from fewclick.server.limits import MAX_CREATES, MAX_DELETES
 from fewclick.server.serving import check_backend
 
 router = APIRouter(prefix="/api")
@@ -111,7 +111,7 @@ class AnnotationPatch(BaseModel):
 class BatchIn(BaseModel):
     revision: Revision
     create: list[AnnotationIn] = Field(default=[], max_length=MAX_CREATES)
-    delete: list[Id] = []
+    delete: list[Id] = Field(default=[], max_length=MAX_DELETES)
 
 
 @router.post("/images/{image_id}/annotations", status_code=201)
@@ -129,12 +129,13 @@ def batch(image_id: int, body: BatchIn, session: DB):
     image = store.get(session, Image, image_id, "image")
     user = local_user(session)
     new = store.claim_revision(session, image, body.revision, user)
-    store.delete_annotations(session, image, body.delete)
+    deleted = list(dict.fromkeys(body.delete))  # an id given twice is deleted once
+    store.delete_annotations(session, image, deleted)
     created = [store.add_annotation(session, user, image, a.plain()) for a in body.create]
     session.commit()
     return {
         "created": [views.annotation(a) for a in created],
-        "deleted": body.delete,
+        "deleted": deleted,
         "revision": new,
     }
 

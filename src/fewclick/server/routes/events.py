@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, FiniteFloat, field_validator
 from fewclick.server import queries, store, views
 from fewclick.server.db import Project, local_user
 from fewclick.server.deps import DB
-from fewclick.server.limits import MAX_EVENTS_PER_POST
+from fewclick.server.limits import MAX_EVENT_DETAIL, MAX_EVENTS_PER_POST
 
 router = APIRouter(prefix="/api")
 
@@ -29,12 +29,17 @@ class EventIn(BaseModel):
 
     @field_validator("detail")
     @classmethod
-    def _finite(cls, detail: dict[str, Any] | None) -> dict[str, Any] | None:
-        """Refuse a detail that JSON cannot answer with (Infinity or NaN anywhere in it)."""
+    def _finite_and_short(cls, detail: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Refuse a detail that JSON cannot answer with (Infinity or NaN anywhere in it), or
+        one over :data:`MAX_EVENT_DETAIL` characters as JSON."""
         try:
-            json.dumps(detail, allow_nan=False)
+            text = json.dumps(detail, allow_nan=False)
         except ValueError:
             raise ValueError("expected finite numbers in detail, got Infinity or NaN") from None
+        if len(text) > MAX_EVENT_DETAIL:
+            raise ValueError(
+                f"expected a detail of at most {MAX_EVENT_DETAIL:,} characters as JSON, got {len(text):,}"
+            )
         return detail
 
 
