@@ -18,7 +18,10 @@ the probe that found issue 31's failures sent, finding by finding:
 8. a 1 MB class name, a 100,000-character project name, 200,000 events, 5,000 creates,
    a 30 MB JSON body and a 20000 x 20000 PNG of about 1 MB (the server's memory beside it);
 9. the Label Studio routes without credentials for a project that exists and one that does
-   not, and ``/health``.
+   not, and ``/health``;
+R. what a review of the fixes got through: 30 wrong log-ins sent at once, an upload ``scene0.jpg``
+   beside ``scene0.png`` then the exports that name files by stem, two uploads of one new name
+   at once, a delete list of 100,001 ids, an event detail of 100 KB, a 1 MB status.
 
 Each probe passes when every answer is the expected refusal (or success where the probe
 checks that something still works). Every 5xx answer is a server error, but for a 503 with
@@ -425,6 +428,46 @@ def finding_9(probe: Probe, s: dict) -> None:
     probe.check("9", "what health says", {"status": "UP"}, body)
 
 
+def review_findings(probe: Probe, s: dict) -> None:
+    """The review's findings (R): each a refusal, never a 500, and nothing broken after."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pid, admin = s["project"]["id"], s["who"]["admin"]
+    probe.server.add_user("racer", "annotator", s["password"])
+    wrong = {"name": "racer", "password": "a wrong guess at once"}
+    with ThreadPoolExecutor(30) as pool:
+        codes = list(pool.map(lambda _: probe.send("POST", "/api/login", json=wrong).status_code, range(30)))
+    probe.check("R", "401s among 30 wrong log-ins sent at once (5 at most)", True, codes.count(401) <= 5)
+    buffer = io.BytesIO()
+    PILImage.fromarray(np.full((40, 60, 3), 120, np.uint8)).save(buffer, "JPEG")
+    jpeg = buffer.getvalue()
+    r = probe.send("POST", f"/api/projects/{pid}/images", admin, files={"file": ("scene0.jpg", jpeg)})
+    probe.check("R", "an upload scene0.jpg beside scene0.png", 409, r.status_code)
+    for format in ("voc", "yolo", "masks", "geojson"):
+        r = probe.send("GET", f"/api/projects/{pid}/export", admin, params={"format": format})
+        expected = 400 if format == "geojson" else 200  # the synthetic images have no georeference
+        probe.check("R", f"the {format} export", expected, r.status_code)
+    with ThreadPoolExecutor(2) as pool:
+        files = {"file": ("twice.jpg", jpeg)}
+        codes = sorted(
+            pool.map(
+                lambda _: probe.send("POST", f"/api/projects/{pid}/images", admin, files=files).status_code,
+                range(2),
+            )
+        )
+    probe.check("R", "two uploads of one new name at once", [201, 409], codes)
+    image = probe.send("GET", f"/api/images/{s['images'][2]['id']}", admin).json()
+    batch = f"/api/images/{image['id']}/annotations/batch"
+    r = probe.send("POST", batch, admin, json={"revision": image["revision"], "delete": [1] * 100_001})
+    probe.check("R", "a delete list of 100,001 ids", 422, r.status_code)
+    event = [{"action": "x", "detail": {"pad": "p" * 100_000}}]
+    r = probe.send("POST", f"/api/projects/{pid}/events", s["who"]["rev"], json=event)
+    probe.check("R", "an event detail of 100 KB from a reviewer", 422, r.status_code)
+    r = probe.send("PATCH", f"/api/images/{image['id']}", s["who"]["rev"], json={"status": "x" * 2**20})
+    short = len(r.text) < 1024
+    probe.check("R", "a 1 MB status: 400, the answer under 1 KB", (400, True), (r.status_code, short))
+
+
 def report(probe: Probe, out: Path, seconds: float) -> None:
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -487,6 +530,7 @@ def main(argv: list[str] | None = None) -> int:
             finding_5,
             finding_8,
             finding_9,
+            review_findings,
             finding_6,
             finding_7,
         ):
