@@ -20,10 +20,11 @@ from torch import nn
 from fewclick.models.backbone import Backbone, FeatureNeck, conv_bn, unit_similarity_features
 from fewclick.models.checkpoint import load_module, write_checkpoint
 from fewclick.models.clicks import C3, ClickTensors, LateFusion, class_heatmaps
+from fewclick.models.imagenet import ImageNetBackbone
 from fewclick.models.pixels import normalise as normalise  # the image input this network expects
 
 METHODS = ("c3det", "late-fusion", "early-fusion", "plain")
-BACKBONES = ("scratch", "pretrained")
+BACKBONES = ("scratch", "pretrained", "imagenet")
 CHECKPOINT_KIND = "click-detector"
 CHECKPOINT_VERSION = 2  # 2: box outputs no longer see the clicks
 
@@ -35,8 +36,11 @@ class DetectorConfig:
     num_classes: int
     method: str = "c3det"  # one of METHODS; Passthrough is a decoder over "plain"
     # "scratch": our own backbone on the image; "pretrained": a neck on the frozen maps of
-    # the pretrained encoder (models.backbone.PRETRAINED_MAPS), computed outside the network
+    # the pretrained encoder (models.backbone.PRETRAINED_MAPS), computed outside the network;
+    # "imagenet": EfficientNet-Lite (``imagenet``: lite0 or lite2, models.imagenet) on the
+    # image, its ImageNet weights fine-tuned end to end
     backbone: str = "scratch"
+    imagenet: str = "lite0"
     oriented: bool = False  # predict an angle (oriented boxes)
     points_only: bool = False  # data has centre points only: no size head
     widths: tuple[int, int, int] = (48, 96, 128)
@@ -57,6 +61,10 @@ class DetectorConfig:
             raise ValueError(f"unknown backbone {self.backbone!r}; expected one of {BACKBONES}")
         if self.backbone == "pretrained" and self.method == "early-fusion":
             raise ValueError("early fusion puts clicks into the image, which a frozen encoder never sees")
+        if self.backbone == "imagenet" and self.method == "early-fusion":
+            raise ValueError(
+                "early fusion adds click channels to the image, which ImageNet weights never saw"
+            )
         if self.num_classes < 1:
             raise ValueError(f"expected num_classes >= 1, got {self.num_classes}")
 
@@ -170,6 +178,8 @@ class ClickDetectorNet(nn.Module):
         in_channels = 3 + (c.num_classes if c.method == "early-fusion" else 0)
         if c.backbone == "pretrained":
             self.backbone = FeatureNeck(out_channels=c.features)
+        elif c.backbone == "imagenet":
+            self.backbone = ImageNetBackbone(c.imagenet, c.features)
         else:
             self.backbone = Backbone(in_channels, c.widths, c.blocks, c.features)
         self.stride = self.backbone.stride

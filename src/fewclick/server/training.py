@@ -140,7 +140,7 @@ def train_project(
         )
         if task == "detect" and (partly or reference):
             extra = {"partly_labeled_images": len(partly)} if partly else {}
-            if reference and trained.method in ("scratch", "pretrained"):
+            if reference and trained.method in ("scratch", "pretrained", "imagenet"):
                 update_job(db_url, job_id, message=f"scoring detect v{versions[task]} against the reference")
                 extra.update(_reference_score(trained.path, reference, data.classes, embeddings, project_id))
             trained = replace(trained, metrics={**(trained.metrics or {}), **extra})
@@ -270,13 +270,14 @@ def _detector(
 ) -> Trained:
     """The click detector that serves best. With the pretrained encoder (``embeddings``: the
     app's cache folder, where the maps of annotated images already are) and at least
-    ``MIN_PICK_IMAGES`` finished images, C3Det on pretrained features and C3Det from scratch
-    both train on all but the held-out images (every 4th, at least one) and run C3Det's
-    protocol there (1, 3 and 5 clicks, one session), as does the training-free start; the
-    best of the three then trains on every image and serves (the training-free start keeps
-    serving when it wins), with all scores in its metrics. With fewer images the pretrained one
-    serves untested; without the encoder, the from-scratch one. The pretrained detector
-    trains for ``PRETRAINED_SECONDS`` at most, the from-scratch one for ``minutes``.
+    ``MIN_PICK_IMAGES`` finished images, C3Det on pretrained features, C3Det from scratch and
+    C3Det on ImageNet EfficientNet-Lite0 (when its weights are installed) train on all but the
+    held-out images (every 4th, at least one) and run C3Det's protocol there (1, 3 and 5
+    clicks, one session), as does the training-free start; the best then trains on every
+    image and serves (the training-free start keeps serving when it wins), with all scores in
+    its metrics. With fewer images the pretrained one serves untested; without the encoder,
+    the ImageNet one (from scratch without its weights). The pretrained detector trains for
+    ``PRETRAINED_SECONDS`` at most, the others for ``minutes``.
     ``partly``: records of images the review queue labeled in part (with loss weights,
     :func:`fewclick.server.box_queue.partly_labeled`); they train every detector and are
     never held out (not for an oriented detector: the queue's boxes are axis-aligned)."""
@@ -292,33 +293,35 @@ def _detector(
     partly = [] if config.oriented else list(partly or [])
     encoder = _encoder(embeddings)
     everything = type(subset)(subset.classes, subset.images + partly, subset.format)
+    own = "imagenet" if imagenet_available() else "scratch"  # the detector on the image itself
     if encoder is None or config.points_only:
-        return Trained(_train_scratch(everything, out, minutes, progress, steps), "scratch")
+        return Trained(_train_scratch(everything, out, minutes, progress, steps, own), own)
     if len(subset) < MIN_PICK_IMAGES:
         path = _train_pretrained(everything, out, encoder, progress, steps, project_id)
         note = f"fewer than {MIN_PICK_IMAGES} finished images: not compared with the from-scratch detector"
         return Trained(path, "pretrained", {"note": note})
     held = [r for i, r in enumerate(subset.images) if i % 4 == 3] or subset.images[-1:]
     rest = type(subset)(subset.classes, [r for r in subset.images if r not in held] + partly, subset.format)
-    phases = 3
+    methods = ("pretrained", "scratch") + (("imagenet",) if own == "imagenet" else ())
+    phases = len(methods) + 1
     scores, thresholds = {}, {}
     scores["training-free"], thresholds["training-free"] = _held_out(
         None, held, subset.classes, encoder, project_id
     )
-    for i, method in enumerate(("pretrained", "scratch")):
+    for i, method in enumerate(methods):
         folder = out / "pick" / method
         phase = _phase(progress, i, phases)
         if method == "pretrained":
             model = _train_pretrained(rest, folder, encoder, phase, steps, project_id)
         else:
-            model = _train_scratch(rest, folder, minutes, phase, steps)
+            model = _train_scratch(rest, folder, minutes, phase, steps, method)
         scores[method], thresholds[method] = _held_out(model, held, subset.classes, encoder, project_id)
     chosen = max(scores, key=lambda m: (scores[m], m == "pretrained"))
-    last = _phase(progress, 2, phases)
+    last = _phase(progress, len(methods), phases)
     if chosen == "pretrained":
         path = _train_pretrained(everything, out, encoder, last, steps, project_id)
-    elif chosen == "scratch":
-        path = _train_scratch(everything, out, minutes, last, steps)
+    elif chosen in ("scratch", "imagenet"):
+        path = _train_scratch(everything, out, minutes, last, steps, chosen)
     else:  # the training-free start scored best: it keeps serving, under this version
         out.mkdir(parents=True, exist_ok=True)
         path = out
@@ -356,13 +359,28 @@ def _phase(progress, index: int, count: int):
     return report
 
 
-def _train_scratch(data, out: Path, minutes: float, progress, steps: int | None) -> Path:
+def imagenet_available() -> bool:
+    """Whether the ImageNet EfficientNet-Lite0 weights are installed and check out."""
+    from fewclick.models.imagenet import ImageNetWeightsError, weights_file
+
+    try:
+        weights_file("lite0")
+    except ImageNetWeightsError:
+        return False
+    return True
+
+
+def _train_scratch(
+    data, out: Path, minutes: float, progress, steps: int | None, backbone: str = "scratch"
+) -> Path:
+    """C3Det on the image itself: from scratch, or (``backbone="imagenet"``) from the
+    ImageNet weights of EfficientNet-Lite0, fine-tuned end to end; ``minutes`` of training."""
     from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
 
     return train_detector(
         data,
         out,
-        detector_config_for(data, "c3det"),
+        detector_config_for(data, "c3det", backbone=backbone),
         TrainConfig(budget_minutes=minutes, steps=steps),
         progress=progress,
     )

@@ -109,7 +109,7 @@ def detect(
     """Click-to-detect: the project's detector when it has one, else the training-free
     start on the pretrained encoder (``encoding``: the embedding cache folder and the
     image's key, None without the encoder's files), else template correlation. ``method``
-    says which: "pretrained" or "scratch" (the detector's backbone), "training-free" or
+    says which: "pretrained", "scratch" or "imagenet" (the detector's backbone), "training-free" or
     "template". ``classes`` is the detector's class names (None without one); when they are
     not the project's ``names`` nothing is predicted (the caller says to train again)."""
     from fewclick.types import Clicks

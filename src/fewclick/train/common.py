@@ -12,7 +12,8 @@ CALIBRATION_SKIP, CALIBRATION_STEPS = 3, 20  # a budget in minutes becomes steps
 
 def set_lr(optim: torch.optim.Optimizer, lr: float, warmup_steps: int, step: int, total: int | None) -> None:
     """Linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``total`` (constant
-    while ``total`` is still unknown, i.e. before a minute budget has become steps)."""
+    while ``total`` is still unknown, i.e. before a minute budget has become steps); a
+    parameter group's ``lr_scale`` (default 1) multiplies its rate."""
     if step < warmup_steps:
         value = lr * (step + 1) / warmup_steps
     elif total is None:
@@ -21,7 +22,7 @@ def set_lr(optim: torch.optim.Optimizer, lr: float, warmup_steps: int, step: int
         progress = (step - warmup_steps) / max(total - warmup_steps, 1)
         value = lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     for group in optim.param_groups:
-        group["lr"] = value
+        group["lr"] = value * group.get("lr_scale", 1.0)
 
 
 def bf16_supported() -> bool:

@@ -116,7 +116,7 @@ def _needs_sam(session, image: Image) -> bool:
     if serving.serving(session, image.project).name == "sam":
         return True
     detector = newest_model(session, image.project_id, "detect")
-    if detector is None or detector.method != "scratch":
+    if detector is None or detector.method not in ("scratch", "imagenet"):
         return True
     return newest_model(session, image.project_id, "points") is None
 
