@@ -12,7 +12,7 @@ from fewclick.models.detector import ClickDetectorNet, DetectorConfig
 from fewclick.predict.detect import ClickDetector, DecodeConfig
 from fewclick.predict.encoder import ImageEncoder
 from fewclick.predict.features import image_features, training_tiles
-from fewclick.predict.similar import SimilarityDetector
+from fewclick.predict.similar import SimilarityConfig, SimilarityDetector
 from fewclick.train.detect_pretrained import (
     FeatureTile,
     PretrainedTrainConfig,
@@ -77,6 +77,33 @@ def test_the_training_free_start_finds_what_looks_like_the_clicked_object(encode
     assert (iou.max(1) >= 0.5).sum() >= 3, "most other red discs are proposed"
     on_disc = box_iou(found.boxes, objects.boxes[1:5]).max(1) >= 0.5
     assert found.scores[on_disc].min() > found.scores[~on_disc].max(initial=0), "discs rank above the rest"
+
+
+def test_look_alikes_score_at_the_relative_bar_or_above_and_the_limit_keeps_the_best(encoder):
+    image, _ = _scene()
+    detector = SimilarityDetector(2, encoder)
+    detector.set_image(image)
+    clicks = _clicks([DISCS[0]], [0])
+    found = detector.predict(clicks)
+    alike = found[found.scores < 1.0]
+    assert len(alike) >= 2, "the scene's other red discs"
+    assert alike.scores.min() >= detector.config.relative
+    one = detector.predict(clicks, limit=1)
+    assert len(one) == 2, "the best look-alike and the clicked disc"
+    assert np.allclose(one.boxes[0], alike.boxes[np.argmax(alike.scores)])
+    assert len(detector.predict(clicks, limit=0)) == 1, "only the clicked disc"
+    with pytest.raises(ValueError, match="limit >= 0"):
+        detector.predict(clicks, limit=-1)
+
+
+def test_nothing_nearly_as_like_the_click_as_itself_gives_only_the_click(encoder):
+    """When no peak clears the relative bar the answer is the clicked object alone, not the
+    best of what is left."""
+    image, _ = _scene()
+    detector = SimilarityDetector(2, encoder, config=SimilarityConfig(relative=1.5))
+    detector.set_image(image)
+    found = detector.predict(_clicks([DISCS[0]], [0]))
+    assert len(found) == 1 and found.scores[0] == 1.0
 
 
 def test_clicks_of_two_classes_compete_and_pool_per_class(encoder):

@@ -535,6 +535,26 @@ def test_the_training_free_start_sizes_boxes_from_the_users_boxes_not_the_hidden
         assert class_sizes(session, project["id"]) == {cls: pytest.approx(np.sqrt(20 * 40))}
 
 
+def test_the_training_free_start_shows_a_few_look_alikes_per_object_of_the_fullest_finished_image(
+    client, data
+):
+    project = _project(client, "look-alike-cap", folder=str(data / "aerial" / "images"))
+    first, second = client.get(f"/api/projects/{project['id']}/images").json()[:2]
+    cls = project["classes"][0]["id"]
+    click = {"clicks": [[20, 20, cls]]}
+    r = client.post(f"/api/images/{second['id']}/detect", json=click)
+    assert r.status_code == 200 and r.json()["look_alike_limit"] is None, "no finished image: no cap"
+    boxes = [[5, 5, 15, 15], [30, 30, 40, 40]]
+    body = {"create": [{"class_id": cls, "geometry": {"box": b}} for b in boxes], "revision": 0}
+    assert client.post(f"/api/images/{first['id']}/annotations/batch", json=body).status_code == 200
+    r = client.post(f"/api/images/{second['id']}/detect", json=click)
+    assert r.json()["look_alike_limit"] is None, "boxes on an unfinished image set no cap"
+    assert client.patch(f"/api/images/{first['id']}", json={"status": "done"}).status_code == 200
+    r = client.post(f"/api/images/{second['id']}/detect", json=click)
+    assert r.json()["look_alike_limit"] == 3 * len(boxes)
+    assert sum(s < 1 for s in r.json()["scores"]) <= 3 * len(boxes)
+
+
 def test_a_dataset_whose_names_carry_a_folder_imports_into_a_project_made_from_that_folder(client, data):
     """``annotations.json`` names ``images/a.png``; the project made from ``images/`` has ``a.png``."""
     project = _project(client, f"by-base-{uuid.uuid4().hex[:6]}", folder=str(data / "aerial" / "images"))

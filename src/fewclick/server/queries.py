@@ -70,6 +70,20 @@ def class_sizes(session: Session, project_id: int) -> dict[int, float]:
     return {k: float(np.median(v)) for k, v in sides.items()}
 
 
+def most_objects_finished(session: Session, project_id: int) -> int | None:
+    """The most of the user's boxes any finished image of the project holds (None before an
+    image is finished): the training-free start shows a few times that at most."""
+    per_image = (
+        select(func.count().label("n"))
+        .select_from(Annotation)
+        .join(Image)
+        .where(Image.project_id == project_id, Image.status.in_(FINISHED), *USERS_WORK)
+        .group_by(Annotation.image_id)
+        .subquery()
+    )
+    return session.scalar(select(func.max(per_image.c.n)))
+
+
 def _annotated(project_id: int, work=USERS_WORK):
     """The project's images holding at least one of the user's annotations (reference and
     rejected ones left out, as training leaves them out): the ones training learns from once

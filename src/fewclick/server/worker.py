@@ -105,13 +105,15 @@ def detect(
     clicks: list[list[float]],
     sizes: dict,
     encoding: tuple[str, str] | None = None,
+    limit: int | None = None,
 ) -> dict:
     """Click-to-detect: the project's detector when it has one, else the training-free
     start on the pretrained encoder (``encoding``: the embedding cache folder and the
-    image's key, None without the encoder's files), else template correlation. ``method``
-    says which: "pretrained", "scratch" or "imagenet" (the detector's backbone), "training-free" or
-    "template". ``classes`` is the detector's class names (None without one); when they are
-    not the project's ``names`` nothing is predicted (the caller says to train again)."""
+    image's key, None without the encoder's files; ``limit``: its most look-alikes), else
+    template correlation. ``method`` says which: "pretrained", "scratch" or "imagenet" (the
+    detector's backbone), "training-free" or "template". ``classes`` is the detector's class
+    names (None without one); when they are not the project's ``names`` nothing is predicted
+    (the caller says to train again)."""
     from fewclick.types import Clicks
 
     num_classes = len(names)
@@ -149,7 +151,7 @@ def detect(
             return SimilarityDetector(num_classes, embeddings.encoder(encoding[0]))
 
         predictor = _encoded(("similar", encoding[0], num_classes), make, path, encoding)
-        det = predictor.predict(c, sizes=sizes)
+        det = predictor.predict(c, sizes=sizes, limit=limit)
         method = predictor.method
     else:
         from fewclick.predict.template import TemplateDetector

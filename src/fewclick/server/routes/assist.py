@@ -20,6 +20,9 @@ from fewclick.server.deps import DB, Config, Settings, Worker
 from fewclick.server.training import newest_model
 
 router = APIRouter(prefix="/api")
+#: the training-free start shows at most this many look-alikes per object of the fullest
+#: finished image (issue 32: "never more than a few times the objects a finished image holds")
+LOOK_ALIKES_PER_OBJECT = 3
 
 
 class DetectIn(BaseModel):
@@ -63,8 +66,11 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
         raise HTTPException(
             400, "detection without clicks needs a trained detector: click an object, or train the project's"
         )
-    # box sizes per class help only the training-free fallback: no query when a model serves
+    # box sizes per class and the look-alikes' cap help only the training-free start: no
+    # query when a model serves. The cap: a few times the objects a finished image holds
     sizes = {} if model else queries.class_sizes(session, project.id)
+    most = None if model else queries.most_objects_finished(session, project.id)
+    limit = None if most is None else LOOK_ALIKES_PER_OBJECT * most
     names = [c.name for c in project.classes]
     result = await models.run(
         worker.detect,
@@ -74,6 +80,7 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
         clicks,
         {position_of[k]: v for k, v in sizes.items()},
         _sam_image(config, image) if serving.sam_available() else None,
+        limit,
     )
     trained_for = result.pop("classes")
     if trained_for not in (None, names):
@@ -82,6 +89,7 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
     result["model_version"] = version.version if version else None
     # the score threshold of the best F1 on the held-out finished images the pick ran on
     result["min_score"] = (version.metrics or {}).get("score_threshold") if version else None
+    result["look_alike_limit"] = limit
     return result
 
 

@@ -103,6 +103,15 @@ async function acceptDetections() {
   renderPanel();
 }
 
+// what the training-free start found besides the clicked objects (which come back at score 1):
+// only what is nearly as like them as they are to themselves, and no texture when nothing is
+function lookAlikes(r) {
+  const n = r.scores.filter((s) => s < 1).length;
+  if (n === 0) return "Nothing else here is as like the clicked objects as they are to themselves: click another object, or draw its box.";
+  const cap = r.look_alike_limit != null ? `, at most ${r.look_alike_limit} (3 per object of your fullest finished image)` : "";
+  return `${n} look-alike${n === 1 ? "" : "s"} nearly as like the clicked objects as they are to themselves${cap}.`;
+}
+
 // the slider's step at or below the threshold, so that proposals scored at it still show
 function sliderValue(threshold) {
   return Math.min(0.95, Math.max(0.05, Math.floor(threshold * 20 + 1e-9) / 20));
@@ -115,6 +124,7 @@ function suggestion(threshold) {
 
 // which model made the proposals: the detect answer's model_version and method
 function boxesFrom(r) {
+  if (r.model_version == null && r.method === "training-free") return `boxes from: training-free start (feature similarity) — no trained detector yet. ${lookAlikes(r)}`;
   if (r.model_version == null) return "boxes from: training-free start (feature similarity) — no trained detector yet";
   return `boxes from: detector v${r.model_version} (${METHODS[r.method] ?? r.method})`;
 }
