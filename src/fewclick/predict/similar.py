@@ -21,10 +21,10 @@ on texture; texture peaks reach 0.77 while other objects score 0.57-0.83, so no 
 value separates them across images. Relative to the clicked object's own peak, on the
 first 30 training images of hit_uav and of bccd, 0.9 kept every image at most 2.5 and 2.0
 times its objects after one click, 3.0 and 2.9 after three (``benchmarks/training_free.py
---sweep``; ``docs/benchmarks/training_free.md``). Another clicked object of the class, in place of the object itself, flooded
-hit_uav (its cars and persons are less alike than texture is to them), so that calibration
-is not used. When nothing clears the bar only the clicked objects come back: the panel
-says so rather than offering texture.
+--sweep``; ``docs/benchmarks/training_free.md``). Another clicked object of the class, in
+place of the object itself, flooded hit_uav (its cars and persons are less alike than
+texture is to them), so that calibration is not used. When nothing clears the bar only the
+clicked objects come back: the panel says so rather than offering texture.
 
 Every click returns its own object, with its class and its SAM box, at score 1; a peak
 on a clicked object is dropped. The features are the encoder's stride 8 and 16 maps and

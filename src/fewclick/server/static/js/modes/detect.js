@@ -67,7 +67,14 @@ function buildPanel(el) {
   slider.addEventListener("change", (e) => logEvent("threshold", {mode: "detect", min_score: +e.target.value}));
 }
 
-async function detectNow() {
+// Once a trained detector serves, an image nobody has started opens with its proposals:
+// no click needed; a click of a class then reruns the detector with that click.
+export async function proposeOnOpen() {
+  if (!S.project.detector || S.anns.size || S.detect.clicks.length) return;
+  await detectNow("on open");
+}
+
+async function detectNow(when = "") {
   const t0 = performance.now();
   const det = S.detect;
   det.busy = (det.busy || Promise.resolve()).then(async () => {
@@ -79,7 +86,8 @@ async function detectNow() {
     S.lastLatency = performance.now() - t0;
     S.dirty = true;
     renderPanel();
-    say(`${shownProposals().length} proposals in ${S.lastLatency.toFixed(0)} ms`);
+    const how = when ? ` ${when}: Enter accepts, a click adds what is missing` : "";
+    say(`${shownProposals().length} proposals${how} in ${S.lastLatency.toFixed(0)} ms`);
   }).catch((err) => { det.error = err.message; });  // api() has already shown it
   return det.busy;
 }

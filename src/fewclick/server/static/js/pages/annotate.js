@@ -4,6 +4,7 @@
 import {$, api, esc, say, sayNext, typing} from "../api.js";
 import {change, redo, rotate, undo} from "../changes.js";
 import {flushEvents, logEvent} from "../events.js";
+import {proposeOnOpen} from "../modes/detect.js";
 import {MODES} from "../modes/index.js";
 import {renderPanel, setPanelRenderer} from "../panel.js";
 import {S, setState} from "../state.js";
@@ -90,6 +91,7 @@ export async function annotatePage(id) {
   S.ready = true;  // pixels loaded and the view fitted: clicks land where they are aimed
   requestAnimationFrame(frame);
   prepare(S);
+  if (!restored) proposeOnOpen();
 }
 
 // SAM's embedding of the image is made in the worker ahead of the first box (and the next

@@ -1,0 +1,113 @@
+"""Proposals from the moment an image opens (issue 32, part 3), in real headless Chromium:
+once a trained detector serves, an image nobody has started opens with its proposals and no
+click; a click then asks again with that click; an image someone started, or a project with
+no trained detector, opens without asking.
+
+No model runs: the detector's version row points nowhere and the page's detect and prepare
+requests are answered by the test, which records what the page asked.
+"""
+
+import json
+
+import httpx
+import numpy as np
+import pytest
+from browser import chromium_page, live_server, log_in, screen
+from clients import auth_headers, make_user
+from PIL import Image as PILImage
+
+from fewclick.server.app import create_app
+from fewclick.server.db import ModelVersion, sqlite_url
+
+USER, PASSWORD = "ann", "a long password"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """Two projects of the same two images: one with a trained detector serving, one without."""
+    home = tmp_path_factory.mktemp("browser-open")
+    (home / "images").mkdir()
+    for k in range(2):
+        PILImage.fromarray(np.full((90, 120, 3), 40 + 40 * k, np.uint8)).save(home / "images" / f"im{k}.png")
+    app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False, data_roots=[home])
+    make_user(app, USER, "admin", PASSWORD)
+    with live_server(app) as base:
+        api = httpx.Client(base_url=base, headers=auth_headers(app))
+        projects = []
+        for name in ("served", "untrained"):
+            body = {"name": name, "folder": str(home / "images"), "classes": ["car"]}
+            projects.append(api.post("/api/projects", json=body).json()["project"])
+        with app.state.sessions() as session:
+            session.add(
+                ModelVersion(
+                    project_id=projects[0]["id"], task="detect", version=1, path=str(home / "none"),
+                    images=2, method="scratch", created_by=1,
+                )
+            )  # fmt: skip
+            session.commit()
+        yield base, api, projects
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with chromium_page() as page:
+        page.detect_bodies = []
+        prepared = {"ready": True, "needs_sam": False}
+        page.route("**/api/images/*/prepare", lambda route: route.fulfill(json=prepared))
+        page.route("**/api/images/*/detect", lambda route: _detected(page, route))
+        log_in(page, server[0], USER, PASSWORD)
+        yield page
+
+
+def _detected(page, route) -> None:
+    """Two proposals without clicks, a third once a click came: the detector's answers."""
+    body = json.loads(route.request.post_data)
+    page.detect_bodies.append(body)
+    boxes = [[10, 10, 30, 30], [50, 20, 70, 40]] + ([[80, 50, 100, 70]] if body["clicks"] else [])
+    answer = {"boxes": boxes, "scores": [0.9, 0.8, 0.7][: len(boxes)], "rboxes": None, "method": "scratch"}
+    labels = [body["clicks"][0][2] if body["clicks"] else page.class_id] * len(boxes)
+    route.fulfill(json={**answer, "labels": labels, "model_version": 1, "min_score": 0.5})
+
+
+def _open(page, base: str, image_id: int) -> None:
+    url = f"{base}/#/image/{image_id}"
+    page.reload() if page.url == url else page.goto(url)
+    page.wait_for_function(f"() => window.S && S.ready && S.image.id === {image_id}")
+
+
+def _images(api, project) -> list[dict]:
+    return api.get(f"/api/projects/{project['id']}/images").json()
+
+
+def test_an_image_nobody_started_opens_with_the_served_detectors_proposals(server, page):
+    base, api, (served, _) = server
+    page.class_id = served["classes"][0]["id"]
+    page.detect_bodies.clear()
+    image = _images(api, served)[0]
+    _open(page, base, image["id"])
+    page.wait_for_function("() => S.detect.result && S.detect.answered === 0")
+    assert page.detect_bodies == [{"clicks": []}], "asked once, without a click"
+    assert page.evaluate("() => shownProposals().length") == 2
+    assert "2 proposals on open: Enter accepts, a click adds what is missing" in page.inner_text("#message")
+    assert page.inner_text("#boxes-from") == "boxes from: detector v1 (trained from scratch)"
+    page.mouse.click(*screen(page, 90, 60))
+    page.wait_for_function("() => S.detect.answered === 1")
+    assert len(page.detect_bodies) == 2 and len(page.detect_bodies[1]["clicks"]) == 1, "the click is sent"
+    assert page.evaluate("() => shownProposals().length") == 3
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => S.anns.size === 3")
+    assert page.errors == []
+
+
+def test_an_image_someone_started_or_a_project_without_a_detector_opens_without_asking(server, page):
+    base, api, (served, untrained) = server
+    started = _images(api, served)[1]
+    body = {"create": [{"class_id": served["classes"][0]["id"], "geometry": {"box": [5, 5, 25, 25]}}]}
+    assert api.post(f"/api/images/{started['id']}/annotations/batch", json={**body, "revision": 0}).is_success
+    page.detect_bodies.clear()
+    _open(page, base, started["id"])
+    _open(page, base, _images(api, untrained)[0]["id"])
+    page.wait_for_timeout(500)  # a request would have left with the page's opening
+    assert page.detect_bodies == []
+    assert page.evaluate("() => S.detect.result") is None
+    assert page.errors == []
