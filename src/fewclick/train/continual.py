@@ -1,0 +1,248 @@
+"""A detector that keeps learning while people work (issue 32, part 2): rounds of training,
+each warm-started from the round before, on the finished images as they are at that moment.
+
+A round trains ``round_steps`` steps (a short warm-up, then cosine decay: warm restarts)
+starting from the newest round's weights, or from ``start`` (the serving model) before any
+round. Its candidate is then scored on held-out finished images against the serving model,
+both with C3Det's clicks (one fixed session at ``ks`` clicks), and it is promoted only when
+it is better by more than the score's noise: in at least ``confidence`` of ``resamples``
+paired bootstrap resamples of the held-out images, its mAP beats the serving model's on the
+same resample. With fewer than ``min_held_out`` held-out images nothing can be told apart,
+and a candidate serves only when nothing serves yet (recorded as untested).
+
+Everything the trainer knows is in ``work/state.json`` and the rounds' folders, written
+after each round: a trainer made again on the same folder (after a restart) goes on from
+the newest finished round; a round cut short leaves no trace but its folder, which is
+trained again from the start. Only the serving model's folder and the newest round's are
+kept. Which finished image is held out is fixed by its id (:func:`held_out`), so the same
+images are held out every time and a new one joins them one time in four.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fewclick.io.dataset import Dataset
+from fewclick.types import Detections, Objects
+
+STATE = "state.json"
+
+
+@dataclass(frozen=True)
+class ContinualConfig:
+    round_steps: int = 200
+    lr: float = 1e-3  # a third of the from-scratch rate: each round refines the last
+    warmup_steps: int = 10
+    ks: tuple[int, ...] = (1, 3, 5)  # the clicks a candidate is scored at, as in the app's pick
+    min_held_out: int = 2
+    resamples: int = 200
+    confidence: float = 0.9
+    seed: int = 0
+    threads: int = 1  # the trainer's share: one core, the other stays free for clicks
+    crop: int = 256
+    batch_size: int = 8
+
+
+@dataclass
+class Round:
+    """What one round did: its number, the images it trained on, its steps, its candidate's
+    and the serving model's held-out mAP (None: too few held-out images to score), the share
+    of resamples the candidate won, and whether it was promoted."""
+
+    number: int
+    train_images: int
+    held_out_images: int
+    steps: int
+    candidate_mAP: float | None
+    serving_mAP: float | None
+    wins: float | None
+    promoted: bool
+    path: str
+
+
+@dataclass
+class TrainerState:
+    rounds: list[Round] = field(default_factory=list)
+    serving: str | None = None  # the path of the serving model (None: nothing trained serves)
+    serving_round: int | None = None  # None: ``start``, from outside the trainer
+    total_steps: int = 0
+
+    @classmethod
+    def read(cls, work: Path) -> TrainerState:
+        path = work / STATE
+        if not path.is_file():
+            return cls()
+        raw = json.loads(path.read_text())
+        return cls(
+            [Round(**r) for r in raw["rounds"]], raw["serving"], raw["serving_round"], raw["total_steps"]
+        )
+
+    def write(self, work: Path) -> None:
+        tmp = work / (STATE + ".part")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        tmp.replace(work / STATE)  # a crash leaves the old state or the new, never half
+
+
+def held_out(image_id: int) -> bool:
+    """Whether a finished image is held out for scoring: fixed by its id, one in four."""
+    return image_id % 4 == 3
+
+
+class ContinualTrainer:
+    """Rounds of training in ``work`` (module docstring). ``detector_config``: the
+    :class:`~fewclick.models.detector.DetectorConfig` every round trains; ``start``: the
+    serving model to begin from (None: the ImageNet weights or scratch, per the config);
+    ``load``: makes a predictor from a checkpoint path (the app's, with its encoder)."""
+
+    def __init__(
+        self,
+        work: str | Path,
+        detector_config,
+        config: ContinualConfig | None = None,
+        start: str | Path | None = None,
+        load: Callable | None = None,
+    ) -> None:
+        self.work = Path(work)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.detector_config = detector_config
+        self.config = config or ContinualConfig()
+        self.load = load or _load
+        self.state = TrainerState.read(self.work)
+        if self.state.serving is None and start is not None:
+            self.state.serving = str(start)
+
+    @property
+    def serving(self) -> str | None:
+        return self.state.serving
+
+    def round(self, train: Dataset, held: Sequence[tuple[np.ndarray, Objects]], log=print) -> Round:
+        """Train one round on ``train``, score it against the serving model on ``held``
+        (image, objects) pairs, promote it when it wins beyond the noise; the state is saved."""
+        from fewclick.train.detect import TrainConfig, train_detector
+
+        if not len(train):
+            raise ValueError("no finished image to train on yet")
+        number = len(self.state.rounds) + 1
+        out = self.work / f"round{number}"
+        if out.exists():  # a round cut short before: trained again from its start
+            shutil.rmtree(out)
+        previous = self.state.rounds[-1].path if self.state.rounds else self.state.serving
+        config = TrainConfig(
+            steps=self.config.round_steps,
+            lr=self.config.lr,
+            warmup_steps=self.config.warmup_steps,
+            init=previous,
+            seed=self.config.seed + number,
+            threads=self.config.threads,
+            crop=self.config.crop,
+            batch_size=self.config.batch_size,
+            val_every=10**9,
+        )
+        path = train_detector(train, out, self.detector_config, config, log=lambda _: None)
+        score = self._score(path, held)
+        promoted = score.wins is None and self.state.serving is None
+        promoted = promoted or (score.wins is not None and score.wins >= self.config.confidence)
+        done = Round(
+            number, len(train), len(held), self.config.round_steps,
+            score.candidate, score.serving, score.wins, promoted, str(path),
+        )  # fmt: skip
+        self.state.rounds.append(done)
+        self.state.total_steps += self.config.round_steps
+        if promoted:
+            self.state.serving, self.state.serving_round = str(path), number
+        self.state.write(self.work)
+        self._prune()
+        log(_describe(done))
+        return done
+
+    def _score(self, candidate: Path, held) -> _Score:
+        if len(held) < self.config.min_held_out:
+            return _Score(None, None, None)
+        ks, seed = self.config.ks, self.config.seed
+        gts = [objects for _, objects in held]
+        num_classes = self.detector_config.num_classes
+        mine = click_predictions(self.load(candidate), held, ks, seed)
+        if self.state.serving is None:
+            return _Score(_map(gts, mine, num_classes), None, None)
+        theirs = click_predictions(self.load(self.state.serving), held, ks, seed)
+        wins = paired_bootstrap(gts, mine, theirs, num_classes, self.config.resamples, seed)
+        return _Score(_map(gts, mine, num_classes), _map(gts, theirs, num_classes), wins)
+
+    def _prune(self) -> None:
+        """Delete the rounds' folders but the serving one's and the newest's."""
+        keep = {Path(self.state.rounds[-1].path).parent}
+        if self.state.serving is not None:
+            keep.add(Path(self.state.serving).parent)
+        for r in self.state.rounds:
+            folder = Path(r.path).parent
+            if folder not in keep and folder.exists():
+                shutil.rmtree(folder)
+
+
+@dataclass(frozen=True)
+class _Score:
+    candidate: float | None
+    serving: float | None
+    wins: float | None
+
+
+def click_predictions(predictor, held, ks: Sequence[int], seed: int) -> list[list[Detections]]:
+    """``[k][image]`` detections with C3Det's clicks (one session, fixed by ``seed``)."""
+    from fewclick.protocols.detect import ProtocolConfig, clicks_after, session_clicks
+
+    rng = np.random.default_rng(seed)
+    config = ProtocolConfig(sessions=1, seed=seed)
+    sessions = [session_clicks(obj, img.shape[1], img.shape[0], rng, config) for img, obj in held]
+    preds: list[list[Detections]] = [[] for _ in ks]
+    for (image, _), session in zip(held, sessions):
+        predictor.set_image(image)
+        for j, k in enumerate(ks):
+            preds[j].append(predictor.predict(clicks_after(session, k)))
+    return preds
+
+
+def paired_bootstrap(gts, mine, theirs, num_classes: int, resamples: int, seed: int) -> float:
+    """The share of resamples of the images (with replacement, the same for both) in which
+    ``mine`` has the higher mAP averaged over the ks (ties count half)."""
+    rng = np.random.default_rng(seed)
+    n = len(gts)
+    wins = 0.0
+    for _ in range(resamples):
+        pick = rng.integers(0, n, n)
+        a = _map([gts[i] for i in pick], [[p[i] for i in pick] for p in mine], num_classes)
+        b = _map([gts[i] for i in pick], [[p[i] for i in pick] for p in theirs], num_classes)
+        wins += 1.0 if a > b else 0.5 if a == b else 0.0
+    return wins / resamples
+
+
+def _map(gts, preds_per_k, num_classes: int) -> float:
+    """VOC07 mAP@0.5 averaged over the ks (a class absent from ``gts`` left out; NaN as 0)."""
+    from fewclick.metrics.detection import evaluate_detections
+
+    values = [evaluate_detections(gts, preds, num_classes).map for preds in preds_per_k]
+    return float(np.mean([0.0 if np.isnan(v) else v for v in values]))
+
+
+def _load(path):
+    from fewclick.predict.detect import ClickDetector
+
+    return ClickDetector.load(path)
+
+
+def _describe(r: Round) -> str:
+    if r.wins is None and r.candidate_mAP is None:
+        scored = f"not scored ({r.held_out_images} held-out images)"
+    elif r.wins is None:
+        scored = f"held-out mAP {r.candidate_mAP:.3f}, nothing serving yet"
+    else:
+        scored = (
+            f"held-out mAP {r.candidate_mAP:.3f} against {r.serving_mAP:.3f}, won {r.wins:.0%} of resamples"
+        )
+    verdict = "promoted" if r.promoted else "kept training"
+    return f"round {r.number} on {r.train_images} images: {scored}; {verdict}"

@@ -1,0 +1,114 @@
+"""The trainer that keeps learning (issue 32, part 2): rounds warm-started from the round
+before, promotion only beyond the held-out score's noise, its state surviving a restart.
+
+The promotion tests score "models" whose answers are known (the reference boxes, or
+nothing), so what is promoted does not depend on what a short run learned on this CPU.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fewclick.data.synthetic import make_dataset
+from fewclick.io.images import load_image
+from fewclick.models.detector import load_detector
+from fewclick.train.continual import ContinualConfig, ContinualTrainer, held_out, paired_bootstrap
+from fewclick.train.detect import detector_config_for
+from fewclick.types import Detections
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("continual")
+    return make_dataset("aerial", 4, seed=2, width=96, height=96, out_dir=out)
+
+
+def _held(data, n):
+    return [(load_image(r.path), r.objects) for r in data.images[:n]]
+
+
+class _Known:
+    """A predictor that answers every image with the reference boxes (``right``) or nothing."""
+
+    def __init__(self, held, right: bool) -> None:
+        self.answers = {id(image): objects for image, objects in held}
+        self.right, self.image = right, None
+
+    def set_image(self, image) -> None:
+        self.image = image
+
+    def predict(self, clicks) -> Detections:
+        objects = self.answers[id(self.image)]
+        if not self.right:
+            return Detections.empty()
+        return Detections(objects.boxes, np.ones(len(objects), np.float32), objects.labels)
+
+
+def _config(**kw):
+    return ContinualConfig(round_steps=2, crop=64, batch_size=2, resamples=50, **kw)
+
+
+def test_the_paired_bootstrap_counts_the_wins_and_ties_half(data):
+    held = _held(data, 3)
+    gts = [o for _, o in held]
+    right = [[Detections(o.boxes, np.ones(len(o), np.float32), o.labels) for o in gts]]
+    nothing = [[Detections.empty() for _ in gts]]
+    assert paired_bootstrap(gts, right, nothing, len(data.classes), 40, 0) == 1.0
+    assert paired_bootstrap(gts, nothing, right, len(data.classes), 40, 0) == 0.0
+    assert paired_bootstrap(gts, right, right, len(data.classes), 40, 0) == 0.5
+
+
+def test_held_out_images_are_fixed_by_their_id():
+    assert [i for i in range(12) if held_out(i)] == [3, 7, 11]
+
+
+def test_a_round_warm_starts_from_the_round_before(data, tmp_path):
+    config = detector_config_for(data, "c3det")
+    trainer = ContinualTrainer(tmp_path, config, _config())
+    first = trainer.round(data, [])
+    assert first.promoted and first.candidate_mAP is None, "nothing served: the first round serves untested"
+    frozen = ContinualTrainer(tmp_path, config, _config(lr=0.0))  # the same folder, a restart
+    assert frozen.serving == first.path
+    second = frozen.round(data, [])
+    assert second.number == 2 and not second.promoted, "unscored: the serving round keeps serving"
+    a, _ = load_detector(first.path)
+    b, _ = load_detector(second.path)
+    convs = [k for k, v in a.state_dict().items() if k.endswith("weight") and v.dim() == 4]
+    assert convs and all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in convs)
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["total_steps"] == 4 and state["serving_round"] == 1
+
+
+def test_a_candidate_is_promoted_only_when_it_wins_beyond_the_noise(data, tmp_path):
+    held = _held(data, 3)
+    config = detector_config_for(data, "c3det")
+    better = {"round1": False, "round2": True, "round3": False}  # round 2's "model" is right
+
+    def loader(path):
+        return _Known(held, better[Path(path).parent.name])
+
+    trainer = ContinualTrainer(tmp_path, config, _config(), load=loader)
+    r1 = trainer.round(data, held)
+    assert r1.promoted and r1.wins is None and r1.candidate_mAP == 0.0, "nothing served before"
+    r2 = trainer.round(data, held)
+    assert r2.promoted and r2.wins == 1.0 and r2.candidate_mAP > r2.serving_mAP
+    r3 = trainer.round(data, held)
+    assert not r3.promoted and r3.wins == 0.0
+    assert trainer.serving == r2.path
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["round2", "round3"], (
+        "round 1's folder pruned: neither serving nor newest"
+    )
+
+
+def test_a_round_cut_short_is_trained_again_and_an_empty_set_is_refused(data, tmp_path):
+    config = detector_config_for(data, "c3det")
+    trainer = ContinualTrainer(tmp_path, config, _config())
+    (tmp_path / "round1").mkdir()
+    (tmp_path / "round1" / "last.pt").write_bytes(b"half a checkpoint")
+    done = trainer.round(data, [])
+    assert done.number == 1 and load_detector(done.path)[0] is not None
+    with pytest.raises(ValueError, match="no finished image"):
+        trainer.round(type(data)(data.classes, []), [])
