@@ -79,6 +79,7 @@ ACTIONS = {
     ("PUT", "/api/projects/{project_id}/backend"): "admin",
     ("POST", "/api/projects/{project_id}/compare"): "annotate",
     ("POST", "/api/projects/{project_id}/train"): "annotate",
+    ("POST", "/api/projects/{project_id}/trainer"): "annotate",
     ("POST", "/api/projects/{project_id}/queue"): "annotate",
     ("POST", "/api/projects/{project_id}/preannotate"): "annotate",
     ("GET", "/api/projects/{project_id}/queue"): "read",

@@ -26,7 +26,7 @@ IMAGE_STATUSES = ("new", "in_progress", "done", "reviewed")
 FINISHED = ("done", "reviewed")  # the statuses training learns from
 REVIEW_STATES = ("pending", "accepted", "rejected")
 ANNOTATION_KINDS = ("box", "rbox", "mask", "point")
-JOB_STATES = ("queued", "running", "done", "failed")
+JOB_STATES = ("queued", "running", "paused", "stopping", "done", "failed")  # paused, stopping: a trainer
 JOB_TRIGGERS = ("user", "auto")
 ROLES = ("admin", "annotator", "reviewer")
 # how long (seconds) a statement waits for a lock another connection holds before it fails

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from fewclick.server.db import FINISHED, Annotation, Event, Image, Job, ModelVersion, Project
 
 MAX_EVENTS = 10000  # the most events one request lists
+TRAINER = "trainer"  # the job kind of a project's background trainer (fewclick.server.trainer)
+LIVE_TRAINER = ("queued", "running", "paused", "stopping")
 # the user's own work: not imported reference (ground truth), not rejected in review
 USERS_WORK = (Annotation.reference.is_(False), Annotation.review != "rejected")
 # what a person made or looked at: USERS_WORK without a detector's pre-annotations still pending
@@ -123,9 +125,22 @@ def trained_on(session: Session, project_id: int) -> int:
 
 
 def running_job(session: Session, project_id: int) -> Job | None:
-    """The project's queued or running job, if any."""
+    """The project's queued or running job, if any; its background trainer runs beside the
+    other jobs and is not one (:func:`trainer_job`)."""
     return session.scalar(
-        select(Job).where(Job.project_id == project_id, Job.status.in_(("queued", "running")))
+        select(Job).where(
+            Job.project_id == project_id, Job.status.in_(("queued", "running")), Job.kind != TRAINER
+        )
+    )
+
+
+def trainer_job(session: Session, project_id: int) -> Job | None:
+    """The project's background trainer while it is queued, running, paused or stopping."""
+    return session.scalar(
+        select(Job)
+        .where(Job.project_id == project_id, Job.kind == TRAINER, Job.status.in_(LIVE_TRAINER))
+        .order_by(Job.id.desc())
+        .limit(1)
     )
 
 

@@ -40,6 +40,9 @@ NOTHING_TO_PREANNOTATE = "every image is finished or holds annotations: nothing 
 STALE_SECONDS = 12 * HEARTBEAT_SECONDS  # a job silent this long has no process left
 RESTARTED = "the server restarted while the job ran (an earlier server started it): start it again"
 STOPPED = "the server stopped while the job ran: start it again"
+LIVE = queries.LIVE_TRAINER  # a job with a process: queued or running (a trainer also paused, stopping)
+TRAINER_ACTIONS = {"pause": ("running",), "resume": ("paused",), "stop": ("queued", "running", "paused")}
+NO_TRAINER = "the project's trainer is not running: start it first"
 _lock = threading.Lock()
 
 
@@ -92,6 +95,43 @@ def start_preannotate(session: Session, config: Settings, project: Project) -> J
     return job
 
 
+def start_trainer(session: Session, config: Settings, project: Project) -> Job:
+    """Start the project's background trainer (:mod:`fewclick.server.trainer`). StoreError
+    (400) when no finished image holds annotations; Conflict (409) while it is already live."""
+    with _lock:
+        reset_stale(session, project.id)
+        live = queries.trainer_job(session, project.id)
+        if live is not None:
+            raise store.Conflict(f"the trainer of project {project.name!r} is {live.status} (job {live.id})")
+        if queries.finished_annotated(session, project.id) == 0:
+            raise store.StoreError(NOTHING_TO_TRAIN)
+        user = local_user(session)
+        job = Job(project_id=project.id, kind=queries.TRAINER, trigger="user", created_by=user.id)
+        session.add(job)
+        session.commit()
+    start_process(worker.run_trainer, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
+    return job
+
+
+def control_trainer(session: Session, project: Project, action: str) -> Job:
+    """Pause, resume or stop the project's trainer: its job row says so and its process
+    follows within seconds. StoreError (400) for another action, or an action its state does
+    not allow (resume while running); 404-like StoreError when it is not live."""
+    if action not in TRAINER_ACTIONS:
+        raise store.StoreError(f"unknown trainer action {action!r}: pause, resume or stop")
+    with _lock:
+        reset_stale(session, project.id)
+        job = queries.trainer_job(session, project.id)
+        if job is None or job.status == "stopping":
+            raise store.StoreError(NO_TRAINER)
+        if job.status not in TRAINER_ACTIONS[action]:
+            raise store.StoreError(f"the trainer is {job.status}: it cannot {action}")
+        job.status = {"pause": "paused", "resume": "running", "stop": "stopping"}[action]
+        job.updated_at = now()
+        session.commit()
+    return job
+
+
 def queue_train_if_due(session: Session, config: Settings, project: Project) -> Job | None:
     """Start a training job by itself after every ``Project.queue_train_every`` answers of
     the review queue (0: never); the job, or None. Call it after committing the answer."""
@@ -122,9 +162,7 @@ def reset_stale(session: Session, project_id: int | None = None, at: datetime | 
     for ``STALE_SECONDS`` before ``at`` (now); commits, and returns them."""
     at = at or now()
     last = func.coalesce(Job.heartbeat_at, Job.started_at, Job.created_at)
-    query = select(Job).where(
-        Job.status.in_(("queued", "running")), last < at - timedelta(seconds=STALE_SECONDS)
-    )
+    query = select(Job).where(Job.status.in_(LIVE), last < at - timedelta(seconds=STALE_SECONDS))
     if project_id is not None:
         query = query.where(Job.project_id == project_id)
     stale = session.scalars(query).all()
@@ -145,7 +183,7 @@ def fail_earlier_runs(session: Session) -> list[Job]:
     certainly ended (:func:`~fewclick.server.processes.run_gone`: its processes ended with
     it); commits, and returns them. For start-up; the jobs of a live server on another host
     are left to :func:`reset_stale`."""
-    unfinished = session.scalars(select(Job).where(Job.status.in_(("queued", "running")))).all()
+    unfinished = session.scalars(select(Job).where(Job.status.in_(LIVE))).all()
     ended = [job.id for job in unfinished if processes.run_gone(job.server_run)]
     return _fail(session, select(Job).where(Job.id.in_(ended)), RESTARTED)
 
@@ -155,7 +193,7 @@ def stop_jobs(session: Session) -> list[Job]:
     of this run they left queued or running; commits, and returns them. For shutdown."""
     processes.stop_jobs()
     session.expire_all()  # the job processes wrote their rows meanwhile
-    query = select(Job).where(Job.status.in_(("queued", "running")), Job.server_run == processes.RUN)
+    query = select(Job).where(Job.status.in_(LIVE), Job.server_run == processes.RUN)
     return _fail(session, query, STOPPED)
 
 

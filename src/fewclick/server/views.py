@@ -156,14 +156,20 @@ def model_version(m: ModelVersion) -> dict:
 
 
 def project_detail(
-    p: Project, by_status: dict[str, int], models: Iterable[ModelVersion], detector: ModelVersion | None
+    p: Project,
+    by_status: dict[str, int],
+    models: Iterable[ModelVersion],
+    detector: ModelVersion | None,
+    trainer: Job | None = None,
 ) -> dict:
-    """The summary with the project's classes, its trained model versions and the
-    ``detector`` that serves click-to-detect (None: the training-free start serves)."""
+    """The summary with the project's classes, its trained model versions, the ``detector``
+    that serves click-to-detect (None: the training-free start serves) and its background
+    ``trainer``'s job while it is live (None otherwise)."""
     out = project(p, by_status)
     out["classes"] = [project_class(c) for c in p.classes]
     out["models"] = [model_version(m) for m in models]
     out["detector"] = None if detector is None else model_version(detector)
+    out["trainer"] = None if trainer is None else job(trainer)
     return out
 
 

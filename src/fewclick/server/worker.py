@@ -369,6 +369,13 @@ def run_training(db_url: str, job_id: int, models_dir: str, minutes: float, embe
     _job(training.train_project, db_url, job_id, Path(models_dir), minutes, embeddings=embeddings)
 
 
+def run_trainer(db_url: str, job_id: int, models_dir: str, embeddings: str) -> None:
+    """A project's background trainer, in its own process (:mod:`fewclick.server.trainer`)."""
+    from fewclick.server import trainer
+
+    _job(trainer.run_trainer, db_url, job_id, Path(models_dir), embeddings)
+
+
 def run_queue(db_url: str, job_id: int, models_dir: str, embeddings: str) -> None:
     """Building a review queue, in its own process (:mod:`fewclick.server.box_queue`)."""
     from fewclick.server import box_queue

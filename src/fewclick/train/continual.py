@@ -69,9 +69,10 @@ class Round:
 @dataclass
 class TrainerState:
     rounds: list[Round] = field(default_factory=list)
-    serving: str | None = None  # the path of the serving model (None: nothing trained serves)
-    serving_round: int | None = None  # None: ``start``, from outside the trainer
+    serving: str | None = None  # what candidates are scored against (None: nothing serves)
+    serving_round: int | None = None  # None: a model from outside the trainer
     total_steps: int = 0
+    start: str | None = None  # the weights the first round starts from (None: the config's)
 
     @classmethod
     def read(cls, work: Path) -> TrainerState:
@@ -79,9 +80,8 @@ class TrainerState:
         if not path.is_file():
             return cls()
         raw = json.loads(path.read_text())
-        return cls(
-            [Round(**r) for r in raw["rounds"]], raw["serving"], raw["serving_round"], raw["total_steps"]
-        )
+        rounds = [Round(**r) for r in raw.pop("rounds")]
+        return cls(rounds, **raw)
 
     def write(self, work: Path) -> None:
         tmp = work / (STATE + ".part")
@@ -96,9 +96,11 @@ def held_out(image_id: int) -> bool:
 
 class ContinualTrainer:
     """Rounds of training in ``work`` (module docstring). ``detector_config``: the
-    :class:`~fewclick.models.detector.DetectorConfig` every round trains; ``start``: the
-    serving model to begin from (None: the ImageNet weights or scratch, per the config);
-    ``load``: makes a predictor from a checkpoint path (the app's, with its encoder)."""
+    :class:`~fewclick.models.detector.DetectorConfig` every round trains; ``start``: a
+    checkpoint of that configuration the first round begins from (None: the ImageNet
+    weights or scratch, per the config), which also serves until a round beats it unless
+    ``state.serving`` is set to another model; ``load``: makes a predictor from what
+    ``state.serving`` or a round's path names (the app's loader knows its encoder)."""
 
     def __init__(
         self,
@@ -114,6 +116,8 @@ class ContinualTrainer:
         self.config = config or ContinualConfig()
         self.load = load or _load
         self.state = TrainerState.read(self.work)
+        if not self.state.rounds and start is not None:
+            self.state.start = str(start)
         if self.state.serving is None and start is not None:
             self.state.serving = str(start)
 
@@ -121,9 +125,13 @@ class ContinualTrainer:
     def serving(self) -> str | None:
         return self.state.serving
 
-    def round(self, train: Dataset, held: Sequence[tuple[np.ndarray, Objects]], log=print) -> Round:
+    def round(
+        self, train: Dataset, held: Sequence[tuple[np.ndarray, Objects]], log=print, progress=None
+    ) -> Round:
         """Train one round on ``train``, score it against the serving model on ``held``
-        (image, objects) pairs, promote it when it wins beyond the noise; the state is saved."""
+        (image, objects) pairs, promote it when it wins beyond the noise; the state is saved.
+        ``progress(step, total)`` is called after every step; an exception it raises cuts the
+        round short (nothing of it is kept but its folder, trained again next time)."""
         from fewclick.train.detect import TrainConfig, train_detector
 
         if not len(train):
@@ -132,7 +140,7 @@ class ContinualTrainer:
         out = self.work / f"round{number}"
         if out.exists():  # a round cut short before: trained again from its start
             shutil.rmtree(out)
-        previous = self.state.rounds[-1].path if self.state.rounds else self.state.serving
+        previous = self.state.rounds[-1].path if self.state.rounds else self.state.start
         config = TrainConfig(
             steps=self.config.round_steps,
             lr=self.config.lr,
@@ -144,7 +152,7 @@ class ContinualTrainer:
             batch_size=self.config.batch_size,
             val_every=10**9,
         )
-        path = train_detector(train, out, self.detector_config, config, log=lambda _: None)
+        path = train_detector(train, out, self.detector_config, config, log=lambda _: None, progress=progress)
         score = self._score(path, held)
         promoted = score.wins is None and self.state.serving is None
         promoted = promoted or (score.wins is not None and score.wins >= self.config.confidence)

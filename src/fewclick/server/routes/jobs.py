@@ -9,7 +9,13 @@ from pydantic import BaseModel, Field
 from fewclick.server import queries, store, views
 from fewclick.server.db import Job, Project
 from fewclick.server.deps import DB, Config
-from fewclick.server.training_jobs import reset_stale, start_preannotate, start_training
+from fewclick.server.training_jobs import (
+    control_trainer,
+    reset_stale,
+    start_preannotate,
+    start_trainer,
+    start_training,
+)
 
 router = APIRouter(prefix="/api")
 
@@ -22,6 +28,20 @@ class TrainIn(BaseModel):
 def train(project_id: int, body: TrainIn, session: DB, config: Config):
     project = store.get(session, Project, project_id, "project")
     return views.job(start_training(session, config, project, body.minutes))
+
+
+class TrainerIn(BaseModel):
+    action: str = Field(max_length=10)  # start, pause, resume or stop
+
+
+@router.post("/projects/{project_id}/trainer", status_code=202)
+def trainer(project_id: int, body: TrainerIn, session: DB, config: Config):
+    """Start, pause, resume or stop the project's background trainer
+    (:mod:`fewclick.server.trainer`): the trainer's job as it is now."""
+    project = store.get(session, Project, project_id, "project")
+    if body.action == "start":
+        return views.job(start_trainer(session, config, project))
+    return views.job(control_trainer(session, project, body.action))
 
 
 @router.post("/projects/{project_id}/preannotate", status_code=202)

@@ -70,6 +70,7 @@ def _detail(session: Session, project: Project) -> dict:
         queries.status_counts(session, project.id),
         queries.model_versions(session, project.id),
         newest_model(session, project.id, "detect"),
+        queries.trainer_job(session, project.id),
     )
 
 

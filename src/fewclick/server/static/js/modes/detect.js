@@ -70,7 +70,8 @@ function buildPanel(el) {
 // Once a trained detector serves, an image nobody has started opens with its proposals:
 // no click needed; a click of a class then reruns the detector with that click.
 export async function proposeOnOpen() {
-  if (!S.project.detector || S.anns.size || S.detect.clicks.length) return;
+  const served = S.project.detector;  // a version whose pick was the training-free start has no network
+  if (!served || served.method === "training-free" || S.anns.size || S.detect.clicks.length) return;
   await detectNow("on open");
 }
 

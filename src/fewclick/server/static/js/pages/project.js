@@ -18,7 +18,7 @@ export async function projectPage(id) {
     api("GET", `/api/projects/${id}`), api("GET", `/api/projects/${id}/images`), api("GET", `/api/projects/${id}/jobs`)]);
   if (page !== visit) return;  // another page opened meanwhile: this one's answers are not shown there
   $("#crumbs").innerHTML = `/ <a href="#/project/${id}">${esc(p.name)}</a>`;
-  const job = jobs[jobs.length - 1];
+  const job = newest(jobs, false), trainer = newest(jobs, true);
   $("#view").innerHTML = `<div class="page" data-project="${id}">
     <h2>${esc(p.name)}</h2>
     <p>${p.images} images; ${Object.entries(p.by_status).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(", ")}.</p>
@@ -39,6 +39,8 @@ export async function projectPage(id) {
       <label class="muted">train after every <input id="queue-train" type="number" min="0" max="1000" step="1"
         value="${p.queue_train_every}"> answers (0: off)</label></div>
     <p id="job" data-project="${id}" class="${job ? job.status : ""}">${job ? esc(jobText(job)) : ""}</p>
+    <p class="form inline"><span id="trainer" class="muted">${esc(trainerText(trainer))}</span>
+      <button id="trainer-go"></button><button id="trainer-stop">Stop</button></p>
     <h3>Mask backends</h3><div id="backends" class="muted">loading</div>
     <h3>Classes</h3>
     <div id="classes">${p.classes.map((c) => `<span class="swatch" style="background:${c.color}"></span> ${c.key ?? "-"} ${esc(c.name)} &nbsp;`).join("")}</div>
@@ -71,6 +73,18 @@ export async function projectPage(id) {
     $("#train").disabled = true;
     const j = await api("POST", `/api/projects/${id}/train`, {minutes: 3}).catch(() => null);
     if (j) followJobs(id, page, j); else refreshJobs(id, page);  // refused: show the job that runs, if any
+  });
+  showTrainer(trainer);
+  $("#trainer-go").addEventListener("click", async () => {
+    const action = $("#trainer-go").dataset.action;
+    $("#trainer-go").disabled = true;
+    await api("POST", `/api/projects/${id}/trainer`, {action}).catch(() => null);
+    refreshJobs(id, page);
+  });
+  $("#trainer-stop").addEventListener("click", async () => {
+    $("#trainer-stop").disabled = true;
+    await api("POST", `/api/projects/${id}/trainer`, {action: "stop"}).catch(() => null);
+    refreshJobs(id, page);
   });
   $("#preannotate").addEventListener("click", async () => {
     $("#preannotate").disabled = true;
@@ -200,6 +214,10 @@ function detectorText(d) {
   } else if (m.note) {
     why = `; ${m.note}`;
   }
+  if (m.trainer_round != null) {
+    const won = m.resamples_won == null ? "" : `, better in ${(100 * m.resamples_won).toFixed(0)}% of resamples of those images`;
+    why += `; the background trainer's round ${m.trainer_round} (${m.trainer_steps} steps)${won}`;
+  }
   if (m.partly_labeled_images) why += `; and ${m.partly_labeled_images} image${m.partly_labeled_images === 1 ? "" : "s"} partly labeled in the review queue`;
   if (m.score_threshold != null) why += `; proposals shown from score ${Number(m.score_threshold).toFixed(2)}, its best F1 there`;
   const what = d.method === "training-free" ? "the training-free start serves" : (METHODS[d.method] ?? d.method ?? "trained");
@@ -218,6 +236,37 @@ async function showModels(id) {
 }
 
 const running = (j) => j.status === "queued" || j.status === "running";
+const LIVE_TRAINER = ["queued", "running", "paused", "stopping"];
+
+// the newest job of the page's two lines: the project's background trainer, or any other job
+function newest(jobs, trainer) {
+  const mine = jobs.filter((j) => (j.kind === "trainer") === trainer);
+  return mine[mine.length - 1] ?? null;
+}
+
+// the background trainer's line: what it did last, and the buttons its state allows
+function trainerText(t) {
+  if (!t || !LIVE_TRAINER.includes(t.status)) {
+    const last = t ? ` (last: ${t.status === "failed" ? "failed: " : ""}${t.message})` : "";
+    return `Background trainer: off. It keeps the detector learning from the finished images while you work, on one core, and serves a new version only when it is better on held-out finished images${last}.`;
+  }
+  if (t.status === "paused") return `Background trainer paused: ${t.message}`;
+  if (t.status === "stopping") return "Background trainer stopping";
+  return `Background trainer: ${t.message || "starting"}`;
+}
+
+function showTrainer(t) {
+  const live = !!t && LIVE_TRAINER.includes(t.status);
+  const go = $("#trainer-go"), stop = $("#trainer-stop");
+  if (!go) return;
+  $("#trainer").textContent = trainerText(t);
+  const [action, label] = !live ? ["start", "Keep training"] : t.status === "paused" ? ["resume", "Resume"] : ["pause", "Pause"];
+  go.dataset.action = action;
+  go.textContent = label;
+  go.disabled = live && (t.status === "stopping" || t.status === "queued");
+  stop.hidden = !live;
+  stop.disabled = t?.status === "stopping";
+}
 
 // "training detect v3 on 5 images · 40% · about 35 s left"; a failure's first line only
 function jobText(j) {
@@ -255,6 +304,11 @@ function followJobs(projectId, page, job) {
 
 async function refreshJobs(projectId, page) {
   const jobs = await api("GET", `/api/projects/${projectId}/jobs`).catch(() => null);
-  if (jobs) followJobs(projectId, page, jobs[jobs.length - 1] ?? null);
+  if (jobs && page === visit && $("#trainer")) {
+    const before = $("#trainer").textContent;
+    showTrainer(newest(jobs, true));
+    if ($("#trainer").textContent !== before) showModels(projectId);  // a round may have promoted a version
+  }
+  if (jobs) followJobs(projectId, page, newest(jobs, false));
   else if (page === visit) jobTimer = setTimeout(() => refreshJobs(projectId, page), 3000);
 }

@@ -1,0 +1,253 @@
+"""A project's background trainer (issue 32, part 2): a job that keeps its detector learning
+while people work, until someone stops it or the server does.
+
+One process per project, on one core (the other stays free for clicks and encoding). Round
+after round (:class:`fewclick.train.continual.ContinualTrainer`) it reads the project's
+finished images as they are then (a newly finished image joins the next round, an edited
+one brings its new labels), trains C3Det on the ImageNet backbone (from scratch without its
+weights) warm-started from the round before, and scores the candidate against the detector
+that serves, on the held-out finished images (fixed by image id). A candidate that beats it
+beyond the score's noise becomes the project's next detector version (method ``imagenet``
+or ``scratch``; its metrics say the round, the steps, both held-out scores and the share of
+resamples won), which serves from then on. The first round starts from the serving version
+when it is of the trainer's kind, else from the ImageNet weights.
+
+The job row is the trainer's remote control: ``paused`` (the page's Pause) stops training
+after the current step and keeps the process waiting; ``running`` again (Resume) goes on;
+``stopping`` (Stop) ends it, ``done``. Its message says the round, the serving version and
+its score. Everything learned is in ``<models>/<project>/trainer/`` (the rounds and
+``state.json``): a trainer started again, after a stop or a restart of the server, goes on
+from the newest finished round.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from fewclick.server.db import FINISHED, Image, Job, ModelVersion, Project, make_engine, session_factory
+from fewclick.server.training import _encoder, _key, _Keyed, imagenet_available, update_job
+
+POLL_SECONDS = 2.0  # how often a paused trainer, or a training step, looks at its job row
+KINDS = ("imagenet", "scratch")
+
+
+class _Stop(Exception):
+    """The job row asked the trainer to stop (raised inside a round: the round is cut short)."""
+
+
+def run_trainer(
+    db_url: str,
+    job_id: int,
+    models_dir: Path,
+    embeddings: str | None,
+    rounds: int | None = None,
+    config=None,
+) -> None:
+    """The trainer's loop (module docstring); ``rounds`` ends it after that many and
+    ``config`` (a :class:`~fewclick.train.continual.ContinualConfig`) sets its rounds (tests)."""
+    engine = make_engine(db_url)
+    sessions = session_factory(engine)
+    control = _Control(sessions, job_id)
+    with sessions() as session:
+        project_id = session.get(Job, job_id).project_id
+    kind = "imagenet" if imagenet_available() else "scratch"
+    work = Path(models_dir) / str(project_id) / "trainer"
+    encoder = _encoder(embeddings)
+    # queued -> running, as every job; a trainer paused before its process began stays paused
+    status = "running" if control.status() == "queued" else control.status()
+    update_job(db_url, job_id, status=status, message=f"trainer ({kind}): reading the finished images")
+    trainer = None
+    keys: dict = {}  # id(held-out image) -> the app's encoder cache key, renewed every round
+    done = 0
+    try:
+        while rounds is None or done < rounds:
+            if control.wait_while_paused():
+                break
+            data, held, serving = _finished(sessions, project_id, keys)
+            if not len(data):
+                update_job(db_url, job_id, message="trainer: waiting for a finished image with boxes")
+                if control.sleep(POLL_SECONDS * 5):
+                    break
+                continue
+            if trainer is None or trainer.classes != list(data.classes):  # renamed or added: afresh
+                load = _loader(encoder, len(data.classes), keys)
+                trainer = _make(work, data, kind, serving, load, config)
+            _serve_against(trainer, serving)
+            update_job(db_url, job_id, message=_running(trainer, len(data), len(held)))
+            try:
+                result = trainer.round(data, held, log=lambda _: None, progress=control.check)
+            except _Stop:  # paused or stopped mid-round: the loop's head tells which
+                continue
+            done += 1
+            if result.promoted:
+                _register(sessions, project_id, job_id, kind, result, trainer)
+            update_job(db_url, job_id, message=_after(trainer, result, sessions, project_id))
+    finally:
+        engine.dispose()
+    update_job(db_url, job_id, status="done", progress=1.0, message=_stopped(trainer))
+
+
+class _Control:
+    """Reads the job row the page changes: paused, running, stopping."""
+
+    def __init__(self, sessions, job_id: int) -> None:
+        self.sessions, self.job_id, self.last = sessions, job_id, 0.0
+
+    def status(self) -> str:
+        with self.sessions() as session:
+            return session.get(Job, self.job_id).status
+
+    def check(self, step: int, total: int | None) -> None:
+        """A training step's progress callback: cuts the round short on a pause or a stop."""
+        if time.monotonic() - self.last < POLL_SECONDS:
+            return
+        self.last = time.monotonic()
+        if self.status() != "running":
+            raise _Stop()
+
+    def wait_while_paused(self) -> bool:
+        """Wait while the row says paused; True when it says anything but running (stopping,
+        or ended by the app)."""
+        while (status := self.status()) == "paused":
+            time.sleep(POLL_SECONDS)
+        return status != "running"
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait ``seconds``, or until the row says stop (True)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if self.status() not in ("running", "paused"):
+                return True
+            time.sleep(POLL_SECONDS)
+        return False
+
+
+def _finished(sessions, project_id: int, keys: dict):
+    """The finished images' boxes to train on, the held-out ones as (image, objects) pairs
+    (their cache keys put in ``keys``), and the serving detector version as (version,
+    method, path) (None: none yet)."""
+    from fewclick.io.images import load_image
+    from fewclick.server.store import to_dataset
+    from fewclick.server.training import newest_model
+    from fewclick.train.continual import held_out
+
+    with sessions() as session:
+        project = session.get(Project, project_id)
+        images = session.scalars(
+            select(Image).where(Image.project_id == project_id, Image.status.in_(FINISHED))
+        ).all()
+        data = to_dataset(project, images=images)
+        serving = newest_model(session, project_id, "detect")
+        serving = None if serving is None else (serving.version, serving.method, serving.path)
+    boxed = [r for r in data.images if len(r.objects) and r.objects.boxes.size]
+    train = [r for r in boxed if not held_out(r.id)]
+    held_records = [r for r in boxed if held_out(r.id)]
+    held = [(load_image(r.path), r.objects) for r in held_records]
+    keys.clear()
+    keys.update({id(image): _key(project_id, r) for (image, _), r in zip(held, held_records)})
+    return type(data)(data.classes, train, data.format), held, serving
+
+
+def _make(work: Path, data, kind: str, serving, load, config=None):
+    """The project's trainer in ``work``, going on from its rounds there when they were of
+    the same classes; with other classes (renamed or added since) it starts afresh."""
+    import json
+    import shutil
+
+    from fewclick.models.detector import load_detector
+    from fewclick.train.continual import ContinualConfig, ContinualTrainer
+    from fewclick.train.detect import detector_config_for
+
+    classes = list(data.classes)
+    stamp = work / "classes.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) != classes:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(classes))
+    detector = detector_config_for(data, "c3det", backbone=kind)
+    start = serving[2] if serving is not None and serving[1] == kind else None
+    if start is not None and list(load_detector(start)[1].get("classes", [])) != classes:
+        start = None  # trained for other classes: the ImageNet weights start instead
+    trainer = ContinualTrainer(work, detector, config or ContinualConfig(), start=start, load=load)
+    trainer.classes = classes
+    return trainer
+
+
+def _serve_against(trainer, serving) -> None:
+    """The trainer compares its candidates with what serves now, whoever trained it."""
+    if serving is None:
+        return
+    trainer.state.serving = serving[2] if serving[1] != "training-free" else f"training-free:{serving[2]}"
+
+
+def _loader(encoder, num_classes: int, keys: dict):
+    """Makes a predictor of what a path names (a checkpoint, or ``training-free:...``), its
+    images set under the app's cache keys."""
+
+    def load(path):
+        from fewclick.predict.detect import ClickDetector
+
+        path = str(path)
+        if path.startswith("training-free:"):
+            from fewclick.predict.similar import SimilarityDetector
+
+            return _Keyed(SimilarityDetector(num_classes, encoder), keys)
+        return _Keyed(ClickDetector.load(path, encoder=encoder), keys)
+
+    return load
+
+
+def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer) -> None:
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        version = (
+            session.scalar(
+                select(func.max(ModelVersion.version)).where(
+                    ModelVersion.project_id == project_id, ModelVersion.task == "detect"
+                )
+            )
+            or 0
+        ) + 1
+        metrics = {
+            "held_out_mAP": {kind: result.candidate_mAP, "serving": result.serving_mAP},
+            "held_out_images": result.held_out_images,
+            "clicks": list(trainer.config.ks),
+            "resamples_won": result.wins,
+            "trainer_round": result.number,
+            "trainer_steps": trainer.state.total_steps,
+        }
+        if result.wins is None:
+            metrics["note"] = f"fewer than {trainer.config.min_held_out} held-out images: serves untested"
+        session.add(
+            ModelVersion(
+                project_id=project_id, task="detect", version=version, path=result.path,
+                images=result.train_images, method=kind, metrics=metrics, created_by=job.created_by,
+            )
+        )  # fmt: skip
+        session.commit()
+
+
+def _running(trainer, images: int, held: int) -> str:
+    number = len(trainer.state.rounds) + 1
+    steps = trainer.state.total_steps
+    return f"trainer: round {number} on {images} images ({held} held out), {steps} steps so far"
+
+
+def _after(trainer, result, sessions, project_id: int) -> str:
+    from fewclick.server.training import newest_model
+
+    with sessions() as session:
+        serving = newest_model(session, project_id, "detect")
+    what = "promoted" if result.promoted else "not better beyond the noise"
+    scored = "" if result.candidate_mAP is None else f", held-out mAP {result.candidate_mAP:.3f}"
+    serves = "" if serving is None else f"; detector v{serving.version} ({serving.method}) serves"
+    return f"trainer: round {result.number}{scored}: {what}{serves}; {trainer.state.total_steps} steps so far"
+
+
+def _stopped(trainer) -> str:
+    if trainer is None or not trainer.state.rounds:
+        return "trainer stopped before its first round"
+    return f"trainer stopped after {len(trainer.state.rounds)} rounds, {trainer.state.total_steps} steps"

@@ -1,0 +1,140 @@
+"""A project's background trainer (issue 32, part 2): started, paused, resumed and stopped
+through the API beside the other jobs; its loop, run in this process, trains rounds on the
+finished images, registers a version that beats what serves, stops when told, goes on from
+its rounds when started again, and a paused trainer whose process died is failed."""
+
+import json
+import threading
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from clients import client_for
+
+from fewclick.data.synthetic import make_dataset
+from fewclick.server import trainer, training_jobs, worker
+from fewclick.server.app import create_app
+from fewclick.server.db import Job, ModelVersion, now, sqlite_url
+from fewclick.train.continual import ContinualConfig
+
+SMALL = ContinualConfig(round_steps=2, crop=64, batch_size=2, resamples=20)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trainer")
+    make_dataset("aerial", 4, seed=6, width=96, height=96, out_dir=root / "aerial")
+    return root / "aerial" / "annotations.json"
+
+
+@pytest.fixture()
+def started(monkeypatch):
+    calls = []
+    monkeypatch.setattr(training_jobs, "start_process", lambda target, *args: calls.append((target, args)))
+    return calls
+
+
+@pytest.fixture()
+def app(tmp_path_factory, tmp_path, started, monkeypatch):
+    monkeypatch.setenv("FEWCLICK_MODELS", str(tmp_path / "none"))  # no pretrained files: no SAM
+    roots = [tmp_path_factory.getbasetemp()]
+    app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False, data_roots=roots)
+    with client_for(app) as client:
+        app.client = client
+        app.db_url = sqlite_url(tmp_path / "app.db")
+        app.models = tmp_path / "models"
+        yield app
+
+
+def _project(app, dataset, finished: bool = True) -> dict:
+    client = app.client
+    body = {"name": f"t-{uuid.uuid4().hex[:6]}", "dataset": str(dataset)}
+    project = client.post("/api/projects", json=body).json()["project"]
+    client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0})
+    if finished:
+        for image in client.get(f"/api/projects/{project['id']}/images").json():
+            assert client.patch(f"/api/images/{image['id']}", json={"status": "done"}).status_code == 200
+    return project
+
+
+def _act(app, project, action):
+    return app.client.post(f"/api/projects/{project['id']}/trainer", json={"action": action})
+
+
+def test_the_trainer_starts_pauses_resumes_and_stops_beside_the_other_jobs(app, dataset, started):
+    refused = _act(app, _project(app, dataset, finished=False), "start")
+    assert refused.status_code == 400 and "no finished image" in refused.json()["detail"]
+    project = _project(app, dataset)
+    r = _act(app, project, "start")
+    assert r.status_code == 202 and r.json()["kind"] == "trainer", r.text
+    assert started[-1][0] is worker.run_trainer
+    assert _act(app, project, "start").status_code == 409, "one trainer per project"
+    job_id = r.json()["id"]
+    with app.state.sessions() as session:
+        session.get(Job, job_id).status = "running"  # as its process says once it runs
+        session.commit()
+    assert _act(app, project, "resume").status_code == 400, "running: nothing to resume"
+    assert _act(app, project, "pause").json()["status"] == "paused"
+    assert app.client.get(f"/api/projects/{project['id']}").json()["trainer"]["status"] == "paused"
+    assert _act(app, project, "resume").json()["status"] == "running"
+    r = app.client.post(f"/api/projects/{project['id']}/train", json={"minutes": 1})
+    assert r.status_code == 202, "a training job starts beside the trainer"
+    assert _act(app, project, "stop").json()["status"] == "stopping"
+    assert _act(app, project, "pause").status_code == 400
+    bad = _act(app, project, "faster")
+    assert bad.status_code == 400 and "pause, resume or stop" in bad.json()["detail"]
+
+
+def test_the_loop_trains_rounds_registers_a_version_and_goes_on_after_a_restart(app, dataset, started):
+    project = _project(app, dataset)
+    job_id = _act(app, project, "start").json()["id"]
+    trainer.run_trainer(app.db_url, job_id, app.models, None, rounds=1, config=SMALL)
+    with app.state.sessions() as session:
+        job = session.get(Job, job_id)
+        assert job.status == "done" and "stopped after 1 rounds, 2 steps" in job.message
+        version = session.query(ModelVersion).filter_by(project_id=project["id"], task="detect").one()
+        assert version.method in trainer.KINDS and version.metrics["trainer_round"] == 1
+        assert "serves untested" in version.metrics["note"], "nothing served and 1 held-out image"
+        assert Path(version.path).is_file()
+    served = app.client.get(f"/api/projects/{project['id']}").json()["detector"]
+    assert served["version"] == 1 and served["method"] == version.method
+    job_id = _act(app, project, "start").json()["id"]  # started again: from its rounds
+    trainer.run_trainer(app.db_url, job_id, app.models, None, rounds=1, config=SMALL)
+    state = json.loads((app.models / str(project["id"]) / "trainer" / "state.json").read_text())
+    assert len(state["rounds"]) == 2 and state["total_steps"] == 4
+    assert state["rounds"][1]["promoted"] is False, "1 held-out image cannot tell it apart"
+
+
+def test_a_stop_reaches_a_paused_trainer(app, dataset, started, monkeypatch):
+    monkeypatch.setattr(trainer, "POLL_SECONDS", 0.05)
+    project = _project(app, dataset)
+    job_id = _act(app, project, "start").json()["id"]
+    with app.state.sessions() as session:
+        session.get(Job, job_id).status = "paused"
+        session.commit()
+
+    def stop_later():
+        threading.Event().wait(0.3)
+        with app.state.sessions() as session:
+            session.get(Job, job_id).status = "stopping"
+            session.commit()
+
+    thread = threading.Thread(target=stop_later)
+    thread.start()
+    trainer.run_trainer(app.db_url, job_id, app.models, None, config=SMALL)
+    thread.join()
+    with app.state.sessions() as session:
+        job = session.get(Job, job_id)
+        assert job.status == "done" and job.message == "trainer stopped before its first round"
+
+
+def test_a_paused_trainer_whose_process_died_is_failed(app, dataset, started):
+    project = _project(app, dataset)
+    job_id = _act(app, project, "start").json()["id"]
+    with app.state.sessions() as session:
+        job = session.get(Job, job_id)
+        job.status, job.heartbeat_at = "paused", now() - timedelta(seconds=training_jobs.STALE_SECONDS + 5)
+        session.commit()
+        assert [j.id for j in training_jobs.reset_stale(session, project["id"])] == [job_id]
+    assert app.client.get(f"/api/projects/{project['id']}").json()["trainer"] is None
