@@ -109,7 +109,8 @@ def create_app(
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
     with app.state.sessions() as session:
-        training_jobs.fail_earlier_runs(session)  # their processes ended with an earlier server
+        # their processes ended with an earlier server; its live trainers start again
+        training_jobs.restart_trainers(session, app.state.settings)
     if app.state.start_worker:
         app.state.worker.start()
     yield

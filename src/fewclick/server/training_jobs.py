@@ -188,6 +188,34 @@ def fail_earlier_runs(session: Session) -> list[Job]:
     return _fail(session, select(Job).where(Job.id.in_(ended)), RESTARTED)
 
 
+def restart_trainers(session: Session, config: Settings) -> list[Job]:
+    """Start again, in a new job, every project's trainer that an earlier server run left
+    live (running, queued or paused: a paused one restarts paused), before
+    :func:`fail_earlier_runs` marks those failed; it goes on from its rounds on disk. For
+    start-up; the new jobs."""
+    live = session.scalars(
+        select(Job).where(Job.kind == queries.TRAINER, Job.status.in_(("queued", "running", "paused")))
+    ).all()
+    ended = [job for job in live if processes.run_gone(job.server_run)]
+    again = []
+    for job in ended:
+        status = "paused" if job.status == "paused" else "queued"
+        message = "started again after the server restarted"
+        again.append(
+            Job(project_id=job.project_id, kind=queries.TRAINER, trigger=job.trigger, status=status,
+                message=message, created_by=job.created_by)
+        )  # fmt: skip
+    fail_earlier_runs(session)
+    for job in again:
+        session.add(job)
+    session.commit()
+    models, embeddings = str(config.models_dir), str(config.embeddings)
+    for job in again:
+        start_process(worker.run_trainer, config.db_url, job.id, models, embeddings)
+        log.info("project %d: trainer started again (job %d, %s)", job.project_id, job.id, job.status)
+    return again
+
+
 def stop_jobs(session: Session) -> list[Job]:
     """Stop this server run's job processes and mark failed, with :data:`STOPPED`, the jobs
     of this run they left queued or running; commits, and returns them. For shutdown."""
