@@ -101,12 +101,17 @@ class _Control:
             return session.get(Job, self.job_id).status
 
     def check(self, step: int, total: int | None) -> None:
-        """A training step's progress callback: cuts the round short on a pause or a stop."""
+        """A training step's progress callback: the round's share done goes to the job's
+        progress; a pause or a stop cuts the round short."""
         if time.monotonic() - self.last < POLL_SECONDS:
             return
         self.last = time.monotonic()
-        if self.status() != "running":
-            raise _Stop()
+        with self.sessions() as session:
+            job = session.get(Job, self.job_id)
+            if job.status != "running":
+                raise _Stop()
+            job.progress = round(step / total, 3) if total else 0.0
+            session.commit()
 
     def wait_while_paused(self) -> bool:
         """Wait while the row says paused; True when it says anything but running (stopping,

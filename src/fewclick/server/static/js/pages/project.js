@@ -252,7 +252,8 @@ function trainerText(t) {
   }
   if (t.status === "paused") return `Background trainer paused: ${t.message}`;
   if (t.status === "stopping") return "Background trainer stopping";
-  return `Background trainer: ${t.message || "starting"}`;
+  const share = t.status === "running" && t.progress > 0 ? ` · ${(100 * t.progress).toFixed(0)}% of this round` : "";
+  return `Background trainer: ${t.message || "starting"}${share}`;
 }
 
 function showTrainer(t) {
