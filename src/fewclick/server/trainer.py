@@ -216,16 +216,14 @@ def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer
             )
             or 0
         ) + 1
-        metrics = {
-            "held_out_mAP": {kind: result.candidate_mAP, "serving": result.serving_mAP},
-            "held_out_images": result.held_out_images,
-            "clicks": list(trainer.config.ks),
-            "resamples_won": result.wins,
-            "trainer_round": result.number,
-            "trainer_steps": trainer.state.total_steps,
-        }
-        if result.wins is None:
+        metrics = {"trainer_round": result.number, "trainer_steps": trainer.state.total_steps}
+        if result.candidate_mAP is None:
             metrics["note"] = f"fewer than {trainer.config.min_held_out} held-out images: serves untested"
+        else:
+            scores = {kind: result.candidate_mAP, "serving before": result.serving_mAP}
+            metrics["held_out_mAP"] = {k: round(v, 4) for k, v in scores.items() if v is not None}
+            metrics.update(held_out_images=result.held_out_images, clicks=list(trainer.config.ks))
+            metrics["resamples_won"] = result.wins
         session.add(
             ModelVersion(
                 project_id=project_id, task="detect", version=version, path=result.path,
