@@ -140,23 +140,24 @@ def test_a_paused_trainer_whose_process_died_is_failed(app, dataset, started):
     assert app.client.get(f"/api/projects/{project['id']}").json()["trainer"] is None
 
 
-@pytest.mark.parametrize(("before", "after"), [("running", "queued"), ("paused", "paused"), ("done", None)])
-def test_a_trainer_an_earlier_server_left_live_starts_again_in_its_state(
-    app, dataset, started, before, after
-):
-    from fewclick.server import processes
-
+@pytest.mark.parametrize(("last_asked", "after"), [("start", "queued"), ("pause", "paused"), ("stop", None)])
+def test_at_start_up_a_trainer_left_on_starts_again_in_its_state(app, dataset, started, last_asked, after):
+    """Whether the server stopped or died since: what its users last asked is kept on disk."""
     project = _project(app, dataset)
     job_id = _act(app, project, "start").json()["id"]
+    if last_asked != "start":
+        with app.state.sessions() as session:
+            session.get(Job, job_id).status = "running"
+            session.commit()
+        assert _act(app, project, last_asked).status_code == 202
     started.clear()
     with app.state.sessions() as session:
-        job = session.get(Job, job_id)
-        job.status, job.server_run = before, f"{processes.HOST}:{2**22 + 1}:0a1b2c3d"  # a gone server
+        session.get(Job, job_id).status = "failed"  # as the server's stop, or a restart, left it
         session.commit()
         again = training_jobs.restart_trainers(session, app.state.settings)
-        assert session.get(Job, job_id).status == ("failed" if before != "done" else "done")
-    if after is None:
-        assert again == [] and started == []
-        return
-    assert [(j.kind, j.status) for j in again] == [("trainer", after)]
+        if after is None:
+            assert again == [] and started == []
+            return
+        assert [(j.kind, j.status) for j in again] == [("trainer", after)]
+        assert training_jobs.restart_trainers(session, app.state.settings) == [], "one trainer per project"
     assert started[0][0] is worker.run_trainer and started[0][1][1] == again[0].id

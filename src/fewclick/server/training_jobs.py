@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -43,6 +44,7 @@ STOPPED = "the server stopped while the job ran: start it again"
 LIVE = queries.LIVE_TRAINER  # a job with a process: queued or running (a trainer also paused, stopping)
 TRAINER_ACTIONS = {"pause": ("running",), "resume": ("paused",), "stop": ("queued", "running", "paused")}
 NO_TRAINER = "the project's trainer is not running: start it first"
+WANTED = "wanted.txt"  # in the trainer's folder: running, paused or stopped (restart_trainers)
 _lock = threading.Lock()
 
 
@@ -109,11 +111,12 @@ def start_trainer(session: Session, config: Settings, project: Project) -> Job:
         job = Job(project_id=project.id, kind=queries.TRAINER, trigger="user", created_by=user.id)
         session.add(job)
         session.commit()
+        _want(config, project.id, "running")
     start_process(worker.run_trainer, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
     return job
 
 
-def control_trainer(session: Session, project: Project, action: str) -> Job:
+def control_trainer(session: Session, config: Settings, project: Project, action: str) -> Job:
     """Pause, resume or stop the project's trainer: its job row says so and its process
     follows within seconds. StoreError (400) for another action, or an action its state does
     not allow (resume while running); 404-like StoreError when it is not live."""
@@ -129,6 +132,7 @@ def control_trainer(session: Session, project: Project, action: str) -> Job:
         job.status = {"pause": "paused", "resume": "running", "stop": "stopping"}[action]
         job.updated_at = now()
         session.commit()
+        _want(config, project.id, {"pause": "paused", "resume": "running", "stop": "stopped"}[action])
     return job
 
 
@@ -189,31 +193,43 @@ def fail_earlier_runs(session: Session) -> list[Job]:
 
 
 def restart_trainers(session: Session, config: Settings) -> list[Job]:
-    """Start again, in a new job, every project's trainer that an earlier server run left
-    live (running, queued or paused: a paused one restarts paused), before
-    :func:`fail_earlier_runs` marks those failed; it goes on from its rounds on disk. For
-    start-up; the new jobs."""
-    live = session.scalars(
-        select(Job).where(Job.kind == queries.TRAINER, Job.status.in_(("queued", "running", "paused")))
-    ).all()
-    ended = [job for job in live if processes.run_gone(job.server_run)]
-    again = []
-    for job in ended:
-        status = "paused" if job.status == "paused" else "queued"
-        message = "started again after the server restarted"
-        again.append(
-            Job(project_id=job.project_id, kind=queries.TRAINER, trigger=job.trigger, status=status,
-                message=message, created_by=job.created_by)
-        )  # fmt: skip
+    """After :func:`fail_earlier_runs`, start again every project's trainer that its users
+    left on (:func:`wanted`: running or paused, whether the server stopped or died since),
+    in that state, in a new job; it goes on from its rounds on disk. For start-up; the new
+    jobs."""
     fail_earlier_runs(session)
-    for job in again:
+    again = []
+    for folder in sorted(Path(config.models_dir).glob("*/trainer")):
+        state = wanted(config, folder.parent.name)
+        project = session.get(Project, int(folder.parent.name)) if folder.parent.name.isdigit() else None
+        if state not in ("running", "paused") or project is None:
+            continue
+        if queries.trainer_job(session, project.id) is not None:
+            continue
+        status = "queued" if state == "running" else "paused"
+        job = Job(project_id=project.id, kind=queries.TRAINER, trigger="auto", status=status,
+                  message="started again with the server", created_by=local_user(session).id)  # fmt: skip
         session.add(job)
+        again.append(job)
     session.commit()
     models, embeddings = str(config.models_dir), str(config.embeddings)
     for job in again:
         start_process(worker.run_trainer, config.db_url, job.id, models, embeddings)
         log.info("project %d: trainer started again (job %d, %s)", job.project_id, job.id, job.status)
     return again
+
+
+def wanted(config: Settings, project_id) -> str | None:
+    """What the project's users last asked of its trainer: running, paused or stopped (None:
+    never started). Kept beside its rounds, so that it outlives the job rows of a server run."""
+    path = Path(config.models_dir) / str(project_id) / "trainer" / WANTED
+    return path.read_text().strip() if path.is_file() else None
+
+
+def _want(config: Settings, project_id: int, state: str) -> None:
+    folder = Path(config.models_dir) / str(project_id) / "trainer"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / WANTED).write_text(state)
 
 
 def stop_jobs(session: Session) -> list[Job]:

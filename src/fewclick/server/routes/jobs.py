@@ -41,7 +41,7 @@ def trainer(project_id: int, body: TrainerIn, session: DB, config: Config):
     project = store.get(session, Project, project_id, "project")
     if body.action == "start":
         return views.job(start_trainer(session, config, project))
-    return views.job(control_trainer(session, project, body.action))
+    return views.job(control_trainer(session, config, project, body.action))
 
 
 @router.post("/projects/{project_id}/preannotate", status_code=202)
