@@ -58,7 +58,7 @@ def run_trainer(
     encoder = _encoder(embeddings)
     # queued -> running, as every job; a trainer paused before its process began stays paused
     status = "running" if control.status() == "queued" else control.status()
-    update_job(db_url, job_id, status=status, message=f"trainer ({kind}): reading the finished images")
+    update_job(db_url, job_id, status=status, message=f"{kind}: reading the finished images")
     trainer = None
     keys: dict = {}  # id(held-out image) -> the app's encoder cache key, renewed every round
     done = 0
@@ -68,7 +68,7 @@ def run_trainer(
                 break
             data, held, serving = _finished(sessions, project_id, keys)
             if not len(data):
-                update_job(db_url, job_id, message="trainer: waiting for a finished image with boxes")
+                update_job(db_url, job_id, message="waiting for a finished image with boxes")
                 if control.sleep(POLL_SECONDS * 5):
                     break
                 continue
@@ -234,9 +234,12 @@ def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer
 
 
 def _running(trainer, images: int, held: int) -> str:
+    """The job's message during a round: where it is, and what the round before found."""
     number = len(trainer.state.rounds) + 1
-    steps = trainer.state.total_steps
-    return f"trainer: round {number} on {images} images ({held} held out), {steps} steps so far"
+    now = f"round {number} on {images} images ({held} held out), {trainer.state.total_steps} steps so far"
+    if not trainer.state.rounds:
+        return now
+    return f"{now}; {_verdict(trainer.state.rounds[-1], trainer.config.confidence)}"
 
 
 def _after(trainer, result, sessions, project_id: int) -> str:
@@ -244,10 +247,21 @@ def _after(trainer, result, sessions, project_id: int) -> str:
 
     with sessions() as session:
         serving = newest_model(session, project_id, "detect")
-    what = "promoted" if result.promoted else "not better beyond the noise"
-    scored = "" if result.candidate_mAP is None else f", held-out mAP {result.candidate_mAP:.3f}"
     serves = "" if serving is None else f"; detector v{serving.version} ({serving.method}) serves"
-    return f"trainer: round {result.number}{scored}: {what}{serves}; {trainer.state.total_steps} steps so far"
+    return f"{_verdict(result, trainer.config.confidence)}{serves}; {trainer.state.total_steps} steps so far"
+
+
+def _verdict(r, confidence: float) -> str:
+    """``round 2: held-out mAP 0.278 against 0.207 serving, better in 84% of resamples: kept
+    training`` (or promoted; or untested with too few held-out images)."""
+    what = "promoted" if r.promoted else "kept training"
+    if r.candidate_mAP is None:
+        return f"round {r.number}: too few held-out images to score it: {what}"
+    if r.serving_mAP is None:
+        return f"round {r.number}: held-out mAP {r.candidate_mAP:.3f}: {what}"
+    scores = f"held-out mAP {r.candidate_mAP:.3f} against {r.serving_mAP:.3f} serving"
+    won = f"better in {100 * r.wins:.0f}% of resamples ({100 * confidence:.0f}% needed)"
+    return f"round {r.number}: {scores}, {won}: {what}"
 
 
 def _stopped(trainer) -> str:
