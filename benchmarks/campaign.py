@@ -97,12 +97,19 @@ from fewclick.types import Clicks, Objects, geometry_only
 
 MAX_CLICKS = 20
 PAGE_MIN_SCORE = 0.3  # the page's proposal slider before a detector suggests its own
+#: the background trainer's seconds per step on one core (its rounds' crops, ImageNet
+#: EfficientNet-Lite0): ``--calibrate`` measures it; 1.24 was measured on hit_uav here
+#: (2026-11-25, one other single-threaded job beside it)
+TRAINER_SECONDS_PER_STEP = 1.24
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     data = read_dataset(args.data)
+    if args.calibrate:
+        print(json.dumps({"trainer_seconds_per_step": _calibrate(data)}))
+        return 0
     if args.part != "all":  # the project holds every image; the annotator does this part's
         data = split_by_image(data, 4, args.part)
     if args.mode == "mask":
@@ -169,6 +176,9 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
     report["think"] = think
     annotators = [Annotator(client, pid, class_id, position, record, think) for client in people]
     bar = tqdm(total=len(images), desc=f"annotating ({args.annotators} at once)", unit="image")
+    trainer = TrainerPace(pid, args.trainer_seconds_per_step)
+    if args.trainer:
+        report["trainer_seconds_per_step"] = args.trainer_seconds_per_step
 
     def work(k: int) -> list[dict]:
         rows = []
@@ -178,6 +188,8 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
             rows.append(annotators[k].annotate(im, truth[im["file_name"]], args.mode))
             if not think:  # a person's time was not taken: let the app's jobs have it
                 _pace(people[k], pid, rows[-1]["seconds"])
+            if args.trainer:
+                rows[-1].update(trainer.after_image(people[k], rows[-1]["seconds"]))
             bar.update()
         return rows
 
@@ -632,13 +644,78 @@ def _ok(response: httpx.Response):
     return response.json()
 
 
+class TrainerPace:
+    """The project's background trainer, given a person's time: started once an image is
+    finished; after each image, the steps it would have trained in the person's seconds on
+    it at its idle speed are added to its due, and the campaign waits until it has trained
+    them (a simulated person is faster than a real one). Per image it records the trainer's
+    steps and the detector version serving."""
+
+    STALL_SECONDS = 300.0  # no step for this long: it waits for images (held out), not for time
+
+    def __init__(self, project_id: int, seconds_per_step: float) -> None:
+        self.project_id, self.seconds_per_step = project_id, seconds_per_step
+        self.due, self.started = 0.0, False
+
+    def after_image(self, api: httpx.Client, seconds: float) -> dict:
+        url = f"/api/projects/{self.project_id}"
+        if not self.started:
+            r = api.post(f"{url}/trainer", json={"action": "start"})
+            self.started = r.status_code in (202, 409)  # 409: it runs already
+        self.due += seconds / self.seconds_per_step
+        project = _ok(api.get(url))
+        last, moved = None, time.monotonic()
+        while project["trainer"] is not None and project["trainer"]["status"] in ("queued", "running"):
+            steps = project["trainer"]["steps"]
+            if steps >= self.due or time.monotonic() - moved > self.STALL_SECONDS:
+                break  # due, or it has nothing to train on yet (no finished image outside the held-out)
+            if steps != last:
+                last, moved = steps, time.monotonic()
+            time.sleep(2.0)
+            project = _ok(api.get(url))
+        trainer, detector = project["trainer"], project["detector"]
+        return {
+            "trainer_steps": None if trainer is None else trainer["steps"],
+            "serving_version": None if detector is None else detector["version"],
+        }
+
+
+def _calibrate(data, steps: int = 40, skip: int = 10) -> float:
+    """Seconds per step of the background trainer's training on one core, on ``data``'s
+    first 5 images (the first ``skip`` steps, which allocate, not counted)."""
+    import torch
+
+    from fewclick.io.dataset import Dataset
+    from fewclick.train.continual import ContinualConfig
+    from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
+
+    torch.set_num_threads(1)
+    subset = Dataset(data.classes, [r for r in data.images if len(r.objects)][:5], data.format)
+    rounds = ContinualConfig()
+    times: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick(step: int, total: int | None) -> None:
+        now = time.perf_counter()
+        if step > skip:
+            times.append(now - last[0])
+        last[0] = now
+
+    with tempfile.TemporaryDirectory() as out:
+        train = TrainConfig(steps=steps, crop=rounds.crop, batch_size=rounds.batch_size, threads=1)
+        config = detector_config_for(subset, "c3det", backbone="imagenet")
+        train_detector(subset, out, config, train, progress=tick)
+    return round(float(np.median(times)), 4)
+
+
 def _pace(api: httpx.Client, project_id: int, seconds: float) -> None:
     """While a job of the project runs, wait up to ``seconds`` (a person's time on the image
-    just done) for it: what a person's slower work would have overlapped."""
+    just done) for it: what a person's slower work would have overlapped. The background
+    trainer is paced apart (:class:`TrainerPace`)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         jobs = _ok(api.get(f"/api/projects/{project_id}/jobs"))
-        if not any(j["status"] in ("queued", "running") for j in jobs):
+        if not any(j["status"] in ("queued", "running") and j["kind"] != "trainer" for j in jobs):
             return
         time.sleep(1.0)
 
@@ -763,6 +840,21 @@ def _parser() -> argparse.ArgumentParser:
         "--screenshot", type=Path, help="a PNG of the project page with its analytics afterwards (Chromium)"
     )
     p.add_argument("--work", type=Path, help="where the app's database, files and models go")
+    p.add_argument(
+        "--trainer",
+        action="store_true",
+        help="start the project's background trainer once an image is finished, and after each "
+        "image wait for the steps it would have trained in the person's seconds on it",
+    )
+    p.add_argument(
+        "--trainer-seconds-per-step",
+        type=float,
+        default=TRAINER_SECONDS_PER_STEP,
+        help="the trainer's speed on one idle core (--calibrate measures it on --data)",
+    )
+    p.add_argument(
+        "--calibrate", action="store_true", help="measure the trainer's seconds per step on one core and stop"
+    )
     return p
 
 

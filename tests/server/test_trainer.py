@@ -43,7 +43,7 @@ def app(tmp_path_factory, tmp_path, started, monkeypatch):
     with client_for(app) as client:
         app.client = client
         app.db_url = sqlite_url(tmp_path / "app.db")
-        app.models = tmp_path / "models"
+        app.models = tmp_path / "data" / "models"  # the app's own (Settings.models_dir)
         yield app
 
 
@@ -104,6 +104,14 @@ def test_the_loop_trains_rounds_registers_a_version_and_goes_on_after_a_restart(
     state = json.loads((app.models / str(project["id"]) / "trainer" / "state.json").read_text())
     assert len(state["rounds"]) == 2 and state["total_steps"] == 4
     assert state["rounds"][1]["promoted"] is False, "1 held-out image cannot tell it apart"
+    url = f"/api/projects/{project['id']}"
+    job_id = _act(app, project, "start").json()["id"]
+    with app.state.sessions() as session:  # as its process says, half through its third round
+        job = session.get(Job, job_id)
+        job.status, job.progress = "running", 0.5
+        session.commit()
+    steps = app.client.get(url).json()["trainer"]["steps"]
+    assert steps == 4 + ContinualConfig().round_steps // 2, "its rounds' steps and half the running one's"
 
 
 def test_a_stop_reaches_a_paused_trainer(app, dataset, started, monkeypatch):

@@ -18,6 +18,7 @@ marks failed the jobs they left unfinished.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from datetime import datetime, timedelta
@@ -217,6 +218,18 @@ def restart_trainers(session: Session, config: Settings) -> list[Job]:
         start_process(worker.run_trainer, config.db_url, job.id, models, embeddings)
         log.info("project %d: trainer started again (job %d, %s)", job.project_id, job.id, job.status)
     return again
+
+
+def trainer_steps(config: Settings, project_id: int, job: Job | None) -> int:
+    """The steps the project's trainer has trained: its finished rounds' (``state.json``)
+    and, while it runs, the share done of the current round's."""
+    from fewclick.train.continual import STATE, ContinualConfig
+
+    path = Path(config.models_dir) / str(project_id) / "trainer" / STATE
+    done = json.loads(path.read_text())["total_steps"] if path.is_file() else 0
+    if job is not None and job.status == "running":
+        done += int(job.progress * ContinualConfig().round_steps)
+    return done
 
 
 def wanted(config: Settings, project_id) -> str | None:

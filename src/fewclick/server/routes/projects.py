@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from fewclick.server import accounts, paths, queries, store, views
 from fewclick.server.db import Project, ProjectClass, local_user
-from fewclick.server.deps import DB, Config, prepare_tiles
+from fewclick.server.deps import DB, Config, Settings, prepare_tiles
 from fewclick.server.limits import MAX_CLASSES, MAX_NAME
 from fewclick.server.training import newest_model
-from fewclick.server.training_jobs import train_if_due
+from fewclick.server.training_jobs import train_if_due, trainer_steps
 
 router = APIRouter(prefix="/api")
 
@@ -64,14 +64,18 @@ class ImportIn(BaseModel):
     reference: bool = False
 
 
-def _detail(session: Session, project: Project) -> dict:
-    return views.project_detail(
+def _detail(session: Session, project: Project, config: Settings) -> dict:
+    trainer = queries.trainer_job(session, project.id)
+    out = views.project_detail(
         project,
         queries.status_counts(session, project.id),
         queries.model_versions(session, project.id),
         newest_model(session, project.id, "detect"),
-        queries.trainer_job(session, project.id),
+        trainer,
     )
+    if trainer is not None:
+        out["trainer"]["steps"] = trainer_steps(config, project.id, trainer)
+    return out
 
 
 def _class_name(project: Project, name: str | None, class_id: int | None = None) -> str:
@@ -111,16 +115,16 @@ def create_project(body: ProjectIn, session: DB, config: Config):
     )
     session.commit()
     prepare_tiles(config.tile_cache, project.images)
-    return {"project": _detail(session, project), "warnings": warnings}
+    return {"project": _detail(session, project, config), "warnings": warnings}
 
 
 @router.get("/projects/{project_id}")
-def get_project(project_id: int, session: DB):
-    return _detail(session, store.get(session, Project, project_id, "project"))
+def get_project(project_id: int, session: DB, config: Config):
+    return _detail(session, store.get(session, Project, project_id, "project"), config)
 
 
 @router.patch("/projects/{project_id}")
-def patch_project(project_id: int, session: DB, body: Annotated[dict[str, Any], Body()]):
+def patch_project(project_id: int, session: DB, config: Config, body: Annotated[dict[str, Any], Body()]):
     """Change the project's settings (``SETTINGS``); a bad value or an unknown name is a 400
     naming it, and nothing changes."""
     project = store.get(session, Project, project_id, "project")
@@ -132,7 +136,7 @@ def patch_project(project_id: int, session: DB, body: Annotated[dict[str, Any], 
     for name, value in body.items():
         SETTINGS[name](project, value)
     session.commit()
-    return _detail(session, project)
+    return _detail(session, project, config)
 
 
 @router.post("/projects/{project_id}/finish")
@@ -187,7 +191,7 @@ def import_dataset(project_id: int, body: ImportIn, session: DB, config: Config)
     paths.check_dataset(data, config.data_roots, adds_images=False)
     warnings = store.import_annotations(session, local_user(session), project, data, body.reference)
     session.commit()
-    return {"project": _detail(session, project), "warnings": warnings}
+    return {"project": _detail(session, project, config), "warnings": warnings}
 
 
 @router.get("/projects/{project_id}/export")
