@@ -111,3 +111,23 @@ def test_an_image_someone_started_or_a_project_without_a_detector_opens_without_
     assert page.detect_bodies == []
     assert page.evaluate("() => S.detect.result") is None
     assert page.errors == []
+
+
+def test_pinning_the_training_free_start_on_the_project_page_stops_proposals_on_open(server, page):
+    base, api, (served, _) = server
+    page.goto(f"{base}/#/project/{served['id']}")
+    page.wait_for_selector("#pin")
+    assert "detector v1" in page.inner_text("#detector")
+    page.select_option("#pin", "0")
+    page.wait_for_function("() => document.querySelector('#detector').textContent.includes('pinned')")
+    assert api.get(f"/api/projects/{served['id']}").json()["pinned_detector"] == 0
+    page.detect_bodies.clear()
+    _open(page, base, _images(api, served)[0]["id"])
+    page.wait_for_timeout(500)
+    assert page.detect_bodies == [], "the training-free start serves: nothing to propose without a click"
+    page.goto(f"{base}/#/project/{served['id']}")
+    page.wait_for_selector("#pin")
+    page.select_option("#pin", "")
+    page.wait_for_function("() => !document.querySelector('#detector').textContent.includes('pinned')")
+    assert api.get(f"/api/projects/{served['id']}").json()["pinned_detector"] is None
+    assert page.errors == []

@@ -169,3 +169,44 @@ def test_at_start_up_a_trainer_left_on_starts_again_in_its_state(app, dataset, s
         assert [(j.kind, j.status) for j in again] == [("trainer", after)]
         assert training_jobs.restart_trainers(session, app.state.settings) == [], "one trainer per project"
     assert started[0][0] is worker.run_trainer and started[0][1][1] == again[0].id
+
+
+def test_a_pinned_version_or_the_training_free_start_serves_whatever_comes_after(app, dataset, started):
+    project = _project(app, dataset)
+    url = f"/api/projects/{project['id']}"
+    trainer.run_trainer(
+        app.db_url, _act(app, project, "start").json()["id"], app.models, None, rounds=1, config=SMALL
+    )
+    image = app.client.get(f"{url}/images").json()[0]
+    detect = f"/api/images/{image['id']}/detect"
+    assert app.client.post(detect, json={"clicks": []}).status_code == 200, "v1 serves: proposals on open"
+    with app.state.sessions() as session:  # a second version, as a later round would register
+        v1 = session.query(ModelVersion).filter_by(project_id=project["id"], task="detect").one()
+        session.add(
+            ModelVersion(
+                **{
+                    c: getattr(v1, c)
+                    for c in ("project_id", "task", "path", "images", "method", "metrics", "created_by")
+                },
+                version=2,
+            )
+        )
+        session.commit()
+    assert app.client.get(url).json()["detector"]["version"] == 2, "unpinned: the newest serves"
+
+    pinned = app.client.patch(url, json={"pinned_detector": 1}).json()
+    assert pinned["pinned_detector"] == 1 and pinned["detector"]["version"] == 1
+    pinned = app.client.patch(url, json={"pinned_detector": 0}).json()
+    assert pinned["pinned_detector"] == 0 and pinned["detector"] is None
+    refused = app.client.post(detect, json={"clicks": []})
+    assert refused.status_code == 400 and "needs a trained detector" in refused.json()["detail"]
+    for bad, says in [
+        (7, "has no detector v7 (its versions: v1, v2)"),
+        (-1, "got -1"),
+        ("v1", "got 'v1'"),
+        (True, "got True"),
+    ]:
+        r = app.client.patch(url, json={"pinned_detector": bad})
+        assert r.status_code == 400 and says in r.json()["detail"], r.text
+    assert app.client.get(url).json()["pinned_detector"] == 0, "a refused pin changes nothing"
+    assert app.client.patch(url, json={"pinned_detector": None}).json()["detector"]["version"] == 2

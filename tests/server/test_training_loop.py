@@ -179,7 +179,8 @@ def test_images_without_annotations_and_a_zero_interval_start_nothing(app, datas
         ({"auto_train_every": None}, "auto_train_every must be an integer from 0 to 1000, got None"),
         (
             {"train_every": 3},
-            "unknown project setting 'train_every': expected one of auto_train_every, queue_train_every",
+            "unknown project setting 'train_every': expected one of auto_train_every, "
+            "queue_train_every, pinned_detector",
         ),
         ({"queue_train_every": -2}, "queue_train_every must be an integer from 0 to 1000, got -2"),
     ],

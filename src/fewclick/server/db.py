@@ -124,6 +124,9 @@ class Project(Base):
     queue_train_every: Mapped[int] = mapped_column(
         default=QUEUE_TRAIN_EVERY, server_default=str(QUEUE_TRAIN_EVERY)
     )
+    # the detector version its users pinned to serve click-to-detect; 0: the training-free
+    # start; None: the newest version serves (the trainer's and the training job's pick)
+    pinned_detector: Mapped[int | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=now)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     classes: Mapped[list[ProjectClass]] = relationship(

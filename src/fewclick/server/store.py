@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from sqlalchemy import case, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from fewclick.io import read_dataset, write_dataset
@@ -37,6 +37,7 @@ from fewclick.server.db import (
     Event,
     Image,
     Job,
+    ModelVersion,
     Project,
     ProjectClass,
     User,
@@ -463,6 +464,30 @@ def set_auto_train(project: Project, every: object) -> None:
 def set_queue_train(project: Project, every: object) -> None:
     """Train by itself after every ``every`` answers of the review queue (0: never)."""
     project.queue_train_every = _interval("queue_train_every", every)
+
+
+def set_pinned_detector(project: Project, version: object) -> None:
+    """Serve this detector version to everyone, whatever is trained after it (0: the
+    training-free start; None: the newest, as versions come)."""
+    if version is not None and (type(version) is not int or version < 0):
+        raise StoreError(
+            "pinned_detector must be a detector version, 0 (the training-free start) or null "
+            f"(the newest serves), got {version!r}"
+        )
+    if version:
+        versions = (
+            object_session(project)
+            .scalars(
+                select(ModelVersion.version).where(
+                    ModelVersion.project_id == project.id, ModelVersion.task == "detect"
+                )
+            )
+            .all()
+        )
+        if version not in versions:
+            has = ", ".join(f"v{v}" for v in sorted(versions)) or "none yet"
+            raise StoreError(f"project {project.name!r} has no detector v{version} (its versions: {has})")
+    project.pinned_detector = version
 
 
 def _interval(name: str, every: object) -> int:

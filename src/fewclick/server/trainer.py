@@ -28,7 +28,14 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from fewclick.server.db import FINISHED, Image, Job, ModelVersion, Project, make_engine, session_factory
-from fewclick.server.training import _encoder, _key, _Keyed, imagenet_available, update_job
+from fewclick.server.training import (
+    _encoder,
+    _key,
+    _Keyed,
+    imagenet_available,
+    serving_detector,
+    update_job,
+)
 
 POLL_SECONDS = 2.0  # how often a paused trainer, or a training step, looks at its job row
 KINDS = ("imagenet", "scratch")
@@ -136,7 +143,6 @@ def _finished(sessions, project_id: int, keys: dict):
     method, path) (None: none yet)."""
     from fewclick.io.images import load_image
     from fewclick.server.store import to_dataset
-    from fewclick.server.training import newest_model
     from fewclick.train.continual import held_out
 
     with sessions() as session:
@@ -145,7 +151,7 @@ def _finished(sessions, project_id: int, keys: dict):
             select(Image).where(Image.project_id == project_id, Image.status.in_(FINISHED))
         ).all()
         data = to_dataset(project, images=images)
-        serving = newest_model(session, project_id, "detect")
+        serving = serving_detector(session, project_id)
         serving = None if serving is None else (serving.version, serving.method, serving.path)
     boxed = [r for r in data.images if len(r.objects) and r.objects.boxes.size]
     train = [r for r in boxed if not held_out(r.id)]
@@ -243,10 +249,8 @@ def _running(trainer, images: int, held: int) -> str:
 
 
 def _after(trainer, result, sessions, project_id: int) -> str:
-    from fewclick.server.training import newest_model
-
     with sessions() as session:
-        serving = newest_model(session, project_id, "detect")
+        serving = serving_detector(session, project_id)
     serves = "" if serving is None else f"; detector v{serving.version} ({serving.method}) serves"
     return f"{_verdict(result, trainer.config.confidence)}{serves}; {trainer.state.total_steps} steps so far"
 

@@ -505,10 +505,25 @@ def _cpr(data, out: Path, minutes: float, progress, steps: int | None) -> Traine
     return Trained(path)
 
 
+def serving_detector(session, project_id: int) -> ModelVersion | None:
+    """The detector version that serves click-to-detect: the one the project's users pinned,
+    else the newest. None: nothing trained yet, or the training-free start pinned."""
+    pin = session.scalar(select(Project.pinned_detector).where(Project.id == project_id))
+    if pin is None:
+        return newest_model(session, project_id, "detect")
+    if pin == 0:
+        return None
+    return session.scalar(
+        select(ModelVersion).where(
+            ModelVersion.project_id == project_id, ModelVersion.task == "detect", ModelVersion.version == pin
+        )
+    )
+
+
 def trained_detector(session, project_id: int) -> ModelVersion | None:
-    """The project's newest detector version; None before one is trained (the training-free
-    start is not a trained detector)."""
-    version = newest_model(session, project_id, "detect")
+    """The detector version that serves when it is a trained one; None while the
+    training-free start serves (it is not a trained detector)."""
+    version = serving_detector(session, project_id)
     return None if version is None or version.method == "training-free" else version
 
 

@@ -140,6 +140,7 @@ def project(p: Project, by_status: dict[str, int]) -> dict:
         "by_status": by_status,
         "auto_train_every": p.auto_train_every,
         "queue_train_every": p.queue_train_every,
+        "pinned_detector": p.pinned_detector,
         "progress": finished / total if total else 0.0,
     }
 

@@ -17,7 +17,7 @@ from fewclick.predict.segment_api import check_box
 from fewclick.server import embeddings, queries, serving, store, worker
 from fewclick.server.db import Image
 from fewclick.server.deps import DB, Config, Settings, Worker
-from fewclick.server.training import newest_model
+from fewclick.server.training import newest_model, serving_detector
 
 router = APIRouter(prefix="/api")
 #: the training-free start shows at most this many look-alikes per object of the fullest
@@ -59,7 +59,7 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
         if not (0 <= x < image.width and 0 <= y < image.height):
             raise HTTPException(400, f"click {i} at ({x:g}, {y:g}) is {_outside(image)}")
         clicks.append([x, y, position_of[class_id]])
-    version = newest_model(session, project.id, "detect")
+    version = serving_detector(session, project.id)
     # a version whose pick was the training-free start has no network: that start serves
     model = version if version is not None and version.method != "training-free" else None
     if not clicks and model is None:
@@ -123,7 +123,7 @@ def _needs_sam(session, image: Image) -> bool:
         return False
     if serving.serving(session, image.project).name == "sam":
         return True
-    detector = newest_model(session, image.project_id, "detect")
+    detector = serving_detector(session, image.project_id)
     if detector is None or detector.method not in ("scratch", "imagenet"):
         return True
     return newest_model(session, image.project_id, "points") is None

@@ -44,7 +44,7 @@ from fewclick.server import store
 from fewclick.server.db import Image, Project
 from fewclick.server.deps import DB, Config, Worker
 from fewclick.server.routes import assist
-from fewclick.server.training import newest_model
+from fewclick.server.training import serving_detector
 from fewclick.types import Objects
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class Schema:
 
 
 def _version(session, project: Project) -> str:
-    model = newest_model(session, project.id, "detect")
+    model = serving_detector(session, project.id)
     return (
         f"fewclick-{project.id}-detector-v{model.version}" if model else f"fewclick-{project.id}-no-detector"
     )

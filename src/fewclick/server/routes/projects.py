@@ -20,7 +20,7 @@ from fewclick.server import accounts, paths, queries, store, views
 from fewclick.server.db import Project, ProjectClass, local_user
 from fewclick.server.deps import DB, Config, Settings, prepare_tiles
 from fewclick.server.limits import MAX_CLASSES, MAX_NAME
-from fewclick.server.training import newest_model
+from fewclick.server.training import serving_detector
 from fewclick.server.training_jobs import train_if_due, trainer_steps
 
 router = APIRouter(prefix="/api")
@@ -55,7 +55,11 @@ class FinishIn(BaseModel):
 
 
 # what PATCH on a project may change
-SETTINGS = {"auto_train_every": store.set_auto_train, "queue_train_every": store.set_queue_train}
+SETTINGS = {
+    "auto_train_every": store.set_auto_train,
+    "queue_train_every": store.set_queue_train,
+    "pinned_detector": store.set_pinned_detector,
+}
 
 
 class ImportIn(BaseModel):
@@ -70,7 +74,7 @@ def _detail(session: Session, project: Project, config: Settings) -> dict:
         project,
         queries.status_counts(session, project.id),
         queries.model_versions(session, project.id),
-        newest_model(session, project.id, "detect"),
+        serving_detector(session, project.id),
         trainer,
     )
     if trainer is not None:

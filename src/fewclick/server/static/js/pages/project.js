@@ -75,6 +75,13 @@ export async function projectPage(id) {
     if (j) followJobs(id, page, j); else refreshJobs(id, page);  // refused: show the job that runs, if any
   });
   showTrainer(trainer);
+  $("#models").addEventListener("change", async (e) => {
+    if (e.target.id !== "pin") return;
+    const v = e.target.value;
+    const out = await api("PATCH", `/api/projects/${id}`, {pinned_detector: v === "" ? null : Number(v)}).catch(() => null);
+    if (out) say(v === "" ? "the newest detector serves, as versions come" : `serves: ${detectorText(out.detector, out.pinned_detector)}`);
+    showModels(id);
+  });
   $("#trainer-go").addEventListener("click", async () => {
     const action = $("#trainer-go").dataset.action;
     $("#trainer-go").disabled = true;
@@ -204,8 +211,8 @@ function curveSvg(points, id, title, xText, ymax = 1) {
 }
 
 // the detector that serves click-to-detect, and every model version trained
-function detectorText(d) {
-  if (!d) return "training-free start (feature similarity): no trained detector yet";
+function detectorText(d, pin = null) {
+  if (!d) return pin === 0 ? "the training-free start (feature similarity), pinned" : "training-free start (feature similarity): no trained detector yet";
   const m = d.metrics || {};
   let why = "";
   if (m.held_out_mAP) {
@@ -221,11 +228,25 @@ function detectorText(d) {
   if (m.partly_labeled_images) why += `; and ${m.partly_labeled_images} image${m.partly_labeled_images === 1 ? "" : "s"} partly labeled in the review queue`;
   if (m.score_threshold != null) why += `; proposals shown from score ${Number(m.score_threshold).toFixed(2)}, its best F1 there`;
   const what = d.method === "training-free" ? "the training-free start serves" : (METHODS[d.method] ?? d.method ?? "trained");
-  return `detector v${d.version} (${what}, on ${d.images} images${why})`;
+  const pinned = pin ? "; pinned: versions trained after it are kept, and serve once you choose them" : "";
+  return `detector v${d.version} (${what}, on ${d.images} images${why}${pinned})`;
+}
+
+// the choice of what serves: the newest version as they come, one version, or the training-free start
+function pinHtml(p) {
+  const detectors = p.models.filter((m) => m.task === "detect");
+  const newest = detectors.length ? ` (now v${detectors[detectors.length - 1].version})` : "";
+  const options = [["", `the newest version, as they come${newest}`],
+    ...detectors.map((m) => [String(m.version), `v${m.version}: ${METHODS[m.method] ?? m.method ?? "trained"}, ${m.images} images`]),
+    ["0", "the training-free start"]];
+  const pin = p.pinned_detector == null ? "" : String(p.pinned_detector);
+  return `<select id="pin" title="the detector everyone's clicks use">${options.map(([v, t]) =>
+    `<option value="${v}"${v === pin ? " selected" : ""}>${esc(t)}</option>`).join("")}</select>`;
 }
 
 function modelsHtml(p) {
-  return `Click-to-detect serves: <b id="detector">${esc(detectorText(p.detector))}</b>.
+  return `Click-to-detect serves: <b id="detector">${esc(detectorText(p.detector, p.pinned_detector))}</b>.
+    Serve: ${pinHtml(p)}.
     Models: ${p.models.length ? esc(p.models.map((m) => `${m.task} v${m.version}${m.method ? " " + m.method : ""} (${m.images} images)`).join(", ")) : "none yet"}.`;
 }
 
