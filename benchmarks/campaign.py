@@ -19,7 +19,8 @@ go through the images in order, ending each at manual quality:
    click asking the detector again with every click so far;
 2. set the proposal slider where the fewest fixes remain (it starts at the served
    detector's suggested score; moving it is one interaction), and Enter: accept the
-   proposals shown (or none: then no Enter);
+   proposals shown (or none: then no Enter; nor when none needs a fix: the page's submit
+   keeps the proposals shown);
 3. delete false positives, drag near boxes onto their objects, set wrong classes, and draw
    what is still missing, a drag each and a class key when the class changes;
 4. mark the image done.
@@ -352,9 +353,10 @@ class Annotator:
             events.append(("threshold", COST_SECONDS["threshold"]))
         revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
         ids: list[int] = []
+        plan = finish(gt, shown[0], shown[1], self.current)
         if len(shown[0]):
-            looked = len(shown[0]) * COST_SECONDS["verify"]
-            self._think(moved * COST_SECONDS["threshold"] + COST_SECONDS["accept"] + looked)
+            accepted = _accept(len(shown[0]), plan)
+            self._think(moved * COST_SECONDS["threshold"] + accepted[1])
             create = [
                 {
                     "class_id": self.class_id[int(c)],
@@ -371,8 +373,7 @@ class Annotator:
             )
             ids, revision = [a["id"] for a in saved["created"]], saved["revision"]
             self.kept.setdefault(im["id"], set()).update(ids)
-            events.append(("accept", COST_SECONDS["accept"] + len(ids) * COST_SECONDS["verify"]))
-        plan = finish(gt, shown[0], shown[1], self.current)
+            events.append(accepted)
         self._think(plan.seconds())
         revision = self._carry_out(im, plan, ids, revision)
         events += [(a.kind, COST_SECONDS[a.kind]) for a in plan.actions]
@@ -411,7 +412,7 @@ class Annotator:
         for least in sorted({start, 1.01, *out["scores"]}):
             shown = self._shown(out, least)
             cost = finish(gt, shown[0], shown[1], self.current).interactions
-            cost += (len(shown[0]) > 0) + (least != start)
+            cost += (len(shown[0]) > 0 and cost > 0) + (least != start)  # Enter: not when all are right
             key = (cost, least != start)
             if best is None or key < best[0]:
                 best = (key, least, shown)
@@ -559,8 +560,9 @@ class Annotator:
             accepted = len(boxes)
             plan = finish(gt, boxes, labels, self.current)
         seconds = plan.seconds(verified=accepted)
-        seconds += (accepted > 0) * COST_SECONDS["accept"] + moved * COST_SECONDS["threshold"]
-        extra = int(accepted > 0) + int(moved)  # Enter, the slider
+        enter = accepted > 0 and plan.interactions > 0  # else the submit keeps them
+        seconds += enter * COST_SECONDS["accept"] + moved * COST_SECONDS["threshold"]
+        extra = int(enter) + int(moved)  # Enter, the slider
         return {"interactions": plan.interactions + extra, "seconds": round(seconds, 2), "accepted": accepted}
 
     def _carry_out(self, im: dict, plan: Plan, ids: list[int], revision: int) -> int:
@@ -706,6 +708,16 @@ def _calibrate(data, steps: int = 40, skip: int = 10) -> float:
         config = detector_config_for(subset, "c3det", backbone="imagenet")
         train_detector(subset, out, config, train, progress=tick)
     return round(float(np.median(times)), 4)
+
+
+def _accept(shown: int, plan: Plan) -> tuple[str, float]:
+    """The event of accepting ``shown`` proposals, looked over: Enter when ``plan`` has fixes
+    to make on them; with nothing to fix, the page's submit keeps them (no interaction: the
+    ``submit`` event, which the interactions leave out)."""
+    looked = shown * COST_SECONDS["verify"]
+    if plan.interactions:
+        return ("accept", COST_SECONDS["accept"] + looked)
+    return ("submit", looked)
 
 
 def _pace(api: httpx.Client, project_id: int, seconds: float) -> None:

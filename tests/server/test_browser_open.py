@@ -24,7 +24,7 @@ USER, PASSWORD = "ann", "a long password"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """Two projects of the same two images: one with a trained detector serving, one without."""
+    """Three projects of the same two images: two with a trained detector serving, one without."""
     home = tmp_path_factory.mktemp("browser-open")
     (home / "images").mkdir()
     for k in range(2):
@@ -34,16 +34,17 @@ def server(tmp_path_factory):
     with live_server(app) as base:
         api = httpx.Client(base_url=base, headers=auth_headers(app))
         projects = []
-        for name in ("served", "untrained"):
+        for name in ("served", "untrained", "submitted"):
             body = {"name": name, "folder": str(home / "images"), "classes": ["car"]}
             projects.append(api.post("/api/projects", json=body).json()["project"])
         with app.state.sessions() as session:
-            session.add(
-                ModelVersion(
-                    project_id=projects[0]["id"], task="detect", version=1, path=str(home / "none"),
-                    images=2, method="scratch", created_by=1,
-                )
-            )  # fmt: skip
+            for project in (projects[0], projects[2]):
+                session.add(
+                    ModelVersion(
+                        project_id=project["id"], task="detect", version=1, path=str(home / "none"),
+                        images=2, method="scratch", created_by=1,
+                    )
+                )  # fmt: skip
             session.commit()
         yield base, api, projects
 
@@ -80,7 +81,7 @@ def _images(api, project) -> list[dict]:
 
 
 def test_an_image_nobody_started_opens_with_the_served_detectors_proposals(server, page):
-    base, api, (served, _) = server
+    base, api, (served, *_) = server
     page.class_id = served["classes"][0]["id"]
     page.detect_bodies.clear()
     image = _images(api, served)[0]
@@ -100,7 +101,7 @@ def test_an_image_nobody_started_opens_with_the_served_detectors_proposals(serve
 
 
 def test_an_image_someone_started_or_a_project_without_a_detector_opens_without_asking(server, page):
-    base, api, (served, untrained) = server
+    base, api, (served, untrained, _) = server
     started = _images(api, served)[1]
     body = {"create": [{"class_id": served["classes"][0]["id"], "geometry": {"box": [5, 5, 25, 25]}}]}
     assert api.post(f"/api/images/{started['id']}/annotations/batch", json={**body, "revision": 0}).is_success
@@ -114,7 +115,7 @@ def test_an_image_someone_started_or_a_project_without_a_detector_opens_without_
 
 
 def test_pinning_the_training_free_start_on_the_project_page_stops_proposals_on_open(server, page):
-    base, api, (served, _) = server
+    base, api, (served, *_) = server
     page.goto(f"{base}/#/project/{served['id']}")
     page.wait_for_selector("#pin")
     assert "detector v1" in page.inner_text("#detector")
@@ -130,4 +131,18 @@ def test_pinning_the_training_free_start_on_the_project_page_stops_proposals_on_
     page.select_option("#pin", "")
     page.wait_for_function("() => !document.querySelector('#detector').textContent.includes('pinned')")
     assert api.get(f"/api/projects/{served['id']}").json()["pinned_detector"] is None
+    assert page.errors == []
+
+
+def test_a_submit_keeps_the_proposals_shown_without_an_enter(server, page):
+    base, api, (*_, submitted) = server
+    page.class_id = submitted["classes"][0]["id"]
+    image = _images(api, submitted)[0]
+    _open(page, base, image["id"])
+    page.wait_for_function("() => S.detect.result && S.detect.answered === 0")
+    page.keyboard.press("s")
+    page.wait_for_function(f"() => location.hash === '#/image/{image['id'] + 1}'")
+    saved = api.get(f"/api/images/{image['id']}").json()
+    assert saved["status"] == "done"
+    assert sorted(a["geometry"]["box"] for a in saved["annotations"]) == [[10, 10, 30, 30], [50, 20, 70, 40]]
     assert page.errors == []

@@ -23,12 +23,14 @@ export const detect = {
   },
 
   accept: acceptDetections,
+  // the proposals a submit accepts: those shown
+  acceptOnSubmit: () => (S.detect.result ? shownProposals().length : 0),
 
   // built once, then updated in place: a redraw in the middle of a drag of the score
   // slider would end the drag (each drag moved it one step)
   panel(el) {
     if (!el.querySelector("#min-score")) buildPanel(el);
-    el.querySelector("#mode-help").textContent = `Click an object of the picked class: boxes for all such objects appear. More clicks refine. Enter accepts, Esc drops. ${S.detect.clicks.length} clicks, ${shownProposals().length} proposals at score >= ${S.minScore.toFixed(2)}.`;
+    el.querySelector("#mode-help").textContent = `Click an object of the picked class: boxes for all such objects appear. More clicks refine. Enter (or Submit) accepts, Esc drops. ${S.detect.clicks.length} clicks, ${shownProposals().length} proposals at score >= ${S.minScore.toFixed(2)}.`;
     const from = el.querySelector("#boxes-from"), suggested = el.querySelector("#suggested-score");
     from.textContent = S.detect.result ? boxesFrom(S.detect.result) : "";
     from.hidden = !S.detect.result;

@@ -172,11 +172,16 @@ function undoStep(again) {
 }
 
 async function submit() {
-  logEvent("submit", {objects: S.anns.size});
+  // what is shown is what is saved: proposals still shown are accepted with the submit
+  // (Esc drops them first), so that a person happy with them needs no Enter
+  const pending = mode().acceptOnSubmit?.() ?? 0;
+  if (pending) await mode().accept();
+  logEvent("submit", {objects: S.anns.size, accepted_on_submit: pending});
   const out = await api("PATCH", `/api/images/${S.image.id}`, {status: "done"});
   S.submitted = true;  // the visit ends with the submit: no leave
   flushEvents(true);
-  sayNext(out.job ? `submitted; training started by itself (after every ${S.project.auto_train_every} finished images)` : "submitted");
+  const kept = pending ? ` with the ${pending} proposals shown` : "";
+  sayNext(out.job ? `submitted${kept}; training started by itself (after every ${S.project.auto_train_every} finished images)` : `submitted${kept}`);
   location.hash = S.image.next ? `#/image/${S.image.next}` : `#/project/${S.project.id}`;
 }
 
