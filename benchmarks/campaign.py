@@ -407,16 +407,18 @@ class Annotator:
         them all: accept none) leaving the fewest interactions to finish, Enter and the
         slider's move included; the page's start wins ties. Returns the score, the proposals
         shown there and whether the slider moved."""
-        start = _start_score(out)
+        start, per_class = _start_score(out), bool(out.get("min_scores"))
         best = None
-        for least in sorted({start, 1.01, *out["scores"]}):
+        # None: where the page starts (each class's own score, when the detector has them)
+        for least in [None, *sorted({start, 1.01, *out["scores"]} - ({start} if not per_class else set()))]:
             shown = self._shown(out, least)
             cost = finish(gt, shown[0], shown[1], self.current).interactions
-            cost += (len(shown[0]) > 0 and cost > 0) + (least != start)  # Enter: not when all are right
-            key = (cost, least != start)
+            moved = least is not None
+            cost += (len(shown[0]) > 0 and cost > 0) + moved  # Enter: not when all are right
+            key = (cost, moved)
             if best is None or key < best[0]:
                 best = (key, least, shown)
-        return best[1], best[2], best[1] != start
+        return (start if best[1] is None else best[1]), best[2], best[1] is not None
 
     def image_masks(self, im: dict, record) -> dict:
         """Mask mode: every required object of ``record`` (its ground truth) as a mask at
@@ -536,10 +538,15 @@ class Annotator:
         return out, wait
 
     def _shown(self, out: dict, least: float | None = None) -> tuple[np.ndarray, np.ndarray, list[float]]:
-        """The proposals the page shows: at or above ``least`` (default: where the page's
-        slider starts, the served detector's suggested score)."""
-        least = _start_score(out) if least is None else least
-        keep = [i for i, s in enumerate(out["scores"]) if s >= least]
+        """The proposals the page shows: at or above ``least`` (default: where the page
+        starts: each class's own score when the served detector has them, else the slider's
+        start, the detector's suggested score)."""
+        if least is None:
+            per_class, start = out.get("min_scores") or {}, _start_score(out)
+            floors = [min(1.0, per_class.get(str(c), start)) for c in out["labels"]]
+        else:
+            floors = [least] * len(out["scores"])
+        keep = [i for i, (s, floor) in enumerate(zip(out["scores"], floors)) if s >= floor]
         boxes = np.array([out["boxes"][i] for i in keep], np.float32).reshape(-1, 4)
         labels = np.array([self.position[out["labels"][i]] for i in keep], np.int64)
         return boxes, labels, [out["scores"][i] for i in keep]

@@ -14,6 +14,7 @@ import torch
 
 from fewclick.data.synthetic import make_dataset
 from fewclick.io.images import load_image
+from fewclick.metrics.detection import NONE_SHOWN
 from fewclick.models.detector import load_detector
 from fewclick.train.continual import ContinualConfig, ContinualTrainer, held_out, paired_bootstrap
 from fewclick.train.detect import detector_config_for
@@ -105,6 +106,10 @@ def test_a_candidate_is_promoted_only_when_it_wins_beyond_the_noise(data, tmp_pa
     assert r2.promoted and r2.wins == 1.0 and r2.candidate_mAP > r2.serving_mAP
     r3 = trainer.round(data, held)
     assert not r3.promoted and r3.wins == 0.0
+    present = {int(c) for _, o in held for c in o.labels}
+    # per class, where proposals on open leave the least work: all of the right ones; none of nothing
+    assert r2.thresholds == [1.0 if c in present else None for c in range(len(data.classes))]
+    assert r3.thresholds == [NONE_SHOWN if c in present else None for c in range(len(data.classes))]
     assert trainer.serving == r2.path
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["round2", "round3"], (
         "round 1's folder pruned: neither serving nor newest"

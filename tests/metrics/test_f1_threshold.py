@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fewclick.metrics.detection import best_f1_threshold
+from fewclick.metrics.detection import NONE_SHOWN, best_f1_threshold, least_work_thresholds
 from fewclick.types import Detections, Objects
 
 GT = Objects(np.array([0, 0]), np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32))
@@ -68,3 +68,26 @@ def test_no_threshold_helps_when_nothing_is_true(gts, preds):
 def test_images_and_predictions_must_pair():
     with pytest.raises(ValueError):
         best_f1_threshold([GT, GT], [Detections.empty()], 1)
+
+
+@pytest.mark.parametrize(
+    ("boxes", "scores", "labels", "expected"),
+    [
+        # TP 0.9, FP 0.8, TP 0.6, FP 0.3: at 0.6 one delete and nothing missing (1); at 0.9 one missing (1):
+        # equal work, the higher threshold (fewer boxes to look over)
+        ([ON_FIRST, NOWHERE, ON_SECOND, ELSEWHERE], [0.9, 0.8, 0.6, 0.3], None, [0.9]),
+        # two false ones above both true ones: showing them costs 2 deletes, hiding them 2 draws
+        # (equal: hidden); a third false one tips it
+        ([NOWHERE, ELSEWHERE, ON_FIRST, ON_SECOND], [0.9, 0.8, 0.7, 0.6], None, [NONE_SHOWN]),
+        ([NOWHERE, ON_FIRST, ON_SECOND], [0.9, 0.8, 0.7], None, [0.7]),
+        # per class: class 1 has no object in the image, so nothing to calibrate it on
+        ([ON_FIRST, ON_SECOND, NOWHERE], [0.9, 0.4, 0.8], [0, 0, 1], [0.4, None]),
+    ],
+)
+def test_the_thresholds_of_least_work_per_class(boxes, scores, labels, expected):
+    num_classes = 1 if labels is None else max(labels) + 1
+    assert least_work_thresholds([GT], [_det(boxes, scores, labels)], num_classes) == pytest.approx(expected)
+
+
+def test_a_class_with_objects_and_no_detections_shows_none():
+    assert least_work_thresholds([GT], [_det([], [])], 1) == [NONE_SHOWN]

@@ -67,7 +67,10 @@ def _detected(page, route) -> None:
     boxes = [[10, 10, 30, 30], [50, 20, 70, 40]] + ([[80, 50, 100, 70]] if body["clicks"] else [])
     answer = {"boxes": boxes, "scores": [0.9, 0.8, 0.7][: len(boxes)], "rboxes": None, "method": "scratch"}
     labels = [body["clicks"][0][2] if body["clicks"] else page.class_id] * len(boxes)
-    route.fulfill(json={**answer, "labels": labels, "model_version": 1, "min_score": 0.5})
+    min_scores = getattr(page, "min_scores", None)
+    route.fulfill(
+        json={**answer, "labels": labels, "model_version": 1, "min_score": 0.5, "min_scores": min_scores}
+    )
 
 
 def _open(page, base: str, image_id: int) -> None:
@@ -146,3 +149,21 @@ def test_a_submit_keeps_the_proposals_shown_without_an_enter(server, page):
     assert saved["status"] == "done"
     assert sorted(a["geometry"]["box"] for a in saved["annotations"]) == [[10, 10, 30, 30], [50, 20, 70, 40]]
     assert page.errors == []
+
+
+def test_each_class_starts_at_its_own_score_until_the_slider_moves(server, page):
+    base, api, (served, *_) = server
+    page.class_id = served["classes"][0]["id"]
+    page.min_scores = {str(page.class_id): 0.85}  # of the scores 0.9, 0.8 and 0.7, only 0.9 shows
+    try:
+        _open(page, base, _images(api, served)[0]["id"])
+        page.mouse.click(*screen(page, 90, 60))
+        page.wait_for_function("() => S.detect.answered === 1")
+        assert page.evaluate("() => shownProposals().length") == 1
+        assert "car 0.85" in page.inner_text("#mode-help")
+        slider = "#min-score"
+        page.eval_on_selector(slider, "e => { e.value = 0.5; e.dispatchEvent(new Event('input')); }")
+        assert page.evaluate("() => shownProposals().length") == 3, "moved: the slider's 0.5 holds for all"
+        assert page.errors == []
+    finally:
+        page.min_scores = None

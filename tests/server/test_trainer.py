@@ -210,3 +210,10 @@ def test_a_pinned_version_or_the_training_free_start_serves_whatever_comes_after
         assert r.status_code == 400 and says in r.json()["detail"], r.text
     assert app.client.get(url).json()["pinned_detector"] == 0, "a refused pin changes nothing"
     assert app.client.patch(url, json={"pinned_detector": None}).json()["detector"]["version"] == 2
+    classes = [c["id"] for c in project["classes"]]
+    with app.state.sessions() as session:  # per class, where v2's proposals left the least work
+        v2 = session.query(ModelVersion).filter_by(project_id=project["id"], task="detect", version=2).one()
+        v2.metrics = {**(v2.metrics or {}), "score_thresholds": [0.35] + [None] * (len(classes) - 1)}
+        session.commit()
+    opened = app.client.post(detect, json={"clicks": []}).json()
+    assert opened["min_scores"] == {str(classes[0]): 0.35}, "by class id, as the labels"

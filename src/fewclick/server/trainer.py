@@ -230,6 +230,8 @@ def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer
             metrics["held_out_mAP"] = {k: round(v, 4) for k, v in scores.items() if v is not None}
             metrics.update(held_out_images=result.held_out_images, clicks=list(trainer.config.ks))
             metrics["resamples_won"] = result.wins
+        if result.thresholds is not None:  # per class position: proposals on open from these scores
+            metrics["score_thresholds"] = result.thresholds
         session.add(
             ModelVersion(
                 project_id=project_id, task="detect", version=version, path=result.path,

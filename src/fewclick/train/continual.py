@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from fewclick.io.dataset import Dataset
+from fewclick.metrics.detection import least_work_thresholds
 from fewclick.types import Detections, Objects
 
 STATE = "state.json"
@@ -53,7 +54,9 @@ class ContinualConfig:
 class Round:
     """What one round did: its number, the images it trained on, its steps, its candidate's
     and the serving model's held-out mAP (None: too few held-out images to score), the share
-    of resamples the candidate won, and whether it was promoted."""
+    of resamples the candidate won, whether it was promoted, and per class the score from
+    which its proposals on open (no click) left the least work on the held-out images
+    (:func:`~fewclick.metrics.detection.least_work_thresholds`; None when unscored)."""
 
     number: int
     train_images: int
@@ -64,6 +67,7 @@ class Round:
     wins: float | None
     promoted: bool
     path: str
+    thresholds: list[float | None] | None = None
 
 
 @dataclass
@@ -160,7 +164,7 @@ class ContinualTrainer:
         promoted = promoted or (score.wins is not None and score.wins >= self.config.confidence)
         done = Round(
             number, len(train), len(held), self.config.round_steps,
-            score.candidate, score.serving, score.wins, promoted, str(path),
+            score.candidate, score.serving, score.wins, promoted, str(path), score.thresholds,
         )  # fmt: skip
         self.state.rounds.append(done)
         self.state.total_steps += self.config.round_steps
@@ -173,16 +177,17 @@ class ContinualTrainer:
 
     def _score(self, candidate: Path, held) -> _Score:
         if len(held) < self.config.min_held_out:
-            return _Score(None, None, None)
+            return _Score(None, None, None, None)
         ks, seed = self.config.ks, self.config.seed
         gts = [objects for _, objects in held]
         num_classes = self.detector_config.num_classes
-        mine = click_predictions(self.load(candidate), held, ks, seed)
+        opened, *mine = click_predictions(self.load(candidate), held, (0, *ks), seed)
+        thresholds = least_work_thresholds(gts, opened, num_classes)
         if self.state.serving is None:
-            return _Score(_map(gts, mine, num_classes), None, None)
+            return _Score(_map(gts, mine, num_classes), None, None, thresholds)
         theirs = click_predictions(self.load(self.state.serving), held, ks, seed)
         wins = paired_bootstrap(gts, mine, theirs, num_classes, self.config.resamples, seed)
-        return _Score(_map(gts, mine, num_classes), _map(gts, theirs, num_classes), wins)
+        return _Score(_map(gts, mine, num_classes), _map(gts, theirs, num_classes), wins, thresholds)
 
     def _prune(self) -> None:
         """Delete the rounds' folders but the serving one's and the newest's."""
@@ -200,6 +205,7 @@ class _Score:
     candidate: float | None
     serving: float | None
     wins: float | None
+    thresholds: list[float | None] | None
 
 
 def click_predictions(predictor, held, ks: Sequence[int], seed: int) -> list[list[Detections]]:

@@ -89,6 +89,11 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
     result["model_version"] = version.version if version else None
     # the score threshold of the best F1 on the held-out finished images the pick ran on
     result["min_score"] = (version.metrics or {}).get("score_threshold") if version else None
+    # per class, the score from which the background trainer's version left the least work
+    # on the held-out finished images (until the slider is moved: then it holds for all)
+    per_class = ((version.metrics or {}).get("score_thresholds") if model else None) or []
+    known = [(class_of[k], t) for k, t in enumerate(per_class) if t is not None and k in class_of]
+    result["min_scores"] = dict(known) if per_class else None
     result["look_alike_limit"] = limit
     return result
 

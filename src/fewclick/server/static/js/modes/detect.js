@@ -30,7 +30,7 @@ export const detect = {
   // slider would end the drag (each drag moved it one step)
   panel(el) {
     if (!el.querySelector("#min-score")) buildPanel(el);
-    el.querySelector("#mode-help").textContent = `Click an object of the picked class: boxes for all such objects appear. More clicks refine. Enter (or Submit) accepts, Esc drops. ${S.detect.clicks.length} clicks, ${shownProposals().length} proposals at score >= ${S.minScore.toFixed(2)}.`;
+    el.querySelector("#mode-help").textContent = `Click an object of the picked class: boxes for all such objects appear. More clicks refine. Enter (or Submit) accepts, Esc drops. ${S.detect.clicks.length} clicks, ${shownProposals().length} proposals ${scoreText()}.`;
     const from = el.querySelector("#boxes-from"), suggested = el.querySelector("#suggested-score");
     from.textContent = S.detect.result ? boxesFrom(S.detect.result) : "";
     from.hidden = !S.detect.result;
@@ -95,11 +95,14 @@ async function detectNow(when = "") {
   return det.busy;
 }
 
-// the proposals shown and accepted: at or above the chosen score (a click's own box has score 1)
+// the proposals shown and accepted: at or above the chosen score (a click's own box has score 1);
+// until the slider is moved, each class's own score where its proposals left the least work
+// on held-out finished images, when the serving detector has them
 export function shownProposals() {
   const r = S.detect.result;
   if (!r) return [];
-  return r.boxes.map((_, i) => i).filter((i) => r.scores[i] >= S.minScore);
+  const least = (i) => (S.minScoreByHand ? null : r.min_scores?.[r.labels[i]]) ?? S.minScore;
+  return r.boxes.map((_, i) => i).filter((i) => r.scores[i] >= Math.min(1, least(i)));
 }
 
 async function acceptDetections() {
@@ -121,6 +124,14 @@ function lookAlikes(r) {
   if (n === 0) return "Nothing else here is as like the clicked objects as they are to themselves: click another object, or draw its box.";
   const cap = r.look_alike_limit != null ? `, at most ${r.look_alike_limit} (3 per object of your fullest finished image)` : "";
   return `${n} look-alike${n === 1 ? "" : "s"} nearly as like the clicked objects as they are to themselves${cap}.`;
+}
+
+// where the shown proposals start: the slider's score, or each class's own
+function scoreText() {
+  const per = S.minScoreByHand ? null : S.detect.result?.min_scores;
+  if (!per || !Object.keys(per).length) return `at score >= ${S.minScore.toFixed(2)}`;
+  const each = Object.entries(per).map(([c, t]) => `${S.classes.get(+c)?.name ?? c} ${t > 1 ? "none" : t.toFixed(2)}`);
+  return `from each class's score of least work on held-out finished images (${each.join(", ")}; the slider sets one for all)`;
 }
 
 // the slider's step at or below the threshold, so that proposals scored at it still show
