@@ -1,6 +1,7 @@
 """The model worker: a worker process that dies is replaced, and the request that found it
 dead gets a clear 503 instead of hanging or a 500; it ends when the server closes it, busy or
-not, and by itself once the server is gone."""
+not, and by itself once the server is gone. A click a trained detector leaves unboxed gets
+SAM's box from the training-free start."""
 
 import asyncio
 import os
@@ -10,12 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from benchmarks._server import alive
 from fastapi import HTTPException
 
+from fewclick.server import worker
 from fewclick.server.deps import WorkerHandle
 from fewclick.server.worker import ModelWorker
+from fewclick.types import Clicks, Detections
 
 
 def test_a_dead_worker_answers_503_and_the_next_request_gets_a_new_one():
@@ -49,3 +53,20 @@ def test_a_process_whose_parent_is_gone_exits():
     )
     done = subprocess.run([sys.executable, "-c", code], timeout=50, capture_output=True)
     assert done.returncode == -signal.SIGTERM, done.stderr
+
+
+def test_a_click_the_detector_left_unboxed_gets_sams_box_from_the_training_free_start(monkeypatch):
+    asked = []
+
+    class Similar:  # the training-free start, as the worker keeps it per embedding folder
+        def clicked_box(self, x, y, label, sizes):
+            asked.append((float(x), float(y), int(label), sizes))
+            return np.array([x - 4, y - 4, x + 4, y + 4], np.float32)
+
+    monkeypatch.setattr(worker, "_encoded", lambda key, make, path, encoding: Similar())
+    det = Detections(np.array([[0, 0, 10, 10]], np.float32), np.array([0.9], np.float32), np.array([0]))
+    clicks = Clicks(np.array([[5, 5], [30, 30]], np.float32), np.array([0, 1]), np.ones(2, bool))
+    out = worker._own_boxes(det, clicks, "im.png", ("cache", "key"), 2, {1: 8.0})
+    assert asked == [(30.0, 30.0, 1, {1: 8.0})], "only the click without a box of its class around it"
+    assert out.boxes.tolist() == [[0, 0, 10, 10], [26, 26, 34, 34]]
+    assert out.scores.tolist() == pytest.approx([0.9, 1])

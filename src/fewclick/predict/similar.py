@@ -125,6 +125,11 @@ class SimilarityDetector:
         keep = self.config.max_detections if limit is None else min(limit, self.config.max_detections)
         return Detections.concatenate([merged[:keep], found])
 
+    def clicked_box(self, x: float, y: float, label: int, sizes: dict) -> np.ndarray:
+        """The clicked object's box in image pixels (x0, y0, x1, y1): SAM's from the click,
+        as this detector returns it for every click (``sizes``: a box side per class id)."""
+        return self._clicked(float(x), float(y), int(label), sizes)[0]
+
     def _clicked(self, x: float, y: float, label: int, sizes: dict) -> tuple[np.ndarray, torch.Tensor | None]:
         """The clicked object's box (image pixels) and its feature vector, cached per click.
         The vector is None when SAM finds no object there (an empty mask, or one over

@@ -142,6 +142,8 @@ def detect(
                 "labels": [],
             }
         det = predictor.predict(c)
+        if encoding is not None:  # a click the detector left unboxed: SAM's box from it
+            det = _own_boxes(det, c, path, encoding, num_classes, sizes)
     elif encoding is not None:
         from fewclick.predict.similar import SimilarityDetector
 
@@ -167,6 +169,26 @@ def detect(
         "scores": det.scores.round(4).tolist(),
         "labels": det.labels.tolist(),
     }
+
+
+def _own_boxes(det, clicks, path: str, encoding: tuple[str, str], num_classes: int, sizes: dict):
+    """``det`` with the clicked object's own box (:mod:`fewclick.predict.own_box`) for each
+    click it left without one: SAM's from the click, by the training-free start's code."""
+    from fewclick.predict.own_box import unboxed_clicks, with_own_boxes
+    from fewclick.predict.similar import SimilarityDetector
+
+    missing = unboxed_clicks(det, clicks)
+    if not missing:
+        return det
+
+    def make():
+        from fewclick.server import embeddings
+
+        return SimilarityDetector(num_classes, embeddings.encoder(encoding[0]))
+
+    similar = _encoded(("similar", encoding[0], num_classes), make, path, encoding)
+    own = {i: similar.clicked_box(*clicks.xy[i], clicks.labels[i], sizes) for i in missing}
+    return with_own_boxes(det, clicks, own)
 
 
 def _encoded(key: tuple, make, path: str, encoding: tuple[str, str] | None):

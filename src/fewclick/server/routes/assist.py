@@ -66,9 +66,10 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
         raise HTTPException(
             400, "detection without clicks needs a trained detector: click an object, or train the project's"
         )
-    # box sizes per class and the look-alikes' cap help only the training-free start: no
-    # query when a model serves. The cap: a few times the objects a finished image holds
-    sizes = {} if model else queries.class_sizes(session, project.id)
+    # box sizes per class help SAM box a clicked object (the training-free start's clicks,
+    # and a trained detector's clicks it leaves unboxed); the look-alikes' cap only the
+    # training-free start: a few times the objects a finished image holds
+    sizes = queries.class_sizes(session, project.id) if clicks else {}
     most = None if model else queries.most_objects_finished(session, project.id)
     limit = None if most is None else LOOK_ALIKES_PER_OBJECT * most
     names = [c.name for c in project.classes]
