@@ -83,7 +83,8 @@ def run_trainer(
                 load = _loader(encoder, len(data.classes), keys)
                 trainer = _make(work, data, kind, serving, load, config)
             _serve_against(trainer, serving)
-            update_job(db_url, job_id, message=_running(trainer, len(data), len(held)))
+            # progress is the round's share done: 0 as it starts, and again once it is counted
+            update_job(db_url, job_id, progress=0.0, message=_running(trainer, len(data), len(held)))
             try:
                 result = trainer.round(data, held, log=lambda _: None, progress=control.check)
             except _Stop:  # paused or stopped mid-round: the loop's head tells which
@@ -91,7 +92,7 @@ def run_trainer(
             done += 1
             if result.promoted:
                 _register(sessions, project_id, job_id, kind, result, trainer)
-            update_job(db_url, job_id, message=_after(trainer, result, sessions, project_id))
+            update_job(db_url, job_id, progress=0.0, message=_after(trainer, result, sessions, project_id))
     finally:
         engine.dispose()
     update_job(db_url, job_id, status="done", progress=1.0, message=_stopped(trainer))
