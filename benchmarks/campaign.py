@@ -19,8 +19,8 @@ go through the images in order, ending each at manual quality:
    click asking the detector again with every click so far;
 2. set the proposal slider where the fewest fixes remain (it starts at the served
    detector's suggested score; moving it is one interaction), and Enter: accept the
-   proposals shown (or none: then no Enter; nor when none needs a fix: the page's submit
-   keeps the proposals shown);
+   proposals shown (or none: then no Enter; nor when none needs a fix: what is missing is
+   drawn beside them, a drag in detect mode, and the page's submit keeps them);
 3. delete false positives, drag near boxes onto their objects, set wrong classes, and draw
    what is still missing, a drag each and a class key when the class changes;
 4. mark the image done.
@@ -412,9 +412,9 @@ class Annotator:
         # None: where the page starts (each class's own score, when the detector has them)
         for least in [None, *sorted({start, 1.01, *out["scores"]} - ({start} if not per_class else set()))]:
             shown = self._shown(out, least)
-            cost = finish(gt, shown[0], shown[1], self.current).interactions
+            plan = finish(gt, shown[0], shown[1], self.current)
             moved = least is not None
-            cost += (len(shown[0]) > 0 and cost > 0) + moved  # Enter: not when all are right
+            cost = plan.interactions + (len(shown[0]) > 0 and plan.fixes_proposals) + moved  # Enter?
             key = (cost, moved)
             if best is None or key < best[0]:
                 best = (key, least, shown)
@@ -567,7 +567,7 @@ class Annotator:
             accepted = len(boxes)
             plan = finish(gt, boxes, labels, self.current)
         seconds = plan.seconds(verified=accepted)
-        enter = accepted > 0 and plan.interactions > 0  # else the submit keeps them
+        enter = accepted > 0 and plan.fixes_proposals  # else the submit keeps them
         seconds += enter * COST_SECONDS["accept"] + moved * COST_SECONDS["threshold"]
         extra = int(enter) + int(moved)  # Enter, the slider
         return {"interactions": plan.interactions + extra, "seconds": round(seconds, 2), "accepted": accepted}
@@ -718,11 +718,11 @@ def _calibrate(data, steps: int = 40, skip: int = 10) -> float:
 
 
 def _accept(shown: int, plan: Plan) -> tuple[str, float]:
-    """The event of accepting ``shown`` proposals, looked over: Enter when ``plan`` has fixes
-    to make on them; with nothing to fix, the page's submit keeps them (no interaction: the
-    ``submit`` event, which the interactions leave out)."""
+    """The event of accepting ``shown`` proposals, looked over: Enter when ``plan`` fixes some
+    of them; else the page's submit keeps them, what is missing drawn beside them (no
+    interaction: the ``submit`` event, which the interactions leave out)."""
     looked = shown * COST_SECONDS["verify"]
-    if plan.interactions:
+    if plan.fixes_proposals:
         return ("accept", COST_SECONDS["accept"] + looked)
     return ("submit", looked)
 

@@ -137,17 +137,23 @@ def test_pinning_the_training_free_start_on_the_project_page_stops_proposals_on_
     assert page.errors == []
 
 
-def test_a_submit_keeps_the_proposals_shown_without_an_enter(server, page):
+def test_a_drag_draws_beside_the_proposals_and_a_submit_keeps_them_without_an_enter(server, page):
     base, api, (*_, submitted) = server
     page.class_id = submitted["classes"][0]["id"]
     image = _images(api, submitted)[0]
     _open(page, base, image["id"])
     page.wait_for_function("() => S.detect.result && S.detect.answered === 0")
+    page.mouse.move(*screen(page, 80, 50))  # what the proposals missed: a drag draws it, they stay
+    page.mouse.down()
+    page.mouse.move(*screen(page, 100, 70), steps=5)
+    page.mouse.up()
+    page.wait_for_function("() => S.anns.size === 1 && shownProposals().length === 2")
     page.keyboard.press("s")
     page.wait_for_function(f"() => location.hash === '#/image/{image['id'] + 1}'")
     saved = api.get(f"/api/images/{image['id']}").json()
     assert saved["status"] == "done"
-    assert sorted(a["geometry"]["box"] for a in saved["annotations"]) == [[10, 10, 30, 30], [50, 20, 70, 40]]
+    boxes = sorted([round(v) for v in a["geometry"]["box"]] for a in saved["annotations"])
+    assert boxes == [[10, 10, 30, 30], [50, 20, 70, 40], [80, 50, 100, 70]]
     assert page.errors == []
 
 

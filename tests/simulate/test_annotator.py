@@ -45,6 +45,7 @@ def test_each_kind_of_error_gets_its_fix_and_the_result_is_manual_quality():
     kinds = [a.kind for a in plan.actions]
     # object 3 (class 1, missing) is drawn after one class key
     assert kinds == ["edit", "click", "class change", "click", "delete", "draw"]
+    assert plan.fixes_proposals, "edits, class changes and deletes of accepted boxes: Enter first"
     assert plan.seconds(verified=2) == pytest.approx(
         sum(COST_SECONDS[k] for k in kinds) + 2 * COST_SECONDS["verify"]
     )
@@ -57,6 +58,7 @@ def test_manual_drawing_is_a_drag_an_object_and_a_class_key_per_class_change():
     plan = manual(GT, current_class=1)
     kinds = [a.kind for a in plan.actions]
     assert kinds == ["draw", "draw", "class change", "draw", "draw"], "class 1 first: it is selected"
+    assert not plan.fixes_proposals, "drawing and picking a class leave proposals as they are"
     assert at_manual_quality(GT, *apply(plan, np.zeros((0, 4)), np.zeros(0, np.int64)))
 
 

@@ -90,6 +90,13 @@ class Plan:
     def interactions(self) -> int:
         return len(self.actions)
 
+    @property
+    def fixes_proposals(self) -> bool:
+        """Whether an action changes an accepted box (an edit, a delete, a class change of
+        one): on the page the proposals are accepted first (Enter) for that; drawing what
+        is missing is done beside them (a drag in detect mode), and the submit keeps them."""
+        return any(a.index is not None for a in self.actions)
+
     def seconds(self, verified: int = 0) -> float:
         return sum(COST_SECONDS[a.kind] for a in self.actions) + verified * COST_SECONDS["verify"]
 

@@ -1,12 +1,13 @@
 // Click-to-detect (D): a click on an object of the picked class; boxes of every object of
-// every class come back as proposals; more clicks refine; Enter accepts those shown.
+// every class come back as proposals; more clicks refine; Enter (or Submit) accepts those
+// shown. A drag draws a box of the picked class by hand, the proposals staying as they are.
 import {api, say} from "../api.js";
 import {change} from "../changes.js";
 import {logEvent} from "../events.js";
 import {helpPanel, renderPanel} from "../panel.js";
 import {S} from "../state.js";
 import {METHODS} from "../text.js";
-import {cross, insideImage, poly, rboxCorners} from "../view.js";
+import {cross, dragRect, insideImage, poly, rboxCorners} from "../view.js";
 
 export const detect = {
   name: "detect", key: "d", title: "Detect (D)",
@@ -14,8 +15,12 @@ export const detect = {
   leave() { S.detect = {clicks: [], result: null}; },
   escape() { S.detect = {clicks: [], result: null}; },
 
-  async release(d, moved) {
-    if (moved || d.button !== 0) return;
+  async release(d, moved, rect) {
+    if (d.button !== 0) return;
+    if (moved) {  // what the proposals missed, drawn without leaving the mode
+      await change([{class_id: S.cls, kind: "box", geometry: {box: rect}, source: "manual"}], [], "draw");
+      return;
+    }
     if (!insideImage(d.x0, d.y0)) return say("that click is outside the image", true);
     S.detect.clicks.push([d.x0, d.y0, S.cls]);
     logEvent("click", {mode: "detect", x: d.x0, y: d.y0, class_id: S.cls});
@@ -30,7 +35,7 @@ export const detect = {
   // slider would end the drag (each drag moved it one step)
   panel(el) {
     if (!el.querySelector("#min-score")) buildPanel(el);
-    el.querySelector("#mode-help").textContent = `Click an object of the picked class: boxes for all such objects appear. More clicks refine. Enter (or Submit) accepts, Esc drops. ${S.detect.clicks.length} clicks, ${shownProposals().length} proposals ${scoreText()}.`;
+    el.querySelector("#mode-help").textContent = `Click an object of the picked class: boxes for all such objects appear. More clicks refine; a drag draws a box. Enter (or Submit) accepts, Esc drops. ${S.detect.clicks.length} clicks, ${shownProposals().length} proposals ${scoreText()}.`;
     const from = el.querySelector("#boxes-from"), suggested = el.querySelector("#suggested-score");
     from.textContent = S.detect.result ? boxesFrom(S.detect.result) : "";
     from.hidden = !S.detect.result;
@@ -56,6 +61,7 @@ export const detect = {
       ctx.setLineDash([]);
     }
     for (const [cx, cy, c] of S.detect.clicks) cross(cx, cy, S.classes.get(c)?.color ?? "#fff", lw);
+    if (S.drag?.kind === "press") dragRect(S.drag, lw);
   },
 };
 
