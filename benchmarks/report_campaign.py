@@ -92,6 +92,11 @@ def _dataset(r: dict) -> str:
     t, a, n = r["totals"], r["analytics"], max(r["images"], 1)
     plot = Path(r.get("file", f"campaign_{name}_{r['mode']}.json")).with_suffix(".png").name
     training = f"trains every {r['retrain_every']} finished images" if r["retrain_every"] else "never trains"
+    if r.get("trainer_seconds_per_step"):
+        training += (
+            f" by a training job; its background trainer runs, given the person's seconds at "
+            f"{r['trainer_seconds_per_step']} s a step"
+        )
     part = f", {r['part']} part" if r.get("part", "all") != "all" else ""
     people = f", {r['load']['annotators']} annotators" if r.get("load") else ""
     lines = [
@@ -117,6 +122,8 @@ def _dataset(r: dict) -> str:
             f"| {method.replace('_', ' ')} | {b['interactions']} | {b['interactions'] / n:.1f} | "
             f"{b['seconds']} | {ratio:.3f} |"
         )
+    if r.get("trainer_seconds_per_step"):
+        lines.append(_trainer(r["per_image"]))
     if r["mode"] == "mask":
         outlined = sum(row.get("polygons", 0) for row in r["per_image"])
         objects = sum(row["objects"] for row in r["per_image"])
@@ -132,6 +139,24 @@ def _dataset(r: dict) -> str:
             "p95 per endpoint (ms): " + ", ".join(f"`{k}` {v}" for k, v in load["p95_ms"].items())
         )
     return "\n".join(line for line in lines if line)
+
+
+def _trainer(rows: list[dict]) -> str:
+    """Per image: the trainer's steps by its end and the detector version serving, with the
+    interactions beside drawing by hand's."""
+    lines = [
+        "\n| image | objects | trainer steps | detector serving | proposals on open | fewclick | by hand |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        version = row.get("serving_version")
+        lines.append(
+            f"| {row['file_name']} | {row['objects']} | {row.get('trainer_steps')} | "
+            f"{'training-free start' if version is None else f'v{version}'} | "
+            f"{'-' if row.get('proposals_on_open') is None else row['proposals_on_open']} | "
+            f"{row['interactions']} | {row['manual']['interactions']} |"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
