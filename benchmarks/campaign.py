@@ -339,6 +339,7 @@ class Annotator:
             self._think(pause)
             started = time.perf_counter()
             out = _ok(self.api.post(f"/api/images/{im['id']}/detect", json={"clicks": clicks}))
+            out["clicked_classes"] = [c for _, _, c in clicks]
             wait = time.perf_counter() - started
             self.waits_ms.append(wait * 1000)
             waited += wait
@@ -541,9 +542,11 @@ class Annotator:
         """The proposals the page shows: at or above ``least`` (default: where the page
         starts: each class's own score when the served detector has them, else the slider's
         start, the detector's suggested score)."""
-        if least is None:
+        if least is None:  # a class clicked shows from the slider's start, as on the page
             per_class, start = out.get("min_scores") or {}, _start_score(out)
-            floors = [min(1.0, per_class.get(str(c), start)) for c in out["labels"]]
+            clicked = {str(c) for c in out.get("clicked_classes", [])}
+            own = {c: min(1.0, t) for c, t in per_class.items() if c not in clicked}
+            floors = [own.get(str(c), start) for c in out["labels"]]
         else:
             floors = [least] * len(out["scores"])
         keep = [i for i, (s, floor) in enumerate(zip(out["scores"], floors)) if s >= floor]

@@ -157,19 +157,18 @@ def test_a_drag_draws_beside_the_proposals_and_a_submit_keeps_them_without_an_en
     assert page.errors == []
 
 
-def test_each_class_starts_at_its_own_score_until_the_slider_moves(server, page):
+def test_a_class_nobody_clicked_starts_at_its_own_score_until_the_slider_moves(server, page):
     base, api, (served, *_) = server
-    page.class_id = served["classes"][0]["id"]
-    page.min_scores = {str(page.class_id): 0.85}  # of the scores 0.9, 0.8 and 0.7, only 0.9 shows
-    try:
-        _open(page, base, _images(api, served)[0]["id"])
-        page.mouse.click(*screen(page, 90, 60))
-        page.wait_for_function("() => S.detect.answered === 1")
-        assert page.evaluate("() => shownProposals().length") == 1
-        assert "car 0.85" in page.inner_text("#mode-help")
-        slider = "#min-score"
-        page.eval_on_selector(slider, "e => { e.value = 0.5; e.dispatchEvent(new Event('input')); }")
-        assert page.evaluate("() => shownProposals().length") == 3, "moved: the slider's 0.5 holds for all"
-        assert page.errors == []
-    finally:
-        page.min_scores = None
+    a = served["classes"][0]["id"]
+    b = a + 1000  # a second class, as the answer names it
+    _open(page, base, _images(api, served)[0]["id"])
+    shown = """([clicks, byHand, a, b]) => {
+        S.minScore = 0.5; S.minScoreByHand = byHand;
+        S.detect = {clicks, answered: clicks.length, result: {boxes: [[1, 1, 9, 9], [11, 1, 19, 9],
+            [21, 1, 29, 9], [31, 1, 39, 9]], scores: [0.9, 0.6, 0.9, 0.8], labels: [a, a, b, b],
+            min_scores: {[a]: 0.95, [b]: 0.85}}};
+        return shownProposals().length; }"""
+    assert page.evaluate(shown, [[], False, a, b]) == 1, "no click: a from 0.95 (none), b from 0.85 (one)"
+    assert page.evaluate(shown, [[[5, 5, a]], False, a, b]) == 3, "a clicked: a from the slider's 0.5 (both)"
+    assert page.evaluate(shown, [[], True, a, b]) == 4, "the slider moved: its 0.5 for all"
+    assert page.errors == []

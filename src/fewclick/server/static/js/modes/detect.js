@@ -102,12 +102,14 @@ async function detectNow(when = "") {
 }
 
 // the proposals shown and accepted: at or above the chosen score (a click's own box has score 1);
-// until the slider is moved, each class's own score where its proposals left the least work
-// on held-out finished images, when the serving detector has them
+// until the slider is moved, a class nobody clicked yet shows from its own score, where the
+// serving detector's proposals without clicks left the least work on held-out finished images
 export function shownProposals() {
   const r = S.detect.result;
   if (!r) return [];
-  const least = (i) => (S.minScoreByHand ? null : r.min_scores?.[r.labels[i]]) ?? S.minScore;
+  const clicked = new Set(S.detect.clicks.map((c) => c[2]));
+  const own = (label) => (S.minScoreByHand || clicked.has(label) ? null : r.min_scores?.[label]);
+  const least = (i) => own(r.labels[i]) ?? S.minScore;
   return r.boxes.map((_, i) => i).filter((i) => r.scores[i] >= Math.min(1, least(i)));
 }
 
@@ -134,10 +136,11 @@ function lookAlikes(r) {
 
 // where the shown proposals start: the slider's score, or each class's own
 function scoreText() {
-  const per = S.minScoreByHand ? null : S.detect.result?.min_scores;
-  if (!per || !Object.keys(per).length) return `at score >= ${S.minScore.toFixed(2)}`;
-  const each = Object.entries(per).map(([c, t]) => `${S.classes.get(+c)?.name ?? c} ${t > 1 ? "none" : t.toFixed(2)}`);
-  return `from each class's score of least work on held-out finished images (${each.join(", ")}; the slider sets one for all)`;
+  const clicked = new Set(S.detect.clicks.map((c) => c[2]));
+  const per = Object.entries((S.minScoreByHand ? null : S.detect.result?.min_scores) ?? {}).filter(([c]) => !clicked.has(+c));
+  if (!per.length) return `at score >= ${S.minScore.toFixed(2)}`;
+  const each = per.map(([c, t]) => `${S.classes.get(+c)?.name ?? c} ${t > 1 ? "none" : t.toFixed(2)}`);
+  return `from each unclicked class's score of least work on held-out finished images (${each.join(", ")}; others ${S.minScore.toFixed(2)}; the slider sets one for all)`;
 }
 
 // the slider's step at or below the threshold, so that proposals scored at it still show
