@@ -41,6 +41,12 @@ POLL_SECONDS = 2.0  # how often a paused trainer, or a training step, looks at i
 KINDS = ("imagenet", "scratch")
 
 
+def folder(models_dir: Path | str, project_id: int | str) -> Path:
+    """Where the project's trainer keeps its rounds, ``state.json`` and what its users last
+    asked (:data:`fewclick.server.training_jobs.WANTED`)."""
+    return Path(models_dir) / str(project_id) / "trainer"
+
+
 class _Stop(Exception):
     """The job row asked the trainer to stop (raised inside a round: the round is cut short)."""
 
@@ -61,7 +67,7 @@ def run_trainer(
     with sessions() as session:
         project_id = session.get(Job, job_id).project_id
     kind = "imagenet" if imagenet_available() else "scratch"
-    work = Path(models_dir) / str(project_id) / "trainer"
+    work = folder(models_dir, project_id)
     encoder = _encoder(embeddings)
     # queued -> running, as every job; a trainer paused before its process began stays paused
     status = "running" if control.status() == "queued" else control.status()

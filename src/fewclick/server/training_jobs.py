@@ -31,6 +31,7 @@ from fewclick.server import processes, queries, store, worker
 from fewclick.server.db import Job, Project, local_user, now
 from fewclick.server.deps import Settings, start_process
 from fewclick.server.job_process import HEARTBEAT_SECONDS
+from fewclick.server.trainer import folder as trainer_folder
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def trainer_steps(config: Settings, project_id: int, job: Job | None) -> int:
     and, while it runs, the share done of the current round's."""
     from fewclick.train.continual import STATE, ContinualConfig
 
-    path = Path(config.models_dir) / str(project_id) / "trainer" / STATE
+    path = trainer_folder(config.models_dir, project_id) / STATE
     done = json.loads(path.read_text())["total_steps"] if path.is_file() else 0
     if job is not None and job.status == "running":
         done += int(job.progress * ContinualConfig().round_steps)
@@ -235,12 +236,12 @@ def trainer_steps(config: Settings, project_id: int, job: Job | None) -> int:
 def wanted(config: Settings, project_id) -> str | None:
     """What the project's users last asked of its trainer: running, paused or stopped (None:
     never started). Kept beside its rounds, so that it outlives the job rows of a server run."""
-    path = Path(config.models_dir) / str(project_id) / "trainer" / WANTED
+    path = trainer_folder(config.models_dir, project_id) / WANTED
     return path.read_text().strip() if path.is_file() else None
 
 
 def _want(config: Settings, project_id: int, state: str) -> None:
-    folder = Path(config.models_dir) / str(project_id) / "trainer"
+    folder = trainer_folder(config.models_dir, project_id)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / WANTED).write_text(state)
 
