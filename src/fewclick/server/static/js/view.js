@@ -39,12 +39,13 @@ export function zoom(e) {
   S.dirty = true;
 }
 
-export async function loadPixels() {
-  if (S.image.tiles) return;  // drawn from tiles as they arrive
+// the pixels of the state's image; the state may be gone when they arrive (another page since)
+export async function loadPixels(state) {
+  if (state.image.tiles) return;  // drawn from tiles as they arrive
   const img = new Image();
-  img.src = `/api/images/${S.image.id}/file`;
+  img.src = `/api/images/${state.image.id}/file`;
   await img.decode();
-  S.bitmap = img;
+  state.bitmap = img;
 }
 
 // the smallest annotation whose box holds (x, y), or a point annotation within 8 screen px

@@ -80,7 +80,9 @@ export async function annotatePage(id) {
   setPanelRenderer(panel);
   lookControls($("#look"), project.id, (look) => { S.look = look; S.dirty = true; });
   resize();
-  await loadPixels();
+  const state = S;
+  await loadPixels(state);
+  if (S !== state) return;  // another page since the pixels were asked for
   fit();
   // a mode holding work kept from an earlier visit (full image's draft regions) opens first
   const restored = MODES.map((m) => [m.name, m.restore?.()]).find(([, said]) => said);
