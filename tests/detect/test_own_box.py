@@ -5,7 +5,7 @@ class on top of it go; a click already boxed (at the bar or above) is left as it
 import numpy as np
 import pytest
 
-from fewclick.predict.own_box import OWN_MIN_SCORE, unboxed_clicks, with_own_boxes
+from fewclick.predict.own_box import MIN_FIT, OWN_MIN_SCORE, EdgeOffsets, unboxed_clicks, with_own_boxes
 from fewclick.types import Clicks, Detections
 
 
@@ -42,3 +42,46 @@ def test_an_oriented_detection_set_gets_own_boxes_unrotated():
     det = _det([[0, 0, 10, 10]], [0.9], [0], rboxes=np.array([[5, 5, 10, 10, 0.3]], np.float32))
     out = with_own_boxes(det, _clicks([[30, 30]], [0]), {0: np.array([20, 24, 40, 36], np.float32)})
     np.testing.assert_allclose(out.rboxes, [[5, 5, 10, 10, 0.3], [30, 30, 20, 12, 0]])
+
+
+def _grown(boxes, shares):
+    """``boxes`` with each edge moved by ``shares`` (x0, y0, x1, y1) of the box's side."""
+    b = np.array(boxes, np.float32)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    return b + np.array(shares, np.float32) * np.stack([w, h, w, h], 1)
+
+
+def test_edge_offsets_learn_the_persons_edges_against_sams_per_class():
+    sam = np.array([[10, 10, 30, 50], [60, 20, 100, 40], [5, 70, 25, 90], [40, 60, 80, 100]], np.float32)
+    tall, wide = [0, -0.1, 0, 0.05], [-0.1, 0, 0.1, 0]  # class 0: SAM misses the top; class 1: the sides
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    sams = np.concatenate([sam[:3], sam[1:]])
+    theirs = np.concatenate([_grown(sam[:3], tall), _grown(sam[1:], wide)])
+    offsets = EdgeOffsets.fit(labels, theirs, sams)
+    assert offsets
+    new = np.array([[200, 200, 220, 240]], np.float32)  # a click elsewhere
+    assert offsets.apply(new, [0]) == pytest.approx(_grown(new, tall), abs=1e-4)
+    assert offsets.apply(new, [1]) == pytest.approx(_grown(new, wide), abs=1e-4)
+
+
+def test_a_class_with_few_pairs_keeps_sams_boxes():
+    sam = np.array([[0, 0, 20, 20], [30, 30, 50, 60], [70, 10, 90, 30], [5, 5, 15, 15]], np.float32)
+    shares = [-0.05, -0.05, 0.05, 0.05]
+    offsets = EdgeOffsets.fit([0, 0, 0, 1], _grown(sam, shares), sam)
+    assert set(offsets.per_class) == {0}, f"class 1 has fewer than {MIN_FIT} pairs"
+    box = np.array([[100, 100, 140, 120]], np.float32)
+    assert offsets.apply(box, [0]) == pytest.approx(_grown(box, shares), abs=1e-4)
+    assert offsets.apply(box, [1]).tolist() == box.tolist(), "nothing borrowed from other classes"
+    none = EdgeOffsets.fit([0, 0], _grown(sam[:2], shares), sam[:2])
+    assert not none and none.apply(box, [0]).tolist() == box.tolist()
+    assert not EdgeOffsets.fit([], np.zeros((0, 4)), np.zeros((0, 4)))
+
+
+def test_sam_boxes_off_their_object_teach_nothing_and_no_box_turns_inside_out():
+    sam = np.array([[0, 0, 20, 20], [30, 30, 50, 50], [60, 60, 80, 80], [0, 0, 200, 200]], np.float32)
+    theirs = np.concatenate([_grown(sam[:3], [0, 0, 0.1, 0.1]), [[90, 90, 100, 100]]])  # the 4th: background
+    offsets = EdgeOffsets.fit([0, 0, 0, 0], theirs, sam)
+    assert offsets.per_class[0] == pytest.approx([0, 0, 0.1, 0.1], abs=1e-6)
+    shrink = EdgeOffsets({0: np.array([0.6, 0.6, -0.6, -0.6], np.float32)})
+    b = shrink.apply(np.array([[0, 0, 10, 10]], np.float32), [0])[0]
+    assert b.tolist() == [5, 5, 5, 5], "edges moved past each other stop at the centre"

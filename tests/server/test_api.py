@@ -2,7 +2,9 @@
 stands alone and in any order."""
 
 import json
+import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -565,3 +567,47 @@ def test_a_dataset_whose_names_carry_a_folder_imports_into_a_project_made_from_t
     assert out["warnings"] == []
     images = client.get(f"/api/projects/{project['id']}/images").json()
     assert sum(im["annotations"] for im in images) == len(coco["annotations"])
+
+
+def test_sams_click_boxes_learn_the_edges_of_the_boxes_finished_before(client, data):
+    """The worker learns SAM's click boxes on a finished image while the next one is prepared;
+    from then on a click's answer names the classes whose SAM boxes move by the edges learnt."""
+    from fewclick.server.serving import sam_available
+
+    if not sam_available():
+        pytest.skip("SAM's files are not installed (make models)")
+    project = _new_project(client, data, source="dataset")
+    first, second = client.get(f"/api/projects/{project['id']}/images").json()[:2]
+    coco = json.loads((data / "aerial" / "annotations.json").read_text())
+    image_id = next(
+        im["id"] for im in coco["images"] if Path(im["file_name"]).name == Path(first["file_name"]).name
+    )
+    name_of = {c["id"]: c["name"] for c in coco["categories"]}
+    class_of = {c["name"]: c["id"] for c in project["classes"]}
+    by_class = {}
+    for a in coco["annotations"]:
+        if a["image_id"] == image_id:
+            x, y, w, h = a["bbox"]
+            by_class.setdefault(class_of[name_of[a["category_id"]]], []).append([x, y, x + w, y + h])
+    cls, known = max(by_class.items(), key=lambda kv: len(kv[1]))
+    assert len(known) >= 3, "the synthetic image holds 3 boxes of a class or more"
+    create = [{"class_id": cls, "geometry": {"box": b}} for b in known]
+    url = f"/api/images/{first['id']}/annotations/batch"
+    assert client.post(url, json={"create": create, "revision": first["revision"]}).status_code == 200
+    assert client.post(f"/api/images/{first['id']}/prepare").status_code == 200  # encoded as a person sees it
+    for _ in range(120):
+        if client.post(f"/api/images/{first['id']}/prepare").json()["ready"]:
+            break
+        time.sleep(0.5)
+    x0, y0, x1, y1 = known[0]
+    click = {"clicks": [[(x0 + x1) / 2, (y0 + y1) / 2, cls]]}
+    assert client.post(f"/api/images/{second['id']}/detect", json=click).json()["fitted_classes"] == []
+    assert client.patch(f"/api/images/{first['id']}", json={"status": "done"}).status_code == 200
+    fitted = []
+    for _ in range(120):  # learnt in the background of the next prepare
+        assert client.post(f"/api/images/{second['id']}/prepare").status_code == 200
+        fitted = client.post(f"/api/images/{second['id']}/detect", json=click).json()["fitted_classes"]
+        if fitted:
+            break
+        time.sleep(0.5)
+    assert fitted == [cls]

@@ -418,3 +418,26 @@ def test_rejected_boxes_neither_size_the_training_free_start_nor_count_as_traini
     client.post(f"/api/images/{second['id']}/annotations/batch", json=body)
     with app.state.sessions() as session:
         assert queries.class_sizes(session, project["id"]) == {cls: pytest.approx((20 * 40) ** 0.5)}
+
+
+def test_the_finished_images_boxes_that_sams_click_boxes_learn_from(app, dataset):
+    """Newest finished first, the user's boxes only (no rejected one), no unfinished image."""
+    client = app.client
+    project = client.post(
+        "/api/projects", json={"name": "edges", "folder": str(Path(dataset).parent / "images")}
+    ).json()["project"]
+    cls = project["classes"][0]["id"]
+    first, second, third = client.get(f"/api/projects/{project['id']}/images").json()[:3]
+    for image, box in ((first, [1, 2, 11, 12]), (second, [5, 5, 25, 45]), (third, [0, 0, 9, 9])):
+        body = {"revision": 0, "create": [{"class_id": cls, "geometry": {"box": box}}]}
+        assert client.post(f"/api/images/{image['id']}/annotations/batch", json=body).status_code == 200
+    made = client.post(
+        f"/api/images/{first['id']}/annotations/batch",
+        json={"revision": 1, "create": [{"class_id": cls, "geometry": {"box": [50, 50, 60, 60]}}]},
+    ).json()
+    client.patch(f"/api/annotations/{made['created'][0]['id']}", json={"review": "rejected", "revision": 2})
+    for image in (second, first):  # first finished last: newest
+        assert client.patch(f"/api/images/{image['id']}", json={"status": "done"}).status_code == 200
+    with app.state.sessions() as session:
+        found = [(image.id, boxes) for image, boxes in queries.finished_boxes(session, project["id"])]
+    assert found == [(first["id"], [[cls, 1, 2, 11, 12]]), (second["id"], [[cls, 5, 5, 25, 45]])]

@@ -70,3 +70,62 @@ def test_a_click_the_detector_left_unboxed_gets_sams_box_from_the_training_free_
     assert asked == [(30.0, 30.0, 1, {1: 8.0})], "only the click without a box of its class around it"
     assert out.boxes.tolist() == [[0, 0, 10, 10], [26, 26, 34, 34]]
     assert out.scores.tolist() == pytest.approx([0.9, 1])
+
+
+def test_own_boxes_move_by_the_edge_offsets_learnt(monkeypatch):
+    from fewclick.predict.own_box import EdgeOffsets
+
+    class Similar:
+        def clicked_box(self, x, y, label, sizes):
+            return np.array([x - 4, y - 4, x + 4, y + 4], np.float32)
+
+    monkeypatch.setattr(worker, "_encoded", lambda key, make, path, encoding: Similar())
+    offsets = EdgeOffsets({1: np.array([0, -0.25, 0, 0], np.float32)})
+    clicks = Clicks(np.array([[30, 30]], np.float32), np.array([1]), np.ones(1, bool))
+    out = worker._own_boxes(Detections.empty(), clicks, "im.png", ("cache", "key"), 2, {}, offsets)
+    assert out.boxes.tolist() == [[26, 24, 34, 34]], "the top edge 2 px (a quarter of 8) higher"
+
+
+def test_click_boxes_are_learnt_on_encoded_finished_images_only_and_fit_the_offsets(monkeypatch, tmp_path):
+    """SAM (faked) boxes every object 2 px inside the person's box: the offsets fitted on the
+    pairs learnt bring a new SAM box back out by as much; an image never encoded is not
+    encoded for it and teaches nothing."""
+    from collections import OrderedDict
+
+    from PIL import Image
+
+    from fewclick.predict import similar
+    from fewclick.server import embeddings
+
+    Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
+    monkeypatch.setattr(worker, "_CLICK_BOXES", OrderedDict())
+    asked = []
+
+    class Encoder:
+        def cached(self, key):
+            return object() if key == "encoded" else None
+
+    class Fitter:
+        def __init__(self, num_classes, encoder):
+            self.boxes = {}
+
+        def set_image(self, image, key):
+            asked.append(key)
+
+        def clicked_box(self, x, y, label, sizes):
+            return np.array([x - 8, y - 8, x + 8, y + 8], np.float32)
+
+    monkeypatch.setattr(embeddings, "encoder", lambda folder: Encoder())
+    monkeypatch.setattr(similar, "SimilarityDetector", Fitter)
+    boxes = [[1, 10, 10, 30, 30], [1, 30, 30, 50, 50], [1, 5, 40, 25, 60]]  # 20 px boxes: SAM's are 16
+    finished = [["encoded", str(tmp_path / "a.png"), boxes], ["not-encoded", str(tmp_path / "a.png"), boxes]]
+    assert worker._offsets(finished) is None, "nothing learnt yet: nothing moves"
+    worker.learn_click_boxes("cache", 2, {}, finished)
+    embeddings.background(int).result(timeout=60)  # the encoding thread's work before it is done
+    assert asked == ["encoded"]
+    offsets = worker._offsets(finished)
+    assert offsets.per_class[1] == pytest.approx([-0.125, -0.125, 0.125, 0.125])  # 2 px of SAM's 16
+    assert offsets.apply(np.array([[0, 0, 16, 16]], np.float32), [1]).tolist() == [[-2, -2, 18, 18]]
+    worker.learn_click_boxes("cache", 2, {}, finished)
+    embeddings.background(int).result(timeout=60)  # the encoding thread's work before it is done
+    assert asked == ["encoded"], "pairs learnt once are not learnt again"

@@ -10,6 +10,7 @@ starting a second. Finished embeddings are in the encoder's memory cache and in
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -47,6 +48,19 @@ def start(folder: str, key: str, path: str) -> Future:
         future = _RUNNING[key] = _THREAD.submit(_encode, enc, key, path)
     future.add_done_callback(lambda f: _finished(key, f))
     return future
+
+
+def background(fn, *args) -> Future:
+    """Run ``fn(*args)`` on the encoding thread, after the encodings queued before it (work
+    that reads embeddings and must not hold up a request); a failure is logged."""
+    future = _THREAD.submit(fn, *args)
+    future.add_done_callback(_log_failure)
+    return future
+
+
+def _log_failure(future: Future) -> None:
+    if future.exception() is not None:
+        logging.getLogger(__name__).error("background work failed", exc_info=future.exception())
 
 
 def _encode(enc, key: str, path: str):

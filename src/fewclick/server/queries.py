@@ -72,6 +72,33 @@ def class_sizes(session: Session, project_id: int) -> dict[int, float]:
     return {k: float(np.median(v)) for k, v in sides.items()}
 
 
+def finished_boxes(session: Session, project_id: int, images: int = 10) -> list[tuple[Image, list]]:
+    """The user's boxes on the project's ``images`` most recently finished images that hold
+    some: per image ``(image, [[class id, x0, y0, x1, y1], ...])``, newest first (what SAM's
+    click boxes learn the person's box edges from)."""
+    newest = session.scalars(
+        select(Image)
+        .where(
+            Image.project_id == project_id,
+            Image.status.in_(FINISHED),
+            select(Annotation.id)
+            .where(Annotation.image_id == Image.id, Annotation.kind == "box", *USERS_WORK)
+            .exists(),
+        )
+        .order_by(Image.updated_at.desc(), Image.id.desc())
+        .limit(images)
+    ).all()
+    out = []
+    for image in newest:
+        rows = session.execute(
+            select(Annotation.class_id, Annotation.geometry)
+            .where(Annotation.image_id == image.id, Annotation.kind == "box", *USERS_WORK)
+            .order_by(Annotation.id)
+        ).all()
+        out.append((image, [[class_id, *map(float, g["box"])] for class_id, g in rows if "box" in g]))
+    return out
+
+
 def most_objects_finished(session: Session, project_id: int) -> int | None:
     """The most of the user's boxes any finished image of the project holds (None before an
     image is finished): the training-free start shows a few times that at most."""

@@ -25,6 +25,9 @@ _PREDICTORS: dict[tuple, object] = {}
 _CURRENT: dict[tuple, str] = {}  # predictor key -> the image it holds
 _LAST_MASKS: dict[tuple, tuple] = {}  # (image, backend, model, box) -> (clicks, MaskPrediction)
 _FULLIMAGE: OrderedDict[tuple, list] = OrderedDict()  # (folder, image) -> [predictor, has predicted]
+# (embedding key, class, the person's box) -> SAM's box from a click at its centre
+_CLICK_BOXES: OrderedDict[tuple, np.ndarray] = OrderedDict()
+CLICK_BOXES_KEPT = 20000
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ def detect(
     sizes: dict,
     encoding: tuple[str, str] | None = None,
     limit: int | None = None,
+    finished: list | None = None,
 ) -> dict:
     """Click-to-detect: the project's detector when it has one, else the training-free
     start on the pretrained encoder (``encoding``: the embedding cache folder and the
@@ -113,15 +117,17 @@ def detect(
     template correlation. ``method`` says which: "pretrained", "scratch" or "imagenet" (the
     detector's backbone), "training-free" or "template". ``classes`` is the detector's class
     names (None without one); when they are not the project's ``names`` nothing is predicted
-    (the caller says to train again)."""
-    from fewclick.types import Clicks
+    (the caller says to train again). SAM's boxes (the training-free start's, a click's own
+    box) move by the edge offsets fitted on ``finished`` (:func:`learn_click_boxes`'s
+    argument; only the pairs already learnt count: nothing is computed for them here)."""
+    from fewclick.types import Clicks, Detections
 
     num_classes = len(names)
     xy = np.asarray([c[:2] for c in clicks], np.float32).reshape(-1, 2)
     labels = np.asarray([int(c[2]) for c in clicks], np.int64)
     c = Clicks(xy, labels, np.ones(len(xy), bool))
     sizes = {int(k): float(v) for k, v in sizes.items()}
-    classes = None
+    classes, offsets = None, _offsets(finished)
     if model is not None:
         from fewclick.predict.detect import ClickDetector
 
@@ -143,7 +149,7 @@ def detect(
             }
         det = predictor.predict(c)
         if encoding is not None:  # a click the detector left unboxed: SAM's box from it
-            det = _own_boxes(det, c, path, encoding, num_classes, sizes)
+            det = _own_boxes(det, c, path, encoding, num_classes, sizes, offsets)
     elif encoding is not None:
         from fewclick.predict.similar import SimilarityDetector
 
@@ -154,6 +160,8 @@ def detect(
 
         predictor = _encoded(("similar", encoding[0], num_classes), make, path, encoding)
         det = predictor.predict(c, sizes=sizes, limit=limit)
+        if offsets:  # every box of the training-free start is a SAM click box, or sized as one
+            det = Detections(offsets.apply(det.boxes, det.labels), det.scores, det.labels)
         method = predictor.method
     else:
         from fewclick.predict.template import TemplateDetector
@@ -168,12 +176,17 @@ def detect(
         "rboxes": None if det.rboxes is None else det.rboxes.round(3).tolist(),
         "scores": det.scores.round(4).tolist(),
         "labels": det.labels.tolist(),
+        # the classes whose SAM boxes move by the edges learnt on finished images
+        "fitted_classes": sorted(offsets.per_class) if offsets else [],
     }
 
 
-def _own_boxes(det, clicks, path: str, encoding: tuple[str, str], num_classes: int, sizes: dict):
+def _own_boxes(
+    det, clicks, path: str, encoding: tuple[str, str], num_classes: int, sizes: dict, offsets=None
+):
     """``det`` with the clicked object's own box (:mod:`fewclick.predict.own_box`) for each
-    click it left without one: SAM's from the click, by the training-free start's code."""
+    click it left without one: SAM's from the click, by the training-free start's code,
+    moved by ``offsets`` (an :class:`~fewclick.predict.own_box.EdgeOffsets`) when given."""
     from fewclick.predict.own_box import unboxed_clicks, with_own_boxes
     from fewclick.predict.similar import SimilarityDetector
 
@@ -188,7 +201,58 @@ def _own_boxes(det, clicks, path: str, encoding: tuple[str, str], num_classes: i
 
     similar = _encoded(("similar", encoding[0], num_classes), make, path, encoding)
     own = {i: similar.clicked_box(*clicks.xy[i], clicks.labels[i], sizes) for i in missing}
+    if offsets:
+        moved = offsets.apply(np.stack(list(own.values())), clicks.labels[missing])
+        own = dict(zip(own, moved))
     return with_own_boxes(det, clicks, own)
+
+
+def learn_click_boxes(folder: str, num_classes: int, sizes: dict, finished: list) -> None:
+    """Start learning, on the worker's encoding thread, SAM's click box at the centre of each
+    of the person's boxes on the ``finished`` images (``[embedding key, path, [[class, x0,
+    y0, x1, y1], ...]]``, classes by position) whose embedding is cached: the pairs
+    :func:`detect` fits its edge offsets on. An image not encoded is left out, not encoded."""
+    from fewclick.server import embeddings
+
+    embeddings.background(
+        _learn_click_boxes, folder, num_classes, {int(k): float(v) for k, v in sizes.items()}, finished
+    )
+
+
+def _learn_click_boxes(folder: str, num_classes: int, sizes: dict, finished: list) -> None:
+    from fewclick.io.images import load_image
+    from fewclick.predict.similar import SimilarityDetector
+    from fewclick.server import embeddings
+
+    enc = embeddings.encoder(folder)
+    fitter = None
+    for key, path, boxes in finished:
+        todo = [b for b in boxes if (key, int(b[0]), *map(float, b[1:])) not in _CLICK_BOXES]
+        if not todo or enc.cached(key) is None:
+            continue
+        if fitter is None:  # its own: the click's predictors keep their images
+            fitter = SimilarityDetector(num_classes, enc)
+        fitter.set_image(load_image(path), key=key)  # not _image's cache: that is the requests' thread's
+        for c, x0, y0, x1, y1 in todo:
+            sam = fitter.clicked_box((x0 + x1) / 2, (y0 + y1) / 2, int(c), sizes)
+            _CLICK_BOXES[(key, int(c), float(x0), float(y0), float(x1), float(y1))] = sam
+        while len(_CLICK_BOXES) > CLICK_BOXES_KEPT:
+            _CLICK_BOXES.popitem(last=False)
+
+
+def _offsets(finished: list | None):
+    """The edge offsets fitted on the pairs already learnt for ``finished`` (None: none)."""
+    from fewclick.predict.own_box import EdgeOffsets
+
+    labels, theirs, sam = [], [], []
+    for key, _, boxes in finished or []:
+        for c, *box in boxes:
+            found = _CLICK_BOXES.get((key, int(c), *map(float, box)))
+            if found is not None:
+                labels.append(int(c))
+                theirs.append(box)
+                sam.append(found)
+    return EdgeOffsets.fit(np.array(labels), np.array(theirs), np.array(sam)) if labels else None
 
 
 def _encoded(key: tuple, make, path: str, encoding: tuple[str, str] | None):

@@ -43,7 +43,11 @@ class ContinualConfig:
     ks: tuple[int, ...] = (1, 3, 5)  # the clicks a candidate is scored at, as in the app's pick
     min_held_out: int = 2
     resamples: int = 200
-    confidence: float = 0.9
+    # "better by more than the noise": the mean difference above one standard deviation of
+    # the resampled difference wins about 84% of resamples. 0.9 before: in the bccd campaign
+    # (4 held-out images) candidates 0.08-0.10 mAP above the serving one won 76-86% and never
+    # served, while the person went on with the older detector for 18 images
+    confidence: float = 0.84
     seed: int = 0
     threads: int = 1  # the trainer's share: one core, the other stays free for clicks
     crop: int = 256

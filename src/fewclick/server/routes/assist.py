@@ -73,6 +73,7 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
     most = None if model else queries.most_objects_finished(session, project.id)
     limit = None if most is None else LOOK_ALIKES_PER_OBJECT * most
     names = [c.name for c in project.classes]
+    sam = serving.sam_available()
     result = await models.run(
         worker.detect,
         image.path,
@@ -80,13 +81,15 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
         names,
         clicks,
         {position_of[k]: v for k, v in sizes.items()},
-        _sam_image(config, image) if serving.sam_available() else None,
+        _sam_image(config, image) if sam else None,
         limit,
+        _finished_boxes(session, project) if sam and clicks else None,
     )
     trained_for = result.pop("classes")
     if trained_for not in (None, names):
         raise HTTPException(409, _other_classes(model.version, trained_for, names))
     result["labels"] = [class_of[int(label)] for label in result["labels"]]
+    result["fitted_classes"] = [class_of[k] for k in result.get("fitted_classes", [])]
     result["model_version"] = version.version if version else None
     # the score threshold of the best F1 on the held-out finished images the pick ran on
     result["min_score"] = (version.metrics or {}).get("score_threshold") if version else None
@@ -97,6 +100,17 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
     result["min_scores"] = dict(known) if per_class else None
     result["look_alike_limit"] = limit
     return result
+
+
+def _finished_boxes(session, project) -> list:
+    """The user's boxes on the recently finished images as the worker learns SAM's click boxes
+    against them (:func:`fewclick.server.worker.learn_click_boxes`): classes by position."""
+    position_of = {c.id: c.position for c in project.classes}
+    out = []
+    for image, boxes in queries.finished_boxes(session, project.id):
+        if Path(image.path).is_file():  # a file gone since: nothing to learn from it
+            out.append([serving.embedding_key(image), image.path, [[position_of[c], *b] for c, *b in boxes]])
+    return out
 
 
 def _other_classes(version: int, trained_for: list[str], names: list[str]) -> str:
@@ -141,7 +155,15 @@ async def prepare(image_id: int, session: DB, config: Config, models: Worker):
     whether its embedding is ready. Nothing to prepare when SAM serves nothing here."""
     image = store.get(session, Image, image_id, "image")
     serving.image_file(image)
-    backend = serving.serving(session, image.project)
+    project = image.project
+    if serving.sam_available():  # SAM's click boxes on the finished images, learnt meanwhile
+        position_of = {c.id: c.position for c in project.classes}
+        sizes = {position_of[k]: v for k, v in queries.class_sizes(session, project.id).items()}
+        finished = _finished_boxes(session, project)
+        await models.run(
+            worker.learn_click_boxes, str(config.embeddings), len(project.classes), sizes, finished
+        )
+    backend = serving.serving(session, project)
     out = {"needs_sam": _needs_sam(session, image), "backend": backend.name, "chosen_by": backend.chosen_by}
     if not out["needs_sam"]:
         return {**out, "ready": True}
