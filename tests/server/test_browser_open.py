@@ -68,9 +68,13 @@ def _detected(page, route) -> None:
     answer = {"boxes": boxes, "scores": [0.9, 0.8, 0.7][: len(boxes)], "rboxes": None, "method": "scratch"}
     labels = [body["clicks"][0][2] if body["clicks"] else page.class_id] * len(boxes)
     min_scores = getattr(page, "min_scores", None)
+    fitted = labels[:1] if body["clicks"] else []  # the clicked class's SAM boxes take the person's edges
     route.fulfill(
-        json={**answer, "labels": labels, "model_version": 1, "min_score": 0.5, "min_scores": min_scores}
-    )
+        json={
+            **answer, "labels": labels, "model_version": 1, "min_score": 0.5, "min_scores": min_scores,
+            "fitted_classes": fitted,
+        }
+    )  # fmt: skip
 
 
 def _open(page, base: str, image_id: int) -> None:
@@ -98,6 +102,10 @@ def test_an_image_nobody_started_opens_with_the_served_detectors_proposals(serve
     page.wait_for_function("() => S.detect.answered === 1")
     assert len(page.detect_bodies) == 2 and len(page.detect_bodies[1]["clicks"]) == 1, "the click is sent"
     assert page.evaluate("() => shownProposals().length") == 3
+    name = served["classes"][0]["name"]
+    assert f"SAM's boxes of {name} are fitted to the edges of your finished boxes" in page.inner_text(
+        "#boxes-from"
+    )
     page.keyboard.press("Enter")
     page.wait_for_function("() => S.anns.size === 3")
     assert page.errors == []

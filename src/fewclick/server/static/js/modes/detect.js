@@ -155,7 +155,13 @@ function suggestion(threshold) {
 
 // which model made the proposals: the detect answer's model_version and method
 function boxesFrom(r) {
-  if (r.model_version == null && r.method === "training-free") return `boxes from: training-free start (feature similarity) — no trained detector yet. ${lookAlikes(r)}`;
+  if (r.model_version == null && r.method === "training-free") return `boxes from: training-free start (feature similarity) — no trained detector yet. ${lookAlikes(r)}${fitted(r)}`;
   if (r.model_version == null) return "boxes from: training-free start (feature similarity) — no trained detector yet";
-  return `boxes from: detector v${r.model_version} (${METHODS[r.method] ?? r.method})`;
+  return `boxes from: detector v${r.model_version} (${METHODS[r.method] ?? r.method})${fitted(r)}`;
+}
+
+// the classes whose SAM boxes (a click's own box) take the edges of your finished boxes
+function fitted(r) {
+  const names = (r.fitted_classes ?? []).map((c) => S.classes.get(c)?.name ?? c);
+  return names.length ? ` SAM's boxes of ${names.join(", ")} are fitted to the edges of your finished boxes.` : "";
 }
