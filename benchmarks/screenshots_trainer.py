@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     server = ServerProcess(args.work / "app", data_roots=[args.data.resolve().parent])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed: the server (and its trainer) stop too
     server.start()
     try:
         stops = _walk(server, args)
