@@ -21,8 +21,9 @@ go through the images in order, ending each at manual quality:
    detector's suggested score; moving it is one interaction), and Enter: accept the
    proposals shown (or none: then no Enter; nor when none needs a fix: what is missing is
    drawn beside them, a drag in detect mode, and the page's submit keeps them);
-3. delete false positives, drag near boxes onto their objects, set wrong classes, and draw
-   what is still missing, a drag each and a class key when the class changes;
+3. delete false positives, draw near boxes right over them (the drawn box takes the
+   proposal's place, no Enter needed for it), set wrong classes, and draw what is still
+   missing, a drag each and a class key when the class changes;
 4. mark the image done.
 
 Mask mode (``--mode mask``): each required object, grouped by class, gets a box dragged
@@ -579,8 +580,12 @@ class Annotator:
         """Make ``plan``'s changes through the API (as the page saves them); the revision after."""
         gone, drawn = [], []
         for a in plan.actions:
-            if a.kind == "edit":
-                body = {"geometry": {"box": a.box}, "revision": revision}
+            if a.kind == "edit":  # the box drawn over the proposal, in its place
+                body = {
+                    "geometry": {"box": a.box},
+                    "class_id": self.class_id[a.class_index],
+                    "revision": revision,
+                }
                 revision = _ok(self.api.patch(f"/api/annotations/{ids[a.index]}", json=body))["revision"]
             elif a.kind == "class change" and a.index is not None:
                 body = {"class_id": self.class_id[a.class_index], "revision": revision}

@@ -24,10 +24,10 @@ USER, PASSWORD = "ann", "a long password"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """Three projects of the same two images: two with a trained detector serving, one without."""
+    """Three projects of the same three images: two with a trained detector serving, one without."""
     home = tmp_path_factory.mktemp("browser-open")
     (home / "images").mkdir()
-    for k in range(2):
+    for k in range(3):
         PILImage.fromarray(np.full((90, 120, 3), 40 + 40 * k, np.uint8)).save(home / "images" / f"im{k}.png")
     app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False, data_roots=[home])
     make_user(app, USER, "admin", PASSWORD)
@@ -179,4 +179,26 @@ def test_a_class_nobody_clicked_starts_at_its_own_score_until_the_slider_moves(s
     assert page.evaluate(shown, [[], False, a, b]) == 1, "no click: a from 0.95 (none), b from 0.85 (one)"
     assert page.evaluate(shown, [[[5, 5, a]], False, a, b]) == 3, "a clicked: a from the slider's 0.5 (both)"
     assert page.evaluate(shown, [[], True, a, b]) == 4, "the slider moved: its 0.5 for all"
+    assert page.errors == []
+
+
+def test_a_box_drawn_over_a_proposal_takes_its_place_without_enter(server, page):
+    base, api, (served, *_) = server
+    page.class_id = served["classes"][0]["id"]
+    image = _images(api, served)[2]
+    _open(page, base, image["id"])
+    page.wait_for_function("() => S.detect.result && S.detect.answered === 0")
+    assert page.evaluate("() => shownProposals().length") == 2  # [10, 10, 30, 30] and [50, 20, 70, 40]
+    for x0, y0, x1, y1 in ((52, 22, 74, 44), (5, 60, 25, 80)):  # over the second; over none
+        page.mouse.move(*screen(page, x0, y0))
+        page.mouse.down()
+        page.mouse.move(*screen(page, x1, y1), steps=5)
+        page.mouse.up()
+    page.wait_for_function("() => S.anns.size === 2")
+    assert page.evaluate("() => shownProposals().map((i) => S.detect.result.boxes[i])") == [[10, 10, 30, 30]]
+    page.click("#submit")  # keeps the proposal still shown, and goes on to the next image
+    page.wait_for_function(f"() => !S || S.image.id !== {image['id']}")
+    saved = sorted(a["geometry"]["box"] for a in api.get(f"/api/images/{image['id']}").json()["annotations"])
+    assert len(saved) == 3 and [10, 10, 30, 30] in saved
+    assert not any(b == [50, 20, 70, 40] for b in saved), "the replaced proposal is not saved"
     assert page.errors == []

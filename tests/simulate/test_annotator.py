@@ -54,6 +54,18 @@ def test_each_kind_of_error_gets_its_fix_and_the_result_is_manual_quality():
     assert not at_manual_quality(GT, boxes, labels)
 
 
+def test_a_loose_proposal_is_drawn_over_in_its_objects_class_without_enter():
+    boxes = np.array([[0, 0, 20, 20], [40, 0, 60, 20], [2, 44, 24, 66], [40, 40, 80, 80]], np.float32)
+    labels = np.array([0, 0, 0, 1])  # the third: loose (IoU ~0.5) and of the wrong class
+    plan = finish(GT, boxes, labels, current_class=0)
+    assert [(a.kind, a.index, a.class_index) for a in plan.actions] == [
+        ("class change", None, 1),
+        ("edit", 2, 1),
+    ]
+    assert not plan.fixes_proposals, "the box drawn over the proposal takes its place: no Enter"
+    assert at_manual_quality(GT, *apply(plan, boxes, labels))
+
+
 def test_manual_drawing_is_a_drag_an_object_and_a_class_key_per_class_change():
     plan = manual(GT, current_class=1)
     kinds = [a.kind for a in plan.actions]

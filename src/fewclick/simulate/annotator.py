@@ -92,10 +92,11 @@ class Plan:
 
     @property
     def fixes_proposals(self) -> bool:
-        """Whether an action changes an accepted box (an edit, a delete, a class change of
-        one): on the page the proposals are accepted first (Enter) for that; drawing what
-        is missing is done beside them (a drag in detect mode), and the submit keeps them."""
-        return any(a.index is not None for a in self.actions)
+        """Whether an action changes an accepted box other than by drawing over it (a delete,
+        a class change of one): on the page the proposals are accepted first (Enter) for
+        that. An edit is a box drawn over the proposal, which takes its place (a drag in
+        detect mode); what is missing is drawn beside them; the submit keeps them."""
+        return any(a.index is not None and a.kind != "edit" for a in self.actions)
 
     def seconds(self, verified: int = 0) -> float:
         return sum(COST_SECONDS[a.kind] for a in self.actions) + verified * COST_SECONDS["verify"]
@@ -144,10 +145,11 @@ def on_ignore(gt: Objects, boxes: np.ndarray) -> np.ndarray:
 
 def finish(gt: Objects, boxes: np.ndarray, labels: np.ndarray, current_class: int | None) -> Plan:
     """What finishes the image from the boxes it holds (``boxes`` / ``labels``, class
-    indices): a leftover box near a missed object is dragged onto it (and its class set if
-    it differs), a wrong-class box on an object gets its class, the other leftovers are
-    selected and deleted, and what is still missing is drawn, grouped by class from
-    ``current_class`` on (a class key only when the class changes)."""
+    indices): a leftover box near a missed object has the object's box drawn over it, in the
+    object's class (a class key first when another is picked), a wrong-class box on an
+    object gets its class, the other leftovers are selected and deleted, and what is still
+    missing is drawn, grouped by class from ``current_class`` on (a class key only when the
+    class changes)."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     labels = np.asarray(labels, np.int64).reshape(-1)
     matched = match(gt, boxes, labels)
@@ -165,10 +167,13 @@ def finish(gt: Objects, boxes: np.ndarray, labels: np.ndarray, current_class: in
         i = left.pop(k)
         todo.remove(j)
         target = int(gt.labels[j])
-        if iou[k] < MATCH_IOU:
-            plan.actions.append(Action("edit", int(i), gt.boxes[j].tolist(), int(labels[i])))
-        else:
-            plan.actions.append(Action("click", int(i)))  # select it
+        if iou[k] < MATCH_IOU:  # drawn over, with the object's class picked
+            if target != cls:
+                plan.actions.append(Action("class change", class_index=target))
+                cls = target
+            plan.actions.append(Action("edit", int(i), gt.boxes[j].tolist(), target))
+            continue
+        plan.actions.append(Action("click", int(i)))  # select it
         if target != labels[i]:
             plan.actions.append(Action("class change", int(i), class_index=target))
             cls = target
@@ -191,7 +196,7 @@ def apply(plan: Plan, boxes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
     new_boxes, new_labels = [], []
     for a in plan.actions:
         if a.kind == "edit":
-            boxes[a.index] = a.box
+            boxes[a.index], labels[a.index] = a.box, a.class_index
         elif a.kind == "delete":
             keep[a.index] = False
         elif a.kind == "class change" and a.index is not None:

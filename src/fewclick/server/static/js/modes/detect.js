@@ -1,6 +1,8 @@
 // Click-to-detect (D): a click on an object of the picked class; boxes of every object of
 // every class come back as proposals; more clicks refine; Enter (or Submit) accepts those
-// shown. A drag draws a box of the picked class by hand, the proposals staying as they are.
+// shown. A drag draws a box of the picked class by hand, the proposals staying as they are,
+// but for the one it is drawn over (IoU >= REPLACE_IOU), which it takes the place of: a
+// loose proposal is fixed by drawing it right, with no Enter first.
 import {api, say} from "../api.js";
 import {change} from "../changes.js";
 import {logEvent} from "../events.js";
@@ -9,16 +11,22 @@ import {S} from "../state.js";
 import {METHODS} from "../text.js";
 import {cross, dragRect, insideImage, poly, rboxCorners} from "../view.js";
 
+const REPLACE_IOU = 0.3;  // the campaign's NEAR_IOU: a box this close to an object is dragged onto it
+
 export const detect = {
   name: "detect", key: "d", title: "Detect (D)",
-  init() { S.detect = {clicks: [], result: null}; },
-  leave() { S.detect = {clicks: [], result: null}; },
-  escape() { S.detect = {clicks: [], result: null}; },
+  init() { S.detect = fresh(); },
+  leave() { S.detect = fresh(); },
+  escape() { S.detect = fresh(); },
 
   async release(d, moved, rect) {
     if (d.button !== 0) return;
     if (moved) {  // what the proposals missed, drawn without leaving the mode
+      const under = S.detect.result?.rboxes ? null : drawnOver(rect);
+      if (under != null) { S.detect.replaced.add(under); S.dirty = true; }
       await change([{class_id: S.cls, kind: "box", geometry: {box: rect}, source: "manual"}], [], "draw");
+      if (under != null) say("the proposal under the box you drew is replaced by it");
+      renderPanel();
       return;
     }
     if (!insideImage(d.x0, d.y0)) return say("that click is outside the image", true);
@@ -35,7 +43,7 @@ export const detect = {
   // slider would end the drag (each drag moved it one step)
   panel(el) {
     if (!el.querySelector("#min-score")) buildPanel(el);
-    el.querySelector("#mode-help").textContent = `Click an object of the picked class: boxes for all such objects appear. More clicks refine; a drag draws a box. Enter (or Submit) accepts, Esc drops. ${S.detect.clicks.length} clicks, ${shownProposals().length} proposals ${scoreText()}.`;
+    el.querySelector("#mode-help").textContent = `Click an object of the picked class: boxes for all such objects appear. More clicks refine; a drag draws a box (drawn over a proposal, it takes its place). Enter (or Submit) accepts, Esc drops. ${S.detect.clicks.length} clicks, ${shownProposals().length} proposals ${scoreText()}.`;
     const from = el.querySelector("#boxes-from"), suggested = el.querySelector("#suggested-score");
     from.textContent = S.detect.result ? boxesFrom(S.detect.result) : "";
     from.hidden = !S.detect.result;
@@ -89,6 +97,7 @@ async function detectNow(when = "") {
   det.busy = (det.busy || Promise.resolve()).then(async () => {
     const out = await api("POST", `/api/images/${S.image.id}/detect`, {clicks: det.clicks});
     det.result = out;
+    det.replaced = new Set();  // the indices of the answer before
     det.answered = det.clicks.length;
     // the serving detector's best-F1 threshold on held-out finished images, until the user moves the slider
     if (out.min_score != null && !S.minScoreByHand) S.minScore = sliderValue(out.min_score);
@@ -110,7 +119,28 @@ export function shownProposals() {
   const clicked = new Set(S.detect.clicks.map((c) => c[2]));
   const own = (label) => (S.minScoreByHand || clicked.has(label) ? null : r.min_scores?.[label]);
   const least = (i) => own(r.labels[i]) ?? S.minScore;
-  return r.boxes.map((_, i) => i).filter((i) => r.scores[i] >= Math.min(1, least(i)));
+  return r.boxes.map((_, i) => i).filter((i) => r.scores[i] >= Math.min(1, least(i)) && !S.detect.replaced?.has(i));
+}
+
+// no clicks, no answer, no proposal replaced by a box drawn over it
+const fresh = () => ({clicks: [], result: null, replaced: new Set()});
+
+// the shown proposal a box drawn at ``rect`` is drawn over: the one it overlaps most, at
+// IoU >= REPLACE_IOU, or null
+function drawnOver(rect) {
+  let best = null, most = REPLACE_IOU;
+  for (const i of shownProposals()) {
+    const v = iou(rect, S.detect.result.boxes[i]);
+    if (v >= most) { best = i; most = v; }
+  }
+  return best;
+}
+
+function iou(a, b) {
+  const w = Math.min(a[2], b[2]) - Math.max(a[0], b[0]), h = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+  if (w <= 0 || h <= 0) return 0;
+  const inter = w * h;
+  return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter);
 }
 
 async function acceptDetections() {
@@ -120,7 +150,7 @@ async function acceptDetections() {
   const create = shownProposals().map((i) => ({
     class_id: r.labels[i], kind: r.rboxes ? "rbox" : "box",
     geometry: r.rboxes ? {rbox: r.rboxes[i]} : {box: r.boxes[i]}, score: r.scores[i], source: "detect"}));
-  S.detect = {clicks: [], result: null};
+  S.detect = fresh();
   if (await change(create, [], "accept")) say(`${create.length} proposals accepted: Ctrl+Z takes them back`);
   renderPanel();
 }
