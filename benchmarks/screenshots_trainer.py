@@ -5,17 +5,17 @@ what opens on a new image, and what one click adds, after 2, 5 and 10 finished i
         --out docs/benchmarks [--at 2 5 10] [--part test]
 
 Runs ``fewclick serve`` (SQLite in ``--work``), makes a project of ``--data`` with its
-annotations as hidden reference, and goes through the images of ``--part`` (every 4th image
-by name is test, as in ``campaign.py``) that hold objects: each is finished with its
-reference boxes, as a person leaves it. After the 2nd the background trainer starts
-("Keep training"); after each count in ``--at`` the walk waits for a round that trained on
-the images finished so far, opens the next image, screenshots what opens
-(``trainer_<data>_<n>_open.png``), clicks once at the centre of the biggest object nothing
-shown boxes at IoU 0.5 (with its class) and screenshots again
-(``trainer_<data>_<n>_click.png``). Writes ``trainer_<data>.json``: per stop the detector
-serving, the trainer's newest round, the proposals on open and the objects they box (IoU
->= 0.5 and >= 0.7), the same after the click, the clicked object's best IoU and the
-seconds to each answer.
+annotations as hidden reference, and goes through the images of ``--part`` (every 4th
+image by name is test, as in ``campaign.py``) that hold objects. Each is opened (prepared,
+as the page does) and finished with its reference boxes, as a person leaves it. After the
+2nd the background trainer starts ("Keep training"). After each count in ``--at`` the walk
+waits for a round that trained on the images finished so far and opens the next image: a
+screenshot of what opens (``trainer_<data>_<n>_open.png``), then one click at the centre of
+the biggest object nothing shown boxes at IoU 0.5 (with its class picked) and another
+screenshot (``trainer_<data>_<n>_click.png``). Writes ``trainer_<data>.json``: per stop
+the detector serving, the trainer's newest round, the proposals on open and the objects
+they box (IoU >= 0.5 and >= 0.7), the same after the click, the clicked object's best IoU,
+the classes whose SAM boxes were fitted and the seconds to each answer.
 """
 
 from __future__ import annotations
@@ -88,7 +88,13 @@ def _walk(server: ServerProcess, args) -> list[dict]:
 
 
 def _finish(api: httpx.Client, image: dict, gt, cls: dict) -> None:
-    """The image's reference boxes become the user's own, and the image is marked done."""
+    """The image is opened (prepared: SAM's embedding, as the page asks for it), its reference
+    boxes become the user's own, and it is marked done."""
+    deadline = time.monotonic() + 600
+    while not api.post(f"/api/images/{image['id']}/prepare").raise_for_status().json()["ready"]:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"image {image['file_name']} was not encoded within 600 s")
+        time.sleep(1)
     keep = ~np.asarray(gt.ignore, bool)
     create = [
         {"class_id": cls[int(c)], "geometry": {"box": b.tolist()}}
