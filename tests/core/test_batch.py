@@ -26,27 +26,30 @@ def _encoder_or_skip() -> None:
         pytest.skip(f"the pretrained encoder is not fetched here ({exc}); `make models` fetches it")
 
 
+IMAGES = 6  # enough for two workers to share; each image is SAM-encoded twice per test
+
+
 @pytest.fixture(scope="module")
-def twenty(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("twenty")
-    make_dataset("cells", 20, seed=11, width=96, height=80, out_dir=root)
+def several(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("several")
+    make_dataset("cells", IMAGES, seed=11, width=96, height=80, out_dir=root)
     return root / "annotations.json"
 
 
 @pytest.mark.slow
-def test_in_process_and_two_ray_workers_write_identical_embeddings(twenty, tmp_path, capsys):
+def test_in_process_and_two_ray_workers_write_identical_embeddings(several, tmp_path, capsys):
     _encoder_or_skip()
     pytest.importorskip("ray")
-    assert main(["encode", "--data", str(twenty), "--out", str(tmp_path / "local")]) == 0
+    assert main(["encode", "--data", str(several), "--out", str(tmp_path / "local")]) == 0
     local = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (
-        main(["encode", "--data", str(twenty), "--out", str(tmp_path / "ray"), "--ray", "--workers", "2"])
+        main(["encode", "--data", str(several), "--out", str(tmp_path / "ray"), "--ray", "--workers", "2"])
         == 0
     )
     on_ray = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert local["images"] == on_ray["images"] == 20
+    assert local["images"] == on_ray["images"] == IMAGES
     assert (local["runner"], on_ray["runner"], on_ray["workers"]) == ("in-process", "ray (local)", 2)
-    for rec in read_dataset(twenty).images:
+    for rec in read_dataset(several).images:
         a = np.load(embedding_path(tmp_path / "local", rec.file_name))
         b = np.load(embedding_path(tmp_path / "ray", rec.file_name))
         assert a.shape == (1, 256, 64, 64) and a.dtype == np.float32
@@ -54,11 +57,11 @@ def test_in_process_and_two_ray_workers_write_identical_embeddings(twenty, tmp_p
     assert json.loads((tmp_path / "ray" / "summary.json").read_text())["images_per_second"] > 0
 
 
-def test_a_ray_address_that_does_not_answer_is_named_and_nothing_is_written(twenty, tmp_path):
+def test_a_ray_address_that_does_not_answer_is_named_and_nothing_is_written(several, tmp_path):
     _encoder_or_skip()
     pytest.importorskip("ray")
     with pytest.raises(BatchError, match=r"no Ray cluster answers at 127.0.0.1:9"):
-        encode_dataset(read_dataset(twenty), tmp_path / "out", ray="127.0.0.1:9", workers=2)
+        encode_dataset(read_dataset(several), tmp_path / "out", ray="127.0.0.1:9", workers=2)
     assert not any((tmp_path / "out").rglob("*.npy"))
 
 
@@ -75,8 +78,8 @@ def test_a_broken_image_is_named_and_the_others_are_written(tmp_path):
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
-def test_workers_without_ray_are_refused(twenty, capsys):
-    assert main(["encode", "--data", str(twenty), "--out", "unused", "--workers", "2"]) == 2
+def test_workers_without_ray_are_refused(several, capsys):
+    assert main(["encode", "--data", str(several), "--out", "unused", "--workers", "2"]) == 2
     assert "--workers needs --ray" in capsys.readouterr().err
 
 
@@ -112,9 +115,9 @@ def test_predict_in_process_and_on_ray_write_the_same_scored_results(tmp_path, c
     )
 
 
-def test_predict_without_a_trained_detector_names_the_folder(twenty, tmp_path, capsys):
+def test_predict_without_a_trained_detector_names_the_folder(several, tmp_path, capsys):
     assert (
-        main(["predict", "--model", str(tmp_path), "--data", str(twenty), "--out", str(tmp_path / "r.json")])
+        main(["predict", "--model", str(tmp_path), "--data", str(several), "--out", str(tmp_path / "r.json")])
         == 2
     )
     assert "no trained detector here" in capsys.readouterr().err
@@ -135,15 +138,15 @@ def _class_blind_cpr(path: Path, classes: list[str], radius: int = 5) -> Path:
 
 
 @pytest.mark.slow
-def test_refine_points_in_process_and_on_ray_move_the_points_alike(twenty, tmp_path, capsys):
+def test_refine_points_in_process_and_on_ray_move_the_points_alike(several, tmp_path, capsys):
     pytest.importorskip("ray")
-    given = read_dataset(twenty)
+    given = read_dataset(several)
     checkpoint = _class_blind_cpr(tmp_path / "cpr.pt", list(given.classes))
-    refine = ["refine", "points", "--model", str(checkpoint), "--data", str(twenty)]
+    refine = ["refine", "points", "--model", str(checkpoint), "--data", str(several)]
     assert main([*refine, "--out", str(tmp_path / "a.json")]) == 0
     assert main([*refine, "--out", str(tmp_path / "b.json"), "--ray", "--workers", "2"]) == 0
     local, on_ray = (json.loads(line) for line in capsys.readouterr().out.strip().splitlines()[-2:])
-    assert (local["images"], on_ray["images"], on_ray["runner"]) == (20, 20, "ray (local)")
+    assert (local["images"], on_ray["images"], on_ray["runner"]) == (IMAGES, IMAGES, "ray (local)")
     a, b = (read_dataset(tmp_path / f"{n}.json") for n in "ab")
     moved = 0
     for ra, rb, rg in zip(a.images, b.images, given.images, strict=True):
