@@ -89,7 +89,7 @@ def test_own_boxes_move_by_the_edge_offsets_learnt(monkeypatch):
 def test_click_boxes_are_learnt_on_encoded_finished_images_only_and_fit_the_offsets(monkeypatch, tmp_path):
     """SAM (faked) boxes every object 2 px inside the person's box: the offsets fitted on the
     pairs learnt bring a new SAM box back out by as much; an image never encoded is not
-    encoded for it and teaches nothing."""
+    encoded for it and teaches nothing, nor does an image of several tiles."""
     from collections import OrderedDict
 
     from PIL import Image
@@ -98,12 +98,13 @@ def test_click_boxes_are_learnt_on_encoded_finished_images_only_and_fit_the_offs
     from fewclick.server import embeddings
 
     Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
+    Image.new("RGB", (1300, 64)).save(tmp_path / "wide.png")  # two tiles: encoded apart, under other keys
     monkeypatch.setattr(worker, "_CLICK_BOXES", OrderedDict())
     asked = []
 
     class Encoder:
         def cached(self, key):
-            return object() if key == "encoded" else None
+            return object() if key.startswith("encoded") else None
 
     class Fitter:
         def __init__(self, num_classes, encoder):
@@ -118,7 +119,11 @@ def test_click_boxes_are_learnt_on_encoded_finished_images_only_and_fit_the_offs
     monkeypatch.setattr(embeddings, "encoder", lambda folder: Encoder())
     monkeypatch.setattr(similar, "SimilarityDetector", Fitter)
     boxes = [[1, 10, 10, 30, 30], [1, 30, 30, 50, 50], [1, 5, 40, 25, 60]]  # 20 px boxes: SAM's are 16
-    finished = [["encoded", str(tmp_path / "a.png"), boxes], ["not-encoded", str(tmp_path / "a.png"), boxes]]
+    finished = [
+        ["encoded", str(tmp_path / "a.png"), boxes],
+        ["not-encoded", str(tmp_path / "a.png"), boxes],
+        ["encoded-wide", str(tmp_path / "wide.png"), boxes],
+    ]
     assert worker._offsets(finished) is None, "nothing learnt yet: nothing moves"
     worker.learn_click_boxes("cache", 2, {}, finished)
     embeddings.background(int).result(timeout=60)  # the encoding thread's work before it is done

@@ -221,6 +221,7 @@ def learn_click_boxes(folder: str, num_classes: int, sizes: dict, finished: list
 
 def _learn_click_boxes(folder: str, num_classes: int, sizes: dict, finished: list) -> None:
     from fewclick.io.images import load_image
+    from fewclick.io.tiling import tile_grid
     from fewclick.predict.similar import SimilarityDetector
     from fewclick.server import embeddings
 
@@ -230,9 +231,12 @@ def _learn_click_boxes(folder: str, num_classes: int, sizes: dict, finished: lis
         todo = [b for b in boxes if (key, int(b[0]), *map(float, b[1:])) not in _CLICK_BOXES]
         if not todo or enc.cached(key) is None:
             continue
+        image = load_image(path)  # not _image's cache: that is the requests' thread's
+        if len(tile_grid(image.shape[1], image.shape[0])) > 1:
+            continue  # a large image's tiles are encoded apart, under other keys: not encoded here
         if fitter is None:  # its own: the click's predictors keep their images
             fitter = SimilarityDetector(num_classes, enc)
-        fitter.set_image(load_image(path), key=key)  # not _image's cache: that is the requests' thread's
+        fitter.set_image(image, key=key)
         for c, x0, y0, x1, y1 in todo:
             sam = fitter.clicked_box((x0 + x1) / 2, (y0 + y1) / 2, int(c), sizes)
             _CLICK_BOXES[(key, int(c), float(x0), float(y0), float(x1), float(y1))] = sam
