@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from detect import _split
 from fewclick.io.images import load_image
-from fewclick.metrics.detection import box_iou
+from fewclick.metrics.detection import paired_box_iou
 from fewclick.predict.encoder import ImageEncoder
 from fewclick.predict.own_box import EdgeOffsets
 from fewclick.predict.similar import SimilarityDetector
@@ -100,12 +100,8 @@ def _clicked(detector, records, sizes: dict, what: str) -> dict[str, np.ndarray]
     }
 
 
-def _ious(theirs: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    return np.array([box_iou(a[None], b[None])[0, 0] for a, b in zip(theirs, boxes)], np.float32)
-
-
 def _scores(theirs: np.ndarray, boxes: np.ndarray, labels: np.ndarray, names: list[str]) -> dict:
-    iou = _ious(theirs, boxes)
+    iou = paired_box_iou(theirs, boxes)
 
     def summary(pick: np.ndarray) -> dict:
         v = iou[pick]
@@ -129,8 +125,8 @@ def _plot(theirs: np.ndarray, sam: np.ndarray, moved: np.ndarray, path: Path, na
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     bins = np.linspace(0, 1, 21)
-    ax.hist(_ious(theirs, sam), bins, alpha=0.6, label="SAM's click box")
-    ax.hist(_ious(theirs, moved), bins, alpha=0.6, label="moved by the learnt edge offsets")
+    ax.hist(paired_box_iou(theirs, sam), bins, alpha=0.6, label="SAM's click box")
+    ax.hist(paired_box_iou(theirs, moved), bins, alpha=0.6, label="moved by the learnt edge offsets")
     ax.axvline(0.7, color="k", lw=1, ls="--")
     ax.set_xlabel("IoU with the person's box (0.7: manual quality)")
     ax.set_ylabel("objects")

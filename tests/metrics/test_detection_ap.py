@@ -41,6 +41,17 @@ def test_box_iou_table(a, b, expected):
     assert box_iou([a], [b])[0, 0] == pytest.approx(expected)
 
 
+def test_paired_box_iou_is_the_diagonal_of_box_iou():
+    from fewclick.metrics.detection import paired_box_iou
+
+    a = np.array([[0, 0, 10, 10], [5, 5, 15, 25], [0, 0, 0, 0]], np.float32)
+    b = np.array([[5, 0, 15, 10], [5, 5, 15, 25], [1, 1, 2, 2]], np.float32)
+    assert paired_box_iou(a, b) == pytest.approx(np.diag(box_iou(a, b)))
+    assert paired_box_iou(a, b).tolist() == pytest.approx([1 / 3, 1, 0])
+    with pytest.raises(ValueError, match="as many boxes"):
+        paired_box_iou(a, b[:2])
+
+
 def test_box_iou_crowd_divides_by_detection_area():
     iou = box_iou([[0, 0, 10, 10]], [[0, 0, 100, 100], [0, 0, 100, 100]], crowd=[True, False])
     np.testing.assert_allclose(iou, [[1.0, 0.01]])

@@ -44,6 +44,7 @@ __all__ = [
     "AP_METHODS",
     "DetectionResult",
     "box_iou",
+    "paired_box_iou",
     "rbox_iou",
     "average_precision",
     "MATCHING_RULES",
@@ -72,6 +73,20 @@ def box_iou(a: Any, b: Any, crowd: Any = None) -> np.ndarray:
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     wh = np.clip(rb - lt, 0.0, None)
     return _iou_from_intersection(wh[..., 0] * wh[..., 1], _box_area(a), _box_area(b), crowd)
+
+
+def paired_box_iou(a: Any, b: Any) -> np.ndarray:
+    """IoU of ``a[i]`` with ``b[i]`` only (XYXY, ``float[N, 4]`` each) -> ``float64[N]``: the
+    diagonal of :func:`box_iou` without the N x N matrix. A zero union gives 0."""
+    a = as_boxes(a).astype(np.float64)
+    b = as_boxes(b).astype(np.float64)
+    if len(a) != len(b):
+        raise ValueError(f"expected as many boxes in b as in a ({len(a)}), got {len(b)}")
+    wh = np.clip(np.minimum(a[:, 2:], b[:, 2:]) - np.maximum(a[:, :2], b[:, :2]), 0.0, None)
+    inter = wh[:, 0] * wh[:, 1]
+    union = _box_area(a) + _box_area(b) - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.clip(np.where(union > 0, inter / union, 0.0), 0.0, 1.0)
 
 
 def rbox_iou(a: Any, b: Any, crowd: Any = None) -> np.ndarray:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from fewclick.metrics.detection import box_iou
+from fewclick.metrics.detection import box_iou, paired_box_iou
 from fewclick.types import Clicks, Detections
 
 MIN_FIT = 3  # a class with fewer finished pairs keeps SAM's boxes
@@ -84,7 +84,7 @@ class EdgeOffsets:
         labels = np.asarray(labels, np.int64).reshape(-1)
         theirs = np.asarray(theirs, np.float32).reshape(-1, 4)
         sam = np.asarray(sam, np.float32).reshape(-1, 4)
-        near = _paired_iou(theirs, sam) >= FIT_IOU
+        near = paired_box_iou(theirs, sam) >= FIT_IOU
         labels, theirs, sam = labels[near], theirs[near], sam[near]
         shares = np.clip((theirs - sam) / _sides(sam), -MAX_OFFSET, MAX_OFFSET)
         return cls(
@@ -108,14 +108,6 @@ class EdgeOffsets:
         centre = (boxes[:, :2] + boxes[:, 2:]) / 2
         out = np.concatenate([np.minimum(moved[:, :2], centre), np.maximum(moved[:, 2:], centre)], 1)
         return out.astype(np.float32)
-
-
-def _paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of ``a[i]`` with ``b[i]`` (not every pair: a project's finished objects run to thousands)."""
-    lo, hi = np.maximum(a[:, :2], b[:, :2]), np.minimum(a[:, 2:], b[:, 2:])
-    inter = np.clip(hi - lo, 0, None).prod(1)
-    union = (a[:, 2:] - a[:, :2]).prod(1) + (b[:, 2:] - b[:, :2]).prod(1) - inter
-    return inter / np.maximum(union, 1e-9)
 
 
 def _sides(boxes: np.ndarray) -> np.ndarray:

@@ -228,7 +228,7 @@ def _learn_click_boxes(folder: str, num_classes: int, sizes: dict, finished: lis
     enc = embeddings.encoder(folder)
     fitter = None
     for key, path, boxes in finished:
-        todo = [b for b in boxes if (key, int(b[0]), *map(float, b[1:])) not in _CLICK_BOXES]
+        todo = [b for b in boxes if _pair(key, b) not in _CLICK_BOXES]
         if not todo or enc.cached(key) is None:
             continue
         image = load_image(path)  # not _image's cache: that is the requests' thread's
@@ -237,11 +237,17 @@ def _learn_click_boxes(folder: str, num_classes: int, sizes: dict, finished: lis
         if fitter is None:  # its own: the click's predictors keep their images
             fitter = SimilarityDetector(num_classes, enc)
         fitter.set_image(image, key=key)
-        for c, x0, y0, x1, y1 in todo:
-            sam = fitter.clicked_box((x0 + x1) / 2, (y0 + y1) / 2, int(c), sizes)
-            _CLICK_BOXES[(key, int(c), float(x0), float(y0), float(x1), float(y1))] = sam
+        for b in todo:
+            _, x0, y0, x1, y1 = b
+            _CLICK_BOXES[_pair(key, b)] = fitter.clicked_box((x0 + x1) / 2, (y0 + y1) / 2, int(b[0]), sizes)
         while len(_CLICK_BOXES) > CLICK_BOXES_KEPT:
             _CLICK_BOXES.popitem(last=False)
+
+
+def _pair(key: str, box: list) -> tuple:
+    """The :data:`_CLICK_BOXES` key of the person's ``box`` ``[class, x0, y0, x1, y1]`` on
+    the image of embedding ``key``."""
+    return (key, int(box[0]), *map(float, box[1:]))
 
 
 def _offsets(finished: list | None):
@@ -250,11 +256,11 @@ def _offsets(finished: list | None):
 
     labels, theirs, sam = [], [], []
     for key, _, boxes in finished or []:
-        for c, *box in boxes:
-            found = _CLICK_BOXES.get((key, int(c), *map(float, box)))
+        for b in boxes:
+            found = _CLICK_BOXES.get(_pair(key, b))
             if found is not None:
-                labels.append(int(c))
-                theirs.append(box)
+                labels.append(int(b[0]))
+                theirs.append(b[1:])
                 sam.append(found)
     return EdgeOffsets.fit(np.array(labels), np.array(theirs), np.array(sam)) if labels else None
 
