@@ -31,6 +31,7 @@ import httpx
 import numpy as np
 from _browser import chromium_page, log_in, screen
 from _server import ServerProcess
+from _walk import finish, part_names, wait_for_round
 
 from fewclick.io import read_dataset
 from fewclick.metrics.detection import box_iou
@@ -61,8 +62,7 @@ def _walk(server: ServerProcess, args) -> list[dict]:
     pid = project["id"]
     api.patch(f"/api/projects/{pid}", json={"auto_train_every": 0, "queue_train_every": 0}).raise_for_status()
     truth = {r.file_name: r.objects for r in read_dataset(args.data).images}
-    names = sorted(truth)
-    names = names[3::4] if args.part == "test" else [n for i, n in enumerate(names) if i % 4 != 3]
+    names = part_names(list(truth), args.part)
     images = {im["file_name"]: im for im in api.get(f"/api/projects/{pid}/images").json()}
     order = [images[n] for n in names if n in images and len(truth[n])]
     cls = {c["position"]: c["id"] for c in project["classes"]}
@@ -74,51 +74,17 @@ def _walk(server: ServerProcess, args) -> list[dict]:
     with chromium_page((1400, 900)) as page:
         log_in(page, server.base, USER, PASSWORD)
         for n, image in enumerate(order[:last], start=1):
-            _finish(api, image, truth[image["file_name"]], cls)
+            finish(api, image, truth[image["file_name"]], cls)
             if n == 2:
                 api.post(f"/api/projects/{pid}/trainer", json={"action": "start"}).raise_for_status()
             if n in args.at:
-                round_ = _wait_for_round(server, pid, n, args.timeout)
+                round_ = wait_for_round(server.data, pid, n, args.timeout)
                 nxt = order[n]
                 stop = _look(page, server, api, pid, nxt, truth[nxt["file_name"]], cls, n, args)
                 stop["round"] = round_
                 stops.append(stop)
                 print(json.dumps({k: v for k, v in stop.items() if k != "round"}), flush=True)
     return stops
-
-
-def _finish(api: httpx.Client, image: dict, gt, cls: dict) -> None:
-    """The image is opened (prepared: SAM's embedding, as the page asks for it), its reference
-    boxes become the user's own, and it is marked done."""
-    deadline = time.monotonic() + 600
-    while not api.post(f"/api/images/{image['id']}/prepare").raise_for_status().json()["ready"]:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"image {image['file_name']} was not encoded within 600 s")
-        time.sleep(1)
-    keep = ~np.asarray(gt.ignore, bool)
-    create = [
-        {"class_id": cls[int(c)], "geometry": {"box": b.tolist()}}
-        for b, c in zip(gt.boxes[keep], gt.labels[keep])
-    ]
-    revision = api.get(f"/api/images/{image['id']}").json()["revision"]
-    body = {"revision": revision, "create": create}
-    api.post(f"/api/images/{image['id']}/annotations/batch", json=body).raise_for_status()
-    api.patch(f"/api/images/{image['id']}", json={"status": "done"}).raise_for_status()
-
-
-def _wait_for_round(server: ServerProcess, pid: int, finished: int, timeout: float) -> dict | None:
-    """The trainer's newest round once one has trained (and been scored) on the images
-    finished so far; None (and a line saying so) if none did within ``timeout`` seconds."""
-    state = server.data / "models" / str(pid) / "trainer" / "state.json"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if state.is_file():
-            rounds = json.loads(state.read_text())["rounds"]
-            if rounds and rounds[-1]["train_images"] + rounds[-1]["held_out_images"] >= finished:
-                return {k: v for k, v in rounds[-1].items() if k != "path"}
-        time.sleep(10)
-    print(f"after {finished} finished images: no round within {timeout} s", flush=True)
-    return None
 
 
 def _look(page, server, api, pid, image, gt, cls, finished: int, args) -> dict:

@@ -134,3 +134,52 @@ def test_click_boxes_are_learnt_on_encoded_finished_images_only_and_fit_the_offs
     worker.learn_click_boxes("cache", 2, {}, finished)
     embeddings.background(int).result(timeout=60)  # the encoding thread's work before it is done
     assert asked == ["encoded"], "pairs learnt once are not learnt again"
+
+
+def test_work_asked_for_later_runs_in_the_worker_and_a_failure_of_it_harms_no_request(tmp_path):
+    handle = WorkerHandle()
+    try:
+        handle.later(os.mkdir, str(tmp_path / "made"))
+        handle.later(os.mkdir, str(tmp_path / "made"))  # FileExistsError: logged, nothing else
+        assert asyncio.run(handle.run(os.path.isdir, str(tmp_path / "made")))
+        assert asyncio.run(handle.run(abs, -7)) == 7
+    finally:
+        handle.close()
+
+
+@pytest.mark.parametrize(
+    "method, waits_for_sam", [("imagenet", False), ("scratch", False), ("pretrained", True)]
+)
+def test_only_a_detector_on_sams_features_waits_for_the_images_embedding(monkeypatch, method, waits_for_sam):
+    """The proposals on open of an ImageNet or scratch detector need no SAM embedding: the
+    worker sets its image without waiting for one (SAM may still be encoding it)."""
+    given = []
+
+    class Detector:
+        classes = ["a"]
+
+        def __init__(self):
+            self.method = method
+
+        def predict(self, clicks):
+            return Detections.empty()
+
+    monkeypatch.setattr(worker, "_PREDICTORS", {("detect", "m.pt"): Detector()})
+
+    def encoded(key, make, path, encoding):
+        given.append(encoding)
+        return worker._PREDICTORS[key]
+
+    monkeypatch.setattr(worker, "_encoded", encoded)
+    out = worker.detect("im.png", "m.pt", ["a"], [], {}, ("cache", "key"))
+    assert out["method"] == method and out["boxes"] == []
+    assert given == [("cache", "key") if waits_for_sam else None]
+
+
+def test_ready_for_clicks_sets_the_training_free_start_on_the_image(monkeypatch):
+    given = []
+    monkeypatch.setattr(
+        worker, "_encoded", lambda key, make, path, encoding: given.append((key, path, encoding))
+    )
+    worker.ready_for_clicks("im.png", ("cache", "key"), 3)
+    assert given == [(("similar", "cache", 3), "im.png", ("cache", "key"))]

@@ -10,6 +10,7 @@ and handed to handlers as FastAPI dependencies:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from fewclick.server import db, processes, tiles, worker
 from fewclick.server.db import Image
 
 DEFAULT_MAX_UPLOAD_MB = 256
+log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5  # what a 503 for a locked database asks the client to wait
 
 
@@ -87,9 +89,25 @@ class WorkerHandle:
             self._worker = worker.ModelWorker()
             raise HTTPException(503, "the model worker stopped and was restarted: try again") from None
 
+    def later(self, fn, *args) -> None:
+        """``fn(*args)`` in the worker process, not waited for: work ahead of a request that
+        will need it. A failure is logged (the request that needs the work does it again)."""
+        if self._worker is None:
+            self._worker = worker.ModelWorker()
+        try:
+            future = self._worker.submit(fn, *args)
+        except BrokenProcessPool:
+            return  # the next run() replaces the process
+        future.add_done_callback(_log_failure)
+
     def close(self) -> None:
         if self._worker is not None:
             self._worker.close()
+
+
+def _log_failure(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("work ahead of a request failed: %r", future.exception())
 
 
 def database_busy() -> HTTPException:

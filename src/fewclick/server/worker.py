@@ -136,7 +136,13 @@ def detect(
 
             return ClickDetector.load(model, encoder=embeddings.encoder(encoding[0]) if encoding else None)
 
-        predictor = _encoded(("detect", model), make, path, encoding)
+        key = ("detect", model)
+        if key not in _PREDICTORS:
+            _PREDICTORS[key] = make()
+        # only a detector on SAM's features waits for the image's embedding: an ImageNet or
+        # scratch one answers while SAM still encodes (its clicks' own boxes wait for it)
+        sam_features = _PREDICTORS[key].method == "pretrained"
+        predictor = _encoded(key, make, path, encoding if sam_features else None)
         method, classes = predictor.method, list(predictor.classes)
         if classes != list(names):
             return {
@@ -151,14 +157,7 @@ def detect(
         if encoding is not None:  # a click the detector left unboxed: SAM's box from it
             det = _own_boxes(det, c, path, encoding, num_classes, sizes, offsets)
     elif encoding is not None:
-        from fewclick.predict.similar import SimilarityDetector
-
-        def make():
-            from fewclick.server import embeddings
-
-            return SimilarityDetector(num_classes, embeddings.encoder(encoding[0]))
-
-        predictor = _encoded(("similar", encoding[0], num_classes), make, path, encoding)
+        predictor = _similar(path, encoding, num_classes)
         det = predictor.predict(c, sizes=sizes, limit=limit)
         if offsets:  # every box of the training-free start is a SAM click box, or sized as one
             det = Detections(offsets.apply(det.boxes, det.labels), det.scores, det.labels)
@@ -188,23 +187,37 @@ def _own_boxes(
     click it left without one: SAM's from the click, by the training-free start's code,
     moved by ``offsets`` (an :class:`~fewclick.predict.own_box.EdgeOffsets`) when given."""
     from fewclick.predict.own_box import unboxed_clicks, with_own_boxes
-    from fewclick.predict.similar import SimilarityDetector
 
     missing = unboxed_clicks(det, clicks)
     if not missing:
         return det
-
-    def make():
-        from fewclick.server import embeddings
-
-        return SimilarityDetector(num_classes, embeddings.encoder(encoding[0]))
-
-    similar = _encoded(("similar", encoding[0], num_classes), make, path, encoding)
+    similar = _similar(path, encoding, num_classes)
     own = {i: similar.clicked_box(*clicks.xy[i], clicks.labels[i], sizes) for i in missing}
     if offsets:
         moved = offsets.apply(np.stack(list(own.values())), clicks.labels[missing])
         own = dict(zip(own, moved))
     return with_own_boxes(det, clicks, own)
+
+
+def _similar(path: str, encoding: tuple[str, str], num_classes: int):
+    """The training-free start (:class:`~fewclick.predict.similar.SimilarityDetector`) holding
+    the image at ``path``: it serves clicks before a detector is trained, and boxes a trained
+    detector's click that it left unboxed (:func:`_own_boxes`)."""
+
+    def make():
+        from fewclick.predict.similar import SimilarityDetector
+        from fewclick.server import embeddings
+
+        return SimilarityDetector(num_classes, embeddings.encoder(encoding[0]))
+
+    return _encoded(("similar", encoding[0], num_classes), make, path, encoding)
+
+
+def ready_for_clicks(path: str, encoding: tuple[str, str], num_classes: int) -> None:
+    """Set the training-free start on the image ahead of its first click (its embedding read
+    and its similarity maps made), so that a trained detector's first click that needs SAM's
+    box does not pay for it: asked for once the proposals on open are answered."""
+    _similar(path, encoding, num_classes)
 
 
 def learn_click_boxes(folder: str, num_classes: int, sizes: dict, finished: list) -> None:

@@ -88,6 +88,8 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
     trained_for = result.pop("classes")
     if trained_for not in (None, names):
         raise HTTPException(409, _other_classes(model.version, trained_for, names))
+    if sam and not clicks:  # the proposals on open: the first click's SAM set up meanwhile
+        models.later(worker.ready_for_clicks, image.path, _sam_image(config, image), len(names))
     result["labels"] = [class_of[int(label)] for label in result["labels"]]
     result["fitted_classes"] = [class_of[k] for k in result.get("fitted_classes", [])]
     result["model_version"] = version.version if version else None

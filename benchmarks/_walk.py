@@ -1,0 +1,61 @@
+"""A project walked through the API as its person leaves it: images finished with their
+reference boxes (after being prepared, as the page asks), and the background trainer's
+rounds waited for. ``screenshots_trainer.py`` and ``click_latency.py`` share it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+
+def part_names(names: list[str], part: str) -> list[str]:
+    """The file names of ``part`` ("test": every 4th by name, from the 4th; "train": the rest),
+    the split every campaign benchmark uses."""
+    names = sorted(names)
+    return names[3::4] if part == "test" else [n for i, n in enumerate(names) if i % 4 != 3]
+
+
+def prepared(api: httpx.Client, image: dict, timeout: float = 600) -> float:
+    """Ask for the image's preparation (SAM's embedding) until it is ready, as the page polls;
+    the seconds it took."""
+    started = time.monotonic()
+    while not api.post(f"/api/images/{image['id']}/prepare").raise_for_status().json()["ready"]:
+        if time.monotonic() - started > timeout:
+            raise SystemExit(f"image {image['file_name']} was not encoded within {timeout:g} s")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def finish(api: httpx.Client, image: dict, gt, cls: dict) -> None:
+    """The image is opened (prepared), its reference boxes become the user's own (ignore-type
+    objects left out), and it is marked done."""
+    prepared(api, image)
+    keep = ~np.asarray(gt.ignore, bool)
+    create = [
+        {"class_id": cls[int(c)], "geometry": {"box": b.tolist()}}
+        for b, c in zip(gt.boxes[keep], gt.labels[keep])
+    ]
+    revision = api.get(f"/api/images/{image['id']}").json()["revision"]
+    body = {"revision": revision, "create": create}
+    api.post(f"/api/images/{image['id']}/annotations/batch", json=body).raise_for_status()
+    api.patch(f"/api/images/{image['id']}", json={"status": "done"}).raise_for_status()
+
+
+def wait_for_round(data: Path, pid: int, finished: int, timeout: float) -> dict | None:
+    """The trainer's newest round once one has trained (and been scored) on the ``finished``
+    images so far (the app's folder ``data``); None (and a line saying so) if none did
+    within ``timeout`` seconds."""
+    state = data / "models" / str(pid) / "trainer" / "state.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if state.is_file():
+            rounds = json.loads(state.read_text())["rounds"]
+            if rounds and rounds[-1]["train_images"] + rounds[-1]["held_out_images"] >= finished:
+                return {k: v for k, v in rounds[-1].items() if k != "path"}
+        time.sleep(10)
+    print(f"after {finished} finished images: no round within {timeout:g} s", flush=True)
+    return None
