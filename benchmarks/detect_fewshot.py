@@ -102,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     counts = sorted(set(args.images))
     if counts[-1] > len(train_set):
         raise SystemExit(f"--images asks for {counts[-1]} training images; {args.train} has {len(train_set)}")
-    encode_s = _encode_all(encoder, train_set, counts[-1], items, work)
+    # only the methods on SAM's features need the images encoded (ImageNet and scratch do not)
+    uses_sam = bool({"pretrained", "training_free"} & set(args.methods))
+    encode_s = _encode_all(encoder, train_set, counts[-1], items, work) if uses_sam else [0.0] * counts[-1]
     protocol = ProtocolConfig(sessions=2 if args.quick else args.sessions, seed=args.seed, ks=KS)
     budget = args.budget_seconds
     steps = {m: max(int(round(budget / s)), 1) for m, s in IDLE_SECONDS_PER_STEP.items()}
