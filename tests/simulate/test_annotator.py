@@ -5,12 +5,14 @@ import pytest
 
 from fewclick.simulate.annotator import (
     COST_SECONDS,
+    ClickMemory,
     apply,
     at_manual_quality,
     finish,
     manual,
     match,
     next_click,
+    work_left,
 )
 from fewclick.types import Objects
 
@@ -77,6 +79,48 @@ def test_manual_drawing_is_a_drag_an_object_and_a_class_key_per_class_change():
 def test_the_next_click_is_the_largest_missed_object():
     assert next_click(GT, GT.boxes[:1], GT.labels[:1]) == 3
     assert next_click(GT, GT.boxes[:4], GT.labels[:4]) is None
+
+
+def test_the_next_click_keeps_to_the_classes_worth_clicking():
+    assert next_click(GT, GT.boxes[:1], GT.labels[:1], classes=[0]) == 1, "class 1's objects are drawn"
+    assert next_click(GT, GT.boxes[:2], GT.labels[:2], classes=[0]) is None
+    assert next_click(GT, GT.boxes[:1], GT.labels[:1], classes=[]) is None
+
+
+def test_the_work_left_prices_the_plan_and_enter_when_a_proposal_needs_a_fix():
+    nothing = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    assert work_left(GT, *nothing, current_class=0) == pytest.approx(manual(GT, 0).seconds())
+    assert work_left(GT, GT.boxes[:4], GT.labels[:4], current_class=0) == 0
+    stray = (
+        np.concatenate([GT.boxes[:4], [[200, 200, 220, 220]]]).astype(np.float32),
+        np.array([0, 0, 1, 1, 0]),
+    )
+    fix = COST_SECONDS["accept"] + COST_SECONDS["click"] + COST_SECONDS["delete"]
+    assert work_left(GT, *stray, current_class=0) == pytest.approx(fix)
+
+
+@pytest.mark.parametrize(
+    "gains, image, worth",
+    [
+        ([], 0, True),  # never clicked: worth a try
+        ([3.0], 1, True),
+        ([-2.0, 1.0], 1, False),  # saved nothing on average
+        ([-2.0, 1.0], 3, True),  # 3 images without a click of it: tried again
+    ],
+)
+def test_a_class_is_clicked_while_its_clicks_save_time(gains, image, worth):
+    memory = ClickMemory(window=4, retry=3)
+    for g in gains:
+        memory.remember(1, 0, g)
+    assert memory.worth(1, image) is worth
+    assert memory.worth(0, image), "another class keeps its own record"
+
+
+def test_a_class_remembers_only_its_last_clicks():
+    memory = ClickMemory(window=2)
+    for g in (-5.0, -5.0, 1.0, 1.0):
+        memory.remember(0, 4, g)
+    assert memory.gains[0] == [1.0, 1.0] and memory.worth(0, 5)
 
 
 def test_a_polygon_has_a_vertex_a_corner_and_manual_masks_group_by_class():

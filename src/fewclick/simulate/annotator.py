@@ -287,13 +287,50 @@ def manual(gt: Objects, current_class: int | None) -> Plan:
     return finish(gt, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), current_class)
 
 
-def next_click(gt: Objects, boxes: np.ndarray, labels: np.ndarray) -> int | None:
-    """The required object to click next: the largest one no box matches (None: none)."""
+def next_click(gt: Objects, boxes: np.ndarray, labels: np.ndarray, classes=None) -> int | None:
+    """The required object to click next: the largest one no box matches, of one of
+    ``classes`` (class indices; None: any) (None: none)."""
     todo = missed(gt, boxes, labels)
+    if classes is not None:
+        todo = todo[np.isin(gt.labels[todo], list(classes))]
     if not len(todo):
         return None
     b = gt.boxes[todo]
     return int(todo[int(np.argmax((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])))])
+
+
+def work_left(gt: Objects, boxes: np.ndarray, labels: np.ndarray, current_class: int | None) -> float:
+    """The seconds that finish the image from the proposals shown (``boxes`` / ``labels``):
+    :func:`finish`'s plan, and Enter first when it fixes a proposal."""
+    plan = finish(gt, boxes, labels, current_class)
+    enter = len(boxes) > 0 and plan.fixes_proposals
+    return plan.seconds() + enter * COST_SECONDS["accept"]
+
+
+@dataclass
+class ClickMemory:
+    """What a person remembers of their own clicks, and so whether they click: per class, the
+    seconds each of its last ``window`` clicks saved (the work left before it, less the work
+    left after it and the click itself; a person sees both). A class whose remembered clicks
+    saved nothing on average is drawn instead of clicked, and tried again once ``retry``
+    images went by without a click of it (the detector keeps learning). A class never
+    clicked is worth a try."""
+
+    window: int = 4
+    retry: int = 3
+    gains: dict[int, list[float]] = field(default_factory=dict)
+    tried: dict[int, int] = field(default_factory=dict)  # class -> the image of its last click
+
+    def worth(self, cls: int, image: int) -> bool:
+        """Whether the person clicks an object of class ``cls`` on their ``image``-th image."""
+        seen = self.gains.get(cls)
+        if not seen or image - self.tried[cls] >= self.retry:
+            return True
+        return float(np.mean(seen)) > 0
+
+    def remember(self, cls: int, image: int, saved_seconds: float) -> None:
+        self.gains[cls] = [*self.gains.get(cls, []), float(saved_seconds)][-self.window :]
+        self.tried[cls] = image
 
 
 def at_manual_quality(gt: Objects, boxes: np.ndarray, labels: np.ndarray) -> bool:
@@ -309,6 +346,7 @@ __all__ = [
     "COST_SOURCES",
     "MATCH_IOU",
     "Action",
+    "ClickMemory",
     "Plan",
     "apply",
     "at_manual_quality",
@@ -322,4 +360,5 @@ __all__ = [
     "missed",
     "next_click",
     "required",
+    "work_left",
 ]
