@@ -59,3 +59,32 @@ def wait_for_round(data: Path, pid: int, finished: int, timeout: float) -> dict 
         time.sleep(10)
     print(f"after {finished} finished images: no round within {timeout:g} s", flush=True)
     return None
+
+
+def with_server(work: Path, data: Path, walk):
+    """``walk(server)`` against ``fewclick serve`` in ``work`` (reading datasets beside
+    ``data``), stopped afterwards; a SIGTERM stops it too, with its trainer."""
+    import signal
+    import sys
+
+    from _server import ServerProcess
+
+    server = ServerProcess(work, data_roots=[data.resolve().parent])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    server.start()
+    try:
+        return walk(server)
+    finally:
+        server.stop()
+
+
+def reference_project(server, data: Path, name: str, user: tuple[str, str]) -> tuple[httpx.Client, dict]:
+    """A client of a new admin ``user`` (name, password) and a project of ``data``'s images
+    with its annotations as hidden reference, which never trains by itself."""
+    api = httpx.Client(base_url=server.base, headers=server.add_user(user[0], "admin", user[1]), timeout=900)
+    body = {"name": name, "dataset": str(data.resolve()), "reference": True}
+    project = api.post("/api/projects", json=body).raise_for_status().json()["project"]
+    api.patch(
+        f"/api/projects/{project['id']}", json={"auto_train_every": 0, "queue_train_every": 0}
+    ).raise_for_status()
+    return api, project

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -32,8 +31,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _server import ServerProcess
-from _walk import finish, part_names, prepared, wait_for_round
+from _walk import finish, part_names, prepared, reference_project, wait_for_round, with_server
 from _work import load_average, write_report
 
 from fewclick.io import read_dataset
@@ -43,24 +41,15 @@ USER, PASSWORD = "clicker", "a click beside the trainer"
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    server = ServerProcess(args.work / "app", data_roots=[args.data.resolve().parent])
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed: the server (and its trainer) stop too
-    server.start()
-    try:
-        report = _measure(server, args)
-    finally:
-        server.stop()
+    report = with_server(args.work / "app", args.data, lambda server: _measure(server, args))
     write_report(report, args.out)
     print(json.dumps(report["summary"], indent=1))
     return 0
 
 
-def _measure(server: ServerProcess, args) -> dict:
-    api = httpx.Client(base_url=server.base, headers=server.add_user(USER, "admin", PASSWORD), timeout=900)
-    body = {"name": f"{args.data.name} clicks", "dataset": str(args.data.resolve()), "reference": True}
-    project = api.post("/api/projects", json=body).raise_for_status().json()["project"]
+def _measure(server, args) -> dict:
+    api, project = reference_project(server, args.data, f"{args.data.name} clicks", (USER, PASSWORD))
     pid = project["id"]
-    api.patch(f"/api/projects/{pid}", json={"auto_train_every": 0, "queue_train_every": 0}).raise_for_status()
     truth = {r.file_name: r.objects for r in read_dataset(args.data).images}
     images = {im["file_name"]: im for im in api.get(f"/api/projects/{pid}/images").json()}
     cls = {c["position"]: c["id"] for c in project["classes"]}

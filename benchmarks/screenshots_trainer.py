@@ -22,16 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 from _browser import chromium_page, log_in, screen
-from _server import ServerProcess
-from _walk import finish, part_names, wait_for_round
+from _walk import finish, part_names, reference_project, wait_for_round, with_server
 
 from fewclick.io import read_dataset
 from fewclick.metrics.detection import box_iou
@@ -42,25 +39,16 @@ USER, PASSWORD = "walker", "a walk through the images"
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    server = ServerProcess(args.work / "app", data_roots=[args.data.resolve().parent])
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # killed: the server (and its trainer) stop too
-    server.start()
-    try:
-        stops = _walk(server, args)
-    finally:
-        server.stop()
+    stops = with_server(args.work / "app", args.data, lambda server: _walk(server, args))
     path = args.out / f"trainer_{args.data.name}.json"
     path.write_text(json.dumps(stops, indent=1) + "\n")
     print(f"wrote {path}")
     return 0
 
 
-def _walk(server: ServerProcess, args) -> list[dict]:
-    api = httpx.Client(base_url=server.base, headers=server.add_user(USER, "admin", PASSWORD), timeout=900)
-    body = {"name": f"{args.data.name} walk", "dataset": str(args.data.resolve()), "reference": True}
-    project = api.post("/api/projects", json=body).raise_for_status().json()["project"]
+def _walk(server, args) -> list[dict]:
+    api, project = reference_project(server, args.data, f"{args.data.name} walk", (USER, PASSWORD))
     pid = project["id"]
-    api.patch(f"/api/projects/{pid}", json={"auto_train_every": 0, "queue_train_every": 0}).raise_for_status()
     truth = {r.file_name: r.objects for r in read_dataset(args.data).images}
     names = part_names(list(truth), args.part)
     images = {im["file_name"]: im for im in api.get(f"/api/projects/{pid}/images").json()}
