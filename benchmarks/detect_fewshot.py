@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = args.budget_seconds
     steps = {m: max(int(round(budget / s)), 1) for m, s in IDLE_SECONDS_PER_STEP.items()}
     seeds = [args.seed + i for i in range(args.seeds)]
+    options = {"imagenet_bn": args.imagenet_bn, "input_scale": args.input_scale}
     report = {
         "train": str(args.train),
         "test": str(args.test),
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "budget_seconds": budget,
         "seeds": seeds,
         "imagenet_bn": args.imagenet_bn,
+        "input_scale": args.input_scale,
         "steps": steps,
         "idle_seconds_per_step": IDLE_SECONDS_PER_STEP,
         "sessions": protocol.sessions,
@@ -136,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             for seed in seeds if n else seeds[:1]:
                 started = time.perf_counter()
                 folder = work / (f"{method}_{n}" if seed == seeds[0] else f"{method}_{n}_seed{seed}")
-                predictor = _train(method, subset, encoder, folder, steps, seed, args.imagenet_bn)
+                predictor = _train(method, subset, encoder, folder, steps, seed, options)
                 seconds.append(time.perf_counter() - started if n else 0.0)
                 runs.append(
                     run_protocol(
@@ -185,9 +187,10 @@ def _train(
     out: Path,
     steps: dict,
     seed: int,
-    imagenet_bn: str = "frozen",
+    options: dict | None = None,
 ):
-    """The predictor of ``method`` trained on ``subset`` (the training-free one for n = 0)."""
+    """The predictor of ``method`` trained on ``subset`` (the training-free one for n = 0);
+    ``options``: :class:`TrainConfig` fields of the scratch and ImageNet runs."""
     classes = subset.classes
     if method == "training_free":
         return SimilarityDetector(len(classes), encoder)
@@ -212,9 +215,13 @@ def _train(
         seed=seed,
         val_every=10**9,
         threads=torch.get_num_threads(),
-        imagenet_bn=imagenet_bn,
+        **(options or {}),
     )
     return ClickDetector.load(train_detector(subset, out, config, train, log=lambda _: None))
+
+
+def _scale(text: str) -> float | str:
+    return text if text == "auto" else float(text)
 
 
 def _pixels(rec) -> np.ndarray:
@@ -378,6 +385,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=["frozen", "train"],
         default="frozen",
         help="the ImageNet backbone's batch-norm statistics: kept (frozen) or learned (train)",
+    )
+    p.add_argument(
+        "--input-scale",
+        type=_scale,
+        default="auto",
+        help="factor the images are resized by (scratch, imagenet): a number, or auto (small objects larger)",
     )
     p.add_argument("--calibrate", action="store_true", help="measure seconds per step and stop")
     p.add_argument(

@@ -451,3 +451,21 @@ def geometry_only(objects: Objects, oriented: bool = True) -> Objects:
         difficult=objects.difficult,
         extra=objects.extra,
     )
+
+
+def scaled_geometry(objects: Objects, scale: float) -> Objects:
+    """``objects``' geometry (as :func:`geometry_only`) with every coordinate multiplied by
+    ``scale``: the objects of the image resized by that factor (angles unchanged)."""
+    rboxes = None
+    if objects.rboxes is not None:
+        rboxes = objects.rboxes.copy()
+        rboxes[:, :4] *= scale
+    return Objects(
+        objects.labels,
+        objects.boxes * scale,
+        rboxes=rboxes,
+        points=None if objects.points is None else objects.points * scale,
+        ignore=objects.ignore,
+        difficult=objects.difficult,
+        extra=objects.extra,
+    )

@@ -199,3 +199,27 @@ def test_protocol_on_points_only_data():
 def test_clicks_container_errors_are_value_errors():
     with pytest.raises(ValueError):
         Clicks(np.zeros((1, 2)), [0, 1], [True])
+
+
+def test_a_detector_at_input_scale_2_sees_the_image_enlarged_twice(checkpoint, scenes):
+    """The same network given the image at input scale 2, and given the image resized twice
+    by the same code at scale 1: the same detections, in the one's pixels and the other's."""
+    from fewclick.models.pixels import resized
+
+    net, ckpt = load_detector(checkpoint)
+    image = scenes[1][0][0]
+    click = [Click(40.0, 50.0, 0)]
+    at2 = ClickDetector(net, ckpt["classes"], input_scale=2.0)
+    at2.set_image(image)
+    big = ClickDetector(net, ckpt["classes"])
+    big.set_image(resized(image, 2.0))
+    mine, theirs = at2.predict(click), big.predict([Click(80.0, 100.0, 0)])
+    assert len(mine) == len(theirs) > 0
+    np.testing.assert_allclose(mine.boxes * 2, theirs.boxes, atol=1e-3)
+    np.testing.assert_allclose(mine.scores, theirs.scores, atol=1e-5)
+
+
+def test_a_bad_input_scale_is_refused(checkpoint):
+    net, ckpt = load_detector(checkpoint)
+    with pytest.raises(ValueError, match="positive input scale"):
+        ClickDetector(net, ckpt["classes"], input_scale=0.0)

@@ -266,3 +266,57 @@ def test_weighted_regression_terms_scale_with_the_weights_and_flips_keep_them():
         assert float(half[term]) == pytest.approx(0.5 * float(full[term]), rel=1e-5)
     flipped = flip_objects(objs, 64, np.array([True, False, True]))
     assert flipped.extra[LOSS_WEIGHT].tolist() == [0.5, 0.5]
+
+
+@pytest.mark.parametrize(
+    "sides, expected",
+    [
+        ([25, 25, 30], 2.0),  # hit_uav's persons: enlarged twice, at most
+        ([10, 12], 2.0),
+        ([30, 32, 34], 1.5),  # 48 / 32, in steps of 0.5
+        ([40, 60], 1.0),  # 48 / 50 under 1: as they are
+        ([100, 120], 1.0),
+        ([], 1.0),  # nothing to measure
+    ],
+)
+def test_the_input_scale_brings_the_median_object_towards_48_px(sides, expected):
+    from fewclick.train.detect import auto_input_scale
+
+    boxes = [[0, 0, s, s / 2] for s in sides]
+    objects = Objects(np.zeros(len(sides), np.int64), np.array(boxes, np.float32).reshape(-1, 4))
+    assert auto_input_scale([objects]) == expected
+
+
+def test_ignore_type_objects_do_not_set_the_input_scale():
+    from fewclick.train.detect import auto_input_scale
+
+    objects = Objects(
+        [0, 0, 0], [[0, 0, 20, 20], [0, 0, 20, 20], [0, 0, 300, 300]], ignore=[False, False, True]
+    )
+    assert auto_input_scale([objects]) == 2.0
+
+
+def test_the_input_scale_is_kept_with_the_model_and_a_warm_start_takes_its_starts(tiny_data, tmp_path):
+    """``auto`` on the synthetic scene's small objects enlarges them; the checkpoint carries the
+    scale to the predictor; a warm start keeps it though its data would ask for another; a
+    number given is used as it is."""
+    from fewclick.predict.detect import ClickDetector
+    from fewclick.train.detect import auto_input_scale
+
+    cfg = detector_config_for(tiny_data, "plain", **TINY)
+    wanted = auto_input_scale([r.objects for r in tiny_data.images])
+    assert wanted > 1, "the synthetic scene's objects are small"
+    train = TrainConfig(steps=1, crop=64, batch_size=1, warmup_steps=1, input_scale="auto")
+    first = train_detector(tiny_data, tmp_path / "a", cfg, train, log=lambda _: None)
+    assert torch.load(first, weights_only=False)["predictor"] == {"input_scale": wanted}
+    assert ClickDetector.load(first).input_scale == wanted
+    warm = TrainConfig(**{**train.__dict__, "init": str(first)})
+    big = make_dataset("aerial", 1, seed=5, width=96, height=96)
+    for r in big.images:
+        r.objects = Objects(r.objects.labels, r.objects.boxes * 0 + [0, 0, 90, 90])  # would ask for 1
+    second = train_detector(big, tmp_path / "b", cfg, warm, log=lambda _: None)
+    assert ClickDetector.load(second).input_scale == wanted
+    fixed = TrainConfig(**{**train.__dict__, "input_scale": 1.5})
+    assert ClickDetector.load(train_detector(tiny_data, tmp_path / "c", cfg, fixed)).input_scale == 1.5
+    with pytest.raises(ValueError, match="positive input scale"):
+        train_detector(tiny_data, tmp_path / "d", cfg, TrainConfig(**{**train.__dict__, "input_scale": 0}))

@@ -19,6 +19,7 @@ from fewclick.io.tiling import Tile, merge_detections, tile_grid
 from fewclick.metrics.detection import box_iou, rbox_iou
 from fewclick.models.clicks import ClickTensors
 from fewclick.models.detector import ClickDetectorNet, load_detector, normalise
+from fewclick.models.pixels import resized
 from fewclick.types import Click, Clicks, Detections, box_centers
 
 
@@ -65,7 +66,9 @@ class ClickDetector:
     ``sizes`` (class id -> [smallest, largest] side in the network's input pixels, from
     training) drives :attr:`DecodeConfig.size_factor`; its keys are the classes the
     detector saw, and a detector on pretrained features serves the others from the
-    training-free start (:attr:`DecodeConfig.unseen_to_training_free`).
+    training-free start (:attr:`DecodeConfig.unseen_to_training_free`). ``input_scale``: a
+    network on its own backbone (scratch, ImageNet) sees the image resized by this factor,
+    as it trained (:func:`fewclick.train.detect.auto_input_scale`: small objects enlarged).
     """
 
     def __init__(
@@ -77,15 +80,21 @@ class ClickDetector:
         overlap: int = 200,
         encoder=None,
         sizes: dict | None = None,
+        input_scale: float = 1.0,
     ) -> None:
         if net.config.backbone == "pretrained" and encoder is None:
             raise ValueError("a detector on pretrained features needs the pretrained image encoder")
+        if not (np.isfinite(input_scale) and input_scale > 0):
+            raise ValueError(f"expected a positive input scale, got {input_scale}")
+        if net.config.backbone == "pretrained" and input_scale != 1:
+            raise ValueError("a detector on pretrained features takes the encoder's input size, not a scale")
         # NHWC: oneDNN runs the 1 x 1 convolutions of a click about a third faster on a CPU.
         self.net = net.eval().to(memory_format=torch.channels_last)
         self.config = net.config
         self.classes = list(classes)
         self.decode = decode or DecodeConfig()
         self.tile_size, self.overlap = tile_size, overlap
+        self.input_scale = float(input_scale)
         self.encoder = encoder
         self.sizes = {int(k): (float(v[0]), float(v[1])) for k, v in (sizes or {}).items()}
         self._tiles: list[tuple[Tile, float, object]] | None = None
@@ -142,14 +151,15 @@ class ClickDetector:
             self._tiles, self._shape, self._clicks = cached, (h, w), Clicks.empty()
             self._image, self._similar_has_image = (image, key), False
             return
-        tiles = tile_grid(w, h, self.tile_size, self.overlap)
+        scale = self.input_scale  # tiles of tile_size network pixels
+        tiles = tile_grid(w, h, round(self.tile_size / scale), round(self.overlap / scale))
         with torch.inference_mode():
             for tile in tiles:
-                pixels = _pad16(normalise(image[tile.y0 : tile.y1, tile.x0 : tile.x1]))
+                pixels = _pad16(normalise(resized(image[tile.y0 : tile.y1, tile.x0 : tile.x1], scale)))
                 if self.config.method == "early-fusion":
-                    cached.append((tile, 1.0, pixels))  # clicks enter with the image: nothing to cache
+                    cached.append((tile, scale, pixels))  # clicks enter with the image: nothing to cache
                 else:
-                    cached.append((tile, 1.0, self.net.encode(pixels)))
+                    cached.append((tile, scale, self.net.encode(pixels)))
         self._tiles, self._shape, self._clicks = cached, (h, w), Clicks.empty()
 
     @property

@@ -18,7 +18,7 @@ import torch
 from fewclick.io.images import to_rgb8
 from fewclick.io.tiling import Tile, crop_objects, tile_grid
 from fewclick.predict.encoder import Embedding, ImageEncoder, pixel_key
-from fewclick.types import Objects, geometry_only
+from fewclick.types import Objects, geometry_only, scaled_geometry
 
 
 @dataclass(frozen=True)
@@ -79,22 +79,5 @@ def training_tiles(
     for t in image_features(encoder, image, key):
         inside = crop_objects(geometry_only(objects), t.tile, min_visible=0.7, cut_as_difficult=True)
         maps = [m[0].numpy().astype(np.float16) for m in t.maps()]
-        out.append((maps, _scaled(inside, t.scale), t.embedding.input_size))
+        out.append((maps, scaled_geometry(inside, t.scale), t.embedding.input_size))
     return out
-
-
-def _scaled(objects: Objects, scale: float) -> Objects:
-    """``objects`` (geometry only) with every coordinate multiplied by ``scale``."""
-    rboxes = None
-    if objects.rboxes is not None:
-        rboxes = objects.rboxes.copy()
-        rboxes[:, :4] *= scale
-    return Objects(
-        objects.labels,
-        objects.boxes * scale,
-        rboxes=rboxes,
-        points=None if objects.points is None else objects.points * scale,
-        ignore=objects.ignore,
-        difficult=objects.difficult,
-        extra=objects.extra,
-    )

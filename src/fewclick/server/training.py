@@ -381,7 +381,7 @@ def _train_scratch(
         data,
         out,
         detector_config_for(data, "c3det", backbone=backbone),
-        TrainConfig(budget_minutes=minutes, steps=steps),
+        TrainConfig(budget_minutes=minutes, steps=steps, input_scale="auto"),
         progress=progress,
     )
 

@@ -52,6 +52,9 @@ class ContinualConfig:
     threads: int = 1  # the trainer's share: one core, the other stays free for clicks
     crop: int = 256
     batch_size: int = 8
+    # the first round's input scale (later rounds keep their start's): "auto" enlarges small
+    # objects (:func:`fewclick.train.detect.auto_input_scale`)
+    input_scale: float | str = "auto"
 
 
 @dataclass
@@ -161,6 +164,7 @@ class ContinualTrainer:
             crop=self.config.crop,
             batch_size=self.config.batch_size,
             val_every=10**9,
+            input_scale=self.config.input_scale,
         )
         path = train_detector(train, out, self.detector_config, config, log=lambda _: None, progress=progress)
         score = self._score(path, held)

@@ -22,6 +22,7 @@ from fewclick.io.dataset import Dataset
 from fewclick.io.images import load_image
 from fewclick.models.clicks import ClickTensors
 from fewclick.models.detector import ClickDetectorNet, DetectorConfig, load_detector, normalise, save_detector
+from fewclick.models.pixels import resized
 from fewclick.train.common import (
     CALIBRATION_SKIP,
     CALIBRATION_STEPS,
@@ -32,7 +33,7 @@ from fewclick.train.common import (
 )
 from fewclick.train.detect_data import build_targets, make_sample, side_range
 from fewclick.train.detect_loss import DetectionCriterion
-from fewclick.types import Objects, geometry_only
+from fewclick.types import Objects, geometry_only, scaled_geometry
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ class TrainConfig:
     # whether its batch norms keep their ImageNet statistics ("frozen") or learn them ("train")
     imagenet_lr_scale: float = 0.1
     imagenet_bn: str = "frozen"
+    # the factor images are resized by before the network sees them (in training and, kept
+    # in the checkpoint, in prediction): a number, or "auto": the model's it warm-starts
+    # from, else :func:`auto_input_scale` of the training objects (small objects enlarged)
+    input_scale: float | str = 1.0
 
 
 @dataclass
@@ -78,6 +83,37 @@ def load_images(dataset: Dataset) -> list[TrainImage]:
         image = pixels if pixels is not None else load_image(rec.path)
         out.append(TrainImage(image, geometry_only(rec.objects)))
     return out
+
+
+#: :func:`auto_input_scale` enlarges images until their median object's longer side
+#: reaches this many pixels, by at most :data:`MAX_INPUT_SCALE` (4 times the pixels)
+TARGET_SIDE = 48.0
+MAX_INPUT_SCALE = 2.0
+
+
+def auto_input_scale(objects: list[Objects]) -> float:
+    """The input scale for these (training) objects: :data:`TARGET_SIDE` over the median
+    longer box side of the required ones, in steps of 0.5 from 1 (objects that large or
+    larger, or none with a box) to :data:`MAX_INPUT_SCALE`. At stride 4 an object 25 px
+    long is 6 cells; the ImageNet backbone's stride-16 features see it as under 2."""
+    sides = []
+    for o in objects:
+        keep = ~np.asarray(o.ignore, bool) & np.isfinite(o.boxes).all(1)
+        b = o.boxes[keep]
+        sides.append(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]))
+    sides = np.concatenate(sides) if sides else np.zeros(0)
+    sides = sides[sides > 0]
+    if not len(sides):
+        return 1.0
+    return float(np.clip(np.round(2 * TARGET_SIDE / np.median(sides)) / 2, 1.0, MAX_INPUT_SCALE))
+
+
+def scaled_images(images: list[TrainImage], scale: float) -> list[TrainImage]:
+    """``images`` resized by ``scale`` (:func:`fewclick.models.pixels.resized`, as the
+    predictor resizes), their objects with them."""
+    if scale == 1:
+        return images
+    return [TrainImage(resized(im.image, scale), scaled_geometry(im.objects, scale)) for im in images]
 
 
 def detector_config_for(dataset: Dataset, method: str, **overrides) -> DetectorConfig:
@@ -116,6 +152,11 @@ def train_detector(
     images = [im for im in load_images(dataset) if im.image.shape[0] >= 8 and im.image.shape[1] >= 8]
     if not images:
         raise ValueError("the training dataset has no usable images")
+    ckpt_path = out_dir / "last.pt"
+    scale = _input_scale(train, ckpt_path, images, config)
+    images = scaled_images(images, scale)
+    if scale != 1:
+        log(f"images resized by {scale:g}: their objects' median side was small")
     net = ClickDetectorNet(config).to(memory_format=torch.channels_last)
     if train.bf16 is None:
         train = replace(train, bf16=bf16_supported())
@@ -125,7 +166,6 @@ def train_detector(
     )
     rng = np.random.default_rng(train.seed)
     step, total, elapsed = 0, train.steps, 0.0
-    ckpt_path = out_dir / "last.pt"
     if ckpt_path.is_file():
         step, total, elapsed = _resume(ckpt_path, net, optim, rng, config, log)
     elif train.init is not None:
@@ -134,7 +174,10 @@ def train_detector(
         net.backbone.load_imagenet()
         log(f"started from the ImageNet weights of EfficientNet-{config.imagenet.capitalize()}")
     val_images = load_images(val) if val is not None and len(val) else []
-    sizes = side_range([im.objects for im in images], config.num_classes)
+    # per class [smallest, largest] side in network pixels (the predictor's size check), and
+    # the predictor's input scale
+    serving = {"sizes": side_range([im.objects for im in images], config.num_classes)}
+    serving["predictor"] = {"input_scale": scale}
     bar = tqdm(total=total, initial=step, desc=f"train {config.method}", unit="step", mininterval=2)
     started = time.perf_counter() - elapsed
     step_times: list[float] = []
@@ -167,9 +210,11 @@ def train_detector(
         pause = step == train.stop_after
         if total is not None and (step % train.val_every == 0 or step == total or pause):
             elapsed = time.perf_counter() - started
-            _save(ckpt_path, net, optim, rng, train, dataset.classes, step, total, elapsed, per_step, sizes)
+            _save(
+                ckpt_path, net, optim, rng, train, dataset.classes, (step, total, elapsed, per_step), serving
+            )
             if val_images and not pause:
-                log(f"step {step}/{total}: " + _validate(net, dataset.classes, val_images, config))
+                log(f"step {step}/{total}: " + _validate(net, dataset.classes, val_images, config, scale))
         if pause:
             break
     bar.close()
@@ -262,19 +307,22 @@ def _sample_clicks(samples) -> ClickTensors:
     )
 
 
-def _validate(net, classes, val_images, config: DetectorConfig) -> str:
+def _validate(net, classes, val_images, config: DetectorConfig, scale: float) -> str:
     """VOC07 mAP@0.5 on the validation images with 0 and 5 clicks (a fixed session).
     The one place training needs the predictor (to decode and score), so it is imported here."""
     from fewclick.predict.detect import ClickDetector, DecodeConfig
     from fewclick.protocols.detect import evaluate_at_clicks
 
-    predictor = ClickDetector(net, classes, DecodeConfig())
+    predictor = ClickDetector(net, classes, DecodeConfig(), input_scale=scale)
     ks = (0, 5) if config.uses_clicks else (0,)
     scores = evaluate_at_clicks(predictor, [(im.image, im.objects) for im in val_images], ks, seed=0)
     return ", ".join(f"val mAP@{k} clicks {v:.3f}" for k, v in zip(ks, scores))
 
 
-def _save(path: Path, net, optim, rng, train, classes, step, total, elapsed, per_step, sizes) -> None:
+def _save(path: Path, net, optim, rng, train, classes, progress: tuple, serving: dict) -> None:
+    """``progress``: step, total steps, seconds so far, seconds per step; ``serving``: what
+    the predictor reads (``sizes``, ``predictor``)."""
+    step, total, elapsed, per_step = progress
     save_detector(
         path,
         net,
@@ -287,8 +335,32 @@ def _save(path: Path, net, optim, rng, train, classes, step, total, elapsed, per
         seconds_per_step=per_step,  # the calibrated speed (None for a fixed step count)
         rng=rng.bit_generator.state,
         torch_rng=torch.get_rng_state(),
-        sizes=sizes,  # per class [smallest, largest] side: the predictor's size check
+        **serving,
     )
+
+
+def _input_scale(
+    train: TrainConfig, ckpt_path: Path, images: list[TrainImage], config: DetectorConfig
+) -> float:
+    """The factor the images are resized by: a resumed run's own, else the number given,
+    else ("auto") the warm start's, else :func:`auto_input_scale`; 1 on SAM's features."""
+    if ckpt_path.is_file():
+        return _stored_scale(ckpt_path)
+    if config.backbone == "pretrained":
+        return 1.0
+    if train.input_scale != "auto":
+        scale = float(train.input_scale)
+        if not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"expected a positive input scale or 'auto', got {train.input_scale!r}")
+        return scale
+    if train.init is not None:
+        return _stored_scale(Path(train.init))
+    return auto_input_scale([im.objects for im in images])
+
+
+def _stored_scale(path: Path) -> float:
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    return float(ckpt.get("predictor", {}).get("input_scale", 1.0))
 
 
 def _stored_speed(path: Path) -> float | None:
