@@ -91,3 +91,11 @@ def test_the_thresholds_of_least_work_per_class(boxes, scores, labels, expected)
 
 def test_a_class_with_objects_and_no_detections_shows_none():
     assert least_work_thresholds([GT], [_det([], [])], 1) == [NONE_SHOWN]
+
+
+def test_a_loose_box_saves_no_work():
+    # IoU 0.6 with the first object: a match at 0.5, but a person redraws it (KEPT_IOU 0.7),
+    # so showing it costs a delete and hides nothing missing
+    loose = _det([[0, 0, 10, 6]], [0.9])
+    assert least_work_thresholds([GT], [loose], 1, iou_threshold=0.5) == pytest.approx([0.9])
+    assert least_work_thresholds([GT], [loose], 1) == [NONE_SHOWN]

@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fewclick.extras import require
-from fewclick.metrics.detection import box_iou
+from fewclick.metrics.detection import KEPT_IOU, box_iou
 from fewclick.types import Objects
 
-MATCH_IOU = 0.7  # a box of the object's class this close is the object (manual quality)
+MATCH_IOU = KEPT_IOU  # a box of the object's class this close is the object (manual quality)
 NEAR_IOU = 0.3  # a leftover box this close to a missed object is dragged onto it, not deleted
 IGNORE_IOU = 0.5  # a box this close to an ignore-type object is neither required nor wrong
 MASK_IOU = 0.85  # a mask this close to its object is the object (mask mode's manual quality)
