@@ -14,6 +14,7 @@ this run). Then C3Det's protocol runs on H at k = 0, 1, 3, 5, 10, 20 clicks. Met
 - ``scratch``: today's C3Det, from scratch on the same n images in the same budget;
 - ``imagenet``: C3Det on EfficientNet-Lite0 from its ImageNet weights, fine-tuned end to end
   (the pretrained part at a tenth of the rate, its batch-norm statistics frozen), same budget;
+- ``imagenet_lite2``: the same on EfficientNet-Lite2 (larger, slower per step), same budget;
 - ``training_free``: the n = 0 curve, feature similarity to the clicked objects.
 
 With ``--seeds N`` every trained method runs N times (seeds ``--seed`` .. ``--seed + N - 1``):
@@ -67,9 +68,19 @@ BUDGET_S = 60.0
 #: 2026-11-23 by ``--calibrate`` (100 steps each on bccd and hit_uav: scratch 0.145 and 0.138).
 #: imagenet: 1.56 times scratch's time per step, measured side by side on 2026-11-25 (bccd,
 #: ``--calibrate`` at load 1.5-2: scratch 0.523 s, imagenet 0.818 s), at scratch's 0.14 s.
-IDLE_SECONDS_PER_STEP = {"pretrained": PRETRAINED_SECONDS_PER_STEP, "scratch": 0.14, "imagenet": 0.22}
+#: imagenet_lite2: 1.4 times imagenet's time per step, measured side by side on 2026-11-25 (hit_uav,
+#: 5 images, crops of 256, batches of 8, 2 x 30 steps each at load 4: Lite0 3.37 s, Lite2 4.73 s).
+LITE2_OVER_LITE0 = 1.4
+IDLE_SECONDS_PER_STEP = {
+    "pretrained": PRETRAINED_SECONDS_PER_STEP,
+    "scratch": 0.14,
+    "imagenet": 0.22,
+    "imagenet_lite2": round(0.22 * LITE2_OVER_LITE0, 3),
+}
 KS = (0, 1, 3, 5, 10, 20)
-METHODS = ("pretrained", "scratch", "imagenet", "training_free")
+METHODS = ("pretrained", "scratch", "imagenet", "imagenet_lite2", "training_free")
+#: the EfficientNet-Lite variant of each method on an ImageNet backbone
+IMAGENET_VARIANT = {"imagenet": "lite0", "imagenet_lite2": "lite2"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -206,8 +217,10 @@ def _train(
         train = PretrainedTrainConfig(steps=steps["pretrained"], seed=seed)
         path = train_pretrained_detector(tiles, classes, out, config, train)
         return ClickDetector.load(path, encoder=encoder)
-    backbone = "imagenet" if method == "imagenet" else "scratch"
-    config = detector_config_for(subset, "c3det", backbone=backbone)
+    if method in IMAGENET_VARIANT:
+        config = detector_config_for(subset, "c3det", backbone="imagenet", imagenet=IMAGENET_VARIANT[method])
+    else:
+        config = detector_config_for(subset, "c3det", backbone="scratch")
     train = TrainConfig(
         steps=steps[method],
         min_steps=0,
@@ -286,7 +299,7 @@ def _calibrate(train_set: Dataset, encoder: ImageEncoder, work: Path) -> dict:
     machine)."""
     subset = Dataset(train_set.classes, train_set.images[:5], train_set.format, train_set.root)
     out = {"load_average": load_average()}
-    for method in ("pretrained", "scratch", "imagenet"):
+    for method in ("pretrained", "scratch", "imagenet", "imagenet_lite2"):
         started = time.perf_counter()
         _train(
             method,
@@ -307,6 +320,7 @@ STYLE = {
     "pretrained": ("pretrained features", "#d62728"),
     "scratch": ("from scratch", "#1f77b4"),
     "imagenet": ("ImageNet EfficientNet-Lite0", "#9467bd"),
+    "imagenet_lite2": ("ImageNet EfficientNet-Lite2", "#8c564b"),
 }
 
 
