@@ -130,6 +130,22 @@ class SimilarityDetector:
         as this detector returns it for every click (``sizes``: a box side per class id)."""
         return self._clicked(float(x), float(y), int(label), sizes)[0]
 
+    def tight_box(self, box) -> np.ndarray:
+        """A proposal's ``box`` (image pixels) made tight by SAM: the box around SAM's mask
+        for it as a box prompt, on the tile holding its centre
+        (:func:`fewclick.predict.own_box.tight_box`)."""
+        from fewclick.predict.own_box import tight_box
+
+        if self._tiles is None:
+            raise RuntimeError("call set_image(image) before tight_box()")
+        box = np.asarray(box, np.float32).reshape(4)
+        h, w = self._shape
+        x = float(np.clip((box[0] + box[2]) / 2, 0, w - 1))
+        y = float(np.clip((box[1] + box[3]) / 2, 0, h - 1))
+        tile, _ = self._tile_of(x, y)
+        self.sam.set_embedding(tile.embedding)
+        return tight_box(self.sam, box, (tile.tile.x0, tile.tile.y0))
+
     def _clicked(self, x: float, y: float, label: int, sizes: dict) -> tuple[np.ndarray, torch.Tensor | None]:
         """The clicked object's box (image pixels) and its feature vector, cached per click.
         The vector is None when SAM finds no object there (an empty mask, or one over

@@ -76,7 +76,21 @@ def finished_boxes(session: Session, project_id: int, images: int = 10) -> list[
     """The user's boxes on the project's ``images`` most recently finished images that hold
     some: per image ``(image, [[class id, x0, y0, x1, y1], ...])``, newest first (what SAM's
     click boxes learn the person's box edges from)."""
-    newest = session.scalars(
+    out = []
+    for image in newest_finished(session, project_id, images):
+        rows = session.execute(
+            select(Annotation.class_id, Annotation.geometry)
+            .where(Annotation.image_id == image.id, Annotation.kind == "box", *USERS_WORK)
+            .order_by(Annotation.id)
+        ).all()
+        out.append((image, [[class_id, *map(float, g["box"])] for class_id, g in rows if "box" in g]))
+    return out
+
+
+def newest_finished(session: Session, project_id: int, images: int = 10) -> list[Image]:
+    """The project's ``images`` most recently finished images that hold some of the user's
+    boxes, newest first."""
+    return session.scalars(
         select(Image)
         .where(
             Image.project_id == project_id,
@@ -88,15 +102,6 @@ def finished_boxes(session: Session, project_id: int, images: int = 10) -> list[
         .order_by(Image.updated_at.desc(), Image.id.desc())
         .limit(images)
     ).all()
-    out = []
-    for image in newest:
-        rows = session.execute(
-            select(Annotation.class_id, Annotation.geometry)
-            .where(Annotation.image_id == image.id, Annotation.kind == "box", *USERS_WORK)
-            .order_by(Annotation.id)
-        ).all()
-        out.append((image, [[class_id, *map(float, g["box"])] for class_id, g in rows if "box" in g]))
-    return out
 
 
 def most_objects_finished(session: Session, project_id: int) -> int | None:

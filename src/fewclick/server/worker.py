@@ -28,6 +28,13 @@ _FULLIMAGE: OrderedDict[tuple, list] = OrderedDict()  # (folder, image) -> [pred
 # (embedding key, class, the person's box) -> SAM's box from a click at its centre
 _CLICK_BOXES: OrderedDict[tuple, np.ndarray] = OrderedDict()
 CLICK_BOXES_KEPT = 20000
+# (detector, embedding key) -> the person's boxes on a held-out finished image, their classes,
+# the detector's proposals on them and those made tight (:func:`learn_tight_boxes`)
+_TIGHT: OrderedDict[tuple, tuple] = OrderedDict()
+TIGHT_KEPT = 400
+# (embedding key, class, a proposal's box) -> the box made tight, across an image's requests
+_TIGHTENED: OrderedDict[tuple, np.ndarray] = OrderedDict()
+TIGHTENED_KEPT = 20000
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,8 @@ def detect(
     encoding: tuple[str, str] | None = None,
     limit: int | None = None,
     finished: list | None = None,
+    held: list[str] | None = None,
+    tight_from: float | None = None,
 ) -> dict:
     """Click-to-detect: the project's detector when it has one, else the training-free
     start on the pretrained encoder (``encoding``: the embedding cache folder and the
@@ -119,7 +128,11 @@ def detect(
     names (None without one); when they are not the project's ``names`` nothing is predicted
     (the caller says to train again). SAM's boxes (the training-free start's, a click's own
     box) move by the edge offsets fitted on ``finished`` (:func:`learn_click_boxes`'s
-    argument; only the pairs already learnt count: nothing is computed for them here)."""
+    argument; only the pairs already learnt count: nothing is computed for them here). A
+    detector's proposals at ``tight_from`` or more are made tight by SAM in the classes
+    :func:`learn_tight_boxes` found it helps on the ``held`` images (the embedding keys of
+    held-out finished images), once
+    the image's embedding is ready (``tight_classes``)."""
     from fewclick.types import Clicks, Detections
 
     num_classes = len(names)
@@ -154,7 +167,11 @@ def detect(
                 "labels": [],
             }
         det = predictor.predict(c)
-        if encoding is not None:  # a click the detector left unboxed: SAM's box from it
+        if encoding is not None:
+            tight = _tight_classes(model, held)
+            if tight and tight_from is not None and det.rboxes is None:
+                det = _tightened(det, path, encoding, num_classes, tight, tight_from)
+            # a click the detector left unboxed: SAM's box from it
             det = _own_boxes(det, c, path, encoding, num_classes, sizes, offsets)
     elif encoding is not None:
         predictor = _similar(path, encoding, num_classes)
@@ -177,6 +194,8 @@ def detect(
         "labels": det.labels.tolist(),
         # the classes whose SAM boxes move by the edges learnt on finished images
         "fitted_classes": sorted(offsets.per_class) if offsets else [],
+        # the classes whose proposals SAM makes tight (learnt on held-out finished images)
+        "tight_classes": sorted(_tight_classes(model, held)) if model is not None and encoding else [],
     }
 
 
@@ -197,6 +216,90 @@ def _own_boxes(
         moved = offsets.apply(np.stack(list(own.values())), clicks.labels[missing])
         own = dict(zip(own, moved))
     return with_own_boxes(det, clicks, own)
+
+
+def _tightened(det, path: str, encoding: tuple[str, str], num_classes: int, tight: set, tight_from: float):
+    """``det`` with its proposals of the ``tight`` classes at ``tight_from`` or more made tight
+    by SAM (the box around SAM's mask for each as a box prompt), when the image's embedding is
+    ready (never waited for: the proposals on open come before it); each proposal once."""
+    from fewclick.server import embeddings
+    from fewclick.types import Detections
+
+    if embeddings.encoder(encoding[0]).cached(encoding[1]) is None:
+        return det
+    todo = np.flatnonzero(np.isin(det.labels, list(tight)) & (det.scores >= tight_from))
+    if not len(todo):
+        return det
+    boxes, similar = det.boxes.copy(), None
+    for i in todo:
+        key = (encoding[1], int(det.labels[i]), *np.round(det.boxes[i], 1).tolist())
+        if key not in _TIGHTENED:
+            if similar is None:
+                similar = _similar(path, encoding, num_classes)
+            _TIGHTENED[key] = similar.tight_box(det.boxes[i])
+            while len(_TIGHTENED) > TIGHTENED_KEPT:
+                _TIGHTENED.popitem(last=False)
+        boxes[i] = _TIGHTENED[key]
+    return Detections(boxes, det.scores, det.labels, det.rboxes)
+
+
+def learn_tight_boxes(folder: str, model: str, num_classes: int, held: list) -> None:
+    """Start learning, on the worker's encoding thread, whether SAM makes the proposals of
+    ``model`` tighter: on each ``held`` image (held-out finished images, as
+    :func:`learn_click_boxes`' argument) whose embedding is cached, the detector's proposals
+    on open near the person's boxes, as proposed and made tight. :func:`detect` decides per
+    class on them (:func:`fewclick.predict.own_box.tight_classes`)."""
+    from fewclick.server import embeddings
+
+    embeddings.background(_learn_tight_boxes, folder, model, num_classes, held)
+
+
+def _learn_tight_boxes(folder: str, model: str, num_classes: int, held: list) -> None:
+    from fewclick.io.images import load_image
+    from fewclick.io.tiling import tile_grid
+    from fewclick.predict.detect import ClickDetector
+    from fewclick.predict.own_box import near_pairs
+    from fewclick.predict.similar import SimilarityDetector
+    from fewclick.server import embeddings
+
+    enc = embeddings.encoder(folder)
+    detector = fitter = None
+    for key, path, boxes in held:
+        if (model, key) in _TIGHT or enc.cached(key) is None:
+            continue
+        image = load_image(path)
+        if len(tile_grid(image.shape[1], image.shape[0])) > 1:
+            continue  # a large image's tiles are encoded apart, under other keys: not encoded here
+        if detector is None:  # their own: the requests' predictors keep their images
+            detector = ClickDetector.load(model, encoder=enc)
+            fitter = SimilarityDetector(num_classes, enc)
+        if len(detector.classes) != num_classes:
+            return  # trained for other classes: it does not serve
+        detector.set_image(image, key=key)
+        det = detector.predict()
+        theirs = np.asarray([b[1:] for b in boxes], np.float32).reshape(-1, 4)
+        labels = np.asarray([int(b[0]) for b in boxes], np.int64)
+        pairs = [] if det.rboxes is not None else near_pairs(det, theirs, labels)
+        if pairs:
+            fitter.set_image(image, key=key)
+        i = np.array([p for p, _ in pairs], np.int64)
+        j = np.array([o for _, o in pairs], np.int64)
+        proposed = det.boxes[i].reshape(-1, 4)
+        tight = np.array([fitter.tight_box(b) for b in proposed], np.float32).reshape(-1, 4)
+        _TIGHT[(model, key)] = (labels[j], theirs[j], proposed, tight)
+        while len(_TIGHT) > TIGHT_KEPT:
+            _TIGHT.popitem(last=False)
+
+
+def _tight_classes(model: str | None, held: list[str] | None) -> set[int]:
+    """The classes whose proposals SAM makes tighter on the ``held`` images (embedding keys)
+    learnt so far."""
+    from fewclick.predict.own_box import tight_classes
+
+    learnt = [_TIGHT[(model, key)] for key in held or [] if (model, key) in _TIGHT]
+    if model is None or not learnt:
+        return set()
+    return tight_classes(*(np.concatenate(parts) for parts in zip(*learnt)))
 
 
 def _similar(path: str, encoding: tuple[str, str], num_classes: int):

@@ -18,11 +18,16 @@ from fewclick.server import embeddings, queries, serving, store, worker
 from fewclick.server.db import Image
 from fewclick.server.deps import DB, Config, Settings, Worker
 from fewclick.server.training import newest_model, serving_detector
+from fewclick.train.continual import held_out
 
 router = APIRouter(prefix="/api")
 #: the training-free start shows at most this many look-alikes per object of the fullest
 #: finished image (issue 32: "never more than a few times the objects a finished image holds")
 LOOK_ALIKES_PER_OBJECT = 3
+#: the page's proposal slider before a detector suggests a score (pages/annotate.js)
+PAGE_MIN_SCORE = 0.3
+#: the newest finished images looked at for held-out ones (one in four is held out)
+HELD_OUT_LOOKED_AT = 40
 
 
 class DetectIn(BaseModel):
@@ -74,6 +79,12 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
     limit = None if most is None else LOOK_ALIKES_PER_OBJECT * most
     names = [c.name for c in project.classes]
     sam = serving.sam_available()
+    # the proposals the page shows before the slider is moved are made tight where SAM helps
+    thresholds = (version.metrics or {}) if model else {}
+    tight_from = min(
+        [t for t in thresholds.get("score_thresholds") or [] if t is not None]
+        + [thresholds.get("score_threshold") or PAGE_MIN_SCORE]
+    )
     result = await models.run(
         worker.detect,
         image.path,
@@ -84,6 +95,8 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
         _sam_image(config, image) if sam else None,
         limit,
         _finished_boxes(session, project) if sam and clicks else None,
+        _held_out_keys(session, project) if sam and model else None,
+        tight_from,
     )
     trained_for = result.pop("classes")
     if trained_for not in (None, names):
@@ -92,6 +105,7 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
         models.later(worker.ready_for_clicks, image.path, _sam_image(config, image), len(names))
     result["labels"] = [class_of[int(label)] for label in result["labels"]]
     result["fitted_classes"] = [class_of[k] for k in result.get("fitted_classes", [])]
+    result["tight_classes"] = [class_of[k] for k in result.get("tight_classes", [])]
     result["model_version"] = version.version if version else None
     # the score threshold of the best F1 on the held-out finished images the pick ran on
     result["min_score"] = (version.metrics or {}).get("score_threshold") if version else None
@@ -107,9 +121,28 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
 def _finished_boxes(session, project) -> list:
     """The user's boxes on the recently finished images as the worker learns SAM's click boxes
     against them (:func:`fewclick.server.worker.learn_click_boxes`): classes by position."""
+    return _for_worker(project, queries.finished_boxes(session, project.id))
+
+
+def _held_out_boxes(session, project) -> list:
+    """The user's boxes on the recently finished images the background trainer holds out (the
+    serving detector never trained on them), as the worker learns on them whether SAM makes
+    its proposals tighter (:func:`fewclick.server.worker.learn_tight_boxes`)."""
+    newest = queries.finished_boxes(session, project.id, images=HELD_OUT_LOOKED_AT)
+    return _for_worker(project, [(image, boxes) for image, boxes in newest if held_out(image.id)])
+
+
+def _held_out_keys(session, project) -> list[str]:
+    """The embedding keys of :func:`_held_out_boxes`' images (one query: a click's budget)."""
+    newest = queries.newest_finished(session, project.id, HELD_OUT_LOOKED_AT)
+    return [serving.embedding_key(image) for image in newest if held_out(image.id)]
+
+
+def _for_worker(project, finished: list) -> list:
+    """``[embedding key, path, [[class position, x0, y0, x1, y1], ...]]`` per finished image."""
     position_of = {c.id: c.position for c in project.classes}
     out = []
-    for image, boxes in queries.finished_boxes(session, project.id):
+    for image, boxes in finished:
         if Path(image.path).is_file():  # a file gone since: nothing to learn from it
             out.append([serving.embedding_key(image), image.path, [[position_of[c], *b] for c, *b in boxes]])
     return out
@@ -165,6 +198,12 @@ async def prepare(image_id: int, session: DB, config: Config, models: Worker):
         await models.run(
             worker.learn_click_boxes, str(config.embeddings), len(project.classes), sizes, finished
         )
+        version = serving_detector(session, project.id)
+        if version is not None and version.method != "training-free":  # tight boxes, learnt meanwhile
+            held = _held_out_boxes(session, project)
+            await models.run(
+                worker.learn_tight_boxes, str(config.embeddings), version.path, len(project.classes), held
+            )
     backend = serving.serving(session, project)
     out = {"needs_sam": _needs_sam(session, image), "backend": backend.name, "chosen_by": backend.chosen_by}
     if not out["needs_sam"]:
