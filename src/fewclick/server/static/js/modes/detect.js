@@ -187,10 +187,16 @@ function suggestion(threshold) {
 function boxesFrom(r) {
   if (r.model_version == null && r.method === "training-free") return `boxes from: training-free start (feature similarity) — no trained detector yet. ${lookAlikes(r)}${fitted(r)}`;
   if (r.model_version == null) return "boxes from: training-free start (feature similarity) — no trained detector yet";
-  return `boxes from: detector v${r.model_version} (${METHODS[r.method] ?? r.method})${fitted(r)}`;
+  return `boxes from: detector v${r.model_version} (${METHODS[r.method] ?? r.method})${fitted(r)}${tight(r)}`;
 }
 
 // the classes whose SAM boxes (a click's own box) take the edges of your finished boxes
+// the classes whose proposals SAM makes tight: where that put more at IoU 0.7 on held-out finished images
+function tight(r) {
+  const names = (r.tight_classes ?? []).map((c) => S.classes.get(c)?.name ?? c);
+  return names.length ? ` Proposals of ${names.join(", ")} are made tight by SAM (it boxed more of them right on your held-out images).` : "";
+}
+
 function fitted(r) {
   const names = (r.fitted_classes ?? []).map((c) => S.classes.get(c)?.name ?? c);
   return names.length ? ` SAM's boxes of ${names.join(", ")} are fitted to the edges of your finished boxes.` : "";
