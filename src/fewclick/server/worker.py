@@ -296,7 +296,8 @@ def _tight_classes(model: str | None, held: list[str] | None) -> set[int]:
     learnt so far."""
     from fewclick.predict.own_box import tight_classes
 
-    learnt = [_TIGHT[(model, key)] for key in held or [] if (model, key) in _TIGHT]
+    # .get: the encoding thread may drop the oldest meanwhile
+    learnt = [found for key in held or [] if (found := _TIGHT.get((model, key))) is not None]
     if model is None or not learnt:
         return set()
     return tight_classes(*(np.concatenate(parts) for parts in zip(*learnt)))
