@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _work import load_average, write_report
+from _work import load_average, plot_iou_histograms, write_report
 from tqdm import tqdm
 
 from detect import _split
@@ -118,23 +118,11 @@ def _scores(theirs: np.ndarray, boxes: np.ndarray, labels: np.ndarray, names: li
 
 
 def _plot(theirs: np.ndarray, sam: np.ndarray, moved: np.ndarray, path: Path, name: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    bins = np.linspace(0, 1, 21)
-    ax.hist(paired_box_iou(theirs, sam), bins, alpha=0.6, label="SAM's click box")
-    ax.hist(paired_box_iou(theirs, moved), bins, alpha=0.6, label="moved by the learnt edge offsets")
-    ax.axvline(0.7, color="k", lw=1, ls="--")
-    ax.set_xlabel("IoU with the person's box (0.7: manual quality)")
-    ax.set_ylabel("objects")
-    ax.set_title(f"{name}: the clicked object's own box")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    series = [
+        (paired_box_iou(theirs, sam), "SAM's click box"),
+        (paired_box_iou(theirs, moved), "moved by the learnt edge offsets"),
+    ]
+    plot_iou_histograms(path, f"{name}: the clicked object's own box", "objects", series)
 
 
 def _parser() -> argparse.ArgumentParser:

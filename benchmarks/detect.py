@@ -49,9 +49,7 @@ TRAINED = ("plain", "early-fusion", "late-fusion", "c3det")
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    train_set, test_set = _split(args.train, args.test)
-    if args.boxes == "aligned":
-        train_set, test_set = _aligned(train_set), _aligned(test_set)
+    train_set, test_set = _split(args.train, args.test, args.boxes)
     minutes = args.budget_minutes if args.budget_minutes is not None else (1.5 if args.quick else 7.0)
     work = args.work or Path("out/bench_detect") / Path(args.train).name
     claim_work(work, minutes)
@@ -214,11 +212,17 @@ def _train_pretrained(train_set: Dataset, out: Path, minutes: float, seed: int) 
     return train_pretrained_detector(tiles, train_set.classes, out, config, train)
 
 
-def _split(train: Path, test: Path) -> tuple[Dataset, Dataset]:
+def _split(train: Path, test: Path, boxes: str = "auto") -> tuple[Dataset, Dataset]:
+    """The training and test sets (the same path: split by image, every 4th is test), their
+    boxes axis-aligned when ``boxes`` is "aligned"."""
     if Path(train).resolve() == Path(test).resolve():
         data = read_dataset(train)
-        return split_by_image(data, 4, "train"), split_by_image(data, 4, "test")
-    return read_dataset(train), read_dataset(test)
+        train_set, test_set = split_by_image(data, 4, "train"), split_by_image(data, 4, "test")
+    else:
+        train_set, test_set = read_dataset(train), read_dataset(test)
+    if boxes == "aligned":
+        return _aligned(train_set), _aligned(test_set)
+    return train_set, test_set
 
 
 def _aligned(dataset: Dataset) -> Dataset:

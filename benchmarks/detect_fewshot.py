@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from _work import load_average, write_report
 
-from detect import _aligned, _split
+from detect import _split
 from fewclick.io.dataset import Dataset
 from fewclick.io.images import load_image
 from fewclick.predict.detect import ClickDetector
@@ -86,9 +86,7 @@ IMAGENET_VARIANT = {"imagenet": "lite0", "imagenet_lite2": "lite2"}
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    train_set, test_set = _split(args.train, args.test)
-    if args.boxes == "aligned":
-        train_set, test_set = _aligned(train_set), _aligned(test_set)
+    train_set, test_set = _split(args.train, args.test, args.boxes)
     train_set.images = sorted(train_set.images, key=lambda r: r.file_name)
     work = args.work or Path("out/bench_fewshot") / Path(args.train).name
     work.mkdir(parents=True, exist_ok=True)

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _work import load_average, write_report
+from _work import load_average, plot_iou_histograms, write_report
 from tqdm import tqdm
 
-from detect import _aligned, _split
+from detect import _split
 from fewclick.io.dataset import Dataset
 from fewclick.io.images import load_image
 from fewclick.metrics.detection import KEPT_IOU, paired_box_iou
@@ -45,9 +45,7 @@ from fewclick.train.detect import TrainConfig, detector_config_for, train_detect
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    train_set, test_set = _split(args.train, args.test)
-    if args.boxes == "aligned":
-        train_set, test_set = _aligned(train_set), _aligned(test_set)
+    train_set, test_set = _split(args.train, args.test, args.boxes)
     work = args.work or Path("out/bench_tight_boxes") / Path(args.train).name
     fit = Dataset(
         train_set.classes,
@@ -156,30 +154,12 @@ def _scores(found: dict, names: list[str]) -> dict:
 
 
 def _plot(found: dict, path: Path, name: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    bins = np.linspace(0, 1, 21)
-    ax.hist(
-        paired_box_iou(found["theirs"], found["proposed"]), bins, alpha=0.6, label="the detector's proposal"
-    )
-    ax.hist(
-        paired_box_iou(found["theirs"], found["refined"]),
-        bins,
-        alpha=0.6,
-        label="refined by SAM's box prompt",
-    )
-    ax.axvline(KEPT_IOU, color="k", lw=1, ls="--")
-    ax.set_xlabel("IoU with the person's box (0.7: manual quality)")
-    ax.set_ylabel("proposals on an object")
-    ax.set_title(f"{name}: proposals on open, as proposed and refined")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    series = [
+        (paired_box_iou(found["theirs"], found["proposed"]), "the detector's proposal"),
+        (paired_box_iou(found["theirs"], found["refined"]), "refined by SAM's box prompt"),
+    ]
+    title = f"{name}: proposals on open, as proposed and refined"
+    plot_iou_histograms(path, title, "proposals on an object", series)
 
 
 def _parser() -> argparse.ArgumentParser:

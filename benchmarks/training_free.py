@@ -33,7 +33,7 @@ import torch
 from _work import load_average, write_report
 from tqdm import tqdm
 
-from detect import _aligned, _split
+from detect import _split
 from fewclick.io.images import load_image
 from fewclick.metrics.detection import box_iou
 from fewclick.predict.encoder import ImageEncoder
@@ -46,9 +46,7 @@ TARGET_RATIO = 3.0
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    train_set, test_set = _split(args.train, args.test)
-    if args.boxes == "aligned":
-        train_set, test_set = _aligned(train_set), _aligned(test_set)
+    train_set, test_set = _split(args.train, args.test, args.boxes)
     work = args.work or Path("out/bench_training_free") / Path(args.train).name
     encoder = ImageEncoder(threads=args.threads, cache_dir=work / "embeddings")
     if args.sweep:
