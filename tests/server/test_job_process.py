@@ -95,6 +95,23 @@ def test_a_job_stopped_by_a_signal_is_marked_failed_as_interrupted(job, sig):
         assert (row.status, row.message) == ("failed", job_process.INTERRUPTED)
 
 
+def test_a_signal_that_comes_out_as_another_error_still_marks_the_job_interrupted(job):
+    """SIGTERM while onnxruntime's C extension loaded came out of the import as "ImportError:
+    initialization failed", the interrupt as its cause: the job is interrupted, not failed."""
+    url, sessions, job_id = job
+
+    def work(db_url, job_id):
+        try:
+            raise job_process.Interrupted("SIGTERM")
+        except job_process.Interrupted as exc:
+            raise ImportError("initialization failed") from exc
+
+    job_process.run_job(work, url, job_id)
+    with sessions() as session:
+        row = session.get(Job, job_id)
+        assert (row.status, row.message) == ("failed", job_process.INTERRUPTED)
+
+
 def test_a_job_that_ended_is_not_marked_interrupted(job):
     url, sessions, job_id = job
     with sessions() as session:

@@ -47,7 +47,10 @@ def run_job(fn, db_url: str, job_id: int, *args, **kwargs) -> None:
         except Interrupted:
             interrupted(db_url, job_id)
         except Exception as exc:  # the job row tells the user; the log keeps the traceback
-            fail(db_url, job_id, exc)
+            if _stopped(exc):  # the signal came through as another exception
+                interrupted(db_url, job_id)
+            else:
+                fail(db_url, job_id, exc)
 
 
 STOPS = (signal.SIGTERM, signal.SIGINT)
@@ -68,6 +71,19 @@ def _stop_signals_raise() -> Iterator[None]:
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
+
+
+def _stopped(exc: BaseException) -> bool:
+    """Whether ``exc`` comes of :class:`Interrupted`: a signal that reached the process while
+    a C extension loaded comes out as that extension's error (onnxruntime's import raised
+    "ImportError: initialization failed" from it), the Interrupted as its cause."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, Interrupted):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _interrupt(signum: int, _frame) -> None:
