@@ -76,15 +76,17 @@ def finished_boxes(session: Session, project_id: int, images: int = 10) -> list[
     """The user's boxes on the project's ``images`` most recently finished images that hold
     some: per image ``(image, [[class id, x0, y0, x1, y1], ...])``, newest first (what SAM's
     click boxes learn the person's box edges from)."""
-    out = []
-    for image in newest_finished(session, project_id, images):
-        rows = session.execute(
-            select(Annotation.class_id, Annotation.geometry)
-            .where(Annotation.image_id == image.id, Annotation.kind == "box", *USERS_WORK)
-            .order_by(Annotation.id)
-        ).all()
-        out.append((image, [[class_id, *map(float, g["box"])] for class_id, g in rows if "box" in g]))
-    return out
+    return [(image, user_boxes(session, image)) for image in newest_finished(session, project_id, images)]
+
+
+def user_boxes(session: Session, image: Image) -> list[list[float]]:
+    """The user's boxes on ``image``: ``[[class id, x0, y0, x1, y1], ...]``."""
+    rows = session.execute(
+        select(Annotation.class_id, Annotation.geometry)
+        .where(Annotation.image_id == image.id, Annotation.kind == "box", *USERS_WORK)
+        .order_by(Annotation.id)
+    ).all()
+    return [[class_id, *map(float, g["box"])] for class_id, g in rows if "box" in g]
 
 
 def newest_finished(session: Session, project_id: int, images: int = 10) -> list[Image]:

@@ -131,8 +131,7 @@ def detect(
     argument; only the pairs already learnt count: nothing is computed for them here). A
     detector's proposals at ``tight_from`` or more are made tight by SAM in the classes
     :func:`learn_tight_boxes` found it helps on the ``held`` images (the embedding keys of
-    held-out finished images), once
-    the image's embedding is ready (``tight_classes``)."""
+    held-out finished images), once the image's embedding is ready (``tight_classes``)."""
     from fewclick.types import Clicks, Detections
 
     num_classes = len(names)
@@ -140,7 +139,7 @@ def detect(
     labels = np.asarray([int(c[2]) for c in clicks], np.int64)
     c = Clicks(xy, labels, np.ones(len(xy), bool))
     sizes = {int(k): float(v) for k, v in sizes.items()}
-    classes, offsets = None, _offsets(finished)
+    classes, offsets, tight = None, _offsets(finished), set()
     if model is not None:
         from fewclick.predict.detect import ClickDetector
 
@@ -195,7 +194,7 @@ def detect(
         # the classes whose SAM boxes move by the edges learnt on finished images
         "fitted_classes": sorted(offsets.per_class) if offsets else [],
         # the classes whose proposals SAM makes tight (learnt on held-out finished images)
-        "tight_classes": sorted(_tight_classes(model, held)) if model is not None and encoding else [],
+        "tight_classes": sorted(tight),
     }
 
 
@@ -255,8 +254,6 @@ def learn_tight_boxes(folder: str, model: str, num_classes: int, held: list) -> 
 
 
 def _learn_tight_boxes(folder: str, model: str, num_classes: int, held: list) -> None:
-    from fewclick.io.images import load_image
-    from fewclick.io.tiling import tile_grid
     from fewclick.predict.detect import ClickDetector
     from fewclick.predict.own_box import near_pairs
     from fewclick.predict.similar import SimilarityDetector
@@ -265,11 +262,9 @@ def _learn_tight_boxes(folder: str, model: str, num_classes: int, held: list) ->
     enc = embeddings.encoder(folder)
     detector = fitter = None
     for key, path, boxes in held:
-        if (model, key) in _TIGHT or enc.cached(key) is None:
+        image = None if (model, key) in _TIGHT else _learnable(enc, key, path)
+        if image is None:
             continue
-        image = load_image(path)
-        if len(tile_grid(image.shape[1], image.shape[0])) > 1:
-            continue  # a large image's tiles are encoded apart, under other keys: not encoded here
         if detector is None:  # their own: the requests' predictors keep their images
             detector = ClickDetector.load(model, encoder=enc)
             fitter = SimilarityDetector(num_classes, enc)
@@ -337,8 +332,6 @@ def learn_click_boxes(folder: str, num_classes: int, sizes: dict, finished: list
 
 
 def _learn_click_boxes(folder: str, num_classes: int, sizes: dict, finished: list) -> None:
-    from fewclick.io.images import load_image
-    from fewclick.io.tiling import tile_grid
     from fewclick.predict.similar import SimilarityDetector
     from fewclick.server import embeddings
 
@@ -346,11 +339,9 @@ def _learn_click_boxes(folder: str, num_classes: int, sizes: dict, finished: lis
     fitter = None
     for key, path, boxes in finished:
         todo = [b for b in boxes if _pair(key, b) not in _CLICK_BOXES]
-        if not todo or enc.cached(key) is None:
+        image = _learnable(enc, key, path) if todo else None
+        if image is None:
             continue
-        image = load_image(path)  # not _image's cache: that is the requests' thread's
-        if len(tile_grid(image.shape[1], image.shape[0])) > 1:
-            continue  # a large image's tiles are encoded apart, under other keys: not encoded here
         if fitter is None:  # its own: the click's predictors keep their images
             fitter = SimilarityDetector(num_classes, enc)
         fitter.set_image(image, key=key)
@@ -359,6 +350,20 @@ def _learn_click_boxes(folder: str, num_classes: int, sizes: dict, finished: lis
             _CLICK_BOXES[_pair(key, b)] = fitter.clicked_box((x0 + x1) / 2, (y0 + y1) / 2, int(b[0]), sizes)
         while len(_CLICK_BOXES) > CLICK_BOXES_KEPT:
             _CLICK_BOXES.popitem(last=False)
+
+
+def _learnable(enc, key: str, path: str):
+    """The image at ``path`` when the encoding thread can learn from it without encoding it:
+    its embedding is cached under ``key`` and it is one tile (a large image's tiles are
+    encoded apart, under other keys); else None. Read here, not from :func:`_image`'s cache:
+    that is the requests' thread's."""
+    from fewclick.io.images import load_image
+    from fewclick.io.tiling import tile_grid
+
+    if enc.cached(key) is None:
+        return None
+    image = load_image(path)
+    return None if len(tile_grid(image.shape[1], image.shape[0])) > 1 else image
 
 
 def _pair(key: str, box: list) -> tuple:

@@ -128,14 +128,19 @@ def _held_out_boxes(session, project) -> list:
     """The user's boxes on the recently finished images the background trainer holds out (the
     serving detector never trained on them), as the worker learns on them whether SAM makes
     its proposals tighter (:func:`fewclick.server.worker.learn_tight_boxes`)."""
-    newest = queries.finished_boxes(session, project.id, images=HELD_OUT_LOOKED_AT)
-    return _for_worker(project, [(image, boxes) for image, boxes in newest if held_out(image.id)])
+    held = _held_out_images(session, project)
+    return _for_worker(project, [(image, queries.user_boxes(session, image)) for image in held])
 
 
 def _held_out_keys(session, project) -> list[str]:
     """The embedding keys of :func:`_held_out_boxes`' images (one query: a click's budget)."""
+    return [serving.embedding_key(image) for image in _held_out_images(session, project)]
+
+
+def _held_out_images(session, project) -> list[Image]:
+    """The held-out ones among the project's newest finished images with boxes."""
     newest = queries.newest_finished(session, project.id, HELD_OUT_LOOKED_AT)
-    return [serving.embedding_key(image) for image in newest if held_out(image.id)]
+    return [image for image in newest if held_out(image.id)]
 
 
 def _for_worker(project, finished: list) -> list:
