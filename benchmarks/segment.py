@@ -89,7 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     predictors = _predictors(backends, work)
     rounds_cfg = RoundsConfig(seed=args.seed, max_instances=max_instances)
     if "auto" in args.methods:  # the per-project pick, on the training part only
-        table = score_backends(predictors, InstanceItems(ranker_set), rounds_cfg, max_instances=max_instances)
+        table = score_backends(
+            {k: p for k, p in predictors.items() if k in BACKENDS},
+            InstanceItems(ranker_set),
+            rounds_cfg,
+            max_instances=max_instances,
+        )
         report["auto"] = {
             "chosen": choose_backend(table),
             "table": table,
@@ -139,24 +144,36 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-METHODS = (*BACKENDS, "auto")
+#: SAM whose candidate masks the annotator may Tab through (protocols.segment)
+MULTIMASK = "sam_multimask"
+METHODS = (*BACKENDS, MULTIMASK, "auto")
 NOC_KEYS = ("noc85", "noc90", "noc_mIoU_per_click", "noc85_clicks", "noc90_clicks")
 
 
 def _backends(methods: list[str]) -> list[str]:
-    """The single backends to build: those asked for, and every one when ``auto`` picks."""
-    return [b for b in BACKENDS if b in methods or "auto" in methods]
+    """The single backends to build: those asked for, and every one when ``auto`` picks;
+    SAM with candidates when asked for."""
+    return [b for b in BACKENDS if b in methods or "auto" in methods] + [m for m in methods if m == MULTIMASK]
 
 
 def _predictors(backends: list[str], work: Path, model_dir: Path | None = None) -> dict:
     """Built once, so SAM's embeddings are cached (in memory and under ``work``) across passes."""
     encoder = None
-    if "sam" in backends:
+    if "sam" in backends or MULTIMASK in backends:
         from fewclick.predict.encoder import ImageEncoder
 
         encoder = ImageEncoder(threads=2, cache_dir=Path(work) / "embeddings", memory_items=4)
     model_dir = work if model_dir is None else model_dir
-    return {name: make_backend(name, model_dir=model_dir, encoder=encoder) for name in backends}
+    predictors = {
+        name: make_backend(name, model_dir=model_dir, encoder=encoder)
+        for name in backends
+        if name != MULTIMASK
+    }
+    if MULTIMASK in backends:
+        from fewclick.predict.sam import SamPredictor
+
+        predictors[MULTIMASK] = SamPredictor(encoder, multimask=True)
+    return predictors
 
 
 def _alias_auto(table: dict, report: dict, keys: tuple | None = None) -> None:
@@ -200,7 +217,7 @@ def _noc(predictors: dict, items, instances: int, seed: int) -> dict:
 
 
 #: backends that segment from clicks alone (the clicks-only NoC protocol)
-CLICKS_ONLY = ("sam",)
+CLICKS_ONLY = ("sam", MULTIMASK)
 
 
 def _rankers_by_method(predictors: dict, ranker_set, instances: int, items, cfg, work: Path, out) -> dict:
@@ -279,7 +296,7 @@ def _noc_only(args) -> int:
         )
     items = InstanceItems(read_dataset(args.test))
     work = args.work or Path("out/bench_segment") / f"{Path(args.test).name}_noc"
-    backends = [b for b in BACKENDS if b in args.methods]
+    backends = _backends([m for m in args.methods if m != "auto"])
     predictors = _predictors(backends, work, model_dir=args.models)
     report = {
         "test": str(args.test),
@@ -328,6 +345,8 @@ def _latencies(predictors: dict, items) -> dict:
                 break
         out["sam_encode"] = _percentiles(times)
         out["sam_predict"] = _click_latency(sam, items)
+    if MULTIMASK in predictors:
+        out["sam_multimask_predict"] = _click_latency(predictors[MULTIMASK], items)
     return out
 
 

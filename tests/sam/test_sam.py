@@ -155,7 +155,7 @@ def test_a_foreign_file_as_encoder_or_decoder_is_named(tmp_path, sam_files, enco
     foreign.write_bytes(b"not a model at all")
     with pytest.raises(ValueError, match="foreign.onnx: not an ONNX model"):
         ImageEncoder(foreign)
-    with pytest.raises(ValueError, match="foreign.onnx: not a loadable ONNX decoder"):
+    with pytest.raises(ValueError, match="foreign.onnx: not an ONNX model"):
         SamPredictor(encoder, foreign)
     with pytest.raises(ValueError, match="expected a SAM encoder with one input"):
         ImageEncoder(sam_files[1])  # the decoder given as the encoder
@@ -210,3 +210,22 @@ def test_a_click_whose_mask_misses_it_stays_where_it_was():
             return type("P", (), {"mask": np.zeros((20, 30), bool)})()
 
     assert click_centre(Empty(), 4.0, 7.0)[:2] == (4.0, 7.0)
+
+
+def test_candidates_are_sams_four_masks_the_one_served_first(sam):
+    image, disc = _scene()
+    box, click = _box(disc), Clicks(np.array([[176.0, 108.0]], np.float32), [0], [True])
+    for prompt, offered in (({"box": box}, 3), ({"clicks": click}, 3), ({"box": box, "clicks": click}, 4)):
+        single = sam.predict(**prompt)
+        served = sam.predict(**prompt, multimask=True)
+        assert len(served.candidates) == offered, prompt
+        assert served.candidates[0] is served and (served.mask == single.mask).all()
+        assert served.score == single.score and np.allclose(served.state, single.state)
+        others = [c.score for c in served.candidates[1:]]
+        assert others == sorted(others, reverse=True), "the others best predicted first"
+        for c in served.candidates:
+            assert c.mask.shape == disc.shape and c.state.shape == (1, 1, 256, 256) and 0 <= c.score <= 1
+        # a candidate's state goes back as previous like the served one's
+        again = sam.predict(box, click, served.candidates[-1].state)
+        assert again.mask.shape == disc.shape
+    assert sam.predict(box).candidates == [], "no candidates unless asked for"

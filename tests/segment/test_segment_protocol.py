@@ -264,3 +264,36 @@ def test_dataset_items_carry_each_images_void_pixels():
     got = list(InstanceItems(Dataset(["thing"], [rec])))
     assert len(got) == 3 and all(np.array_equal(void, band) for _, _, void in got)
     assert all(np.array_equal(m[0], g) for (_, m, _), g in zip(got, masks))
+
+
+class Offers(Oracle):
+    """Serves the box itself, with two candidates: an empty mask, then the true mask."""
+
+    def predict(self, box, clicks=None, previous=None):
+        served = BoxPredictor.predict(self._box_predictor(), box)
+        truth = Oracle.predict(self, box).mask
+        served.candidates = [served, MaskPrediction(np.zeros_like(truth), 0.5), MaskPrediction(truth, 0.9)]
+        return served
+
+
+def test_an_annotator_tabs_to_the_best_candidate_and_each_press_counts(items):
+    noc = run_noc(Offers(items), items, max_clicks=5, progress=False)
+    assert noc.noc == {"NoC@85": 2.0, "NoC@90": 2.0}, "two Tab presses to the true mask"
+    assert (noc.ious[:, 1] == 0).all() and (noc.ious[:, 2:] == 1).all()
+    rounds = run_rounds(Offers(items), items, RoundsConfig(rounds=1), progress=False)
+    assert rounds.miou == [1.0, 1.0]
+    assert rounds.clicks.tolist() == [[2, 0]] * 3, "the presses counted in round 0; no error left to click"
+
+
+def test_an_annotator_does_not_tab_for_a_candidate_barely_better(items):
+    class Barely(Oracle):
+        def predict(self, box, clicks=None, previous=None):
+            served = Oracle.predict(self, box)
+            worse = served.mask.copy()
+            worse[np.argwhere(worse)[0][0]] = False  # the object's top row off: under 2% of it
+            served = MaskPrediction(worse, 1.0)
+            served.candidates = [served, Oracle.predict(self, box)]
+            return served
+
+    rounds = run_rounds(Barely(items), items, RoundsConfig(rounds=1, min_region_px=10**6), progress=False)
+    assert rounds.clicks[:, 0].tolist() == [0, 0, 0] and rounds.miou[0] < 1.0

@@ -272,9 +272,19 @@ def test_a_box_in_mask_mode_waits_for_preparing_then_sam_makes_the_mask(server, 
     page.wait_for_function("() => S.seg && S.seg.result", timeout=60000)
     assert page.inner_text("#mask-backend") == "sam"
     assert page.evaluate("() => S.seg.result.area") > 0
+    # Tab shows SAM's next candidate, Ctrl+Z goes back to the first; Enter saves the one shown
+    assert page.inner_text("#mask-candidate") == "1 of 3"
+    page.keyboard.press("Tab")
+    assert page.inner_text("#mask-candidate") == "2 of 3" and page.evaluate("() => S.seg.shown") == 1
+    page.keyboard.press("Control+z")
+    assert page.inner_text("#mask-candidate") == "1 of 3"
+    page.keyboard.press("Shift+Tab")
+    assert page.inner_text("#mask-candidate") == "3 of 3"
+    third = page.evaluate("() => S.seg.result.candidates[2].mask")
     count = _count(page)
     page.keyboard.press("Enter")
     _wait_count(page, count + 1)
+    assert page.evaluate("() => [...S.anns.values()].pop().geometry.mask") == third
     assert (
         page.evaluate("() => Math.max(...S.anns.keys())")
         and page.evaluate("() => [...S.anns.values()].pop().backend") == "sam"

@@ -80,9 +80,22 @@ def test_sam_encodes_ahead_serves_the_box_and_feeds_a_click_back(client, home, s
     out = client.post(f"/api/images/{first['id']}/segment", json={"box": box}).json()
     assert out["method"] == "sam" and out["chosen_by"] == "default" and out["area"] > 0
     assert out["quality"] is None, "no quality ranker before a comparison"
+    # SAM's candidates for the box alone, the one served first, for the page's Tab
+    assert len(out["candidates"]) == 3 and out["candidates"][0]["mask"] == out["mask"]
+    assert all(c["area"] > 0 and len(c["box"]) == 4 for c in out["candidates"])
     body = {"box": box, "clicks": [[80, 80, False]]}
     clicked = client.post(f"/api/images/{first['id']}/segment", json=body).json()
     assert clicked["method"] == "sam" and clicked["mask"] != out["mask"]
+    assert len(clicked["candidates"]) == 4, "a box and a click: SAM's single mask, then its three"
+    # the click refines the candidate the person switched to: another previous, another mask
+    switched = {**body, "clicks": [[80, 80, False], [60, 60, True]]}
+    one = client.post(f"/api/images/{first['id']}/segment", json={**switched, "candidate": 0}).json()
+    client.post(f"/api/images/{first['id']}/segment", json=body)
+    three = client.post(f"/api/images/{first['id']}/segment", json={**switched, "candidate": 3}).json()
+    assert one["mask"] != three["mask"]
+    client.post(f"/api/images/{first['id']}/segment", json=body)
+    r = client.post(f"/api/images/{first['id']}/segment", json={**switched, "candidate": 7})
+    assert r.status_code == 400 and "candidate 7 is not one of the 4 masks offered" in r.json()["detail"]
 
     # a restart finds the embeddings on disk: ready at once, nothing encoded again
     with client_for(

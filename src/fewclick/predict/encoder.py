@@ -115,7 +115,7 @@ class ImageEncoder:
 
             path = default_model_files()[0]
         self.path = Path(path)
-        graph, self.feature_outputs = _with_feature_outputs(self.path)
+        graph, self.feature_outputs = with_outputs(self.path, FEATURE_TENSORS, "encoder")
         try:
             self.session = ort.InferenceSession(
                 graph, session_options(threads), providers=["CPUExecutionProvider"]
@@ -222,20 +222,21 @@ class ImageEncoder:
             return None
 
 
-def _with_feature_outputs(path: Path) -> tuple[bytes | str, dict[int, str]]:
-    """The encoder graph with :data:`FEATURE_TENSORS` added as outputs where it has them
-    (serialised bytes), or its path unchanged and no feature outputs."""
+def with_outputs(path: Path, tensors: dict, what: str) -> tuple[bytes | str, dict]:
+    """The ONNX graph at ``path`` (the ``what``: encoder, decoder) with ``tensors``' values
+    (intermediate tensor names) added as outputs where it has them all (serialised bytes),
+    or its path unchanged and no added outputs."""
     import onnx
 
     try:
         model = onnx.load(str(path))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such encoder file") from None
+        raise FileNotFoundError(f"{path}: no such {what} file") from None
     except Exception as exc:  # onnx raises DecodeError & co. for a foreign file
         raise ValueError(f"{path}: not an ONNX model ({type(exc).__name__}: {exc})") from None
     produced = {out for node in model.graph.node for out in node.output}
-    if not all(name in produced for name in FEATURE_TENSORS.values()):
+    if not all(name in produced for name in tensors.values()):
         return str(path), {}
-    for name in FEATURE_TENSORS.values():
+    for name in tensors.values():
         model.graph.output.append(onnx.ValueInfoProto(name=name))
-    return model.SerializeToString(), dict(FEATURE_TENSORS)
+    return model.SerializeToString(), dict(tensors)

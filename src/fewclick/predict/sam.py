@@ -4,7 +4,13 @@
 (cached); ``predict(box, clicks, previous)`` runs only the ONNX prompt encoder and mask
 decoder (tens of ms). ``previous`` is the ``state`` of the last prediction on the same
 object: SAM's 256 x 256 low-resolution logits, fed back as ``mask_input`` as SAM's own
-iterative evaluation does. The decoder returns one mask per prompt (no multimask output).
+iterative evaluation does.
+
+SAM's decoder computes four masks per prompt with their predicted IoUs and returns one:
+for an ambiguous prompt (one click, or a box alone) the best predicted of its three
+"multimask" outputs, else its single-mask output. ``predict(..., multimask=True)`` also
+returns all four as ``candidates``: the graph's intermediate tensors (:data:`CANDIDATE_TENSORS`)
+are added as outputs when the decoder loads, as the encoder's maps are.
 """
 
 from __future__ import annotations
@@ -15,12 +21,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fewclick.predict.encoder import Embedding, ImageEncoder, session_options
+from fewclick.predict.encoder import INPUT_SIZE, Embedding, ImageEncoder, session_options, with_outputs
 from fewclick.predict.segment_api import MaskPrediction, check_box, check_mask_clicks
 from fewclick.types import Clicks
 
 LOW_RES = 256
 DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input")
+#: the default decoder's (SAM's ONNX export) tensors before it picks one mask: the four
+#: masks' low-resolution logits ``[1, 4, 256, 256]`` and their predicted IoUs ``[1, 4]``
+CANDIDATE_TENSORS = {"low_res": "/Reshape_9_output_0", "iou": "/iou_prediction_head/layers.2/Gemm_output_0"}
+#: a prompt of at most this many points (one click and its padding, or a box's two
+#: corners) is ambiguous: SAM serves the best predicted of its masks 1-3, else mask 0
+AMBIGUOUS_POINTS = 2
 
 
 class SamPredictor:
@@ -32,7 +44,11 @@ class SamPredictor:
     :class:`Clicks` in image pixels (``positive`` True: belongs to the object; outside the
     image a ValueError); at least one of the two. It returns :class:`MaskPrediction` with
     ``mask bool[H, W]``, ``score`` SAM's own IoU estimate clipped to [0, 1] and ``state``
-    ``float32[1, 1, 256, 256]`` logits to pass back as ``previous``."""
+    ``float32[1, 1, 256, 256]`` logits to pass back as ``previous``. With ``multimask``
+    (here or per call) it also holds ``candidates``: the mask served first, then SAM's other
+    masks best predicted IoU first (an ambiguous prompt's three, else all four), each with
+    its own score and state; a decoder without :data:`CANDIDATE_TENSORS` gives only the
+    mask served."""
 
     name = "sam"
 
@@ -41,6 +57,7 @@ class SamPredictor:
         encoder: ImageEncoder | None = None,
         decoder: str | Path | None = None,
         threads: int | None = None,
+        multimask: bool = False,
     ) -> None:
         import onnxruntime as ort
 
@@ -50,11 +67,13 @@ class SamPredictor:
             decoder = default_model_files()[1]
         self.encoder = ImageEncoder(threads=threads) if encoder is None else encoder
         self.decoder_path = Path(decoder)
+        self.multimask = multimask
         if not self.decoder_path.is_file():
             raise FileNotFoundError(f"{self.decoder_path}: no such decoder file")
+        graph, self._candidate_outputs = with_outputs(self.decoder_path, CANDIDATE_TENSORS, "decoder")
         try:
             self.session = ort.InferenceSession(
-                str(self.decoder_path), session_options(threads), providers=["CPUExecutionProvider"]
+                graph, session_options(threads), providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own types for a bad graph
             raise ValueError(f"{self.decoder_path}: not a loadable ONNX decoder ({exc})") from None
@@ -84,28 +103,65 @@ class SamPredictor:
             )
         self._embedding = embedding
 
-    def predict(self, box: Any = None, clicks: Clicks | None = None, previous: Any = None) -> MaskPrediction:
-        """The mask for ``box`` and all ``clicks`` so far (see the class)."""
-        logits, iou, low_res = self._decode(box, clicks, previous)
+    def predict(
+        self,
+        box: Any = None,
+        clicks: Clicks | None = None,
+        previous: Any = None,
+        multimask: bool | None = None,
+    ) -> MaskPrediction:
+        """The mask for ``box`` and all ``clicks`` so far, with ``candidates`` when
+        ``multimask`` (None: the predictor's own setting; see the class)."""
+        multimask = self.multimask if multimask is None else multimask
+        logits, iou, low_res, *every = self._decode(box, clicks, previous, candidates=multimask)
         mask = upscale_mask(logits, self._embedding.image_size)
-        return MaskPrediction(mask, float(np.clip(iou.reshape(-1)[0], 0.0, 1.0)), state=low_res[:, :1])
+        served = MaskPrediction(mask, _score(iou), state=low_res[:, :1])
+        if multimask:
+            served.candidates = [served, *self._others(*every, points=self._points(box, clicks))]
+        return served
+
+    def _others(self, low_res: np.ndarray, iou: np.ndarray, points: int) -> list[MaskPrediction]:
+        """SAM's masks other than the one served, best predicted IoU first."""
+        iou = iou.reshape(-1)
+        if points <= AMBIGUOUS_POINTS:  # served: the best of 1-3; the other two follow
+            order = [int(i) for i in 1 + np.argsort(-iou[1:], kind="stable")][1:]
+        else:  # served: mask 0; then 1-3
+            order = [int(i) for i in 1 + np.argsort(-iou[1:], kind="stable")]
+        e = self._embedding
+        return [
+            MaskPrediction(
+                upscale_mask(low_res_to_input(low_res[0, i], e.input_size), e.image_size),
+                _score(iou[i]),
+                state=low_res[:, i : i + 1].copy(),
+            )
+            for i in order
+        ]
+
+    @staticmethod
+    def _points(box: Any, clicks: Clicks | None) -> int:
+        """How many points SAM's prompt holds (:meth:`_prompt`)."""
+        return (0 if clicks is None else len(clicks)) + (1 if box is None else 2)
 
     def logits(self, box: Any = None, clicks: Clicks | None = None) -> np.ndarray:
         """SAM's mask logits for ``box`` and ``clicks`` at every image pixel (``float32[H, W]``,
         > 0 inside the mask): what regions compete with in full-image segmentation."""
         from fewclick.predict.fullimage import resize_logits
 
-        logits, _, _ = self._decode(box, clicks, None)
+        logits, *_ = self._decode(box, clicks, None)
         return resize_logits(logits, self._embedding.image_size)
 
     def low_res_logits(self, box: Any = None, clicks: Clicks | None = None) -> np.ndarray:
         """SAM's ``float32[256, 256]`` low-resolution logits over its padded 1024 px input
         (stride 4): the full-image model's prior for a region."""
-        _, _, low_res = self._decode(box, clicks, None)
+        _, _, low_res, *_ = self._decode(box, clicks, None)
         return low_res[0, 0]
 
-    def _decode(self, box: Any, clicks: Clicks | None, previous: Any) -> tuple[np.ndarray, ...]:
-        """The decoder's logits in the resized frame, its IoU estimate and low-res logits."""
+    def _decode(
+        self, box: Any, clicks: Clicks | None, previous: Any, candidates: bool = False
+    ) -> tuple[np.ndarray, ...]:
+        """The decoder's logits in the resized frame, its IoU estimate and low-res logits;
+        with ``candidates`` (and a decoder that has them) also all four masks' low-res
+        logits and predicted IoUs."""
         e = self._embedding
         if e is None:
             raise RuntimeError("no image set: call set_image(image) before predict(box, clicks)")
@@ -130,8 +186,14 @@ class SamPredictor:
             "has_mask_input": np.array([0.0 if previous is None else 1.0], np.float32),
             "orig_im_size": np.array(e.input_size, np.float32),
         }
-        logits, iou, low_res = self.session.run(["masks", "iou_predictions", "low_res_masks"], feeds)
-        return logits[0, 0], iou, low_res
+        names = ["masks", "iou_predictions", "low_res_masks"]
+        extra = (
+            [self._candidate_outputs[k] for k in ("low_res", "iou")]
+            if candidates and self._candidate_outputs
+            else []
+        )
+        logits, iou, low_res, *every = self.session.run(names + extra, feeds)
+        return (logits[0, 0], iou, low_res, *every)
 
     def _prompt(self, box: np.ndarray | None, clicks: Clicks) -> tuple[np.ndarray, np.ndarray]:
         """SAM's point prompt in the 1024 px input frame: clicks (label 1 / 0), then the
@@ -148,6 +210,21 @@ class SamPredictor:
             labels.append(np.array([2.0, 3.0], np.float32))
         coords = np.concatenate(xy) * np.array([sx, sy], np.float32)
         return coords[None].astype(np.float32), np.concatenate(labels)[None].astype(np.float32)
+
+
+def _score(iou: Any) -> float:
+    """SAM's IoU estimate as a score in [0, 1]."""
+    return float(np.clip(np.asarray(iou).reshape(-1)[0], 0.0, 1.0))
+
+
+def low_res_to_input(low_res: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
+    """SAM's ``float32[256, 256]`` logits -> logits in the resized frame ``input_size``:
+    upsampled bilinearly to the padded 1024 px input, the padding cut off (SAM's own
+    postprocessing, which the decoder graph does for the mask it serves)."""
+    full = cv2.resize(
+        np.asarray(low_res, np.float32), (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_LINEAR
+    )
+    return full[: input_size[0], : input_size[1]]
 
 
 def upscale_mask(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -11,7 +11,7 @@ box itself (:class:`BoxPredictor`) all follow it, so the protocols run against a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,12 +25,15 @@ class MaskPrediction:
     predictor's own confidence in [0, 1] (mean foreground probability inside the mask for
     a learned model, 1.0 where a predictor has none); ``quality`` the estimated IoU from the
     mask-quality ranker, None until a ranker has scored it; ``state`` what the same backend
-    takes back as ``previous`` for the next round on this object."""
+    takes back as ``previous`` for the next round on this object; ``candidates`` the
+    other masks a person may switch to (``Tab`` on the page), this one first, where the
+    backend offers any (SAM with ``multimask``), else empty."""
 
     mask: np.ndarray
     score: float
     quality: float | None = None
     state: Any = None
+    candidates: list[MaskPrediction] = field(default_factory=list)
 
 
 class SegmentPredictor(Protocol):

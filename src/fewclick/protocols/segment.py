@@ -8,6 +8,12 @@ far and the predictor re-runs with them and the previous mask. An annotator who 
 error region to click (none left of at least ``min_region_px`` pixels) stops; later rounds
 keep that mask. :func:`run_noc` is RITM's per-click protocol for NoC@85 / NoC@90.
 
+A predictor that offers candidate masks (SAM with ``multimask``) lets the annotator switch
+to another one, as ``Tab`` does on the page: after each prediction they press ``Tab`` until
+the candidate closest to the object shows, when it is more than :data:`TAB_GAIN` of IoU
+better than the mask served. Each press is an interaction: it is counted with the clicks
+of its round, and in NoC it takes a click's place.
+
 Items are ``(image uint8[H, W, 3], gt masks bool[N, H, W])`` (or ``bool[H, W]`` for one
 instance); empty ground-truth masks are skipped. Simulation and metrics run on a window
 around the ground truth, the box and the prediction, which gives the same results as the
@@ -45,6 +51,7 @@ __all__ = [
 ]
 
 SIZE_EDGES = (32.0, 96.0)  # sqrt(area) in pixels: small < 32 <= medium <= 96 < large
+TAB_GAIN = 0.02  # how much better (IoU) a candidate must be for the annotator to Tab to it
 
 
 @dataclass(frozen=True)
@@ -266,9 +273,9 @@ def _session(predictor: SegmentPredictor, gt: np.ndarray, void, index: int, cfg:
     """One instance's rounds: (ious, boundary Fs, clicks per round, features, final score)."""
     box_rng, rng = _instance_rngs(cfg.seed, index)
     box = _start_box(gt, box_rng, cfg.box_noise, cfg.box_min_iou)
-    prediction = predictor.predict(box)
+    prediction, shown = _tabbed(predictor.predict(box), gt, void)
     mask = _mask_of(prediction, gt.shape)
-    scores, counts = [_scores(mask, gt, void, cfg.boundary_tolerance)], [0]
+    scores, counts = [_scores(mask, gt, void, cfg.boundary_tolerance)], [len(shown) - 1]
     all_clicks, features = Clicks.empty(), interaction_features(0, None, None, mask)
     for r in range(1, cfg.rounds + 1):
         new = (
@@ -278,15 +285,29 @@ def _session(predictor: SegmentPredictor, gt: np.ndarray, void, index: int, cfg:
         )
         if len(new):  # else the annotator has stopped: the mask stays
             all_clicks = all_clicks + new
-            previous, prediction = mask, predictor.predict(box, all_clicks, prediction.state)
+            previous = mask
+            prediction, shown = _tabbed(predictor.predict(box, all_clicks, prediction.state), gt, void)
             mask = _mask_of(prediction, gt.shape)
             features = interaction_features(r, new, previous, mask)
             scores.append(_scores(mask, gt, void, cfg.boundary_tolerance))
         else:
+            shown = [None]
             scores.append(scores[-1])
-        counts.append(len(new))
+        counts.append(len(new) + len(shown) - 1)
     ious, bfs = zip(*scores)
     return list(ious), list(bfs), counts, features, float(prediction.score)
+
+
+def _tabbed(prediction, gt: np.ndarray, void: np.ndarray | None) -> tuple[object, list[float]]:
+    """The candidate the annotator settles on (module docstring), and the IoU of the mask
+    served and of each candidate a ``Tab`` press showed on the way (one more than the
+    presses)."""
+    candidates = getattr(prediction, "candidates", None) or [prediction]
+    ious = [mask_iou(_mask_of(c, gt.shape), gt, void) for c in candidates]
+    best = int(np.argmax(ious))
+    if ious[best] <= ious[0] + TAB_GAIN:
+        return prediction, ious[:1]
+    return candidates[best], ious[: best + 1]
 
 
 def _mask_of(prediction, shape: tuple[int, int]) -> np.ndarray:
@@ -340,22 +361,25 @@ def _noc_session(
     max_clicks: int,
 ) -> list[float]:
     """IoU after the box (column 0; 0 for an empty start without a box) and each click."""
+    # the box's mask served first, then the IoU after each interaction: a Tab press takes a
+    # click's place
     if box is None:
-        prediction, mask = None, np.zeros(gt.shape, bool)
+        prediction, ious = None, [0.0]
     else:
-        prediction = predictor.predict(box)
-        mask = _mask_of(prediction, gt.shape)
-    ious, clicks = [mask_iou(mask, gt, void)], Clicks.empty()
-    for _ in range(max_clicks):
+        prediction, ious = _tabbed(predictor.predict(box), gt, void)
+    mask = np.zeros(gt.shape, bool) if prediction is None else _mask_of(prediction, gt.shape)
+    clicks = Clicks.empty()
+    while len(ious) <= max_clicks:
         new = _ritm_click(_resolved(gt, mask, void), mask, clicks)
         if len(new):  # else no error is left: the mask stays
             clicks = clicks + new
-            prediction = predictor.predict(box, clicks, None if prediction is None else prediction.state)
+            previous = None if prediction is None else prediction.state
+            prediction, shown = _tabbed(predictor.predict(box, clicks, previous), gt, void)
             mask = _mask_of(prediction, gt.shape)
-            ious.append(mask_iou(mask, gt, void))
+            ious += shown
         else:
             ious.append(ious[-1])
-    return ious
+    return ious[: max_clicks + 1]
 
 
 def run_noc(

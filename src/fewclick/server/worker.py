@@ -404,15 +404,25 @@ def _encoded(key: tuple, make, path: str, encoding: tuple[str, str] | None):
     return predictor
 
 
-def segment(path: str, sam: tuple[str, str] | None, serving: Serving, box: list[float], clicks: list) -> dict:
+def segment(
+    path: str,
+    sam: tuple[str, str] | None,
+    serving: Serving,
+    box: list[float],
+    clicks: list,
+    candidate: int = 0,
+) -> dict:
     """Box-to-mask with corrective clicks ``[x, y, positive]`` by the backend ``serving``
     names (``sam``: the embedding's cache folder and key, for SAM). The last answer per
     image, backend and box is kept: when a request adds one click to it, its ``state``
     goes back to the backend as ``previous`` (for SAM only the decoder runs). With the
     backend's quality ranker, ``quality`` estimates the mask's IoU from the session: every
     click is a round of one click, so the features are the click count, the last click's
-    distance to the previous mask's boundary and how much the mask changed."""
-    from fewclick.io.rle import mask_to_rle, rle_boxes
+    distance to the previous mask's boundary and how much the mask changed. SAM's answer also
+    holds its ``candidates`` (the mask served first, each with its RLE, box and score) for
+    the page's ``Tab``; ``candidate`` is the one the person had switched to on the last
+    answer, whose state goes back to SAM with the next click (ValueError if the last answer
+    had no such candidate)."""
     from fewclick.types import Clicks
 
     xy = np.asarray([c[:2] for c in clicks], np.float32).reshape(-1, 2)
@@ -423,7 +433,13 @@ def segment(path: str, sam: tuple[str, str] | None, serving: Serving, box: list[
     made = [list(map(float, k)) for k in clicks]
     last = _LAST_MASKS.get(key)
     before = last[1] if last is not None and len(c) and last[0] == made[:-1] else None
-    pred = predictor.predict(box, c, None if before is None else before.state)
+    if before is not None and candidate:
+        offered = len(before.candidates) or 1
+        if not 0 <= candidate < offered:
+            raise ValueError(f"candidate {candidate} is not one of the {offered} masks offered for this box")
+        before = before.candidates[candidate]
+    options = {"multimask": True} if serving.name == "sam" else {}
+    pred = predictor.predict(box, c, None if before is None else before.state, **options)
     quality = None
     ranker = _ranker(serving.ranker)
     if ranker is not None:
@@ -437,15 +453,26 @@ def segment(path: str, sam: tuple[str, str] | None, serving: Serving, box: list[
     _LAST_MASKS[key] = (made, pred)
     while len(_LAST_MASKS) > 8:
         _LAST_MASKS.pop(next(iter(_LAST_MASKS)))
-    rle = mask_to_rle(pred.mask)
-    b = rle_boxes([rle])[0]
+    shown = _shown_mask(pred)
     return {
         "method": serving.name,
         "chosen_by": serving.chosen_by,
+        **shown,
+        "quality": quality,
+        "candidates": [shown, *map(_shown_mask, pred.candidates[1:])] if len(pred.candidates) > 1 else [],
+    }
+
+
+def _shown_mask(pred) -> dict:
+    """A mask as the page draws it: its RLE, box (None when empty), score and area."""
+    from fewclick.io.rle import mask_to_rle, rle_boxes
+
+    rle = mask_to_rle(pred.mask)
+    b = rle_boxes([rle])[0]
+    return {
         "mask": rle,
         "box": None if not np.isfinite(b).all() else b.tolist(),
         "score": float(pred.score),
-        "quality": quality,
         "area": int(pred.mask.sum()),
     }
 

@@ -38,6 +38,7 @@ class DetectIn(BaseModel):
 class SegmentIn(BaseModel):
     box: tuple[float, float, float, float]
     clicks: list[tuple[float, float, bool]] = []  # x, y, positive
+    candidate: int = 0  # the candidate mask of the last answer the person switched to (Tab)
 
 
 class SnapIn(BaseModel):
@@ -243,7 +244,13 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
     backend = serving.serving(session, image.project)
     sam = _sam_image(config, image) if backend.name == "sam" else None
     return await models.run(
-        worker.segment, image.path, sam, backend, list(body.box), [list(c) for c in body.clicks]
+        worker.segment,
+        image.path,
+        sam,
+        backend,
+        list(body.box),
+        [list(c) for c in body.clicks],
+        body.candidate,
     )
 
 
