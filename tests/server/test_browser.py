@@ -281,6 +281,17 @@ def test_a_box_in_mask_mode_waits_for_preparing_then_sam_makes_the_mask(server, 
     page.keyboard.press("Shift+Tab")
     assert page.inner_text("#mask-candidate") == "3 of 3"
     third = page.evaluate("() => S.seg.result.candidates[2].mask")
+    # the brush paints a stroke over the candidate shown; Ctrl+Z takes the stroke back
+    area = page.evaluate("() => S.seg.result.candidates[2].area")
+    page.keyboard.press("a")
+    assert page.inner_text("#mask-tool") == "brush 8 px"
+    _drag(page, x0 - 2, y0 - 2, x0 + 10, y0 - 2)
+    page.wait_for_function("() => S.seg.strokes.length === 1 && !S.seg.result.candidates.length")
+    assert page.evaluate("() => S.seg.result.area") > area
+    page.keyboard.press("Control+z")
+    assert page.evaluate("() => [S.seg.strokes.length, S.seg.shown]") == [0, 2]
+    assert page.inner_text("#mask-candidate") == "3 of 3"
+    page.keyboard.press("a")  # back to clicks
     count = _count(page)
     page.keyboard.press("Enter")
     _wait_count(page, count + 1)

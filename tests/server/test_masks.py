@@ -10,6 +10,7 @@ import pytest
 from clients import client_for
 
 from fewclick.data.synthetic import make_dataset
+from fewclick.io.rle import rle_to_mask
 from fewclick.server import embeddings
 from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
@@ -86,16 +87,17 @@ def test_sam_encodes_ahead_serves_the_box_and_feeds_a_click_back(client, home, s
     body = {"box": box, "clicks": [[80, 80, False]]}
     clicked = client.post(f"/api/images/{first['id']}/segment", json=body).json()
     assert clicked["method"] == "sam" and clicked["mask"] != out["mask"]
-    assert len(clicked["candidates"]) == 4, "a box and a click: SAM's single mask, then its three"
+    assert clicked["candidates"] == [], "a box and a click: SAM's single mask, nothing to switch to"
     # the click refines the candidate the person switched to: another previous, another mask
-    switched = {**body, "clicks": [[80, 80, False], [60, 60, True]]}
-    one = client.post(f"/api/images/{first['id']}/segment", json={**switched, "candidate": 0}).json()
-    client.post(f"/api/images/{first['id']}/segment", json=body)
-    three = client.post(f"/api/images/{first['id']}/segment", json={**switched, "candidate": 3}).json()
+    client.post(f"/api/images/{first['id']}/segment", json={"box": box})
+    one = client.post(f"/api/images/{first['id']}/segment", json={**body, "candidate": 0}).json()
+    assert one["mask"] == clicked["mask"], "candidate 0: the mask served, as before"
+    client.post(f"/api/images/{first['id']}/segment", json={"box": box})
+    three = client.post(f"/api/images/{first['id']}/segment", json={**body, "candidate": 2}).json()
     assert one["mask"] != three["mask"]
-    client.post(f"/api/images/{first['id']}/segment", json=body)
-    r = client.post(f"/api/images/{first['id']}/segment", json={**switched, "candidate": 7})
-    assert r.status_code == 400 and "candidate 7 is not one of the 4 masks offered" in r.json()["detail"]
+    client.post(f"/api/images/{first['id']}/segment", json={"box": box})
+    r = client.post(f"/api/images/{first['id']}/segment", json={**body, "candidate": 7})
+    assert r.status_code == 400 and "candidate 7 is not one of the 3 masks offered" in r.json()["detail"]
 
     # a restart finds the embeddings on disk: ready at once, nothing encoded again
     with client_for(
@@ -154,7 +156,15 @@ def test_without_sam_files_grabcut_serves_and_nothing_is_prepared(client, home, 
     r = client.post(f"/api/images/{images[0]['id']}/prepare").json()
     assert r == {"needs_sam": False, "backend": "grabcut", "chosen_by": "default", "ready": True}
     out = client.post(f"/api/images/{images[0]['id']}/segment", json={"box": [40, 40, 100, 100]}).json()
-    assert out["method"] == "grabcut" and out["quality"] is None
+    assert out["method"] == "grabcut" and out["quality"] is None and out["candidates"] == []
+    # the brush adds a disc, the eraser takes one away, in order, over the same answer
+    base = rle_to_mask(out["mask"])
+    brush = {"points": [[20, 20], [30, 20]], "radius": 4}
+    eraser = {"points": [[70, 70]], "radius": 6, "add": False}
+    body = {"box": [40, 40, 100, 100], "strokes": [brush, eraser]}
+    painted = rle_to_mask(client.post(f"/api/images/{images[0]['id']}/segment", json=body).json()["mask"])
+    assert painted[20, 20] and painted[20, 30] and not base[20, 20] and not painted[70, 70]
+    assert (painted[90:, 90:] == base[90:, 90:]).all(), "nothing else changes"
     r = client.put(f"/api/projects/{project['id']}/backend", json={"backend": "sam"})
     assert r.status_code == 409 and "models fetch" in r.json()["detail"]
 
@@ -166,6 +176,12 @@ def test_bad_mask_requests_say_what_is_wrong(client, home, tmp_path):
     image = images[0]
     r = client.post(f"/api/images/{image['id']}/segment", json={"box": [200, 200, 300, 300]})
     assert r.status_code == 400 and "outside the 160 x 160 image" in r.json()["detail"]
+    far = {"box": [40, 40, 100, 100], "strokes": [{"points": [[500, 500]], "radius": 3}]}
+    r = client.post(f"/api/images/{image['id']}/segment", json=far)
+    assert r.status_code == 400 and "stroke 0 lies outside the 160 x 160 image" in r.json()["detail"]
+    huge = {"box": [40, 40, 100, 100], "strokes": [{"points": [[50, 50]], "radius": 1e6}]}
+    r = client.post(f"/api/images/{image['id']}/segment", json=huge)
+    assert r.status_code == 400 and "radius 1e+06 px is outside" in r.json()["detail"]
     r = client.put(f"/api/projects/{project['id']}/backend", json={"backend": "magic"})
     assert r.status_code == 400 and "sam, model, grabcut, box" in r.json()["detail"]
     r = client.put(f"/api/projects/{project['id']}/backend", json={"backend": "model"})

@@ -9,8 +9,9 @@ iterative evaluation does.
 SAM's decoder computes four masks per prompt with their predicted IoUs and returns one:
 for an ambiguous prompt (one click, or a box alone) the best predicted of its three
 "multimask" outputs, else its single-mask output. ``predict(..., multimask=True)`` also
-returns all four as ``candidates``: the graph's intermediate tensors (:data:`CANDIDATE_TENSORS`)
-are added as outputs when the decoder loads, as the encoder's maps are.
+returns the three of an ambiguous prompt as ``candidates``: the graph's intermediate
+tensors (:data:`CANDIDATE_TENSORS`) are added as outputs when the decoder loads, as the
+encoder's maps are.
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ class SamPredictor:
     image a ValueError); at least one of the two. It returns :class:`MaskPrediction` with
     ``mask bool[H, W]``, ``score`` SAM's own IoU estimate clipped to [0, 1] and ``state``
     ``float32[1, 1, 256, 256]`` logits to pass back as ``previous``. With ``multimask``
-    (here or per call) it also holds ``candidates``: the mask served first, then SAM's other
-    masks best predicted IoU first (an ambiguous prompt's three, else all four), each with
-    its own score and state; a decoder without :data:`CANDIDATE_TENSORS` gives only the
-    mask served."""
+    (here or per call) it also holds ``candidates`` for an ambiguous prompt: the mask served
+    first, then SAM's two other masks best predicted IoU first, each with its own score and
+    state; for any other prompt, or from a decoder without :data:`CANDIDATE_TENSORS`, only
+    the mask served."""
 
     name = "sam"
 
@@ -121,12 +122,13 @@ class SamPredictor:
         return served
 
     def _others(self, low_res: np.ndarray, iou: np.ndarray, points: int) -> list[MaskPrediction]:
-        """SAM's masks other than the one served, best predicted IoU first."""
+        """For an ambiguous prompt, SAM's two other "multimask" masks, best predicted IoU
+        first; none for a prompt SAM answers with its single mask (measured: switching
+        after corrective clicks cost more presses than it saved, docs/benchmarks/segment.md)."""
+        if points > AMBIGUOUS_POINTS:
+            return []
         iou = iou.reshape(-1)
-        if points <= AMBIGUOUS_POINTS:  # served: the best of 1-3; the other two follow
-            order = [int(i) for i in 1 + np.argsort(-iou[1:], kind="stable")][1:]
-        else:  # served: mask 0; then 1-3
-            order = [int(i) for i in 1 + np.argsort(-iou[1:], kind="stable")]
+        order = [int(i) for i in 1 + np.argsort(-iou[1:], kind="stable")][1:]  # the best is served
         e = self._embedding
         return [
             MaskPrediction(

@@ -23,7 +23,9 @@ import numpy as np
 _IMAGES: OrderedDict[str, np.ndarray] = OrderedDict()
 _PREDICTORS: dict[tuple, object] = {}
 _CURRENT: dict[tuple, str] = {}  # predictor key -> the image it holds
-_LAST_MASKS: dict[tuple, tuple] = {}  # (image, backend, model, box) -> (clicks, MaskPrediction)
+_LAST_MASKS: dict[
+    tuple, tuple
+] = {}  # (image, backend, model, box) -> (clicks, MaskPrediction, quality, changed)
 _FULLIMAGE: OrderedDict[tuple, list] = OrderedDict()  # (folder, image) -> [predictor, has predicted]
 # (embedding key, class, the person's box) -> SAM's box from a click at its centre
 _CLICK_BOXES: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -411,56 +413,95 @@ def segment(
     box: list[float],
     clicks: list,
     candidate: int = 0,
+    strokes: list | None = None,
 ) -> dict:
     """Box-to-mask with corrective clicks ``[x, y, positive]`` by the backend ``serving``
     names (``sam``: the embedding's cache folder and key, for SAM). The last answer per
     image, backend and box is kept: when a request adds one click to it, its ``state``
-    goes back to the backend as ``previous`` (for SAM only the decoder runs). With the
-    backend's quality ranker, ``quality`` estimates the mask's IoU from the session: every
-    click is a round of one click, so the features are the click count, the last click's
-    distance to the previous mask's boundary and how much the mask changed. SAM's answer also
-    holds its ``candidates`` (the mask served first, each with its RLE, box and score) for
-    the page's ``Tab``; ``candidate`` is the one the person had switched to on the last
-    answer, whose state goes back to SAM with the next click (ValueError if the last answer
-    had no such candidate)."""
-    from fewclick.types import Clicks
+    goes back to the backend as ``previous`` (for SAM only the decoder runs); a request
+    with the same clicks gets it again without running the backend. With the backend's
+    quality ranker, ``quality`` estimates the mask's IoU from the session: every click is a
+    round of one click, so the features are the click count, the last click's distance to
+    the previous mask's boundary and how much the mask changed.
 
-    xy = np.asarray([c[:2] for c in clicks], np.float32).reshape(-1, 2)
-    positive = np.asarray([bool(c[2]) for c in clicks], bool)
-    c = Clicks(xy, np.zeros(len(xy), np.int64), positive)
-    predictor = _mask_backend(serving, path, sam)
+    SAM's answer to an ambiguous prompt also holds its ``candidates`` (the mask served
+    first, each with its RLE, box and score) for the page's ``Tab``. ``candidate`` is the
+    one the person switched to on the last answer: with a new click its state goes back to
+    SAM; with the same clicks it is the mask the ``strokes`` edit. ``strokes`` (the page's
+    brush and eraser, :class:`~fewclick.predict.brush.Stroke` JSON) are painted over the
+    mask in order; the answer then has no candidates and no quality estimate. ``changed``
+    is the share of the mask the last click changed (1 - IoU with the answer before it;
+    None without one): after two small ones the page suggests the brush. Bad input
+    (a candidate the last answer did not offer, a stroke outside the image) raises
+    ValueError naming it."""
+    from fewclick.predict.brush import Stroke, apply_strokes
+    from fewclick.predict.segment_api import MaskPrediction
+
+    painted = [Stroke.parse(raw, i) for i, raw in enumerate(strokes or [])]
     key = (path, serving.name, serving.model, tuple(round(float(v), 2) for v in box))
     made = [list(map(float, k)) for k in clicks]
     last = _LAST_MASKS.get(key)
-    before = last[1] if last is not None and len(c) and last[0] == made[:-1] else None
-    if before is not None and candidate:
-        offered = len(before.candidates) or 1
-        if not 0 <= candidate < offered:
-            raise ValueError(f"candidate {candidate} is not one of the {offered} masks offered for this box")
-        before = before.candidates[candidate]
-    options = {"multimask": True} if serving.name == "sam" else {}
-    pred = predictor.predict(box, c, None if before is None else before.state, **options)
-    quality = None
-    ranker = _ranker(serving.ranker)
-    if ranker is not None:
-        from fewclick.quality.ranker import interaction_features
+    changed = None
+    if last is not None and last[0] == made:  # the same clicks: the same answer
+        pred, quality, changed = last[1], last[2], last[3]
+        if painted:
+            pred = _candidate(pred, candidate)
+    else:
+        before = last[1] if last is not None and made and last[0] == made[:-1] else None
+        if before is not None:
+            before = _candidate(before, candidate)
+        pred, quality = _predicted(path, sam, serving, box, made, before)
+        if before is not None:  # how much of the mask the click changed (1 - IoU)
+            from fewclick.metrics.segmentation import mask_iou
 
-        previous = None
-        if len(c):
-            previous = before.mask if before is not None else predictor.predict(box, c[:-1]).mask
-        features = interaction_features(len(c), c[-1:] if len(c) else None, previous, pred.mask)
-        quality = round(float(ranker.predict(features[None], [pred.score])[0]), 4)
-    _LAST_MASKS[key] = (made, pred)
-    while len(_LAST_MASKS) > 8:
-        _LAST_MASKS.pop(next(iter(_LAST_MASKS)))
+            changed = round(1.0 - mask_iou(pred.mask, before.mask), 4)
+        _LAST_MASKS[key] = (made, pred, quality, changed)
+        while len(_LAST_MASKS) > 8:
+            _LAST_MASKS.pop(next(iter(_LAST_MASKS)))
+    if painted:
+        pred, quality = MaskPrediction(apply_strokes(pred.mask, painted), pred.score), None
     shown = _shown_mask(pred)
     return {
         "method": serving.name,
         "chosen_by": serving.chosen_by,
         **shown,
         "quality": quality,
+        "changed": changed,
         "candidates": [shown, *map(_shown_mask, pred.candidates[1:])] if len(pred.candidates) > 1 else [],
     }
+
+
+def _candidate(pred, index: int):
+    """Candidate ``index`` of the answer ``pred`` (0: the mask served); ValueError if it
+    offered no such candidate."""
+    offered = len(pred.candidates) or 1
+    if not 0 <= index < offered:
+        raise ValueError(f"candidate {index} is not one of the {offered} masks offered for this box")
+    return pred.candidates[index] if index else pred
+
+
+def _predicted(path: str, sam, serving: Serving, box: list[float], made: list, before) -> tuple:
+    """The backend's mask for ``box`` and the clicks ``made`` (``before``: the answer to
+    all but the last click, whose state goes back), and its estimated quality (None
+    without a ranker)."""
+    from fewclick.types import Clicks
+
+    xy = np.asarray([c[:2] for c in made], np.float32).reshape(-1, 2)
+    positive = np.asarray([bool(c[2]) for c in made], bool)
+    c = Clicks(xy, np.zeros(len(xy), np.int64), positive)
+    predictor = _mask_backend(serving, path, sam)
+    options = {"multimask": True} if serving.name == "sam" else {}
+    pred = predictor.predict(box, c, None if before is None else before.state, **options)
+    ranker = _ranker(serving.ranker)
+    if ranker is None:
+        return pred, None
+    from fewclick.quality.ranker import interaction_features
+
+    previous = None
+    if len(c):
+        previous = before.mask if before is not None else predictor.predict(box, c[:-1]).mask
+    features = interaction_features(len(c), c[-1:] if len(c) else None, previous, pred.mask)
+    return pred, round(float(ranker.predict(features[None], [pred.score])[0]), 4)
 
 
 def _shown_mask(pred) -> dict:

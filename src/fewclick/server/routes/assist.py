@@ -35,10 +35,17 @@ class DetectIn(BaseModel):
     clicks: list[tuple[float, float, int]] = Field(max_length=1000)
 
 
+class StrokeIn(BaseModel):
+    points: list[tuple[float, float]]  # x, y in image pixels
+    radius: float  # px
+    add: bool = True  # the brush; False: the eraser
+
+
 class SegmentIn(BaseModel):
     box: tuple[float, float, float, float]
     clicks: list[tuple[float, float, bool]] = []  # x, y, positive
     candidate: int = 0  # the candidate mask of the last answer the person switched to (Tab)
+    strokes: list[StrokeIn] = []  # painted over the mask, in order
 
 
 class SnapIn(BaseModel):
@@ -251,6 +258,7 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
         list(body.box),
         [list(c) for c in body.clicks],
         body.candidate,
+        [s.model_dump() for s in body.strokes],
     )
 
 

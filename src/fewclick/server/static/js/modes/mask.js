@@ -1,7 +1,8 @@
 // Box-to-mask (M): drag a box (or click a box object) and its mask appears; left clicks add
 // to it, right clicks remove; Tab (Shift+Tab) switches to SAM's other candidate masks;
-// Ctrl+Z / Ctrl+Shift+Z undo and redo the clicks and switches; Enter accepts the mask shown
-// (replacing the box object it came from).
+// A / E take the brush / the eraser (again: back to clicks) and [ / ] change its size: a
+// drag then paints a stroke over the mask; Ctrl+Z / Ctrl+Shift+Z undo and redo the clicks,
+// switches and strokes; Enter accepts the mask shown (replacing the box object it came from).
 import {api, esc, say} from "../api.js";
 import {change} from "../changes.js";
 import {logEvent} from "../events.js";
@@ -10,9 +11,14 @@ import {rleCanvas} from "../rle.js";
 import {S} from "../state.js";
 import {dragRect, hit, insideImage} from "../view.js";
 
+// the brush's radii in image pixels ([ / ]); the simulated annotator's are the same
+const SIZES = [1, 2, 4, 8, 16, 32];
+// a click that changes under this share of the mask's pixels did little; two in a row: the brush
+const LITTLE = 0.01;
+
 export const mask = {
   name: "mask", key: "m", title: "Mask (M)",
-  init() { S.seg = null; },
+  init() { S.seg = null; S.brush ??= {tool: null, size: 3}; },
   leave() { S.seg = null; },
   escape() { S.seg = null; },
   unsaved: () => (S.seg?.result ? "1 mask not accepted" : ""),
@@ -29,19 +35,38 @@ export const mask = {
         S.cls = a.class_id;
         await segmentNow();
       }
+    } else if (S.seg && S.brush.tool && S.seg.result) {
+      remember();
+      const points = d.path ?? [[d.x0, d.y0]];
+      S.seg.strokes.push({points, radius: SIZES[S.brush.size], add: S.brush.tool === "brush"});
+      logEvent("stroke", {mode: "mask", tool: S.brush.tool, radius: SIZES[S.brush.size], points: points.length});
+      await segmentNow(false);
     } else if (S.seg && !moved) {
       if (!insideImage(d.x0, d.y0)) return say("that click is outside the image", true);
       remember();
       S.seg.clicks.push([d.x0, d.y0, d.button === 0]);
       logEvent("click", {mode: "mask", positive: d.button === 0});
-      await segmentNow();
+      await segmentNow(true);
     }
   },
 
+  // a stroke's path, point by point, while the brush or eraser drags
+  press(e, x, y) { if (S.seg && S.brush.tool) S.drag.path = [[x, y]]; },
+  move(d) { if (d.path) d.path.push([d.x, d.y]); },
+  hover() { return Boolean(S.seg && S.brush.tool); },  // the brush's outline follows the mouse
+
   accept: acceptMask,
 
-  // Tab / Shift+Tab: the next / previous of SAM's candidate masks for the same prompt
-  keydown(e) {
+  // Tab / Shift+Tab: the next / previous of SAM's candidate masks for the same prompt;
+  // A / E: the brush / the eraser (the same key again: back to clicks); [ / ]: its size
+  keydown(e, key) {
+    if (key === "a" || key === "e") return pickTool(key === "a" ? "brush" : "eraser");
+    if ((key === "[" || key === "]") && S.brush.tool) {
+      S.brush.size = Math.max(0, Math.min(SIZES.length - 1, S.brush.size + (key === "]" ? 1 : -1)));
+      S.dirty = true;
+      renderPanel();
+      return true;
+    }
     const n = S.seg?.result?.candidates?.length ?? 0;
     if (e.key !== "Tab" || !S.seg) return false;
     e.preventDefault();  // else the browser moves the focus
@@ -65,12 +90,12 @@ export const mask = {
   },
 
   panel(el) {
-    helpPanel(el, "mask", S.seg ? `Left click: add to the mask, right click: remove. Tab: another candidate mask. Enter accepts, Esc drops. ${S.seg.clicks.length} clicks.` : "Drag a box (or click a box object) and its mask appears.");
+    helpPanel(el, "mask", S.seg ? `Left click: add to the mask, right click: remove. Tab: another candidate mask. A / E: brush / eraser, [ ]: its size. Enter accepts, Esc drops. ${S.seg.clicks.length} clicks, ${S.seg.strokes.length} strokes.` : "Drag a box (or click a box object) and its mask appears.");
     prepareLine(el, "sam", S.prep?.backend === "sam");
     if (S.seg) {
       const r = S.seg.result;
       el.insertAdjacentHTML("beforeend", `<div id="mask-info">backend <b id="mask-backend">${esc(r?.method ?? "...")}</b>${r?.chosen_by === "you" ? " (chosen by you)" : ""}<br>
-        ${candidatesLine(S.seg)}score ${r ? shownMask(S.seg).score.toFixed(2) : "-"}, ${r?.quality != null ? `estimated quality <b id="mask-quality">${r.quality.toFixed(2)}</b>` : "no quality estimate yet (compare the backends on 10 finished masks)"}</div>`);
+        ${toolLine()}${candidatesLine(S.seg)}score ${r ? shownMask(S.seg).score.toFixed(2) : "-"}, ${r?.quality != null ? `estimated quality <b id="mask-quality">${r.quality.toFixed(2)}</b>` : "no quality estimate yet (compare the backends on 10 finished masks)"}</div>`);
     }
   },
 
@@ -84,16 +109,45 @@ export const mask = {
         ctx.fillStyle = pos ? "#2ee86b" : "#ff3b3b";
         ctx.beginPath(); ctx.arc(cx, cy, 4 * lw, 0, 7); ctx.fill();
       }
+      if (S.brush.tool) drawBrush(ctx, lw);
     } else if (S.drag?.kind === "press") {
       dragRect(S.drag, lw);
     }
   },
 };
 
-// a mask in the making: its box, clicks, the last answer and which of its candidates shows;
-// history / future: snapshots for undo / redo
-const fresh = (box, from) => ({box, clicks: [], result: null, shown: 0, from, history: [], future: []});
-const snapshot = (seg) => ({clicks: [...seg.clicks], result: seg.result, shown: seg.shown});
+// a mask in the making: its box, clicks, strokes, the last answer and which of its
+// candidates shows (the one the strokes paint over); history / future: snapshots for undo / redo
+const fresh = (box, from) => ({box, clicks: [], strokes: [], result: null, shown: 0, from, history: [], future: [],
+                               changes: []});
+const snapshot = (seg) => ({clicks: [...seg.clicks], strokes: [...seg.strokes], result: seg.result, shown: seg.shown});
+
+function pickTool(tool) {
+  S.brush.tool = S.brush.tool === tool ? null : tool;
+  say(S.brush.tool ? `${S.brush.tool}: drag over the mask ([ ] changes its size); ${tool === "brush" ? "A" : "E"} again for clicks` : "clicks again");
+  S.dirty = true;
+  renderPanel();
+  return true;
+}
+
+const toolLine = () => (S.brush.tool ? `<b id="mask-tool">${S.brush.tool} ${SIZES[S.brush.size]} px</b>, ` : "");
+
+// the stroke being dragged, else the brush's outline at the mouse
+function drawBrush(ctx, lw) {
+  const r = SIZES[S.brush.size], path = S.drag?.path;
+  ctx.strokeStyle = S.brush.tool === "brush" ? "#2ee86b" : "#ff3b3b";
+  ctx.lineCap = "round"; ctx.lineJoin = "round";
+  if (path) {
+    ctx.globalAlpha = 0.5; ctx.lineWidth = 2 * r;
+    ctx.beginPath(); ctx.moveTo(...path[0]);
+    for (const p of path.slice(1)) ctx.lineTo(...p);
+    if (path.length === 1) ctx.lineTo(path[0][0] + 0.01, path[0][1]);
+    ctx.stroke(); ctx.globalAlpha = 1;
+  } else if (S.mouse) {
+    ctx.lineWidth = lw;
+    ctx.beginPath(); ctx.arc(S.mouse[0], S.mouse[1], r, 0, 7); ctx.stroke();
+  }
+}
 
 function remember() {
   S.seg.history.push(snapshot(S.seg));
@@ -117,17 +171,28 @@ function showCandidate(i) {
   renderPanel();
 }
 
-async function segmentNow() {
+// ask for the mask of the box, clicks and strokes so far; ``clicked``: a click was added (the
+// candidate shown is the one SAM refines, and the new answer's first shows), else a stroke
+// (painted over the candidate shown)
+async function segmentNow(clicked = true) {
   const seg = S.seg;
   seg.busy = (seg.busy || Promise.resolve()).then(async () => {
-    // the candidate shown when the click was made is the one SAM refines
-    const candidate = seg.clicks.length ? seg.shown : 0;
-    const out = await api("POST", `/api/images/${S.image.id}/segment`, {box: seg.box, clicks: seg.clicks, candidate});
+    const body = {box: seg.box, clicks: seg.clicks, candidate: seg.shown, strokes: seg.strokes};
+    const out = await api("POST", `/api/images/${S.image.id}/segment`, body);
     seg.result = out;
     seg.answered = seg.clicks.length;
-    showCandidate(0);
+    if (clicked && out.changed != null) hintBrush(seg, out.changed);
+    showCandidate(clicked ? 0 : seg.shown);
   }).catch((err) => { seg.error = err.message; });  // api() has already shown it
   return seg.busy;
+}
+
+// after two clicks in a row that changed little of the mask, the page says to try the brush
+function hintBrush(seg, changed) {
+  seg.changes.push(changed);
+  if (seg.changes.length >= 2 && seg.changes.slice(-2).every((c) => c < LITTLE) && !S.brush.tool) {
+    say("the last two clicks changed little: try the brush (A) or the eraser (E)");
+  }
 }
 
 async function acceptMask() {
