@@ -31,11 +31,16 @@ go through the images in order, ending each at manual quality:
 4. mark the image done.
 
 Mask mode (``--mode mask``): each required object, grouped by class, gets a box dragged
-tight around it (``POST /segment``), then RITM's corrective clicks (the error pixel farthest
-from the error's boundary) until its mask IoU is >= 0.85 or 20 clicks, and Enter; an
-object that never gets there is outlined as a polygon instead, as in the page's polygon
-mode (its vertices at 1 px along the object's edge, then Enter; the server fills the
-outline). The baseline outlines every object as a polygon the same way.
+tight around it (``POST /segment``); Tab to SAM's candidate mask closest to the object when
+one is more than 0.02 of IoU better than the mask served; then RITM's corrective clicks (the
+error pixel farthest from the error's boundary) until its mask IoU is >= 0.85, 20 clicks,
+or two clicks in a row that each gained under 0.01; and Enter. An object that is not there
+then is finished with the brush and eraser (``simulate.brush``: strokes sent to
+``/segment``, keys to pick the tool and size) or outlined as a polygon instead, as in the
+page's polygon mode (its vertices at 1 px along the object's edge, then Enter; the server
+fills the outline), whichever the cost model prices lower. The baseline outlines every
+object as a polygon the same way; its seconds are also given at COCO's measured 79.2 s an
+object (``seconds_coco_polygon``), and ours with our polygons at that price.
 
 Every interaction is posted to the app's interaction log with its cost-model seconds (and,
 for a click, the measured wait for its boxes), as the page would; a training job the app
@@ -82,7 +87,10 @@ from tqdm import tqdm
 from fewclick.io import read_dataset
 from fewclick.io.dataset import split_by_image
 from fewclick.io.rle import mask_to_rle, polygons_to_mask, rle_to_mask, segmentation_to_mask
+from fewclick.predict.brush import apply_strokes
+from fewclick.protocols.segment import TAB_GAIN
 from fewclick.simulate.annotator import (
+    COCO_POLYGON_SECONDS,
     COST_SECONDS,
     COST_SOURCES,
     MASK_IOU,
@@ -90,6 +98,7 @@ from fewclick.simulate.annotator import (
     ClickMemory,
     Plan,
     at_manual_quality,
+    clicks_stalled,
     finish,
     manual,
     manual_masks,
@@ -100,6 +109,7 @@ from fewclick.simulate.annotator import (
     required,
     work_left,
 )
+from fewclick.simulate.brush import brush_keys, stroke_seconds, strokes_to_fix
 from fewclick.simulate.corrective import ritm_next_click
 from fewclick.types import Clicks, Objects, geometry_only
 
@@ -453,7 +463,8 @@ class Annotator:
         events: list[tuple[str, float]] = [("open", 0.0)]
         self._open(im)
         revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
-        clicks_total, polygons, parted, waited, saved = 0, 0, 0, 0.0, []
+        clicks_total, polygons, parted, strokes_total, waited, saved = 0, 0, 0, 0, 0.0, []
+        outlined = 0.0  # the seconds of our own polygons' vertices and Enter
         order = sorted(range(len(need)), key=lambda k: (int(labels[k]) != self.current, int(labels[k])))
         for k in order:
             target, truth_mask = int(labels[k]), masks[k]
@@ -469,8 +480,9 @@ class Annotator:
             out, wait = self._segment(im, box, clicks)
             waited += wait
             events[-1] = ("draw", COST_SECONDS["draw"] + wait)
-            pred = rle_to_mask(out["mask"])
-            while mask_iou(pred, truth_mask) < MASK_IOU and len(clicks) < MAX_MASK_CLICKS:
+            shown, pred, rle = self._tab(out, truth_mask, events)
+            ious = [mask_iou(pred, truth_mask)]
+            while ious[-1] < MASK_IOU and len(clicks) < MAX_MASK_CLICKS and not clicks_stalled(ious):
                 done = Clicks(
                     np.array([c[:2] for c in clicks], np.float32).reshape(-1, 2),
                     np.zeros(len(clicks)),
@@ -481,14 +493,27 @@ class Annotator:
                     break
                 clicks.append([nxt.x, nxt.y, bool(nxt.positive)])
                 self._think(COST_SECONDS["click"])
-                out, wait = self._segment(im, box, clicks)
+                out, wait = self._segment(im, box, clicks, candidate=shown)
                 waited += wait
                 events.append(("click", COST_SECONDS["click"] + wait))
-                pred = rle_to_mask(out["mask"])
+                shown, pred, rle = self._tab(out, truth_mask, events)
+                ious.append(mask_iou(pred, truth_mask))
             clicks_total += len(clicks)
             done_before = len(events)
+            strokes = [] if ious[-1] >= MASK_IOU else self._brush_plan(pred, truth_mask, segmentations[k])
+            if strokes:  # cheaper than a polygon, and gets there
+                self._think(COST_SECONDS["brush"] * brush_keys(strokes))
+                events += [("brush", COST_SECONDS["brush"])] * brush_keys(strokes)
+                for i, stroke in enumerate(strokes):
+                    self._think(stroke_seconds(stroke))
+                    body = [s.to_json() for s in strokes[: i + 1]]
+                    out, wait = self._segment(im, box, clicks, candidate=shown, strokes=body)
+                    waited += wait
+                    events.append(("stroke", stroke_seconds(stroke) + wait))
+                pred, rle = rle_to_mask(out["mask"]), out["mask"]
+                strokes_total += len(strokes)
             if mask_iou(pred, truth_mask) >= MASK_IOU:
-                geometry, source = {"mask": out["mask"]}, "mask"
+                geometry, source = {"mask": rle}, "mask"
                 events.append(("accept", COST_SECONDS["accept"]))
             else:  # outlined by hand instead, in the page's polygon mode (O)
                 polygons += 1
@@ -496,6 +521,7 @@ class Annotator:
                 for ring in rings:
                     events += [("vertex", COST_SECONDS["vertex"])] * max(len(ring), 3)
                     events.append(("accept", COST_SECONDS["accept"]))
+                    outlined += COST_SECONDS["vertex"] * max(len(ring), 3) + COST_SECONDS["accept"]
                 if len(rings) == 1:
                     geometry, source = {"polygon": rings[0].tolist()}, "polygon"
                 else:  # the page outlines one part at a time: the parts filled into one mask
@@ -516,19 +542,55 @@ class Annotator:
             a for a in _ok(self.api.get(f"/api/images/{im['id']}"))["annotations"] if a["kind"] == "mask"
         ]
         acts = [e for e in events if e[0] not in ("open", "submit")]
+        ours = sum(s for _, s in acts)
         return {
             "image_id": im["id"],
             "file_name": im["file_name"],
             "objects": len(need),
             "clicks": clicks_total,
+            "tabs": sum(a == "tab" for a, _ in acts),
+            "strokes": strokes_total,
             "polygons": polygons,
             "polygons_in_parts": parted,
             "interactions": len(acts),
-            "seconds": round(sum(s for _, s in acts), 2),
+            "seconds": round(ours, 2),
+            # our own polygons priced at COCO's 79.2 s an object instead of their vertices
+            "seconds_coco_polygon": round(ours - outlined + COCO_POLYGON_SECONDS * polygons, 2),
             "waited_seconds": round(waited, 3),
             "manual_quality": _masks_at_quality(final, masks, labels, self.position),
-            "manual": {"interactions": manual_plan.interactions, "seconds": round(manual_plan.seconds(), 2)},
+            "manual": {
+                "interactions": manual_plan.interactions,
+                "seconds": round(manual_plan.seconds(), 2),
+                "seconds_coco_polygon": round(COCO_POLYGON_SECONDS * len(need), 2),
+            },
         }
+
+    def _tab(self, out: dict, truth_mask: np.ndarray, events: list) -> tuple[int, np.ndarray, dict]:
+        """The candidate of ``out`` the person Tabs to (the closest to the object, when it is
+        more than TAB_GAIN better than the mask served; each press an event), its mask and
+        its RLE (what Enter saves)."""
+        shown = out.get("candidates") or [out]
+        masks = [rle_to_mask(c["mask"]) for c in shown]
+        ious = [mask_iou(m, truth_mask) for m in masks]
+        best = int(np.argmax(ious))
+        if ious[best] <= ious[0] + TAB_GAIN:
+            best = 0
+        for _ in range(best):
+            self._think(COST_SECONDS["tab"])
+            events.append(("tab", COST_SECONDS["tab"]))
+        return best, masks[best], shown[best]["mask"]
+
+    @staticmethod
+    def _brush_plan(pred: np.ndarray, truth_mask: np.ndarray, segmentation) -> list:
+        """The strokes that bring ``pred`` to MASK_IOU, when they get there and cost less
+        (with their keys and Enter) than outlining the object as a polygon; else none."""
+        strokes = strokes_to_fix(truth_mask, pred, MASK_IOU)
+        if not strokes or mask_iou(apply_strokes(pred, strokes), truth_mask) < MASK_IOU:
+            return []
+        brush = sum(map(stroke_seconds, strokes)) + COST_SECONDS["brush"] * brush_keys(strokes)
+        rings = polygon_outlines(truth_mask, segmentation)
+        outline = sum(COST_SECONDS["vertex"] * max(len(r), 3) + COST_SECONDS["accept"] for r in rings)
+        return strokes if brush + COST_SECONDS["accept"] < outline else []
 
     def _open(self, im: dict) -> None:
         """What the page does as the image opens, without waiting: ask the worker to encode
@@ -548,9 +610,12 @@ class Annotator:
         if self.think and seconds > 0:
             time.sleep(seconds)
 
-    def _segment(self, im: dict, box: list[float], clicks: list) -> tuple[dict, float]:
+    def _segment(
+        self, im: dict, box: list[float], clicks: list, candidate: int = 0, strokes: list | None = None
+    ) -> tuple[dict, float]:
         started = time.perf_counter()
-        out = _ok(self.api.post(f"/api/images/{im['id']}/segment", json={"box": box, "clicks": clicks}))
+        body = {"box": box, "clicks": clicks, "candidate": candidate, "strokes": strokes or []}
+        out = _ok(self.api.post(f"/api/images/{im['id']}/segment", json=body))
         wait = time.perf_counter() - started
         self.waits_ms.append(wait * 1000)
         return out, wait
@@ -792,11 +857,20 @@ def _percentiles(values: list[float]) -> dict:
 def _totals(rows: list[dict]) -> dict:
     ours = sum(r["interactions"] for r in rows)
     by_hand = sum(r["manual"]["interactions"] for r in rows)
+    coco = [r["manual"]["seconds_coco_polygon"] for r in rows if "seconds_coco_polygon" in r["manual"]]
     return {
         "interactions": ours,
         "seconds": round(sum(r["seconds"] for r in rows), 1),
         "manual_interactions": by_hand,
         "manual_seconds": round(sum(r["manual"]["seconds"] for r in rows), 1),
+        **(
+            {
+                "seconds_coco_polygon": round(sum(coco), 1),
+                "fewclick_seconds_coco_polygon": round(sum(r["seconds_coco_polygon"] for r in rows), 1),
+            }
+            if coco
+            else {}
+        ),
         "ratio_to_manual": round(by_hand / ours, 3) if ours else None,
         "manual_quality": all(r["manual_quality"] for r in rows),
         "waited_seconds": round(sum(r["waited_seconds"] for r in rows), 2),

@@ -82,4 +82,10 @@ def test_a_mask_campaign_reaches_mask_quality_with_fewer_interactions_than_polyg
         assert (
             row["interactions"] >= row["objects"] > 0 and row["manual"]["interactions"] >= 3 * row["objects"]
         )
+        assert row["manual"]["seconds_coco_polygon"] == pytest.approx(79.2 * row["objects"])
+        assert row["tabs"] >= 0 and row["strokes"] >= 0 and row["polygons"] >= 0
+        assert row["seconds_coco_polygon"] == pytest.approx(row["seconds"]) or row["polygons"] > 0
+    assert totals["seconds_coco_polygon"] == pytest.approx(
+        sum(79.2 * r["objects"] for r in report["per_image"])
+    )
     assert report["analytics"]["interactions"] == totals["interactions"]

@@ -8,6 +8,7 @@ from fewclick.simulate.annotator import (
     ClickMemory,
     apply,
     at_manual_quality,
+    clicks_stalled,
     finish,
     manual,
     match,
@@ -178,3 +179,12 @@ def test_an_object_with_its_own_polygon_is_outlined_by_it_with_the_vertices_qual
     assert 5 < len(ring) <= 40
     assert mask_iou(polygons_to_mask([ring], 16, 16), mask) >= MASK_IOU
     assert polygon_vertices(mask, [wavy]) == len(ring)
+
+
+def test_clicks_stall_after_two_clicks_in_a_row_that_gained_under_a_point():
+    assert not clicks_stalled([0.5])
+    assert not clicks_stalled([0.5, 0.505]), "one small gain is not a run"
+    assert clicks_stalled([0.5, 0.505, 0.51])
+    assert not clicks_stalled([0.5, 0.505, 0.6]), "the last click helped"
+    assert clicks_stalled([0.5, 0.7, 0.69, 0.65]), "losses are no gain either"
+    assert not clicks_stalled([0.5, 0.7, 0.705, 0.8, 0.805])

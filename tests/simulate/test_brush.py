@@ -8,7 +8,7 @@ import pytest
 
 from fewclick.metrics.segmentation import mask_iou
 from fewclick.predict.brush import Stroke, apply_strokes
-from fewclick.simulate.brush import STROKE_BASE_SECONDS, stroke_seconds, strokes_to_fix
+from fewclick.simulate.brush import STROKE_BASE_SECONDS, brush_keys, stroke_seconds, strokes_to_fix
 
 
 def _disc(h: int = 200, w: int = 200, r: int = 60) -> np.ndarray:
@@ -56,9 +56,9 @@ def test_the_simulated_strokes_reach_the_target_and_never_spoil_a_right_pixel():
     mask = truth.copy()
     mask[:, 130:] = False  # a slice missing
     mask[20:40, 10:60] = True  # a blob too many
-    strokes, changes = strokes_to_fix(truth, mask, 0.95)
+    strokes = strokes_to_fix(truth, mask, 0.95)
     assert mask_iou(apply_strokes(mask, strokes), truth) >= 0.95 > mask_iou(mask, truth)
-    assert {s.add for s in strokes} == {True, False} and changes >= 1
+    assert {s.add for s in strokes} == {True, False}
     for s in strokes:  # each stroke only makes pixels right
         after = apply_strokes(mask, [s])
         assert not ((after != truth) & (mask == truth)).any()
@@ -67,7 +67,15 @@ def test_the_simulated_strokes_reach_the_target_and_never_spoil_a_right_pixel():
 
 def test_a_mask_already_good_enough_needs_no_stroke():
     truth = _disc()
-    assert strokes_to_fix(truth, truth, 0.85) == ([], 0)
+    assert strokes_to_fix(truth, truth, 0.85) == []
+
+
+def test_the_keys_a_stroke_plan_takes():
+    dab = np.array([[5, 5]], np.float32)
+    assert brush_keys([]) == 0
+    assert brush_keys([Stroke(dab, 8)]) == 1, "A, at the page's own size"
+    plan = [Stroke(dab, 16), Stroke(dab, 16, add=False), Stroke(dab, 2, add=False)]
+    assert brush_keys(plan) == 1 + 1 + 1 + 3, "A and ], E, then [ three times"
 
 
 def test_a_stroke_costs_its_segments_and_its_length():

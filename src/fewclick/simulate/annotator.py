@@ -6,8 +6,11 @@ ignore-type ones: hit_uav's DontCare, COCO's crowd) is matched one-to-one by a b
 class at IoU >= :data:`MATCH_IOU`, and no other box is left; a box on an ignore-type object
 (IoU >= :data:`IGNORE_IOU`) is neither required nor a false positive. Mask mode: every
 required object has a mask of its class at mask IoU >= :data:`MASK_IOU`; an object that
-corrective clicks do not bring there in :data:`MAX_MASK_CLICKS` is drawn as a polygon
-(:func:`polygon_outlines`), closed by Enter.
+corrective clicks do not bring there is finished with the brush (:mod:`fewclick.simulate.brush`)
+or drawn as a polygon (:func:`polygon_outlines`, closed by Enter), whichever the cost model
+prices lower for what is left. Clicks stop there after :data:`MAX_MASK_CLICKS`, or as soon
+as :data:`STALL_RUN` clicks in a row each gained under :data:`STALL_GAIN` of IoU
+(:func:`clicks_stalled`).
 
 Every physical action is one interaction, counted the same way for us and the baselines,
 and logged as one event of the app's interaction log (so the app's analytics count it):
@@ -19,7 +22,11 @@ and logged as one event of the app's interaction log (so the app's analytics cou
 - ``delete``: the Delete key on a selected box;
 - ``edit``: a drag that fixes a box;
 - ``draw``: a drag that draws a box;
-- ``vertex``: a polygon's vertex, clicked.
+- ``vertex``: a polygon's vertex, clicked;
+- ``tab``: Tab, to SAM's next candidate mask;
+- ``stroke``: a brush or eraser stroke, priced by its length and turns
+  (:func:`~fewclick.simulate.brush.stroke_seconds`);
+- ``brush``: a key that picks the brush or the eraser, or changes its size.
 
 :data:`COST_SECONDS` prices each (sources beside them); accepting also costs a look at each
 proposal accepted (``verify``).
@@ -39,7 +46,10 @@ MATCH_IOU = KEPT_IOU  # a box of the object's class this close is the object (ma
 NEAR_IOU = 0.3  # a leftover box this close to a missed object is dragged onto it, not deleted
 IGNORE_IOU = 0.5  # a box this close to an ignore-type object is neither required nor wrong
 MASK_IOU = 0.85  # a mask this close to its object is the object (mask mode's manual quality)
-MAX_MASK_CLICKS = 20  # corrective clicks on one mask before it is drawn as a polygon instead
+MAX_MASK_CLICKS = 20  # corrective clicks on one mask before it is finished another way
+STALL_GAIN = 0.01  # a corrective click that gains less IoU than this did not help...
+STALL_RUN = 2  # ...and after this many such clicks in a row the annotator stops clicking
+COCO_POLYGON_SECONDS = 79.2  # COCO's measured time per polygon object (Lin et al., ECCV 2014)
 
 #: seconds per action; the Keystroke-Level Model (Card, Moran and Newell, 1980): K (key)
 #: 0.28 s, P (point) 1.1 s, B (button) 0.1 s, M (mental preparation) 1.35 s
@@ -53,6 +63,9 @@ COST_SECONDS = {
     "edit": 7.0,  # a box dragged tight, at extreme clicking's 7.0 s (Papadopoulos et al., ICCV 2017)
     "draw": 7.0,  # the same, for a new box
     "vertex": 1.0,  # a polygon's vertex: COCO's polygons took 79 s an object (Lin et al., 2014)
+    "tab": 1.63,  # M + K: a candidate mask looked at, Tab pressed
+    "stroke": 2.65,  # M + P + B + B, plus D for the drag (simulate.brush.stroke_seconds)
+    "brush": 1.63,  # M + K: the brush, the eraser or a brush size picked
 }
 COST_SOURCES = {
     "click": "KLM M + P + B (Card, Moran and Newell 1980)",
@@ -65,6 +78,10 @@ COST_SOURCES = {
     "about 35 s drawn the usual way)",
     "draw": "as edit",
     "vertex": "about 1 s a vertex (COCO's polygons: 79.2 s an object, Lin et al., ECCV 2014)",
+    "tab": "KLM M + K",
+    "stroke": "KLM M + P + B + D + B, D = 0.9 s a straight segment + 0.16 s a cm at 96 dpi "
+    "(Card, Moran and Newell 1980)",
+    "brush": "KLM M + K",
 }
 
 
@@ -333,6 +350,14 @@ class ClickMemory:
         self.tried[cls] = image
 
 
+def clicks_stalled(ious: list[float], gain: float = STALL_GAIN, run: int = STALL_RUN) -> bool:
+    """Whether a person stops clicking: ``ious`` is the mask's IoU before the first click
+    and after each click since; the last ``run`` clicks each gained under ``gain``."""
+    if len(ious) <= run:
+        return False
+    return all(b - a < gain for a, b in zip(ious[-run - 1 : -1], ious[-run:]))
+
+
 def at_manual_quality(gt: Objects, boxes: np.ndarray, labels: np.ndarray) -> bool:
     """Whether ``boxes`` are the image at manual quality (module docstring)."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
@@ -342,12 +367,16 @@ def at_manual_quality(gt: Objects, boxes: np.ndarray, labels: np.ndarray) -> boo
 
 
 __all__ = [
+    "COCO_POLYGON_SECONDS",
     "COST_SECONDS",
     "COST_SOURCES",
     "MATCH_IOU",
     "Action",
     "ClickMemory",
     "Plan",
+    "STALL_GAIN",
+    "STALL_RUN",
+    "clicks_stalled",
     "apply",
     "at_manual_quality",
     "finish",

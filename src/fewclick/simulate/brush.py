@@ -4,8 +4,8 @@
 biggest brush that fits inside an error first, never over pixels that were right, then
 smaller brushes for what is left, until the mask reaches the IoU asked for. A stroke is
 one continuous drag through the places where the brush fits; a jump to another place is
-another stroke. The brush sizes are the page's ([ and ] step through them); changing size
-is a key press.
+another stroke. The brush sizes are the page's ([ and ] step through them); picking the
+brush or the eraser and changing size are key presses (:func:`brush_keys`).
 
 :func:`stroke_seconds` prices a stroke with the keystroke-level model: decide (M), point
 (P), press, drag, release (B + D + B), with Card, Moran and Newell's drawing operator
@@ -24,6 +24,7 @@ BRUSH_SIZES = (16, 8, 4, 2, 1)  # radii in px, the page's ladder ([ / ])
 CM_PER_PX = 2.54 / 96
 #: KLM M + P + B + B (Card, Moran and Newell 1980); the drag's D is added per stroke
 STROKE_BASE_SECONDS = 1.35 + 1.1 + 0.1 + 0.1
+PAGE_RADIUS = 8  # px: the brush's size when the page opens
 
 
 def stroke_seconds(stroke: Stroke) -> float:
@@ -43,26 +44,37 @@ def stroke_seconds(stroke: Stroke) -> float:
 
 def strokes_to_fix(
     truth: np.ndarray, mask: np.ndarray, target_iou: float, sizes: tuple[int, ...] = BRUSH_SIZES
-) -> tuple[list[Stroke], int]:
+) -> list[Stroke]:
     """The strokes (in order) that bring ``mask`` to ``target_iou`` with ``truth``, or as
-    close as the smallest brush gets, and how many brush-size changes they take. Each
-    stroke only covers pixels it makes right."""
+    close as the smallest brush gets. Each stroke only covers pixels it makes right."""
     truth, mask = np.asarray(truth, bool), np.asarray(mask, bool)
     strokes: list[Stroke] = []
-    changes, current = 0, None
     for radius in sizes:
         if mask_iou(mask, truth) >= target_iou:
             break
         found = _strokes_of_size(truth, mask, radius)
-        found.sort(key=lambda s: -int(stroke_area(s, mask.shape).sum()))
+        # the brush's strokes, then the eraser's (one switch), each biggest first
+        found.sort(key=lambda s: (not s.add, -int(stroke_area(s, mask.shape).sum())))
         for stroke in found:
             if mask_iou(mask, truth) >= target_iou:
                 break
-            if current != radius:
-                changes, current = changes + (current is not None), radius
             mask = apply_strokes(mask, [stroke])
             strokes.append(stroke)
-    return strokes, changes
+    return strokes
+
+
+def brush_keys(strokes: list[Stroke], sizes: tuple[int, ...] = BRUSH_SIZES) -> int:
+    """The key presses ``strokes`` take on the page: A or E to pick the brush or the
+    eraser and at each switch between them, and one [ or ] a step of brush size from the
+    page's :data:`PAGE_RADIUS`."""
+    if not strokes:
+        return 0
+    ladder = sorted(set(sizes) | {PAGE_RADIUS})
+    keys, tool, radius = 0, None, PAGE_RADIUS
+    for s in strokes:
+        keys += (s.add != tool) + abs(ladder.index(int(s.radius)) - ladder.index(radius))
+        tool, radius = s.add, int(s.radius)
+    return keys
 
 
 def _strokes_of_size(truth: np.ndarray, mask: np.ndarray, radius: int) -> list[Stroke]:
@@ -132,4 +144,12 @@ def _reachable(centres: np.ndarray, a: tuple, b: tuple, step: int) -> bool:
     return bool(centres[ys, xs].all())
 
 
-__all__ = ["BRUSH_SIZES", "CM_PER_PX", "STROKE_BASE_SECONDS", "stroke_seconds", "strokes_to_fix"]
+__all__ = [
+    "BRUSH_SIZES",
+    "CM_PER_PX",
+    "PAGE_RADIUS",
+    "STROKE_BASE_SECONDS",
+    "brush_keys",
+    "stroke_seconds",
+    "strokes_to_fix",
+]

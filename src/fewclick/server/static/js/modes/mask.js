@@ -63,6 +63,7 @@ export const mask = {
     if (key === "a" || key === "e") return pickTool(key === "a" ? "brush" : "eraser");
     if ((key === "[" || key === "]") && S.brush.tool) {
       S.brush.size = Math.max(0, Math.min(SIZES.length - 1, S.brush.size + (key === "]" ? 1 : -1)));
+      logEvent("brush", {mode: "mask", radius: SIZES[S.brush.size]});
       S.dirty = true;
       renderPanel();
       return true;
@@ -124,6 +125,7 @@ const snapshot = (seg) => ({clicks: [...seg.clicks], strokes: [...seg.strokes], 
 
 function pickTool(tool) {
   S.brush.tool = S.brush.tool === tool ? null : tool;
+  logEvent("brush", {mode: "mask", tool: S.brush.tool});
   say(S.brush.tool ? `${S.brush.tool}: drag over the mask ([ ] changes its size); ${tool === "brush" ? "A" : "E"} again for clicks` : "clicks again");
   S.dirty = true;
   renderPanel();
