@@ -86,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
             clicks=args.clicks,
         )
         report["train_minutes"] = round((time.perf_counter() - started) / 60, 2)
+    if TUNED in backends:
+        report[TUNED] = _tune_sam(model_set, Path(work), minutes, args.seed)
+        report["tune_seconds"], report["tune_steps"] = (
+            report[TUNED]["tune_seconds"],
+            report[TUNED]["tune_steps"],
+        )
     predictors = _predictors(backends, work)
     rounds_cfg = RoundsConfig(seed=args.seed, max_instances=max_instances)
     if "auto" in args.methods:  # the per-project pick, on the training part only
@@ -146,20 +152,24 @@ def main(argv: list[str] | None = None) -> int:
 
 #: SAM whose candidate masks the annotator may Tab through (protocols.segment)
 MULTIMASK = "sam_multimask"
-METHODS = (*BACKENDS, MULTIMASK, "auto")
+#: SAM with its decoder fine-tuned on the training part (train.sam_decoder), on one core
+TUNED = "sam_tuned"
+METHODS = (*BACKENDS, MULTIMASK, TUNED, "auto")
 NOC_KEYS = ("noc85", "noc90", "noc_mIoU_per_click", "noc85_clicks", "noc90_clicks")
 
 
 def _backends(methods: list[str]) -> list[str]:
     """The single backends to build: those asked for, and every one when ``auto`` picks;
     SAM with candidates when asked for."""
-    return [b for b in BACKENDS if b in methods or "auto" in methods] + [m for m in methods if m == MULTIMASK]
+    return [b for b in BACKENDS if b in methods or "auto" in methods] + [
+        m for m in methods if m in (MULTIMASK, TUNED)
+    ]
 
 
 def _predictors(backends: list[str], work: Path, model_dir: Path | None = None) -> dict:
     """Built once, so SAM's embeddings are cached (in memory and under ``work``) across passes."""
     encoder = None
-    if "sam" in backends or MULTIMASK in backends:
+    if {"sam", MULTIMASK, TUNED} & set(backends):
         from fewclick.predict.encoder import ImageEncoder
 
         encoder = ImageEncoder(threads=2, cache_dir=Path(work) / "embeddings", memory_items=4)
@@ -173,7 +183,43 @@ def _predictors(backends: list[str], work: Path, model_dir: Path | None = None) 
         from fewclick.predict.sam import SamPredictor
 
         predictors[MULTIMASK] = SamPredictor(encoder, multimask=True)
+    if TUNED in backends and (Path(work) / TUNED_FILE).is_file():
+        from fewclick.predict.sam import SamPredictor
+
+        predictors[TUNED] = SamPredictor(encoder, Path(work) / TUNED_FILE)
     return predictors
+
+
+TUNED_FILE = "sam_decoder_tuned.onnx"
+
+
+def _tune_sam(model_set: Dataset, work: Path, minutes: float, seed: int) -> dict:
+    """Fine-tune SAM's decoder on the training part's objects for ``minutes`` on one core
+    (train.sam_decoder); the tuned decoder is written to ``work``. Returns what it took."""
+    from fewclick.models.sam_decoder import SamDecoder
+    from fewclick.predict.encoder import ImageEncoder
+    from fewclick.predict.pretrained import default_model_files
+    from fewclick.train.sam_decoder import TuneConfig, examples_from, tune_decoder
+
+    encoder = ImageEncoder(threads=2, cache_dir=Path(work) / "embeddings", memory_items=4)
+
+    def encode(image):
+        e = encoder.encode(image)
+        return e.embedding, e.input_size
+
+    started = time.perf_counter()
+    examples = examples_from(InstanceItems(model_set), encode)
+    encoded = time.perf_counter() - started
+    decoder = SamDecoder.from_onnx(default_model_files()[1])
+    result = tune_decoder(decoder, examples, TuneConfig(budget_minutes=minutes, seed=seed, threads=1))
+    decoder.write_onnx(default_model_files()[1], Path(work) / TUNED_FILE)
+    print(f"{TUNED}: {result.steps} steps in {result.seconds:.0f} s on {len(examples)} objects", flush=True)
+    return {
+        "tune_seconds": round(result.seconds, 1),
+        "tune_steps": result.steps,
+        "tune_objects": len(examples),
+        "encode_seconds": round(encoded, 1),
+    }
 
 
 def _alias_auto(table: dict, report: dict, keys: tuple | None = None) -> None:
@@ -297,6 +343,10 @@ def _noc_only(args) -> int:
     items = InstanceItems(read_dataset(args.test))
     work = args.work or Path("out/bench_segment") / f"{Path(args.test).name}_noc"
     backends = _backends([m for m in args.methods if m != "auto"])
+    if TUNED in backends and not (work / TUNED_FILE).is_file():
+        raise SystemExit(
+            f"--noc-only with {TUNED} needs {work / TUNED_FILE} (a run without --noc-only makes it)"
+        )
     predictors = _predictors(backends, work, model_dir=args.models)
     report = {
         "test": str(args.test),
