@@ -31,7 +31,10 @@ model below plus the measured waits for the model's answers.
 
 def render(reports: list[dict], notes: str = "") -> str:
     out = [HEAD]
-    model = reports[0]["cost_model"]
+    model = {"seconds": {}, "sources": {}}  # every run's actions (a newer run's prices win)
+    for r in reports:
+        for part in model:
+            model[part].update(r["cost_model"][part])
     out.append("Cost model (seconds): " + ", ".join(f"{k} {v}" for k, v in model["seconds"].items()) + ".")
     out += [f"- {k}: {v}" for k, v in model["sources"].items()]
     out.append(_summary(reports))
