@@ -36,7 +36,9 @@ def sam(sam_files, tmp_path_factory) -> SamPredictor:
 def _feeds(sam: SamPredictor, box, clicks, previous=None) -> dict:
     """The ONNX decoder's inputs for a prompt, as SamPredictor builds them."""
     e = sam._embedding
-    coords, labels = sam._prompt(None if box is None else np.asarray(box, np.float32), clicks or Clicks.empty())
+    coords, labels = sam._prompt(
+        None if box is None else np.asarray(box, np.float32), clicks or Clicks.empty()
+    )
     has = previous is not None
     return {
         "image_embeddings": e.embedding,
@@ -83,6 +85,7 @@ def test_weights_written_back_run_in_the_same_graph(sam, sam_files, tmp_path):
     feeds = _feeds(tuned, [100, 60, 240, 170], None)
     (low, iou), (ours_low, ours_iou) = _onnx(tuned, feeds), _torch(decoder, feeds)
     assert np.abs(ours_low - low).max() < 1e-4 * max(1.0, np.abs(low).max())
+    assert np.abs(ours_iou - iou).max() < 1e-4
     assert not np.allclose(low, _onnx(sam, feeds)[0], atol=1e-3), "the written weights are the ones run"
 
 

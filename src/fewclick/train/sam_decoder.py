@@ -87,6 +87,7 @@ class TuneConfig:
     click_only: float = 0.25
     seed: int = 0
     threads: int = 1
+    parts: str = "all"  # "all", or "head": the upscaling, the hypernetworks and the IoU head only
 
     def __post_init__(self) -> None:
         if self.steps is None and self.budget_minutes is None:
@@ -122,6 +123,9 @@ def tune_decoder(
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
+    head = ("output_upscaling.", "output_hypernetworks_mlps.", "iou_prediction_head.")
+    for name, p in decoder.named_parameters():
+        p.requires_grad_(cfg.parts == "all" or name.startswith(head))
     params = [p for p in decoder.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
     started, losses, step = time.perf_counter(), [], 0

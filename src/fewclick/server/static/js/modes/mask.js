@@ -179,10 +179,11 @@ function showCandidate(i) {
 async function segmentNow(clicked = true) {
   const seg = S.seg;
   seg.busy = (seg.busy || Promise.resolve()).then(async () => {
-    const body = {box: seg.box, clicks: seg.clicks, candidate: seg.shown, strokes: seg.strokes};
+    const body = {box: seg.box, clicks: [...seg.clicks], candidate: seg.shown, strokes: [...seg.strokes]};
     const out = await api("POST", `/api/images/${S.image.id}/segment`, body);
     seg.result = out;
-    seg.answered = seg.clicks.length;
+    seg.answered = body.clicks.length;
+    seg.answeredStrokes = body.strokes.length;
     if (clicked && out.changed != null) hintBrush(seg, out.changed);
     showCandidate(clicked ? 0 : seg.shown);
   }).catch((err) => { seg.error = err.message; });  // api() has already shown it
