@@ -36,7 +36,7 @@ from _work import claim_work
 
 from fewclick.io import read_dataset
 from fewclick.io.dataset import Dataset, split_by_image
-from fewclick.predict.backends import BACKENDS, make_backend
+from fewclick.predict.backends import BACKENDS, TUNED_DECODER, make_backend
 from fewclick.predict.segment import MaskPredictor
 from fewclick.protocols import json_ready
 from fewclick.protocols.segment import RoundsConfig, plot_miou_vs_clicks, run_noc, run_rounds, tight_box
@@ -154,16 +154,15 @@ def main(argv: list[str] | None = None) -> int:
 MULTIMASK = "sam_multimask"
 #: SAM with its decoder fine-tuned on the training part (train.sam_decoder), on one core
 TUNED = "sam_tuned"
-METHODS = (*BACKENDS, MULTIMASK, TUNED, "auto")
+METHODS = (*BACKENDS, MULTIMASK, "auto")
 NOC_KEYS = ("noc85", "noc90", "noc_mIoU_per_click", "noc85_clicks", "noc90_clicks")
 
 
 def _backends(methods: list[str]) -> list[str]:
     """The single backends to build: those asked for, and every one when ``auto`` picks;
     SAM with candidates when asked for."""
-    return [b for b in BACKENDS if b in methods or "auto" in methods] + [
-        m for m in methods if m in (MULTIMASK, TUNED)
-    ]
+    picked = [b for b in BACKENDS if b in methods or ("auto" in methods and b != TUNED)]
+    return picked + [m for m in methods if m == MULTIMASK]
 
 
 def _predictors(backends: list[str], work: Path, model_dir: Path | None = None) -> dict:
@@ -175,7 +174,7 @@ def _predictors(backends: list[str], work: Path, model_dir: Path | None = None) 
         encoder = ImageEncoder(threads=2, cache_dir=Path(work) / "embeddings", memory_items=4)
     model_dir = work if model_dir is None else model_dir
     predictors = {
-        name: make_backend(name, model_dir=model_dir, encoder=encoder)
+        name: make_backend(name, model_dir=model_dir if name == "model" else work, encoder=encoder)
         for name in backends
         if name != MULTIMASK
     }
@@ -183,14 +182,7 @@ def _predictors(backends: list[str], work: Path, model_dir: Path | None = None) 
         from fewclick.predict.sam import SamPredictor
 
         predictors[MULTIMASK] = SamPredictor(encoder, multimask=True)
-    if TUNED in backends and (Path(work) / TUNED_FILE).is_file():
-        from fewclick.predict.sam import SamPredictor
-
-        predictors[TUNED] = SamPredictor(encoder, Path(work) / TUNED_FILE)
     return predictors
-
-
-TUNED_FILE = "sam_decoder_tuned.onnx"
 
 
 def _tune_sam(model_set: Dataset, work: Path, minutes: float, seed: int) -> dict:
@@ -212,7 +204,7 @@ def _tune_sam(model_set: Dataset, work: Path, minutes: float, seed: int) -> dict
     encoded = time.perf_counter() - started
     decoder = SamDecoder.from_onnx(default_model_files()[1])
     result = tune_decoder(decoder, examples, TuneConfig(budget_minutes=minutes, seed=seed, threads=1))
-    decoder.write_onnx(default_model_files()[1], Path(work) / TUNED_FILE)
+    decoder.write_onnx(default_model_files()[1], Path(work) / TUNED_DECODER)
     print(f"{TUNED}: {result.steps} steps in {result.seconds:.0f} s on {len(examples)} objects", flush=True)
     return {
         "tune_seconds": round(result.seconds, 1),
@@ -343,9 +335,9 @@ def _noc_only(args) -> int:
     items = InstanceItems(read_dataset(args.test))
     work = args.work or Path("out/bench_segment") / f"{Path(args.test).name}_noc"
     backends = _backends([m for m in args.methods if m != "auto"])
-    if TUNED in backends and not (work / TUNED_FILE).is_file():
+    if TUNED in backends and not (work / TUNED_DECODER).is_file():
         raise SystemExit(
-            f"--noc-only with {TUNED} needs {work / TUNED_FILE} (a run without --noc-only makes it)"
+            f"--noc-only with {TUNED} needs {work / TUNED_DECODER} (a run without --noc-only makes it)"
         )
     predictors = _predictors(backends, work, model_dir=args.models)
     report = {

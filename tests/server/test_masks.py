@@ -183,7 +183,7 @@ def test_bad_mask_requests_say_what_is_wrong(client, home, tmp_path):
     r = client.post(f"/api/images/{image['id']}/segment", json=huge)
     assert r.status_code == 400 and "radius 1e+06 px is outside" in r.json()["detail"]
     r = client.put(f"/api/projects/{project['id']}/backend", json={"backend": "magic"})
-    assert r.status_code == 400 and "sam, model, grabcut, box" in r.json()["detail"]
+    assert r.status_code == 400 and "sam, sam_tuned, model, grabcut, box" in r.json()["detail"]
     r = client.put(f"/api/projects/{project['id']}/backend", json={"backend": "model"})
     assert r.status_code == 409 and "no trained mask model" in r.json()["detail"]
     r = client.post(f"/api/projects/{project['id']}/compare")
@@ -237,6 +237,6 @@ def test_a_comparison_picks_the_serving_backend_with_its_ranker_and_the_user_can
     r = client.post(
         f"/api/images/{image['id']}/annotations", json={**made, "backend": "magic"}, params=revision
     )
-    assert r.status_code == 422 and "sam, model, grabcut, box" in r.text
+    assert r.status_code == 422 and "sam, sam_tuned, model, grabcut, box" in r.text
     b = client.put(f"/api/projects/{project['id']}/backend", json={"backend": None}).json()
     assert b["chosen_by"] == "comparison" and b["override"] is None

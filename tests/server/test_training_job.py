@@ -252,3 +252,58 @@ def test_a_stopping_app_marks_the_jobs_of_its_run_failed(setup):
         assert session.get(Job, ours).status == "failed"
         assert session.get(Job, ours).message == training_jobs.STOPPED
         assert session.get(Job, other).status == "running"
+
+
+def test_the_mask_job_tunes_sams_decoder_and_serves_it_only_when_it_wins_held_out(tmp_path, sam_files):
+    """Four finished images of masks: SAM's decoder tunes on three and is scored against the
+    pretrained one on the fourth; the page is told either way, and a tuned decoder that
+    cannot be read leaves the pretrained one serving, with a note."""
+    from fewclick.predict.backends import TUNED_DECODER
+
+    make_dataset("cells", 4, seed=5, width=160, height=160, out_dir=tmp_path / "cells")
+    url = sqlite_url(tmp_path / "app.db")
+    app = create_app(url, tmp_path / "data", start_worker=False, data_roots=[tmp_path])
+    with client_for(app) as client:
+        body = {"name": "cells", "dataset": str(tmp_path / "cells" / "annotations.json")}
+        project = client.post("/api/projects", json=body).json()["project"]
+        client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0})
+        images = client.get(f"/api/projects/{project['id']}/images").json()
+        before = client.get(f"/api/projects/{project['id']}/backends").json()
+        assert "once 10 masks are finished" in before["sam_tuned"] and "sam_tuned" not in before["available"]
+        for im in images:
+            client.patch(f"/api/images/{im['id']}", json={"status": "done"})
+        job_id = _train_job(app, project)
+        embeddings = str(tmp_path / "data" / "embeddings")
+        train_project(url, job_id, tmp_path / "data" / "models", minutes=0.1, steps=2, embeddings=embeddings)
+        segment = next(
+            m for m in client.get(f"/api/projects/{project['id']}").json()["models"] if m["task"] == "segment"
+        )
+        tuning = segment["metrics"]["sam_decoder"]
+        assert tuning["steps"] == 2 and tuning["held_out_masks"] > 0 and tuning["tuning_masks"] > 0
+        assert set(tuning["tuned"]) == set(tuning["pretrained"]) == {"box_mIoU", "clicks_mIoU"}
+        tuned_file = tmp_path / "data" / "models" / str(project["id"]) / "segment" / "v1" / TUNED_DECODER
+        assert tuned_file.is_file() == tuning["serves"]
+        backends = client.get(f"/api/projects/{project['id']}/backends").json()
+        assert ("sam_tuned" in backends["available"]) == tuning["serves"]
+        if not tuning["serves"]:
+            assert "which serves" in backends["sam_tuned"], "the page says what the tuned one scored"
+        # a tuned decoder that cannot be read: the pretrained one serves, and the answer says so
+        tuned_file.write_bytes(b"not a model")
+        assert (
+            client.put(f"/api/projects/{project['id']}/backend", json={"backend": "sam_tuned"}).status_code
+            == 200
+        )
+        image = images[0]
+        _wait_prepared(client, image["id"])
+        out = client.post(f"/api/images/{image['id']}/segment", json={"box": [20, 20, 60, 60]}).json()
+        assert out["method"] == "sam" and "tuned SAM decoder cannot be read" in out["note"]
+
+
+def _wait_prepared(client, image_id: int) -> None:
+    import time
+
+    for _ in range(600):
+        if client.post(f"/api/images/{image_id}/prepare").json()["ready"]:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the image was not encoded within 60 s")

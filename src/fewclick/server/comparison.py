@@ -129,9 +129,11 @@ def _setup(db_url: str, job_id: int, embeddings: str) -> tuple:
     engine.dispose()
     predictors = {}
     for name in names:
-        if name == "sam":
-            encoder = _encoder(embeddings)
-            predictors[name] = _KeyedSam(make_backend("sam", encoder=encoder), data, keys)
+        if name in ("sam", "sam_tuned"):
+            sam = make_backend(
+                name, model.path if name == "sam_tuned" else None, encoder=_encoder(embeddings)
+            )
+            predictors[name] = _KeyedSam(sam, data, keys)
         else:
             predictors[name] = make_backend(name, model.path if name == "model" else None)
     return data, predictors, ids

@@ -1,6 +1,8 @@
 """Which box-to-mask backend serves a project, and what it needs from the worker.
 
-The user's pick (``Project.mask_backend``) serves when it is available; else the winner of
+The user's pick (``Project.mask_backend``) serves when it is available (``sam_tuned``: when
+the newest mask model's job tuned SAM's decoder and it beat the pretrained one on held-out
+finished masks); else the winner of
 the project's newest backend comparison (:mod:`fewclick.server.comparison`); else, before
 any comparison, the pretrained SAM when its files are present and GrabCut when they are
 not. The quality estimate comes from the ranker trained on the serving backend's own
@@ -54,11 +56,37 @@ def check_backend(name: str | None) -> str | None:
 
 def unavailable(session: Session, project: Project, name: str) -> str | None:
     """Why backend ``name`` cannot serve ``project`` now, or None when it can."""
-    if name == "sam" and not sam_available():
+    if name in ("sam", "sam_tuned") and not sam_available():
         return "the pretrained SAM files are not set up: run `fewclick models fetch`"
+    if name == "sam_tuned":
+        return tuned_unavailable(newest_model(session, project.id, "segment"))
     if name == "model" and newest_model(session, project.id, "segment") is None:
         return "the project has no trained mask model yet: train on finished images first"
     return None
+
+
+def tuned_unavailable(model) -> str | None:
+    """Why the mask model ``model`` (a ModelVersion or None) brings no tuned SAM decoder."""
+    from fewclick.predict.backends import TUNED_DECODER
+
+    if model is not None and (Path(model.path) / TUNED_DECODER).is_file():
+        return None
+    why = "SAM's decoder is tuned with the project's mask model, once 10 masks are finished: train first"
+    if model is not None:
+        tuning = (model.metrics or {}).get("sam_decoder")
+        why = "SAM's decoder was not tuned with the newest mask model"
+        if tuning and tuning.get("why"):
+            why += f": it {tuning['why']}"
+        elif tuning:
+            why += (
+                f": tuned, it scored {_scores(tuning['tuned'])} on {tuning['held_out_masks']} held-out "
+                f"masks against {_scores(tuning['pretrained'])} for the pretrained one, which serves"
+            )
+    return why
+
+
+def _scores(s: dict) -> str:
+    return f"mIoU {s['box_mIoU']:.3f} from the box, {s['clicks_mIoU']:.3f} after 2 clicks"
 
 
 def available(session: Session, project: Project) -> list[str]:
@@ -83,9 +111,9 @@ def serving(session: Session, project: Project) -> Serving:
         name, by = comparison.chosen, "comparison"
     else:
         name, by = ("sam" if sam_available() else "grabcut"), "default"
-    model = newest_model(session, project.id, "segment") if name == "model" else None
+    model = newest_model(session, project.id, "segment") if name in ("model", "sam_tuned") else None
     rankers = [Path(comparison.path) / f"ranker_{name}.pkl"] if comparison is not None else []
-    if model is not None:
+    if name == "model" and model is not None:
         rankers.append(Path(model.path) / RANKER_FILE)  # the one trained with the model
     ranker = next((str(f) for f in rankers if f.is_file()), None)
     return Serving(name, by, model.path if model else None, ranker)

@@ -135,7 +135,8 @@ def train_project(
         update_job(db_url, job_id, status="running", message=message, progress=i / parts)
         progress = _reporter(db_url, job_id, i, parts)
         detector = partial(_detector, embeddings=embeddings, project_id=project_id, partly=partly)
-        trained = {"detect": detector, "segment": _segmenter, "points": _cpr}[task](
+        segmenter = partial(_segmenter, embeddings=embeddings, project_id=project_id)
+        trained = {"detect": detector, "segment": segmenter, "points": _cpr}[task](
             data, out, share, progress, steps
         )
         if task == "detect" and (partly or reference):
@@ -460,19 +461,38 @@ def _held_out(
     return float(np.mean(result.map_mean)), result.f1_threshold
 
 
-def _segmenter(data, out: Path, minutes: float, progress, steps: int | None) -> Trained:
+def _segmenter(
+    data,
+    out: Path,
+    minutes: float,
+    progress,
+    steps: int | None,
+    embeddings: str | None = None,
+    project_id: int | None = None,
+) -> Trained:
     """M_b and M_b+c, then the mask-quality ranker on simulated sessions over the finished
     masks (one click per round, as the app re-predicts after every click; the annotator
     stops when no error is over 5% of the object). The finished masks are the models'
-    training masks too, so its estimates lean high until more images are finished."""
+    training masks too, so its estimates lean high until more images are finished. With
+    SAM's files and the app's ``embeddings``, half the time goes to tuning SAM's decoder
+    (:func:`_tune_sam`)."""
     from fewclick.predict.segment import MaskPredictor
     from fewclick.protocols.segment import RoundsConfig, run_rounds
     from fewclick.protocols.segment_run import InstanceItems
     from fewclick.quality.ranker import QualityRanker
+    from fewclick.server.serving import sam_available
     from fewclick.train.segment import SegmentTrainConfig, train_segmenter
 
     progress(0, 1)
-    train_segmenter(data, out, train=SegmentTrainConfig(budget_minutes=minutes, steps=steps))
+    tune = embeddings is not None and sam_available()
+    masks = sum(1 for r in data.images for m in (r.objects.segmentations or []) if m is not None)
+    if tune and masks < TUNE_MASKS:
+        why = f"needs {TUNE_MASKS} finished masks, the project has {masks}"
+        tune, metrics = False, {"sam_decoder": {"serves": False, "why": why}}
+    else:
+        metrics = None
+    share = minutes / 2 if tune else minutes
+    train_segmenter(data, out, train=SegmentTrainConfig(budget_minutes=share, steps=steps))
     sessions = run_rounds(
         MaskPredictor.load(out),
         InstanceItems(data),
@@ -482,8 +502,74 @@ def _segmenter(data, out: Path, minutes: float, progress, steps: int | None) -> 
     if len(sessions.final_ious) >= MIN_MASKS:
         ranker = QualityRanker(with_score=True).fit(sessions.features, sessions.final_ious, sessions.scores)
         ranker.save(out / RANKER_FILE)
+    if tune:
+        metrics = {"sam_decoder": _tune_sam(data, out, share, steps, embeddings, project_id)}
     progress(1, 1)
-    return Trained(out)
+    return Trained(out, metrics=metrics)
+
+
+TUNE_MASKS = 10  # finished masks before SAM's decoder is tuned to the project
+TUNE_GAIN = 0.005  # the held-out mIoU (box and clicks, averaged) a tuned decoder must gain to serve
+MAX_TUNE_MASKS = 2000  # masks read for tuning at most
+
+
+def _tune_sam(data, out: Path, minutes: float, steps: int | None, embeddings: str, project_id) -> dict:
+    """SAM's decoder fine-tuned on the finished masks of all but every 4th finished image,
+    scored against the pretrained decoder on those held out (box alone and 2 clicks). It
+    is written beside the mask model (``backends.TUNED_DECODER``) only when it gains more
+    than :data:`TUNE_GAIN` there; what was measured is returned either way."""
+    from fewclick.models.sam_decoder import SamDecoder
+    from fewclick.predict.backends import TUNED_DECODER
+    from fewclick.predict.encoder import ImageEncoder
+    from fewclick.predict.pretrained import default_model_files
+    from fewclick.train.sam_decoder import TuneConfig, examples_from, score_decoder, tune_decoder
+
+    records = sorted(data.images, key=lambda r: r.id)
+    held = [r for i, r in enumerate(records) if i % 4 == 3]
+    fit = [r for i, r in enumerate(records) if i % 4 != 3]
+    encoder = ImageEncoder(cache_dir=embeddings, threads=1)
+
+    def examples(recs: list) -> list:
+        items, keys = [], {}
+        for rec in recs:
+            segs = rec.objects.segmentations or [None] * len(rec.objects)
+            keep = ~np.asarray(rec.objects.ignore, bool) & np.array([s is not None for s in segs], bool)
+            if not keep.any():  # boxes only: no mask to learn from
+                continue
+            image = rec.load_image()
+            items.append((image, rec.objects[keep].masks(*image.shape[:2])))
+            keys[id(image)] = _key(project_id, rec)
+
+        def encode(image):
+            e = encoder.encode(image, key=keys[id(image)])
+            return e.embedding, e.input_size
+
+        return examples_from(items, encode, limit=MAX_TUNE_MASKS)
+
+    held_out, tuning = examples(held), examples(fit)
+    if not held_out or not tuning:
+        return {
+            "serves": False,
+            "why": "needs finished masks on at least 4 finished images (1 in 4 held out)",
+        }
+    template = default_model_files()[1]
+    frozen = score_decoder(SamDecoder.from_onnx(template), held_out)
+    config = TuneConfig(steps=steps, budget_minutes=None if steps else minutes, threads=1)
+    result = tune_decoder(SamDecoder.from_onnx(template), tuning, config)
+    tuned = score_decoder(result.decoder, held_out)
+    gain = (tuned["box_mIoU"] + tuned["clicks_mIoU"] - frozen["box_mIoU"] - frozen["clicks_mIoU"]) / 2
+    serves = bool(gain > TUNE_GAIN)
+    if serves:
+        result.decoder.write_onnx(template, Path(out) / TUNED_DECODER)
+    return {
+        "serves": serves,
+        "held_out_masks": len(held_out),
+        "tuning_masks": len(tuning),
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "pretrained": {k: round(frozen[k], 4) for k in ("box_mIoU", "clicks_mIoU")},
+        "tuned": {k: round(tuned[k], 4) for k in ("box_mIoU", "clicks_mIoU")},
+    }
 
 
 def _cpr(data, out: Path, minutes: float, progress, steps: int | None) -> Trained:

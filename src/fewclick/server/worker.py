@@ -461,9 +461,11 @@ def segment(
     if painted:
         pred, quality = MaskPrediction(apply_strokes(pred.mask, painted), pred.score), None
     shown = _shown_mask(pred)
+    note = _NOTES.get(serving.model) if serving.name == "sam_tuned" else None
     return {
-        "method": serving.name,
+        "method": "sam" if note else serving.name,
         "chosen_by": serving.chosen_by,
+        "note": note,
         **shown,
         "quality": quality,
         "changed": changed,
@@ -490,7 +492,7 @@ def _predicted(path: str, sam, serving: Serving, box: list[float], made: list, b
     positive = np.asarray([bool(c[2]) for c in made], bool)
     c = Clicks(xy, np.zeros(len(xy), np.int64), positive)
     predictor = _mask_backend(serving, path, sam)
-    options = {"multimask": True} if serving.name == "sam" else {}
+    options = {"multimask": True} if serving.name in SAMS else {}
     pred = predictor.predict(box, c, None if before is None else before.state, **options)
     ranker = _ranker(serving.ranker)
     if ranker is None:
@@ -518,28 +520,45 @@ def _shown_mask(pred) -> dict:
     }
 
 
+SAMS = ("sam", "sam_tuned")  # the backends that run SAM on the image's embedding
+_NOTES: dict[str, str] = {}  # a tuned decoder's folder -> why the pretrained one serves instead
+
+
 def _mask_backend(serving: Serving, path: str, sam: tuple[str, str] | None):
     from fewclick.predict.backends import make_backend
 
-    if serving.name == "sam":
+    if serving.name in SAMS:
         if sam is None:
-            raise ValueError("the sam backend needs the image's embedding folder and key")
+            raise ValueError(f"the {serving.name} backend needs the image's embedding folder and key")
+        if serving.name == "sam_tuned":
+            try:
+                return _sam(sam, path, serving.model)
+            except (ValueError, FileNotFoundError) as exc:  # a corrupt or missing tuned decoder
+                _NOTES[serving.model] = (
+                    f"the tuned SAM decoder cannot be read ({exc}): the pretrained one serves"
+                )
         return _sam(sam, path)
     key = ("mask", serving.name, serving.model)
     return _predictor(key, lambda: make_backend(serving.name, serving.model), path)
 
 
-def _sam(sam: tuple[str, str], path: str):
+def _sam(sam: tuple[str, str], path: str, tuned: str | None = None):
     """SAM holding the embedding of the image at ``path`` (waiting for its encoding when
-    one is under way)."""
+    one is under way); with ``tuned`` (a mask model's folder), its tuned decoder."""
     from fewclick.predict.backends import make_backend
     from fewclick.server import embeddings
 
     folder, image_key = sam
-    key = ("sam", folder)
+    key = ("sam", folder, tuned)
     predictor = _PREDICTORS.get(key)
     if predictor is None:
-        predictor = _PREDICTORS[key] = make_backend("sam", encoder=embeddings.encoder(folder))
+        encoder = embeddings.encoder(folder)
+        made = (
+            make_backend("sam", encoder=encoder)
+            if tuned is None
+            else make_backend("sam_tuned", tuned, encoder)
+        )
+        predictor = _PREDICTORS[key] = made
     if _CURRENT.get(key) != image_key:
         predictor.set_embedding(embeddings.embedding(folder, image_key, path))
         _CURRENT[key] = image_key

@@ -189,7 +189,7 @@ def _needs_sam(session, image: Image) -> bool:
     click-to-detect (the training-free start, or a detector on pretrained features)."""
     if not serving.sam_available():
         return False
-    if serving.serving(session, image.project).name == "sam":
+    if serving.serving(session, image.project).name in worker.SAMS:
         return True
     detector = serving_detector(session, image.project_id)
     if detector is None or detector.method not in ("scratch", "imagenet"):
@@ -249,8 +249,8 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
         if not (0 <= x < image.width and 0 <= y < image.height):
             raise HTTPException(400, f"click {i} at ({x:g}, {y:g}) is {_outside(image)}")
     backend = serving.serving(session, image.project)
-    sam = _sam_image(config, image) if backend.name == "sam" else None
-    return await models.run(
+    sam = _sam_image(config, image) if backend.name in worker.SAMS else None
+    out = await models.run(
         worker.segment,
         image.path,
         sam,
@@ -260,6 +260,10 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
         body.candidate,
         [s.model_dump() for s in body.strokes],
     )
+    if backend.name == "sam_tuned" and not out.get("note"):  # what the tuned decoder scored, held out
+        model = newest_model(session, image.project_id, "segment")
+        out["decoder"] = (model.metrics or {}).get("sam_decoder") if model is not None else None
+    return out
 
 
 @router.post("/images/{image_id}/snap")

@@ -22,7 +22,7 @@ class BackendIn(BaseModel):
 
 def _backends(session: Session, project: Project) -> dict:
     masks = serving.finished_masks(session, project.id)
-    return views.backends(
+    out = views.backends(
         project,
         serving.serving(session, project),
         serving.newest_comparison(session, project.id),
@@ -30,6 +30,9 @@ def _backends(session: Session, project: Project) -> dict:
         masks,
         max(serving.MIN_MASKS - masks, 0),
     )
+    # why SAM's decoder does not serve tuned to the project (None when it can)
+    out["sam_tuned"] = serving.unavailable(session, project, "sam_tuned")
+    return out
 
 
 @router.get("/projects/{project_id}/backends")

@@ -92,10 +92,11 @@ export const mask = {
 
   panel(el) {
     helpPanel(el, "mask", S.seg ? `Left click: add to the mask, right click: remove. Tab: another candidate mask. A / E: brush / eraser, [ ]: its size. Enter accepts, Esc drops. ${S.seg.clicks.length} clicks, ${S.seg.strokes.length} strokes.` : "Drag a box (or click a box object) and its mask appears.");
-    prepareLine(el, "sam", S.prep?.backend === "sam");
+    prepareLine(el, "sam", ["sam", "sam_tuned"].includes(S.prep?.backend));
     if (S.seg) {
       const r = S.seg.result;
       el.insertAdjacentHTML("beforeend", `<div id="mask-info">backend <b id="mask-backend">${esc(r?.method ?? "...")}</b>${r?.chosen_by === "you" ? " (chosen by you)" : ""}<br>
+        ${decoderLine(r)}
         ${toolLine()}${candidatesLine(S.seg)}score ${r ? shownMask(S.seg).score.toFixed(2) : "-"}, ${r?.quality != null ? `estimated quality <b id="mask-quality">${r.quality.toFixed(2)}</b>` : "no quality estimate yet (compare the backends on 10 finished masks)"}</div>`);
     }
   },
@@ -131,6 +132,14 @@ function pickTool(tool) {
   renderPanel();
   return true;
 }
+
+// which decoder serves SAM's masks and what it scored on held-out finished masks
+const decoderLine = (r) => {
+  if (r?.note) return `<span class="warn" id="mask-note">${esc(r.note)}</span><br>`;
+  const d = r?.decoder;
+  if (!d?.tuned) return "";
+  return `<span id="mask-decoder">decoder tuned on this project: held-out mIoU ${d.tuned.box_mIoU.toFixed(3)} from the box, ${d.tuned.clicks_mIoU.toFixed(3)} after 2 clicks (pretrained ${d.pretrained.box_mIoU.toFixed(3)}, ${d.pretrained.clicks_mIoU.toFixed(3)}; ${d.held_out_masks} masks)</span><br>`;
+};
 
 const toolLine = () => (S.brush.tool ? `<b id="mask-tool">${S.brush.tool} ${SIZES[S.brush.size]} px</b>, ` : "");
 

@@ -137,7 +137,8 @@ async function showBackends(id) {
   const why = {you: "chosen by you", comparison: "scored best on your finished masks", default: "default until a comparison"}[b.chosen_by];
   const c = b.comparison;
   let html = `<p id="serving">Serving: <b>${esc(b.serving)}</b> (${why}).
-    ${b.masks_needed ? `A comparison needs ${b.masks_needed} more finished masks (${b.finished_masks} of 10 on images marked done).` : `${b.finished_masks} finished masks.`}</p>`;
+    ${b.masks_needed ? `A comparison needs ${b.masks_needed} more finished masks (${b.finished_masks} of 10 on images marked done).` : `${b.finished_masks} finished masks.`}</p>
+    ${b.sam_tuned ? `<p class="muted" id="sam-tuned">SAM tuned to this project: ${esc(b.sam_tuned)}.</p>` : ""}`;
   if (c) {
     const rounds = c.table[Object.keys(c.table)[0]].mIoU.length;
     html += `<table class="list" id="backend-table"><tr><th>backend</th>${[...Array(rounds).keys()].map((r) => `<th>mIoU ${r ? `round ${r}` : "box"}</th>`).join("")}
