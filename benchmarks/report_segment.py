@@ -63,7 +63,8 @@ def _section(path: Path, r: dict) -> list[str]:
         + f", ranker on {r['ranker_images']}, "
         f"tested on {r['instances']} objects of {r['test_images']} images "
         f"({'split by image from one folder' if r['train'] == r['test'] else 'given test set'}).",
-        f"- plots: ![mIoU vs clicks]({path.with_suffix('.png').name}) ![ranker]({path.stem}_ranker.png)",
+        f"- plots: ![mIoU vs clicks]({path.with_suffix('.png').name})"
+        + (f" ![ranker]({path.stem}_ranker.png)" if "ranker" in r else ""),
         "",
         "| method | round 0 | round 1 | round 2 | round 3 | NoC@85 | NoC@90 | NoC@85 / @90, clicks only |",
         "|---|---|---|---|---|---|---|---|",

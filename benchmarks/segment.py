@@ -255,7 +255,7 @@ def _noc(predictors: dict, items, instances: int, seed: int) -> dict:
 
 
 #: backends that segment from clicks alone (the clicks-only NoC protocol)
-CLICKS_ONLY = ("sam", MULTIMASK)
+CLICKS_ONLY = ("sam", MULTIMASK, TUNED)
 
 
 def _rankers_by_method(predictors: dict, ranker_set, instances: int, items, cfg, work: Path, out) -> dict:

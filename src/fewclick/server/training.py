@@ -474,8 +474,8 @@ def _segmenter(
     masks (one click per round, as the app re-predicts after every click; the annotator
     stops when no error is over 5% of the object). The finished masks are the models'
     training masks too, so its estimates lean high until more images are finished. With
-    SAM's files and the app's ``embeddings``, half the time goes to tuning SAM's decoder
-    (:func:`_tune_sam`)."""
+    SAM's files, the app's ``embeddings`` and :data:`TUNE_MASKS` finished masks, half the
+    time (at least :data:`TUNE_MINUTES`) goes to tuning SAM's decoder (:func:`_tune_sam`)."""
     from fewclick.predict.segment import MaskPredictor
     from fewclick.protocols.segment import RoundsConfig, run_rounds
     from fewclick.protocols.segment_run import InstanceItems
@@ -502,13 +502,15 @@ def _segmenter(
     if len(sessions.final_ious) >= MIN_MASKS:
         ranker = QualityRanker(with_score=True).fit(sessions.features, sessions.final_ious, sessions.scores)
         ranker.save(out / RANKER_FILE)
-    if tune:
-        metrics = {"sam_decoder": _tune_sam(data, out, share, steps, embeddings, project_id)}
+    if tune:  # at least TUNE_MINUTES: a job that starts by itself has 1 minute for every model
+        tuning = _tune_sam(data, out, max(share, TUNE_MINUTES), steps, embeddings, project_id)
+        metrics = {"sam_decoder": tuning}
     progress(1, 1)
     return Trained(out, metrics=metrics)
 
 
 TUNE_MASKS = 10  # finished masks before SAM's decoder is tuned to the project
+TUNE_MINUTES = 3.0  # SAM's decoder tunes at least this long (on one core, in the job's process)
 TUNE_GAIN = 0.005  # the held-out mIoU (box and clicks, averaged) a tuned decoder must gain to serve
 MAX_TUNE_MASKS = 2000  # masks read for tuning at most
 
