@@ -88,6 +88,8 @@ def test_sam_encodes_ahead_serves_the_box_and_feeds_a_click_back(client, home, s
     clicked = client.post(f"/api/images/{first['id']}/segment", json=body).json()
     assert clicked["method"] == "sam" and clicked["mask"] != out["mask"]
     assert clicked["candidates"] == [], "a box and a click: SAM's single mask, nothing to switch to"
+    # how much the click changed the mask (1 - IoU with the answer before it), for the brush hint
+    assert out["changed"] is None and 0 < clicked["changed"] <= 1
     # the click refines the candidate the person switched to: another previous, another mask
     client.post(f"/api/images/{first['id']}/segment", json={"box": box})
     one = client.post(f"/api/images/{first['id']}/segment", json={**body, "candidate": 0}).json()
