@@ -178,9 +178,12 @@ def test_bad_mask_requests_say_what_is_wrong(client, home, tmp_path):
     image = images[0]
     r = client.post(f"/api/images/{image['id']}/segment", json={"box": [200, 200, 300, 300]})
     assert r.status_code == 400 and "outside the 160 x 160 image" in r.json()["detail"]
-    far = {"box": [40, 40, 100, 100], "strokes": [{"points": [[500, 500]], "radius": 3}]}
-    r = client.post(f"/api/images/{image['id']}/segment", json=far)
+    beside = {"box": [40, 40, 100, 100], "strokes": [{"points": [[300, 300]], "radius": 3}]}
+    r = client.post(f"/api/images/{image['id']}/segment", json=beside)
     assert r.status_code == 400 and "stroke 0 lies outside the 160 x 160 image" in r.json()["detail"]
+    far = {"box": [40, 40, 100, 100], "strokes": [{"points": [[0, 0], [5e9, 5e9]], "radius": 3}]}
+    r = client.post(f"/api/images/{image['id']}/segment", json=far)
+    assert r.status_code == 400 and "stroke 0 reaches far outside" in r.json()["detail"]
     huge = {"box": [40, 40, 100, 100], "strokes": [{"points": [[50, 50]], "radius": 1e6}]}
     r = client.post(f"/api/images/{image['id']}/segment", json=huge)
     assert r.status_code == 400 and "radius 1e+06 px is outside" in r.json()["detail"]

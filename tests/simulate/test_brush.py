@@ -85,3 +85,8 @@ def test_a_stroke_costs_its_segments_and_its_length():
     assert stroke_seconds(dab) == pytest.approx(STROKE_BASE_SECONDS + 0.9)
     assert stroke_seconds(line) == pytest.approx(STROKE_BASE_SECONDS + 0.9 + 0.16 * 2.54)
     assert stroke_seconds(corner) == pytest.approx(STROKE_BASE_SECONDS + 1.8 + 0.16 * 5.08)
+
+
+def test_a_stroke_reaching_far_outside_the_image_is_refused_before_it_is_swept():
+    with pytest.raises(ValueError, match="stroke 0 reaches far outside the 40 x 40 image"):
+        apply_strokes(np.zeros((40, 40), bool), [Stroke(np.array([[0, 0], [3e7, 0]], np.float32), 2)])

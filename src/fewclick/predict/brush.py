@@ -70,10 +70,13 @@ def apply_strokes(mask: np.ndarray, strokes: Iterable[Stroke]) -> np.ndarray:
     """``mask bool[H, W]`` with ``strokes`` painted in order (a new array). A stroke that
     covers no pixel of the image raises ValueError naming it."""
     out = np.asarray(mask, bool).copy()
+    h, w = out.shape
     for i, stroke in enumerate(strokes):
+        far = 2 * max(h, w) + stroke.radius  # beyond this a stroke is a mistake, not an edge
+        if (np.asarray(stroke.points) < -far).any() or (np.asarray(stroke.points) > far + max(h, w)).any():
+            raise ValueError(f"stroke {i} reaches far outside the {w} x {h} image")
         area = stroke_area(stroke, out.shape)
         if not area.any():
-            h, w = out.shape
             raise ValueError(f"stroke {i} lies outside the {w} x {h} image")
         out[area] = stroke.add
     return out

@@ -117,8 +117,9 @@ class SamPredictor:
         logits, iou, low_res, *every = self._decode(box, clicks, previous, candidates=multimask)
         mask = upscale_mask(logits, self._embedding.image_size)
         served = MaskPrediction(mask, _score(iou), state=low_res[:, :1])
-        if multimask:
-            served.candidates = [served, *self._others(*every, points=self._points(box, clicks))]
+        if multimask:  # a decoder without the candidate tensors offers the mask served alone
+            others = self._others(*every, points=self._points(box, clicks)) if every else []
+            served.candidates = [served, *others]
         return served
 
     def _others(self, low_res: np.ndarray, iou: np.ndarray, points: int) -> list[MaskPrediction]:

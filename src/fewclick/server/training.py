@@ -520,35 +520,43 @@ def _tune_sam(data, out: Path, minutes: float, steps: int | None, embeddings: st
     scored against the pretrained decoder on those held out (box alone and 2 clicks). It
     is written beside the mask model (``backends.TUNED_DECODER``) only when it gains more
     than :data:`TUNE_GAIN` there; what was measured is returned either way."""
-    from fewclick.models.sam_decoder import SamDecoder
-    from fewclick.predict.backends import TUNED_DECODER
     from fewclick.predict.encoder import ImageEncoder
-    from fewclick.predict.pretrained import default_model_files
-    from fewclick.train.sam_decoder import TuneConfig, examples_from, score_decoder, tune_decoder
+    from fewclick.train.sam_decoder import examples_from
 
     records = sorted(data.images, key=lambda r: r.id)
     held = [r for i, r in enumerate(records) if i % 4 == 3]
     fit = [r for i, r in enumerate(records) if i % 4 != 3]
     encoder = ImageEncoder(cache_dir=embeddings, threads=1)
 
-    def examples(recs: list) -> list:
-        items, keys = [], {}
+    def examples(recs: list) -> list:  # one image in memory at a time
+        made = []
         for rec in recs:
             segs = rec.objects.segmentations or [None] * len(rec.objects)
             keep = ~np.asarray(rec.objects.ignore, bool) & np.array([s is not None for s in segs], bool)
             if not keep.any():  # boxes only: no mask to learn from
                 continue
             image = rec.load_image()
-            items.append((image, rec.objects[keep].masks(*image.shape[:2])))
-            keys[id(image)] = _key(project_id, rec)
+            e = encoder.encode(image, key=_key(project_id, rec))
+            masks = rec.objects[keep].masks(*image.shape[:2])
+            encoded = (e.embedding, e.input_size)
+            made += examples_from([(image, masks)], lambda _, got=encoded: got, MAX_TUNE_MASKS - len(made))
+            if len(made) >= MAX_TUNE_MASKS:
+                break
+        return [x for x in made if (x.target > 0.5).any()]  # too small for SAM's 256 x 256 frame: left out
 
-        def encode(image):
-            e = encoder.encode(image, key=keys[id(image)])
-            return e.embedding, e.input_size
+    try:
+        return _tuned(examples(held), examples(fit), out, minutes, steps)
+    except ValueError as exc:  # a template that is no SAM decoder, masks that leave nothing to learn
+        return {"serves": False, "why": f"could not be tuned ({exc})"}
 
-        return examples_from(items, encode, limit=MAX_TUNE_MASKS)
 
-    held_out, tuning = examples(held), examples(fit)
+def _tuned(held_out: list, tuning: list, out: Path, minutes: float, steps: int | None) -> dict:
+    """:func:`_tune_sam`'s tuning and scoring of the examples made."""
+    from fewclick.models.sam_decoder import SamDecoder
+    from fewclick.predict.backends import TUNED_DECODER
+    from fewclick.predict.pretrained import default_model_files
+    from fewclick.train.sam_decoder import TuneConfig, score_decoder, tune_decoder
+
     if not held_out or not tuning:
         return {
             "serves": False,

@@ -36,7 +36,7 @@ class DetectIn(BaseModel):
 
 
 class StrokeIn(BaseModel):
-    points: list[tuple[float, float]]  # x, y in image pixels
+    points: list[tuple[float, float]] = Field(max_length=20000)  # x, y in image pixels
     radius: float  # px
     add: bool = True  # the brush; False: the eraser
 
@@ -45,7 +45,7 @@ class SegmentIn(BaseModel):
     box: tuple[float, float, float, float]
     clicks: list[tuple[float, float, bool]] = []  # x, y, positive
     candidate: int = 0  # the candidate mask of the last answer the person switched to (Tab)
-    strokes: list[StrokeIn] = []  # painted over the mask, in order
+    strokes: list[StrokeIn] = Field([], max_length=1000)  # painted over the mask, in order
 
 
 class SnapIn(BaseModel):

@@ -18,7 +18,7 @@ const LITTLE = 0.01;
 
 export const mask = {
   name: "mask", key: "m", title: "Mask (M)",
-  init() { S.seg = null; S.brush ??= {tool: null, size: 3}; },
+  init() { S.seg = null; S.brush = {tool: null, size: SIZES.indexOf(8)}; },
   leave() { S.seg = null; },
   escape() { S.seg = null; },
   unsaved: () => (S.seg?.result ? "1 mask not accepted" : ""),
@@ -36,8 +36,9 @@ export const mask = {
         await segmentNow();
       }
     } else if (S.seg && S.brush.tool && S.seg.result) {
-      remember();
       const points = d.path ?? [[d.x0, d.y0]];
+      if (!points.some(([x, y]) => insideImage(x, y))) return say("that stroke is outside the image", true);
+      remember();
       S.seg.strokes.push({points, radius: SIZES[S.brush.size], add: S.brush.tool === "brush"});
       logEvent("stroke", {mode: "mask", tool: S.brush.tool, radius: SIZES[S.brush.size], points: points.length});
       await segmentNow(false);
@@ -120,8 +121,11 @@ export const mask = {
 
 // a mask in the making: its box, clicks, strokes, the last answer and which of its
 // candidates shows (the one the strokes paint over); history / future: snapshots for undo / redo
-const fresh = (box, from) => ({box, clicks: [], strokes: [], result: null, shown: 0, from, history: [], future: [],
-                               changes: []});
+// (each mask starts with clicks and the brush's middle size again)
+const fresh = (box, from) => {
+  S.brush = {tool: null, size: SIZES.indexOf(8)};
+  return {box, clicks: [], strokes: [], result: null, shown: 0, from, history: [], future: [], changes: []};
+};
 const snapshot = (seg) => ({clicks: [...seg.clicks], strokes: [...seg.strokes], result: seg.result, shown: seg.shown});
 
 function pickTool(tool) {
@@ -190,6 +194,8 @@ async function segmentNow(clicked = true) {
   seg.busy = (seg.busy || Promise.resolve()).then(async () => {
     const body = {box: seg.box, clicks: [...seg.clicks], candidate: seg.shown, strokes: [...seg.strokes]};
     const out = await api("POST", `/api/images/${S.image.id}/segment`, body);
+    // an answer to clicks or strokes an undo took back since is dropped
+    if (body.clicks.length !== seg.clicks.length || body.strokes.length !== seg.strokes.length) return;
     seg.result = out;
     seg.answered = body.clicks.length;
     seg.answeredStrokes = body.strokes.length;
