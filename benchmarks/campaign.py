@@ -88,7 +88,7 @@ from fewclick.io import read_dataset
 from fewclick.io.dataset import split_by_image
 from fewclick.io.rle import mask_to_rle, polygons_to_mask, rle_to_mask, segmentation_to_mask
 from fewclick.predict.brush import apply_strokes
-from fewclick.protocols.segment import TAB_GAIN
+from fewclick.protocols.segment import tab_to
 from fewclick.simulate.annotator import (
     COCO_POLYGON_SECONDS,
     COST_SECONDS,
@@ -567,14 +567,11 @@ class Annotator:
 
     def _tab(self, out: dict, truth_mask: np.ndarray, events: list) -> tuple[int, np.ndarray, dict]:
         """The candidate of ``out`` the person Tabs to (the closest to the object, when it is
-        more than TAB_GAIN better than the mask served; each press an event), its mask and
+        more than protocols.segment.TAB_GAIN better than the mask served; each press an event), its mask and
         its RLE (what Enter saves)."""
         shown = out.get("candidates") or [out]
         masks = [rle_to_mask(c["mask"]) for c in shown]
-        ious = [mask_iou(m, truth_mask) for m in masks]
-        best = int(np.argmax(ious))
-        if ious[best] <= ious[0] + TAB_GAIN:
-            best = 0
+        best = tab_to([mask_iou(m, truth_mask) for m in masks])
         for _ in range(best):
             self._think(COST_SECONDS["tab"])
             events.append(("tab", COST_SECONDS["tab"]))

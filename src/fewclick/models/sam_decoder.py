@@ -11,8 +11,8 @@ MLP weights its 32 channels into one mask; an MLP on the IoU token predicts each
 :meth:`SamDecoder.from_onnx` reads the weights from the ONNX export (the file SamPredictor
 runs). The export's linear layers are anonymous initializers: each is matched to its layer
 by the name of the MatMul node that uses it. ``forward`` returns all four masks'
-low-resolution logits and predicted IoUs; :func:`select_mask` picks one as the ONNX graph
-does.
+low-resolution logits and predicted IoUs (the graph serves one: the best predicted of masks
+1-3 for up to :data:`AMBIGUOUS_POINTS` points, else mask 0).
 """
 
 from __future__ import annotations
@@ -299,11 +299,4 @@ def _anonymous_key(node, value: np.ndarray) -> str | None:
     return None
 
 
-def select_mask(low_res: np.ndarray, iou: np.ndarray, points: int) -> int:
-    """The mask SAM's ONNX export serves: for up to :data:`AMBIGUOUS_POINTS` points the
-    best predicted of masks 1-3, else mask 0."""
-    iou = np.asarray(iou).reshape(-1)
-    return int(1 + np.argmax(iou[1:])) if points <= AMBIGUOUS_POINTS else 0
-
-
-__all__ = ["SamDecoder", "select_mask"]
+__all__ = ["SamDecoder"]

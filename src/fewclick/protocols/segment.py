@@ -46,6 +46,7 @@ __all__ = [
     "run_rounds",
     "run_noc",
     "tight_box",
+    "tab_to",
     "plot_miou_vs_clicks",
     "SIZE_EDGES",
 ]
@@ -304,10 +305,16 @@ def _tabbed(prediction, gt: np.ndarray, void: np.ndarray | None) -> tuple[object
     presses)."""
     candidates = getattr(prediction, "candidates", None) or [prediction]
     ious = [mask_iou(_mask_of(c, gt.shape), gt, void) for c in candidates]
-    best = int(np.argmax(ious))
-    if ious[best] <= ious[0] + TAB_GAIN:
-        return prediction, ious[:1]
+    best = tab_to(ious)
     return candidates[best], ious[: best + 1]
+
+
+def tab_to(ious: list[float]) -> int:
+    """The candidate an annotator Tabs to, given each candidate's IoU with the object (the
+    mask served first): the closest, when it is more than :data:`TAB_GAIN` better than the
+    one served; else 0."""
+    best = int(np.argmax(ious))
+    return best if ious[best] > ious[0] + TAB_GAIN else 0
 
 
 def _mask_of(prediction, shape: tuple[int, int]) -> np.ndarray:
