@@ -205,12 +205,19 @@ def _tune_sam(model_set: Dataset, work: Path, minutes: float, seed: int) -> dict
     decoder = SamDecoder.from_onnx(default_model_files()[1])
     result = tune_decoder(decoder, examples, TuneConfig(budget_minutes=minutes, seed=seed, threads=1))
     decoder.write_onnx(default_model_files()[1], Path(work) / TUNED_DECODER)
-    print(f"{TUNED}: {result.steps} steps in {result.seconds:.0f} s on {len(examples)} objects", flush=True)
+    offsets = result.decoder.iou_offsets or {}
+    print(
+        f"{TUNED}: {result.steps} steps in {result.seconds:.0f} s on {len(examples)} objects; "
+        f"offsets for the mask served {offsets or 'none'} (fit on {result.fit_prompts} prompts)",
+        flush=True,
+    )
     return {
         "tune_seconds": round(result.seconds, 1),
         "tune_steps": result.steps,
         "tune_objects": len(examples),
         "encode_seconds": round(encoded, 1),
+        "offsets": offsets,
+        "offset_prompts": result.fit_prompts,
     }
 
 

@@ -25,6 +25,11 @@ def _scene(h: int = 240, w: int = 320) -> tuple[np.ndarray, np.ndarray]:
     return image, disc
 
 
+def _box(mask: np.ndarray) -> list[float]:
+    ys, xs = np.nonzero(mask)
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
 @pytest.fixture(scope="module")
 def sam(sam_files, tmp_path_factory) -> SamPredictor:
     encoder = ImageEncoder(sam_files[0], threads=2, cache_dir=tmp_path_factory.mktemp("embeddings"))
@@ -109,3 +114,51 @@ def test_tuning_runs_its_steps_on_cached_embeddings_and_refuses_empty_masks(sam,
     empty = MaskExample(e.embedding, e.input_size, np.zeros((256, 256), np.float32))
     with pytest.raises(ValueError, match="no example with an object and background"):
         tune_decoder(decoder, [empty], TuneConfig(steps=1, budget_minutes=None))
+
+
+def test_offsets_travel_in_the_onnx_file_and_choose_the_mask_served(sam, sam_files, tmp_path):
+    _, disc = _scene()
+    box = _box(disc)
+    frozen = sam.predict(box, multimask=True)
+    feeds = _feeds(sam, box, None)
+    _, iou = _onnx(sam, feeds)
+    served = 1 + int(np.argmax(iou[0, 1:]))
+    other = next(i for i in (1, 2, 3) if i != served)
+    offsets = np.zeros(4)
+    offsets[other] = 2.0  # SAM's predicted IoUs are in [0, 1]: this one wins
+    decoder = SamDecoder.from_onnx(sam_files[1])
+    assert decoder.iou_offsets is None, "the pretrained file has none"
+    decoder.iou_offsets = {"box": offsets.tolist()}
+    written = decoder.write_onnx(sam_files[1], tmp_path / "tuned.onnx")
+    assert SamDecoder.from_onnx(written).iou_offsets == {"box": offsets.tolist()}
+    tuned = SamPredictor(sam.encoder, written)
+    tuned.set_embedding(sam._embedding)
+    chosen = tuned.predict(box, multimask=True)
+    low, _ = _onnx(tuned, feeds)
+    assert np.allclose(chosen.state, low[:, other : other + 1]), "the offsets' mask is served"
+    assert np.isclose(chosen.score, float(np.clip(iou[0, other], 0, 1)), atol=1e-5), "with SAM's own estimate"
+    assert len(chosen.candidates) == 4 and chosen.candidates[0] is chosen
+    assert any(np.allclose(c.state, frozen.state) for c in chosen.candidates[1:]), "SAM's choice one Tab away"
+    assert np.allclose(tuned.predict(box).state, chosen.state), "served with or without candidates"
+    one = Clicks(np.array([[176.0, 108.0]], np.float32), [0], [True])
+    assert np.allclose(tuned.predict(clicks=one).state, sam.predict(clicks=one).state), (
+        "clicks keep SAM's choice"
+    )
+    # offsets that are not four numbers per prompt kind: the file is refused, by name
+    decoder.iou_offsets = {"box": [1.0, 2.0]}
+    broken = decoder.write_onnx(sam_files[1], tmp_path / "broken.onnx")
+    with pytest.raises(ValueError, match=r"broken\.onnx: expected fewclick\.iou_offsets"):
+        SamPredictor(sam.encoder, broken)
+
+
+def test_tuning_fits_offsets_on_the_tuned_decoder_and_scores_one_click(sam, sam_files):
+    _, disc = _scene()
+    e = sam._embedding
+    example = MaskExample(e.embedding, e.input_size, low_res_target(disc, e.input_size))
+    result = tune_decoder(
+        SamDecoder.from_onnx(sam_files[1]), [example] * 3, TuneConfig(steps=0, budget_minutes=None)
+    )
+    assert result.steps == 0 and result.fit_prompts == 6, "a box and a click for each object"
+    assert result.decoder.iou_offsets is None, "too few prompts to fit offsets on"
+    score = score_decoder(result.decoder, [example])
+    assert set(score) == {"box_mIoU", "clicks_mIoU", "click_mIoU", "count"} and 0 <= score["click_mIoU"] <= 1

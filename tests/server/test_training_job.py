@@ -280,7 +280,8 @@ def test_the_mask_job_tunes_sams_decoder_and_serves_it_only_when_it_wins_held_ou
         )
         tuning = segment["metrics"]["sam_decoder"]
         assert tuning["steps"] == 2 and tuning["held_out_masks"] > 0 and tuning["tuning_masks"] > 0
-        assert set(tuning["tuned"]) == set(tuning["pretrained"]) == {"box_mIoU", "clicks_mIoU"}
+        assert set(tuning["tuned"]) == set(tuning["pretrained"]) == {"box_mIoU", "clicks_mIoU", "click_mIoU"}
+        assert isinstance(tuning["offsets"], dict)
         tuned_file = tmp_path / "data" / "models" / str(project["id"]) / "segment" / "v1" / TUNED_DECODER
         assert tuned_file.is_file() == tuning["serves"]
         backends = client.get(f"/api/projects/{project['id']}/backends").json()

@@ -12,7 +12,8 @@ MLP weights its 32 channels into one mask; an MLP on the IoU token predicts each
 runs). The export's linear layers are anonymous initializers: each is matched to its layer
 by the name of the MatMul node that uses it. ``forward`` returns all four masks'
 low-resolution logits and predicted IoUs (the graph serves one: the best predicted of masks
-1-3 for up to :data:`AMBIGUOUS_POINTS` points, else mask 0).
+1-3 for up to :data:`~fewclick.models.sam_pick.AMBIGUOUS_POINTS` points, else mask 0). A tuned decoder's
+``iou_offsets`` (:mod:`fewclick.models.sam_pick`) travel in the ONNX file's metadata.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fewclick.models.sam_pick import OFFSETS_KEY, dump_offsets, parse_offsets
+
 EMBED_DIM = 256
 IMAGE_SIZE = 1024  # the padded input the prompt's coordinates are in
 GRID = 64  # the image embedding's side
 MASK_TOKENS = 4
-AMBIGUOUS_POINTS = 2  # SAM's ONNX export: up to this many points, the best of masks 1-3
 
 
 class LayerNorm2d(nn.Module):
@@ -164,6 +166,9 @@ class SamDecoder(nn.Module):
             MLP([EMBED_DIM, EMBED_DIM, EMBED_DIM, 32]) for _ in range(4)
         )
         self.iou_prediction_head = MLP([EMBED_DIM, EMBED_DIM, EMBED_DIM, MASK_TOKENS])
+        #: per prompt kind, what is added to the predicted IoUs before the mask served is
+        #: chosen (None: SAM's own choice); not weights, so not in the state dict
+        self.iou_offsets: dict[str, list[float]] | None = None
 
     def _fourier(self, coords: torch.Tensor) -> torch.Tensor:
         """Random Fourier features of ``coords`` in [0, 1]: ``[..., 256]``."""
@@ -220,9 +225,12 @@ class SamDecoder(nn.Module):
         import onnx
         from onnx import numpy_helper
 
-        graph = onnx.load(str(path)).graph
+        loaded = onnx.load(str(path))
+        graph = loaded.graph
         arrays = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
         model = cls()
+        metadata = {p.key: p.value for p in loaded.metadata_props}
+        model.iou_offsets = parse_offsets(metadata.get(OFFSETS_KEY), str(path))
         wanted = model.state_dict()
         state: dict[str, list] = {}
         for name, key, row, transpose in _weight_map(graph, arrays):
@@ -237,8 +245,9 @@ class SamDecoder(nn.Module):
         return model
 
     def write_onnx(self, template: str | Path, out: str | Path) -> Path:
-        """The ONNX decoder ``template`` with this decoder's weights in place of its own,
-        written to ``out``: the same graph, inputs, outputs and speed."""
+        """The ONNX decoder ``template`` with this decoder's weights in place of its own (and
+        its ``iou_offsets`` in the metadata), written to ``out``: the same graph, inputs,
+        outputs and speed."""
         import onnx
         from onnx import numpy_helper
 
@@ -253,6 +262,11 @@ class SamDecoder(nn.Module):
             init.CopyFrom(
                 numpy_helper.from_array(value.reshape(arrays[name].shape).astype(arrays[name].dtype), name)
             )
+        kept = [p for p in model.metadata_props if p.key != OFFSETS_KEY]
+        del model.metadata_props[:]
+        model.metadata_props.extend(kept)
+        if self.iou_offsets:
+            model.metadata_props.add(key=OFFSETS_KEY, value=dump_offsets(self.iou_offsets))
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(model, str(out))

@@ -11,7 +11,8 @@ for an ambiguous prompt (one click, or a box alone) the best predicted of its th
 "multimask" outputs, else its single-mask output. ``predict(..., multimask=True)`` also
 returns the three of an ambiguous prompt as ``candidates``: the graph's intermediate
 tensors (:data:`CANDIDATE_TENSORS`) are added as outputs when the decoder loads, as the
-encoder's maps are.
+encoder's maps are. A decoder tuned to a project carries offsets in its ONNX metadata that
+choose among all four masks for an ambiguous prompt (:mod:`fewclick.models.sam_pick`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fewclick.models.sam_pick import OFFSETS_KEY, parse_offsets, prompt_kind, ranked
 from fewclick.predict.encoder import INPUT_SIZE, Embedding, ImageEncoder, session_options, with_outputs
 from fewclick.predict.segment_api import MaskPrediction, check_box, check_mask_clicks
 from fewclick.types import Clicks
@@ -31,9 +33,6 @@ DECODER_INPUTS = ("image_embeddings", "point_coords", "point_labels", "mask_inpu
 #: the default decoder's (SAM's ONNX export) tensors before it picks one mask: the four
 #: masks' low-resolution logits ``[1, 4, 256, 256]`` and their predicted IoUs ``[1, 4]``
 CANDIDATE_TENSORS = {"low_res": "/Reshape_9_output_0", "iou": "/iou_prediction_head/layers.2/Gemm_output_0"}
-#: a prompt of at most this many points (one click and its padding, or a box's two
-#: corners) is ambiguous: SAM serves the best predicted of its masks 1-3, else mask 0
-AMBIGUOUS_POINTS = 2
 
 
 class SamPredictor:
@@ -83,6 +82,9 @@ class SamPredictor:
         if missing:
             raise ValueError(f"{self.decoder_path}: expected a SAM-format decoder, it lacks inputs {missing}")
         self._embedding_shape = inputs["image_embeddings"]
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        #: a tuned decoder's offsets for the mask served (fewclick.models.sam_pick); empty: none
+        self.offsets = parse_offsets(metadata.get(OFFSETS_KEY), str(self.decoder_path)) or {}
         self._embedding: Embedding | None = None
 
     def set_image(self, image: np.ndarray, key: str | None = None) -> None:
@@ -114,31 +116,32 @@ class SamPredictor:
         """The mask for ``box`` and all ``clicks`` so far, with ``candidates`` when
         ``multimask`` (None: the predictor's own setting; see the class)."""
         multimask = self.multimask if multimask is None else multimask
-        logits, iou, low_res, *every = self._decode(box, clicks, previous, candidates=multimask)
-        mask = upscale_mask(logits, self._embedding.image_size)
-        served = MaskPrediction(mask, _score(iou), state=low_res[:, :1])
+        points = self._points(box, clicks)
+        kind = prompt_kind(points, box is not None)
+        picking = bool(self.offsets) and kind in self.offsets and bool(self._candidate_outputs)
+        logits, iou, low_res, *every = self._decode(box, clicks, previous, candidates=multimask or picking)
+        order = ranked(every[1], points, kind, self.offsets) if every else [None]
+        if picking:  # the tuned decoder's choice, from the four masks
+            served = self._candidate(*every, order[0])
+        else:  # the graph's own choice
+            served = MaskPrediction(
+                upscale_mask(logits, self._embedding.image_size), _score(iou), state=low_res[:, :1]
+            )
         if multimask:  # a decoder without the candidate tensors offers the mask served alone
-            others = self._others(*every, points=self._points(box, clicks)) if every else []
-            served.candidates = [served, *others]
+            served.candidates = [served, *(self._candidate(*every, i) for i in order[1:])]
         return served
 
-    def _others(self, low_res: np.ndarray, iou: np.ndarray, points: int) -> list[MaskPrediction]:
-        """For an ambiguous prompt, SAM's two other "multimask" masks, best predicted IoU
-        first; none for a prompt SAM answers with its single mask (measured: switching
-        after corrective clicks cost more presses than it saved, docs/benchmarks/segment.md)."""
-        if points > AMBIGUOUS_POINTS:
-            return []
-        iou = iou.reshape(-1)
-        order = [int(i) for i in 1 + np.argsort(-iou[1:], kind="stable")][1:]  # the best is served
+    def _candidate(self, low_res: np.ndarray, iou: np.ndarray, index: int) -> MaskPrediction:
+        """SAM's mask ``index`` of the four, with its own predicted IoU and state. For an
+        ambiguous prompt a person may switch to the masks other than the one served; for any
+        other prompt there are none (measured: switching after corrective clicks cost more
+        presses than it saved, docs/benchmarks/segment.md)."""
         e = self._embedding
-        return [
-            MaskPrediction(
-                upscale_mask(low_res_to_input(low_res[0, i], e.input_size), e.image_size),
-                _score(iou[i]),
-                state=low_res[:, i : i + 1].copy(),
-            )
-            for i in order
-        ]
+        return MaskPrediction(
+            upscale_mask(low_res_to_input(low_res[0, index], e.input_size), e.image_size),
+            _score(iou.reshape(-1)[index]),
+            state=low_res[:, index : index + 1].copy(),
+        )
 
     @staticmethod
     def _points(box: Any, clicks: Clicks | None) -> int:

@@ -86,7 +86,8 @@ def tuned_unavailable(model) -> str | None:
 
 
 def _scores(s: dict) -> str:
-    return f"mIoU {s['box_mIoU']:.3f} from the box, {s['clicks_mIoU']:.3f} after 2 clicks"
+    click = f", {s['click_mIoU']:.3f} from one click" if "click_mIoU" in s else ""  # older jobs: none
+    return f"mIoU {s['box_mIoU']:.3f} from the box, {s['clicks_mIoU']:.3f} after 2 clicks{click}"
 
 
 def available(session: Session, project: Project) -> list[str]:

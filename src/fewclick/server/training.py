@@ -511,13 +511,15 @@ def _segmenter(
 
 TUNE_MASKS = 10  # finished masks before SAM's decoder is tuned to the project
 TUNE_MINUTES = 3.0  # SAM's decoder tunes at least this long (on one core, in the job's process)
-TUNE_GAIN = 0.005  # the held-out mIoU (box and clicks, averaged) a tuned decoder must gain to serve
+TUNE_GAIN = 0.005  # the held-out mIoU (the SCORES, averaged) a tuned decoder must gain to serve
+SCORES = ("box_mIoU", "clicks_mIoU", "click_mIoU")  # train.sam_decoder.score_decoder's
 MAX_TUNE_MASKS = 2000  # masks read for tuning at most
 
 
 def _tune_sam(data, out: Path, minutes: float, steps: int | None, embeddings: str, project_id) -> dict:
     """SAM's decoder fine-tuned on the finished masks of all but every 4th finished image,
-    scored against the pretrained decoder on those held out (box alone and 2 clicks). It
+    scored against the pretrained decoder on those held out (box alone, box and 2 clicks,
+    one click alone). It
     is written beside the mask model (``backends.TUNED_DECODER``) only when it gains more
     than :data:`TUNE_GAIN` there; what was measured is returned either way."""
     from fewclick.predict.encoder import ImageEncoder
@@ -567,7 +569,7 @@ def _tuned(held_out: list, tuning: list, out: Path, minutes: float, steps: int |
     config = TuneConfig(steps=steps, budget_minutes=None if steps else minutes, threads=1)
     result = tune_decoder(SamDecoder.from_onnx(template), tuning, config)
     tuned = score_decoder(result.decoder, held_out)
-    gain = (tuned["box_mIoU"] + tuned["clicks_mIoU"] - frozen["box_mIoU"] - frozen["clicks_mIoU"]) / 2
+    gain = float(np.mean([tuned[k] - frozen[k] for k in SCORES]))
     serves = bool(gain > TUNE_GAIN)
     if serves:
         result.decoder.write_onnx(template, Path(out) / TUNED_DECODER)
@@ -577,8 +579,9 @@ def _tuned(held_out: list, tuning: list, out: Path, minutes: float, steps: int |
         "tuning_masks": len(tuning),
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
-        "pretrained": {k: round(frozen[k], 4) for k in ("box_mIoU", "clicks_mIoU")},
-        "tuned": {k: round(tuned[k], 4) for k in ("box_mIoU", "clicks_mIoU")},
+        "pretrained": {k: round(frozen[k], 4) for k in SCORES},
+        "tuned": {k: round(tuned[k], 4) for k in SCORES},
+        "offsets": result.decoder.iou_offsets or {},
     }
 
 

@@ -10,8 +10,14 @@ the best of its three masks, as SAM trains), plus the squared error of every mas
 predicted IoU. Everything runs at SAM's 256 x 256 low resolution, where the targets are the
 masks resized into SAM's padded 1024 px frame.
 
-:func:`score_decoder` measures a decoder on held-out objects (mIoU of the box alone and
-after clicks), which decides whether a tuned decoder serves.
+At the end (in the last :data:`FIT_SHARE` of the budget) the tuned decoder is shown a noisy
+box alone and one centre click on up to :data:`FIT_EXAMPLES` of the objects, and the
+project's offsets for which of the four masks serves such a prompt are fit on what it
+predicted and how well each mask fit (:mod:`fewclick.models.sam_pick`); they move the
+choice most where the gradient steps, few on a CPU, move it least.
+
+:func:`score_decoder` measures a decoder on held-out objects (mIoU of the box alone, after
+clicks, and of one click), which decides whether a tuned decoder serves.
 """
 
 from __future__ import annotations
@@ -27,9 +33,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fewclick.models.sam_decoder import AMBIGUOUS_POINTS, IMAGE_SIZE, SamDecoder
+from fewclick.models.sam_decoder import IMAGE_SIZE, SamDecoder
+from fewclick.models.sam_pick import AMBIGUOUS_POINTS, fit_offsets, prompt_kind, served_index
+from fewclick.simulate.corrective import noisy_box
 
 LOW_RES = 256
+BOX_MIN_IOU = 0.7  # the rounds protocol's loose box (protocols.segment.RoundsConfig)
+FIT_SHARE = 0.15  # of a budget in minutes, kept for fitting the offsets
+FIT_EXAMPLES = 200  # objects (a box and a click each) the offsets are fit on at most
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,8 @@ def low_res_target(mask: np.ndarray, input_size: tuple[int, int]) -> np.ndarray:
 class TuneConfig:
     """``steps`` (None: until ``budget_minutes``), ``batch`` sessions per step, Adam at
     ``lr``, ``max_clicks`` corrective clicks per session (0..max drawn uniformly),
-    ``box_noise`` as the rounds protocol's (a fraction of the box's geometric-mean side)."""
+    ``box_noise`` as the rounds protocol's (a fraction of the box's geometric-mean side);
+    ``offsets``: fit the choice of the mask served at the end (module docstring)."""
 
     steps: int | None = None
     budget_minutes: float | None = 3.0
@@ -88,6 +100,7 @@ class TuneConfig:
     seed: int = 0
     threads: int = 1
     parts: str = "all"  # "all", or "head": the upscaling, the hypernetworks and the IoU head only
+    offsets: bool = True
 
     def __post_init__(self) -> None:
         if self.steps is None and self.budget_minutes is None:
@@ -105,6 +118,7 @@ class TuneResult:
     steps: int
     seconds: float
     losses: list[float] = field(default_factory=list)
+    fit_prompts: int = 0  # the prompts the offsets were fit on
 
 
 def tune_decoder(
@@ -129,7 +143,8 @@ def tune_decoder(
     params = [p for p in decoder.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
     started, losses, step = time.perf_counter(), [], 0
-    deadline = None if cfg.budget_minutes is None else started + 60 * cfg.budget_minutes
+    end = None if cfg.budget_minutes is None else started + 60 * cfg.budget_minutes
+    deadline = None if end is None else end - (60 * cfg.budget_minutes * FIT_SHARE if cfg.offsets else 0)
     while (cfg.steps is None or step < cfg.steps) and (deadline is None or time.perf_counter() < deadline):
         if stop is not None and stop():
             break
@@ -147,7 +162,44 @@ def tune_decoder(
         if progress is not None:
             progress(step, total)
     decoder.eval()
-    return TuneResult(decoder, step, time.perf_counter() - started, losses)
+    records = []
+    if cfg.offsets:
+        order = rng.permutation(len(usable))[:FIT_EXAMPLES]
+        records = first_prompts(decoder, [usable[i] for i in order], rng, cfg.box_noise, end)
+    decoder.iou_offsets = fit_offsets(records) or None
+    return TuneResult(decoder, step, time.perf_counter() - started, losses, len(records))
+
+
+def first_prompts(
+    decoder: SamDecoder,
+    examples: list[MaskExample],
+    rng: np.random.Generator,
+    box_noise: float,
+    deadline: float | None = None,
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """For each example (until ``deadline``, a ``perf_counter`` time) the records
+    :func:`~fewclick.models.sam_pick.fit_offsets` takes: a noisy box alone and one click at
+    the object's centre, each ``(kind, predicted IoUs [4], actual IoUs [4])``."""
+    records = []
+    decoder.eval()
+    with torch.no_grad():
+        for e in examples:
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            target = e.target > 0.5
+            corners, _ = _noisy_corners(target, rng, box_noise)
+            coords = torch.tensor([corners, [_centre(target), (0.0, 0.0)]], dtype=torch.float32)
+            labels = torch.tensor([[2.0, 3.0], [1.0, -1.0]])
+            low, iou = decoder(
+                torch.from_numpy(e.embedding),
+                coords,
+                labels,
+                torch.zeros(2, 1, LOW_RES, LOW_RES),
+                torch.zeros(2),
+            )
+            for k, kind in enumerate(("box", "click")):
+                records.append((kind, iou[k].numpy().copy(), _ious(low[k], target)))
+    return records
 
 
 def _session_loss(decoder: SamDecoder, example: MaskExample, rng: np.random.Generator, cfg: TuneConfig):
@@ -176,6 +228,12 @@ def _session_loss(decoder: SamDecoder, example: MaskExample, rng: np.random.Gene
     return mask_loss + F.mse_loss(iou, actual)
 
 
+def _ious(low: torch.Tensor, target: np.ndarray) -> np.ndarray:
+    """The actual IoU of each of the four masks with ``target``."""
+    truth = torch.from_numpy(target)
+    return np.array([float(_iou(low[i] > 0, truth)) for i in range(low.shape[0])])
+
+
 def _points(clicks: tuple, box: tuple) -> int:
     """How many points the prompt of ``clicks`` and ``box`` holds (a padding point without a box)."""
     return len(clicks[0]) + (len(box[0]) or 1)
@@ -195,9 +253,10 @@ def _run(decoder, embedding, clicks: tuple, box: tuple, previous):
     return low[0], iou[0]
 
 
-def _served(low: torch.Tensor, iou: torch.Tensor, points: int) -> torch.Tensor:
-    """The mask SAM serves for a prompt of ``points`` points."""
-    return low[int(1 + torch.argmax(iou[1:]))] if points <= AMBIGUOUS_POINTS else low[0]
+def _served(low: torch.Tensor, iou: torch.Tensor, points: int, kind: str | None = None, offsets=None):
+    """The mask SAM serves for a prompt of ``points`` points (of ``kind``, with the tuned
+    decoder's ``offsets``; :func:`fewclick.models.sam_pick.served_index`)."""
+    return low[served_index(iou.detach().numpy(), points, kind, offsets)]
 
 
 def _mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -217,14 +276,14 @@ def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def _noisy_corners(target: np.ndarray, rng: np.random.Generator, noise: float) -> tuple[list, list]:
-    """The object's box, each side moved by N(0, noise x its geometric-mean side), as the
-    two corner points (labels 2, 3) in the 1024 px frame."""
+    """The object's box loosened as the rounds protocol loosens it (each side moved by N(0,
+    noise x its geometric-mean side), redrawn until IoU >= :data:`BOX_MIN_IOU` with the
+    tight box), as the two corner points (labels 2, 3) in the 1024 px frame."""
     ys, xs = np.nonzero(target)
     box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64)
     side = math.sqrt((box[2] - box[0]) * (box[3] - box[1]))
-    box = box + rng.normal(0, noise * side, 4)
-    box = np.clip(np.array([min(box[0], box[2] - 1), min(box[1], box[3] - 1), max(box[2], box[0] + 1),
-                            max(box[3], box[1] + 1)]), 0, LOW_RES)  # fmt: skip
+    if noise > 0:
+        box = noisy_box(box, rng, sigma=noise * side, min_iou=BOX_MIN_IOU, image_size=(LOW_RES, LOW_RES))
     scale = IMAGE_SIZE / LOW_RES
     return [(box[0] * scale, box[1] * scale), (box[2] * scale, box[3] * scale)], [2.0, 3.0]
 
@@ -254,11 +313,13 @@ def _error_centre(target: np.ndarray, mask: np.ndarray) -> tuple[tuple[float, fl
 
 
 def score_decoder(decoder: SamDecoder, examples: list[MaskExample], seed: int = 0, clicks: int = 2) -> dict:
-    """A decoder on held-out ``examples``: mIoU (at 256 x 256) of the noisy box alone and
-    after ``clicks`` corrective clicks, the same boxes and clicks for every decoder."""
+    """A decoder on held-out ``examples``: mIoU (at 256 x 256) of the noisy box alone, after
+    ``clicks`` corrective clicks, and of one click at the object's centre alone, the same
+    boxes and clicks for every decoder (the mask served as the decoder's offsets choose)."""
     rng = np.random.default_rng(seed)
     cfg = TuneConfig(steps=1, box_noise=0.2)
-    box_only, after = [], []
+    offsets = getattr(decoder, "iou_offsets", None)
+    box_only, after, one_click = [], [], []
     decoder.eval()
     with torch.no_grad():
         for e in examples:
@@ -269,9 +330,10 @@ def score_decoder(decoder: SamDecoder, examples: list[MaskExample], seed: int = 
             box, made, previous = _noisy_corners(target, rng, cfg.box_noise), ([], []), None
             for k in range(clicks + 1):
                 low, iou = _run(decoder, embedding, made, box, previous)
-                chosen = _served(low, iou, _points(made, box))
+                points = _points(made, box)
+                chosen = _served(low, iou, points, prompt_kind(points, True), offsets)
                 mask = (chosen > 0).numpy()
-                score = float(_iou(torch.from_numpy(mask), torch.from_numpy(target)))
+                score = _mask_iou(mask, target)
                 if k == 0:
                     box_only.append(score)
                 click = _error_centre(target, mask)
@@ -280,11 +342,22 @@ def score_decoder(decoder: SamDecoder, examples: list[MaskExample], seed: int = 
                 made = ([*made[0], click[0]], [*made[1], click[1]])
                 previous = chosen[None, None]
             after.append(score)
+            low, iou = _run(decoder, embedding, ([_centre(target)], [1.0]), ([], []), None)
+            one_click.append(_mask_iou((_served(low, iou, 2, "click", offsets) > 0).numpy(), target))
     return {
-        "box_mIoU": float(np.mean(box_only)) if box_only else math.nan,
-        "clicks_mIoU": float(np.mean(after)) if after else math.nan,
+        "box_mIoU": _mean(box_only),
+        "clicks_mIoU": _mean(after),
+        "click_mIoU": _mean(one_click),
         "count": len(box_only),
     }
+
+
+def _mask_iou(mask: np.ndarray, target: np.ndarray) -> float:
+    return float(_iou(torch.from_numpy(mask), torch.from_numpy(target)))
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else math.nan
 
 
 def save_tuned(decoder: SamDecoder, template: str | Path, out: str | Path) -> Path:

@@ -142,7 +142,8 @@ const decoderLine = (r) => {
   if (r?.note) return `<span class="warn" id="mask-note">${esc(r.note)}</span><br>`;
   const d = r?.decoder;
   if (!d?.tuned) return "";
-  return `<span id="mask-decoder">decoder tuned on this project: held-out mIoU ${d.tuned.box_mIoU.toFixed(3)} from the box, ${d.tuned.clicks_mIoU.toFixed(3)} after 2 clicks (pretrained ${d.pretrained.box_mIoU.toFixed(3)}, ${d.pretrained.clicks_mIoU.toFixed(3)}; ${d.held_out_masks} masks)</span><br>`;
+  const click = (s, what = "") => (s.click_mIoU === undefined ? "" : `, ${s.click_mIoU.toFixed(3)}${what}`); // older jobs: none
+  return `<span id="mask-decoder">decoder tuned on this project: held-out mIoU ${d.tuned.box_mIoU.toFixed(3)} from the box, ${d.tuned.clicks_mIoU.toFixed(3)} after 2 clicks${click(d.tuned, " from one click")} (pretrained ${d.pretrained.box_mIoU.toFixed(3)}, ${d.pretrained.clicks_mIoU.toFixed(3)}${click(d.pretrained)}; ${d.held_out_masks} masks)</span><br>`;
 };
 
 const toolLine = () => (S.brush.tool ? `<b id="mask-tool">${S.brush.tool} ${SIZES[S.brush.size]} px</b>, ` : "");
