@@ -40,7 +40,10 @@ then is finished with the brush and eraser (``simulate.brush``: strokes sent to
 page's polygon mode (its vertices at 1 px along the object's edge, then Enter; the server
 fills the outline), whichever the cost model prices lower. The baseline outlines every
 object as a polygon the same way; its seconds are also given at COCO's measured 79.2 s an
-object (``seconds_coco_polygon``), and ours with our polygons at that price.
+object (``seconds_coco_polygon``), and ours with our polygons at that price. Per image,
+``mask_backends`` counts the backend that answered each object's box: the tuned decoder
+(``sam_tuned``) once a training job the app started by itself (``--retrain-every``) has
+tuned it, kept it, and the project's comparison picked it.
 
 Every interaction is posted to the app's interaction log with its cost-model seconds (and,
 for a click, the measured wait for its boxes), as the page would; a training job the app
@@ -464,6 +467,7 @@ class Annotator:
         self._open(im)
         revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
         clicks_total, polygons, parted, strokes_total, waited, saved = 0, 0, 0, 0, 0.0, []
+        served: dict[str, int] = {}  # the backend that answered each object's box
         outlined = 0.0  # the seconds of our own polygons' vertices and Enter
         order = sorted(range(len(need)), key=lambda k: (int(labels[k]) != self.current, int(labels[k])))
         for k in order:
@@ -479,6 +483,7 @@ class Annotator:
             clicks: list[list] = []
             out, wait = self._segment(im, box, clicks)
             waited += wait
+            served[out["method"]] = served.get(out["method"], 0) + 1
             events[-1] = ("draw", COST_SECONDS["draw"] + wait)
             shown, pred, rle = self._tab(out, truth_mask, events)
             ious = [mask_iou(pred, truth_mask)]
@@ -552,6 +557,7 @@ class Annotator:
             "strokes": strokes_total,
             "polygons": polygons,
             "polygons_in_parts": parted,
+            "mask_backends": served,
             "interactions": len(acts),
             "seconds": round(ours, 2),
             # our own polygons priced at COCO's 79.2 s an object instead of their vertices

@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         "logits fed back), `model` M_b / M_b+c trained from scratch, `grabcut`, `box`, and `auto` the",
         "backend picked on the training part (as the app picks per project); `sam_multimask` SAM whose",
         "candidate masks the annotator Tabs through to the closest (each press counted as a click),",
-        "`sam_tuned` SAM with its decoder fine-tuned on the training part within the budget on one core.",
+        "`sam_tuned` SAM with its decoder fine-tuned on the training part within the budget on one core,",
+        "and per-project offsets on its predicted IoUs that choose which of its four masks serves a box",
+        "alone or one click (`fewclick.models.sam_pick`; runs before 2026-11-26 have none).",
         "",
     ]
     for path in args.results:
@@ -225,9 +227,17 @@ def _latency_lines(r: dict) -> list[str]:
 
 
 def _tuned_line(t: dict) -> str:
+    offsets = t.get("offsets")  # runs before the offsets have none
+    fitted = (
+        ""
+        if offsets is None
+        else "; offsets for the mask served: "
+        + (", ".join(f"{k} {v}" for k, v in offsets.items()) or "none kept")
+        + f" (fit on {t['offset_prompts']} prompts)"
+    )
     return (
         f"; SAM's decoder tuned on its {t['tune_objects']} objects for {t['tune_steps']} steps "
-        f"({t['tune_seconds']:.0f} s on one core)"
+        f"({t['tune_seconds']:.0f} s on one core){fitted}"
     )
 
 
