@@ -1,5 +1,6 @@
 import os
 from datetime import timedelta
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from fewclick.data.synthetic import make_dataset
 from fewclick.server import processes, training_jobs
 from fewclick.server.app import create_app
 from fewclick.server.db import Job, Project, local_user, now, sqlite_url
-from fewclick.server.training import imagenet_available, train_project
+from fewclick.server.training import MIN_HELD_OUT, imagenet_available, train_project
 
 
 @pytest.fixture()
@@ -256,8 +257,9 @@ def test_a_stopping_app_marks_the_jobs_of_its_run_failed(setup):
 
 def test_the_mask_job_tunes_sams_decoder_and_serves_it_only_when_it_wins_held_out(tmp_path, sam_files):
     """Four finished images of masks: SAM's decoder tunes on three and is scored against the
-    pretrained one on the fourth; the page is told either way, and a tuned decoder that
-    cannot be read leaves the pretrained one serving, with a note."""
+    pretrained one on the fourth, too few held-out masks for it to serve, and the page is
+    told why; a tuned decoder that cannot be read leaves the pretrained one serving, with a
+    note."""
     from fewclick.predict.backends import TUNED_DECODER
 
     make_dataset("cells", 4, seed=5, width=160, height=160, out_dir=tmp_path / "cells")
@@ -282,12 +284,14 @@ def test_the_mask_job_tunes_sams_decoder_and_serves_it_only_when_it_wins_held_ou
         assert tuning["steps"] == 2 and tuning["held_out_masks"] > 0 and tuning["tuning_masks"] > 0
         assert set(tuning["tuned"]) == set(tuning["pretrained"]) == {"box_mIoU", "clicks_mIoU", "click_mIoU"}
         assert isinstance(tuning["offsets"], dict)
+        assert tuning["held_out_masks"] < MIN_HELD_OUT and not tuning["serves"]
         tuned_file = tmp_path / "data" / "models" / str(project["id"]) / "segment" / "v1" / TUNED_DECODER
-        assert tuned_file.is_file() == tuning["serves"]
+        assert not tuned_file.is_file()
         backends = client.get(f"/api/projects/{project['id']}/backends").json()
-        assert ("sam_tuned" in backends["available"]) == tuning["serves"]
-        if not tuning["serves"]:
-            assert "which serves" in backends["sam_tuned"], "the page says what the tuned one scored"
+        assert "sam_tuned" not in backends["available"]
+        assert (
+            f"scored on {tuning['held_out_masks']} held-out masks, too few to trust" in backends["sam_tuned"]
+        )
         # a tuned decoder that cannot be read: the pretrained one serves, and the answer says so
         tuned_file.write_bytes(b"not a model")
         assert (
@@ -298,6 +302,22 @@ def test_the_mask_job_tunes_sams_decoder_and_serves_it_only_when_it_wins_held_ou
         _wait_prepared(client, image["id"])
         out = client.post(f"/api/images/{image['id']}/segment", json={"box": [20, 20, 60, 60]}).json()
         assert out["method"] == "sam" and "tuned SAM decoder cannot be read" in out["note"]
+
+
+def test_the_page_is_told_what_a_tuned_decoder_that_lost_scored(tmp_path):
+    from fewclick.server.serving import tuned_unavailable
+
+    scores = {"box_mIoU": 0.7, "clicks_mIoU": 0.8, "click_mIoU": 0.5}
+    tuning = {
+        "serves": False,
+        "held_out_masks": 28,
+        "pretrained": scores,
+        "tuned": {**scores, "box_mIoU": 0.69},
+    }
+    model = SimpleNamespace(path=str(tmp_path), metrics={"sam_decoder": tuning})
+    why = tuned_unavailable(model)
+    assert "mIoU 0.690 from the box, 0.800 after 2 clicks, 0.500 from one click on 28 held-out masks" in why
+    assert why.endswith("for the pretrained one, which serves")
 
 
 def _wait_prepared(client, image_id: int) -> None:

@@ -74,7 +74,7 @@ def tuned_unavailable(model) -> str | None:
     why = "SAM's decoder is tuned with the project's mask model, once 10 masks are finished: train first"
     if model is not None:
         tuning = (model.metrics or {}).get("sam_decoder")
-        why = "SAM's decoder was not tuned with the newest mask model"
+        why = "the newest mask model brings no tuned SAM decoder"
         if tuning and tuning.get("why"):
             why += f": it {tuning['why']}"
         elif tuning:

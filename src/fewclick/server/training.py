@@ -513,13 +513,17 @@ TUNE_MASKS = 10  # finished masks before SAM's decoder is tuned to the project
 TUNE_MINUTES = 3.0  # SAM's decoder tunes at least this long (on one core, in the job's process)
 TUNE_GAIN = 0.005  # the held-out mIoU (the SCORES, averaged) a tuned decoder must gain to serve
 SCORES = ("box_mIoU", "clicks_mIoU", "click_mIoU")  # train.sam_decoder.score_decoder's
+#: held-out masks before a tuned decoder may serve: a campaign's decoder kept on 3 (coco_tiny,
+#: +0.24 box mIoU there) cost 15% more interactions on the next 10 images than the pretrained one
+#: (docs/benchmarks/campaign.md, session 44)
+MIN_HELD_OUT = 20
 MAX_TUNE_MASKS = 2000  # masks read for tuning at most
 
 
 def _tune_sam(data, out: Path, minutes: float, steps: int | None, embeddings: str, project_id) -> dict:
     """SAM's decoder fine-tuned on the finished masks of all but every 4th finished image,
     scored against the pretrained decoder on those held out (box alone, box and 2 clicks,
-    one click alone). It
+    one click alone). With fewer than :data:`MIN_HELD_OUT` held-out masks it never serves. It
     is written beside the mask model (``backends.TUNED_DECODER``) only when it gains more
     than :data:`TUNE_GAIN` there; what was measured is returned either way."""
     from fewclick.predict.encoder import ImageEncoder
@@ -570,11 +574,17 @@ def _tuned(held_out: list, tuning: list, out: Path, minutes: float, steps: int |
     result = tune_decoder(SamDecoder.from_onnx(template), tuning, config)
     tuned = score_decoder(result.decoder, held_out)
     gain = float(np.mean([tuned[k] - frozen[k] for k in SCORES]))
-    serves = bool(gain > TUNE_GAIN)
+    serves = bool(gain > TUNE_GAIN) and len(held_out) >= MIN_HELD_OUT
     if serves:
         result.decoder.write_onnx(template, Path(out) / TUNED_DECODER)
+    few = len(held_out) < MIN_HELD_OUT
     return {
         "serves": serves,
+        **(
+            {"why": f"was scored on {len(held_out)} held-out masks, too few to trust (needs {MIN_HELD_OUT})"}
+            if few
+            else {}
+        ),
         "held_out_masks": len(held_out),
         "tuning_masks": len(tuning),
         "steps": result.steps,
