@@ -44,27 +44,21 @@ def served_index(iou: np.ndarray, points: int, kind: str | None, offsets: Mappin
     """The mask SAM serves for a prompt of ``points`` points, given the four predicted IoUs:
     with ``offsets`` for the prompt's ``kind``, the best of the four after the offsets; else
     the export's choice."""
-    iou = np.asarray(iou, np.float64).reshape(-1)
-    if points > AMBIGUOUS_POINTS:
-        return 0
-    if offsets and kind in offsets:
-        return int(np.argmax(iou + np.asarray(offsets[kind], np.float64)))
-    return int(1 + np.argmax(iou[1:]))
+    return ranked(iou, points, kind, offsets)[0]
 
 
 def ranked(iou: np.ndarray, points: int, kind: str | None, offsets: Mapping | None = None) -> list[int]:
-    """The masks a person may switch between for an ambiguous prompt, served first, then the
-    others best predicted first (after the offsets); for any other prompt only mask 0."""
-    first = served_index(iou, points, kind, offsets)
+    """The masks a person may switch between for an ambiguous prompt, the one served first,
+    then the others best predicted first (after the offsets for the prompt's ``kind``: among
+    all four; without them among masks 1-3, as the export); for any other prompt mask 0."""
     if points > AMBIGUOUS_POINTS:
-        return [first]
+        return [0]
     iou = np.asarray(iou, np.float64).reshape(-1)
     if offsets and kind in offsets:
         pool, score = range(MASKS), iou + np.asarray(offsets[kind], np.float64)
     else:
         pool, score = range(1, MASKS), iou
-    rest = sorted((i for i in pool if i != first), key=lambda i: (-score[i], i))
-    return [first, *rest]
+    return sorted(pool, key=lambda i: (-score[i], i))
 
 
 def fit_offsets(records: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, list[float]]:

@@ -574,10 +574,10 @@ def _tuned(held_out: list, tuning: list, out: Path, minutes: float, steps: int |
     result = tune_decoder(SamDecoder.from_onnx(template), tuning, config)
     tuned = score_decoder(result.decoder, held_out)
     gain = float(np.mean([tuned[k] - frozen[k] for k in SCORES]))
-    serves = bool(gain > TUNE_GAIN) and len(held_out) >= MIN_HELD_OUT
+    few = len(held_out) < MIN_HELD_OUT
+    serves = bool(gain > TUNE_GAIN) and not few
     if serves:
         result.decoder.write_onnx(template, Path(out) / TUNED_DECODER)
-    few = len(held_out) < MIN_HELD_OUT
     return {
         "serves": serves,
         **(

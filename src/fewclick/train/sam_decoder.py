@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fewclick.metrics.segmentation import mask_iou
 from fewclick.models.sam_decoder import IMAGE_SIZE, SamDecoder
 from fewclick.models.sam_pick import AMBIGUOUS_POINTS, fit_offsets, prompt_kind, served_index
 from fewclick.simulate.corrective import noisy_box
@@ -230,8 +231,7 @@ def _session_loss(decoder: SamDecoder, example: MaskExample, rng: np.random.Gene
 
 def _ious(low: torch.Tensor, target: np.ndarray) -> np.ndarray:
     """The actual IoU of each of the four masks with ``target``."""
-    truth = torch.from_numpy(target)
-    return np.array([float(_iou(low[i] > 0, truth)) for i in range(low.shape[0])])
+    return np.array([mask_iou((m > 0).numpy(), target) for m in low])
 
 
 def _points(clicks: tuple, box: tuple) -> int:
@@ -333,7 +333,7 @@ def score_decoder(decoder: SamDecoder, examples: list[MaskExample], seed: int = 
                 points = _points(made, box)
                 chosen = _served(low, iou, points, prompt_kind(points, True), offsets)
                 mask = (chosen > 0).numpy()
-                score = _mask_iou(mask, target)
+                score = mask_iou(mask, target)
                 if k == 0:
                     box_only.append(score)
                 click = _error_centre(target, mask)
@@ -342,18 +342,16 @@ def score_decoder(decoder: SamDecoder, examples: list[MaskExample], seed: int = 
                 made = ([*made[0], click[0]], [*made[1], click[1]])
                 previous = chosen[None, None]
             after.append(score)
-            low, iou = _run(decoder, embedding, ([_centre(target)], [1.0]), ([], []), None)
-            one_click.append(_mask_iou((_served(low, iou, 2, "click", offsets) > 0).numpy(), target))
+            one, no_box = ([_centre(target)], [1.0]), ([], [])
+            low, iou = _run(decoder, embedding, one, no_box, None)
+            chosen = _served(low, iou, _points(one, no_box), "click", offsets)
+            one_click.append(mask_iou((chosen > 0).numpy(), target))
     return {
         "box_mIoU": _mean(box_only),
         "clicks_mIoU": _mean(after),
         "click_mIoU": _mean(one_click),
         "count": len(box_only),
     }
-
-
-def _mask_iou(mask: np.ndarray, target: np.ndarray) -> float:
-    return float(_iou(torch.from_numpy(mask), torch.from_numpy(target)))
 
 
 def _mean(values: list[float]) -> float:
