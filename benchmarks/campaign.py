@@ -87,10 +87,10 @@ from _server import ServerProcess
 from _work import load_average, write_report
 from tqdm import tqdm
 
+from fewclick.brush import apply_strokes
 from fewclick.io import read_dataset
 from fewclick.io.dataset import split_by_image
 from fewclick.io.rle import mask_to_rle, polygons_to_mask, rle_to_mask, segmentation_to_mask
-from fewclick.predict.brush import apply_strokes
 from fewclick.protocols.segment import tab_to
 from fewclick.simulate.annotator import (
     COCO_POLYGON_SECONDS,
@@ -786,8 +786,8 @@ def _calibrate(data, steps: int = 40, skip: int = 10) -> float:
     first 5 images (the first ``skip`` steps, which allocate, not counted)."""
     import torch
 
+    from fewclick.active.continual import ContinualConfig
     from fewclick.io.dataset import Dataset
-    from fewclick.train.continual import ContinualConfig
     from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
 
     torch.set_num_threads(1)

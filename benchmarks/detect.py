@@ -31,7 +31,7 @@ from fewclick.predict.detect import ClickDetector, DecodeConfig
 from fewclick.predict.encoder import ImageEncoder
 from fewclick.predict.features import training_tiles
 from fewclick.protocols import json_ready
-from fewclick.protocols.detect import ProtocolConfig, run_protocol
+from fewclick.protocols.detect import ProtocolConfig, run_protocol, validation
 from fewclick.protocols.detect_run import load_items, plot_map_vs_clicks
 from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
 from fewclick.train.detect_pretrained import (
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             work / method,
             cfg,
             TrainConfig(budget_minutes=minutes, seed=args.seed, init=init),
-            val=val,
+            validate=validation(val, train_set.classes, cfg.uses_clicks),
         )
         own = (time.perf_counter() - started) / 60
         # A warm-started model's training time includes the plain detector it starts from.

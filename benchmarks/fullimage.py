@@ -52,9 +52,9 @@ from tqdm import tqdm
 
 from fewclick.io import read_dataset
 from fewclick.io.dataset import Dataset, split_by_image
-from fewclick.models.fullimage import FullImageConfig
+from fewclick.models.fullimage import MIN_REGION, FullImageConfig, region_map
 from fewclick.predict.fullimage import BoxFill, FullImageModel, SamCompete
-from fewclick.protocols.fullimage import MIN_REGION, region_map, run_session
+from fewclick.protocols.fullimage import run_session
 from fewclick.simulate.allocation import ALLOCATIONS, allocate_scribbles
 from fewclick.train.fullimage import FullImageTrainConfig, image_key, prepare_records, train_fullimage
 

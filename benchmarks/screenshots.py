@@ -121,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _compare(app, project_id: int, work: Path) -> None:
     """Compare the project's mask backends in this process (as its "Compare" button would)."""
-    from fewclick.server.comparison import compare_job
     from fewclick.server.db import Job
+    from fewclick.server.jobs.comparison import compare_job
 
     with app.state.sessions() as session:
         job = Job(project_id=project_id, kind="compare", created_by=1)

@@ -24,9 +24,9 @@ import numpy as np
 from _browser import chromium_page, log_in, screen
 from _walk import part_names, prepared, reference_project, with_server
 
+from fewclick.brush import apply_strokes
 from fewclick.io import read_dataset
-from fewclick.io.rle import rle_to_mask
-from fewclick.predict.brush import apply_strokes
+from fewclick.io.rle import objects_masks, rle_to_mask
 from fewclick.simulate.annotator import MASK_IOU, clicks_stalled, mask_iou, required
 from fewclick.simulate.brush import PAGE_RADIUS, strokes_to_fix
 from fewclick.simulate.corrective import ritm_next_click
@@ -59,7 +59,7 @@ def _walk(server, args) -> dict:
             continue
         rec, image = records[name], images[name]
         prepared(api, image)
-        masks = rec.objects.masks(rec.height, rec.width)
+        masks = objects_masks(rec.objects, rec.height, rec.width)
         for j in np.flatnonzero(required(rec.objects)):
             truth = masks[j]
             if truth.sum() < 400:

@@ -15,6 +15,7 @@ import numpy as np
 
 from fewclick import draw
 from fewclick.io import Dataset, ImageRecord, read_dataset
+from fewclick.io.rle import objects_masks
 from fewclick.types import Objects
 
 ALL_KINDS = ("centre", "corrective", "extreme", "scribble", "coarse", "oracle")
@@ -68,7 +69,7 @@ def _target_object(objects: Objects, height: int, width: int) -> int | None:
 
 
 def _object_mask(objects: Objects, i: int, height: int, width: int) -> np.ndarray:
-    return objects[i].masks(height, width)[0]
+    return objects_masks(objects[i], height, width)[0]
 
 
 def _panel_centre(ax, image, objects, target, rng) -> None:

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Polygon, Rectangle  # noqa: E402
 
+from fewclick.io.rle import objects_masks  # noqa: E402
 from fewclick.types import Clicks, ExtremePoints, Objects, Scribble, rboxes_to_polygons  # noqa: E402
 
 POSITIVE, NEGATIVE = "#1db954", "#e8273c"
@@ -47,7 +48,7 @@ def draw_objects(
     """Boxes (oriented when present), translucent masks and points of ``objects``."""
     if masks and objects.segmentations is not None and any(s is not None for s in objects.segmentations):
         overlay = np.zeros((height, width, 4), np.float32)
-        decoded = objects.masks(height, width)
+        decoded = objects_masks(objects, height, width)
         for label, m, seg in zip(objects.labels, decoded, objects.segmentations):
             if seg is not None:
                 overlay[m] = (*class_colour(int(label))[:3], 0.35)

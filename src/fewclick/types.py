@@ -403,20 +403,6 @@ class Objects:
             centers[missing] = self.points[missing]
         return centers
 
-    def masks(self, height: int, width: int) -> np.ndarray:
-        """Decode the segmentations to ``bool[N, H, W]``; an object without one gets its box."""
-        from fewclick.io import rle
-
-        out = np.zeros((len(self), height, width), bool)
-        for i in range(len(self)):
-            seg = None if self.segmentations is None else self.segmentations[i]
-            if seg is not None:
-                out[i] = rle.segmentation_to_mask(seg, height, width)
-            elif not np.isnan(self.boxes[i]).any():
-                x0, y0, x1, y1 = np.round(self.boxes[i]).astype(int)
-                out[i, max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = True
-        return out
-
 
 def _take(value: Any, idx: np.ndarray, n: int) -> Any:
     if isinstance(value, np.ndarray) and len(value) == n:

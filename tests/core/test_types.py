@@ -3,6 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fewclick.io.rle import objects_masks
 from fewclick.types import (
     Click,
     Clicks,
@@ -75,7 +76,7 @@ def test_clicks_round_trip_list_and_concat():
 def test_objects_centers_fall_back_to_points_and_masks_fall_back_to_boxes():
     objs = Objects([0, 1], [[0, 0, 4, 2], [np.nan] * 4], points=[[np.nan, np.nan], [7, 8]])
     np.testing.assert_allclose(objs.centers, [[2, 1], [7, 8]])
-    masks = objs.masks(4, 6)
+    masks = objects_masks(objs, 4, 6)
     assert masks[0].sum() == 8 and masks[1].sum() == 0
     assert objs[1].labels.tolist() == [1] and len(objs[[0, 1]]) == 2
 

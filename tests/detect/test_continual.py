@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from fewclick.active.continual import ContinualConfig, ContinualTrainer, held_out, paired_bootstrap
 from fewclick.data.synthetic import make_dataset
 from fewclick.io.images import load_image
-from fewclick.metrics.detection import NONE_SHOWN
+from fewclick.metrics.thresholds import NONE_SHOWN
 from fewclick.models.detector import load_detector
-from fewclick.train.continual import ContinualConfig, ContinualTrainer, held_out, paired_bootstrap
 from fewclick.train.detect import detector_config_for
 from fewclick.types import Detections
 

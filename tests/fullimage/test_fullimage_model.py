@@ -10,11 +10,12 @@ from fewclick.models.fullimage import (
     ROI,
     FullImageConfig,
     FullImageNet,
+    RegionPrompt,
     annotation_maps,
     paste,
     roi_boxes,
 )
-from fewclick.predict.fullimage import FullImageModel, RegionPrompt
+from fewclick.predict.fullimage import FullImageModel
 from fewclick.train.fullimage import (
     FullImageTrainConfig,
     box_weights,

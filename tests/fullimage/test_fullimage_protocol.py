@@ -6,8 +6,9 @@ import pytest
 
 from fewclick.io.dataset import ImageRecord
 from fewclick.io.rle import mask_to_rle, rle_boxes
+from fewclick.models.fullimage import VOID, region_map
 from fewclick.predict.fullimage import BoxFill, SamCompete
-from fewclick.protocols.fullimage import VOID, extreme_prompts, region_map, region_miou, run_session
+from fewclick.protocols.fullimage import extreme_prompts, region_miou, run_session
 from fewclick.types import Objects
 
 
@@ -90,7 +91,7 @@ class _DiscSam:
 
 
 def _region(x0, y0, x1, y1, background=False):
-    from fewclick.predict.fullimage import RegionPrompt
+    from fewclick.models.fullimage import RegionPrompt
     from fewclick.types import ExtremePoints
 
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2

@@ -161,7 +161,7 @@ def test_tiny_panoptic_segments_become_objects(tmp_path):
     assert ds.classes == ["person", "sky"] and ds.extra["isthing"] == [True, False]
     assert objs.labels.tolist() == [0, 1] and objs.ignore.tolist() == [False, True]
     assert objs.extra["segment_ids"] == [300, 5]
-    masks = objs.masks(4, 5)
+    masks = rle.objects_masks(objs, 4, 5)
     np.testing.assert_array_equal(masks[0], MASK)
     assert masks[1][3].all() and masks[1].sum() == 5
     np.testing.assert_array_equal(objs.boxes, [[1, 1, 4, 3], [0, 3, 5, 4]])
@@ -219,5 +219,6 @@ def test_coco_panoptic_sample_matches_its_detection_format_copy():
         np.testing.assert_array_equal(pan.objects.labels, det.objects.labels)
         np.testing.assert_array_equal(pan.objects.boxes, det.objects.boxes)
         np.testing.assert_array_equal(
-            pan.objects.masks(pan.height, pan.width), det.objects.masks(det.height, det.width)
+            rle.objects_masks(pan.objects, pan.height, pan.width),
+            rle.objects_masks(det.objects, det.height, det.width),
         )

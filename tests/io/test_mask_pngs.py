@@ -15,7 +15,7 @@ from fewclick.io import FormatError, coco_panoptic, detect_format, masks, read_d
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.images import load_array
 from fewclick.io.parsing import FormatWarning
-from fewclick.io.rle import mask_to_rle
+from fewclick.io.rle import mask_to_rle, objects_masks
 from fewclick.types import Objects
 
 LABELS = np.array(
@@ -66,7 +66,7 @@ def test_written_masks_are_16_bit_indices_with_their_classes_and_read_back(tmp_p
     assert ds.classes == ["car", "road"] and record.objects.labels.tolist() == [0, 1, 0]
     assert record.objects.ignore.tolist() == [False, True, False]
     np.testing.assert_array_equal(record.objects.boxes, [[1, 0, 3, 2], [3, 1, 5, 3], [0, 2, 3, 3]])
-    masks_back = record.objects.masks(3, 5)
+    masks_back = objects_masks(record.objects, 3, 5)
     for i in (1, 2, 3):
         np.testing.assert_array_equal(masks_back[i - 1], LABELS == i)
 

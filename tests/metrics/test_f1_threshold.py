@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fewclick.metrics.detection import NONE_SHOWN, best_f1_threshold, least_work_thresholds
+from fewclick.metrics.thresholds import NONE_SHOWN, best_f1_threshold, least_work_thresholds
 from fewclick.types import Detections, Objects
 
 GT = Objects(np.array([0, 0]), np.array([[0, 0, 10, 10], [20, 20, 30, 30]], np.float32))

@@ -219,3 +219,28 @@ def test_a_class_with_a_single_point_and_an_image_without_points_train_and_refin
     out = refine_points(refiner, ((im.image, im.points, im.labels) for im in images))
     assert [len(o) for o in out] == [3, 3, 3, 0]
     assert all(np.isfinite(o).all() for o in out)
+
+
+def test_a_version_1_checkpoint_still_loads(tmp_path):
+    """Version 1 kept the config under ``net`` and the weights under ``state_dict``; a point
+    model a project trained before the one checkpoint format still serves."""
+    import torch
+
+    from fewclick.models.checkpoint import write_checkpoint
+    from fewclick.models.cpr import CHECKPOINT_KIND, load_cprnet, save_cprnet
+
+    net = CPRNet(CPRNetConfig(num_classes=2, **TINY))
+    old = write_checkpoint(
+        tmp_path / "v1.pt",
+        CHECKPOINT_KIND,
+        1,
+        net=net.config.to_dict(),
+        state_dict=net.state_dict(),
+        classes=["a", "b"],
+    )
+    new = save_cprnet(tmp_path / "v2.pt", net, classes=["a", "b"])
+    for path in (old, new):
+        loaded, ckpt = load_cprnet(path)
+        assert ckpt["classes"] == ["a", "b"] and ckpt["version"] == 2
+        for key, value in net.state_dict().items():
+            torch.testing.assert_close(loaded.state_dict()[key], value)

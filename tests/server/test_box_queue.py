@@ -10,9 +10,9 @@ import pytest
 from clients import client_for, make_user
 
 from fewclick.data.synthetic import make_dataset
-from fewclick.server import box_queue, training_jobs, worker
 from fewclick.server.app import create_app
 from fewclick.server.db import BoxQuery, Event, Image, Job, ModelVersion, sqlite_url
+from fewclick.server.jobs import control, queue, run
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def detector(dataset, tmp_path_factory):
 @pytest.fixture()
 def started(monkeypatch):
     calls = []
-    monkeypatch.setattr(training_jobs, "start_process", lambda target, *args: calls.append((target, args)))
+    monkeypatch.setattr(control, "start_process", lambda target, *args: calls.append((target, args)))
     return calls
 
 
@@ -91,9 +91,9 @@ def test_the_queue_is_built_from_the_serving_detector_and_asks_about_the_least_s
     r = app.client.post(f"/api/projects/{project['id']}/queue")
     assert r.status_code == 202 and r.json()["kind"] == "queue", r.text
     target, args = started[-1]
-    assert target is worker.run_queue
-    monkeypatch.setattr(box_queue, "SCORE_THRESHOLD", 0.0)  # the one-step detector scores low
-    box_queue.build_queue(args[0], args[1], args[2], None)
+    assert target is run.run_queue
+    monkeypatch.setattr(queue, "SCORE_THRESHOLD", 0.0)  # the one-step detector scores low
+    queue.build_queue(args[0], args[1], args[2], None)
     job = app.client.get(f"/api/jobs/{args[1]}").json()
     assert job["status"] == "done" and "boxes to review on 3 images" in job["message"], job
     state = app.client.get(f"/api/projects/{project['id']}/queue").json()
@@ -234,13 +234,13 @@ def test_a_training_job_starts_after_every_n_answers(app, dataset, started):
     assert first["training"] is None
     second = app.client.post(f"/api/queries/{ids[1]}/answer", json={"answer": "accept", "seconds": 1}).json()
     assert second["training"] is not None and second["training"]["trigger"] == "auto"
-    assert started[-1][0] is worker.run_training
+    assert started[-1][0] is run.run_training
     with app.state.sessions() as session:
         assert session.query(Job).filter_by(project_id=project["id"], kind="train").count() == 1
 
 
 def test_a_partly_labeled_image_trains_with_its_open_boxes_as_dampened_noisy_labels(app, dataset, tmp_path):
-    from fewclick.server.training import train_project
+    from fewclick.server.jobs.training import train_project
     from fewclick.train.detect_data import BACKGROUND_WEIGHT, LOSS_WEIGHT, NEGATIVE
 
     project = _project(app, dataset)
@@ -251,7 +251,7 @@ def test_a_partly_labeled_image_trains_with_its_open_boxes_as_dampened_noisy_lab
     with app.state.sessions() as session:
         from fewclick.server.db import Project
 
-        records = box_queue.partly_labeled(session, session.get(Project, project["id"]))
+        records = queue.partly_labeled(session, session.get(Project, project["id"]))
     assert len(records) == 1
     objects = records[0].objects
     # the accepted box, the box answered background (a labeled negative), the open one (noisy)
@@ -300,7 +300,7 @@ def test_only_what_a_person_labeled_keeps_a_box_out_of_the_queue_not_hidden_refe
             )  # fmt: skip
         session.commit()
         boxes = np.array([[1, 1, 20, 20], [41, 40, 60, 60], [70, 70, 90, 90]], np.float32)
-        assert box_queue._labeled(session, image, boxes).tolist() == [False, True, False]
+        assert queue._labeled(session, image, boxes).tolist() == [False, True, False]
 
 
 @pytest.mark.parametrize(
@@ -308,7 +308,7 @@ def test_only_what_a_person_labeled_keeps_a_box_out_of_the_queue_not_hidden_refe
     [(None, 0.2), ({}, 0.2), ({"score_threshold": 0.13}, 0.065), ({"score_threshold": 0.6}, 0.2)],
 )
 def test_the_pool_threshold_follows_the_detectors_calibration(metrics, expected):
-    assert box_queue.pool_threshold(metrics) == pytest.approx(expected)
+    assert queue.pool_threshold(metrics) == pytest.approx(expected)
 
 
 def _sure_detector(detector, tmp_path):
@@ -326,8 +326,8 @@ def test_pre_annotation_runs_the_batch_predict_job_on_the_images_nobody_started(
     app, dataset, detector, started, tmp_path
 ):
     from fewclick.batch import PredictJob
-    from fewclick.server import preannotate
     from fewclick.server.db import Annotation
+    from fewclick.server.jobs import preannotate
 
     project = _project(app, dataset)
     refused = app.client.post(f"/api/projects/{project['id']}/preannotate")
@@ -344,7 +344,7 @@ def test_pre_annotation_runs_the_batch_predict_job_on_the_images_nobody_started(
     r = app.client.post(f"/api/projects/{project['id']}/preannotate")
     assert r.status_code == 202 and r.json()["kind"] == "predict", r.text
     target, args = started[-1]
-    assert target is worker.run_preannotate
+    assert target is run.run_preannotate
     preannotate.preannotate(args[0], args[1], args[2], None)
     job = app.client.get(f"/api/jobs/{args[1]}").json()
     assert job["status"] == "done" and " boxes on 2 images (detector v1, score >= 0.50)" in job["message"], (
@@ -372,8 +372,8 @@ def test_pre_annotation_leaves_an_image_someone_starts_meanwhile_and_mark_done_s
     app, dataset, detector, started, tmp_path, monkeypatch
 ):
     from fewclick import batch
-    from fewclick.server import preannotate
     from fewclick.server.db import Annotation
+    from fewclick.server.jobs import preannotate
 
     project = _project_for_detector(app, _project(app, dataset), _sure_detector(detector, tmp_path))
     with app.state.sessions() as session:
@@ -413,7 +413,7 @@ def test_pre_annotation_leaves_an_image_someone_starts_meanwhile_and_mark_done_s
 
 
 def test_pre_annotation_refuses_a_detector_of_other_classes(app, dataset, detector, started):
-    from fewclick.server import preannotate
+    from fewclick.server.jobs import preannotate
 
     project = _project_for_detector(app, _project(app, dataset), detector)
     app.client.post(f"/api/projects/{project['id']}/classes", json={"name": "added later"})

@@ -258,7 +258,7 @@ def test_sam_compete_finds_the_regions_and_a_scribble_moves_pixels(client, image
 def test_the_worker_gives_a_predictor_with_update_only_the_changed_regions(home, monkeypatch):
     """The seam for the trained model: ``update(prompts, changed)`` once the image has been
     predicted, ``predict(prompts)`` first and whenever ``changed`` is None."""
-    from fewclick.server import fullimage, worker
+    from fewclick.server import fullimage, worker_masks
 
     calls = []
 
@@ -277,12 +277,12 @@ def test_the_worker_gives_a_predictor_with_update_only_the_changed_regions(home,
             return np.ones(self.shape, np.int32)
 
     monkeypatch.setattr(fullimage, "fullimage_predictor", lambda sam, model=None: Recording())
-    monkeypatch.setattr(worker, "_FULLIMAGE", type(worker._FULLIMAGE)())
+    monkeypatch.setattr(worker_masks, "_FULLIMAGE", type(worker_masks._FULLIMAGE)())
     path = str(home / "images" / "scene.png")
     regions = [_region(), _region(OTHER)]
-    first = worker.fullimage(path, None, regions, [1])
-    second = worker.fullimage(path, None, regions, [1])
-    third = worker.fullimage(path, None, regions, None)
+    first = worker_masks.fullimage(path, None, regions, [1])
+    second = worker_masks.fullimage(path, None, regions, [1])
+    third = worker_masks.fullimage(path, None, regions, None)
     assert calls == [("predict", 2), ("update", [1]), ("predict", 2)]
     assert [r["area"] for r in first["regions"]] == [H * W, 0]
     assert [r["area"] for r in second["regions"]] == [0, H * W] and third["method"] == "recording"
@@ -292,8 +292,7 @@ def test_a_trained_model_in_the_data_folder_serves_instead(client, image_id, hom
     import torch
 
     from fewclick.models.checkpoint import write_checkpoint
-    from fewclick.models.fullimage import FullImageConfig, FullImageNet
-    from fewclick.train.fullimage import KIND, VERSION
+    from fewclick.models.fullimage import KIND, VERSION, FullImageConfig, FullImageNet
 
     config = FullImageConfig(backbone="scratch", channels=8, head_width=8, scratch_side=64)
     torch.manual_seed(0)

@@ -16,9 +16,9 @@ from clients import client_for
 from hypothesis import HealthCheck, Phase, given, settings
 
 from fewclick.data.synthetic import make_dataset
-from fewclick.server import training_jobs
 from fewclick.server.app import create_app
 from fewclick.server.db import Job, sqlite_url
+from fewclick.server.jobs import control
 from fewclick.server.routes import backends
 
 EXAMPLES = 25  # generated requests an operation
@@ -40,7 +40,7 @@ def app(home):
     quote), their images, classes and a finished job."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FEWCLICK_MODELS", str(home / "no-models"))  # the worker serves without SAM
-        for module in (training_jobs, backends):
+        for module in (control, backends):
             mp.setattr(module, "start_process", lambda *args: None)
         app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False, data_roots=[home])
         with client_for(app, raise_server_exceptions=False) as client:

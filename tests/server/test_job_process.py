@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from fewclick.server import job_process
 from fewclick.server.db import Job, Project, init_db, local_user, session_factory, sqlite_url
+from fewclick.server.jobs import process
 
 
 @pytest.fixture()
@@ -39,7 +39,7 @@ def test_a_running_job_beats_and_a_failure_shows_a_log_reference_not_a_traceback
         raise ValueError("no boxes in image 3\nmore detail")
 
     with caplog.at_level(logging.ERROR, logger="fewclick"):
-        job_process.run_job(fails, url, job_id)
+        process.run_job(fails, url, job_id)
     assert seen[0] is not None, "the heartbeat beat before the job's work"
     with sessions() as session:
         row = session.get(Job, job_id)
@@ -59,7 +59,7 @@ def test_the_heartbeat_goes_on_while_the_job_runs(job):
             return session.get(Job, job_id).heartbeat_at
 
     deadline = time.monotonic() + 10
-    with job_process.heartbeat(url, job_id, every=0.05):
+    with process.heartbeat(url, job_id, every=0.05):
         while len(set(beats)) < 3 and time.monotonic() < deadline:
             beats.append(read())
             time.sleep(0.01)
@@ -70,9 +70,9 @@ def test_the_heartbeat_goes_on_while_the_job_runs(job):
 
 
 def test_a_failure_message_keeps_one_short_line():
-    assert job_process.failure_message(RuntimeError(), "abc") == "RuntimeError (log ref abc)"
-    long = job_process.failure_message(ValueError("x" * 1000 + "\nsecond"), "abc")
-    assert len(long) == job_process.MESSAGE_CHARS + len(" (log ref abc)") and "second" not in long
+    assert process.failure_message(RuntimeError(), "abc") == "RuntimeError (log ref abc)"
+    long = process.failure_message(ValueError("x" * 1000 + "\nsecond"), "abc")
+    assert len(long) == process.MESSAGE_CHARS + len(" (log ref abc)") and "second" not in long
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -83,7 +83,7 @@ def test_a_job_stopped_by_a_signal_is_marked_failed_as_interrupted(job, sig):
     url, sessions, job_id = job
     code = (
         "import os, signal, sys, time\n"
-        "from fewclick.server.job_process import run_job\n"
+        "from fewclick.server.jobs.process import run_job\n"
         "def work(url, job_id):\n"
         f"    os.kill(os.getpid(), {int(sig)})\n"
         "    time.sleep(60)\n"
@@ -92,7 +92,7 @@ def test_a_job_stopped_by_a_signal_is_marked_failed_as_interrupted(job, sig):
     subprocess.run([sys.executable, "-c", code, url, str(job_id)], timeout=60, capture_output=True)
     with sessions() as session:
         row = session.get(Job, job_id)
-        assert (row.status, row.message) == ("failed", job_process.INTERRUPTED)
+        assert (row.status, row.message) == ("failed", process.INTERRUPTED)
 
 
 def test_a_signal_that_comes_out_as_another_error_still_marks_the_job_interrupted(job):
@@ -102,14 +102,14 @@ def test_a_signal_that_comes_out_as_another_error_still_marks_the_job_interrupte
 
     def work(db_url, job_id):
         try:
-            raise job_process.Interrupted("SIGTERM")
-        except job_process.Interrupted as exc:
+            raise process.Interrupted("SIGTERM")
+        except process.Interrupted as exc:
             raise ImportError("initialization failed") from exc
 
-    job_process.run_job(work, url, job_id)
+    process.run_job(work, url, job_id)
     with sessions() as session:
         row = session.get(Job, job_id)
-        assert (row.status, row.message) == ("failed", job_process.INTERRUPTED)
+        assert (row.status, row.message) == ("failed", process.INTERRUPTED)
 
 
 def test_a_job_that_ended_is_not_marked_interrupted(job):
@@ -117,6 +117,6 @@ def test_a_job_that_ended_is_not_marked_interrupted(job):
     with sessions() as session:
         session.get(Job, job_id).status = "done"
         session.commit()
-    job_process.interrupted(url, job_id)
+    process.interrupted(url, job_id)
     with sessions() as session:
         assert session.get(Job, job_id).status == "done"

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from clients import client_for
 
+from fewclick.active.continual import ContinualConfig
 from fewclick.data.synthetic import make_dataset
-from fewclick.server import trainer, training_jobs, worker
 from fewclick.server.app import create_app
 from fewclick.server.db import Job, ModelVersion, now, sqlite_url
-from fewclick.train.continual import ContinualConfig
+from fewclick.server.jobs import control, run, trainer
 
 SMALL = ContinualConfig(round_steps=2, crop=64, batch_size=2, resamples=20)
 
@@ -31,7 +31,7 @@ def dataset(tmp_path_factory):
 @pytest.fixture()
 def started(monkeypatch):
     calls = []
-    monkeypatch.setattr(training_jobs, "start_process", lambda target, *args: calls.append((target, args)))
+    monkeypatch.setattr(control, "start_process", lambda target, *args: calls.append((target, args)))
     return calls
 
 
@@ -68,7 +68,7 @@ def test_the_trainer_starts_pauses_resumes_and_stops_beside_the_other_jobs(app, 
     project = _project(app, dataset)
     r = _act(app, project, "start")
     assert r.status_code == 202 and r.json()["kind"] == "trainer", r.text
-    assert started[-1][0] is worker.run_trainer
+    assert started[-1][0] is run.run_trainer
     assert _act(app, project, "start").status_code == 409, "one trainer per project"
     job_id = r.json()["id"]
     with app.state.sessions() as session:
@@ -142,9 +142,9 @@ def test_a_paused_trainer_whose_process_died_is_failed(app, dataset, started):
     job_id = _act(app, project, "start").json()["id"]
     with app.state.sessions() as session:
         job = session.get(Job, job_id)
-        job.status, job.heartbeat_at = "paused", now() - timedelta(seconds=training_jobs.STALE_SECONDS + 5)
+        job.status, job.heartbeat_at = "paused", now() - timedelta(seconds=control.STALE_SECONDS + 5)
         session.commit()
-        assert [j.id for j in training_jobs.reset_stale(session, project["id"])] == [job_id]
+        assert [j.id for j in control.reset_stale(session, project["id"])] == [job_id]
     assert app.client.get(f"/api/projects/{project['id']}").json()["trainer"] is None
 
 
@@ -162,13 +162,13 @@ def test_at_start_up_a_trainer_left_on_starts_again_in_its_state(app, dataset, s
     with app.state.sessions() as session:
         session.get(Job, job_id).status = "failed"  # as the server's stop, or a restart, left it
         session.commit()
-        again = training_jobs.restart_trainers(session, app.state.settings)
+        again = control.restart_trainers(session, app.state.settings)
         if after is None:
             assert again == [] and started == []
             return
         assert [(j.kind, j.status) for j in again] == [("trainer", after)]
-        assert training_jobs.restart_trainers(session, app.state.settings) == [], "one trainer per project"
-    assert started[0][0] is worker.run_trainer and started[0][1][1] == again[0].id
+        assert control.restart_trainers(session, app.state.settings) == [], "one trainer per project"
+    assert started[0][0] is run.run_trainer and started[0][1][1] == again[0].id
 
 
 def test_a_pinned_version_or_the_training_free_start_serves_whatever_comes_after(app, dataset, started):

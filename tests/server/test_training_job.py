@@ -7,10 +7,13 @@ import pytest
 from clients import client_for
 
 from fewclick.data.synthetic import make_dataset
-from fewclick.server import processes, training_jobs
+from fewclick.server import processes
 from fewclick.server.app import create_app
 from fewclick.server.db import Job, Project, local_user, now, sqlite_url
-from fewclick.server.training import MIN_HELD_OUT, imagenet_available, train_project
+from fewclick.server.jobs import control
+from fewclick.server.jobs.masks import MIN_HELD_OUT
+from fewclick.server.jobs.training import train_project
+from fewclick.server.serving import imagenet_available
 
 
 @pytest.fixture()
@@ -224,13 +227,11 @@ def test_at_start_up_the_jobs_an_earlier_server_left_unfinished_fail_at_once(
         job = client.get(f"/api/jobs/{job_id}").json()
     assert job["status"] == after
     if after != status:
-        assert job["message"] == training_jobs.RESTARTED
+        assert job["message"] == control.RESTARTED
 
 
 @pytest.mark.parametrize("read", ["job", "project jobs"])
-@pytest.mark.parametrize(
-    ("silent_s", "after"), [(0.0, "running"), (training_jobs.STALE_SECONDS + 1, "failed")]
-)
+@pytest.mark.parametrize(("silent_s", "after"), [(0.0, "running"), (control.STALE_SECONDS + 1, "failed")])
 def test_reading_jobs_fails_one_whose_process_went_silent(setup, read, silent_s, after):
     client, app, _, _ = setup
     with client:
@@ -251,7 +252,7 @@ def test_a_stopping_app_marks_the_jobs_of_its_run_failed(setup):
         other = _job_row(app, "running", "another run")  # a second server on the database
     with app.state.sessions() as session:
         assert session.get(Job, ours).status == "failed"
-        assert session.get(Job, ours).message == training_jobs.STOPPED
+        assert session.get(Job, ours).message == control.STOPPED
         assert session.get(Job, other).status == "running"
 
 

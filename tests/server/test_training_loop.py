@@ -13,10 +13,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from fewclick.data.synthetic import make_dataset
-from fewclick.server import queries, training, training_jobs, views, worker
+from fewclick.server import queries, views
 from fewclick.server.app import create_app
 from fewclick.server.db import Job, ModelVersion, make_engine, now, sqlite_url
-from fewclick.server.job_process import HEARTBEAT_SECONDS
+from fewclick.server.jobs import control, run, training
+from fewclick.server.jobs.process import HEARTBEAT_SECONDS
+from fewclick.server.jobs.status import update_job
+from fewclick.server.serving import Trained
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +33,7 @@ def dataset(tmp_path_factory):
 def started(monkeypatch):
     """The job processes the app started, as (target, args) instead of processes."""
     calls = []
-    monkeypatch.setattr(training_jobs, "start_process", lambda target, *args: calls.append((target, args)))
+    monkeypatch.setattr(control, "start_process", lambda target, *args: calls.append((target, args)))
     return calls
 
 
@@ -75,7 +78,7 @@ def test_a_job_starts_by_itself_after_exactly_n_finished_images_and_never_twice(
     assert job is not None and job["trigger"] == "auto" and job["status"] == "queued"
     assert started == [
         (
-            worker.run_training,
+            run.run_training,
             (
                 app.state.settings.db_url,
                 job["id"],
@@ -311,9 +314,9 @@ def test_update_job_stamps_when_it_began_running(app, dataset):
         session.add(job)
         session.commit()
     url = app.state.settings.db_url
-    training.update_job(url, job.id, status="running", progress=0.1)
+    update_job(url, job.id, status="running", progress=0.1)
     first = client.get(f"/api/jobs/{job.id}").json()
-    training.update_job(url, job.id, progress=0.5)
+    update_job(url, job.id, progress=0.5)
     later = client.get(f"/api/jobs/{job.id}").json()
     assert first["elapsed_seconds"] is not None and later["eta_seconds"] is not None
     with app.state.sessions() as session:
@@ -327,8 +330,8 @@ def test_train_project_stores_each_models_method_and_metrics(app, dataset, monke
     client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0})
     client.post(f"/api/projects/{project['id']}/finish")
     metrics = {"held_out_mAP": {"pretrained": 0.61, "scratch": 0.42}}
-    fake = lambda data, out, minutes, progress, steps, **_: training.Trained(out, "pretrained", metrics)  # noqa: E731
-    for task in ("_detector", "_segmenter", "_cpr"):
+    fake = lambda data, out, minutes, progress, steps, **_: Trained(out, "pretrained", metrics)  # noqa: E731
+    for task in ("train_detectors", "train_masks", "_cpr"):
         monkeypatch.setattr(training, task, fake)
     with app.state.sessions() as session:
         job = Job(project_id=project["id"], kind="train", created_by=1)
@@ -347,7 +350,7 @@ def test_the_0003_migration_keeps_the_rows_of_an_older_database(tmp_path):
 
     url = sqlite_url(tmp_path / "old.db")
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(training.__file__).parent / "migrations"))
+    cfg.set_main_option("script_location", str(Path(training.__file__).parents[1] / "migrations"))
     cfg.set_main_option("sqlalchemy.url", url)
     command.upgrade(cfg, "0002")
     engine = make_engine(url)

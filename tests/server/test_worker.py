@@ -16,7 +16,7 @@ import pytest
 from benchmarks._server import alive
 from fastapi import HTTPException
 
-from fewclick.server import worker
+from fewclick.server import worker, worker_detect
 from fewclick.server.deps import WorkerHandle
 from fewclick.server.worker import ModelWorker
 from fewclick.types import Clicks, Detections
@@ -63,10 +63,10 @@ def test_a_click_the_detector_left_unboxed_gets_sams_box_from_the_training_free_
             asked.append((float(x), float(y), int(label), sizes))
             return np.array([x - 4, y - 4, x + 4, y + 4], np.float32)
 
-    monkeypatch.setattr(worker, "_encoded", lambda key, make, path, encoding: Similar())
+    monkeypatch.setattr(worker, "encoded", lambda key, make, path, encoding: Similar())
     det = Detections(np.array([[0, 0, 10, 10]], np.float32), np.array([0.9], np.float32), np.array([0]))
     clicks = Clicks(np.array([[5, 5], [30, 30]], np.float32), np.array([0, 1]), np.ones(2, bool))
-    out = worker._own_boxes(det, clicks, "im.png", ("cache", "key"), 2, {1: 8.0})
+    out = worker_detect._own_boxes(det, clicks, "im.png", ("cache", "key"), 2, {1: 8.0})
     assert asked == [(30.0, 30.0, 1, {1: 8.0})], "only the click without a box of its class around it"
     assert out.boxes.tolist() == [[0, 0, 10, 10], [26, 26, 34, 34]]
     assert out.scores.tolist() == pytest.approx([0.9, 1])
@@ -79,10 +79,10 @@ def test_own_boxes_move_by_the_edge_offsets_learnt(monkeypatch):
         def clicked_box(self, x, y, label, sizes):
             return np.array([x - 4, y - 4, x + 4, y + 4], np.float32)
 
-    monkeypatch.setattr(worker, "_encoded", lambda key, make, path, encoding: Similar())
+    monkeypatch.setattr(worker, "encoded", lambda key, make, path, encoding: Similar())
     offsets = EdgeOffsets({1: np.array([0, -0.25, 0, 0], np.float32)})
     clicks = Clicks(np.array([[30, 30]], np.float32), np.array([1]), np.ones(1, bool))
-    out = worker._own_boxes(Detections.empty(), clicks, "im.png", ("cache", "key"), 2, {}, offsets)
+    out = worker_detect._own_boxes(Detections.empty(), clicks, "im.png", ("cache", "key"), 2, {}, offsets)
     assert out.boxes.tolist() == [[26, 24, 34, 34]], "the top edge 2 px (a quarter of 8) higher"
 
 
@@ -99,7 +99,7 @@ def test_click_boxes_are_learnt_on_encoded_finished_images_only_and_fit_the_offs
 
     Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
     Image.new("RGB", (1300, 64)).save(tmp_path / "wide.png")  # two tiles: encoded apart, under other keys
-    monkeypatch.setattr(worker, "_CLICK_BOXES", OrderedDict())
+    monkeypatch.setattr(worker_detect, "_CLICK_BOXES", OrderedDict())
     asked = []
 
     class Encoder:
@@ -124,14 +124,14 @@ def test_click_boxes_are_learnt_on_encoded_finished_images_only_and_fit_the_offs
         ["not-encoded", str(tmp_path / "a.png"), boxes],
         ["encoded-wide", str(tmp_path / "wide.png"), boxes],
     ]
-    assert worker._offsets(finished) is None, "nothing learnt yet: nothing moves"
-    worker.learn_click_boxes("cache", 2, {}, finished)
+    assert worker_detect._offsets(finished) is None, "nothing learnt yet: nothing moves"
+    worker_detect.learn_click_boxes("cache", 2, {}, finished)
     embeddings.background(int).result(timeout=60)  # the encoding thread's work before it is done
     assert asked == ["encoded"]
-    offsets = worker._offsets(finished)
+    offsets = worker_detect._offsets(finished)
     assert offsets.per_class[1] == pytest.approx([-0.125, -0.125, 0.125, 0.125])  # 2 px of SAM's 16
     assert offsets.apply(np.array([[0, 0, 16, 16]], np.float32), [1]).tolist() == [[-2, -2, 18, 18]]
-    worker.learn_click_boxes("cache", 2, {}, finished)
+    worker_detect.learn_click_boxes("cache", 2, {}, finished)
     embeddings.background(int).result(timeout=60)  # the encoding thread's work before it is done
     assert asked == ["encoded"], "pairs learnt once are not learnt again"
 
@@ -164,14 +164,14 @@ def test_only_a_detector_on_sams_features_waits_for_the_images_embedding(monkeyp
         def predict(self, clicks):
             return Detections.empty()
 
-    monkeypatch.setattr(worker, "_PREDICTORS", {("detect", "m.pt"): Detector()})
+    monkeypatch.setattr(worker, "PREDICTORS", {("detect", "m.pt"): Detector()})
 
     def encoded(key, make, path, encoding):
         given.append(encoding)
-        return worker._PREDICTORS[key]
+        return worker.PREDICTORS[key]
 
-    monkeypatch.setattr(worker, "_encoded", encoded)
-    out = worker.detect("im.png", "m.pt", ["a"], [], {}, ("cache", "key"))
+    monkeypatch.setattr(worker, "encoded", encoded)
+    out = worker_detect.detect("im.png", "m.pt", ["a"], [], {}, ("cache", "key"))
     assert out["method"] == method and out["boxes"] == []
     assert given == [("cache", "key") if waits_for_sam else None]
 
@@ -179,9 +179,9 @@ def test_only_a_detector_on_sams_features_waits_for_the_images_embedding(monkeyp
 def test_ready_for_clicks_sets_the_training_free_start_on_the_image(monkeypatch):
     given = []
     monkeypatch.setattr(
-        worker, "_encoded", lambda key, make, path, encoding: given.append((key, path, encoding))
+        worker, "encoded", lambda key, make, path, encoding: given.append((key, path, encoding))
     )
-    worker.ready_for_clicks("im.png", ("cache", "key"), 3)
+    worker_detect.ready_for_clicks("im.png", ("cache", "key"), 3)
     assert given == [(("similar", "cache", 3), "im.png", ("cache", "key"))]
 
 
@@ -203,21 +203,21 @@ def test_proposals_of_a_tight_class_are_made_tight_once_the_embedding_is_ready(m
             return np.asarray(box, np.float32) + [1, 1, -1, -1]
 
     monkeypatch.setattr(embeddings, "encoder", lambda folder: Encoder())
-    monkeypatch.setattr(worker, "_similar", lambda path, encoding, num_classes: Similar())
-    monkeypatch.setattr(worker, "_TIGHTENED", OrderedDict())
+    monkeypatch.setattr(worker_detect, "_similar", lambda path, encoding, num_classes: Similar())
+    monkeypatch.setattr(worker_detect, "_TIGHTENED", OrderedDict())
     det = Detections(
         np.array([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]], np.float32),
         np.array([0.9, 0.1, 0.8], np.float32),
         np.array([0, 0, 1]),
     )
-    same = worker._tightened(det, "im.png", ("cache", "key"), 2, {0}, 0.3)
+    same = worker_detect._tightened(det, "im.png", ("cache", "key"), 2, {0}, 0.3)
     assert same.boxes.tolist() == det.boxes.tolist() and asked == [], "no embedding yet: never waited for"
     ready[0] = True
-    out = worker._tightened(det, "im.png", ("cache", "key"), 2, {0}, 0.3)
+    out = worker_detect._tightened(det, "im.png", ("cache", "key"), 2, {0}, 0.3)
     # class 0 at 0.3 or more: the first only (the second under the score, the third of class 1)
     assert out.boxes.tolist() == [[1, 1, 9, 9], [20, 20, 30, 30], [40, 40, 50, 50]]
     assert out.scores.tolist() == pytest.approx([0.9, 0.1, 0.8]) and out.labels.tolist() == [0, 0, 1]
-    worker._tightened(det, "im.png", ("cache", "key"), 2, {0}, 0.3)
+    worker_detect._tightened(det, "im.png", ("cache", "key"), 2, {0}, 0.3)
     assert asked == [[0, 0, 10, 10]], "a proposal is made tight once per image"
 
 
@@ -233,7 +233,7 @@ def test_tight_classes_are_learnt_on_encoded_held_out_images(monkeypatch, tmp_pa
     from fewclick.server import embeddings
 
     Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
-    monkeypatch.setattr(worker, "_TIGHT", OrderedDict())
+    monkeypatch.setattr(worker_detect, "_TIGHT", OrderedDict())
     boxes = [[c, x, 10 + 30 * c, x + 10, 20 + 30 * c] for c in (0, 1) for x in (0, 15, 30)]
     seen = []
 
@@ -270,9 +270,9 @@ def test_tight_classes_are_learnt_on_encoded_held_out_images(monkeypatch, tmp_pa
     monkeypatch.setattr(detect, "ClickDetector", Detector)
     monkeypatch.setattr(similar, "SimilarityDetector", Fitter)
     held = [["encoded", str(tmp_path / "a.png"), boxes], ["not-encoded", str(tmp_path / "a.png"), boxes]]
-    assert worker._tight_classes("m.pt", ["encoded", "not-encoded"]) == set(), "nothing learnt yet"
-    worker.learn_tight_boxes("cache", "m.pt", 2, held)
+    assert worker_detect._tight_classes("m.pt", ["encoded", "not-encoded"]) == set(), "nothing learnt yet"
+    worker_detect.learn_tight_boxes("cache", "m.pt", 2, held)
     embeddings.background(int).result(timeout=60)  # the encoding thread's work before it is done
     assert seen == ["encoded"], "an image not encoded is not encoded for it"
-    assert worker._tight_classes("m.pt", ["encoded", "not-encoded"]) == {0}
-    assert worker._tight_classes("other.pt", ["encoded"]) == set(), "learnt per detector"
+    assert worker_detect._tight_classes("m.pt", ["encoded", "not-encoded"]) == {0}
+    assert worker_detect._tight_classes("other.pt", ["encoded"]) == set(), "learnt per detector"

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
+from fewclick.brush import Stroke, apply_strokes
 from fewclick.metrics.segmentation import mask_iou
-from fewclick.predict.brush import Stroke, apply_strokes
 from fewclick.simulate.brush import STROKE_BASE_SECONDS, brush_keys, stroke_seconds, strokes_to_fix
 
 

@@ -31,6 +31,10 @@ The image-level baselines pick whole images at random, by the mean uncertainty o
 predicted boxes, or by core-set on image features (the encoder's maps averaged over the
 image), and label every box in them. :mod:`fewclick.active.loop` runs the episodes against
 the simulated oracle; ``benchmarks/active.py`` draws the curves.
+
+:mod:`fewclick.active.continual` is the other way a detector learns while people work:
+rounds of training on the finished images, each promoted only when it beats the serving
+model on held-out ones.
 """
 
 from fewclick.active.labels import LabelState

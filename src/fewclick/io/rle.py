@@ -8,6 +8,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from fewclick.extras import require
+from fewclick.types import Objects
 
 
 def mask_to_rle(mask: np.ndarray) -> dict:
@@ -101,6 +102,20 @@ def check_rle(rle: Any, height: int, width: int) -> dict:
         counts = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)["counts"]
         counts = counts.decode("ascii")
     return {"size": [height, width], "counts": counts}
+
+
+def objects_masks(objects: Objects, height: int, width: int) -> np.ndarray:
+    """Decode ``objects``' segmentations to ``bool[N, H, W]``; an object without one gets its
+    box (rounded to whole pixels, clipped at 0)."""
+    out = np.zeros((len(objects), height, width), bool)
+    for i in range(len(objects)):
+        seg = None if objects.segmentations is None else objects.segmentations[i]
+        if seg is not None:
+            out[i] = segmentation_to_mask(seg, height, width)
+        elif not np.isnan(objects.boxes[i]).any():
+            x0, y0, x1, y1 = np.round(objects.boxes[i]).astype(int)
+            out[i, max(y0, 0) : max(y1, 0), max(x0, 0) : max(x1, 0)] = True
+    return out
 
 
 def polygons_to_mask(polygons: list, height: int, width: int) -> np.ndarray:

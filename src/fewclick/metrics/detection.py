@@ -52,8 +52,6 @@ __all__ = [
     "match_greedy",
     "ap_from_matches",
     "evaluate_detections",
-    "best_f1_threshold",
-    "least_work_thresholds",
     "KEPT_IOU",
 ]
 
@@ -300,7 +298,7 @@ def evaluate_detections(
     _check_rule(rule)
     thresholds = _thresholds(iou_threshold)
     names = _class_names(class_names, num_classes)
-    _check_inputs(gts, preds, num_classes, oriented)
+    check_inputs(gts, preds, num_classes, oriented)
     limit = max_dets if max_dets is not None else (COCO_MAX_DETS if ap_method == "coco" else None)
     records: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in range(num_classes)]
     num_gt = np.zeros(num_classes, np.int64)
@@ -311,7 +309,7 @@ def evaluate_detections(
             ignored = g.ignore | ((g.difficult > 0) & ignore_difficult)
             num_gt[c] += int((~ignored).sum())
             if len(p):
-                records[c].append(_match_image(p, g, ignored, thresholds, oriented, rule))
+                records[c].append(match_image(p, g, ignored, thresholds, oriented, rule))
     ap = np.full((num_classes, len(thresholds)), math.nan)
     for c in range(num_classes):
         if num_gt[c] and records[c]:
@@ -326,105 +324,7 @@ def evaluate_detections(
     return _result(ap, num_gt, names, thresholds, ap_method, rule, oriented)
 
 
-def best_f1_threshold(
-    gts: Sequence[Objects],
-    preds: Sequence[Detections],
-    num_classes: int,
-    iou_threshold: float = 0.5,
-    oriented: bool = False,
-) -> tuple[float | None, float]:
-    """The score threshold whose detections (score >= it) have the best F1 against ``gts``,
-    and that F1: greedy one-to-one matching per image and class at ``iou_threshold``;
-    detections absorbed by ignored objects count neither way. ``(None, 0.0)`` when nothing
-    is predicted or nothing is true: no threshold helps then."""
-    per_class = _hits_per_class(gts, preds, num_classes, iou_threshold, oriented)
-    total = sum(t for _, _, t in per_class)
-    if total == 0 or not any(len(s) for s, _, _ in per_class):
-        return None, 0.0
-    scores = np.concatenate([s for s, _, _ in per_class])
-    hits = np.concatenate([h for _, h, _ in per_class])
-    if not hits.any():
-        return None, 0.0
-    scores, tp = _descending(scores, hits)
-    f1 = 2 * tp / (np.arange(1, len(scores) + 1) + total)  # 2 TP / (TP + FP + TP + FN)
-    best = int(np.flatnonzero(_cuts(scores))[np.argmax(f1[_cuts(scores)])])
-    return float(scores[best]), float(f1[best])
-
-
-#: a threshold above every score: show none of the class's proposals
-NONE_SHOWN = 1.01
-
-
-def least_work_thresholds(
-    gts: Sequence[Objects],
-    preds: Sequence[Detections],
-    num_classes: int,
-    iou_threshold: float = KEPT_IOU,
-    oriented: bool = False,
-) -> list[float | None]:
-    """Per class, the score threshold whose detections (score >= it) leave the fewest
-    interactions to finish ``gts``: a false positive is a delete, a missed object a click or
-    a box; matching as in :func:`best_f1_threshold`, at the IoU a person keeps a box at (a
-    looser box is redrawn, so it saves nothing). :data:`NONE_SHOWN` when showing none
-    is cheapest; None for a class ``gts`` never holds (nothing to calibrate on). Of equal
-    costs the higher threshold wins: fewer boxes to look over."""
-    out: list[float | None] = []
-    for scores, hits, total in _hits_per_class(gts, preds, num_classes, iou_threshold, oriented):
-        if total == 0:
-            out.append(None)
-            continue
-        if not len(scores):
-            out.append(NONE_SHOWN)
-            continue
-        scores, tp = _descending(scores, hits)
-        shown = np.arange(1, len(scores) + 1)
-        cost = (shown - tp) + (total - tp)  # deletes + what is still missing
-        cuts = np.flatnonzero(_cuts(scores))
-        best = cuts[np.argmin(cost[cuts])]  # the first of equal costs: the highest score
-        out.append(float(scores[best]) if cost[best] < total else NONE_SHOWN)
-    return out
-
-
-def _hits_per_class(gts, preds, num_classes: int, iou_threshold: float, oriented: bool) -> list[tuple]:
-    """Per class: the scores of its detections, whether each is a true positive (greedy
-    one-to-one matching per image at ``iou_threshold``; those absorbed by ignored objects
-    left out), and its number of objects not ignored."""
-    _check_inputs(gts, preds, num_classes, oriented)
-    scores = [[] for _ in range(num_classes)]
-    hits = [[] for _ in range(num_classes)]
-    totals = [0] * num_classes
-    for gt, pred in zip(gts, preds, strict=True):
-        ignored = gt.ignore | (gt.difficult > 0)
-        for c in range(num_classes):
-            totals[c] += int((~ignored[gt.labels == c]).sum())
-        for c in np.unique(pred.labels):
-            of_class = gt.labels == c
-            p = pred[pred.labels == c]
-            p = p[np.argsort(-p.scores, kind="mergesort")]
-            s, tp, absorbed = _match_image(
-                p, gt[of_class], ignored[of_class], (iou_threshold,), oriented, "greedy"
-            )
-            scores[c].append(s[~absorbed[0]])
-            hits[c].append(tp[0][~absorbed[0]])
-    return [
-        (np.concatenate(s) if s else np.zeros(0), np.concatenate(h) if h else np.zeros(0, bool), t)
-        for s, h, t in zip(scores, hits, totals)
-    ]
-
-
-def _descending(scores: np.ndarray, hits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The scores from the highest, and the true positives among the first i + 1 of them."""
-    order = np.argsort(-scores, kind="mergesort")
-    return scores[order], np.cumsum(hits[order])
-
-
-def _cuts(scores: np.ndarray) -> np.ndarray:
-    """Where a threshold can cut descending ``scores``: only after the last of a run of
-    equal scores."""
-    return np.r_[scores[1:] != scores[:-1], True]
-
-
-def _match_image(
+def match_image(
     p: Detections, g: Objects, ignored: np.ndarray, thresholds: tuple[float, ...], oriented: bool, rule: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scores ``[D]``, true positives and absorbed ``bool[T, D]`` of one image and class."""
@@ -441,7 +341,7 @@ def _match_image(
 
 
 def _rboxes(item: Objects | Detections) -> np.ndarray:
-    """``item.rboxes``; an empty item may have None (checked in ``_check_inputs``)."""
+    """``item.rboxes``; an empty item may have None (checked in ``check_inputs``)."""
     return item.rboxes if item.rboxes is not None else np.zeros((0, 5), np.float32)
 
 
@@ -489,7 +389,7 @@ def _class_names(class_names: Sequence[str] | None, num_classes: int) -> list[st
     return names
 
 
-def _check_inputs(gts: Sequence[Objects], preds: Sequence[Any], num_classes: int, oriented: bool) -> None:
+def check_inputs(gts: Sequence[Objects], preds: Sequence[Any], num_classes: int, oriented: bool) -> None:
     if len(gts) != len(preds):
         raise ValueError(f"expected one prediction per image ({len(gts)}), got {len(preds)}")
     for index, (gt, pred) in enumerate(zip(gts, preds, strict=True)):

@@ -1,9 +1,11 @@
 """Reading and writing fewclick model files: one place for the errors a user sees on a bad file.
 
-A checkpoint is a dict with the model's ``kind`` and format ``version`` beside its config
-and weights; each model module (:mod:`~fewclick.models.detector`,
-:mod:`~fewclick.models.masknet`, :mod:`~fewclick.models.cpr`) names its own kind and
-version and builds its network from what :func:`read_checkpoint` returns.
+Every model kind has one format: a dict with the model's ``kind`` and format ``version``, its
+config as a plain dict under ``config``, its weights under ``model``, and whatever else its
+training records (class names, the optimizer's state, ...). Each model module
+(:mod:`~fewclick.models.detector`, :mod:`~fewclick.models.masknet`,
+:mod:`~fewclick.models.cpr`, :mod:`~fewclick.models.fullimage`) names its kind and version,
+writes with :func:`save_module` and reads with :func:`load_module`.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from pathlib import Path
 import torch
 
 
-def read_checkpoint(path: str | Path, kind: str, version: int) -> dict:
-    """The checkpoint dict of a fewclick model file of ``kind`` and ``version``.
+def read_checkpoint(path: str | Path, kind: str, version: int, upgrades: dict | None = None) -> dict:
+    """The checkpoint dict of a fewclick model file of ``kind`` and ``version``;
+    ``upgrades`` maps an older version to the function that makes its dict this version's.
 
     A missing file raises FileNotFoundError; a corrupt file, another kind of file or
     another version raises ValueError naming the file and what was found."""
@@ -28,6 +31,8 @@ def read_checkpoint(path: str | Path, kind: str, version: int) -> dict:
     found = ckpt.get("kind") if isinstance(ckpt, dict) else type(ckpt).__name__
     if found != kind:
         raise ValueError(f"{path}: expected a fewclick {kind} checkpoint, got {found!r}")
+    if ckpt.get("version") in (upgrades or {}):
+        ckpt = {**upgrades[ckpt["version"]](ckpt), "version": version}
     if ckpt.get("version") != version:
         raise ValueError(
             f"{path}: checkpoint version {ckpt.get('version')} is not {version}; retrain with this fewclick"
@@ -46,17 +51,24 @@ def write_checkpoint(path: str | Path, kind: str, version: int, **fields) -> Pat
     return path
 
 
+def save_module(path: str | Path, kind: str, version: int, net: torch.nn.Module, **fields) -> Path:
+    """Write ``net`` (its ``config.to_dict()`` and its weights) with ``fields`` as a ``kind``
+    checkpoint that :func:`load_module` reads."""
+    config, weights = net.config.to_dict(), net.state_dict()
+    return write_checkpoint(path, kind, version, config=config, model=weights, **fields)
+
+
 def load_module(
-    path: str | Path, kind: str, version: int, build, config_key: str = "config", weights_key: str = "model"
+    path: str | Path, kind: str, version: int, build, upgrades: dict | None = None
 ) -> tuple[torch.nn.Module, dict]:
     """``(network in eval mode, checkpoint dict)`` of a ``kind`` checkpoint: ``build`` makes
-    the network from the config dict stored under ``config_key``, then the weights under
-    ``weights_key`` load into it. A config or weights that do not fit raise ValueError
-    naming the file."""
-    ckpt = read_checkpoint(path, kind, version)
+    the network from the stored config dict, then the weights load into it (``upgrades``: see
+    :func:`read_checkpoint`). A config or weights that do not fit raise ValueError naming
+    the file."""
+    ckpt = read_checkpoint(path, kind, version, upgrades)
     try:
-        net = build(ckpt[config_key])
-        net.load_state_dict(ckpt[weights_key])
+        net = build(ckpt["config"])
+        net.load_state_dict(ckpt["model"])
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
         raise ValueError(f"{path}: weights do not fit the stored config ({exc})") from None
     return net.eval(), ckpt

@@ -21,11 +21,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from fewclick.models.backbone import Backbone
-from fewclick.models.checkpoint import load_module, write_checkpoint
+from fewclick.models.checkpoint import load_module, save_module
 from fewclick.models.pixels import normalise as normalise  # the image input this network expects
 
 LEVELS = (4, 8)
-CHECKPOINT_KIND, CHECKPOINT_VERSION = "cpr", 1
+CHECKPOINT_KIND, CHECKPOINT_VERSION = "cpr", 2  # 2: config and weights under the keys of every kind
 
 
 @dataclass(frozen=True)
@@ -111,19 +111,18 @@ def bag_offsets(radius: int, u0: int = 8) -> np.ndarray:
 
 
 def save_cprnet(path: str | Path, net: CPRNet, **fields) -> Path:
-    """Write ``net`` (its config as ``net``, its weights as ``state_dict``) with ``fields``
-    (class names, training settings) as a CPR checkpoint that :func:`load_cprnet` reads."""
-    return write_checkpoint(
-        path,
-        CHECKPOINT_KIND,
-        CHECKPOINT_VERSION,
-        net=net.config.to_dict(),
-        state_dict=net.state_dict(),
-        **fields,
-    )
+    """Write ``net`` with ``fields`` (class names, training settings) as a CPR checkpoint that
+    :func:`load_cprnet` reads."""
+    return save_module(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, net, **fields)
 
 
 def load_cprnet(path: str | Path) -> tuple[CPRNet, dict]:
     """A trained CPRNet (eval mode) and its checkpoint dict; errors name the file and the problem."""
     build = lambda config: CPRNet(CPRNetConfig.from_dict(config))  # noqa: E731
-    return load_module(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, build, "net", "state_dict")
+    return load_module(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, build, {1: _from_version_1})
+
+
+def _from_version_1(ckpt: dict) -> dict:
+    """Version 1 kept the config under ``net`` and the weights under ``state_dict``."""
+    out = {k: v for k, v in ckpt.items() if k not in ("net", "state_dict")}
+    return {**out, "config": ckpt.get("net"), "model": ckpt.get("state_dict")}

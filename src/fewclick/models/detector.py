@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from fewclick.models.backbone import Backbone, FeatureNeck, conv_bn, unit_similarity_features
-from fewclick.models.checkpoint import load_module, write_checkpoint
+from fewclick.models.checkpoint import load_module, save_module
 from fewclick.models.clicks import C3, ClickTensors, LateFusion, class_heatmaps
 from fewclick.models.imagenet import ImageNetBackbone
 from fewclick.models.pixels import normalise as normalise  # the image input this network expects
@@ -249,14 +249,7 @@ class ClickDetectorNet(nn.Module):
 def save_detector(path: str | Path, net: ClickDetectorNet, **fields) -> Path:
     """Write ``net`` (its config as a dict and its weights) with ``fields`` (class names,
     training state) as a click-detector checkpoint that :func:`load_detector` reads."""
-    return write_checkpoint(
-        path,
-        CHECKPOINT_KIND,
-        CHECKPOINT_VERSION,
-        config=net.config.to_dict(),
-        model=net.state_dict(),
-        **fields,
-    )
+    return save_module(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, net, **fields)
 
 
 def load_detector(path: str | Path) -> tuple[ClickDetectorNet, dict]:

@@ -30,18 +30,19 @@ pixels are rare: extreme points bound their region, and the boxes are enlarged).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import cv2
 import numpy as np
 import torch
+from pycocotools import mask as mask_utils
 from torch import nn
 from torch.nn import functional as F
 from torchvision.ops import roi_align, roi_pool
 
 from fewclick.models.backbone import Backbone, FeatureNeck, conv_bn
 from fewclick.simulate.scribbles import rasterize_scribble
-from fewclick.types import Scribble
+from fewclick.types import Clicks, ExtremePoints, Scribble
 
 __all__ = [
     "ROI",
@@ -159,7 +160,7 @@ def sam_prior(low_res: torch.Tensor, boxes: torch.Tensor, scale: float) -> torch
 
 def roi_boxes(prompts, shape: tuple[int, int]) -> np.ndarray:
     """``float32[N, 4]`` RoI boxes (see the module) of ``prompts``
-    (:class:`fewclick.predict.fullimage.RegionPrompt`) in an image of ``shape = (H, W)``."""
+    (:class:`RegionPrompt`) in an image of ``shape = (H, W)``."""
     h, w = shape
     out = np.zeros((len(prompts), 4), np.float32)
     for i, prompt in enumerate(prompts):
@@ -238,3 +239,88 @@ def paste(
     out = F.grid_sample(logits, grid, mode="bilinear", padding_mode="border", align_corners=False)[:, 0]
     inside = (gx.abs() <= 1)[:, None, :] & (gy.abs() <= 1)[:, :, None]
     return torch.where(inside, out, torch.full_like(out, OUTSIDE))
+
+
+# ------------------------------------------------- what prediction, training and the protocol share
+KIND, VERSION = "fullimage", 1  # the checkpoint kind and version (fewclick.models.checkpoint)
+VOID = -1
+MIN_REGION = 0.005  # regions under this share of the image are void (bsds500's --min-region)
+
+
+@dataclass
+class RegionPrompt:
+    """What the annotator gave for one region: its extreme points and its scribbles."""
+
+    extreme: ExtremePoints
+    scribbles: list[Scribble] = field(default_factory=list)
+    background: bool = False  # the pixels no other region claims (see the module)
+
+    @property
+    def box(self) -> np.ndarray:
+        """The half-open box ``[x0, y0, x1, y1]`` of the extreme points."""
+        xy = self.extreme.points
+        return np.array([xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max() + 1, xy[:, 1].max() + 1], np.float32)
+
+
+def region_map(record, min_region: float = MIN_REGION) -> tuple[np.ndarray, float]:
+    """``(int32[H, W] region ids with VOID, the void share of the image)`` of ``record``."""
+    h, w = record.height, record.width
+    masks = [mask_utils.decode(s).astype(bool) for s in record.objects.segmentations or []]
+    if len(masks) != len(record.objects):
+        raise ValueError(f"image {record.file_name!r}: every object needs a mask for the full-image protocol")
+    labels = np.full((h, w), VOID, np.int32)
+    cover = np.zeros((h, w), np.int32)
+    for index, mask in enumerate(masks):
+        labels[mask] = index
+        cover += mask
+    labels[cover > 1] = VOID  # pixels two objects claim
+    if (cover == 0).any():
+        labels[cover == 0] = len(masks)  # the background, one region of its own
+    ids, sizes = np.unique(labels[labels >= 0], return_counts=True)
+    small = ids[sizes < min_region * h * w]
+    labels[np.isin(labels, small)] = VOID
+    return _renumber(labels), float((labels == VOID).mean())
+
+
+def _renumber(labels: np.ndarray) -> np.ndarray:
+    """Region ids made consecutive 0..N-1 in their order; VOID kept."""
+    ids = np.unique(labels[labels >= 0])
+    lookup = np.full(int(labels.max()) + 2, VOID, np.int32)
+    lookup[ids] = np.arange(len(ids), dtype=np.int32)
+    return np.where(labels >= 0, lookup[np.maximum(labels, 0)], VOID).astype(np.int32)
+
+
+def feature_inputs(config, image: np.ndarray, encoder=None, key: str | None = None) -> tuple[object, float]:
+    """``(what FullImageNet.features takes, its pixels per image pixel)`` for ``image``:
+    the pretrained encoder's maps (cropped to the cells the image covers; ``encoder`` an
+    :class:`fewclick.predict.encoder.ImageEncoder`, its cache keyed by ``key``), or the
+    image resized to ``config.scratch_side`` as a normalised ``[1, 3, H', W']`` tensor."""
+    import torch
+
+    from fewclick.io.images import to_rgb8
+
+    image = to_rgb8(np.asarray(image), name="image")
+    h, w = image.shape[:2]
+    if config.backbone == "pretrained":
+        if encoder is None:
+            raise ValueError("a full-image model on pretrained features needs the image encoder, got None")
+        e = encoder.encode(image, key=key, features=True)
+        rows, cols = e.input_size
+        maps = []
+        for stride, a in ((4, e.features[4]), (8, e.features[8]), (16, e.features[16]), (16, e.embedding)):
+            m = torch.from_numpy(np.asarray(a, np.float32))
+            maps.append(m[..., : -(-rows // stride), : -(-cols // stride)])
+        return maps, float(e.scale)
+    scale = config.scratch_side / max(h, w)
+    size = (max(int(round(w * scale)), 1), max(int(round(h * scale)), 1))
+    resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    x = torch.from_numpy(resized).permute(2, 0, 1)[None].float()
+    return (x / 255.0 - 0.5) / 0.25, scale
+
+
+def region_prior(sam, extreme: ExtremePoints) -> np.ndarray:
+    """SAM's ``float32[256, 256]`` low-res logits for a region from its extreme points: their
+    box and the four points as positive clicks."""
+    xy = extreme.points
+    box = np.array([xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max() + 1, xy[:, 1].max() + 1], np.float32)
+    return sam.low_res_logits(box=box, clicks=Clicks(xy, np.zeros(4, np.int64), np.ones(4, bool)))

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fewclick.models.checkpoint import load_module, write_checkpoint
+from fewclick.models.checkpoint import load_module, save_module
 from fewclick.models.pixels import normalise as normalise  # the RGB channels this network expects
 
 CLICK_ENCODINGS = ("disks", "gaussians", "distance")
@@ -109,15 +109,7 @@ class MaskNet(nn.Module):
 def save_masknet(path: str | Path, net: MaskNet, train: dict | None = None, **fields) -> Path:
     """Write ``net`` as a mask-net checkpoint (kind, version, config, weights, ``train``
     and any further ``fields`` such as the optimizer state) that :func:`load_masknet` reads."""
-    return write_checkpoint(
-        path,
-        CHECKPOINT_KIND,
-        CHECKPOINT_VERSION,
-        config=net.config.to_dict(),
-        train=train or {},
-        model=net.state_dict(),
-        **fields,
-    )
+    return save_module(path, CHECKPOINT_KIND, CHECKPOINT_VERSION, net, train=train or {}, **fields)
 
 
 def load_masknet(path: str | Path) -> tuple[MaskNet, dict]:

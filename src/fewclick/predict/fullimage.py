@@ -23,31 +23,15 @@ image between them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import cv2
 import numpy as np
 from scipy import ndimage
 
-from fewclick.types import Clicks, ExtremePoints, Scribble
+from fewclick.models.fullimage import RegionPrompt, feature_inputs, region_prior
+from fewclick.types import Clicks, Scribble
 
 SCRIBBLE_CLICKS = 5  # points taken along each scribble as SAM clicks
 OUTSIDE_BOX = -1e4  # a region's logit outside its box: any region whose box holds the pixel wins
-
-
-@dataclass
-class RegionPrompt:
-    """What the annotator gave for one region: its extreme points and its scribbles."""
-
-    extreme: ExtremePoints
-    scribbles: list[Scribble] = field(default_factory=list)
-    background: bool = False  # the pixels no other region claims (see the module)
-
-    @property
-    def box(self) -> np.ndarray:
-        """The half-open box ``[x0, y0, x1, y1]`` of the extreme points."""
-        xy = self.extreme.points
-        return np.array([xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max() + 1, xy[:, 1].max() + 1], np.float32)
 
 
 def scribble_points(scribble: Scribble, count: int = SCRIBBLE_CLICKS) -> np.ndarray:
@@ -155,34 +139,6 @@ def resize_logits(logits: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the trained model
-def feature_inputs(config, image: np.ndarray, encoder=None, key: str | None = None) -> tuple[object, float]:
-    """``(what FullImageNet.features takes, its pixels per image pixel)`` for ``image``:
-    the pretrained encoder's maps (cropped to the cells the image covers; ``encoder`` an
-    :class:`fewclick.predict.encoder.ImageEncoder`, its cache keyed by ``key``), or the
-    image resized to ``config.scratch_side`` as a normalised ``[1, 3, H', W']`` tensor."""
-    import torch
-
-    from fewclick.io.images import to_rgb8
-
-    image = to_rgb8(np.asarray(image), name="image")
-    h, w = image.shape[:2]
-    if config.backbone == "pretrained":
-        if encoder is None:
-            raise ValueError("a full-image model on pretrained features needs the image encoder, got None")
-        e = encoder.encode(image, key=key, features=True)
-        rows, cols = e.input_size
-        maps = []
-        for stride, a in ((4, e.features[4]), (8, e.features[8]), (16, e.features[16]), (16, e.embedding)):
-            m = torch.from_numpy(np.asarray(a, np.float32))
-            maps.append(m[..., : -(-rows // stride), : -(-cols // stride)])
-        return maps, float(e.scale)
-    scale = config.scratch_side / max(h, w)
-    size = (max(int(round(w * scale)), 1), max(int(round(h * scale)), 1))
-    resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    x = torch.from_numpy(resized).permute(2, 0, 1)[None].float()
-    return (x / 255.0 - 0.5) / 0.25, scale
-
-
 class FullImageModel:
     """A trained full-image (or single-region) model (:mod:`fewclick.models.fullimage`) as
     a predictor. ``set_image`` computes the image's feature map once; ``predict`` runs the
@@ -205,8 +161,7 @@ class FullImageModel:
     @classmethod
     def load(cls, path, encoder=None, sam=None) -> FullImageModel:
         from fewclick.models.checkpoint import load_module
-        from fewclick.models.fullimage import FullImageConfig, FullImageNet
-        from fewclick.train.fullimage import KIND, VERSION
+        from fewclick.models.fullimage import KIND, VERSION, FullImageConfig, FullImageNet
 
         net, _ = load_module(path, KIND, VERSION, lambda c: FullImageNet(FullImageConfig(**c)))
         return cls(net, encoder, sam)
@@ -344,11 +299,3 @@ def _merge_rects(boxes: list[np.ndarray], shape: tuple[int, int]) -> list[tuple[
         else:
             merged.append(r)
     return [r for r in merged if r[0] < r[2] and r[1] < r[3]]
-
-
-def region_prior(sam, extreme: ExtremePoints) -> np.ndarray:
-    """SAM's ``float32[256, 256]`` low-res logits for a region from its extreme points: their
-    box and the four points as positive clicks."""
-    xy = extreme.points
-    box = np.array([xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max() + 1, xy[:, 1].max() + 1], np.float32)
-    return sam.low_res_logits(box=box, clicks=Clicks(xy, np.zeros(4, np.int64), np.ones(4, bool)))

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from fewclick.io.tiling import crop_objects, tile_grid
 from fewclick.metrics import evaluate_detections, evaluate_points
-from fewclick.metrics.detection import best_f1_threshold
+from fewclick.metrics.thresholds import best_f1_threshold
 from fewclick.simulate.clicks import click_order, object_centres
 from fewclick.types import Clicks, Detections, Objects
 
@@ -174,6 +174,26 @@ def evaluate_at_clicks(
         progress=False,
     )
     return result.map_mean
+
+
+def validation(val, classes: Sequence[str], uses_clicks: bool) -> Callable[[object, float], str] | None:
+    """What :func:`fewclick.train.detect.train_detector` calls at its checkpoints: VOC07
+    mAP@0.5 of the network being trained on the dataset ``val``, with 0 clicks and, for a
+    model that ``uses_clicks``, 5 (one fixed session). None for an empty ``val``."""
+    from fewclick.predict.detect import ClickDetector, DecodeConfig
+    from fewclick.train.detect import load_images
+
+    if val is None or not len(val):
+        return None
+    images = [(im.image, im.objects) for im in load_images(val)]
+    ks = (0, 5) if uses_clicks else (0,)
+
+    def validate(net, input_scale: float) -> str:
+        predictor = ClickDetector(net, classes, DecodeConfig(), input_scale=input_scale)
+        scores = evaluate_at_clicks(predictor, images, ks, seed=0)
+        return ", ".join(f"val mAP@{k} clicks {v:.3f}" for k, v in zip(ks, scores))
+
+    return validate
 
 
 def _gt_for_scoring(objects: Objects, points_only: bool, config: ProtocolConfig) -> Objects:

@@ -2,8 +2,9 @@
 4 extreme points per region at step 0, then one step of corrective scribbles after another
 under an allocation, the regions' mean IoU after every step.
 
-The ground truth is a label map (:func:`region_map`): every object of the record is a
-region, and the pixels of no object (the background, e.g. around nuclei) one more region;
+The ground truth is a label map (:func:`fewclick.models.fullimage.region_map`): every object
+of the record is a region, and the pixels of no object (the background, e.g. around nuclei)
+one more region;
 regions under ``min_region`` of the image are void, as are the pixels where objects
 overlap, and count for nothing. Regions are ids ``0..N-1`` in the objects' order, the
 background last.
@@ -14,42 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
-from fewclick.predict.fullimage import RegionPrompt
+from fewclick.models.fullimage import MIN_REGION, RegionPrompt, region_map
 from fewclick.simulate.allocation import ALLOCATIONS, allocate_scribbles
 from fewclick.simulate.extreme import extreme_points
-
-VOID = -1
-MIN_REGION = 0.005  # regions under this share of the image are void (bsds500's --min-region)
-
-
-def region_map(record, min_region: float = MIN_REGION) -> tuple[np.ndarray, float]:
-    """``(int32[H, W] region ids with VOID, the void share of the image)`` of ``record``."""
-    h, w = record.height, record.width
-    masks = [mask_utils.decode(s).astype(bool) for s in record.objects.segmentations or []]
-    if len(masks) != len(record.objects):
-        raise ValueError(f"image {record.file_name!r}: every object needs a mask for the full-image protocol")
-    labels = np.full((h, w), VOID, np.int32)
-    cover = np.zeros((h, w), np.int32)
-    for index, mask in enumerate(masks):
-        labels[mask] = index
-        cover += mask
-    labels[cover > 1] = VOID  # pixels two objects claim
-    if (cover == 0).any():
-        labels[cover == 0] = len(masks)  # the background, one region of its own
-    ids, sizes = np.unique(labels[labels >= 0], return_counts=True)
-    small = ids[sizes < min_region * h * w]
-    labels[np.isin(labels, small)] = VOID
-    return _renumber(labels), float((labels == VOID).mean())
-
-
-def _renumber(labels: np.ndarray) -> np.ndarray:
-    """Region ids made consecutive 0..N-1 in their order; VOID kept."""
-    ids = np.unique(labels[labels >= 0])
-    lookup = np.full(int(labels.max()) + 2, VOID, np.int32)
-    lookup[ids] = np.arange(len(ids), dtype=np.int32)
-    return np.where(labels >= 0, lookup[np.maximum(labels, 0)], VOID).astype(np.int32)
 
 
 def region_miou(gt: np.ndarray, pred: np.ndarray) -> float:

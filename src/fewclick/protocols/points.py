@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from fewclick.io.dataset import Dataset, ImageRecord
 from fewclick.io.images import load_image
+from fewclick.io.rle import objects_masks
 from fewclick.metrics.points import evaluate_points, rsv
 from fewclick.models.cpr import CPRNetConfig
 from fewclick.models.detector import DetectorConfig
@@ -119,7 +120,7 @@ def simulate_coarse(images: list[PartImage], config: PointsConfig) -> list[np.nd
         masks = None
         h, w = im.image.shape[:2]
         if config.use_masks and objs.segmentations is not None and len(objs) * h * w <= MAX_MASK_PIXELS:
-            masks = objs.masks(h, w)
+            masks = objects_masks(objs, h, w)
         out.append(coarse_points(objs, rng, config.sigma_frac, masks=masks))
     return out
 

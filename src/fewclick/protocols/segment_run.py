@@ -41,7 +41,7 @@ class InstanceItems:
             void = None if void is None else rle.segmentation_to_mask(void, h, w)
             for i in np.flatnonzero(~objects.ignore):
                 if objects.segmentations[i] is not None:
-                    yield image, objects[[i]].masks(h, w), void
+                    yield image, rle.objects_masks(objects[[i]], h, w), void
 
 
 def load_segment_predictor(spec: str | Path) -> tuple[str, SegmentPredictor]:

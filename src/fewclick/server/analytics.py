@@ -2,7 +2,7 @@
 minute, and, where the project holds reference annotations, mAP against elapsed annotation
 time (the C3Det user study's Figure 10) and the detector's mAP against the boxes labeled
 when each version trained (box-level active learning's curve; scored by the training job,
-:mod:`fewclick.server.training`).
+:mod:`fewclick.server.jobs.training`).
 
 Time on an image is its active time summed over every visit. A visit runs from the
 browser's ``open`` event to its ``leave`` or ``submit``; each event on the image carries in

@@ -27,11 +27,12 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
-from fewclick.server import logs, store, training_jobs
+from fewclick.server import logs, store
 from fewclick.server.accounts import has_admin
 from fewclick.server.auth import Authenticate, authorize
 from fewclick.server.db import init_db, is_busy, session_factory
 from fewclick.server.deps import DEFAULT_MAX_UPLOAD_MB, Settings, WorkerHandle, database_busy
+from fewclick.server.jobs import control
 from fewclick.server.limits import BodyLimit
 from fewclick.server.routes import (
     accounts,
@@ -110,13 +111,13 @@ def create_app(
 async def _lifespan(app: FastAPI):
     with app.state.sessions() as session:
         # their processes ended with an earlier server; its live trainers start again
-        training_jobs.restart_trainers(session, app.state.settings)
+        control.restart_trainers(session, app.state.settings)
     if app.state.start_worker:
         app.state.worker.start()
     yield
     app.state.worker.close()
     with app.state.sessions() as session:
-        training_jobs.stop_jobs(session)
+        control.stop_jobs(session)
     app.state.engine.dispose()
 
 

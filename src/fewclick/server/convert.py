@@ -29,20 +29,38 @@ def check_geometry(kind: str, geometry: dict, width: int, height: int) -> dict:
     point outside it, or a mask of another size is refused."""
     if not isinstance(geometry, dict):
         raise GeometryError(f"a {kind} needs its geometry as an object, got {geometry!r}")
+    check = _Geometry(kind, geometry, width, height)
+    by_kind = {
+        "box": check.box_kind,
+        "rbox": check.rbox_kind,
+        "point": check.point_kind,
+        "mask": check.mask_kind,
+    }
+    if kind not in by_kind:
+        raise GeometryError(f"unknown annotation kind {kind!r}; expected box, rbox, mask or point")
+    return by_kind[kind]()
 
-    def numbers(key: str, n: int) -> list[float]:
-        value = geometry.get(key)
+
+class _Geometry:
+    """The checks of :func:`check_geometry`: one method a kind, on its parts."""
+
+    def __init__(self, kind: str, geometry: dict, width: int, height: int) -> None:
+        self.kind, self.geometry, self.width, self.height = kind, geometry, width, height
+
+    def numbers(self, key: str, n: int) -> list[float]:
+        value = self.geometry.get(key)
         if not isinstance(value, list | tuple) or len(value) != n:
-            raise GeometryError(f"a {kind} needs '{key}' as {n} numbers, got {value!r}")
+            raise GeometryError(f"a {self.kind} needs '{key}' as {n} numbers, got {value!r}")
         try:
             out = [float(v) for v in value]
         except (TypeError, ValueError):
-            raise GeometryError(f"a {kind} needs '{key}' as {n} numbers, got {value!r}") from None
+            raise GeometryError(f"a {self.kind} needs '{key}' as {n} numbers, got {value!r}") from None
         if not all(math.isfinite(v) for v in out):
             raise GeometryError(f"'{key}' holds a value that is not finite: {value!r}")
         return out
 
-    def box(values: list[float]) -> list[float]:
+    def box(self, values: list[float]) -> list[float]:
+        width, height = self.width, self.height
         x0, y0, x1, y1 = values
         x0, x1 = sorted((x0, x1))
         y0, y1 = sorted((y0, y1))
@@ -53,12 +71,13 @@ def check_geometry(kind: str, geometry: dict, width: int, height: int) -> dict:
             )
         return clipped
 
-    def point(key: str) -> list[float]:
-        x, y = numbers(key, 2)
-        if not (0 <= x <= width and 0 <= y <= height):
-            raise GeometryError(f"point ({x:g}, {y:g}) is outside the {width} x {height} image")
+    def point(self, key: str) -> list[float]:
+        x, y = self.numbers(key, 2)
+        if not (0 <= x <= self.width and 0 <= y <= self.height):
+            raise GeometryError(f"point ({x:g}, {y:g}) is outside the {self.width} x {self.height} image")
         return [x, y]
 
+    @staticmethod
     def outline(value) -> list[list[float]]:
         if not isinstance(value, list | tuple) or len(value) < 3:
             raise GeometryError(f"a polygon needs at least 3 [x, y] vertices, got {value!r}")
@@ -70,26 +89,31 @@ def check_geometry(kind: str, geometry: dict, width: int, height: int) -> dict:
             raise GeometryError("the polygon holds a vertex that is not finite")
         return out
 
-    if kind == "box":
-        return {"box": box(numbers("box", 4))}
-    if kind == "rbox":
-        cx, cy, w, h, a = numbers("rbox", 5)
+    def box_kind(self) -> dict:
+        return {"box": self.box(self.numbers("box", 4))}
+
+    def rbox_kind(self) -> dict:
+        cx, cy, w, h, a = self.numbers("rbox", 5)
         if w < 1 or h < 1:
             raise GeometryError(f"oriented box {[cx, cy, w, h, a]} is under 1 pixel wide or high")
         enclosing = rboxes_to_boxes(np.array([[cx, cy, w, h, a]], np.float32))[0].tolist()
-        out = {"rbox": [cx, cy, w, h, a], "box": box(enclosing)}
-        if "mask" in geometry:  # an oriented object may carry its mask too (an import of both);
-            out.update(check_geometry("mask", {"mask": geometry["mask"]}, width, height))  # box: the mask's
+        out = {"rbox": [cx, cy, w, h, a], "box": self.box(enclosing)}
+        if "mask" in self.geometry:  # an oriented object may carry its mask too (an import of both);
+            mask = {"mask": self.geometry["mask"]}
+            out.update(check_geometry("mask", mask, self.width, self.height))  # box: the mask's
         return out
-    if kind == "point":
-        out = {"point": point("point")}
-        out["original"] = point("original") if "original" in geometry else list(out["point"])
+
+    def point_kind(self) -> dict:
+        out = {"point": self.point("point")}
+        out["original"] = self.point("original") if "original" in self.geometry else list(out["point"])
         return out
-    if kind == "mask":
+
+    def mask_kind(self) -> dict:
         from fewclick.io.rle import check_rle, mask_to_rle, polygons_to_mask, rle_boxes
 
+        width, height, geometry = self.width, self.height, self.geometry
         if geometry.get("mask") is None and geometry.get("polygon") is not None:
-            vertices = outline(geometry["polygon"])
+            vertices = self.outline(geometry["polygon"])
             rle = mask_to_rle(polygons_to_mask([vertices], height, width))
             b = rle_boxes([rle])[0]
             if b[2] <= b[0]:
@@ -103,7 +127,6 @@ def check_geometry(kind: str, geometry: dict, width: int, height: int) -> dict:
         if b[2] <= b[0]:
             raise GeometryError("the mask is empty")
         return {"mask": rle, "box": b.astype(float).tolist()}
-    raise GeometryError(f"unknown annotation kind {kind!r}; expected box, rbox, mask or point")
 
 
 def to_objects(annotations: list[Annotation], position_of: dict[int, int], oriented: bool) -> Objects:

@@ -14,8 +14,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from fewclick.data.synthetic import make_dataset
-from fewclick.server import processes, store, training_jobs, worker
+from fewclick.server import processes, store
 from fewclick.server.db import Annotation, Job, Project, init_db, local_user, session_factory, sqlite_url
+from fewclick.server.jobs import control, run
 
 NAME = "demo: synthetic aerial scenes"
 FINISHED = 4
@@ -53,7 +54,7 @@ def setup_demo(data_dir: Path, train_minutes: float = 3.0, train: bool = True) -
                 image.status = "done"
             session.commit()
         job_id = None
-        training_jobs.fail_earlier_runs(session)  # a job an earlier demo left running is over
+        control.fail_earlier_runs(session)  # a job an earlier demo left running is over
         running = session.scalar(
             select(Job).where(Job.project_id == project.id, Job.status.in_(("queued", "running")))
         )
@@ -66,7 +67,7 @@ def setup_demo(data_dir: Path, train_minutes: float = 3.0, train: bool = True) -
     engine.dispose()
     if job_id is not None:  # stopped with the app (its shutdown), or when this process dies
         processes.start_job(
-            worker.run_training,
+            run.run_training,
             url,
             job_id,
             str(data_dir / "models"),
@@ -77,6 +78,6 @@ def setup_demo(data_dir: Path, train_minutes: float = 3.0, train: bool = True) -
 
 
 def _has_model(session, project_id: int) -> bool:
-    from fewclick.server.training import newest_model
+    from fewclick.server.serving import newest_model
 
     return newest_model(session, project_id, "detect") is not None

@@ -5,7 +5,7 @@ A request holds the regions as plain data: per region ``extreme``, 4 points ``[x
 any order, and ``scribbles``, polylines ``[[x, y], ...]`` that extend it (image pixels).
 :func:`check_regions` says what is wrong with one (a ``ValueError`` naming the region, the
 scribble or the point; the route answers 422), :func:`region_prompts` turns it into
-:class:`~fewclick.predict.fullimage.RegionPrompt` s, and :func:`fullimage_predictor` is the
+:class:`~fewclick.models.fullimage.RegionPrompt` s, and :func:`fullimage_predictor` is the
 one place that decides which predictor serves.
 
 What counts as bad input, and what happens to the edge cases:
@@ -71,7 +71,7 @@ class EmbeddedSam:
     """A SAM predictor and the image's prepared ``embedding``: ``set_image(image)`` takes
     the embedding instead of encoding again (seconds), after checking it is of an image of
     this size; everything else is the SAM predictor's own. The worker keeps the shared SAM
-    predictor on the image while a full-image request runs (``worker._sam``)."""
+    predictor on the image while a full-image request runs (``worker_masks._sam``)."""
 
     def __init__(self, sam, embedding) -> None:
         self.sam = sam
@@ -190,7 +190,7 @@ def order_extreme(points) -> np.ndarray:
 def region_prompts(regions: list[dict]) -> list:
     """The checked request's regions as ``RegionPrompt`` s (each scribble's ``region`` is
     the index of the region it extends)."""
-    from fewclick.predict.fullimage import RegionPrompt
+    from fewclick.models.fullimage import RegionPrompt
     from fewclick.types import ExtremePoints, Scribble
 
     return [

@@ -5,7 +5,7 @@ A server stopped by SIGTERM or SIGINT runs the app's shutdown, which stops its c
 (:func:`stop_jobs`, :meth:`fewclick.server.worker.ModelWorker.close`). A server killed with
 SIGKILL runs no code at all: each child polls its parent's pid (:func:`watch_parent`) and,
 once the server is gone, sends itself SIGTERM (a job's process then marks its job failed,
-:mod:`fewclick.server.job_process`) and exits.
+:mod:`fewclick.server.jobs.process`) and exits.
 
 ``RUN`` names this server run as ``host:pid:nonce``; a job keeps the run that started it
 (``Job.server_run``), so a server starting fails at once every job whose server is known gone

@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fewclick.server.db import FINISHED, Annotation, Event, Image, Job, ModelVersion, Project
+from fewclick.server.jobs.status import LIVE_TRAINER
 
 MAX_EVENTS = 10000  # the most events one request lists
-TRAINER = "trainer"  # the job kind of a project's background trainer (fewclick.server.trainer)
-LIVE_TRAINER = ("queued", "running", "paused", "stopping")
+TRAINER = "trainer"  # the job kind of a project's background trainer (fewclick.server.jobs.trainer)
 # the user's own work: not imported reference (ground truth), not rejected in review
 USERS_WORK = (Annotation.reference.is_(False), Annotation.review != "rejected")
 # what a person made or looked at: USERS_WORK without a detector's pre-annotations still pending

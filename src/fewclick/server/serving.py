@@ -3,7 +3,7 @@
 The user's pick (``Project.mask_backend``) serves when it is available (``sam_tuned``: when
 the newest mask model's job tuned SAM's decoder and it beat the pretrained one on held-out
 finished masks); else the winner of
-the project's newest backend comparison (:mod:`fewclick.server.comparison`); else, before
+the project's newest backend comparison (:mod:`fewclick.server.jobs.comparison`); else, before
 any comparison, the pretrained SAM when its files are present and GrabCut when they are
 not. The quality estimate comes from the ranker trained on the serving backend's own
 sessions; until one exists there is none.
@@ -16,6 +16,7 @@ new one and a restart finds the old ones (:mod:`fewclick.server.embeddings`).
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
@@ -23,12 +24,11 @@ from sqlalchemy.orm import Session
 
 from fewclick.predict.backends import BACKENDS
 from fewclick.protocols.segment_choice import MIN_MASKS
-from fewclick.server.db import Annotation, BackendComparison, Image, Project
+from fewclick.server.db import FINISHED, Annotation, BackendComparison, Image, ModelVersion, Project
 from fewclick.server.store import NotFound, StoreError
-from fewclick.server.training import FINISHED, RANKER_FILE, newest_model
-from fewclick.server.worker import Serving
 
 __all__ = ["BACKENDS", "MIN_MASKS", "Serving", "serving", "sam_available"]
+RANKER_FILE = "ranker.pkl"  # a ranker's file in its mask model's folder
 _GOOD_SAM: set[str] = set()  # model folders whose pretrained pair checked out
 
 
@@ -157,3 +157,103 @@ def file_key(project_id: int, image_id: int, path: str | Path) -> str:
 
 def embedding_ready(folder: Path, key: str) -> bool:
     return (folder / f"{key}.npz").is_file()
+
+
+@dataclass(frozen=True)
+class Serving:
+    """The backend serving a project's masks: ``name``; ``chosen_by`` "you" (the user's
+    pick), "comparison" (the best measured) or "default" (no comparison yet); ``model``
+    the mask model's folder when ``name`` is "model"; ``ranker`` the quality ranker's file
+    for this backend, or None."""
+
+    name: str
+    chosen_by: str
+    model: str | None = None
+    ranker: str | None = None
+
+
+def serving_detector(session, project_id: int) -> ModelVersion | None:
+    """The detector version that serves click-to-detect: the one the project's users pinned,
+    else the newest. None: nothing trained yet, or the training-free start pinned."""
+    pin = session.scalar(select(Project.pinned_detector).where(Project.id == project_id))
+    if pin is None:
+        return newest_model(session, project_id, "detect")
+    if pin == 0:
+        return None
+    return session.scalar(
+        select(ModelVersion).where(
+            ModelVersion.project_id == project_id, ModelVersion.task == "detect", ModelVersion.version == pin
+        )
+    )
+
+
+def trained_detector(session, project_id: int) -> ModelVersion | None:
+    """The detector version that serves when it is a trained one; None while the
+    training-free start serves (it is not a trained detector)."""
+    version = serving_detector(session, project_id)
+    return None if version is None or version.method == "training-free" else version
+
+
+def newest_model(session, project_id: int, task: str) -> ModelVersion | None:
+    return session.scalar(
+        select(ModelVersion)
+        .where(ModelVersion.project_id == project_id, ModelVersion.task == task)
+        .order_by(ModelVersion.version.desc())
+        .limit(1)
+    )
+
+
+# ------------------------------------------------ what a job needs to run a project's models
+def project_encoder(folder: str | None):
+    """The pretrained encoder caching in the app's ``folder``, or None without its files."""
+    if folder is None:
+        return None
+    from fewclick.predict.encoder import ImageEncoder
+    from fewclick.predict.pretrained import PretrainedModelError
+
+    try:
+        encoder = ImageEncoder(cache_dir=folder, threads=2)
+    except (PretrainedModelError, FileNotFoundError):
+        return None
+    return encoder if encoder.has_features else None
+
+
+def imagenet_available() -> bool:
+    """Whether the ImageNet EfficientNet-Lite0 weights are installed and check out."""
+    from fewclick.models.imagenet import ImageNetWeightsError, weights_file
+
+    try:
+        weights_file("lite0")
+    except ImageNetWeightsError:
+        return False
+    return True
+
+
+def record_key(project_id: int | None, rec) -> str | None:
+    """The app's cache key of a finished image's encoding (None outside a project)."""
+    return None if project_id is None else file_key(project_id, rec.id, rec.path)
+
+
+class Keyed:
+    """A detector that sets each image under its cache key (the protocol knows only pixels)."""
+
+    def __init__(self, predictor, keys: dict[int, str | None]) -> None:
+        self.predictor, self.keys = predictor, keys
+        self.config = getattr(predictor, "config", None)
+
+    def set_image(self, image) -> None:
+        self.predictor.set_image(image, key=self.keys.get(id(image)))
+
+    def predict(self, clicks):
+        return self.predictor.predict(clicks)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What a task's training made: the model's folder or file, how it was made (e.g.
+    ``"pretrained"`` or ``"scratch"`` for the detector; None where there is one way) and
+    what training measured (e.g. ``{"held_out_mAP": {"pretrained": 0.61, "scratch": 0.42}}``)."""
+
+    path: Path
+    method: str | None = None
+    metrics: dict | None = None

@@ -177,7 +177,7 @@ def project_detail(
 def backends(
     p: Project, serving, comparison: BackendComparison | None, available: list[str], masks: int, needed: int
 ) -> dict:
-    """The project's mask backends: the one ``serving`` (a :class:`~fewclick.server.worker.Serving`)
+    """The project's mask backends: the one ``serving`` (a :class:`~fewclick.server.serving.Serving`)
     and why, the user's pick, the ``available`` ones, its newest ``comparison`` (None before
     one), the finished ``masks`` and how many more a comparison ``needed``."""
     return {

@@ -17,8 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from fewclick.brush import Stroke, apply_strokes, stroke_area
 from fewclick.metrics.segmentation import mask_iou
-from fewclick.predict.brush import Stroke, apply_strokes, stroke_area
 
 BRUSH_SIZES = (16, 8, 4, 2, 1)  # radii in px, the page's ladder ([ / ])
 CM_PER_PX = 2.54 / 96

@@ -1,13 +1,34 @@
-"""What every training loop shares: the learning-rate schedule, the step budget, bf16."""
+"""What every training loop shares: its config's schedule, the learning-rate schedule, the step
+budget, bf16."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 CALIBRATION_SKIP, CALIBRATION_STEPS = 3, 20  # a budget in minutes becomes steps from these
+
+
+@dataclass(frozen=True)
+class TrainSchedule:
+    """The settings every training loop's config starts from (each config adds its own and
+    may change these defaults): AdamW's rate and weight decay, the warm-up, and the budget,
+    ``steps`` or, when None, as many as fit ``budget_minutes`` on this machine
+    (:func:`steps_for_budget`); ``threads`` torch's threads; ``bf16`` bfloat16 autocast, None:
+    where the CPU runs it natively (:func:`bf16_supported`)."""
+
+    batch_size: int = 8
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 50
+    steps: int | None = None
+    budget_minutes: float = 10.0
+    seed: int = 0
+    threads: int = 2
+    bf16: bool | None = None
 
 
 def set_lr(optim: torch.optim.Optimizer, lr: float, warmup_steps: int, step: int, total: int | None) -> None:

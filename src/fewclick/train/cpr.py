@@ -35,6 +35,7 @@ from fewclick.models.cpr import CPRNet, CPRNetConfig, bag_offsets, normalise, sa
 from fewclick.train.common import (
     CALIBRATION_SKIP,
     CALIBRATION_STEPS,
+    TrainSchedule,
     bf16_supported,
     set_lr,
     steps_for_budget,
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class CPRConfig:
+class CPRConfig(TrainSchedule):
     """The loss and sampling settings of the paper (section 3 and 4.1) and our CPU schedule.
 
     ``radius``: R, the number of circles, in feature cells (the paper: 8 on P3)."""
@@ -57,15 +58,9 @@ class CPRConfig:
     alpha_neg: float = 3.0
     gamma: float = 2.0
     crop: int = 256
-    batch_size: int = 8
     lr: float = 2e-3
-    weight_decay: float = 1e-4
     warmup_steps: int = 30
-    steps: int | None = None  # None: from budget_minutes
     budget_minutes: float = 3.0
-    seed: int = 0
-    threads: int = 2
-    bf16: bool | None = None
 
     def __post_init__(self) -> None:
         if self.radius < 1:

@@ -26,6 +26,7 @@ from fewclick.models.pixels import resized
 from fewclick.train.common import (
     CALIBRATION_SKIP,
     CALIBRATION_STEPS,
+    TrainSchedule,
     bf16_supported,
     copy_weights,
     set_lr,
@@ -39,25 +40,16 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(TrainSchedule):
     crop: int = 256
-    batch_size: int = 8
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 50
-    steps: int | None = None  # None: from budget_minutes
-    budget_minutes: float = 10.0
     # A minute budget never becomes fewer steps than this: on a busy machine 1.5 minutes gave
     # 24 steps, all of them warm-up, and a localizer without a single peak.
     min_steps: int = 100
-    seed: int = 0
     max_clicks: int = 20
     click_rule: str = "code"
     uel_weight: float = 1.0
     val_every: int = 250
-    threads: int = 2
     init: str | None = None  # a checkpoint (e.g. the plain detector) whose weights start the run
-    bf16: bool | None = None  # bfloat16 autocast; None: where the CPU has native bf16 (2-3x faster)
     stop_after: int | None = None  # save and stop at this step (a pause; a later call resumes)
     # the ImageNet backbone: its pretrained part's learning rate as a share of ``lr``, and
     # whether its batch norms keep their ImageNet statistics ("frozen") or learn them ("train")
@@ -136,12 +128,14 @@ def train_detector(
     out_dir: str | Path,
     config: DetectorConfig,
     train: TrainConfig | None = None,
-    val: Dataset | None = None,
+    validate: Callable[[ClickDetectorNet, float], str] | None = None,
     log: Callable[[str], None] = logger.info,
     progress: Callable[[int, int | None], None] | None = None,
 ) -> Path:
     """Train (or resume) a click detector on ``dataset``; returns the path of ``last.pt``.
-    ``progress(step, total)`` is called after every step (total None until it is known)."""
+    ``progress(step, total)`` is called after every step (total None until it is known);
+    ``validate(net, input_scale)`` at every checkpoint, its line logged (e.g.
+    :func:`fewclick.protocols.detect.validation`)."""
     train = train or TrainConfig()
     if train.imagenet_bn not in ("frozen", "train"):
         raise ValueError(f"imagenet_bn must be 'frozen' or 'train', got {train.imagenet_bn!r}")
@@ -165,15 +159,7 @@ def train_detector(
         config.points_only, config.oriented, train.uel_weight if config.uses_clicks and config.uel else 0.0
     )
     rng = np.random.default_rng(train.seed)
-    step, total, elapsed = 0, train.steps, 0.0
-    if ckpt_path.is_file():
-        step, total, elapsed = _resume(ckpt_path, net, optim, rng, config, log)
-    elif train.init is not None:
-        warm_start(net, train.init, log)
-    elif config.backbone == "imagenet":
-        net.backbone.load_imagenet()
-        log(f"started from the ImageNet weights of EfficientNet-{config.imagenet.capitalize()}")
-    val_images = load_images(val) if val is not None and len(val) else []
+    step, total, elapsed = _start(ckpt_path, net, optim, rng, config, train, log)
     # per class [smallest, largest] side in network pixels (the predictor's size check), and
     # the predictor's input scale
     serving = {"sizes": side_range([im.objects for im in images], config.num_classes)}
@@ -190,17 +176,7 @@ def train_detector(
         if total is None and step > CALIBRATION_SKIP:
             step_times.append(time.perf_counter() - tick)
         if total is None and len(step_times) == CALIBRATION_STEPS:
-            # The first steps are slow (allocation): they are not timed.
-            per_step, total = steps_for_budget(
-                step_times, train.budget_minutes * 60, time.perf_counter() - started, step, train.min_steps
-            )
-            if total == train.min_steps:
-                log(
-                    f"{per_step:.2f} s/step: fewer than {total} steps fit in {train.budget_minutes:g} "
-                    f"minutes; training {total} steps, longer than the budget"
-                )
-            else:
-                log(f"{per_step:.2f} s/step: {total} steps fit in {train.budget_minutes:g} minutes")
+            per_step, total = _calibrate(step_times, train, time.perf_counter() - started, step, log)
             bar.reset(total=total)
             bar.update(step - 1)  # the line below counts this step
         bar.update(1)
@@ -213,12 +189,39 @@ def train_detector(
             _save(
                 ckpt_path, net, optim, rng, train, dataset.classes, (step, total, elapsed, per_step), serving
             )
-            if val_images and not pause:
-                log(f"step {step}/{total}: " + _validate(net, dataset.classes, val_images, config, scale))
+            if validate is not None and not pause:
+                log(f"step {step}/{total}: " + validate(net, scale))
         if pause:
             break
     bar.close()
     return ckpt_path
+
+
+def _start(ckpt_path: Path, net, optim, rng, config: DetectorConfig, train: TrainConfig, log):
+    """``(step, total steps, seconds so far)``: resumed from ``ckpt_path`` when it exists,
+    else from the start, warm-started from ``train.init`` or on ImageNet's weights."""
+    if ckpt_path.is_file():
+        return _resume(ckpt_path, net, optim, rng, config, log)
+    if train.init is not None:
+        warm_start(net, train.init, log)
+    elif config.backbone == "imagenet":
+        net.backbone.load_imagenet()
+        log(f"started from the ImageNet weights of EfficientNet-{config.imagenet.capitalize()}")
+    return 0, train.steps, 0.0
+
+
+def _calibrate(step_times: list[float], train: TrainConfig, elapsed: float, step: int, log) -> tuple:
+    """``(seconds a step, total steps)`` that fit ``train.budget_minutes``, from the timed
+    steps (the first steps are slow, allocation: they are not timed)."""
+    per_step, total = steps_for_budget(step_times, train.budget_minutes * 60, elapsed, step, train.min_steps)
+    if total == train.min_steps:
+        log(
+            f"{per_step:.2f} s/step: fewer than {total} steps fit in {train.budget_minutes:g} "
+            f"minutes; training {total} steps, longer than the budget"
+        )
+    else:
+        log(f"{per_step:.2f} s/step: {total} steps fit in {train.budget_minutes:g} minutes")
+    return per_step, total
 
 
 def parameter_groups(net: ClickDetectorNet, train: TrainConfig) -> list[dict]:
@@ -305,18 +308,6 @@ def _sample_clicks(samples) -> ClickTensors:
         torch.from_numpy(np.concatenate(labels)),
         torch.from_numpy(np.concatenate(batch)),
     )
-
-
-def _validate(net, classes, val_images, config: DetectorConfig, scale: float) -> str:
-    """VOC07 mAP@0.5 on the validation images with 0 and 5 clicks (a fixed session).
-    The one place training needs the predictor (to decode and score), so it is imported here."""
-    from fewclick.predict.detect import ClickDetector, DecodeConfig
-    from fewclick.protocols.detect import evaluate_at_clicks
-
-    predictor = ClickDetector(net, classes, DecodeConfig(), input_scale=scale)
-    ks = (0, 5) if config.uses_clicks else (0,)
-    scores = evaluate_at_clicks(predictor, [(im.image, im.objects) for im in val_images], ks, seed=0)
-    return ", ".join(f"val mAP@{k} clicks {v:.3f}" for k, v in zip(ks, scores))
 
 
 def _save(path: Path, net, optim, rng, train, classes, progress: tuple, serving: dict) -> None:

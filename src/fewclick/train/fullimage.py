@@ -21,7 +21,7 @@ Each step takes one training image and simulates a session on it:
      pixels weighted out, averaged over regions.
 
 Only the neck (or the from-scratch backbone) and the head train; the pretrained encoder's
-maps are computed once per image (:func:`fewclick.predict.fullimage.feature_inputs`).
+maps are computed once per image (:func:`fewclick.models.fullimage.feature_inputs`).
 """
 
 from __future__ import annotations
@@ -37,14 +37,26 @@ from torch.nn import functional as F
 from torchvision.ops import roi_align
 from tqdm import tqdm
 
-from fewclick.models.checkpoint import write_checkpoint
-from fewclick.models.fullimage import MASK, FullImageConfig, FullImageNet, annotation_maps, paste, roi_boxes
+from fewclick.models.checkpoint import save_module
+from fewclick.models.fullimage import (
+    KIND,
+    MASK,
+    MIN_REGION,
+    VERSION,
+    FullImageConfig,
+    FullImageNet,
+    RegionPrompt,
+    annotation_maps,
+    feature_inputs,
+    paste,
+    region_map,
+    region_prior,
+    roi_boxes,
+)
 from fewclick.simulate.allocation import ALLOCATIONS, allocate_scribbles
 from fewclick.simulate.extreme import extreme_points
 from fewclick.train.common import set_lr
 from fewclick.types import ExtremePoints, Scribble
-
-KIND, VERSION = "fullimage", 1
 
 
 @dataclass(frozen=True)
@@ -83,8 +95,6 @@ def prepare_image(
 ) -> TrainImage:
     """What a training step needs of one image (see :class:`TrainImage`); ``sam`` (a
     :class:`fewclick.predict.sam.SamPredictor`) for a model with ``sam_prior``."""
-    from fewclick.predict.fullimage import feature_inputs, region_prior  # the encoder's inputs
-
     inputs, scale = feature_inputs(config, image, encoder, key)
     if isinstance(inputs, list):
         inputs = [m.half() for m in inputs]  # half the memory; steps compute in float32
@@ -113,8 +123,6 @@ def prepare_records(
     """:func:`prepare_image` of every record of a dataset with masks (its region map as
     the full-image protocol makes it: every object a region, the rest one more), with a
     progress bar. The encoder's cache is keyed by each image's resolved path."""
-    from fewclick.protocols.fullimage import MIN_REGION, region_map
-
     out = []
     for r in tqdm(records, desc=f"full-image {config.backbone}: inputs"):
         gt, _ = region_map(r, MIN_REGION if min_region is None else min_region)
@@ -144,8 +152,6 @@ def _region_slices(gt: np.ndarray) -> list[tuple[np.ndarray, int, int]]:
 
 
 def simulated_extremes(image: TrainImage, rng: np.random.Generator, max_jitter: int) -> list:
-    from fewclick.predict.fullimage import RegionPrompt
-
     prompts = []
     for mask, x0, y0 in image.crops:
         e = extreme_points(mask, rng, int(rng.integers(0, max_jitter + 1)))
@@ -260,12 +266,11 @@ def train_fullimage(
         if step % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
     window = min(max(len(losses) // 5, 1), 50)  # the mean loss of the first and the last steps
-    return write_checkpoint(
+    return save_module(
         out,
         KIND,
         VERSION,
-        config=config.to_dict(),
-        model=net.state_dict(),
+        net,
         train=asdict(train),
         images=len(images),
         seconds=round(time.perf_counter() - t0, 1),

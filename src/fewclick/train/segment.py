@@ -40,6 +40,7 @@ from fewclick.simulate.corrective import corrective_clicks, noisy_box
 from fewclick.train.common import (
     CALIBRATION_SKIP,
     CALIBRATION_STEPS,
+    TrainSchedule,
     bf16_supported,
     copy_weights,
     set_lr,
@@ -50,14 +51,11 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class SegmentTrainConfig:
+class SegmentTrainConfig(TrainSchedule):
+    """``steps`` is per model; ``budget_minutes`` for both models together, half each."""
+
     batch_size: int = 16
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
     warmup_steps: int = 30
-    steps: int | None = None  # per model; None: from budget_minutes
-    budget_minutes: float = 10.0  # both models together, half each
-    seed: int = 0
     box_sigma: float = 60.0  # paper: 60 px, scaled down for small objects (box_sigma())
     box_sigma_fraction: float = 0.2
     box_min_iou: float = 0.7
@@ -67,8 +65,6 @@ class SegmentTrainConfig:
     dice_weight: float = 0.5
     val_every: int = 100
     val_instances: int = 64
-    threads: int = 2
-    bf16: bool | None = None  # None: where the CPU runs bf16 natively
     stop_after: int | None = None  # save and stop at this step of the running model (a pause)
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
+from fewclick.active.continual import held_out
 from fewclick.predict.segment_api import check_box
-from fewclick.server import embeddings, queries, serving, store, worker
+from fewclick.server import embeddings, queries, serving, store, worker_detect, worker_masks
 from fewclick.server.db import Image
 from fewclick.server.deps import DB, Config, Settings, Worker
-from fewclick.server.training import newest_model, serving_detector
-from fewclick.train.continual import held_out
+from fewclick.server.serving import newest_model, serving_detector
 
 router = APIRouter(prefix="/api")
 #: the training-free start shows at most this many look-alikes per object of the fullest
@@ -94,7 +94,7 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
         + [thresholds.get("score_threshold") or PAGE_MIN_SCORE]
     )
     result = await models.run(
-        worker.detect,
+        worker_detect.detect,
         image.path,
         model.path if model else None,
         names,
@@ -110,7 +110,7 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
     if trained_for not in (None, names):
         raise HTTPException(409, _other_classes(model.version, trained_for, names))
     if sam and not clicks:  # the proposals on open: the first click's SAM set up meanwhile
-        models.later(worker.ready_for_clicks, image.path, _sam_image(config, image), len(names))
+        models.later(worker_detect.ready_for_clicks, image.path, _sam_image(config, image), len(names))
     result["labels"] = [class_of[int(label)] for label in result["labels"]]
     result["fitted_classes"] = [class_of[k] for k in result.get("fitted_classes", [])]
     result["tight_classes"] = [class_of[k] for k in result.get("tight_classes", [])]
@@ -128,14 +128,14 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
 
 def _finished_boxes(session, project) -> list:
     """The user's boxes on the recently finished images as the worker learns SAM's click boxes
-    against them (:func:`fewclick.server.worker.learn_click_boxes`): classes by position."""
+    against them (:func:`fewclick.server.worker_detect.learn_click_boxes`): classes by position."""
     return _for_worker(project, queries.finished_boxes(session, project.id))
 
 
 def _held_out_boxes(session, project) -> list:
     """The user's boxes on the recently finished images the background trainer holds out (the
     serving detector never trained on them), as the worker learns on them whether SAM makes
-    its proposals tighter (:func:`fewclick.server.worker.learn_tight_boxes`)."""
+    its proposals tighter (:func:`fewclick.server.worker_detect.learn_tight_boxes`)."""
     held = _held_out_images(session, project)
     return _for_worker(project, [(image, queries.user_boxes(session, image)) for image in held])
 
@@ -189,7 +189,7 @@ def _needs_sam(session, image: Image) -> bool:
     click-to-detect (the training-free start, or a detector on pretrained features)."""
     if not serving.sam_available():
         return False
-    if serving.serving(session, image.project).name in worker.SAMS:
+    if serving.serving(session, image.project).name in worker_masks.SAMS:
         return True
     detector = serving_detector(session, image.project_id)
     if detector is None or detector.method not in ("scratch", "imagenet"):
@@ -209,13 +209,17 @@ async def prepare(image_id: int, session: DB, config: Config, models: Worker):
         sizes = {position_of[k]: v for k, v in queries.class_sizes(session, project.id).items()}
         finished = _finished_boxes(session, project)
         await models.run(
-            worker.learn_click_boxes, str(config.embeddings), len(project.classes), sizes, finished
+            worker_detect.learn_click_boxes, str(config.embeddings), len(project.classes), sizes, finished
         )
         version = serving_detector(session, project.id)
         if version is not None and version.method != "training-free":  # tight boxes, learnt meanwhile
             held = _held_out_boxes(session, project)
             await models.run(
-                worker.learn_tight_boxes, str(config.embeddings), version.path, len(project.classes), held
+                worker_detect.learn_tight_boxes,
+                str(config.embeddings),
+                version.path,
+                len(project.classes),
+                held,
             )
     backend = serving.serving(session, project)
     out = {"needs_sam": _needs_sam(session, image), "backend": backend.name, "chosen_by": backend.chosen_by}
@@ -249,9 +253,9 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
         if not (0 <= x < image.width and 0 <= y < image.height):
             raise HTTPException(400, f"click {i} at ({x:g}, {y:g}) is {_outside(image)}")
     backend = serving.serving(session, image.project)
-    sam = _sam_image(config, image) if backend.name in worker.SAMS else None
+    sam = _sam_image(config, image) if backend.name in worker_masks.SAMS else None
     out = await models.run(
-        worker.segment,
+        worker_masks.segment,
         image.path,
         sam,
         backend,
@@ -283,4 +287,4 @@ async def snap(image_id: int, body: SnapIn, session: DB, config: Config, models:
         if a.kind == "point" and not a.reference and a.review != "rejected"
     ]
     click = (body.x, body.y, position_of[body.class_id])
-    return await models.run(worker.snap, image.path, model.path if model else None, sam, click, others)
+    return await models.run(worker_masks.snap, image.path, model.path if model else None, sam, click, others)

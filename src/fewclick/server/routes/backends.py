@@ -7,11 +7,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from fewclick.server import serving, store, views, worker
-from fewclick.server.comparison import too_few
+from fewclick.server import serving, store, views
 from fewclick.server.db import Project, local_user
 from fewclick.server.deps import DB, Config, start_process
-from fewclick.server.training_jobs import reset_stale
+from fewclick.server.jobs import run
+from fewclick.server.jobs.comparison import too_few
+from fewclick.server.jobs.control import reset_stale
 
 router = APIRouter(prefix="/api")
 
@@ -64,7 +65,5 @@ def compare(project_id: int, session: DB, config: Config):
     reset_stale(session, project.id)
     job = store.add_job(session, local_user(session), project, "compare")
     session.commit()
-    start_process(
-        worker.run_comparison, config.db_url, job.id, str(config.models_dir), str(config.embeddings)
-    )
+    start_process(run.run_comparison, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
     return views.job(job)

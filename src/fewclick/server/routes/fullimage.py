@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from fewclick.server import serving, store, worker
+from fewclick.server import serving, store, worker_masks
 from fewclick.server.db import Image
 from fewclick.server.deps import DB, Config, Worker
 from fewclick.server.fullimage import check_regions
@@ -57,4 +57,4 @@ async def fullimage(image_id: int, body: FullImageIn, session: DB, config: Confi
     sam = (str(config.embeddings), serving.embedding_key(image)) if serving.sam_available() else None
     trained = config.models_dir / FULLIMAGE_MODEL
     model = str(trained) if trained.is_file() else None
-    return await models.run(worker.fullimage, image.path, sam, regions, body.changed, model)
+    return await models.run(worker_masks.fullimage, image.path, sam, regions, body.changed, model)

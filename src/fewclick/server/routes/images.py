@@ -23,8 +23,8 @@ from fewclick.io.images import ImageError
 from fewclick.server import accounts, queries, store, tiles, views
 from fewclick.server.db import Image, Project, local_user
 from fewclick.server.deps import DB, Config, prepare_tiles
+from fewclick.server.jobs.control import train_if_due
 from fewclick.server.serving import image_file as existing_file
-from fewclick.server.training_jobs import train_if_due
 
 BROWSER_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "BMP": "image/bmp"}  # others: PNG copies
 

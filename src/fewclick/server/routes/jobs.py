@@ -1,5 +1,5 @@
 """Training jobs: start one on a project's finished images (in its own process; see
-:mod:`fewclick.server.training_jobs`), follow its progress, list a project's jobs."""
+:mod:`fewclick.server.jobs.control`), follow its progress, list a project's jobs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from fewclick.server import queries, store, views
 from fewclick.server.db import Job, Project
 from fewclick.server.deps import DB, Config
-from fewclick.server.training_jobs import (
+from fewclick.server.jobs.control import (
     control_trainer,
     reset_stale,
     start_preannotate,
@@ -37,7 +37,7 @@ class TrainerIn(BaseModel):
 @router.post("/projects/{project_id}/trainer", status_code=202)
 def trainer(project_id: int, body: TrainerIn, session: DB, config: Config):
     """Start, pause, resume or stop the project's background trainer
-    (:mod:`fewclick.server.trainer`): the trainer's job as it is now."""
+    (:mod:`fewclick.server.jobs.trainer`): the trainer's job as it is now."""
     project = store.get(session, Project, project_id, "project")
     if body.action == "start":
         return views.job(start_trainer(session, config, project))
@@ -47,7 +47,7 @@ def trainer(project_id: int, body: TrainerIn, session: DB, config: Config):
 @router.post("/projects/{project_id}/preannotate", status_code=202)
 def preannotate(project_id: int, session: DB, config: Config):
     """The serving detector's boxes, with scores and review pending, on every image nobody
-    has started (:mod:`fewclick.server.preannotate`)."""
+    has started (:mod:`fewclick.server.jobs.preannotate`)."""
     project = store.get(session, Project, project_id, "project")
     return views.job(start_preannotate(session, config, project))
 

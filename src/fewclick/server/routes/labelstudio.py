@@ -44,7 +44,7 @@ from fewclick.server import store
 from fewclick.server.db import Image, Project
 from fewclick.server.deps import DB, Config, Worker
 from fewclick.server.routes import assist
-from fewclick.server.training import serving_detector
+from fewclick.server.serving import serving_detector
 from fewclick.types import Objects
 
 log = logging.getLogger(__name__)

@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from fewclick.server import accounts, paths, queries, store, views
 from fewclick.server.db import Project, ProjectClass, local_user
 from fewclick.server.deps import DB, Config, Settings, prepare_tiles
+from fewclick.server.jobs.control import train_if_due, trainer_steps
 from fewclick.server.limits import MAX_CLASSES, MAX_NAME
-from fewclick.server.training import serving_detector
-from fewclick.server.training_jobs import train_if_due, trainer_steps
+from fewclick.server.serving import serving_detector
 
 router = APIRouter(prefix="/api")
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 from fewclick.server import box_queue, store, views
 from fewclick.server.db import QUERY_ANSWERS, BoxQuery, Image, Project, local_user
 from fewclick.server.deps import DB, Config
-from fewclick.server.training_jobs import queue_train_if_due, start_queue
+from fewclick.server.jobs.control import queue_train_if_due, start_queue
 
 router = APIRouter(prefix="/api")
 

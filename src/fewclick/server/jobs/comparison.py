@@ -20,9 +20,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from fewclick.server.db import BackendComparison, Image, Job, Project, make_engine, session_factory
-from fewclick.server.serving import MIN_MASKS, available, embedding_key
-from fewclick.server.training import FINISHED, newest_model, update_job
+from fewclick.server.db import FINISHED, BackendComparison, Image, Job, Project, make_engine, session_factory
+from fewclick.server.jobs.status import DONE, RUNNING, update_job
+from fewclick.server.serving import MIN_MASKS, available, embedding_key, newest_model
 
 MAX_INSTANCES = 200  # masks scored per backend at most
 
@@ -39,9 +39,9 @@ def too_few(masks: int) -> str | None:
 
 def compare_job(db_url: str, job_id: int, models_dir: Path, embeddings: str) -> None:
     """Run job ``job_id`` (a comparison alone) to its end."""
-    update_job(db_url, job_id, status="running", message="comparing mask backends", progress=0.0)
+    update_job(db_url, job_id, status=RUNNING, message="comparing mask backends", progress=0.0)
     message = compare(db_url, job_id, models_dir, embeddings, progress=(0.0, 1.0))
-    update_job(db_url, job_id, status="done", progress=1.0, message=message)
+    update_job(db_url, job_id, status=DONE, progress=1.0, message=message)
 
 
 def compare(

@@ -2,7 +2,7 @@
 while people work, until someone stops it or the server does.
 
 One process per project, on one core (the other stays free for clicks and encoding). Round
-after round (:class:`fewclick.train.continual.ContinualTrainer`) it reads the project's
+after round (:class:`fewclick.active.continual.ContinualTrainer`) it reads the project's
 finished images as they are then (a newly finished image joins the next round, an edited
 one brings its new labels), trains C3Det on the ImageNet backbone (from scratch without its
 weights) warm-started from the round before, and scores the candidate against the detector
@@ -28,14 +28,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from fewclick.server.db import FINISHED, Image, Job, ModelVersion, Project, make_engine, session_factory
-from fewclick.server.training import (
-    _encoder,
-    _key,
-    _Keyed,
-    imagenet_available,
-    serving_detector,
-    update_job,
-)
+from fewclick.server.jobs.status import DONE, PAUSED, RUNNING, update_job
+from fewclick.server.serving import Keyed, imagenet_available, project_encoder, record_key, serving_detector
 
 POLL_SECONDS = 2.0  # how often a paused trainer, or a training step, looks at its job row
 KINDS = ("imagenet", "scratch")
@@ -43,7 +37,7 @@ KINDS = ("imagenet", "scratch")
 
 def folder(models_dir: Path | str, project_id: int | str) -> Path:
     """Where the project's trainer keeps its rounds, ``state.json`` and what its users last
-    asked (:data:`fewclick.server.training_jobs.WANTED`)."""
+    asked (:data:`fewclick.server.jobs.control.WANTED`)."""
     return Path(models_dir) / str(project_id) / "trainer"
 
 
@@ -60,7 +54,7 @@ def run_trainer(
     config=None,
 ) -> None:
     """The trainer's loop (module docstring); ``rounds`` ends it after that many and
-    ``config`` (a :class:`~fewclick.train.continual.ContinualConfig`) sets its rounds (tests)."""
+    ``config`` (a :class:`~fewclick.active.continual.ContinualConfig`) sets its rounds (tests)."""
     engine = make_engine(db_url)
     sessions = session_factory(engine)
     control = _Control(sessions, job_id)
@@ -68,9 +62,9 @@ def run_trainer(
         project_id = session.get(Job, job_id).project_id
     kind = "imagenet" if imagenet_available() else "scratch"
     work = folder(models_dir, project_id)
-    encoder = _encoder(embeddings)
+    encoder = project_encoder(embeddings)
     # queued -> running, as every job; a trainer paused before its process began stays paused
-    status = "running" if control.status() == "queued" else control.status()
+    status = RUNNING if control.status() == "queued" else control.status()
     update_job(db_url, job_id, status=status, message=f"{kind}: reading the finished images")
     trainer = None
     keys: dict = {}  # id(held-out image) -> the app's encoder cache key, renewed every round
@@ -101,7 +95,7 @@ def run_trainer(
             update_job(db_url, job_id, progress=0.0, message=_after(trainer, result, sessions, project_id))
     finally:
         engine.dispose()
-    update_job(db_url, job_id, status="done", progress=1.0, message=_stopped(trainer))
+    update_job(db_url, job_id, status=DONE, progress=1.0, message=_stopped(trainer))
 
 
 class _Control:
@@ -122,7 +116,7 @@ class _Control:
         self.last = time.monotonic()
         with self.sessions() as session:
             job = session.get(Job, self.job_id)
-            if job.status != "running":
+            if job.status != RUNNING:
                 raise _Stop()
             job.progress = round(step / total, 3) if total else 0.0
             session.commit()
@@ -130,9 +124,9 @@ class _Control:
     def wait_while_paused(self) -> bool:
         """Wait while the row says paused; True when it says anything but running (stopping,
         or ended by the app)."""
-        while (status := self.status()) == "paused":
+        while (status := self.status()) == PAUSED:
             time.sleep(POLL_SECONDS)
-        return status != "running"
+        return status != RUNNING
 
     def sleep(self, seconds: float) -> bool:
         """Wait ``seconds``, or until the row says stop (True)."""
@@ -148,9 +142,9 @@ def _finished(sessions, project_id: int, keys: dict):
     """The finished images' boxes to train on, the held-out ones as (image, objects) pairs
     (their cache keys put in ``keys``), and the serving detector version as (version,
     method, path) (None: none yet)."""
+    from fewclick.active.continual import held_out
     from fewclick.io.images import load_image
     from fewclick.server.store import to_dataset
-    from fewclick.train.continual import held_out
 
     with sessions() as session:
         project = session.get(Project, project_id)
@@ -165,7 +159,7 @@ def _finished(sessions, project_id: int, keys: dict):
     held_records = [r for r in boxed if held_out(r.id)]
     held = [(load_image(r.path), r.objects) for r in held_records]
     keys.clear()
-    keys.update({id(image): _key(project_id, r) for (image, _), r in zip(held, held_records)})
+    keys.update({id(image): record_key(project_id, r) for (image, _), r in zip(held, held_records)})
     return type(data)(data.classes, train, data.format), held, serving
 
 
@@ -175,8 +169,8 @@ def _make(work: Path, data, kind: str, serving, load, config=None):
     import json
     import shutil
 
+    from fewclick.active.continual import ContinualConfig, ContinualTrainer
     from fewclick.models.detector import load_detector
-    from fewclick.train.continual import ContinualConfig, ContinualTrainer
     from fewclick.train.detect import detector_config_for
 
     classes = list(data.classes)
@@ -212,8 +206,8 @@ def _loader(encoder, num_classes: int, keys: dict):
         if path.startswith("training-free:"):
             from fewclick.predict.similar import SimilarityDetector
 
-            return _Keyed(SimilarityDetector(num_classes, encoder), keys)
-        return _Keyed(ClickDetector.load(path, encoder=encoder), keys)
+            return Keyed(SimilarityDetector(num_classes, encoder), keys)
+        return Keyed(ClickDetector.load(path, encoder=encoder), keys)
 
     return load
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from sqlalchemy import exists, select
 
 from fewclick.server.db import FINISHED, Annotation, Image, User, make_engine, session_factory
-from fewclick.server.job_process import MESSAGE_CHARS
+from fewclick.server.jobs.process import MESSAGE_CHARS
+from fewclick.server.jobs.status import DONE, RUNNING, update_job
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,7 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
     from fewclick.io.dataset import Dataset, ImageRecord
     from fewclick.models.detector import load_detector
     from fewclick.server import store
-    from fewclick.server.box_queue import OTHER_CLASSES, job_detector
-    from fewclick.server.training import update_job
+    from fewclick.server.jobs.queue import OTHER_CLASSES, job_detector
     from fewclick.types import Objects
 
     engine = make_engine(db_url)
@@ -59,7 +59,7 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
         seen = {image.id: image.revision for image in images}  # a change meanwhile skips the image
         best = (version.metrics or {}).get("score_threshold")
         threshold = FALLBACK_SCORE if best is None else float(best)
-        update_job(db_url, job_id, status="running", message=f"pre-annotating {len(images)} images")
+        update_job(db_url, job_id, status=RUNNING, message=f"pre-annotating {len(images)} images")
         done = 0
 
         def progress(n: int) -> None:
@@ -99,7 +99,7 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
         for warning in warnings:
             log.warning("job %d: %s", job_id, warning)
         log.info("job %d: %s", job_id, message)
-    update_job(db_url, job_id, status="done", progress=1.0, message=message)
+    update_job(db_url, job_id, status=DONE, progress=1.0, message=message)
     engine.dispose()
 
 

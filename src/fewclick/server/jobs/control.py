@@ -3,7 +3,7 @@
 A project trains by itself once it has ``Project.auto_train_every`` (0: never) more finished
 images holding the user's annotations than its newest model was trained on, and none of its
 jobs is queued or running. Both ways start the job the same way: a ``Job`` row, then
-:func:`fewclick.server.worker.run_training` in a process of its own; the app never waits.
+:func:`fewclick.server.jobs.run.run_training` in a process of its own; the app never waits.
 The check and the new row happen under one lock, so two requests finishing images at once
 start one job (within one app process; the job row check covers the rest).
 
@@ -27,11 +27,13 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fewclick.server import processes, queries, store, worker
+from fewclick.server import processes, queries, store
 from fewclick.server.db import Job, Project, local_user, now
 from fewclick.server.deps import Settings, start_process
-from fewclick.server.job_process import HEARTBEAT_SECONDS
-from fewclick.server.trainer import folder as trainer_folder
+from fewclick.server.jobs import run
+from fewclick.server.jobs.process import HEARTBEAT_SECONDS
+from fewclick.server.jobs.status import FAILED, LIVE_TRAINER, QUEUED, RUNNING, STOPPING
+from fewclick.server.jobs.trainer import folder as trainer_folder
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,6 @@ NOTHING_TO_PREANNOTATE = "every image is finished or holds annotations: nothing 
 STALE_SECONDS = 12 * HEARTBEAT_SECONDS  # a job silent this long has no process left
 RESTARTED = "the server restarted while the job ran (an earlier server started it): start it again"
 STOPPED = "the server stopped while the job ran: start it again"
-LIVE = queries.LIVE_TRAINER  # a job with a process: queued or running (a trainer also paused, stopping)
 TRAINER_ACTIONS = {"pause": ("running",), "resume": ("paused",), "stop": ("queued", "running", "paused")}
 NO_TRAINER = "the project's trainer is not running: start it first"
 WANTED = "wanted.txt"  # in the trainer's folder: running, paused or stopped (restart_trainers)
@@ -66,7 +67,7 @@ def start_queue(session: Session, config: Settings, project: Project) -> Job:
     """Start building the project's review queue (:mod:`fewclick.server.box_queue`) from its
     serving detector. StoreError (400) before any detector is trained; Conflict (409) while
     one of the project's jobs is queued or running."""
-    from fewclick.server.training import trained_detector
+    from fewclick.server.serving import trained_detector
 
     with _lock:
         reset_stale(session, project.id)
@@ -74,16 +75,16 @@ def start_queue(session: Session, config: Settings, project: Project) -> Job:
             raise store.StoreError(NO_DETECTOR)
         job = store.add_job(session, local_user(session), project, "queue")
         session.commit()
-    start_process(worker.run_queue, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
+    start_process(run.run_queue, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
     return job
 
 
 def start_preannotate(session: Session, config: Settings, project: Project) -> Job:
     """Start pre-annotating the project's images nobody has started with its serving detector
-    (:mod:`fewclick.server.preannotate`). StoreError (400) before any detector is trained, or
+    (:mod:`fewclick.server.jobs.preannotate`). StoreError (400) before any detector is trained, or
     when every image is started or finished; Conflict (409) while one of its jobs runs."""
-    from fewclick.server.preannotate import images_to_preannotate
-    from fewclick.server.training import trained_detector
+    from fewclick.server.jobs.preannotate import images_to_preannotate
+    from fewclick.server.serving import trained_detector
 
     with _lock:
         reset_stale(session, project.id)
@@ -93,14 +94,12 @@ def start_preannotate(session: Session, config: Settings, project: Project) -> J
             raise store.StoreError(NOTHING_TO_PREANNOTATE)
         job = store.add_job(session, local_user(session), project, "predict")
         session.commit()
-    start_process(
-        worker.run_preannotate, config.db_url, job.id, str(config.models_dir), str(config.embeddings)
-    )
+    start_process(run.run_preannotate, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
     return job
 
 
 def start_trainer(session: Session, config: Settings, project: Project) -> Job:
-    """Start the project's background trainer (:mod:`fewclick.server.trainer`). StoreError
+    """Start the project's background trainer (:mod:`fewclick.server.jobs.trainer`). StoreError
     (400) when no finished image holds annotations; Conflict (409) while it is already live."""
     with _lock:
         reset_stale(session, project.id)
@@ -114,7 +113,7 @@ def start_trainer(session: Session, config: Settings, project: Project) -> Job:
         session.add(job)
         session.commit()
         _want(config, project.id, "running")
-    start_process(worker.run_trainer, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
+    start_process(run.run_trainer, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
     return job
 
 
@@ -127,7 +126,7 @@ def control_trainer(session: Session, config: Settings, project: Project, action
     with _lock:
         reset_stale(session, project.id)
         job = queries.trainer_job(session, project.id)
-        if job is None or job.status == "stopping":
+        if job is None or job.status == STOPPING:
             raise store.StoreError(NO_TRAINER)
         if job.status not in TRAINER_ACTIONS[action]:
             raise store.StoreError(f"the trainer is {job.status}: it cannot {action}")
@@ -168,13 +167,13 @@ def reset_stale(session: Session, project_id: int | None = None, at: datetime | 
     for ``STALE_SECONDS`` before ``at`` (now); commits, and returns them."""
     at = at or now()
     last = func.coalesce(Job.heartbeat_at, Job.started_at, Job.created_at)
-    query = select(Job).where(Job.status.in_(LIVE), last < at - timedelta(seconds=STALE_SECONDS))
+    query = select(Job).where(Job.status.in_(LIVE_TRAINER), last < at - timedelta(seconds=STALE_SECONDS))
     if project_id is not None:
         query = query.where(Job.project_id == project_id)
     stale = session.scalars(query).all()
     for job in stale:
         seen = job.heartbeat_at or job.started_at or job.created_at
-        job.status, job.updated_at = "failed", at
+        job.status, job.updated_at = FAILED, at
         job.message = (
             f"its process stopped (no sign of life since {seen:%Y-%m-%d %H:%M:%S} UTC, "
             f"{(at - seen).total_seconds():.0f} s before this check): start it again"
@@ -189,7 +188,7 @@ def fail_earlier_runs(session: Session) -> list[Job]:
     certainly ended (:func:`~fewclick.server.processes.run_gone`: its processes ended with
     it); commits, and returns them. For start-up; the jobs of a live server on another host
     are left to :func:`reset_stale`."""
-    unfinished = session.scalars(select(Job).where(Job.status.in_(LIVE))).all()
+    unfinished = session.scalars(select(Job).where(Job.status.in_(LIVE_TRAINER))).all()
     ended = [job.id for job in unfinished if processes.run_gone(job.server_run)]
     return _fail(session, select(Job).where(Job.id.in_(ended)), RESTARTED)
 
@@ -208,7 +207,7 @@ def restart_trainers(session: Session, config: Settings) -> list[Job]:
             continue
         if queries.trainer_job(session, project.id) is not None:
             continue
-        status = "queued" if state == "running" else "paused"
+        status = QUEUED if state == "running" else "paused"
         job = Job(project_id=project.id, kind=queries.TRAINER, trigger="auto", status=status,
                   message="started again with the server", created_by=local_user(session).id)  # fmt: skip
         session.add(job)
@@ -216,7 +215,7 @@ def restart_trainers(session: Session, config: Settings) -> list[Job]:
     session.commit()
     models, embeddings = str(config.models_dir), str(config.embeddings)
     for job in again:
-        start_process(worker.run_trainer, config.db_url, job.id, models, embeddings)
+        start_process(run.run_trainer, config.db_url, job.id, models, embeddings)
         log.info("project %d: trainer started again (job %d, %s)", job.project_id, job.id, job.status)
     return again
 
@@ -224,11 +223,11 @@ def restart_trainers(session: Session, config: Settings) -> list[Job]:
 def trainer_steps(config: Settings, project_id: int, job: Job | None) -> int:
     """The steps the project's trainer has trained: its finished rounds' (``state.json``)
     and, while it runs, the share done of the current round's."""
-    from fewclick.train.continual import STATE, ContinualConfig
+    from fewclick.active.continual import STATE, ContinualConfig
 
     path = trainer_folder(config.models_dir, project_id) / STATE
     done = json.loads(path.read_text())["total_steps"] if path.is_file() else 0
-    if job is not None and job.status == "running":
+    if job is not None and job.status == RUNNING:
         done += int(job.progress * ContinualConfig().round_steps)
     return done
 
@@ -251,7 +250,7 @@ def stop_jobs(session: Session) -> list[Job]:
     of this run they left queued or running; commits, and returns them. For shutdown."""
     processes.stop_jobs()
     session.expire_all()  # the job processes wrote their rows meanwhile
-    query = select(Job).where(Job.status.in_(LIVE), Job.server_run == processes.RUN)
+    query = select(Job).where(Job.status.in_(LIVE_TRAINER), Job.server_run == processes.RUN)
     return _fail(session, query, STOPPED)
 
 
@@ -259,7 +258,7 @@ def _fail(session: Session, query, message: str) -> list[Job]:
     jobs = session.scalars(query).all()
     at = now()
     for job in jobs:
-        job.status, job.message, job.updated_at = "failed", message, at
+        job.status, job.message, job.updated_at = FAILED, message, at
         log.warning("job %d (%s) of project %d: %s", job.id, job.kind, job.project_id, message)
     session.commit()
     return jobs
@@ -277,6 +276,6 @@ def _start(session: Session, config: Settings, project: Project, minutes: float,
     job = store.add_job(session, local_user(session), project, "train", trigger)
     session.commit()
     start_process(
-        worker.run_training, config.db_url, job.id, str(config.models_dir), minutes, str(config.embeddings)
+        run.run_training, config.db_url, job.id, str(config.models_dir), minutes, str(config.embeddings)
     )
     return job

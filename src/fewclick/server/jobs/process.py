@@ -2,8 +2,8 @@
 
 While the job runs, a thread stamps ``Job.heartbeat_at`` every ``HEARTBEAT_SECONDS``; the app
 takes a queued or running job whose last sign of life is older than
-:data:`~fewclick.server.training_jobs.STALE_SECONDS` for one whose process stopped
-(:func:`~fewclick.server.training_jobs.reset_stale`). A job that raises is marked failed with
+:data:`~fewclick.server.jobs.control.STALE_SECONDS` for one whose process stopped
+(:func:`~fewclick.server.jobs.control.reset_stale`). A job that raises is marked failed with
 a one-line message and a log reference; the traceback goes to the log under that reference.
 A job stopped by SIGTERM (the server stopping it, or its process finding the server gone:
 :mod:`fewclick.server.processes`) or SIGINT (Ctrl-C) is marked failed with
@@ -24,6 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
 from fewclick.server.db import Job, make_engine, now, session_factory
+from fewclick.server.jobs.status import FAILED, LIVE, update_job
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,8 @@ def interrupted(db_url: str, job_id: int) -> None:
         with session_factory(engine)() as session:
             session.execute(
                 update(Job)
-                .where(Job.id == job_id, Job.status.in_(("queued", "running")))
-                .values(status="failed", message=INTERRUPTED, updated_at=now())
+                .where(Job.id == job_id, Job.status.in_(LIVE))
+                .values(status=FAILED, message=INTERRUPTED, updated_at=now())
             )
             session.commit()
     finally:
@@ -142,11 +143,9 @@ def _stamp(sessions, job_id: int) -> None:
 def fail(db_url: str, job_id: int, exc: BaseException) -> str:
     """Mark the job failed with the first line of ``exc`` and a log reference, and log the
     traceback under that reference; returns the reference."""
-    from fewclick.server.training import update_job
-
     ref = uuid.uuid4().hex[:8]
     log.error("job %d failed (log ref %s)", job_id, ref, exc_info=exc)
-    update_job(db_url, job_id, status="failed", message=failure_message(exc, ref))
+    update_job(db_url, job_id, status=FAILED, message=failure_message(exc, ref))
     return ref
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from fewclick.io.dataset import Dataset
-from fewclick.metrics.detection import least_work_thresholds
+from fewclick.metrics.thresholds import least_work_thresholds
 from fewclick.types import Detections, Objects
 
 STATE = "state.json"
@@ -63,7 +63,7 @@ class Round:
     and the serving model's held-out mAP (None: too few held-out images to score), the share
     of resamples the candidate won, whether it was promoted, and per class the score from
     which its proposals on open (no click) left the least work on the held-out images
-    (:func:`~fewclick.metrics.detection.least_work_thresholds`; None when unscored)."""
+    (:func:`~fewclick.metrics.thresholds.least_work_thresholds`; None when unscored)."""
 
     number: int
     train_images: int

@@ -1,0 +1,287 @@
+"""Training a project's models on its finished images, as a background job.
+
+A job trains, on the images whose status is ``done`` or ``reviewed``, every model their
+annotations allow: the click detector (C3Det on the pretrained encoder's features or from
+scratch, whichever scores better on held-out finished images:
+:mod:`fewclick.server.jobs.detectors`) when they hold boxes, the box-to-mask models (M_b,
+M_b+c, the ranker and SAM's decoder tuned: :mod:`fewclick.server.jobs.masks`) when they hold
+at least ``MIN_MASKS`` masks, and CPRNet when they hold at least ``MIN_POINTS`` points
+(refined from the clicks as made). Each model gets its share of the budget, is written under
+``<models>/<project>/<task>/v<N>/`` and registered as version N of its task; the newest
+detector and point model serve from then on. With at least ten finished masks the job ends
+by comparing the mask backends, whose best serves masks
+(:mod:`fewclick.server.jobs.comparison`). Where the project holds reference annotations
+(imported ground truth, hidden from the annotator), a new detector is scored without clicks
+against them on up to ``REFERENCE_IMAGES`` images nobody has labeled yet (none of its
+training images), and its version records that mAP with the boxes labeled so far: the
+project page's curve of mAP against boxes labeled. Progress goes to the job row about once a
+second.
+Runs in its own process (:func:`fewclick.server.jobs.run.run_training`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select
+
+from fewclick.server.db import FINISHED, Image, Job, ModelVersion, Project, make_engine, session_factory
+from fewclick.server.jobs.detectors import train_detectors
+from fewclick.server.jobs.masks import MIN_MASKS, train_masks
+from fewclick.server.jobs.status import DONE, RUNNING, update_job
+from fewclick.server.serving import (
+    Trained,
+    file_key,
+    project_encoder,
+)
+
+MIN_POINTS = 10
+
+REFERENCE_IMAGES = 20  # unlabeled images with reference annotations a new detector is scored on
+
+
+def _plan(data) -> list[str]:
+    """The tasks the finished images allow."""
+    boxes = masks = points = 0
+    for rec in data.images:
+        o = rec.objects
+        boxes += int(np.isfinite(o.boxes).all(1).sum())
+        masks += sum(1 for s in (o.segmentations or []) if s is not None)
+        points += 0 if o.points is None else int(np.isfinite(o.points).all(1).sum())
+    tasks = ["detect"] if boxes else []
+    if masks >= MIN_MASKS:
+        tasks.append("segment")
+    if points >= MIN_POINTS:
+        tasks.append("points")
+    return tasks
+
+
+@dataclass
+class _Plan:
+    """What a job reads of its project before it trains: the finished images with
+    annotations (``data``), the tasks they allow, each task's next version, and what the
+    detector and the comparison need."""
+
+    data: object
+    tasks: list[str]
+    versions: dict[str, int]
+    project_id: int
+    user_id: int | None
+    compare: bool
+    partly: list
+    reference: Reference | None
+
+
+def train_project(
+    db_url: str,
+    job_id: int,
+    models_dir: Path,
+    minutes: float,
+    steps: int | None = None,
+    embeddings: str | None = None,
+) -> None:
+    """Run job ``job_id``; ``steps`` fixes every model's steps instead of the minutes (tests).
+    With ``embeddings`` (the app's SAM embedding folder) and enough finished masks, the job
+    ends by comparing the mask backends (:mod:`fewclick.server.jobs.comparison`)."""
+    plan = _read_plan(db_url, job_id, embeddings)
+    data, tasks, versions = plan.data, plan.tasks, plan.versions
+    share = minutes / len(tasks)
+    parts = len(tasks) + plan.compare
+    done = []
+    for i, task in enumerate(tasks):
+        out = Path(models_dir) / str(plan.project_id) / task / f"v{versions[task]}"
+        message = f"training {task} v{versions[task]} on {len(data.images)} images ({i + 1} of {parts})"
+        update_job(db_url, job_id, status=RUNNING, message=message, progress=i / parts)
+        progress = _reporter(db_url, job_id, i, parts)
+        detector = partial(
+            train_detectors, embeddings=embeddings, project_id=plan.project_id, partly=plan.partly
+        )
+        segmenter = partial(train_masks, embeddings=embeddings, project_id=plan.project_id)
+        trained = {"detect": detector, "segment": segmenter, "points": _cpr}[task](
+            data, out, share, progress, steps
+        )
+        if task == "detect" and (plan.partly or plan.reference):
+            extra = {"partly_labeled_images": len(plan.partly)} if plan.partly else {}
+            if plan.reference and trained.method in ("scratch", "pretrained", "imagenet"):
+                update_job(db_url, job_id, message=f"scoring detect v{versions[task]} against the reference")
+                extra.update(
+                    _reference_score(trained.path, plan.reference, data.classes, embeddings, plan.project_id)
+                )
+            trained = replace(trained, metrics={**(trained.metrics or {}), **extra})
+        _register(db_url, plan, task, trained)
+        done.append(f"{task} v{versions[task]}")
+    message = f"trained {', '.join(done)} on {len(data.images)} images"
+    if plan.compare:
+        from fewclick.server.jobs.comparison import compare as compare_backends
+
+        summary = compare_backends(db_url, job_id, models_dir, embeddings, progress=(len(tasks) / parts, 1.0))
+        message += f"; {summary}"
+    update_job(db_url, job_id, status=DONE, progress=1.0, message=message)
+
+
+def _read_plan(db_url: str, job_id: int, embeddings: str | None) -> _Plan:
+    """Read job ``job_id``'s project (see :class:`_Plan`); ValueError when it has no
+    finished image with annotations."""
+    from fewclick.server.jobs.comparison import too_few
+    from fewclick.server.jobs.queue import partly_labeled
+    from fewclick.server.serving import finished_masks
+    from fewclick.server.store import to_dataset
+
+    engine = make_engine(db_url)
+    with session_factory(engine)() as session:
+        job = session.get(Job, job_id)
+        project = session.get(Project, job.project_id)
+        images = session.scalars(
+            select(Image).where(Image.project_id == project.id, Image.status.in_(FINISHED))
+        ).all()
+        data = to_dataset(project, images=images)
+        data.images = [r for r in data.images if len(r.objects)]
+        tasks = _plan(data)
+        if not tasks:
+            raise ValueError("no finished image with annotations yet: mark annotated images done, then train")
+        newest = select(func.max(ModelVersion.version)).where(ModelVersion.project_id == project.id)
+        versions = {
+            task: (session.scalar(newest.where(ModelVersion.task == task)) or 0) + 1 for task in tasks
+        }
+        plan = _Plan(
+            data,
+            tasks,
+            versions,
+            project.id,
+            job.created_by,
+            embeddings is not None and too_few(finished_masks(session, project.id)) is None,
+            partly_labeled(session, project) if "detect" in tasks else [],
+            _reference_images(session, project) if "detect" in tasks else None,
+        )
+    engine.dispose()
+    return plan
+
+
+def _register(db_url: str, plan: _Plan, task: str, trained: Trained) -> None:
+    """Record ``trained`` as the next version of ``task``: it serves from now on."""
+    engine = make_engine(db_url)
+    with session_factory(engine)() as session:
+        session.add(
+            ModelVersion(
+                project_id=plan.project_id,
+                task=task,
+                version=plan.versions[task],
+                path=str(trained.path),
+                images=len(plan.data.images),
+                method=trained.method,
+                metrics=trained.metrics,
+                created_by=plan.user_id,
+            )
+        )
+        session.commit()
+    engine.dispose()
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What a new detector is scored on: ``records`` (unlabeled images, their reference
+    annotations as objects) and ``boxes_labeled``, every box a person labeled in the project
+    when the job started (their own box annotations and the review queue's background
+    answers)."""
+
+    records: list
+    boxes_labeled: int
+
+
+def _reference_images(session, project: Project) -> Reference | None:
+    """Up to :data:`REFERENCE_IMAGES` of the project's images that hold reference boxes and
+    that nobody has labeled (not finished, no annotation of a person's, no answered box of
+    the review queue), evenly spread by file name; None when there are none."""
+    from fewclick.server.convert import to_objects
+    from fewclick.server.db import Annotation, BoxQuery
+    from fewclick.server.queries import USERS_WORK
+
+    labeled = select(Annotation.image_id).where(Annotation.reference.is_(False))
+    answered = select(BoxQuery.image_id).where(BoxQuery.status == "answered")
+    with_reference = select(Annotation.image_id).where(Annotation.reference.is_(True))
+    images = session.scalars(
+        select(Image)
+        .where(
+            Image.project_id == project.id,
+            Image.status.not_in(FINISHED),
+            Image.id.in_(with_reference),
+            Image.id.not_in(labeled),
+            Image.id.not_in(answered),
+        )
+        .order_by(Image.file_name)
+    ).all()
+    if not images:
+        return None
+    step = max(len(images) / REFERENCE_IMAGES, 1.0)
+    picked = [images[int(i * step)] for i in range(min(len(images), REFERENCE_IMAGES))]
+    position_of = {c.id: c.position for c in project.classes}
+    records = []
+    for image in picked:
+        anns = [a for a in image.annotations if a.reference and "box" in a.geometry]
+        records.append((image.id, image.path, to_objects(anns, position_of, False)))
+    boxes = session.scalar(
+        select(func.count(Annotation.id))
+        .join(Image, Image.id == Annotation.image_id)
+        .where(Image.project_id == project.id, *USERS_WORK)
+    )
+    background = session.scalar(
+        select(func.count(BoxQuery.id)).where(
+            BoxQuery.project_id == project.id, BoxQuery.status == "answered", BoxQuery.answer == "background"
+        )
+    )
+    return Reference(records, int(boxes or 0) + int(background or 0))
+
+
+def _reference_score(model: Path, reference: Reference, classes, embeddings, project_id) -> dict:
+    """mAP@0.5 of ``model`` without clicks on the reference images (VOC07, as everywhere)."""
+    from fewclick.io.images import load_image
+    from fewclick.metrics.detection import evaluate_detections
+    from fewclick.predict.detect import ClickDetector
+
+    detector = ClickDetector.load(model, encoder=project_encoder(embeddings))
+    gts, preds = [], []
+    for image_id, path, objects in reference.records:
+        detector.set_image(load_image(path), key=file_key(project_id, image_id, path))
+        preds.append(detector.predict([]))
+        gts.append(objects)
+    result = evaluate_detections(gts, preds, len(classes))
+    return {
+        "reference_mAP": None if np.isnan(result.map) else round(float(result.map), 4),
+        "reference_images": len(gts),
+        "boxes_labeled": reference.boxes_labeled,
+    }
+
+
+def _reporter(db_url: str, job_id: int, index: int, count: int):
+    last = [0.0]
+
+    def progress(step: int, total: int | None) -> None:
+        if total is None or time.monotonic() - last[0] < 1.0:
+            return
+        last[0] = time.monotonic()
+        update_job(db_url, job_id, progress=round((index + step / total) / count, 4))
+
+    return progress
+
+
+def _cpr(data, out: Path, minutes: float, progress, steps: int | None) -> Trained:
+    from fewclick.io.images import load_image
+    from fewclick.train.cpr import CPRConfig, PointImage, train_cpr
+
+    images = []
+    for rec in data.images:
+        o = rec.objects
+        if o.points is None:
+            continue
+        keep = np.isfinite(o.points).all(1)
+        original = o.extra.get("original")
+        xy = original[keep] if original is not None else o.points[keep]
+        images.append(PointImage(load_image(rec.path), xy, o.labels[keep]))
+    progress(0, 1)
+    path = train_cpr(images, data.classes, out, CPRConfig(budget_minutes=minutes, steps=steps))
+    progress(1, 1)
+    return Trained(path)

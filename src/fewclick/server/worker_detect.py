@@ -1,0 +1,308 @@
+"""Click-to-detect in the worker process (:mod:`fewclick.server.worker`), and what it learns
+on the side from finished images: the edges by which SAM's click boxes move
+(:func:`learn_click_boxes`) and the classes whose proposals SAM makes tight
+(:func:`learn_tight_boxes`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from fewclick.server import worker
+
+# (embedding key, class, the person's box) -> SAM's box from a click at its centre
+_CLICK_BOXES: OrderedDict[tuple, np.ndarray] = OrderedDict()
+CLICK_BOXES_KEPT = 20000
+# (detector, embedding key) -> the person's boxes on a held-out finished image, their classes,
+# the detector's proposals on them and those made tight (:func:`learn_tight_boxes`)
+_TIGHT: OrderedDict[tuple, tuple] = OrderedDict()
+TIGHT_KEPT = 400
+# (embedding key, class, a proposal's box) -> the box made tight, across an image's requests
+_TIGHTENED: OrderedDict[tuple, np.ndarray] = OrderedDict()
+TIGHTENED_KEPT = 20000
+
+
+def detect(
+    path: str,
+    model: str | None,
+    names: list[str],
+    clicks: list[list[float]],
+    sizes: dict,
+    encoding: tuple[str, str] | None = None,
+    limit: int | None = None,
+    finished: list | None = None,
+    held: list[str] | None = None,
+    tight_from: float | None = None,
+) -> dict:
+    """Click-to-detect: the project's detector when it has one, else the training-free
+    start on the pretrained encoder (``encoding``: the embedding cache folder and the
+    image's key, None without the encoder's files; ``limit``: its most look-alikes), else
+    template correlation. ``method`` says which: "pretrained", "scratch" or "imagenet" (the
+    detector's backbone), "training-free" or "template". ``classes`` is the detector's class
+    names (None without one); when they are not the project's ``names`` nothing is predicted
+    (the caller says to train again). SAM's boxes (the training-free start's, a click's own
+    box) move by the edge offsets fitted on ``finished`` (:func:`learn_click_boxes`'s
+    argument; only the pairs already learnt count: nothing is computed for them here). A
+    detector's proposals at ``tight_from`` or more are made tight by SAM in the classes
+    :func:`learn_tight_boxes` found it helps on the ``held`` images (the embedding keys of
+    held-out finished images), once the image's embedding is ready (``tight_classes``)."""
+    from fewclick.types import Clicks, Detections
+
+    num_classes = len(names)
+    xy = np.asarray([c[:2] for c in clicks], np.float32).reshape(-1, 2)
+    labels = np.asarray([int(c[2]) for c in clicks], np.int64)
+    c = Clicks(xy, labels, np.ones(len(xy), bool))
+    sizes = {int(k): float(v) for k, v in sizes.items()}
+    classes, offsets, tight = None, _offsets(finished), set()
+    if model is not None:
+        predictor = _trained(model, path, encoding)
+        method, classes = predictor.method, list(predictor.classes)
+        if classes != list(names):
+            return {"method": method, "classes": classes, **_lists(Detections.empty())}
+        det = predictor.predict(c)
+        if encoding is not None:
+            tight = _tight_classes(model, held)
+            if tight and tight_from is not None and det.rboxes is None:
+                det = _tightened(det, path, encoding, num_classes, tight, tight_from)
+            # a click the detector left unboxed: SAM's box from it
+            det = _own_boxes(det, c, path, encoding, num_classes, sizes, offsets)
+    elif encoding is not None:
+        predictor = _similar(path, encoding, num_classes)
+        det = predictor.predict(c, sizes=sizes, limit=limit)
+        if offsets:  # every box of the training-free start is a SAM click box, or sized as one
+            det = Detections(offsets.apply(det.boxes, det.labels), det.scores, det.labels)
+        method = predictor.method
+    else:
+        from fewclick.predict.template import TemplateDetector
+
+        predictor = worker.predictor(("template", num_classes), lambda: TemplateDetector(num_classes), path)
+        det = predictor.predict(c, sizes=sizes)
+        method = "template"
+    return {
+        "method": method,
+        "classes": classes,
+        **_lists(det),
+        # the classes whose SAM boxes move by the edges learnt on finished images
+        "fitted_classes": sorted(offsets.per_class) if offsets else [],
+        # the classes whose proposals SAM makes tight (learnt on held-out finished images)
+        "tight_classes": sorted(tight),
+    }
+
+
+def _trained(model: str, path: str, encoding: tuple[str, str] | None):
+    """The trained detector at ``model``, set on the image at ``path``. Only a detector on
+    SAM's features waits for the image's embedding: an ImageNet or scratch one answers while
+    SAM still encodes (its clicks' own boxes wait for it)."""
+    from fewclick.predict.detect import ClickDetector
+
+    def make():
+        from fewclick.server import embeddings
+
+        return ClickDetector.load(model, encoder=embeddings.encoder(encoding[0]) if encoding else None)
+
+    key = ("detect", model)
+    if key not in worker.PREDICTORS:
+        worker.PREDICTORS[key] = make()
+    sam_features = worker.PREDICTORS[key].method == "pretrained"
+    return worker.encoded(key, make, path, encoding if sam_features else None)
+
+
+def _lists(det) -> dict:
+    """``det``'s boxes, oriented boxes, scores and labels as JSON-ready lists."""
+    return {
+        "boxes": det.boxes.round(2).tolist(),
+        "rboxes": None if det.rboxes is None else det.rboxes.round(3).tolist(),
+        "scores": det.scores.round(4).tolist(),
+        "labels": det.labels.tolist(),
+    }
+
+
+def _own_boxes(
+    det, clicks, path: str, encoding: tuple[str, str], num_classes: int, sizes: dict, offsets=None
+):
+    """``det`` with the clicked object's own box (:mod:`fewclick.predict.own_box`) for each
+    click it left without one: SAM's from the click, by the training-free start's code,
+    moved by ``offsets`` (an :class:`~fewclick.predict.own_box.EdgeOffsets`) when given."""
+    from fewclick.predict.own_box import unboxed_clicks, with_own_boxes
+
+    missing = unboxed_clicks(det, clicks)
+    if not missing:
+        return det
+    similar = _similar(path, encoding, num_classes)
+    own = {i: similar.clicked_box(*clicks.xy[i], clicks.labels[i], sizes) for i in missing}
+    if offsets:
+        moved = offsets.apply(np.stack(list(own.values())), clicks.labels[missing])
+        own = dict(zip(own, moved))
+    return with_own_boxes(det, clicks, own)
+
+
+def _tightened(det, path: str, encoding: tuple[str, str], num_classes: int, tight: set, tight_from: float):
+    """``det`` with its proposals of the ``tight`` classes at ``tight_from`` or more made tight
+    by SAM (the box around SAM's mask for each as a box prompt), when the image's embedding is
+    ready (never waited for: the proposals on open come before it); each proposal once."""
+    from fewclick.server import embeddings
+    from fewclick.types import Detections
+
+    if embeddings.encoder(encoding[0]).cached(encoding[1]) is None:
+        return det
+    todo = np.flatnonzero(np.isin(det.labels, list(tight)) & (det.scores >= tight_from))
+    if not len(todo):
+        return det
+    boxes, similar = det.boxes.copy(), None
+    for i in todo:
+        key = (encoding[1], int(det.labels[i]), *np.round(det.boxes[i], 1).tolist())
+        if key not in _TIGHTENED:
+            if similar is None:
+                similar = _similar(path, encoding, num_classes)
+            _TIGHTENED[key] = similar.tight_box(det.boxes[i])
+            while len(_TIGHTENED) > TIGHTENED_KEPT:
+                _TIGHTENED.popitem(last=False)
+        boxes[i] = _TIGHTENED[key]
+    return Detections(boxes, det.scores, det.labels, det.rboxes)
+
+
+def learn_tight_boxes(folder: str, model: str, num_classes: int, held: list) -> None:
+    """Start learning, on the worker's encoding thread, whether SAM makes the proposals of
+    ``model`` tighter: on each ``held`` image (held-out finished images, as
+    :func:`learn_click_boxes`' argument) whose embedding is cached, the detector's proposals
+    on open near the person's boxes, as proposed and made tight. :func:`detect` decides per
+    class on them (:func:`fewclick.predict.own_box.tight_classes`)."""
+    from fewclick.server import embeddings
+
+    embeddings.background(_learn_tight_boxes, folder, model, num_classes, held)
+
+
+def _learn_tight_boxes(folder: str, model: str, num_classes: int, held: list) -> None:
+    from fewclick.predict.detect import ClickDetector
+    from fewclick.predict.own_box import near_pairs
+    from fewclick.predict.similar import SimilarityDetector
+    from fewclick.server import embeddings
+
+    enc = embeddings.encoder(folder)
+    detector = fitter = None
+    for key, path, boxes in held:
+        image = None if (model, key) in _TIGHT else _learnable(enc, key, path)
+        if image is None:
+            continue
+        if detector is None:  # their own: the requests' predictors keep their images
+            detector = ClickDetector.load(model, encoder=enc)
+            fitter = SimilarityDetector(num_classes, enc)
+        if len(detector.classes) != num_classes:
+            return  # trained for other classes: it does not serve
+        detector.set_image(image, key=key)
+        det = detector.predict()
+        theirs = np.asarray([b[1:] for b in boxes], np.float32).reshape(-1, 4)
+        labels = np.asarray([int(b[0]) for b in boxes], np.int64)
+        pairs = [] if det.rboxes is not None else near_pairs(det, theirs, labels)
+        if pairs:
+            fitter.set_image(image, key=key)
+        i = np.array([p for p, _ in pairs], np.int64)
+        j = np.array([o for _, o in pairs], np.int64)
+        proposed = det.boxes[i].reshape(-1, 4)
+        tight = np.array([fitter.tight_box(b) for b in proposed], np.float32).reshape(-1, 4)
+        _TIGHT[(model, key)] = (labels[j], theirs[j], proposed, tight)
+        while len(_TIGHT) > TIGHT_KEPT:
+            _TIGHT.popitem(last=False)
+
+
+def _tight_classes(model: str | None, held: list[str] | None) -> set[int]:
+    """The classes whose proposals SAM makes tighter on the ``held`` images (embedding keys)
+    learnt so far."""
+    from fewclick.predict.own_box import tight_classes
+
+    # .get: the encoding thread may drop the oldest meanwhile
+    learnt = [found for key in held or [] if (found := _TIGHT.get((model, key))) is not None]
+    if model is None or not learnt:
+        return set()
+    return tight_classes(*(np.concatenate(parts) for parts in zip(*learnt)))
+
+
+def _similar(path: str, encoding: tuple[str, str], num_classes: int):
+    """The training-free start (:class:`~fewclick.predict.similar.SimilarityDetector`) holding
+    the image at ``path``: it serves clicks before a detector is trained, and boxes a trained
+    detector's click that it left unboxed (:func:`_own_boxes`)."""
+
+    def make():
+        from fewclick.predict.similar import SimilarityDetector
+        from fewclick.server import embeddings
+
+        return SimilarityDetector(num_classes, embeddings.encoder(encoding[0]))
+
+    return worker.encoded(("similar", encoding[0], num_classes), make, path, encoding)
+
+
+def ready_for_clicks(path: str, encoding: tuple[str, str], num_classes: int) -> None:
+    """Set the training-free start on the image ahead of its first click (its embedding read
+    and its similarity maps made), so that a trained detector's first click that needs SAM's
+    box does not pay for it: asked for once the proposals on open are answered."""
+    _similar(path, encoding, num_classes)
+
+
+def learn_click_boxes(folder: str, num_classes: int, sizes: dict, finished: list) -> None:
+    """Start learning, on the worker's encoding thread, SAM's click box at the centre of each
+    of the person's boxes on the ``finished`` images (``[embedding key, path, [[class, x0,
+    y0, x1, y1], ...]]``, classes by position) whose embedding is cached: the pairs
+    :func:`detect` fits its edge offsets on. An image not encoded is left out, not encoded."""
+    from fewclick.server import embeddings
+
+    embeddings.background(
+        _learn_click_boxes, folder, num_classes, {int(k): float(v) for k, v in sizes.items()}, finished
+    )
+
+
+def _learn_click_boxes(folder: str, num_classes: int, sizes: dict, finished: list) -> None:
+    from fewclick.predict.similar import SimilarityDetector
+    from fewclick.server import embeddings
+
+    enc = embeddings.encoder(folder)
+    fitter = None
+    for key, path, boxes in finished:
+        todo = [b for b in boxes if _pair(key, b) not in _CLICK_BOXES]
+        image = _learnable(enc, key, path) if todo else None
+        if image is None:
+            continue
+        if fitter is None:  # its own: the click's predictors keep their images
+            fitter = SimilarityDetector(num_classes, enc)
+        fitter.set_image(image, key=key)
+        for b in todo:
+            _, x0, y0, x1, y1 = b
+            _CLICK_BOXES[_pair(key, b)] = fitter.clicked_box((x0 + x1) / 2, (y0 + y1) / 2, int(b[0]), sizes)
+        while len(_CLICK_BOXES) > CLICK_BOXES_KEPT:
+            _CLICK_BOXES.popitem(last=False)
+
+
+def _learnable(enc, key: str, path: str):
+    """The image at ``path`` when the encoding thread can learn from it without encoding it:
+    its embedding is cached under ``key`` and it is one tile (a large image's tiles are
+    encoded apart, under other keys); else None. Read here, not from :func:`_image`'s cache:
+    that is the requests' thread's."""
+    from fewclick.io.images import load_image
+    from fewclick.io.tiling import tile_grid
+
+    if enc.cached(key) is None:
+        return None
+    image = load_image(path)
+    return None if len(tile_grid(image.shape[1], image.shape[0])) > 1 else image
+
+
+def _pair(key: str, box: list) -> tuple:
+    """The :data:`_CLICK_BOXES` key of the person's ``box`` ``[class, x0, y0, x1, y1]`` on
+    the image of embedding ``key``."""
+    return (key, int(box[0]), *map(float, box[1:]))
+
+
+def _offsets(finished: list | None):
+    """The edge offsets fitted on the pairs already learnt for ``finished`` (None: none)."""
+    from fewclick.predict.own_box import EdgeOffsets
+
+    labels, theirs, sam = [], [], []
+    for key, _, boxes in finished or []:
+        for b in boxes:
+            found = _CLICK_BOXES.get(_pair(key, b))
+            if found is not None:
+                labels.append(int(b[0]))
+                theirs.append(b[1:])
+                sam.append(found)
+    return EdgeOffsets.fit(np.array(labels), np.array(theirs), np.array(sam)) if labels else None

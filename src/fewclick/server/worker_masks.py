@@ -1,0 +1,265 @@
+"""Box-to-mask, full-image segmentation and point refinement in the worker process
+(:mod:`fewclick.server.worker`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fewclick.server import worker
+
+if TYPE_CHECKING:
+    from fewclick.server.serving import Serving
+
+_LAST_MASKS: dict[
+    tuple, tuple
+] = {}  # (image, backend, model, box) -> (clicks, MaskPrediction, quality, changed)
+_FULLIMAGE: OrderedDict[tuple, list] = OrderedDict()  # (folder, image) -> [predictor, has predicted]
+
+
+def segment(
+    path: str,
+    sam: tuple[str, str] | None,
+    serving: Serving,
+    box: list[float],
+    clicks: list,
+    candidate: int = 0,
+    strokes: list | None = None,
+) -> dict:
+    """Box-to-mask with corrective clicks ``[x, y, positive]`` by the backend ``serving``
+    names (``sam``: the embedding's cache folder and key, for SAM). The last answer per
+    image, backend and box is kept: when a request adds one click to it, its ``state``
+    goes back to the backend as ``previous`` (for SAM only the decoder runs); a request
+    with the same clicks gets it again without running the backend. With the backend's
+    quality ranker, ``quality`` estimates the mask's IoU from the session: every click is a
+    round of one click, so the features are the click count, the last click's distance to
+    the previous mask's boundary and how much the mask changed.
+
+    SAM's answer to an ambiguous prompt also holds its ``candidates`` (the mask served
+    first, each with its RLE, box and score) for the page's ``Tab``. ``candidate`` is the
+    one the person switched to on the last answer: with a new click its state goes back to
+    SAM; with the same clicks it is the mask the ``strokes`` edit. ``strokes`` (the page's
+    brush and eraser, :class:`~fewclick.brush.Stroke` JSON) are painted over the
+    mask in order; the answer then has no candidates and no quality estimate. ``changed``
+    is the share of the mask the last click changed (1 - IoU with the answer before it;
+    None without one): after two small ones the page suggests the brush. Bad input
+    (a candidate the last answer did not offer, a stroke outside the image) raises
+    ValueError naming it."""
+    from fewclick.brush import Stroke, apply_strokes
+    from fewclick.predict.segment_api import MaskPrediction
+
+    painted = [Stroke.parse(raw, i) for i, raw in enumerate(strokes or [])]
+    key = (path, serving.name, serving.model, tuple(round(float(v), 2) for v in box))
+    made = [list(map(float, k)) for k in clicks]
+    last = _LAST_MASKS.get(key)
+    changed = None
+    if last is not None and last[0] == made:  # the same clicks: the same answer
+        pred, quality, changed = last[1], last[2], last[3]
+        if painted:
+            pred = _candidate(pred, candidate)
+    else:
+        before = last[1] if last is not None and made and last[0] == made[:-1] else None
+        if before is not None:
+            before = _candidate(before, candidate)
+        pred, quality = _predicted(path, sam, serving, box, made, before)
+        if before is not None:  # how much of the mask the click changed (1 - IoU)
+            from fewclick.metrics.segmentation import mask_iou
+
+            changed = round(1.0 - mask_iou(pred.mask, before.mask), 4)
+        _LAST_MASKS[key] = (made, pred, quality, changed)
+        while len(_LAST_MASKS) > 8:
+            _LAST_MASKS.pop(next(iter(_LAST_MASKS)))
+    if painted:
+        pred, quality = MaskPrediction(apply_strokes(pred.mask, painted), pred.score), None
+    shown = _shown_mask(pred)
+    note = _NOTES.get(serving.model) if serving.name == "sam_tuned" else None
+    return {
+        "method": "sam" if note else serving.name,
+        "chosen_by": serving.chosen_by,
+        "note": note,
+        **shown,
+        "quality": quality,
+        "changed": changed,
+        "candidates": [shown, *map(_shown_mask, pred.candidates[1:])] if len(pred.candidates) > 1 else [],
+    }
+
+
+def _candidate(pred, index: int):
+    """Candidate ``index`` of the answer ``pred`` (0: the mask served); ValueError if it
+    offered no such candidate."""
+    offered = len(pred.candidates) or 1
+    if not 0 <= index < offered:
+        raise ValueError(f"candidate {index} is not one of the {offered} masks offered for this box")
+    return pred.candidates[index] if index else pred
+
+
+def _predicted(path: str, sam, serving: Serving, box: list[float], made: list, before) -> tuple:
+    """The backend's mask for ``box`` and the clicks ``made`` (``before``: the answer to
+    all but the last click, whose state goes back), and its estimated quality (None
+    without a ranker)."""
+    from fewclick.types import Clicks
+
+    xy = np.asarray([c[:2] for c in made], np.float32).reshape(-1, 2)
+    positive = np.asarray([bool(c[2]) for c in made], bool)
+    c = Clicks(xy, np.zeros(len(xy), np.int64), positive)
+    predictor = _mask_backend(serving, path, sam)
+    options = {"multimask": True} if serving.name in SAMS else {}
+    pred = predictor.predict(box, c, None if before is None else before.state, **options)
+    ranker = _ranker(serving.ranker)
+    if ranker is None:
+        return pred, None
+    from fewclick.quality.ranker import interaction_features
+
+    previous = None
+    if len(c):
+        previous = before.mask if before is not None else predictor.predict(box, c[:-1]).mask
+    features = interaction_features(len(c), c[-1:] if len(c) else None, previous, pred.mask)
+    return pred, round(float(ranker.predict(features[None], [pred.score])[0]), 4)
+
+
+def _shown_mask(pred) -> dict:
+    """A mask as the page draws it: its RLE, box (None when empty), score and area."""
+    from fewclick.io.rle import mask_to_rle, rle_boxes
+
+    rle = mask_to_rle(pred.mask)
+    b = rle_boxes([rle])[0]
+    return {
+        "mask": rle,
+        "box": None if not np.isfinite(b).all() else b.tolist(),
+        "score": float(pred.score),
+        "area": int(pred.mask.sum()),
+    }
+
+
+SAMS = ("sam", "sam_tuned")  # the backends that run SAM on the image's embedding
+_NOTES: dict[str, str] = {}  # a tuned decoder's folder -> why the pretrained one serves instead
+
+
+def _mask_backend(serving: Serving, path: str, sam: tuple[str, str] | None):
+    from fewclick.predict.backends import make_backend
+
+    if serving.name in SAMS:
+        if sam is None:
+            raise ValueError(f"the {serving.name} backend needs the image's embedding folder and key")
+        if serving.name == "sam_tuned":
+            try:
+                return _sam(sam, path, serving.model)
+            except (ValueError, FileNotFoundError) as exc:  # a corrupt or missing tuned decoder
+                _NOTES[serving.model] = (
+                    f"the tuned SAM decoder cannot be read ({exc}): the pretrained one serves"
+                )
+        return _sam(sam, path)
+    key = ("mask", serving.name, serving.model)
+    return worker.predictor(key, lambda: make_backend(serving.name, serving.model), path)
+
+
+def _sam(sam: tuple[str, str], path: str, tuned: str | None = None):
+    """SAM holding the embedding of the image at ``path`` (waiting for its encoding when
+    one is under way); with ``tuned`` (a mask model's folder), its tuned decoder."""
+    from fewclick.predict.backends import make_backend
+    from fewclick.server import embeddings
+
+    folder, image_key = sam
+    key = ("sam", folder, tuned)
+    predictor = worker.PREDICTORS.get(key)
+    if predictor is None:
+        encoder = embeddings.encoder(folder)
+        made = (
+            make_backend("sam", encoder=encoder)
+            if tuned is None
+            else make_backend("sam_tuned", tuned, encoder)
+        )
+        predictor = worker.PREDICTORS[key] = made
+    if worker.CURRENT.get(key) != image_key:
+        predictor.set_embedding(embeddings.embedding(folder, image_key, path))
+        worker.CURRENT[key] = image_key
+    return predictor
+
+
+def fullimage(
+    path: str,
+    sam: tuple[str, str] | None,
+    regions: list[dict],
+    changed: list[int] | None,
+    model: str | None = None,
+) -> dict:
+    """Full-image segmentation of the image at ``path``: every region from its extreme points
+    and scribbles (``regions`` checked by :func:`fewclick.server.fullimage.check_regions`),
+    by the predictor :func:`~fewclick.server.fullimage.fullimage_predictor` makes on SAM
+    (``sam``: the embedding's folder and key; None without the SAM files). One predictor per
+    image is kept (the last 3 images). ``changed``: the regions whose prompts changed since
+    the last request on the image; a predictor with ``update(prompts, changed)`` is given
+    only those once it has predicted the image, else every region is predicted. Answers
+    ``regions`` (per region its index, RLE mask and area), ``method`` and ``ms`` (the time
+    spent here). ``model``: a trained full-image model's file, served instead of SAM."""
+    import time
+
+    from fewclick.server import fullimage as fi
+
+    start = time.perf_counter()
+    key = ((None, path) if sam is None else sam, model)
+    entry = _FULLIMAGE.get(key)
+    shared = None
+    if sam is not None:
+        from fewclick.server import embeddings
+
+        shared = _sam(sam, path)  # the shared SAM on this image while the request runs
+        if entry is None:
+            shared = fi.EmbeddedSam(shared, embeddings.embedding(sam[0], sam[1], path))
+    if entry is None:
+        predictor = fi.fullimage_predictor(shared, model)
+        predictor.set_image(worker.image(path))
+        entry = _FULLIMAGE[key] = [predictor, False]
+        while len(_FULLIMAGE) > 3:
+            _FULLIMAGE.popitem(last=False)
+    _FULLIMAGE.move_to_end(key)
+    predictor, predicted = entry
+    prompts = fi.region_prompts(regions)
+    if changed is not None and predicted and hasattr(predictor, "update"):
+        labels = predictor.update(prompts, changed)
+    else:
+        labels = predictor.predict(prompts)
+    entry[1] = True
+    return {
+        "regions": fi.region_answers(np.asarray(labels), len(prompts)),
+        "method": fi.method_name(predictor),
+        "ms": round(1000 * (time.perf_counter() - start), 1),
+    }
+
+
+def _ranker(file: str | None):
+    """The quality ranker saved in ``file``, or None without one."""
+    if file is None:
+        return None
+    key = ("ranker", file)
+    if key not in worker.PREDICTORS:
+        from fewclick.quality.ranker import QualityRanker
+
+        worker.PREDICTORS[key] = QualityRanker.load(file)
+    return worker.PREDICTORS[key]
+
+
+def snap(
+    path: str, model: str | None, sam: tuple[str, str] | None, click: tuple[float, float, int], others: list
+) -> dict:
+    """Where a points-mode ``click`` (x, y, class position) lands: CPR refinement when the
+    project has a point model, else the centre of SAM's mask for the click ("sam-centre")
+    when ``sam`` (embedding folder and key) is given, else the click itself."""
+    x, y, label = click
+    if model is not None:
+        from fewclick.predict.points import PointRefiner
+
+        refiner = worker.predictor(("points", model), lambda: PointRefiner.load(model), path)
+        pts = np.asarray([o[:2] for o in others], np.float32).reshape(-1, 2)
+        labels = np.asarray([int(o[2]) for o in others], np.int64)
+        sx, sy = refiner.snap(x, y, label, pts, labels)
+        return {"method": "cpr", "point": [round(sx, 2), round(sy, 2)]}
+    if sam is not None:
+        from fewclick.predict.sam import click_centre
+
+        cx, cy, _ = click_centre(_sam(sam, path), x, y)
+        return {"method": "sam-centre", "point": [round(cx, 2), round(cy, 2)]}
+    return {"method": "none", "point": [x, y]}
