@@ -52,25 +52,26 @@ def _drag(page, x0, y0, x1, y1) -> None:
 
 
 def _count(page) -> int:
-    return page.evaluate("() => S.anns.size")
+    return page.evaluate("() => fewclickTest.anns.size")
 
 
 def _wait_count(page, n: int) -> None:
-    page.wait_for_function(f"() => S && S.anns.size === {n}", timeout=20000)
+    page.wait_for_function(f"() => fewclickTest.anns && fewclickTest.anns.size === {n}", timeout=20000)
 
 
 def _wait_answer(page, mode: str, clicks: int) -> None:
     """Wait for the server's answer to the click; fail with what the page shows when none comes."""
     try:
         page.wait_for_function(
-            f"() => S.{mode}.answered === {clicks} || S.{mode}.error", timeout=300000
+            f"() => fewclickTest.{mode}.answered === {clicks} || fewclickTest.{mode}.error", timeout=300000
         )  # a cold worker on a busy machine
     except PlaywrightTimeout:
         state = page.evaluate(
-            f"() => JSON.stringify({{mode: S.mode, cls: S.cls, {mode}: S.{mode}, prep: S.prep}})"
+            f"() => {{ const t = fewclickTest;"
+            f" return JSON.stringify({{mode: t.mode, cls: t.cls, {mode}: t.{mode}, prep: t.prep}}); }}"
         )
         pytest.fail(f"no answer to the {mode} click; message {page.inner_text('#message')!r}; {state}")
-    error = page.evaluate(f"() => S.{mode}.error")
+    error = page.evaluate(f"() => fewclickTest.{mode}.error")
     assert not error, f"the {mode} request failed: {error}"
 
 
@@ -102,7 +103,7 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
         page.locator("#import button").click()
         page.wait_for_selector("#images a")
         page.locator("#images a").first.click()  # possibly before the import answered
-        page.wait_for_function("() => S && S.ready")
+        page.wait_for_function("() => fewclickTest.ready")
     assert _count(page) == 0, "reference annotations are not shown as work"
 
     truth = json.loads((home / "aerial" / "annotations.json").read_text())
@@ -113,7 +114,9 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
 
     # opening the page started SAM's encoding of this image and the next in the one worker:
     # let it finish, so the first click does not queue behind it on a busy machine
-    page.wait_for_function("() => S.prep && (S.prep.ready || S.prep.failed)", timeout=300000)
+    page.wait_for_function(
+        "() => fewclickTest.prep && (fewclickTest.prep.ready || fewclickTest.prep.failed)", timeout=300000
+    )
     # the import's answer, when it came after the image opened, must not redraw the project page over it
     assert page.locator("#canvas").count() == 1, "the annotation page is still the one shown"
     # pick class 1, click one object: boxes appear; accept them
@@ -121,7 +124,7 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     page.keyboard.press("d")
     page.mouse.click(*screen(page, x + w / 2, y + h / 2))
     _wait_answer(page, "detect", 1)
-    proposals = page.evaluate("() => shownProposals().length")
+    proposals = page.evaluate("() => fewclickTest.shownProposals().length")
     assert page.inner_text("#boxes-from").startswith("boxes from: training-free start"), "no detector yet"
     page.keyboard.press("Enter")
     _wait_count(page, proposals)
@@ -130,10 +133,10 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     page.keyboard.press("b")
     _drag(page, 300, 300, 340, 330)
     _wait_count(page, proposals + 1)
-    drawn = page.evaluate("() => Math.max(...S.anns.keys())")
+    drawn = page.evaluate("() => Math.max(...fewclickTest.anns.keys())")
     page.keyboard.press("v")
     page.mouse.click(*screen(page, 320, 315))
-    page.wait_for_function(f"() => S.selected.has({drawn})")
+    page.wait_for_function(f"() => fewclickTest.selected.has({drawn})")
     page.keyboard.press("Delete")
     _wait_count(page, proposals)
     page.keyboard.press("Control+z")
@@ -145,7 +148,7 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     page.keyboard.press(str(largest["category_id"]))
     page.keyboard.press("m")
     _drag(page, sx - 4, sy - 4, sx + sw + 4, sy + sh + 4)
-    page.wait_for_function("() => S.seg && S.seg.result", timeout=30000)
+    page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.result", timeout=30000)
     page.mouse.click(*screen(page, sx + 1, sy + 1), button="right")
     _wait_answer(page, "seg", 1)
     page.keyboard.press("Enter")
@@ -153,8 +156,8 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     assert page.errors == []
 
     # export: exactly the annotations on screen
-    on_screen = page.evaluate("() => [...S.anns.values()].map(a => [a.kind, a.geometry.box])")
-    project_id = page.evaluate("() => S.project.id")
+    on_screen = page.evaluate("() => [...fewclickTest.anns.values()].map(a => [a.kind, a.geometry.box])")
+    project_id = page.evaluate("() => fewclickTest.project.id")
     r = page.request.get(f"{base}/api/projects/{project_id}/export?format=coco")
     assert r.ok
     coco = r.json()
@@ -181,7 +184,7 @@ def test_two_tabs_on_one_image_the_stale_one_is_told_and_nothing_is_lost(server,
     first, second = page.context.new_page(), page.context.new_page()  # two tabs of the logged-in browser
     for tab in (first, second):
         tab.goto(f"{base}/#/image/{image_id}")
-        tab.wait_for_function("() => S && S.ready")
+        tab.wait_for_function("() => fewclickTest.ready")
         tab.keyboard.press("b")
 
     _drag(first, 20, 20, 50, 50)
@@ -209,27 +212,27 @@ def test_oriented_projects_turn_boxes_and_undo_turns_them_back(server, page):
     page.goto(f"{base}/#/")
     page.wait_for_selector("#projects")
     page.goto(f"{base}/#/image/{image_id}")
-    page.wait_for_function("() => S && S.ready")
+    page.wait_for_function("() => fewclickTest.ready")
     before = _count(page)
     page.keyboard.press("b")
     _drag(page, 200, 200, 260, 230)
     _wait_count(page, before + 1)
-    drawn = page.evaluate("() => Math.max(...S.anns.keys())")
+    drawn = page.evaluate("() => Math.max(...fewclickTest.anns.keys())")
     page.keyboard.press("v")
     page.mouse.click(*screen(page, 230, 215))
-    page.wait_for_function(f"() => S.selected.has({drawn})")
-    before_corners = page.evaluate(f"() => drawnCorners(S.anns.get({drawn}))")
+    page.wait_for_function(f"() => fewclickTest.selected.has({drawn})")
+    before_corners = page.evaluate(f"() => fewclickTest.drawnCorners(fewclickTest.anns.get({drawn}))")
     page.keyboard.press("]")
-    page.wait_for_function(f"() => S.anns.get({drawn}).kind === 'rbox'")
+    page.wait_for_function(f"() => fewclickTest.anns.get({drawn}).kind === 'rbox'")
     saved = api.get(f"/api/images/{image_id}").json()["annotations"]
     rbox = next(a for a in saved if a["id"] == drawn)["geometry"]["rbox"]
     assert rbox[:4] == pytest.approx([230, 215, 60, 30], abs=1)
     assert rbox[4] == pytest.approx(-0.0873, abs=1e-3), "] turns 5 degrees clockwise on screen"
-    corners = page.evaluate(f"() => drawnCorners(S.anns.get({drawn}))")
+    corners = page.evaluate(f"() => fewclickTest.drawnCorners(fewclickTest.anns.get({drawn}))")
     np.testing.assert_allclose(corners, rboxes_to_polygons([rbox])[0], atol=1e-3)
     assert corners[1][1] > before_corners[1][1] and corners[3][1] < before_corners[3][1], "] turns clockwise"
     page.keyboard.press("Control+z")
-    page.wait_for_function(f"() => S.anns.get({drawn}).kind === 'box'")
+    page.wait_for_function(f"() => fewclickTest.anns.get({drawn}).kind === 'box'")
     assert page.errors == []
 
 
@@ -238,7 +241,7 @@ def test_oriented_boxes_are_drawn_with_the_corners_of_types_py(server, page, rbo
     base, _, _ = server
     if not page.url.startswith(base):
         page.goto(f"{base}/#/")
-    drawn = page.evaluate("(r) => drawnCorners({kind: 'rbox', geometry: {rbox: r}})", rbox)
+    drawn = page.evaluate("(r) => fewclickTest.drawnCorners({kind: 'rbox', geometry: {rbox: r}})", rbox)
     np.testing.assert_allclose(drawn, rboxes_to_polygons([rbox])[0], atol=1e-3)
 
 
@@ -263,42 +266,48 @@ def test_a_box_in_mask_mode_waits_for_preparing_then_sam_makes_the_mask(server, 
     page.goto(f"{base}/#/")
     page.wait_for_selector("#projects")
     page.goto(f"{base}/#/image/{image_id}")
-    page.wait_for_function("() => S && S.ready")
+    page.wait_for_function("() => fewclickTest.ready")
     page.keyboard.press("m")
     page.wait_for_function("() => document.querySelector('#prepare').textContent.includes('preparing image')")
-    page.wait_for_function("() => S.prep && S.prep.ready", timeout=300000)
-    assert page.evaluate("() => S.prepSeen[0]") == "preparing" and "ready" in page.inner_text("#prepare")
+    page.wait_for_function("() => fewclickTest.prep && fewclickTest.prep.ready", timeout=300000)
+    assert page.evaluate("() => fewclickTest.prepSeen[0]") == "preparing" and "ready" in page.inner_text(
+        "#prepare"
+    )
     _drag(page, x0 - 3, y0 - 3, x1 + 3, y1 + 3)
-    page.wait_for_function("() => S.seg && S.seg.result", timeout=60000)
+    page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.result", timeout=60000)
     assert page.inner_text("#mask-backend") == "sam"
-    assert page.evaluate("() => S.seg.result.area") > 0
+    assert page.evaluate("() => fewclickTest.seg.result.area") > 0
     # Tab shows SAM's next candidate, Ctrl+Z goes back to the first; Enter saves the one shown
     assert page.inner_text("#mask-candidate") == "1 of 3"
     page.keyboard.press("Tab")
-    assert page.inner_text("#mask-candidate") == "2 of 3" and page.evaluate("() => S.seg.shown") == 1
+    assert (
+        page.inner_text("#mask-candidate") == "2 of 3" and page.evaluate("() => fewclickTest.seg.shown") == 1
+    )
     page.keyboard.press("Control+z")
     assert page.inner_text("#mask-candidate") == "1 of 3"
     page.keyboard.press("Shift+Tab")
     assert page.inner_text("#mask-candidate") == "3 of 3"
-    third = page.evaluate("() => S.seg.result.candidates[2].mask")
+    third = page.evaluate("() => fewclickTest.seg.result.candidates[2].mask")
     # the brush paints a stroke over the candidate shown; Ctrl+Z takes the stroke back
-    area = page.evaluate("() => S.seg.result.candidates[2].area")
+    area = page.evaluate("() => fewclickTest.seg.result.candidates[2].area")
     page.keyboard.press("a")
     assert page.inner_text("#mask-tool") == "brush 8 px"
     _drag(page, x0 - 2, y0 - 2, x0 + 10, y0 - 2)
-    page.wait_for_function("() => S.seg.strokes.length === 1 && !S.seg.result.candidates.length")
-    assert page.evaluate("() => S.seg.result.area") > area
+    page.wait_for_function(
+        "() => fewclickTest.seg.strokes.length === 1 && !fewclickTest.seg.result.candidates.length"
+    )
+    assert page.evaluate("() => fewclickTest.seg.result.area") > area
     page.keyboard.press("Control+z")
-    assert page.evaluate("() => [S.seg.strokes.length, S.seg.shown]") == [0, 2]
+    assert page.evaluate("() => [fewclickTest.seg.strokes.length, fewclickTest.seg.shown]") == [0, 2]
     assert page.inner_text("#mask-candidate") == "3 of 3"
     page.keyboard.press("a")  # back to clicks
     count = _count(page)
     page.keyboard.press("Enter")
     _wait_count(page, count + 1)
-    assert page.evaluate("() => [...S.anns.values()].pop().geometry.mask") == third
+    assert page.evaluate("() => [...fewclickTest.anns.values()].pop().geometry.mask") == third
     assert (
-        page.evaluate("() => Math.max(...S.anns.keys())")
-        and page.evaluate("() => [...S.anns.values()].pop().backend") == "sam"
+        page.evaluate("() => Math.max(...fewclickTest.anns.keys())")
+        and page.evaluate("() => [...fewclickTest.anns.values()].pop().backend") == "sam"
     )
     page.keyboard.press("r")
     assert "sam" in page.inner_text(".review-list")
@@ -453,7 +462,7 @@ def test_leaving_an_image_logs_the_visits_time(server, page):
     api = httpx.Client(base_url=base, headers=auth_headers(app))
     image_id = api.get(f"/api/projects/{project['id']}/images").json()[0]["id"]
     page.goto(f"{base}/#/image/{image_id}")
-    page.wait_for_function("() => S && S.ready")
+    page.wait_for_function("() => fewclickTest.ready")
     page.wait_for_timeout(1500)
     page.evaluate(f"() => {{ location.hash = '#/project/{project['id']}'; }}")
     deadline = time.monotonic() + 10
@@ -498,7 +507,7 @@ def test_ten_minutes_on_an_image_count_as_ten_minutes(server, page):
     page.clock.install()
     page.goto(f"{base}/#/image/{image_id}")
     page.reload()
-    page.wait_for_function("() => S && S.ready")
+    page.wait_for_function("() => fewclickTest.ready")
     page.keyboard.press("1")
     page.keyboard.press("b")
     for minute in range(10):
@@ -531,25 +540,25 @@ def test_a_polygon_outlined_vertex_by_vertex_becomes_a_mask(server, page):
     page.goto(f"{base}/#/project/{project['id']}")
     page.wait_for_selector("#images a")
     page.locator("#images a").first.click()
-    page.wait_for_function("() => S && S.ready")
+    page.wait_for_function("() => fewclickTest.ready")
     page.keyboard.press("1")
     page.keyboard.press("o")
     for x, y in [(100, 100), (160, 100), (160, 140), (250, 250)]:
         page.mouse.click(*screen(page, x, y))
-    page.wait_for_function("() => S.outline && S.outline.points.length === 4")
+    page.wait_for_function("() => fewclickTest.outline && fewclickTest.outline.points.length === 4")
     page.keyboard.press("Backspace")  # (250, 250) was a slip
-    page.wait_for_function("() => S.outline.points.length === 3")
+    page.wait_for_function("() => fewclickTest.outline.points.length === 3")
     page.mouse.click(*screen(page, 100, 140))
     assert "4 vertices" in page.inner_text("#mode-help")
     page.mouse.click(*screen(page, 101, 101))  # on the first vertex: closed
     _wait_count(page, 1)
-    [ann] = page.evaluate("() => [...S.anns.values()]")
+    [ann] = page.evaluate("() => [...fewclickTest.anns.values()]")
     assert ann["kind"] == "mask" and ann["source"] == "polygon"
-    assert ann["class_id"] == page.evaluate("() => S.cls")
+    assert ann["class_id"] == page.evaluate("() => fewclickTest.cls")
     mask = rle_to_mask(ann["geometry"]["mask"])
     assert abs(int(mask.sum()) - 60 * 40) <= 2 * (60 + 40), "the outline's area, give or take its edge"
     assert mask[120, 130] and not mask[200, 200]
-    assert page.evaluate("() => S.outline") is None
+    assert page.evaluate("() => fewclickTest.outline") is None
     assert page.errors == []
 
 

@@ -63,7 +63,9 @@ def page(server):
 
 def _answers(page, n: int) -> None:
     """Wait for the page's n-th full-image answer (a cold worker encodes the image first)."""
-    page.wait_for_function(f"() => S.full.answered >= {n} && !S.full.busy", timeout=300000)
+    page.wait_for_function(
+        f"() => fewclickTest.full.answered >= {n} && !fewclickTest.full.busy", timeout=300000
+    )
 
 
 def _areas(page) -> list[int]:
@@ -111,7 +113,7 @@ def test_full_image_regions_scribble_undo_accept_and_reload(server, page):
     _log_in(page, base)
     page.goto(f"{base}/#/project/{project['id']}")
     page.locator("#images a").first.click()
-    page.wait_for_function("() => S && S.ready")
+    page.wait_for_function("() => fewclickTest.ready")
     page.keyboard.press("g")
     assert page.locator('[data-mode="fullimage"]').get_attribute("class") == "active"
 
@@ -119,7 +121,7 @@ def test_full_image_regions_scribble_undo_accept_and_reload(server, page):
     _region(page, gt, 1, "disc", 1)
     assert page.locator("#regions [data-region]").count() == 1 and _areas(page) == [W * H]
     _region(page, gt, 2, "bar", 2)
-    assert page.evaluate("() => S.full.error") is None
+    assert page.evaluate("() => fewclickTest.full.error") is None
     assert page.locator("#regions [data-region]").count() == 2
     two = _areas(page)
     assert sum(two) == W * H and min(two) > 0, "every pixel in one of the two regions"
@@ -129,7 +131,7 @@ def test_full_image_regions_scribble_undo_accept_and_reload(server, page):
     # rounding of colours kept with their alpha)
     drawn = page.evaluate(
         """() => [[100, 120], [250, 70]].map(([x, y]) =>
-            [...S.full.overlay.getContext("2d").getImageData(x, y, 1, 1).data.slice(0, 3)])"""
+            [...fewclickTest.full.overlay.getContext("2d").getImageData(x, y, 1, 1).data.slice(0, 3)])"""
     )
     classes = api.get(f"/api/projects/{project['id']}").json()["classes"]
     for rgb, name in zip(drawn, ("disc", "bar"), strict=True):
@@ -142,12 +144,12 @@ def test_full_image_regions_scribble_undo_accept_and_reload(server, page):
     _answers(page, 3)
     scribbled = _areas(page)
     assert scribbled[0] > two[0] and scribbled[1] < two[1]
-    assert page.evaluate("() => S.full.regions[0].scribbles.length") == 1
+    assert page.evaluate("() => fewclickTest.full.regions[0].scribbles.length") == 1
 
     # undo takes the scribble back
     page.keyboard.press("Control+z")
     _answers(page, 4)
-    assert _areas(page) == two and page.evaluate("() => S.full.regions[0].scribbles.length") == 0
+    assert _areas(page) == two and page.evaluate("() => fewclickTest.full.regions[0].scribbles.length") == 0
 
     # delete the bar from the list, undo brings it back
     page.locator('#regions [data-region="1"]').click()
@@ -167,11 +169,11 @@ def test_full_image_regions_scribble_undo_accept_and_reload(server, page):
 
     # accept: both regions saved as masks of their classes; reloading shows them
     page.keyboard.press("Enter")
-    page.wait_for_function("() => S.anns.size === 2")
-    assert page.evaluate("() => S.full.regions.length") == 0
-    image_id = page.evaluate("() => S.image.id")
+    page.wait_for_function("() => fewclickTest.anns.size === 2")
+    assert page.evaluate("() => fewclickTest.full.regions.length") == 0
+    image_id = page.evaluate("() => fewclickTest.image.id")
     page.reload()
-    page.wait_for_function("() => S && S.ready && S.anns.size === 2")
+    page.wait_for_function("() => fewclickTest.ready && fewclickTest.anns.size === 2")
     classes = {c["id"]: c["name"] for c in api.get(f"/api/projects/{project['id']}").json()["classes"]}
     saved = api.get(f"/api/images/{image_id}").json()["annotations"]
     assert sorted((classes[a["class_id"]], a["kind"], a["source"]) for a in saved) == [
@@ -211,16 +213,19 @@ def test_a_long_class_list_can_be_filtered_by_name(server, page):
     image_id = api.get(f"/api/projects/{project['id']}/images").json()[0]["id"]
     _log_in(page, base)
     page.goto(f"{base}/#/image/{image_id}")
-    page.wait_for_function("() => S && S.ready && S.project.classes.length === 14")
+    page.wait_for_function("() => fewclickTest.ready && fewclickTest.project.classes.length === 14")
     assert page.locator(".classes button:visible").count() == 14
     page.fill("#class-filter", "MERGED")
     shown = [t.strip() for t in page.locator(".classes button:visible").all_inner_texts()]
     assert shown == ["sky-other-merged", "grass-merged"]
     page.keyboard.press("g")  # typed into the filter: not a shortcut
-    assert page.evaluate("() => S.mode") == "detect" and page.input_value("#class-filter") == "MERGEDg"
+    assert (
+        page.evaluate("() => fewclickTest.mode") == "detect"
+        and page.input_value("#class-filter") == "MERGEDg"
+    )
     page.fill("#class-filter", "grass")
     page.locator(".classes button", has_text="grass-merged").click()
-    assert page.evaluate("() => S.classes.get(S.cls).name") == "grass-merged"
+    assert page.evaluate("() => fewclickTest.classes.get(fewclickTest.cls).name") == "grass-merged"
     page.fill("#class-filter", "")
     assert page.locator(".classes button:visible").count() == 14
     assert page.errors == []
@@ -239,7 +244,7 @@ def test_enter_refuses_while_a_region_covers_no_pixel(server, page):
     image_id = api.get(f"/api/projects/{project['id']}/images").json()[0]["id"]
     _log_in(page, base)
     page.goto(f"{base}/#/image/{image_id}")
-    page.wait_for_function("() => S && S.ready")
+    page.wait_for_function("() => fewclickTest.ready")
     page.evaluate(
         """([h, w]) => { const f = window.fetch; window.fetch = (url, init) => {
             if (!String(url).endsWith("/fullimage")) return f(url, init);
@@ -261,7 +266,10 @@ def test_enter_refuses_while_a_region_covers_no_pixel(server, page):
     page.keyboard.press("Enter")
     page.wait_for_function("() => document.querySelector('#message').textContent.includes('no pixel')")
     assert page.inner_text("#message").startswith("region 1 covers no pixel")
-    assert page.evaluate("() => S.anns.size") == 0 and page.evaluate("() => S.full.regions.length") == 2
+    assert (
+        page.evaluate("() => fewclickTest.anns.size") == 0
+        and page.evaluate("() => fewclickTest.full.regions.length") == 2
+    )
     assert api.get(f"/api/images/{image_id}").json()["annotations"] == []
     page.reload()  # the page's own fetch again
     assert page.errors == []

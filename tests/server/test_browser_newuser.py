@@ -109,29 +109,29 @@ def _open(page, base: str, image_id: int) -> None:
     """Open the image's page afresh (the same address again reloads it)."""
     url = f"{base}/#/image/{image_id}"
     page.reload() if page.url == url else page.goto(url)
-    page.wait_for_function(f"() => window.S && S.ready && S.image.id === {image_id}")
+    page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {image_id}")
 
 
 def _detect_answer(page) -> None:
     """In detect mode, click an image pixel and wait for the ten proposals."""
     page.keyboard.press("d")
     page.mouse.click(*screen(page, 30, 30))
-    page.wait_for_function("() => S.detect.answered === 1")
+    page.wait_for_function("() => fewclickTest.detect.answered === 1")
 
 
 def test_the_score_slider_drags_in_one_go(server, page):
     base, _, _, images = server
     _open(page, base, images[0]["id"])
     _detect_answer(page)
-    assert page.evaluate("() => S.minScore") == 0.3
+    assert page.evaluate("() => fewclickTest.minScore") == 0.3
     box = page.locator("#min-score").bounding_box()
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + box["width"] * (0.3 - 0.05) / 0.9, y)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] - 1, y, steps=12)
     page.mouse.up()
-    assert page.evaluate("() => S.minScore") == 0.95
-    assert page.evaluate("() => shownProposals().length") == 1
+    assert page.evaluate("() => fewclickTest.minScore") == 0.95
+    assert page.evaluate("() => fewclickTest.shownProposals().length") == 1
     assert "1 proposals at score >= 0.95" in page.inner_text("#mode-help")
     assert page.errors == []
 
@@ -165,10 +165,10 @@ def test_accepting_says_how_many_proposals_were_saved(server, page):
     _open(page, base, images[2]["id"])
     _detect_answer(page)
     page.keyboard.press("Enter")
-    page.wait_for_function("() => S.anns.size === 8")
+    page.wait_for_function("() => fewclickTest.anns.size === 8")
     assert page.inner_text("#message") == "8 proposals accepted: Ctrl+Z takes them back"
     page.keyboard.press("Control+z")
-    page.wait_for_function("() => S.anns.size === 0")
+    page.wait_for_function("() => fewclickTest.anns.size === 0")
     assert api.get(f"/api/images/{images[2]['id']}").json()["annotations"] == []
     assert page.errors == []
 
@@ -181,7 +181,7 @@ def test_the_status_line_counts_a_mask_and_an_outline_not_accepted(server, page)
     page.mouse.down()
     page.mouse.move(*screen(page, 40, 40), steps=4)
     page.mouse.up()
-    page.wait_for_function("() => S.seg && S.seg.result")
+    page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.result")
     assert page.inner_text("#counts").startswith("0 objects saved, 1 mask not accepted")
     page.keyboard.press("o")
     for x, y in [(70, 60), (90, 60), (90, 80)]:
@@ -234,9 +234,9 @@ def _pixel(page, x: int, y: int) -> int:
     """The red value the canvas shows at image pixel (x, y), after the next frame."""
     return page.evaluate(
         """([x, y]) => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(() => {
-            const px = Math.round(S.view.ox + (x + 0.5) * S.view.scale);
-            const py = Math.round(S.view.oy + (y + 0.5) * S.view.scale);
-            done(S.ctx.getImageData(px, py, 1, 1).data[0]); })))""",
+            const px = Math.round(fewclickTest.view.ox + (x + 0.5) * fewclickTest.view.scale);
+            const py = Math.round(fewclickTest.view.oy + (y + 0.5) * fewclickTest.view.scale);
+            done(fewclickTest.canvas.getContext('2d').getImageData(px, py, 1, 1).data[0]); })))""",
         [x, y],
     )
 
@@ -248,7 +248,7 @@ def test_brightness_and_contrast_show_a_dim_image_brighter_and_stay_per_project(
     page.locator("#look-reset").click()
     before = _pixel(page, 5, 5)
     page.locator("#look-brightness").fill("3")
-    assert page.evaluate("() => S.look") == {"brightness": 3, "contrast": 1}
+    assert page.evaluate("() => fewclickTest.look") == {"brightness": 3, "contrast": 1}
     assert _pixel(page, 5, 5) >= 2.5 * before
     page.locator("#look-contrast").fill("2")
     page.keyboard.press("?")  # a moved slider keeps the page's keys
@@ -256,13 +256,13 @@ def test_brightness_and_contrast_show_a_dim_image_brighter_and_stay_per_project(
     page.keyboard.press("Escape")
     _open(page, base, images[2]["id"])  # another image of the project: the same look
     assert page.locator("#look-brightness").input_value() == "3"
-    assert page.evaluate("() => S.look") == {"brightness": 3, "contrast": 2}
+    assert page.evaluate("() => fewclickTest.look") == {"brightness": 3, "contrast": 2}
     page.goto(f"{base}/#/project/{project['id']}/queue")  # the review queue shows images too
     page.wait_for_selector("#queue-canvas")
     assert page.locator("#look-contrast").input_value() == "2"
     _open(page, base, images[2]["id"])
     page.locator("#look-reset").click()
-    assert page.evaluate("() => S.look") == {"brightness": 1, "contrast": 1}
+    assert page.evaluate("() => fewclickTest.look") == {"brightness": 1, "contrast": 1}
     assert page.errors == []
 
 
@@ -282,27 +282,29 @@ def test_full_image_offers_a_background_and_keeps_regions_not_saved(server, page
     assert "strips" in offer and "Add background (X)" in offer
     for k, box in enumerate(NUCLEI[:2]):
         _extreme(page, box)
-        page.wait_for_function(f"() => S.full.answered === {k + 1} && !S.full.busy")
+        page.wait_for_function(f"() => fewclickTest.full.answered === {k + 1} && !fewclickTest.full.busy")
     page.keyboard.press("x")
-    page.wait_for_function("() => S.full.answered === 3 && !S.full.busy")
+    page.wait_for_function("() => fewclickTest.full.answered === 3 && !fewclickTest.full.busy")
     assert page.fullimage_bodies[-1]["regions"][-1]["background"] is True
     assert "background" in page.inner_text("#regions")
     assert "not saved" in page.inner_text("#full-background")
-    between = page.evaluate(f"() => S.full.labels[{100 * W + 10}]")  # far from both nuclei
+    between = page.evaluate(f"() => fewclickTest.full.labels[{100 * W + 10}]")  # far from both nuclei
     assert between == 2
     # leave the image with the regions not saved, and come back: they are still there
     page.goto(f"{base}/#/project/{images[0]['project_id']}")
     page.wait_for_selector("#images")
     _open(page, base, image_id)
-    page.wait_for_function("() => S.mode === 'fullimage' && S.full.answered >= 1 && !S.full.busy")
-    assert page.evaluate("() => S.full.regions.map((r) => !!r.background)") == [False, False, True]
+    page.wait_for_function(
+        "() => { const t = fewclickTest; return t.mode === 'fullimage' && t.full.answered && !t.full.busy; }"
+    )
+    assert page.evaluate("() => fewclickTest.full.regions.map((r) => !!r.background)") == [False, False, True]
     assert "restored" in page.inner_text("#message")
     page.keyboard.press("Enter")
-    page.wait_for_function("() => S.anns.size === 2")
+    page.wait_for_function("() => fewclickTest.anns.size === 2")
     saved = api.get(f"/api/images/{image_id}").json()["annotations"]
     assert sorted(a["kind"] for a in saved) == ["mask", "mask"]  # the background is not saved
     _open(page, base, image_id)
-    assert page.evaluate("() => S.mode") == "detect"  # nothing left to restore
+    assert page.evaluate("() => fewclickTest.mode") == "detect"  # nothing left to restore
     assert page.errors == []
 
 

@@ -80,7 +80,7 @@ def _detected(page, route) -> None:
 def _open(page, base: str, image_id: int) -> None:
     url = f"{base}/#/image/{image_id}"
     page.reload() if page.url == url else page.goto(url)
-    page.wait_for_function(f"() => window.S && S.ready && S.image.id === {image_id}")
+    page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {image_id}")
 
 
 def _images(api, project) -> list[dict]:
@@ -93,21 +93,21 @@ def test_an_image_nobody_started_opens_with_the_served_detectors_proposals(serve
     page.detect_bodies.clear()
     image = _images(api, served)[0]
     _open(page, base, image["id"])
-    page.wait_for_function("() => S.detect.result && S.detect.answered === 0")
+    page.wait_for_function("() => fewclickTest.detect.result && fewclickTest.detect.answered === 0")
     assert page.detect_bodies == [{"clicks": []}], "asked once, without a click"
-    assert page.evaluate("() => shownProposals().length") == 2
+    assert page.evaluate("() => fewclickTest.shownProposals().length") == 2
     assert "2 proposals on open: Enter accepts, a click adds what is missing" in page.inner_text("#message")
     assert page.inner_text("#boxes-from") == "boxes from: detector v1 (trained from scratch)"
     page.mouse.click(*screen(page, 90, 60))
-    page.wait_for_function("() => S.detect.answered === 1")
+    page.wait_for_function("() => fewclickTest.detect.answered === 1")
     assert len(page.detect_bodies) == 2 and len(page.detect_bodies[1]["clicks"]) == 1, "the click is sent"
-    assert page.evaluate("() => shownProposals().length") == 3
+    assert page.evaluate("() => fewclickTest.shownProposals().length") == 3
     name = served["classes"][0]["name"]
     assert f"SAM's boxes of {name} are fitted to the edges of your finished boxes" in page.inner_text(
         "#boxes-from"
     )
     page.keyboard.press("Enter")
-    page.wait_for_function("() => S.anns.size === 3")
+    page.wait_for_function("() => fewclickTest.anns.size === 3")
     assert page.errors == []
 
 
@@ -121,7 +121,7 @@ def test_an_image_someone_started_or_a_project_without_a_detector_opens_without_
     _open(page, base, _images(api, untrained)[0]["id"])
     page.wait_for_timeout(500)  # a request would have left with the page's opening
     assert page.detect_bodies == []
-    assert page.evaluate("() => S.detect.result") is None
+    assert page.evaluate("() => fewclickTest.detect.result") is None
     assert page.errors == []
 
 
@@ -150,12 +150,12 @@ def test_a_drag_draws_beside_the_proposals_and_a_submit_keeps_them_without_an_en
     page.class_id = submitted["classes"][0]["id"]
     image = _images(api, submitted)[0]
     _open(page, base, image["id"])
-    page.wait_for_function("() => S.detect.result && S.detect.answered === 0")
+    page.wait_for_function("() => fewclickTest.detect.result && fewclickTest.detect.answered === 0")
     page.mouse.move(*screen(page, 80, 50))  # what the proposals missed: a drag draws it, they stay
     page.mouse.down()
     page.mouse.move(*screen(page, 100, 70), steps=5)
     page.mouse.up()
-    page.wait_for_function("() => S.anns.size === 1 && shownProposals().length === 2")
+    page.wait_for_function("() => fewclickTest.anns.size === 1 && fewclickTest.shownProposals().length === 2")
     page.keyboard.press("s")
     page.wait_for_function(f"() => location.hash === '#/image/{image['id'] + 1}'")
     saved = api.get(f"/api/images/{image['id']}").json()
@@ -170,12 +170,10 @@ def test_a_class_nobody_clicked_starts_at_its_own_score_until_the_slider_moves(s
     a = served["classes"][0]["id"]
     b = a + 1000  # a second class, as the answer names it
     _open(page, base, _images(api, served)[0]["id"])
-    shown = """([clicks, byHand, a, b]) => {
-        S.minScore = 0.5; S.minScoreByHand = byHand;
-        S.detect = {clicks, answered: clicks.length, result: {boxes: [[1, 1, 9, 9], [11, 1, 19, 9],
+    shown = """([clicks, byHand, a, b]) => fewclickTest.shownProposals({
+        minScore: 0.5, minScoreByHand: byHand, clicks, result: {boxes: [[1, 1, 9, 9], [11, 1, 19, 9],
             [21, 1, 29, 9], [31, 1, 39, 9]], scores: [0.9, 0.6, 0.9, 0.8], labels: [a, a, b, b],
-            min_scores: {[a]: 0.95, [b]: 0.85}}};
-        return shownProposals().length; }"""
+            min_scores: {[a]: 0.95, [b]: 0.85}}}).length"""
     assert page.evaluate(shown, [[], False, a, b]) == 1, "no click: a from 0.95 (none), b from 0.85 (one)"
     assert page.evaluate(shown, [[[5, 5, a]], False, a, b]) == 3, "a clicked: a from the slider's 0.5 (both)"
     assert page.evaluate(shown, [[], True, a, b]) == 4, "the slider moved: its 0.5 for all"
@@ -187,17 +185,21 @@ def test_a_box_drawn_over_a_proposal_takes_its_place_without_enter(server, page)
     page.class_id = served["classes"][0]["id"]
     image = _images(api, served)[2]
     _open(page, base, image["id"])
-    page.wait_for_function("() => S.detect.result && S.detect.answered === 0")
-    assert page.evaluate("() => shownProposals().length") == 2  # [10, 10, 30, 30] and [50, 20, 70, 40]
+    page.wait_for_function("() => fewclickTest.detect.result && fewclickTest.detect.answered === 0")
+    assert (
+        page.evaluate("() => fewclickTest.shownProposals().length") == 2
+    )  # [10, 10, 30, 30] and [50, 20, 70, 40]
     for x0, y0, x1, y1 in ((52, 22, 74, 44), (5, 60, 25, 80)):  # over the second; over none
         page.mouse.move(*screen(page, x0, y0))
         page.mouse.down()
         page.mouse.move(*screen(page, x1, y1), steps=5)
         page.mouse.up()
-    page.wait_for_function("() => S.anns.size === 2")
-    assert page.evaluate("() => shownProposals().map((i) => S.detect.result.boxes[i])") == [[10, 10, 30, 30]]
+    page.wait_for_function("() => fewclickTest.anns.size === 2")
+    assert page.evaluate(
+        "() => fewclickTest.shownProposals().map((i) => fewclickTest.detect.result.boxes[i])"
+    ) == [[10, 10, 30, 30]]
     page.click("#submit")  # keeps the proposal still shown, and goes on to the next image
-    page.wait_for_function(f"() => !S || S.image.id !== {image['id']}")
+    page.wait_for_function(f"() => !fewclickTest.image || fewclickTest.image.id !== {image['id']}")
     saved = sorted(a["geometry"]["box"] for a in api.get(f"/api/images/{image['id']}").json()["annotations"])
     assert len(saved) == 3 and [10, 10, 30, 30] in saved
     assert not any(b == [50, 20, 70, 40] for b in saved), "the replaced proposal is not saved"

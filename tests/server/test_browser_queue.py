@@ -54,15 +54,17 @@ def server(tmp_path_factory):
 
 
 def _shown(page) -> dict:
-    page.wait_for_function("() => queueState() && queueState().view && !queueState().busy", timeout=20000)
-    return page.evaluate("() => queueState().next")
+    page.wait_for_function(
+        "() => fewclickTest.queue && fewclickTest.queue.view && !fewclickTest.queue.busy", timeout=20000
+    )
+    return page.evaluate("() => fewclickTest.queue.next")
 
 
 def _canvas(page, x: float, y: float) -> tuple[float, float]:
     return page.evaluate(
         """([x, y]) => { const r = document.querySelector('#queue-canvas').getBoundingClientRect();
-            const v = queueState().view;
-            return [r.left + (x - v.x) * v.scale, r.top + (y - v.y) * v.scale]; }""",
+            const v = fewclickTest.queue.view;
+            return [r.left + v.ox + x * v.scale, r.top + v.oy + y * v.scale]; }""",
         [x, y],
     )
 
@@ -108,9 +110,9 @@ def test_review_the_queue_with_the_keyboard_drags_extreme_points_and_a_missed_ob
         fifth = _shown(page)  # two corners dragged, then Enter takes the box
         x0, y0, x1, y1 = fifth["box"]
         _drag(page, _canvas(page, x1, y1), _canvas(page, x1 + 10, y1 + 6))
-        page.wait_for_function("() => queueState().edit !== null")
+        page.wait_for_function("() => fewclickTest.queue.edit !== null")
         _drag(page, _canvas(page, x0, y0), _canvas(page, x0 - 4, y0 + 3))
-        page.wait_for_function(f"() => Math.abs(queueState().edit[0] - {x0 - 4}) < 1.5")
+        page.wait_for_function(f"() => Math.abs(fewclickTest.queue.edit[0] - {x0 - 4}) < 1.5")
         page.keyboard.press("Enter")
         _wait_answered(page, 5)
         sixth = _shown(page)  # E, then its extreme points: left, top, right, bottom
@@ -120,7 +122,7 @@ def test_review_the_queue_with_the_keyboard_drags_extreme_points_and_a_missed_ob
         for i, (x, y) in enumerate(extremes):
             page.mouse.click(*_canvas(page, x, y))
             if i < 3:
-                page.wait_for_function(f"() => queueState().extreme.length === {i + 1}")
+                page.wait_for_function(f"() => fewclickTest.queue.extreme.length === {i + 1}")
         _wait_answered(page, 6)
         last = _shown(page)
         # a click on the missed object beside the asked box: the detector finds it, it is labeled

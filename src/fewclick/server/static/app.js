@@ -2,15 +2,13 @@
 // header, and the help overlay. The pages are in js/pages/, the annotation modes in
 // js/modes/ (one file each), what they share in js/.
 import {$, api, esc, say, session, takeNextMessage, typing} from "./js/api.js";
-import {shownProposals} from "./js/modes/detect.js";
 import {annotatePage, stopAnnotating} from "./js/pages/annotate.js";
 import {loginPage} from "./js/pages/login.js";
 import {projectPage} from "./js/pages/project.js";
 import {projectsPage} from "./js/pages/projects.js";
-import {queuePage, queueState, stopQueue} from "./js/pages/queue.js";
-import {S} from "./js/state.js";
+import {queuePage, stopQueue} from "./js/pages/queue.js";
+import "./js/testhook.js";  // window.fewclickTest, for the browser tests and benchmarks
 import {newVisit} from "./js/visit.js";
-import {drawnCorners} from "./js/view.js";
 
 session.onLoggedOut = () => { stopAnnotating(); stopQueue(); loginPage(route); };
 window.addEventListener("hashchange", route);
@@ -51,8 +49,3 @@ window.addEventListener("keydown", (e) => {
   if (e.key === "?") $("#help").classList.toggle("hidden");
   else if (e.key === "Escape") $("#help").classList.add("hidden");
 });
-
-// for the browser tests and benchmarks (tests/server/test_browser*.py, benchmarks/*.py),
-// which read the annotation page's state and two helpers from the page
-Object.defineProperty(window, "S", {get: () => S});
-Object.assign(window, {shownProposals, drawnCorners, queueState});

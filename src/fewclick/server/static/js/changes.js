@@ -1,55 +1,12 @@
 // Changes to the image's annotations: saved at once, each one undoable step. A change made
 // on an older revision of the image (another tab changed it) is refused by the server and
-// said in the page; nothing is overwritten.
+// said in the page; nothing is overwritten. new Changes(doc, {log, panel}) serves one
+// visit of the annotation page: `doc` is its store (image, revision, anns, selected), log
+// logs an interaction, panel renders the mode panel again; it keeps the undo steps.
 import {api, say} from "./api.js";
-import {logEvent} from "./events.js";
-import {renderPanel} from "./panel.js";
-import {S} from "./state.js";
 
 function payload(a) {
   return {class_id: a.class_id, kind: a.kind, geometry: a.geometry, score: a.score, quality: a.quality, source: a.source, backend: a.backend};
-}
-
-async function batch(create, del) {
-  const out = await api("POST", `/api/images/${S.image.id}/annotations/batch`, {revision: S.revision, create, delete: del});
-  S.revision = out.revision;
-  if (S.image.status === "new") S.image.status = "in_progress";  // as the server marks it
-  for (const id of out.deleted) { S.anns.delete(id); S.masks.delete(id); S.selected.delete(id); }
-  for (const a of out.created) S.anns.set(a.id, a);
-  S.dirty = true;
-  renderPanel();
-  return out.created.map((a) => a.id);
-}
-
-// create and delete objects as one undoable step; the ids made, or null when refused
-export async function change(create, deleteIds, action) {
-  const removed = deleteIds.map((id) => payload(S.anns.get(id)));
-  let made = await saved(() => batch(create, deleteIds));
-  if (!made) return null;
-  let gone = deleteIds;
-  push({
-    undo: async () => { gone = await batch(removed, made); },
-    redo: async () => { made = await batch(create, gone); },
-  });
-  logEvent(action, {created: create.length, deleted: deleteIds.length});
-  return made;
-}
-
-export async function patchMany(items, action) {
-  const before = items.map((it) => ({id: it.id, values: Object.fromEntries(Object.keys(it.after).map((k) => [k, S.anns.get(it.id)[k]]))}));
-  const apply = async (list) => {
-    for (const it of list) {
-      const out = await api("PATCH", `/api/annotations/${it.id}`, {...it.values, revision: S.revision});
-      S.revision = out.revision;
-      S.anns.set(it.id, out.annotation);
-      S.masks.delete(it.id);
-    }
-    S.dirty = true; renderPanel();
-  };
-  const after = items.map((it) => ({id: it.id, values: it.after}));
-  if ((await saved(() => apply(after))) === null) return;
-  push({undo: () => apply(before), redo: () => apply(after)});
-  logEvent(action, {objects: items.length});
 }
 
 async function saved(fn) {
@@ -62,37 +19,86 @@ async function saved(fn) {
   }
 }
 
-function push(op) { S.undo.push(op); S.redo = []; }
+export class Changes {
+  constructor(doc, {log, panel}) {
+    Object.assign(this, {doc, log, panel, undone: [], done: []});
+  }
 
-export async function undo() {
-  const op = S.undo.pop();
-  if (!op) return;
-  if ((await saved(op.undo)) !== null) { S.redo.push(op); logEvent("undo"); } else S.undo.push(op);
-}
+  async batch(create, del) {
+    const {image, revision} = this.doc.get();
+    const out = await api("POST", `/api/images/${image.id}/annotations/batch`, {revision, create, delete: del});
+    const {anns, selected} = this.doc.get();
+    if (image.status === "new") image.status = "in_progress";  // as the server marks it
+    for (const id of out.deleted) { anns.delete(id); selected.delete(id); }
+    for (const a of out.created) anns.set(a.id, a);
+    this.doc.set({revision: out.revision});
+    this.panel();
+    return out.created.map((a) => a.id);
+  }
 
-export async function redo() {
-  const op = S.redo.pop();
-  if (!op) return;
-  if ((await saved(op.redo)) !== null) { S.undo.push(op); logEvent("redo"); } else S.redo.push(op);
-}
+  // create and delete objects as one undoable step; the ids made, or null when refused
+  async change(create, deleteIds, action) {
+    const removed = deleteIds.map((id) => payload(this.doc.get().anns.get(id)));
+    let made = await saved(() => this.batch(create, deleteIds));
+    if (!made) return null;
+    let gone = deleteIds;
+    this.push({
+      undo: async () => { gone = await this.batch(removed, made); },
+      redo: async () => { made = await this.batch(create, gone); },
+    });
+    this.log(action, {created: create.length, deleted: deleteIds.length});
+    return made;
+  }
 
-// the selected objects take class `id` (select and review modes)
-export function classOfSelection(id) {
-  const ids = [...S.selected].filter((i) => S.anns.get(i)?.class_id !== id);
-  if (ids.length) patchMany(ids.map((i) => ({id: i, after: {class_id: id}})), "class change");
-}
+  // items: [{id, after: {field: value}}], patched as one undoable step
+  async patchMany(items, action) {
+    const anns = this.doc.get().anns;
+    const before = items.map((it) => ({id: it.id, values: Object.fromEntries(Object.keys(it.after).map((k) => [k, anns.get(it.id)[k]]))}));
+    const after = items.map((it) => ({id: it.id, values: it.after}));
+    if ((await saved(() => this.patch(after))) === null) return;
+    this.push({undo: () => this.patch(before), redo: () => this.patch(after)});
+    this.log(action, {objects: items.length});
+  }
 
-// oriented projects: [ turns the selected boxes 5 degrees counter-clockwise on screen, ] clockwise
-// (the angle counts counter-clockwise, as in types.py; a box becomes an oriented box)
-export function rotate(degrees) {
-  const items = [...S.selected].filter((id) => ["box", "rbox"].includes(S.anns.get(id).kind)).map((id) => {
-    const g = S.anns.get(id).geometry;
-    const r = g.rbox ?? [(g.box[0] + g.box[2]) / 2, (g.box[1] + g.box[3]) / 2, g.box[2] - g.box[0], g.box[3] - g.box[1], 0];
-    return {id, after: {kind: "rbox", geometry: {rbox: [...r.slice(0, 4), r[4] + degrees * Math.PI / 180]}}};
-  });
-  if (items.length) return patchMany(items, "edit");
-}
+  async patch(list) {
+    for (const it of list) {
+      const out = await api("PATCH", `/api/annotations/${it.id}`, {...it.values, revision: this.doc.get().revision});
+      this.doc.get().anns.set(it.id, out.annotation);
+      this.doc.set({revision: out.revision});
+    }
+    this.panel();
+  }
 
-export function setReview(ids, review) {
-  return patchMany(ids.map((id) => ({id, after: {review}})), review === "accepted" ? "accept" : "reject");
+  push(op) { this.done.push(op); this.undone = []; }
+
+  // the last step undone (again: the last undone step redone)
+  async undo(again) {
+    const [from, to] = again ? [this.undone, this.done] : [this.done, this.undone];
+    const op = from.pop();
+    if (!op) return;
+    if ((await saved(again ? op.redo : op.undo)) !== null) { to.push(op); this.log(again ? "redo" : "undo"); } else from.push(op);
+  }
+
+  // the selected objects take class `id` (select and review modes)
+  classOfSelection(id) {
+    const {anns, selected} = this.doc.get();
+    const ids = [...selected].filter((i) => anns.get(i)?.class_id !== id);
+    if (ids.length) this.patchMany(ids.map((i) => ({id: i, after: {class_id: id}})), "class change");
+  }
+
+  // oriented projects: [ turns the selected boxes 5 degrees counter-clockwise on screen, ] clockwise
+  // (the angle counts counter-clockwise, as in types.py; a box becomes an oriented box)
+  rotate(degrees) {
+    const {anns, selected} = this.doc.get();
+    const items = [...selected].filter((id) => ["box", "rbox"].includes(anns.get(id).kind)).map((id) => {
+      const g = anns.get(id).geometry;
+      const r = g.rbox ?? [(g.box[0] + g.box[2]) / 2, (g.box[1] + g.box[3]) / 2, g.box[2] - g.box[0], g.box[3] - g.box[1], 0];
+      return {id, after: {kind: "rbox", geometry: {rbox: [...r.slice(0, 4), r[4] + degrees * Math.PI / 180]}}};
+    });
+    if (items.length) return this.patchMany(items, "edit");
+  }
+
+  setReview(ids, review) {
+    return this.patchMany(ids.map((id) => ({id, after: {review}})), review === "accepted" ? "accept" : "reject");
+  }
 }

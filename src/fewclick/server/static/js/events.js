@@ -5,43 +5,53 @@
 // studying an image between two boxes counts and a coffee break does not. While no action
 // is logged, an "active" event (not an interaction) carries the time every ACTIVE_MS, so the
 // server's cut on one event's time (analytics.IDLE_SECONDS) never cuts work. The events go
-// out every 3 s and as the page is left.
+// out every 3 s and as the page is left. startEventLog serves one visit of an image.
 import {headers} from "./api.js";
-import {S} from "./state.js";
 
 const IDLE_MS = 120000;  // analytics.IDLE_SECONDS
 const ACTIVE_MS = 30000;
+const INPUTS = ["pointermove", "pointerdown", "wheel", "keydown"];
 
-window.addEventListener("pagehide", () => { if (S) { logEvent("leave"); flushEvents(true); } });
-for (const type of ["pointermove", "pointerdown", "wheel", "keydown"]) {
-  window.addEventListener(type, () => { if (S) touched(performance.now()); }, {capture: true, passive: true});
-}
+// the log of one image's visit; ready() says whether the image is open (pixels loaded);
+// stop() ends it (the caller logs "leave" and flushes first)
+export function startEventLog(imageId, projectId, ready) {
+  const s = {events: [], active: 0, lastInput: null, opened: performance.now()};
+  const onInput = () => touched(performance.now());
+  const onHide = () => { log("leave"); flush(true); };
+  window.addEventListener("pagehide", onHide);
+  for (const type of INPUTS) window.addEventListener(type, onInput, {capture: true, passive: true});
+  const timer = setInterval(() => flush(false), 3000);
 
-function touched(t) {
-  const last = S.lastInput ?? S.opened;
-  const gap = Math.max(t - last, 0);
-  if (gap > ACTIVE_MS && S.active > 0 && S.ready) pending("active");  // no event over IDLE_MS
-  S.active = (S.active ?? 0) + Math.min(gap, IDLE_MS);
-  S.lastInput = t;
-}
+  function touched(t) {
+    const gap = Math.max(t - (s.lastInput ?? s.opened), 0);
+    if (gap > ACTIVE_MS && s.active > 0 && ready()) pending("active");  // no event over IDLE_MS
+    s.active += Math.min(gap, IDLE_MS);
+    s.lastInput = t;
+  }
 
-function pending(action, detail = null) {
-  S.events.push({action, image_id: S.image.id, at: new Date().toISOString(),
-                 duration_ms: Math.round(S.active), detail});
-  S.active = 0;
-}
+  function pending(action, detail = null) {
+    s.events.push({action, image_id: imageId, at: new Date().toISOString(), duration_ms: Math.round(s.active), detail});
+    s.active = 0;
+  }
 
-export function logEvent(action, detail = null) {
-  if (!S) return;
-  touched(performance.now());
-  pending(action, detail);
-}
+  function log(action, detail = null) {
+    touched(performance.now());
+    pending(action, detail);
+  }
 
-export function flushEvents(final) {
-  if (!S) return;
-  if (!final && S.ready && S.active >= ACTIVE_MS) logEvent("active");
-  if (!S.events.length) return;
-  const events = S.events.splice(0);
-  fetch(`/api/projects/${S.project.id}/events`, {method: "POST", headers: headers({"Content-Type": "application/json"}),
-    body: JSON.stringify(events), keepalive: final}).catch(() => {});
+  function flush(final) {
+    if (!final && ready() && s.active >= ACTIVE_MS) log("active");
+    if (!s.events.length) return;
+    const events = s.events.splice(0);
+    fetch(`/api/projects/${projectId}/events`, {method: "POST", headers: headers({"Content-Type": "application/json"}),
+      body: JSON.stringify(events), keepalive: final}).catch(() => {});
+  }
+
+  function stop() {
+    window.removeEventListener("pagehide", onHide);
+    for (const type of INPUTS) window.removeEventListener(type, onInput, {capture: true});
+    clearInterval(timer);
+  }
+
+  return {log, flush, stop};
 }

@@ -1,17 +1,23 @@
-// The annotation modes, in the order of their buttons. A mode is one object (one file):
-//   name, key (its shortcut), title (its button);
-//   init() sets its part of S when an image opens; leave() / escape() drop its work;
+// The annotation modes, in the order of their buttons. Each file exports a function that
+// makes its mode for one visit of the annotation page, given the page (pages/annotate.js
+// says what it holds); the mode keeps its own state in its own store (store.js), which the
+// page's redraw subscribes. A mode is an object:
+//   name, key (its shortcut), title (its button); state() -> its state, for the test hook;
+//   leave() / escape() drop its work;
 //   restore() -> what to say when it took back work kept from an earlier visit (the page
-//     then opens in this mode), else null; unsaved() -> what it holds not saved yet, or "";
-//   press(e, x, y) at mouse down, move(d) while dragging, release(d, moved, box) at mouse up
-//     (d: the drag, from image pixel (d.x0, d.y0) to (d.x, d.y); box: its XYXY rectangle);
-//   hover(x, y) -> true when the mouse moving over the image (no button) changes its drawing;
+//     then opens in this mode), else null; opened() once the image is open and nothing was
+//     restored; unsaved() -> what it holds not saved yet, or "";
+//   press(d) at mouse down, move(d) while dragging, release(d, moved, box) at mouse up
+//     (d: the drag, from image pixel (d.x0, d.y0) to (d.x, d.y), its button and shift; a
+//     mode may add to it; box: its XYXY rectangle); hover(x, y) as the mouse moves with
+//     no drag;
 //   keydown(e, key) -> true when it used the key; undo(redo) -> true when it undid something
 //     of its own (else the saved changes are undone);
 //   accept() on Enter; pickClass(id) after a class is picked; panel(el) fills the panel;
-//   visible(a) filters the saved annotations drawn, handles draws box corners, draw(ctx, lw)
-//     draws its own work over them.
-// Everything but name, key, title and panel is optional. A new mode is one file and one entry here.
+//   visible(a) filters the saved annotations drawn, handles draws box corners,
+//   draw(ctx, lw, drag) draws its own work over them.
+// Everything but name, key, title, state and panel is optional. A new mode is one file and
+// one entry here.
 import {box} from "./box.js";
 import {detect} from "./detect.js";
 import {fullimage} from "./fullimage.js";

@@ -1,67 +1,68 @@
 // Review (R): the objects from the least to the most certain; accept (A) or reject (X) each,
-// N goes to the next; the list filters by class and score.
+// N goes to the next; the list filters by class and score. Its state: the filter (the
+// selection is the page's).
 import {esc} from "../api.js";
-import {classOfSelection, setReview} from "../changes.js";
-import {renderPanel} from "../panel.js";
-import {S} from "../state.js";
-import {hit} from "../view.js";
+import {hit} from "../pick.js";
+import {createStore} from "../store.js";
 
-export const review = {
-  name: "review", key: "r", title: "Review (R)",
+export function review(page) {
+  const m = {page, st: createStore({cls: "", minScore: 0}, page.redraw)};  // the filter
+  return {
+    name: "review", key: "r", title: "Review (R)",
+    state: () => m.st.get(),
+    keydown: (e, key) => keydown(m, e, key),
+    panel: (el) => panel(m, el),
+    release(d, moved) {
+      if (!moved) selectOnly(m, hit(page.doc.get().anns, d.x0, d.y0, page.view.scale)?.id);
+    },
+    pickClass(id) { if (page.doc.get().selected.size) page.changes.classOfSelection(id); },
+    visible: (a) => pass(m, a),  // the objects the filters let through are the ones drawn
+  };
+}
 
-  release(d, moved) {
-    if (moved) return;
-    const a = hit(d.x0, d.y0);
-    S.selected = new Set(a ? [a.id] : []);
-    renderPanel();
-  },
+function pass(m, a) {
+  const f = m.st.get();
+  return !((f.cls && a.class_id !== +f.cls) || (a.score != null && a.score < f.minScore));
+}
 
-  keydown(e, key) {
-    if (S.selected.size && (key === "a" || key === "x")) {
-      setReview([...S.selected], key === "a" ? "accepted" : "rejected");
-      return true;
-    }
-    if (key === "n") {
-      const list = reviewList();
-      const i = list.findIndex((a) => S.selected.has(a.id));
-      const next = list[(i + 1) % Math.max(list.length, 1)];
-      S.selected = new Set(next ? [next.id] : []);
-      renderPanel(); S.dirty = true;
-      return true;
-    }
-    return false;
-  },
+// the objects the filters let through, from the least to the most certain
+const list = (m) => [...m.page.doc.get().anns.values()].filter((a) => pass(m, a))
+  .sort((a, b) => (a.quality ?? a.score ?? 1) - (b.quality ?? b.score ?? 1));
 
-  pickClass(id) { if (S.selected.size) classOfSelection(id); },
+function selectOnly(m, id) {
+  m.page.doc.set({selected: new Set(id == null ? [] : [id])});
+  m.page.panel();
+}
 
-  // the objects the filters let through are the ones drawn
-  visible(a) {
-    return !((S.filter.cls && a.class_id !== +S.filter.cls) || (a.score != null && a.score < S.filter.minScore));
-  },
+function keydown(m, e, key) {
+  const {selected} = m.page.doc.get();
+  if (selected.size && (key === "a" || key === "x")) {
+    m.page.changes.setReview([...selected], key === "a" ? "accepted" : "rejected");
+    return true;
+  }
+  if (key !== "n") return false;
+  const all = list(m);
+  const i = all.findIndex((a) => selected.has(a.id));
+  selectOnly(m, all[(i + 1) % Math.max(all.length, 1)]?.id);
+  return true;
+}
 
-  panel(el) {
-    const list = reviewList();
-    el.innerHTML = `<h3>Review</h3><div class="muted">A accept, X reject, N next.</div>
-      <select id="f-class"><option value="">all classes</option>${[...S.classes.values()].map((c) => `<option value="${c.id}" ${+S.filter.cls === c.id ? "selected" : ""}>${esc(c.name)}</option>`).join("")}</select>
-      <label class="muted">min score <input id="f-score" type="range" min="0" max="1" step="0.05" value="${S.filter.minScore}"></label>
-      <div class="review-list">${list.map((a) => `<div data-ann="${a.id}" class="${S.selected.has(a.id) ? "current" : ""}">
-        <span class="swatch" style="background:${S.classes.get(a.class_id).color}"></span>${a.kind}${a.backend ? ` <span class="backend">${esc(a.backend)}</span>` : ""} ${a.score != null ? a.score.toFixed(2) : ""}
-        ${a.quality != null ? "q " + a.quality.toFixed(2) : ""} <b>${a.review}</b>
-        <button data-review="accepted">A</button><button data-review="rejected">X</button></div>`).join("")}</div>`;
-    el.querySelector("#f-class").addEventListener("change", (e) => { S.filter.cls = e.target.value; renderPanel(); S.dirty = true; });
-    el.querySelector("#f-score").addEventListener("change", (e) => { S.filter.minScore = +e.target.value; renderPanel(); S.dirty = true; });
-    for (const row of el.querySelectorAll("[data-ann]")) {
-      row.addEventListener("click", (e) => {
-        const id = +row.dataset.ann;
-        if (e.target.dataset.review) return setReview([id], e.target.dataset.review);
-        S.selected = new Set([id]); renderPanel(); S.dirty = true;
-      });
-    }
-  },
-};
-
-function reviewList() {
-  return [...S.anns.values()].filter((a) => (!S.filter.cls || a.class_id === +S.filter.cls)
-    && (a.score == null || a.score >= S.filter.minScore))
-    .sort((a, b) => (a.quality ?? a.score ?? 1) - (b.quality ?? b.score ?? 1));
+function panel(m, el) {
+  const {classes, selected} = m.page.doc.get(), f = m.st.get();
+  el.innerHTML = `<h3>Review</h3><div class="muted">A accept, X reject, N next.</div>
+    <select id="f-class"><option value="">all classes</option>${[...classes.values()].map((c) => `<option value="${c.id}" ${+f.cls === c.id ? "selected" : ""}>${esc(c.name)}</option>`).join("")}</select>
+    <label class="muted">min score <input id="f-score" type="range" min="0" max="1" step="0.05" value="${f.minScore}"></label>
+    <div class="review-list">${list(m).map((a) => `<div data-ann="${a.id}" class="${selected.has(a.id) ? "current" : ""}">
+      <span class="swatch" style="background:${classes.get(a.class_id).color}"></span>${a.kind}${a.backend ? ` <span class="backend">${esc(a.backend)}</span>` : ""} ${a.score != null ? a.score.toFixed(2) : ""}
+      ${a.quality != null ? "q " + a.quality.toFixed(2) : ""} <b>${a.review}</b>
+      <button data-review="accepted">A</button><button data-review="rejected">X</button></div>`).join("")}</div>`;
+  el.querySelector("#f-class").addEventListener("change", (e) => { m.st.set({cls: e.target.value}); m.page.panel(); });
+  el.querySelector("#f-score").addEventListener("change", (e) => { m.st.set({minScore: +e.target.value}); m.page.panel(); });
+  for (const row of el.querySelectorAll("[data-ann]")) {
+    row.addEventListener("click", (e) => {
+      const id = +row.dataset.ann;
+      if (e.target.dataset.review) return m.page.changes.setReview([id], e.target.dataset.review);
+      selectOnly(m, id);
+    });
+  }
 }

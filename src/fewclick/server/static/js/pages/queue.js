@@ -5,8 +5,12 @@
 // back), or press E and click the object's four extreme points (Esc leaves), or drag a
 // new box. A click (no drag) on a missed object nearby labels it too
 // (the detector finds its box from the click). Each answer is timed from when its box showed.
+// The canvas is a view (view.js) as on the annotation page.
 import {$, api, esc, say, typing} from "../api.js";
-import {lookControls, lookFilter} from "../view.js";
+import {boxCorners, pointsBox} from "../geometry.js";
+import {lookControls} from "../look.js";
+import {showing} from "../testhook.js";
+import {dot, strokeBox, View} from "../view.js";
 import {visit} from "../visit.js";
 
 const SIDE = 520;  // the canvas, in screen pixels
@@ -15,7 +19,7 @@ const MIN_VIEW = 96;
 const HANDLE = 8;  // a press this close to a corner of the asked box (screen pixels) moves it
 const images = new Map();  // image id -> a loaded <img>, kept for the next boxes
 
-let Q = null;  // the page's state: project, classes, current box, view, timer, drag
+let Q = null;  // this visit of the page: project, classes, current box, view, timer, drag
 
 export async function queuePage(projectId) {
   const page = visit;
@@ -34,10 +38,11 @@ export async function queuePage(projectId) {
         ${c.key ?? "-"} ${esc(c.name)}</div>`).join("")}</div>
       <p><button id="queue-build">Build the queue from the serving detector</button></p>
       <p id="queue-job" class="muted"></p><div id="look"></div></div></div></div>`;
-  Q = {projectId, page, classes: p.classes, next: null, shownAt: 0, view: null, drag: null, busy: false,
-    edit: null, extreme: null, look: null};
-  lookControls($("#look"), projectId, (look) => { Q.look = look; if (Q.view) draw0(); });
   const canvas = $("#queue-canvas");
+  Q = {projectId, page, classes: p.classes, next: null, shownAt: 0, shown: false, drag: null, busy: false,
+    edit: null, extreme: null, view: new View(canvas, {draw, background: "#222", smoothBelow: 4})};
+  showing("queue", testView(Q));
+  lookControls($("#look"), projectId, (look) => Q.view.store.set({look}));
   canvas.addEventListener("mousedown", down);
   canvas.addEventListener("mousemove", move);
   canvas.addEventListener("mouseup", up);
@@ -46,11 +51,15 @@ export async function queuePage(projectId) {
   show(state);
 }
 
-// for the browser tests: the shown box and the view (image pixel -> canvas pixel)
-export const queueState = () => Q && {next: Q.next, view: Q.view, busy: Q.busy, extreme: Q.extreme, edit: Q.edit};
+// what the test hook reads: the shown box and the view (image pixel -> canvas pixel)
+const testView = (q) => () => {
+  const {scale, ox, oy} = q.view.store.get();
+  return {next: q.next, view: q.shown ? {scale, ox, oy} : null, busy: q.busy, extreme: q.extreme, edit: q.edit};
+};
 
 export function stopQueue() {
   document.removeEventListener("keydown", key);
+  if (Q) showing("queue", null);
   Q = null;
 }
 
@@ -65,22 +74,22 @@ async function show(state) {
   if (state.open !== undefined) $("#queue-counts").textContent = counts(state);
   Q.next = state.next;
   Q.edit = null;
+  Q.shown = false;  // until its image is drawn
   setExtreme(null);
   if (!Q.next) {
-    Q.view = null;
     $("#queue-box").textContent = state.message || "no boxes left to review";
-    clear();
+    Q.view.redraw();
     return;
   }
   const next = Q.next, c = classOf(next.class_id);
-  Q.view = null;  // until its image is drawn
   $("#queue-box").innerHTML = `box ${next.id}: <b>${esc(c ? c.name : "?")}</b>, probability ${next.score.toFixed(2)}
     (detector v${next.model_version ?? "-"})`;
   const img = await image(next.image_id);
   if (!Q || Q.next !== next) return;
-  Q.view = viewAround(next.box, next.image);
+  Q.view.show({id: next.image_id, width: next.image.width, height: next.image.height}, img);
+  Q.view.lookAt(...squareAround(next.box, next.image));
+  Q.shown = true;
   Q.shownAt = performance.now();
-  draw(img);
 }
 
 function image(id) {
@@ -95,140 +104,98 @@ function image(id) {
   return loaded;
 }
 
-// the square of the image the canvas shows: the box and its surroundings, inside the image
-function viewAround(box, size) {
+// the square of the image the canvas shows: the box and its surroundings, inside the
+// image: [x, y, side]
+function squareAround(box, size) {
   const [x0, y0, x1, y1] = box;
   // as much context as the image holds on its shorter side, and never less than the box
   const extent = Math.max(x1 - x0, y1 - y0);
   const side = Math.max(Math.min(Math.max(CONTEXT * extent, MIN_VIEW), Math.min(size.width, size.height)), extent);
   const cx = Math.min(Math.max((x0 + x1) / 2, side / 2), Math.max(size.width - side / 2, side / 2));
   const cy = Math.min(Math.max((y0 + y1) / 2, side / 2), Math.max(size.height - side / 2, side / 2));
-  return {x: cx - side / 2, y: cy - side / 2, scale: SIDE / side};
+  return [cx - side / 2, cy - side / 2, side];
 }
 
-const toCanvas = (x, y) => [(x - Q.view.x) * Q.view.scale, (y - Q.view.y) * Q.view.scale];
-const toImage = (cx, cy) => [Q.view.x + cx / Q.view.scale, Q.view.y + cy / Q.view.scale];
 const classOf = (id) => Q.classes.find((c) => c.id === id);
 
-function clear() {
-  const ctx = $("#queue-canvas")?.getContext("2d");
-  if (ctx) ctx.clearRect(0, 0, SIDE, SIDE);
-}
-
-function draw(img) {
-  const ctx = $("#queue-canvas").getContext("2d");
-  const v = Q.view, side = SIDE / v.scale;
-  ctx.fillStyle = "#222";
-  ctx.fillRect(0, 0, SIDE, SIDE);
-  ctx.imageSmoothingEnabled = v.scale < 4;
-  ctx.filter = lookFilter(Q.look);
-  ctx.drawImage(img, v.x, v.y, side, side, 0, 0, SIDE, SIDE);
-  ctx.filter = "none";
+// the asked box (dashed until its corners move) with its corner handles, the box being
+// dragged, and the extreme points clicked
+function draw() {
+  if (!Q) return;
+  const view = Q.view, ctx = view.ctx;
+  if (!Q.next) return view.clear();
+  if (!Q.shown) return;  // the box before stays until the next one's image is in
+  const px = view.begin();
   const c = classOf(Q.next.class_id), color = c ? c.color : "#ff0";
-  const box = Q.edit || Q.next.box;
-  rect(ctx, box, color, Q.edit ? [] : [6, 4]);
-  for (const [x, y] of corners(box)) {  // the handles that move a corner
-    const [cx, cy] = toCanvas(x, y);
-    ctx.fillStyle = color;
-    ctx.fillRect(cx - 4, cy - 4, 8, 8);
+  view.annotation({kind: "box", geometry: {box: Q.edit || Q.next.box}},
+    {color, width: 2 * px, unit: px, dash: Q.edit ? [] : [6 * px, 4 * px], handles: {size: 8 * px, color}});
+  if (Q.drag?.moved && Q.drag.corner === undefined) {
+    ctx.strokeStyle = "#fff"; ctx.lineWidth = 2 * px;
+    strokeBox(ctx, spanned(Q.drag));
   }
-  if (Q.drag?.moved && Q.drag.corner === undefined) rect(ctx, boxOf(Q.drag), "#fff", []);
-  for (const [x, y] of Q.extreme || []) {
-    const [cx, cy] = toCanvas(x, y);
-    ctx.beginPath();
-    ctx.arc(cx, cy, 5, 0, 2 * Math.PI);
-    ctx.fillStyle = "#fff";
-    ctx.fill();
-    ctx.strokeStyle = "#000";
-    ctx.stroke();
-  }
+  for (const [x, y] of Q.extreme || []) dot(ctx, x, y, 5 * px, "#fff", "#000", 2 * px);
 }
-
-const corners = (b) => [[b[0], b[1]], [b[2], b[1]], [b[2], b[3]], [b[0], b[3]]];
 
 // E: the next four clicks are the object's extreme points (Papadopoulos et al., 2017)
 function setExtreme(points) {
   Q.extreme = points;
   const mode = $("#queue-mode");
   if (mode) mode.textContent = points ? `extreme points: ${points.length} of 4 (Esc leaves)` : "";
+  Q.view.redraw();
 }
 
-function rect(ctx, box, color, dash) {
-  const [ax, ay] = toCanvas(box[0], box[1]);
-  const [bx, by] = toCanvas(box[2], box[3]);
-  ctx.setLineDash(dash);
-  ctx.lineWidth = 2;
-  ctx.strokeStyle = color;
-  ctx.strokeRect(ax, ay, bx - ax, by - ay);
-  ctx.setLineDash([]);
-}
-
-function point(e) {
-  const r = e.target.getBoundingClientRect();
-  return toImage(e.clientX - r.left, e.clientY - r.top);
-}
+const spanned = (d) => pointsBox([[d.x0, d.y0], [d.x, d.y]]);
 
 function down(e) {
-  if (!Q?.view || Q.busy) return;
-  const at = point(e), box = Q.edit || Q.next.box;
+  if (!Q?.shown || Q.busy) return;
+  const d = Q.view.press(e), box = Q.edit || Q.next.box;
   // a corner of the asked box within HANDLE screen pixels: that corner moves
-  const near = corners(box).map(([x, y], i) => ({i, d: Math.hypot(x - at[0], y - at[1]) * Q.view.scale}))
+  const near = boxCorners(box).map(([x, y], i) => ({i, d: Math.hypot(x - d.x0, y - d.y0) * Q.view.scale}))
     .filter(({d}) => d <= HANDLE).sort((a, b) => a.d - b.d)[0];
-  Q.drag = {from: at, to: at, moved: false, corner: Q.extreme ? undefined : near?.i, box};
+  Q.drag = {...d, moved: false, corner: Q.extreme ? undefined : near?.i, box};
 }
 
-async function move(e) {
-  if (!Q?.drag) return;
-  Q.drag.to = point(e);
-  const [dx, dy] = [Q.drag.to[0] - Q.drag.from[0], Q.drag.to[1] - Q.drag.from[1]].map((d) => Math.abs(d) * Q.view.scale);
-  Q.drag.moved ||= dx > 4 || dy > 4;
-  if (Q.drag.moved && Q.drag.corner !== undefined) Q.edit = movedCorner(Q.drag);
-  draw(await image(Q.next.image_id));
+function move(e) {
+  const d = Q?.drag;
+  if (!d) return;
+  [d.x, d.y] = Q.view.toImage(e);
+  d.moved ||= Q.view.moved(d);
+  if (d.moved && d.corner !== undefined) Q.edit = movedCorner(d);
+  Q.view.redraw();
 }
 
 // the asked box with the dragged corner at the pointer (the opposite corner stays)
-function movedCorner(drag) {
-  const b = drag.box, [x, y] = drag.to;
-  const fixed = corners(b)[(drag.corner + 2) % 4];
-  return [Math.min(x, fixed[0]), Math.min(y, fixed[1]), Math.max(x, fixed[0]), Math.max(y, fixed[1])];
-}
-
-function boxOf(drag) {
-  const [a, b] = [drag.from, drag.to];
-  return [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[0], b[0]), Math.max(a[1], b[1])];
+function movedCorner(d) {
+  const fixed = boxCorners(d.box)[(d.corner + 2) % 4];
+  return pointsBox([[d.x, d.y], fixed]);
 }
 
 function up(e) {
   if (!Q?.drag) return;
-  const drag = Q.drag;
+  const d = Q.drag, at = Q.view.toImage(e);
   Q.drag = null;
+  Q.view.redraw();
   if (Q.extreme) {
-    const points = [...Q.extreme, point(e)];
+    const points = [...Q.extreme, at];
     setExtreme(points);
-    if (points.length < 4) return draw0();
-    const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
-    return answer("fix", {box: [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)], how: "extreme"});
+    if (points.length === 4) answer("fix", {box: pointsBox(points), how: "extreme"});
+    return;
   }
-  if (drag.moved && drag.corner !== undefined) {  // the box as it is now waits for A, Enter or a class key
-    Q.edit = movedCorner(drag);
+  if (d.moved && d.corner !== undefined) {  // the box as it is now waits for A, Enter or a class key
+    Q.edit = movedCorner(d);
     $("#queue-mode").textContent = "corners moved: A or Enter takes this box, Esc puts it back";
-    draw0();
-  } else if (drag.moved) answer("fix", {box: boxOf(drag), how: "drag"});
-  else missed(point(e));
-}
-
-async function draw0() {
-  if (Q?.next) draw(await image(Q.next.image_id));
+  } else if (d.moved) answer("fix", {box: spanned(d), how: "drag"});
+  else missed(at);
 }
 
 function key(e) {
-  if (!Q?.view || Q.busy || typing(e)) return;
+  if (!Q?.shown || Q.busy || typing(e)) return;
   const k = e.key.toLowerCase();
   const moved = Q.edit ? {box: Q.edit, how: "corner"} : null;
   if (k === "a" || k === "enter") answer(moved ? "fix" : "accept", moved || {});
   else if (k === "x" || k === "delete" || k === "backspace") answer("background");
-  else if (k === "e") { Q.edit = null; setExtreme([]); draw0(); }
-  else if (k === "escape" && (Q.extreme || Q.edit)) { Q.edit = null; setExtreme(null); draw0(); }
+  else if (k === "e") { Q.edit = null; setExtreme([]); }
+  else if (k === "escape" && (Q.extreme || Q.edit)) { Q.edit = null; setExtreme(null); }
   else if (/^[1-9]$/.test(k)) {
     const c = Q.classes.find((c) => c.key === Number(k));
     if (!c) return;
