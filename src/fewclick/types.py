@@ -146,21 +146,21 @@ class ExtremePoints:
 # --------------------------------------------------------------------------- boxes
 def as_boxes(boxes: Any) -> np.ndarray:
     """Validate and return XYXY boxes as ``float32[N, 4]``."""
-    arr = np.asarray(boxes, dtype=np.float32)
-    if arr.size == 0:
-        return np.zeros((0, 4), np.float32)
-    if arr.ndim != 2 or arr.shape[1] != 4:
-        raise ValueError(f"expected boxes of shape (N, 4), got {arr.shape}")
-    return arr
+    return _rows(boxes, 4, "boxes")
 
 
 def as_rboxes(rboxes: Any) -> np.ndarray:
     """Validate and return oriented boxes ``(cx, cy, w, h, angle)`` as ``float32[N, 5]``."""
-    arr = np.asarray(rboxes, dtype=np.float32)
+    return _rows(rboxes, 5, "oriented boxes")
+
+
+def _rows(values: Any, width: int, what: str) -> np.ndarray:
+    """``values`` as ``float32[N, width]`` (empty input: N = 0), or ValueError naming ``what``."""
+    arr = np.asarray(values, dtype=np.float32)
     if arr.size == 0:
-        return np.zeros((0, 5), np.float32)
-    if arr.ndim != 2 or arr.shape[1] != 5:
-        raise ValueError(f"expected oriented boxes of shape (N, 5), got {arr.shape}")
+        return np.zeros((0, width), np.float32)
+    if arr.ndim != 2 or arr.shape[1] != width:
+        raise ValueError(f"expected {what} of shape (N, {width}), got {arr.shape}")
     return arr
 
 

@@ -16,7 +16,7 @@ from fastapi import HTTPException
 from PIL import Image as PILImage
 from werkzeug.http import parse_options_header
 
-from fewclick.server import deps, names, store, tiles
+from fewclick.server import deps, imports, names, tiles
 from fewclick.server.app import create_app
 from fewclick.server.db import Image, Project, sqlite_url
 from fewclick.server.limits import limited_receive
@@ -187,13 +187,13 @@ def test_an_upload_is_decoded_off_the_event_loop(client, places, monkeypatch):
         "/api/projects", json={"name": "slow", "folder": str(places.root / "photos")}
     ).json()
     url = f"/api/projects/{project['project']['id']}/images"
-    decode = store.load_image
+    decode = imports.load_image
 
     def slow_decode(path):
         time.sleep(1.5)
         return decode(path)
 
-    monkeypatch.setattr(store, "load_image", slow_decode)
+    monkeypatch.setattr(imports, "load_image", slow_decode)
     content = _png(places.root / "upload" / "b.png").read_bytes()
     upload = threading.Thread(
         target=lambda: client.post(url, files={"file": ("b.png", content, "image/png")})
@@ -284,12 +284,12 @@ def test_an_image_file_gone_from_disk_is_a_404_naming_it_on_every_route(client, 
 def test_a_folder_over_the_image_limit_is_refused_before_any_file_is_read(client, places, monkeypatch):
     folder = places.root / "many"
     folder.mkdir()
-    for i in range(store.MAX_FOLDER_IMAGES + 1):
+    for i in range(imports.MAX_FOLDER_IMAGES + 1):
         (folder / f"{i}.png").touch()
     opened = []
-    monkeypatch.setattr(store, "image_size", lambda path: opened.append(path))
+    monkeypatch.setattr(imports, "image_size", lambda path: opened.append(path))
     r = client.post("/api/projects", json={"name": "many", "folder": str(folder)})
-    assert r.status_code == 400 and f"{store.MAX_FOLDER_IMAGES:,}" in r.json()["detail"], r.text
+    assert r.status_code == 400 and f"{imports.MAX_FOLDER_IMAGES:,}" in r.json()["detail"], r.text
     assert opened == [] and "many" not in _names(client)
 
 
@@ -409,7 +409,7 @@ def test_an_upload_that_lost_the_race_for_its_name_keeps_the_winners_file(app, c
     project_id = project.json()["project"]["id"]
     folder = app.state.settings.uploads(project_id)
     winner = b"the other upload's bytes"
-    real_load = store.load_image
+    real_load = imports.load_image
 
     def meanwhile(path):
         with app.state.sessions() as other:
@@ -419,7 +419,7 @@ def test_an_upload_that_lost_the_race_for_its_name_keeps_the_winners_file(app, c
         (folder / "b.png").write_bytes(winner)
         return real_load(path)
 
-    monkeypatch.setattr(store, "load_image", meanwhile)
+    monkeypatch.setattr(imports, "load_image", meanwhile)
     content = (places.root / "photos" / "a.png").read_bytes()
     r = client.post(f"/api/projects/{project_id}/images", files={"file": ("b.png", content, "image/png")})
     assert r.status_code == 409 and "'b.png'" in r.json()["detail"], r.text

@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 
 from fewclick.io import images as io_images
 from fewclick.io.images import ImageError, image_size
-from fewclick.server import limits, store
+from fewclick.server import imports, limits
 from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
 
@@ -145,13 +145,13 @@ def test_an_image_over_the_upload_pixel_limit_is_a_413_before_it_is_decoded(site
     def never(*_args, **_kwargs):
         raise AssertionError("decoded an image over the limit")
 
-    monkeypatch.setattr(store, "load_image", never)
+    monkeypatch.setattr(imports, "load_image", never)
     content = _png_header(20000, 20000)
     r = client.post(
         f"/api/projects/{project['id']}/images", files={"file": ("huge.png", content, "image/png")}
     )
     assert r.status_code == 413, r.text[:300]
-    assert f"{store.MAX_UPLOAD_PIXELS:,}" in r.json()["detail"] and "huge.png" in r.json()["detail"]
+    assert f"{imports.MAX_UPLOAD_PIXELS:,}" in r.json()["detail"] and "huge.png" in r.json()["detail"]
     assert [im["file_name"] for im in client.get(f"/api/projects/{project['id']}/images").json()] == ["a.png"]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from fewclick.data.synthetic import make_dataset
-from fewclick.server import processes, store
+from fewclick.server import imports, processes
 from fewclick.server.db import Annotation, Job, Project, init_db, local_user, session_factory, sqlite_url
 from fewclick.server.jobs import control, run
 
@@ -34,11 +34,11 @@ def setup_demo(data_dir: Path, train_minutes: float = 3.0, train: bool = True) -
             if not (synthetic / "annotations.json").is_file():
                 make_dataset("aerial", 12, seed=7, width=768, height=768, out_dir=synthetic)
             user = local_user(session)
-            project, _ = store.create_project(session, user, NAME, folder=synthetic)
+            project, _ = imports.create_project(session, user, NAME, folder=synthetic)
             project.classes.clear()
             session.flush()
-            data = store.read_import(synthetic / "annotations.json", "coco")
-            store.import_annotations(session, user, project, data, reference=True)
+            data = imports.read_import(synthetic / "annotations.json", "coco")
+            imports.import_annotations(session, user, project, data, reference=True)
             for image in project.images[:FINISHED]:
                 for ann in [a for a in image.annotations if a.reference]:
                     image.annotations.append(

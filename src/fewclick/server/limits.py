@@ -14,7 +14,7 @@
   thresholded at its median) is 0.9 MB of compressed RLE, a 2000 x 2000 one 0.1 MB, so a
   batch of dozens of large masks fits in 64 MB, and no other route needs more than 8 MB.
 - Image pixels: an upload's size is read from its header and refused over
-  ``store.MAX_UPLOAD_PIXELS`` before any pixel is decoded; Pillow's own decompression-bomb
+  ``imports.MAX_UPLOAD_PIXELS`` before any pixel is decoded; Pillow's own decompression-bomb
   limit is on (:mod:`fewclick.io.images`).
 """
 

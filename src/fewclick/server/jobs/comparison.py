@@ -102,8 +102,8 @@ def compare(
 def _setup(db_url: str, job_id: int, embeddings: str) -> tuple:
     """The finished images as a dataset, the backends by name, and the ids the job needs."""
     from fewclick.predict.backends import make_backend
+    from fewclick.server.exports import to_dataset
     from fewclick.server.serving import finished_masks
-    from fewclick.server.store import to_dataset
 
     engine = make_engine(db_url)
     with session_factory(engine)() as session:

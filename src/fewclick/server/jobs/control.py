@@ -64,19 +64,10 @@ def start_training(session: Session, config: Settings, project: Project, minutes
 
 
 def start_queue(session: Session, config: Settings, project: Project) -> Job:
-    """Start building the project's review queue (:mod:`fewclick.server.box_queue`) from its
+    """Start building the project's review queue (:mod:`fewclick.server.jobs.queue`) from its
     serving detector. StoreError (400) before any detector is trained; Conflict (409) while
     one of the project's jobs is queued or running."""
-    from fewclick.server.serving import trained_detector
-
-    with _lock:
-        reset_stale(session, project.id)
-        if trained_detector(session, project.id) is None:
-            raise store.StoreError(NO_DETECTOR)
-        job = store.add_job(session, local_user(session), project, "queue")
-        session.commit()
-    start_process(run.run_queue, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
-    return job
+    return _start_on_detector(session, config, project, "queue", run.run_queue, NO_DETECTOR)
 
 
 def start_preannotate(session: Session, config: Settings, project: Project) -> Job:
@@ -84,17 +75,32 @@ def start_preannotate(session: Session, config: Settings, project: Project) -> J
     (:mod:`fewclick.server.jobs.preannotate`). StoreError (400) before any detector is trained, or
     when every image is started or finished; Conflict (409) while one of its jobs runs."""
     from fewclick.server.jobs.preannotate import images_to_preannotate
+
+    def check() -> None:
+        if not images_to_preannotate(session, project.id):
+            raise store.StoreError(NOTHING_TO_PREANNOTATE)
+
+    return _start_on_detector(
+        session, config, project, "predict", run.run_preannotate, NO_DETECTOR_TO_PREANNOTATE, check
+    )
+
+
+def _start_on_detector(
+    session, config: Settings, project: Project, kind: str, entry, no_detector: str, check=None
+):
+    """A job of ``kind`` on the project's trained detector, its process on ``entry``; StoreError
+    ``no_detector`` without one, or what ``check`` raises."""
     from fewclick.server.serving import trained_detector
 
     with _lock:
         reset_stale(session, project.id)
         if trained_detector(session, project.id) is None:
-            raise store.StoreError(NO_DETECTOR_TO_PREANNOTATE)
-        if not images_to_preannotate(session, project.id):
-            raise store.StoreError(NOTHING_TO_PREANNOTATE)
-        job = store.add_job(session, local_user(session), project, "predict")
+            raise store.StoreError(no_detector)
+        if check is not None:
+            check()
+        job = store.add_job(session, local_user(session), project, kind)
         session.commit()
-    start_process(run.run_preannotate, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
+    start_process(entry, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
     return job
 
 

@@ -45,7 +45,7 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
     from fewclick import batch
     from fewclick.io.dataset import Dataset, ImageRecord
     from fewclick.models.detector import load_detector
-    from fewclick.server import store
+    from fewclick.server import imports
     from fewclick.server.jobs.queue import OTHER_CLASSES, job_detector
     from fewclick.types import Objects
 
@@ -84,7 +84,9 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
             records.append(ImageRecord(image.file_name, image.width, image.height, objects, path, image.id))
         user = session.get(User, job.created_by)
         records, skipped = _still_untouched(session, project.id, records, by_id, seen, user)
-        warnings = store.import_annotations(session, user, project, Dataset(classes, records), source=SOURCE)
+        warnings = imports.import_annotations(
+            session, user, project, Dataset(classes, records), source=SOURCE
+        )
         session.commit()
         boxes = sum(len(r.objects) for r in records)
         message = (

@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fewclick.server import store
+from fewclick.server import exports
 from fewclick.server.db import (
     FINISHED,
     BoxQuery,
@@ -151,7 +151,7 @@ def partly_labeled(session: Session, project: Project) -> list:
         select(Image).where(Image.id.in_(answered), Image.status.not_in(FINISHED)).order_by(Image.file_name)
     ).all()
     position_of = {c.id: c.position for c in project.classes}
-    records = store.to_dataset(project, images=images).images
+    records = exports.to_dataset(project, images=images).images
     for record, image in zip(records, images):
         own = record.objects
         keep = np.isfinite(own.boxes).all(1)

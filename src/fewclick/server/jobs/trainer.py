@@ -144,7 +144,7 @@ def _finished(sessions, project_id: int, keys: dict):
     method, path) (None: none yet)."""
     from fewclick.active.continual import held_out
     from fewclick.io.images import load_image
-    from fewclick.server.store import to_dataset
+    from fewclick.server.exports import to_dataset
 
     with sessions() as session:
         project = session.get(Project, project_id)

@@ -126,10 +126,10 @@ def train_project(
 def _read_plan(db_url: str, job_id: int, embeddings: str | None) -> _Plan:
     """Read job ``job_id``'s project (see :class:`_Plan`); ValueError when it has no
     finished image with annotations."""
+    from fewclick.server.exports import to_dataset
     from fewclick.server.jobs.comparison import too_few
     from fewclick.server.jobs.queue import partly_labeled
     from fewclick.server.serving import finished_masks
-    from fewclick.server.store import to_dataset
 
     engine = make_engine(db_url)
     with session_factory(engine)() as session:

@@ -20,7 +20,7 @@ from PIL import UnidentifiedImageError
 from pydantic import BaseModel
 
 from fewclick.io.images import ImageError
-from fewclick.server import accounts, queries, store, tiles, views
+from fewclick.server import accounts, imports, queries, store, tiles, views
 from fewclick.server.db import Image, Project, local_user
 from fewclick.server.deps import DB, Config, prepare_tiles
 from fewclick.server.jobs.control import train_if_due
@@ -46,7 +46,7 @@ def list_images(project_id: int, session: DB):
 @router.post("/projects/{project_id}/images", status_code=201)
 def upload_image(project_id: int, file: Annotated[UploadFile, File()], session: DB, config: Config):
     project = store.get(session, Project, project_id, "project")
-    image = store.add_upload(
+    image = imports.add_upload(
         session, local_user(session), project, file.filename or "", file.file, config.uploads(project.id)
     )
     session.commit()

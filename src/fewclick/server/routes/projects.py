@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, StrictBool
 from sqlalchemy.orm import Session
 
-from fewclick.server import accounts, paths, queries, store, views
+from fewclick.server import accounts, exports, imports, paths, queries, store, views
 from fewclick.server.db import Project, ProjectClass, local_user
 from fewclick.server.deps import DB, Config, Settings, prepare_tiles
 from fewclick.server.jobs.control import train_if_due, trainer_steps
@@ -106,7 +106,7 @@ def create_project(body: ProjectIn, session: DB, config: Config):
     roots = config.data_roots
     folder = None if body.folder is None else paths.allowed(body.folder, roots, "folder")
     dataset = None if body.dataset is None else paths.allowed(body.dataset, roots, "dataset")
-    project, warnings = store.create_project(
+    project, warnings = imports.create_project(
         session,
         user,
         body.name,
@@ -161,7 +161,7 @@ def finish(project_id: int, session: DB, config: Config, body: FinishIn | None =
 @router.post("/projects/{project_id}/classes", status_code=201)
 def add_class(project_id: int, body: ClassIn, session: DB):
     project = store.get(session, Project, project_id, "project")
-    store.set_classes(session, project, [_class_name(project, body.name)])
+    imports.set_classes(session, project, [_class_name(project, body.name)])
     cls = project.classes[-1]
     if body.color:
         cls.color = body.color
@@ -191,9 +191,9 @@ def patch_class(class_id: int, body: ClassIn, session: DB):
 @router.post("/projects/{project_id}/import")
 def import_dataset(project_id: int, body: ImportIn, session: DB, config: Config):
     project = store.get(session, Project, project_id, "project")
-    data = store.read_import(paths.allowed(body.dataset, config.data_roots, "dataset"), body.format)
+    data = imports.read_import(paths.allowed(body.dataset, config.data_roots, "dataset"), body.format)
     paths.check_dataset(data, config.data_roots, adds_images=False)
-    warnings = store.import_annotations(session, local_user(session), project, data, body.reference)
+    warnings = imports.import_annotations(session, local_user(session), project, data, body.reference)
     session.commit()
     return {"project": _detail(session, project, config), "warnings": warnings}
 
@@ -203,9 +203,9 @@ def export(project_id: int, session: DB, format: str = "coco"):
     """The project's annotations as a download: ``coco`` as one JSON file; ``dota``,
     ``coco_panoptic`` (or ``coco-panoptic``) and ``masks`` as a zip of their folder."""
     project = store.get(session, Project, project_id, "project")
-    key = store.export_format(format)
+    key = exports.export_format(format)
     with tempfile.TemporaryDirectory() as tmp:
-        path = store.export(project, key, Path(tmp))
+        path = exports.export(project, key, Path(tmp))
         if path.is_file():
             content, media, name = path.read_bytes(), "application/json", f"{project.name}.{key}.json"
         else:

@@ -1,0 +1,331 @@
+"""What comes into a project, on a database session: a project made from a folder or a
+dataset, its classes, an uploaded image, and imported annotations.
+
+Errors a user can cause raise :class:`~fewclick.server.errors.StoreError` (or a subclass)
+with a message that says what is wrong; nothing is written unless the whole operation
+succeeds (the caller commits).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fewclick.io import read_dataset
+from fewclick.io.dataset import Dataset
+from fewclick.io.images import IMAGE_SUFFIXES, ImageError, image_size, load_image
+from fewclick.server.convert import GeometryError, check_geometry, colour, from_objects
+from fewclick.server.db import (
+    Annotation,
+    Image,
+    Project,
+    ProjectClass,
+    User,
+)
+from fewclick.server.errors import Conflict, StoreError, TooLarge, shown
+from fewclick.server.names import FileNameError, upload_name
+from fewclick.server.tiles import check_size
+
+MAX_FOLDER_IMAGES = 10_000  # image files in a project made from a folder
+# pixels of an uploaded image: checking that it decodes whole takes about 7 bytes a pixel
+MAX_UPLOAD_PIXELS = 50_000_000
+
+
+def create_project(
+    session: Session,
+    user: User,
+    name: str,
+    folder: str | Path | None = None,
+    dataset: str | Path | None = None,
+    format: str | None = None,
+    classes: Sequence[str] = (),
+    reference: bool = False,
+    check: Callable[[Dataset], None] | None = None,
+) -> tuple[Project, list[str]]:
+    """A project from a folder of images (at most ``MAX_FOLDER_IMAGES``) or from a dataset
+    in any readable format (its annotations imported; as reference annotations with
+    ``reference``), once ``check`` accepts it. Returns the project and warnings (files
+    skipped, and why)."""
+    name = name.strip()
+    if not name:
+        raise StoreError("a project needs a name")
+    if session.scalar(select(Project).where(Project.name == name)) is not None:
+        raise Conflict(f"a project named {name!r} exists already")
+    if (folder is None) == (dataset is None):
+        raise StoreError("give either a folder of images or a dataset to import, not both or neither")
+    project = Project(name=name, created_by=user.id, source=str(folder or dataset))
+    session.add(project)
+    warnings: list[str] = []
+    if folder is not None:
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            raise StoreError(f"{root}: no such folder")
+        set_classes(session, project, classes or ["object"])
+        for path in _image_files(root):
+            try:
+                width, height = image_size(path)
+                check_size(width, height)
+            except ValueError as exc:  # ImageError too
+                warnings.append(f"skipped {path.relative_to(root)}: {exc}")
+                continue
+            session.add(
+                Image(
+                    project=project,
+                    file_name=path.relative_to(root).as_posix(),
+                    path=str(path.resolve()),
+                    width=width,
+                    height=height,
+                    updated_by=user.id,
+                )
+            )
+        if not project.images:
+            raise StoreError(f"{root}: no readable images (looked for {', '.join(IMAGE_SUFFIXES)})")
+    else:
+        data = read_import(dataset, format)
+        if check is not None:
+            check(data)
+        set_classes(session, project, data.classes)
+        project.oriented = _oriented(data)
+        warnings += import_annotations(session, user, project, data, reference=reference, add_images=True)
+    session.flush()
+    return project, warnings
+
+
+def _image_files(root: Path) -> list[Path]:
+    """The image files under ``root``, sorted; links to folders are not followed, links to
+    files outside ``root`` are left out; more than ``MAX_FOLDER_IMAGES`` is refused."""
+    inside = root.resolve()
+    files = []
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = Path(folder) / name
+            if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+                continue
+            if path.resolve().is_relative_to(inside):
+                files.append(path)
+                if len(files) > MAX_FOLDER_IMAGES:
+                    raise StoreError(
+                        f"{root} holds more than {MAX_FOLDER_IMAGES:,} image files, the limit for a project "
+                        "from a folder: make projects from its sub-folders"
+                    )
+    return sorted(files)
+
+
+def read_import(path: str | Path, format: str | None) -> Dataset:
+    try:
+        return read_dataset(Path(path).expanduser(), format)
+    except FileNotFoundError as exc:
+        raise StoreError(str(exc)) from None
+    except (ValueError, KeyError, TypeError) as exc:  # FormatError is a ValueError
+        raise StoreError(f"cannot import {path}: {exc}") from None
+
+
+def _oriented(data: Dataset) -> bool:
+    return any(rec.objects.rboxes is not None and len(rec.objects) for rec in data.images)
+
+
+def set_classes(session: Session, project: Project, names: Sequence[str]) -> None:
+    """Give the project these classes (appended to the ones it has; names stay unique)."""
+    have = {c.name for c in project.classes}
+    for name in names:
+        if name in have:
+            continue
+        position = len(project.classes)
+        project.classes.append(
+            ProjectClass(
+                name=name,
+                color=colour(position),
+                key=position + 1 if position < 9 else None,
+                position=position,
+            )
+        )
+        have.add(name)
+    session.flush()
+
+
+def _set_isthing(project: Project, data: Dataset) -> None:
+    """Mark the project's classes the dataset names things or stuff as its
+    ``extra["isthing"]`` (one flag per class, from COCO panoptic) says; without it the
+    classes stay as they are."""
+    flags = data.extra.get("isthing")
+    if flags is None:
+        return
+    if len(flags) != len(data.classes):
+        raise StoreError(
+            f"expected one isthing flag per class ({len(data.classes)}) in the dataset, got {len(flags)}"
+        )
+    by_name = {c.name: c for c in project.classes}
+    for name, flag in zip(data.classes, flags, strict=True):
+        by_name[name].isthing = bool(flag)
+
+
+def _by_base_name(images) -> dict[str, Image]:
+    """The images whose base name no other image of the project shares: a dataset whose
+    names carry a folder (``images/a.png``) matches a project made from that folder."""
+    named = [(PurePosixPath(im.file_name).name, im) for im in images]
+    count = Counter(name for name, _ in named)
+    return {name: im for name, im in named if count[name] == 1}
+
+
+def import_annotations(
+    session: Session,
+    user: User,
+    project: Project,
+    data: Dataset,
+    reference: bool = False,
+    add_images: bool = False,
+    source: str = "import",
+) -> list[str]:
+    """Add a dataset's objects to the project's images (matched by file name; with
+    ``add_images`` unknown images are added, else skipped with a warning), each with its
+    score when the file gave one (predictions: the review mode sorts them by it). Its classes are
+    added to the project's, and marked things or stuff when the dataset says which
+    (``extra["isthing"]``, as COCO panoptic's reader gives it). ``source`` says where the
+    annotations came from: ``import``, or ``preannotate`` for a detector's pre-annotation."""
+    set_classes(session, project, data.classes)
+    _set_isthing(project, data)
+    project.oriented = project.oriented or _oriented(data)  # oriented boxes make an oriented project
+    class_ids = {c.name: c for c in project.classes}
+    by_name = {im.file_name: im for im in project.images}
+    by_base = _by_base_name(project.images)
+    warnings = []
+    for rec in data.images:
+        image = by_name.get(rec.file_name) or by_base.get(PurePosixPath(rec.file_name).name)
+        if image is None:
+            if not add_images:
+                warnings.append(f"skipped {rec.file_name}: not an image of this project")
+                continue
+            if rec.path is None or not Path(rec.path).is_file():
+                warnings.append(f"skipped {rec.file_name}: its image file is missing")
+                continue
+            image = Image(
+                project=project,
+                file_name=rec.file_name,
+                path=str(Path(rec.path).resolve()),
+                width=rec.width,
+                height=rec.height,
+                updated_by=user.id,
+            )
+            session.add(image)
+            by_name[rec.file_name] = image
+        objs = rec.objects
+        scores = objs.extra.get("scores")
+        crowd = int(objs.ignore.sum())
+        if crowd:
+            warnings.append(f"{rec.file_name}: {crowd} crowd region(s) not imported (no crowd flag here)")
+        for i in range(len(objs)):
+            if objs.ignore[i]:
+                continue
+            try:
+                kind, geometry = from_objects(objs, i, image.height, image.width)
+                geometry = check_geometry(kind, geometry, image.width, image.height)
+            except (GeometryError, ValueError) as exc:
+                warnings.append(f"{rec.file_name}: object {i} skipped: {exc}")
+                continue
+            image.annotations.append(
+                Annotation(
+                    class_id=class_ids[data.classes[objs.labels[i]]].id,
+                    kind=kind,
+                    geometry=geometry,
+                    source=source,
+                    reference=reference,
+                    score=_score(scores, i),
+                    created_by=user.id,
+                    updated_by=user.id,
+                )
+            )
+        if len(objs) and not reference:
+            image.status = "in_progress"
+    session.flush()
+    return warnings
+
+
+def _score(scores: np.ndarray | None, i: int) -> float | None:
+    """Object ``i``'s imported score (to 6 decimals: float32 noise is not kept), or None."""
+    return None if scores is None or not np.isfinite(scores[i]) else round(float(scores[i]), 6)
+
+
+def add_upload(
+    session: Session, user: User, project: Project, name: str, content: BinaryIO, folder: Path
+) -> Image:
+    """Save an uploaded file (read from ``content`` in chunks) into ``folder`` and add it as
+    an image under its own base name (:func:`~fewclick.server.names.upload_name`); a
+    non-image, a truncated image, one over the pixel limit or outside the tile
+    limits is refused and nothing is kept."""
+    try:
+        safe = upload_name(name)
+    except FileNameError as exc:
+        raise StoreError(str(exc)) from None
+    if Path(safe).suffix.lower() not in IMAGE_SUFFIXES:
+        raise StoreError(f"{shown(name)} is not an image file ({', '.join(IMAGE_SUFFIXES)})")
+    if any(im.file_name == safe for im in project.images):
+        raise Conflict(f"the project has an image named {safe!r} already")
+    twin = next((im.file_name for im in project.images if _stem(im.file_name) == _stem(safe)), None)
+    if twin is not None:
+        raise Conflict(
+            f"the project has an image {twin!r} already, and {safe!r} would share its files in "
+            f"exports ({_stem(safe)}.xml, labels/{_stem(safe)}.txt, ...): rename it"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / safe
+    # a name of its own: two uploads of one name at once write two files
+    fd, partial = tempfile.mkstemp(suffix=".part", prefix=f".{safe}.", dir=folder)
+    partial = Path(partial)
+    with open(fd, "wb") as out:
+        shutil.copyfileobj(content, out)
+    try:
+        width, height = image_size(partial)  # from the header, before any pixel is decoded
+        _check_upload_pixels(safe, width, height)
+        check_size(width, height)
+        load_image(partial)  # decodes every pixel: a truncated file fails here
+    except TooLarge:
+        partial.unlink(missing_ok=True)
+        raise
+    except ImageError as exc:
+        partial.unlink(missing_ok=True)
+        message = str(exc).replace(str(partial), safe)
+        raise (TooLarge if "pixel" in message and "limit" in message else StoreError)(message) from None
+    except ValueError as exc:
+        partial.unlink(missing_ok=True)
+        raise StoreError(f"{safe}: {exc}") from None
+    image = Image(
+        project=project,
+        file_name=safe,
+        path=str(path.resolve()),
+        width=width,
+        height=height,
+        updated_by=user.id,
+    )
+    try:  # the row first: an upload of the same name that got in meanwhile keeps its file
+        with session.begin_nested():
+            session.add(image)
+            session.flush()
+    except IntegrityError:
+        partial.unlink(missing_ok=True)
+        raise Conflict(f"the project has an image named {safe!r} already") from None
+    partial.replace(path)
+    return image
+
+
+def _stem(file_name: str) -> str:
+    """The name an image's files get in exports that name them by stem (VOC, DOTA, YOLO, ...)."""
+    return PurePosixPath(file_name.replace("\\", "/")).stem
+
+
+def _check_upload_pixels(name: str, width: int, height: int) -> None:
+    """TooLarge (413) naming :data:`MAX_UPLOAD_PIXELS` when an upload has more pixels."""
+    if width * height > MAX_UPLOAD_PIXELS:
+        raise TooLarge(
+            f"{name}: {width} x {height} = {width * height:,} pixels is over the upload limit of "
+            f"{MAX_UPLOAD_PIXELS:,} pixels (make a project from a folder on the server for larger images)"
+        )
