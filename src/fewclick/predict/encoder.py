@@ -108,20 +108,13 @@ class ImageEncoder:
         cache_dir: str | Path | None = None,
         memory_items: int = 8,
     ) -> None:
-        import onnxruntime as ort
 
         if path is None:
             from fewclick.predict.pretrained import default_model_files
 
             path = default_model_files()[0]
         self.path = Path(path)
-        graph, self.feature_outputs = with_outputs(self.path, FEATURE_TENSORS, "encoder")
-        try:
-            self.session = ort.InferenceSession(
-                graph, session_options(threads), providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own types for a bad graph
-            raise ValueError(f"{self.path}: not a loadable ONNX encoder ({exc})") from None
+        self.session, self.feature_outputs = onnx_session(self.path, FEATURE_TENSORS, "encoder", threads)
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or list(inputs[0].shape[1:]) != [3, INPUT_SIZE, INPUT_SIZE]:
             found = [(i.name, i.shape) for i in inputs]
@@ -220,6 +213,20 @@ class ImageEncoder:
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             path.unlink(missing_ok=True)  # a torn or foreign cache file: encode again
             return None
+
+
+def onnx_session(path: Path, tensors: dict, what: str, threads: int | None):
+    """``(onnxruntime session on the CPU, the added outputs)`` of the ONNX ``what`` at
+    ``path`` with ``tensors`` added as outputs (:func:`with_outputs`); a graph onnxruntime
+    cannot load raises ValueError naming the file."""
+    import onnxruntime as ort
+
+    graph, outputs = with_outputs(path, tensors, what)
+    try:
+        session = ort.InferenceSession(graph, session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types for a bad graph
+        raise ValueError(f"{path}: not a loadable ONNX {what} ({exc})") from None
+    return session, outputs
 
 
 def with_outputs(path: Path, tensors: dict, what: str) -> tuple[bytes | str, dict]:

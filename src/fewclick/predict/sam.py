@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from fewclick.models.sam_pick import OFFSETS_KEY, parse_offsets, prompt_kind, ranked
-from fewclick.predict.encoder import INPUT_SIZE, Embedding, ImageEncoder, session_options, with_outputs
+from fewclick.predict.encoder import INPUT_SIZE, Embedding, ImageEncoder, onnx_session
 from fewclick.predict.segment_api import MaskPrediction, check_box, check_mask_clicks
 from fewclick.types import Clicks
 
@@ -59,7 +59,6 @@ class SamPredictor:
         threads: int | None = None,
         multimask: bool = False,
     ) -> None:
-        import onnxruntime as ort
 
         if decoder is None:
             from fewclick.predict.pretrained import default_model_files
@@ -70,13 +69,9 @@ class SamPredictor:
         self.multimask = multimask
         if not self.decoder_path.is_file():
             raise FileNotFoundError(f"{self.decoder_path}: no such decoder file")
-        graph, self._candidate_outputs = with_outputs(self.decoder_path, CANDIDATE_TENSORS, "decoder")
-        try:
-            self.session = ort.InferenceSession(
-                graph, session_options(threads), providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own types for a bad graph
-            raise ValueError(f"{self.decoder_path}: not a loadable ONNX decoder ({exc})") from None
+        self.session, self._candidate_outputs = onnx_session(
+            self.decoder_path, CANDIDATE_TENSORS, "decoder", threads
+        )
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
         missing = [n for n in (*DECODER_INPUTS, "orig_im_size") if n not in inputs]
         if missing:
