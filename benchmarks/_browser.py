@@ -66,8 +66,8 @@ def chromium_page(viewport: tuple[int, int] = (1280, 800)) -> Iterator[object]:
 def screen(page, x: float, y: float) -> tuple[float, float]:
     """Page coordinates of image pixel (x, y) on the annotation canvas."""
     return page.evaluate(
-        """([x, y]) => { const r = S.canvas.getBoundingClientRect();
-            return [r.left + S.view.ox + x * S.view.scale, r.top + S.view.oy + y * S.view.scale]; }""",
+        """([x, y]) => { const r = fewclickTest.canvas.getBoundingClientRect(), v = fewclickTest.view;
+            return [r.left + v.ox + x * v.scale, r.top + v.oy + y * v.scale]; }""",
         [x, y],
     )
 

@@ -12,13 +12,6 @@ import httpx
 import numpy as np
 
 
-def part_names(names: list[str], part: str) -> list[str]:
-    """The file names of ``part`` ("test": every 4th by name, from the 4th; "train": the rest),
-    the split every campaign benchmark uses."""
-    names = sorted(names)
-    return names[3::4] if part == "test" else [n for i, n in enumerate(names) if i % 4 != 3]
-
-
 def prepared(api: httpx.Client, image: dict, timeout: float = 600) -> float:
     """Ask for the image's preparation (SAM's embedding) until it is ready, as the page polls;
     the seconds it took."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import split_parts
 
 from fewclick.io import read_dataset
 from fewclick.io.dataset import split_by_image
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ks", type=int, nargs="+", default=[0, 1, 5, 10, 20])
     args = p.parse_args(argv)
     torch.set_num_threads(2)
-    val = split_by_image(split_by_image(read_dataset(args.data), 4, "train"), 10, "test")
+    val = split_by_image(split_parts(read_dataset(args.data))[0], 10, "test")
     items = [(rec.load_image(), rec.objects) for rec in val.images]
     predictor = ClickDetector.load(args.model)
     net = predictor.net

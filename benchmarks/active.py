@@ -20,19 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
-from _work import load_average, write_report
+from _common import add_work, load_average, read_split, run_record, work_folder, write_report
 from tqdm import tqdm
 
-from detect import _split
 from fewclick.active.learners import BACKBONES, Fit, PretrainedLearner, ScratchLearner, test_map
 from fewclick.active.loop import (
     ACCEPT_IOU,
@@ -74,10 +71,9 @@ COST_SOURCES = {
 def main(argv: list[str] | None = None) -> int:
     args = _fill_defaults(_parser().parse_args(argv))
     torch.set_num_threads(2)
-    train_set, test_set = _split(args.train, args.test)
+    train_set, test_set = read_split(args.train, args.test)
     train_set.images = sorted(train_set.images, key=lambda r: r.file_name)[: args.limit_train]
-    work = args.work or Path("out/bench_active") / Path(args.train).name
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_folder(args.work, "active", args.train)
     test_images = test_set.images[: args.quick_images] if args.quick else test_set.images
     learner = _learner(args.backbone, train_set, test_images, work)
     units = learner.ground_truth
@@ -106,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         "seeds": args.seeds,
         "coreset_seeds": min(args.coreset_seeds, args.seeds),
         "quick": args.quick,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}, {torch.get_num_threads()} threads",
-        "load_average_start": load_average(),
+        **run_record("load_average_start", threads=torch.get_num_threads()),
         "runs": {m: {} for m in args.methods},
     }
     started = time.perf_counter()
@@ -117,15 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     report["full_supervision_steps"] = config.initial_steps + config.episodes * config.episode_steps
     print(f"full supervision: mAP {report['full_supervision_mAP']:.3f}", flush=True)
     for seed in range(args.seeds):
-        chosen = initial_units(len(units), config.initial_fraction, seed)
-        model = train_initial(learner, chosen, models / f"seed{seed}" / "initial", config, seed)
-        for method in args.methods:
-            if method.endswith("coreset") and seed >= args.coreset_seeds:
-                continue
-            curve = run_method(method, learner, (chosen, model), config, seed, models / f"seed{seed}")
-            report["runs"][method][str(seed)] = curve.__dict__
-            report["curves"] = _curves(report)
-            write_report(report, args.out)
+        _run_seed(seed, learner, config, models, args, report)
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["load_average_end"] = load_average()
     report["curves"] = _curves(report)
@@ -135,6 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(report["targets"], indent=1))
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.png')}")
     return 0
+
+
+def _run_seed(seed: int, learner, config: ActiveConfig, models: Path, args, report: dict) -> None:
+    """Every method from the same initial model of ``seed``, the report written after each."""
+    chosen = initial_units(len(learner.ground_truth), config.initial_fraction, seed)
+    model = train_initial(learner, chosen, models / f"seed{seed}" / "initial", config, seed)
+    for method in args.methods:
+        if method.endswith("coreset") and seed >= args.coreset_seeds:
+            continue
+        curve = run_method(method, learner, (chosen, model), config, seed, models / f"seed{seed}")
+        report["runs"][method][str(seed)] = curve.__dict__
+        report["curves"] = _curves(report)
+        write_report(report, args.out)
 
 
 def _learner(backbone: str, train_set, test_records, work: Path):
@@ -313,7 +312,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, type=Path)
     p.add_argument("--test", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--work", type=Path, help="where the encoder's cache and the models go")
+    add_work(p, "where the encoder's cache and the models go")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     p.add_argument(
         "--backbone",

@@ -26,18 +26,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
 from _browser import admin_account, chromium_page, log_in, screen, serve_in_thread
+from _common import load_averages, run_record
 
 from fewclick.data.synthetic import make_dataset
 from fewclick.io import read_dataset
@@ -79,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 session.commit()
         image_id = api.get(f"/api/projects/{project['id']}/images").json()[0]["id"]
         report = {
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": f"{platform.machine()} {platform.processor() or 'cpu'}, 2 cores",
+            **run_record(cores=2),
             "click_image": source,
             "model": str(args.model) if args.model else None,
         }
@@ -149,7 +146,7 @@ def _open(page, base: str, image_id: int) -> None:
     page.goto(f"{base}/#/")
     page.wait_for_selector("#projects")
     page.goto(f"{base}/#/image/{image_id}")
-    page.wait_for_function("() => S && S.ready")
+    page.wait_for_function("() => fewclickTest.ready")
 
 
 def _percentiles(values: list[float]) -> dict:
@@ -174,12 +171,12 @@ def _clicks(page, base: str, image_id: int, centres: np.ndarray, sessions: int) 
             sx, sy = screen(page, float(x), float(y))
             t0 = time.perf_counter()
             page.mouse.click(sx, sy)
-            page.wait_for_function(f"() => S.detect.answered === {n}", timeout=60000)
+            page.wait_for_function(f"() => fewclickTest.detect.answered === {n}", timeout=60000)
             page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
             if not warm:
                 times.append((time.perf_counter() - t0) * 1000)
         warm = False  # the first session warms the worker and its caches; not timed
-    method = page.evaluate("() => S.detect.result.method")
+    method = page.evaluate("() => fewclickTest.detect.result.method")
     return {**_percentiles(times), "served_by": method}
 
 
@@ -191,10 +188,10 @@ def _boxes(page, base: str, image_id: int, centres: np.ndarray, count: int) -> d
         return {"skipped": "the pretrained SAM files are not set up (fewclick models fetch)"}
     _open(page, base, image_id)
     page.keyboard.press("m")
-    page.wait_for_function("() => S.prep && S.prep.ready", timeout=300000)
+    page.wait_for_function("() => fewclickTest.prep && fewclickTest.prep.ready", timeout=300000)
     rng = np.random.default_rng(1)
     picks = centres[rng.choice(len(centres), size=count, replace=len(centres) < count)]
-    load_before = os.getloadavg()
+    load_before = load_averages()
     times, served = [], set()
     for k, (x, y) in enumerate(picks):
         page.keyboard.press("Escape")
@@ -204,15 +201,15 @@ def _boxes(page, base: str, image_id: int, centres: np.ndarray, count: int) -> d
         page.mouse.move(*screen(page, float(x) + half, float(y) + half), steps=3)
         t0 = time.perf_counter()
         page.mouse.up()
-        page.wait_for_function("() => S.seg && S.seg.answered === 0", timeout=60000)
+        page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.answered === 0", timeout=60000)
         page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
         times.append((time.perf_counter() - t0) * 1000)
-        served.add(page.evaluate("() => S.seg.result.method"))
+        served.add(page.evaluate("() => fewclickTest.seg.result.method"))
     return {
         **_percentiles(times),
         "served_by": ", ".join(sorted(served)),
-        "load_average_before": [round(v, 2) for v in load_before],
-        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "load_average_before": load_before,
+        "load_average_after": load_averages(),
     }
 
 
@@ -232,8 +229,8 @@ def _thousand_boxes(api, image_id: int, class_id: int) -> int:
 
 def _pan(page, base: str, image_id: int, boxes: int) -> dict:
     _open(page, base, image_id)
-    page.wait_for_function(f"() => S.anns.size >= {boxes}")
-    page.evaluate("""() => { window.__frames = []; S.frames = [];
+    page.wait_for_function(f"() => fewclickTest.anns.size >= {boxes}")
+    page.evaluate("""() => { window.__frames = []; fewclickTest.resetFrames();
         const tick = (t) => { window.__frames.push(t);
                               if (window.__frames.length < 100000) requestAnimationFrame(tick); };
         requestAnimationFrame(tick); }""")
@@ -246,7 +243,7 @@ def _pan(page, base: str, image_id: int, boxes: int) -> dict:
     page.mouse.up(button="middle")
     seconds = time.perf_counter() - started
     stamps = np.asarray(page.evaluate("() => window.__frames"))
-    draws = page.evaluate("() => S.frames")
+    draws = page.evaluate("() => fewclickTest.frames")
     intervals = np.diff(stamps[stamps >= stamps[0]])
     return {
         "boxes": boxes,
@@ -266,9 +263,7 @@ def _first_tile(api, base: str, folder: Path, login: tuple) -> dict:
             log_in(page, base, *login[:2])
             t0 = time.perf_counter()
             page.goto(f"{base}/#/image/{image_id}")
-            page.wait_for_function(
-                "() => S && S.image && [...S.tiles.values()].some(t => t.ready)", timeout=120000
-            )
+            page.wait_for_function("() => fewclickTest.tilesReady > 0", timeout=120000)
             page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
             out[case] = round((time.perf_counter() - t0) * 1000, 1)
         if case == "while_tiling":  # wait for the pyramid to be complete before the second case

@@ -69,7 +69,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import shutil
 import sys
@@ -78,18 +77,18 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
+from _common import add_work, load_average, run_record, split_parts, write_report
 from _server import ServerProcess
-from _work import load_average, write_report
 from tqdm import tqdm
 
 from fewclick.brush import apply_strokes
 from fewclick.io import read_dataset
-from fewclick.io.dataset import split_by_image
 from fewclick.io.rle import mask_to_rle, polygons_to_mask, rle_to_mask, segmentation_to_mask
 from fewclick.protocols.segment import tab_to
 from fewclick.simulate.annotator import (
@@ -132,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"trainer_seconds_per_step": _calibrate(data)}))
         return 0
     if args.part != "all":  # the project holds every image; the annotator does this part's
-        data = split_by_image(data, 4, args.part)
+        train_part, test_part = split_parts(data)
+        data = test_part if args.part == "test" else train_part
     if args.mode == "mask":
         truth = {r.file_name: r for r in data.images}
     else:
@@ -159,21 +159,8 @@ def main(argv: list[str] | None = None) -> int:
 def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: list[str]) -> dict:
     record = Recorder()
     api = TimedClient(record, base_url=server.base, headers=server.add_user("campaign", "admin"), timeout=900)
-    body = {"name": Path(args.data).name, "dataset": str(Path(args.data).resolve()), "reference": True}
-    project = _ok(api.post("/api/projects", json=body))["project"]
-    pid = project["id"]
-    _ok(
-        api.patch(
-            f"/api/projects/{pid}", json={"auto_train_every": args.retrain_every, "queue_train_every": 0}
-        )
-    )
-    class_id = {c["position"]: c["id"] for c in project["classes"]}
+    pid, class_id, images = _project(api, args, truth)
     position = {v: k for k, v in class_id.items()}
-    images = sorted(
-        (im for im in _ok(api.get(f"/api/projects/{pid}/images")) if im["file_name"] in truth),
-        key=lambda im: im["file_name"],
-    )
-    images = images[: args.images] if args.images else images
     report = {
         "data": str(args.data),
         "mode": args.mode,
@@ -182,9 +169,7 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
         "part": args.part,
         "retrain_every": args.retrain_every,
         "cost_model": {"seconds": COST_SECONDS, "sources": COST_SOURCES},
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}",
-        "load_average_start": load_average(),
+        **run_record("load_average_start"),
         "per_image": [],
     }
     people = [api] + [
@@ -196,30 +181,9 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
     think = args.annotators > 1 if args.think is None else args.think
     report["think"] = think
     annotators = [Annotator(client, pid, class_id, position, record, think) for client in people]
-    bar = tqdm(total=len(images), desc=f"annotating ({args.annotators} at once)", unit="image")
-    trainer = TrainerPace(pid, args.trainer_seconds_per_step)
     if args.trainer:
         report["trainer_seconds_per_step"] = args.trainer_seconds_per_step
-
-    def work(k: int) -> list[dict]:
-        rows = []
-        if think:  # people at a person's pace do not all start in the same second
-            time.sleep(k * ARRIVALS_SECONDS / args.annotators)
-        for im in images[k :: args.annotators]:
-            rows.append(annotators[k].annotate(im, truth[im["file_name"]], args.mode))
-            if not think:  # a person's time was not taken: let the app's jobs have it
-                _pace(people[k], pid, rows[-1]["seconds"])
-            if args.trainer:
-                rows[-1].update(trainer.after_image(people[k], rows[-1]["seconds"]))
-            bar.update()
-        return rows
-
-    with ThreadPoolExecutor(args.annotators) as pool:
-        done = list(pool.map(work, range(args.annotators)))
-    bar.close()
-    for a in annotators:
-        a.preparing.shutdown(wait=True)
-    report["per_image"] = sorted((r for rows in done for r in rows), key=lambda r: r["file_name"])
+    report["per_image"] = _annotate_all(args, images, truth, annotators, people, pid, think)
     report["load_average_end"] = load_average()
     report["latency_ms"] = _percentiles([w for a in annotators for w in a.waits_ms])
     report["errors"] = record.errors
@@ -242,6 +206,55 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
         if all(name in r for r in report["per_image"])
     }
     return report
+
+
+def _project(api: TimedClient, args, truth: dict) -> tuple[int, dict[int, int], list[dict]]:
+    """The project of ``--data`` (its annotations the hidden reference), training by itself
+    every ``--retrain-every`` finished images; its id, class ids by position, and the
+    images to annotate (those of ``truth``, by name, at most ``--images``)."""
+    body = {"name": Path(args.data).name, "dataset": str(Path(args.data).resolve()), "reference": True}
+    project = _ok(api.post("/api/projects", json=body))["project"]
+    pid = project["id"]
+    _ok(
+        api.patch(
+            f"/api/projects/{pid}", json={"auto_train_every": args.retrain_every, "queue_train_every": 0}
+        )
+    )
+    class_id = {c["position"]: c["id"] for c in project["classes"]}
+    images = sorted(
+        (im for im in _ok(api.get(f"/api/projects/{pid}/images")) if im["file_name"] in truth),
+        key=lambda im: im["file_name"],
+    )
+    return pid, class_id, images[: args.images] if args.images else images
+
+
+def _annotate_all(
+    args, images: list[dict], truth: dict, annotators: list, people: list, pid: int, think: bool
+) -> list[dict]:
+    """Every image annotated, the annotators taking turns in threads of their own; the rows
+    of every image, by name."""
+    bar = tqdm(total=len(images), desc=f"annotating ({args.annotators} at once)", unit="image")
+    trainer = TrainerPace(pid, args.trainer_seconds_per_step)
+
+    def work(k: int) -> list[dict]:
+        rows = []
+        if think:  # people at a person's pace do not all start in the same second
+            time.sleep(k * ARRIVALS_SECONDS / args.annotators)
+        for im in images[k :: args.annotators]:
+            rows.append(annotators[k].annotate(im, truth[im["file_name"]], args.mode))
+            if not think:  # a person's time was not taken: let the app's jobs have it
+                _pace(people[k], pid, rows[-1]["seconds"])
+            if args.trainer:
+                rows[-1].update(trainer.after_image(people[k], rows[-1]["seconds"]))
+            bar.update()
+        return rows
+
+    with ThreadPoolExecutor(args.annotators) as pool:
+        done = list(pool.map(work, range(args.annotators)))
+    bar.close()
+    for a in annotators:
+        a.preparing.shutdown(wait=True)
+    return sorted((r for rows in done for r in rows), key=lambda r: r["file_name"])
 
 
 ARRIVALS_SECONDS = 60.0  # with --think, the annotators start spread over this long
@@ -300,6 +313,21 @@ class TimedClient(httpx.Client):
         return response
 
 
+@dataclass
+class MaskTally:
+    """What mask mode counts over an image's objects: clicks, brush strokes, polygons (and
+    those outlined in parts), the backend that answered each box, the seconds waited for
+    answers and the seconds of our own polygons' vertices and Enter."""
+
+    clicks: int = 0
+    strokes: int = 0
+    polygons: int = 0
+    parted: int = 0
+    served: dict[str, int] = field(default_factory=dict)
+    waited: float = 0.0
+    outlined: float = 0.0
+
+
 class Annotator:
     """One simulated person, through the HTTP API; remembers the class selected and every
     annotation the app acknowledged (``kept``: image id -> the annotation ids it holds)."""
@@ -345,7 +373,53 @@ class Annotator:
         events: list[tuple[str, float]] = [("open", waited)]
         pre = self._pre_annotation(gt, opened)
         out = opened or {"boxes": [], "scores": [], "labels": [], "min_score": None}
-        clicks, shown, gains = [], self._shown(out), []
+        clicks: list[list] = []
+        gains: list[float] = []
+        out, wait = self._click(im, gt, out, clicks, gains, events)
+        waited += wait
+        least, shown, moved = self._slider(gt, out)
+        if moved:
+            events.append(("threshold", COST_SECONDS["threshold"]))
+        revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
+        plan = finish(gt, shown[0], shown[1], self.current)
+        ids, revision = self._accept_shown(im, shown, plan, moved, revision, events)
+        self._think(plan.seconds())
+        revision = self._carry_out(im, plan, ids, revision)
+        events += [(a.kind, COST_SECONDS[a.kind]) for a in plan.actions]
+        self.current = next(
+            (a.class_index for a in reversed(plan.actions) if a.kind == "class change"), self.current
+        )
+        _ok(self.api.patch(f"/api/images/{im['id']}", json={"status": "done"}))
+        events.append(("submit", 0.0))
+        self._log(im["id"], events)
+        final = _ok(self.api.get(f"/api/images/{im['id']}"))["annotations"]
+        boxes = np.array([a["geometry"]["box"] for a in final], np.float32).reshape(-1, 4)
+        labels = np.array([self.position[a["class_id"]] for a in final], np.int64)
+        acts = [e for e in events if e[0] not in ("open", "submit")]
+        return {
+            "proposals_on_open": None if opened is None else len(opened["boxes"]),
+            "image_id": im["id"],
+            "file_name": im["file_name"],
+            "objects": int((~gt.ignore).sum()),
+            "clicks": len(clicks),
+            # the seconds each click saved, as the person saw it (ClickMemory decides on them)
+            "click_gains": gains,
+            "accepted": len(ids),
+            "interactions": len(acts),
+            "seconds": round(sum(s for _, s in events), 2),
+            "waited_seconds": round(waited, 3),
+            "manual_quality": bool(at_manual_quality(gt, boxes, labels)),
+            "manual": {"interactions": manual_plan.interactions, "seconds": round(manual_plan.seconds(), 2)},
+            "pre_annotation": pre,
+        }
+
+    def _click(
+        self, im: dict, gt: Objects, out: dict, clicks: list, gains: list, events: list
+    ) -> tuple[dict, float]:
+        """Click the objects the detector missed, one at a time (the clicks and the seconds
+        each saved go into ``clicks`` and ``gains``), until a click does not help; the last
+        answer and the seconds waited for the answers."""
+        shown, waited = self._shown(out), 0.0
         before = len(missed(gt, shown[0], shown[1]))
         number = self.images_done
         self.images_done += 1
@@ -377,61 +451,34 @@ class Annotator:
             if now >= before:  # this click did not help: no more clicking
                 break
             before = now
-        least, shown, moved = self._slider(gt, out)
-        if moved:
-            events.append(("threshold", COST_SECONDS["threshold"]))
-        revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
-        ids: list[int] = []
-        plan = finish(gt, shown[0], shown[1], self.current)
-        if len(shown[0]):
-            accepted = _accept(len(shown[0]), plan)
-            self._think(moved * COST_SECONDS["threshold"] + accepted[1])
-            create = [
-                {
-                    "class_id": self.class_id[int(c)],
-                    "geometry": {"box": b.tolist()},
-                    "score": s,
-                    "source": "detect",
-                }
-                for b, c, s in zip(shown[0], shown[1], shown[2])
-            ]
-            saved = _ok(
-                self.api.post(
-                    f"/api/images/{im['id']}/annotations/batch", json={"revision": revision, "create": create}
-                )
+        return out, waited
+
+    def _accept_shown(
+        self, im: dict, shown: tuple, plan, moved: bool, revision: int, events: list
+    ) -> tuple[list[int], int]:
+        """Enter on the proposals shown (none: nothing saved); the ids saved and the revision."""
+        if not len(shown[0]):
+            return [], revision
+        accepted = _accept(len(shown[0]), plan)
+        self._think(moved * COST_SECONDS["threshold"] + accepted[1])
+        create = [
+            {
+                "class_id": self.class_id[int(c)],
+                "geometry": {"box": b.tolist()},
+                "score": s,
+                "source": "detect",
+            }
+            for b, c, s in zip(shown[0], shown[1], shown[2])
+        ]
+        saved = _ok(
+            self.api.post(
+                f"/api/images/{im['id']}/annotations/batch", json={"revision": revision, "create": create}
             )
-            ids, revision = [a["id"] for a in saved["created"]], saved["revision"]
-            self.kept.setdefault(im["id"], set()).update(ids)
-            events.append(accepted)
-        self._think(plan.seconds())
-        revision = self._carry_out(im, plan, ids, revision)
-        events += [(a.kind, COST_SECONDS[a.kind]) for a in plan.actions]
-        self.current = next(
-            (a.class_index for a in reversed(plan.actions) if a.kind == "class change"), self.current
         )
-        _ok(self.api.patch(f"/api/images/{im['id']}", json={"status": "done"}))
-        events.append(("submit", 0.0))
-        self._log(im["id"], events)
-        final = _ok(self.api.get(f"/api/images/{im['id']}"))["annotations"]
-        boxes = np.array([a["geometry"]["box"] for a in final], np.float32).reshape(-1, 4)
-        labels = np.array([self.position[a["class_id"]] for a in final], np.int64)
-        acts = [e for e in events if e[0] not in ("open", "submit")]
-        return {
-            "proposals_on_open": None if opened is None else len(opened["boxes"]),
-            "image_id": im["id"],
-            "file_name": im["file_name"],
-            "objects": int((~gt.ignore).sum()),
-            "clicks": len(clicks),
-            # the seconds each click saved, as the person saw it (ClickMemory decides on them)
-            "click_gains": gains,
-            "accepted": len(ids),
-            "interactions": len(acts),
-            "seconds": round(sum(s for _, s in events), 2),
-            "waited_seconds": round(waited, 3),
-            "manual_quality": bool(at_manual_quality(gt, boxes, labels)),
-            "manual": {"interactions": manual_plan.interactions, "seconds": round(manual_plan.seconds(), 2)},
-            "pre_annotation": pre,
-        }
+        ids, revision = [a["id"] for a in saved["created"]], saved["revision"]
+        self.kept.setdefault(im["id"], set()).update(ids)
+        events.append(accepted)
+        return ids, revision
 
     def _slider(self, gt: Objects, out: dict) -> tuple[float, tuple, bool]:
         """Where a person sets the proposal slider: the score (one of the proposals', or above
@@ -455,90 +502,28 @@ class Annotator:
         """Mask mode: every required object of ``record`` (its ground truth) as a mask at
         IoU >= MASK_IOU, by a box and corrective clicks, or as a polygon."""
         h, w = record.height, record.width
-        gt = record.objects
-        need = [
-            j for j in np.flatnonzero(required(gt)) if gt.segmentations and gt.segmentations[j] is not None
-        ]
-        segmentations = [gt.segmentations[j] for j in need]
-        masks = [segmentation_to_mask(seg, h, w) for seg in segmentations]
-        labels = gt.labels[need]
+        need, segmentations, masks, labels = _required_masks(record)
         manual_plan = manual_masks(masks, labels, self.current, segmentations)
         events: list[tuple[str, float]] = [("open", 0.0)]
         self._open(im)
         revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
-        clicks_total, polygons, parted, strokes_total, waited, saved = 0, 0, 0, 0, 0.0, []
-        served: dict[str, int] = {}  # the backend that answered each object's box
-        outlined = 0.0  # the seconds of our own polygons' vertices and Enter
+        tally = MaskTally()
         order = sorted(range(len(need)), key=lambda k: (int(labels[k]) != self.current, int(labels[k])))
         for k in order:
             target, truth_mask = int(labels[k]), masks[k]
-            pause = COST_SECONDS["draw"]
-            if target != self.current:
-                events.append(("class change", COST_SECONDS["class change"]))
-                self.current, pause = target, pause + COST_SECONDS["class change"]
-            ys, xs = np.nonzero(truth_mask)
-            box = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
-            events.append(("draw", COST_SECONDS["draw"]))
-            self._think(pause)
-            clicks: list[list] = []
-            out, wait = self._segment(im, box, clicks)
-            waited += wait
-            served[out["method"]] = served.get(out["method"], 0) + 1
-            events[-1] = ("draw", COST_SECONDS["draw"] + wait)
-            shown, pred, rle = self._tab(out, truth_mask, events)
-            ious = [mask_iou(pred, truth_mask)]
-            while ious[-1] < MASK_IOU and len(clicks) < MAX_MASK_CLICKS and not clicks_stalled(ious):
-                done = Clicks(
-                    np.array([c[:2] for c in clicks], np.float32).reshape(-1, 2),
-                    np.zeros(len(clicks)),
-                    [c[2] for c in clicks],
-                )
-                nxt = ritm_next_click(truth_mask, pred, clicked=done)
-                if nxt is None:
-                    break
-                clicks.append([nxt.x, nxt.y, bool(nxt.positive)])
-                self._think(COST_SECONDS["click"])
-                out, wait = self._segment(im, box, clicks, candidate=shown)
-                waited += wait
-                events.append(("click", COST_SECONDS["click"] + wait))
-                shown, pred, rle = self._tab(out, truth_mask, events)
-                ious.append(mask_iou(pred, truth_mask))
-            clicks_total += len(clicks)
+            box, clicks, shown, pred, rle = self._box_and_clicks(im, target, truth_mask, events, tally)
             done_before = len(events)
-            strokes = [] if ious[-1] >= MASK_IOU else self._brush_plan(pred, truth_mask, segmentations[k])
-            if strokes:  # cheaper than a polygon, and gets there
-                self._think(COST_SECONDS["brush"] * brush_keys(strokes))
-                events += [("brush", COST_SECONDS["brush"])] * brush_keys(strokes)
-                for i, stroke in enumerate(strokes):
-                    self._think(stroke_seconds(stroke))
-                    body = [s.to_json() for s in strokes[: i + 1]]
-                    out, wait = self._segment(im, box, clicks, candidate=shown, strokes=body)
-                    waited += wait
-                    events.append(("stroke", stroke_seconds(stroke) + wait))
-                pred, rle = rle_to_mask(out["mask"]), out["mask"]
-                strokes_total += len(strokes)
-            if mask_iou(pred, truth_mask) >= MASK_IOU:
-                geometry, source = {"mask": rle}, "mask"
-                events.append(("accept", COST_SECONDS["accept"]))
-            else:  # outlined by hand instead, in the page's polygon mode (O)
-                polygons += 1
-                rings = polygon_outlines(truth_mask, segmentations[k])
-                for ring in rings:
-                    events += [("vertex", COST_SECONDS["vertex"])] * max(len(ring), 3)
-                    events.append(("accept", COST_SECONDS["accept"]))
-                    outlined += COST_SECONDS["vertex"] * max(len(ring), 3) + COST_SECONDS["accept"]
-                if len(rings) == 1:
-                    geometry, source = {"polygon": rings[0].tolist()}, "polygon"
-                else:  # the page outlines one part at a time: the parts filled into one mask
-                    geometry = {"mask": mask_to_rle(polygons_to_mask(rings, h, w))}
-                    source, parted = "polygon", parted + 1
+            if mask_iou(pred, truth_mask) < MASK_IOU:
+                strokes = self._brush_plan(pred, truth_mask, segmentations[k])
+                if strokes:  # cheaper than a polygon, and gets there
+                    pred, rle = self._brush(im, box, clicks, shown, strokes, events, tally)
+            geometry, source = self._geometry(pred, rle, truth_mask, segmentations[k], (h, w), events, tally)
             body = {"class_id": self.class_id[target], "kind": "mask", "geometry": geometry, "source": source}
             self._think(sum(s for a, s in events[done_before:] if a in ("accept", "vertex")))
             made = _ok(
                 self.api.post(f"/api/images/{im['id']}/annotations", params={"revision": revision}, json=body)
             )
             revision = made["revision"]
-            saved.append(made["annotation"]["id"])
             self.kept.setdefault(im["id"], set()).add(made["annotation"]["id"])
         _ok(self.api.patch(f"/api/images/{im['id']}", json={"status": "done"}))
         events.append(("submit", 0.0))
@@ -552,17 +537,17 @@ class Annotator:
             "image_id": im["id"],
             "file_name": im["file_name"],
             "objects": len(need),
-            "clicks": clicks_total,
+            "clicks": tally.clicks,
             "tabs": sum(a == "tab" for a, _ in acts),
-            "strokes": strokes_total,
-            "polygons": polygons,
-            "polygons_in_parts": parted,
-            "mask_backends": served,
+            "strokes": tally.strokes,
+            "polygons": tally.polygons,
+            "polygons_in_parts": tally.parted,
+            "mask_backends": tally.served,
             "interactions": len(acts),
             "seconds": round(ours, 2),
             # our own polygons priced at COCO's 79.2 s an object instead of their vertices
-            "seconds_coco_polygon": round(ours - outlined + COCO_POLYGON_SECONDS * polygons, 2),
-            "waited_seconds": round(waited, 3),
+            "seconds_coco_polygon": round(ours - tally.outlined + COCO_POLYGON_SECONDS * tally.polygons, 2),
+            "waited_seconds": round(tally.waited, 3),
             "manual_quality": _masks_at_quality(final, masks, labels, self.position),
             "manual": {
                 "interactions": manual_plan.interactions,
@@ -570,6 +555,79 @@ class Annotator:
                 "seconds_coco_polygon": round(COCO_POLYGON_SECONDS * len(need), 2),
             },
         }
+
+    def _box_and_clicks(self, im: dict, target: int, truth_mask: np.ndarray, events: list, tally: MaskTally):
+        """The object's box drawn (in class ``target``), then corrective clicks until its mask
+        reaches MASK_IOU, the clicks stall or run out; (box, clicks, candidate shown, mask,
+        its RLE)."""
+        pause = COST_SECONDS["draw"]
+        if target != self.current:
+            events.append(("class change", COST_SECONDS["class change"]))
+            self.current, pause = target, pause + COST_SECONDS["class change"]
+        ys, xs = np.nonzero(truth_mask)
+        box = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+        events.append(("draw", COST_SECONDS["draw"]))
+        self._think(pause)
+        clicks: list[list] = []
+        out, wait = self._segment(im, box, clicks)
+        tally.waited += wait
+        tally.served[out["method"]] = tally.served.get(out["method"], 0) + 1
+        events[-1] = ("draw", COST_SECONDS["draw"] + wait)
+        shown, pred, rle = self._tab(out, truth_mask, events)
+        ious = [mask_iou(pred, truth_mask)]
+        while ious[-1] < MASK_IOU and len(clicks) < MAX_MASK_CLICKS and not clicks_stalled(ious):
+            done = Clicks(
+                np.array([c[:2] for c in clicks], np.float32).reshape(-1, 2),
+                np.zeros(len(clicks)),
+                [c[2] for c in clicks],
+            )
+            nxt = ritm_next_click(truth_mask, pred, clicked=done)
+            if nxt is None:
+                break
+            clicks.append([nxt.x, nxt.y, bool(nxt.positive)])
+            self._think(COST_SECONDS["click"])
+            out, wait = self._segment(im, box, clicks, candidate=shown)
+            tally.waited += wait
+            events.append(("click", COST_SECONDS["click"] + wait))
+            shown, pred, rle = self._tab(out, truth_mask, events)
+            ious.append(mask_iou(pred, truth_mask))
+        tally.clicks += len(clicks)
+        return box, clicks, shown, pred, rle
+
+    def _brush(
+        self, im: dict, box: list, clicks: list, shown: int, strokes: list, events: list, tally: MaskTally
+    ) -> tuple[np.ndarray, dict]:
+        """The brush key(s) and ``strokes`` drawn one by one, each a new answer; the last
+        answer's mask and RLE."""
+        self._think(COST_SECONDS["brush"] * brush_keys(strokes))
+        events += [("brush", COST_SECONDS["brush"])] * brush_keys(strokes)
+        for i, stroke in enumerate(strokes):
+            self._think(stroke_seconds(stroke))
+            body = [s.to_json() for s in strokes[: i + 1]]
+            out, wait = self._segment(im, box, clicks, candidate=shown, strokes=body)
+            tally.waited += wait
+            events.append(("stroke", stroke_seconds(stroke) + wait))
+        tally.strokes += len(strokes)
+        return rle_to_mask(out["mask"]), out["mask"]
+
+    def _geometry(
+        self, pred, rle, truth_mask: np.ndarray, segmentation, size: tuple[int, int], events: list, tally
+    ) -> tuple[dict, str]:
+        """What Enter saves: the mask when it reaches MASK_IOU, else the object outlined by
+        hand in the page's polygon mode (O); (geometry, source)."""
+        if mask_iou(pred, truth_mask) >= MASK_IOU:
+            events.append(("accept", COST_SECONDS["accept"]))
+            return {"mask": rle}, "mask"
+        tally.polygons += 1
+        rings = polygon_outlines(truth_mask, segmentation)
+        for ring in rings:
+            events += [("vertex", COST_SECONDS["vertex"])] * max(len(ring), 3)
+            events.append(("accept", COST_SECONDS["accept"]))
+            tally.outlined += COST_SECONDS["vertex"] * max(len(ring), 3) + COST_SECONDS["accept"]
+        if len(rings) == 1:
+            return {"polygon": rings[0].tolist()}, "polygon"
+        tally.parted += 1  # the page outlines one part at a time: the parts filled into one mask
+        return {"mask": mask_to_rle(polygons_to_mask(rings, *size))}, "polygon"
 
     def _tab(self, out: dict, truth_mask: np.ndarray, events: list) -> tuple[int, np.ndarray, dict]:
         """The candidate of ``out`` the person Tabs to (the closest to the object, when it is
@@ -695,6 +753,16 @@ class Annotator:
             for action, seconds in events
         ]
         _ok(self.api.post(f"/api/projects/{self.project_id}/events", json=body))
+
+
+def _required_masks(record) -> tuple[list[int], list, list[np.ndarray], np.ndarray]:
+    """The objects of ``record`` a mask campaign must finish (required, with an outline):
+    their indices, segmentations, masks (bool [H, W]) and labels."""
+    gt = record.objects
+    need = [j for j in np.flatnonzero(required(gt)) if gt.segmentations and gt.segmentations[j] is not None]
+    segmentations = [gt.segmentations[j] for j in need]
+    masks = [segmentation_to_mask(seg, record.height, record.width) for seg in segmentations]
+    return need, segmentations, masks, gt.labels[need]
 
 
 def _masks_at_quality(saved: list[dict], masks: list, labels: np.ndarray, position: dict) -> bool:
@@ -959,7 +1027,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--screenshot", type=Path, help="a PNG of the project page with its analytics afterwards (Chromium)"
     )
-    p.add_argument("--work", type=Path, help="where the app's database, files and models go")
+    add_work(p, "where the app's database, files and models go")
     p.add_argument(
         "--trainer",
         action="store_true",

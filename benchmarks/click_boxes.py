@@ -19,17 +19,15 @@ class. When ``--test`` is the same path as ``--train`` the dataset is split by i
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from _work import load_average, plot_iou_histograms, write_report
+from _common import add_work, read_split, run_record, work_folder, write_report
+from _plots import plot_iou_histograms
 from tqdm import tqdm
 
-from detect import _split
 from fewclick.io.images import load_image
 from fewclick.metrics.detection import paired_box_iou
 from fewclick.predict.encoder import ImageEncoder
@@ -40,8 +38,8 @@ from fewclick.predict.similar import SimilarityDetector
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    train_set, test_set = _split(args.train, args.test)
-    work = args.work or Path("out/bench_click_boxes") / Path(args.train).name
+    train_set, test_set = read_split(args.train, args.test)
+    work = work_folder(args.work, "click_boxes", args.train, make=False)
     detector = SimilarityDetector(
         len(test_set.classes), ImageEncoder(threads=args.threads, cache_dir=work / "embeddings")
     )
@@ -55,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     names = list(test_set.classes)
     report = {
         "dataset": str(args.test),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}",
-        "load_average": load_average(),
+        **run_record("load_average"),
         "fit_images": len(fit_records),
         "fit_objects": len(fit["labels"]),
         "test_images": len(test_records),
@@ -132,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--fit-images", type=int, default=10, help="the first N training images fit the offsets")
     p.add_argument("--images", type=int, default=30, help="the first N test images")
-    p.add_argument("--work", type=Path, help="where the encoder's cache goes")
+    add_work(p, "where the encoder's cache goes")
     p.add_argument("--threads", type=int, default=1)
     return p
 

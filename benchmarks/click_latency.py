@@ -23,16 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
-from _walk import finish, part_names, prepared, reference_project, wait_for_round, with_server
-from _work import load_average, write_report
+from _common import load_average, part_names, run_record, write_report
+from _walk import finish, prepared, reference_project, wait_for_round, with_server
 
 from fewclick.io import read_dataset
 
@@ -76,8 +74,7 @@ def _measure(server, args) -> dict:
     return {
         "data": str(args.data),
         "finished": args.finished,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}, {os.cpu_count()} cores",
+        **run_record(cores=os.cpu_count()),
         "detector": {k: detector.get(k) for k in ("version", "method")},
         "trainer_round": round_,
         "trainer_after": trainer,

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
-from _work import claim_work
+from _common import add_work, claim_work, now, read_split, run_record, work_folder, write_report
 
-from fewclick.io import read_dataset
 from fewclick.io.dataset import Dataset, split_by_image
 from fewclick.io.images import load_image
 from fewclick.predict.detect import ClickDetector, DecodeConfig
@@ -42,26 +39,20 @@ from fewclick.train.detect_pretrained import (
     steps_for_seconds,
     train_pretrained_detector,
 )
-from fewclick.types import Click, geometry_only
+from fewclick.types import Click
 
 TRAINED = ("plain", "early-fusion", "late-fusion", "c3det")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    train_set, test_set = _split(args.train, args.test, args.boxes)
+    train_set, test_set = read_split(args.train, args.test, boxes=args.boxes)
     minutes = args.budget_minutes if args.budget_minutes is not None else (1.5 if args.quick else 7.0)
-    work = args.work or Path("out/bench_detect") / Path(args.train).name
+    work = work_folder(args.work, "detect", args.train, make=False)
     claim_work(work, minutes)
     torch.set_num_threads(2)
     if args.only_latency:
-        report = json.loads(Path(args.out).read_text())
-        predictor = ClickDetector.load(work / "c3det" / "last.pt")
-        report["image_size"], report["latency_ms"] = _latency(predictor, load_items(test_set)[:1])
-        report["latency_date"] = datetime.now(UTC).isoformat(timespec="seconds")
-        Path(args.out).write_text(json.dumps(json_ready(report), indent=1))
-        print(f"latency: {report['latency_ms']}")
-        return 0
+        return _only_latency(args, work, test_set)
     report = {
         "train": str(args.train),
         "test": str(args.test),
@@ -69,37 +60,49 @@ def main(argv: list[str] | None = None) -> int:
         "test_images": len(test_set),
         "boxes": args.boxes,
         "budget_minutes": minutes,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}, {torch.get_num_threads()} threads",
+        **run_record(threads=torch.get_num_threads()),
         "methods": {},
         "train_minutes": {},
     }
+    models = _train_all(args, train_set, work, minutes, report)
+    report["warm_start"] = not args.cold_start
+    items = load_items(test_set)
+    if args.quick:
+        items = items[: args.quick_images]
+    predictors = _predictors(models, work)
+    _run_protocols(args, predictors, items, len(test_set.classes), report)
+    latency = "c3det" if "c3det" in predictors else next(iter(predictors))
+    report["image_size"], report["latency_ms"] = _latency(predictors[latency], items)
+    out = Path(args.out)
+    write_report(report, out)
+    plot_map_vs_clicks(
+        report["methods"],
+        out.with_suffix(".png"),
+        title=f"{Path(args.train).name} ({len(items)} test images): mAP@0.5 vs clicks",
+    )
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+    return 0
+
+
+def _only_latency(args, work: Path, test_set: Dataset) -> int:
+    """Re-measure the latency of the trained C3Det in ``work`` and update ``--out`` in place."""
+    report = json.loads(Path(args.out).read_text())
+    predictor = ClickDetector.load(work / "c3det" / "last.pt")
+    report["image_size"], report["latency_ms"] = _latency(predictor, load_items(test_set)[:1])
+    report["latency_date"] = now()
+    Path(args.out).write_text(json.dumps(json_ready(report), indent=1))
+    print(f"latency: {report['latency_ms']}")
+    return 0
+
+
+def _train_all(args, train_set: Dataset, work: Path, minutes: float, report: dict) -> dict[str, Path]:
+    """Train every method asked for (the plain detector first: every click model starts from
+    it), their minutes and steps into ``report``; the checkpoint of each."""
     models = {}
     methods = [m for m in TRAINED if m in args.methods or (m == "plain" and not args.cold_start)]
-    for method in methods:  # plain first: every click model starts from it
-        val = split_by_image(train_set, 10, "test")
-        cfg = detector_config_for(train_set, method)
+    for method in methods:
         init = None if method == "plain" or args.cold_start else str(models["plain"])
-        started = time.perf_counter()
-        path = train_detector(
-            split_by_image(train_set, 10, "train"),
-            work / method,
-            cfg,
-            TrainConfig(budget_minutes=minutes, seed=args.seed, init=init),
-            validate=validation(val, train_set.classes, cfg.uses_clicks),
-        )
-        own = (time.perf_counter() - started) / 60
-        # A warm-started model's training time includes the plain detector it starts from.
-        total = own + (report["train_minutes"]["plain"] if init else 0.0)
-        report["train_minutes"][method] = round(total, 2)
-        ckpt = torch.load(path, weights_only=False)
-        report.setdefault("train_steps", {})[method] = ckpt["step"]
-        # Minutes on an idle machine: steps at the speed measured before training (tests or
-        # other jobs on the same cores stretch the wall clock, not the step count).
-        idle = ckpt["step"] * ckpt["seconds_per_step"] / 60 if ckpt.get("seconds_per_step") else own
-        idle_total = idle + (report["train_minutes_idle"]["plain"] if init else 0.0)
-        report.setdefault("train_minutes_idle", {})[method] = round(idle_total, 2)
-        models[method] = path
+        models[method] = _train_one(method, train_set, work, minutes, args.seed, init, report)
     if "c3det-pretrained" in args.methods:
         started = time.perf_counter()
         models["c3det-pretrained"] = _train_pretrained(
@@ -110,42 +113,64 @@ def main(argv: list[str] | None = None) -> int:
         report.setdefault("train_steps", {})["c3det-pretrained"] = ckpt["step"]
         idle = ckpt["step"] * PRETRAINED_SECONDS_PER_STEP / 60
         report.setdefault("train_minutes_idle", {})["c3det-pretrained"] = round(idle, 2)
-    report["warm_start"] = not args.cold_start
-    items = load_items(test_set)
-    if args.quick:
-        items = items[: args.quick_images]
-    ks = (0, 1, 2, 3, 5, 10, 20) if args.quick else None
-    protocol = ProtocolConfig(sessions=2 if args.quick else 5, seed=args.seed, ks=ks)
+    return models
+
+
+def _train_one(
+    method: str, train_set: Dataset, work: Path, minutes: float, seed: int, init: str | None, report: dict
+) -> Path:
+    """Train ``method`` (every 10th training image validates), from ``init`` when given."""
+    val = split_by_image(train_set, 10, "test")
+    cfg = detector_config_for(train_set, method)
+    started = time.perf_counter()
+    path = train_detector(
+        split_by_image(train_set, 10, "train"),
+        work / method,
+        cfg,
+        TrainConfig(budget_minutes=minutes, seed=seed, init=init),
+        validate=validation(val, train_set.classes, cfg.uses_clicks),
+    )
+    own = (time.perf_counter() - started) / 60
+    # A warm-started model's training time includes the plain detector it starts from.
+    total = own + (report["train_minutes"]["plain"] if init else 0.0)
+    report["train_minutes"][method] = round(total, 2)
+    ckpt = torch.load(path, weights_only=False)
+    report.setdefault("train_steps", {})[method] = ckpt["step"]
+    # Minutes on an idle machine: steps at the speed measured before training (tests or
+    # other jobs on the same cores stretch the wall clock, not the step count).
+    idle = ckpt["step"] * ckpt["seconds_per_step"] / 60 if ckpt.get("seconds_per_step") else own
+    idle_total = idle + (report["train_minutes_idle"]["plain"] if init else 0.0)
+    report.setdefault("train_minutes_idle", {})[method] = round(idle_total, 2)
+    return path
+
+
+def _predictors(models: dict[str, Path], work: Path) -> dict[str, ClickDetector]:
+    """A predictor per trained model, and the plain detector passed through as it is."""
     predictors = {m: ClickDetector.load(p, encoder=_encoder(work)) for m, p in models.items()}
     if "plain" in models:
         predictors["passthrough"] = ClickDetector.load(
             models["plain"], DecodeConfig(passthrough=True, enforce_clicks=False)
         )
+    return predictors
+
+
+def _run_protocols(args, predictors: dict, items: list, classes: int, report: dict) -> None:
+    """C3Det's protocol for every predictor, its result under ``report["methods"]``."""
+    ks = (0, 1, 2, 3, 5, 10, 20) if args.quick else None
+    protocol = ProtocolConfig(sessions=2 if args.quick else 5, seed=args.seed, ks=ks)
     for name, predictor in predictors.items():
         # The plain detector ignores clicks: one session at k = 0 is its whole curve.
         config = ProtocolConfig(sessions=1, seed=args.seed, ks=(0,)) if name == "plain" else protocol
         result = run_protocol(
             predictor,
             items,
-            len(test_set.classes),
+            classes,
             config,
             oriented=predictor.config.oriented,
             points_only=predictor.config.points_only,
         )
         report["methods"][name] = result.to_dict()
         print(f"{name}: " + " ".join(f"{k}:{m:.3f}" for k, m in zip(result.k, result.map_mean)), flush=True)
-    latency = "c3det" if "c3det" in predictors else next(iter(predictors))
-    report["image_size"], report["latency_ms"] = _latency(predictors[latency], items)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(json_ready(report), indent=1))
-    plot_map_vs_clicks(
-        report["methods"],
-        out.with_suffix(".png"),
-        title=f"{Path(args.train).name} ({len(items)} test images): mAP@0.5 vs clicks",
-    )
-    print(f"wrote {out} and {out.with_suffix('.png')}")
-    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -172,7 +197,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train every click model from scratch instead of from the plain detector",
     )
-    p.add_argument("--work", type=Path, help="where the models go")
+    add_work(p, "where the models go")
     p.add_argument(
         "--methods",
         nargs="+",
@@ -210,25 +235,6 @@ def _train_pretrained(train_set: Dataset, out: Path, minutes: float, seed: int) 
     config = pretrained_config(len(train_set.classes), cfg.oriented, cfg.points_only)
     train = PretrainedTrainConfig(steps=steps_for_seconds(minutes * 60), seed=seed)
     return train_pretrained_detector(tiles, train_set.classes, out, config, train)
-
-
-def _split(train: Path, test: Path, boxes: str = "auto") -> tuple[Dataset, Dataset]:
-    """The training and test sets (the same path: split by image, every 4th is test), their
-    boxes axis-aligned when ``boxes`` is "aligned"."""
-    if Path(train).resolve() == Path(test).resolve():
-        data = read_dataset(train)
-        train_set, test_set = split_by_image(data, 4, "train"), split_by_image(data, 4, "test")
-    else:
-        train_set, test_set = read_dataset(train), read_dataset(test)
-    if boxes == "aligned":
-        return _aligned(train_set), _aligned(test_set)
-    return train_set, test_set
-
-
-def _aligned(dataset: Dataset) -> Dataset:
-    for rec in dataset.images:
-        rec.objects = geometry_only(rec.objects, oriented=False)
-    return dataset
 
 
 def _latency(predictor: ClickDetector, items) -> tuple[list[int], dict]:

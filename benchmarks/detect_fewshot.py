@@ -33,18 +33,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import sys
 import time
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from _work import load_average, write_report
+from _common import add_work, load_average, read_split, run_record, work_folder, write_report
 
-from detect import _split
 from fewclick.io.dataset import Dataset
 from fewclick.io.images import load_image
 from fewclick.predict.detect import ClickDetector
@@ -86,25 +84,15 @@ IMAGENET_VARIANT = {"imagenet": "lite0", "imagenet_lite2": "lite2"}
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    train_set, test_set = _split(args.train, args.test, args.boxes)
+    train_set, test_set = read_split(args.train, args.test, boxes=args.boxes)
     train_set.images = sorted(train_set.images, key=lambda r: r.file_name)
-    work = args.work or Path("out/bench_fewshot") / Path(args.train).name
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_folder(args.work, "fewshot", args.train)
     encoder = ImageEncoder(threads=args.threads, cache_dir=work / "embeddings")
     if args.calibrate:
         print(json.dumps(_calibrate(train_set, encoder, work)))
         return 0
     if args.only_latency:
-        report = json.loads(Path(args.out).read_text())
-        items = load_items(test_set)[:1]
-        for image, _ in items:
-            image_features(encoder, image)
-        counts = sorted(int(n) for n in report["results"].get("pretrained", {"0": 0}))
-        report["latency_ms"] = _latency(work, counts, items, encoder, train_set.classes)
-        report["latency_load_average"] = load_average()
-        write_report(report, args.out)
-        print(json.dumps(report["latency_ms"]))
-        return 0
+        return _only_latency(args, work, encoder, train_set, test_set)
     items = load_items(test_set)
     if args.quick:
         items = items[: args.quick_images]
@@ -117,8 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     protocol = ProtocolConfig(sessions=2 if args.quick else args.sessions, seed=args.seed, ks=KS)
     budget = args.budget_seconds
     steps = {m: max(int(round(budget / s)), 1) for m, s in IDLE_SECONDS_PER_STEP.items()}
-    seeds = [args.seed + i for i in range(args.seeds)]
-    options = {"imagenet_bn": args.imagenet_bn, "input_scale": args.input_scale}
     report = {
         "train": str(args.train),
         "test": str(args.test),
@@ -126,67 +112,97 @@ def main(argv: list[str] | None = None) -> int:
         "test_images": len(items),
         "boxes": args.boxes,
         "budget_seconds": budget,
-        "seeds": seeds,
+        "seeds": [args.seed + i for i in range(args.seeds)],
         "imagenet_bn": args.imagenet_bn,
         "input_scale": args.input_scale,
         "steps": steps,
         "idle_seconds_per_step": IDLE_SECONDS_PER_STEP,
         "sessions": protocol.sessions,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}, {torch.get_num_threads()} threads",
-        "load_average_start": load_average(),
+        **run_record("load_average_start", threads=torch.get_num_threads()),
         "results": {m: {} for m in args.methods},
     }
-    classes = train_set.classes
+    options = {"imagenet_bn": args.imagenet_bn, "input_scale": args.input_scale}
+    run = _Run(encoder, items, protocol, steps, report["seeds"], work, options, encode_s)
     for n in counts:
-        subset = Dataset(classes, train_set.images[:n], train_set.format, train_set.root)
+        subset = Dataset(train_set.classes, train_set.images[:n], train_set.format, train_set.root)
         for method in args.methods:
             if (method == "training_free") != (n == 0):
                 continue
-            runs, seconds = [], []
-            for seed in seeds if n else seeds[:1]:
-                started = time.perf_counter()
-                folder = work / (f"{method}_{n}" if seed == seeds[0] else f"{method}_{n}_seed{seed}")
-                predictor = _train(method, subset, encoder, folder, steps, seed, options)
-                seconds.append(time.perf_counter() - started if n else 0.0)
-                runs.append(
-                    run_protocol(
-                        predictor,
-                        items,
-                        len(classes),
-                        protocol,
-                        oriented=getattr(getattr(predictor, "config", None), "oriented", False),
-                    )
-                )
-            result = runs[0]
-            entry = {
-                "k": result.k,
-                "mAP_mean": result.map_mean,
-                "mAP_std": result.map_std,
-                "clicked_recall": result.clicked_recall,
-                "train_seconds": round(float(np.mean(seconds)), 1),
-                "train_seconds_idle": round(steps[method] * IDLE_SECONDS_PER_STEP[method], 1) if n else 0.0,
-                "encode_seconds": round(sum(encode_s[:n]), 1),
-                "steps": steps.get(method) if n else 0,
-            }
-            if len(runs) > 1:  # over seeds: the mean, their spread, and each seed's curve
-                curves = np.array([r.map_mean for r in runs])
-                entry["mAP_mean"] = [round(float(v), 4) for v in curves.mean(0)]
-                entry["mAP_std"] = [round(float(v), 4) for v in curves.std(0)]
-                entry["clicked_recall"] = [
-                    round(float(v), 4) for v in np.mean([r.clicked_recall for r in runs], 0)
-                ]
-                entry["per_seed"] = {str(seed): r.map_mean for seed, r in zip(seeds, runs)}
-            report["results"][method][str(n)] = entry
-            at5 = entry["mAP_mean"][KS.index(5)]
-            print(f"{method} n={n}: mAP@5 clicks {at5:.3f}, trained {np.mean(seconds):.0f} s", flush=True)
+            report["results"][method][str(n)] = run.entry(method, subset, n)
             write_report(report, args.out)
-    report["latency_ms"] = _latency(work, counts, items, encoder, classes)
+    report["latency_ms"] = _latency(work, counts, items, encoder, train_set.classes)
     report["load_average_end"] = load_average()
     write_report(report, args.out)
     plot(report, Path(args.out).with_suffix(".png"), Path(args.train).name)
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.png')}")
     return 0
+
+
+def _only_latency(args, work: Path, encoder: ImageEncoder, train_set: Dataset, test_set: Dataset) -> int:
+    """Re-measure ``latency_ms`` in ``--out`` with the models in ``work``, every other key kept."""
+    report = json.loads(Path(args.out).read_text())
+    items = load_items(test_set)[:1]
+    for image, _ in items:
+        image_features(encoder, image)
+    counts = sorted(int(n) for n in report["results"].get("pretrained", {"0": 0}))
+    report["latency_ms"] = _latency(work, counts, items, encoder, train_set.classes)
+    report["latency_load_average"] = load_average()
+    write_report(report, args.out)
+    print(json.dumps(report["latency_ms"]))
+    return 0
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every (method, n) of a run shares: the encoder, the test items and protocol,
+    each method's steps, the seeds, the work folder, the training options and the seconds
+    each training image took to encode."""
+
+    encoder: ImageEncoder
+    items: list
+    protocol: ProtocolConfig
+    steps: dict
+    seeds: list[int]
+    work: Path
+    options: dict
+    encode_s: list[float]
+
+    def entry(self, method: str, subset: Dataset, n: int) -> dict:
+        """``method`` trained on ``subset`` (the first ``n`` images) once per seed and
+        scored: its curve (over seeds: mean, spread and each seed's), times and steps."""
+        seeds, steps, options = self.seeds, self.steps, self.options
+        runs, seconds = [], []
+        for seed in seeds if n else seeds[:1]:
+            started = time.perf_counter()
+            folder = self.work / (f"{method}_{n}" if seed == seeds[0] else f"{method}_{n}_seed{seed}")
+            predictor = _train(method, subset, self.encoder, folder, steps, seed, options)
+            seconds.append(time.perf_counter() - started if n else 0.0)
+            oriented = getattr(getattr(predictor, "config", None), "oriented", False)
+            runs.append(
+                run_protocol(predictor, self.items, len(subset.classes), self.protocol, oriented=oriented)
+            )
+        result = runs[0]
+        entry = {
+            "k": result.k,
+            "mAP_mean": result.map_mean,
+            "mAP_std": result.map_std,
+            "clicked_recall": result.clicked_recall,
+            "train_seconds": round(float(np.mean(seconds)), 1),
+            "train_seconds_idle": round(steps[method] * IDLE_SECONDS_PER_STEP[method], 1) if n else 0.0,
+            "encode_seconds": round(sum(self.encode_s[:n]), 1),
+            "steps": steps.get(method) if n else 0,
+        }
+        if len(runs) > 1:  # over seeds: the mean, their spread, and each seed's curve
+            curves = np.array([r.map_mean for r in runs])
+            entry["mAP_mean"] = [round(float(v), 4) for v in curves.mean(0)]
+            entry["mAP_std"] = [round(float(v), 4) for v in curves.std(0)]
+            entry["clicked_recall"] = [
+                round(float(v), 4) for v in np.mean([r.clicked_recall for r in runs], 0)
+            ]
+            entry["per_seed"] = {str(seed): r.map_mean for seed, r in zip(seeds, runs)}
+        at5 = entry["mAP_mean"][KS.index(5)]
+        print(f"{method} n={n}: mAP@5 clicks {at5:.3f}, trained {np.mean(seconds):.0f} s", flush=True)
+        return entry
 
 
 def _train(
@@ -385,7 +401,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick-images", type=int, default=30)
     p.add_argument("--sessions", type=int, default=5)
     p.add_argument("--boxes", choices=["auto", "aligned"], default="auto")
-    p.add_argument("--work", type=Path, help="where the models and the encoder's cache go")
+    add_work(p, "where the models and the encoder's cache go")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, default=1, help="runs per trained method and n (seeds --seed ...)")
     p.add_argument(

@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+from _common import load_average
 
 from fewclick.batch import embedding_path, encode_dataset
 from fewclick.io import Dataset, read_dataset
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         full = read_dataset(path)
         images = sorted(full.images, key=lambda r: r.file_name)[: args.images]
         data = Dataset(full.classes, images, full.format, full.root)
-        load = os.getloadavg()[0]
+        load = load_average()
         runs = {}
         for name, ray, workers in (("in-process", None, 1), ("ray", args.ray, args.workers)):
             out = args.work / path.name / name

@@ -24,6 +24,7 @@ import shutil
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -134,54 +135,74 @@ def _round_trip(source: Dataset, name: str, work: Path) -> dict:
             return {"error": str(exc)[:300]}
     seconds = time.perf_counter() - started
     by_name = {Path(r.file_name).name: r for r in back.images}
-    written = read = masks = exact_masks = rboxes = polygons = exact_polygons = 0
-    box_error = rbox_error = 0.0
+    t = _Tally()
     for rec in source.images:
-        objs = rec.objects
-        got = by_name[Path(rec.file_name).name].objects
-        written += len(objs)
-        read += len(got)
-        kinds = [geometry_of(objs, i) for i in range(len(objs))]
-        if len(got) == len(objs):  # same objects in the same order: compare one by one
-            for i, kind in enumerate(kinds):
-                if kind == "box" and np.isfinite(got.boxes[i]).all():
-                    box_error = max(box_error, float(np.abs(got.boxes[i] - objs.boxes[i]).max()))
-                if kind == "mask":
-                    masks += 1
-                    seg = None if got.segmentations is None else got.segmentations[i]
-                    if seg is not None:
-                        same = segmentation_to_mask(seg, rec.height, rec.width)
-                        exact_masks += bool(
-                            (same == segmentation_to_mask(objs.segmentations[i], rec.height, rec.width)).all()
-                        )
-                if kind == "polygon":
-                    polygons += 1
-                    seg = None if got.segmentations is None else got.segmentations[i]
-                    exact_polygons += isinstance(seg, list) and _same_polygons(seg, objs.segmentations[i])
-                if kind == "rbox" and got.rboxes is not None and np.isfinite(got.rboxes[i]).all():
-                    rboxes += 1
-                    a = rboxes_to_polygons(got.rboxes[i : i + 1])[0]
-                    b = rboxes_to_polygons(objs.rboxes[i : i + 1])[0]
-                    rbox_error = max(
-                        rbox_error, float(np.linalg.norm(a[:, None] - b[None], axis=-1).min(1).max())
-                    )
-        else:
-            masks += kinds.count("mask")
-            polygons += kinds.count("polygon")
+        _compare(rec, by_name[Path(rec.file_name).name].objects, t)
     return {
         "detected": detected,
-        "objects_written": written,
-        "objects_read": read,
-        "box_max_error_px": round(box_error, 6),
-        "masks": masks,
-        "masks_exact": exact_masks,
-        "polygons": polygons,
-        "polygons_exact": exact_polygons,
-        "rboxes_compared": rboxes,
-        "rbox_corner_max_error_px": round(rbox_error, 6),
+        "objects_written": t.written,
+        "objects_read": t.read,
+        "box_max_error_px": round(t.box_error, 6),
+        "masks": t.masks,
+        "masks_exact": t.exact_masks,
+        "polygons": t.polygons,
+        "polygons_exact": t.exact_polygons,
+        "rboxes_compared": t.rboxes,
+        "rbox_corner_max_error_px": round(t.rbox_error, 6),
         "seconds": round(seconds, 2),
         "messages": [m.split(": ", 1)[-1] for m in messages],
     }
+
+
+@dataclass
+class _Tally:
+    """What a format kept over a dataset's images: objects written and read, masks,
+    polygons and oriented boxes compared (and how many came back exact), the largest errors."""
+
+    written: int = 0
+    read: int = 0
+    masks: int = 0
+    exact_masks: int = 0
+    rboxes: int = 0
+    polygons: int = 0
+    exact_polygons: int = 0
+    box_error: float = 0.0
+    rbox_error: float = 0.0
+
+
+def _compare(rec, got, t: _Tally) -> None:
+    """``got``, the objects read back for ``rec``, against ``rec``'s own, into ``t``: one by
+    one when they are the same objects in the same order, else only counted."""
+    objs = rec.objects
+    t.written += len(objs)
+    t.read += len(got)
+    kinds = [geometry_of(objs, i) for i in range(len(objs))]
+    if len(got) != len(objs):
+        t.masks += kinds.count("mask")
+        t.polygons += kinds.count("polygon")
+        return
+    for i, kind in enumerate(kinds):
+        if kind == "box" and np.isfinite(got.boxes[i]).all():
+            t.box_error = max(t.box_error, float(np.abs(got.boxes[i] - objs.boxes[i]).max()))
+        if kind == "mask":
+            t.masks += 1
+            seg = None if got.segmentations is None else got.segmentations[i]
+            if seg is not None:
+                same = segmentation_to_mask(seg, rec.height, rec.width)
+                t.exact_masks += bool(
+                    (same == segmentation_to_mask(objs.segmentations[i], rec.height, rec.width)).all()
+                )
+        if kind == "polygon":
+            t.polygons += 1
+            seg = None if got.segmentations is None else got.segmentations[i]
+            t.exact_polygons += isinstance(seg, list) and _same_polygons(seg, objs.segmentations[i])
+        if kind == "rbox" and got.rboxes is not None and np.isfinite(got.rboxes[i]).all():
+            t.rboxes += 1
+            a = rboxes_to_polygons(got.rboxes[i : i + 1])[0]
+            b = rboxes_to_polygons(objs.rboxes[i : i + 1])[0]
+            t.rbox_error = max(
+                t.rbox_error, float(np.linalg.norm(a[:, None] - b[None], axis=-1).min(1).max())
+            )
 
 
 def _same_polygons(a: list, b: list) -> bool:

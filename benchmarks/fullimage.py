@@ -43,15 +43,14 @@ import os
 import platform
 import time
 from dataclasses import asdict, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
+from _common import add_work, load_average, now, read_split, split_parts
 from tqdm import tqdm
 
-from fewclick.io import read_dataset
-from fewclick.io.dataset import Dataset, split_by_image
+from fewclick.io.dataset import Dataset
 from fewclick.models.fullimage import MIN_REGION, FullImageConfig, region_map
 from fewclick.predict.fullimage import BoxFill, FullImageModel, SamCompete
 from fewclick.protocols.fullimage import run_session
@@ -68,17 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.only_latency:
         return _only_latency(args)
-    train_set, test_set = _split(args.train, args.test)
+    train_set, test_set = read_split(args.train, args.test, few="pairs")
     if args.train_part and Path(args.train).resolve() != Path(args.test).resolve():
-        train_set = _split(args.train, args.train)[0]
-    fit, held = _split_part(train_set)
+        train_set = read_split(args.train, args.train, few="pairs")[0]
+    # every 10th image of the training part picks the backbone (every 4th of a small part;
+    # one of fewer than 4 images picks on its training images themselves)
+    fit, held = split_parts(train_set, 10 if len(train_set) >= 20 else 4, few="whole")
     records, truths = _scored(test_set, args)
     steps = QUICK_STEPS if args.quick else STEPS
     encoder, sam = _pretrained(args.work)
     report = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": now(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
-        f"load average {os.getloadavg()[0]:.1f}",
+        f"load average {load_average():.1f}",
         "train": {"path": str(args.train), "images": len(fit.images), "held_out": len(held.images)},
         "test": {"path": str(args.test), "images": len(records)},
         "min_region": args.min_region,
@@ -90,6 +91,19 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": {},
         "training": {},
     }
+    methods, chosen = _methods(fit, held, encoder, sam, args, report)
+    _run_methods(methods, records, truths, steps, args, report)
+    for key in ("curves", "to85", "to90"):
+        report[key]["full_image"] = report[key][chosen]
+    report["latency_ms"] = _latencies(methods, chosen, records, truths, args)
+    _write(args.out, report)
+    print(json.dumps({k: report[k] for k in ("choice", "to85", "to90", "latency_ms")}, indent=1))
+    return 0
+
+
+def _methods(fit: Dataset, held: Dataset, encoder, sam, args, report: dict) -> tuple[dict, str]:
+    """Every method's predictor (the full-image variants trained on ``fit``, the one that
+    scores best on ``held`` chosen as ``full_image``), and the name of the chosen one."""
     train_config = FullImageTrainConfig(steps=args.train_steps, seed=args.seed)
     variants = {"full_image_scratch": FullImageConfig(backbone="scratch")}
     if encoder is not None:
@@ -109,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     if sam is not None:
         methods["sam_compete"] = SamCompete(sam)
     methods["box_fill"] = BoxFill()
+    return methods, chosen
+
+
+def _run_methods(methods: dict, records: list, truths: list, steps: int, args, report: dict) -> None:
+    """Every method's sessions under each allocation, their mean curve into ``report``,
+    which is written after each (what is done so far survives a crash later on)."""
     for name, predictor in methods.items():
         allocations = ("one_per_region",) if name == "single_region" else ALLOCATIONS
         for allocation in allocations:
@@ -121,13 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 sessions.append(run_session(predictor, record.load_image(), gt, steps, allocation, rng))
             _record(report, name, allocation, np.mean(sessions, axis=0).tolist(), steps)
             report["seconds"].setdefault(name, {})[allocation] = round(time.perf_counter() - t0, 1)
-            _write(args.out, report)  # what is done so far survives a crash later on
-    for key in ("curves", "to85", "to90"):
-        report[key]["full_image"] = report[key][chosen]
-    report["latency_ms"] = _latencies(methods, chosen, records, truths, args)
-    _write(args.out, report)
-    print(json.dumps({k: report[k] for k in ("choice", "to85", "to90", "latency_ms")}, indent=1))
-    return 0
+            _write(args.out, report)
 
 
 def _write(out: Path, report: dict) -> None:
@@ -199,7 +213,7 @@ def _only_latency(args) -> int:
         methods[name] = FullImageModel.load(path, encoder, sam)
     if sam is not None:
         methods["sam_compete"] = SamCompete(sam)
-    records, truths = _scored(_split(args.train, args.test)[1], args)
+    records, truths = _scored(read_split(args.train, args.test, few="pairs")[1], args)
     report["latency_ms"] = _latencies(methods, chosen, records, truths, args)
     _write(args.out, report)
     print(json.dumps(report["latency_ms"], indent=1))
@@ -226,7 +240,7 @@ def _latencies(methods: dict, chosen: str, records, truths, args) -> dict:
         **latency.pop(chosen),
         "others": latency,
         "threads": args.threads,
-        "load_average": round(os.getloadavg()[0], 1),
+        "load_average": round(load_average(), 1),
     }
 
 
@@ -267,24 +281,6 @@ def _percentiles(seconds: list[float]) -> dict:
     return {"p50": round(float(np.percentile(ms, 50)), 1), "p95": round(float(np.percentile(ms, 95)), 1)}
 
 
-def _split(train: Path, test: Path) -> tuple[Dataset, Dataset]:
-    if Path(train).resolve() == Path(test).resolve():
-        data = read_dataset(train)
-        every = 4 if len(data) >= 4 else 2
-        if len(data) < 2:
-            return data, data
-        return split_by_image(data, every, "train"), split_by_image(data, every, "test")
-    return read_dataset(train), read_dataset(test)
-
-
-def _split_part(train: Dataset) -> tuple[Dataset, Dataset]:
-    """(the images that train, the held-out images that pick the backbone)."""
-    if len(train) < 4:  # too few to hold any out: pick on the training images themselves
-        return train, train
-    every = 10 if len(train) >= 20 else 4
-    return split_by_image(train, every, "train"), split_by_image(train, every, "test")
-
-
 def _pretrained(work: Path):
     """(the image encoder, SAM) or (None, None) when the pretrained files are missing."""
     from fewclick.predict.encoder import ImageEncoder
@@ -309,7 +305,7 @@ def _parser() -> argparse.ArgumentParser:
         "--test", type=Path, required=True, help="the held-out part (the same path: split by image)"
     )
     p.add_argument("--out", type=Path, required=True, help="the JSON to write")
-    p.add_argument("--work", type=Path, default=Path("out/fullimage"), help="where models and embeddings go")
+    add_work(p, "where models and embeddings go", default=Path("out/fullimage"))
     p.add_argument(
         "--quick", action="store_true", help=f"at most {QUICK_IMAGES} test images, steps 0..{QUICK_STEPS}"
     )

@@ -54,6 +54,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from _common import load_averages, now
 from _postgres import start_postgres
 from _server import ServerProcess
 from tqdm import tqdm
@@ -325,18 +326,18 @@ def _measure(args: argparse.Namespace, work: Path) -> dict:
     data = work / "data"
     shutil.rmtree(data, ignore_errors=True)  # a fresh project and, on SQLite, a fresh database
     make_dataset("aerial", (args.annotators + 1) * args.images_each, seed=0, out_dir=data / "scenes")
-    load_before = os.getloadavg()
+    load_before = load_averages()
     with database(args.db, data) as (server_db, db_url):
         run = _serve(args, data, server_db)
         lost, lost_examples = lost_writes(db_url, run.kept)  # the server stopped, the database not yet
     result = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": now(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "cpu_count": os.cpu_count(),
         "cpu_model": cpu_model(),
         "python": platform.python_version(),
-        "load_average_before": [round(v, 2) for v in load_before],
-        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+        "load_average_before": load_before,
+        "load_average_after": load_averages(),
         "database": db_url.split(":", 1)[0].split("+")[0],
         "annotators": args.annotators,
         "minutes": args.minutes,

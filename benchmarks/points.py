@@ -28,14 +28,10 @@ first, as every number here depends on the coarse points drawn for this run.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import sys
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib
@@ -44,10 +40,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from _common import add_work, load_averages, read_split, run_record, work_folder, write_report
 
-from fewclick.io import read_dataset
-from fewclick.io.dataset import Dataset, split_by_image
-from fewclick.protocols import json_ready
+from fewclick.io.dataset import Dataset
 from fewclick.protocols.points import (
     VARIANTS,
     PartImage,
@@ -63,11 +58,11 @@ STEPS_PER_MINUTE = 100  # a minute of budget, in steps (~an idle 2-core machine,
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    train_set, test_set = _split(args.train, args.test)
+    train_set, test_set = read_split(args.train, args.test)
     minutes = args.budget_minutes if args.budget_minutes is not None else (1.5 if args.quick else 4.0)
     steps = args.steps or round(minutes * STEPS_PER_MINUTE)
     seeds = args.seeds or (3 if args.quick else 1)
-    work = args.work or Path("out/bench_points") / Path(args.train).name
+    work = work_folder(args.work, "points", args.train, make=False)
     shutil.rmtree(work, ignore_errors=True)
     torch.set_num_threads(2)
     report: dict = {
@@ -78,9 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         "budget_minutes": round(steps / STEPS_PER_MINUTE, 2),
         "steps": steps,
         "seeds": seeds,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}, {torch.get_num_threads()} threads",
-        "load_average": {"start": _load()},
+        **run_record(threads=torch.get_num_threads()),
+        "load_average": {"start": load_averages()},
     }
     started = time.perf_counter()
     variants = None if args.variants is None else tuple(args.variants)
@@ -94,9 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         _plot(report, args.out.with_suffix(".png"), Path(args.train).name)
         report.pop("relative")
     report["total_minutes"] = round((time.perf_counter() - started) / 60, 2)
-    report["load_average"]["end"] = _load()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(json_ready(report), indent=1))
+    report["load_average"]["end"] = load_averages()
+    write_report(report, args.out)
     print(f"wrote {args.out}")
     return 0
 
@@ -129,11 +122,6 @@ def _localizer_only(
             "test_objects": int(sum(len(im.objects) for im in test_images)),
         },
     }
-
-
-def _load() -> list[float]:
-    """The 1, 5 and 15 minute load averages: how busy the machine was."""
-    return [round(v, 2) for v in os.getloadavg()]
 
 
 def _point_images(dataset: Dataset, half: float | None = None) -> tuple[list[PartImage], list[np.ndarray]]:
@@ -187,13 +175,6 @@ def _value(value: float | None, missing: float = float("nan")) -> float:
     return missing if value is None or np.isnan(value) else value
 
 
-def _split(train: Path, test: Path) -> tuple[Dataset, Dataset]:
-    if Path(train).resolve() == Path(test).resolve():
-        data = read_dataset(train)
-        return split_by_image(data, 4, "train"), split_by_image(data, 4, "test")
-    return read_dataset(train), read_dataset(test)
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train", required=True, type=Path)
@@ -208,7 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--radius", type=int, help="CPR bag radius R in feature cells (default: from object size)")
     p.add_argument("--level", type=int, default=4, choices=(4, 8), help="CPRNet feature stride")
     p.add_argument("--point-box", type=float, default=16.0, help="points-only data: scoring box side, px")
-    p.add_argument("--work", type=Path)
+    add_work(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--variants", nargs="+", choices=list(VARIANTS), help="localizer variants to run (default: all)"

@@ -45,11 +45,11 @@ import threading
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
+from _common import load_average, now
 from _server import ServerProcess, descendants, wait_gone
 from load import cpu_model, login
 from PIL import Image as PILImage
@@ -470,9 +470,9 @@ def review_findings(probe: Probe, s: dict) -> None:
 
 def report(probe: Probe, out: Path, seconds: float) -> None:
     result = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": now(),
         "machine": f"{os.cpu_count()} cores, {cpu_model()}",
-        "load_average": os.getloadavg()[0],
+        "load_average": load_average(),
         "seconds": round(seconds, 1),
         "requests": probe.answers,
         "server_errors": len(probe.server_errors),

@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from _common import run_on
+
 HEAD = """# Box-level active learning
 
 `benchmarks/active.py` (tables by `benchmarks/report_active.py`). Per seed, an initial detector
@@ -54,7 +56,7 @@ def _dataset(r: dict) -> str:
     seeds = f"seeds {r['seeds']} (core-set methods {r.get('coreset_seeds', r['seeds'])})"
     lines = [
         f"\n## {name}\n",
-        f"- run {r['date']} on {r['machine']}; backbone `{backbone}` ({r['detector']}); "
+        f"- {run_on(r)}; backbone `{backbone}` ({r['detector']}); "
         f"box features for core-set: {r['box_features']}.",
         f"- training part {r['train_images']} images, {r['total_boxes']} boxes; "
         f"test {r['test_images']} images; {r['episodes']} episodes of {r['boxes_per_episode']} boxes; "

@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from _common import run_on
+
 HEAD = """# Annotation campaigns through the app
 
 `benchmarks/campaign.py` (tables by `benchmarks/report_campaign.py`): the real server, a user
@@ -105,7 +107,7 @@ def _dataset(r: dict) -> str:
     lines = [
         f"\n## {name}, {r['mode']} mode{part}{people}\n",
         f"- command: `{r['command']}`" if r.get("command") else "",
-        f"- run {r['date']} on {r['machine']}; {r['images']} images; the app {training}; load average "
+        f"- {run_on(r)}; {r['images']} images; the app {training}; load average "
         f"{r.get('load_average_start')} at the start, {r.get('load_average_end')} at the end.",
         f"- every image at manual quality: **{t['manual_quality']}**; waits for the model "
         f"{t.get('waited_seconds')} s in all (p50 {r['latency_ms'].get('p50')} ms, "

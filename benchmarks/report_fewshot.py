@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from _common import run_on
+
 K = 5
 INTRO = """# Click-to-detect from the first finished images
 
@@ -75,7 +77,7 @@ def section(name: str, report: dict, path: Path, reference: str | None) -> str:
     lines = [
         f"## {name}",
         "",
-        f"- run {report['date']} on {report['machine']}; train part {report['train_images']} images, "
+        f"- {run_on(report)}; train part {report['train_images']} images, "
         f"test {report['test_images']} images, {report['sessions']} sessions of clicks; "
         f"boxes: {report['boxes']}; load average {report.get('load_average_start')} at the start, "
         f"{report.get('load_average_end')} at the end.",

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+from _common import run_on
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -73,7 +74,7 @@ def _section(run: dict, name: str, plot: str) -> str:
     lines = [
         f"## {name}",
         "",
-        f"- run {run['date']} on {run['machine']}; trained on {run['train']['images']} images "
+        f"- {run_on(run)}; trained on {run['train']['images']} images "
         f"({run['train']['held_out']} held out to pick the backbone)"
         + (f" of {train}, this set being too small to train on" if train != test else "")
         + f"; tested on {run['test']['images']} images; "

@@ -11,6 +11,8 @@ import math
 import sys
 from pathlib import Path
 
+from _common import run_on
+
 AERIAL = {"hit_uav", "dota_samples", "isaid_samples"}
 CELLS = {"bccd", "dsb2018_nuclei", "crchisto_phenotypes"}
 ROWS = (
@@ -79,28 +81,40 @@ def _dataset(name: str, r: dict, path: Path, closing: dict[str, float]) -> str:
     lines = [
         f"## {name}",
         "",
-        f"- run {r['date']} on {r['machine']}{_load(r)}; {_budget(r)}, "
+        f"- {run_on(r)}{_load(r)}; {_budget(r)}, "
         f"{r['total_minutes']:.1f} min in all; trained on {counts['train_objects']} objects of "
         f"{counts['train_images']} images, tested on {counts['test_objects']} objects "
         f"of {counts['test_images']}.",
         *_collapse_rule(r),
     ]
     if "coarse" not in r:  # points-only ground truth: the localizer alone
-        lines += [
-            f"- ground truth is centre points only: the localizer is trained on them and scored against "
-            f"{r['point_box_px']:g} px squares centred on the test points, so tau 1.0 accepts a point within "
-            f"{r['point_box_px'] / 2:g} px of a true centre along each axis (inside the inscribed circle), "
-            f"tau 0.5 within {r['point_box_px'] / 4:g} px.",
-            "",
-            "| localizer | mAP 0.5 | mAP 1.0 | mAP 2.0 | seeds kept | train min |",
-            "|---|---|---|---|---|---|",
-            _row("on the annotated points", r["center"], r["train_minutes"]["center"]),
-            *_per_seed(r, ("center",)),
-        ]
-        return "\n".join([*lines, *_notes(r), ""])
+        return "\n".join([*lines, *_points_only(r), *_notes(r), ""])
+    lines += _methods_table(r, path)
+    lines += ["Targets:", ""]
+    lines += _targets(name, r, closing)
+    return "\n".join([*lines, *_notes(r), ""])
+
+
+def _points_only(r: dict) -> list[str]:
+    """The localizer alone, trained on the ground-truth points and scored around them."""
+    return [
+        f"- ground truth is centre points only: the localizer is trained on them and scored against "
+        f"{r['point_box_px']:g} px squares centred on the test points, so tau 1.0 accepts a point within "
+        f"{r['point_box_px'] / 2:g} px of a true centre along each axis (inside the inscribed circle), "
+        f"tau 0.5 within {r['point_box_px'] / 4:g} px.",
+        "",
+        "| localizer | mAP 0.5 | mAP 1.0 | mAP 2.0 | seeds kept | train min |",
+        "|---|---|---|---|---|---|",
+        _row("on the annotated points", r["center"], r["train_minutes"]["center"]),
+        *_per_seed(r, ("center",)),
+    ]
+
+
+def _methods_table(r: dict, path: Path) -> list[str]:
+    """The scale, the plot, every method's row and seeds, and the RSV of the training points."""
     png = path.with_suffix(".png").name
     scale = r["scale"]
-    lines += [
+    lines = [
         f"- scale: median object side {scale['median_side_px']:.1f} px, CPR bag radius R = "
         f"{scale['radius_cells']} cells of {scale['level']} px, "
         f"pseudo boxes {scale['pseudo_box_px']:.1f} px.",
@@ -123,21 +137,26 @@ def _dataset(name: str, r: dict, path: Path, closing: dict[str, float]) -> str:
         for key, label in names.items()
         if key in rsv
     ]
-    lines += ["", "RSV of the training points (change against coarse): " + ", ".join(changes) + ".", ""]
-    lines += ["Targets:", ""]
-    t1 = "mAP_1.0"
+    return [*lines, "", "RSV of the training points (change against coarse): " + ", ".join(changes) + ".", ""]
+
+
+def _targets(name: str, r: dict, closing: dict[str, float]) -> list[str]:
+    """The targets at tau 1.0, RSV and training time; the share of the gap CPR closes goes
+    into ``closing`` under ``name``."""
+    rsv, minutes, t1 = r["rsv"], r["train_minutes"], "mAP_1.0"
     cpr, coarse, center = (_mean(r[k][t1]) for k in ("cpr", "coarse", "center"))
     gap = center - coarse
     closed = (cpr - coarse) / gap if gap > 0 else float("nan")
     if not math.isnan(closed):
         closing[name] = closed
     share = "n/a (no mean)" if math.isnan(gap) else f"{closed:.0%} (gap {gap:+.3f})"
-    lines.append(_above("CPR above coarse at tau 1.0", cpr, coarse))
+    lines = [_above("CPR above coarse at tau 1.0", cpr, coarse)]
     if "self_refined" in r:
         lines.append(_above("CPR above self-refinement at tau 1.0", cpr, _mean(r["self_refined"][t1])))
     if "sam_centre" in r:
         lines.append(_above("sam-centre above CPR at tau 1.0", _mean(r["sam_centre"][t1]), cpr))
-    lines += [
+    return [
+        *lines,
         f"- share of the coarse-to-centre gap CPR closes at tau 1.0: {share}",
         _target(
             "RSV of CPR points >= 30% below coarse",
@@ -150,7 +169,6 @@ def _dataset(name: str, r: dict, path: Path, closing: dict[str, float]) -> str:
             f"longest {max(minutes.values()):.1f} min",
         ),
     ]
-    return "\n".join([*lines, *_notes(r), ""])
 
 
 def _mean(value: float | None) -> float:

@@ -64,13 +64,15 @@ def _regions(data: Path) -> tuple[list[dict], np.ndarray]:
 
 
 def _predicted(page) -> np.ndarray:
-    answer = page.evaluate("() => S.full.answer.regions.map((r) => r.rle)")
+    answer = page.evaluate("() => fewclickTest.full.answer.regions.map((r) => r.rle)")
     return np.argmax(np.stack([rle_to_mask(rle) for rle in answer]), axis=0).astype(np.int32)
 
 
 def _wait(page, n: int) -> None:
-    page.wait_for_function(f"() => S.full.answered >= {n} && !S.full.busy", timeout=300000)
-    error = page.evaluate("() => S.full.error")
+    page.wait_for_function(
+        f"() => fewclickTest.full.answered >= {n} && !fewclickTest.full.busy", timeout=300000
+    )
+    error = page.evaluate("() => fewclickTest.full.error")
     if error:
         raise SystemExit(f"the page was refused: {error}")
 
@@ -84,7 +86,7 @@ def _drag(page, points: np.ndarray) -> None:
     page.mouse.up()
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=Path("../shared/data/coco_panoptic_sample"))
     p.add_argument("--out", type=Path, default=Path("out/shots"))
@@ -95,19 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a model of `fewclick train fullimage` for the app to serve (else SAM competition)",
     )
     p.add_argument("--name", default="fullimage_coco_panoptic", help="the screenshots' name stem")
-    args = p.parse_args(argv)
-    data = args.data.resolve()
-    if not (data / "sample_data" / "panoptic_examples.json").is_file():
-        raise SystemExit(f"{data}: not panopticapi's sample (no sample_data/panoptic_examples.json)")
-    regions, gt = _regions(data)
-    work = Path(tempfile.mkdtemp(prefix="fewclick-fullimage-"))
-    if args.model:
-        (work / "models").mkdir(parents=True)
-        shutil.copy(args.model, work / "models" / "fullimage.pt")
-    app = create_app(sqlite_url(work / "app.db"), work, data_roots=[data])
-    base, server = serve_in_thread(app)
-    name, password, headers = admin_account(app)
-    api = httpx.Client(base_url=base, timeout=300, headers=headers)
+    return p
+
+
+def _panoptic_project(api: httpx.Client, data: Path) -> tuple[dict[str, int], dict]:
+    """The project of panopticapi's sample (its annotations the hidden reference); its class
+    ids by name and the image the screenshots show."""
     made = api.post(
         "/api/projects",
         json={
@@ -122,50 +117,79 @@ def main(argv: list[str] | None = None) -> int:
     image = next(
         im for im in api.get(f"/api/projects/{project['id']}/images").json() if im["file_name"] == IMAGE
     )
+    return class_id, image
+
+
+def _extreme_points(page, regions: list[dict], class_id: dict[str, int]) -> None:
+    """Each region's four extreme points clicked in its class, an answer waited for each."""
+    for k, region in enumerate(regions):
+        page.fill("#class-filter", region["name"])
+        page.click(f'[data-class="{class_id[region["name"]]}"]')  # the list keeps the filter
+        points = extreme_points(region["mask"]).points
+        for x, y in points[[1, 3, 0, 2]].tolist():  # top, bottom, left, right: any order
+            page.mouse.click(*screen(page, x + 0.5, y + 0.5))  # the pixel's centre
+        _wait(page, k + 1)
+
+
+def _scribbles(page, gt: np.ndarray, regions: list[dict], count: int, rng: np.random.Generator) -> None:
+    """Up to ``count`` scribbles, each in a region the prediction gets wrong (free
+    allocation), an answer waited for each; the mIoU printed after each."""
+    answers = len(regions)
+    drawn = 0
+    while drawn < count:
+        pred = _predicted(page)
+        usable = [
+            s
+            for s in allocate_scribbles(gt, pred, rng, "free")
+            if pred[int(round(s.points[0, 1])), int(round(s.points[0, 0]))] == s.region
+        ]
+        if not usable:
+            break
+        s = usable[0]
+        # the simulation's pixel (x, y) is the page's square [x, x + 1) x [y, y + 1): a
+        # scribble drawn at x, not x + 0.5, started in the neighbouring region at a border
+        _drag(page, s.points[:: max(1, len(s.points) // 12)] + 0.5)
+        answers += 1
+        drawn += 1
+        _wait(page, answers)
+        miou = region_miou(gt, _predicted(page))
+        print(f"scribble {drawn} for region {s.region + 1} ({regions[s.region]['name']}): mIoU {miou:.3f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    data = args.data.resolve()
+    if not (data / "sample_data" / "panoptic_examples.json").is_file():
+        raise SystemExit(f"{data}: not panopticapi's sample (no sample_data/panoptic_examples.json)")
+    regions, gt = _regions(data)
+    work = Path(tempfile.mkdtemp(prefix="fewclick-fullimage-"))
+    if args.model:
+        (work / "models").mkdir(parents=True)
+        shutil.copy(args.model, work / "models" / "fullimage.pt")
+    app = create_app(sqlite_url(work / "app.db"), work, data_roots=[data])
+    base, server = serve_in_thread(app)
+    name, password, headers = admin_account(app)
+    api = httpx.Client(base_url=base, timeout=300, headers=headers)
+    class_id, image = _panoptic_project(api, data)
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     with chromium_page(viewport=(1440, 900)) as page:
         log_in(page, base, name, password)
         page.goto(f"{base}/#/image/{image['id']}")
-        page.wait_for_function("() => S && S.ready")
-        page.wait_for_function("() => S.prep && (S.prep.ready || S.prep.failed)", timeout=300000)
+        page.wait_for_function("() => fewclickTest.ready")
+        page.wait_for_function(
+            "() => fewclickTest.prep && (fewclickTest.prep.ready || fewclickTest.prep.failed)", timeout=300000
+        )
         page.keyboard.press("g")
-        for k, region in enumerate(regions):
-            page.fill("#class-filter", region["name"])
-            page.click(f'[data-class="{class_id[region["name"]]}"]')  # the list keeps the filter
-            points = extreme_points(region["mask"]).points
-            for x, y in points[[1, 3, 0, 2]].tolist():  # top, bottom, left, right: any order
-                page.mouse.click(*screen(page, x + 0.5, y + 0.5))  # the pixel's centre
-            _wait(page, k + 1)
-        answers = len(regions)
-        served = page.evaluate("() => S.full.answer.method")
+        _extreme_points(page, regions, class_id)
+        served = page.evaluate("() => fewclickTest.full.answer.method")
         miou = region_miou(gt, _predicted(page))
         print(f"{len(regions)} regions from extreme points by {served}: mIoU {miou:.3f}")
-        drawn = 0
-        while drawn < args.scribbles:
-            pred = _predicted(page)
-            usable = [
-                s
-                for s in allocate_scribbles(gt, pred, rng, "free")
-                if pred[int(round(s.points[0, 1])), int(round(s.points[0, 0]))] == s.region
-            ]
-            if not usable:
-                break
-            s = usable[0]
-            # the simulation's pixel (x, y) is the page's square [x, x + 1) x [y, y + 1): a
-            # scribble drawn at x, not x + 0.5, started in the neighbouring region at a border
-            _drag(page, s.points[:: max(1, len(s.points) // 12)] + 0.5)
-            answers += 1
-            drawn += 1
-            _wait(page, answers)
-            miou = region_miou(gt, _predicted(page))
-            print(
-                f"scribble {drawn} for region {s.region + 1} ({regions[s.region]['name']}): mIoU {miou:.3f}"
-            )
+        _scribbles(page, gt, regions, args.scribbles, rng)
         page.mouse.move(5, 5)
         page.screenshot(path=str(args.out / f"{args.name}_regions.png"))
         page.keyboard.press("Enter")
-        page.wait_for_function(f"() => S.anns.size === {len(regions)}", timeout=60000)
+        page.wait_for_function(f"() => fewclickTest.anns.size === {len(regions)}", timeout=60000)
         page.wait_for_timeout(300)
         page.screenshot(path=str(args.out / f"{args.name}.png"))
     server.should_exit = True

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     with chromium_page(viewport=(1400, 900)) as page:
         log_in(page, base, *login[:2])
         page.goto(f"{base}/#/image/{image['id']}")
-        page.wait_for_function("() => S && S.ready")
+        page.wait_for_function("() => fewclickTest.ready")
         page.locator(f"[data-class='{_class_id(project, record.objects.labels[j])}']").click()
         page.keyboard.press("o")
         for k, (x, y) in enumerate(ring):
@@ -61,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
                 page.wait_for_timeout(200)
                 page.screenshot(path=str(args.out / f"app_polygon_{name}.png"))
         page.mouse.click(*screen(page, *ring[0]))  # the first vertex: closed
-        page.wait_for_function("() => S.anns.size === 1", timeout=30000)
+        page.wait_for_function("() => fewclickTest.anns.size === 1", timeout=30000)
         page.wait_for_timeout(300)
         page.screenshot(path=str(args.out / f"app_polygon_{name}_done.png"))
-        [saved] = page.evaluate("() => [...S.anns.values()]")
+        [saved] = page.evaluate("() => [...fewclickTest.anns.values()]")
         errors = page.errors
     server.should_exit = True
     iou = mask_iou(rle_to_mask(saved["geometry"]["mask"]), truth)

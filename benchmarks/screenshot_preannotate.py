@@ -21,9 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from _browser import admin_account, chromium_page, log_in, serve_in_thread
-from screenshots import _reference
-from screenshots_fewshot import _finish, _wait_for_jobs
-from screenshots_queue import _keep_first
+from _project import finish, keep_first, reference_objects, wait_for_jobs
 
 from fewclick.metrics.detection import box_iou
 from fewclick.server.app import create_app
@@ -45,6 +43,29 @@ def _matched(boxes: np.ndarray, scores: np.ndarray, reference: np.ndarray) -> in
     return hits
 
 
+def _scored(app, images: list[dict]) -> dict | None:
+    """Print how the pre-annotated boxes of ``images`` match their reference boxes; the first
+    image with a pre-annotated box (None: none has one)."""
+    found = kept = matched = 0
+    first = None
+    for image in images:
+        with app.state.sessions() as session:
+            rows = session.query(Annotation).filter_by(image_id=image["id"], source="preannotate").all()
+            boxes = np.array([a.geometry["box"] for a in rows], np.float32).reshape(-1, 4)
+            scores = np.array([a.score for a in rows], np.float32)
+        ref = reference_objects(app, image["id"])
+        gt = np.array([[x, y, x + w, y + h] for _, _, (x, y, w, h) in ref], np.float32).reshape(-1, 4)
+        found, kept = found + len(boxes), kept + len(gt)
+        matched += _matched(boxes, scores, gt)
+        first = first or (image if len(boxes) else None)
+    print(
+        f"pre-annotated {len(images)} images: {found} boxes, {matched} match one of the "
+        f"{kept} reference boxes at IoU >= 0.5 (precision {matched / max(found, 1):.2f}, "
+        f"recall {matched / max(kept, 1):.2f})"
+    )
+    return first
+
+
 def main(argv: list[str] | None = None) -> int:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
@@ -62,13 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     api = httpx.Client(base_url=base, timeout=600, headers=login[2])
     body = {"name": args.data.name, "dataset": str(args.data.resolve()), "reference": True}
     pid = api.post("/api/projects", json=body).raise_for_status().json()["project"]["id"]
-    _keep_first(app, pid, args.images)
+    keep_first(app, pid, args.images)
     api.patch(f"/api/projects/{pid}", json={"auto_train_every": 0, "queue_train_every": 0}).raise_for_status()
     images = api.get(f"/api/projects/{pid}/images").json()
     for image in images[: args.finish]:
-        _finish(api, app, image)
+        finish(api, app, image)
     api.post(f"/api/projects/{pid}/train", json={"minutes": args.minutes}).raise_for_status()
-    _wait_for_jobs(api, pid)
+    wait_for_jobs(api, pid)
     with chromium_page(viewport=(1400, 900)) as page:
         log_in(page, base, *login[:2])
         page.goto(f"{base}/#/project/{pid}")
@@ -81,26 +102,10 @@ def main(argv: list[str] | None = None) -> int:
         page.wait_for_timeout(1500)  # the page reloads its image table when the job ends
         page.screenshot(path=str(args.out / "app_preannotate_project.png"), full_page=True)
         print("job:", page.inner_text("#job"))
-        found = kept = matched = 0
-        first = None
-        for image in images[args.finish :]:
-            with app.state.sessions() as session:
-                rows = session.query(Annotation).filter_by(image_id=image["id"], source="preannotate").all()
-                boxes = np.array([a.geometry["box"] for a in rows], np.float32).reshape(-1, 4)
-                scores = np.array([a.score for a in rows], np.float32)
-            ref = _reference(app, image["id"])
-            gt = np.array([[x, y, x + w, y + h] for _, _, (x, y, w, h) in ref], np.float32).reshape(-1, 4)
-            found, kept = found + len(boxes), kept + len(gt)
-            matched += _matched(boxes, scores, gt)
-            first = first or (image if len(boxes) else None)
-        print(
-            f"pre-annotated {len(images) - args.finish} images: {found} boxes, {matched} match one of the "
-            f"{kept} reference boxes at IoU >= 0.5 (precision {matched / max(found, 1):.2f}, "
-            f"recall {matched / max(kept, 1):.2f})"
-        )
+        first = _scored(app, images[args.finish :])
         if first is not None:
             page.goto(f"{base}/#/image/{first['id']}")
-            page.wait_for_function("() => S && S.ready")
+            page.wait_for_function("() => fewclickTest.ready")
             page.wait_for_timeout(800)
             page.screenshot(path=str(args.out / "app_preannotate_image.png"))
             print("image page:", first["file_name"], page.inner_text("#counts"))

@@ -22,20 +22,14 @@ from pathlib import Path
 
 import httpx
 from _browser import admin_account, chromium_page, log_in, screen, serve_in_thread
-from screenshots import _reference
+from _project import finish, reference_objects, wait_for_jobs
 
 from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--out", type=Path, default=Path("docs"))
-    p.add_argument("--class", dest="cls", default=None, help="the class clicked (default: the most common)")
-    p.add_argument("--image", type=int, default=12, help="position of the image clicked on")
-    p.add_argument("--shots", type=int, nargs="+", default=[0, 2, 5], help="after how many finished images")
-    args = p.parse_args(argv)
+    args = _parser().parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="fewclick-fewshot-"))
     roots = [args.data.resolve().parent]  # the folder that holds the dataset
     app = create_app(sqlite_url(work / "fewclick.db"), work, data_roots=roots)
@@ -48,13 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     images = api.get(f"/api/projects/{project['id']}/images").json()
     classes = {c["position"]: c for c in project["classes"]}
     target = images[args.image]
-    reference = _reference(app, target["id"])
-    counts = {}
-    for r in reference:
-        counts[r[0]] = counts.get(r[0], 0) + 1
-    position = next((c["position"] for c in classes.values() if c["name"] == args.cls), None)
-    position = max(counts, key=counts.get) if position is None else position
-    clicked = min((r for r in reference if r[0] == position), key=lambda r: abs(r[1][0] - 200))
+    reference = reference_objects(app, target["id"])
+    position, clicked = _clicked(reference, classes, args.cls)
     args.out.mkdir(parents=True, exist_ok=True)
     shots = []
     with chromium_page(viewport=(1400, 860)) as page:
@@ -62,35 +51,17 @@ def main(argv: list[str] | None = None) -> int:
         finished = 0
         for n in sorted(args.shots):
             while finished < n:
-                _finish(api, app, images[finished])
+                finish(api, app, images[finished])
                 finished += 1
-            _wait_for_jobs(api, project["id"])
+            wait_for_jobs(api, project["id"])
             if n == 5 and _newest_detector_images(api, project["id"]) != 5:
                 api.post(f"/api/projects/{project['id']}/train", json={"minutes": 1}).raise_for_status()
-                _wait_for_jobs(api, project["id"])
+                wait_for_jobs(api, project["id"])
             if n == 2:  # from here on one job, started by hand once the 5th image is done
                 api.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0}).raise_for_status()
-            page.goto(f"{base}/#/image/{target['id']}")
-            page.wait_for_function("() => S && S.ready")
-            page.keyboard.press("Escape")
-            page.wait_for_function("() => !S.prep || S.prep.ready", timeout=120000)
-            page.keyboard.press(str(position + 1))
-            page.keyboard.press("d")
-            started = time.perf_counter()
-            page.mouse.click(*screen(page, *clicked[1]))
-            page.wait_for_function("() => S.detect.answered === 1", timeout=120000)
-            seconds = time.perf_counter() - started
-            page.wait_for_timeout(300)
             path = args.out / f"app_fewshot_{name}_{n}.png"
-            page.screenshot(path=str(path))
-            answer = page.evaluate("() => S.detect.result")
+            _shot(page, f"{base}/#/image/{target['id']}", position, clicked, path, n)
             shots.append(path)
-            print(
-                f"after {n} finished images: {answer.get('method')} v{answer.get('model_version')}, "
-                f"{len(answer['boxes'])} boxes, on screen in {seconds:.2f} s",
-                flush=True,
-            )
-            page.keyboard.press("Escape")
         page.goto(f"{base}/#/project/{project['id']}")
         page.wait_for_timeout(1500)
         path = args.out / f"app_fewshot_{name}_project.png"
@@ -101,43 +72,50 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _finish(api: httpx.Client, app, image: dict) -> None:
-    """The image's reference boxes become the user's own, and the image is marked done."""
-    from fewclick.server.db import Image
-
-    ref = _reference(app, image["id"])
-    with app.state.sessions() as session:
-        row = session.get(Image, image["id"])
-        ids = {c.position: c.id for c in row.project.classes}
-        revision = row.revision
-    create = [
-        {"class_id": ids[pos], "geometry": {"box": [x, y, x + w, y + h]}} for pos, _, (x, y, w, h) in ref
-    ]
-    body = {"create": create, "revision": revision}
-    api.post(f"/api/images/{image['id']}/annotations/batch", json=body).raise_for_status()
-    api.patch(f"/api/images/{image['id']}", json={"status": "done"}).raise_for_status()
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--out", type=Path, default=Path("docs"))
+    p.add_argument("--class", dest="cls", default=None, help="the class clicked (default: the most common)")
+    p.add_argument("--image", type=int, default=12, help="position of the image clicked on")
+    p.add_argument("--shots", type=int, nargs="+", default=[0, 2, 5], help="after how many finished images")
+    return p
 
 
-def _wait_for_jobs(api: httpx.Client, project_id: int, timeout: float = 1800) -> None:
-    """Until no job of the project is queued or running; prints the job lines as they go."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        jobs = api.get(f"/api/projects/{project_id}/jobs").json()
-        active = [j for j in jobs if j["status"] in ("queued", "running")]
-        for j in jobs:
-            line = (j["id"], j["status"], j["message"])
-            if j["status"] == "failed":
-                raise SystemExit(f"job {j['id']} failed: {j['message']}")
-        if active:
-            line = (active[0]["id"], active[0]["status"], active[0]["message"], active[0].get("eta_seconds"))
-            if line[:3] != (last or ())[:3]:
-                print("job", *line, flush=True)
-            last = line
-            time.sleep(2)
-            continue
-        return
-    raise SystemExit(f"jobs of project {project_id} still running after {timeout} s")
+def _clicked(reference: list, classes: dict, cls: str | None) -> tuple[int, tuple]:
+    """The class clicked (``cls``, else the image's most common) and the reference object of
+    it clicked: the one whose centre is nearest x = 200."""
+    counts = {}
+    for r in reference:
+        counts[r[0]] = counts.get(r[0], 0) + 1
+    position = next((c["position"] for c in classes.values() if c["name"] == cls), None)
+    position = max(counts, key=counts.get) if position is None else position
+    clicked = min((r for r in reference if r[0] == position), key=lambda r: abs(r[1][0] - 200))
+    return position, clicked
+
+
+def _shot(page, url: str, position: int, clicked: tuple, path: Path, n: int) -> None:
+    """One click on ``clicked`` in class ``position`` on the image page at ``url``; the
+    answer on screen saved at ``path`` and printed (``n``: finished images so far)."""
+    page.goto(url)
+    page.wait_for_function("() => fewclickTest.ready")
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => !fewclickTest.prep || fewclickTest.prep.ready", timeout=120000)
+    page.keyboard.press(str(position + 1))
+    page.keyboard.press("d")
+    started = time.perf_counter()
+    page.mouse.click(*screen(page, *clicked[1]))
+    page.wait_for_function("() => fewclickTest.detect.answered === 1", timeout=120000)
+    seconds = time.perf_counter() - started
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(path))
+    answer = page.evaluate("() => fewclickTest.detect.result")
+    print(
+        f"after {n} finished images: {answer.get('method')} v{answer.get('model_version')}, "
+        f"{len(answer['boxes'])} boxes, on screen in {seconds:.2f} s",
+        flush=True,
+    )
+    page.keyboard.press("Escape")
 
 
 def _newest_detector_images(api: httpx.Client, project_id: int) -> int | None:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 from _browser import chromium_page, log_in, screen
-from _walk import part_names, prepared, reference_project, with_server
+from _common import part_names
+from _walk import prepared, reference_project, with_server
 
 from fewclick.brush import apply_strokes
 from fewclick.io import read_dataset
@@ -127,15 +128,14 @@ def _plan(api, image: dict, truth: np.ndarray) -> dict:
 def _open(page, server, image: dict, box: list[float]) -> None:
     """The image in mask mode, zoomed (as with the wheel) onto ``box`` and its surroundings."""
     page.goto(f"{server.base}/#/image/{image['id']}")
-    page.wait_for_function("() => S && S.ready")
+    page.wait_for_function("() => fewclickTest.ready")
     page.keyboard.press("m")
-    page.wait_for_function("() => S.prep && S.prep.ready", timeout=300000)
+    page.wait_for_function("() => fewclickTest.prep && fewclickTest.prep.ready", timeout=300000)
     page.evaluate(
         """([x0, y0, x1, y1]) => {
         const w = (x1 - x0) * 2, h = (y1 - y0) * 2, cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
-        const scale = Math.min(8, S.canvas.width / w, S.canvas.height / h);
-        S.view = {scale, ox: S.canvas.width / 2 - cx * scale, oy: S.canvas.height / 2 - cy * scale};
-        S.dirty = true;
+        const {width, height} = fewclickTest.canvas, scale = Math.min(8, width / w, height / h);
+        fewclickTest.setView({scale, ox: width / 2 - cx * scale, oy: height / 2 - cy * scale});
       }""",
         box,
     )
@@ -154,11 +154,13 @@ def _tab_in_page(page, server, found: dict, out: Path) -> list[float]:
     _open(page, server, found["image"], found["box"])
     x0, y0, x1, y1 = found["box"]
     _drag(page, [(x0, y0), (x1, y1)])
-    page.wait_for_function("() => S.seg && S.seg.result", timeout=60000)
+    page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.result", timeout=60000)
     ious = []
     for k in range(len(found["ious"])):
         page.screenshot(path=str(out / f"mask_tab_{k + 1}.png"))
-        rle = page.evaluate("() => (S.seg.result.candidates[S.seg.shown] || S.seg.result).mask")
+        rle = page.evaluate(
+            "() => { const s = fewclickTest.seg; return (s.result.candidates[s.shown] || s.result).mask; }"
+        )
         ious.append(round(mask_iou(rle_to_mask(rle), found["truth"]), 3))
         page.keyboard.press("Tab")
     page.keyboard.press("Escape")
@@ -170,12 +172,12 @@ def _brush_in_page(page, server, found: dict, out: Path) -> dict:
     _open(page, server, found["image"], found["box"])
     x0, y0, x1, y1 = found["box"]
     _drag(page, [(x0, y0), (x1, y1)])
-    page.wait_for_function("() => S.seg && S.seg.result", timeout=60000)
+    page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.result", timeout=60000)
     for i, (x, y, positive) in enumerate(found["clicks"]):
         page.mouse.click(*screen(page, x, y), button="left" if positive else "right")
-        page.wait_for_function(f"() => S.seg.answered === {i + 1}", timeout=60000)
+        page.wait_for_function(f"() => fewclickTest.seg.answered === {i + 1}", timeout=60000)
     page.wait_for_timeout(500)
-    before = mask_iou(rle_to_mask(page.evaluate("() => S.seg.result.mask")), found["truth"])
+    before = mask_iou(rle_to_mask(page.evaluate("() => fewclickTest.seg.result.mask")), found["truth"])
     page.screenshot(path=str(out / "mask_brush_before.png"))
     size, tool = PAGE_SIZES.index(PAGE_RADIUS), None
     for n, stroke in enumerate(found["strokes"], start=1):
@@ -187,9 +189,9 @@ def _brush_in_page(page, server, found: dict, out: Path) -> dict:
             page.keyboard.press("]" if target > size else "[")
         size = target
         _drag(page, [tuple(p) for p in stroke.points.tolist()])
-        page.wait_for_function(f"() => S.seg.answeredStrokes === {n}", timeout=60000)
+        page.wait_for_function(f"() => fewclickTest.seg.answeredStrokes === {n}", timeout=60000)
     page.wait_for_timeout(800)
-    after = mask_iou(rle_to_mask(page.evaluate("() => S.seg.result.mask")), found["truth"])
+    after = mask_iou(rle_to_mask(page.evaluate("() => fewclickTest.seg.result.mask")), found["truth"])
     page.screenshot(path=str(out / "mask_brush_after.png"))
     page.keyboard.press("Enter")
     return {"page_iou_before_brush": round(before, 3), "page_iou_after_brush": round(after, 3)}

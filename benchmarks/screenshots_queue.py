@@ -29,12 +29,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 from _browser import admin_account, chromium_page, log_in, serve_in_thread
-from screenshots import _reference
-from screenshots_fewshot import _finish, _wait_for_jobs
+from _project import finish, keep_first, reference_objects, wait_for_jobs
 
 from fewclick.metrics.detection import box_iou
 from fewclick.server.app import create_app
-from fewclick.server.db import Image, sqlite_url
+from fewclick.server.db import sqlite_url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,57 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     login = admin_account(app)
     api = httpx.Client(base_url=base, timeout=300, headers=login[2])
     name = args.data.name
-    body = {"name": name, "dataset": str(args.data.resolve()), "reference": True}
-    project = api.post("/api/projects", json=body).raise_for_status().json()["project"]
+    project = _queue_project(api, app, args)
     pid = project["id"]
-    _keep_first(app, pid, args.images)
-    api.patch(f"/api/projects/{pid}", json={"auto_train_every": 0, "queue_train_every": 0}).raise_for_status()
-    images = api.get(f"/api/projects/{pid}/images").json()
-    for image in images[: args.finished]:
-        _finish(api, app, image)
-    api.post(f"/api/projects/{pid}/train", json={"minutes": 1}).raise_for_status()
-    _wait_for_jobs(api, pid)
-    api.post(f"/api/projects/{pid}/queue").raise_for_status()
-    _wait_for_jobs(api, pid)
-    print(api.get(f"/api/projects/{pid}/jobs").json()[-1]["message"], flush=True)
     keys = {c["id"]: c["key"] for c in project["classes"]}
     position = {c["position"]: c["id"] for c in project["classes"]}
     args.out.mkdir(parents=True, exist_ok=True)
-    waits = []
     with chromium_page(viewport=(1100, 760)) as page:
         log_in(page, base, *login[:2])
         page.goto(f"{base}/#/project/{pid}/queue")
-        shown = _shown(page)
-        page.screenshot(path=str(args.out / f"app_queue_{name}.png"))
-        for i in range(args.answers):
-            if shown is None:
-                break
-            kind = _answer(page, app, shown, keys, position, fixes=i)
-            started = time.perf_counter()
-            page.wait_for_function(
-                f"() => !queueState().next || (queueState().next.id !== {shown['id']} && queueState().view)",
-                timeout=60000,
-            )
-            waits.append((time.perf_counter() - started) * 1000)
-            print(
-                f"box {shown['id']} (p = {shown['score']:.2f}): {kind}; next on screen in {waits[-1]:.0f} ms"
-            )
-            shown = _shown(page, wait=False)
-            if i == args.answers // 2:
-                page.screenshot(path=str(args.out / f"app_queue_{name}_answered.png"))
+        waits = _answers(page, app, keys, position, args.answers, args.out / f"app_queue_{name}")
         assert page.errors == [], page.errors
-        api.post(f"/api/projects/{pid}/train", json={"minutes": 1}).raise_for_status()
-        _wait_for_jobs(api, pid)
-        for version in api.get(f"/api/projects/{pid}/analytics").json()["map_vs_boxes"] or []:
-            print(
-                f"detector v{version['version']}: {version['boxes']} boxes labeled, mAP {version['mAP']:.3f} "
-                f"on {version['images']} unlabeled reference images"
-            )
-        page.goto(f"{base}/#/project/{pid}")
-        page.wait_for_selector("#boxes-curve")
-        page.wait_for_timeout(500)
-        page.screenshot(path=str(args.out / f"app_queue_{name}_project.png"), full_page=True)
-        page.locator("#analytics").screenshot(path=str(args.out / f"app_queue_{name}_curve.png"))
+        _retrained(page, api, base, pid, args.out / f"app_queue_{name}")
     state = api.get(f"/api/projects/{pid}/queue").json()
     answers = f"{state['answered']} answered {state['answers']}"
     print(f"queue: {state['open']} open, {answers}, {state['seconds']:.1f} s")
@@ -108,27 +67,78 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _keep_first(app, project_id: int, count: int) -> None:
-    """Keep the project's first ``count`` images (by name); delete the rest."""
-    with app.state.sessions() as session:
-        rows = session.query(Image).filter_by(project_id=project_id).order_by(Image.file_name).all()
-        for row in rows[count:]:
-            session.delete(row)
-        session.commit()
+def _queue_project(api: httpx.Client, app, args) -> dict:
+    """The project of ``--data`` cut to its first ``--images`` images, ``--finished`` of them
+    done, a detector trained on them and the queue of boxes to verify made."""
+    body = {"name": args.data.name, "dataset": str(args.data.resolve()), "reference": True}
+    project = api.post("/api/projects", json=body).raise_for_status().json()["project"]
+    pid = project["id"]
+    keep_first(app, pid, args.images)
+    api.patch(f"/api/projects/{pid}", json={"auto_train_every": 0, "queue_train_every": 0}).raise_for_status()
+    images = api.get(f"/api/projects/{pid}/images").json()
+    for image in images[: args.finished]:
+        finish(api, app, image)
+    api.post(f"/api/projects/{pid}/train", json={"minutes": 1}).raise_for_status()
+    wait_for_jobs(api, pid)
+    api.post(f"/api/projects/{pid}/queue").raise_for_status()
+    wait_for_jobs(api, pid)
+    print(api.get(f"/api/projects/{pid}/jobs").json()[-1]["message"], flush=True)
+    return project
+
+
+def _answers(page, app, keys: dict, position: dict, answers: int, stem: Path) -> list[float]:
+    """Up to ``answers`` boxes of the queue answered as the person would, the page saved at
+    ``stem``.png and halfway; the milliseconds until the next box was on screen."""
+    waits: list[float] = []
+    shown = _shown(page)
+    page.screenshot(path=f"{stem}.png")
+    for i in range(answers):
+        if shown is None:
+            break
+        kind = _answer(page, app, shown, keys, position, fixes=i)
+        started = time.perf_counter()
+        page.wait_for_function(
+            f"() => {{ const q = fewclickTest.queue;"
+            f" return !q.next || (q.next.id !== {shown['id']} && q.view); }}",
+            timeout=60000,
+        )
+        waits.append((time.perf_counter() - started) * 1000)
+        print(f"box {shown['id']} (p = {shown['score']:.2f}): {kind}; next on screen in {waits[-1]:.0f} ms")
+        shown = _shown(page, wait=False)
+        if i == answers // 2:
+            page.screenshot(path=f"{stem}_answered.png")
+    return waits
+
+
+def _retrained(page, api: httpx.Client, base: str, pid: int, stem: Path) -> None:
+    """A detector trained on the answers too; the project page and its curve of mAP over
+    boxes labeled saved at ``stem``_project.png and ``stem``_curve.png."""
+    api.post(f"/api/projects/{pid}/train", json={"minutes": 1}).raise_for_status()
+    wait_for_jobs(api, pid)
+    for version in api.get(f"/api/projects/{pid}/analytics").json()["map_vs_boxes"] or []:
+        print(
+            f"detector v{version['version']}: {version['boxes']} boxes labeled, mAP {version['mAP']:.3f} "
+            f"on {version['images']} unlabeled reference images"
+        )
+    page.goto(f"{base}/#/project/{pid}")
+    page.wait_for_selector("#boxes-curve")
+    page.wait_for_timeout(500)
+    page.screenshot(path=f"{stem}_project.png", full_page=True)
+    page.locator("#analytics").screenshot(path=f"{stem}_curve.png")
 
 
 def _shown(page, wait: bool = True) -> dict | None:
     if wait:
         page.wait_for_function(
-            "() => queueState() && (queueState().view || !queueState().next)", timeout=60000
+            "() => fewclickTest.queue && (fewclickTest.queue.view || !fewclickTest.queue.next)", timeout=60000
         )
-    return page.evaluate("() => queueState().view ? queueState().next : null")
+    return page.evaluate("() => fewclickTest.queue.view ? fewclickTest.queue.next : null")
 
 
 def _answer(page, app, shown: dict, keys: dict, position: dict, fixes: int) -> str:
     """Answer the shown box as its hidden reference says; returns what was answered. A box
     to redraw gets its corners dragged on even ``fixes``, extreme points on odd ones."""
-    ref = _reference(app, shown["image_id"])
+    ref = reference_objects(app, shown["image_id"])
     if not ref:
         page.keyboard.press("x")
         return "background"
@@ -162,7 +172,8 @@ def _answer(page, app, shown: dict, keys: dict, position: dict, fixes: int) -> s
 
 def _on_canvas(page, x: float, y: float) -> list[float]:
     js = """([x, y]) => { const r = document.querySelector('#queue-canvas').getBoundingClientRect();
-        const v = queueState().view; return [r.left + (x - v.x) * v.scale, r.top + (y - v.y) * v.scale]; }"""
+        const v = fewclickTest.queue.view;
+        return [r.left + v.ox + x * v.scale, r.top + v.oy + y * v.scale]; }"""
     return page.evaluate(js, [float(x), float(y)])
 
 

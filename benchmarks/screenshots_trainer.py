@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 from _browser import chromium_page, log_in, screen
-from _walk import finish, part_names, reference_project, wait_for_round, with_server
+from _common import part_names
+from _walk import finish, reference_project, wait_for_round, with_server
 
 from fewclick.io import read_dataset
 from fewclick.metrics.detection import box_iou
@@ -78,10 +79,10 @@ def _walk(server, args) -> list[dict]:
 def _look(page, server, api, pid, image, gt, cls, finished: int, args) -> dict:
     detector = api.get(f"/api/projects/{pid}").json()["detector"]
     page.goto(f"{server.base}/#/image/{image['id']}")
-    page.wait_for_function(f"() => window.S && S.ready && S.image.id === {image['id']}")
+    page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {image['id']}")
     started = time.monotonic()
     if detector and detector["method"] != "training-free":  # proposals on open
-        page.wait_for_function("() => S.detect.result", timeout=300000)
+        page.wait_for_function("() => fewclickTest.detect.result", timeout=300000)
     opened = time.monotonic() - started
     page.wait_for_timeout(500)
     stem = f"trainer_{args.data.name}_{finished}"
@@ -92,11 +93,13 @@ def _look(page, server, api, pid, image, gt, cls, finished: int, args) -> dict:
     missing = [j for j in range(len(gt)) if j not in found]
     j = max(missing, key=lambda k: area[k]) if missing else int(np.argmax(area))
     page.click(f'[data-class="{cls[int(gt.labels[j])]}"]')  # its class, as a person picks it
-    before = page.evaluate("() => S.detect.answered ?? 0")
+    before = page.evaluate("() => fewclickTest.detect.answered ?? 0")
     x0, y0, x1, y1 = gt.boxes[j].tolist()
     started = time.monotonic()
     page.mouse.click(*screen(page, (x0 + x1) / 2, (y0 + y1) / 2))
-    page.wait_for_function(f"() => S.detect.answered === {before + 1} && S.detect.result", timeout=300000)
+    page.wait_for_function(
+        f"() => fewclickTest.detect.answered === {before + 1} && fewclickTest.detect.result", timeout=300000
+    )
     clicked = time.monotonic() - started
     page.wait_for_timeout(500)
     page.screenshot(path=str(args.out / f"{stem}_click.png"))
@@ -114,13 +117,15 @@ def _look(page, server, api, pid, image, gt, cls, finished: int, args) -> dict:
         "proposals_after_click": len(after),
         "boxed_after_click": {"0.5": len(_matched(gt, after, 0.5)), "0.7": len(_matched(gt, after, 0.7))},
         "clicked_box_iou": round(float(iou.max()) if iou.size else 0.0, 3),
-        "fitted_classes": page.evaluate("() => S.detect.result.fitted_classes ?? []"),
+        "fitted_classes": page.evaluate("() => fewclickTest.detect.result.fitted_classes ?? []"),
         "message": page.inner_text("#message"),
     }
 
 
 def _shown(page) -> np.ndarray:
-    boxes = page.evaluate("() => shownProposals().map((i) => S.detect.result.boxes[i])")
+    boxes = page.evaluate(
+        "() => fewclickTest.shownProposals().map((i) => fewclickTest.detect.result.boxes[i])"
+    )
     return np.array(boxes, np.float32).reshape(-1, 4)
 
 

@@ -20,25 +20,29 @@ FILE.png (mIoU vs clicks) and FILE_ranker.png (the paper's Figure 8).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import shutil
 import sys
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import torch
-from _work import claim_work
+from _common import (
+    add_work,
+    claim_work,
+    load_averages,
+    read_split,
+    run_record,
+    split_parts,
+    work_folder,
+    write_report,
+)
 
 from fewclick.io import read_dataset
-from fewclick.io.dataset import Dataset, split_by_image
+from fewclick.io.dataset import Dataset
 from fewclick.predict.backends import BACKENDS, TUNED_DECODER, make_backend
 from fewclick.predict.segment import MaskPredictor
-from fewclick.protocols import json_ready
 from fewclick.protocols.segment import RoundsConfig, plot_miou_vs_clicks, run_noc, run_rounds, tight_box
 from fewclick.protocols.segment_choice import RANKER_SESSIONS, choose_backend, score_backends
 from fewclick.protocols.segment_run import InstanceItems
@@ -52,17 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     if args.noc_only:
         return _noc_only(args)
-    train_set, test_set = _split(args.train, args.test)
-    every = _every(len(train_set), 5, "ranker")
-    model_set, ranker_set = (
-        split_by_image(train_set, every, "train"),
-        split_by_image(train_set, every, "test"),
-    )
+    train_set, test_set = read_split(args.train, args.test, few="last")
+    model_set, ranker_set = split_parts(train_set, 5, few="last", held="ranker")
     minutes = args.budget_minutes if args.budget_minutes is not None else (3.0 if args.quick else 12.0)
     max_instances = args.max_instances or (150 if args.quick else 600)
     noc_instances = args.noc_instances or (40 if args.quick else 150)
     ranker_instances = args.ranker_instances or (300 if args.quick else 1000)
-    work = args.work or Path("out/bench_segment") / Path(args.train).name
+    work = work_folder(args.work, "segment", args.train, make=False)
     report = {
         "train": str(args.train),
         "test": str(args.test),
@@ -71,56 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         "test_images": len(test_set),
         "budget_minutes": minutes,
         "methods": list(args.methods),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}, {torch.get_num_threads()} threads",
-        "load_average_start": os.getloadavg(),
+        **run_record("load_average_start", threads=torch.get_num_threads(), three=True),
     }
     backends = _backends(args.methods)
-    if "model" in backends:
-        claim_work(work, minutes)
-        started = time.perf_counter()
-        train_segmenter(
-            model_set,
-            work,
-            train=SegmentTrainConfig(budget_minutes=minutes, seed=args.seed),
-            clicks=args.clicks,
-        )
-        report["train_minutes"] = round((time.perf_counter() - started) / 60, 2)
-    if TUNED in backends:
-        report[TUNED] = _tune_sam(model_set, Path(work), minutes, args.seed)
-        report["tune_seconds"], report["tune_steps"] = (
-            report[TUNED]["tune_seconds"],
-            report[TUNED]["tune_steps"],
-        )
+    _train(args, backends, model_set, work, minutes, report)
     predictors = _predictors(backends, work)
     rounds_cfg = RoundsConfig(seed=args.seed, max_instances=max_instances)
     if "auto" in args.methods:  # the per-project pick, on the training part only
-        table = score_backends(
-            {k: p for k, p in predictors.items() if k in BACKENDS},
-            InstanceItems(ranker_set),
-            rounds_cfg,
-            max_instances=max_instances,
-        )
-        report["auto"] = {
-            "chosen": choose_backend(table),
-            "table": table,
-            "on": "ranker part of the training part",
-        }
-        print(f"auto: {report['auto']['chosen']} ({_finals(table)})", flush=True)
+        report["auto"] = _auto(predictors, ranker_set, rounds_cfg, max_instances)
     items = InstanceItems(test_set)
-    rounds = {name: run_rounds(p, items, rounds_cfg) for name, p in predictors.items()}
-    for name, result in rounds.items():
-        print(f"{name}: mIoU per round " + " ".join(f"{m:.3f}" for m in result.miou), flush=True)
-    _alias_auto(rounds, report)
-    report["instances"] = len(next(iter(rounds.values())).ious)
-    for key, name in (("box_only", "box"), ("grabcut", "grabcut"), ("m_b", "model")):
-        if name in rounds:
-            report[key] = rounds[name].miou[0]
-    report["rounds"] = {name: r.miou for name, r in rounds.items()}
-    report["boundary_F"] = {name: r.mean_boundary_f for name, r in rounds.items()}
-    report["by_size"] = {name: r.by_size() for name, r in rounds.items()}
-    report["mean_clicks"] = rounds.get("model", next(iter(rounds.values()))).clicks_curve()[0]  # as before
-    report["mean_clicks_by_method"] = {name: r.clicks_curve()[0] for name, r in rounds.items()}
+    rounds = _rounds(predictors, items, rounds_cfg, report)
     report.update(_noc(predictors, items, noc_instances, args.seed))
     _alias_auto(report, report, keys=NOC_KEYS)
     report["ranker_by_method"] = _rankers_by_method(
@@ -137,10 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                 args, model_set, work, minutes, items, rounds_cfg, rounds["model"]
             )
     report["latency_ms"] = _latencies(predictors, items)
-    report["load_average_end"] = os.getloadavg()
+    report["load_average_end"] = load_averages()
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(json_ready(report), indent=1))
+    write_report(report, out)
     plot_miou_vs_clicks(
         {name: r.clicks_curve() for name, r in rounds.items() if name != "auto"},
         out.with_suffix(".png"),
@@ -148,6 +107,57 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0
+
+
+def _train(args, backends: list, model_set: Dataset, work: Path, minutes: float, report: dict) -> None:
+    """Train M_b and M_b+c, and tune SAM's decoder, when the backends ask for them."""
+    if "model" in backends:
+        claim_work(work, minutes)
+        started = time.perf_counter()
+        train_segmenter(
+            model_set,
+            work,
+            train=SegmentTrainConfig(budget_minutes=minutes, seed=args.seed),
+            clicks=args.clicks,
+        )
+        report["train_minutes"] = round((time.perf_counter() - started) / 60, 2)
+    if TUNED in backends:
+        report[TUNED] = _tune_sam(model_set, Path(work), minutes, args.seed)
+        report["tune_seconds"], report["tune_steps"] = (
+            report[TUNED]["tune_seconds"],
+            report[TUNED]["tune_steps"],
+        )
+
+
+def _auto(predictors: dict, ranker_set: Dataset, rounds_cfg: RoundsConfig, max_instances: int) -> dict:
+    """The backend ``auto`` picks, scored on the ranker part of the training part."""
+    table = score_backends(
+        {k: p for k, p in predictors.items() if k in BACKENDS},
+        InstanceItems(ranker_set),
+        rounds_cfg,
+        max_instances=max_instances,
+    )
+    auto = {"chosen": choose_backend(table), "table": table, "on": "ranker part of the training part"}
+    print(f"auto: {auto['chosen']} ({_finals(table)})", flush=True)
+    return auto
+
+
+def _rounds(predictors: dict, items: InstanceItems, rounds_cfg: RoundsConfig, report: dict) -> dict:
+    """The rounds protocol for every predictor, its numbers into ``report``; the results."""
+    rounds = {name: run_rounds(p, items, rounds_cfg) for name, p in predictors.items()}
+    for name, result in rounds.items():
+        print(f"{name}: mIoU per round " + " ".join(f"{m:.3f}" for m in result.miou), flush=True)
+    _alias_auto(rounds, report)
+    report["instances"] = len(next(iter(rounds.values())).ious)
+    for key, name in (("box_only", "box"), ("grabcut", "grabcut"), ("m_b", "model")):
+        if name in rounds:
+            report[key] = rounds[name].miou[0]
+    report["rounds"] = {name: r.miou for name, r in rounds.items()}
+    report["boundary_F"] = {name: r.mean_boundary_f for name, r in rounds.items()}
+    report["by_size"] = {name: r.by_size() for name, r in rounds.items()}
+    report["mean_clicks"] = rounds.get("model", next(iter(rounds.values()))).clicks_curve()[0]  # as before
+    report["mean_clicks_by_method"] = {name: r.clicks_curve()[0] for name, r in rounds.items()}
+    return rounds
 
 
 #: SAM whose candidate masks the annotator may Tab through (protocols.segment)
@@ -351,17 +361,14 @@ def _noc_only(args) -> int:
         "test": str(args.test),
         "models": None if args.models is None else str(args.models),
         "methods": backends,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}, {torch.get_num_threads()} threads",
-        "load_average_start": os.getloadavg(),
+        **run_record("load_average_start", threads=torch.get_num_threads(), three=True),
     }
     report.update(_noc(predictors, items, args.noc_instances, args.seed))
     report["instances"] = report["noc_instances"]
     report["latency_ms"] = _latencies(predictors, items)
-    report["load_average_end"] = os.getloadavg()
+    report["load_average_end"] = load_averages()
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(json_ready(report), indent=1))
+    write_report(report, out)
     plot_miou_vs_clicks(
         {name: (list(range(len(m))), m) for name, m in report["noc_mIoU_per_click"].items()},
         out.with_suffix(".png"),
@@ -435,25 +442,6 @@ def _percentiles(times: list[tuple[float, float]]) -> dict:
     return out
 
 
-def _split(train: Path, test: Path) -> tuple[Dataset, Dataset]:
-    if Path(train).resolve() == Path(test).resolve():
-        data = read_dataset(train)
-        every = _every(len(data), 4, "test")
-        return split_by_image(data, every, "train"), split_by_image(data, every, "test")
-    return read_dataset(train), read_dataset(test)
-
-
-def _every(images: int, every: int, part: str) -> int:
-    """``every``, or fewer for a dataset too small to have an ``every``-th image (such as
-    the 3 images of ``isaid_samples``), so that the last image still goes to ``part``."""
-    if images < 2:
-        raise SystemExit(f"expected at least 2 images to split off a {part} part, got {images}")
-    if images < every:
-        print(f"only {images} images: the last one goes to the {part} part (not 1 in {every})")
-        return images
-    return every
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train", type=Path, help="training dataset (not needed with --noc-only)")
@@ -487,7 +475,7 @@ def _parser() -> argparse.ArgumentParser:
         "--noc-only", action="store_true", help="score the methods on --test with NoC only, no training"
     )
     p.add_argument("--models", type=Path, help="a trained model folder (for --noc-only)")
-    p.add_argument("--work", type=Path, help="where the models go")
+    add_work(p, "where the models go")
     p.add_argument("--seed", type=int, default=0)
     return p
 

@@ -21,17 +21,15 @@ test images. When ``--test`` is the same path as ``--train`` the dataset is spli
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from _work import load_average, plot_iou_histograms, write_report
+from _common import add_work, read_split, run_record, work_folder, write_report
+from _plots import plot_iou_histograms
 from tqdm import tqdm
 
-from detect import _split
 from fewclick.io.dataset import Dataset
 from fewclick.io.images import load_image
 from fewclick.metrics.detection import KEPT_IOU, paired_box_iou
@@ -45,8 +43,8 @@ from fewclick.train.detect import TrainConfig, detector_config_for, train_detect
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    train_set, test_set = _split(args.train, args.test, args.boxes)
-    work = args.work or Path("out/bench_tight_boxes") / Path(args.train).name
+    train_set, test_set = read_split(args.train, args.test, boxes=args.boxes)
+    work = work_folder(args.work, "tight_boxes", args.train, make=False)
     fit = Dataset(
         train_set.classes,
         sorted([r for r in train_set.images if len(r.objects)], key=lambda r: r.file_name)[
@@ -55,17 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         train_set.format,
         train_set.root,
     )
-    config = TrainConfig(
-        steps=args.steps,
-        min_steps=0,
-        warmup_steps=10,
-        val_every=10**9,
-        threads=args.threads,
-        input_scale="auto",
-    )
     if args.model is None:
-        net = detector_config_for(fit, "c3det", backbone="imagenet")
-        args.model = train_detector(fit, work / "detector", net, config)
+        args.model = _train(fit, work, args.steps, args.threads)
     detector = ClickDetector.load(args.model)
     sam = SamPredictor(
         ImageEncoder(threads=args.threads, cache_dir=work / "embeddings"), threads=args.threads
@@ -85,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ).reshape(-1, 4)
     report = {
         "dataset": str(args.test),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}",
-        "load_average": load_average(),
+        **run_record("load_average"),
         "train_images": len(fit.images),
         "model": str(args.model),
         "steps": args.steps,
@@ -105,6 +92,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{key:>9}: {s['boxes']} on objects, IoU >= 0.7 {s['iou_0.7']}, median {s['median_iou']}")
     print(f"   choice: {report['choice']} -> IoU >= 0.7 {report['test_with_choice']['iou_0.7']}")
     return 0
+
+
+def _train(fit: Dataset, work: Path, steps: int, threads: int) -> Path:
+    """A C3Det detector on an ImageNet backbone trained on ``fit`` for ``steps`` steps."""
+    config = TrainConfig(
+        steps=steps,
+        min_steps=0,
+        warmup_steps=10,
+        val_every=10**9,
+        threads=threads,
+        input_scale="auto",
+    )
+    net = detector_config_for(fit, "c3det", backbone="imagenet")
+    return train_detector(fit, work / "detector", net, config)
 
 
 def _proposed(detector: ClickDetector, sam: SamPredictor, records, what: str) -> dict[str, np.ndarray]:
@@ -171,7 +172,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=273, help="training steps (273: 60 s at Lite0's idle speed)")
     p.add_argument("--images", type=int, default=30, help="the first N test images")
     p.add_argument("--boxes", choices=("auto", "aligned"), default="auto")
-    p.add_argument("--work", type=Path, help="where the detector and the encoder's cache go")
+    add_work(p, "where the detector and the encoder's cache go")
     p.add_argument("--model", type=Path, help="a trained detector (last.pt) instead of training one")
     p.add_argument("--threads", type=int, default=1)
     return p

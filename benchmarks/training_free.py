@@ -23,17 +23,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
-import platform
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from _work import load_average, write_report
+from _common import add_work, read_split, run_record, work_folder, write_report
 from tqdm import tqdm
 
-from detect import _split
 from fewclick.io.images import load_image
 from fewclick.metrics.detection import box_iou
 from fewclick.predict.encoder import ImageEncoder
@@ -46,8 +43,8 @@ TARGET_RATIO = 3.0
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    train_set, test_set = _split(args.train, args.test, args.boxes)
-    work = args.work or Path("out/bench_training_free") / Path(args.train).name
+    train_set, test_set = read_split(args.train, args.test, boxes=args.boxes)
+    work = work_folder(args.work, "training_free", args.train, make=False)
     encoder = ImageEncoder(threads=args.threads, cache_dir=work / "embeddings")
     if args.sweep:
         records = sorted(train_set.images, key=lambda r: r.file_name)[: args.sweep_images]
@@ -62,9 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = _run(encoder, records, len(test_set.classes), args.clicks, config, args.limit)
     report = {
         "dataset": str(args.test),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()} {platform.processor() or 'cpu'}",
-        "load_average": load_average(),
+        **run_record("load_average"),
         "config": dataclasses.asdict(config),
         "limit": args.limit,
         "target_ratio": TARGET_RATIO,
@@ -187,7 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=10, help="the first N test images")
     p.add_argument("--clicks", type=int, nargs="+", default=[1, 3])
     p.add_argument("--boxes", choices=["auto", "aligned"], default="auto")
-    p.add_argument("--work", type=Path, help="where the encoder's cache goes")
+    add_work(p, "where the encoder's cache goes")
     p.add_argument("--limit", type=int, help="the app's cap on look-alikes (none: no finished image yet)")
     p.add_argument("--sweep", type=float, nargs="+", help="relative bars to compare on the training part")
     p.add_argument("--sweep-images", type=int, default=30)
