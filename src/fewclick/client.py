@@ -10,8 +10,10 @@
     api.export(project.id, "yolo-seg", "cells_yolo.zip")
 
 Every call raises :class:`ApiError` with the server's own message when the request is
-refused (``ApiError.status`` is the HTTP status). Records are frozen dataclasses; ``raw``
-keeps the whole JSON answer for fields this client does not name.
+refused (``ApiError.status`` is the HTTP status). Every answer is parsed with the model its
+route declares (:mod:`fewclick.wire.answers`, the server's own): an answer that is not what
+the route declares raises :class:`AnswerError`. Records are frozen dataclasses made from the
+parsed answers; ``raw`` keeps the whole JSON answer for fields this client does not name.
 """
 
 from __future__ import annotations
@@ -20,12 +22,16 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import TypeAdapter, ValidationError
 
-__all__ = ["Client", "ApiError", "Project", "ProjectClass", "Image", "Annotation", "Job"]
+from fewclick.wire import answers
+
+__all__ = ["Client", "ApiError", "AnswerError", "Project", "ProjectClass", "Image", "Annotation", "Job"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +42,34 @@ class ApiError(RuntimeError):
     def __init__(self, status: int, detail: Any, method: str, path: str) -> None:
         self.status, self.detail = status, detail
         super().__init__(f"{method} {path}: {status}: {detail}")
+
+
+class AnswerError(RuntimeError):
+    """An answer that is not what its route declares (a server of another version?): the
+    problems pydantic found, with the request."""
+
+    def __init__(self, method: str, path: str, model: Any, problems: ValidationError) -> None:
+        self.problems = problems
+        where = f"{method} {path}: " if method else ""
+        super().__init__(f"{where}the answer is not a {_name(model)}: {problems}")
+
+
+def _name(model: Any) -> str:
+    return getattr(model, "__name__", None) or str(model)
+
+
+@cache
+def _adapter(model: Any) -> TypeAdapter:
+    return TypeAdapter(model)
+
+
+def parse(model: Any, data: Any, method: str = "", path: str = "") -> Any:
+    """``data`` (a JSON answer) as ``model`` (a :mod:`fewclick.wire.answers` model, or a list
+    of one); :class:`AnswerError` naming ``method path`` when it is not one."""
+    try:
+        return _adapter(model).validate_python(data)
+    except ValidationError as exc:
+        raise AnswerError(method, path, model, exc) from None
 
 
 @dataclass(frozen=True)
@@ -56,8 +90,12 @@ class Project:
 
     @classmethod
     def of(cls, data: dict) -> Project:
-        classes = [ProjectClass(c["id"], c["name"], c.get("color", ""), c) for c in data.get("classes", [])]
-        return cls(data["id"], data["name"], classes, int(data.get("images", 0) or 0), data)
+        """A project as the API gives it: with its classes (one project), or without (the
+        list of projects: ``classes`` is then empty)."""
+        found = parse(answers.Project if "classes" in data else answers.ProjectSummary, data)
+        given = zip(getattr(found, "classes", []), data.get("classes", []), strict=True)
+        classes = [ProjectClass(c.id, c.name, c.color, raw) for c, raw in given]
+        return cls(found.id, found.name, classes, found.images, data)
 
     def class_id(self, name: str) -> int:
         for cls in self.classes:
@@ -82,9 +120,9 @@ class Annotation:
 
     @classmethod
     def of(cls, data: dict) -> Annotation:
-        return cls(
-            data.get("id"), data.get("class_id"), data["kind"], data["geometry"], data.get("score"), data
-        )
+        """A saved annotation as the API gives it."""
+        found = parse(answers.Annotation, data)
+        return cls(found.id, found.class_id, found.kind, found.geometry, found.score, data)
 
     def to_new(self, class_id: int | None = None) -> dict:
         """This annotation as a new one to save (optionally of another class)."""
@@ -109,16 +147,10 @@ class Image:
         """An image as the API gives it: with its annotations (one image), or with their
         count only (a project's list: ``annotations`` is then empty, ``raw`` has the count)."""
         given = data.get("annotations")
+        found = parse(answers.OpenImage if isinstance(given, list) else answers.Image, data)
         anns = [Annotation.of(a) for a in given] if isinstance(given, list) else []
         return cls(
-            data["id"],
-            data["file_name"],
-            data["width"],
-            data["height"],
-            data.get("status", ""),
-            data.get("revision", 0),
-            anns,
-            data,
+            found.id, found.file_name, found.width, found.height, found.status, found.revision, anns, data
         )
 
 
@@ -131,7 +163,8 @@ class Job:
 
     @classmethod
     def of(cls, data: dict) -> Job:
-        return cls(data["id"], data.get("kind", ""), data["status"], data)
+        found = parse(answers.Job, data)
+        return cls(found.id, found.kind, found.status, data)
 
     @property
     def finished(self) -> bool:
@@ -180,15 +213,23 @@ class Client:
             raise ApiError(response.status_code, detail, method, path)
         return response
 
-    def _json(self, method: str, path: str, **kwargs) -> Any:
-        return self.request(method, path, **kwargs).json()
+    def _answer(self, method: str, path: str, model: Any, **kwargs) -> tuple[Any, Any]:
+        """``(parsed, raw)``: the JSON answer to one request parsed as ``model`` (the route's
+        :mod:`fewclick.wire.answers` model; :class:`AnswerError` when it is not one), and as
+        received."""
+        raw = self.request(method, path, **kwargs).json()
+        return parse(model, raw, method, path), raw
+
+    def _json(self, method: str, path: str, model: Any, **kwargs) -> Any:
+        """The JSON answer to one request, checked to be a ``model`` (see :meth:`_answer`)."""
+        return self._answer(method, path, model, **kwargs)[1]
 
     # ----------------------------------------------------------------------- projects
     def projects(self) -> list[Project]:
-        return [Project.of(p) for p in self._json("GET", "/projects")]
+        return [Project.of(p) for p in self._json("GET", "/projects", list[answers.ProjectSummary])]
 
     def project(self, project_id: int) -> Project:
-        return Project.of(self._json("GET", f"/projects/{project_id}"))
+        return Project.of(self._json("GET", f"/projects/{project_id}", answers.Project))
 
     def create_project(
         self,
@@ -206,13 +247,14 @@ class Client:
             body["folder"] = str(folder)
         if dataset is not None:
             body["dataset"] = str(dataset)
-        return Project.of(self._json("POST", "/projects", json=body)["project"])
+        return Project.of(self._json("POST", "/projects", answers.ProjectWithWarnings, json=body)["project"])
 
     def import_dataset(self, project_id: int, dataset: str | Path, format: str | None = None) -> list[str]:
         """Add a dataset's annotations (on the server's disk) to the project's images;
         predictions keep their scores. Returns the server's warnings."""
         body = {"dataset": str(dataset), **({"format": format} if format else {})}
-        return self._json("POST", f"/projects/{project_id}/import", json=body)["warnings"]
+        path = f"/projects/{project_id}/import"
+        return self._json("POST", path, answers.ProjectWithWarnings, json=body)["warnings"]
 
     def export(self, project_id: int, format: str, to: str | Path) -> Path:
         """Download the project's annotations in ``format`` (any name ``fewclick data
@@ -224,24 +266,28 @@ class Client:
 
     # ----------------------------------------------------------------------- images
     def images(self, project_id: int) -> list[Image]:
-        return [Image.of(i) for i in self._json("GET", f"/projects/{project_id}/images")]
+        return [Image.of(i) for i in self._json("GET", f"/projects/{project_id}/images", list[answers.Image])]
 
     def image(self, image_id: int) -> Image:
         """The image with its annotations."""
-        return Image.of(self._json("GET", f"/images/{image_id}"))
+        return Image.of(self._json("GET", f"/images/{image_id}", answers.OpenImage))
 
     def upload(self, project_id: int, path: str | Path) -> Image:
         path = Path(path)
         with open(path, "rb") as f:
             return Image.of(
-                self._json("POST", f"/projects/{project_id}/images", files={"file": (path.name, f)})
+                self._json(
+                    "POST", f"/projects/{project_id}/images", answers.Image, files={"file": (path.name, f)}
+                )
             )
 
     def set_status(self, image_id: int, status: str) -> Image:
         """Move the image to ``in_progress``, ``done`` or ``reviewed``, as the user's role may
         (``fewclick.server.store.MOVES``); an annotator's finishing an image may start a
         training job by itself (the answer's ``raw["job"]``)."""
-        return Image.of(self._json("PATCH", f"/images/{image_id}", json={"status": status}))
+        return Image.of(
+            self._json("PATCH", f"/images/{image_id}", answers.MovedImage, json={"status": status})
+        )
 
     # ----------------------------------------------------------------------- annotations
     def save(
@@ -259,27 +305,26 @@ class Client:
         if revision is None:
             revision = self.image(image_id).revision
         body = {"revision": revision, "create": list(create), "delete": list(delete)}
-        self._json("POST", f"/images/{image_id}/annotations/batch", json=body)
+        self._json("POST", f"/images/{image_id}/annotations/batch", answers.BatchSaved, json=body)
         return self.image(image_id)
 
     def update_annotation(self, annotation_id: int, revision: int, **fields: Any) -> Annotation:
         """Change an annotation's ``class_id``, ``kind``, ``geometry`` or ``review``."""
         body = {**fields, "revision": revision}
-        return Annotation.of(self._json("PATCH", f"/annotations/{annotation_id}", json=body)["annotation"])
+        saved = self._json("PATCH", f"/annotations/{annotation_id}", answers.AnnotationSaved, json=body)
+        return Annotation.of(saved["annotation"])
 
     # ----------------------------------------------------------------------- assistance
     def detect(self, image_id: int, clicks: Sequence[tuple[float, float, int]] = ()) -> list[Annotation]:
         """Click-to-detect: the objects the clicks ``(x, y, class id)`` ask for (none: the
         trained detector's pre-annotation), as proposals to save with :meth:`save`."""
         body = {"clicks": [list(c) for c in clicks]}
-        found = self._json("POST", f"/images/{image_id}/detect", json=body)
-        rboxes = found.get("rboxes") or [None] * len(found["boxes"])
+        found, raw = self._answer("POST", f"/images/{image_id}/detect", answers.Detected, json=body)
+        rboxes = found.rboxes or [None] * len(found.boxes)
         out = []
-        for box, rbox, label, score in zip(
-            found["boxes"], rboxes, found["labels"], found["scores"], strict=True
-        ):
+        for box, rbox, label, score in zip(found.boxes, rboxes, found.labels, found.scores, strict=True):
             kind, geometry = ("box", {"box": box}) if rbox is None else ("rbox", {"rbox": rbox, "box": box})
-            out.append(Annotation(None, label, kind, geometry, score, found))
+            out.append(Annotation(None, label, kind, geometry, score, raw))
         return out
 
     def segment(
@@ -290,19 +335,19 @@ class Client:
     ) -> Annotation:
         """Box-to-mask with corrective clicks ``(x, y, positive)``: one mask proposal."""
         body = {"box": list(box), "clicks": [list(c) for c in clicks]}
-        found = self._json("POST", f"/images/{image_id}/segment", json=body)
-        geometry = {"mask": found["mask"], **({"box": found["box"]} if found.get("box") else {})}
-        return Annotation(None, None, "mask", geometry, found.get("score"), found)
+        found, raw = self._answer("POST", f"/images/{image_id}/segment", answers.Segmented, json=body)
+        geometry = {"mask": raw["mask"], **({"box": found.box} if found.box else {})}
+        return Annotation(None, None, "mask", geometry, found.score, raw)
 
     # ----------------------------------------------------------------------- jobs
     def train(self, project_id: int) -> Job:
-        return Job.of(self._json("POST", f"/projects/{project_id}/train", json={}))
+        return Job.of(self._json("POST", f"/projects/{project_id}/train", answers.Job, json={}))
 
     def job(self, job_id: int) -> Job:
-        return Job.of(self._json("GET", f"/jobs/{job_id}"))
+        return Job.of(self._json("GET", f"/jobs/{job_id}", answers.Job))
 
     def jobs(self, project_id: int) -> list[Job]:
-        return [Job.of(j) for j in self._json("GET", f"/projects/{project_id}/jobs")]
+        return [Job.of(j) for j in self._json("GET", f"/projects/{project_id}/jobs", list[answers.Job])]
 
     def wait(self, job: Job | int, timeout: float = 3600.0, poll: float = 2.0) -> Job:
         """Poll a job until it is done or failed; TimeoutError after ``timeout`` seconds."""

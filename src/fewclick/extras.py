@@ -29,7 +29,6 @@ EXTRA_OF: dict[str, tuple[str, str]] = {
     "matplotlib": ("matplotlib", "ml"),
     "fastapi": ("FastAPI", "server"),
     "starlette": ("Starlette", "server"),
-    "pydantic": ("pydantic", "server"),
     "uvicorn": ("uvicorn", "server"),
     "sqlalchemy": ("SQLAlchemy", "server"),
     "alembic": ("Alembic", "server"),

@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("predict", "train"),
     ("protocols",),
     ("active", "batch", "demo"),
+    ("wire",),
     ("server", "client"),
     ("cli",),
     ("__main__",),

@@ -8,6 +8,7 @@ the first time it is asked for, and a bearer token of that user.
 
 from __future__ import annotations
 
+from declared import CheckedClient
 from fastapi.testclient import TestClient
 
 from fewclick.server import accounts
@@ -36,7 +37,8 @@ def auth_headers(app) -> dict[str, str]:
 
 
 def client_for(app, **kwargs) -> TestClient:
-    """A test client of ``app`` whose requests carry :func:`auth_headers`."""
-    client = TestClient(app, **kwargs)
+    """A test client of ``app`` whose requests carry :func:`auth_headers`, and whose 2xx JSON
+    answers are checked against their routes' response models (:mod:`declared`)."""
+    client = CheckedClient(app, **kwargs)
     client.headers.update(auth_headers(app))
     return client

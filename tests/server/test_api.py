@@ -311,6 +311,25 @@ def test_points_snap_stays_put_without_a_model_or_sam_and_checks_input(client, d
     )
 
 
+def test_a_click_on_the_far_edge_is_outside_for_every_route(client, data, tmp_path, monkeypatch):
+    """One bounds rule for detect, segment and snap (routes/assist.py ``_check_click``):
+    pixel i covers [i, i + 1), as the page's ``view.inside`` holds clicks."""
+    monkeypatch.setenv("FEWCLICK_MODELS", str(tmp_path))  # no pretrained files there
+    project = _new_project(client, data, "dataset")
+    image = _first_image(client, project)
+    w, h, cls = image["width"], image["height"], project["classes"][0]["id"]
+    url = f"/api/images/{image['id']}"
+    for x, y in ((w, 4), (4, h), (-0.01, 4)):
+        refused = [
+            client.post(f"{url}/detect", json={"clicks": [[x, y, cls]]}),
+            client.post(f"{url}/segment", json={"box": [0, 0, w, h], "clicks": [[x, y, True]]}),
+            client.post(f"{url}/snap", json={"x": x, "y": y, "class_id": cls}),
+        ]
+        assert [(r.status_code, "outside" in r.json()["detail"]) for r in refused] == [(400, True)] * 3, x
+    r = client.post(f"{url}/snap", json={"x": w - 0.01, "y": h - 0.01, "class_id": cls})
+    assert r.status_code == 200 and r.json() == {"method": "none", "point": [w - 0.01, h - 0.01]}
+
+
 def test_masks_are_stored_as_rle_with_their_box(client, data):
     project = _new_project(client, data)
     cls = project["classes"][0]["id"]

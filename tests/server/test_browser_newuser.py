@@ -23,7 +23,8 @@ from fewclick.io.rle import mask_to_rle
 from fewclick.predict.fullimage import BoxFill
 from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
-from fewclick.server.fullimage import region_answers, region_prompts
+from fewclick.server.fullimage import region_prompts
+from fewclick.wire.codec import region_answers
 
 USER, PASSWORD = "ann", "a long password"
 H, W = 120, 160

@@ -6,12 +6,13 @@ from __future__ import annotations
 import io
 import zipfile
 
+import httpx
 import numpy as np
 import pytest
 from clients import auth_headers
 from fastapi.testclient import TestClient
 
-from fewclick.client import ApiError, Client
+from fewclick.client import AnswerError, ApiError, Client, Job
 from fewclick.data.synthetic import make_dataset
 from fewclick.io import Dataset, ImageRecord, read_dataset, write_dataset
 from fewclick.server.app import create_app
@@ -89,6 +90,20 @@ def test_refusals_are_api_errors_with_the_servers_message(api, aerial):
     assert stale.value.status == 409 and "nothing was overwritten" in stale.value.detail
     with pytest.raises(KeyError, match=r"no class 'boat'; it has \['car'\]"):
         project.class_id("boat")
+
+
+def test_an_answer_that_is_not_what_the_route_declares_is_an_answer_error():
+    """The client parses answers with the server's models (fewclick.wire.answers)."""
+    job = {"id": 4, "project_id": 1, "kind": "train", "trigger": "user", "status": "done", "progress": 1.0}
+    job |= {"message": "", "elapsed_seconds": 3.5, "eta_seconds": None}
+    job |= {"created_at": "2026-01-01T00:00:00", "updated_at": "2026-01-01T00:00:09"}
+    answers = {"/api/jobs/4": job, "/api/jobs/5": {**job, "id": 5, "status": None}}
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answers[request.url.path]))
+    with Client(http=httpx.Client(transport=transport, base_url="http://server")) as client:
+        assert client.job(4) == Job(4, "train", "done") and client.job(4).finished
+        with pytest.raises(AnswerError, match=r"(?s)GET /jobs/5: the answer is not a Job: .*status") as wrong:
+            client.job(5)
+    assert wrong.value.problems.errors()[0]["loc"] == ("status",)
 
 
 def test_a_server_that_does_not_answer_is_a_connection_error():

@@ -34,6 +34,7 @@ from fewclick.metrics.detection import evaluate_detections
 from fewclick.server.convert import to_objects
 from fewclick.server.db import Event, ModelVersion, Project
 from fewclick.types import Detections
+from fewclick.wire.codec import ClassMap
 
 IDLE_SECONDS = 120.0  # a longer gap between two events on an image counts this long
 INTERACTIONS = (
@@ -127,7 +128,7 @@ def _map_curve(project: Project, submits: list, seconds: dict[int, float]) -> li
     with_reference = [im for im in project.images if any(a.reference for a in im.annotations)]
     if not with_reference or not submits:
         return None
-    position_of = {c.id: c.position for c in project.classes}
+    position_of = ClassMap(project.classes).position_of
     gts = [
         to_objects([a for a in im.annotations if a.reference], position_of, False) for im in with_reference
     ]

@@ -102,7 +102,7 @@ def create_app(
     logs.add_request_ids(app)
     for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(authorize)])
-    app.add_api_route("/", _index, include_in_schema=False)
+    app.add_api_route("/", _index, include_in_schema=False, response_class=FileResponse)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

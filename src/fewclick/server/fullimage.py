@@ -201,12 +201,3 @@ def region_prompts(regions: list[dict]) -> list:
         )
         for i, r in enumerate(regions)
     ]
-
-
-def region_answers(labels: np.ndarray, count: int) -> list[dict]:
-    """Per region of the ``int32[H, W]`` region map: its index, its mask as COCO RLE (as the
-    segment route gives masks) and its area in pixels (0 when the others cover it)."""
-    from fewclick.io.rle import mask_to_rle
-
-    areas = np.bincount(labels.ravel(), minlength=count)
-    return [{"index": i, "rle": mask_to_rle(labels == i), "area": int(areas[i])} for i in range(count)]

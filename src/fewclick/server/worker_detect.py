@@ -11,6 +11,7 @@ from collections import OrderedDict
 import numpy as np
 
 from fewclick.server import worker
+from fewclick.wire.codec import detection_lists
 
 # (embedding key, class, the person's box) -> SAM's box from a click at its centre
 _CLICK_BOXES: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -60,7 +61,7 @@ def detect(
         predictor = _trained(model, path, encoding)
         method, classes = predictor.method, list(predictor.classes)
         if classes != list(names):
-            return {"method": method, "classes": classes, **_lists(Detections.empty())}
+            return {"method": method, "classes": classes, **detection_lists(Detections.empty())}
         det = predictor.predict(c)
         if encoding is not None:
             tight = _tight_classes(model, held)
@@ -83,7 +84,7 @@ def detect(
     return {
         "method": method,
         "classes": classes,
-        **_lists(det),
+        **detection_lists(det),  # labels: class positions (the route makes them class ids)
         # the classes whose SAM boxes move by the edges learnt on finished images
         "fitted_classes": sorted(offsets.per_class) if offsets else [],
         # the classes whose proposals SAM makes tight (learnt on held-out finished images)
@@ -107,16 +108,6 @@ def _trained(model: str, path: str, encoding: tuple[str, str] | None):
         worker.PREDICTORS[key] = make()
     sam_features = worker.PREDICTORS[key].method == "pretrained"
     return worker.encoded(key, make, path, encoding if sam_features else None)
-
-
-def _lists(det) -> dict:
-    """``det``'s boxes, oriented boxes, scores and labels as JSON-ready lists."""
-    return {
-        "boxes": det.boxes.round(2).tolist(),
-        "rboxes": None if det.rboxes is None else det.rboxes.round(3).tolist(),
-        "scores": det.scores.round(4).tolist(),
-        "labels": det.labels.tolist(),
-    }
 
 
 def _own_boxes(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fewclick.server import worker
+from fewclick.wire.codec import mask_answer, region_answers
 
 if TYPE_CHECKING:
     from fewclick.server.serving import Serving
@@ -121,17 +122,8 @@ def _predicted(path: str, sam, serving: Serving, box: list[float], made: list, b
 
 
 def _shown_mask(pred) -> dict:
-    """A mask as the page draws it: its RLE, box (None when empty), score and area."""
-    from fewclick.io.rle import mask_to_rle, rle_boxes
-
-    rle = mask_to_rle(pred.mask)
-    b = rle_boxes([rle])[0]
-    return {
-        "mask": rle,
-        "box": None if not np.isfinite(b).all() else b.tolist(),
-        "score": float(pred.score),
-        "area": int(pred.mask.sum()),
-    }
+    """A mask as the page draws it (:func:`fewclick.wire.codec.mask_answer`)."""
+    return mask_answer(pred.mask, pred.score)
 
 
 SAMS = ("sam", "sam_tuned")  # the backends that run SAM on the image's embedding
@@ -224,7 +216,7 @@ def fullimage(
         labels = predictor.predict(prompts)
     entry[1] = True
     return {
-        "regions": fi.region_answers(np.asarray(labels), len(prompts)),
+        "regions": region_answers(np.asarray(labels), len(prompts)),
         "method": fi.method_name(predictor),
         "ms": round(1000 * (time.perf_counter() - start), 1),
     }

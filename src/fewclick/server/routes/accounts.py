@@ -12,6 +12,7 @@ from fewclick.server import accounts, store, throttle
 from fewclick.server.auth import CSRF_HEADER, MAX_ID, SESSION_COOKIE
 from fewclick.server.db import Project, User, WebSession, local_user
 from fewclick.server.deps import DB
+from fewclick.wire import answers
 
 router = APIRouter(prefix="/api")
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -40,7 +41,7 @@ def _me(user: User, csrf: str | None) -> dict:
     return {"id": user.id, "name": user.name, "role": user.role, "csrf": csrf, "csrf_header": CSRF_HEADER}
 
 
-@router.post("/login")
+@router.post("/login", response_model=answers.Me)
 def login(body: LoginIn, request: Request, response: Response, session: DB):
     """Check the password and start a browser session: an HttpOnly, SameSite=Strict cookie,
     and the CSRF token the page sends back on every change. Repeated failures of a user
@@ -74,7 +75,7 @@ def login(body: LoginIn, request: Request, response: Response, session: DB):
     return _me(user, csrf)
 
 
-@router.post("/logout")
+@router.post("/logout", response_model=answers.LoggedOut)
 def logout(request: Request, response: Response, session: DB):
     cookie = request.cookies.get(SESSION_COOKIE)
     found = accounts.web_session(session, cookie) if cookie else None
@@ -85,7 +86,7 @@ def logout(request: Request, response: Response, session: DB):
     return {"logged_out": True}
 
 
-@router.get("/me")
+@router.get("/me", response_model=answers.Me)
 def me(request: Request, session: DB):
     """The user the request authenticated as, with the session's CSRF token (None for a
     bearer token)."""
@@ -96,13 +97,13 @@ def me(request: Request, session: DB):
     return _me(local_user(session), found.csrf if found else None)
 
 
-@router.get("/users")
+@router.get("/users", response_model=list[answers.User])
 def list_users(session: DB):
     users = session.query(User).filter_by(removed_at=None).order_by(User.id)
     return [{"id": u.id, "name": u.name, "role": u.role} for u in users]
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, response_model=answers.User)
 def add_user(body: UserIn, session: DB):
     try:
         user = accounts.add_user(session, body.name, body.role, body.password)
@@ -112,7 +113,7 @@ def add_user(body: UserIn, session: DB):
     return {"id": user.id, "name": user.name, "role": user.role}
 
 
-@router.put("/projects/{project_id}/members/{user_id}")
+@router.put("/projects/{project_id}/members/{user_id}", response_model=answers.Member)
 def set_member(project_id: Id, user_id: Id, body: MemberIn, session: DB):
     """Give a user a role on this project (``null``: the user's own role again); a global
     admin's stays admin (403)."""

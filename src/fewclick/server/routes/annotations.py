@@ -17,6 +17,7 @@ from fewclick.server.db import ANNOTATION_KINDS, REVIEW_STATES, Annotation, Imag
 from fewclick.server.deps import DB
 from fewclick.server.limits import MAX_CREATES, MAX_DELETES
 from fewclick.server.serving import check_backend
+from fewclick.wire import answers
 
 router = APIRouter(prefix="/api")
 
@@ -114,7 +115,7 @@ class BatchIn(BaseModel):
     delete: list[Id] = Field(default=[], max_length=MAX_DELETES)
 
 
-@router.post("/images/{image_id}/annotations", status_code=201)
+@router.post("/images/{image_id}/annotations", status_code=201, response_model=answers.AnnotationSaved)
 def add_annotation(image_id: int, body: AnnotationIn, session: DB, revision: Annotated[Revision, Query()]):
     image = store.get(session, Image, image_id, "image")
     user = local_user(session)
@@ -124,7 +125,7 @@ def add_annotation(image_id: int, body: AnnotationIn, session: DB, revision: Ann
     return {"annotation": views.annotation(ann), "revision": new}
 
 
-@router.post("/images/{image_id}/annotations/batch")
+@router.post("/images/{image_id}/annotations/batch", response_model=answers.BatchSaved)
 def batch(image_id: int, body: BatchIn, session: DB):
     image = store.get(session, Image, image_id, "image")
     user = local_user(session)
@@ -140,7 +141,7 @@ def batch(image_id: int, body: BatchIn, session: DB):
     }
 
 
-@router.patch("/annotations/{annotation_id}")
+@router.patch("/annotations/{annotation_id}", response_model=answers.AnnotationSaved)
 def patch_annotation(annotation_id: int, body: AnnotationPatch, session: DB):
     ann = store.get(session, Annotation, annotation_id, "annotation")
     user = local_user(session)
@@ -150,7 +151,7 @@ def patch_annotation(annotation_id: int, body: AnnotationPatch, session: DB):
     return {"annotation": views.annotation(ann), "revision": new}
 
 
-@router.delete("/annotations/{annotation_id}")
+@router.delete("/annotations/{annotation_id}", response_model=answers.AnnotationDeleted)
 def delete_annotation(annotation_id: int, session: DB, revision: Annotated[Revision, Query()]):
     ann = store.get(session, Annotation, annotation_id, "annotation")
     image = ann.image

@@ -19,6 +19,8 @@ from fewclick.server import embeddings, queries, serving, store, worker_detect, 
 from fewclick.server.db import Image
 from fewclick.server.deps import DB, Config, Settings, Worker
 from fewclick.server.serving import newest_model, serving_detector
+from fewclick.wire import answers
+from fewclick.wire.codec import ClassMap
 
 router = APIRouter(prefix="/api")
 #: the training-free start shows at most this many look-alikes per object of the fullest
@@ -58,20 +60,27 @@ def _outside(image: Image) -> str:
     return f"outside the {image.width} x {image.height} image"
 
 
-@router.post("/images/{image_id}/detect")
+def _check_click(image: Image, x: float, y: float, what: str) -> None:
+    """400 naming ``what`` (e.g. "click 2 at") unless (x, y) is on one of the image's
+    pixels. Pixel (i, j) covers [i, i + 1) x [j, j + 1), so a click at x == width is
+    outside a width-pixel image: the page's ``view.inside`` holds clicks to the same rule.
+    (A point annotation's geometry may lie on the far edge: ``convert.check_geometry``.)"""
+    if not (0 <= x < image.width and 0 <= y < image.height):
+        raise HTTPException(400, f"{what} ({x:g}, {y:g}) is {_outside(image)}")
+
+
+@router.post("/images/{image_id}/detect", response_model=answers.Detected)
 async def detect(image_id: int, body: DetectIn, session: DB, config: Config, models: Worker):
     image = store.get(session, Image, image_id, "image")
     serving.image_file(image)
     project = image.project
-    position_of = {c.id: c.position for c in project.classes}
-    class_of = {c.position: c.id for c in project.classes}
+    classes = ClassMap(project.classes)
     clicks = []
     for i, (x, y, class_id) in enumerate(body.clicks):
-        if class_id not in position_of:
+        if class_id not in classes:
             raise HTTPException(400, f"click {i}: class id {class_id} is not a class of this project")
-        if not (0 <= x < image.width and 0 <= y < image.height):
-            raise HTTPException(400, f"click {i} at ({x:g}, {y:g}) is {_outside(image)}")
-        clicks.append([x, y, position_of[class_id]])
+        _check_click(image, x, y, f"click {i} at")
+        clicks.append([x, y, classes.position(class_id)])
     version = serving_detector(session, project.id)
     # a version whose pick was the training-free start has no network: that start serves
     model = version if version is not None and version.method != "training-free" else None
@@ -99,7 +108,7 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
         model.path if model else None,
         names,
         clicks,
-        {position_of[k]: v for k, v in sizes.items()},
+        classes.by_position(sizes),
         _sam_image(config, image) if sam else None,
         limit,
         _finished_boxes(session, project) if sam and clicks else None,
@@ -111,17 +120,16 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
         raise HTTPException(409, _other_classes(model.version, trained_for, names))
     if sam and not clicks:  # the proposals on open: the first click's SAM set up meanwhile
         models.later(worker_detect.ready_for_clicks, image.path, _sam_image(config, image), len(names))
-    result["labels"] = [class_of[int(label)] for label in result["labels"]]
-    result["fitted_classes"] = [class_of[k] for k in result.get("fitted_classes", [])]
-    result["tight_classes"] = [class_of[k] for k in result.get("tight_classes", [])]
+    result["labels"] = classes.ids(result["labels"])
+    result["fitted_classes"] = classes.ids(result.get("fitted_classes", []))
+    result["tight_classes"] = classes.ids(result.get("tight_classes", []))
     result["model_version"] = version.version if version else None
     # the score threshold of the best F1 on the held-out finished images the pick ran on
     result["min_score"] = (version.metrics or {}).get("score_threshold") if version else None
     # per class, the score from which the background trainer's version left the least work
     # on the held-out finished images (until the slider is moved: then it holds for all)
     per_class = ((version.metrics or {}).get("score_thresholds") if model else None) or []
-    known = [(class_of[k], t) for k, t in enumerate(per_class) if t is not None and k in class_of]
-    result["min_scores"] = dict(known) if per_class else None
+    result["min_scores"] = classes.by_id(per_class) if per_class else None
     result["look_alike_limit"] = limit
     return result
 
@@ -153,11 +161,12 @@ def _held_out_images(session, project) -> list[Image]:
 
 def _for_worker(project, finished: list) -> list:
     """``[embedding key, path, [[class position, x0, y0, x1, y1], ...]]`` per finished image."""
-    position_of = {c.id: c.position for c in project.classes}
+    classes = ClassMap(project.classes)
     out = []
     for image, boxes in finished:
         if Path(image.path).is_file():  # a file gone since: nothing to learn from it
-            out.append([serving.embedding_key(image), image.path, [[position_of[c], *b] for c, *b in boxes]])
+            at = [[classes.position(c), *b] for c, *b in boxes]
+            out.append([serving.embedding_key(image), image.path, at])
     return out
 
 
@@ -197,7 +206,7 @@ def _needs_sam(session, image: Image) -> bool:
     return newest_model(session, image.project_id, "points") is None
 
 
-@router.post("/images/{image_id}/prepare")
+@router.post("/images/{image_id}/prepare", response_model=answers.Prepared)
 async def prepare(image_id: int, session: DB, config: Config, models: Worker):
     """Start encoding the image for SAM (and the project's next image after it); says
     whether its embedding is ready. Nothing to prepare when SAM serves nothing here."""
@@ -205,8 +214,7 @@ async def prepare(image_id: int, session: DB, config: Config, models: Worker):
     serving.image_file(image)
     project = image.project
     if serving.sam_available():  # SAM's click boxes on the finished images, learnt meanwhile
-        position_of = {c.id: c.position for c in project.classes}
-        sizes = {position_of[k]: v for k, v in queries.class_sizes(session, project.id).items()}
+        sizes = ClassMap(project.classes).by_position(queries.class_sizes(session, project.id))
         finished = _finished_boxes(session, project)
         await models.run(
             worker_detect.learn_click_boxes, str(config.embeddings), len(project.classes), sizes, finished
@@ -241,7 +249,9 @@ async def prepare(image_id: int, session: DB, config: Config, models: Worker):
     return {**out, "ready": ready[0]}
 
 
-@router.post("/images/{image_id}/segment")
+@router.post(
+    "/images/{image_id}/segment", response_model=answers.Segmented, response_model_exclude_unset=True
+)
 async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, models: Worker):
     image = store.get(session, Image, image_id, "image")
     serving.image_file(image)
@@ -250,8 +260,7 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     for i, (x, y, _) in enumerate(body.clicks):
-        if not (0 <= x < image.width and 0 <= y < image.height):
-            raise HTTPException(400, f"click {i} at ({x:g}, {y:g}) is {_outside(image)}")
+        _check_click(image, x, y, f"click {i} at")
     backend = serving.serving(session, image.project)
     sam = _sam_image(config, image) if backend.name in worker_masks.SAMS else None
     out = await models.run(
@@ -270,21 +279,20 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
     return out
 
 
-@router.post("/images/{image_id}/snap")
+@router.post("/images/{image_id}/snap", response_model=answers.Snapped)
 async def snap(image_id: int, body: SnapIn, session: DB, config: Config, models: Worker):
     image = store.get(session, Image, image_id, "image")
-    position_of = {c.id: c.position for c in image.project.classes}
-    if body.class_id not in position_of:
+    classes = ClassMap(image.project.classes)
+    if body.class_id not in classes:
         raise HTTPException(400, f"class id {body.class_id} is not a class of this project")
-    if not (0 <= body.x <= image.width and 0 <= body.y <= image.height):
-        raise HTTPException(400, f"point ({body.x:g}, {body.y:g}) is {_outside(image)}")
+    _check_click(image, body.x, body.y, "point")
     serving.image_file(image)
     model = newest_model(session, image.project_id, "points")
     sam = _sam_image(config, image) if model is None and serving.sam_available() else None
     others = [
-        [*a.geometry["original"], position_of[a.class_id]]
+        [*a.geometry["original"], classes.position(a.class_id)]
         for a in image.annotations
         if a.kind == "point" and not a.reference and a.review != "rejected"
     ]
-    click = (body.x, body.y, position_of[body.class_id])
+    click = (body.x, body.y, classes.position(body.class_id))
     return await models.run(worker_masks.snap, image.path, model.path if model else None, sam, click, others)

@@ -13,6 +13,7 @@ from fewclick.server.deps import DB, Config, start_process
 from fewclick.server.jobs import run
 from fewclick.server.jobs.comparison import too_few
 from fewclick.server.jobs.control import reset_stale
+from fewclick.wire import answers
 
 router = APIRouter(prefix="/api")
 
@@ -36,12 +37,12 @@ def _backends(session: Session, project: Project) -> dict:
     return out
 
 
-@router.get("/projects/{project_id}/backends")
+@router.get("/projects/{project_id}/backends", response_model=answers.Backends)
 def get_backends(project_id: int, session: DB):
     return _backends(session, store.get(session, Project, project_id, "project"))
 
 
-@router.put("/projects/{project_id}/backend")
+@router.put("/projects/{project_id}/backend", response_model=answers.Backends)
 def pick_backend(project_id: int, body: BackendIn, session: DB):
     """The user's pick of the mask backend (None: back to the measured one)."""
     project = store.get(session, Project, project_id, "project")
@@ -55,7 +56,7 @@ def pick_backend(project_id: int, body: BackendIn, session: DB):
     return _backends(session, project)
 
 
-@router.post("/projects/{project_id}/compare", status_code=202)
+@router.post("/projects/{project_id}/compare", status_code=202, response_model=answers.Job)
 def compare(project_id: int, session: DB, config: Config):
     """Start a job that scores every available backend on the finished masks."""
     project = store.get(session, Project, project_id, "project")

@@ -13,6 +13,7 @@ from fewclick.server import queries, store, views
 from fewclick.server.db import Project, local_user
 from fewclick.server.deps import DB
 from fewclick.server.limits import MAX_EVENT_DETAIL, MAX_EVENTS_PER_POST
+from fewclick.wire import answers
 
 router = APIRouter(prefix="/api")
 
@@ -43,7 +44,7 @@ class EventIn(BaseModel):
         return detail
 
 
-@router.post("/projects/{project_id}/events", status_code=201)
+@router.post("/projects/{project_id}/events", status_code=201, response_model=answers.Logged)
 def log_events(
     project_id: int, events: Annotated[list[EventIn], Body(max_length=MAX_EVENTS_PER_POST)], session: DB
 ):
@@ -54,7 +55,7 @@ def log_events(
     return {"logged": len(events)}
 
 
-@router.get("/projects/{project_id}/events")
+@router.get("/projects/{project_id}/events", response_model=list[answers.Event])
 def list_events(project_id: int, session: DB, limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 1000):
     store.get(session, Project, project_id, "project")
     return [views.event(e) for e in queries.events(session, project_id, limit)]

@@ -14,6 +14,7 @@ from fewclick.server import serving, store, worker_masks
 from fewclick.server.db import Image
 from fewclick.server.deps import DB, Config, Worker
 from fewclick.server.fullimage import check_regions
+from fewclick.wire import answers
 
 router = APIRouter(prefix="/api")
 
@@ -35,7 +36,7 @@ class FullImageIn(BaseModel):
     changed: list[int] | None = None
 
 
-@router.post("/images/{image_id}/fullimage")
+@router.post("/images/{image_id}/fullimage", response_model=answers.FullImage)
 async def fullimage(image_id: int, body: FullImageIn, session: DB, config: Config, models: Worker):
     """``{"regions": [{"index", "rle", "area"}], "method", "ms"}``: per region its mask as
     COCO RLE (as the segment route gives masks) and its area in pixels; 422 naming the

@@ -25,6 +25,7 @@ from fewclick.server.db import Image, Project, local_user
 from fewclick.server.deps import DB, Config, prepare_tiles
 from fewclick.server.jobs.control import train_if_due
 from fewclick.server.serving import image_file as existing_file
+from fewclick.wire import answers
 
 BROWSER_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "BMP": "image/bmp"}  # others: PNG copies
 
@@ -36,14 +37,14 @@ class ImagePatch(BaseModel):
     status: str
 
 
-@router.get("/projects/{project_id}/images")
+@router.get("/projects/{project_id}/images", response_model=list[answers.Image])
 def list_images(project_id: int, session: DB):
     project = store.get(session, Project, project_id, "project")
     counts = queries.annotation_counts(session, project.id)
     return [views.image(im, counts.get(im.id, 0)) for im in project.images]
 
 
-@router.post("/projects/{project_id}/images", status_code=201)
+@router.post("/projects/{project_id}/images", status_code=201, response_model=answers.Image)
 def upload_image(project_id: int, file: Annotated[UploadFile, File()], session: DB, config: Config):
     project = store.get(session, Project, project_id, "project")
     image = imports.add_upload(
@@ -54,7 +55,7 @@ def upload_image(project_id: int, file: Annotated[UploadFile, File()], session: 
     return views.image(image, 0)
 
 
-@router.get("/images/{image_id}")
+@router.get("/images/{image_id}", response_model=answers.OpenImage)
 def get_image(image_id: int, session: DB):
     image = store.get(session, Image, image_id, "image")
     out = views.image(image, len(image.annotations))
@@ -69,7 +70,7 @@ def get_image(image_id: int, session: DB):
     return out
 
 
-@router.patch("/images/{image_id}")
+@router.patch("/images/{image_id}", response_model=answers.MovedImage)
 def patch_image(image_id: int, body: ImagePatch, session: DB, config: Config):
     """Change the image's status (one move of ``store.MOVES`` the user's role makes); with
     ``job``, the training job that an annotator's finishing it started by itself (None when
@@ -82,7 +83,7 @@ def patch_image(image_id: int, body: ImagePatch, session: DB, config: Config):
     return {**views.image(image, len(image.annotations)), "job": None if job is None else views.job(job)}
 
 
-@router.get("/images/{image_id}/file")
+@router.get("/images/{image_id}/file", response_class=FileResponse)
 def image_file(image_id: int, session: DB, config: Config):
     image = store.get(session, Image, image_id, "image")
     path = existing_file(image)
@@ -107,7 +108,7 @@ def _format(image: Image, path: Path) -> str:
         ) from None
 
 
-@router.get("/images/{image_id}/tiles/{level}/{col}/{row}")
+@router.get("/images/{image_id}/tiles/{level}/{col}/{row}", response_class=FileResponse)
 def image_tile(image_id: int, level: int, col: int, row: int, session: DB, config: Config):
     image = store.get(session, Image, image_id, "image")
     existing_file(image)

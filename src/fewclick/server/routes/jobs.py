@@ -16,6 +16,7 @@ from fewclick.server.jobs.control import (
     start_trainer,
     start_training,
 )
+from fewclick.wire import answers
 
 router = APIRouter(prefix="/api")
 
@@ -24,7 +25,7 @@ class TrainIn(BaseModel):
     minutes: float = Field(default=3.0, gt=0, le=120, allow_inf_nan=False)
 
 
-@router.post("/projects/{project_id}/train", status_code=202)
+@router.post("/projects/{project_id}/train", status_code=202, response_model=answers.Job)
 def train(project_id: int, body: TrainIn, session: DB, config: Config):
     project = store.get(session, Project, project_id, "project")
     return views.job(start_training(session, config, project, body.minutes))
@@ -34,7 +35,7 @@ class TrainerIn(BaseModel):
     action: str = Field(max_length=10)  # start, pause, resume or stop
 
 
-@router.post("/projects/{project_id}/trainer", status_code=202)
+@router.post("/projects/{project_id}/trainer", status_code=202, response_model=answers.Job)
 def trainer(project_id: int, body: TrainerIn, session: DB, config: Config):
     """Start, pause, resume or stop the project's background trainer
     (:mod:`fewclick.server.jobs.trainer`): the trainer's job as it is now."""
@@ -44,7 +45,7 @@ def trainer(project_id: int, body: TrainerIn, session: DB, config: Config):
     return views.job(control_trainer(session, config, project, body.action))
 
 
-@router.post("/projects/{project_id}/preannotate", status_code=202)
+@router.post("/projects/{project_id}/preannotate", status_code=202, response_model=answers.Job)
 def preannotate(project_id: int, session: DB, config: Config):
     """The serving detector's boxes, with scores and review pending, on every image nobody
     has started (:mod:`fewclick.server.jobs.preannotate`)."""
@@ -52,7 +53,7 @@ def preannotate(project_id: int, session: DB, config: Config):
     return views.job(start_preannotate(session, config, project))
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", response_model=answers.Job)
 def get_job(job_id: int, session: DB):
     """The job; one whose process has stopped answering is marked failed first."""
     job = store.get(session, Job, job_id, "job")
@@ -60,7 +61,7 @@ def get_job(job_id: int, session: DB):
     return views.job(job)
 
 
-@router.get("/projects/{project_id}/jobs")
+@router.get("/projects/{project_id}/jobs", response_model=list[answers.Job])
 def list_jobs(project_id: int, session: DB):
     """The project's jobs, oldest first; those whose process has stopped answering are marked
     failed first."""

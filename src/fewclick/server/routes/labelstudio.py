@@ -46,6 +46,8 @@ from fewclick.server.deps import DB, Config, Worker
 from fewclick.server.routes import assist
 from fewclick.server.serving import serving_detector
 from fewclick.types import Objects
+from fewclick.wire import answers
+from fewclick.wire.codec import ClassMap
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/projects/{project_id}/labelstudio")
@@ -115,14 +117,14 @@ def _version(session, project: Project) -> str:
     )
 
 
-@router.get("/health")
+@router.get("/health", response_model=answers.Health)
 def health(project_id: int):
     """Public: that the server is up, and nothing more (the same for any project id, one
     that does not exist included: no credentials, no answer about projects or models)."""
     return {"status": "UP"}
 
 
-@router.post("/setup")
+@router.post("/setup", response_model=answers.ModelVersionName)
 def setup(project_id: int, body: SetupIn, session: DB):
     project = store.get(session, Project, project_id, "project")
     if body.schema_:
@@ -130,13 +132,13 @@ def setup(project_id: int, body: SetupIn, session: DB):
     return {"model_version": _version(session, project)}
 
 
-@router.post("/webhook", status_code=201)
+@router.post("/webhook", status_code=201, response_model=answers.Acknowledged)
 def webhook(project_id: int):
     """Public, acknowledged and nothing more: the same answer for any project id."""
     return {}
 
 
-@router.post("/predict")
+@router.post("/predict", response_model=answers.Predictions, response_model_exclude_unset=True)
 async def predict(project_id: int, body: PredictIn, session: DB, config: Config, models: Worker):
     project = store.get(session, Project, project_id, "project")
     schema = Schema(body.label_config, project)
@@ -198,7 +200,7 @@ async def _predict(
             boxes.append(((float(x), float(y), float(x + w), float(y + h)), label))
     record = ImageRecord(image.file_name, image.width, image.height, Objects.empty(), None, image.id)
     classes = [c.name for c in project.classes]
-    position = {c.id: c.position for c in project.classes}
+    position = ClassMap(project.classes).position_of
     if boxes:
         out = []
         for box, label in boxes:

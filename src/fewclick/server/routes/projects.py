@@ -22,6 +22,7 @@ from fewclick.server.deps import DB, Config, Settings, prepare_tiles
 from fewclick.server.jobs.control import train_if_due, trainer_steps
 from fewclick.server.limits import MAX_CLASSES, MAX_NAME
 from fewclick.server.serving import serving_detector
+from fewclick.wire import answers
 
 router = APIRouter(prefix="/api")
 
@@ -93,12 +94,12 @@ def _class_name(project: Project, name: str | None, class_id: int | None = None)
     return name
 
 
-@router.get("/projects")
+@router.get("/projects", response_model=list[answers.ProjectSummary])
 def list_projects(session: DB):
     return [views.project(p, queries.status_counts(session, p.id)) for p in queries.projects(session)]
 
 
-@router.post("/projects", status_code=201)
+@router.post("/projects", status_code=201, response_model=answers.ProjectWithWarnings)
 def create_project(body: ProjectIn, session: DB, config: Config):
     """A project from a folder under a data root (its readable images; the ones skipped
     are named in ``warnings``) or from a dataset there."""
@@ -122,12 +123,12 @@ def create_project(body: ProjectIn, session: DB, config: Config):
     return {"project": _detail(session, project, config), "warnings": warnings}
 
 
-@router.get("/projects/{project_id}")
+@router.get("/projects/{project_id}", response_model=answers.Project)
 def get_project(project_id: int, session: DB, config: Config):
     return _detail(session, store.get(session, Project, project_id, "project"), config)
 
 
-@router.patch("/projects/{project_id}")
+@router.patch("/projects/{project_id}", response_model=answers.Project)
 def patch_project(project_id: int, session: DB, config: Config, body: Annotated[dict[str, Any], Body()]):
     """Change the project's settings (``SETTINGS``); a bad value or an unknown name is a 400
     naming it, and nothing changes."""
@@ -143,7 +144,7 @@ def patch_project(project_id: int, session: DB, config: Config, body: Annotated[
     return _detail(session, project, config)
 
 
-@router.post("/projects/{project_id}/finish")
+@router.post("/projects/{project_id}/finish", response_model=answers.Finished)
 def finish(project_id: int, session: DB, config: Config, body: FinishIn | None = None):
     """Mark every image that holds the user's annotations (imported as the project's own
     labels, or made here) and is not finished ``body.status`` (done, or reviewed where the
@@ -158,7 +159,7 @@ def finish(project_id: int, session: DB, config: Config, body: FinishIn | None =
     return {"finished": count, "job": None if job is None else views.job(job)}
 
 
-@router.post("/projects/{project_id}/classes", status_code=201)
+@router.post("/projects/{project_id}/classes", status_code=201, response_model=answers.ProjectClass)
 def add_class(project_id: int, body: ClassIn, session: DB):
     project = store.get(session, Project, project_id, "project")
     imports.set_classes(session, project, [_class_name(project, body.name)])
@@ -170,7 +171,7 @@ def add_class(project_id: int, body: ClassIn, session: DB):
     return views.project_class(cls)
 
 
-@router.patch("/classes/{class_id}")
+@router.patch("/classes/{class_id}", response_model=answers.ProjectClass)
 def patch_class(class_id: int, body: ClassIn, session: DB):
     cls = store.get(session, ProjectClass, class_id, "class")
     if body.name is not None:
@@ -188,7 +189,7 @@ def patch_class(class_id: int, body: ClassIn, session: DB):
     return views.project_class(cls)
 
 
-@router.post("/projects/{project_id}/import")
+@router.post("/projects/{project_id}/import", response_model=answers.ProjectWithWarnings)
 def import_dataset(project_id: int, body: ImportIn, session: DB, config: Config):
     project = store.get(session, Project, project_id, "project")
     data = imports.read_import(paths.allowed(body.dataset, config.data_roots, "dataset"), body.format)
@@ -198,7 +199,7 @@ def import_dataset(project_id: int, body: ImportIn, session: DB, config: Config)
     return {"project": _detail(session, project, config), "warnings": warnings}
 
 
-@router.get("/projects/{project_id}/export")
+@router.get("/projects/{project_id}/export", response_class=Response)
 def export(project_id: int, session: DB, format: str = "coco"):
     """The project's annotations as a download: ``coco`` as one JSON file; ``dota``,
     ``coco_panoptic`` (or ``coco-panoptic``) and ``masks`` as a zip of their folder."""
@@ -232,7 +233,7 @@ def attachment(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-@router.get("/projects/{project_id}/analytics")
+@router.get("/projects/{project_id}/analytics", response_model=answers.Analytics)
 def analytics(project_id: int, session: DB):
     from fewclick.server.analytics import project_analytics
 

@@ -12,6 +12,7 @@ from fewclick.server import box_queue, store, views
 from fewclick.server.db import QUERY_ANSWERS, BoxQuery, Image, Project, local_user
 from fewclick.server.deps import DB, Config
 from fewclick.server.jobs.control import queue_train_if_due, start_queue
+from fewclick.wire import answers
 
 router = APIRouter(prefix="/api")
 
@@ -27,20 +28,22 @@ class AnswerIn(BaseModel):
     how: Literal["corner", "extreme", "drag"] | None = None  # how the fixed box was given
 
 
-@router.post("/projects/{project_id}/queue", status_code=202)
+@router.post("/projects/{project_id}/queue", status_code=202, response_model=answers.Job)
 def build(project_id: int, session: DB, config: Config):
     project = store.get(session, Project, project_id, "project")
     return views.job(start_queue(session, config, project))
 
 
-@router.get("/projects/{project_id}/queue")
+@router.get("/projects/{project_id}/queue", response_model=answers.Queue, response_model_exclude_unset=True)
 def queue(project_id: int, session: DB):
     """The queue's counts and the next box (None, with a message, when none is left)."""
     store.get(session, Project, project_id, "project")
     return {**box_queue.summary(session, project_id), **_next(session, project_id)}
 
 
-@router.post("/queries/{query_id}/answer")
+@router.post(
+    "/queries/{query_id}/answer", response_model=answers.QueueAnswer, response_model_exclude_unset=True
+)
 def answer(query_id: int, body: AnswerIn, session: DB, config: Config):
     query = store.get(session, BoxQuery, query_id, "box query")
     user = local_user(session)

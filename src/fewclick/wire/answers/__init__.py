@@ -1,0 +1,127 @@
+"""The JSON answers of fewclick's HTTP API, one pydantic model each: what every JSON route
+declares as its ``response_model``, and what :mod:`fewclick.client` parses answers with.
+
+One module per resource: ``base`` (the base model, and jobs, RLE masks and annotations,
+which several resources answer with), ``accounts``, ``projects``, ``images`` (with the review
+queue) and ``assist`` (the model in the loop, full-image segmentation, Label Studio).
+
+The models describe the answers as the server builds them (``fewclick.server.views`` and
+the routes): every key, its type, and None where the server may send null. Coordinates
+are image pixels, (x, y); boxes XYXY; masks COCO RLE; times ISO 8601 text as the server
+writes them. A key the server sends only sometimes has a default and its route answers
+with ``response_model_exclude_unset``, so that it is not added where it was left out.
+
+Keys no model names pass through (``extra="allow"``): the server's tests check that none
+arrives (``tests/server/test_schemas.py``), and a client keeps working when a newer server
+adds one.
+"""
+
+from __future__ import annotations
+
+from fewclick.wire.answers.accounts import (
+    LoggedOut,
+    Me,
+    Member,
+    User,
+)
+from fewclick.wire.answers.assist import (
+    Acknowledged,
+    Detected,
+    FullImage,
+    Health,
+    Mask,
+    ModelVersionName,
+    Prediction,
+    Predictions,
+    Prepared,
+    Region,
+    Segmented,
+    Snapped,
+)
+from fewclick.wire.answers.base import (
+    Annotation,
+    Answer,
+    Job,
+    Rle,
+    Trainer,
+)
+from fewclick.wire.answers.images import (
+    AnnotationDeleted,
+    AnnotationSaved,
+    BatchSaved,
+    BoxQuery,
+    Image,
+    ImageSize,
+    MovedImage,
+    NextBox,
+    OpenImage,
+    Queue,
+    QueueAnswer,
+    Tiles,
+)
+from fewclick.wire.answers.projects import (
+    Analytics,
+    Backends,
+    Comparison,
+    Event,
+    Finished,
+    ImageTime,
+    Logged,
+    MapAtBoxes,
+    MapAtTime,
+    ModelVersion,
+    Project,
+    ProjectClass,
+    ProjectSummary,
+    ProjectWithWarnings,
+)
+
+__all__ = [
+    "Answer",
+    "Job",
+    "Trainer",
+    "Rle",
+    "Annotation",
+    "Me",
+    "LoggedOut",
+    "User",
+    "Member",
+    "ProjectClass",
+    "ModelVersion",
+    "ProjectSummary",
+    "Project",
+    "ProjectWithWarnings",
+    "Finished",
+    "ImageTime",
+    "MapAtTime",
+    "MapAtBoxes",
+    "Analytics",
+    "Comparison",
+    "Backends",
+    "Logged",
+    "Event",
+    "Image",
+    "Tiles",
+    "OpenImage",
+    "MovedImage",
+    "AnnotationSaved",
+    "BatchSaved",
+    "AnnotationDeleted",
+    "BoxQuery",
+    "ImageSize",
+    "NextBox",
+    "Queue",
+    "QueueAnswer",
+    "Detected",
+    "Prepared",
+    "Mask",
+    "Segmented",
+    "Snapped",
+    "Region",
+    "FullImage",
+    "Health",
+    "ModelVersionName",
+    "Acknowledged",
+    "Prediction",
+    "Predictions",
+]

@@ -1,0 +1,114 @@
+"""The model in the loop: click-to-detect, box-to-mask, point snapping, full-image
+segmentation, and Label Studio's ML backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fewclick.wire.answers.base import Answer, Rle
+
+
+class Detected(Answer):
+    """Click-to-detect: per object its ``boxes`` XYXY, ``rboxes`` (cx, cy, w, h, angle; None
+    for axis-aligned detectors), ``scores`` and ``labels`` (class ids); the classes whose
+    SAM boxes moved by learnt edges (``fitted_classes``) or were made tight
+    (``tight_classes``); the serving ``model_version`` (None: the training-free start) and
+    its score thresholds, overall and per class id; the look-alikes' cap (None: none)."""
+
+    method: str
+    boxes: list[list[float]]
+    rboxes: list[list[float]] | None
+    scores: list[float]
+    labels: list[int]
+    fitted_classes: list[int]
+    tight_classes: list[int]
+    model_version: int | None
+    min_score: float | None
+    min_scores: dict[int, float] | None
+    look_alike_limit: int | None
+
+
+class Prepared(Answer):
+    """Whether the image needs SAM's embedding and whether it is ready; the mask backend."""
+
+    needs_sam: bool
+    backend: str
+    chosen_by: str
+    ready: bool
+
+
+class Mask(Answer):
+    """A mask as the page draws it: RLE, tight box (an empty mask's is [0, 0, 0, 0]; None
+    only were it not finite), score and area in pixels."""
+
+    mask: Rle
+    box: list[float] | None
+    score: float
+    area: int
+
+
+class Segmented(Answer):
+    """Box-to-mask: the mask, by which ``method`` and why (``chosen_by``), why the tuned SAM
+    does not serve (``note``, else None), the quality ranker's IoU estimate (None without
+    one), the share the last click ``changed`` (None without one), SAM's ``candidates``
+    for an ambiguous prompt, and (the tuned SAM only) what its ``decoder`` scored."""
+
+    method: str
+    chosen_by: str
+    note: str | None
+    mask: Rle
+    box: list[float] | None
+    score: float
+    area: int
+    quality: float | None
+    changed: float | None
+    candidates: list[Mask]
+    decoder: dict[str, Any] | None = None  # only when the tuned SAM served
+
+
+class Snapped(Answer):
+    """Where a point lands (x, y), and by which ``method``: cpr, sam-centre or none."""
+
+    method: str
+    point: list[float]
+
+
+class Region(Answer):
+    index: int
+    rle: Rle
+    area: int
+
+
+class FullImage(Answer):
+    """Full-image segmentation: per region its mask and area; ``ms`` the worker's time."""
+
+    regions: list[Region]
+    method: str
+    ms: float
+
+
+class Health(Answer):
+    status: str
+
+
+class ModelVersionName(Answer):
+    model_version: str
+
+
+class Acknowledged(Answer):
+    """An empty object."""
+
+
+class Prediction(Answer):
+    """One task's prediction: Label Studio results, their mean score, and why it is empty
+    (``error``: only when it failed)."""
+
+    result: list[dict[str, Any]]
+    score: float
+    model_version: str
+    error: str | None = None  # only when the task got no prediction
+
+
+class Predictions(Answer):
+    results: list[Prediction]
+    model_version: str
