@@ -1,0 +1,191 @@
+"""What the model-in-the-loop routes (:mod:`fewclick.server.routes.assist`) ask of the worker and
+what they answer: a request's checks and the worker call it becomes (:func:`detect_call`),
+the answer made from the worker's (:func:`detect_answer`), and what the worker learns from the
+project's finished images on the side (:func:`finished_boxes`, :func:`held_out_boxes`).
+Refusals raise :class:`~fewclick.server.errors.StoreError` (400) or
+:class:`~fewclick.server.errors.Conflict` (409), which the app answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fewclick.active.continual import held_out
+from fewclick.server import queries, serving, worker_masks
+from fewclick.server.db import Image, ModelVersion
+from fewclick.server.deps import Settings
+from fewclick.server.errors import Conflict, StoreError
+from fewclick.server.serving import newest_model, serving_detector
+from fewclick.wire.codec import ClassMap
+
+#: the training-free start shows at most this many look-alikes per object of the fullest
+#: finished image (issue 32: "never more than a few times the objects a finished image holds")
+LOOK_ALIKES_PER_OBJECT = 3
+#: the page's proposal slider before a detector suggests a score (pages/annotate.js)
+PAGE_MIN_SCORE = 0.3
+#: the newest finished images looked at for held-out ones (one in four is held out)
+HELD_OUT_LOOKED_AT = 40
+
+
+def check_click(image: Image, x: float, y: float, what: str) -> None:
+    """StoreError naming ``what`` (e.g. "click 2 at") unless (x, y) is on one of the image's
+    pixels. Pixel (i, j) covers [i, i + 1) x [j, j + 1), so a click at x == width is
+    outside a width-pixel image: the page's ``view.inside`` holds clicks to the same rule.
+    (A point annotation's geometry may lie on the far edge: ``convert.check_geometry``.)"""
+    if not (0 <= x < image.width and 0 <= y < image.height):
+        raise StoreError(f"{what} ({x:g}, {y:g}) is outside the {image.width} x {image.height} image")
+
+
+@dataclass(frozen=True)
+class DetectCall:
+    """A click-to-detect request made ready for the worker: ``args`` of
+    :func:`fewclick.server.worker_detect.detect`, and what the answer needs of the request."""
+
+    args: tuple
+    classes: ClassMap
+    names: list[str]
+    version: ModelVersion | None
+    model: ModelVersion | None
+    limit: int | None
+    ready_for_clicks: tuple | None  # worker_detect.ready_for_clicks' args, to run after the answer
+
+
+def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCall:
+    """Check the clicks ``(x, y, class id)`` and make the worker's call: the serving detector
+    (a version whose pick was the training-free start has no network: that start serves), box
+    sizes per class (they help SAM box a clicked object), the look-alikes' cap (only the
+    training-free start's: a few times the objects a finished image holds), and the score
+    from which the page's first proposals are made tight where SAM helps."""
+    project = image.project
+    classes = ClassMap(project.classes)
+    clicks = []
+    for i, (x, y, class_id) in enumerate(clicks_in):
+        if class_id not in classes:
+            raise StoreError(f"click {i}: class id {class_id} is not a class of this project")
+        check_click(image, x, y, f"click {i} at")
+        clicks.append([x, y, classes.position(class_id)])
+    version = serving_detector(session, project.id)
+    model = version if version is not None and version.method != "training-free" else None
+    if not clicks and model is None:
+        raise StoreError(
+            "detection without clicks needs a trained detector: click an object, or train the project's"
+        )
+    sizes = queries.class_sizes(session, project.id) if clicks else {}
+    most = None if model else queries.most_objects_finished(session, project.id)
+    limit = None if most is None else LOOK_ALIKES_PER_OBJECT * most
+    names = [c.name for c in project.classes]
+    sam = serving.sam_available()
+    thresholds = (version.metrics or {}) if model else {}
+    tight_from = min(
+        [t for t in thresholds.get("score_thresholds") or [] if t is not None]
+        + [thresholds.get("score_threshold") or PAGE_MIN_SCORE]
+    )
+    args = (
+        image.path,
+        model.path if model else None,
+        names,
+        clicks,
+        classes.by_position(sizes),
+        sam_image(config, image) if sam else None,
+        limit,
+        finished_boxes(session, project) if sam and clicks else None,
+        held_out_keys(session, project) if sam and model else None,
+        tight_from,
+    )
+    # the proposals on open: the first click's SAM set up meanwhile
+    later = (image.path, sam_image(config, image), len(names)) if sam and not clicks else None
+    return DetectCall(args, classes, names, version, model, limit, later)
+
+
+def detect_answer(call: DetectCall, result: dict) -> dict:
+    """The worker's ``result`` as the route answers it: class ids for positions, the serving
+    version, and its score thresholds. Conflict when the detector knows other classes."""
+    classes, version, model = call.classes, call.version, call.model
+    trained_for = result.pop("classes")
+    if trained_for not in (None, call.names):
+        raise Conflict(other_classes(model.version, trained_for, call.names))
+    result["labels"] = classes.ids(result["labels"])
+    result["fitted_classes"] = classes.ids(result.get("fitted_classes", []))
+    result["tight_classes"] = classes.ids(result.get("tight_classes", []))
+    result["model_version"] = version.version if version else None
+    # the score threshold of the best F1 on the held-out finished images the pick ran on
+    result["min_score"] = (version.metrics or {}).get("score_threshold") if version else None
+    # per class, the score from which the background trainer's version left the least work
+    # on the held-out finished images (until the slider is moved: then it holds for all)
+    per_class = ((version.metrics or {}).get("score_thresholds") if model else None) or []
+    result["min_scores"] = classes.by_id(per_class) if per_class else None
+    result["look_alike_limit"] = call.limit
+    return result
+
+
+def finished_boxes(session, project) -> list:
+    """The user's boxes on the recently finished images as the worker learns SAM's click boxes
+    against them (:func:`fewclick.server.worker_detect.learn_click_boxes`): classes by position."""
+    return _for_worker(project, queries.finished_boxes(session, project.id))
+
+
+def held_out_boxes(session, project) -> list:
+    """The user's boxes on the recently finished images the background trainer holds out (the
+    serving detector never trained on them), as the worker learns on them whether SAM makes
+    its proposals tighter (:func:`fewclick.server.worker_detect.learn_tight_boxes`)."""
+    held = _held_out_images(session, project)
+    return _for_worker(project, [(image, queries.user_boxes(session, image)) for image in held])
+
+
+def held_out_keys(session, project) -> list[str]:
+    """The embedding keys of :func:`held_out_boxes`' images (one query: a click's budget)."""
+    return [serving.embedding_key(image) for image in _held_out_images(session, project)]
+
+
+def _held_out_images(session, project) -> list[Image]:
+    """The held-out ones among the project's newest finished images with boxes."""
+    newest = queries.newest_finished(session, project.id, HELD_OUT_LOOKED_AT)
+    return [image for image in newest if held_out(image.id)]
+
+
+def _for_worker(project, finished: list) -> list:
+    """``[embedding key, path, [[class position, x0, y0, x1, y1], ...]]`` per finished image."""
+    classes = ClassMap(project.classes)
+    out = []
+    for image, boxes in finished:
+        if Path(image.path).is_file():  # a file gone since: nothing to learn from it
+            at = [[classes.position(c), *b] for c, *b in boxes]
+            out.append([serving.embedding_key(image), image.path, at])
+    return out
+
+
+def other_classes(version: int, trained_for: list[str], names: list[str]) -> str:
+    """Why the project's detector cannot serve: the classes added or renamed since it trained."""
+    new = [n for n in names if n not in trained_for]
+    what = (
+        f"class{'es' if len(new) > 1 else ''} {', '.join(map(repr, new))} came" if new else "classes changed"
+    )
+    return (
+        f"the project's detector v{version} was trained for classes {trained_for}; {what} after it "
+        f"(the project has {names}): train again to detect with it"
+    )
+
+
+def sam_image(config: Settings, image: Image) -> tuple[str, str]:
+    """Where the worker finds (or puts) the image's SAM embedding: (folder, key)."""
+    return str(config.embeddings), serving.embedding_key(image)
+
+
+def next_image(image: Image) -> Image | None:
+    siblings = image.project.images
+    i = siblings.index(image)
+    return siblings[i + 1] if i + 1 < len(siblings) else None
+
+
+def needs_sam(session, image: Image) -> bool:
+    """Whether the pretrained encoder serves this image: SAM's masks or point snapping, or
+    click-to-detect (the training-free start, or a detector on pretrained features)."""
+    if not serving.sam_available():
+        return False
+    if serving.serving(session, image.project).name in worker_masks.SAMS:
+        return True
+    detector = serving_detector(session, image.project_id)
+    if detector is None or detector.method not in ("scratch", "imagenet"):
+        return True
+    return newest_model(session, image.project_id, "points") is None
