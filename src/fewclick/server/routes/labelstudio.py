@@ -43,6 +43,7 @@ from fewclick.io.rle import rle_boxes
 from fewclick.server import store
 from fewclick.server.db import Image, Project
 from fewclick.server.deps import DB, Config, Worker
+from fewclick.server.errors import StoreError
 from fewclick.server.routes import assist
 from fewclick.server.serving import serving_detector
 from fewclick.types import Objects
@@ -157,8 +158,12 @@ async def predict(project_id: int, body: PredictIn, session: DB, config: Config,
             continue
         try:
             found = await _predict(image, project, schema, context, session, config, models)
-        except HTTPException as exc:  # e.g. no trained detector yet: this task's prediction says so
-            results.append({"result": [], "score": 0.0, "model_version": version, "error": str(exc.detail)})
+        except (
+            HTTPException,
+            StoreError,
+        ) as exc:  # e.g. no trained detector yet: this task's prediction says so
+            error = str(exc.detail) if isinstance(exc, HTTPException) else str(exc)
+            results.append({"result": [], "score": 0.0, "model_version": version, "error": error})
             continue
         call = uuid.uuid4().hex[:8]  # regions of successive calls on one task must not share ids
         found = [{**r, "id": f"fewclick_{call}_{k}"} for k, r in enumerate(found)]
