@@ -27,60 +27,32 @@ from fewclick.server.db import (
 ETA_FROM = 0.02  # the progress from which a job's time left is estimated
 
 
+def columns(row, names: str) -> dict:
+    """``{name: row.name}`` for each of the space-separated ``names``, in their order; a
+    datetime as ISO text."""
+    out = {}
+    for name in names.split():
+        value = getattr(row, name)
+        out[name] = value.isoformat() if isinstance(value, datetime) else value
+    return out
+
+
 def project_class(c: ProjectClass) -> dict:
-    return {
-        "id": c.id,
-        "name": c.name,
-        "color": c.color,
-        "key": c.key,
-        "position": c.position,
-        "isthing": c.isthing,
-    }
+    return columns(c, "id name color key position isthing")
 
 
 def image(im: Image, annotations: int) -> dict:
     """An image row with ``annotations``, the number of its annotations."""
-    return {
-        "id": im.id,
-        "project_id": im.project_id,
-        "file_name": im.file_name,
-        "width": im.width,
-        "height": im.height,
-        "status": im.status,
-        "revision": im.revision,
-        "annotations": annotations,
-    }
+    return {**columns(im, "id project_id file_name width height status revision"), "annotations": annotations}
 
 
 def annotation(a: Annotation) -> dict:
-    return {
-        "id": a.id,
-        "image_id": a.image_id,
-        "class_id": a.class_id,
-        "kind": a.kind,
-        "geometry": a.geometry,
-        "score": a.score,
-        "quality": a.quality,
-        "source": a.source,
-        "backend": a.backend,
-        "review": a.review,
-    }
+    return columns(a, "id image_id class_id kind geometry score quality source backend review")
 
 
 def box_query(q: BoxQuery) -> dict:
     """A queried box: where it is, what the detector said, and its answer once given."""
-    return {
-        "id": q.id,
-        "image_id": q.image_id,
-        "class_id": q.class_id,
-        "box": q.box,
-        "score": q.score,
-        "model_version": q.model_version,
-        "status": q.status,
-        "answer": q.answer,
-        "annotation_id": q.annotation_id,
-        "seconds": q.seconds,
-    }
+    return columns(q, "id image_id class_id box score model_version status answer annotation_id seconds")
 
 
 def eta_seconds(progress: float, elapsed: float) -> float | None:
@@ -103,30 +75,16 @@ def job(j: Job, at: datetime | None = None) -> dict:
         if j.status == "running":
             eta = eta_seconds(j.progress, elapsed)
     return {
-        "id": j.id,
-        "project_id": j.project_id,
-        "kind": j.kind,
-        "trigger": j.trigger,
-        "status": j.status,
-        "progress": j.progress,
+        **columns(j, "id project_id kind trigger status progress"),
         "message": j.message.split("\n", 1)[0],
         "elapsed_seconds": elapsed,
         "eta_seconds": eta,
-        "created_at": j.created_at.isoformat(),
-        "updated_at": j.updated_at.isoformat(),
+        **columns(j, "created_at updated_at"),
     }
 
 
 def event(e: Event) -> dict:
-    return {
-        "id": e.id,
-        "image_id": e.image_id,
-        "user_id": e.user_id,
-        "action": e.action,
-        "at": e.at.isoformat(),
-        "duration_ms": e.duration_ms,
-        "detail": e.detail,
-    }
+    return columns(e, "id image_id user_id action at duration_ms detail")
 
 
 def project(p: Project, by_status: dict[str, int]) -> dict:
@@ -148,14 +106,7 @@ def project(p: Project, by_status: dict[str, int]) -> dict:
 
 
 def model_version(m: ModelVersion) -> dict:
-    return {
-        "task": m.task,
-        "version": m.version,
-        "images": m.images,
-        "method": m.method,
-        "metrics": m.metrics,
-        "created_at": m.created_at.isoformat(),
-    }
+    return columns(m, "task version images method metrics created_at")
 
 
 def project_detail(
