@@ -68,8 +68,15 @@ def _target_object(objects: Objects, height: int, width: int) -> int | None:
     return int(np.argmax(areas)) if len(objects) and areas.max() > 0 else None
 
 
-def _object_mask(objects: Objects, i: int, height: int, width: int) -> np.ndarray:
-    return objects_masks(objects[i], height, width)[0]
+def _object_panel(ax, image, title: str, objects: Objects, target: int | None) -> np.ndarray | None:
+    """Draw ``image`` under ``title`` and the ``target`` object's outline; its mask (None
+    without a target: the panel shows the image alone)."""
+    draw.draw_image(ax, image, title)
+    if target is None:
+        return None
+    gt = objects_masks(objects[target], *image.shape[:2])[0]
+    draw.draw_mask_outline(ax, gt, "white")
+    return gt
 
 
 def _panel_centre(ax, image, objects, target, rng) -> None:
@@ -85,17 +92,15 @@ def _panel_corrective(ax, image, objects, target, rng) -> None:
     from fewclick.simulate import corrective_clicks, noisy_box
 
     h, w = image.shape[:2]
-    draw.draw_image(ax, image, "box -> mask: noisy box, 3 corrective clicks")
-    if target is None:
+    gt = _object_panel(ax, image, "box -> mask: noisy box, 3 corrective clicks", objects, target)
+    if gt is None:
         return
-    gt = _object_mask(objects, target, h, w)
     box = noisy_box(
         objects.boxes[target], rng, sigma=0.1 * _box_size(objects.boxes[target]), image_size=(w, h)
     )
     # A stand-in first prediction: the ellipse inscribed in the noisy box.
     pred = _inscribed_ellipse(box, h, w)
     clicks = corrective_clicks(gt, pred, 3, rng, strategy="center", noise_sigma=1.0)
-    draw.draw_mask_outline(ax, gt, "white")
     draw.draw_mask_outline(ax, pred, "#ffd400")
     draw.draw_boxes(ax, box[None], ["#ffd400"], style="--")
     draw.draw_clicks(ax, clicks, mask_clicks=True)
@@ -106,11 +111,9 @@ def _panel_extreme(ax, image, objects, target, rng) -> None:
     from fewclick.simulate import extreme_points
 
     h, w = image.shape[:2]
-    draw.draw_image(ax, image, "extreme points and their box")
-    if target is None:
+    gt = _object_panel(ax, image, "extreme points and their box", objects, target)
+    if gt is None:
         return
-    gt = _object_mask(objects, target, h, w)
-    draw.draw_mask_outline(ax, gt, "white")
     draw.draw_extreme_points(ax, extreme_points(gt, rng, jitter_px=1))
     draw.zoom(ax, objects.boxes[target], 1.0, h, w)
 
@@ -119,16 +122,14 @@ def _panel_scribble(ax, image, objects, target, rng) -> None:
     from fewclick.simulate import scribble
 
     h, w = image.shape[:2]
-    draw.draw_image(ax, image, "corrective scribble into a missed part")
-    if target is None:
+    gt = _object_panel(ax, image, "corrective scribble into a missed part", objects, target)
+    if gt is None:
         return
-    gt = _object_mask(objects, target, h, w)
     # A stand-in prediction that misses the object's right half.
     x0, _, x1, _ = objects.boxes[target]
     missed = gt.copy()
     missed[:, : int((x0 + x1) / 2)] = False
     stroke = scribble(gt, missed, rng)
-    draw.draw_mask_outline(ax, gt, "white")
     draw.draw_mask_outline(ax, missed, "#e8273c")
     if stroke is not None:
         draw.draw_scribble(ax, stroke)
