@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fewclick.active.continual import held_out
-from fewclick.server import queries, serving, worker_masks
+from fewclick.server import queries, serving, worker_detect, worker_masks
 from fewclick.server.db import Image, ModelVersion
 from fewclick.server.deps import Settings
-from fewclick.server.errors import Conflict, StoreError
+from fewclick.server.errors import Conflict, StoreError, Unprocessable
 from fewclick.server.serving import newest_model, serving_detector
 from fewclick.wire.codec import ClassMap
 
@@ -117,6 +117,51 @@ def detect_answer(call: DetectCall, result: dict) -> dict:
     result["min_scores"] = classes.by_id(per_class) if per_class else None
     result["look_alike_limit"] = call.limit
     return result
+
+
+def learning_calls(session, config: Settings, project) -> list[tuple]:
+    """The worker calls ``(fn, *args)`` that learn, while a person looks at an image, from the
+    project's finished images: SAM's click boxes against the person's boxes, and (with a
+    trained detector) whether SAM makes its proposals tighter. None without SAM's files."""
+    if not serving.sam_available():
+        return []
+    sizes = ClassMap(project.classes).by_position(queries.class_sizes(session, project.id))
+    folder, count = str(config.embeddings), len(project.classes)
+    calls = [(worker_detect.learn_click_boxes, folder, count, sizes, finished_boxes(session, project))]
+    version = serving_detector(session, project.id)
+    if version is not None and version.method != "training-free":
+        calls.append(
+            (worker_detect.learn_tight_boxes, folder, version.path, count, held_out_boxes(session, project))
+        )
+    return calls
+
+
+def sam_needs(session, image: Image) -> dict:
+    """What ``prepare`` answers before any encoding: whether SAM serves this image, and the
+    project's mask backend and who chose it."""
+    backend = serving.serving(session, image.project)
+    return {"needs_sam": needs_sam(session, image), "backend": backend.name, "chosen_by": backend.chosen_by}
+
+
+def encoding_items(config: Settings, image: Image) -> tuple[str, list[tuple[str, str]]]:
+    """``(embedding folder, [(key, path), ...])``: the image, and the project's next image
+    after it when its file is there (encoded ahead of the person)."""
+    folder, key = sam_image(config, image)
+    items = [(key, image.path)]
+    following = next_image(image)
+    if following is not None and Path(following.path).is_file():
+        items.append((sam_image(config, following)[1], following.path))
+    return folder, items
+
+
+def check_encoding(image: Image, state: str | None) -> None:
+    """Refuse when encoding ``image`` failed (``state`` is None when done, "encoding" while
+    it runs): Conflict when the pretrained files are gone (the set-up's fix), else
+    Unprocessable (the image itself cannot be read)."""
+    if state in (None, "encoding"):
+        return
+    error = Conflict if state.startswith("PretrainedModelError") else Unprocessable
+    raise error(f"encoding image {image.file_name!r} failed: {state}")
 
 
 def finished_boxes(session, project) -> list:

@@ -4,7 +4,7 @@ module, so that the store and the accounts it checks roles with both raise them.
 
 from __future__ import annotations
 
-__all__ = ["StoreError", "NotFound", "Forbidden", "Conflict", "TooLarge", "shown"]
+__all__ = ["StoreError", "NotFound", "Forbidden", "Conflict", "TooLarge", "Unprocessable", "shown"]
 
 SHOWN_CHARS = 80  # the most of a refused text a message repeats
 
@@ -35,3 +35,7 @@ class Conflict(StoreError):
 
 class TooLarge(StoreError):
     status = 413
+
+
+class Unprocessable(StoreError):
+    status = 422

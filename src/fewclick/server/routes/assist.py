@@ -8,16 +8,14 @@ click (``prepare``), and points snap to SAM's mask centre until a point model is
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from fewclick.predict.segment_api import check_box
-from fewclick.server import assisting, embeddings, queries, serving, store, worker_detect, worker_masks
+from fewclick.server import assisting, embeddings, serving, store, worker_detect, worker_masks
 from fewclick.server.db import Image
 from fewclick.server.deps import DB, Config, Worker
-from fewclick.server.serving import newest_model, serving_detector
+from fewclick.server.serving import newest_model
 from fewclick.wire import answers
 from fewclick.wire.codec import ClassMap
 
@@ -66,43 +64,16 @@ async def prepare(image_id: int, session: DB, config: Config, models: Worker):
     whether its embedding is ready. Nothing to prepare when SAM serves nothing here."""
     image = store.get(session, Image, image_id, "image")
     serving.image_file(image)
-    project = image.project
-    if serving.sam_available():  # SAM's click boxes on the finished images, learnt meanwhile
-        sizes = ClassMap(project.classes).by_position(queries.class_sizes(session, project.id))
-        finished = assisting.finished_boxes(session, project)
-        await models.run(
-            worker_detect.learn_click_boxes, str(config.embeddings), len(project.classes), sizes, finished
-        )
-        version = serving_detector(session, project.id)
-        if version is not None and version.method != "training-free":  # tight boxes, learnt meanwhile
-            held = assisting.held_out_boxes(session, project)
-            await models.run(
-                worker_detect.learn_tight_boxes,
-                str(config.embeddings),
-                version.path,
-                len(project.classes),
-                held,
-            )
-    backend = serving.serving(session, project)
-    out = {
-        "needs_sam": assisting.needs_sam(session, image),
-        "backend": backend.name,
-        "chosen_by": backend.chosen_by,
-    }
+    for fn, *args in assisting.learning_calls(session, config, image.project):  # learnt meanwhile
+        await models.run(fn, *args)
+    out = assisting.sam_needs(session, image)
     if not out["needs_sam"]:
         return {**out, "ready": True}
-    folder, key = assisting.sam_image(config, image)
-    items = [(key, image.path)]
-    following = assisting.next_image(image)
-    if following is not None and Path(following.path).is_file():
-        items.append(assisting.sam_image(config, following)[1:] + (following.path,))
+    folder, items = assisting.encoding_items(config, image)
     ready = [serving.embedding_ready(config.embeddings, k) for k, _ in items]
     if not all(ready):
         states = await models.run(embeddings.prepare, folder, items)
-        if states[0] not in (None, "encoding"):
-            # the pretrained files gone: the set-up's fix; else the image itself cannot be read
-            status = 409 if states[0].startswith("PretrainedModelError") else 422
-            raise HTTPException(status, f"encoding image {image.file_name!r} failed: {states[0]}")
+        assisting.check_encoding(image, states[0])
         ready[0] = states[0] is None
     return {**out, "ready": ready[0]}
 
