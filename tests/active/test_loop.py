@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from fewclick.active.learners import PretrainedLearner, ScratchLearner
+from fewclick.active.learners import PixelLearner, PretrainedLearner
 from fewclick.active.loop import METHODS, ActiveConfig, initial_units, run_method, train_initial
 from fewclick.data.synthetic import make_dataset
 from fewclick.io import read_dataset
@@ -76,7 +76,7 @@ def test_the_detector_from_scratch_runs_episodes_on_the_pixels(method, tmp_path)
     from fewclick.io.images import load_image
 
     records = [replace(r, extra={"pixels": load_image(r.path)}) for r in data.images]
-    learner = ScratchLearner(records, records[:2], data.classes)
+    learner = PixelLearner(records, records[:2], data.classes)
     chosen = initial_units(len(records), 0.2, seed=0)
     model = train_initial(learner, chosen, tmp_path / "initial", CONFIG, seed=0)
     curve = run_method(method, learner, (chosen, model), CONFIG, 0, tmp_path, log=lambda _: None)

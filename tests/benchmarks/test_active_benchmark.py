@@ -29,6 +29,10 @@ def test_a_tiny_run_writes_the_curves_of_every_level(bench, tmp_path):
     assert bench.main(args) == 0
     report = json.loads(out.read_text())
     assert {"curves", "full_supervision_mAP", "episodes", "total_boxes", "cost_model"} <= set(report)
+    assert report["backbone"] == "imagenet" and report["episode_steps"] == 1
+    check = report["consistency"]
+    assert {"box_all", "image", "equal_targets"} <= set(check)
+    assert check["equal_targets"] is True and check["equal_targets_before_drawing"] is False
     for method in ("box_uncertainty", "image_random"):
         curve = report["curves"][method]
         assert {"boxes", "mAP_mean", "mAP_std", "seconds"} <= set(curve)
@@ -57,6 +61,16 @@ def test_targets_read_the_boxes_each_curve_needed(bench):
     assert found["uncertainty_above_random_after_episode_1"]["met"] is True
     report["curves"]["box_uncertainty"]["mAP_mean"] = [0.3, 0.6, 0.6]
     assert bench.targets(report)["uncertainty_above_random_after_episode_1"]["met"] is False
+    assert found["box_above_initial_from_episode_1"]["met"] is True
+    above = found["box_above_image_random_at_equal_boxes"]
+    assert above["episodes_above"] == {"box_random": 2, "box_uncertainty": 2} and above["met"] is True
+    report["consistency"] = {"box_all": 0.5, "image": 0.53, "equal_targets": True}
+    assert bench.targets(report)["consistency"] == {"equal_targets": True, "gap": 0.03, "met": False}
+    report["consistency"]["box_all"] = 0.52
+    assert bench.targets(report)["consistency"]["met"] is True
+    report["full_supervision_mAP"] = 0.34  # less than 0.05 above the initial model's 0.3
+    assert bench.targets(report)["measurable"]["met"] is False
+    report["full_supervision_mAP"] = 0.8
     # the initial model every method shares is not a box-level method's reach; and a detector
     # that full supervision does not improve on tells no method apart
     report["curves"]["box_random"]["mAP_mean"] = [0.9, 0.1, 0.1]

@@ -36,14 +36,21 @@ class LabelState:
     """The labeled image pool L_I and the labeled box pool L_B of one active-learning run.
 
     ``label_unit(u)`` marks a unit fully labeled (the initial images, the image-level
-    baselines); ``answer(u, answers)`` records answered boxes; ``boxes_labeled`` counts
+    baselines); ``answer(u, answers)`` records answered boxes; ``draw_missed(u)`` draws
+    every object no answer named and marks the unit *complete*; ``boxes_labeled`` counts
     every box a person labeled: a fully labeled unit's ground-truth boxes (ignore-type ones
-    excluded) and every answered box, background answers included.
+    excluded), every answered box (background answers included) and every drawn one.
+
+    A complete unit trains as a fully labeled one: every object of it is a labeled box,
+    so its cells of no box are known background (weight 1), no prediction is left to be a
+    noisy label, and its background answers add nothing to that (they are dropped, so that
+    its training data equal the image-level path's object for object).
     """
 
     def __init__(self, ground_truth: list[Objects]) -> None:
         self.ground_truth = ground_truth
         self.full: set[int] = set()
+        self.complete: set[int] = set()
         self.answers: dict[int, UnitLabels] = {}
         self.boxes_labeled = 0
 
@@ -68,6 +75,26 @@ class LabelState:
         )
         self.boxes_labeled += len(answer)
 
+    def draw_missed(self, unit: int) -> int:
+        """The person draws every object of ``unit`` that no answer named (ignore-type ones
+        too, not counted: a crowd region is marked, not drawn box by box) and says the unit
+        is complete; returns how many boxes that drew."""
+        gt = self.ground_truth[unit]
+        named = self.answers.get(unit, UnitLabels()).gt_index
+        missed = np.setdiff1d(np.arange(len(gt)), named)
+        drawn = OracleAnswer(
+            missed.astype(np.int64),
+            gt.boxes[missed].astype(np.float32),
+            gt.labels[missed].astype(np.int64),
+            np.ones(len(missed), np.float32),
+            gt.ignore[missed],
+        )
+        old = self.boxes_labeled
+        self.answer(unit, drawn)
+        self.boxes_labeled = old + int((~drawn.ignore).sum())
+        self.complete.add(unit)
+        return int((~drawn.ignore).sum())
+
     @property
     def labeled_units(self) -> list[int]:
         """L_I: every unit fully labeled or with an answered box, in order."""
@@ -75,14 +102,14 @@ class LabelState:
 
     @property
     def partial_units(self) -> list[int]:
-        """Units with answered boxes that are not fully labeled."""
-        return sorted(set(self.answers) - self.full)
+        """Units with answered boxes that are neither fully labeled nor complete."""
+        return sorted(set(self.answers) - self.full - self.complete)
 
     def unanswered(self, unit: int, det: Detections) -> np.ndarray:
         """``bool[len(det)]``: predictions on ``unit`` that are not an answered box (IoU <
         :data:`SAME_BOX_IOU` with every answer, background ones included)."""
         done = self.answers.get(unit)
-        if unit in self.full:
+        if unit in self.full or unit in self.complete:
             return np.zeros(len(det), bool)
         if done is None or not len(done.boxes) or not len(det):
             return np.ones(len(det), bool)
@@ -91,7 +118,7 @@ class LabelState:
     def labeled_boxes(self, unit: int) -> Objects:
         """The unit's labeled objects (loss weight 1): its ground truth when fully labeled,
         else its answered boxes that are objects (an object answered twice counts once;
-        ignore-type objects stay ignore regions)."""
+        ignore-type objects stay ignore regions), in the ground truth's order when complete."""
         if unit in self.full:
             return self.ground_truth[unit]
         done = self.answers.get(unit, UnitLabels())
@@ -102,7 +129,10 @@ class LabelState:
         once = np.zeros(len(done.labels), bool)
         once[first] = True
         keep &= once
-        return Objects(done.labels[keep], done.boxes[keep], ignore=done.ignore[keep])
+        order = np.flatnonzero(keep)
+        if unit in self.complete:
+            order = order[np.argsort(done.gt_index[order], kind="stable")]
+        return Objects(done.labels[order], done.boxes[order], ignore=done.ignore[order])
 
     def training_objects(
         self,
@@ -114,9 +144,9 @@ class LabelState:
     ) -> Objects:
         """What ``unit`` trains on: its ground truth when fully labeled (every cell at
         weight 1), else :func:`partly_labeled_objects` of its answers and its unanswered
-        predictions scoring >= ``threshold``."""
+        predictions scoring >= ``threshold``; a complete unit's labeled boxes alone."""
         labeled = self.labeled_boxes(unit)
-        if unit in self.full:
+        if unit in self.full or unit in self.complete:
             return labeled
         done = self.answers.get(unit, UnitLabels())
         noisy = Objects.empty()

@@ -8,7 +8,9 @@ the core-set measures compare:
 - :class:`PretrainedLearner`: the neck and head on the frozen maps of the pretrained
   encoder, held in memory per unit (:class:`fewclick.train.detect_pretrained.FeatureTile`);
   box features are the encoder's maps averaged in the box (the same whatever the model);
-- :class:`ScratchLearner`: the from-scratch detector on the images' own pixels; box
+- :class:`PixelLearner`: the detector on the images' own pixels, from scratch or on an
+  ImageNet-pretrained EfficientNet-Lite fine-tuned end to end (``backbone="imagenet"``,
+  :mod:`fewclick.models.imagenet`: the paper's detector starts from ImageNet too); box
   features are the detector's own stride-4 features averaged in the box, so they follow
   the episode's model, as the paper's FC features of its detector do.
 """
@@ -33,7 +35,7 @@ from fewclick.train.detect import TrainConfig, train_detector
 from fewclick.train.detect_pretrained import FeatureTile, PretrainedTrainConfig, train_pretrained_detector
 from fewclick.types import Objects
 
-BACKBONES = ("scratch", "pretrained")
+BACKBONES = ("imagenet", "scratch", "pretrained")
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,10 @@ class PretrainedLearner:
     @property
     def ground_truth(self) -> list[Objects]:
         return [u.objects for u in self.units]
+
+    def shape(self, unit: int) -> tuple[int, int]:
+        """(height, width) of the unit's input, in the pixels its objects are in."""
+        return self.units[unit].valid
 
     def train(self, objects: dict[int, Objects], out: Path, fit: Fit) -> Path:
         tiles = [replace(self.units[u], objects=o) for u, o in sorted(objects.items())]
@@ -87,27 +93,54 @@ class PretrainedLearner:
         return self.box_features(model, unit, np.array([[0, 0, w, h]], np.float32))[0]
 
 
-class ScratchLearner:
-    """Units are whole images (pixels and objects in image pixels)."""
+class PixelLearner:
+    """Units are whole images (pixels and objects in image pixels). ``backbone`` "scratch"
+    or "imagenet"; ``input_scale`` as :class:`~fewclick.train.detect.TrainConfig`'s (a
+    warm start keeps its model's); ``threads`` torch's, in training."""
 
-    backbone = "scratch"
-
-    def __init__(self, records: list[ImageRecord], test: list[ImageRecord], classes: list[str]) -> None:
+    def __init__(
+        self,
+        records: list[ImageRecord],
+        test: list[ImageRecord],
+        classes: list[str],
+        backbone: str = "scratch",
+        input_scale: float | str = 1.0,
+        threads: int = 2,
+    ) -> None:
+        if backbone not in ("scratch", "imagenet"):
+            raise ValueError(
+                f"a learner on the pixels takes backbone 'scratch' or 'imagenet', not {backbone!r}"
+            )
         self.units, self.test, self.classes = records, test, list(classes)
+        self.backbone, self.input_scale, self.threads = backbone, input_scale, threads
         self._net: tuple[Path, torch.nn.Module] | None = None  # the last model read, for its features
 
     @property
     def ground_truth(self) -> list[Objects]:
         return [r.objects for r in self.units]
 
+    def shape(self, unit: int) -> tuple[int, int]:
+        """(height, width) of the unit's image."""
+        return self.units[unit].extra["pixels"].shape[:2]
+
     def train(self, objects: dict[int, Objects], out: Path, fit: Fit) -> Path:
         shutil.rmtree(out, ignore_errors=True)  # a fresh run: train_detector resumes what it finds
         records = [replace(self.units[u], objects=o) for u, o in sorted(objects.items())]
         data = Dataset(self.classes, records, "fewclick")
-        config = DetectorConfig(num_classes=len(self.classes), method="plain", uel=False)
-        train = TrainConfig(steps=fit.steps, min_steps=0, seed=fit.seed, val_every=10**9, warmup_steps=10)
+        config = DetectorConfig(
+            num_classes=len(self.classes), method="plain", uel=False, backbone=self.backbone
+        )
+        train = TrainConfig(
+            steps=fit.steps,
+            min_steps=0,
+            seed=fit.seed,
+            val_every=10**9,
+            warmup_steps=10,
+            threads=self.threads,
+            input_scale=self.input_scale,
+        )
         if fit.init is not None:
-            train = replace(train, init=str(fit.init), lr=fit.lr, warmup_steps=fit.warmup)
+            train = replace(train, init=str(fit.init), lr=fit.lr, warmup_steps=fit.warmup, input_scale="auto")
         return train_detector(data, out, config, train)
 
     def predict(self, model: Path, which: list[int], decode: DecodeConfig, test: bool = False) -> dict:
@@ -165,4 +198,4 @@ def _pad16(pixels: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.pad(pixels, (0, -w % 16, 0, -h % 16))
 
 
-__all__ = ["BACKBONES", "Fit", "PretrainedLearner", "ScratchLearner", "test_map"]
+__all__ = ["BACKBONES", "Fit", "PretrainedLearner", "PixelLearner", "test_map"]
