@@ -537,7 +537,7 @@ def test_images_browsers_cannot_show_are_served_as_png(client, tmp_path):
 
 
 def test_the_training_free_start_sizes_boxes_from_the_users_boxes_not_the_hidden_reference(client, data):
-    from fewclick.server.queries import class_sizes
+    from fewclick.server.storage.annotations import class_sizes
 
     project = _project(client, "sizes-hidden", folder=str(data / "aerial" / "images"))
     r = client.post(

@@ -13,13 +13,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from fewclick.data.synthetic import make_dataset
-from fewclick.server import queries, views
+from fewclick.server import views
 from fewclick.server.app import create_app
 from fewclick.server.db import Job, ModelVersion, make_engine, now, sqlite_url
 from fewclick.server.jobs import control, run, training
 from fewclick.server.jobs.process import HEARTBEAT_SECONDS
 from fewclick.server.jobs.status import update_job
 from fewclick.server.serving import Trained
+from fewclick.server.storage import annotations
 
 
 @pytest.fixture(scope="module")
@@ -416,11 +417,11 @@ def test_rejected_boxes_neither_size_the_training_free_start_nor_count_as_traini
     r = client.post(f"/api/projects/{project['id']}/train", json={"minutes": 0.1})
     assert r.status_code == 400 and "no finished image" in r.json()["detail"], "a rejected box is no label"
     with app.state.sessions() as session:
-        assert queries.class_sizes(session, project["id"]) == {}
+        assert annotations.class_sizes(session, project["id"]) == {}
     body = {"revision": 0, "create": [{"class_id": cls, "geometry": {"box": [10, 10, 30, 50]}}]}
     client.post(f"/api/images/{second['id']}/annotations/batch", json=body)
     with app.state.sessions() as session:
-        assert queries.class_sizes(session, project["id"]) == {cls: pytest.approx((20 * 40) ** 0.5)}
+        assert annotations.class_sizes(session, project["id"]) == {cls: pytest.approx((20 * 40) ** 0.5)}
 
 
 def test_the_finished_images_boxes_that_sams_click_boxes_learn_from(app, dataset):
@@ -442,5 +443,5 @@ def test_the_finished_images_boxes_that_sams_click_boxes_learn_from(app, dataset
     for image in (second, first):  # first finished last: newest
         assert client.patch(f"/api/images/{image['id']}", json={"status": "done"}).status_code == 200
     with app.state.sessions() as session:
-        found = [(image.id, boxes) for image, boxes in queries.finished_boxes(session, project["id"])]
+        found = [(image.id, boxes) for image, boxes in annotations.finished_boxes(session, project["id"])]
     assert found == [(first["id"], [[cls, 1, 2, 11, 12]]), (second["id"], [[cls, 5, 5, 25, 45]])]

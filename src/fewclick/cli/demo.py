@@ -46,11 +46,12 @@ def _demo_login(url: str) -> str:
     import secrets
 
     from fewclick.server import accounts
-    from fewclick.server.db import User, init_db, session_factory
+    from fewclick.server.db import init_db, session_factory
+    from fewclick.server.storage import users
 
     password = secrets.token_urlsafe(9)
     with session_factory(init_db(url))() as session:
-        user = session.query(User).filter_by(name=DEMO_USER).one_or_none()
+        user = users.named(session, DEMO_USER)
         if user is None:
             accounts.add_user(session, DEMO_USER, "admin", password)
         else:

@@ -19,17 +19,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from fewclick.server import passwords
-from fewclick.server.db import ROLES, ApiToken, Membership, User, WebSession, is_busy, now
+from fewclick.server import passwords, throttle
+from fewclick.server.db import ROLES, ApiToken, User, WebSession, now
 from fewclick.server.errors import StoreError, shown
+from fewclick.server.storage import rows, users
 
 SESSION_DAYS = 7  # a browser login lasts this long
 TOKEN_USE_EVERY = timedelta(minutes=1)  # how often a token's last use is written down
@@ -40,6 +40,10 @@ MAY = {  # action -> the roles that may take it
     "admin": {"admin"},
 }
 _HASHER = PasswordHasher()
+# One log-in at a time per server process: the throttle's check and the failure it then
+# records are one step (40 log-ins sent at once all passed the check before any failure was
+# saved: 40 guesses instead of 5), and one argon2 hash (64 MiB) is computed at a time.
+_LOG_IN = threading.Lock()
 
 
 class AccountError(ValueError):
@@ -50,6 +54,23 @@ class TokenExpired(StoreError):
     """A bearer token past its expiry: 401, saying so."""
 
     status = 401
+
+
+class WrongPassword(StoreError):
+    """A log-in with a wrong user name or password: 401."""
+
+    status = 401
+
+
+class Throttled(StoreError):
+    """A log-in refused unchecked, as its user name or address failed too often: 429, with
+    the whole seconds to wait in ``retry``."""
+
+    status = 429
+
+    def __init__(self, retry: int) -> None:
+        super().__init__(f"too many failed log-ins for this user or address: try again in {retry} s")
+        self.retry = retry
 
 
 def digest(secret: str) -> str:
@@ -63,7 +84,7 @@ def add_user(session: Session, name: str, role: str, password: str | None = None
         raise AccountError("a user name is 1 to 200 characters")
     if role not in ROLES:
         raise AccountError(f"unknown role {shown(role)}: expected one of {', '.join(ROLES)}")
-    found = session.scalar(select(User).filter_by(name=name))
+    found = users.named(session, name)
     if found is not None and found.removed_at is not None:
         raise AccountError(f"user {name!r} was removed; the name stays with their past work: choose another")
     if found is not None:
@@ -71,9 +92,7 @@ def add_user(session: Session, name: str, role: str, password: str | None = None
     user = User(name=name, role=role)
     if password is not None:
         set_password(user, password)
-    session.add(user)
-    session.flush()
-    return user
+    return users.add_user(session, user)
 
 
 def set_password(user: User, password: str) -> None:
@@ -87,7 +106,7 @@ def set_password(user: User, password: str) -> None:
 
 
 def find_user(session: Session, name: str) -> User:
-    user = session.scalar(select(User).filter_by(name=name.strip()))
+    user = users.named(session, name.strip())
     if user is None:
         raise AccountError(f"no user {name!r}")
     if user.removed_at is not None:
@@ -99,19 +118,14 @@ def remove_user(session: Session, user: User) -> None:
     """Mark ``user`` removed and end at once what lets them act: their password, bearer
     tokens, browser sessions and project roles. Their past work keeps naming them. The
     last admin cannot be removed."""
-    others = select(User).where(User.role == "admin", User.removed_at.is_(None), User.id != user.id)
-    if user.role == "admin" and session.scalar(others) is None:
+    if user.role == "admin" and users.other_admin(session, user) is None:
         raise AccountError(f"{user.name!r} is the last admin: add another admin first")
-    for model in (ApiToken, WebSession, Membership):
-        session.execute(delete(model).where(model.user_id == user.id))
-    user.password_hash = None
-    user.removed_at = now()
-    session.flush()
+    users.remove_user(session, user)
 
 
 def check_password(session: Session, name: str, password: str) -> User | None:
     """The user ``name`` when ``password`` is theirs, else None (the same for a wrong name)."""
-    user = session.scalar(select(User).filter_by(name=name.strip(), removed_at=None))
+    user = users.active_named(session, name.strip())
     if user is None or not user.password_hash:
         _HASHER.hash(password)  # the same time whether or not the user exists
         return None
@@ -122,26 +136,44 @@ def check_password(session: Session, name: str, password: str) -> User | None:
     return user
 
 
+def log_in(session: Session, name: str, password: str, address: str) -> tuple[User, str, str]:
+    """Check the password of ``name`` logging in from ``address`` and start a browser session:
+    ``(user, the cookie's secret, the CSRF token)``. Repeated failures of a user name or an
+    address are throttled (:mod:`fewclick.server.throttle`): :class:`Throttled` before the
+    password is checked; :class:`WrongPassword` once the failure is counted. Commits the
+    throttle's count, then the session."""
+    with _LOG_IN:
+        retry = throttle.wait(session, name, address)
+        if retry:
+            raise Throttled(retry)
+        user = check_password(session, name, password)
+        if user is None:
+            throttle.failed(session, name, address)
+            session.commit()
+            raise WrongPassword("wrong user name or password")
+        throttle.succeeded(session, name)
+        session.commit()
+    secret, csrf = start_session(session, user)
+    session.commit()
+    return user, secret, csrf
+
+
 def create_token(session: Session, user: User, name: str = "script", expires: datetime | None = None) -> str:
     """A new bearer token for ``user``, valid until ``expires`` (None: until revoked); the
     secret is returned once and never stored."""
     secret = "fc_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, name=name, digest=digest(secret), expires_at=expires))
-    session.flush()
+    users.add_token(session, user, name, digest(secret), expires)
     return secret
 
 
 def tokens(session: Session, user: User) -> list[ApiToken]:
-    return list(session.scalars(select(ApiToken).filter_by(user_id=user.id).order_by(ApiToken.id)))
+    return users.tokens(session, user)
 
 
 def revoke_tokens(session: Session, user: User, name: str | None = None) -> int:
     """Delete ``user``'s tokens named ``name`` (None: all of them); how many there were.
     An AccountError when there was none."""
-    query = delete(ApiToken).where(ApiToken.user_id == user.id)
-    if name is not None:
-        query = query.where(ApiToken.name == name)
-    count = session.execute(query).rowcount
+    count = users.delete_tokens(session, user, name)
     if not count:
         raise AccountError(f"no token{'' if name is None else f' labelled {name!r}'} of {user.name!r}")
     return count
@@ -150,7 +182,7 @@ def revoke_tokens(session: Session, user: User, name: str | None = None) -> int:
 def token_user(session: Session, secret: str) -> User | None:
     """The user of the bearer token ``secret``, None for no token; :class:`TokenExpired`
     for one past its expiry."""
-    token = session.scalar(select(ApiToken).filter_by(digest=digest(secret)))
+    token = users.token(session, digest(secret))
     if token is None:
         return None
     if token.expires_at is not None and token.expires_at <= now():
@@ -159,35 +191,21 @@ def token_user(session: Session, secret: str) -> User | None:
             "create a new one with `fewclick token create`"
         )
     if token.last_used_at is None or now() - token.last_used_at > TOKEN_USE_EVERY:  # to the minute
-        _note_use(session, token)
-    return session.get(User, token.user_id)
-
-
-def _note_use(session: Session, token: ApiToken) -> None:
-    """Write down the token's last use, in a transaction of its own (the request's would hold
-    the database's write lock until the request ends); skipped while another connection
-    holds the lock: a note to the minute is not worth failing the request for."""
-    try:
-        with Session(session.get_bind()) as own:
-            own.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now()))
-            own.commit()
-    except OperationalError as exc:
-        if not is_busy(exc):
-            raise
+        users.note_token_use(session, token)
+    return rows.find(session, User, token.user_id)
 
 
 def start_session(session: Session, user: User) -> tuple[str, str]:
     """A browser login for ``user``: the cookie's secret and the session's CSRF token."""
     secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     expires = now() + timedelta(days=SESSION_DAYS)
-    session.add(WebSession(user_id=user.id, digest=digest(secret), csrf=csrf, expires_at=expires))
-    session.flush()
+    users.add_web_session(session, user, digest(secret), csrf, expires)
     return secret, csrf
 
 
 def web_session(session: Session, secret: str) -> WebSession | None:
     """The unexpired browser login whose cookie is ``secret``."""
-    found = session.scalar(select(WebSession).filter_by(digest=digest(secret)))
+    found = users.web_session(session, digest(secret))
     if found is None or found.expires_at < now():  # a removed user's sessions are deleted
         return None
     return found
@@ -201,7 +219,7 @@ def role_on(session: Session, user: User, project_id: int | None) -> str:
     """``user``'s role on the project (their own role where the project sets none); a global
     admin (``User.role`` admin) is admin on every project, whatever a membership says."""
     if project_id is not None and user.role != "admin":
-        member = session.scalar(select(Membership).filter_by(project_id=project_id, user_id=user.id))
+        member = users.membership(session, project_id, user)
         if member is not None:
             return member.role
     return user.role
@@ -209,18 +227,14 @@ def role_on(session: Session, user: User, project_id: int | None) -> str:
 
 def set_role(session: Session, project_id: int, user: User, role: str | None) -> None:
     """Give ``user`` ``role`` on the project; None: back to the user's own role."""
-    member = session.scalar(select(Membership).filter_by(project_id=project_id, user_id=user.id))
+    member = users.membership(session, project_id, user)
     if role is None:
         if member is not None:
-            session.delete(member)
+            users.delete_membership(session, member)
         return
     if role not in ROLES:
         raise AccountError(f"unknown role {shown(role)}: expected one of {', '.join(ROLES)}")
     if member is None:
-        session.add(Membership(project_id=project_id, user_id=user.id, role=role))
+        users.add_membership(session, project_id, user, role)
     else:
         member.role = role
-
-
-def has_admin(session: Session) -> bool:
-    return session.scalar(select(User).filter_by(role="admin", removed_at=None)) is not None

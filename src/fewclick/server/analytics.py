@@ -27,12 +27,13 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fewclick.metrics.detection import evaluate_detections
 from fewclick.server.convert import to_objects
-from fewclick.server.db import Event, ModelVersion, Project
+from fewclick.server.db import Project
+from fewclick.server.storage import events as event_log
+from fewclick.server.storage import versions as model_versions
 from fewclick.types import Detections
 from fewclick.wire.codec import ClassMap
 
@@ -48,9 +49,7 @@ QUEUE_INTERACTIONS = ("queue_accept", "queue_fix", "queue_background", "queue_mi
 
 
 def project_analytics(session: Session, project: Project) -> dict:
-    events = session.scalars(
-        select(Event).where(Event.project_id == project.id).order_by(Event.at, Event.id)
-    ).all()
+    events = event_log.in_order(session, project.id)
     seconds: dict[int, float] = defaultdict(float)
     interactions: dict[int, int] = defaultdict(int)
     submits = []
@@ -105,11 +104,7 @@ def _made_here(a) -> bool:
 def _detector_curve(session: Session, project: Project) -> list[dict] | None:
     """Each detector version scored against the reference annotations: its mAP on unlabeled
     images and the boxes labeled when it trained, by version."""
-    versions = session.scalars(
-        select(ModelVersion)
-        .where(ModelVersion.project_id == project.id, ModelVersion.task == "detect")
-        .order_by(ModelVersion.version)
-    ).all()
+    versions = model_versions.detectors(session, project.id)
     curve = [
         {
             "version": v.version,

@@ -28,7 +28,6 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from fewclick.server import logs, store
-from fewclick.server.accounts import has_admin
 from fewclick.server.auth import Authenticate, authorize
 from fewclick.server.db import init_db, is_busy, session_factory
 from fewclick.server.deps import DEFAULT_MAX_UPLOAD_MB, Settings, WorkerHandle, database_busy
@@ -47,6 +46,7 @@ from fewclick.server.routes import (
     projects,
     queue,
 )
+from fewclick.server.storage import users
 
 STATIC = Path(__file__).parent / "static"
 ECHO_CHARS = 200  # the longest refused input (as JSON) a 422 shows back
@@ -192,7 +192,7 @@ def serve(
     app = create_app(db_url, data_dir, data_roots=data_roots, max_upload_mb=max_upload_mb)
     if not _loopback(host):
         with app.state.sessions() as session:
-            if not has_admin(session):
+            if not users.has_admin(session):
                 raise ValueError(
                     f"refusing to serve on {host}, beyond this machine, with no admin user: "
                     "add one with `fewclick users add NAME --role admin --password-stdin`"

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fewclick.active.continual import held_out
-from fewclick.server import queries, serving, worker_detect, worker_masks
+from fewclick.server import serving, worker_detect, worker_masks
 from fewclick.server.db import Image, ModelVersion
 from fewclick.server.deps import Settings
 from fewclick.server.errors import Conflict, StoreError, Unprocessable
-from fewclick.server.serving import newest_model, serving_detector
+from fewclick.server.serving import serving_detector
+from fewclick.server.storage import annotations
+from fewclick.server.storage.versions import newest_model
 from fewclick.wire.codec import ClassMap
 
 #: the training-free start shows at most this many look-alikes per object of the fullest
@@ -71,8 +73,8 @@ def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCal
         raise StoreError(
             "detection without clicks needs a trained detector: click an object, or train the project's"
         )
-    sizes = queries.class_sizes(session, project.id) if clicks else {}
-    most = None if model else queries.most_objects_finished(session, project.id)
+    sizes = annotations.class_sizes(session, project.id) if clicks else {}
+    most = None if model else annotations.most_objects_finished(session, project.id)
     limit = None if most is None else LOOK_ALIKES_PER_OBJECT * most
     names = [c.name for c in project.classes]
     sam = serving.sam_available()
@@ -125,7 +127,7 @@ def learning_calls(session, config: Settings, project) -> list[tuple]:
     trained detector) whether SAM makes its proposals tighter. None without SAM's files."""
     if not serving.sam_available():
         return []
-    sizes = ClassMap(project.classes).by_position(queries.class_sizes(session, project.id))
+    sizes = ClassMap(project.classes).by_position(annotations.class_sizes(session, project.id))
     folder, count = str(config.embeddings), len(project.classes)
     calls = [(worker_detect.learn_click_boxes, folder, count, sizes, finished_boxes(session, project))]
     version = serving_detector(session, project.id)
@@ -167,7 +169,7 @@ def check_encoding(image: Image, state: str | None) -> None:
 def finished_boxes(session, project) -> list:
     """The user's boxes on the recently finished images as the worker learns SAM's click boxes
     against them (:func:`fewclick.server.worker_detect.learn_click_boxes`): classes by position."""
-    return _for_worker(project, queries.finished_boxes(session, project.id))
+    return _for_worker(project, annotations.finished_boxes(session, project.id))
 
 
 def held_out_boxes(session, project) -> list:
@@ -175,7 +177,7 @@ def held_out_boxes(session, project) -> list:
     serving detector never trained on them), as the worker learns on them whether SAM makes
     its proposals tighter (:func:`fewclick.server.worker_detect.learn_tight_boxes`)."""
     held = _held_out_images(session, project)
-    return _for_worker(project, [(image, queries.user_boxes(session, image)) for image in held])
+    return _for_worker(project, [(image, annotations.user_boxes(session, image)) for image in held])
 
 
 def held_out_keys(session, project) -> list[str]:
@@ -185,7 +187,7 @@ def held_out_keys(session, project) -> list[str]:
 
 def _held_out_images(session, project) -> list[Image]:
     """The held-out ones among the project's newest finished images with boxes."""
-    newest = queries.newest_finished(session, project.id, HELD_OUT_LOOKED_AT)
+    newest = annotations.newest_finished(session, project.id, HELD_OUT_LOOKED_AT)
     return [image for image in newest if held_out(image.id)]
 
 

@@ -23,15 +23,15 @@ import base64
 
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fewclick.server import accounts, store
-from fewclick.server.db import Annotation, BoxQuery, Image, Job, ProjectClass, is_busy
+from fewclick.server.db import is_busy
 from fewclick.server.deps import DB, database_busy
+from fewclick.server.storage import rows
 
 SESSION_COOKIE = "fewclick_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -162,7 +162,7 @@ async def authorize(request: Request, session: DB) -> None:
 def _user_and_role(request: Request, session) -> tuple[accounts.User, str]:
     """The authenticated user, in the request's session, and their role on the route's project."""
     user_id = request.scope.get(USER_ID)
-    user = session.get(accounts.User, user_id) if user_id is not None else None
+    user = rows.find(session, accounts.User, user_id) if user_id is not None else None
     if user is None:  # not authenticated by the middleware, or removed since: fail closed
         raise HTTPException(401, "log in first", {"WWW-Authenticate": "Bearer"})
     session.info["user"] = user
@@ -187,7 +187,7 @@ def _authenticate(request: Request, session):
         found, request.headers.get(CSRF_HEADER)
     ):
         raise HTTPException(403, f"missing or wrong {CSRF_HEADER}: reload the page")
-    return session.get(accounts.User, found.user_id)
+    return rows.find(session, accounts.User, found.user_id)
 
 
 def _basic_user(session, encoded: str):
@@ -206,26 +206,14 @@ def _basic_user(session, encoded: str):
     return user
 
 
-# a path id -> the query of the project its row belongs to
-_OWNER = {
-    "image_id": lambda i: select(Image.project_id).where(Image.id == i),
-    "annotation_id": lambda i: (
-        select(Image.project_id).join(Annotation, Annotation.image_id == Image.id).where(Annotation.id == i)
-    ),
-    "job_id": lambda i: select(Job.project_id).where(Job.id == i),
-    "query_id": lambda i: select(BoxQuery.project_id).where(BoxQuery.id == i),
-    "class_id": lambda i: select(ProjectClass.project_id).where(ProjectClass.id == i),
-}
-
-
 def _project_of(session, params: dict) -> int | None:
     """The project the path's ids belong to (None where there is none, or it does not exist:
     the route answers 404 for it); one query at most."""
     if "project_id" in params:
         return _id(params, "project_id")
-    for name, query in _OWNER.items():
+    for name in rows.OWNED:
         if name in params:
-            return session.scalar(query(_id(params, name)))
+            return rows.project_of(session, name, _id(params, name))
     return None
 
 

@@ -2,8 +2,9 @@
 (:mod:`fewclick.active`). The queue is built, and its answers train the detector, in jobs
 (:mod:`fewclick.server.jobs.queue`).
 
-- **Next** (:func:`next_query`): the open box of lowest probability, i.e. highest
-  classification uncertainty 1 - P, the measure the paper and our benchmark rank by.
+- **Next** (:func:`fewclick.server.storage.box_queries.next_open`): the open box of lowest
+  probability, i.e. highest classification uncertainty 1 - P, the measure the paper and our
+  benchmark rank by.
 - **Answer** (:func:`answer_query`): accept (the box becomes an annotation of its class),
   fix (another box or class), or background (no annotation). A box is answered once: a
   second answer, from another user or tab, is a 409 and changes nothing. The annotation
@@ -13,39 +14,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from fewclick.server import store
-from fewclick.server.db import (
-    Annotation,
-    BoxQuery,
-    Event,
-    Image,
-    User,
-    now,
-)
-
-
-def next_query(session: Session, project_id: int) -> BoxQuery | None:
-    """The open box of lowest probability (None: the queue is empty)."""
-    return session.scalars(
-        select(BoxQuery)
-        .where(BoxQuery.project_id == project_id, BoxQuery.status == "open")
-        .order_by(BoxQuery.score, BoxQuery.id)
-        .limit(1)
-    ).first()
+from fewclick.server.db import Annotation, BoxQuery, Image, User
+from fewclick.server.storage import box_queries, events, images, rows, versions
 
 
 def summary(session: Session, project_id: int) -> dict:
     """Open and answered boxes, answers by kind, and the answers' seconds."""
-    rows = session.execute(
-        select(BoxQuery.status, BoxQuery.answer, func.count(), func.sum(BoxQuery.seconds))
-        .where(BoxQuery.project_id == project_id)
-        .group_by(BoxQuery.status, BoxQuery.answer)
-    ).all()
     out = {"open": 0, "answered": 0, "answers": {}, "seconds": 0.0}
-    for status, answer, count, seconds in rows:
+    for status, answer, count, seconds in box_queries.counts(session, project_id):
         out[status] += count
         if answer is not None:
             out["answers"][answer] = count
@@ -68,22 +47,16 @@ def answer_query(
     the event log.
     :class:`store.Conflict` when the box was answered already; :class:`store.StoreError`
     for a fix without a box or class, or a box outside the image. Nothing is written then."""
-    image = session.get(Image, query.image_id)
+    image = rows.find(session, Image, query.image_id)
     if answer == "fix" and class_id is None and box is None:
         raise store.StoreError("a fix needs the corrected box, class, or both")
-    taken = session.execute(
-        update(BoxQuery)
-        .where(BoxQuery.id == query.id, BoxQuery.status == "open")
-        .values(status="answered", answer=answer, seconds=seconds, answered_at=now(), answered_by=user.id)
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:
+    if not box_queries.take(session, query, user, answer, seconds):
         raise store.Conflict(
             f"box {query.id} was answered already ({_answered(session, query)}): take the next one"
         )
     annotation = None
     if answer in ("accept", "fix"):
-        store.claim_revision(session, image, image.revision, user)
+        images.claim_revision(session, image, image.revision, user)
         data = {
             "class_id": class_id if class_id is not None else query.class_id,
             "kind": "box",
@@ -92,35 +65,25 @@ def answer_query(
             "source": "queue",
         }
         annotation = store.add_annotation(session, user, image, data)
-        session.execute(update(BoxQuery).where(BoxQuery.id == query.id).values(annotation_id=annotation.id))
-    session.add(
-        Event(
-            project_id=query.project_id,
-            image_id=image.id,
-            user_id=user.id,
-            action=f"queue_{answer}",
-            duration_ms=seconds * 1000.0,
-            detail={"query": query.id, "score": query.score, **({"how": how} if how else {})},
-        )
+        box_queries.link_annotation(session, query, annotation.id)
+    events.add_event(
+        session,
+        project_id=query.project_id,
+        image_id=image.id,
+        user_id=user.id,
+        action=f"queue_{answer}",
+        duration_ms=seconds * 1000.0,
+        detail={"query": query.id, "score": query.score, **({"how": how} if how else {})},
     )
     return annotation
 
 
 def _answered(session: Session, query: BoxQuery) -> str:
-    row = session.execute(
-        select(BoxQuery.answer, User.name)
-        .join(User, User.id == BoxQuery.answered_by)
-        .where(BoxQuery.id == query.id)
-    ).first()
+    row = box_queries.answered_by(session, query)
     return f"{row[0]} by {row[1]}" if row else "it is gone"
 
 
 def answers_since_training(session: Session, project_id: int) -> int:
     """Answers given since the newest detector was trained (all of them before the first)."""
-    from fewclick.server.serving import newest_model
-
-    version = newest_model(session, project_id, "detect")
-    query = select(func.count()).where(BoxQuery.project_id == project_id, BoxQuery.status == "answered")
-    if version is not None:
-        query = query.where(BoxQuery.answered_at > version.created_at)
-    return session.scalar(query) or 0
+    version = versions.newest_model(session, project_id, "detect")
+    return box_queries.answers_since(session, project_id, None if version is None else version.created_at)

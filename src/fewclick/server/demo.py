@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import select
-
 from fewclick.data.synthetic import make_dataset
 from fewclick.server import imports, processes
-from fewclick.server.db import Annotation, Job, Project, init_db, local_user, session_factory, sqlite_url
+from fewclick.server.db import Annotation, init_db, local_user, session_factory, sqlite_url
 from fewclick.server.jobs import control, run
+from fewclick.server.storage import jobs, projects, rows
+from fewclick.server.storage.versions import newest_model
 
 NAME = "demo: synthetic aerial scenes"
 FINISHED = 4
@@ -28,7 +28,7 @@ def setup_demo(data_dir: Path, train_minutes: float = 3.0, train: bool = True) -
     url = sqlite_url(data_dir / "fewclick.db")
     engine = init_db(url)
     with session_factory(engine)() as session:
-        project = session.scalar(select(Project).where(Project.name == NAME))
+        project = projects.named(session, NAME)
         if project is None:
             synthetic = data_dir / "synthetic"
             if not (synthetic / "annotations.json").is_file():
@@ -36,7 +36,7 @@ def setup_demo(data_dir: Path, train_minutes: float = 3.0, train: bool = True) -
             user = local_user(session)
             project, _ = imports.create_project(session, user, NAME, folder=synthetic)
             project.classes.clear()
-            session.flush()
+            rows.write(session)
             data = imports.read_import(synthetic / "annotations.json", "coco")
             imports.import_annotations(session, user, project, data, reference=True)
             for image in project.images[:FINISHED]:
@@ -55,12 +55,9 @@ def setup_demo(data_dir: Path, train_minutes: float = 3.0, train: bool = True) -
             session.commit()
         job_id = None
         control.fail_earlier_runs(session)  # a job an earlier demo left running is over
-        running = session.scalar(
-            select(Job).where(Job.project_id == project.id, Job.status.in_(("queued", "running")))
-        )
+        running = jobs.running_job(session, project.id, trainer=True)
         if train and running is None and not _has_model(session, project.id):
-            job = Job(project_id=project.id, kind="train", created_by=local_user(session).id)
-            session.add(job)
+            job = jobs.add_job(session, local_user(session), project, "train")
             session.commit()
             job_id = job.id
         project_id = project.id
@@ -78,6 +75,4 @@ def setup_demo(data_dir: Path, train_minutes: float = 3.0, train: bool = True) -
 
 
 def _has_model(session, project_id: int) -> bool:
-    from fewclick.server.serving import newest_model
-
     return newest_model(session, project_id, "detect") is not None

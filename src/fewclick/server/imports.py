@@ -1,5 +1,6 @@
 """What comes into a project, on a database session: a project made from a folder or a
-dataset, its classes, an uploaded image, and imported annotations.
+dataset, an uploaded image, and imported annotations (the files and datasets read and
+checked here; the rows written by :mod:`fewclick.server.storage`).
 
 Errors a user can cause raise :class:`~fewclick.server.errors.StoreError` (or a subclass)
 with a message that says what is wrong; nothing is written unless the whole operation
@@ -17,23 +18,18 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fewclick.io import read_dataset
 from fewclick.io.dataset import Dataset
 from fewclick.io.images import IMAGE_SUFFIXES, ImageError, image_size, load_image
-from fewclick.server.convert import GeometryError, check_geometry, colour, from_objects
-from fewclick.server.db import (
-    Annotation,
-    Image,
-    Project,
-    ProjectClass,
-    User,
-)
+from fewclick.server.convert import GeometryError, check_geometry, from_objects
+from fewclick.server.db import Annotation, Image, Project, User
 from fewclick.server.errors import Conflict, StoreError, TooLarge, shown
 from fewclick.server.names import FileNameError, upload_name
+from fewclick.server.storage import images, projects, rows
+from fewclick.server.storage.projects import set_classes
 from fewclick.server.tiles import check_size
 
 MAX_FOLDER_IMAGES = 10_000  # image files in a project made from a folder
@@ -59,12 +55,11 @@ def create_project(
     name = name.strip()
     if not name:
         raise StoreError("a project needs a name")
-    if session.scalar(select(Project).where(Project.name == name)) is not None:
+    if projects.named(session, name) is not None:
         raise Conflict(f"a project named {name!r} exists already")
     if (folder is None) == (dataset is None):
         raise StoreError("give either a folder of images or a dataset to import, not both or neither")
-    project = Project(name=name, created_by=user.id, source=str(folder or dataset))
-    session.add(project)
+    project = projects.add_project(session, user, name, str(folder or dataset))
     warnings: list[str] = []
     if folder is not None:
         root = Path(folder).expanduser()
@@ -78,16 +73,8 @@ def create_project(
             except ValueError as exc:  # ImageError too
                 warnings.append(f"skipped {path.relative_to(root)}: {exc}")
                 continue
-            session.add(
-                Image(
-                    project=project,
-                    file_name=path.relative_to(root).as_posix(),
-                    path=str(path.resolve()),
-                    width=width,
-                    height=height,
-                    updated_by=user.id,
-                )
-            )
+            file_name = path.relative_to(root).as_posix()
+            images.add_image(session, project, file_name, str(path.resolve()), width, height, user)
         if not project.images:
             raise StoreError(f"{root}: no readable images (looked for {', '.join(IMAGE_SUFFIXES)})")
     else:
@@ -97,7 +84,7 @@ def create_project(
         set_classes(session, project, data.classes)
         project.oriented = _oriented(data)
         warnings += import_annotations(session, user, project, data, reference=reference, add_images=True)
-    session.flush()
+    rows.write(session)
     return project, warnings
 
 
@@ -134,25 +121,6 @@ def _oriented(data: Dataset) -> bool:
     return any(rec.objects.rboxes is not None and len(rec.objects) for rec in data.images)
 
 
-def set_classes(session: Session, project: Project, names: Sequence[str]) -> None:
-    """Give the project these classes (appended to the ones it has; names stay unique)."""
-    have = {c.name for c in project.classes}
-    for name in names:
-        if name in have:
-            continue
-        position = len(project.classes)
-        project.classes.append(
-            ProjectClass(
-                name=name,
-                color=colour(position),
-                key=position + 1 if position < 9 else None,
-                position=position,
-            )
-        )
-        have.add(name)
-    session.flush()
-
-
 def _set_isthing(project: Project, data: Dataset) -> None:
     """Mark the project's classes the dataset names things or stuff as its
     ``extra["isthing"]`` (one flag per class, from COCO panoptic) says; without it the
@@ -169,10 +137,10 @@ def _set_isthing(project: Project, data: Dataset) -> None:
         by_name[name].isthing = bool(flag)
 
 
-def _by_base_name(images) -> dict[str, Image]:
+def _by_base_name(project_images) -> dict[str, Image]:
     """The images whose base name no other image of the project shares: a dataset whose
     names carry a folder (``images/a.png``) matches a project made from that folder."""
-    named = [(PurePosixPath(im.file_name).name, im) for im in images]
+    named = [(PurePosixPath(im.file_name).name, im) for im in project_images]
     count = Counter(name for name, _ in named)
     return {name: im for name, im in named if count[name] == 1}
 
@@ -208,15 +176,8 @@ def import_annotations(
             if rec.path is None or not Path(rec.path).is_file():
                 warnings.append(f"skipped {rec.file_name}: its image file is missing")
                 continue
-            image = Image(
-                project=project,
-                file_name=rec.file_name,
-                path=str(Path(rec.path).resolve()),
-                width=rec.width,
-                height=rec.height,
-                updated_by=user.id,
-            )
-            session.add(image)
+            path = str(Path(rec.path).resolve())
+            image = images.add_image(session, project, rec.file_name, path, rec.width, rec.height, user)
             by_name[rec.file_name] = image
         objs = rec.objects
         scores = objs.extra.get("scores")
@@ -246,7 +207,7 @@ def import_annotations(
             )
         if len(objs) and not reference:
             image.status = "in_progress"
-    session.flush()
+    rows.write(session)
     return warnings
 
 
@@ -307,9 +268,7 @@ def add_upload(
         updated_by=user.id,
     )
     try:  # the row first: an upload of the same name that got in meanwhile keeps its file
-        with session.begin_nested():
-            session.add(image)
-            session.flush()
+        images.insert_now(session, image)
     except IntegrityError:
         partial.unlink(missing_ok=True)
         raise Conflict(f"the project has an image named {safe!r} already") from None

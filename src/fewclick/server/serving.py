@@ -19,13 +19,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fewclick.predict.backends import BACKENDS
 from fewclick.protocols.segment_choice import MIN_MASKS
-from fewclick.server.db import FINISHED, Annotation, BackendComparison, Image, ModelVersion, Project
-from fewclick.server.store import NotFound, StoreError
+from fewclick.server.db import Image, ModelVersion, Project
+from fewclick.server.errors import NotFound, StoreError
+from fewclick.server.storage import annotations, projects, versions
+from fewclick.server.storage.versions import newest_model
 
 __all__ = ["BACKENDS", "MIN_MASKS", "Serving", "serving", "sam_available"]
 RANKER_FILE = "ranker.pkl"  # a ranker's file in its mask model's folder
@@ -94,18 +95,9 @@ def available(session: Session, project: Project) -> list[str]:
     return [name for name in BACKENDS if unavailable(session, project, name) is None]
 
 
-def newest_comparison(session: Session, project_id: int) -> BackendComparison | None:
-    return session.scalar(
-        select(BackendComparison)
-        .where(BackendComparison.project_id == project_id)
-        .order_by(BackendComparison.id.desc())
-        .limit(1)
-    )
-
-
 def serving(session: Session, project: Project) -> Serving:
     """The backend that serves ``project``'s masks now (module docstring)."""
-    comparison = newest_comparison(session, project.id)
+    comparison = versions.newest_comparison(session, project.id)
     if project.mask_backend and unavailable(session, project, project.mask_backend) is None:
         name, by = project.mask_backend, "you"
     elif comparison is not None and unavailable(session, project, comparison.chosen) is None:
@@ -123,18 +115,7 @@ def serving(session: Session, project: Project) -> Serving:
 def finished_masks(session: Session, project_id: int) -> int:
     """The user's masks (not rejected) on the project's finished images; an oriented box
     imported with its mask counts as one."""
-    geometries = session.scalars(
-        select(Annotation.geometry)
-        .join(Image)
-        .where(
-            Image.project_id == project_id,
-            Image.status.in_(FINISHED),
-            Annotation.kind.in_(("mask", "rbox")),
-            Annotation.reference.is_(False),
-            Annotation.review != "rejected",
-        )
-    )
-    return sum(1 for g in geometries if "mask" in g)
+    return sum(1 for g in annotations.finished_mask_geometries(session, project_id) if "mask" in g)
 
 
 def image_file(image: Image) -> Path:
@@ -175,16 +156,12 @@ class Serving:
 def serving_detector(session, project_id: int) -> ModelVersion | None:
     """The detector version that serves click-to-detect: the one the project's users pinned,
     else the newest. None: nothing trained yet, or the training-free start pinned."""
-    pin = session.scalar(select(Project.pinned_detector).where(Project.id == project_id))
+    pin = projects.pinned_detector(session, project_id)
     if pin is None:
         return newest_model(session, project_id, "detect")
     if pin == 0:
         return None
-    return session.scalar(
-        select(ModelVersion).where(
-            ModelVersion.project_id == project_id, ModelVersion.task == "detect", ModelVersion.version == pin
-        )
-    )
+    return versions.detector(session, project_id, pin)
 
 
 def trained_detector(session, project_id: int) -> ModelVersion | None:
@@ -192,15 +169,6 @@ def trained_detector(session, project_id: int) -> ModelVersion | None:
     training-free start serves (it is not a trained detector)."""
     version = serving_detector(session, project_id)
     return None if version is None or version.method == "training-free" else version
-
-
-def newest_model(session, project_id: int, task: str) -> ModelVersion | None:
-    return session.scalar(
-        select(ModelVersion)
-        .where(ModelVersion.project_id == project_id, ModelVersion.task == task)
-        .order_by(ModelVersion.version.desc())
-        .limit(1)
-    )
 
 
 # ------------------------------------------------ what a job needs to run a project's models

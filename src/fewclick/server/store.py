@@ -1,7 +1,8 @@
-"""Project operations on a database session: look a row up, change annotations under an
-image revision, move images through their statuses, change a project's settings, add jobs
-and log events. Making projects, uploads and imports are in :mod:`fewclick.server.imports`;
-exports in :mod:`fewclick.server.exports`.
+"""The rules of a project's changes: annotations checked against their image and classes,
+images moved through their statuses by the roles that may, a project's settings checked, and
+the user's actions logged. The statements behind them are in :mod:`fewclick.server.storage`;
+making projects, uploads and imports are in :mod:`fewclick.server.imports`, exports in
+:mod:`fewclick.server.exports`.
 
 Errors a user can cause raise :class:`StoreError` (or a subclass) with a message that says
 what is wrong; the app turns them into 4xx responses. Nothing is written unless the whole
@@ -13,9 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session, object_session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from fewclick.server import accounts
 from fewclick.server.convert import GeometryError, check_geometry
@@ -24,20 +23,17 @@ from fewclick.server.db import (
     IMAGE_STATUSES,
     REVIEW_STATES,
     Annotation,
-    Event,
     Image,
-    Job,
-    ModelVersion,
     Project,
     ProjectClass,
     User,
     now,
 )
-from fewclick.server.errors import Conflict, Forbidden, NotFound, StoreError, shown
-from fewclick.server.queries import annotated_unfinished, running_job
+from fewclick.server.errors import Conflict, Forbidden, StoreError, shown
+from fewclick.server.storage import annotations, rows, versions
+from fewclick.server.storage.events import add_events
 
 MAX_AUTO_TRAIN_EVERY = 1000
-MAX_ID = 2**31 - 1  # the largest row id or revision every database holds (PostgreSQL's INTEGER)
 # (status, new status) -> the action (accounts.MAY says whose) that moves an image so:
 # annotators finish images; reviewers review finished ones, or send them back to work
 MOVES = {
@@ -47,43 +43,6 @@ MOVES = {
     ("done", "in_progress"): "review",
     ("reviewed", "in_progress"): "review",
 }
-
-
-def get(session: Session, model, key: int, what: str):
-    """The row of ``model`` with id ``key``, or NotFound naming ``what`` (an id beyond any
-    the database can hold included)."""
-    row = session.get(model, key) if 0 < key <= MAX_ID else None
-    if row is None:
-        raise NotFound(f"no {what} with id {key}")
-    return row
-
-
-def claim_revision(session: Session, image: Image, seen: int, user: User) -> int:
-    """Move the image from revision ``seen`` to the next in one conditional UPDATE, before
-    the change it stands for is written: of two writes made on one revision the database
-    lets exactly one through, and the other (or a write on an older view: another tab
-    changed the image since) gets Conflict. Marks a new image in progress; returns the
-    new revision (the one the change is saved under, whatever other writes come after)."""
-    claimed = session.execute(
-        update(Image)
-        .where(Image.id == image.id, Image.revision == seen)
-        .values(
-            revision=Image.revision + 1,
-            updated_at=now(),
-            updated_by=user.id,
-            status=case((Image.status == "new", "in_progress"), else_=Image.status),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:
-        current = session.scalar(select(Image.revision).where(Image.id == image.id))
-        raise Conflict(
-            f"image {image.file_name!r} was changed elsewhere (revision {current}, this view has "
-            f"{seen}): reload it; nothing was overwritten"
-        )
-    set_committed_value(image, "revision", seen + 1)
-    session.expire(image, ["updated_at", "updated_by", "status"])
-    return seen + 1
 
 
 def class_of(project: Project, class_id: int) -> ProjectClass:
@@ -113,9 +72,7 @@ def add_annotation(session: Session, user: User, image: Image, data: dict) -> An
         updated_by=user.id,
     )
     ann.image = image  # the backref does not load the image's other annotations to add this one
-    session.add(ann)
-    session.flush()
-    return ann
+    return annotations.add(session, ann)
 
 
 def update_annotation(session: Session, user: User, ann: Annotation, data: dict) -> Annotation:
@@ -138,17 +95,8 @@ def update_annotation(session: Session, user: User, ann: Annotation, data: dict)
             setattr(ann, key, data[key])
     ann.updated_at = now()
     ann.updated_by = user.id
-    session.flush()
+    rows.write(session)
     return ann
-
-
-def delete_annotations(session: Session, image: Image, ids: Sequence[int]) -> None:
-    """Delete these annotations of the image; an id that is not one of them refuses all."""
-    for ann_id in ids:
-        ann = session.get(Annotation, ann_id)
-        if ann is None or ann.image_id != image.id:
-            raise NotFound(f"no annotation {ann_id} on image {image.file_name!r}")
-        session.delete(ann)
 
 
 def set_auto_train(project: Project, every: object) -> None:
@@ -170,17 +118,9 @@ def set_pinned_detector(project: Project, version: object) -> None:
             f"(the newest serves), got {version!r}"
         )
     if version:
-        versions = (
-            object_session(project)
-            .scalars(
-                select(ModelVersion.version).where(
-                    ModelVersion.project_id == project.id, ModelVersion.task == "detect"
-                )
-            )
-            .all()
-        )
-        if version not in versions:
-            has = ", ".join(f"v{v}" for v in sorted(versions)) or "none yet"
+        numbers = versions.detector_numbers(object_session(project), project.id)
+        if version not in numbers:
+            has = ", ".join(f"v{v}" for v in sorted(numbers)) or "none yet"
             raise StoreError(f"project {project.name!r} has no detector v{version} (its versions: {has})")
     project.pinned_detector = version
 
@@ -200,11 +140,11 @@ def finish_annotated(session: Session, user: User, role: str, project: Project, 
     steps = FINISHED[: FINISHED.index(status) + 1]
     for step in steps:
         _check_role(user, role, step)
-    images = annotated_unfinished(session, project.id)
+    images = annotations.annotated_unfinished(session, project.id)
     for image in images:
         for step in steps:
             set_status(image, step, user, role)
-    session.flush()
+    rows.write(session)
     return len(images)
 
 
@@ -241,20 +181,6 @@ def _check_role(user: User, role: str, status: str) -> None:
         raise Forbidden(f"{user.name} is {role} here, and moving an image to {status} needs {needs}")
 
 
-def add_job(session: Session, user: User, project: Project, kind: str, trigger: str = "user") -> Job:
-    """A queued job for the project; refused while another of its jobs is queued or running."""
-    running = running_job(session, project.id)
-    if running is not None:
-        raise Conflict(
-            f"job {running.id} ({running.kind}) is {running.status} for project {project.name!r}: "
-            "wait until it ends"
-        )
-    job = Job(project_id=project.id, kind=kind, trigger=trigger, created_by=user.id)
-    session.add(job)
-    session.flush()
-    return job
-
-
 def log_events(session: Session, user: User, project: Project, events: Sequence[dict[str, Any]]) -> None:
     """Add the user's actions (dicts of :class:`Event` fields; ``at`` without time zone, now
     when missing) to the project's log; an event on an image of another project refuses all."""
@@ -262,16 +188,4 @@ def log_events(session: Session, user: User, project: Project, events: Sequence[
     for i, e in enumerate(events):
         if e.get("image_id") is not None and e["image_id"] not in image_ids:
             raise StoreError(f"event {i}: image {e['image_id']} is not in project {project.name!r}")
-    for e in events:
-        at = e.get("at")
-        session.add(
-            Event(
-                project_id=project.id,
-                image_id=e.get("image_id"),
-                user_id=user.id,
-                action=e["action"],
-                at=at.replace(tzinfo=None) if at else now(),
-                duration_ms=e.get("duration_ms"),
-                detail=e.get("detail"),
-            )
-        )
+    add_events(session, project.id, user.id, events)

@@ -29,10 +29,10 @@ from __future__ import annotations
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from fewclick.server.db import LoginFailure, now
+from fewclick.server.db import now
+from fewclick.server.storage import logins
 
 WINDOW = timedelta(minutes=15)
 ACCOUNT_FREE = 5
@@ -48,14 +48,13 @@ def wait(session: Session, name: str, address: str, at: datetime | None = None) 
     """Whole seconds before the account ``name`` or ``address`` may try to log in again
     (0: now)."""
     at = at or now()
-    account = _wait(session, LoginFailure.account == account_key(name), ACCOUNT_FREE, at)
-    return max(account, _wait(session, LoginFailure.address == address[:64], ADDRESS_FREE, at))
+    by_account = logins.failure_times(session, at - WINDOW, account=account_key(name))
+    by_address = logins.failure_times(session, at - WINDOW, address=address[:64])
+    return max(_wait(by_account, ACCOUNT_FREE, at), _wait(by_address, ADDRESS_FREE, at))
 
 
-def _wait(session: Session, which, free: int, at: datetime) -> int:
-    times = session.scalars(
-        select(LoginFailure.at).where(which, LoginFailure.at > at - WINDOW).order_by(LoginFailure.at)
-    ).all()
+def _wait(times, free: int, at: datetime) -> int:
+    """The wait after failures at ``times`` (oldest first) when ``free`` of them cost none."""
     if len(times) < free:
         return 0
     delay = min(FIRST_WAIT * 2 ** (len(times) - free), WINDOW)
@@ -65,11 +64,9 @@ def _wait(session: Session, which, free: int, at: datetime) -> int:
 def failed(session: Session, name: str, address: str, at: datetime | None = None) -> None:
     """Count a failed log-in, and forget the failures older than the window."""
     at = at or now()
-    session.execute(delete(LoginFailure).where(LoginFailure.at <= at - WINDOW))
-    session.add(LoginFailure(account=account_key(name), address=address[:64], at=at))
-    session.flush()
+    logins.add_failure(session, account_key(name), address[:64], at, forget_until=at - WINDOW)
 
 
 def succeeded(session: Session, name: str) -> None:
     """Forget the failures of the account that logged in."""
-    session.execute(delete(LoginFailure).where(LoginFailure.account == account_key(name)))
+    logins.forget_account(session, account_key(name))

@@ -1,7 +1,7 @@
 """The JSON shapes the API answers with: one function per row kind, plain dicts out.
 
 Views read only the rows (and counts) they are given; the queries behind them are in
-:mod:`fewclick.server.queries`. Each shape is declared as a model in
+:mod:`fewclick.server.storage`. Each shape is declared as a model in
 :mod:`fewclick.wire.answers` (the routes' ``response_model``): a key added here is added
 there too, or the server's tests name it.
 """

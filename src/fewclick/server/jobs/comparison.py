@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import func, select
-
-from fewclick.server.db import FINISHED, BackendComparison, Image, Job, Project, make_engine, session_factory
+from fewclick.server.db import Job, Project, make_engine, session_factory
 from fewclick.server.jobs.status import DONE, RUNNING, update_job
-from fewclick.server.serving import MIN_MASKS, available, embedding_key, newest_model
+from fewclick.server.serving import MIN_MASKS, available, embedding_key
+from fewclick.server.storage import images, rows, versions
 
 MAX_INSTANCES = 200  # masks scored per backend at most
 
@@ -83,15 +82,14 @@ def compare(
     chosen = choose_backend(table)
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
-        session.add(
-            BackendComparison(
-                project_id=ids["project"],
-                table=table,
-                chosen=chosen,
-                masks=ids["masks"],
-                path=str(out),
-                created_by=ids["user"],
-            )
+        versions.add_comparison(
+            session,
+            project_id=ids["project"],
+            table=table,
+            chosen=chosen,
+            masks=ids["masks"],
+            path=str(out),
+            created_by=ids["user"],
         )
         session.commit()
     engine.dispose()
@@ -107,24 +105,18 @@ def _setup(db_url: str, job_id: int, embeddings: str) -> tuple:
 
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
-        job = session.get(Job, job_id)
-        project = session.get(Project, job.project_id)
+        job = rows.find(session, Job, job_id)
+        project = rows.find(session, Project, job.project_id)
         masks = finished_masks(session, project.id)
         reason = too_few(masks)
         if reason is not None:
             raise ValueError(reason)
-        images = session.scalars(
-            select(Image).where(Image.project_id == project.id, Image.status.in_(FINISHED))
-        ).all()
-        data = to_dataset(project, images=images)
-        keys = {image.path: embedding_key(image) for image in images}
+        finished = images.finished(session, project.id)
+        data = to_dataset(project, images=finished)
+        keys = {image.path: embedding_key(image) for image in finished}
         names = available(session, project)
-        model = newest_model(session, project.id, "segment")
-        number = session.scalar(
-            select(func.count())
-            .select_from(BackendComparison)
-            .where(BackendComparison.project_id == project.id)
-        )
+        model = versions.newest_model(session, project.id, "segment")
+        number = versions.comparisons(session, project.id)
         ids = {"project": project.id, "user": job.created_by, "masks": masks, "number": number + 1}
     engine.dispose()
     predictors = {}

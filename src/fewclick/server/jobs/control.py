@@ -24,16 +24,16 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fewclick.server import processes, queries, store
+from fewclick.server import processes, store
 from fewclick.server.db import Job, Project, local_user, now
 from fewclick.server.deps import Settings, start_process
 from fewclick.server.jobs import run
 from fewclick.server.jobs.process import HEARTBEAT_SECONDS
-from fewclick.server.jobs.status import FAILED, LIVE_TRAINER, QUEUED, RUNNING, STOPPING
+from fewclick.server.jobs.status import FAILED, QUEUED, RUNNING, STOPPING
 from fewclick.server.jobs.trainer import folder as trainer_folder
+from fewclick.server.storage import annotations, images, jobs, rows, versions
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def start_training(session: Session, config: Settings, project: Project, minutes
     is written when it is refused."""
     with _lock:
         reset_stale(session, project.id)
-        if queries.finished_annotated(session, project.id) == 0:
+        if annotations.finished_annotated(session, project.id) == 0:
             raise store.StoreError(NOTHING_TO_TRAIN)
         return _start(session, config, project, minutes, "user")
 
@@ -74,10 +74,9 @@ def start_preannotate(session: Session, config: Settings, project: Project) -> J
     """Start pre-annotating the project's images nobody has started with its serving detector
     (:mod:`fewclick.server.jobs.preannotate`). StoreError (400) before any detector is trained, or
     when every image is started or finished; Conflict (409) while one of its jobs runs."""
-    from fewclick.server.jobs.preannotate import images_to_preannotate
 
     def check() -> None:
-        if not images_to_preannotate(session, project.id):
+        if not images.not_started(session, project.id):
             raise store.StoreError(NOTHING_TO_PREANNOTATE)
 
     return _start_on_detector(
@@ -98,7 +97,7 @@ def _start_on_detector(
             raise store.StoreError(no_detector)
         if check is not None:
             check()
-        job = store.add_job(session, local_user(session), project, kind)
+        job = jobs.add_job(session, local_user(session), project, kind)
         session.commit()
     start_process(entry, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
     return job
@@ -109,14 +108,12 @@ def start_trainer(session: Session, config: Settings, project: Project) -> Job:
     (400) when no finished image holds annotations; Conflict (409) while it is already live."""
     with _lock:
         reset_stale(session, project.id)
-        live = queries.trainer_job(session, project.id)
+        live = jobs.trainer_job(session, project.id)
         if live is not None:
             raise store.Conflict(f"the trainer of project {project.name!r} is {live.status} (job {live.id})")
-        if queries.finished_annotated(session, project.id) == 0:
+        if annotations.finished_annotated(session, project.id) == 0:
             raise store.StoreError(NOTHING_TO_TRAIN)
-        user = local_user(session)
-        job = Job(project_id=project.id, kind=queries.TRAINER, trigger="user", created_by=user.id)
-        session.add(job)
+        job = jobs.add_trainer(session, project.id, local_user(session), "user")
         session.commit()
         _want(config, project.id, "running")
     start_process(run.run_trainer, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
@@ -131,7 +128,7 @@ def control_trainer(session: Session, config: Settings, project: Project, action
         raise store.StoreError(f"unknown trainer action {action!r}: pause, resume or stop")
     with _lock:
         reset_stale(session, project.id)
-        job = queries.trainer_job(session, project.id)
+        job = jobs.trainer_job(session, project.id)
         if job is None or job.status == STOPPING:
             raise store.StoreError(NO_TRAINER)
         if job.status not in TRAINER_ACTIONS[action]:
@@ -151,7 +148,7 @@ def queue_train_if_due(session: Session, config: Settings, project: Project) -> 
     every = project.queue_train_every
     with _lock:
         reset_stale(session, project.id)
-        if every == 0 or queries.running_job(session, project.id) is not None:
+        if every == 0 or jobs.running_job(session, project.id) is not None:
             return None
         if answers_since_training(session, project.id) < every:
             return None
@@ -172,11 +169,7 @@ def reset_stale(session: Session, project_id: int | None = None, at: datetime | 
     """Mark failed the queued or running jobs (of one project, or all) with no sign of life
     for ``STALE_SECONDS`` before ``at`` (now); commits, and returns them."""
     at = at or now()
-    last = func.coalesce(Job.heartbeat_at, Job.started_at, Job.created_at)
-    query = select(Job).where(Job.status.in_(LIVE_TRAINER), last < at - timedelta(seconds=STALE_SECONDS))
-    if project_id is not None:
-        query = query.where(Job.project_id == project_id)
-    stale = session.scalars(query).all()
+    stale = jobs.stale(session, at - timedelta(seconds=STALE_SECONDS), project_id)
     for job in stale:
         seen = job.heartbeat_at or job.started_at or job.created_at
         job.status, job.updated_at = FAILED, at
@@ -194,9 +187,8 @@ def fail_earlier_runs(session: Session) -> list[Job]:
     certainly ended (:func:`~fewclick.server.processes.run_gone`: its processes ended with
     it); commits, and returns them. For start-up; the jobs of a live server on another host
     are left to :func:`reset_stale`."""
-    unfinished = session.scalars(select(Job).where(Job.status.in_(LIVE_TRAINER))).all()
-    ended = [job.id for job in unfinished if processes.run_gone(job.server_run)]
-    return _fail(session, select(Job).where(Job.id.in_(ended)), RESTARTED)
+    ended = [job.id for job in jobs.live(session) if processes.run_gone(job.server_run)]
+    return _fail(session, jobs.with_ids(session, ended), RESTARTED)
 
 
 def restart_trainers(session: Session, config: Settings) -> list[Job]:
@@ -208,15 +200,22 @@ def restart_trainers(session: Session, config: Settings) -> list[Job]:
     again = []
     for folder in sorted(Path(config.models_dir).glob("*/trainer")):
         state = wanted(config, folder.parent.name)
-        project = session.get(Project, int(folder.parent.name)) if folder.parent.name.isdigit() else None
+        project = (
+            rows.find(session, Project, int(folder.parent.name)) if folder.parent.name.isdigit() else None
+        )
         if state not in ("running", "paused") or project is None:
             continue
-        if queries.trainer_job(session, project.id) is not None:
+        if jobs.trainer_job(session, project.id) is not None:
             continue
         status = QUEUED if state == "running" else "paused"
-        job = Job(project_id=project.id, kind=queries.TRAINER, trigger="auto", status=status,
-                  message="started again with the server", created_by=local_user(session).id)  # fmt: skip
-        session.add(job)
+        job = jobs.add_trainer(
+            session,
+            project.id,
+            local_user(session),
+            "auto",
+            status=status,
+            message="started again with the server",
+        )
         again.append(job)
     session.commit()
     models, embeddings = str(config.models_dir), str(config.embeddings)
@@ -256,30 +255,28 @@ def stop_jobs(session: Session) -> list[Job]:
     of this run they left queued or running; commits, and returns them. For shutdown."""
     processes.stop_jobs()
     session.expire_all()  # the job processes wrote their rows meanwhile
-    query = select(Job).where(Job.status.in_(LIVE_TRAINER), Job.server_run == processes.RUN)
-    return _fail(session, query, STOPPED)
+    return _fail(session, jobs.live_of_run(session, processes.RUN), STOPPED)
 
 
-def _fail(session: Session, query, message: str) -> list[Job]:
-    jobs = session.scalars(query).all()
+def _fail(session: Session, found: list[Job], message: str) -> list[Job]:
     at = now()
-    for job in jobs:
+    for job in found:
         job.status, job.message, job.updated_at = FAILED, message, at
         log.warning("job %d (%s) of project %d: %s", job.id, job.kind, job.project_id, message)
     session.commit()
-    return jobs
+    return found
 
 
 def _due(session: Session, project: Project) -> bool:
     every = project.auto_train_every
-    if every == 0 or queries.running_job(session, project.id) is not None:
+    if every == 0 or jobs.running_job(session, project.id) is not None:
         return False
-    new = queries.finished_annotated(session, project.id) - queries.trained_on(session, project.id)
+    new = annotations.finished_annotated(session, project.id) - versions.trained_on(session, project.id)
     return new >= every
 
 
 def _start(session: Session, config: Settings, project: Project, minutes: float, trigger: str) -> Job:
-    job = store.add_job(session, local_user(session), project, "train", trigger)
+    job = jobs.add_job(session, local_user(session), project, "train", trigger)
     session.commit()
     start_process(
         run.run_training, config.db_url, job.id, str(config.models_dir), minutes, str(config.embeddings)

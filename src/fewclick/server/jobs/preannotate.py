@@ -15,29 +15,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from sqlalchemy import exists, select
-
-from fewclick.server.db import FINISHED, Annotation, Image, User, make_engine, session_factory
+from fewclick.server.db import User, make_engine, session_factory
+from fewclick.server.errors import Conflict
 from fewclick.server.jobs.process import MESSAGE_CHARS
 from fewclick.server.jobs.status import DONE, RUNNING, update_job
+from fewclick.server.storage import images, rows
 
 log = logging.getLogger(__name__)
 
 FALLBACK_SCORE = 0.3  # a version trained without held-out images has no best-F1 score
 SOURCE = "preannotate"
-
-
-def images_to_preannotate(session, project_id: int) -> list[Image]:
-    """The project's images that are not finished and hold no annotation of a user
-    (imported reference annotations do not count), in id order."""
-    started = exists().where(Annotation.image_id == Image.id, Annotation.reference.is_(False))
-    return list(
-        session.scalars(
-            select(Image)
-            .where(Image.project_id == project_id, Image.status.not_in(FINISHED), ~started)
-            .order_by(Image.id)
-        )
-    )
 
 
 def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | None = None) -> None:
@@ -55,24 +42,24 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
         classes = load_detector(version.path)[1]["classes"]  # what its labels index, by name
         if list(classes) != [c.name for c in project.classes]:
             raise ValueError(OTHER_CLASSES.format(version=version.version))
-        images = images_to_preannotate(session, project.id)
-        seen = {image.id: image.revision for image in images}  # a change meanwhile skips the image
+        untouched = images.not_started(session, project.id)
+        seen = {image.id: image.revision for image in untouched}  # a change meanwhile skips the image
         best = (version.metrics or {}).get("score_threshold")
         threshold = FALLBACK_SCORE if best is None else float(best)
-        update_job(db_url, job_id, status=RUNNING, message=f"pre-annotating {len(images)} images")
+        update_job(db_url, job_id, status=RUNNING, message=f"pre-annotating {len(untouched)} images")
         done = 0
 
         def progress(n: int) -> None:
             nonlocal done
             done += n
-            update_job(db_url, job_id, progress=done / max(len(images), 1) * 0.99)
+            update_job(db_url, job_id, progress=done / max(len(untouched), 1) * 0.99)
 
-        items = [{"path": image.path, "rel": str(image.id)} for image in images]
+        items = [{"path": image.path, "rel": str(image.id)} for image in untouched]
         options = {"model": version.path, "score_threshold": threshold}
-        rows = batch.run(batch.PredictJob, items, options, progress=progress) if items else []
-        by_id = {image.id: image for image in images}
+        predicted = batch.run(batch.PredictJob, items, options, progress=progress) if items else []
+        by_id = {image.id: image for image in untouched}
         records, failed = [], []
-        for row in rows:
+        for row in predicted:
             image = by_id[int(row["rel"])]
             if row["error"]:
                 failed.append(f"{image.file_name} ({row['error']})")
@@ -82,7 +69,7 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
             objects = Objects(det.labels, det.boxes, rboxes=rboxes, extra={"scores": det.scores})
             path = Path(image.path)
             records.append(ImageRecord(image.file_name, image.width, image.height, objects, path, image.id))
-        user = session.get(User, job.created_by)
+        user = rows.find(session, User, job.created_by)
         records, skipped = _still_untouched(session, project.id, records, by_id, seen, user)
         warnings = imports.import_annotations(
             session, user, project, Dataset(classes, records), source=SOURCE
@@ -111,18 +98,16 @@ def _still_untouched(
     """The records whose image nobody changed while the detector ran (still not started, at
     the revision the job saw), each image's revision claimed for the boxes (an open page is
     told it is stale); and how many were skipped."""
-    from fewclick.server import store
-
     session.expire_all()  # what people did while the detector ran
-    eligible = {image.id for image in images_to_preannotate(session, project_id)}
+    eligible = {image.id for image in images.not_started(session, project_id)}
     kept = []
     for rec in records:
         image = by_id[rec.id]
         if image.id not in eligible:
             continue
         try:
-            store.claim_revision(session, image, seen[image.id], user)
-        except store.Conflict:
+            images.claim_revision(session, image, seen[image.id], user)
+        except Conflict:
             continue
         kept.append(rec)
     return kept, len(records) - len(kept)

@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 
-from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
-from fewclick.server.db import Job, make_engine, now, session_factory
-from fewclick.server.jobs.status import FAILED, LIVE, update_job
+from fewclick.server.db import make_engine, session_factory
+from fewclick.server.jobs.status import FAILED, update_job
+from fewclick.server.storage import jobs
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +99,7 @@ def interrupted(db_url: str, job_id: int) -> None:
     engine = make_engine(db_url)
     try:
         with session_factory(engine)() as session:
-            session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status.in_(LIVE))
-                .values(status=FAILED, message=INTERRUPTED, updated_at=now())
-            )
+            jobs.mark_interrupted(session, job_id, INTERRUPTED)
             session.commit()
     finally:
         engine.dispose()
@@ -134,7 +130,7 @@ def _beat_until(stop: threading.Event, every: float, beat) -> None:
 def _stamp(sessions, job_id: int) -> None:
     try:
         with sessions() as session:
-            session.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=now()))
+            jobs.stamp_heartbeat(session, job_id)
             session.commit()
     except SQLAlchemyError as exc:  # a busy database: the next beat tries again
         log.warning("job %d: heartbeat not written (%s)", job_id, exc)

@@ -16,20 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fewclick.server import exports
-from fewclick.server.db import (
-    FINISHED,
-    BoxQuery,
-    Image,
-    Job,
-    Project,
-    make_engine,
-    session_factory,
-)
+from fewclick.server.db import BoxQuery, Image, Job, Project, make_engine, session_factory
 from fewclick.server.jobs.status import DONE, RUNNING, update_job
+from fewclick.server.storage import box_queries, images, rows
 
 NO_DETECTOR = "no trained detector yet: finish a few images and train first"
 OTHER_CLASSES = "detector v{version} knows other classes than the project's: train again"
@@ -46,9 +38,7 @@ def build_queue(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
         job, project, version = job_detector(session, job_id)
-        images = session.scalars(
-            select(Image).where(Image.project_id == project.id, Image.status.not_in(FINISHED))
-        ).all()
+        unfinished = images.unfinished(session, project.id)
         encoder = _encoder(embeddings)
         threshold = pool_threshold(version.metrics)
         decode = DecodeConfig(score_threshold=threshold, max_detections=MAX_PER_IMAGE)
@@ -56,9 +46,9 @@ def build_queue(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
         if list(detector.classes) != [c.name for c in project.classes]:
             raise ValueError(OTHER_CLASSES.format(version=version.version))
         class_ids = [c.id for c in project.classes]
-        update_job(db_url, job_id, status=RUNNING, message=f"proposing boxes on {len(images)} images")
+        update_job(db_url, job_id, status=RUNNING, message=f"proposing boxes on {len(unfinished)} images")
         found = []
-        for done, image in enumerate(images, 1):
+        for done, image in enumerate(unfinished, 1):
             detector.set_image(_pixels(image), key=None)
             det = one_box_per_object(detector.predict(), threshold)
             det = det[~_labeled(session, image, det.boxes)]
@@ -73,12 +63,11 @@ def build_queue(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
                 )
                 for box, label, score in zip(det.boxes, det.labels, det.scores)
             ]
-            update_job(db_url, job_id, progress=done / max(len(images), 1) * 0.99)
-        session.query(BoxQuery).filter_by(project_id=project.id, status="open").delete()
-        session.add_all(found)
+            update_job(db_url, job_id, progress=done / max(len(unfinished), 1) * 0.99)
+        box_queries.replace_open(session, project.id, found)
         session.commit()
         message = (
-            f"{len(found)} boxes to review on {len(images)} images "
+            f"{len(found)} boxes to review on {len(unfinished)} images "
             f"(detector v{version.version}, probability >= {threshold:.2f})"
         )
     update_job(db_url, job_id, status=DONE, progress=1.0, message=message)
@@ -90,8 +79,8 @@ def job_detector(session: Session, job_id: int):
     (ValueError before one is trained): what the queue and pre-annotation start from."""
     from fewclick.server.serving import trained_detector
 
-    job = session.get(Job, job_id)
-    project = session.get(Project, job.project_id)
+    job = rows.find(session, Job, job_id)
+    project = rows.find(session, Project, job.project_id)
     version = trained_detector(session, project.id)
     if version is None:
         raise ValueError(NO_DETECTOR)
@@ -129,9 +118,7 @@ def _labeled(session: Session, image: Image, boxes: np.ndarray) -> np.ndarray:
     from fewclick.metrics.detection import box_iou
 
     known = [a.geometry["box"] for a in image.annotations if "box" in a.geometry and not a.reference]
-    known += session.scalars(
-        select(BoxQuery.box).where(BoxQuery.image_id == image.id, BoxQuery.status == "answered")
-    ).all()
+    known += box_queries.answered_boxes(session, image.id)
     if not known or not len(boxes):
         return np.zeros(len(boxes), bool)
     return box_iou(boxes, np.asarray(known, np.float32)).max(1) >= SAME_BOX_IOU
@@ -144,20 +131,13 @@ def partly_labeled(session: Session, project: Project) -> list:
     from fewclick.active.labels import partly_labeled_objects
     from fewclick.types import Objects
 
-    answered = select(BoxQuery.image_id).where(
-        BoxQuery.project_id == project.id, BoxQuery.status == "answered"
-    )
-    images = session.scalars(
-        select(Image).where(Image.id.in_(answered), Image.status.not_in(FINISHED)).order_by(Image.file_name)
-    ).all()
+    answered = images.unfinished_with_answers(session, project.id)
     position_of = {c.id: c.position for c in project.classes}
-    records = exports.to_dataset(project, images=images).images
-    for record, image in zip(records, images):
+    records = exports.to_dataset(project, images=answered).images
+    for record, image in zip(records, answered):
         own = record.objects
         keep = np.isfinite(own.boxes).all(1)
-        queries = session.scalars(
-            select(BoxQuery).where(BoxQuery.image_id == image.id).order_by(BoxQuery.id)
-        ).all()
+        queries = box_queries.of_image(session, image.id)
         noisy = [q for q in queries if q.status == "open"]
         background = [q.box for q in queries if q.status == "answered" and q.answer == "background"]
         record.objects = partly_labeled_objects(

@@ -8,6 +8,7 @@ trainer also ``paused`` or ``stopping`` on a person's word), and ends ``done`` o
 from __future__ import annotations
 
 from fewclick.server.db import Job, make_engine, now, session_factory
+from fewclick.server.storage import rows
 
 QUEUED, RUNNING, PAUSED, STOPPING, DONE, FAILED = "queued", "running", "paused", "stopping", "done", "failed"
 LIVE = (QUEUED, RUNNING)  # a job whose process works or is about to
@@ -18,7 +19,7 @@ def update_job(db_url: str, job_id: int, **values) -> None:
     """Set these fields of the job row; the first change to ``running`` stamps ``started_at``."""
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
-        job = session.get(Job, job_id)
+        job = rows.find(session, Job, job_id)
         for key, value in values.items():
             setattr(job, key, value)
         job.updated_at = now()

@@ -25,11 +25,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from sqlalchemy import func, select
-
-from fewclick.server.db import FINISHED, Image, Job, ModelVersion, Project, make_engine, session_factory
+from fewclick.server.db import Job, Project, make_engine, session_factory
 from fewclick.server.jobs.status import DONE, PAUSED, RUNNING, update_job
 from fewclick.server.serving import Keyed, imagenet_available, project_encoder, record_key, serving_detector
+from fewclick.server.storage import images, rows
+from fewclick.server.storage.versions import add_version, next_version
 
 POLL_SECONDS = 2.0  # how often a paused trainer, or a training step, looks at its job row
 KINDS = ("imagenet", "scratch")
@@ -59,7 +59,7 @@ def run_trainer(
     sessions = session_factory(engine)
     control = _Control(sessions, job_id)
     with sessions() as session:
-        project_id = session.get(Job, job_id).project_id
+        project_id = rows.find(session, Job, job_id).project_id
     kind = "imagenet" if imagenet_available() else "scratch"
     work = folder(models_dir, project_id)
     encoder = project_encoder(embeddings)
@@ -106,7 +106,7 @@ class _Control:
 
     def status(self) -> str:
         with self.sessions() as session:
-            return session.get(Job, self.job_id).status
+            return rows.find(session, Job, self.job_id).status
 
     def check(self, step: int, total: int | None) -> None:
         """A training step's progress callback: the round's share done goes to the job's
@@ -115,7 +115,7 @@ class _Control:
             return
         self.last = time.monotonic()
         with self.sessions() as session:
-            job = session.get(Job, self.job_id)
+            job = rows.find(session, Job, self.job_id)
             if job.status != RUNNING:
                 raise _Stop()
             job.progress = round(step / total, 3) if total else 0.0
@@ -147,11 +147,8 @@ def _finished(sessions, project_id: int, keys: dict):
     from fewclick.server.exports import to_dataset
 
     with sessions() as session:
-        project = session.get(Project, project_id)
-        images = session.scalars(
-            select(Image).where(Image.project_id == project_id, Image.status.in_(FINISHED))
-        ).all()
-        data = to_dataset(project, images=images)
+        project = rows.find(session, Project, project_id)
+        data = to_dataset(project, images=images.finished(session, project_id))
         serving = serving_detector(session, project_id)
         serving = None if serving is None else (serving.version, serving.method, serving.path)
     boxed = [r for r in data.images if len(r.objects) and r.objects.boxes.size]
@@ -214,15 +211,8 @@ def _loader(encoder, num_classes: int, keys: dict):
 
 def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer) -> None:
     with sessions() as session:
-        job = session.get(Job, job_id)
-        version = (
-            session.scalar(
-                select(func.max(ModelVersion.version)).where(
-                    ModelVersion.project_id == project_id, ModelVersion.task == "detect"
-                )
-            )
-            or 0
-        ) + 1
+        job = rows.find(session, Job, job_id)
+        version = next_version(session, project_id, "detect")
         metrics = {"trainer_round": result.number, "trainer_steps": trainer.state.total_steps}
         if result.candidate_mAP is None:
             metrics["note"] = f"fewer than {trainer.config.min_held_out} held-out images: serves untested"
@@ -233,11 +223,9 @@ def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer
             metrics["resamples_won"] = result.wins
         if result.thresholds is not None:  # per class position: proposals on open from these scores
             metrics["score_thresholds"] = result.thresholds
-        session.add(
-            ModelVersion(
-                project_id=project_id, task="detect", version=version, path=result.path,
-                images=result.train_images, method=kind, metrics=metrics, created_by=job.created_by,
-            )
+        add_version(
+            session, project_id=project_id, task="detect", version=version, path=result.path,
+            images=result.train_images, method=kind, metrics=metrics, created_by=job.created_by,
         )  # fmt: skip
         session.commit()
 

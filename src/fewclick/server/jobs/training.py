@@ -27,9 +27,8 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
 
-from fewclick.server.db import FINISHED, Image, Job, ModelVersion, Project, make_engine, session_factory
+from fewclick.server.db import Job, Project, make_engine, session_factory
 from fewclick.server.jobs.detectors import train_detectors
 from fewclick.server.jobs.masks import MIN_MASKS, train_masks
 from fewclick.server.jobs.status import DONE, RUNNING, update_job
@@ -38,6 +37,8 @@ from fewclick.server.serving import (
     file_key,
     project_encoder,
 )
+from fewclick.server.storage import annotations, box_queries, images, rows
+from fewclick.server.storage.versions import add_version, next_version
 
 MIN_POINTS = 10
 
@@ -133,24 +134,17 @@ def _read_plan(db_url: str, job_id: int, embeddings: str | None) -> _Plan:
 
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
-        job = session.get(Job, job_id)
-        project = session.get(Project, job.project_id)
-        images = session.scalars(
-            select(Image).where(Image.project_id == project.id, Image.status.in_(FINISHED))
-        ).all()
-        data = to_dataset(project, images=images)
+        job = rows.find(session, Job, job_id)
+        project = rows.find(session, Project, job.project_id)
+        data = to_dataset(project, images=images.finished(session, project.id))
         data.images = [r for r in data.images if len(r.objects)]
         tasks = _plan(data)
         if not tasks:
             raise ValueError("no finished image with annotations yet: mark annotated images done, then train")
-        newest = select(func.max(ModelVersion.version)).where(ModelVersion.project_id == project.id)
-        versions = {
-            task: (session.scalar(newest.where(ModelVersion.task == task)) or 0) + 1 for task in tasks
-        }
         plan = _Plan(
             data,
             tasks,
-            versions,
+            {task: next_version(session, project.id, task) for task in tasks},
             project.id,
             job.created_by,
             embeddings is not None and too_few(finished_masks(session, project.id)) is None,
@@ -165,17 +159,16 @@ def _register(db_url: str, plan: _Plan, task: str, trained: Trained) -> None:
     """Record ``trained`` as the next version of ``task``: it serves from now on."""
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
-        session.add(
-            ModelVersion(
-                project_id=plan.project_id,
-                task=task,
-                version=plan.versions[task],
-                path=str(trained.path),
-                images=len(plan.data.images),
-                method=trained.method,
-                metrics=trained.metrics,
-                created_by=plan.user_id,
-            )
+        add_version(
+            session,
+            project_id=plan.project_id,
+            task=task,
+            version=plan.versions[task],
+            path=str(trained.path),
+            images=len(plan.data.images),
+            method=trained.method,
+            metrics=trained.metrics,
+            created_by=plan.user_id,
         )
         session.commit()
     engine.dispose()
@@ -197,42 +190,19 @@ def _reference_images(session, project: Project) -> Reference | None:
     that nobody has labeled (not finished, no annotation of a person's, no answered box of
     the review queue), evenly spread by file name; None when there are none."""
     from fewclick.server.convert import to_objects
-    from fewclick.server.db import Annotation, BoxQuery
-    from fewclick.server.queries import USERS_WORK
 
-    labeled = select(Annotation.image_id).where(Annotation.reference.is_(False))
-    answered = select(BoxQuery.image_id).where(BoxQuery.status == "answered")
-    with_reference = select(Annotation.image_id).where(Annotation.reference.is_(True))
-    images = session.scalars(
-        select(Image)
-        .where(
-            Image.project_id == project.id,
-            Image.status.not_in(FINISHED),
-            Image.id.in_(with_reference),
-            Image.id.not_in(labeled),
-            Image.id.not_in(answered),
-        )
-        .order_by(Image.file_name)
-    ).all()
-    if not images:
+    unlabeled = images.unlabeled_with_reference(session, project.id)
+    if not unlabeled:
         return None
-    step = max(len(images) / REFERENCE_IMAGES, 1.0)
-    picked = [images[int(i * step)] for i in range(min(len(images), REFERENCE_IMAGES))]
+    step = max(len(unlabeled) / REFERENCE_IMAGES, 1.0)
+    picked = [unlabeled[int(i * step)] for i in range(min(len(unlabeled), REFERENCE_IMAGES))]
     position_of = {c.id: c.position for c in project.classes}
     records = []
     for image in picked:
         anns = [a for a in image.annotations if a.reference and "box" in a.geometry]
         records.append((image.id, image.path, to_objects(anns, position_of, False)))
-    boxes = session.scalar(
-        select(func.count(Annotation.id))
-        .join(Image, Image.id == Annotation.image_id)
-        .where(Image.project_id == project.id, *USERS_WORK)
-    )
-    background = session.scalar(
-        select(func.count(BoxQuery.id)).where(
-            BoxQuery.project_id == project.id, BoxQuery.status == "answered", BoxQuery.answer == "background"
-        )
-    )
+    boxes = annotations.users_work_count(session, project.id)
+    background = box_queries.background_answers(session, project.id)
     return Reference(records, int(boxes or 0) + int(background or 0))
 
 

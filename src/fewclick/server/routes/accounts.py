@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response
 from pydantic import BaseModel, Field
 
-from fewclick.server import accounts, store, throttle
+from fewclick.server import accounts
 from fewclick.server.auth import CSRF_HEADER, MAX_ID, SESSION_COOKIE
-from fewclick.server.db import Project, User, WebSession, local_user
+from fewclick.server.db import Project, User, local_user
 from fewclick.server.deps import DB
+from fewclick.server.storage import rows, users
 from fewclick.wire import answers
 
 router = APIRouter(prefix="/api")
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
-# One log-in at a time per server process: the throttle's check and the failure it then
-# records are one step (40 log-ins sent at once all passed the check before any failure was
-# saved: 40 guesses instead of 5), and one argon2 hash (64 MiB) is computed at a time.
-_LOG_IN = threading.Lock()
 
 
 class LoginIn(BaseModel):
@@ -47,23 +43,10 @@ def login(body: LoginIn, request: Request, response: Response, session: DB):
     and the CSRF token the page sends back on every change. Repeated failures of a user
     name or an address are throttled: 429 with Retry-After (:mod:`fewclick.server.throttle`)."""
     address = request.client.host if request.client else "unknown"
-    with _LOG_IN:
-        retry = throttle.wait(session, body.name, address)
-        if retry:
-            raise HTTPException(
-                429,
-                f"too many failed log-ins for this user or address: try again in {retry} s",
-                {"Retry-After": str(retry)},
-            )
-        user = accounts.check_password(session, body.name, body.password)
-        if user is None:
-            throttle.failed(session, body.name, address)
-            session.commit()
-            raise HTTPException(401, "wrong user name or password")
-        throttle.succeeded(session, body.name)
-        session.commit()
-    secret, csrf = accounts.start_session(session, user)
-    session.commit()
+    try:
+        user, secret, csrf = accounts.log_in(session, body.name, body.password, address)
+    except accounts.Throttled as exc:
+        raise HTTPException(429, str(exc), {"Retry-After": str(exc.retry)}) from None
     response.set_cookie(
         SESSION_COOKIE,
         secret,
@@ -80,7 +63,7 @@ def logout(request: Request, response: Response, session: DB):
     cookie = request.cookies.get(SESSION_COOKIE)
     found = accounts.web_session(session, cookie) if cookie else None
     if found is not None:
-        session.delete(session.get(WebSession, found.id))
+        users.end_web_session(session, found)
         session.commit()
     response.delete_cookie(SESSION_COOKIE)
     return {"logged_out": True}
@@ -99,8 +82,7 @@ def me(request: Request, session: DB):
 
 @router.get("/users", response_model=list[answers.User])
 def list_users(session: DB):
-    users = session.query(User).filter_by(removed_at=None).order_by(User.id)
-    return [{"id": u.id, "name": u.name, "role": u.role} for u in users]
+    return [{"id": u.id, "name": u.name, "role": u.role} for u in users.active_users(session)]
 
 
 @router.post("/users", status_code=201, response_model=answers.User)
@@ -117,8 +99,8 @@ def add_user(body: UserIn, session: DB):
 def set_member(project_id: Id, user_id: Id, body: MemberIn, session: DB):
     """Give a user a role on this project (``null``: the user's own role again); a global
     admin's stays admin (403)."""
-    project = store.get(session, Project, project_id, "project")
-    user = store.get(session, User, user_id, "user")
+    project = rows.get(session, Project, project_id, "project")
+    user = rows.get(session, User, user_id, "user")
     if user.role == "admin":
         raise HTTPException(
             403, f"{user.name} is a global admin, admin on every project: no project changes that"

@@ -17,12 +17,13 @@ from fewclick.server.db import ANNOTATION_KINDS, REVIEW_STATES, Annotation, Imag
 from fewclick.server.deps import DB
 from fewclick.server.limits import MAX_CREATES, MAX_DELETES
 from fewclick.server.serving import check_backend
+from fewclick.server.storage import annotations, images, rows
 from fewclick.wire import answers
 
 router = APIRouter(prefix="/api")
 
-Id = Annotated[int, Field(ge=1, le=store.MAX_ID)]
-Revision = Annotated[int, Field(ge=0, le=store.MAX_ID)]
+Id = Annotated[int, Field(ge=1, le=rows.MAX_ID)]
+Revision = Annotated[int, Field(ge=0, le=rows.MAX_ID)]
 Kind = Literal[ANNOTATION_KINDS]
 Count = Annotated[int, Field(ge=0)]
 
@@ -117,9 +118,9 @@ class BatchIn(BaseModel):
 
 @router.post("/images/{image_id}/annotations", status_code=201, response_model=answers.AnnotationSaved)
 def add_annotation(image_id: int, body: AnnotationIn, session: DB, revision: Annotated[Revision, Query()]):
-    image = store.get(session, Image, image_id, "image")
+    image = rows.get(session, Image, image_id, "image")
     user = local_user(session)
-    new = store.claim_revision(session, image, revision, user)
+    new = images.claim_revision(session, image, revision, user)
     ann = store.add_annotation(session, user, image, body.plain())
     session.commit()
     return {"annotation": views.annotation(ann), "revision": new}
@@ -127,11 +128,11 @@ def add_annotation(image_id: int, body: AnnotationIn, session: DB, revision: Ann
 
 @router.post("/images/{image_id}/annotations/batch", response_model=answers.BatchSaved)
 def batch(image_id: int, body: BatchIn, session: DB):
-    image = store.get(session, Image, image_id, "image")
+    image = rows.get(session, Image, image_id, "image")
     user = local_user(session)
-    new = store.claim_revision(session, image, body.revision, user)
+    new = images.claim_revision(session, image, body.revision, user)
     deleted = list(dict.fromkeys(body.delete))  # an id given twice is deleted once
-    store.delete_annotations(session, image, deleted)
+    annotations.delete(session, image, deleted)
     created = [store.add_annotation(session, user, image, a.plain()) for a in body.create]
     session.commit()
     return {
@@ -143,9 +144,9 @@ def batch(image_id: int, body: BatchIn, session: DB):
 
 @router.patch("/annotations/{annotation_id}", response_model=answers.AnnotationSaved)
 def patch_annotation(annotation_id: int, body: AnnotationPatch, session: DB):
-    ann = store.get(session, Annotation, annotation_id, "annotation")
+    ann = rows.get(session, Annotation, annotation_id, "annotation")
     user = local_user(session)
-    new = store.claim_revision(session, ann.image, body.revision, user)
+    new = images.claim_revision(session, ann.image, body.revision, user)
     store.update_annotation(session, user, ann, body.changes())
     session.commit()
     return {"annotation": views.annotation(ann), "revision": new}
@@ -153,9 +154,9 @@ def patch_annotation(annotation_id: int, body: AnnotationPatch, session: DB):
 
 @router.delete("/annotations/{annotation_id}", response_model=answers.AnnotationDeleted)
 def delete_annotation(annotation_id: int, session: DB, revision: Annotated[Revision, Query()]):
-    ann = store.get(session, Annotation, annotation_id, "annotation")
+    ann = rows.get(session, Annotation, annotation_id, "annotation")
     image = ann.image
-    new = store.claim_revision(session, image, revision, local_user(session))
-    store.delete_annotations(session, image, [annotation_id])
+    new = images.claim_revision(session, image, revision, local_user(session))
+    annotations.delete(session, image, [annotation_id])
     session.commit()
     return {"deleted": annotation_id, "revision": new}

@@ -12,10 +12,11 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from fewclick.predict.segment_api import check_box
-from fewclick.server import assisting, embeddings, serving, store, worker_detect, worker_masks
+from fewclick.server import assisting, embeddings, serving, worker_detect, worker_masks
 from fewclick.server.db import Image
 from fewclick.server.deps import DB, Config, Worker
-from fewclick.server.serving import newest_model
+from fewclick.server.storage import rows
+from fewclick.server.storage.versions import newest_model
 from fewclick.wire import answers
 from fewclick.wire.codec import ClassMap
 
@@ -48,7 +49,7 @@ class SnapIn(BaseModel):
 
 @router.post("/images/{image_id}/detect", response_model=answers.Detected)
 async def detect(image_id: int, body: DetectIn, session: DB, config: Config, models: Worker):
-    image = store.get(session, Image, image_id, "image")
+    image = rows.get(session, Image, image_id, "image")
     serving.image_file(image)
     call = assisting.detect_call(session, config, image, body.clicks)
     result = await models.run(worker_detect.detect, *call.args)
@@ -62,7 +63,7 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
 async def prepare(image_id: int, session: DB, config: Config, models: Worker):
     """Start encoding the image for SAM (and the project's next image after it); says
     whether its embedding is ready. Nothing to prepare when SAM serves nothing here."""
-    image = store.get(session, Image, image_id, "image")
+    image = rows.get(session, Image, image_id, "image")
     serving.image_file(image)
     for fn, *args in assisting.learning_calls(session, config, image.project):  # learnt meanwhile
         await models.run(fn, *args)
@@ -82,7 +83,7 @@ async def prepare(image_id: int, session: DB, config: Config, models: Worker):
     "/images/{image_id}/segment", response_model=answers.Segmented, response_model_exclude_unset=True
 )
 async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, models: Worker):
-    image = store.get(session, Image, image_id, "image")
+    image = rows.get(session, Image, image_id, "image")
     serving.image_file(image)
     try:
         check_box(body.box, image.width, image.height)
@@ -110,7 +111,7 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
 
 @router.post("/images/{image_id}/snap", response_model=answers.Snapped)
 async def snap(image_id: int, body: SnapIn, session: DB, config: Config, models: Worker):
-    image = store.get(session, Image, image_id, "image")
+    image = rows.get(session, Image, image_id, "image")
     classes = ClassMap(image.project.classes)
     if body.class_id not in classes:
         raise HTTPException(400, f"class id {body.class_id} is not a class of this project")

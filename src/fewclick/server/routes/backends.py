@@ -13,6 +13,7 @@ from fewclick.server.deps import DB, Config, start_process
 from fewclick.server.jobs import run
 from fewclick.server.jobs.comparison import too_few
 from fewclick.server.jobs.control import reset_stale
+from fewclick.server.storage import jobs, rows, versions
 from fewclick.wire import answers
 
 router = APIRouter(prefix="/api")
@@ -27,7 +28,7 @@ def _backends(session: Session, project: Project) -> dict:
     out = views.backends(
         project,
         serving.serving(session, project),
-        serving.newest_comparison(session, project.id),
+        versions.newest_comparison(session, project.id),
         serving.available(session, project),
         masks,
         max(serving.MIN_MASKS - masks, 0),
@@ -39,13 +40,13 @@ def _backends(session: Session, project: Project) -> dict:
 
 @router.get("/projects/{project_id}/backends", response_model=answers.Backends)
 def get_backends(project_id: int, session: DB):
-    return _backends(session, store.get(session, Project, project_id, "project"))
+    return _backends(session, rows.get(session, Project, project_id, "project"))
 
 
 @router.put("/projects/{project_id}/backend", response_model=answers.Backends)
 def pick_backend(project_id: int, body: BackendIn, session: DB):
     """The user's pick of the mask backend (None: back to the measured one)."""
-    project = store.get(session, Project, project_id, "project")
+    project = rows.get(session, Project, project_id, "project")
     if body.backend is not None:
         serving.check_backend(body.backend)
         reason = serving.unavailable(session, project, body.backend)
@@ -59,12 +60,12 @@ def pick_backend(project_id: int, body: BackendIn, session: DB):
 @router.post("/projects/{project_id}/compare", status_code=202, response_model=answers.Job)
 def compare(project_id: int, session: DB, config: Config):
     """Start a job that scores every available backend on the finished masks."""
-    project = store.get(session, Project, project_id, "project")
+    project = rows.get(session, Project, project_id, "project")
     reason = too_few(serving.finished_masks(session, project.id))
     if reason is not None:
         raise store.Conflict(reason)
     reset_stale(session, project.id)
-    job = store.add_job(session, local_user(session), project, "compare")
+    job = jobs.add_job(session, local_user(session), project, "compare")
     session.commit()
     start_process(run.run_comparison, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
     return views.job(job)

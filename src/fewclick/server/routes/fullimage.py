@@ -10,10 +10,11 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from fewclick.server import serving, store, worker_masks
+from fewclick.server import serving, worker_masks
 from fewclick.server.db import Image
 from fewclick.server.deps import DB, Config, Worker
 from fewclick.server.fullimage import check_regions
+from fewclick.server.storage import rows
 from fewclick.wire import answers
 
 router = APIRouter(prefix="/api")
@@ -41,7 +42,7 @@ async def fullimage(image_id: int, body: FullImageIn, session: DB, config: Confi
     """``{"regions": [{"index", "rle", "area"}], "method", "ms"}``: per region its mask as
     COCO RLE (as the segment route gives masks) and its area in pixels; 422 naming the
     region, scribble or point when the request is bad."""
-    image = store.get(session, Image, image_id, "image")
+    image = rows.get(session, Image, image_id, "image")
     serving.image_file(image)
     regions = [
         {

@@ -20,11 +20,12 @@ from PIL import UnidentifiedImageError
 from pydantic import BaseModel
 
 from fewclick.io.images import ImageError
-from fewclick.server import accounts, imports, queries, store, tiles, views
+from fewclick.server import accounts, imports, store, tiles, views
 from fewclick.server.db import Image, Project, local_user
 from fewclick.server.deps import DB, Config, prepare_tiles
 from fewclick.server.jobs.control import train_if_due
 from fewclick.server.serving import image_file as existing_file
+from fewclick.server.storage import annotations, rows
 from fewclick.wire import answers
 
 BROWSER_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "BMP": "image/bmp"}  # others: PNG copies
@@ -39,14 +40,14 @@ class ImagePatch(BaseModel):
 
 @router.get("/projects/{project_id}/images", response_model=list[answers.Image])
 def list_images(project_id: int, session: DB):
-    project = store.get(session, Project, project_id, "project")
-    counts = queries.annotation_counts(session, project.id)
+    project = rows.get(session, Project, project_id, "project")
+    counts = annotations.annotation_counts(session, project.id)
     return [views.image(im, counts.get(im.id, 0)) for im in project.images]
 
 
 @router.post("/projects/{project_id}/images", status_code=201, response_model=answers.Image)
 def upload_image(project_id: int, file: Annotated[UploadFile, File()], session: DB, config: Config):
-    project = store.get(session, Project, project_id, "project")
+    project = rows.get(session, Project, project_id, "project")
     image = imports.add_upload(
         session, local_user(session), project, file.filename or "", file.file, config.uploads(project.id)
     )
@@ -57,7 +58,7 @@ def upload_image(project_id: int, file: Annotated[UploadFile, File()], session: 
 
 @router.get("/images/{image_id}", response_model=answers.OpenImage)
 def get_image(image_id: int, session: DB):
-    image = store.get(session, Image, image_id, "image")
+    image = rows.get(session, Image, image_id, "image")
     out = views.image(image, len(image.annotations))
     out["annotations"] = [views.annotation(a) for a in image.annotations if not a.reference]
     out["tiles"] = (
@@ -75,7 +76,7 @@ def patch_image(image_id: int, body: ImagePatch, session: DB, config: Config):
     """Change the image's status (one move of ``store.MOVES`` the user's role makes); with
     ``job``, the training job that an annotator's finishing it started by itself (None when
     it started none: a reviewer's move never does)."""
-    image = store.get(session, Image, image_id, "image")
+    image = rows.get(session, Image, image_id, "image")
     user = local_user(session)
     moved = store.set_status(image, body.status, user, accounts.role_on(session, user, image.project_id))
     session.commit()
@@ -85,7 +86,7 @@ def patch_image(image_id: int, body: ImagePatch, session: DB, config: Config):
 
 @router.get("/images/{image_id}/file", response_class=FileResponse)
 def image_file(image_id: int, session: DB, config: Config):
-    image = store.get(session, Image, image_id, "image")
+    image = rows.get(session, Image, image_id, "image")
     path = existing_file(image)
     media = BROWSER_TYPES.get(_format(image, path))
     if media is not None:
@@ -110,7 +111,7 @@ def _format(image: Image, path: Path) -> str:
 
 @router.get("/images/{image_id}/tiles/{level}/{col}/{row}", response_class=FileResponse)
 def image_tile(image_id: int, level: int, col: int, row: int, session: DB, config: Config):
-    image = store.get(session, Image, image_id, "image")
+    image = rows.get(session, Image, image_id, "image")
     existing_file(image)
     try:
         path = tiles.get_tile(

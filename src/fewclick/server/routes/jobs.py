@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from fewclick.server import queries, store, views
+from fewclick.server import views
 from fewclick.server.db import Job, Project
 from fewclick.server.deps import DB, Config
 from fewclick.server.jobs.control import (
@@ -16,6 +16,7 @@ from fewclick.server.jobs.control import (
     start_trainer,
     start_training,
 )
+from fewclick.server.storage import jobs, rows
 from fewclick.wire import answers
 
 router = APIRouter(prefix="/api")
@@ -27,7 +28,7 @@ class TrainIn(BaseModel):
 
 @router.post("/projects/{project_id}/train", status_code=202, response_model=answers.Job)
 def train(project_id: int, body: TrainIn, session: DB, config: Config):
-    project = store.get(session, Project, project_id, "project")
+    project = rows.get(session, Project, project_id, "project")
     return views.job(start_training(session, config, project, body.minutes))
 
 
@@ -39,7 +40,7 @@ class TrainerIn(BaseModel):
 def trainer(project_id: int, body: TrainerIn, session: DB, config: Config):
     """Start, pause, resume or stop the project's background trainer
     (:mod:`fewclick.server.jobs.trainer`): the trainer's job as it is now."""
-    project = store.get(session, Project, project_id, "project")
+    project = rows.get(session, Project, project_id, "project")
     if body.action == "start":
         return views.job(start_trainer(session, config, project))
     return views.job(control_trainer(session, config, project, body.action))
@@ -49,14 +50,14 @@ def trainer(project_id: int, body: TrainerIn, session: DB, config: Config):
 def preannotate(project_id: int, session: DB, config: Config):
     """The serving detector's boxes, with scores and review pending, on every image nobody
     has started (:mod:`fewclick.server.jobs.preannotate`)."""
-    project = store.get(session, Project, project_id, "project")
+    project = rows.get(session, Project, project_id, "project")
     return views.job(start_preannotate(session, config, project))
 
 
 @router.get("/jobs/{job_id}", response_model=answers.Job)
 def get_job(job_id: int, session: DB):
     """The job; one whose process has stopped answering is marked failed first."""
-    job = store.get(session, Job, job_id, "job")
+    job = rows.get(session, Job, job_id, "job")
     reset_stale(session, job.project_id)
     return views.job(job)
 
@@ -65,6 +66,6 @@ def get_job(job_id: int, session: DB):
 def list_jobs(project_id: int, session: DB):
     """The project's jobs, oldest first; those whose process has stopped answering are marked
     failed first."""
-    store.get(session, Project, project_id, "project")
+    rows.get(session, Project, project_id, "project")
     reset_stale(session, project_id)
-    return [views.job(j) for j in queries.jobs(session, project_id)]
+    return [views.job(j) for j in jobs.project_jobs(session, project_id)]

@@ -16,12 +16,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, StrictBool
 from sqlalchemy.orm import Session
 
-from fewclick.server import accounts, exports, imports, paths, queries, store, views
+from fewclick.server import accounts, exports, imports, paths, store, views
 from fewclick.server.db import Project, ProjectClass, local_user
 from fewclick.server.deps import DB, Config, Settings, prepare_tiles
 from fewclick.server.jobs.control import train_if_due, trainer_steps
 from fewclick.server.limits import MAX_CLASSES, MAX_NAME
 from fewclick.server.serving import serving_detector
+from fewclick.server.storage import images, jobs, projects, rows, versions
 from fewclick.wire import answers
 
 router = APIRouter(prefix="/api")
@@ -70,11 +71,11 @@ class ImportIn(BaseModel):
 
 
 def _detail(session: Session, project: Project, config: Settings) -> dict:
-    trainer = queries.trainer_job(session, project.id)
+    trainer = jobs.trainer_job(session, project.id)
     out = views.project_detail(
         project,
-        queries.status_counts(session, project.id),
-        queries.model_versions(session, project.id),
+        images.status_counts(session, project.id),
+        versions.model_versions(session, project.id),
         serving_detector(session, project.id),
         trainer,
     )
@@ -96,7 +97,7 @@ def _class_name(project: Project, name: str | None, class_id: int | None = None)
 
 @router.get("/projects", response_model=list[answers.ProjectSummary])
 def list_projects(session: DB):
-    return [views.project(p, queries.status_counts(session, p.id)) for p in queries.projects(session)]
+    return [views.project(p, images.status_counts(session, p.id)) for p in projects.all_projects(session)]
 
 
 @router.post("/projects", status_code=201, response_model=answers.ProjectWithWarnings)
@@ -125,14 +126,14 @@ def create_project(body: ProjectIn, session: DB, config: Config):
 
 @router.get("/projects/{project_id}", response_model=answers.Project)
 def get_project(project_id: int, session: DB, config: Config):
-    return _detail(session, store.get(session, Project, project_id, "project"), config)
+    return _detail(session, rows.get(session, Project, project_id, "project"), config)
 
 
 @router.patch("/projects/{project_id}", response_model=answers.Project)
 def patch_project(project_id: int, session: DB, config: Config, body: Annotated[dict[str, Any], Body()]):
     """Change the project's settings (``SETTINGS``); a bad value or an unknown name is a 400
     naming it, and nothing changes."""
-    project = store.get(session, Project, project_id, "project")
+    project = rows.get(session, Project, project_id, "project")
     unknown = sorted(set(body) - set(SETTINGS))
     if unknown:
         raise HTTPException(
@@ -150,7 +151,7 @@ def finish(project_id: int, session: DB, config: Config, body: FinishIn | None =
     labels, or made here) and is not finished ``body.status`` (done, or reviewed where the
     user's role also reviews: an admin), then
     start a training job when that makes one due: ``{"finished": n, "job": job or None}``."""
-    project = store.get(session, Project, project_id, "project")
+    project = rows.get(session, Project, project_id, "project")
     user = local_user(session)
     role = accounts.role_on(session, user, project.id)
     count = store.finish_annotated(session, user, role, project, (body or FinishIn()).status)
@@ -161,8 +162,8 @@ def finish(project_id: int, session: DB, config: Config, body: FinishIn | None =
 
 @router.post("/projects/{project_id}/classes", status_code=201, response_model=answers.ProjectClass)
 def add_class(project_id: int, body: ClassIn, session: DB):
-    project = store.get(session, Project, project_id, "project")
-    imports.set_classes(session, project, [_class_name(project, body.name)])
+    project = rows.get(session, Project, project_id, "project")
+    projects.set_classes(session, project, [_class_name(project, body.name)])
     cls = project.classes[-1]
     if body.color:
         cls.color = body.color
@@ -173,7 +174,7 @@ def add_class(project_id: int, body: ClassIn, session: DB):
 
 @router.patch("/classes/{class_id}", response_model=answers.ProjectClass)
 def patch_class(class_id: int, body: ClassIn, session: DB):
-    cls = store.get(session, ProjectClass, class_id, "class")
+    cls = rows.get(session, ProjectClass, class_id, "class")
     if body.name is not None:
         cls.name = _class_name(cls.project, body.name, cls.id)
     if body.color is not None:
@@ -191,7 +192,7 @@ def patch_class(class_id: int, body: ClassIn, session: DB):
 
 @router.post("/projects/{project_id}/import", response_model=answers.ProjectWithWarnings)
 def import_dataset(project_id: int, body: ImportIn, session: DB, config: Config):
-    project = store.get(session, Project, project_id, "project")
+    project = rows.get(session, Project, project_id, "project")
     data = imports.read_import(paths.allowed(body.dataset, config.data_roots, "dataset"), body.format)
     paths.check_dataset(data, config.data_roots, adds_images=False)
     warnings = imports.import_annotations(session, local_user(session), project, data, body.reference)
@@ -203,7 +204,7 @@ def import_dataset(project_id: int, body: ImportIn, session: DB, config: Config)
 def export(project_id: int, session: DB, format: str = "coco"):
     """The project's annotations as a download: ``coco`` as one JSON file; ``dota``,
     ``coco_panoptic`` (or ``coco-panoptic``) and ``masks`` as a zip of their folder."""
-    project = store.get(session, Project, project_id, "project")
+    project = rows.get(session, Project, project_id, "project")
     key = exports.export_format(format)
     with tempfile.TemporaryDirectory() as tmp:
         path = exports.export(project, key, Path(tmp))
@@ -237,4 +238,4 @@ def attachment(name: str) -> str:
 def analytics(project_id: int, session: DB):
     from fewclick.server.analytics import project_analytics
 
-    return project_analytics(session, store.get(session, Project, project_id, "project"))
+    return project_analytics(session, rows.get(session, Project, project_id, "project"))

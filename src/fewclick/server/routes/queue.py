@@ -8,10 +8,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
-from fewclick.server import box_queue, store, views
+from fewclick.server import box_queue, views
 from fewclick.server.db import QUERY_ANSWERS, BoxQuery, Image, Project, local_user
 from fewclick.server.deps import DB, Config
 from fewclick.server.jobs.control import queue_train_if_due, start_queue
+from fewclick.server.storage import box_queries, rows
 from fewclick.wire import answers
 
 router = APIRouter(prefix="/api")
@@ -23,21 +24,21 @@ class AnswerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     answer: Literal[QUERY_ANSWERS]
     seconds: Annotated[float, Field(ge=0, le=86400, allow_inf_nan=False)]
-    class_id: Annotated[int, Field(ge=1, le=store.MAX_ID)] | None = None  # fix: the right class
+    class_id: Annotated[int, Field(ge=1, le=rows.MAX_ID)] | None = None  # fix: the right class
     box: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None = None  # fix: the right box
     how: Literal["corner", "extreme", "drag"] | None = None  # how the fixed box was given
 
 
 @router.post("/projects/{project_id}/queue", status_code=202, response_model=answers.Job)
 def build(project_id: int, session: DB, config: Config):
-    project = store.get(session, Project, project_id, "project")
+    project = rows.get(session, Project, project_id, "project")
     return views.job(start_queue(session, config, project))
 
 
 @router.get("/projects/{project_id}/queue", response_model=answers.Queue, response_model_exclude_unset=True)
 def queue(project_id: int, session: DB):
     """The queue's counts and the next box (None, with a message, when none is left)."""
-    store.get(session, Project, project_id, "project")
+    rows.get(session, Project, project_id, "project")
     return {**box_queue.summary(session, project_id), **_next(session, project_id)}
 
 
@@ -45,7 +46,7 @@ def queue(project_id: int, session: DB):
     "/queries/{query_id}/answer", response_model=answers.QueueAnswer, response_model_exclude_unset=True
 )
 def answer(query_id: int, body: AnswerIn, session: DB, config: Config):
-    query = store.get(session, BoxQuery, query_id, "box query")
+    query = rows.get(session, BoxQuery, query_id, "box query")
     user = local_user(session)
     box = list(body.box) if body.box is not None else None
     annotation = box_queue.answer_query(
@@ -53,9 +54,9 @@ def answer(query_id: int, body: AnswerIn, session: DB, config: Config):
     )
     session.commit()
     session.refresh(query)  # the answer was written by a conditional UPDATE
-    project = session.get(Project, query.project_id)
+    project = rows.find(session, Project, query.project_id)
     job = queue_train_if_due(session, config, project)
-    image = session.get(Image, query.image_id)
+    image = rows.find(session, Image, query.image_id)
     return {
         "query": views.box_query(query),
         "annotation": views.annotation(annotation) if annotation is not None else None,
@@ -66,8 +67,8 @@ def answer(query_id: int, body: AnswerIn, session: DB, config: Config):
 
 
 def _next(session, project_id: int) -> dict:
-    found = box_queue.next_query(session, project_id)
+    found = box_queries.next_open(session, project_id)
     if found is None:
         return {"next": None, "message": EMPTY}
-    image = session.get(Image, found.image_id)
+    image = rows.find(session, Image, found.image_id)
     return {"next": {**views.box_query(found), "image": {"width": image.width, "height": image.height}}}

@@ -1,7 +1,5 @@
-"""Read-only queries the API answers from: counts, lists and sizes over a project's rows.
-
-Changes are in :mod:`fewclick.server.store`; nothing here writes.
-"""
+"""Annotations: adding and deleting them, and the reads over the user's work (counts, box
+sizes, the boxes on finished images, the images that hold it)."""
 
 from __future__ import annotations
 
@@ -11,35 +9,29 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from fewclick.server.db import FINISHED, Annotation, Event, Image, Job, ModelVersion, Project
-from fewclick.server.jobs.status import LIVE_TRAINER
+from fewclick.server.db import FINISHED, Annotation, Image
+from fewclick.server.errors import NotFound
 
-MAX_EVENTS = 10000  # the most events one request lists
-TRAINER = "trainer"  # the job kind of a project's background trainer (fewclick.server.jobs.trainer)
 # the user's own work: not imported reference (ground truth), not rejected in review
 USERS_WORK = (Annotation.reference.is_(False), Annotation.review != "rejected")
 # what a person made or looked at: USERS_WORK without a detector's pre-annotations still pending
 PERSONS_WORK = (*USERS_WORK, ~((Annotation.source == "preannotate") & (Annotation.review == "pending")))
 
 
-def projects(session: Session) -> Sequence[Project]:
-    return session.scalars(select(Project).order_by(Project.id)).all()
+def add(session: Session, annotation: Annotation) -> Annotation:
+    """Write the new annotation (its image set) at once: it gets its id."""
+    session.add(annotation)
+    session.flush()
+    return annotation
 
 
-def status_counts(session: Session, project_id: int) -> dict[str, int]:
-    """The number of the project's images per status (statuses without images left out)."""
-    return dict(
-        session.execute(
-            select(Image.status, func.count()).where(Image.project_id == project_id).group_by(Image.status)
-        ).all()
-    )
-
-
-def model_versions(session: Session, project_id: int) -> Sequence[ModelVersion]:
-    """Every model version trained for the project, oldest first."""
-    return session.scalars(
-        select(ModelVersion).where(ModelVersion.project_id == project_id).order_by(ModelVersion.id)
-    ).all()
+def delete(session: Session, image: Image, ids: Sequence[int]) -> None:
+    """Delete these annotations of the image; an id that is not one of them refuses all."""
+    for ann_id in ids:
+        ann = session.get(Annotation, ann_id)
+        if ann is None or ann.image_id != image.id:
+            raise NotFound(f"no annotation {ann_id} on image {image.file_name!r}")
+        session.delete(ann)
 
 
 def annotation_counts(session: Session, project_id: int) -> dict[int, int]:
@@ -52,6 +44,15 @@ def annotation_counts(session: Session, project_id: int) -> dict[int, int]:
             .where(Image.project_id == project_id, Annotation.reference.is_(False))
             .group_by(Annotation.image_id)
         ).all()
+    )
+
+
+def users_work_count(session: Session, project_id: int) -> int | None:
+    """The number of the user's annotations in the project (:data:`USERS_WORK`)."""
+    return session.scalar(
+        select(func.count(Annotation.id))
+        .join(Image, Image.id == Annotation.image_id)
+        .where(Image.project_id == project_id, *USERS_WORK)
     )
 
 
@@ -143,51 +144,17 @@ def finished_annotated(session: Session, project_id: int) -> int:
     return session.scalar(select(func.count()).select_from(ids.subquery()))
 
 
-def trained_on(session: Session, project_id: int) -> int:
-    """The finished images the project's newest model was trained on; 0 before any. Every
-    model of one job learns from the same images, and a points-only project trains no
-    detector, so this is the newest model of any task."""
-    return (
-        session.scalar(
-            select(ModelVersion.images)
-            .where(ModelVersion.project_id == project_id)
-            .order_by(ModelVersion.id.desc())
-            .limit(1)
-        )
-        or 0
-    )
-
-
-def running_job(session: Session, project_id: int) -> Job | None:
-    """The project's queued or running job, if any; its background trainer runs beside the
-    other jobs and is not one (:func:`trainer_job`)."""
-    return session.scalar(
-        select(Job).where(
-            Job.project_id == project_id, Job.status.in_(("queued", "running")), Job.kind != TRAINER
-        )
-    )
-
-
-def trainer_job(session: Session, project_id: int) -> Job | None:
-    """The project's background trainer while it is queued, running, paused or stopping."""
-    return session.scalar(
-        select(Job)
-        .where(Job.project_id == project_id, Job.kind == TRAINER, Job.status.in_(LIVE_TRAINER))
-        .order_by(Job.id.desc())
-        .limit(1)
-    )
-
-
-def jobs(session: Session, project_id: int) -> Sequence[Job]:
-    """The project's jobs, oldest first."""
-    return session.scalars(select(Job).where(Job.project_id == project_id).order_by(Job.id)).all()
-
-
-def events(session: Session, project_id: int, limit: int) -> Sequence[Event]:
-    """The project's newest ``limit`` events (at most ``MAX_EVENTS``), newest first."""
+def finished_mask_geometries(session: Session, project_id: int):
+    """The geometries of the user's masks and oriented boxes (not rejected) on the project's
+    finished images."""
     return session.scalars(
-        select(Event)
-        .where(Event.project_id == project_id)
-        .order_by(Event.id.desc())
-        .limit(min(limit, MAX_EVENTS))
-    ).all()
+        select(Annotation.geometry)
+        .join(Image)
+        .where(
+            Image.project_id == project_id,
+            Image.status.in_(FINISHED),
+            Annotation.kind.in_(("mask", "rbox")),
+            Annotation.reference.is_(False),
+            Annotation.review != "rejected",
+        )
+    )
