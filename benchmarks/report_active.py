@@ -18,11 +18,14 @@ from _common import run_on
 HEAD = """# Box-level active learning
 
 `benchmarks/active.py` (tables by `benchmarks/report_active.py`). Per seed, an initial detector
-trains on a random 10% of the training part's images, fully labeled; then every method runs
+(the plain detector, no clicks; its backbone is named per dataset: by default EfficientNet-Lite0
+from its ImageNet weights, fine-tuned end to end) trains on a random 10% of the training part's
+images, fully labeled; then every method runs
 the same episodes from it (`fewclick.active`): the box-level methods ask the simulated oracle
 about K boxes an episode (K = 10% of the training part's ground-truth boxes; fewer when the
 pool holds fewer), the image-level ones label whole images until they reach K boxes. Each
-episode fine-tunes the last model on the labeled images, the unqueried predictions on
+episode warm-starts from the last model and trains on every labeled image (the initial ones and
+every partly labeled one) for the run's `episode_steps`, the unqueried predictions on
 partly labeled images as noisy labels at lambda_d = 0.5, and scores it on the test part
 (VOC07 mAP@0.5, no clicks). The paper's loss averages over the anchors assigned to a
 labeled or a noisy box; on our dense head the cells inside a box are the ones assigned to
@@ -32,7 +35,11 @@ weight 1), its cells of no box do not. `boxes` counts every
 box a person labeled: the initial images' boxes, every answered box (background answers
 included), and for image-level methods the ground-truth boxes of the images labeled.
 `seconds` is the cost model below. Full supervision is the same detector on every training
-image for the same total steps.
+image for the same total steps. The consistency check asks every predicted box of a random
+10% of the images not labeled at the start, a box at a time, through the box-level path, then
+draws every object no answer named (the image is then complete: it trains as a fully labeled
+one); its training data must equal the image-level path's target for target, and the two
+detectors, trained alike from the initial model, must score within 0.02.
 """
 
 
@@ -54,17 +61,19 @@ def _dataset(r: dict) -> str:
     full = r["full_supervision_mAP"]
     backbone = r.get("backbone", "pretrained")
     seeds = f"seeds {r['seeds']} (core-set methods {r.get('coreset_seeds', r['seeds'])})"
+    steps = f"; {r['episode_steps']} steps an episode" if "episode_steps" in r else ""
     lines = [
         f"\n## {name}\n",
         f"- {run_on(r)}; backbone `{backbone}` ({r['detector']}); "
         f"box features for core-set: {r['box_features']}.",
         f"- training part {r['train_images']} images, {r['total_boxes']} boxes; "
         f"test {r['test_images']} images; {r['episodes']} episodes of {r['boxes_per_episode']} boxes; "
-        f"{seeds}; config {json.dumps(r['config'])}.",
+        f"{seeds}{steps}; config {json.dumps(r['config'])}.",
         f"- full supervision: mAP {full:.3f} ({r.get('full_supervision_steps')} steps); "
         f"85% of it: {0.85 * full:.3f}.",
         f"- load average {r.get('load_average_start')} at the start, {r.get('load_average_end')} at the end; "
         f"{r.get('seconds', 0) / 60:.0f} minutes in all.",
+        *_consistency(r.get("consistency")),
         f"- plot: ![mAP against boxes](active_{name}.png)\n",
         "| method | seeds | boxes | mAP mean ± std | % of full | seconds (cost model) | s per episode |",
         "|---|---|---|---|---|---|---|",
@@ -86,6 +95,18 @@ def _dataset(r: dict) -> str:
             detail = {k: v for k, v in t.items() if k != "met"}
             lines.append(f"- {name_}: {verdict} ({json.dumps(detail)})")
     return "\n".join(lines)
+
+
+def _consistency(check: dict | None) -> list[str]:
+    if not check:
+        return []
+    answers = json.dumps(check["answers"])
+    return [
+        f"- consistency ({check['units']} images, {check['boxes']} boxes; answers {answers}): "
+        f"targets equal {check['equal_targets']} (lambda_d = 0: {check['equal_targets_lambda0']}; "
+        f"before the missed objects are drawn: {check['equal_targets_before_drawing']}); "
+        f"mAP box_all {check['box_all']:.3f}, image {check['image']:.3f} ({check['steps']} steps each)."
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
