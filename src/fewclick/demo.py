@@ -68,15 +68,22 @@ def _target_object(objects: Objects, height: int, width: int) -> int | None:
     return int(np.argmax(areas)) if len(objects) and areas.max() > 0 else None
 
 
-def _object_panel(ax, image, title: str, objects: Objects, target: int | None) -> np.ndarray | None:
-    """Draw ``image`` under ``title`` and the ``target`` object's outline; its mask (None
-    without a target: the panel shows the image alone)."""
-    draw.draw_image(ax, image, title)
-    if target is None:
-        return None
-    gt = objects_masks(objects[target], *image.shape[:2])[0]
-    draw.draw_mask_outline(ax, gt, "white")
-    return gt
+def _object_panel(title: str, draw_inputs):
+    """A single-object panel: ``image`` under ``title``, the ``target`` object's outline, the
+    inputs ``draw_inputs(ax, gt, box, rng)`` simulates on it (``gt`` its mask, ``box`` its
+    box) and a zoom on it; without a target, the image alone."""
+
+    def panel(ax, image, objects: Objects, target: int | None, rng) -> None:
+        draw.draw_image(ax, image, title)
+        if target is None:
+            return
+        h, w = image.shape[:2]
+        gt = objects_masks(objects[target], h, w)[0]
+        draw.draw_mask_outline(ax, gt, "white")
+        draw_inputs(ax, gt, objects.boxes[target], rng)
+        draw.zoom(ax, objects.boxes[target], 1.0, h, w)
+
+    return panel
 
 
 def _panel_centre(ax, image, objects, target, rng) -> None:
@@ -88,52 +95,36 @@ def _panel_centre(ax, image, objects, target, rng) -> None:
     draw.draw_clicks(ax, clicks)
 
 
-def _panel_corrective(ax, image, objects, target, rng) -> None:
+def _corrective(ax, gt, box, rng) -> None:
     from fewclick.simulate import corrective_clicks, noisy_box
 
-    h, w = image.shape[:2]
-    gt = _object_panel(ax, image, "box -> mask: noisy box, 3 corrective clicks", objects, target)
-    if gt is None:
-        return
-    box = noisy_box(
-        objects.boxes[target], rng, sigma=0.1 * _box_size(objects.boxes[target]), image_size=(w, h)
-    )
+    h, w = gt.shape
+    loose = noisy_box(box, rng, sigma=0.1 * _box_size(box), image_size=(w, h))
     # A stand-in first prediction: the ellipse inscribed in the noisy box.
-    pred = _inscribed_ellipse(box, h, w)
+    pred = _inscribed_ellipse(loose, h, w)
     clicks = corrective_clicks(gt, pred, 3, rng, strategy="center", noise_sigma=1.0)
     draw.draw_mask_outline(ax, pred, "#ffd400")
-    draw.draw_boxes(ax, box[None], ["#ffd400"], style="--")
+    draw.draw_boxes(ax, loose[None], ["#ffd400"], style="--")
     draw.draw_clicks(ax, clicks, mask_clicks=True)
-    draw.zoom(ax, objects.boxes[target], 1.0, h, w)
 
 
-def _panel_extreme(ax, image, objects, target, rng) -> None:
+def _extreme(ax, gt, box, rng) -> None:
     from fewclick.simulate import extreme_points
 
-    h, w = image.shape[:2]
-    gt = _object_panel(ax, image, "extreme points and their box", objects, target)
-    if gt is None:
-        return
     draw.draw_extreme_points(ax, extreme_points(gt, rng, jitter_px=1))
-    draw.zoom(ax, objects.boxes[target], 1.0, h, w)
 
 
-def _panel_scribble(ax, image, objects, target, rng) -> None:
+def _scribble(ax, gt, box, rng) -> None:
     from fewclick.simulate import scribble
 
-    h, w = image.shape[:2]
-    gt = _object_panel(ax, image, "corrective scribble into a missed part", objects, target)
-    if gt is None:
-        return
     # A stand-in prediction that misses the object's right half.
-    x0, _, x1, _ = objects.boxes[target]
+    x0, _, x1, _ = box
     missed = gt.copy()
     missed[:, : int((x0 + x1) / 2)] = False
     stroke = scribble(gt, missed, rng)
     draw.draw_mask_outline(ax, missed, "#e8273c")
     if stroke is not None:
         draw.draw_scribble(ax, stroke)
-    draw.zoom(ax, objects.boxes[target], 1.0, h, w)
 
 
 def _panel_coarse(ax, image, objects, target, rng) -> None:
@@ -172,9 +163,9 @@ def _panel_oracle(ax, image, objects, target, rng) -> None:
 
 _PANELS = {
     "centre": _panel_centre,
-    "corrective": _panel_corrective,
-    "extreme": _panel_extreme,
-    "scribble": _panel_scribble,
+    "corrective": _object_panel("box -> mask: noisy box, 3 corrective clicks", _corrective),
+    "extreme": _object_panel("extreme points and their box", _extreme),
+    "scribble": _object_panel("corrective scribble into a missed part", _scribble),
     "coarse": _panel_coarse,
     "oracle": _panel_oracle,
 }

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from fewclick.data.synthetic import make_dataset
-from fewclick.train.common import steps_for_budget
+from fewclick.train import common
+from fewclick.train.common import StepClock, steps_for_budget
 from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
 from fewclick.train.detect_data import build_targets, canonical_rboxes, random_flip
 from fewclick.train.detect_loss import DetectionCriterion
@@ -174,6 +175,24 @@ def test_a_minute_budget_too_short_for_the_machine_still_gets_the_minimum_steps(
 def test_steps_for_budget(budget_s, min_steps, expected):
     per_step, total = steps_for_budget([2.0] * 20, budget_s, 0.0, 23, min_steps)
     assert per_step == 2.0 and total == expected
+
+
+def test_step_clock_turns_a_budget_into_steps_from_the_steps_it_times(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr(common, "time", type("FakeTime", (), {"perf_counter": staticmethod(lambda: now[0])}))
+    clock = StepClock("test", 0, None, budget_s=100.0)
+    calibrated = []
+    while clock.running:
+        clock.start()
+        now[0] += 2.0  # every step takes 2 s
+        calibrated.append(clock.done({"loss": "0.000"}))
+    clock.close()
+    assert calibrated.index(True) == common.CALIBRATION_SKIP + common.CALIBRATION_STEPS - 1
+    assert clock.per_step == 2.0 and clock.total == clock.step == 50  # 100 s of 2 s steps
+    assert clock.elapsed() == 100.0
+    fixed = StepClock("test", 3, 5, budget_s=0.0)
+    assert [fixed.done({}) for _ in range(2)] == [False, False] and not fixed.running
+    fixed.close()
 
 
 def test_noisy_objects_weigh_their_cells_and_terms_and_labeled_ones_win_where_they_overlap():

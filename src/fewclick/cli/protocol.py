@@ -13,50 +13,55 @@ RESULTS_HELP = "results JSON (a PNG plot is written beside it)"
 
 def add_commands(commands) -> None:
     protocol = add_group(commands, "protocol", "run a paper's evaluation protocol")
-    _add_detect(protocol)
-    _add_segment(protocol)
+    # the protocols that compare models on a dataset: their --models, --data and own options,
+    # then --seed, --out and --format
+    for name, help, add_options, run in (
+        (
+            "detect",
+            "C3Det's protocol: mAP vs 0..20 simulated centre clicks",
+            _detect_options,
+            _protocol_detect,
+        ),
+        ("segment", "box-to-mask: rounds x corrective clicks, and NoC", _segment_options, _protocol_segment),
+    ):
+        parser = protocol.add_parser(name, help=help)
+        add_options(parser)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--out", required=True, type=Path, help=RESULTS_HELP)
+        add_format(parser)
+        parser.set_defaults(run=run)
     _add_points(protocol)
 
 
-def _add_detect(protocol) -> None:
-    pdet = protocol.add_parser("detect", help="C3Det's protocol: mAP vs 0..20 simulated centre clicks")
-    pdet.add_argument(
+def _detect_options(parser) -> None:
+    parser.add_argument(
         "--models",
         required=True,
         nargs="+",
         type=Path,
         help="model folders (last.pt) or files; 'passthrough:PATH' runs a plain model as Passthrough",
     )
-    pdet.add_argument("--data", required=True, type=Path)
-    pdet.add_argument("--clicks", type=int, default=20)
-    pdet.add_argument("--sessions", type=int, default=5)
-    pdet.add_argument("--seed", type=int, default=0)
-    pdet.add_argument("--out", required=True, type=Path, help=RESULTS_HELP)
-    add_format(pdet)
-    pdet.set_defaults(run=_protocol_detect)
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--clicks", type=int, default=20)
+    parser.add_argument("--sessions", type=int, default=5)
 
 
-def _add_segment(protocol) -> None:
-    pseg = protocol.add_parser("segment", help="box-to-mask: rounds x corrective clicks, and NoC")
-    pseg.add_argument(
+def _segment_options(parser) -> None:
+    parser.add_argument(
         "--models",
         required=True,
         nargs="+",
         help="model folders (m_b.pt, m_bc.pt), 'grabcut' or 'box' (the training-free baselines)",
     )
-    pseg.add_argument("--data", required=True, type=Path)
-    pseg.add_argument("--rounds", type=int, default=3)
-    pseg.add_argument("--clicks-per-round", type=int, default=3)
-    pseg.add_argument("--strategy", default="center", choices=["center", "boundary", "random"])
-    pseg.add_argument("--click-noise", type=float, default=3.0, help="click noise std in pixels")
-    pseg.add_argument("--min-region", type=int, default=9, help="ignore error regions under this many px")
-    pseg.add_argument("--box-noise", type=float, default=0.2, help="box noise std, fraction of object size")
-    pseg.add_argument("--max-instances", type=int, help="stop after this many objects")
-    pseg.add_argument("--noc", action="store_true", help="also run the per-click NoC@85/90 protocol")
-    pseg.add_argument("--seed", type=int, default=0)
-    pseg.add_argument("--out", required=True, type=Path, help=RESULTS_HELP)
-    add_format(pseg)
-    pseg.set_defaults(run=_protocol_segment)
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clicks-per-round", type=int, default=3)
+    parser.add_argument("--strategy", default="center", choices=["center", "boundary", "random"])
+    parser.add_argument("--click-noise", type=float, default=3.0, help="click noise std in pixels")
+    parser.add_argument("--min-region", type=int, default=9, help="ignore error regions under this many px")
+    parser.add_argument("--box-noise", type=float, default=0.2, help="box noise std, fraction of object size")
+    parser.add_argument("--max-instances", type=int, help="stop after this many objects")
+    parser.add_argument("--noc", action="store_true", help="also run the per-click NoC@85/90 protocol")
 
 
 def _add_points(protocol) -> None:
@@ -101,16 +106,9 @@ def _protocol_segment(args) -> int:
     from fewclick.protocols.segment import RoundsConfig
     from fewclick.protocols.segment_run import run_segment_models
 
-    config = RoundsConfig(
-        rounds=args.rounds,
-        clicks_per_round=args.clicks_per_round,
-        strategy=args.strategy,
-        click_noise=args.click_noise,
-        min_region_px=args.min_region,
-        box_noise=args.box_noise,
-        seed=args.seed,
-        max_instances=args.max_instances,
-    )
+    # the options named as RoundsConfig's fields, and --min-region
+    named = ("rounds", "clicks_per_round", "strategy", "click_noise", "box_noise", "seed", "max_instances")
+    config = RoundsConfig(min_region_px=args.min_region, **{name: getattr(args, name) for name in named})
     results = run_segment_models(args.models, args.data, args.out, config, args.noc, data_format=args.format)
     for name, r in results["methods"].items():
         noc = f"; NoC@85 {r['noc']['NoC@85']:.2f}, NoC@90 {r['noc']['NoC@90']:.2f}" if "noc" in r else ""

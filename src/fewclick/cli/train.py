@@ -10,77 +10,80 @@ from fewclick.cli.common import add_format, add_group, add_io
 
 def add_commands(commands) -> None:
     train = add_group(commands, "train", "train models on a dataset")
-    _add_detect(train)
-    _add_segment(train)
-    _add_fullimage(train)
-    _add_cpr(train)
+    # every command: its --data, --out and own options, then --format; its function as run
+    for name, help, add_options, run in (
+        ("detect", "train a click-to-detect model (C3Det or a baseline)", _detect_options, _train_detect),
+        ("segment", "train the box-to-mask models M_b and M_b+c", _segment_options, _train_segment),
+        (
+            "fullimage",
+            "train a full-image segmentation model (extreme points and scribbles)",
+            _fullimage_options,
+            _train_fullimage,
+        ),
+        (
+            "cpr",
+            "train CPRNet on a dataset's annotated points (coarse point refinement)",
+            _cpr_options,
+            _train_cpr,
+        ),
+    ):
+        parser = train.add_parser(name, help=help)
+        add_options(parser)
+        add_format(parser)
+        parser.set_defaults(run=run)
 
 
-def _add_detect(train) -> None:
-    tdet = train.add_parser("detect", help="train a click-to-detect model (C3Det or a baseline)")
-    add_io(tdet, "training dataset (any readable format)", "folder for checkpoints (resumes from last.pt)")
-    tdet.add_argument("--method", default="c3det", choices=["c3det", "late-fusion", "early-fusion", "plain"])
-    tdet.add_argument("--budget-minutes", type=float, default=10.0)
-    tdet.add_argument("--steps", type=int, help="exact number of steps (overrides --budget-minutes)")
-    tdet.add_argument("--val", type=Path, help="validation dataset (default: every 10th training image)")
-    tdet.add_argument("--seed", type=int, default=0)
-    tdet.add_argument("--crop", type=int, default=256, help="training crop size in pixels")
-    tdet.add_argument(
+def _detect_options(parser) -> None:
+    add_io(parser, "training dataset (any readable format)", "folder for checkpoints (resumes from last.pt)")
+    parser.add_argument(
+        "--method", default="c3det", choices=["c3det", "late-fusion", "early-fusion", "plain"]
+    )
+    parser.add_argument("--budget-minutes", type=float, default=10.0)
+    parser.add_argument("--steps", type=int, help="exact number of steps (overrides --budget-minutes)")
+    parser.add_argument("--val", type=Path, help="validation dataset (default: every 10th training image)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crop", type=int, default=256, help="training crop size in pixels")
+    parser.add_argument(
         "--init",
         type=Path,
         help="start from this checkpoint's weights (e.g. a plain detector of the same data)",
     )
-    tdet.add_argument("--no-uel", action="store_true", help="train without the User-input Enforcing Loss")
-    add_format(tdet)
-    tdet.set_defaults(run=_train_detect)
+    parser.add_argument("--no-uel", action="store_true", help="train without the User-input Enforcing Loss")
 
 
-def _add_segment(train) -> None:
-    tseg = train.add_parser("segment", help="train the box-to-mask models M_b and M_b+c")
-    add_io(tseg, "a dataset with instance masks", "folder for m_b.pt and m_bc.pt (resumes)")
-    tseg.add_argument("--budget-minutes", type=float, default=12.0, help="both models together")
-    tseg.add_argument("--steps", type=int, help="exact steps per model (overrides --budget-minutes)")
-    tseg.add_argument("--clicks", default="disks", choices=["disks", "gaussians", "distance"])
-    tseg.add_argument("--seed", type=int, default=0)
-    add_format(tseg)
-    tseg.set_defaults(run=_train_segment)
+def _segment_options(parser) -> None:
+    add_io(parser, "a dataset with instance masks", "folder for m_b.pt and m_bc.pt (resumes)")
+    parser.add_argument("--budget-minutes", type=float, default=12.0, help="both models together")
+    parser.add_argument("--steps", type=int, help="exact steps per model (overrides --budget-minutes)")
+    parser.add_argument("--clicks", default="disks", choices=["disks", "gaussians", "distance"])
+    parser.add_argument("--seed", type=int, default=0)
 
 
-def _add_fullimage(train) -> None:
-    tfull = train.add_parser(
-        "fullimage", help="train a full-image segmentation model (extreme points and scribbles)"
-    )
-    add_io(tfull, "a dataset with instance or region masks", "the model file to write")
-    tfull.add_argument(
+def _fullimage_options(parser) -> None:
+    add_io(parser, "a dataset with instance or region masks", "the model file to write")
+    parser.add_argument(
         "--backbone",
         default="pretrained",
         choices=["pretrained", "scratch"],
         help="the SAM encoder's maps (needs `fewclick models fetch`) or a backbone trained from scratch",
     )
-    tfull.add_argument("--sam-prior", action="store_true", help="start each region from SAM's mask")
-    tfull.add_argument(
+    parser.add_argument("--sam-prior", action="store_true", help="start each region from SAM's mask")
+    parser.add_argument(
         "--single-region",
         action="store_true",
         help="the single-region baseline: per-mask loss, nothing shared",
     )
-    tfull.add_argument("--steps", type=int, default=1000)
-    tfull.add_argument("--seed", type=int, default=0)
-    add_format(tfull)
-    tfull.set_defaults(run=_train_fullimage)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
 
 
-def _add_cpr(train) -> None:
-    tcpr = train.add_parser(
-        "cpr", help="train CPRNet on a dataset's annotated points (coarse point refinement)"
-    )
-    add_io(tcpr, "a dataset with one point per object", "folder for cpr.pt")
-    tcpr.add_argument("--budget-minutes", type=float, default=3.0)
-    tcpr.add_argument("--steps", type=int, help="exact number of steps (overrides --budget-minutes)")
-    tcpr.add_argument("--radius", type=int, default=5, help="bag radius R in feature cells")
-    tcpr.add_argument("--level", type=int, default=4, choices=[4, 8], help="feature stride")
-    tcpr.add_argument("--seed", type=int, default=0)
-    add_format(tcpr)
-    tcpr.set_defaults(run=_train_cpr)
+def _cpr_options(parser) -> None:
+    add_io(parser, "a dataset with one point per object", "folder for cpr.pt")
+    parser.add_argument("--budget-minutes", type=float, default=3.0)
+    parser.add_argument("--steps", type=int, help="exact number of steps (overrides --budget-minutes)")
+    parser.add_argument("--radius", type=int, default=5, help="bag radius R in feature cells")
+    parser.add_argument("--level", type=int, default=4, choices=[4, 8], help="feature stride")
+    parser.add_argument("--seed", type=int, default=0)
 
 
 def _train_detect(args) -> int:

@@ -108,14 +108,7 @@ def read(path: Path, images_dir: Path | None = None) -> Dataset:
                 raise FormatError(f"{file}: image id {rec.id} is also in {seen[rec.id]}; expected unique ids")
             seen[rec.id] = file
             images.append(rec)
-    return Dataset(
-        classes=cats.names,
-        images=images,
-        format="coco",
-        root=root,
-        category_ids=cats.ids,
-        extra={"categories": cats.records},
-    )
+    return cats.dataset(images, "coco", root)
 
 
 class CategoryTable:
@@ -142,6 +135,18 @@ class CategoryTable:
             self.names.append(name)
             self.records.append(dict(cat))
         return {cid: i for i, cid in enumerate(self.ids)}
+
+    def dataset(self, images: list[ImageRecord], format: str, root: Path, **extra) -> Dataset:
+        """A :class:`Dataset` of ``images`` whose classes are these categories: their ids in
+        ``category_ids``, their records in ``extra["categories"]`` (then ``extra``)."""
+        return Dataset(
+            classes=self.names,
+            images=images,
+            format=format,
+            root=root,
+            category_ids=self.ids,
+            extra={"categories": self.records, **extra},
+        )
 
 
 def _image_folders(file: Path, root: Path, images_dir: Path | None) -> list[Path]:

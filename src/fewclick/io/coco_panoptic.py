@@ -108,14 +108,7 @@ def read(path: Path, images_dir: Path | None = None, png_dir: Path | None = None
         folders = [f for f in _image_folders(file, root, images_dir) if f.resolve() != pngs.resolve()]
         images += _read_images(data, file, label_of, pngs, folders)
     isthing = [bool(c.get("isthing", 1)) for c in cats.records]
-    return Dataset(
-        classes=cats.names,
-        images=images,
-        format="coco_panoptic",
-        root=root,
-        category_ids=cats.ids,
-        extra={"categories": cats.records, "isthing": isthing},
-    )
+    return cats.dataset(images, "coco_panoptic", root, isthing=isthing)
 
 
 def _categories(data: dict, file: Path, root: Path) -> list:

@@ -42,6 +42,7 @@ from fewclick.types import Detections, Objects, as_boxes, rboxes_to_polygons
 
 __all__ = [
     "AP_METHODS",
+    "APResult",
     "DetectionResult",
     "box_iou",
     "paired_box_iou",
@@ -232,19 +233,32 @@ def ap_from_matches(scores: Any, tp: Any, absorbed: Any, num_gt: int, method: st
 
 # --------------------------------------------------------------------------- evaluation
 @dataclass(frozen=True)
-class DetectionResult:
-    """AP of a detection run.
-
-    ``map``: mean of ``per_class`` over classes with ground truth (and over the IoU
-    thresholds), NaN if no class has any; ``per_class``: class name -> AP averaged over the
-    thresholds, NaN for a class without non-ignored ground truth; ``num_gt``: class name ->
-    non-ignored objects; ``map_per_threshold``: IoU threshold -> mAP at that threshold;
-    ``ap_method`` and ``matching``: the AP integration and matching rule used.
-    """
+class APResult:
+    """What every AP evaluation (boxes here, points in :mod:`~fewclick.metrics.points`)
+    reports first. ``map``: mean of ``per_class`` over classes with ground truth, NaN if no
+    class has any; ``per_class``: class name -> AP, NaN for a class without non-ignored
+    ground truth; ``num_gt``: class name -> non-ignored objects."""
 
     map: float
     per_class: dict[str, float]
     num_gt: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; NaN becomes None."""
+        return {
+            "mAP": _json_float(self.map),
+            "per_class": {k: _json_float(v) for k, v in self.per_class.items()},
+            "num_gt": dict(self.num_gt),
+        }
+
+
+@dataclass(frozen=True)
+class DetectionResult(APResult):
+    """AP of a detection run (:class:`APResult`; ``map`` and ``per_class`` averaged over the
+    IoU thresholds too). ``map_per_threshold``: IoU threshold -> mAP at that threshold;
+    ``ap_method`` and ``matching``: the AP integration and matching rule used.
+    """
+
     map_per_threshold: dict[float, float]
     iou_thresholds: tuple[float, ...]
     ap_method: str
@@ -254,9 +268,7 @@ class DetectionResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; NaN becomes None, threshold keys become strings."""
         return {
-            "mAP": _json_float(self.map),
-            "per_class": {k: _json_float(v) for k, v in self.per_class.items()},
-            "num_gt": dict(self.num_gt),
+            **super().to_dict(),
             "map_per_threshold": {f"{k:g}": _json_float(v) for k, v in self.map_per_threshold.items()},
             "iou_thresholds": list(self.iou_thresholds),
             "ap_method": self.ap_method,

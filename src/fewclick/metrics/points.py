@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from fewclick.metrics.detection import _check_method, _class_names, _json_float, ap_from_matches, match_greedy
+from fewclick.metrics.detection import APResult, _check_method, _class_names, ap_from_matches, match_greedy
 from fewclick.types import Detections, Objects, as_boxes
 
 __all__ = ["PointResult", "point_box_distance", "evaluate_points", "rsv"]
@@ -42,25 +42,15 @@ def point_box_distance(points: Any, boxes: Any) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class PointResult:
-    """Point AP at one ``tau``: ``map`` over classes with ground truth (NaN if none),
-    ``per_class`` name -> AP (NaN without ground truth), ``num_gt`` name -> non-ignored objects."""
+class PointResult(APResult):
+    """Point AP at one ``tau`` (:class:`~fewclick.metrics.detection.APResult`)."""
 
-    map: float
-    per_class: dict[str, float]
-    num_gt: dict[str, int]
     tau: float
     ap_method: str
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; NaN becomes None."""
-        return {
-            "mAP": _json_float(self.map),
-            "per_class": {k: _json_float(v) for k, v in self.per_class.items()},
-            "num_gt": dict(self.num_gt),
-            "tau": self.tau,
-            "ap_method": self.ap_method,
-        }
+        return {**super().to_dict(), "tau": self.tau, "ap_method": self.ap_method}
 
 
 def evaluate_points(

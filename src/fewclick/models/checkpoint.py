@@ -5,14 +5,39 @@ config as a plain dict under ``config``, its weights under ``model``, and whatev
 training records (class names, the optimizer's state, ...). Each model module
 (:mod:`~fewclick.models.detector`, :mod:`~fewclick.models.masknet`,
 :mod:`~fewclick.models.cpr`, :mod:`~fewclick.models.fullimage`) names its kind and version,
-writes with :func:`save_module` and reads with :func:`load_module`.
+writes with :func:`save_module` and reads with :func:`load_module`; its config class derives
+from :class:`StoredConfig`.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
+
+
+class StoredConfig:
+    """What a model's config (a frozen dataclass deriving from this, ``name="..."`` naming it in
+    errors) needs to travel in its checkpoints: :meth:`to_dict`, a plain dict, and
+    :meth:`from_dict`, which refuses keys it does not know (a newer fewclick's) and makes the
+    lists a stored dict may hold for tuple fields tuples again."""
+
+    _name = "config"
+
+    def __init_subclass__(cls, name: str = "", **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._name = name or cls._name
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown {cls._name} keys {sorted(unknown)}: a model from a newer fewclick?")
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in data.items()})
 
 
 def read_checkpoint(path: str | Path, kind: str, version: int, upgrades: dict | None = None) -> dict:

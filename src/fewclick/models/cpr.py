@@ -12,7 +12,7 @@ Training and refinement share the bag (:func:`bag_offsets`), the checkpoint
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fewclick.models.backbone import Backbone
-from fewclick.models.checkpoint import load_module, save_module
+from fewclick.models.checkpoint import StoredConfig, load_module, save_module
 from fewclick.models.pixels import normalise as normalise  # the image input this network expects
 
 LEVELS = (4, 8)
@@ -29,7 +29,7 @@ CHECKPOINT_KIND, CHECKPOINT_VERSION = "cpr", 2  # 2: config and weights under th
 
 
 @dataclass(frozen=True)
-class CPRNetConfig:
+class CPRNetConfig(StoredConfig, name="CPRNet config"):
     """Everything needed to rebuild the network; stored in every checkpoint as a dict.
 
     ``level``: the stride of the feature map the bags are sampled on (the paper: P2 or P3,
@@ -47,20 +47,6 @@ class CPRNetConfig:
             raise ValueError(f"expected a feature level in {LEVELS}, got {self.level}")
         if self.num_classes < 1:
             raise ValueError(f"expected num_classes >= 1, got {self.num_classes}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> CPRNetConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown CPRNet config keys {sorted(unknown)}: a model from a newer fewclick?")
-        values = dict(data)
-        for key in ("widths", "blocks"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
 
 
 class CPRNet(nn.Module):

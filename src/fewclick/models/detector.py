@@ -11,14 +11,14 @@ clicks enter with the image, so ``encode`` needs them and nothing can be cached.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from fewclick.models.backbone import Backbone, FeatureNeck, conv_bn, unit_similarity_features
-from fewclick.models.checkpoint import load_module, save_module
+from fewclick.models.checkpoint import StoredConfig, load_module, save_module
 from fewclick.models.clicks import C3, ClickTensors, LateFusion, class_heatmaps
 from fewclick.models.imagenet import ImageNetBackbone
 from fewclick.models.pixels import normalise as normalise  # the image input this network expects
@@ -30,7 +30,7 @@ CHECKPOINT_VERSION = 2  # 2: box outputs no longer see the clicks
 
 
 @dataclass(frozen=True)
-class DetectorConfig:
+class DetectorConfig(StoredConfig, name="detector config"):
     """Everything needed to rebuild a network; stored in every checkpoint as a dict."""
 
     num_classes: int
@@ -79,23 +79,6 @@ class DetectorConfig:
     @property
     def c3(self) -> bool:
         return self.method == "c3det"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> DetectorConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(
-                f"unknown detector config keys {sorted(unknown)}: a model from a newer fewclick?"
-            )
-        values = dict(data)
-        for key in ("widths", "blocks"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
 
 
 class CenterHead(nn.Module):

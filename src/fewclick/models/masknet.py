@@ -11,14 +11,14 @@ negative); output one foreground logit per crop pixel.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from fewclick.models.checkpoint import load_module, save_module
+from fewclick.models.checkpoint import StoredConfig, load_module, save_module
 from fewclick.models.pixels import normalise as normalise  # the RGB channels this network expects
 
 CLICK_ENCODINGS = ("disks", "gaussians", "distance")
@@ -26,7 +26,7 @@ CHECKPOINT_KIND, CHECKPOINT_VERSION = "mask-net", 1
 
 
 @dataclass(frozen=True)
-class MaskNetConfig:
+class MaskNetConfig(StoredConfig, name="mask-net config"):
     """``clicks``: the click encoding (None for M_b; "disks", "gaussians" or "distance" for
     M_b+c, two channels each). ``widths``: channels of the full-resolution stage and of each
     of the downsampling stages. ``crop`` / ``inner`` / ``click_radius`` describe the crop the
@@ -55,21 +55,6 @@ class MaskNetConfig:
     def in_channels(self) -> int:
         """RGB + box, plus two click channels for M_b+c."""
         return 4 + (0 if self.clicks is None else 2)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> MaskNetConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(
-                f"unknown mask-net config keys {sorted(unknown)}: a model from a newer fewclick?"
-            )
-        values = dict(data)
-        if "widths" in values:
-            values["widths"] = tuple(values["widths"])
-        return cls(**values)
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

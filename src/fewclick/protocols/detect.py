@@ -37,14 +37,20 @@ class Predictor(Protocol):
 
 @dataclass(frozen=True)
 class ProtocolConfig:
+    # the sessions: up to max_clicks clicks each, on objects drawn at random from seed
     max_clicks: int = 20
     sessions: int = 5
     seed: int = 0
+    # C3Det's tiling: patches of this side with this overlap; an object cut below
+    # min_visible of its area in a patch is an ignore region there
     patch: int = 1024
     overlap: int = 200
     min_visible: float = 0.7
+    # matching: a box at IoU >= iou_threshold; on points-only data a GT point is a pseudo-box
+    # of side point_box, and a predicted point matches within point_tau of a box's centre
+    # (distance in box widths and heights, metrics.points.point_box_distance)
     iou_threshold: float = 0.5
-    point_box: float = 16.0  # side of the pseudo-box around a GT point (points-only data)
+    point_box: float = 16.0
     point_tau: float = 1.0
     ks: tuple[int, ...] | None = None  # evaluate only these k (default 0..max_clicks)
     # also find the score threshold of the best F1 (ProtocolResult.f1_threshold): one more

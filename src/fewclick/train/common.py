@@ -1,13 +1,15 @@
 """What every training loop shares: its config's schedule, the learning-rate schedule, the step
-budget, bf16."""
+budget and the clock that turns it into steps, bf16."""
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 CALIBRATION_SKIP, CALIBRATION_STEPS = 3, 20  # a budget in minutes becomes steps from these
 
@@ -64,6 +66,64 @@ def steps_for_budget(
     before it has learnt anything."""
     per_step = float(np.percentile(step_times, 25))
     return per_step, max(int((budget_s - spent_s) / per_step) + step, step + 1, min_steps)
+
+
+class StepClock:
+    """A training loop's step count, progress bar and clock, from step ``step`` (a resumed
+    run's, its ``elapsed`` seconds before) to ``total``. With ``total`` None the count comes
+    from a budget of ``budget_s`` seconds: the steps after the first :data:`CALIBRATION_SKIP`
+    are timed (allocation makes those slow) and after :data:`CALIBRATION_STEPS` of them
+    :func:`steps_for_budget` fixes ``total``, the bar's too, and ``per_step``."""
+
+    def __init__(
+        self,
+        desc: str,
+        step: int,
+        total: int | None,
+        budget_s: float,
+        elapsed: float = 0.0,
+        min_steps: int = 0,
+    ) -> None:
+        self.step, self.total = step, total
+        self.budget_s, self.min_steps = budget_s, min_steps
+        self.per_step: float | None = None
+        self.started = time.perf_counter() - elapsed
+        self.times: list[float] = []
+        self.tick = self.started
+        self.bar = tqdm(total=total, initial=step, desc=desc, unit="step", mininterval=2)
+
+    @property
+    def running(self) -> bool:
+        """Whether steps are left (always, until a budget has become ``total``)."""
+        return self.total is None or self.step < self.total
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, a resumed run's earlier ones included."""
+        return time.perf_counter() - self.started
+
+    def start(self) -> None:
+        """A step begins: its time counts from here."""
+        self.tick = time.perf_counter()
+
+    def done(self, postfix: dict[str, str]) -> bool:
+        """The step has been made (``postfix``: its losses, for the bar); True when it was
+        the one that turned the budget into ``total``."""
+        self.step += 1
+        if self.total is None and self.step > CALIBRATION_SKIP:
+            self.times.append(time.perf_counter() - self.tick)
+        calibrated = self.total is None and len(self.times) == CALIBRATION_STEPS
+        if calibrated:
+            self.per_step, self.total = steps_for_budget(
+                self.times, self.budget_s, self.elapsed(), self.step, self.min_steps
+            )
+            self.bar.reset(total=self.total)
+            self.bar.update(self.step - 1)  # the line below counts this step
+        self.bar.update(1)
+        self.bar.set_postfix(postfix, refresh=False)
+        return calibrated
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def copy_weights(source: torch.nn.Module, target: torch.nn.Module) -> int:

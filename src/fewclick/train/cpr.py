@@ -21,7 +21,6 @@ points M. Points are (x, y) in image pixels, a feature cell c covering pixels
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -29,17 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from fewclick.models.cpr import CPRNet, CPRNetConfig, bag_offsets, normalise, save_cprnet
-from fewclick.train.common import (
-    CALIBRATION_SKIP,
-    CALIBRATION_STEPS,
-    TrainSchedule,
-    bf16_supported,
-    set_lr,
-    steps_for_budget,
-)
+from fewclick.train.common import StepClock, TrainSchedule, bf16_supported, set_lr
 from fewclick.train.detect_data import random_flip
 from fewclick.types import Objects
 
@@ -249,13 +240,10 @@ def train_cpr(
     criterion = CPRLoss(net, config)
     sample = _Sampler(images)
     rng = np.random.default_rng(config.seed)
-    step, total = 0, config.steps
-    step_times: list[float] = []
-    started = time.perf_counter()
-    bar = tqdm(total=total, desc="train CPRNet", unit="step", mininterval=2)
-    while total is None or step < total:
-        set_lr(optim, config.lr, config.warmup_steps, step, total)
-        tick = time.perf_counter()
+    clock = StepClock("train CPRNet", 0, config.steps, config.budget_minutes * 60)
+    while clock.running:
+        set_lr(optim, config.lr, config.warmup_steps, clock.step, clock.total)
+        clock.start()
         net.train()
         crops = [sample(config.crop, rng) for _ in range(config.batch_size)]
         batch = torch.from_numpy(np.stack([normalise(c.image) for c in crops])).to(
@@ -268,24 +256,15 @@ def train_cpr(
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
         optim.step()
-        step += 1
-        if total is None and step > CALIBRATION_SKIP:
-            step_times.append(time.perf_counter() - tick)
-        if total is None and len(step_times) == CALIBRATION_STEPS:
-            per_step, total = steps_for_budget(
-                step_times, config.budget_minutes * 60, time.perf_counter() - started, step
-            )
-            log(f"{per_step:.2f} s/step: {total} CPRNet steps fit in {config.budget_minutes:g} minutes")
-            bar.reset(total=total)
-            bar.update(step - 1)
-        bar.update(1)
-        bar.set_postfix({k: f"{v.item():.3f}" for k, v in losses.items()}, refresh=False)
-    bar.close()
+        if clock.done({k: f"{v.item():.3f}" for k, v in losses.items()}):
+            minutes = config.budget_minutes
+            log(f"{clock.per_step:.2f} s/step: {clock.total} CPRNet steps fit in {minutes:g} minutes")
+    clock.close()
     return save_cprnet(
         out_dir / "cpr.pt",
         net,
         train=asdict(config),
         classes=list(classes),
-        steps=step,
-        minutes=(time.perf_counter() - started) / 60,
+        steps=clock.step,
+        minutes=clock.elapsed() / 60,
     )

@@ -9,7 +9,6 @@ the random state, and a run resumes from them.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -23,15 +22,7 @@ from fewclick.io.images import load_image
 from fewclick.models.clicks import ClickTensors
 from fewclick.models.detector import ClickDetectorNet, DetectorConfig, load_detector, normalise, save_detector
 from fewclick.models.pixels import resized
-from fewclick.train.common import (
-    CALIBRATION_SKIP,
-    CALIBRATION_STEPS,
-    TrainSchedule,
-    bf16_supported,
-    copy_weights,
-    set_lr,
-    steps_for_budget,
-)
+from fewclick.train.common import StepClock, TrainSchedule, bf16_supported, copy_weights, set_lr
 from fewclick.train.detect_data import build_targets, make_sample, side_range
 from fewclick.train.detect_loss import DetectionCriterion
 from fewclick.types import Objects, geometry_only, scaled_geometry
@@ -164,36 +155,28 @@ def train_detector(
     # the predictor's input scale
     serving = {"sizes": side_range([im.objects for im in images], config.num_classes)}
     serving["predictor"] = {"input_scale": scale}
-    bar = tqdm(total=total, initial=step, desc=f"train {config.method}", unit="step", mininterval=2)
-    started = time.perf_counter() - elapsed
-    step_times: list[float] = []
-    per_step = _stored_speed(ckpt_path)
-    while total is None or step < total:
-        set_lr(optim, train.lr, train.warmup_steps, step, total)
-        tick = time.perf_counter()
+    clock = StepClock(
+        f"train {config.method}", step, total, train.budget_minutes * 60, elapsed, train.min_steps
+    )
+    clock.per_step = _stored_speed(ckpt_path)
+    while clock.running:
+        set_lr(optim, train.lr, train.warmup_steps, clock.step, clock.total)
+        clock.start()
         losses = _train_step(net, optim, criterion, images, rng, train, config)
-        step += 1
-        if total is None and step > CALIBRATION_SKIP:
-            step_times.append(time.perf_counter() - tick)
-        if total is None and len(step_times) == CALIBRATION_STEPS:
-            per_step, total = _calibrate(step_times, train, time.perf_counter() - started, step, log)
-            bar.reset(total=total)
-            bar.update(step - 1)  # the line below counts this step
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        if clock.done({k: f"{v:.3f}" for k, v in losses.items()}):
+            _log_budget(clock, train, log)
+        step, total = clock.step, clock.total
         if progress is not None:
             progress(step, total)
         pause = step == train.stop_after
         if total is not None and (step % train.val_every == 0 or step == total or pause):
-            elapsed = time.perf_counter() - started
-            _save(
-                ckpt_path, net, optim, rng, train, dataset.classes, (step, total, elapsed, per_step), serving
-            )
+            at = (step, total, clock.elapsed(), clock.per_step)
+            _save(ckpt_path, net, optim, rng, train, dataset.classes, at, serving)
             if validate is not None and not pause:
                 log(f"step {step}/{total}: " + validate(net, scale))
         if pause:
             break
-    bar.close()
+    clock.close()
     return ckpt_path
 
 
@@ -210,10 +193,9 @@ def _start(ckpt_path: Path, net, optim, rng, config: DetectorConfig, train: Trai
     return 0, train.steps, 0.0
 
 
-def _calibrate(step_times: list[float], train: TrainConfig, elapsed: float, step: int, log) -> tuple:
-    """``(seconds a step, total steps)`` that fit ``train.budget_minutes``, from the timed
-    steps (the first steps are slow, allocation: they are not timed)."""
-    per_step, total = steps_for_budget(step_times, train.budget_minutes * 60, elapsed, step, train.min_steps)
+def _log_budget(clock: StepClock, train: TrainConfig, log) -> None:
+    """Say how many steps ``train.budget_minutes`` became (at least ``train.min_steps``)."""
+    per_step, total = clock.per_step, clock.total
     if total == train.min_steps:
         log(
             f"{per_step:.2f} s/step: fewer than {total} steps fit in {train.budget_minutes:g} "
@@ -221,7 +203,6 @@ def _calibrate(step_times: list[float], train: TrainConfig, elapsed: float, step
         )
     else:
         log(f"{per_step:.2f} s/step: {total} steps fit in {train.budget_minutes:g} minutes")
-    return per_step, total
 
 
 def parameter_groups(net: ClickDetectorNet, train: TrainConfig) -> list[dict]:

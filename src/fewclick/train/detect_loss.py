@@ -3,6 +3,8 @@ User-input Enforcing Loss (UEL) adapted to a dense head."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -21,6 +23,7 @@ def focal_heatmap_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch
     return (pos_loss + neg_loss) / pos.sum().clamp_min(1)
 
 
+@dataclass(frozen=True)
 class DetectionCriterion:
     """``criterion(outputs, targets, clicked) -> dict`` of named loss terms and ``total``.
 
@@ -30,18 +33,12 @@ class DetectionCriterion:
     (a focal binary cross-entropy, as the paper pairs UEL with the task's own loss).
     """
 
-    def __init__(
-        self,
-        points_only: bool,
-        oriented: bool,
-        uel_weight: float = 1.0,
-        size_weight: float = 1.0,
-        offset_weight: float = 1.0,
-        angle_weight: float = 1.0,
-    ) -> None:
-        self.points_only, self.oriented = points_only, oriented
-        self.uel_weight, self.size_weight = uel_weight, size_weight
-        self.offset_weight, self.angle_weight = offset_weight, angle_weight
+    points_only: bool
+    oriented: bool
+    uel_weight: float = 1.0
+    size_weight: float = 1.0
+    offset_weight: float = 1.0
+    angle_weight: float = 1.0
 
     def __call__(
         self, outputs: dict[str, torch.Tensor], targets: list[Targets], clicked: list[np.ndarray]

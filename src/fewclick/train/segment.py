@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -37,15 +36,7 @@ from fewclick.io.dataset import Dataset
 from fewclick.io.images import load_image, to_rgb8
 from fewclick.models.masknet import MaskNet, MaskNetConfig, normalise, save_masknet
 from fewclick.simulate.corrective import corrective_clicks, noisy_box
-from fewclick.train.common import (
-    CALIBRATION_SKIP,
-    CALIBRATION_STEPS,
-    TrainSchedule,
-    bf16_supported,
-    copy_weights,
-    set_lr,
-    steps_for_budget,
-)
+from fewclick.train.common import StepClock, TrainSchedule, bf16_supported, copy_weights, set_lr
 
 logger = logging.getLogger(__name__)
 
@@ -218,46 +209,42 @@ class _Run:
         self.net = MaskNet(config).to(memory_format=torch.channels_last)
         self.optim = torch.optim.AdamW(self.net.parameters(), lr=train.lr, weight_decay=train.weight_decay)
         self.rng = np.random.default_rng(train.seed)
-        self.step, self.total, self.elapsed = 0, train.steps, 0.0
         self.m_b: MaskNet | None = None
-        if path.is_file():
-            self._resume()
+        self.name = "M_b+c" if config.clicks else "M_b"
+        start = self._resume() if path.is_file() else (0, train.steps, 0.0)
+        budget = train.budget_minutes * 60 / 2  # half the budget per model
+        self.clock = StepClock(f"train {self.name}", *start, budget)
+
+    @property
+    def step(self) -> int:
+        return self.clock.step
+
+    @property
+    def total(self) -> int | None:
+        return self.clock.total
 
     def fit(self) -> bool:
         """Train to the end (True) or to ``stop_after`` (False)."""
-        name = "M_b+c" if self.config.clicks else "M_b"
-        bar = tqdm(total=self.total, initial=self.step, desc=f"train {name}", unit="step", mininterval=2)
-        started, times = time.perf_counter() - self.elapsed, []
-        while self.total is None or self.step < self.total:
-            tick = time.perf_counter()
+        clock = self.clock
+        while clock.running:
+            clock.start()
             loss = self._train_step()
-            self.step += 1
-            if self.total is None and self.step > CALIBRATION_SKIP:
-                times.append(time.perf_counter() - tick)
-            if self.total is None and len(times) == CALIBRATION_STEPS:
-                self._set_total(times, time.perf_counter() - started)
-                bar.reset(total=self.total)
-                bar.update(self.step - 1)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            if clock.done({"loss": f"{loss:.3f}"}):
+                self.log(
+                    f"{clock.per_step:.2f} s/step: {self.total} steps fit in {clock.budget_s / 60:g} minutes"
+                )
             pause = self.step == self.train.stop_after
             if self.total is not None and (
                 self.step % self.train.val_every == 0 or self.step == self.total or pause
             ):
-                self.elapsed = time.perf_counter() - started
                 self._save()
                 if not pause and self.val:
-                    self.log(f"{name} step {self.step}/{self.total}: {self.validate()}")
+                    self.log(f"{self.name} step {self.step}/{self.total}: {self.validate()}")
             if pause:
-                bar.close()
+                clock.close()
                 return False
-        bar.close()
+        clock.close()
         return True
-
-    def _set_total(self, times: list[float], spent: float) -> None:
-        budget = self.train.budget_minutes * 60 / 2  # half the budget per model
-        per_step, self.total = steps_for_budget(times, budget, spent, self.step)
-        self.log(f"{per_step:.2f} s/step: {self.total} steps fit in {budget / 60:g} minutes")
 
     def _batch(self, rng, instances: list[Instance]) -> tuple[torch.Tensor, torch.Tensor]:
         """Network inputs ``[B, C, S, S]`` and soft targets ``[B, 1, S, S]`` of ``instances``."""
@@ -315,12 +302,13 @@ class _Run:
             optimizer=self.optim.state_dict(),
             step=self.step,
             total_steps=self.total,
-            elapsed_s=self.elapsed,
+            elapsed_s=self.clock.elapsed(),
             rng=self.rng.bit_generator.state,
             torch_rng=torch.get_rng_state(),
         )
 
-    def _resume(self) -> None:
+    def _resume(self) -> tuple[int, int | None, float]:
+        """Load the checkpoint; ``(step, total steps, seconds so far)`` of its run."""
         ckpt = torch.load(self.path, map_location="cpu", weights_only=False)
         stored = MaskNetConfig.from_dict(ckpt["config"])
         if stored != self.config:
@@ -329,8 +317,8 @@ class _Run:
         self.optim.load_state_dict(ckpt["optimizer"])
         self.rng.bit_generator.state = ckpt["rng"]
         torch.set_rng_state(ckpt["torch_rng"])
-        self.step, self.total, self.elapsed = ckpt["step"], ckpt["total_steps"], ckpt["elapsed_s"]
-        self.log(f"resuming {self.path} at step {self.step}/{self.total}")
+        self.log(f"resuming {self.path} at step {ckpt['step']}/{ckpt['total_steps']}")
+        return ckpt["step"], ckpt["total_steps"], ckpt["elapsed_s"]
 
 
 def predict_prob(net: MaskNet, inputs: np.ndarray, bf16: bool = False) -> np.ndarray:
