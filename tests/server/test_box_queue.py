@@ -224,19 +224,62 @@ def test_a_deleted_image_takes_its_boxes_out_of_the_queue(app, dataset):
     assert app.client.get(f"/api/projects/{project['id']}/queue").json()["open"] == 0
 
 
-def test_a_training_job_starts_after_every_n_answers(app, dataset, started):
-    project = _project(app, dataset)
-    app.client.patch(f"/api/projects/{project['id']}", json={"queue_train_every": 2})
-    ids = _queries(app, project, [0.3, 0.35, 0.4])
-    first = app.client.post(
-        f"/api/queries/{ids[0]}/answer", json={"answer": "background", "seconds": 1}
-    ).json()
-    assert first["training"] is None
-    second = app.client.post(f"/api/queries/{ids[1]}/answer", json={"answer": "accept", "seconds": 1}).json()
-    assert second["training"] is not None and second["training"]["trigger"] == "auto"
-    assert started[-1][0] is run.run_training
+def _finish_one(app, project) -> None:
+    """Give the project's last image an annotation and finish it (what the trainer needs)."""
     with app.state.sessions() as session:
-        assert session.query(Job).filter_by(project_id=project["id"], kind="train").count() == 1
+        image = session.query(Image).filter_by(project_id=project["id"]).order_by(Image.id.desc()).first()
+        image_id, revision = image.id, image.revision
+    cls = project["classes"][0]["id"]
+    body = {"class_id": cls, "geometry": {"box": [5.0, 5.0, 30.0, 30.0]}}
+    r = app.client.post(f"/api/images/{image_id}/annotations", json=body, params={"revision": revision})
+    assert r.status_code == 201, r.text
+    assert app.client.patch(f"/api/images/{image_id}", json={"status": "done"}).status_code == 200
+
+
+def test_every_n_answers_start_the_background_trainer_once(app, dataset, started):
+    project = _project(app, dataset)
+    app.client.patch(f"/api/projects/{project['id']}", json={"queue_train_every": 2, "auto_train_every": 0})
+    ids = _queries(app, project, [0.3, 0.35, 0.4, 0.45])
+    answer = lambda q, kind: app.client.post(f"/api/queries/{q}/answer", json={"answer": kind, "seconds": 1})  # noqa: E731
+    # answers due, but no finished image to train on yet: nothing starts
+    assert answer(ids[0], "background").json()["training"] is None
+    assert answer(ids[1], "accept").json()["training"] is None
+    _finish_one(app, project)
+    third = answer(ids[2], "accept").json()
+    assert third["training"] is not None and third["training"]["trigger"] == "auto"
+    assert third["training"]["kind"] == "trainer" and started[-1][0] is run.run_trainer
+    # the live trainer reads the next answers at its next round: no second job
+    assert answer(ids[3], "background").json()["training"] is None
+    with app.state.sessions() as session:
+        jobs = session.query(Job).filter_by(project_id=project["id"]).all()
+        assert [j.kind for j in jobs] == ["trainer"]
+
+
+def test_the_trainer_trains_on_the_partly_labeled_images_but_holds_out_only_finished_ones(app, dataset):
+    from sqlalchemy.orm import sessionmaker
+
+    from fewclick.server.jobs import trainer
+
+    project = _project(app, dataset)
+    _finish_one(app, project)
+    accepted, background, _ = _queries(app, project, [0.3, 0.35, 0.4])
+    for q, kind in ((accepted, "accept"), (background, "background")):
+        assert (
+            app.client.post(f"/api/queries/{q}/answer", json={"answer": kind, "seconds": 1}).status_code
+            == 200
+        )
+    sessions = sessionmaker(app.state.sessions.kw["bind"])
+    data, held, _ = trainer._finished(sessions, project["id"], {})
+    with app.state.sessions() as session:
+        queried = session.get(BoxQuery, accepted).image_id
+        finished = session.query(Image).filter_by(project_id=project["id"], status="done").one().id
+    from fewclick.active.continual import held_out
+
+    trained = {r.id for r in data.images}
+    assert queried in trained, "a partly labeled image trains"
+    assert (finished in trained) != held_out(finished) and len(held) == int(held_out(finished))
+    partly = next(r for r in data.images if r.id == queried)
+    assert partly.objects.extra.get("background_weight") == 0.0, "the dampened loss of a partly labeled image"
 
 
 def test_a_partly_labeled_image_trains_with_its_open_boxes_as_dampened_noisy_labels(app, dataset, tmp_path):

@@ -331,7 +331,7 @@ def test_train_project_stores_each_models_method_and_metrics(app, dataset, monke
     client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0})
     client.post(f"/api/projects/{project['id']}/finish")
     metrics = {"held_out_mAP": {"pretrained": 0.61, "scratch": 0.42}}
-    fake = lambda data, out, minutes, progress, steps, **_: Trained(out, "pretrained", metrics)  # noqa: E731
+    fake = lambda run, **_: Trained(run.out, "pretrained", metrics)  # noqa: E731
     for task in ("train_detectors", "train_masks", "_cpr"):
         monkeypatch.setattr(training, task, fake)
     with app.state.sessions() as session:

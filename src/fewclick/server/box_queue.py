@@ -9,7 +9,8 @@
   fix (another box or class), or background (no annotation). A box is answered once: a
   second answer, from another user or tab, is a 409 and changes nothing. The annotation
   moves the image's revision like any edit, every answer is logged as an event with its
-  seconds, and after every ``Project.queue_train_every`` answers a training job starts.
+  seconds, and after every ``Project.queue_train_every`` answers the project's background
+  trainer learns from them (started by itself when it is not live).
 """
 
 from __future__ import annotations

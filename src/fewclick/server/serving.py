@@ -16,6 +16,7 @@ new one and a restart finds the old ones (:mod:`fewclick.server.embeddings`).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,6 +215,22 @@ class Keyed:
 
     def predict(self, clicks):
         return self.predictor.predict(clicks)
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What a task's training is given: the finished images (``data``, a Dataset), the
+    folder its model goes to, its share of the job's ``minutes`` (or fixed ``steps``, in
+    tests), ``progress(step, total)``, the app's embedding cache (None without SAM's files)
+    and the project's id."""
+
+    data: object
+    out: Path
+    minutes: float
+    progress: Callable[[int, int | None], None]
+    steps: int | None = None
+    embeddings: str | None = None
+    project_id: int | None = None
 
 
 @dataclass(frozen=True)

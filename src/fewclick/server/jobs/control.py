@@ -103,7 +103,7 @@ def _start_on_detector(
     return job
 
 
-def start_trainer(session: Session, config: Settings, project: Project) -> Job:
+def start_trainer(session: Session, config: Settings, project: Project, trigger: str = "user") -> Job:
     """Start the project's background trainer (:mod:`fewclick.server.jobs.trainer`). StoreError
     (400) when no finished image holds annotations; Conflict (409) while it is already live."""
     with _lock:
@@ -113,7 +113,7 @@ def start_trainer(session: Session, config: Settings, project: Project) -> Job:
             raise store.Conflict(f"the trainer of project {project.name!r} is {live.status} (job {live.id})")
         if annotations.finished_annotated(session, project.id) == 0:
             raise store.StoreError(NOTHING_TO_TRAIN)
-        job = jobs.add_trainer(session, project.id, local_user(session), "user")
+        job = jobs.add_trainer(session, project.id, local_user(session), trigger)
         session.commit()
         _want(config, project.id, "running")
     start_process(run.run_trainer, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
@@ -141,18 +141,27 @@ def control_trainer(session: Session, config: Settings, project: Project, action
 
 
 def queue_train_if_due(session: Session, config: Settings, project: Project) -> Job | None:
-    """Start a training job by itself after every ``Project.queue_train_every`` answers of
-    the review queue (0: never); the job, or None. Call it after committing the answer."""
+    """After every ``Project.queue_train_every`` answers of the review queue (0: never), the
+    project's background trainer learns from them (:mod:`fewclick.server.jobs.trainer`: the
+    answered images train with the dampened loss, and a new version serves the queue only
+    when it beats the serving one on the held-out finished images). It is started by itself
+    when it is not live; a live one, paused included, reads the answers at its next round.
+    The trainer started now, or None. Call it after committing the answer."""
     from fewclick.server.box_queue import answers_since_training
 
     every = project.queue_train_every
+    if every == 0 or answers_since_training(session, project.id) < every:
+        return None
     with _lock:
         reset_stale(session, project.id)
-        if every == 0 or jobs.running_job(session, project.id) is not None:
+        if jobs.trainer_job(session, project.id) is not None:
             return None
-        if answers_since_training(session, project.id) < every:
+        if annotations.finished_annotated(session, project.id) == 0:
             return None
-        return _start(session, config, project, AUTO_MINUTES, "auto")
+    try:
+        return start_trainer(session, config, project, "auto")
+    except store.Conflict:  # another answer started it meanwhile
+        return None
 
 
 def train_if_due(session: Session, config: Settings, project: Project) -> Job | None:

@@ -13,6 +13,7 @@ import numpy as np
 from fewclick.server.serving import (
     Keyed,
     Trained,
+    TrainingRun,
     imagenet_available,
     project_encoder,
     record_key,
@@ -23,17 +24,8 @@ PICK_CLICKS = (1, 3, 5)  # the clicks at which the pick scores them
 PRETRAINED_SECONDS = 60.0  # the pretrained detector's training, in seconds at the measured speed
 
 
-def train_detectors(
-    data,
-    out: Path,
-    minutes: float,
-    progress,
-    steps: int | None,
-    embeddings: str | None = None,
-    project_id: int | None = None,
-    partly: list | None = None,
-) -> Trained:
-    """The click detector that serves best. With the pretrained encoder (``embeddings``: the
+def train_detectors(run: TrainingRun, partly: list | None = None) -> Trained:
+    """The click detector that serves best. With the pretrained encoder (``run.embeddings``: the
     app's cache folder, where the maps of annotated images already are) and at least
     ``MIN_PICK_IMAGES`` finished images, C3Det on pretrained features, C3Det from scratch and
     C3Det on ImageNet EfficientNet-Lite0 (when its weights are installed) train on all but the
@@ -42,12 +34,20 @@ def train_detectors(
     image and serves (the training-free start keeps serving when it wins), with all scores in
     its metrics. With fewer images the pretrained one serves untested; without the encoder,
     the ImageNet one (from scratch without its weights). The pretrained detector trains for
-    ``PRETRAINED_SECONDS`` at most, the others for ``minutes``.
+    ``PRETRAINED_SECONDS`` at most, the others for ``run.minutes``.
     ``partly``: records of images the review queue labeled in part (with loss weights,
     :func:`fewclick.server.jobs.queue.partly_labeled`); they train every detector and are
     never held out (not for an oriented detector: the queue's boxes are axis-aligned)."""
     from fewclick.train.detect import detector_config_for
 
+    data, out, minutes, progress, steps, project_id = (
+        run.data,
+        run.out,
+        run.minutes,
+        run.progress,
+        run.steps,
+        run.project_id,
+    )
     boxed = []
     for rec in data.images:  # the detector learns from boxes; points-mode objects are CPR's
         keep = np.isfinite(rec.objects.boxes).all(1)
@@ -56,7 +56,7 @@ def train_detectors(
     subset = type(data)(data.classes, boxed, data.format)
     config = detector_config_for(subset, "c3det")
     partly = [] if config.oriented else list(partly or [])
-    encoder = project_encoder(embeddings)
+    encoder = project_encoder(run.embeddings)
     everything = type(subset)(subset.classes, subset.images + partly, subset.format)
     own = "imagenet" if imagenet_available() else "scratch"  # the detector on the image itself
     if encoder is None or config.points_only:

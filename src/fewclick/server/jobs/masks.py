@@ -13,6 +13,7 @@ from fewclick.io.rle import objects_masks
 from fewclick.server.serving import (
     RANKER_FILE,
     Trained,
+    TrainingRun,
     record_key,
 )
 
@@ -20,20 +21,12 @@ MIN_MASKS = 8  # finished masks before M_b and M_b+c train
 RANKER_INSTANCES = 300
 
 
-def train_masks(
-    data,
-    out: Path,
-    minutes: float,
-    progress,
-    steps: int | None,
-    embeddings: str | None = None,
-    project_id: int | None = None,
-) -> Trained:
+def train_masks(run: TrainingRun) -> Trained:
     """M_b and M_b+c, then the mask-quality ranker on simulated sessions over the finished
     masks (one click per round, as the app re-predicts after every click; the annotator
     stops when no error is over 5% of the object). The finished masks are the models'
     training masks too, so its estimates lean high until more images are finished. With
-    SAM's files, the app's ``embeddings`` and :data:`TUNE_MASKS` finished masks, half the
+    SAM's files, the app's ``run.embeddings`` and :data:`TUNE_MASKS` finished masks, half the
     time (at least :data:`TUNE_MINUTES`) goes to tuning SAM's decoder (:func:`_tune_sam`)."""
     from fewclick.predict.segment import MaskPredictor
     from fewclick.protocols.segment import RoundsConfig, run_rounds
@@ -42,15 +35,16 @@ def train_masks(
     from fewclick.server.serving import sam_available
     from fewclick.train.segment import SegmentTrainConfig, train_segmenter
 
+    data, out, progress, steps = run.data, run.out, run.progress, run.steps
     progress(0, 1)
-    tune = embeddings is not None and sam_available()
+    tune = run.embeddings is not None and sam_available()
     masks = sum(1 for r in data.images for m in (r.objects.segmentations or []) if m is not None)
     if tune and masks < TUNE_MASKS:
         why = f"needs {TUNE_MASKS} finished masks, the project has {masks}"
         tune, metrics = False, {"sam_decoder": {"serves": False, "why": why}}
     else:
         metrics = None
-    share = minutes / 2 if tune else minutes
+    share = run.minutes / 2 if tune else run.minutes
     train_segmenter(data, out, train=SegmentTrainConfig(budget_minutes=share, steps=steps))
     sessions = run_rounds(
         MaskPredictor.load(out),
@@ -62,7 +56,7 @@ def train_masks(
         ranker = QualityRanker(with_score=True).fit(sessions.features, sessions.final_ious, sessions.scores)
         ranker.save(out / RANKER_FILE)
     if tune:  # at least TUNE_MINUTES: a job that starts by itself has 1 minute for every model
-        tuning = _tune_sam(data, out, max(share, TUNE_MINUTES), steps, embeddings, project_id)
+        tuning = _tune_sam(data, out, max(share, TUNE_MINUTES), steps, run.embeddings, run.project_id)
         metrics = {"sam_decoder": tuning}
     progress(1, 1)
     return Trained(out, metrics=metrics)

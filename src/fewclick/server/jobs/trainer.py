@@ -3,14 +3,17 @@ while people work, until someone stops it or the server does.
 
 One process per project, on one core (the other stays free for clicks and encoding). Round
 after round (:class:`fewclick.active.continual.ContinualTrainer`) it reads the project's
-finished images as they are then (a newly finished image joins the next round, an edited
-one brings its new labels), trains C3Det on the ImageNet backbone (from scratch without its
-weights) warm-started from the round before, and scores the candidate against the detector
-that serves, on the held-out finished images (fixed by image id). A candidate that beats it
-beyond the score's noise becomes the project's next detector version (method ``imagenet``
-or ``scratch``; its metrics say the round, the steps, both held-out scores and the share of
-resamples won), which serves from then on. The first round starts from the serving version
-when it is of the trainer's kind, else from the ImageNet weights.
+finished images as they are then (a newly finished image joins the next round, an edited one
+brings its new labels) and the images the review queue labeled in part (their answers at
+weight 1, their open boxes as noisy labels: the queue's answers start the trainer by itself,
+:func:`fewclick.server.jobs.control.queue_train_if_due`), trains C3Det on the ImageNet
+backbone (from scratch without its weights) warm-started from the round before, and scores
+the candidate against the detector that serves, on the held-out finished images (fixed by
+image id). A candidate that beats it beyond the score's noise becomes the project's next
+detector version (method ``imagenet`` or ``scratch``; its metrics say the round, the steps,
+both held-out scores and the share of resamples won), which serves from then on. The first
+round starts from the serving version when it is of the trainer's kind, else from the
+ImageNet weights.
 
 The job row is the trainer's remote control: ``paused`` (the page's Pause) stops training
 after the current step and keeps the process waiting; ``running`` again (Resume) goes on;
@@ -139,20 +142,29 @@ class _Control:
 
 
 def _finished(sessions, project_id: int, keys: dict):
-    """The finished images' boxes to train on, the held-out ones as (image, objects) pairs
-    (their cache keys put in ``keys``), and the serving detector version as (version,
-    method, path) (None: none yet)."""
+    """The images to train on: the finished images' boxes, with the images the review queue
+    labeled in part (:func:`fewclick.server.jobs.queue.partly_labeled`, never held out; not
+    for an oriented detector: the queue's boxes are axis-aligned) once a finished image
+    holds boxes; the held-out finished ones as (image, objects) pairs (their cache keys put
+    in ``keys``); and the serving detector version as (version, method, path) (None: none
+    yet)."""
     from fewclick.active.continual import held_out
     from fewclick.io.images import load_image
     from fewclick.server.exports import to_dataset
+    from fewclick.server.jobs.queue import partly_labeled
+    from fewclick.train.detect import detector_config_for
 
     with sessions() as session:
         project = rows.find(session, Project, project_id)
         data = to_dataset(project, images=images.finished(session, project_id))
+        partly = partly_labeled(session, project)
         serving = serving_detector(session, project_id)
         serving = None if serving is None else (serving.version, serving.method, serving.path)
     boxed = [r for r in data.images if len(r.objects) and r.objects.boxes.size]
     train = [r for r in boxed if not held_out(r.id)]
+    finished = type(data)(data.classes, boxed, data.format)
+    if partly and boxed and not detector_config_for(finished, "c3det").oriented:
+        train += partly
     held_records = [r for r in boxed if held_out(r.id)]
     held = [(load_image(r.path), r.objects) for r in held_records]
     keys.clear()

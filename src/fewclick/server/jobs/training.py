@@ -34,6 +34,7 @@ from fewclick.server.jobs.masks import MIN_MASKS, train_masks
 from fewclick.server.jobs.status import DONE, RUNNING, update_job
 from fewclick.server.serving import (
     Trained,
+    TrainingRun,
     file_key,
     project_encoder,
 )
@@ -98,13 +99,9 @@ def train_project(
         message = f"training {task} v{versions[task]} on {len(data.images)} images ({i + 1} of {parts})"
         update_job(db_url, job_id, status=RUNNING, message=message, progress=i / parts)
         progress = _reporter(db_url, job_id, i, parts)
-        detector = partial(
-            train_detectors, embeddings=embeddings, project_id=plan.project_id, partly=plan.partly
-        )
-        segmenter = partial(train_masks, embeddings=embeddings, project_id=plan.project_id)
-        trained = {"detect": detector, "segment": segmenter, "points": _cpr}[task](
-            data, out, share, progress, steps
-        )
+        run = TrainingRun(data, out, share, progress, steps, embeddings, plan.project_id)
+        detector = partial(train_detectors, partly=plan.partly)
+        trained = {"detect": detector, "segment": train_masks, "points": _cpr}[task](run)
         if task == "detect" and (plan.partly or plan.reference):
             extra = {"partly_labeled_images": len(plan.partly)} if plan.partly else {}
             if plan.reference and trained.method in ("scratch", "pretrained", "imagenet"):
@@ -238,12 +235,12 @@ def _reporter(db_url: str, job_id: int, index: int, count: int):
     return progress
 
 
-def _cpr(data, out: Path, minutes: float, progress, steps: int | None) -> Trained:
+def _cpr(run: TrainingRun) -> Trained:
     from fewclick.io.images import load_image
     from fewclick.train.cpr import CPRConfig, PointImage, train_cpr
 
     images = []
-    for rec in data.images:
+    for rec in run.data.images:
         o = rec.objects
         if o.points is None:
             continue
@@ -251,7 +248,8 @@ def _cpr(data, out: Path, minutes: float, progress, steps: int | None) -> Traine
         original = o.extra.get("original")
         xy = original[keep] if original is not None else o.points[keep]
         images.append(PointImage(load_image(rec.path), xy, o.labels[keep]))
-    progress(0, 1)
-    path = train_cpr(images, data.classes, out, CPRConfig(budget_minutes=minutes, steps=steps))
-    progress(1, 1)
+    run.progress(0, 1)
+    config = CPRConfig(budget_minutes=run.minutes, steps=run.steps)
+    path = train_cpr(images, run.data.classes, run.out, config)
+    run.progress(1, 1)
     return Trained(path)
