@@ -154,10 +154,14 @@ def _run_seed(seed: int, learner, config: ActiveConfig, models: Path, args, repo
     for method in args.methods:
         if method.endswith("coreset") and seed >= args.coreset_seeds:
             continue
-        curve = run_method(method, learner, (chosen, model), config, seed, models / f"seed{seed}")
+        curve = run_method(method, learner, (chosen, model), config, seed, models / f"seed{seed}", log=_say)
         report["runs"][method][str(seed)] = curve.__dict__
         report["curves"] = _curves(report)
         write_report(report, args.out)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def _learner(args, train_set, test_records, work: Path):
