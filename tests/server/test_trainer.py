@@ -114,6 +114,28 @@ def test_the_loop_trains_rounds_registers_a_version_and_goes_on_after_a_restart(
     assert steps == 4 + ContinualConfig().round_steps // 2, "its rounds' steps and half the running one's"
 
 
+def test_a_promoted_round_is_scored_on_the_reference_images_nobody_labeled(app, dataset, started):
+    from fewclick.server.db import Annotation
+
+    project = _project(app, dataset, finished=False)
+    body = {"dataset": str(dataset), "reference": True}
+    assert app.client.post(f"/api/projects/{project['id']}/import", json=body).status_code == 200
+    images = app.client.get(f"/api/projects/{project['id']}/images").json()
+    with app.state.sessions() as session:  # the last image: nobody labeled it yet
+        session.query(Annotation).filter_by(image_id=images[-1]["id"], reference=False).delete()
+        session.commit()
+    for image in images[:-1]:
+        assert app.client.patch(f"/api/images/{image['id']}", json={"status": "done"}).status_code == 200
+    job_id = _act(app, project, "start").json()["id"]
+    trainer.run_trainer(app.db_url, job_id, app.models, None, rounds=1, config=SMALL)
+    with app.state.sessions() as session:
+        version = session.query(ModelVersion).filter_by(project_id=project["id"], task="detect").one()
+        metrics = version.metrics
+    assert metrics["reference_images"] == 1 and 0 <= metrics["reference_mAP"] <= 1
+    curve = app.client.get(f"/api/projects/{project['id']}/analytics").json()["map_vs_boxes"]
+    assert [point["version"] for point in curve] == [1] and curve[0]["mAP"] == metrics["reference_mAP"]
+
+
 def test_a_stop_reaches_a_paused_trainer(app, dataset, started, monkeypatch):
     monkeypatch.setattr(trainer, "POLL_SECONDS", 0.05)
     project = _project(app, dataset)

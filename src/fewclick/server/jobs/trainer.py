@@ -94,7 +94,7 @@ def run_trainer(
                 continue
             done += 1
             if result.promoted:
-                _register(sessions, project_id, job_id, kind, result, trainer)
+                _register(sessions, project_id, job_id, kind, result, trainer, embeddings)
             update_job(db_url, job_id, progress=0.0, message=_after(trainer, result, sessions, project_id))
     finally:
         engine.dispose()
@@ -221,20 +221,30 @@ def _loader(encoder, num_classes: int, keys: dict):
     return load
 
 
-def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer) -> None:
+def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer, embeddings) -> None:
+    """The promoted round as the project's next detector version; in a project with
+    reference images, scored on them too (the analytics' curve of mAP over boxes labeled)."""
+    from fewclick.server.jobs.training import reference_images, reference_score
+
+    with sessions() as session:
+        project = rows.find(session, Project, project_id)
+        reference = reference_images(session, project)
+        classes = [c.name for c in project.classes]
+    metrics = {"trainer_round": result.number, "trainer_steps": trainer.state.total_steps}
+    if result.candidate_mAP is None:
+        metrics["note"] = f"fewer than {trainer.config.min_held_out} held-out images: serves untested"
+    else:
+        scores = {kind: result.candidate_mAP, "serving before": result.serving_mAP}
+        metrics["held_out_mAP"] = {k: round(v, 4) for k, v in scores.items() if v is not None}
+        metrics.update(held_out_images=result.held_out_images, clicks=list(trainer.config.ks))
+        metrics["resamples_won"] = result.wins
+    if result.thresholds is not None:  # per class position: proposals on open from these scores
+        metrics["score_thresholds"] = result.thresholds
+    if reference is not None:
+        metrics.update(reference_score(Path(result.path), reference, classes, embeddings, project_id))
     with sessions() as session:
         job = rows.find(session, Job, job_id)
         version = next_version(session, project_id, "detect")
-        metrics = {"trainer_round": result.number, "trainer_steps": trainer.state.total_steps}
-        if result.candidate_mAP is None:
-            metrics["note"] = f"fewer than {trainer.config.min_held_out} held-out images: serves untested"
-        else:
-            scores = {kind: result.candidate_mAP, "serving before": result.serving_mAP}
-            metrics["held_out_mAP"] = {k: round(v, 4) for k, v in scores.items() if v is not None}
-            metrics.update(held_out_images=result.held_out_images, clicks=list(trainer.config.ks))
-            metrics["resamples_won"] = result.wins
-        if result.thresholds is not None:  # per class position: proposals on open from these scores
-            metrics["score_thresholds"] = result.thresholds
         add_version(
             session, project_id=project_id, task="detect", version=version, path=result.path,
             images=result.train_images, method=kind, metrics=metrics, created_by=job.created_by,

@@ -107,7 +107,7 @@ def train_project(
             if plan.reference and trained.method in ("scratch", "pretrained", "imagenet"):
                 update_job(db_url, job_id, message=f"scoring detect v{versions[task]} against the reference")
                 extra.update(
-                    _reference_score(trained.path, plan.reference, data.classes, embeddings, plan.project_id)
+                    reference_score(trained.path, plan.reference, data.classes, embeddings, plan.project_id)
                 )
             trained = replace(trained, metrics={**(trained.metrics or {}), **extra})
         _register(db_url, plan, task, trained)
@@ -146,7 +146,7 @@ def _read_plan(db_url: str, job_id: int, embeddings: str | None) -> _Plan:
             job.created_by,
             embeddings is not None and too_few(finished_masks(session, project.id)) is None,
             partly_labeled(session, project) if "detect" in tasks else [],
-            _reference_images(session, project) if "detect" in tasks else None,
+            reference_images(session, project) if "detect" in tasks else None,
         )
     engine.dispose()
     return plan
@@ -182,7 +182,7 @@ class Reference:
     boxes_labeled: int
 
 
-def _reference_images(session, project: Project) -> Reference | None:
+def reference_images(session, project: Project) -> Reference | None:
     """Up to :data:`REFERENCE_IMAGES` of the project's images that hold reference boxes and
     that nobody has labeled (not finished, no annotation of a person's, no answered box of
     the review queue), evenly spread by file name; None when there are none."""
@@ -203,7 +203,7 @@ def _reference_images(session, project: Project) -> Reference | None:
     return Reference(records, int(boxes or 0) + int(background or 0))
 
 
-def _reference_score(model: Path, reference: Reference, classes, embeddings, project_id) -> dict:
+def reference_score(model: Path, reference: Reference, classes, embeddings, project_id) -> dict:
     """mAP@0.5 of ``model`` without clicks on the reference images (VOC07, as everywhere)."""
     from fewclick.io.images import load_image
     from fewclick.metrics.detection import evaluate_detections
