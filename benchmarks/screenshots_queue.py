@@ -10,9 +10,13 @@ and the mouse, deciding each by the hidden reference as an annotator would by ey
 (A) when a reference box of its class overlaps it at IoU >= 0.7, another class (1-9) when
 one of another class does, the right box when one overlaps at IoU >= 0.3 (its two corners
 dragged onto the reference box's and Enter, or E and its four extreme points, in turn),
-else background (X). Then trains again (the answered images join training with the
-dampened loss), so the project page's analytics show the detector's mAP on unlabeled
-reference images against boxes labeled for two versions. Prints each answer and the
+else background (X). The last answer starts the project's background trainer by itself
+(``queue_train_every`` is ``--answers``): its first round trains on the finished and the
+answered images (these with the dampened loss) and serves only when it beats the serving
+detector on the held-out finished images. After that round the trainer is stopped, and the
+walk prints the round, its candidate's mAP on the unlabeled reference images beside the
+serving detector's before and after, and the project page's analytics show the detector's
+mAP on those images against boxes labeled. Prints each answer and the
 milliseconds from the key to the next box on screen; writes ``app_queue_<name>.png`` (the
 first box), ``app_queue_<name>_answered.png``, ``app_queue_<name>_project.png`` and
 ``app_queue_<name>_curve.png`` (the project's analytics) into ``--out``.
@@ -21,6 +25,7 @@ first box), ``app_queue_<name>_answered.png``, ``app_queue_<name>_project.png`` 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -33,7 +38,7 @@ from _project import finish, keep_first, reference_objects, wait_for_jobs
 
 from fewclick.metrics.detection import box_iou
 from fewclick.server.app import create_app
-from fewclick.server.db import sqlite_url
+from fewclick.server.db import Project, sqlite_url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         page.goto(f"{base}/#/project/{pid}/queue")
         waits = _answers(page, app, keys, position, args.answers, args.out / f"app_queue_{name}")
         assert page.errors == [], page.errors
-        _retrained(page, api, base, pid, args.out / f"app_queue_{name}")
+        _trainer_round(app, api, pid)
+        _project_page(page, api, base, pid, args.out / f"app_queue_{name}")
     state = api.get(f"/api/projects/{pid}/queue").json()
     answers = f"{state['answered']} answered {state['answers']}"
     print(f"queue: {state['open']} open, {answers}, {state['seconds']:.1f} s")
@@ -74,7 +80,8 @@ def _queue_project(api: httpx.Client, app, args) -> dict:
     project = api.post("/api/projects", json=body).raise_for_status().json()["project"]
     pid = project["id"]
     keep_first(app, pid, args.images)
-    api.patch(f"/api/projects/{pid}", json={"auto_train_every": 0, "queue_train_every": 0}).raise_for_status()
+    every = {"auto_train_every": 0, "queue_train_every": args.answers}  # the last answer starts the trainer
+    api.patch(f"/api/projects/{pid}", json=every).raise_for_status()
     images = api.get(f"/api/projects/{pid}/images").json()
     for image in images[: args.finished]:
         finish(api, app, image)
@@ -110,16 +117,46 @@ def _answers(page, app, keys: dict, position: dict, answers: int, stem: Path) ->
     return waits
 
 
-def _retrained(page, api: httpx.Client, base: str, pid: int, stem: Path) -> None:
-    """A detector trained on the answers too; the project page and its curve of mAP over
-    boxes labeled saved at ``stem``_project.png and ``stem``_curve.png."""
-    api.post(f"/api/projects/{pid}/train", json={"minutes": 1}).raise_for_status()
-    wait_for_jobs(api, pid)
+def _trainer_round(app, api: httpx.Client, pid: int, timeout: float = 3600) -> None:
+    """Wait for the first round of the trainer the answers started, stop it, and print the
+    round and the reference mAP of the detector before, of the round's candidate and of the
+    detector serving after."""
+    from fewclick.server.jobs.training import reference_images, reference_score
+    from fewclick.server.storage import rows
+
+    state = app.state.settings.models_dir / str(pid) / "trainer" / "state.json"
+    deadline, said = time.monotonic() + timeout, None
+    while not (state.is_file() and json.loads(state.read_text())["rounds"]):
+        trainer = api.get(f"/api/projects/{pid}").json()["trainer"]
+        if trainer is None or time.monotonic() > deadline:
+            raise SystemExit(f"no trainer round after the answers: {trainer}")
+        if trainer["message"] != said:
+            said = trainer["message"]
+            print(f"trainer: {said}", flush=True)
+        time.sleep(5)
+    api.post(f"/api/projects/{pid}/trainer", json={"action": "stop"}).raise_for_status()
+    round_ = json.loads(state.read_text())["rounds"][0]
+    print(
+        f"trainer round 1: {round_['train_images']} images, {round_['steps']} steps; held-out mAP candidate "
+        f"{round_['candidate_mAP']}, serving {round_['serving_mAP']} (won {round_['wins']}); "
+        f"promoted {round_['promoted']}"
+    )
+    with app.state.sessions() as session:
+        project = rows.find(session, Project, pid)
+        reference = reference_images(session, project)
+        classes = [c.name for c in project.classes]
+    candidate = reference_score(Path(round_["path"]), reference, classes, None, pid)["reference_mAP"]
     for version in api.get(f"/api/projects/{pid}/analytics").json()["map_vs_boxes"] or []:
         print(
             f"detector v{version['version']}: {version['boxes']} boxes labeled, mAP {version['mAP']:.3f} "
             f"on {version['images']} unlabeled reference images"
         )
+    print(f"the round's candidate: mAP {candidate} on the same reference images")
+
+
+def _project_page(page, api: httpx.Client, base: str, pid: int, stem: Path) -> None:
+    """The project page and its curve of mAP over boxes labeled, saved at ``stem``_project.png
+    and ``stem``_curve.png."""
     page.goto(f"{base}/#/project/{pid}")
     page.wait_for_selector("#boxes-curve")
     page.wait_for_timeout(500)
@@ -191,7 +228,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("docs"))
     p.add_argument("--images", type=int, default=16)
     p.add_argument("--finished", type=int, default=5)
-    p.add_argument("--answers", type=int, default=12)
+    p.add_argument("--answers", type=int, default=14)
     return p
 
 
