@@ -66,7 +66,9 @@ class ActiveConfig:
     noisy_weight: float = NOISY_WEIGHT  # lambda_d
     background_weight: float = UNLABELED_WEIGHT  # a partly labeled image's cells of no box
     initial_steps: int = 300  # the initial model (from scratch): the app's minute
-    episode_steps: int = 80  # each episode fine-tunes the last model this many steps
+    # each episode warm-starts from the last model and trains this many steps on everything
+    # labeled so far (chosen on a validation split: benchmarks/active.py's QUICK)
+    episode_steps: int = 150
     # each episode predicts the pool on a random subset of at most this many unlabeled units
     # (and on every partly labeled one, for its noisy labels), as active learning on large
     # pools does (Yoo and Kweon, CVPR 2019: a random 10,000 of the unlabeled images)
