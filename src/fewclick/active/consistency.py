@@ -33,18 +33,21 @@ from fewclick.types import Detections, Objects
 CHECKED_FRACTION = 0.1
 
 
-def ask_everything(state: LabelState, unit: int, predictions: Detections, threshold: float) -> dict:
+def ask_pooled(state: LabelState, unit: int, predictions: Detections, threshold: float) -> dict:
     """Ask about every box of ``unit``'s ``predictions`` that would join the pool (one per
-    object, scoring >= ``threshold``), one box at a time, then draw the missed objects;
-    returns the answer counts."""
+    object, scoring >= ``threshold``), one box at a time; returns the answer counts."""
     pooled = one_box_per_object(predictions, threshold)
     background = 0
     for i in range(len(pooled)):
         answer = oracle(pooled.boxes[i : i + 1], pooled.labels[i : i + 1], state.ground_truth[unit])
         state.answer(unit, answer)
         background += int(answer.background.sum())
-    drawn = state.draw_missed(unit)
-    return {"asked": len(pooled), "background": background, "drawn": drawn}
+    return {"asked": len(pooled), "background": background}
+
+
+def ask_everything(state: LabelState, unit: int, predictions: Detections, threshold: float) -> dict:
+    """:func:`ask_pooled`, then draw the missed objects; returns the answer counts."""
+    return {**ask_pooled(state, unit, predictions, threshold), "drawn": state.draw_missed(unit)}
 
 
 def training_data(state: LabelState, predictions: dict[int, Detections], config) -> dict[int, Objects]:
@@ -88,9 +91,7 @@ def consistency(learner, initial: tuple[np.ndarray, Path], config, seed: int, wo
         image.label_unit(u)
         for key, n in ask_everything(box, u, predictions[u], config.score_threshold).items():
             counts[key] += n
-        pooled = one_box_per_object(predictions[u], config.score_threshold)
-        for i in range(len(pooled)):
-            before.answer(u, oracle(pooled.boxes[i : i + 1], pooled.labels[i : i + 1], truth[u]))
+        ask_pooled(before, u, predictions[u], config.score_threshold)
     shapes = {u: learner.shape(u) for u in box.labeled_units}
     classes = len(learner.classes)
     box_data, image_data = training_data(box, predictions, config), training_data(image, predictions, config)

@@ -66,6 +66,10 @@ class LabelState:
 
     def answer(self, unit: int, answer: OracleAnswer) -> None:
         """Record answers to boxes asked on ``unit``."""
+        self._record(unit, answer)
+        self.boxes_labeled += len(answer)
+
+    def _record(self, unit: int, answer: OracleAnswer) -> None:
         old = self.answers.get(unit, UnitLabels())
         self.answers[unit] = UnitLabels(
             np.concatenate([old.boxes, answer.boxes]).astype(np.float32),
@@ -73,7 +77,6 @@ class LabelState:
             np.concatenate([old.gt_index, answer.gt_index]).astype(np.int64),
             np.concatenate([old.ignore, answer.ignore]).astype(bool),
         )
-        self.boxes_labeled += len(answer)
 
     def draw_missed(self, unit: int) -> int:
         """The person draws every object of ``unit`` that no answer named (ignore-type ones
@@ -89,11 +92,11 @@ class LabelState:
             np.ones(len(missed), np.float32),
             gt.ignore[missed],
         )
-        old = self.boxes_labeled
-        self.answer(unit, drawn)
-        self.boxes_labeled = old + int((~drawn.ignore).sum())
+        self._record(unit, drawn)
         self.complete.add(unit)
-        return int((~drawn.ignore).sum())
+        counted = int((~drawn.ignore).sum())
+        self.boxes_labeled += counted
+        return counted
 
     @property
     def labeled_units(self) -> list[int]:

@@ -152,15 +152,9 @@ def queue_train_if_due(session: Session, config: Settings, project: Project) -> 
     every = project.queue_train_every
     if every == 0 or answers_since_training(session, project.id) < every:
         return None
-    with _lock:
-        reset_stale(session, project.id)
-        if jobs.trainer_job(session, project.id) is not None:
-            return None
-        if annotations.finished_annotated(session, project.id) == 0:
-            return None
     try:
         return start_trainer(session, config, project, "auto")
-    except store.Conflict:  # another answer started it meanwhile
+    except store.StoreError:  # live already (Conflict), or no finished image with boxes yet
         return None
 
 
