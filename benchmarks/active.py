@@ -2,25 +2,31 @@
 
     python benchmarks/active.py --train T --test H --out F.json [--quick] [--seeds 3]
         [--work DIR] [--methods ...] [--coreset-seeds N] [--backbone imagenet]
-        [--episode-steps N] [--validation] [--threads N]
+        [--episode-steps N] [--validation] [--threads N] [--first-seed S]
 
-Every method starts, per seed, from the same initial model (trained on a random 10% of
-the training part's images, fully labeled) and runs the same episodes
-(:mod:`fewclick.active.loop`): the box-level methods ask the simulated oracle about K
-boxes an episode (K = 8% of the training part's ground-truth boxes), the image-level ones
-label whole images until they reach K boxes. The detector is the plain one (no clicks), by
-default on an ImageNet-pretrained EfficientNet-Lite0 fine-tuned end to end (``--backbone``:
-``imagenet``, ``scratch`` or ``pretrained``, the frozen maps of the pretrained encoder);
-each episode warm-starts from the last episode's model and trains on everything labeled so
-far. ``consistency`` asks every predicted and every missed box of some images through the
-box-level path and compares its training data and its model with the image-level path's
-(:mod:`fewclick.active.consistency`). ``--validation`` holds out every 5th training image
-by name as the test part (the test part is not read): where the step budget is chosen.
-``full_supervision_mAP`` is the same detector trained on every training image for the
-same total steps (initial + every episode's). When ``--test`` is the same path as
-``--train`` the dataset is split by image (every 4th is test). The encoder's maps are
-cached in ``--work`` (default ``out/bench_active/<dataset>``), where the models go too.
-Writes F.json and F.png (mAP against boxes labeled, mean and std over seeds).
+Every method starts, per seed, from the same initial model (trained on a random 10% of the
+training part's images, fully labeled) and runs the same episodes
+(:mod:`fewclick.active.loop`): the box-level methods ask the simulated oracle about boxes
+until their answers obtained K ground-truth boxes an episode (K = 10% of the training
+part's; background answers obtain none, the paper's measure of effort: "the number of
+ground truth bounding boxes obtained"), the image-level ones label whole images until they
+reach K boxes. The seconds a person spends, background answers included, are the cost
+model's (``cost_model``), and every curve is plotted against both. The detector is the
+plain one (no clicks), by default on an ImageNet-pretrained EfficientNet-Lite0 fine-tuned
+end to end (``--backbone``: ``imagenet``, ``scratch`` or ``pretrained``, the frozen maps
+of the pretrained encoder); each episode warm-starts from the last episode's model and
+trains on everything labeled so far. ``consistency`` asks every predicted and every missed
+box of some images through the box-level path and compares its training data and its model
+with the image-level path's (:mod:`fewclick.active.consistency`). ``--validation`` holds
+out every 5th training image by name as the test part (the test part is not read): where
+the step budget is chosen. ``full_supervision_mAP`` is the same detector trained on every
+training image for the same total steps (initial + every episode's). When ``--test`` is
+the same path as ``--train`` the dataset is split by image (every 4th is test). The
+encoder's maps are cached in ``--work`` (default ``out/bench_active/<dataset>``), where
+the models go too. Writes F.json and F.png (mAP against boxes obtained and against
+seconds, mean and std over seeds). ``--first-seed S`` runs seeds S .. S + seeds - 1 (the
+consistency check with seed 0): seeds run apart, one process each, are joined by
+``benchmarks/active_merge.py``.
 """
 
 from __future__ import annotations
@@ -129,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.perf_counter()
     models = work / args.backbone  # each backbone's models apart; the encoder's cache is shared
-    for seed in range(args.seeds):  # the curves first: the report is written as they come
+    for seed in range(
+        args.first_seed, args.first_seed + args.seeds
+    ):  # the curves first: the report is written as they come
         _run_seed(seed, learner, config, models, args, report)
     report["full_supervision_mAP"] = _full_supervision(learner, config, models)
     report["full_supervision_steps"] = config.initial_steps + config.episodes * config.episode_steps
@@ -226,9 +234,17 @@ def _curves(report: dict) -> dict:
         if not runs:
             continue
         n = min(len(r["mAP"]) for r in runs.values())
-        stack = {k: np.array([r[k][:n] for r in runs.values()], float) for k in ("boxes", "mAP", "seconds")}
+        keys = ("boxes", "mAP", "seconds") + (
+            ("questions",) if all("questions" in r for r in runs.values()) else ()
+        )
+        stack = {k: np.array([r[k][:n] for r in runs.values()], float) for k in keys}
         out[method] = {
             "boxes": [int(round(v)) for v in stack["boxes"].mean(0)],
+            **(
+                {"questions": [int(round(v)) for v in stack["questions"].mean(0)]}
+                if "questions" in stack
+                else {}
+            ),
             "mAP_mean": [round(float(v), 4) for v in stack["mAP"].mean(0)],
             "mAP_std": [round(float(v), 4) for v in stack["mAP"].std(0)],
             "seconds": [round(float(v), 1) for v in stack["seconds"].mean(0)],
@@ -338,36 +354,40 @@ STYLE = {
 
 
 def plot(report: dict, path: Path, name: str) -> Path:
-    """mAP against boxes labeled (mean and std over seeds), every method, with the fully
-    supervised mAP and 85% of it."""
+    """mAP against ground-truth boxes obtained and against a person's seconds under the cost
+    model (mean and std over seeds), every method, with the fully supervised mAP and 85% of it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method, c in report["curves"].items():
-        colour, line, marker = STYLE[method]
-        ax.errorbar(
-            c["boxes"],
-            c["mAP_mean"],
-            yerr=c["mAP_std"],
-            color=colour,
-            ls=line,
-            marker=marker,
-            ms=4,
-            capsize=2,
-            label=f"{method} ({c['seeds']} seeds)",
-        )
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     full = report["full_supervision_mAP"]
-    ax.axhline(full, color="k", lw=1, label=f"full supervision ({report['total_boxes']} boxes)")
-    ax.axhline(0.85 * full, color="k", lw=1, ls=":", label="85% of full supervision")
-    ax.axvline(report["total_boxes"] / 2, color="grey", lw=1, ls=":", label="half of the boxes")
-    ax.set_xlabel("boxes labeled (initial images included)")
-    ax.set_ylabel("test mAP@0.5 (VOC07)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title(
+    for ax, x, label in (
+        (axes[0], "boxes", "ground-truth boxes obtained (initial images included)"),
+        (axes[1], "seconds", "a person's seconds under the cost model (background answers included)"),
+    ):
+        for method, c in report["curves"].items():
+            colour, line, marker = STYLE[method]
+            ax.errorbar(
+                c[x],
+                c["mAP_mean"],
+                yerr=c["mAP_std"],
+                color=colour,
+                ls=line,
+                marker=marker,
+                ms=4,
+                capsize=2,
+                label=f"{method} ({c['seeds']} seeds)",
+            )
+        ax.axhline(full, color="k", lw=1, label=f"full supervision ({report['total_boxes']} boxes)")
+        ax.axhline(0.85 * full, color="k", lw=1, ls=":", label="85% of full supervision")
+        ax.set_xlabel(label, fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].axvline(report["total_boxes"] / 2, color="grey", lw=1, ls=":", label="half of the boxes")
+    axes[0].set_ylabel("test mAP@0.5 (VOC07)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(
         f"{name}: box-level vs image-level active learning ({report['test_images']} test images)", fontsize=9
     )
     fig.savefig(path, dpi=130, bbox_inches="tight")
@@ -402,6 +422,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-consistency", action="store_true", help="skip the consistency check")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="run seeds from this one (seeds run apart)")
     p.add_argument(
         "--coreset-seeds",
         type=int,

@@ -69,13 +69,13 @@ def test_every_box_asked_and_every_missed_one_drawn_gives_the_image_level_traini
     )
 
 
-def test_the_boxes_a_person_labels_count_every_answer_and_every_drawn_box():
+def test_the_boxes_obtained_are_the_same_on_both_paths_and_every_answer_is_a_question():
     box, image = _states()
     ask_everything(box, 1, PREDICTIONS[1], CONFIG.score_threshold)
-    # image 0's two, five answers (backgrounds included), one drawn; the crowd was answered
-    # (a box looked at) but is not drawn again
-    assert box.boxes_labeled == 2 + 5 + 1
-    assert image.boxes_labeled == 2 + 3
+    # image 0's two; then image 1's three objects: two named by answers, one drawn (the
+    # crowd was answered, a box looked at, but it is no box obtained)
+    assert box.boxes_labeled == image.boxes_labeled == 2 + 3
+    assert box.questions == 5 and image.questions == 0
 
 
 @pytest.mark.parametrize("noisy_weight", [0.5, 0.0])

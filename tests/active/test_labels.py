@@ -15,15 +15,17 @@ GT = [
 
 def test_a_fully_labeled_image_counts_its_boxes_once_and_ignore_objects_not_at_all():
     state = LabelState(GT)
+    crowd = oracle(np.array([[60, 0, 70, 10]], np.float32), np.array([0]), GT[1])
+    assert not crowd.background[0] and crowd.ignore[0] and LabelState(GT).answer(1, crowd) == 0
     assert state.label_unit(1) == 2 and state.label_unit(1) == 0
     assert state.boxes_labeled == 2 and state.labeled_units == [1]
 
 
-def test_every_answer_counts_and_an_answered_box_leaves_the_pool():
+def test_an_answer_obtains_a_box_when_it_names_an_object_and_an_answered_box_leaves_the_pool():
     state = LabelState(GT)
     asked = np.array([[1, 1, 11, 11], [100, 100, 110, 110]], np.float32)
-    state.answer(0, oracle(asked, np.array([1, 0]), GT[0]))
-    assert state.boxes_labeled == 2 and state.partial_units == [0]
+    assert state.answer(0, oracle(asked, np.array([1, 0]), GT[0])) == 1, "the background answer obtains none"
+    assert state.boxes_labeled == 1 and state.questions == 2 and state.partial_units == [0]
     det = Detections(
         np.array([[0, 0, 10, 10], [20, 20, 30, 30], [100, 100, 110, 110]], np.float32),
         np.array([0.9, 0.8, 0.4], np.float32),
@@ -56,7 +58,8 @@ def test_an_object_answered_twice_is_one_object_and_a_full_image_has_no_noisy_la
     state = LabelState(GT)
     asked = np.array([[0, 0, 10, 10], [1, 0, 10, 10]], np.float32)
     state.answer(0, oracle(asked, np.array([0, 1]), GT[0]))
-    assert len(state.labeled_boxes(0)) == 1 and state.boxes_labeled == 2
+    assert len(state.labeled_boxes(0)) == 1 and state.boxes_labeled == 1 and state.questions == 2
+    assert state.answer(0, oracle(asked[:1], np.array([0]), GT[0])) == 0, "named before"
     state.label_unit(1)
     det = Detections(np.array([[80, 80, 90, 90]], np.float32), np.array([0.9], np.float32), np.array([0]))
     objects = state.training_objects(1, det, threshold=0.3, noisy_weight=0.5)

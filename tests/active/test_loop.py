@@ -46,12 +46,19 @@ def test_every_method_runs_its_episodes_and_counts_the_boxes_it_labels(method, l
     curve = run_method(method, learner, initial, config, 0, tmp_path, log=lambda _: None)
     assert len(curve.boxes) == len(curve.mAP) == len(curve.seconds) == config.episodes + 1
     assert curve.boxes[0] == 6, "the initial image's six boxes"
-    assert all(b > a for a, b in zip(curve.boxes, curve.boxes[1:]))
+    # every episode asks (a detector of random maps may find no object: boxes may stay)
+    asked = curve.questions if method.startswith("box") else curve.boxes
+    assert all(b > a for a, b in zip(asked, asked[1:]))
+    assert all(b >= a for a, b in zip(curve.boxes, curve.boxes[1:]))
     assert all(0.0 <= m <= 1.0 for m in curve.mAP)
     per_episode = round(CONFIG.episode_fraction * 36)
     if method.startswith("box"):
-        for before, after, answers in zip(curve.boxes, curve.boxes[1:], curve.answers):
-            assert after - before == sum(answers.values()) <= per_episode
+        steps = zip(curve.boxes, curve.boxes[1:], curve.questions, curve.questions[1:], curve.answers)
+        for before, after, asked_before, asked_after, answers in steps:
+            # the episode asks until its answers obtained per_episode boxes (or the pool ran out)
+            assert after - before == answers["obtained"] <= per_episode
+            asked = answers["accepted"] + answers["fixed"] + answers["background"]
+            assert asked_after - asked_before == asked >= answers["obtained"]
     else:
         assert all(a["boxes"] == 6 * a["images"] for a in curve.answers)
 
@@ -80,6 +87,32 @@ def test_the_detector_from_scratch_runs_episodes_on_the_pixels(method, tmp_path)
     chosen = initial_units(len(records), 0.2, seed=0)
     model = train_initial(learner, chosen, tmp_path / "initial", CONFIG, seed=0)
     curve = run_method(method, learner, (chosen, model), CONFIG, 0, tmp_path, log=lambda _: None)
-    assert len(curve.mAP) == 2 and curve.boxes[1] > curve.boxes[0]
+    assert (
+        len(curve.mAP) == 2 and curve.questions[1] > curve.questions[0] and curve.boxes[1] >= curve.boxes[0]
+    )
     features = learner.box_features(model, 0, np.array([[0, 0, 20, 20], [30, 30, 90, 90]], np.float32))
     np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, rtol=1e-5)
+
+
+def test_box_questions_go_on_until_they_obtained_the_episode_s_boxes():
+    from fewclick.active.labels import LabelState
+    from fewclick.active.loop import _ask_boxes
+    from fewclick.active.pool import BoxPool
+
+    # two images of three objects; the pool holds every object and as many empty boxes
+    truth = [Objects([0, 1, 0], [[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]]) for _ in range(2)]
+    empty = [[200, 200, 210, 210], [220, 220, 230, 230], [240, 240, 250, 250]]
+    boxes = np.array([b for t in truth for b in t.boxes.tolist() + empty], np.float32)
+    unit = np.repeat([0, 1], 6)
+    # the empty boxes are the most uncertain: uncertainty asks them first
+    scores = np.tile([0.9, 0.9, 0.9, 0.3, 0.3, 0.3], 2).astype(np.float32)
+    pool = BoxPool(unit, boxes, np.zeros(12, np.int64), scores)
+    state = LabelState(truth)
+    counts, cost = _ask_boxes("uncertainty", pool, 4, np.random.default_rng(0), None, None, state)
+    assert counts["obtained"] == state.boxes_labeled == 4
+    assert counts["background"] == 6, "every empty box was asked before the objects"
+    assert state.questions == 10 == counts["accepted"] + counts["fixed"] + counts["background"]
+    # a pool with fewer objects than asked for is asked in full, and the episode ends short
+    state = LabelState(truth)
+    counts, _ = _ask_boxes("random", pool, 50, np.random.default_rng(0), None, None, state)
+    assert counts["obtained"] == 6 and state.questions == 12

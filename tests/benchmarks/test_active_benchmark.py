@@ -40,6 +40,18 @@ def test_a_tiny_run_writes_the_curves_of_every_level(bench, tmp_path):
         assert curve["boxes"][0] > 0 and curve["seconds"][0] == 7.0 * curve["boxes"][0]
     assert len(report["curves"]["image_random"]["boxes"]) == 2, "the initial model and one episode"
     assert out.with_suffix(".png").is_file()
+    # a second seed run apart, then joined into one report of two seeds
+    second = tmp_path / "seed1.json"
+    assert bench.main([*args[:5], str(second), *args[6:], "--first-seed", "1"]) == 0
+    assert "consistency" not in json.loads(second.read_text()), "the check runs with seed 0"
+    merge = importlib.import_module("active_merge")
+    joined = tmp_path / "joined.json"
+    assert merge.main([str(out), str(second), "--out", str(joined)]) == 0
+    both = json.loads(joined.read_text())
+    assert both["seeds"] == 2 and sorted(both["runs"]["image_random"]) == ["0", "1"]
+    assert both["curves"]["box_uncertainty"]["seeds"] == 2 and both["consistency"] == check
+    with pytest.raises(ValueError, match="two parts"):
+        merge.merge([report, report])
 
 
 def test_targets_read_the_boxes_each_curve_needed(bench):

@@ -37,9 +37,12 @@ class LabelState:
 
     ``label_unit(u)`` marks a unit fully labeled (the initial images, the image-level
     baselines); ``answer(u, answers)`` records answered boxes; ``draw_missed(u)`` draws
-    every object no answer named and marks the unit *complete*; ``boxes_labeled`` counts
-    every box a person labeled: a fully labeled unit's ground-truth boxes (ignore-type ones
-    excluded), every answered box (background answers included) and every drawn one.
+    every object no answer named and marks the unit *complete*. ``boxes_labeled`` counts
+    the ground-truth boxes obtained, the paper's measure of effort ("the number of ground
+    truth bounding boxes obtained"): a fully labeled unit's boxes (ignore-type ones
+    excluded), every object an answer named for the first time, and every drawn box.
+    ``questions`` counts every box asked, background answers included (they obtain no box;
+    their seconds are in the cost model).
 
     A complete unit trains as a fully labeled one: every object of it is a labeled box,
     so its cells of no box are known background (weight 1), no prediction is left to be a
@@ -53,6 +56,7 @@ class LabelState:
         self.complete: set[int] = set()
         self.answers: dict[int, UnitLabels] = {}
         self.boxes_labeled = 0
+        self.questions = 0
 
     def label_unit(self, unit: int) -> int:
         """Label every box of ``unit``; returns how many boxes that counted."""
@@ -64,10 +68,17 @@ class LabelState:
         self.boxes_labeled += counted
         return counted
 
-    def answer(self, unit: int, answer: OracleAnswer) -> None:
-        """Record answers to boxes asked on ``unit``."""
+    def answer(self, unit: int, answer: OracleAnswer) -> int:
+        """Record answers to boxes asked on ``unit``; returns how many ground-truth boxes
+        they obtained (objects no earlier answer named; background and ignore-type answers
+        obtain none)."""
+        named = self.answers.get(unit, UnitLabels()).gt_index
+        found = answer.gt_index[~answer.background & ~answer.ignore & (answer.gt_index >= 0)]
+        obtained = len(np.setdiff1d(found, named))
         self._record(unit, answer)
-        self.boxes_labeled += len(answer)
+        self.questions += len(answer)
+        self.boxes_labeled += obtained
+        return obtained
 
     def _record(self, unit: int, answer: OracleAnswer) -> None:
         old = self.answers.get(unit, UnitLabels())
