@@ -22,8 +22,9 @@ HEAD = """# Box-level active learning
 from its ImageNet weights, fine-tuned end to end) trains on a random 10% of the training part's
 images, fully labeled; then every method runs
 the same episodes from it (`fewclick.active`): the box-level methods ask the simulated oracle
-about K boxes an episode (K = 10% of the training part's ground-truth boxes; fewer when the
-pool holds fewer), the image-level ones label whole images until they reach K boxes. Each
+about boxes until their answers obtained K ground-truth boxes an episode (K = 10% of the
+training part's; fewer when the pool runs out), the image-level ones label whole images until
+they reach K boxes. Each
 episode warm-starts from the last model and trains on every labeled image (the initial ones and
 every partly labeled one) for the run's `episode_steps`, the unqueried predictions on
 partly labeled images as noisy labels at lambda_d = 0.5, and scores it on the test part
@@ -31,15 +32,19 @@ partly labeled images as noisy labels at lambda_d = 0.5, and scores it on the te
 labeled or a noisy box; on our dense head the cells inside a box are the ones assigned to
 it: in a partly labeled image only they train (a cell on a Gaussian weighs as the object
 whose Gaussian is highest there, a box answered background is a labeled negative at
-weight 1), its cells of no box do not. `boxes` counts every
-box a person labeled: the initial images' boxes, every answered box (background answers
-included), and for image-level methods the ground-truth boxes of the images labeled.
-`seconds` is the cost model below. Full supervision is the same detector on every training
-image for the same total steps. The consistency check asks every predicted box of a random
-10% of the images not labeled at the start, a box at a time, through the box-level path, then
-draws every object no answer named (the image is then complete: it trains as a fully labeled
-one); its training data must equal the image-level path's target for target, and the two
-detectors, trained alike from the initial model, must score within 0.02.
+weight 1), its cells of no box do not. `boxes` counts the ground-truth boxes obtained, the
+paper's measure of effort ("the number of ground truth bounding boxes obtained"): the initial
+images' boxes, every object an answer named (a background answer obtains none) or a person
+drew, and for image-level methods the ground-truth boxes of the images labeled. `questions`
+counts the boxes asked, background answers included, and `seconds` is what all of it costs
+a person under the cost model below: read the curves against boxes and against seconds
+(the plot's two panels). Until session 47 `boxes` counted every question.
+Full supervision is the same detector on every training image for the same total steps. The
+consistency check asks every predicted box of a random 10% of the images not labeled at the
+start, a box at a time, through the box-level path, then draws every object no answer named
+(the image is then complete: it trains as a fully labeled one); its training data must equal
+the image-level path's target for target, and the two detectors, trained alike from the initial
+model, must score within 0.02.
 """
 
 
@@ -74,13 +79,15 @@ def _dataset(r: dict) -> str:
         f"- load average {r.get('load_average_start')} at the start, {r.get('load_average_end')} at the end; "
         f"{r.get('seconds', 0) / 60:.0f} minutes in all.",
         *_consistency(r.get("consistency")),
-        f"- plot: ![mAP against boxes](active_{name}.png)\n",
-        "| method | seeds | boxes | mAP mean ± std | % of full | seconds (cost model) | s per episode |",
-        "|---|---|---|---|---|---|---|",
+        f"- plot: ![mAP against boxes and seconds](active_{name}.png)\n",
+        "| method | seeds | boxes | questions | mAP mean ± std | % of full | seconds (cost model) "
+        "| s per episode |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for method, c in r["curves"].items():
         cells = [
             " / ".join(str(b) for b in c["boxes"]),
+            " / ".join(str(q) for q in c["questions"]) if "questions" in c else "-",
             " / ".join(f"{m:.3f}±{s:.3f}" for m, s in zip(c["mAP_mean"], c["mAP_std"])),
             " / ".join(f"{p:.0f}" for p in c["percent_of_full"]),
             " / ".join(f"{s:.0f}" for s in c["seconds"]),

@@ -1,6 +1,7 @@
 """The review queue used as a person would, in headless Chromium, on a real dataset.
 
-    python benchmarks/screenshots_queue.py --data ../shared/data/bccd --out docs [--images 16] [--answers 12]
+    python benchmarks/screenshots_queue.py --data ../shared/data/bccd --out docs [--images 16] [--answers 14]
+        [--rounds 3]
 
 Starts the real app on SQLite in a temporary folder, makes a project of the first
 ``--images`` images of ``--data`` with their annotations imported as hidden reference,
@@ -13,11 +14,11 @@ dragged onto the reference box's and Enter, or E and its four extreme points, in
 else background (X). The last answer starts the project's background trainer by itself
 (``queue_train_every`` is ``--answers``): its first round trains on the finished and the
 answered images (these with the dampened loss) and serves only when it beats the serving
-detector on the held-out finished images. After that round the trainer is stopped, and the
-walk prints the round, its candidate's mAP on the unlabeled reference images beside the
-serving detector's before and after, and the project page's analytics show the detector's
-mAP on those images against boxes labeled. Prints each answer and the
-milliseconds from the key to the next box on screen; writes ``app_queue_<name>.png`` (the
+detector on the held-out finished images. After ``--rounds`` rounds, or sooner when one is
+promoted, the trainer is stopped, and the walk prints every round, its candidate's mAP on
+the unlabeled reference images, and the serving detectors' before and after; the project
+page's analytics show the detector's mAP on those images against boxes labeled. Prints
+each answer and the milliseconds from the key to the next box on screen; writes ``app_queue_<name>.png`` (the
 first box), ``app_queue_<name>_answered.png``, ``app_queue_<name>_project.png`` and
 ``app_queue_<name>_curve.png`` (the project's analytics) into ``--out``.
 """
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         page.goto(f"{base}/#/project/{pid}/queue")
         waits = _answers(page, app, keys, position, args.answers, args.out / f"app_queue_{name}")
         assert page.errors == [], page.errors
-        _trainer_round(app, api, pid)
+        _trainer_rounds(app, api, pid, args.rounds)
         _project_page(page, api, base, pid, args.out / f"app_queue_{name}")
     state = api.get(f"/api/projects/{pid}/queue").json()
     answers = f"{state['answered']} answered {state['answers']}"
@@ -117,41 +118,47 @@ def _answers(page, app, keys: dict, position: dict, answers: int, stem: Path) ->
     return waits
 
 
-def _trainer_round(app, api: httpx.Client, pid: int, timeout: float = 3600) -> None:
-    """Wait for the first round of the trainer the answers started, stop it, and print the
-    round and the reference mAP of the detector before, of the round's candidate and of the
-    detector serving after."""
+def _trainer_rounds(app, api: httpx.Client, pid: int, rounds: int, timeout: float = 5400) -> None:
+    """Let the trainer the answers started run until a round is promoted or ``rounds`` rounds
+    are done (more training while the person works), stop it, and print every round and the
+    reference mAP of its candidate, and of the detectors serving before and after."""
     from fewclick.server.jobs.training import reference_images, reference_score
     from fewclick.server.storage import rows
 
     state = app.state.settings.models_dir / str(pid) / "trainer" / "state.json"
     deadline, said = time.monotonic() + timeout, None
-    while not (state.is_file() and json.loads(state.read_text())["rounds"]):
+    while not _rounds_done(state, rounds):
         trainer = api.get(f"/api/projects/{pid}").json()["trainer"]
         if trainer is None or time.monotonic() > deadline:
-            raise SystemExit(f"no trainer round after the answers: {trainer}")
+            raise SystemExit(f"the trainer stopped before {rounds} rounds or a promoted one: {trainer}")
         if trainer["message"] != said:
             said = trainer["message"]
             print(f"trainer: {said}", flush=True)
         time.sleep(5)
     api.post(f"/api/projects/{pid}/trainer", json={"action": "stop"}).raise_for_status()
-    round_ = json.loads(state.read_text())["rounds"][0]
-    print(
-        f"trainer round 1: {round_['train_images']} images, {round_['steps']} steps; held-out mAP candidate "
-        f"{round_['candidate_mAP']}, serving {round_['serving_mAP']} (won {round_['wins']}); "
-        f"promoted {round_['promoted']}"
-    )
     with app.state.sessions() as session:
         project = rows.find(session, Project, pid)
         reference = reference_images(session, project)
         classes = [c.name for c in project.classes]
-    candidate = reference_score(Path(round_["path"]), reference, classes, None, pid)["reference_mAP"]
+    for i, round_ in enumerate(json.loads(state.read_text())["rounds"], 1):
+        candidate = reference_score(Path(round_["path"]), reference, classes, None, pid)["reference_mAP"]
+        print(
+            f"trainer round {i}: {round_['train_images']} images, {round_['steps']} steps; held-out mAP "
+            f"candidate {round_['candidate_mAP']}, serving {round_['serving_mAP']} (won {round_['wins']}); "
+            f"promoted {round_['promoted']}; candidate's mAP on the reference images {candidate}"
+        )
     for version in api.get(f"/api/projects/{pid}/analytics").json()["map_vs_boxes"] or []:
         print(
             f"detector v{version['version']}: {version['boxes']} boxes labeled, mAP {version['mAP']:.3f} "
             f"on {version['images']} unlabeled reference images"
         )
-    print(f"the round's candidate: mAP {candidate} on the same reference images")
+
+
+def _rounds_done(state: Path, rounds: int) -> bool:
+    if not state.is_file():
+        return False
+    done = json.loads(state.read_text())["rounds"]
+    return len(done) >= rounds or any(r["promoted"] for r in done)
 
 
 def _project_page(page, api: httpx.Client, base: str, pid: int, stem: Path) -> None:
@@ -229,6 +236,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=16)
     p.add_argument("--finished", type=int, default=5)
     p.add_argument("--answers", type=int, default=14)
+    p.add_argument(
+        "--rounds", type=int, default=3, help="trainer rounds to wait for, unless one is promoted sooner"
+    )
     return p
 
 
