@@ -425,3 +425,51 @@ def test_an_upload_that_lost_the_race_for_its_name_keeps_the_winners_file(app, c
     assert r.status_code == 409 and "'b.png'" in r.json()["detail"], r.text
     assert (folder / "b.png").read_bytes() == winner
     assert [p.name for p in folder.iterdir()] == ["b.png"]
+
+
+def test_every_skipped_file_is_named_even_when_all_are_skipped(client, places, monkeypatch):
+    folder = places.root / "all_skipped"
+    _png(folder / "wide.png", width=400, height=300)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    monkeypatch.setenv("FEWCLICK_MAX_PIXELS", "1000")
+    r = client.post("/api/projects", json={"name": "all skipped", "folder": str(folder)})
+    detail = r.json()["detail"]
+    assert r.status_code == 400 and "no readable images" in detail
+    assert "skipped wide.png: " in detail and "exceeds the limit of 1,000" in detail
+    assert "skipped broken.jpg: " in detail
+
+
+def test_a_tiled_tiff_is_read_by_regions_so_the_pixel_limit_is_not_its(client, places, monkeypatch):
+    import tifffile
+
+    folder = places.root / "pyramid"
+    folder.mkdir(parents=True)
+    pixels = np.zeros((600, 800, 3), np.uint8)
+    tifffile.imwrite(folder / "slide.tif", pixels, tile=(256, 256), photometric="rgb")
+    PILImage.fromarray(pixels).save(folder / "flat.png")
+    monkeypatch.setenv("FEWCLICK_MAX_PIXELS", "100000")
+    r = client.post("/api/projects", json={"name": "pyramid", "folder": str(folder)})
+    assert r.status_code == 201, r.text
+    assert [w.split(":")[0] for w in r.json()["warnings"]] == ["skipped flat.png"]
+    images = client.get(f"/api/projects/{r.json()['project']['id']}/images").json()
+    assert [(im["file_name"], im["width"], im["height"]) for im in images] == [("slide.tif", 800, 600)]
+
+
+def test_links_are_followed_inside_the_data_roots_and_reported_outside(client, places, tmp_path):
+    folder = places.root / "links"
+    _png(places.root / "elsewhere" / "inside.png")
+    _png(tmp_path / "outside.png")
+    _png(folder / "own.png")
+    (folder / "inside.png").symlink_to(places.root / "elsewhere" / "inside.png")
+    (folder / "outside.png").symlink_to(tmp_path / "outside.png")
+    (folder / "dangling.png").symlink_to(tmp_path / "gone.png")
+    r = client.post("/api/projects", json={"name": "links", "folder": str(folder)})
+    assert r.status_code == 201, r.text
+    warnings = sorted(r.json()["warnings"])
+    assert len(warnings) == 2
+    assert warnings[0].startswith("skipped dangling.png: a link to") and "does not exist" in warnings[0]
+    assert (
+        warnings[1].startswith("skipped outside.png: a link to") and "outside the data roots" in warnings[1]
+    )
+    images = client.get(f"/api/projects/{r.json()['project']['id']}/images").json()
+    assert sorted(im["file_name"] for im in images) == ["inside.png", "own.png"]

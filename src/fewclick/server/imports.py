@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from fewclick.io import read_dataset
 from fewclick.io.dataset import Dataset
 from fewclick.io.images import IMAGE_SUFFIXES, ImageError, image_size, load_image
+from fewclick.io.regions import image_extent
 from fewclick.server.convert import GeometryError, check_geometry, from_objects
 from fewclick.server.db import Annotation, Image, Project, User
 from fewclick.server.errors import Conflict, StoreError, TooLarge, shown
@@ -47,11 +48,14 @@ def create_project(
     classes: Sequence[str] = (),
     reference: bool = False,
     check: Callable[[Dataset], None] | None = None,
+    roots: Sequence[Path] = (),
 ) -> tuple[Project, list[str]]:
     """A project from a folder of images (at most ``MAX_FOLDER_IMAGES``) or from a dataset
     in any readable format (its annotations imported; as reference annotations with
-    ``reference``), once ``check`` accepts it. Returns the project and warnings (files
-    skipped, and why)."""
+    ``reference``), once ``check`` accepts it. A link in the folder is followed when its
+    target lies inside one of the data ``roots`` (the folder itself when none are given).
+    Returns the project and warnings (files skipped, and why); when every file is skipped,
+    the error lists them."""
     name = name.strip()
     if not name:
         raise StoreError("a project needs a name")
@@ -66,9 +70,10 @@ def create_project(
         if not root.is_dir():
             raise StoreError(f"{root}: no such folder")
         set_classes(session, project, classes or ["object"])
-        for path in _image_files(root):
+        files, warnings = _image_files(root, [Path(r).resolve() for r in roots] or [root.resolve()])
+        for path in files:
             try:
-                width, height = image_size(path)
+                width, height = image_extent(path)
                 check_size(width, height)
             except ValueError as exc:  # ImageError too
                 warnings.append(f"skipped {path.relative_to(root)}: {exc}")
@@ -76,7 +81,8 @@ def create_project(
             file_name = path.relative_to(root).as_posix()
             images.add_image(session, project, file_name, str(path.resolve()), width, height, user)
         if not project.images:
-            raise StoreError(f"{root}: no readable images (looked for {', '.join(IMAGE_SUFFIXES)})")
+            listed = "".join(f"; {w}" for w in warnings)
+            raise StoreError(f"{root}: no readable images (looked for {', '.join(IMAGE_SUFFIXES)}){listed}")
     else:
         data = read_import(dataset, format)
         if check is not None:
@@ -88,24 +94,36 @@ def create_project(
     return project, warnings
 
 
-def _image_files(root: Path) -> list[Path]:
-    """The image files under ``root``, sorted; links to folders are not followed, links to
-    files outside ``root`` are left out; more than ``MAX_FOLDER_IMAGES`` is refused."""
-    inside = root.resolve()
-    files = []
+def _image_files(root: Path, roots: Sequence[Path]) -> tuple[list[Path], list[str]]:
+    """The image files under ``root``, sorted, and what was left out: links to folders are
+    not followed; a link to a file is followed when the file lies inside one of ``roots``,
+    else it is named in the warnings, as is a link to nothing. More than
+    ``MAX_FOLDER_IMAGES`` is refused."""
+    files, warnings = [], []
     for folder, _, names in os.walk(root):
         for name in names:
             path = Path(folder) / name
-            if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            if path.resolve().is_relative_to(inside):
-                files.append(path)
-                if len(files) > MAX_FOLDER_IMAGES:
-                    raise StoreError(
-                        f"{root} holds more than {MAX_FOLDER_IMAGES:,} image files, the limit for a project "
-                        "from a folder: make projects from its sub-folders"
+            target = path.resolve()
+            if not path.is_file():
+                if path.is_symlink():
+                    warnings.append(
+                        f"skipped {path.relative_to(root)}: a link to {target}, which does not exist"
                     )
-    return sorted(files)
+                continue
+            if path.is_symlink() and not any(target.is_relative_to(r) for r in roots):
+                warnings.append(
+                    f"skipped {path.relative_to(root)}: a link to {target}, outside the data roots"
+                )
+                continue
+            files.append(path)
+            if len(files) > MAX_FOLDER_IMAGES:
+                raise StoreError(
+                    f"{root} holds more than {MAX_FOLDER_IMAGES:,} image files, the limit for a project "
+                    "from a folder: make projects from its sub-folders"
+                )
+    return sorted(files), warnings
 
 
 def read_import(path: str | Path, format: str | None) -> Dataset:

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path, PurePath
 
 from fewclick.io.dataset import Dataset
-from fewclick.io.images import ImageError, image_size
+from fewclick.io.images import ImageError
+from fewclick.io.regions import image_extent
 from fewclick.server.store import StoreError
 from fewclick.server.tiles import check_size
 
@@ -61,7 +62,7 @@ def check_dataset(data: Dataset, roots: Sequence[Path], adds_images: bool) -> No
             path = allowed(rec.path, roots, f"{where}: the image file")
             if path.is_file():
                 try:
-                    check_size(*image_size(path))
+                    check_size(*image_extent(path))
                 except ImageError as exc:
                     raise StoreError(f"{where}: {exc}") from None
                 except ValueError as exc:

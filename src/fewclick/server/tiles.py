@@ -1,11 +1,19 @@
 """Image tiles for large images: a pyramid of 512 px JPEG tiles, cached on disk.
 
 Level 0 is full resolution, level L is downscaled by 2^L, and the top level fits the whole
-image in one tile. Tiles are made a level at a time from the level below (OpenCV's area
-interpolation), written under ``<cache>/<image id>/<level>/<col>_<row>.jpg``; ``prepare``
-makes the whole pyramid ahead (the app queues it when a large image is added, and one
-background thread makes the queued pyramids one at a time), so the first tile a viewer asks
-for is a file read.
+image in one tile. Tiles are written under ``<cache>/<image id>/<level>/<col>_<row>.jpg``.
+
+- A TIFF read by regions (:mod:`fewclick.io.regions`: tiled TIFF, GeoTIFF, OME-TIFF, SVS)
+  is never decoded whole: each tile is read from the file's own pyramid level nearest above
+  it, when it is first asked for; ``prepare`` writes only the coarse levels ahead (those of
+  at most :data:`AHEAD_TILES` tiles), so the overview is a file read.
+- Any other image (a large PNG or JPEG) is converted once, streaming, into a tiled
+  pyramidal TIFF in the cache (:func:`fewclick.io.regions.convert_to_pyramid`), and read by
+  regions from there; a large JPEG's coarse levels come first from a reduced decode.
+
+The app queues ``prepare`` when a large image is added, and one background thread makes the
+queued pyramids one at a time. A file that changes on disk after its tiles were made (its
+size or modification time) has its tiles dropped at the next request, and made again.
 
 An image is served only within the limits :func:`check_size` states: no side over
 ``MAX_ASPECT_RATIO`` times the other, no more than ``MAX_TILES`` tiles in its pyramid.
@@ -24,6 +32,7 @@ import cv2
 import numpy as np
 
 from fewclick.io.images import load_image
+from fewclick.io.regions import cached_regions, convert_to_pyramid
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +40,7 @@ TILE = 512
 LARGE = 2048  # images with a side above this are served as tiles
 MAX_ASPECT_RATIO = 100  # the long side at most this many times the short one
 MAX_TILES = 8192  # tiles in a whole pyramid (a 20,000 x 20,000 image has 2,139)
+AHEAD_TILES = 16  # read by regions: levels of at most this many tiles are made ahead
 _LOCKS: dict[int, threading.Lock] = {}
 _GUARD = threading.Lock()
 _QUEUE: queue.Queue = queue.Queue()
@@ -83,21 +93,35 @@ def tile_path(cache: Path, image_id: int, level: int, col: int, row: int) -> Pat
 
 
 def prepare(cache: Path, image_id: int, path: str, width: int, height: int) -> None:
-    """Write every tile of every level, the coarsest level first (so a viewer gets its
-    overview while the finer levels are still being written). Skipped when done already."""
-    levels_n = levels(width, height)
+    """Make the image readable by regions and write its coarse levels (the overview); skipped
+    when done already. A file that is not a TIFF read by regions is converted once, streaming,
+    into ``<cache>/<image id>/pyramid.tif`` (a large JPEG's overview comes first, from a
+    reduced decode, so a viewer has it while the conversion runs)."""
+    _drop_if_changed(cache, image_id, path)
     if _done(cache, image_id).is_file():
         return
     with _lock(image_id):
         if _done(cache, image_id).is_file():
             return
-        written = _overview(cache, image_id, path, levels_n)
-        pyramid = [cv2.cvtColor(load_image(path), cv2.COLOR_RGB2BGR)]
-        for _ in range(1, levels_n - written):
-            pyramid.append(_half(pyramid[-1]))
-        for level in reversed(range(len(pyramid))):
-            _write_level(cache, image_id, level, pyramid[level])
+        regions = cached_regions(path)
+        if regions is None:
+            _overview(cache, image_id, path, levels(width, height))
+            said = _Progress(image_id)
+            regions = cached_regions(convert_to_pyramid(path, _pyramid(cache, image_id), said))
+        _coarse_levels(cache, image_id, regions)
         _done(cache, image_id).write_text("done")
+
+
+class _Progress:
+    """Logs a conversion's progress every 10%."""
+
+    def __init__(self, image_id: int) -> None:
+        self.image_id, self.said = image_id, -10
+
+    def __call__(self, percent: int) -> None:
+        if percent >= self.said + 10:
+            self.said = percent - percent % 10
+            logger.info("image %s: tiled pyramid %d%% written", self.image_id, percent)
 
 
 def prepare_later(cache: Path, image_id: int, path: str, width: int, height: int) -> None:
@@ -157,6 +181,50 @@ def _done(cache: Path, image_id: int) -> Path:
     return cache / str(image_id) / "complete"
 
 
+def _drop_if_changed(cache: Path, image_id: int, path: str) -> None:
+    """Drop the image's tiles when its file changed since they were made (its size or its
+    modification time), and stamp the folder with the file as it is now."""
+    import shutil
+
+    stat = Path(path).stat()
+    now = f"{stat.st_size} {stat.st_mtime_ns}"
+    stamp = cache / str(image_id) / "file"
+    if stamp.is_file() and stamp.read_text() == now:
+        return
+    with _lock(image_id):
+        if stamp.is_file() and stamp.read_text() != now:
+            logger.warning(
+                "image %s changed on disk since its tiles were made: they are made again", image_id
+            )
+            shutil.rmtree(cache / str(image_id), ignore_errors=True)
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(now)
+
+
+def _coarse_levels(cache: Path, image_id: int, regions) -> None:
+    """Every tile of the levels of at most :data:`AHEAD_TILES` tiles, read by regions."""
+    for level in reversed(range(levels(regions.width, regions.height))):
+        w, h = math.ceil(regions.width / 2**level), math.ceil(regions.height / 2**level)
+        cols, rows = math.ceil(w / TILE), math.ceil(h / TILE)
+        if cols * rows > AHEAD_TILES:
+            return
+        for row in range(rows):
+            for col in range(cols):
+                if not tile_path(cache, image_id, level, col, row).is_file():
+                    _region_tile(cache, image_id, regions, level, col, row)
+
+
+def _region_tile(cache: Path, image_id: int, regions, level: int, col: int, row: int) -> Path:
+    """One tile read from the file by regions and written to the cache."""
+    span = TILE * 2**level
+    box = (col * span, row * span, (col + 1) * span, (row + 1) * span)
+    pixels = regions.read(box, 1 / 2**level)
+    target = tile_path(cache, image_id, level, col, row)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _write_tile(target, cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR), f"{level}/{col}/{row} of image {image_id}")
+    return target
+
+
 def _write_level(cache: Path, image_id: int, level: int, pixels: np.ndarray) -> None:
     folder = cache / str(image_id) / str(level)
     folder.mkdir(parents=True, exist_ok=True)
@@ -164,13 +232,17 @@ def _write_level(cache: Path, image_id: int, level: int, pixels: np.ndarray) -> 
     for row in range(math.ceil(h / TILE)):
         for col in range(math.ceil(w / TILE)):
             part = pixels[row * TILE : (row + 1) * TILE, col * TILE : (col + 1) * TILE]
-            target = folder / f"{col}_{row}.jpg"
-            tmp = target.with_suffix(".tmp")
-            ok, data = cv2.imencode(".jpg", part, [cv2.IMWRITE_JPEG_QUALITY, 88])
-            if not ok:
-                raise ValueError(f"cannot encode tile {level}/{col}/{row} of image {image_id}")
-            tmp.write_bytes(data.tobytes())
-            tmp.replace(target)
+            _write_tile(folder / f"{col}_{row}.jpg", part, f"{level}/{col}/{row} of image {image_id}")
+
+
+def _write_tile(target: Path, pixels: np.ndarray, name: str) -> None:
+    """``pixels`` (BGR) as a JPEG at ``target``, written whole or not at all."""
+    ok, data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 88])
+    if not ok:
+        raise ValueError(f"cannot encode tile {name}")
+    tmp = target.with_name(f"{target.stem}.{threading.get_ident()}.tmp")
+    tmp.write_bytes(data.tobytes())
+    tmp.replace(target)
 
 
 def get_tile(
@@ -185,18 +257,34 @@ def get_tile(
     cols, rows = math.ceil(w / TILE), math.ceil(h / TILE)
     if not (0 <= col < cols and 0 <= row < rows):
         raise ValueError(f"tile ({col}, {row}) is outside level {level} ({cols} x {rows} tiles)")
+    _drop_if_changed(cache, image_id, path)
     target = tile_path(cache, image_id, level, col, row)
     if target.is_file():
         return target
-    lock = _lock(image_id)
-    if lock.locked():  # being written: wait for this tile rather than for the whole pyramid
+    regions = _readable(cache, image_id, path)
+    if regions is None:  # being converted, or not yet: wait for this tile or for the pyramid
+        lock = _lock(image_id)
         deadline = time.monotonic() + 120
         while lock.locked() and not target.is_file() and time.monotonic() < deadline:
             time.sleep(0.02)
         if target.is_file():
             return target
-    prepare(cache, image_id, path, width, height)
-    return target
+        prepare(cache, image_id, path, width, height)
+        regions = _readable(cache, image_id, path)
+    return target if target.is_file() else _region_tile(cache, image_id, regions, level, col, row)
+
+
+def _pyramid(cache: Path, image_id: int) -> Path:
+    return cache / str(image_id) / "pyramid.tif"
+
+
+def _readable(cache: Path, image_id: int, path: str):
+    """The image read by regions: its own file, or the pyramid it was converted into (None
+    while there is none)."""
+    regions = cached_regions(path)
+    if regions is None and _pyramid(cache, image_id).is_file():
+        regions = cached_regions(_pyramid(cache, image_id))
+    return regions
 
 
 def browser_copy(cache: Path, image_id: int, path: str) -> Path:

@@ -118,6 +118,7 @@ def create_project(body: ProjectIn, session: DB, config: Config):
         body.classes,
         body.reference,
         check=lambda data: paths.check_dataset(data, roots, adds_images=True),
+        roots=roots,
     )
     session.commit()
     prepare_tiles(config.tile_cache, project.images)
