@@ -2,7 +2,7 @@
 
     python benchmarks/active.py --train T --test H --out F.json [--quick] [--seeds 3]
         [--work DIR] [--methods ...] [--coreset-seeds N] [--backbone imagenet]
-        [--episode-steps N] [--validation] [--threads N] [--first-seed S]
+        [--episode-steps N] [--validation] [--threads N] [--first-seed S] [--noisy-weight W]
 
 Every method starts, per seed, from the same initial model (trained on a random 10% of the
 training part's images, fully labeled) and runs the same episodes
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         episode_steps=args.episode_steps
         or (QUICK["episode_steps"] if args.quick else ActiveConfig.episode_steps),
         candidates=QUICK["candidates"] if args.quick else ActiveConfig.candidates,
+        noisy_weight=args.noisy_weight,
     )
     total_boxes = sum(int((~o.ignore).sum()) for o in units)
     report = {
@@ -435,6 +436,13 @@ def _parser() -> argparse.ArgumentParser:
         "--episode-steps",
         type=int,
         help=f"default {ActiveConfig.episode_steps}, --quick {QUICK['episode_steps']}",
+    )
+    p.add_argument(
+        "--noisy-weight",
+        type=float,
+        default=ActiveConfig.noisy_weight,
+        help=f"lambda_d, the loss weight of an unanswered prediction on a partly labeled image "
+        f"(default {ActiveConfig.noisy_weight}, the paper's)",
     )
     p.add_argument("--limit-train", type=int, help="use only the first N training images (smoke runs)")
     p.add_argument(

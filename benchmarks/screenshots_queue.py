@@ -87,9 +87,9 @@ def _queue_project(api: httpx.Client, app, args) -> dict:
     for image in images[: args.finished]:
         finish(api, app, image)
     api.post(f"/api/projects/{pid}/train", json={"minutes": 1}).raise_for_status()
-    wait_for_jobs(api, pid)
+    wait_for_jobs(api, pid, timeout=5400)  # a loaded machine stretches the first training
     api.post(f"/api/projects/{pid}/queue").raise_for_status()
-    wait_for_jobs(api, pid)
+    wait_for_jobs(api, pid, timeout=5400)  # a loaded machine stretches the first training
     print(api.get(f"/api/projects/{pid}/jobs").json()[-1]["message"], flush=True)
     return project
 
