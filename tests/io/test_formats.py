@@ -323,3 +323,35 @@ def test_cli_convert_takes_dashed_names_and_prints_what_was_left_out(tmp_path, c
     out = capsys.readouterr()
     assert "as yolo-seg" in out.out and "points only (YOLO holds boxes and polygons): 1 object(s)" in out.err
     assert detect_format(tmp_path / "y") == "yolo"
+
+
+def test_a_geotiff_of_no_known_crs_is_written_in_pixels_with_a_warning(tmp_path):
+    import tifffile
+
+    source = rich_dataset(tmp_path / "src")
+    # GeoKeys: a projected model, pixels as areas, and no CRS key
+    keys = (1, 1, 0, 2, 1024, 0, 1, 1, 1025, 0, 1, 1)
+    for rec in source.images:  # a transform (tie point and pixel scale) but no CRS
+        tiff = Path(rec.path).with_suffix(".tif")
+        tifffile.imwrite(
+            tiff,
+            np.zeros((H, W, 3), np.uint8),
+            photometric="rgb",
+            extratags=[
+                (33550, 12, 3, (0.5, 0.5, 0.0)),
+                (33922, 12, 6, (0, 0, 0, 500000.0, 4100000.0, 0)),
+                (34735, 3, len(keys), keys),
+            ],
+        )
+        rec.path = tiff
+        rec.file_name = tiff.name
+    said = write_dataset(source, tmp_path / "out", "geojson")
+    assert any(
+        "written in pixel coordinates: the GeoTIFF names no known CRS" in m and "a.tif" in m for m in said
+    )
+    data = json.loads((tmp_path / "out" / "a.geojson").read_text())
+    assert data["properties"]["coordinates"] == "pixels" and "crs" not in data
+    x0, y0, x1, y1 = rich_objects().boxes[0]
+    np.testing.assert_allclose(data["features"][0]["geometry"]["coordinates"][0][0], [x0, y0])
+    back = read_dataset(tmp_path / "out")
+    np.testing.assert_allclose(back.images[0].objects.boxes[0], rich_objects().boxes[0], atol=1e-6)

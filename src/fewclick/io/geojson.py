@@ -15,8 +15,11 @@ tifffile; ``RasterPixelIsPoint`` shifted by half a pixel as GDAL does), else a w
 beside the image (``a.tfw``, ``a.jgw``, ``a.pgw`` or ``a.wld``). Pixel ``(0, 0)`` is the
 top-left corner of the top-left pixel. Coordinates are written in the image's own CRS,
 named by a ``crs`` member (``urn:ogc:def:crs:EPSG::<code>``) when the GeoTIFF gives an
-EPSG code, as GDAL writes GeoJSON outside WGS 84. An image without a georeference is a
-:class:`~fewclick.io.errors.FormatError` naming it, on writing and on reading.
+EPSG code, as GDAL writes GeoJSON outside WGS 84. A GeoTIFF whose CRS is unknown (no
+EPSG code, or a user-defined one) is written in pixel coordinates instead, with a warning,
+and its collection says so (``"properties": {"coordinates": "pixels"}``), which reading
+honours. An image without a georeference is a :class:`~fewclick.io.errors.FormatError`
+naming it, on writing and on reading.
 
 Geometry: a box or an oriented box is its corner ring, a polygon object a Polygon (or a
 MultiPolygon in parts), a mask the outline of its pixels (the outer contour moved half a
@@ -45,12 +48,14 @@ _SUFFIX = ".geojson"
 
 
 class Georeference:
-    """An image's pixel -> map transform ``X = a x + b y + c``, ``Y = d x + e y + f`` and its
-    EPSG code (or None)."""
+    """An image's pixel -> map transform ``X = a x + b y + c``, ``Y = d x + e y + f``, its
+    EPSG code (or None) and where it came from (``"geotiff"``, ``"world file"``, or
+    ``"pixels"``: the identity, for coordinates written in pixels)."""
 
-    def __init__(self, matrix: np.ndarray, epsg: int | None = None) -> None:
+    def __init__(self, matrix: np.ndarray, epsg: int | None = None, source: str = "world file") -> None:
         self.matrix = np.asarray(matrix, np.float64).reshape(2, 3)
         self.epsg = epsg
+        self.source = source
         if abs(np.linalg.det(self.matrix[:, :2])) < 1e-300:
             raise ValueError(f"a georeference must be invertible, got {self.matrix.tolist()}")
 
@@ -103,7 +108,12 @@ def _geotiff(image: Path) -> Georeference | None:
         return None
     if int(tags.get("GTRasterTypeGeoKey", 1)) == 2:  # RasterPixelIsPoint: the tie is a pixel centre
         matrix[:, 2] -= 0.5 * (matrix[:, 0] + matrix[:, 1])
-    return Georeference(matrix, epsg)
+    return Georeference(matrix, epsg, "geotiff")
+
+
+#: coordinates written in pixels: the identity transform
+PIXELS = Georeference(np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), None, "pixels")
+PIXEL_COORDINATES = "pixels"
 
 
 def _world_file(path: Path) -> Georeference:
@@ -163,7 +173,7 @@ def _record(file: Path, classes: list[str], folders: list[Path], index: int) -> 
     if image is None:
         image = next((p for s in IMAGE_SUFFIXES if (p := _beside(file, folders, s)) is not None), None)
         name = name or (image.name if image else file.stem)
-    ref = _required(image, name)
+    ref = PIXELS if props.get("coordinates") == PIXEL_COORDINATES else _required(image, name)
     width, height = header_size(image, str(file))
     features = data.get("features")
     if not isinstance(features, list):
@@ -258,6 +268,12 @@ def write(dataset: Dataset, path: Path) -> list[str]:
     path.mkdir(parents=True, exist_ok=True)
     left = LeftOut("GeoJSON")
     for rec, ref, stem in zip(dataset.images, refs, stems, strict=True):
+        in_pixels = ref.source == "geotiff" and ref.epsg is None
+        if in_pixels:
+            left.add(
+                "written in pixel coordinates: the GeoTIFF names no known CRS (EPSG code)", rec.file_name
+            )
+            ref = PIXELS
         objs, scores = rec.objects, object_scores(rec.objects)
         features = []
         for i in range(len(objs)):
@@ -276,6 +292,8 @@ def write(dataset: Dataset, path: Path) -> list[str]:
             "properties": {"image": image_name, "width": rec.width, "height": rec.height},
             "features": features,
         }
+        if in_pixels:
+            collection["properties"]["coordinates"] = PIXEL_COORDINATES
         if ref.epsg is not None:
             collection["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{ref.epsg}"}}
         with open(path / f"{stem}{_SUFFIX}", "w", encoding="utf-8") as f:
