@@ -431,12 +431,18 @@ def test_every_skipped_file_is_named_even_when_all_are_skipped(client, places, m
     folder = places.root / "all_skipped"
     _png(folder / "wide.png", width=400, height=300)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    import tifffile
+
+    tifffile.imwrite(folder / "cut.tif", np.ones((600, 800, 3), np.uint8), tile=(256, 256), photometric="rgb")
+    data = (folder / "cut.tif").read_bytes()
+    (folder / "cut.tif").write_bytes(data[: len(data) // 2])
     monkeypatch.setenv("FEWCLICK_MAX_PIXELS", "1000")
     r = client.post("/api/projects", json={"name": "all skipped", "folder": str(folder)})
     detail = r.json()["detail"]
     assert r.status_code == 400 and "no readable images" in detail
     assert "skipped wide.png: " in detail and "exceeds the limit of 1,000" in detail
     assert "skipped broken.jpg: " in detail
+    assert "skipped cut.tif: " in detail and "the file is cut short" in detail
 
 
 def test_a_tiled_tiff_is_read_by_regions_so_the_pixel_limit_is_not_its(client, places, monkeypatch):
