@@ -4,8 +4,9 @@ into one report, with its curves, targets and plot.
     python benchmarks/active_merge.py A.json B.json [...] --out F.json
 
 The parts must share the dataset, the test images, the configuration and the backbone;
-their runs are joined by method and seed (a seed in two parts is refused), the consistency
-check is taken from the part that ran it, and full supervision must agree.
+their runs are joined by method and seed (a method's seed in two parts is refused; one seed's
+methods may come from several parts), the consistency check is taken from the part that
+ran it, and full supervision must agree.
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ def merge(parts: list[dict]) -> dict:
     checks = [p["consistency"] for p in parts if "consistency" in p]
     if checks:
         out["consistency"] = checks[0]
-    out["seeds"] = sum(p["seeds"] for p in parts)
-    out["coreset_seeds"] = sum(p["coreset_seeds"] for p in parts)
+    out["seeds"] = len({seed for runs in out["runs"].values() for seed in runs})
+    coreset = [runs for method, runs in out["runs"].items() if method.endswith("coreset")]
+    out["coreset_seeds"] = len({seed for runs in coreset for seed in runs})
     out["seconds"] = max(p.get("seconds", 0.0) for p in parts)
     out["merged_from"] = len(parts)
     out["curves"] = _curves(out)
