@@ -79,6 +79,7 @@ def _dataset(r: dict) -> str:
         f"- load average {r.get('load_average_start')} at the start, {r.get('load_average_end')} at the end; "
         f"{r.get('seconds', 0) / 60:.0f} minutes in all.",
         *_consistency(r.get("consistency")),
+        *_old_count(r),
         f"- plot: ![mAP against boxes and seconds](active_{name}.png)\n",
         "| method | seeds | boxes | questions | mAP mean ± std | % of full | seconds (cost model) "
         "| s per episode |",
@@ -102,6 +103,16 @@ def _dataset(r: dict) -> str:
             detail = {k: v for k, v in t.items() if k != "met"}
             lines.append(f"- {name_}: {verdict} ({json.dumps(detail)})")
     return "\n".join(lines)
+
+
+def _old_count(r: dict) -> list[str]:
+    """A run from before session 47, whose ``boxes`` counted every question."""
+    if any("questions" in c for c in r["curves"].values()):
+        return []
+    return [
+        "- **measured before session 47:** its `boxes` count every question asked (background "
+        "answers included) and its box-level episodes asked K questions, not K boxes obtained."
+    ]
 
 
 def _consistency(check: dict | None) -> list[str]:

@@ -141,7 +141,12 @@ def _trainer_rounds(app, api: httpx.Client, pid: int, rounds: int, timeout: floa
         reference = reference_images(session, project)
         classes = [c.name for c in project.classes]
     for i, round_ in enumerate(json.loads(state.read_text())["rounds"], 1):
-        candidate = reference_score(Path(round_["path"]), reference, classes, None, pid)["reference_mAP"]
+        kept = Path(round_["path"]).is_file()  # the trainer keeps its last two rounds
+        candidate = (
+            reference_score(Path(round_["path"]), reference, classes, None, pid)["reference_mAP"]
+            if kept
+            else "(not kept)"
+        )
         print(
             f"trainer round {i}: {round_['train_images']} images, {round_['steps']} steps; held-out mAP "
             f"candidate {round_['candidate_mAP']}, serving {round_['serving_mAP']} (won {round_['wins']}); "
