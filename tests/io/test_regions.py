@@ -78,6 +78,12 @@ def test_a_file_cut_short_is_refused_naming_it(tmp_path, pyramid):
         open_regions(cut)
 
 
+def test_a_tiff_of_no_image_data_is_refused_naming_it(tmp_path):
+    tifffile.imwrite(tmp_path / "empty.tif", np.zeros((0, 0), np.uint8))
+    with pytest.raises(ImageError, match="empty.tif: the TIFF holds no image data"):
+        open_regions(tmp_path / "empty.tif")
+
+
 def test_pyramid_levels_that_disagree_with_level_0_are_refused(tmp_path):
     path = _pyramid(tmp_path / "skew.tif", [IMAGE, IMAGE[::2, ::3]], photometric="rgb")
     with pytest.raises(ImageError, match=r"level 1 \(534 x 600\) disagrees with level 0 \(1600 x 1200\)"):

@@ -145,6 +145,8 @@ def open_regions(path: str | Path) -> RegionImage | None:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
+            if not series.shape or 0 in series.shape:
+                raise ImageError(f"{path}: the TIFF holds no image data (an empty or unfinished file)")
             pages = [level.keyframe for level in series.levels]
             if series.axes not in AXES or not all(_by_regions(p) for p in pages):
                 return None
