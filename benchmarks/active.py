@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"full supervision: mAP {report['full_supervision_mAP']:.3f}", flush=True)
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["load_average_end"] = load_average()
-    report["curves"] = _curves(report)
+    report["curves"] = mean_curves(report)
     report["targets"] = targets(report)
     write_report(report, args.out)
     plot(report, Path(args.out).with_suffix(".png"), Path(args.train).name)
@@ -167,7 +167,7 @@ def _run_seed(seed: int, learner, config: ActiveConfig, models: Path, args, repo
             continue
         curve = run_method(method, learner, (chosen, model), config, seed, models / f"seed{seed}", log=_say)
         report["runs"][method][str(seed)] = curve.__dict__
-        report["curves"] = _curves(report)
+        report["curves"] = mean_curves(report)
         write_report(report, args.out)
 
 
@@ -227,7 +227,7 @@ def _trained_for(path: Path, steps: int, units: int) -> bool:
     return ckpt.get("step") == steps and json.loads(stamp.read_text()).get("units") == units
 
 
-def _curves(report: dict) -> dict:
+def mean_curves(report: dict) -> dict:
     """Per method, the mean over seeds of boxes, mAP (and its std) and seconds, by episode."""
     out = {}
     full = report.get("full_supervision_mAP") or float("nan")

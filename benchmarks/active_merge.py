@@ -18,7 +18,7 @@ from pathlib import Path
 
 from _common import write_report
 
-from active import _curves, plot, targets
+from active import mean_curves, plot, targets
 
 #: keys that must be equal in every part
 SAME = (
@@ -62,7 +62,7 @@ def merge(parts: list[dict]) -> dict:
     out["coreset_seeds"] = len({seed for runs in coreset for seed in runs})
     out["seconds"] = max(p.get("seconds", 0.0) for p in parts)
     out["merged_from"] = len(parts)
-    out["curves"] = _curves(out)
+    out["curves"] = mean_curves(out)
     out["targets"] = targets(out)
     return out
 

@@ -203,9 +203,9 @@ def _drop_if_changed(cache: Path, image_id: int, path: str) -> None:
 
 def _coarse_levels(cache: Path, image_id: int, regions) -> None:
     """Every tile of the levels of at most :data:`AHEAD_TILES` tiles, read by regions."""
-    for level in reversed(range(levels(regions.width, regions.height))):
-        w, h = math.ceil(regions.width / 2**level), math.ceil(regions.height / 2**level)
-        cols, rows = math.ceil(w / TILE), math.ceil(h / TILE)
+    sizes = info(regions.width, regions.height)["sizes"]
+    for level in reversed(range(len(sizes))):
+        cols, rows = math.ceil(sizes[level][0] / TILE), math.ceil(sizes[level][1] / TILE)
         if cols * rows > AHEAD_TILES:
             return
         for row in range(rows):
