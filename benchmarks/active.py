@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         or (QUICK["episode_steps"] if args.quick else ActiveConfig.episode_steps),
         candidates=QUICK["candidates"] if args.quick else ActiveConfig.candidates,
         noisy_weight=args.noisy_weight,
+        background_weight=args.background_weight,
     )
     total_boxes = sum(int((~o.ignore).sum()) for o in units)
     report = {
@@ -140,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         args.first_seed, args.first_seed + args.seeds
     ):  # the curves first: the report is written as they come
         _run_seed(seed, learner, config, models, args, report)
+    report["curves"] = mean_curves(report)
+    if args.no_full_supervision:  # a lever's search: the curves are what is compared
+        report["seconds"] = round(time.perf_counter() - started, 1)
+        write_report(report, args.out)
+        print(f"wrote {args.out} (no full supervision, no targets)")
+        return 0
     report["full_supervision_mAP"] = _full_supervision(learner, config, models)
     report["full_supervision_steps"] = config.initial_steps + config.episodes * config.episode_steps
     print(f"full supervision: mAP {report['full_supervision_mAP']:.3f}", flush=True)
@@ -443,6 +450,18 @@ def _parser() -> argparse.ArgumentParser:
         default=ActiveConfig.noisy_weight,
         help=f"lambda_d, the loss weight of an unanswered prediction on a partly labeled image "
         f"(default {ActiveConfig.noisy_weight}, the paper's)",
+    )
+    p.add_argument(
+        "--background-weight",
+        type=float,
+        default=ActiveConfig.background_weight,
+        help=f"the loss weight of a partly labeled image's cells of no box, background nobody "
+        f"named (default {ActiveConfig.background_weight})",
+    )
+    p.add_argument(
+        "--no-full-supervision",
+        action="store_true",
+        help="stop after the curves: no full-supervision model, no targets, no plot (lever searches)",
     )
     p.add_argument("--limit-train", type=int, help="use only the first N training images (smoke runs)")
     p.add_argument(

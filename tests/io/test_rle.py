@@ -1,12 +1,14 @@
 """RLE checks at the boundaries: compressed counts decoded and checked against the size."""
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from fewclick.io.rle import check_rle, mask_to_rle, rle_counts
+from fewclick.io.rle import check_rle, mask_to_rle, rle_boxes, rle_counts, rle_window, window_to_rle
 
 
 @settings(max_examples=200, deadline=None)
@@ -51,3 +53,47 @@ def test_a_12_byte_rle_that_claims_a_huge_mask_is_refused_without_decoding():
     # every character but the last says "more follows": one run of about 2**55 pixels
     with pytest.raises(ValueError, match="add up to 4 x 5 = 20 pixels"):
         check_rle({"size": [4, 5], "counts": "ooooooooooo?"}, 4, 5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_window_numbered_in_its_image_is_the_rle_of_the_image_sized_mask(data):
+    height, width = data.draw(st.integers(1, 30)), data.draw(st.integers(1, 30))
+    h, w = data.draw(st.integers(1, height)), data.draw(st.integers(1, width))
+    x0, y0 = data.draw(st.integers(0, width - w)), data.draw(st.integers(0, height - h))
+    window = data.draw(arrays(bool, (h, w)))
+    full = np.zeros((height, width), bool)
+    full[y0 : y0 + h, x0 : x0 + w] = window
+    assert window_to_rle(window, (x0, y0), height, width) == mask_to_rle(full)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_window_read_from_the_runs_is_the_mask_s_window(data):
+    mask = data.draw(arrays(bool, st.tuples(st.integers(1, 30), st.integers(1, 30))))
+    height, width = mask.shape
+    x0, y0 = data.draw(st.integers(0, width - 1)), data.draw(st.integers(0, height - 1))
+    x1, y1 = data.draw(st.integers(x0 + 1, width + 5)), data.draw(st.integers(y0 + 1, height + 5))
+    assert (rle_window(mask_to_rle(mask), (x0, y0, x1, y1)) == mask[y0:y1, x0:x1]).all()
+
+
+def test_a_slide_s_mask_is_numbered_without_the_slide_sized_mask():
+    window = np.zeros((1024, 1024), bool)
+    window[400:460, 300:380] = True
+    rle = window_to_rle(window, (15000, 28000), 30000, 40000)  # 1.2 gigapixels: 1.2 GB as a mask
+    assert rle["size"] == [30000, 40000]
+    assert rle_boxes([rle])[0].tolist() == [15300, 28400, 15380, 28460]
+    assert (rle_window(rle, (15290, 28390, 15390, 28470)) == window[390:470, 290:390]).all()
+
+
+@pytest.mark.parametrize(
+    "offset, size, message",
+    [
+        ((10, 0), (20, 20), "does not fit the 20 x 20 image"),
+        ((0, -1), (20, 20), "does not fit"),
+        ((0, 0), (70000, 70000), "over the 2^32 pixels"),
+    ],
+)
+def test_a_window_that_cannot_be_numbered_is_refused(offset, size, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        window_to_rle(np.ones((15, 15), bool), offset, *size)

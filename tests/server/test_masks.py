@@ -245,3 +245,42 @@ def test_a_comparison_picks_the_serving_backend_with_its_ranker_and_the_user_can
     assert r.status_code == 422 and "sam, sam_tuned, model, grabcut, box" in r.text
     b = client.put(f"/api/projects/{project['id']}/backend", json={"backend": None}).json()
     assert b["chosen_by"] == "comparison" and b["override"] is None
+
+
+def test_box_to_mask_on_a_large_tiff_reads_a_window_at_full_resolution(client, home, sam_files):
+    """A 5000 x 3000 tiled TIFF: the mask of a 40 px disk comes from a window around its box
+    (never the whole image shrunk to 1024 px, where the disk would be 8 px), numbered in
+    the image, and the window's embedding is kept on disk under the window's key."""
+    import tifffile
+
+    from fewclick.io.rle import rle_boxes, rle_window
+
+    folder = home / "large"
+    folder.mkdir()
+    width, height, (cx, cy, r) = 5000, 3000, (3710, 2230, 20)
+    yy, xx = np.mgrid[0:height, 0:width]
+    pixels = np.full((height, width, 3), 40, np.uint8)
+    disk = (xx - cx) ** 2 + (yy - cy) ** 2 <= r**2
+    pixels[disk] = (230, 200, 60)
+    tifffile.imwrite(folder / "scene.tif", pixels, tile=(512, 512), photometric="rgb", compression="deflate")
+    project, images = _project(client, "large", folder=str(folder))
+    image = images[0]
+    assert client.post(f"/api/images/{image['id']}/prepare").json()["ready"] is True, (
+        "a large image is never encoded whole: nothing to wait for"
+    )
+    box = [cx - r - 4, cy - r - 4, cx + r + 4, cy + r + 4]
+    out = client.post(f"/api/images/{image['id']}/segment", json={"box": box})
+    assert out.status_code == 200, out.text
+    mask = out.json()["mask"]
+    assert mask["size"] == [height, width], "the RLE is the image's"
+    around = (box[0] - 10, box[1] - 10, box[2] + 10, box[3] + 10)
+    got, want = rle_window(mask, around), disk[around[1] : around[3], around[0] : around[2]]
+    assert (got & want).sum() / (got | want).sum() > 0.85
+    assert np.abs(rle_boxes([mask])[0] - [cx - r, cy - r, cx + r + 1, cy + r + 1]).max() <= 3
+    windows = list((home / "data" / "embeddings").glob(f"{project['id']}-*.npz"))
+    assert len(windows) == 1 and windows[0].stat().st_size < 5e6, "one window's embedding, kept on disk"
+    clicked = client.post(f"/api/images/{image['id']}/segment", json={"box": box, "clicks": [[cx, cy, True]]})
+    assert clicked.status_code == 200 and clicked.json()["mask"]["size"] == [height, width]
+    assert len(list((home / "data" / "embeddings").glob(f"{project['id']}-*.npz"))) == 1
+    far = client.post(f"/api/images/{image['id']}/segment", json={"box": box, "clicks": [[100, 100, True]]})
+    assert far.status_code == 400 and "outside the window" in far.json()["detail"]

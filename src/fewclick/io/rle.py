@@ -21,6 +21,68 @@ def mask_to_rle(mask: np.ndarray) -> dict:
     return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"]}
 
 
+def window_to_rle(window: np.ndarray, offset: tuple[int, int], height: int, width: int) -> dict:
+    """The compressed COCO RLE of a ``height x width`` mask that is empty but for ``window``
+    (``bool[h, w]``) with its top-left pixel at ``offset`` (x, y): the image-sized mask is
+    never made. Its runs come from the window's on-intervals, column by column (COCO's
+    order), moved to the image's pixel numbering. ValueError if the window does not fit."""
+    m = np.asarray(window, bool)
+    if m.ndim != 2:
+        raise ValueError(f"expected a window mask of shape (h, w), got {m.shape}")
+    x0, y0 = int(offset[0]), int(offset[1])
+    h, w = m.shape
+    if x0 < 0 or y0 < 0 or x0 + w > width or y0 + h > height:
+        raise ValueError(f"a {w} x {h} window at ({x0}, {y0}) does not fit the {width} x {height} image")
+    if height * width >= 2**32:  # pycocotools counts in 32 bits
+        raise ValueError(f"a {width} x {height} image is over the 2^32 pixels a COCO RLE can number")
+    cols = np.zeros((w, h + 2), np.int8)  # each window column padded by an off pixel either end
+    cols[:, 1:-1] = m.T
+    edges = np.diff(cols, axis=1)
+    col_on, row_on = np.nonzero(edges == 1)  # column by column, top to bottom (C order of m.T)
+    row_off = np.nonzero(edges == -1)[1]
+    base = (x0 + col_on.astype(np.int64)) * height + y0
+    starts, ends = base + row_on, base + row_off
+    if len(starts) > 1:  # runs that touch across a column (a window as high as the image) are one
+        joined = np.concatenate([[True], starts[1:] != ends[:-1]])
+        starts, ends = starts[joined], ends[np.concatenate([joined[1:], [True]])]
+    bounds = np.empty(2 * len(starts) + 2, np.int64)
+    bounds[0], bounds[-1] = 0, height * width
+    bounds[1:-1:2], bounds[2:-1:2] = starts, ends
+    counts = np.diff(bounds).tolist()
+    if len(counts) > 1 and counts[-1] == 0:  # a mask on to its last pixel ends there, as COCO's
+        counts.pop()
+    rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    return {"size": [height, width], "counts": rle["counts"].decode("ascii")}
+
+
+def rle_window(rle: dict, box: Any) -> np.ndarray:
+    """The ``bool[h, w]`` window ``box`` (x0, y0, x1, y1, clipped to the mask) of a COCO RLE,
+    decoded from its runs without making the whole mask (a large image's). ValueError for
+    an RLE that is not one, or a box outside the mask."""
+    height, width = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    runs = rle_counts(counts) if isinstance(counts, str) else list(counts)
+    x0, y0 = max(0, int(box[0])), max(0, int(box[1]))
+    x1, y1 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"window {list(box)} lies outside the {width} x {height} mask")
+    out = np.zeros((x1 - x0, y1 - y0), bool)  # column by column, as the runs go
+    first, last = x0 * height, x1 * height
+    pos, on = 0, False
+    for n in runs:
+        if on and n and pos + n > first and pos < last:
+            start, end = max(pos, first), min(pos + n, last)
+            for col in range(start // height, (end - 1) // height + 1):
+                r0, r1 = max(start - col * height, y0), min(end - col * height, y1)
+                if r1 > r0:
+                    out[col - x0, r0 - y0 : r1 - y0] = True
+        pos += n
+        on = not on
+        if pos >= last:
+            break
+    return out.T
+
+
 def rle_to_mask(rle: dict) -> np.ndarray:
     """COCO RLE (compressed, or uncompressed with a list of counts) -> ``bool[H, W]``."""
     if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:

@@ -27,13 +27,16 @@ class MaskPrediction:
     mask-quality ranker, None until a ranker has scored it; ``state`` what the same backend
     takes back as ``previous`` for the next round on this object; ``candidates`` the
     other masks a person may switch to (``Tab`` on the page), this one first, where the
-    backend offers any (SAM with ``multimask``), else empty."""
+    backend offers any (SAM with ``multimask``), else empty. ``offset`` (x, y), when set,
+    says ``mask`` is a window of a large image with its top-left pixel there
+    (:mod:`fewclick.predict.windows`)."""
 
     mask: np.ndarray
     score: float
     quality: float | None = None
     state: Any = None
     candidates: list[MaskPrediction] = field(default_factory=list)
+    offset: tuple[int, int] | None = None
 
 
 class SegmentPredictor(Protocol):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fewclick.active.continual import held_out
-from fewclick.server import serving, worker_detect, worker_masks
+from fewclick.server import serving, tiles, worker_detect, worker_masks
 from fewclick.server.db import Image, ModelVersion
 from fewclick.server.deps import Settings
 from fewclick.server.errors import Conflict, StoreError, Unprocessable
@@ -147,11 +147,15 @@ def sam_needs(session, image: Image) -> dict:
 
 def encoding_items(config: Settings, image: Image) -> tuple[str, list[tuple[str, str]]]:
     """``(embedding folder, [(key, path), ...])``: the image, and the project's next image
-    after it when its file is there (encoded ahead of the person)."""
+    after it when its file is there and it is not large (encoded ahead of the person)."""
     folder, key = sam_image(config, image)
     items = [(key, image.path)]
     following = next_image(image)
-    if following is not None and Path(following.path).is_file():
+    if (
+        following is not None
+        and Path(following.path).is_file()
+        and not tiles.is_large(following.width, following.height)
+    ):
         items.append((sam_image(config, following)[1], following.path))
     return folder, items
 
@@ -212,6 +216,21 @@ def other_classes(version: int, trained_for: list[str], names: list[str]) -> str
         f"the project's detector v{version} was trained for classes {trained_for}; {what} after it "
         f"(the project has {names}): train again to detect with it"
     )
+
+
+def large_image(config: Settings, image: Image) -> tuple[str, str, int, int] | None:
+    """For an image served as tiles, what the worker reads its windows by (``(file read by
+    regions, embedding key, width, height)``, :func:`fewclick.server.worker_masks.segment`);
+    None for an image read whole. Conflict while its pyramid is still being made."""
+    if not tiles.is_large(image.width, image.height):
+        return None
+    source = tiles.region_file(config.tile_cache, image.id, image.path)
+    if source is None:
+        raise Conflict(
+            f"image {image.file_name!r} is still being converted for reading by regions: "
+            "try again when its tiles are shown"
+        )
+    return source, serving.embedding_key(image), image.width, image.height
 
 
 def sam_image(config: Settings, image: Image) -> tuple[str, str]:

@@ -287,6 +287,13 @@ def _readable(cache: Path, image_id: int, path: str):
     return regions
 
 
+def region_file(cache: Path, image_id: int, path: str) -> str | None:
+    """The file a large image is read by regions from: its own, or the pyramid it was
+    converted into; None while the conversion has not finished."""
+    regions = _readable(cache, image_id, path)
+    return None if regions is None else str(regions.path)
+
+
 def browser_copy(cache: Path, image_id: int, path: str) -> Path:
     """A PNG of an image in a format browsers do not show (TIFF, 16-bit, ...), made once."""
     target = cache / str(image_id) / "full.png"

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +30,7 @@ def segment(
     clicks: list,
     candidate: int = 0,
     strokes: list | None = None,
+    large: tuple[str, str, int, int] | None = None,
 ) -> dict:
     """Box-to-mask with corrective clicks ``[x, y, positive]`` by the backend ``serving``
     names (``sam``: the embedding's cache folder and key, for SAM). The last answer per
@@ -65,7 +67,7 @@ def segment(
         before = last[1] if last is not None and made and last[0] == made[:-1] else None
         if before is not None:
             before = _candidate(before, candidate)
-        pred, quality = _predicted(path, sam, serving, box, made, before)
+        pred, quality = _predicted(path, sam, serving, box, made, before, large)
         if before is not None:  # how much of the mask the click changed (1 - IoU)
             from fewclick.metrics.segmentation import mask_iou
 
@@ -74,8 +76,15 @@ def segment(
         while len(_LAST_MASKS) > 8:
             _LAST_MASKS.pop(next(iter(_LAST_MASKS)))
     if painted:
-        pred, quality = MaskPrediction(apply_strokes(pred.mask, painted), pred.score), None
-    shown = _shown_mask(pred)
+        if pred.offset is not None:  # a window's mask: the strokes move into the window
+            at = np.float32(pred.offset)
+            painted = [replace(s, points=s.points - at) for s in painted]
+        pred, quality = (
+            MaskPrediction(apply_strokes(pred.mask, painted), pred.score, offset=pred.offset),
+            None,
+        )
+    size = (large[3], large[2]) if large is not None else None
+    shown = _shown_mask(pred, size)
     note = _NOTES.get(serving.model) if serving.name == "sam_tuned" else None
     return {
         "method": "sam" if note else serving.name,
@@ -84,7 +93,9 @@ def segment(
         **shown,
         "quality": quality,
         "changed": changed,
-        "candidates": [shown, *map(_shown_mask, pred.candidates[1:])] if len(pred.candidates) > 1 else [],
+        "candidates": (
+            [shown, *(_shown_mask(c, size) for c in pred.candidates[1:])] if len(pred.candidates) > 1 else []
+        ),
     }
 
 
@@ -97,16 +108,16 @@ def _candidate(pred, index: int):
     return pred.candidates[index] if index else pred
 
 
-def _predicted(path: str, sam, serving: Serving, box: list[float], made: list, before) -> tuple:
+def _predicted(path: str, sam, serving: Serving, box: list[float], made: list, before, large) -> tuple:
     """The backend's mask for ``box`` and the clicks ``made`` (``before``: the answer to
     all but the last click, whose state goes back), and its estimated quality (None
-    without a ranker)."""
+    without a ranker); on a window of a ``large`` image (see :func:`segment`)."""
     from fewclick.types import Clicks
 
     xy = np.asarray([c[:2] for c in made], np.float32).reshape(-1, 2)
     positive = np.asarray([bool(c[2]) for c in made], bool)
     c = Clicks(xy, np.zeros(len(xy), np.int64), positive)
-    predictor = _mask_backend(serving, path, sam)
+    predictor = _mask_backend(serving, path, sam) if large is None else _windowed(serving, sam, large)
     options = {"multimask": True} if serving.name in SAMS else {}
     pred = predictor.predict(box, c, None if before is None else before.state, **options)
     ranker = _ranker(serving.ranker)
@@ -121,9 +132,12 @@ def _predicted(path: str, sam, serving: Serving, box: list[float], made: list, b
     return pred, round(float(ranker.predict(features[None], [pred.score])[0]), 4)
 
 
-def _shown_mask(pred) -> dict:
-    """A mask as the page draws it (:func:`fewclick.wire.codec.mask_answer`)."""
-    return mask_answer(pred.mask, pred.score)
+def _shown_mask(pred, size: tuple[int, int] | None = None) -> dict:
+    """A mask as the page draws it (:func:`fewclick.wire.codec.mask_answer`); a window's
+    (``pred.offset`` set) numbered in the image of ``size`` (height, width)."""
+    if pred.offset is None:
+        return mask_answer(pred.mask, pred.score)
+    return mask_answer(pred.mask, pred.score, offset=pred.offset, size=size)
 
 
 SAMS = ("sam", "sam_tuned")  # the backends that run SAM on the image's embedding
@@ -146,6 +160,48 @@ def _mask_backend(serving: Serving, path: str, sam: tuple[str, str] | None):
         return _sam(sam, path)
     key = ("mask", serving.name, serving.model)
     return worker.predictor(key, lambda: make_backend(serving.name, serving.model), path)
+
+
+def _windowed(serving: Serving, sam: tuple[str, str] | None, large: tuple[str, str, int, int]):
+    """The project's mask backend on windows of the large image ``large`` (see
+    :func:`segment`): SAM on each window's embedding (encoded once and kept in the
+    embedding folder under the window's key), any other backend on the window's pixels."""
+    from fewclick.io.regions import cached_regions
+    from fewclick.predict.backends import make_backend
+    from fewclick.predict.windows import WindowedMasks, sam_window_embedding
+
+    source, name, width, height = large
+    key = ("window", serving.name, serving.model, sam[0] if sam else None)
+    held = worker.PREDICTORS.get(key)
+    if held is None:
+        if serving.name in SAMS:
+            if sam is None:
+                raise ValueError(f"the {serving.name} backend needs the image's embedding folder")
+            from fewclick.server import embeddings
+
+            encoder = embeddings.encoder(sam[0])
+            backend = make_backend("sam", encoder=encoder)
+            if serving.name == "sam_tuned" and serving.model not in _NOTES:
+                try:
+                    backend = make_backend("sam_tuned", serving.model, encoder)
+                except (ValueError, FileNotFoundError) as exc:
+                    _NOTES[serving.model] = (
+                        f"the tuned SAM decoder cannot be read ({exc}): the pretrained one serves"
+                    )
+
+            def show(pixels, window, image):
+                backend.set_embedding(sam_window_embedding(encoder, pixels, window, image))
+
+            held = WindowedMasks(backend, show, level0=True)
+        else:
+            backend = make_backend(serving.name, serving.model)
+            held = WindowedMasks(backend, lambda pixels, window, image: backend.set_image(pixels))
+        worker.PREDICTORS[key] = held
+    regions = cached_regions(source)
+    if regions is None:
+        raise ValueError(f"{source}: the large image cannot be read by regions")
+    held.set_image(name, width, height, lambda w: regions.read((w.x0, w.y0, w.x1, w.y1), w.scale))
+    return held
 
 
 def _sam(sam: tuple[str, str], path: str, tuned: str | None = None):

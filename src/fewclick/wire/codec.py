@@ -35,13 +35,20 @@ def detection_lists(det: Detections) -> dict:
     }
 
 
-def mask_answer(mask: np.ndarray, score: float) -> dict:
+def mask_answer(
+    mask: np.ndarray,
+    score: float,
+    offset: tuple[int, int] | None = None,
+    size: tuple[int, int] | None = None,
+) -> dict:
     """A ``bool[H, W]`` mask as the page draws it: its COCO RLE (``mask``), its tight XYXY
     ``box`` (an empty mask's is the zero box at the origin, as :func:`~fewclick.io.rle.rle_boxes`
-    gives it; None only were it not finite), ``score`` and ``area`` in pixels."""
-    from fewclick.io.rle import mask_to_rle, rle_boxes
+    gives it; None only were it not finite), ``score`` and ``area`` in pixels. With
+    ``offset`` (x, y) and ``size`` (height, width), ``mask`` is a window of an image of that
+    size, and the RLE the image's (the image-sized mask is never made)."""
+    from fewclick.io.rle import mask_to_rle, rle_boxes, window_to_rle
 
-    rle = mask_to_rle(mask)
+    rle = mask_to_rle(mask) if offset is None else window_to_rle(mask, offset, *size)
     b = rle_boxes([rle])[0]
     return {
         "mask": rle,

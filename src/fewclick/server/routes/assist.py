@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from fewclick.predict.segment_api import check_box
-from fewclick.server import assisting, embeddings, serving, worker_detect, worker_masks
+from fewclick.server import assisting, embeddings, serving, tiles, worker_detect, worker_masks
 from fewclick.server.db import Image
 from fewclick.server.deps import DB, Config, Worker
 from fewclick.server.storage import rows
@@ -68,8 +68,8 @@ async def prepare(image_id: int, session: DB, config: Config, models: Worker):
     for fn, *args in assisting.learning_calls(session, config, image.project):  # learnt meanwhile
         await models.run(fn, *args)
     out = assisting.sam_needs(session, image)
-    if not out["needs_sam"]:
-        return {**out, "ready": True}
+    if not out["needs_sam"] or tiles.is_large(image.width, image.height):
+        return {**out, "ready": True}  # a large image is never encoded whole: its windows on demand
     folder, items = assisting.encoding_items(config, image)
     ready = [serving.embedding_ready(config.embeddings, k) for k, _ in items]
     if not all(ready):
@@ -93,6 +93,7 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
         assisting.check_click(image, x, y, f"click {i} at")
     backend = serving.serving(session, image.project)
     sam = assisting.sam_image(config, image) if backend.name in worker_masks.SAMS else None
+    large = assisting.large_image(config, image)
     out = await models.run(
         worker_masks.segment,
         image.path,
@@ -102,6 +103,7 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
         [list(c) for c in body.clicks],
         body.candidate,
         [s.model_dump() for s in body.strokes],
+        large,
     )
     if backend.name == "sam_tuned" and not out.get("note"):  # what the tuned decoder scored, held out
         model = newest_model(session, image.project_id, "segment")

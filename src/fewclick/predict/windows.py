@@ -1,0 +1,179 @@
+"""Box-to-mask on a window of a large image, at full resolution.
+
+A large image (a GeoTIFF, a slide) is never encoded or held whole: a 64 x 35 px truck in a
+16,000 px scene would be 4 x 2 px of a 1024 px encoding. Box-to-mask instead reads a window
+around the box, with context, from the file's pyramid (:class:`fewclick.io.regions.RegionImage`)
+and runs the mask backend on that window, as the crop protocol does for small images:
+
+- the window is ``WINDOW`` px a side at full resolution, or, for a box over half that, the
+  box's longer side times ``CONTEXT`` read at the level that brings it to ``WINDOW`` px;
+- it is placed on a grid of an eighth of its side, so that the boxes of one neighbourhood
+  share a window (and its embedding, kept on disk under the window's key) and every box
+  keeps at least an eighth of the window as context on each side;
+- prompts move into the window and the mask comes back as the window's with its
+  ``offset``; :func:`fewclick.io.rle.window_to_rle` numbers it in the image without ever
+  making the image-sized mask.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from fewclick.predict.segment_api import MaskPrediction
+from fewclick.types import Clicks
+
+#: the window's side at full resolution: SAM's input side
+WINDOW = 1024
+#: the window's side is at least this many times the box's longer side
+CONTEXT = 2.0
+#: the longest box side box-to-mask takes on a large image (its window is then 2x, read coarser)
+MAX_BOX_SIDE = 8192
+#: windows snap to a grid of this share of their side
+GRID = 8
+
+
+@dataclass(frozen=True)
+class Window:
+    """``x0, y0, x1, y1`` in level-0 pixels (clipped to the image) and ``scale``, the
+    pixels read per level-0 pixel (1: full resolution)."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+    scale: float
+
+    @property
+    def offset(self) -> tuple[int, int]:
+        return self.x0, self.y0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) in level-0 pixels."""
+        return self.y1 - self.y0, self.x1 - self.x0
+
+    def key(self, image_key: str) -> str:
+        """The window's embedding key under its image's."""
+        return f"{image_key}@{self.x0}_{self.y0}_{self.x1}_{self.y1}_{self.scale:.4f}"
+
+
+def mask_window(box: Any, width: int, height: int) -> Window:
+    """The window box-to-mask reads for ``box`` (XYXY, level-0 pixels) in a ``width x
+    height`` image. ValueError for a box outside the image or over :data:`MAX_BOX_SIDE`."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise ValueError(f"box {[x0, y0, x1, y1]} is not inside the {width} x {height} image")
+    longest = max(x1 - x0, y1 - y0)
+    if longest > MAX_BOX_SIDE:
+        raise ValueError(
+            f"box of {longest:.0f} px a side: box-to-mask on a large image takes boxes up to "
+            f"{MAX_BOX_SIDE} px (draw the object's parts, or a polygon)"
+        )
+    side = max(WINDOW, GRID * math.ceil(CONTEXT * longest / GRID))
+    step = side // GRID
+    placed = []
+    for centre, extent in (((x0 + x1) / 2, width), ((y0 + y1) / 2, height)):
+        span = min(side, extent)
+        start = math.floor((centre - side / 2) / step) * step
+        placed.append((min(max(start, 0), extent - span), span))
+    (wx, ww), (wy, wh) = placed
+    return Window(wx, wy, wx + ww, wy + wh, min(1.0, WINDOW / side))
+
+
+class WindowedMasks:
+    """A mask backend run on windows of a large image (the :class:`SegmentPredictor`
+    ``predict`` call). ``read(window)`` gives the window's ``uint8[h, w, 3]`` pixels at its
+    scale; ``show(pixels, window, name)`` hands them to the backend (``name``: the image's, see
+    :meth:`set_image`). ``level0`` says the backend
+    takes prompts and gives masks in the window's level-0 pixels (SAM, whose window
+    embedding is sized so); otherwise prompts are scaled to the pixels read and the mask
+    scaled back."""
+
+    def __init__(self, backend, show, level0: bool = False) -> None:
+        self.backend, self._show, self._level0 = backend, show, level0
+        self.image: str | None = None
+        self.width = self.height = 0
+        self._read = None
+        self.window: Window | None = None
+
+    def set_image(self, name: str, width: int, height: int, read) -> None:
+        """Work on the image ``name`` (unique per image and file: SAM's window embeddings are
+        kept under it) of ``width x height`` level-0 pixels, whose windows
+        ``read(window)`` gives (a new image: no window is shown yet)."""
+        if name != self.image:
+            self.image, self.width, self.height, self._read = name, int(width), int(height), read
+            self.window = None
+
+    def predict(
+        self, box: Any, clicks: Clicks | None = None, previous: Any = None, **options
+    ) -> MaskPrediction:
+        """The backend's mask for ``box`` and ``clicks`` (level-0 pixels) as the window's
+        ``bool[h, w]`` with its ``offset``; the window follows the box (one box, one window,
+        so ``previous`` stays the window's). A click outside the window is a ValueError."""
+        window = mask_window(box, self.width, self.height)
+        if window != self.window:
+            self._show(self._read(window), window, self.image)
+            self.window = window
+        x, y = window.offset
+        moved = None
+        if clicks is not None and len(clicks):
+            xy = np.asarray(clicks.xy, np.float32)
+            lo, hi = np.float32([window.x0, window.y0]), np.float32([window.x1, window.y1])
+            outside = ((xy < lo) | (xy >= hi)).any(1)
+            if outside.any():
+                i = int(np.argmax(outside))
+                raise ValueError(
+                    f"click {i} at ({xy[i, 0]:.0f}, {xy[i, 1]:.0f}) is outside the window "
+                    f"{[window.x0, window.y0, window.x1, window.y1]} read around the box: click on the object"
+                )
+            moved = replace(clicks, xy=xy - np.float32([x, y]))
+        inside = np.asarray(box, np.float32) - np.float32([x, y, x, y])
+        k = 1.0 if self._level0 else window.scale
+        if k != 1.0:
+            inside = inside * k
+            moved = None if moved is None else replace(moved, xy=moved.xy * k)
+        pred = self.backend.predict(inside, moved, previous, **options)
+        return _placed(pred, window)
+
+
+def _placed(pred: MaskPrediction, window: Window) -> MaskPrediction:
+    """``pred`` (and its candidates) as masks of ``window``: its level-0 size, its offset."""
+
+    def place(p: MaskPrediction) -> MaskPrediction:
+        mask = p.mask
+        h, w = window.size
+        if mask.shape != (h, w):  # read coarser than level 0: nearest, back to the window's size
+            import cv2
+
+            mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+        return replace(p, mask=mask, offset=window.offset, candidates=[])
+
+    out = place(pred)
+    if pred.candidates:
+        out.candidates = [out, *(place(c) for c in pred.candidates[1:])]
+    return out
+
+
+def sam_window_embedding(encoder, pixels: np.ndarray, window: Window, image_key: str):
+    """SAM's embedding of a window (encoded once, cached under :meth:`Window.key`), sized as
+    the window's level-0 pixels so that prompts and masks are in them."""
+    from fewclick.predict.encoder import INPUT_SIZE
+
+    e = encoder.encode(pixels, key=window.key(image_key))
+    h, w = window.size
+    return replace(e, image_size=(h, w), scale=INPUT_SIZE / max(h, w))
+
+
+__all__ = [
+    "CONTEXT",
+    "MAX_BOX_SIDE",
+    "WINDOW",
+    "Window",
+    "WindowedMasks",
+    "mask_window",
+    "sam_window_embedding",
+]

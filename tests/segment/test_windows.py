@@ -1,0 +1,126 @@
+"""Box-to-mask on windows of a large image: where a window lies, and prompts and masks moved
+in and out of it."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fewclick.io.rle import rle_window, window_to_rle
+from fewclick.predict.segment_api import MaskPrediction
+from fewclick.predict.windows import CONTEXT, GRID, MAX_BOX_SIDE, WINDOW, WindowedMasks, mask_window
+from fewclick.types import Clicks
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_window_holds_its_box_with_context_at_full_resolution_for_small_boxes(data):
+    width, height = data.draw(st.integers(300, 40000)), data.draw(st.integers(300, 30000))
+    w = data.draw(st.floats(2, min(width, MAX_BOX_SIDE)))
+    h = data.draw(st.floats(2, min(height, MAX_BOX_SIDE)))
+    x0, y0 = data.draw(st.floats(0, width - w)), data.draw(st.floats(0, height - h))
+    box = [x0, y0, min(x0 + w, width), min(y0 + h, height)]
+    win = mask_window(box, width, height)
+    side = max(WINDOW, CONTEXT * max(w, h))
+    assert 0 <= win.x0 <= box[0] and box[2] <= win.x1 <= width
+    assert 0 <= win.y0 <= box[1] and box[3] <= win.y1 <= height
+    for lo, hi, start, end, extent in (
+        (box[0], box[2], win.x0, win.x1, width),
+        (box[1], box[3], win.y0, win.y1, height),
+    ):
+        if extent >= side + GRID:  # room for the whole window: context either side, unless at the edge
+            assert end - start >= side - GRID
+            assert lo - start >= min(side / GRID - 1, lo) - 1e-6
+            assert end - hi >= min(side / GRID - 1, extent - hi) - 1e-6
+    longest = max(box[2] - box[0], box[3] - box[1])
+    if longest <= WINDOW / CONTEXT:
+        assert win.scale == 1.0, "a small object's window is read at full resolution"
+    else:  # read at the scale that makes the whole window WINDOW px
+        assert WINDOW / (CONTEXT * longest + GRID) <= win.scale <= WINDOW / (CONTEXT * longest)
+
+
+def test_neighbouring_boxes_share_a_window():
+    a = mask_window([5000, 5000, 5040, 5030], 16000, 16000)
+    b = mask_window([5030, 5010, 5070, 5050], 16000, 16000)
+    assert a == b and a.scale == 1.0 and a.size == (WINDOW, WINDOW)
+
+
+@pytest.mark.parametrize(
+    "box, message",
+    [
+        ([0, 0, MAX_BOX_SIDE + 10, 20], f"takes boxes up to {MAX_BOX_SIDE} px"),
+        ([-5, 0, 20, 20], "is not inside the 16000 x 16000 image"),
+        ([10, 10, 10, 20], "is not inside"),
+    ],
+)
+def test_a_box_a_window_cannot_hold_is_refused(box, message):
+    with pytest.raises(ValueError, match=message):
+        mask_window(box, 16000, 16000)
+
+
+class _BoxBackend:
+    """A backend of known behaviour: the mask is the box (in the pixels it was shown), the
+    clicks it got are kept."""
+
+    def __init__(self):
+        self.shape = None
+        self.shown = 0
+        self.clicks = None
+
+    def set_image(self, pixels):
+        self.shape = pixels.shape[:2]
+        self.shown += 1
+
+    def predict(self, box, clicks=None, previous=None):
+        mask = np.zeros(self.shape, bool)
+        x0, y0, x1, y1 = (int(round(v)) for v in box)
+        mask[y0:y1, x0:x1] = True
+        self.clicks = clicks
+        return MaskPrediction(mask, 1.0)
+
+
+def _windowed(width=16000, height=12000):
+    backend = _BoxBackend()
+    reads = []
+
+    def read(window):
+        reads.append(window)
+        h, w = window.size
+        return np.zeros((max(1, round(h * window.scale)), max(1, round(w * window.scale)), 3), np.uint8)
+
+    masks = WindowedMasks(backend, lambda pixels, window, name: backend.set_image(pixels))
+    masks.set_image("slide", width, height, read)
+    return masks, backend, reads
+
+
+def test_a_window_s_mask_comes_back_in_image_pixels_with_its_offset():
+    masks, backend, reads = _windowed()
+    box = [9000, 7000, 9064, 7035]
+    clicks = Clicks(np.float32([[9030, 7020]]), np.zeros(1, np.int64), np.ones(1, bool))
+    pred = masks.predict(box, clicks)
+    win = reads[0]
+    assert pred.offset == (win.x0, win.y0) and pred.mask.shape == win.size
+    assert backend.clicks.xy.tolist() == [[9030 - win.x0, 7020 - win.y0]], "clicks move into the window"
+    rle = window_to_rle(pred.mask, pred.offset, 12000, 16000)
+    assert rle_window(rle, (8990, 6990, 9074, 7045))[10:-10, 10:-10].all()
+    assert rle_window(rle, (8990, 6990, 9074, 7045)).sum() == 64 * 35
+    masks.predict(box, clicks)
+    assert backend.shown == 1 and len(reads) == 1, "the same box keeps its window"
+
+
+def test_a_large_box_is_read_coarser_and_its_mask_scaled_back():
+    masks, backend, reads = _windowed()
+    box = [1000, 1000, 3000, 2000]  # 2000 px: a 4000 px window read at 1024 px
+    pred = masks.predict(box)
+    win = reads[0]
+    assert win.scale < 0.3 and backend.shape[0] < 1100
+    assert pred.mask.shape == win.size
+    inside = pred.mask[1000 - win.y0 : 2000 - win.y0, 1000 - win.x0 : 3000 - win.x0]
+    assert inside.mean() > 0.99 and pred.mask.sum() == pytest.approx(2000 * 1000, rel=0.01)
+
+
+def test_a_click_outside_the_window_is_refused_by_name():
+    masks, _, _ = _windowed()
+    far = Clicks(np.float32([[15000, 11000]]), np.zeros(1, np.int64), np.ones(1, bool))
+    with pytest.raises(ValueError, match=r"click 0 at \(15000, 11000\) is outside the window"):
+        masks.predict([100, 100, 150, 150], far)
