@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from fewclick.io.rle import rle_window, window_to_rle
 from fewclick.predict.segment_api import MaskPrediction
-from fewclick.predict.windows import CONTEXT, GRID, MAX_BOX_SIDE, WINDOW, WindowedMasks, mask_window
+from fewclick.predict.windows import CONTEXT, GRID, MAX_BOX_SIDE, MIN_SIDE, WINDOW, WindowedMasks, mask_window
 from fewclick.types import Clicks
 
 
@@ -21,7 +21,7 @@ def test_a_window_holds_its_box_with_context_at_full_resolution_for_small_boxes(
     x0, y0 = data.draw(st.floats(0, width - w)), data.draw(st.floats(0, height - h))
     box = [x0, y0, min(x0 + w, width), min(y0 + h, height)]
     win = mask_window(box, width, height)
-    side = max(WINDOW, CONTEXT * max(w, h))
+    side = max(MIN_SIDE, CONTEXT * max(w, h))
     assert 0 <= win.x0 <= box[0] and box[2] <= win.x1 <= width
     assert 0 <= win.y0 <= box[1] and box[3] <= win.y1 <= height
     for lo, hi, start, end, extent in (
@@ -41,8 +41,8 @@ def test_a_window_holds_its_box_with_context_at_full_resolution_for_small_boxes(
 
 def test_neighbouring_boxes_share_a_window():
     a = mask_window([5000, 5000, 5040, 5030], 16000, 16000)
-    b = mask_window([5030, 5010, 5070, 5050], 16000, 16000)
-    assert a == b and a.scale == 1.0 and a.size == (WINDOW, WINDOW)
+    b = mask_window([5010, 5005, 5050, 5035], 16000, 16000)
+    assert a == b and a.scale == 1.0 and a.size == (MIN_SIDE, MIN_SIDE)
 
 
 @pytest.mark.parametrize(

@@ -7,13 +7,14 @@ split into tiles, each a unit); coordinates are the encoder's input pixels of th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torchvision.ops import nms, roi_align
 
-from fewclick.models.backbone import unit_similarity_features
 from fewclick.types import Detections
+
+if TYPE_CHECKING:
+    import torch
 
 SAME_OBJECT_IOU = 0.5
 
@@ -89,6 +90,9 @@ def one_box_per_object(det: Detections, threshold: float) -> Detections:
     above = np.flatnonzero(det.scores >= threshold)
     if not len(above):
         return det[above]
+    import torch
+    from torchvision.ops import nms
+
     kept = nms(torch.from_numpy(det.boxes[above]), torch.from_numpy(det.scores[above]), SAME_OBJECT_IOU)
     return det[above[kept.numpy()]]
 
@@ -100,6 +104,11 @@ def box_features(maps: list[torch.Tensor], boxes: np.ndarray, stride: int = 8) -
     box (encoder input pixels) and normalised again."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     index = (4, 8, 16).index(stride)
+    import torch
+    from torchvision.ops import roi_align
+
+    from fewclick.models.backbone import unit_similarity_features
+
     with torch.inference_mode():
         unit = unit_similarity_features([m.float() for m in maps], index)
         if not len(boxes):

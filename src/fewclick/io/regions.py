@@ -17,9 +17,11 @@ disagree with level 0 (not smaller, or of another aspect ratio).
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,8 @@ MAX_STRIP_ROWS = 1024
 BLOCK = 2048
 #: at most this many files are kept open
 OPEN_FILES = 8
+#: threads a large read decodes its blocks on
+READ_THREADS = max(1, min(4, os.cpu_count() or 1))
 #: the layouts read by regions: grey, samples last, samples or channels first
 AXES = ("YX", "YXS", "SYX", "CYX")
 #: a level's side may differ from level 0's divided by its downsample by this many pixels
@@ -97,15 +101,21 @@ class RegionImage:
             return self._resized(self._stored(array, sx0, sy0, sx1, sy1), out_w, out_h)
         out = np.zeros((out_h, out_w, 3), np.uint8)
         kx, ky = out_w / (sx1 - sx0), out_h / (sy1 - sy0)
-        for by in range(sy0, sy1, BLOCK):
-            for bx in range(sx0, sx1, BLOCK):
-                ex, ey = min(bx + BLOCK, sx1), min(by + BLOCK, sy1)
-                ox0, oy0 = round((bx - sx0) * kx), round((by - sy0) * ky)
-                ox1, oy1 = round((ex - sx0) * kx), round((ey - sy0) * ky)
-                if ox1 > ox0 and oy1 > oy0:
-                    out[oy0:oy1, ox0:ox1] = self._resized(
-                        self._stored(array, bx, by, ex, ey), ox1 - ox0, oy1 - oy0
-                    )
+
+        def block(bx: int, by: int) -> None:
+            ex, ey = min(bx + BLOCK, sx1), min(by + BLOCK, sy1)
+            ox0, oy0 = round((bx - sx0) * kx), round((by - sy0) * ky)
+            ox1, oy1 = round((ex - sx0) * kx), round((ey - sy0) * ky)
+            if ox1 > ox0 and oy1 > oy0:
+                out[oy0:oy1, ox0:ox1] = self._resized(
+                    self._stored(array, bx, by, ex, ey), ox1 - ox0, oy1 - oy0
+                )
+
+        blocks = [(bx, by) for by in range(sy0, sy1, BLOCK) for bx in range(sx0, sx1, BLOCK)]
+        # the codecs let go of the GIL: blocks decode on every core (memory: a block per thread)
+        with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(blocks))) as pool:
+            for done in [pool.submit(block, bx, by) for bx, by in blocks]:
+                done.result()
         return out
 
     def _stored(self, array, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:

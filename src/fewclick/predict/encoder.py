@@ -72,13 +72,15 @@ def preprocess(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), (nh, nw)
 
 
-def session_options(threads: int | None):
+def session_options(threads: int | None, arena: bool = True):
     """onnxruntime options: ``threads`` intra-op threads (None: its default) that sleep
     rather than spin between runs, so an idle session costs nothing and a busy machine's
-    other work is not slowed by spinning threads."""
+    other work is not slowed by spinning threads. Without ``arena`` a run's buffers go back
+    when it ends (the encoder's: about 230 MB an app's worker would otherwise keep)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    options.enable_cpu_mem_arena = arena
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -114,7 +116,9 @@ class ImageEncoder:
 
             path = default_model_files()[0]
         self.path = Path(path)
-        self.session, self.feature_outputs = onnx_session(self.path, FEATURE_TENSORS, "encoder", threads)
+        self.session, self.feature_outputs = onnx_session(
+            self.path, FEATURE_TENSORS, "encoder", threads, arena=False
+        )
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or list(inputs[0].shape[1:]) != [3, INPUT_SIZE, INPUT_SIZE]:
             found = [(i.name, i.shape) for i in inputs]
@@ -215,15 +219,17 @@ class ImageEncoder:
             return None
 
 
-def onnx_session(path: Path, tensors: dict, what: str, threads: int | None):
+def onnx_session(path: Path, tensors: dict, what: str, threads: int | None, arena: bool = True):
     """``(onnxruntime session on the CPU, the added outputs)`` of the ONNX ``what`` at
-    ``path`` with ``tensors`` added as outputs (:func:`with_outputs`); a graph onnxruntime
-    cannot load raises ValueError naming the file."""
+    ``path`` with ``tensors`` added as outputs (:func:`with_outputs`; ``arena`` as in
+    :func:`session_options`); a graph onnxruntime cannot load raises ValueError naming the file."""
     import onnxruntime as ort
 
     graph, outputs = with_outputs(path, tensors, what)
     try:
-        session = ort.InferenceSession(graph, session_options(threads), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            graph, session_options(threads, arena), providers=["CPUExecutionProvider"]
+        )
     except Exception as exc:  # onnxruntime raises its own types for a bad graph
         raise ValueError(f"{path}: not a loadable ONNX {what} ({exc})") from None
     return session, outputs

@@ -49,12 +49,12 @@ class ModelWorker:
 
 
 def _init(parent: int) -> None:
-    import torch
-
     from fewclick.server.processes import watch_parent
 
     watch_parent(parent)
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    # torch takes its threads from here when a model first imports it: a worker that only
+    # serves SAM (ONNX) and tiles never loads torch's half a gigabyte
+    os.environ["OMP_NUM_THREADS"] = str(max(1, min(2, os.cpu_count() or 1)))
 
 
 def image(path: str) -> np.ndarray:
