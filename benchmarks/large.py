@@ -19,8 +19,9 @@ Each is imported as a project of its own through the API; then, per image:
 - ``mask_mIoU`` and ``mask_mIoU_source``: box-to-mask from each object's own box, on the
   mosaic and on its source image (a second project of the source images), against the
   object's mask (datasets with masks);
-- ``click_p95_ms`` and ``preannotate_s``: click-to-detect on the image not yet encoded and
-  whole-image pre-annotation; None (with the reason in ``not_measured``) until they are built;
+- ``click_p95_ms`` (and ``click_ms``: p50, p95, the first): click-to-detect of one click on an
+  object, each in a window not yet encoded (the encoder's time included), timed by the client;
+- ``preannotate_s``: whole-image pre-annotation; None (the reason in ``not_measured``) until built;
 - ``geojson``: the GeoJSON export read back (the georeferenced image's CRS and where a box lands).
 
 Nothing is trained, so the whole dataset is used (no split). ``--work`` holds the mosaics and
@@ -63,9 +64,8 @@ METRES_PER_PIXEL = 0.5
 ORIGIN = (500000.0, 4100000.0)  # the GeoTIFF's top-left corner in EPSG:32633
 MASK_OBJECTS = 50
 TILE_SAMPLES = 40
-NOT_BUILT = (
-    "not built yet: detection by windows around the click (the whole-image path would encode every tile)"
-)
+CLICKS = 20
+NOT_BUILT = "not built yet: whole-image pre-annotation of a large image by windows, in-process and on Ray"
 
 
 @dataclass
@@ -390,6 +390,44 @@ def geojson_round_trip(api, project_id: int, image: dict, box: list[float]) -> d
     }
 
 
+def click_times(api, image: dict, mosaic: Mosaic, objects: list[Truth], records, class_ids: dict) -> dict:
+    """One click on each of :data:`CLICKS` objects in windows no click encoded before: the
+    seconds to the answer, and how many answers box the clicked object (IoU >= 0.5)."""
+    from fewclick.predict.windows import detect_window
+
+    seen, ms, boxed = set(), [], 0
+    for o in random.Random(2).sample(objects, len(objects)):
+        x, y = (o.box[0] + o.box[2]) / 2, (o.box[1] + o.box[3]) / 2
+        window = detect_window(x, y, mosaic.width, mosaic.height)
+        if any(abs(window[0] - w[0]) < 1024 and abs(window[1] - w[1]) < 1024 for w in seen):
+            continue  # overlapping a window already encoded
+        seen.add(window)
+        label = int(records[o.record].objects.labels[o.index])
+        t = time.perf_counter()
+        r = api.post(f"/api/images/{image['id']}/detect", json={"clicks": [[x, y, class_ids[label]]]})
+        ms.append((time.perf_counter() - t) * 1000)
+        if r.status_code != 200:
+            raise SystemExit(f"detect at ({x:.0f}, {y:.0f}): {r.status_code} {r.text}")
+        boxes = np.asarray(r.json()["boxes"], np.float64).reshape(-1, 4)
+        boxed += int(len(boxes) > 0 and _ious(boxes, o.box).max() >= 0.5)
+        if len(ms) == CLICKS:
+            break
+    return {
+        "p50": round(float(np.percentile(ms, 50)), 1),
+        "p95": round(float(np.percentile(ms, 95)), 1),
+        "first": round(ms[0], 1),
+        "clicks": len(ms),
+        "clicked_object_boxed": boxed,
+    }
+
+
+def _ious(boxes: np.ndarray, box) -> np.ndarray:
+    lo, hi = np.maximum(boxes[:, :2], box[:2]), np.minimum(boxes[:, 2:], box[2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
+    area = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1) + (box[2] - box[0]) * (box[3] - box[1])
+    return inter / np.maximum(area - inter, 1e-9)
+
+
 def run_image(api, mosaic: Mosaic, records, objects, chosen, source_ids, classes, memory) -> dict:
     with memory:
         p, made = project(api, f"large {mosaic.name} {time.strftime('%H%M%S')}", mosaic.path.parent, classes)
@@ -399,6 +437,8 @@ def run_image(api, mosaic: Mosaic, records, objects, chosen, source_ids, classes
         first = wait_tile(api, image["id"], levels - 1, 0, 0, 600) - made
         full = wait_tile(api, image["id"], 0, 0, 0, 600) - made
         times = tile_times(api, image, random.Random(1))
+        class_ids = [c["id"] for c in p["classes"]]
+        clicks = click_times(api, image, mosaic, objects, records, class_ids)
         mask_mosaic, mask_source = mask_scores(api, mosaic, image, chosen, records, source_ids)
         geo = geojson_round_trip(api, p["id"], image, chosen[0].box) if mosaic.name == "geotiff" else None
     return {
@@ -413,9 +453,10 @@ def run_image(api, mosaic: Mosaic, records, objects, chosen, source_ids, classes
         "mask_mIoU": mask_mosaic,
         "mask_mIoU_source": mask_source,
         "mask_objects": len(chosen) if mask_mosaic is not None else 0,
-        "click_p95_ms": None,
+        "click_p95_ms": clicks["p95"],
+        "click_ms": clicks,
         "preannotate_s": {"in_process": None, "ray_2": None},
-        "not_measured": {"click_p95_ms": NOT_BUILT, "preannotate_s": NOT_BUILT},
+        "not_measured": {"preannotate_s": NOT_BUILT},
         "geojson": geo,
     }
 

@@ -8,7 +8,18 @@ from hypothesis import strategies as st
 
 from fewclick.io.rle import rle_window, window_to_rle
 from fewclick.predict.segment_api import MaskPrediction
-from fewclick.predict.windows import CONTEXT, GRID, MAX_BOX_SIDE, MIN_SIDE, WINDOW, WindowedMasks, mask_window
+from fewclick.predict.windows import (
+    CONTEXT,
+    DETECT_SIDE,
+    DETECT_STEP,
+    GRID,
+    MAX_BOX_SIDE,
+    MIN_SIDE,
+    WINDOW,
+    WindowedMasks,
+    detect_window,
+    mask_window,
+)
 from fewclick.types import Clicks
 
 
@@ -124,3 +135,17 @@ def test_a_click_outside_the_window_is_refused_by_name():
     far = Clicks(np.float32([[15000, 11000]]), np.zeros(1, np.int64), np.ones(1, bool))
     with pytest.raises(ValueError, match=r"click 0 at \(15000, 11000\) is outside the window"):
         masks.predict([100, 100, 150, 150], far)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_a_click_s_detect_window_holds_it_a_quarter_window_from_the_sides(data):
+    width, height = data.draw(st.integers(2049, 40000)), data.draw(st.integers(600, 30000))
+    x, y = data.draw(st.floats(0, width - 0.01)), data.draw(st.floats(0, height - 0.01))
+    x0, y0, x1, y1 = detect_window(x, y, width, height)
+    assert (x1 - x0, y1 - y0) == (min(DETECT_SIDE, width), min(DETECT_SIDE, height))
+    assert 0 <= x0 and x1 <= width and 0 <= y0 and y1 <= height
+    assert x0 % DETECT_STEP == 0 or x1 == width
+    for v, lo, hi, extent in ((x, x0, x1, width), (y, y0, y1, height)):
+        quarter = DETECT_SIDE / 4
+        assert v - lo >= min(quarter, v) - 1e-6 and hi - v >= min(quarter, extent - v) - 1e-6

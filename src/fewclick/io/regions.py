@@ -281,6 +281,33 @@ def _array(path: Path, level: int):
         return array
 
 
+#: what separates a large image's file from the window of it a window path names
+WINDOW_MARK = "#window="
+
+
+def window_path(source: str | Path, box: tuple[int, int, int, int]) -> str:
+    """A path naming the window ``box`` (x0, y0, x1, y1, level-0 pixels) of the file
+    ``source`` read by regions: what the worker's predictors take as an image's path, so
+    that a window is read, cached and encoded as a small image is (:func:`load_pixels`)."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return f"{source}{WINDOW_MARK}{x0},{y0},{x1},{y1}"
+
+
+def load_pixels(path: str | Path) -> np.ndarray:
+    """``uint8[H, W, 3]``: the image at ``path``, or, for a :func:`window_path`, the window
+    read at full resolution (ImageError when its file cannot be read by regions)."""
+    text = str(path)
+    if WINDOW_MARK not in text:
+        from fewclick.io.images import load_image
+
+        return load_image(path)
+    source, box = text.rsplit(WINDOW_MARK, 1)
+    regions = cached_regions(source)
+    if regions is None:
+        raise ImageError(f"{source}: not a file read by regions, so no window of it can be read")
+    return regions.read(tuple(int(v) for v in box.split(",")))
+
+
 def convert_to_pyramid(
     source: str | Path, target: str | Path, progress: Callable[[int], None] | None = None
 ) -> Path:

@@ -91,6 +91,28 @@ def mask_window(box: Any, width: int, height: int) -> Window:
     return Window(wx, wy, wx + ww, wy + wh, min(1.0, WINDOW / side))
 
 
+#: a click-to-detect window's side: one encoder input at full resolution
+DETECT_SIDE = 1024
+#: click-to-detect windows lie on a grid of this step, so that they overlap by half
+DETECT_STEP = 512
+#: the most windows one click-to-detect request detects on (the last clicks' windows)
+MAX_DETECT_WINDOWS = 16
+
+
+def detect_window(x: float, y: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """The click-to-detect window (x0, y0, x1, y1) of a click at (x, y) in a large image:
+    the grid window whose centre is nearest, so that the click lies at least a quarter of
+    the window from its sides (but at the image's edges), and the clicks of one neighbourhood
+    share it (and its embedding)."""
+    out = []
+    for v, extent in ((x, width), (y, height)):
+        side = min(DETECT_SIDE, extent)
+        start = round((v - DETECT_SIDE / 2) / DETECT_STEP) * DETECT_STEP
+        start = min(max(start, 0), extent - side)
+        out += [start, start + side]
+    return out[0], out[2], out[1], out[3]
+
+
 class WindowedMasks:
     """A mask backend run on windows of a large image (the :class:`SegmentPredictor`
     ``predict`` call). ``read(window)`` gives the window's ``uint8[h, w, 3]`` pixels at its
@@ -177,6 +199,10 @@ def sam_window_embedding(encoder, pixels: np.ndarray, window: Window, image_key:
 
 __all__ = [
     "CONTEXT",
+    "DETECT_SIDE",
+    "DETECT_STEP",
+    "MAX_DETECT_WINDOWS",
+    "detect_window",
     "MIN_SIDE",
     "MAX_BOX_SIDE",
     "WINDOW",

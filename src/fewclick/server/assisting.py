@@ -94,9 +94,15 @@ def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCal
         finished_boxes(session, project) if sam and clicks else None,
         held_out_keys(session, project) if sam and model else None,
         tight_from,
+        large_image(config, image),
     )
-    # the proposals on open: the first click's SAM set up meanwhile
-    later = (image.path, sam_image(config, image), len(names)) if sam and not clicks else None
+    # the proposals on open: the first click's SAM set up meanwhile (a large image's windows
+    # are encoded where the person clicks)
+    later = (
+        (image.path, sam_image(config, image), len(names))
+        if sam and not clicks and not tiles.is_large(image.width, image.height)
+        else None
+    )
     return DetectCall(args, classes, names, version, model, limit, later)
 
 

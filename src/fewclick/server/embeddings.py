@@ -64,10 +64,10 @@ def _log_failure(future: Future) -> None:
 
 
 def _encode(enc, key: str, path: str):
-    from fewclick.io.images import load_image
+    from fewclick.io.regions import load_pixels
 
     # with the feature maps, so that click-to-detect on the same image needs no second run
-    return enc.encode(load_image(path), key=key, features=enc.has_features)
+    return enc.encode(load_pixels(path), key=key, features=enc.has_features)
 
 
 def _finished(key: str, future: Future) -> None:

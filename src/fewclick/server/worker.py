@@ -59,12 +59,12 @@ def _init(parent: int) -> None:
 
 def image(path: str) -> np.ndarray:
     """The image at ``path``, decoded once while it is among the last three."""
-    from fewclick.io.images import load_image
+    from fewclick.io.regions import load_pixels
 
     if path in IMAGES:
         IMAGES.move_to_end(path)
         return IMAGES[path]
-    decoded = IMAGES[path] = load_image(path)
+    decoded = IMAGES[path] = load_pixels(path)
     while len(IMAGES) > 3:
         IMAGES.popitem(last=False)
     return decoded

@@ -23,6 +23,9 @@ TIGHT_KEPT = 400
 # (embedding key, class, a proposal's box) -> the box made tight, across an image's requests
 _TIGHTENED: OrderedDict[tuple, np.ndarray] = OrderedDict()
 TIGHTENED_KEPT = 20000
+# a large image's window and everything asked of it -> its click-to-detect answer
+_WINDOWS: OrderedDict[str, dict] = OrderedDict()
+WINDOWS_KEPT = 64
 
 
 def detect(
@@ -36,6 +39,7 @@ def detect(
     finished: list | None = None,
     held: list[str] | None = None,
     tight_from: float | None = None,
+    large: tuple[str, str, int, int] | None = None,
 ) -> dict:
     """Click-to-detect: the project's detector when it has one, else the training-free
     start on the pretrained encoder (``encoding``: the embedding cache folder and the
@@ -48,8 +52,13 @@ def detect(
     argument; only the pairs already learnt count: nothing is computed for them here). A
     detector's proposals at ``tight_from`` or more are made tight by SAM in the classes
     :func:`learn_tight_boxes` found it helps on the ``held`` images (the embedding keys of
-    held-out finished images), once the image's embedding is ready (``tight_classes``)."""
+    held-out finished images), once the image's embedding is ready (``tight_classes``).
+    A ``large`` image (``(file read by regions, its embedding key, width, height)``) is
+    detected on windows around the clicks instead (:func:`_on_windows`)."""
     from fewclick.types import Clicks, Detections
+
+    if large is not None:
+        return _on_windows(large, model, names, clicks, sizes, encoding, limit, finished, held, tight_from)
 
     num_classes = len(names)
     xy = np.asarray([c[:2] for c in clicks], np.float32).reshape(-1, 2)
@@ -90,6 +99,63 @@ def detect(
         # the classes whose proposals SAM makes tight (learnt on held-out finished images)
         "tight_classes": sorted(tight),
     }
+
+
+def _on_windows(large, model, names, clicks, sizes, encoding, limit, finished, held, tight_from) -> dict:
+    """Click-to-detect on a large image: each click's window (:func:`~fewclick.predict.windows.detect_window`,
+    1024 px at full resolution, encoded once and kept on disk under its key) is detected as
+    a small image with the clicks inside it (a window asked the same again answers from
+    memory), for the last clicks' windows up to
+    :data:`~fewclick.predict.windows.MAX_DETECT_WINDOWS`; the boxes move into the image and
+    those found twice where windows overlap are merged once. Without clicks (a trained
+    detector's proposals on open) nothing is detected: the person clicks where they look."""
+    from fewclick.io.regions import window_path
+    from fewclick.io.tiling import Tile, merge_detections
+    from fewclick.predict.windows import MAX_DETECT_WINDOWS, detect_window
+    from fewclick.types import Detections
+
+    source, key, width, height = large
+    groups: OrderedDict[tuple, list] = OrderedDict()
+    for c in clicks:
+        window = detect_window(c[0], c[1], width, height)
+        groups.setdefault(window, []).append(c)
+        groups.move_to_end(window)
+    windows = list(groups.items())[-MAX_DETECT_WINDOWS:]
+    per_window, out = [], {"method": None, "classes": None, "fitted_classes": [], "tight_classes": []}
+    for (x0, y0, x1, y1), inside in windows:
+        moved = [[c[0] - x0, c[1] - y0, c[2]] for c in inside]
+        at = None if encoding is None else (encoding[0], f"{key}@{x0}_{y0}_{x1}_{y1}")
+        path = window_path(source, (x0, y0, x1, y1))
+        asked = repr(
+            (path, model, names, moved, sorted(sizes.items()), at, limit, finished, held, tight_from)
+        )
+        found = _WINDOWS.get(asked)  # a window whose clicks did not change: its answer again
+        if found is None:
+            found = _WINDOWS[asked] = detect(
+                path, model, names, moved, sizes, at, limit, finished, held, tight_from
+            )
+            while len(_WINDOWS) > WINDOWS_KEPT:
+                _WINDOWS.popitem(last=False)
+        if found["classes"] not in (None, list(names)):
+            return {**found, **detection_lists(Detections.empty())}
+        out.update({k: found[k] for k in out if k in found})
+        per_window.append((Tile(x0, y0, x1, y1), _detections(found)))
+    oriented = any(d.rboxes is not None for _, d in per_window)
+    det = merge_detections(per_window, oriented, score_threshold=0.0) if per_window else Detections.empty()
+    return {**out, "method": out["method"] or "none", **detection_lists(det)}
+
+
+def _detections(found: dict):
+    """The Detections of a :func:`detect` answer (its lists, labels as class positions)."""
+    from fewclick.types import Detections
+
+    rboxes = found.get("rboxes")
+    return Detections(
+        np.asarray(found["boxes"], np.float32).reshape(-1, 4),
+        np.asarray(found["scores"], np.float32),
+        np.asarray(found["labels"], np.int64),
+        rboxes=None if rboxes is None else np.asarray(rboxes, np.float32).reshape(-1, 5),
+    )
 
 
 def _trained(model: str, path: str, encoding: tuple[str, str] | None):

@@ -1,0 +1,110 @@
+"""The model in the loop on a large image (served as tiles, read by regions): box-to-mask
+and click-to-detect read windows around the box or the click at full resolution, never
+the whole image."""
+
+import numpy as np
+import pytest
+import tifffile
+from clients import client_for
+
+from fewclick.io.rle import rle_boxes, rle_window
+from fewclick.server.app import create_app
+from fewclick.server.db import sqlite_url
+
+WIDTH, HEIGHT = 5000, 3000
+# bright disks: a row of 6 near (1500, 1000), and 3 far away near (4300, 2500)
+NEAR = [(1300 + 70 * k, 1000, 16) for k in range(6)]
+FAR = [(4200 + 80 * k, 2500, 16) for k in range(3)]
+DISK = (3710, 2230, 20)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    root = tmp_path_factory.mktemp("large")
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    pixels = np.full((HEIGHT, WIDTH, 3), 40, np.uint8)
+    for cx, cy, r in [*NEAR, *FAR, DISK]:
+        pixels[(xx - cx) ** 2 + (yy - cy) ** 2 <= r**2] = (230, 200, 60)
+    (root / "scene").mkdir()
+    tifffile.imwrite(
+        root / "scene" / "scene.tif", pixels, tile=(512, 512), photometric="rgb", compression="deflate"
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(home):
+    app = create_app(sqlite_url(home / "app.db"), home / "data", data_roots=[home])
+    with client_for(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def project(client, home):
+    r = client.post(
+        "/api/projects", json={"name": "scene", "folder": str(home / "scene"), "classes": ["disk"]}
+    )
+    assert r.status_code == 201, r.text
+    project = r.json()["project"]
+    return project, client.get(f"/api/projects/{project['id']}/images").json()[0]
+
+
+def _embeddings(home, project) -> list:
+    return list((home / "data" / "embeddings").glob(f"{project['id']}-*.npz"))
+
+
+def test_a_click_detects_the_look_alikes_in_windows_around_it(client, home, project, sam_files):
+    project, image = project
+    disk = project["classes"][0]["id"]
+    cx, cy, r = NEAR[2]
+    out = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[cx, cy, disk]]})
+    assert out.status_code == 200, out.text
+    boxes = np.asarray(out.json()["boxes"]).reshape(-1, 4)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    found = [min(np.hypot(*(centres - [x, y]).T), default=1e9) <= 6 for x, y, _ in NEAR]
+    assert sum(found) >= 5, f"the look-alikes around the click: {boxes.tolist()}"
+    assert not any(np.hypot(*(centres - [x, y]).T).min() <= 6 for x, y, _ in FAR), (
+        "far away: not in the window"
+    )
+    assert len(_embeddings(home, project)) == 1, "one 1024 px window encoded, not the image"
+    # a second click far away adds its window; the first window's boxes stay
+    fx, fy, _ = FAR[1]
+    both = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[cx, cy, disk], [fx, fy, disk]]})
+    assert both.status_code == 200, both.text
+    boxes = np.asarray(both.json()["boxes"]).reshape(-1, 4)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    for x, y, _ in [*NEAR, *FAR, DISK]:  # the larger disk lies in the far click's window too
+        assert np.hypot(*(centres - [x, y]).T).min() <= 6, f"the disk at ({x}, {y}) is boxed"
+    assert len(_embeddings(home, project)) == 2
+    assert len(boxes) == len(NEAR) + len(FAR) + 1, "each disk boxed once"
+
+
+def test_box_to_mask_on_a_large_tiff_reads_a_window_at_full_resolution(client, home, project, sam_files):
+    """The mask of a 40 px disk comes from a window around its box (never the whole image
+    shrunk to 1024 px, where the disk would be 8 px), numbered in the image, and the
+    window's embedding is kept on disk under the window's key."""
+    project, image = project
+    width, height, (cx, cy, r) = WIDTH, HEIGHT, DISK
+    yy, xx = np.mgrid[cy - 60 : cy + 60, cx - 60 : cx + 60]
+    before = len(_embeddings(home, project))
+    assert client.post(f"/api/images/{image['id']}/prepare").json()["ready"] is True, (
+        "a large image is never encoded whole: nothing to wait for"
+    )
+    box = [cx - r - 4, cy - r - 4, cx + r + 4, cy + r + 4]
+    out = client.post(f"/api/images/{image['id']}/segment", json={"box": box})
+    assert out.status_code == 200, out.text
+    mask = out.json()["mask"]
+    assert mask["size"] == [height, width], "the RLE is the image's"
+    around = (box[0] - 10, box[1] - 10, box[2] + 10, box[3] + 10)
+    disk = (xx - cx) ** 2 + (yy - cy) ** 2 <= r**2  # the window (cx - 60, cy - 60) .. (cx + 60, cy + 60)
+    got = rle_window(mask, around)
+    want = disk[around[1] - cy + 60 : around[3] - cy + 60, around[0] - cx + 60 : around[2] - cx + 60]
+    assert (got & want).sum() / (got | want).sum() > 0.85
+    assert np.abs(rle_boxes([mask])[0] - [cx - r, cy - r, cx + r + 1, cy + r + 1]).max() <= 3
+    windows = _embeddings(home, project)
+    assert len(windows) == before + 1, "one window's embedding, kept on disk"
+    clicked = client.post(f"/api/images/{image['id']}/segment", json={"box": box, "clicks": [[cx, cy, True]]})
+    assert clicked.status_code == 200 and clicked.json()["mask"]["size"] == [height, width]
+    assert len(_embeddings(home, project)) == before + 1, "a click on the same box: the same window"
+    far = client.post(f"/api/images/{image['id']}/segment", json={"box": box, "clicks": [[100, 100, True]]})
+    assert far.status_code == 400 and "outside the window" in far.json()["detail"]
