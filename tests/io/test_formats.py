@@ -127,7 +127,8 @@ HOLDS = {
         says=["box objects written as their box centre", "rbox objects", "polygon objects", "mask objects"],
     ),
 }
-READER = {"yolo_seg": "yolo", "yolo_obb": "yolo"}
+HOLDS["qupath"] = HOLDS["geojson"]  # the same GeoJSON, in pixels, with QuPath's classification
+READER = {"yolo_seg": "yolo", "yolo_obb": "yolo", "qupath": "geojson"}
 
 
 def test_every_writer_has_an_expectation():

@@ -8,7 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from fewclick.io.rle import check_rle, mask_to_rle, rle_boxes, rle_counts, rle_window, window_to_rle
+from fewclick.io.rle import (
+    check_rle,
+    mask_area,
+    mask_outlines,
+    mask_to_rle,
+    rle_boxes,
+    rle_counts,
+    rle_window,
+    segmentation_outlines,
+    window_to_rle,
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -97,3 +107,14 @@ def test_a_slide_s_mask_is_numbered_without_the_slide_sized_mask():
 def test_a_window_that_cannot_be_numbered_is_refused(offset, size, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         window_to_rle(np.ones((15, 15), bool), offset, *size)
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays(bool, st.tuples(st.integers(1, 30), st.integers(1, 30))))
+def test_an_rle_s_outlines_and_area_from_its_box_alone_are_the_mask_s(mask):
+    rle = mask_to_rle(mask)
+    got = segmentation_outlines(rle, *mask.shape)
+    want = mask_outlines(mask)
+    assert len(got) == len(want)
+    assert all(np.allclose(a, b) for a, b in zip(got, want, strict=True))
+    assert mask_area(rle, *mask.shape) == mask.sum()

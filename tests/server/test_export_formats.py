@@ -151,7 +151,7 @@ def test_an_unknown_export_format_names_the_formats_there_are(client, street):
     assert r.status_code == 400
     assert r.json()["detail"] == (
         "export format must be one of coco, coco-panoptic, yolo, yolo-seg, yolo-obb, voc, dota, cvat, "
-        "labelstudio, masks, geojson, points, got 'cityscapes'"
+        "labelstudio, masks, geojson, qupath, points, got 'cityscapes'"
     )
 
 

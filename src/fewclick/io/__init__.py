@@ -67,6 +67,7 @@ WRITER_MODULES: dict[str, tuple[str, dict]] = {
     "labelstudio": ("fewclick.io.labelstudio", {}),
     "masks": ("fewclick.io.masks", {}),
     "geojson": ("fewclick.io.geojson", {}),
+    "qupath": ("fewclick.io.geojson", {"qupath": True}),
     "points": ("fewclick.io.points_table", {}),
 }
 WRITERS = tuple(WRITER_MODULES)

@@ -39,7 +39,7 @@ from fewclick.io.errors import FormatError
 from fewclick.io.images import IMAGE_SUFFIXES
 from fewclick.io.leftout import LeftOut, geometry_of, object_scores
 from fewclick.io.parsing import find_image, header_size, link_image, load_json, objects_from_rows
-from fewclick.io.rle import mask_outlines, segmentation_to_mask
+from fewclick.io.rle import segmentation_outlines
 from fewclick.types import Objects, polygons_to_boxes, polygons_to_rboxes, rboxes_to_polygons
 
 __all__ = ["sniff", "read", "write", "georeference", "Georeference", "world_files"]
@@ -174,7 +174,11 @@ def _record(file: Path, classes: list[str], folders: list[Path], index: int) -> 
         image = next((p for s in IMAGE_SUFFIXES if (p := _beside(file, folders, s)) is not None), None)
         name = name or (image.name if image else file.stem)
     ref = PIXELS if props.get("coordinates") == PIXEL_COORDINATES else _required(image, name)
-    width, height = header_size(image, str(file))
+    said = (props.get("width"), props.get("height"))
+    if image is None and all(type(v) is int and v > 0 for v in said):  # a QuPath export sends no image
+        width, height = said
+    else:
+        width, height = header_size(image, str(file))
     features = data.get("features")
     if not isinstance(features, list):
         raise FormatError(f"{file}: expected 'features' to be a list, got {type(features).__name__}")
@@ -256,12 +260,22 @@ def _rings(geometry: dict, at: str, ref: Georeference) -> list[list[np.ndarray]]
 
 
 # --------------------------------------------------------------------------- writing
-def write(dataset: Dataset, path: Path) -> list[str]:
+#: QuPath's class colours (``classification.color``), by class position, in turn
+QUPATH_COLORS = [
+    [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48], [145, 30, 180],
+    [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128],
+]  # fmt: skip
+
+
+def write(dataset: Dataset, path: Path, qupath: bool = False) -> list[str]:
     """Write ``path/<image stem>.geojson`` per image (see the module doc) and symlink the
     images into ``path/images/``; an image without a georeference is refused before any
-    file is written."""
+    file is written. With ``qupath``, any image is written in its level-0 pixels as QuPath
+    imports objects (a slide's annotations): each feature an ``"objectType": "annotation"``
+    with its ``classification`` (name and colour), and no image is linked; reading it back
+    honours the pixels as for an unknown CRS."""
     path = Path(path)
-    refs = [_required(rec.path, rec.file_name) for rec in dataset.images]
+    refs = [PIXELS if qupath else _required(rec.path, rec.file_name) for rec in dataset.images]
     stems = [Path(rec.file_name).stem for rec in dataset.images]
     if len(set(stems)) != len(stems):
         raise ValueError("expected unique image file stems to name the .geojson files, got repeated ones")
@@ -285,6 +299,10 @@ def write(dataset: Dataset, path: Path) -> list[str]:
                 props["score"] = round(float(scores[i]), 5)
             if objs.ignore[i]:
                 props["iscrowd"] = 1
+            if qupath:
+                colour = QUPATH_COLORS[int(objs.labels[i]) % len(QUPATH_COLORS)]
+                props["objectType"] = "annotation"
+                props["classification"] = {"name": props["class"], "color": colour}
             features.append({"type": "Feature", "geometry": geometry, "properties": props})
         image_name = Path(rec.file_name).name
         collection = {
@@ -292,12 +310,14 @@ def write(dataset: Dataset, path: Path) -> list[str]:
             "properties": {"image": image_name, "width": rec.width, "height": rec.height},
             "features": features,
         }
-        if in_pixels:
+        if in_pixels or qupath:
             collection["properties"]["coordinates"] = PIXEL_COORDINATES
         if ref.epsg is not None:
             collection["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{ref.epsg}"}}
         with open(path / f"{stem}{_SUFFIX}", "w", encoding="utf-8") as f:
             json.dump(collection, f)
+        if qupath:
+            continue
         link_image(rec.path, path / "images" / image_name)
         for world in world_files(Path(rec.path)):
             link_image(world if world.is_file() else None, path / "images" / world.name)
@@ -324,7 +344,7 @@ def _geometry(objs: Objects, i: int, rec: ImageRecord, ref: Georeference, left: 
     if geometry == "polygon":
         polygons = [np.asarray(p, np.float64).reshape(-1, 2) for p in objs.segmentations[i]]
     elif geometry == "mask":
-        polygons = mask_outlines(segmentation_to_mask(objs.segmentations[i], rec.height, rec.width))
+        polygons = segmentation_outlines(objs.segmentations[i], rec.height, rec.width)
         left.add("approximated: masks written as the outline of their pixels (holes not kept)", rec.file_name)
     else:
         left.add("left out: objects without geometry", rec.file_name)

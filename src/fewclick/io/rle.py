@@ -209,7 +209,24 @@ def mask_to_polygons(mask: np.ndarray, min_points: int = 3) -> list[np.ndarray]:
 
 
 def mask_area(seg: Any, height: int, width: int) -> float:
+    """The pixels of a segmentation (an RLE's counted from its runs: a large image's mask is
+    never made)."""
+    if isinstance(seg, dict) and isinstance(seg.get("counts"), str):
+        return float(mask_utils.area({"size": seg["size"], "counts": seg["counts"].encode("ascii")}))
     return float(segmentation_to_mask(seg, height, width).sum())
+
+
+def segmentation_outlines(seg: Any, height: int, width: int) -> list[np.ndarray]:
+    """:func:`mask_outlines` of a segmentation in image pixels; an RLE's decoded only over
+    its box (a large image's mask is never made)."""
+    if isinstance(seg, dict) and "counts" in seg:
+        box = rle_boxes([seg])[0]
+        if not box[2] > box[0]:
+            return []
+        x0, y0 = int(box[0]), int(box[1])
+        window = rle_window(seg, (x0, y0, int(np.ceil(box[2])), int(np.ceil(box[3]))))
+        return [outline + [x0, y0] for outline in mask_outlines(window)]
+    return mask_outlines(segmentation_to_mask(seg, height, width))
 
 
 def rle_boxes(rles: list[dict]) -> np.ndarray:

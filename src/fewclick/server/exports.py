@@ -71,6 +71,7 @@ EXPORTS = {
     "labelstudio": "labelstudio/tasks.json",  # + tasks.label_config.xml
     "masks": "masks",
     "geojson": "geojson",
+    "qupath": "qupath",
     "points": "points/points.csv",
 }
 
@@ -135,7 +136,7 @@ def _skip_unsafe_names(data: Dataset, where: str) -> list[str]:
 #: The formats that write a file per image named after the image: what names it (VOC,
 #: DOTA and GeoJSON drop the folders; YOLO and the label PNGs keep them).
 _FILE_PER_IMAGE = {
-    **dict.fromkeys(("voc", "dota", "geojson"), lambda name: PurePosixPath(name).stem),
+    **dict.fromkeys(("voc", "dota", "geojson", "qupath"), lambda name: PurePosixPath(name).stem),
     **dict.fromkeys(
         ("yolo", "yolo_seg", "yolo_obb", "masks", "coco_panoptic"),
         lambda name: PurePosixPath(name).with_suffix("").as_posix(),

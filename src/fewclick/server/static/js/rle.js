@@ -2,7 +2,7 @@
 // (an ES module; tests/server/test_rle_js.py runs it in node).
 // The work is bounded: an RLE whose size is over MAX_RLE_PIXELS, whose runs do not add up
 // to height * width, or whose box is over MAX_MASK_CANVAS pixels is refused, never drawn.
-export const MAX_RLE_PIXELS = 400000000;  // the server's default image pixel limit
+export const MAX_RLE_PIXELS = 4294967295;  // what a COCO RLE can number (32 bits): a large image read by regions has no pixel limit
 export const MAX_MASK_CANVAS = 1 << 26;  // the largest mask box drawn: 8192 x 8192 (256 MB of RGBA)
 
 // The run lengths of a compressed counts string (5 bits a character offset by 48, 0x20:

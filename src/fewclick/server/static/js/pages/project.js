@@ -9,7 +9,8 @@ const EXPORTS = [
   ["coco", "COCO (boxes, polygons, masks)"], ["coco-panoptic", "COCO panoptic"],
   ["yolo", "YOLO detection"], ["yolo-seg", "YOLO segmentation"], ["yolo-obb", "YOLO oriented boxes"],
   ["voc", "Pascal VOC"], ["dota", "DOTA"], ["cvat", "CVAT for images 1.1"], ["labelstudio", "Label Studio JSON"],
-  ["masks", "Instance + semantic mask PNGs"], ["geojson", "GeoJSON (georeferenced images)"], ["points", "Points CSV"],
+  ["masks", "Instance + semantic mask PNGs"], ["geojson", "GeoJSON (georeferenced images)"], ["qupath", "QuPath GeoJSON (slides, in pixels)"],
+  ["points", "Points CSV"],
 ];
 
 export async function projectPage(id) {
