@@ -312,16 +312,17 @@ def _shifted(tile: Tile, det: Detections) -> Detections:
 def _nms(dets: Detections, oriented: bool, iou_threshold: float, class_agnostic: bool) -> np.ndarray:
     """Kept indices, in decreasing score order, of per-class (or class-agnostic) NMS."""
     groups = np.zeros(len(dets), np.int64) if class_agnostic else dets.labels
-    if not oriented:
-        torch = require("torch", "merging tile detections")
-        batched_nms = require("torchvision.ops", "merging tile detections").batched_nms
-        keep = batched_nms(
-            torch.from_numpy(dets.boxes),
-            torch.from_numpy(dets.scores),
-            torch.from_numpy(groups),
-            iou_threshold,
-        )
-        return keep.numpy().astype(np.int64)
+    if not oriented:  # OpenCV's NMS: torchvision's rule and result, without its 160 MB in a worker
+        cv2 = require("cv2", "merging tile detections")
+        xywh = np.concatenate([dets.boxes[:, :2], dets.boxes[:, 2:] - dets.boxes[:, :2]], 1)
+        floor = float(dets.scores.min()) - 1.0  # OpenCV keeps scores above this: every one
+        keep = np.asarray(
+            cv2.dnn.NMSBoxesBatched(
+                xywh.astype(np.float64).tolist(), dets.scores.tolist(), groups.tolist(), floor, iou_threshold
+            ),
+            np.int64,
+        ).reshape(-1)
+        return keep[np.lexsort((keep, -dets.scores[keep]))]
     polygons = rboxes_to_polygons(dets.rboxes)
     kept = [
         np.flatnonzero(groups == g)[
@@ -359,7 +360,8 @@ def merge_detections(
 
     Each tile's detections (tile coordinates) are shifted by ``tile.offset``; those with
     a score below ``score_threshold`` are dropped; then NMS runs per class (or over all
-    classes with ``class_agnostic``): torchvision's ``batched_nms`` on the XYXY boxes,
+    classes with ``class_agnostic``): OpenCV's ``NMSBoxesBatched`` on the XYXY boxes (torchvision's
+    ``batched_nms`` rule: a box goes when its IoU with a kept one is above the threshold),
     default IoU 0.5, or with ``oriented`` :func:`polygon_nms` on the oriented boxes,
     default IoU 0.1 (C3Det). The result is sorted by decreasing score.
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.ops  # noqa: F401  merge_detections' NMS: imported here, not on the first click (1.5 s)
 from torch.nn import functional as F
 
 from fewclick.io.images import to_rgb8

@@ -9,7 +9,8 @@ those tensors as graph outputs with the ``onnx`` package when the encoder is loa
 file on disk stays the one whose sha256 was checked).
 
 Embeddings are keyed by a digest of the pixels (or a key the caller gives, such as a
-project image's id and file time): an in-memory LRU of ``memory_items`` and, with
+project image's id and file time): an in-memory LRU of at most ``memory_items`` and
+``memory_mb`` (the newest is always kept) and, with
 ``cache_dir``, one ``.npz`` (float16) per key on disk.
 """
 
@@ -52,6 +53,14 @@ class Embedding:
     input_size: tuple[int, int]
     scale: float
     features: dict[int, np.ndarray] | None = None
+
+
+#: the in-memory cache's budget (an embedding with its feature maps is 32 MB; without, 4 MB)
+MEMORY_MB = 128
+
+
+def _nbytes(e: Embedding) -> int:
+    return e.embedding.nbytes + sum(m.nbytes for m in (e.features or {}).values())
 
 
 def resized_size(height: int, width: int, target: int = INPUT_SIZE) -> tuple[int, int]:
@@ -109,6 +118,7 @@ class ImageEncoder:
         threads: int | None = None,
         cache_dir: str | Path | None = None,
         memory_items: int = 8,
+        memory_mb: float = MEMORY_MB,
     ) -> None:
 
         if path is None:
@@ -129,6 +139,7 @@ class ImageEncoder:
         self._output = self.session.get_outputs()[0].name
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.memory_items = memory_items
+        self.memory_bytes = int(memory_mb * 2**20)
         self._memory: OrderedDict[str, Embedding] = OrderedDict()
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()
@@ -177,7 +188,9 @@ class ImageEncoder:
         with self._lock:
             self._memory[key] = embedding
             self._memory.move_to_end(key)
-            while len(self._memory) > self.memory_items:
+            while len(self._memory) > self.memory_items or (
+                len(self._memory) > 1 and sum(map(_nbytes, self._memory.values())) > self.memory_bytes
+            ):
                 self._memory.popitem(last=False)
 
     def _file(self, key: str) -> Path | None:

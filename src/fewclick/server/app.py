@@ -189,6 +189,9 @@ def serve(
     who can then add the others (``fewclick users add``)."""
     import uvicorn
 
+    from fewclick.server.processes import return_freed_memory
+
+    return_freed_memory()  # the tiles' region reads: large buffers, freed at once
     app = create_app(db_url, data_dir, data_roots=data_roots, max_upload_mb=max_upload_mb)
     if not _loopback(host):
         with app.state.sessions() as session:

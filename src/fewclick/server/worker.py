@@ -49,9 +49,10 @@ class ModelWorker:
 
 
 def _init(parent: int) -> None:
-    from fewclick.server.processes import watch_parent
+    from fewclick.server.processes import return_freed_memory, watch_parent
 
     watch_parent(parent)
+    return_freed_memory()
     # torch takes its threads from here when a model first imports it: a worker that only
     # serves SAM (ONNX) and tiles never loads torch's half a gigabyte
     os.environ["OMP_NUM_THREADS"] = str(max(1, min(2, os.cpu_count() or 1)))
