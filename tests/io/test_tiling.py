@@ -383,3 +383,21 @@ def test_merge_of_disjoint_detections_is_the_identity(data, oriented):
     key = np.lexsort((merged.boxes[:, 1], merged.boxes[:, 0]))
     key_truth = np.lexsort((truth.boxes[:, 1], truth.boxes[:, 0]))
     np.testing.assert_allclose(merged.boxes[key], truth.boxes[key_truth], atol=1e-4)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from([0.1, 0.3, 0.5, 0.7]))
+def test_merging_keeps_what_torchvision_s_batched_nms_keeps(seed, threshold):
+    """OpenCV does the NMS (a worker need not load torchvision): the same boxes, in the same order."""
+    torch = pytest.importorskip("torch")
+    ops = pytest.importorskip("torchvision.ops")
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60))
+    xy = rng.random((n, 2)) * 100
+    boxes = np.concatenate([xy, xy + rng.random((n, 2)) * 30 + 0.5], 1).astype(np.float32)
+    det = Detections(boxes, rng.random(n).astype(np.float32), rng.integers(0, 3, n))
+    merged = merge_detections([(Tile(0, 0, 200, 200), det)], iou_threshold=threshold, score_threshold=0.0)
+    keep = ops.batched_nms(
+        torch.from_numpy(boxes), torch.from_numpy(det.scores), torch.from_numpy(det.labels), threshold
+    ).numpy()
+    np.testing.assert_array_equal(merged.boxes, boxes[keep])
