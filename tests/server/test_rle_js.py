@@ -76,7 +76,7 @@ def test_masks_are_drawn_as_pycocotools_decodes_them(rng):
     [
         ({"size": [20000, 20000], "counts": "0ooooo?"}, "add up to"),  # 7 bytes, a run of ~2**29 on: minutes
         ({"size": [100000, 100000], "counts": "0"}, "over 4294967295 pixels"),
-        ({"size": [40, 64], "counts": "ooooooooooo?"}, "over 30 bits"),
+        ({"size": [40, 64], "counts": "ooooooooooo?"}, "over 35 bits"),
         ({"size": [40, 64], "counts": "!!!!"}, "outside '0' to 'o'"),
         ({"size": [40, 64], "counts": "P"}, "middle of a number"),
         ({"size": [40, 64], "counts": [100, -5, 2465]}, "not a whole number >= 0"),
@@ -95,3 +95,17 @@ def test_a_mask_whose_box_is_too_large_to_draw_is_refused():
     rle = {"size": [10000, 10000], "counts": [0, 10000 * 10000]}
     (got,) = _draw([[rle, [0, 0, 10000, 10000]]])
     assert "too large to draw" in got["error"] and got["ms"] < 50
+
+
+def test_a_slide_s_mask_is_drawn_though_its_runs_pass_2_to_the_30():
+    """A 40000 x 30000 slide: a nucleus near its right edge starts 1.14 billion pixels in,
+    a number 32-bit bit operations would overflow."""
+    from fewclick.io.rle import window_to_rle
+
+    window = np.zeros((384, 384), bool)
+    window[150:180, 160:190] = True
+    rle = window_to_rle(window, (38000, 20000), 30000, 40000)
+    box = rle_boxes([rle])[0].tolist()
+    (got,) = _draw([[rle, box]])
+    assert got["error"] is None and (got["x"], got["y"]) == (38160, 20150)
+    assert np.array(got["rows"], bool).all() and np.array(got["rows"]).shape == (30, 30)

@@ -17,11 +17,12 @@ export function rleCounts(s) {
       if (p >= s.length) throw new Error("RLE counts end in the middle of a number");
       const c = s.charCodeAt(p) - 48;
       if (c < 0 || c > 63) throw new Error(`RLE counts hold ${JSON.stringify(s[p])}, outside '0' to 'o'`);
-      if (k > 5) throw new Error("RLE counts hold a number over 30 bits");
-      x |= (c & 0x1f) << (5 * k);
+      // arithmetic, not 32-bit bit operations: a slide's runs reach 2^31 (pycocotools counts in 32 bits)
+      if (k > 6) throw new Error("RLE counts hold a number over 35 bits");
+      x += (c & 0x1f) * 2 ** (5 * k);
       more = c & 0x20;
       p++; k++;
-      if (!more && (c & 0x10)) x |= -1 << (5 * k);
+      if (!more && (c & 0x10)) x -= 2 ** (5 * k);
     }
     if (counts.length > 2) x += counts[counts.length - 2];
     counts.push(x);
