@@ -12,6 +12,12 @@ ran it. Files are written to a temporary name and renamed, so a job that stops l
 half-written embedding. An image that fails (unreadable, or the encoder refuses it) is
 named in the error and the others are still written; a worker process that dies is
 restarted by Ray Data, which runs its images again (its actors restart by default).
+
+:func:`predict_dataset` never holds a large image whole: an image read by regions (a tiled
+TIFF, GeoTIFF or slide) over :data:`PREDICT_WINDOW` px a side is split into windows of that
+side overlapping by :data:`PREDICT_OVERLAP` px, each a batch item of its own (read by
+:func:`fewclick.io.regions.load_pixels`), so that Ray spreads one image's windows over its
+workers; the windows' boxes move into the image and those found twice are merged once.
 """
 
 from __future__ import annotations
@@ -141,10 +147,11 @@ class RefineJob:
 
 
 def _per_image(batch: dict, column: str, answer: Callable[[np.ndarray, dict], str]) -> dict:
-    """One row per image of ``batch``: ``answer(image, item)`` (text) in ``column``, the
-    seconds to read the image (``read``) and to answer (``model``), and the error ('' when
-    none), named per image: the driver raises with the first one."""
-    from fewclick.io.images import load_image
+    """One row per image (or window of a large one) of ``batch``: ``answer(image, item)``
+    (text) in ``column``, the seconds to read the image (``read``) and to answer
+    (``model``), and the error ('' when none), named per image: the driver raises with the
+    first one."""
+    from fewclick.io.regions import load_pixels
 
     rows: dict[str, list] = {"rel": [], column: [], "read": [], "model": [], "error": []}
     for values in zip(*batch.values(), strict=True):
@@ -152,7 +159,7 @@ def _per_image(batch: dict, column: str, answer: Callable[[np.ndarray, dict], st
         started = read = time.perf_counter()
         out, error = "", ""
         try:
-            image = load_image(str(item["path"]))
+            image = load_pixels(str(item["path"]))
             read = time.perf_counter()
             out = answer(image, item)
         except Exception as exc:  # one image's failure does not stop the others
@@ -163,6 +170,46 @@ def _per_image(batch: dict, column: str, answer: Callable[[np.ndarray, dict], st
         rows["model"].append(time.perf_counter() - read)
         rows["error"].append(error)
     return rows
+
+
+#: a large image's pre-annotation windows: their side and their overlap, level-0 pixels
+PREDICT_WINDOW, PREDICT_OVERLAP = 2048, 256
+
+
+def _windowed_items(dataset: Dataset) -> tuple[list[dict], dict[str, list]]:
+    """The batch items of ``dataset``: an image, or each window of a large image read by
+    regions; and per large image's name, its windows' item names and tiles."""
+    from fewclick.io.regions import cached_regions, window_path
+    from fewclick.io.tiling import Tile
+
+    items, windows = [], {}
+    for item in _items(dataset):
+        regions = cached_regions(item["path"])
+        if regions is None or max(regions.width, regions.height) <= PREDICT_WINDOW:
+            items.append(item)
+            continue
+        parts = windows[item["rel"]] = []
+        for y0 in _starts(regions.height):
+            for x0 in _starts(regions.width):
+                tile = Tile(
+                    x0, y0, min(x0 + PREDICT_WINDOW, regions.width), min(y0 + PREDICT_WINDOW, regions.height)
+                )
+                rel = window_path(item["rel"], (tile.x0, tile.y0, tile.x1, tile.y1))
+                items.append(
+                    {"path": window_path(item["path"], (tile.x0, tile.y0, tile.x1, tile.y1)), "rel": rel}
+                )
+                parts.append((rel, tile))
+    return items, windows
+
+
+def _starts(extent: int) -> list[int]:
+    """Window starts along a side of ``extent`` px: every ``PREDICT_WINDOW - PREDICT_OVERLAP``,
+    the last window ending at the side's end."""
+    step = PREDICT_WINDOW - PREDICT_OVERLAP
+    starts = list(range(0, max(extent - PREDICT_WINDOW, 0) + 1, step))
+    if starts[-1] + PREDICT_WINDOW < extent:
+        starts.append(extent - PREDICT_WINDOW)
+    return starts
 
 
 def _items(dataset: Dataset) -> list[dict]:
@@ -343,9 +390,23 @@ def predict_dataset(
             f"{model}: no trained detector here (`fewclick train detect --out DIR` writes DIR/last.pt)"
         )
     options = {"model": str(model), "score_threshold": score_threshold}
-    rows, summary = _run_all(PredictJob, _items(dataset), options, ray, workers, "predict")
-    write_results(out, dataset, [detections_of(row) for row in rows])
+    items, windows = _windowed_items(dataset)
+    rows, summary = _run_all(PredictJob, items, options, ray, workers, "predict")
+    found = {row["rel"]: detections_of(row) for row in rows}
+    write_results(out, dataset, [_merged(rec.file_name, found, windows) for rec in dataset.images])
+    summary["large_images"] = len(windows)
     return summary
+
+
+def _merged(name: str, found: dict[str, Detections], windows: dict[str, list]) -> Detections:
+    """An image's detections: its own, or a large image's windows' moved into it and merged."""
+    from fewclick.io.tiling import merge_detections
+
+    if name not in windows:
+        return found[name]
+    parts = [(tile, found[rel]) for rel, tile in windows[name]]
+    oriented = any(d.rboxes is not None for _, d in parts)
+    return merge_detections(parts, oriented, score_threshold=0.0)
 
 
 def refine_dataset(

@@ -192,3 +192,41 @@ def test_a_worker_that_dies_mid_job_is_restarted_and_its_image_runs_again(tmp_pa
     rows = run(_DiesOnce, items, {"marker": str(tmp_path / "died")}, ray="", workers=2)
     assert (tmp_path / "died").read_text() == "died"  # a worker did die on image c
     assert [r["rel"] for r in rows] == list("abcdef") and not any(r["error"] for r in rows)
+
+
+def test_a_large_image_is_predicted_by_overlapping_windows_merged_once(tmp_path):
+    """A 5000 x 3000 tiled TIFF is never read whole: its windows are the batch's items
+    (each read alone), cover it with overlaps, and an object two windows both found is one box."""
+    import tifffile
+
+    from fewclick.batch import PREDICT_OVERLAP, PREDICT_WINDOW, _merged, _windowed_items
+    from fewclick.io.dataset import Dataset, ImageRecord
+    from fewclick.io.regions import load_pixels
+    from fewclick.types import Detections, Objects
+
+    pixels = np.random.default_rng(3).integers(0, 255, (3000, 5000, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "big.tif", pixels, tile=(512, 512), photometric="rgb")
+    small = tmp_path / "small.tif"
+    tifffile.imwrite(small, pixels[:100, :100], photometric="rgb")
+    empty = Objects(np.zeros(0, np.int64), np.zeros((0, 4), np.float32))
+    data = Dataset(["car"], [ImageRecord("big.tif", 5000, 3000, empty, tmp_path / "big.tif"),
+                             ImageRecord("small.tif", 100, 100, empty, small)])  # fmt: skip
+    items, windows = _windowed_items(data)
+    assert list(windows) == ["big.tif"] and items[-1]["rel"] == "small.tif"
+    tiles = [tile for _, tile in windows["big.tif"]]
+    assert len(items) == len(tiles) + 1 == 3 * 2 + 1
+    covered = np.zeros((3000, 5000), bool)
+    for tile in tiles:
+        assert tile.width <= PREDICT_WINDOW and tile.height <= PREDICT_WINDOW
+        covered[tile.y0 : tile.y1, tile.x0 : tile.x1] = True
+    assert covered.all() and tiles[1].x0 == PREDICT_WINDOW - PREDICT_OVERLAP
+    item = items[1]
+    t = tiles[1]
+    np.testing.assert_array_equal(load_pixels(item["path"]), pixels[t.y0 : t.y1, t.x0 : t.x1])
+    # a car at x 1800..1830 lies in windows 0 and 1: each finds it in its own pixels
+    found = {rel: Detections.empty() for rel, _ in windows["big.tif"]}
+    for rel, tile in windows["big.tif"][:2]:
+        box = np.float32([[1800 - tile.x0, 500 - tile.y0, 1830 - tile.x0, 520 - tile.y0]])
+        found[rel] = Detections(box, np.float32([0.9]), np.zeros(1, np.int64))
+    merged = _merged("big.tif", found, windows)
+    np.testing.assert_allclose(merged.boxes, [[1800, 500, 1830, 520]])
