@@ -37,6 +37,8 @@ from fewclick.types import Detections
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "merge_windows",
+    "window_items",
     "EncodeJob",
     "PredictJob",
     "BatchError",
@@ -111,15 +113,19 @@ class PredictJob:
 
     def _detect(self, image: np.ndarray, item: dict) -> str:
         self.detector.set_image(image)
-        det = self.detector.predict([])
-        return json.dumps(
-            {
-                "boxes": det.boxes.tolist(),
-                "scores": det.scores.tolist(),
-                "labels": det.labels.tolist(),
-                "rboxes": None if det.rboxes is None else det.rboxes.tolist(),
-            }
-        )
+        return _detections_text(self.detector.predict([]))
+
+
+def _detections_text(det: Detections) -> str:
+    """A row's ``detections``: JSON of the boxes, scores, labels and oriented boxes."""
+    return json.dumps(
+        {
+            "boxes": det.boxes.tolist(),
+            "scores": det.scores.tolist(),
+            "labels": det.labels.tolist(),
+            "rboxes": None if det.rboxes is None else det.rboxes.tolist(),
+        }
+    )
 
 
 class RefineJob:
@@ -176,30 +182,55 @@ def _per_image(batch: dict, column: str, answer: Callable[[np.ndarray, dict], st
 PREDICT_WINDOW, PREDICT_OVERLAP = 2048, 256
 
 
-def _windowed_items(dataset: Dataset) -> tuple[list[dict], dict[str, list]]:
-    """The batch items of ``dataset``: an image, or each window of a large image read by
-    regions; and per large image's name, its windows' item names and tiles."""
+def window_items(items: list[dict]) -> tuple[list[dict], dict[str, list]]:
+    """The batch items of ``items`` (``{"path", "rel"}``): an image as it is, a large image
+    read by regions as its windows; and per large image's ``rel``, its windows' item names
+    and tiles (for :func:`merge_windows`)."""
     from fewclick.io.regions import cached_regions, window_path
     from fewclick.io.tiling import Tile
 
-    items, windows = [], {}
-    for item in _items(dataset):
+    out, windows = [], {}
+    for item in items:
         regions = cached_regions(item["path"])
         if regions is None or max(regions.width, regions.height) <= PREDICT_WINDOW:
-            items.append(item)
+            out.append(item)
             continue
         parts = windows[item["rel"]] = []
         for y0 in _starts(regions.height):
             for x0 in _starts(regions.width):
-                tile = Tile(
-                    x0, y0, min(x0 + PREDICT_WINDOW, regions.width), min(y0 + PREDICT_WINDOW, regions.height)
-                )
-                rel = window_path(item["rel"], (tile.x0, tile.y0, tile.x1, tile.y1))
-                items.append(
-                    {"path": window_path(item["path"], (tile.x0, tile.y0, tile.x1, tile.y1)), "rel": rel}
-                )
-                parts.append((rel, tile))
-    return items, windows
+                x1, y1 = min(x0 + PREDICT_WINDOW, regions.width), min(y0 + PREDICT_WINDOW, regions.height)
+                rel = window_path(item["rel"], (x0, y0, x1, y1))
+                out.append({"path": window_path(item["path"], (x0, y0, x1, y1)), "rel": rel})
+                parts.append((rel, Tile(x0, y0, x1, y1)))
+    return out, windows
+
+
+def merge_windows(rows: list[dict], windows: dict[str, list]) -> list[dict]:
+    """:class:`PredictJob`'s rows with each large image's window rows made one row of its
+    own: the windows' boxes moved into the image and those found twice merged once; its
+    error the first of its windows' ('' when none)."""
+    from fewclick.io.tiling import merge_detections
+
+    by_rel = {row["rel"]: row for row in rows}
+    image_of = {rel: name for name, parts in windows.items() for rel, _ in parts}
+    out, merged = [], set()
+    for row in rows:
+        name = image_of.get(row["rel"])
+        if name is None:
+            out.append(row)
+            continue
+        if name in merged:
+            continue
+        merged.add(name)
+        parts = [(tile, by_rel[rel]) for rel, tile in windows[name] if rel in by_rel]
+        errors = [r["error"] for _, r in parts if r["error"]]
+        found = [(tile, detections_of(r)) for tile, r in parts if not r["error"]]
+        oriented = any(d.rboxes is not None for _, d in found)
+        det = merge_detections(found, oriented, score_threshold=0.0) if found else Detections.empty()
+        text = "" if errors else _detections_text(det)
+        seconds = {k: sum(r[k] for _, r in parts) for k in row if k not in _TEXT_COLUMNS}
+        out.append({**seconds, "rel": name, "detections": text, "error": errors[0] if errors else ""})
+    return out
 
 
 def _starts(extent: int) -> list[int]:
@@ -390,23 +421,12 @@ def predict_dataset(
             f"{model}: no trained detector here (`fewclick train detect --out DIR` writes DIR/last.pt)"
         )
     options = {"model": str(model), "score_threshold": score_threshold}
-    items, windows = _windowed_items(dataset)
+    items, windows = window_items(_items(dataset))
     rows, summary = _run_all(PredictJob, items, options, ray, workers, "predict")
-    found = {row["rel"]: detections_of(row) for row in rows}
-    write_results(out, dataset, [_merged(rec.file_name, found, windows) for rec in dataset.images])
+    found = {row["rel"]: detections_of(row) for row in merge_windows(rows, windows)}
+    write_results(out, dataset, [found[rec.file_name] for rec in dataset.images])
     summary["large_images"] = len(windows)
     return summary
-
-
-def _merged(name: str, found: dict[str, Detections], windows: dict[str, list]) -> Detections:
-    """An image's detections: its own, or a large image's windows' moved into it and merged."""
-    from fewclick.io.tiling import merge_detections
-
-    if name not in windows:
-        return found[name]
-    parts = [(tile, found[rel]) for rel, tile in windows[name]]
-    oriented = any(d.rboxes is not None for _, d in parts)
-    return merge_detections(parts, oriented, score_threshold=0.0)
 
 
 def refine_dataset(

@@ -199,7 +199,15 @@ def test_a_large_image_is_predicted_by_overlapping_windows_merged_once(tmp_path)
     (each read alone), cover it with overlaps, and an object two windows both found is one box."""
     import tifffile
 
-    from fewclick.batch import PREDICT_OVERLAP, PREDICT_WINDOW, _merged, _windowed_items
+    from fewclick.batch import (
+        PREDICT_OVERLAP,
+        PREDICT_WINDOW,
+        _detections_text,
+        _items,
+        detections_of,
+        merge_windows,
+        window_items,
+    )
     from fewclick.io.dataset import Dataset, ImageRecord
     from fewclick.io.regions import load_pixels
     from fewclick.types import Detections, Objects
@@ -211,7 +219,7 @@ def test_a_large_image_is_predicted_by_overlapping_windows_merged_once(tmp_path)
     empty = Objects(np.zeros(0, np.int64), np.zeros((0, 4), np.float32))
     data = Dataset(["car"], [ImageRecord("big.tif", 5000, 3000, empty, tmp_path / "big.tif"),
                              ImageRecord("small.tif", 100, 100, empty, small)])  # fmt: skip
-    items, windows = _windowed_items(data)
+    items, windows = window_items(_items(data))
     assert list(windows) == ["big.tif"] and items[-1]["rel"] == "small.tif"
     tiles = [tile for _, tile in windows["big.tif"]]
     assert len(items) == len(tiles) + 1 == 3 * 2 + 1
@@ -224,9 +232,15 @@ def test_a_large_image_is_predicted_by_overlapping_windows_merged_once(tmp_path)
     t = tiles[1]
     np.testing.assert_array_equal(load_pixels(item["path"]), pixels[t.y0 : t.y1, t.x0 : t.x1])
     # a car at x 1800..1830 lies in windows 0 and 1: each finds it in its own pixels
-    found = {rel: Detections.empty() for rel, _ in windows["big.tif"]}
-    for rel, tile in windows["big.tif"][:2]:
+    rows = [
+        {"rel": i["rel"], "detections": _detections_text(Detections.empty()), "error": "", "model": 1.0}
+        for i in items
+    ]
+    for row, (_, tile) in zip(rows[:2], windows["big.tif"][:2], strict=True):
         box = np.float32([[1800 - tile.x0, 500 - tile.y0, 1830 - tile.x0, 520 - tile.y0]])
-        found[rel] = Detections(box, np.float32([0.9]), np.zeros(1, np.int64))
-    merged = _merged("big.tif", found, windows)
-    np.testing.assert_allclose(merged.boxes, [[1800, 500, 1830, 520]])
+        row["detections"] = _detections_text(Detections(box, np.float32([0.9]), np.zeros(1, np.int64)))
+    merged = merge_windows(rows, windows)
+    assert [r["rel"] for r in merged] == ["big.tif", "small.tif"] and merged[0]["model"] == 6.0
+    np.testing.assert_allclose(detections_of(merged[0]).boxes, [[1800, 500, 1830, 520]])
+    rows[3]["error"] = "ImageError: cannot decode the region"
+    assert merge_windows(rows, windows)[0]["error"] == rows[3]["error"], "a window's failure is its image's"

@@ -464,3 +464,52 @@ def test_pre_annotation_refuses_a_detector_of_other_classes(app, dataset, detect
     _, args = started[-1]
     with pytest.raises(ValueError, match="knows other classes than the project's: train again"):
         preannotate.preannotate(args[0], args[1], args[2], None)
+
+
+def test_pre_annotation_of_a_large_tiff_runs_on_windows_read_alone(
+    app, dataset, detector, started, tmp_path, tmp_path_factory, monkeypatch
+):
+    """A 3000 x 2400 tiled TIFF is pre-annotated window by window (each read alone, never
+    the whole image), and each window's boxes land in the image where that window lies.
+    The job here is one of known answers: a box 100 px into every window it is given."""
+    import tifffile
+
+    from fewclick import batch
+    from fewclick.io.regions import WINDOW_MARK
+    from fewclick.server.jobs import preannotate
+
+    read = []
+
+    class BoxInEveryWindow:
+        def __init__(self, model: str, threads: int = 1, score_threshold: float | None = None) -> None:
+            pass
+
+        def __call__(self, items: dict) -> dict:
+            return batch._per_image(items, "detections", self._detect)
+
+        def _detect(self, image: np.ndarray, item: dict) -> str:
+            read.append((item["path"], image.shape[:2]))
+            box = np.float32([[100, 100, 140, 130]])
+            return batch._detections_text(batch.Detections(box, np.float32([0.9]), np.zeros(1, np.int64)))
+
+    monkeypatch.setattr(batch, "PredictJob", BoxInEveryWindow)
+    folder = tmp_path_factory.mktemp("large-scene")
+    scene = np.random.default_rng(0).integers(0, 255, (2400, 3000, 3), dtype=np.uint8)
+    tifffile.imwrite(folder / "scene.tif", scene, tile=(256, 256), photometric="rgb")
+    from fewclick.io import read_dataset
+
+    body = {"name": "large", "folder": str(folder), "classes": list(read_dataset(dataset).classes)}
+    project = app.client.post("/api/projects", json=body).json()["project"]
+    _project_for_detector(app, project, _sure_detector(detector, tmp_path))
+    assert app.client.post(f"/api/projects/{project['id']}/preannotate").status_code == 202
+    _, args = started[-1]
+    preannotate.preannotate(args[0], args[1], args[2], None)
+    job = app.client.get(f"/api/jobs/{args[1]}").json()
+    assert job["status"] == "done" and job["message"].startswith("4 boxes on 1 images"), job
+    assert len(read) == 4 and all(WINDOW_MARK in path for path, _ in read), "2 x 2 windows, read alone"
+    assert max(h * w for _, (h, w) in read) == 2048 * 2048
+    with app.state.sessions() as session:
+        image = session.query(Image).filter_by(project_id=project["id"]).one()
+        got = sorted(a.geometry["box"] for a in image.annotations)
+    starts = [(0, 0), (952, 0), (0, 352), (952, 352)]  # the last windows end at the image's sides
+    assert got == sorted([float(x + 100), float(y + 100), float(x + 140), float(y + 130)] for x, y in starts)

@@ -7,7 +7,9 @@ gets the detector's boxes (oriented boxes in an oriented project) at or above th
 its best F1 on held-out finished images (:data:`FALLBACK_SCORE` when it has none), saved as
 annotations with source ``preannotate``, their scores, and review pending, so the review
 mode takes the least sure first. Images a person has started are left alone; an image the
-model could not read is named in the job's message and the others are saved.
+model could not read is named in the job's message and the others are saved. A large image
+is detected in overlapping windows read by regions (:func:`fewclick.batch.window_items`),
+the job's progress counting windows.
 """
 
 from __future__ import annotations
@@ -49,14 +51,18 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
         update_job(db_url, job_id, status=RUNNING, message=f"pre-annotating {len(untouched)} images")
         done = 0
 
-        def progress(n: int) -> None:
+        def progress(n: int) -> None:  # per item: an image, or a window of a large one
             nonlocal done
             done += n
-            update_job(db_url, job_id, progress=done / max(len(untouched), 1) * 0.99)
+            update_job(db_url, job_id, progress=done / max(len(items), 1) * 0.99)
 
-        items = [{"path": image.path, "rel": str(image.id)} for image in untouched]
+        # a large image: the file it is read by regions from, in windows (never whole)
+        tile_cache = Path(models_dir).parent / "tiles"  # the app's Settings.tile_cache beside its models
+        items = [{"path": _readable(tile_cache, image), "rel": str(image.id)} for image in untouched]
+        items, windows = batch.window_items(items)
         options = {"model": version.path, "score_threshold": threshold}
         predicted = batch.run(batch.PredictJob, items, options, progress=progress) if items else []
+        predicted = batch.merge_windows(predicted, windows)
         by_id = {image.id: image for image in untouched}
         records, failed = [], []
         for row in predicted:
@@ -90,6 +96,16 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
         log.info("job %d: %s", job_id, message)
     update_job(db_url, job_id, status=DONE, progress=1.0, message=message)
     engine.dispose()
+
+
+def _readable(tile_cache: Path, image) -> str:
+    """The file an image is read from: a large one's converted pyramid when it has one
+    (a large JPEG or PNG), else its own file."""
+    from fewclick.server import tiles
+
+    if tiles.is_large(image.width, image.height):
+        return tiles.region_file(tile_cache, image.id, image.path) or image.path
+    return image.path
 
 
 def _still_untouched(
