@@ -202,16 +202,40 @@ def _drop_if_changed(cache: Path, image_id: int, path: str) -> None:
 
 
 def _coarse_levels(cache: Path, image_id: int, regions) -> None:
-    """Every tile of the levels of at most :data:`AHEAD_TILES` tiles, read by regions."""
-    sizes = info(regions.width, regions.height)["sizes"]
-    for level in reversed(range(len(sizes))):
-        cols, rows = math.ceil(sizes[level][0] / TILE), math.ceil(sizes[level][1] / TILE)
-        if cols * rows > AHEAD_TILES:
-            return
-        for row in range(rows):
-            for col in range(cols):
-                if not tile_path(cache, image_id, level, col, row).is_file():
-                    _region_tile(cache, image_id, regions, level, col, row)
+    """Every tile of the levels of at most :data:`AHEAD_TILES` tiles: the finest of them read
+    by regions once (from the file's own coarser level when it stores one, else from every
+    block of level 0, decoded on every core), the coarser ones halved from it in memory (at
+    most 2048 x 2048 pixels), so that a file without overviews is decoded once, not once a level."""
+    ahead = _ahead_levels(regions.width, regions.height)
+    if not ahead:
+        return
+    finest = ahead[0]
+    if all(_level_done(cache, image_id, regions, level) for level in ahead):
+        return
+    pixels = regions.read((0, 0, regions.width, regions.height), 1 / 2**finest)
+    for level in ahead:
+        if level > finest:
+            pixels = _half(pixels)
+        _write_level(cache, image_id, level, cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
+
+
+def _ahead_levels(width: int, height: int) -> list[int]:
+    """The levels of at most :data:`AHEAD_TILES` tiles, finest first."""
+    sizes = info(width, height)["sizes"]
+    return [
+        level
+        for level in range(len(sizes))
+        if math.ceil(sizes[level][0] / TILE) * math.ceil(sizes[level][1] / TILE) <= AHEAD_TILES
+    ]
+
+
+def _level_done(cache: Path, image_id: int, regions, level: int) -> bool:
+    w, h = math.ceil(regions.width / 2**level), math.ceil(regions.height / 2**level)
+    return all(
+        tile_path(cache, image_id, level, col, row).is_file()
+        for row in range(math.ceil(h / TILE))
+        for col in range(math.ceil(w / TILE))
+    )
 
 
 def _region_tile(cache: Path, image_id: int, regions, level: int, col: int, row: int) -> Path:
@@ -262,7 +286,8 @@ def get_tile(
     if target.is_file():
         return target
     regions = _readable(cache, image_id, path)
-    if regions is None:  # being converted, or not yet: wait for this tile or for the pyramid
+    coarse = level in _ahead_levels(width, height)
+    if regions is None or coarse:  # being converted, or a coarse level: wait for the preparation
         lock = _lock(image_id)
         deadline = time.monotonic() + 120
         while lock.locked() and not target.is_file() and time.monotonic() < deadline:
