@@ -184,8 +184,9 @@ PREDICT_WINDOW, PREDICT_OVERLAP = 2048, 256
 
 def window_items(items: list[dict]) -> tuple[list[dict], dict[str, list]]:
     """The batch items of ``items`` (``{"path", "rel"}``): an image as it is, a large image
-    read by regions as its windows; and per large image's ``rel``, its windows' item names
-    and tiles (for :func:`merge_windows`)."""
+    read by regions as its windows; and per large image's ``rel``, its windows' item names,
+    tiles and cores (for :func:`merge_windows`). A window's core is what it owns: up to the
+    middle of its overlaps with its neighbours (the image's sides where it has none)."""
     from fewclick.io.regions import cached_regions, window_path
     from fewclick.io.tiling import Tile
 
@@ -196,23 +197,34 @@ def window_items(items: list[dict]) -> tuple[list[dict], dict[str, list]]:
             out.append(item)
             continue
         parts = windows[item["rel"]] = []
-        for y0 in _starts(regions.height):
-            for x0 in _starts(regions.width):
+        xs, ys = _starts(regions.width), _starts(regions.height)
+        x_cores, y_cores = _cores(xs, regions.width), _cores(ys, regions.height)
+        for y0, y_core in zip(ys, y_cores, strict=True):
+            for x0, x_core in zip(xs, x_cores, strict=True):
                 x1, y1 = min(x0 + PREDICT_WINDOW, regions.width), min(y0 + PREDICT_WINDOW, regions.height)
                 rel = window_path(item["rel"], (x0, y0, x1, y1))
                 out.append({"path": window_path(item["path"], (x0, y0, x1, y1)), "rel": rel})
-                parts.append((rel, Tile(x0, y0, x1, y1)))
+                parts.append((rel, Tile(x0, y0, x1, y1), (x_core[0], y_core[0], x_core[1], y_core[1])))
     return out, windows
+
+
+def _cores(starts: list[int], extent: int) -> list[tuple[float, float]]:
+    """Along one side, each window's core: from the middle of its overlap with the window
+    before to the middle of its overlap with the window after."""
+    ends = [min(s + PREDICT_WINDOW, extent) for s in starts]
+    cuts = [0.0, *((b + e) / 2 for b, e in zip(starts[1:], ends[:-1], strict=True)), float(extent)]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
 def merge_windows(rows: list[dict], windows: dict[str, list]) -> list[dict]:
     """:class:`PredictJob`'s rows with each large image's window rows made one row of its
-    own: the windows' boxes moved into the image and those found twice merged once; its
-    error the first of its windows' ('' when none)."""
-    from fewclick.io.tiling import merge_detections
-
+    own: the windows' boxes moved into the image, each kept by the one window whose core
+    holds its centre (an object found by two overlapping windows is kept once, with no NMS
+    across tens of thousands of boxes; an object up to half the overlap wide is whole in the
+    window that keeps it), highest score first; its error the first of its windows' ('' when
+    none)."""
     by_rel = {row["rel"]: row for row in rows}
-    image_of = {rel: name for name, parts in windows.items() for rel, _ in parts}
+    image_of = {rel: name for name, parts in windows.items() for rel, _, _ in parts}
     out, merged = [], set()
     for row in rows:
         name = image_of.get(row["rel"])
@@ -222,15 +234,26 @@ def merge_windows(rows: list[dict], windows: dict[str, list]) -> list[dict]:
         if name in merged:
             continue
         merged.add(name)
-        parts = [(tile, by_rel[rel]) for rel, tile in windows[name] if rel in by_rel]
-        errors = [r["error"] for _, r in parts if r["error"]]
-        found = [(tile, detections_of(r)) for tile, r in parts if not r["error"]]
-        oriented = any(d.rboxes is not None for _, d in found)
-        det = merge_detections(found, oriented, score_threshold=0.0) if found else Detections.empty()
+        parts = [(tile, core, by_rel[rel]) for rel, tile, core in windows[name] if rel in by_rel]
+        errors = [r["error"] for _, _, r in parts if r["error"]]
+        kept = [_owned(detections_of(r), tile, core) for tile, core, r in parts if not r["error"]]
+        det = Detections.concatenate(kept) if kept else Detections.empty()
+        det = det[np.argsort(-det.scores, kind="stable")]
         text = "" if errors else _detections_text(det)
-        seconds = {k: sum(r[k] for _, r in parts) for k in row if k not in _TEXT_COLUMNS}
+        seconds = {k: sum(r[k] for _, _, r in parts) for k in row if k not in _TEXT_COLUMNS}
         out.append({**seconds, "rel": name, "detections": text, "error": errors[0] if errors else ""})
     return out
+
+
+def _owned(det: Detections, tile, core: tuple[float, float, float, float]) -> Detections:
+    """A window's detections moved into the image, those whose centre its core holds."""
+    from fewclick.io.tiling import shift_detections
+
+    det = shift_detections(tile, det)
+    centres = det.rboxes[:, :2] if det.rboxes is not None else (det.boxes[:, :2] + det.boxes[:, 2:]) / 2
+    x0, y0, x1, y1 = core
+    inside = (centres[:, 0] >= x0) & (centres[:, 0] < x1) & (centres[:, 1] >= y0) & (centres[:, 1] < y1)
+    return det[inside]
 
 
 def _starts(extent: int) -> list[int]:

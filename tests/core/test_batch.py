@@ -196,7 +196,8 @@ def test_a_worker_that_dies_mid_job_is_restarted_and_its_image_runs_again(tmp_pa
 
 def test_a_large_image_is_predicted_by_overlapping_windows_merged_once(tmp_path):
     """A 5000 x 3000 tiled TIFF is never read whole: its windows are the batch's items
-    (each read alone), cover it with overlaps, and an object two windows both found is one box."""
+    (each read alone), cover it with overlaps, and an object two windows both found is one
+    box (kept by the window whose core holds its centre)."""
     import tifffile
 
     from fewclick.batch import (
@@ -221,7 +222,7 @@ def test_a_large_image_is_predicted_by_overlapping_windows_merged_once(tmp_path)
                              ImageRecord("small.tif", 100, 100, empty, small)])  # fmt: skip
     items, windows = window_items(_items(data))
     assert list(windows) == ["big.tif"] and items[-1]["rel"] == "small.tif"
-    tiles = [tile for _, tile in windows["big.tif"]]
+    tiles = [tile for _, tile, _ in windows["big.tif"]]
     assert len(items) == len(tiles) + 1 == 3 * 2 + 1
     covered = np.zeros((3000, 5000), bool)
     for tile in tiles:
@@ -236,7 +237,7 @@ def test_a_large_image_is_predicted_by_overlapping_windows_merged_once(tmp_path)
         {"rel": i["rel"], "detections": _detections_text(Detections.empty()), "error": "", "model": 1.0}
         for i in items
     ]
-    for row, (_, tile) in zip(rows[:2], windows["big.tif"][:2], strict=True):
+    for row, (_, tile, _) in zip(rows[:2], windows["big.tif"][:2], strict=True):
         box = np.float32([[1800 - tile.x0, 500 - tile.y0, 1830 - tile.x0, 520 - tile.y0]])
         row["detections"] = _detections_text(Detections(box, np.float32([0.9]), np.zeros(1, np.int64)))
     merged = merge_windows(rows, windows)

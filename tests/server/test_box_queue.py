@@ -470,17 +470,20 @@ def test_pre_annotation_of_a_large_tiff_runs_on_windows_read_alone(
     app, dataset, detector, started, tmp_path, tmp_path_factory, monkeypatch
 ):
     """A 3000 x 2400 tiled TIFF is pre-annotated window by window (each read alone, never
-    the whole image), and each window's boxes land in the image where that window lies.
-    The job here is one of known answers: a box 100 px into every window it is given."""
+    the whole image), and an object that overlapping windows both see is saved once, where
+    it lies in the image. The job here is one of known answers: it finds the objects below
+    in every window that holds them whole."""
     import tifffile
 
     from fewclick import batch
+    from fewclick.io import read_dataset
     from fewclick.io.regions import WINDOW_MARK
     from fewclick.server.jobs import preannotate
 
+    objects = [[500, 500, 540, 530], [2500, 500, 2540, 530], [1600, 1000, 1640, 1030], [300, 2300, 340, 2330]]
     read = []
 
-    class BoxInEveryWindow:
+    class KnownObjects:
         def __init__(self, model: str, threads: int = 1, score_threshold: float | None = None) -> None:
             pass
 
@@ -489,15 +492,20 @@ def test_pre_annotation_of_a_large_tiff_runs_on_windows_read_alone(
 
         def _detect(self, image: np.ndarray, item: dict) -> str:
             read.append((item["path"], image.shape[:2]))
-            box = np.float32([[100, 100, 140, 130]])
-            return batch._detections_text(batch.Detections(box, np.float32([0.9]), np.zeros(1, np.int64)))
+            x0, y0, x1, y1 = (int(v) for v in item["path"].rsplit(WINDOW_MARK, 1)[1].split(","))
+            seen = [[b[0] - x0, b[1] - y0, b[2] - x0, b[3] - y0] for b in objects]
+            boxes = np.float32(
+                [b for b in seen if b[0] >= 0 and b[1] >= 0 and b[2] <= x1 - x0 and b[3] <= y1 - y0]
+            )
+            det = batch.Detections(
+                boxes.reshape(-1, 4), np.full(len(boxes), 0.9, np.float32), np.zeros(len(boxes), np.int64)
+            )
+            return batch._detections_text(det)
 
-    monkeypatch.setattr(batch, "PredictJob", BoxInEveryWindow)
+    monkeypatch.setattr(batch, "PredictJob", KnownObjects)
     folder = tmp_path_factory.mktemp("large-scene")
     scene = np.random.default_rng(0).integers(0, 255, (2400, 3000, 3), dtype=np.uint8)
     tifffile.imwrite(folder / "scene.tif", scene, tile=(256, 256), photometric="rgb")
-    from fewclick.io import read_dataset
-
     body = {"name": "large", "folder": str(folder), "classes": list(read_dataset(dataset).classes)}
     project = app.client.post("/api/projects", json=body).json()["project"]
     _project_for_detector(app, project, _sure_detector(detector, tmp_path))
@@ -511,5 +519,4 @@ def test_pre_annotation_of_a_large_tiff_runs_on_windows_read_alone(
     with app.state.sessions() as session:
         image = session.query(Image).filter_by(project_id=project["id"]).one()
         got = sorted(a.geometry["box"] for a in image.annotations)
-    starts = [(0, 0), (952, 0), (0, 352), (952, 352)]  # the last windows end at the image's sides
-    assert got == sorted([float(x + 100), float(y + 100), float(x + 140), float(y + 130)] for x, y in starts)
+    assert got == sorted([float(v) for v in b] for b in objects), "each object once, where it lies"

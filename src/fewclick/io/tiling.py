@@ -32,6 +32,7 @@ __all__ = [
     "crop_image",
     "crop_objects",
     "merge_detections",
+    "shift_detections",
     "polygon_nms",
 ]
 
@@ -289,7 +290,7 @@ def _neighbours(src: np.ndarray, dst: np.ndarray, n: int) -> list[np.ndarray]:
     return [dst[order[bounds[k] : bounds[k + 1]]] for k in range(n)]
 
 
-def _shifted(tile: Tile, det: Detections) -> Detections:
+def shift_detections(tile: Tile, det: Detections) -> Detections:
     """Detections of one tile moved to full-image coordinates (masks left as they are)."""
     if det.masks is not None and det.masks.shape[1:] != tile.shape:
         raise ValueError(
@@ -377,7 +378,7 @@ def merge_detections(
         return Detections.empty(oriented=oriented)
     if oriented and any(det.rboxes is None for _, det in parts):
         raise ValueError("expected oriented boxes (rboxes) in every tile's detections for oriented=True")
-    merged = Detections.concatenate([_shifted(tile, det) for tile, det in parts])
+    merged = Detections.concatenate([shift_detections(tile, det) for tile, det in parts])
     keep = _nms(merged, oriented, iou_threshold, class_agnostic)
     result = merged[keep]
     with_masks = [det.masks is not None for _, det in parts]
