@@ -108,3 +108,14 @@ def test_box_to_mask_on_a_large_tiff_reads_a_window_at_full_resolution(client, h
     assert len(_embeddings(home, project)) == before + 1, "a click on the same box: the same window"
     far = client.post(f"/api/images/{image['id']}/segment", json={"box": box, "clicks": [[100, 100, True]]})
     assert far.status_code == 400 and "outside the window" in far.json()["detail"]
+
+
+def test_a_point_snaps_to_its_object_on_the_window_around_it(client, project, sam_files):
+    project, image = project
+    cx, cy, r = DISK
+    click = {"x": cx + 9, "y": cy - 7, "class_id": project["classes"][0]["id"]}
+    out = client.post(f"/api/images/{image['id']}/snap", json=click)
+    assert out.status_code == 200, out.text
+    assert out.json()["method"] == "sam-centre"
+    x, y = out.json()["point"]
+    assert np.hypot(x - cx, y - cy) <= 3 < np.hypot(9, 7), "moved to the disk's centre, in image pixels"

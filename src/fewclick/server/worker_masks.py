@@ -291,12 +291,30 @@ def _ranker(file: str | None):
 
 
 def snap(
-    path: str, model: str | None, sam: tuple[str, str] | None, click: tuple[float, float, int], others: list
+    path: str,
+    model: str | None,
+    sam: tuple[str, str] | None,
+    click: tuple[float, float, int],
+    others: list,
+    large: tuple[str, str, int, int] | None = None,
 ) -> dict:
     """Where a points-mode ``click`` (x, y, class position) lands: CPR refinement when the
     project has a point model, else the centre of SAM's mask for the click ("sam-centre")
-    when ``sam`` (embedding folder and key) is given, else the click itself."""
+    when ``sam`` (embedding folder and key) is given, else the click itself. On a ``large``
+    image (as :func:`segment`'s) both run on the 1024 px window around the click, the one
+    click-to-detect encodes there, with the other points inside it."""
     x, y, label = click
+    if large is not None:
+        from fewclick.io.regions import window_path
+        from fewclick.predict.windows import detect_window
+
+        source, key, width, height = large
+        x0, y0, x1, y1 = detect_window(x, y, width, height)
+        inside = [[ox - x0, oy - y0, ol] for ox, oy, ol in others if x0 <= ox < x1 and y0 <= oy < y1]
+        at = None if sam is None else (sam[0], f"{key}@{x0}_{y0}_{x1}_{y1}")
+        out = snap(window_path(source, (x0, y0, x1, y1)), model, at, (x - x0, y - y0, label), inside)
+        px, py = out["point"]
+        return {**out, "point": [round(px + x0, 2), round(py + y0, 2)]}
     if model is not None:
         from fewclick.predict.points import PointRefiner
 

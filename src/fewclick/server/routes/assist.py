@@ -127,4 +127,7 @@ async def snap(image_id: int, body: SnapIn, session: DB, config: Config, models:
         if a.kind == "point" and not a.reference and a.review != "rejected"
     ]
     click = (body.x, body.y, classes.position(body.class_id))
-    return await models.run(worker_masks.snap, image.path, model.path if model else None, sam, click, others)
+    large = assisting.large_image(config, image)
+    return await models.run(
+        worker_masks.snap, image.path, model.path if model else None, sam, click, others, large
+    )
