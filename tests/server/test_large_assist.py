@@ -119,3 +119,26 @@ def test_a_point_snaps_to_its_object_on_the_window_around_it(client, project, sa
     assert out.json()["method"] == "sam-centre"
     x, y = out.json()["point"]
     assert np.hypot(x - cx, y - cy) <= 3 < np.hypot(9, 7), "moved to the disk's centre, in image pixels"
+
+
+def test_full_image_mode_segments_the_window_its_regions_span(client, project, sam_files):
+    """Two regions on the larger disk and the background around it: the masks come from the
+    window the points span, numbered in the image; a spread too wide for a window is refused."""
+    project, image = project
+    cx, cy, r = DISK
+    disk = {"extreme": [[cx - r, cy], [cx + r, cy], [cx, cy - r], [cx, cy + r]]}
+    ground = {"extreme": [[cx - 150, cy], [cx + 150, cy], [cx, cy - 150], [cx, cy + 150]], "background": True}
+    out = client.post(f"/api/images/{image['id']}/fullimage", json={"regions": [disk, ground]})
+    assert out.status_code == 200, out.text
+    body = out.json()
+    x0, y0, x1, y1 = body["window"]
+    assert x0 <= cx - 150 and x1 >= cx + 150 and max(x1 - x0, y1 - y0) <= 2048
+    mask = body["regions"][0]["rle"]
+    assert mask["size"] == [HEIGHT, WIDTH]
+    got = rle_window(mask, (cx - 40, cy - 40, cx + 40, cy + 40))
+    yy, xx = np.mgrid[cy - 40 : cy + 40, cx - 40 : cx + 40]
+    want = (xx - cx) ** 2 + (yy - cy) ** 2 <= r**2
+    assert (got & want).sum() / (got | want).sum() > 0.7
+    far = {"extreme": [[100, 100], [4900, 100], [2500, 50], [2500, 2900]]}
+    refused = client.post(f"/api/images/{image['id']}/fullimage", json={"regions": [far]})
+    assert refused.status_code == 422 and "at most 2048 px a side" in refused.json()["detail"]

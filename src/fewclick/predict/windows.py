@@ -113,6 +113,31 @@ def detect_window(x: float, y: float, width: int, height: int) -> tuple[int, int
     return out[0], out[2], out[1], out[3]
 
 
+#: full-image mode on a large image: the most pixels a side of the window its prompts span
+FULL_WINDOW = 2048
+#: context around the prompts' extent in that window
+FULL_MARGIN = 64
+
+
+def fullimage_window(points, width: int, height: int) -> tuple[int, int, int, int]:
+    """The window (x0, y0, x1, y1) full-image mode segments on a large image: the extent of
+    every region's extreme points and scribbles (``points`` ``[[x, y], ...]``) with
+    :data:`FULL_MARGIN` px around it, clipped to the image. ValueError when it is over
+    :data:`FULL_WINDOW` px a side (its label map would be the size of a large image)."""
+    xy = np.asarray(points, np.float64).reshape(-1, 2)
+    if not len(xy):
+        raise ValueError("full-image mode needs at least one region's points")
+    lo, hi = xy.min(0) - FULL_MARGIN, xy.max(0) + FULL_MARGIN
+    x0, y0 = max(0, math.floor(lo[0])), max(0, math.floor(lo[1]))
+    x1, y1 = min(width, math.ceil(hi[0]) + 1), min(height, math.ceil(hi[1]) + 1)
+    if max(x1 - x0, y1 - y0) > FULL_WINDOW:
+        raise ValueError(
+            f"on a large image, full-image mode segments a window of at most {FULL_WINDOW} px a side; "
+            f"these regions span {x1 - x0} x {y1 - y0} px: zoom in and mark the regions of one part at a time"
+        )
+    return x0, y0, x1, y1
+
+
 class WindowedMasks:
     """A mask backend run on windows of a large image (the :class:`SegmentPredictor`
     ``predict`` call). ``read(window)`` gives the window's ``uint8[h, w, 3]`` pixels at its
@@ -198,6 +223,8 @@ def sam_window_embedding(encoder, pixels: np.ndarray, window: Window, image_key:
 
 
 __all__ = [
+    "FULL_WINDOW",
+    "fullimage_window",
     "CONTEXT",
     "DETECT_SIDE",
     "DETECT_STEP",

@@ -233,6 +233,7 @@ def fullimage(
     regions: list[dict],
     changed: list[int] | None,
     model: str | None = None,
+    large: tuple[str, str, int, int] | None = None,
 ) -> dict:
     """Full-image segmentation of the image at ``path``: every region from its extreme points
     and scribbles (``regions`` checked by :func:`fewclick.server.fullimage.check_regions`),
@@ -242,12 +243,16 @@ def fullimage(
     the last request on the image; a predictor with ``update(prompts, changed)`` is given
     only those once it has predicted the image, else every region is predicted. Answers
     ``regions`` (per region its index, RLE mask and area), ``method`` and ``ms`` (the time
-    spent here). ``model``: a trained full-image model's file, served instead of SAM."""
+    spent here). ``model``: a trained full-image model's file, served instead of SAM. On a
+    ``large`` image (as :func:`segment`'s) it segments the window the prompts span
+    (:func:`~fewclick.predict.windows.fullimage_window`), each region's RLE numbered in the image."""
     import time
 
     from fewclick.server import fullimage as fi
 
     start = time.perf_counter()
+    if large is not None:
+        return _fullimage_window(sam, regions, changed, model, large, start)
     key = ((None, path) if sam is None else sam, model)
     entry = _FULLIMAGE.get(key)
     shared = None
@@ -276,6 +281,34 @@ def fullimage(
         "method": fi.method_name(predictor),
         "ms": round(1000 * (time.perf_counter() - start), 1),
     }
+
+
+def _fullimage_window(sam, regions: list[dict], changed, model, large, start: float) -> dict:
+    """:func:`fullimage` on the window of a large image its regions' prompts span."""
+    import time
+
+    from fewclick.io.regions import window_path
+    from fewclick.io.rle import rle_to_mask, window_to_rle
+    from fewclick.predict.windows import fullimage_window
+
+    source, key, width, height = large
+    points = [p for r in regions for p in [*r["extreme"], *(q for s in r["scribbles"] for q in s)]]
+    x0, y0, x1, y1 = fullimage_window(points, width, height)
+    moved = [
+        {
+            **r,
+            "extreme": [[x - x0, y - y0] for x, y in r["extreme"]],
+            "scribbles": [[[x - x0, y - y0] for x, y in s] for s in r["scribbles"]],
+        }
+        for r in regions
+    ]
+    at = None if sam is None else (sam[0], f"{key}@{x0}_{y0}_{x1}_{y1}")
+    out = fullimage(window_path(source, (x0, y0, x1, y1)), at, moved, changed, model)
+    for region in out["regions"]:
+        region["rle"] = window_to_rle(rle_to_mask(region["rle"]), (x0, y0), height, width)
+    out["window"] = [x0, y0, x1, y1]
+    out["ms"] = round(1000 * (time.perf_counter() - start), 1)
+    return out
 
 
 def _ranker(file: str | None):

@@ -10,7 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from fewclick.server import serving, worker_masks
+from fewclick.predict.windows import fullimage_window
+from fewclick.server import assisting, serving, worker_masks
 from fewclick.server.db import Image
 from fewclick.server.deps import DB, Config, Worker
 from fewclick.server.fullimage import check_regions
@@ -52,11 +53,15 @@ async def fullimage(image_id: int, body: FullImageIn, session: DB, config: Confi
         }
         for r in body.regions
     ]
+    large = assisting.large_image(config, image)
     try:
         check_regions(regions, body.changed, image.width, image.height)
+        if large is not None:  # the window the prompts span: refused here when too large
+            points = [p for r in regions for p in [*r["extreme"], *(q for s in r["scribbles"] for q in s)]]
+            fullimage_window(points, image.width, image.height)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     sam = (str(config.embeddings), serving.embedding_key(image)) if serving.sam_available() else None
     trained = config.models_dir / FULLIMAGE_MODEL
     model = str(trained) if trained.is_file() else None
-    return await models.run(worker_masks.fullimage, image.path, sam, regions, body.changed, model)
+    return await models.run(worker_masks.fullimage, image.path, sam, regions, body.changed, model, large)

@@ -80,11 +80,13 @@ class Region(Answer):
 
 
 class FullImage(Answer):
-    """Full-image segmentation: per region its mask and area; ``ms`` the worker's time."""
+    """Full-image segmentation: per region its mask and area; ``ms`` the worker's time; on a
+    large image, the ``window`` (x0, y0, x1, y1) its prompts span and it segmented (else None)."""
 
     regions: list[Region]
     method: str
     ms: float
+    window: list[int] | None = None
 
 
 class Health(Answer):
