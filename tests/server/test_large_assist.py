@@ -142,3 +142,30 @@ def test_full_image_mode_segments_the_window_its_regions_span(client, project, s
     far = {"extreme": [[100, 100], [4900, 100], [2500, 50], [2500, 2900]]}
     refused = client.post(f"/api/images/{image['id']}/fullimage", json={"regions": [far]})
     assert refused.status_code == 422 and "at most 2048 px a side" in refused.json()["detail"]
+
+
+def test_a_100_to_1_strip_is_served_and_assisted(client, home, sam_files):
+    """20000 x 200 px, at the aspect limit: its tiles, a mask and a click far along it."""
+    width, height, (cx, cy, r) = 20000, 200, (18700, 100, 18)
+    yy, xx = np.mgrid[0:height, 0:width]
+    pixels = np.full((height, width, 3), 40, np.uint8)
+    pixels[(xx - cx) ** 2 + (yy - cy) ** 2 <= r**2] = (230, 200, 60)
+    (home / "strip").mkdir()
+    tifffile.imwrite(home / "strip" / "strip.tif", pixels, tile=(256, 256), photometric="rgb")
+    body = {"name": "strip", "folder": str(home / "strip"), "classes": ["disk"]}
+    r_project = client.post("/api/projects", json=body)
+    assert r_project.status_code == 201, r_project.text
+    project = r_project.json()["project"]
+    image = client.get(f"/api/projects/{project['id']}/images").json()[0]
+    assert (image["width"], image["height"]) == (width, height)
+    assert client.get(f"/api/images/{image['id']}/tiles/0/{cx // 512}/0").status_code == 200
+    box = [cx - r - 4, cy - r - 4, cx + r + 4, cy + r + 4]
+    out = client.post(f"/api/images/{image['id']}/segment", json={"box": box})
+    assert out.status_code == 200, out.text
+    assert np.abs(rle_boxes([out.json()["mask"]])[0] - [cx - r, cy - r, cx + r + 1, cy + r + 1]).max() <= 3
+    clicked = client.post(
+        f"/api/images/{image['id']}/detect", json={"clicks": [[cx, cy, project["classes"][0]["id"]]]}
+    )
+    assert clicked.status_code == 200, clicked.text
+    boxes = np.asarray(clicked.json()["boxes"]).reshape(-1, 4)
+    assert len(boxes) and np.abs(boxes - box).max(1).min() <= 10, "the clicked disk is boxed"
