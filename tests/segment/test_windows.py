@@ -149,3 +149,25 @@ def test_a_click_s_detect_window_holds_it_a_quarter_window_from_the_sides(data):
     for v, lo, hi, extent in ((x, x0, x1, width), (y, y0, y1, height)):
         quarter = DETECT_SIDE / 4
         assert v - lo >= min(quarter, v) - 1e-6 and hi - v >= min(quarter, extent - v) - 1e-6
+
+
+def test_a_window_is_shown_again_when_a_shared_backend_was_given_another_image():
+    backend, reads, holds = _BoxBackend(), [], {"window": None}
+
+    def read(window):
+        reads.append(window)
+        return np.zeros((*window.size, 3), np.uint8)
+
+    def show(pixels, window, name):
+        backend.set_image(pixels)
+        holds["window"] = window
+
+    masks = WindowedMasks(backend, show, shown=lambda window, name: holds["window"] == window)
+    masks.set_image("slide", 16000, 12000, read)
+    box = [9000, 7000, 9064, 7035]
+    masks.predict(box)
+    masks.predict(box)
+    assert len(reads) == 1, "still held: not read again"
+    holds["window"] = None  # the shared backend was given a whole image meanwhile
+    masks.predict(box)
+    assert len(reads) == 2 and backend.shown == 2

@@ -56,7 +56,7 @@ class Embedding:
 
 
 #: the in-memory cache's budget (an embedding with its feature maps is 32 MB; without, 4 MB)
-MEMORY_MB = 128
+MEMORY_MB = 48
 
 
 def _nbytes(e: Embedding) -> int:

@@ -145,10 +145,11 @@ class WindowedMasks:
     :meth:`set_image`). ``level0`` says the backend
     takes prompts and gives masks in the window's level-0 pixels (SAM, whose window
     embedding is sized so); otherwise prompts are scaled to the pixels read and the mask
-    scaled back."""
+    scaled back. ``shown(window, name)``, when given, says whether the backend still holds
+    that window (a backend shared with other work may have been given another image)."""
 
-    def __init__(self, backend, show, level0: bool = False) -> None:
-        self.backend, self._show, self._level0 = backend, show, level0
+    def __init__(self, backend, show, level0: bool = False, shown=None) -> None:
+        self.backend, self._show, self._level0, self._shown = backend, show, level0, shown
         self.image: str | None = None
         self.width = self.height = 0
         self._read = None
@@ -169,7 +170,7 @@ class WindowedMasks:
         ``bool[h, w]`` with its ``offset``; the window follows the box (one box, one window,
         so ``previous`` stays the window's). A click outside the window is a ValueError."""
         window = mask_window(box, self.width, self.height)
-        if window != self.window:
+        if window != self.window or (self._shown is not None and not self._shown(window, self.image)):
             self._show(self._read(window), window, self.image)
             self.window = window
         x, y = window.offset

@@ -165,7 +165,8 @@ def _mask_backend(serving: Serving, path: str, sam: tuple[str, str] | None):
 def _windowed(serving: Serving, sam: tuple[str, str] | None, large: tuple[str, str, int, int]):
     """The project's mask backend on windows of the large image ``large`` (see
     :func:`segment`): SAM on each window's embedding (encoded once and kept in the
-    embedding folder under the window's key), any other backend on the window's pixels."""
+    embedding folder under the window's key; the decoder is the one whole images use), any
+    other backend on the window's pixels."""
     from fewclick.io.regions import cached_regions
     from fewclick.predict.backends import make_backend
     from fewclick.predict.windows import WindowedMasks, sam_window_embedding
@@ -177,22 +178,25 @@ def _windowed(serving: Serving, sam: tuple[str, str] | None, large: tuple[str, s
         if serving.name in SAMS:
             if sam is None:
                 raise ValueError(f"the {serving.name} backend needs the image's embedding folder")
-            from fewclick.server import embeddings
-
-            encoder = embeddings.encoder(sam[0])
-            backend = make_backend("sam", encoder=encoder)
+            tuned = None
             if serving.name == "sam_tuned" and serving.model not in _NOTES:
                 try:
-                    backend = make_backend("sam_tuned", serving.model, encoder)
+                    tuned = _sam_predictor(sam[0], serving.model)[0]
                 except (ValueError, FileNotFoundError) as exc:
                     _NOTES[serving.model] = (
                         f"the tuned SAM decoder cannot be read ({exc}): the pretrained one serves"
                     )
+            sam_key = tuned or _sam_predictor(sam[0])[0]
+            backend = worker.PREDICTORS[sam_key]
 
             def show(pixels, window, image):
-                backend.set_embedding(sam_window_embedding(encoder, pixels, window, image))
+                backend.set_embedding(sam_window_embedding(backend.encoder, pixels, window, image))
+                worker.CURRENT[sam_key] = window.key(image)  # a whole image's request sets its own again
 
-            held = WindowedMasks(backend, show, level0=True)
+            def shown(window, image) -> bool:
+                return worker.CURRENT.get(sam_key) == window.key(image)
+
+            held = WindowedMasks(backend, show, level0=True, shown=shown)
         else:
             backend = make_backend(serving.name, serving.model)
             held = WindowedMasks(backend, lambda pixels, window, image: backend.set_image(pixels))
@@ -204,13 +208,12 @@ def _windowed(serving: Serving, sam: tuple[str, str] | None, large: tuple[str, s
     return held
 
 
-def _sam(sam: tuple[str, str], path: str, tuned: str | None = None):
-    """SAM holding the embedding of the image at ``path`` (waiting for its encoding when
-    one is under way); with ``tuned`` (a mask model's folder), its tuned decoder."""
+def _sam_predictor(folder: str, tuned: str | None = None) -> tuple[tuple, object]:
+    """The worker's one SAM of the embedding folder ``folder`` (with ``tuned``, a mask
+    model's folder, its tuned decoder), made on first use: its key and itself."""
     from fewclick.predict.backends import make_backend
     from fewclick.server import embeddings
 
-    folder, image_key = sam
     key = ("sam", folder, tuned)
     predictor = worker.PREDICTORS.get(key)
     if predictor is None:
@@ -221,6 +224,16 @@ def _sam(sam: tuple[str, str], path: str, tuned: str | None = None):
             else make_backend("sam_tuned", tuned, encoder)
         )
         predictor = worker.PREDICTORS[key] = made
+    return key, predictor
+
+
+def _sam(sam: tuple[str, str], path: str, tuned: str | None = None):
+    """SAM holding the embedding of the image at ``path`` (waiting for its encoding when
+    one is under way); with ``tuned`` (a mask model's folder), its tuned decoder."""
+    from fewclick.server import embeddings
+
+    folder, image_key = sam
+    key, predictor = _sam_predictor(folder, tuned)
     if worker.CURRENT.get(key) != image_key:
         predictor.set_embedding(embeddings.embedding(folder, image_key, path))
         worker.CURRENT[key] = image_key
