@@ -192,7 +192,10 @@ def window_items(items: list[dict]) -> tuple[list[dict], dict[str, list]]:
 
     out, windows = [], {}
     for item in items:
-        regions = cached_regions(item["path"])
+        try:
+            regions = cached_regions(item["path"])
+        except (OSError, ValueError):  # unreadable: its item fails when it is read, named
+            regions = None
         if regions is None or max(regions.width, regions.height) <= PREDICT_WINDOW:
             out.append(item)
             continue
@@ -235,7 +238,9 @@ def merge_windows(rows: list[dict], windows: dict[str, list]) -> list[dict]:
             continue
         merged.add(name)
         parts = [(tile, core, by_rel[rel]) for rel, tile, core in windows[name] if rel in by_rel]
-        errors = [r["error"] for _, _, r in parts if r["error"]]
+        missing = [rel for rel, _, _ in windows[name] if rel not in by_rel]
+        errors = [f"no result came back for window {missing[0]!r}"] if missing else []
+        errors += [r["error"] for _, _, r in parts if r["error"]]
         kept = [_owned(detections_of(r), tile, core) for tile, core, r in parts if not r["error"]]
         det = Detections.concatenate(kept) if kept else Detections.empty()
         det = det[np.argsort(-det.scores, kind="stable")]

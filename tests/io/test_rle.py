@@ -13,6 +13,8 @@ from fewclick.io.rle import (
     mask_area,
     mask_outlines,
     mask_to_rle,
+    polygons_to_mask,
+    polygons_to_rle,
     rle_boxes,
     rle_counts,
     rle_window,
@@ -118,3 +120,12 @@ def test_an_rle_s_outlines_and_area_from_its_box_alone_are_the_mask_s(mask):
     assert len(got) == len(want)
     assert all(np.allclose(a, b) for a, b in zip(got, want, strict=True))
     assert mask_area(rle, *mask.shape) == mask.sum()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_a_polygon_filled_over_its_box_is_the_polygon_filled_over_the_image(seed):
+    rng = np.random.default_rng(seed)
+    height, width = (int(v) for v in rng.integers(5, 60, 2))
+    polygons = [rng.uniform(-10, [width + 10, height + 10], (int(rng.integers(3, 8)), 2)) for _ in range(2)]
+    assert polygons_to_rle(polygons, height, width) == mask_to_rle(polygons_to_mask(polygons, height, width))

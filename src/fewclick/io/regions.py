@@ -112,7 +112,8 @@ class RegionImage:
                 )
 
         blocks = [(bx, by) for by in range(sy0, sy1, BLOCK) for bx in range(sx0, sx1, BLOCK)]
-        # the codecs let go of the GIL: blocks decode on every core (memory: a block per thread)
+        # blocks in parallel: their resizing on every core (tifffile's zarr store decodes in its
+        # own I/O thread below 6 cores); memory: a block per thread
         with ThreadPoolExecutor(max_workers=min(READ_THREADS, len(blocks))) as pool:
             for done in [pool.submit(block, bx, by) for bx, by in blocks]:
                 done.result()

@@ -190,6 +190,26 @@ def polygons_to_mask(polygons: list, height: int, width: int) -> np.ndarray:
     return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
 
 
+def polygons_to_rle(polygons: list, height: int, width: int) -> dict:
+    """The compressed RLE of :func:`polygons_to_mask`, filled over the polygons' box only
+    (a polygon on a large image never makes the image-sized mask)."""
+    parts = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polygons]
+    parts = [p for p in parts if len(p) >= 3]
+    if not parts:
+        return window_to_rle(np.zeros((1, 1), bool), (0, 0), height, width)
+    xy = np.concatenate(parts)
+    x0, y0 = (
+        min(max(int(np.floor(xy[:, 0].min())) - 1, 0), width - 1),
+        min(max(int(np.floor(xy[:, 1].min())) - 1, 0), height - 1),
+    )
+    x1, y1 = (
+        max(min(int(np.ceil(xy[:, 0].max())) + 2, width), x0 + 1),
+        max(min(int(np.ceil(xy[:, 1].max())) + 2, height), y0 + 1),
+    )
+    window = polygons_to_mask([p - [x0, y0] for p in parts], y1 - y0, x1 - x0)
+    return window_to_rle(window, (x0, y0), height, width)
+
+
 def segmentation_to_mask(seg: Any, height: int, width: int) -> np.ndarray:
     """A segmentation as fewclick stores it (polygons list or RLE dict) -> ``bool[H, W]``."""
     if isinstance(seg, dict):

@@ -37,8 +37,9 @@ WINDOW = 1024
 MIN_SIDE = 384
 #: the window's side is at least this many times the box's longer side
 CONTEXT = 2.0
-#: the longest box side box-to-mask takes on a large image (its window is then 2x, read coarser)
-MAX_BOX_SIDE = 8192
+#: the longest box side box-to-mask takes on a large image: its window is then 2048 px, read
+#: at half resolution, and each mask (SAM's are the window's level-0 size) 4 MB
+MAX_BOX_SIDE = 1024
 #: windows snap to a grid of this share of their side
 GRID = 8
 

@@ -109,12 +109,12 @@ class _Geometry:
         return out
 
     def mask_kind(self) -> dict:
-        from fewclick.io.rle import check_rle, mask_to_rle, polygons_to_mask, rle_boxes
+        from fewclick.io.rle import check_rle, polygons_to_rle, rle_boxes
 
         width, height, geometry = self.width, self.height, self.geometry
         if geometry.get("mask") is None and geometry.get("polygon") is not None:
             vertices = self.outline(geometry["polygon"])
-            rle = mask_to_rle(polygons_to_mask([vertices], height, width))
+            rle = polygons_to_rle([vertices], height, width)  # filled over its box alone
             b = rle_boxes([rle])[0]
             if b[2] <= b[0]:
                 raise GeometryError(f"the polygon covers no pixel of the {width} x {height} image")

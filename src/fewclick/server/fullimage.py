@@ -89,10 +89,14 @@ class EmbeddedSam:
         return getattr(self.sam, name)
 
 
-def check_regions(regions: list[dict], changed: list[int] | None, width: int, height: int) -> None:
+def check_regions(
+    regions: list[dict], changed: list[int] | None, width: int, height: int, windowed: bool = False
+) -> None:
     """ValueError naming what is wrong with a request's ``regions`` (see the module) and
-    ``changed`` (indices of regions, each once) on a ``width`` x ``height`` image."""
-    if width * height > MAX_PIXELS:
+    ``changed`` (indices of regions, each once) on a ``width`` x ``height`` image. A
+    ``windowed`` image (a large one, segmented on the window its prompts span, which
+    :func:`fewclick.predict.windows.fullimage_window` bounds) has no pixel limit."""
+    if width * height > MAX_PIXELS and not windowed:
         raise ValueError(
             f"the image is {width} x {height} = {width * height} pixels; full-image segmentation "
             f"takes images of at most {MAX_PIXELS} pixels"

@@ -6,6 +6,7 @@ on the side from finished images: the edges by which SAM's click boxes move
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 
 import numpy as np
@@ -24,7 +25,7 @@ TIGHT_KEPT = 400
 _TIGHTENED: OrderedDict[tuple, np.ndarray] = OrderedDict()
 TIGHTENED_KEPT = 20000
 # a large image's window and everything asked of it -> its click-to-detect answer
-_WINDOWS: OrderedDict[str, dict] = OrderedDict()
+_WINDOWS: OrderedDict[tuple, dict] = OrderedDict()
 WINDOWS_KEPT = 64
 
 
@@ -104,8 +105,8 @@ def detect(
 def _on_windows(large, model, names, clicks, sizes, encoding, limit, finished, held, tight_from) -> dict:
     """Click-to-detect on a large image: each click's window (:func:`~fewclick.predict.windows.detect_window`,
     1024 px at full resolution, encoded once and kept on disk under its key) is detected as
-    a small image with the clicks inside it (a window asked the same again answers from
-    memory), for the last clicks' windows up to
+    a small image with the clicks inside it (the training-free start's answer for a window
+    asked the same again comes from memory), for the last clicks' windows up to
     :data:`~fewclick.predict.windows.MAX_DETECT_WINDOWS`; the boxes move into the image and
     those found twice where windows overlap are merged once. Without clicks (a trained
     detector's proposals on open) nothing is detected: the person clicks where they look."""
@@ -126,14 +127,18 @@ def _on_windows(large, model, names, clicks, sizes, encoding, limit, finished, h
         moved = [[c[0] - x0, c[1] - y0, c[2]] for c in inside]
         at = None if encoding is None else (encoding[0], f"{key}@{x0}_{y0}_{x1}_{y1}")
         path = window_path(source, (x0, y0, x1, y1))
-        asked = repr(
-            (path, model, names, moved, sorted(sizes.items()), at, limit, finished, held, tight_from)
-        )
-        found = _WINDOWS.get(asked)  # a window whose clicks did not change: its answer again
+        # the training-free start's answer depends on the request and the click boxes learnt
+        # so far (a trained detector's also on what the encoding thread has learnt and
+        # encoded meanwhile: it is not kept)
+        asked = None
+        if model is None:
+            digest = hashlib.sha1(repr((names, moved, sorted(sizes.items()), limit, finished)).encode())
+            asked = (path, at, len(_CLICK_BOXES), digest.hexdigest())
+        found = _WINDOWS.get(asked) if asked else None  # the same clicks in a window: its answer again
         if found is None:
-            found = _WINDOWS[asked] = detect(
-                path, model, names, moved, sizes, at, limit, finished, held, tight_from
-            )
+            found = detect(path, model, names, moved, sizes, at, limit, finished, held, tight_from)
+            if asked:
+                _WINDOWS[asked] = found
             while len(_WINDOWS) > WINDOWS_KEPT:
                 _WINDOWS.popitem(last=False)
         if found["classes"] not in (None, list(names)):

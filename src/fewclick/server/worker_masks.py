@@ -79,10 +79,17 @@ def segment(
         if pred.offset is not None:  # a window's mask: the strokes move into the window
             at = np.float32(pred.offset)
             painted = [replace(s, points=s.points - at) for s in painted]
-        pred, quality = (
-            MaskPrediction(apply_strokes(pred.mask, painted), pred.score, offset=pred.offset),
-            None,
-        )
+        try:
+            mask = apply_strokes(pred.mask, painted)
+        except ValueError as exc:
+            if pred.offset is None:
+                raise
+            (x, y), (h, w) = pred.offset, pred.mask.shape
+            raise ValueError(
+                f"{exc}: on a large image the brush paints the window {[x, y, x + w, y + h]} "
+                "read around the box"
+            ) from None
+        pred, quality = MaskPrediction(mask, pred.score, offset=pred.offset), None
     size = (large[3], large[2]) if large is not None else None
     shown = _shown_mask(pred, size)
     note = _NOTES.get(serving.model) if serving.name == "sam_tuned" else None
@@ -128,7 +135,10 @@ def _predicted(path: str, sam, serving: Serving, box: list[float], made: list, b
     previous = None
     if len(c):
         previous = before.mask if before is not None else predictor.predict(box, c[:-1]).mask
-    features = interaction_features(len(c), c[-1:] if len(c) else None, previous, pred.mask)
+    last = c[-1:] if len(c) else None
+    if last is not None and pred.offset is not None:  # a window's masks: its clicks in its pixels
+        last = replace(last, xy=last.xy - np.float32(pred.offset))
+    features = interaction_features(len(c), last, previous, pred.mask)
     return pred, round(float(ranker.predict(features[None], [pred.score])[0]), 4)
 
 

@@ -58,13 +58,21 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
 
         # a large image: the file it is read by regions from, in windows (never whole)
         tile_cache = Path(models_dir).parent / "tiles"  # the app's Settings.tile_cache beside its models
-        items = [{"path": _readable(tile_cache, image), "rel": str(image.id)} for image in untouched]
+        readable = {image.id: _readable(tile_cache, image) for image in untouched}
+        items = [
+            {"path": readable[image.id], "rel": str(image.id)} for image in untouched if readable[image.id]
+        ]
         items, windows = batch.window_items(items)
         options = {"model": version.path, "score_threshold": threshold}
         predicted = batch.run(batch.PredictJob, items, options, progress=progress) if items else []
         predicted = batch.merge_windows(predicted, windows)
         by_id = {image.id: image for image in untouched}
-        records, failed = [], []
+        records = []
+        failed = [
+            f"{by_id[i].file_name} (still being converted for reading by regions)"
+            for i, p in readable.items()
+            if not p
+        ]
         for row in predicted:
             image = by_id[int(row["rel"])]
             if row["error"]:
@@ -98,13 +106,17 @@ def preannotate(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
     engine.dispose()
 
 
-def _readable(tile_cache: Path, image) -> str:
-    """The file an image is read from: a large one's converted pyramid when it has one
-    (a large JPEG or PNG), else its own file."""
+def _readable(tile_cache: Path, image) -> str | None:
+    """The file an image is read from: its own, or for a large one the file it is read by
+    regions from (its converted pyramid, for a large JPEG or PNG; None while that is being
+    made: a large image is never read whole)."""
     from fewclick.server import tiles
 
     if tiles.is_large(image.width, image.height):
-        return tiles.region_file(tile_cache, image.id, image.path) or image.path
+        try:
+            return tiles.region_file(tile_cache, image.id, image.path)
+        except (OSError, ValueError):  # gone or unreadable: named when its item is read
+            return image.path
     return image.path
 
 

@@ -55,7 +55,7 @@ async def fullimage(image_id: int, body: FullImageIn, session: DB, config: Confi
     ]
     large = assisting.large_image(config, image)
     try:
-        check_regions(regions, body.changed, image.width, image.height)
+        check_regions(regions, body.changed, image.width, image.height, windowed=large is not None)
         if large is not None:  # the window the prompts span: refused here when too large
             points = [p for r in regions for p in [*r["extreme"], *(q for s in r["scribbles"] for q in s)]]
             fullimage_window(points, image.width, image.height)
