@@ -45,7 +45,8 @@ def _cell(value, digits: int = 2) -> str:
 def table(report: dict) -> list[str]:
     name = Path(report["data"]).name
     lines = [
-        f"### {name} (load {report.get('load_average_start')} at the start; {report.get('date', '')[:10]})",
+        f"### {name} ({report.get('date', '')[:16]}, {report.get('machine', 'machine not recorded')}, "
+        f"load {report.get('load_average_start')} at the start)",
         "",
         "| mosaic | size | file MB | first tile s | first full-res tile s | tile ms p50 / p95 | "
         "peak RSS MB | mask mIoU mosaic / source | click ms p50 / p95 / first | "

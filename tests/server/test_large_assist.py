@@ -121,9 +121,13 @@ def test_a_point_snaps_to_its_object_on_the_window_around_it(client, project, sa
     assert np.hypot(x - cx, y - cy) <= 3 < np.hypot(9, 7), "moved to the disk's centre, in image pixels"
 
 
-def test_full_image_mode_segments_the_window_its_regions_span(client, project, sam_files):
+def test_full_image_mode_segments_the_window_its_regions_span(client, project, sam_files, monkeypatch):
     """Two regions on the larger disk and the background around it: the masks come from the
-    window the points span, numbered in the image; a spread too wide for a window is refused."""
+    window the points span, numbered in the image (the pixel limit of a whole image does not
+    apply); a spread too wide for a window is refused."""
+    from fewclick.server import fullimage
+
+    monkeypatch.setattr(fullimage, "MAX_PIXELS", WIDTH * HEIGHT // 2)  # as a slide is over it
     project, image = project
     cx, cy, r = DISK
     disk = {"extreme": [[cx - r, cy], [cx + r, cy], [cx, cy - r], [cx, cy + r]]}

@@ -51,8 +51,7 @@ def segment(
     None without one): after two small ones the page suggests the brush. Bad input
     (a candidate the last answer did not offer, a stroke outside the image) raises
     ValueError naming it."""
-    from fewclick.brush import Stroke, apply_strokes
-    from fewclick.predict.segment_api import MaskPrediction
+    from fewclick.brush import Stroke
 
     painted = [Stroke.parse(raw, i) for i, raw in enumerate(strokes or [])]
     key = (path, serving.name, serving.model, tuple(round(float(v), 2) for v in box))
@@ -76,20 +75,7 @@ def segment(
         while len(_LAST_MASKS) > 8:
             _LAST_MASKS.pop(next(iter(_LAST_MASKS)))
     if painted:
-        if pred.offset is not None:  # a window's mask: the strokes move into the window
-            at = np.float32(pred.offset)
-            painted = [replace(s, points=s.points - at) for s in painted]
-        try:
-            mask = apply_strokes(pred.mask, painted)
-        except ValueError as exc:
-            if pred.offset is None:
-                raise
-            (x, y), (h, w) = pred.offset, pred.mask.shape
-            raise ValueError(
-                f"{exc}: on a large image the brush paints the window {[x, y, x + w, y + h]} "
-                "read around the box"
-            ) from None
-        pred, quality = MaskPrediction(mask, pred.score, offset=pred.offset), None
+        pred, quality = _painted(pred, painted), None
     size = (large[3], large[2]) if large is not None else None
     shown = _shown_mask(pred, size)
     note = _NOTES.get(serving.model) if serving.name == "sam_tuned" else None
@@ -104,6 +90,27 @@ def segment(
             [shown, *(_shown_mask(c, size) for c in pred.candidates[1:])] if len(pred.candidates) > 1 else []
         ),
     }
+
+
+def _painted(pred, painted: list):
+    """``pred`` with the brush's strokes painted over its mask (a window's: the strokes
+    moved into the window, and one outside it named with the window)."""
+    from fewclick.brush import apply_strokes
+    from fewclick.predict.segment_api import MaskPrediction
+
+    if pred.offset is not None:
+        at = np.float32(pred.offset)
+        painted = [replace(s, points=s.points - at) for s in painted]
+    try:
+        mask = apply_strokes(pred.mask, painted)
+    except ValueError as exc:
+        if pred.offset is None:
+            raise
+        (x, y), (h, w) = pred.offset, pred.mask.shape
+        raise ValueError(
+            f"{exc}: on a large image the brush paints the window {[x, y, x + w, y + h]} read around the box"
+        ) from None
+    return MaskPrediction(mask, pred.score, offset=pred.offset)
 
 
 def _candidate(pred, index: int):
