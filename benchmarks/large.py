@@ -346,17 +346,22 @@ def mask_scores(api, mosaic: Mosaic, image: dict, objects: list[Truth], records,
     for o, got in zip(objects, on_mosaic):
         r = records[o.record]
         full = segmentation_to_mask(r.objects.segmentations[o.index], r.height, r.width)
-        x0, y0, x1, y1 = _around(o.box, (mosaic.height, mosaic.width))
-        dx, dy = o.box[0] - o.source_box[0], o.box[1] - o.source_box[1]
-        sx0, sy0 = int(round(x0 - dx)), int(round(y0 - dy))
-        want = np.zeros((y1 - y0, x1 - x0), bool)
-        part = full[max(sy0, 0) : sy0 + y1 - y0, max(sx0, 0) : sx0 + x1 - x0]
-        want[max(-sy0, 0) : max(-sy0, 0) + part.shape[0], max(-sx0, 0) : max(-sx0, 0) + part.shape[1]] = part
-        mosaic_ious.append(iou(got, want))
+        mosaic_ious.append(iou(got, truth_window(o, full, _around(o.box, (mosaic.height, mosaic.width)))))
         src = source_ids[Path(r.file_name).name]
         got_src = masks(api, src, [o.source_box], (r.height, r.width))[0]
         source_ious.append(iou(got_src, full[_slices(_around(o.source_box, (r.height, r.width)))]))
     return round(float(np.mean(mosaic_ious)), 4), round(float(np.mean(source_ious)), 4)
+
+
+def truth_window(o: Truth, full: np.ndarray, window) -> np.ndarray:
+    """The object's mask ``full`` (in its source image) as the mosaic's ``window`` (x0, y0,
+    x1, y1) holds it: zeros where the window reaches past the source image."""
+    x0, y0, x1, y1 = window
+    sx0, sy0 = int(round(x0 - (o.box[0] - o.source_box[0]))), int(round(y0 - (o.box[1] - o.source_box[1])))
+    want = np.zeros((y1 - y0, x1 - x0), bool)
+    part = full[max(sy0, 0) : sy0 + y1 - y0, max(sx0, 0) : sx0 + x1 - x0]
+    want[max(-sy0, 0) : max(-sy0, 0) + part.shape[0], max(-sx0, 0) : max(-sx0, 0) + part.shape[1]] = part
+    return want
 
 
 def _slices(box) -> tuple[slice, slice]:

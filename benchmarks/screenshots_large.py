@@ -26,7 +26,8 @@ import httpx
 import numpy as np
 from _browser import chromium_page, log_in, screen
 from _server import ServerProcess
-from large import Truth, _ious, build, truth
+from large import Truth, _ious, build, truth, truth_window
+from large import _around as large_around
 
 from fewclick.io import read_dataset
 from fewclick.io.rle import rle_window, segmentation_to_mask
@@ -168,12 +169,8 @@ def _mask(api, server, mosaic, records, classes, out: Path) -> dict:
         errors = list(page.errors)
     r = records[o.record]
     full = segmentation_to_mask(r.objects.segmentations[o.index], r.height, r.width)
-    bx0, by0 = int(o.box[0]) - 8, int(o.box[1]) - 8
-    got = rle_window(rle, (bx0, by0, int(o.box[2]) + 8, int(o.box[3]) + 8))
-    sx0, sy0 = int(round(bx0 - (o.box[0] - o.source_box[0]))), int(round(by0 - (o.box[1] - o.source_box[1])))
-    want = np.zeros_like(got)
-    part = full[max(sy0, 0) : sy0 + got.shape[0], max(sx0, 0) : sx0 + got.shape[1]]
-    want[max(-sy0, 0) : max(-sy0, 0) + part.shape[0], max(-sx0, 0) : max(-sx0, 0) + part.shape[1]] = part
+    window = large_around(o.box, (mosaic.height, mosaic.width), 8)  # clipped, as rle_window clips
+    got, want = rle_window(rle, window), truth_window(o, full, window)
     return {
         "image": [mosaic.width, mosaic.height],
         "object_box": [round(v, 1) for v in o.box],

@@ -89,6 +89,12 @@ class EmbeddedSam:
         return getattr(self.sam, name)
 
 
+def prompt_points(regions: list[dict]) -> list:
+    """Every extreme point and scribble point of ``regions``: what a large image's window
+    must hold (:func:`fewclick.predict.windows.fullimage_window`)."""
+    return [p for r in regions for p in [*r["extreme"], *(q for s in r["scribbles"] for q in s)]]
+
+
 def check_regions(
     regions: list[dict], changed: list[int] | None, width: int, height: int, windowed: bool = False
 ) -> None:

@@ -320,10 +320,10 @@ def _fullimage_window(sam, regions: list[dict], changed, model, large, start: fl
     from fewclick.io.regions import window_path
     from fewclick.io.rle import rle_to_mask, window_to_rle
     from fewclick.predict.windows import fullimage_window
+    from fewclick.server import fullimage as fi
 
     source, key, width, height = large
-    points = [p for r in regions for p in [*r["extreme"], *(q for s in r["scribbles"] for q in s)]]
-    x0, y0, x1, y1 = fullimage_window(points, width, height)
+    x0, y0, x1, y1 = fullimage_window(fi.prompt_points(regions), width, height)
     moved = [
         {
             **r,

@@ -14,7 +14,7 @@ from fewclick.predict.windows import fullimage_window
 from fewclick.server import assisting, serving, worker_masks
 from fewclick.server.db import Image
 from fewclick.server.deps import DB, Config, Worker
-from fewclick.server.fullimage import check_regions
+from fewclick.server.fullimage import check_regions, prompt_points
 from fewclick.server.storage import rows
 from fewclick.wire import answers
 
@@ -57,8 +57,7 @@ async def fullimage(image_id: int, body: FullImageIn, session: DB, config: Confi
     try:
         check_regions(regions, body.changed, image.width, image.height, windowed=large is not None)
         if large is not None:  # the window the prompts span: refused here when too large
-            points = [p for r in regions for p in [*r["extreme"], *(q for s in r["scribbles"] for q in s)]]
-            fullimage_window(points, image.width, image.height)
+            fullimage_window(prompt_points(regions), image.width, image.height)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
     sam = (str(config.embeddings), serving.embedding_key(image)) if serving.sam_available() else None
