@@ -171,3 +171,22 @@ def test_a_window_is_shown_again_when_a_shared_backend_was_given_another_image()
     holds["window"] = None  # the shared backend was given a whole image meanwhile
     masks.predict(box)
     assert len(reads) == 2 and backend.shown == 2
+
+
+def test_sweep_windows_cover_the_image_those_in_view_first():
+    from fewclick.predict.windows import DETECT_SIDE, SWEEP_OVERLAP, sweep_windows
+
+    width, height = 5000, 3000
+    windows = sweep_windows(width, height, view=(4000, 2500, 4600, 2900))
+    covered = np.zeros((height // 8, width // 8), bool)
+    for x0, y0, x1, y1 in windows:
+        assert x1 - x0 == y1 - y0 == DETECT_SIDE
+        covered[y0 // 8 : y1 // 8, x0 // 8 : x1 // 8] = True
+    assert covered.all(), "every pixel lies in a window"
+    assert len(set(windows)) == len(windows)
+    first = windows[0]
+    assert first[0] < 4600 and 4000 < first[2] and first[1] < 2900 and 2500 < first[3], "one in view first"
+    meets = [w[0] < 4600 and 4000 < w[2] and w[1] < 2900 and 2500 < w[3] for w in windows]
+    assert meets == sorted(meets, reverse=True), "every window in view before the rest"
+    xs = sorted({w[0] for w in windows})
+    assert min(b - a for a, b in zip(xs, xs[1:])) <= DETECT_SIDE - SWEEP_OVERLAP, "they overlap"

@@ -173,3 +173,71 @@ def test_a_100_to_1_strip_is_served_and_assisted(client, home, sam_files):
     assert clicked.status_code == 200, clicked.text
     boxes = np.asarray(clicked.json()["boxes"]).reshape(-1, 4)
     assert len(boxes) and np.abs(boxes - box).max(1).min() <= 10, "the clicked disk is boxed"
+
+
+def _sweep_done(client, image_id: int, seconds: float = 180.0) -> dict:
+    import time
+
+    end = time.monotonic() + seconds
+    while True:
+        out = client.get(f"/api/images/{image_id}/lookalikes")
+        assert out.status_code == 200, out.text
+        if out.json()["status"] != "running" or time.monotonic() > end:
+            return out.json()
+        time.sleep(0.5)
+
+
+def test_the_sweep_finds_the_clicked_objects_look_alikes_across_the_image(client, home, sam_files):
+    """A 2600 x 1000 scene: the click's window holds the disks near it; the sweep over the
+    rest (3 windows, the one in view first) finds those 1500 px away too, each once, none on
+    the clicked disk, and says how far it went."""
+    width, height = 2600, 1000
+    near = [(200 + 90 * k, 500, 16) for k in range(4)]
+    far = [(2200 + 90 * k, 400, 16) for k in range(3)]
+    yy, xx = np.mgrid[0:height, 0:width]
+    pixels = np.full((height, width, 3), 40, np.uint8)
+    for cx, cy, r in [*near, *far]:
+        pixels[(xx - cx) ** 2 + (yy - cy) ** 2 <= r**2] = (230, 200, 60)
+    (home / "wide").mkdir()
+    tifffile.imwrite(home / "wide" / "wide.tif", pixels, tile=(256, 256), photometric="rgb")
+    body = {"name": "wide", "folder": str(home / "wide"), "classes": ["disk"]}
+    project = client.post("/api/projects", json=body).json()["project"]
+    image = client.get(f"/api/projects/{project['id']}/images").json()[0]
+    disk = project["classes"][0]["id"]
+    assert client.get(f"/api/images/{image['id']}/lookalikes").status_code == 404, "none started yet"
+    click = [near[0][0], near[0][1], disk]
+    detected = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [click]})
+    assert detected.status_code == 200, detected.text
+    assert len(detected.json()["boxes"]) == len(near), "the click's window holds the near disks only"
+
+    off = client.post(
+        f"/api/images/{image['id']}/lookalikes", json={"clicks": [click], "view": [5000, 0, 6000, 10]}
+    )
+    assert off.status_code == 400 and "does not meet" in off.json()["detail"]
+    view = [1800, 0, 2600, 1000]
+    started = client.post(f"/api/images/{image['id']}/lookalikes", json={"clicks": [click], "view": view})
+    assert started.status_code == 202, started.text
+    assert started.json()["windows"] == 3
+    swept = _sweep_done(client, image["id"])
+    assert swept["status"] == "done", swept
+    assert swept["windows_done"] == swept["windows"] == 3
+    assert swept["method"] == "training-free"
+    boxes = np.asarray(swept["boxes"]).reshape(-1, 4)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    for x, y, _ in [*near[1:], *far]:
+        assert np.hypot(*(centres - [x, y]).T).min() <= 6, f"the disk at ({x}, {y}) is found"
+    assert len(boxes) == len(near) - 1 + len(far), "each look-alike once, the clicked disk not again"
+    again = client.post(f"/api/images/{image['id']}/lookalikes", json={"clicks": [click], "view": view})
+    assert again.json()["status"] == "done" and len(again.json()["boxes"]) == len(boxes), "the same sweep"
+
+
+def test_the_sweep_refuses_a_small_image(client, home, sam_files):
+    (home / "small").mkdir()
+    tifffile.imwrite(home / "small" / "small.tif", np.full((300, 400, 3), 40, np.uint8), photometric="rgb")
+    body = {"name": "small", "folder": str(home / "small"), "classes": ["disk"]}
+    project = client.post("/api/projects", json=body).json()["project"]
+    image = client.get(f"/api/projects/{project['id']}/images").json()[0]
+    out = client.post(
+        f"/api/images/{image['id']}/lookalikes", json={"clicks": [[10, 10, project["classes"][0]["id"]]]}
+    )
+    assert out.status_code == 400 and "large images" in out.json()["detail"]

@@ -52,6 +52,16 @@ PLATEAU = 0.03  # a peak's position is the centroid of the cells this close to i
 
 
 @dataclass(frozen=True)
+class ClickedObject:
+    """A clicked object: its class, SAM's ``box`` from the click (image pixels) and its
+    feature ``vector`` (None: SAM found no object there, so nothing is looked for)."""
+
+    label: int
+    box: np.ndarray
+    vector: torch.Tensor | None
+
+
+@dataclass(frozen=True)
 class SimilarityConfig:
     relative: float = 0.9  # a peak's similarity over the clicked object's own peak (module docstring)
     max_side: float = 0.5  # a SAM mask wider or taller than this share of the tile is not the object
@@ -116,14 +126,34 @@ class SimilarityDetector:
                 raise ValueError(f"click {i} at ({x:g}, {y:g}) is outside the {w} x {h} image")
             if not 0 <= label < self.num_classes:
                 raise ValueError(f"click {i} has class id {int(label)}; expected 0..{self.num_classes - 1}")
-        clicked = [self._clicked(x, y, int(c), sizes or {}) for (x, y), c in zip(clicks.xy, clicks.labels)]
-        boxes = np.stack([b for b, _ in clicked]).astype(np.float32)
+        objects = self.clicked_objects(clicks, sizes or {})
+        boxes = np.stack([o.box for o in objects]).astype(np.float32)
         found = Detections(boxes, np.ones(len(clicks), np.float32), clicks.labels.copy())
-        per_tile = [(t.tile, self._peaks(t, unit, clicks, clicked)) for t, unit in self._tiles]
+        return Detections.concatenate([self.look_alikes(objects, limit), found])
+
+    def clicked_objects(self, clicks: Clicks, sizes: dict) -> list[ClickedObject]:
+        """Each click's object (its class, SAM's box in image pixels, its feature vector):
+        what :meth:`look_alikes` looks for, here or on another image (a large image's
+        other windows: :mod:`fewclick.server.worker_sweep`)."""
+        return [
+            ClickedObject(int(c), *self._clicked(x, y, int(c), sizes))
+            for (x, y), c in zip(clicks.xy, clicks.labels)
+        ]
+
+    def look_alikes(self, objects: list[ClickedObject], limit: int | None = None) -> Detections:
+        """The look-alikes of ``objects`` (:meth:`clicked_objects`, of this image or another
+        encoded alike) on this image, best first, at most ``limit``; none centred on one of
+        the objects' boxes (which are in this image's pixels: pass those of another image's
+        objects moved here, or outside it)."""
+        if self._tiles is None:
+            raise RuntimeError("call set_image(image) before look_alikes()")
+        groups = _groups(objects)
+        per_tile = [(t.tile, self._peaks(t, unit, groups)) for t, unit in self._tiles]
         merged = merge_detections(per_tile, score_threshold=0.0, iou_threshold=0.5)
+        boxes = np.stack([o.box for o in objects]).astype(np.float32).reshape(-1, 4)
         merged = _not_on(Detections(merged.boxes, merged.scores, merged.labels), boxes)
         keep = self.config.max_detections if limit is None else min(limit, self.config.max_detections)
-        return Detections.concatenate([merged[:keep], found])
+        return merged[:keep]
 
     def clicked_box(self, x: float, y: float, label: int, sizes: dict) -> np.ndarray:
         """The clicked object's box in image pixels (x0, y0, x1, y1): SAM's from the click,
@@ -206,25 +236,19 @@ class SimilarityDetector:
                     best = (d, t, unit)
         return best[1], best[2]
 
-    def _peaks(self, tile: TileFeatures, unit: torch.Tensor, clicks: Clicks, clicked) -> Detections:
-        """Peaks of every clicked class's similarity map in one tile, in tile pixels."""
-        labels = sorted({int(c) for (_, v), c in zip(clicked, clicks.labels) if v is not None})
+    def _peaks(self, tile: TileFeatures, unit: torch.Tensor, groups: dict) -> Detections:
+        """Peaks of every clicked class's similarity map in one tile, in tile pixels
+        (``groups``: :func:`_groups`)."""
+        labels = sorted(groups)
         if not labels:
             return Detections.empty()
         rows, cols = tile.valid_cells(STRIDE)
         unit = unit[:, :rows, :cols]
-        maps = []
-        for label in labels:
-            vectors = torch.stack(
-                [v for (_, v), c in zip(clicked, clicks.labels) if c == label and v is not None]
-            )
-            maps.append(torch.einsum("kd,dhw->khw", vectors, unit).amax(0))
-        sim = torch.stack(maps)  # [L, h, w]
-        best = sim.argmax(0)
+        sim = torch.stack([torch.einsum("kd,dhw->khw", groups[label][0], unit).amax(0) for label in labels])
+        best = sim.argmax(0)  # [h, w]: the class whose clicks a location resembles most
         boxes, scores, found = [], [], []
         for j, label in enumerate(labels):
-            sides = np.stack([b[2:] - b[:2] for (b, _), c in zip(clicked, clicks.labels) if c == label])
-            bw, bh = np.median(sides, 0)
+            bw, bh = groups[label][1]
             radius = max(int(min(bw, bh) * tile.scale / STRIDE / 2), 1)
             m = torch.where(best == j, sim[j], torch.full_like(sim[j], -1.0))
             peak = m == F.max_pool2d(m[None, None], 2 * radius + 1, 1, radius)[0, 0]
@@ -259,6 +283,17 @@ def _centres(sim: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, radius: 
     x = (weight * cc).sum((1, 2)) / total
     y = (weight * rr).sum((1, 2)) / total
     return torch.stack([x, y], 1).numpy().astype(np.float32)
+
+
+def _groups(objects: list[ClickedObject]) -> dict[int, tuple[torch.Tensor, tuple[float, float]]]:
+    """Per class with an object to look for: its objects' vectors ``[k, D]`` and the box
+    size its look-alikes get (the median width and height of all its clicked objects')."""
+    out = {}
+    for label in sorted({o.label for o in objects if o.vector is not None}):
+        vectors = torch.stack([o.vector for o in objects if o.label == label and o.vector is not None])
+        sides = np.stack([o.box[2:] - o.box[:2] for o in objects if o.label == label])
+        out[label] = (vectors, tuple(np.median(sides, 0)))
+    return out
 
 
 def _cell(v: float, scale: float, n: int) -> int:

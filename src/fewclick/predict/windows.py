@@ -114,6 +114,31 @@ def detect_window(x: float, y: float, width: int, height: int) -> tuple[int, int
     return out[0], out[2], out[1], out[3]
 
 
+#: the look-alikes sweep's windows (:func:`sweep_windows`) overlap by this many pixels, so that
+#: an object up to this size lies whole in one of them
+SWEEP_OVERLAP = 128
+
+
+def sweep_windows(
+    width: int, height: int, view: tuple[float, float, float, float] | None = None
+) -> list[tuple[int, int, int, int]]:
+    """The windows (x0, y0, x1, y1) that cover a large image for the look-alikes sweep:
+    :data:`DETECT_SIDE` px at full resolution, overlapping by :data:`SWEEP_OVERLAP`. Those
+    meeting ``view`` (the part of the image on the person's screen) come first, then the
+    rest by distance from its centre (the image's when no view is given)."""
+    from fewclick.io.tiling import tile_grid
+
+    grid = [(t.x0, t.y0, t.x1, t.y1) for t in tile_grid(width, height, DETECT_SIDE, SWEEP_OVERLAP)]
+    vx0, vy0, vx1, vy1 = view if view is not None else (0, 0, width, height)
+    cx, cy = (vx0 + vx1) / 2, (vy0 + vy1) / 2
+
+    def order(w):
+        meets = w[0] < vx1 and vx0 < w[2] and w[1] < vy1 and vy0 < w[3]
+        return (not meets, math.hypot((w[0] + w[2]) / 2 - cx, (w[1] + w[3]) / 2 - cy))
+
+    return sorted(grid, key=order)
+
+
 #: full-image mode on a large image: the most pixels a side of the window its prompts span
 FULL_WINDOW = 2048
 #: context around the prompts' extent in that window
@@ -232,6 +257,8 @@ __all__ = [
     "DETECT_STEP",
     "MAX_DETECT_WINDOWS",
     "detect_window",
+    "SWEEP_OVERLAP",
+    "sweep_windows",
     "MIN_SIDE",
     "MAX_BOX_SIDE",
     "WINDOW",

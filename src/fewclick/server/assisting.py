@@ -127,6 +127,33 @@ def detect_answer(call: DetectCall, result: dict) -> dict:
     return result
 
 
+NOT_LARGE = (
+    "the look-alikes sweep is for large images (read by regions); a click on this image detects it whole"
+)
+NO_ENCODER = "the look-alikes sweep needs the pretrained encoder: run `make models` (see the README)"
+
+
+def sweep_call(session, config: Settings, image: Image, clicks_in, view) -> tuple[tuple, ClassMap]:
+    """:func:`fewclick.server.worker_sweep.start_sweep`'s arguments for sweeping the large
+    ``image`` with the clicks ``(x, y, class id)`` (checked as :func:`detect_call` does) and
+    the ``view`` (x0, y0, x1, y1, clipped to the image), and the class map to answer with.
+    StoreError for an image that is not large, without the encoder, or a view off the image."""
+    if not tiles.is_large(image.width, image.height):
+        raise StoreError(NOT_LARGE)
+    call = detect_call(session, config, image, clicks_in)
+    path, model, names, clicks, sizes, encoding, limit, finished, _, _, large = call.args
+    if encoding is None:
+        raise StoreError(NO_ENCODER)
+    if view is not None:
+        x0, y0, x1, y1 = view
+        x0, x1 = max(0.0, x0), min(float(image.width), x1)
+        y0, y1 = max(0.0, y0), min(float(image.height), y1)
+        if not (x0 < x1 and y0 < y1):
+            raise StoreError(f"view {list(view)} does not meet the {image.width} x {image.height} image")
+        view = [x0, y0, x1, y1]
+    return (large, model, names, clicks, sizes, encoding, limit, finished, view), call.classes
+
+
 def learning_calls(session, config: Settings, project) -> list[tuple]:
     """The worker calls ``(fn, *args)`` that learn, while a person looks at an image, from the
     project's finished images: SAM's click boxes against the person's boxes, and (with a

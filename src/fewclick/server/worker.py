@@ -21,6 +21,7 @@ import numpy as np
 IMAGES: OrderedDict[str, np.ndarray] = OrderedDict()  # the last images decoded, by path
 PREDICTORS: dict[tuple, object] = {}  # every predictor the process made, by its key
 CURRENT: dict[tuple, str] = {}  # predictor key -> the image it holds
+ACTIVE = 0  # requests the process is serving now (a background sweep waits for none)
 
 
 class ModelWorker:
@@ -34,7 +35,7 @@ class ModelWorker:
         )
 
     def submit(self, fn, *args):
-        return self.pool.submit(fn, *args)
+        return self.pool.submit(_serve, fn, *args)
 
     def close(self) -> None:
         """Cancel the waiting work and stop the processes, busy or not (``shutdown`` alone
@@ -56,6 +57,16 @@ def _init(parent: int) -> None:
     # torch takes its threads from here when a model first imports it: a worker that only
     # serves SAM (ONNX) and tiles never loads torch's half a gigabyte
     os.environ["OMP_NUM_THREADS"] = str(max(1, min(2, os.cpu_count() or 1)))
+
+
+def _serve(fn, *args):
+    """``fn(*args)``, counted in :data:`ACTIVE` while it runs."""
+    global ACTIVE
+    ACTIVE += 1
+    try:
+        return fn(*args)
+    finally:
+        ACTIVE -= 1
 
 
 def image(path: str) -> np.ndarray:

@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from fewclick.predict.segment_api import check_box
-from fewclick.server import assisting, embeddings, serving, tiles, worker_detect, worker_masks
+from fewclick.server import assisting, embeddings, serving, tiles, worker_detect, worker_masks, worker_sweep
 from fewclick.server.db import Image
 from fewclick.server.deps import DB, Config, Worker
 from fewclick.server.storage import rows
@@ -26,6 +26,11 @@ router = APIRouter(prefix="/api")
 class DetectIn(BaseModel):
     # x, y, class id; none: pre-annotation by the project's trained detector alone
     clicks: list[tuple[float, float, int]] = Field(max_length=1000)
+
+
+class SweepIn(BaseModel):
+    clicks: list[tuple[float, float, int]] = Field(max_length=1000)  # as DetectIn's
+    view: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1 on the screen: swept first
 
 
 class StrokeIn(BaseModel):
@@ -57,6 +62,46 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
     if call.ready_for_clicks is not None:
         models.later(worker_detect.ready_for_clicks, *call.ready_for_clicks)
     return answer
+
+
+@router.post("/images/{image_id}/lookalikes", response_model=answers.Swept, status_code=202)
+async def start_sweep(image_id: int, body: SweepIn, session: DB, config: Config, models: Worker):
+    """Detect the rest of a large image in the background (:mod:`fewclick.server.worker_sweep`):
+    the look-alikes of the clicked objects, or the trained detector's proposals, window by
+    window, those in ``view`` first; the same sweep again when it looks for the same."""
+    image = rows.get(session, Image, image_id, "image")
+    serving.image_file(image)
+    args, classes = assisting.sweep_call(session, config, image, body.clicks, body.view)
+    return _swept(await models.run(worker_sweep.start_sweep, *args), classes)
+
+
+@router.get("/images/{image_id}/lookalikes", response_model=answers.Swept)
+async def sweep_status(image_id: int, session: DB, config: Config, models: Worker):
+    """The image's sweep: its progress and the boxes found so far. 404 when none runs or ran
+    for it since the worker started (another image's sweep replaces it)."""
+    image = rows.get(session, Image, image_id, "image")
+    found = await models.run(worker_sweep.sweep_status, assisting.sam_image(config, image)[1])
+    if found is None:
+        raise HTTPException(
+            404, f"no look-alikes sweep of image {image_id}: click on it in Detect mode first"
+        )
+    return _swept(found, ClassMap(image.project.classes))
+
+
+@router.delete("/images/{image_id}/lookalikes", response_model=answers.Swept)
+async def stop_sweep(image_id: int, session: DB, config: Config, models: Worker):
+    """Stop the image's sweep at its next window; the boxes found so far stay readable."""
+    image = rows.get(session, Image, image_id, "image")
+    key = assisting.sam_image(config, image)[1]
+    await models.run(worker_sweep.stop_sweep, key)
+    found = await models.run(worker_sweep.sweep_status, key)
+    if found is None:
+        raise HTTPException(404, f"no look-alikes sweep of image {image_id}")
+    return _swept(found, ClassMap(image.project.classes))
+
+
+def _swept(found: dict, classes: ClassMap) -> dict:
+    return {**found, "labels": classes.ids(found["labels"])}
 
 
 @router.post("/images/{image_id}/prepare", response_model=answers.Prepared)

@@ -37,6 +37,7 @@ from fewclick.wire.answers.assist import (
     Region,
     Segmented,
     Snapped,
+    Swept,
 )
 from fewclick.wire.answers.base import (
     Annotation,
@@ -113,6 +114,7 @@ __all__ = [
     "Queue",
     "QueueAnswer",
     "Detected",
+    "Swept",
     "Prepared",
     "Mask",
     "Segmented",

@@ -28,6 +28,24 @@ class Detected(Answer):
     look_alike_limit: int | None
 
 
+class Swept(Answer):
+    """The look-alikes sweep of a large image (:mod:`fewclick.server.worker_sweep`): its
+    ``status`` (running, done, stopped, failed; ``message`` says why), the windows detected
+    of all, its seconds so far, the ``method`` detecting, and the boxes found so far as in
+    :class:`Detected` (labels as class ids)."""
+
+    status: str
+    windows_done: int
+    windows: int
+    seconds: float
+    message: str
+    method: str
+    boxes: list[list[float]]
+    rboxes: list[list[float]] | None
+    scores: list[float]
+    labels: list[int]
+
+
 class Prepared(Answer):
     """Whether the image needs SAM's embedding and whether it is ready; the mask backend."""
 

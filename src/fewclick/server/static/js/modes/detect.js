@@ -2,7 +2,9 @@
 // every class come back as proposals; more clicks refine; Enter (or Submit) accepts those
 // shown. A drag draws a box of the picked class by hand, the proposals staying as they are,
 // but for the one it is drawn over (IoU >= REPLACE_IOU), which it takes the place of: a
-// loose proposal is fixed by drawing it right, with no Enter first.
+// loose proposal is fixed by drawing it right, with no Enter first. On a large image (served
+// as tiles) the answer comes from the windows around the clicks, and the server then sweeps
+// the rest of the image (those on screen first): its boxes join the proposals as it goes.
 import {api, say} from "../api.js";
 import {iou, rboxCorners} from "../geometry.js";
 import {helpPanel} from "../panel.js";
@@ -11,6 +13,8 @@ import {METHODS} from "../text.js";
 import {cross, poly, strokeBox} from "../view.js";
 
 const REPLACE_IOU = 0.3;  // the campaign's NEAR_IOU: a box this close to an object is dragged onto it
+const SWEEP_POLL_MS = 1000;  // how often the page asks how far the sweep of a large image is
+const SAME_IOU = 0.5;  // a sweep's box this close to one of the click's answer is that one
 
 // the mode for one visit of the annotation page (`page`: see pages/annotate.js); its state:
 // `det`, the clicks and the last answer (replaced whole when dropped: an answer to dropped
@@ -38,11 +42,16 @@ export function detect(page) {
 const state = (m) => ({...m.st.get().det, minScore: m.st.get().minScore, minScoreByHand: m.st.get().minScoreByHand});
 const shown = (m) => shownProposals(state(m));
 const det = (m) => m.st.get().det;
-const drop = (m) => m.st.set({det: fresh()});
+function drop(m) {
+  const d = det(m);
+  if (d.sweep?.status === "running") stopSweep(m);
+  m.st.set({det: fresh()});
+}
 const cls = (m) => m.page.doc.get().cls;
 
 // Once a trained detector serves, an image nobody has started opens with its proposals:
-// no click needed; a click of a class then reruns the detector with that click.
+// no click needed; a click of a class then reruns the detector with that click. A large
+// image's come from the sweep, what is on screen first.
 function opened(m) {
   const {project, anns} = m.page.doc.get();
   const served = project.detector;  // a version whose pick was the training-free start has no network
@@ -82,7 +91,8 @@ async function detectNow(m, when = "") {
   const d = det(m);
   d.busy = (d.busy || Promise.resolve()).then(async () => {
     const out = await api("POST", `/api/images/${m.page.doc.get().image.id}/detect`, {clicks: d.clicks});
-    Object.assign(d, {result: out, replaced: new Set(), answered: d.clicks.length});  // replaced: the indices of the answer before
+    Object.assign(d, {answer: out, result: out, replaced: new Set(), answered: d.clicks.length});  // replaced: the indices of the answer before
+    if (d.sweep) combine(d, d.sweep);  // what the last sweep found stays shown until the next one's boxes come
     // the serving detector's best-F1 threshold on held-out finished images, until the user moves the slider
     if (out.min_score != null && !m.st.get().minScoreByHand) m.st.set({minScore: sliderValue(out.min_score)});
     m.st.set();
@@ -90,24 +100,74 @@ async function detectNow(m, when = "") {
     const how = when ? ` ${when}: Enter accepts, a click adds what is missing` : "";
     say(`${shown(m).length} proposals${how} in ${(performance.now() - t0).toFixed(0)} ms`);
   }).catch((err) => { d.error = err.message; m.st.set(); });  // api() has already shown it
+  await d.busy;
+  // a large image: the rest swept in the background (on open, the trained detector's proposals)
+  if (m.page.doc.get().image.tiles && (d.clicks.length || when) && !d.error) sweep(m, d, d.clicks.length);
   return d.busy;
+}
+
+// the rest of a large image, swept by the server in the background: started (or joined,
+// for the same clicks) and followed until it ends, the clicks change or the proposals go
+async function sweep(m, d, clicks) {
+  const url = `/api/images/${m.page.doc.get().image.id}/lookalikes`;
+  const live = () => det(m) === d && d.clicks.length === clicks;
+  let s = null;
+  try {
+    s = await api("POST", url, {clicks: d.clicks.slice(0, clicks), view: m.page.view.visibleBounds()});
+    while (live()) {
+      combine(d, s);
+      m.st.set();
+      m.page.panel();
+      if (s.status !== "running") break;
+      await new Promise((done) => setTimeout(done, SWEEP_POLL_MS));
+      if (live()) s = await api("GET", url);
+    }
+  } catch (err) {  // api() has shown it; the click's proposals stay
+    if (live()) { d.sweepError = err.message; m.page.panel(); }
+  }
+}
+
+function stopSweep(m) {
+  api("DELETE", `/api/images/${m.page.doc.get().image.id}/lookalikes`).catch(() => {});
+}
+
+// the click's answer with the sweep's boxes that are not already in it appended (the
+// replaced ones among those stay replaced)
+function combine(d, s) {
+  const a = d.answer, n = a.boxes.length, before = d.result;
+  const gone = new Set([...d.replaced].filter((i) => i >= n).map((i) => String(before.boxes[i])));
+  const oriented = !!a.rboxes;
+  const extra = s.boxes.map((_, i) => i).filter((i) => !!s.rboxes === oriented && a.boxes.every((b) => iou(b, s.boxes[i]) < SAME_IOU));
+  d.sweep = s;
+  d.result = {
+    ...a,
+    boxes: [...a.boxes, ...extra.map((i) => s.boxes[i])],
+    scores: [...a.scores, ...extra.map((i) => s.scores[i])],
+    labels: [...a.labels, ...extra.map((i) => s.labels[i])],
+    rboxes: oriented ? [...a.rboxes, ...extra.map((i) => s.rboxes[i])] : null,
+    swept: true,
+  };
+  d.replaced = new Set([...d.replaced].filter((i) => i < n));
+  d.result.boxes.forEach((b, i) => { if (i >= n && gone.has(String(b))) d.replaced.add(i); });
 }
 
 async function accept(m) {
   if (det(m).busy) await det(m).busy;
   const r = det(m).result;
   if (!r) return;
+  const sweeping = det(m).sweep?.status === "running";
   const create = shown(m).map((i) => ({
     class_id: r.labels[i], kind: r.rboxes ? "rbox" : "box",
     geometry: r.rboxes ? {rbox: r.rboxes[i]} : {box: r.boxes[i]}, score: r.scores[i], source: "detect"}));
   drop(m);
-  if (await m.page.changes.change(create, [], "accept")) say(`${create.length} proposals accepted: Ctrl+Z takes them back`);
+  const rest = sweeping ? " (the sweep of the rest of the image stopped: click again to go on)" : "";
+  if (await m.page.changes.change(create, [], "accept")) say(`${create.length} proposals accepted${rest}: Ctrl+Z takes them back`);
   m.page.panel();
 }
 
 function buildPanel(m, el) {
   helpPanel(el, "detect", "");
-  el.insertAdjacentHTML("beforeend", `<div id="boxes-from"></div><label class="muted">proposals from score
+  el.insertAdjacentHTML("beforeend", `<div id="boxes-from"></div><div id="sweep" class="muted" hidden></div><label class="muted">proposals from score
     <input id="min-score" type="range" min="0.05" max="0.95" step="0.05" value="${m.st.get().minScore}"></label>
     <div class="muted" id="suggested-score"></div>`);
   const slider = el.querySelector("#min-score");
@@ -124,6 +184,9 @@ function panel(m, el) {
   const from = el.querySelector("#boxes-from"), suggested = el.querySelector("#suggested-score");
   from.textContent = r ? boxesFrom(r, names) : "";
   from.hidden = !r;
+  const swept = el.querySelector("#sweep");
+  swept.textContent = s.sweep ? sweepText(s.sweep, s.sweepError) : "";
+  swept.hidden = !s.sweep;
   suggested.textContent = r?.min_score != null ? suggestion(r.min_score, s.minScoreByHand) : "";
   suggested.hidden = r?.min_score == null;
   const slider = el.querySelector("#min-score");
@@ -167,8 +230,20 @@ const fresh = () => ({clicks: [], result: null, replaced: new Set()});
 function lookAlikes(r) {
   const n = r.scores.filter((s) => s < 1).length;
   if (n === 0) return "Nothing else here is as like the clicked objects as they are to themselves: click another object, or draw its box.";
-  const cap = r.look_alike_limit != null ? `, at most ${r.look_alike_limit} (3 per object of your fullest finished image)` : "";
+  const where = r.swept ? " per window of 1024 px" : "";  // a large image: the cap holds in each window
+  const cap = r.look_alike_limit != null ? `, at most ${r.look_alike_limit}${where} (3 per object of your fullest finished image)` : "";
   return `${n} look-alike${n === 1 ? "" : "s"} nearly as like the clicked objects as they are to themselves${cap}.`;
+}
+
+// how far the sweep of a large image has gone, and what it found
+function sweepText(s, error) {
+  const found = `${s.boxes.length} box${s.boxes.length === 1 ? "" : "es"} found`;
+  const where = `${s.windows_done} of ${s.windows} windows of 1024 px`;
+  if (error) return `The rest of the image: ${where}, ${found}; the page stopped following it (${error}).`;
+  if (s.status === "running") return `Looking over the rest of the image (what is on screen first): ${where}, ${found} so far, ${s.seconds.toFixed(0)} s.`;
+  if (s.status === "done") return `The whole image was looked over: ${found} in ${s.seconds.toFixed(0)} s.`;
+  if (s.status === "failed") return `The sweep of the rest of the image failed after ${where}: ${s.message}`;
+  return `The sweep of the rest of the image stopped after ${where}; ${found}.`;
 }
 
 // where the shown proposals start: the slider's score, or each class's own

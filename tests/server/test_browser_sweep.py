@@ -1,0 +1,122 @@
+"""The sweep of a large image in the page, in real headless Chromium: after a click in Detect
+mode the page starts the sweep of the rest of the image with its view, follows it, and adds
+the boxes it finds (but those the click's answer already has) to the proposals; Enter accepts
+them all; Esc stops the sweep.
+
+No model runs: the page's detect and sweep requests are answered by the test, which records
+what the page asked.
+"""
+
+import json
+
+import httpx
+import numpy as np
+import pytest
+import tifffile
+from browser import chromium_page, live_server, log_in, screen
+from clients import auth_headers, make_user
+
+from fewclick.server.app import create_app
+from fewclick.server.db import sqlite_url
+
+USER, PASSWORD = "ann", "a long password"
+WIDTH, HEIGHT = 2600, 1000
+CLICKED = [100, 100, 130, 130]
+FOUND = [[100.5, 100.5, 130.5, 130.5], [2200, 400, 2230, 430], [1500, 800, 1530, 830], [900, 50, 930, 80]]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser-sweep")
+    (home / "scene").mkdir()
+    pixels = np.full((HEIGHT, WIDTH, 3), 60, np.uint8)
+    tifffile.imwrite(home / "scene" / "scene.tif", pixels, tile=(256, 256), photometric="rgb")
+    app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False, data_roots=[home])
+    make_user(app, USER, "admin", PASSWORD)
+    with live_server(app) as base:
+        api = httpx.Client(base_url=base, headers=auth_headers(app))
+        body = {"name": "scene", "folder": str(home / "scene"), "classes": ["car"]}
+        project = api.post("/api/projects", json=body).json()["project"]
+        image = api.get(f"/api/projects/{project['id']}/images").json()[0]
+        yield base, api, project, image
+
+
+@pytest.fixture()
+def page(server):
+    with chromium_page() as page:
+        page.asked = []
+        page.route(
+            "**/api/images/*/prepare", lambda route: route.fulfill(json={"ready": True, "needs_sam": False})
+        )
+        page.route("**/api/images/*/detect", lambda route: _detected(page, route))
+        page.route("**/api/images/*/lookalikes", lambda route: _swept(page, route))
+        log_in(page, server[0], USER, PASSWORD)
+        yield page
+
+
+def _detected(page, route) -> None:
+    body = json.loads(route.request.post_data)
+    label = body["clicks"][0][2]
+    route.fulfill(
+        json={
+            "boxes": [CLICKED], "scores": [1.0], "labels": [label], "rboxes": None, "method": "training-free",
+            "model_version": None, "min_score": None, "min_scores": None, "fitted_classes": [],
+            "tight_classes": [], "look_alike_limit": None,
+        }
+    )  # fmt: skip
+
+
+def _swept(page, route) -> None:
+    """The sweep: started with 2 of its boxes, then 3, then done with all 4 (the first a
+    duplicate of the clicked object's box); with ``page.keep_running`` it never ends."""
+    method = route.request.method
+    page.asked.append((method, json.loads(route.request.post_data) if method == "POST" else None))
+    polls = sum(1 for m, _ in page.asked if m == "GET")
+    n = {0: 2, 1: 3}.get(polls, 4)
+    running = n < 4 or getattr(page, "keep_running", False)
+    status = "stopped" if method == "DELETE" else ("running" if running else "done")
+    route.fulfill(
+        json={
+            "status": status, "windows_done": n - 1, "windows": 3, "seconds": 1.0 * n, "message": "",
+            "method": "training-free", "boxes": FOUND[:n], "rboxes": None, "scores": [0.95] * n,
+            "labels": [page.label] * n,
+        }
+    )  # fmt: skip
+
+
+def test_a_click_starts_the_sweep_and_its_boxes_join_the_proposals(server, page):
+    base, api, project, image = server
+    page.label = project["classes"][0]["id"]
+    page.goto(f"{base}/#/image/{image['id']}")
+    page.wait_for_function("() => fewclickTest.ready")
+    page.mouse.click(*screen(page, 115, 115))
+    page.wait_for_function("() => fewclickTest.detect.sweep && fewclickTest.detect.sweep.status === 'done'")
+    post = next(body for m, body in page.asked if m == "POST")
+    ((x, y, label),) = post["clicks"]
+    assert abs(x - 115) <= 3 and abs(y - 115) <= 3 and label == page.label, "the click, in image pixels"
+    x0, y0, x1, y1 = post["view"]
+    assert x0 <= 0 and y0 <= 0 and x1 >= WIDTH and y1 >= HEIGHT, "the whole image is on screen, fitted"
+    boxes = page.evaluate("() => fewclickTest.detect.result.boxes")
+    assert boxes == [CLICKED, *FOUND[1:]], "the sweep's boxes after the answer's, its duplicate left out"
+    text = page.inner_text("#sweep")
+    assert "whole image was looked over" in text and "4 boxes found" in text, text
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => fewclickTest.anns.size === 4")
+    saved = api.get(f"/api/images/{image['id']}").json()["annotations"]
+    assert sorted(a["geometry"]["box"] for a in saved) == sorted([CLICKED, *FOUND[1:]])
+    assert not page.errors
+
+
+def test_esc_while_the_sweep_runs_stops_it(server, page):
+    base, api, project, image = server
+    page.label = project["classes"][0]["id"]
+    page.keep_running = True
+    page.goto(f"{base}/#/image/{image['id']}")
+    page.wait_for_function("() => fewclickTest.ready")
+    page.mouse.click(*screen(page, 300, 300))
+    page.wait_for_function("() => fewclickTest.detect.sweep != null")
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => fewclickTest.detect.sweep == null")
+    page.wait_for_timeout(300)
+    assert any(m == "DELETE" for m, _ in page.asked), "the page asked the server to stop the sweep"
+    assert not page.errors

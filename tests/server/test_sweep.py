@@ -1,0 +1,120 @@
+"""The sweep of a large image in the worker (:mod:`fewclick.server.worker_sweep`), in this
+process: a trained detector's proposals, window by window, merged once where windows
+overlap; a new sweep stops the last; a failure is said, not raised."""
+
+import time
+
+import numpy as np
+import pytest
+import tifffile
+
+from fewclick.server import worker_sweep
+
+WIDTH, HEIGHT = 2600, 900
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(30, 60, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    for k in range(12):
+        x, y = 100 + 210 * k, 200 + 40 * (k % 5)
+        pixels[y : y + 24, x : x + 24] = (220, 210, 90)
+    path = root / "scene.tif"
+    tifffile.imwrite(path, pixels, tile=(256, 256), photometric="rgb")
+    return root, path
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory):
+    """A tiny detector from scratch made sure of objects everywhere (its heatmap's weights
+    zero, its prior raised) and of no class's size range (none kept): proposals in every
+    window, whatever the pixels."""
+    import torch
+
+    from fewclick.data.synthetic import make_dataset
+    from fewclick.io import read_dataset
+    from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
+
+    root = tmp_path_factory.mktemp("sweep-model")
+    make_dataset("aerial", 2, seed=5, width=96, height=96, out_dir=root / "aerial")
+    data = read_dataset(root / "aerial" / "annotations.json")
+    path = train_detector(
+        data, root, detector_config_for(data, "c3det"), TrainConfig(steps=1, crop=64), log=str
+    )
+    ckpt = torch.load(path, weights_only=False)
+    bias = next(k for k in ckpt["model"] if k.endswith("heatmap.bias"))
+    ckpt["model"][bias] = torch.full_like(ckpt["model"][bias], 2.0)
+    weight = bias.replace(".bias", ".weight")
+    ckpt["model"][weight] = torch.zeros_like(ckpt["model"][weight])
+    ckpt["sizes"] = {}
+    sure = root / "sure.pt"
+    torch.save(ckpt, sure)
+    return sure, list(data.classes)
+
+
+def _until_ended(key: str, seconds: float = 300) -> dict:
+    end = time.monotonic() + seconds
+    while (found := worker_sweep.sweep_status(key))["status"] == "running" and time.monotonic() < end:
+        time.sleep(0.2)
+    return found
+
+
+def test_a_trained_detectors_sweep_gives_its_proposals_of_every_window_merged_once(
+    scene, detector, sam_files, tmp_path
+):
+    from fewclick.io.regions import load_pixels, window_path
+    from fewclick.io.tiling import Tile, merge_detections
+    from fewclick.predict.detect import ClickDetector
+    from fewclick.predict.windows import sweep_windows
+
+    _, path = scene
+    model, names = detector
+    large = (str(path), "scene-1", WIDTH, HEIGHT)
+    encoding = (str(tmp_path / "embeddings"), "scene-1")
+    first = worker_sweep.start_sweep(large, str(model), names, [], {}, encoding, None, None, None)
+    assert first["windows"] == 3 and first["status"] == "running"
+    found = _until_ended("scene-1")
+    assert found["status"] == "done" and found["windows_done"] == 3, found
+    assert found["method"] == "scratch"
+    # what the detector finds on each window, merged as the sweep merges them
+    own = ClickDetector.load(model)
+    per_window = []
+    for window in sweep_windows(WIDTH, HEIGHT):
+        own.set_image(load_pixels(window_path(path, window)))
+        per_window.append((Tile(*window), own.predict()))
+    want = merge_detections(per_window, score_threshold=0.0)
+    assert len(want) > 0
+    got = np.asarray(found["boxes"]).reshape(-1, 4)
+    assert len(got) == len(want)
+    np.testing.assert_allclose(
+        np.sort(got, 0), np.sort(want.boxes, 0), atol=0.01
+    )  # the wire rounds to 0.01 px
+    assert worker_sweep.sweep_status("another image") is None
+
+
+def test_a_new_sweep_stops_the_last_and_a_failure_is_said(scene, detector, sam_files, tmp_path):
+    _, path = scene
+    model, names = detector
+    encoding = (str(tmp_path / "embeddings"), "scene-2")
+    worker_sweep.start_sweep(
+        (str(path), "scene-2", WIDTH, HEIGHT), str(model), names, [], {}, encoding, None, None, None
+    )
+    last = worker_sweep._SWEEP
+    # another image's sweep: the detector knows other classes, so it fails, saying why
+    other = ("elsewhere", "scene-3", WIDTH, HEIGHT)
+    worker_sweep.start_sweep(
+        other, str(model), ["no such class"], [], {}, (encoding[0], "scene-3"), None, None, None
+    )
+    assert last.stop.is_set(), "the last sweep is told to stop"
+    failed = _until_ended("scene-3")
+    assert failed["status"] == "failed" and "other classes" in failed["message"], failed
+    assert _until_ended_sweep(last) in ("stopped", "done")
+
+
+def _until_ended_sweep(sweep, seconds: float = 120) -> str:
+    end = time.monotonic() + seconds
+    while sweep.status == "running" and time.monotonic() < end:
+        time.sleep(0.2)
+    return sweep.status
