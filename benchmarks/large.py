@@ -25,7 +25,10 @@ Each is imported as a project of its own through the API; then, per image:
   trained detector (``--model``, else one trained here for ``--model-steps`` steps on the
   dataset), in this process and on Ray with 2 workers (``--ray``), and whether both gave
   identical boxes (``preannotate_identical``);
-- ``geojson``: the GeoJSON export read back (the georeferenced image's CRS and where a box lands).
+- ``geojson``: the GeoJSON export read back (the georeferenced image's CRS and where a box lands);
+- ``sweep`` (``--sweep`` mosaics, default the GeoTIFF): the sweep of the rest of the image
+  after one click (:mod:`fewclick.server.worker_sweep`, the training-free start): its
+  seconds, windows and boxes, within the same peak RSS.
 
 Nothing is trained, so the whole dataset is used (no split). ``--work`` holds the mosaics and
 the server's data; a mosaic already there is used again.
@@ -428,6 +431,39 @@ def click_times(api, image: dict, mosaic: Mosaic, objects: list[Truth], records,
     }
 
 
+def sweep_times(api, image: dict, mosaic: Mosaic, objects: list[Truth], records, class_ids: dict) -> dict:
+    """The sweep of the rest of the image after one click on an object (the page's view, a
+    1400 x 900 px screen at full zoom, around it): its seconds, windows and boxes, and how
+    many of the boxes lie on an object of the mosaic (IoU >= 0.5, any class)."""
+    o = random.Random(3).choice(objects)
+    x, y = (o.box[0] + o.box[2]) / 2, (o.box[1] + o.box[3]) / 2
+    click = [x, y, class_ids[int(records[o.record].objects.labels[o.index])]]
+    view = [x - 700, y - 450, x + 700, y + 450]
+    url = f"/api/images/{image['id']}/lookalikes"
+    r = api.post(url, json={"clicks": [click], "view": view})
+    if r.status_code != 202:
+        raise SystemExit(f"the sweep after a click at ({x:.0f}, {y:.0f}): {r.status_code} {r.text}")
+    found = r.json()
+    with tqdm(total=found["windows"], desc=f"sweep of {mosaic.name}", unit="window") as bar:
+        while found["status"] == "running":
+            time.sleep(2)
+            found = api.get(url).raise_for_status().json()
+            bar.update(found["windows_done"] - bar.n)
+    boxes = np.asarray(found["boxes"], np.float64).reshape(-1, 4)
+    truths = np.asarray([t.box for t in objects], np.float64).reshape(-1, 4)
+    on_object = sum(int(_ious(truths, b).max() >= 0.5) for b in boxes)
+    return {
+        "status": found["status"],
+        "message": found["message"],
+        "seconds": found["seconds"],
+        "windows": found["windows"],
+        "windows_done": found["windows_done"],
+        "seconds_per_window": round(found["seconds"] / max(found["windows_done"], 1), 3),
+        "boxes": len(boxes),
+        "boxes_on_an_object": on_object,
+    }
+
+
 def _ious(boxes: np.ndarray, box) -> np.ndarray:
     lo, hi = np.maximum(boxes[:, :2], box[:2]), np.minimum(boxes[:, 2:], box[2:])
     inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
@@ -482,7 +518,7 @@ def preannotate(mosaic: Mosaic, classes: list[str], model: Path, work: Path, ray
     return {"seconds": out, "identical": same, "boxes": len(results["in_process"])}
 
 
-def run_image(api, mosaic: Mosaic, records, objects, chosen, source_ids, classes, memory, pre) -> dict:
+def run_image(api, mosaic: Mosaic, records, objects, chosen, source_ids, classes, memory, pre, sweep) -> dict:
     with memory:
         p, made = project(api, f"large {mosaic.name} {time.strftime('%H%M%S')}", mosaic.path.parent, classes)
         images = api.get(f"/api/projects/{p['id']}/images").json()
@@ -495,6 +531,7 @@ def run_image(api, mosaic: Mosaic, records, objects, chosen, source_ids, classes
         clicks = click_times(api, image, mosaic, objects, records, class_ids)
         mask_mosaic, mask_source = mask_scores(api, mosaic, image, chosen, records, source_ids)
         geo = geojson_round_trip(api, p["id"], image, chosen[0].box) if mosaic.name == "geotiff" else None
+        swept = sweep_times(api, image, mosaic, objects, records, class_ids) if sweep else None
     return {
         "width": mosaic.width,
         "height": mosaic.height,
@@ -513,6 +550,7 @@ def run_image(api, mosaic: Mosaic, records, objects, chosen, source_ids, classes
         "preannotate_identical": pre["identical"] if pre else None,
         "preannotate_boxes": pre["boxes"] if pre else None,
         "geojson": geo,
+        "sweep": swept,
     }
 
 
@@ -562,8 +600,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, mosaic in built.items():
             pre = preannotate(mosaic, classes, model, work, args.ray) if name in args.preannotate else None
             report["images"][name] = run_image(
-                api, mosaic, records, objects[name], chosen[name], source_ids, classes, memory, pre
-            )
+                api, mosaic, records, objects[name], chosen[name], source_ids, classes, memory, pre,
+                name in args.sweep,
+            )  # fmt: skip
             print(name, json.dumps(report["images"][name]), flush=True)
             write_report(report, args.out)
     finally:
@@ -589,6 +628,13 @@ def _parser() -> argparse.ArgumentParser:
         choices=list(MOSAICS),
         default=["geotiff"],
         help="the mosaics pre-annotated whole (default: the GeoTIFF, as the issue asks)",
+    )
+    p.add_argument(
+        "--sweep",
+        nargs="*",
+        choices=list(MOSAICS),
+        default=["geotiff"],
+        help="the mosaics swept whole after a click (default: the GeoTIFF)",
     )
     return p
 

@@ -188,7 +188,7 @@ def window_items(items: list[dict]) -> tuple[list[dict], dict[str, list]]:
     tiles and cores (for :func:`merge_windows`). A window's core is what it owns: up to the
     middle of its overlaps with its neighbours (the image's sides where it has none)."""
     from fewclick.io.regions import cached_regions, window_path
-    from fewclick.io.tiling import Tile
+    from fewclick.io.tiling import Tile, window_cores
 
     out, windows = [], {}
     for item in items:
@@ -201,7 +201,8 @@ def window_items(items: list[dict]) -> tuple[list[dict], dict[str, list]]:
             continue
         parts = windows[item["rel"]] = []
         xs, ys = _starts(regions.width), _starts(regions.height)
-        x_cores, y_cores = _cores(xs, regions.width), _cores(ys, regions.height)
+        x_cores = window_cores(xs, regions.width, PREDICT_WINDOW)
+        y_cores = window_cores(ys, regions.height, PREDICT_WINDOW)
         for y0, y_core in zip(ys, y_cores, strict=True):
             for x0, x_core in zip(xs, x_cores, strict=True):
                 x1, y1 = min(x0 + PREDICT_WINDOW, regions.width), min(y0 + PREDICT_WINDOW, regions.height)
@@ -211,21 +212,14 @@ def window_items(items: list[dict]) -> tuple[list[dict], dict[str, list]]:
     return out, windows
 
 
-def _cores(starts: list[int], extent: int) -> list[tuple[float, float]]:
-    """Along one side, each window's core: from the middle of its overlap with the window
-    before to the middle of its overlap with the window after."""
-    ends = [min(s + PREDICT_WINDOW, extent) for s in starts]
-    cuts = [0.0, *((b + e) / 2 for b, e in zip(starts[1:], ends[:-1], strict=True)), float(extent)]
-    return list(zip(cuts[:-1], cuts[1:], strict=True))
-
-
 def merge_windows(rows: list[dict], windows: dict[str, list]) -> list[dict]:
     """:class:`PredictJob`'s rows with each large image's window rows made one row of its
     own: the windows' boxes moved into the image, each kept by the one window whose core
-    holds its centre (an object found by two overlapping windows is kept once, with no NMS
-    across tens of thousands of boxes; an object up to half the overlap wide is whole in the
-    window that keeps it), highest score first; its error the first of its windows' ('' when
-    none)."""
+    holds its centre (:func:`fewclick.io.tiling.owned`: an object found by two overlapping
+    windows is kept once, with no NMS across tens of thousands of boxes), highest score
+    first; its error the first of its windows' ('' when none)."""
+    from fewclick.io.tiling import owned
+
     by_rel = {row["rel"]: row for row in rows}
     image_of = {rel: name for name, parts in windows.items() for rel, _, _ in parts}
     out, merged = [], set()
@@ -241,24 +235,13 @@ def merge_windows(rows: list[dict], windows: dict[str, list]) -> list[dict]:
         missing = [rel for rel, _, _ in windows[name] if rel not in by_rel]
         errors = [f"no result came back for window {missing[0]!r}"] if missing else []
         errors += [r["error"] for _, _, r in parts if r["error"]]
-        kept = [_owned(detections_of(r), tile, core) for tile, core, r in parts if not r["error"]]
+        kept = [owned(detections_of(r), tile, core) for tile, core, r in parts if not r["error"]]
         det = Detections.concatenate(kept) if kept else Detections.empty()
         det = det[np.argsort(-det.scores, kind="stable")]
         text = "" if errors else _detections_text(det)
         seconds = {k: sum(r[k] for _, _, r in parts) for k in row if k not in _TEXT_COLUMNS}
         out.append({**seconds, "rel": name, "detections": text, "error": errors[0] if errors else ""})
     return out
-
-
-def _owned(det: Detections, tile, core: tuple[float, float, float, float]) -> Detections:
-    """A window's detections moved into the image, those whose centre its core holds."""
-    from fewclick.io.tiling import shift_detections
-
-    det = shift_detections(tile, det)
-    centres = det.rboxes[:, :2] if det.rboxes is not None else (det.boxes[:, :2] + det.boxes[:, 2:]) / 2
-    x0, y0, x1, y1 = core
-    inside = (centres[:, 0] >= x0) & (centres[:, 0] < x1) & (centres[:, 1] >= y0) & (centres[:, 1] < y1)
-    return det[inside]
 
 
 def _starts(extent: int) -> list[int]:

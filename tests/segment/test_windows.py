@@ -190,3 +190,15 @@ def test_sweep_windows_cover_the_image_those_in_view_first():
     assert meets == sorted(meets, reverse=True), "every window in view before the rest"
     xs = sorted({w[0] for w in windows})
     assert min(b - a for a, b in zip(xs, xs[1:])) <= DETECT_SIDE - SWEEP_OVERLAP, "they overlap"
+
+
+def test_the_sweep_windows_cores_tile_the_image_once():
+    from fewclick.predict.windows import sweep_cores
+
+    width, height = 5000, 3000
+    owners = np.zeros((height // 10, width // 10), np.int64)
+    for (x0, y0, x1, y1), (cx0, cy0, cx1, cy1) in sweep_cores(width, height).items():
+        assert x0 <= cx0 < cx1 <= x1 and y0 <= cy0 < cy1 <= y1, "a core lies in its window"
+        ys, xs = np.mgrid[5:height:10, 5:width:10]
+        owners += (xs >= cx0) & (xs < cx1) & (ys >= cy0) & (ys < cy1)
+    assert (owners == 1).all(), "every point is owned by exactly one window"

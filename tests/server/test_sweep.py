@@ -1,6 +1,6 @@
 """The sweep of a large image in the worker (:mod:`fewclick.server.worker_sweep`), in this
-process: a trained detector's proposals, window by window, merged once where windows
-overlap; a new sweep stops the last; a failure is said, not raised."""
+process: a trained detector's proposals, window by window, each kept by the one window whose
+core holds it; a new sweep stops the last; a failure is said, not raised."""
 
 import time
 
@@ -61,13 +61,14 @@ def _until_ended(key: str, seconds: float = 300) -> dict:
     return found
 
 
-def test_a_trained_detectors_sweep_gives_its_proposals_of_every_window_merged_once(
+def test_a_trained_detectors_sweep_gives_its_proposals_of_every_window_each_once(
     scene, detector, sam_files, tmp_path
 ):
     from fewclick.io.regions import load_pixels, window_path
-    from fewclick.io.tiling import Tile, merge_detections
+    from fewclick.io.tiling import Tile, owned
     from fewclick.predict.detect import ClickDetector
-    from fewclick.predict.windows import sweep_windows
+    from fewclick.predict.windows import sweep_cores
+    from fewclick.types import Detections
 
     _, path = scene
     model, names = detector
@@ -78,13 +79,13 @@ def test_a_trained_detectors_sweep_gives_its_proposals_of_every_window_merged_on
     found = _until_ended("scene-1")
     assert found["status"] == "done" and found["windows_done"] == 3, found
     assert found["method"] == "scratch"
-    # what the detector finds on each window, merged as the sweep merges them
+    # what the detector finds on each window, each kept by the window whose core holds it
     own = ClickDetector.load(model)
     per_window = []
-    for window in sweep_windows(WIDTH, HEIGHT):
+    for window, core in sweep_cores(WIDTH, HEIGHT).items():
         own.set_image(load_pixels(window_path(path, window)))
-        per_window.append((Tile(*window), own.predict()))
-    want = merge_detections(per_window, score_threshold=0.0)
+        per_window.append(owned(own.predict(), Tile(*window), core))
+    want = Detections.concatenate(per_window)
     assert len(want) > 0
     got = np.asarray(found["boxes"]).reshape(-1, 4)
     assert len(got) == len(want)

@@ -112,6 +112,28 @@ def tile_grid(width: int, height: int, size: int = 1024, overlap: int = 200) -> 
     return [Tile(x, y, min(x + size, width), min(y + size, height)) for y in ys for x in xs]
 
 
+def window_cores(starts: Sequence[int], extent: int, side: int) -> list[tuple[float, float]]:
+    """Along one side of ``extent`` px, the core of each window of ``side`` px starting at
+    ``starts`` (sorted): from the middle of its overlap with the window before to the middle
+    of its overlap with the window after (the side's ends where it has none). The cores of a
+    grid's windows tile the image: each point is owned by one window (:func:`owned`)."""
+    ends = [min(s + side, extent) for s in starts]
+    cuts = [0.0, *((b + e) / 2 for b, e in zip(starts[1:], ends[:-1], strict=True)), float(extent)]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+def owned(det: Detections, tile: Tile, core: tuple[float, float, float, float]) -> Detections:
+    """A window's detections (window pixels) moved into the image, those whose centre its
+    ``core`` (x0, y0, x1, y1, image pixels) holds: an object found by two overlapping windows
+    is kept once, with no NMS across tens of thousands of boxes, and an object up to half
+    the overlap wide is whole in the window that keeps it."""
+    det = shift_detections(tile, det)
+    centres = det.rboxes[:, :2] if det.rboxes is not None else (det.boxes[:, :2] + det.boxes[:, 2:]) / 2
+    x0, y0, x1, y1 = core
+    inside = (centres[:, 0] >= x0) & (centres[:, 0] < x1) & (centres[:, 1] >= y0) & (centres[:, 1] < y1)
+    return det[inside]
+
+
 def crop_image(image: np.ndarray, tile: Tile) -> np.ndarray:
     """The tile's pixels of ``image`` (``[H, W]`` or ``[H, W, C]``), a view, not a copy."""
     if image.ndim not in (2, 3):

@@ -139,6 +139,23 @@ def sweep_windows(
     return sorted(grid, key=order)
 
 
+def sweep_cores(
+    width: int, height: int
+) -> dict[tuple[int, int, int, int], tuple[float, float, float, float]]:
+    """Each sweep window's core (x0, y0, x1, y1): what it owns of the image, up to the middle
+    of its overlaps with its neighbours (:func:`fewclick.io.tiling.window_cores`)."""
+    from fewclick.io.tiling import tile_grid, window_cores
+
+    grid = tile_grid(width, height, DETECT_SIDE, SWEEP_OVERLAP)
+    xs, ys = sorted({t.x0 for t in grid}), sorted({t.y0 for t in grid})
+    x_cores = dict(zip(xs, window_cores(xs, width, DETECT_SIDE), strict=True))
+    y_cores = dict(zip(ys, window_cores(ys, height, DETECT_SIDE), strict=True))
+    return {
+        (t.x0, t.y0, t.x1, t.y1): (x_cores[t.x0][0], y_cores[t.y0][0], x_cores[t.x0][1], y_cores[t.y0][1])
+        for t in grid
+    }
+
+
 #: full-image mode on a large image: the most pixels a side of the window its prompts span
 FULL_WINDOW = 2048
 #: context around the prompts' extent in that window
@@ -258,6 +275,7 @@ __all__ = [
     "MAX_DETECT_WINDOWS",
     "detect_window",
     "SWEEP_OVERLAP",
+    "sweep_cores",
     "sweep_windows",
     "MIN_SIDE",
     "MAX_BOX_SIDE",

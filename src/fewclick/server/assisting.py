@@ -141,7 +141,7 @@ def sweep_call(session, config: Settings, image: Image, clicks_in, view) -> tupl
     if not tiles.is_large(image.width, image.height):
         raise StoreError(NOT_LARGE)
     call = detect_call(session, config, image, clicks_in)
-    path, model, names, clicks, sizes, encoding, limit, finished, _, _, large = call.args
+    path, model, names, clicks, sizes, encoding, limit, finished, _, floor, large = call.args
     if encoding is None:
         raise StoreError(NO_ENCODER)
     if view is not None:
@@ -151,7 +151,8 @@ def sweep_call(session, config: Settings, image: Image, clicks_in, view) -> tupl
         if not (x0 < x1 and y0 < y1):
             raise StoreError(f"view {list(view)} does not meet the {image.width} x {image.height} image")
         view = [x0, y0, x1, y1]
-    return (large, model, names, clicks, sizes, encoding, limit, finished, view), call.classes
+    floor = floor if model else 0.0  # a trained detector's: the lowest score the page shows unasked
+    return (large, model, names, clicks, sizes, encoding, limit, finished, view, floor), call.classes
 
 
 def learning_calls(session, config: Settings, project) -> list[tuple]:

@@ -14,10 +14,12 @@ here, in the background, window by window (:func:`fewclick.predict.windows.sweep
 
 Each window's embedding is kept on disk under its key (a second sweep after more clicks
 reads them instead of encoding again); memory holds one window's features and the boxes
-found so far. One sweep runs at a time in the process: a new one (other clicks, another
-image) stops the last at its next window. A window waits while the worker serves a request,
+found so far (each window keeps those centred in its core: an object two windows find is
+kept once, with no NMS at each look). One sweep runs at a time in the process: a new one
+(other clicks, another image) stops the last at its next window. A window waits while the
+worker serves a request,
 so that a click does not share the two cores with the sweep. :func:`sweep_status` answers
-the boxes found so far, merged once where windows overlap, with the progress.
+the boxes found so far, best first, with the progress.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class Sweep:
     message: str = ""
     started: float = field(default_factory=time.monotonic)
     seconds: float = 0.0
-    found: list = field(default_factory=list)  # (Tile, Detections) per window detected
+    found: list = field(default_factory=list)  # per window detected, its Detections in its core
     stop: threading.Event = field(default_factory=threading.Event)
     method: str = ""
 
@@ -71,15 +73,19 @@ def start_sweep(
     limit: int | None,
     finished: list | None,
     view: list[float] | None,
+    floor: float = 0.0,
 ) -> dict:
     """Start sweeping the ``large`` image (:func:`fewclick.server.worker_detect.detect`'s
-    arguments, and ``view``: x0, y0, x1, y1 on the person's screen); the sweep already
-    under way when it looks for the same. Its :func:`sweep_status`."""
+    arguments, ``view``: x0, y0, x1, y1 on the person's screen, and ``floor``: the least
+    score of a trained detector's proposals kept, the lowest the page shows unasked); the
+    sweep already under way when it looks for the same. Its :func:`sweep_status`."""
     global _SWEEP
     from fewclick.predict.windows import sweep_windows
 
     source, key, width, height = large
-    asked = hashlib.sha1(repr((key, model, names, clicks, sorted(sizes.items()), limit)).encode()).hexdigest()
+    asked = hashlib.sha1(
+        repr((key, model, names, clicks, sorted(sizes.items()), limit, floor)).encode()
+    ).hexdigest()
     with _LOCK:
         if _SWEEP is not None and _SWEEP.asked == asked and _SWEEP.status in ("running", "done"):
             return _status(_SWEEP)
@@ -87,7 +93,7 @@ def start_sweep(
             _SWEEP.stop.set()
         windows = sweep_windows(width, height, tuple(view) if view else None)
         sweep = _SWEEP = Sweep(key, asked, len(windows), width, height)
-    args = (sweep, windows, source, model, names, clicks, sizes, encoding, limit, finished)
+    args = (sweep, windows, source, model, names, clicks, sizes, encoding, limit, finished, floor)
     threading.Thread(target=_run, args=args, name="fewclick-sweep", daemon=True).start()
     return _status(sweep)
 
@@ -112,12 +118,12 @@ def stop_sweep(key: str) -> bool:
 
 
 def _status(sweep: Sweep) -> dict:
-    from fewclick.io.tiling import merge_detections
     from fewclick.types import Detections
     from fewclick.wire.codec import detection_lists
 
     found = list(sweep.found)  # the thread appends meanwhile
-    det = merge_detections(found, score_threshold=0.0) if found else Detections.empty()
+    det = Detections.concatenate(found) if found else Detections.empty()
+    det = det[np.argsort(-det.scores, kind="stable")]
     seconds = sweep.seconds if sweep.status != "running" else time.monotonic() - sweep.started
     return {
         "status": sweep.status,
@@ -130,9 +136,15 @@ def _status(sweep: Sweep) -> dict:
     }
 
 
-def _run(sweep: Sweep, windows, source, model, names, clicks, sizes, encoding, limit, finished) -> None:
+def _run(
+    sweep: Sweep, windows, source, model, names, clicks, sizes, encoding, limit, finished, floor
+) -> None:
+    from fewclick.io.tiling import owned
+    from fewclick.predict.windows import sweep_cores
+
     try:
-        detect = _detector(source, model, names, clicks, sizes, encoding, limit, finished, sweep)
+        detect = _detector(source, model, names, clicks, sizes, encoding, limit, finished, sweep, floor)
+        cores = sweep_cores(sweep.width, sweep.height)
         for window in windows:
             if sweep.stop.is_set():
                 sweep.status = "stopped"
@@ -140,7 +152,8 @@ def _run(sweep: Sweep, windows, source, model, names, clicks, sizes, encoding, l
             _wait_for_requests(sweep)
             found = detect(window)
             if found is not None:
-                sweep.found.append(found)
+                tile, det = found
+                sweep.found.append(owned(det, tile, cores[window]))
             sweep.done += 1
         else:
             sweep.status = "done"
@@ -155,7 +168,7 @@ def _wait_for_requests(sweep: Sweep) -> None:
         time.sleep(IDLE_POLL)
 
 
-def _detector(source, model, names, clicks, sizes, encoding, limit, finished, sweep):
+def _detector(source, model, names, clicks, sizes, encoding, limit, finished, sweep, floor):
     """``detect(window)``: the window's boxes as ``(Tile, Detections)`` in window pixels, or
     None for nothing to keep. Made on the sweep's thread with predictors of its own (the
     requests' hold other images)."""
@@ -181,7 +194,8 @@ def _detector(source, model, names, clicks, sizes, encoding, limit, finished, sw
         def proposals(window):
             image, at = pixels(window)
             detector.set_image(image, key=at)
-            return Tile(*window), detector.predict()
+            det = detector.predict()
+            return Tile(*window), det[det.scores >= floor]
 
         return proposals
     return _look_alikes(enc, pixels, names, clicks, sizes, limit, finished, sweep)

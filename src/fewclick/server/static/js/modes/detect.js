@@ -118,6 +118,7 @@ async function sweep(m, d, clicks) {
       combine(d, s);
       m.st.set();
       m.page.panel();
+      if (s.status === "done") say(`${shown(m).length} proposals: the whole image was looked over in ${s.seconds.toFixed(0)} s`);
       if (s.status !== "running") break;
       await new Promise((done) => setTimeout(done, SWEEP_POLL_MS));
       if (live()) s = await api("GET", url);
@@ -141,6 +142,7 @@ function combine(d, s) {
   d.sweep = s;
   d.result = {
     ...a,
+    method: a.method === "none" ? s.method : a.method,  // on open, no window was detected but the sweep's
     boxes: [...a.boxes, ...extra.map((i) => s.boxes[i])],
     scores: [...a.scores, ...extra.map((i) => s.scores[i])],
     labels: [...a.labels, ...extra.map((i) => s.labels[i])],
