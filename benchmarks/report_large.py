@@ -74,6 +74,24 @@ def table(report: dict) -> list[str]:
     for mosaic, im in report["images"].items():
         marks = ["-" if v is None else ("met" if v else "missed") for v in targets(im).values()]
         lines.append(f"| {mosaic} | " + " | ".join(marks) + " |")
+    return lines + [""] + sweeps(report)
+
+
+def sweeps(report: dict) -> list[str]:
+    """The sweeps of the rest of an image after one click, where measured."""
+    swept = {mosaic: im["sweep"] for mosaic, im in report["images"].items() if im.get("sweep")}
+    if not swept:
+        return []
+    lines = [
+        "| mosaic | sweep after one click | windows | s | s a window | boxes | on an object |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for mosaic, s in swept.items():
+        lines.append(
+            f"| {mosaic} | {s['status']} | {s['windows_done']} of {s['windows']} | "
+            f"{_cell(s['seconds'], 1)} | {_cell(s['seconds_per_window'], 2)} | "
+            f"{s['boxes']} | {s['boxes_on_an_object']} |"
+        )
     return lines + [""]
 
 

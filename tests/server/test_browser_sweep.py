@@ -17,7 +17,7 @@ from browser import chromium_page, live_server, log_in, screen
 from clients import auth_headers, make_user
 
 from fewclick.server.app import create_app
-from fewclick.server.db import sqlite_url
+from fewclick.server.db import ModelVersion, sqlite_url
 
 USER, PASSWORD = "ann", "a long password"
 WIDTH, HEIGHT = 2600, 1000
@@ -38,7 +38,19 @@ def server(tmp_path_factory):
         body = {"name": "scene", "folder": str(home / "scene"), "classes": ["car"]}
         project = api.post("/api/projects", json=body).json()["project"]
         image = api.get(f"/api/projects/{project['id']}/images").json()[0]
-        yield base, api, project, image
+        # a second project of the image whose trained detector serves (its row points nowhere)
+        served = api.post("/api/projects", json={**body, "name": "served"}).json()["project"]
+        with app.state.sessions() as session:
+            session.add(
+                ModelVersion(
+                    project_id=served["id"], task="detect", version=1, path=str(home / "none"), images=2,
+                    method="scratch", created_by=1,
+                )
+            )  # fmt: skip
+            session.commit()
+        served["image"] = api.get(f"/api/projects/{served['id']}/images").json()[0]
+        page_state = {"served": served}
+        yield base, api, project, image, page_state
 
 
 @pytest.fixture()
@@ -56,6 +68,19 @@ def page(server):
 
 def _detected(page, route) -> None:
     body = json.loads(route.request.post_data)
+    if not body["clicks"]:  # on open: a large image's answer is empty, its proposals come from the sweep
+        empty = {
+            "boxes": [],
+            "scores": [],
+            "labels": [],
+            "rboxes": None,
+            "method": "none",
+            "model_version": 1,
+        }
+        route.fulfill(
+            json={**empty, "min_score": 0.3, "min_scores": None, "fitted_classes": [], "tight_classes": []}
+        )
+        return
     label = body["clicks"][0][2]
     route.fulfill(
         json={
@@ -75,6 +100,16 @@ def _swept(page, route) -> None:
     n = {0: 2, 1: 3}.get(polls, 4)
     running = n < 4 or getattr(page, "keep_running", False)
     status = "stopped" if method == "DELETE" else ("running" if running else "done")
+    if getattr(page, "oriented", False):  # a trained oriented detector's proposals on open
+        rboxes = [[(b[0] + b[2]) / 2, (b[1] + b[3]) / 2, 30, 30, 0.3] for b in FOUND[:n]]
+        answer = {"status": status, "windows_done": n - 1, "windows": 3, "seconds": 1.0, "message": ""}
+        route.fulfill(
+            json={
+                **answer, "method": "scratch", "boxes": FOUND[:n], "rboxes": rboxes, "scores": [0.9] * n,
+                "labels": [page.label] * n,
+            }
+        )  # fmt: skip
+        return
     route.fulfill(
         json={
             "status": status, "windows_done": n - 1, "windows": 3, "seconds": 1.0 * n, "message": "",
@@ -85,7 +120,7 @@ def _swept(page, route) -> None:
 
 
 def test_a_click_starts_the_sweep_and_its_boxes_join_the_proposals(server, page):
-    base, api, project, image = server
+    base, api, project, image, _ = server
     page.label = project["classes"][0]["id"]
     page.goto(f"{base}/#/image/{image['id']}")
     page.wait_for_function("() => fewclickTest.ready")
@@ -108,7 +143,7 @@ def test_a_click_starts_the_sweep_and_its_boxes_join_the_proposals(server, page)
 
 
 def test_esc_while_the_sweep_runs_stops_it(server, page):
-    base, api, project, image = server
+    base, api, project, image, _ = server
     page.label = project["classes"][0]["id"]
     page.keep_running = True
     page.goto(f"{base}/#/image/{image['id']}")
@@ -119,4 +154,20 @@ def test_esc_while_the_sweep_runs_stops_it(server, page):
     page.wait_for_function("() => fewclickTest.detect.sweep == null")
     page.wait_for_timeout(300)
     assert any(m == "DELETE" for m, _ in page.asked), "the page asked the server to stop the sweep"
+    assert not page.errors
+
+
+def test_an_image_opens_with_the_trained_detectors_sweep_oriented_boxes_and_all(server, page):
+    base, api, _, _, state = server
+    served = state["served"]
+    page.label, page.oriented = served["classes"][0]["id"], True
+    page.goto(f"{base}/#/image/{served['image']['id']}")
+    page.wait_for_function("() => fewclickTest.ready")
+    page.wait_for_function("() => fewclickTest.detect.sweep && fewclickTest.detect.sweep.status === 'done'")
+    post = next(body for m, body in page.asked if m == "POST")
+    assert post["clicks"] == [], "no click: the detector's proposals"
+    result = page.evaluate("() => fewclickTest.detect.result")
+    assert result["boxes"] == FOUND and len(result["rboxes"]) == len(FOUND), "the sweep's oriented boxes, all"
+    assert result["method"] == "scratch", "named by the sweep's detector, not the empty answer's"
+    assert "detector v1" in page.inner_text("#boxes-from")
     assert not page.errors

@@ -273,7 +273,10 @@ def _array(path: Path, level: int):
             del _OPEN[key]
             held[1].close()
         tif = tifffile.TiffFile(path)
-        store = tif.series[0].aszarr(level=level)
+        # tiles decoded on READ_THREADS threads: zarr runs the store on one event loop, where
+        # tifffile decodes in the loop's own thread unless it is given workers (its default
+        # below 3 cores), so a GeoTIFF without overviews decoded on one core for its overview
+        store = tif.series[0].aszarr(level=level, maxworkers=READ_THREADS)
         array = zarr.open_array(store, mode="r")
         _OPEN[key] = ((stat.st_mtime_ns, stat.st_size), tif, array)
         while len(_OPEN) > OPEN_FILES:

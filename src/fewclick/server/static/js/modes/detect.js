@@ -137,7 +137,7 @@ function stopSweep(m) {
 function combine(d, s) {
   const a = d.answer, n = a.boxes.length, before = d.result;
   const gone = new Set([...d.replaced].filter((i) => i >= n).map((i) => String(before.boxes[i])));
-  const oriented = !!a.rboxes;
+  const oriented = n ? !!a.rboxes : !!s.rboxes;  // an empty answer (on open) takes the sweep's kind
   const extra = s.boxes.map((_, i) => i).filter((i) => !!s.rboxes === oriented && a.boxes.every((b) => iou(b, s.boxes[i]) < SAME_IOU));
   d.sweep = s;
   d.result = {
@@ -146,7 +146,7 @@ function combine(d, s) {
     boxes: [...a.boxes, ...extra.map((i) => s.boxes[i])],
     scores: [...a.scores, ...extra.map((i) => s.scores[i])],
     labels: [...a.labels, ...extra.map((i) => s.labels[i])],
-    rboxes: oriented ? [...a.rboxes, ...extra.map((i) => s.rboxes[i])] : null,
+    rboxes: oriented ? [...(a.rboxes ?? []), ...extra.map((i) => s.rboxes[i])] : null,
     swept: true,
   };
   d.replaced = new Set([...d.replaced].filter((i) => i < n));
