@@ -49,7 +49,7 @@ def server(tmp_path_factory):
             )  # fmt: skip
             session.commit()
         served["image"] = api.get(f"/api/projects/{served['id']}/images").json()[0]
-        page_state = {"served": served}
+        page_state = {"served": served, "folder": home / "scene"}
         yield base, api, project, image, page_state
 
 
@@ -98,6 +98,17 @@ def _swept(page, route) -> None:
     page.asked.append((method, json.loads(route.request.post_data) if method == "POST" else None))
     polls = sum(1 for m, _ in page.asked if m == "GET")
     n = {0: 2, 1: 3}.get(polls, 4)
+    many = getattr(page, "many", 0)  # that many boxes in a row along the image's top, besides
+    if many:
+        boxes = [[20.0 + k, 20.0 + 30 * (k % 20), 40.0 + k, 40.0 + 30 * (k % 20)] for k in range(many)]
+        answer = {"status": "done", "windows_done": 3, "windows": 3, "seconds": 1.0, "message": ""}
+        route.fulfill(
+            json={
+                **answer, "method": "training-free", "boxes": boxes, "rboxes": None, "scores": [0.95] * many,
+                "labels": [page.label] * many,
+            }
+        )  # fmt: skip
+        return
     running = n < 4 or getattr(page, "keep_running", False)
     status = "stopped" if method == "DELETE" else ("running" if running else "done")
     if getattr(page, "oriented", False):  # a trained oriented detector's proposals on open
@@ -170,4 +181,30 @@ def test_an_image_opens_with_the_trained_detectors_sweep_oriented_boxes_and_all(
     assert result["boxes"] == FOUND and len(result["rboxes"]) == len(FOUND), "the sweep's oriented boxes, all"
     assert result["method"] == "scratch", "named by the sweep's detector, not the empty answer's"
     assert "detector v1" in page.inner_text("#boxes-from")
+    assert not page.errors
+
+
+def test_accepting_more_proposals_than_one_save_takes_saves_them_all_and_undo_takes_them_back(server, page):
+    """2500 proposals over a large image: more than the server's cap on one request's creates
+    (limits.MAX_CREATES), so the page saves them in several requests, as one undoable step."""
+    from fewclick.server.limits import MAX_CREATES
+
+    base, api, _, _, state = server
+    page.many = 2500
+    assert page.many > 2 * MAX_CREATES
+    body = {"name": "many", "folder": str(state["folder"]), "classes": ["car"]}
+    many = api.post("/api/projects", json=body).json()["project"]
+    image = api.get(f"/api/projects/{many['id']}/images").json()[0]
+    page.label = many["classes"][0]["id"]
+    page.goto(f"{base}/#/image/{image['id']}")
+    page.wait_for_function("() => fewclickTest.ready")
+    page.mouse.click(*screen(page, 115, 115))
+    page.wait_for_function("() => fewclickTest.detect.sweep && fewclickTest.detect.sweep.status === 'done'")
+    shown = page.evaluate("() => fewclickTest.detect.result.boxes.length")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"() => fewclickTest.anns.size === {shown}", timeout=60000)
+    assert len(api.get(f"/api/images/{image['id']}").json()["annotations"]) == shown > page.many
+    page.keyboard.press("Control+z")
+    page.wait_for_function("() => fewclickTest.anns.size === 0", timeout=60000)
+    assert api.get(f"/api/images/{image['id']}").json()["annotations"] == []
     assert not page.errors

@@ -30,10 +30,11 @@ class TileFeatures:
     scale: float
     embedding: Embedding
 
-    def maps(self, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
-        """The maps the pretrained detector reads, finest first, ``[1, C, h, w]`` each."""
+    def maps(self, dtype: torch.dtype = torch.float32, skip: int = 0) -> list[torch.Tensor]:
+        """The maps the pretrained detector reads, finest first, ``[1, C, h, w]`` each; the
+        ``skip`` finest left out (never converted)."""
         e = self.embedding
-        arrays = [e.features[4], e.features[8], e.features[16], e.embedding]
+        arrays = [e.features[4], e.features[8], e.features[16], e.embedding][skip:]
         return [torch.from_numpy(np.asarray(a)).to(dtype) for a in arrays]
 
     def valid_cells(self, stride: int = 4) -> tuple[int, int]:

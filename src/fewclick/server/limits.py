@@ -4,8 +4,9 @@
   :data:`MAX_CLASSES` classes given with a new project.
 - Events in one POST: :data:`MAX_EVENTS_PER_POST`, each event's detail at most
   :data:`MAX_EVENT_DETAIL` characters as JSON (the page's are under 100); creates in one
-  annotation batch: :data:`MAX_CREATES`, deletes :data:`MAX_DELETES` (the browser sends one
-  save at a time, a script can split its work).
+  annotation batch: :data:`MAX_CREATES`, deletes :data:`MAX_DELETES` (the page splits a
+  larger save, thousands of proposals across a large image, into requests of these sizes:
+  ``static/js/changes.js``; a script can split its work).
 - The body of every request, read as it arrives, stops at the first byte over its route's
   limit (:class:`BodyLimit`, one ASGI middleware for every route): an upload (a form with
   a file) at the app's upload limit (``Settings.max_upload_mb``); a route that carries masks

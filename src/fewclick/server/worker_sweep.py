@@ -91,9 +91,13 @@ def start_sweep(
             return _status(_SWEEP)
         if _SWEEP is not None:
             _SWEEP.stop.set()
+    # the clicked objects, here on the request's thread with the worker's own predictor and
+    # SAM (their windows were just encoded for the click): the thread needs no SAM of its own
+    objects = None if model is not None else clicked_objects(large, names, clicks, sizes, encoding)
+    with _LOCK:
         windows = sweep_windows(width, height, tuple(view) if view else None)
         sweep = _SWEEP = Sweep(key, asked, len(windows), width, height)
-    args = (sweep, windows, source, model, names, clicks, sizes, encoding, limit, finished, floor)
+    args = (sweep, windows, source, model, names, objects, encoding, limit, finished, floor)
     threading.Thread(target=_run, args=args, name="fewclick-sweep", daemon=True).start()
     return _status(sweep)
 
@@ -136,14 +140,12 @@ def _status(sweep: Sweep) -> dict:
     }
 
 
-def _run(
-    sweep: Sweep, windows, source, model, names, clicks, sizes, encoding, limit, finished, floor
-) -> None:
+def _run(sweep: Sweep, windows, source, model, names, objects, encoding, limit, finished, floor) -> None:
     from fewclick.io.tiling import owned
     from fewclick.predict.windows import sweep_cores
 
     try:
-        detect = _detector(source, model, names, clicks, sizes, encoding, limit, finished, sweep, floor)
+        detect = _detector(source, model, names, objects, encoding, limit, finished, sweep, floor)
         cores = sweep_cores(sweep.width, sweep.height)
         for window in windows:
             if sweep.stop.is_set():
@@ -168,7 +170,7 @@ def _wait_for_requests(sweep: Sweep) -> None:
         time.sleep(IDLE_POLL)
 
 
-def _detector(source, model, names, clicks, sizes, encoding, limit, finished, sweep, floor):
+def _detector(source, model, names, objects, encoding, limit, finished, sweep, floor):
     """``detect(window)``: the window's boxes as ``(Tile, Detections)`` in window pixels, or
     None for nothing to keep. Made on the sweep's thread with predictors of its own (the
     requests' hold other images)."""
@@ -198,30 +200,42 @@ def _detector(source, model, names, clicks, sizes, encoding, limit, finished, sw
             return Tile(*window), det[det.scores >= floor]
 
         return proposals
-    return _look_alikes(enc, pixels, names, clicks, sizes, limit, finished, sweep)
+    return _look_alikes(enc, pixels, names, objects, limit, finished, sweep)
 
 
-def _look_alikes(enc, pixels, names, clicks, sizes, limit, finished, sweep):
-    """The training-free ``detect(window)``: the clicked objects, found on their own click
-    windows, looked for in each window."""
+def clicked_objects(large, names: list[str], clicks: list, sizes: dict, encoding) -> list:
+    """Each click's :class:`~fewclick.predict.similar.ClickedObject` (box in image pixels) on
+    its click-to-detect window, by the worker's training-free predictor (as the click's
+    answer found it)."""
+    from fewclick.io.regions import window_path
+    from fewclick.predict.similar import ClickedObject
+    from fewclick.predict.windows import detect_window
+    from fewclick.server.worker_detect import _similar
+    from fewclick.types import Clicks
+
+    source, key, width, height = large
+    sizes = {int(k): float(v) for k, v in sizes.items()}
+    out = []
+    for c in clicks:
+        x0, y0, x1, y1 = window = detect_window(c[0], c[1], width, height)
+        at = (encoding[0], f"{key}@{x0}_{y0}_{x1}_{y1}")
+        similar = _similar(window_path(source, window), at, len(names))
+        one = Clicks(np.float32([[c[0] - x0, c[1] - y0]]), np.int64([int(c[2])]), np.ones(1, bool))
+        (found,) = similar.clicked_objects(one, sizes)
+        out.append(ClickedObject(found.label, found.box + np.float32([x0, y0, x0, y0]), found.vector))
+    return out
+
+
+def _look_alikes(enc, pixels, names, objects, limit, finished, sweep):
+    """The training-free ``detect(window)``: the clicked ``objects`` looked for in each
+    window, by a detector of the thread's own that never needs SAM."""
     from fewclick.io.tiling import Tile
     from fewclick.predict.similar import ClickedObject, SimilarityDetector
-    from fewclick.predict.windows import detect_window
     from fewclick.server.worker_detect import _offsets
-    from fewclick.types import Clicks, Detections
+    from fewclick.types import Detections
 
     similar = SimilarityDetector(len(names), enc)
     sweep.method = similar.method
-    sizes = {int(k): float(v) for k, v in sizes.items()}
-    objects = []
-    for c in clicks:
-        window = detect_window(c[0], c[1], sweep.width, sweep.height)
-        image, at = pixels(window)
-        similar.set_image(image, key=at)
-        x0, y0 = window[:2]
-        one = Clicks(np.float32([[c[0] - x0, c[1] - y0]]), np.int64([int(c[2])]), np.ones(1, bool))
-        (found,) = similar.clicked_objects(one, sizes)
-        objects.append(ClickedObject(found.label, found.box + np.float32([x0, y0, x0, y0]), found.vector))
     offsets = _offsets(finished)
     if not any(o.vector is not None for o in objects):
         sweep.message = "SAM found no object under the clicks: nothing to look for"

@@ -5,6 +5,9 @@
 // logs an interaction, panel renders the mode panel again; it keeps the undo steps.
 import {api, say} from "./api.js";
 
+// what one save request may carry: limits.py's MAX_CREATES and MAX_DELETES
+const CREATES_PER_POST = 1000, DELETES_PER_POST = 10000;
+
 function payload(a) {
   return {class_id: a.class_id, kind: a.kind, geometry: a.geometry, score: a.score, quality: a.quality, source: a.source, backend: a.backend};
 }
@@ -24,7 +27,20 @@ export class Changes {
     Object.assign(this, {doc, log, panel, undone: [], done: []});
   }
 
+  // one save of any size, in as many requests as the server's caps take (server/limits.py):
+  // the ids made
   async batch(create, del) {
+    const made = [];
+    let c = 0, d = 0;
+    do {
+      made.push(...await this.post(create.slice(c, c + CREATES_PER_POST), del.slice(d, d + DELETES_PER_POST)));
+      c += CREATES_PER_POST;
+      d += DELETES_PER_POST;
+    } while (c < create.length || d < del.length);
+    return made;
+  }
+
+  async post(create, del) {
     const {image, revision} = this.doc.get();
     const out = await api("POST", `/api/images/${image.id}/annotations/batch`, {revision, create, delete: del});
     const {anns, selected} = this.doc.get();

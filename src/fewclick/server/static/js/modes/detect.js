@@ -161,9 +161,12 @@ async function accept(m) {
   const create = shown(m).map((i) => ({
     class_id: r.labels[i], kind: r.rboxes ? "rbox" : "box",
     geometry: r.rboxes ? {rbox: r.rboxes[i]} : {box: r.boxes[i]}, score: r.scores[i], source: "detect"}));
+  const [vx0, vy0, vx1, vy1] = m.page.view.visibleBounds();
+  const off = shown(m).filter((i) => { const b = r.boxes[i]; return b[2] < vx0 || b[0] > vx1 || b[3] < vy0 || b[1] > vy1; }).length;
   drop(m);
   const rest = sweeping ? " (the sweep of the rest of the image stopped: click again to go on)" : "";
-  if (await m.page.changes.change(create, [], "accept")) say(`${create.length} proposals accepted${rest}: Ctrl+Z takes them back`);
+  const unseen = off ? `; ${off} of them off screen: Review (R) lists them from the least sure` : "";
+  if (await m.page.changes.change(create, [], "accept")) say(`${create.length} proposals accepted${rest}${unseen}: Ctrl+Z takes them back`);
   m.page.panel();
 }
 
