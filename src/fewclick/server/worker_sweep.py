@@ -125,7 +125,9 @@ def _status(sweep: Sweep) -> dict:
     from fewclick.types import Detections
     from fewclick.wire.codec import detection_lists
 
-    found = list(sweep.found)  # the thread appends meanwhile
+    # the boxes alone, of the windows with any (an empty answer carries fewer fields); a list
+    # of them now: the thread appends meanwhile
+    found = [Detections(d.boxes, d.scores, d.labels, rboxes=d.rboxes) for d in list(sweep.found) if len(d)]
     det = Detections.concatenate(found) if found else Detections.empty()
     det = det[np.argsort(-det.scores, kind="stable")]
     seconds = sweep.seconds if sweep.status != "running" else time.monotonic() - sweep.started
@@ -177,6 +179,7 @@ def _detector(source, model, names, objects, encoding, limit, finished, sweep, f
     from fewclick.io.regions import load_pixels, window_path
     from fewclick.io.tiling import Tile
     from fewclick.server import embeddings
+    from fewclick.types import Detections
 
     enc = embeddings.encoder(encoding[0])
     key = encoding[1]
@@ -197,10 +200,17 @@ def _detector(source, model, names, objects, encoding, limit, finished, sweep, f
             image, at = pixels(window)
             detector.set_image(image, key=at)
             det = detector.predict()
-            return Tile(*window), det[det.scores >= floor]
+            keep = det.scores >= floor  # the boxes alone: an empty answer carries no centres
+            return Tile(*window), Detections(
+                det.boxes[keep], det.scores[keep], det.labels[keep], _rboxes(det, keep)
+            )
 
         return proposals
     return _look_alikes(enc, pixels, names, objects, limit, finished, sweep)
+
+
+def _rboxes(det, keep):
+    return None if det.rboxes is None else det.rboxes[keep]
 
 
 def clicked_objects(large, names: list[str], clicks: list, sizes: dict, encoding) -> list:
