@@ -622,20 +622,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ray", action="store_true", help="pre-annotate on Ray with 2 workers too")
     p.add_argument("--model", type=Path, help="a `fewclick train detect` folder for the pre-annotation")
     p.add_argument("--model-steps", type=int, default=100, help="without --model, train one this long")
-    p.add_argument(
-        "--preannotate",
-        nargs="*",
-        choices=list(MOSAICS),
-        default=["geotiff"],
-        help="the mosaics pre-annotated whole (default: the GeoTIFF, as the issue asks)",
-    )
-    p.add_argument(
-        "--sweep",
-        nargs="*",
-        choices=list(MOSAICS),
-        default=["geotiff"],
-        help="the mosaics swept whole after a click (default: the GeoTIFF)",
-    )
+    for flag, what in (("--preannotate", "pre-annotated whole"), ("--sweep", "swept whole after a click")):
+        p.add_argument(
+            flag,
+            nargs="*",
+            choices=list(MOSAICS),
+            default=["geotiff"],
+            help=f"the mosaics {what} (default: the GeoTIFF)",
+        )
     return p
 
 

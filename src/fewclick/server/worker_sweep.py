@@ -179,7 +179,6 @@ def _detector(source, model, names, objects, encoding, limit, finished, sweep, f
     from fewclick.io.regions import load_pixels, window_path
     from fewclick.io.tiling import Tile
     from fewclick.server import embeddings
-    from fewclick.types import Detections
 
     enc = embeddings.encoder(encoding[0])
     key = encoding[1]
@@ -200,17 +199,10 @@ def _detector(source, model, names, objects, encoding, limit, finished, sweep, f
             image, at = pixels(window)
             detector.set_image(image, key=at)
             det = detector.predict()
-            keep = det.scores >= floor  # the boxes alone: an empty answer carries no centres
-            return Tile(*window), Detections(
-                det.boxes[keep], det.scores[keep], det.labels[keep], _rboxes(det, keep)
-            )
+            return Tile(*window), det[det.scores >= floor]  # _status keeps the boxes alone
 
         return proposals
     return _look_alikes(enc, pixels, names, objects, limit, finished, sweep)
-
-
-def _rboxes(det, keep):
-    return None if det.rboxes is None else det.rboxes[keep]
 
 
 def clicked_objects(large, names: list[str], clicks: list, sizes: dict, encoding) -> list:
