@@ -13,12 +13,15 @@ from fewclick.io.rle import (
     mask_area,
     mask_outlines,
     mask_to_rle,
+    merge_rles,
     polygons_to_mask,
     polygons_to_rle,
     rle_boxes,
     rle_counts,
     rle_window,
     segmentation_outlines,
+    segmentation_to_rle,
+    segmentation_window,
     window_to_rle,
 )
 
@@ -129,3 +132,59 @@ def test_a_polygon_filled_over_its_box_is_the_polygon_filled_over_the_image(seed
     height, width = (int(v) for v in rng.integers(5, 60, 2))
     polygons = [rng.uniform(-10, [width + 10, height + 10], (int(rng.integers(3, 8)), 2)) for _ in range(2)]
     assert polygons_to_rle(polygons, height, width) == mask_to_rle(polygons_to_mask(polygons, height, width))
+
+
+@settings(max_examples=100, deadline=None)
+@given(arrays(bool, st.tuples(st.integers(1, 30), st.integers(1, 30))), st.integers(0, 2**32 - 1))
+def test_a_segmentation_over_its_box_is_its_mask(mask, seed):
+    h, w = mask.shape
+    rng = np.random.default_rng(seed)
+    polygons = [rng.uniform(-5, [w + 5, h + 5], (int(rng.integers(3, 7)), 2))]
+    for seg, want in ((mask_to_rle(mask), mask), (polygons, polygons_to_mask(polygons, h, w))):
+        assert segmentation_to_rle(seg, h, w) == mask_to_rle(want)
+        window, (x0, y0) = segmentation_window(seg, h, w)
+        placed = np.zeros((h, w), bool)
+        placed[y0 : y0 + window.shape[0], x0 : x0 + window.shape[1]] = window
+        assert (placed == want).all()
+        assert window.shape == (0, 0) or (window.any(0)[[0, -1]].all() and window.any(1)[[0, -1]].all())
+
+
+def test_uncompressed_counts_become_compressed_and_another_size_is_refused():
+    mask = np.zeros((4, 5), bool)
+    mask[1:3, 2:4] = True
+    runs = {"size": [4, 5], "counts": [9, 2, 2, 2, 5]}
+    assert segmentation_to_rle(runs, 4, 5) == mask_to_rle(mask)
+    with pytest.raises(ValueError, match=re.escape("is not the image's [5, 5]")):
+        segmentation_to_rle(runs, 5, 5)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    arrays(bool, st.tuples(st.integers(1, 20), st.integers(1, 20))),
+    st.integers(1, 4),
+    st.integers(0, 2**32 - 1),
+)
+def test_rles_merged_from_their_runs_are_the_union_of_their_masks(mask, n, seed):
+    rng = np.random.default_rng(seed)
+    masks = [mask, *(rng.random(mask.shape) < 0.3 for _ in range(n - 1))]
+    assert merge_rles([mask_to_rle(m) for m in masks]) == mask_to_rle(np.logical_or.reduce(masks))
+
+
+def test_a_slide_s_polygon_becomes_an_rle_without_the_slide_sized_mask():
+    import tracemalloc
+
+    polygon = [np.array([[20000.0, 15000.0], [20300.0, 15050.0], [20100.0, 15400.0]])]
+    tracemalloc.start()
+    try:
+        rle = segmentation_to_rle(polygon, 30000, 40000)  # 1.2 gigapixels: 1.2 GB as a mask
+        window, offset = segmentation_window(rle, 30000, 40000)
+        outlines = segmentation_outlines(polygon, 30000, 40000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MB held for one polygon"
+    near = polygons_to_mask([polygon[0] - [19990, 14990]], 500, 500)  # the same polygon, moved
+    ys, xs = np.nonzero(near)
+    assert offset == (19990 + xs.min(), 14990 + ys.min())
+    assert (window == near[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]).all()
+    assert len(outlines) == 1 and np.allclose(outlines[0].min(0), offset, atol=1)

@@ -56,6 +56,12 @@ def test_neighbouring_boxes_share_a_window():
     assert a == b and a.scale == 1.0 and a.size == (MIN_SIDE, MIN_SIDE)
 
 
+def test_a_least_side_can_be_asked_for():
+    box = [5000, 5000, 5040, 5030]
+    assert mask_window(box, 16000, 16000, min_side=1024).size == (1024, 1024)
+    assert mask_window(box, 16000, 16000, min_side=64).size == (80, 80), "twice the box, on the grid"
+
+
 @pytest.mark.parametrize(
     "box, message",
     [

@@ -44,7 +44,7 @@ from fewclick.io.parsing import (
     parse_xml,
     warn,
 )
-from fewclick.io.rle import mask_to_rle, rle_boxes, segmentation_to_mask
+from fewclick.io.rle import mask_to_rle, rle_boxes, segmentation_window
 from fewclick.types import Objects, polygons_to_boxes, rboxes_to_boxes
 
 __all__ = ["NAME", "sniff", "read", "write", "crop_rle", "crop_mask"]
@@ -310,11 +310,11 @@ def _shapes(objs: Objects, i: int, geometry: str, rec: ImageRecord, attrs: dict)
     if geometry == "polygon":
         return [("polygon", {**attrs, "points": _text(p)}) for p in objs.segmentations[i]]
     if geometry == "mask":
-        mask = segmentation_to_mask(objs.segmentations[i], rec.height, rec.width)
-        if not mask.any():
+        window, (x0, y0) = segmentation_window(objs.segmentations[i], rec.height, rec.width)
+        if not window.any():
             return []
-        runs, (left, top, width, height) = crop_rle(mask)
-        crop = {"left": str(left), "top": str(top), "width": str(width), "height": str(height)}
+        runs, (left, top, width, height) = crop_rle(window)  # over its box: never the image's mask
+        crop = {"left": str(x0 + left), "top": str(y0 + top), "width": str(width), "height": str(height)}
         return [("mask", {**attrs, "rle": ", ".join(map(str, runs)), **crop})]
     if geometry == "rbox":
         cx, cy, w, h, angle = (float(v) for v in objs.rboxes[i])

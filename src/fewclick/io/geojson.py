@@ -220,15 +220,24 @@ def _row(feature, at: str, classes: list[str], ref: Georeference, height: int, w
             row["rbox"] = polygons_to_rboxes(outer[0][None])[0]
         return row
     if any(len(polygon) > 1 for polygon in rings):  # holes: the pixels, as an RLE
-        from fewclick.io.rle import mask_to_rle, polygons_to_mask
-
-        mask = np.zeros((height, width), bool)
-        for outer_ring, *holes in rings:
-            mask |= polygons_to_mask([outer_ring], height, width) & ~polygons_to_mask(holes, height, width)
-        row["seg"] = mask_to_rle(mask)
+        row["seg"] = _holed(rings, height, width)
     else:
         row["seg"] = [p.astype(np.float32) for p in outer]
     return row
+
+
+def _holed(rings: list[list[np.ndarray]], height: int, width: int) -> dict:
+    """The RLE of polygons with holes, filled over their outer rings' window only (a large
+    image's mask is never made)."""
+    from fewclick.io.rle import polygons_to_mask, polygons_window, window_to_rle
+
+    x0, y0, x1, y1 = polygons_window([polygon[0] for polygon in rings], height, width)
+    h, w, at = y1 - y0, x1 - x0, np.float64([x0, y0])
+    mask = np.zeros((h, w), bool)
+    for outer_ring, *holes in rings:
+        inside = polygons_to_mask([outer_ring - at], h, w)
+        mask |= inside & ~polygons_to_mask([hole - at for hole in holes], h, w)
+    return window_to_rle(mask, (x0, y0), height, width)
 
 
 def _rings(geometry: dict, at: str, ref: Georeference) -> list[list[np.ndarray]]:

@@ -197,7 +197,15 @@ def polygons_to_rle(polygons: list, height: int, width: int) -> dict:
     parts = [p for p in parts if len(p) >= 3]
     if not parts:
         return window_to_rle(np.zeros((1, 1), bool), (0, 0), height, width)
-    xy = np.concatenate(parts)
+    x0, y0, x1, y1 = polygons_window(parts, height, width)
+    window = polygons_to_mask([p - [x0, y0] for p in parts], y1 - y0, x1 - x0)
+    return window_to_rle(window, (x0, y0), height, width)
+
+
+def polygons_window(polygons: list[np.ndarray], height: int, width: int) -> tuple[int, int, int, int]:
+    """The window (x0, y0, x1, y1) of a ``height x width`` image that holds every pixel the
+    polygons (``float[K, 2]`` each) may fill, with a pixel to spare, and at least one pixel."""
+    xy = np.concatenate([np.asarray(p, np.float64).reshape(-1, 2) for p in polygons])
     x0, y0 = (
         min(max(int(np.floor(xy[:, 0].min())) - 1, 0), width - 1),
         min(max(int(np.floor(xy[:, 1].min())) - 1, 0), height - 1),
@@ -206,8 +214,35 @@ def polygons_to_rle(polygons: list, height: int, width: int) -> dict:
         max(min(int(np.ceil(xy[:, 0].max())) + 2, width), x0 + 1),
         max(min(int(np.ceil(xy[:, 1].max())) + 2, height), y0 + 1),
     )
-    window = polygons_to_mask([p - [x0, y0] for p in parts], y1 - y0, x1 - x0)
-    return window_to_rle(window, (x0, y0), height, width)
+    return x0, y0, x1, y1
+
+
+def segmentation_to_rle(seg: Any, height: int, width: int) -> dict:
+    """A segmentation (polygons or an RLE) as a compressed RLE ``{"size", "counts": str}``
+    of a ``height x width`` image, never making the image-sized mask (a large image's is
+    gigabytes); ValueError for an RLE of another size or runs that do not add up."""
+    if isinstance(seg, dict):
+        return check_rle(seg, height, width)
+    return polygons_to_rle(seg, height, width)
+
+
+def segmentation_window(seg: Any, height: int, width: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """A segmentation's pixels over its own box only: ``(bool[h, w], (x0, y0))``, the
+    window's top-left pixel in the image (an empty one: a 0 x 0 window at the origin)."""
+    rle = segmentation_to_rle(seg, height, width)
+    box = rle_boxes([rle])[0]
+    if not (box[2] > box[0] and box[3] > box[1]):
+        return np.zeros((0, 0), bool), (0, 0)
+    x0, y0, x1, y1 = (int(v) for v in np.round(box))
+    return rle_window(rle, (x0, y0, x1, y1)), (x0, y0)
+
+
+def merge_rles(rles: list[dict]) -> dict:
+    """The union of RLEs of one size, from their runs (no mask is decoded)."""
+    coded = [check_rle(r, *r["size"]) for r in rles]
+    coded = [{"size": r["size"], "counts": r["counts"].encode("ascii")} for r in coded]
+    merged = mask_utils.merge(coded, intersect=False)
+    return {"size": [int(v) for v in merged["size"]], "counts": merged["counts"].decode("ascii")}
 
 
 def segmentation_to_mask(seg: Any, height: int, width: int) -> np.ndarray:
@@ -237,16 +272,10 @@ def mask_area(seg: Any, height: int, width: int) -> float:
 
 
 def segmentation_outlines(seg: Any, height: int, width: int) -> list[np.ndarray]:
-    """:func:`mask_outlines` of a segmentation in image pixels; an RLE's decoded only over
-    its box (a large image's mask is never made)."""
-    if isinstance(seg, dict) and "counts" in seg:
-        box = rle_boxes([seg])[0]
-        if not box[2] > box[0]:
-            return []
-        x0, y0 = int(box[0]), int(box[1])
-        window = rle_window(seg, (x0, y0, int(np.ceil(box[2])), int(np.ceil(box[3]))))
-        return [outline + [x0, y0] for outline in mask_outlines(window)]
-    return mask_outlines(segmentation_to_mask(seg, height, width))
+    """:func:`mask_outlines` of a segmentation in image pixels, decoded only over its box
+    (a large image's mask is never made)."""
+    window, (x0, y0) = segmentation_window(seg, height, width)
+    return [outline + [x0, y0] for outline in mask_outlines(window)] if window.size else []
 
 
 def rle_boxes(rles: list[dict]) -> np.ndarray:

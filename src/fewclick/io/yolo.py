@@ -29,7 +29,7 @@ from fewclick.io.errors import FormatError
 from fewclick.io.images import IMAGE_SUFFIXES
 from fewclick.io.leftout import LeftOut, object_scores
 from fewclick.io.parsing import clip_boxes, drop_outside, header_size, link_image, read_text, warn
-from fewclick.io.rle import mask_outlines, mask_to_polygons, segmentation_to_mask
+from fewclick.io.rle import mask_to_polygons, segmentation_outlines, segmentation_window
 from fewclick.types import Objects, polygons_to_boxes, polygons_to_rboxes, rboxes_to_polygons
 
 __all__ = ["sniff", "read", "write"]
@@ -275,7 +275,7 @@ def _outline(seg, rec: ImageRecord, left: LeftOut) -> np.ndarray | None:
     """One polygon ``float64[K, 2]`` for a segmentation: its only polygon, else its largest;
     None when it has none of 3 points or more."""
     if isinstance(seg, dict):
-        polygons = mask_outlines(segmentation_to_mask(seg, rec.height, rec.width))
+        polygons = segmentation_outlines(seg, rec.height, rec.width)
         left.add("approximated: masks written as the outline of their pixels", rec.file_name)
     else:
         polygons = [np.asarray(p, np.float64).reshape(-1, 2) for p in seg]
@@ -292,7 +292,8 @@ def _corners(objs: Objects, i: int) -> np.ndarray:
     if corners is None and objs.segmentations is not None and objs.segmentations[i] is not None:
         seg = objs.segmentations[i]
         if isinstance(seg, dict):
-            seg = mask_to_polygons(segmentation_to_mask(seg, *seg["size"]), min_points=1)
+            window, (x0, y0) = segmentation_window(seg, *seg["size"])
+            seg = [p + np.float32([x0, y0]) for p in mask_to_polygons(window, min_points=1)]
         points = np.concatenate([np.asarray(p, np.float32).reshape(-1, 2) for p in seg])
         corners = rboxes_to_polygons(polygons_to_rboxes(points[None]))[0]
     return object_corners(objs, i) if corners is None else corners

@@ -69,9 +69,10 @@ class Window:
         return f"{image_key}@{self.x0}_{self.y0}_{self.x1}_{self.y1}_{self.scale:.4f}"
 
 
-def mask_window(box: Any, width: int, height: int) -> Window:
+def mask_window(box: Any, width: int, height: int, min_side: int = MIN_SIDE) -> Window:
     """The window box-to-mask reads for ``box`` (XYXY, level-0 pixels) in a ``width x
-    height`` image. ValueError for a box outside the image or over :data:`MAX_BOX_SIDE`."""
+    height`` image, at least ``min_side`` px a side. ValueError for a box outside the
+    image or over :data:`MAX_BOX_SIDE`."""
     x0, y0, x1, y1 = (float(v) for v in box)
     if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
         raise ValueError(f"box {[x0, y0, x1, y1]} is not inside the {width} x {height} image")
@@ -81,7 +82,7 @@ def mask_window(box: Any, width: int, height: int) -> Window:
             f"box of {longest:.0f} px a side: box-to-mask on a large image takes boxes up to "
             f"{MAX_BOX_SIDE} px (draw the object's parts, or a polygon)"
         )
-    side = max(MIN_SIDE, GRID * math.ceil(CONTEXT * longest / GRID))
+    side = max(min_side, GRID * math.ceil(CONTEXT * longest / GRID))
     step = side // GRID
     placed = []
     for centre, extent in (((x0 + x1) / 2, width), ((y0 + y1) / 2, height)):
@@ -189,10 +190,12 @@ class WindowedMasks:
     takes prompts and gives masks in the window's level-0 pixels (SAM, whose window
     embedding is sized so); otherwise prompts are scaled to the pixels read and the mask
     scaled back. ``shown(window, name)``, when given, says whether the backend still holds
-    that window (a backend shared with other work may have been given another image)."""
+    that window (a backend shared with other work may have been given another image).
+    ``min_side``: the least window side (:func:`mask_window`)."""
 
-    def __init__(self, backend, show, level0: bool = False, shown=None) -> None:
+    def __init__(self, backend, show, level0: bool = False, shown=None, min_side: int = MIN_SIDE) -> None:
         self.backend, self._show, self._level0, self._shown = backend, show, level0, shown
+        self.min_side = min_side
         self.image: str | None = None
         self.width = self.height = 0
         self._read = None
@@ -212,7 +215,7 @@ class WindowedMasks:
         """The backend's mask for ``box`` and ``clicks`` (level-0 pixels) as the window's
         ``bool[h, w]`` with its ``offset``; the window follows the box (one box, one window,
         so ``previous`` stays the window's). A click outside the window is a ValueError."""
-        window = mask_window(box, self.width, self.height)
+        window = mask_window(box, self.width, self.height, self.min_side)
         if window != self.window or (self._shown is not None and not self._shown(window, self.image)):
             self._show(self._read(window), window, self.image)
             self.window = window

@@ -190,11 +190,10 @@ def from_objects(objects: Objects, i: int, height: int, width: int) -> tuple[str
     seg = None if objects.segmentations is None else objects.segmentations[i]
     box = objects.boxes[i]
     if isinstance(seg, dict) and objects.rboxes is not None and np.isfinite(objects.rboxes[i]).all():
-        encoded = rle.mask_to_rle(rle.segmentation_to_mask(seg, height, width))
+        encoded = rle.segmentation_to_rle(seg, height, width)
         return "rbox", {"rbox": objects.rboxes[i].astype(float).tolist(), "mask": encoded}
     if isinstance(seg, dict) or (seg and objects.rboxes is None):
-        mask = rle.segmentation_to_mask(seg, height, width)
-        encoded = rle.mask_to_rle(mask)
+        encoded = rle.segmentation_to_rle(seg, height, width)  # never the image-sized mask
         return "mask", {
             "mask": {"size": [height, width], "counts": encoded["counts"]},
             "box": box.astype(float).tolist(),

@@ -12,7 +12,7 @@ import numpy as np
 
 from fewclick.io import write_dataset
 from fewclick.io.dataset import Dataset, ImageRecord
-from fewclick.io.rle import mask_to_rle, rle_boxes, rle_to_mask
+from fewclick.io.rle import merge_rles, rle_boxes
 from fewclick.io.voc import image_depth
 from fewclick.server.convert import to_objects
 from fewclick.server.db import (
@@ -182,8 +182,7 @@ def _one_region_per_stuff_class(data: Dataset, where: str) -> list[str]:
                 groups.setdefault(label, []).append(i)
         keep, boxes = np.ones(len(objs), bool), objs.boxes.copy()
         for first, *rest in (g for g in groups.values() if len(g) > 1):
-            union = np.logical_or.reduce([rle_to_mask(segs[i]) for i in (first, *rest)])
-            segs[first] = mask_to_rle(union)
+            segs[first] = merge_rles([segs[i] for i in (first, *rest)])
             boxes[first] = rle_boxes([segs[first]])[0]
             keep[rest] = False
             joined[rec.file_name] = joined.get(rec.file_name, 0) + len(rest)

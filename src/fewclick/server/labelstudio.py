@@ -189,8 +189,8 @@ async def _predict(
 
 def _as_polygon(objs: Objects, image: Image) -> Objects:
     from fewclick.io.coco_fields import polygon_area
-    from fewclick.io.rle import mask_outlines, segmentation_to_mask
+    from fewclick.io.rle import segmentation_outlines
 
-    outlines = mask_outlines(segmentation_to_mask(objs.segmentations[0], image.height, image.width))
+    outlines = segmentation_outlines(objs.segmentations[0], image.height, image.width)
     largest = max(outlines, key=polygon_area) if outlines else None
     return Objects(objs.labels, objs.boxes, segmentations=[[largest]] if largest is not None else [None])
