@@ -161,6 +161,18 @@ def test_the_status_line_counts_the_proposals_beside_the_saved_objects(server, p
     assert page.errors == []
 
 
+def test_the_status_line_follows_the_zoom_without_a_mouse_move(server, page):
+    base, _, _, images = server
+    _open(page, base, images[0]["id"])
+    page.mouse.move(*screen(page, 60, 60))
+    before = page.inner_text("#hud")
+    page.mouse.wheel(0, -300)  # zoom in about the mouse, which stays where it is
+    page.wait_for_function("(before) => document.querySelector('#hud').textContent !== before", arg=before)
+    zoom = round(100 * page.evaluate("() => fewclickTest.view.scale"))
+    assert f"zoom {zoom}%" in page.inner_text("#hud") and f"zoom {zoom}%" not in before
+    assert page.errors == []
+
+
 def test_accepting_says_how_many_proposals_were_saved(server, page):
     base, api, _, images = server
     _open(page, base, images[2]["id"])

@@ -82,6 +82,7 @@ function open(image, project) {
   v.modes = MODES.map((make) => make(v));
   layout(image, project, v.modes);
   v.view = new View($("#canvas"), {draw: () => draw(v)});
+  v.view.store.subscribe(() => showHud(v));  // a wheel or a key zooms without a mouse move
   v.unlisten = listen(v, {
     setMode: (name) => setMode(v, name), pickClass: (id) => pickClass(v, id),
     submit: () => submit(v), undoStep: (again) => undoStep(v, again), showHud: () => showHud(v),
