@@ -245,3 +245,31 @@ def test_a_large_image_is_predicted_by_overlapping_windows_merged_once(tmp_path)
     np.testing.assert_allclose(detections_of(merged[0]).boxes, [[1800, 500, 1830, 520]])
     rows[3]["error"] = "ImageError: cannot decode the region"
     assert merge_windows(rows, windows)[0]["error"] == rows[3]["error"], "a window's failure is its image's"
+
+
+def test_predict_s_summary_counts_images_and_windows_apart(tmp_path, monkeypatch):
+    """A large image predicted by windows is one image in the summary, its windows counted
+    beside it (the rows of the run are windows)."""
+    import tifffile
+
+    from fewclick import batch
+    from fewclick.io.dataset import Dataset, ImageRecord
+    from fewclick.types import Detections, Objects
+
+    pixels = np.zeros((3000, 5000, 3), np.uint8)
+    tifffile.imwrite(tmp_path / "big.tif", pixels, tile=(512, 512), photometric="rgb")
+    tifffile.imwrite(tmp_path / "small.tif", pixels[:100, :100], photometric="rgb")
+    empty = Objects(np.zeros(0, np.int64), np.zeros((0, 4), np.float32))
+    data = Dataset(["car"], [ImageRecord("big.tif", 5000, 3000, empty, tmp_path / "big.tif"),
+                             ImageRecord("small.tif", 100, 100, empty, tmp_path / "small.tif")])  # fmt: skip
+
+    def run_all(job, items, options, ray, workers, what):  # every window answers at once, empty
+        rows = [{"rel": i["rel"], "detections": batch._detections_text(Detections.empty()), "error": "",
+                 "model": 0.5} for i in items]  # fmt: skip
+        return rows, batch._summary(rows, 2.0, workers, ray)
+
+    monkeypatch.setattr(batch, "_run_all", run_all)
+    (tmp_path / "last.pt").write_bytes(b"")
+    summary = batch.predict_dataset(data, tmp_path / "last.pt", tmp_path / "r.json")
+    assert summary["images"] == 2 and summary["windows"] == 3 * 2 + 1 and summary["large_images"] == 1
+    assert summary["images_per_second"] == 1.0
