@@ -72,6 +72,24 @@ def test_a_cached_embedding_is_not_computed_again_in_memory_or_from_disk(encoder
     assert from_disk.image_size == (200, 200)
 
 
+def test_the_disk_cache_keeps_its_budget_dropping_the_least_recently_used(sam_files, tmp_path, monkeypatch):
+    import os
+
+    enc = ImageEncoder(sam_files[0], cache_dir=tmp_path, disk_mb=5)  # room for two 2 MB embeddings
+    monkeypatch.setattr(enc.session, "run", lambda *a, **k: [np.ones((1, 256, 64, 64), np.float32)])
+    image = np.zeros((64, 64, 3), np.uint8)
+    for key in "ab":
+        enc.encode(image, key=key)
+    for age, key in enumerate("ab"):  # a written before b, long ago
+        os.utime(tmp_path / f"{key}.npz", (1000 + age, 1000 + age))
+    (tmp_path / "c.123-4.tmp.npz").write_bytes(b"x" * 3 * 2**20)  # another writer's, unfinished
+    again = ImageEncoder(sam_files[0], cache_dir=tmp_path, disk_mb=5)  # a, read from disk: used
+    assert again.cached("a") is not None
+    enc.encode(image, key="c")
+    assert sorted(f.name for f in tmp_path.glob("*.npz")) == ["a.npz", "c.123-4.tmp.npz", "c.npz"]
+    assert sum(f.stat().st_size for f in tmp_path.glob("?.npz")) <= 5 * 2**20
+
+
 def test_a_torn_cache_file_is_encoded_again(encoder, sam_files):
     (encoder.cache_dir / "torn.npz").write_bytes(b"PK\x03\x04 not really")
     fresh = ImageEncoder(sam_files[0], cache_dir=encoder.cache_dir)

@@ -276,3 +276,18 @@ def test_tight_classes_are_learnt_on_encoded_held_out_images(monkeypatch, tmp_pa
     assert seen == ["encoded"], "an image not encoded is not encoded for it"
     assert worker_detect._tight_classes("m.pt", ["encoded", "not-encoded"]) == {0}
     assert worker_detect._tight_classes("other.pt", ["encoded"]) == set(), "learnt per detector"
+
+
+@pytest.mark.parametrize("said, gb", [(None, 16.0), ("2.5", 2.5), ("0", None), ("lots", None)])
+def test_the_embeddings_disk_budget_comes_from_the_environment(said, gb, monkeypatch):
+    from fewclick.server import embeddings
+
+    if said is None:
+        monkeypatch.delenv(embeddings.DISK_ENV, raising=False)
+    else:
+        monkeypatch.setenv(embeddings.DISK_ENV, said)
+    if gb is None:
+        with pytest.raises(ValueError, match=f"{embeddings.DISK_ENV}='{said}': expected"):
+            embeddings.disk_gb()
+    else:
+        assert embeddings.disk_gb() == gb

@@ -24,6 +24,12 @@ def add_commands(commands) -> None:
         help="a folder whose images and datasets projects may be made from (repeatable; default: --data)",
     )
     srv.add_argument("--max-upload-mb", type=float, help="the largest upload, in MB (default: the app's)")
+    srv.add_argument(
+        "--embeddings-gb",
+        type=float,
+        help="the most SAM embeddings kept on disk, in GB; the least recently used go first "
+        "(default: FEWCLICK_EMBEDDINGS_GB, else 16)",
+    )
     srv.set_defaults(run=_serve)
 
 
@@ -39,6 +45,16 @@ def run_app(log_level: str, greeting: str, url: str, data: Path, host: str, port
 
 
 def _serve(args) -> int:
+    import os
+
+    from fewclick.server import embeddings
+
+    if args.embeddings_gb is not None:  # the worker process reads it from the environment
+        os.environ[embeddings.DISK_ENV] = str(args.embeddings_gb)
+    try:
+        embeddings.disk_gb()
+    except ValueError as exc:
+        raise SystemExit(f"fewclick serve: {exc}") from None
     url = app_url(args)
     greeting = f"fewclick on http://{args.host}:{args.port}/ (database {url})"
     run_app(

@@ -109,7 +109,9 @@ class ImageEncoder:
 
     ``path`` is the encoder's ONNX file (default: the checked pair of
     :mod:`fewclick.predict.pretrained`); ``threads`` onnxruntime's intra-op threads (None:
-    its default); ``cache_dir`` a folder for one ``.npz`` per image key (None: memory only).
+    its default); ``cache_dir`` a folder for one ``.npz`` per image key (None: memory only),
+    kept within ``disk_mb`` (None: no limit) by removing the files least recently written
+    or read first (a window of a large image takes 16 MB: a slide's sweep alone writes 24 GB).
     Thread-safe: the app's worker encodes the next image while a click is served."""
 
     def __init__(
@@ -119,6 +121,7 @@ class ImageEncoder:
         cache_dir: str | Path | None = None,
         memory_items: int = 8,
         memory_mb: float = MEMORY_MB,
+        disk_mb: float | None = None,
     ) -> None:
 
         if path is None:
@@ -140,6 +143,7 @@ class ImageEncoder:
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.memory_items = memory_items
         self.memory_bytes = int(memory_mb * 2**20)
+        self.disk_bytes = None if disk_mb is None else int(disk_mb * 2**20)
         self._memory: OrderedDict[str, Embedding] = OrderedDict()
         self._lock = threading.Lock()
         self._run_lock = threading.Lock()
@@ -211,12 +215,36 @@ class ImageEncoder:
         tmp = path.with_name(f"{path.stem}.{os.getpid()}-{threading.get_ident()}.tmp.npz")
         np.savez(tmp, image_size=e.image_size, input_size=e.input_size, **arrays)
         tmp.replace(path)
+        if self.disk_bytes is not None:
+            self._trim(keep=path)
+
+    def _trim(self, keep: Path) -> None:
+        """Remove the cache's files least recently used first (their times: written, or
+        read) until it holds at most ``disk_bytes``; never ``keep``, the file just written."""
+        files = []
+        for f in self.cache_dir.glob("*.npz"):
+            if f.name.endswith(".tmp.npz"):  # a writer's, not finished yet
+                continue
+            try:
+                stat = f.stat()
+            except FileNotFoundError:  # another writer's file, removed meanwhile
+                continue
+            files.append((stat.st_mtime_ns, stat.st_size, f))
+        total = sum(size for _, size, _ in files)
+        for _, size, f in sorted(files, key=lambda t: t[0]):
+            if total <= self.disk_bytes:
+                break
+            if f != keep:
+                f.unlink(missing_ok=True)
+                total -= size
 
     def _read(self, key: str) -> Embedding | None:
         path = self._file(key)
         if path is None or not path.is_file():
             return None
         try:
+            if self.disk_bytes is not None:
+                os.utime(path)  # used: the last to go when the cache is trimmed
             with np.load(path) as z:
                 feats = {int(k[1:]): z[k].astype(np.float32) for k in z.files if k.startswith("s")}
                 h, w = (int(v) for v in z["image_size"])

@@ -5,12 +5,14 @@ background thread, so a click on the current image is served while the next imag
 encoded. Every key has at most one encoding under way: :func:`start` hands back the running
 one, and :func:`embedding` (what a segment or snap request calls) waits for it instead of
 starting a second. Finished embeddings are in the encoder's memory cache and in
-``<folder>/<key>.npz`` (:func:`fewclick.server.serving.embedding_key`).
+``<folder>/<key>.npz`` (:func:`fewclick.server.serving.embedding_key`), at most
+:func:`disk_gb` of them: a large image's windows (16 MB each) would fill a disk.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -20,14 +22,36 @@ _LOCK = threading.Lock()
 _THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fewclick-encode")
 
 
+#: the most gigabytes of embeddings kept on disk (the least recently used go first), unless
+#: the environment's FEWCLICK_EMBEDDINGS_GB (``fewclick serve --embeddings-gb``) says
+DISK_GB = 16.0
+DISK_ENV = "FEWCLICK_EMBEDDINGS_GB"
+
+
+def disk_gb() -> float:
+    """The embeddings' disk budget: :data:`DISK_ENV`'s, else :data:`DISK_GB`; a ValueError
+    names a setting that is not a positive number."""
+    said = os.environ.get(DISK_ENV)
+    if said is None:
+        return DISK_GB
+    try:
+        gb = float(said)
+    except ValueError:
+        gb = float("nan")
+    if not gb > 0:
+        raise ValueError(f"{DISK_ENV}={said!r}: expected the embeddings' disk budget in GB, a number > 0")
+    return gb
+
+
 def encoder(folder: str):
-    """The shared image encoder caching in ``folder`` (made on first use)."""
+    """The shared image encoder caching in ``folder`` (made on first use), kept within
+    :func:`disk_gb`."""
     with _LOCK:
         found = _ENCODERS.get(folder)
         if found is None:
             from fewclick.predict.encoder import ImageEncoder
 
-            found = _ENCODERS[folder] = ImageEncoder(cache_dir=folder)
+            found = _ENCODERS[folder] = ImageEncoder(cache_dir=folder, disk_mb=disk_gb() * 1024)
         return found
 
 
