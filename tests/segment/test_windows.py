@@ -60,6 +60,8 @@ def test_a_least_side_can_be_asked_for():
     box = [5000, 5000, 5040, 5030]
     assert mask_window(box, 16000, 16000, min_side=1024).size == (1024, 1024)
     assert mask_window(box, 16000, 16000, min_side=64).size == (80, 80), "twice the box, on the grid"
+    centred = mask_window(box, 16000, 16000, grid=None)
+    assert (centred.x0 + centred.x1, centred.y0 + centred.y1) == (box[0] + box[2], box[1] + box[3])
 
 
 @pytest.mark.parametrize(
