@@ -92,7 +92,7 @@ IMAGE = {"id": 1, "file_name": "a.png", "width": 20, "height": 10}
         (
             [IMAGE],
             ann(segmentation={"size": [10, 20], "counts": "!!!!"}),
-            r"annotation 11: .*fails to decode",
+            r"annotation 11: expected RLE counts of the characters .0. to .o., got .!.",
         ),
     ],
 )

@@ -5,6 +5,7 @@ import json
 import tracemalloc
 
 import numpy as np
+import pytest
 
 from fewclick.io import geojson
 from fewclick.io.rle import mask_to_rle, polygons_to_mask, rle_boxes, segmentation_window
@@ -30,11 +31,13 @@ def _read(tmp_path, width: int, height: int, at: tuple[float, float] = (0.0, 0.0
     return geojson.read(path).images[0]
 
 
-def test_a_polygon_with_a_hole_is_its_outer_ring_less_the_hole(tmp_path):
-    rec = _read(tmp_path, 30, 25)
-    want = polygons_to_mask([np.array(OUTER)], 25, 30) & ~polygons_to_mask([np.array(HOLE)], 25, 30)
-    assert want.sum() > 0 and not want[11, 14], "the hole is empty"
-    assert rec.objects.segmentations[0] == mask_to_rle(want)
+@pytest.mark.parametrize("at", [(0.0, 0.0), (0.7, 0.3), (3.3, 2.7)], ids=["whole", "tenths", "moved"])
+def test_a_polygon_with_a_hole_is_its_outer_ring_less_the_hole(tmp_path, at):
+    rec = _read(tmp_path, 40, 35, at)  # tenths of a pixel, as other tools write them
+    outer, hole = (np.array(ring) + at for ring in (OUTER, HOLE))
+    want = polygons_to_mask([outer], 35, 40) & ~polygons_to_mask([hole], 35, 40)
+    assert want.sum() > 0 and not want[int(11 + at[1]), int(14 + at[0])], "the hole is empty"
+    assert rec.objects.segmentations[0] == mask_to_rle(want), "the pixels pycocotools fills over the image"
 
 
 def test_a_slide_s_polygon_with_a_hole_is_read_without_the_slide_sized_mask(tmp_path):

@@ -131,7 +131,20 @@ def test_a_polygon_filled_over_its_box_is_the_polygon_filled_over_the_image(seed
     rng = np.random.default_rng(seed)
     height, width = (int(v) for v in rng.integers(5, 60, 2))
     polygons = [rng.uniform(-10, [width + 10, height + 10], (int(rng.integers(3, 8)), 2)) for _ in range(2)]
+    decimals = int(rng.integers(0, 4))  # as other tools write them (200.7 moved to 1.7 rounds the other way)
+    polygons = [np.round(p, decimals) for p in polygons] if decimals < 3 else polygons
     assert polygons_to_rle(polygons, height, width) == mask_to_rle(polygons_to_mask(polygons, height, width))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_polygons_far_apart_in_a_large_image_fill_the_pixels_pycocotools_fills(seed):
+    rng = np.random.default_rng(seed)
+    parts = [
+        np.round(rng.uniform(0, 40, (int(rng.integers(3, 8)), 2)), 1) + at
+        for at in ([2000.3, 1500], [3900, 2950])
+    ]
+    assert polygons_to_rle(parts, 3000, 4000) == mask_to_rle(polygons_to_mask(parts, 3000, 4000))
 
 
 @settings(max_examples=100, deadline=None)
@@ -156,6 +169,13 @@ def test_uncompressed_counts_become_compressed_and_another_size_is_refused():
     assert segmentation_to_rle(runs, 4, 5) == mask_to_rle(mask)
     with pytest.raises(ValueError, match=re.escape("is not the image's [5, 5]")):
         segmentation_to_rle(runs, 5, 5)
+    from pycocotools import mask as mask_utils  # as pycocotools and numpy hand them over
+
+    encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    assert isinstance(encoded["counts"], bytes) and segmentation_to_rle(encoded, 4, 5) == mask_to_rle(mask)
+    numpy_runs = {"size": np.array([4, 5]), "counts": list(np.array(runs["counts"]))}
+    assert segmentation_to_rle(numpy_runs, 4, 5) == mask_to_rle(mask)
+    assert merge_rles([encoded, numpy_runs]) == mask_to_rle(mask)
 
 
 @settings(max_examples=100, deadline=None)

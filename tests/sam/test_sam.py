@@ -82,12 +82,16 @@ def test_the_disk_cache_keeps_its_budget_dropping_the_least_recently_used(sam_fi
         enc.encode(image, key=key)
     for age, key in enumerate("ab"):  # a written before b, long ago
         os.utime(tmp_path / f"{key}.npz", (1000 + age, 1000 + age))
-    (tmp_path / "c.123-4.tmp.npz").write_bytes(b"x" * 3 * 2**20)  # another writer's, unfinished
+    (tmp_path / "c.123-4.tmp.npz").write_bytes(b"x" * 2**19)  # another writer's, unfinished
     again = ImageEncoder(sam_files[0], cache_dir=tmp_path, disk_mb=5)  # a, read from disk: used
     assert again.cached("a") is not None
-    enc.encode(image, key="c")
+    enc.encode(image, key="c")  # 6.5 MB: b goes; the file being written stays
     assert sorted(f.name for f in tmp_path.glob("*.npz")) == ["a.npz", "c.123-4.tmp.npz", "c.npz"]
-    assert sum(f.stat().st_size for f in tmp_path.glob("?.npz")) <= 5 * 2**20
+    assert sum(f.stat().st_size for f in tmp_path.glob("*.npz")) <= 5 * 2**20
+    (tmp_path / "d.9-9.tmp.npz").write_bytes(b"x" * 2**20)
+    os.utime(tmp_path / "d.9-9.tmp.npz", (1000, 1000))  # left by a writer that died long ago
+    enc.encode(image, key="e")
+    assert sorted(f.name for f in tmp_path.glob("*.npz")) == ["c.123-4.tmp.npz", "c.npz", "e.npz"]
 
 
 def test_a_torn_cache_file_is_encoded_again(encoder, sam_files):

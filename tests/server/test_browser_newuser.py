@@ -170,6 +170,13 @@ def test_the_status_line_follows_the_zoom_without_a_mouse_move(server, page):
     page.wait_for_function("(before) => document.querySelector('#hud').textContent !== before", arg=before)
     zoom = round(100 * page.evaluate("() => fewclickTest.view.scale"))
     assert f"zoom {zoom}%" in page.inner_text("#hud") and f"zoom {zoom}%" not in before
+    assert page.inner_text("#hud").split()[:2] == before.split()[:2], "the wheel zooms about the pixel"
+    view = page.evaluate("() => fewclickTest.view")
+    page.evaluate("(v) => fewclickTest.setView({...v, ox: v.ox + 200})", view)  # panned under a still pointer
+    x = float(before.split(",")[0]) - 200 / view["scale"]
+    page.wait_for_function(
+        "(x) => document.querySelector('#hud').textContent.startsWith(x + ',')", arg=f"{x:.0f}"
+    )
     assert page.errors == []
 
 

@@ -278,7 +278,9 @@ def test_tight_classes_are_learnt_on_encoded_held_out_images(monkeypatch, tmp_pa
     assert worker_detect._tight_classes("other.pt", ["encoded"]) == set(), "learnt per detector"
 
 
-@pytest.mark.parametrize("said, gb", [(None, 16.0), ("2.5", 2.5), ("0", None), ("lots", None)])
+@pytest.mark.parametrize(
+    "said, gb", [(None, 16.0), ("2.5", 2.5), ("0", None), ("lots", None), ("inf", None), ("nan", None)]
+)
 def test_the_embeddings_disk_budget_comes_from_the_environment(said, gb, monkeypatch):
     from fewclick.server import embeddings
 

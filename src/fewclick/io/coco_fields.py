@@ -117,8 +117,8 @@ def checked_rle(seg: dict, where: str, height: int, width: int) -> dict:
     else:
         from fewclick.io import rle
 
-        try:
-            rle.rle_to_mask({"size": [height, width], "counts": counts})
+        try:  # from its runs: a large image's mask is never decoded
+            rle.check_rle({"size": [height, width], "counts": counts}, height, width)
         except ValueError as exc:
             raise FormatError(f"{where}: {exc}") from None
     return {"size": [height, width], "counts": counts}

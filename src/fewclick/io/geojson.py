@@ -227,17 +227,18 @@ def _row(feature, at: str, classes: list[str], ref: Georeference, height: int, w
 
 
 def _holed(rings: list[list[np.ndarray]], height: int, width: int) -> dict:
-    """The RLE of polygons with holes, filled over their outer rings' window only (a large
-    image's mask is never made)."""
-    from fewclick.io.rle import polygons_to_mask, polygons_window, window_to_rle
+    """The RLE of polygons with holes, each filled over its outer ring's window only (a
+    large image's mask is never made), to the pixels pycocotools fills over the image."""
+    from fewclick.io.rle import merge_rles, moved_polygons, polygons_to_mask, polygons_window, window_to_rle
 
-    x0, y0, x1, y1 = polygons_window([polygon[0] for polygon in rings], height, width)
-    h, w, at = y1 - y0, x1 - x0, np.float64([x0, y0])
-    mask = np.zeros((h, w), bool)
-    for outer_ring, *holes in rings:
-        inside = polygons_to_mask([outer_ring - at], h, w)
-        mask |= inside & ~polygons_to_mask([hole - at for hole in holes], h, w)
-    return window_to_rle(mask, (x0, y0), height, width)
+    rles = []
+    for outer, *holes in rings:
+        x0, y0, x1, y1 = polygons_window([outer], height, width)
+        h, w = y1 - y0, x1 - x0
+        mask = polygons_to_mask(moved_polygons([outer], x0, y0), h, w)
+        mask &= ~polygons_to_mask(moved_polygons(holes, x0, y0), h, w)
+        rles.append(window_to_rle(mask, (x0, y0), height, width))
+    return rles[0] if len(rles) == 1 else merge_rles(rles)
 
 
 def _rings(geometry: dict, at: str, ref: Georeference) -> list[list[np.ndarray]]:

@@ -3,6 +3,8 @@ box clipping and finding an image file next to its annotation."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import warnings
 import xml.etree.ElementTree as ET
@@ -158,17 +160,34 @@ def drop_outside(
     return ~outside
 
 
+#: pixels an annotation file may declare for one image beyond the pixel limit, while
+#: :func:`declared_pixels` says so
+_DECLARED = contextvars.ContextVar("declared_pixels", default=0)
+
+
+@contextlib.contextmanager
+def declared_pixels(pixels: int):
+    """Within it, annotation files may declare images of up to ``pixels`` (when more than
+    the pixel limit): an import into a project that holds a slide read by regions, whose
+    annotations name its size, while no image is decoded whole."""
+    token = _DECLARED.set(int(pixels))
+    try:
+        yield
+    finally:
+        _DECLARED.reset(token)
+
+
 def image_dimensions(width: Any, height: Any, where: str) -> tuple[int, int]:
     """``(width, height)`` as given by an annotation file, checked: positive integers (an
     integral float such as ``640.0`` is accepted) whose product is within the pixel limit
-    (:func:`fewclick.io.images.max_pixels_default`)."""
+    (:func:`fewclick.io.images.max_pixels_default`, or :func:`declared_pixels`'s)."""
     size = []
     for name, value in (("width", width), ("height", height)):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not ok or not np.isfinite(value) or value != int(value) or value < 1:
             raise FormatError(f"{where}: expected a positive integer {name}, got {value!r}")
         size.append(int(value))
-    limit = max_pixels_default()
+    limit = max(max_pixels_default(), _DECLARED.get())
     if size[0] * size[1] > limit:
         raise FormatError(
             f"{where}: {size[0]} x {size[1]} = {size[0] * size[1]:,} pixels exceeds the limit of "

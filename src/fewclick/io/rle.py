@@ -191,15 +191,35 @@ def polygons_to_mask(polygons: list, height: int, width: int) -> np.ndarray:
 
 
 def polygons_to_rle(polygons: list, height: int, width: int) -> dict:
-    """The compressed RLE of :func:`polygons_to_mask`, filled over the polygons' box only
-    (a polygon on a large image never makes the image-sized mask)."""
+    """The compressed RLE of :func:`polygons_to_mask`, each polygon filled over its own
+    window (a polygon on a large image never makes the image-sized mask, nor do two parts
+    far apart), to the same pixels."""
     parts = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polygons]
     parts = [p for p in parts if len(p) >= 3]
     if not parts:
         return window_to_rle(np.zeros((1, 1), bool), (0, 0), height, width)
-    x0, y0, x1, y1 = polygons_window(parts, height, width)
-    window = polygons_to_mask([p - [x0, y0] for p in parts], y1 - y0, x1 - x0)
-    return window_to_rle(window, (x0, y0), height, width)
+    rles = []
+    for part in parts:
+        x0, y0, x1, y1 = polygons_window([part], height, width)
+        window = polygons_to_mask(moved_polygons([part], x0, y0), y1 - y0, x1 - x0)
+        rles.append(window_to_rle(window, (x0, y0), height, width))
+    return rles[0] if len(rles) == 1 else merge_rles(rles)
+
+
+def moved_polygons(polygons: list, x0: int, y0: int) -> list[np.ndarray]:
+    """Polygons (``float[K, 2]``) moved by ``(-x0, -y0)`` (whole pixels) so that
+    pycocotools fills them to the same pixels as unmoved: it rounds each vertex to a fifth
+    of a pixel first (``(int)(5 v + .5)``), and a vertex moved in floating point can round
+    the other way (200.7 and 1.7 do), so the vertex is rounded first and moved on that grid."""
+    out = []
+    for p in polygons:
+        p = np.asarray(p, np.float64).reshape(-1, 2)
+        moved = p.copy()
+        for axis, offset in ((0, x0), (1, y0)):
+            if offset:  # a window from the image's edge keeps the vertices as they are
+                moved[:, axis] = (np.trunc(5 * p[:, axis] + 0.5) - 5 * offset) / 5
+        out.append(moved)
+    return out
 
 
 def polygons_window(polygons: list[np.ndarray], height: int, width: int) -> tuple[int, int, int, int]:
@@ -222,8 +242,21 @@ def segmentation_to_rle(seg: Any, height: int, width: int) -> dict:
     of a ``height x width`` image, never making the image-sized mask (a large image's is
     gigabytes); ValueError for an RLE of another size or runs that do not add up."""
     if isinstance(seg, dict):
-        return check_rle(seg, height, width)
+        return check_rle(_plain(seg), height, width)
     return polygons_to_rle(seg, height, width)
+
+
+def _plain(rle: dict) -> dict:
+    """An RLE as pycocotools or numpy may hand it (counts as bytes, numbers as numpy's), in
+    the plain types :func:`check_rle` takes; anything else is left for it to name."""
+    size, counts = rle.get("size"), rle.get("counts")
+    if isinstance(size, (list, tuple, np.ndarray)) and len(size) == 2:
+        size = [int(v) for v in size]
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    elif isinstance(counts, (list, np.ndarray)) and all(isinstance(c, (int, np.integer)) for c in counts):
+        counts = [int(c) for c in counts]
+    return {"size": size, "counts": counts}
 
 
 def segmentation_window(seg: Any, height: int, width: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -239,7 +272,7 @@ def segmentation_window(seg: Any, height: int, width: int) -> tuple[np.ndarray, 
 
 def merge_rles(rles: list[dict]) -> dict:
     """The union of RLEs of one size, from their runs (no mask is decoded)."""
-    coded = [check_rle(r, *r["size"]) for r in rles]
+    coded = [check_rle(_plain(r), *(int(v) for v in r["size"])) for r in rles]
     coded = [{"size": r["size"], "counts": r["counts"].encode("ascii")} for r in coded]
     merged = mask_utils.merge(coded, intersect=False)
     return {"size": [int(v) for v in merged["size"]], "counts": merged["counts"].decode("ascii")}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ class Embedding:
 
 #: the in-memory cache's budget (an embedding with its feature maps is 32 MB; without, 4 MB)
 MEMORY_MB = 48
+#: a cache file still being written this long after it was last touched was left by a writer that died
+STALE_SECONDS = 600.0
 
 
 def _nbytes(e: Embedding) -> int:
@@ -220,21 +223,24 @@ class ImageEncoder:
 
     def _trim(self, keep: Path) -> None:
         """Remove the cache's files least recently used first (their times: written, or
-        read) until it holds at most ``disk_bytes``; never ``keep``, the file just written."""
-        files = []
+        read) until it holds at most ``disk_bytes``; never ``keep``, the file just written. A
+        writer's unfinished file counts, and goes once it is :data:`STALE_SECONDS` old (its
+        writer died)."""
+        files, stale_ns = [], time.time_ns() - int(STALE_SECONDS * 1e9)
         for f in self.cache_dir.glob("*.npz"):
-            if f.name.endswith(".tmp.npz"):  # a writer's, not finished yet
-                continue
             try:
                 stat = f.stat()
             except FileNotFoundError:  # another writer's file, removed meanwhile
                 continue
+            if f.name.endswith(".tmp.npz") and stat.st_mtime_ns > stale_ns:  # still being written
+                files.append((float("inf"), stat.st_size, f))
+                continue
             files.append((stat.st_mtime_ns, stat.st_size, f))
         total = sum(size for _, size, _ in files)
-        for _, size, f in sorted(files, key=lambda t: t[0]):
+        for used, size, f in sorted(files, key=lambda t: t[0]):
             if total <= self.disk_bytes:
                 break
-            if f != keep:
+            if f != keep and used != float("inf"):
                 f.unlink(missing_ok=True)
                 total -= size
 
@@ -242,9 +248,12 @@ class ImageEncoder:
         path = self._file(key)
         if path is None or not path.is_file():
             return None
-        try:
-            if self.disk_bytes is not None:
+        if self.disk_bytes is not None:
+            try:
                 os.utime(path)  # used: the last to go when the cache is trimmed
+            except OSError:  # another's file, or a read-only folder: read it all the same
+                pass
+        try:
             with np.load(path) as z:
                 feats = {int(k[1:]): z[k].astype(np.float32) for k in z.files if k.startswith("s")}
                 h, w = (int(v) for v in z["image_size"])

@@ -89,7 +89,7 @@ def mask_window(
             f"{MAX_BOX_SIDE} px (draw the object's parts, or a polygon)"
         )
     side = max(min_side, GRID * math.ceil(CONTEXT * longest / GRID))
-    step = 1 if grid is None else side // grid
+    step = 1 if grid is None else max(1, side // grid)
     placed = []
     for centre, extent in (((x0 + x1) / 2, width), ((y0 + y1) / 2, height)):
         span = min(side, extent)

@@ -12,6 +12,7 @@ starting a second. Finished embeddings are in the encoder's memory cache and in
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,7 +39,7 @@ def disk_gb() -> float:
         gb = float(said)
     except ValueError:
         gb = float("nan")
-    if not gb > 0:
+    if not (gb > 0 and math.isfinite(gb)):
         raise ValueError(f"{DISK_ENV}={said!r}: expected the embeddings' disk budget in GB, a number > 0")
     return gb
 

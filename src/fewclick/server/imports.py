@@ -126,9 +126,14 @@ def _image_files(root: Path, roots: Sequence[Path]) -> tuple[list[Path], list[st
     return sorted(files), warnings
 
 
-def read_import(path: str | Path, format: str | None) -> Dataset:
+def read_import(path: str | Path, format: str | None, largest: int = 0) -> Dataset:
+    """The dataset at ``path`` to import; its images may be declared as large as ``largest``
+    pixels (the project's largest image, a slide read by regions) beyond the pixel limit."""
+    from fewclick.io.parsing import declared_pixels
+
     try:
-        return read_dataset(Path(path).expanduser(), format)
+        with declared_pixels(largest):
+            return read_dataset(Path(path).expanduser(), format)
     except FileNotFoundError as exc:
         raise StoreError(str(exc)) from None
     except (ValueError, KeyError, TypeError) as exc:  # FormatError is a ValueError

@@ -179,9 +179,10 @@ def project_encoder(folder: str | None):
         return None
     from fewclick.predict.encoder import ImageEncoder
     from fewclick.predict.pretrained import PretrainedModelError
+    from fewclick.server import embeddings
 
     try:
-        encoder = ImageEncoder(cache_dir=folder, threads=2)
+        encoder = ImageEncoder(cache_dir=folder, threads=2, disk_mb=embeddings.disk_gb() * 1024)
     except (PretrainedModelError, FileNotFoundError):
         return None
     return encoder if encoder.has_features else None

@@ -133,8 +133,9 @@ def _setup(db_url: str, job_id: int, embeddings: str) -> tuple:
 
 def _encoder(folder: str):
     from fewclick.predict.encoder import ImageEncoder
+    from fewclick.server.embeddings import disk_gb
 
-    return ImageEncoder(cache_dir=folder)
+    return ImageEncoder(cache_dir=folder, disk_mb=disk_gb() * 1024)
 
 
 class _KeyedSam:

@@ -85,7 +85,9 @@ def _tune_sam(data, out: Path, minutes: float, steps: int | None, embeddings: st
     records = sorted(data.images, key=lambda r: r.id)
     held = [r for i, r in enumerate(records) if i % 4 == 3]
     fit = [r for i, r in enumerate(records) if i % 4 != 3]
-    encoder = ImageEncoder(cache_dir=embeddings, threads=1)
+    from fewclick.server.embeddings import disk_gb
+
+    encoder = ImageEncoder(cache_dir=embeddings, threads=1, disk_mb=disk_gb() * 1024)
 
     def examples(recs: list) -> list:  # one image in memory at a time
         made = []

@@ -194,7 +194,12 @@ def patch_class(class_id: int, body: ClassIn, session: DB):
 @router.post("/projects/{project_id}/import", response_model=answers.ProjectWithWarnings)
 def import_dataset(project_id: int, body: ImportIn, session: DB, config: Config):
     project = rows.get(session, Project, project_id, "project")
-    data = imports.read_import(paths.allowed(body.dataset, config.data_roots, "dataset"), body.format)
+    largest = max(
+        (i.width * i.height for i in project.images), default=0
+    )  # a slide's annotations name its size
+    data = imports.read_import(
+        paths.allowed(body.dataset, config.data_roots, "dataset"), body.format, largest
+    )
     paths.check_dataset(data, config.data_roots, adds_images=False)
     warnings = imports.import_annotations(session, local_user(session), project, data, body.reference)
     session.commit()

@@ -169,8 +169,8 @@ function objectsText(v) {
 // the line over the canvas: the image pixel under the mouse, the zoom and the counts
 function showHud(v) {
   const hud = $("#hud");
-  if (!hud || !v.mouse) return;
-  const [x, y] = v.mouse;
+  if (V !== v || !hud || !v.pointerAt) return;  // a tile of the last image may land after a new one opens
+  const [x, y] = v.view.toImage(v.pointerAt);  // the pixel under the pointer, after a zoom too
   hud.textContent = `${x.toFixed(0)}, ${y.toFixed(0)}  zoom ${(100 * v.view.scale).toFixed(0)}%  ${objectsText(v)}`;
 }
 

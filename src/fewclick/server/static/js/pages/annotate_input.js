@@ -19,6 +19,7 @@ export function listen(V, act) {
   const onMove = (e) => {
     const [x, y] = V.view.toImage(e);
     V.mouse = [x, y];
+    V.pointerAt = {clientX: e.clientX, clientY: e.clientY};
     act.showHud();
     if (pan) return pan(e);
     const d = V.pointer.get().drag;
