@@ -247,13 +247,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="the encoder's and decoder's threads")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--markdown", type=Path, help="also write the report as a page here")
-    parser.add_argument("--from-json", action="store_true", help="only write --markdown from --out's JSON")
+    parser.add_argument(
+        "--from-json", action="store_true", help="only write --markdown and the plot from --out's JSON"
+    )
     add_work(parser, help="the encoder's embedding cache")
     args = parser.parse_args(argv)
-    if args.from_json:
+    if args.from_json:  # a run stopped after some datasets: their page and plot
         if args.markdown is None:
             raise SystemExit("--from-json writes --markdown: name the page")
-        args.markdown.write_text(markdown(json.loads(args.out.read_text())))
+        report = json.loads(args.out.read_text())
+        args.markdown.write_text(markdown(report))
+        plot(report, args.out.with_suffix(".png"))
         return
 
     from fewclick.predict.encoder import ImageEncoder
