@@ -194,9 +194,11 @@ def test_a_slide_s_polygon_becomes_an_rle_without_the_slide_sized_mask():
     import tracemalloc
 
     polygon = [np.array([[20000.0, 15000.0], [20300.0, 15050.0], [20100.0, 15400.0]])]
+    far_apart = [polygon[0] - [19900, 14900], polygon[0] + [19000, 14000]]  # in two corners of the slide
     tracemalloc.start()
     try:
         rle = segmentation_to_rle(polygon, 30000, 40000)  # 1.2 gigapixels: 1.2 GB as a mask
+        parts = segmentation_to_rle(far_apart, 30000, 40000)  # each part over its own window
         window, offset = segmentation_window(rle, 30000, 40000)
         outlines = segmentation_outlines(polygon, 30000, 40000)
         peak = tracemalloc.get_traced_memory()[1]
@@ -208,3 +210,4 @@ def test_a_slide_s_polygon_becomes_an_rle_without_the_slide_sized_mask():
     assert offset == (19990 + xs.min(), 14990 + ys.min())
     assert (window == near[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]).all()
     assert len(outlines) == 1 and np.allclose(outlines[0].min(0), offset, atol=1)
+    assert mask_area(parts, 30000, 40000) == 2 * window.sum()
