@@ -54,21 +54,28 @@ def wait_for_round(data: Path, pid: int, finished: int, timeout: float) -> dict 
     return None
 
 
-def with_server(work: Path, data: Path, walk):
+def with_server(work: Path, data: Path | None, walk, roots: list[Path] | None = None):
     """``walk(server)`` against ``fewclick serve`` in ``work`` (reading datasets beside
-    ``data``), stopped afterwards; a SIGTERM stops it too, with its trainer."""
+    ``data``, or in ``roots``), stopped afterwards; a SIGTERM stops it too, with its trainer."""
     import signal
     import sys
 
     from _server import ServerProcess
 
-    server = ServerProcess(work, data_roots=[data.resolve().parent])
+    server = ServerProcess(work, data_roots=roots or [data.resolve().parent])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server.start()
     try:
         return walk(server)
     finally:
         server.stop()
+
+
+def report_walk(seen: dict, path: Path) -> None:
+    """What a walk saw, written as JSON at ``path`` and printed."""
+    path.write_text(json.dumps(seen, indent=1) + "\n")
+    print(json.dumps(seen, indent=1))
+    print(f"wrote {path}")
 
 
 def reference_project(server, data: Path, name: str, user: tuple[str, str]) -> tuple[httpx.Client, dict]:

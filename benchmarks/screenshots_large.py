@@ -21,7 +21,6 @@ windows it swept, the mask's IoU with the nucleus's.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from _browser import chromium_page, log_in, screen
-from _server import ServerProcess
+from _walk import report_walk, with_server
 from large import Truth, _ious, build, truth, truth_window
 from large import _around as large_around
 
@@ -49,24 +48,19 @@ def main(argv: list[str] | None = None) -> int:
     s_records = [r for r in slide.images if r.path is not None and len(r.objects)]
     geotiff, _ = build("geotiff", a_records, args.work / "aerial")
     wsi, _ = build("slide", s_records, args.work / "slide")
-    data = args.work / "server"
-    shutil.rmtree(data, ignore_errors=True)
-    server = ServerProcess(data, data_roots=[geotiff.path.parent, wsi.path.parent])
-    server.start()
-    try:
+    shutil.rmtree(args.work / "server", ignore_errors=True)
+
+    def walk(server) -> dict:
         api = httpx.Client(
             base_url=server.base, headers=server.add_user(USER, "admin", PASSWORD), timeout=600
         )
-        seen = {
+        return {
             "geotiff": _click(api, server, geotiff, a_records, aerial.classes, args),
             "slide": _mask(api, server, wsi, s_records, slide.classes, args.out),
         }
-    finally:
-        server.stop()
-    path = args.out / "large_walk.json"
-    path.write_text(json.dumps(seen, indent=1) + "\n")
-    print(json.dumps(seen, indent=1))
-    print(f"wrote {path}")
+
+    seen = with_server(args.work / "server", None, walk, roots=[geotiff.path.parent, wsi.path.parent])
+    report_walk(seen, args.out / "large_walk.json")
     return 0
 
 
@@ -358,26 +352,32 @@ def _mask(api, server, mosaic, records, classes, out: Path) -> dict:
     used = _used(objects, records)
     project, image = _project(api, mosaic, [classes[k] for k in used])
     o = _pick(objects, records, used, 20, 60)
-    centre = ((o.box[0] + o.box[2]) / 2, (o.box[1] + o.box[3]) / 2)
     with chromium_page((1400, 900)) as page:
         log_in(page, server.base, USER, PASSWORD)
-        zoom_s = _open(page, server, image, centre, 2.0)
-        page.keyboard.press("m")
-        page.wait_for_function("() => fewclickTest.prep && fewclickTest.prep.ready", timeout=120000)
-        x0, y0, x1, y1 = o.box[0] - 3, o.box[1] - 3, o.box[2] + 3, o.box[3] + 3
-        t = time.perf_counter()
-        page.mouse.move(*screen(page, x0, y0))
-        page.mouse.down()
-        page.mouse.move(*screen(page, x1, y1), steps=6)
-        page.mouse.up()
-        page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.result", timeout=120000)
-        mask_s = round(time.perf_counter() - t, 2)
-        page.wait_for_timeout(400)
-        page.screenshot(path=str(out / "large_slide_mask.png"))
-        rle = page.evaluate("() => fewclickTest.seg.result.mask")
-        page.keyboard.press("Enter")
-        page.wait_for_function("() => fewclickTest.anns.size > 0", timeout=60000)
-        errors = list(page.errors)
+        return box_to_mask(page, server, image, mosaic, records, o, out / "large_slide_mask.png")
+
+
+def box_to_mask(page, server, image: dict, mosaic, records, o: Truth, shot: Path) -> dict:
+    """The object ``o`` at 2 screen pixels a pixel: a box dragged round it in Mask mode
+    (``shot`` taken), the mask accepted; the seconds and the mask's IoU with the object's."""
+    centre = ((o.box[0] + o.box[2]) / 2, (o.box[1] + o.box[3]) / 2)
+    zoom_s = _open(page, server, image, centre, 2.0)
+    page.keyboard.press("m")
+    page.wait_for_function("() => fewclickTest.prep && fewclickTest.prep.ready", timeout=120000)
+    x0, y0, x1, y1 = o.box[0] - 3, o.box[1] - 3, o.box[2] + 3, o.box[3] + 3
+    t = time.perf_counter()
+    page.mouse.move(*screen(page, x0, y0))
+    page.mouse.down()
+    page.mouse.move(*screen(page, x1, y1), steps=6)
+    page.mouse.up()
+    page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.result", timeout=120000)
+    mask_s = round(time.perf_counter() - t, 2)
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(shot))
+    rle = page.evaluate("() => fewclickTest.seg.result.mask")
+    saved = page.evaluate("() => fewclickTest.anns.size")
+    page.keyboard.press("Enter")
+    page.wait_for_function("(n) => fewclickTest.anns.size > n", arg=saved, timeout=60000)
     r = records[o.record]
     full = segmentation_to_mask(r.objects.segmentations[o.index], r.height, r.width)
     window = large_around(o.box, (mosaic.height, mosaic.width), 8)  # clipped, as rle_window clips
@@ -389,7 +389,7 @@ def _mask(api, server, mosaic, records, classes, out: Path) -> dict:
         "box_to_mask_s": mask_s,
         "mask_size": rle["size"],
         "mask_iou": round(float((got & want).sum() / max((got | want).sum(), 1)), 3),
-        "page_errors": errors,
+        "page_errors": list(page.errors),
     }
 
 

@@ -11,16 +11,19 @@ every nucleus outline in the slide's top-left ``--region`` (its source mask's ou
 moved into the mosaic) and three rings with holes, runs ``fewclick serve``, makes a project
 of the slide and imports the GeoJSON through the API. In the page: a nucleus at 1.5 screen
 pixels a pixel (``large_import_nuclei.png``) and the rings (``large_import_rings.png``),
-each after a wheel turn (the status line's zoom; the docs hold them as ``app_*.png``).
-Writes ``large_import_walk.json``: the import's seconds and the server's peak RSS during
-it, the objects saved and their kinds, the status line before and after each wheel turn,
-and the page's script errors.
+each after a wheel turn (the status line's zoom); then a box in Mask mode round a nucleus
+just right of the imported ones (``large_import_box.png``), accepted. The docs hold the
+screenshots as ``app_*.png``. Writes ``large_import_walk.json``: the import's seconds and
+the server's peak RSS during it, the objects saved and their kinds, the status line before
+and after each wheel turn, the box's mask (seconds, IoU with the nucleus's mask) and the
+page's script errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import time
 from pathlib import Path
@@ -28,8 +31,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 from _browser import chromium_page, log_in, screen
-from _server import ServerProcess
-from large import MOSAICS, Memory, build, truth
+from _walk import report_walk, with_server
+from large import MOSAICS, Memory, Truth, build, truth
+from screenshots_large import _open_at, box_to_mask
 
 from fewclick.io import read_dataset
 from fewclick.io.rle import segmentation_outlines
@@ -69,8 +73,9 @@ def _feature(rings: list[np.ndarray], name: str) -> dict:
     }
 
 
-def walk(server, mosaic, geojson: Path, centre: tuple[float, float], out: Path) -> dict:
-    """The import through the API, then the page (see the module's text)."""
+def walk(server, mosaic, records, geojson: Path, centre: tuple[float, float], out: Path, o: Truth) -> dict:
+    """The import through the API, then the page (see the module's text); ``o``: the nucleus
+    boxed in Mask mode."""
     api = httpx.Client(base_url=server.base, headers=server.add_user(USER, "admin", PASSWORD), timeout=1200)
     body = {"name": "slide", "folder": str(mosaic.path.parent), "classes": ["nucleus", "tissue"]}
     project = api.post("/api/projects", json=body).raise_for_status().json()["project"]
@@ -99,12 +104,7 @@ def walk(server, mosaic, geojson: Path, centre: tuple[float, float], out: Path) 
             ("large_import_nuclei.png", centre, 1.5),
             ("large_import_rings.png", (30850.0, 22900.0), 0.8),
         ):
-            page.evaluate(
-                """([cx, cy, scale]) => { const {width, height} = fewclickTest.canvas;
-                fewclickTest.setView({scale, ox: width / 2 - cx * scale, oy: height / 2 - cy * scale}); }""",
-                [cx, cy, scale],
-            )
-            page.wait_for_function("() => fewclickTest.tilesReady", timeout=120000)
+            _open_at(page, (cx, cy), scale)
             page.mouse.move(*screen(page, cx, cy))
             page.wait_for_timeout(1500)
             before = page.inner_text("#hud")
@@ -112,8 +112,23 @@ def walk(server, mosaic, geojson: Path, centre: tuple[float, float], out: Path) 
             page.wait_for_timeout(1200)
             seen[name] = {"status_line_before": before, "after_a_wheel_turn": page.inner_text("#hud")}
             page.screenshot(path=str(out / name))
-        seen["page_errors"] = list(page.errors)
+        seen["box_to_mask"] = box_to_mask(
+            page, server, image, mosaic, records, o, out / "large_import_box.png"
+        )
     return seen
+
+
+def unimported(mosaic, records, region: tuple[int, int]) -> Truth:
+    """A nucleus of 20-60 px just right of the imported ``region``: the one boxed."""
+    beside = [
+        o
+        for o in truth(mosaic, records)
+        if region[0] < o.box[0] and o.box[2] < region[0] + 2000 and o.box[3] < region[1]
+        and 20 <= max(o.box[2] - o.box[0], o.box[3] - o.box[1]) <= 60
+    ]  # fmt: skip
+    if not beside:
+        raise SystemExit(f"no nucleus of 20-60 px beside the region {region}")
+    return random.Random(5).choice(beside)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,19 +156,18 @@ def main(argv: list[str] | None = None) -> int:
     geojson.write_text(json.dumps({"type": "FeatureCollection", "properties": size, "features": shapes}))
     nuclei = [f for f in shapes if f["properties"]["class"] == "nucleus"]
     first = np.asarray(nuclei[len(nuclei) // 2]["geometry"]["coordinates"][0])
-    data_dir = args.work / "server"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    server = ServerProcess(data_dir, data_roots=[mosaic.path.parent, folder])
-    server.start()
-    try:
-        seen = {"image": [mosaic.width, mosaic.height], "features": len(shapes), "nuclei": len(nuclei)}
-        seen.update(walk(server, mosaic, geojson, tuple(first.mean(0)), args.out))
-    finally:
-        server.stop()
-    path = args.out / "large_import_walk.json"
-    path.write_text(json.dumps(seen, indent=1) + "\n")
-    print(json.dumps(seen, indent=1))
-    print(f"wrote {path}")
+    boxed = unimported(mosaic, records, tuple(args.region))
+    shutil.rmtree(args.work / "server", ignore_errors=True)
+    seen = {"image": [mosaic.width, mosaic.height], "features": len(shapes), "nuclei": len(nuclei)}
+    seen.update(
+        with_server(
+            args.work / "server",
+            None,
+            lambda server: walk(server, mosaic, records, geojson, tuple(first.mean(0)), args.out, boxed),
+            roots=[mosaic.path.parent, folder],
+        )
+    )
+    report_walk(seen, args.out / "large_import_walk.json")
     return 0
 
 

@@ -44,15 +44,20 @@ def disk_gb() -> float:
     return gb
 
 
+def cache_encoder(folder: str, threads: int | None = None):
+    """A new image encoder caching in the app's ``folder``, kept within :func:`disk_gb` (every
+    encoder of the app's folder, in the worker or a job, trims it)."""
+    from fewclick.predict.encoder import ImageEncoder
+
+    return ImageEncoder(cache_dir=folder, threads=threads, disk_mb=disk_gb() * 1024)
+
+
 def encoder(folder: str):
-    """The shared image encoder caching in ``folder`` (made on first use), kept within
-    :func:`disk_gb`."""
+    """The worker's shared image encoder caching in ``folder`` (made on first use)."""
     with _LOCK:
         found = _ENCODERS.get(folder)
         if found is None:
-            from fewclick.predict.encoder import ImageEncoder
-
-            found = _ENCODERS[folder] = ImageEncoder(cache_dir=folder, disk_mb=disk_gb() * 1024)
+            found = _ENCODERS[folder] = cache_encoder(folder)
         return found
 
 

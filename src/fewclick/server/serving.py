@@ -177,12 +177,11 @@ def project_encoder(folder: str | None):
     """The pretrained encoder caching in the app's ``folder``, or None without its files."""
     if folder is None:
         return None
-    from fewclick.predict.encoder import ImageEncoder
     from fewclick.predict.pretrained import PretrainedModelError
     from fewclick.server import embeddings
 
     try:
-        encoder = ImageEncoder(cache_dir=folder, threads=2, disk_mb=embeddings.disk_gb() * 1024)
+        encoder = embeddings.cache_encoder(folder, threads=2)
     except (PretrainedModelError, FileNotFoundError):
         return None
     return encoder if encoder.has_features else None

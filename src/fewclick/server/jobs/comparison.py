@@ -132,10 +132,9 @@ def _setup(db_url: str, job_id: int, embeddings: str) -> tuple:
 
 
 def _encoder(folder: str):
-    from fewclick.predict.encoder import ImageEncoder
-    from fewclick.server.embeddings import disk_gb
+    from fewclick.server.embeddings import cache_encoder
 
-    return ImageEncoder(cache_dir=folder, disk_mb=disk_gb() * 1024)
+    return cache_encoder(folder)
 
 
 class _KeyedSam:

@@ -79,15 +79,14 @@ def _tune_sam(data, out: Path, minutes: float, steps: int | None, embeddings: st
     one click alone). With fewer than :data:`MIN_HELD_OUT` held-out masks it never serves. It
     is written beside the mask model (``backends.TUNED_DECODER``) only when it gains more
     than :data:`TUNE_GAIN` there; what was measured is returned either way."""
-    from fewclick.predict.encoder import ImageEncoder
     from fewclick.train.sam_decoder import examples_from
 
     records = sorted(data.images, key=lambda r: r.id)
     held = [r for i, r in enumerate(records) if i % 4 == 3]
     fit = [r for i, r in enumerate(records) if i % 4 != 3]
-    from fewclick.server.embeddings import disk_gb
+    from fewclick.server.embeddings import cache_encoder
 
-    encoder = ImageEncoder(cache_dir=embeddings, threads=1, disk_mb=disk_gb() * 1024)
+    encoder = cache_encoder(embeddings, threads=1)
 
     def examples(recs: list) -> list:  # one image in memory at a time
         made = []

@@ -194,9 +194,8 @@ def patch_class(class_id: int, body: ClassIn, session: DB):
 @router.post("/projects/{project_id}/import", response_model=answers.ProjectWithWarnings)
 def import_dataset(project_id: int, body: ImportIn, session: DB, config: Config):
     project = rows.get(session, Project, project_id, "project")
-    largest = max(
-        (i.width * i.height for i in project.images), default=0
-    )  # a slide's annotations name its size
+    # a slide's annotations name its size, over the pixel limit on declared sizes
+    largest = max((i.width * i.height for i in project.images), default=0)
     data = imports.read_import(
         paths.allowed(body.dataset, config.data_roots, "dataset"), body.format, largest
     )
