@@ -97,7 +97,7 @@ def test_a_candidate_is_promoted_only_when_it_wins_beyond_the_noise(data, tmp_pa
     better = {"round1": False, "round2": True, "round3": False}  # round 2's "model" is right
 
     def loader(path):
-        return _Known(held, better[Path(path).parent.name])
+        return _Known(held, better[Path(path).parent.name.split("-")[0]])
 
     trainer = ContinualTrainer(tmp_path, config, _config(), load=loader)
     r1 = trainer.round(data, held)
@@ -111,17 +111,64 @@ def test_a_candidate_is_promoted_only_when_it_wins_beyond_the_noise(data, tmp_pa
     assert r2.thresholds == [1.0 if c in present else None for c in range(len(data.classes))]
     assert r3.thresholds == [NONE_SHOWN if c in present else None for c in range(len(data.classes))]
     assert trainer.serving == r2.path
-    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["round2", "round3"], (
-        "round 1's folder pruned: neither serving nor newest"
-    )
+    assert all(Path(r.path).is_file() for r in (r1, r2, r3)), "a round deletes nothing"
+    assert trainer.collect({r1.path}) == [], "round 1 is named elsewhere (a version row): kept"
+    assert trainer.collect() == [Path(r1.path).parent], "named by nothing: collected"
+    assert sorted(p.name.split("-")[0] for p in tmp_path.iterdir() if p.is_dir()) == ["round2", "round3"]
 
 
-def test_a_round_cut_short_is_trained_again_and_an_empty_set_is_refused(data, tmp_path):
+def test_a_round_cut_short_leaves_its_folder_to_collect_and_an_empty_set_is_refused(data, tmp_path):
     config = detector_config_for(data, "c3det")
     trainer = ContinualTrainer(tmp_path, config, _config())
-    (tmp_path / "round1").mkdir()
-    (tmp_path / "round1" / "last.pt").write_bytes(b"half a checkpoint")
+    (tmp_path / "round1-killed").mkdir()  # a round whose process was killed mid-write
+    (tmp_path / "round1-killed" / "last.pt").write_bytes(b"half a checkpoint")
     done = trainer.round(data, [])
     assert done.number == 1 and load_detector(done.path)[0] is not None
+    assert Path(done.path).parent.name != "round1-killed", "a new round never writes into an old folder"
+    assert trainer.collect() == [tmp_path / "round1-killed"]
     with pytest.raises(ValueError, match="no finished image"):
         trainer.round(type(data)(data.classes, []), [])
+
+
+def test_a_round_that_cannot_write_its_checkpoint_is_dropped_and_touches_nothing(data, tmp_path, monkeypatch):
+    config = detector_config_for(data, "c3det")
+    trainer = ContinualTrainer(tmp_path / "work", config, _config())
+    served = trainer.round(data, [])
+    before = (tmp_path / "work" / "state.json").read_text(), Path(served.path).read_bytes()
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    (faults / "enospc").touch()
+    monkeypatch.setenv("FEWCLICK_FAULTS", str(faults))
+    with pytest.raises(OSError, match="No space left on device"):
+        trainer.round(data, [])
+    assert [p.name for p in (tmp_path / "work").iterdir() if p.is_dir()] == [Path(served.path).parent.name]
+    assert ((tmp_path / "work" / "state.json").read_text(), Path(served.path).read_bytes()) == before
+    assert len(ContinualTrainer(tmp_path / "work", config, _config()).state.rounds) == 1
+
+
+def test_a_torn_checkpoint_is_passed_over_as_warm_start_and_beaten_as_the_serving_one(data, tmp_path):
+    held = _held(data, 3)
+    config = detector_config_for(data, "c3det")
+    trainer = ContinualTrainer(tmp_path, config, _config())
+    first = trainer.round(data, [])
+    second = trainer.round(data, [])
+    data_bytes = Path(second.path).read_bytes()
+    Path(second.path).write_bytes(data_bytes[: len(data_bytes) // 2])  # the newest round, torn
+    assert trainer._warm_start() == first.path
+    Path(first.path).write_bytes(b"")  # and the serving one
+    assert trainer._warm_start() is None, "nothing readable: the config's own weights"
+
+    def loader(path):
+        load_detector(path)  # raises for the torn serving file, as the app's loader does
+        return _Known(held, False)
+
+    trainer.load = loader
+    third = trainer.round(data, held)
+    assert third.promoted and third.wins is None and "could not be read" in third.note
+    assert trainer.serving == third.path
+
+
+def test_a_torn_state_file_starts_the_trainer_afresh(data, tmp_path):
+    (tmp_path / "state.json").write_text('{"rounds": [{"number": 1,')
+    trainer = ContinualTrainer(tmp_path, detector_config_for(data, "c3det"), _config())
+    assert trainer.state.rounds == [] and trainer.serving is None

@@ -108,7 +108,9 @@ def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serve
             assert r.status_code == 409 and "train again" in r.json()["detail"]
 
 
-def test_a_click_with_a_class_added_after_training_says_train_again(tmp_path, monkeypatch):
+def test_a_click_with_a_class_added_after_training_gets_the_training_free_start_and_says_train_again(
+    tmp_path, monkeypatch
+):
     from fewclick.io import read_dataset
     from fewclick.server.db import ModelVersion
     from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
@@ -142,8 +144,11 @@ def test_a_click_with_a_class_added_after_training_says_train_again(tmp_path, mo
         plane = client.post(f"/api/projects/{project['id']}/classes", json={"name": "plane"}).json()["id"]
         for cls in (plane, known):
             r = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[40, 40, cls]]})
-            assert r.status_code == 409, r.text
-            assert "'plane'" in r.json()["detail"] and "train again" in r.json()["detail"]
+            out = r.json()
+            assert r.status_code == 200 and out["method"] == "template", r.text  # no SAM: templates
+            assert out["model_version"] is None and out["requested_version"] == 1
+            assert "'plane'" in out["fallback"] and "train again" in out["fallback"]
+            assert out["fallback"].endswith("the training-free start answered")
 
 
 def test_a_new_detector_is_scored_against_the_reference_on_unlabeled_images(tmp_path):

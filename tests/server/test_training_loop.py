@@ -389,6 +389,9 @@ def test_the_0003_migration_keeps_the_rows_of_an_older_database(tmp_path):
             "method": None,
             "metrics": None,
             "created_at": "2026-01-01T00:00:00",
+            "file": "v1",  # outside the app's models folder: its name alone
+            "collected": False,
+            "unreadable": None,  # not tried yet
         }
         job = client.get("/api/jobs/3").json()
         assert (

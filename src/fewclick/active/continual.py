@@ -12,16 +12,24 @@ and a candidate serves only when nothing serves yet (recorded as untested).
 
 Everything the trainer knows is in ``work/state.json`` and the rounds' folders, written
 after each round: a trainer made again on the same folder (after a restart) goes on from
-the newest finished round; a round cut short leaves no trace but its folder, which is
-trained again from the start. Only the serving model's folder and the newest round's are
-kept. Which finished image is held out is fixed by its id (:func:`held_out`), so the same
-images are held out every time and a new one joins them one time in four.
+the newest finished round. Every round trains into a folder of its own name, never one a
+round before had, so nothing any reader holds is ever written over; a round cut short or
+failed (a full disk) removes its folder, and a round killed outright leaves it to
+:meth:`ContinualTrainer.collect`. Nothing is deleted while anything names it: the trainer
+keeps what serves, its warm start and its newest round, and the caller names the rest (the
+app: every model version's file); :meth:`~ContinualTrainer.collect` removes the other
+rounds' folders. A round warm-starts from the newest readable checkpoint it knows (a
+truncated one is passed over), and a serving model that cannot be read any more is beaten
+by any candidate. Which finished image is held out is fixed by its id (:func:`held_out`),
+so the same images are held out every time and a new one joins them one time in four.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +41,8 @@ from fewclick.metrics.thresholds import least_work_thresholds
 from fewclick.types import Detections, Objects
 
 STATE = "state.json"
+ROUND_PREFIX = "round"  # a round's folder: round<number>-<random>
+_logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,7 @@ class Round:
     promoted: bool
     path: str
     thresholds: list[float | None] | None = None
+    note: str | None = None  # e.g. why the serving model was not scored against
 
 
 @dataclass
@@ -90,9 +101,19 @@ class TrainerState:
         path = work / STATE
         if not path.is_file():
             return cls()
-        raw = json.loads(path.read_text())
-        rounds = [Round(**r) for r in raw.pop("rounds")]
-        return cls(rounds, **raw)
+        try:
+            raw = json.loads(path.read_text())
+            rounds = [Round(**r) for r in raw.pop("rounds")]
+            return cls(rounds, **raw)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:  # torn or foreign: start again
+            _logger.warning("%s is unreadable (%s): the trainer starts afresh", path, exc)
+            return cls()
+
+    def named(self) -> set[str]:
+        """The checkpoints the trainer needs: what serves, where it started and its newest
+        round (the next one's warm start)."""
+        paths = {self.serving, self.start} | {r.path for r in self.rounds[-1:]}
+        return {p for p in paths if p is not None and not p.startswith("training-free:")}
 
     def write(self, work: Path) -> None:
         tmp = work / (STATE + ".part")
@@ -150,15 +171,12 @@ class ContinualTrainer:
         if not len(train):
             raise ValueError("no finished image to train on yet")
         number = len(self.state.rounds) + 1
-        out = self.work / f"round{number}"
-        if out.exists():  # a round cut short before: trained again from its start
-            shutil.rmtree(out)
-        previous = self.state.rounds[-1].path if self.state.rounds else self.state.start
+        out = self.work / f"{ROUND_PREFIX}{number}-{uuid.uuid4().hex[:8]}"  # a name never used before
         config = TrainConfig(
             steps=self.config.round_steps,
             lr=self.config.lr,
             warmup_steps=self.config.warmup_steps,
-            init=previous,
+            init=self._warm_start(),
             seed=self.config.seed + number,
             threads=self.config.threads,
             crop=self.config.crop,
@@ -166,46 +184,78 @@ class ContinualTrainer:
             val_every=10**9,
             input_scale=self.config.input_scale,
         )
-        path = train_detector(train, out, self.detector_config, config, log=lambda _: None, progress=progress)
-        score = self._score(path, held)
+        try:
+            path = train_detector(
+                train, out, self.detector_config, config, log=lambda _: None, progress=progress
+            )
+            score = self._score(path, held)
+        except BaseException:  # cut short, or failed (a full disk): nothing of it is kept
+            shutil.rmtree(out, ignore_errors=True)
+            raise
         promoted = score.wins is None and self.state.serving is None
         promoted = promoted or (score.wins is not None and score.wins >= self.config.confidence)
         done = Round(
             number, len(train), len(held), self.config.round_steps,
-            score.candidate, score.serving, score.wins, promoted, str(path), score.thresholds,
+            score.candidate, score.serving, score.wins, promoted, str(path), score.thresholds, score.note,
         )  # fmt: skip
-        self.state.rounds.append(done)
-        self.state.total_steps += self.config.round_steps
         if promoted:
             self.state.serving, self.state.serving_round = str(path), number
+        self.state.rounds.append(done)
+        self.state.total_steps += self.config.round_steps
         self.state.write(self.work)
-        self._prune()
         log(_describe(done))
         return done
 
+    def named(self) -> set[str]:
+        """The checkpoints the trainer itself needs (:meth:`TrainerState.named`)."""
+        return self.state.named()
+
+    def collect(self, named_elsewhere: set[str] = frozenset()) -> list[Path]:
+        """Remove the rounds' folders in ``work`` that neither the trainer (:meth:`named`) nor
+        ``named_elsewhere`` (checkpoint paths) names; the ones removed. Only for the trainer's
+        own process between rounds: a round being trained is named by nothing yet."""
+        keep = {Path(p).parent for p in self.named() | set(named_elsewhere)}
+        gone = []
+        for folder in sorted(self.work.glob(f"{ROUND_PREFIX}*")):
+            if folder.is_dir() and folder not in keep:
+                shutil.rmtree(folder, ignore_errors=True)
+                gone.append(folder)
+        return gone
+
+    def _warm_start(self) -> str | None:
+        """The newest readable checkpoint among the rounds (promoted or not) and the start;
+        None (the config's weights) when none can be read."""
+        for path in [r.path for r in reversed(self.state.rounds)] + [self.state.start]:
+            if path is not None and _readable(path):
+                return path
+        return None
+
     def _score(self, candidate: Path, held) -> _Score:
+        serving, note = self._serving()
         if len(held) < self.config.min_held_out:
-            return _Score(None, None, None, None)
+            return _Score(None, None, None, None, note)
         ks, seed = self.config.ks, self.config.seed
         gts = [objects for _, objects in held]
         num_classes = self.detector_config.num_classes
         opened, *mine = click_predictions(self.load(candidate), held, (0, *ks), seed)
         thresholds = least_work_thresholds(gts, opened, num_classes)
-        if self.state.serving is None:
-            return _Score(_map(gts, mine, num_classes), None, None, thresholds)
-        theirs = click_predictions(self.load(self.state.serving), held, ks, seed)
+        if serving is None:
+            return _Score(_map(gts, mine, num_classes), None, None, thresholds, note)
+        theirs = click_predictions(serving, held, ks, seed)
         wins = paired_bootstrap(gts, mine, theirs, num_classes, self.config.resamples, seed)
         return _Score(_map(gts, mine, num_classes), _map(gts, theirs, num_classes), wins, thresholds)
 
-    def _prune(self) -> None:
-        """Delete the rounds' folders but the serving one's and the newest's."""
-        keep = {Path(self.state.rounds[-1].path).parent}
-        if self.state.serving is not None:
-            keep.add(Path(self.state.serving).parent)
-        for r in self.state.rounds:
-            folder = Path(r.path).parent
-            if folder not in keep and folder.exists():
-                shutil.rmtree(folder)
+    def _serving(self):
+        """The serving model's predictor (None: nothing serves) and, when its file cannot be
+        read any more, why: then nothing serves, and the candidate replaces it."""
+        if self.state.serving is None:
+            return None, None
+        try:
+            return self.load(self.state.serving), None
+        except (FileNotFoundError, ValueError) as exc:  # gone or torn: whatever reads wins over it
+            note = f"the serving model could not be read ({exc}): the candidate replaces it"
+            self.state.serving = None
+            return None, note
 
 
 @dataclass(frozen=True)
@@ -214,6 +264,7 @@ class _Score:
     serving: float | None
     wins: float | None
     thresholds: list[float | None] | None
+    note: str | None = None
 
 
 def click_predictions(predictor, held, ks: Sequence[int], seed: int) -> list[list[Detections]]:
@@ -253,6 +304,18 @@ def _map(gts, preds_per_k, num_classes: int) -> float:
     return float(np.mean([0.0 if np.isnan(v) else v for v in values]))
 
 
+def _readable(path: str) -> bool:
+    """Whether the detector checkpoint at ``path`` can be read (a missing or torn file cannot)."""
+    from fewclick.models.detector import load_detector
+
+    try:
+        load_detector(path)
+    except (FileNotFoundError, ValueError) as exc:
+        _logger.warning("passing over %s: %s", path, exc)
+        return False
+    return True
+
+
 def _load(path):
     from fewclick.predict.detect import ClickDetector
 
@@ -262,11 +325,13 @@ def _load(path):
 def _describe(r: Round) -> str:
     if r.wins is None and r.candidate_mAP is None:
         scored = f"not scored ({r.held_out_images} held-out images)"
-    elif r.wins is None:
-        scored = f"held-out mAP {r.candidate_mAP:.3f}, nothing serving yet"
+    elif r.wins is None or r.serving_mAP is None:
+        against = "nothing serving yet" if r.note is None else "the serving model unread"
+        scored = f"held-out mAP {r.candidate_mAP:.3f}, {against}"
     else:
         scored = (
             f"held-out mAP {r.candidate_mAP:.3f} against {r.serving_mAP:.3f}, won {r.wins:.0%} of resamples"
         )
     verdict = "promoted" if r.promoted else "kept training"
-    return f"round {r.number} on {r.train_images} images: {scored}; {verdict}"
+    note = f" ({r.note})" if r.note else ""
+    return f"round {r.number} on {r.train_images} images: {scored}{note}; {verdict}"

@@ -11,10 +11,16 @@ from :class:`StoredConfig`.
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
+
+#: a folder of fault switches for soak tests (``benchmarks/soak.py``): while ``<folder>/enospc``
+#: exists, every checkpoint write fails as a full disk would. Unset: no fault is ever made.
+FAULTS_ENV = "FEWCLICK_FAULTS"
 
 
 class StoredConfig:
@@ -70,10 +76,21 @@ def write_checkpoint(path: str | Path, kind: str, version: int, **fields) -> Pat
     if missing) through a temporary file, so a reader never sees a half-written one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"kind": kind, "version": version, **fields}, tmp)
-    tmp.replace(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two writers never share one
+    try:
+        _injected_fault(path)
+        torch.save({"kind": kind, "version": version, **fields}, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write leaves nothing behind
     return path
+
+
+def _injected_fault(path: Path) -> None:
+    """OSError(ENOSPC) while the soak test's switch says the disk is full (:data:`FAULTS_ENV`)."""
+    folder = os.environ.get(FAULTS_ENV)
+    if folder and (Path(folder) / "enospc").exists():
+        raise OSError(errno.ENOSPC, f"No space left on device (injected by {FAULTS_ENV})", str(path))
 
 
 def save_module(path: str | Path, kind: str, version: int, net: torch.nn.Module, **fields) -> Path:

@@ -112,9 +112,11 @@ async def _lifespan(app: FastAPI):
     with app.state.sessions() as session:
         # their processes ended with an earlier server; its live trainers start again
         control.restart_trainers(session, app.state.settings)
+    watch = control.JobWatch(app.state.sessions, app.state.settings).start()
     if app.state.start_worker:
         app.state.worker.start()
     yield
+    watch.stop()
     app.state.worker.close()
     with app.state.sessions() as session:
         control.stop_jobs(session)

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fewclick.active.continual import held_out
-from fewclick.server import serving, tiles, worker_detect, worker_masks
+from fewclick.server import model_files, serving, tiles, worker_detect, worker_masks
 from fewclick.server.db import Image, ModelVersion
 from fewclick.server.deps import Settings
 from fewclick.server.errors import Conflict, StoreError, Unprocessable
 from fewclick.server.serving import serving_detector
-from fewclick.server.storage import annotations
+from fewclick.server.storage import annotations, rows
 from fewclick.server.storage.versions import newest_model
 from fewclick.wire.codec import ClassMap
 
@@ -51,6 +51,8 @@ class DetectCall:
     model: ModelVersion | None
     limit: int | None
     ready_for_clicks: tuple | None  # worker_detect.ready_for_clicks' args, to run after the answer
+    fallbacks: tuple[ModelVersion, ...] = ()  # answer, newest first, when ``model``'s file cannot
+    models_dir: Path | None = None
 
 
 def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCall:
@@ -69,6 +71,7 @@ def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCal
         clicks.append([x, y, classes.position(class_id)])
     version = serving_detector(session, project.id)
     model = version if version is not None and version.method != "training-free" else None
+    fallbacks = tuple(serving.fallback_detectors(session, project.id, model)) if model else ()
     if not clicks and model is None:
         raise StoreError(
             "detection without clicks needs a trained detector: click an object, or train the project's"
@@ -95,6 +98,7 @@ def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCal
         held_out_keys(session, project) if sam and model else None,
         tight_from,
         large_image(config, image),
+        tuple(v.path for v in fallbacks),
     )
     # the proposals on open: the first click's SAM set up meanwhile (a large image's windows
     # are encoded where the person clicks)
@@ -103,16 +107,27 @@ def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCal
         if sam and not clicks and not tiles.is_large(image.width, image.height)
         else None
     )
-    return DetectCall(args, classes, names, version, model, limit, later)
+    return DetectCall(args, classes, names, version, model, limit, later, fallbacks, config.models_dir)
 
 
 def detect_answer(call: DetectCall, result: dict) -> dict:
-    """The worker's ``result`` as the route answers it: class ids for positions, the serving
-    version, and its score thresholds. Conflict when the detector knows other classes."""
-    classes, version, model = call.classes, call.version, call.model
-    trained_for = result.pop("classes")
-    if trained_for not in (None, call.names):
-        raise Conflict(other_classes(model.version, trained_for, call.names))
+    """The worker's ``result`` as the route answers it: class ids for positions, the version
+    that answered (``model_version``, with the file it was read from: ``model_file``) and
+    its score thresholds, the version the project serves (``requested_version``), and when
+    another answered, why (``fallback``): a file that cannot be read, or a detector of other
+    classes, gives way to the versions before it, else to the training-free start."""
+    classes = call.classes
+    result.pop("classes")
+    answered, failed = result.pop("model", None), result.pop("failed", [])
+    by_path = _by_path(call)
+    version = by_path.get(answered) if answered is not None else None
+    if version is None and call.model is None:
+        version = call.version  # a pinned training-free pick: it answers as itself
+    project_id = call.version.project_id if call.version is not None else None
+    result["model_file"] = model_files.wire_file(answered, call.models_dir, project_id or 0)
+    result["requested_version"] = call.version.version if call.version else None
+    result["fallback"] = _fallback(failed, by_path, version) if failed else None
+    model = version if version is not None and version.method != "training-free" else None
     result["labels"] = classes.ids(result["labels"])
     result["fitted_classes"] = classes.ids(result.get("fitted_classes", []))
     result["tight_classes"] = classes.ids(result.get("tight_classes", []))
@@ -141,7 +156,7 @@ def sweep_call(session, config: Settings, image: Image, clicks_in, view) -> tupl
     if not tiles.is_large(image.width, image.height):
         raise StoreError(NOT_LARGE)
     call = detect_call(session, config, image, clicks_in)
-    path, model, names, clicks, sizes, encoding, limit, finished, _, floor, large = call.args
+    path, model, names, clicks, sizes, encoding, limit, finished, _, floor, large, _ = call.args
     if encoding is None:
         raise StoreError(NO_ENCODER)
     if view is not None:
@@ -240,16 +255,41 @@ def _for_worker(project, finished: list) -> list:
     return out
 
 
-def other_classes(version: int, trained_for: list[str], names: list[str]) -> str:
-    """Why the project's detector cannot serve: the classes added or renamed since it trained."""
-    new = [n for n in names if n not in trained_for]
-    what = (
-        f"class{'es' if len(new) > 1 else ''} {', '.join(map(repr, new))} came" if new else "classes changed"
-    )
-    return (
-        f"the project's detector v{version} was trained for classes {trained_for}; {what} after it "
-        f"(the project has {names}): train again to detect with it"
-    )
+def _by_path(call: DetectCall) -> dict[str, ModelVersion]:
+    """The call's detector versions by file, the first (the serving one) where two share one."""
+    out: dict[str, ModelVersion] = {}
+    for v in (call.model, *call.fallbacks):
+        if v is not None:
+            out.setdefault(v.path, v)
+    return out
+
+
+def _fallback(failed: list, by_path: dict, answered: ModelVersion | None) -> str:
+    """What the page says when the serving detector did not answer: which versions could
+    not, why, and which answered."""
+    passed = "; ".join(f"detector v{by_path[f].version} {_why(why, kind)}" for f, why, kind in failed)
+    who = f"detector v{answered.version}" if answered is not None else "the training-free start"
+    return f"{passed}: {who} answered"
+
+
+def _why(why: str, kind: str) -> str:
+    if kind == "classes":
+        return f"was {why}: train again to detect with it"
+    return f"could not be read ({why})"
+
+
+def note_failures(session, call: DetectCall, failed: list) -> None:
+    """Mark the versions whose file could not be read (:func:`fewclick.server.model_files.mark_unreadable`),
+    so the next request and the project page pass them over; committed."""
+    by_path = _by_path(call)
+    marked = False
+    for path, why, kind in failed:
+        version = rows.find(session, ModelVersion, by_path[path].id) if path in by_path else None
+        if kind == "unreadable" and version is not None:
+            model_files.mark_unreadable(version, why)
+            marked = True
+    if marked:
+        session.commit()
 
 
 def large_image(config: Settings, image: Image) -> tuple[str, str, int, int] | None:

@@ -34,7 +34,7 @@ RUN = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this process's server ru
 PARENT_POLL_SECONDS = 1.0
 EXIT_GRACE_SECONDS = 10.0  # a child that SIGTERM did not end by then exits at once
 STOP_SECONDS = 10.0  # a child that SIGTERM did not end by then gets SIGKILL
-_jobs: list[BaseProcess] = []
+_jobs: list[tuple[BaseProcess, tuple]] = []  # the job processes started, with their arguments
 _lock = threading.Lock()
 
 
@@ -95,9 +95,18 @@ def start_job(target, *args) -> None:
     ctx = multiprocessing.get_context("spawn")
     process = ctx.Process(target=_child, args=(os.getpid(), target, *args), daemon=True)
     with _lock:
-        _jobs[:] = [p for p in _jobs if p.is_alive()]
+        _jobs[:] = [(p, a) for p, a in _jobs if p.is_alive() or p.exitcode != 0]  # a death is reaped
         process.start()
-        _jobs.append(process)
+        _jobs.append((process, args))
+
+
+def reap() -> list[tuple[int, tuple]]:
+    """The job processes that ended with an error or a signal since the last call (a
+    SIGKILL gives -9), as ``(exit code, the job's arguments)``; they are tracked no more."""
+    with _lock:
+        ended = [(p, a) for p, a in _jobs if not p.is_alive()]
+        _jobs[:] = [(p, a) for p, a in _jobs if p.is_alive()]
+    return [(p.exitcode, a) for p, a in ended if p.exitcode not in (0, None)]
 
 
 def _child(parent: int, target, *args) -> None:
@@ -109,7 +118,7 @@ def stop_jobs(timeout: float = STOP_SECONDS) -> int:
     """Stop the job processes :func:`start_job` started (SIGTERM, then SIGKILL after
     ``timeout`` seconds); how many were running."""
     with _lock:
-        running = [p for p in _jobs if p.is_alive()]
+        running = [p for p, _ in _jobs if p.is_alive()]
         _jobs.clear()
     stop(running, timeout)
     return len(running)

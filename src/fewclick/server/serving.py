@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from fewclick.predict.backends import BACKENDS
 from fewclick.protocols.segment_choice import MIN_MASKS
+from fewclick.server import model_files
 from fewclick.server.db import Image, ModelVersion, Project
 from fewclick.server.errors import NotFound, StoreError
 from fewclick.server.storage import annotations, projects, versions
@@ -156,13 +157,24 @@ class Serving:
 
 def serving_detector(session, project_id: int) -> ModelVersion | None:
     """The detector version that serves click-to-detect: the one the project's users pinned,
-    else the newest. None: nothing trained yet, or the training-free start pinned."""
+    else the newest; a version whose file was collected or found unreadable is passed over
+    for the newest usable one (:func:`fewclick.server.model_files.serving_version`). None:
+    nothing trained (or usable) yet, or the training-free start pinned."""
     pin = projects.pinned_detector(session, project_id)
-    if pin is None:
-        return newest_model(session, project_id, "detect")
     if pin == 0:
         return None
-    return versions.detector(session, project_id, pin)
+    return model_files.serving_version(list(versions.detectors(session, project_id)), pin)
+
+
+def fallback_detectors(session, project_id: int, serving: ModelVersion, most: int = 2) -> list[ModelVersion]:
+    """The trained detector versions that answer when ``serving``'s file cannot be read:
+    the newest usable ones before it, at most ``most``."""
+    older = [
+        v
+        for v in reversed(versions.detectors(session, project_id))
+        if v.id != serving.id and v.method != "training-free" and model_files.usable(v)
+    ]
+    return older[:most]
 
 
 def trained_detector(session, project_id: int) -> ModelVersion | None:

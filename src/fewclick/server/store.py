@@ -122,7 +122,19 @@ def set_pinned_detector(project: Project, version: object) -> None:
         if version not in numbers:
             has = ", ".join(f"v{v}" for v in sorted(numbers)) or "none yet"
             raise StoreError(f"project {project.name!r} has no detector v{version} (its versions: {has})")
+        why = _cannot_serve(versions.detector(object_session(project), project.id, version))
+        if why:
+            raise StoreError(f"detector v{version} cannot serve: {why}")
     project.pinned_detector = version
+
+
+def _cannot_serve(version) -> str | None:
+    from fewclick.server import model_files
+
+    if model_files.collected(version):
+        return f"its files were removed to keep the {model_files.KEEP_VERSIONS} newest versions"
+    why = model_files.unreadable(version)
+    return None if why is None else f"its file could not be read ({why})"
 
 
 def _interval(name: str, every: object) -> int:

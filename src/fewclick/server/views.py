@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 
+from fewclick.server import model_files
 from fewclick.server.db import (
     Annotation,
     BackendComparison,
@@ -105,8 +107,15 @@ def project(p: Project, by_status: dict[str, int]) -> dict:
     }
 
 
-def model_version(m: ModelVersion) -> dict:
-    return columns(m, "task version images method metrics created_at")
+def model_version(m: ModelVersion, models_dir: Path | None = None) -> dict:
+    """A model version; ``file`` is its file relative to the project's models folder,
+    ``collected`` whether its files were removed (it stays for the project's history) and
+    ``unreadable`` why its file could not be read when last tried (None: it reads)."""
+    out = columns(m, "task version images method metrics created_at")
+    out["file"] = model_files.wire_file(m.path, models_dir, m.project_id)
+    out["collected"] = model_files.collected(m)
+    out["unreadable"] = model_files.unreadable(m)
+    return out
 
 
 def project_detail(
@@ -115,14 +124,21 @@ def project_detail(
     models: Iterable[ModelVersion],
     detector: ModelVersion | None,
     trainer: Job | None = None,
+    models_dir: Path | None = None,
 ) -> dict:
     """The summary with the project's classes, its trained model versions, the ``detector``
-    that serves click-to-detect (None: the training-free start serves) and its background
-    ``trainer``'s job while it is live (None otherwise)."""
+    that serves click-to-detect (None: the training-free start serves), its background
+    ``trainer``'s job while it is live (None otherwise) and the disk its model files take
+    against their budget (``model_files``)."""
     out = project(p, by_status)
     out["classes"] = [project_class(c) for c in p.classes]
-    out["models"] = [model_version(m) for m in models]
-    out["detector"] = None if detector is None else model_version(detector)
+    out["models"] = [model_version(m, models_dir) for m in models]
+    out["detector"] = None if detector is None else model_version(detector, models_dir)
+    out["model_files"] = {
+        "bytes": model_files.usage(models_dir, p.id) if models_dir is not None else 0,
+        "budget_bytes": model_files.budget_bytes(),
+        "kept_per_task": model_files.KEEP_VERSIONS,
+    }
     out["trainer"] = None if trainer is None else job(trainer)
     return out
 

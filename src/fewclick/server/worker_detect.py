@@ -27,6 +27,7 @@ TIGHTENED_KEPT = 20000
 # a large image's window and everything asked of it -> its click-to-detect answer
 _WINDOWS: OrderedDict[tuple, dict] = OrderedDict()
 WINDOWS_KEPT = 64
+DETECTORS_KEPT = 3  # trained detectors held in memory: the serving one and those before it
 
 
 def detect(
@@ -41,6 +42,7 @@ def detect(
     held: list[str] | None = None,
     tight_from: float | None = None,
     large: tuple[str, str, int, int] | None = None,
+    fallbacks: tuple[str, ...] = (),
 ) -> dict:
     """Click-to-detect: the project's detector when it has one, else the training-free
     start on the pretrained encoder (``encoding``: the embedding cache folder and the
@@ -55,7 +57,56 @@ def detect(
     :func:`learn_tight_boxes` found it helps on the ``held`` images (the embedding keys of
     held-out finished images), once the image's embedding is ready (``tight_classes``).
     A ``large`` image (``(file read by regions, its embedding key, width, height)``) is
-    detected on windows around the clicks instead (:func:`_on_windows`)."""
+    detected on windows around the clicks instead (:func:`_on_windows`).
+
+    A detector whose file cannot be read, or that knows other classes, does not answer: the
+    first of ``fallbacks`` (older versions' files) that can does, else the training-free
+    start. ``model`` in the answer is the file that answered (None: no trained detector),
+    ``failed`` lists ``[file, why, kind]`` of those passed over (kind "unreadable" or
+    "classes")."""
+    model, failed = _answering(model, fallbacks, names, encoding)
+    answer = _detect(path, model, names, clicks, sizes, encoding, limit, finished, held, tight_from, large)
+    return {**answer, "model": model, "failed": failed}
+
+
+def _answering(model, fallbacks, names, encoding) -> tuple[str | None, list[list[str]]]:
+    """The first of ``model`` and ``fallbacks`` that loads and knows the classes ``names``
+    (None: none does), and ``[file, why, kind]`` of each passed over."""
+    failed = []
+    for candidate in [model, *fallbacks] if model is not None else []:
+        try:
+            detector = _loaded(candidate, encoding)
+        except (FileNotFoundError, ValueError) as exc:
+            failed.append([candidate, str(exc), "unreadable"])
+            continue
+        if list(detector.classes) != list(names):
+            why = f"trained for the classes {list(detector.classes)}, not the project's {list(names)}"
+            failed.append([candidate, why, "classes"])
+            continue
+        return candidate, failed
+    return None, failed
+
+
+def _loaded(model: str, encoding: tuple[str, str] | None):
+    """The detector at ``model``, loaded once and kept (the few newest loaded; a file is never
+    written again under its name, so what is kept is what the file holds)."""
+    from fewclick.predict.detect import ClickDetector
+
+    key = ("detect", model)
+    if key not in worker.PREDICTORS:
+        from fewclick.server import embeddings
+
+        encoder = embeddings.encoder(encoding[0]) if encoding else None
+        detector = ClickDetector.load(model, encoder=encoder)  # raises before anything is kept
+        for old in [k for k in worker.PREDICTORS if k[0] == "detect"][: -DETECTORS_KEPT + 1 or None]:
+            worker.PREDICTORS.pop(old, None)
+            worker.CURRENT.pop(old, None)
+        worker.PREDICTORS[key] = detector
+    return worker.PREDICTORS[key]
+
+
+def _detect(path, model, names, clicks, sizes, encoding, limit, finished, held, tight_from, large) -> dict:
+    """:func:`detect` with the detector that answers (``model``; None: training-free)."""
     from fewclick.types import Clicks, Detections
 
     if large is not None:
@@ -70,8 +121,6 @@ def detect(
     if model is not None:
         predictor = _trained(model, path, encoding)
         method, classes = predictor.method, list(predictor.classes)
-        if classes != list(names):
-            return {"method": method, "classes": classes, **detection_lists(Detections.empty())}
         det = predictor.predict(c)
         if encoding is not None:
             tight = _tight_classes(model, held)
@@ -167,18 +216,11 @@ def _trained(model: str, path: str, encoding: tuple[str, str] | None):
     """The trained detector at ``model``, set on the image at ``path``. Only a detector on
     SAM's features waits for the image's embedding: an ImageNet or scratch one answers while
     SAM still encodes (its clicks' own boxes wait for it)."""
-    from fewclick.predict.detect import ClickDetector
-
-    def make():
-        from fewclick.server import embeddings
-
-        return ClickDetector.load(model, encoder=embeddings.encoder(encoding[0]) if encoding else None)
-
-    key = ("detect", model)
-    if key not in worker.PREDICTORS:
-        worker.PREDICTORS[key] = make()
-    sam_features = worker.PREDICTORS[key].method == "pretrained"
-    return worker.encoded(key, make, path, encoding if sam_features else None)
+    detector = _loaded(model, encoding)
+    sam_features = detector.method == "pretrained"
+    return worker.encoded(
+        ("detect", model), lambda: _loaded(model, encoding), path, encoding if sam_features else None
+    )
 
 
 def _own_boxes(

@@ -54,6 +54,7 @@ def segment(
     from fewclick.brush import Stroke
 
     painted = [Stroke.parse(raw, i) for i, raw in enumerate(strokes or [])]
+    asked, serving = serving, _readable_backend(serving, sam)
     key = (path, serving.name, serving.model, tuple(round(float(v), 2) for v in box))
     made = [list(map(float, k)) for k in clicks]
     last = _LAST_MASKS.get(key)
@@ -78,9 +79,9 @@ def segment(
         pred, quality = _painted(pred, painted), None
     size = (large[3], large[2]) if large is not None else None
     shown = _shown_mask(pred, size)
-    note = _NOTES.get(serving.model) if serving.name == "sam_tuned" else None
+    note = _NOTES.get(asked.model) if asked.name in ("sam_tuned", "model") else None
     return {
-        "method": "sam" if note else serving.name,
+        "method": "sam" if note and serving.name == "sam_tuned" else serving.name,
         "chosen_by": serving.chosen_by,
         "note": note,
         **shown,
@@ -159,6 +160,25 @@ def _shown_mask(pred, size: tuple[int, int] | None = None) -> dict:
 
 SAMS = ("sam", "sam_tuned")  # the backends that run SAM on the image's embedding
 _NOTES: dict[str, str] = {}  # a tuned decoder's folder -> why the pretrained one serves instead
+
+
+def _readable_backend(serving: Serving, sam: tuple[str, str] | None) -> Serving:
+    """``serving``, or when it is the project's mask model and its file cannot be read,
+    SAM (GrabCut without SAM's embedding) with the reason kept in ``_NOTES`` for the page."""
+    if serving.name != "model":
+        return serving
+    from fewclick.predict.backends import make_backend
+
+    key = ("mask", serving.name, serving.model)
+    if key not in worker.PREDICTORS:
+        try:
+            worker.PREDICTORS[key] = make_backend(serving.name, serving.model)
+        except (ValueError, FileNotFoundError) as exc:
+            instead = "sam" if sam is not None else "grabcut"
+            _NOTES[serving.model] = f"the project's mask model cannot be read ({exc}): {instead} serves"
+            return replace(serving, name=instead, model=None, ranker=None)
+    _NOTES.pop(serving.model, None)
+    return serving
 
 
 def _mask_backend(serving: Serving, path: str, sam: tuple[str, str] | None):
@@ -349,7 +369,13 @@ def _ranker(file: str | None):
     if key not in worker.PREDICTORS:
         from fewclick.quality.ranker import QualityRanker
 
-        worker.PREDICTORS[key] = QualityRanker.load(file)
+        try:
+            worker.PREDICTORS[key] = QualityRanker.load(file)
+        except (FileNotFoundError, ValueError) as exc:  # torn or gone: no estimate, never an error
+            import logging
+
+            logging.getLogger(__name__).warning("the quality ranker %s cannot be read: %s", file, exc)
+            return None
     return worker.PREDICTORS[key]
 
 
@@ -378,17 +404,23 @@ def snap(
         out = snap(window_path(source, (x0, y0, x1, y1)), model, at, (x - x0, y - y0, label), inside)
         px, py = out["point"]
         return {**out, "point": [round(px + x0, 2), round(py + y0, 2)]}
+    note = None
     if model is not None:
         from fewclick.predict.points import PointRefiner
 
-        refiner = worker.predictor(("points", model), lambda: PointRefiner.load(model), path)
-        pts = np.asarray([o[:2] for o in others], np.float32).reshape(-1, 2)
-        labels = np.asarray([int(o[2]) for o in others], np.int64)
-        sx, sy = refiner.snap(x, y, label, pts, labels)
-        return {"method": "cpr", "point": [round(sx, 2), round(sy, 2)]}
+        try:
+            refiner = worker.predictor(("points", model), lambda: PointRefiner.load(model), path)
+        except (ValueError, FileNotFoundError) as exc:  # torn or gone: SAM's centre, and the page says why
+            note = f"the project's point model cannot be read ({exc})"
+        else:
+            pts = np.asarray([o[:2] for o in others], np.float32).reshape(-1, 2)
+            labels = np.asarray([int(o[2]) for o in others], np.int64)
+            sx, sy = refiner.snap(x, y, label, pts, labels)
+            return {"method": "cpr", "point": [round(sx, 2), round(sy, 2)]}
+    noted = {"note": note} if note else {}
     if sam is not None:
         from fewclick.predict.sam import click_centre
 
         cx, cy, _ = click_centre(_sam(sam, path), x, y)
-        return {"method": "sam-centre", "point": [round(cx, 2), round(cy, 2)]}
-    return {"method": "none", "point": [x, y]}
+        return {"method": "sam-centre", "point": [round(cx, 2), round(cy, 2)], **noted}
+    return {"method": "none", "point": [x, y], **noted}

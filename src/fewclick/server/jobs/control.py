@@ -31,7 +31,7 @@ from fewclick.server.db import Job, Project, local_user, now
 from fewclick.server.deps import Settings, start_process
 from fewclick.server.jobs import run
 from fewclick.server.jobs.process import HEARTBEAT_SECONDS
-from fewclick.server.jobs.status import FAILED, QUEUED, RUNNING, STOPPING
+from fewclick.server.jobs.status import FAILED, LIVE_TRAINER, QUEUED, RUNNING, STOPPING
 from fewclick.server.jobs.trainer import folder as trainer_folder
 from fewclick.server.storage import annotations, images, jobs, rows, versions
 
@@ -43,6 +43,7 @@ NO_DETECTOR = "no trained detector yet: finish a few images and train, then buil
 NO_DETECTOR_TO_PREANNOTATE = "no trained detector yet: finish a few images and train, then pre-annotate"
 NOTHING_TO_PREANNOTATE = "every image is finished or holds annotations: nothing to pre-annotate"
 STALE_SECONDS = 12 * HEARTBEAT_SECONDS  # a job silent this long has no process left
+WATCH_SECONDS = 3.0  # how often the server looks for job processes that died
 RESTARTED = "the server restarted while the job ran (an earlier server started it): start it again"
 STOPPED = "the server stopped while the job ran: start it again"
 TRAINER_ACTIONS = {"pause": ("running",), "resume": ("paused",), "stop": ("queued", "running", "paused")}
@@ -185,6 +186,73 @@ def reset_stale(session: Session, project_id: int | None = None, at: datetime | 
     return stale
 
 
+def fail_dead(session: Session, config: Settings) -> list[Job]:
+    """Mark failed the live jobs whose process this server started has died without ending
+    them (killed by a signal: SIGKILL, the out-of-memory killer) and start again, in a new
+    job, a trainer whose users left it on (:func:`wanted`), from its rounds on disk. The
+    jobs failed; commits. The server's job watch calls it every few seconds."""
+    failed, trainers = [], []
+    for code, args in processes.reap():
+        job = rows.find(session, Job, args[1]) if len(args) > 1 and isinstance(args[1], int) else None
+        if job is None or job.status not in LIVE_TRAINER:
+            continue
+        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        job.status, job.updated_at = FAILED, now()
+        job.message = f"its process was ended from outside ({how}): " + (
+            "the trainer starts again from its rounds" if job.kind == "trainer" else "start it again"
+        )
+        log.warning("job %d (%s) of project %d: %s", job.id, job.kind, job.project_id, job.message)
+        failed.append(job)
+        if job.kind == "trainer" and wanted(config, job.project_id) in ("running", "paused"):
+            trainers.append(job.project_id)
+    session.commit()
+    for project_id in trainers:
+        _start_again(session, config, project_id, "started again after its process was killed")
+    return failed
+
+
+class JobWatch:
+    """A daemon thread of the server that, every ``every`` seconds, fails the jobs whose
+    process died or went silent (:func:`fail_dead`, :func:`reset_stale`) and starts again
+    the trainers their users left on; :meth:`stop` ends it."""
+
+    def __init__(self, sessions, config: Settings, every: float = WATCH_SECONDS) -> None:
+        self.sessions, self.config, self.every = sessions, config, every
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="job-watch", daemon=True)
+
+    def start(self) -> JobWatch:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=2 * self.every)
+
+    def _run(self) -> None:
+        while not self.done.wait(self.every):
+            try:
+                with self.sessions() as session:
+                    fail_dead(session, self.config)
+                    reset_stale(session)
+            except Exception:  # a busy or lost database: the next look tries again
+                log.exception("the job watch's look failed")
+
+
+def _start_again(session: Session, config: Settings, project_id: int, message: str) -> Job | None:
+    """A new trainer job for ``project_id`` in the state its users left it (:func:`wanted`),
+    unless one is live; commits and starts its process."""
+    state = wanted(config, project_id)
+    if state not in ("running", "paused") or jobs.trainer_job(session, project_id) is not None:
+        return None
+    status = QUEUED if state == "running" else "paused"
+    job = jobs.add_trainer(session, project_id, local_user(session), "auto", status=status, message=message)
+    session.commit()
+    start_process(run.run_trainer, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
+    log.info("project %d: trainer started again (job %d, %s)", project_id, job.id, job.status)
+    return job
+
+
 def fail_earlier_runs(session: Session) -> list[Job]:
     """Mark failed, with :data:`RESTARTED`, every queued or running job whose server run has
     certainly ended (:func:`~fewclick.server.processes.run_gone`: its processes ended with
@@ -202,29 +270,10 @@ def restart_trainers(session: Session, config: Settings) -> list[Job]:
     fail_earlier_runs(session)
     again = []
     for folder in sorted(Path(config.models_dir).glob("*/trainer")):
-        state = wanted(config, folder.parent.name)
-        project = (
-            rows.find(session, Project, int(folder.parent.name)) if folder.parent.name.isdigit() else None
-        )
-        if state not in ("running", "paused") or project is None:
-            continue
-        if jobs.trainer_job(session, project.id) is not None:
-            continue
-        status = QUEUED if state == "running" else "paused"
-        job = jobs.add_trainer(
-            session,
-            project.id,
-            local_user(session),
-            "auto",
-            status=status,
-            message="started again with the server",
-        )
-        again.append(job)
-    session.commit()
-    models, embeddings = str(config.models_dir), str(config.embeddings)
-    for job in again:
-        start_process(run.run_trainer, config.db_url, job.id, models, embeddings)
-        log.info("project %d: trainer started again (job %d, %s)", job.project_id, job.id, job.status)
+        name = folder.parent.name
+        if name.isdigit() and rows.find(session, Project, int(name)) is not None:
+            job = _start_again(session, config, int(name), "started again with the server")
+            again += [job] if job is not None else []
     return again
 
 

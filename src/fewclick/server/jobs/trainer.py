@@ -20,28 +20,42 @@ after the current step and keeps the process waiting; ``running`` again (Resume)
 ``stopping`` (Stop) ends it, ``done``. Its message says the round, the serving version and
 its score. Everything learned is in ``<models>/<project>/trainer/`` (the rounds and
 ``state.json``): a trainer started again, after a stop or a restart of the server, goes on
-from the newest finished round.
+from the newest finished round. The running trainer's pid is in ``process.json`` there.
+
+Nothing that serves is ever deleted under a reader: a round's checkpoint is named by its
+version row the moment it is promoted, and after each round the trainer collects only what
+nothing names any more (:func:`fewclick.server.model_files.collect`). Classes added or
+renamed start the trainer's rounds afresh without deleting a file: the versions trained for
+the old classes stay until they are collected. A round that cannot write its checkpoint (a
+full disk) is dropped, what serves is untouched, and the job's message says why.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import time
 from pathlib import Path
 
+from fewclick.server import model_files
 from fewclick.server.db import Job, Project, make_engine, session_factory
 from fewclick.server.jobs.status import DONE, PAUSED, RUNNING, update_job
 from fewclick.server.serving import Keyed, imagenet_available, project_encoder, record_key, serving_detector
 from fewclick.server.storage import images, rows
 from fewclick.server.storage.versions import add_version, next_version
 
+log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0  # how often a paused trainer, or a training step, looks at its job row
+RETRY_SECONDS = 60.0  # after a round dropped for an error of the disk, the next one waits this long
+PROCESS_FILE = "process.json"  # the running trainer's pid and job
 KINDS = ("imagenet", "scratch")
 
 
 def folder(models_dir: Path | str, project_id: int | str) -> Path:
-    """Where the project's trainer keeps its rounds, ``state.json`` and what its users last
-    asked (:data:`fewclick.server.jobs.control.WANTED`)."""
-    return Path(models_dir) / str(project_id) / "trainer"
+    """Where the project's trainer keeps its rounds, ``state.json``, ``process.json`` and what
+    its users last asked (:data:`fewclick.server.jobs.control.WANTED`)."""
+    return model_files.trainer_folder(models_dir, project_id)
 
 
 class _Stop(Exception):
@@ -72,6 +86,7 @@ def run_trainer(
     trainer = None
     keys: dict = {}  # id(held-out image) -> the app's encoder cache key, renewed every round
     done = 0
+    _write_process(work, job_id)
     try:
         while rounds is None or done < rounds:
             if control.wait_while_paused():
@@ -92,13 +107,48 @@ def run_trainer(
                 result = trainer.round(data, held, log=lambda _: None, progress=control.check)
             except _Stop:  # paused or stopped mid-round: the loop's head tells which
                 continue
+            except OSError as exc:  # a full disk, say: the round is dropped, nothing served is touched
+                update_job(db_url, job_id, progress=0.0, message=_dropped(trainer, exc))
+                if control.sleep(RETRY_SECONDS):
+                    break
+                continue
             done += 1
             if result.promoted:
                 _register(sessions, project_id, job_id, kind, result, trainer, embeddings)
+            _collect(sessions, project_id, models_dir, trainer)
             update_job(db_url, job_id, progress=0.0, message=_after(trainer, result, sessions, project_id))
     finally:
         engine.dispose()
+        (work / PROCESS_FILE).unlink(missing_ok=True)
     update_job(db_url, job_id, status=DONE, progress=1.0, message=_stopped(trainer))
+
+
+def _write_process(work: Path, job_id: int) -> None:
+    """``process.json``: this trainer's pid and job (soak tests and people find it there)."""
+    work.mkdir(parents=True, exist_ok=True)
+    tmp = work / f"{PROCESS_FILE}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"pid": os.getpid(), "job_id": job_id}))
+    tmp.replace(work / PROCESS_FILE)
+
+
+def _collect(sessions, project_id: int, models_dir: Path, trainer) -> None:
+    """Collect the project's model files nothing names any more; a failure to delete is
+    logged, never the trainer's end."""
+    try:
+        with sessions() as session:
+            model_files.collect(session, project_id, models_dir, trainer)
+            session.commit()
+    except OSError as exc:
+        log.warning("collecting project %s's model files: %s", project_id, exc)
+
+
+def _dropped(trainer, exc: OSError) -> str:
+    number = len(trainer.state.rounds) + 1
+    why = exc.strerror or str(exc)
+    return (
+        f"round {number} dropped: its checkpoint could not be written ({why}); what serves is untouched; "
+        f"trying again in {RETRY_SECONDS:.0f} s"
+    )
 
 
 class _Control:
@@ -174,34 +224,56 @@ def _finished(sessions, project_id: int, keys: dict):
 
 def _make(work: Path, data, kind: str, serving, load, config=None):
     """The project's trainer in ``work``, going on from its rounds there when they were of
-    the same classes; with other classes (renamed or added since) it starts afresh."""
-    import json
-    import shutil
-
-    from fewclick.active.continual import ContinualConfig, ContinualTrainer
+    the same classes; with other classes (renamed or added since) its rounds start afresh,
+    and the old rounds' files stay until nothing names them (:func:`_collect`)."""
+    from fewclick.active.continual import STATE, ContinualConfig, ContinualTrainer
     from fewclick.models.detector import load_detector
     from fewclick.train.detect import detector_config_for
 
     classes = list(data.classes)
     stamp = work / "classes.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) != classes:
-        shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
+    if stamp.is_file() and _stamped(stamp) != classes:
+        (work / STATE).unlink(missing_ok=True)  # the rounds' record, never their files
     stamp.write_text(json.dumps(classes))
     detector = detector_config_for(data, "c3det", backbone=kind)
     start = serving[2] if serving is not None and serving[1] == kind else None
-    if start is not None and list(load_detector(start)[1].get("classes", [])) != classes:
-        start = None  # trained for other classes: the ImageNet weights start instead
+    if start is not None and not _for_classes(start, classes, load_detector):
+        start = None  # trained for other classes, or unreadable: the ImageNet weights start instead
     trainer = ContinualTrainer(work, detector, config or ContinualConfig(), start=start, load=load)
     trainer.classes = classes
     return trainer
 
 
+def _stamped(stamp: Path) -> list | None:
+    try:
+        return json.loads(stamp.read_text())
+    except ValueError:  # torn: taken for other classes
+        return None
+
+
+def _for_classes(path: str, classes: list[str], load_detector) -> bool:
+    """Whether the detector at ``path`` reads and was trained for ``classes``."""
+    try:
+        return list(load_detector(path)[1].get("classes", [])) == classes
+    except (FileNotFoundError, ValueError):
+        return False
+
+
 def _serve_against(trainer, serving) -> None:
-    """The trainer compares its candidates with what serves now, whoever trained it."""
+    """The trainer compares its candidates with what serves now, whoever trained it; a
+    detector of other classes (added or renamed since) serves nobody's clicks, so against it
+    the first candidate serves as when nothing did."""
+    from fewclick.models.detector import load_detector
+
     if serving is None:
         return
-    trainer.state.serving = serving[2] if serving[1] != "training-free" else f"training-free:{serving[2]}"
+    if serving[1] == "training-free":
+        trainer.state.serving = f"training-free:{serving[2]}"
+    elif _for_classes(serving[2], trainer.classes, load_detector):
+        trainer.state.serving = serving[2]
+    elif trainer.state.serving == serving[2]:
+        trainer.state.serving = None
 
 
 def _loader(encoder, num_classes: int, keys: dict):
@@ -275,7 +347,8 @@ def _verdict(r, confidence: float) -> str:
     if r.candidate_mAP is None:
         return f"round {r.number}: too few held-out images to score it: {what}"
     if r.serving_mAP is None:
-        return f"round {r.number}: held-out mAP {r.candidate_mAP:.3f}: {what}"
+        why = f" ({r.note})" if getattr(r, "note", None) else ""
+        return f"round {r.number}: held-out mAP {r.candidate_mAP:.3f}{why}: {what}"
     scores = f"held-out mAP {r.candidate_mAP:.3f} against {r.serving_mAP:.3f} serving"
     won = f"better in {100 * r.wins:.0f}% of resamples ({100 * confidence:.0f}% needed)"
     return f"round {r.number}: {scores}, {won}: {what}"

@@ -21,6 +21,7 @@ Runs in its own process (:func:`fewclick.server.jobs.run.run_training`).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, replace
 from functools import partial
@@ -41,6 +42,7 @@ from fewclick.server.serving import (
 from fewclick.server.storage import annotations, box_queries, images, rows
 from fewclick.server.storage.versions import add_version, next_version
 
+log = logging.getLogger(__name__)
 MIN_POINTS = 10
 
 REFERENCE_IMAGES = 20  # unlabeled images with reference annotations a new detector is scored on
@@ -118,7 +120,23 @@ def train_project(
 
         summary = compare_backends(db_url, job_id, models_dir, embeddings, progress=(len(tasks) / parts, 1.0))
         message += f"; {summary}"
+    _collect(db_url, plan.project_id, models_dir)
     update_job(db_url, job_id, status=DONE, progress=1.0, message=message)
+
+
+def _collect(db_url: str, project_id: int, models_dir: Path) -> None:
+    """The project's model files that nothing names any more go, now that the new versions
+    serve (:func:`fewclick.server.model_files.collect`; the trainer's rounds are its own)."""
+    from fewclick.server import model_files
+
+    engine = make_engine(db_url)
+    try:
+        with session_factory(engine)() as session:
+            model_files.collect(session, project_id, models_dir)
+    except OSError as exc:
+        log.warning("collecting project %s's model files: %s", project_id, exc)
+    finally:
+        engine.dispose()
 
 
 def _read_plan(db_url: str, job_id: int, embeddings: str | None) -> _Plan:

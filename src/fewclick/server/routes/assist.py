@@ -58,6 +58,7 @@ async def detect(image_id: int, body: DetectIn, session: DB, config: Config, mod
     serving.image_file(image)
     call = assisting.detect_call(session, config, image, body.clicks)
     result = await models.run(worker_detect.detect, *call.args)
+    assisting.note_failures(session, call, result.get("failed", []))
     answer = assisting.detect_answer(call, result)
     if call.ready_for_clicks is not None:
         models.later(worker_detect.ready_for_clicks, *call.ready_for_clicks)
@@ -156,7 +157,7 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
     return out
 
 
-@router.post("/images/{image_id}/snap", response_model=answers.Snapped)
+@router.post("/images/{image_id}/snap", response_model=answers.Snapped, response_model_exclude_none=True)
 async def snap(image_id: int, body: SnapIn, session: DB, config: Config, models: Worker):
     image = rows.get(session, Image, image_id, "image")
     classes = ClassMap(image.project.classes)
@@ -165,7 +166,7 @@ async def snap(image_id: int, body: SnapIn, session: DB, config: Config, models:
     assisting.check_click(image, body.x, body.y, "point")
     serving.image_file(image)
     model = newest_model(session, image.project_id, "points")
-    sam = assisting.sam_image(config, image) if model is None and serving.sam_available() else None
+    sam = assisting.sam_image(config, image) if serving.sam_available() else None  # CPR falls back to it
     others = [
         [*a.geometry["original"], classes.position(a.class_id)]
         for a in image.annotations

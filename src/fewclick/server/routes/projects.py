@@ -78,6 +78,7 @@ def _detail(session: Session, project: Project, config: Settings) -> dict:
         versions.model_versions(session, project.id),
         serving_detector(session, project.id),
         trainer,
+        config.models_dir,
     )
     if trainer is not None:
         out["trainer"]["steps"] = trainer_steps(config, project.id, trainer)

@@ -12,8 +12,11 @@ class Detected(Answer):
     """Click-to-detect: per object its ``boxes`` XYXY, ``rboxes`` (cx, cy, w, h, angle; None
     for axis-aligned detectors), ``scores`` and ``labels`` (class ids); the classes whose
     SAM boxes moved by learnt edges (``fitted_classes``) or were made tight
-    (``tight_classes``); the serving ``model_version`` (None: the training-free start) and
-    its score thresholds, overall and per class id; the look-alikes' cap (None: none)."""
+    (``tight_classes``); the ``model_version`` that answered (None: the training-free start),
+    the file it was read from (``model_file``, relative to the project's models folder) and
+    its score thresholds, overall and per class id; the look-alikes' cap (None: none); the
+    version the project serves (``requested_version``) and, when another answered because
+    its file could not be read or it knows other classes, why (``fallback``)."""
 
     method: str
     boxes: list[list[float]]
@@ -26,6 +29,9 @@ class Detected(Answer):
     min_score: float | None
     min_scores: dict[int, float] | None
     look_alike_limit: int | None
+    requested_version: int | None = None
+    model_file: str | None = None
+    fallback: str | None = None
 
 
 class Swept(Answer):
@@ -85,10 +91,12 @@ class Segmented(Answer):
 
 
 class Snapped(Answer):
-    """Where a point lands (x, y), and by which ``method``: cpr, sam-centre or none."""
+    """Where a point lands (x, y), and by which ``method``: cpr, sam-centre or none; ``note``
+    says why the project's point model did not (its file cannot be read)."""
 
     method: str
     point: list[float]
+    note: str | None = None
 
 
 class Region(Answer):

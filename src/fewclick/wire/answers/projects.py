@@ -26,6 +26,18 @@ class ModelVersion(Answer):
     method: str | None
     metrics: dict[str, Any] | None  # what training measured
     created_at: str
+    file: str | None = None  # its file, relative to the project's models folder
+    collected: bool = False  # its files were removed (older than the versions kept)
+    unreadable: str | None = None  # why its file could not be read when last tried
+
+
+class ModelFiles(Answer):
+    """The disk a project's model files take (``bytes``) against their budget, and how
+    many versions per task are kept beside the serving and the pinned one."""
+
+    bytes: int
+    budget_bytes: int
+    kept_per_task: int
 
 
 class ProjectSummary(Answer):
@@ -52,6 +64,7 @@ class Project(ProjectSummary):
     models: list[ModelVersion]
     detector: ModelVersion | None
     trainer: Trainer | None
+    model_files: ModelFiles | None = None
 
 
 class ProjectWithWarnings(Answer):

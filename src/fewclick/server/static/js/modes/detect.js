@@ -272,7 +272,18 @@ function suggestion(threshold, byHand) {
 
 // which model made the proposals: the detect answer's model_version and method
 function boxesFrom(r, classes) {
+  const said = r.fallback ? `${fellBack(r)} ` : "";
+  return said + servedBy(r, classes);
+}
+
+// the serving detector did not answer (its file cannot be read, or it knows other classes): why, and who did
+function fellBack(r) {
+  return `Detector v${r.requested_version} did not answer: ${r.fallback}.`;
+}
+
+function servedBy(r, classes) {
   if (r.model_version == null && r.method === "training-free") return `boxes from: training-free start (feature similarity) — no trained detector yet. ${lookAlikes(r)}${fitted(r, classes)}`;
+  if (r.model_version == null && r.fallback) return `boxes from: ${r.method === "template" ? "template correlation" : "training-free start"}`;
   if (r.model_version == null) return "boxes from: training-free start (feature similarity) — no trained detector yet";
   return `boxes from: detector v${r.model_version} (${METHODS[r.method] ?? r.method})${fitted(r, classes)}${tight(r, classes)}`;
 }

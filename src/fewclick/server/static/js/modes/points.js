@@ -13,6 +13,7 @@ export function points(page) {
       if (!page.view.inside(d.x0, d.y0)) return say("that click is outside the image", true);
       const {image, cls} = page.doc.get();
       const out = await api("POST", `/api/images/${image.id}/snap`, {x: d.x0, y: d.y0, class_id: cls});
+      if (out.note) say(`${out.note}: snapped to SAM's centre instead`, true);
       await page.changes.change([{class_id: cls, kind: "point", geometry: {point: out.point, original: [d.x0, d.y0]}, source: "points"}], [], "click");
     },
 

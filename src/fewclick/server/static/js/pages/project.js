@@ -236,7 +236,7 @@ function detectorText(d, pin = null) {
 
 // the choice of what serves: the newest version as they come, one version, or the training-free start
 function pinHtml(p) {
-  const detectors = p.models.filter((m) => m.task === "detect");
+  const detectors = p.models.filter((m) => m.task === "detect" && !m.collected && !m.unreadable);
   const newest = detectors.length ? ` (now v${detectors[detectors.length - 1].version})` : "";
   const options = [["", `the newest version, as they come${newest}`],
     ...detectors.map((m) => [String(m.version), `v${m.version}: ${METHODS[m.method] ?? m.method ?? "trained"}, ${m.images} images`]),
@@ -247,9 +247,26 @@ function pinHtml(p) {
 }
 
 function modelsHtml(p) {
+  const live = p.models.filter((m) => !m.collected);
   return `Click-to-detect serves: <b id="detector">${esc(detectorText(p.detector, p.pinned_detector))}</b>.
     Serve: ${pinHtml(p)}.
-    Models: ${p.models.length ? esc(p.models.map((m) => `${m.task} v${m.version}${m.method ? " " + m.method : ""} (${m.images} images)`).join(", ")) : "none yet"}.`;
+    Models: ${live.length ? esc(live.map((m) => `${m.task} v${m.version}${m.method ? " " + m.method : ""} (${m.images} images)`).join(", ")) : "none yet"}.
+    ${unreadableHtml(p)}${filesText(p)}`;
+}
+
+// a version whose file could not be read: it does not serve, and the page says why
+function unreadableHtml(p) {
+  const bad = p.models.filter((m) => m.unreadable && !m.collected);
+  return bad.map((m) => `<br><span class="warn unreadable-model">${esc(m.task)} v${m.version} does not serve: ${esc(m.unreadable)}. The last good version serves instead.</span>`).join("");
+}
+
+// the disk the model files take, against their budget; older versions' files are collected
+function filesText(p) {
+  const f = p.model_files;
+  if (!f) return "";
+  const gone = p.models.filter((m) => m.collected).length;
+  const mb = (b) => `${(b / 2 ** 20).toFixed(b < 2 ** 30 ? 0 : 1)} MB`;
+  return `<br><span id="model-files" class="muted">Model files: ${mb(f.bytes)} of ${mb(f.budget_bytes)}; the ${f.kept_per_task} newest versions per task are kept besides the serving and the pinned one${gone ? ` (${gone} older collected)` : ""}.</span>`;
 }
 
 async function showModels(id) {
