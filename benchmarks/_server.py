@@ -1,16 +1,33 @@
 """The app as a user runs it, ``fewclick serve``, in a child process: started on a free
 loopback port, waited for until it answers, and killed with SIGKILL (its model worker with
 it) or stopped, and the processes under it read from /proc. The load benchmark, the probes
-and the tests of what the server's processes do when it stops share it."""
+and the tests of what the server's processes do when it stops share it.
+
+A benchmark cleans up after itself however it ends:
+
+- **its own death, even by SIGKILL:** the server gets SIGTERM from the kernel (Linux's
+  parent-death signal, :func:`dies_with_parent`) and stops its worker and job processes
+  (:mod:`fewclick.server.processes`);
+- **SIGTERM and SIGINT:** a script's ``main`` runs under :func:`stop_on_signals`, so a signal
+  raises :class:`Signalled` in the main thread and the ``finally: server.stop()`` blocks run;
+  the process then exits at once, not waiting for threads still in a request or a pause
+  (:func:`map_in_threads` leaves them behind);
+- **an error:** the same ``finally`` blocks.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,12 +42,19 @@ def free_port() -> int:
 class ServerProcess:
     """``fewclick serve --data data [--db db_url]`` on 127.0.0.1 (SQLite in ``data`` when
     ``db_url`` is None). The port stays the same across restarts; output goes to
-    ``data/server.log``."""
+    ``data/server.log``. The server gets SIGTERM when the thread that started it ends (the
+    main thread: when this process ends), however it ends (:func:`dies_with_parent`)."""
 
     def __init__(
-        self, data: Path, db_url: str | None = None, port: int | None = None, data_roots: list | None = None
+        self,
+        data: Path,
+        db_url: str | None = None,
+        port: int | None = None,
+        data_roots: list | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.data, self.db_url = Path(data), db_url
+        self.env = env  # added to this process's environment for the server (None: as is)
         self.data_roots = [Path(r) for r in data_roots or []]  # --data-root: where datasets may come from
         self.port = port or free_port()
         self.process: subprocess.Popen | None = None
@@ -50,9 +74,18 @@ class ServerProcess:
         for root in self.data_roots:
             command += ["--data-root", str(root)]
         self.data.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as log:
-            # a session of its own: kill() ends the model worker too, as a crash of the service would
-            self.process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
+        env = None if self.env is None else {**os.environ, **self.env}
+        # a session of its own: kill() ends the model worker too, as a crash of the service would
+        detached = {"start_new_session": True, "preexec_fn": dies_with_parent()}
+        with open(self.log, "ab") as log, uninterrupted():
+            self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env, **detached)
+        try:
+            self._wait_up(timeout)
+        except BaseException:  # a signal (Signalled) or KeyboardInterrupt while it starts
+            self.stop()
+            raise
+
+    def _wait_up(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -84,11 +117,13 @@ class ServerProcess:
         self._signal(signal.SIGKILL)
 
     def stop(self) -> None:
-        """SIGTERM (uvicorn shuts down cleanly), SIGKILL after 10 s."""
-        try:
-            self._signal(signal.SIGTERM, wait=10)
-        except subprocess.TimeoutExpired:
-            self.kill()
+        """SIGTERM (uvicorn shuts down cleanly), SIGKILL after 10 s. A SIGTERM or SIGINT to
+        this process meanwhile waits until the server is gone (:func:`uninterrupted`)."""
+        with uninterrupted():
+            try:
+                self._signal(signal.SIGTERM, wait=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
 
     def _signal(self, sig: int, wait: float | None = None) -> None:
         if self.process is None:
@@ -102,6 +137,123 @@ class ServerProcess:
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+#: Linux's prctl option that sets the signal a process gets when its parent dies
+PR_SET_PDEATHSIG = 1
+
+
+def dies_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` for :class:`subprocess.Popen` that makes the child get ``sig`` once
+    this process is gone, even after SIGKILL (Linux's ``PR_SET_PDEATHSIG``, kept across
+    ``exec``); None elsewhere. The kernel sends it when the *thread* that started the child
+    ends, so start a child that should live as long as this process from the main thread.
+    A parent that died before the signal was set is caught by comparing ``os.getppid()``."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
+    parent = os.getpid()
+
+    def set_death_signal() -> None:
+        if prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent:  # the parent died before the line above: no signal will come
+            os.kill(os.getpid(), sig)
+
+    return set_death_signal
+
+
+class Signalled(SystemExit):
+    """Raised in the main thread by the first SIGTERM or SIGINT under :func:`stop_on_signals`:
+    the ``finally`` blocks run, and the exit status is the shell's, 128 + the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+class _Signals:
+    """What the handler of :func:`stop_on_signals` and :func:`uninterrupted` share."""
+
+    installed = 0  # nesting depth of stop_on_signals
+    received: int | None = None  # the first signal
+    raised = False  # Signalled was raised (once per process: later signals are ignored)
+    shielded = 0  # nesting depth of uninterrupted
+
+
+def _on_signal(signum: int, frame) -> None:
+    if _Signals.received is None:
+        _Signals.received = signum
+    if _Signals.raised or _Signals.shielded:
+        return  # already stopping, or stopping a server: that goes on to its end
+    _Signals.raised = True
+    raise Signalled(signum)
+
+
+@contextmanager
+def uninterrupted() -> Iterator[None]:
+    """Within it, a SIGTERM or SIGINT under :func:`stop_on_signals` waits: :class:`Signalled`
+    is raised when it ends, so a server being started or stopped is never left half done.
+    Only the main thread, where the signal's handler runs, is shielded (elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _Signals.shielded += 1
+    try:
+        yield
+    finally:
+        _Signals.shielded -= 1
+    if not _Signals.shielded and _Signals.received is not None and not _Signals.raised:
+        _Signals.raised = True
+        raise Signalled(_Signals.received)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Run a benchmark's ``main`` under it (from the main thread): the first SIGTERM or SIGINT
+    raises :class:`Signalled` there, so ``finally: server.stop()`` runs; later ones are
+    ignored while that cleanup goes on. Once the block is left after a signal, the process
+    exits at once with 128 + the signal (``os._exit``, output flushed), not waiting for
+    threads still in a request or a pause. Nested uses share the outer one."""
+    if _Signals.installed:
+        _Signals.installed += 1
+        try:
+            yield
+        finally:
+            _Signals.installed -= 1
+        return
+    _Signals.received, _Signals.raised = None, False
+    before = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    _Signals.installed = 1
+    try:
+        yield
+    finally:
+        _Signals.installed = 0
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+        if _Signals.received is not None:
+            _exit_now(128 + _Signals.received)
+
+
+def _exit_now(status: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or a broken pipe: nothing more to say
+            pass
+    os._exit(status)
+
+
+def map_in_threads(fn: Callable, items: Iterable, threads: int) -> list:
+    """``[fn(item) for item in items]``, ``threads`` at a time. When this thread is
+    interrupted (a signal, an error), it returns at once: the calls not started are
+    cancelled and those under way are left to end by themselves (stop the server to make
+    their requests fail), never waited for."""
+    pool = ThreadPoolExecutor(threads)
+    try:
+        return list(pool.map(fn, items))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def descendants(pid: int) -> set[int]:

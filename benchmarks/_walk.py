@@ -56,19 +56,17 @@ def wait_for_round(data: Path, pid: int, finished: int, timeout: float) -> dict 
 
 def with_server(work: Path, data: Path | None, walk, roots: list[Path] | None = None):
     """``walk(server)`` against ``fewclick serve`` in ``work`` (reading datasets beside
-    ``data``, or in ``roots``), stopped afterwards; a SIGTERM stops it too, with its trainer."""
-    import signal
-    import sys
-
-    from _server import ServerProcess
+    ``data``, or in ``roots``), stopped afterwards; a SIGTERM or SIGINT stops it too, with its
+    trainer, and then this process (:func:`_server.stop_on_signals`)."""
+    from _server import ServerProcess, stop_on_signals
 
     server = ServerProcess(work, data_roots=roots or [data.resolve().parent])
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    server.start()
-    try:
-        return walk(server)
-    finally:
-        server.stop()
+    with stop_on_signals():
+        server.start()
+        try:
+            return walk(server)
+        finally:
+            server.stop()
 
 
 def report_walk(seen: dict, path: Path) -> None:

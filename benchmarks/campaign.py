@@ -84,7 +84,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from _common import add_work, load_average, run_record, split_parts, write_report
-from _server import ServerProcess
+from _server import ServerProcess, map_in_threads, stop_on_signals
 from tqdm import tqdm
 
 from fewclick.brush import apply_strokes
@@ -249,8 +249,7 @@ def _annotate_all(
             bar.update()
         return rows
 
-    with ThreadPoolExecutor(args.annotators) as pool:
-        done = list(pool.map(work, range(args.annotators)))
+    done = map_in_threads(work, range(args.annotators), args.annotators)  # a signal waits for none
     bar.close()
     for a in annotators:
         a.preparing.shutdown(wait=True)
@@ -1047,4 +1046,5 @@ def _parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with stop_on_signals():  # SIGTERM and SIGINT stop the server and its workers too
+        sys.exit(main())

@@ -51,7 +51,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from _common import add_work, run_record, work_folder, write_report
-from _server import ServerProcess, descendants
+from _server import ServerProcess, descendants, dies_with_parent, stop_on_signals
 from tqdm import tqdm
 
 from fewclick.io import read_dataset
@@ -480,7 +480,8 @@ def trained_model(args, work: Path) -> Path:
     out = work / "model"
     if not (out / "last.pt").is_file():
         command = [sys.executable, "-m", "fewclick.cli", "train", "detect", "--data", str(args.data)]
-        subprocess.run([*command, "--out", str(out), "--steps", str(args.model_steps)], check=True)
+        steps = ["--steps", str(args.model_steps)]
+        subprocess.run([*command, "--out", str(out), *steps], check=True, preexec_fn=dies_with_parent())
     return out
 
 
@@ -508,7 +509,8 @@ def preannotate(mosaic: Mosaic, classes: list[str], model: Path, work: Path, ray
             continue
         target = folder / f"{runner}.json"
         t = time.perf_counter()
-        subprocess.run([*command, "--out", str(target), *extra], check=True, stdout=subprocess.DEVNULL)
+        quiet = {"stdout": subprocess.DEVNULL, "preexec_fn": dies_with_parent()}  # ends if this process does
+        subprocess.run([*command, "--out", str(target), *extra], check=True, **quiet)
         out[runner] = round(time.perf_counter() - t, 1)
         results[runner] = json.loads(target.read_text())
     same = None
@@ -634,4 +636,5 @@ def _parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with stop_on_signals():  # SIGTERM and SIGINT stop the server and its workers too
+        sys.exit(main())

@@ -50,7 +50,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from _common import load_average, now
-from _server import ServerProcess, descendants, wait_gone
+from _server import ServerProcess, descendants, stop_on_signals, wait_gone
 from load import cpu_model, login
 from PIL import Image as PILImage
 
@@ -550,4 +550,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with stop_on_signals():  # SIGTERM and SIGINT stop the server and its workers too
+        raise SystemExit(main())

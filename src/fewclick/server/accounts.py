@@ -12,16 +12,27 @@ Passwords follow :mod:`fewclick.server.passwords`. A token may expire (``expires
 expired one is refused with a 401 that says so. A removed user is marked so, not deleted
 (their annotations, events and jobs keep naming them): their password, tokens, browser
 sessions and project roles go at once, and their name stays taken.
+
+argon2 is slow and memory-hungry by design (64 MiB, about 0.13 s on 2 cores). The routes
+that hash (log-in, adding a user) run their work in threads of its own, at most
+:data:`HASH_THREADS` at once (:func:`in_hash_pool`): a burst of log-ins queues on the event
+loop, holding none of the thread tokens the image and save routes run on.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
+import anyio.to_thread
+from anyio import CapacityLimiter
+from anyio.lowlevel import RunVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
@@ -44,6 +55,29 @@ _HASHER = PasswordHasher()
 # records are one step (40 log-ins sent at once all passed the check before any failure was
 # saved: 40 guesses instead of 5), and one argon2 hash (64 MiB) is computed at a time.
 _LOG_IN = threading.Lock()
+#: how many of the routes' argon2 calls run at once: one hash already keeps 2 cores busy
+#: (argon2's 4 lanes), and a log-in holds _LOG_IN while it hashes anyway
+HASH_THREADS = 1
+_HASH_LIMITER: RunVar[CapacityLimiter] = RunVar("fewclick_hash_limiter")  # one per event loop
+T = TypeVar("T")
+
+
+async def in_hash_pool(fn: Callable[..., T], *args) -> T:
+    """``fn(*args)``, work that hashes a password, in a worker thread under a limiter of its
+    own (:data:`HASH_THREADS` tokens), awaited: the requests queued for it wait on the event
+    loop, not for the tokens of the thread pool the other routes share (anyio's default
+    limiter). As for those routes, a request cancelled once ``fn`` runs waits for its end,
+    so the request's database session is never closed under it."""
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=_hash_limiter())
+
+
+def _hash_limiter() -> CapacityLimiter:
+    try:
+        return _HASH_LIMITER.get()
+    except LookupError:
+        limiter = CapacityLimiter(HASH_THREADS)
+        _HASH_LIMITER.set(limiter)
+        return limiter
 
 
 class AccountError(ValueError):

@@ -38,13 +38,17 @@ def _me(user: User, csrf: str | None) -> dict:
 
 
 @router.post("/login", response_model=answers.Me)
-def login(body: LoginIn, request: Request, response: Response, session: DB):
+async def login(body: LoginIn, request: Request, response: Response, session: DB):
     """Check the password and start a browser session: an HttpOnly, SameSite=Strict cookie,
     and the CSRF token the page sends back on every change. Repeated failures of a user
-    name or an address are throttled: 429 with Retry-After (:mod:`fewclick.server.throttle`)."""
+    name or an address are throttled: 429 with Retry-After (:mod:`fewclick.server.throttle`).
+    The check runs in the password-hashing pool (:func:`accounts.in_hash_pool`): log-ins
+    queue there, never in the thread pool of the image and save routes."""
     address = request.client.host if request.client else "unknown"
     try:
-        user, secret, csrf = accounts.log_in(session, body.name, body.password, address)
+        user, secret, csrf = await accounts.in_hash_pool(
+            accounts.log_in, session, body.name, body.password, address
+        )
     except accounts.Throttled as exc:
         raise HTTPException(429, str(exc), {"Retry-After": str(exc.retry)}) from None
     response.set_cookie(
@@ -86,13 +90,19 @@ def list_users(session: DB):
 
 
 @router.post("/users", status_code=201, response_model=answers.User)
-def add_user(body: UserIn, session: DB):
+async def add_user(body: UserIn, session: DB):
+    """A new user; their password is hashed in the password-hashing pool."""
     try:
-        user = accounts.add_user(session, body.name, body.role, body.password)
+        user = await accounts.in_hash_pool(_add_user, session, body)
     except accounts.AccountError as exc:
         raise HTTPException(400, str(exc)) from None
-    session.commit()
     return {"id": user.id, "name": user.name, "role": user.role}
+
+
+def _add_user(session, body: UserIn) -> User:
+    user = accounts.add_user(session, body.name, body.role, body.password)
+    session.commit()
+    return user
 
 
 @router.put("/projects/{project_id}/members/{user_id}", response_model=answers.Member)
