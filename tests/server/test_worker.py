@@ -42,6 +42,22 @@ def test_closing_the_worker_stops_its_process_even_while_it_works():
     assert not alive(pid), "the busy worker outlived close()"
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_to_the_whole_group_lets_the_worker_answer_its_request(stop):
+    """SIGTERM to the server's process group (the soak's restart, a service manager) reached
+    the worker too: its requests in flight failed with 503. It now goes on while the server
+    lives, and ends when the server closes it."""
+    model_worker = ModelWorker()
+    try:
+        pid = model_worker.submit(os.getpid).result(timeout=120)
+        busy = model_worker.submit(time.sleep, 1.0)
+        os.kill(pid, stop)
+        assert busy.result(timeout=60) is None and model_worker.submit(abs, -3).result(timeout=60) == 3
+    finally:
+        model_worker.close()
+    assert not alive(pid)
+
+
 def test_a_process_whose_parent_is_gone_exits():
     """``watch_parent`` of a pid that is not the parent: the parent is "gone" at once, and the
     process ends by SIGTERM (its default: exit) long before its 60 s of sleep."""

@@ -11,8 +11,10 @@ arguments and results are plain data. Jobs run in processes of their own
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
+import signal
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 
@@ -38,25 +40,41 @@ class ModelWorker:
         return self.pool.submit(_serve, fn, *args)
 
     def close(self) -> None:
-        """Cancel the waiting work and stop the processes, busy or not (``shutdown`` alone
-        lets a busy one run on, past the server's exit)."""
+        """Cancel the waiting work and end the processes, busy or not (``shutdown`` alone
+        lets a busy one run on, past the server's exit). They hold nothing to save (every
+        file they write is renamed into place when whole), and they wait out SIGTERM while
+        the server lives (:func:`_stop_signal`): SIGKILL at once."""
         from fewclick.server.processes import stop
 
         # the executor's own table of its processes: the only handle on them before
         # Python 3.14's terminate_workers
         workers = list((self.pool._processes or {}).values())
         self.pool.shutdown(wait=False, cancel_futures=True)
-        stop(workers)
+        stop(workers, timeout=0.0)
 
 
 def _init(parent: int) -> None:
     from fewclick.server.processes import return_freed_memory, watch_parent
 
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, functools.partial(_stop_signal, parent))
     watch_parent(parent)
     return_freed_memory()
     # torch takes its threads from here when a model first imports it: a worker that only
     # serves SAM (ONNX) and tiles never loads torch's half a gigabyte
     os.environ["OMP_NUM_THREADS"] = str(max(1, min(2, os.cpu_count() or 1)))
+
+
+def _stop_signal(parent: int, signum: int, _frame) -> None:
+    """A stop signal sent to the server's whole process group (``kill`` of the group, a
+    service manager, Ctrl-C in a terminal) reaches the worker too. While the server lives
+    the worker goes on: the server ends it once the requests in flight have their answers
+    (:meth:`ModelWorker.close`), so none of them fails with it. With the server gone (its
+    watch, :func:`~fewclick.server.processes.watch_parent`, sends SIGTERM) it ends."""
+    if os.getppid() == parent:
+        return
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def _serve(fn, *args):
