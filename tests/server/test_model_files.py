@@ -116,7 +116,7 @@ def test_a_missing_file_with_nothing_before_it_gets_the_training_free_start(app,
     Path(gone).unlink()
     out = _click(app, project)
     assert (out["requested_version"], out["model_version"]) == (1, None)
-    assert "no such model file" in out["fallback"] and out["method"] == "template"  # no SAM files here
+    assert "its file is gone" in out["fallback"] and out["method"] == "template"  # no SAM files here
 
 
 def test_a_full_disk_drops_the_round_and_touches_nothing_served(app, dataset, started, monkeypatch, tmp_path):
@@ -279,3 +279,29 @@ def test_a_click_while_a_promoted_round_is_not_yet_registered_is_answered(app, d
     assert [(c["model_version"], c["fallback"]) for c in clicked] == [(1, None)]
     assert [v.version for v in _versions(app, project)] == [1, 2]
     assert _click(app, project)["model_version"] == 2
+
+
+def test_a_warm_start_torn_between_its_check_and_its_use_drops_the_round_alone(
+    app, dataset, started, monkeypatch
+):
+    """The soak's crash: the warm start read well when the round began and was cut on disk
+    before training read its input scale; the trainer's job failed and trained no more."""
+    from fewclick.active import continual
+
+    project = _project(app, dataset)
+    _train(app, project)
+    torn = app.models / "torn.pt"
+    torn.write_bytes(b"PK\x03\x04 half a zip")
+    picks = iter([str(torn)])
+    warm_start = continual.ContinualTrainer._warm_start
+    monkeypatch.setattr(
+        continual.ContinualTrainer, "_warm_start", lambda self: next(picks, None) or warm_start(self)
+    )
+    monkeypatch.setattr(trainer, "RETRY_SECONDS", 0.0)
+    messages = []
+    dropped = trainer._dropped
+    monkeypatch.setattr(trainer, "_dropped", lambda *args: messages.append(dropped(*args)) or messages[-1])
+    _train(app, project)
+    assert len(messages) == 1 and "round 2 dropped: it failed" in messages[0] and "torn.pt" in messages[0]
+    state = json.loads((trainer.folder(app.models, project["id"]) / "state.json").read_text())
+    assert [r["number"] for r in state["rounds"]] == [1, 2], "the next round trained"

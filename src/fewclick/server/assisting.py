@@ -275,7 +275,7 @@ def _fallback(failed: list, by_path: dict, answered: ModelVersion | None) -> str
 def _why(why: str, kind: str) -> str:
     if kind == "classes":
         return f"was {why}: train again to detect with it"
-    return f"could not be read ({why})"
+    return f"could not be read: {why}"
 
 
 def note_failures(session, call: DetectCall, failed: list) -> None:

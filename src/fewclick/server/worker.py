@@ -44,13 +44,14 @@ class ModelWorker:
         lets a busy one run on, past the server's exit). They hold nothing to save (every
         file they write is renamed into place when whole), and they wait out SIGTERM while
         the server lives (:func:`_stop_signal`): SIGKILL at once."""
-        from fewclick.server.processes import stop
-
         # the executor's own table of its processes: the only handle on them before
         # Python 3.14's terminate_workers
         workers = list((self.pool._processes or {}).values())
         self.pool.shutdown(wait=False, cancel_futures=True)
-        stop(workers, timeout=0.0)
+        for process in workers:
+            process.kill()
+        for process in workers:
+            process.join()
 
 
 def _init(parent: int) -> None:

@@ -77,7 +77,7 @@ def _answering(model, fallbacks, names, encoding) -> tuple[str | None, list[list
         try:
             detector = _loaded(candidate, encoding)
         except (FileNotFoundError, ValueError) as exc:
-            failed.append([candidate, str(exc), "unreadable"])
+            failed.append([candidate, _unreadable(candidate, exc), "unreadable"])
             continue
         if list(detector.classes) != list(names):
             why = f"trained for the classes {list(detector.classes)}, not the project's {list(names)}"
@@ -85,6 +85,15 @@ def _answering(model, fallbacks, names, encoding) -> tuple[str | None, list[list
             continue
         return candidate, failed
     return None, failed
+
+
+def _unreadable(path: str, exc: Exception) -> str:
+    """Why the file at ``path`` could not be read, short, without the server's path: "its file
+    is gone", or the checkpoint's complaint cut at its first sentence."""
+    if isinstance(exc, FileNotFoundError):
+        return "its file is gone"
+    first = str(exc).replace(f"{path}: ", "").split(". ")[0]
+    return first + ")" * (first.count("(") - first.count(")"))  # a bracket the cut left open
 
 
 def _loaded(model: str, encoding: tuple[str, str] | None):

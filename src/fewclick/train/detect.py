@@ -331,7 +331,10 @@ def _input_scale(
 
 
 def _stored_scale(path: Path) -> float:
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    from fewclick.models.checkpoint import read_checkpoint
+    from fewclick.models.detector import CHECKPOINT_KIND, CHECKPOINT_VERSION
+
+    ckpt = read_checkpoint(path, CHECKPOINT_KIND, CHECKPOINT_VERSION)  # a torn file: ValueError naming it
     return float(ckpt.get("predictor", {}).get("input_scale", 1.0))
 
 

@@ -47,6 +47,7 @@ from fewclick.server.storage.versions import add_version, next_version
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0  # how often a paused trainer, or a training step, looks at its job row
+ROUND_STEPS_ENV = "FEWCLICK_TRAINER_ROUND_STEPS"  # a shorter round for soak tests (default: the config's)
 RETRY_SECONDS = 60.0  # after a round dropped for an error of the disk, the next one waits this long
 PROCESS_FILE = "process.json"  # the running trainer's pid and job
 KINDS = ("imagenet", "scratch")
@@ -107,7 +108,8 @@ def run_trainer(
                 result = trainer.round(data, held, log=lambda _: None, progress=control.check)
             except _Stop:  # paused or stopped mid-round: the loop's head tells which
                 continue
-            except OSError as exc:  # a full disk, say: the round is dropped, nothing served is touched
+            except (OSError, ValueError, RuntimeError) as exc:  # a full disk, a torn warm start
+                log.warning("project %s: trainer round dropped", project_id, exc_info=True)
                 update_job(db_url, job_id, progress=0.0, message=_dropped(trainer, exc))
                 if control.sleep(RETRY_SECONDS):
                     break
@@ -142,13 +144,16 @@ def _collect(sessions, project_id: int, models_dir: Path, trainer) -> None:
         log.warning("collecting project %s's model files: %s", project_id, exc)
 
 
-def _dropped(trainer, exc: OSError) -> str:
+def _dropped(trainer, exc: Exception) -> str:
+    """The job's message for a round dropped for ``exc``: a file it could not write (a full
+    disk), or one it could not read (a warm start torn meanwhile: the next round passes over
+    it)."""
     number = len(trainer.state.rounds) + 1
-    why = exc.strerror or str(exc)
-    return (
-        f"round {number} dropped: its checkpoint could not be written ({why}); what serves is untouched; "
-        f"trying again in {RETRY_SECONDS:.0f} s"
-    )
+    if isinstance(exc, OSError):
+        why = f"its checkpoint could not be written ({exc.strerror or exc})"
+    else:
+        why = f"it failed ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})"
+    return f"round {number} dropped: {why}; what serves is untouched; trying again in {RETRY_SECONDS:.0f} s"
 
 
 class _Control:
@@ -240,9 +245,21 @@ def _make(work: Path, data, kind: str, serving, load, config=None):
     start = serving[2] if serving is not None and serving[1] == kind else None
     if start is not None and not _for_classes(start, classes, load_detector):
         start = None  # trained for other classes, or unreadable: the ImageNet weights start instead
-    trainer = ContinualTrainer(work, detector, config or ContinualConfig(), start=start, load=load)
+    trainer = ContinualTrainer(work, detector, config or _config(ContinualConfig()), start=start, load=load)
     trainer.classes = classes
     return trainer
+
+
+def _config(config):
+    """``config`` with the round's steps of :data:`ROUND_STEPS_ENV` when it is set."""
+    from dataclasses import replace
+
+    raw = os.environ.get(ROUND_STEPS_ENV)
+    if raw is None:
+        return config
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{ROUND_STEPS_ENV} must be a positive number of steps, got {raw!r}")
+    return replace(config, round_steps=int(raw))
 
 
 def _stamped(stamp: Path) -> list | None:

@@ -278,7 +278,7 @@ function boxesFrom(r, classes) {
 
 // the serving detector did not answer (its file cannot be read, or it knows other classes): why, and who did
 function fellBack(r) {
-  return `Detector v${r.requested_version} did not answer: ${r.fallback}.`;
+  return `${r.fallback[0].toUpperCase()}${r.fallback.slice(1)}.`;
 }
 
 function servedBy(r, classes) {

@@ -257,7 +257,8 @@ function modelsHtml(p) {
 // a version whose file could not be read: it does not serve, and the page says why
 function unreadableHtml(p) {
   const bad = p.models.filter((m) => m.unreadable && !m.collected);
-  return bad.map((m) => `<br><span class="warn unreadable-model">${esc(m.task)} v${m.version} does not serve: ${esc(m.unreadable)}. The last good version serves instead.</span>`).join("");
+  const instead = p.detector ? `detector v${p.detector.version} serves instead` : "the training-free start serves instead";
+  return bad.map((m) => `<br><span class="warn unreadable-model">${esc(m.task)} v${m.version} does not serve: its file could not be read (${esc(m.unreadable)}); ${m.task === "detect" ? instead : "the last good model serves instead"}.</span>`).join("");
 }
 
 // the disk the model files take, against their budget; older versions' files are collected
