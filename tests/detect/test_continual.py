@@ -6,6 +6,7 @@ nothing), so what is promoted does not depend on what a short run learned on thi
 """
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +114,12 @@ def test_a_candidate_is_promoted_only_when_it_wins_beyond_the_noise(data, tmp_pa
     assert trainer.serving == r2.path
     assert all(Path(r.path).is_file() for r in (r1, r2, r3)), "a round deletes nothing"
     assert trainer.collect({r1.path}) == [], "round 1 is named elsewhere (a version row): kept"
+    relative = (
+        Path(r1.path).resolve().relative_to(Path.cwd().resolve(), walk_up=True)
+        if hasattr(Path, "walk_up")
+        else Path(os.path.relpath(r1.path))
+    )
+    assert trainer.collect({str(relative)}) == [], "named by a relative path (serve --data DIR): kept"
     assert trainer.collect() == [Path(r1.path).parent], "named by nothing: collected"
     assert sorted(p.name.split("-")[0] for p in tmp_path.iterdir() if p.is_dir()) == ["round2", "round3"]
 

@@ -305,3 +305,36 @@ def test_a_warm_start_torn_between_its_check_and_its_use_drops_the_round_alone(
     assert len(messages) == 1 and "round 2 dropped: it failed" in messages[0] and "torn.pt" in messages[0]
     state = json.loads((trainer.folder(app.models, project["id"]) / "state.json").read_text())
     assert [r["number"] for r in state["rounds"]] == [1, 2], "the next round trained"
+
+
+def test_a_trainer_killed_again_and_again_is_not_started_forever(app, dataset, started, monkeypatch):
+    project = _project(app, dataset)
+    _act(app, project, "start")
+    monkeypatch.setattr(control, "_RESTARTED", {})
+    again = []
+    with app.state.sessions() as session:
+        for _ in range(control.RESTARTS + 2):
+            live = session.query(Job).filter_by(project_id=project["id"], kind="trainer").all()
+            for job in live:
+                job.status = "failed"  # killed, as fail_dead leaves it
+            session.commit()
+            again.append(control._start_again(session, app.state.settings, project["id"], "again"))
+    assert [j is not None for j in again] == [True] * control.RESTARTS + [False, False]
+    assert control.wanted(app.state.settings, project["id"]) == "stopped", "the page shows it off"
+
+
+def test_two_trainers_of_one_project_never_train_at_once(app, dataset, started, monkeypatch):
+    project = _project(app, dataset)
+    work = trainer.folder(app.models, project["id"])
+    work.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(trainer, "POLL_SECONDS", 0.05)
+    job_id = _act(app, project, "start").json()["id"]
+    with open(work / trainer.LOCK_FILE, "a") as held:  # the trainer before, still ending
+        import fcntl
+
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with app.state.sessions() as session:
+            session.get(Job, job_id).status = "stopping"  # stopped while it waits
+            session.commit()
+        trainer.run_trainer(app.db_url, job_id, app.models, None, rounds=1, config=SMALL)
+    assert _versions(app, project) == [] and not (work / "state.json").exists(), "it never trained"

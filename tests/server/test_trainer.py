@@ -38,6 +38,7 @@ def started(monkeypatch):
 @pytest.fixture()
 def app(tmp_path_factory, tmp_path, started, monkeypatch):
     monkeypatch.setenv("FEWCLICK_MODELS", str(tmp_path / "none"))  # no pretrained files: no SAM
+    monkeypatch.setattr(control, "WATCH_SECONDS", 3600.0)  # the tests call the job watch's parts themselves
     roots = [tmp_path_factory.getbasetemp()]
     app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False, data_roots=roots)
     with client_for(app) as client:

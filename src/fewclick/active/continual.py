@@ -26,6 +26,7 @@ so the same images are held out every time and a new one joins them one time in 
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import shutil
@@ -184,14 +185,24 @@ class ContinualTrainer:
             val_every=10**9,
             input_scale=self.config.input_scale,
         )
+        before = copy.deepcopy(self.state)
         try:
             path = train_detector(
                 train, out, self.detector_config, config, log=lambda _: None, progress=progress
             )
-            score = self._score(path, held)
+            done = self._record(number, path, train, held)
         except BaseException:  # cut short, or failed (a full disk): nothing of it is kept
+            self.state = before
             shutil.rmtree(out, ignore_errors=True)
             raise
+        log(_describe(done))
+        return done
+
+    def _record(self, number: int, path: Path, train, held) -> Round:
+        """Score the round's candidate, promote it or not, and write the state with it (a
+        failure to write leaves the state on disk as it was, and the caller restores it in
+        memory)."""
+        score = self._score(path, held)
         promoted = score.wins is None and self.state.serving is None
         promoted = promoted or (score.wins is not None and score.wins >= self.config.confidence)
         done = Round(
@@ -203,7 +214,6 @@ class ContinualTrainer:
         self.state.rounds.append(done)
         self.state.total_steps += self.config.round_steps
         self.state.write(self.work)
-        log(_describe(done))
         return done
 
     def named(self) -> set[str]:
@@ -214,10 +224,10 @@ class ContinualTrainer:
         """Remove the rounds' folders in ``work`` that neither the trainer (:meth:`named`) nor
         ``named_elsewhere`` (checkpoint paths) names; the ones removed. Only for the trainer's
         own process between rounds: a round being trained is named by nothing yet."""
-        keep = {Path(p).parent for p in self.named() | set(named_elsewhere)}
+        keep = {Path(p).resolve().parent for p in self.named() | set(named_elsewhere)}
         gone = []
         for folder in sorted(self.work.glob(f"{ROUND_PREFIX}*")):
-            if folder.is_dir() and folder not in keep:
+            if folder.is_dir() and folder.resolve() not in keep:  # paths as stored may be relative
                 shutil.rmtree(folder, ignore_errors=True)
                 gone.append(folder)
         return gone

@@ -286,6 +286,7 @@ def note_failures(session, call: DetectCall, failed: list) -> None:
     for path, why, kind in failed:
         version = rows.find(session, ModelVersion, by_path[path].id) if path in by_path else None
         if kind == "unreadable" and version is not None:
+            session.refresh(version)  # a collection may have marked it meanwhile
             model_files.mark_unreadable(version, why)
             marked = True
     if marked:

@@ -165,6 +165,8 @@ def _kept(
     protected = {v.id for v in rows if v.path in trainer_named}
     protected |= {v.id for v in rows if v.task == "detect" and pin and v.version == pin}
     protected |= {serving.id} if serving is not None else set()
+    before = _served_before(rows, serving)  # requests in flight may still name it
+    protected |= {before.id} if before is not None else set()
     others = []
     for task in {v.task for v in rows}:
         live = sorted((v for v in rows if v.task == task and not collected(v)), key=lambda v: -v.version)
@@ -179,6 +181,14 @@ def _kept(
         total -= _size(folder) if folder is not None else 0
         others.remove(v)
     return protected | {v.id for v in others}
+
+
+def _served_before(rows: list[ModelVersion], serving: ModelVersion | None) -> ModelVersion | None:
+    """The newest usable detector before ``serving``: what served until it came."""
+    if serving is None:
+        return None
+    older = [v for v in rows if v.task == "detect" and v.version < serving.version and usable(v)]
+    return max(older, key=lambda v: v.version, default=None)
 
 
 def _owned_folder(root: Path, path: str) -> Path | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 
@@ -72,10 +73,14 @@ def detect(
 def _answering(model, fallbacks, names, encoding) -> tuple[str | None, list[list[str]]]:
     """The first of ``model`` and ``fallbacks`` that loads and knows the classes ``names``
     (None: none does), and ``[file, why, kind]`` of each passed over."""
+    from fewclick.predict.pretrained import PretrainedModelError
+
     failed = []
     for candidate in [model, *fallbacks] if model is not None else []:
         try:
             detector = _loaded(candidate, encoding)
+        except PretrainedModelError:  # SAM's files, not the detector's: the route says how to fetch them
+            raise
         except (FileNotFoundError, ValueError) as exc:
             failed.append([candidate, _unreadable(candidate, exc), "unreadable"])
             continue
@@ -105,7 +110,9 @@ def _loaded(model: str, encoding: tuple[str, str] | None):
     if key not in worker.PREDICTORS:
         from fewclick.server import embeddings
 
-        encoder = embeddings.encoder(encoding[0]) if encoding else None
+        encoder = embeddings.encoder(encoding[0]) if encoding else None  # SAM's own errors pass through
+        if not Path(model).is_file():
+            raise FileNotFoundError(f"{model}: no such model file")
         detector = ClickDetector.load(model, encoder=encoder)  # raises before anything is kept
         for old in [k for k in worker.PREDICTORS if k[0] == "detect"][: -DETECTORS_KEPT + 1 or None]:
             worker.PREDICTORS.pop(old, None)

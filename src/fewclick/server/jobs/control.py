@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -44,6 +45,8 @@ NO_DETECTOR_TO_PREANNOTATE = "no trained detector yet: finish a few images and t
 NOTHING_TO_PREANNOTATE = "every image is finished or holds annotations: nothing to pre-annotate"
 STALE_SECONDS = 12 * HEARTBEAT_SECONDS  # a job silent this long has no process left
 WATCH_SECONDS = 3.0  # how often the server looks for job processes that died
+RESTARTS, RESTARTS_MINUTES = 5, 10  # a killed trainer is started again at most this often
+_RESTARTED: dict[int, list[float]] = {}  # project id -> when its trainer was last started again
 RESTARTED = "the server restarted while the job ran (an earlier server started it): start it again"
 STOPPED = "the server stopped while the job ran: start it again"
 TRAINER_ACTIONS = {"pause": ("running",), "resume": ("paused",), "stop": ("queued", "running", "paused")}
@@ -216,8 +219,8 @@ class JobWatch:
     process died or went silent (:func:`fail_dead`, :func:`reset_stale`) and starts again
     the trainers their users left on; :meth:`stop` ends it."""
 
-    def __init__(self, sessions, config: Settings, every: float = WATCH_SECONDS) -> None:
-        self.sessions, self.config, self.every = sessions, config, every
+    def __init__(self, sessions, config: Settings, every: float | None = None) -> None:
+        self.sessions, self.config, self.every = sessions, config, every or WATCH_SECONDS
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, name="job-watch", daemon=True)
 
@@ -233,6 +236,8 @@ class JobWatch:
         while not self.done.wait(self.every):
             try:
                 with self.sessions() as session:
+                    if self.done.is_set():  # the server stops: its jobs are stopped, not restarted
+                        return
                     fail_dead(session, self.config)
                     reset_stale(session)
             except Exception:  # a busy or lost database: the next look tries again
@@ -241,16 +246,36 @@ class JobWatch:
 
 def _start_again(session: Session, config: Settings, project_id: int, message: str) -> Job | None:
     """A new trainer job for ``project_id`` in the state its users left it (:func:`wanted`),
-    unless one is live; commits and starts its process."""
-    state = wanted(config, project_id)
-    if state not in ("running", "paused") or jobs.trainer_job(session, project_id) is not None:
-        return None
-    status = QUEUED if state == "running" else "paused"
-    job = jobs.add_trainer(session, project_id, local_user(session), "auto", status=status, message=message)
-    session.commit()
+    unless one is live or it was started again :data:`RESTARTS` times in the last
+    :data:`RESTARTS_MINUTES` minutes (then it stays off, saying so: a trainer killed at the
+    same point every time is not started forever); commits and starts its process."""
+    with _lock:
+        state = wanted(config, project_id)
+        if state not in ("running", "paused") or jobs.trainer_job(session, project_id) is not None:
+            return None
+        if not _may_restart(project_id):
+            log.warning("project %d: trainer killed %d times in %d minutes: not started again", project_id,
+                        RESTARTS, RESTARTS_MINUTES)  # fmt: skip
+            _want(config, project_id, "stopped")
+            return None
+        status = QUEUED if state == "running" else "paused"
+        job = jobs.add_trainer(
+            session, project_id, local_user(session), "auto", status=status, message=message
+        )
+        session.commit()
     start_process(run.run_trainer, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
     log.info("project %d: trainer started again (job %d, %s)", project_id, job.id, job.status)
     return job
+
+
+def _may_restart(project_id: int) -> bool:
+    """Whether the project's trainer may start again now (module's restart budget), counting it."""
+    now_s = time.monotonic()
+    recent = [t for t in _RESTARTED.get(project_id, []) if now_s - t < RESTARTS_MINUTES * 60]
+    if len(recent) >= RESTARTS:
+        return False
+    _RESTARTED[project_id] = [*recent, now_s]
+    return True
 
 
 def fail_earlier_runs(session: Session) -> list[Job]:

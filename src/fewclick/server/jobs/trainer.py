@@ -50,6 +50,7 @@ POLL_SECONDS = 2.0  # how often a paused trainer, or a training step, looks at i
 ROUND_STEPS_ENV = "FEWCLICK_TRAINER_ROUND_STEPS"  # a shorter round for soak tests (default: the config's)
 RETRY_SECONDS = 60.0  # after a round dropped for an error of the disk, the next one waits this long
 PROCESS_FILE = "process.json"  # the running trainer's pid and job
+LOCK_FILE = "trainer.lock"  # held by the running trainer (:func:`_one_trainer`)
 KINDS = ("imagenet", "scratch")
 
 
@@ -87,6 +88,11 @@ def run_trainer(
     trainer = None
     keys: dict = {}  # id(held-out image) -> the app's encoder cache key, renewed every round
     done = 0
+    lock = _one_trainer(work, control, db_url, job_id)
+    if lock is None:  # stopped while another trainer of the project still ran
+        engine.dispose()
+        update_job(db_url, job_id, status=DONE, progress=1.0, message=_stopped(None))
+        return
     _write_process(work, job_id)
     try:
         while rounds is None or done < rounds:
@@ -122,7 +128,28 @@ def run_trainer(
     finally:
         engine.dispose()
         (work / PROCESS_FILE).unlink(missing_ok=True)
+        lock.close()  # the next trainer of the project may begin
     update_job(db_url, job_id, status=DONE, progress=1.0, message=_stopped(trainer))
+
+
+def _one_trainer(work: Path, control, db_url: str, job_id: int):
+    """An exclusive lock on the project's trainer folder, held for the trainer's life (the
+    open file; closing it lets go), so two trainers never train in one folder: a trainer
+    started again while the one before still ends (a killed server's trainer lives on for
+    a few seconds) waits for it. None when its job is stopped meanwhile."""
+    import fcntl
+
+    work.mkdir(parents=True, exist_ok=True)
+    handle = open(work / LOCK_FILE, "a")  # noqa: SIM115 (held open for the trainer's life)
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            update_job(db_url, job_id, message="waiting for the project's previous trainer process to end")
+            if control.sleep(POLL_SECONDS):
+                handle.close()
+                return None
 
 
 def _write_process(work: Path, job_id: int) -> None:
@@ -140,8 +167,8 @@ def _collect(sessions, project_id: int, models_dir: Path, trainer) -> None:
         with sessions() as session:
             model_files.collect(session, project_id, models_dir, trainer)
             session.commit()
-    except OSError as exc:
-        log.warning("collecting project %s's model files: %s", project_id, exc)
+    except Exception:  # a busy database, a bad budget setting: the next round collects again
+        log.warning("collecting project %s's model files failed", project_id, exc_info=True)
 
 
 def _dropped(trainer, exc: Exception) -> str:
