@@ -150,7 +150,9 @@ def test_a_second_signal_while_the_server_stops_leaves_nothing_behind(bench):
     b.server_up()
     b.process.send_signal(signal.SIGTERM)
     b.process.send_signal(signal.SIGINT)
-    assert b.process.wait(GONE_WITHIN) == 128 + signal.SIGTERM, b.log.read_text()
+    # both pending at once, Python runs SIGINT's handler first (it goes by signal number): either
+    # may be the one that stops it, and the other must not leave anything behind
+    assert b.process.wait(GONE_WITHIN) in (128 + signal.SIGTERM, 128 + signal.SIGINT), b.log.read_text()
     assert wait_gone(marked(b.mark), GONE_WITHIN) == set(), "a process of the server outlived the benchmark"
 
 
