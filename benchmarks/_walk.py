@@ -86,3 +86,14 @@ def reference_project(server, data: Path, name: str, user: tuple[str, str]) -> t
         f"/api/projects/{project['id']}", json={"auto_train_every": 0, "queue_train_every": 0}
     ).raise_for_status()
     return api, project
+
+
+def project_truth(api: httpx.Client, project: dict, data: Path) -> tuple[dict, dict, dict]:
+    """What a walk of ``project`` (made of ``data``) goes by: the reference objects and the
+    project's images, both by file name, and the class ids by position."""
+    from fewclick.io import read_dataset
+
+    truth = {r.file_name: r.objects for r in read_dataset(data).images}
+    listed = api.get(f"/api/projects/{project['id']}/images").json()
+    images = {im["file_name"]: im for im in listed}
+    return truth, images, {c["position"]: c["id"] for c in project["classes"]}

@@ -30,9 +30,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from _common import load_average, part_names, run_record, write_report
-from _walk import finish, prepared, reference_project, wait_for_round, with_server
-
-from fewclick.io import read_dataset
+from _walk import finish, prepared, project_truth, reference_project, wait_for_round, with_server
 
 USER, PASSWORD = "clicker", "a click beside the trainer"
 
@@ -48,9 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 def _measure(server, args) -> dict:
     api, project = reference_project(server, args.data, f"{args.data.name} clicks", (USER, PASSWORD))
     pid = project["id"]
-    truth = {r.file_name: r.objects for r in read_dataset(args.data).images}
-    images = {im["file_name"]: im for im in api.get(f"/api/projects/{pid}/images").json()}
-    cls = {c["position"]: c["id"] for c in project["classes"]}
+    truth, images, cls = project_truth(api, project, args.data)
 
     def with_objects(part: str) -> list[dict]:
         return [images[n] for n in part_names(list(truth), part) if n in images and len(truth[n])]

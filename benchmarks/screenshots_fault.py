@@ -24,10 +24,8 @@ from pathlib import Path
 
 from _browser import chromium_page, log_in
 from _common import part_names
-from _walk import finish, reference_project, report_walk, wait_for_round, with_server
+from _walk import finish, project_truth, reference_project, report_walk, wait_for_round, with_server
 from screenshots_trainer import _look
-
-from fewclick.io import read_dataset
 
 USER, PASSWORD = "walker", "a checkpoint cut in half"
 
@@ -43,10 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 def _walk(server, args) -> dict:
     api, project = reference_project(server, args.data, f"{args.data.name} torn", (USER, PASSWORD))
     pid = project["id"]
-    truth = {r.file_name: r.objects for r in read_dataset(args.data).images}
-    images = {im["file_name"]: im for im in api.get(f"/api/projects/{pid}/images").json()}
+    truth, images, cls = project_truth(api, project, args.data)
     order = [images[n] for n in part_names(list(truth), args.part) if n in images and len(truth[n])]
-    cls = {c["position"]: c["id"] for c in project["classes"]}
     for image in order[: args.finished]:
         finish(api, image, truth[image["file_name"]], cls)
     api.post(f"/api/projects/{pid}/trainer", json={"action": "start"}).raise_for_status()

@@ -29,9 +29,8 @@ from pathlib import Path
 import numpy as np
 from _browser import chromium_page, log_in, screen
 from _common import part_names
-from _walk import finish, reference_project, wait_for_round, with_server
+from _walk import finish, project_truth, reference_project, wait_for_round, with_server
 
-from fewclick.io import read_dataset
 from fewclick.metrics.detection import box_iou
 
 USER, PASSWORD = "walker", "a walk through the images"
@@ -50,11 +49,9 @@ def main(argv: list[str] | None = None) -> int:
 def _walk(server, args) -> list[dict]:
     api, project = reference_project(server, args.data, f"{args.data.name} walk", (USER, PASSWORD))
     pid = project["id"]
-    truth = {r.file_name: r.objects for r in read_dataset(args.data).images}
+    truth, images, cls = project_truth(api, project, args.data)
     names = part_names(list(truth), args.part)
-    images = {im["file_name"]: im for im in api.get(f"/api/projects/{pid}/images").json()}
     order = [images[n] for n in names if n in images and len(truth[n])]
-    cls = {c["position"]: c["id"] for c in project["classes"]}
     stops, last = [], max(args.at)
     if len(order) <= last:
         raise SystemExit(
