@@ -34,17 +34,22 @@ def _migrate(url: str, revision: str, down: bool = False) -> None:
     engine.dispose()
 
 
+def _user_and_project(conn) -> None:
+    """User 1 and project 1, in the columns every revision has."""
+    conn.execute(text("INSERT INTO users (id, name, created_at) VALUES (1, 'u', CURRENT_TIMESTAMP)"))
+    conn.execute(
+        text(
+            "INSERT INTO projects (id, name, oriented, created_at, created_by) "
+            "VALUES (1, 'p', false, CURRENT_TIMESTAMP, 1)"
+        )
+    )
+
+
 def test_classes_made_before_things_and_stuff_are_things_and_the_flag_goes_on_downgrade(fresh_db_url):
     _migrate(fresh_db_url, "0004")
     engine = make_engine(fresh_db_url)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO users (id, name, created_at) VALUES (1, 'u', CURRENT_TIMESTAMP)"))
-        conn.execute(
-            text(
-                "INSERT INTO projects (id, name, oriented, created_at, created_by) "
-                "VALUES (1, 'p', false, CURRENT_TIMESTAMP, 1)"
-            )
-        )
+        _user_and_project(conn)
         conn.execute(
             text("INSERT INTO classes (project_id, name, color, position) VALUES (1, 'sky', '#000000', 0)")
         )
@@ -76,13 +81,7 @@ def test_an_annotation_id_is_never_given_twice_and_the_rebuild_keeps_the_box_que
     _migrate(fresh_db_url, "0009")
     engine = make_engine(fresh_db_url)
     with engine.begin() as conn:
-        conn.execute(text("INSERT INTO users (id, name, created_at) VALUES (1, 'u', CURRENT_TIMESTAMP)"))
-        conn.execute(
-            text(
-                "INSERT INTO projects (id, name, oriented, created_at, created_by) "
-                "VALUES (1, 'p', false, CURRENT_TIMESTAMP, 1)"
-            )
-        )
+        _user_and_project(conn)
         conn.execute(
             text(
                 "INSERT INTO classes (id, project_id, name, color, position, isthing) "
