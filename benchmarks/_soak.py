@@ -155,10 +155,10 @@ class Ledger:
         """Record an acknowledged answer to ``method path`` (other requests are ignored)."""
         with self.lock:
             if method == "POST" and BATCH.search(path):
+                for gone in answer["deleted"]:  # in the server's order: deletes, then creates
+                    self._delete(gone)
                 for a in answer["created"]:
                     self._put(a)
-                for gone in answer["deleted"]:
-                    self._delete(gone)
             elif method == "POST" and CREATE.search(path):
                 self._put(answer["annotation"])
             elif method == "PATCH" and ANNOTATION.search(path):

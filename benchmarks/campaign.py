@@ -399,7 +399,7 @@ class Annotator:
             "proposals_on_open": None if opened is None else len(opened["boxes"]),
             "image_id": im["id"],
             "file_name": im["file_name"],
-            "objects": int((~gt.ignore).sum()),
+            "objects": int(required(gt).sum()),
             "clicks": len(clicks),
             # the seconds each click saved, as the person saw it (ClickMemory decides on them)
             "click_gains": gains,

@@ -191,6 +191,18 @@ def test_batches_create_and_delete_together(client, data):
     r = client.post(url, json={"revision": 2, "delete": [first["id"]]})
     assert r.status_code == 404
     assert len(client.get(f"/api/images/{image['id']}").json()["annotations"]) == 2
+    newest = client.get(f"/api/images/{image['id']}").json()["annotations"][-1]["id"]
+    r = client.post(
+        url,
+        json={
+            "revision": 2,
+            "delete": [newest],
+            "create": [{"class_id": cls, "geometry": {"box": [1, 1, 4, 4]}}],
+        },
+    )
+    assert r.status_code == 200 and r.json()["created"][0]["id"] > newest, (
+        "the deleted newest id is not given again"
+    )
 
 
 def test_uploads_refuse_non_images_truncated_and_oversized_files(client, data, tmp_path, monkeypatch):

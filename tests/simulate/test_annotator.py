@@ -188,3 +188,10 @@ def test_clicks_stall_after_two_clicks_in_a_row_that_gained_under_a_point():
     assert not clicks_stalled([0.5, 0.505, 0.6]), "the last click helped"
     assert clicks_stalled([0.5, 0.7, 0.69, 0.65]), "losses are no gain either"
     assert not clicks_stalled([0.5, 0.7, 0.705, 0.8, 0.805])
+
+
+def test_an_object_whose_box_has_no_width_is_neither_drawn_nor_required():
+    gt = Objects([0, 0], [[0, 0, 20, 20], [1, 187, 1, 219]])  # DOTA's P1478: corners enclosing no area
+    plan = manual(gt, current_class=0)
+    assert [a.kind for a in plan.actions].count("draw") == 1, "only the drawable object is drawn"
+    assert at_manual_quality(gt, gt.boxes[:1], gt.labels[:1])

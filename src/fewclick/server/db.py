@@ -173,6 +173,10 @@ class Image(Base):
 
 class Annotation(Base):
     __tablename__ = "annotations"
+    # an id is never given twice: without AUTOINCREMENT SQLite gives a new row the largest
+    # id plus one, so a box drawn right after the newest one was deleted took its id, and a
+    # page still holding the deleted box (an undo, a late save) reached the new one
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), index=True)
     class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"))

@@ -45,6 +45,7 @@ from fewclick.types import Objects
 MATCH_IOU = KEPT_IOU  # a box of the object's class this close is the object (manual quality)
 NEAR_IOU = 0.3  # a leftover box this close to a missed object is dragged onto it, not deleted
 IGNORE_IOU = 0.5  # a box this close to an ignore-type object is neither required nor wrong
+MIN_SIDE = 1.0  # image pixels: a box narrower or lower than this cannot be drawn, nor saved
 MASK_IOU = 0.85  # a mask this close to its object is the object (mask mode's manual quality)
 MAX_MASK_CLICKS = 20  # corrective clicks on one mask before it is finished another way
 STALL_GAIN = 0.01  # a corrective click that gains less IoU than this did not help...
@@ -120,8 +121,13 @@ class Plan:
 
 
 def required(gt: Objects) -> np.ndarray:
-    """``bool[N]``: the ground-truth objects manual quality requires (not ignore-type)."""
-    return ~np.asarray(gt.ignore, bool) & np.isfinite(gt.boxes).all(1)
+    """``bool[N]``: the ground-truth objects manual quality requires: not ignore-type, and a
+    box at least :data:`MIN_SIDE` wide and tall (a person cannot draw a box of no width, and
+    the app refuses one: DOTA's P1478 tile holds two objects whose corners enclose no area)."""
+    boxes = np.asarray(gt.boxes, np.float32).reshape(-1, 4)
+    with np.errstate(invalid="ignore"):
+        drawable = (boxes[:, 2] - boxes[:, 0] >= MIN_SIDE) & (boxes[:, 3] - boxes[:, 1] >= MIN_SIDE)
+    return ~np.asarray(gt.ignore, bool) & np.isfinite(boxes).all(1) & drawable
 
 
 def match(gt: Objects, boxes: np.ndarray, labels: np.ndarray) -> np.ndarray:
