@@ -8,8 +8,12 @@ most frequent class nearest the centre of that class's objects, at the centre of
 the page would show after it: the clicked object's own box (the proposal under the click,
 :func:`fewclick.predict.lookalike.clicked_proposal`) and its look-alikes among the image's
 SAM proposals (:mod:`fewclick.predict.proposals`, :mod:`fewclick.predict.lookalike`) at the
-default threshold. That threshold is chosen on the first ``--calibrate`` images of the train
-part only, clicked the same way: the one of best F1 at ``--iou``. When ``--test`` is the same
+default threshold, each box moved by the edge offsets of its class
+(:class:`~fewclick.predict.own_box.EdgeOffsets`, as a project learns them from its finished
+images). The offsets and the threshold come from the first ``--calibrate`` images of the train
+part only, clicked the same way: the offsets from their objects paired with their proposals,
+the threshold the one of best F1 at ``--iou``. ``first_click_sam_boxes`` counts SAM's boxes
+unmoved. When ``--test`` is the same
 path as ``--train`` the dataset is split by image (every 4th is test).
 
 Counted, for the clicked class, greedily by score (the clicked box first): a box is right
@@ -36,6 +40,7 @@ from fewclick.metrics.detection import box_iou
 from fewclick.predict.encoder import ImageEncoder
 from fewclick.predict.features import image_features
 from fewclick.predict.lookalike import RELATIVE, clicked_proposal, look_alikes
+from fewclick.predict.own_box import EdgeOffsets
 from fewclick.predict.proposals import ProposalMaker, Proposals
 
 
@@ -49,15 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     calibrate = _clicks(
         maker, _first(train_set, args.calibrate), work / "proposals", timing, "calibration images"
     )
+    offsets = _offsets(calibrate)
+    calibrate = [_moved(c, offsets) for c in calibrate]
     threshold = _best_threshold(calibrate, args.iou)
     tested = _clicks(maker, _first(test_set, args.images), work / "proposals", timing, "test images")
-    per_image = [_counted(c, threshold) for c in tested]
+    per_image = [_counted(_moved(c, offsets), threshold) for c in tested]
+    sam_boxes = [_counted(c, threshold) for c in tested]
     report = {
         "dataset": str(args.test),
         **run_record(),
         "window": args.window,
         "threshold": {"relative": threshold, "chosen_at_iou": args.iou, "calibration_images": len(calibrate)},
         "first_click": _pooled(per_image),
+        "first_click_sam_boxes": _pooled(sam_boxes),
+        "offsets": {test_set.classes[c]: v.round(4).tolist() for c, v in offsets.per_class.items()},
         "images": per_image,
         "latency": {
             "prepare_s_p50": _quantile(timing["prepare_s"], 0.5),
@@ -73,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{len(per_image)} images, threshold {threshold:.2f}: recall70 {f['recall70']:.3f} "
         f"recall50 {f['recall50']:.3f} precision {f['precision']:.3f} precision50 {f['precision50']:.3f}; "
-        f"prepare p95 {lat['prepare_s_p95'] or float('nan'):.1f} s a window (nan: proposals from --work's cache), "
+        f"prepare p95 {lat['prepare_s_p95'] or float('nan'):.1f} s a window (nan: from --work's cache), "
         f"click p95 {lat['click_ms_p95']:.0f} ms"
     )
     return 0
@@ -126,6 +136,7 @@ def _clicks(maker: ProposalMaker, records: list, cache: Path, timing: dict, what
                 "boxes": shown,
                 "scores": scores,
                 "proposals": len(proposals),
+                "proposal_boxes": proposals.boxes,
                 "prompts": proposals.prompts,
                 "click": [float(x), float(y)],
             }
@@ -144,6 +155,27 @@ def _proposals(maker: ProposalMaker, rec, cache: Path, timing: dict) -> Proposal
     timing["prepare_s"].append((time.perf_counter() - started) / len(tiles))
     proposals.save(path)
     return proposals
+
+
+def _offsets(clicks: list[dict]) -> EdgeOffsets:
+    """The edge offsets of the calibration images: every object of the clicked class paired
+    with the proposal of best IoU (what a project learns from its finished images)."""
+    labels, theirs, sam = [], [], []
+    for c in clicks:
+        if len(c["proposal_boxes"]) and len(c["objects"]):
+            best = box_iou(c["objects"], c["proposal_boxes"]).argmax(1)
+            theirs.append(c["objects"])
+            sam.append(c["proposal_boxes"][best])
+            labels.append(np.full(len(best), c["label"]))
+    if not labels:
+        return EdgeOffsets({})
+    return EdgeOffsets.fit(np.concatenate(labels), np.concatenate(theirs), np.concatenate(sam))
+
+
+def _moved(click: dict, offsets: EdgeOffsets) -> dict:
+    """``click`` with its shown boxes moved by ``offsets``, as the page shows them."""
+    boxes = offsets.apply(click["boxes"], np.full(len(click["boxes"]), click["label"]))
+    return {**click, "boxes": boxes}
 
 
 def _matched(objects: np.ndarray, boxes: np.ndarray, iou: float) -> np.ndarray:

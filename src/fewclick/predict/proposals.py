@@ -181,7 +181,15 @@ class BatchDecoder:
 
     def __call__(self, embedding: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(logits float32[N, 3, 256, 256], iou float32[N, 3])``: SAM's three candidates
-        for a single positive click at each of ``points`` ``[N, 2]`` (SAM-input pixels)."""
+        for a single positive click at each of ``points`` ``[N, 2]`` (SAM-input pixels),
+        :data:`BATCH` at a time (the decoder holds ~30 MB a prompt while it runs)."""
+        points = np.asarray(points, np.float32).reshape(-1, 2)
+        parts = [self._run(embedding, points[i : i + BATCH]) for i in range(0, len(points), BATCH)]
+        if not parts:
+            return np.zeros((0, 3, LOW_RES, LOW_RES), np.float32), np.zeros((0, 3), np.float32)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _run(self, embedding: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(points)
         coords = np.zeros((n, 2, 2), np.float32)
         coords[:, 0] = points
