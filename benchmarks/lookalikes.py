@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             "windows": len(timing["prepare_s"]),
         },
     }
+    report["command"] = " ".join(
+        ["python benchmarks/lookalikes.py", *(argv if argv is not None else sys.argv[1:])]
+    )
     write_report(report, args.out)
     _plot(per_image, args.out.with_suffix(".png"), Path(args.test).name)
     f, lat = report["first_click"], report["latency"]
