@@ -41,7 +41,7 @@ from fewclick.predict.encoder import ImageEncoder
 from fewclick.predict.features import image_features
 from fewclick.predict.lookalike import RELATIVE, clicked_proposal, look_alikes
 from fewclick.predict.own_box import EdgeOffsets
-from fewclick.predict.proposals import ProposalMaker, Proposals
+from fewclick.predict.proposals import MAX_POINTS, ProposalMaker, Proposals
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     train_set, test_set = read_split(args.train, args.test)
     work = work_folder(args.work, "lookalikes", args.train)
     encoder = ImageEncoder(threads=1, cache_dir=work / "embeddings", disk_mb=4096)
-    maker = ProposalMaker(encoder, window=args.window)
+    maker = ProposalMaker(encoder, window=args.window, limit=args.limit)
     timing: dict[str, list[float]] = {"prepare_s": [], "click_ms": []}
     calibrate = _clicks(
         maker, _first(train_set, args.calibrate), work / "proposals", timing, "calibration images"
@@ -284,6 +284,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--window", type=int, default=1024, help="image pixels a side of the windows proposals are made on"
     )
+    p.add_argument("--limit", type=int, default=MAX_POINTS, help="SAM's prompts a window at most")
     add_work(p, "where the encoder's cache and the proposals go")
     return p
 
