@@ -1,0 +1,427 @@
+"""Class-agnostic object proposals: SAM prompted all over an image, before any click (issue 52).
+
+A click should find every object like the clicked one, each with its own box. SAM already
+segments objects from single points; what it needs is the points. Per window of the image:
+
+1. **Prompt points** (:func:`prompt_points`): the local extrema of a multi-scale Laplacian
+   of Gaussian of the window's grey levels, bright and dark blobs of 6 to 110 px of SAM's
+   input, the scales taking turns (finest first) strongest first, and a coarse grid for what
+   has no blob. Small objects are what
+   the person clicks in these images, and a blob detector puts a point on each of them
+   where a uniform grid of the same cost misses them between its points.
+2. **SAM's decoder in batches** (:class:`BatchDecoder`): the ONNX decoder cut before its
+   upscaling to the image, with a free batch dimension, answers :data:`BATCH` points at once
+   with three candidate masks each (256 x 256 logits over the padded input) and their
+   predicted IoUs. A point inside the smallest kept candidate of an earlier point is not
+   asked again (several blobs of one object ask SAM once).
+3. **Kept** when SAM predicts IoU >= :data:`MIN_IOU`, the mask is stable (the logits' area
+   above +1 over the area above -1, >= :data:`MIN_STABILITY`, as SAM's automatic mask
+   generator measures it) and covers less than :data:`MAX_AREA` of the window; then
+   duplicates go by box NMS at :data:`NMS_IOU`, surest first.
+4. Each proposal keeps its box (image pixels, from its mask brought to the image's
+   resolution), its mask (a crop at that box), SAM's score and a feature vector: the
+   encoder's unit features at stride 8 (:func:`~fewclick.predict.similar.similarity_features`)
+   averaged over the mask, normalised. :mod:`fewclick.predict.lookalike` matches them to
+   the clicked objects.
+
+**Windows.** An image goes in windows of ``window`` pixels (overlapping by a quarter), each
+enlarged to SAM's 1024 px input, so that an object of 20 px in a 400 px window spans 51 px of
+SAM's input instead of 18 px of a whole 1111 px image. A proposal cut by a window's inner
+edge gives way to the same object seen whole by the next window (NMS over all windows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torchvision
+
+from fewclick.io.images import to_rgb8
+from fewclick.predict.encoder import INPUT_SIZE, Embedding, ImageEncoder, session_options
+from fewclick.predict.features import TileFeatures, image_features
+from fewclick.predict.similar import STRIDE, similarity_features
+
+LOW_RES = 256  # SAM's mask logits cover the padded 1024 px input at 4 px a cell
+CELL = INPUT_SIZE // LOW_RES
+BATCH = 16
+MIN_IOU = 0.7
+MIN_STABILITY = 0.85
+STABILITY_OFFSET = 1.0
+MAX_AREA = 0.25
+NMS_IOU = 0.7
+MAX_POINTS = 320  # prompts a window: ~25 s on one loaded core, ~10 s on a quiet one
+GRID = 8  # the coarse grid's points a side
+SIGMAS = (2.0, 3.0, 4.5, 7.0, 10.0, 15.0, 22.0, 32.0, 40.0)  # SAM-input pixels; a blob's side is ~2.8 sigma
+MIN_BLOB = 0.01  # the scale-normalised LoG response a blob needs (grey levels in [0, 1])
+EDGE = 2.0  # image pixels: a box this close to a window's inner edge is cut by it
+
+#: the default decoder's tensors before its upscaling: low-resolution logits ``[B, 4, 256, 256]``
+#: and predicted IoUs ``[B, 4]`` (the first of the four is the single-mask output)
+CUT_AT = ("/Reshape_9_output_0", "/iou_prediction_head/layers.2/Gemm_output_0")
+CUT_INPUTS = ("image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input")
+
+
+@dataclass
+class Proposals:
+    """An image's proposals, columnar: ``boxes float32[N, 4]`` XYXY image pixels, ``scores
+    float32[N]`` (SAM's predicted IoU times stability), ``vectors float32[N, D]`` unit feature
+    vectors, ``masks`` N crops ``(x0, y0, bool[h, w])`` at their boxes; ``background
+    float32[D]`` the unit mean of the features no proposal covers (what a look-alike must
+    be less like than it is like the clicked object); ``image_size`` (H, W); ``prompts`` the
+    points SAM was asked."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    vectors: np.ndarray
+    masks: list
+    background: np.ndarray
+    image_size: tuple[int, int]
+    prompts: int = 0
+
+    @classmethod
+    def empty(cls, dim: int, image_size: tuple[int, int]) -> Proposals:
+        """No proposals, for vectors of ``dim`` features."""
+        vectors, background = np.zeros((0, dim), np.float32), np.zeros(dim, np.float32)
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), vectors, [], background, image_size)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def take(self, index: np.ndarray) -> Proposals:
+        index = np.asarray(index, np.int64).reshape(-1)
+        return Proposals(
+            self.boxes[index],
+            self.scores[index],
+            self.vectors[index],
+            [self.masks[i] for i in index],
+            self.background,
+            self.image_size,
+            self.prompts,
+        )
+
+    def save(self, path: str | Path) -> None:
+        """One ``.npz`` (masks packed as bits), written whole or not at all."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        origins = np.array([[x, y, *m.shape] for x, y, m in self.masks], np.int64).reshape(-1, 4)
+        bits = (
+            np.packbits(np.concatenate([m.reshape(-1) for _, _, m in self.masks]))
+            if self.masks
+            else np.zeros(0, np.uint8)
+        )
+        with open(tmp, "wb") as f:
+            np.savez(
+                f,
+                boxes=self.boxes,
+                scores=self.scores,
+                vectors=self.vectors,
+                origins=origins,
+                bits=bits,
+                background=self.background,
+                image_size=np.array(self.image_size),
+                prompts=np.array(self.prompts),
+            )
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Proposals:
+        with np.load(path) as z:
+            origins, flat = z["origins"], np.unpackbits(z["bits"]).astype(bool)
+            masks, at = [], 0
+            for x, y, h, w in origins:
+                masks.append((int(x), int(y), flat[at : at + h * w].reshape(h, w)))
+                at += h * w
+            return cls(
+                z["boxes"],
+                z["scores"],
+                z["vectors"],
+                masks,
+                z["background"],
+                tuple(int(v) for v in z["image_size"]),
+                int(z["prompts"]),
+            )
+
+
+class BatchDecoder:
+    """SAM's ONNX decoder cut at :data:`CUT_AT` with a free batch dimension: many single-point
+    prompts on one embedding at once, no upscaling. ``path`` None: the default pair's."""
+
+    def __init__(self, path: str | Path | None = None, threads: int | None = None) -> None:
+        import onnx
+        import onnxruntime as ort
+        from onnx.utils import Extractor
+
+        if path is None:
+            from fewclick.predict.pretrained import default_model_files
+
+            path = default_model_files()[1]
+        self.path = Path(path)
+        try:
+            model = onnx.load(str(self.path))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.path}: no such decoder file") from None
+        produced = {out for node in model.graph.node for out in node.output}
+        if not all(name in produced for name in CUT_AT):
+            raise ValueError(
+                f"{self.path}: not SAM's decoder graph (it lacks {list(CUT_AT)}); proposals need it"
+            )
+        for value in model.graph.input:
+            if value.name in ("point_coords", "point_labels"):
+                value.type.tensor_type.shape.dim[0].dim_param = "batch"
+        model = onnx.shape_inference.infer_shapes(model)
+        cut = Extractor(model).extract_model(list(CUT_INPUTS), list(CUT_AT))
+        self.session = ort.InferenceSession(
+            cut.SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def __call__(self, embedding: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(logits float32[N, 3, 256, 256], iou float32[N, 3])``: SAM's three candidates
+        for a single positive click at each of ``points`` ``[N, 2]`` (SAM-input pixels),
+        :data:`BATCH` at a time (the decoder holds ~30 MB a prompt while it runs)."""
+        points = np.asarray(points, np.float32).reshape(-1, 2)
+        parts = [self._run(embedding, points[i : i + BATCH]) for i in range(0, len(points), BATCH)]
+        if not parts:
+            return np.zeros((0, 3, LOW_RES, LOW_RES), np.float32), np.zeros((0, 3), np.float32)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    def _run(self, embedding: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(points)
+        coords = np.zeros((n, 2, 2), np.float32)
+        coords[:, 0] = points
+        labels = np.tile(np.array([[1.0, -1.0]], np.float32), (n, 1))
+        feed = {
+            "image_embeddings": embedding,
+            "point_coords": coords,
+            "point_labels": labels,
+            "mask_input": np.zeros((1, 1, LOW_RES, LOW_RES), np.float32),
+            "has_mask_input": np.zeros(1, np.float32),
+        }
+        logits, iou = self.session.run(None, {k: v for k, v in feed.items() if k in self._inputs})
+        return logits[:, 1:], iou[:, 1:]
+
+
+def prompt_points(pixels: np.ndarray, limit: int = MAX_POINTS) -> np.ndarray:
+    """``float32[K, 2]`` points (x, y) of ``pixels`` (an image already at SAM's input scale,
+    ``uint8[h, w, 3]``), strongest blob first, then the grid's (module docstring)."""
+    grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    found = []
+    for sigma in SIGMAS:
+        response = -cv2.Laplacian(cv2.GaussianBlur(grey, (0, 0), sigma), cv2.CV_32F) * sigma * sigma
+        radius = max(1, int(round(sigma)))
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        for signed in (response, -response):
+            peaks = (signed >= cv2.dilate(signed, kernel)) & (signed > MIN_BLOB)
+            ys, xs = np.nonzero(peaks)
+            order = np.argsort(-signed[ys, xs], kind="stable")
+            # ranked within its scale and polarity: a step's edge answers the finest scales
+            # more strongly than a blob's centre answers its own, so scales take turns
+            found.append(
+                np.stack([xs[order], ys[order], np.arange(len(order)), np.full(len(order), len(found))], 1)
+            )
+    blobs = np.concatenate(found)
+    blobs = blobs[np.lexsort((blobs[:, 3], blobs[:, 2]))]
+    h, w = grey.shape
+    step = max(h, w) / GRID
+    gx, gy = np.meshgrid(np.arange(step / 2, w, step), np.arange(step / 2, h, step))
+    points = np.concatenate([blobs[:, :2], np.stack([gx.ravel(), gy.ravel()], 1)]).astype(np.float32)
+    # one point per 4 px cell of SAM's logits: nearer points ask the same
+    _, first = np.unique(np.floor(points / CELL).astype(np.int64), axis=0, return_index=True)
+    return points[np.sort(first)][:limit]
+
+
+class ProposalMaker:
+    """Proposals of whole images (module docstring). ``encoder`` the shared
+    :class:`ImageEncoder`; ``decoder`` a :class:`BatchDecoder` (made on first use);
+    ``window`` the side, in image pixels, of the windows an image is cut into; ``limit`` the
+    prompts a window at most."""
+
+    def __init__(
+        self,
+        encoder: ImageEncoder,
+        decoder: BatchDecoder | None = None,
+        window: int = 1024,
+        limit: int = MAX_POINTS,
+    ) -> None:
+        if window < 64:
+            raise ValueError(f"expected a window of 64 px or more, got {window}")
+        if limit < 1:
+            raise ValueError(f"expected a limit of 1 prompt or more, got {limit}")
+        self.encoder, self._decoder, self.window, self.limit = encoder, decoder, int(window), int(limit)
+
+    @property
+    def decoder(self) -> BatchDecoder:
+        if self._decoder is None:
+            self._decoder = BatchDecoder(threads=1)
+        return self._decoder
+
+    def __call__(self, image: np.ndarray, key: str | None = None) -> Proposals:
+        image = to_rgb8(np.asarray(image), name="image")
+        h, w = image.shape[:2]
+        tiles = image_features(self.encoder, image, key, tile=self.window, overlap=self.window // 4)
+        parts, uncovered, prompts = [], [], 0
+        for tile in tiles:
+            pixels = cv2.resize(
+                image[tile.tile.y0 : tile.tile.y1, tile.tile.x0 : tile.tile.x1],
+                tile.embedding.input_size[::-1],
+                interpolation=cv2.INTER_AREA,
+            )
+            points = prompt_points(pixels, self.limit)
+            prompts += len(points)
+            found = self._window(tile, points, (h, w))
+            parts.append(found[:4])
+            uncovered.append(found[4])
+        boxes = np.concatenate([p[0] for p in parts]).reshape(-1, 4)
+        scores = np.concatenate([p[1] for p in parts])
+        vectors = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, 1), np.float32)
+        masks = [m for p in parts for m in p[3]]
+        keep = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), NMS_IOU).numpy()
+        background = _unit(np.concatenate(uncovered).sum(0))
+        return Proposals(
+            boxes[keep], scores[keep], vectors[keep], [masks[i] for i in keep], background, (h, w), prompts
+        )
+
+    def click(self, image: np.ndarray, x: float, y: float, key: str | None = None) -> Proposals:
+        """The clicked object as one proposal, for a click no proposal holds: SAM's surest
+        candidate at (x, y) in the window whose centre is nearest, whatever its score; none
+        when SAM finds nothing there or only most of the window."""
+        image = to_rgb8(np.asarray(image), name="image")
+        h, w = image.shape[:2]
+        tiles = image_features(self.encoder, image, key, tile=self.window, overlap=self.window // 4)
+        inside = [t for t in tiles if t.tile.x0 <= x < t.tile.x1 and t.tile.y0 <= y < t.tile.y1]
+        if not inside:
+            raise ValueError(f"click ({x:.1f}, {y:.1f}) is outside the {w} x {h} image")
+        tile = min(
+            inside, key=lambda t: abs(x - (t.tile.x0 + t.tile.x1) / 2) + abs(y - (t.tile.y0 + t.tile.y1) / 2)
+        )
+        e = tile.embedding
+        rows, cols = (-(-s // CELL) for s in e.input_size)
+        point = np.array([[(x - tile.tile.x0) * tile.scale, (y - tile.tile.y0) * tile.scale]], np.float32)
+        logits, iou = self.decoder(e.embedding, point)
+        logits = logits[0, :, :rows, :cols]
+        area = (logits > 0).sum((1, 2))
+        usable = (area > 0) & (area < MAX_AREA * rows * cols)
+        unit = similarity_features(tile).numpy()
+        k = int(np.argmax(np.where(usable, iou[0], -np.inf)))
+        made = _in_image(logits[k], tile) if usable.any() else None
+        if made is None:
+            return Proposals.empty(unit.shape[0], (h, w))
+        box, mask = made
+        vector = _pooled(unit, logits[k] > 0)
+        origin = (int(box[0]), int(box[1]), mask)
+        return Proposals(
+            box[None], iou[0, k : k + 1], vector[None], [origin], np.zeros_like(vector), (h, w), 1
+        )
+
+    def _window(self, tile: TileFeatures, points: np.ndarray, size: tuple[int, int]):
+        """One window's kept proposals ``(boxes, scores, vectors, masks)`` in image pixels and
+        the features no proposal covers, ``float32[K, D]``."""
+        e: Embedding = tile.embedding
+        rows, cols = (-(-s // CELL) for s in e.input_size)
+        covered = np.zeros((rows, cols), bool)
+        kept_logits, kept_scores = [], []
+        for start in range(0, len(points), BATCH):
+            batch = points[start : start + BATCH]
+            cells = np.floor(batch / CELL).astype(np.int64)
+            batch = batch[~covered[cells[:, 1].clip(0, rows - 1), cells[:, 0].clip(0, cols - 1)]]
+            if not len(batch):
+                continue
+            logits, iou = self.decoder(e.embedding, batch)
+            logits = logits.reshape(-1, LOW_RES, LOW_RES)[:, :rows, :cols]
+            iou = iou.reshape(-1)
+            inner = (logits > STABILITY_OFFSET).sum((1, 2))
+            outer = (logits > -STABILITY_OFFSET).sum((1, 2))
+            stability = inner / np.maximum(outer, 1)
+            area = (logits > 0).sum((1, 2))
+            keep = (
+                (iou >= MIN_IOU) & (stability >= MIN_STABILITY) & (area > 0) & (area < MAX_AREA * rows * cols)
+            )
+            for k in np.nonzero(keep)[0]:
+                kept_logits.append(logits[k])
+                kept_scores.append(float(iou[k] * stability[k]))
+            # a point inside what a prompt found is not asked again; only its smallest kept
+            # candidate counts, the object, not a group of objects around it
+            for prompt in range(len(batch)):
+                mine = [c for c in range(3) if keep[3 * prompt + c]]
+                if mine:
+                    covered |= logits[3 * prompt + min(mine, key=lambda c: area[3 * prompt + c])] > 0
+        unit = similarity_features(tile).numpy()  # [D, h8, w8]
+        free = cv2.resize(covered.astype(np.uint8), unit.shape[:0:-1], interpolation=cv2.INTER_NEAREST) == 0
+        free[-(-e.input_size[0] // STRIDE) :] = False
+        free[:, -(-e.input_size[1] // STRIDE) :] = False
+        uncovered = unit[:, free].T if free.any() else np.zeros((0, unit.shape[0]), np.float32)
+        boxes, scores, vectors, masks = [], [], [], []
+        for logits, score in zip(kept_logits, kept_scores):
+            made = _in_image(logits, tile)
+            if made is None:
+                continue
+            box, mask = made
+            if _cut(box, tile, size):
+                continue
+            boxes.append(box)
+            scores.append(score)
+            vectors.append(_pooled(unit, logits > 0))
+            masks.append((int(box[0]), int(box[1]), mask))
+        return (
+            np.asarray(boxes, np.float32).reshape(-1, 4),
+            np.asarray(scores, np.float32),
+            np.asarray(vectors, np.float32).reshape(len(boxes), unit.shape[0]),
+            masks,
+            uncovered,
+        )
+
+
+def _in_image(logits: np.ndarray, tile: TileFeatures) -> tuple[np.ndarray, np.ndarray] | None:
+    """A candidate's box (image pixels, integers) and its mask at that box, from its
+    low-resolution logits brought to the image's resolution around it; None when nothing of
+    it is left at that resolution."""
+    ys, xs = np.nonzero(logits > 0)
+    r0, r1 = max(ys.min() - 2, 0), min(ys.max() + 3, logits.shape[0])
+    c0, c1 = max(xs.min() - 2, 0), min(xs.max() + 3, logits.shape[1])
+    per_cell = CELL / tile.scale  # image pixels a logit cell
+    width = max(int(round((c1 - c0) * per_cell)), 1)
+    height = max(int(round((r1 - r0) * per_cell)), 1)
+    patch = cv2.resize(logits[r0:r1, c0:c1], (width, height), interpolation=cv2.INTER_LINEAR) > 0
+    py, px = np.nonzero(patch)
+    if not len(px):
+        return None
+    x0 = tile.tile.x0 + c0 * per_cell
+    y0 = tile.tile.y0 + r0 * per_cell
+    box = np.array([px.min(), py.min(), px.max() + 1, py.max() + 1], np.float32) + [x0, y0, x0, y0]
+    box = np.round(np.clip(box, 0, [tile.tile.x1, tile.tile.y1] * 2))
+    mask = patch[py.min() : py.max() + 1, px.min() : px.max() + 1]
+    return box.astype(np.float32), mask
+
+
+def _cut(box: np.ndarray, tile: TileFeatures, size: tuple[int, int]) -> bool:
+    """Whether ``box`` touches an edge of the window that is not the image's (``size`` (H, W))."""
+    t = tile.tile
+    inner = [t.x0 > 0, t.y0 > 0, t.x1 < size[1], t.y1 < size[0]]
+    return bool(
+        (inner[0] and box[0] <= t.x0 + EDGE)
+        or (inner[1] and box[1] <= t.y0 + EDGE)
+        or (inner[2] and box[2] >= t.x1 - EDGE)
+        or (inner[3] and box[3] >= t.y1 - EDGE)
+    )
+
+
+def _pooled(unit: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The unit mean of ``unit`` ``[D, h, w]`` over ``mask`` (logit cells), by area."""
+    weights = cv2.resize(
+        mask.astype(np.float32), None, fx=CELL / STRIDE, fy=CELL / STRIDE, interpolation=cv2.INTER_AREA
+    )
+    h, w = min(weights.shape[0], unit.shape[1]), min(weights.shape[1], unit.shape[2])
+    weights = weights[:h, :w]
+    if weights.sum() <= 0:
+        cy, cx = np.argwhere(mask).mean(0) * CELL / STRIDE
+        weights = np.zeros((h, w), np.float32)
+        weights[min(int(cy), h - 1), min(int(cx), w - 1)] = 1.0
+    return _unit(np.einsum("dhw,hw->d", unit[:, :h, :w], weights))
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / max(float(np.linalg.norm(v)), 1e-8)).astype(np.float32)

@@ -1,0 +1,154 @@
+"""SAM's class-agnostic proposals and the look-alikes matched among them (issue 52)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fewclick.metrics.detection import box_iou
+from fewclick.predict.encoder import ImageEncoder
+from fewclick.predict.lookalike import clicked_proposal, look_alikes, relative_scores
+from fewclick.predict.proposals import BatchDecoder, ProposalMaker, Proposals, prompt_points
+
+DISCS = [(60, 60), (160, 50), (260, 70), (90, 170), (210, 180)]  # red, radius 14
+SQUARES = [(130, 120), (40, 120), (280, 150)]  # blue, side 20
+
+
+def _scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A textured grey field with five red discs and three blue squares: (image, disc boxes, square boxes)."""
+    rng = np.random.default_rng(seed)
+    h, w = 240, 320
+    image = rng.normal(120, 10, (h, w, 3)).clip(0, 255).astype(np.uint8)
+    ys, xs = np.mgrid[:h, :w]
+    for cx, cy in DISCS:
+        image[(xs - cx) ** 2 + (ys - cy) ** 2 < 14**2] = (210, 40, 40)
+    for cx, cy in SQUARES:
+        image[cy - 10 : cy + 10, cx - 10 : cx + 10] = (40, 60, 220)
+    discs = np.array([[cx - 14, cy - 14, cx + 14, cy + 14] for cx, cy in DISCS], np.float32)
+    squares = np.array([[cx - 10, cy - 10, cx + 10, cy + 10] for cx, cy in SQUARES], np.float32)
+    return image, discs, squares
+
+
+@pytest.fixture(scope="module")
+def maker(sam_files, tmp_path_factory) -> ProposalMaker:
+    encoder = ImageEncoder(sam_files[0], threads=2, cache_dir=tmp_path_factory.mktemp("features"))
+    return ProposalMaker(encoder, BatchDecoder(sam_files[1], threads=2), limit=128)
+
+
+@pytest.fixture(scope="module")
+def scene(maker) -> tuple[Proposals, np.ndarray, np.ndarray]:
+    image, discs, squares = _scene()
+    return maker(image, key="scene"), discs, squares
+
+
+def test_every_disc_and_square_is_proposed_once_with_its_own_box(scene):
+    proposals, discs, squares = scene
+    for what, boxes in (("disc", discs), ("square", squares)):
+        iou = box_iou(boxes, proposals.boxes)
+        assert (iou.max(1) >= 0.7).all(), f"every {what} has a proposal of its own box: {iou.max(1).round(2)}"
+        assert ((iou >= 0.5).sum(1) == 1).all(), f"and only one ({what}s)"
+    assert proposals.vectors.shape == (len(proposals), proposals.background.shape[0])
+    assert np.allclose(np.linalg.norm(proposals.vectors, axis=1), 1, atol=1e-4)
+    x0, y0, mask = proposals.masks[int(box_iou(discs[:1], proposals.boxes).argmax())]
+    assert (x0, y0) == tuple(
+        int(v) for v in proposals.boxes[int(box_iou(discs[:1], proposals.boxes).argmax()), :2]
+    )
+    assert 0.6 < mask.mean() < 0.9, "a disc fills about pi / 4 of its box"
+
+
+def test_a_click_on_a_disc_finds_the_other_discs_above_every_square(scene):
+    proposals, discs, squares = scene
+    index = clicked_proposal(proposals, *DISCS[0])
+    assert index is not None and box_iou(proposals.boxes[index : index + 1], discs[:1])[0, 0] >= 0.7
+    clicked = proposals.boxes[index : index + 1]
+    found = look_alikes(
+        proposals, {0: proposals.vectors[index : index + 1]}, clicked=clicked, thresholds={0: -np.inf}
+    )
+    on_disc = box_iou(found.boxes, discs[1:]).max(1) >= 0.7
+    assert on_disc.sum() == 4, "the other four discs, not the clicked one again"
+    on_square = box_iou(found.boxes, squares).max(1) >= 0.7
+    assert found.scores[on_disc].min() > found.scores[on_square].max(initial=-np.inf), (
+        "discs rank above squares"
+    )
+    assert (found.labels == 0).all()
+
+
+def test_a_square_marked_negative_takes_the_squares_away_and_two_classes_share_nothing(scene):
+    proposals, discs, squares = scene
+    disc = clicked_proposal(proposals, *DISCS[0])
+    square = clicked_proposal(proposals, *SQUARES[0])
+    positives = {0: proposals.vectors[disc : disc + 1]}
+    found = look_alikes(
+        proposals, positives, negatives=proposals.vectors[square : square + 1], thresholds={0: -np.inf}
+    )
+    assert not (box_iou(found.boxes, squares).max(1) >= 0.7).any(), (
+        "no square is more like the disc than the negative"
+    )
+    both = look_alikes(
+        proposals, {**positives, 1: proposals.vectors[square : square + 1]}, thresholds={0: 0.0, 1: 0.0}
+    )
+    on_square = box_iou(both.boxes, squares).max(1) >= 0.7
+    assert on_square.sum() == 3 and (both.labels[on_square] == 1).all(), "the squares go to the square class"
+    assert (both.labels[box_iou(both.boxes, discs).max(1) >= 0.7] == 0).all()
+    assert relative_scores(proposals, proposals.vectors[disc : disc + 1])[disc, 0] == pytest.approx(
+        1.0, abs=1e-4
+    )
+
+
+def test_a_blank_image_has_no_proposals_and_a_click_on_it_finds_nothing(maker):
+    blank = np.full((200, 260, 3), 128, np.uint8)
+    proposals = maker(blank, key="blank")
+    assert len(proposals) == 0
+    assert clicked_proposal(proposals, 100, 100) is None
+    assert len(look_alikes(proposals, {0: np.ones((1, proposals.background.shape[0]), np.float32)})) == 0
+
+
+def test_proposals_survive_a_save_and_a_load(scene, tmp_path):
+    proposals, _, _ = scene
+    proposals.save(tmp_path / "p.npz")
+    back = Proposals.load(tmp_path / "p.npz")
+    assert np.array_equal(back.boxes, proposals.boxes) and np.array_equal(back.vectors, proposals.vectors)
+    assert all(a[:2] == b[:2] and np.array_equal(a[2], b[2]) for a, b in zip(back.masks, proposals.masks))
+    assert back.image_size == proposals.image_size and back.prompts == proposals.prompts
+    assert not list(tmp_path.glob(".*.tmp")), "the file is written whole, then renamed"
+
+
+def test_a_batch_of_prompts_answers_as_one_prompt_at_a_time(maker):
+    image, _, _ = _scene()
+    e = maker.encoder.encode(image, key="scene")
+    points = np.array([[p[0] * e.scale, p[1] * e.scale] for p in DISCS[:3]], np.float32)
+    logits, iou = maker.decoder(e.embedding, points)
+    assert logits.shape == (3, 3, 256, 256) and iou.shape == (3, 3)
+    for i in range(3):
+        one_logits, one_iou = maker.decoder(e.embedding, points[i : i + 1])
+        assert np.allclose(one_logits[0], logits[i], atol=1e-3) and np.allclose(one_iou[0], iou[i], atol=1e-4)
+
+
+def test_every_blob_has_a_point_at_its_centre_one_point_a_logit_cell():
+    image, _, _ = _scene()
+    points = prompt_points(np.kron(image, np.ones((3, 3, 1), np.uint8)))
+    cells = np.floor(points / 4).astype(int)
+    assert len(np.unique(cells, axis=0)) == len(points)
+    near = [np.hypot(*(points - np.array([cx * 3, cy * 3])).T).min() for cx, cy in DISCS + SQUARES]
+    assert max(near) < 5, "every disc and square has a point near its centre within the default limit"
+    assert len(prompt_points(np.full((300, 300, 3), 128, np.uint8))) == 64, (
+        "a blank image: the 8 x 8 grid alone"
+    )
+
+
+def test_bad_settings_are_refused_by_name(maker):
+    with pytest.raises(ValueError, match="window of 64 px"):
+        ProposalMaker(maker.encoder, window=10)
+    with pytest.raises(ValueError, match="limit of 1 prompt"):
+        ProposalMaker(maker.encoder, limit=0)
+
+
+def test_a_click_no_proposal_holds_gets_sams_own_object_and_outside_the_image_is_refused(maker):
+    image, discs, _ = _scene()
+    own = maker.click(image, *DISCS[1], key="scene")
+    assert len(own) == 1 and box_iou(own.boxes, discs[1:2])[0, 0] >= 0.7
+    assert own.vectors.shape == (1, own.background.shape[0])
+    blank = maker.click(np.full((200, 260, 3), 128, np.uint8), 100, 100, key="blank")
+    assert len(blank) <= 1, "a flat image: SAM's object, or nothing"
+    with pytest.raises(ValueError, match="outside the 320 x 240 image"):
+        maker.click(image, 400, 10, key="scene")
