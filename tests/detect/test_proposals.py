@@ -152,3 +152,17 @@ def test_a_click_no_proposal_holds_gets_sams_own_object_and_outside_the_image_is
     assert len(blank) <= 1, "a flat image: SAM's object, or nothing"
     with pytest.raises(ValueError, match="outside the 320 x 240 image"):
         maker.click(image, 400, 10, key="scene")
+
+
+def test_the_background_is_what_no_proposal_covers_in_a_wide_image(maker):
+    image, _, _ = _scene()
+    wide = np.concatenate(
+        [image, np.full((240, 160, 3), 120, np.uint8)], 1
+    )  # 480 x 240: half the input is padding
+    proposals = maker(wide, key="wide")
+    disc = clicked_proposal(proposals, *DISCS[0])
+    assert disc is not None
+    assert float(proposals.vectors[disc] @ proposals.background) < 0.9, "the background is not made of discs"
+    assert relative_scores(proposals, proposals.vectors[disc : disc + 1])[disc, 0] == pytest.approx(
+        1.0, abs=1e-4
+    )

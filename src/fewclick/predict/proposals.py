@@ -350,7 +350,11 @@ class ProposalMaker:
                 if mine:
                     covered |= logits[3 * prompt + min(mine, key=lambda c: area[3 * prompt + c])] > 0
         unit = similarity_features(tile).numpy()  # [D, h8, w8]
-        free = cv2.resize(covered.astype(np.uint8), unit.shape[:0:-1], interpolation=cv2.INTER_NEAREST) == 0
+        # the logits' grid of the whole padded input, brought to the features' (both start at
+        # the input's top left corner): only the window's own part is stretched otherwise
+        canvas = np.zeros((LOW_RES, LOW_RES), np.uint8)
+        canvas[:rows, :cols] = covered
+        free = cv2.resize(canvas, unit.shape[:0:-1], interpolation=cv2.INTER_NEAREST) == 0
         free[-(-e.input_size[0] // STRIDE) :] = False
         free[:, -(-e.input_size[1] // STRIDE) :] = False
         uncovered = unit[:, free].T if free.any() else np.zeros((0, unit.shape[0]), np.float32)
