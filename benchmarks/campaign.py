@@ -234,7 +234,7 @@ def _annotate_all(
     """Every image annotated, the annotators taking turns in threads of their own; the rows
     of every image, by name."""
     bar = tqdm(total=len(images), desc=f"annotating ({args.annotators} at once)", unit="image")
-    trainer = TrainerPace(pid, args.trainer_seconds_per_step)
+    trainer = TrainerPace(pid, args.trainer_seconds_per_step, annotators[0].record if annotators else None)
 
     def work(k: int) -> list[dict]:
         rows = []
@@ -817,13 +817,14 @@ class TrainerPace:
     finished; after each image, the steps it would have trained in the person's seconds on
     it at its idle speed are added to its due, and the campaign waits until it has trained
     them (a simulated person is faster than a real one). Per image it records the trainer's
-    steps and the detector version serving."""
+    steps and the detector version serving; a trainer that ended without being stopped (it
+    failed) is an error of the campaign, recorded once."""
 
     STALL_SECONDS = 300.0  # no step for this long: it waits for images (held out), not for time
 
-    def __init__(self, project_id: int, seconds_per_step: float) -> None:
+    def __init__(self, project_id: int, seconds_per_step: float, record: Recorder | None = None) -> None:
         self.project_id, self.seconds_per_step = project_id, seconds_per_step
-        self.due, self.started = 0.0, False
+        self.due, self.started, self.record, self.ended = 0.0, False, record, False
 
     def after_image(self, api: httpx.Client, seconds: float) -> dict:
         url = f"/api/projects/{self.project_id}"
@@ -842,10 +843,21 @@ class TrainerPace:
             time.sleep(2.0)
             project = _ok(api.get(url))
         trainer, detector = project["trainer"], project["detector"]
+        if self.started and trainer is None and not self.ended:
+            self.ended = True
+            self._ended(api, url)
         return {
             "trainer_steps": None if trainer is None else trainer["steps"],
             "serving_version": None if detector is None else detector["version"],
         }
+
+    def _ended(self, api: httpx.Client, url: str) -> None:
+        """Record why the trainer ended: only a stop ends it in a campaign, and none was sent."""
+        ran = [j for j in _ok(api.get(f"{url}/jobs")) if j["kind"] == "trainer"]
+        last = ran[-1] if ran else None
+        why = "no trainer job" if last is None else f"its job {last['status']}: {last['message']}"
+        if self.record is not None:
+            self.record.error(f"the background trainer ended during the campaign ({why})")
 
 
 def _calibrate(data, steps: int = 40, skip: int = 10) -> float:

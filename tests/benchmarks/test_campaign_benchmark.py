@@ -89,3 +89,27 @@ def test_a_mask_campaign_reaches_mask_quality_with_fewer_interactions_than_polyg
         sum(79.2 * r["objects"] for r in report["per_image"])
     )
     assert report["analytics"]["interactions"] == totals["interactions"]
+
+
+def test_a_trainer_that_ends_during_a_campaign_is_an_error_of_it_named_once(monkeypatch):
+    import httpx
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    bench = importlib.import_module("campaign")
+    failed = {"kind": "trainer", "status": "failed", "message": "cannot import name 'X' (log ref 1)"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(202, json={"id": 1})
+        if request.url.path.endswith("/jobs"):
+            return httpx.Response(200, json=[{"kind": "train", "status": "done", "message": ""}, failed])
+        return httpx.Response(200, json={"trainer": None, "detector": None})
+
+    api = httpx.Client(transport=httpx.MockTransport(answer), base_url="http://app")
+    record = bench.Recorder()
+    pace = bench.TrainerPace(1, 1.0, record)
+    for _ in range(2):
+        assert pace.after_image(api, 5.0) == {"trainer_steps": None, "serving_version": None}
+    assert record.errors == [
+        "the background trainer ended during the campaign (its job failed: " + failed["message"] + ")"
+    ]

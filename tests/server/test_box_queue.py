@@ -269,7 +269,7 @@ def test_the_trainer_trains_on_the_partly_labeled_images_but_holds_out_only_fini
             == 200
         )
     sessions = sessionmaker(app.state.sessions.kw["bind"])
-    data, held, _ = trainer._finished(sessions, project["id"], {})
+    data, held, _, _ = trainer._finished(sessions, project["id"], {})
     with app.state.sessions() as session:
         queried = session.get(BoxQuery, accepted).image_id
         finished = session.query(Image).filter_by(project_id=project["id"], status="done").one().id

@@ -80,6 +80,18 @@ def test_a_class_added_keeps_the_served_files_and_clicks_get_the_training_free_s
     assert out["model_file"].startswith("trainer/round1-") and out["model_file"] != _wire(app, project, v1)
 
 
+def test_a_class_renamed_is_the_same_class_its_version_serves_on_and_the_rounds_go_on(app, dataset, started):
+    project = _project(app, dataset)
+    _train(app, project)
+    cls = project["classes"][0]["id"]
+    assert app.client.patch(f"/api/classes/{cls}", json={"name": "vessel"}).status_code == 200
+    out = _click(app, project)
+    assert out["model_version"] == 1 and out["fallback"] is None, "renamed, v1 still knows the class"
+    _train(app, project)  # started again after the rename: from its rounds, not afresh
+    state = json.loads((trainer.folder(app.models, project["id"]) / "state.json").read_text())
+    assert len(state["rounds"]) == 2, "the rename kept the trainer's rounds"
+
+
 def test_a_torn_serving_file_gives_way_to_the_version_before_it_and_the_page_says_so(app, dataset, started):
     project = _project(app, dataset)
     _train(app, project)

@@ -98,14 +98,15 @@ def test_a_job_trains_every_model_the_finished_images_allow_and_the_newest_serve
         assert 0 <= out["quality"] <= 1
         out = client.post(f"/api/images/{image['id']}/snap", json={"x": 50, "y": 50, "class_id": cls}).json()
         assert out["method"] == "cpr" and np.isfinite(out["point"]).all()
-        # classes renamed after training: a trained detector no longer fits the project, and
-        # says so; the training-free start has no classes of its own and goes on serving
+        # a class renamed after training is the same class (known by id): the detector that
+        # learnt it goes on serving, nothing falls back
+        assert detector["metrics"]["class_ids"] == [c["id"] for c in project["classes"]]
         client.patch(f"/api/classes/{cls}", json={"name": "renamed"})
         r = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[40, 40, cls]]})
-        if detector["method"] == "training-free":
-            assert r.status_code == 200 and r.json()["method"] == "training-free"
-        else:
-            assert r.status_code == 409 and "train again" in r.json()["detail"]
+        assert r.status_code == 200, r.text
+        out = r.json()
+        assert out["method"] == detector["method"] and out["model_version"] == 1
+        assert out["fallback"] is None
 
 
 def test_a_click_with_a_class_added_after_training_gets_the_training_free_start_and_says_train_again(
@@ -141,6 +142,10 @@ def test_a_click_with_a_class_added_after_training_gets_the_training_free_start_
         known = project["classes"][0]["id"]
         ok = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[40, 40, known]]})
         assert ok.status_code == 200 and ok.json()["model_version"] == 1, ok.text
+        # a version from before class ids were recorded knows its classes by name alone
+        assert client.patch(f"/api/classes/{known}", json={"name": "boat"}).status_code == 200
+        out = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[40, 40, known]]}).json()
+        assert out["model_version"] is None and "'boat'" in out["fallback"], out
         plane = client.post(f"/api/projects/{project['id']}/classes", json={"name": "plane"}).json()["id"]
         for cls in (plane, known):
             r = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[40, 40, cls]]})

@@ -99,6 +99,7 @@ def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCal
         tight_from,
         large_image(config, image),
         tuple(v.path for v in fallbacks),
+        serving.same_classes([model, *fallbacks], project),
     )
     # the proposals on open: the first click's SAM set up meanwhile (a large image's windows
     # are encoded where the person clicks)
@@ -156,7 +157,7 @@ def sweep_call(session, config: Settings, image: Image, clicks_in, view) -> tupl
     if not tiles.is_large(image.width, image.height):
         raise StoreError(NOT_LARGE)
     call = detect_call(session, config, image, clicks_in)
-    path, model, names, clicks, sizes, encoding, limit, finished, _, floor, large, _ = call.args
+    path, model, names, clicks, sizes, encoding, limit, finished, _, floor, large, _, same_ids = call.args
     if encoding is None:
         raise StoreError(NO_ENCODER)
     if view is not None:
@@ -167,7 +168,8 @@ def sweep_call(session, config: Settings, image: Image, clicks_in, view) -> tupl
             raise StoreError(f"view {list(view)} does not meet the {image.width} x {image.height} image")
         view = [x0, y0, x1, y1]
     floor = floor if model else 0.0  # a trained detector's: the lowest score the page shows unasked
-    return (large, model, names, clicks, sizes, encoding, limit, finished, view, floor), call.classes
+    args = (large, model, names, clicks, sizes, encoding, limit, finished, view, floor, model in same_ids)
+    return args, call.classes
 
 
 def learning_calls(session, config: Settings, project) -> list[tuple]:

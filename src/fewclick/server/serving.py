@@ -177,6 +177,23 @@ def fallback_detectors(session, project_id: int, serving: ModelVersion, most: in
     return older[:most]
 
 
+CLASS_IDS = "class_ids"  # a detector version's metrics: the project's class ids it learnt, in order
+
+
+def class_ids(project: Project) -> list[int]:
+    """The project's class ids in their order (a detector's class positions)."""
+    return [c.id for c in project.classes]
+
+
+def same_classes(versions_: list[ModelVersion], project: Project) -> tuple[str, ...]:
+    """The files of ``versions_`` trained for ``project``'s classes as they are now, known by
+    id: a class renamed since is still the class they learnt, under its new name. A version
+    that did not record its classes' ids (made before they were) is not among them: its
+    class names are compared instead."""
+    ids = class_ids(project)
+    return tuple(v.path for v in versions_ if v is not None and (v.metrics or {}).get(CLASS_IDS) == ids)
+
+
 def trained_detector(session, project_id: int) -> ModelVersion | None:
     """The detector version that serves when it is a trained one; None while the
     training-free start serves (it is not a trained detector)."""

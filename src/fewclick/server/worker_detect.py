@@ -44,6 +44,7 @@ def detect(
     tight_from: float | None = None,
     large: tuple[str, str, int, int] | None = None,
     fallbacks: tuple[str, ...] = (),
+    same_ids: tuple[str, ...] = (),
 ) -> dict:
     """Click-to-detect: the project's detector when it has one, else the training-free
     start on the pretrained encoder (``encoding``: the embedding cache folder and the
@@ -62,15 +63,16 @@ def detect(
 
     A detector whose file cannot be read, or that knows other classes, does not answer: the
     first of ``fallbacks`` (older versions' files) that can does, else the training-free
-    start. ``model`` in the answer is the file that answered (None: no trained detector),
-    ``failed`` lists ``[file, why, kind]`` of those passed over (kind "unreadable" or
-    "classes")."""
-    model, failed = _answering(model, fallbacks, names, encoding)
+    start. A detector in ``same_ids`` learnt the project's classes by id: renamed since, they
+    are still its classes (:func:`knows_classes`). ``model`` in the answer is the file that
+    answered (None: no trained detector), ``failed`` lists ``[file, why, kind]`` of those
+    passed over (kind "unreadable" or "classes")."""
+    model, failed = _answering(model, fallbacks, names, encoding, same_ids)
     answer = _detect(path, model, names, clicks, sizes, encoding, limit, finished, held, tight_from, large)
     return {**answer, "model": model, "failed": failed}
 
 
-def _answering(model, fallbacks, names, encoding) -> tuple[str | None, list[list[str]]]:
+def _answering(model, fallbacks, names, encoding, same_ids=()) -> tuple[str | None, list[list[str]]]:
     """The first of ``model`` and ``fallbacks`` that loads and knows the classes ``names``
     (None: none does), and ``[file, why, kind]`` of each passed over."""
     from fewclick.predict.pretrained import PretrainedModelError
@@ -84,12 +86,20 @@ def _answering(model, fallbacks, names, encoding) -> tuple[str | None, list[list
         except (FileNotFoundError, ValueError) as exc:
             failed.append([candidate, _unreadable(candidate, exc), "unreadable"])
             continue
-        if list(detector.classes) != list(names):
+        if not knows_classes(detector, names, candidate in same_ids):
             why = f"trained for the classes {list(detector.classes)}, not the project's {list(names)}"
             failed.append([candidate, why, "classes"])
             continue
         return candidate, failed
     return None, failed
+
+
+def knows_classes(detector, names: list[str], same_ids: bool) -> bool:
+    """Whether ``detector`` predicts the project's classes ``names`` by position: its own
+    names are they, or it learnt the same classes by id (``same_ids``) and only names changed."""
+    if same_ids:
+        return len(detector.classes) == len(names)
+    return list(detector.classes) == list(names)
 
 
 def _unreadable(path: str, exc: Exception) -> str:

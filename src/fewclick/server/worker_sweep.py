@@ -74,6 +74,7 @@ def start_sweep(
     finished: list | None,
     view: list[float] | None,
     floor: float = 0.0,
+    same_ids: bool = False,
 ) -> dict:
     """Start sweeping the ``large`` image (:func:`fewclick.server.worker_detect.detect`'s
     arguments, ``view``: x0, y0, x1, y1 on the person's screen, and ``floor``: the least
@@ -84,7 +85,7 @@ def start_sweep(
 
     source, key, width, height = large
     asked = hashlib.sha1(
-        repr((key, model, names, clicks, sorted(sizes.items()), limit, floor)).encode()
+        repr((key, model, names, clicks, sorted(sizes.items()), limit, floor, same_ids)).encode()
     ).hexdigest()
     with _LOCK:
         if _SWEEP is not None and _SWEEP.asked == asked and _SWEEP.status in ("running", "done"):
@@ -97,7 +98,7 @@ def start_sweep(
     with _LOCK:
         windows = sweep_windows(width, height, tuple(view) if view else None)
         sweep = _SWEEP = Sweep(key, asked, len(windows), width, height)
-    args = (sweep, windows, source, model, names, objects, encoding, limit, finished, floor)
+    args = (sweep, windows, source, model, names, objects, encoding, limit, finished, floor, same_ids)
     threading.Thread(target=_run, args=args, name="fewclick-sweep", daemon=True).start()
     return _status(sweep)
 
@@ -142,12 +143,12 @@ def _status(sweep: Sweep) -> dict:
     }
 
 
-def _run(sweep: Sweep, windows, source, model, names, objects, encoding, limit, finished, floor) -> None:
+def _run(sweep: Sweep, windows, source, model, names, objects, encoding, limit, finished, floor, same_ids):
     from fewclick.io.tiling import owned
     from fewclick.predict.windows import sweep_cores
 
     try:
-        detect = _detector(source, model, names, objects, encoding, limit, finished, sweep, floor)
+        detect = _detector(source, model, names, objects, encoding, limit, finished, sweep, floor, same_ids)
         cores = sweep_cores(sweep.width, sweep.height)
         for window in windows:
             if sweep.stop.is_set():
@@ -172,7 +173,7 @@ def _wait_for_requests(sweep: Sweep) -> None:
         time.sleep(IDLE_POLL)
 
 
-def _detector(source, model, names, objects, encoding, limit, finished, sweep, floor):
+def _detector(source, model, names, objects, encoding, limit, finished, sweep, floor, same_ids=False):
     """``detect(window)``: the window's boxes as ``(Tile, Detections)`` in window pixels, or
     None for nothing to keep. Made on the sweep's thread with predictors of its own (the
     requests' hold other images)."""
@@ -189,10 +190,11 @@ def _detector(source, model, names, objects, encoding, limit, finished, sweep, f
 
     if model is not None:
         from fewclick.predict.detect import ClickDetector
+        from fewclick.server.worker_detect import knows_classes
 
         detector = ClickDetector.load(model, encoder=enc)
         sweep.method = detector.method
-        if list(detector.classes) != list(names):
+        if not knows_classes(detector, names, same_ids):
             raise ValueError("the serving detector was trained for other classes: train again")
 
         def proposals(window):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy.orm import Session
 
-from fewclick.server import exports
+from fewclick.server import exports, serving
 from fewclick.server.db import BoxQuery, Image, Job, Project, make_engine, session_factory
 from fewclick.server.jobs.status import DONE, RUNNING, update_job
 from fewclick.server.storage import box_queries, images, rows
@@ -34,6 +34,7 @@ def build_queue(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
     """Run job ``job_id``: the queue of its project from its serving detector."""
     from fewclick.active.pool import one_box_per_object
     from fewclick.predict.detect import ClickDetector, DecodeConfig
+    from fewclick.server.worker_detect import knows_classes
 
     engine = make_engine(db_url)
     with session_factory(engine)() as session:
@@ -43,7 +44,8 @@ def build_queue(db_url: str, job_id: int, models_dir: Path, embeddings: str | No
         threshold = pool_threshold(version.metrics)
         decode = DecodeConfig(score_threshold=threshold, max_detections=MAX_PER_IMAGE)
         detector = ClickDetector.load(version.path, decode=decode, encoder=encoder)
-        if list(detector.classes) != [c.name for c in project.classes]:
+        same_ids = version.path in serving.same_classes([version], project)
+        if not knows_classes(detector, [c.name for c in project.classes], same_ids):
             raise ValueError(OTHER_CLASSES.format(version=version.version))
         class_ids = [c.id for c in project.classes]
         update_job(db_url, job_id, status=RUNNING, message=f"proposing boxes on {len(unfinished)} images")

@@ -25,8 +25,10 @@ from the newest finished round. The running trainer's pid is in ``process.json``
 Nothing that serves is ever deleted under a reader: a round's checkpoint is named by its
 version row the moment it is promoted, and after each round the trainer collects only what
 nothing names any more (:func:`fewclick.server.model_files.collect`). Classes added or
-renamed start the trainer's rounds afresh without deleting a file: the versions trained for
-the old classes stay until they are collected. A round that cannot write its checkpoint (a
+removed start the trainer's rounds afresh without deleting a file: the versions trained for
+the old classes stay until they are collected. A class renamed is the same class (classes
+are known by id): the rounds go on, and the versions that learnt it serve on. A round that
+cannot write its checkpoint (a
 full disk) is dropped, what serves is untouched, and the job's message says why.
 """
 
@@ -41,7 +43,15 @@ from pathlib import Path
 from fewclick.server import model_files
 from fewclick.server.db import Job, Project, make_engine, session_factory
 from fewclick.server.jobs.status import DONE, PAUSED, RUNNING, update_job
-from fewclick.server.serving import Keyed, imagenet_available, project_encoder, record_key, serving_detector
+from fewclick.server.serving import (
+    CLASS_IDS,
+    Keyed,
+    class_ids,
+    imagenet_available,
+    project_encoder,
+    record_key,
+    serving_detector,
+)
 from fewclick.server.storage import images, rows
 from fewclick.server.storage.versions import add_version, next_version
 
@@ -98,15 +108,16 @@ def run_trainer(
         while rounds is None or done < rounds:
             if control.wait_while_paused():
                 break
-            data, held, serving = _finished(sessions, project_id, keys)
+            data, held, serving, ids = _finished(sessions, project_id, keys)
             if not len(data):
                 update_job(db_url, job_id, message="waiting for a finished image with boxes")
                 if control.sleep(POLL_SECONDS * 5):
                     break
                 continue
-            if trainer is None or trainer.classes != list(data.classes):  # renamed or added: afresh
+            if trainer is None or trainer.class_ids != ids:  # a class added or removed: afresh
                 load = _loader(encoder, len(data.classes), keys)
-                trainer = _make(work, data, kind, serving, load, config)
+                trainer = _make(work, data, ids, kind, serving, load, config)
+            trainer.classes = list(data.classes)  # renamed: the same classes by id, new names
             _serve_against(trainer, serving)
             # progress is the round's share done: 0 as it starts, and again once it is counted
             update_job(db_url, job_id, progress=0.0, message=_running(trainer, len(data), len(held)))
@@ -241,7 +252,9 @@ def _finished(sessions, project_id: int, keys: dict):
         data = to_dataset(project, images=images.finished(session, project_id))
         partly = partly_labeled(session, project)
         serving = serving_detector(session, project_id)
-        serving = None if serving is None else (serving.version, serving.method, serving.path)
+        learnt = None if serving is None else (serving.metrics or {}).get(CLASS_IDS)
+        serving = None if serving is None else (serving.version, serving.method, serving.path, learnt)
+        ids = class_ids(project)
     boxed = [r for r in data.images if len(r.objects) and r.objects.boxes.size]
     train = [r for r in boxed if not held_out(r.id)]
     finished = type(data)(data.classes, boxed, data.format)
@@ -251,29 +264,31 @@ def _finished(sessions, project_id: int, keys: dict):
     held = [(load_image(r.path), r.objects) for r in held_records]
     keys.clear()
     keys.update({id(image): record_key(project_id, r) for (image, _), r in zip(held, held_records)})
-    return type(data)(data.classes, train, data.format), held, serving
+    return type(data)(data.classes, train, data.format), held, serving, ids
 
 
-def _make(work: Path, data, kind: str, serving, load, config=None):
+def _make(work: Path, data, ids: list[int], kind: str, serving, load, config=None):
     """The project's trainer in ``work``, going on from its rounds there when they were of
-    the same classes; with other classes (renamed or added since) its rounds start afresh,
-    and the old rounds' files stay until nothing names them (:func:`_collect`)."""
+    the same classes (by id: a class renamed since is the same class); with a class added
+    or removed since, its rounds start afresh, and the old rounds' files stay until nothing
+    names them (:func:`_collect`)."""
     from fewclick.active.continual import STATE, ContinualConfig, ContinualTrainer
-    from fewclick.models.detector import load_detector
     from fewclick.train.detect import detector_config_for
 
     classes = list(data.classes)
     stamp = work / "classes.json"
     work.mkdir(parents=True, exist_ok=True)
-    if stamp.is_file() and _stamped(stamp) != classes:
+    if stamp.is_file() and not _same(_stamped(stamp), ids, classes):
         (work / STATE).unlink(missing_ok=True)  # the rounds' record, never their files
-    stamp.write_text(json.dumps(classes))
+    tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"ids": ids, "names": classes}))
+    tmp.replace(stamp)
     detector = detector_config_for(data, "c3det", backbone=kind)
     start = serving[2] if serving is not None and serving[1] == kind else None
-    if start is not None and not _for_classes(start, classes, load_detector):
+    if start is not None and not _learnt(serving, ids, classes):
         start = None  # trained for other classes, or unreadable: the ImageNet weights start instead
     trainer = ContinualTrainer(work, detector, config or _config(ContinualConfig()), start=start, load=load)
-    trainer.classes = classes
+    trainer.classes, trainer.class_ids = classes, list(ids)
     return trainer
 
 
@@ -289,32 +304,47 @@ def _config(config):
     return replace(config, round_steps=int(raw))
 
 
-def _stamped(stamp: Path) -> list | None:
+def _stamped(stamp: Path) -> dict | list | None:
+    """The classes the trainer's rounds in its folder learnt: ``{"ids", "names"}`` (a bare
+    list of names before ids were stamped); None when torn (taken for other classes)."""
     try:
         return json.loads(stamp.read_text())
-    except ValueError:  # torn: taken for other classes
+    except ValueError:
         return None
 
 
-def _for_classes(path: str, classes: list[str], load_detector) -> bool:
-    """Whether the detector at ``path`` reads and was trained for ``classes``."""
+def _same(stamped, ids: list[int], names: list[str]) -> bool:
+    """Whether the ``stamped`` classes are the project's ``ids`` (named ``names``): by id, or
+    by name for a stamp from before ids were stamped."""
+    if isinstance(stamped, dict):
+        return stamped.get("ids") == ids
+    return stamped == names
+
+
+def _learnt(serving, ids: list[int], names: list[str]) -> bool:
+    """Whether the serving detector ``(version, method, path, class ids)`` reads and learnt
+    the project's classes: by the ids its version recorded (renamed since: the same
+    classes), else by the names in its checkpoint."""
+    from fewclick.models.detector import load_detector
+
     try:
-        return list(load_detector(path)[1].get("classes", [])) == classes
+        known = list(load_detector(serving[2])[1].get("classes", []))
     except (FileNotFoundError, ValueError):
         return False
+    if serving[3] is not None:
+        return serving[3] == ids and len(known) == len(ids)
+    return known == names
 
 
 def _serve_against(trainer, serving) -> None:
     """The trainer compares its candidates with what serves now, whoever trained it; a
     detector of other classes (added or renamed since) serves nobody's clicks, so against it
     the first candidate serves as when nothing did."""
-    from fewclick.models.detector import load_detector
-
     if serving is None:
         return
     if serving[1] == "training-free":
         trainer.state.serving = f"training-free:{serving[2]}"
-    elif _for_classes(serving[2], trainer.classes, load_detector):
+    elif _learnt(serving, trainer.class_ids, trainer.classes):
         trainer.state.serving = serving[2]
     elif trainer.state.serving == serving[2]:
         trainer.state.serving = None
@@ -347,6 +377,7 @@ def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer
         reference = reference_images(session, project)
         classes = [c.name for c in project.classes]
     metrics = {"trainer_round": result.number, "trainer_steps": trainer.state.total_steps}
+    metrics[CLASS_IDS] = trainer.class_ids  # renamed since, the version still serves them
     if result.candidate_mAP is None:
         metrics["note"] = f"fewer than {trainer.config.min_held_out} held-out images: serves untested"
     else:

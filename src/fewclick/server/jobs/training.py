@@ -34,8 +34,10 @@ from fewclick.server.jobs.detectors import train_detectors
 from fewclick.server.jobs.masks import MIN_MASKS, train_masks
 from fewclick.server.jobs.status import DONE, RUNNING, update_job
 from fewclick.server.serving import (
+    CLASS_IDS,
     Trained,
     TrainingRun,
+    class_ids,
     file_key,
     project_encoder,
 )
@@ -78,6 +80,7 @@ class _Plan:
     compare: bool
     partly: list
     reference: Reference | None
+    class_ids: list[int]  # the project's classes as read, by id (a detector serves them renamed)
 
 
 def train_project(
@@ -165,6 +168,7 @@ def _read_plan(db_url: str, job_id: int, embeddings: str | None) -> _Plan:
             embeddings is not None and too_few(finished_masks(session, project.id)) is None,
             partly_labeled(session, project) if "detect" in tasks else [],
             reference_images(session, project) if "detect" in tasks else None,
+            class_ids(project),
         )
     engine.dispose()
     return plan
@@ -182,11 +186,16 @@ def _register(db_url: str, plan: _Plan, task: str, trained: Trained) -> None:
             path=str(trained.path),
             images=len(plan.data.images),
             method=trained.method,
-            metrics=trained.metrics,
+            metrics=_with_classes(trained.metrics, plan) if task == "detect" else trained.metrics,
             created_by=plan.user_id,
         )
         session.commit()
     engine.dispose()
+
+
+def _with_classes(metrics: dict | None, plan: _Plan) -> dict:
+    """A detector's ``metrics`` with the class ids it learnt (it serves them renamed)."""
+    return {**(metrics or {}), CLASS_IDS: plan.class_ids}
 
 
 @dataclass(frozen=True)
