@@ -438,6 +438,31 @@ def test_train_waits_for_a_job_started_elsewhere_and_shows_its_failure_with_a_lo
     assert page.errors == []
 
 
+def test_a_project_whose_only_detector_cannot_be_read_says_so_where_it_names_what_serves(server, page):
+    from fewclick.server import model_files
+    from fewclick.server.db import ModelVersion
+
+    base, home, app = server
+    [project] = _projects(server, "torn")
+    torn = home / "torn" / "last.pt"
+    torn.parent.mkdir()
+    torn.write_bytes(b"half a checkpoint")
+    with app.state.sessions() as session:
+        v1 = ModelVersion(
+            project_id=project["id"], task="detect", version=1, path=str(torn), images=2,
+            method="imagenet", created_by=1,
+        )  # fmt: skip
+        model_files.mark_unreadable(v1, "not a readable fewclick model")
+        session.add(v1)
+        session.commit()
+    page.goto(f"{base}/#/project/{project['id']}")
+    page.wait_for_selector("#detector")
+    said = page.inner_text("#detector")
+    assert said == "training-free start (feature similarity): no detector version can be read", said
+    assert "detect v1 does not serve: its file could not be read" in page.inner_text(".unreadable-model")
+    assert page.errors == []
+
+
 def test_a_message_stays_on_the_page_it_was_said_for(server, page):
     base, home, _ = server
     [other] = _projects(server, "quiet")

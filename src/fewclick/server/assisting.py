@@ -53,6 +53,7 @@ class DetectCall:
     ready_for_clicks: tuple | None  # worker_detect.ready_for_clicks' args, to run after the answer
     fallbacks: tuple[ModelVersion, ...] = ()  # answer, newest first, when ``model``'s file cannot
     models_dir: Path | None = None
+    unreadable: ModelVersion | None = None  # nothing serves: the newest version found unreadable
 
 
 def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCall:
@@ -108,7 +109,10 @@ def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCal
         if sam and not clicks and not tiles.is_large(image.width, image.height)
         else None
     )
-    return DetectCall(args, classes, names, version, model, limit, later, fallbacks, config.models_dir)
+    unread = None if version is not None else serving.unreadable_detector(session, project.id)
+    return DetectCall(
+        args, classes, names, version, model, limit, later, fallbacks, config.models_dir, unread
+    )
 
 
 def detect_answer(call: DetectCall, result: dict) -> dict:
@@ -128,6 +132,10 @@ def detect_answer(call: DetectCall, result: dict) -> dict:
     result["model_file"] = model_files.wire_file(answered, call.models_dir, project_id or 0)
     result["requested_version"] = call.version.version if call.version else None
     result["fallback"] = _fallback(failed, by_path, version) if failed else None
+    if call.unreadable is not None and not failed:  # passed over before the call: still say why
+        why = model_files.unreadable(call.unreadable)
+        said = f"detector v{call.unreadable.version} could not be read ({why})"
+        result["fallback"] = f"{said}: {_who(None)} answered"
     model = version if version is not None and version.method != "training-free" else None
     result["labels"] = classes.ids(result["labels"])
     result["fitted_classes"] = classes.ids(result.get("fitted_classes", []))
@@ -270,8 +278,11 @@ def _fallback(failed: list, by_path: dict, answered: ModelVersion | None) -> str
     """What the page says when the serving detector did not answer: which versions could
     not, why, and which answered."""
     passed = "; ".join(f"detector v{by_path[f].version} {_why(why, kind)}" for f, why, kind in failed)
-    who = f"detector v{answered.version}" if answered is not None else "the training-free start"
-    return f"{passed}: {who} answered"
+    return f"{passed}: {_who(answered)} answered"
+
+
+def _who(answered: ModelVersion | None) -> str:
+    return f"detector v{answered.version}" if answered is not None else "the training-free start"
 
 
 def _why(why: str, kind: str) -> str:

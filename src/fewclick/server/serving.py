@@ -194,6 +194,17 @@ def same_classes(versions_: list[ModelVersion], project: Project) -> tuple[str, 
     return tuple(v.path for v in versions_ if v is not None and (v.metrics or {}).get(CLASS_IDS) == ids)
 
 
+def unreadable_detector(session, project_id: int) -> ModelVersion | None:
+    """The newest trained detector version found unreadable, when no version serves for
+    that reason (none pinned to the training-free start, none usable): what the page names
+    in place of "no trained detector yet"."""
+    if projects.pinned_detector(session, project_id) == 0:
+        return None
+    found = [v for v in versions.detectors(session, project_id) if v.method != "training-free"]
+    bad = [v for v in found if not model_files.collected(v) and model_files.unreadable(v) is not None]
+    return max(bad, key=lambda v: v.version, default=None)
+
+
 def trained_detector(session, project_id: int) -> ModelVersion | None:
     """The detector version that serves when it is a trained one; None while the
     training-free start serves (it is not a trained detector)."""

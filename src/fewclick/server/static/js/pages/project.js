@@ -80,7 +80,7 @@ export async function projectPage(id) {
     if (e.target.id !== "pin") return;
     const v = e.target.value;
     const out = await api("PATCH", `/api/projects/${id}`, {pinned_detector: v === "" ? null : Number(v)}).catch(() => null);
-    if (out) say(v === "" ? "the newest detector serves, as versions come" : `serves: ${detectorText(out.detector, out.pinned_detector)}`);
+    if (out) say(v === "" ? "the newest detector serves, as versions come" : `serves: ${detectorText(out.detector, out.pinned_detector, out.models ?? [])}`);
     showModels(id);
   });
   $("#trainer-go").addEventListener("click", async () => {
@@ -213,8 +213,10 @@ function curveSvg(points, id, title, xText, ymax = 1) {
 }
 
 // the detector that serves click-to-detect, and every model version trained
-function detectorText(d, pin = null) {
-  if (!d) return pin === 0 ? "the training-free start (feature similarity), pinned" : "training-free start (feature similarity): no trained detector yet";
+function detectorText(d, pin = null, models = []) {
+  const unread = models.some((m) => m.task === "detect" && m.unreadable && !m.collected);
+  if (!d && pin === 0) return "the training-free start (feature similarity), pinned";
+  if (!d) return `training-free start (feature similarity): ${unread ? "no detector version can be read" : "no trained detector yet"}`;
   const m = d.metrics || {};
   let why = "";
   if (m.held_out_mAP) {
@@ -248,7 +250,7 @@ function pinHtml(p) {
 
 function modelsHtml(p) {
   const live = p.models.filter((m) => !m.collected);
-  return `Click-to-detect serves: <b id="detector">${esc(detectorText(p.detector, p.pinned_detector))}</b>.
+  return `Click-to-detect serves: <b id="detector">${esc(detectorText(p.detector, p.pinned_detector, p.models))}</b>.
     Serve: ${pinHtml(p)}.
     Models: ${live.length ? esc(live.map((m) => `${m.task} v${m.version}${m.method ? " " + m.method : ""} (${m.images} images)`).join(", ")) : "none yet"}.
     ${unreadableHtml(p)}${filesText(p)}`;
