@@ -1,7 +1,7 @@
 """The first click with no training: one click, and how many objects like it the page boxes.
 
     python benchmarks/lookalikes.py --train T --test H --images N --out F.json --work W
-        [--iou 0.7] [--calibrate 8] [--window 1024]
+        [--iou 0.7] [--calibrate 8] [--window auto|1024]
 
 On each of the first ``--images`` test images by name, one click on the object of the image's
 most frequent class nearest the centre of that class's objects, at the centre of its box. What
@@ -21,8 +21,10 @@ when it matches an unmatched object of the class at IoU >= 0.7 (``recall70``, ``
 or >= 0.5 (``recall50``, ``precision50``); recall over the class's objects, the clicked one
 included; precision over the boxes shown. Pooled over the images in ``first_click``, and per
 image. ``latency``: the proposals of one prepared window (the encoder's output cached, so the
-SAM decoder's prompts, per ``--window`` window, one thread), a click's matching in ms, and
-the load average. Writes F.json and F.png (per-image recall and precision).
+SAM decoder's prompts, per window, one thread), a click's matching in ms, and the load
+average. ``--window auto`` (the default) sizes each image's windows to its objects
+(:func:`fewclick.predict.proposals.auto_window`); ``images[].window`` says what each got.
+Writes F.json and F.png (per-image recall and precision).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "dataset": str(args.test),
         **run_record(),
-        "window": args.window,
+        "window": args.window or "auto",
         "threshold": {"relative": threshold, "chosen_at_iou": args.iou, "calibration_images": len(calibrate)},
         "first_click": _pooled(per_image),
         "first_click_sam_boxes": _pooled(sam_boxes),
@@ -141,6 +143,7 @@ def _clicks(maker: ProposalMaker, records: list, cache: Path, timing: dict, what
                 "proposals": len(proposals),
                 "proposal_boxes": proposals.boxes,
                 "prompts": proposals.prompts,
+                "window": maker.window_for(rec.load_image()),
                 "click": [float(x), float(y)],
             }
         )
@@ -148,11 +151,12 @@ def _clicks(maker: ProposalMaker, records: list, cache: Path, timing: dict, what
 
 
 def _proposals(maker: ProposalMaker, rec, cache: Path, timing: dict) -> Proposals:
-    path = cache / f"{rec.file_name.replace('/', '__')}-w{maker.window}.npz"
+    path = cache / f"{rec.file_name.replace('/', '__')}-w{maker.window or 'auto'}.npz"
     if path.is_file():
         return Proposals.load(path)
     image = rec.load_image()
-    tiles = image_features(maker.encoder, image, rec.file_name, tile=maker.window, overlap=maker.window // 4)
+    window = maker.window_for(image)
+    tiles = image_features(maker.encoder, image, rec.file_name, tile=window, overlap=window // 4)
     started = time.perf_counter()
     proposals = maker(image, key=rec.file_name)
     timing["prepare_s"].append((time.perf_counter() - started) / len(tiles))
@@ -225,6 +229,7 @@ def _counted(click: dict, threshold: float) -> dict:
         "right50": int(r50),
         "proposals": click["proposals"],
         "prompts": click["prompts"],
+        "window": click["window"],
         "click": click["click"],
         **_rates(len(objects), int(shown.sum()), r70, r50),
     }
@@ -282,11 +287,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--calibrate", type=int, default=8, help="the first N train images choose the threshold")
     p.add_argument("--iou", type=float, default=0.7, help="the IoU the threshold is chosen at")
     p.add_argument(
-        "--window", type=int, default=1024, help="image pixels a side of the windows proposals are made on"
+        "--window",
+        type=_window,
+        default=None,
+        help="image pixels a side of the windows proposals are made on; auto (the default): sized to "
+        "each image's objects",
     )
     p.add_argument("--limit", type=int, default=MAX_POINTS, help="SAM's prompts a window at most")
     add_work(p, "where the encoder's cache and the proposals go")
     return p
+
+
+def _window(text: str) -> int | None:
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a number of pixels, got {text!r}") from None
 
 
 if __name__ == "__main__":

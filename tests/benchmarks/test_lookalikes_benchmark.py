@@ -25,7 +25,7 @@ def test_a_quick_run_writes_the_first_click_per_image_and_the_latency(sam_files,
         assert first[key] is None or 0 <= first[key] <= 1
     assert first["recall50"] is None or first["recall50"] >= first["recall70"]
     (image,) = report["images"]
-    assert image["objects"] >= 1 and image["prompts"] <= 32
+    assert image["objects"] >= 1 and image["prompts"] <= 32 and image["window"] >= 160
     assert set(report["latency"]) >= {"prepare_s_p50", "prepare_s_p95", "click_ms_p95", "load"}
     assert report["latency"]["windows"] == 2, "one window for each of the two images"
     assert len(list((tmp_path / "work" / "proposals").glob("*.npz"))) == 2

@@ -166,3 +166,43 @@ def test_the_background_is_what_no_proposal_covers_in_a_wide_image(maker):
     assert relative_scores(proposals, proposals.vectors[disc : disc + 1])[disc, 0] == pytest.approx(
         1.0, abs=1e-4
     )
+
+
+@pytest.mark.parametrize("radius", [6, 12, 24])
+def test_the_objects_size_is_read_from_the_image_and_sets_the_window(radius):
+    from fewclick.predict.proposals import INPUT_SIZE, MIN_WINDOW, TARGET_SIDE, auto_window, object_size
+
+    rng = np.random.default_rng(radius)
+    image = rng.normal(60, 4, (600, 800, 3)).clip(0, 255).astype(np.uint8)
+    ys, xs = np.mgrid[:600, :800]
+    for cy in range(3 * radius, 600 - 3 * radius, 5 * radius):
+        for cx in range(3 * radius, 800 - 3 * radius, 5 * radius):
+            image[(xs - cx) ** 2 + (ys - cy) ** 2 < radius**2] = 200
+    side = object_size(image)
+    assert 2 * radius / 1.5 <= side <= 2 * radius * 1.5, side  # within half again of the diameter
+    window = auto_window(image)
+    assert window == int(np.clip(round(INPUT_SIZE * side / TARGET_SIDE), MIN_WINDOW, INPUT_SIZE))
+
+
+def test_a_proposal_holding_two_smaller_ones_is_a_group_and_goes():
+    from fewclick.predict.proposals import without_groups
+
+    def crop(x0, y0, x1, y1):
+        mask = np.ones((y1 - y0, x1 - x0), bool)
+        return [x0, y0, x1, y1], (x0, y0, mask)
+
+    pair = [crop(10, 10, 30, 30), crop(30, 10, 50, 30)]  # two touching objects
+    group = crop(10, 10, 50, 30)  # SAM's answer holding both
+    ring = crop(60, 60, 90, 90)  # one object, a smaller one of its own inside (a pale centre)
+    centre = crop(70, 70, 80, 80)
+    made = [group, *pair, ring, centre]
+    proposals = Proposals(
+        np.array([b for b, _ in made], np.float32),
+        np.linspace(0.99, 0.9, len(made)).astype(np.float32),
+        np.eye(len(made), 4, dtype=np.float32),
+        [m for _, m in made],
+        np.zeros(4, np.float32),
+        (100, 100),
+    )
+    kept = without_groups(proposals)
+    assert kept.boxes.tolist() == [b for b, _ in made[1:]], "the group goes; one held proposal is no group"

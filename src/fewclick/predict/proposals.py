@@ -28,6 +28,14 @@ segments objects from single points; what it needs is the points. Per window of 
 enlarged to SAM's 1024 px input, so that an object of 20 px in a 400 px window spans 51 px of
 SAM's input instead of 18 px of a whole 1111 px image. A proposal cut by a window's inner
 edge gives way to the same object seen whole by the next window (NMS over all windows).
+With ``window`` None the side is the image's own (:func:`auto_window`): its objects' size
+is read from the Laplacian's strongest scale (:func:`object_size`), and the window is the
+one in which they span :data:`TARGET_SIDE` px of SAM's input (at SAM's 1x scale, dense
+20 px nuclei come back as one mask of the whole tissue; at 3x, one mask each).
+
+**Groups.** A candidate holding two or more smaller proposals (each mostly inside it) is a
+group of objects, not one: it goes (:func:`without_groups`). SAM answers a point on one of
+two touching nuclei with both as often as with one.
 """
 
 from __future__ import annotations
@@ -58,6 +66,12 @@ GRID = 8  # the coarse grid's points a side
 SIGMAS = (2.0, 3.0, 4.5, 7.0, 10.0, 15.0, 22.0, 32.0, 40.0)  # SAM-input pixels; a blob's side is ~2.8 sigma
 MIN_BLOB = 0.01  # the scale-normalised LoG response a blob needs (grey levels in [0, 1])
 EDGE = 2.0  # image pixels: a box this close to a window's inner edge is cut by it
+TARGET_SIDE = 64.0  # SAM-input pixels an object should span (see "Windows")
+MIN_WINDOW = 256  # the smallest automatic window, image pixels (4x SAM's input at most)
+SIZE_SIGMAS = (1.5, 2.0, 2.8, 4.0, 5.6, 8.0, 11.0, 16.0, 22.0)  # object_size's scales, image pixels
+SIZE_PEAKS = 40  # the strongest blobs of a scale whose mean response rates it
+GROUP_INSIDE = 0.8  # a proposal this much inside a larger one is held by it
+GROUP_MEMBERS = 2  # a proposal holding this many is a group
 
 #: the default decoder's tensors before its upscaling: low-resolution logits ``[B, 4, 256, 256]``
 #: and predicted IoUs ``[B, 4]`` (the first of the four is the single-mask output)
@@ -244,14 +258,15 @@ class ProposalMaker:
         self,
         encoder: ImageEncoder,
         decoder: BatchDecoder | None = None,
-        window: int = 1024,
+        window: int | None = 1024,
         limit: int = MAX_POINTS,
     ) -> None:
-        if window < 64:
+        if window is not None and window < 64:
             raise ValueError(f"expected a window of 64 px or more, got {window}")
         if limit < 1:
             raise ValueError(f"expected a limit of 1 prompt or more, got {limit}")
-        self.encoder, self._decoder, self.window, self.limit = encoder, decoder, int(window), int(limit)
+        self.encoder, self._decoder, self.limit = encoder, decoder, int(limit)
+        self.window = None if window is None else int(window)
 
     @property
     def decoder(self) -> BatchDecoder:
@@ -259,10 +274,15 @@ class ProposalMaker:
             self._decoder = BatchDecoder(threads=1)
         return self._decoder
 
+    def window_for(self, image: np.ndarray) -> int:
+        """The side of ``image``'s windows: the maker's, else :func:`auto_window`'s."""
+        return self.window if self.window is not None else auto_window(image)
+
     def __call__(self, image: np.ndarray, key: str | None = None) -> Proposals:
         image = to_rgb8(np.asarray(image), name="image")
         h, w = image.shape[:2]
-        tiles = image_features(self.encoder, image, key, tile=self.window, overlap=self.window // 4)
+        window = self.window_for(image)
+        tiles = image_features(self.encoder, image, key, tile=window, overlap=window // 4)
         parts, uncovered, prompts = [], [], 0
         for tile in tiles:
             pixels = cv2.resize(
@@ -281,9 +301,10 @@ class ProposalMaker:
         masks = [m for p in parts for m in p[3]]
         keep = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), NMS_IOU).numpy()
         background = _unit(np.concatenate(uncovered).sum(0))
-        return Proposals(
+        found = Proposals(
             boxes[keep], scores[keep], vectors[keep], [masks[i] for i in keep], background, (h, w), prompts
         )
+        return without_groups(found)
 
     def click(self, image: np.ndarray, x: float, y: float, key: str | None = None) -> Proposals:
         """The clicked object as one proposal, for a click no proposal holds: SAM's surest
@@ -291,7 +312,8 @@ class ProposalMaker:
         when SAM finds nothing there or only most of the window."""
         image = to_rgb8(np.asarray(image), name="image")
         h, w = image.shape[:2]
-        tiles = image_features(self.encoder, image, key, tile=self.window, overlap=self.window // 4)
+        window = self.window_for(image)
+        tiles = image_features(self.encoder, image, key, tile=window, overlap=window // 4)
         inside = [t for t in tiles if t.tile.x0 <= x < t.tile.x1 and t.tile.y0 <= y < t.tile.y1]
         if not inside:
             raise ValueError(f"click ({x:.1f}, {y:.1f}) is outside the {w} x {h} image")
@@ -397,8 +419,77 @@ def _in_image(logits: np.ndarray, tile: TileFeatures) -> tuple[np.ndarray, np.nd
     y0 = tile.tile.y0 + r0 * per_cell
     box = np.array([px.min(), py.min(), px.max() + 1, py.max() + 1], np.float32) + [x0, y0, x0, y0]
     box = np.round(np.clip(box, 0, [tile.tile.x1, tile.tile.y1] * 2))
-    mask = patch[py.min() : py.max() + 1, px.min() : px.max() + 1]
+    # the mask at the box as clipped: a candidate's edge cell may reach past the window
+    left, top = int(round(box[0] - x0)), int(round(box[1] - y0))
+    mask = patch[top : top + int(box[3] - box[1]), left : left + int(box[2] - box[0])]
+    if not mask.any():
+        return None
     return box.astype(np.float32), mask
+
+
+def object_size(image: np.ndarray) -> float:
+    """The typical side, in pixels, of the blobs that make ``image`` (RGB): the scale of the
+    Laplacian of Gaussian at which its strongest :data:`SIZE_PEAKS` extrema, bright or dark,
+    answer most, as a blob's side (2.83 sigma). Read on the image brought to 1024 px at most."""
+    grey = (
+        cv2.cvtColor(to_rgb8(np.asarray(image), name="image"), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    )
+    factor = min(1.0, INPUT_SIZE / max(grey.shape))
+    if factor < 1.0:
+        grey = cv2.resize(grey, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    rated = []
+    for sigma in SIZE_SIGMAS:
+        response = cv2.Laplacian(cv2.GaussianBlur(grey, (0, 0), sigma), cv2.CV_32F) * sigma * sigma
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(sigma) + 1,) * 2)
+        best = 0.0
+        for signed in (response, -response):
+            peaks = signed[(signed >= cv2.dilate(signed, kernel)) & (signed > MIN_BLOB)]
+            if len(peaks):
+                best = max(best, float(np.sort(peaks)[::-1][:SIZE_PEAKS].mean()))
+        rated.append(best)
+    return 2.83 * SIZE_SIGMAS[int(np.argmax(rated))] / factor
+
+
+def auto_window(image: np.ndarray) -> int:
+    """The window side, in image pixels, in which ``image``'s objects (:func:`object_size`)
+    span :data:`TARGET_SIDE` px of SAM's input; between :data:`MIN_WINDOW` and SAM's input."""
+    side = INPUT_SIZE * object_size(image) / TARGET_SIDE
+    return int(np.clip(round(side), MIN_WINDOW, INPUT_SIZE))
+
+
+def without_groups(proposals: Proposals) -> Proposals:
+    """``proposals`` without those holding :data:`GROUP_MEMBERS` or more smaller ones, each
+    at least :data:`GROUP_INSIDE` of its mask inside (module docstring: "Groups")."""
+    n = len(proposals)
+    if n <= GROUP_MEMBERS:
+        return proposals
+    boxes = proposals.boxes
+    areas = np.array([m.sum() for _, _, m in proposals.masks], np.int64)
+    groups = []
+    for i in range(n):
+        x0, y0, x1, y1 = boxes[i] + [-1, -1, 1, 1]
+        held = (boxes[:, 0] >= x0) & (boxes[:, 1] >= y0) & (boxes[:, 2] <= x1) & (boxes[:, 3] <= y1)
+        held &= areas < areas[i]
+        members = [
+            j
+            for j in np.nonzero(held)[0]
+            if _shared(proposals.masks[i], proposals.masks[j]) >= GROUP_INSIDE * areas[j]
+        ]
+        if len(members) >= GROUP_MEMBERS:
+            groups.append(i)
+    if not groups:
+        return proposals
+    return proposals.take(np.setdiff1d(np.arange(n), groups))
+
+
+def _shared(a: tuple, b: tuple) -> int:
+    """The pixels two mask crops ``(x0, y0, bool[h, w])`` share."""
+    (ax, ay, am), (bx, by, bm) = a, b
+    x0, y0 = max(ax, bx), max(ay, by)
+    x1, y1 = min(ax + am.shape[1], bx + bm.shape[1]), min(ay + am.shape[0], by + bm.shape[0])
+    if x1 <= x0 or y1 <= y0:
+        return 0
+    return int((am[y0 - ay : y1 - ay, x0 - ax : x1 - ax] & bm[y0 - by : y1 - by, x0 - bx : x1 - bx]).sum())
 
 
 def _cut(box: np.ndarray, tile: TileFeatures, size: tuple[int, int]) -> bool:
