@@ -206,3 +206,28 @@ def test_a_proposal_holding_two_smaller_ones_is_a_group_and_goes():
     )
     kept = without_groups(proposals)
     assert kept.boxes.tolist() == [b for b, _ in made[1:]], "the group goes; one held proposal is no group"
+
+
+def test_a_look_alike_far_from_the_exemplars_size_or_one_sam_doubts_scores_lower():
+    def square(x0, side):
+        return (x0, 0, np.ones((side, side), bool))
+
+    vector = np.array([1.0, 0.0, 0.0], np.float32)
+    masks = [square(0, 10), square(20, 12), square(40, 40), square(90, 12)]
+    proposals = Proposals(
+        np.array([[x, y, x + m.shape[1], y + m.shape[0]] for x, y, m in masks], np.float32),
+        np.array([0.95, 0.95, 0.95, 0.5], np.float32),  # the last: SAM doubts it
+        np.tile(vector, (4, 1)),  # every proposal looks the same
+        masks,
+        np.array([0.0, 1.0, 0.0], np.float32),
+        (40, 140),
+    )
+    exemplar, area = vector[None], np.array([100.0], np.float32)
+    found = look_alikes(proposals, {0: exemplar}, thresholds={0: -np.inf}, areas={0: area})
+    by_x = {int(b[0]): s for b, s in zip(found.boxes, found.scores)}
+    assert by_x[0] == pytest.approx(0.95), "the exemplar's own size"
+    assert by_x[20] == pytest.approx(0.95), "within twice its area: not weighed"
+    assert by_x[40] == pytest.approx(0.95 * 2 / 16, rel=1e-3), "16 times its area: weighed by 2/16"
+    assert by_x[90] == pytest.approx(0.5), "SAM's doubt carries over"
+    unsized = look_alikes(proposals, {0: exemplar}, thresholds={0: -np.inf})
+    assert sorted(unsized.scores.tolist()) == pytest.approx([0.5, 0.95, 0.95, 0.95])

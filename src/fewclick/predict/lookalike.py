@@ -8,10 +8,16 @@ image's background, so that no absolute similarity is needed:
     score = (cos(p, e) - cos(b, e)) / (1 - cos(b, e))    for the class's exemplar e nearest p
 
 where ``b`` is the mean feature of what no proposal covers. 1 is "as like the exemplar as
-itself", 0 "as like it as the background is". A proposal goes to the class it scores best
-in, and is a look-alike when that score clears the class's threshold (its default,
-:data:`RELATIVE`, chosen on training images by ``benchmarks/lookalikes.py``) and it is more
-like the class's positives than like any negative. Matching is a few matrix products: a
+itself", 0 "as like it as the background is". That is weighed by SAM's own confidence in
+the proposal (its score: predicted IoU times stability) and, when the exemplars' mask areas
+are given, by how near the proposal's area is to that exemplar's: within :data:`SIZE_FREE`
+(a factor of 2) it costs nothing, beyond it the weight falls as the ratio grows. On the
+dsb2018 train images both told wrong proposals apart: the right ones' SAM score p10 0.90
+against the wrong ones' median 0.85, their area ratio median 1.3x against 4.3x. A
+proposal goes to the class it scores best in, and is a look-alike when that score clears
+the class's threshold (its default, :data:`RELATIVE`, chosen on training images by
+``benchmarks/lookalikes.py``) and it is more like the class's positives than like any
+negative. Matching is a few matrix products: a
 further click or deletion re-ranks at once, with no new SAM call.
 """
 
@@ -26,6 +32,7 @@ from fewclick.predict.proposals import Proposals
 from fewclick.types import Detections
 
 RELATIVE = 0.5
+SIZE_FREE = float(np.log(2.0))  # an area within this log-ratio of the exemplar's is not weighed
 CLICKED_IOU = 0.5  # a proposal overlapping a clicked object's box this much is that object
 
 
@@ -55,16 +62,21 @@ def look_alikes(
     negatives: np.ndarray | None = None,
     thresholds: Mapping[int, float] | None = None,
     clicked: np.ndarray | None = None,
+    areas: Mapping[int, np.ndarray] | None = None,
 ) -> Detections:
-    """The proposals like ``positives`` (class id -> ``[K, D]`` exemplar vectors), scored by
-    their relative score, best first; without those more like a ``negatives`` vector than
-    like their class's positives, and those on a ``clicked`` box (``[M, 4]``: the clicked
-    objects, which the caller returns itself)."""
+    """The proposals like ``positives`` (class id -> ``[K, D]`` exemplar vectors), scored
+    (module docstring) best first; without those more like a ``negatives`` vector than like
+    their class's positives, and those on a ``clicked`` box (``[M, 4]``: the clicked
+    objects, which the caller returns itself). ``areas``: class id -> the ``[K]`` exemplars'
+    mask areas in pixels (None: sizes are not weighed)."""
     n = len(proposals)
     classes = [c for c, v in positives.items() if len(np.asarray(v).reshape(-1))]
     if not n or not classes:
         return Detections.empty()
-    per_class = np.stack([relative_scores(proposals, positives[c]).max(1) for c in classes], 1)  # [N, C]
+    own = proposal_areas(proposals)
+    per_class = np.stack(
+        [_weighed(proposals, own, positives[c], None if areas is None else areas.get(c)) for c in classes], 1
+    )  # [N, C]
     best = per_class.argmax(1)
     score = per_class[np.arange(n), best]
     labels = np.asarray(classes, np.int64)[best]
@@ -88,3 +100,23 @@ def look_alikes(
     index = np.nonzero(keep)[0]
     index = index[np.argsort(-score[index], kind="stable")]
     return Detections(proposals.boxes[index], score[index], labels[index])
+
+
+def proposal_areas(proposals: Proposals) -> np.ndarray:
+    """``float32[N]``: each proposal's mask area in image pixels."""
+    return np.array([float(m.sum()) for _, _, m in proposals.masks], np.float32).reshape(-1)
+
+
+def _weighed(
+    proposals: Proposals, own: np.ndarray, vectors: np.ndarray, areas: np.ndarray | None
+) -> np.ndarray:
+    """Each proposal's score against one class's exemplars: its relative score to the
+    nearest, times SAM's score, times the size weight against that exemplar's area."""
+    relative = relative_scores(proposals, vectors)  # [N, K]
+    nearest = relative.argmax(1)
+    score = relative[np.arange(len(own)), nearest] * proposals.scores
+    if areas is not None and len(np.asarray(areas).reshape(-1)):
+        theirs = np.asarray(areas, np.float32).reshape(-1)[nearest]
+        ratio = np.abs(np.log(np.maximum(own, 1.0) / np.maximum(theirs, 1.0)))
+        score = score * np.exp(-np.maximum(ratio - SIZE_FREE, 0.0))
+    return score.astype(np.float32)
