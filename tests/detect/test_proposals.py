@@ -231,3 +231,20 @@ def test_a_look_alike_far_from_the_exemplars_size_or_one_sam_doubts_scores_lower
     assert by_x[90] == pytest.approx(0.5), "SAM's doubt carries over"
     unsized = look_alikes(proposals, {0: exemplar}, thresholds={0: -np.inf})
     assert sorted(unsized.scores.tolist()) == pytest.approx([0.5, 0.95, 0.95, 0.95])
+
+
+def test_with_the_objects_side_known_the_prompts_go_to_the_objects_before_the_grain():
+    rng = np.random.default_rng(5)
+    image = np.full((512, 512, 3), 90, np.uint8)
+    image[rng.random((512, 512)) < 0.02] = 255  # a fine bright grain all over
+    ys, xs = np.mgrid[:512, :512]
+    centres = [(cx, cy) for cy in range(40, 512, 80) for cx in range(40, 512, 80)]  # 36 discs, 24 px across
+    for cx, cy in centres:
+        image[(xs - cx) ** 2 + (ys - cy) ** 2 < 12**2] = 200
+
+    def found(points) -> int:
+        return sum(bool((np.hypot(*(points - [cx, cy]).T) < 6).any()) for cx, cy in centres)
+
+    assert found(prompt_points(image, limit=len(centres), side=24.0)) == len(centres)
+    unknown = found(prompt_points(image, limit=len(centres)))
+    assert unknown < len(centres), "without the side, the finest scales' grain takes its turns"

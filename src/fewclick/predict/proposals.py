@@ -5,15 +5,20 @@ segments objects from single points; what it needs is the points. Per window of 
 
 1. **Prompt points** (:func:`prompt_points`): the local extrema of a multi-scale Laplacian
    of Gaussian of the window's grey levels, bright and dark blobs of 6 to 110 px of SAM's
-   input, the scales taking turns (finest first) strongest first, and a coarse grid for what
-   has no blob. Small objects are what
-   the person clicks in these images, and a blob detector puts a point on each of them
-   where a uniform grid of the same cost misses them between its points.
+   input, and a coarse grid for what has no blob. The blobs at scales within a factor of 2
+   of the image's objects (:func:`object_size`) come first, strongest first; the other
+   scales after, taking turns (finest first). Small objects are what the person clicks in
+   these images, and a blob detector puts a point on each of them where a uniform grid of
+   the same cost misses them between its points. On the dsb2018 train images, spending the
+   prompts on the objects' scales first (rather than letting the finest scales' grain take
+   its turns) raised the share of nuclei some proposal boxes at IoU 0.7 from 0.38 to 0.75
+   and from 0.54 to 0.83 on the two densest of five, at the same 320 prompts.
 2. **SAM's decoder in batches** (:class:`BatchDecoder`): the ONNX decoder cut before its
    upscaling to the image, with a free batch dimension, answers :data:`BATCH` points at once
    with three candidate masks each (256 x 256 logits over the padded input) and their
    predicted IoUs. A point inside the smallest kept candidate of an earlier point is not
-   asked again (several blobs of one object ask SAM once).
+   asked again (several blobs of one object ask SAM once), and costs nothing: a window asks
+   at most ``limit`` points that nothing covered yet.
 3. **Kept** when SAM predicts IoU >= :data:`MIN_IOU`, the mask is stable (the logits' area
    above +1 over the area above -1, >= :data:`MIN_STABILITY`, as SAM's automatic mask
    generator measures it) and covers less than :data:`MAX_AREA` of the window; then
@@ -61,7 +66,7 @@ MIN_STABILITY = 0.85
 STABILITY_OFFSET = 1.0
 MAX_AREA = 0.25
 NMS_IOU = 0.7
-MAX_POINTS = 320  # prompts a window: ~25 s on one loaded core, ~10 s on a quiet one
+MAX_POINTS = 320  # prompts asked a window (covered points are not): ~25 s on one loaded core
 GRID = 8  # the coarse grid's points a side
 SIGMAS = (2.0, 3.0, 4.5, 7.0, 10.0, 15.0, 22.0, 32.0, 40.0)  # SAM-input pixels; a blob's side is ~2.8 sigma
 MIN_BLOB = 0.01  # the scale-normalised LoG response a blob needs (grey levels in [0, 1])
@@ -72,6 +77,7 @@ SIZE_SIGMAS = (1.5, 2.0, 2.8, 4.0, 5.6, 8.0, 11.0, 16.0, 22.0)  # object_size's 
 SIZE_PEAKS = 40  # the strongest blobs of a scale whose mean response rates it
 GROUP_INSIDE = 0.8  # a proposal this much inside a larger one is held by it
 GROUP_MEMBERS = 2  # a proposal holding this many is a group
+NEAR_SCALE = 2.0  # a blob scale within this factor of the objects' side is asked first
 
 #: the default decoder's tensors before its upscaling: low-resolution logits ``[B, 4, 256, 256]``
 #: and predicted IoUs ``[B, 4]`` (the first of the four is the single-mask output)
@@ -219,9 +225,14 @@ class BatchDecoder:
         return logits[:, 1:], iou[:, 1:]
 
 
-def prompt_points(pixels: np.ndarray, limit: int = MAX_POINTS) -> np.ndarray:
+def prompt_points(
+    pixels: np.ndarray, limit: int | None = MAX_POINTS, side: float | None = None
+) -> np.ndarray:
     """``float32[K, 2]`` points (x, y) of ``pixels`` (an image already at SAM's input scale,
-    ``uint8[h, w, 3]``), strongest blob first, then the grid's (module docstring)."""
+    ``uint8[h, w, 3]``), strongest blob first, then the grid's (module docstring). With the
+    objects' ``side`` (SAM-input pixels) known, the blobs of the scales within
+    :data:`NEAR_SCALE` of it go first: the limit is spent on the objects, not on the finest
+    scales' grain. ``limit`` None: every point."""
     grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     found = []
     for sigma in SIGMAS:
@@ -235,10 +246,25 @@ def prompt_points(pixels: np.ndarray, limit: int = MAX_POINTS) -> np.ndarray:
             # ranked within its scale and polarity: a step's edge answers the finest scales
             # more strongly than a blob's centre answers its own, so scales take turns
             found.append(
-                np.stack([xs[order], ys[order], np.arange(len(order)), np.full(len(order), len(found))], 1)
+                np.stack(
+                    [
+                        xs[order],
+                        ys[order],
+                        np.arange(len(order)),
+                        np.full(len(order), len(found)),
+                        -signed[ys, xs][order],
+                    ],
+                    1,
+                )
             )
     blobs = np.concatenate(found)
-    blobs = blobs[np.lexsort((blobs[:, 3], blobs[:, 2]))]
+    rank = blobs[:, 2]
+    far = np.zeros(len(blobs))
+    if side is not None:  # near the objects' side, the strongest blobs first whatever their scale
+        sides = 2.83 * np.repeat(np.asarray(SIGMAS, np.float64), 2)[blobs[:, 3].astype(np.int64)]
+        far = (np.abs(np.log(sides / max(side, 1.0))) > np.log(NEAR_SCALE)).astype(np.float64)
+        rank = np.where(far == 0, blobs[:, 4], rank)
+    blobs = blobs[np.lexsort((blobs[:, 3], rank, far))]
     h, w = grey.shape
     step = max(h, w) / GRID
     gx, gy = np.meshgrid(np.arange(step / 2, w, step), np.arange(step / 2, h, step))
@@ -281,7 +307,8 @@ class ProposalMaker:
     def __call__(self, image: np.ndarray, key: str | None = None) -> Proposals:
         image = to_rgb8(np.asarray(image), name="image")
         h, w = image.shape[:2]
-        window = self.window_for(image)
+        side = object_size(image)
+        window = self.window if self.window is not None else auto_window(image, side)
         tiles = image_features(self.encoder, image, key, tile=window, overlap=window // 4)
         parts, uncovered, prompts = [], [], 0
         for tile in tiles:
@@ -290,11 +317,11 @@ class ProposalMaker:
                 tile.embedding.input_size[::-1],
                 interpolation=cv2.INTER_AREA,
             )
-            points = prompt_points(pixels, self.limit)
-            prompts += len(points)
+            points = prompt_points(pixels, None, side * tile.scale)
             found = self._window(tile, points, (h, w))
             parts.append(found[:4])
             uncovered.append(found[4])
+            prompts += found[5]
         boxes = np.concatenate([p[0] for p in parts]).reshape(-1, 4)
         scores = np.concatenate([p[1] for p in parts])
         vectors = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, 1), np.float32)
@@ -340,18 +367,23 @@ class ProposalMaker:
         )
 
     def _window(self, tile: TileFeatures, points: np.ndarray, size: tuple[int, int]):
-        """One window's kept proposals ``(boxes, scores, vectors, masks)`` in image pixels and
-        the features no proposal covers, ``float32[K, D]``."""
+        """One window's kept proposals ``(boxes, scores, vectors, masks)`` in image pixels, the
+        features no proposal covers, ``float32[K, D]``, and the prompts asked: the first
+        ``limit`` of ``points`` that no earlier answer covers (a covered point costs nothing)."""
         e: Embedding = tile.embedding
         rows, cols = (-(-s // CELL) for s in e.input_size)
         covered = np.zeros((rows, cols), bool)
-        kept_logits, kept_scores = [], []
+        kept_logits, kept_scores, asked = [], [], 0
         for start in range(0, len(points), BATCH):
+            if asked >= self.limit:
+                break
             batch = points[start : start + BATCH]
             cells = np.floor(batch / CELL).astype(np.int64)
             batch = batch[~covered[cells[:, 1].clip(0, rows - 1), cells[:, 0].clip(0, cols - 1)]]
+            batch = batch[: self.limit - asked]
             if not len(batch):
                 continue
+            asked += len(batch)
             logits, iou = self.decoder(e.embedding, batch)
             logits = logits.reshape(-1, LOW_RES, LOW_RES)[:, :rows, :cols]
             iou = iou.reshape(-1)
@@ -398,6 +430,7 @@ class ProposalMaker:
             np.asarray(vectors, np.float32).reshape(len(boxes), unit.shape[0]),
             masks,
             uncovered,
+            asked,
         )
 
 
@@ -450,11 +483,12 @@ def object_size(image: np.ndarray) -> float:
     return 2.83 * SIZE_SIGMAS[int(np.argmax(rated))] / factor
 
 
-def auto_window(image: np.ndarray) -> int:
-    """The window side, in image pixels, in which ``image``'s objects (:func:`object_size`)
-    span :data:`TARGET_SIDE` px of SAM's input; between :data:`MIN_WINDOW` and SAM's input."""
-    side = INPUT_SIZE * object_size(image) / TARGET_SIDE
-    return int(np.clip(round(side), MIN_WINDOW, INPUT_SIZE))
+def auto_window(image: np.ndarray, side: float | None = None) -> int:
+    """The window side, in image pixels, in which ``image``'s objects (``side``, else
+    :func:`object_size`) span :data:`TARGET_SIDE` px of SAM's input; between
+    :data:`MIN_WINDOW` and SAM's input."""
+    side = object_size(image) if side is None else side
+    return int(np.clip(round(INPUT_SIZE * side / TARGET_SIDE), MIN_WINDOW, INPUT_SIZE))
 
 
 def without_groups(proposals: Proposals) -> Proposals:
