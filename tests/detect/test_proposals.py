@@ -113,6 +113,22 @@ def test_proposals_survive_a_save_and_a_load(scene, tmp_path):
     assert not list(tmp_path.glob(".*.tmp")), "the file is written whole, then renamed"
 
 
+def test_two_writers_of_one_file_leave_it_whole_and_a_torn_one_is_named(scene, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    proposals, _, _ = scene
+    path = tmp_path / "p.npz"
+    with ThreadPoolExecutor(4) as pool:  # the worker preparing the image and the next, at once
+        list(pool.map(lambda _: proposals.save(path), range(8)))
+    assert np.array_equal(Proposals.load(path).boxes, proposals.boxes)
+    assert not list(tmp_path.glob(".*.tmp"))
+    path.write_bytes(path.read_bytes()[:100])  # torn by a full disk
+    with pytest.raises(ValueError, match="p.npz: not a whole proposals file"):
+        Proposals.load(path)
+    with pytest.raises(FileNotFoundError):
+        Proposals.load(tmp_path / "none.npz")
+
+
 def test_a_batch_of_prompts_answers_as_one_prompt_at_a_time(maker):
     image, _, _ = _scene()
     e = maker.encoder.encode(image, key="scene")

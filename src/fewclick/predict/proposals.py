@@ -45,6 +45,9 @@ two touching nuclei with both as often as with one.
 
 from __future__ import annotations
 
+import os
+import threading
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,31 +127,47 @@ class Proposals:
         )
 
     def save(self, path: str | Path) -> None:
-        """One ``.npz`` (masks packed as bits), written whole or not at all."""
+        """One ``.npz`` (masks packed as bits), written whole or not at all: under a name of
+        this process and thread first, so that two writers of one image never share a file
+        (the last to finish wins whole)."""
         path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         origins = np.array([[x, y, *m.shape] for x, y, m in self.masks], np.int64).reshape(-1, 4)
         bits = (
             np.packbits(np.concatenate([m.reshape(-1) for _, _, m in self.masks]))
             if self.masks
             else np.zeros(0, np.uint8)
         )
-        with open(tmp, "wb") as f:
-            np.savez(
-                f,
-                boxes=self.boxes,
-                scores=self.scores,
-                vectors=self.vectors,
-                origins=origins,
-                bits=bits,
-                background=self.background,
-                image_size=np.array(self.image_size),
-                prompts=np.array(self.prompts),
-            )
-        tmp.replace(path)
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(
+                    f,
+                    boxes=self.boxes,
+                    scores=self.scores,
+                    vectors=self.vectors,
+                    origins=origins,
+                    bits=bits,
+                    background=self.background,
+                    image_size=np.array(self.image_size),
+                    prompts=np.array(self.prompts),
+                )
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | Path) -> Proposals:
+        """The proposals :meth:`save` wrote to ``path``; FileNotFoundError when there are none,
+        ValueError naming the file when it is not whole (torn, or another kind of file)."""
+        try:
+            return cls._read(path)
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path}: not a whole proposals file ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def _read(cls, path: str | Path) -> Proposals:
         with np.load(path) as z:
             origins, flat = z["origins"], np.unpackbits(z["bits"]).astype(bool)
             masks, at = [], 0
