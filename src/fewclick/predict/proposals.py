@@ -76,8 +76,9 @@ MIN_BLOB = 0.01  # the scale-normalised LoG response a blob needs (grey levels i
 EDGE = 2.0  # image pixels: a box this close to a window's inner edge is cut by it
 TARGET_SIDE = 64.0  # SAM-input pixels an object should span (see "Windows")
 MIN_WINDOW = 256  # the smallest automatic window, image pixels (4x SAM's input at most)
-SIZE_SIGMAS = (1.5, 2.0, 2.8, 4.0, 5.6, 8.0, 11.0, 16.0, 22.0)  # object_size's scales, image pixels
-SIZE_PEAKS = 40  # the strongest blobs of a scale whose mean response rates it
+SIZE_SIGMAS = (2.0, 2.8, 4.0, 5.6, 8.0, 11.0, 16.0, 22.0, 32.0, 45.0)  # object_size's scales, image px
+SIZE_PEAKS = 10  # the strongest blobs of a scale whose mean response rates it
+SIZE_BLUR = 3.0  # pixels: the grain (JPEG, sensor noise) smoothed away before sizes are read
 GROUP_INSIDE = 0.8  # a proposal this much inside a larger one is held by it
 GROUP_MEMBERS = 2  # a proposal holding this many is a group
 NEAR_SCALE = 2.0  # a blob scale within this factor of the objects' side is asked first
@@ -482,15 +483,22 @@ def _in_image(logits: np.ndarray, tile: TileFeatures) -> tuple[np.ndarray, np.nd
 def object_size(image: np.ndarray) -> float:
     """The typical side, in pixels, of the blobs that make ``image`` (RGB): the scale of the
     Laplacian of Gaussian at which its strongest :data:`SIZE_PEAKS` extrema, bright or dark,
-    answer most, as a blob's side (2.83 sigma). Read on the image brought to 1024 px at most."""
-    grey = (
-        cv2.cvtColor(to_rgb8(np.asarray(image), name="image"), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-    )
+    answer most, as a blob's side (2.83 sigma). Read on the image brought to 1024 px at most
+    and smoothed by :data:`SIZE_BLUR`. Chosen on the train parts of bccd, dsb2018 and
+    hit_uav: within a factor of 2 of the median object side on 75 %, 97 % and 100 % of
+    their first 12, 30 and 8 images (without the smoothing, bccd's grain read 8 px for its
+    97 px cells)."""
+    grey = cv2.cvtColor(to_rgb8(np.asarray(image), name="image"), cv2.COLOR_RGB2GRAY)
+    grey = grey.astype(np.float32) / 255.0
     factor = min(1.0, INPUT_SIZE / max(grey.shape))
     if factor < 1.0:
         grey = cv2.resize(grey, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+    grey = cv2.GaussianBlur(grey, (0, 0), SIZE_BLUR)
     rated = []
     for sigma in SIZE_SIGMAS:
+        if 6 * sigma > max(grey.shape):  # a blob this large does not fit the image
+            rated.append(0.0)
+            continue
         response = cv2.Laplacian(cv2.GaussianBlur(grey, (0, 0), sigma), cv2.CV_32F) * sigma * sigma
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(sigma) + 1,) * 2)
         best = 0.0
