@@ -28,8 +28,8 @@ nothing names any more (:func:`fewclick.server.model_files.collect`). Classes ad
 removed start the trainer's rounds afresh without deleting a file: the versions trained for
 the old classes stay until they are collected. A class renamed is the same class (classes
 are known by id): the rounds go on, and the versions that learnt it serve on. A round that
-cannot write its checkpoint (a
-full disk) is dropped, what serves is untouched, and the job's message says why.
+cannot write its checkpoint (a full disk) is dropped, what serves is untouched, and the
+job's message says why.
 """
 
 from __future__ import annotations
@@ -338,7 +338,7 @@ def _learnt(serving, ids: list[int], names: list[str]) -> bool:
 
 def _serve_against(trainer, serving) -> None:
     """The trainer compares its candidates with what serves now, whoever trained it; a
-    detector of other classes (added or renamed since) serves nobody's clicks, so against it
+    detector of other classes (one added since) serves nobody's clicks, so against it
     the first candidate serves as when nothing did."""
     if serving is None:
         return
