@@ -131,7 +131,8 @@ def test_a_missing_file_with_nothing_before_it_gets_the_training_free_start(app,
     assert "its file is gone" in out["fallback"] and out["method"] == "template"  # no SAM files here
     again = _click(app, project)  # v1 is marked unreadable now: passed over before the call
     assert (again["requested_version"], again["model_version"]) == (None, None)
-    assert again["fallback"] == "detector v1 could not be read (its file is gone): the training-free start answered"
+    said = "detector v1 could not be read (its file is gone): the training-free start answered"
+    assert again["fallback"] == said
 
 
 def test_a_full_disk_drops_the_round_and_touches_nothing_served(app, dataset, started, monkeypatch, tmp_path):
