@@ -186,7 +186,7 @@ def test_the_background_is_what_no_proposal_covers_in_a_wide_image(maker):
 
 @pytest.mark.parametrize("radius", [6, 12, 24])
 def test_the_objects_size_is_read_from_the_image_and_sets_the_window(radius):
-    from fewclick.predict.proposals import INPUT_SIZE, MIN_WINDOW, TARGET_SIDE, auto_window, object_size
+    from fewclick.predict.prompts import INPUT_SIZE, MIN_WINDOW, TARGET_SIDE, auto_window, object_size
 
     rng = np.random.default_rng(radius)
     image = rng.normal(60, 4, (600, 800, 3)).clip(0, 255).astype(np.uint8)

@@ -456,7 +456,9 @@ def test_a_project_whose_only_detector_cannot_be_read_says_so_where_it_names_wha
         session.add(v1)
         session.commit()
     page.goto(f"{base}/#/project/{project['id']}")
-    page.wait_for_selector("#detector")
+    # the page may still show the project of the test before (a hash change): wait for this one
+    page.wait_for_function("() => document.querySelector('h2')?.textContent === 'torn'", timeout=10000)
+    page.wait_for_selector(".unreadable-model", timeout=10000)
     said = page.inner_text("#detector")
     assert said == "training-free start (feature similarity): no detector version can be read", said
     assert "detect v1 does not serve: its file could not be read" in page.inner_text(".unreadable-model")
