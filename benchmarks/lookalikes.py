@@ -41,7 +41,7 @@ from tqdm import tqdm
 from fewclick.metrics.detection import box_iou
 from fewclick.predict.encoder import ImageEncoder
 from fewclick.predict.features import image_features
-from fewclick.predict.lookalike import RELATIVE, clicked_proposal, look_alikes, proposal_areas
+from fewclick.predict.lookalike import RELATIVE, clicked_proposal, look_alikes
 from fewclick.predict.own_box import EdgeOffsets
 from fewclick.predict.proposals import MAX_POINTS, ProposalMaker, Proposals
 
@@ -123,10 +123,10 @@ def _clicks(maker: ProposalMaker, records: list, cache: Path, timing: dict, what
         if index is None:  # SAM's own object at the click, as the app gives it
             own = maker.click(rec.load_image(), x, y, key=rec.file_name)
             started = time.perf_counter()
-            clicked, vector, area = own.boxes, own.vectors, proposal_areas(own)
+            clicked, vector, area = own.boxes, own.vectors, own.areas()
         else:
             clicked, vector = proposals.boxes[index : index + 1], proposals.vectors[index : index + 1]
-            area = proposal_areas(proposals)[index : index + 1]
+            area = proposals.areas()[index : index + 1]
         if not len(clicked):
             shown, scores = np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         else:

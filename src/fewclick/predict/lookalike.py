@@ -73,7 +73,7 @@ def look_alikes(
     classes = [c for c, v in positives.items() if len(np.asarray(v).reshape(-1))]
     if not n or not classes:
         return Detections.empty()
-    own = proposal_areas(proposals)
+    own = proposals.areas()
     per_class = np.stack(
         [_weighed(proposals, own, positives[c], None if areas is None else areas.get(c)) for c in classes], 1
     )  # [N, C]
@@ -100,11 +100,6 @@ def look_alikes(
     index = np.nonzero(keep)[0]
     index = index[np.argsort(-score[index], kind="stable")]
     return Detections(proposals.boxes[index], score[index], labels[index])
-
-
-def proposal_areas(proposals: Proposals) -> np.ndarray:
-    """``float32[N]``: each proposal's mask area in image pixels."""
-    return np.array([float(m.sum()) for _, _, m in proposals.masks], np.float32).reshape(-1)
 
 
 def _weighed(

@@ -105,6 +105,10 @@ class Proposals:
     def __len__(self) -> int:
         return len(self.boxes)
 
+    def areas(self) -> np.ndarray:
+        """``float32[N]``: each proposal's mask area in image pixels."""
+        return np.array([float(m.sum()) for _, _, m in self.masks], np.float32).reshape(-1)
+
     def take(self, index: np.ndarray) -> Proposals:
         index = np.asarray(index, np.int64).reshape(-1)
         return Proposals(
@@ -428,7 +432,7 @@ def without_groups(proposals: Proposals) -> Proposals:
     if n <= GROUP_MEMBERS:
         return proposals
     boxes = proposals.boxes
-    areas = np.array([m.sum() for _, _, m in proposals.masks], np.int64)
+    areas = proposals.areas()
     groups = []
     for i in range(n):
         x0, y0, x1, y1 = boxes[i] + [-1, -1, 1, 1]
