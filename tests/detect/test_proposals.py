@@ -8,7 +8,7 @@ import pytest
 from fewclick.metrics.detection import box_iou
 from fewclick.predict.encoder import ImageEncoder
 from fewclick.predict.lookalike import clicked_proposal, look_alikes, relative_scores
-from fewclick.predict.proposals import BatchDecoder, ProposalMaker, Proposals, prompt_points
+from fewclick.predict.proposals import LocalDecoder, ProposalMaker, Proposals, crop_cells, prompt_points
 
 DISCS = [(60, 60), (160, 50), (260, 70), (90, 170), (210, 180)]  # red, radius 14
 SQUARES = [(130, 120), (40, 120), (280, 150)]  # blue, side 20
@@ -32,7 +32,7 @@ def _scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def maker(sam_files, tmp_path_factory) -> ProposalMaker:
     encoder = ImageEncoder(sam_files[0], threads=2, cache_dir=tmp_path_factory.mktemp("features"))
-    return ProposalMaker(encoder, BatchDecoder(sam_files[1], threads=2), limit=128)
+    return ProposalMaker(encoder, LocalDecoder(sam_files[1]), limit=128)
 
 
 @pytest.fixture(scope="module")
@@ -133,11 +133,41 @@ def test_a_batch_of_prompts_answers_as_one_prompt_at_a_time(maker):
     image, _, _ = _scene()
     e = maker.encoder.encode(image, key="scene")
     points = np.array([[p[0] * e.scale, p[1] * e.scale] for p in DISCS[:3]], np.float32)
-    logits, iou = maker.decoder(e.embedding, points)
-    assert logits.shape == (3, 3, 256, 256) and iou.shape == (3, 3)
-    for i in range(3):
-        one_logits, one_iou = maker.decoder(e.embedding, points[i : i + 1])
-        assert np.allclose(one_logits[0], logits[i], atol=1e-3) and np.allclose(one_iou[0], iou[i], atol=1e-4)
+    for side in (None, 28 * e.scale):
+        logits, iou = maker.decoder(e.embedding, points, side)
+        assert logits.shape == (3, 3, 256, 256) and iou.shape == (3, 3)
+        for i in range(3):
+            one_logits, one_iou = maker.decoder(e.embedding, points[i : i + 1], side)
+            assert np.allclose(one_logits[0], logits[i], atol=1e-3)
+            assert np.allclose(one_iou[0], iou[i], atol=1e-4)
+
+
+def test_a_clicks_crop_is_three_objects_wide_and_what_it_cuts_is_not_kept(maker):
+    assert [crop_cells(s) for s in (None, 10.0, 100.0, 900.0)] == [64, 16, 20, 64]
+    image, _, _ = _scene()
+    e = maker.encoder.encode(image, key="scene")
+    disc = np.array([[DISCS[0][0] * e.scale, DISCS[0][1] * e.scale]], np.float32)
+    logits, iou = maker.decoder(e.embedding, disc, 28 * e.scale)
+    assert (logits[:, :, 128:, 128:] <= -20).all(), "nothing outside the click's crop"
+    best = int(iou[0].argmax())
+    assert iou[0, best] >= 0.7 and (logits[0, best] > 0).any(), "the disc, whole inside its crop"
+    # a disc far larger than the objects were read to be reaches past its crop: a candidate
+    # that reaches an edge of its crop inside the grid is not kept
+    big = np.full((240, 320, 3), 120, np.uint8)
+    ys, xs = np.mgrid[:240, :320]
+    big[(xs - 150) ** 2 + (ys - 120) ** 2 < 70**2] = (210, 40, 40)
+    e = maker.encoder.encode(big, key="big disc")
+    centre = np.array([[150.0 * e.scale, 120.0 * e.scale]], np.float32)
+    logits, iou = maker.decoder(e.embedding, centre, 10 * e.scale)
+    rows, cols = (np.nonzero((logits[0, 0] != -20).any(a))[0] for a in (1, 0))
+    assert 0 < rows[0] and 0 < cols[0] and len(rows) == 4 * crop_cells(10 * e.scale), "a crop inside the grid"
+    for c in range(3):
+        here = logits[0, c, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] > 0
+        reaches = here[0].any() or here[-1].any() or here[:, 0].any() or here[:, -1].any()
+        assert not reaches or iou[0, c] == 0, f"candidate {c} reaches its crop's edge and is kept"
+    assert (iou[0] == 0).any(), "the big disc reaches past its crop"
+    _, whole = maker.decoder(e.embedding, centre, None)
+    assert whole[0].max() >= 0.7, "on the whole embedding the disc is found"
 
 
 def test_every_blob_has_a_point_at_its_centre_one_point_a_logit_cell():

@@ -78,6 +78,28 @@ def test_the_torch_port_gives_the_onnx_decoders_numbers_on_real_prompts(sam, sam
         assert np.abs(ours_iou - iou).max() < 1e-4
 
 
+def test_clicks_near_their_crop_answer_as_the_whole_embedding_does_inside_it(sam, sam_files):
+    decoder = SamDecoder.from_onnx(sam_files[1]).eval()
+    embedding = torch.from_numpy(sam._embedding.embedding)
+    points = torch.tensor([[176.0, 108.0], [500.0, 300.0], [1010.0, 5.0]]) * sam._embedding.scale
+    with torch.no_grad():
+        whole_low, whole_iou, origins = decoder.forward_near(embedding, points, 64)
+        assert (origins == 0).all()
+        for i, p in enumerate(points):
+            click = Clicks(p[None].numpy() / sam._embedding.scale, [0], [True])
+            low, iou = _onnx(sam, _feeds(sam, None, click))
+            assert np.abs(whole_low[i].numpy() - low[0]).max() < 1e-4 * max(1.0, np.abs(low).max())
+            assert np.abs(whole_iou[i].numpy() - iou[0]).max() < 1e-4
+        near_low, near_iou, origins = decoder.forward_near(embedding, points, 16)
+    assert near_low.shape == (3, 4, 64, 64) and near_iou.shape == (3, 4)
+    cells = np.floor(points.numpy() / 16).astype(int)
+    assert (origins.numpy() == np.clip(cells - 8, 0, 48)).all(), "centred on the click, inside the grid"
+    (x, y) = origins[0].tolist()
+    inside = whole_low[0, :, 4 * y : 4 * y + 64, 4 * x : 4 * x + 64]
+    agree = ((near_low[0] > 0) == (inside > 0)).float().mean()
+    assert agree > 0.9, f"the disc's crop answers much as the whole embedding does there ({agree:.2f})"
+
+
 def test_weights_written_back_run_in_the_same_graph(sam, sam_files, tmp_path):
     decoder = SamDecoder.from_onnx(sam_files[1]).eval()
     with torch.no_grad():

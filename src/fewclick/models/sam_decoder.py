@@ -205,11 +205,44 @@ class SamDecoder(nn.Module):
         sparse = self.embed_points(point_coords, point_labels)
         has = has_mask_input.reshape(-1, 1, 1, 1)
         dense = has * self.mask_downscaling(mask_input) + (1 - has) * self.no_mask_embed[None, :, None, None]
-        b = sparse.shape[0]
+        return self._decode(image_embeddings + dense, self.dense_pe(), sparse)
+
+    def forward_near(
+        self, image_embeddings: torch.Tensor, point_coords: torch.Tensor, crop: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Single positive clicks ``point_coords [B, 2]`` (1024 px input frame) on one image's
+        ``image_embeddings [1, 256, 64, 64]``, each attending only to the ``crop x crop``
+        embedding cells around it (moved inside the grid at its edges), with no previous
+        mask: ``(low_res [B, 4, 4 crop, 4 crop]`` logits over the crop, ``iou [B, 4]``,
+        ``origins [B, 2]`` each crop's first cell ``(x, y)``). The upscaling mixes no cells
+        and the image's own updates attend to the prompt's tokens only: what changes from
+        :meth:`forward` is that the tokens no longer see the image far from the click."""
+        b = point_coords.shape[0]
+        cells = torch.floor(point_coords / (IMAGE_SIZE / GRID)).long()
+        origins = (cells - crop // 2).clamp(0, GRID - crop)
+        rows = origins[:, 1, None] + torch.arange(crop)  # [B, crop]
+        cols = origins[:, 0, None] + torch.arange(crop)
+        pick = (rows[:, :, None] * GRID + cols[:, None, :]).reshape(b, -1)  # [B, crop * crop]
+        src = image_embeddings + self.no_mask_embed[None, :, None, None]
+        pe = self.dense_pe()
+        dim = src.shape[1]
+        src, pe = (
+            t.flatten(2)[0][:, pick].permute(1, 0, 2).reshape(b, dim, crop, crop) for t in (src, pe)
+        )
+        coords = torch.stack([point_coords, torch.zeros_like(point_coords)], 1)
+        labels = torch.tensor([1.0, -1.0]).expand(b, 2)
+        masks, iou = self._decode(src, pe, self.embed_points(coords, labels))
+        return masks, iou, origins
+
+    def _decode(
+        self, src: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two-way transformer and the heads on image features ``src [1 or B, 256, h, w]``
+        (the embedding plus the dense prompt) at positions ``image_pe [1 or B, 256, h, w]``,
+        for the sparse prompt ``[B, N, 256]``: ``(masks [B, 4, 4h, 4w], iou [B, 4])``."""
+        (b, _, _), (_, c, h, w) = sparse.shape, src.shape
         tokens = torch.cat([self.output_tokens[None].expand(b, -1, -1), sparse], dim=1)
-        src = image_embeddings + dense
-        hs, src = self.transformer(src, self.dense_pe(), tokens)
-        c, h, w = src.shape[-1], GRID, GRID
+        hs, src = self.transformer(src, image_pe, tokens)
         upscaled = self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
         mask_tokens = hs[:, 1 : 1 + MASK_TOKENS]
         hyper = torch.stack(
