@@ -19,7 +19,10 @@ path as ``--train`` the dataset is split by image (every 4th is test).
 Counted, for the clicked class, greedily by score (the clicked box first): a box is right
 when it matches an unmatched object of the class at IoU >= 0.7 (``recall70``, ``precision``)
 or >= 0.5 (``recall50``, ``precision50``); recall over the class's objects, the clicked one
-included; precision over the boxes shown. Pooled over the images in ``first_click``, and per
+included; precision over the boxes shown. ``opened`` counts the same before any click: what
+the image opens with when the calibration images are the finished ones (the look-alikes of
+their objects' proposals, at the threshold of best F1 on each calibration image opened with
+the others' exemplars). Pooled over the images in ``first_click``, and per
 image. ``latency``: the proposals of one prepared window (the encoder's output cached, so the
 SAM decoder's prompts, per window, one thread), a click's matching in ms, and the load
 average. ``--window auto`` (the default) sizes each image's windows to its objects
@@ -62,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     tested = _clicks(maker, _first(test_set, args.images), work / "proposals", timing, "test images")
     per_image = [_counted(_moved(c, offsets), threshold) for c in tested]
     sam_boxes = [_counted(c, threshold) for c in tested]
+    # the image opened with no click: the look-alikes of the calibration images' objects
+    opened_calibration = [
+        _opened(c, _exemplars(calibrate[:i] + calibrate[i + 1 :]), offsets) for i, c in enumerate(calibrate)
+    ]
+    opened_threshold = _best_threshold(opened_calibration, args.iou)
+    carried = _exemplars(calibrate)
+    opened = [_counted(_opened(c, carried, offsets), opened_threshold) for c in tested]
     report = {
         "dataset": str(args.test),
         **run_record(),
@@ -69,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "threshold": {"relative": threshold, "chosen_at_iou": args.iou, "calibration_images": len(calibrate)},
         "first_click": _pooled(per_image),
         "first_click_sam_boxes": _pooled(sam_boxes),
+        "opened": {**_pooled(opened), "threshold": opened_threshold, "per_image": opened},
         "offsets": {test_set.classes[c]: v.round(4).tolist() for c, v in offsets.per_class.items()},
         "images": per_image,
         "latency": {
@@ -84,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     write_report(report, args.out)
     _plot(per_image, args.out.with_suffix(".png"), Path(args.test).name)
+    o = report["opened"]
+    print(
+        f"opened with the calibration images' exemplars, threshold {opened_threshold:.2f}: recall70 "
+        f"{o['recall70'] or 0:.3f} recall50 {o['recall50'] or 0:.3f} precision {o['precision'] or 0:.3f} "
+        f"precision50 {o['precision50'] or 0:.3f}"
+    )
     f, lat = report["first_click"], report["latency"]
     print(
         f"{len(per_image)} images, threshold {threshold:.2f}: recall70 {f['recall70']:.3f} "
@@ -144,6 +161,7 @@ def _clicks(maker: ProposalMaker, records: list, cache: Path, timing: dict, what
                 "boxes": shown,
                 "scores": scores,
                 "proposals": len(proposals),
+                "found": proposals,
                 "proposal_boxes": proposals.boxes,
                 "prompts": proposals.prompts,
                 "window": maker.window_for(rec.load_image()),
@@ -165,6 +183,36 @@ def _proposals(maker: ProposalMaker, rec, cache: Path, timing: dict) -> Proposal
     timing["prepare_s"].append((time.perf_counter() - started) / len(tiles))
     proposals.save(path)
     return proposals
+
+
+def _exemplars(clicks: list[dict]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per class, the unit vectors and mask areas of the proposals that box the objects of
+    ``clicks``' images (each object's best proposal, at IoU >= 0.7): what the finished images
+    teach the next one before any click on it."""
+    vectors: dict[int, list] = {}
+    areas: dict[int, list] = {}
+    for c in clicks:
+        found = c["found"]
+        if not len(found) or not len(c["objects"]):
+            continue
+        overlap = box_iou(c["objects"], found.boxes)
+        best = overlap.argmax(1)[overlap.max(1) >= 0.7]
+        vectors.setdefault(c["label"], []).append(found.vectors[best])
+        areas.setdefault(c["label"], []).append(found.areas()[best])
+    return {k: (np.concatenate(vectors[k]), np.concatenate(areas[k])) for k in vectors}
+
+
+def _opened(click: dict, exemplars: dict, offsets: EdgeOffsets) -> dict:
+    """What ``click``'s image opens with before its click: the look-alikes of ``exemplars``
+    of its class (every score), moved by ``offsets``."""
+    found, label = click["found"], click["label"]
+    if label not in exemplars or not len(found):
+        boxes, scores = np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
+    else:
+        vectors, areas = exemplars[label]
+        alike = look_alikes(found, {label: vectors}, thresholds={label: -np.inf}, areas={label: areas})
+        boxes, scores = alike.boxes, alike.scores
+    return _moved({**click, "boxes": boxes, "scores": scores}, offsets)
 
 
 def _offsets(clicks: list[dict]) -> EdgeOffsets:

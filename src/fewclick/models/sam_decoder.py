@@ -226,9 +226,7 @@ class SamDecoder(nn.Module):
         src = image_embeddings + self.no_mask_embed[None, :, None, None]
         pe = self.dense_pe()
         dim = src.shape[1]
-        src, pe = (
-            t.flatten(2)[0][:, pick].permute(1, 0, 2).reshape(b, dim, crop, crop) for t in (src, pe)
-        )
+        src, pe = (t.flatten(2)[0][:, pick].permute(1, 0, 2).reshape(b, dim, crop, crop) for t in (src, pe))
         coords = torch.stack([point_coords, torch.zeros_like(point_coords)], 1)
         labels = torch.tensor([1.0, -1.0]).expand(b, 2)
         masks, iou = self._decode(src, pe, self.embed_points(coords, labels))

@@ -73,12 +73,13 @@ def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCal
     version = serving_detector(session, project.id)
     model = version if version is not None and version.method != "training-free" else None
     fallbacks = tuple(serving.fallback_detectors(session, project.id, model)) if model else ()
-    if not clicks and model is None:
+    most = None if model else annotations.most_objects_finished(session, project.id)
+    if not clicks and model is None and (most is None or not proposes(session, image)):
         raise StoreError(
-            "detection without clicks needs a trained detector: click an object, or train the project's"
+            "detection without clicks needs a trained detector, or a finished image whose objects "
+            "SAM's proposals are matched to: click an object, or finish an image"
         )
     sizes = annotations.class_sizes(session, project.id) if clicks else {}
-    most = None if model else annotations.most_objects_finished(session, project.id)
     limit = None if most is None else LOOK_ALIKES_PER_OBJECT * most
     names = [c.name for c in project.classes]
     sam = serving.sam_available()
@@ -95,7 +96,7 @@ def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCal
         classes.by_position(sizes),
         sam_image(config, image) if sam else None,
         limit,
-        finished_boxes(session, project) if sam and clicks else None,
+        finished_boxes(session, project) if sam and (clicks or model is None) else None,
         held_out_keys(session, project) if sam and model else None,
         tight_from,
         large_image(config, image),
@@ -147,6 +148,9 @@ def detect_answer(call: DetectCall, result: dict) -> dict:
     # on the held-out finished images (until the slider is moved: then it holds for all)
     per_class = ((version.metrics or {}).get("score_thresholds") if model else None) or []
     result["min_scores"] = classes.by_id(per_class) if per_class else None
+    carried = result.pop("min_scores_carried", None)  # the look-alikes': class position -> threshold
+    if carried:
+        result["min_scores"] = classes.by_id([carried.get(p) for p in range(max(carried) + 1)])
     result["look_alike_limit"] = call.limit
     return result
 
@@ -217,6 +221,16 @@ def encoding_items(config: Settings, image: Image) -> tuple[str, list[tuple[str,
     ):
         items.append((sam_image(config, following)[1], following.path))
     return folder, items
+
+
+def proposes(session, image: Image) -> bool:
+    """Whether the worker makes the image's SAM proposals ahead of the click
+    (:mod:`fewclick.server.worker_proposals`): while the training-free start serves
+    click-to-detect, for an image that is not large (a large one is swept by windows)."""
+    if not serving.sam_available() or tiles.is_large(image.width, image.height):
+        return False
+    version = serving_detector(session, image.project_id)
+    return version is None or version.method == "training-free"
 
 
 def check_encoding(image: Image, state: str | None) -> None:

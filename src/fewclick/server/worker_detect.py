@@ -143,7 +143,7 @@ def _detect(path, model, names, clicks, sizes, encoding, limit, finished, held, 
     labels = np.asarray([int(c[2]) for c in clicks], np.int64)
     c = Clicks(xy, labels, np.ones(len(xy), bool))
     sizes = {int(k): float(v) for k, v in sizes.items()}
-    classes, offsets, tight = None, _offsets(finished), set()
+    classes, offsets, tight, found, least = None, _offsets(finished), set(), None, None
     if model is not None:
         predictor = _trained(model, path, encoding)
         method, classes = predictor.method, list(predictor.classes)
@@ -155,11 +155,22 @@ def _detect(path, model, names, clicks, sizes, encoding, limit, finished, held, 
             # a click the detector left unboxed: SAM's box from it
             det = _own_boxes(det, c, path, encoding, num_classes, sizes, offsets)
     elif encoding is not None:
-        predictor = _similar(path, encoding, num_classes)
-        det = predictor.predict(c, sizes=sizes, limit=limit)
-        if offsets:  # every box of the training-free start is a SAM click box, or sized as one
+        from fewclick.server import worker_proposals
+
+        matched = worker_proposals.look_alikes(*encoding, path, c, limit, finished, offsets)
+        if matched is not None:  # the image's SAM proposals are made: the look-alikes among them
+            det, found = matched
+            least = found.pop("min_scores")
+            method = "look-alikes"
+        else:
+            predictor = _similar(path, encoding, num_classes)
+            det = predictor.predict(c, sizes=sizes, limit=limit)
+            method = predictor.method
+            found = {"state": "making"} if worker_proposals.making(*encoding) else None
+        if offsets:  # every box of the training-free start is a SAM box, or sized as one
             det = Detections(offsets.apply(det.boxes, det.labels), det.scores, det.labels)
-        method = predictor.method
+        if matched is not None:  # a click where neither a proposal nor SAM found an object
+            det = _own_boxes(det, c, path, encoding, num_classes, sizes, offsets)
     else:
         from fewclick.predict.template import TemplateDetector
 
@@ -169,6 +180,9 @@ def _detect(path, model, names, clicks, sizes, encoding, limit, finished, held, 
     return {
         "method": method,
         "classes": classes,
+        "proposals": found,
+        # the look-alikes' least-work thresholds per class position, on the finished images
+        "min_scores_carried": least,
         **detection_lists(det),  # labels: class positions (the route makes them class ids)
         # the classes whose SAM boxes move by the edges learnt on finished images
         "fitted_classes": sorted(offsets.per_class) if offsets else [],

@@ -12,7 +12,16 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from fewclick.predict.segment_api import check_box
-from fewclick.server import assisting, embeddings, serving, tiles, worker_detect, worker_masks, worker_sweep
+from fewclick.server import (
+    assisting,
+    embeddings,
+    serving,
+    tiles,
+    worker_detect,
+    worker_masks,
+    worker_proposals,
+    worker_sweep,
+)
 from fewclick.server.db import Image
 from fewclick.server.deps import DB, Config, Worker
 from fewclick.server.storage import rows
@@ -108,7 +117,10 @@ def _swept(found: dict, classes: ClassMap) -> dict:
 @router.post("/images/{image_id}/prepare", response_model=answers.Prepared)
 async def prepare(image_id: int, session: DB, config: Config, models: Worker):
     """Start encoding the image for SAM (and the project's next image after it); says
-    whether its embedding is ready. Nothing to prepare when SAM serves nothing here."""
+    whether its embedding is ready. Nothing to prepare when SAM serves nothing here. While
+    the training-free start serves click-to-detect, the images' SAM proposals are made
+    after their embeddings; ``proposals`` says where the open image's are ("ready",
+    "making", or why the last try failed)."""
     image = rows.get(session, Image, image_id, "image")
     serving.image_file(image)
     for fn, *args in assisting.learning_calls(session, config, image.project):  # learnt meanwhile
@@ -122,6 +134,8 @@ async def prepare(image_id: int, session: DB, config: Config, models: Worker):
         states = await models.run(embeddings.prepare, folder, items)
         assisting.check_encoding(image, states[0])
         ready[0] = states[0] is None
+    if assisting.proposes(session, image):  # made after the embeddings, on a thread of their own
+        out["proposals"] = (await models.run(worker_proposals.prepare, folder, items))[0]
     return {**out, "ready": ready[0]}
 
 

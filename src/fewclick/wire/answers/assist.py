@@ -8,6 +8,23 @@ from typing import Any
 from fewclick.wire.answers.base import Answer, Rle
 
 
+class ProposalsUsed(Answer):
+    """The image's SAM proposals (issue 52) in a training-free answer: ``state`` "ready"
+    (the look-alikes came from them) or "making" (not made yet: feature similarity
+    answered); when ready, how many the image has (``made``), how many look-alikes are
+    shown (``shown``), from which score a clicked class's start (``threshold``), how many
+    objects of the finished images they were matched to as well (``exemplars``), and the
+    clicks, by index, for which neither a proposal nor SAM found an object (``unboxed``:
+    their boxes are SAM's click boxes)."""
+
+    state: str
+    made: int | None = None
+    shown: int | None = None
+    unboxed: list[int] = []
+    threshold: float | None = None
+    exemplars: int | None = None
+
+
 class Detected(Answer):
     """Click-to-detect: per object its ``boxes`` XYXY, ``rboxes`` (cx, cy, w, h, angle; None
     for axis-aligned detectors), ``scores`` and ``labels`` (class ids); the classes whose
@@ -16,7 +33,8 @@ class Detected(Answer):
     the file it was read from (``model_file``, relative to the project's models folder) and
     its score thresholds, overall and per class id; the look-alikes' cap (None: none); the
     version the project serves (``requested_version``) and, when another answered because
-    its file could not be read or it knows other classes, why (``fallback``)."""
+    its file could not be read or it knows other classes, why (``fallback``); the image's
+    SAM proposals when the training-free start answered (``proposals``)."""
 
     method: str
     boxes: list[list[float]]
@@ -29,6 +47,7 @@ class Detected(Answer):
     min_score: float | None
     min_scores: dict[int, float] | None
     look_alike_limit: int | None
+    proposals: ProposalsUsed | None = None
     requested_version: int | None = None
     model_file: str | None = None
     fallback: str | None = None
@@ -53,12 +72,14 @@ class Swept(Answer):
 
 
 class Prepared(Answer):
-    """Whether the image needs SAM's embedding and whether it is ready; the mask backend."""
+    """Whether the image needs SAM's embedding and whether it is ready; the mask backend;
+    where its SAM proposals are ("ready", "making", why they failed; None: not made for it)."""
 
     needs_sam: bool
     backend: str
     chosen_by: str
     ready: bool
+    proposals: str | None = None
 
 
 class Mask(Answer):

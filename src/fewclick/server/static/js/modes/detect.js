@@ -35,6 +35,7 @@ export function detect(page) {
     // what the page has not saved yet, for the status lines
     unsaved: () => (det(m).result ? `${shown(m).length} proposals not accepted` : ""),
     opened: () => opened(m),
+    proposalsReady: () => opened(m),
   };
 }
 
@@ -51,12 +52,16 @@ const cls = (m) => m.page.doc.get().cls;
 
 // Once a trained detector serves, an image nobody has started opens with its proposals:
 // no click needed; a click of a class then reruns the detector with that click. A large
-// image's come from the sweep, what is on screen first.
+// image's come from the sweep, what is on screen first. Before that, once an image is
+// finished, an image opens with SAM's proposals like the finished objects (asked again when
+// its proposals are made, if they were not yet).
 function opened(m) {
-  const {project, anns} = m.page.doc.get();
+  const {project, anns, image, prep} = m.page.doc.get();
+  if (anns.size || det(m).clicks.length) return;
   const served = project.detector;  // a version whose pick was the training-free start has no network
-  if (!served || served.method === "training-free" || anns.size || det(m).clicks.length) return;
-  return detectNow(m, "on open");
+  if (served && served.method !== "training-free") return detectNow(m, "on open");
+  const finished = (project.by_status?.done ?? 0) + (project.by_status?.reviewed ?? 0);
+  if (finished && !image.tiles && prep?.proposals === "ready") return detectNow(m, "on open");
 }
 
 async function release(m, d, moved, rect) {
@@ -94,7 +99,9 @@ async function detectNow(m, when = "") {
     Object.assign(d, {answer: out, result: out, replaced: new Set(), answered: d.clicks.length});  // replaced: the indices of the answer before
     if (d.sweep) combine(d, d.sweep);  // what the last sweep found stays shown until the next one's boxes come
     // the serving detector's best-F1 threshold on held-out finished images, until the user moves the slider
-    if (out.min_score != null && !m.st.get().minScoreByHand) m.st.set({minScore: sliderValue(out.min_score)});
+    // (the look-alikes among SAM's proposals: their default score)
+    const from = out.min_score ?? out.proposals?.threshold;
+    if (from != null && !m.st.get().minScoreByHand) m.st.set({minScore: sliderValue(from)});
     m.st.set();
     m.page.panel();
     const how = when ? ` ${when}: Enter accepts, a click adds what is missing` : "";
@@ -192,8 +199,10 @@ function panel(m, el) {
   const swept = el.querySelector("#sweep");
   swept.textContent = s.sweep ? sweepText(s.sweep, s.sweepError) : "";
   swept.hidden = !s.sweep;
-  suggested.textContent = r?.min_score != null ? suggestion(r.min_score, s.minScoreByHand) : "";
-  suggested.hidden = r?.min_score == null;
+  const alike = r?.proposals?.threshold;
+  suggested.textContent = r?.min_score != null ? suggestion(r.min_score, s.minScoreByHand)
+    : alike != null ? `look-alikes from score ${alike.toFixed(2)}, their default before any finished image (${s.minScoreByHand ? "you moved the slider" : "the slider starts there"})` : "";
+  suggested.hidden = !suggested.textContent;
   const slider = el.querySelector("#min-score");
   if (+slider.value !== s.minScore) slider.value = s.minScore;
 }
@@ -240,6 +249,28 @@ function lookAlikes(r) {
   return `${n} look-alike${n === 1 ? "" : "s"} nearly as like the clicked objects as they are to themselves${cap}.`;
 }
 
+// the look-alikes among the image's SAM proposals: how many, of how many, and the clicks SAM found nothing at
+function proposalsText(r) {
+  const p = r.proposals, n = p.shown;
+  const found = n === 0 ? `Nothing like ${matchedTo(r)} among this image's ${p.made} SAM proposals: click an object, or draw its box.`
+    : `${n} look-alike${n === 1 ? "" : "s"} among this image's ${p.made} SAM proposals.`;
+  const none = p.unboxed.length ? ` SAM found no object of its own at click${p.unboxed.length === 1 ? "" : "s"} ${p.unboxed.map((i) => i + 1).join(", ")}: boxed from the click alone.` : "";
+  return found + none;
+}
+
+// what the look-alikes are like: the clicked objects, the finished images' objects, or both
+function matchedTo(r) {
+  const n = r.proposals.exemplars ?? 0;
+  const finished = `${n} object${n === 1 ? "" : "s"} of your finished images`;
+  const clicked = r.scores.some((s) => s === 1);
+  return n && clicked ? `the clicked objects and ${finished}` : n ? finished : "the clicked objects";
+}
+
+// the image's SAM proposals are still being made: what answers meanwhile
+function making(r) {
+  return r.proposals?.state === "making" ? " This image's SAM proposals are still being made: the next click after they are ready finds its look-alikes among them." : "";
+}
+
 // how far the sweep of a large image has gone, and what it found
 function sweepText(s, error) {
   const found = `${s.boxes.length} box${s.boxes.length === 1 ? "" : "es"} found`;
@@ -282,7 +313,8 @@ function fellBack(r) {
 }
 
 function servedBy(r, classes) {
-  if (r.model_version == null && r.method === "training-free") return `boxes from: training-free start (feature similarity) — no trained detector yet. ${lookAlikes(r)}${fitted(r, classes)}`;
+  if (r.model_version == null && r.method === "look-alikes") return `boxes from: SAM's proposals of this image, matched to ${matchedTo(r)} — no trained detector yet. ${proposalsText(r)}${fitted(r, classes)}`;
+  if (r.model_version == null && r.method === "training-free") return `boxes from: training-free start (feature similarity) — no trained detector yet. ${lookAlikes(r)}${making(r)}${fitted(r, classes)}`;
   if (r.model_version == null && r.fallback) return `boxes from: ${r.method === "template" ? "template correlation" : "training-free start"}`;
   if (r.model_version == null) return "boxes from: training-free start (feature similarity) — no trained detector yet";
   return `boxes from: detector v${r.model_version} (${METHODS[r.method] ?? r.method})${fitted(r, classes)}${tight(r, classes)}`;

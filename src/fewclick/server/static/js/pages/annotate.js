@@ -117,9 +117,12 @@ async function prepare(v) {
   }
   if (V !== v) return;  // another page since
   v.doc.get().prepSeen.push(out.ready ? "ready" : "preparing");
+  const before = v.doc.get().prep?.proposals;
   v.doc.set({prep: out});
   v.panel();
-  if (!out.ready) setTimeout(() => prepare(v), 500);
+  // SAM's proposals are made after the embedding: followed until they are, then the mode is told
+  if (before !== "ready" && out.proposals === "ready") mode(v).proposalsReady?.();
+  if (!out.ready || out.proposals === "making") setTimeout(() => prepare(v), out.ready ? 1000 : 500);
 }
 
 function setMode(v, name) {

@@ -1,0 +1,276 @@
+"""SAM's proposals of an image in the worker process, computed ahead of the click, and the
+look-alikes of the clicked objects among them (issue 52).
+
+When the page prepares an image (:func:`prepare`: the open image, then the next), its
+proposals (:class:`~fewclick.predict.proposals.ProposalMaker`: SAM prompted all over it, in
+windows sized to its objects) are made on a thread of their own, after the embeddings the
+clicks wait for, and written beside the embeddings as ``<key>.proposals.npz``, whole or not
+at all (:meth:`~fewclick.predict.proposals.Proposals.save`). A file that cannot be read (cut
+off by a full disk, or a kill mid-write by an older version) is made again, never served.
+
+Once they exist, a click of the training-free start is answered from them
+(:func:`look_alikes`): the proposal under each click is the clicked object, with its own
+box and mask; the look-alikes are the proposals like it
+(:func:`fewclick.predict.lookalike.look_alikes`), a few matrix products, no SAM call. A
+click that no proposal holds gets SAM's own object there; until the proposals are ready, the
+feature-similarity start answers (:mod:`fewclick.predict.similar`) and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fewclick-propose")
+_RUNNING: dict[tuple[str, str], Future] = {}
+_LOADED: OrderedDict[tuple[str, str], object] = OrderedDict()
+_MAKERS: dict[str, object] = {}
+_CARRIED: OrderedDict[tuple, tuple] = OrderedDict()  # finished images -> their exemplars, thresholds
+CARRIED_KEPT = 4
+EXEMPLAR_IOU = 0.7  # a finished box's best proposal this close is its exemplar
+_LOCK = threading.Lock()
+LOADED_KEPT = 8  # images' proposals held in memory
+SUFFIX = ".proposals.npz"
+
+
+def proposals_file(folder: str, key: str) -> Path:
+    """Where the proposals of the image of embedding ``key`` are kept in the app's embeddings
+    ``folder``."""
+    return Path(folder) / f"{key}{SUFFIX}"
+
+
+def prepare(folder: str, items: list[tuple[str, str]]) -> list[str]:
+    """Start making the proposals of each ``(key, path)`` in order, unless they exist or are
+    being made; per item "ready", "making", or the error that stopped the last try (said
+    once: the next call tries again)."""
+    states = []
+    for key, path in items:
+        with _LOCK:
+            running = _RUNNING.get((folder, key))
+            if running is not None and running.done():
+                del _RUNNING[(folder, key)]
+                if running.exception() is not None:
+                    states.append(f"{type(running.exception()).__name__}: {running.exception()}")
+                    continue
+            if proposals_file(folder, key).is_file():
+                states.append("ready")
+                continue
+            if running is None or running.done():
+                _RUNNING[(folder, key)] = _THREAD.submit(_make, folder, key, path)
+            states.append("making")
+    return states
+
+
+def making(folder: str, key: str) -> bool:
+    """Whether the proposals of the image of embedding ``key`` are being made (or wait to be)."""
+    with _LOCK:
+        running = _RUNNING.get((folder, key))
+    return running is not None and not running.done()
+
+
+def ready(folder: str, key: str):
+    """The image's :class:`~fewclick.predict.proposals.Proposals` when they are made, else
+    None. A file that is not whole is removed (the next :func:`prepare` makes it again)."""
+    from fewclick.predict.proposals import Proposals
+
+    with _LOCK:
+        held = _LOADED.get((folder, key))
+        if held is not None:
+            _LOADED.move_to_end((folder, key))
+            return held
+    path = proposals_file(folder, key)
+    try:
+        found = Proposals.load(path)
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        logging.getLogger(__name__).warning("%s is not whole: it is made again", path)
+        path.unlink(missing_ok=True)
+        return None
+    with _LOCK:
+        _LOADED[(folder, key)] = found
+        while len(_LOADED) > LOADED_KEPT:
+            _LOADED.popitem(last=False)
+    return found
+
+
+def maker(folder: str):
+    """The worker's :class:`~fewclick.predict.proposals.ProposalMaker` on the shared encoder
+    of ``folder`` (windows sized to each image's objects)."""
+    from fewclick.predict.proposals import ProposalMaker
+    from fewclick.server import embeddings
+
+    with _LOCK:
+        found = _MAKERS.get(folder)
+        if found is None:
+            found = _MAKERS[folder] = ProposalMaker(embeddings.encoder(folder), window=None)
+        return found
+
+
+def _make(folder: str, key: str, path: str) -> None:
+    from fewclick.io.regions import load_pixels
+
+    made = maker(folder)(load_pixels(path), key=key)
+    made.save(proposals_file(folder, key))
+
+
+def carried(folder: str, finished: list | None, offsets=None) -> tuple[dict, dict]:
+    """What the ``finished`` images (``[embedding key, path, [[class position, x0, y0, x1,
+    y1], ...]]``, as :func:`fewclick.server.worker_detect.learn_click_boxes` takes them) teach
+    the next image before any click on it: per class, the exemplars ``(unit vectors [K, D],
+    mask areas [K])`` of the proposals that box its finished objects (each object's best
+    proposal at IoU >= :data:`EXEMPLAR_IOU`), and per class the threshold of least work
+    (:func:`~fewclick.metrics.thresholds.least_work_thresholds`) on each finished image
+    opened with the other images' exemplars (:data:`~fewclick.metrics.thresholds.NONE_SHOWN`:
+    a class whose look-alikes cost more than they save opens with none). A finished image
+    whose proposals are not made yet teaches nothing now: they are made in the background."""
+    known, missing = [], []
+    for key, path, boxes in finished or []:
+        found = ready(folder, key)
+        if found is None:
+            missing.append((key, path))
+        elif boxes:
+            known.append((key, found, np.asarray(boxes, np.float32).reshape(-1, 5)))
+    if missing:
+        prepare(folder, missing)
+    moved = None if not offsets else sorted((c, v.tobytes()) for c, v in offsets.per_class.items())
+    digest = (folder, tuple((key, boxes.tobytes()) for key, _, boxes in known), repr(moved))
+    with _LOCK:
+        if digest in _CARRIED:
+            return _CARRIED[digest]
+    per_image = [_exemplars(found, boxes) for _, found, boxes in known]
+    exemplars = _joined(per_image)
+    thresholds = _thresholds(known, per_image, offsets)
+    with _LOCK:
+        _CARRIED[digest] = (exemplars, thresholds)
+        while len(_CARRIED) > CARRIED_KEPT:
+            _CARRIED.popitem(last=False)
+    return exemplars, thresholds
+
+
+def _exemplars(found, boxes: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per class, the vectors and areas of the proposals of ``found`` that box ``boxes``
+    (``[class, x0, y0, x1, y1]`` rows)."""
+    from fewclick.metrics.detection import box_iou
+
+    if not len(found):
+        return {}
+    overlap = box_iou(boxes[:, 1:], found.boxes)
+    best, sure = overlap.argmax(1), overlap.max(1) >= EXEMPLAR_IOU
+    areas = found.areas()
+    out = {}
+    for c in np.unique(boxes[sure, 0]).astype(int):
+        index = best[sure & (boxes[:, 0] == c)]
+        out[int(c)] = (found.vectors[index], areas[index])
+    return out
+
+
+def _joined(per_image: list[dict]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    classes = sorted({c for e in per_image for c in e})
+    return {c: tuple(np.concatenate([e[c][i] for e in per_image if c in e]) for i in (0, 1)) for c in classes}
+
+
+def _thresholds(known: list, per_image: list[dict], offsets) -> dict[int, float]:
+    """Per class, the threshold of least work on each of the ``known`` finished images opened
+    with the exemplars of the others, their boxes moved by ``offsets`` (no threshold for a
+    class found on one image only)."""
+    from fewclick.metrics.thresholds import least_work_thresholds
+    from fewclick.predict import lookalike
+    from fewclick.types import Detections, Objects
+
+    if len(known) < 2:
+        return {}
+    classes = sorted({c for e in per_image for c in e})
+    number = max(classes, default=-1) + 1
+    gts, preds = [], []
+    for i, (_, found, boxes) in enumerate(known):
+        others = _joined(per_image[:i] + per_image[i + 1 :])
+        positives = {c: v for c, (v, _) in others.items()}
+        sizes = {c: a for c, (_, a) in others.items()}
+        alike = lookalike.look_alikes(
+            found, positives, thresholds=dict.fromkeys(positives, -np.inf), areas=sizes
+        )
+        moved = offsets.apply(alike.boxes, alike.labels) if offsets else alike.boxes
+        gts.append(Objects(boxes[:, 0].astype(np.int64), boxes[:, 1:]))
+        preds.append(Detections(moved, alike.scores, alike.labels))
+    least = least_work_thresholds(gts, preds, number)
+    return {c: float(t) for c, t in enumerate(least) if t is not None}
+
+
+def look_alikes(folder: str, key: str, path: str, clicks, limit: int | None, finished=None, offsets=None):
+    """The clicked objects and their look-alikes among the image's proposals (None while they
+    are not made): ``(Detections, info)``, the clicked objects first at score 1 in the
+    clicks' order (a click no proposal holds gets SAM's own object there, none when SAM finds
+    nothing: ``unboxed`` lists those clicks), then at most ``limit`` look-alikes, best first,
+    of the clicked objects and of the ``finished`` images' objects (:func:`carried`; with
+    no click, of those alone), each at a score above the background's. ``offsets`` (the
+    project's :class:`~fewclick.predict.own_box.EdgeOffsets`, or None) move the boxes the
+    thresholds are chosen on, as the page's are moved. ``info``: ``state`` "ready",
+    ``made`` (how many proposals the image has), ``shown`` (look-alikes at their class's
+    threshold), ``threshold`` (where a clicked class's start: its least-work threshold on
+    the finished images, else :data:`~fewclick.predict.lookalike.RELATIVE`),
+    ``min_scores`` (class position -> least-work threshold, for the classes not clicked),
+    ``exemplars`` (the finished objects matched) and ``unboxed``
+    (:class:`~fewclick.wire.answers.ProposalsUsed`)."""
+    from fewclick.predict import lookalike
+    from fewclick.types import Detections
+
+    found = ready(folder, key)
+    if found is None:
+        return None
+    exemplars, least = carried(folder, finished, offsets)
+    boxes, labels, vectors, areas, unboxed = [], [], [], [], []
+    for i, ((x, y), label) in enumerate(zip(clicks.xy, clicks.labels)):
+        index = lookalike.clicked_proposal(found, float(x), float(y))
+        if index is None:
+            from fewclick.server import worker
+
+            own = maker(folder).click(worker.image(path), float(x), float(y), key=key)
+        else:
+            own = found.take([index])
+        if not len(own):
+            unboxed.append(i)
+            continue
+        boxes.append(own.boxes[0])
+        labels.append(int(label))
+        vectors.append(own.vectors[0])
+        areas.append(own.areas()[0])
+    clicked_labels = np.asarray(labels, np.int64)
+    clicked = np.asarray(boxes, np.float32).reshape(-1, 4)
+    positives = {c: v for c, (v, _) in exemplars.items()}
+    sizes = {c: a for c, (_, a) in exemplars.items()}
+    for c in np.unique(clicked_labels).astype(int):
+        mine = clicked_labels == c
+        positives[c] = np.concatenate(
+            [np.asarray(vectors)[mine], positives.get(c, np.zeros((0, found.vectors.shape[1])))]
+        )
+        sizes[c] = np.concatenate([np.asarray(areas, np.float32)[mine], sizes.get(c, np.zeros(0))])
+    alike = lookalike.look_alikes(
+        found, positives, thresholds=dict.fromkeys(positives, 0.0), clicked=clicked, areas=sizes
+    )
+    if limit is not None:
+        alike = Detections(alike.boxes[:limit], alike.scores[:limit], alike.labels[:limit])
+    det = Detections(
+        np.concatenate([clicked, alike.boxes]).reshape(-1, 4),
+        np.concatenate([np.ones(len(clicked), np.float32), np.minimum(alike.scores, 0.999)]),
+        np.concatenate([clicked_labels, alike.labels]).astype(np.int64),
+    )
+    was_clicked = set(clicked_labels.tolist())
+    start = [least.get(c, lookalike.RELATIVE) for c in was_clicked]
+    threshold = min(start) if start else lookalike.RELATIVE
+    from_class = [threshold if int(c) in was_clicked else least.get(int(c), threshold) for c in alike.labels]
+    info = {
+        "state": "ready",
+        "made": len(found),
+        "shown": int((alike.scores >= np.minimum(np.asarray(from_class, np.float32), 1.0)).sum()),
+        "threshold": float(threshold),
+        "min_scores": {c: t for c, t in least.items() if c not in was_clicked},
+        "exemplars": int(sum(len(a) for _, a in exemplars.values())),
+        "unboxed": unboxed,
+    }
+    return det, info

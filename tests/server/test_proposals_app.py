@@ -1,0 +1,141 @@
+"""SAM's proposals in the app (issue 52): made when an image is prepared, then a click's
+look-alikes come from them; a torn file is made again, and an image with nothing on it
+still boxes the clicked object (skipped without the pretrained SAM pair)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from clients import client_for
+from PIL import Image as PILImage
+from tests.detect.test_proposals import DISCS, SQUARES
+from tests.detect.test_proposals import _scene as _discs_and_squares
+
+from fewclick.metrics.detection import box_iou
+from fewclick.server.app import create_app
+from fewclick.server.db import sqlite_url
+
+
+def _scene(seed: int) -> np.ndarray:
+    return _discs_and_squares(seed)[0]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory, sam_files):
+    """One app on SQLite: what is tested here is the worker's, the same on any database."""
+    folder = tmp_path_factory.mktemp("scenes")
+    PILImage.fromarray(_scene(0)).save(folder / "a_scene.png")
+    PILImage.fromarray(_scene(1)).save(folder / "b_scene.png")
+    PILImage.fromarray(np.full((240, 320, 3), 128, np.uint8)).save(folder / "c_blank.png")
+    home = tmp_path_factory.mktemp("server")
+    db_url = sqlite_url(home / "fewclick.db")
+    app = create_app(db_url, home / "data", data_roots=[tmp_path_factory.getbasetemp()])
+    with client_for(app) as c:
+        c.home = home
+        r = c.post(
+            "/api/projects", json={"name": "discs", "folder": str(folder), "classes": ["disc", "square"]}
+        )
+        assert r.status_code == 201, r.text
+        c.project = r.json()["project"]
+        c.images = c.get(f"/api/projects/{c.project['id']}/images").json()
+        yield c
+
+
+def _prepared(client, image_id: int, seconds: float = 240) -> dict:
+    """Prepare the image until its proposals are made."""
+    end = time.monotonic() + seconds
+    while True:
+        r = client.post(f"/api/images/{image_id}/prepare")
+        assert r.status_code == 200, r.text
+        out = r.json()
+        if out["proposals"] == "ready" and out["ready"]:
+            return out
+        assert out["proposals"] in ("making", "ready"), out
+        assert time.monotonic() < end, f"proposals not made in {seconds} s: {out}"
+        time.sleep(0.5)
+
+
+def _click(client, image_id: int, x: float, y: float, class_id: int) -> dict:
+    r = client.post(f"/api/images/{image_id}/detect", json={"clicks": [[x, y, class_id]]})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_a_click_on_a_disc_finds_the_other_discs_among_the_prepared_proposals(client):
+    disc = client.project["classes"][0]["id"]
+    image = client.images[0]
+    out = _prepared(client, image["id"])
+    assert out["proposals"] == "ready"
+    got = _click(client, image["id"], *DISCS[0], disc)
+    assert got["method"] == "look-alikes" and got["model_version"] is None
+    said = got["proposals"]
+    assert said["state"] == "ready" and said["made"] >= len(DISCS) + len(SQUARES) and said["unboxed"] == []
+    boxes, scores = np.asarray(got["boxes"]), np.asarray(got["scores"])
+    discs = np.array([[cx - 14, cy - 14, cx + 14, cy + 14] for cx, cy in DISCS], np.float32)
+    squares = np.array([[cx - 10, cy - 10, cx + 10, cy + 10] for cx, cy in SQUARES], np.float32)
+    assert scores[0] == 1 and box_iou(boxes[:1], discs[:1])[0, 0] >= 0.7, "the clicked disc first"
+    on_disc = box_iou(boxes, discs).max(1) >= 0.7
+    assert set(box_iou(boxes[on_disc], discs).argmax(1)) == set(range(len(DISCS))), "every disc is boxed"
+    on_square = box_iou(boxes, squares).max(1) >= 0.5
+    assert scores[on_disc].min() > scores[on_square].max(initial=-1.0), "discs score above any square"
+    assert said["shown"] == len(boxes) - 1 and got["labels"] == [disc] * len(boxes)
+    assert 0 <= said["threshold"] < 1 and (scores >= said["threshold"]).all()
+
+
+def test_a_torn_proposals_file_is_made_again_and_feature_similarity_answers_meanwhile(client):
+    disc = client.project["classes"][0]["id"]
+    image = client.images[1]
+    _prepared(client, image["id"])
+    made = [p for p in client.home.rglob("*.proposals.npz") if p.stat().st_mtime > 0]
+    assert len(made) >= 2, "the open image's and the next's proposals"
+    newest = max(made, key=lambda p: p.stat().st_mtime_ns)
+    torn = newest.read_bytes()[: newest.stat().st_size // 2]
+    for p in made:
+        p.write_bytes(torn)  # cut off mid-write, as by a full disk
+    got = _click(client, image["id"], *DISCS[1], disc)
+    assert got["method"] == "training-free", "a torn file is never served"
+    assert got["proposals"] is None, "and nothing is being made until the page prepares again"
+    assert _prepared(client, image["id"])["proposals"] == "ready"
+    again = _click(client, image["id"], *DISCS[1], disc)
+    assert again["method"] == "look-alikes" and again["proposals"]["shown"] >= 1
+
+
+def test_a_click_on_a_blank_image_still_boxes_the_click_and_finds_nothing_like_it(client):
+    disc = client.project["classes"][0]["id"]
+    image = client.images[2]
+    _prepared(client, image["id"])
+    got = _click(client, image["id"], 150, 120, disc)
+    assert got["method"] == "look-alikes" and got["proposals"]["shown"] == 0
+    assert len(got["boxes"]) == 1 and got["scores"] == [1.0], "the clicked object's own box alone"
+    x0, y0, x1, y1 = got["boxes"][0]
+    assert x0 <= 150 <= x1 and y0 <= 120 <= y1
+
+
+def test_once_an_image_is_finished_the_next_opens_with_the_proposals_like_its_objects(client):
+    disc, square = (c["id"] for c in client.project["classes"])
+    first, second = client.images[:2]
+    boxes = [(disc, [cx - 14, cy - 14, cx + 14, cy + 14]) for cx, cy in DISCS]
+    boxes += [(square, [cx - 10, cy - 10, cx + 10, cy + 10]) for cx, cy in SQUARES]
+    revision = client.get(f"/api/images/{first['id']}").json()["revision"]
+    create = [{"class_id": c, "geometry": {"box": b}} for c, b in boxes]
+    body = {"revision": revision, "create": create}
+    assert client.post(f"/api/images/{first['id']}/annotations/batch", json=body).status_code == 200
+    assert client.patch(f"/api/images/{first['id']}", json={"status": "done"}).status_code == 200
+    _prepared(client, second["id"])
+    r = client.post(f"/api/images/{second['id']}/detect", json={"clicks": []})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["method"] == "look-alikes" and got["proposals"]["exemplars"] == len(DISCS) + len(SQUARES)
+    found, labels = np.asarray(got["boxes"]), np.asarray(got["labels"])
+    for cls, centres, half in ((disc, DISCS, 14), (square, SQUARES, 10)):
+        theirs = np.array([[cx - half, cy - half, cx + half, cy + half] for cx, cy in centres], np.float32)
+        mine = found[labels == cls]
+        assert len(mine) and (box_iou(theirs, mine).max(1) >= 0.7).all(), (
+            f"every {cls} opens boxed in its class"
+        )
+    assert (np.asarray(got["scores"]) < 1).all(), "no clicked object: every box is a look-alike"
+    # an image with nothing on it opens with nothing
+    blank = client.post(f"/api/images/{client.images[2]['id']}/detect", json={"clicks": []})
+    assert blank.status_code == 200 and blank.json()["boxes"] == []
