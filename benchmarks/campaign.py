@@ -14,13 +14,17 @@ go through the images in order, ending each at manual quality:
 
 1. once a trained detector serves, the image opens with its proposals, no click needed, as
    the page shows them (the wait for them is counted in the image's seconds; the number is
-   ``proposals_on_open``); then click the centre of the largest missed object, with its
-   class, while the clicks still lower the number of missed objects (at most 20), each
-   click asking the detector again with every click so far. The person remembers what
-   their clicks saved (``fewclick.simulate.annotator.ClickMemory``: the seconds of work
-   left before a click, less those after it and the click, as they saw them; per image
-   ``click_gains``): a class whose last clicks saved nothing on average is drawn instead,
-   and clicked again after 3 images without a click of it;
+   ``proposals_on_open``); before that, once an image is finished, with SAM's proposals
+   like its objects, when the app has made them (it makes the next image's while the
+   person works: the campaign lets it go on, uncounted, for as long as the cost model says
+   the last image took, and opens the image then, made or not); then click the centre of
+   the largest missed object, with its class, while the clicks still lower the number of
+   missed objects (at most 20), each click asking the detector again with every click so
+   far. The person remembers what their clicks saved
+   (``fewclick.simulate.annotator.ClickMemory``: the seconds of work left before a click,
+   less those after it and the click, as they saw them; per image ``click_gains``): a
+   class whose last clicks saved nothing on average is drawn instead, and clicked again
+   after 3 images without a click of it;
 2. set the proposal slider where the fewest fixes remain (it starts at the served
    detector's suggested score; moving it is one interaction), and Enter: accept the
    proposals shown (or none: then no Enter; nor when none needs a fix: what is missing is
@@ -343,6 +347,7 @@ class Annotator:
         self.preparing = ThreadPoolExecutor(1)  # the page's requests it does not wait for
         self.memory = ClickMemory()  # whether a click of a class pays, as this person saw it
         self.images_done = 0
+        self.ahead = 0.0  # the cost-model seconds of the last image: what the page made meanwhile
 
     def annotate(self, im: dict, truth, mode: str) -> dict:
         """The image in ``mode``; after a 409 (someone else changed it) it is reloaded and done
@@ -366,6 +371,7 @@ class Annotator:
         manual_plan = manual(gt, self.current)
         # the page asks the served detector on open (no click) and shows its proposals while
         # the person looks at the image: the wait is counted, as an interaction it is not
+        self._made_ahead(im)
         started = time.perf_counter()
         opened = self._on_open(im)
         waited = time.perf_counter() - started if opened is not None else 0.0
@@ -390,6 +396,7 @@ class Annotator:
         )
         _ok(self.api.patch(f"/api/images/{im['id']}", json={"status": "done"}))
         events.append(("submit", 0.0))
+        self.ahead = sum(s for _, s in events)
         self._log(im["id"], events)
         final = _ok(self.api.get(f"/api/images/{im['id']}"))["annotations"]
         boxes = np.array([a["geometry"]["box"] for a in final], np.float32).reshape(-1, 4)
@@ -695,6 +702,17 @@ class Annotator:
         boxes = np.array([out["boxes"][i] for i in keep], np.float32).reshape(-1, 4)
         labels = np.array([self.position[out["labels"][i]] for i in keep], np.int64)
         return boxes, labels, [out["scores"][i] for i in keep]
+
+    def _made_ahead(self, im: dict) -> None:
+        """Let the app go on making this image's SAM proposals (begun when the last image was
+        opened: the page prepares the next image too) for as long as a person spent on the
+        last image, uncounted, as the app would have while they worked; no longer. What is
+        not made by then is not waited for: the image opens without it, as on the page."""
+        for _ in range(int(np.ceil(self.ahead))):  # a look a second
+            said = _ok(self.api.post(f"/api/images/{im['id']}/prepare")).get("proposals")
+            if said != "making":
+                return
+            threading.Event().wait(1.0)  # the app's time, not the person's (``_think``)
 
     def _on_open(self, im: dict) -> dict | None:
         """What the page shows on opening an image nobody started: the served detector's

@@ -44,7 +44,8 @@ def test_a_campaign_ends_every_image_at_manual_quality_and_the_analytics_agree(m
     for row in report["per_image"]:
         assert row["manual"]["interactions"] >= row["objects"] > 0, "a drag an object at least"
         assert row["interactions"] >= row["clicks"]
-        assert row["proposals_on_open"] is None, "no detector trained: nothing proposed on open"
+    # no detector, and no finished image yet to match SAM's proposals to: nothing on open
+    assert report["per_image"][0]["proposals_on_open"] is None
     analytics = report["analytics"]
     assert analytics["interactions"] == totals["interactions"]
     assert analytics["seconds_difference"] <= 0.05
