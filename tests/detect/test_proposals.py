@@ -7,7 +7,13 @@ import pytest
 
 from fewclick.metrics.detection import box_iou
 from fewclick.predict.encoder import ImageEncoder
-from fewclick.predict.lookalike import clicked_proposal, look_alikes, relative_scores
+from fewclick.predict.lookalike import (
+    LookAlikeDetector,
+    clicked_proposal,
+    look_alikes,
+    proposals_file,
+    relative_scores,
+)
 from fewclick.predict.proposals import LocalDecoder, ProposalMaker, Proposals, crop_cells, prompt_points
 
 DISCS = [(60, 60), (160, 50), (260, 70), (90, 170), (210, 180)]  # red, radius 14
@@ -294,3 +300,24 @@ def test_with_the_objects_side_known_the_prompts_go_to_the_objects_before_the_gr
     assert found(prompt_points(image, limit=len(centres), side=24.0)) == len(centres)
     unknown = found(prompt_points(image, limit=len(centres)))
     assert unknown < len(centres), "without the side, the finest scales' grain takes its turns"
+
+
+def test_the_look_alikes_as_a_click_detector_keep_their_proposals_beside_the_embeddings(maker, tmp_path):
+    from fewclick.types import Clicks
+
+    image, discs, _ = _scene()
+    detector = LookAlikeDetector(maker, tmp_path)
+    detector.set_image(image, key="scene")
+    assert proposals_file(tmp_path, "scene").is_file(), "kept where the app keeps them"
+    det = detector.predict(Clicks(np.array([DISCS[0]], np.float32), [0], [True]))
+    assert det.scores[0] == 1 and box_iou(det.boxes[:1], discs[:1])[0, 0] >= 0.7, "the clicked disc first"
+    assert (box_iou(discs, det.boxes).max(1) >= 0.7).all(), "and every other disc"
+    assert len(detector.predict(Clicks(np.zeros((0, 2)), [], []))) == 0, "no click, nothing like it"
+
+    class Never:  # a second image set under the same key reads the file: no SAM
+        def __call__(self, *args, **kwargs):
+            raise AssertionError("proposed again")
+
+    again = LookAlikeDetector(Never(), tmp_path)
+    again.set_image(image, key="scene")
+    assert len(again.proposals) == len(detector.proposals)

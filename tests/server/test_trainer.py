@@ -240,3 +240,19 @@ def test_a_pinned_version_or_the_training_free_start_serves_whatever_comes_after
         session.commit()
     opened = app.client.post(detect, json={"clicks": []}).json()
     assert opened["min_scores"] == {str(classes[0]): 0.35}, "by class id, as the labels"
+
+
+def test_before_any_version_candidates_face_the_look_alikes_where_the_app_made_proposals(tmp_path):
+    from types import SimpleNamespace
+
+    first = SimpleNamespace(state=SimpleNamespace(serving=None))
+    trainer._serve_against(first, None, str(tmp_path))
+    assert first.state.serving is None, "no proposals made: the first candidate serves as before"
+    (tmp_path / "1-1-5.proposals.npz").write_bytes(b"")
+    trainer._serve_against(first, None, str(tmp_path))
+    assert first.state.serving == trainer.LOOK_ALIKES, "the look-alikes serve until a candidate beats them"
+    promoted = SimpleNamespace(state=SimpleNamespace(serving="round-1/model.pt"))
+    trainer._serve_against(promoted, None, str(tmp_path))
+    assert promoted.state.serving == "round-1/model.pt", "a round promoted before still serves"
+    with pytest.raises(FileNotFoundError, match="SAM's files are not set up"):
+        trainer._loader(None, 2, {}, str(tmp_path))(trainer.LOOK_ALIKES)

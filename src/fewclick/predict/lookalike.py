@@ -23,7 +23,8 @@ further click or deletion re-ranks at once, with no new SAM call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -34,6 +35,43 @@ from fewclick.types import Detections
 RELATIVE = 0.5
 SIZE_FREE = float(np.log(2.0))  # an area within this log-ratio of the exemplar's is not weighed
 CLICKED_IOU = 0.5  # a proposal overlapping a clicked object's box this much is that object
+SUFFIX = ".proposals.npz"  # an image's proposals beside its embedding: <key>.proposals.npz
+
+
+def proposals_file(folder: str | Path, key: str) -> Path:
+    """Where the proposals of the image of embedding ``key`` are kept in an embeddings ``folder``."""
+    return Path(folder) / f"{key}{SUFFIX}"
+
+
+def clicked_objects(
+    proposals: Proposals, xy: np.ndarray, own: Callable[[float, float], Proposals]
+) -> tuple[Proposals, list[int], list[int]]:
+    """Each click's object at ``xy`` ``[N, 2]``: the proposal whose mask holds it
+    (:func:`clicked_proposal`), else ``own(x, y)`` (SAM's object there: one proposal, or none
+    when SAM finds nothing). ``(objects, found, unboxed)``: the objects as proposals, in the
+    clicks' order, the indices of the clicks they belong to, and those of the clicks with
+    none."""
+    parts, found, unboxed = [], [], []
+    for i, (x, y) in enumerate(np.asarray(xy, np.float32).reshape(-1, 2)):
+        index = clicked_proposal(proposals, float(x), float(y))
+        one = own(float(x), float(y)) if index is None else proposals.take([index])
+        if len(one):
+            parts.append(one)
+            found.append(i)
+        else:
+            unboxed.append(i)
+    dim = proposals.vectors.shape[1]
+    objects = Proposals.empty(dim, proposals.image_size)
+    if parts:
+        objects = Proposals(
+            np.concatenate([p.boxes for p in parts]),
+            np.concatenate([p.scores for p in parts]),
+            np.concatenate([p.vectors for p in parts]),
+            [m for p in parts for m in p.masks],
+            proposals.background,
+            proposals.image_size,
+        )
+    return objects, found, unboxed
 
 
 def clicked_proposal(proposals: Proposals, x: float, y: float) -> int | None:
@@ -115,3 +153,52 @@ def _weighed(
         ratio = np.abs(np.log(np.maximum(own, 1.0) / np.maximum(theirs, 1.0)))
         score = score * np.exp(-np.maximum(ratio - SIZE_FREE, 0.0))
     return score.astype(np.float32)
+
+
+class LookAlikeDetector:
+    """The look-alikes as a click detector (``set_image`` / ``predict``), so that they are
+    scored on held-out finished images as trained detectors are: the clicked objects at score
+    1, then every proposal like them (positives: the clicked objects alone), best first.
+    ``maker`` a :class:`~fewclick.predict.proposals.ProposalMaker`; ``folder`` where the
+    app keeps the images' proposals beside their embeddings (:func:`proposals_file`): an
+    image set under a key whose proposals are there is not proposed again, and one proposed
+    here is kept there."""
+
+    method = "look-alikes"
+
+    def __init__(self, maker, folder: str | Path | None = None) -> None:
+        self.maker, self.folder = maker, folder
+        self.image, self.key, self.proposals = None, None, None
+
+    def set_image(self, image: np.ndarray, key: str | None = None) -> None:
+        self.image, self.key = image, key
+        path = None if self.folder is None or key is None else proposals_file(self.folder, key)
+        if path is not None and path.is_file():
+            try:
+                self.proposals = Proposals.load(path)
+                return
+            except ValueError:  # torn: made again below
+                pass
+        self.proposals = self.maker(image, key=key)
+        if path is not None:
+            self.proposals.save(path)
+
+    def predict(self, clicks) -> Detections:
+        if self.proposals is None:
+            raise RuntimeError("set_image first")
+        keep = np.asarray(clicks.positive, bool) if len(clicks) else np.zeros(0, bool)
+        xy, labels = np.asarray(clicks.xy)[keep], np.asarray(clicks.labels, np.int64)[keep]
+        own = lambda x, y: self.maker.click(self.image, x, y, key=self.key)  # noqa: E731
+        objects, found, _ = clicked_objects(self.proposals, xy, own)
+        labels = labels[found]
+        positives = {int(c): objects.vectors[labels == c] for c in np.unique(labels)}
+        areas = {int(c): objects.areas()[labels == c] for c in np.unique(labels)}
+        alike = look_alikes(
+            self.proposals, positives, thresholds=dict.fromkeys(positives, 0.0), clicked=objects.boxes,
+            areas=areas,
+        )  # fmt: skip
+        return Detections(
+            np.concatenate([objects.boxes, alike.boxes]).reshape(-1, 4),
+            np.concatenate([np.ones(len(objects), np.float32), np.minimum(alike.scores, 0.999)]),
+            np.concatenate([labels, alike.labels]).astype(np.int64),
+        )

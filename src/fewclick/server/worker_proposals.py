@@ -35,13 +35,14 @@ CARRIED_KEPT = 4
 EXEMPLAR_IOU = 0.7  # a finished box's best proposal this close is its exemplar
 _LOCK = threading.Lock()
 LOADED_KEPT = 8  # images' proposals held in memory
-SUFFIX = ".proposals.npz"
 
 
 def proposals_file(folder: str, key: str) -> Path:
     """Where the proposals of the image of embedding ``key`` are kept in the app's embeddings
-    ``folder``."""
-    return Path(folder) / f"{key}{SUFFIX}"
+    ``folder`` (:func:`fewclick.predict.lookalike.proposals_file`)."""
+    from fewclick.predict.lookalike import proposals_file as beside
+
+    return beside(folder, key)
 
 
 def prepare(folder: str, items: list[tuple[str, str]]) -> list[str]:
@@ -224,24 +225,15 @@ def look_alikes(folder: str, key: str, path: str, clicks, limit: int | None, fin
     if found is None:
         return None
     exemplars, least = carried(folder, finished, offsets)
-    boxes, labels, vectors, areas, unboxed = [], [], [], [], []
-    for i, ((x, y), label) in enumerate(zip(clicks.xy, clicks.labels)):
-        index = lookalike.clicked_proposal(found, float(x), float(y))
-        if index is None:
-            from fewclick.server import worker
 
-            own = maker(folder).click(worker.image(path), float(x), float(y), key=key)
-        else:
-            own = found.take([index])
-        if not len(own):
-            unboxed.append(i)
-            continue
-        boxes.append(own.boxes[0])
-        labels.append(int(label))
-        vectors.append(own.vectors[0])
-        areas.append(own.areas()[0])
-    clicked_labels = np.asarray(labels, np.int64)
-    clicked = np.asarray(boxes, np.float32).reshape(-1, 4)
+    def own(x: float, y: float):
+        from fewclick.server import worker
+
+        return maker(folder).click(worker.image(path), x, y, key=key)
+
+    objects, boxed, unboxed = lookalike.clicked_objects(found, clicks.xy, own)
+    clicked_labels = np.asarray(clicks.labels, np.int64)[boxed]
+    clicked, vectors, areas = objects.boxes, objects.vectors, objects.areas()
     positives = {c: v for c, (v, _) in exemplars.items()}
     sizes = {c: a for c, (_, a) in exemplars.items()}
     for c in np.unique(clicked_labels).astype(int):

@@ -62,6 +62,9 @@ RETRY_SECONDS = 60.0  # after a round dropped for an error of the disk, the next
 PROCESS_FILE = "process.json"  # the running trainer's pid and job
 LOCK_FILE = "trainer.lock"  # held by the running trainer (:func:`_one_trainer`)
 KINDS = ("imagenet", "scratch")
+#: what serves before any version where the app made SAM's proposals: the trainer's first
+#: candidate is scored against the look-alikes among them (:func:`_serve_against`)
+LOOK_ALIKES = "training-free:look-alikes"
 
 
 def folder(models_dir: Path | str, project_id: int | str) -> Path:
@@ -115,10 +118,10 @@ def run_trainer(
                     break
                 continue
             if trainer is None or trainer.class_ids != ids:  # a class added or removed: afresh
-                load = _loader(encoder, len(data.classes), keys)
+                load = _loader(encoder, len(data.classes), keys, embeddings)
                 trainer = _make(work, data, ids, kind, serving, load, config)
             trainer.classes = list(data.classes)  # renamed: the same classes by id, new names
-            _serve_against(trainer, serving)
+            _serve_against(trainer, serving, embeddings)
             # progress is the round's share done: 0 as it starts, and again once it is counted
             update_job(db_url, job_id, progress=0.0, message=_running(trainer, len(data), len(held)))
             try:
@@ -336,11 +339,16 @@ def _learnt(serving, ids: list[int], names: list[str]) -> bool:
     return known == names
 
 
-def _serve_against(trainer, serving) -> None:
+def _serve_against(trainer, serving, embeddings: str | None = None) -> None:
     """The trainer compares its candidates with what serves now, whoever trained it; a
     detector of other classes (one added since) serves nobody's clicks, so against it
-    the first candidate serves as when nothing did."""
+    the first candidate serves as when nothing did. Before any version, where the app has
+    made SAM's proposals of the images (in ``embeddings``, the app's folder) the look-alikes
+    among them serve the clicks: the first candidate serves only once it beats them on the
+    held-out finished images (:data:`LOOK_ALIKES`)."""
     if serving is None:
+        if trainer.state.serving is None and embeddings and _proposals_made(embeddings):
+            trainer.state.serving = LOOK_ALIKES
         return
     if serving[1] == "training-free":
         trainer.state.serving = f"training-free:{serving[2]}"
@@ -350,14 +358,27 @@ def _serve_against(trainer, serving) -> None:
         trainer.state.serving = None
 
 
-def _loader(encoder, num_classes: int, keys: dict):
-    """Makes a predictor of what a path names (a checkpoint, or ``training-free:...``), its
-    images set under the app's cache keys."""
+def _proposals_made(embeddings: str) -> bool:
+    from fewclick.predict.lookalike import SUFFIX
+
+    return Path(embeddings).is_dir() and any(Path(embeddings).glob(f"*{SUFFIX}"))
+
+
+def _loader(encoder, num_classes: int, keys: dict, embeddings: str | None = None):
+    """Makes a predictor of what a path names (a checkpoint, :data:`LOOK_ALIKES`, or
+    ``training-free:...``), its images set under the app's cache keys."""
 
     def load(path):
         from fewclick.predict.detect import ClickDetector
 
         path = str(path)
+        if path == LOOK_ALIKES:
+            if encoder is None:
+                raise FileNotFoundError("SAM's files are not set up: the look-alikes cannot be scored")
+            from fewclick.predict.lookalike import LookAlikeDetector
+            from fewclick.predict.proposals import ProposalMaker
+
+            return Keyed(LookAlikeDetector(ProposalMaker(encoder, window=None), embeddings), keys)
         if path.startswith("training-free:"):
             from fewclick.predict.similar import SimilarityDetector
 
