@@ -708,11 +708,12 @@ class Annotator:
         opened: the page prepares the next image too) for as long as a person spent on the
         last image, uncounted, as the app would have while they worked; no longer. What is
         not made by then is not waited for: the image opens without it, as on the page."""
-        for _ in range(int(np.ceil(self.ahead))):  # a look a second
+        end = time.monotonic() + self.ahead
+        while time.monotonic() < end:  # a look a second
             said = _ok(self.api.post(f"/api/images/{im['id']}/prepare")).get("proposals")
             if said != "making":
                 return
-            threading.Event().wait(1.0)  # the app's time, not the person's (``_think``)
+            threading.Event().wait(min(1.0, max(0.0, end - time.monotonic())))  # the app's time
 
     def _on_open(self, im: dict) -> dict | None:
         """What the page shows on opening an image nobody started: the served detector's

@@ -321,3 +321,36 @@ def test_the_look_alikes_as_a_click_detector_keep_their_proposals_beside_the_emb
     again = LookAlikeDetector(Never(), tmp_path)
     again.set_image(image, key="scene")
     assert len(again.proposals) == len(detector.proposals)
+
+
+def _squares(n: int, dim: int = 4) -> Proposals:
+    """``n`` proposals of 10 px squares along a row, their vectors alike (no SAM)."""
+    boxes = np.array([[20 * i, 0, 20 * i + 10, 10] for i in range(n)], np.float32)
+    vectors = np.tile(np.eye(dim, dtype=np.float32)[:1], (n, 1))
+    masks = [(20 * i, 0, np.ones((10, 10), bool)) for i in range(n)]
+    return Proposals(
+        boxes, np.full(n, 0.9, np.float32), vectors, masks, np.eye(dim, dtype=np.float32)[1], (10, 20 * n)
+    )
+
+
+def test_two_clicks_on_one_proposal_box_it_once():
+    from fewclick.predict.lookalike import clicked_objects
+
+    found = _squares(3)
+    objects, boxed, unboxed = clicked_objects(
+        found, np.array([[5, 5], [6, 4], [45, 5]]), lambda x, y: found.take([])
+    )
+    assert boxed == [0, 2] and unboxed == [] and len(objects) == 2, "each object once"
+
+
+def test_finished_boxes_of_a_class_no_proposal_matches_still_give_thresholds(tmp_path):
+    from fewclick.server import worker_proposals
+
+    for key in ("1-1-0", "1-2-0"):
+        _squares(4).save(proposals_file(tmp_path, key))
+    # class 0 boxes the squares; class 1 boxes something no proposal holds (as small debris)
+    boxes = [[0, 0, 0, 10, 10], [0, 20, 0, 30, 10], [1, 5, 2, 7, 4]]
+    finished = [["1-1-0", "one.png", boxes], ["1-2-0", "two.png", boxes]]
+    exemplars, least = worker_proposals.carried(str(tmp_path), finished)
+    assert set(exemplars) == {0} and len(exemplars[0][0]) == 4, "class 0's two squares on each image"
+    assert set(least) <= {0, 1} and 0 in least

@@ -246,13 +246,16 @@ def test_before_any_version_candidates_face_the_look_alikes_where_the_app_made_p
     from types import SimpleNamespace
 
     first = SimpleNamespace(state=SimpleNamespace(serving=None))
-    trainer._serve_against(first, None, str(tmp_path))
+    trainer._serve_against(first, None, str(tmp_path), 1)
     assert first.state.serving is None, "no proposals made: the first candidate serves as before"
+    (tmp_path / "2-1-5.proposals.npz").write_bytes(b"")
+    trainer._serve_against(first, None, str(tmp_path), 1)
+    assert first.state.serving is None, "another project's proposals say nothing of this one"
     (tmp_path / "1-1-5.proposals.npz").write_bytes(b"")
-    trainer._serve_against(first, None, str(tmp_path))
+    trainer._serve_against(first, None, str(tmp_path), 1)
     assert first.state.serving == trainer.LOOK_ALIKES, "the look-alikes serve until a candidate beats them"
     promoted = SimpleNamespace(state=SimpleNamespace(serving="round-1/model.pt"))
-    trainer._serve_against(promoted, None, str(tmp_path))
+    trainer._serve_against(promoted, None, str(tmp_path), 1)
     assert promoted.state.serving == "round-1/model.pt", "a round promoted before still serves"
     with pytest.raises(FileNotFoundError, match="SAM's files are not set up"):
         trainer._loader(None, 2, {}, str(tmp_path))(trainer.LOOK_ALIKES)

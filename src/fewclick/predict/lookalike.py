@@ -50,10 +50,13 @@ def clicked_objects(
     (:func:`clicked_proposal`), else ``own(x, y)`` (SAM's object there: one proposal, or none
     when SAM finds nothing). ``(objects, found, unboxed)``: the objects as proposals, in the
     clicks' order, the indices of the clicks they belong to, and those of the clicks with
-    none."""
-    parts, found, unboxed = [], [], []
+    none. A click on a proposal an earlier click took adds nothing: each object once."""
+    parts, found, unboxed, taken = [], [], [], set()
     for i, (x, y) in enumerate(np.asarray(xy, np.float32).reshape(-1, 2)):
         index = clicked_proposal(proposals, float(x), float(y))
+        if index is not None and index in taken:  # a second click on one object: boxed once
+            continue
+        taken.add(index)
         one = own(float(x), float(y)) if index is None else proposals.take([index])
         if len(one):
             parts.append(one)

@@ -34,7 +34,7 @@ _CARRIED: OrderedDict[tuple, tuple] = OrderedDict()  # finished images -> their 
 CARRIED_KEPT = 4
 EXEMPLAR_IOU = 0.7  # a finished box's best proposal this close is its exemplar
 _LOCK = threading.Lock()
-LOADED_KEPT = 8  # images' proposals held in memory
+LOADED_KEPT = 16  # images' proposals held in memory: the open one and the finished ones a click reads
 
 
 def proposals_file(folder: str, key: str) -> Path:
@@ -113,9 +113,23 @@ def maker(folder: str):
         return found
 
 
+def _large(path: str) -> bool:
+    from PIL import Image
+
+    from fewclick.server.tiles import is_large
+
+    try:
+        with Image.open(path) as image:
+            return is_large(*image.size)
+    except OSError:  # unreadable or gone: nothing to make either
+        return True
+
+
 def _make(folder: str, key: str, path: str) -> None:
     from fewclick.io.regions import load_pixels
+    from fewclick.server import embeddings
 
+    embeddings.embedding(folder, key, path)  # the clicks' embedding first, never encoded twice
     made = maker(folder)(load_pixels(path), key=key)
     made.save(proposals_file(folder, key))
 
@@ -129,16 +143,18 @@ def carried(folder: str, finished: list | None, offsets=None) -> tuple[dict, dic
     (:func:`~fewclick.metrics.thresholds.least_work_thresholds`) on each finished image
     opened with the other images' exemplars (:data:`~fewclick.metrics.thresholds.NONE_SHOWN`:
     a class whose look-alikes cost more than they save opens with none). A finished image
-    whose proposals are not made yet teaches nothing now: they are made in the background."""
+    whose proposals are not made (or were trimmed with the embeddings) teaches nothing now:
+    they are made in the background, one image a call."""
     known, missing = [], []
     for key, path, boxes in finished or []:
         found = ready(folder, key)
         if found is None:
-            missing.append((key, path))
+            if not _large(path):  # a large image is swept by windows, never proposed whole
+                missing.append((key, path))
         elif boxes:
             known.append((key, found, np.asarray(boxes, np.float32).reshape(-1, 5)))
-    if missing:
-        prepare(folder, missing)
+    if missing:  # one at a time: the open image's and the next's come first on the thread
+        prepare(folder, missing[:1])
     moved = None if not offsets else sorted((c, v.tobytes()) for c, v in offsets.per_class.items())
     digest = (folder, tuple((key, boxes.tobytes()) for key, _, boxes in known), repr(moved))
     with _LOCK:
@@ -186,8 +202,9 @@ def _thresholds(known: list, per_image: list[dict], offsets) -> dict[int, float]
 
     if len(known) < 2:
         return {}
-    classes = sorted({c for e in per_image for c in e})
-    number = max(classes, default=-1) + 1
+    classes = {c for e in per_image for c in e}
+    labelled = {int(c) for _, _, boxes in known for c in boxes[:, 0]}
+    number = max(classes | labelled, default=-1) + 1  # every class a finished box has
     gts, preds = [], []
     for i, (_, found, boxes) in enumerate(known):
         others = _joined(per_image[:i] + per_image[i + 1 :])
@@ -252,8 +269,9 @@ def look_alikes(folder: str, key: str, path: str, clicks, limit: int | None, fin
         np.concatenate([np.ones(len(clicked), np.float32), np.minimum(alike.scores, 0.999)]),
         np.concatenate([clicked_labels, alike.labels]).astype(np.int64),
     )
-    was_clicked = set(clicked_labels.tolist())
-    start = [least.get(c, lookalike.RELATIVE) for c in was_clicked]
+    was_clicked = {int(c) for c in clicks.labels}  # as the page counts them, found or not
+    # a clicked class starts at its least-work threshold, or the default where that shows none
+    start = [t if (t := least.get(c, lookalike.RELATIVE)) < 1 else lookalike.RELATIVE for c in was_clicked]
     threshold = min(start) if start else lookalike.RELATIVE
     from_class = [threshold if int(c) in was_clicked else least.get(int(c), threshold) for c in alike.labels]
     info = {

@@ -121,7 +121,7 @@ def run_trainer(
                 load = _loader(encoder, len(data.classes), keys, embeddings)
                 trainer = _make(work, data, ids, kind, serving, load, config)
             trainer.classes = list(data.classes)  # renamed: the same classes by id, new names
-            _serve_against(trainer, serving, embeddings)
+            _serve_against(trainer, serving, embeddings, project_id)
             # progress is the round's share done: 0 as it starts, and again once it is counted
             update_job(db_url, job_id, progress=0.0, message=_running(trainer, len(data), len(held)))
             try:
@@ -339,15 +339,15 @@ def _learnt(serving, ids: list[int], names: list[str]) -> bool:
     return known == names
 
 
-def _serve_against(trainer, serving, embeddings: str | None = None) -> None:
+def _serve_against(trainer, serving, embeddings: str | None = None, project_id: int | None = None) -> None:
     """The trainer compares its candidates with what serves now, whoever trained it; a
     detector of other classes (one added since) serves nobody's clicks, so against it
     the first candidate serves as when nothing did. Before any version, where the app has
-    made SAM's proposals of the images (in ``embeddings``, the app's folder) the look-alikes
+    made SAM's proposals of the project's images (in ``embeddings``, the app's folder) the look-alikes
     among them serve the clicks: the first candidate serves only once it beats them on the
     held-out finished images (:data:`LOOK_ALIKES`)."""
     if serving is None:
-        if trainer.state.serving is None and embeddings and _proposals_made(embeddings):
+        if trainer.state.serving is None and embeddings and _proposals_made(embeddings, project_id):
             trainer.state.serving = LOOK_ALIKES
         return
     if serving[1] == "training-free":
@@ -358,10 +358,12 @@ def _serve_against(trainer, serving, embeddings: str | None = None) -> None:
         trainer.state.serving = None
 
 
-def _proposals_made(embeddings: str) -> bool:
+def _proposals_made(embeddings: str, project_id: int | None) -> bool:
+    """Whether the app made SAM's proposals of an image of the project (embedding keys start
+    with the project's id: :func:`~fewclick.server.serving.file_key`)."""
     from fewclick.predict.lookalike import SUFFIX
 
-    return Path(embeddings).is_dir() and any(Path(embeddings).glob(f"*{SUFFIX}"))
+    return Path(embeddings).is_dir() and any(Path(embeddings).glob(f"{project_id}-*{SUFFIX}"))
 
 
 def _loader(encoder, num_classes: int, keys: dict, embeddings: str | None = None):
