@@ -139,3 +139,13 @@ def test_once_an_image_is_finished_the_next_opens_with_the_proposals_like_its_ob
     # an image with nothing on it opens with nothing
     blank = client.post(f"/api/images/{client.images[2]['id']}/detect", json={"clicks": []})
     assert blank.status_code == 200 and blank.json()["boxes"] == []
+
+
+def test_a_renamed_class_keeps_its_exemplars(client):
+    disc = client.project["classes"][0]["id"]
+    second = client.images[1]
+    assert client.patch(f"/api/classes/{disc}", json={"name": "round thing"}).status_code == 200
+    got = client.post(f"/api/images/{second['id']}/detect", json={"clicks": []}).json()
+    assert got["method"] == "look-alikes" and disc in got["labels"], (
+        "the renamed class's look-alikes, by its id"
+    )
