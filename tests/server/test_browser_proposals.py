@@ -12,7 +12,7 @@ import json
 import httpx
 import numpy as np
 import pytest
-from browser import chromium_page, live_server, log_in
+from browser import chromium_page, live_server, log_in, screen
 from clients import auth_headers, make_user
 from PIL import Image as PILImage
 
@@ -65,13 +65,15 @@ def _prepared(page, route) -> None:
 
 
 def _detected(page, route) -> None:
-    """Three look-alikes of the finished image's cells, one under the cell class's threshold."""
+    """Three look-alikes of the finished image's cells, one under the cell class's threshold
+    (feature similarity's answer, the same boxes, while the proposals are being made)."""
     body = json.loads(route.request.post_data)
     page.detect_bodies.append(body)
     cell = page.classes[0]
     route.fulfill(
         json={
-            "method": "look-alikes", "boxes": [[10, 10, 30, 30], [50, 20, 70, 40], [80, 50, 100, 70]],
+            "method": "look-alikes" if page.prepares > 2 else "training-free",
+            "boxes": [[10, 10, 30, 30], [50, 20, 70, 40], [80, 50, 100, 70]],
             "scores": [0.8, 0.6, 0.2], "labels": [cell] * 3, "rboxes": None, "fitted_classes": [],
             "tight_classes": [], "model_version": None, "min_score": None, "min_scores": {str(cell): 0.5},
             "look_alike_limit": 3, "proposals": {
@@ -116,4 +118,20 @@ def test_a_project_with_no_finished_image_opens_without_asking(server, page):
     )
     page.wait_for_timeout(500)  # a request would have left with the proposals made
     assert page.detect_bodies == [] and page.evaluate("() => fewclickTest.detect.result") is None
+    assert page.errors == []
+
+
+def test_a_click_answered_before_the_proposals_were_made_is_asked_again_once_they_are(server, page):
+    base, api, (_, none) = server
+    page.classes = [c["id"] for c in none["classes"]]
+    page.detect_bodies.clear()
+    page.prepares = 0
+    image = api.get(f"/api/projects/{none['id']}/images").json()[1]
+    _open(page, base, image["id"])
+    page.mouse.click(*screen(page, 20, 20))
+    page.wait_for_function("() => fewclickTest.detect.result?.method === 'look-alikes'", timeout=15000)
+    assert len(page.detect_bodies) == 2 and page.detect_bodies[0] == page.detect_bodies[1], (
+        "the same click again"
+    )
+    assert "now made" in page.inner_text("#message")
     assert page.errors == []

@@ -30,6 +30,8 @@ LOOK_ALIKES_PER_OBJECT = 3
 PAGE_MIN_SCORE = 0.3
 #: the newest finished images looked at for held-out ones (one in four is held out)
 HELD_OUT_LOOKED_AT = 40
+#: the images after the open one whose SAM proposals the worker makes ahead
+PROPOSED_AHEAD = 3
 
 
 def check_click(image: Image, x: float, y: float, what: str) -> None:
@@ -223,6 +225,20 @@ def encoding_items(config: Settings, image: Image) -> tuple[str, list[tuple[str,
     ):
         items.append((sam_image(config, following)[1], following.path))
     return folder, items
+
+
+def proposal_items(config: Settings, image: Image) -> list[tuple[str, str]]:
+    """``[(key, path), ...]`` whose SAM proposals the worker makes ahead: the image, then the
+    project's next :data:`PROPOSED_AHEAD` images, those that are there and not large (an
+    image of many windows takes minutes: the queue's next few are made while the person
+    works on this one)."""
+    items = [(sam_image(config, image)[1], image.path)]
+    siblings = image.project.images
+    at = siblings.index(image)
+    for following in siblings[at + 1 : at + 1 + PROPOSED_AHEAD]:
+        if Path(following.path).is_file() and not tiles.is_large(following.width, following.height):
+            items.append((sam_image(config, following)[1], following.path))
+    return items
 
 
 def _any_finished(session, project_id: int) -> bool:

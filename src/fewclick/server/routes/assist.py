@@ -118,8 +118,8 @@ def _swept(found: dict, classes: ClassMap) -> dict:
 async def prepare(image_id: int, session: DB, config: Config, models: Worker):
     """Start encoding the image for SAM (and the project's next image after it); says
     whether its embedding is ready. Nothing to prepare when SAM serves nothing here. While
-    the training-free start serves click-to-detect, the images' SAM proposals are made
-    after their embeddings; ``proposals`` says where the open image's are ("ready",
+    the training-free start serves click-to-detect, SAM's proposals of the image and of the
+    next few are made after the embeddings; ``proposals`` says where the open image's are ("ready",
     "making", or why the last try failed)."""
     image = rows.get(session, Image, image_id, "image")
     serving.image_file(image)
@@ -135,7 +135,8 @@ async def prepare(image_id: int, session: DB, config: Config, models: Worker):
         assisting.check_encoding(image, states[0])
         ready[0] = states[0] is None
     if assisting.proposes(session, image):  # made after the embeddings, on a thread of their own
-        out["proposals"] = (await models.run(worker_proposals.prepare, folder, items))[0]
+        ahead = assisting.proposal_items(config, image)
+        out["proposals"] = (await models.run(worker_proposals.prepare, folder, ahead))[0]
     return {**out, "ready": ready[0]}
 
 

@@ -35,7 +35,7 @@ export function detect(page) {
     // what the page has not saved yet, for the status lines
     unsaved: () => (det(m).result ? `${shown(m).length} proposals not accepted` : ""),
     opened: () => opened(m),
-    proposalsReady: () => opened(m),
+    proposalsReady: () => proposalsReady(m),
   };
 }
 
@@ -62,6 +62,14 @@ function opened(m) {
   if (served && served.method !== "training-free") return detectNow(m, "on open");
   const finished = (project.by_status?.done ?? 0) + (project.by_status?.reviewed ?? 0);
   if (finished && !image.tiles && prep?.proposals === "ready") return detectNow(m, "on open");
+}
+
+// the image's SAM proposals are made: clicks feature similarity answered are asked again
+// (their look-alikes now come from the proposals); else the image opens with them
+function proposalsReady(m) {
+  const d = det(m);
+  if (d.clicks.length && d.result?.method === "training-free") return detectNow(m, "from this image's SAM proposals, now made");
+  return opened(m);
 }
 
 async function release(m, d, moved, rect) {
