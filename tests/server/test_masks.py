@@ -156,7 +156,13 @@ def test_without_sam_files_grabcut_serves_and_nothing_is_prepared(client, home, 
     monkeypatch.setenv("FEWCLICK_MODELS", str(tmp_path))
     project, images = _project(client, "no-sam", folder=str(home / "one" / "images"))
     r = client.post(f"/api/images/{images[0]['id']}/prepare").json()
-    assert r == {"needs_sam": False, "backend": "grabcut", "chosen_by": "default", "ready": True}
+    assert r == {
+        "needs_sam": False,
+        "backend": "grabcut",
+        "chosen_by": "default",
+        "ready": True,
+        "proposals": None,
+    }
     out = client.post(f"/api/images/{images[0]['id']}/segment", json={"box": [40, 40, 100, 100]}).json()
     assert out["method"] == "grabcut" and out["quality"] is None and out["candidates"] == []
     # the brush adds a disc, the eraser takes one away, in order, over the same answer

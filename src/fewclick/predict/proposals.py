@@ -187,10 +187,8 @@ class LocalDecoder:
     images (130 nuclei, windows sized to them) that was 6.5x faster than the whole
     embedding (21 s against 137 s of one core) and its proposals boxed as many nuclei at
     IoU 0.7 (90 against 87). A candidate that reaches an edge of its crop inside the grid
-    was cut by it: its predicted IoU is set to 0 so that it is not kept. (Asking such a
-    click again on the whole embedding, in case its object is larger than the image's
-    objects were read to be, did not pay: on a textured field 264 of 320 clicks had every
-    candidate cut, and asking them again took 42 s of one core for no proposal kept.)"""
+    was cut by it: its predicted IoU is set to 0 so that it is not kept (asking it again on
+    the whole embedding did not pay: 42 s for nothing kept on a textured field)."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         from fewclick.models.sam_decoder import SamDecoder

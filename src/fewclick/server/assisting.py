@@ -11,11 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import func, select
-
 from fewclick.active.continual import held_out
 from fewclick.server import model_files, serving, tiles, worker_detect, worker_masks
-from fewclick.server.db import FINISHED, Image, ModelVersion
+from fewclick.server.db import Image, ModelVersion
 from fewclick.server.deps import Settings
 from fewclick.server.errors import Conflict, StoreError, Unprocessable
 from fewclick.server.serving import serving_detector
@@ -78,7 +76,11 @@ def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCal
     model = version if version is not None and version.method != "training-free" else None
     fallbacks = tuple(serving.fallback_detectors(session, project.id, model)) if model else ()
     most = None if model else annotations.most_objects_finished(session, project.id)
-    if not clicks and model is None and not (proposes(session, image) and _any_finished(session, project.id)):
+    if (
+        not clicks
+        and model is None
+        and not (proposes(session, image) and annotations.any_finished(session, project.id))
+    ):
         raise StoreError(
             "detection without clicks needs a trained detector, or a finished image whose objects "
             "SAM's proposals are matched to: click an object, or finish an image"
@@ -239,13 +241,6 @@ def proposal_items(config: Settings, image: Image) -> list[tuple[str, str]]:
         if Path(following.path).is_file() and not tiles.is_large(following.width, following.height):
             items.append((sam_image(config, following)[1], following.path))
     return items
-
-
-def _any_finished(session, project_id: int) -> bool:
-    """Whether an image of the project is finished (with boxes or without: the page opens
-    the next with what the finished ones' boxes match, which may be nothing)."""
-    finished = select(func.count()).where(Image.project_id == project_id, Image.status.in_(FINISHED))
-    return bool(session.scalar(finished))
 
 
 def proposes(session, image: Image) -> bool:

@@ -107,6 +107,12 @@ def newest_finished(session: Session, project_id: int, images: int = 10) -> list
     ).all()
 
 
+def any_finished(session: Session, project_id: int) -> bool:
+    """Whether an image of the project is finished, with boxes or without."""
+    finished = select(func.count()).where(Image.project_id == project_id, Image.status.in_(FINISHED))
+    return bool(session.scalar(finished))
+
+
 def most_objects_finished(session: Session, project_id: int) -> int | None:
     """The most of the user's boxes any finished image of the project holds (None before an
     image is finished): the training-free start shows a few times that at most."""

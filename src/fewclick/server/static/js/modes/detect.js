@@ -276,7 +276,7 @@ function matchedTo(r) {
 
 // the image's SAM proposals are still being made: what answers meanwhile
 function making(r) {
-  return r.proposals?.state === "making" ? " This image's SAM proposals are still being made: the next click after they are ready finds its look-alikes among them." : "";
+  return r.proposals?.state === "making" ? " This image's SAM proposals are still being made: your clicks are asked again once they are." : "";
 }
 
 // how far the sweep of a large image has gone, and what it found
