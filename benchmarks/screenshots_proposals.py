@@ -12,7 +12,9 @@ click (``app_proposals_<name>_<i>_before.png`` / ``_after.png`` in ``--out``), a
 what answered, the proposals made and shown, seconds from open to proposals ready and from
 the click to the boxes on screen, and how many of the class's reference objects the boxes
 shown at the page's slider cover at IoU 0.7 and 0.5 (recall) and how many of those boxes are
-right (precision), greedily by score as ``lookalikes.py`` counts.
+right (precision), greedily by score as ``lookalikes.py`` counts. With ``--finish`` each
+image is finished after its click (its reference boxes become the person's), so that from
+the second image on the "before" screenshot shows what the image opens with.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import httpx
 import numpy as np
 from _browser import admin_account, chromium_page, log_in, screen, serve_in_thread
 from _common import part_names
-from _project import reference_objects
+from _project import finish, reference_objects
 
 from fewclick.metrics.detection import box_iou
 from fewclick.server.app import create_app
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             for i, image in enumerate(targets[: args.images]):
                 stem = args.out / f"app_proposals_{name}_{i}"
                 _one(page, api, app, base, image, stem, project["classes"])
+                if args.finish:  # the next image opens with the look-alikes of its boxes
+                    finish(api, app, image)
     finally:
         server.should_exit = True
     return 0
@@ -126,6 +130,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, default=Path("docs"))
     p.add_argument("--images", type=int, default=3, help="how many test-part images to click on")
+    p.add_argument(
+        "--finish",
+        action="store_true",
+        help="finish each image after its click (the next opens with proposals)",
+    )
     return p
 
 

@@ -224,14 +224,14 @@ def look_alikes(folder: str, key: str, path: str, clicks, limit: int | None, fin
     """The clicked objects and their look-alikes among the image's proposals (None while they
     are not made): ``(Detections, info)``, the clicked objects first at score 1 in the
     clicks' order (a click no proposal holds gets SAM's own object there, none when SAM finds
-    nothing: ``unboxed`` lists those clicks), then at most ``limit`` look-alikes, best first,
-    of the clicked objects and of the ``finished`` images' objects (:func:`carried`; with
-    no click, of those alone), each at a score above the background's. ``offsets`` (the
-    project's :class:`~fewclick.predict.own_box.EdgeOffsets`, or None) move the boxes the
-    thresholds are chosen on, as the page's are moved. ``info``: ``state`` "ready",
+    nothing: ``unboxed`` lists those clicks), then at most ``limit`` look-alikes, best first:
+    of the clicked objects in a clicked class, of the ``finished`` images' objects
+    (:func:`carried`) in the others, each at a score above the background's. ``offsets``
+    (the project's :class:`~fewclick.predict.own_box.EdgeOffsets`, or None) move the boxes
+    the thresholds are chosen on, as the page's are moved. ``info``: ``state`` "ready",
     ``made`` (how many proposals the image has), ``shown`` (look-alikes at their class's
-    threshold), ``threshold`` (where a clicked class's start: its least-work threshold on
-    the finished images, else :data:`~fewclick.predict.lookalike.RELATIVE`),
+    threshold), ``threshold`` (where a clicked class starts:
+    :data:`~fewclick.predict.lookalike.RELATIVE`),
     ``min_scores`` (class position -> least-work threshold, for the classes not clicked),
     ``exemplars`` (the finished objects matched) and ``unboxed``
     (:class:`~fewclick.wire.answers.ProposalsUsed`)."""
@@ -253,12 +253,12 @@ def look_alikes(folder: str, key: str, path: str, clicks, limit: int | None, fin
     clicked, vectors, areas = objects.boxes, objects.vectors, objects.areas()
     positives = {c: v for c, (v, _) in exemplars.items()}
     sizes = {c: a for c, (_, a) in exemplars.items()}
+    # a clicked class is matched to its clicked objects alone: on dsb2018 10ba6cbe (67 nuclei),
+    # one click beside the 6 exemplars of a finished image of other-sized nuclei showed 19
+    # boxes, 0.28 of the nuclei; the click alone showed 64, 0.93 of them
     for c in np.unique(clicked_labels).astype(int):
         mine = clicked_labels == c
-        positives[c] = np.concatenate(
-            [np.asarray(vectors)[mine], positives.get(c, np.zeros((0, found.vectors.shape[1])))]
-        )
-        sizes[c] = np.concatenate([np.asarray(areas, np.float32)[mine], sizes.get(c, np.zeros(0))])
+        positives[c], sizes[c] = vectors[mine], areas[mine]
     alike = lookalike.look_alikes(
         found, positives, thresholds=dict.fromkeys(positives, 0.0), clicked=clicked, areas=sizes
     )
@@ -270,9 +270,7 @@ def look_alikes(folder: str, key: str, path: str, clicks, limit: int | None, fin
         np.concatenate([clicked_labels, alike.labels]).astype(np.int64),
     )
     was_clicked = {int(c) for c in clicks.labels}  # as the page counts them, found or not
-    # a clicked class starts at its least-work threshold, or the default where that shows none
-    start = [t if (t := least.get(c, lookalike.RELATIVE)) < 1 else lookalike.RELATIVE for c in was_clicked]
-    threshold = min(start) if start else lookalike.RELATIVE
+    threshold = lookalike.RELATIVE  # a clicked class's start (its least-work one is the carried exemplars')
     from_class = [threshold if int(c) in was_clicked else least.get(int(c), threshold) for c in alike.labels]
     info = {
         "state": "ready",

@@ -209,7 +209,7 @@ function panel(m, el) {
   swept.hidden = !s.sweep;
   const alike = r?.proposals?.threshold;
   suggested.textContent = r?.min_score != null ? suggestion(r.min_score, s.minScoreByHand)
-    : alike != null ? `look-alikes from score ${alike.toFixed(2)}, their default before any finished image (${s.minScoreByHand ? "you moved the slider" : "the slider starts there"})` : "";
+    : alike != null ? `look-alikes from score ${alike.toFixed(2)}, their default for a clicked class (${s.minScoreByHand ? "you moved the slider" : "the slider starts there"}); a class not clicked starts at its score of least work on your finished images, from 2 of them` : "";
   suggested.hidden = !suggested.textContent;
   const slider = el.querySelector("#min-score");
   if (+slider.value !== s.minScore) slider.value = s.minScore;
