@@ -253,9 +253,8 @@ def look_alikes(folder: str, key: str, path: str, clicks, limit: int | None, fin
     clicked, vectors, areas = objects.boxes, objects.vectors, objects.areas()
     positives = {c: v for c, (v, _) in exemplars.items()}
     sizes = {c: a for c, (_, a) in exemplars.items()}
-    # a clicked class is matched to its clicked objects alone: on dsb2018 10ba6cbe (67 nuclei),
-    # one click beside the 6 exemplars of a finished image of other-sized nuclei showed 19
-    # boxes, 0.28 of the nuclei; the click alone showed 64, 0.93 of them
+    # a clicked class is matched to its clicked objects alone, as lookalikes.py measures the
+    # first click (the finished images' exemplars, of other sizes and stains, open the image)
     for c in np.unique(clicked_labels).astype(int):
         mine = clicked_labels == c
         positives[c], sizes[c] = vectors[mine], areas[mine]
