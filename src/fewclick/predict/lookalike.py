@@ -90,6 +90,31 @@ def clicked_proposal(proposals: Proposals, x: float, y: float) -> int | None:
     return None if best is None else best[1]
 
 
+def clicked_and_alike(
+    proposals: Proposals, objects: Proposals, labels: np.ndarray, carried: Mapping | None = None
+) -> tuple[Detections, Detections]:
+    """``(shown, alike)``: the clicked ``objects`` (classes ``labels``) at score 1, then their
+    look-alikes among ``proposals`` at any score above the background's, best first (scores
+    kept under 1); ``alike`` the look-alikes alone. A clicked class is matched to its clicked
+    objects alone; the other classes to ``carried`` (class -> ``(vectors, mask areas)``, the
+    finished images' exemplars), when given."""
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    positives = {c: v for c, (v, _) in (carried or {}).items()}
+    areas = {c: a for c, (_, a) in (carried or {}).items()}
+    own = objects.areas()
+    for c in np.unique(labels).astype(int):
+        positives[int(c)], areas[int(c)] = objects.vectors[labels == c], own[labels == c]
+    alike = look_alikes(
+        proposals, positives, thresholds=dict.fromkeys(positives, 0.0), clicked=objects.boxes, areas=areas
+    )
+    shown = Detections(
+        np.concatenate([objects.boxes, alike.boxes]).reshape(-1, 4),
+        np.concatenate([np.ones(len(objects), np.float32), np.minimum(alike.scores, 0.999)]),
+        np.concatenate([labels, alike.labels]).astype(np.int64),
+    )
+    return shown, alike
+
+
 def relative_scores(proposals: Proposals, exemplars: np.ndarray) -> np.ndarray:
     """``float32[N, K]``: each proposal's score against each exemplar ``[K, D]`` (module docstring)."""
     exemplars = np.asarray(exemplars, np.float32).reshape(-1, proposals.vectors.shape[1])
@@ -193,15 +218,4 @@ class LookAlikeDetector:
         xy, labels = np.asarray(clicks.xy)[keep], np.asarray(clicks.labels, np.int64)[keep]
         own = lambda x, y: self.maker.click(self.image, x, y, key=self.key)  # noqa: E731
         objects, found, _ = clicked_objects(self.proposals, xy, own)
-        labels = labels[found]
-        positives = {int(c): objects.vectors[labels == c] for c in np.unique(labels)}
-        areas = {int(c): objects.areas()[labels == c] for c in np.unique(labels)}
-        alike = look_alikes(
-            self.proposals, positives, thresholds=dict.fromkeys(positives, 0.0), clicked=objects.boxes,
-            areas=areas,
-        )  # fmt: skip
-        return Detections(
-            np.concatenate([objects.boxes, alike.boxes]).reshape(-1, 4),
-            np.concatenate([np.ones(len(objects), np.float32), np.minimum(alike.scores, 0.999)]),
-            np.concatenate([labels, alike.labels]).astype(np.int64),
-        )
+        return clicked_and_alike(self.proposals, objects, labels[found])[0]

@@ -157,11 +157,11 @@ def _detect(path, model, names, clicks, sizes, encoding, limit, finished, held, 
     elif encoding is not None:
         from fewclick.server import worker_proposals
 
-        # no cap of a few look-alikes per finished object (that held feature similarity's
-        # texture back): every proposal is an object SAM segmented, each shown by its score.
-        # With the cap, one click on dsb2018 10ba6cbe (67 nuclei) after a finished image of 6
-        # showed 18 look-alikes; without it, 64 boxes
-        matched = worker_proposals.look_alikes(*encoding, path, c, None, finished, offsets)
+        # no cap of a few look-alikes per finished object (``limit``: that held feature
+        # similarity's texture back): every proposal is an object SAM segmented, each shown
+        # by its score. With the cap, one click on dsb2018 10ba6cbe (67 nuclei) after a
+        # finished image of 6 showed 18 look-alikes; without it, 64 boxes
+        matched = worker_proposals.look_alikes(*encoding, path, c, finished, offsets)
         if matched is not None:  # the image's SAM proposals are made: the look-alikes among them
             det, found = matched
             least = found.pop("min_scores")

@@ -220,11 +220,11 @@ def _thresholds(known: list, per_image: list[dict], offsets) -> dict[int, float]
     return {c: float(t) for c, t in enumerate(least) if t is not None}
 
 
-def look_alikes(folder: str, key: str, path: str, clicks, limit: int | None, finished=None, offsets=None):
+def look_alikes(folder: str, key: str, path: str, clicks, finished=None, offsets=None):
     """The clicked objects and their look-alikes among the image's proposals (None while they
     are not made): ``(Detections, info)``, the clicked objects first at score 1 in the
     clicks' order (a click no proposal holds gets SAM's own object there, none when SAM finds
-    nothing: ``unboxed`` lists those clicks), then at most ``limit`` look-alikes, best first:
+    nothing: ``unboxed`` lists those clicks), then the look-alikes, best first:
     of the clicked objects in a clicked class, of the ``finished`` images' objects
     (:func:`carried`) in the others, each at a score above the background's. ``offsets``
     (the project's :class:`~fewclick.predict.own_box.EdgeOffsets`, or None) move the boxes
@@ -236,7 +236,6 @@ def look_alikes(folder: str, key: str, path: str, clicks, limit: int | None, fin
     ``exemplars`` (the finished objects matched) and ``unboxed``
     (:class:`~fewclick.wire.answers.ProposalsUsed`)."""
     from fewclick.predict import lookalike
-    from fewclick.types import Detections
 
     found = ready(folder, key)
     if found is None:
@@ -249,25 +248,9 @@ def look_alikes(folder: str, key: str, path: str, clicks, limit: int | None, fin
         return maker(folder).click(worker.image(path), x, y, key=key)
 
     objects, boxed, unboxed = lookalike.clicked_objects(found, clicks.xy, own)
-    clicked_labels = np.asarray(clicks.labels, np.int64)[boxed]
-    clicked, vectors, areas = objects.boxes, objects.vectors, objects.areas()
-    positives = {c: v for c, (v, _) in exemplars.items()}
-    sizes = {c: a for c, (_, a) in exemplars.items()}
     # a clicked class is matched to its clicked objects alone, as lookalikes.py measures the
     # first click (the finished images' exemplars, of other sizes and stains, open the image)
-    for c in np.unique(clicked_labels).astype(int):
-        mine = clicked_labels == c
-        positives[c], sizes[c] = vectors[mine], areas[mine]
-    alike = lookalike.look_alikes(
-        found, positives, thresholds=dict.fromkeys(positives, 0.0), clicked=clicked, areas=sizes
-    )
-    if limit is not None:
-        alike = Detections(alike.boxes[:limit], alike.scores[:limit], alike.labels[:limit])
-    det = Detections(
-        np.concatenate([clicked, alike.boxes]).reshape(-1, 4),
-        np.concatenate([np.ones(len(clicked), np.float32), np.minimum(alike.scores, 0.999)]),
-        np.concatenate([clicked_labels, alike.labels]).astype(np.int64),
-    )
+    det, alike = lookalike.clicked_and_alike(found, objects, np.asarray(clicks.labels)[boxed], exemplars)
     was_clicked = {int(c) for c in clicks.labels}  # as the page counts them, found or not
     threshold = lookalike.RELATIVE  # a clicked class's start (its least-work one is the carried exemplars')
     from_class = [threshold if int(c) in was_clicked else least.get(int(c), threshold) for c in alike.labels]
