@@ -380,9 +380,16 @@ class Annotator:
         out = opened or {"boxes": [], "scores": [], "labels": [], "min_score": None}
         clicks: list[list] = []
         gains: list[float] = []
-        out, wait = self._click(im, gt, out, clicks, gains, events)
+        looked = _Looked()  # every proposal the page showed, looked at once
+        looked.add(self._shown(out))
+        out, wait = self._click(im, gt, out, clicks, gains, events, looked)
         waited += wait
         least, shown, moved = self._slider(gt, out)
+        looked.add(shown)  # a slider moved down shows more, each looked at
+        # before deciding, the person looks at every proposal shown: 1.6 s each, whether it
+        # is then accepted or dropped with the slider (the issue-52 rule)
+        events.append(("look", len(looked) * COST_SECONDS["verify"]))
+        self._think(events[-1][1])
         if moved:
             events.append(("threshold", COST_SECONDS["threshold"]))
         revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
@@ -401,7 +408,7 @@ class Annotator:
         final = _ok(self.api.get(f"/api/images/{im['id']}"))["annotations"]
         boxes = np.array([a["geometry"]["box"] for a in final], np.float32).reshape(-1, 4)
         labels = np.array([self.position[a["class_id"]] for a in final], np.int64)
-        acts = [e for e in events if e[0] not in ("open", "submit")]
+        acts = [e for e in events if e[0] not in ("open", "look", "submit")]
         return {
             "proposals_on_open": None if opened is None else len(opened["boxes"]),
             "image_id": im["id"],
@@ -411,8 +418,13 @@ class Annotator:
             # the seconds each click saved, as the person saw it (ClickMemory decides on them)
             "click_gains": gains,
             "accepted": len(ids),
+            "looked_at": len(looked),
             "interactions": len(acts),
             "seconds": round(sum(s for _, s in events), 2),
+            # the rule before issue 52: only the proposals accepted were looked at
+            "seconds_accepted_looked": round(
+                sum(s for a, s in events if a != "look") + len(ids) * COST_SECONDS["verify"], 2
+            ),
             "waited_seconds": round(waited, 3),
             "manual_quality": bool(at_manual_quality(gt, boxes, labels)),
             "manual": {"interactions": manual_plan.interactions, "seconds": round(manual_plan.seconds(), 2)},
@@ -420,7 +432,7 @@ class Annotator:
         }
 
     def _click(
-        self, im: dict, gt: Objects, out: dict, clicks: list, gains: list, events: list
+        self, im: dict, gt: Objects, out: dict, clicks: list, gains: list, events: list, looked: _Looked
     ) -> tuple[dict, float]:
         """Click the objects the detector missed, one at a time (the clicks and the seconds
         each saved go into ``clicks`` and ``gains``), until a click does not help; the last
@@ -451,6 +463,7 @@ class Annotator:
             waited += wait
             events.append(("click", COST_SECONDS["click"] + wait))
             shown = self._shown(out)
+            looked.add(shown)
             gains.append(round(left - work_left(gt, shown[0], shown[1], self.current) - pause, 2))
             self.memory.remember(target, number, gains[-1])
             now = len(missed(gt, shown[0], shown[1]))
@@ -465,7 +478,7 @@ class Annotator:
         """Enter on the proposals shown (none: nothing saved); the ids saved and the revision."""
         if not len(shown[0]):
             return [], revision
-        accepted = _accept(len(shown[0]), plan)
+        accepted = _accept(plan)
         self._think(moved * COST_SECONDS["threshold"] + accepted[1])
         create = [
             {
@@ -488,8 +501,9 @@ class Annotator:
 
     def _slider(self, gt: Objects, out: dict) -> tuple[float, tuple, bool]:
         """Where a person sets the proposal slider: the score (one of the proposals', or above
-        them all: accept none) leaving the fewest interactions to finish, Enter and the
-        slider's move included; the page's start wins ties. Returns the score, the proposals
+        them all: drop them and draw) leaving the fewest interactions to finish, Enter and the
+        slider's move included, then the fewest seconds; the page's start wins ties (all
+        shown are looked at either way, the ``look`` event). Returns the score, the proposals
         shown there and whether the slider moved."""
         start, per_class = _start_score(out), bool(out.get("min_scores"))
         best = None
@@ -498,8 +512,10 @@ class Annotator:
             shown = self._shown(out, least)
             plan = finish(gt, shown[0], shown[1], self.current)
             moved = least is not None
-            cost = plan.interactions + (len(shown[0]) > 0 and plan.fixes_proposals) + moved  # Enter?
-            key = (cost, moved)
+            enter = len(shown[0]) > 0 and plan.fixes_proposals
+            cost = plan.interactions + enter + moved
+            seconds = plan.seconds() + enter * COST_SECONDS["accept"] + moved * COST_SECONDS["threshold"]
+            key = (cost, round(seconds, 2), moved)  # fewer interactions, then fewer seconds
             if best is None or key < best[0]:
                 best = (key, least, shown)
         return (start if best[1] is None else best[1]), best[2], best[1] is not None
@@ -724,13 +740,16 @@ class Annotator:
     def _pre_annotation(self, gt: Objects, opened: dict | None) -> dict:
         """The served detector's proposals without clicks (``opened``), accepted, then fixed
         (priced, not done); drawing by hand where no trained detector serves yet."""
+        looked = _Looked()
         if opened is None:
             plan, accepted, moved = manual(gt, self.current), 0, False
         else:
+            looked.add(self._shown(opened))
             least, (boxes, labels, _), moved = self._slider(gt, opened)
+            looked.add((boxes, labels))
             accepted = len(boxes)
             plan = finish(gt, boxes, labels, self.current)
-        seconds = plan.seconds(verified=accepted)
+        seconds = plan.seconds(verified=len(looked))  # each shown looked at, accepted or not
         enter = accepted > 0 and plan.fixes_proposals  # else the submit keeps them
         seconds += enter * COST_SECONDS["accept"] + moved * COST_SECONDS["threshold"]
         extra = int(enter) + int(moved)  # Enter, the slider
@@ -907,14 +926,29 @@ def _calibrate(data, steps: int = 40, skip: int = 10) -> float:
     return round(float(np.median(times)), 4)
 
 
-def _accept(shown: int, plan: Plan) -> tuple[str, float]:
-    """The event of accepting ``shown`` proposals, looked over: Enter when ``plan`` fixes some
-    of them; else the page's submit keeps them, what is missing drawn beside them (no
-    interaction: the ``submit`` event, which the interactions leave out)."""
-    looked = shown * COST_SECONDS["verify"]
+def _accept(plan: Plan) -> tuple[str, float]:
+    """The event of accepting the proposals shown (looked at before, the ``look`` event):
+    Enter when ``plan`` fixes some of them; else the page's submit keeps them, what is
+    missing drawn beside them (no interaction: the ``submit`` event, which the interactions
+    leave out)."""
     if plan.fixes_proposals:
-        return ("accept", COST_SECONDS["accept"] + looked)
-    return ("submit", looked)
+        return ("accept", COST_SECONDS["accept"])
+    return ("submit", 0.0)
+
+
+class _Looked:
+    """The proposals a person has looked at on one image (class and box, to the pixel): each
+    answer's proposals shown, counted once however many answers show them again."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple] = set()
+
+    def add(self, shown: tuple) -> None:
+        boxes, labels = shown[0], shown[1]
+        self.seen.update((int(c), *np.round(b).astype(int).tolist()) for b, c in zip(boxes, labels))
+
+    def __len__(self) -> int:
+        return len(self.seen)
 
 
 def _pace(api: httpx.Client, project_id: int, seconds: float) -> None:
@@ -962,6 +996,11 @@ def _totals(rows: list[dict]) -> dict:
     return {
         "interactions": ours,
         "seconds": round(sum(r["seconds"] for r in rows), 1),
+        **(
+            {"seconds_accepted_looked": round(sum(r["seconds_accepted_looked"] for r in rows), 1)}
+            if rows and all("seconds_accepted_looked" in r for r in rows)
+            else {}
+        ),
         "manual_interactions": by_hand,
         "manual_seconds": round(sum(r["manual"]["seconds"] for r in rows), 1),
         **(

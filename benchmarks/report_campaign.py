@@ -127,6 +127,14 @@ def _dataset(r: dict) -> str:
             f"| {method.replace('_', ' ')} | {b['interactions']} | {b['interactions'] / n:.1f} | "
             f"{b['seconds']} | {ratio:.3f} |"
         )
+    if "seconds_accepted_looked" in t:
+        looked = sum(row.get("looked_at", 0) for row in r["per_image"])
+        accepted = sum(row.get("accepted", 0) for row in r["per_image"])
+        lines.append(
+            f"\nSeconds count a look (1.6 s) at each of the {looked} proposals shown, accepted or "
+            f"dropped; priced only for the {accepted} accepted (the rule before issue 52), "
+            f"fewclick took {t['seconds_accepted_looked']} s."
+        )
     if r.get("trainer_seconds_per_step"):
         lines.append(_trainer(r["per_image"]))
     if r["mode"] == "mask":

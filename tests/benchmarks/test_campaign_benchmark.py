@@ -44,6 +44,12 @@ def test_a_campaign_ends_every_image_at_manual_quality_and_the_analytics_agree(m
     for row in report["per_image"]:
         assert row["manual"]["interactions"] >= row["objects"] > 0, "a drag an object at least"
         assert row["interactions"] >= row["clicks"]
+        # every proposal shown is looked at (1.6 s), accepted or dropped; the old rule priced
+        # only the accepted ones
+        assert row["looked_at"] >= row["accepted"]
+        assert row["seconds"] - row["seconds_accepted_looked"] == pytest.approx(
+            1.6 * (row["looked_at"] - row["accepted"]), abs=0.02
+        )
     # no detector, and no finished image yet to match SAM's proposals to: nothing on open
     assert report["per_image"][0]["proposals_on_open"] is None
     analytics = report["analytics"]
@@ -62,6 +68,7 @@ def test_a_campaign_ends_every_image_at_manual_quality_and_the_analytics_agree(m
     assert sum(slept) == pytest.approx(totals["seconds"] - totals["waited_seconds"] + arrivals, abs=0.1)
     page = importlib.import_module("report_campaign").render([report])
     assert "| fewclick | " in page and "0 lost writes" in page and "pre annotation" in page
+    assert f"fewclick took {totals['seconds_accepted_looked']} s" in page
 
 
 @pytest.mark.slow
