@@ -105,6 +105,7 @@ from fewclick.simulate.annotator import (
     Plan,
     at_manual_quality,
     clicks_stalled,
+    edge_fit,
     finish,
     manual,
     manual_masks,
@@ -393,8 +394,12 @@ class Annotator:
         if moved:
             events.append(("threshold", COST_SECONDS["threshold"]))
         revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
-        plan = finish(gt, shown[0], shown[1], self.current)
+        shown, drawn, revision = self._fit(im, gt, shown, revision, events)
+        held = shown if drawn is None else _with(shown, drawn)  # the box drawn over one, last
+        plan = finish(gt, held[0], held[1], self.current)
         ids, revision = self._accept_shown(im, shown, plan, moved, revision, events)
+        accepted = len(ids)
+        ids += [] if drawn is None else [drawn[2]]
         self._think(plan.seconds())
         revision = self._carry_out(im, plan, ids, revision)
         events += [(a.kind, COST_SECONDS[a.kind]) for a in plan.actions]
@@ -417,13 +422,14 @@ class Annotator:
             "clicks": len(clicks),
             # the seconds each click saved, as the person saw it (ClickMemory decides on them)
             "click_gains": gains,
-            "accepted": len(ids),
+            "accepted": accepted,
             "looked_at": len(looked),
+            "edges_fitted": drawn is not None,
             "interactions": len(acts),
             "seconds": round(sum(s for _, s in events), 2),
             # the rule before issue 52: only the proposals accepted were looked at
             "seconds_accepted_looked": round(
-                sum(s for a, s in events if a != "look") + len(ids) * COST_SECONDS["verify"], 2
+                sum(s for a, s in events if a != "look") + accepted * COST_SECONDS["verify"], 2
             ),
             "waited_seconds": round(waited, 3),
             "manual_quality": bool(at_manual_quality(gt, boxes, labels)),
@@ -471,6 +477,31 @@ class Annotator:
                 break
             before = now
         return out, waited
+
+    def _fit(self, im: dict, gt: Objects, shown: tuple, revision: int, events: list) -> tuple:
+        """A box drawn over one proposal, then E, when that leaves less to do
+        (:func:`~fewclick.simulate.annotator.edge_fit`): the drawn box saved, as the page saves
+        it; the proposals left (moved by E), the drawn box ``(box, class index, id)`` (None: no
+        fit) and the revision after."""
+        fit = edge_fit(gt, shown[0], shown[1], shown[2], self.current)
+        if fit is None:
+            return shown, None, revision
+        if fit.label != self.current:
+            events.append(("class change", COST_SECONDS["class change"]))
+            self.current = fit.label
+        self._think(COST_SECONDS["draw"])
+        drawn = [
+            {"class_id": self.class_id[fit.label], "geometry": {"box": fit.box.tolist()}, "source": "manual"}
+        ]
+        body = {"revision": revision, "create": drawn}
+        saved = _ok(self.api.post(f"/api/images/{im['id']}/annotations/batch", json=body))
+        made = saved["created"][0]["id"]
+        self.kept.setdefault(im["id"], set()).add(made)
+        events += [("edit", COST_SECONDS["edit"]), ("fit", COST_SECONDS["fit"])]
+        self._think(COST_SECONDS["fit"])
+        keep = np.arange(len(shown[0])) != fit.index
+        left = (fit.boxes[keep], shown[1][keep], [v for v, k in zip(shown[2], keep) if k])
+        return left, (fit.box, fit.label, made), saved["revision"]
 
     def _accept_shown(
         self, im: dict, shown: tuple, plan, moved: bool, revision: int, events: list
@@ -924,6 +955,12 @@ def _calibrate(data, steps: int = 40, skip: int = 10) -> float:
         config = detector_config_for(subset, "c3det", backbone="imagenet")
         train_detector(subset, out, config, train, progress=tick)
     return round(float(np.median(times)), 4)
+
+
+def _with(shown: tuple, drawn: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The proposals ``shown`` with the ``drawn`` box ``(box, class index, id)`` after them."""
+    boxes = np.concatenate([np.asarray(shown[0], np.float32).reshape(-1, 4), drawn[0][None]])
+    return boxes, np.concatenate([np.asarray(shown[1], np.int64), [drawn[1]]])
 
 
 def _accept(plan: Plan) -> tuple[str, float]:

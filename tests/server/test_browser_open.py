@@ -204,3 +204,36 @@ def test_a_box_drawn_over_a_proposal_takes_its_place_without_enter(server, page)
     assert len(saved) == 3 and [10, 10, 30, 30] in saved
     assert not any(b == [50, 20, 70, 40] for b in saved), "the replaced proposal is not saved"
     assert page.errors == []
+
+
+def test_e_moves_the_other_proposals_of_the_class_by_the_edges_of_a_box_drawn_over_one(server, page):
+    base, api, (_, _, submitted) = server
+    page.class_id = submitted["classes"][0]["id"]
+    image = _images(api, submitted)[1]
+    _open(page, base, image["id"])
+    page.wait_for_function("() => fewclickTest.detect.result && fewclickTest.detect.answered === 0")
+    page.mouse.move(*screen(page, 48, 18))  # over [50, 20, 70, 40], 2 px looser on every edge
+    page.mouse.down()
+    page.mouse.move(*screen(page, 72, 42), steps=5)
+    page.mouse.up()
+    page.wait_for_function("() => fewclickTest.anns.size === 1")
+    assert "E moves every" in page.inner_text("#fit-edges")
+    page.keyboard.press("e")
+    page.wait_for_function("() => fewclickTest.detect.fitted.size === 1")
+    assert "proposals moved by the edges of the box you drew" in page.inner_text("#fit-edges")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => fewclickTest.anns.size === 2")
+    saved = api.get(f"/api/images/{image['id']}").json()["annotations"]
+    drawn = next(a["geometry"]["box"] for a in saved if a["source"] == "manual")
+    moved = next(a["geometry"]["box"] for a in saved if a["source"] == "detect")
+    move = np.subtract(drawn, [50, 20, 70, 40])
+    assert np.abs(move - [-2, -2, 2, 2]).max() < 1.0  # the drag, to the screen's pixel
+    np.testing.assert_allclose(moved, np.add([10, 10, 30, 30], move), atol=1e-3)
+    for _ in range(50):  # the page posts its events every 3 s
+        events = api.get(f"/api/projects/{submitted['id']}/events").json()
+        if any(e["action"] == "fit" and e["image_id"] == image["id"] for e in events):
+            break
+        page.wait_for_timeout(200)
+    else:
+        raise AssertionError("no fit event logged")
+    assert page.errors == []

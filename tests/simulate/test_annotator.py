@@ -9,7 +9,9 @@ from fewclick.simulate.annotator import (
     apply,
     at_manual_quality,
     clicks_stalled,
+    edge_fit,
     finish,
+    fit_edges,
     manual,
     match,
     next_click,
@@ -195,3 +197,39 @@ def test_an_object_whose_box_has_no_width_is_neither_drawn_nor_required():
     plan = manual(gt, current_class=0)
     assert [a.kind for a in plan.actions].count("draw") == 1, "only the drawable object is drawn"
     assert at_manual_quality(gt, gt.boxes[:1], gt.labels[:1])
+
+
+# six objects of one class, 20 px a side; SAM's boxes of them all 3 px inside on every edge
+# (IoU 0.49: each to be drawn again), as on an image whose person drew loose boxes
+ROW = Objects([0] * 6, [[40 * k, 0, 40 * k + 20, 20] for k in range(6)])
+
+
+def test_one_box_drawn_over_a_proposal_and_e_fix_a_whole_image_drawn_looser():
+    tight = ROW.boxes + np.array([3, 3, -3, -3], np.float32)
+    labels, scores = np.zeros(6, np.int64), np.linspace(0.9, 0.5, 6)
+    assert finish(ROW, tight, labels, 0).interactions == 6  # each drawn again without E
+    fit = edge_fit(ROW, tight, labels, scores, 0)
+    assert fit is not None and fit.index == 0  # the surest proposal is drawn over
+    np.testing.assert_allclose(fit.box, ROW.boxes[0])
+    assert at_manual_quality(ROW, fit.boxes, labels)
+    assert finish(ROW, fit.boxes, labels, 0).interactions == 0
+
+
+def test_no_edge_fit_where_it_does_not_pay():
+    labels, scores = np.zeros(6, np.int64), np.full(6, 0.8)
+    assert edge_fit(ROW, ROW.boxes, labels, scores, 0) is None  # every box right already
+    # edges off in every direction: no one box's move fits the others
+    rng = np.random.default_rng(0)
+    scattered = ROW.boxes + rng.choice([-4.0, 4.0], size=(6, 4)).astype(np.float32)
+    fit = edge_fit(ROW, scattered, labels, scores, 0)
+    if fit is not None:  # taken only when it leaves fewer interactions than drawing each
+        assert finish(ROW, fit.boxes, labels, 0).interactions + 2 < finish(ROW, scattered, labels, 0).interactions
+
+
+def test_e_moves_only_the_class_and_never_below_a_pixel():
+    boxes = np.array([[10, 10, 20, 20], [10, 10, 20, 20], [0, 0, 4, 4]], np.float32)
+    moved = fit_edges(boxes, np.array([0, 1, 0]), 0, np.array([-2, -2, 2, 2], np.float32))
+    np.testing.assert_allclose(moved[0], [8, 8, 22, 22])
+    np.testing.assert_allclose(moved[1], boxes[1])  # another class: as it was
+    shrunk = fit_edges(boxes, np.array([0, 1, 0]), 0, np.array([3, 3, -3, -3], np.float32))
+    assert (shrunk[:, 2:] - shrunk[:, :2] >= 1).all()

@@ -26,7 +26,9 @@ and logged as one event of the app's interaction log (so the app's analytics cou
 - ``tab``: Tab, to SAM's next candidate mask;
 - ``stroke``: a brush or eraser stroke, priced by its length and turns
   (:func:`~fewclick.simulate.brush.stroke_seconds`);
-- ``brush``: a key that picks the brush or the eraser, or changes its size.
+- ``brush``: a key that picks the brush or the eraser, or changes its size;
+- ``fit``: E, which moves a class's proposals by the edges of the box drawn over one of them
+  (:func:`edge_fit`).
 
 :data:`COST_SECONDS` prices each (sources beside them); accepting also costs a look at each
 proposal accepted (``verify``).
@@ -67,6 +69,7 @@ COST_SECONDS = {
     "tab": 1.63,  # M + K: a candidate mask looked at, Tab pressed
     "stroke": 2.65,  # M + P + B + B, plus D for the drag (simulate.brush.stroke_seconds)
     "brush": 1.63,  # M + K: the brush, the eraser or a brush size picked
+    "fit": 1.63,  # M + K: E, a class's proposals moved by the edges of a box drawn over one
 }
 COST_SOURCES = {
     "click": "KLM M + P + B (Card, Moran and Newell 1980)",
@@ -83,6 +86,7 @@ COST_SOURCES = {
     "stroke": "KLM M + P + B + D + B, D = 0.9 s a straight segment + 0.16 s a cm at 96 dpi "
     "(Card, Moran and Newell 1980)",
     "brush": "KLM M + K",
+    "fit": "KLM M + K",
 }
 
 
@@ -331,6 +335,66 @@ def work_left(gt: Objects, boxes: np.ndarray, labels: np.ndarray, current_class:
 
 
 @dataclass
+class EdgeFit:
+    """A box drawn over proposal ``index`` (its object's, ``box``, class ``label``), then E:
+    the proposals (``boxes``, the drawn-over one still among them) as E leaves them."""
+
+    index: int
+    box: np.ndarray
+    label: int
+    boxes: np.ndarray
+
+
+def fit_edges(boxes: np.ndarray, labels: np.ndarray, label: int, move: np.ndarray) -> np.ndarray:
+    """``boxes`` of class ``label`` with each edge (x0, y0, x1, y1) moved by ``move`` pixels,
+    none under a pixel a side: what E does on the page (``modes/detect.js: moveEdges``)."""
+    out = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
+    mine = np.asarray(labels) == label
+    x0, y0, x1, y1 = (out[mine] + np.asarray(move, np.float32)).T
+    out[mine] = np.stack([np.minimum(x0, x1 - 1), np.minimum(y0, y1 - 1), np.maximum(x1, x0 + 1),
+                          np.maximum(y1, y0 + 1)], 1)  # fmt: skip
+    return out
+
+
+def edge_fit(gt: Objects, boxes: np.ndarray, labels: np.ndarray, scores, current_class: int | None):
+    """Whether a person draws one proposal right and presses E (:func:`fit_edges` by that
+    box's edge moves), and on which: per class, the surest proposal that misses its object
+    (IoU < :data:`MATCH_IOU`) but overlaps one no proposal matches (IoU >= :data:`NEAR_IOU`).
+    The :class:`EdgeFit` that leaves the fewest interactions (then seconds) to finish, the
+    draw, E and a class key included, when fewer than without it; else None."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    labels, scores = np.asarray(labels, np.int64), np.asarray(scores, np.float32)
+
+    def cost(plan: Plan, extra: list[str]) -> tuple[int, float]:
+        enter = len(boxes) > 0 and plan.fixes_proposals
+        keys = [*extra, *(["accept"] if enter else [])]
+        return plan.interactions + len(keys), plan.seconds() + sum(COST_SECONDS[k] for k in keys)
+
+    best, best_cost = None, cost(finish(gt, boxes, labels, current_class), [])
+    matched, need = match(gt, boxes, labels), required(gt)
+    free = need.copy()
+    free[matched[matched >= 0]] = False
+    if not len(boxes) or not free.any():
+        return None
+    overlap = box_iou(boxes, np.asarray(gt.boxes, np.float32).reshape(-1, 4))
+    for c in np.unique(labels):
+        near = np.where(free & (gt.labels == c), overlap, 0.0)
+        near[(labels != c) | (matched >= 0)] = 0.0
+        candidates = np.flatnonzero(near.max(1) >= NEAR_IOU)
+        if len(np.flatnonzero(labels == c)) < 2 or not len(candidates):
+            continue
+        i = int(candidates[np.argmax(scores[candidates])])
+        truth = np.asarray(gt.boxes[int(near[i].argmax())], np.float32)
+        moved = fit_edges(boxes, labels, int(c), truth - boxes[i])
+        moved[i] = truth  # the box drawn over it takes its place
+        extra = ["draw", "fit"] + (["class change"] if int(c) != current_class else [])
+        ours = cost(finish(gt, moved, labels, int(c)), extra)
+        if ours < best_cost:
+            best, best_cost = EdgeFit(i, truth, int(c), moved), ours
+    return best
+
+
+@dataclass
 class ClickMemory:
     """What a person remembers of their own clicks, and so whether they click: per class, the
     seconds each of its last ``window`` clicks saved (the work left before it, less the work
@@ -379,11 +443,14 @@ __all__ = [
     "MATCH_IOU",
     "Action",
     "ClickMemory",
+    "EdgeFit",
     "Plan",
     "STALL_GAIN",
     "STALL_RUN",
     "clicks_stalled",
     "apply",
+    "edge_fit",
+    "fit_edges",
     "at_manual_quality",
     "finish",
     "manual",

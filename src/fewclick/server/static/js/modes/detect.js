@@ -5,6 +5,10 @@
 // loose proposal is fixed by drawing it right, with no Enter first. On a large image (served
 // as tiles) the answer comes from the windows around the clicks, and the server then sweeps
 // the rest of the image (those on screen first): its boxes join the proposals as it goes.
+// E fits the edges: once a box is drawn over a proposal of its class, E moves every
+// proposal of that class by the mean of the edges' moves of the boxes drawn over (an image
+// whose boxes are all drawn 2 px looser than SAM's is fixed by one box and E), and keeps
+// them moved in the answers to further clicks.
 import {api, say} from "../api.js";
 import {iou, rboxCorners} from "../geometry.js";
 import {helpPanel} from "../panel.js";
@@ -28,6 +32,7 @@ export function detect(page) {
     escape: () => drop(m),
     release: (d, moved, rect) => release(m, d, moved, rect),
     accept: () => accept(m),
+    keydown: (e, key) => key === "e" && (fitEdges(m), true),
     panel: (el) => panel(m, el),
     draw: (ctx, lw, drag) => draw(m, ctx, lw, drag),
     // the proposals a submit accepts: those shown
@@ -76,7 +81,7 @@ async function release(m, d, moved, rect) {
   if (d.button !== 0) return;
   if (moved) {  // what the proposals missed, drawn without leaving the mode
     const under = det(m).result?.rboxes ? null : drawnOver(m, rect);
-    if (under != null) { det(m).replaced.add(under); m.st.set(); }
+    if (under != null) { drawnOn(det(m), under, rect, cls(m)); m.st.set(); }
     await m.page.changes.change([{class_id: cls(m), kind: "box", geometry: {box: rect}, source: "manual"}], [], "draw");
     if (under != null) say("the proposal under the box you drew is replaced by it");
     m.page.panel();
@@ -105,6 +110,7 @@ async function detectNow(m, when = "") {
   d.busy = (d.busy || Promise.resolve()).then(async () => {
     const out = await api("POST", `/api/images/${m.page.doc.get().image.id}/detect`, {clicks: d.clicks});
     Object.assign(d, {answer: out, result: out, replaced: new Set(), answered: d.clicks.length});  // replaced: the indices of the answer before
+    for (const [label, delta] of d.fitted) moveEdges(out, +label, delta);  // E's fit holds for the new answer
     if (d.sweep) combine(d, d.sweep);  // what the last sweep found stays shown until the next one's boxes come
     // the serving detector's best-F1 threshold on held-out finished images, until the user moves the slider
     // (the look-alikes among SAM's proposals: their default score)
@@ -158,12 +164,14 @@ function combine(d, s) {
   d.result = {
     ...a,
     method: a.method === "none" ? s.method : a.method,  // on open, no window was detected but the sweep's
-    boxes: [...a.boxes, ...extra.map((i) => s.boxes[i])],
+    boxes: [...(a.unfitted ?? a.boxes), ...extra.map((i) => s.boxes[i])],
+    unfitted: undefined,  // E's fit is applied again below, to the sweep's boxes too
     scores: [...a.scores, ...extra.map((i) => s.scores[i])],
     labels: [...a.labels, ...extra.map((i) => s.labels[i])],
     rboxes: oriented ? [...(a.rboxes ?? []), ...extra.map((i) => s.rboxes[i])] : null,
     swept: true,
   };
+  for (const [label, delta] of d.fitted) moveEdges(d.result, label, delta);
   d.replaced = new Set([...d.replaced].filter((i) => i < n));
   d.result.boxes.forEach((b, i) => { if (i >= n && gone.has(String(b))) d.replaced.add(i); });
 }
@@ -187,7 +195,7 @@ async function accept(m) {
 
 function buildPanel(m, el) {
   helpPanel(el, "detect", "");
-  el.insertAdjacentHTML("beforeend", `<div id="boxes-from"></div><div id="sweep" class="muted" hidden></div><label class="muted">proposals from score
+  el.insertAdjacentHTML("beforeend", `<div id="boxes-from"></div><div id="fit-edges" class="muted" hidden></div><div id="sweep" class="muted" hidden></div><label class="muted">proposals from score
     <input id="min-score" type="range" min="0.05" max="0.95" step="0.05" value="${m.st.get().minScore}"></label>
     <div class="muted" id="suggested-score"></div>`);
   const slider = el.querySelector("#min-score");
@@ -200,10 +208,13 @@ function buildPanel(m, el) {
 function panel(m, el) {
   if (!el.querySelector("#min-score")) buildPanel(m, el);
   const s = state(m), r = s.result, names = m.page.doc.get().classes;
-  el.querySelector("#mode-help").textContent = `Click an object of the picked class: boxes for all such objects appear. More clicks refine; a drag draws a box (drawn over a proposal, it takes its place). Enter (or Submit) accepts, Esc drops. ${s.clicks.length} clicks, ${shown(m).length} proposals ${scoreText(s, names)}.`;
+  el.querySelector("#mode-help").textContent = `Click an object of the picked class: boxes for all such objects appear. More clicks refine; a drag draws a box (drawn over a proposal, it takes its place, and E moves the rest of its class by the same edges). Enter (or Submit) accepts, Esc drops. ${s.clicks.length} clicks, ${shown(m).length} proposals ${scoreText(s, names)}.`;
   const from = el.querySelector("#boxes-from"), suggested = el.querySelector("#suggested-score");
   from.textContent = r ? boxesFrom(r, names) : "";
   from.hidden = !r;
+  const fit = el.querySelector("#fit-edges");
+  fit.textContent = fitHint(s, names);
+  fit.hidden = !fit.textContent;
   const swept = el.querySelector("#sweep");
   swept.textContent = s.sweep ? sweepText(s.sweep, s.sweepError) : "";
   swept.hidden = !s.sweep;
@@ -244,8 +255,66 @@ export function shownProposals(s) {
   return r.boxes.map((_, i) => i).filter((i) => r.scores[i] >= Math.min(1, least(i)) && !s.replaced?.has(i));
 }
 
-// no clicks, no answer, no proposal replaced by a box drawn over it
-const fresh = () => ({clicks: [], result: null, replaced: new Set()});
+// no clicks, no answer, no proposal replaced by a box drawn over it, no edges fitted (drawn:
+// the boxes drawn over a proposal of their class, each {label, from, to}; fitted: class ->
+// the edges' move E applied)
+const fresh = () => ({clicks: [], result: null, replaced: new Set(), drawn: [], fitted: new Map()});
+
+// a box drawn at `rect` (class `label`) over the answer's proposal `i`: it replaces it, and
+// when of its class, it shows how that class's edges are drawn (against SAM's own box, the
+// proposal before any fit)
+function drawnOn(d, i, rect, label) {
+  d.replaced.add(i);
+  const r = d.result;
+  if (r.labels[i] === label) d.drawn.push({label, from: (r.unfitted ?? r.boxes)[i], to: rect});
+}
+
+// E: the proposals of the class of the last box drawn over one, moved by the mean of the
+// edges' moves of every box of that class drawn over one (edgeMove)
+function fitEdges(m) {
+  const d = det(m), r = d.result, last = d.drawn.at(-1);
+  if (!r || !last || r.rboxes) return say("draw a box over a proposal of its class first: E then moves the other proposals of that class by the same edges", true);
+  const delta = edgeMove(d.drawn.filter((p) => p.label === last.label));
+  d.fitted.set(last.label, delta);
+  moveEdges(r, last.label, delta);
+  const moved = shown(m).filter((i) => r.labels[i] === last.label).length;
+  m.page.log("fit", {mode: "detect", class_id: last.label, proposals: moved, edges: delta});
+  m.st.set();
+  m.page.panel();
+  say(`${moved} proposals moved by the edges of the ${fitText(d, last.label)}`);
+}
+
+// the mean move of each edge [x0, y0, x1, y1] in image pixels, from `pairs` {from, to}
+export function edgeMove(pairs) {
+  return [0, 1, 2, 3].map((k) => pairs.reduce((sum, p) => sum + p.to[k] - p.from[k], 0) / pairs.length);
+}
+
+// the answer's boxes of class `label` moved by `delta` from SAM's own (r.unfitted keeps
+// those): each edge moved, no box under a pixel a side
+export function moveEdges(r, label, delta) {
+  r.unfitted ??= r.boxes.map((b) => [...b]);
+  r.boxes = r.boxes.map((b, i) => {
+    if (r.labels[i] !== label) return b;
+    const [x0, y0, x1, y1] = r.unfitted[i].map((v, k) => v + delta[k]);
+    return [Math.min(x0, x1 - 1), Math.min(y0, y1 - 1), Math.max(x1, x0 + 1), Math.max(y1, y0 + 1)];
+  });
+}
+
+function fitText(d, label) {
+  const n = d.drawn.filter((p) => p.label === label).length;
+  return `${n === 1 ? "box" : `${n} boxes`} you drew over ${n === 1 ? "a proposal" : "proposals"} of this class`;
+}
+
+// what E would do, or has done, for the class of the last box drawn over a proposal
+function fitHint(d, names) {
+  const last = d.drawn.at(-1);
+  if (!last) return "";
+  const name = names.get(last.label)?.name ?? last.label;
+  const delta = d.fitted.get(last.label);
+  if (!delta) return `E moves every ${name} proposal by the edges of the ${fitText(d, last.label)}.`;
+  const edges = delta.map((v) => `${v >= 0 ? "+" : ""}${v.toFixed(1)}`).join(", ");
+  return `${name} proposals moved by the edges of the ${fitText(d, last.label)} (x0, y0, x1, y1: ${edges} px); E again after another such box.`;
+}
 
 // what the training-free start found besides the clicked objects (which come back at score 1):
 // only what is nearly as like them as they are to themselves, and no texture when nothing is
