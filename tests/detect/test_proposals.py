@@ -351,6 +351,22 @@ def test_finished_boxes_of_a_class_no_proposal_matches_still_give_thresholds(tmp
     # class 0 boxes the squares; class 1 boxes something no proposal holds (as small debris)
     boxes = [[0, 0, 0, 10, 10], [0, 20, 0, 30, 10], [1, 5, 2, 7, 4]]
     finished = [["1-1-0", "one.png", boxes], ["1-2-0", "two.png", boxes]]
-    exemplars, least = worker_proposals.carried(str(tmp_path), finished)
+    exemplars, least, used = worker_proposals.carried(str(tmp_path), finished)
     assert set(exemplars) == {0} and len(exemplars[0][0]) == 4, "class 0's two squares on each image"
     assert set(least) <= {0, 1} and 0 in least
+    assert [u[:3] for u in used] == [[0, 0, 0], [0, 1, 0], [1, 0, 0], [1, 1, 0]]  # image, box, class
+
+
+def test_a_box_removed_from_the_exemplars_is_no_exemplar_but_still_an_object(tmp_path):
+    from fewclick.server import worker_proposals
+
+    for key in ("1-1-0", "1-2-0"):
+        _squares(4).save(proposals_file(tmp_path, key))
+    boxes = [[0, 0, 0, 10, 10], [0, 20, 0, 30, 10]]
+    finished = [["1-1-0", "one.png", boxes, [1]], ["1-2-0", "two.png", boxes, []]]
+    exemplars, least, used = worker_proposals.carried(str(tmp_path), finished)
+    assert len(exemplars[0][0]) == 3, "the second box of the first image is removed"
+    assert [u[:2] for u in used] == [[0, 0], [1, 0], [1, 1]]
+    assert used[0][3] == [0.0, 0.0, 10.0, 10.0]
+    everything, _, _ = worker_proposals.carried(str(tmp_path), [[*f[:3], []] for f in finished])
+    assert len(everything[0][0]) == 4, "put back, it serves again (no stale cache)"

@@ -70,6 +70,7 @@ def _detected(page, route) -> None:
     body = json.loads(route.request.post_data)
     page.detect_bodies.append(body)
     cell = page.classes[0]
+    thumbnails = [] if getattr(page, "removed", False) else page.exemplars
     route.fulfill(
         json={
             "method": "look-alikes" if page.prepares > 2 else "training-free",
@@ -77,7 +78,8 @@ def _detected(page, route) -> None:
             "scores": [0.8, 0.6, 0.2], "labels": [cell] * 3, "rboxes": None, "fitted_classes": [],
             "tight_classes": [], "model_version": None, "min_score": None, "min_scores": {str(cell): 0.5},
             "look_alike_limit": 3, "proposals": {
-                "state": "ready", "made": 7, "shown": 2, "unboxed": [], "threshold": 0.5, "exemplars": 1,
+                "state": "ready", "made": 7, "shown": 2, "unboxed": [], "threshold": 0.5,
+                "exemplars": len(thumbnails), "exemplar_boxes": thumbnails,
             },
         }
     )  # fmt: skip
@@ -93,7 +95,10 @@ def test_once_an_image_is_finished_the_next_opens_with_the_proposals_like_its_ob
     page.classes = [c["id"] for c in finished["classes"]]
     page.detect_bodies.clear()
     page.prepares = 0
-    second = api.get(f"/api/projects/{finished['id']}/images").json()[1]
+    first, second = api.get(f"/api/projects/{finished['id']}/images").json()[:2]
+    cell = api.get(f"/api/images/{first['id']}").json()["annotations"][0]
+    thumbnail = {"annotation_id": cell["id"], "image_id": first["id"], "class_id": cell["class_id"]}
+    page.exemplars = [{**thumbnail, "box": [5, 5, 25, 25]}]
     _open(page, base, second["id"])
     page.wait_for_function("() => fewclickTest.detect.result", timeout=15000)
     assert page.prepares >= 3, "the page followed the proposals until they were made"
@@ -102,6 +107,12 @@ def test_once_an_image_is_finished_the_next_opens_with_the_proposals_like_its_ob
     said = page.inner_text("#boxes-from")
     assert "SAM's proposals of this image, matched to 1 object of your finished images" in said
     assert "2 look-alikes among this image's 7 SAM proposals" in said
+    assert page.locator("#exemplars canvas").count() == 1, "the finished cell, as a thumbnail"
+    page.removed = True  # the answers after the removal: matched to nothing
+    page.click("#exemplars button")
+    page.wait_for_function("() => !document.querySelector('#exemplars canvas')")
+    assert page.detect_bodies == [{"clicks": []}, {"clicks": []}], "asked again without it"
+    assert api.get(f"/api/images/{first['id']}").json()["annotations"][0]["exemplar"] is False
     page.keyboard.press("Enter")
     page.wait_for_function("() => fewclickTest.anns.size === 2")
     assert page.errors == []

@@ -149,3 +149,33 @@ def test_a_renamed_class_keeps_its_exemplars(client):
     assert got["method"] == "look-alikes" and disc in got["labels"], (
         "the renamed class's look-alikes, by its id"
     )
+
+
+def test_an_exemplar_removed_from_the_panel_serves_no_more_until_put_back(client):
+    disc = client.project["classes"][0]["id"]
+    first, second = client.images[:2]
+
+    def opened() -> dict:
+        r = client.post(f"/api/images/{second['id']}/detect", json={"clicks": []})
+        assert r.status_code == 200, r.text
+        return r.json()["proposals"]
+
+    said = opened()
+    thumbnails = said["exemplar_boxes"]
+    assert len(thumbnails) == said["exemplars"] == len(DISCS) + len(SQUARES)
+    saved = {a["id"]: a for a in client.get(f"/api/images/{first['id']}").json()["annotations"]}
+    for t in thumbnails:  # each names the finished box it is, on its image, in its class
+        mine = saved[t["annotation_id"]]
+        assert t["image_id"] == first["id"] and t["class_id"] == mine["class_id"]
+        np.testing.assert_allclose(t["box"], mine["geometry"]["box"], atol=0.01)
+    gone = next(t["annotation_id"] for t in thumbnails if t["class_id"] == disc)
+    r = client.put(f"/api/annotations/{gone}/exemplar", json={"exemplar": False})
+    assert r.status_code == 200 and r.json() == {"id": gone, "exemplar": False}
+    after = opened()
+    assert after["exemplars"] == said["exemplars"] - 1
+    assert gone not in [t["annotation_id"] for t in after["exemplar_boxes"]]
+    assert client.put(f"/api/annotations/{gone}/exemplar", json={"exemplar": True}).status_code == 200
+    assert opened()["exemplars"] == said["exemplars"], "put back, it serves again"
+    # bad input: a word for a yes or no, an annotation that is not there
+    assert client.put(f"/api/annotations/{gone}/exemplar", json={"exemplar": "maybe"}).status_code == 422
+    assert client.put("/api/annotations/999999/exemplar", json={"exemplar": False}).status_code == 404

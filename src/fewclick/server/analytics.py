@@ -40,7 +40,7 @@ from fewclick.wire.codec import ClassMap
 IDLE_SECONDS = 120.0  # a longer gap between two events on an image counts this long
 INTERACTIONS = (
     "click", "accept", "delete", "edit", "draw", "undo", "redo", "class change", "reject", "threshold",
-    "vertex", "tab", "stroke", "brush", "fit",
+    "vertex", "tab", "stroke", "brush", "fit", "exemplar",
 )  # fmt: skip
 # where objects made by no one here come from: a dataset's import, the detector's pre-annotation
 PREMADE_SOURCES = ("import", "preannotate")

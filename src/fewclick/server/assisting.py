@@ -8,7 +8,7 @@ Refusals raise :class:`~fewclick.server.errors.StoreError` (400) or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fewclick.active.continual import held_out
@@ -56,6 +56,7 @@ class DetectCall:
     fallbacks: tuple[ModelVersion, ...] = ()  # answer, newest first, when ``model``'s file cannot
     models_dir: Path | None = None
     unreadable: ModelVersion | None = None  # nothing serves: the newest version found unreadable
+    finished_ids: list = field(default_factory=list)  # per finished image: (image id, annotation ids)
 
 
 def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCall:
@@ -86,9 +87,14 @@ def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCal
             "SAM's proposals are matched to: click an object, or finish an image"
         )
     sizes = annotations.class_sizes(session, project.id) if clicks else {}
+    sam = serving.sam_available()
+    finished, finished_ids = (
+        _for_worker(project, annotations.finished_boxes(session, project.id))
+        if sam and (clicks or model is None)
+        else (None, [])
+    )
     limit = None if most is None else LOOK_ALIKES_PER_OBJECT * most
     names = [c.name for c in project.classes]
-    sam = serving.sam_available()
     thresholds = (version.metrics or {}) if model else {}
     tight_from = min(
         [t for t in thresholds.get("score_thresholds") or [] if t is not None]
@@ -102,7 +108,7 @@ def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCal
         classes.by_position(sizes),
         sam_image(config, image) if sam else None,
         limit,
-        finished_boxes(session, project) if sam and (clicks or model is None) else None,
+        finished,
         held_out_keys(session, project) if sam and model else None,
         tight_from,
         large_image(config, image),
@@ -118,7 +124,7 @@ def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCal
     )
     unread = None if version is not None else serving.unreadable_detector(session, project.id)
     return DetectCall(
-        args, classes, names, version, model, limit, later, fallbacks, config.models_dir, unread
+        args, classes, names, version, model, limit, later, fallbacks, config.models_dir, unread, finished_ids
     )
 
 
@@ -158,7 +164,22 @@ def detect_answer(call: DetectCall, result: dict) -> dict:
     if carried:
         result["min_scores"] = classes.by_id([carried.get(p) for p in range(max(carried) + 1)])
     result["look_alike_limit"] = call.limit
+    if result.get("proposals"):  # the exemplars shown as thumbnails: which boxes they are
+        result["proposals"]["exemplar_boxes"] = _exemplar_boxes(
+            call, result["proposals"].pop("exemplar_rows", [])
+        )
     return result
+
+
+def _exemplar_boxes(call: DetectCall, used: list) -> list[dict]:
+    """The worker's exemplars ``[finished image index, row index, class position, box]`` as
+    the page shows them: their annotation, image, class id and box."""
+    out = []
+    for entry, row, position, box in used:
+        image_id, ids = call.finished_ids[entry]
+        class_id = call.classes.ids([position])[0]
+        out.append({"annotation_id": ids[row], "image_id": image_id, "class_id": class_id, "box": box})
+    return out
 
 
 NOT_LARGE = (
@@ -266,7 +287,7 @@ def check_encoding(image: Image, state: str | None) -> None:
 def finished_boxes(session, project) -> list:
     """The user's boxes on the recently finished images as the worker learns SAM's click boxes
     against them (:func:`fewclick.server.worker_detect.learn_click_boxes`): classes by position."""
-    return _for_worker(project, annotations.finished_boxes(session, project.id))
+    return _for_worker(project, annotations.finished_boxes(session, project.id))[0]
 
 
 def held_out_boxes(session, project) -> list:
@@ -274,7 +295,7 @@ def held_out_boxes(session, project) -> list:
     serving detector never trained on them), as the worker learns on them whether SAM makes
     its proposals tighter (:func:`fewclick.server.worker_detect.learn_tight_boxes`)."""
     held = _held_out_images(session, project)
-    return _for_worker(project, [(image, annotations.user_boxes(session, image)) for image in held])
+    return _for_worker(project, [(image, annotations.user_box_rows(session, image)) for image in held])[0]
 
 
 def held_out_keys(session, project) -> list[str]:
@@ -288,15 +309,19 @@ def _held_out_images(session, project) -> list[Image]:
     return [image for image in newest if held_out(image.id)]
 
 
-def _for_worker(project, finished: list) -> list:
-    """``[embedding key, path, [[class position, x0, y0, x1, y1], ...]]`` per finished image."""
+def _for_worker(project, finished: list) -> tuple[list, list]:
+    """``[embedding key, path, [[class position, x0, y0, x1, y1], ...], [the indices of the
+    boxes removed from the exemplars]]`` per finished image (``(image, user_box_rows)``), and
+    per such image ``(image id, [each box's annotation id])``."""
     classes = ClassMap(project.classes)
-    out = []
+    out, ids = [], []
     for image, boxes in finished:
         if Path(image.path).is_file():  # a file gone since: nothing to learn from it
-            at = [[classes.position(c), *b] for c, *b in boxes]
-            out.append([serving.embedding_key(image), image.path, at])
-    return out
+            at = [[classes.position(c), *b] for _, _, (c, *b) in boxes]
+            removed = [k for k, (_, exemplar, _) in enumerate(boxes) if not exemplar]
+            out.append([serving.embedding_key(image), image.path, at, removed])
+            ids.append((image.id, [i for i, _, _ in boxes]))
+    return out, ids
 
 
 def _by_path(call: DetectCall) -> dict[str, ModelVersion]:

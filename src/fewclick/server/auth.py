@@ -70,6 +70,7 @@ ACTIONS = {
     ("POST", "/api/images/{image_id}/annotations/batch"): "annotate",
     ("PATCH", "/api/annotations/{annotation_id}"): "annotate or review",
     ("DELETE", "/api/annotations/{annotation_id}"): "annotate",
+    ("PUT", "/api/annotations/{annotation_id}/exemplar"): "annotate",
     ("POST", "/api/images/{image_id}/detect"): "annotate",
     ("POST", "/api/images/{image_id}/lookalikes"): "annotate",
     ("GET", "/api/images/{image_id}/lookalikes"): "annotate",

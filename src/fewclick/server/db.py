@@ -188,6 +188,9 @@ class Annotation(Base):
     backend: Mapped[str | None] = mapped_column(String(20))  # the mask backend that made it (sam, model, ...)
     review: Mapped[str] = mapped_column(String(10), default="pending")
     reference: Mapped[bool] = mapped_column(default=False)  # imported ground truth, not the user's work
+    # whether SAM's proposal of this box serves as an exemplar its class's look-alikes are
+    # matched to (issue 52); the person removes one from the detect panel's thumbnails
+    exemplar: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(default=now)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     updated_at: Mapped[datetime] = mapped_column(default=now)

@@ -49,7 +49,7 @@ def image(im: Image, annotations: int) -> dict:
 
 
 def annotation(a: Annotation) -> dict:
-    return columns(a, "id image_id class_id kind geometry score quality source backend review")
+    return columns(a, "id image_id class_id kind geometry score quality source backend review exemplar")
 
 
 def box_query(q: BoxQuery) -> dict:

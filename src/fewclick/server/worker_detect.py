@@ -330,7 +330,7 @@ def _learn_tight_boxes(folder: str, model: str, num_classes: int, held: list) ->
 
     enc = embeddings.encoder(folder)
     detector = fitter = None
-    for key, path, boxes in held:
+    for key, path, boxes, *_ in held:
         image = None if (model, key) in _TIGHT else _learnable(enc, key, path)
         if image is None:
             continue
@@ -406,7 +406,7 @@ def _learn_click_boxes(folder: str, num_classes: int, sizes: dict, finished: lis
 
     enc = embeddings.encoder(folder)
     fitter = None
-    for key, path, boxes in finished:
+    for key, path, boxes, *_ in finished:
         todo = [b for b in boxes if _pair(key, b) not in _CLICK_BOXES]
         image = _learnable(enc, key, path) if todo else None
         if image is None:
@@ -446,7 +446,7 @@ def _offsets(finished: list | None):
     from fewclick.predict.own_box import EdgeOffsets
 
     labels, theirs, sam = [], [], []
-    for key, _, boxes in finished or []:
+    for key, _, boxes, *_ in finished or []:
         for b in boxes:
             found = _CLICK_BOXES.get(_pair(key, b))
             if found is not None:

@@ -32,6 +32,7 @@ _LOADED: OrderedDict[tuple[str, str], object] = OrderedDict()
 _MAKERS: dict[str, object] = {}
 _CARRIED: OrderedDict[tuple, tuple] = OrderedDict()  # finished images -> their exemplars, thresholds
 CARRIED_KEPT = 4
+THUMBNAILS = 8  # exemplars per class the answer names, for the panel's thumbnails
 EXEMPLAR_IOU = 0.7  # a finished box's best proposal this close is its exemplar
 _LOCK = threading.Lock()
 LOADED_KEPT = 16  # images' proposals held in memory: the open one and the finished ones a click reads
@@ -134,51 +135,73 @@ def _make(folder: str, key: str, path: str) -> None:
     made.save(proposals_file(folder, key))
 
 
-def carried(folder: str, finished: list | None, offsets=None) -> tuple[dict, dict]:
+def carried(folder: str, finished: list | None, offsets=None) -> tuple[dict, dict, list]:
     """What the ``finished`` images (``[embedding key, path, [[class position, x0, y0, x1,
-    y1], ...]]``, as :func:`fewclick.server.worker_detect.learn_click_boxes` takes them) teach
-    the next image before any click on it: per class, the exemplars ``(unit vectors [K, D],
-    mask areas [K])`` of the proposals that box its finished objects (each object's best
-    proposal at IoU >= :data:`EXEMPLAR_IOU`), and per class the threshold of least work
+    y1], ...], [indices of boxes removed from the exemplars]]``, as
+    :func:`fewclick.server.worker_detect.learn_click_boxes` takes them) teach the next image
+    before any click on it: per class, the exemplars ``(unit vectors [K, D], mask areas
+    [K])`` of the proposals that box its finished objects (each object's best proposal at
+    IoU >= :data:`EXEMPLAR_IOU`; not the boxes the person removed, which still count as
+    objects where thresholds are chosen), which boxes those are (``[finished index, box
+    index, class position, box]``, :data:`THUMBNAILS` a class), and per class the threshold of least work
     (:func:`~fewclick.metrics.thresholds.least_work_thresholds`) on each finished image
     opened with the other images' exemplars (:data:`~fewclick.metrics.thresholds.NONE_SHOWN`:
     a class whose look-alikes cost more than they save opens with none). A finished image
     whose proposals are not made (or were trimmed with the embeddings) teaches nothing now:
     they are made in the background, one image a call."""
     known, missing = [], []
-    for key, path, boxes in finished or []:
+    for entry, (key, path, boxes, *removed) in enumerate(finished or []):
         found = ready(folder, key)
         if found is None:
             if not _large(path):  # a large image is swept by windows, never proposed whole
                 missing.append((key, path))
         elif boxes:
-            known.append((key, found, np.asarray(boxes, np.float32).reshape(-1, 5)))
+            rows = np.asarray(boxes, np.float32).reshape(-1, 5)
+            kept = np.ones(len(rows), bool)
+            kept[[int(k) for k in (removed[0] if removed else []) if 0 <= int(k) < len(rows)]] = False
+            known.append((key, found, rows, kept, entry))
     if missing:  # one at a time: the open image's and the next's come first on the thread
         prepare(folder, missing[:1])
     moved = None if not offsets else sorted((c, v.tobytes()) for c, v in offsets.per_class.items())
-    digest = (folder, tuple((key, boxes.tobytes()) for key, _, boxes in known), repr(moved))
+    held = tuple((key, rows.tobytes(), kept.tobytes()) for key, _, rows, kept, _ in known)
+    digest = (folder, held, repr(moved))
     with _LOCK:
         if digest in _CARRIED:
             return _CARRIED[digest]
-    per_image = [_exemplars(found, boxes) for _, found, boxes in known]
+    sure = [_sure(found, rows) for _, found, rows, _, _ in known]
+    per_image = [_exemplars(found, rows, s & kept) for (_, found, rows, kept, _), s in zip(known, sure)]
     exemplars = _joined(per_image)
     thresholds = _thresholds(known, per_image, offsets)
+    used: list = []
+    for (_, _, rows, kept, entry), s in zip(known, sure):
+        for k in np.flatnonzero(s & kept):
+            if sum(u[2] == int(rows[k, 0]) for u in used) < THUMBNAILS:
+                used.append([entry, int(k), int(rows[k, 0]), [round(float(v), 2) for v in rows[k, 1:]]])
     with _LOCK:
-        _CARRIED[digest] = (exemplars, thresholds)
+        _CARRIED[digest] = (exemplars, thresholds, used)
         while len(_CARRIED) > CARRIED_KEPT:
             _CARRIED.popitem(last=False)
-    return exemplars, thresholds
+    return exemplars, thresholds, used
 
 
-def _exemplars(found, boxes: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Per class, the vectors and areas of the proposals of ``found`` that box ``boxes``
-    (``[class, x0, y0, x1, y1]`` rows)."""
+def _sure(found, boxes: np.ndarray) -> np.ndarray:
+    """``bool[len(boxes)]``: the boxes (``[class, x0, y0, x1, y1]`` rows) some proposal of
+    ``found`` boxes at IoU >= :data:`EXEMPLAR_IOU`."""
     from fewclick.metrics.detection import box_iou
 
-    if not len(found):
+    if not len(found) or not len(boxes):
+        return np.zeros(len(boxes), bool)
+    return box_iou(boxes[:, 1:], found.boxes).max(1) >= EXEMPLAR_IOU
+
+
+def _exemplars(found, boxes: np.ndarray, sure: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per class, the vectors and areas of the proposals of ``found`` that box the ``sure``
+    ones of ``boxes`` (``[class, x0, y0, x1, y1]`` rows): each box's best proposal."""
+    from fewclick.metrics.detection import box_iou
+
+    if not len(found) or not sure.any():
         return {}
-    overlap = box_iou(boxes[:, 1:], found.boxes)
-    best, sure = overlap.argmax(1), overlap.max(1) >= EXEMPLAR_IOU
+    best = box_iou(boxes[:, 1:], found.boxes).argmax(1)
     areas = found.areas()
     out = {}
     for c in np.unique(boxes[sure, 0]).astype(int):
@@ -203,10 +226,10 @@ def _thresholds(known: list, per_image: list[dict], offsets) -> dict[int, float]
     if len(known) < 2:
         return {}
     classes = {c for e in per_image for c in e}
-    labelled = {int(c) for _, _, boxes in known for c in boxes[:, 0]}
+    labelled = {int(c) for _, _, boxes, *_ in known for c in boxes[:, 0]}
     number = max(classes | labelled, default=-1) + 1  # every class a finished box has
     gts, preds = [], []
-    for i, (_, found, boxes) in enumerate(known):
+    for i, (_, found, boxes, *_) in enumerate(known):
         others = _joined(per_image[:i] + per_image[i + 1 :])
         positives = {c: v for c, (v, _) in others.items()}
         sizes = {c: a for c, (_, a) in others.items()}
@@ -240,7 +263,7 @@ def look_alikes(folder: str, key: str, path: str, clicks, finished=None, offsets
     found = ready(folder, key)
     if found is None:
         return None
-    exemplars, least = carried(folder, finished, offsets)
+    exemplars, least, used = carried(folder, finished, offsets)
 
     def own(x: float, y: float):
         from fewclick.server import worker
@@ -261,6 +284,7 @@ def look_alikes(folder: str, key: str, path: str, clicks, finished=None, offsets
         "threshold": float(threshold),
         "min_scores": {c: t for c, t in least.items() if c not in was_clicked},
         "exemplars": int(sum(len(a) for _, a in exemplars.values())),
+        "exemplar_rows": used,  # the route names their annotations (the panel's thumbnails)
         "unboxed": unboxed,
     }
     return det, info

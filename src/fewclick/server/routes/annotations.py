@@ -152,6 +152,23 @@ def patch_annotation(annotation_id: int, body: AnnotationPatch, session: DB):
     return {"annotation": views.annotation(ann), "revision": new}
 
 
+class ExemplarIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    exemplar: bool
+
+
+@router.put("/annotations/{annotation_id}/exemplar", response_model=answers.ExemplarSet)
+def set_exemplar(annotation_id: int, body: ExemplarIn, session: DB):
+    """Whether the box's SAM proposal serves as an exemplar of its class's look-alikes (issue
+    52): the detect panel's thumbnails remove one. Not a change of the annotation: no revision."""
+    ann = rows.get(session, Annotation, annotation_id, "annotation")
+    if ann.kind != "box":
+        raise store.StoreError(f"annotation {annotation_id} is a {ann.kind}: only a box is an exemplar")
+    ann.exemplar = body.exemplar
+    session.commit()
+    return {"id": ann.id, "exemplar": ann.exemplar}
+
+
 @router.delete("/annotations/{annotation_id}", response_model=answers.AnnotationDeleted)
 def delete_annotation(annotation_id: int, session: DB, revision: Annotated[Revision, Query()]):
     ann = rows.get(session, Annotation, annotation_id, "annotation")

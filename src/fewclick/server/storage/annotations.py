@@ -75,19 +75,26 @@ def class_sizes(session: Session, project_id: int) -> dict[int, float]:
 
 def finished_boxes(session: Session, project_id: int, images: int = 10) -> list[tuple[Image, list]]:
     """The user's boxes on the project's ``images`` most recently finished images that hold
-    some: per image ``(image, [[class id, x0, y0, x1, y1], ...])``, newest first (what SAM's
-    click boxes learn the person's box edges from)."""
-    return [(image, user_boxes(session, image)) for image in newest_finished(session, project_id, images)]
+    some: per image ``(image, [(annotation id, exemplar, [class id, x0, y0, x1, y1]), ...])``
+    (:func:`user_box_rows`), newest first (what SAM's click boxes learn the person's box
+    edges from, and the look-alikes' exemplars)."""
+    return [(image, user_box_rows(session, image)) for image in newest_finished(session, project_id, images)]
 
 
 def user_boxes(session: Session, image: Image) -> list[list[float]]:
     """The user's boxes on ``image``: ``[[class id, x0, y0, x1, y1], ...]``."""
+    return [box for _, _, box in user_box_rows(session, image)]
+
+
+def user_box_rows(session: Session, image: Image) -> list[tuple[int, bool, list[float]]]:
+    """:func:`user_boxes` with each box's annotation id and whether it serves as an exemplar:
+    ``[(id, exemplar, [class id, x0, y0, x1, y1]), ...]``, in :func:`user_boxes`' order."""
     rows = session.execute(
-        select(Annotation.class_id, Annotation.geometry)
+        select(Annotation.id, Annotation.exemplar, Annotation.class_id, Annotation.geometry)
         .where(Annotation.image_id == image.id, Annotation.kind == "box", *USERS_WORK)
         .order_by(Annotation.id)
     ).all()
-    return [[class_id, *map(float, g["box"])] for class_id, g in rows if "box" in g]
+    return [(i, bool(e), [c, *map(float, g["box"])]) for i, e, c, g in rows if "box" in g]
 
 
 def newest_finished(session: Session, project_id: int, images: int = 10) -> list[Image]:

@@ -8,14 +8,26 @@ from typing import Any
 from fewclick.wire.answers.base import Answer, Rle
 
 
+class Exemplar(Answer):
+    """A finished box whose SAM proposal serves as an exemplar of its class: the annotation
+    (``annotation_id``, removed from the exemplars by ``PUT /api/annotations/{id}/exemplar``),
+    its image, class and box."""
+
+    annotation_id: int
+    image_id: int
+    class_id: int
+    box: list[float]
+
+
 class ProposalsUsed(Answer):
     """The image's SAM proposals (issue 52) in a training-free answer: ``state`` "ready"
     (the look-alikes came from them) or "making" (not made yet: feature similarity
     answered); when ready, how many the image has (``made``), how many look-alikes are
     shown (``shown``), from which score a clicked class's start (``threshold``), how many
-    objects of the finished images they were matched to as well (``exemplars``), and the
-    clicks, by index, for which neither a proposal nor SAM found an object (``unboxed``:
-    their boxes are SAM's click boxes)."""
+    objects of the finished images they were matched to as well (``exemplars``, and a few
+    of them per class to show as thumbnails: ``exemplar_boxes``), and the clicks, by index,
+    for which neither a proposal nor SAM found an object (``unboxed``: their boxes are SAM's
+    click boxes)."""
 
     state: str
     made: int | None = None
@@ -23,6 +35,7 @@ class ProposalsUsed(Answer):
     unboxed: list[int] = []
     threshold: float | None = None
     exemplars: int | None = None
+    exemplar_boxes: list[Exemplar] = []
 
 
 class Detected(Answer):

@@ -47,7 +47,8 @@ class Rle(Answer):
 class Annotation(Answer):
     """An annotation; ``geometry`` holds the field its ``kind`` names (``box`` [x0, y0, x1,
     y1], ``rbox`` [cx, cy, w, h, angle], ``mask`` RLE with its ``box``, ``point`` [x, y]
-    with the ``original`` click)."""
+    with the ``original`` click); ``exemplar``: whether a box serves as an exemplar its
+    class's look-alikes are matched to (issue 52)."""
 
     id: int
     image_id: int
@@ -59,3 +60,4 @@ class Annotation(Answer):
     source: str
     backend: str | None
     review: str
+    exemplar: bool = True

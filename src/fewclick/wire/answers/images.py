@@ -58,6 +58,13 @@ class AnnotationDeleted(Answer):
     revision: int
 
 
+class ExemplarSet(Answer):
+    """Whether the box of annotation ``id`` serves as an exemplar of its class's look-alikes."""
+
+    id: int
+    exemplar: bool
+
+
 class BoxQuery(Answer):
     """A queried box: where it is, what the detector said, and its answer once given."""
 

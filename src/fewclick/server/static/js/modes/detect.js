@@ -19,6 +19,8 @@ import {cross, poly, strokeBox} from "../view.js";
 const REPLACE_IOU = 0.3;  // the campaign's NEAR_IOU: a box this close to an object is dragged onto it
 const SWEEP_POLL_MS = 1000;  // how often the page asks how far the sweep of a large image is
 const SAME_IOU = 0.5;  // a sweep's box this close to one of the click's answer is that one
+const THUMB = 40;  // screen pixels a side of an exemplar's thumbnail
+const pictures = new Map();  // image id -> its picture, for the exemplars' thumbnails
 
 // the mode for one visit of the annotation page (`page`: see pages/annotate.js); its state:
 // `det`, the clicks and the last answer (replaced whole when dropped: an answer to dropped
@@ -195,7 +197,7 @@ async function accept(m) {
 
 function buildPanel(m, el) {
   helpPanel(el, "detect", "");
-  el.insertAdjacentHTML("beforeend", `<div id="boxes-from"></div><div id="fit-edges" class="muted" hidden></div><div id="sweep" class="muted" hidden></div><label class="muted">proposals from score
+  el.insertAdjacentHTML("beforeend", `<div id="boxes-from"></div><div id="exemplars" hidden></div><div id="fit-edges" class="muted" hidden></div><div id="sweep" class="muted" hidden></div><label class="muted">proposals from score
     <input id="min-score" type="range" min="0.05" max="0.95" step="0.05" value="${m.st.get().minScore}"></label>
     <div class="muted" id="suggested-score"></div>`);
   const slider = el.querySelector("#min-score");
@@ -212,6 +214,7 @@ function panel(m, el) {
   const from = el.querySelector("#boxes-from"), suggested = el.querySelector("#suggested-score");
   from.textContent = r ? boxesFrom(r, names) : "";
   from.hidden = !r;
+  exemplarsPanel(m, el.querySelector("#exemplars"), names);
   const fit = el.querySelector("#fit-edges");
   fit.textContent = fitHint(s, names);
   fit.hidden = !fit.textContent;
@@ -224,6 +227,71 @@ function panel(m, el) {
   suggested.hidden = !suggested.textContent;
   const slider = el.querySelector("#min-score");
   if (+slider.value !== s.minScore) slider.value = s.minScore;
+}
+
+// the finished objects the look-alikes are matched to, as thumbnails per class, each with
+// a button that removes it from the exemplars (its look-alikes are asked again without it);
+// rebuilt only when the list changes (the panel is updated in place on every slider move)
+function exemplarsPanel(m, box, names) {
+  const list = det(m).result?.proposals?.exemplar_boxes ?? [];
+  const key = list.map((e) => e.annotation_id).join(",");
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  box.hidden = !list.length;
+  box.replaceChildren();
+  if (!list.length) return;
+  const head = document.createElement("div");
+  head.className = "muted";
+  head.textContent = "Matched to these objects of your finished images (× removes one from the matching):";
+  box.append(head);
+  for (const classId of new Set(list.map((e) => e.class_id))) {
+    const row = document.createElement("div");
+    row.className = "exemplar-row";
+    row.append(`${names.get(classId)?.name ?? classId}: `);
+    for (const e of list.filter((e) => e.class_id === classId)) row.append(thumbnail(m, e));
+    box.append(row);
+  }
+}
+
+function thumbnail(m, e) {
+  const wrap = document.createElement("span");
+  wrap.className = "exemplar";
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = THUMB;
+  canvas.title = `image ${e.image_id}, box ${e.box.map((v) => v.toFixed(0)).join(", ")}`;
+  paintThumbnail(canvas, e);
+  const remove = document.createElement("button");
+  remove.textContent = "×";
+  remove.title = "remove this object from the matching";
+  remove.dataset.annotation = e.annotation_id;
+  remove.addEventListener("click", () => removeExemplar(m, e));
+  wrap.append(canvas, remove);
+  return wrap;
+}
+
+// the exemplar's box and a margin around it, from its finished image
+function paintThumbnail(canvas, e) {
+  let picture = pictures.get(e.image_id);
+  if (!picture) {
+    if (pictures.size >= 32) pictures.clear();
+    picture = new Image();
+    picture.src = `/api/images/${e.image_id}/file`;
+    pictures.set(e.image_id, picture);
+  }
+  const paint = () => {
+    const [x0, y0, x1, y1] = e.box, side = 1.4 * Math.max(x1 - x0, y1 - y0, 4);
+    const [cx, cy] = [(x0 + x1) / 2, (y0 + y1) / 2];
+    canvas.getContext("2d").drawImage(picture, cx - side / 2, cy - side / 2, side, side, 0, 0, THUMB, THUMB);
+  };
+  if (picture.complete && picture.naturalWidth) paint(); else picture.addEventListener("load", paint, {once: true});
+}
+
+async function removeExemplar(m, e) {
+  try {
+    await api("PUT", `/api/annotations/${e.annotation_id}/exemplar`, {exemplar: false});
+  } catch { return; }  // api() has said why
+  m.page.log("exemplar", {mode: "detect", annotation_id: e.annotation_id, class_id: e.class_id, exemplar: false});
+  await detectNow(m, "matched without that object");
 }
 
 function draw(m, ctx, lw, drag) {
