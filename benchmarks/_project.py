@@ -28,7 +28,8 @@ def reference_objects(app, image_id: int) -> list[tuple[int, tuple[float, float]
 
 
 def finish(api: httpx.Client, app, image: dict) -> None:
-    """The image's reference boxes become the user's own, and the image is marked done."""
+    """The image's reference boxes become the user's own (in place of what it held), and the
+    image is marked done."""
     from fewclick.server.db import Image
 
     ref = reference_objects(app, image["id"])
@@ -39,7 +40,8 @@ def finish(api: httpx.Client, app, image: dict) -> None:
     create = [
         {"class_id": ids[pos], "geometry": {"box": [x, y, x + w, y + h]}} for pos, _, (x, y, w, h) in ref
     ]
-    body = {"create": create, "revision": revision}
+    held = [a["id"] for a in api.get(f"/api/images/{image['id']}").raise_for_status().json()["annotations"]]
+    body = {"create": create, "delete": held, "revision": revision}
     api.post(f"/api/images/{image['id']}/annotations/batch", json=body).raise_for_status()
     api.patch(f"/api/images/{image['id']}", json={"status": "done"}).raise_for_status()
 

@@ -12,9 +12,12 @@ click (``app_proposals_<name>_<i>_before.png`` / ``_after.png`` in ``--out``), a
 what answered, the proposals made and shown, seconds from open to proposals ready and from
 the click to the boxes on screen, and how many of the class's reference objects the boxes
 shown at the page's slider cover at IoU 0.7 and 0.5 (recall) and how many of those boxes are
-right (precision), greedily by score as ``lookalikes.py`` counts. With ``--finish`` each
-image is finished after its click (its reference boxes become the person's), so that from
-the second image on the "before" screenshot shows what the image opens with.
+right (precision), greedily by score as ``lookalikes.py`` counts. With ``--fit``, where the
+campaign's person would (:func:`fewclick.simulate.annotator.edge_fit`), one reference box is
+drawn over the proposal it picks and E pressed (``_fit.png``), and the same counts are given
+after it. With ``--finish`` each image is finished after its click (its reference boxes
+become the person's), so that from the second image on the "before" screenshot shows what
+the image opens with, and the panel its exemplars.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from _project import finish, reference_objects
 from fewclick.metrics.detection import box_iou
 from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
+from fewclick.simulate.annotator import edge_fit
+from fewclick.types import Objects
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             log_in(page, base, *login[:2])
             for i, image in enumerate(targets[: args.images]):
                 stem = args.out / f"app_proposals_{name}_{i}"
-                _one(page, api, app, base, image, stem, project["classes"])
+                _one(page, api, app, base, image, stem, project["classes"], args.fit)
                 if args.finish:  # the next image opens with the look-alikes of its boxes
                     finish(api, app, image)
     finally:
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _one(page, api: httpx.Client, app, base: str, image: dict, stem: Path, classes: list) -> None:
+def _one(page, api: httpx.Client, app, base: str, image: dict, stem: Path, classes: list, fit: bool) -> None:
     reference = reference_objects(app, image["id"])
     labels = np.array([r[0] for r in reference])
     position = int(np.bincount(labels).argmax())
@@ -105,12 +110,46 @@ def _one(page, api: httpx.Client, app, base: str, image: dict, stem: Path, class
     }
     print(
         f"{image['file_name']}: {len(theirs)} objects of class {position}; proposals ready "
-        f"{ready:.0f} s after open ({said.get('made')} made); click answered by {answer['method']} "
+        f"{ready:.0f} s after open ({said.get('made')} made, {len(said.get('exemplar_boxes') or [])} "
+        f"exemplar thumbnails); click answered by {answer['method']} "
         f"in {seconds:.2f} s, {len(shown)} boxes shown at score >= {floor:.2f}: "
         + ", ".join(f"{k} {v:.2f}" for k, v in counts.items()),
         flush=True,
     )
+    if fit:
+        _fit(page, theirs, shown, scores[scores >= min(1.0, floor)], position, stem)
     page.keyboard.press("Escape")
+
+
+def _fit(page, theirs: np.ndarray, shown: np.ndarray, scores: np.ndarray, position: int, stem: Path) -> None:
+    """Where the campaign's person would: the reference box drawn over the proposal
+    :func:`edge_fit` picks, then E; the boxes shown then, counted as before."""
+    labels = np.full(len(shown), position)
+    choice = edge_fit(Objects(np.full(len(theirs), position), theirs), shown, labels, scores, position)
+    if choice is None:
+        print("  no edge fit: drawing one box and E would not leave fewer interactions", flush=True)
+        return
+    x0, y0, x1, y1 = choice.box.tolist()
+    page.mouse.move(*screen(page, x0, y0))
+    page.mouse.down()
+    page.mouse.move(*screen(page, x1, y1), steps=5)
+    page.mouse.up()
+    page.wait_for_function("() => fewclickTest.detect.drawn.length === 1")
+    page.keyboard.press("e")
+    page.wait_for_function("() => fewclickTest.detect.fitted.size === 1")
+    page.wait_for_timeout(300)
+    page.screenshot(path=f"{stem}_fit.png")
+    moved = page.evaluate(
+        "() => fewclickTest.shownProposals().map((i) => fewclickTest.detect.result.boxes[i])"
+    )
+    drawn = page.evaluate("() => fewclickTest.detect.drawn[0].to")
+    boxes = np.asarray([drawn, *moved], np.float32).reshape(-1, 4)
+    counts = [
+        f"{k}{int(t * 100)} {v:.2f}"
+        for t in (0.7, 0.5)
+        for k, v in zip(("recall", "precision"), _counted(theirs, boxes, t))
+    ]
+    print(f"  after one box drawn over a proposal and E: {', '.join(counts)}", flush=True)
 
 
 def _counted(objects: np.ndarray, boxes: np.ndarray, iou: float) -> tuple[float, float]:
@@ -130,6 +169,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--out", type=Path, default=Path("docs"))
     p.add_argument("--images", type=int, default=3, help="how many test-part images to click on")
+    p.add_argument(
+        "--fit",
+        action="store_true",
+        help="after the click, one box drawn over a proposal and E, where that leaves less work",
+    )
     p.add_argument(
         "--finish",
         action="store_true",
