@@ -29,6 +29,7 @@ def server(tmp_path_factory):
     (home / "images").mkdir()
     for k in range(3):
         PILImage.fromarray(np.full((90, 120, 3), 40 + 40 * k, np.uint8)).save(home / "images" / f"im{k}.png")
+    PILImage.fromarray(np.full((500, 1000, 3), 90, np.uint8)).save(home / "images" / "im3_dense.png")
     app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False, data_roots=[home])
     make_user(app, USER, "admin", PASSWORD)
     with live_server(app) as base:
@@ -70,6 +71,8 @@ def _detected(page, route) -> None:
     body = json.loads(route.request.post_data)
     page.detect_bodies.append(body)
     cell = page.classes[0]
+    if getattr(page, "dense", False):
+        return route.fulfill(json=_dense(cell))
     thumbnails = [] if getattr(page, "removed", False) else page.exemplars
     route.fulfill(
         json={
@@ -83,6 +86,23 @@ def _detected(page, route) -> None:
             },
         }
     )  # fmt: skip
+
+
+DENSE = [
+    [10 * (k % 100) + 1, 10 * (k // 100) + 1, 10 * (k % 100) + 9, 10 * (k // 100) + 9] for k in range(5000)
+]
+
+
+def _dense(cell: int) -> dict:
+    """5,000 look-alikes, 8 px cells 10 px apart, as on an image of a dense crowd of cells."""
+    return {
+        "method": "look-alikes", "boxes": DENSE, "scores": [0.9] * len(DENSE), "labels": [cell] * len(DENSE),
+        "rboxes": None, "fitted_classes": [], "tight_classes": [], "model_version": None, "min_score": None,
+        "min_scores": {str(cell): 0.5}, "look_alike_limit": None, "proposals": {
+            "state": "ready", "made": len(DENSE), "shown": len(DENSE), "unboxed": [], "threshold": 0.5,
+            "exemplars": 1, "exemplar_boxes": [],
+        },
+    }  # fmt: skip
 
 
 def _open(page, base: str, image_id: int) -> None:
@@ -145,4 +165,31 @@ def test_a_click_answered_before_the_proposals_were_made_is_asked_again_once_the
         "the same click again"
     )
     assert "now made" in page.inner_text("#message")
+    assert page.errors == []
+
+
+def test_five_thousand_look_alikes_are_accepted_under_the_request_caps_and_undone_at_once(server, page):
+    base, api, (finished, _) = server
+    page.classes = [c["id"] for c in finished["classes"]]
+    dense = next(
+        im for im in api.get(f"/api/projects/{finished['id']}/images").json() if "dense" in im["file_name"]
+    )
+    saves = []
+    page.on("request", lambda r: saves.append(r) if r.url.endswith("/annotations/batch") else None)
+    page.dense = True
+    try:
+        _open(page, base, dense["id"])
+        page.wait_for_function("() => fewclickTest.detect.result", timeout=30000)
+        assert page.evaluate("() => fewclickTest.shownProposals().length") == 5000
+        assert "5000 look-alikes among this image's 5000 SAM proposals" in page.inner_text("#boxes-from")
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => fewclickTest.anns.size === 5000", timeout=120000)
+        sizes = [len(json.loads(r.post_data)["create"]) for r in saves]
+        assert sum(sizes) == 5000 and max(sizes) <= 1000, "split under the server's 1,000 creates a request"
+        assert len(api.get(f"/api/images/{dense['id']}").json()["annotations"]) == 5000
+        page.keyboard.press("Control+z")  # one step takes all 5,000 back
+        page.wait_for_function("() => fewclickTest.anns.size === 0", timeout=120000)
+        assert api.get(f"/api/images/{dense['id']}").json()["annotations"] == []
+    finally:
+        page.dense = False
     assert page.errors == []

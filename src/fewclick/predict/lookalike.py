@@ -81,12 +81,15 @@ def clicked_proposal(proposals: Proposals, x: float, y: float) -> int | None:
     """The proposal whose mask holds the point (x, y), surest first, smallest on a tie; None
     when no mask holds it."""
     best = None
-    for i, ((x0, y0, mask), score) in enumerate(zip(proposals.masks, proposals.scores)):
+    b = proposals.boxes
+    near = np.flatnonzero((b[:, 0] <= x + 2) & (b[:, 2] >= x - 2) & (b[:, 1] <= y + 2) & (b[:, 3] >= y - 2))
+    for i in near:  # only the masks whose box holds the point (5,000 proposals: a few)
+        (x0, y0, mask), score = proposals.masks[i], proposals.scores[i]
         c, r = int(np.floor(x)) - x0, int(np.floor(y)) - y0
         if 0 <= r < mask.shape[0] and 0 <= c < mask.shape[1] and mask[r, c]:
             rank = (-float(score), int(mask.sum()))
             if best is None or rank < best[0]:
-                best = (rank, i)
+                best = (rank, int(i))
     return None if best is None else best[1]
 
 
