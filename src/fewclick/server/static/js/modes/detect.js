@@ -245,11 +245,11 @@ function exemplarsPanel(m, box, names) {
   head.textContent = "Matched to these objects of your finished images (× removes one from the matching):";
   box.append(head);
   for (const classId of new Set(list.map((e) => e.class_id))) {
-    const row = document.createElement("div");
+    const name = document.createElement("div"), row = document.createElement("div");
+    name.textContent = names.get(classId)?.name ?? classId;
     row.className = "exemplar-row";
-    row.append(`${names.get(classId)?.name ?? classId}: `);
     for (const e of list.filter((e) => e.class_id === classId)) row.append(thumbnail(m, e));
-    box.append(row);
+    box.append(name, row);
   }
 }
 
