@@ -237,3 +237,23 @@ def test_e_moves_the_other_proposals_of_the_class_by_the_edges_of_a_box_drawn_ov
     else:
         raise AssertionError("no fit event logged")
     assert page.errors == []
+
+
+def test_a_click_does_not_propose_again_an_object_already_boxed(server, page):
+    base, api, (_, _, submitted) = server
+    page.class_id = submitted["classes"][0]["id"]
+    image = _images(api, submitted)[2]
+    body = {"revision": 0, "create": [{"class_id": page.class_id, "geometry": {"box": [11, 9, 31, 29]}}]}
+    assert api.post(f"/api/images/{image['id']}/annotations/batch", json=body).is_success
+    _open(page, base, image["id"])
+    page.mouse.click(*screen(page, 90, 60))
+    page.wait_for_function("() => fewclickTest.detect.answered === 1")
+    shown = page.evaluate(
+        "() => fewclickTest.shownProposals().map((i) => fewclickTest.detect.result.boxes[i])"
+    )
+    assert shown == [[50, 20, 70, 40], [80, 50, 100, 70]], "[10, 10, 30, 30] is the box already saved"
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => fewclickTest.anns.size === 3")
+    saved = sorted(a["geometry"]["box"] for a in api.get(f"/api/images/{image['id']}").json()["annotations"])
+    assert saved == [[11, 9, 31, 29], [50, 20, 70, 40], [80, 50, 100, 70]]
+    assert page.errors == []

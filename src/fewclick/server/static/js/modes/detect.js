@@ -95,6 +95,25 @@ async function release(m, d, moved, rect) {
   await detectNow(m);
 }
 
+// the answer's boxes that a saved box of their class already holds (IoU >= SAME_IOU): the
+// objects drawn or accepted before the click are not proposed again. Saved boxes are
+// looked up by the 64 px cells they touch, so that 5,000 of each stay quick.
+function alreadyBoxed(m, r) {
+  const held = new Set();
+  if (r.rboxes) return held;
+  const cells = new Map(), cell = (x, y) => `${Math.floor(x / 64)},${Math.floor(y / 64)}`;
+  const each = (b, f) => { for (let x = b[0]; x < b[2] + 64; x += 64) for (let y = b[1]; y < b[3] + 64; y += 64) f(cell(Math.min(x, b[2]), Math.min(y, b[3]))); };
+  for (const a of m.page.doc.get().anns.values()) {
+    const b = a.geometry?.box;
+    if (a.kind === "box" && b) each(b, (k) => { if (!cells.has(k)) cells.set(k, []); cells.get(k).push(a); });
+  }
+  if (!cells.size) return held;
+  r.boxes.forEach((b, i) => each(b, (k) => {
+    if (!held.has(i) && (cells.get(k) ?? []).some((a) => a.class_id === r.labels[i] && iou(a.geometry.box, b) >= SAME_IOU)) held.add(i);
+  }));
+  return held;
+}
+
 // the shown proposal a box drawn at ``rect`` is drawn over: the one it overlaps most, at
 // IoU >= REPLACE_IOU, or null
 function drawnOver(m, rect) {
@@ -111,7 +130,8 @@ async function detectNow(m, when = "") {
   const d = det(m);
   d.busy = (d.busy || Promise.resolve()).then(async () => {
     const out = await api("POST", `/api/images/${m.page.doc.get().image.id}/detect`, {clicks: d.clicks});
-    Object.assign(d, {answer: out, result: out, replaced: new Set(), answered: d.clicks.length});  // replaced: the indices of the answer before
+    // replaced: the answer's boxes a saved box already holds (no duplicate on Enter), then those drawn over
+    Object.assign(d, {answer: out, result: out, replaced: alreadyBoxed(m, out), answered: d.clicks.length});
     for (const [label, delta] of d.fitted) moveEdges(out, +label, delta);  // E's fit holds for the new answer
     if (d.sweep) combine(d, d.sweep);  // what the last sweep found stays shown until the next one's boxes come
     // the serving detector's best-F1 threshold on held-out finished images, until the user moves the slider
