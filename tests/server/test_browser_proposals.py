@@ -179,7 +179,7 @@ def test_five_thousand_look_alikes_are_accepted_under_the_request_caps_and_undon
     page.dense = True
     try:
         _open(page, base, dense["id"])
-        page.wait_for_function("() => fewclickTest.detect.result", timeout=30000)
+        page.wait_for_function("() => fewclickTest.detect.result", timeout=90000)
         assert page.evaluate("() => fewclickTest.shownProposals().length") == 5000
         assert "5000 look-alikes among this image's 5000 SAM proposals" in page.inner_text("#boxes-from")
         page.keyboard.press("Enter")

@@ -447,5 +447,11 @@ def test_the_finished_images_boxes_that_sams_click_boxes_learn_from(app, dataset
     for image in (second, first):  # first finished last: newest
         assert client.patch(f"/api/images/{image['id']}", json={"status": "done"}).status_code == 200
     with app.state.sessions() as session:
-        found = [(image.id, boxes) for image, boxes in annotations.finished_boxes(session, project["id"])]
-    assert found == [(first["id"], [[cls, 1, 2, 11, 12]]), (second["id"], [[cls, 5, 5, 25, 45]])]
+        found = [
+            (image.id, [(exemplar, box) for _, exemplar, box in rows])
+            for image, rows in annotations.finished_boxes(session, project["id"])
+        ]
+    assert found == [
+        (first["id"], [(True, [cls, 1, 2, 11, 12])]),
+        (second["id"], [(True, [cls, 5, 5, 25, 45])]),
+    ]

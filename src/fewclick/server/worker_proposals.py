@@ -163,7 +163,8 @@ def carried(folder: str, finished: list | None, offsets=None) -> tuple[dict, dic
     if missing:  # one at a time: the open image's and the next's come first on the thread
         prepare(folder, missing[:1])
     moved = None if not offsets else sorted((c, v.tobytes()) for c, v in offsets.per_class.items())
-    held = tuple((key, rows.tobytes(), kept.tobytes()) for key, _, rows, kept, _ in known)
+    # each image's place in ``finished`` too: ``used`` names images by it
+    held = tuple((entry, key, rows.tobytes(), kept.tobytes()) for key, _, rows, kept, entry in known)
     digest = (folder, held, repr(moved))
     with _LOCK:
         if digest in _CARRIED:
@@ -283,8 +284,10 @@ def look_alikes(folder: str, key: str, path: str, clicks, finished=None, offsets
         "shown": int((alike.scores >= np.minimum(np.asarray(from_class, np.float32), 1.0)).sum()),
         "threshold": float(threshold),
         "min_scores": {c: t for c, t in least.items() if c not in was_clicked},
-        "exemplars": int(sum(len(a) for _, a in exemplars.values())),
-        "exemplar_rows": used,  # the route names their annotations (the panel's thumbnails)
+        "exemplars": int(sum(len(a) for c, (_, a) in exemplars.items() if c not in was_clicked)),
+        # the route names their annotations (the panel's thumbnails); a clicked class is
+        # matched to its clicks alone, not to them
+        "exemplar_rows": [u for u in used if u[2] not in was_clicked],
         "unboxed": unboxed,
     }
     return det, info

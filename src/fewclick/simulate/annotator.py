@@ -384,7 +384,10 @@ def edge_fit(gt: Objects, boxes: np.ndarray, labels: np.ndarray, scores, current
         if len(np.flatnonzero(labels == c)) < 2 or not len(candidates):
             continue
         i = int(candidates[np.argmax(scores[candidates])])
-        truth = np.asarray(gt.boxes[int(near[i].argmax())], np.float32)
+        j = int(near[i].argmax())
+        if int(overlap[:, j].argmax()) != i:  # the page replaces the proposal the box overlaps most
+            continue
+        truth = np.asarray(gt.boxes[j], np.float32)
         moved = fit_edges(boxes, labels, int(c), truth - boxes[i])
         moved[i] = truth  # the box drawn over it takes its place
         extra = ["draw", "fit"] + (["class change"] if int(c) != current_class else [])

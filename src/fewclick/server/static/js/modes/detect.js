@@ -95,9 +95,18 @@ async function release(m, d, moved, rect) {
   await detectNow(m);
 }
 
-// the answer's boxes that a saved box of their class already holds (IoU >= SAME_IOU): the
+// the answer's boxes that a saved box of their class already holds (IoU >= SAME_IOU, or
+// HELD_SHARE of the smaller inside the larger: a saved box E moved looser or tighter): the
 // objects drawn or accepted before the click are not proposed again. Saved boxes are
 // looked up by the 64 px cells they touch, so that 5,000 of each stay quick.
+const HELD_SHARE = 0.8;
+function same(a, b) {
+  const w = Math.min(a[2], b[2]) - Math.max(a[0], b[0]), h = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+  if (w <= 0 || h <= 0) return false;
+  const smaller = Math.min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]));
+  return iou(a, b) >= SAME_IOU || (w * h) / Math.max(smaller, 1e-9) >= HELD_SHARE;
+}
+
 function alreadyBoxed(m, r) {
   const held = new Set();
   if (r.rboxes) return held;
@@ -109,7 +118,7 @@ function alreadyBoxed(m, r) {
   }
   if (!cells.size) return held;
   r.boxes.forEach((b, i) => each(b, (k) => {
-    if (!held.has(i) && (cells.get(k) ?? []).some((a) => a.class_id === r.labels[i] && iou(a.geometry.box, b) >= SAME_IOU)) held.add(i);
+    if (!held.has(i) && (cells.get(k) ?? []).some((a) => a.class_id === r.labels[i] && same(a.geometry.box, b))) held.add(i);
   }));
   return held;
 }
@@ -133,7 +142,7 @@ async function detectNow(m, when = "") {
     // replaced: the answer's boxes a saved box already holds (no duplicate on Enter), then those drawn over
     Object.assign(d, {answer: out, result: out, replaced: alreadyBoxed(m, out), answered: d.clicks.length});
     for (const [label, delta] of d.fitted) moveEdges(out, +label, delta);  // E's fit holds for the new answer
-    if (d.sweep) combine(d, d.sweep);  // what the last sweep found stays shown until the next one's boxes come
+    if (d.sweep) combine(m, d, d.sweep);  // what the last sweep found stays shown until the next one's boxes come
     // the serving detector's best-F1 threshold on held-out finished images, until the user moves the slider
     // (the look-alikes among SAM's proposals: their default score)
     const from = out.min_score ?? out.proposals?.threshold;
@@ -158,7 +167,7 @@ async function sweep(m, d, clicks) {
   try {
     s = await api("POST", url, {clicks: d.clicks.slice(0, clicks), view: m.page.view.visibleBounds()});
     while (live()) {
-      combine(d, s);
+      combine(m, d, s);
       m.st.set();
       m.page.panel();
       if (s.status === "done") say(`${shown(m).length} proposals: the whole image was looked over in ${s.seconds.toFixed(0)} s`);
@@ -177,11 +186,11 @@ function stopSweep(m) {
 
 // the click's answer with the sweep's boxes that are not already in it appended (the
 // replaced ones among those stay replaced)
-function combine(d, s) {
-  const a = d.answer, n = a.boxes.length, before = d.result;
+function combine(m, d, s) {
+  const a = d.answer, n = a.boxes.length, before = d.result, own = a.unfitted ?? a.boxes;  // SAM's boxes, as the sweep's
   const gone = new Set([...d.replaced].filter((i) => i >= n).map((i) => String(before.boxes[i])));
   const oriented = n ? !!a.rboxes : !!s.rboxes;  // an empty answer (on open) takes the sweep's kind
-  const extra = s.boxes.map((_, i) => i).filter((i) => !!s.rboxes === oriented && a.boxes.every((b) => iou(b, s.boxes[i]) < SAME_IOU));
+  const extra = s.boxes.map((_, i) => i).filter((i) => !!s.rboxes === oriented && own.every((b) => iou(b, s.boxes[i]) < SAME_IOU));
   d.sweep = s;
   d.result = {
     ...a,
@@ -196,6 +205,7 @@ function combine(d, s) {
   for (const [label, delta] of d.fitted) moveEdges(d.result, label, delta);
   d.replaced = new Set([...d.replaced].filter((i) => i < n));
   d.result.boxes.forEach((b, i) => { if (i >= n && gone.has(String(b))) d.replaced.add(i); });
+  for (const i of alreadyBoxed(m, d.result)) if (i >= n) d.replaced.add(i);  // the sweep's, already saved
 }
 
 async function accept(m) {
@@ -208,7 +218,9 @@ async function accept(m) {
     geometry: r.rboxes ? {rbox: r.rboxes[i]} : {box: r.boxes[i]}, score: r.scores[i], source: "detect"}));
   const [vx0, vy0, vx1, vy1] = m.page.view.visibleBounds();
   const off = shown(m).filter((i) => { const b = r.boxes[i]; return b[2] < vx0 || b[0] > vx1 || b[3] < vy0 || b[1] > vy1; }).length;
+  const {drawn, fitted} = det(m);
   drop(m);
+  Object.assign(det(m), {drawn, fitted});  // the image's edges, fitted by E, hold for the next clicks
   const rest = sweeping ? " (the sweep of the rest of the image stopped: click again to go on)" : "";
   const unseen = off ? `; ${off} of them off screen: Review (R) lists them from the least sure` : "";
   if (await m.page.changes.change(create, [], "accept")) say(`${create.length} proposals accepted${rest}${unseen}: Ctrl+Z takes them back`);
