@@ -370,3 +370,16 @@ def test_a_box_removed_from_the_exemplars_is_no_exemplar_but_still_an_object(tmp
     assert used[0][3] == [0.0, 0.0, 10.0, 10.0]
     everything, _, _ = worker_proposals.carried(str(tmp_path), [[*f[:3], []] for f in finished])
     assert len(everything[0][0]) == 4, "put back, it serves again (no stale cache)"
+
+
+def test_the_exemplars_name_their_images_by_place_when_an_image_without_proposals_comes_first(tmp_path):
+    from fewclick.server import worker_proposals
+
+    for key in ("1-1-0", "1-2-0"):
+        _squares(2).save(proposals_file(tmp_path, key))
+    boxes = [[0, 0, 0, 10, 10]]
+    finished = [["1-1-0", "one.png", boxes, []], ["1-2-0", "two.png", boxes, []]]
+    assert [u[0] for u in worker_proposals.carried(str(tmp_path), finished)[2]] == [0, 1]
+    # an image finished since, whose proposals are not made (its file is gone: none will be)
+    _, _, used = worker_proposals.carried(str(tmp_path), [["1-9-0", "gone.png", boxes, []], *finished])
+    assert [u[0] for u in used] == [1, 2], "the same two images, one place further down"
