@@ -107,6 +107,7 @@ from fewclick.simulate.annotator import (
     clicks_stalled,
     edge_fit,
     finish,
+    finish_cost,
     manual,
     manual_masks,
     mask_iou,
@@ -543,9 +544,7 @@ class Annotator:
             shown = self._shown(out, least)
             plan = finish(gt, shown[0], shown[1], self.current)
             moved = least is not None
-            enter = len(shown[0]) > 0 and plan.fixes_proposals
-            cost = plan.interactions + enter + moved
-            seconds = plan.seconds() + enter * COST_SECONDS["accept"] + moved * COST_SECONDS["threshold"]
+            cost, seconds = finish_cost(plan, len(shown[0]), ("threshold",) if moved else ())
             key = (cost, round(seconds, 2), moved)  # fewer interactions, then fewer seconds
             if best is None or key < best[0]:
                 best = (key, least, shown)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -169,15 +169,21 @@ def carried(folder: str, finished: list | None, offsets=None) -> tuple[dict, dic
     with _LOCK:
         if digest in _CARRIED:
             return _CARRIED[digest]
-    sure = [_sure(found, rows) for _, found, rows, _, _ in known]
-    per_image = [_exemplars(found, rows, s & kept) for (_, found, rows, kept, _), s in zip(known, sure)]
+    best = [_best_proposals(found, rows) for _, found, rows, _, _ in known]
+    chosen = [sure & kept for (sure, _), (_, _, _, kept, _) in zip(best, known)]  # not the removed
+    per_image = [
+        _exemplars(found, rows, index, mine)
+        for (_, found, rows, _, _), (_, index), mine in zip(known, best, chosen)
+    ]
     exemplars = _joined(per_image)
     thresholds = _thresholds(known, per_image, offsets)
-    used: list = []
-    for (_, _, rows, kept, entry), s in zip(known, sure):
-        for k in np.flatnonzero(s & kept):
-            if sum(u[2] == int(rows[k, 0]) for u in used) < THUMBNAILS:
-                used.append([entry, int(k), int(rows[k, 0]), [round(float(v), 2) for v in rows[k, 1:]]])
+    used, per_class = [], Counter()
+    for (_, _, rows, _, entry), mine in zip(known, chosen):
+        for k in np.flatnonzero(mine):
+            c = int(rows[k, 0])
+            if per_class[c] < THUMBNAILS:
+                per_class[c] += 1
+                used.append([entry, int(k), c, [round(float(v), 2) for v in rows[k, 1:]]])
     with _LOCK:
         _CARRIED[digest] = (exemplars, thresholds, used)
         while len(_CARRIED) > CARRIED_KEPT:
@@ -185,24 +191,25 @@ def carried(folder: str, finished: list | None, offsets=None) -> tuple[dict, dic
     return exemplars, thresholds, used
 
 
-def _sure(found, boxes: np.ndarray) -> np.ndarray:
-    """``bool[len(boxes)]``: the boxes (``[class, x0, y0, x1, y1]`` rows) some proposal of
-    ``found`` boxes at IoU >= :data:`EXEMPLAR_IOU`."""
+def _best_proposals(found, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(sure bool[len(boxes)], best int[len(boxes)])``: for each of ``boxes`` (``[class, x0,
+    y0, x1, y1]`` rows) its best proposal of ``found``, and whether that boxes it at IoU >=
+    :data:`EXEMPLAR_IOU`."""
     from fewclick.metrics.detection import box_iou
 
     if not len(found) or not len(boxes):
-        return np.zeros(len(boxes), bool)
-    return box_iou(boxes[:, 1:], found.boxes).max(1) >= EXEMPLAR_IOU
+        return np.zeros(len(boxes), bool), np.zeros(len(boxes), np.int64)
+    overlap = box_iou(boxes[:, 1:], found.boxes)
+    return overlap.max(1) >= EXEMPLAR_IOU, overlap.argmax(1)
 
 
-def _exemplars(found, boxes: np.ndarray, sure: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Per class, the vectors and areas of the proposals of ``found`` that box the ``sure``
-    ones of ``boxes`` (``[class, x0, y0, x1, y1]`` rows): each box's best proposal."""
-    from fewclick.metrics.detection import box_iou
-
+def _exemplars(
+    found, boxes: np.ndarray, best: np.ndarray, sure: np.ndarray
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per class, the vectors and areas of the ``best`` proposals of ``found`` of the ``sure``
+    ones of ``boxes`` (``[class, x0, y0, x1, y1]`` rows)."""
     if not len(found) or not sure.any():
         return {}
-    best = box_iou(boxes[:, 1:], found.boxes).argmax(1)
     areas = found.areas()
     out = {}
     for c in np.unique(boxes[sure, 0]).astype(int):

@@ -329,9 +329,15 @@ def next_click(gt: Objects, boxes: np.ndarray, labels: np.ndarray, classes=None)
 def work_left(gt: Objects, boxes: np.ndarray, labels: np.ndarray, current_class: int | None) -> float:
     """The seconds that finish the image from the proposals shown (``boxes`` / ``labels``):
     :func:`finish`'s plan, and Enter first when it fixes a proposal."""
-    plan = finish(gt, boxes, labels, current_class)
-    enter = len(boxes) > 0 and plan.fixes_proposals
-    return plan.seconds() + enter * COST_SECONDS["accept"]
+    return finish_cost(finish(gt, boxes, labels, current_class), len(boxes))[1]
+
+
+def finish_cost(plan: Plan, shown: int, extra: tuple[str, ...] = ()) -> tuple[int, float]:
+    """``(interactions, seconds)`` of finishing by ``plan`` with ``shown`` proposals on the
+    page: the ``extra`` actions (kinds of :data:`COST_SECONDS`) first, and Enter when the
+    plan fixes a proposal."""
+    keys = [*extra, *(["accept"] if shown and plan.fixes_proposals else [])]
+    return plan.interactions + len(keys), plan.seconds() + sum(COST_SECONDS[k] for k in keys)
 
 
 @dataclass
@@ -364,18 +370,11 @@ def edge_fit(gt: Objects, boxes: np.ndarray, labels: np.ndarray, scores, current
     draw, E and a class key included, when fewer than without it; else None."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     labels, scores = np.asarray(labels, np.int64), np.asarray(scores, np.float32)
-
-    def cost(plan: Plan, extra: list[str]) -> tuple[int, float]:
-        enter = len(boxes) > 0 and plan.fixes_proposals
-        keys = [*extra, *(["accept"] if enter else [])]
-        return plan.interactions + len(keys), plan.seconds() + sum(COST_SECONDS[k] for k in keys)
-
-    best, best_cost = None, cost(finish(gt, boxes, labels, current_class), [])
-    matched, need = match(gt, boxes, labels), required(gt)
-    free = need.copy()
-    free[matched[matched >= 0]] = False
+    matched, free = match(gt, boxes, labels), required(gt)
+    free[matched[matched >= 0]] = False  # the objects no proposal matches
     if not len(boxes) or not free.any():
         return None
+    best, best_cost = None, finish_cost(finish(gt, boxes, labels, current_class), len(boxes))
     overlap = box_iou(boxes, np.asarray(gt.boxes, np.float32).reshape(-1, 4))
     for c in np.unique(labels):
         near = np.where(free & (gt.labels == c), overlap, 0.0)
@@ -390,8 +389,8 @@ def edge_fit(gt: Objects, boxes: np.ndarray, labels: np.ndarray, scores, current
         truth = np.asarray(gt.boxes[j], np.float32)
         moved = fit_edges(boxes, labels, int(c), truth - boxes[i])
         moved[i] = truth  # the box drawn over it takes its place
-        extra = ["draw", "fit"] + (["class change"] if int(c) != current_class else [])
-        ours = cost(finish(gt, moved, labels, int(c)), extra)
+        extra = ("draw", "fit", *(["class change"] if int(c) != current_class else []))
+        ours = finish_cost(finish(gt, moved, labels, int(c)), len(boxes), extra)
         if ours < best_cost:
             best, best_cost = EdgeFit(i, truth, int(c), moved), ours
     return best
@@ -456,6 +455,7 @@ __all__ = [
     "fit_edges",
     "at_manual_quality",
     "finish",
+    "finish_cost",
     "manual",
     "manual_masks",
     "mask_iou",

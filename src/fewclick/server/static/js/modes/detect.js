@@ -15,12 +15,11 @@ import {helpPanel} from "../panel.js";
 import {createStore} from "../store.js";
 import {METHODS} from "../text.js";
 import {cross, poly, strokeBox} from "../view.js";
+import {SAME_IOU, alreadyBoxed, edgeMove, moveEdges} from "./detect_boxes.js";
+import {exemplarsPanel} from "./detect_exemplars.js";
 
 const REPLACE_IOU = 0.3;  // the campaign's NEAR_IOU: a box this close to an object is dragged onto it
 const SWEEP_POLL_MS = 1000;  // how often the page asks how far the sweep of a large image is
-const SAME_IOU = 0.5;  // a sweep's box this close to one of the click's answer is that one
-const THUMB = 40;  // screen pixels a side of an exemplar's thumbnail
-const pictures = new Map();  // image id -> its picture, for the exemplars' thumbnails
 
 // the mode for one visit of the annotation page (`page`: see pages/annotate.js); its state:
 // `det`, the clicks and the last answer (replaced whole when dropped: an answer to dropped
@@ -95,34 +94,6 @@ async function release(m, d, moved, rect) {
   await detectNow(m);
 }
 
-// the answer's boxes that a saved box of their class already holds (IoU >= SAME_IOU, or
-// HELD_SHARE of the smaller inside the larger: a saved box E moved looser or tighter): the
-// objects drawn or accepted before the click are not proposed again. Saved boxes are
-// looked up by the 64 px cells they touch, so that 5,000 of each stay quick.
-const HELD_SHARE = 0.8;
-function same(a, b) {
-  const w = Math.min(a[2], b[2]) - Math.max(a[0], b[0]), h = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
-  if (w <= 0 || h <= 0) return false;
-  const smaller = Math.min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]));
-  return iou(a, b) >= SAME_IOU || (w * h) / Math.max(smaller, 1e-9) >= HELD_SHARE;
-}
-
-function alreadyBoxed(m, r) {
-  const held = new Set();
-  if (r.rboxes) return held;
-  const cells = new Map(), cell = (x, y) => `${Math.floor(x / 64)},${Math.floor(y / 64)}`;
-  const each = (b, f) => { for (let x = b[0]; x < b[2] + 64; x += 64) for (let y = b[1]; y < b[3] + 64; y += 64) f(cell(Math.min(x, b[2]), Math.min(y, b[3]))); };
-  for (const a of m.page.doc.get().anns.values()) {
-    const b = a.geometry?.box;
-    if (a.kind === "box" && b) each(b, (k) => { if (!cells.has(k)) cells.set(k, []); cells.get(k).push(a); });
-  }
-  if (!cells.size) return held;
-  r.boxes.forEach((b, i) => each(b, (k) => {
-    if (!held.has(i) && (cells.get(k) ?? []).some((a) => a.class_id === r.labels[i] && same(a.geometry.box, b))) held.add(i);
-  }));
-  return held;
-}
-
 // the shown proposal a box drawn at ``rect`` is drawn over: the one it overlaps most, at
 // IoU >= REPLACE_IOU, or null
 function drawnOver(m, rect) {
@@ -140,7 +111,7 @@ async function detectNow(m, when = "") {
   d.busy = (d.busy || Promise.resolve()).then(async () => {
     const out = await api("POST", `/api/images/${m.page.doc.get().image.id}/detect`, {clicks: d.clicks});
     // replaced: the answer's boxes a saved box already holds (no duplicate on Enter), then those drawn over
-    Object.assign(d, {answer: out, result: out, replaced: alreadyBoxed(m, out), answered: d.clicks.length});
+    Object.assign(d, {answer: out, result: out, replaced: alreadyBoxed(m.page.doc.get().anns.values(), out), answered: d.clicks.length});
     for (const [label, delta] of d.fitted) moveEdges(out, +label, delta);  // E's fit holds for the new answer
     if (d.sweep) combine(m, d, d.sweep);  // what the last sweep found stays shown until the next one's boxes come
     // the serving detector's best-F1 threshold on held-out finished images, until the user moves the slider
@@ -205,7 +176,7 @@ function combine(m, d, s) {
   for (const [label, delta] of d.fitted) moveEdges(d.result, label, delta);
   d.replaced = new Set([...d.replaced].filter((i) => i < n));
   d.result.boxes.forEach((b, i) => { if (i >= n && gone.has(String(b))) d.replaced.add(i); });
-  for (const i of alreadyBoxed(m, d.result)) if (i >= n) d.replaced.add(i);  // the sweep's, already saved
+  for (const i of alreadyBoxed(m.page.doc.get().anns.values(), d.result)) if (i >= n) d.replaced.add(i);  // the sweep's, already saved
 }
 
 async function accept(m) {
@@ -246,7 +217,7 @@ function panel(m, el) {
   const from = el.querySelector("#boxes-from"), suggested = el.querySelector("#suggested-score");
   from.textContent = r ? boxesFrom(r, names) : "";
   from.hidden = !r;
-  exemplarsPanel(m, el.querySelector("#exemplars"), names);
+  exemplarsPanel(el.querySelector("#exemplars"), r?.proposals?.exemplar_boxes ?? [], names, (e) => removeExemplar(m, e));
   const fit = el.querySelector("#fit-edges");
   fit.textContent = fitHint(s, names);
   fit.hidden = !fit.textContent;
@@ -259,63 +230,6 @@ function panel(m, el) {
   suggested.hidden = !suggested.textContent;
   const slider = el.querySelector("#min-score");
   if (+slider.value !== s.minScore) slider.value = s.minScore;
-}
-
-// the finished objects the look-alikes are matched to, as thumbnails per class, each with
-// a button that removes it from the exemplars (its look-alikes are asked again without it);
-// rebuilt only when the list changes (the panel is updated in place on every slider move)
-function exemplarsPanel(m, box, names) {
-  const list = det(m).result?.proposals?.exemplar_boxes ?? [];
-  const key = list.map((e) => e.annotation_id).join(",");
-  if (box.dataset.key === key) return;
-  box.dataset.key = key;
-  box.hidden = !list.length;
-  box.replaceChildren();
-  if (!list.length) return;
-  const head = document.createElement("div");
-  head.className = "muted";
-  head.textContent = "Matched to these objects of your finished images (× removes one from the matching):";
-  box.append(head);
-  for (const classId of new Set(list.map((e) => e.class_id))) {
-    const name = document.createElement("div"), row = document.createElement("div");
-    name.textContent = names.get(classId)?.name ?? classId;
-    row.className = "exemplar-row";
-    for (const e of list.filter((e) => e.class_id === classId)) row.append(thumbnail(m, e));
-    box.append(name, row);
-  }
-}
-
-function thumbnail(m, e) {
-  const wrap = document.createElement("span");
-  wrap.className = "exemplar";
-  const canvas = document.createElement("canvas");
-  canvas.width = canvas.height = THUMB;
-  canvas.title = `image ${e.image_id}, box ${e.box.map((v) => v.toFixed(0)).join(", ")}`;
-  paintThumbnail(canvas, e);
-  const remove = document.createElement("button");
-  remove.textContent = "×";
-  remove.title = "remove this object from the matching";
-  remove.dataset.annotation = e.annotation_id;
-  remove.addEventListener("click", () => removeExemplar(m, e));
-  wrap.append(canvas, remove);
-  return wrap;
-}
-
-// the exemplar's box and a margin around it, from its finished image
-function paintThumbnail(canvas, e) {
-  let picture = pictures.get(e.image_id);
-  if (!picture) {
-    if (pictures.size >= 32) pictures.clear();
-    picture = new Image();
-    picture.src = `/api/images/${e.image_id}/file`;
-    pictures.set(e.image_id, picture);
-  }
-  const paint = () => {
-    const [x0, y0, x1, y1] = e.box, side = 1.4 * Math.max(x1 - x0, y1 - y0, 4);
-    const [cx, cy] = [(x0 + x1) / 2, (y0 + y1) / 2];
-    canvas.getContext("2d").drawImage(picture, cx - side / 2, cy - side / 2, side, side, 0, 0, THUMB, THUMB);
-  };
-  if (picture.complete && picture.naturalWidth) paint(); else picture.addEventListener("load", paint, {once: true});
 }
 
 async function removeExemplar(m, e) {
@@ -382,22 +296,6 @@ function fitEdges(m) {
   m.st.set();
   m.page.panel();
   say(`${moved} proposals moved by the edges of the ${fitText(d, last.label)}`);
-}
-
-// the mean move of each edge [x0, y0, x1, y1] in image pixels, from `pairs` {from, to}
-export function edgeMove(pairs) {
-  return [0, 1, 2, 3].map((k) => pairs.reduce((sum, p) => sum + p.to[k] - p.from[k], 0) / pairs.length);
-}
-
-// the answer's boxes of class `label` moved by `delta` from SAM's own (r.unfitted keeps
-// those): each edge moved, no box under a pixel a side
-export function moveEdges(r, label, delta) {
-  r.unfitted ??= r.boxes.map((b) => [...b]);
-  r.boxes = r.boxes.map((b, i) => {
-    if (r.labels[i] !== label) return b;
-    const [x0, y0, x1, y1] = r.unfitted[i].map((v, k) => v + delta[k]);
-    return [Math.min(x0, x1 - 1), Math.min(y0, y1 - 1), Math.max(x1, x0 + 1), Math.max(y1, y0 + 1)];
-  });
 }
 
 function fitText(d, label) {
