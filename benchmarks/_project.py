@@ -43,7 +43,7 @@ def finish(api: httpx.Client, app, image: dict) -> None:
     held = [a["id"] for a in api.get(f"/api/images/{image['id']}").raise_for_status().json()["annotations"]]
     body = {"create": create, "delete": held, "revision": revision}
     api.post(f"/api/images/{image['id']}/annotations/batch", json=body).raise_for_status()
-    api.patch(f"/api/images/{image['id']}", json={"status": "done"}).raise_for_status()
+    api.patch(f"/api/images/{image['id']}", json={"status": "done", "empty": not create}).raise_for_status()
 
 
 def wait_for_jobs(api: httpx.Client, project_id: int, timeout: float = 1800) -> None:

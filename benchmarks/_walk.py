@@ -35,7 +35,7 @@ def finish(api: httpx.Client, image: dict, gt, cls: dict) -> None:
     revision = api.get(f"/api/images/{image['id']}").json()["revision"]
     body = {"revision": revision, "create": create}
     api.post(f"/api/images/{image['id']}/annotations/batch", json=body).raise_for_status()
-    api.patch(f"/api/images/{image['id']}", json={"status": "done"}).raise_for_status()
+    api.patch(f"/api/images/{image['id']}", json={"status": "done", "empty": not create}).raise_for_status()
 
 
 def wait_for_round(data: Path, pid: int, finished: int, timeout: float) -> dict | None:

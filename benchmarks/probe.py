@@ -293,7 +293,8 @@ def _running_job(probe: Probe, s: dict, timeout: float = 240) -> tuple[int, set[
 def finding_6(probe: Probe, s: dict) -> None:
     server, admin = probe.server, s["who"]["admin"]
     # a second finished image to train on; the job finding 2 started must end first
-    probe.send("PATCH", f"/api/images/{s['images'][1]['id']}", s["who"]["ann1"], json={"status": "done"})
+    body = {"status": "done", "empty": True}  # whether or not it holds boxes
+    probe.send("PATCH", f"/api/images/{s['images'][1]['id']}", s["who"]["ann1"], json=body)
     _wait_idle(probe, s)
     job, children = _running_job(probe, s)
     probe.check(

@@ -271,7 +271,7 @@ def _finish(api, project: dict, mosaic, records, used: list[int], n: int) -> tup
         ]
         body = {"revision": im["revision"], "create": create}
         api.post(f"/api/images/{im['id']}/annotations/batch", json=body).raise_for_status()
-        api.patch(f"/api/images/{im['id']}", json={"status": "done"}).raise_for_status()
+        api.patch(f"/api/images/{im['id']}", json={"status": "done", "empty": not create}).raise_for_status()
         seen = " (also in the mosaic)" if records.index(r) in in_mosaic else ""
         names.append(f"{r.path.name}: {len(create)} boxes{seen}")
         done.add(records.index(r))

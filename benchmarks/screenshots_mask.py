@@ -29,7 +29,7 @@ from fewclick.brush import apply_strokes
 from fewclick.io import read_dataset
 from fewclick.io.rle import objects_masks, rle_to_mask
 from fewclick.simulate.annotator import MASK_IOU, clicks_stalled, mask_iou, required
-from fewclick.simulate.brush import PAGE_RADIUS, strokes_to_fix
+from fewclick.simulate.brush import page_radius, strokes_to_fix
 from fewclick.simulate.corrective import ritm_next_click
 from fewclick.types import Clicks
 
@@ -179,7 +179,7 @@ def _brush_in_page(page, server, found: dict, out: Path) -> dict:
     page.wait_for_timeout(500)
     before = mask_iou(rle_to_mask(page.evaluate("() => fewclickTest.seg.result.mask")), found["truth"])
     page.screenshot(path=str(out / "mask_brush_before.png"))
-    size, tool = PAGE_SIZES.index(PAGE_RADIUS), None
+    size, tool = PAGE_SIZES.index(page_radius(found["box"])), None
     for n, stroke in enumerate(found["strokes"], start=1):
         if stroke.add != tool:
             page.keyboard.press("a" if stroke.add else "e")

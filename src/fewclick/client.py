@@ -281,13 +281,13 @@ class Client:
                 )
             )
 
-    def set_status(self, image_id: int, status: str) -> Image:
+    def set_status(self, image_id: int, status: str, empty: bool = False) -> Image:
         """Move the image to ``in_progress``, ``done`` or ``reviewed``, as the user's role may
         (``fewclick.server.store.MOVES``); an annotator's finishing an image may start a
-        training job by itself (the answer's ``raw["job"]``)."""
-        return Image.of(
-            self._json("PATCH", f"/images/{image_id}", answers.MovedImage, json={"status": status})
-        )
+        training job by itself (the answer's ``raw["job"]``). An image with no objects is
+        finished only with ``empty`` (it teaches the detector that nothing is there)."""
+        body = {"status": status, "empty": empty}
+        return Image.of(self._json("PATCH", f"/images/{image_id}", answers.MovedImage, json=body))
 
     # ----------------------------------------------------------------------- annotations
     def save(

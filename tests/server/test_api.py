@@ -65,7 +65,7 @@ def test_a_project_from_a_folder_lists_its_images_with_status(client, data):
     [
         ({"name": "taken", "folder": "{data}/aerial/images"}, 409, "exists already"),
         ({"name": "nowhere", "folder": "{data}/no/such/folder"}, 400, "no such folder"),
-        ({"name": "both", "folder": "{data}", "dataset": "{data}"}, 400, "either a folder"),
+        ({"name": "both", "folder": "{data}", "dataset": "{data}"}, 400, "not both"),
         ({"name": " "}, 400, "needs a name"),
         ({"name": "missing", "dataset": "{data}/no/such/file.json"}, 400, "/no/such/file.json"),
     ],
@@ -226,6 +226,37 @@ def test_uploads_refuse_non_images_truncated_and_oversized_files(client, data, t
     assert "good.png" in names and "cut.png" not in names and "big.png" not in names
 
 
+def test_an_upload_of_many_files_says_each_one_and_adds_the_good_ones(client, data, tmp_path):
+    project = _project(client, "uploads-many", classes=["cell"])
+    url = f"/api/projects/{project['id']}/images"
+    png = tmp_path / "a.png"
+    PILImage.fromarray(np.full((40, 60, 3), 128, np.uint8)).save(png)
+    content = png.read_bytes()
+    other = tmp_path / "b.png"
+    PILImage.fromarray(np.full((40, 60, 3), 9, np.uint8)).save(other)
+    files = [
+        ("files", ("a.png", content, "image/png")),
+        ("files", ("notes.txt", b"hello", "text/plain")),
+        ("files", ("cut.png", content[: len(content) // 2], "image/png")),
+        ("files", ("a.png", content, "image/png")),  # the same file twice in one upload
+    ]
+    r = client.post(url, files=files)
+    assert r.status_code == 201, r.text
+    said = r.json()["files"]
+    assert [(f["name"], f["status"]) for f in said] == [
+        ("a.png", "added"), ("notes.txt", "refused"), ("cut.png", "refused"), ("a.png", "skipped"),
+    ]  # fmt: skip
+    assert said[0]["image"]["width"] == 60 and "not an image file" in said[1]["reason"]
+    assert "cut.png" in said[2]["reason"] and "the same file" in said[3]["reason"]
+    again = client.post(url, files=[("files", ("a.png", content, "image/png"))])
+    assert again.status_code == 200 and again.json()["files"][0]["status"] == "skipped", "nothing added: 200"
+    another = [("files", ("a.png", other.read_bytes(), "image/png"))]  # the same name, another picture
+    renamed = client.post(url, files=another).json()["files"][0]
+    assert renamed["status"] == "refused" and "named 'a.png' already" in renamed["reason"]
+    assert [im["file_name"] for im in client.get(url).json()] == ["a.png"], "one image, nothing half added"
+    assert client.post(url).status_code == 422
+
+
 def test_export_then_import_gives_back_the_same_annotations(client, data, tmp_path):
     project = _project(client, "roundtrip", dataset=str(data / "aerial" / "annotations.json"))
     source = read_dataset(data / "aerial" / "annotations.json")
@@ -286,6 +317,11 @@ def test_click_to_detect_without_a_model_finds_similar_objects(client, data):
     assert r.status_code == 400 and "outside" in r.json()["detail"]
     r = client.post(f"/api/images/{image['id']}/detect", json={"clicks": [[5, 5, 12345]]})
     assert r.status_code == 400 and "not a class" in r.json()["detail"]
+    rejected = {"clicks": [click], "rejected": [[1, 1, 9, 9, target["class_id"]]]}
+    assert client.post(f"/api/images/{image['id']}/detect", json=rejected).status_code == 200
+    rejected["rejected"][0][4] = 12345
+    r = client.post(f"/api/images/{image['id']}/detect", json=rejected)
+    assert r.status_code == 400 and "rejected box 0: class id 12345" in r.json()["detail"]
     r = client.post(f"/api/images/{image['id']}/detect", json={"clicks": []})
     assert r.status_code == 400 and "needs a trained detector" in r.json()["detail"]
     assert client.post(f"/api/images/{image['id']}/detect", json={}).status_code == 422
@@ -420,10 +456,39 @@ def test_the_interaction_log_keeps_every_action(client, data):
     assert r.status_code == 400 and "not in project" in r.json()["detail"]
 
 
+def test_an_image_with_no_objects_is_finished_only_when_said_empty(client, data):
+    project = _new_project(client, data, classes=["car"])
+    image = _first_image(client, project)
+    url = f"/api/images/{image['id']}"
+    r = client.patch(url, json={"status": "done"})
+    said = r.json()["detail"]
+    assert r.status_code == 409 and "has no objects" in said and '"empty": true' in said
+    assert client.get(url).json()["status"] == "new", "nothing changed"
+    assert client.patch(url, json={"status": "done", "empty": "yes"}).status_code == 422
+    assert client.patch(url, json={"status": "done", "empty": True}).json()["status"] == "done"
+    assert client.patch(url, json={"status": "done"}).status_code == 200, "already done: nothing to ask"
+    other = client.get(f"/api/projects/{project['id']}/images").json()[1]
+    box = {"class_id": project["classes"][0]["id"], "geometry": {"box": [1, 1, 9, 9]}}
+    body = {"revision": 0, "create": [box]}
+    assert client.post(f"/api/images/{other['id']}/annotations/batch", json=body).status_code == 200
+    assert client.patch(f"/api/images/{other['id']}", json={"status": "done"}).status_code == 200
+
+
+def test_a_project_says_whether_the_page_asks_before_an_empty_submit(client, data):
+    project = _new_project(client, data)
+    url = f"/api/projects/{project['id']}"
+    assert client.get(url).json()["ask_empty"] is True, "asked by default"
+    assert client.patch(url, json={"ask_empty": False}).json()["ask_empty"] is False
+    r = client.patch(url, json={"ask_empty": "no"})
+    assert r.status_code == 400 and "ask_empty must be true or false" in r.json()["detail"]
+    assert client.get(url).json()["ask_empty"] is False
+
+
 def test_image_status_and_classes_can_be_changed(client, data):
     project = _new_project(client, data, classes=["car", "ship"])
     image = _first_image(client, project)
-    assert client.patch(f"/api/images/{image['id']}", json={"status": "done"}).json()["status"] == "done"
+    done = client.patch(f"/api/images/{image['id']}", json={"status": "done", "empty": True})
+    assert done.json()["status"] == "done"
     r = client.patch(f"/api/images/{image['id']}", json={"status": "finished"})
     assert r.status_code == 400 and "status must be one of" in r.json()["detail"]
     r = client.post(f"/api/projects/{project['id']}/classes", json={"name": "plane"})

@@ -19,6 +19,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from fewclick.data.synthetic import make_dataset
 from fewclick.server.app import create_app
 from fewclick.server.db import sqlite_url
+from fewclick.simulate.brush import page_radius
 from fewclick.types import rboxes_to_polygons
 
 USER, PASSWORD = "ann", "a long password"
@@ -291,7 +292,9 @@ def test_a_box_in_mask_mode_waits_for_preparing_then_sam_makes_the_mask(server, 
     # the brush paints a stroke over the candidate shown; Ctrl+Z takes the stroke back
     area = page.evaluate("() => fewclickTest.seg.result.candidates[2].area")
     page.keyboard.press("a")
-    assert page.inner_text("#mask-tool") == "brush 8 px"
+    # the brush starts at the size the simulated annotator prices from: an eighth of the box's short side
+    box = page.evaluate("() => fewclickTest.seg.box")
+    assert page.inner_text("#mask-tool") == f"brush {page_radius(box)} px"
     _drag(page, x0 - 2, y0 - 2, x0 + 10, y0 - 2)
     page.wait_for_function(
         "() => fewclickTest.seg.strokes.length === 1 && !fewclickTest.seg.result.candidates.length"

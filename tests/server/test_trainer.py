@@ -55,7 +55,10 @@ def _project(app, dataset, finished: bool = True) -> dict:
     client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0})
     if finished:
         for image in client.get(f"/api/projects/{project['id']}/images").json():
-            assert client.patch(f"/api/images/{image['id']}", json={"status": "done"}).status_code == 200
+            assert (
+                client.patch(f"/api/images/{image['id']}", json={"status": "done", "empty": True}).status_code
+                == 200
+            )
     return project
 
 
@@ -126,7 +129,10 @@ def test_a_promoted_round_is_scored_on_the_reference_images_nobody_labeled(app, 
         session.query(Annotation).filter_by(image_id=images[-1]["id"], reference=False).delete()
         session.commit()
     for image in images[:-1]:
-        assert app.client.patch(f"/api/images/{image['id']}", json={"status": "done"}).status_code == 200
+        assert (
+            app.client.patch(f"/api/images/{image['id']}", json={"status": "done", "empty": True}).status_code
+            == 200
+        )
     job_id = _act(app, project, "start").json()["id"]
     trainer.run_trainer(app.db_url, job_id, app.models, None, rounds=1, config=SMALL)
     with app.state.sessions() as session:

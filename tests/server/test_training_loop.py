@@ -164,7 +164,10 @@ def test_images_without_annotations_and_a_zero_interval_start_nothing(app, datas
     folder = Path(dataset).parent / "images"
     project = client.post("/api/projects", json={"name": "empty", "folder": str(folder)}).json()["project"]
     for im in client.get(f"/api/projects/{project['id']}/images").json():
-        assert client.patch(f"/api/images/{im['id']}", json={"status": "done"}).json()["job"] is None
+        assert (
+            client.patch(f"/api/images/{im['id']}", json={"status": "done", "empty": True}).json()["job"]
+            is None
+        )
     labelled, images = _project(client, dataset, "off")
     r = client.patch(f"/api/projects/{labelled['id']}", json={"auto_train_every": 0})
     assert r.status_code == 200 and r.json()["auto_train_every"] == 0
@@ -184,7 +187,7 @@ def test_images_without_annotations_and_a_zero_interval_start_nothing(app, datas
         (
             {"train_every": 3},
             "unknown project setting 'train_every': expected one of auto_train_every, "
-            "queue_train_every, pinned_detector",
+            "queue_train_every, pinned_detector, ask_empty",
         ),
         ({"queue_train_every": -2}, "queue_train_every must be an integer from 0 to 1000, got -2"),
     ],

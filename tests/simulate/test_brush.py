@@ -8,7 +8,13 @@ import pytest
 
 from fewclick.brush import Stroke, apply_strokes
 from fewclick.metrics.segmentation import mask_iou
-from fewclick.simulate.brush import STROKE_BASE_SECONDS, brush_keys, stroke_seconds, strokes_to_fix
+from fewclick.simulate.brush import (
+    STROKE_BASE_SECONDS,
+    brush_keys,
+    page_radius,
+    stroke_seconds,
+    strokes_to_fix,
+)
 
 
 def _disc(h: int = 200, w: int = 200, r: int = 60) -> np.ndarray:
@@ -76,6 +82,15 @@ def test_the_keys_a_stroke_plan_takes():
     assert brush_keys([Stroke(dab, 8)]) == 1, "A, at the page's own size"
     plan = [Stroke(dab, 16), Stroke(dab, 16, add=False), Stroke(dab, 2, add=False)]
     assert brush_keys(plan) == 1 + 1 + 1 + 3, "A and ], E, then [ three times"
+    small = page_radius([0, 0, 20, 16])
+    assert brush_keys([Stroke(dab, 2)], start=small) == 1, "a small object's brush starts at 2 px"
+
+
+def test_the_brush_starts_thinner_on_smaller_objects():
+    assert page_radius([0, 0, 200, 300]) == 8, "8 px at most, as before"
+    assert page_radius([10, 10, 42, 90]) == 4, "a 32 px side: 4 px"
+    assert page_radius([0, 0, 12, 12]) == 1
+    assert page_radius([0, 0, 3, 3]) == 1, "never under the ladder's smallest"
 
 
 def test_a_stroke_costs_its_segments_and_its_length():

@@ -127,6 +127,9 @@ class Project(Base):
     # the detector version its users pinned to serve click-to-detect; 0: the training-free
     # start; None: the newest version serves (the trainer's and the training job's pick)
     pinned_detector: Mapped[int | None] = mapped_column(default=None)
+    # whether the page asks before an image is finished with no objects (off: a project
+    # whose images may really be empty); the API asks for ``empty`` either way
+    ask_empty: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(default=now)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     classes: Mapped[list[ProjectClass]] = relationship(

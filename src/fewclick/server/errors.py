@@ -4,7 +4,16 @@ module, so that the store and the accounts it checks roles with both raise them.
 
 from __future__ import annotations
 
-__all__ = ["StoreError", "NotFound", "Forbidden", "Conflict", "TooLarge", "Unprocessable", "shown"]
+__all__ = [
+    "StoreError",
+    "NotFound",
+    "Forbidden",
+    "Conflict",
+    "Duplicate",
+    "TooLarge",
+    "Unprocessable",
+    "shown",
+]
 
 SHOWN_CHARS = 80  # the most of a refused text a message repeats
 
@@ -31,6 +40,10 @@ class Forbidden(StoreError):
 
 class Conflict(StoreError):
     status = 409
+
+
+class Duplicate(Conflict):
+    """The file is in the project already, byte for byte: an upload of many says it skipped."""
 
 
 class TooLarge(StoreError):

@@ -9,6 +9,7 @@ succeeds (the caller commits).
 
 from __future__ import annotations
 
+import filecmp
 import os
 import shutil
 import tempfile
@@ -27,7 +28,7 @@ from fewclick.io.images import IMAGE_SUFFIXES, ImageError, image_size, load_imag
 from fewclick.io.regions import image_extent
 from fewclick.server.convert import GeometryError, check_geometry, from_objects
 from fewclick.server.db import Annotation, Image, Project, User
-from fewclick.server.errors import Conflict, StoreError, TooLarge, shown
+from fewclick.server.errors import Conflict, Duplicate, StoreError, TooLarge, shown
 from fewclick.server.names import FileNameError, upload_name
 from fewclick.server.storage import images, projects, rows
 from fewclick.server.storage.projects import set_classes
@@ -54,18 +55,23 @@ def create_project(
     in any readable format (its annotations imported; as reference annotations with
     ``reference``), once ``check`` accepts it. A link in the folder is followed when its
     target lies inside one of the data ``roots`` (the folder itself when none are given).
-    Returns the project and warnings (files skipped, and why); when every file is skipped,
-    the error lists them."""
+    With neither, an empty project of ``classes``, for images uploaded in the page. Returns
+    the project and warnings (files skipped, and why); when every file is skipped, the error
+    lists them."""
     name = name.strip()
     if not name:
         raise StoreError("a project needs a name")
     if projects.named(session, name) is not None:
         raise Conflict(f"a project named {name!r} exists already")
-    if (folder is None) == (dataset is None):
-        raise StoreError("give either a folder of images or a dataset to import, not both or neither")
-    project = projects.add_project(session, user, name, str(folder or dataset))
+    if folder is not None and dataset is not None:
+        raise StoreError("give a folder of images or a dataset to import, not both")
+    project = projects.add_project(
+        session, user, name, None if folder is dataset is None else str(folder or dataset)
+    )
     warnings: list[str] = []
-    if folder is not None:
+    if folder is None and dataset is None:
+        set_classes(session, project, classes or ["object"])
+    elif folder is not None:
         root = Path(folder).expanduser()
         if not root.is_dir():
             raise StoreError(f"{root}: no such folder")
@@ -245,15 +251,18 @@ def add_upload(
     """Save an uploaded file (read from ``content`` in chunks) into ``folder`` and add it as
     an image under its own base name (:func:`~fewclick.server.names.upload_name`); a
     non-image, a truncated image, one over the pixel limit or outside the tile
-    limits is refused and nothing is kept."""
+    limits is refused and nothing is kept. A file of a name the project has is
+    :class:`~fewclick.server.errors.Duplicate` when it is that image's file byte for byte,
+    else a Conflict."""
     try:
         safe = upload_name(name)
     except FileNameError as exc:
         raise StoreError(str(exc)) from None
     if Path(safe).suffix.lower() not in IMAGE_SUFFIXES:
         raise StoreError(f"{shown(name)} is not an image file ({', '.join(IMAGE_SUFFIXES)})")
-    if any(im.file_name == safe for im in project.images):
-        raise Conflict(f"the project has an image named {safe!r} already")
+    same = next((im for im in project.images if im.file_name == safe), None)
+    if same is not None:
+        _same_file(same, content, folder)
     twin = next((im.file_name for im in project.images if _stem(im.file_name) == _stem(safe)), None)
     if twin is not None:
         raise Conflict(
@@ -297,6 +306,22 @@ def add_upload(
         raise Conflict(f"the project has an image named {safe!r} already") from None
     partial.replace(path)
     return image
+
+
+def _same_file(image: Image, content: BinaryIO, folder: Path) -> None:
+    """Duplicate when ``content`` is ``image``'s file byte for byte, else Conflict (a file of
+    that name, another picture): read to a scratch file in ``folder``, removed after."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, scratch = tempfile.mkstemp(suffix=".part", prefix=".compare.", dir=folder)
+    try:
+        with open(fd, "wb") as out:
+            shutil.copyfileobj(content, out)
+        same = Path(image.path).is_file() and filecmp.cmp(scratch, image.path, shallow=False)
+    finally:
+        Path(scratch).unlink(missing_ok=True)
+    if same:
+        raise Duplicate(f"{image.file_name!r} is in the project already (the same file): not added again")
+    raise Conflict(f"the project has an image named {image.file_name!r} already")
 
 
 def _stem(file_name: str) -> str:

@@ -109,6 +109,23 @@ def set_queue_train(project: Project, every: object) -> None:
     project.queue_train_every = _interval("queue_train_every", every)
 
 
+def set_ask_empty(project: Project, ask: object) -> None:
+    """Whether the page asks before an image is finished with no objects."""
+    if type(ask) is not bool:
+        raise StoreError(f"ask_empty must be true or false, got {ask!r}")
+    project.ask_empty = ask
+
+
+def finish_check(image: Image, status: str, objects: int, empty: bool) -> None:
+    """Conflict when ``image`` is about to be finished with no objects and the request did
+    not say that it is empty: such an image teaches the detector that nothing is there."""
+    if status in FINISHED and image.status not in FINISHED and not objects and not empty:
+        raise Conflict(
+            f"image {image.file_name!r} has no objects: finishing it says that nothing is there, "
+            'and the detector learns that. Send {"status": "done", "empty": true} if it really is empty'
+        )
+
+
 def set_pinned_detector(project: Project, version: object) -> None:
     """Serve this detector version to everyone, whatever is trained after it (0: the
     training-free start; None: the newest, as versions come)."""

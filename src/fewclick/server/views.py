@@ -103,6 +103,7 @@ def project(p: Project, by_status: dict[str, int]) -> dict:
         "auto_train_every": p.auto_train_every,
         "queue_train_every": p.queue_train_every,
         "pinned_detector": p.pinned_detector,
+        "ask_empty": p.ask_empty,
         "progress": finished / total if total else 0.0,
     }
 

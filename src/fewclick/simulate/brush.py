@@ -24,7 +24,17 @@ BRUSH_SIZES = (16, 8, 4, 2, 1)  # radii in px, the page's ladder ([ / ])
 CM_PER_PX = 2.54 / 96
 #: KLM M + P + B + B (Card, Moran and Newell 1980); the drag's D is added per stroke
 STROKE_BASE_SECONDS = 1.35 + 1.1 + 0.1 + 0.1
-PAGE_RADIUS = 8  # px: the brush's size when the page opens
+PAGE_RADIUS = 8  # px: the brush's size for an object 64 px across or more (page_radius)
+SIDE_PER_RADIUS = 8  # a new mask's brush is about this many times thinner than its box's short side
+
+
+def page_radius(box) -> int:
+    """The brush's radius when a mask of ``box`` (x0, y0, x1, y1) starts on the page
+    (``modes/mask.js``): the largest of the ladder's sizes at most the box's short side over
+    :data:`SIDE_PER_RADIUS`, and at most :data:`PAGE_RADIUS` (1 px for the smallest), so
+    that a stroke on a small object does not take its neighbours' pixels."""
+    side = min(box[2] - box[0], box[3] - box[1]) / SIDE_PER_RADIUS
+    return max([r for r in BRUSH_SIZES if r <= min(side, PAGE_RADIUS)], default=1)
 
 
 def stroke_seconds(stroke: Stroke) -> float:
@@ -63,14 +73,14 @@ def strokes_to_fix(
     return strokes
 
 
-def brush_keys(strokes: list[Stroke], sizes: tuple[int, ...] = BRUSH_SIZES) -> int:
+def brush_keys(strokes: list[Stroke], sizes: tuple[int, ...] = BRUSH_SIZES, start: int = PAGE_RADIUS) -> int:
     """The key presses ``strokes`` take on the page: A or E to pick the brush or the
     eraser and at each switch between them, and one [ or ] a step of brush size from the
-    page's :data:`PAGE_RADIUS`."""
+    brush's size on the page as the mask starts (``start``: :func:`page_radius`)."""
     if not strokes:
         return 0
-    ladder = sorted(set(sizes) | {PAGE_RADIUS})
-    keys, tool, radius = 0, None, PAGE_RADIUS
+    ladder = sorted(set(sizes) | {start})
+    keys, tool, radius = 0, None, start
     for s in strokes:
         keys += (s.add != tool) + abs(ladder.index(int(s.radius)) - ladder.index(radius))
         tool, radius = s.add, int(s.radius)

@@ -13,16 +13,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi import APIRouter, File, HTTPException, Response, UploadFile
 from fastapi.responses import FileResponse
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictBool
+from sqlalchemy.exc import SQLAlchemyError
 
 from fewclick.io.images import ImageError
 from fewclick.server import accounts, imports, store, tiles, views
 from fewclick.server.db import Image, Project, local_user
 from fewclick.server.deps import DB, Config, prepare_tiles
+from fewclick.server.errors import Duplicate, StoreError
 from fewclick.server.jobs.control import train_if_due
 from fewclick.server.serving import image_file as existing_file
 from fewclick.server.storage import annotations, rows
@@ -36,6 +38,7 @@ router = APIRouter(prefix="/api")
 
 class ImagePatch(BaseModel):
     status: str
+    empty: StrictBool = False  # finishing an image with no objects: it really is empty
 
 
 @router.get("/projects/{project_id}/images", response_model=list[answers.Image])
@@ -45,15 +48,58 @@ def list_images(project_id: int, session: DB):
     return [views.image(im, counts.get(im.id, 0)) for im in project.images]
 
 
-@router.post("/projects/{project_id}/images", status_code=201, response_model=answers.Image)
-def upload_image(project_id: int, file: Annotated[UploadFile, File()], session: DB, config: Config):
+UploadAnswer = answers.Image | answers.Uploaded
+
+
+@router.post("/projects/{project_id}/images", status_code=201, response_model=UploadAnswer)
+def upload_image(
+    project_id: int,
+    session: DB,
+    config: Config,
+    response: Response,
+    file: Annotated[UploadFile | None, File()] = None,
+    files: Annotated[list[UploadFile] | None, File()] = None,
+):
+    """One image as the field ``file`` (the image, or the error's status), or one or more as
+    ``files``: each said ``added``, ``skipped`` (the same file is there already) or
+    ``refused`` with the reason, the others added all the same (201 when one was added,
+    else 200). Files stream to disk as they arrive (Starlette spools them past 1 MB)."""
     project = rows.get(session, Project, project_id, "project")
-    image = imports.add_upload(
-        session, local_user(session), project, file.filename or "", file.file, config.uploads(project.id)
-    )
-    session.commit()
-    prepare_tiles(config.tile_cache, [image])
-    return views.image(image, 0)
+    if (file is None) == (files is None):
+        raise HTTPException(422, "send the image as the field 'file', or one or more as 'files'")
+    user, folder = local_user(session), config.uploads(project.id)
+    if file is not None:
+        image = imports.add_upload(session, user, project, file.filename or "", file.file, folder)
+        session.commit()
+        prepare_tiles(config.tile_cache, [image])
+        return views.image(image, 0)
+    said = [_one_upload(session, user, project, f, folder) for f in files]
+    added = [image for image, _ in said if image is not None]
+    prepare_tiles(config.tile_cache, added)
+    response.status_code = 201 if added else 200
+    return {"files": [answer for _, answer in said]}
+
+
+def _one_upload(session, user, project: Project, file: UploadFile, folder: Path) -> tuple:
+    """``(image or None, the file's answer)``: one file of many, committed alone."""
+    name = file.filename or ""
+    image = None
+    try:
+        image = imports.add_upload(session, user, project, name, file.file, folder)
+        session.commit()
+    except SQLAlchemyError as exc:  # the file is in place but its row is not: neither stays
+        session.rollback()
+        if image is not None:
+            Path(image.path).unlink(missing_ok=True)
+        said = f"not saved ({type(exc).__name__}): send it again"
+        return None, {"name": name, "status": "refused", "reason": said}
+    except Duplicate as exc:
+        session.rollback()
+        return None, {"name": name, "status": "skipped", "reason": str(exc)}
+    except StoreError as exc:
+        session.rollback()
+        return None, {"name": name, "status": "refused", "reason": str(exc)}
+    return image, {"name": name, "status": "added", "image": views.image(image, 0)}
 
 
 @router.get("/images/{image_id}", response_model=answers.OpenImage)
@@ -75,9 +121,12 @@ def get_image(image_id: int, session: DB):
 def patch_image(image_id: int, body: ImagePatch, session: DB, config: Config):
     """Change the image's status (one move of ``store.MOVES`` the user's role makes); with
     ``job``, the training job that an annotator's finishing it started by itself (None when
-    it started none: a reviewer's move never does)."""
+    it started none: a reviewer's move never does). An image with no objects is finished
+    only with ``empty`` (409 without)."""
     image = rows.get(session, Image, image_id, "image")
     user = local_user(session)
+    objects = sum(not a.reference for a in image.annotations)
+    store.finish_check(image, body.status, objects, body.empty)
     moved = store.set_status(image, body.status, user, accounts.role_on(session, user, image.project_id))
     session.commit()
     job = train_if_due(session, config, image.project) if moved == "annotate" else None

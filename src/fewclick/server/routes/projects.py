@@ -61,6 +61,7 @@ SETTINGS = {
     "auto_train_every": store.set_auto_train,
     "queue_train_every": store.set_queue_train,
     "pinned_detector": store.set_pinned_detector,
+    "ask_empty": store.set_ask_empty,
 }
 
 

@@ -2,7 +2,7 @@
 // header, and the help overlay. The pages are in js/pages/, the annotation modes in
 // js/modes/ (one file each), what they share in js/.
 import {$, api, esc, say, session, takeNextMessage, typing} from "./js/api.js";
-import {annotatePage, stopAnnotating} from "./js/pages/annotate.js";
+import {annotatePage, stopAnnotating, unsavedWork} from "./js/pages/annotate.js";
 import {loginPage} from "./js/pages/login.js";
 import {projectPage} from "./js/pages/project.js";
 import {projectsPage} from "./js/pages/projects.js";
@@ -11,10 +11,23 @@ import "./js/testhook.js";  // window.fewclickTest, for the browser tests and be
 import {newVisit} from "./js/visit.js";
 
 session.onLoggedOut = () => { stopAnnotating(); stopQueue(); loginPage(route); };
-window.addEventListener("hashchange", route);
+let shown = location.hash;  // the address of the page shown
+window.addEventListener("hashchange", leave);
 route();  // a module runs once the page is parsed
 
+// a new address (a link, the back button): the annotation page asks first when leaving
+// would lose work; kept, the address goes back to it without a new visit
+function leave() {
+  const lost = unsavedWork();
+  if (lost && !confirm(`Leave this image? ${lost[0].toUpperCase()}${lost.slice(1)} will be lost.`)) {
+    history.pushState(null, "", shown);
+    return;
+  }
+  route();
+}
+
 async function route() {
+  shown = location.hash;
   newVisit();
   stopAnnotating();
   stopQueue();

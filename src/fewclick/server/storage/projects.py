@@ -20,8 +20,9 @@ def named(session: Session, name: str) -> Project | None:
     return session.scalar(select(Project).where(Project.name == name))
 
 
-def add_project(session: Session, user: User, name: str, source: str) -> Project:
-    """A new project ``name`` made by ``user`` from ``source`` (the folder or dataset)."""
+def add_project(session: Session, user: User, name: str, source: str | None) -> Project:
+    """A new project ``name`` made by ``user`` from ``source`` (the folder or dataset; None:
+    empty, for uploads)."""
     project = Project(name=name, created_by=user.id, source=source)
     session.add(project)
     return project

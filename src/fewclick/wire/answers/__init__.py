@@ -62,6 +62,8 @@ from fewclick.wire.answers.images import (
     Queue,
     QueueAnswer,
     Tiles,
+    Uploaded,
+    UploadedFile,
 )
 from fewclick.wire.answers.projects import (
     Analytics,
@@ -106,6 +108,8 @@ __all__ = [
     "Event",
     "Image",
     "Tiles",
+    "Uploaded",
+    "UploadedFile",
     "OpenImage",
     "MovedImage",
     "AnnotationSaved",

@@ -18,6 +18,22 @@ class Image(Answer):
     annotations: int
 
 
+class UploadedFile(Answer):
+    """One file of an upload: ``added`` (its ``image``), ``skipped`` (the same file is in the
+    project already) or ``refused`` (``reason`` says why)."""
+
+    name: str
+    status: str
+    reason: str | None = None
+    image: Image | None = None
+
+
+class Uploaded(Answer):
+    """An upload of one or more files, each as :class:`UploadedFile`, in the order sent."""
+
+    files: list[UploadedFile]
+
+
 class Tiles(Answer):
     """A large image's tile pyramid: ``sizes`` [width, height] per level, finest first."""
 

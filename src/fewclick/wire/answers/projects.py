@@ -53,6 +53,7 @@ class ProjectSummary(Answer):
     auto_train_every: int
     queue_train_every: int
     pinned_detector: int | None
+    ask_empty: bool  # whether the page asks before an image is finished with no objects
     progress: float
 
 

@@ -22,6 +22,14 @@ async function saved(fn) {
   }
 }
 
+// one undo step, as the page says it when the step is undone or redone
+const VERBS = {accept: "accepted", draw: "drawn", click: "placed", delete: "deleted", edit: "edited", "class change": "given a class", review: "reviewed"};
+function stepText(action, made, deleted) {
+  const n = (k) => `${k} object${k === 1 ? "" : "s"}`;
+  if (made && deleted) return `${n(made)} saved in place of ${deleted}`;
+  return `${n(made || deleted)} ${VERBS[action] ?? "changed"}`;
+}
+
 export class Changes {
   constructor(doc, {log, panel}) {
     Object.assign(this, {doc, log, panel, undone: [], done: []});
@@ -52,15 +60,18 @@ export class Changes {
     return out.created.map((a) => a.id);
   }
 
-  // create and delete objects as one undoable step; the ids made, or null when refused
-  async change(create, deleteIds, action) {
+  // create and delete objects as one undoable step; the ids made, or null when refused.
+  // `also` {undo, redo}: what the mode shows changes with the step (a proposal accepted
+  // alone is hidden while its box is saved)
+  async change(create, deleteIds, action, also = {}) {
     const removed = deleteIds.map((id) => payload(this.doc.get().anns.get(id)));
     let made = await saved(() => this.batch(create, deleteIds));
     if (!made) return null;
     let gone = deleteIds;
     this.push({
-      undo: async () => { gone = await this.batch(removed, made); },
-      redo: async () => { made = await this.batch(create, gone); },
+      undo: async () => { gone = await this.batch(removed, made); also.undo?.(); },
+      redo: async () => { made = await this.batch(create, gone); also.redo?.(); },
+      what: stepText(action, create.length, deleteIds.length),
     });
     this.log(action, {created: create.length, deleted: deleteIds.length});
     return made;
@@ -72,7 +83,7 @@ export class Changes {
     const before = items.map((it) => ({id: it.id, values: Object.fromEntries(Object.keys(it.after).map((k) => [k, anns.get(it.id)[k]]))}));
     const after = items.map((it) => ({id: it.id, values: it.after}));
     if ((await saved(() => this.patch(after))) === null) return;
-    this.push({undo: () => this.patch(before), redo: () => this.patch(after)});
+    this.push({undo: () => this.patch(before), redo: () => this.patch(after), what: stepText(action === "accept" || action === "reject" ? "review" : action, items.length, 0)});
     this.log(action, {objects: items.length});
   }
 
@@ -92,7 +103,11 @@ export class Changes {
     const [from, to] = again ? [this.undone, this.done] : [this.done, this.undone];
     const op = from.pop();
     if (!op) return;
-    if ((await saved(again ? op.redo : op.undo)) !== null) { to.push(op); this.log(again ? "redo" : "undo"); } else from.push(op);
+    if ((await saved(again ? op.redo : op.undo)) === null) return from.push(op);
+    to.push(op);
+    this.log(again ? "redo" : "undo");
+    // what the page said of the step (e.g. "6 proposals accepted") is said no more
+    say(`${again ? "redone" : "undone"}: ${op.what}${again ? "" : " (Ctrl+Shift+Z redoes it)"}`);
   }
 
   // the selected objects take class `id` (select and review modes)

@@ -19,8 +19,9 @@ export const lookFilter = (look) => (look && (look.brightness !== 1 || look.cont
   ? `brightness(${look.brightness}) contrast(${look.contrast})` : "none");
 
 // the brightness and contrast sliders (and a reset) in `el`; onChange(look) at once with the
-// project's saved look and after every change
-export function lookControls(el, projectId, onChange) {
+// project's saved look and after every change; the reset also calls onReset (the page fits
+// the image in the view again)
+export function lookControls(el, projectId, onChange, onReset = () => {}) {
   let look = savedLook(projectId);
   const slider = (name) => `<label class="muted look">${name}
     <input id="look-${name}" type="range" min="${LOOK[name][0]}" max="${LOOK[name][1]}" step="0.05" value="${look[name]}">
@@ -38,6 +39,6 @@ export function lookControls(el, projectId, onChange) {
   for (const name of Object.keys(LOOK)) {
     el.querySelector(`#look-${name}`).addEventListener("input", (e) => set({...look, [name]: +e.target.value}));
   }
-  el.querySelector("#look-reset").addEventListener("click", () => set({brightness: 1, contrast: 1}));
+  el.querySelector("#look-reset").addEventListener("click", () => { set({brightness: 1, contrast: 1}); onReset(); });
   onChange(look);
 }

@@ -27,6 +27,7 @@ export function fullimage(page) {
     state: f,
     escape() { f().pending = []; select(m, null); },
     restore: () => restore(m),
+    drafted: true,  // its regions are kept in this browser as they change: leaving loses none
     unsaved() {
       const n = f().regions.filter((r) => !r.background).length;
       return n ? `${n} region${n > 1 ? "s" : ""} not saved` : "";

@@ -46,8 +46,8 @@ export function mask(page) {
 
 const seg = (m) => m.st.get().seg, brush = (m) => m.st.get().brush;
 const drop = (m) => m.st.set({seg: null});
-// a mask in the making: each starts with clicks and the brush's middle size again
-const start = (m, box, from) => m.st.set({seg: fresh(box, from), brush: freshBrush()});
+// a mask in the making: each starts with clicks and the brush's size for its box
+const start = (m, box, from) => m.st.set({seg: fresh(box, from), brush: freshBrush(box)});
 
 async function release(m, d, moved, box) {
   const s = seg(m), b = brush(m);
@@ -188,7 +188,12 @@ function panel(m, el) {
 // history / future: snapshots for undo / redo; shown: which of the answer's candidates
 // shows (the one the strokes paint over)
 const fresh = (box, from) => ({box, clicks: [], strokes: [], result: null, shown: 0, from, history: [], future: [], changes: []});
-const freshBrush = () => ({tool: null, size: SIZES.indexOf(8)});
+// the brush's size as a mask starts: the largest at most an eighth of the box's short side,
+// 8 px at most (simulate/brush.py's page_radius): one stroke on a small object stays on it
+const freshBrush = (box = null) => {
+  const side = box ? Math.min(box[2] - box[0], box[3] - box[1]) / 8 : 8;
+  return {tool: null, size: Math.max(0, SIZES.findLastIndex((r) => r <= Math.min(side, 8)))};
+};
 const snapshot = (seg) => ({clicks: [...seg.clicks], strokes: [...seg.strokes], result: seg.result, shown: seg.shown});
 
 // which decoder serves SAM's masks and what it scored on held-out finished masks

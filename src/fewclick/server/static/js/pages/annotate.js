@@ -23,6 +23,21 @@ let V = null;  // the visit shown, or null
 
 const mode = (v) => v.modes.find((m) => m.name === v.doc.get().mode);
 
+// what leaving the image now would lose (proposals not accepted, a mask or an outline in
+// progress), or "": asked about before the page goes (the app's links, the back button, a
+// reload or a closed tab)
+export function unsavedWork() {
+  if (!V || V.submitted) return "";
+  const m = mode(V);
+  return m.drafted ? "" : m.unsaved?.() ?? "";
+}
+
+window.addEventListener("beforeunload", (e) => {
+  if (!unsavedWork()) return;
+  e.preventDefault();
+  e.returnValue = "";  // the browsers that ask only when it is set
+});
+
 export function stopAnnotating() {
   if (!V) return;
   if (!V.submitted) V.log("leave");
@@ -39,7 +54,7 @@ export async function annotatePage(id) {
   const project = await api("GET", `/api/projects/${image.project_id}`);
   if (page !== visit) return;
   const v = open(image, project);
-  lookControls($("#look"), project.id, (look) => v.view.store.set({look}));
+  lookControls($("#look"), project.id, (look) => v.view.store.set({look}), () => v.ready && v.view.fit());
   v.resize();
   const pixels = await loadPixels(image);
   if (V !== v) return;  // another page since the pixels were asked for
@@ -189,8 +204,13 @@ async function submit(v) {
   const pending = mode(v).acceptOnSubmit?.() ?? 0;
   if (pending) await mode(v).accept();
   const {image, project, anns} = v.doc.get();
+  // an image finished with no objects teaches the detector that nothing is there: asked once
+  const empty = anns.size === 0;
+  if (empty && project.ask_empty && !["done", "reviewed"].includes(image.status) && !confirm(`Nothing to annotate here? ${image.file_name} has no objects: submitted, it tells the detector that nothing is there.`)) {
+    return say("not submitted: the image has no objects yet");
+  }
   v.log("submit", {objects: anns.size, accepted_on_submit: pending});
-  const out = await api("PATCH", `/api/images/${image.id}`, {status: "done"});
+  const out = await api("PATCH", `/api/images/${image.id}`, {status: "done", empty});
   v.submitted = true;  // the visit ends with the submit: no leave
   v.events.flush(true);
   const kept = pending ? ` with the ${pending} proposals shown` : "";

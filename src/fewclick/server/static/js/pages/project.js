@@ -2,6 +2,7 @@
 // mask backends, classes, import, analytics and the list of its images.
 import {$, api, esc, say} from "../api.js";
 import {METHODS, seconds} from "../text.js";
+import {uploadPanel} from "./upload.js";
 import {visit} from "../visit.js";
 
 // the app's export formats: the key the API takes, and what a person reads
@@ -13,6 +14,11 @@ const EXPORTS = [
   ["points", "Points CSV"],
 ];
 
+const imageCounts = (p) => (p.images ? `${p.images} images; ${Object.entries(p.by_status).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(", ")}.` : "No images yet: drop some under Add images.");
+const imageRows = (images) => `<tr><th>image</th><th>size</th><th>status</th><th>objects</th></tr>
+  ${images.map((im) => `<tr><td><a href="#/image/${im.id}">${esc(im.file_name)}</a></td><td>${im.width} x ${im.height}</td>
+    <td class="status-${im.status}">${im.status.replace("_", " ")}</td><td>${im.annotations}</td></tr>`).join("")}`;
+
 export async function projectPage(id) {
   const page = visit;
   const [p, images, jobs] = await Promise.all([
@@ -22,7 +28,7 @@ export async function projectPage(id) {
   const job = newest(jobs, false), trainer = newest(jobs, true);
   $("#view").innerHTML = `<div class="page" data-project="${id}">
     <h2>${esc(p.name)}</h2>
-    <p>${p.images} images; ${Object.entries(p.by_status).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(", ")}.</p>
+    <p id="image-counts">${imageCounts(p)}</p>
     <p id="models">${modelsHtml(p)}</p>
     <div class="form inline">
       <select id="export-format" title="what each format cannot hold is listed in warnings.txt inside the download">
@@ -34,6 +40,7 @@ export async function projectPage(id) {
         title="the detector's boxes, with their scores, on every image nobody has started; review them least sure first">Pre-annotate new images</button>
       <label class="muted">train after every <input id="auto-train" type="number" min="0" max="1000" step="1"
         value="${p.auto_train_every}"> finished images (0: off)</label>
+      <label class="muted" title="off for a project whose images may really be empty"><input type="checkbox" id="ask-empty" ${p.ask_empty ? "checked" : ""}> ask before an image is submitted with no objects</label>
     </div>
     <div class="form inline"><a href="#/project/${id}/queue"><button id="open-queue">Review queue</button></a>
       <span class="muted">the boxes the detector is least sure of, across the project</span>
@@ -51,11 +58,15 @@ export async function projectPage(id) {
       <input name="format" placeholder="format (optional)" size="12">
       <label><input type="checkbox" name="reference"> as reference</label><button>Import</button></form>
     <h3>Analytics</h3><div id="analytics" class="muted">loading</div>
+    <h3>Add images</h3><div id="upload"></div>
     <h3>Images</h3>
-    <table class="list" id="images"><tr><th>image</th><th>size</th><th>status</th><th>objects</th></tr>
-    ${images.map((im) => `<tr><td><a href="#/image/${im.id}">${esc(im.file_name)}</a></td><td>${im.width} x ${im.height}</td>
-      <td class="status-${im.status}">${im.status.replace("_", " ")}</td><td>${im.annotations}</td></tr>`).join("")}
-    </table></div>`;
+    <table class="list" id="images">${imageRows(images)}</table></div>`;
+  uploadPanel($("#upload"), id, async () => {
+    const [now, counts] = await Promise.all([api("GET", `/api/projects/${id}/images`), api("GET", `/api/projects/${id}`)]).catch(() => []);
+    if (!now || page !== visit) return;
+    $("#images").innerHTML = imageRows(now);
+    $("#image-counts").textContent = imageCounts(counts);
+  });
   $("#add-class").addEventListener("submit", async (e) => {
     e.preventDefault();
     await api("POST", `/api/projects/${id}/classes`, {name: new FormData(e.target).get("name")});
@@ -105,6 +116,12 @@ export async function projectPage(id) {
     if (!out) return;
     e.target.value = out.auto_train_every;
     say(out.auto_train_every ? `trains by itself after every ${out.auto_train_every} finished images` : "trains only when you ask");
+  });
+  $("#ask-empty").addEventListener("change", async (e) => {
+    const out = await api("PATCH", `/api/projects/${id}`, {ask_empty: e.target.checked}).catch(() => null);
+    if (!out) return;
+    e.target.checked = out.ask_empty;
+    say(out.ask_empty ? "an image submitted with no objects is asked about first" : "images with no objects are submitted as empty without asking");
   });
   $("#queue-train").addEventListener("change", async (e) => {
     const v = e.target.value.trim();

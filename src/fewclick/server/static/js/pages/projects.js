@@ -1,4 +1,5 @@
-// The list of projects and the form that makes a new one (from a folder or a dataset).
+// The list of projects and the form that makes a new one (from a folder or a dataset, or
+// empty, for images uploaded on its page).
 import {$, api, esc, sayNext} from "../api.js";
 import {visit} from "../visit.js";
 
@@ -17,19 +18,23 @@ export async function projectsPage() {
     <h3>New project</h3>
     <form class="inline" id="new-project">
       <input name="name" placeholder="name" required>
-      <select name="from"><option value="folder">from a folder of images</option><option value="dataset">import a dataset</option></select>
-      <input type="text" name="path" placeholder="/path/to/folder, or a COCO / DOTA / VOC / YOLO / points dataset" required>
+      <select name="from"><option value="folder">from a folder of images</option><option value="dataset">import a dataset</option><option value="empty">empty: upload images on its page</option></select>
+      <input type="text" name="path" placeholder="/path/to/folder, or a COCO / DOTA / VOC / YOLO / points dataset (on the server)">
       <input name="format" placeholder="format (optional)" size="12">
       <input name="classes" placeholder="classes, comma separated (folders)" size="24">
       <label><input type="checkbox" name="reference"> as reference annotations</label>
       <button type="submit">Create</button>
     </form></div>`;
+  const path = $("#new-project [name=path]"), from = $("#new-project [name=from]");
+  const needsPath = () => { path.required = from.value !== "empty"; path.disabled = from.value === "empty"; };
+  from.addEventListener("change", needsPath);
+  needsPath();
   $("#new-project").addEventListener("submit", async (e) => {
     e.preventDefault();
     const f = new FormData(e.target);
     const body = {name: f.get("name"), classes: f.get("classes").split(",").map((s) => s.trim()).filter(Boolean),
                   reference: f.get("reference") === "on"};
-    body[f.get("from")] = f.get("path");
+    if (f.get("from") !== "empty") body[f.get("from")] = f.get("path");
     if (f.get("format")) body.format = f.get("format");
     const out = await api("POST", "/api/projects", body);
     sayNext(out.warnings.length ? `created; ${out.warnings.length} warnings: ${out.warnings[0]}` : "project created");

@@ -42,7 +42,8 @@ export async function queuePage(projectId) {
   Q = {projectId, page, classes: p.classes, next: null, shownAt: 0, shown: false, drag: null, busy: false,
     edit: null, extreme: null, view: new View(canvas, {draw, background: "#222", smoothBelow: 4})};
   showing("queue", testView(Q));
-  lookControls($("#look"), projectId, (look) => Q.view.store.set({look}));
+  // the reset also shows the box asked about as it first showed
+  lookControls($("#look"), projectId, (look) => Q.view.store.set({look}), () => Q.next && Q.view.lookAt(...squareAround(Q.next.box, Q.next.image)));
   canvas.addEventListener("mousedown", down);
   canvas.addEventListener("mousemove", move);
   canvas.addEventListener("mouseup", up);
