@@ -117,7 +117,7 @@ from fewclick.simulate.annotator import (
     required,
     work_left,
 )
-from fewclick.simulate.brush import brush_keys, stroke_seconds, strokes_to_fix
+from fewclick.simulate.brush import brush_keys, page_radius, stroke_seconds, strokes_to_fix
 from fewclick.simulate.corrective import ritm_next_click
 from fewclick.types import Clicks, Objects, geometry_only
 
@@ -399,7 +399,7 @@ class Annotator:
         held = shown if drawn is None else _with(shown, drawn)  # the box drawn over one, last
         plan = finish(gt, held[0], held[1], self.current)
         ids, revision = self._accept_shown(im, shown, plan, moved, revision, events)
-        accepted = len(ids)
+        accepted = sum(i is not None for i in ids)
         ids += [] if drawn is None else [drawn[2]]
         self._think(plan.seconds())
         revision = self._carry_out(im, plan, ids, revision)
@@ -407,7 +407,9 @@ class Annotator:
         self.current = next(
             (a.class_index for a in reversed(plan.actions) if a.kind == "class change"), self.current
         )
-        _ok(self.api.patch(f"/api/images/{im['id']}", json={"status": "done"}))
+        # an image left with no objects is submitted as empty (the page asks once; not counted)
+        empty = not self.kept.get(im["id"])
+        _ok(self.api.patch(f"/api/images/{im['id']}", json={"status": "done", "empty": empty}))
         events.append(("submit", 0.0))
         self.ahead = sum(s for _, s in events)
         self._log(im["id"], events)
@@ -507,9 +509,11 @@ class Annotator:
     def _accept_shown(
         self, im: dict, shown: tuple, plan, moved: bool, revision: int, events: list
     ) -> tuple[list[int], int]:
-        """Enter on the proposals shown (none: nothing saved); the ids saved and the revision."""
-        if not len(shown[0]):
-            return [], revision
+        """Enter on the proposals shown but those ``plan`` rejects (none: nothing saved); the
+        id saved of each proposal shown (None: rejected, never saved) and the revision."""
+        rejected = {a.index for a in plan.actions if a.kind == "reject" and a.index < len(shown[0])}
+        if not len(shown[0]) or rejected >= set(range(len(shown[0]))):
+            return [None] * len(shown[0]), revision
         accepted = _accept(plan)
         self._think(moved * COST_SECONDS["threshold"] + accepted[1])
         create = [
@@ -519,17 +523,19 @@ class Annotator:
                 "score": s,
                 "source": "detect",
             }
-            for b, c, s in zip(shown[0], shown[1], shown[2])
+            for i, (b, c, s) in enumerate(zip(shown[0], shown[1], shown[2]))
+            if i not in rejected
         ]
         saved = _ok(
             self.api.post(
                 f"/api/images/{im['id']}/annotations/batch", json={"revision": revision, "create": create}
             )
         )
-        ids, revision = [a["id"] for a in saved["created"]], saved["revision"]
-        self.kept.setdefault(im["id"], set()).update(ids)
+        made = iter(a["id"] for a in saved["created"])
+        ids = [None if i in rejected else next(made) for i in range(len(shown[0]))]
+        self.kept.setdefault(im["id"], set()).update(i for i in ids if i is not None)
         events.append(accepted)
-        return ids, revision
+        return ids, saved["revision"]
 
     def _slider(self, gt: Objects, out: dict) -> tuple[float, tuple, bool]:
         """Where a person sets the proposal slider: the score (one of the proposals', or above
@@ -566,7 +572,7 @@ class Annotator:
             box, clicks, shown, pred, rle = self._box_and_clicks(im, target, truth_mask, events, tally)
             done_before = len(events)
             if mask_iou(pred, truth_mask) < MASK_IOU:
-                strokes = self._brush_plan(pred, truth_mask, segmentations[k])
+                strokes = self._brush_plan(pred, truth_mask, segmentations[k], box)
                 if strokes:  # cheaper than a polygon, and gets there
                     pred, rle = self._brush(im, box, clicks, shown, strokes, events, tally)
             geometry, source = self._geometry(pred, rle, truth_mask, segmentations[k], (h, w), events, tally)
@@ -577,7 +583,9 @@ class Annotator:
             )
             revision = made["revision"]
             self.kept.setdefault(im["id"], set()).add(made["annotation"]["id"])
-        _ok(self.api.patch(f"/api/images/{im['id']}", json={"status": "done"}))
+        # an image left with no objects is submitted as empty (the page asks once; not counted)
+        empty = not self.kept.get(im["id"])
+        _ok(self.api.patch(f"/api/images/{im['id']}", json={"status": "done", "empty": empty}))
         events.append(("submit", 0.0))
         self._log(im["id"], events)
         final = [
@@ -651,8 +659,9 @@ class Annotator:
     ) -> tuple[np.ndarray, dict]:
         """The brush key(s) and ``strokes`` drawn one by one, each a new answer; the last
         answer's mask and RLE."""
-        self._think(COST_SECONDS["brush"] * brush_keys(strokes))
-        events += [("brush", COST_SECONDS["brush"])] * brush_keys(strokes)
+        keys = brush_keys(strokes, start=page_radius(box))
+        self._think(COST_SECONDS["brush"] * keys)
+        events += [("brush", COST_SECONDS["brush"])] * keys
         for i, stroke in enumerate(strokes):
             self._think(stroke_seconds(stroke))
             body = [s.to_json() for s in strokes[: i + 1]]
@@ -694,13 +703,14 @@ class Annotator:
         return best, masks[best], shown[best]["mask"]
 
     @staticmethod
-    def _brush_plan(pred: np.ndarray, truth_mask: np.ndarray, segmentation) -> list:
+    def _brush_plan(pred: np.ndarray, truth_mask: np.ndarray, segmentation, box) -> list:
         """The strokes that bring ``pred`` to MASK_IOU, when they get there and cost less
         (with their keys and Enter) than outlining the object as a polygon; else none."""
         strokes = strokes_to_fix(truth_mask, pred, MASK_IOU)
         if not strokes or mask_iou(apply_strokes(pred, strokes), truth_mask) < MASK_IOU:
             return []
-        brush = sum(map(stroke_seconds, strokes)) + COST_SECONDS["brush"] * brush_keys(strokes)
+        keys = brush_keys(strokes, start=page_radius(box))
+        brush = sum(map(stroke_seconds, strokes)) + COST_SECONDS["brush"] * keys
         rings = polygon_outlines(truth_mask, segmentation)
         outline = sum(COST_SECONDS["vertex"] * max(len(r), 3) + COST_SECONDS["accept"] for r in rings)
         return strokes if brush + COST_SECONDS["accept"] < outline else []
@@ -777,8 +787,8 @@ class Annotator:
             looked.add(self._shown(opened))
             least, (boxes, labels, _), moved = self._slider(gt, opened)
             looked.add((boxes, labels))
-            accepted = len(boxes)
             plan = finish(gt, boxes, labels, self.current)
+            accepted = len(boxes) - sum(a.kind == "reject" for a in plan.actions)
         seconds = plan.seconds(verified=len(looked))  # each shown looked at, accepted or not
         enter = accepted > 0 and plan.fixes_proposals  # else the submit keeps them
         seconds += enter * COST_SECONDS["accept"] + moved * COST_SECONDS["threshold"]
@@ -799,7 +809,7 @@ class Annotator:
             elif a.kind == "class change" and a.index is not None:
                 body = {"class_id": self.class_id[a.class_index], "revision": revision}
                 revision = _ok(self.api.patch(f"/api/annotations/{ids[a.index]}", json=body))["revision"]
-            elif a.kind == "delete":
+            elif a.kind in ("delete", "reject") and ids[a.index] is not None:  # a saved box: deleted
                 gone.append(ids[a.index])
             elif a.kind == "draw":
                 drawn.append({"class_id": self.class_id[a.class_index], "geometry": {"box": a.box}})

@@ -9,9 +9,11 @@ from fewclick.metrics.detection import box_iou
 from fewclick.predict.encoder import ImageEncoder
 from fewclick.predict.lookalike import (
     LookAlikeDetector,
+    clicked_and_alike,
     clicked_proposal,
     look_alikes,
     proposals_file,
+    rejected_vectors,
     relative_scores,
 )
 from fewclick.predict.proposals import LocalDecoder, ProposalMaker, Proposals, crop_cells, prompt_points
@@ -77,6 +79,20 @@ def test_a_click_on_a_disc_finds_the_other_discs_above_every_square(scene):
         "discs rank above squares"
     )
     assert (found.labels == 0).all()
+
+
+def test_squares_rejected_on_the_page_keep_the_other_squares_out_of_a_click_s_look_alikes(scene):
+    proposals, discs, squares = scene
+    disc = clicked_proposal(proposals, *DISCS[0])
+    objects = proposals.take(np.array([disc]))
+    shown_square = squares[:1] + np.array([1, -1, 1, 1], np.float32)  # as the page shows it: moved a pixel
+    negatives = rejected_vectors(proposals, np.concatenate([shown_square, [[500, 500, 510, 510]]]))
+    assert len(negatives) == 1, "the square found by its box; a box on no proposal left out"
+    _, before = clicked_and_alike(proposals, objects, np.array([0]))
+    _, after = clicked_and_alike(proposals, objects, np.array([0]), negatives=negatives)
+    on_square = lambda found: (box_iou(found.boxes, squares).max(1) >= 0.7).sum()  # noqa: E731
+    assert on_square(after) == 0 and on_square(after) < on_square(before), "no square is more like the disc"
+    assert (box_iou(after.boxes, discs).max(1) >= 0.7).sum() == 4, "the discs stay"
 
 
 def test_a_square_marked_negative_takes_the_squares_away_and_two_classes_share_nothing(scene):

@@ -106,6 +106,7 @@ def _dense(cell: int) -> dict:
 
 
 def _open(page, base: str, image_id: int) -> None:
+    page.keyboard.press("Escape")  # the proposals an earlier test left: leaving would ask first
     page.goto(f"{base}/#/image/{image_id}")
     page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {image_id}")
 

@@ -39,7 +39,7 @@ def test_each_kind_of_error_gets_its_fix_and_the_result_is_manual_quality():
             [0, 0, 20, 20],  # right
             [44, 4, 66, 26],  # object 1 at IoU ~0.5: dragged onto it
             [0, 40, 20, 60],  # object 2 with the wrong class: selected, class key
-            [200, 200, 220, 220],  # nothing there: selected, deleted
+            [200, 200, 220, 220],  # nothing there: rejected (a right-click)
             [101, 101, 139, 139],  # on the ignore-type object: left alone
         ],
         np.float32,
@@ -49,8 +49,8 @@ def test_each_kind_of_error_gets_its_fix_and_the_result_is_manual_quality():
     plan = finish(GT, boxes, labels, current_class=0)
     kinds = [a.kind for a in plan.actions]
     # object 3 (class 1, missing) is drawn after one class key
-    assert kinds == ["edit", "click", "class change", "click", "delete", "draw"]
-    assert plan.fixes_proposals, "edits, class changes and deletes of accepted boxes: Enter first"
+    assert kinds == ["edit", "click", "class change", "reject", "draw"]
+    assert plan.fixes_proposals, "a class change of an accepted box: Enter first"
     assert plan.seconds(verified=2) == pytest.approx(
         sum(COST_SECONDS[k] for k in kinds) + 2 * COST_SECONDS["verify"]
     )
@@ -84,6 +84,12 @@ def test_the_next_click_is_the_largest_missed_object():
     assert next_click(GT, GT.boxes[:4], GT.labels[:4]) is None
 
 
+def test_an_object_inside_a_proposal_of_its_class_is_not_clicked():
+    loose = np.array([[35, 35, 90, 90]], np.float32)  # around object 3 (class 1), IoU under 0.7
+    assert next_click(GT, loose, [1]) == 0, "a click there would accept the loose box: another object"
+    assert next_click(GT, loose, [0]) == 3, "a box of another class: the click detects"
+
+
 def test_the_next_click_keeps_to_the_classes_worth_clicking():
     assert next_click(GT, GT.boxes[:1], GT.labels[:1], classes=[0]) == 1, "class 1's objects are drawn"
     assert next_click(GT, GT.boxes[:2], GT.labels[:2], classes=[0]) is None
@@ -98,8 +104,9 @@ def test_the_work_left_prices_the_plan_and_enter_when_a_proposal_needs_a_fix():
         np.concatenate([GT.boxes[:4], [[200, 200, 220, 220]]]).astype(np.float32),
         np.array([0, 0, 1, 1, 0]),
     )
-    fix = COST_SECONDS["accept"] + COST_SECONDS["click"] + COST_SECONDS["delete"]
-    assert work_left(GT, *stray, current_class=0) == pytest.approx(fix)
+    reject = COST_SECONDS["reject"]  # a right-click drops it before the submit keeps the rest: no Enter
+    assert work_left(GT, *stray, current_class=0) == pytest.approx(reject)
+    assert not finish(GT, *stray, current_class=0).fixes_proposals
 
 
 @pytest.mark.parametrize(

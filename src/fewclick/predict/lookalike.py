@@ -93,14 +93,31 @@ def clicked_proposal(proposals: Proposals, x: float, y: float) -> int | None:
     return None if best is None else best[1]
 
 
+def rejected_vectors(proposals: Proposals, boxes) -> np.ndarray:
+    """``float32[K, D]``: the vectors of the proposals the person rejected on the page, found
+    by their ``boxes`` (``[K, 4]``, as shown: maybe moved by the edge offsets or E): each
+    box's proposal of highest IoU, at least :data:`CLICKED_IOU` (a box with none is left out)."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    if not len(boxes) or not len(proposals):
+        return np.zeros((0, proposals.vectors.shape[1]), np.float32)
+    iou = box_iou(boxes, proposals.boxes)
+    best = iou.argmax(1)
+    return proposals.vectors[best[iou[np.arange(len(boxes)), best] >= CLICKED_IOU]]
+
+
 def clicked_and_alike(
-    proposals: Proposals, objects: Proposals, labels: np.ndarray, carried: Mapping | None = None
+    proposals: Proposals,
+    objects: Proposals,
+    labels: np.ndarray,
+    carried: Mapping | None = None,
+    negatives: np.ndarray | None = None,
 ) -> tuple[Detections, Detections]:
     """``(shown, alike)``: the clicked ``objects`` (classes ``labels``) at score 1, then their
     look-alikes among ``proposals`` at any score above the background's, best first (scores
     kept under 1); ``alike`` the look-alikes alone. A clicked class is matched to its clicked
     objects alone; the other classes to ``carried`` (class -> ``(vectors, mask areas)``, the
-    finished images' exemplars), when given."""
+    finished images' exemplars), when given. A proposal more like one of ``negatives`` (the
+    vectors of proposals the person rejected) than like its class's exemplars is left out."""
     labels = np.asarray(labels, np.int64).reshape(-1)
     positives = {c: v for c, (v, _) in (carried or {}).items()}
     areas = {c: a for c, (_, a) in (carried or {}).items()}
@@ -108,7 +125,12 @@ def clicked_and_alike(
     for c in np.unique(labels).astype(int):
         positives[int(c)], areas[int(c)] = objects.vectors[labels == c], own[labels == c]
     alike = look_alikes(
-        proposals, positives, thresholds=dict.fromkeys(positives, 0.0), clicked=objects.boxes, areas=areas
+        proposals,
+        positives,
+        negatives,
+        thresholds=dict.fromkeys(positives, 0.0),
+        clicked=objects.boxes,
+        areas=areas,
     )
     shown = Detections(
         np.concatenate([objects.boxes, alike.boxes]).reshape(-1, 4),

@@ -59,7 +59,7 @@ class DetectCall:
     finished_ids: list = field(default_factory=list)  # per finished image: (image id, annotation ids)
 
 
-def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCall:
+def detect_call(session, config: Settings, image: Image, clicks_in, rejected_in=()) -> DetectCall:
     """Check the clicks ``(x, y, class id)`` and make the worker's call: the serving detector
     (a version whose pick was the training-free start has no network: that start serves), box
     sizes per class (they help SAM box a clicked object), the look-alikes' cap (only the
@@ -73,6 +73,11 @@ def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCal
             raise StoreError(f"click {i}: class id {class_id} is not a class of this project")
         check_click(image, x, y, f"click {i} at")
         clicks.append([x, y, classes.position(class_id)])
+    rejected = []
+    for i, (*box, class_id) in enumerate(rejected_in):  # proposals rejected on the page
+        if class_id not in classes:
+            raise StoreError(f"rejected box {i}: class id {class_id} is not a class of this project")
+        rejected.append([*box, classes.position(class_id)])
     version = serving_detector(session, project.id)
     model = version if version is not None and version.method != "training-free" else None
     fallbacks = tuple(serving.fallback_detectors(session, project.id, model)) if model else ()
@@ -114,6 +119,7 @@ def detect_call(session, config: Settings, image: Image, clicks_in) -> DetectCal
         large_image(config, image),
         tuple(v.path for v in fallbacks),
         serving.same_classes([model, *fallbacks], project),
+        tuple(map(tuple, rejected)),
     )
     # the proposals on open: the first click's SAM set up meanwhile (a large image's windows
     # are encoded where the person clicks)
@@ -196,7 +202,7 @@ def sweep_call(session, config: Settings, image: Image, clicks_in, view) -> tupl
     if not tiles.is_large(image.width, image.height):
         raise StoreError(NOT_LARGE)
     call = detect_call(session, config, image, clicks_in)
-    path, model, names, clicks, sizes, encoding, limit, finished, _, floor, large, _, same_ids = call.args
+    path, model, names, clicks, sizes, encoding, limit, finished, _, floor, large, _, same_ids, _ = call.args
     if encoding is None:
         raise StoreError(NO_ENCODER)
     if view is not None:

@@ -45,6 +45,7 @@ def detect(
     large: tuple[str, str, int, int] | None = None,
     fallbacks: tuple[str, ...] = (),
     same_ids: tuple[str, ...] = (),
+    rejected: tuple = (),
 ) -> dict:
     """Click-to-detect: the project's detector when it has one, else the training-free
     start on the pretrained encoder (``encoding``: the embedding cache folder and the
@@ -66,9 +67,13 @@ def detect(
     start. A detector in ``same_ids`` learnt the project's classes by id: renamed since, they
     are still its classes (:func:`knows_classes`). ``model`` in the answer is the file that
     answered (None: no trained detector), ``failed`` lists ``[file, why, kind]`` of those
-    passed over (kind "unreadable" or "classes")."""
+    passed over (kind "unreadable" or "classes"). ``rejected``: the boxes ``[x0, y0, x1, y1,
+    class position]`` of the proposals the person rejected, negative exemplars of the
+    look-alikes (:func:`fewclick.server.worker_proposals.look_alikes`)."""
     model, failed = _answering(model, fallbacks, names, encoding, same_ids)
-    answer = _detect(path, model, names, clicks, sizes, encoding, limit, finished, held, tight_from, large)
+    answer = _detect(
+        path, model, names, clicks, sizes, encoding, limit, finished, held, tight_from, large, rejected
+    )
     return {**answer, "model": model, "failed": failed}
 
 
@@ -131,7 +136,9 @@ def _loaded(model: str, encoding: tuple[str, str] | None):
     return worker.PREDICTORS[key]
 
 
-def _detect(path, model, names, clicks, sizes, encoding, limit, finished, held, tight_from, large) -> dict:
+def _detect(
+    path, model, names, clicks, sizes, encoding, limit, finished, held, tight_from, large, rejected=()
+) -> dict:
     """:func:`detect` with the detector that answers (``model``; None: training-free)."""
     from fewclick.types import Clicks, Detections
 
@@ -161,7 +168,7 @@ def _detect(path, model, names, clicks, sizes, encoding, limit, finished, held, 
         # similarity's texture back): every proposal is an object SAM segmented, each shown
         # by its score. With the cap, one click on dsb2018 10ba6cbe (67 nuclei) after a
         # finished image of 6 showed 18 look-alikes; without it, 64 boxes
-        matched = worker_proposals.look_alikes(*encoding, path, c, finished, offsets)
+        matched = worker_proposals.look_alikes(*encoding, path, c, finished, offsets, rejected)
         if matched is not None:  # the image's SAM proposals are made: the look-alikes among them
             det, found = matched
             least = found.pop("min_scores")

@@ -251,7 +251,7 @@ def _thresholds(known: list, per_image: list[dict], offsets) -> dict[int, float]
     return {c: float(t) for c, t in enumerate(least) if t is not None}
 
 
-def look_alikes(folder: str, key: str, path: str, clicks, finished=None, offsets=None):
+def look_alikes(folder: str, key: str, path: str, clicks, finished=None, offsets=None, rejected=()):
     """The clicked objects and their look-alikes among the image's proposals (None while they
     are not made): ``(Detections, info)``, the clicked objects first at score 1 in the
     clicks' order (a click no proposal holds gets SAM's own object there, none when SAM finds
@@ -259,13 +259,15 @@ def look_alikes(folder: str, key: str, path: str, clicks, finished=None, offsets
     of the clicked objects in a clicked class, of the ``finished`` images' objects
     (:func:`carried`) in the others, each at a score above the background's. ``offsets``
     (the project's :class:`~fewclick.predict.own_box.EdgeOffsets`, or None) move the boxes
-    the thresholds are chosen on, as the page's are moved. ``info``: ``state`` "ready",
+    the thresholds are chosen on, as the page's are moved. ``rejected``: the boxes (and
+    class positions) of the proposals the person rejected on the page, negative exemplars
+    (:func:`~fewclick.predict.lookalike.rejected_vectors`). ``info``: ``state`` "ready",
     ``made`` (how many proposals the image has), ``shown`` (look-alikes at their class's
     threshold), ``threshold`` (where a clicked class starts:
     :data:`~fewclick.predict.lookalike.RELATIVE`),
     ``min_scores`` (class position -> least-work threshold, for the classes not clicked),
-    ``exemplars`` (the finished objects matched) and ``unboxed``
-    (:class:`~fewclick.wire.answers.ProposalsUsed`)."""
+    ``exemplars`` (the finished objects matched), ``unboxed`` and ``rejected`` (the negatives
+    found) (:class:`~fewclick.wire.answers.ProposalsUsed`)."""
     from fewclick.predict import lookalike
 
     found = ready(folder, key)
@@ -281,7 +283,10 @@ def look_alikes(folder: str, key: str, path: str, clicks, finished=None, offsets
     objects, boxed, unboxed = lookalike.clicked_objects(found, clicks.xy, own)
     # a clicked class is matched to its clicked objects alone, as lookalikes.py measures the
     # first click (the finished images' exemplars, of other sizes and stains, open the image)
-    det, alike = lookalike.clicked_and_alike(found, objects, np.asarray(clicks.labels)[boxed], exemplars)
+    # the proposals the person rejected on the page (their shown boxes): negative exemplars
+    negatives = lookalike.rejected_vectors(found, [r[:4] for r in rejected])
+    labels = np.asarray(clicks.labels)[boxed]
+    det, alike = lookalike.clicked_and_alike(found, objects, labels, exemplars, negatives)
     was_clicked = {int(c) for c in clicks.labels}  # as the page counts them, found or not
     threshold = lookalike.RELATIVE  # a clicked class's start (its least-work one is the carried exemplars')
     from_class = [threshold if int(c) in was_clicked else least.get(int(c), threshold) for c in alike.labels]
@@ -296,5 +301,6 @@ def look_alikes(folder: str, key: str, path: str, clicks, finished=None, offsets
         # matched to its clicks alone, not to them
         "exemplar_rows": [u for u in used if u[2] not in was_clicked],
         "unboxed": unboxed,
+        "rejected": len(negatives),
     }
     return det, info

@@ -20,6 +20,7 @@ and logged as one event of the app's interaction log (so the app's analytics cou
 - ``threshold``: a move of the proposal slider (which proposals show);
 - ``accept``: Enter, accepting the proposals shown;
 - ``delete``: the Delete key on a selected box;
+- ``reject``: a right-click on a proposal not accepted yet, which drops it alone;
 - ``edit``: a drag that fixes a box;
 - ``draw``: a drag that draws a box;
 - ``vertex``: a polygon's vertex, clicked;
@@ -63,6 +64,7 @@ COST_SECONDS = {
     "accept": 1.63,  # M + K (Enter), plus "verify" per proposal accepted
     "verify": 1.6,  # a box looked at and judged right (Papadopoulos et al., CVPR 2016)
     "delete": 0.28,  # K, after the click that selected the box
+    "reject": 2.55,  # M + P + B: a right-click on a proposal
     "edit": 7.0,  # a box dragged tight, at extreme clicking's 7.0 s (Papadopoulos et al., ICCV 2017)
     "draw": 7.0,  # the same, for a new box
     "vertex": 1.0,  # a polygon's vertex: COCO's polygons took 79 s an object (Lin et al., 2014)
@@ -78,6 +80,7 @@ COST_SOURCES = {
     "accept": "KLM M + K, plus a verification per proposal accepted",
     "verify": "box verification, 1.6 s (Papadopoulos et al., CVPR 2016)",
     "delete": "KLM K (after a selecting click)",
+    "reject": "KLM M + P + B (a right-click on the proposal)",
     "edit": "a tight box, 7.0 s as by extreme clicking (Papadopoulos et al., ICCV 2017; "
     "about 35 s drawn the usual way)",
     "draw": "as edit",
@@ -117,8 +120,9 @@ class Plan:
         """Whether an action changes an accepted box other than by drawing over it (a delete,
         a class change of one): on the page the proposals are accepted first (Enter) for
         that. An edit is a box drawn over the proposal, which takes its place (a drag in
-        detect mode); what is missing is drawn beside them; the submit keeps them."""
-        return any(a.index is not None and a.kind != "edit" for a in self.actions)
+        detect mode), and a reject drops one before they are accepted; what is missing is
+        drawn beside them; the submit keeps them."""
+        return any(a.index is not None and a.kind not in ("edit", "reject") for a in self.actions)
 
     def seconds(self, verified: int = 0) -> float:
         return sum(COST_SECONDS[a.kind] for a in self.actions) + verified * COST_SECONDS["verify"]
@@ -174,7 +178,8 @@ def finish(gt: Objects, boxes: np.ndarray, labels: np.ndarray, current_class: in
     """What finishes the image from the boxes it holds (``boxes`` / ``labels``, class
     indices): a leftover box near a missed object has the object's box drawn over it, in the
     object's class (a class key first when another is picked), a wrong-class box on an
-    object gets its class, the other leftovers are selected and deleted, and what is still
+    object gets its class, the other leftovers are rejected (a right-click on each, before
+    they are accepted), and what is still
     missing is drawn, grouped by class from ``current_class`` on (a class key only when the
     class changes)."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
@@ -205,7 +210,7 @@ def finish(gt: Objects, boxes: np.ndarray, labels: np.ndarray, current_class: in
             plan.actions.append(Action("class change", int(i), class_index=target))
             cls = target
     for i in left:
-        plan.actions += [Action("click", int(i)), Action("delete", int(i))]
+        plan.actions.append(Action("reject", int(i)))
     draws = sorted(todo, key=lambda j: (int(gt.labels[j]) != cls, int(gt.labels[j])))
     for j in draws:
         if int(gt.labels[j]) != cls:
@@ -224,7 +229,7 @@ def apply(plan: Plan, boxes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
     for a in plan.actions:
         if a.kind == "edit":
             boxes[a.index], labels[a.index] = a.box, a.class_index
-        elif a.kind == "delete":
+        elif a.kind in ("delete", "reject"):
             keep[a.index] = False
         elif a.kind == "class change" and a.index is not None:
             labels[a.index] = a.class_index
@@ -316,10 +321,23 @@ def manual(gt: Objects, current_class: int | None) -> Plan:
 
 def next_click(gt: Objects, boxes: np.ndarray, labels: np.ndarray, classes=None) -> int | None:
     """The required object to click next: the largest one no box matches, of one of
-    ``classes`` (class indices; None: any) (None: none)."""
+    ``classes`` (class indices; None: any) (None: none). An object whose centre is inside a
+    shown box of its class is not clicked: on the page that click accepts the box (it is
+    fixed by drawing over it, :func:`finish`)."""
     todo = missed(gt, boxes, labels)
     if classes is not None:
         todo = todo[np.isin(gt.labels[todo], list(classes))]
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    if len(todo) and len(boxes):
+        cx = (gt.boxes[todo, 0] + gt.boxes[todo, 2]) / 2
+        cy = (gt.boxes[todo, 1] + gt.boxes[todo, 3]) / 2
+        inside = (
+            (boxes[None, :, 0] <= cx[:, None]) & (cx[:, None] <= boxes[None, :, 2])
+            & (boxes[None, :, 1] <= cy[:, None]) & (cy[:, None] <= boxes[None, :, 3])
+            & (labels[None, :] == gt.labels[todo][:, None])
+        )  # fmt: skip
+        todo = todo[~inside.any(1)]
     if not len(todo):
         return None
     b = gt.boxes[todo]

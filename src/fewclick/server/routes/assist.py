@@ -35,6 +35,8 @@ router = APIRouter(prefix="/api")
 class DetectIn(BaseModel):
     # x, y, class id; none: pre-annotation by the project's trained detector alone
     clicks: list[tuple[float, float, int]] = Field(max_length=1000)
+    # x0, y0, x1, y1, class id: proposals the person rejected (negative exemplars)
+    rejected: list[tuple[float, float, float, float, int]] = Field(default=[], max_length=5000)
 
 
 class SweepIn(BaseModel):
@@ -65,7 +67,7 @@ class SnapIn(BaseModel):
 async def detect(image_id: int, body: DetectIn, session: DB, config: Config, models: Worker):
     image = rows.get(session, Image, image_id, "image")
     serving.image_file(image)
-    call = assisting.detect_call(session, config, image, body.clicks)
+    call = assisting.detect_call(session, config, image, body.clicks, body.rejected)
     result = await models.run(worker_detect.detect, *call.args)
     assisting.note_failures(session, call, result.get("failed", []))
     answer = assisting.detect_answer(call, result)

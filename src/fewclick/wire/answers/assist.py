@@ -27,7 +27,8 @@ class ProposalsUsed(Answer):
     objects of the finished images they were matched to as well (``exemplars``, and a few
     of them per class to show as thumbnails: ``exemplar_boxes``), and the clicks, by index,
     for which neither a proposal nor SAM found an object (``unboxed``: their boxes are SAM's
-    click boxes)."""
+    click boxes), and how many proposals the person rejected served as negative exemplars
+    (``rejected``)."""
 
     state: str
     made: int | None = None
@@ -36,6 +37,7 @@ class ProposalsUsed(Answer):
     threshold: float | None = None
     exemplars: int | None = None
     exemplar_boxes: list[Exemplar] = []
+    rejected: int = 0
 
 
 class Detected(Answer):

@@ -13,10 +13,10 @@ import {api, say} from "../api.js";
 import {iou, rboxCorners} from "../geometry.js";
 import {helpPanel} from "../panel.js";
 import {createStore} from "../store.js";
-import {METHODS} from "../text.js";
 import {cross, poly, strokeBox} from "../view.js";
-import {SAME_IOU, alreadyBoxed, edgeMove, moveEdges} from "./detect_boxes.js";
+import {SAME_IOU, alreadyBoxed, drawnOver, edgeMove, moveEdges, proposalAt, rejectedIn} from "./detect_boxes.js";
 import {exemplarsPanel} from "./detect_exemplars.js";
+import {boxesFrom, scoreText, suggestion, sweepText} from "./detect_text.js";
 
 const REPLACE_IOU = 0.3;  // the campaign's NEAR_IOU: a box this close to an object is dragged onto it
 const SWEEP_POLL_MS = 1000;  // how often the page asks how far the sweep of a large image is
@@ -33,13 +33,13 @@ export function detect(page) {
     escape: () => drop(m),
     release: (d, moved, rect) => release(m, d, moved, rect),
     accept: () => accept(m),
-    keydown: (e, key) => key === "e" && (fitEdges(m), true),
+    keydown: (e, key) => (key === "e" && (fitEdges(m), true)) || (key === "x" && rejectUnder(m)),
     panel: (el) => panel(m, el),
     draw: (ctx, lw, drag) => draw(m, ctx, lw, drag),
     // the proposals a submit accepts: those shown
     acceptOnSubmit: () => (det(m).result ? shown(m).length : 0),
     // what the page has not saved yet, for the status lines
-    unsaved: () => (det(m).result ? `${shown(m).length} proposals not accepted` : ""),
+    unsaved: () => (det(m).result && shown(m).length ? `${shown(m).length} proposals not accepted` : ""),
     opened: () => opened(m),
     proposalsReady: () => proposalsReady(m),
   };
@@ -78,41 +78,100 @@ function proposalsReady(m) {
   return opened(m);
 }
 
+// a drag draws a box; a click on a proposal of the picked class accepts that one alone, a
+// right-click on a proposal rejects it; any other click is a click-to-detect
 async function release(m, d, moved, rect) {
-  if (d.button !== 0) return;
-  if (moved) {  // what the proposals missed, drawn without leaving the mode
-    const under = det(m).result?.rboxes ? null : drawnOver(m, rect);
-    if (under != null) { drawnOn(det(m), under, rect, cls(m)); m.st.set(); }
-    await m.page.changes.change([{class_id: cls(m), kind: "box", geometry: {box: rect}, source: "manual"}], [], "draw");
-    if (under != null) say("the proposal under the box you drew is replaced by it");
-    m.page.panel();
-    return;
-  }
+  if (d.button === 0 && moved) return drawBox(m, rect);
+  if (moved || ![0, 2].includes(d.button)) return;
   if (!m.page.view.inside(d.x0, d.y0)) return say("that click is outside the image", true);
+  if (det(m).busy) await det(m).busy;  // the proposals the person sees once the answer under way lands
+  const r = det(m).result;
+  const hit = r ? proposalAt(r, shown(m), d.x0, d.y0, d.button === 0 ? cls(m) : null) : null;
+  if (d.button === 2) return hit == null ? say("a right-click on a proposal rejects it: there is none here", true) : reject(m, hit);
+  if (hit != null) return acceptOne(m, hit);
+  // a click on an object whose proposal was rejected: the person says it is one after all
+  det(m).rejected = det(m).rejected.filter((p) => p.label !== cls(m) || !holds(p.box, d.x0, d.y0));
   det(m).clicks.push([d.x0, d.y0, cls(m)]);
   m.page.log("click", {mode: "detect", x: d.x0, y: d.y0, class_id: cls(m)});
   await detectNow(m);
 }
 
-// the shown proposal a box drawn at ``rect`` is drawn over: the one it overlaps most, at
-// IoU >= REPLACE_IOU, or null
-function drawnOver(m, rect) {
-  let best = null, most = REPLACE_IOU;
-  for (const i of shown(m)) {
-    const v = iou(rect, det(m).result.boxes[i]);
-    if (v >= most) { best = i; most = v; }
-  }
-  return best;
+// what the proposals missed, drawn without leaving the mode: it takes the place of the
+// proposals it is drawn over (detect_boxes.drawnOver), and the one of its class it overlaps
+// most shows how this image's edges are drawn (E)
+async function drawBox(m, rect) {
+  const d = det(m), r = d.result;
+  const under = r && !r.rboxes ? drawnOver(r, shown(m), rect, cls(m), REPLACE_IOU) : [];
+  const own = under.find((i) => r.labels[i] === cls(m));
+  if (own != null) d.drawn.push({label: cls(m), from: (r.unfitted ?? r.boxes)[own], to: rect});
+  const hide = hider(m, d, r, under, []);
+  hide(true);
+  await m.page.changes.change([{class_id: cls(m), kind: "box", geometry: {box: rect}, source: "manual"}], [], "draw", {undo: () => hide(false), redo: () => hide(true)});
+  if (under.length) say(`the ${under.length === 1 ? "proposal" : `${under.length} proposals`} under the box you drew ${under.length === 1 ? "is" : "are"} replaced by it`);
+  m.page.panel();
+}
+
+// the proposal `i` accepted alone, with the shown proposals its box holds (duplicates); the
+// others stay shown; Ctrl+Z shows them again
+async function acceptOne(m, i) {
+  const d = det(m), r = d.result;
+  const create = [{class_id: r.labels[i], kind: r.rboxes ? "rbox" : "box", score: r.scores[i], source: "detect",
+    geometry: r.rboxes ? {rbox: r.rboxes[i]} : {box: r.boxes[i]}}];
+  const held = [...alreadyBoxed(create, r)].filter((k) => !d.replaced.has(k));
+  const hide = hider(m, d, r, [i, ...held], create);
+  hide(true);
+  const made = await m.page.changes.change(create, [], "accept", {undo: () => hide(false), redo: () => hide(true)});
+  if (!made) return hide(false);
+  if (d.result !== r) hide(true);  // an answer that landed meanwhile: its boxes the saved one holds
+  say(`1 proposal accepted; ${shown(m).length} still shown: Enter accepts them, a right-click or X rejects one`);
+  m.page.panel();
+}
+
+// what shows or hides the proposals `indices` of the answer `r` as a step is redone (on) or
+// undone; once another answer replaced `r`, a redo hides those the saved boxes `create` hold
+// in it, and an undo leaves it as it is
+function hider(m, d, r, indices, create) {
+  return (on) => {
+    if (det(m) !== d) return;
+    if (d.result === r) for (const k of indices) on ? d.replaced.add(k) : d.replaced.delete(k);
+    else if (on) for (const k of alreadyBoxed(create, d.result)) d.replaced.add(k);
+    m.st.set();
+  };
+}
+
+const holds = (b, x, y) => b[0] <= x && x <= b[2] && b[1] <= y && y <= b[3];
+
+// the proposal `i` rejected: hidden, and kept hidden in the answers to further clicks
+function reject(m, i) {
+  const d = det(m), r = d.result;
+  d.replaced.add(i);
+  d.rejected.push({label: r.labels[i], box: r.boxes[i]});
+  m.page.log("reject", {mode: "detect", class_id: r.labels[i], box: r.boxes[i], score: r.scores[i]});
+  m.st.set();
+  m.page.panel();
+  say(`proposal rejected; ${shown(m).length} still shown (Esc drops them all)`);
+}
+
+// X: the proposal under the pointer rejected
+function rejectUnder(m) {
+  const r = det(m).result, at = m.page.mouse;
+  const hit = r && at ? proposalAt(r, shown(m), at[0], at[1]) : null;
+  if (hit == null) say("X rejects the proposal under the pointer: there is none there", true);
+  else reject(m, hit);
+  return true;
 }
 
 async function detectNow(m, when = "") {
   const t0 = performance.now();
   const d = det(m);
   d.busy = (d.busy || Promise.resolve()).then(async () => {
-    const out = await api("POST", `/api/images/${m.page.doc.get().image.id}/detect`, {clicks: d.clicks});
+    // the proposals rejected: negative exemplars of the look-alikes (E-fitted boxes, as shown)
+    const rejected = d.rejected.map((p) => [...p.box, p.label]);
+    const out = await api("POST", `/api/images/${m.page.doc.get().image.id}/detect`, {clicks: d.clicks, ...(rejected.length ? {rejected} : {})});
     // replaced: the answer's boxes a saved box already holds (no duplicate on Enter), then those drawn over
     Object.assign(d, {answer: out, result: out, replaced: alreadyBoxed(m.page.doc.get().anns.values(), out), answered: d.clicks.length});
     for (const [label, delta] of d.fitted) moveEdges(out, +label, delta);  // E's fit holds for the new answer
+    for (const i of rejectedIn(d.rejected, out)) d.replaced.add(i);  // rejected stays rejected (as shown: fitted)
     if (d.sweep) combine(m, d, d.sweep);  // what the last sweep found stays shown until the next one's boxes come
     // the serving detector's best-F1 threshold on held-out finished images, until the user moves the slider
     // (the look-alikes among SAM's proposals: their default score)
@@ -177,6 +236,7 @@ function combine(m, d, s) {
   d.replaced = new Set([...d.replaced].filter((i) => i < n));
   d.result.boxes.forEach((b, i) => { if (i >= n && gone.has(String(b))) d.replaced.add(i); });
   for (const i of alreadyBoxed(m.page.doc.get().anns.values(), d.result)) if (i >= n) d.replaced.add(i);  // the sweep's, already saved
+  for (const i of rejectedIn(d.rejected, d.result)) if (i >= n) d.replaced.add(i);
 }
 
 async function accept(m) {
@@ -189,9 +249,9 @@ async function accept(m) {
     geometry: r.rboxes ? {rbox: r.rboxes[i]} : {box: r.boxes[i]}, score: r.scores[i], source: "detect"}));
   const [vx0, vy0, vx1, vy1] = m.page.view.visibleBounds();
   const off = shown(m).filter((i) => { const b = r.boxes[i]; return b[2] < vx0 || b[0] > vx1 || b[3] < vy0 || b[1] > vy1; }).length;
-  const {drawn, fitted} = det(m);
+  const {drawn, fitted, rejected} = det(m);
   drop(m);
-  Object.assign(det(m), {drawn, fitted});  // the image's edges, fitted by E, hold for the next clicks
+  Object.assign(det(m), {drawn, fitted, rejected});  // E's edges and the rejections hold for the next clicks
   const rest = sweeping ? " (the sweep of the rest of the image stopped: click again to go on)" : "";
   const unseen = off ? `; ${off} of them off screen: Review (R) lists them from the least sure` : "";
   if (await m.page.changes.change(create, [], "accept")) say(`${create.length} proposals accepted${rest}${unseen}: Ctrl+Z takes them back`);
@@ -272,16 +332,7 @@ export function shownProposals(s) {
 // no clicks, no answer, no proposal replaced by a box drawn over it, no edges fitted (drawn:
 // the boxes drawn over a proposal of their class, each {label, from, to}; fitted: class ->
 // the edges' move E applied)
-const fresh = () => ({clicks: [], result: null, replaced: new Set(), drawn: [], fitted: new Map()});
-
-// a box drawn at `rect` (class `label`) over the answer's proposal `i`: it replaces it, and
-// when of its class, it shows how that class's edges are drawn (against SAM's own box, the
-// proposal before any fit)
-function drawnOn(d, i, rect, label) {
-  d.replaced.add(i);
-  const r = d.result;
-  if (r.labels[i] === label) d.drawn.push({label, from: (r.unfitted ?? r.boxes)[i], to: rect});
-}
+const fresh = () => ({clicks: [], result: null, replaced: new Set(), drawn: [], fitted: new Map(), rejected: []});
 
 // E: the proposals of the class of the last box drawn over one, moved by the mean of the
 // edges' moves of every box of that class drawn over one (edgeMove)
@@ -314,95 +365,7 @@ function fitHint(d, names) {
   return `${name} proposals moved by the edges of the ${fitText(d, last.label)} (x0, y0, x1, y1: ${edges} px); E again after another such box.`;
 }
 
-// what the training-free start found besides the clicked objects (which come back at score 1):
-// only what is nearly as like them as they are to themselves, and no texture when nothing is
-function lookAlikes(r) {
-  const n = r.scores.filter((s) => s < 1).length;
-  if (n === 0) return "Nothing else here is as like the clicked objects as they are to themselves: click another object, or draw its box.";
-  const where = r.swept ? " per window of 1024 px" : "";  // a large image: the cap holds in each window
-  const cap = r.look_alike_limit != null ? `, at most ${r.look_alike_limit}${where} (3 per object of your fullest finished image)` : "";
-  return `${n} look-alike${n === 1 ? "" : "s"} nearly as like the clicked objects as they are to themselves${cap}.`;
-}
-
-// the look-alikes among the image's SAM proposals: how many, of how many, and the clicks SAM found nothing at
-function proposalsText(r) {
-  const p = r.proposals, n = p.shown;
-  const found = n === 0 ? `Nothing like ${matchedTo(r)} among this image's ${p.made} SAM proposals: click an object, or draw its box.`
-    : `${n} look-alike${n === 1 ? "" : "s"} among this image's ${p.made} SAM proposals.`;
-  const none = p.unboxed.length ? ` SAM found no object of its own at click${p.unboxed.length === 1 ? "" : "s"} ${p.unboxed.map((i) => i + 1).join(", ")}: boxed from the click alone.` : "";
-  return found + none;
-}
-
-// what the look-alikes are like: the clicked objects, the finished images' objects, or both
-function matchedTo(r) {
-  const n = r.proposals.exemplars ?? 0;
-  const finished = `${n} object${n === 1 ? "" : "s"} of your finished images`;
-  const clicked = r.scores.some((s) => s === 1);
-  return n && clicked ? `the clicked objects and ${finished}` : n ? finished : "the clicked objects";
-}
-
-// the image's SAM proposals are still being made: what answers meanwhile
-function making(r) {
-  return r.proposals?.state === "making" ? " This image's SAM proposals are still being made: your clicks are asked again once they are." : "";
-}
-
-// how far the sweep of a large image has gone, and what it found
-function sweepText(s, error) {
-  const found = `${s.boxes.length} box${s.boxes.length === 1 ? "" : "es"} found`;
-  const where = `${s.windows_done} of ${s.windows} windows of 1024 px`;
-  if (error) return `The rest of the image: ${where}, ${found}; the page stopped following it (${error}).`;
-  if (s.status === "running") return `Looking over the rest of the image (what is on screen first): ${where}, ${found} so far, ${s.seconds.toFixed(0)} s.`;
-  if (s.status === "done") return `The whole image was looked over: ${found} in ${s.seconds.toFixed(0)} s.`;
-  if (s.status === "failed") return `The sweep of the rest of the image failed after ${where}: ${s.message}`;
-  return `The sweep of the rest of the image stopped after ${where}; ${found}.`;
-}
-
-// where the shown proposals start: the slider's score, or each class's own
-function scoreText(s, classes) {
-  const clicked = new Set(s.clicks.map((c) => c[2]));
-  const per = Object.entries((s.minScoreByHand ? null : s.result?.min_scores) ?? {}).filter(([c]) => !clicked.has(+c));
-  if (!per.length) return `at score >= ${s.minScore.toFixed(2)}`;
-  const each = per.map(([c, t]) => `${classes.get(+c)?.name ?? c} ${t > 1 ? "none" : t.toFixed(2)}`);
-  return `from each unclicked class's score of least work on held-out finished images (${each.join(", ")}; others ${s.minScore.toFixed(2)}; the slider sets one for all)`;
-}
-
 // the slider's step at or below the threshold, so that proposals scored at it still show
 function sliderValue(threshold) {
   return Math.min(0.95, Math.max(0.05, Math.floor(threshold * 20 + 1e-9) / 20));
-}
-
-function suggestion(threshold, byHand) {
-  const where = byHand ? "you moved the slider" : "the slider starts there";
-  return `best F1 on held-out finished images at score ${threshold.toFixed(2)} (${where})`;
-}
-
-// which model made the proposals: the detect answer's model_version and method
-function boxesFrom(r, classes) {
-  const said = r.fallback ? `${fellBack(r)} ` : "";
-  return said + servedBy(r, classes);
-}
-
-// the serving detector did not answer (its file cannot be read, or it knows other classes): why, and who did
-function fellBack(r) {
-  return `${r.fallback[0].toUpperCase()}${r.fallback.slice(1)}.`;
-}
-
-function servedBy(r, classes) {
-  if (r.model_version == null && r.method === "look-alikes") return `boxes from: SAM's proposals of this image, matched to ${matchedTo(r)} — no trained detector yet. ${proposalsText(r)}${fitted(r, classes)}`;
-  if (r.model_version == null && r.method === "training-free") return `boxes from: training-free start (feature similarity) — no trained detector yet. ${lookAlikes(r)}${making(r)}${fitted(r, classes)}`;
-  if (r.model_version == null && r.fallback) return `boxes from: ${r.method === "template" ? "template correlation" : "training-free start"}`;
-  if (r.model_version == null) return "boxes from: training-free start (feature similarity) — no trained detector yet";
-  return `boxes from: detector v${r.model_version} (${METHODS[r.method] ?? r.method})${fitted(r, classes)}${tight(r, classes)}`;
-}
-
-// the classes whose proposals SAM makes tight: where that put more at IoU 0.7 on held-out finished images
-function tight(r, classes) {
-  const names = (r.tight_classes ?? []).map((c) => classes.get(c)?.name ?? c);
-  return names.length ? ` Proposals of ${names.join(", ")} are made tight by SAM (it boxed more of them right on your held-out images).` : "";
-}
-
-// the classes whose SAM boxes (a click's own box) take the edges of your finished boxes
-function fitted(r, classes) {
-  const names = (r.fitted_classes ?? []).map((c) => classes.get(c)?.name ?? c);
-  return names.length ? ` SAM's boxes of ${names.join(", ")} are fitted to the edges of your finished boxes.` : "";
 }

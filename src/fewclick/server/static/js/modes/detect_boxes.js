@@ -48,3 +48,37 @@ export function moveEdges(r, label, delta) {
     return [Math.min(x0, x1 - 1), Math.min(y0, y1 - 1), Math.max(x1, x0 + 1), Math.max(y1, y0 + 1)];
   });
 }
+
+const area = (b) => (b[2] - b[0]) * (b[3] - b[1]);
+
+// the proposal (an index of `indices` into the answer `r`) whose box holds the image point
+// (x, y), of class `label` (null: any), the smallest such; or null
+export function proposalAt(r, indices, x, y, label = null) {
+  let best = null;
+  for (const i of indices) {
+    const b = r.boxes[i];
+    if ((label == null || r.labels[i] === label) && b[0] <= x && x <= b[2] && b[1] <= y && y <= b[3]
+      && (best == null || area(b) < area(r.boxes[best]))) best = i;
+  }
+  return best;
+}
+
+// the proposals a box drawn at `rect` of class `label` takes the place of: those at IoU >=
+// `near` with it, and those of its class that hold it or that it holds (a tight box drawn
+// inside an oversized proposal, or over two that are one object); best first
+export function drawnOver(r, indices, rect, label, near) {
+  const over = indices.map((i) => [i, iou(rect, r.boxes[i])])
+    .filter(([i, v]) => v >= near || (r.labels[i] === label && same(rect, r.boxes[i])));
+  return over.sort((a, b) => b[1] - a[1]).map(([i]) => i);
+}
+
+// the indices of the answer `r`'s boxes that match a proposal the person rejected (`rejected`:
+// [{label, box}]): one object's box of that class, at IoU >= SAME_IOU
+export function rejectedIn(rejected, r) {
+  const out = new Set();
+  if (!rejected.length) return out;
+  r.boxes.forEach((b, i) => {
+    if (rejected.some((p) => p.label === r.labels[i] && iou(p.box, b) >= SAME_IOU)) out.add(i);
+  });
+  return out;
+}
