@@ -74,7 +74,8 @@ def _walk(page, base: str, api, project: dict, records: list, classes: list[str]
         f"() => document.querySelectorAll('#uploads li[class]').length === {n}", timeout=600000
     )
     uploaded = time.perf_counter() - started
-    page.screenshot(path=str(out / "app_trips_upload.png"), full_page=True)
+    page.locator("#uploads").scroll_into_view_if_needed()  # the files' answers, under the page's fold
+    page.screenshot(path=str(out / "app_trips_upload.png"))
     images = api.get(f"/api/projects/{project['id']}/images").json()
     first = images[0]
     record = next(r for r in records if Path(r.file_name).name == first["file_name"])
