@@ -42,3 +42,19 @@ def client_for(app, **kwargs) -> TestClient:
     client = CheckedClient(app, **kwargs)
     client.headers.update(auth_headers(app))
     return client
+
+
+def serve_a_detector(app, project_id: int, path) -> None:
+    """Register a trained detector v1 ("scratch") for the project, its file at ``path``
+    (nowhere, for the browser tests that answer the page's detect requests themselves):
+    the page then acts as when a trained detector serves."""
+    from fewclick.server.db import ModelVersion
+
+    with app.state.sessions() as session:
+        session.add(
+            ModelVersion(
+                project_id=project_id, task="detect", version=1, path=str(path), images=2,
+                method="scratch", created_by=1,
+            )
+        )  # fmt: skip
+        session.commit()

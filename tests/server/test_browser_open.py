@@ -13,11 +13,11 @@ import httpx
 import numpy as np
 import pytest
 from browser import chromium_page, live_server, log_in, screen
-from clients import auth_headers, make_user
+from clients import auth_headers, make_user, serve_a_detector
 from PIL import Image as PILImage
 
 from fewclick.server.app import create_app
-from fewclick.server.db import ModelVersion, sqlite_url
+from fewclick.server.db import sqlite_url
 
 USER, PASSWORD = "ann", "a long password"
 
@@ -37,15 +37,8 @@ def server(tmp_path_factory):
         for name in ("served", "untrained", "submitted"):
             body = {"name": name, "folder": str(home / "images"), "classes": ["car"]}
             projects.append(api.post("/api/projects", json=body).json()["project"])
-        with app.state.sessions() as session:
-            for project in (projects[0], projects[2]):
-                session.add(
-                    ModelVersion(
-                        project_id=project["id"], task="detect", version=1, path=str(home / "none"),
-                        images=2, method="scratch", created_by=1,
-                    )
-                )  # fmt: skip
-            session.commit()
+        for project in (projects[0], projects[2]):
+            serve_a_detector(app, project["id"], home / "none")
         yield base, api, projects
 
 

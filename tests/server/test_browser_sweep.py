@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import tifffile
 from browser import chromium_page, live_server, log_in, screen
-from clients import auth_headers, make_user
+from clients import auth_headers, make_user, serve_a_detector
 
 from fewclick.server.app import create_app
-from fewclick.server.db import ModelVersion, sqlite_url
+from fewclick.server.db import sqlite_url
 
 USER, PASSWORD = "ann", "a long password"
 WIDTH, HEIGHT = 2600, 1000
@@ -40,14 +40,7 @@ def server(tmp_path_factory):
         image = api.get(f"/api/projects/{project['id']}/images").json()[0]
         # a second project of the image whose trained detector serves (its row points nowhere)
         served = api.post("/api/projects", json={**body, "name": "served"}).json()["project"]
-        with app.state.sessions() as session:
-            session.add(
-                ModelVersion(
-                    project_id=served["id"], task="detect", version=1, path=str(home / "none"), images=2,
-                    method="scratch", created_by=1,
-                )
-            )  # fmt: skip
-            session.commit()
+        serve_a_detector(app, served["id"], home / "none")
         served["image"] = api.get(f"/api/projects/{served['id']}/images").json()[0]
         page_state = {"served": served, "folder": home / "scene"}
         yield base, api, project, image, page_state

@@ -14,11 +14,11 @@ import httpx
 import numpy as np
 import pytest
 from browser import chromium_page, live_server, log_in, screen
-from clients import auth_headers, make_user
+from clients import auth_headers, make_user, serve_a_detector
 from PIL import Image as PILImage
 
 from fewclick.server.app import create_app
-from fewclick.server.db import ModelVersion, sqlite_url
+from fewclick.server.db import sqlite_url
 
 USER, PASSWORD = "ann", "a long password"
 
@@ -45,14 +45,7 @@ def server(tmp_path_factory):
         for name in ("served", "untrained"):
             body = {"name": name, "folder": str(home / "images"), "classes": ["cell"]}
             projects.append(api.post("/api/projects", json=body).json()["project"])
-        with app.state.sessions() as session:
-            session.add(
-                ModelVersion(
-                    project_id=projects[0]["id"], task="detect", version=1, path=str(home / "none"),
-                    images=2, method="scratch", created_by=1,
-                )
-            )  # fmt: skip
-            session.commit()
+        serve_a_detector(app, projects[0]["id"], home / "none")
         yield base, api, projects
 
 

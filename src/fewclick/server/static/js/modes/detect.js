@@ -14,7 +14,7 @@ import {iou, rboxCorners} from "../geometry.js";
 import {helpPanel} from "../panel.js";
 import {createStore} from "../store.js";
 import {cross, poly, strokeBox} from "../view.js";
-import {SAME_IOU, alreadyBoxed, drawnOver, edgeMove, moveEdges, proposalAt, rejectedIn} from "./detect_boxes.js";
+import {SAME_IOU, alreadyBoxed, drawnOver, edgeMove, holds, moveEdges, proposalAt, rejectedIn} from "./detect_boxes.js";
 import {exemplarsPanel} from "./detect_exemplars.js";
 import {boxesFrom, scoreText, suggestion, sweepText} from "./detect_text.js";
 
@@ -138,8 +138,6 @@ function hider(m, d, r, indices, create) {
     m.st.set();
   };
 }
-
-const holds = (b, x, y) => b[0] <= x && x <= b[2] && b[1] <= y && y <= b[3];
 
 // the proposal `i` rejected: hidden, and kept hidden in the answers to further clicks
 function reject(m, i) {

@@ -51,13 +51,16 @@ export function moveEdges(r, label, delta) {
 
 const area = (b) => (b[2] - b[0]) * (b[3] - b[1]);
 
+// whether box `b` holds the point (x, y)
+export const holds = (b, x, y) => b[0] <= x && x <= b[2] && b[1] <= y && y <= b[3];
+
 // the proposal (an index of `indices` into the answer `r`) whose box holds the image point
 // (x, y), of class `label` (null: any), the smallest such; or null
 export function proposalAt(r, indices, x, y, label = null) {
   let best = null;
   for (const i of indices) {
     const b = r.boxes[i];
-    if ((label == null || r.labels[i] === label) && b[0] <= x && x <= b[2] && b[1] <= y && y <= b[3]
+    if ((label == null || r.labels[i] === label) && holds(b, x, y)
       && (best == null || area(b) < area(r.boxes[best]))) best = i;
   }
   return best;
