@@ -25,9 +25,34 @@ class FormatWarning(UserWarning):
     """Annotations that were repaired or skipped while reading (clipped boxes, degenerate polygons, ...)."""
 
 
+#: the list :func:`warn` appends to while :func:`collected_warnings` says so (None: it warns)
+_COLLECTED: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "collected_warnings", default=None
+)
+
+
 def warn(message: str) -> None:
-    """Warn with :class:`FormatWarning`, pointing at the caller of the reader."""
+    """Warn with :class:`FormatWarning`, pointing at the caller of the reader; within
+    :func:`collected_warnings`, add the message to its list instead."""
+    collected = _COLLECTED.get()
+    if collected is not None:
+        collected.append(message)
+        return
     warnings.warn(message, FormatWarning, stacklevel=3)
+
+
+@contextlib.contextmanager
+def collected_warnings():
+    """Within it, the readers' repairs (:func:`warn`) are kept in the list it gives, each
+    message once per time it was said, and not warned: a server says them in the answer.
+    Unlike ``warnings.catch_warnings`` it holds for this thread (context) only, so requests
+    read at once keep their own."""
+    collected: list[str] = []
+    token = _COLLECTED.set(collected)
+    try:
+        yield collected
+    finally:
+        _COLLECTED.reset(token)
 
 
 def parse_xml(path: Path) -> ET.Element:
@@ -47,8 +72,10 @@ def load_json(path: Path) -> Any:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as exc:
+        ends = " (where the text ends: is the file cut off?)" if exc.pos >= len(exc.doc.rstrip()) else ""
         raise FormatError(
-            f"{path}: expected valid JSON, got an error at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            f"{path}: expected valid JSON, got an error at line {exc.lineno} column {exc.colno}: "
+            f"{exc.msg}{ends}"
         ) from None
     except UnicodeDecodeError as exc:
         raise FormatError(f"{path}: expected UTF-8 JSON text, got undecodable bytes ({exc.reason})") from None

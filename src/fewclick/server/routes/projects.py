@@ -1,6 +1,6 @@
 """Projects and their classes: create from a folder or a dataset, settings, import
-annotations, mark annotated images finished, export (COCO, DOTA, COCO panoptic, instance
-mask PNGs), analytics."""
+annotations (from the server's folders, or a file uploaded from the page), mark annotated
+images finished, export (COCO, DOTA, COCO panoptic, instance mask PNGs), analytics."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Body, HTTPException
-from fastapi.responses import Response
+from fastapi import APIRouter, Body, File, Form, HTTPException, UploadFile
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, StrictBool
 from sqlalchemy.orm import Session
 
-from fewclick.server import accounts, exports, imports, paths, store, views
+from fewclick.server import accounts, annotation_uploads, exports, imports, paths, store, views
 from fewclick.server.db import Project, ProjectClass, local_user
 from fewclick.server.deps import DB, Config, Settings, prepare_tiles
 from fewclick.server.jobs.control import train_if_due, trainer_steps
@@ -205,6 +205,46 @@ def import_dataset(project_id: int, body: ImportIn, session: DB, config: Config)
     warnings = imports.import_annotations(session, local_user(session), project, data, body.reference)
     session.commit()
     return {"project": _detail(session, project, config), "warnings": warnings}
+
+
+@router.post(
+    "/projects/{project_id}/import/upload",
+    response_model=answers.ImportedFile,
+    responses={409: {"model": answers.UnknownClasses, "description": "classes not in the project"}},
+)
+def import_upload(
+    project_id: int,
+    session: DB,
+    config: Config,
+    file: Annotated[UploadFile, File()],
+    format: Annotated[FormatName | None, Form()] = None,
+    reference: Annotated[bool, Form()] = False,
+    add_classes: Annotated[bool, Form()] = False,
+):
+    """One annotation file from the person's disk (COCO, Label Studio or points JSON, CVAT
+    XML; see :mod:`fewclick.server.annotation_uploads`), streamed to disk as it arrives and
+    imported as ``/import`` imports: its objects on the project's images of their file
+    names, the others named in ``warnings``. Objects of classes the project lacks are a 409
+    naming them in ``unknown_classes``, and nothing is imported, unless ``add_classes``."""
+    project = rows.get(session, Project, project_id, "project")
+    user, folder = local_user(session), config.uploads(project.id)
+    options = annotation_uploads.ImportOptions(format, reference, add_classes)
+    try:
+        done = annotation_uploads.import_file(
+            session, user, project, file.filename or "", file.file, folder, options
+        )
+    except annotation_uploads.UnknownClasses as exc:
+        return JSONResponse({"detail": str(exc), "unknown_classes": exc.names}, status_code=exc.status)
+    session.commit()
+    return {
+        "name": done.file_name,
+        "format": done.format,
+        "annotations": done.annotations,
+        "images": done.images,
+        "classes_added": done.classes_added,
+        "warnings": done.warnings,
+        "project": _detail(session, project, config),
+    }
 
 
 @router.get("/projects/{project_id}/export", response_class=Response)

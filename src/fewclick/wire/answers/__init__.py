@@ -72,6 +72,7 @@ from fewclick.wire.answers.projects import (
     Event,
     Finished,
     ImageTime,
+    ImportedFile,
     Logged,
     MapAtBoxes,
     MapAtTime,
@@ -80,6 +81,7 @@ from fewclick.wire.answers.projects import (
     ProjectClass,
     ProjectSummary,
     ProjectWithWarnings,
+    UnknownClasses,
 )
 
 __all__ = [
@@ -97,6 +99,8 @@ __all__ = [
     "ProjectSummary",
     "Project",
     "ProjectWithWarnings",
+    "ImportedFile",
+    "UnknownClasses",
     "Finished",
     "ImageTime",
     "MapAtTime",

@@ -75,6 +75,27 @@ class ProjectWithWarnings(Answer):
     warnings: list[str]
 
 
+class ImportedFile(ProjectWithWarnings):
+    """An annotation file uploaded and imported: its ``annotations`` on ``images`` of the
+    project's images, the classes it added (``classes_added``), and the ``warnings`` (the
+    reader's repairs, images not in the project, objects skipped)."""
+
+    name: str
+    format: str
+    annotations: int
+    images: int
+    classes_added: list[str]
+
+
+class UnknownClasses(Answer):
+    """The 409 to an annotation file whose objects are of classes the project does not
+    have: nothing was imported; ``unknown_classes`` names them, ``detail`` says so in words
+    (sent again with ``add_classes``, the file adds them and is imported)."""
+
+    detail: str
+    unknown_classes: list[str]
+
+
 class Finished(Answer):
     """How many images a finish marked, and the training job it started (None: none)."""
 
