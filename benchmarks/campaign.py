@@ -7,8 +7,9 @@ manual quality, against drawing by hand and against pre-annotation without click
 Starts ``fewclick serve`` (SQLite in ``--work``), adds a user and a bearer token with the CLI
 (``fewclick users add``, ``fewclick token create``), and from then on goes through the HTTP
 API only: it makes a project of D's images with D's annotations imported as reference
-(hidden from the annotator), sets the app to train by itself after every
-``--retrain-every`` finished images, and has the simulated annotator
+(hidden from the annotator), sets the app to start training by itself after
+``--retrain-every`` finished images (its background trainer for the detector; a job for the
+mask models after every that many), and has the simulated annotator
 (:mod:`fewclick.simulate.annotator`, which knows D's ground truth as a person knows by eye)
 go through the images in order, ending each at manual quality:
 
@@ -123,6 +124,7 @@ from fewclick.types import Clicks, Objects, geometry_only
 
 MAX_CLICKS = 20
 PAGE_MIN_SCORE = 0.3  # the page's proposal slider before a detector suggests its own
+RESCUE_SPAN, RESCUE_FLOOR = 0.2, 0.3  # detect.js: the page never hides every box of an image
 #: the background trainer's seconds per step on one core (its rounds' crops, ImageNet
 #: EfficientNet-Lite0): ``--calibrate`` measures it; 1.24 was measured on hit_uav here
 #: (2026-11-25, one other single-threaded job beside it)
@@ -752,6 +754,9 @@ class Annotator:
             clicked = {str(c) for c in out.get("clicked_classes", [])}
             own = {c: min(1.0, t) for c, t in per_class.items() if c not in clicked}
             floors = [own.get(str(c), start) for c in out["labels"]]
+            if out["scores"] and not any(s >= f for s, f in zip(out["scores"], floors)):
+                # the page never hides every box: those from the best less RESCUE_SPAN (detect.js)
+                floors = [max(RESCUE_FLOOR, max(out["scores"]) - RESCUE_SPAN)] * len(floors)
         else:
             floors = [least] * len(out["scores"])
         keep = [i for i, (s, floor) in enumerate(zip(out["scores"], floors)) if s >= floor]

@@ -50,6 +50,8 @@ class _Known:
 
 
 def _config(**kw):
+    kw.setdefault("min_held_out_objects", 1)
+    kw.setdefault("min_held_out", 2)
     return ContinualConfig(round_steps=2, crop=64, batch_size=2, resamples=50, **kw)
 
 
@@ -79,17 +81,35 @@ def test_a_round_warm_starts_from_the_round_before(data, tmp_path):
     config = detector_config_for(data, "c3det")
     trainer = ContinualTrainer(tmp_path, config, _config())
     first = trainer.round(data, [])
-    assert first.promoted and first.candidate_mAP is None, "nothing served: the first round serves untested"
+    assert not first.promoted and first.candidate_mAP is None, "unscored: it never serves, not even first"
     frozen = ContinualTrainer(tmp_path, config, _config(lr=0.0))  # the same folder, a restart
-    assert frozen.serving == first.path
+    assert frozen.serving is None and len(frozen.state.rounds) == 1
     second = frozen.round(data, [])
-    assert second.number == 2 and not second.promoted, "unscored: the serving round keeps serving"
+    assert second.number == 2 and not second.promoted
     a, _ = load_detector(first.path)
     b, _ = load_detector(second.path)
     convs = [k for k, v in a.state_dict().items() if k.endswith("weight") and v.dim() == 4]
     assert convs and all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in convs)
     state = json.loads((tmp_path / "state.json").read_text())
-    assert state["total_steps"] == 4 and state["serving_round"] == 1
+    assert state["total_steps"] == 4 and state["serving_round"] is None
+
+
+def test_a_candidate_scored_on_too_few_held_out_objects_never_serves(data, tmp_path):
+    held = _held(data, 2)
+    objects = sum(len(o) for _, o in held)
+    config = detector_config_for(data, "c3det")
+    loader = lambda path: _Known(held, True)  # noqa: E731 (a "model" that is always right)
+    few = ContinualTrainer(tmp_path / "few", config, _config(min_held_out_objects=objects + 1), load=loader)
+    r = few.round(data, held)
+    assert not r.promoted and r.candidate_mAP is None and few.serving is None, "nothing served, still not"
+    assert (
+        r.note
+        == f"{objects} held-out objects on 2 images; {objects + 1} objects on 2 images needed to score it"
+    )
+    assert r.held_out_objects == objects
+    enough = ContinualTrainer(tmp_path / "enough", config, _config(min_held_out_objects=objects), load=loader)
+    r = enough.round(data, held)
+    assert r.promoted and r.candidate_mAP == 1.0 and enough.serving == r.path
 
 
 def test_a_candidate_is_promoted_only_when_it_wins_beyond_the_noise(data, tmp_path):
@@ -156,9 +176,10 @@ def test_a_round_that_cannot_write_its_checkpoint_is_dropped_and_touches_nothing
 def test_a_torn_checkpoint_is_passed_over_as_warm_start_and_beaten_as_the_serving_one(data, tmp_path):
     held = _held(data, 3)
     config = detector_config_for(data, "c3det")
-    trainer = ContinualTrainer(tmp_path, config, _config())
-    first = trainer.round(data, [])
-    second = trainer.round(data, [])
+    trainer = ContinualTrainer(tmp_path, config, _config(), load=lambda path: _Known(held, False))
+    first = trainer.round(data, held)
+    second = trainer.round(data, held)
+    assert first.promoted and not second.promoted, "scored against nothing, then a tie"
     data_bytes = Path(second.path).read_bytes()
     Path(second.path).write_bytes(data_bytes[: len(data_bytes) // 2])  # the newest round, torn
     assert trainer._warm_start() == first.path

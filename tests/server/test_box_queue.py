@@ -283,7 +283,8 @@ def test_the_trainer_trains_on_the_partly_labeled_images_but_holds_out_only_fini
 
 
 def test_a_partly_labeled_image_trains_with_its_open_boxes_as_dampened_noisy_labels(app, dataset, tmp_path):
-    from fewclick.server.jobs.training import train_project
+    from fewclick.active.continual import held_out
+    from fewclick.server.jobs import trainer
     from fewclick.train.detect_data import BACKGROUND_WEIGHT, LOSS_WEIGHT, NEGATIVE
 
     project = _project(app, dataset)
@@ -315,16 +316,13 @@ def test_a_partly_labeled_image_trains_with_its_open_boxes_as_dampened_noisy_lab
     assert added.status_code == 201, added.text
     done = app.client.patch(f"/api/images/{other['id']}", json={"status": "done"})
     assert done.status_code == 200, done.text
-    with app.state.sessions() as session:
-        job = Job(project_id=project["id"], kind="train", created_by=1)
-        session.add(job)
-        session.commit()
-        job_id = job.id
-    url = str(app.state.sessions.kw["bind"].url)
-    train_project(url, job_id, tmp_path / "models", minutes=0.1, steps=2, embeddings=None)
-    with app.state.sessions() as session:
-        version = session.query(ModelVersion).filter_by(project_id=project["id"], task="detect").one()
-        assert version.images == 1 and version.metrics["partly_labeled_images"] == 1
+    # the background trainer (the one way detectors train) learns from both
+    data, held, _, _ = trainer._finished(app.state.sessions, project["id"], {})
+    kept_out = held_out(other["id"])
+    assert sorted(r.id for r in data.images) == sorted([records[0].id] + ([] if kept_out else [other["id"]]))
+    assert len(held) == int(kept_out), "the partly labeled image is never held out"
+    partly = next(r for r in data.images if r.id == records[0].id)
+    assert partly.objects.extra[LOSS_WEIGHT].tolist() == [1.0, 1.0, 0.5]
 
 
 def test_only_what_a_person_labeled_keeps_a_box_out_of_the_queue_not_hidden_reference(app, dataset):

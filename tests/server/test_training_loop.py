@@ -1,4 +1,5 @@
-"""Training in the loop: a job starts by itself after every N finished images, imported
+"""Training in the loop: the trainer starts by itself after N finished images (and masks
+and points train in a job after every N), imported
 annotations are marked finished in bulk, the train request says why it cannot start, a job
 estimates its time left, and a database from before all this keeps its rows.
 
@@ -55,6 +56,19 @@ def _project(client, dataset, name="p"):
     return project, client.get(f"/api/projects/{project['id']}/images").json()
 
 
+def _boxes_project(client, dataset, name="boxes"):
+    """A project of the dataset's images with one box each and no mask (the synthetic
+    datasets' objects have masks: a training job would start for them): none finished."""
+    folder = Path(dataset).parent / "images"
+    project = client.post("/api/projects", json={"name": name, "folder": str(folder)}).json()["project"]
+    cls = project["classes"][0]["id"]
+    images = client.get(f"/api/projects/{project['id']}/images").json()
+    for image in images:
+        body = {"revision": 0, "create": [{"class_id": cls, "geometry": {"box": [5, 5, 30, 30]}}]}
+        assert client.post(f"/api/images/{image['id']}/annotations/batch", json=body).status_code == 200
+    return project, images
+
+
 def _end_job(app, job_id: int, trained_on: int) -> None:
     """Let job ``job_id`` end as if it trained a detector on ``trained_on`` images."""
     with app.state.sessions() as session:
@@ -68,45 +82,59 @@ def _end_job(app, job_id: int, trained_on: int) -> None:
         session.commit()
 
 
-def test_a_job_starts_by_itself_after_exactly_n_finished_images_and_never_twice(app, dataset, started):
+def test_the_trainer_starts_by_itself_after_n_finished_images_and_a_persons_stop_holds(app, dataset, started):
     client = app.client
-    project, images = _project(client, dataset)
+    project, images = _boxes_project(client, dataset)
     assert project["auto_train_every"] == 2, "the default"
     done = lambda im: client.patch(f"/api/images/{im['id']}", json={"status": "done"}).json()  # noqa: E731
 
     assert done(images[0])["job"] is None and started == [], "one finished image: not yet"
     job = done(images[1])["job"]
-    assert job is not None and job["trigger"] == "auto" and job["status"] == "queued"
+    assert job is not None and job["kind"] == "trainer" and job["trigger"] == "auto", job
+    settings = app.state.settings
     assert started == [
-        (
-            run.run_training,
-            (
-                app.state.settings.db_url,
-                job["id"],
-                str(app.state.settings.models_dir),
-                1.0,
-                str(app.state.settings.embeddings),
-            ),
-        )
-    ], "started as the Train button starts one, with a budget of one minute"
-    assert done(images[2])["job"] is None and len(started) == 1, "one job queued: no second"
+        (run.run_trainer, (settings.db_url, job["id"], str(settings.models_dir), str(settings.embeddings)))
+    ], "the background trainer, as Keep training starts it: the one way the app trains detectors"
+    assert done(images[2])["job"] is None and len(started) == 1, "its next round takes the image in"
     assert client.patch(f"/api/images/{images[2]['id']}", json={"status": "reviewed"}).json()["job"] is None
 
+    # a person's stop holds: finishing images does not start it again, Keep training does
+    r = client.post(f"/api/projects/{project['id']}/trainer", json={"action": "stop"})
+    assert r.status_code == 202 and r.json()["status"] == "stopping", r.text
     _end_job(app, job["id"], trained_on=3)
-    assert done(images[3])["job"] is None, "one image more than the model saw: not yet"
-    client.patch(f"/api/images/{images[3]['id']}", json={"status": "in_progress"})
-    client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 1})
-    second = done(images[3])["job"]
-    assert second["trigger"] == "auto" and len(started) == 2
+    assert done(images[3])["job"] is None and len(started) == 1, "stopped by a person: not started again"
+    again = client.post(f"/api/projects/{project['id']}/trainer", json={"action": "start"})
+    assert again.status_code == 202 and len(started) == 2, again.text
     jobs = client.get(f"/api/projects/{project['id']}/jobs").json()
-    assert [(j["id"], j["trigger"]) for j in jobs] == [(job["id"], "auto"), (second["id"], "auto")]
+    assert [(j["id"], j["kind"], j["trigger"]) for j in jobs] == [
+        (job["id"], "trainer", "auto"), (again.json()["id"], "trainer", "user")
+    ]  # fmt: skip
 
 
-def _job_row(app, project_id: int, status: str, age_s: float, beat_age_s: float | None) -> int:
+def test_masks_and_points_train_in_a_job_beside_the_trainer_after_every_n_images(
+    tmp_path_factory, app, started
+):
+    client = app.client
+    root = tmp_path_factory.mktemp("cells")
+    make_dataset("cells", 3, seed=4, width=160, height=160, out_dir=root / "cells")
+    project, images = _project(client, root / "cells" / "annotations.json")
+    kinds = lambda: sorted(target.__name__ for target, _ in started)  # noqa: E731
+    for im in images[:2]:
+        client.patch(f"/api/images/{im['id']}", json={"status": "done"})
+    assert kinds() == ["run_trainer", "run_training"], (
+        "the masks (22 on 2 images) train in a job of their own"
+    )
+    training = [args for target, args in started if target is run.run_training][0]
+    assert training[3] == control.AUTO_MINUTES, "a job that starts by itself has a budget of one minute"
+    client.patch(f"/api/images/{images[2]['id']}", json={"status": "done"})
+    assert len(started) == 2, "the mask job is live: no second one"
+
+
+def _job_row(app, project_id: int, status: str, age_s: float, beat_age_s: float | None, kind="train") -> int:
     """A job row made ``age_s`` ago whose last heartbeat was ``beat_age_s`` ago (None: never)."""
     with app.state.sessions() as session:
         t = now()
-        job = Job(project_id=project_id, kind="train", status=status, created_by=1)
+        job = Job(project_id=project_id, kind=kind, status=status, created_by=1)
         job.created_at = job.updated_at = t - timedelta(seconds=age_s)
         job.heartbeat_at = None if beat_age_s is None else t - timedelta(seconds=beat_age_s)
         session.add(job)
@@ -133,10 +161,11 @@ def _finished(client, dataset) -> dict:
 def test_a_job_whose_process_stopped_no_longer_blocks_train(app, dataset, started, status, beat_age_s):
     client = app.client
     project = _finished(client, dataset)
-    dead = _job_row(app, project["id"], status, 3600, beat_age_s)
+    dead = _job_row(app, project["id"], status, 3600, beat_age_s, kind="trainer")
     r = client.post(f"/api/projects/{project['id']}/train", json={"minutes": 0.1})
     assert r.status_code == 202, r.text
-    assert len(started) == 1 and r.json()["id"] != dead
+    assert [target for target, _ in started] == [run.run_trainer, run.run_training], "the trainer, then masks"
+    assert r.json()["id"] != dead
     old = client.get(f"/api/jobs/{dead}").json()
     assert old["status"] == "failed" and "process stopped" in old["message"]
 
@@ -144,6 +173,7 @@ def test_a_job_whose_process_stopped_no_longer_blocks_train(app, dataset, starte
 def test_a_job_that_beats_still_blocks_a_second_one(app, dataset, started):
     client = app.client
     project = _finished(client, dataset)
+    _job_row(app, project["id"], "running", 3600, HEARTBEAT_SECONDS, kind="trainer")
     alive = _job_row(app, project["id"], "running", 3600, HEARTBEAT_SECONDS)
     r = client.post(f"/api/projects/{project['id']}/train", json={"minutes": 0.1})
     assert r.status_code == 409 and f"job {alive}" in r.json()["detail"]
@@ -215,18 +245,19 @@ def test_finish_marks_every_image_with_the_users_annotations_and_trains_once(app
     r = client.post(f"/api/projects/{project['id']}/finish", json={"status": "done"})
     assert r.status_code == 200
     out = r.json()
-    assert out["finished"] == 2 and out["job"]["trigger"] == "auto" and len(started) == 1
+    assert out["finished"] == 2 and out["job"]["kind"] == "trainer" and out["job"]["trigger"] == "auto"
+    assert len(started) == 2, "the trainer, and a job for the masks"
     statuses = [im["status"] for im in client.get(f"/api/projects/{project['id']}/images").json()]
     assert statuses == ["in_progress", "reviewed", "done", "done"]
     assert client.post(f"/api/projects/{project['id']}/finish").json() == {"finished": 0, "job": None}
-    assert len(started) == 1, "a job is queued: the rule starts no second"
+    assert len(started) == 2, "both are queued: the rule starts no second"
     r = client.post(f"/api/projects/{project['id']}/finish", json={"status": "new"})
     assert r.status_code == 400 and "status must be one of ('done', 'reviewed')" in r.json()["detail"]
 
 
 def test_only_an_annotators_finishing_starts_training(app, dataset, started):
     client = app.client
-    project, images = _project(client, dataset)
+    project, images = _boxes_project(client, dataset)
     client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 1})
     reviewer = TestClient(app, headers={"Authorization": f"Bearer {make_user(app, 'rev', 'reviewer')}"})
     annotator = TestClient(app, headers={"Authorization": f"Bearer {make_user(app, 'ann', 'annotator')}"})
@@ -262,7 +293,7 @@ def test_finish_as_reviewed_and_reference_annotations_do_not_count(app, dataset,
 
 def test_train_says_why_it_cannot_start_and_writes_no_job(app, dataset, started):
     client = app.client
-    project, images = _project(client, dataset)
+    project, images = _boxes_project(client, dataset)
     url = f"/api/projects/{project['id']}/train"
     r = client.post(url, json={"minutes": 0.5})
     assert r.status_code == 400
@@ -277,9 +308,13 @@ def test_train_says_why_it_cannot_start_and_writes_no_job(app, dataset, started)
     r = client.post(url, json={"minutes": 0.5})
     assert r.status_code == 202 and r.json()["trigger"] == "user"
     job = r.json()
-    assert started[0][1][1:2] + started[0][1][3:4] == (job["id"], 0.5)
+    assert job["kind"] == "trainer" and started[0][0] is run.run_trainer, "boxes: the trainer learns them"
+    assert started[0][1][1] == job["id"]
     r = client.post(url, json={"minutes": 0.5})
-    assert r.status_code == 409 and f"job {job['id']} (train) is queued" in r.json()["detail"]
+    assert (
+        r.status_code == 409
+        and f"is queued (job {job['id']}): each of its rounds takes in" in r.json()["detail"]
+    )
     assert len(client.get(f"/api/projects/{project['id']}/jobs").json()) == 1 and len(started) == 1
 
 
@@ -328,25 +363,35 @@ def test_update_job_stamps_when_it_began_running(app, dataset):
         assert row.started_at is not None and row.started_at < row.updated_at
 
 
-def test_train_project_stores_each_models_method_and_metrics(app, dataset, monkeypatch, tmp_path):
+def test_train_project_stores_each_models_method_and_metrics_and_trains_no_detector(
+    app, dataset, monkeypatch, tmp_path
+):
     client = app.client
-    project, images = _project(client, dataset)
+    make_dataset("cells", 2, seed=4, width=160, height=160, out_dir=tmp_path / "cells")
+    project, images = _project(client, tmp_path / "cells" / "annotations.json")
     client.patch(f"/api/projects/{project['id']}", json={"auto_train_every": 0})
     client.post(f"/api/projects/{project['id']}/finish")
-    metrics = {"held_out_mAP": {"pretrained": 0.61, "scratch": 0.42}}
-    fake = lambda run, **_: Trained(run.out, "pretrained", metrics)  # noqa: E731
-    for task in ("train_detectors", "train_masks", "_cpr"):
-        monkeypatch.setattr(training, task, fake)
+    metrics = {"sam_decoder": {"serves": False, "why": "a test"}}
+    monkeypatch.setattr(training, "train_masks", lambda run, **_: Trained(run.out, "model", metrics))
     with app.state.sessions() as session:
         job = Job(project_id=project["id"], kind="train", created_by=1)
         session.add(job)
         session.commit()
     training.train_project(app.state.settings.db_url, job.id, tmp_path / "models", minutes=0.1)
     detail = client.get(f"/api/projects/{project['id']}").json()
-    assert detail["detector"]["version"] == 1 and detail["detector"]["method"] == "pretrained"
-    learnt = {**metrics, "class_ids": [c["id"] for c in detail["classes"]]}  # a rename keeps them
-    assert detail["detector"]["metrics"] == learnt and detail["detector"]["images"] == 4
+    assert [(m["task"], m["method"], m["images"]) for m in detail["models"]] == [("segment", "model", 2)]
+    assert detail["models"][0]["metrics"] == metrics and detail["detector"] is None, "the trainer's alone"
     assert client.get(f"/api/jobs/{job.id}").json()["status"] == "done"
+
+    boxes, _ = _boxes_project(client, dataset)
+    client.patch(f"/api/projects/{boxes['id']}", json={"auto_train_every": 0})
+    client.post(f"/api/projects/{boxes['id']}/finish")
+    with app.state.sessions() as session:
+        job = Job(project_id=boxes["id"], kind="train", created_by=1)
+        session.add(job)
+        session.commit()
+    with pytest.raises(ValueError, match="fewer than 8 masks and fewer than 10 points"):
+        training.train_project(app.state.settings.db_url, job.id, tmp_path / "models", minutes=0.1)
 
 
 def test_the_0003_migration_keeps_the_rows_of_an_older_database(tmp_path):

@@ -35,7 +35,7 @@ def _demo(args) -> int:
     if args.no_serve:
         return 0
     if job_id is not None:
-        print(f"training its first detector in the background (job {job_id}, {args.train_minutes:g} min)")
+        print(f"its background trainer and first models are training (job {job_id})")
     greeting = f"open http://{args.host}:{args.port}/#/project/{project_id}"
     run_app(args.log_level, greeting, url, args.out, args.host, args.port)
     return 0

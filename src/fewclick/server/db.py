@@ -26,7 +26,14 @@ IMAGE_STATUSES = ("new", "in_progress", "done", "reviewed")
 FINISHED = ("done", "reviewed")  # the statuses training learns from
 REVIEW_STATES = ("pending", "accepted", "rejected")
 ANNOTATION_KINDS = ("box", "rbox", "mask", "point")
-JOB_STATES = ("queued", "running", "paused", "stopping", "done", "failed")  # paused, stopping: a trainer
+JOB_STATES = (
+    "queued",
+    "running",
+    "paused",
+    "stopping",
+    "done",
+    "failed",
+)  # paused, stopping: a person's word
 JOB_TRIGGERS = ("user", "auto")
 ROLES = ("admin", "annotator", "reviewer")
 # how long (seconds) a statement waits for a lock another connection holds before it fails
@@ -281,6 +288,8 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=now)
     started_at: Mapped[datetime | None]  # when it began running
     heartbeat_at: Mapped[datetime | None]  # last sign of life from the job's process
+    # its training's steps and their measured seconds (fewclick.server.jobs.pause.Pace)
+    pace: Mapped[dict | None]
     # the server run that started it (processes.RUN): the next run fails it if it never ended
     server_run: Mapped[str | None] = mapped_column(String(120), default=run_id)
     updated_at: Mapped[datetime] = mapped_column(default=now)

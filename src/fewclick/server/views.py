@@ -68,21 +68,42 @@ def eta_seconds(progress: float, elapsed: float) -> float | None:
 def job(j: Job, at: datetime | None = None) -> dict:
     """A job row as of ``at`` (now by default). ``message`` is the first line of the row's
     (a failure's is one line with a log reference; its traceback is in the log);
-    ``elapsed_seconds`` counts from when it began running (None before), ``eta_seconds``
-    estimates the rest while it runs."""
+    ``elapsed_seconds`` counts from when it began running (None before); while it runs,
+    ``eta_seconds`` estimates the rest, ``eta_range`` how sure that is and ``eta_from`` how
+    it was made (:func:`eta`)."""
     at = at or now()
-    elapsed = eta = None
+    elapsed, guess = None, {"eta_seconds": None, "eta_range": None, "eta_from": None}
     if j.started_at is not None:
         elapsed = ((at if j.status == "running" else j.updated_at) - j.started_at).total_seconds()
         if j.status == "running":
-            eta = eta_seconds(j.progress, elapsed)
+            guess = eta(j.pace, j.progress, elapsed)
     return {
         **columns(j, "id project_id kind trigger status progress"),
         "message": j.message.split("\n", 1)[0],
         "elapsed_seconds": elapsed,
-        "eta_seconds": eta,
+        **guess,
+        "step_counts": None if not j.pace else [j.pace.get("done"), j.pace.get("total")],
         **columns(j, "created_at updated_at"),
     }
+
+
+def eta(pace: dict | None, progress: float, elapsed: float) -> dict:
+    """The time left of a running job: from its steps when its training knows how many it
+    will take (:class:`fewclick.server.jobs.pause.Pace`: the steps left at the median of the
+    recent steps' seconds, and the work after the steps at what it took last time), with a
+    range from the 10th to the 90th percentile of those steps' seconds (and half to twice
+    the work after them; ``eta_from`` says when that was not measured yet); else from the
+    share done so far (``progress``), without a range."""
+    if pace and pace.get("total") and pace.get("step_seconds") is not None:
+        left = max(pace["total"] - pace["done"], 0)
+        after = pace.get("after")
+        seconds = left * pace["step_seconds"] + (after or 0.0)
+        low = left * pace["low"] + (after or 0.0) / 2
+        high = left * pace["high"] + (after or 0.0) * 2
+        how = f"{left} steps left at {pace['step_seconds']:.2f} s a step, from the last {pace['measured']}"
+        how += "" if after is not None else "; then scoring, not timed yet"
+        return {"eta_seconds": seconds, "eta_range": [low, high], "eta_from": how}
+    return {"eta_seconds": eta_seconds(progress, elapsed), "eta_range": None, "eta_from": None}
 
 
 def event(e: Event) -> dict:

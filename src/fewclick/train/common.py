@@ -68,6 +68,20 @@ def steps_for_budget(
     return per_step, max(int((budget_s - spent_s) / per_step) + step, step + 1, min_steps)
 
 
+_PAUSED = [0.0]  # the seconds this process's training has waited in a person's pause
+
+
+def working_clock() -> float:
+    """``time.perf_counter()`` less the seconds this process's training waited in a person's
+    pause (:func:`paused`): a budget of minutes is one of work, a pause does not use it up."""
+    return time.perf_counter() - _PAUSED[0]
+
+
+def paused(seconds: float) -> None:
+    """Training waited ``seconds`` in a pause (:mod:`fewclick.server.jobs.pause` says so)."""
+    _PAUSED[0] += seconds
+
+
 class StepClock:
     """A training loop's step count, progress bar and clock, from step ``step`` (a resumed
     run's, its ``elapsed`` seconds before) to ``total``. With ``total`` None the count comes
@@ -87,7 +101,7 @@ class StepClock:
         self.step, self.total = step, total
         self.budget_s, self.min_steps = budget_s, min_steps
         self.per_step: float | None = None
-        self.started = time.perf_counter() - elapsed
+        self.started = working_clock() - elapsed
         self.times: list[float] = []
         self.tick = self.started
         self.bar = tqdm(total=total, initial=step, desc=desc, unit="step", mininterval=2)
@@ -99,18 +113,18 @@ class StepClock:
 
     def elapsed(self) -> float:
         """Seconds of training so far, a resumed run's earlier ones included."""
-        return time.perf_counter() - self.started
+        return working_clock() - self.started
 
     def start(self) -> None:
         """A step begins: its time counts from here."""
-        self.tick = time.perf_counter()
+        self.tick = working_clock()
 
     def done(self, postfix: dict[str, str]) -> bool:
         """The step has been made (``postfix``: its losses, for the bar); True when it was
         the one that turned the budget into ``total``."""
         self.step += 1
         if self.total is None and self.step > CALIBRATION_SKIP:
-            self.times.append(time.perf_counter() - self.tick)
+            self.times.append(working_clock() - self.tick)
         calibrated = self.total is None and len(self.times) == CALIBRATION_STEPS
         if calibrated:
             self.per_step, self.total = steps_for_budget(

@@ -23,7 +23,6 @@ clicks, and of one click), which decides whether a tuned decoder serves.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from fewclick.metrics.segmentation import mask_iou
 from fewclick.models.sam_decoder import IMAGE_SIZE, SamDecoder
 from fewclick.models.sam_pick import AMBIGUOUS_POINTS, fit_offsets, prompt_kind, served_index
 from fewclick.simulate.corrective import noisy_box
+from fewclick.train.common import working_clock
 
 LOW_RES = 256
 BOX_MIN_IOU = 0.7  # the rounds protocol's loose box (protocols.segment.RoundsConfig)
@@ -143,10 +143,10 @@ def tune_decoder(
         p.requires_grad_(cfg.parts == "all" or name.startswith(head))
     params = [p for p in decoder.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
-    started, losses, step = time.perf_counter(), [], 0
+    started, losses, step = working_clock(), [], 0
     end = None if cfg.budget_minutes is None else started + 60 * cfg.budget_minutes
     deadline = None if end is None else end - (60 * cfg.budget_minutes * FIT_SHARE if cfg.offsets else 0)
-    while (cfg.steps is None or step < cfg.steps) and (deadline is None or time.perf_counter() < deadline):
+    while (cfg.steps is None or step < cfg.steps) and (deadline is None or working_clock() < deadline):
         if stop is not None and stop():
             break
         decoder.train()
@@ -168,7 +168,7 @@ def tune_decoder(
         order = rng.permutation(len(usable))[:FIT_EXAMPLES]
         records = first_prompts(decoder, [usable[i] for i in order], rng, cfg.box_noise, end)
     decoder.iou_offsets = fit_offsets(records) or None
-    return TuneResult(decoder, step, time.perf_counter() - started, losses, len(records))
+    return TuneResult(decoder, step, working_clock() - started, losses, len(records))
 
 
 def first_prompts(
@@ -178,14 +178,15 @@ def first_prompts(
     box_noise: float,
     deadline: float | None = None,
 ) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """For each example (until ``deadline``, a ``perf_counter`` time) the records
+    """For each example (until ``deadline``, a :func:`~fewclick.train.common.working_clock`
+    time) the records
     :func:`~fewclick.models.sam_pick.fit_offsets` takes: a noisy box alone and one click at
     the object's centre, each ``(kind, predicted IoUs [4], actual IoUs [4])``."""
     records = []
     decoder.eval()
     with torch.no_grad():
         for e in examples:
-            if deadline is not None and time.perf_counter() > deadline:
+            if deadline is not None and working_clock() > deadline:
                 break
             target = e.target > 0.5
             corners, _ = _noisy_corners(target, rng, box_noise)

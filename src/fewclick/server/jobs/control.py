@@ -1,11 +1,17 @@
-"""Starting training jobs: when the user asks, and by themselves as images get finished.
+"""Starting training: when the user asks, and by itself as images get finished.
 
-A project trains by itself once it has ``Project.auto_train_every`` (0: never) more finished
-images holding the user's annotations than its newest model was trained on, and none of its
-jobs is queued or running. Both ways start the job the same way: a ``Job`` row, then
-:func:`fewclick.server.jobs.run.run_training` in a process of its own; the app never waits.
-The check and the new row happen under one lock, so two requests finishing images at once
-start one job (within one app process; the job row check covers the rest).
+The background trainer (:mod:`fewclick.server.jobs.trainer`) is the one way the app trains
+detectors. A project starts it by itself once it has ``Project.auto_train_every`` (0: never)
+finished images holding the user's annotations with boxes, unless its users stopped it (it
+then waits for their Keep training); from then on each of its rounds takes in every image
+finished since. The mask and point models train in a job of their own
+(:mod:`fewclick.server.jobs.training`), started by itself when ``auto_train_every`` more
+finished images hold them than they were trained on and none of the project's other jobs is
+live. The user's Train starts both, as the finished images allow. Every job starts the same
+way: a ``Job`` row, then its entry point (:mod:`fewclick.server.jobs.run`) in a process of
+its own; the app never waits. The checks and the new rows happen under one lock, so two
+requests finishing images at once start one of each (within one app process; the job row
+check covers the rest). Any job can be paused, resumed and stopped (:func:`control_job`).
 
 A job whose process stopped would block the project's next job for good. When the app
 starts, :func:`fail_earlier_runs` marks failed at once every queued or running job an
@@ -32,7 +38,7 @@ from fewclick.server.db import Job, Project, local_user, now
 from fewclick.server.deps import Settings, start_process
 from fewclick.server.jobs import run
 from fewclick.server.jobs.process import HEARTBEAT_SECONDS
-from fewclick.server.jobs.status import FAILED, LIVE_TRAINER, QUEUED, RUNNING, STOPPING
+from fewclick.server.jobs.status import FAILED, LIVE, PAUSED, QUEUED, RUNNING, STOPPING
 from fewclick.server.jobs.trainer import folder as trainer_folder
 from fewclick.server.storage import annotations, images, jobs, rows, versions
 
@@ -40,8 +46,14 @@ log = logging.getLogger(__name__)
 
 AUTO_MINUTES = 1.0  # the budget of a job that starts by itself
 NOTHING_TO_TRAIN = "no finished image with annotations yet: mark annotated images done, then train"
-NO_DETECTOR = "no trained detector yet: finish a few images and train, then build the review queue"
-NO_DETECTOR_TO_PREANNOTATE = "no trained detector yet: finish a few images and train, then pre-annotate"
+NO_DETECTOR = (
+    "no trained detector yet: the trainer serves one once 3 held-out finished images hold 50 objects; "
+    "then build the review queue"
+)
+NO_DETECTOR_TO_PREANNOTATE = (
+    "no trained detector yet: the trainer serves one once 3 held-out finished images hold 50 objects; "
+    "then pre-annotate"
+)
 NOTHING_TO_PREANNOTATE = "every image is finished or holds annotations: nothing to pre-annotate"
 STALE_SECONDS = 12 * HEARTBEAT_SECONDS  # a job silent this long has no process left
 WATCH_SECONDS = 3.0  # how often the server looks for job processes that died
@@ -49,6 +61,7 @@ RESTARTS, RESTARTS_MINUTES = 5, 10  # a killed trainer is started again at most 
 _RESTARTED: dict[int, list[float]] = {}  # project id -> when its trainer was last started again
 RESTARTED = "the server restarted while the job ran (an earlier server started it): start it again"
 STOPPED = "the server stopped while the job ran: start it again"
+PAUSABLE = ("train", "trainer")  # the job kinds that train: a pause waits at a training step
 TRAINER_ACTIONS = {"pause": ("running",), "resume": ("paused",), "stop": ("queued", "running", "paused")}
 NO_TRAINER = "the project's trainer is not running: start it first"
 WANTED = "wanted.txt"  # in the trainer's folder: running, paused or stopped (restart_trainers)
@@ -56,15 +69,42 @@ _lock = threading.Lock()
 
 
 def start_training(session: Session, config: Settings, project: Project, minutes: float) -> Job:
-    """Start a training job the user asked for. :class:`~fewclick.server.store.StoreError`
-    (400) when no finished image holds annotations; :class:`~fewclick.server.store.Conflict`
-    (409) naming the job while one of the project's jobs is queued or running. No job row
-    is written when it is refused."""
+    """Train what the finished images allow, as the user asked: the background trainer for
+    the detector (unless it is live: it takes in the newly finished images at its next round)
+    when they hold boxes, and a training job of ``minutes`` for the mask and point models
+    when they hold enough of them (:func:`fewclick.server.jobs.training.tasks_for`). The
+    job, else the trainer. :class:`~fewclick.server.store.StoreError` (400) when no finished
+    image holds annotations; :class:`~fewclick.server.store.Conflict` (409) naming the job
+    while another of the project's jobs is live and the trainer has nothing to start. No
+    job row is written when it is refused."""
+    from fewclick.server.jobs import training
+    from fewclick.server.jobs.training import tasks_for
+
     with _lock:
         reset_stale(session, project.id)
         if annotations.finished_annotated(session, project.id) == 0:
             raise store.StoreError(NOTHING_TO_TRAIN)
-        return _start(session, config, project, minutes, "user")
+        kinds = annotations.finished_kinds(session, project.id)
+        live = jobs.trainer_job(session, project.id)
+        started = _start_trainer(session, config, project, "user") if _boxes(kinds) and live is None else None
+        if tasks_for(kinds) and (started is None or jobs.running_job(session, project.id) is None):
+            return _start(session, config, project, minutes, "user")  # Conflict while a job is live
+        if started is not None:
+            return started
+        if live is not None:
+            goes_on = {
+                "paused": "Resume it to go on",
+                "stopping": "it ends in seconds: start it again then",
+            }.get(live.status, "each of its rounds takes in the images finished since")
+            raise store.Conflict(
+                f"the trainer of project {project.name!r} is {live.status} (job {live.id}): {goes_on}"
+            )
+        raise store.StoreError(training.NO_TASK)  # points only, too few of them
+
+
+def _boxes(kinds: dict[str, int]) -> bool:
+    """Whether annotations of ``kinds`` (counted) give the detector boxes: a mask has one."""
+    return any(kinds.get(k, 0) for k in ("box", "rbox", "mask"))
 
 
 def start_queue(session: Session, config: Settings, project: Project) -> Job:
@@ -117,17 +157,21 @@ def start_trainer(session: Session, config: Settings, project: Project, trigger:
             raise store.Conflict(f"the trainer of project {project.name!r} is {live.status} (job {live.id})")
         if annotations.finished_annotated(session, project.id) == 0:
             raise store.StoreError(NOTHING_TO_TRAIN)
-        job = jobs.add_trainer(session, project.id, local_user(session), trigger)
-        session.commit()
-        _want(config, project.id, "running")
+        return _start_trainer(session, config, project, trigger)
+
+
+def _start_trainer(session: Session, config: Settings, project: Project, trigger: str) -> Job:
+    """A new trainer job, committed, its process started (under :data:`_lock`)."""
+    job = jobs.add_trainer(session, project.id, local_user(session), trigger)
+    session.commit()
+    _want(config, project.id, "running")
     start_process(run.run_trainer, config.db_url, job.id, str(config.models_dir), str(config.embeddings))
     return job
 
 
 def control_trainer(session: Session, config: Settings, project: Project, action: str) -> Job:
-    """Pause, resume or stop the project's trainer: its job row says so and its process
-    follows within seconds. StoreError (400) for another action, or an action its state does
-    not allow (resume while running); 404-like StoreError when it is not live."""
+    """Pause, resume or stop the project's trainer (:func:`control_job`). StoreError (400) for
+    another action, or one its state does not allow; StoreError when it is not live."""
     if action not in TRAINER_ACTIONS:
         raise store.StoreError(f"unknown trainer action {action!r}: pause, resume or stop")
     with _lock:
@@ -135,12 +179,33 @@ def control_trainer(session: Session, config: Settings, project: Project, action
         job = jobs.trainer_job(session, project.id)
         if job is None or job.status == STOPPING:
             raise store.StoreError(NO_TRAINER)
-        if job.status not in TRAINER_ACTIONS[action]:
-            raise store.StoreError(f"the trainer is {job.status}: it cannot {action}")
-        job.status = {"pause": "paused", "resume": "running", "stop": "stopping"}[action]
-        job.updated_at = now()
+    return control_job(session, config, job, action)
+
+
+def control_job(session: Session, config: Settings, job: Job, action: str) -> Job:
+    """Pause, resume or stop a job, of any kind: its row says so and its process follows
+    within seconds (:mod:`fewclick.server.jobs.pause`; a stop ends it within
+    :data:`~fewclick.server.jobs.pause.STOP_GRACE` seconds of its process reading the row).
+    A trainer's users' word is kept beside its rounds (:func:`wanted`). StoreError (400) for
+    another action, or one the job's state does not allow (resume while running, anything
+    once it ended)."""
+    if action not in TRAINER_ACTIONS:
+        raise store.StoreError(f"unknown job action {action!r}: pause, resume or stop")
+    with _lock:
+        reset_stale(session, job.project_id)
+        session.refresh(job)
+        what = "the trainer" if job.kind == jobs.TRAINER else f"job {job.id} ({job.kind})"
+        if action != "stop" and job.kind not in PAUSABLE:  # no training step to wait at
+            raise store.StoreError(f"{what} cannot {action}: only training pauses; stop it instead")
+        new = {"pause": PAUSED, "resume": RUNNING, "stop": STOPPING}[action]
+        if not jobs.set_status_if(session, job.id, new, TRAINER_ACTIONS[action]):
+            session.rollback()
+            session.refresh(job)
+            raise store.StoreError(f"{what} is {job.status}: it cannot {action}")
         session.commit()
-        _want(config, project.id, {"pause": "paused", "resume": "running", "stop": "stopped"}[action])
+        session.refresh(job)
+        if job.kind == jobs.TRAINER:
+            _want(config, job.project_id, {"pause": "paused", "resume": "running", "stop": "stopped"}[action])
     return job
 
 
@@ -156,6 +221,8 @@ def queue_train_if_due(session: Session, config: Settings, project: Project) -> 
     every = project.queue_train_every
     if every == 0 or answers_since_training(session, project.id) < every:
         return None
+    if wanted(config, project.id) in ("stopped", "paused"):  # a person's word holds
+        return None
     try:
         return start_trainer(session, config, project, "auto")
     except store.StoreError:  # live already (Conflict), or no finished image with boxes yet
@@ -163,13 +230,40 @@ def queue_train_if_due(session: Session, config: Settings, project: Project) -> 
 
 
 def train_if_due(session: Session, config: Settings, project: Project) -> Job | None:
-    """Start a training job by itself when the project is due one (module docstring);
-    the job, or None. Call it after committing the change that finished images."""
+    """Start training by itself when the project is due it (module docstring); what started
+    (the trainer, else the mask and point models' job), or None. Call it after
+    committing the change that finished images."""
+    from fewclick.server.jobs.training import tasks_for
+
+    every = project.auto_train_every
+    if every == 0:
+        return None
     with _lock:
         reset_stale(session, project.id)
-        if not _due(session, project):
+        finished = annotations.finished_annotated(session, project.id)
+        if finished < every:
             return None
-        return _start(session, config, project, AUTO_MINUTES, "auto")
+        kinds = annotations.finished_kinds(session, project.id)
+        started = None
+        if _boxes(kinds) and _may_start_by_itself(config, session, project.id):
+            started = _start_trainer(session, config, project, "auto")
+        new = finished - versions.trained_on(session, project.id, ("segment", "points"))
+        if tasks_for(kinds) and new >= every and jobs.running_job(session, project.id) is None:
+            job = _start(session, config, project, AUTO_MINUTES, "auto")
+            started = started or job
+        return started
+
+
+def _may_start_by_itself(config: Settings, session: Session, project_id: int) -> bool:
+    """Whether the project's trainer may start by itself now: it is not live, its users did
+    not stop or pause it (their word holds until they start it), and one left running that
+    ended (it failed) is started again within the restart budget (:func:`_may_restart`)."""
+    if jobs.trainer_job(session, project_id) is not None:
+        return False
+    state = wanted(config, project_id)
+    if state in ("stopped", "paused"):
+        return False
+    return state is None or _may_restart(project_id)
 
 
 def reset_stale(session: Session, project_id: int | None = None, at: datetime | None = None) -> list[Job]:
@@ -197,7 +291,7 @@ def fail_dead(session: Session, config: Settings) -> list[Job]:
     failed, trainers = [], []
     for code, args in processes.reap():
         job = rows.find(session, Job, args[1]) if len(args) > 1 and isinstance(args[1], int) else None
-        if job is None or job.status not in LIVE_TRAINER:
+        if job is None or job.status not in LIVE:
             continue
         how = f"signal {-code}" if code < 0 else f"exit code {code}"
         job.status, job.updated_at = FAILED, now()
@@ -342,14 +436,6 @@ def _fail(session: Session, found: list[Job], message: str) -> list[Job]:
         log.warning("job %d (%s) of project %d: %s", job.id, job.kind, job.project_id, message)
     session.commit()
     return found
-
-
-def _due(session: Session, project: Project) -> bool:
-    every = project.auto_train_every
-    if every == 0 or jobs.running_job(session, project.id) is not None:
-        return False
-    new = annotations.finished_annotated(session, project.id) - versions.trained_on(session, project.id)
-    return new >= every
 
 
 def _start(session: Session, config: Settings, project: Project, minutes: float, trigger: str) -> Job:

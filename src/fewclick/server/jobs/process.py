@@ -39,12 +39,18 @@ class Interrupted(BaseException):
 
 
 def run_job(fn, db_url: str, job_id: int, *args, **kwargs) -> None:
-    """``fn(db_url, job_id, *args, **kwargs)`` with the job's heartbeat beating; an exception
+    """``fn(db_url, job_id, *args, **kwargs)`` with the job's heartbeat beating and its row
+    watched for a person's pause and stop (:mod:`fewclick.server.jobs.pause`); an exception
     marks the job failed (:func:`fail`) instead of ending the process with a traceback, and
     so does SIGTERM or SIGINT, with :data:`INTERRUPTED`."""
+    from fewclick.server.jobs.pause import Stopped, stopped, watched
+
     with heartbeat(db_url, job_id), _stop_signals_raise():
         try:
-            fn(db_url, job_id, *args, **kwargs)
+            with watched(db_url, job_id):
+                fn(db_url, job_id, *args, **kwargs)
+        except Stopped:  # a person's stop reached a training step (the trainer ends by itself)
+            stopped(db_url, job_id)
         except Interrupted:
             interrupted(db_url, job_id)
         except Exception as exc:  # the job row tells the user; the log keeps the traceback

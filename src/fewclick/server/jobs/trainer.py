@@ -15,12 +15,25 @@ both held-out scores and the share of resamples won), which serves from then on.
 round starts from the serving version when it is of the trainer's kind, else from the
 ImageNet weights.
 
-The job row is the trainer's remote control: ``paused`` (the page's Pause) stops training
-after the current step and keeps the process waiting; ``running`` again (Resume) goes on;
-``stopping`` (Stop) ends it, ``done``. Its message says the round, the serving version and
-its score. Everything learned is in ``<models>/<project>/trainer/`` (the rounds and
-``state.json``): a trainer started again, after a stop or a restart of the server, goes on
-from the newest finished round. The running trainer's pid is in ``process.json`` there.
+It is the one way the app trains detectors (issue 53): started by itself after the project's
+first ``auto_train_every`` finished images, or by a person (:mod:`fewclick.server.jobs.control`).
+What it trains was chosen once, by measurement, where the training job used to compare four
+ways on every run: C3Det on ImageNet EfficientNet-Lite0 beat C3Det from scratch from 5
+finished images (bccd +0.135 mAP at 5 clicks, hit_uav +0.004:
+docs/benchmarks/detect_fewshot_imagenet.md), so it trains that, and from scratch only without
+the ImageNet weights; C3Det on the frozen SAM features and the training-free start are not
+trained, they are what serves before its first version (the look-alikes among SAM's
+proposals, :data:`LOOK_ALIKES`), and its candidates must beat them to serve. A candidate is
+scored only on enough held-out objects (``ContinualConfig.min_held_out_objects``): below
+that, none serves.
+
+The job row is the trainer's remote control: ``paused`` (the page's Pause) holds training
+at its next step, the round in memory; ``running`` again (Resume) goes on from there;
+``stopping`` (Stop) ends it, ``done``, within seconds (:mod:`fewclick.server.jobs.pause`).
+Its message says the round, the serving version and its score. Everything learned is in
+``<models>/<project>/trainer/`` (the rounds and ``state.json``): a trainer started again,
+after a stop or a restart of the server, goes on from the newest finished round. The
+running trainer's pid is in ``process.json`` there.
 
 Nothing that serves is ever deleted under a reader: a round's checkpoint is named by its
 version row the moment it is promoted, and after each round the trainer collects only what
@@ -42,6 +55,7 @@ from pathlib import Path
 
 from fewclick.server import model_files
 from fewclick.server.db import Job, Project, make_engine, session_factory
+from fewclick.server.jobs.pause import Stopped, current
 from fewclick.server.jobs.status import DONE, PAUSED, RUNNING, update_job
 from fewclick.server.serving import (
     CLASS_IDS,
@@ -99,6 +113,7 @@ def run_trainer(
     status = RUNNING if control.status() == "queued" else control.status()
     update_job(db_url, job_id, status=status, message=f"{kind}: reading the finished images")
     trainer = None
+    after = None  # the seconds the last round took after its last step (scoring its candidate)
     keys: dict = {}  # id(held-out image) -> the app's encoder cache key, renewed every round
     done = 0
     lock = _one_trainer(work, control, db_url, job_id)
@@ -123,10 +138,12 @@ def run_trainer(
             trainer.classes = list(data.classes)  # renamed: the same classes by id, new names
             _serve_against(trainer, serving, embeddings, project_id)
             # progress is the round's share done: 0 as it starts, and again once it is counted
-            update_job(db_url, job_id, progress=0.0, message=_running(trainer, len(data), len(held)))
+            pace = _begin_pace(trainer, after)  # the round before's pace goes with it
+            message = _running(trainer, len(data), len(held))
+            update_job(db_url, job_id, progress=0.0, pace=None, message=message)
             try:
                 result = trainer.round(data, held, log=lambda _: None, progress=control.check)
-            except _Stop:  # paused or stopped mid-round: the loop's head tells which
+            except (_Stop, Stopped):  # stopped mid-round: the loop's head ends it
                 continue
             except (OSError, ValueError, RuntimeError) as exc:  # a full disk, a torn warm start
                 log.warning("project %s: trainer round dropped", project_id, exc_info=True)
@@ -135,15 +152,35 @@ def run_trainer(
                     break
                 continue
             done += 1
+            after = _after_steps(pace)
+            if pace is not None:
+                pace.begin(None)  # between rounds no time left is said
             if result.promoted:
                 _register(sessions, project_id, job_id, kind, result, trainer, embeddings)
             _collect(sessions, project_id, models_dir, trainer)
-            update_job(db_url, job_id, progress=0.0, message=_after(trainer, result, sessions, project_id))
+            message = _after(trainer, result, sessions, project_id)
+            update_job(db_url, job_id, progress=0.0, pace=None, message=message)
     finally:
         engine.dispose()
         (work / PROCESS_FILE).unlink(missing_ok=True)
         lock.close()  # the next trainer of the project may begin
     update_job(db_url, job_id, status=DONE, progress=1.0, message=_stopped(trainer))
+
+
+def _begin_pace(trainer, after: float | None):
+    """The round's steps in the job's pace (:mod:`fewclick.server.jobs.pause`), with the
+    seconds the round before took after its steps; the pace (None outside a job's process)."""
+    watch = current()
+    if watch is not None:
+        watch.pace.begin(trainer.config.round_steps, after)
+    return None if watch is None else watch.pace
+
+
+def _after_steps(pace) -> float | None:
+    """The seconds since the round's last step: its scoring and writing, measured."""
+    if pace is None or pace.last is None:
+        return None
+    return round(time.monotonic() - pace.last, 1)
 
 
 def _one_trainer(work: Path, control, db_url: str, job_id: int):
@@ -209,13 +246,14 @@ class _Control:
 
     def check(self, step: int, total: int | None) -> None:
         """A training step's progress callback: the round's share done goes to the job's
-        progress; a pause or a stop cuts the round short."""
+        progress; a stop cuts the round short (a pause holds it at its next step:
+        :mod:`fewclick.server.jobs.pause`)."""
         if time.monotonic() - self.last < POLL_SECONDS:
             return
         self.last = time.monotonic()
         with self.sessions() as session:
             job = rows.find(session, Job, self.job_id)
-            if job.status != RUNNING:
+            if job.status not in (RUNNING, PAUSED):  # a pause waits at the next step (jobs.pause)
                 raise _Stop()
             job.progress = round(step / total, 3) if total else 0.0
             session.commit()
@@ -347,6 +385,8 @@ def _serve_against(trainer, serving, embeddings: str | None = None, project_id: 
     among them serve the clicks: the first candidate serves only once it beats them on the
     held-out finished images (:data:`LOOK_ALIKES`)."""
     if serving is None:
+        if trainer.state.serving not in (None, LOOK_ALIKES):  # a round promoted, never registered
+            trainer.state.serving = None  # (its process stopped in between): nothing serves
         if trainer.state.serving is None and embeddings and _proposals_made(embeddings, project_id):
             trainer.state.serving = LOOK_ALIKES
         return
@@ -401,12 +441,11 @@ def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer
         classes = [c.name for c in project.classes]
     metrics = {"trainer_round": result.number, "trainer_steps": trainer.state.total_steps}
     metrics[CLASS_IDS] = trainer.class_ids  # renamed since, the version still serves them
-    if result.candidate_mAP is None:
-        metrics["note"] = f"fewer than {trainer.config.min_held_out} held-out images: serves untested"
-    else:
+    if result.candidate_mAP is not None:
         scores = {kind: result.candidate_mAP, "serving before": result.serving_mAP}
         metrics["held_out_mAP"] = {k: round(v, 4) for k, v in scores.items() if v is not None}
         metrics.update(held_out_images=result.held_out_images, clicks=list(trainer.config.ks))
+        metrics["held_out_objects"] = result.held_out_objects
         metrics["resamples_won"] = result.wins
     if result.thresholds is not None:  # per class position: proposals on open from these scores
         metrics["score_thresholds"] = result.thresholds
@@ -443,7 +482,7 @@ def _verdict(r, confidence: float) -> str:
     training`` (or promoted; or untested with too few held-out images)."""
     what = "promoted" if r.promoted else "kept training"
     if r.candidate_mAP is None:
-        return f"round {r.number}: too few held-out images to score it: {what}"
+        return f"round {r.number}: not scored ({r.note}): {what}"
     if r.serving_mAP is None:
         why = f" ({r.note})" if getattr(r, "note", None) else ""
         return f"round {r.number}: held-out mAP {r.candidate_mAP:.3f}{why}: {what}"

@@ -1,76 +1,73 @@
-"""Training a project's models on its finished images, as a background job.
+"""Training a project's mask and point models on its finished images, as a job.
 
-A job trains, on the images whose status is ``done`` or ``reviewed``, every model their
-annotations allow: the click detector (C3Det on the pretrained encoder's features or from
-scratch, whichever scores better on held-out finished images:
-:mod:`fewclick.server.jobs.detectors`) when they hold boxes, the box-to-mask models (M_b,
-M_b+c, the ranker and SAM's decoder tuned: :mod:`fewclick.server.jobs.masks`) when they hold
-at least ``MIN_MASKS`` masks, and CPRNet when they hold at least ``MIN_POINTS`` points
-(refined from the clicks as made). Each model gets its share of the budget, is written under
-``<models>/<project>/<task>/v<N>/`` and registered as version N of its task; the newest
-detector and point model serve from then on. With at least ten finished masks the job ends
-by comparing the mask backends, whose best serves masks
-(:mod:`fewclick.server.jobs.comparison`). Where the project holds reference annotations
-(imported ground truth, hidden from the annotator), a new detector is scored without clicks
-against them on up to ``REFERENCE_IMAGES`` images nobody has labeled yet (none of its
-training images), and its version records that mAP with the boxes labeled so far: the
-project page's curve of mAP against boxes labeled. Progress goes to the job row about once a
-second.
+A job trains, on the images whose status is ``done`` or ``reviewed``, every model of these
+their annotations allow: the box-to-mask models (M_b, M_b+c, the ranker and SAM's decoder
+tuned: :mod:`fewclick.server.jobs.masks`) when they hold at least ``MIN_MASKS`` masks, and
+CPRNet when they hold at least ``MIN_POINTS`` points (refined from the clicks as made). The
+click detector is not among them: the project's background trainer is the one way the app
+trains detectors (:mod:`fewclick.server.jobs.trainer`; :func:`fewclick.server.jobs.control.start_training`
+starts it beside this job). Each model gets its share of the budget, is written under
+``<models>/<project>/<task>/v<N>/`` and registered as version N of its task; the newest point
+model serves from then on. With at least ten finished masks the job ends by comparing the
+mask backends, whose best serves masks (:mod:`fewclick.server.jobs.comparison`). A person
+may pause, resume and stop it from the project page at any training step
+(:mod:`fewclick.server.jobs.pause`). Progress goes to the job row about once a second.
 Runs in its own process (:func:`fewclick.server.jobs.run.run_training`).
+
+Where the project holds reference annotations (imported ground truth, hidden from the
+annotator), the trainer's new detector versions are scored without clicks against them on up
+to ``REFERENCE_IMAGES`` images nobody has labeled yet (:func:`reference_score`): the project
+page's curve of mAP against boxes labeled.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fewclick.server.db import Job, Project, make_engine, session_factory
-from fewclick.server.jobs.detectors import train_detectors
 from fewclick.server.jobs.masks import MIN_MASKS, train_masks
 from fewclick.server.jobs.status import DONE, RUNNING, update_job
-from fewclick.server.serving import (
-    CLASS_IDS,
-    Trained,
-    TrainingRun,
-    class_ids,
-    file_key,
-    project_encoder,
-)
+from fewclick.server.serving import Trained, TrainingRun, file_key, project_encoder
 from fewclick.server.storage import annotations, box_queries, images, rows
 from fewclick.server.storage.versions import add_version, next_version
 
 log = logging.getLogger(__name__)
 MIN_POINTS = 10
+NO_TASK = (
+    f"the finished images hold fewer than {MIN_MASKS} masks and fewer than {MIN_POINTS} points: "
+    "nothing for a training job (the background trainer learns the boxes)"
+)
 
 REFERENCE_IMAGES = 20  # unlabeled images with reference annotations a new detector is scored on
 
 
+def tasks_for(kinds: dict[str, int]) -> list[str]:
+    """The tasks of a training job that finished images holding ``kinds`` (annotations
+    counted by kind: :func:`fewclick.server.storage.annotations.finished_kinds`) allow."""
+    tasks = ["segment"] if kinds.get("masks", 0) >= MIN_MASKS else []
+    return tasks + (["points"] if kinds.get("point", 0) >= MIN_POINTS else [])
+
+
 def _plan(data) -> list[str]:
     """The tasks the finished images allow."""
-    boxes = masks = points = 0
+    masks = points = 0
     for rec in data.images:
         o = rec.objects
-        boxes += int(np.isfinite(o.boxes).all(1).sum())
         masks += sum(1 for s in (o.segmentations or []) if s is not None)
         points += 0 if o.points is None else int(np.isfinite(o.points).all(1).sum())
-    tasks = ["detect"] if boxes else []
-    if masks >= MIN_MASKS:
-        tasks.append("segment")
-    if points >= MIN_POINTS:
-        tasks.append("points")
-    return tasks
+    return tasks_for({"masks": masks, "point": points})
 
 
 @dataclass
 class _Plan:
     """What a job reads of its project before it trains: the finished images with
-    annotations (``data``), the tasks they allow, each task's next version, and what the
-    detector and the comparison need."""
+    annotations (``data``), the tasks they allow, each task's next version, and whether the
+    mask backends are compared after."""
 
     data: object
     tasks: list[str]
@@ -78,9 +75,6 @@ class _Plan:
     project_id: int
     user_id: int | None
     compare: bool
-    partly: list
-    reference: Reference | None
-    class_ids: list[int]  # the project's classes as read, by id (a detector serves them renamed)
 
 
 def train_project(
@@ -105,16 +99,7 @@ def train_project(
         update_job(db_url, job_id, status=RUNNING, message=message, progress=i / parts)
         progress = _reporter(db_url, job_id, i, parts)
         run = TrainingRun(data, out, share, progress, steps, embeddings, plan.project_id)
-        detector = partial(train_detectors, partly=plan.partly)
-        trained = {"detect": detector, "segment": train_masks, "points": _cpr}[task](run)
-        if task == "detect" and (plan.partly or plan.reference):
-            extra = {"partly_labeled_images": len(plan.partly)} if plan.partly else {}
-            if plan.reference and trained.method in ("scratch", "pretrained", "imagenet"):
-                update_job(db_url, job_id, message=f"scoring detect v{versions[task]} against the reference")
-                extra.update(
-                    reference_score(trained.path, plan.reference, data.classes, embeddings, plan.project_id)
-                )
-            trained = replace(trained, metrics={**(trained.metrics or {}), **extra})
+        trained = {"segment": train_masks, "points": _cpr}[task](run)
         _register(db_url, plan, task, trained)
         done.append(f"{task} v{versions[task]}")
     message = f"trained {', '.join(done)} on {len(data.images)} images"
@@ -143,11 +128,10 @@ def _collect(db_url: str, project_id: int, models_dir: Path) -> None:
 
 
 def _read_plan(db_url: str, job_id: int, embeddings: str | None) -> _Plan:
-    """Read job ``job_id``'s project (see :class:`_Plan`); ValueError when it has no
-    finished image with annotations."""
+    """Read job ``job_id``'s project (see :class:`_Plan`); ValueError when its finished
+    images allow no model of a job (:data:`NO_TASK`)."""
     from fewclick.server.exports import to_dataset
     from fewclick.server.jobs.comparison import too_few
-    from fewclick.server.jobs.queue import partly_labeled
     from fewclick.server.serving import finished_masks
 
     engine = make_engine(db_url)
@@ -158,7 +142,7 @@ def _read_plan(db_url: str, job_id: int, embeddings: str | None) -> _Plan:
         data.images = [r for r in data.images if len(r.objects)]
         tasks = _plan(data)
         if not tasks:
-            raise ValueError("no finished image with annotations yet: mark annotated images done, then train")
+            raise ValueError(NO_TASK)
         plan = _Plan(
             data,
             tasks,
@@ -166,9 +150,6 @@ def _read_plan(db_url: str, job_id: int, embeddings: str | None) -> _Plan:
             project.id,
             job.created_by,
             embeddings is not None and too_few(finished_masks(session, project.id)) is None,
-            partly_labeled(session, project) if "detect" in tasks else [],
-            reference_images(session, project) if "detect" in tasks else None,
-            class_ids(project),
         )
     engine.dispose()
     return plan
@@ -186,16 +167,11 @@ def _register(db_url: str, plan: _Plan, task: str, trained: Trained) -> None:
             path=str(trained.path),
             images=len(plan.data.images),
             method=trained.method,
-            metrics=_with_classes(trained.metrics, plan) if task == "detect" else trained.metrics,
+            metrics=trained.metrics,
             created_by=plan.user_id,
         )
         session.commit()
     engine.dispose()
-
-
-def _with_classes(metrics: dict | None, plan: _Plan) -> dict:
-    """A detector's ``metrics`` with the class ids it learnt (it serves them renamed)."""
-    return {**(metrics or {}), CLASS_IDS: plan.class_ids}
 
 
 @dataclass(frozen=True)

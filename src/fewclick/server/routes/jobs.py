@@ -10,6 +10,7 @@ from fewclick.server import views
 from fewclick.server.db import Job, Project
 from fewclick.server.deps import DB, Config
 from fewclick.server.jobs.control import (
+    control_job,
     control_trainer,
     reset_stale,
     start_preannotate,
@@ -44,6 +45,18 @@ def trainer(project_id: int, body: TrainerIn, session: DB, config: Config):
     if body.action == "start":
         return views.job(start_trainer(session, config, project))
     return views.job(control_trainer(session, config, project, body.action))
+
+
+class ControlIn(BaseModel):
+    action: str = Field(max_length=10)  # pause, resume or stop
+
+
+@router.post("/jobs/{job_id}/control", status_code=202, response_model=answers.Job)
+def control(job_id: int, body: ControlIn, session: DB, config: Config):
+    """Pause, resume or stop a job of any kind (:func:`fewclick.server.jobs.control.control_job`):
+    the job as it is now; its process follows within seconds."""
+    job = rows.get(session, Job, job_id, "job")
+    return views.job(control_job(session, config, job, body.action))
 
 
 @router.post("/projects/{project_id}/preannotate", status_code=202, response_model=answers.Job)

@@ -34,14 +34,14 @@ def delete(session: Session, image: Image, ids: Sequence[int]) -> None:
         session.delete(ann)
 
 
-def annotation_counts(session: Session, project_id: int) -> dict[int, int]:
-    """The number of the user's annotations (reference ones left out) per image id; images
-    without any are left out."""
+def annotation_counts(session: Session, project_id: int, reference: bool = False) -> dict[int, int]:
+    """The number of the user's annotations (reference ones left out; with ``reference``,
+    the reference ones only) per image id; images without any are left out."""
     return dict(
         session.execute(
             select(Annotation.image_id, func.count())
             .join(Image)
-            .where(Image.project_id == project_id, Annotation.reference.is_(False))
+            .where(Image.project_id == project_id, Annotation.reference.is_(reference))
             .group_by(Annotation.image_id)
         ).all()
     )
@@ -157,16 +157,33 @@ def finished_annotated(session: Session, project_id: int) -> int:
     return session.scalar(select(func.count()).select_from(ids.subquery()))
 
 
-def finished_mask_geometries(session: Session, project_id: int):
-    """The geometries of the user's masks and oriented boxes (not rejected) on the project's
-    finished images."""
+def finished_kinds(session: Session, project_id: int) -> dict[str, int]:
+    """The user's annotations on the project's finished images, counted by kind (box, rbox,
+    mask, point), and ``masks``: those with a mask (an oriented box imported with its mask
+    is one)."""
+    counts = session.execute(
+        select(Annotation.kind, func.count())
+        .join(Image)
+        .where(Image.project_id == project_id, Image.status.in_(FINISHED), *USERS_WORK)
+        .group_by(Annotation.kind)
+    ).all()
+    kinds = {kind: n for kind, n in counts}
+    rboxes = kinds.get("rbox", 0) and sum(
+        1 for g in finished_mask_geometries(session, project_id, ("rbox",)) if "mask" in g
+    )
+    return {**kinds, "masks": kinds.get("mask", 0) + rboxes}
+
+
+def finished_mask_geometries(session: Session, project_id: int, kinds: tuple[str, ...] = ("mask", "rbox")):
+    """The geometries of the user's masks and oriented boxes (not rejected; of ``kinds``) on
+    the project's finished images."""
     return session.scalars(
         select(Annotation.geometry)
         .join(Image)
         .where(
             Image.project_id == project_id,
             Image.status.in_(FINISHED),
-            Annotation.kind.in_(("mask", "rbox")),
+            Annotation.kind.in_(kinds),
             Annotation.reference.is_(False),
             Annotation.review != "rejected",
         )

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from fewclick.server.db import Job, Project, User, now
 from fewclick.server.errors import Conflict
-from fewclick.server.jobs.status import FAILED, LIVE, LIVE_TRAINER
+from fewclick.server.jobs.status import FAILED, LIVE
 
 TRAINER = "trainer"  # the job kind of a project's background trainer (fewclick.server.jobs.trainer)
 
@@ -20,16 +20,14 @@ def running_job(session: Session, project_id: int, trainer: bool = False) -> Job
     """The project's queued or running job, if any; its background trainer runs beside the
     other jobs and is not one (:func:`trainer_job`) unless ``trainer``."""
     beside = () if trainer else (Job.kind != TRAINER,)
-    return session.scalar(
-        select(Job).where(Job.project_id == project_id, Job.status.in_(("queued", "running")), *beside)
-    )
+    return session.scalar(select(Job).where(Job.project_id == project_id, Job.status.in_(LIVE), *beside))
 
 
 def trainer_job(session: Session, project_id: int) -> Job | None:
     """The project's background trainer while it is queued, running, paused or stopping."""
     return session.scalar(
         select(Job)
-        .where(Job.project_id == project_id, Job.kind == TRAINER, Job.status.in_(LIVE_TRAINER))
+        .where(Job.project_id == project_id, Job.kind == TRAINER, Job.status.in_(LIVE))
         .order_by(Job.id.desc())
         .limit(1)
     )
@@ -59,6 +57,7 @@ def add_trainer(session: Session, project_id: int, user: User, trigger: str, **f
     they are not a new job's)."""
     job = Job(project_id=project_id, kind=TRAINER, trigger=trigger, created_by=user.id, **fields)
     session.add(job)
+    session.flush()
     return job
 
 
@@ -66,7 +65,7 @@ def stale(session: Session, before: datetime, project_id: int | None = None) -> 
     """The live jobs (of one project, or all) whose last sign of life (heartbeat, else start,
     else creation) is older than ``before``."""
     last = func.coalesce(Job.heartbeat_at, Job.started_at, Job.created_at)
-    query = select(Job).where(Job.status.in_(LIVE_TRAINER), last < before)
+    query = select(Job).where(Job.status.in_(LIVE), last < before)
     if project_id is not None:
         query = query.where(Job.project_id == project_id)
     return session.scalars(query).all()
@@ -74,7 +73,7 @@ def stale(session: Session, before: datetime, project_id: int | None = None) -> 
 
 def live(session: Session) -> Sequence[Job]:
     """Every queued, running, paused or stopping job."""
-    return session.scalars(select(Job).where(Job.status.in_(LIVE_TRAINER))).all()
+    return session.scalars(select(Job).where(Job.status.in_(LIVE))).all()
 
 
 def with_ids(session: Session, ids: Sequence[int]) -> Sequence[Job]:
@@ -83,7 +82,16 @@ def with_ids(session: Session, ids: Sequence[int]) -> Sequence[Job]:
 
 def live_of_run(session: Session, run: str) -> Sequence[Job]:
     """The live jobs the server run ``run`` started."""
-    return session.scalars(select(Job).where(Job.status.in_(LIVE_TRAINER), Job.server_run == run)).all()
+    return session.scalars(select(Job).where(Job.status.in_(LIVE), Job.server_run == run)).all()
+
+
+def set_status_if(session: Session, job_id: int, status: str, allowed: Sequence[str]) -> bool:
+    """Set the job's ``status`` only if it is one of ``allowed`` now (one statement: a job's
+    process ending it meanwhile is never overwritten); whether it was set."""
+    done = session.execute(
+        update(Job).where(Job.id == job_id, Job.status.in_(allowed)).values(status=status, updated_at=now())
+    )
+    return done.rowcount == 1
 
 
 def mark_interrupted(session: Session, job_id: int, message: str) -> None:

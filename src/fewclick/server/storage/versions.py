@@ -64,14 +64,14 @@ def next_version(session: Session, project_id: int, task: str) -> int:
     return (session.scalar(newest) or 0) + 1
 
 
-def trained_on(session: Session, project_id: int) -> int:
-    """The finished images the project's newest model was trained on; 0 before any. Every
-    model of one job learns from the same images, and a points-only project trains no
-    detector, so this is the newest model of any task."""
+def trained_on(session: Session, project_id: int, tasks: tuple[str, ...] | None = None) -> int:
+    """The finished images the project's newest model (of ``tasks``: None, any) was trained
+    on; 0 before any. Every model of one job learns from the same images."""
+    of = () if tasks is None else (ModelVersion.task.in_(tasks),)
     return (
         session.scalar(
             select(ModelVersion.images)
-            .where(ModelVersion.project_id == project_id)
+            .where(ModelVersion.project_id == project_id, *of)
             .order_by(ModelVersion.id.desc())
             .limit(1)
         )

@@ -16,7 +16,8 @@ class Answer(BaseModel):
 
 class Job(Answer):
     """A job: ``message`` is the first line of its message; ``elapsed_seconds`` counts from
-    when it began running (None before), ``eta_seconds`` estimates the rest while it runs."""
+    when it began running (None before), ``eta_seconds`` estimates the rest while it runs
+    (:func:`fewclick.server.views.eta`)."""
 
     id: int
     project_id: int
@@ -27,6 +28,9 @@ class Job(Answer):
     message: str
     elapsed_seconds: float | None
     eta_seconds: float | None
+    eta_range: list[float] | None = None  # [low, high] seconds: how sure eta_seconds is
+    eta_from: str | None = None  # how it was estimated (steps left and their seconds)
+    step_counts: list[int | None] | None = None  # [done, total] of its training's current stretch
     created_at: str
     updated_at: str
 

@@ -260,6 +260,7 @@ function buildPanel(m, el) {
   helpPanel(el, "detect", "");
   el.insertAdjacentHTML("beforeend", `<div id="boxes-from"></div><div id="exemplars" hidden></div><div id="fit-edges" class="muted" hidden></div><div id="sweep" class="muted" hidden></div><label class="muted">proposals from score
     <input id="min-score" type="range" min="0.05" max="0.95" step="0.05" value="${m.st.get().minScore}"></label>
+    <span class="muted" id="below-score"></span>
     <div class="muted" id="suggested-score"></div>`);
   const slider = el.querySelector("#min-score");
   slider.addEventListener("input", (e) => { m.st.set({minScore: +e.target.value, minScoreByHand: true}); m.page.panel(); });
@@ -271,7 +272,7 @@ function buildPanel(m, el) {
 function panel(m, el) {
   if (!el.querySelector("#min-score")) buildPanel(m, el);
   const s = state(m), r = s.result, names = m.page.doc.get().classes;
-  el.querySelector("#mode-help").textContent = `Click an object of the picked class: boxes for all such objects appear. More clicks refine; a drag draws a box (drawn over a proposal, it takes its place, and E moves the rest of its class by the same edges). Enter (or Submit) accepts, Esc drops. ${s.clicks.length} clicks, ${shown(m).length} proposals ${scoreText(s, names)}.`;
+  el.querySelector("#mode-help").textContent = `Click an object of the picked class: boxes for all such objects appear. More clicks refine; a drag draws a box (drawn over a proposal, it takes its place, and E moves the rest of its class by the same edges). Enter (or Submit) accepts, Esc drops. ${s.clicks.length} clicks, ${shown(m).length} proposals ${rescueFloor(s) == null ? scoreText(s, names) : `from score ${rescueFloor(s).toFixed(2)}: none reached its own`}.`;
   const from = el.querySelector("#boxes-from"), suggested = el.querySelector("#suggested-score");
   from.textContent = r ? boxesFrom(r, names) : "";
   from.hidden = !r;
@@ -288,6 +289,16 @@ function panel(m, el) {
   suggested.hidden = !suggested.textContent;
   const slider = el.querySelector("#min-score");
   if (+slider.value !== s.minScore) slider.value = s.minScore;
+  el.querySelector("#below-score").textContent = r ? belowText(s) : "";
+}
+
+// "12 more below it (the best 0.41)"; when the page's scores would hide every box, what shows instead
+function belowText(s) {
+  const below = belowSlider(s), floor = rescueFloor(s), scores = s.result.scores;
+  const top = Math.max(...below.map((i) => scores[i]));
+  const more = below.length ? `${below.length} more below it (the best of them ${top.toFixed(2)})` : "none below it";
+  if (floor == null) return more;
+  return `none reached its score, so those from ${floor.toFixed(2)} show (the best ${Math.max(...scores).toFixed(2)} less ${RESCUE_SPAN}); ${more}`;
 }
 
 async function removeExemplar(m, e) {
@@ -321,10 +332,34 @@ function draw(m, ctx, lw, drag) {
 export function shownProposals(s) {
   const r = s.result;
   if (!r) return [];
+  const floor = rescueFloor(s);
   const clicked = new Set(s.clicks.map((c) => c[2]));
   const own = (label) => (s.minScoreByHand || clicked.has(label) ? null : r.min_scores?.[label]);
-  const least = (i) => own(r.labels[i]) ?? s.minScore;
-  return r.boxes.map((_, i) => i).filter((i) => r.scores[i] >= Math.min(1, least(i)) && !s.replaced?.has(i));
+  const least = (i) => floor ?? Math.min(1, own(r.labels[i]) ?? s.minScore);
+  return r.boxes.map((_, i) => i).filter((i) => r.scores[i] >= least(i) && !s.replaced?.has(i));
+}
+
+// The scores the page starts from never hide every box of an image the detector boxes
+// objects on (issue 53): when, slider untouched, they hide them all, the boxes from the best
+// score less RESCUE_SPAN show (from RESCUE_FLOOR up, the page's lowest start). That score,
+// or null when the page's own scores show something (or the person moved the slider).
+export const RESCUE_SPAN = 0.2, RESCUE_FLOOR = 0.3;
+export function rescueFloor(s) {
+  const r = s.result;
+  if (!r || s.minScoreByHand || !r.scores.length) return null;
+  const clicked = new Set(s.clicks.map((c) => c[2]));
+  const own = (label) => (clicked.has(label) ? null : r.min_scores?.[label]);
+  if (r.scores.some((score, i) => score >= Math.min(1, own(r.labels[i]) ?? s.minScore))) return null;
+  const floor = Math.max(RESCUE_FLOOR, Math.max(...r.scores) - RESCUE_SPAN);
+  return Math.max(...r.scores) >= floor ? floor : null;
+}
+
+// the proposals of the answer the slider's scores leave out (those replaced left out too)
+export function belowSlider(s) {
+  const r = s.result;
+  if (!r) return [];
+  const shown = new Set(shownProposals(s));
+  return r.boxes.map((_, i) => i).filter((i) => !shown.has(i) && !s.replaced?.has(i));
 }
 
 // no clicks, no answer, no proposal replaced by a box drawn over it, no edges fitted (drawn:

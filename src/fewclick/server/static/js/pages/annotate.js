@@ -214,7 +214,8 @@ async function submit(v) {
   v.submitted = true;  // the visit ends with the submit: no leave
   v.events.flush(true);
   const kept = pending ? ` with the ${pending} proposals shown` : "";
-  sayNext(out.job ? `submitted${kept}; training started by itself (after every ${project.auto_train_every} finished images)` : `submitted${kept}`);
+  const started = out.job ? (out.job.kind === "trainer" ? "the background trainer started by itself" : "the mask models' training started by itself") : "";
+  sayNext(started ? `submitted${kept}; ${started} (after ${project.auto_train_every} finished images)` : `submitted${kept}`);
   location.hash = image.next ? `#/image/${image.next}` : `#/project/${project.id}`;
 }
 

@@ -38,7 +38,7 @@ export async function projectPage(id) {
       <button id="train" ${job && running(job) ? "disabled" : ""}>Train on finished images</button>
       <button id="preannotate" ${job && running(job) ? "disabled" : ""}
         title="the detector's boxes, with their scores, on every image nobody has started; review them least sure first">Pre-annotate new images</button>
-      <label class="muted">train after every <input id="auto-train" type="number" min="0" max="1000" step="1"
+      <label class="muted" title="the background trainer then takes in every image finished since at each of its rounds; masks and points train again after every this many">start training after <input id="auto-train" type="number" min="0" max="1000" step="1"
         value="${p.auto_train_every}"> finished images (0: off)</label>
       <label class="muted" title="off for a project whose images may really be empty"><input type="checkbox" id="ask-empty" ${p.ask_empty ? "checked" : ""}> ask before an image is submitted with no objects</label>
     </div>
@@ -46,12 +46,13 @@ export async function projectPage(id) {
       <span class="muted">the boxes the detector is least sure of, across the project</span>
       <label class="muted">train after every <input id="queue-train" type="number" min="0" max="1000" step="1"
         value="${p.queue_train_every}"> answers (0: off)</label></div>
-    <p id="job" data-project="${id}" class="${job ? job.status : ""}">${job ? esc(jobText(job)) : ""}</p>
+    <p class="form inline"><span id="job" data-project="${id}" class="${job ? job.status : ""}">${job ? esc(jobText(job)) : ""}</span>
+      <button id="job-go" hidden></button><button id="job-stop" hidden>Stop</button></p>
     <p class="form inline"><span id="trainer" class="muted">${esc(trainerText(trainer))}</span>
       <button id="trainer-go"></button><button id="trainer-stop">Stop</button></p>
     <h3>Mask backends</h3><div id="backends" class="muted">loading</div>
     <h3>Classes</h3>
-    <div id="classes">${p.classes.map((c) => `<span class="swatch" style="background:${c.color}"></span> ${c.key ?? "-"} ${esc(c.name)} &nbsp;`).join("")}</div>
+    <div id="classes">${classesHtml(p)}</div>
     <form class="inline" id="add-class"><input name="name" placeholder="new class"><button>Add class</button></form>
     <h3>Import annotations</h3>
     <form class="inline" id="import"><input type="text" name="dataset" placeholder="/path/to/annotations.json">
@@ -66,6 +67,7 @@ export async function projectPage(id) {
     if (!now || page !== visit) return;
     $("#images").innerHTML = imageRows(now);
     $("#image-counts").textContent = imageCounts(counts);
+    $("#classes").innerHTML = classesHtml(counts);  // an annotation file may have added classes
   });
   $("#add-class").addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -83,8 +85,9 @@ export async function projectPage(id) {
   });
   $("#train").addEventListener("click", async () => {
     $("#train").disabled = true;
+    // the trainer (boxes) and a job for masks and points, as the finished images allow
     const j = await api("POST", `/api/projects/${id}/train`, {minutes: 3}).catch(() => null);
-    if (j) followJobs(id, page, j); else refreshJobs(id, page);  // refused: show the job that runs, if any
+    if (j && j.kind !== "trainer") followJobs(id, page, j); else refreshJobs(id, page);  // refused: show the job that runs, if any
   });
   showTrainer(trainer);
   $("#models").addEventListener("change", async (e) => {
@@ -105,6 +108,8 @@ export async function projectPage(id) {
     await api("POST", `/api/projects/${id}/trainer`, {action: "stop"}).catch(() => null);
     refreshJobs(id, page);
   });
+  $("#job-go").addEventListener("click", () => controlJob(id, page, $("#job-go")));
+  $("#job-stop").addEventListener("click", () => controlJob(id, page, $("#job-stop")));
   $("#preannotate").addEventListener("click", async () => {
     $("#preannotate").disabled = true;
     const j = await api("POST", `/api/projects/${id}/preannotate`).catch(() => null);
@@ -115,7 +120,7 @@ export async function projectPage(id) {
     const out = await api("PATCH", `/api/projects/${id}`, {auto_train_every: /^\d+$/.test(v) ? Number(v) : v}).catch(() => null);
     if (!out) return;
     e.target.value = out.auto_train_every;
-    say(out.auto_train_every ? `trains by itself after every ${out.auto_train_every} finished images` : "trains only when you ask");
+    say(out.auto_train_every ? `the trainer starts by itself once ${out.auto_train_every} images are finished` : "trains only when you ask");
   });
   $("#ask-empty").addEventListener("change", async (e) => {
     const out = await api("PATCH", `/api/projects/${id}`, {ask_empty: e.target.checked}).catch(() => null);
@@ -295,8 +300,26 @@ async function showModels(id) {
   if (el && projectShown(id)) el.innerHTML = modelsHtml(p);
 }
 
-const running = (j) => j.status === "queued" || j.status === "running";
-const LIVE_TRAINER = ["queued", "running", "paused", "stopping"];
+const classesHtml = (p) => p.classes.map((c) => `<span class="swatch" style="background:${c.color}"></span> ${c.key ?? "-"} ${esc(c.name)} &nbsp;`).join("");
+
+const LIVE = ["queued", "running", "paused", "stopping"];
+const PAUSABLE = ["train", "trainer"];
+const running = (j) => LIVE.includes(j.status);
+
+// Pause, Resume or Stop on the project's job line (any job: POST /api/jobs/{id}/control)
+async function controlJob(projectId, page, button) {
+  button.disabled = true;
+  await api("POST", `/api/jobs/${button.dataset.job}/control`, {action: button.dataset.action}).catch(() => null);
+  refreshJobs(projectId, page);
+}
+
+// "about 4 min left (3-6 min; 120 steps left at 1.9 s a step, from the last 50)"
+function etaText(j) {
+  if (j.eta_seconds == null) return "";
+  const range = j.eta_range ? ` (${seconds(j.eta_range[0])} to ${seconds(j.eta_range[1])}` : "";
+  const from = j.eta_from ? `${range ? "; " : " ("}${j.eta_from})` : range ? ")" : "";
+  return `about ${seconds(j.eta_seconds)} left${range}${from}`;
+}
 
 // the newest job of the page's two lines: the project's background trainer, or any other job
 function newest(jobs, trainer) {
@@ -306,18 +329,19 @@ function newest(jobs, trainer) {
 
 // the background trainer's line: what it did last, and the buttons its state allows
 function trainerText(t) {
-  if (!t || !LIVE_TRAINER.includes(t.status)) {
+  if (!t || !LIVE.includes(t.status)) {
     const last = t ? ` (last: ${t.status === "failed" ? "failed: " : ""}${t.message})` : "";
-    return `Background trainer: off. It keeps the detector learning from the finished images while you work, on one core, and serves a new version only when it is better on held-out finished images${last}.`;
+    return `Background trainer: off. It keeps the detector learning from the finished images while you work, on one core, and serves a new version only when it is better on held-out finished images (once they hold 50 objects on 3 images)${last}.`;
   }
   if (t.status === "paused") return `Background trainer paused: ${t.message}`;
   if (t.status === "stopping") return "Background trainer stopping";
   const share = t.status === "running" && t.progress > 0 ? ` · ${(100 * t.progress).toFixed(0)}% of this round` : "";
-  return `Background trainer: ${t.message || "starting"}${share}`;
+  const eta = etaText(t);
+  return `Background trainer: ${t.message || "starting"}${share}${eta ? ` · this round: ${eta}` : ""}`;
 }
 
 function showTrainer(t) {
-  const live = !!t && LIVE_TRAINER.includes(t.status);
+  const live = !!t && LIVE.includes(t.status);
   const go = $("#trainer-go"), stop = $("#trainer-stop");
   if (!go) return;
   $("#trainer").textContent = trainerText(t);
@@ -336,9 +360,26 @@ function jobText(j) {
   if (j.status === "queued") return `${what} queued${by}`;
   if (j.status === "failed") return `${what} failed: ${j.message}`;
   if (j.status === "done") return j.message;
+  if (j.status === "paused") return `${what} paused: ${j.message}`;
+  if (j.status === "stopping") return `${what} stopping`;
   const parts = [j.message || what, `${(100 * j.progress).toFixed(0)}%`];
-  if (j.eta_seconds != null) parts.push(`about ${seconds(j.eta_seconds)} left`);
+  if (j.eta_seconds != null) parts.push(etaText(j));
   return parts.join(" · ") + by;
+}
+
+// the job line's buttons: Pause or Resume, and Stop, while the job is live
+function showJobButtons(j) {
+  const go = $("#job-go"), stop = $("#job-stop");
+  if (!go) return;
+  const live = !!j && running(j);
+  go.hidden = stop.hidden = !live;
+  if (!live) return;
+  go.hidden = !PAUSABLE.includes(j.kind);  // a pause waits at a training step: only training has them
+  go.dataset.job = stop.dataset.job = String(j.id);
+  [go.dataset.action, go.textContent] = j.status === "paused" ? ["resume", "Resume"] : ["pause", "Pause"];
+  stop.dataset.action = "stop";
+  go.disabled = j.status === "stopping" || j.status === "queued";
+  stop.disabled = j.status === "stopping";
 }
 
 // the project's newest job on its page, followed while the page is open: once a second
@@ -357,6 +398,7 @@ function followJobs(projectId, page, job) {
   el.dataset.busy = busy ? "1" : "";
   el.textContent = job ? jobText(job) : "";
   el.className = job ? job.status : "";
+  showJobButtons(job);
   $("#train").disabled = busy;
   $("#preannotate").disabled = busy;
   clearTimeout(jobTimer);

@@ -1,0 +1,124 @@
+"""Issue 53, items 1 and 2, in real headless Chromium: a served version's scores never hide
+every box of an image it boxes objects on, the slider says how many proposals sit below it,
+and any job can be paused, resumed and stopped from the project page, with its time left.
+
+No model runs: the page's detect and prepare requests are answered by the test, and the
+job is a row the test moves as a job's process would.
+"""
+
+import httpx
+import numpy as np
+import pytest
+from browser import chromium_page, live_server, log_in
+from clients import auth_headers, make_user, serve_a_detector
+from PIL import Image as PILImage
+
+from fewclick.server.app import create_app
+from fewclick.server.db import Job, local_user, now, sqlite_url
+
+USER, PASSWORD = "ann", "a long password"
+BOXES = [[10, 10, 30, 30], [40, 10, 60, 30], [70, 10, 90, 30], [10, 50, 30, 70]]
+SCORES = [0.61, 0.55, 0.45, 0.2]  # all below the version's own score for the class, 0.93
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser-training")
+    (home / "images").mkdir()
+    for k in range(2):
+        PILImage.fromarray(np.full((90, 120, 3), 60 + 60 * k, np.uint8)).save(home / "images" / f"im{k}.png")
+    app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False, data_roots=[home])
+    make_user(app, USER, "admin", PASSWORD)
+    with live_server(app) as base:
+        api = httpx.Client(base_url=base, headers=auth_headers(app))
+        body = {"name": "served", "folder": str(home / "images"), "classes": ["person"]}
+        project = api.post("/api/projects", json=body).json()["project"]
+        serve_a_detector(app, project["id"], home / "none")
+        yield app, base, api, project
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    _, _, _, project = server
+    label = project["classes"][0]["id"]
+    answer = {
+        "boxes": BOXES, "scores": SCORES, "labels": [label] * 4, "rboxes": None, "method": "imagenet",
+        "model_version": 1, "min_score": None, "min_scores": {str(label): 0.93},
+    }  # fmt: skip
+    with chromium_page() as page:
+        page.route(
+            "**/api/images/*/prepare", lambda route: route.fulfill(json={"ready": True, "needs_sam": False})
+        )
+        page.route("**/api/images/*/detect", lambda route: route.fulfill(json=answer))
+        log_in(page, server[1], USER, PASSWORD)
+        yield page
+
+
+def test_a_versions_scores_never_hide_every_box_it_makes_and_the_slider_counts_those_below(server, page):
+    _, base, api, project = server
+    image = api.get(f"/api/projects/{project['id']}/images").json()[0]
+    page.goto(f"{base}/#/image/{image['id']}")
+    page.wait_for_function("() => fewclickTest.ready && fewclickTest.detect.result")
+    shown = page.evaluate(
+        "() => fewclickTest.shownProposals().map((i) => fewclickTest.detect.result.boxes[i])"
+    )
+    # every score is under the class's 0.93: those from the best less 0.2 (0.41) show
+    assert shown == BOXES[:3], "the three near the best one, not none"
+    below = page.text_content("#below-score")
+    assert "none reached its score, so those from 0.41 show (the best 0.61 less 0.2)" in below
+    assert "1 more below it (the best of them 0.20)" in below
+    page.fill("#min-score", "0.5")  # the person's own threshold holds, even when it hides more
+    page.dispatch_event("#min-score", "input")
+    assert page.evaluate("() => fewclickTest.shownProposals().length") == 2
+    assert page.text_content("#below-score") == "2 more below it (the best of them 0.45)"
+    assert page.errors == []
+
+
+def _job(app, project_id: int, status: str, pace: dict | None = None) -> int:
+    with app.state.sessions() as session:
+        job = Job(project_id=project_id, kind="train", status=status, created_by=local_user(session).id)
+        job.started_at, job.message, job.progress, job.pace = (
+            now(),
+            "training segment v1 on 4 images",
+            0.25,
+            pace,
+        )
+        session.add(job)
+        session.commit()
+        return job.id
+
+
+def test_any_job_is_paused_resumed_and_stopped_from_the_project_page_with_its_time_left(server, page):
+    app, base, api, project = server
+    pace = {
+        "done": 25,
+        "total": 100,
+        "step_seconds": 2.0,
+        "low": 1.5,
+        "high": 3.0,
+        "measured": 24,
+        "after": 10,
+    }
+    job_id = _job(app, project["id"], "running", pace)
+    page.keyboard.press("Escape")  # the proposals dropped: leaving asks first otherwise
+    page.goto(f"{base}/#/project/{project['id']}")
+    page.wait_for_selector("#job-go:not([hidden])")
+    line = page.text_content("#job")
+    assert "about 3 min left (2 min to 4 min; 75 steps left at 2.00 s a step, from the last 24)" in line
+    assert page.text_content("#job-go") == "Pause" and page.is_visible("#job-stop")
+    page.click("#job-go")
+    page.wait_for_function("() => document.querySelector('#job-go').textContent === 'Resume'")
+    assert api.get(f"/api/jobs/{job_id}").json()["status"] == "paused"
+    assert page.text_content("#job").startswith("training paused")
+    page.click("#job-go")
+    page.wait_for_function("() => document.querySelector('#job-go').textContent === 'Pause'")
+    assert api.get(f"/api/jobs/{job_id}").json()["status"] == "running"
+    page.click("#job-stop")
+    page.wait_for_function("() => document.querySelector('#job').textContent === 'training stopping'")
+    assert api.get(f"/api/jobs/{job_id}").json()["status"] == "stopping"
+    with app.state.sessions() as session:  # its process ends, as a stopped job's does
+        session.get(Job, job_id).status, session.get(Job, job_id).message = "done", "stopped by a person"
+        session.commit()
+    page.wait_for_selector("#job-go", state="hidden")
+    assert page.text_content("#job") == "stopped by a person"
+    assert page.errors == []

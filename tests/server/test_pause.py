@@ -1,0 +1,198 @@
+"""Every job can be paused, resumed and stopped (issue 53): the job's row says so, its
+process waits at its next training step or stops there, a job that does not reach a step is
+ended outright within seconds, and the time left comes from its steps and their seconds."""
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from clients import client_for
+
+from fewclick.server import views
+from fewclick.server.app import create_app
+from fewclick.server.db import Job, Project, local_user, sqlite_url
+from fewclick.server.jobs import pause
+from fewclick.server.jobs.status import update_job
+from fewclick.train.common import working_clock
+
+
+@pytest.fixture()
+def app(tmp_path):
+    app = create_app(sqlite_url(tmp_path / "app.db"), tmp_path / "data", start_worker=False)
+    with client_for(app) as client:
+        app.client, app.db_url = client, sqlite_url(tmp_path / "app.db")
+        yield app
+
+
+def _job(app, status="running", kind="train") -> int:
+    with app.state.sessions() as session:
+        user = local_user(session)
+        project = Project(name=f"p{time.monotonic_ns()}", created_by=user.id)
+        session.add(project)
+        session.flush()
+        job = Job(project_id=project.id, kind=kind, status=status, created_by=user.id)
+        session.add(job)
+        session.commit()
+        return job.id
+
+
+def _status(app, job_id) -> str:
+    return app.client.get(f"/api/jobs/{job_id}").json()["status"]
+
+
+def _steps(stop: threading.Event, said: list) -> None:
+    """Optimizer steps until ``stop``; what ended them goes in ``said``."""
+    weight = torch.nn.Parameter(torch.zeros(3))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    try:
+        while not stop.is_set():
+            weight.grad = torch.ones(3)
+            optimizer.step()
+            time.sleep(0.01)
+        said.append("ended")
+    except pause.Stopped:
+        said.append("stopped")
+
+
+def _until(check, seconds: float = 20.0) -> bool:
+    """Whether ``check()`` comes true within ``seconds`` (a loaded machine is slow to start)."""
+    end = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_any_job_waits_at_its_next_step_while_paused_and_stops_there(app, monkeypatch):
+    monkeypatch.setattr(pause, "STOP_GRACE", 3600.0)  # never ends this test's process outright
+    monkeypatch.setattr(pause, "WATCH_SECONDS", 0.05)
+    job_id = _job(app)
+    stop, said = threading.Event(), []
+    act = lambda action: app.client.post(f"/api/jobs/{job_id}/control", json={"action": action}).json()  # noqa: E731
+    with pause.watched(app.db_url, job_id) as watch:
+        worker = threading.Thread(target=_steps, args=(stop, said))
+        worker.start()
+        assert _until(lambda: watch.pace.done > 5), "steps go on while the row says running"
+        assert act("pause")["status"] == "paused"
+        assert _until(watch.paused.is_set), "the watch reads the row"
+        time.sleep(0.3)  # the step in flight ends
+        held = watch.pace.done
+        time.sleep(0.8)
+        assert watch.pace.done == held, "paused: no step"
+        assert act("resume")["status"] == "running"
+        assert _until(lambda: watch.pace.done > held + 5), "resumed from the very step"
+        assert max(watch.pace.seconds) < 0.5, "the pause is not a step's time"
+        assert min(watch.pace.seconds) >= 0.009, "nor is any step timed at 0 s (each sleeps 10 ms)"
+        assert working_clock() < time.perf_counter() - 0.8, "nor does it use up a budget of minutes"
+        assert act("stop")["status"] == "stopping"
+        worker.join(timeout=20)
+    stop.set()
+    assert said == ["stopped"], "the stop reached the next step"
+    assert optimizer_hooks_removed()
+
+
+def optimizer_hooks_removed() -> bool:
+    """After the job, an optimizer steps freely (the hook is gone)."""
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    weight.grad = torch.ones(1)
+    optimizer.step()
+    return bool(weight.item() < 0)
+
+
+SCRIPT = """
+import sys, time
+from fewclick.server.jobs.process import run_job
+
+def busy(db_url, job_id):  # work that never reaches a training step (scoring, writing)
+    while True:
+        time.sleep(0.05)
+
+run_job(busy, sys.argv[1], int(sys.argv[2]))
+"""
+
+
+def test_a_stop_ends_a_job_that_never_reaches_a_step_within_seconds(app, tmp_path):
+    job_id = _job(app)
+    src = Path(__file__).resolve().parents[2] / "src"
+    process = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, app.db_url, str(job_id)], env={"PYTHONPATH": str(src), "PATH": ""}
+    )
+    try:
+        time.sleep(3.0)  # the process has started and watches its row
+        assert process.poll() is None and _status(app, job_id) == "running"
+        asked = time.monotonic()
+        assert app.client.post(f"/api/jobs/{job_id}/control", json={"action": "stop"}).status_code == 202
+        process.wait(timeout=30)
+        took = time.monotonic() - asked
+    finally:
+        process.kill()
+    job = app.client.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "done" and job["message"].startswith("stopped by a person"), job
+    assert process.returncode == 0
+    # the bound any CPU meets: the row read every WATCH_SECONDS, then STOP_GRACE, then exit
+    assert took < pause.WATCH_SECONDS + pause.STOP_GRACE + 10
+
+
+@pytest.mark.parametrize(
+    ("status", "action", "said"),
+    [
+        ("running", "resume", "job {id} (train) is running: it cannot resume"),
+        ("paused", "pause", "job {id} (train) is paused: it cannot pause"),
+        ("done", "stop", "job {id} (train) is done: it cannot stop"),
+        ("running", "cancel", "unknown job action 'cancel': pause, resume or stop"),
+    ],
+)
+def test_a_job_action_its_state_does_not_allow_is_a_400_naming_it(app, status, action, said):
+    job_id = _job(app, status)
+    r = app.client.post(f"/api/jobs/{job_id}/control", json={"action": action})
+    assert r.status_code == 400 and r.json()["detail"] == said.format(id=job_id)
+    assert _status(app, job_id) == status
+    assert app.client.post("/api/jobs/999/control", json={"action": "stop"}).status_code == 404
+
+
+def test_a_paused_job_stays_paused_when_its_next_stage_begins(app):
+    job_id = _job(app, "paused")
+    update_job(app.db_url, job_id, status="running", message="training points v1 (2 of 2)")
+    job = app.client.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "paused" and job["message"] == "training points v1 (2 of 2)"
+
+
+def test_the_pace_times_the_steps_and_leaves_a_pause_out(monkeypatch):
+    clock = iter([0.0, 1.0, 2.0, 3.5, 100.0, 101.0])
+    monkeypatch.setattr(pause.time, "monotonic", lambda: next(clock))
+    pace = pause.Pace()
+    pace.begin(10, after=4.0)
+    assert pace.as_row() is None, "no step timed yet"
+    for _ in range(4):  # steps at 0, 1, 2 and 3.5 s
+        pace.step()
+    pace.resumed()  # a pause until 100 s
+    pace.step()  # 101 s: one second after the pause
+    row = pace.as_row()
+    assert row["done"] == 5 and row["total"] == 10 and row["measured"] == 4 and row["after"] == 4.0
+    assert row["step_seconds"] == pytest.approx(1.0) and row["high"] < 2.0
+
+
+def test_the_time_left_is_the_steps_left_at_their_seconds_with_a_range():
+    pace = {
+        "done": 25,
+        "total": 100,
+        "step_seconds": 2.0,
+        "low": 1.5,
+        "high": 3.0,
+        "measured": 24,
+        "after": 10.0,
+    }
+    out = views.eta(pace, progress=0.25, elapsed=50.0)
+    assert out["eta_seconds"] == pytest.approx(75 * 2.0 + 10.0)
+    assert out["eta_range"] == pytest.approx([75 * 1.5 + 5.0, 75 * 3.0 + 20.0])
+    assert out["eta_from"] == "75 steps left at 2.00 s a step, from the last 24"
+    first = views.eta({**pace, "after": None}, progress=0.25, elapsed=50.0)
+    assert first["eta_seconds"] == pytest.approx(150.0) and "scoring, not timed yet" in first["eta_from"]
+    unknown = views.eta({**pace, "total": None}, progress=0.25, elapsed=50.0)
+    assert unknown == {"eta_seconds": pytest.approx(150.0), "eta_range": None, "eta_from": None}
