@@ -182,10 +182,7 @@ class _Follow:
     def rounds_done(self, rounds: int, seconds: float) -> None:
         """Wait (at most ``seconds``) until the trainer has ended ``rounds`` rounds."""
         end = time.monotonic() + seconds
-        while (
-            time.monotonic() < end
-            and len({s["message"].split(":")[0] for s in self.samples if _ended(s)}) < rounds
-        ):
+        while time.monotonic() < end and _round(self.samples[-1] if self.samples else None) <= rounds:
             time.sleep(5)
 
     def last_message(self) -> str | None:
@@ -203,8 +200,9 @@ class _Follow:
             if name in seen or not name.startswith("round "):
                 continue
             seen.add(name)
-            end = next((t for t in self.samples[i:] if not t["message"].startswith(name + " on")), None)
-            if end is None or not end["message"].startswith(name + ":"):  # stopped, not ended
+            number = _round(s)
+            end = next((t for t in self.samples[i:] if _round(t) > number), None)  # the next round began
+            if end is None:  # stopped before it ended
                 continue
             real = end["t"] - s["t"]
             out.append({
@@ -215,10 +213,14 @@ class _Follow:
         return out
 
 
-def _ended(sample: dict) -> bool:
-    """Whether a sample of the trainer's job says a round ended: ``round 2: held-out ...``."""
-    head = sample["message"].split(":")[0]
-    return head.startswith("round ") and " on " not in head
+def _round(sample: dict | None) -> int:
+    """The round a sample of the trainer's job says it trains (``round 3 on 9 images ...``),
+    or its next once one has ended (``round 2: held-out ...`` counts as 3); 0 before any."""
+    words = (sample or {}).get("message", "").split()
+    if len(words) < 2 or words[0] != "round" or sample["status"] != "running":
+        return 0
+    number = words[1].rstrip(":")
+    return int(number) + words[1].endswith(":") if number.isdigit() else 0
 
 
 def _sheet(out: Path, n: int) -> None:

@@ -6,7 +6,7 @@ annotator had finished them), so its background trainer starts at once (the one 
 trains detectors: :mod:`fewclick.server.jobs.trainer`) beside a job for the mask and point
 models; the other 8 are left to annotate, with their ground truth kept as reference
 annotations, so the analytics page can draw mAP against annotation time. A trained detector
-serves once 3 held-out finished images hold 50 objects (the trainer's rule): until then the
+serves once 12 held-out finished images hold 75 objects (the trainer's rule): until then the
 look-alikes among SAM's proposals do. Run twice, it reuses the project it made, and its
 trainer goes on from its rounds unless someone stopped it.
 """

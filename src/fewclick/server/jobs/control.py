@@ -47,11 +47,11 @@ log = logging.getLogger(__name__)
 AUTO_MINUTES = 1.0  # the budget of a job that starts by itself
 NOTHING_TO_TRAIN = "no finished image with annotations yet: mark annotated images done, then train"
 NO_DETECTOR = (
-    "no trained detector yet: the trainer serves one once 3 held-out finished images hold 50 objects; "
+    "no trained detector yet: the trainer serves one once 12 held-out finished images hold 75 objects; "
     "then build the review queue"
 )
 NO_DETECTOR_TO_PREANNOTATE = (
-    "no trained detector yet: the trainer serves one once 3 held-out finished images hold 50 objects; "
+    "no trained detector yet: the trainer serves one once 12 held-out finished images hold 75 objects; "
     "then pre-annotate"
 )
 NOTHING_TO_PREANNOTATE = "every image is finished or holds annotations: nothing to pre-annotate"

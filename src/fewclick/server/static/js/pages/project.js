@@ -331,7 +331,7 @@ function newest(jobs, trainer) {
 function trainerText(t) {
   if (!t || !LIVE.includes(t.status)) {
     const last = t ? ` (last: ${t.status === "failed" ? "failed: " : ""}${t.message})` : "";
-    return `Background trainer: off. It keeps the detector learning from the finished images while you work, on one core, and serves a new version only when it is better on held-out finished images (once they hold 50 objects on 3 images)${last}.`;
+    return `Background trainer: off. It keeps the detector learning from the finished images while you work, on one core, and serves a new version only when it is better on held-out finished images (once they hold 75 objects on 12 images)${last}.`;
   }
   if (t.status === "paused") return `Background trainer paused: ${t.message}`;
   if (t.status === "stopping") return "Background trainer stopping";
