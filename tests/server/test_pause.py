@@ -86,7 +86,8 @@ def test_any_job_waits_at_its_next_step_while_paused_and_stops_there(app, monkey
         assert watch.pace.done == held, "paused: no step"
         assert act("resume")["status"] == "running"
         assert _until(lambda: watch.pace.done > held + 5), "resumed from the very step"
-        assert max(watch.pace.seconds) < 0.5, "the pause is not a step's time"
+        # the pause lasted over 1.1 s (the two sleeps above); a step on a busy machine far less
+        assert max(watch.pace.seconds) < 1.0, "the pause is not a step's time"
         assert min(watch.pace.seconds) >= 0.009, "nor is any step timed at 0 s (each sleeps 10 ms)"
         assert working_clock() < time.perf_counter() - 0.8, "nor does it use up a budget of minutes"
         assert act("stop")["status"] == "stopping"
