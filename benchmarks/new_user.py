@@ -31,15 +31,23 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 from _browser import chromium_page, log_in
 from _common import load_average, part_names, run_record
 from _walk import finish, with_server
 
 from fewclick.io import read_dataset
+from fewclick.metrics.detection import box_iou
 
 USER, PASSWORD = "newuser", "a new user's password"
 LIVE = ("queued", "running", "paused", "stopping")
 SHOWN = "() => fewclickTest.detect.result ? fewclickTest.shownProposals().length : 0"
+PROPOSALS = """() => {
+  const r = fewclickTest.detect.result;
+  return r ? {boxes: r.boxes, scores: r.scores, shown: fewclickTest.shownProposals()} : null;
+}"""
+RESCUE_FLOOR = 0.3  # detect.js: the lowest score the page shows on its own
+BOXED_IOU = 0.5  # a proposal boxes an object at this IoU with its reference box
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,10 +132,32 @@ def _image(page, base: str, api, project: dict, image: dict, record, k: int, out
     return {
         "k": k, "file": image["file_name"], "objects": int(len(record.objects)), "open_seconds": opened,
         "shown_on_open": page.evaluate(SHOWN),
+        **_boxed(page.evaluate(PROPOSALS), record),
         "boxes_from": page.inner_text("#boxes-from") if page.query_selector("#boxes-from") else "",
         "below_slider": page.inner_text("#below-score") if page.query_selector("#below-score") else "",
         "detector_serving": None if detector is None else f"v{detector['version']} {detector['method']}",
     }  # fmt: skip
+
+
+def _boxed(proposals: dict | None, record) -> dict:
+    """Whether the proposals on open box the image's objects (issue 53: the first served
+    version opens an image with proposals wherever it boxes objects): ``boxed`` counts the
+    reference objects a proposal scored at least ``RESCUE_FLOOR`` boxes at IoU
+    ``BOXED_IOU``, ``boxed_shown`` those a shown proposal boxes, ``boxed_any_score`` those
+    any proposal boxes, however low its score."""
+    keep = ~np.asarray(record.objects.ignore, bool)
+    truth = np.asarray(record.objects.boxes, np.float64)[keep]
+    if not proposals or not proposals["boxes"] or not len(truth):
+        return {"boxed": 0, "boxed_shown": 0, "boxed_any_score": 0}
+    iou = box_iou(np.asarray(proposals["boxes"], np.float64), truth) >= BOXED_IOU
+    scores = np.asarray(proposals["scores"])
+    shown = np.zeros(len(scores), bool)
+    shown[list(proposals["shown"])] = True
+    return {
+        "boxed": int(iou[scores >= RESCUE_FLOOR].any(axis=0).sum()),
+        "boxed_shown": int(iou[shown].any(axis=0).sum()),
+        "boxed_any_score": int(iou.any(axis=0).sum()),
+    }
 
 
 def _stop(page, base: str, api, project: dict, out: Path) -> dict:

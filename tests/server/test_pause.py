@@ -2,6 +2,7 @@
 process waits at its next training step or stops there, a job that does not reach a step is
 ended outright within seconds, and the time left comes from its steps and their seconds."""
 
+import os
 import subprocess
 import sys
 import threading
@@ -197,3 +198,51 @@ def test_the_time_left_is_the_steps_left_at_their_seconds_with_a_range():
     assert first["eta_seconds"] == pytest.approx(150.0) and "scoring, not timed yet" in first["eta_from"]
     unknown = views.eta({**pace, "total": None}, progress=0.25, elapsed=50.0)
     assert unknown == {"eta_seconds": pytest.approx(150.0), "eta_range": None, "eta_from": None}
+
+
+def test_steps_slowed_by_the_apps_work_for_the_person_leave_the_pace_for_when_it_ends(monkeypatch):
+    """Round 1 of session 57's new-user walk: its 25 % came while SAM encoded the next
+    images, at 8-14 s a step against 0.9 s after; the time left then said 8.5x too long."""
+    walls = iter([0.0, 1.0, 2.0, 3.0] + [3.0 + 8 * k for k in range(1, 11)])
+    cpus = iter([0.9 * k for k in range(14)])  # each step needs 0.9 s of this process's CPU
+    monkeypatch.setattr(pause.time, "monotonic", lambda: next(walls))
+    monkeypatch.setattr(pause.time, "process_time", lambda: next(cpus))
+    taken = iter([0.0, 0.0, 0.0, 0.0] + [7.0] * 10)  # then the worker takes 7 s of every 8
+    pace = pause.Pace(lambda: next(taken))
+    pace.begin(100)
+    for _ in range(4):
+        pace.step()  # 3 steps of 1 s, calm
+    row = pace.as_row()
+    assert row["busy"] == 0 and row["step_seconds"] == pytest.approx(1.0)
+    for _ in range(10):
+        pace.step()  # 10 steps of 8 s, busy
+    row = pace.as_row()
+    assert row["busy"] == 10 and row["measured"] == 13
+    assert row["step_seconds"] == pytest.approx(0.9), "too few calm steps: the CPU a step needs"
+    assert row["high"] == pytest.approx(8.0), "the range's top: the pace while the work goes on"
+    out = views.eta(row, progress=0.14, elapsed=83.0)
+    assert out["eta_seconds"] == pytest.approx(86 * 0.9)
+    assert "10 of them slowed while the app prepared images" in out["eta_from"]
+
+
+def test_the_rivals_are_the_server_and_its_children_above_the_job(tmp_path):
+    """A child of the 'server' (this test) busy at the server's niceness is counted; one
+    niced like a job is not."""
+    from fewclick.server.jobs.rivals import Rivals
+
+    spin = "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass\n"
+    # watching as a job would, below this test (a child niced by 10 runs below that too)
+    rivals = Rivals(server=os.getpid(), niceness=min(os.getpriority(os.PRIO_PROCESS, 0) + 5, 19))
+    assert rivals.seconds() == 0.0, "the first look counts from then"
+    niced = subprocess.Popen(["nice", "-n", "10", sys.executable, "-c", spin])
+    busy = subprocess.Popen([sys.executable, "-c", spin])
+    time.sleep(0.3)  # both running before the look that finds them
+    rivals.found = float("-inf")
+    rivals.seconds()
+    assert str(busy.pid) in rivals.pids, "a child above the job is watched"
+    assert str(niced.pid) not in rivals.pids, "a child niced like another job is not"
+    time.sleep(0.8)
+    taken = rivals.seconds()
+    busy.wait()
+    niced.wait()
+    assert 0.0 < taken < 2.0, "the busy child's CPU since the look that found it"

@@ -90,10 +90,11 @@ def job(j: Job, at: datetime | None = None) -> dict:
 def eta(pace: dict | None, progress: float, elapsed: float) -> dict:
     """The time left of a running job: from its steps when its training knows how many it
     will take (:class:`fewclick.server.jobs.pause.Pace`: the steps left at the median of the
-    recent steps' seconds, and the work after the steps at what it took last time), with a
-    range from the 10th to the 90th percentile of those steps' seconds (and half to twice
-    the work after them; ``eta_from`` says when that was not measured yet); else from the
-    share done so far (``progress``), without a range."""
+    recent steps' seconds, those slowed by the app's own work for the person left out, and
+    the work after the steps at what it took last time), with a range from the 10th
+    percentile of those to the 90th of all recent steps (and half to twice the work after
+    them; ``eta_from`` says when that was not measured yet); else from the share done so
+    far (``progress``), without a range."""
     if pace and pace.get("total") and pace.get("step_seconds") is not None:
         left = max(pace["total"] - pace["done"], 0)
         after = pace.get("after")
@@ -101,6 +102,11 @@ def eta(pace: dict | None, progress: float, elapsed: float) -> dict:
         low = left * pace["low"] + (after or 0.0) / 2
         high = left * pace["high"] + (after or 0.0) * 2
         how = f"{left} steps left at {pace['step_seconds']:.2f} s a step, from the last {pace['measured']}"
+        if pace.get("busy"):
+            how += (
+                f", {pace['busy']} of them slowed while the app prepared images for you"
+                " (their pace is the range's top)"
+            )
         how += "" if after is not None else "; then scoring, not timed yet"
         return {"eta_seconds": seconds, "eta_range": [low, high], "eta_from": how}
     return {"eta_seconds": eta_seconds(progress, elapsed), "eta_range": None, "eta_from": None}

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from fewclick.server.db import Job, make_engine, now, session_factory
+from fewclick.server.jobs.rivals import Rivals
 from fewclick.server.jobs.status import DONE, FAILED, LIVE, PAUSED, STOPPING
 from fewclick.server.storage import rows
 
@@ -39,6 +40,8 @@ WATCH_SECONDS = 0.5  # how often a job's process reads its row
 PACE_SECONDS = 3.0  # how often it writes its pace there
 STOP_GRACE = 2.5  # seconds after `stopping` before the process is ended outright
 RECENT_STEPS = 50  # the steps whose seconds the pace's median and spread come from
+BUSY_SHARE = 0.25  # a step is busy when the app's work for the person took this share of a core
+CALM_STEPS = 5  # the steps not busy, of the recent ones, that make the pace on their own
 STOPPED = "stopped by a person"
 STOP_UNWRITTEN = 3  # the exit code of a process ended outright whose stop was not written
 
@@ -49,10 +52,14 @@ class Stopped(BaseException):
 
 
 class Pace:
-    """The steps of the current stretch of training and their measured seconds."""
+    """The steps of the current stretch of training and their measured seconds: each step's
+    wall seconds, the CPU seconds this process took in it, and the share of a core the app's
+    work for the person took meanwhile (:class:`fewclick.server.jobs.rivals.Rivals`; a step
+    with over ``BUSY_SHARE`` of it is *busy*)."""
 
-    def __init__(self) -> None:
+    def __init__(self, rivals=None) -> None:
         self.lock = threading.Lock()
+        self.rivals = rivals  # () -> CPU seconds of the app's work since the last call, or None
         self.begin(None)
 
     def begin(self, total: int | None, after: float | None = None) -> None:
@@ -60,34 +67,53 @@ class Pace:
         work after the last step took last time (a candidate's scoring), when measured."""
         with self.lock:
             self.done, self.total, self.after = 0, total, after
-            self.seconds: deque[float] = deque(maxlen=RECENT_STEPS)
-            self.last: float | None = None
+            self.steps: deque[tuple[float, float, bool]] = deque(maxlen=RECENT_STEPS)
+            self.last: tuple[float, float] | None = None
+
+    @property
+    def seconds(self) -> list[float]:
+        """The recent steps' wall seconds."""
+        return [wall for wall, _, _ in self.steps]
 
     def step(self) -> None:
-        at = time.monotonic()
+        at, cpu = time.monotonic(), time.process_time()
+        taken = self.rivals() if self.rivals is not None else None
         with self.lock:
             if self.last is not None:
-                self.seconds.append(at - self.last)
-            self.done, self.last = self.done + 1, at
+                wall = at - self.last[0]
+                busy = taken is not None and taken > BUSY_SHARE * wall
+                self.steps.append((wall, min(cpu - self.last[1], wall), busy))
+            self.done, self.last = self.done + 1, (at, cpu)
 
     def resumed(self) -> None:
         """After a pause: the wait is not a step's time."""
+        if self.rivals is not None:
+            self.rivals()  # nor is what the app did meanwhile
         with self.lock:
-            self.last = time.monotonic()
+            self.last = (time.monotonic(), time.process_time())
 
     def as_row(self) -> dict | None:
-        """``{"done", "total", "step_seconds", "low", "high", "measured", "after"}``: the
-        median, 10th and 90th percentile seconds of the recent steps; None before two steps."""
+        """``{"done", "total", "step_seconds", "low", "high", "measured", "busy", "after"}``
+        (None before two steps). ``step_seconds`` and ``low`` are the median and 10th
+        percentile of the recent steps that were not busy; with fewer than ``CALM_STEPS``
+        of those, of the CPU seconds the busy ones needed (the pace once the app's work for
+        the person ends). ``high`` is the 90th percentile of all recent steps' seconds (the
+        pace if that work goes on); ``busy`` counts the busy ones."""
         import numpy as np
 
         with self.lock:
-            if not self.seconds:
+            if not self.steps:
                 return None
-            low, median, high = np.percentile(np.array(self.seconds), [10, 50, 90])
+            walls = np.array([wall for wall, _, _ in self.steps])
+            busy = np.array([b for _, _, b in self.steps])
+            calm, needed = walls[~busy], np.array([cpu for _, cpu, _ in self.steps])
+            basis = calm if len(calm) >= min(CALM_STEPS, len(walls)) else needed
+            low, median = np.percentile(basis, [10, 50])
             return {
                 "done": self.done, "total": self.total, "step_seconds": round(float(median), 4),
-                "low": round(float(low), 4), "high": round(float(high), 4),
-                "measured": len(self.seconds), "after": self.after,
+                "low": round(float(min(low, median)), 4),
+                "high": round(float(max(np.percentile(walls, 90), median)), 4),
+                "measured": len(walls), "busy": int(busy.sum()), "after": self.after,
             }  # fmt: skip
 
 
@@ -98,7 +124,7 @@ class Watch:
         self.engine = make_engine(db_url)
         self.sessions, self.job_id = session_factory(self.engine), job_id
         self.paused, self.stopping = threading.Event(), threading.Event()
-        self.done, self.pace = threading.Event(), Pace()
+        self.done, self.pace = threading.Event(), Pace(Rivals().seconds)
         self.thread = threading.Thread(target=self._run, name="job-watch", daemon=True)
 
     def _run(self) -> None:
