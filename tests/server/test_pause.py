@@ -246,3 +246,16 @@ def test_the_rivals_are_the_server_and_its_children_above_the_job(tmp_path):
     busy.wait()
     niced.wait()
     assert 0.0 < taken < 2.0, "the busy child's CPU since the look that found it"
+
+
+def test_the_seconds_after_a_rounds_last_step_are_measured_from_its_pace():
+    """The trainer times its round's scoring from the last step (session 58's walk: a tuple
+    where a number was read failed every trainer at its first round's end)."""
+    from fewclick.server.jobs.trainer import _after_steps
+
+    pace = pause.Pace()
+    pace.begin(10)
+    assert _after_steps(pace) is None and _after_steps(None) is None, "no step yet"
+    pace.step()
+    time.sleep(0.05)
+    assert 0.0 <= _after_steps(pace) < 60.0

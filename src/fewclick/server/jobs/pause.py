@@ -85,6 +85,11 @@ class Pace:
                 self.steps.append((wall, min(cpu - self.last[1], wall), busy))
             self.done, self.last = self.done + 1, (at, cpu)
 
+    def since_last_step(self) -> float | None:
+        """Seconds since the last step (None before the first)."""
+        with self.lock:
+            return None if self.last is None else time.monotonic() - self.last[0]
+
     def resumed(self) -> None:
         """After a pause: the wait is not a step's time."""
         if self.rivals is not None:

@@ -178,9 +178,8 @@ def _begin_pace(trainer, after: float | None):
 
 def _after_steps(pace) -> float | None:
     """The seconds since the round's last step: its scoring and writing, measured."""
-    if pace is None or pace.last is None:
-        return None
-    return round(time.monotonic() - pace.last, 1)
+    since = None if pace is None else pace.since_last_step()
+    return None if since is None else round(since, 1)
 
 
 def _one_trainer(work: Path, control, db_url: str, job_id: int):
