@@ -35,15 +35,25 @@ go through the images in order, ending each at manual quality:
    missing, a drag each and a class key when the class changes;
 4. mark the image done.
 
-Mask mode (``--mode mask``): each required object, grouped by class, gets a box dragged
-tight around it (``POST /segment``); Tab to SAM's candidate mask closest to the object when
+Mask mode (``--mode mask``): each required object, grouped by class, gets its mask
+started (``POST /segment``, below); Tab to SAM's candidate mask closest to the object when
 one is more than 0.02 of IoU better than the mask served; then RITM's corrective clicks (the
 error pixel farthest from the error's boundary) until its mask IoU is >= 0.85, 20 clicks,
-or two clicks in a row that each gained under 0.01; and Enter. An object that is not there
-then is finished with the brush and eraser (``simulate.brush``: strokes sent to
-``/segment``, keys to pick the tool and size) or outlined as a polygon instead, as in the
-page's polygon mode (its vertices at 1 px along the object's edge, then Enter; the server
-fills the outline), whichever the cost model prices lower. The baseline outlines every
+or the clicks stop paying (``--stop iou``, the rule before issue 54: two clicks in a row
+that each gained under 0.01 of IoU; ``--stop seconds``, also two that each saved less than
+a click's seconds in what finishing the mask with the brush or its outline would cost); and
+Enter. A mask starts from a click in the object's middle (``--start click``: the point
+farthest from its edge, which alone prompts SAM; Tab to its candidate closest to the object;
+a box is dragged instead when that is under IoU 0.5), from its box dragged tight (``--start
+box``), or (``auto``, the default) with a click while the class's click starts have found
+their object at least half of the time, as the person saw it. An object
+that is not there then is finished the cheapest way the cost model prices
+(``simulate.outline.cheapest_finish``): with the brush and eraser (``simulate.brush``:
+strokes sent to ``/segment``, keys to pick the tool and size); or with the mask's outline
+(``/outline`` makes it, ``simulate.outline.plan_edits`` drags, deletes and redraws its
+wrong stretches; counted in ``edits``, its fixes in ``edit_actions``); or outlined as a new
+polygon, as in the page's polygon mode (its vertices at 1 px along the object's edge, then
+Enter; the server fills the outline; counted in ``polygons``). The baseline outlines every
 object as a polygon the same way; its seconds are also given at COCO's measured 79.2 s an
 object (``seconds_coco_polygon``), and ours with our polygons at that price. Per image,
 ``mask_backends`` counts the backend that answered each object's box: the tuned decoder
@@ -92,9 +102,9 @@ from _common import add_work, load_average, run_record, split_parts, write_repor
 from _server import ServerProcess, map_in_threads, stop_on_signals
 from tqdm import tqdm
 
-from fewclick.brush import apply_strokes
 from fewclick.io import read_dataset
 from fewclick.io.rle import mask_to_rle, polygons_to_mask, rle_to_mask, segmentation_to_mask
+from fewclick.outline import fill_outline
 from fewclick.protocols.segment import tab_to
 from fewclick.simulate.annotator import (
     COCO_POLYGON_SECONDS,
@@ -118,11 +128,13 @@ from fewclick.simulate.annotator import (
     required,
     work_left,
 )
-from fewclick.simulate.brush import brush_keys, page_radius, stroke_seconds, strokes_to_fix
+from fewclick.simulate.brush import brush_keys, page_radius, stroke_seconds
 from fewclick.simulate.corrective import ritm_next_click
+from fewclick.simulate.outline import EDIT_SECONDS, cheapest_finish, clicks_not_paying
 from fewclick.types import Clicks, Objects, geometry_only
 
 MAX_CLICKS = 20
+START_IOU = 0.5  # mask mode: a click's mask under this IoU found something else (a box instead)
 PAGE_MIN_SCORE = 0.3  # the page's proposal slider before a detector suggests its own
 RESCUE_SPAN, RESCUE_FLOOR = 0.2, 0.3  # detect.js: the page never hides every box of an image
 #: the background trainer's seconds per step on one core (its rounds' crops, ImageNet
@@ -188,7 +200,10 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
     ]
     think = args.annotators > 1 if args.think is None else args.think
     report["think"] = think
-    annotators = [Annotator(client, pid, class_id, position, record, think) for client in people]
+    annotators = [
+        Annotator(client, pid, class_id, position, record, think, args.stop, args.start) for client in people
+    ]
+    report["stop"], report["start"] = args.stop, args.start
     if args.trainer:
         report["trainer_seconds_per_step"] = args.trainer_seconds_per_step
     report["per_image"] = _annotate_all(args, images, truth, annotators, people, pid, think)
@@ -329,6 +344,8 @@ class MaskTally:
     clicks: int = 0
     strokes: int = 0
     polygons: int = 0
+    edits: int = 0  # objects whose outline was edited (not counted in polygons)
+    edit_actions: int = 0  # the fixes made on those outlines (deletes, drags, redraws)
     parted: int = 0
     served: dict[str, int] = field(default_factory=dict)
     waited: float = 0.0
@@ -340,9 +357,18 @@ class Annotator:
     annotation the app acknowledged (``kept``: image id -> the annotation ids it holds)."""
 
     def __init__(
-        self, api: httpx.Client, project_id: int, class_id: dict, position: dict, record=None, think=False
+        self,
+        api: httpx.Client,
+        project_id: int,
+        class_id: dict,
+        position: dict,
+        record=None,
+        think=False,
+        stop="seconds",
+        start="click",
     ) -> None:
-        self.api, self.project_id, self.think = api, project_id, think
+        self.api, self.project_id, self.think, self.stop = api, project_id, think, stop
+        self.start, self.starts = start, StartMemory()
         self.class_id, self.position = class_id, position
         self.record = record or Recorder()
         self.current: int | None = 0  # the page starts on the first class
@@ -571,12 +597,16 @@ class Annotator:
         order = sorted(range(len(need)), key=lambda k: (int(labels[k]) != self.current, int(labels[k])))
         for k in order:
             target, truth_mask = int(labels[k]), masks[k]
-            box, clicks, shown, pred, rle = self._box_and_clicks(im, target, truth_mask, events, tally)
+            box, clicks, shown, pred, rle = self._box_and_clicks(
+                im, target, truth_mask, segmentations[k], events, tally
+            )
             done_before = len(events)
             if mask_iou(pred, truth_mask) < MASK_IOU:
-                strokes = self._brush_plan(pred, truth_mask, segmentations[k], box)
-                if strokes:  # cheaper than a polygon, and gets there
-                    pred, rle = self._brush(im, box, clicks, shown, strokes, events, tally)
+                way, fix = self._fix_plan(im, pred, rle, truth_mask, segmentations[k], box)
+                if way == "brush":  # the cheapest of brush, outline and polygon, and gets there
+                    pred, rle = self._brush(im, box, clicks, shown, fix, events, tally)
+                elif way == "outline":
+                    pred, rle = self._outline(fix, (h, w), events, tally)
             geometry, source = self._geometry(pred, rle, truth_mask, segmentations[k], (h, w), events, tally)
             body = {"class_id": self.class_id[target], "kind": "mask", "geometry": geometry, "source": source}
             self._think(sum(s for a, s in events[done_before:] if a in ("accept", "vertex")))
@@ -604,6 +634,8 @@ class Annotator:
             "strokes": tally.strokes,
             "polygons": tally.polygons,
             "polygons_in_parts": tally.parted,
+            "edits": tally.edits,
+            "edit_actions": tally.edit_actions,
             "mask_backends": tally.served,
             "interactions": len(acts),
             "seconds": round(ours, 2),
@@ -618,26 +650,58 @@ class Annotator:
             },
         }
 
-    def _box_and_clicks(self, im: dict, target: int, truth_mask: np.ndarray, events: list, tally: MaskTally):
-        """The object's box drawn (in class ``target``), then corrective clicks until its mask
-        reaches MASK_IOU, the clicks stall or run out; (box, clicks, candidate shown, mask,
-        its RLE)."""
-        pause = COST_SECONDS["draw"]
+    def _box_and_clicks(
+        self, im: dict, target: int, truth_mask, segmentation, events: list, tally: MaskTally
+    ):
+        """The object's mask started (in class ``target``) by a click in its middle (``self.start``
+        ``click``, or ``auto`` while click starts pay for the class: :class:`StartMemory`;
+        SAM's candidate closest to the object Tabbed to; when it is under START_IOU, a box is
+        dragged instead) or by its box dragged (``box``), then corrective clicks until its mask
+        reaches MASK_IOU, the clicks stop paying (``self.stop``: ``iou``, the last STALL_RUN
+        clicks each gained under STALL_GAIN of IoU; ``seconds``, also when they each saved
+        less than a click's seconds in what finishing the mask with the brush or its outline
+        costs) or run out; (box, clicks, candidate shown, mask, its RLE)."""
+        pause = 0.0
         if target != self.current:
             events.append(("class change", COST_SECONDS["class change"]))
-            self.current, pause = target, pause + COST_SECONDS["class change"]
-        ys, xs = np.nonzero(truth_mask)
-        box = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
-        events.append(("draw", COST_SECONDS["draw"]))
-        self._think(pause)
+            self.current, pause = target, COST_SECONDS["class change"]
         clicks: list[list] = []
-        out, wait = self._segment(im, box, clicks)
-        tally.waited += wait
+        box, started = None, False
+        if self.start == "click" or (self.start == "auto" and self.starts.pays(target)):
+            first = ritm_next_click(truth_mask, np.zeros_like(truth_mask))  # the object's middle
+            clicks.append([first.x, first.y, True])
+            self._think(pause + COST_SECONDS["click"])
+            out, wait = self._segment(im, None, clicks)
+            tally.waited += wait
+            events.append(("click", COST_SECONDS["click"] + wait))
+            pause = 0.0
+            shown, pred, rle = self._tab(out, truth_mask, events)
+            started = mask_iou(pred, truth_mask) >= START_IOU
+            self.starts.saw(target, started)
+            if not started:  # it found something else: a box dragged instead
+                tally.clicks, clicks = tally.clicks + 1, []
+        if not started:
+            ys, xs = np.nonzero(truth_mask)
+            box = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+            self._think(pause + COST_SECONDS["draw"])
+            out, wait = self._segment(im, box, clicks)
+            tally.waited += wait
+            events.append(("draw", COST_SECONDS["draw"] + wait))
+            shown, pred, rle = self._tab(out, truth_mask, events)
         tally.served[out["method"]] = tally.served.get(out["method"], 0) + 1
-        events[-1] = ("draw", COST_SECONDS["draw"] + wait)
-        shown, pred, rle = self._tab(out, truth_mask, events)
         ious = [mask_iou(pred, truth_mask)]
-        while ious[-1] < MASK_IOU and len(clicks) < MAX_MASK_CLICKS and not clicks_stalled(ious):
+        finish = []  # the seconds finishing the mask another way would take, after each click
+
+        def more() -> bool:
+            if ious[-1] >= MASK_IOU or len(clicks) >= MAX_MASK_CLICKS:
+                return False
+            if self.stop == "iou" or clicks_stalled(ious):
+                return not clicks_stalled(ious)
+            way, _, seconds = cheapest_finish(pred, truth_mask, segmentation, box or _mask_box(pred))
+            finish.append(seconds if way != "polygon" else float("inf"))  # only an edit is saved on
+            return not clicks_not_paying(finish, COST_SECONDS["click"])
+
+        while more():
             done = Clicks(
                 np.array([c[:2] for c in clicks], np.float32).reshape(-1, 2),
                 np.zeros(len(clicks)),
@@ -654,7 +718,7 @@ class Annotator:
             shown, pred, rle = self._tab(out, truth_mask, events)
             ious.append(mask_iou(pred, truth_mask))
         tally.clicks += len(clicks)
-        return box, clicks, shown, pred, rle
+        return box or _mask_box(pred), clicks, shown, pred, rle
 
     def _brush(
         self, im: dict, box: list, clicks: list, shown: int, strokes: list, events: list, tally: MaskTally
@@ -704,18 +768,26 @@ class Annotator:
             events.append(("tab", COST_SECONDS["tab"]))
         return best, masks[best], shown[best]["mask"]
 
-    @staticmethod
-    def _brush_plan(pred: np.ndarray, truth_mask: np.ndarray, segmentation, box) -> list:
-        """The strokes that bring ``pred`` to MASK_IOU, when they get there and cost less
-        (with their keys and Enter) than outlining the object as a polygon; else none."""
-        strokes = strokes_to_fix(truth_mask, pred, MASK_IOU)
-        if not strokes or mask_iou(apply_strokes(pred, strokes), truth_mask) < MASK_IOU:
-            return []
-        keys = brush_keys(strokes, start=page_radius(box))
-        brush = sum(map(stroke_seconds, strokes)) + COST_SECONDS["brush"] * keys
-        rings = polygon_outlines(truth_mask, segmentation)
-        outline = sum(COST_SECONDS["vertex"] * max(len(r), 3) + COST_SECONDS["accept"] for r in rings)
-        return strokes if brush + COST_SECONDS["accept"] < outline else []
+    def _fix_plan(self, im: dict, pred, rle, truth_mask: np.ndarray, segmentation, box) -> tuple[str, object]:
+        """How the person finishes a mask the clicks left short of MASK_IOU: the cheapest in
+        seconds of the brush (its strokes), the outline the app makes of the mask
+        (``/outline``) edited (its plan) and a new polygon (``simulate.outline.cheapest_finish``)."""
+        outline = _ok(self.api.post(f"/api/images/{im['id']}/outline", json={"mask": rle}))
+        rings = [(r["points"], r["hole"]) for r in outline["rings"]]
+        way, fix, _ = cheapest_finish(pred, truth_mask, segmentation, box, rings)
+        return way, fix
+
+    def _outline(self, plan, size: tuple[int, int], events: list, tally: MaskTally) -> tuple:
+        """The mask turned into an outline (a key, and the outline looked over), then the
+        plan's edits, each click an event; the mask filled from the edited outline."""
+        self._think(plan.seconds)
+        events.append(("outline", EDIT_SECONDS["outline"] + EDIT_SECONDS["look"]))
+        for edit in plan.edits:
+            events += [(f"outline_{edit.kind}", edit.seconds / edit.interactions)] * edit.interactions
+        tally.edits += 1
+        tally.edit_actions += len(plan.edits)
+        mask = fill_outline(plan.rings, *size)
+        return mask, mask_to_rle(mask)
 
     def _open(self, im: dict) -> None:
         """What the page does as the image opens, without waiting: ask the worker to encode
@@ -835,6 +907,34 @@ class Annotator:
             for action, seconds in events
         ]
         _ok(self.api.post(f"/api/projects/{self.project_id}/events", json=body))
+
+
+class StartMemory:
+    """Whether starting a mask of a class with a click pays, as this person saw it: a click
+    start that finds the object saves a box dragged (7.0 s less a click's 2.55 s); one that
+    finds something else costs its click on top of the box. A class is started with a click
+    while the starts seen succeeded at least ``PAYS`` of the time (untried: yes; the counts
+    start at one success and one failure)."""
+
+    PAYS = 0.5
+
+    def __init__(self) -> None:
+        self.seen: dict[int, list[int]] = {}
+
+    def pays(self, label: int) -> bool:
+        good, tried = self.seen.get(label, [1, 2])
+        return good / tried >= self.PAYS
+
+    def saw(self, label: int, good: bool) -> None:
+        counts = self.seen.setdefault(label, [1, 2])
+        counts[0], counts[1] = counts[0] + good, counts[1] + 1
+
+
+def _mask_box(mask: np.ndarray) -> list[float]:
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return [0.0, 0.0, 1.0, 1.0]
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
 
 
 def _required_masks(record) -> tuple[list[int], list, list[np.ndarray], np.ndarray]:
@@ -1063,6 +1163,16 @@ def _totals(rows: list[dict]) -> dict:
             else {}
         ),
         "ratio_to_manual": round(by_hand / ours, 3) if ours else None,
+        **(
+            {
+                "objects": sum(r["objects"] for r in rows),
+                "polygons": sum(r["polygons"] for r in rows),
+                "edits": sum(r["edits"] for r in rows),
+                "strokes": sum(r["strokes"] for r in rows),
+            }
+            if rows and all("edits" in r for r in rows)
+            else {}
+        ),
         "manual_quality": all(r["manual_quality"] for r in rows),
         "waited_seconds": round(sum(r["waited_seconds"] for r in rows), 2),
     }
@@ -1134,6 +1244,21 @@ def _parser() -> argparse.ArgumentParser:
         help="only this part of the data's split by image (every 4th image by name is test)",
     )
     p.add_argument("--images", type=int, help="only the first N images by name")
+    p.add_argument(
+        "--start",
+        choices=("auto", "click", "box"),
+        default="auto",
+        help="mask mode: a mask starts from a click in the object's middle (a box is dragged "
+        "when the click's mask is under START_IOU), from a box dragged around it, or (auto, "
+        "the default) with a click while click starts have paid for the class",
+    )
+    p.add_argument(
+        "--stop",
+        choices=("seconds", "iou"),
+        default="seconds",
+        help="mask mode: a person stops clicking once clicks stop saving seconds (the default) "
+        "or stop gaining IoU (the rule before issue 54)",
+    )
     p.add_argument(
         "--annotators", type=int, default=1, help="people at once, on different images (a load test)"
     )

@@ -41,6 +41,8 @@ from fewclick.predict.windows import GRID
 MARGIN = 16
 #: the longer-side buckets the differences are also given by (px)
 SIZES = ((0, 32), (32, 64), (64, 128), (128, 10**9))
+#: issue 54's size bins: the square root of the box's area (px), as COCO's small/medium/large
+SIZE_BINS = {"under 32": (0, 32), "32-96": (32, 96), "over 96": (96, 10**9)}
 #: ``large.py``'s objects per mask score
 LARGE_OBJECTS = 50
 
@@ -109,6 +111,7 @@ def measure(data, pairs, sides: list[int], sam, grid: int | None = GRID) -> list
             truth = segmentation_to_mask(rec.objects.segmentations[j], h, w)
             near = around(box, h, w)
             row = {"image": Path(rec.file_name).name, "side": max(box[2] - box[0], box[3] - box[1])}
+            row["size"] = float(np.sqrt((box[2] - box[0]) * (box[3] - box[1])))
             sam.set_image(pixels, key=f"{i}/whole")
             current["key"] = None
             pred = sam.predict(box, multimask=True)
@@ -140,6 +143,13 @@ def summary(rows: list[dict], sides: list[int], seed: int) -> dict:
     rng = np.random.default_rng(seed)
     whole = np.asarray([r["whole"] for r in rows])
     out = {"objects": len(rows), "mIoU": {"whole": round(float(whole.mean()), 4)}, "difference": {}}
+    out["by_size"] = {}
+    for name, (lo, hi) in SIZE_BINS.items():
+        inside = [r for r in rows if lo <= r.get("size", r["side"]) < hi]
+        if inside:
+            out["by_size"][name] = {"objects": len(inside)} | {
+                m: round(float(np.mean([r[m] for r in inside])), 4) for m in ["whole", *map(str, sides)]
+            }
     for side in sides:
         got = np.asarray([r[str(side)] for r in rows])
         out["mIoU"][str(side)] = round(float(got.mean()), 4)
@@ -220,6 +230,13 @@ def markdown(report: dict) -> str:
         got = diff["by_longer_side"]
         cells = [f"{got[b]['mean']:+.3f} ({got[b]['objects']})" if b in got else "-" for b in _buckets()]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {diff['se_50']:.3f} |")
+    lines += ["", "mIoU by the box's size (the square root of its area), whole image and each S:", ""]
+    lines += ["| data | size | objects | whole | " + " | ".join(f"S {s}" for s in sides) + " |"]
+    lines += ["|---" * (4 + len(sides)) + "|"]
+    for name, d in report["datasets"].items():
+        for size, got in d.get("by_size", {}).items():
+            cells = " | ".join(f"{got[s]:.3f}" for s in sides)
+            lines.append(f"| {name} | {size} px | {got['objects']} | {got['whole']:.3f} | {cells} |")
     return "\n".join(lines) + "\n"
 
 

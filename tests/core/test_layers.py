@@ -23,7 +23,7 @@ ARCHITECTURE = PACKAGE.parents[1] / "docs" / "architecture.md"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("extras",),
     ("types",),
-    ("io", "metrics", "crops", "brush"),
+    ("io", "metrics", "crops", "brush", "outline"),
     ("draw", "data", "simulate", "quality"),
     ("models",),
     ("predict", "train"),

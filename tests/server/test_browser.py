@@ -317,6 +317,44 @@ def test_a_box_in_mask_mode_waits_for_preparing_then_sam_makes_the_mask(server, 
     assert page.errors == []
 
 
+def test_a_click_inside_an_object_starts_its_mask_in_mask_mode(server, page, sam_files):
+    """Issue 54: a click, cheaper than a box dragged, starts a mask; Tab goes through SAM's
+    candidates for it, a corrective click refines it and Enter saves it."""
+    import httpx
+
+    from fewclick.io import read_dataset
+
+    base, home, app = server
+    api = httpx.Client(base_url=base, headers=auth_headers(app), timeout=60)
+    made = api.post("/api/projects", json={"name": "click-start", "folder": str(home / "aerial" / "images")})
+    project = made.json()["project"]
+    image = api.get(f"/api/projects/{project['id']}/images").json()[0]
+    records = read_dataset(home / "aerial").images
+    record = next(r for r in records if Path(r.file_name).name == image["file_name"])
+    box = max(record.objects.boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+    x0, y0, x1, y1 = (float(v) for v in box)
+    page.goto(f"{base}/#/image/{image['id']}")
+    page.wait_for_function("() => fewclickTest.ready")
+    page.keyboard.press("m")
+    page.wait_for_function("() => fewclickTest.prep && fewclickTest.prep.ready", timeout=300000)
+    page.mouse.click(*screen(page, (x0 + x1) / 2, (y0 + y1) / 2))
+    page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.result", timeout=60000)
+    assert page.evaluate("() => fewclickTest.seg.box") is None, "no box: the click alone"
+    assert page.evaluate("() => fewclickTest.seg.result.area") > 0
+    assert page.inner_text("#mask-candidate") == "1 of 3"
+    page.keyboard.press("Tab")
+    assert page.inner_text("#mask-candidate") == "2 of 3"
+    page.mouse.click(*screen(page, x0 + 1, y0 + 1), button="right")  # a corrective (negative) click
+    page.wait_for_function("() => fewclickTest.seg.answered === 2", timeout=60000)
+    shown = page.evaluate("() => fewclickTest.seg.result.mask")
+    count = _count(page)
+    page.keyboard.press("Enter")
+    _wait_count(page, count + 1)
+    saved = page.evaluate("() => [...fewclickTest.anns.values()].pop()")
+    assert saved["kind"] == "mask" and saved["geometry"]["mask"] == shown
+    assert page.errors == []
+
+
 def test_the_project_page_follows_a_running_job_and_marks_annotated_images_done(server, page):
     from datetime import timedelta
 

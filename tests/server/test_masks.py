@@ -251,3 +251,28 @@ def test_a_comparison_picks_the_serving_backend_with_its_ranker_and_the_user_can
     assert r.status_code == 422 and "sam, sam_tuned, model, grabcut, box" in r.text
     b = client.put(f"/api/projects/{project['id']}/backend", json={"backend": None}).json()
     assert b["chosen_by"] == "comparison" and b["override"] is None
+
+
+def test_one_click_starts_a_mask_with_candidates_and_more_clicks_refine_it(client, home, sam_files):
+    """Issue 54: a click inside an object, cheaper than a box dragged, starts its mask; SAM's
+    candidates for it come back for Tab, and the clicks that follow refine it."""
+    from fewclick.io import read_dataset
+
+    project, images = _project(client, "click-start", folder=str(home / "one" / "images"))
+    image = images[0]
+    _until(lambda: client.post(f"/api/images/{image['id']}/prepare").json()["ready"], "the embedding")
+    x0, y0, x1, y1 = (float(v) for v in read_dataset(home / "one").images[0].objects.boxes[0])
+    centre = [(x0 + x1) / 2, (y0 + y1) / 2, True]
+    out = client.post(f"/api/images/{image['id']}/segment", json={"clicks": [centre]}).json()
+    assert out["method"] == "sam" and out["area"] > 0
+    assert len(out["candidates"]) == 3, "one click is ambiguous: SAM's candidates for Tab"
+    bx0, by0, bx1, by1 = out["box"]
+    assert bx0 <= centre[0] <= bx1 and by0 <= centre[1] <= by1, "the mask is around the click"
+    more = {"clicks": [centre, [x0 + 1, y0 + 1, False]], "candidate": 1}
+    clicked = client.post(f"/api/images/{image['id']}/segment", json=more).json()
+    assert clicked["changed"] is not None, "the same mask in the making, refined"
+    # bad starts say what is wrong
+    r = client.post(f"/api/images/{image['id']}/segment", json={"clicks": []})
+    assert r.status_code == 400 and "starts from a box or from a positive click" in r.json()["detail"]
+    r = client.post(f"/api/images/{image['id']}/segment", json={"clicks": [[50, 50, False]]})
+    assert r.status_code == 400 and "positive click" in r.json()["detail"]

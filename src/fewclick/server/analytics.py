@@ -41,6 +41,9 @@ IDLE_SECONDS = 120.0  # a longer gap between two events on an image counts this 
 INTERACTIONS = (
     "click", "accept", "delete", "edit", "draw", "undo", "redo", "class change", "reject", "threshold",
     "vertex", "tab", "stroke", "brush", "fit", "exemplar",
+    # a mask's outline: made (a key), then its vertices dragged, inserted, deleted, or a
+    # stretch redrawn (each redraw click one)
+    "outline", "outline_drag", "outline_insert", "outline_delete", "outline_redraw",
 )  # fmt: skip
 # where objects made by no one here come from: a dataset's import, the detector's pre-annotation
 PREMADE_SOURCES = ("import", "preannotate")

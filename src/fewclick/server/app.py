@@ -43,6 +43,7 @@ from fewclick.server.routes import (
     images,
     jobs,
     labelstudio,
+    outline,
     projects,
     queue,
 )
@@ -57,6 +58,7 @@ ROUTERS = (
     annotations.router,
     assist.router,
     fullimage.router,
+    outline.router,
     backends.router,
     jobs.router,
     queue.router,

@@ -80,6 +80,7 @@ ACTIONS = {
     ("POST", "/api/images/{image_id}/segment"): "annotate",
     ("POST", "/api/images/{image_id}/snap"): "annotate",
     ("POST", "/api/images/{image_id}/fullimage"): "annotate",
+    ("POST", "/api/images/{image_id}/outline"): "annotate",
     ("GET", "/api/projects/{project_id}/backends"): "read",
     ("PUT", "/api/projects/{project_id}/backend"): "admin",
     ("POST", "/api/projects/{project_id}/compare"): "annotate",

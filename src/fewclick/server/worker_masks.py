@@ -26,14 +26,16 @@ def segment(
     path: str,
     sam: tuple[str, str] | None,
     serving: Serving,
-    box: list[float],
+    box: list[float] | None,
     clicks: list,
     candidate: int = 0,
     strokes: list | None = None,
     large: tuple[str, str, int, int] | None = None,
 ) -> dict:
     """Box-to-mask with corrective clicks ``[x, y, positive]`` by the backend ``serving``
-    names (``sam``: the embedding's cache folder and key, for SAM). The last answer per
+    names (``sam``: the embedding's cache folder and key, for SAM). Without a ``box`` the
+    clicks alone prompt SAM (issue 54: a click inside an object, cheaper than a box
+    dragged, starts its mask; SAM's candidates for it come back for Tab). The last answer per
     image, backend and box is kept: when a request adds one click to it, its ``state``
     goes back to the backend as ``previous`` (for SAM only the decoder runs); a request
     with the same clicks gets it again without running the backend. With the backend's
@@ -55,7 +57,9 @@ def segment(
 
     painted = [Stroke.parse(raw, i) for i, raw in enumerate(strokes or [])]
     asked, serving = serving, _readable_backend(serving, sam)
-    key = (path, serving.name, serving.model, tuple(round(float(v), 2) for v in box))
+    if box is None and serving.name not in SAMS:
+        raise ValueError(f"the project's mask model ({serving.name}) starts from a box: drag one")
+    key = (path, serving.name, serving.model, box and tuple(round(float(v), 2) for v in box))
     made = [list(map(float, k)) for k in clicks]
     last = _LAST_MASKS.get(key)
     changed = None

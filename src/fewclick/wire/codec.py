@@ -2,8 +2,8 @@
 COCO RLE, and class ids as the class positions the models count by (and back).
 
 The worker process encodes with :func:`detection_lists`, :func:`mask_answer` and
-:func:`region_answers`; a route turns the positions in an answer into the project's class
-ids with a :class:`ClassMap`.
+:func:`region_answers`, the outline route with :func:`outline_answer`; a route turns the
+positions in an answer into the project's class ids with a :class:`ClassMap`.
 """
 
 from __future__ import annotations
@@ -66,6 +66,14 @@ def region_answers(labels: np.ndarray, count: int) -> list[dict]:
 
     areas = np.bincount(labels.ravel(), minlength=count)
     return [{"index": i, "rle": mask_to_rle(labels == i), "area": int(areas[i])} for i in range(count)]
+
+
+def outline_answer(rings: list[tuple[np.ndarray, bool]], offset: tuple[int, int] = (0, 0)) -> dict:
+    """An outline (``[(float64[K, 2] (x, y), is_hole)]``, as :func:`fewclick.outline.editable_outline`
+    gives it) moved by ``offset`` (x, y) whole pixels: ``{"rings": [{"points", "hole"}]}``.
+    The coordinates are not rounded: the page fills exactly the rings the simulator does."""
+    dx, dy = offset
+    return {"rings": [{"points": (r + [dx, dy]).tolist(), "hole": bool(hole)} for r, hole in rings]}
 
 
 class ProjectClassLike(Protocol):

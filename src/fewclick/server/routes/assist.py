@@ -51,7 +51,8 @@ class StrokeIn(BaseModel):
 
 
 class SegmentIn(BaseModel):
-    box: tuple[float, float, float, float]
+    # None: the clicks alone prompt SAM (a positive first click starts the mask)
+    box: tuple[float, float, float, float] | None = None
     clicks: list[tuple[float, float, bool]] = []  # x, y, positive
     candidate: int = 0  # the candidate mask of the last answer the person switched to (Tab)
     strokes: list[StrokeIn] = Field([], max_length=1000)  # painted over the mask, in order
@@ -149,7 +150,8 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
     image = rows.get(session, Image, image_id, "image")
     serving.image_file(image)
     try:
-        check_box(body.box, image.width, image.height)
+        if body.box is not None:
+            check_box(body.box, image.width, image.height)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     for i, (x, y, _) in enumerate(body.clicks):
@@ -157,12 +159,14 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
     backend = serving.serving(session, image.project)
     sam = assisting.sam_image(config, image) if backend.name in worker_masks.SAMS else None
     large = assisting.large_image(config, image)
+    if body.box is None:
+        _check_click_start(body.clicks, large)
     out = await models.run(
         worker_masks.segment,
         image.path,
         sam,
         backend,
-        list(body.box),
+        None if body.box is None else list(body.box),
         [list(c) for c in body.clicks],
         body.candidate,
         [s.model_dump() for s in body.strokes],
@@ -172,6 +176,16 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
         model = newest_model(session, image.project_id, "segment")
         out["decoder"] = (model.metrics or {}).get("sam_decoder") if model is not None else None
     return out
+
+
+def _check_click_start(clicks: list, large) -> None:
+    """A mask without a box starts from a positive first click, on an image encoded whole."""
+    if not clicks or not clicks[0][2]:
+        raise HTTPException(
+            400, "a mask starts from a box or from a positive click on the object: neither was sent"
+        )
+    if large is not None:
+        raise HTTPException(400, "on a large image a mask starts from a box: drag one around the object")
 
 
 @router.post("/images/{image_id}/snap", response_model=answers.Snapped, response_model_exclude_none=True)

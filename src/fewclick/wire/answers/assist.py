@@ -1,5 +1,5 @@
 """The model in the loop: click-to-detect, box-to-mask, point snapping, full-image
-segmentation, and Label Studio's ML backend."""
+segmentation, and Label Studio's ML backend; a mask's editable outline."""
 
 from __future__ import annotations
 
@@ -149,6 +149,22 @@ class FullImage(Answer):
     method: str
     ms: float
     window: list[int] | None = None
+
+
+class Ring(Answer):
+    """One ring of an outline: ``points`` [K][2] (x, y) in pixel-edge coordinates (pixel
+    (x, y) covers [x, x + 1) x [y, y + 1)), K >= 3; ``hole``: it was traced around a hole."""
+
+    points: list[list[float]]
+    hole: bool
+
+
+class Outline(Answer):
+    """A mask as an editable outline (:func:`fewclick.outline.editable_outline`): its rings,
+    parts and holes; filled even-odd (a pixel is on when its centre lies inside an odd
+    number of rings) they give the mask back at IoU >= 0.95."""
+
+    rings: list[Ring]
 
 
 class Health(Answer):

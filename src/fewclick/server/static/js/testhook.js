@@ -9,14 +9,19 @@
 //     (the tiles of a large image loaded),
 //     view ({scale, ox, oy}: a screen pixel is o + scale * image pixel), frames (the last
 //     600 draw times in ms), and the modes' own state: detect (its clicks, result, answered,
-//     error), minScore (detect's slider), seg (the mask being made), outline (polygon's),
+//     error), minScore (detect's slider), seg (the mask being made, with seg.outline: its
+//     outline being edited, {rings, picked, redraw}), outlineTimes (ms from each outline
+//     edit's input event to the end of the frame that drew its mask: the last 600),
+//     outline (polygon's),
 //     full (full image's regions, answer, labels, overlay, answered, busy, error);
 //   the review queue: queue ({next, view, busy, extreme, edit}).
 // Its functions: shownProposals(state) (detect's rule, on the current state or one given:
 // {result, clicks, replaced, minScore, minScoreByHand}), drawnCorners(a); and for
-// benchmarks only, setView({scale, ox, oy}) (a zoom they show) and resetFrames().
+// benchmarks only, setView({scale, ox, oy}) (a zoom they show), resetFrames() and
+// resetOutlineTimes().
 import {drawnCorners} from "./geometry.js";
 import {shownProposals} from "./modes/detect.js";
+import {EDIT_TIMES} from "./modes/outline.js";
 
 const shown = {annotate: null, queue: null};  // each page's reader of its state, while shown
 let last = null;
@@ -42,6 +47,7 @@ const getters = {
   detect: () => mode("detect"),
   minScore: () => mode("detect")?.minScore,
   seg: () => mode("mask")?.seg,
+  outlineTimes: () => (A() ? [...EDIT_TIMES] : undefined),
   outline: () => mode("polygon")?.outline,
   full: () => mode("fullimage"),
   queue: () => shown.queue?.() ?? null,
@@ -53,6 +59,7 @@ const hook = {
   drawnCorners,
   setView: (v) => A()?.view.store.set({scale: v.scale, ox: v.ox, oy: v.oy}),
   resetFrames: () => { A()?.frames.splice(0); },
+  resetOutlineTimes: () => { EDIT_TIMES.splice(0); },
 };
 for (const [name, get] of Object.entries(getters)) Object.defineProperty(hook, name, {get, enumerable: true});
 Object.defineProperty(window, "fewclickTest", {value: Object.freeze(hook)});

@@ -1,16 +1,24 @@
-// Box-to-mask (M): drag a box (or click a box object) and its mask appears; left clicks add
-// to it, right clicks remove; Tab (Shift+Tab) switches to SAM's other candidate masks;
+// Box-to-mask (M): drag a box (or click a box object), or click inside an object, and its
+// mask appears; left clicks add to it, right clicks remove; Tab (Shift+Tab) switches to SAM's other candidate masks;
 // A / E take the brush / the eraser (again: back to clicks) and [ / ] change its size: a
-// drag then paints a stroke over the mask; Ctrl+Z / Ctrl+Shift+Z undo and redo the clicks,
-// switches and strokes; Enter accepts the mask shown (replacing the box object it came from).
-// Its state: the mask in the making (seg), the brush, and the mouse (the brush's outline).
+// drag then paints a stroke over the mask; L turns the mask shown (or, with none, the saved
+// mask picked or under the pointer) into an outline of few vertices to edit (outline.js), L
+// again goes back to the mask; Ctrl+Z / Ctrl+Shift+Z undo and redo the clicks, switches,
+// strokes and outline edits; Enter accepts the mask shown, or the outline filled (replacing
+// the box or saved mask it came from).
+// Its state: the mask in the making (seg, with its outline when one is edited), the brush,
+// and the mouse (the brush's outline, the redraw's next point).
 import {api, esc, say} from "../api.js";
 import {helpPanel, prepareLine} from "../panel.js";
 import {hit} from "../pick.js";
 import {rleCanvas} from "../rle.js";
 import {createStore} from "../store.js";
 import {drawMask} from "./mask_draw.js";
+import * as outline from "./outline.js";
 
+// the key that turns the mask into an outline and back: no mode's key (the page switches
+// modes by their keys before a mode sees a key) nor one mask mode uses
+const OUTLINE_KEY = "l";
 // the brush's radii in image pixels ([ / ]); the simulated annotator's are the same
 const SIZES = [1, 2, 4, 8, 16, 32];
 // a click that changes under this share of the mask's pixels did little; two in a row: the brush
@@ -22,23 +30,34 @@ export function mask(page) {
     name: "mask", key: "m", title: "Mask (M)",
     state: () => m.st.get(),
     leave: () => drop(m),
-    escape: () => drop(m),
-    release: (d, moved, box) => release(m, d, moved, box),
+    escape: () => escape(m),
+    release: (d, moved, box) => (seg(m)?.outline ? outline.release(editor(m), d, moved) : release(m, d, moved, box)),
     keydown: (e, key) => keydown(m, e, key),
     undo: (again) => undo(m, again),
     accept: () => accept(m),
     panel: (el) => panel(m, el),
-    unsaved: () => (seg(m)?.result ? "1 mask not accepted" : ""),
+    unsaved: () => (seg(m)?.outline ? "1 outline not saved" : seg(m)?.result ? "1 mask not accepted" : ""),
+    // the saved mask whose outline is edited is drawn as the outline only
+    visible: (a) => !(seg(m)?.outline && a.id === seg(m).from),
     // a stroke's path, point by point, while the brush or eraser drags
-    press(d) { if (seg(m) && brush(m).tool) d.path = [[d.x0, d.y0]]; },
+    press(d) {
+      if (seg(m)?.outline) outline.press(editor(m), d);
+      else if (seg(m) && brush(m).tool) d.path = [[d.x0, d.y0]];
+    },
     move(d) {
       if (d.path) d.path.push([d.x, d.y]);
       m.st.set({mouse: [d.x, d.y]});  // where the brush's outline shows once the stroke ends
     },
-    // the brush's outline follows the mouse
-    hover(x, y) { if (seg(m) && brush(m).tool) m.st.set({mouse: [x, y]}); },
+    // the brush's outline, or the redraw's next stretch, follows the mouse
+    hover(x, y) {
+      const o = seg(m)?.outline;
+      if (o?.redraw || (seg(m) && !o && brush(m).tool)) m.st.set({mouse: [x, y]});
+      else m.st.get().mouse = [x, y];  // the vertex Delete takes when none is picked
+    },
     draw(ctx, lw, drag) {
-      if (seg(m)) drawMask(ctx, lw, m.st.get(), SIZES[brush(m).size], drag);
+      const s = seg(m), im = page.doc.get().image;
+      if (s?.outline) outline.drawOutline(ctx, lw, s.outline, page.color(page.doc.get().cls), drag, m.st.get().mouse, [im.width, im.height]);
+      else if (s) drawMask(ctx, lw, m.st.get(), SIZES[brush(m).size], drag);
       else page.dragRect(ctx, drag, lw);
     },
   };
@@ -61,6 +80,13 @@ async function release(m, d, moved, box) {
       start(m, a.geometry.box, a.kind === "box" ? a.id : null);
       m.page.doc.set({cls: a.class_id});
       await segmentNow(m);
+    } else if (!a && d.button === 0 && m.page.view.inside(d.x0, d.y0)) {
+      // a click inside an object starts its mask, cheaper than a box (issue 54): the click
+      // alone prompts SAM, whose candidates Tab goes through; more clicks refine it
+      start(m, null, null);
+      seg(m).clicks.push([d.x0, d.y0, true]);
+      m.page.log("click", {mode: "mask", positive: true, start: true});
+      await segmentNow(m);
     }
   } else if (b.tool && s.result) {
     const points = d.path ?? [[d.x0, d.y0]];
@@ -79,9 +105,12 @@ async function release(m, d, moved, box) {
 }
 
 // Tab / Shift+Tab: the next / previous of SAM's candidate masks for the same prompt;
-// A / E: the brush / the eraser (the same key again: back to clicks); [ / ]: its size
+// A / E: the brush / the eraser (the same key again: back to clicks); [ / ]: its size;
+// L: the outline (again: back to the mask); while the outline is edited, its own keys
 function keydown(m, e, key) {
   const s = seg(m), b = brush(m);
+  if (key === OUTLINE_KEY) { toggleOutline(m); return true; }
+  if (s?.outline) return outlineKey(m, e, key);
   if (key === "a" || key === "e") return pickTool(m, key === "a" ? "brush" : "eraser");
   if ((key === "[" || key === "]") && b.tool) {
     b.size = Math.max(0, Math.min(SIZES.length - 1, b.size + (key === "]" ? 1 : -1)));
@@ -100,6 +129,88 @@ function keydown(m, e, key) {
   return true;
 }
 
+// Esc stops a redraw under way, else drops the mask (and its outline)
+function escape(m) {
+  const o = seg(m)?.outline;
+  if (o?.redraw) { o.redraw = null; say("redraw stopped"); m.st.set(); } else drop(m);
+}
+
+// what outline.js edits with: the outline, and each edit made one undo step
+const editor = (m) => ({
+  page: m.page, o: seg(m).outline, changed: () => { m.st.set(); m.page.panel(); },
+  commit(rings, stamp, action) {
+    remember(m);
+    seg(m).outline = {...outline.freshOutline(rings), stamp};
+    m.page.log(action, {mode: "mask"});
+    m.st.set();
+    m.page.panel();
+  },
+});
+
+// L: the mask shown becomes an outline (with no mask in the making: the saved mask picked
+// or under the pointer is opened first), or the outline is left for the mask it came from;
+// either is an undo step
+async function toggleOutline(m) {
+  let s = seg(m);
+  if (s?.busy) await s.busy;
+  if (!s && !openSaved(m)) return;
+  s = seg(m);
+  if (s.outline) {
+    remember(m);
+    s.outline = null;
+    say("back to the mask: the outline's edits are dropped (Ctrl+Z brings them back)");
+    return showCandidate(m, s.shown);
+  }
+  const shown = s.result && shownMask(s);
+  if (!shown?.box) return say("no mask to outline yet: drag a box or click an object first", true);
+  let o;
+  try { o = await outline.outlineOf(m.page, shown.mask); } catch { return; }  // api() said why
+  if (seg(m) !== s || s.outline) return;  // dropped or outlined meanwhile
+  remember(m);
+  s.outline = o;
+  m.page.log("outline", {mode: "mask", rings: o.rings.length});
+  say(`outline of ${o.rings.reduce((n, r) => n + r.points.length, 0)} vertices: drag, click an edge, right-click a vertex, Shift+click to redraw; Enter saves`);
+  m.st.set();
+  m.page.panel();
+}
+
+// the saved mask picked (select mode's selection), else the one under the pointer, as the
+// mask in the making (Enter saves it in its place); false when there is none
+function openSaved(m) {
+  const {anns, selected} = m.page.doc.get(), mouse = m.st.get().mouse;
+  const masks = new Map([...anns].filter(([, a]) => a.kind === "mask"));
+  const picked = [...selected].filter((id) => masks.has(id));
+  const a = picked.length === 1 ? masks.get(picked[0]) : mouse && hit(masks, mouse[0], mouse[1], m.page.view.scale);
+  if (!a) { say("pick a saved mask (V, then click it) or point at one, then press L", true); return false; }
+  start(m, a.geometry.box, a.id);
+  seg(m).result = {method: a.backend ?? null, mask: a.geometry.mask, box: a.geometry.box, score: a.score ?? 1, quality: a.quality ?? null, candidates: [], saved: true};
+  m.page.doc.set({cls: a.class_id});
+  showCandidate(m, 0);
+  return true;
+}
+
+// the outline's own keys; the mask's (Tab, the brush) wait until the outline is left
+function outlineKey(m, e, key) {
+  if (outline.keydown(editor(m), e, m.st.get().mouse)) return true;
+  if (e.key === "Tab" || key === "a" || key === "e") {
+    e.preventDefault();
+    say("the outline is being edited: L goes back to the mask first", true);
+    return true;
+  }
+  return false;
+}
+
+// Enter on an outline: its mask saved (in place of the box or saved mask it came from)
+async function acceptOutline(m, s) {
+  const {image, cls} = m.page.doc.get();
+  const mask = outline.outlineMask(s.outline, image.width, image.height);
+  if (!mask) return say("the outline covers no pixel: nothing to save", true);
+  const replace = s.from != null ? [s.from] : [];
+  const create = [{class_id: cls, kind: "mask", geometry: {mask}, score: null, quality: null, source: "outline", backend: s.result?.method ?? null}];
+  drop(m);
+  await m.page.changes.change(create, replace, "accept");
+}
+
 function pickTool(m, tool) {
   const b = brush(m);
   b.tool = b.tool === tool ? null : tool;
@@ -110,13 +221,15 @@ function pickTool(m, tool) {
   return true;
 }
 
-// the last click or switch of the mask being made, else (false) the saved changes
+// the last click, switch or outline edit of the mask being made, else (false) the saved
+// changes; a redraw under way is stopped first
 function undo(m, again) {
   const s = seg(m);
+  if (s?.outline?.redraw && !again) { s.outline.redraw = null; m.st.set(); return true; }
   const from = again ? s?.future : s?.history, to = again ? s?.history : s?.future;
   if (!from?.length) return false;
   to.push(snapshot(s));
-  Object.assign(s, from.pop());
+  restore(s, from.pop());
   showCandidate(m, s.shown);
   m.page.log(again ? "redo" : "undo", {mode: "mask"});
   return true;
@@ -157,13 +270,14 @@ async function segmentNow(m, clicked = true) {
 function hintBrush(m, s, changed) {
   s.changes.push(changed);
   if (s.changes.length >= 2 && s.changes.slice(-2).every((c) => c < LITTLE) && !brush(m).tool) {
-    say("the last two clicks changed little: try the brush (A) or the eraser (E)");
+    say("the last two clicks changed little: try the brush (A), the eraser (E) or edit the outline (L)");
   }
 }
 
 async function accept(m) {
   const s = seg(m);
   if (s?.busy) await s.busy;  // the answer to the last click first
+  if (s?.outline) return acceptOutline(m, s);
   const r = s?.result, shown = s && shownMask(s);
   if (!r || !shown?.box) return;
   const replace = s.from != null ? [s.from] : [];
@@ -175,7 +289,8 @@ async function accept(m) {
 
 function panel(m, el) {
   const s = seg(m), prep = m.page.doc.get().prep;
-  helpPanel(el, "mask", s ? `Left click: add to the mask, right click: remove. Tab: another candidate mask. A / E: brush / eraser, [ ]: its size. Enter accepts, Esc drops. ${s.clicks.length} clicks, ${s.strokes.length} strokes.` : "Drag a box (or click a box object) and its mask appears.");
+  if (s?.outline) return helpPanel(el, "mask: outline", outline.outlineHelp(s.outline));
+  helpPanel(el, "mask", s ? `Left click: add to the mask, right click: remove. Tab: another candidate mask. A / E: brush / eraser, [ ]: its size. L: edit its outline. Enter accepts, Esc drops. ${s.clicks.length} clicks, ${s.strokes.length} strokes.` : "Drag a box, click a box object or click inside an object, and its mask appears. L: edit the outline of the saved mask picked (V) or under the pointer.");
   prepareLine(el, prep, "sam", ["sam", "sam_tuned"].includes(prep?.backend));
   if (!s) return;
   const r = s.result;
@@ -194,7 +309,12 @@ const freshBrush = (box = null) => {
   const side = box ? Math.min(box[2] - box[0], box[3] - box[1]) / 8 : 8;
   return {tool: null, size: Math.max(0, SIZES.findLastIndex((r) => r <= Math.min(side, 8)))};
 };
-const snapshot = (seg) => ({clicks: [...seg.clicks], strokes: [...seg.strokes], result: seg.result, shown: seg.shown});
+// an outline's rings are never changed in place (outline_edit.js): the snapshot keeps them
+const snapshot = (seg) => ({clicks: [...seg.clicks], strokes: [...seg.strokes], result: seg.result, shown: seg.shown, rings: seg.outline?.rings ?? null});
+function restore(seg, {rings, ...rest}) {
+  Object.assign(seg, rest);
+  seg.outline = rings ? outline.freshOutline(rings) : null;
+}
 
 // which decoder serves SAM's masks and what it scored on held-out finished masks
 const decoderLine = (r) => {

@@ -1,11 +1,13 @@
-// Drawing mask mode's work over the image: the box asked about, the mask shown, the
+// Drawing mask mode's work over the image: the box asked about (when a box started it), the mask shown, the
 // clicks, and the brush (the stroke being dragged, else its outline at the mouse).
 
 // state: mask mode's {seg, brush, mouse}; radius: the brush's, in image pixels
 export function drawMask(ctx, lw, {seg, brush, mouse}, radius, drag) {
-  const b = seg.box;
-  ctx.setLineDash([5 * lw, 3 * lw]); ctx.strokeStyle = "#ffffff"; ctx.lineWidth = lw;
-  ctx.strokeRect(b[0], b[1], b[2] - b[0], b[3] - b[1]); ctx.setLineDash([]);
+  const b = seg.box;  // null: a click started the mask
+  if (b) {
+    ctx.setLineDash([5 * lw, 3 * lw]); ctx.strokeStyle = "#ffffff"; ctx.lineWidth = lw;
+    ctx.strokeRect(b[0], b[1], b[2] - b[0], b[3] - b[1]); ctx.setLineDash([]);
+  }
   if (seg.canvas) ctx.drawImage(seg.canvas.canvas, seg.canvas.x, seg.canvas.y);
   for (const [cx, cy, pos] of seg.clicks) {
     ctx.fillStyle = pos ? "#2ee86b" : "#ff3b3b";

@@ -28,7 +28,7 @@ export function listen(V, act) {
     d.mode.move?.(d);
     V.pointer.set();
   };
-  const onUp = () => { pan = null; release(V); };
+  const onUp = (e) => { pan = null; release(V, e); };
   const onWindow = {keydown: onKey, keyup: onKeyUp, resize: () => V.resize(), mouseup: onUp};
   for (const [type, fn] of Object.entries(onWindow)) window.addEventListener(type, fn);
   canvas.addEventListener("mousedown", onDown);
@@ -41,10 +41,11 @@ export function listen(V, act) {
 const mode = (V) => V.modes.find((m) => m.name === V.doc.get().mode);
 
 // the drag ends: the mode it started in takes it (whether it moved over 4 screen pixels,
-// and the rectangle it spans)
-async function release(V) {
+// and the rectangle it spans); tUp: when the button came up (the clock of performance.now())
+async function release(V, e) {
   const d = V.pointer.get().drag;
   if (!d) return;
+  d.tUp = e.timeStamp;
   V.pointer.set({drag: null});
   const box = [Math.min(d.x0, d.x), Math.min(d.y0, d.y), Math.max(d.x0, d.x), Math.max(d.y0, d.y)];
   await d.mode.release?.(d, V.view.moved(d), box);
