@@ -41,7 +41,7 @@ MASK = _sam_mask()
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("browser-outline")
     (home / "images").mkdir()
-    for k in range(4):
+    for k in range(5):
         PILImage.fromarray(np.full((H, W, 3), 60 + 40 * k, np.uint8)).save(home / "images" / f"im{k}.png")
     app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False, data_roots=[home])
     make_user(app, USER, "admin", PASSWORD)
@@ -292,4 +292,43 @@ def test_a_saved_mask_is_reopened_as_an_outline_and_edited(server, page):
     page.wait_for_function("() => fewclickTest.anns.size === 1")
     [back] = api.get(f"/api/images/{images[3]}").json()["annotations"]
     assert json.dumps(back["geometry"]["mask"]) == json.dumps(old["geometry"]["mask"])
+    assert page.errors == []
+
+
+def test_a_part_or_hole_removed_whole_and_a_missed_part_added(server, page):
+    """What the simulated annotator also does (simulate/outline.py): Shift+right click on a
+    vertex removes its ring; Shift+click off the outline, corners, and the first corner again
+    add a new part. Each one undo step; the saved mask is the filled outline."""
+    base, api, images = server
+    _open(page, base, images[4])
+    _outline(page)
+    rings = _rings(page)
+    hole = next(i for i, r in enumerate(rings) if r["hole"])
+    corner = rings[hole]["points"][0]
+
+    def remove():
+        page.keyboard.down("Shift")
+        page.mouse.click(*screen(page, *corner), button="right")
+        page.keyboard.up("Shift")
+
+    rings = _one_step(page, rings, remove)
+    assert sorted(r["hole"] for r in rings) == [False, False], "the hole is gone"
+    square = [(10, 95), (30, 95), (30, 112), (10, 112)]  # below the disc, off the outline
+
+    def part():
+        page.keyboard.down("Shift")
+        page.mouse.click(*screen(page, *square[0]))
+        page.keyboard.up("Shift")
+        for c in [*square[1:], square[0]]:
+            page.mouse.click(*screen(page, *c))
+
+    rings = _one_step(page, rings, part)
+    assert len(rings) == 3 and not rings[-1]["hole"]
+    assert np.array(rings[-1]["points"]) == pytest.approx(np.array(square, float), abs=0.5)
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => fewclickTest.anns.size === 1")
+    [ann] = api.get(f"/api/images/{images[4]}").json()["annotations"]
+    saved = rle_to_mask(ann["geometry"]["mask"])
+    np.testing.assert_array_equal(saved, fill_outline(_as_python(rings), H, W))
+    assert saved[60, 60] and saved[100, 20], "the hole filled, the new part in"
     assert page.errors == []

@@ -78,3 +78,20 @@ def test_the_cheapest_finish_of_background_bled_in_is_its_outline_not_a_polygon(
     far = _rect(160, 200, (0, 0, 10, 10))  # nothing of the object: its outline cannot help
     way, _, seconds = cheapest_finish(far, truth, None, [30, 60, 171, 141])
     assert way in ("polygon", "brush") and seconds > 10
+
+
+def test_a_part_of_background_is_removed_and_a_missed_small_part_added():
+    truth = np.zeros((120, 200), np.uint8)
+    cv2.ellipse(truth, (70, 60), (45, 30), 0, 0, 360, 1, -1)  # the object
+    cv2.circle(truth, (170, 100), 9, 1, -1)  # a small part of it, apart (an occluded object's)
+    truth = truth.astype(bool)
+    pred = truth.copy()
+    pred[85:115, 155:190] = False  # the small part missed...
+    cv2.circle(pred.view(np.uint8), (175, 20), 14, 1, -1)  # ...and a blob of background taken
+    plan = plan_edits(pred, truth, 0.95)
+    assert plan is not None and plan.iou >= 0.95
+    kinds = [e.kind for e in plan.edits]
+    assert "remove" in kinds and "part" in kinds
+    part = next(e for e in plan.edits if e.kind == "part")
+    assert part.seconds == pytest.approx(part.interactions * EDIT_SECONDS["redraw"])
+    assert next(e for e in plan.edits if e.kind == "remove").seconds == EDIT_SECONDS["delete"]

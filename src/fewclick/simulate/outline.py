@@ -14,7 +14,8 @@ something wrong between them. It is fixed by one of:
 - ``drag``: each wrong vertex dragged to the nearest point of the object's boundary;
 - ``redraw``: the stretch redrawn along the object's boundary (a click on its first
   vertex, a click at each corner of the boundary, simplified as the outline is, and a
-  click on its last vertex), as CVAT's redraw.
+  click on its last vertex), as CVAT's redraw; the page replaces the shorter of the ring's
+  two stretches between the ends, so only a stretch shorter than the rest is redrawn.
 
 The fixes are taken greedily, the most IoU gained per second first, until the filled
 outline reaches the IoU asked for (the cheapest fix that gets there at once, when one does);
@@ -249,7 +250,10 @@ def _stretch_fixes(ring: np.ndarray, stretch: np.ndarray, boundary: _Boundary):
         targets = boundary.snap(inner)
         moved = float(np.hypot(*(targets - inner).T).sum()) * CM_PER_PX
         options.append((targets, Edit("drag", len(inner), DRAG_SECONDS * len(inner) + 0.16 * moved)))
-    path = boundary.path(ring[stretch[0]], ring[stretch[-1]], _length(ring[stretch]))
+    length = _length(ring[stretch])
+    # the page redraws the shorter of the ring's two stretches between the ends clicked
+    shorter = length <= _length(np.concatenate([ring, ring[:1]])) - length
+    path = boundary.path(ring[stretch[0]], ring[stretch[-1]], length) if shorter else None
     if path is not None:
         clicks = len(path) + 2  # its first vertex, the new ones, its last vertex
         options.append((path, Edit("redraw", clicks, EDIT_SECONDS["redraw"] * clicks)))

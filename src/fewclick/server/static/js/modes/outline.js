@@ -6,14 +6,16 @@
 //   drag a vertex: moves it; a click on an edge: a vertex there (a drag from an edge: a
 //   vertex there, dragged); a right click on a vertex, or Delete on the one picked or under
 //   the pointer: deletes it; Shift+click on a vertex, clicks, a click on another vertex of
-//   the same ring: that stretch of the ring redrawn through the clicks.
+//   the same ring: that stretch of the ring redrawn through the clicks; Shift+right click
+//   on a vertex: its ring (a part, a hole) removed; Shift+click off the outline, clicks, a
+//   click on the first: a new part through them.
 // Each edit is one undo step of mask mode (mask.js keeps the steps); an edit that would
 // spoil the outline is refused, saying why, and the outline stays as it was.
 // An outline: {rings, picked (a vertex {ring, index}), redraw ({ring, from, clicks}),
 // canvas (its mask drawn, made again after each edit), stamp (when the edit's input came)}.
 import {api, say} from "../api.js";
 import {fillRings, maskCounts, ringsWindow} from "../outline_fill.js";
-import {deleteVertex, edgeAt, insertVertex, moveVertex, redrawStretch, vertexAt} from "./outline_edit.js";
+import {addRing, deleteVertex, edgeAt, insertVertex, moveVertex, redrawStretch, removeRing, vertexAt} from "./outline_edit.js";
 
 const VERTEX_PX = 7, EDGE_PX = 5;  // how near (screen pixels) a press picks a vertex, an edge
 // ms from each edit's input event to the end of the frame that draws its mask (the last
@@ -43,7 +45,7 @@ export function outlineMask(o, width, height) {
 export function press(ed, d) {
   if (ed.o.redraw) return;  // clicks of a redraw are taken at release
   const tol = 1 / ed.page.view.scale, at = vertexAt(ed.o.rings, d.x0, d.y0, VERTEX_PX * tol);
-  if (at) Object.assign(d, {kind: d.button === 2 ? "delete" : "vertex", at});
+  if (at) Object.assign(d, {kind: d.button === 2 ? (d.shift ? "remove" : "delete") : "vertex", at});
   else if (d.button === 0) {
     const edge = edgeAt(ed.o.rings, d.x0, d.y0, EDGE_PX * tol);
     if (edge) Object.assign(d, {kind: "edge", at: edge});
@@ -55,6 +57,7 @@ export function release(ed, d, moved) {
   if (o.redraw) return redrawClick(ed, d, moved, t);
   const [W, H] = imageSize(ed.page);
   if (d.kind === "delete" && !moved) return apply(ed, deleteVertex(o.rings, d.at.ring, d.at.index, W, H), t, "outline_delete");
+  if (d.kind === "remove" && !moved) return apply(ed, removeRing(o.rings, d.at.ring), t, "outline_delete");
   if (d.kind === "vertex" && moved) return apply(ed, moveVertex(o.rings, d.at.ring, d.at.index, d.x, d.y, W, H), t, "outline_drag");
   if (d.kind === "vertex" && d.shift) {
     o.redraw = {ring: d.at.ring, from: d.at.index, clicks: []};
@@ -67,7 +70,27 @@ export function release(ed, d, moved) {
     const [x, y] = moved ? [d.x, d.y] : d.at.point;
     return apply(ed, insertVertex(o.rings, d.at.ring, d.at.index, x, y, W, H), t, "outline_insert");
   }
+  if (!moved && d.shift && d.button === 0 && ed.page.view.inside(d.x0, d.y0)) {  // a new part
+    o.redraw = {ring: null, from: null, clicks: [[d.x0, d.y0]]};
+    ed.page.log("outline_redraw", {mode: "mask", part: true});
+    say("new part: click its corners, then its first corner to close it (Esc: stop)");
+    return ed.changed();
+  }
   if (!moved) { o.picked = null; ed.changed(); }
+}
+
+// a click while outlining a new part: on its first corner (3 or more) it closes the part
+function partClick(ed, d, t) {
+  const {o, page} = ed, r = o.redraw, [x0, y0] = r.clicks[0];
+  if (r.clicks.length >= 3 && Math.hypot(d.x0 - x0, d.y0 - y0) <= VERTEX_PX / page.view.scale) {
+    const [W, H] = imageSize(page);
+    o.redraw = null;
+    return apply(ed, addRing(o.rings, r.clicks, W, H), t, "outline_redraw");
+  }
+  if (!page.view.inside(d.x0, d.y0)) return say("that click is outside the image", true);
+  r.clicks.push([d.x0, d.y0]);
+  page.log("outline_redraw", {mode: "mask", part: true});
+  ed.changed();
 }
 
 // a click while redrawing: on another vertex of the ring it ends the redraw, elsewhere it
@@ -75,7 +98,8 @@ export function release(ed, d, moved) {
 function redrawClick(ed, d, moved, t) {
   const {o, page} = ed, r = o.redraw;
   if (moved) return say("click, do not drag, while redrawing", true);
-  if (d.button !== 0) { if (!r.clicks.pop()) o.redraw = null; return ed.changed(); }
+  if (d.button !== 0) { if (!r.clicks.pop() || (r.ring === null && !r.clicks.length)) o.redraw = null; return ed.changed(); }
+  if (r.ring === null) return partClick(ed, d, t);
   const at = vertexAt(o.rings, d.x0, d.y0, VERTEX_PX / page.view.scale);
   if (at && at.ring === r.ring) {
     if (at.index === r.from) return say("end the redraw on another vertex of the ring", true);
@@ -104,7 +128,11 @@ function apply(ed, result, stamp, action) {
 export function keydown(ed, e, mouse) {
   const {o, page} = ed;
   if (e.key !== "Delete" && e.key !== "Backspace") return false;
-  if (o.redraw) { if (!o.redraw.clicks.pop()) o.redraw = null; ed.changed(); return true; }
+  if (o.redraw) {
+    if (!o.redraw.clicks.pop() || (o.redraw.ring === null && !o.redraw.clicks.length)) o.redraw = null;
+    ed.changed();
+    return true;
+  }
   const at = o.picked ?? (mouse && vertexAt(o.rings, mouse[0], mouse[1], VERTEX_PX / page.view.scale));
   if (!at) { say("pick a vertex first (click it), or point at it", true); return true; }
   const [W, H] = imageSize(page);
@@ -115,8 +143,8 @@ export function keydown(ed, e, mouse) {
 // the panel's help while the outline is edited
 export function outlineHelp(o) {
   const vertices = o.rings.reduce((n, r) => n + r.points.length, 0), holes = o.rings.filter((r) => r.hole).length;
-  const doing = o.redraw ? `Redrawing: ${o.redraw.clicks.length} points; click a vertex of the same ring to end, right click or Backspace takes a point back, Esc stops. ` : "";
-  return `${doing}Drag a vertex to move it; click an edge to add one; right-click a vertex (or Delete) to delete it; Shift+click a vertex, click the new boundary and click another vertex to redraw that stretch. Ctrl+Z undoes an edit. Enter saves the mask, L goes back to the mask, Esc drops it. ${count(o.rings.length - holes, "part")}, ${count(holes, "hole")}, ${count(vertices, "vertex", "vertices")}.`;
+  const doing = o.redraw?.ring === null ? `New part: ${o.redraw.clicks.length} corners; click the first to close it. ` : o.redraw ? `Redrawing: ${o.redraw.clicks.length} points; click a vertex of the same ring to end, right click or Backspace takes a point back, Esc stops. ` : "";
+  return `${doing}Drag a vertex to move it; click an edge to add one; right-click a vertex (or Delete) to delete it; Shift+click a vertex, click the new boundary and click another vertex to redraw that stretch; Shift+right-click a vertex to remove its part or hole; Shift+click outside the outline, click corners and the first again for a new part. Ctrl+Z undoes an edit. Enter saves the mask, L goes back to the mask, Esc drops it. ${count(o.rings.length - holes, "part")}, ${count(holes, "hole")}, ${count(vertices, "vertex", "vertices")}.`;
 }
 
 const count = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
@@ -164,7 +192,8 @@ function previewRings(o, d) {
 }
 
 function drawRedraw(ctx, lw, o, mouse) {
-  const path = [o.rings[o.redraw.ring].points[o.redraw.from], ...o.redraw.clicks, ...(mouse ? [mouse] : [])];
+  const start = o.redraw.ring === null ? [] : [o.rings[o.redraw.ring].points[o.redraw.from]];
+  const path = [...start, ...o.redraw.clicks, ...(mouse ? [mouse] : [])];
   ctx.strokeStyle = "#ff3bd4"; ctx.lineWidth = 2 * lw; ctx.setLineDash([5 * lw, 3 * lw]);
   ctx.beginPath();
   path.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));

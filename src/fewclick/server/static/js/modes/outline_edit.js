@@ -1,5 +1,6 @@
 // The edits of an outline, as pure functions: a vertex dragged, inserted on an edge or
-// deleted, and a stretch between two vertices redrawn (CVAT's redraw). An outline's rings
+// deleted, a stretch between two vertices redrawn (CVAT's redraw), a ring removed and a
+// new part added. An outline's rings
 // [{points: [[x, y], ...], hole}] are never changed in place: an edit answers new rings
 // (the ring it changed copied, the others shared), so an undo snapshot is the rings array.
 // An edit answers {rings} or, when it would spoil the outline, {problem} saying why: a
@@ -44,6 +45,18 @@ export function deleteVertex(rings, ring, index, width, height) {
   if (p.length <= 3) return {problem: `a ring of the outline needs at least 3 vertices; this one has ${p.length}`};
   const points = p.filter((_, i) => i !== index);
   return checked(rings, ring, points, [index - 1], width, height);
+}
+
+// ring `ring` taken out whole: a part that is background, a hole that is not one
+export function removeRing(rings, ring) {
+  if (rings.length <= 1) return {problem: "the outline's only part cannot go (Esc drops the mask)"};
+  return {rings: rings.filter((_, i) => i !== ring)};
+}
+
+// a new part outlined by `points` (a part of the object the outline missed)
+export function addRing(rings, points, width, height) {
+  const next = [...rings, {points: [], hole: false}];
+  return checked(next, rings.length, points, points.map((_, i) => i), width, height);
 }
 
 // the stretch of the ring between vertices `from` and `to` replaced by `clicks` (from `from`
