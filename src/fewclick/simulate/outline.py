@@ -46,6 +46,7 @@ DRAG_SECONDS = STROKE_BASE_SECONDS + 0.9  # M + P + B + D + B, as a brush stroke
 VERTEX_SHARE, EDGE_SHARE = 0.03, 0.06  # tolerances, as shares of the object's size (sqrt of area)
 MIN_GAIN = 0.002  # a fix that gains less IoU is not worth its seconds
 MAX_FIXES = 40
+MAX_VERTICES = 150  # an outline of more vertices is not edited
 MAX_PART = 0.5  # a part of the object added to its outline is under this share of it
 PAD = 3  # pixels around the object and the mask in the window the plan works in
 
@@ -156,11 +157,15 @@ def _window(pred: np.ndarray, truth: np.ndarray) -> tuple[slice, slice] | None:
     )
 
 
-def plan_edits(pred: np.ndarray, truth: np.ndarray, target_iou: float, rings=None) -> OutlinePlan | None:
+def plan_edits(
+    pred: np.ndarray, truth: np.ndarray, target_iou: float, rings=None, budget: float | None = None
+) -> OutlinePlan | None:
     """The outline edits that bring mask ``pred`` to ``target_iou`` with ``truth`` (both
     ``bool[H, W]``), greedily (module docstring), from ``rings`` (the outline the app made
     of ``pred``, in image pixels; by default :func:`fewclick.outline.editable_outline`'s);
-    None when they do not get there."""
+    None when they do not get there, when the outline has over ``MAX_VERTICES`` (no one
+    edits that: a polygon is drawn), or once the plan's seconds pass ``budget`` (what
+    finishing another way costs)."""
     pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
     window = _window(pred, truth)
     if window is None or not pred.any() or not truth.any():
@@ -171,9 +176,13 @@ def plan_edits(pred: np.ndarray, truth: np.ndarray, target_iou: float, rings=Non
         rings = editable_outline(pred[window])
     else:
         rings = [(np.asarray(ring, np.float64).reshape(-1, 2) - shift, hole) for ring, hole in rings]
+    if sum(len(ring) for ring, _ in rings) > MAX_VERTICES:
+        return None
     boundary = _Boundary(t)
     plan = OutlinePlan(rings=rings, iou=mask_iou(fill_outline(rings, *t.shape), t))
     while plan.iou < target_iou and len(plan.edits) < MAX_FIXES:
+        if budget is not None and plan.seconds >= budget:
+            return None
         best, last = None, None  # the most IoU a second; the cheapest that gets there at once
         for trial, edit in _trials(plan.rings, boundary, t):
             iou = mask_iou(fill_outline(trial, *t.shape), t)
@@ -281,7 +290,7 @@ def cheapest_finish(
         keys = brush_keys(strokes, start=page_radius(box))
         brush = sum(map(stroke_seconds, strokes)) + COST_SECONDS["brush"] * keys + accept
         best = min(best, ("brush", strokes, brush), key=lambda b: b[2])
-    plan = plan_edits(pred, truth, target_iou, rings)
+    plan = plan_edits(pred, truth, target_iou, rings, budget=best[2] - accept)
     if plan is not None:
         best = min(best, ("outline", plan, plan.seconds + accept), key=lambda b: b[2])
     return best
