@@ -370,6 +370,7 @@ class Annotator:
     ) -> None:
         self.api, self.project_id, self.think, self.stop = api, project_id, think, stop
         self.start, self.starts = start, StartMemory()
+        self.boxes_only = False  # the app refused a click start on this image (a large one)
         self.class_id, self.position = class_id, position
         self.record = record or Recorder()
         self.current: int | None = 0  # the page starts on the first class
@@ -593,6 +594,7 @@ class Annotator:
         manual_plan = manual_masks(masks, labels, self.current, segmentations)
         events: list[tuple[str, float]] = [("open", 0.0)]
         self._open(im)
+        self.boxes_only = False
         revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
         tally = MaskTally()
         order = sorted(range(len(need)), key=lambda k: (int(labels[k]) != self.current, int(labels[k])))
@@ -668,18 +670,25 @@ class Annotator:
             self.current, pause = target, COST_SECONDS["class change"]
         clicks: list[list] = []
         box, started = None, False
-        if self.start == "click" or (self.start == "auto" and self.starts.pays(target)):
+        clicking = self.start == "click" or (self.start == "auto" and self.starts.pays(target))
+        if clicking and not self.boxes_only:
             first = ritm_next_click(truth_mask, np.zeros_like(truth_mask))  # the object's middle
             clicks.append([first.x, first.y, True])
             self._think(pause + COST_SECONDS["click"])
-            out, wait = self._segment(im, None, clicks)
+            try:
+                out, wait = self._segment(im, None, clicks)
+            except Failed as exc:  # a large image: the page says to drag a box, and so on
+                if exc.status != 400:
+                    raise
+                self.boxes_only, out, wait = True, None, 0.0
             tally.waited += wait
             events.append(("click", COST_SECONDS["click"] + wait))
             pause = 0.0
-            shown, pred, rle = self._tab(out, truth_mask, events)
-            started = mask_iou(pred, truth_mask) >= START_IOU
-            self.starts.saw(target, mask_iou(pred, truth_mask) >= MASK_IOU)
-            if not started:  # it found something else: a box dragged instead
+            if out is not None:
+                shown, pred, rle = self._tab(out, truth_mask, events)
+                started = mask_iou(pred, truth_mask) >= START_IOU
+                self.starts.saw(target, mask_iou(pred, truth_mask) >= MASK_IOU)
+            if not started:  # it found something else, or was refused: a box dragged instead
                 tally.clicks, clicks = tally.clicks + 1, []
         if not started:
             ys, xs = np.nonzero(truth_mask)
