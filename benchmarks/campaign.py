@@ -105,7 +105,7 @@ from tqdm import tqdm
 from fewclick.io import read_dataset
 from fewclick.io.rle import mask_to_rle, polygons_to_mask, rle_to_mask, segmentation_to_mask
 from fewclick.outline import fill_outline
-from fewclick.protocols.segment import tab_to
+from fewclick.protocols.segment import tab_to, tight_box
 from fewclick.simulate.annotator import (
     COCO_POLYGON_SECONDS,
     COST_SECONDS,
@@ -691,8 +691,7 @@ class Annotator:
             if not started:  # it found something else, or was refused: a box dragged instead
                 tally.clicks, clicks = tally.clicks + 1, []
         if not started:
-            ys, xs = np.nonzero(truth_mask)
-            box = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+            box = tight_box(truth_mask).tolist()
             self._think(pause + COST_SECONDS["draw"])
             out, wait = self._segment(im, box, clicks)
             tally.waited += wait
@@ -944,10 +943,8 @@ class StartMemory:
 
 
 def _mask_box(mask: np.ndarray) -> list[float]:
-    ys, xs = np.nonzero(mask)
-    if not len(xs):
-        return [0.0, 0.0, 1.0, 1.0]
-    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+    """The box the page sizes its brush by for a mask started without one."""
+    return tight_box(mask).tolist() if mask.any() else [0.0, 0.0, 1.0, 1.0]
 
 
 def _required_masks(record) -> tuple[list[int], list, list[np.ndarray], np.ndarray]:

@@ -21,7 +21,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from _browser import chromium_page, log_in, screen
+from _browser import chromium_page, log_in, screen, zoom_onto
 from _common import part_names
 from _walk import prepared, reference_project, with_server
 
@@ -131,14 +131,7 @@ def _open(page, server, image: dict, box: list[float]) -> None:
     page.wait_for_function("() => fewclickTest.ready")
     page.keyboard.press("m")
     page.wait_for_function("() => fewclickTest.prep && fewclickTest.prep.ready", timeout=300000)
-    page.evaluate(
-        """([x0, y0, x1, y1]) => {
-        const w = (x1 - x0) * 2, h = (y1 - y0) * 2, cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
-        const {width, height} = fewclickTest.canvas, scale = Math.min(8, width / w, height / h);
-        fewclickTest.setView({scale, ox: width / 2 - cx * scale, oy: height / 2 - cy * scale});
-      }""",
-        box,
-    )
+    zoom_onto(page, box)
 
 
 def _drag(page, points) -> None:

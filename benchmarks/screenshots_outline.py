@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _browser import chromium_page, log_in, screen
+from _browser import chromium_page, log_in, screen, zoom_onto
 from _common import part_names, run_record
 from _walk import report_walk, with_server
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -142,14 +142,7 @@ def _open(page, base: str, image: dict, class_id: int, box: list[float]) -> floa
     prepared = round(time.monotonic() - started, 1)
     page.click(f"[data-class='{class_id}']")
     page.evaluate("() => document.activeElement.blur()")  # Enter goes to the page, not the button
-    page.evaluate(
-        """([x0, y0, x1, y1]) => {
-        const w = (x1 - x0) * 2, h = (y1 - y0) * 2, cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
-        const {width, height} = fewclickTest.canvas, scale = Math.min(8, width / w, height / h);
-        fewclickTest.setView({scale, ox: width / 2 - cx * scale, oy: height / 2 - cy * scale});
-      }""",
-        box,
-    )
+    zoom_onto(page, box)
     return prepared
 
 

@@ -204,6 +204,16 @@ def test_edit_the_outline_then_save_the_mask(server, page):
     assert page.errors == []
 
 
+def _dragged_out(page, rings: list[dict], index: int, by: float) -> list[dict]:
+    """Vertex ``index`` of the disc's ring dragged ``by`` px out of the disc, one undo step;
+    the rings after it."""
+    x, y = rings[_outer(rings)]["points"][index]
+    steps = _steps(page)
+    _drag(page, (x, y), _outward((x, y), by))
+    page.wait_for_function(f"() => fewclickTest.seg.history.length === {steps + 1}")
+    return _rings(page)
+
+
 def _outward(p, by: float) -> tuple[float, float]:
     v = np.array([p[0] - 60, p[1] - 60])
     return tuple(np.array(p) + v / np.hypot(*v) * by)
@@ -240,12 +250,7 @@ def test_undo_across_mask_outline_mask_restores_exactly(server, page):
     page.keyboard.press("l")
     page.wait_for_function("() => fewclickTest.seg.outline")
     first = _rings(page)
-    k = _outer(first)
-    x, y = first[k]["points"][0]
-    steps = _steps(page)
-    _drag(page, (x, y), _outward((x, y), 4))
-    page.wait_for_function(f"() => fewclickTest.seg.history.length === {steps + 1}")
-    edited = _rings(page)
+    edited = _dragged_out(page, first, 0, 4)
     page.keyboard.press("l")  # back to the mask
     page.wait_for_function("() => fewclickTest.seg.outline === null")
     assert page.evaluate("() => JSON.stringify(fewclickTest.seg.result)") == before
@@ -275,12 +280,7 @@ def test_a_saved_mask_is_reopened_as_an_outline_and_edited(server, page):
     page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.outline")
     rings = _rings(page)
     assert sorted(r["hole"] for r in rings) == [False, False, True]
-    k = _outer(rings)
-    x, y = rings[k]["points"][1]
-    steps = _steps(page)
-    _drag(page, (x, y), _outward((x, y), 5))
-    page.wait_for_function(f"() => fewclickTest.seg.history.length === {steps + 1}")
-    edited = _rings(page)
+    edited = _dragged_out(page, rings, 1, 5)
     page.keyboard.press("Enter")
     page.wait_for_function(f"() => !fewclickTest.anns.has({old['id']}) && fewclickTest.anns.size === 1")
     [new] = api.get(f"/api/images/{images[3]}").json()["annotations"]

@@ -59,7 +59,8 @@ def segment(
     asked, serving = serving, _readable_backend(serving, sam)
     if box is None and serving.name not in SAMS:
         raise ValueError(f"the project's mask model ({serving.name}) starts from a box: drag one")
-    key = (path, serving.name, serving.model, box and tuple(round(float(v), 2) for v in box))
+    prompt = None if box is None else tuple(round(float(v), 2) for v in box)
+    key = (path, serving.name, serving.model, prompt)
     made = [list(map(float, k)) for k in clicks]
     last = _LAST_MASKS.get(key)
     changed = None

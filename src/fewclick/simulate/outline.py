@@ -30,10 +30,18 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from fewclick.brush import apply_strokes
 from fewclick.metrics.segmentation import mask_iou
 from fewclick.outline import editable_outline, fill_outline, tolerance
-from fewclick.simulate.annotator import MASK_IOU, STALL_RUN
-from fewclick.simulate.brush import CM_PER_PX, STROKE_BASE_SECONDS
+from fewclick.simulate.annotator import COST_SECONDS, MASK_IOU, STALL_RUN, polygon_outlines
+from fewclick.simulate.brush import (
+    CM_PER_PX,
+    STROKE_BASE_SECONDS,
+    brush_keys,
+    page_radius,
+    stroke_seconds,
+    strokes_to_fix,
+)
 
 EDIT_SECONDS = {
     "outline": 1.63,  # M + K: the mask turned into an outline
@@ -278,10 +286,6 @@ def cheapest_finish(
     """How a person finishes mask ``pred`` short of ``target_iou``: the cheapest in seconds of
     the brush (``strokes``), the outline edited (its :class:`OutlinePlan`, from ``rings`` when
     the app made them) and a new polygon (None), each with Enter; ``(way, fix, seconds)``."""
-    from fewclick.brush import apply_strokes
-    from fewclick.simulate.annotator import COST_SECONDS, polygon_outlines
-    from fewclick.simulate.brush import brush_keys, page_radius, stroke_seconds, strokes_to_fix
-
     accept = COST_SECONDS["accept"]
     polygons = polygon_outlines(truth, segmentation)
     best = ("polygon", None, sum(COST_SECONDS["vertex"] * max(len(r), 3) + accept for r in polygons))
