@@ -35,7 +35,13 @@ go through the images in order, ending each at manual quality:
    missing, a drag each and a class key when the class changes;
 4. mark the image done.
 
-Mask mode (``--mode mask``): each required object, grouped by class, gets its mask
+Mask mode (``--mode mask``): the image opens with SAM's proposals like the finished
+images' objects, each with its mask (``POST /mask_proposals``, made while the last image was
+worked on; ``--proposals off`` leaves them, for comparison): every one shown is looked at
+(1.6 s), and those that are an object's mask (IoU >= 0.85, its class) are saved the cheaper
+way, a click on each (then Esc hides the rest) or Enter on all once the others are rejected
+(a right-click each); ``proposals_shown`` and ``proposals_accepted`` per image. Each
+required object left, grouped by class, gets its mask
 started (``POST /segment``, below); Tab to SAM's candidate mask closest to the object when
 one is more than 0.02 of IoU better than the mask served; then RITM's corrective clicks (the
 error pixel farthest from the error's boundary) until its mask IoU is >= 0.85, 20 clicks,
@@ -104,6 +110,7 @@ from tqdm import tqdm
 
 from fewclick.io import read_dataset
 from fewclick.io.rle import mask_to_rle, polygons_to_mask, rle_to_mask, segmentation_to_mask
+from fewclick.metrics.detection import box_iou
 from fewclick.outline import fill_outline
 from fewclick.protocols.segment import tab_to, tight_box
 from fewclick.simulate.annotator import (
@@ -130,13 +137,17 @@ from fewclick.simulate.annotator import (
 )
 from fewclick.simulate.brush import brush_keys, page_radius, stroke_seconds
 from fewclick.simulate.corrective import ritm_next_click
-from fewclick.simulate.outline import EDIT_SECONDS, cheapest_finish, clicks_not_paying
+from fewclick.simulate.outline import EDIT_SECONDS, cheapest_finish, clicks_not_paying, plan_edits
 from fewclick.types import Clicks, Objects, geometry_only
 
 MAX_CLICKS = 20
 OUTLINE_EVENTS = {"remove": "outline_delete", "part": "outline_redraw"}  # outline.js's log
 START_IOU = 0.5  # mask mode: a click's mask under this IoU found something else (a box instead)
 PAGE_MIN_SCORE = 0.3  # the page's proposal slider before a detector suggests its own
+NEAR_IOU = 0.5  # mask mode: a proposal this close to an object may be taken and its outline fixed
+#: mask mode: what a person expects an object made anew to cost before they have made one
+#: (a click start, a Tab, two corrective clicks and Enter)
+FRESH_SECONDS = 2.55 + 1.63 + 2 * 2.55 + 1.63
 RESCUE_SPAN, RESCUE_FLOOR = 0.2, 0.3  # detect.js: the page never hides every box of an image
 #: the background trainer's seconds per step on one core (its rounds' crops, ImageNet
 #: EfficientNet-Lite0): ``--calibrate`` measures it; 1.24 was measured on hit_uav here
@@ -201,10 +212,9 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
     ]
     think = args.annotators > 1 if args.think is None else args.think
     report["think"] = think
-    annotators = [
-        Annotator(client, pid, class_id, position, record, think, args.stop, args.start) for client in people
-    ]
-    report["stop"], report["start"] = args.stop, args.start
+    ways = (args.stop, args.start, args.proposals == "on")
+    annotators = [Annotator(client, pid, class_id, position, record, think, *ways) for client in people]
+    report["stop"], report["start"], report["proposals"] = args.stop, args.start, args.proposals
     if args.trainer:
         report["trainer_seconds_per_step"] = args.trainer_seconds_per_step
     report["per_image"] = _annotate_all(args, images, truth, annotators, people, pid, think)
@@ -349,6 +359,8 @@ class MaskTally:
     edit_actions: int = 0  # the fixes made on those outlines (deletes, drags, redraws)
     parted: int = 0
     served: dict[str, int] = field(default_factory=dict)
+    shown: int | None = None  # proposals the image opened with (None: none were ready)
+    accepted: int = 0  # of those, saved by Enter as the objects' masks
     waited: float = 0.0
     outlined: float = 0.0
 
@@ -367,9 +379,10 @@ class Annotator:
         think=False,
         stop="seconds",
         start="click",
+        proposals=True,
     ) -> None:
         self.api, self.project_id, self.think, self.stop = api, project_id, think, stop
-        self.start, self.starts = start, StartMemory()
+        self.start, self.starts, self.proposals = start, StartMemory(), proposals
         self.boxes_only = False  # the app refused a click start on this image (a large one)
         self.class_id, self.position = class_id, position
         self.record = record or Recorder()
@@ -379,6 +392,7 @@ class Annotator:
         self.preparing = ThreadPoolExecutor(1)  # the page's requests it does not wait for
         self.memory = ClickMemory()  # whether a click of a class pays, as this person saw it
         self.images_done = 0
+        self.object_seconds: list[float] = []  # mask mode: each object made anew, as the person saw it
         self.ahead = 0.0  # the cost-model seconds of the last image: what the page made meanwhile
 
     def annotate(self, im: dict, truth, mode: str) -> dict:
@@ -597,9 +611,24 @@ class Annotator:
         self.boxes_only = False
         revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
         tally = MaskTally()
+        taken: set[int] = set()
+        if self.proposals:
+            self._made_ahead(im)
+            taken, revision = self._mask_proposals(im, masks, labels, revision, events, tally, set())
         order = sorted(range(len(need)), key=lambda k: (int(labels[k]) != self.current, int(labels[k])))
+        done: set[int] = set()
         for k in order:
-            target, truth_mask = int(labels[k]), masks[k]
+            if k in taken:
+                continue
+            if self.proposals and tally.shown is None and done:  # the page shows them once made
+                more, revision = self._mask_proposals(
+                    im, masks, labels, revision, events, tally, done | taken
+                )
+                taken |= more
+                if k in taken:
+                    continue
+            done.add(k)
+            target, truth_mask, first = int(labels[k]), masks[k], len(events)
             box, clicks, shown, pred, rle = self._box_and_clicks(
                 im, target, truth_mask, segmentations[k], events, tally
             )
@@ -618,15 +647,17 @@ class Annotator:
             )
             revision = made["revision"]
             self.kept.setdefault(im["id"], set()).add(made["annotation"]["id"])
+            self.object_seconds.append(sum(s for _, s in events[first:]))
         # an image left with no objects is submitted as empty (the page asks once; not counted)
         empty = not self.kept.get(im["id"])
         _ok(self.api.patch(f"/api/images/{im['id']}", json={"status": "done", "empty": empty}))
         events.append(("submit", 0.0))
+        self.ahead = sum(s for _, s in events)
         self._log(im["id"], events)
         final = [
             a for a in _ok(self.api.get(f"/api/images/{im['id']}"))["annotations"] if a["kind"] == "mask"
         ]
-        acts = [e for e in events if e[0] not in ("open", "submit")]
+        acts = [e for e in events if e[0] not in ("open", "look", "submit")]
         ours = sum(s for _, s in acts)
         return {
             "image_id": im["id"],
@@ -635,6 +666,8 @@ class Annotator:
             "clicks": tally.clicks,
             "tabs": sum(a == "tab" for a, _ in acts),
             "strokes": tally.strokes,
+            "proposals_shown": tally.shown,
+            "proposals_accepted": tally.accepted,
             "polygons": tally.polygons,
             "polygons_in_parts": tally.parted,
             "edits": tally.edits,
@@ -652,6 +685,125 @@ class Annotator:
                 "seconds_coco_polygon": round(COCO_POLYGON_SECONDS * len(need), 2),
             },
         }
+
+    def _mask_proposals(
+        self,
+        im: dict,
+        masks: list,
+        labels: np.ndarray,
+        revision: int,
+        events: list,
+        tally: MaskTally,
+        done: set,
+    ) -> tuple[set[int], int]:
+        """What mask mode opens the image with: SAM's proposals like the finished images'
+        objects (``/mask_proposals``, made while the last image was worked on: the app is let
+        go on for that image's cost-model seconds, uncounted, as for detect mode's). Every
+        one shown is looked at (1.6 s). Those that are an object's mask (IoU >= MASK_IOU,
+        its class) are saved, and so are those whose outline the person would rather fix
+        than make the object anew (:meth:`_near`); the cheaper way: a click on each (then
+        Esc hides the rest) or Enter on all once the others are rejected (a right-click
+        each). Then the near ones' outlines are edited and saved in their place. The objects
+        taken, and the revision. Asked again after each object while they are being made
+        (the page asks every 1.5 s, unwaited): the objects ``done`` by then are not taken,
+        and a proposal on one (box IoU >= 0.5) is not shown, as on the page."""
+        started = time.perf_counter()
+        out = _ok(self.api.post(f"/api/images/{im['id']}/mask_proposals"))
+        tally.waited += 0.0 if done else time.perf_counter() - started
+        if out["state"] != "ready":
+            return set(), revision
+        floors = [out["min_scores"].get(str(c), out["threshold"]) for c in out["labels"]]
+        made = np.array([tight_box(masks[k]) for k in done], np.float32).reshape(-1, 4)
+        covered = box_iou(np.array(out["boxes"], np.float32).reshape(-1, 4), made).max(1, initial=0.0) >= 0.5
+        shown = [
+            i for i, (s, f) in enumerate(zip(out["scores"], floors)) if s >= min(f, 1.0) and not covered[i]
+        ]
+        tally.shown = len(shown)
+        if not shown:
+            return set(), revision
+        events.append(("look", len(shown) * COST_SECONDS["verify"]))
+        self._think(events[-1][1])
+        pm = {i: rle_to_mask(out["masks"][i]) for i in shown}
+        taken: dict[int, int] = {}  # shown proposal -> the object it is
+        for i in shown:
+            free = [k for k in range(len(masks)) if k not in taken.values() and k not in done]
+            best = self._object_of(pm[i], self.position[out["labels"][i]], masks, labels, free)
+            if best is not None and mask_iou(pm[i], masks[best]) >= MASK_IOU:
+                taken[i] = best
+        fixes = self._near(
+            im, [i for i in shown if i not in taken], pm, out, masks, labels, done | set(taken.values())
+        )
+        wrong = len(shown) - len(taken) - len(fixes)
+        hide = [("hide", COST_SECONDS["hide"])] if wrong else []  # else a click on one would take it
+        chosen = hide
+        if taken or fixes:  # Enter on them all with the wrong ones rejected, or a click on each
+            every = [("reject", COST_SECONDS["reject"])] * wrong + [("accept", COST_SECONDS["accept"])]
+            each = [("take", COST_SECONDS["take"])] * (len(taken) + len(fixes)) + hide
+            chosen = min(every, each, key=lambda e: sum(s for _, s in e))
+        events += chosen
+        self._think(sum(s for _, s in chosen))
+        if not (taken or fixes):
+            return set(), revision
+        saving = [*taken, *fixes]
+        create = [
+            {
+                "class_id": out["labels"][i],
+                "kind": "mask",
+                "geometry": {"mask": out["masks"][i]},
+                "score": out["scores"][i],
+                "source": "proposal",
+            }
+            for i in saving
+        ]
+        body = {"revision": revision, "create": create}
+        saved = _ok(self.api.post(f"/api/images/{im['id']}/annotations/batch", json=body))
+        ids = dict(zip(saving, (a["id"] for a in saved["created"])))
+        revision = saved["revision"]
+        for i, (k, plan) in fixes.items():  # L on the saved mask, its edits, Enter: in its place
+            mask, rle = self._outline(plan, masks[k].shape, events, tally)
+            events.append(("accept", COST_SECONDS["accept"]))
+            self._think(COST_SECONDS["accept"])
+            fixed = {
+                "class_id": out["labels"][i],
+                "kind": "mask",
+                "geometry": {"mask": rle},
+                "source": "outline",
+            }
+            body = {"revision": revision, "create": [fixed], "delete": [ids[i]]}
+            saved = _ok(self.api.post(f"/api/images/{im['id']}/annotations/batch", json=body))
+            ids[i], revision = saved["created"][0]["id"], saved["revision"]
+        self.kept.setdefault(im["id"], set()).update(ids.values())
+        tally.accepted = len(taken) + len(fixes)
+        return set(taken.values()) | {k for k, _ in fixes.values()}, revision
+
+    @staticmethod
+    def _object_of(mask: np.ndarray, label: int, masks: list, labels: np.ndarray, free: list) -> int | None:
+        """The object of ``free`` of class ``label`` a proposal's ``mask`` overlaps most."""
+        mine = [k for k in free if int(labels[k]) == label]
+        return max(mine, key=lambda k: mask_iou(mask, masks[k]), default=None)
+
+    def _near(self, im: dict, shown: list, pm: dict, out: dict, masks: list, labels, busy: set) -> dict:
+        """The proposals of ``shown`` the person takes to fix: each on an object not ``busy``
+        (made, or a proposal has it right) at IoU >= NEAR_IOU, whose outline edits
+        (``simulate.outline.plan_edits``, on the outline the app makes of it) with the click
+        that takes it and Enter cost less than an object made anew has cost this person on
+        average so far (its start, Tabs, clicks, fixes and Enter; FRESH_SECONDS before
+        any). Proposal -> (object, plan)."""
+        fresh = float(np.mean(self.object_seconds)) if self.object_seconds else FRESH_SECONDS
+        budget = fresh - COST_SECONDS["take"] - COST_SECONDS["accept"]
+        fixes: dict[int, tuple] = {}
+        for i in shown:
+            fixing = {f for f, _ in fixes.values()}
+            free = [k for k in range(len(masks)) if k not in busy and k not in fixing]
+            k = self._object_of(pm[i], self.position[out["labels"][i]], masks, labels, free)
+            if k is None or mask_iou(pm[i], masks[k]) < NEAR_IOU:
+                continue
+            outline = _ok(self.api.post(f"/api/images/{im['id']}/outline", json={"mask": out["masks"][i]}))
+            rings = [(r["points"], r["hole"]) for r in outline["rings"]]
+            plan = plan_edits(pm[i], masks[k], MASK_IOU, rings, budget=budget)
+            if plan is not None and plan.seconds <= budget:
+                fixes[i] = (k, plan)
+        return fixes
 
     def _box_and_clicks(
         self, im: dict, target: int, truth_mask, segmentation, events: list, tally: MaskTally
@@ -1179,6 +1331,7 @@ def _totals(rows: list[dict]) -> dict:
                 "polygons": sum(r["polygons"] for r in rows),
                 "edits": sum(r["edits"] for r in rows),
                 "strokes": sum(r["strokes"] for r in rows),
+                "proposals_accepted": sum(r.get("proposals_accepted", 0) for r in rows),
             }
             if rows and all("edits" in r for r in rows)
             else {}
@@ -1268,6 +1421,13 @@ def _parser() -> argparse.ArgumentParser:
         default="seconds",
         help="mask mode: a person stops clicking once clicks stop saving seconds (the default) "
         "or stop gaining IoU (the rule before issue 54)",
+    )
+    p.add_argument(
+        "--proposals",
+        choices=("on", "off"),
+        default="on",
+        help="mask mode: whether the person uses the masks SAM proposes on open (off: the rule "
+        "before issue 54's proposals, for comparison)",
     )
     p.add_argument(
         "--annotators", type=int, default=1, help="people at once, on different images (a load test)"

@@ -399,3 +399,25 @@ def test_the_exemplars_name_their_images_by_place_when_an_image_without_proposal
     # an image finished since, whose proposals are not made (its file is gone: none will be)
     _, _, used = worker_proposals.carried(str(tmp_path), [["1-9-0", "gone.png", boxes, []], *finished])
     assert [u[0] for u in used] == [1, 2], "the same two images, one place further down"
+
+
+def test_mask_mode_opens_with_the_look_alikes_masks_where_they_lie(tmp_path):
+    from fewclick.io.rle import rle_to_mask
+    from fewclick.server import worker_proposals
+
+    assert worker_proposals.mask_look_alikes(str(tmp_path), "1-3-0", []) is None, "not made yet"
+    for key in ("1-1-0", "1-2-0", "1-3-0"):
+        _squares(4).save(proposals_file(tmp_path, key))
+    boxes = [[0, 0, 0, 10, 10], [0, 20, 0, 30, 10]]
+    finished = [["1-1-0", "one.png", boxes, []], ["1-2-0", "two.png", boxes, []]]
+    out = worker_proposals.mask_look_alikes(str(tmp_path), "1-3-0", finished)
+    assert out["state"] == "ready" and out["made"] == 4 and out["labels"] == [0, 0, 0, 0]
+    shown = sorted(out["boxes"])
+    assert shown == [[20.0 * i, 0.0, 20.0 * i + 10, 10.0] for i in range(4)]
+    for box, rle in zip(out["boxes"], out["masks"]):
+        mask = rle_to_mask(rle)
+        assert mask.shape == (10, 80), "each mask at the image's size"
+        ys, xs = np.nonzero(mask)
+        assert [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] == box, "the proposal's own pixels"
+        assert mask.sum() == 100
+    assert set(out["min_scores"]) == {0} and out["threshold"] > 0

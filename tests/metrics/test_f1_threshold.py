@@ -99,3 +99,13 @@ def test_a_loose_box_saves_no_work():
     loose = _det([[0, 0, 10, 6]], [0.9])
     assert least_work_thresholds([GT], [loose], 1, iou_threshold=0.5) == pytest.approx([0.9])
     assert least_work_thresholds([GT], [loose], 1) == [NONE_SHOWN]
+
+
+def test_weighed_work_shows_more_when_a_missed_object_costs_more_than_a_wrong_box():
+    # TP 0.9, FP 0.8, FP 0.7, TP 0.6: one interaction each, the second true box is not worth
+    # two deletes; in mask mode's seconds (a wrong mask looked at 1.6 s, a missed one 3.85 s)
+    # it is
+    boxes, scores = [ON_FIRST, NOWHERE, ELSEWHERE, ON_SECOND], [0.9, 0.8, 0.7, 0.6]
+    assert least_work_thresholds([GT], [_det(boxes, scores)], 1) == pytest.approx([0.9])
+    weighed = least_work_thresholds([GT], [_det(boxes, scores)], 1, false_cost=1.6, missed_cost=3.85)
+    assert weighed == pytest.approx([0.6])

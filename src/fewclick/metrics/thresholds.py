@@ -51,13 +51,17 @@ def least_work_thresholds(
     num_classes: int,
     iou_threshold: float = KEPT_IOU,
     oriented: bool = False,
+    false_cost: float = 1.0,
+    missed_cost: float = 1.0,
 ) -> list[float | None]:
     """Per class, the score threshold whose detections (score >= it) leave the fewest
     interactions to finish ``gts``: a false positive is a delete, a missed object a click or
     a box; matching as in :func:`best_f1_threshold`, at the IoU a person keeps a box at (a
     looser box is redrawn, so it saves nothing). :data:`NONE_SHOWN` when showing none
     is cheapest; None for a class ``gts`` never holds (nothing to calibrate on). Of equal
-    costs the higher threshold wins: fewer boxes to look over."""
+    costs the higher threshold wins: fewer boxes to look over. ``false_cost`` and
+    ``missed_cost`` weigh the two kinds of work when they are not one interaction each
+    (mask mode prices them in seconds)."""
     out: list[float | None] = []
     for scores, hits, total in _hits_per_class(gts, preds, num_classes, iou_threshold, oriented):
         if total == 0:
@@ -68,10 +72,10 @@ def least_work_thresholds(
             continue
         scores, tp = _descending(scores, hits)
         shown = np.arange(1, len(scores) + 1)
-        cost = (shown - tp) + (total - tp)  # deletes + what is still missing
+        cost = false_cost * (shown - tp) + missed_cost * (total - tp)  # deletes + what is still missing
         cuts = np.flatnonzero(_cuts(scores))
         best = cuts[np.argmin(cost[cuts])]  # the first of equal costs: the highest score
-        out.append(float(scores[best]) if cost[best] < total else NONE_SHOWN)
+        out.append(float(scores[best]) if cost[best] < missed_cost * total else NONE_SHOWN)
     return out
 
 

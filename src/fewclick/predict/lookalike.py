@@ -160,10 +160,24 @@ def look_alikes(
     their class's positives, and those on a ``clicked`` box (``[M, 4]``: the clicked
     objects, which the caller returns itself). ``areas``: class id -> the ``[K]`` exemplars'
     mask areas in pixels (None: sizes are not weighed)."""
+    index, scores, labels = alike_index(proposals, positives, negatives, thresholds, clicked, areas)
+    return Detections(proposals.boxes[index], scores, labels)
+
+
+def alike_index(
+    proposals: Proposals,
+    positives: Mapping[int, np.ndarray],
+    negatives: np.ndarray | None = None,
+    thresholds: Mapping[int, float] | None = None,
+    clicked: np.ndarray | None = None,
+    areas: Mapping[int, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`look_alikes` as ``(index int64[M], scores float32[M], labels int64[M])``: which
+    of ``proposals`` are look-alikes, best first (their masks are ``proposals.masks[index]``)."""
     n = len(proposals)
     classes = [c for c, v in positives.items() if len(np.asarray(v).reshape(-1))]
     if not n or not classes:
-        return Detections.empty()
+        return np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int64)
     own = proposals.areas()
     per_class = np.stack(
         [_weighed(proposals, own, positives[c], None if areas is None else areas.get(c)) for c in classes], 1
@@ -190,7 +204,7 @@ def look_alikes(
         keep &= box_iou(proposals.boxes, np.asarray(clicked, np.float32).reshape(-1, 4)).max(1) < CLICKED_IOU
     index = np.nonzero(keep)[0]
     index = index[np.argsort(-score[index], kind="stable")]
-    return Detections(proposals.boxes[index], score[index], labels[index])
+    return index.astype(np.int64), score[index].astype(np.float32), labels[index]
 
 
 def _weighed(

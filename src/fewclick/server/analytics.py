@@ -41,6 +41,8 @@ IDLE_SECONDS = 120.0  # a longer gap between two events on an image counts this 
 INTERACTIONS = (
     "click", "accept", "delete", "edit", "draw", "undo", "redo", "class change", "reject", "threshold",
     "vertex", "tab", "stroke", "brush", "fit", "exemplar",
+    # mask mode's proposals: one clicked to save its mask, the rest hidden (Esc)
+    "take", "hide",
     # a mask's outline: made (a key), then its vertices dragged, inserted, deleted, or a
     # stretch redrawn (each redraw click one)
     "outline", "outline_drag", "outline_insert", "outline_delete", "outline_redraw",

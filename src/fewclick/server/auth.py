@@ -77,6 +77,7 @@ ACTIONS = {
     ("GET", "/api/images/{image_id}/lookalikes"): "annotate",
     ("DELETE", "/api/images/{image_id}/lookalikes"): "annotate",
     ("POST", "/api/images/{image_id}/prepare"): "annotate",
+    ("POST", "/api/images/{image_id}/mask_proposals"): "annotate",
     ("POST", "/api/images/{image_id}/segment"): "annotate",
     ("POST", "/api/images/{image_id}/snap"): "annotate",
     ("POST", "/api/images/{image_id}/fullimage"): "annotate",

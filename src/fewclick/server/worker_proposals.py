@@ -35,6 +35,13 @@ CARRIED_KEPT = 4
 THUMBNAILS = 8  # exemplars per class the answer names, for the panel's thumbnails
 EXEMPLAR_IOU = 0.7  # a finished box's best proposal this close is its exemplar
 _LOCK = threading.Lock()
+MASK_KEPT_IOU = 0.85  # mask mode: a proposal whose box is looser than this is a mask redone
+# mask mode's thresholds weigh, in seconds: a wrong proposal shown, looked at (1.6 s) and
+# left; a right one missed, the object's mask made otherwise (8 s, under what an object not
+# taken from a proposal cost in our campaigns: 15 s on dsb2018's first train images) less the
+# look and the click (2.55 s) that take a shown one
+MASK_LOOK = 1.6
+MASK_SAVED = 8.0 - 1.6 - 2.55
 LOADED_KEPT = 16  # images' proposals held in memory: the open one and the finished ones a click reads
 
 
@@ -135,7 +142,9 @@ def _make(folder: str, key: str, path: str) -> None:
     made.save(proposals_file(folder, key))
 
 
-def carried(folder: str, finished: list | None, offsets=None) -> tuple[dict, dict, list]:
+def carried(
+    folder: str, finished: list | None, offsets=None, iou: float | None = None
+) -> tuple[dict, dict, list]:
     """What the ``finished`` images (``[embedding key, path, [[class position, x0, y0, x1,
     y1], ...], [indices of boxes removed from the exemplars]]``, as
     :func:`fewclick.server.worker_detect.learn_click_boxes` takes them) teach the next image
@@ -165,7 +174,7 @@ def carried(folder: str, finished: list | None, offsets=None) -> tuple[dict, dic
     moved = None if not offsets else sorted((c, v.tobytes()) for c, v in offsets.per_class.items())
     # each image's place in ``finished`` too: ``used`` names images by it
     held = tuple((entry, key, rows.tobytes(), kept.tobytes()) for key, _, rows, kept, entry in known)
-    digest = (folder, held, repr(moved))
+    digest = (folder, held, repr(moved), iou)
     with _LOCK:
         if digest in _CARRIED:
             return _CARRIED[digest]
@@ -176,7 +185,7 @@ def carried(folder: str, finished: list | None, offsets=None) -> tuple[dict, dic
         for (_, found, rows, _, _), (_, index), mine in zip(known, best, chosen)
     ]
     exemplars = _joined(per_image)
-    thresholds = _thresholds(known, per_image, offsets)
+    thresholds = _thresholds(known, per_image, offsets, iou)
     used, per_class = [], Counter()
     for (_, _, rows, _, entry), mine in zip(known, chosen):
         for k in np.flatnonzero(mine):
@@ -223,10 +232,11 @@ def _joined(per_image: list[dict]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     return {c: tuple(np.concatenate([e[c][i] for e in per_image if c in e]) for i in (0, 1)) for c in classes}
 
 
-def _thresholds(known: list, per_image: list[dict], offsets) -> dict[int, float]:
+def _thresholds(known: list, per_image: list[dict], offsets, iou: float | None = None) -> dict[int, float]:
     """Per class, the threshold of least work on each of the ``known`` finished images opened
     with the exemplars of the others, their boxes moved by ``offsets`` (no threshold for a
-    class found on one image only)."""
+    class found on one image only); a proposal is right at box IoU ``iou`` (None: the
+    page's box rule, :data:`~fewclick.metrics.detection.KEPT_IOU`)."""
     from fewclick.metrics.thresholds import least_work_thresholds
     from fewclick.predict import lookalike
     from fewclick.types import Detections, Objects
@@ -247,7 +257,11 @@ def _thresholds(known: list, per_image: list[dict], offsets) -> dict[int, float]
         moved = offsets.apply(alike.boxes, alike.labels) if offsets else alike.boxes
         gts.append(Objects(boxes[:, 0].astype(np.int64), boxes[:, 1:]))
         preds.append(Detections(moved, alike.scores, alike.labels))
-    least = least_work_thresholds(gts, preds, number)
+    # mask mode: a wrong proposal costs its look, a right one saves an object's mask done otherwise
+    weighed = (
+        {} if iou is None else {"iou_threshold": iou, "false_cost": MASK_LOOK, "missed_cost": MASK_SAVED}
+    )
+    least = least_work_thresholds(gts, preds, number, **weighed)
     return {c: float(t) for c, t in enumerate(least) if t is not None}
 
 
@@ -304,3 +318,42 @@ def look_alikes(folder: str, key: str, path: str, clicks, finished=None, offsets
         "rejected": len(negatives),
     }
     return det, info
+
+
+def mask_look_alikes(folder: str, key: str, finished: list | None, iou: float = MASK_KEPT_IOU):
+    """What mask mode opens an image with (issue 54): the look-alikes of the ``finished``
+    images' objects among its proposals, each with its own mask, before any click (None while
+    the proposals are not made). The thresholds of least work are chosen with a proposal
+    right only at box IoU ``iou``: a mask is kept at IoU 0.85, so a looser box is a mask
+    to redo, not one saved. ``{"state", "made", "boxes", "scores", "labels" (class
+    positions), "masks" (COCO RLEs at the image's size), "min_scores" (class position ->
+    threshold), "threshold" (where a class without one starts)}``, best first."""
+    from fewclick.io.rle import mask_to_rle
+    from fewclick.predict import lookalike
+
+    found = ready(folder, key)
+    if found is None:
+        return None
+    exemplars, least, _ = carried(folder, finished, iou=iou)
+    positives = {c: v for c, (v, _) in exemplars.items()}
+    areas = {c: a for c, (_, a) in exemplars.items()}
+    index, scores, labels = lookalike.alike_index(
+        found, positives, thresholds=dict.fromkeys(positives, 0.0), areas=areas
+    )
+    height, width = found.image_size
+    masks = []
+    for i in index:
+        x0, y0, crop = found.masks[int(i)]
+        full = np.zeros((height, width), bool)
+        full[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+        masks.append(mask_to_rle(full))
+    return {
+        "state": "ready",
+        "made": len(found),
+        "boxes": found.boxes[index].round(2).tolist(),
+        "scores": scores.round(4).tolist(),
+        "labels": labels.tolist(),
+        "masks": masks,
+        "min_scores": {int(c): float(t) for c, t in least.items()},
+        "threshold": lookalike.RELATIVE,
+    }

@@ -72,6 +72,8 @@ COST_SECONDS = {
     "stroke": 2.65,  # M + P + B + B, plus D for the drag (simulate.brush.stroke_seconds)
     "brush": 1.63,  # M + K: the brush, the eraser or a brush size picked
     "fit": 1.63,  # M + K: E, a class's proposals moved by the edges of a box drawn over one
+    "take": 2.55,  # M + P + B: mask mode, a click on a proposal saves its mask
+    "hide": 1.63,  # M + K: mask mode, Esc hides the proposals left
 }
 COST_SOURCES = {
     "click": "KLM M + P + B (Card, Moran and Newell 1980)",
@@ -90,6 +92,8 @@ COST_SOURCES = {
     "(Card, Moran and Newell 1980)",
     "brush": "KLM M + K",
     "fit": "KLM M + K",
+    "take": "KLM M + P + B (a click on a proposal)",
+    "hide": "KLM M + K (Esc)",
 }
 
 

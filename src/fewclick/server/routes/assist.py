@@ -143,6 +143,38 @@ async def prepare(image_id: int, session: DB, config: Config, models: Worker):
     return {**out, "ready": ready[0]}
 
 
+@router.post("/images/{image_id}/mask_proposals", response_model=answers.MaskProposals)
+async def mask_proposals(image_id: int, session: DB, config: Config, models: Worker):
+    """Mask mode on open (issue 54): SAM's proposals of the image like the objects of the
+    project's finished images, each with its mask, for Enter to save at once
+    (:func:`fewclick.server.worker_proposals.mask_look_alikes`). Not asked of SAM: read from
+    the proposals made ahead (``prepare``); "making" starts them when nothing did."""
+    image = rows.get(session, Image, image_id, "image")
+    serving.image_file(image)
+    out = {"state": "none"}
+    if not assisting.proposes(session, image):
+        if not serving.sam_available():
+            return {**out, "note": "no proposals: SAM's pretrained files are not installed (make models)"}
+        why = "a large image" if tiles.is_large(image.width, image.height) else "a trained detector serves"
+        return {**out, "note": f"no proposals on open here: {why} (its proposals come in Detect mode)"}
+    finished = assisting.finished_boxes(session, image.project)
+    if not finished:
+        return {**out, "note": "finish an image first: its objects pick the proposals like them"}
+    folder, key = assisting.sam_image(config, image)
+    found = await models.run(worker_proposals.mask_look_alikes, folder, key, finished)
+    if found is None:
+        state = (await models.run(worker_proposals.prepare, folder, [(key, image.path)]))[0]
+        return {**out, "state": "making" if state in ("making", "ready") else "none", "note": state}
+    classes = ClassMap(image.project.classes)
+    least = found.pop("min_scores")
+    return {
+        **out,
+        **found,
+        "labels": classes.ids(found["labels"]),
+        "min_scores": classes.by_id([least.get(p) for p in range(max(least, default=-1) + 1)]),
+    }
+
+
 @router.post(
     "/images/{image_id}/segment", response_model=answers.Segmented, response_model_exclude_unset=True
 )

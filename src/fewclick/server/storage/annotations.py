@@ -14,6 +14,8 @@ from fewclick.server.errors import NotFound
 
 # the user's own work: not imported reference (ground truth), not rejected in review
 USERS_WORK = (Annotation.reference.is_(False), Annotation.review != "rejected")
+# the kinds whose box a finished image teaches from: a mask keeps its box beside it (convert.py)
+BOXED = ("box", "mask")
 # what a person made or looked at: USERS_WORK without a detector's pre-annotations still pending
 PERSONS_WORK = (*USERS_WORK, ~((Annotation.source == "preannotate") & (Annotation.review == "pending")))
 
@@ -82,7 +84,8 @@ def finished_boxes(session: Session, project_id: int, images: int = 10) -> list[
 
 
 def user_boxes(session: Session, image: Image) -> list[list[float]]:
-    """The user's boxes on ``image``: ``[[class id, x0, y0, x1, y1], ...]``."""
+    """The user's boxes on ``image`` (a mask's own box too: :data:`BOXED`): ``[[class id, x0,
+    y0, x1, y1], ...]``."""
     return [box for _, _, box in user_box_rows(session, image)]
 
 
@@ -91,7 +94,7 @@ def user_box_rows(session: Session, image: Image) -> list[tuple[int, bool, list[
     ``[(id, exemplar, [class id, x0, y0, x1, y1]), ...]``, in :func:`user_boxes`' order."""
     rows = session.execute(
         select(Annotation.id, Annotation.exemplar, Annotation.class_id, Annotation.geometry)
-        .where(Annotation.image_id == image.id, Annotation.kind == "box", *USERS_WORK)
+        .where(Annotation.image_id == image.id, Annotation.kind.in_(BOXED), *USERS_WORK)
         .order_by(Annotation.id)
     ).all()
     return [(i, bool(e), [c, *map(float, g["box"])]) for i, e, c, g in rows if "box" in g]
@@ -106,7 +109,7 @@ def newest_finished(session: Session, project_id: int, images: int = 10) -> list
             Image.project_id == project_id,
             Image.status.in_(FINISHED),
             select(Annotation.id)
-            .where(Annotation.image_id == Image.id, Annotation.kind == "box", *USERS_WORK)
+            .where(Annotation.image_id == Image.id, Annotation.kind.in_(BOXED), *USERS_WORK)
             .exists(),
         )
         .order_by(Image.updated_at.desc(), Image.id.desc())

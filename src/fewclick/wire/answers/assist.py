@@ -40,6 +40,25 @@ class ProposalsUsed(Answer):
     rejected: int = 0
 
 
+class MaskProposals(Answer):
+    """What mask mode opens an image with (issue 54): the look-alikes of the finished images'
+    objects among the image's SAM proposals, best first, each with its ``masks`` (COCO RLE),
+    ``boxes``, ``scores`` and ``labels`` (class ids); the page shows those at or above their
+    class's ``min_scores`` (class id -> threshold; a class without one starts at
+    ``threshold``). ``state``: "ready", "making" (not made yet: ask again) or "none" (not
+    here: ``note`` says why)."""
+
+    state: str
+    note: str | None = None
+    made: int | None = None
+    boxes: list[list[float]] = []
+    scores: list[float] = []
+    labels: list[int] = []
+    masks: list[Rle] = []
+    min_scores: dict[int, float] = {}
+    threshold: float | None = None
+
+
 class Detected(Answer):
     """Click-to-detect: per object its ``boxes`` XYXY, ``rboxes`` (cx, cy, w, h, angle; None
     for axis-aligned detectors), ``scores`` and ``labels`` (class ids); the classes whose

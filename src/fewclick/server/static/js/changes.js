@@ -23,7 +23,7 @@ async function saved(fn) {
 }
 
 // one undo step, as the page says it when the step is undone or redone
-const VERBS = {accept: "accepted", draw: "drawn", click: "placed", delete: "deleted", edit: "edited", "class change": "given a class", review: "reviewed"};
+const VERBS = {accept: "accepted", take: "taken from the proposals", draw: "drawn", click: "placed", delete: "deleted", edit: "edited", "class change": "given a class", review: "reviewed"};
 function stepText(action, made, deleted) {
   const n = (k) => `${k} object${k === 1 ? "" : "s"}`;
   if (made && deleted) return `${n(made)} saved in place of ${deleted}`;
@@ -62,7 +62,7 @@ export class Changes {
 
   // create and delete objects as one undoable step; the ids made, or null when refused.
   // `also` {undo, redo}: what the mode shows changes with the step (a proposal accepted
-  // alone is hidden while its box is saved)
+  // alone is hidden while its box is saved); {detail}: more to log with the step
   async change(create, deleteIds, action, also = {}) {
     const removed = deleteIds.map((id) => payload(this.doc.get().anns.get(id)));
     let made = await saved(() => this.batch(create, deleteIds));
@@ -73,7 +73,7 @@ export class Changes {
       redo: async () => { made = await this.batch(create, gone); also.redo?.(); },
       what: stepText(action, create.length, deleteIds.length),
     });
-    this.log(action, {created: create.length, deleted: deleteIds.length});
+    this.log(action, {created: create.length, deleted: deleteIds.length, ...also.detail});
     return made;
   }
 

@@ -46,41 +46,61 @@ export function rleRuns(rle) {
   return [h, w, runs];
 }
 
-// An offscreen canvas of the mask's bounding box, filled with `color` (#rrggbb) at `alpha`;
-// a refused RLE gives an empty canvas and `error` saying why (the box is still drawn).
-export function rleCanvas(rle, box, color, alpha) {
-  let h, w, counts;
-  try {
-    [h, w, counts] = rleRuns(rle);
-  } catch (err) {
-    console.warn(`mask not drawn: ${err.message}`);
-    return emptyMask(box, err.message);
-  }
+// The pixels of `rle` inside `box` (clipped to the image): {bits (a Uint8Array, row by row,
+// 1 where the mask is on), x, y (the top left, in image pixels), width, height}. Throws as
+// rleRuns does, and when the box is over MAX_MASK_CANVAS pixels.
+export function rleBits(rle, box) {
+  const [h, w, counts] = rleRuns(rle);
   const x0 = Math.max(0, Math.floor(box[0])), y0 = Math.max(0, Math.floor(box[1]));
   const x1 = Math.min(w, Math.ceil(box[2])), y1 = Math.min(h, Math.ceil(box[3]));
   const cw = Math.max(1, x1 - x0), ch = Math.max(1, y1 - y0);
-  if (cw * ch > MAX_MASK_CANVAS) return emptyMask(box, `mask box of ${cw} x ${ch} pixels is too large to draw`);
-  const canvas = document.createElement("canvas");
-  canvas.width = cw; canvas.height = ch;
-  const ctx = canvas.getContext("2d");
-  const img = ctx.createImageData(cw, ch);
-  const r = parseInt(color.slice(1, 3), 16), g = parseInt(color.slice(3, 5), 16), b = parseInt(color.slice(5, 7), 16);
-  const a = Math.round(alpha * 255);
+  if (cw * ch > MAX_MASK_CANVAS) throw new Error(`mask box of ${cw} x ${ch} pixels is too large to draw`);
+  const bits = new Uint8Array(cw * ch);
   const first = x0 * h, last = x1 * h;  // the pixels of the box's columns: nothing outside is visited
   let i = 0, on = false;
   for (const n of counts) {
     if (on && i + n > first && i < last) {
       for (let j = Math.max(i, first), end = Math.min(i + n, last); j < end; j++) {
         const col = Math.floor(j / h), row = j - col * h;
-        if (row < y0 || row >= y1) continue;
-        const q = ((row - y0) * cw + (col - x0)) * 4;
-        img.data[q] = r; img.data[q + 1] = g; img.data[q + 2] = b; img.data[q + 3] = a;
+        if (row >= y0 && row < y1) bits[(row - y0) * cw + (col - x0)] = 1;
       }
     }
     i += n; on = !on;
   }
+  return {bits, x: x0, y: y0, width: cw, height: ch};
+}
+
+// An offscreen canvas of a mask's bits (rleBits), its pixels `color` (#rrggbb) at `alpha`,
+// those on its edge (a pixel beside them, or the box's side, off) at `edgeAlpha`.
+export function bitsCanvas({bits, x, y, width, height}, color, alpha, edgeAlpha = alpha) {
+  const canvas = document.createElement("canvas");
+  canvas.width = width; canvas.height = height;
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(width, height);
+  const r = parseInt(color.slice(1, 3), 16), g = parseInt(color.slice(3, 5), 16), b = parseInt(color.slice(5, 7), 16);
+  const a = Math.round(alpha * 255), edge = Math.round(edgeAlpha * 255);
+  const on = (col, row) => col >= 0 && row >= 0 && col < width && row < height && bits[row * width + col];
+  for (let row = 0, p = 0; row < height; row++) {
+    for (let col = 0; col < width; col++, p++) {
+      if (!bits[p]) continue;
+      const inner = a === edge || (on(col - 1, row) && on(col + 1, row) && on(col, row - 1) && on(col, row + 1));
+      const q = p * 4;
+      img.data[q] = r; img.data[q + 1] = g; img.data[q + 2] = b; img.data[q + 3] = inner ? a : edge;
+    }
+  }
   ctx.putImageData(img, 0, 0);
-  return {canvas, x: x0, y: y0};
+  return {canvas, x, y};
+}
+
+// An offscreen canvas of the mask's bounding box, filled with `color` (#rrggbb) at `alpha`;
+// a refused RLE gives an empty canvas and `error` saying why (the box is still drawn).
+export function rleCanvas(rle, box, color, alpha) {
+  try {
+    return bitsCanvas(rleBits(rle, box), color, alpha);
+  } catch (err) {
+    console.warn(`mask not drawn: ${err.message}`);
+    return emptyMask(box, err.message);
+  }
 }
 
 function emptyMask(box, error) {

@@ -12,7 +12,8 @@
 //     error), minScore (detect's slider), seg (the mask being made, with seg.outline: its
 //     outline being edited, {rings, picked, redraw}), outlineTimes (ms from each outline
 //     edit's input event to the end of the frame that drew its mask: the last 600),
-//     outline (polygon's),
+//     maskProposals (mask mode's proposals: {image, state, note, answer, rejected (indices),
+//     hidden, shown (the indices shown)}), outline (polygon's),
 //     full (full image's regions, answer, labels, overlay, answered, busy, error);
 //   the review queue: queue ({next, view, busy, extreme, edit}).
 // Its functions: shownProposals(state) (detect's rule, on the current state or one given:
@@ -47,6 +48,10 @@ const getters = {
   detect: () => mode("detect"),
   minScore: () => mode("detect")?.minScore,
   seg: () => mode("mask")?.seg,
+  maskProposals: () => {
+    const p = mode("mask")?.props;
+    return p && {image: p.image, state: p.state, note: p.note, answer: p.answer, rejected: [...p.rejected], hidden: p.hidden, shown: mode("mask").proposalsShown};
+  },
   outlineTimes: () => (A() ? [...EDIT_TIMES] : undefined),
   outline: () => mode("polygon")?.outline,
   full: () => mode("fullimage"),

@@ -5,15 +5,18 @@
 // mask picked or under the pointer) into an outline of few vertices to edit (outline.js), L
 // again goes back to the mask; Ctrl+Z / Ctrl+Shift+Z undo and redo the clicks, switches,
 // strokes and outline edits; Enter accepts the mask shown, or the outline filled (replacing
-// the box or saved mask it came from).
+// the box or saved mask it came from). As the mode is picked, SAM's proposals like the
+// finished images' objects show (mask_proposals.js): with no mask in the making, a click on
+// one saves it alone, Enter saves them all, a right-click rejects one and Esc hides them.
 // Its state: the mask in the making (seg, with its outline when one is edited), the brush,
-// and the mouse (the brush's outline, the redraw's next point).
+// the mouse (the brush's outline, the redraw's next point) and the proposals (props).
 import {api, esc, say} from "../api.js";
 import {helpPanel, prepareLine} from "../panel.js";
 import {hit} from "../pick.js";
 import {rleCanvas} from "../rle.js";
 import {createStore} from "../store.js";
 import {drawMask} from "./mask_draw.js";
+import {askProposals, drawProposals, hideProposals, proposalAt, proposalsLine, rejectProposal, saveProposals, shownProposals, stopProposals, takeProposal} from "./mask_proposals.js";
 import * as outline from "./outline.js";
 
 // the key that turns the mask into an outline and back: no mode's key (the page switches
@@ -25,11 +28,14 @@ const SIZES = [1, 2, 4, 8, 16, 32];
 const LITTLE = 0.01;
 
 export function mask(page) {
-  const m = {page, st: createStore({seg: null, brush: freshBrush(), mouse: null}, page.redraw)};
+  const m = {page, st: createStore({seg: null, brush: freshBrush(), mouse: null, props: null}, page.redraw)};
   return {
     name: "mask", key: "m", title: "Mask (M)",
-    state: () => m.st.get(),
-    leave: () => drop(m),
+    state: () => ({...m.st.get(), proposalsShown: shownProposals(m)}),
+    leave: () => { drop(m); stopProposals(m); },
+    opened: () => askProposals(m),
+    // picked anew: its proposals asked for; picked again: those Esc hid show again
+    picked: (anew) => (anew || !m.st.get().props ? askProposals(m) : showHidden(m)),
     escape: () => escape(m),
     release: (d, moved, box) => (seg(m)?.outline ? outline.release(editor(m), d, moved) : release(m, d, moved, box)),
     keydown: (e, key) => keydown(m, e, key),
@@ -56,6 +62,7 @@ export function mask(page) {
     },
     draw(ctx, lw, drag) {
       const s = seg(m), im = page.doc.get().image;
+      drawProposals(m, ctx, lw);  // under the mask in the making
       if (s?.outline) outline.drawOutline(ctx, lw, s.outline, page.color(page.doc.get().cls), drag, m.st.get().mouse, [im.width, im.height]);
       else if (s) drawMask(ctx, lw, m.st.get(), SIZES[brush(m).size], drag);
       else page.dragRect(ctx, drag, lw);
@@ -75,6 +82,10 @@ async function release(m, d, moved, box) {
     m.page.log("draw", {mode: "mask"});
     await segmentNow(m);
   } else if (!s && !moved) {
+    // on a shown proposal: a click saves it, a right-click (its box is enough) rejects it
+    const i = proposalAt(m, d.x0, d.y0, d.button === 2);
+    if (i != null && d.button === 0) return takeProposal(m, i);
+    if (i != null && d.button === 2) return rejectProposal(m, i);
     const a = hit(m.page.doc.get().anns, d.x0, d.y0, m.page.view.scale);
     if (a && a.geometry.box) {
       start(m, a.geometry.box, a.kind === "box" ? a.id : null);
@@ -129,10 +140,18 @@ function keydown(m, e, key) {
   return true;
 }
 
-// Esc stops a redraw under way, else drops the mask (and its outline)
+// Esc stops a redraw under way, else drops the mask (and its outline), else hides the proposals
 function escape(m) {
   const o = seg(m)?.outline;
-  if (o?.redraw) { o.redraw = null; say("redraw stopped"); m.st.set(); } else drop(m);
+  if (o?.redraw) { o.redraw = null; say("redraw stopped"); m.st.set(); } else if (seg(m)) drop(m); else hideProposals(m);
+}
+
+function showHidden(m) {
+  const p = m.st.get().props;
+  if (!p.hidden) return;
+  p.hidden = false;
+  m.st.set();
+  m.page.panel();
 }
 
 // what outline.js edits with: the outline, and each edit made one undo step
@@ -274,11 +293,13 @@ function hintBrush(m, s, changed) {
   }
 }
 
+// Enter: the mask in the making saved (a click's answer awaited first), else the proposals shown
 async function accept(m) {
   const s = seg(m);
-  if (s?.busy) await s.busy;  // the answer to the last click first
-  if (s?.outline) return acceptOutline(m, s);
-  const r = s?.result, shown = s && shownMask(s);
+  if (!s) return saveProposals(m);
+  if (s.busy) await s.busy;  // the answer to the last click first
+  if (s.outline) return acceptOutline(m, s);
+  const r = s.result, shown = shownMask(s);
   if (!r || !shown?.box) return;
   const replace = s.from != null ? [s.from] : [];
   const create = [{class_id: m.page.doc.get().cls, kind: "mask", geometry: {mask: shown.mask}, score: shown.score, quality: s.shown ? null : r.quality,
@@ -291,6 +312,8 @@ function panel(m, el) {
   const s = seg(m), prep = m.page.doc.get().prep;
   if (s?.outline) return helpPanel(el, "mask: outline", outline.outlineHelp(s.outline));
   helpPanel(el, "mask", s ? `Left click: add to the mask, right click: remove. Tab: another candidate mask. A / E: brush / eraser, [ ]: its size. L: edit its outline. Enter accepts, Esc drops. ${s.clicks.length} clicks, ${s.strokes.length} strokes.` : "Drag a box, click a box object or click inside an object, and its mask appears. L: edit the outline of the saved mask picked (V) or under the pointer.");
+  const line = proposalsLine(m);
+  if (line) el.insertAdjacentHTML("beforeend", `<div class="muted" id="mask-proposals">${esc(line)}</div>`);
   prepareLine(el, prep, "sam", ["sam", "sam_tuned"].includes(prep?.backend));
   if (!s) return;
   const r = s.result;

@@ -140,13 +140,16 @@ async function prepare(v) {
   if (!out.ready || out.proposals === "making") setTimeout(() => prepare(v), out.ready ? 1000 : 500);
 }
 
+// the mode `name` picked (a key, its button; the page's first mode as the image opens)
 function setMode(v, name) {
-  if (v.doc.get().mode !== name) {
+  const anew = v.doc.get().mode !== name;
+  if (anew) {
     mode(v).leave?.();
     say("");  // what the last mode said (its proposals, their time) is not about this one
   }
   v.doc.set({mode: name});
   for (const b of $("#view").querySelectorAll("[data-mode]")) b.classList.toggle("active", b.dataset.mode === name);
+  if (v.ready) mode(v).picked?.(anew);  // as the image opens, opened() follows instead
   v.panel();
 }
 

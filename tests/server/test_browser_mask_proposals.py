@@ -1,0 +1,329 @@
+"""Mask mode's proposals on open (issue 54) in real headless Chromium: as mask mode is
+picked the page asks for SAM's proposals like the finished objects (again while they are
+being made), draws those at or above their class's score, a right-click rejects one (logged),
+a click saves one alone (logged "take"; the smallest of those under it), Enter saves the rest
+as masks, each in one undo step, Esc hides them (logged "hide"); a click off them starts a
+mask as before; an answer never lands on a mode or image left; a save refused (the image
+changed elsewhere) is said, nothing lost.
+
+No model runs: the test answers the page's mask_proposals requests with three small masks
+shown and one below its class's score, and its segment requests with a small square; the
+saves, undo and events are the app's own."""
+
+import time
+
+import httpx
+import numpy as np
+import pytest
+from browser import chromium_page, live_server, log_in, screen
+from clients import auth_headers, make_user
+from PIL import Image as PILImage
+
+from fewclick.io.rle import mask_to_rle, rle_boxes, rle_to_mask
+from fewclick.server.app import create_app
+from fewclick.server.db import sqlite_url
+
+USER, PASSWORD = "ann", "a long password"
+H, W = 120, 160
+
+
+def _masks() -> list[np.ndarray]:
+    """A square, a disc, a bar (the three shown) and a small square (below its score)."""
+    ys, xs = np.mgrid[:H, :W]
+    masks = [np.zeros((H, W), bool) for _ in range(4)]
+    masks[0][20:40, 20:40] = True
+    masks[1][(xs - 100) ** 2 + (ys - 60) ** 2 < 12**2] = True
+    masks[2][80:100, 30:60] = True
+    masks[3][10:20, 130:150] = True
+    return masks
+
+
+MASKS = _masks()
+CENTRES = [(30, 30), (100, 60), (45, 90), (140, 15)]
+
+
+def _answer(classes: list[int]) -> dict:
+    """Best first; class b's own score 0.55 lets the bar (0.6) show; the threshold 0.5 hides
+    the small square (0.2)."""
+    rles = [mask_to_rle(m) for m in MASKS]
+    return {
+        "state": "ready", "note": None, "made": 9, "masks": rles,
+        "boxes": rle_boxes(rles).tolist(), "scores": [0.9, 0.8, 0.6, 0.2],
+        "labels": [classes[0], classes[0], classes[1], classes[0]],
+        "min_scores": {str(classes[1]): 0.55}, "threshold": 0.5,
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser-mask-proposals")
+    (home / "images").mkdir()
+    for k in range(6):
+        PILImage.fromarray(np.full((H, W, 3), 90 + 20 * k, np.uint8)).save(home / "images" / f"im{k}.png")
+    app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False, data_roots=[home])
+    make_user(app, USER, "admin", PASSWORD)
+    with live_server(app) as base:
+        api = httpx.Client(base_url=base, headers=auth_headers(app))
+        body = {"name": "proposals", "folder": str(home / "images"), "classes": ["nucleus", "debris"]}
+        project = api.post("/api/projects", json=body).json()["project"]
+        images = [i["id"] for i in api.get(f"/api/projects/{project['id']}/images").json()]
+        yield base, api, project, images
+
+
+class Segments:
+    """The page's segment requests: their bodies kept, each answered with a small square."""
+
+    def __init__(self) -> None:
+        self.bodies = []
+
+    def __call__(self, route) -> None:
+        self.bodies.append(route.request.post_data_json)
+        square = np.zeros((H, W), bool)
+        square[45:55, 85:95] = True
+        rle = mask_to_rle(square)
+        route.fulfill(
+            json={
+                "method": "sam", "chosen_by": "default", "note": None, "mask": rle,
+                "box": rle_boxes([rle])[0].tolist(), "score": 0.9, "area": 100, "quality": None,
+                "changed": None, "candidates": [],
+            }
+        )  # fmt: skip
+
+
+class Answers:
+    """The page's mask_proposals requests, answered "making" ``making`` times, then ``answer``."""
+
+    def __init__(self) -> None:
+        self.answer, self.making, self.asked = None, 0, []
+
+    def __call__(self, route) -> None:
+        self.asked.append(route.request.url)
+        if len(self.asked) <= self.making:
+            route.fulfill(json={"state": "making", "note": "making"})
+        else:
+            route.fulfill(json=self.answer)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with chromium_page() as page:
+        page.route(
+            "**/api/images/*/prepare", lambda route: route.fulfill(json={"ready": True, "needs_sam": False})
+        )
+        page.answers = Answers()
+        page.route("**/api/images/*/mask_proposals", page.answers)
+        page.segments = Segments()
+        page.route("**/api/images/*/segment", page.segments)
+        log_in(page, server[0], USER, PASSWORD)
+        yield page
+
+
+def _open(page, base: str, image_id: int, answer: dict, making: int = 0) -> None:
+    page.answers.answer, page.answers.making, page.answers.asked = answer, making, []
+    page.segments.bodies = []
+    url = f"{base}/#/image/{image_id}"
+    page.reload() if page.url == url else page.goto(url)
+    page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {image_id}")
+
+
+def _shown(page) -> list[int]:
+    return page.evaluate("() => fewclickTest.maskProposals.shown")
+
+
+def _pixel(page, x: float, y: float) -> list[int]:
+    """The canvas's colour at image pixel (x, y), after the next frame is drawn."""
+    return page.evaluate(
+        """async ([x, y]) => {
+            await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+            const v = fewclickTest.view, c = fewclickTest.canvas;
+            return [...c.getContext("2d").getImageData(v.ox + x * v.scale, v.oy + y * v.scale, 1, 1).data];
+        }""",
+        [x, y],
+    )
+
+
+def _events(api, project: int, action: str) -> list[dict]:
+    return [e for e in api.get(f"/api/projects/{project}/events").json() if e["action"] == action]
+
+
+def _logged(api, project: int, action: str, image: int) -> list[dict]:
+    """The image's events ``action``, once the page has sent one (every 3 s)."""
+    deadline = time.monotonic() + 15
+    while not (found := [e for e in _events(api, project, action) if e["image_id"] == image]):
+        assert time.monotonic() < deadline, f"{action} is logged"
+        time.sleep(0.2)
+    return found
+
+
+def test_proposals_show_one_is_rejected_enter_saves_the_rest_in_one_undo_step(server, page):
+    base, api, project, images = server
+    classes = [c["id"] for c in project["classes"]]
+    answer = _answer(classes)
+    _open(page, base, images[0], answer, making=2)
+    plain = _pixel(page, *CENTRES[0])
+    page.keyboard.press("m")
+    page.wait_for_function("() => fewclickTest.maskProposals?.state === 'ready'", timeout=15000)
+    assert len(page.answers.asked) == 3, "asked again while they were being made"
+    assert _shown(page) == [0, 1, 2], "the small square is below its score"
+    assert "3 proposals like your finished objects" in page.inner_text("#mask-proposals")
+    assert _pixel(page, *CENTRES[0]) != plain, "the square is drawn over the image"
+    assert _pixel(page, *CENTRES[3]) == _pixel(page, 150, 110), "the one below its score is not"
+
+    page.mouse.click(*screen(page, *CENTRES[1]), button="right")
+    page.wait_for_function("() => fewclickTest.maskProposals.shown.length === 2")
+    assert _shown(page) == [0, 2] and page.evaluate("() => fewclickTest.seg") is None
+    assert "2 proposals" in page.inner_text("#message")
+
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => fewclickTest.anns.size === 2")
+    saved = api.get(f"/api/images/{images[0]}").json()["annotations"]
+    assert len(saved) == 2 and {a["source"] for a in saved} == {"proposal"}
+    assert {a["kind"] for a in saved} == {"mask"}
+    by_class = {a["class_id"]: a for a in saved}
+    assert set(by_class) == set(classes), "the square (nucleus) and the bar (debris)"
+    for k in (0, 2):
+        a = by_class[answer["labels"][k]]
+        np.testing.assert_array_equal(rle_to_mask(a["geometry"]["mask"]), MASKS[k])
+        assert a["score"] == pytest.approx(answer["scores"][k])
+    assert _shown(page) == [], "saved: no longer proposed"
+
+    page.keyboard.press("Control+z")
+    page.wait_for_function("() => fewclickTest.anns.size === 0")
+    assert api.get(f"/api/images/{images[0]}").json()["annotations"] == []
+    assert _shown(page) == [0, 2], "undone: proposed again, the rejected one still not"
+    page.keyboard.press("Control+Shift+z")
+    page.wait_for_function("() => fewclickTest.anns.size === 2")
+    again = api.get(f"/api/images/{images[0]}").json()["annotations"]
+    assert sorted(a["geometry"]["mask"]["counts"] for a in again) == sorted(
+        a["geometry"]["mask"]["counts"] for a in saved
+    )
+
+    page.keyboard.press("v")  # a saved proposal is a saved mask like any: selected, deleted
+    page.mouse.click(*screen(page, *CENTRES[0]))
+    page.wait_for_function("() => fewclickTest.selected.size === 1")
+    page.keyboard.press("Delete")
+    page.wait_for_function("() => fewclickTest.anns.size === 1")
+    deadline = time.monotonic() + 15  # the page sends its events every 3 s
+    while not (_events(api, project["id"], "reject") and _events(api, project["id"], "accept")):
+        assert time.monotonic() < deadline, "the reject and the accept are logged"
+        time.sleep(0.2)
+    [reject] = _events(api, project["id"], "reject")
+    assert reject["image_id"] == images[0] and reject["detail"]["mode"] == "mask"
+    assert reject["detail"]["box"] == answer["boxes"][1]
+    assert any(e["detail"]["created"] == 2 for e in _events(api, project["id"], "accept"))
+    assert page.errors == []
+
+
+def test_esc_hides_them_and_m_shows_them_again(server, page):
+    base, _, project, images = server
+    _open(page, base, images[1], _answer([c["id"] for c in project["classes"]]))
+    page.keyboard.press("m")
+    page.wait_for_function("() => fewclickTest.maskProposals?.shown.length === 3")
+    page.keyboard.press("Escape")
+    assert _shown(page) == [] and page.evaluate("() => fewclickTest.maskProposals.hidden")
+    assert "hidden" in page.inner_text("#mask-proposals")
+    page.keyboard.press("Enter")  # nothing shown: nothing saved
+    page.keyboard.press("m")
+    assert _shown(page) == [0, 1, 2]
+    assert page.evaluate("() => fewclickTest.anns.size") == 0
+    assert page.errors == []
+
+
+def test_no_answer_lands_on_a_mode_or_an_image_left(server, page):
+    base, _, project, images = server
+    _open(page, base, images[2], _answer([c["id"] for c in project["classes"]]), making=1000)
+    page.keyboard.press("m")
+    page.wait_for_function("() => fewclickTest.maskProposals?.state === 'making'")
+    assert "being made" in page.inner_text("#mask-proposals")
+    page.keyboard.press("d")
+    asked = len(page.answers.asked)
+    page.wait_for_timeout(3500)
+    assert len(page.answers.asked) <= asked + 1, "no more asking once the mode is left"
+    page.keyboard.press("m")
+    page.wait_for_function("() => fewclickTest.maskProposals?.state === 'making'")
+    page.answers.making = 0  # the next answer is ready, but the page has gone to another image
+    page.goto(f"{base}/#/image/{images[3]}")
+    page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {images[3]}")
+    asked = len(page.answers.asked)
+    page.wait_for_timeout(3500)
+    assert len(page.answers.asked) <= asked + 1, "the image left is asked about no more"
+    assert page.evaluate("() => fewclickTest.maskProposals") is None, "opened in detect mode: none asked"
+    assert page.evaluate("() => fewclickTest.mode") == "detect"
+    assert page.errors == []
+
+
+def test_a_save_refused_because_the_image_changed_elsewhere_is_said_and_nothing_is_lost(server, page):
+    base, api, project, images = server
+    _open(page, base, images[3], _answer([c["id"] for c in project["classes"]]))
+    page.keyboard.press("m")
+    page.wait_for_function("() => fewclickTest.maskProposals?.shown.length === 3")
+    revision = api.get(f"/api/images/{images[3]}").json()["revision"]
+    box = {"class_id": project["classes"][0]["id"], "kind": "box", "geometry": {"box": [140, 100, 150, 110]}}
+    r = api.post(f"/api/images/{images[3]}/annotations/batch", json={"revision": revision, "create": [box]})
+    assert r.status_code < 300, r.text  # another tab's change
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.querySelector('#message').textContent.includes('another tab')")
+    assert _shown(page) == [0, 1, 2], "still shown, to save once the image is reloaded"
+    assert len(api.get(f"/api/images/{images[3]}").json()["annotations"]) == 1
+    assert page.errors == []
+
+
+def test_a_click_on_a_proposal_saves_it_alone_and_undo_shows_it_again(server, page):
+    base, api, project, images = server
+    answer = _answer([c["id"] for c in project["classes"]])
+    _open(page, base, images[4], answer)
+    page.keyboard.press("m")
+    page.wait_for_function("() => fewclickTest.maskProposals?.shown.length === 3")
+    page.mouse.click(*screen(page, *CENTRES[2]))
+    page.wait_for_function("() => fewclickTest.anns.size === 1")
+    [saved] = api.get(f"/api/images/{images[4]}").json()["annotations"]
+    assert (saved["kind"], saved["source"], saved["class_id"]) == ("mask", "proposal", answer["labels"][2])
+    np.testing.assert_array_equal(rle_to_mask(saved["geometry"]["mask"]), MASKS[2])
+    assert saved["score"] == pytest.approx(answer["scores"][2])
+    assert _shown(page) == [0, 1] and page.evaluate("() => fewclickTest.seg") is None
+    assert "2 proposals like your finished objects: click one" in page.inner_text("#message")
+    assert page.segments.bodies == [], "no mask started"
+
+    page.keyboard.press("Control+z")
+    page.wait_for_function("() => fewclickTest.anns.size === 0")
+    assert api.get(f"/api/images/{images[4]}").json()["annotations"] == []
+    assert _shown(page) == [0, 1, 2], "undone: proposed again"
+    [take] = _logged(api, project["id"], "take", images[4])
+    assert take["detail"]["mode"] == "mask" and take["detail"]["created"] == 1
+    assert take["detail"]["box"] == answer["boxes"][2]
+
+    page.mouse.click(*screen(page, 90, 50))  # in the disc's box, off its mask: off every proposal
+    page.wait_for_function("() => fewclickTest.seg?.result")
+    [body] = page.segments.bodies
+    assert body["box"] is None and len(body["clicks"]) == 1 and body["clicks"][0][2] is True
+    assert body["clicks"][0][:2] == pytest.approx([90, 50], abs=1)
+    assert _shown(page) == [0, 1, 2] and page.evaluate("() => fewclickTest.anns.size") == 0
+    page.keyboard.press("Escape")  # drops the mask in the making: no proposal hidden
+    assert page.evaluate("() => fewclickTest.seg") is None and _shown(page) == [0, 1, 2]
+    page.keyboard.press("Escape")  # hides the proposals
+    assert _shown(page) == []
+    [hide] = _logged(api, project["id"], "hide", images[4])
+    assert hide["detail"] == {"mode": "mask", "proposals": 3}
+    assert page.errors == []
+
+
+def test_a_click_where_two_proposals_overlap_takes_the_smallest(server, page):
+    base, api, project, images = server
+    big, small = np.zeros((H, W), bool), np.zeros((H, W), bool)
+    big[50:110, 10:110] = True
+    small[70:90, 40:60] = True
+    rles = [mask_to_rle(big), mask_to_rle(small)]
+    nucleus = project["classes"][0]["id"]
+    answer = {
+        "state": "ready", "note": None, "made": 2, "masks": rles, "boxes": rle_boxes(rles).tolist(),
+        "scores": [0.9, 0.8], "labels": [nucleus, nucleus], "min_scores": {}, "threshold": 0.5,
+    }  # fmt: skip
+    _open(page, base, images[5], answer)
+    page.keyboard.press("m")
+    page.wait_for_function("() => fewclickTest.maskProposals?.shown.length === 2")
+    page.mouse.click(*screen(page, 50, 80))
+    page.wait_for_function("() => fewclickTest.anns.size === 1")
+    [saved] = api.get(f"/api/images/{images[5]}").json()["annotations"]
+    np.testing.assert_array_equal(rle_to_mask(saved["geometry"]["mask"]), small)
+    assert _shown(page) == [0], "the large one still shows"
+    assert page.errors == []
