@@ -621,6 +621,7 @@ class Annotator:
             if k in taken:
                 continue
             if self.proposals and tally.shown is None and done:  # the page shows them once made
+                self._made_ahead(im, self.object_seconds[-1])  # made while the last object was
                 more, revision = self._mask_proposals(
                     im, masks, labels, revision, events, tally, done | taken
                 )
@@ -998,12 +999,13 @@ class Annotator:
         labels = np.array([self.position[out["labels"][i]] for i in keep], np.int64)
         return boxes, labels, [out["scores"][i] for i in keep]
 
-    def _made_ahead(self, im: dict) -> None:
+    def _made_ahead(self, im: dict, seconds: float | None = None) -> None:
         """Let the app go on making this image's SAM proposals (begun when the last image was
         opened: the page prepares the next image too) for as long as a person spent on the
-        last image, uncounted, as the app would have while they worked; no longer. What is
-        not made by then is not waited for: the image opens without it, as on the page."""
-        end = time.monotonic() + self.ahead
+        last image (or ``seconds``: mask mode, on the last object), uncounted, as the app
+        would have while they worked; no longer. What is not made by then is not waited
+        for: the image opens without it, as on the page."""
+        end = time.monotonic() + (self.ahead if seconds is None else seconds)
         while time.monotonic() < end:  # a look a second
             said = _ok(self.api.post(f"/api/images/{im['id']}/prepare")).get("proposals")
             if said != "making":
