@@ -421,3 +421,40 @@ def test_mask_mode_opens_with_the_look_alikes_masks_where_they_lie(tmp_path):
         assert [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] == box, "the proposal's own pixels"
         assert mask.sum() == 100
     assert set(out["min_scores"]) == {0} and out["threshold"] > 0
+
+
+def test_mask_mode_shows_one_object_once_and_waits_to_learn_from_finished_images(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    from fewclick.server import worker_proposals
+
+    for key in ("1-1-0", "1-2-0"):
+        _squares(4).save(proposals_file(tmp_path, key))
+    boxes = [[0, 0, 0, 10, 10], [0, 20, 0, 30, 10]]
+    finished = [["1-1-0", "one.png", boxes, []], ["1-2-0", "two.png", boxes, []]]
+    # the open image: a square twice, once with a strip below it (box IoU 0.63, under box
+    # NMS's 0.7; mask IoU 0.63), SAM surer of the square alone; and a square elsewhere
+    found = _squares(3)
+    taller = Proposals(
+        np.array([[0, 0, 10, 16]], np.float32), np.array([0.8], np.float32), found.vectors[:1],
+        [(0, 0, np.ones((16, 10), bool))], found.background, (16, 60),
+    )  # fmt: skip
+    both = Proposals(
+        np.concatenate([found.boxes, taller.boxes]), np.concatenate([found.scores, taller.scores]),
+        np.concatenate([found.vectors, taller.vectors]), [*found.masks, *taller.masks], found.background,
+        (16, 60),
+    )  # fmt: skip
+    both.save(proposals_file(tmp_path, "1-3-0"))
+    out = worker_proposals.mask_look_alikes(str(tmp_path), "1-3-0", finished)
+    assert out["state"] == "ready" and out["made"] == 4
+    assert sorted(out["boxes"]) == [[0.0, 0.0, 10.0, 10.0], [20.0, 0.0, 30.0, 10.0], [40.0, 0.0, 50.0, 10.0]]
+    # finished images whose proposals are not made yet teach nothing: they are started (one
+    # a call), and the page is told to ask again
+    started = []
+    monkeypatch.setattr(worker_proposals, "prepare", lambda folder, items: started.extend(items))
+    waiting = []
+    for key in ("1-8-0", "1-9-0"):
+        PILImage.new("RGB", (60, 16)).save(tmp_path / f"{key}.png")
+        waiting.append([key, str(tmp_path / f"{key}.png"), boxes, []])
+    assert worker_proposals.mask_look_alikes(str(tmp_path), "1-3-0", waiting) == {"state": "learning"}
+    assert started == [("1-8-0", str(tmp_path / "1-8-0.png"))]

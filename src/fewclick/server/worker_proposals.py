@@ -36,6 +36,7 @@ THUMBNAILS = 8  # exemplars per class the answer names, for the panel's thumbnai
 EXEMPLAR_IOU = 0.7  # a finished box's best proposal this close is its exemplar
 _LOCK = threading.Lock()
 MASK_KEPT_IOU = 0.85  # mask mode: a proposal whose box is looser than this is a mask redone
+SAME_MASK_IOU = 0.5  # mask mode: a look-alike this close to a better one's mask is that object
 # mask mode's thresholds weigh, in seconds: a wrong proposal shown, looked at (1.6 s) and
 # left; a right one missed, the object's mask made otherwise (8 s, under what an object not
 # taken from a proposal cost in our campaigns: 15 s on dsb2018's first train images) less the
@@ -325,9 +326,12 @@ def mask_look_alikes(folder: str, key: str, finished: list | None, iou: float = 
     images' objects among its proposals, each with its own mask, before any click (None while
     the proposals are not made). The thresholds of least work are chosen with a proposal
     right only at box IoU ``iou``: a mask is kept at IoU 0.85, so a looser box is a mask
-    to redo, not one saved. ``{"state", "made", "boxes", "scores", "labels" (class
-    positions), "masks" (COCO RLEs at the image's size), "min_scores" (class position ->
-    threshold), "threshold" (where a class without one starts)}``, best first."""
+    to redo, not one saved. A look-alike whose mask is the same object as a better one's
+    (:func:`_same_objects`) is left out: Enter would save the object twice. ``{"state",
+    "made", "boxes", "scores", "labels" (class positions), "masks" (COCO RLEs at the image's
+    size), "min_scores" (class position -> threshold), "threshold" (where a class without one
+    starts)}``, best first; state "learning" (nothing else) while no finished image's
+    proposals are made yet to learn from (they are being made: ask again)."""
     from fewclick.io.rle import mask_to_rle
     from fewclick.predict import lookalike
 
@@ -335,11 +339,15 @@ def mask_look_alikes(folder: str, key: str, finished: list | None, iou: float = 
     if found is None:
         return None
     exemplars, least, _ = carried(folder, finished, iou=iou)
+    if not exemplars and any(ready(folder, k) is None and not _large(p) for k, p, *_ in finished or []):
+        return {"state": "learning"}
     positives = {c: v for c, (v, _) in exemplars.items()}
     areas = {c: a for c, (_, a) in exemplars.items()}
     index, scores, labels = lookalike.alike_index(
         found, positives, thresholds=dict.fromkeys(positives, 0.0), areas=areas
     )
+    keep = _same_objects(found, index)
+    index, scores, labels = index[keep], scores[keep], labels[keep]
     height, width = found.image_size
     masks = []
     for i in index:
@@ -357,3 +365,30 @@ def mask_look_alikes(folder: str, key: str, finished: list | None, iou: float = 
         "min_scores": {int(c): float(t) for c, t in least.items()},
         "threshold": lookalike.RELATIVE,
     }
+
+
+def _same_objects(found, index: np.ndarray) -> np.ndarray:
+    """``bool[len(index)]``: which of the proposals ``index`` (best first) are kept when one
+    whose mask overlaps a better kept one's at IoU >= :data:`SAME_MASK_IOU` goes: box NMS
+    at 0.7 lets two masks of one nucleus through when one takes in a sliver more. (One
+    inside a larger one is not dropped: the larger may be two objects.)"""
+    keep = np.ones(len(index), bool)
+    kept: list[int] = []
+    for n, i in enumerate(index):
+        x0, y0, a = found.masks[int(i)]
+        for j in kept:
+            u0, v0, b = found.masks[j]
+            left, top = max(x0, u0), max(y0, v0)
+            right, bottom = min(x0 + a.shape[1], u0 + b.shape[1]), min(y0 + a.shape[0], v0 + b.shape[0])
+            if right <= left or bottom <= top:
+                continue
+            both = (
+                a[top - y0 : bottom - y0, left - x0 : right - x0]
+                & b[top - v0 : bottom - v0, left - u0 : right - u0]
+            ).sum()
+            if both >= SAME_MASK_IOU * (a.sum() + b.sum() - both):
+                keep[n] = False
+                break
+        if keep[n]:
+            kept.append(int(i))
+    return keep

@@ -165,6 +165,12 @@ async def mask_proposals(image_id: int, session: DB, config: Config, models: Wor
     if found is None:
         state = (await models.run(worker_proposals.prepare, folder, [(key, image.path)]))[0]
         return {**out, "state": "making" if state in ("making", "ready") else "none", "note": state}
+    if found["state"] == "learning":  # the page asks again, as while they are made
+        return {
+            **out,
+            "state": "making",
+            "note": "the finished images' proposals are being made to learn from",
+        }
     classes = ClassMap(image.project.classes)
     least = found.pop("min_scores")
     return {
