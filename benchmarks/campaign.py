@@ -145,6 +145,10 @@ OUTLINE_EVENTS = {"remove": "outline_delete", "part": "outline_redraw"}  # outli
 START_IOU = 0.5  # mask mode: a click's mask under this IoU found something else (a box instead)
 PAGE_MIN_SCORE = 0.3  # the page's proposal slider before a detector suggests its own
 NEAR_IOU = 0.5  # mask mode: a proposal this close to an object may be taken and its outline fixed
+#: mask mode: the app's time, uncounted, let go on for proposals after an object (its
+#: cost-model seconds, at most this: on a loaded machine a slow image's proposals would
+#: otherwise hold the campaign at a person's pace, object after object)
+MID_WAIT = 15.0
 #: mask mode: what a person expects an object made anew to cost before they have made one
 #: (a click start, a Tab, two corrective clicks and Enter)
 FRESH_SECONDS = 2.55 + 1.63 + 2 * 2.55 + 1.63
@@ -621,7 +625,7 @@ class Annotator:
             if k in taken:
                 continue
             if self.proposals and tally.shown is None and done:  # the page shows them once made
-                self._made_ahead(im, self.object_seconds[-1])  # made while the last object was
+                self._made_ahead(im, min(self.object_seconds[-1], MID_WAIT))  # made meanwhile
                 more, revision = self._mask_proposals(
                     im, masks, labels, revision, events, tally, done | taken
                 )
@@ -1002,7 +1006,7 @@ class Annotator:
     def _made_ahead(self, im: dict, seconds: float | None = None) -> None:
         """Let the app go on making this image's SAM proposals (begun when the last image was
         opened: the page prepares the next image too) for as long as a person spent on the
-        last image (or ``seconds``: mask mode, on the last object), uncounted, as the app
+        last image (or ``seconds``: mask mode, after an object), uncounted, as the app
         would have while they worked; no longer. What is not made by then is not waited
         for: the image opens without it, as on the page."""
         end = time.monotonic() + (self.ahead if seconds is None else seconds)
