@@ -663,7 +663,7 @@ class Annotator:
             a for a in _ok(self.api.get(f"/api/images/{im['id']}"))["annotations"] if a["kind"] == "mask"
         ]
         acts = [e for e in events if e[0] not in ("open", "look", "submit")]
-        ours = sum(s for _, s in acts)
+        ours = sum(s for _, s in events)  # the looks over the proposals too (not interactions)
         return {
             "image_id": im["id"],
             "file_name": im["file_name"],
