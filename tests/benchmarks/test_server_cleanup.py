@@ -25,7 +25,10 @@ pytestmark = pytest.mark.slow
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 STARTED_WITHIN = 180.0  # seconds for the script to start the server and its model worker
-GONE_WITHIN = 90.0  # seconds for every process to exit: a server stop alone may wait 10 s for SIGKILL
+# seconds for every process to exit: a server stop alone may wait 10 s for SIGKILL, and on a
+# machine at load 12 the second signal's stop took over 90 s; what this catches, a process
+# left behind, outlives the 900 s sleeps below
+GONE_WITHIN = 240.0
 MARK = "FEWCLICK_CLEANUP_TEST"
 
 #: a benchmark as campaign.py runs one: its main under stop_on_signals, the server stopped in
