@@ -607,7 +607,6 @@ class Annotator:
     def image_masks(self, im: dict, record) -> dict:
         """Mask mode: every required object of ``record`` (its ground truth) as a mask at
         IoU >= MASK_IOU, by a box and corrective clicks, or as a polygon."""
-        h, w = record.height, record.width
         need, segmentations, masks, labels = _required_masks(record)
         manual_plan = manual_masks(masks, labels, self.current, segmentations)
         events: list[tuple[str, float]] = [("open", 0.0)]
@@ -633,26 +632,9 @@ class Annotator:
                 if k in taken:
                     continue
             done.add(k)
-            target, truth_mask, first = int(labels[k]), masks[k], len(events)
-            box, clicks, shown, pred, rle = self._box_and_clicks(
-                im, target, truth_mask, segmentations[k], events, tally
+            revision = self._object_mask(
+                im, int(labels[k]), masks[k], segmentations[k], revision, events, tally
             )
-            done_before = len(events)
-            if mask_iou(pred, truth_mask) < MASK_IOU:
-                way, fix = self._fix_plan(im, pred, rle, truth_mask, segmentations[k], box)
-                if way == "brush":  # the cheapest of brush, outline and polygon, and gets there
-                    pred, rle = self._brush(im, box, clicks, shown, fix, events, tally)
-                elif way == "outline":
-                    pred, rle = self._outline(fix, (h, w), events, tally)
-            geometry, source = self._geometry(pred, rle, truth_mask, segmentations[k], (h, w), events, tally)
-            body = {"class_id": self.class_id[target], "kind": "mask", "geometry": geometry, "source": source}
-            self._think(sum(s for a, s in events[done_before:] if a in ("accept", "vertex")))
-            made = _ok(
-                self.api.post(f"/api/images/{im['id']}/annotations", params={"revision": revision}, json=body)
-            )
-            revision = made["revision"]
-            self.kept.setdefault(im["id"], set()).add(made["annotation"]["id"])
-            self.object_seconds.append(sum(s for _, s in events[first:]))
         # an image left with no objects is submitted as empty (the page asks once; not counted)
         empty = not self.kept.get(im["id"])
         _ok(self.api.patch(f"/api/images/{im['id']}", json={"status": "done", "empty": empty}))
@@ -690,6 +672,35 @@ class Annotator:
                 "seconds_coco_polygon": round(COCO_POLYGON_SECONDS * len(need), 2),
             },
         }
+
+    def _object_mask(
+        self, im: dict, target: int, truth_mask, segmentation, revision: int, events: list, tally: MaskTally
+    ) -> int:
+        """One object made anew in class ``target``: started and clicked
+        (:meth:`_box_and_clicks`), finished the cheapest way when the clicks fell short, and
+        saved; its seconds remembered (what the person expects an object to cost). The
+        revision."""
+        h, w = truth_mask.shape
+        first = len(events)
+        box, clicks, shown, pred, rle = self._box_and_clicks(
+            im, target, truth_mask, segmentation, events, tally
+        )
+        done_before = len(events)
+        if mask_iou(pred, truth_mask) < MASK_IOU:
+            way, fix = self._fix_plan(im, pred, rle, truth_mask, segmentation, box)
+            if way == "brush":  # the cheapest of brush, outline and polygon, and gets there
+                pred, rle = self._brush(im, box, clicks, shown, fix, events, tally)
+            elif way == "outline":
+                pred, rle = self._outline(fix, (h, w), events, tally)
+        geometry, source = self._geometry(pred, rle, truth_mask, segmentation, (h, w), events, tally)
+        body = {"class_id": self.class_id[target], "kind": "mask", "geometry": geometry, "source": source}
+        self._think(sum(s for a, s in events[done_before:] if a in ("accept", "vertex")))
+        made = _ok(
+            self.api.post(f"/api/images/{im['id']}/annotations", params={"revision": revision}, json=body)
+        )
+        self.kept.setdefault(im["id"], set()).add(made["annotation"]["id"])
+        self.object_seconds.append(sum(s for _, s in events[first:]))
+        return made["revision"]
 
     def _mask_proposals(
         self,
@@ -749,6 +760,14 @@ class Annotator:
         self._think(sum(s for _, s in chosen))
         if not (taken or fixes):
             return set(), revision
+        return self._save_proposals(im, out, taken, fixes, revision, events, tally)
+
+    def _save_proposals(
+        self, im: dict, out: dict, taken: dict, fixes: dict, revision: int, events: list, tally: MaskTally
+    ) -> tuple[set[int], int]:
+        """The proposals ``taken`` (proposal -> object) and those to fix (proposal -> (object,
+        outline plan)) saved as masks at once; then each one to fix: L on it, its edits and
+        Enter, its mask saved in its place. The objects done, and the revision."""
         saving = [*taken, *fixes]
         create = [
             {
@@ -764,8 +783,8 @@ class Annotator:
         saved = _ok(self.api.post(f"/api/images/{im['id']}/annotations/batch", json=body))
         ids = dict(zip(saving, (a["id"] for a in saved["created"])))
         revision = saved["revision"]
-        for i, (k, plan) in fixes.items():  # L on the saved mask, its edits, Enter: in its place
-            mask, rle = self._outline(plan, masks[k].shape, events, tally)
+        for i, (_, plan) in fixes.items():  # L on the saved mask, its edits, Enter: in its place
+            _, rle = self._outline(plan, tuple(out["masks"][i]["size"]), events, tally)
             events.append(("accept", COST_SECONDS["accept"]))
             self._think(COST_SECONDS["accept"])
             fixed = {
