@@ -26,7 +26,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 from _common import (
     add_work,
@@ -38,17 +37,24 @@ from _common import (
     work_folder,
     write_report,
 )
+from _segment_latency import latencies
 
 from fewclick.io import read_dataset
 from fewclick.io.dataset import Dataset
 from fewclick.predict.backends import BACKENDS, TUNED_DECODER, make_backend
 from fewclick.predict.segment import MaskPredictor
-from fewclick.protocols.segment import RoundsConfig, plot_miou_vs_clicks, run_noc, run_rounds, tight_box
+from fewclick.protocols.segment import (
+    SIZE_EDGES,
+    RoundsConfig,
+    plot_miou_vs_clicks,
+    run_noc,
+    run_rounds,
+)
 from fewclick.protocols.segment_choice import RANKER_SESSIONS, choose_backend, score_backends
+from fewclick.protocols.segment_edit import edit_summary, outline_finish
 from fewclick.protocols.segment_run import InstanceItems
 from fewclick.quality.ranker import QualityRanker, plot_ranking, ranking_report
 from fewclick.train.segment import SegmentTrainConfig, train_segmenter
-from fewclick.types import Clicks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             report["encodings"] = _encodings(
                 args, model_set, work, minutes, items, rounds_cfg, rounds["model"]
             )
-    report["latency_ms"] = _latencies(predictors, items)
+    report["latency_ms"] = latencies(predictors, items)
     report["load_average_end"] = load_averages()
     out = Path(args.out)
     write_report(report, out)
@@ -144,7 +150,13 @@ def _auto(predictors: dict, ranker_set: Dataset, rounds_cfg: RoundsConfig, max_i
 
 def _rounds(predictors: dict, items: InstanceItems, rounds_cfg: RoundsConfig, report: dict) -> dict:
     """The rounds protocol for every predictor, its numbers into ``report``; the results."""
-    rounds = {name: run_rounds(p, items, rounds_cfg) for name, p in predictors.items()}
+    finish = {EDIT: outline_finish()}
+    rounds = {
+        name: run_rounds(p, items, rounds_cfg, finish=finish.get(name)) for name, p in predictors.items()
+    }
+    if EDIT in rounds:
+        report["edits"] = edit_summary(rounds[EDIT], SIZE_EDGES)
+        print(f"{EDIT}: " + str(report["edits"]["all"]), flush=True)
     for name, result in rounds.items():
         print(f"{name}: mIoU per round " + " ".join(f"{m:.3f}" for m in result.miou), flush=True)
     _alias_auto(rounds, report)
@@ -164,21 +176,26 @@ def _rounds(predictors: dict, items: InstanceItems, rounds_cfg: RoundsConfig, re
 MULTIMASK = "sam_multimask"
 #: SAM with its decoder fine-tuned on the training part (train.sam_decoder), on one core
 TUNED = "sam_tuned"
-METHODS = (*BACKENDS, MULTIMASK, "auto")
+#: SAM zoomed in on small boxes (fewclick.predict.zoom), over the backend named
+ZOOMED = {"sam_zoom": "sam", "sam_tuned_zoom": TUNED}
+#: the app's served SAM (zoomed), finished by outline edits after the rounds (protocols.segment_edit)
+EDIT = "sam_edit"
+METHODS = (*BACKENDS, MULTIMASK, *ZOOMED, EDIT, "auto")
 NOC_KEYS = ("noc85", "noc90", "noc_mIoU_per_click", "noc85_clicks", "noc90_clicks")
 
 
 def _backends(methods: list[str]) -> list[str]:
     """The single backends to build: those asked for, and every one when ``auto`` picks;
     SAM with candidates when asked for."""
-    picked = [b for b in BACKENDS if b in methods or ("auto" in methods and b != TUNED)]
-    return picked + [m for m in methods if m == MULTIMASK]
+    based = {ZOOMED[m] for m in methods if m in ZOOMED} | ({"sam"} if EDIT in methods else set())
+    picked = [b for b in BACKENDS if b in methods or b in based or ("auto" in methods and b != TUNED)]
+    return picked + [m for m in methods if m == MULTIMASK or m in ZOOMED or m == EDIT]
 
 
 def _predictors(backends: list[str], work: Path, model_dir: Path | None = None) -> dict:
     """Built once, so SAM's embeddings are cached (in memory and under ``work``) across passes."""
     encoder = None
-    if {"sam", MULTIMASK, TUNED} & set(backends):
+    if {"sam", MULTIMASK, TUNED, EDIT, *ZOOMED} & set(backends):
         from fewclick.predict.encoder import ImageEncoder
 
         encoder = ImageEncoder(threads=2, cache_dir=Path(work) / "embeddings", memory_items=4)
@@ -186,8 +203,15 @@ def _predictors(backends: list[str], work: Path, model_dir: Path | None = None) 
     predictors = {
         name: make_backend(name, model_dir=model_dir if name == "model" else work, encoder=encoder)
         for name in backends
-        if name != MULTIMASK
+        if name in BACKENDS
     }
+    from fewclick.predict.zoom import ZoomedSam
+
+    for name in backends:
+        if name in ZOOMED:
+            predictors[name] = ZoomedSam(make_backend(ZOOMED[name], model_dir=work, encoder=encoder))
+    if EDIT in backends:  # its edits run after the rounds (_rounds)
+        predictors[EDIT] = ZoomedSam(make_backend("sam", encoder=encoder))
     if MULTIMASK in backends:
         from fewclick.predict.sam import SamPredictor
 
@@ -250,7 +274,7 @@ def _noc(predictors: dict, items, instances: int, seed: int) -> dict:
     from_box = {
         name: run_noc(p, items, max_instances=instances, seed=seed)
         for name, p in predictors.items()
-        if name != "box"
+        if name not in ("box", EDIT)  # sam_edit clicks as sam_zoom does
     }
     clicks = {
         name: run_noc(p, items, max_instances=instances, seed=seed, start="click")
@@ -280,6 +304,8 @@ def _rankers_by_method(predictors: dict, ranker_set, instances: int, items, cfg,
     sessions and scored on the test part's: ``{"spearman", "top70_mIoU", "all_mIoU"}``."""
     report = {}
     for name, predictor in predictors.items():
+        if name == EDIT:  # its sessions are sam_zoom's
+            continue
         fit = run_rounds(
             predictor, InstanceItems(ranker_set), replace(cfg, max_instances=instances, **ANNOTATOR)
         )
@@ -365,7 +391,7 @@ def _noc_only(args) -> int:
     }
     report.update(_noc(predictors, items, args.noc_instances, args.seed))
     report["instances"] = report["noc_instances"]
-    report["latency_ms"] = _latencies(predictors, items)
+    report["latency_ms"] = latencies(predictors, items)
     report["load_average_end"] = load_averages()
     out = Path(args.out)
     write_report(report, out)
@@ -379,67 +405,6 @@ def _noc_only(args) -> int:
         f"clicks only {report['noc90_clicks']}; wrote {out}"
     )
     return 0
-
-
-def _latencies(predictors: dict, items) -> dict:
-    """p50 / p95 in ms: ``predict`` (the model's, 1..9 clicks), ``sam_encode`` (uncached,
-    per test image) and ``sam_predict`` (a box and 1..9 clicks with the previous logits)."""
-    out = {}
-    if "model" in predictors:
-        out["predict"] = _click_latency(predictors["model"], items)
-    if "sam" in predictors:
-        sam = predictors["sam"]
-        times, seen = [], set()
-        for image, *_ in items:
-            if id(image) in seen:
-                continue
-            seen.add(id(image))
-            t, cpu = time.perf_counter(), time.process_time()
-            sam.encoder.encode(image, key=f"latency-{len(seen)}-{time.time_ns()}")
-            times.append((time.perf_counter() - t, time.process_time() - cpu))
-            if len(times) >= 10:
-                break
-        out["sam_encode"] = _percentiles(times)
-        out["sam_predict"] = _click_latency(sam, items)
-    for name in (MULTIMASK, TUNED):
-        if name in predictors:
-            out[f"{name}_predict"] = _click_latency(predictors[name], items)
-    return out
-
-
-def _click_latency(predictor, items) -> dict:
-    """predict with 1..9 clicks (and the last ``state`` as ``previous``) on the first test
-    objects: p50 / p95 in ms."""
-    rng = np.random.default_rng(0)
-    times = []
-    for image, masks, *_ in items:
-        predictor.set_image(image)
-        for gt in masks[:10]:
-            if not gt.any():
-                continue
-            box = tight_box(gt)
-            ys, xs = np.nonzero(gt)
-            previous = predictor.predict(box).state
-            for n in range(1, 10):
-                pick = rng.integers(0, len(xs), n)
-                clicks = Clicks(np.stack([xs[pick], ys[pick]], 1), np.zeros(n), rng.random(n) < 0.5)
-                t, cpu = time.perf_counter(), time.process_time()
-                previous = predictor.predict(box, clicks, previous).state
-                times.append((time.perf_counter() - t, time.process_time() - cpu))
-        if len(times) >= 90:
-            break
-    return _percentiles(times)
-
-
-def _percentiles(times: list[tuple[float, float]]) -> dict:
-    """p50 / p95 of wall-clock ms and, as ``cpu_p50`` / ``cpu_p95``, of the process's CPU
-    ms (all threads): on a loaded machine the wall clock stretches, the CPU time much less."""
-    ms = np.asarray(times).reshape(-1, 2) * 1000
-    out = {}
-    for prefix, column in (("", ms[:, 0]), ("cpu_", ms[:, 1])):
-        for q in (50, 95):
-            out[f"{prefix}p{q}"] = round(float(np.percentile(column, q)), 1)
-    return out
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -276,3 +276,41 @@ def test_one_click_starts_a_mask_with_candidates_and_more_clicks_refine_it(clien
     assert r.status_code == 400 and "starts from a box or from a positive click" in r.json()["detail"]
     r = client.post(f"/api/images/{image['id']}/segment", json={"clicks": [[50, 50, False]]})
     assert r.status_code == 400 and "positive click" in r.json()["detail"]
+
+
+def test_a_small_box_in_a_larger_image_is_segmented_on_a_zoom_window(client, home, sam_files):
+    """Issue 54, item 2: SAM is prompted on a window around a small box (encoded once, kept
+    beside the image's embedding under the window's key); the mask comes back numbered in
+    the image; a click outside the window, and a brush stroke beyond it, use the image."""
+    from fewclick.io import read_dataset
+
+    make_dataset("cells", 1, seed=9, width=640, height=480, out_dir=home / "wide")
+    project, images = _project(client, "zoom", folder=str(home / "wide" / "images"))
+    image = images[0]
+    _until(lambda: client.post(f"/api/images/{image['id']}/prepare").json()["ready"], "the embedding")
+    folder = home / "data" / "embeddings"
+    before = {p.name for p in folder.glob("*_*_*_*.npz")}
+    boxes = read_dataset(home / "wide").images[0].objects.boxes
+    small = next(b for b in boxes if (b[2] - b[0]) * (b[3] - b[1]) < 60**2)
+    x0, y0, x1, y1 = (float(v) for v in small)
+    box = [x0 - 2, y0 - 2, x1 + 2, y1 + 2]
+    out = client.post(f"/api/images/{image['id']}/segment", json={"box": box}).json()
+    assert out["method"] == "sam" and out["area"] > 0
+    bx0, by0, bx1, by1 = out["box"]
+    assert box[0] - 4 <= bx0 and bx1 <= box[2] + 4 and box[1] - 4 <= by0 and by1 <= box[3] + 4
+    assert rle_to_mask(out["mask"]).shape == (480, 640), "numbered in the image, not the window"
+    made = {p.name for p in folder.glob("*_*_*_*.npz")} - before
+    assert len(made) == 1, f"the window's embedding is kept under its own key, got {made}"
+    assert len(out["candidates"]) == 3, "Tab works in the window too"
+    inside = {"box": box, "clicks": [[(x0 + x1) / 2, (y0 + y1) / 2, True]]}
+    clicked = client.post(f"/api/images/{image['id']}/segment", json=inside).json()
+    assert clicked["changed"] is not None, "the click refines the window's mask"
+    far = {"box": box, "clicks": [*inside["clicks"], [630, 470, False]]}
+    r = client.post(f"/api/images/{image['id']}/segment", json=far)
+    assert r.status_code == 200 and r.json()["area"] > 0, r.text
+    stroke = {"points": [[5, 5], [20, 5]], "radius": 3, "add": True}
+    r = client.post(f"/api/images/{image['id']}/segment", json={"box": box, "strokes": [stroke]})
+    assert r.status_code == 200, r.text
+    painted = rle_to_mask(r.json()["mask"])
+    assert painted[5, 10] and painted.sum() > out["area"], "a stroke beyond the window paints the image"
+    assert {p.name for p in folder.glob("*_*_*_*.npz")} - before == made, "the window was encoded once"

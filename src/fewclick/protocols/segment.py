@@ -99,7 +99,8 @@ class RoundsResult:
     ``boundary_f float64[N, R+1]``, ``clicks int64[N, R+1]`` (clicks given in that round; 0 in
     round 0), ``sizes float64[N]`` (sqrt of the GT area, px), ``scores float64[N]`` (the
     predictor's own score of each final mask), ``features float32[N, 5]`` (the
-    ranker's, at each instance's last round with clicks) and ``final_ious float64[N]``."""
+    ranker's, at each instance's last round with clicks) and ``final_ious float64[N]``;
+    with a ``finish`` step, ``finished float64[N, 2]``: the IoU after it and its seconds."""
 
     config: RoundsConfig
     ious: np.ndarray
@@ -108,6 +109,7 @@ class RoundsResult:
     sizes: np.ndarray
     features: np.ndarray
     scores: np.ndarray
+    finished: np.ndarray | None = None
 
     @property
     def final_ious(self) -> np.ndarray:
@@ -296,7 +298,7 @@ def _session(predictor: SegmentPredictor, gt: np.ndarray, void, index: int, cfg:
             scores.append(scores[-1])
         counts.append(len(new) + len(shown) - 1)
     ious, bfs = zip(*scores)
-    return list(ious), list(bfs), counts, features, float(prediction.score)
+    return list(ious), list(bfs), counts, features, float(prediction.score), mask
 
 
 def _tabbed(prediction, gt: np.ndarray, void: np.ndarray | None) -> tuple[object, list[float]]:
@@ -325,18 +327,27 @@ def _mask_of(prediction, shape: tuple[int, int]) -> np.ndarray:
 
 
 def run_rounds(
-    predictor: SegmentPredictor, items: Iterable, config: RoundsConfig | None = None, progress: bool = True
+    predictor: SegmentPredictor,
+    items: Iterable,
+    config: RoundsConfig | None = None,
+    progress: bool = True,
+    finish=None,
 ) -> RoundsResult:
     """Run the rounds x clicks protocol (module docstring) over ``items``; see
     :class:`RoundsResult` for what is recorded. Seeded by ``config.seed``: the same items and
-    predictor give the same result."""
+    predictor give the same result. ``finish(mask, gt, void) -> (iou, seconds)``, when
+    given, finishes each final mask another way (outline edits,
+    :func:`fewclick.protocols.segment_edit.outline_finish`); its results are ``finished``."""
     cfg = RoundsConfig() if config is None else config
     rows: list[tuple] = []
+    finished: list[tuple[float, float]] = []
     for image, gt, void, new_image, index in _instances(items, cfg.max_instances, "segment rounds", progress):
         if new_image:
             predictor.set_image(image)
-        ious, bfs, counts, feats, score = _session(predictor, gt, void, index, cfg)
+        ious, bfs, counts, feats, score, mask = _session(predictor, gt, void, index, cfg)
         rows.append((ious, bfs, counts, math.sqrt(int(gt.sum())), feats, score))
+        if finish is not None:
+            finished.append(finish(mask, gt, void))
     n_cols = cfg.rounds + 1
     return RoundsResult(
         config=cfg,
@@ -346,6 +357,7 @@ def run_rounds(
         sizes=np.array([r[3] for r in rows], np.float64),
         features=np.array([r[4] for r in rows], np.float32).reshape(-1, 5),
         scores=np.array([r[5] for r in rows], np.float64),
+        finished=np.array(finished, np.float64).reshape(-1, 2) if finish is not None else None,
     )
 
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fewclick.predict.windows import WindowedMasks
+from fewclick.predict.zoom import ZOOM_SIDE
 from fewclick.server import worker
 from fewclick.wire.codec import mask_answer, region_answers
 
@@ -73,16 +75,20 @@ def segment(
         if before is not None:
             before = _candidate(before, candidate)
         pred, quality = _predicted(path, sam, serving, box, made, before, large)
-        if before is not None:  # how much of the mask the click changed (1 - IoU)
-            from fewclick.metrics.segmentation import mask_iou
-
-            changed = round(1.0 - mask_iou(pred.mask, before.mask), 4)
+        if before is not None:
+            changed = _changed(pred, before, path if large is None else None)
         _LAST_MASKS[key] = (made, pred, quality, changed)
         while len(_LAST_MASKS) > 8:
             _LAST_MASKS.pop(next(iter(_LAST_MASKS)))
     if painted:
+        if large is None and pred.offset is not None:  # a zoom window's mask: painted in the image
+            from fewclick.predict.zoom import image_sized
+
+            pred = image_sized(pred, worker.image(path).shape[:2])
         pred, quality = _painted(pred, painted), None
     size = (large[3], large[2]) if large is not None else None
+    if size is None and pred.offset is not None:  # a zoom window's mask, numbered in the image
+        size = worker.image(path).shape[:2]
     shown = _shown_mask(pred, size)
     note = _NOTES.get(asked.model) if asked.name in ("sam_tuned", "model") else None
     return {
@@ -96,6 +102,19 @@ def segment(
             [shown, *(_shown_mask(c, size) for c in pred.candidates[1:])] if len(pred.candidates) > 1 else []
         ),
     }
+
+
+def _changed(pred, before, path: str | None) -> float:
+    """How much of the mask the click changed (1 - IoU with the answer ``before``); a zoom
+    window's and the whole image's (``path``: a small image's) compared in the image."""
+    from fewclick.metrics.segmentation import mask_iou
+
+    if path is not None and (pred.offset is None) != (before.offset is None):
+        from fewclick.predict.zoom import image_sized
+
+        size = worker.image(path).shape[:2]
+        pred, before = image_sized(pred, size), image_sized(before, size)
+    return round(1.0 - mask_iou(pred.mask, before.mask), 4)
 
 
 def _painted(pred, painted: list):
@@ -137,7 +156,12 @@ def _predicted(path: str, sam, serving: Serving, box: list[float], made: list, b
     xy = np.asarray([c[:2] for c in made], np.float32).reshape(-1, 2)
     positive = np.asarray([bool(c[2]) for c in made], bool)
     c = Clicks(xy, np.zeros(len(xy), np.int64), positive)
-    predictor = _mask_backend(serving, path, sam) if large is None else _windowed(serving, sam, large)
+    if large is not None:
+        predictor = _windowed(serving, sam, large)
+    else:
+        predictor = _zoomed(serving, sam, path, box, c) or _mask_backend(serving, path, sam)
+        if before is not None and (before.offset is not None) != isinstance(predictor, WindowedMasks):
+            before = None  # the answer before was the other view's (a click left the zoom window)
     options = {"multimask": True} if serving.name in SAMS else {}
     pred = predictor.predict(box, c, None if before is None else before.state, **options)
     ranker = _ranker(serving.ranker)
@@ -153,6 +177,44 @@ def _predicted(path: str, sam, serving: Serving, box: list[float], made: list, b
         last = replace(last, xy=last.xy - np.float32(pred.offset))
     features = interaction_features(len(c), last, previous, pred.mask)
     return pred, round(float(ranker.predict(features[None], [pred.score])[0]), 4)
+
+
+def _zoomed(serving: Serving, sam, path: str, box, clicks):
+    """SAM on the zoom window of a small ``box`` of the (small) image at ``path``
+    (:mod:`fewclick.predict.zoom`: the window's embedding encoded once and kept in the
+    embedding folder under its key), or None when the whole image serves: a box too large
+    or none, a backend other than SAM, or a click outside the window."""
+    from fewclick.predict.windows import sam_window_embedding
+    from fewclick.predict.zoom import zoom_window
+
+    if serving.name not in SAMS or sam is None or box is None:
+        return None
+    pixels = worker.image(path)
+    height, width = pixels.shape[:2]
+    window = zoom_window(box, width, height)
+    if window is None:
+        return None
+    if len(clicks):
+        xy = np.asarray(clicks.xy, np.float32)
+        if ((xy < (window.x0, window.y0)) | (xy >= (window.x1, window.y1))).any():
+            return None
+    folder, image_key = sam
+    tuned = serving.model if serving.name == "sam_tuned" and serving.model not in _NOTES else None
+    try:
+        sam_key, backend = _sam_predictor(folder, tuned)
+    except (ValueError, FileNotFoundError):  # a corrupt or missing tuned decoder: _mask_backend says so
+        return None
+
+    def show(window_pixels, w, image):
+        backend.set_embedding(sam_window_embedding(backend.encoder, window_pixels, w, image))
+        worker.CURRENT[sam_key] = w.key(image)  # a whole image's request sets its own again
+
+    def shown(w, image) -> bool:
+        return worker.CURRENT.get(sam_key) == w.key(image)
+
+    held = WindowedMasks(backend, show, level0=True, shown=shown, min_side=ZOOM_SIDE)
+    held.set_image(image_key, width, height, lambda w: pixels[w.y0 : w.y1, w.x0 : w.x1])
+    return held
 
 
 def _shown_mask(pred, size: tuple[int, int] | None = None) -> dict:
