@@ -152,6 +152,10 @@ MID_WAIT = 15.0
 #: mask mode: what a person expects an object made anew to cost before they have made one
 #: (a click start, a Tab, two corrective clicks and Enter)
 FRESH_SECONDS = 2.55 + 1.63 + 2 * 2.55 + 1.63
+#: mask mode: a small box's mask comes from the whole image while its zoom window is encoded;
+#: the page asks again this many seconds later (mask.js's ZOOM_AGAIN_MS), within the mental
+#: step (KLM's M, 1.35 s) the person takes before their next action: what outlasts it is waited
+ZOOM_AGAIN, KLM_M = 1.0, 1.35
 RESCUE_SPAN, RESCUE_FLOOR = 0.2, 0.3  # detect.js: the page never hides every box of an image
 #: the background trainer's seconds per step on one core (its rounds' crops, ImageNet
 #: EfficientNet-Lite0): ``--calibrate`` measures it; 1.24 was measured on hit_uav here
@@ -1001,6 +1005,11 @@ class Annotator:
         out = _ok(self.api.post(f"/api/images/{im['id']}/segment", json=body))
         wait = time.perf_counter() - started
         self.waits_ms.append(wait * 1000)
+        if out.get("zoom") == "encoding" and not strokes:  # the page asks again (mask.js's sharpen)
+            threading.Event().wait(ZOOM_AGAIN)  # the person's mental step before their next action
+            again = time.perf_counter()
+            out = _ok(self.api.post(f"/api/images/{im['id']}/segment", json=body))
+            wait += max(0.0, ZOOM_AGAIN + time.perf_counter() - again - KLM_M)  # what outlasts it
         return out, wait
 
     def _shown(self, out: dict, least: float | None = None) -> tuple[np.ndarray, np.ndarray, list[float]]:

@@ -74,10 +74,11 @@ class Segments:
     """The page's segment requests: their bodies kept, each answered with a small square."""
 
     def __init__(self) -> None:
-        self.bodies = []
+        self.bodies, self.zooms = [], []  # zooms: each answer's "zoom", in turn (then None)
 
     def __call__(self, route) -> None:
         self.bodies.append(route.request.post_data_json)
+        zoom = self.zooms.pop(0) if self.zooms else None
         square = np.zeros((H, W), bool)
         square[45:55, 85:95] = True
         rle = mask_to_rle(square)
@@ -85,7 +86,7 @@ class Segments:
             json={
                 "method": "sam", "chosen_by": "default", "note": None, "mask": rle,
                 "box": rle_boxes([rle])[0].tolist(), "score": 0.9, "area": 100, "quality": None,
-                "changed": None, "candidates": [],
+                "changed": None, "candidates": [], "zoom": zoom,
             }
         )  # fmt: skip
 
@@ -326,4 +327,29 @@ def test_a_click_where_two_proposals_overlap_takes_the_smallest(server, page):
     [saved] = api.get(f"/api/images/{images[5]}").json()["annotations"]
     np.testing.assert_array_equal(rle_to_mask(saved["geometry"]["mask"]), small)
     assert _shown(page) == [0], "the large one still shows"
+    assert page.errors == []
+
+
+def test_a_mask_served_while_its_zoom_window_is_encoded_is_asked_for_again(server, page):
+    """Issue 54, item 2: an answer saying the zoom window is being encoded is asked for again
+    a second later, with the same prompts, until the window's answer comes; not once the
+    person has clicked again."""
+    base, _, project, images = server
+    none = {"state": "none", "note": "no finished image yet"}
+    _open(page, base, images[1], none)
+    page.keyboard.press("m")
+    page.segments.zooms = ["encoding", "encoding", "window"]
+    page.mouse.click(*screen(page, 90, 50))
+    page.wait_for_function("() => fewclickTest.seg?.result?.zoom === 'window'", timeout=15000)
+    first, *again = page.segments.bodies
+    assert len(again) == 2 and all(b == first for b in again), "the same prompts, asked again"
+    page.keyboard.press("Escape")
+
+    page.segments.bodies, page.segments.zooms = [], ["encoding"]
+    page.mouse.click(*screen(page, 90, 50))
+    page.wait_for_function("() => fewclickTest.seg?.result?.zoom === 'encoding'")
+    page.mouse.click(*screen(page, 95, 55))  # a second click before the page asks again
+    page.wait_for_function("() => fewclickTest.seg?.answered === 2")
+    page.wait_for_timeout(1500)
+    assert [len(b["clicks"]) for b in page.segments.bodies] == [1, 2], "the first prompts are not asked again"
     assert page.errors == []

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fewclick.predict.windows import WindowedMasks
-from fewclick.predict.zoom import ZOOM_SIDE
 from fewclick.server import worker
 from fewclick.wire.codec import mask_answer, region_answers
 
@@ -66,18 +65,18 @@ def segment(
     made = [list(map(float, k)) for k in clicks]
     last = _LAST_MASKS.get(key)
     changed = None
-    if last is not None and last[0] == made:  # the same clicks: the same answer
-        pred, quality, changed = last[1], last[2], last[3]
+    if last is not None and last[0] == made and last[4] != "encoding":  # the same clicks: the same answer
+        pred, quality, changed, zoom = last[1], last[2], last[3], last[4]
         if painted:
             pred = _candidate(pred, candidate)
-    else:
+    else:  # (asked again while the zoom window was encoded: anew, on the window once it is ready)
         before = last[1] if last is not None and made and last[0] == made[:-1] else None
         if before is not None:
             before = _candidate(before, candidate)
-        pred, quality = _predicted(path, sam, serving, box, made, before, large)
+        pred, quality, zoom = _predicted(path, sam, serving, box, made, before, large)
         if before is not None:
             changed = _changed(pred, before, path if large is None else None)
-        _LAST_MASKS[key] = (made, pred, quality, changed)
+        _LAST_MASKS[key] = (made, pred, quality, changed, zoom)
         while len(_LAST_MASKS) > 8:
             _LAST_MASKS.pop(next(iter(_LAST_MASKS)))
     if painted:
@@ -98,6 +97,7 @@ def segment(
         **shown,
         "quality": quality,
         "changed": changed,
+        "zoom": zoom,
         "candidates": (
             [shown, *(_shown_mask(c, size) for c in pred.candidates[1:])] if len(pred.candidates) > 1 else []
         ),
@@ -149,24 +149,29 @@ def _candidate(pred, index: int):
 
 def _predicted(path: str, sam, serving: Serving, box: list[float], made: list, before, large) -> tuple:
     """The backend's mask for ``box`` and the clicks ``made`` (``before``: the answer to
-    all but the last click, whose state goes back), and its estimated quality (None
-    without a ranker); on a window of a ``large`` image (see :func:`segment`)."""
+    all but the last click, whose state goes back), its estimated quality (None without a
+    ranker) and its zoom (:func:`fewclick.server.worker_zoom.zoomed`); on a window of a
+    ``large`` image (see :func:`segment`)."""
     from fewclick.types import Clicks
 
     xy = np.asarray([c[:2] for c in made], np.float32).reshape(-1, 2)
     positive = np.asarray([bool(c[2]) for c in made], bool)
     c = Clicks(xy, np.zeros(len(xy), np.int64), positive)
+    zoom = None
     if large is not None:
         predictor = _windowed(serving, sam, large)
     else:
-        predictor = _zoomed(serving, sam, path, box, c) or _mask_backend(serving, path, sam)
+        from fewclick.server.worker_zoom import zoomed
+
+        predictor, zoom = zoomed(serving, sam, path, box, c)
+        predictor = predictor or _mask_backend(serving, path, sam)
         if before is not None and (before.offset is not None) != isinstance(predictor, WindowedMasks):
             before = None  # the answer before was the other view's (a click left the zoom window)
     options = {"multimask": True} if serving.name in SAMS else {}
     pred = predictor.predict(box, c, None if before is None else before.state, **options)
     ranker = _ranker(serving.ranker)
     if ranker is None:
-        return pred, None
+        return pred, None, zoom
     from fewclick.quality.ranker import interaction_features
 
     previous = None
@@ -176,45 +181,7 @@ def _predicted(path: str, sam, serving: Serving, box: list[float], made: list, b
     if last is not None and pred.offset is not None:  # a window's masks: its clicks in its pixels
         last = replace(last, xy=last.xy - np.float32(pred.offset))
     features = interaction_features(len(c), last, previous, pred.mask)
-    return pred, round(float(ranker.predict(features[None], [pred.score])[0]), 4)
-
-
-def _zoomed(serving: Serving, sam, path: str, box, clicks):
-    """SAM on the zoom window of a small ``box`` of the (small) image at ``path``
-    (:mod:`fewclick.predict.zoom`: the window's embedding encoded once and kept in the
-    embedding folder under its key), or None when the whole image serves: a box too large
-    or none, a backend other than SAM, or a click outside the window."""
-    from fewclick.predict.windows import sam_window_embedding
-    from fewclick.predict.zoom import zoom_window
-
-    if serving.name not in SAMS or sam is None or box is None:
-        return None
-    pixels = worker.image(path)
-    height, width = pixels.shape[:2]
-    window = zoom_window(box, width, height)
-    if window is None:
-        return None
-    if len(clicks):
-        xy = np.asarray(clicks.xy, np.float32)
-        if ((xy < (window.x0, window.y0)) | (xy >= (window.x1, window.y1))).any():
-            return None
-    folder, image_key = sam
-    tuned = serving.model if serving.name == "sam_tuned" and serving.model not in _NOTES else None
-    try:
-        sam_key, backend = _sam_predictor(folder, tuned)
-    except (ValueError, FileNotFoundError):  # a corrupt or missing tuned decoder: _mask_backend says so
-        return None
-
-    def show(window_pixels, w, image):
-        backend.set_embedding(sam_window_embedding(backend.encoder, window_pixels, w, image))
-        worker.CURRENT[sam_key] = w.key(image)  # a whole image's request sets its own again
-
-    def shown(w, image) -> bool:
-        return worker.CURRENT.get(sam_key) == w.key(image)
-
-    held = WindowedMasks(backend, show, level0=True, shown=shown, min_side=ZOOM_SIDE)
-    held.set_image(image_key, width, height, lambda w: pixels[w.y0 : w.y1, w.x0 : w.x1])
-    return held
+    return pred, round(float(ranker.predict(features[None], [pred.score])[0]), 4), zoom
 
 
 def _shown_mask(pred, size: tuple[int, int] | None = None) -> dict:

@@ -3,7 +3,7 @@ segmentation, and Label Studio's ML backend; a mask's editable outline."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fewclick.wire.answers.base import Answer, Rle
 
@@ -130,7 +130,9 @@ class Segmented(Answer):
     """Box-to-mask: the mask, by which ``method`` and why (``chosen_by``), why the tuned SAM
     does not serve (``note``, else None), the quality ranker's IoU estimate (None without
     one), the share the last click ``changed`` (None without one), SAM's ``candidates``
-    for an ambiguous prompt, and (the tuned SAM only) what its ``decoder`` scored."""
+    for an ambiguous prompt, and (the tuned SAM only) what its ``decoder`` scored. ``zoom``
+    (:mod:`fewclick.server.worker_zoom`): "window" when a small box's zoom window served,
+    "encoding" while that window is encoded (the whole image served: ask again), else None."""
 
     method: str
     chosen_by: str
@@ -142,6 +144,7 @@ class Segmented(Answer):
     quality: float | None
     changed: float | None
     candidates: list[Mask]
+    zoom: Literal["window", "encoding"] | None = None
     decoder: dict[str, Any] | None = None  # only when the tuned SAM served
 
 

@@ -281,8 +281,20 @@ async function segmentNow(m, clicked = true) {
     Object.assign(s, {result: out, answered: body.clicks.length, answeredStrokes: body.strokes.length});
     if (clicked && out.changed != null) hintBrush(m, s, out.changed);
     if (seg(m) === s) showCandidate(m, clicked ? 0 : s.shown);
+    if (out.zoom === "encoding") sharpen(m, s, body);
   }).catch((err) => { s.error = err.message; });  // api() has already shown it
   return s.busy;
+}
+
+// a small box's mask comes from the whole image while the worker encodes its zoom window:
+// asked again ZOOM_AGAIN_MS later, the window's sharper mask shows, when the person has not
+// clicked, painted, switched candidate or left the mask meanwhile
+const ZOOM_AGAIN_MS = 1000;
+function sharpen(m, s, body) {
+  setTimeout(() => {
+    const same = seg(m) === s && !s.outline && s.shown === 0 && s.strokes.length === 0 && s.clicks.length === body.clicks.length;
+    if (same) segmentNow(m, true);
+  }, ZOOM_AGAIN_MS);
 }
 
 // after two clicks in a row that changed little of the mask, the page says to try the brush
