@@ -251,3 +251,27 @@ def test_candidates_are_sams_masks_for_an_ambiguous_prompt_the_one_served_first(
         again = sam.predict(box, click, served.candidates[-1].state)
         assert again.mask.shape == disc.shape
     assert sam.predict(box).candidates == [], "no candidates unless asked for"
+
+
+def test_offsets_given_per_call_choose_the_mask_served(sam):
+    """A project's offsets (fewclick.server.worker_pick) pick among all four masks for a box."""
+    _, disc = _scene()
+    box = _box(disc)
+    *_, iou = sam._decode(box, None, None, candidates=True)
+    iou = iou.reshape(-1)
+    for k in range(4):
+        favour = [0.0] * 4
+        favour[k] = 5.0
+        served = sam.predict(box, offsets={"box": favour})
+        assert served.score == pytest.approx(float(np.clip(iou[k], 0, 1)), abs=1e-6), f"mask {k} served"
+    assert sam.predict(box, offsets={"click": [5.0, 0, 0, 0]}).score == sam.predict(box).score, "a box's own"
+
+
+def test_first_prompt_records_give_each_mask_a_box_and_a_click(sam):
+    _, disc = _scene()
+    records = sam.first_prompt_records([disc, np.zeros_like(disc)])
+    assert [kind for kind, _, _ in records] == ["box", "click"], "an empty mask gives none"
+    for _, predicted, actual in records:
+        assert predicted.shape == (4,) and actual.shape == (4,)
+        assert ((0 <= actual) & (actual <= 1)).all()
+    assert max(records[0][2]) > 0.85, "one of the box's four masks is the disc"

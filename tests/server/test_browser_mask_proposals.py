@@ -340,7 +340,10 @@ def test_a_mask_served_while_its_zoom_window_is_encoded_is_asked_for_again(serve
     page.keyboard.press("m")
     page.segments.zooms = ["encoding", "encoding", "window"]
     page.mouse.click(*screen(page, 90, 50))
+    page.wait_for_function("() => fewclickTest.seg?.result?.zoom === 'encoding'")
+    assert "a sharper mask shows in a moment" in page.inner_text("#mask-info")
     page.wait_for_function("() => fewclickTest.seg?.result?.zoom === 'window'", timeout=15000)
+    assert page.locator("#mask-zoom").count() == 0, "said no more once the window's mask shows"
     first, *again = page.segments.bodies
     assert len(again) == 2 and all(b == first for b in again), "the same prompts, asked again"
     page.keyboard.press("Escape")

@@ -107,15 +107,19 @@ class SamPredictor:
         clicks: Clicks | None = None,
         previous: Any = None,
         multimask: bool | None = None,
+        offsets: dict | None = None,
     ) -> MaskPrediction:
         """The mask for ``box`` and all ``clicks`` so far, with ``candidates`` when
-        ``multimask`` (None: the predictor's own setting; see the class)."""
+        ``multimask`` (None: the predictor's own setting; see the class). ``offsets``: a
+        project's offsets for the mask served (:mod:`fewclick.models.sam_pick`) instead of
+        the decoder's own (a pretrained decoder has none)."""
         multimask = self.multimask if multimask is None else multimask
+        offsets = self.offsets if offsets is None else offsets
         points = self._points(box, clicks)
         kind = prompt_kind(points, box is not None)
-        picking = bool(self.offsets) and kind in self.offsets and bool(self._candidate_outputs)
+        picking = bool(offsets) and kind in offsets and bool(self._candidate_outputs)
         logits, iou, low_res, *every = self._decode(box, clicks, previous, candidates=multimask or picking)
-        order = ranked(every[1], points, kind, self.offsets) if every else [None]
+        order = ranked(every[1], points, kind, offsets) if every else [None]
         if picking:  # the tuned decoder's choice, from the four masks
             served = self._candidate(*every, order[0])
         else:  # the graph's own choice
@@ -125,6 +129,28 @@ class SamPredictor:
         if multimask:  # a decoder without the candidate tensors offers the mask served alone
             served.candidates = [served, *(self._candidate(*every, i) for i in order[1:])]
         return served
+
+    def first_prompt_records(self, masks: list[np.ndarray]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """For each object ``masks`` (``bool[H, W]`` of the image held) what
+        :func:`~fewclick.models.sam_pick.fit_offsets` takes: its tight box alone and one
+        click at its inmost point, each ``(kind, predicted IoUs [4], actual IoUs [4])``; none
+        from a decoder without the four masks' outputs."""
+        from fewclick.metrics.segmentation import mask_iou
+        from fewclick.models.sam_pick import MASKS
+
+        if not self._candidate_outputs:
+            return []
+        records = []
+        for truth in masks:
+            ys, xs = np.nonzero(truth)
+            if not len(xs):
+                continue
+            box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+            for kind, prompt in (("box", (box, None)), ("click", (None, _inmost(truth)))):
+                _, _, _, low, iou = self._decode(*prompt, None, candidates=True)
+                actual = [mask_iou(self._candidate(low, iou, i).mask, truth) for i in range(MASKS)]
+                records.append((kind, iou.reshape(-1).copy(), np.array(actual)))
+        return records
 
     def _candidate(self, low_res: np.ndarray, iou: np.ndarray, index: int) -> MaskPrediction:
         """SAM's mask ``index`` of the four, with its own predicted IoU and state. For an
@@ -211,6 +237,13 @@ class SamPredictor:
             labels.append(np.array([2.0, 3.0], np.float32))
         coords = np.concatenate(xy) * np.array([sx, sy], np.float32)
         return coords[None].astype(np.float32), np.concatenate(labels)[None].astype(np.float32)
+
+
+def _inmost(mask: np.ndarray) -> Clicks:
+    """One positive click at the mask's point farthest from its boundary."""
+    distance = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)
+    return Clicks(np.array([[x + 0.5, y + 0.5]], np.float32), np.zeros(1, np.int64), np.ones(1, bool))
 
 
 def _score(iou: Any) -> float:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fewclick.active.continual import held_out
-from fewclick.server import model_files, serving, tiles, worker_detect, worker_masks
+from fewclick.server import model_files, serving, tiles, worker_detect, worker_masks, worker_pick
 from fewclick.server.db import Image, ModelVersion
 from fewclick.server.deps import Settings
 from fewclick.server.errors import Conflict, StoreError, Unprocessable
@@ -226,6 +226,8 @@ def learning_calls(session, config: Settings, project) -> list[tuple]:
     sizes = ClassMap(project.classes).by_position(annotations.class_sizes(session, project.id))
     folder, count = str(config.embeddings), len(project.classes)
     calls = [(worker_detect.learn_click_boxes, folder, count, sizes, finished_boxes(session, project))]
+    if serving.serving(session, project).name == "sam":  # the pretrained SAM: its mask choice
+        calls.append((worker_pick.learn, folder, project.id, finished_masks(session, project)))
     version = serving_detector(session, project.id)
     if version is not None and version.method != "training-free":
         calls.append(
@@ -294,6 +296,15 @@ def finished_boxes(session, project) -> list:
     """The user's boxes on the recently finished images as the worker learns SAM's click boxes
     against them (:func:`fewclick.server.worker_detect.learn_click_boxes`): classes by position."""
     return _for_worker(project, annotations.finished_boxes(session, project.id))[0]
+
+
+def finished_masks(session, project) -> list:
+    """``[[embedding key, path, [RLE, ...]], ...]``: the user's masks on the newest finished
+    images (:func:`fewclick.server.worker_pick.learn`)."""
+    return [
+        [serving.embedding_key(image), image.path, masks]
+        for image, masks in annotations.finished_masks(session, project.id)
+    ]
 
 
 def held_out_boxes(session, project) -> list:

@@ -32,6 +32,7 @@ def segment(
     candidate: int = 0,
     strokes: list | None = None,
     large: tuple[str, str, int, int] | None = None,
+    project: int | None = None,
 ) -> dict:
     """Box-to-mask with corrective clicks ``[x, y, positive]`` by the backend ``serving``
     names (``sam``: the embedding's cache folder and key, for SAM). Without a ``box`` the
@@ -53,7 +54,7 @@ def segment(
     is the share of the mask the last click changed (1 - IoU with the answer before it;
     None without one): after two small ones the page suggests the brush. Bad input
     (a candidate the last answer did not offer, a stroke outside the image) raises
-    ValueError naming it."""
+    ValueError naming it. ``project``: whose mask choice serves (:mod:`.worker_pick`)."""
     from fewclick.brush import Stroke
 
     painted = [Stroke.parse(raw, i) for i, raw in enumerate(strokes or [])]
@@ -73,7 +74,7 @@ def segment(
         before = last[1] if last is not None and made and last[0] == made[:-1] else None
         if before is not None:
             before = _candidate(before, candidate)
-        pred, quality, zoom = _predicted(path, sam, serving, box, made, before, large)
+        pred, quality, zoom = _predicted(path, sam, serving, box, made, before, large, project)
         if before is not None:
             changed = _changed(pred, before, path if large is None else None)
         _LAST_MASKS[key] = (made, pred, quality, changed, zoom)
@@ -147,7 +148,9 @@ def _candidate(pred, index: int):
     return pred.candidates[index] if index else pred
 
 
-def _predicted(path: str, sam, serving: Serving, box: list[float], made: list, before, large) -> tuple:
+def _predicted(
+    path: str, sam, serving: Serving, box: list[float], made: list, before, large, project=None
+) -> tuple:
     """The backend's mask for ``box`` and the clicks ``made`` (``before``: the answer to
     all but the last click, whose state goes back), its estimated quality (None without a
     ranker) and its zoom (:func:`fewclick.server.worker_zoom.zoomed`); on a window of a
@@ -168,6 +171,10 @@ def _predicted(path: str, sam, serving: Serving, box: list[float], made: list, b
         if before is not None and (before.offset is not None) != isinstance(predictor, WindowedMasks):
             before = None  # the answer before was the other view's (a click left the zoom window)
     options = {"multimask": True} if serving.name in SAMS else {}
+    if serving.name == "sam":
+        from fewclick.server import worker_pick
+
+        options["offsets"] = worker_pick.offsets(project)
     pred = predictor.predict(box, c, None if before is None else before.state, **options)
     ranker = _ranker(serving.ranker)
     if ranker is None:

@@ -209,6 +209,7 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
         body.candidate,
         [s.model_dump() for s in body.strokes],
         large,
+        image.project_id,
     )
     if backend.name == "sam_tuned" and not out.get("note"):  # what the tuned decoder scored, held out
         model = newest_model(session, image.project_id, "segment")

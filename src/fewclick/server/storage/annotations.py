@@ -83,6 +83,23 @@ def finished_boxes(session: Session, project_id: int, images: int = 10) -> list[
     return [(image, user_box_rows(session, image)) for image in newest_finished(session, project_id, images)]
 
 
+def finished_masks(session: Session, project_id: int, images: int = 4) -> list[tuple[Image, list[dict]]]:
+    """The user's masks (their RLEs) on the project's ``images`` most recently finished
+    images that hold some, newest first: what a project's choice among SAM's masks is fit
+    on (:mod:`fewclick.server.worker_pick`)."""
+    out = []
+    for image in newest_finished(session, project_id, images):
+        rows = session.scalars(
+            select(Annotation.geometry)
+            .where(Annotation.image_id == image.id, Annotation.kind == "mask", *USERS_WORK)
+            .order_by(Annotation.id)
+        ).all()
+        masks = [g["mask"] for g in rows if isinstance(g, dict) and isinstance(g.get("mask"), dict)]
+        if masks:
+            out.append((image, masks))
+    return out
+
+
 def user_boxes(session: Session, image: Image) -> list[list[float]]:
     """The user's boxes on ``image`` (a mask's own box too: :data:`BOXED`): ``[[class id, x0,
     y0, x1, y1], ...]``."""

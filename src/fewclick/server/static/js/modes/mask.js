@@ -330,7 +330,7 @@ function panel(m, el) {
   if (!s) return;
   const r = s.result;
   el.insertAdjacentHTML("beforeend", `<div id="mask-info">backend <b id="mask-backend">${esc(r?.method ?? "...")}</b>${r?.chosen_by === "you" ? " (chosen by you)" : ""}<br>
-    ${decoderLine(r)}
+    ${decoderLine(r)}${r?.zoom === "encoding" ? `<span id="mask-zoom">zooming in on this small object: a sharper mask shows in a moment</span><br>` : ""}
     ${toolLine(brush(m))}${candidatesLine(s)}score ${r ? shownMask(s).score.toFixed(2) : "-"}, ${r?.quality != null ? `estimated quality <b id="mask-quality">${r.quality.toFixed(2)}</b>` : "no quality estimate yet (compare the backends on 10 finished masks)"}</div>`);
 }
 
