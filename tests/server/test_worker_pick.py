@@ -30,7 +30,7 @@ def test_the_fit_runs_once_per_set_of_finished_masks_on_cached_embeddings(sam_fi
     assert worker_pick.offsets(7) is None, "nothing fit yet: SAM's own choice serves"
     assert worker_pick.learn(folder, 7, finished) is True
     assert worker_pick.learn(folder, 7, finished) is False, "the same finished masks: not again"
-    embeddings.background(lambda: None).result(120)  # the fit queued before it is done
+    worker_pick._THREAD.submit(lambda: None).result(120)  # the fit queued before it is done
     signature, fitted = worker_pick._FITTED[7]
     assert signature == (("one", 24), ("never-encoded", 24))
     assert set(fitted) <= set(PROMPT_KINDS) and all(len(v) == MASKS for v in fitted.values())

@@ -135,21 +135,23 @@ class SamPredictor:
         :func:`~fewclick.models.sam_pick.fit_offsets` takes: its tight box alone and one
         click at its inmost point, each ``(kind, predicted IoUs [4], actual IoUs [4])``; none
         from a decoder without the four masks' outputs."""
-        from fewclick.metrics.segmentation import mask_iou
-        from fewclick.models.sam_pick import MASKS
-
         if not self._candidate_outputs:
             return []
+        rows, cols = (-(-s // 4) for s in self._embedding.input_size)  # the low-res logits' frame
         records = []
         for truth in masks:
             ys, xs = np.nonzero(truth)
             if not len(xs):
                 continue
             box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+            # compared at the logits' resolution: the choice among four masks, not their edges
+            small = cv2.resize(truth.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA) >= 0.5
             for kind, prompt in (("box", (box, None)), ("click", (None, _inmost(truth)))):
                 _, _, _, low, iou = self._decode(*prompt, None, candidates=True)
-                actual = [mask_iou(self._candidate(low, iou, i).mask, truth) for i in range(MASKS)]
-                records.append((kind, iou.reshape(-1).copy(), np.array(actual)))
+                inside = low[0, :, :rows, :cols] > 0
+                union = (inside | small).sum((1, 2))
+                actual = np.where(union > 0, (inside & small).sum((1, 2)) / np.maximum(union, 1), 0.0)
+                records.append((kind, iou.reshape(-1).copy(), actual.astype(np.float64)))
         return records
 
     def _candidate(self, low_res: np.ndarray, iou: np.ndarray, index: int) -> MaskPrediction:

@@ -10,8 +10,9 @@ project's own here, at no training: each finished mask is prompted as SAM would 
 tight box, a click at its inmost point) on its image's cached embedding, and
 :func:`~fewclick.models.sam_pick.fit_offsets` picks the offsets with the most IoU.
 
-:func:`learn` starts the fit on the encoding thread, after the encodings queued before it
-(:func:`fewclick.server.embeddings.background`), when the project's finished masks changed;
+:func:`learn` starts the fit on a thread of its own (so it never holds up an image's
+encoding) when the project's finished masks changed; each prompt's four masks are scored at
+the decoder's low resolution, so a fit of 80 objects takes seconds on an idle core (a minute at load 14);
 :func:`offsets` answers a segment request from what was fit last, never waiting (none
 before the first fit ends). An image whose embedding is not cached is skipped (it is not
 encoded for this). Fits are kept in memory: a restarted worker fits again on the next
@@ -22,27 +23,33 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 _FITTED: dict[int, tuple[tuple, dict]] = {}  # project -> (the finished masks' signature, offsets)
 _ASKED: dict[int, tuple] = {}  # project -> the signature of the fit last started
 _LOCK = threading.Lock()
-_SAMS: dict[str, object] = {}  # folder -> the pretrained SAM the fits run (on the encoding thread only)
+#: fits run one at a time on a thread of their own: never ahead of an image's encoding
+_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fewclick-pick")
+_SAMS: dict[str, object] = {}  # folder -> the pretrained SAM the fits run (on _THREAD only)
 #: the most objects a fit prompts (the newest finished images' first)
-MAX_OBJECTS = 200
+MAX_OBJECTS = 80
 
 
 def learn(folder: str, project: int, finished: list) -> bool:
     """Fit the project's offsets on ``finished`` (``[[embedding key, path, [RLE, ...]], ...]``,
     newest first) unless that fit is under way or done; whether one was started."""
-    from fewclick.server import embeddings
-
     signature = tuple((key, len(masks)) for key, _, masks in finished)
     with _LOCK:
         if not finished or _ASKED.get(project) == signature:
             return False
         _ASKED[project] = signature
-    embeddings.background(_fit, folder, project, signature, finished)
+    _THREAD.submit(_fit, folder, project, signature, finished).add_done_callback(_log_failure)
     return True
+
+
+def _log_failure(future) -> None:
+    if future.exception() is not None:
+        logging.getLogger(__name__).error("fitting SAM's mask choice failed", exc_info=future.exception())
 
 
 def offsets(project: int | None) -> dict | None:
