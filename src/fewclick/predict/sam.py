@@ -146,7 +146,7 @@ class SamPredictor:
             box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
             # compared at the logits' resolution: the choice among four masks, not their edges
             small = cv2.resize(truth.astype(np.float32), (cols, rows), interpolation=cv2.INTER_AREA) >= 0.5
-            for kind, prompt in (("box", (box, None)), ("click", (None, _inmost(truth)))):
+            for kind, prompt in (("box", (box, None)), ("click", (None, inmost_click(truth)))):
                 _, _, _, low, iou = self._decode(*prompt, None, candidates=True)
                 inside = low[0, :, :rows, :cols] > 0
                 union = (inside | small).sum((1, 2))
@@ -241,7 +241,7 @@ class SamPredictor:
         return coords[None].astype(np.float32), np.concatenate(labels)[None].astype(np.float32)
 
 
-def _inmost(mask: np.ndarray) -> Clicks:
+def inmost_click(mask: np.ndarray) -> Clicks:
     """One positive click at the mask's point farthest from its boundary."""
     distance = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
     y, x = np.unravel_index(int(np.argmax(distance)), distance.shape)

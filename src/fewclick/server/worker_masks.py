@@ -166,7 +166,7 @@ def _predicted(
     else:
         from fewclick.server.worker_zoom import zoomed
 
-        predictor, zoom = zoomed(serving, sam, path, box, c)
+        predictor, zoom = zoomed(lambda folder: _zoom_sam(serving, folder), sam, path, box, c)
         predictor = predictor or _mask_backend(serving, path, sam)
         if before is not None and (before.offset is not None) != isinstance(predictor, WindowedMasks):
             before = None  # the answer before was the other view's (a click left the zoom window)
@@ -189,6 +189,19 @@ def _predicted(
         last = replace(last, xy=last.xy - np.float32(pred.offset))
     features = interaction_features(len(c), last, previous, pred.mask)
     return pred, round(float(ranker.predict(features[None], [pred.score])[0]), 4), zoom
+
+
+def _zoom_sam(serving: Serving, folder: str):
+    """The worker's SAM that serves ``serving`` on zoom windows, ``(key, predictor)``; None
+    for a backend other than SAM, or a tuned decoder that cannot be read (the whole image's
+    request says why)."""
+    if serving.name not in SAMS:
+        return None
+    tuned = serving.model if serving.name == "sam_tuned" and serving.model not in _NOTES else None
+    try:
+        return _sam_predictor(folder, tuned)
+    except (ValueError, FileNotFoundError):
+        return None
 
 
 def _shown_mask(pred, size: tuple[int, int] | None = None) -> dict:

@@ -31,16 +31,17 @@ _LOCK = threading.Lock()
 _THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fewclick-zoom")
 
 
-def zoomed(serving, sam, path: str, box, clicks) -> tuple[object | None, str | None]:
+def zoomed(sam_for, sam, path: str, box, clicks) -> tuple[object | None, str | None]:
     """SAM on the zoom window of a small ``box`` of the image at ``path``, and ``"window"``;
     or None and ``"encoding"`` while the window is encoded; or None and None when the whole
     image serves anyway: a box too large or none, a backend other than SAM, a click outside
-    the window, or a large image (its windows are :func:`worker_masks._windowed`'s)."""
+    the window, or a large image (its windows are :func:`worker_masks._windowed`'s).
+    ``sam_for(folder)``: the worker's SAM for the embedding folder, ``(key, predictor)``, or
+    None when SAM does not serve."""
     from fewclick.predict.windows import WindowedMasks, sam_window_embedding
     from fewclick.predict.zoom import ZOOM_SIDE, zoom_window
-    from fewclick.server.worker_masks import _NOTES, SAMS, _sam_predictor
 
-    if serving.name not in SAMS or sam is None or box is None:
+    if sam is None or box is None:
         return None, None
     pixels = worker.image(path)
     height, width = pixels.shape[:2]
@@ -48,11 +49,10 @@ def zoomed(serving, sam, path: str, box, clicks) -> tuple[object | None, str | N
     if window is None or not _inside(clicks, window):
         return None, None
     folder, image_key = sam
-    tuned = serving.model if serving.name == "sam_tuned" and serving.model not in _NOTES else None
-    try:
-        sam_key, backend = _sam_predictor(folder, tuned)
-    except (ValueError, FileNotFoundError):  # a tuned decoder that cannot be read: the caller says so
+    found = sam_for(folder)
+    if found is None:
         return None, None
+    sam_key, backend = found
     crop = pixels[window.y0 : window.y1, window.x0 : window.x1]
     if not _ready(backend.encoder, window.key(image_key), crop):
         return None, "encoding"
