@@ -57,6 +57,17 @@ def test_neighbouring_boxes_share_a_window():
     assert a == b and a.scale == 1.0 and a.size == (MIN_SIDE, MIN_SIDE)
 
 
+def test_a_window_holds_clicks_inside_it_and_none_on_or_past_its_far_edges():
+    window = mask_window([5000, 5000, 5040, 5030], 16000, 16000)
+    x0, y0, x1, y1 = window.x0, window.y0, window.x1, window.y1
+    inside = Clicks(np.array([[x0, y0], [x1 - 0.5, y1 - 0.5]], np.float32), [0, 1], [True, False])
+    assert window.holds(inside) and window.holds(None)
+    assert window.holds(Clicks(np.zeros((0, 2), np.float32), [], []))
+    for x, y in ((x1, y0), (x0, y1), (x0 - 0.5, y0)):
+        beyond = Clicks(np.array([[x0 + 1, y0 + 1], [x, y]], np.float32), [0, 1], [True, True])
+        assert not window.holds(beyond), (x, y)
+
+
 def test_a_least_side_can_be_asked_for():
     box = [5000, 5000, 5040, 5030]
     assert mask_window(box, 16000, 16000, min_side=1024).size == (1024, 1024)

@@ -67,6 +67,14 @@ class Window:
         """(height, width) in level-0 pixels."""
         return self.y1 - self.y0, self.x1 - self.x0
 
+    def holds(self, clicks: Clicks | None) -> bool:
+        """Whether every click of ``clicks`` is inside the window (none: it holds them)."""
+        if clicks is None or not len(clicks):
+            return True
+        xy = np.asarray(clicks.xy, np.float32).reshape(-1, 2)
+        lo, hi = np.float32([self.x0, self.y0]), np.float32([self.x1, self.y1])
+        return bool(((xy >= lo) & (xy < hi)).all())
+
     def key(self, image_key: str) -> str:
         """The window's embedding key under its image's."""
         return f"{image_key}@{self.x0}_{self.y0}_{self.x1}_{self.y1}_{self.scale:.4f}"

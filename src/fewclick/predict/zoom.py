@@ -103,7 +103,7 @@ class ZoomedSam:
         if self._image is None:
             raise ValueError("no image: call set_image first")
         window = self.window_for(box)
-        if window is not None and clicks is not None and len(clicks) and not _inside(clicks, window):
+        if window is not None and not window.holds(clicks):
             window, previous = None, None  # a click outside the window: the whole image serves
         if window is None:
             if not self._on_whole:
@@ -122,12 +122,6 @@ class ZoomedSam:
 
     def _shown_window(self, window: Window, image: str) -> bool:
         return not self._on_whole and self._current == window.key(image)
-
-
-def _inside(clicks: Clicks, window: Window) -> bool:
-    xy = np.asarray(clicks.xy, np.float32).reshape(-1, 2)
-    lo, hi = np.float32([window.x0, window.y0]), np.float32([window.x1, window.y1])
-    return bool(((xy >= lo) & (xy < hi)).all())
 
 
 def image_sized(pred: MaskPrediction, size: tuple[int, int]) -> MaskPrediction:

@@ -129,6 +129,24 @@ def encoded(key: tuple, make, path: str, encoding: tuple[str, str] | None):
     return held
 
 
+def sam_windows(sam_key: tuple, **options):
+    """:class:`~fewclick.predict.windows.WindowedMasks` on the worker's SAM predictor
+    ``sam_key``: each window's embedding (encoded once, kept under the window's key) set on
+    it, the window then being what it holds (a whole image's request sets its own again)."""
+    from fewclick.predict.windows import WindowedMasks, sam_window_embedding
+
+    backend = PREDICTORS[sam_key]
+
+    def show(pixels, window, image):
+        backend.set_embedding(sam_window_embedding(backend.encoder, pixels, window, image))
+        CURRENT[sam_key] = window.key(image)
+
+    def shown(window, image) -> bool:
+        return CURRENT.get(sam_key) == window.key(image)
+
+    return WindowedMasks(backend, show, level0=True, shown=shown, **options)
+
+
 def ping() -> int:
     return os.getpid()
 

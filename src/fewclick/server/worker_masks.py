@@ -260,7 +260,7 @@ def _windowed(serving: Serving, sam: tuple[str, str] | None, large: tuple[str, s
     other backend on the window's pixels."""
     from fewclick.io.regions import cached_regions
     from fewclick.predict.backends import make_backend
-    from fewclick.predict.windows import WindowedMasks, sam_window_embedding
+    from fewclick.predict.windows import WindowedMasks
 
     source, name, width, height = large
     key = ("window", serving.name, serving.model, sam[0] if sam else None)
@@ -277,17 +277,7 @@ def _windowed(serving: Serving, sam: tuple[str, str] | None, large: tuple[str, s
                     _NOTES[serving.model] = (
                         f"the tuned SAM decoder cannot be read ({exc}): the pretrained one serves"
                     )
-            sam_key = tuned or _sam_predictor(sam[0])[0]
-            backend = worker.PREDICTORS[sam_key]
-
-            def show(pixels, window, image):
-                backend.set_embedding(sam_window_embedding(backend.encoder, pixels, window, image))
-                worker.CURRENT[sam_key] = window.key(image)  # a whole image's request sets its own again
-
-            def shown(window, image) -> bool:
-                return worker.CURRENT.get(sam_key) == window.key(image)
-
-            held = WindowedMasks(backend, show, level0=True, shown=shown)
+            held = worker.sam_windows(tuned or _sam_predictor(sam[0])[0])
         else:
             backend = make_backend(serving.name, serving.model)
             held = WindowedMasks(backend, lambda pixels, window, image: backend.set_image(pixels))

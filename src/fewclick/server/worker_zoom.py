@@ -38,7 +38,6 @@ def zoomed(sam_for, sam, path: str, box, clicks) -> tuple[object | None, str | N
     the window, or a large image (its windows are :func:`worker_masks._windowed`'s).
     ``sam_for(folder)``: the worker's SAM for the embedding folder, ``(key, predictor)``, or
     None when SAM does not serve."""
-    from fewclick.predict.windows import WindowedMasks, sam_window_embedding
     from fewclick.predict.zoom import ZOOM_SIDE, zoom_window
 
     if sam is None or box is None:
@@ -46,7 +45,7 @@ def zoomed(sam_for, sam, path: str, box, clicks) -> tuple[object | None, str | N
     pixels = worker.image(path)
     height, width = pixels.shape[:2]
     window = zoom_window(box, width, height)
-    if window is None or not _inside(clicks, window):
+    if window is None or not window.holds(clicks):
         return None, None
     folder, image_key = sam
     found = sam_for(folder)
@@ -57,23 +56,9 @@ def zoomed(sam_for, sam, path: str, box, clicks) -> tuple[object | None, str | N
     if not _ready(backend.encoder, window.key(image_key), crop):
         return None, "encoding"
 
-    def show(window_pixels, w, image):
-        backend.set_embedding(sam_window_embedding(backend.encoder, window_pixels, w, image))
-        worker.CURRENT[sam_key] = w.key(image)  # a whole image's request sets its own again
-
-    def shown(w, image) -> bool:
-        return worker.CURRENT.get(sam_key) == w.key(image)
-
-    held = WindowedMasks(backend, show, level0=True, shown=shown, min_side=ZOOM_SIDE)
+    held = worker.sam_windows(sam_key, min_side=ZOOM_SIDE)
     held.set_image(image_key, width, height, lambda w: pixels[w.y0 : w.y1, w.x0 : w.x1])
     return held, "window"
-
-
-def _inside(clicks, window) -> bool:
-    if clicks is None or not len(clicks):
-        return True
-    xy = np.asarray(clicks.xy, np.float32).reshape(-1, 2)
-    return bool(((xy >= (window.x0, window.y0)) & (xy < (window.x1, window.y1))).all())
 
 
 def _ready(encoder, key: str, crop: np.ndarray) -> bool:
