@@ -220,9 +220,10 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
     ]
     think = args.annotators > 1 if args.think is None else args.think
     report["think"] = think
-    ways = (args.stop, args.start, args.proposals == "on")
+    ways = (args.stop, args.start, args.proposals == "on", args.switch)
     annotators = [Annotator(client, pid, class_id, position, record, think, *ways) for client in people]
     report["stop"], report["start"], report["proposals"] = args.stop, args.start, args.proposals
+    report["switch"] = args.switch
     if args.trainer:
         report["trainer_seconds_per_step"] = args.trainer_seconds_per_step
     report["per_image"] = _annotate_all(args, images, truth, annotators, people, pid, think)
@@ -363,6 +364,7 @@ class MaskTally:
     clicks: int = 0
     strokes: int = 0
     polygons: int = 0
+    drawn: int = 0  # of those, outlined without trying SAM: it had cost more on this image
     edits: int = 0  # objects whose outline was edited (not counted in polygons)
     edit_actions: int = 0  # the fixes made on those outlines (deletes, drags, redraws)
     parted: int = 0
@@ -388,8 +390,10 @@ class Annotator:
         stop="seconds",
         start="click",
         proposals=True,
+        switch="seconds",
     ) -> None:
         self.api, self.project_id, self.think, self.stop = api, project_id, think, stop
+        self.switch = switch
         self.start, self.starts, self.proposals = start, StartMemory(), proposals
         self.boxes_only = False  # the app refused a click start on this image (a large one)
         self.class_id, self.position = class_id, position
@@ -618,6 +622,7 @@ class Annotator:
         self.boxes_only = False
         revision = _ok(self.api.get(f"/api/images/{im['id']}"))["revision"]
         tally = MaskTally()
+        ways = WayMemory(self.switch == "seconds")
         taken: set[int] = set()
         if self.proposals:
             self._made_ahead(im)
@@ -637,7 +642,7 @@ class Annotator:
                     continue
             done.add(k)
             revision = self._object_mask(
-                im, int(labels[k]), masks[k], segmentations[k], revision, events, tally
+                im, int(labels[k]), masks[k], segmentations[k], revision, events, tally, ways
             )
         # an image left with no objects is submitted as empty (the page asks once; not counted)
         empty = not self.kept.get(im["id"])
@@ -661,6 +666,7 @@ class Annotator:
             "proposals_accepted": tally.accepted,
             "polygons": tally.polygons,
             "polygons_in_parts": tally.parted,
+            "polygons_without_sam": tally.drawn,
             "edits": tally.edits,
             "edit_actions": tally.edit_actions,
             "mask_backends": tally.served,
@@ -678,24 +684,40 @@ class Annotator:
         }
 
     def _object_mask(
-        self, im: dict, target: int, truth_mask, segmentation, revision: int, events: list, tally: MaskTally
+        self,
+        im: dict,
+        target: int,
+        truth_mask,
+        segmentation,
+        revision: int,
+        events: list,
+        tally: MaskTally,
+        ways: WayMemory | None = None,
     ) -> int:
         """One object made anew in class ``target``: started and clicked
         (:meth:`_box_and_clicks`), finished the cheapest way when the clicks fell short, and
-        saved; its seconds remembered (what the person expects an object to cost). The
-        revision."""
+        saved; or outlined straight away when SAM has cost more than outlines on this image
+        (``ways``, :class:`WayMemory`). Its seconds remembered (what the person expects an
+        object to cost). The revision."""
         h, w = truth_mask.shape
         first = len(events)
-        box, clicks, shown, pred, rle = self._box_and_clicks(
-            im, target, truth_mask, segmentation, events, tally
-        )
-        done_before = len(events)
-        if mask_iou(pred, truth_mask) < MASK_IOU:
-            way, fix = self._fix_plan(im, pred, rle, truth_mask, segmentation, box)
-            if way == "brush":  # the cheapest of brush, outline and polygon, and gets there
-                pred, rle = self._brush(im, box, clicks, shown, fix, events, tally)
-            elif way == "outline":
-                pred, rle = self._outline(fix, (h, w), events, tally)
+        outline_seconds = polygon_seconds(truth_mask, segmentation)
+        tried_sam = ways is None or ways.sam_pays()
+        if not tried_sam:
+            self._select(target, events)
+            done_before, pred, rle = len(events), np.zeros_like(truth_mask), None
+            tally.drawn += 1
+        else:
+            box, clicks, shown, pred, rle = self._box_and_clicks(
+                im, target, truth_mask, segmentation, events, tally
+            )
+            done_before = len(events)
+            if mask_iou(pred, truth_mask) < MASK_IOU:
+                way, fix = self._fix_plan(im, pred, rle, truth_mask, segmentation, box)
+                if way == "brush":  # the cheapest of brush, outline and polygon, and gets there
+                    pred, rle = self._brush(im, box, clicks, shown, fix, events, tally)
+                elif way == "outline":
+                    pred, rle = self._outline(fix, (h, w), events, tally)
         geometry, source = self._geometry(pred, rle, truth_mask, segmentation, (h, w), events, tally)
         body = {"class_id": self.class_id[target], "kind": "mask", "geometry": geometry, "source": source}
         self._think(sum(s for a, s in events[done_before:] if a in ("accept", "vertex")))
@@ -703,8 +725,19 @@ class Annotator:
             self.api.post(f"/api/images/{im['id']}/annotations", params={"revision": revision}, json=body)
         )
         self.kept.setdefault(im["id"], set()).add(made["annotation"]["id"])
-        self.object_seconds.append(sum(s for _, s in events[first:]))
+        spent = sum(s for _, s in events[first:])
+        self.object_seconds.append(spent)
+        if ways is not None and tried_sam:
+            ways.saw(spent, outline_seconds)
         return made["revision"]
+
+    def _select(self, target: int, events: list) -> float:
+        """The class ``target`` selected (a key, when it is not the current one); the pause."""
+        if target == self.current:
+            return 0.0
+        events.append(("class change", COST_SECONDS["class change"]))
+        self.current = target
+        return COST_SECONDS["class change"]
 
     def _mask_proposals(
         self,
@@ -844,10 +877,7 @@ class Annotator:
         clicks each gained under STALL_GAIN of IoU; ``seconds``, also when they each saved
         less than a click's seconds in what finishing the mask with the brush or its outline
         costs) or run out; (box, clicks, candidate shown, mask, its RLE)."""
-        pause = 0.0
-        if target != self.current:
-            events.append(("class change", COST_SECONDS["class change"]))
-            self.current, pause = target, COST_SECONDS["class change"]
+        pause = self._select(target, events)
         clicks: list[list] = []
         box, started = None, False
         clicking = self.start == "click" or (self.start == "auto" and self.starts.pays(target))
@@ -1128,6 +1158,36 @@ class StartMemory:
         counts[0], counts[1] = counts[0] + good, counts[1] + 1
 
 
+class WayMemory:
+    """Mask mode, on one image: whether SAM still pays against outlining by hand, as the person
+    saw it. After each object made anew with SAM (its start, clicks, Tabs, fixes and Enter,
+    the polygon too when it ended as one) the person compares its seconds with what its
+    outline by hand would have cost (its vertices and Enter: :func:`polygon_seconds`; a
+    person judges an outline's length by eye). Once SAM has been tried on ``LEARN`` objects
+    of the image and cost more in all than their outlines, the rest are outlined straight
+    away (``on`` False: never). Issue 54, item 3: a stop judged by the seconds it saves."""
+
+    LEARN = 3
+
+    def __init__(self, on: bool = True) -> None:
+        self.on, self.sam, self.outlines, self.tried = on, 0.0, 0.0, 0
+
+    def sam_pays(self) -> bool:
+        return not self.on or self.tried < self.LEARN or self.sam <= self.outlines
+
+    def saw(self, sam_seconds: float, outline_seconds: float) -> None:
+        self.sam += sam_seconds
+        self.outlines += outline_seconds
+        self.tried += 1
+
+
+def polygon_seconds(truth_mask: np.ndarray, segmentation) -> float:
+    """What outlining the object by hand costs: each ring's vertices (3 at least) and Enter,
+    as the polygons-by-hand baseline prices it (:func:`~fewclick.simulate.annotator.manual_masks`)."""
+    rings = polygon_outlines(truth_mask, segmentation)
+    return sum(COST_SECONDS["vertex"] * max(len(r), 3) + COST_SECONDS["accept"] for r in rings)
+
+
 def _mask_box(mask: np.ndarray) -> list[float]:
     """The box the page sizes its brush by for a mask started without one."""
     return tight_box(mask).tolist() if mask.any() else [0.0, 0.0, 1.0, 1.0]
@@ -1363,6 +1423,7 @@ def _totals(rows: list[dict]) -> dict:
             {
                 "objects": sum(r["objects"] for r in rows),
                 "polygons": sum(r["polygons"] for r in rows),
+                "polygons_without_sam": sum(r.get("polygons_without_sam", 0) for r in rows),
                 "edits": sum(r["edits"] for r in rows),
                 "strokes": sum(r["strokes"] for r in rows),
                 "proposals_accepted": sum(r.get("proposals_accepted", 0) for r in rows),
@@ -1455,6 +1516,14 @@ def _parser() -> argparse.ArgumentParser:
         default="seconds",
         help="mask mode: a person stops clicking once clicks stop saving seconds (the default) "
         "or stop gaining IoU (the rule before issue 54)",
+    )
+    p.add_argument(
+        "--switch",
+        choices=("seconds", "never"),
+        default="seconds",
+        help="mask mode: once SAM has cost more than outlining by hand on an image's first "
+        "objects made anew, its other objects are outlined straight away (seconds, the default: "
+        "WayMemory) or SAM is tried on every object (never: the rule before)",
     )
     p.add_argument(
         "--proposals",

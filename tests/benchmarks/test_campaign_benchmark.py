@@ -94,11 +94,47 @@ def test_a_mask_campaign_reaches_mask_quality_with_fewer_interactions_than_polyg
         assert row["manual"]["interactions"] >= 3 * row["objects"]
         assert row["manual"]["seconds_coco_polygon"] == pytest.approx(79.2 * row["objects"])
         assert row["tabs"] >= 0 and row["strokes"] >= 0 and row["polygons"] >= 0
+        assert 0 <= row["polygons_without_sam"] <= row["polygons"]
         assert row["seconds_coco_polygon"] == pytest.approx(row["seconds"]) or row["polygons"] > 0
     assert totals["seconds_coco_polygon"] == pytest.approx(
         sum(79.2 * r["objects"] for r in report["per_image"])
     )
     assert report["analytics"]["interactions"] == totals["interactions"]
+    assert report["switch"] == "seconds"
+
+
+def test_sam_is_given_up_on_an_image_only_after_it_cost_more_than_outlines_on_its_first_objects(
+    monkeypatch,
+):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    bench = importlib.import_module("campaign")
+    ways = bench.WayMemory()
+    for _ in range(bench.WayMemory.LEARN - 1):  # dearer than outlines, but too few tried
+        ways.saw(30.0, 10.0)
+        assert ways.sam_pays()
+    ways.saw(30.0, 10.0)
+    assert not ways.sam_pays()
+    cheap = bench.WayMemory()
+    for _ in range(bench.WayMemory.LEARN + 2):  # as dear as outlines: SAM stays
+        cheap.saw(10.0, 10.0)
+    assert cheap.sam_pays()
+    never = bench.WayMemory(on=False)
+    for _ in range(bench.WayMemory.LEARN + 2):
+        never.saw(30.0, 10.0)
+    assert never.sam_pays()
+
+
+def test_an_outline_by_hand_is_priced_as_the_polygon_baseline_prices_it(monkeypatch):
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    bench = importlib.import_module("campaign")
+    square = [[2.0, 2.0, 12.0, 2.0, 12.0, 12.0, 2.0, 12.0]]
+    mask = np.zeros((20, 20), bool)
+    mask[2:12, 2:12] = True
+    assert bench.polygon_seconds(mask, square) == pytest.approx(4 * 1.0 + 1.63)
+    two = [square[0], [14.0, 14.0, 18.0, 14.0, 16.0, 18.0]]
+    assert bench.polygon_seconds(mask, two) == pytest.approx(4 + 1.63 + 3 + 1.63)
 
 
 def test_a_trainer_that_ends_during_a_campaign_is_an_error_of_it_named_once(monkeypatch):

@@ -356,3 +356,63 @@ def test_a_mask_served_while_its_zoom_window_is_encoded_is_asked_for_again(serve
     page.wait_for_timeout(1500)
     assert [len(b["clicks"]) for b in page.segments.bodies] == [1, 2], "the first prompts are not asked again"
     assert page.errors == []
+
+
+def test_the_page_says_when_sam_s_masks_have_cost_more_than_outlining_them_by_hand(server, page):
+    """Issue 54, item 3: after three masks made with SAM on an image, their outlines are
+    priced (1 s a vertex and Enter); when the masks took longer in all, the page says that
+    outlining by hand (O) may be quicker, once, and the panel keeps it; on another image,
+    where the masks were quick, it says nothing. Playwright's clock stands in for the person's
+    seconds, in a browser context of its own (beside the module's page)."""
+    base, _, _, images = server
+    outlines = []
+
+    def outline(route):  # a four-vertex ring: 4 x 1 s + Enter = 5.63 s an outline
+        outlines.append(route.request.post_data_json)
+        square = [[85, 45], [95, 45], [95, 55], [85, 55]]
+        route.fulfill(json={"rings": [{"points": square, "hole": False}], "offset": [0, 0]})
+
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.clock.install()
+        none = {"state": "none", "note": "no finished image yet"}
+        page.route("**/api/images/*/prepare", lambda r: r.fulfill(json={"ready": True, "needs_sam": False}))
+        page.route("**/api/images/*/mask_proposals", lambda r: r.fulfill(json=none))
+        page.route("**/api/images/*/segment", Segments())
+        page.route("**/api/images/*/outline", outline)
+        log_in(page, base, USER, PASSWORD)
+
+        def masks(image: int, seconds: float, count: int = 3) -> None:
+            page.goto(f"{base}/#/image/{image}")
+            page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {image}")
+            page.keyboard.press("m")
+            for k in range(count):  # off the masks saved (each answer is the same square)
+                page.mouse.click(*screen(page, 20 + 40 * k, 100))
+                page.wait_for_function("() => fewclickTest.seg?.answered === 1")
+                page.clock.fast_forward(int(seconds * 1000))
+                page.keyboard.press("Enter")
+                page.wait_for_function(f"() => fewclickTest.anns.size === {k + 1}")
+
+        masks(images[4], 2.0)  # quicker than outlines: nothing said
+        page.wait_for_timeout(500)
+        assert len(outlines) == 3, "the three masks' outlines are priced"
+        assert page.locator("#mask-ways").count() == 0
+
+        masks(images[5], 2.0, count=2)
+        assert page.locator("#mask-ways").count() == 0 and len(outlines) == 3, "not before three"
+        page.mouse.click(*screen(page, 140, 100))
+        page.wait_for_function("() => fewclickTest.seg?.answered === 1")
+        page.clock.fast_forward(20_000)
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#mask-ways")
+        said = page.inner_text("#mask-ways")
+        assert "masks here have taken 8 s each" in said, said  # (2 + 2 + 20) / 3
+        assert "about 6 s" in said and "O outlines by hand" in said
+        assert "O outlines by hand" in page.inner_text("#message")
+        assert len(outlines) == 6
+        assert page.errors == []
+    finally:
+        context.close()

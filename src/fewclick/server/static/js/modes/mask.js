@@ -16,6 +16,7 @@ import {hit} from "../pick.js";
 import {rleCanvas} from "../rle.js";
 import {createStore} from "../store.js";
 import {drawMask} from "./mask_draw.js";
+import {madeWithSam} from "./mask_ways.js";
 import {askProposals, drawProposals, hideProposals, proposalAt, proposalsLine, rejectProposal, saveProposals, shownProposals, stopProposals, takeProposal} from "./mask_proposals.js";
 import * as outline from "./outline.js";
 
@@ -228,6 +229,7 @@ async function acceptOutline(m, s) {
   const create = [{class_id: cls, kind: "mask", geometry: {mask}, score: null, quality: null, source: "outline", backend: s.result?.method ?? null}];
   drop(m);
   await m.page.changes.change(create, replace, "accept");
+  if (s.from == null && s.result) madeWithSam(m, image.id, performance.now() - s.t0, mask);
 }
 
 function pickTool(m, tool) {
@@ -316,8 +318,10 @@ async function accept(m) {
   const replace = s.from != null ? [s.from] : [];
   const create = [{class_id: m.page.doc.get().cls, kind: "mask", geometry: {mask: shown.mask}, score: shown.score, quality: s.shown ? null : r.quality,
                    source: "segment", backend: r.method}];
+  const image = m.page.doc.get().image.id;
   drop(m);
   await m.page.changes.change(create, replace, "accept");
+  if (s.from == null) madeWithSam(m, image, performance.now() - s.t0, shown.mask);
 }
 
 function panel(m, el) {
@@ -326,6 +330,8 @@ function panel(m, el) {
   helpPanel(el, "mask", s ? `Left click: add to the mask, right click: remove. Tab: another candidate mask. A / E: brush / eraser, [ ]: its size. L: edit its outline. Enter accepts, Esc drops. ${s.clicks.length} clicks, ${s.strokes.length} strokes.` : "Drag a box, click a box object or click inside an object, and its mask appears. L: edit the outline of the saved mask picked (V) or under the pointer.");
   const line = proposalsLine(m);
   if (line) el.insertAdjacentHTML("beforeend", `<div class="muted" id="mask-proposals">${esc(line)}</div>`);
+  const ways = m.ways?.image === m.page.doc.get().image?.id ? m.ways.line : null;
+  if (ways) el.insertAdjacentHTML("beforeend", `<div class="muted" id="mask-ways">${esc(ways)}</div>`);
   prepareLine(el, prep, "sam", ["sam", "sam_tuned"].includes(prep?.backend));
   if (!s) return;
   const r = s.result;
@@ -337,7 +343,8 @@ function panel(m, el) {
 
 // history / future: snapshots for undo / redo; shown: which of the answer's candidates
 // shows (the one the strokes paint over)
-const fresh = (box, from) => ({box, clicks: [], strokes: [], result: null, shown: 0, from, history: [], future: [], changes: []});
+// t0: when its first prompt was given (mask_ways.js times the masks made with SAM)
+const fresh = (box, from) => ({box, clicks: [], strokes: [], result: null, shown: 0, from, history: [], future: [], changes: [], t0: performance.now()});
 // the brush's size as a mask starts: the largest at most an eighth of the box's short side,
 // 8 px at most (simulate/brush.py's page_radius): one stroke on a small object stays on it
 const freshBrush = (box = null) => {
