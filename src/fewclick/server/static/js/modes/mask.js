@@ -331,7 +331,7 @@ function panel(m, el) {
   const line = proposalsLine(m);
   if (line) el.insertAdjacentHTML("beforeend", `<div class="muted" id="mask-proposals">${esc(line)}</div>`);
   const ways = m.ways?.image === m.page.doc.get().image?.id ? m.ways.line : null;
-  if (ways) el.insertAdjacentHTML("beforeend", `<div class="muted" id="mask-ways">${esc(ways)}</div>`);
+  if (ways) el.insertAdjacentHTML("beforeend", `<div class="advice" id="mask-ways">${esc(ways)}</div>`);
   prepareLine(el, prep, "sam", ["sam", "sam_tuned"].includes(prep?.backend));
   if (!s) return;
   const r = s.result;
