@@ -692,7 +692,7 @@ class Annotator:
         revision: int,
         events: list,
         tally: MaskTally,
-        ways: WayMemory | None = None,
+        ways: WayMemory,
     ) -> int:
         """One object made anew in class ``target``: started and clicked
         (:meth:`_box_and_clicks`), finished the cheapest way when the clicks fell short, and
@@ -701,8 +701,7 @@ class Annotator:
         object to cost). The revision."""
         h, w = truth_mask.shape
         first = len(events)
-        outline_seconds = polygon_seconds(truth_mask, segmentation)
-        tried_sam = ways is None or ways.sam_pays()
+        tried_sam = ways.sam_pays()
         if not tried_sam:
             self._select(target, events)
             done_before, pred, rle = len(events), np.zeros_like(truth_mask), None
@@ -727,8 +726,8 @@ class Annotator:
         self.kept.setdefault(im["id"], set()).add(made["annotation"]["id"])
         spent = sum(s for _, s in events[first:])
         self.object_seconds.append(spent)
-        if ways is not None and tried_sam:
-            ways.saw(spent, outline_seconds)
+        if tried_sam:
+            ways.saw(spent, polygon_seconds(polygon_outlines(truth_mask, segmentation)))
         return made["revision"]
 
     def _select(self, target: int, events: list) -> float:
@@ -969,7 +968,7 @@ class Annotator:
         for ring in rings:
             events += [("vertex", COST_SECONDS["vertex"])] * max(len(ring), 3)
             events.append(("accept", COST_SECONDS["accept"]))
-            tally.outlined += COST_SECONDS["vertex"] * max(len(ring), 3) + COST_SECONDS["accept"]
+        tally.outlined += polygon_seconds(rings)
         if len(rings) == 1:
             return {"polygon": rings[0].tolist()}, "polygon"
         tally.parted += 1  # the page outlines one part at a time: the parts filled into one mask
@@ -1181,10 +1180,10 @@ class WayMemory:
         self.tried += 1
 
 
-def polygon_seconds(truth_mask: np.ndarray, segmentation) -> float:
-    """What outlining the object by hand costs: each ring's vertices (3 at least) and Enter,
-    as the polygons-by-hand baseline prices it (:func:`~fewclick.simulate.annotator.manual_masks`)."""
-    rings = polygon_outlines(truth_mask, segmentation)
+def polygon_seconds(rings: list) -> float:
+    """What outlining an object by hand as ``rings`` (:func:`polygon_outlines`) costs: each
+    ring's vertices (3 at least) and Enter, as the polygons-by-hand baseline prices it
+    (:func:`~fewclick.simulate.annotator.manual_masks`)."""
     return sum(COST_SECONDS["vertex"] * max(len(r), 3) + COST_SECONDS["accept"] for r in rings)
 
 

@@ -132,9 +132,9 @@ def test_an_outline_by_hand_is_priced_as_the_polygon_baseline_prices_it(monkeypa
     square = [[2.0, 2.0, 12.0, 2.0, 12.0, 12.0, 2.0, 12.0]]
     mask = np.zeros((20, 20), bool)
     mask[2:12, 2:12] = True
-    assert bench.polygon_seconds(mask, square) == pytest.approx(4 * 1.0 + 1.63)
+    assert bench.polygon_seconds(bench.polygon_outlines(mask, square)) == pytest.approx(4 * 1.0 + 1.63)
     two = [square[0], [14.0, 14.0, 18.0, 14.0, 16.0, 18.0]]
-    assert bench.polygon_seconds(mask, two) == pytest.approx(4 + 1.63 + 3 + 1.63)
+    assert bench.polygon_seconds(bench.polygon_outlines(mask, two)) == pytest.approx(4 + 1.63 + 3 + 1.63)
 
 
 def test_a_trainer_that_ends_during_a_campaign_is_an_error_of_it_named_once(monkeypatch):

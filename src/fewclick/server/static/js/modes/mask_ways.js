@@ -34,10 +34,11 @@ export async function madeWithSam(m, image, ms, mask) {
   } finally {
     ways.asking = false;
   }
-  if (m.ways !== ways) return;
-  const sam = ways.made.reduce((a, w) => a + w.seconds, 0), outlines = ways.made.reduce((a, w) => a + (w.outline ?? 0), 0);
+  // only the masks priced: one made while the outlines were asked for waits for the next
+  const priced = ways.made.filter((w) => w.outline != null), n = priced.length;
+  if (m.ways !== ways || n < LEARN) return;
+  const sam = priced.reduce((a, w) => a + w.seconds, 0), outlines = priced.reduce((a, w) => a + w.outline, 0);
   if (sam <= outlines) return;
-  const n = ways.made.length;
   ways.line = `masks here have taken ${(sam / n).toFixed(0)} s each; outlining them by hand would take about ${(outlines / n).toFixed(0)} s (1 s a vertex): O outlines by hand`;
   say(ways.line);
   m.page.panel();
