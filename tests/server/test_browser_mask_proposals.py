@@ -377,7 +377,8 @@ def test_the_page_says_when_sam_s_masks_have_cost_more_than_outlining_them_by_ha
         page = context.new_page()
         page.errors = []
         page.on("pageerror", lambda e: page.errors.append(str(e)))
-        page.clock.install()
+        page.clock.install(time=0)
+        page.clock.pause_at(1000)  # the page's seconds move only when the test moves them
         none = {"state": "none", "note": "no finished image yet"}
         page.route("**/api/images/*/prepare", lambda r: r.fulfill(json={"ready": True, "needs_sam": False}))
         page.route("**/api/images/*/mask_proposals", lambda r: r.fulfill(json=none))
