@@ -112,7 +112,7 @@ from fewclick.io import read_dataset
 from fewclick.io.rle import mask_to_rle, polygons_to_mask, rle_to_mask, segmentation_to_mask
 from fewclick.metrics.detection import box_iou
 from fewclick.outline import fill_outline
-from fewclick.protocols.segment import tab_to, tight_box
+from fewclick.protocols.segment import SIZE_EDGES, tab_to, tight_box
 from fewclick.simulate.annotator import (
     COCO_POLYGON_SECONDS,
     COST_SECONDS,
@@ -667,6 +667,7 @@ class Annotator:
             "polygons": tally.polygons,
             "polygons_in_parts": tally.parted,
             "polygons_without_sam": tally.drawn,
+            "sizes_outlined_by_hand": ways.given_up,
             "edits": tally.edits,
             "edit_actions": tally.edit_actions,
             "mask_backends": tally.served,
@@ -696,12 +697,12 @@ class Annotator:
     ) -> int:
         """One object made anew in class ``target``: started and clicked
         (:meth:`_box_and_clicks`), finished the cheapest way when the clicks fell short, and
-        saved; or outlined straight away when SAM has cost more than outlines on this image
-        (``ways``, :class:`WayMemory`). Its seconds remembered (what the person expects an
-        object to cost). The revision."""
+        saved; or outlined straight away when SAM has cost more than outlines for objects of
+        its size on this image (``ways``, :class:`WayMemory`). Its seconds remembered (what
+        the person expects an object to cost). The revision."""
         h, w = truth_mask.shape
-        first = len(events)
-        tried_sam = ways.sam_pays()
+        first, size = len(events), size_of(truth_mask)
+        tried_sam = ways.sam_pays(size)
         if not tried_sam:
             self._select(target, events)
             done_before, pred, rle = len(events), np.zeros_like(truth_mask), None
@@ -727,7 +728,7 @@ class Annotator:
         spent = sum(s for _, s in events[first:])
         self.object_seconds.append(spent)
         if tried_sam:
-            ways.saw(spent, polygon_seconds(polygon_outlines(truth_mask, segmentation)))
+            ways.saw(size, spent, polygon_seconds(polygon_outlines(truth_mask, segmentation)))
         return made["revision"]
 
     def _select(self, target: int, events: list) -> float:
@@ -976,12 +977,13 @@ class Annotator:
 
     def _tab(self, out: dict, truth_mask: np.ndarray, events: list) -> tuple[int, np.ndarray, dict]:
         """The candidate of ``out`` the person Tabs to (the closest to the object, when it is
-        more than protocols.segment.TAB_GAIN better than the mask served; each press an event), its mask and
-        its RLE (what Enter saves)."""
+        more than protocols.segment.TAB_GAIN better than the mask served; each press of Tab,
+        or of Shift+Tab when going back round is shorter, an event), its mask and its RLE
+        (what Enter saves)."""
         shown = out.get("candidates") or [out]
         masks = [rle_to_mask(c["mask"]) for c in shown]
         best = tab_to([mask_iou(m, truth_mask) for m in masks])
-        for _ in range(best):
+        for _ in range(min(best, len(shown) - best)):  # Tab, or Shift+Tab back round: the fewer
             self._think(COST_SECONDS["tab"])
             events.append(("tab", COST_SECONDS["tab"]))
         return best, masks[best], shown[best]["mask"]
@@ -1159,25 +1161,42 @@ class StartMemory:
 
 class WayMemory:
     """Mask mode, on one image: whether SAM still pays against outlining by hand, as the person
-    saw it. After each object made anew with SAM (its start, clicks, Tabs, fixes and Enter,
-    the polygon too when it ended as one) the person compares its seconds with what its
-    outline by hand would have cost (its vertices and Enter: :func:`polygon_seconds`; a
-    person judges an outline's length by eye). Once SAM has been tried on ``LEARN`` objects
-    of the image and cost more in all than their outlines, the rest are outlined straight
-    away (``on`` False: never). Issue 54, item 3: a stop judged by the seconds it saves."""
+    saw it, for objects of each size (:func:`size_of`: small, medium, large; a person sees
+    that SAM misses the small ones here and still takes the large ones). After each object
+    made anew with SAM (its start, clicks, Tabs, fixes and Enter, the polygon too when it
+    ended as one) the person compares its seconds with what its outline by hand would have
+    cost (its vertices and Enter: :func:`polygon_seconds`; a person judges an outline's
+    length by eye). Once SAM has been tried on ``LEARN`` objects of a size on the image and
+    cost more in all than their outlines, the rest of that size are outlined straight away
+    (``on`` False: never). Issue 54, item 3: a stop judged by the seconds it saves."""
 
     LEARN = 3
 
     def __init__(self, on: bool = True) -> None:
-        self.on, self.sam, self.outlines, self.tried = on, 0.0, 0.0, 0
+        self.on = on
+        self.seen: dict[str, list[float]] = {}  # size -> [SAM seconds, outline seconds, tried]
 
-    def sam_pays(self) -> bool:
-        return not self.on or self.tried < self.LEARN or self.sam <= self.outlines
+    def sam_pays(self, size: str) -> bool:
+        sam, outlines, tried = self.seen.get(size, [0.0, 0.0, 0])
+        return not self.on or tried < self.LEARN or sam <= outlines
 
-    def saw(self, sam_seconds: float, outline_seconds: float) -> None:
-        self.sam += sam_seconds
-        self.outlines += outline_seconds
-        self.tried += 1
+    def saw(self, size: str, sam_seconds: float, outline_seconds: float) -> None:
+        tally = self.seen.setdefault(size, [0.0, 0.0, 0])
+        tally[0] += sam_seconds
+        tally[1] += outline_seconds
+        tally[2] += 1
+
+    @property
+    def given_up(self) -> list[str]:
+        """The sizes outlined by hand on this image."""
+        return sorted(size for size in self.seen if not self.sam_pays(size))
+
+
+def size_of(mask: np.ndarray) -> str:
+    """An object's size as COCO bins it (sqrt of its area against SIZE_EDGES): "small",
+    "medium" or "large"."""
+    side = float(np.sqrt(mask.sum()))
+    return "small" if side < SIZE_EDGES[0] else "medium" if side <= SIZE_EDGES[1] else "large"
 
 
 def polygon_seconds(rings: list) -> float:
@@ -1521,8 +1540,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=("seconds", "never"),
         default="seconds",
         help="mask mode: once SAM has cost more than outlining by hand on an image's first "
-        "objects made anew, its other objects are outlined straight away (seconds, the default: "
-        "WayMemory) or SAM is tried on every object (never: the rule before)",
+        "objects of a size (small, medium, large) made anew, its other objects of that size are "
+        "outlined straight away (seconds, the default: WayMemory) or SAM is tried on every "
+        "object (never: the rule before)",
     )
     p.add_argument(
         "--proposals",

@@ -95,6 +95,7 @@ def test_a_mask_campaign_reaches_mask_quality_with_fewer_interactions_than_polyg
         assert row["manual"]["seconds_coco_polygon"] == pytest.approx(79.2 * row["objects"])
         assert row["tabs"] >= 0 and row["strokes"] >= 0 and row["polygons"] >= 0
         assert 0 <= row["polygons_without_sam"] <= row["polygons"]
+        assert set(row["sizes_outlined_by_hand"]) <= {"small", "medium", "large"}
         assert row["seconds_coco_polygon"] == pytest.approx(row["seconds"]) or row["polygons"] > 0
     assert totals["seconds_coco_polygon"] == pytest.approx(
         sum(79.2 * r["objects"] for r in report["per_image"])
@@ -103,25 +104,32 @@ def test_a_mask_campaign_reaches_mask_quality_with_fewer_interactions_than_polyg
     assert report["switch"] == "seconds"
 
 
-def test_sam_is_given_up_on_an_image_only_after_it_cost_more_than_outlines_on_its_first_objects(
-    monkeypatch,
-):
+def test_sam_is_given_up_on_an_image_only_for_a_size_it_cost_more_than_outlines_on(monkeypatch):
+    import numpy as np
+
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     bench = importlib.import_module("campaign")
     ways = bench.WayMemory()
     for _ in range(bench.WayMemory.LEARN - 1):  # dearer than outlines, but too few tried
-        ways.saw(30.0, 10.0)
-        assert ways.sam_pays()
-    ways.saw(30.0, 10.0)
-    assert not ways.sam_pays()
-    cheap = bench.WayMemory()
+        ways.saw("small", 30.0, 10.0)
+        assert ways.sam_pays("small")
+    ways.saw("small", 30.0, 10.0)
+    assert not ways.sam_pays("small") and ways.given_up == ["small"]
+    assert ways.sam_pays("large"), "the large objects are judged on their own"
     for _ in range(bench.WayMemory.LEARN + 2):  # as dear as outlines: SAM stays
-        cheap.saw(10.0, 10.0)
-    assert cheap.sam_pays()
+        ways.saw("large", 10.0, 10.0)
+    assert ways.sam_pays("large") and ways.given_up == ["small"]
     never = bench.WayMemory(on=False)
     for _ in range(bench.WayMemory.LEARN + 2):
-        never.saw(30.0, 10.0)
-    assert never.sam_pays()
+        never.saw("small", 30.0, 10.0)
+    assert never.sam_pays("small") and never.given_up == []
+    disc = np.zeros((200, 200), bool)
+    disc[:31, :31] = True
+    assert bench.size_of(disc) == "small"
+    disc[:32, :32] = True
+    assert bench.size_of(disc) == "medium"
+    disc[:97, :97] = True
+    assert bench.size_of(disc) == "large"
 
 
 def test_an_outline_by_hand_is_priced_as_the_polygon_baseline_prices_it(monkeypatch):

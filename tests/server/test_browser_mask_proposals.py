@@ -71,21 +71,23 @@ def server(tmp_path_factory):
 
 
 class Segments:
-    """The page's segment requests: their bodies kept, each answered with a small square."""
+    """The page's segment requests: their bodies kept, each answered with a square of
+    ``side`` px (10 unless set)."""
 
     def __init__(self) -> None:
         self.bodies, self.zooms = [], []  # zooms: each answer's "zoom", in turn (then None)
+        self.side = 10
 
     def __call__(self, route) -> None:
         self.bodies.append(route.request.post_data_json)
         zoom = self.zooms.pop(0) if self.zooms else None
         square = np.zeros((H, W), bool)
-        square[45:55, 85:95] = True
+        square[45 : 45 + self.side, 85 : 85 + self.side] = True
         rle = mask_to_rle(square)
         route.fulfill(
             json={
                 "method": "sam", "chosen_by": "default", "note": None, "mask": rle,
-                "box": rle_boxes([rle])[0].tolist(), "score": 0.9, "area": 100, "quality": None,
+                "box": rle_boxes([rle])[0].tolist(), "score": 0.9, "area": self.side**2, "quality": None,
                 "changed": None, "candidates": [], "zoom": zoom,
             }
         )  # fmt: skip
@@ -358,14 +360,16 @@ def test_a_mask_served_while_its_zoom_window_is_encoded_is_asked_for_again(serve
     assert page.errors == []
 
 
-def test_the_page_says_when_sam_s_masks_have_cost_more_than_outlining_them_by_hand(server, page):
-    """Issue 54, item 3: after three masks made with SAM on an image, their outlines are
-    priced (1 s a vertex and Enter); when the masks took longer in all, the page says that
-    outlining by hand (O) may be quicker, once, and the panel keeps it; on another image,
-    where the masks were quick, it says nothing. Playwright's clock stands in for the person's
-    seconds, in a browser context of its own (beside the module's page)."""
+def test_the_page_says_when_sam_s_masks_of_a_size_have_cost_more_than_outlining_them_by_hand(server, page):
+    """Issue 54, item 3: after three masks of a size (small, medium, large, as COCO bins
+    them) made with SAM on an image, their outlines are priced (1 s a vertex and Enter); when
+    the masks took longer in all, the page says that outlining such objects by hand (O) may be
+    quicker, once, and the panel keeps it; a mask of another size does not count, and on
+    another image, where the masks were quick, it says nothing. Playwright's clock (paused: the
+    page's seconds move only when the test moves them) stands in for the person's seconds, in
+    a browser context of its own (beside the module's page)."""
     base, _, _, images = server
-    outlines = []
+    outlines, segments = [], Segments()
 
     def outline(route):  # a four-vertex ring: 4 x 1 s + Enter = 5.63 s an outline
         outlines.append(route.request.post_data_json)
@@ -378,40 +382,45 @@ def test_the_page_says_when_sam_s_masks_have_cost_more_than_outlining_them_by_ha
         page.errors = []
         page.on("pageerror", lambda e: page.errors.append(str(e)))
         page.clock.install(time=0)
-        page.clock.pause_at(1000)  # the page's seconds move only when the test moves them
+        page.clock.pause_at(1000)
         none = {"state": "none", "note": "no finished image yet"}
         page.route("**/api/images/*/prepare", lambda r: r.fulfill(json={"ready": True, "needs_sam": False}))
         page.route("**/api/images/*/mask_proposals", lambda r: r.fulfill(json=none))
-        page.route("**/api/images/*/segment", Segments())
+        page.route("**/api/images/*/segment", segments)
         page.route("**/api/images/*/outline", outline)
         log_in(page, base, USER, PASSWORD)
 
-        def masks(image: int, seconds: float, count: int = 3) -> None:
+        def mask(k: int, seconds: float, side: int = 10) -> None:
+            segments.side = side
+            page.mouse.click(*screen(page, 20 + 40 * k, 100))
+            page.wait_for_function("() => fewclickTest.seg?.answered === 1")
+            page.clock.fast_forward(int(seconds * 1000))
+            page.keyboard.press("Enter")
+            page.wait_for_function(f"() => fewclickTest.anns.size === {k + 1}")
+
+        def open_image(image: int) -> None:
             page.goto(f"{base}/#/image/{image}")
             page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {image}")
             page.keyboard.press("m")
-            for k in range(count):  # off the masks saved (each answer is the same square)
-                page.mouse.click(*screen(page, 20 + 40 * k, 100))
-                page.wait_for_function("() => fewclickTest.seg?.answered === 1")
-                page.clock.fast_forward(int(seconds * 1000))
-                page.keyboard.press("Enter")
-                page.wait_for_function(f"() => fewclickTest.anns.size === {k + 1}")
 
-        masks(images[4], 2.0)  # quicker than outlines: nothing said
+        open_image(images[4])
+        for k in range(3):  # quicker than outlines: nothing said
+            mask(k, 2.0)
         page.wait_for_timeout(500)
         assert len(outlines) == 3, "the three masks' outlines are priced"
         assert page.locator("#mask-ways").count() == 0
 
-        masks(images[5], 2.0, count=2)
+        open_image(images[5])
+        mask(0, 2.0)
+        mask(1, 2.0)
+        mask(2, 30.0, side=40)  # a medium object: judged apart
+        page.wait_for_timeout(500)
         assert page.locator("#mask-ways").count() == 0 and len(outlines) == 3, "not before three"
-        page.mouse.click(*screen(page, 140, 100))
-        page.wait_for_function("() => fewclickTest.seg?.answered === 1")
-        page.clock.fast_forward(20_000)
-        page.keyboard.press("Enter")
+        mask(3, 20.0)
         page.wait_for_selector("#mask-ways")
         said = page.inner_text("#mask-ways")
-        assert "masks here have taken 8 s each" in said, said  # (2 + 2 + 20) / 3
-        assert "about 6 s" in said and "O outlines by hand" in said
+        assert "small objects (under 32 px) here have taken 8 s each" in said, said  # (2 + 2 + 20) / 3
+        assert "about 6 s" in said and "O outlines by hand" in said and "medium" not in said
         assert "O outlines by hand" in page.inner_text("#message")
         assert len(outlines) == 6
         assert page.errors == []

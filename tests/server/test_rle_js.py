@@ -18,7 +18,8 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
 # Imports rle.js as an ES module (from a data: URL, so that node needs no package.json saying
 # "module") with a canvas stand-in; for each [rle, box] read from stdin, answers the
-# milliseconds taken, the error and the drawn alpha channel as rows of 0/1.
+# milliseconds taken, the error, the drawn alpha channel as rows of 0/1 and the area (rleArea,
+# or its error).
 DRIVER = """
 const fs = require("fs");
 function canvas() {
@@ -41,7 +42,9 @@ import("data:text/javascript," + encodeURIComponent(source)).then((rle) => {
     for (let y = 0; img && y < height; y++) {
       rows.push(Array.from({length: width}, (_, x) => (img.data[(y * width + x) * 4 + 3] ? 1 : 0)));
     }
-    return {ms, error: m.error ?? null, x: m.x, y: m.y, rows};
+    let area = null;
+    try { area = rle.rleArea(r); } catch (e) { area = String(e.message); }
+    return {ms, error: m.error ?? null, x: m.x, y: m.y, rows, area};
   });
   process.stdout.write(JSON.stringify(out));
 });
@@ -68,6 +71,7 @@ def test_masks_are_drawn_as_pycocotools_decodes_them(rng):
     for got, mask, (_, box) in zip(_draw(cases), masks, cases, strict=True):
         x0, y0, x1, y1 = (int(v) for v in box)
         assert got["error"] is None and (got["x"], got["y"]) == (x0, y0)
+        assert got["area"] == int(mask.sum())
         np.testing.assert_array_equal(np.array(got["rows"], bool), mask[y0:y1, x0:x1])
 
 

@@ -46,6 +46,9 @@ export function rleRuns(rle) {
   return [h, w, runs];
 }
 
+// The pixels `rle` covers (its odd runs); throws as rleRuns does.
+export const rleArea = (rle) => rleRuns(rle)[2].reduce((a, n, i) => a + (i % 2 ? n : 0), 0);
+
 // The pixels of `rle` inside `box` (clipped to the image): {bits (a Uint8Array, row by row,
 // 1 where the mask is on), x, y (the top left, in image pixels), width, height}. Throws as
 // rleRuns does, and when the box is over MAX_MASK_CANVAS pixels.
