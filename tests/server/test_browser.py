@@ -279,15 +279,20 @@ def test_a_box_in_mask_mode_waits_for_preparing_then_sam_makes_the_mask(server, 
     assert page.inner_text("#mask-backend") == "sam"
     assert page.evaluate("() => fewclickTest.seg.result.area") > 0
     # Tab shows SAM's next candidate, Ctrl+Z goes back to the first; Enter saves the one shown
-    assert page.inner_text("#mask-candidate") == "1 of 3"
+    # SAM's three, then the box's ellipse (named, without a score of SAM's)
+    assert page.inner_text("#mask-candidate") == "1 of 4"
     page.keyboard.press("Tab")
     assert (
-        page.inner_text("#mask-candidate") == "2 of 3" and page.evaluate("() => fewclickTest.seg.shown") == 1
+        page.inner_text("#mask-candidate") == "2 of 4" and page.evaluate("() => fewclickTest.seg.shown") == 1
     )
     page.keyboard.press("Control+z")
-    assert page.inner_text("#mask-candidate") == "1 of 3"
+    assert page.inner_text("#mask-candidate") == "1 of 4" and page.locator("#mask-shape").count() == 0
     page.keyboard.press("Shift+Tab")
-    assert page.inner_text("#mask-candidate") == "3 of 3"
+    assert page.inner_text("#mask-candidate") == "4 of 4"
+    assert page.inner_text("#mask-shape") == "the box's ellipse"
+    assert "score" not in page.inner_text("#mask-info")
+    page.keyboard.press("Shift+Tab")
+    assert page.inner_text("#mask-candidate") == "3 of 4"
     third = page.evaluate("() => fewclickTest.seg.result.candidates[2].mask")
     # the brush paints a stroke over the candidate shown; Ctrl+Z takes the stroke back
     area = page.evaluate("() => fewclickTest.seg.result.candidates[2].area")
@@ -302,7 +307,7 @@ def test_a_box_in_mask_mode_waits_for_preparing_then_sam_makes_the_mask(server, 
     assert page.evaluate("() => fewclickTest.seg.result.area") > area
     page.keyboard.press("Control+z")
     assert page.evaluate("() => [fewclickTest.seg.strokes.length, fewclickTest.seg.shown]") == [0, 2]
-    assert page.inner_text("#mask-candidate") == "3 of 3"
+    assert page.inner_text("#mask-candidate") == "3 of 4"
     page.keyboard.press("a")  # back to clicks
     count = _count(page)
     page.keyboard.press("Enter")

@@ -81,9 +81,12 @@ def test_sam_encodes_ahead_serves_the_box_and_feeds_a_click_back(client, home, s
     out = client.post(f"/api/images/{first['id']}/segment", json={"box": box}).json()
     assert out["method"] == "sam" and out["chosen_by"] == "default" and out["area"] > 0
     assert out["quality"] is None, "no quality ranker before a comparison"
-    # SAM's candidates for the box alone, the one served first, for the page's Tab
-    assert len(out["candidates"]) == 3 and out["candidates"][0]["mask"] == out["mask"]
+    # SAM's candidates for the box alone, the one served first, for the page's Tab; the box's
+    # ellipse last, named as a shape
+    assert len(out["candidates"]) == 4 and out["candidates"][0]["mask"] == out["mask"]
     assert all(c["area"] > 0 and len(c["box"]) == 4 for c in out["candidates"])
+    assert [c.get("shape") for c in out["candidates"]] == [None, None, None, "ellipse"]
+    assert out["candidates"][3]["box"] == [50, 50, 110, 110]
     body = {"box": box, "clicks": [[80, 80, False]]}
     clicked = client.post(f"/api/images/{first['id']}/segment", json=body).json()
     assert clicked["method"] == "sam" and clicked["mask"] != out["mask"]
@@ -98,8 +101,11 @@ def test_sam_encodes_ahead_serves_the_box_and_feeds_a_click_back(client, home, s
     three = client.post(f"/api/images/{first['id']}/segment", json={**body, "candidate": 2}).json()
     assert one["mask"] != three["mask"]
     client.post(f"/api/images/{first['id']}/segment", json={"box": box})
+    shape = client.post(f"/api/images/{first['id']}/segment", json={**body, "candidate": 3})
+    assert shape.status_code == 200 and shape.json()["area"] > 0, "a click after the ellipse: SAM again"
+    client.post(f"/api/images/{first['id']}/segment", json={"box": box})
     r = client.post(f"/api/images/{first['id']}/segment", json={**body, "candidate": 7})
-    assert r.status_code == 400 and "candidate 7 is not one of the 3 masks offered" in r.json()["detail"]
+    assert r.status_code == 400 and "candidate 7 is not one of the 4 masks offered" in r.json()["detail"]
 
     # a restart finds the embeddings on disk: ready at once, nothing encoded again
     with client_for(
@@ -311,7 +317,10 @@ def test_a_small_box_in_a_larger_image_is_segmented_on_a_zoom_window(client, hom
     assert rle_to_mask(out["mask"]).shape == (480, 640), "numbered in the image, not the window"
     made = {p.name for p in folder.glob("*_*_*_*.npz")} - before
     assert len(made) == 1, f"the window's embedding is kept under its own key, got {made}"
-    assert len(out["candidates"]) == 3, "Tab works in the window too"
+    assert len(out["candidates"]) == 4, "Tab works in the window too"
+    ellipse = out["candidates"][3]
+    assert ellipse["shape"] == "ellipse" and rle_to_mask(ellipse["mask"]).shape == (480, 640)
+    assert np.allclose(ellipse["box"], box, atol=1), "the ellipse fills the box"
     inside = {"box": box, "clicks": [[(x0 + x1) / 2, (y0 + y1) / 2, True]]}
     clicked = client.post(f"/api/images/{image['id']}/segment", json=inside).json()
     assert clicked["changed"] is not None, "the click refines the window's mask"

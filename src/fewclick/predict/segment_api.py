@@ -29,7 +29,8 @@ class MaskPrediction:
     other masks a person may switch to (``Tab`` on the page), this one first, where the
     backend offers any (SAM with ``multimask``), else empty. ``offset`` (x, y), when set,
     says ``mask`` is a window of a large image with its top-left pixel there
-    (:mod:`fewclick.predict.windows`)."""
+    (:mod:`fewclick.predict.windows`). ``shape`` names a candidate that is not the backend's
+    but a shape prior offered beside its own (:mod:`fewclick.predict.shapes`: "ellipse")."""
 
     mask: np.ndarray
     score: float
@@ -37,6 +38,7 @@ class MaskPrediction:
     state: Any = None
     candidates: list[MaskPrediction] = field(default_factory=list)
     offset: tuple[int, int] | None = None
+    shape: str | None = None
 
 
 class SegmentPredictor(Protocol):

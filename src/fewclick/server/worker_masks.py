@@ -46,7 +46,8 @@ def segment(
     the previous mask's boundary and how much the mask changed.
 
     SAM's answer to an ambiguous prompt also holds its ``candidates`` (the mask served
-    first, each with its RLE, box and score) for the page's ``Tab``. ``candidate`` is the
+    first, each with its RLE, box and score) for the page's ``Tab``; to a box alone, the
+    box's ellipse last among them (``shape`` "ellipse", :mod:`fewclick.predict.shapes`). ``candidate`` is the
     one the person switched to on the last answer: with a new click its state goes back to
     SAM; with the same clicks it is the mask the ``strokes`` edit. ``strokes`` (the page's
     brush and eraser, :class:`~fewclick.brush.Stroke` JSON) are painted over the
@@ -176,6 +177,10 @@ def _predicted(
 
         options["offsets"] = worker_pick.offsets(project)
     pred = predictor.predict(box, c, None if before is None else before.state, **options)
+    if box is not None and not len(c):  # the box alone: its ellipse offered too, last
+        from fewclick.predict.shapes import with_ellipse
+
+        pred = with_ellipse(pred, box)
     ranker = _ranker(serving.ranker)
     if ranker is None:
         return pred, None, zoom
@@ -207,9 +212,10 @@ def _zoom_sam(serving: Serving, folder: str):
 def _shown_mask(pred, size: tuple[int, int] | None = None) -> dict:
     """A mask as the page draws it (:func:`fewclick.wire.codec.mask_answer`); a window's
     (``pred.offset`` set) numbered in the image of ``size`` (height, width)."""
+    shape = {"shape": pred.shape} if pred.shape else {}
     if pred.offset is None:
-        return mask_answer(pred.mask, pred.score)
-    return mask_answer(pred.mask, pred.score, offset=pred.offset, size=size)
+        return {**mask_answer(pred.mask, pred.score), **shape}
+    return {**mask_answer(pred.mask, pred.score, offset=pred.offset, size=size), **shape}
 
 
 SAMS = ("sam", "sam_tuned")  # the backends that run SAM on the image's embedding

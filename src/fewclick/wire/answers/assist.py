@@ -118,12 +118,14 @@ class Prepared(Answer):
 
 class Mask(Answer):
     """A mask as the page draws it: RLE, tight box (an empty mask's is [0, 0, 0, 0]; None
-    only were it not finite), score and area in pixels."""
+    only were it not finite), score and area in pixels; ``shape`` names a shape prior
+    offered beside SAM's candidates ("ellipse": the box's), not SAM's own mask."""
 
     mask: Rle
     box: list[float] | None
     score: float
     area: int
+    shape: str | None = None
 
 
 class Segmented(Answer):

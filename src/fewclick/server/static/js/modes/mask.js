@@ -316,7 +316,7 @@ async function accept(m) {
   const r = s.result, shown = shownMask(s);
   if (!r || !shown?.box) return;
   const replace = s.from != null ? [s.from] : [];
-  const create = [{class_id: m.page.doc.get().cls, kind: "mask", geometry: {mask: shown.mask}, score: shown.score, quality: s.shown ? null : r.quality,
+  const create = [{class_id: m.page.doc.get().cls, kind: "mask", geometry: {mask: shown.mask}, score: shown.shape ? null : shown.score, quality: s.shown ? null : r.quality,
                    source: "segment", backend: r.method}];
   const image = m.page.doc.get().image.id;
   drop(m);
@@ -337,7 +337,7 @@ function panel(m, el) {
   const r = s.result;
   el.insertAdjacentHTML("beforeend", `<div id="mask-info">backend <b id="mask-backend">${esc(r?.method ?? "...")}</b>${r?.chosen_by === "you" ? " (chosen by you)" : ""}<br>
     ${decoderLine(r)}${r?.zoom === "encoding" ? `<span id="mask-zoom">zooming in on this small object: a sharper mask shows in a moment</span><br>` : ""}
-    ${toolLine(brush(m))}${candidatesLine(s)}score ${r ? shownMask(s).score.toFixed(2) : "-"}, ${r?.quality != null ? `estimated quality <b id="mask-quality">${r.quality.toFixed(2)}</b>` : "no quality estimate yet (compare the backends on 10 finished masks)"}</div>`);
+    ${toolLine(brush(m))}${candidatesLine(s)}${scoreLine(s)}${r?.quality != null ? `estimated quality <b id="mask-quality">${r.quality.toFixed(2)}</b>` : "no quality estimate yet (compare the backends on 10 finished masks)"}</div>`);
 }
 
 
@@ -372,7 +372,10 @@ const toolLine = (brush) => (brush.tool ? `<b id="mask-tool">${brush.tool} ${SIZ
 // the mask shown: the candidate switched to, else the answer's own
 const shownMask = (seg) => seg.result?.candidates?.[seg.shown] ?? seg.result;
 
+// a shape prior among the candidates (the box's ellipse) is named, and has no score of SAM's
+const SHAPES = {ellipse: "the box's ellipse"};
 const candidatesLine = (seg) => {
-  const n = seg.result?.candidates?.length ?? 0;
-  return n > 1 ? `candidate <b id="mask-candidate">${seg.shown + 1} of ${n}</b> (Tab), ` : "";
+  const n = seg.result?.candidates?.length ?? 0, shape = SHAPES[shownMask(seg)?.shape];
+  return n > 1 ? `candidate <b id="mask-candidate">${seg.shown + 1} of ${n}</b>${shape ? ` (<span id="mask-shape">${shape}</span>)` : ""} (Tab, Shift+Tab), ` : "";
 };
+const scoreLine = (seg) => (shownMask(seg)?.shape ? "" : `score ${seg.result ? shownMask(seg).score.toFixed(2) : "-"}, `);

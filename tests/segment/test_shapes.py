@@ -1,0 +1,44 @@
+"""The box's ellipse offered beside SAM's candidates (fewclick.predict.shapes)."""
+
+import numpy as np
+import pytest
+
+from fewclick.metrics.segmentation import mask_iou
+from fewclick.predict.segment_api import MaskPrediction
+from fewclick.predict.shapes import box_ellipse, with_ellipse
+from fewclick.protocols.segment import tight_box
+
+
+def test_the_ellipse_of_a_disc_s_tight_box_is_the_disc():
+    yy, xx = np.mgrid[:80, :100]
+    disc = (xx - 40.5) ** 2 / 15**2 + (yy - 30.5) ** 2 / 9**2 <= 1  # an ellipse of axes 30 x 18
+    ellipse = box_ellipse(tight_box(disc), disc.shape)
+    assert ellipse.shape == disc.shape and mask_iou(ellipse, disc) >= 0.9
+    np.testing.assert_allclose(tight_box(ellipse), tight_box(disc), atol=1)
+
+
+def test_the_ellipse_is_drawn_in_a_window_s_frame():
+    box = [60.0, 40.0, 80.0, 56.0]
+    whole = box_ellipse(box, (100, 120))
+    window = box_ellipse(box, (50, 60), offset=(40, 30))
+    np.testing.assert_array_equal(window, whole[30:80, 40:100])
+
+
+@pytest.mark.parametrize("box", [[10, 10, 10, 20], [10, 20, 30, 5], [0, 0, float("nan"), 4]])
+def test_a_box_without_area_is_refused(box):
+    with pytest.raises(ValueError, match="x1 > x0"):
+        box_ellipse(box, (40, 40))
+
+
+def test_the_ellipse_comes_last_among_the_candidates_and_only_where_there_are_any():
+    mask = np.zeros((40, 40), bool)
+    mask[10:20, 10:30] = True
+    alone = MaskPrediction(mask, 0.9)
+    assert with_ellipse(alone, [10, 10, 30, 20]) is alone, "no candidates: nothing to Tab to"
+    served = MaskPrediction(mask, 0.9, state="s")
+    served.candidates = [served, MaskPrediction(~mask, 0.5, state="t")]
+    out = with_ellipse(served, [10, 10, 30, 20])
+    assert [c.shape for c in out.candidates] == [None, None, "ellipse"]
+    assert out.candidates[:2] == served.candidates and out.mask is mask and out.score == 0.9
+    ellipse = out.candidates[-1]
+    assert ellipse.state is None and ellipse.score == 0.0 and mask_iou(ellipse.mask, mask) > 0.7
