@@ -72,11 +72,11 @@ def server(tmp_path_factory):
 
 class Segments:
     """The page's segment requests: their bodies kept, each answered with a square of
-    ``side`` px (10 unless set)."""
+    ``side`` px (10 unless set); with ``ellipse``, a disc offered as the box's ellipse after it."""
 
     def __init__(self) -> None:
         self.bodies, self.zooms = [], []  # zooms: each answer's "zoom", in turn (then None)
-        self.side = 10
+        self.side, self.ellipse = 10, False
 
     def __call__(self, route) -> None:
         self.bodies.append(route.request.post_data_json)
@@ -84,11 +84,17 @@ class Segments:
         square = np.zeros((H, W), bool)
         square[45 : 45 + self.side, 85 : 85 + self.side] = True
         rle = mask_to_rle(square)
+        shown = {"mask": rle, "box": rle_boxes([rle])[0].tolist(), "score": 0.9, "area": self.side**2}
+        candidates = []
+        if self.ellipse:
+            yy, xx = np.mgrid[:H, :W]
+            disc = mask_to_rle((xx - 90) ** 2 + (yy - 50) ** 2 <= 25)
+            ellipse = {"mask": disc, "box": rle_boxes([disc])[0].tolist(), "score": 0.0, "area": 81}
+            candidates = [shown, {**ellipse, "shape": "ellipse"}]
         route.fulfill(
             json={
-                "method": "sam", "chosen_by": "default", "note": None, "mask": rle,
-                "box": rle_boxes([rle])[0].tolist(), "score": 0.9, "area": self.side**2, "quality": None,
-                "changed": None, "candidates": [], "zoom": zoom,
+                "method": "sam", "chosen_by": "default", "note": None, **shown, "quality": None,
+                "changed": None, "candidates": candidates, "zoom": zoom,
             }
         )  # fmt: skip
 
@@ -419,10 +425,38 @@ def test_the_page_says_when_sam_s_masks_of_a_size_have_cost_more_than_outlining_
         mask(3, 20.0)
         page.wait_for_selector("#mask-ways")
         said = page.inner_text("#mask-ways")
-        assert "small objects (under 32 px) here have taken 8 s each" in said, said  # (2 + 2 + 20) / 3
-        assert "about 6 s" in said and "O outlines by hand" in said and "medium" not in said
+        assert "small objects (under 32 px) here have taken 8.0 s each" in said, said  # (2 + 2 + 20) / 3
+        assert "about 5.6 s" in said and "O outlines by hand" in said and "medium" not in said
         assert "O outlines by hand" in page.inner_text("#message")
         assert len(outlines) == 6
         assert page.errors == []
     finally:
         context.close()
+
+
+def test_the_box_s_ellipse_is_named_and_saved_as_no_backend_s_mask(server, page):
+    """Issue 54: the ellipse offered after SAM's candidates shows as the box's ellipse, with
+    no score of SAM's; Enter saves it as the ellipse (source "ellipse", no backend, no score)."""
+    base, api, project, images = server
+    _open(page, base, images[1], {"state": "none", "note": "no finished image yet"})
+    page.keyboard.press("m")
+    page.segments.ellipse = True
+    try:
+        page.mouse.click(*screen(page, 90, 50))
+        page.wait_for_function("() => fewclickTest.seg?.answered === 1")
+        assert page.inner_text("#mask-candidate") == "1 of 2" and "score 0.90" in page.inner_text(
+            "#mask-info"
+        )
+        page.keyboard.press("Shift+Tab")
+        assert page.inner_text("#mask-candidate") == "2 of 2"
+        assert page.inner_text("#mask-shape") == "the box's ellipse" and "score" not in page.inner_text(
+            "#mask-info"
+        )
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => fewclickTest.anns.size === 1")
+    finally:
+        page.segments.ellipse = False
+    [saved] = api.get(f"/api/images/{images[1]}").json()["annotations"]
+    assert (saved["source"], saved["backend"], saved["score"]) == ("ellipse", None, None)
+    assert rle_to_mask(saved["geometry"]["mask"]).sum() == 81
+    assert page.errors == []

@@ -317,7 +317,7 @@ async function accept(m) {
   if (!r || !shown?.box) return;
   const replace = s.from != null ? [s.from] : [];
   const create = [{class_id: m.page.doc.get().cls, kind: "mask", geometry: {mask: shown.mask}, score: shown.shape ? null : shown.score, quality: s.shown ? null : r.quality,
-                   source: "segment", backend: r.method}];
+                   source: shown.shape ?? "segment", backend: shown.shape ? null : r.method}];  // the box's ellipse: no backend's
   const image = m.page.doc.get().image.id;
   drop(m);
   await m.page.changes.change(create, replace, "accept");

@@ -52,7 +52,7 @@ export async function madeWithSam(m, image, ms, mask) {
   if (m.ways !== ways || n < LEARN || ways.said[size]) return;
   const sam = priced.reduce((a, w) => a + w.seconds, 0), outlines = priced.reduce((a, w) => a + w.outline, 0);
   if (sam <= outlines) return;
-  ways.said[size] = `${size} objects (${means}) here have taken ${(sam / n).toFixed(0)} s each with SAM; outlining them by hand would take about ${(outlines / n).toFixed(0)} s (1 s a vertex): O outlines by hand`;
+  ways.said[size] = `${size} objects (${means}) here have taken ${(sam / n).toFixed(1)} s each with SAM; outlining them by hand would take about ${(outlines / n).toFixed(1)} s (1 s a vertex): O outlines by hand`;
   ways.line = SIZES.map(([s]) => ways.said[s]).filter(Boolean).join("\n");
   say(ways.said[size]);
   m.page.panel();
