@@ -8,9 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
 pytest_plugins = ["tests.server.postgres"]  # the db_url fixtures: SQLite and PostgreSQL
+
+# Tests assert no timings (benchmarks do): a loaded, shared machine once took over
+# Hypothesis's 200 ms deadline for one example of a pure array round trip.
+settings.register_profile("fewclick", deadline=None)
+settings.load_profile("fewclick")
 
 
 def shared_data_root() -> Path:

@@ -10,6 +10,7 @@ No model runs: the test answers the page's mask_proposals requests with three sm
 shown and one below its class's score, and its segment requests with a small square; the
 saves, undo and events are the app's own."""
 
+import re
 import time
 
 import httpx
@@ -425,7 +426,10 @@ def test_the_page_says_when_sam_s_masks_of_a_size_have_cost_more_than_outlining_
         mask(3, 20.0)
         page.wait_for_selector("#mask-ways")
         said = page.inner_text("#mask-ways")
-        assert "small objects (under 32 px) here have taken 8.0 s each" in said, said  # (2 + 2 + 20) / 3
+        # (2 + 2 + 20) / 3 = 8 s; with the medium mask it would be 13.5 s. A loaded machine can
+        # let the paused clock slip a little between the click and Enter: a bound, not 8.0
+        taken = re.search(r"small objects \(under 32 px\) here have taken ([0-9.]+) s each", said)
+        assert taken is not None and 8.0 <= float(taken[1]) < 10.0, said
         assert "about 5.6 s" in said and "O outlines by hand" in said and "medium" not in said
         assert "O outlines by hand" in page.inner_text("#message")
         assert len(outlines) == 6

@@ -138,7 +138,7 @@ def test_a_stop_ends_a_job_that_never_reaches_a_step_within_seconds(app, tmp_pat
     assert job["status"] == "done" and job["message"].startswith("stopped by a person"), job
     assert process.returncode == 0
     # the bound any CPU meets: the row read every WATCH_SECONDS, then STOP_GRACE, then exit
-    assert took < pause.WATCH_SECONDS + pause.STOP_GRACE + 10
+    assert took < pause.WATCH_SECONDS + pause.STOP_GRACE + 20  # (a loaded machine took 13.7 s)
 
 
 @pytest.mark.parametrize(

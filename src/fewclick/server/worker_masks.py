@@ -45,16 +45,15 @@ def segment(
     round of one click, so the features are the click count, the last click's distance to
     the previous mask's boundary and how much the mask changed.
 
-    SAM's answer to an ambiguous prompt also holds its ``candidates`` (the mask served
-    first, each with its RLE, box and score) for the page's ``Tab``; to a box alone, the
-    box's ellipse last among them (``shape`` "ellipse", :mod:`fewclick.predict.shapes`). ``candidate`` is the
-    one the person switched to on the last answer: with a new click its state goes back to
-    SAM; with the same clicks it is the mask the ``strokes`` edit. ``strokes`` (the page's
-    brush and eraser, :class:`~fewclick.brush.Stroke` JSON) are painted over the
-    mask in order; the answer then has no candidates and no quality estimate. ``changed``
-    is the share of the mask the last click changed (1 - IoU with the answer before it;
-    None without one): after two small ones the page suggests the brush. Bad input
-    (a candidate the last answer did not offer, a stroke outside the image) raises
+    SAM's answer to an ambiguous prompt also holds its ``candidates`` (the mask served first,
+    each with its RLE, box and score; to a box alone, the box's ellipse last) for ``Tab``.
+    ``candidate`` is the one the person switched to on the last answer: with a new click its
+    state goes back to SAM; with the same clicks it is the mask the ``strokes`` edit.
+    ``strokes`` (the page's brush and eraser, :class:`~fewclick.brush.Stroke` JSON) are
+    painted over the mask in order; the answer then has no candidates and no quality
+    estimate. ``changed`` is the share of the mask the last click changed (1 - IoU with the
+    answer before it; None without one): after two small ones the page suggests the brush.
+    Bad input (a candidate the last answer did not offer, a stroke outside the image) raises
     ValueError naming it. ``project``: whose mask choice serves (:mod:`.worker_pick`)."""
     from fewclick.brush import Stroke
 
