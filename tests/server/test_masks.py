@@ -103,6 +103,13 @@ def test_sam_encodes_ahead_serves_the_box_and_feeds_a_click_back(client, home, s
     client.post(f"/api/images/{first['id']}/segment", json={"box": box})
     shape = client.post(f"/api/images/{first['id']}/segment", json={**body, "candidate": 3})
     assert shape.status_code == 200 and shape.json()["area"] > 0, "a click after the ellipse: SAM again"
+    # a stroke on the ellipse of a box the server has no answer for (made anew): the ellipse painted
+    fresh, dot = [52, 52, 108, 108], {"points": [[80, 80]], "radius": 3}  # the dot inside it
+    painted = client.post(
+        f"/api/images/{first['id']}/segment", json={"box": fresh, "strokes": [dot], "candidate": 3}
+    ).json()
+    plain = client.post(f"/api/images/{first['id']}/segment", json={"box": fresh}).json()
+    assert painted["mask"] == plain["candidates"][3]["mask"] != plain["mask"]
     client.post(f"/api/images/{first['id']}/segment", json={"box": box})
     r = client.post(f"/api/images/{first['id']}/segment", json={**body, "candidate": 7})
     assert r.status_code == 400 and "candidate 7 is not one of the 4 masks offered" in r.json()["detail"]

@@ -32,7 +32,8 @@ def box_ellipse(box, shape: tuple[int, int], offset: tuple[int, int] | None = No
     centre = ((x0 + x1) / 2 - 0.5 - dx, (y0 + y1) / 2 - 0.5 - dy)  # pixel k's centre at k
     # OpenCV fills every pixel its outline touches: axes half a pixel short cover the box's
     # pixels more closely (dsb2018's train nuclei: 38 % at IoU 0.85 against 34 % at full length)
-    cv2.ellipse(mask, (centre, (x1 - x0 - 0.5, y1 - y0 - 0.5), 0.0), 1, thickness=-1)
+    axes = (max(x1 - x0 - 0.5, 0.0), max(y1 - y0 - 0.5, 0.0))
+    cv2.ellipse(mask, (centre, axes, 0.0), 1, thickness=-1)
     return mask.astype(bool)
 
 

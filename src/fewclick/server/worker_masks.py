@@ -80,6 +80,8 @@ def segment(
         _LAST_MASKS[key] = (made, pred, quality, changed, zoom)
         while len(_LAST_MASKS) > 8:
             _LAST_MASKS.pop(next(iter(_LAST_MASKS)))
+        if painted and before is None:  # the same prompts made anew: the candidate shown painted
+            pred = _candidate(pred, candidate)
     if painted:
         if large is None and pred.offset is not None:  # a zoom window's mask: painted in the image
             from fewclick.predict.zoom import image_sized
