@@ -77,9 +77,7 @@ def segment(
         pred, quality, zoom = _predicted(path, sam, serving, box, made, before, large, project)
         if before is not None:
             changed = _changed(pred, before, path if large is None else None)
-        _LAST_MASKS[key] = (made, pred, quality, changed, zoom)
-        while len(_LAST_MASKS) > 8:
-            _LAST_MASKS.pop(next(iter(_LAST_MASKS)))
+        _remember(key, (made, pred, quality, changed, zoom))
         if painted and before is None:  # the same prompts made anew: the candidate shown painted
             pred = _candidate(pred, candidate)
     if painted:
@@ -105,6 +103,13 @@ def segment(
             [shown, *(_shown_mask(c, size) for c in pred.candidates[1:])] if len(pred.candidates) > 1 else []
         ),
     }
+
+
+def _remember(key: tuple, answer: tuple) -> None:
+    """Keep ``answer`` as the last one for ``key`` (the 8 most recent are kept)."""
+    _LAST_MASKS[key] = answer
+    while len(_LAST_MASKS) > 8:
+        _LAST_MASKS.pop(next(iter(_LAST_MASKS)))
 
 
 def _changed(pred, before, path: str | None) -> float:
