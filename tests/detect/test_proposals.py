@@ -458,3 +458,19 @@ def test_mask_mode_shows_one_object_once_and_waits_to_learn_from_finished_images
         waiting.append([key, str(tmp_path / f"{key}.png"), boxes, []])
     assert worker_proposals.mask_look_alikes(str(tmp_path), "1-3-0", waiting) == {"state": "learning"}
     assert started == [("1-8-0", str(tmp_path / "1-8-0.png"))]
+
+
+def test_the_proposal_under_a_point_comes_back_in_the_image_s_pixels(tmp_path):
+    from fewclick.server import worker_proposals
+
+    assert worker_proposals.proposal_at(str(tmp_path), "1-9-0", 5, 5) is None, "none made yet"
+    found = _squares(3)
+    found.masks[1] = (20, 0, np.pad(np.ones((6, 6), bool), 2))  # the middle one a ring of background
+    found.save(proposals_file(tmp_path, "1-9-0"))
+    got = worker_proposals.proposal_at(str(tmp_path), "1-9-0", 25.5, 4.5)
+    expected = np.zeros((10, 60), bool)
+    expected[2:8, 22:28] = True
+    np.testing.assert_array_equal(got.mask, expected)
+    assert got.score == pytest.approx(0.9) and got.offset is None
+    assert worker_proposals.proposal_at(str(tmp_path), "1-9-0", 20.5, 0.5) is None, "its ring: no object"
+    assert worker_proposals.proposal_at(str(tmp_path), "1-9-0", 15.5, 5.5) is None, "between the squares"

@@ -1,11 +1,12 @@
-"""The box's ellipse offered beside SAM's candidates (fewclick.predict.shapes)."""
+"""The box's ellipse and the proposal under a click offered beside SAM's candidates
+(fewclick.predict.shapes)."""
 
 import numpy as np
 import pytest
 
 from fewclick.metrics.segmentation import mask_iou
 from fewclick.predict.segment_api import MaskPrediction
-from fewclick.predict.shapes import box_ellipse, with_ellipse
+from fewclick.predict.shapes import box_ellipse, with_ellipse, with_proposal
 from fewclick.protocols.segment import tight_box
 
 
@@ -42,3 +43,26 @@ def test_the_ellipse_comes_last_among_the_candidates_and_only_where_there_are_an
     assert out.candidates[:2] == served.candidates and out.mask is mask and out.score == 0.9
     ellipse = out.candidates[-1]
     assert ellipse.state is None and ellipse.score == 0.0 and mask_iou(ellipse.mask, mask) > 0.7
+
+
+def test_the_proposal_under_a_click_is_served_first_and_sam_s_masks_follow_it():
+    mask = np.zeros((40, 40), bool)
+    mask[10:20, 10:30] = True
+    served = MaskPrediction(mask, 0.9, state="s")
+    served.candidates = [served, MaskPrediction(~mask, 0.5, state="t")]
+    found = MaskPrediction(mask[::-1].copy(), 0.8, state="ignored")
+    out = with_proposal(served, found)
+    assert (out.shape, out.score, out.state) == ("proposal", 0.8, None), "no state: SAM prompted anew"
+    np.testing.assert_array_equal(out.mask, found.mask)
+    assert [c.shape for c in out.candidates] == ["proposal", None, None]
+    assert out.candidates[0] is not found and out.candidates[1] is served
+    lone = MaskPrediction(mask, 0.9)  # a backend without candidates: its mask after the proposal
+    assert [c.mask is mask for c in with_proposal(lone, found).candidates] == [False, True]
+
+
+def test_no_proposal_or_a_window_s_answer_is_left_as_it_is():
+    mask = np.zeros((40, 40), bool)
+    served = MaskPrediction(mask, 0.9)
+    assert with_proposal(served, None) is served, "no proposal holds the click, or none are made"
+    window = MaskPrediction(mask, 0.9, offset=(5, 5))
+    assert with_proposal(window, MaskPrediction(mask, 0.8)) is window, "another frame: not mixed"

@@ -73,11 +73,12 @@ def server(tmp_path_factory):
 
 class Segments:
     """The page's segment requests: their bodies kept, each answered with a square of
-    ``side`` px (10 unless set); with ``ellipse``, a disc offered as the box's ellipse after it."""
+    ``side`` px (10 unless set); with ``ellipse``, a disc offered as the box's ellipse after it;
+    with ``proposal``, the square served as the proposal under the click, SAM's disc after it."""
 
     def __init__(self) -> None:
         self.bodies, self.zooms = [], []  # zooms: each answer's "zoom", in turn (then None)
-        self.side, self.ellipse = 10, False
+        self.side, self.ellipse, self.proposal = 10, False, False
 
     def __call__(self, route) -> None:
         self.bodies.append(route.request.post_data_json)
@@ -92,6 +93,12 @@ class Segments:
             disc = mask_to_rle((xx - 90) ** 2 + (yy - 50) ** 2 <= 25)
             ellipse = {"mask": disc, "box": rle_boxes([disc])[0].tolist(), "score": 0.0, "area": 81}
             candidates = [shown, {**ellipse, "shape": "ellipse"}]
+        if self.proposal:
+            yy, xx = np.mgrid[:H, :W]
+            disc = mask_to_rle((xx - 90) ** 2 + (yy - 50) ** 2 <= 25)
+            shown = {**shown, "shape": "proposal"}
+            sams = {"mask": disc, "box": rle_boxes([disc])[0].tolist(), "score": 0.7, "area": 81}
+            candidates = [shown, sams]
         route.fulfill(
             json={
                 "method": "sam", "chosen_by": "default", "note": None, **shown, "quality": None,
@@ -463,4 +470,32 @@ def test_the_box_s_ellipse_is_named_and_saved_as_no_backend_s_mask(server, page)
     [saved] = api.get(f"/api/images/{images[1]}").json()["annotations"]
     assert (saved["source"], saved["backend"], saved["score"]) == ("ellipse", None, None)
     assert rle_to_mask(saved["geometry"]["mask"]).sum() == 81
+    assert page.errors == []
+
+
+def test_the_proposal_under_a_click_is_named_and_saved_as_a_proposal_with_its_score(server, page):
+    """Issue 54: a click alone is answered first with the image's proposal under it; the panel
+    names it with its score, Tab goes to SAM's own mask, and Enter on the proposal saves it as
+    a proposal (source "proposal", no backend, SAM's score for it)."""
+    base, api, project, images = server
+    _open(page, base, images[2], {"state": "none", "note": "no finished image yet"})
+    page.keyboard.press("m")
+    page.segments.proposal = True
+    try:
+        page.mouse.click(*screen(page, 90, 50))
+        page.wait_for_function("() => fewclickTest.seg?.answered === 1")
+        info = page.inner_text("#mask-info")
+        assert page.inner_text("#mask-shape") == "the object found here before the click"
+        assert page.inner_text("#mask-candidate") == "1 of 2" and "score 0.90" in info
+        page.keyboard.press("Tab")
+        assert page.inner_text("#mask-candidate") == "2 of 2" and page.query_selector("#mask-shape") is None
+        assert "score 0.70" in page.inner_text("#mask-info")
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => fewclickTest.anns.size === 1")
+    finally:
+        page.segments.proposal = False
+    [saved] = api.get(f"/api/images/{images[2]}").json()["annotations"]
+    assert (saved["source"], saved["backend"], saved["score"]) == ("proposal", None, 0.9)
+    assert rle_to_mask(saved["geometry"]["mask"]).sum() == 100
     assert page.errors == []

@@ -267,23 +267,40 @@ def test_a_comparison_picks_the_serving_backend_with_its_ranker_and_the_user_can
 
 
 def test_one_click_starts_a_mask_with_candidates_and_more_clicks_refine_it(client, home, sam_files):
-    """Issue 54: a click inside an object, cheaper than a box dragged, starts its mask; SAM's
-    candidates for it come back for Tab, and the clicks that follow refine it."""
+    """Issue 54: a click inside an object, cheaper than a box dragged, starts its mask: the
+    image's proposal under the click first, once the proposals are made, then SAM's candidates
+    for the click, for Tab; the clicks that follow refine the candidate shown."""
     from fewclick.io import read_dataset
+    from fewclick.predict.lookalike import clicked_proposal
+    from fewclick.predict.proposals import Proposals
 
     project, images = _project(client, "click-start", folder=str(home / "one" / "images"))
     image = images[0]
-    _until(lambda: client.post(f"/api/images/{image['id']}/prepare").json()["ready"], "the embedding")
+    prepared = _until(
+        lambda: (r := client.post(f"/api/images/{image['id']}/prepare").json())["proposals"] == "ready" and r,
+        "the embedding and the proposals",
+    )
+    assert prepared["ready"]
     x0, y0, x1, y1 = (float(v) for v in read_dataset(home / "one").images[0].objects.boxes[0])
     centre = [(x0 + x1) / 2, (y0 + y1) / 2, True]
     out = client.post(f"/api/images/{image['id']}/segment", json={"clicks": [centre]}).json()
     assert out["method"] == "sam" and out["area"] > 0
-    assert len(out["candidates"]) == 3, "one click is ambiguous: SAM's candidates for Tab"
+    made = Proposals.load(next((home / "data" / "embeddings").glob(f"{project['id']}-*.proposals.npz")))
+    under = clicked_proposal(made, centre[0], centre[1])
+    assert under is not None, "a synthetic cell's middle is in one of its proposals"
+    px, py, crop = made.masks[under]
+    assert [c.get("shape") for c in out["candidates"]] == ["proposal", None, None, None]
+    assert out["candidates"][0]["mask"] == out["mask"], "the proposal under the click is served"
+    served = rle_to_mask(out["mask"])
+    assert served.sum() == crop.sum() and served[py : py + crop.shape[0], px : px + crop.shape[1]][crop].all()
     bx0, by0, bx1, by1 = out["box"]
     assert bx0 <= centre[0] <= bx1 and by0 <= centre[1] <= by1, "the mask is around the click"
-    more = {"clicks": [centre, [x0 + 1, y0 + 1, False]], "candidate": 1}
-    clicked = client.post(f"/api/images/{image['id']}/segment", json=more).json()
-    assert clicked["changed"] is not None, "the same mask in the making, refined"
+    for candidate in (0, 1):  # after the proposal (no state of SAM's) or one of SAM's own
+        more = {"clicks": [centre, [x0 + 1, y0 + 1, False]], "candidate": candidate}
+        client.post(f"/api/images/{image['id']}/segment", json={"clicks": [centre]})
+        clicked = client.post(f"/api/images/{image['id']}/segment", json=more).json()
+        assert clicked["changed"] is not None, "the same mask in the making, refined"
+        assert clicked["area"] > 0 and "proposal" not in [c.get("shape") for c in clicked["candidates"]]
     # bad starts say what is wrong
     r = client.post(f"/api/images/{image['id']}/segment", json={"clicks": []})
     assert r.status_code == 400 and "starts from a box or from a positive click" in r.json()["detail"]

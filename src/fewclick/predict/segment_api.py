@@ -30,7 +30,8 @@ class MaskPrediction:
     backend offers any (SAM with ``multimask``), else empty. ``offset`` (x, y), when set,
     says ``mask`` is a window of a large image with its top-left pixel there
     (:mod:`fewclick.predict.windows`). ``shape`` names a candidate that is not the backend's
-    but a shape prior offered beside its own (:mod:`fewclick.predict.shapes`: "ellipse")."""
+    answer but offered beside it (:mod:`fewclick.predict.shapes`: "ellipse", a shape prior;
+    "proposal", the image's proposal under a click)."""
 
     mask: np.ndarray
     score: float

@@ -17,7 +17,7 @@ import numpy as np
 
 from fewclick.predict.segment_api import MaskPrediction
 
-__all__ = ["box_ellipse", "with_ellipse"]
+__all__ = ["box_ellipse", "with_ellipse", "with_proposal"]
 
 
 def box_ellipse(box, shape: tuple[int, int], offset: tuple[int, int] | None = None) -> np.ndarray:
@@ -48,3 +48,18 @@ def with_ellipse(pred: MaskPrediction, box) -> MaskPrediction:
         return pred
     shape = MaskPrediction(ellipse, 0.0, offset=pred.offset, shape="ellipse")
     return replace(pred, candidates=[*pred.candidates, shape])
+
+
+def with_proposal(pred: MaskPrediction, found: MaskPrediction | None) -> MaskPrediction:
+    """``pred`` (SAM's answer to a click alone, with its candidates) with ``found`` served
+    first: the image's proposal under the click (``shape`` "proposal"; no state: a click after
+    it prompts SAM with the clicks alone), SAM's own masks after it for Tab. The proposals were
+    made in windows sized to the image's objects (:mod:`fewclick.predict.proposals`), where a
+    small object spans more of SAM's input than in the whole image: on dsb2018's train part
+    the proposal under a click in a nucleus's middle is its mask at IoU >= 0.85 for 54 % of
+    the nuclei (issue 54). ``found`` None (no proposal holds the click, or none are made
+    yet), or an answer in a window's frame, leaves ``pred`` as it is."""
+    if found is None or pred.offset is not None:
+        return pred
+    first = replace(found, shape="proposal", offset=None, state=None, candidates=[])
+    return replace(first, candidates=[first, *(pred.candidates or [pred])])

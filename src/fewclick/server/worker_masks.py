@@ -187,6 +187,11 @@ def _predicted(
         from fewclick.predict.shapes import with_ellipse
 
         pred = with_ellipse(pred, box)
+    elif box is None and len(c) == 1 and c.positive[0] and large is None and sam is not None:
+        from fewclick.predict.shapes import with_proposal
+        from fewclick.server.worker_proposals import proposal_at
+
+        pred = with_proposal(pred, proposal_at(*sam, *map(float, c.xy[0])))  # served first
     ranker = _ranker(serving.ranker)
     if ranker is None:
         return pred, None, zoom

@@ -109,6 +109,27 @@ def ready(folder: str, key: str):
     return found
 
 
+def proposal_at(folder: str, key: str, x: float, y: float):
+    """The image's proposal whose mask holds the point (x, y)
+    (:func:`fewclick.predict.lookalike.clicked_proposal`), as a
+    :class:`~fewclick.predict.segment_api.MaskPrediction` in the image's pixels with SAM's
+    score; None while the proposals are not made, or when none holds the point."""
+    from fewclick.predict.lookalike import clicked_proposal
+    from fewclick.predict.segment_api import MaskPrediction
+
+    found = ready(folder, key)
+    if found is None:
+        return None
+    index = clicked_proposal(found, x, y)
+    if index is None:
+        return None
+    x0, y0, crop = found.masks[index]
+    mask = np.zeros(found.image_size, bool)
+    height, width = mask[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]].shape
+    mask[y0 : y0 + height, x0 : x0 + width] = crop[:height, :width]
+    return MaskPrediction(mask, float(found.scores[index]))
+
+
 def maker(folder: str):
     """The worker's :class:`~fewclick.predict.proposals.ProposalMaker` on the shared encoder
     of ``folder`` (windows sized to each image's objects)."""

@@ -119,7 +119,8 @@ class Prepared(Answer):
 class Mask(Answer):
     """A mask as the page draws it: RLE, tight box (an empty mask's is [0, 0, 0, 0]; None
     only were it not finite), score and area in pixels; ``shape`` names a shape prior
-    offered beside SAM's candidates ("ellipse": the box's), not SAM's own mask."""
+    offered beside SAM's candidates ("ellipse": the box's; "proposal": the image's proposal
+    under a click, served first), not SAM's own answer to the prompt."""
 
     mask: Rle
     box: list[float] | None
@@ -134,7 +135,9 @@ class Segmented(Answer):
     one), the share the last click ``changed`` (None without one), SAM's ``candidates``
     for an ambiguous prompt, and (the tuned SAM only) what its ``decoder`` scored. ``zoom``
     (:mod:`fewclick.server.worker_zoom`): "window" when a small box's zoom window served,
-    "encoding" while that window is encoded (the whole image served: ask again), else None."""
+    "encoding" while that window is encoded (the whole image served: ask again), else None.
+    ``shape`` when the mask served is not the backend's answer ("proposal": the image's
+    proposal under a click alone, as in :class:`Mask`)."""
 
     method: str
     chosen_by: str
@@ -148,6 +151,7 @@ class Segmented(Answer):
     candidates: list[Mask]
     zoom: Literal["window", "encoding"] | None = None
     decoder: dict[str, Any] | None = None  # only when the tuned SAM served
+    shape: str | None = None
 
 
 class Snapped(Answer):

@@ -316,8 +316,8 @@ async function accept(m) {
   const r = s.result, shown = shownMask(s);
   if (!r || !shown?.box) return;
   const replace = s.from != null ? [s.from] : [];
-  const create = [{class_id: m.page.doc.get().cls, kind: "mask", geometry: {mask: shown.mask}, score: shown.shape ? null : shown.score, quality: s.shown ? null : r.quality,
-                   source: shown.shape ?? "segment", backend: shown.shape ? null : r.method}];  // the box's ellipse: no backend's
+  const create = [{class_id: m.page.doc.get().cls, kind: "mask", geometry: {mask: shown.mask}, score: unscored(shown) ? null : shown.score, quality: s.shown ? null : r.quality,
+                   source: shown.shape ?? "segment", backend: shown.shape ? null : r.method}];  // the box's ellipse, a proposal: no backend's
   const image = m.page.doc.get().image.id;
   drop(m);
   await m.page.changes.change(create, replace, "accept");
@@ -372,10 +372,12 @@ const toolLine = (brush) => (brush.tool ? `<b id="mask-tool">${brush.tool} ${SIZ
 // the mask shown: the candidate switched to, else the answer's own
 const shownMask = (seg) => seg.result?.candidates?.[seg.shown] ?? seg.result;
 
-// a shape prior among the candidates (the box's ellipse) is named, and has no score of SAM's
-const SHAPES = {ellipse: "the box's ellipse"};
+// a candidate that is not the backend's answer is named: the box's ellipse (a shape prior,
+// no score of SAM's) or the proposal under a click (made before it, with SAM's score)
+const SHAPES = {ellipse: "the box's ellipse", proposal: "the object found here before the click"};
+const unscored = (mask) => mask?.shape === "ellipse";
 const candidatesLine = (seg) => {
   const n = seg.result?.candidates?.length ?? 0, shape = SHAPES[shownMask(seg)?.shape];
   return n > 1 ? `candidate <b id="mask-candidate">${seg.shown + 1} of ${n}</b>${shape ? ` (<span id="mask-shape">${shape}</span>)` : ""} (Tab, Shift+Tab), ` : "";
 };
-const scoreLine = (seg) => (shownMask(seg)?.shape ? "" : `score ${seg.result ? shownMask(seg).score.toFixed(2) : "-"}, `);
+const scoreLine = (seg) => (unscored(shownMask(seg)) ? "" : `score ${seg.result ? shownMask(seg).score.toFixed(2) : "-"}, `);
