@@ -94,7 +94,7 @@ export function proposalsLine(m) {
   if (!p) return "";
   if (p.state === "asking") return "asking for proposals like your finished objects...";
   if (p.state === "making") return "SAM's proposals of this image are being made...";
-  if (p.state === "none") return p.note ? `no proposals: ${p.note}` : "";
+  if (p.state === "none") return p.note ? `no proposals shown on open: ${p.note}` : "";
   if (p.hidden) return "proposals hidden (Esc): M shows them again";
   const n = shownProposals(m).length;
   return n ? proposalsText(n) : "no proposal like your finished objects left to show";
