@@ -1,6 +1,6 @@
-"""The most the mask campaign could save with fewclick's candidates: per object, the cheapest
-way to its mask at IoU >= 0.85 for a person who knew in advance which candidate is right (an
-oracle), priced as ``campaign.py`` prices each step.
+"""What the mask campaign could save with the masks the app offers at once: per object, the
+cheapest way to its mask at IoU >= 0.85 for a person who knew in advance which candidate is
+right (an oracle over first shots), priced as ``campaign.py`` prices each step.
 
     python benchmarks/mask_bound.py --data PATH --out F.json [--part train|test|all]
         [--images N] [--work DIR]
@@ -24,10 +24,11 @@ its masks reaches IoU 0.85 with the object:
 
 The oracle takes the cheapest way per object, in seconds (``oracle``) or in interactions
 (``oracle_interactions``); ``without_proposals`` leaves the proposals out (an image opened
-before any image is finished). The ratio of the polygons' seconds to the oracle's is the
-most the seconds target could reach with these candidates: a campaign's person, who does not
-know in advance, gets less. No corrective click, stroke or outline edit is counted: they
-cost more than a way that is right at once, and their masks are not known in advance.
+before any image is finished). No corrective click, stroke or outline edit is counted, so
+this is no upper bound where they pay: an object no first shot gets is priced as its
+polygon. Where few objects need them (dsb2018's nuclei, which SAM's clicks barely move), the
+ratio of the polygons' seconds to the oracle's is about the most the seconds target can reach
+with these candidates: a campaign's person, who does not know in advance, gets less.
 Shares at 0.85 per way, and by object size (small, medium, large as ``segment.py`` bins
 them). Writes F.json and F.png.
 """
