@@ -9,12 +9,15 @@ On the first ``--images`` images of the part (split by image as ``campaign.py`` 
 per object of the image with an outline, the ways the app offers, each kept when one of
 its masks reaches IoU 0.85 with the object:
 
-- ``proposal``: the image's proposals (made as the app makes them, in windows sized to the
-  image's objects, :class:`~fewclick.predict.proposals.ProposalMaker`) hold its mask: it is
+- ``proposal``: any of the image's proposals (made as the app makes them, in windows sized
+  to the image's objects, :class:`~fewclick.predict.proposals.ProposalMaker`) is its mask,
+  whether or not the app would show it (it shows the look-alikes of finished images' objects
+  above a threshold, once an image is finished: generous here): it is
   looked at (1.6 s; a look is no interaction) and saved with the image's one Enter (1.63 s,
   one interaction, shared by the image's objects saved so).
 - ``click``: a click at its inmost point (2.55 s): the proposal under the click first, then
-  SAM's three masks for the click; Tab to the first at 0.85 (1.63 s a press, the shorter way
+  SAM's three masks for the click in SAM's own order (a project's offsets may reorder them
+  in the app); Tab to the first at 0.85 (1.63 s a press, the shorter way
   round), Enter.
 - ``box``: its tight box dragged (7.0 s) and SAM's three masks for it, zoomed in on a small
   box as the app does (:class:`~fewclick.predict.zoom.ZoomedSam`), then the box's ellipse;

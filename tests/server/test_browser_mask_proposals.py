@@ -143,6 +143,17 @@ def _open(page, base: str, image_id: int, answer: dict, making: int = 0) -> None
     page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {image_id}")
 
 
+def _paused_page(context):
+    """A new page of ``context`` whose clock is paused (only the test moves the page's time),
+    its page errors kept in ``page.errors``."""
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.clock.install(time=0)
+    page.clock.pause_at(1000)
+    return page
+
+
 def _shown(page) -> list[int]:
     return page.evaluate("() => fewclickTest.maskProposals.shown")
 
@@ -392,11 +403,7 @@ def test_the_page_says_when_sam_s_masks_of_a_size_have_cost_more_than_outlining_
 
     context = page.context.browser.new_context(viewport={"width": 1280, "height": 800})
     try:
-        page = context.new_page()
-        page.errors = []
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        page.clock.install(time=0)
-        page.clock.pause_at(1000)
+        page = _paused_page(context)
         none = {"state": "none", "note": "no finished image yet"}
         page.route("**/api/images/*/prepare", lambda r: r.fulfill(json={"ready": True, "needs_sam": False}))
         page.route("**/api/images/*/mask_proposals", lambda r: r.fulfill(json=none))
@@ -499,3 +506,37 @@ def test_the_proposal_under_a_click_is_named_and_saved_as_a_proposal_with_its_sc
     assert (saved["source"], saved["backend"], saved["score"]) == ("proposal", None, 0.9)
     assert rle_to_mask(saved["geometry"]["mask"]).sum() == 100
     assert page.errors == []
+
+
+def test_a_mask_is_timed_at_enter_not_when_its_save_is_answered(server, page):
+    """The outline advice's seconds (mask_ways.js) end at Enter: a save answered late (a loaded
+    server) does not add the seconds the person spent on the next object. Playwright's clock
+    is paused, so only the test moves the page's time."""
+    base, _, _, images = server
+    held = []
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = _paused_page(context)
+        page.route("**/api/images/*/prepare", lambda r: r.fulfill(json={"ready": True, "needs_sam": False}))
+        page.route("**/api/images/*/mask_proposals", lambda r: r.fulfill(json={"state": "none", "note": "-"}))
+        page.route("**/api/images/*/segment", Segments())
+        page.route("**/api/images/*/annotations/batch", lambda r: held.append(r))  # answered when told
+        log_in(page, base, USER, PASSWORD)
+        page.goto(f"{base}/#/image/{images[3]}")
+        page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {images[3]}")
+        page.keyboard.press("m")
+        page.mouse.click(*screen(page, 90, 50))
+        page.wait_for_function("() => fewclickTest.seg?.answered === 1")
+        page.clock.fast_forward(2000)
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => fewclickTest.seg == null")
+        page.wait_for_timeout(200)  # the save's request on its way
+        assert len(held) == 1, "Enter asked for the save"
+        page.clock.fast_forward(30000)  # the person works on; the save is answered late
+        held.pop().continue_()
+        page.wait_for_function("() => fewclickTest.maskWays?.made.length === 1")
+        seconds = page.evaluate("() => fewclickTest.maskWays.made[0].seconds")
+        assert 2.0 <= seconds < 3.0, f"timed {seconds} s: to the save's answer, not to Enter"
+        assert page.errors == []
+    finally:
+        context.close()

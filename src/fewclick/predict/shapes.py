@@ -52,8 +52,9 @@ def with_ellipse(pred: MaskPrediction, box) -> MaskPrediction:
 
 def with_proposal(pred: MaskPrediction, found: MaskPrediction | None) -> MaskPrediction:
     """``pred`` (SAM's answer to a click alone, with its candidates) with ``found`` served
-    first: the image's proposal under the click (``shape`` "proposal"; no state: a click after
-    it prompts SAM with the clicks alone), SAM's own masks after it for Tab. The proposals were
+    first: the image's proposal under the click (``shape`` "proposal"; its score SAM's
+    predicted IoU times the mask's stability; no state: a click after it prompts SAM with the
+    clicks alone), SAM's own masks after it for Tab. The proposals were
     made in windows sized to the image's objects (:mod:`fewclick.predict.proposals`), where a
     small object spans more of SAM's input than in the whole image: on dsb2018's train part
     the proposal under a click in a nucleus's middle is its mask at IoU >= 0.85 for 54 % of

@@ -112,8 +112,9 @@ def ready(folder: str, key: str):
 def proposal_at(folder: str, key: str, x: float, y: float):
     """The image's proposal whose mask holds the point (x, y)
     (:func:`fewclick.predict.lookalike.clicked_proposal`), as a
-    :class:`~fewclick.predict.segment_api.MaskPrediction` in the image's pixels with SAM's
-    score; None while the proposals are not made, or when none holds the point."""
+    :class:`~fewclick.predict.segment_api.MaskPrediction` in the image's pixels with the
+    proposal's score (SAM's predicted IoU times the mask's stability); None while the
+    proposals are not made, or when none holds the point."""
     from fewclick.predict.lookalike import clicked_proposal
     from fewclick.predict.segment_api import MaskPrediction
 

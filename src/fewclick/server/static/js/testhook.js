@@ -13,7 +13,8 @@
 //     outline being edited, {rings, picked, redraw}), outlineTimes (ms from each outline
 //     edit's input event to the end of the frame that drew its mask: the last 600),
 //     maskProposals (mask mode's proposals: {image, state, note, answer, rejected (indices),
-//     hidden, shown (the indices shown)}), outline (polygon's),
+//     hidden, shown (the indices shown)}), maskWays (the image's masks made with SAM, timed:
+//     mask_ways.js's {image, made, said, line}), outline (polygon's),
 //     full (full image's regions, answer, labels, overlay, answered, busy, error);
 //   the review queue: queue ({next, view, busy, extreme, edit}).
 // Its functions: shownProposals(state) (detect's rule, on the current state or one given:
@@ -52,6 +53,7 @@ const getters = {
     const p = mode("mask")?.props;
     return p && {image: p.image, state: p.state, note: p.note, answer: p.answer, rejected: [...p.rejected], hidden: p.hidden, shown: mode("mask").proposalsShown};
   },
+  maskWays: () => mode("mask")?.ways,
   outlineTimes: () => (A() ? [...EDIT_TIMES] : undefined),
   outline: () => mode("polygon")?.outline,
   full: () => mode("fullimage"),

@@ -32,7 +32,7 @@ export function mask(page) {
   const m = {page, st: createStore({seg: null, brush: freshBrush(), mouse: null, props: null}, page.redraw)};
   return {
     name: "mask", key: "m", title: "Mask (M)",
-    state: () => ({...m.st.get(), proposalsShown: shownProposals(m)}),
+    state: () => ({...m.st.get(), proposalsShown: shownProposals(m), ways: m.ways}),
     leave: () => { drop(m); stopProposals(m); },
     opened: () => askProposals(m),
     // picked anew: its proposals asked for; picked again: those Esc hid show again
@@ -227,9 +227,10 @@ async function acceptOutline(m, s) {
   if (!mask) return say("the outline covers no pixel: nothing to save", true);
   const replace = s.from != null ? [s.from] : [];
   const create = [{class_id: cls, kind: "mask", geometry: {mask}, score: null, quality: null, source: "outline", backend: s.result?.method ?? null}];
+  const ms = performance.now() - s.t0;  // the person's seconds end at Enter, not at the save's answer
   drop(m);
   await m.page.changes.change(create, replace, "accept");
-  if (s.from == null && s.result) madeWithSam(m, image.id, performance.now() - s.t0, mask);
+  if (s.from == null && s.result) madeWithSam(m, image.id, ms, mask);
 }
 
 function pickTool(m, tool) {
@@ -318,10 +319,10 @@ async function accept(m) {
   const replace = s.from != null ? [s.from] : [];
   const create = [{class_id: m.page.doc.get().cls, kind: "mask", geometry: {mask: shown.mask}, score: unscored(shown) ? null : shown.score, quality: s.shown ? null : r.quality,
                    source: shown.shape ?? "segment", backend: shown.shape ? null : r.method}];  // the box's ellipse, a proposal: no backend's
-  const image = m.page.doc.get().image.id;
+  const image = m.page.doc.get().image.id, ms = performance.now() - s.t0;  // timed at Enter
   drop(m);
   await m.page.changes.change(create, replace, "accept");
-  if (s.from == null) madeWithSam(m, image, performance.now() - s.t0, shown.mask);
+  if (s.from == null) madeWithSam(m, image, ms, shown.mask);
 }
 
 function panel(m, el) {
@@ -373,7 +374,7 @@ const toolLine = (brush) => (brush.tool ? `<b id="mask-tool">${brush.tool} ${SIZ
 const shownMask = (seg) => seg.result?.candidates?.[seg.shown] ?? seg.result;
 
 // a candidate that is not the backend's answer is named: the box's ellipse (a shape prior,
-// no score of SAM's) or the proposal under a click (made before it, with SAM's score)
+// no score of SAM's) or the proposal under a click (made before it, with its own score)
 const SHAPES = {ellipse: "the box's ellipse", proposal: "the object found here before the click"};
 const unscored = (mask) => mask?.shape === "ellipse";
 const candidatesLine = (seg) => {
