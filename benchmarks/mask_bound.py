@@ -50,7 +50,7 @@ from tqdm import tqdm
 from fewclick.io import read_dataset
 from fewclick.metrics.segmentation import mask_iou
 from fewclick.predict.encoder import ImageEncoder
-from fewclick.predict.lookalike import clicked_proposal
+from fewclick.predict.lookalike import clicked_proposal, proposal_mask
 from fewclick.predict.proposals import ProposalMaker
 from fewclick.predict.sam import SamPredictor, inmost_click
 from fewclick.predict.shapes import box_ellipse
@@ -113,7 +113,7 @@ def _image_rows(record, maker: ProposalMaker, sam: SamPredictor, zoomed: ZoomedS
     sam.set_image(image, key=key)
     zoomed.set_image(image, key=key)
     height, width = image.shape[:2]
-    pool = [_pasted(proposals, i) for i in range(len(proposals))]
+    pool = [proposal_mask(proposals, i) for i in range(len(proposals))]
     rows = []
     for segmentation, truth in zip(segmentations, masks):
         if not truth.any():
@@ -135,15 +135,6 @@ def _image_rows(record, maker: ProposalMaker, sam: SamPredictor, zoomed: ZoomedS
         rows.append({"size": size_of(truth), **_costs(right, rings, len(clicked), len(boxed))})
     _oracles(rows)
     return rows
-
-
-def _pasted(proposals, index: int) -> np.ndarray:
-    """Proposal ``index``'s mask in the image's pixels."""
-    x0, y0, crop = proposals.masks[index]
-    mask = np.zeros(proposals.image_size, bool)
-    h, w = mask[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]].shape
-    mask[y0 : y0 + h, x0 : x0 + w] = crop[:h, :w]
-    return mask
 
 
 def _first_right(masks: list, truth: np.ndarray) -> int | None:

@@ -87,18 +87,15 @@ class Segments:
         square[45 : 45 + self.side, 85 : 85 + self.side] = True
         rle = mask_to_rle(square)
         shown = {"mask": rle, "box": rle_boxes([rle])[0].tolist(), "score": 0.9, "area": self.side**2}
+        yy, xx = np.mgrid[:H, :W]
+        disc = mask_to_rle((xx - 90) ** 2 + (yy - 50) ** 2 <= 25)
+        other = {"mask": disc, "box": rle_boxes([disc])[0].tolist(), "area": 81}
         candidates = []
         if self.ellipse:
-            yy, xx = np.mgrid[:H, :W]
-            disc = mask_to_rle((xx - 90) ** 2 + (yy - 50) ** 2 <= 25)
-            ellipse = {"mask": disc, "box": rle_boxes([disc])[0].tolist(), "score": 0.0, "area": 81}
-            candidates = [shown, {**ellipse, "shape": "ellipse"}]
+            candidates = [shown, {**other, "score": 0.0, "shape": "ellipse"}]
         if self.proposal:
-            yy, xx = np.mgrid[:H, :W]
-            disc = mask_to_rle((xx - 90) ** 2 + (yy - 50) ** 2 <= 25)
             shown = {**shown, "shape": "proposal"}
-            sams = {"mask": disc, "box": rle_boxes([disc])[0].tolist(), "score": 0.7, "area": 81}
-            candidates = [shown, sams]
+            candidates = [shown, {**other, "score": 0.7}]
         route.fulfill(
             json={
                 "method": "sam", "chosen_by": "default", "note": None, **shown, "quality": None,
@@ -483,7 +480,7 @@ def test_the_box_s_ellipse_is_named_and_saved_as_no_backend_s_mask(server, page)
 def test_the_proposal_under_a_click_is_named_and_saved_as_a_proposal_with_its_score(server, page):
     """Issue 54: a click alone is answered first with the image's proposal under it; the panel
     names it with its score, Tab goes to SAM's own mask, and Enter on the proposal saves it as
-    a proposal (source "proposal", no backend, SAM's score for it)."""
+    a proposal (source "proposal", no backend, the proposal's score)."""
     base, api, project, images = server
     _open(page, base, images[2], {"state": "none", "note": "no finished image yet"})
     page.keyboard.press("m")

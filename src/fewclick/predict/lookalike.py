@@ -93,6 +93,16 @@ def clicked_proposal(proposals: Proposals, x: float, y: float) -> int | None:
     return None if best is None else best[1]
 
 
+def proposal_mask(proposals: Proposals, index: int) -> np.ndarray:
+    """``bool[H, W]``: proposal ``index``'s mask in the image's pixels (its crop placed at its
+    box, what lies past the image's edge cut off)."""
+    x0, y0, crop = proposals.masks[index]
+    mask = np.zeros(proposals.image_size, bool)
+    height, width = mask[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]].shape
+    mask[y0 : y0 + height, x0 : x0 + width] = crop[:height, :width]
+    return mask
+
+
 def rejected_vectors(proposals: Proposals, boxes) -> np.ndarray:
     """``float32[K, D]``: the vectors of the proposals the person rejected on the page, found
     by their ``boxes`` (``[K, 4]``, as shown: maybe moved by the edge offsets or E): each

@@ -115,7 +115,7 @@ def proposal_at(folder: str, key: str, x: float, y: float):
     :class:`~fewclick.predict.segment_api.MaskPrediction` in the image's pixels with the
     proposal's score (SAM's predicted IoU times the mask's stability); None while the
     proposals are not made, or when none holds the point."""
-    from fewclick.predict.lookalike import clicked_proposal
+    from fewclick.predict.lookalike import clicked_proposal, proposal_mask
     from fewclick.predict.segment_api import MaskPrediction
 
     found = ready(folder, key)
@@ -124,11 +124,7 @@ def proposal_at(folder: str, key: str, x: float, y: float):
     index = clicked_proposal(found, x, y)
     if index is None:
         return None
-    x0, y0, crop = found.masks[index]
-    mask = np.zeros(found.image_size, bool)
-    height, width = mask[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]].shape
-    mask[y0 : y0 + height, x0 : x0 + width] = crop[:height, :width]
-    return MaskPrediction(mask, float(found.scores[index]))
+    return MaskPrediction(proposal_mask(found, index), float(found.scores[index]))
 
 
 def maker(folder: str):
