@@ -151,6 +151,19 @@ def _paused_page(context):
     return page
 
 
+def _in_mask_mode_saves_held(page, base: str, image: int, held: list) -> None:
+    """``page`` logged in, on ``image`` in mask mode, with SAM's answers mocked and each save's
+    request kept in ``held`` (answered when the test continues it)."""
+    page.route("**/api/images/*/prepare", lambda r: r.fulfill(json={"ready": True, "needs_sam": False}))
+    page.route("**/api/images/*/mask_proposals", lambda r: r.fulfill(json={"state": "none", "note": "-"}))
+    page.route("**/api/images/*/segment", Segments())
+    page.route("**/api/images/*/annotations/batch", lambda r: held.append(r))
+    log_in(page, base, USER, PASSWORD)
+    page.goto(f"{base}/#/image/{image}")
+    page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {image}")
+    page.keyboard.press("m")
+
+
 def _shown(page) -> list[int]:
     return page.evaluate("() => fewclickTest.maskProposals.shown")
 
@@ -414,21 +427,23 @@ def test_the_page_says_when_sam_s_masks_of_a_size_have_cost_more_than_outlining_
             page.wait_for_function("() => fewclickTest.seg?.answered === 1")
             page.clock.fast_forward(int(seconds * 1000))
             page.keyboard.press("Enter")
-            page.wait_for_function(f"() => fewclickTest.anns.size === {k + 1}")
+            page.wait_for_function(f"() => fewclickTest.anns.size === {before + k + 1}")
 
-        def open_image(image: int) -> None:
+        def open_image(image: int) -> int:
+            """The image opened in mask mode: how many objects it had (earlier tests saved some)."""
             page.goto(f"{base}/#/image/{image}")
             page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {image}")
             page.keyboard.press("m")
+            return page.evaluate("() => fewclickTest.anns.size")
 
-        open_image(images[4])
+        before = open_image(images[4])
         for k in range(3):  # quicker than outlines: nothing said
             mask(k, 2.0)
         page.wait_for_timeout(500)
         assert len(outlines) == 3, "the three masks' outlines are priced"
         assert page.locator("#mask-ways").count() == 0
 
-        open_image(images[5])
+        before = open_image(images[5])
         mask(0, 2.0)
         mask(1, 2.0)
         mask(2, 30.0, side=40)  # a medium object: judged apart
@@ -514,14 +529,7 @@ def test_a_mask_is_timed_at_enter_not_when_its_save_is_answered(server, page):
     context = page.context.browser.new_context(viewport={"width": 1280, "height": 800})
     try:
         page = _paused_page(context)
-        page.route("**/api/images/*/prepare", lambda r: r.fulfill(json={"ready": True, "needs_sam": False}))
-        page.route("**/api/images/*/mask_proposals", lambda r: r.fulfill(json={"state": "none", "note": "-"}))
-        page.route("**/api/images/*/segment", Segments())
-        page.route("**/api/images/*/annotations/batch", lambda r: held.append(r))  # answered when told
-        log_in(page, base, USER, PASSWORD)
-        page.goto(f"{base}/#/image/{images[3]}")
-        page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {images[3]}")
-        page.keyboard.press("m")
+        _in_mask_mode_saves_held(page, base, images[3], held)
         page.mouse.click(*screen(page, 90, 50))
         page.wait_for_function("() => fewclickTest.seg?.answered === 1")
         page.clock.fast_forward(2000)
@@ -535,5 +543,36 @@ def test_a_mask_is_timed_at_enter_not_when_its_save_is_answered(server, page):
         seconds = page.evaluate("() => fewclickTest.maskWays.made[0].seconds")
         assert 2.0 <= seconds < 3.0, f"timed {seconds} s: to the save's answer, not to Enter"
         assert page.errors == []
+    finally:
+        context.close()
+
+
+def test_a_mask_saved_before_the_last_save_is_answered_waits_for_it_and_is_saved_too(server, page):
+    """Enter on a mask, then on the next before the first save is answered (a loaded server):
+    the second save goes after the first, with the revision it made, so the server does not
+    refuse it as a change made in another tab; both masks are saved."""
+    base, api, _, images = server
+    held = []
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        before = len(api.get(f"/api/images/{images[3]}").json()["annotations"])
+        _in_mask_mode_saves_held(page, base, images[3], held)
+        for x in (30, 130):
+            page.mouse.click(*screen(page, x, 100))
+            page.wait_for_function("() => fewclickTest.seg?.answered === 1")
+            page.keyboard.press("Enter")
+            page.wait_for_function("() => fewclickTest.seg == null")
+        page.wait_for_timeout(500)
+        assert len(held) == 1, "the second save waits for the first's answer"
+        held.pop().continue_()
+        deadline = time.monotonic() + 15
+        while not held:  # the second save, sent once the first is answered
+            assert time.monotonic() < deadline, "the second save is sent"
+            page.wait_for_timeout(100)
+        held.pop().continue_()
+        page.wait_for_function(f"() => fewclickTest.anns.size === {before + 2}")
+        assert len(api.get(f"/api/images/{images[3]}").json()["annotations"]) == before + 2
+        assert "another tab" not in page.inner_text("#message")
     finally:
         context.close()

@@ -32,20 +32,31 @@ function stepText(action, made, deleted) {
 
 export class Changes {
   constructor(doc, {log, panel}) {
-    Object.assign(this, {doc, log, panel, undone: [], done: []});
+    Object.assign(this, {doc, log, panel, undone: [], done: [], last: Promise.resolve()});
+  }
+
+  // writes go one at a time, each with the revision the one before it made: two saves sent
+  // together (Enter on a mask, then on the next before the first is answered) would carry
+  // the same revision, and the server would refuse the second as made elsewhere
+  queued(write) {
+    const run = this.last.then(write, write);
+    this.last = run.catch(() => {});
+    return run;
   }
 
   // one save of any size, in as many requests as the server's caps take (server/limits.py):
   // the ids made
-  async batch(create, del) {
-    const made = [];
-    let c = 0, d = 0;
-    do {
-      made.push(...await this.post(create.slice(c, c + CREATES_PER_POST), del.slice(d, d + DELETES_PER_POST)));
-      c += CREATES_PER_POST;
-      d += DELETES_PER_POST;
-    } while (c < create.length || d < del.length);
-    return made;
+  batch(create, del) {
+    return this.queued(async () => {
+      const made = [];
+      let c = 0, d = 0;
+      do {
+        made.push(...await this.post(create.slice(c, c + CREATES_PER_POST), del.slice(d, d + DELETES_PER_POST)));
+        c += CREATES_PER_POST;
+        d += DELETES_PER_POST;
+      } while (c < create.length || d < del.length);
+      return made;
+    });
   }
 
   async post(create, del) {
@@ -87,13 +98,15 @@ export class Changes {
     this.log(action, {objects: items.length});
   }
 
-  async patch(list) {
-    for (const it of list) {
-      const out = await api("PATCH", `/api/annotations/${it.id}`, {...it.values, revision: this.doc.get().revision});
-      this.doc.get().anns.set(it.id, out.annotation);
-      this.doc.set({revision: out.revision});
-    }
-    this.panel();
+  patch(list) {
+    return this.queued(async () => {
+      for (const it of list) {
+        const out = await api("PATCH", `/api/annotations/${it.id}`, {...it.values, revision: this.doc.get().revision});
+        this.doc.get().anns.set(it.id, out.annotation);
+        this.doc.set({revision: out.revision});
+      }
+      this.panel();
+    });
   }
 
   push(op) { this.done.push(op); this.undone = []; }
