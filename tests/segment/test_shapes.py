@@ -1,12 +1,12 @@
-"""The box's ellipse and the proposal under a click offered beside SAM's candidates
-(fewclick.predict.shapes)."""
+"""The box's ellipse and the proposal under a click offered beside SAM's candidates, and the
+box a corrective click after a click start frames (fewclick.predict.shapes)."""
 
 import numpy as np
 import pytest
 
 from fewclick.metrics.segmentation import mask_iou
 from fewclick.predict.segment_api import MaskPrediction
-from fewclick.predict.shapes import box_ellipse, with_ellipse, with_proposal
+from fewclick.predict.shapes import box_ellipse, framing_box, with_ellipse, with_proposal
 from fewclick.protocols.segment import tight_box
 
 
@@ -66,3 +66,28 @@ def test_no_proposal_or_a_window_s_answer_is_left_as_it_is():
     assert with_proposal(served, None) is served, "no proposal holds the click, or none are made"
     window = MaskPrediction(mask, 0.9, offset=(5, 5))
     assert with_proposal(window, MaskPrediction(mask, 0.8)) is window, "another frame: not mixed"
+
+
+def test_a_corrective_click_frames_the_mask_it_corrects_grown_by_positive_clicks_only():
+    mask = np.zeros((40, 50), bool)
+    mask[10:20, 5:12] = True  # in a window whose top-left pixel is (100, 200) of the image
+    shown = MaskPrediction(mask, 0.9, offset=(100, 200))
+    size = (480, 640)
+    clicks = [[108.0, 215.0, True], [130.0, 212.0, False]]
+    assert framing_box(shown, clicks, size) == [105.0, 210.0, 112.0, 220.0], "a negative click grows nothing"
+    grown = [*clicks, [120.0, 225.0, True]]
+    assert framing_box(shown, grown, size) == [105.0, 210.0, 121.0, 226.0]
+    earlier = [104.0, 209.0, 113.0, 221.0]
+    assert framing_box(shown, clicks, size, earlier) == earlier, "the box an earlier click framed is kept"
+
+
+def test_no_box_is_framed_for_an_empty_mask_or_one_too_large_to_zoom():
+    size = (480, 640)
+    assert framing_box(MaskPrediction(np.zeros((480, 640), bool), 0.5), [[5.0, 5.0, True]], size) is None
+    large = np.zeros((480, 640), bool)
+    large[100:300, 100:400] = True
+    assert framing_box(MaskPrediction(large, 0.9), [[200.0, 200.0, True]], size) is None
+    small = np.zeros((480, 640), bool)
+    small[100:120, 100:120] = True
+    far = [[110.0, 110.0, True], [500.0, 400.0, True]]  # a positive click far off: too large a box
+    assert framing_box(MaskPrediction(small, 0.9), far, size) is None

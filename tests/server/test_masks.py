@@ -359,3 +359,31 @@ def test_a_small_box_in_a_larger_image_is_segmented_on_a_zoom_window(client, hom
     painted = rle_to_mask(r.json()["mask"])
     assert painted[5, 10] and painted.sum() > out["area"], "a stroke beyond the window paints the image"
     assert {p.name for p in folder.glob("*_*_*_*.npz")} - before == made, "the window was encoded once"
+
+
+def test_a_corrective_click_after_a_click_start_on_a_small_cell_is_answered_on_its_zoom_window(
+    client, home, sam_files
+):
+    """A click start has no box, so no zoom window; the corrective click after it frames the
+    mask it corrects as a dragged box would, and a small cell's mask then comes from its zoom
+    window (asked again, as the page does, while the window is encoded), numbered in the
+    image and around the cell."""
+    from fewclick.io import read_dataset
+
+    make_dataset("cells", 1, seed=9, width=640, height=480, out_dir=home / "framed")
+    _, images = _project(client, "framed", folder=str(home / "framed" / "images"))
+    image = images[0]
+    _until(lambda: client.post(f"/api/images/{image['id']}/prepare").json()["ready"], "the embedding")
+    boxes = read_dataset(home / "framed").images[0].objects.boxes
+    x0, y0, x1, y1 = (float(v) for v in next(b for b in boxes if (b[2] - b[0]) * (b[3] - b[1]) < 60**2))
+    centre = [(x0 + x1) / 2, (y0 + y1) / 2, True]
+    start = client.post(f"/api/images/{image['id']}/segment", json={"clicks": [centre]}).json()
+    assert start["zoom"] is None, "a click alone prompts SAM on the whole image"
+    more = {"clicks": [centre, [x0 - 3, y0 - 3, False]], "candidate": 0}
+    first = client.post(f"/api/images/{image['id']}/segment", json=more).json()
+    assert first["zoom"] in ("window", "encoding") and first["area"] > 0
+    url = f"/api/images/{image['id']}/segment"
+    out = _until(lambda: (a := client.post(url, json=more).json())["zoom"] == "window" and a, "the window")
+    assert rle_to_mask(out["mask"]).shape == (480, 640), "numbered in the image, not the window"
+    bx0, by0, bx1, by1 = out["box"]
+    assert x0 - 8 <= bx0 <= centre[0] <= bx1 <= x1 + 8 and y0 - 8 <= by0 <= centre[1] <= by1 <= y1 + 8

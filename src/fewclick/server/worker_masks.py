@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 _LAST_MASKS: dict[
     tuple, tuple
-] = {}  # (image, backend, model, box) -> (clicks, MaskPrediction, quality, changed)
+] = {}  # (image, backend, model, box) -> (clicks, MaskPrediction, quality, changed, zoom, framed)
 _FULLIMAGE: OrderedDict[tuple, list] = OrderedDict()  # (folder, image) -> [predictor, has predicted]
 
 
@@ -34,16 +34,15 @@ def segment(
     large: tuple[str, str, int, int] | None = None,
     project: int | None = None,
 ) -> dict:
-    """Box-to-mask with corrective clicks ``[x, y, positive]`` by the backend ``serving``
-    names (``sam``: the embedding's cache folder and key, for SAM). Without a ``box`` the
-    clicks alone prompt SAM (issue 54: a click inside an object, cheaper than a box
-    dragged, starts its mask; SAM's candidates for it come back for Tab). The last answer per
-    image, backend and box is kept: when a request adds one click to it, its ``state``
-    goes back to the backend as ``previous`` (for SAM only the decoder runs); a request
-    with the same clicks gets it again without running the backend. With the backend's
-    quality ranker, ``quality`` estimates the mask's IoU from the session: every click is a
-    round of one click, so the features are the click count, the last click's distance to
-    the previous mask's boundary and how much the mask changed.
+    """Box-to-mask with corrective clicks ``[x, y, positive]`` by the backend ``serving`` names (``sam``:
+    the embedding's cache folder and key, for SAM). Without a ``box`` the clicks prompt SAM (issue 54: a
+    click inside an object starts its mask, SAM's candidates for Tab; a corrective click frames the mask
+    it corrects: :func:`_framed`). The last answer per image, backend and box is kept: when a request adds
+    one click to it, its ``state`` goes back to the backend as ``previous`` (for SAM only the decoder
+    runs); a request with the same clicks gets it again without running the backend. With the backend's
+    quality ranker, ``quality`` estimates the mask's IoU from the session: every click is a round of one
+    click, so the features are the click count, the last click's distance to the previous mask's boundary
+    and how much the mask changed.
 
     SAM's answer to an ambiguous prompt also holds its ``candidates`` (the mask served first,
     each with its RLE, box and score; to a box alone, the box's ellipse last) for ``Tab``.
@@ -51,8 +50,8 @@ def segment(
     state goes back to SAM; with the same clicks it is the mask the ``strokes`` edit.
     ``strokes`` (the page's brush and eraser, :class:`~fewclick.brush.Stroke` JSON) are
     painted over the mask in order; the answer then has no candidates and no quality
-    estimate. ``changed`` is the share of the mask the last click changed (1 - IoU with the
-    answer before it; None without one): after two small ones the page suggests the brush.
+    estimate. ``changed``: the share of the mask the last click changed (1 - IoU with the
+    answer before; None without one): after two small ones the page suggests the brush.
     Bad input (a candidate the last answer did not offer, a stroke outside the image) raises
     ValueError naming it. ``project``: whose mask choice serves (:mod:`.worker_pick`)."""
     from fewclick.brush import Stroke
@@ -74,10 +73,11 @@ def segment(
         before = last[1] if last is not None and made and last[0] == made[:-1] else None
         if before is not None:
             before = _candidate(before, candidate)
-        pred, quality, zoom = _predicted(path, sam, serving, box, made, before, large, project)
+        framed = _framed(box, made, before, last, path, large)
+        pred, quality, zoom = _predicted(path, sam, serving, box or framed, made, before, large, project)
         if before is not None:
             changed = _changed(pred, before, path if large is None else None)
-        _remember(key, (made, pred, quality, changed, zoom))
+        _remember(key, (made, pred, quality, changed, zoom, framed))
         if painted and before is None:  # the same prompts made anew: the candidate shown painted
             pred = _candidate(pred, candidate)
     if painted:
@@ -110,6 +110,18 @@ def _remember(key: tuple, answer: tuple) -> None:
     _LAST_MASKS[key] = answer
     while len(_LAST_MASKS) > 8:
         _LAST_MASKS.pop(next(iter(_LAST_MASKS)))
+
+
+def _framed(box, made: list, before, last, path: str, large) -> list[float] | None:
+    """After a click start (no ``box``): the box a corrective click prompts SAM with, framing
+    the candidate ``before`` (:func:`fewclick.predict.shapes.framing_box`); else None."""
+    if box is not None or large is not None or len(made) < 2 or last is None:
+        return None
+    if last[0] == made:  # asked again while its zoom window was encoded
+        return last[5]
+    from fewclick.predict.shapes import framing_box
+
+    return None if before is None else framing_box(before, made, worker.image(path).shape[:2], last[5])
 
 
 def _changed(pred, before, path: str | None) -> float:
