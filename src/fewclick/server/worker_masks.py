@@ -204,7 +204,7 @@ def _predicted(
         from fewclick.server.worker_proposals import proposal_at
 
         pred = with_proposal(pred, proposal_at(*sam, *map(float, c.xy[0])))  # served first
-    ranker = _ranker(serving.ranker)
+    ranker = None if pred.shape == "proposal" else _ranker(serving.ranker)  # it learnt from SAM's scores
     if ranker is None:
         return pred, None, zoom
     from fewclick.quality.ranker import interaction_features
