@@ -149,6 +149,15 @@ def as_boxes(boxes: Any) -> np.ndarray:
     return _rows(boxes, 4, "boxes")
 
 
+def mask_box(mask: np.ndarray) -> np.ndarray | None:
+    """The tight XYXY box of a ``bool[H, W]`` mask, edges at pixel borders (x1 / y1 one past
+    the last mask pixel), ``float32[4]``; None for an empty mask."""
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return None
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+
+
 def as_rboxes(rboxes: Any) -> np.ndarray:
     """Validate and return oriented boxes ``(cx, cy, w, h, angle)`` as ``float32[N, 5]``."""
     return _rows(rboxes, 5, "oriented boxes")

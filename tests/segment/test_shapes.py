@@ -1,12 +1,14 @@
-"""The box's ellipse and the proposal under a click offered beside SAM's candidates, and the
-box a corrective click after a click start frames (fewclick.predict.shapes)."""
+"""The box's ellipse and the proposal under a click offered beside SAM's candidates
+(fewclick.predict.shapes), and the box a corrective click after a click start frames
+(fewclick.predict.zoom.framing_box)."""
 
 import numpy as np
 import pytest
 
 from fewclick.metrics.segmentation import mask_iou
 from fewclick.predict.segment_api import MaskPrediction
-from fewclick.predict.shapes import box_ellipse, framing_box, with_ellipse, with_proposal
+from fewclick.predict.shapes import box_ellipse, with_ellipse, with_proposal
+from fewclick.predict.zoom import framing_box
 from fewclick.protocols.segment import tight_box
 
 
@@ -75,10 +77,14 @@ def test_a_corrective_click_frames_the_mask_it_corrects_grown_by_positive_clicks
     size = (480, 640)
     clicks = [[108.0, 215.0, True], [130.0, 212.0, False]]
     assert framing_box(shown, clicks, size) == [105.0, 210.0, 112.0, 220.0], "a negative click grows nothing"
-    grown = [*clicks, [120.0, 225.0, True]]
-    assert framing_box(shown, grown, size) == [105.0, 210.0, 121.0, 226.0]
+    grown = [*clicks, [120.6, 225.2, True]]
+    assert framing_box(shown, grown, size) == [105.0, 210.0, 121.0, 226.0], "to the pixel clicked"
     earlier = [104.0, 209.0, 113.0, 221.0]
     assert framing_box(shown, clicks, size, earlier) == earlier, "the box an earlier click framed is kept"
+    wider = np.zeros((40, 50), bool)
+    wider[10:20, 5:22] = True  # a candidate Tabbed to, 10 px wider
+    joined = framing_box(MaskPrediction(wider, 0.8, offset=(100, 200)), clicks, size, earlier)
+    assert joined == [104.0, 209.0, 122.0, 221.0], "joined with the mask Tabbed to"
 
 
 def test_no_box_is_framed_for_an_empty_mask_or_one_too_large_to_zoom():

@@ -566,13 +566,45 @@ def test_a_mask_saved_before_the_last_save_is_answered_waits_for_it_and_is_saved
         page.wait_for_timeout(500)
         assert len(held) == 1, "the second save waits for the first's answer"
         held.pop().continue_()
-        deadline = time.monotonic() + 15
-        while not held:  # the second save, sent once the first is answered
-            assert time.monotonic() < deadline, "the second save is sent"
-            page.wait_for_timeout(100)
+        _until_held(page, held, 1)  # the second save, sent once the first is answered
         held.pop().continue_()
         page.wait_for_function(f"() => fewclickTest.anns.size === {before + 2}")
         assert len(api.get(f"/api/images/{images[3]}").json()["annotations"]) == before + 2
         assert "another tab" not in page.inner_text("#message")
     finally:
         context.close()
+
+
+def test_ctrl_z_while_a_mask_s_save_is_under_way_undoes_that_mask_once_it_is_saved(server, page):
+    """Ctrl+Z pressed before the server has answered the save of the mask just accepted waits
+    for it and undoes that mask, not the step before it (the step is only known once saved)."""
+    base, api, _, images = server
+    held = []
+    context = page.context.browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        before = api.get(f"/api/images/{images[3]}").json()["annotations"]
+        _in_mask_mode_saves_held(page, base, images[3], held)
+        page.mouse.click(*screen(page, 60, 100))
+        page.wait_for_function("() => fewclickTest.seg?.answered === 1")
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => fewclickTest.seg == null")
+        page.keyboard.press("Control+z")
+        _until_held(page, held, 1)
+        held.pop().continue_()  # the save, then the undo's delete
+        _until_held(page, held, 1)
+        held.pop().continue_()
+        page.wait_for_function("() => fewclickTest.anns.size === " + str(len(before)))
+        after = api.get(f"/api/images/{images[3]}").json()["annotations"]
+        assert [a["id"] for a in after] == [a["id"] for a in before], "the mask saved, then undone"
+        assert "undone: 1 object accepted" in page.inner_text("#message")
+    finally:
+        context.close()
+
+
+def _until_held(page, held: list, n: int) -> None:
+    """Until ``n`` save requests are held (15 s at most)."""
+    deadline = time.monotonic() + 15
+    while len(held) < n:
+        assert time.monotonic() < deadline, f"{n} save request(s) held, got {len(held)}"
+        page.wait_for_timeout(100)

@@ -48,3 +48,48 @@ def test_a_proposal_served_first_gets_no_quality_estimate_from_a_ranker_of_sam_s
         "a.png", ("f", "k"), serving, None, [[15.0, 15.0, True]], None, None
     )
     assert pred.shape is None and quality == 0.5 and ranker.scores == [0.9], "SAM's mask and SAM's score"
+
+
+def test_corrective_clicks_after_a_click_start_keep_their_frame_through_tab_asked_again_undo_and_eviction(
+    monkeypatch,
+):
+    """The box each request of a click start's mask prompts SAM with: none for the click
+    alone, the mask corrected framed for the next click, joined with the candidate Tabbed
+    to after it; asked again while its window was encoded, the same frame; the same
+    answer asked again, without SAM; the frame kept after an undo;
+    none once the answer was evicted by other masks in the making."""
+    from fewclick.server import mask_answers
+
+    asked, zooms = [], ["encoding"]  # the second request's window is being encoded
+    masks = {1: (slice(10, 20), slice(10, 20)), 2: (slice(12, 18), slice(12, 40))}
+
+    def predicted(path, sam, serving, box, made, before, large, project=None):
+        asked.append(box)
+        mask = np.zeros((480, 640), bool)
+        mask[masks[min(len(made), 2)]] = True
+        candidates = [MaskPrediction(mask, 0.9), MaskPrediction(np.roll(mask, 30, axis=1), 0.5)]
+        zoom = (zooms.pop(0) if zooms else "window") if box else None
+        return MaskPrediction(mask, 0.9, candidates=candidates), None, zoom
+
+    monkeypatch.setattr(worker_masks, "_predicted", predicted)
+    monkeypatch.setattr(worker_masks.worker, "image", lambda path: np.zeros((480, 640, 3), np.uint8))
+    monkeypatch.setattr(mask_answers, "_LAST", type(mask_answers._LAST)())
+    serving = Serving("sam", "default")
+    one, two, three = [15.0, 15.0, True], [25.0, 25.0, False], [13.0, 13.0, True]
+
+    def segment(clicks, candidate=0, path="a.png"):
+        return worker_masks.segment(path, ("f", "k"), serving, None, clicks, candidate)
+
+    segment([one])
+    segment([one, two])
+    segment([one, two])  # asked again once the window is encoded: the same frame
+    segment([one, two, three], candidate=1)  # Tab to the mask 30 px right, then a click
+    segment([one, two, three], candidate=1)  # asked again: as before, SAM not run
+    segment([one, [14.0, 14.0, True]])  # two clicks undone, another made: the frame kept
+    framed, joined = [10.0, 10.0, 20.0, 20.0], [10.0, 10.0, 70.0, 20.0]
+    assert asked == [None, framed, framed, joined, joined]
+    for k in range(mask_answers.KEPT):  # other masks in the making
+        segment([one], path=f"other{k}.png")
+    asked.clear()
+    segment([one, two, three])
+    assert asked == [None], "evicted: made anew from the clicks alone"

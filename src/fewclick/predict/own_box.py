@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from fewclick.metrics.detection import KEPT_IOU, box_iou, paired_box_iou
-from fewclick.types import Clicks, Detections
+from fewclick.types import Clicks, Detections, mask_box
 
 MIN_FIT = 3  # a class with fewer finished pairs keeps SAM's boxes
 FIT_IOU = 0.3  # a SAM box this far off its object (background taken) says nothing of the edges
@@ -129,11 +129,8 @@ def tight_box(sam, box, origin: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     its top-left corner). ``box`` itself when the mask is empty."""
     box = np.asarray(box, np.float32).reshape(4)
     shift = np.array([origin[0], origin[1], origin[0], origin[1]], np.float32)
-    mask = sam.predict(box=box - shift).mask
-    ys, xs = np.nonzero(mask)
-    if not len(xs):
-        return box
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32) + shift
+    tight = mask_box(sam.predict(box=box - shift).mask)
+    return box if tight is None else tight + shift
 
 
 def near_pairs(det: Detections, boxes: np.ndarray, labels: np.ndarray) -> list[tuple[int, int]]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from fewclick.predict.segment_api import MaskPrediction
 
-__all__ = ["box_ellipse", "framing_box", "with_ellipse", "with_proposal"]
+__all__ = ["box_ellipse", "with_ellipse", "with_proposal"]
 
 
 def box_ellipse(box, shape: tuple[int, int], offset: tuple[int, int] | None = None) -> np.ndarray:
@@ -53,9 +53,10 @@ def with_ellipse(pred: MaskPrediction, box) -> MaskPrediction:
 def with_proposal(pred: MaskPrediction, found: MaskPrediction | None) -> MaskPrediction:
     """``pred`` (SAM's answer to a click alone, with its candidates) with ``found`` served
     first: the image's proposal under the click (``shape`` "proposal"; its score SAM's
-    predicted IoU times the mask's stability; no state: a click after it prompts SAM with the
-    clicks alone), SAM's own masks after it for Tab. The proposals were
-    made in windows sized to the image's objects (:mod:`fewclick.predict.proposals`), where a
+    predicted IoU times the mask's stability; no state of SAM's: a click after it prompts SAM
+    with the clicks and the proposal's box, :func:`fewclick.predict.zoom.framing_box`), SAM's
+    own masks after it for Tab. The proposals were made in windows sized to the image's
+    objects (:mod:`fewclick.predict.proposals`), where a
     small object spans more of SAM's input than in the whole image: on dsb2018's train part
     the proposal under a click in a nucleus's middle is its mask at IoU >= 0.85 for 54 % of
     the nuclei (issue 54). ``found`` None (no proposal holds the click, or none are made
@@ -64,28 +65,3 @@ def with_proposal(pred: MaskPrediction, found: MaskPrediction | None) -> MaskPre
         return pred
     first = replace(found, shape="proposal", offset=None, state=None, candidates=[])
     return replace(first, candidates=[first, *(pred.candidates or [pred])])
-
-
-def framing_box(shown: MaskPrediction, clicks: list, size: tuple[int, int], earlier=None) -> list | None:
-    """The box a corrective click after a click start prompts SAM with, as if the person had
-    dragged it, so that a small object's mask comes from its zoom window as a box's does
-    (:func:`fewclick.predict.zoom.zoom_window`): the tight box of the mask ``shown`` (the
-    candidate the click corrects; in the frame its ``offset`` names), or the box an ``earlier``
-    click framed, grown to hold each positive click of ``clicks`` ``[x, y, positive]`` (a
-    negative one says what lies outside). None when that box is too large to zoom (the clicks
-    alone prompt SAM, with its previous mask, as before) or the mask is empty; ``size``:
-    the image's (height, width)."""
-    from fewclick.predict.zoom import zoom_window
-
-    if earlier is None:
-        ys, xs = np.nonzero(shown.mask)
-        if not len(xs):
-            return None
-        dx, dy = shown.offset or (0, 0)
-        earlier = (xs.min() + dx, ys.min() + dy, xs.max() + 1 + dx, ys.max() + 1 + dy)
-    x0, y0, x1, y1 = (float(v) for v in earlier)
-    for x, y, positive in clicks:
-        if positive:
-            x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x + 1), max(y1, y + 1)
-    box = [x0, y0, x1, y1]
-    return box if zoom_window(box, size[1], size[0]) is not None else None

@@ -10,8 +10,10 @@ The rule, chosen object by object on the train parts of coco_tiny and dsb2018
 (``benchmarks/window_masks.py``, ``docs/benchmarks/window_sizes.md``): zoom when the
 square root of the box's area is under :data:`ZOOM_BELOW` (+0.045 mIoU under 32 px and
 +0.034 at 32-96 px on coco_tiny's train part, windows of 256 px); keep the whole image for
-larger boxes, where no window won. Without a box (a click starts the mask), or when the
-window would be the whole image, the whole image serves.
+larger boxes, where no window won. When the window would be the whole image, the whole
+image serves. A click that starts a mask has no box: SAM answers it on the whole image,
+and a corrective click after it frames the mask it corrects as a box would
+(:func:`framing_box`), so a small object's mask is zoomed from then on.
 
 A window's embedding is encoded once and cached under its key
 (:meth:`fewclick.predict.windows.Window.key`); windows lie on a grid of an eighth of their
@@ -28,7 +30,7 @@ import numpy as np
 
 from fewclick.predict.segment_api import MaskPrediction
 from fewclick.predict.windows import Window, WindowedMasks, mask_window, sam_window_embedding
-from fewclick.types import Clicks
+from fewclick.types import Clicks, mask_box
 
 #: zoom for a box whose square root of area is under this (px; COCO's medium objects' top)
 ZOOM_BELOW = 96.0
@@ -49,6 +51,30 @@ def zoom_window(box: Any, width: int, height: int) -> Window | None:
     if window.size == (height, width):
         return None
     return window
+
+
+def framing_box(shown: MaskPrediction, clicks: list, size: tuple[int, int], earlier=None) -> list | None:
+    """The box a corrective click after a click start prompts SAM with, as if the person had
+    dragged it, so that a small object's mask comes from its zoom window as a box's does:
+    the tight box of the mask ``shown`` (the candidate the click corrects, in the frame its
+    ``offset`` names), joined with the box an ``earlier`` click framed and grown to hold each
+    positive click of ``clicks`` ``[x, y, positive]`` (a negative one says what lies
+    outside). None when that box is too large to zoom (:func:`zoom_window`: the clicks alone
+    prompt SAM, with its previous mask, as before) or there is none; ``size``: the image's
+    (height, width)."""
+    boxes = [] if earlier is None else [np.asarray(earlier, np.float32)]
+    tight = mask_box(shown.mask)
+    if tight is not None:
+        dx, dy = shown.offset or (0, 0)
+        boxes.append(tight + np.float32([dx, dy, dx, dy]))
+    if not boxes:
+        return None
+    for x, y, positive in clicks:
+        if positive:  # the pixel clicked
+            boxes.append(np.float32([math.floor(x), math.floor(y), math.floor(x) + 1, math.floor(y) + 1]))
+    stacked = np.stack(boxes)
+    box = [*map(float, stacked[:, :2].min(0)), *map(float, stacked[:, 2:].max(0))]
+    return box if zoom_window(box, size[1], size[0]) is not None else None
 
 
 class ZoomedSam:
@@ -141,4 +167,4 @@ def image_sized(pred: MaskPrediction, size: tuple[int, int]) -> MaskPrediction:
     return out
 
 
-__all__ = ["ZOOM_BELOW", "ZOOM_SIDE", "ZoomedSam", "image_sized", "zoom_window"]
+__all__ = ["ZOOM_BELOW", "ZOOM_SIDE", "ZoomedSam", "framing_box", "image_sized", "zoom_window"]

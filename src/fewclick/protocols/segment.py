@@ -37,7 +37,7 @@ from fewclick.metrics.segmentation import boundary_f, mask_iou, mean_noc
 from fewclick.predict.segment_api import SegmentPredictor
 from fewclick.quality.ranker import interaction_features
 from fewclick.simulate.corrective import corrective_clicks, noisy_box, ritm_next_click
-from fewclick.types import Clicks
+from fewclick.types import Clicks, mask_box
 
 __all__ = [
     "RoundsConfig",
@@ -175,8 +175,10 @@ def _column_means(values: np.ndarray) -> list[float]:
 def tight_box(mask: np.ndarray) -> np.ndarray:
     """Pixel-edge box of a non-empty ``bool[H, W]`` mask: ``float32[4]`` (x0, y0, x1, y1),
     x1 / y1 one past the last mask pixel."""
-    ys, xs = np.nonzero(mask)
-    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+    box = mask_box(mask)
+    if box is None:
+        raise ValueError("an empty mask has no box")
+    return box
 
 
 def _instances(items: Iterable, max_instances: int | None, desc: str, progress: bool) -> Iterator[tuple]:

@@ -11,15 +11,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fewclick.predict.windows import WindowedMasks
-from fewclick.server import worker
+from fewclick.server import mask_answers, worker
 from fewclick.wire.codec import mask_answer, region_answers
 
 if TYPE_CHECKING:
     from fewclick.server.serving import Serving
 
-_LAST_MASKS: dict[
-    tuple, tuple
-] = {}  # (image, backend, model, box) -> (clicks, MaskPrediction, quality, changed, zoom, framed)
 _FULLIMAGE: OrderedDict[tuple, list] = OrderedDict()  # (folder, image) -> [predictor, has predicted]
 
 
@@ -37,12 +34,12 @@ def segment(
     """Box-to-mask with corrective clicks ``[x, y, positive]`` by the backend ``serving`` names (``sam``:
     the embedding's cache folder and key, for SAM). Without a ``box`` the clicks prompt SAM (issue 54: a
     click inside an object starts its mask, SAM's candidates for Tab; a corrective click frames the mask
-    it corrects: :func:`_framed`). The last answer per image, backend and box is kept: when a request adds
-    one click to it, its ``state`` goes back to the backend as ``previous`` (for SAM only the decoder
-    runs); a request with the same clicks gets it again without running the backend. With the backend's
-    quality ranker, ``quality`` estimates the mask's IoU from the session: every click is a round of one
-    click, so the features are the click count, the last click's distance to the previous mask's boundary
-    and how much the mask changed.
+    it corrects: :func:`.mask_answers.framed`). The last answer per image, backend and box is kept
+    (:mod:`.mask_answers`): when a request adds one click to it, its ``state`` goes back to the backend as
+    ``previous`` (for SAM only the decoder runs); a request with the same clicks gets it again without
+    running the backend. With the backend's quality ranker, ``quality`` estimates the mask's IoU from the
+    session: every click is a round of one click, so the features are the click count, the last click's
+    distance to the previous mask's boundary and how much the mask changed.
 
     SAM's answer to an ambiguous prompt also holds its ``candidates`` (the mask served first,
     each with its RLE, box and score; to a box alone, the box's ellipse last) for ``Tab``.
@@ -63,21 +60,21 @@ def segment(
     prompt = None if box is None else tuple(round(float(v), 2) for v in box)
     key = (path, serving.name, serving.model, prompt)
     made = [list(map(float, k)) for k in clicks]
-    last = _LAST_MASKS.get(key)
+    last = mask_answers.last(key)
     changed = None
-    if last is not None and last[0] == made and last[4] != "encoding":  # the same clicks: the same answer
-        pred, quality, changed, zoom = last[1], last[2], last[3], last[4]
+    if last is not None and last.clicks == made and last.zoom != "encoding":  # the same clicks: as before
+        _, pred, quality, changed, zoom, _ = last
         if painted:
             pred = _candidate(pred, candidate)
     else:  # (asked again while the zoom window was encoded: anew, on the window once it is ready)
-        before = last[1] if last is not None and made and last[0] == made[:-1] else None
+        before = last.pred if last is not None and made and last.clicks == made[:-1] else None
         if before is not None:
             before = _candidate(before, candidate)
-        framed = _framed(box, made, before, last, path, large)
+        framed = mask_answers.framed(box, made, before, last, None if large else worker.image(path).shape[:2])
         pred, quality, zoom = _predicted(path, sam, serving, box or framed, made, before, large, project)
         if before is not None:
             changed = _changed(pred, before, path if large is None else None)
-        _remember(key, (made, pred, quality, changed, zoom, framed))
+        mask_answers.remember(key, mask_answers.Answer(made, pred, quality, changed, zoom, framed))
         if painted and before is None:  # the same prompts made anew: the candidate shown painted
             pred = _candidate(pred, candidate)
     if painted:
@@ -103,25 +100,6 @@ def segment(
             [shown, *(_shown_mask(c, size) for c in pred.candidates[1:])] if len(pred.candidates) > 1 else []
         ),
     }
-
-
-def _remember(key: tuple, answer: tuple) -> None:
-    """Keep ``answer`` as the last one for ``key`` (the 8 most recent are kept)."""
-    _LAST_MASKS[key] = answer
-    while len(_LAST_MASKS) > 8:
-        _LAST_MASKS.pop(next(iter(_LAST_MASKS)))
-
-
-def _framed(box, made: list, before, last, path: str, large) -> list[float] | None:
-    """After a click start (no ``box``): the box a corrective click prompts SAM with, framing
-    the candidate ``before`` (:func:`fewclick.predict.shapes.framing_box`); else None."""
-    if box is not None or large is not None or len(made) < 2 or last is None:
-        return None
-    if last[0] == made:  # asked again while its zoom window was encoded
-        return last[5]
-    from fewclick.predict.shapes import framing_box
-
-    return None if before is None else framing_box(before, made, worker.image(path).shape[:2], last[5])
 
 
 def _changed(pred, before, path: str | None) -> float:

@@ -35,28 +35,28 @@ export class Changes {
     Object.assign(this, {doc, log, panel, undone: [], done: [], last: Promise.resolve()});
   }
 
-  // writes go one at a time, each with the revision the one before it made: two saves sent
-  // together (Enter on a mask, then on the next before the first is answered) would carry
-  // the same revision, and the server would refuse the second as made elsewhere
+  // each change, patch and undo runs whole, one at a time, reading the image's objects and
+  // revision when its turn comes: two saves sent together (Enter on a mask, then on the next
+  // before the first is answered) would carry the same revision and the server would refuse
+  // the second as made elsewhere; two turns of a box would both start from its old angle,
+  // and Ctrl+Z would undo the step before one still being saved
   queued(write) {
-    const run = this.last.then(write, write);
+    const run = this.last.then(write);
     this.last = run.catch(() => {});
     return run;
   }
 
   // one save of any size, in as many requests as the server's caps take (server/limits.py):
-  // the ids made
-  batch(create, del) {
-    return this.queued(async () => {
-      const made = [];
-      let c = 0, d = 0;
-      do {
-        made.push(...await this.post(create.slice(c, c + CREATES_PER_POST), del.slice(d, d + DELETES_PER_POST)));
-        c += CREATES_PER_POST;
-        d += DELETES_PER_POST;
-      } while (c < create.length || d < del.length);
-      return made;
-    });
+  // the ids made (within a queued write)
+  async batch(create, del) {
+    const made = [];
+    let c = 0, d = 0;
+    do {
+      made.push(...await this.post(create.slice(c, c + CREATES_PER_POST), del.slice(d, d + DELETES_PER_POST)));
+      c += CREATES_PER_POST;
+      d += DELETES_PER_POST;
+    } while (c < create.length || d < del.length);
+    return made;
   }
 
   async post(create, del) {
@@ -74,53 +74,63 @@ export class Changes {
   // create and delete objects as one undoable step; the ids made, or null when refused.
   // `also` {undo, redo}: what the mode shows changes with the step (a proposal accepted
   // alone is hidden while its box is saved); {detail}: more to log with the step
-  async change(create, deleteIds, action, also = {}) {
-    const removed = deleteIds.map((id) => payload(this.doc.get().anns.get(id)));
-    let made = await saved(() => this.batch(create, deleteIds));
-    if (!made) return null;
-    let gone = deleteIds;
-    this.push({
-      undo: async () => { gone = await this.batch(removed, made); also.undo?.(); },
-      redo: async () => { made = await this.batch(create, gone); also.redo?.(); },
-      what: stepText(action, create.length, deleteIds.length),
-    });
-    this.log(action, {created: create.length, deleted: deleteIds.length, ...also.detail});
-    return made;
-  }
-
-  // items: [{id, after: {field: value}}], patched as one undoable step
-  async patchMany(items, action) {
-    const anns = this.doc.get().anns;
-    const before = items.map((it) => ({id: it.id, values: Object.fromEntries(Object.keys(it.after).map((k) => [k, anns.get(it.id)[k]]))}));
-    const after = items.map((it) => ({id: it.id, values: it.after}));
-    if ((await saved(() => this.patch(after))) === null) return;
-    this.push({undo: () => this.patch(before), redo: () => this.patch(after), what: stepText(action === "accept" || action === "reject" ? "review" : action, items.length, 0)});
-    this.log(action, {objects: items.length});
-  }
-
-  patch(list) {
+  change(create, deleteIds, action, also = {}) {
     return this.queued(async () => {
-      for (const it of list) {
-        const out = await api("PATCH", `/api/annotations/${it.id}`, {...it.values, revision: this.doc.get().revision});
-        this.doc.get().anns.set(it.id, out.annotation);
-        this.doc.set({revision: out.revision});
-      }
-      this.panel();
+      const anns = this.doc.get().anns;
+      const present = deleteIds.filter((id) => anns.has(id));  // a change queued before may have taken some
+      if (!create.length && !present.length) return [];
+      const removed = present.map((id) => payload(anns.get(id)));
+      let made = await saved(() => this.batch(create, present));
+      if (!made) return null;
+      let gone = present;
+      this.push({
+        undo: async () => { gone = await this.batch(removed, made); also.undo?.(); },
+        redo: async () => { made = await this.batch(create, gone); also.redo?.(); },
+        what: stepText(action, create.length, present.length),
+      });
+      this.log(action, {created: create.length, deleted: present.length, ...also.detail});
+      return made;
     });
+  }
+
+  // items: [{id, after: {field: value}}] (or a function giving them when the patch's turn
+  // comes), patched as one undoable step
+  patchMany(items, action) {
+    return this.queued(async () => {
+      const anns = this.doc.get().anns;
+      const list = (typeof items === "function" ? items() : items).filter((it) => anns.has(it.id));  // not deleted meanwhile
+      if (!list.length) return;
+      const before = list.map((it) => ({id: it.id, values: Object.fromEntries(Object.keys(it.after).map((k) => [k, anns.get(it.id)[k]]))}));
+      const after = list.map((it) => ({id: it.id, values: it.after}));
+      if ((await saved(() => this.patch(after))) === null) return;
+      this.push({undo: () => this.patch(before), redo: () => this.patch(after), what: stepText(action === "accept" || action === "reject" ? "review" : action, list.length, 0)});
+      this.log(action, {objects: list.length});
+    });
+  }
+
+  async patch(list) {
+    for (const it of list) {
+      const out = await api("PATCH", `/api/annotations/${it.id}`, {...it.values, revision: this.doc.get().revision});
+      this.doc.get().anns.set(it.id, out.annotation);
+      this.doc.set({revision: out.revision});
+    }
+    this.panel();
   }
 
   push(op) { this.done.push(op); this.undone = []; }
 
   // the last step undone (again: the last undone step redone)
-  async undo(again) {
-    const [from, to] = again ? [this.undone, this.done] : [this.done, this.undone];
-    const op = from.pop();
-    if (!op) return;
-    if ((await saved(again ? op.redo : op.undo)) === null) return from.push(op);
-    to.push(op);
-    this.log(again ? "redo" : "undo");
-    // what the page said of the step (e.g. "6 proposals accepted") is said no more
-    say(`${again ? "redone" : "undone"}: ${op.what}${again ? "" : " (Ctrl+Shift+Z redoes it)"}`);
+  undo(again) {
+    return this.queued(async () => {
+      const [from, to] = again ? [this.undone, this.done] : [this.done, this.undone];
+      const op = from.pop();
+      if (!op) return;
+      if ((await saved(again ? op.redo : op.undo)) === null) return from.push(op);
+      to.push(op);
+      this.log(again ? "redo" : "undo");
+      // what the page said of the step (e.g. "6 proposals accepted") is said no more
+      say(`${again ? "redone" : "undone"}: ${op.what}${again ? "" : " (Ctrl+Shift+Z redoes it)"}`);
+    });
   }
 
   // the selected objects take class `id` (select and review modes)
@@ -133,13 +143,14 @@ export class Changes {
   // oriented projects: [ turns the selected boxes 5 degrees counter-clockwise on screen, ] clockwise
   // (the angle counts counter-clockwise, as in types.py; a box becomes an oriented box)
   rotate(degrees) {
-    const {anns, selected} = this.doc.get();
-    const items = [...selected].filter((id) => ["box", "rbox"].includes(anns.get(id).kind)).map((id) => {
-      const g = anns.get(id).geometry;
-      const r = g.rbox ?? [(g.box[0] + g.box[2]) / 2, (g.box[1] + g.box[3]) / 2, g.box[2] - g.box[0], g.box[3] - g.box[1], 0];
-      return {id, after: {kind: "rbox", geometry: {rbox: [...r.slice(0, 4), r[4] + degrees * Math.PI / 180]}}};
-    });
-    if (items.length) return this.patchMany(items, "edit");
+    return this.patchMany(() => {  // from the angle the turn before left
+      const {anns, selected} = this.doc.get();
+      return [...selected].filter((id) => ["box", "rbox"].includes(anns.get(id)?.kind)).map((id) => {
+        const g = anns.get(id).geometry;
+        const r = g.rbox ?? [(g.box[0] + g.box[2]) / 2, (g.box[1] + g.box[3]) / 2, g.box[2] - g.box[0], g.box[3] - g.box[1], 0];
+        return {id, after: {kind: "rbox", geometry: {rbox: [...r.slice(0, 4), r[4] + degrees * Math.PI / 180]}}};
+      });
+    }, "edit");
   }
 
   setReview(ids, review) {
