@@ -234,6 +234,13 @@ def test_oriented_projects_turn_boxes_and_undo_turns_them_back(server, page):
     assert corners[1][1] > before_corners[1][1] and corners[3][1] < before_corners[3][1], "] turns clockwise"
     page.keyboard.press("Control+z")
     page.wait_for_function(f"() => fewclickTest.anns.get({drawn}).kind === 'box'")
+    for _ in range(3):  # pressed before the turns are saved: each turns from where the last left it
+        page.keyboard.press("]")
+    angle = f"fewclickTest.anns.get({drawn}).geometry.rbox?.[4]"
+    page.wait_for_function(f"() => Math.abs({angle} + 0.2618) < 1e-3")  # 3 x 5 degrees
+    saved = api.get(f"/api/images/{image_id}").json()["annotations"]
+    rbox = next(a for a in saved if a["id"] == drawn)["geometry"]["rbox"]
+    assert rbox[4] == pytest.approx(-0.2618, abs=1e-3)
     assert page.errors == []
 
 
