@@ -608,3 +608,31 @@ def _until_held(page, held: list, n: int) -> None:
     while len(held) < n:
         assert time.monotonic() < deadline, f"{n} save request(s) held, got {len(held)}"
         page.wait_for_timeout(100)
+
+
+def test_a_brush_stroke_is_sent_with_the_mask_it_paints(server, page):
+    """The brush's strokes go to the server with the candidate they paint, as the page shows
+    it (its RLE and score), so they land on it even where the server no longer keeps that
+    answer; a click after the strokes sends none (the mask under them is SAM's new one)."""
+    base, _, _, images = server
+    _open(page, base, images[1], {"state": "none", "note": "no finished image yet"})
+    page.keyboard.press("m")
+    try:
+        page.mouse.click(*screen(page, 40, 100))  # away from the objects earlier tests saved here
+        page.wait_for_function("() => fewclickTest.seg?.answered === 1")
+        shown = page.evaluate("() => fewclickTest.seg.result.mask")
+        page.keyboard.press("a")
+        page.mouse.move(*screen(page, 96, 50))
+        page.mouse.down()
+        page.mouse.move(*screen(page, 104, 50), steps=4)
+        page.mouse.up()
+        page.wait_for_function("() => fewclickTest.seg.answeredStrokes === 1")
+        first, stroked = page.segments.bodies
+        assert "under" not in first and stroked["under"] == {"mask": shown, "score": 0.9}
+        page.keyboard.press("a")  # back to clicks
+        page.mouse.click(*screen(page, 88, 48))
+        page.wait_for_function("() => fewclickTest.seg.answered === 2")
+        assert "under" not in page.segments.bodies[-1] and len(page.segments.bodies[-1]["strokes"]) == 1
+    finally:
+        page.keyboard.press("Escape")
+    assert page.errors == []

@@ -206,6 +206,17 @@ def test_bad_mask_requests_say_what_is_wrong(client, home, tmp_path):
     huge = {"box": [40, 40, 100, 100], "strokes": [{"points": [[50, 50]], "radius": 1e6}]}
     r = client.post(f"/api/images/{image['id']}/segment", json=huge)
     assert r.status_code == 400 and "radius 1e+06 px is outside" in r.json()["detail"]
+    stroke = [{"points": [[50, 50]], "radius": 3}]
+    small = {
+        "box": [40, 40, 100, 100],
+        "strokes": stroke,
+        "under": {"mask": {"size": [10, 10], "counts": "Q1"}},
+    }
+    r = client.post(f"/api/images/{image['id']}/segment", json=small)
+    assert r.status_code == 400 and "the mask under the strokes: mask size [10, 10]" in r.json()["detail"]
+    torn = {**small, "under": {"mask": {"size": [160, 160], "counts": [5, 5]}}}
+    r = client.post(f"/api/images/{image['id']}/segment", json=torn)
+    assert r.status_code == 400 and "add up to 160 x 160" in r.json()["detail"]
     r = client.put(f"/api/projects/{project['id']}/backend", json={"backend": "magic"})
     assert r.status_code == 400 and "sam, sam_tuned, model, grabcut, box" in r.json()["detail"]
     r = client.put(f"/api/projects/{project['id']}/backend", json={"backend": "model"})

@@ -93,3 +93,37 @@ def test_corrective_clicks_after_a_click_start_keep_their_frame_through_tab_aske
     asked.clear()
     segment([one, two, three])
     assert asked == [None], "evicted: made anew from the clicks alone"
+
+
+def test_strokes_sent_with_the_mask_they_paint_are_painted_on_it_without_an_answer_kept(monkeypatch):
+    """The page sends the mask its strokes paint: an answer the worker no longer keeps (made
+    before a restart, or evicted) is not made again, so the strokes land where the person
+    saw them, on the candidate shown and with its score."""
+    from fewclick.io.rle import mask_to_rle, rle_to_mask
+    from fewclick.server import mask_answers
+
+    def predicted(*args, **kwargs):
+        raise AssertionError("no answer is made again")
+
+    monkeypatch.setattr(worker_masks, "_predicted", predicted)
+    monkeypatch.setattr(worker_masks.worker, "image", lambda path: np.zeros((48, 64, 3), np.uint8))
+    monkeypatch.setattr(mask_answers, "_LAST", type(mask_answers._LAST)())
+    shown = np.zeros((48, 64), bool)
+    shown[10:20, 10:20] = True
+    stroke = {"points": [[30.0, 15.0]], "radius": 2, "add": True}
+    under = {"mask": mask_to_rle(shown), "score": 0.7}
+    out = worker_masks.segment(
+        "a.png",
+        ("f", "k"),
+        Serving("sam", "default"),
+        None,
+        [[15.0, 15.0, True]],
+        2,
+        [stroke],
+        None,
+        None,
+        under,
+    )
+    painted = rle_to_mask(out["mask"])
+    assert painted[10:20, 10:20].all() and painted[15, 30] and not painted[40, 5]
+    assert out["score"] == 0.7 and out["candidates"] == [] and out["quality"] is None

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fewclick.io.rle import rle_to_mask
+from fewclick.predict.segment_api import MaskPrediction
 from fewclick.predict.windows import WindowedMasks
 from fewclick.server import mask_answers, worker
 from fewclick.wire.codec import mask_answer, region_answers
@@ -30,6 +32,7 @@ def segment(
     strokes: list | None = None,
     large: tuple[str, str, int, int] | None = None,
     project: int | None = None,
+    under: dict | None = None,
 ) -> dict:
     """Box-to-mask with corrective clicks ``[x, y, positive]`` by the backend ``serving`` names (``sam``:
     the embedding's cache folder and key, for SAM). Without a ``box`` the clicks prompt SAM (issue 54: a
@@ -46,7 +49,8 @@ def segment(
     ``candidate`` is the one the person switched to on the last answer: with a new click its
     state goes back to SAM; with the same clicks it is the mask the ``strokes`` edit.
     ``strokes`` (the page's brush and eraser, :class:`~fewclick.brush.Stroke` JSON) are
-    painted over the mask in order; the answer then has no candidates and no quality
+    painted over the mask in order (over ``under``, ``{"mask": RLE, "score"}``, the mask the
+    page shows, when it is sent); the answer then has no candidates and no quality
     estimate. ``changed``: the share of the mask the last click changed (1 - IoU with the
     answer before; None without one): after two small ones the page suggests the brush.
     Bad input (a candidate the last answer did not offer, a stroke outside the image) raises
@@ -62,7 +66,9 @@ def segment(
     made = [list(map(float, k)) for k in clicks]
     last = mask_answers.last(key)
     changed = None
-    if last is not None and last.clicks == made and last.zoom != "encoding":  # the same clicks: as before
+    if painted and under is not None:  # the mask the page shows, painted: no answer made again
+        pred, quality, zoom = MaskPrediction(rle_to_mask(under["mask"]), under["score"]), None, None
+    elif last is not None and last.clicks == made and last.zoom != "encoding":  # the same clicks: as before
         _, pred, quality, changed, zoom, _ = last
         if painted:
             pred = _candidate(pred, candidate)
@@ -78,11 +84,7 @@ def segment(
         if painted and before is None:  # the same prompts made anew: the candidate shown painted
             pred = _candidate(pred, candidate)
     if painted:
-        if large is None and pred.offset is not None:  # a zoom window's mask: painted in the image
-            from fewclick.predict.zoom import image_sized
-
-            pred = image_sized(pred, worker.image(path).shape[:2])
-        pred, quality = _painted(pred, painted), None
+        pred, quality = _painted(pred, painted, None if large else worker.image(path).shape[:2]), None
     size = (large[3], large[2]) if large is not None else None
     if size is None and pred.offset is not None:  # a zoom window's mask, numbered in the image
         size = worker.image(path).shape[:2]
@@ -115,12 +117,16 @@ def _changed(pred, before, path: str | None) -> float:
     return round(1.0 - mask_iou(pred.mask, before.mask), 4)
 
 
-def _painted(pred, painted: list):
-    """``pred`` with the brush's strokes painted over its mask (a window's: the strokes
-    moved into the window, and one outside it named with the window)."""
+def _painted(pred, painted: list, size: tuple[int, int] | None):
+    """``pred`` with the brush's strokes painted over its mask: a zoom window's first made
+    the image's of ``size`` (height, width); a large image's window (``size`` None) keeps its
+    frame, the strokes moved into it, and one outside it named with the window."""
     from fewclick.brush import apply_strokes
-    from fewclick.predict.segment_api import MaskPrediction
 
+    if size is not None and pred.offset is not None:
+        from fewclick.predict.zoom import image_sized
+
+        pred = image_sized(pred, size)
     if pred.offset is not None:
         at = np.float32(pred.offset)
         painted = [replace(s, points=s.points - at) for s in painted]

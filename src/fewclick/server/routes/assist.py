@@ -8,9 +8,12 @@ click (``prepare``), and points snap to SAM's mask centre until a point model is
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
+from fewclick.io.rle import check_rle
 from fewclick.predict.segment_api import check_box
 from fewclick.server import (
     assisting,
@@ -50,12 +53,20 @@ class StrokeIn(BaseModel):
     add: bool = True  # the brush; False: the eraser
 
 
+class UnderIn(BaseModel):
+    mask: dict[str, Any]  # COCO RLE: {"size": [h, w], "counts": str or [int]}
+    score: float = 0.0
+
+
 class SegmentIn(BaseModel):
     # None: the clicks alone prompt SAM (a positive first click starts the mask)
     box: tuple[float, float, float, float] | None = None
     clicks: list[tuple[float, float, bool]] = []  # x, y, positive
     candidate: int = 0  # the candidate mask of the last answer the person switched to (Tab)
     strokes: list[StrokeIn] = Field([], max_length=1000)  # painted over the mask, in order
+    # the candidate the strokes paint over, as the page shows it (so they never land on an
+    # answer the server had to make again): its COCO RLE of the image's size, and its score
+    under: UnderIn | None = None
 
 
 class SnapIn(BaseModel):
@@ -199,6 +210,12 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
     large = assisting.large_image(config, image)
     if body.box is None:
         _check_click_start(body.clicks, large)
+    under = None
+    if body.under is not None and body.strokes and large is None:  # a large image's masks are its windows'
+        try:
+            under = {"mask": check_rle(body.under.mask, image.height, image.width), "score": body.under.score}
+        except ValueError as exc:
+            raise HTTPException(400, f"the mask under the strokes: {exc}") from None
     out = await models.run(
         worker_masks.segment,
         image.path,
@@ -210,6 +227,7 @@ async def segment(image_id: int, body: SegmentIn, session: DB, config: Config, m
         [s.model_dump() for s in body.strokes],
         large,
         image.project_id,
+        under,
     )
     if backend.name == "sam_tuned" and not out.get("note"):  # what the tuned decoder scored, held out
         model = newest_model(session, image.project_id, "segment")

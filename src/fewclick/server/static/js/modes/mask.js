@@ -104,6 +104,10 @@ async function release(m, d, moved, box) {
     const points = d.path ?? [[d.x0, d.y0]];
     if (!points.some(([x, y]) => m.page.view.inside(x, y))) return say("that stroke is outside the image", true);
     remember(m);
+    if (!s.strokes.length) {  // the strokes paint this mask, sent with them (the server need not keep it)
+      const shown = shownMask(s);
+      s.under = {clicks: s.clicks.length, mask: shown.mask, score: shown.score};
+    }
     s.strokes.push({points, radius: SIZES[b.size], add: b.tool === "brush"});
     m.page.log("stroke", {mode: "mask", tool: b.tool, radius: SIZES[b.size], points: points.length});
     await segmentNow(m, false);
@@ -278,6 +282,7 @@ async function segmentNow(m, clicked = true) {
   const s = seg(m);
   s.busy = (s.busy || Promise.resolve()).then(async () => {
     const body = {box: s.box, clicks: [...s.clicks], candidate: s.shown, strokes: [...s.strokes]};
+    if (s.strokes.length && s.under?.clicks === s.clicks.length) body.under = {mask: s.under.mask, score: s.under.score};
     const out = await api("POST", `/api/images/${m.page.doc.get().image.id}/segment`, body);
     // an answer to clicks or strokes an undo took back since is dropped
     if (body.clicks.length !== s.clicks.length || body.strokes.length !== s.strokes.length) return;
@@ -345,7 +350,8 @@ function panel(m, el) {
 // history / future: snapshots for undo / redo; shown: which of the answer's candidates
 // shows (the one the strokes paint over)
 // t0: when its first prompt was given (mask_ways.js times the masks made with SAM)
-const fresh = (box, from) => ({box, clicks: [], strokes: [], result: null, shown: 0, from, history: [], future: [], changes: [], t0: performance.now()});
+// under: the mask the strokes paint and the clicks it answered
+const fresh = (box, from) => ({box, clicks: [], strokes: [], result: null, shown: 0, under: null, from, history: [], future: [], changes: [], t0: performance.now()});
 // the brush's size as a mask starts: the largest at most an eighth of the box's short side,
 // 8 px at most (simulate/brush.py's page_radius): one stroke on a small object stays on it
 const freshBrush = (box = null) => {
@@ -353,7 +359,7 @@ const freshBrush = (box = null) => {
   return {tool: null, size: Math.max(0, SIZES.findLastIndex((r) => r <= Math.min(side, 8)))};
 };
 // an outline's rings are never changed in place (outline_edit.js): the snapshot keeps them
-const snapshot = (seg) => ({clicks: [...seg.clicks], strokes: [...seg.strokes], result: seg.result, shown: seg.shown, rings: seg.outline?.rings ?? null});
+const snapshot = (seg) => ({clicks: [...seg.clicks], strokes: [...seg.strokes], result: seg.result, shown: seg.shown, under: seg.under, rings: seg.outline?.rings ?? null});
 function restore(seg, {rings, ...rest}) {
   Object.assign(seg, rest);
   seg.outline = rings ? outline.freshOutline(rings) : null;
