@@ -72,6 +72,14 @@ def screen(page, x: float, y: float) -> tuple[float, float]:
     )
 
 
+def drag(page, x0: float, y0: float, x1: float, y1: float) -> None:
+    """Press at image pixel (x0, y0), move to (x1, y1) in a few steps and release."""
+    page.mouse.move(*screen(page, x0, y0))
+    page.mouse.down()
+    page.mouse.move(*screen(page, x1, y1), steps=5)
+    page.mouse.up()
+
+
 def zoom_onto(page, box) -> None:
     """The page's view centred on ``box`` (x0, y0, x1, y1, image pixels) at twice its size,
     8x at most."""

@@ -1,6 +1,6 @@
 """What the browser tests need before they run: Playwright, and Debian's Chromium at
 ``/usr/bin/chromium`` (a module importing this is skipped, saying which is missing); then
-the page, the live app, logging in and canvas coordinates from :mod:`benchmarks._browser`."""
+the page, the live app, logging in, canvas coordinates and a drag from :mod:`benchmarks._browser`."""
 
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
-from benchmarks._browser import CHROMIUM, chromium_page, live_server, log_in, screen  # noqa: E402
+from benchmarks._browser import CHROMIUM, chromium_page, drag, live_server, log_in, screen  # noqa: E402
 
 if not Path(CHROMIUM).exists():
     pytest.skip(
@@ -16,4 +16,4 @@ if not Path(CHROMIUM).exists():
         allow_module_level=True,
     )
 
-__all__ = ["chromium_page", "live_server", "log_in", "screen"]
+__all__ = ["chromium_page", "drag", "live_server", "log_in", "screen"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import chromium_page, live_server, log_in, screen
+from browser import chromium_page, drag, live_server, log_in, screen
 from clients import auth_headers, make_user
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -42,14 +42,6 @@ def page(server):
     with chromium_page() as page:
         log_in(page, base, USER, PASSWORD)
         yield page
-
-
-def _drag(page, x0, y0, x1, y1) -> None:
-    """Press at image pixel (x0, y0), move to (x1, y1) and release."""
-    page.mouse.move(*screen(page, x0, y0))
-    page.mouse.down()
-    page.mouse.move(*screen(page, x1, y1), steps=5)
-    page.mouse.up()
 
 
 def _count(page) -> int:
@@ -132,7 +124,7 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
 
     # draw a box by hand, select it, delete it, undo the delete
     page.keyboard.press("b")
-    _drag(page, 300, 300, 340, 330)
+    drag(page, 300, 300, 340, 330)
     _wait_count(page, proposals + 1)
     drawn = page.evaluate("() => Math.max(...fewclickTest.anns.keys())")
     page.keyboard.press("v")
@@ -148,7 +140,7 @@ def test_annotate_a_project_in_the_browser_and_export_it(server, page, tmp_path)
     sx, sy, sw, sh = largest["bbox"]
     page.keyboard.press(str(largest["category_id"]))
     page.keyboard.press("m")
-    _drag(page, sx - 4, sy - 4, sx + sw + 4, sy + sh + 4)
+    drag(page, sx - 4, sy - 4, sx + sw + 4, sy + sh + 4)
     page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.result", timeout=30000)
     page.mouse.click(*screen(page, sx + 1, sy + 1), button="right")
     _wait_answer(page, "seg", 1)
@@ -188,9 +180,9 @@ def test_two_tabs_on_one_image_the_stale_one_is_told_and_nothing_is_lost(server,
         tab.wait_for_function("() => fewclickTest.ready")
         tab.keyboard.press("b")
 
-    _drag(first, 20, 20, 50, 50)
+    drag(first, 20, 20, 50, 50)
     _wait_count(first, 1)
-    _drag(second, 100, 100, 130, 130)
+    drag(second, 100, 100, 130, 130)
     second.wait_for_function("() => document.querySelector('#message').textContent.includes('another tab')")
     assert _count(second) == 0
     saved = api.get(f"/api/images/{image_id}").json()["annotations"]
@@ -216,7 +208,7 @@ def test_oriented_projects_turn_boxes_and_undo_turns_them_back(server, page):
     page.wait_for_function("() => fewclickTest.ready")
     before = _count(page)
     page.keyboard.press("b")
-    _drag(page, 200, 200, 260, 230)
+    drag(page, 200, 200, 260, 230)
     _wait_count(page, before + 1)
     drawn = page.evaluate("() => Math.max(...fewclickTest.anns.keys())")
     page.keyboard.press("v")
@@ -281,7 +273,7 @@ def test_a_box_in_mask_mode_waits_for_preparing_then_sam_makes_the_mask(server, 
     assert page.evaluate("() => fewclickTest.prepSeen[0]") == "preparing" and "ready" in page.inner_text(
         "#prepare"
     )
-    _drag(page, x0 - 3, y0 - 3, x1 + 3, y1 + 3)
+    drag(page, x0 - 3, y0 - 3, x1 + 3, y1 + 3)
     page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.result", timeout=60000)
     assert page.inner_text("#mask-backend") == "sam"
     assert page.evaluate("() => fewclickTest.seg.result.area") > 0
@@ -307,7 +299,7 @@ def test_a_box_in_mask_mode_waits_for_preparing_then_sam_makes_the_mask(server, 
     # the brush starts at the size the simulated annotator prices from: an eighth of the box's short side
     box = page.evaluate("() => fewclickTest.seg.box")
     assert page.inner_text("#mask-tool") == f"brush {page_radius(box)} px"
-    _drag(page, x0 - 2, y0 - 2, x0 + 10, y0 - 2)
+    drag(page, x0 - 2, y0 - 2, x0 + 10, y0 - 2)
     page.wait_for_function(
         "() => fewclickTest.seg.strokes.length === 1 && !fewclickTest.seg.result.candidates.length"
     )
@@ -605,7 +597,7 @@ def test_ten_minutes_on_an_image_count_as_ten_minutes(server, page):
             page.mouse.move(*screen(page, 100 + 20 * k, 120 + 10 * minute))
             page.clock.run_for(10_000)
         if minute in (3, 8):
-            _drag(page, 40 + 30 * minute, 40, 60 + 30 * minute, 60)
+            drag(page, 40 + 30 * minute, 40, 60 + 30 * minute, 60)
     page.clock.run_for(600_000)  # away
     page.keyboard.press("s")
     page.clock.run_for(5_000)

@@ -16,7 +16,7 @@ import time
 import httpx
 import numpy as np
 import pytest
-from browser import chromium_page, live_server, log_in, screen
+from browser import chromium_page, drag, live_server, log_in, screen
 from clients import auth_headers, make_user
 from PIL import Image as PILImage
 
@@ -622,10 +622,7 @@ def test_a_brush_stroke_is_sent_with_the_mask_it_paints(server, page):
         page.wait_for_function("() => fewclickTest.seg?.answered === 1")
         shown = page.evaluate("() => fewclickTest.seg.result.mask")
         page.keyboard.press("a")
-        page.mouse.move(*screen(page, 96, 50))
-        page.mouse.down()
-        page.mouse.move(*screen(page, 104, 50), steps=4)
-        page.mouse.up()
+        drag(page, 96, 50, 104, 50)
         page.wait_for_function("() => fewclickTest.seg.answeredStrokes === 1")
         first, stroked = page.segments.bodies
         assert "under" not in first and stroked["under"] == {"mask": shown, "score": 0.9}

@@ -16,7 +16,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from browser import chromium_page, live_server, log_in, screen
+from browser import chromium_page, drag, live_server, log_in, screen
 from clients import auth_headers, make_user
 
 from fewclick.io.rle import mask_to_rle
@@ -197,10 +197,7 @@ def test_the_status_line_counts_a_mask_and_an_outline_not_accepted(server, page)
     base, _, _, images = server
     _open(page, base, images[2]["id"])
     page.keyboard.press("m")
-    page.mouse.move(*screen(page, 20, 20))
-    page.mouse.down()
-    page.mouse.move(*screen(page, 40, 40), steps=4)
-    page.mouse.up()
+    drag(page, 20, 20, 40, 40)
     page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.result")
     assert page.inner_text("#counts").startswith("0 objects saved, 1 mask not accepted")
     page.keyboard.press("o")

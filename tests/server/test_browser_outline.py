@@ -13,7 +13,7 @@ import json
 import httpx
 import numpy as np
 import pytest
-from browser import chromium_page, live_server, log_in, screen
+from browser import chromium_page, drag, live_server, log_in, screen
 from clients import auth_headers, make_user
 from PIL import Image as PILImage
 
@@ -87,10 +87,7 @@ def _open(page, base: str, image_id: int) -> None:
 def _masked(page) -> None:
     """A box around the object in mask mode, and its (stubbed) mask."""
     page.keyboard.press("m")
-    page.mouse.move(*screen(page, 20, 15))
-    page.mouse.down()
-    page.mouse.move(*screen(page, 150, 100), steps=4)
-    page.mouse.up()
+    drag(page, 20, 15, 150, 100)
     page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.answered === 0")
 
 

@@ -45,16 +45,17 @@ def remember(key: tuple, answer: Answer) -> None:
         _LAST.popitem(last=False)
 
 
-def framed(box, made: list, before: MaskPrediction | None, kept: Answer | None, size: tuple[int, int] | None):
+def framed(box, made: list, before: MaskPrediction | None, kept: Answer | None, path: str) -> list | None:
     """After a click start (no ``box``), the box a corrective click prompts SAM with
     (:func:`fewclick.predict.zoom.framing_box` of the candidate ``before`` it corrects, joined
     with the one ``kept`` by the answer before); the ``kept`` one for the same clicks asked
-    again (its zoom window was encoded) or for clicks after an undo; else None. ``size``: the
-    image's (height, width); None for a large image (its windows are the worker's own)."""
-    if box is not None or size is None or len(made) < 2 or kept is None:
+    again (its zoom window was encoded) or for clicks after an undo; else None. ``path``: the
+    image (not a large one), whose size is read only when a box is framed."""
+    if box is not None or len(made) < 2 or kept is None:
         return None
     if before is None:  # asked again, or an undo took clicks back: the same mask in the making
         return kept.framed if kept.clicks[: len(made) - 1] == made[:-1] else None
     from fewclick.predict.zoom import framing_box
+    from fewclick.server import worker
 
-    return framing_box(before, made, size, kept.framed)
+    return framing_box(before, made, worker.image(path).shape[:2], kept.framed)

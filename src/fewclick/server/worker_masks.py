@@ -76,7 +76,7 @@ def segment(
         before = last.pred if last is not None and made and last.clicks == made[:-1] else None
         if before is not None:
             before = _candidate(before, candidate)
-        framed = mask_answers.framed(box, made, before, last, None if large else worker.image(path).shape[:2])
+        framed = None if large else mask_answers.framed(box, made, before, last, path)  # large: its windows
         pred, quality, zoom = _predicted(path, sam, serving, box or framed, made, before, large, project)
         if before is not None:
             changed = _changed(pred, before, path if large is None else None)
