@@ -212,9 +212,9 @@ def uninterrupted() -> Iterator[None]:
 def stop_on_signals() -> Iterator[None]:
     """Run a benchmark's ``main`` under it (from the main thread): the first SIGTERM or SIGINT
     raises :class:`Signalled` there, so ``finally: server.stop()`` runs; later ones are
-    ignored while that cleanup goes on. Once the block is left after a signal, the process
-    exits at once with 128 + the signal (``os._exit``, output flushed), not waiting for
-    threads still in a request or a pause. Nested uses share the outer one."""
+    ignored while that cleanup goes on and until the exit. Once the block is left after a
+    signal, the process exits at once with 128 + the signal (``os._exit``, output flushed),
+    not waiting for threads still in a request or a pause. Nested uses share the outer one."""
     if _Signals.installed:
         _Signals.installed += 1
         try:
@@ -229,10 +229,12 @@ def stop_on_signals() -> Iterator[None]:
         yield
     finally:
         _Signals.installed = 0
+        if _Signals.received is not None:
+            # the handler stays: a second signal arriving now is ignored. Restored, SIGINT's
+            # would raise KeyboardInterrupt before the exit, and Python would wait for threads
+            _exit_now(128 + _Signals.received)
         for sig, handler in before.items():
             signal.signal(sig, handler)
-        if _Signals.received is not None:
-            _exit_now(128 + _Signals.received)
 
 
 def _exit_now(status: int) -> None:

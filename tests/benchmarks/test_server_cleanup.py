@@ -159,6 +159,33 @@ def test_a_second_signal_while_the_server_stops_leaves_nothing_behind(bench):
     assert wait_gone(marked(b.mark), GONE_WITHIN) == set(), "a process of the server outlived the benchmark"
 
 
+#: the second signal comes after the first one's cleanup, as the process exits (where a busy
+#: machine once put it): a thread still waits, as an annotator's does
+SIGNAL_AS_IT_EXITS = """
+import os, signal, sys, threading, time
+sys.path.insert(0, {benchmarks!r})
+import _server
+
+exit_now = _server._exit_now
+
+def second_signal_then_exit(status):
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.5)  # the handler runs here, if any: a sleep is woken by the signal
+    exit_now(status)
+
+_server._exit_now = second_signal_then_exit
+threading.Thread(target=time.sleep, args=(900,)).start()
+with _server.stop_on_signals():
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(900)
+"""
+
+
+def test_a_second_signal_as_the_benchmark_exits_does_not_make_it_wait_for_its_threads(bench):
+    b = bench(SIGNAL_AS_IT_EXITS)
+    assert b.process.wait(60) == 128 + signal.SIGTERM, b.log.read_text()
+
+
 def test_a_benchmark_that_fails_stops_its_server(bench):
     b = bench(CAMPAIGN_LIKE, fail=True)
     assert b.process.wait(STARTED_WITHIN) == 1
