@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -246,14 +246,30 @@ def _exit_now(status: int) -> None:
     os._exit(status)
 
 
+#: seconds the main thread waits on threads at a time before it looks for a signal's handler
+SIGNAL_POLL = 0.5
+
+
 def map_in_threads(fn: Callable, items: Iterable, threads: int) -> list:
     """``[fn(item) for item in items]``, ``threads`` at a time. When this thread is
     interrupted (a signal, an error), it returns at once: the calls not started are
     cancelled and those under way are left to end by themselves (stop the server to make
-    their requests fail), never waited for."""
+    their requests fail), never waited for.
+
+    It waits :data:`SIGNAL_POLL` seconds at a time, never in one untimed wait: the kernel may
+    give a SIGTERM or SIGINT to one of the threads, which only marks it for the main thread,
+    and an untimed lock wait there is not woken by that (two quick signals on a busy machine
+    once left a benchmark waiting for its threads' 900 s)."""
     pool = ThreadPoolExecutor(threads)
     try:
-        return list(pool.map(fn, items))
+        calls = [pool.submit(fn, item) for item in items]
+        running = set(calls)
+        while running:
+            done, running = wait(running, timeout=SIGNAL_POLL, return_when=FIRST_EXCEPTION)
+            failed = [call for call in done if call.exception() is not None]
+            if failed:
+                raise failed[0].exception()
+        return [call.result() for call in calls]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 

@@ -186,6 +186,37 @@ def test_a_second_signal_as_the_benchmark_exits_does_not_make_it_wait_for_its_th
     assert b.process.wait(60) == 128 + signal.SIGTERM, b.log.read_text()
 
 
+#: the kernel gives the signal to one of the threads, not to the main thread (which blocks it
+#: here, and which a busy machine can leave unscheduled): only the main thread runs handlers
+SIGNAL_TO_A_THREAD = """
+import os, signal, sys, time
+from pathlib import Path
+sys.path.insert(0, {benchmarks!r})
+from _server import map_in_threads, stop_on_signals
+
+STOPS = {{signal.SIGTERM, signal.SIGINT}}
+
+def wait_as_an_annotator(k):
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOPS)
+    Path({ready!r} + str(k)).write_text("")
+    time.sleep(900)
+
+with stop_on_signals():
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOPS)
+    map_in_threads(wait_as_an_annotator, range(2), 2)
+"""
+
+
+def test_a_signal_the_kernel_gives_to_an_annotator_s_thread_still_stops_the_benchmark(bench):
+    b = bench(SIGNAL_TO_A_THREAD)
+    deadline = time.monotonic() + 60
+    while not all(Path(f"{b.ready}{k}").is_file() for k in range(2)):
+        assert b.process.poll() is None and time.monotonic() < deadline, b.log.read_text()
+        time.sleep(0.05)
+    b.process.send_signal(signal.SIGTERM)
+    assert b.process.wait(60) == 128 + signal.SIGTERM, b.log.read_text()
+
+
 def test_a_benchmark_that_fails_stops_its_server(bench):
     b = bench(CAMPAIGN_LIKE, fail=True)
     assert b.process.wait(STARTED_WITHIN) == 1
