@@ -1477,6 +1477,7 @@ def plot(report: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = report["per_image"]
     x = np.arange(1, len(rows) + 1)
@@ -1493,6 +1494,7 @@ def plot(report: dict, path: Path) -> None:
             ax.plot(x, [r["pre_annotation"][key] for r in rows], "s--", label="pre-annotation, then fix")
         ax.plot(x, [r["manual"][key] for r in rows], "^:", label=by_hand)
         ax.set_xlabel("image (in the order annotated)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # images are counted whole
         ax.set_ylabel(key if key == "interactions" else "seconds (cost model)")
         ax.legend()
     name, mode = Path(report["data"]).name, report["mode"]
