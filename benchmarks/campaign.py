@@ -113,6 +113,7 @@ from fewclick.io.rle import mask_to_rle, polygons_to_mask, rle_to_mask, segmenta
 from fewclick.metrics.detection import box_iou
 from fewclick.outline import fill_outline
 from fewclick.protocols.segment import SIZE_EDGES, tab_to, tight_box
+from fewclick.server.limits import MAX_EVENTS_PER_POST
 from fewclick.simulate.annotator import (
     COCO_POLYGON_SECONDS,
     COST_SECONDS,
@@ -1127,13 +1128,17 @@ class Annotator:
         return revision
 
     def _log(self, image_id: int, events: list[tuple[str, float]]) -> None:
-        """The events as the page posts them: each with the seconds since the one before."""
+        """The events as the page posts them: each with the seconds since the one before, at
+        most the server's ``MAX_EVENTS_PER_POST`` a request (the page posts every 3 s; an
+        image of hundreds of objects logs more than that at once here)."""
         at = datetime.now(UTC).isoformat()
         body = [
             {"action": action, "image_id": image_id, "at": at, "duration_ms": round(seconds * 1000, 1)}
             for action, seconds in events
         ]
-        _ok(self.api.post(f"/api/projects/{self.project_id}/events", json=body))
+        for start in range(0, len(body), MAX_EVENTS_PER_POST):
+            part = body[start : start + MAX_EVENTS_PER_POST]
+            _ok(self.api.post(f"/api/projects/{self.project_id}/events", json=part))
 
 
 class StartMemory:
@@ -1417,7 +1422,9 @@ def _percentiles(values: list[float]) -> dict:
 def _totals(rows: list[dict]) -> dict:
     ours = sum(r["interactions"] for r in rows)
     by_hand = sum(r["manual"]["interactions"] for r in rows)
-    coco = [r["manual"]["seconds_coco_polygon"] for r in rows if "seconds_coco_polygon" in r["manual"]]
+    # mask mode's polygons priced as COCO's, where every image has them (a failed one has not)
+    coco = [r["manual"]["seconds_coco_polygon"] for r in rows if "seconds_coco_polygon" in r]
+    coco = coco if len(coco) == len(rows) else []
     return {
         "interactions": ours,
         "seconds": round(sum(r["seconds"] for r in rows), 1),
@@ -1450,6 +1457,7 @@ def _totals(rows: list[dict]) -> dict:
             else {}
         ),
         "manual_quality": all(r["manual_quality"] for r in rows),
+        "failed_images": sum(bool(r.get("failed")) for r in rows),
         "waited_seconds": round(sum(r["waited_seconds"] for r in rows), 2),
     }
 

@@ -167,3 +167,39 @@ def test_a_trainer_that_ends_during_a_campaign_is_an_error_of_it_named_once(monk
     assert record.errors == [
         "the background trainer ended during the campaign (its job failed: " + failed["message"] + ")"
     ]
+
+
+def test_an_image_of_more_events_than_one_post_holds_is_logged_in_parts_the_server_takes(monkeypatch):
+    """iSAID's images log over 1,000 events each, which the server refuses in one request (422):
+    the image was then counted as failed, and the failed row broke the totals."""
+    import httpx
+
+    from fewclick.server.limits import MAX_EVENTS_PER_POST
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    bench = importlib.import_module("campaign")
+    posted = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        events = json.loads(request.content)
+        if len(events) > MAX_EVENTS_PER_POST:
+            return httpx.Response(422, json={"detail": "too many"})
+        posted.append(events)
+        return httpx.Response(201, json={"logged": len(events)})
+
+    api = httpx.Client(transport=httpx.MockTransport(answer), base_url="http://app")
+    person = bench.Annotator(api, 1, {}, {})
+    events = [("click", 2.55)] * (2 * MAX_EVENTS_PER_POST + 3)
+    person._log(7, events)
+    assert [len(p) for p in posted] == [MAX_EVENTS_PER_POST, MAX_EVENTS_PER_POST, 3]
+    assert all(e["image_id"] == 7 and e["duration_ms"] == 2550.0 for p in posted for e in p)
+
+    manual = {"interactions": 9, "seconds": 12.0, "seconds_coco_polygon": 79.2}
+    done = {"interactions": 4, "seconds": 9.0, "seconds_coco_polygon": 80.0, "manual_quality": True,
+            "waited_seconds": 0.0, "manual": manual}  # fmt: skip
+    failed = {"failed": True, "interactions": 0, "seconds": 0.0, "manual_quality": False,
+              "waited_seconds": 0.0, "manual": {"interactions": 0, "seconds": 0.0}}  # fmt: skip
+    totals = bench._totals([done, failed])
+    assert totals["failed_images"] == 1 and totals["manual_quality"] is False
+    assert "seconds_coco_polygon" not in totals, "COCO's prices are summed only where every image has them"
+    assert bench._totals([done])["seconds_coco_polygon"] == 79.2
