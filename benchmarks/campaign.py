@@ -166,7 +166,10 @@ TRAINER_SECONDS_PER_STEP = 1.24
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.screenshot and Path(args.screenshot).resolve() == Path(args.out).with_suffix(".png").resolve():
+        parser.error(f"--screenshot {args.screenshot} is where the plot of --out goes: name another PNG")
     data = read_dataset(args.data)
     if args.calibrate:
         print(json.dumps({"trainer_seconds_per_step": _calibrate(data)}))

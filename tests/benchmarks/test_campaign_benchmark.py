@@ -203,3 +203,14 @@ def test_an_image_of_more_events_than_one_post_holds_is_logged_in_parts_the_serv
     assert totals["failed_images"] == 1 and totals["manual_quality"] is False
     assert "seconds_coco_polygon" not in totals, "COCO's prices are summed only where every image has them"
     assert bench._totals([done])["seconds_coco_polygon"] == 79.2
+
+
+def test_a_screenshot_named_as_the_plot_is_refused_before_anything_runs(monkeypatch, tmp_path, capsys):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    bench = importlib.import_module("campaign")
+    out = tmp_path / "run.json"
+    shot = ["--screenshot", str(tmp_path / "run.png")]
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--data", str(tmp_path / "none"), "--out", str(out), *shot])
+    assert stopped.value.code == 2 and "where the plot of --out goes" in capsys.readouterr().err
+    assert not out.exists()
