@@ -2,7 +2,8 @@
 few vertices, a vertex dragged, inserted, deleted and a stretch redrawn, each one undo
 step; Enter saves the outline filled (the very mask the simulator fills); a self-crossing
 or off-image edit refused with a message and the last good outline kept; undo across mask
--> outline -> mask; a saved mask reopened and edited.
+-> outline -> mask; a saved mask reopened and edited; a click on a saved mask opens it, not a new mask
+on top of it.
 
 No model runs: the page's segment requests are answered by the test with a fixed mask (a
 disc with a square hole, and a second part beside it); the outline route is the app's own.
@@ -41,8 +42,10 @@ MASK = _sam_mask()
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("browser-outline")
     (home / "images").mkdir()
-    for k in range(5):
-        PILImage.fromarray(np.full((H, W, 3), 60 + 40 * k, np.uint8)).save(home / "images" / f"im{k}.png")
+    for k in range(6):
+        PILImage.fromarray(np.full((H, W, 3), min(60 + 40 * k, 250), np.uint8)).save(
+            home / "images" / f"im{k}.png"
+        )
     app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False, data_roots=[home])
     make_user(app, USER, "admin", PASSWORD)
     with live_server(app) as base:
@@ -50,12 +53,13 @@ def server(tmp_path_factory):
         body = {"name": "outline", "folder": str(home / "images"), "classes": ["thing"]}
         project = api.post("/api/projects", json=body).json()["project"]
         images = [i["id"] for i in api.get(f"/api/projects/{project['id']}/images").json()]
-        # a mask saved on the last image, to be reopened
+        # a mask saved on the fourth image, to be reopened
         create = [
             {"class_id": project["classes"][0]["id"], "kind": "mask", "geometry": {"mask": mask_to_rle(MASK)}}
         ]
-        r = api.post(f"/api/images/{images[3]}/annotations/batch", json={"revision": 0, "create": create})
-        assert r.status_code < 300, r.text
+        for image in (images[3], images[5]):  # and on the sixth, to be clicked
+            r = api.post(f"/api/images/{image}/annotations/batch", json={"revision": 0, "create": create})
+            assert r.status_code < 300, r.text
         yield base, api, images
 
 
@@ -329,4 +333,28 @@ def test_a_part_or_hole_removed_whole_and_a_missed_part_added(server, page):
     saved = rle_to_mask(ann["geometry"]["mask"])
     np.testing.assert_array_equal(saved, fill_outline(_as_python(rings), H, W))
     assert saved[60, 60] and saved[100, 20], "the hole filled, the new part in"
+    assert page.errors == []
+
+
+def test_a_click_on_a_saved_mask_opens_it_and_enter_saves_it_in_its_place_never_twice(server, page):
+    """A new user clicked a saved mask in mask mode: the page made a new mask on top of it, and
+    Enter saved a second object in the same place."""
+    base, api, images = server
+    [old] = api.get(f"/api/images/{images[5]}").json()["annotations"]
+    _open(page, base, images[5])
+    page.keyboard.press("m")
+    page.mouse.click(*screen(page, 60, 30))  # on the saved disc
+    page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.opened")
+    page.keyboard.press("Enter")  # nothing changed: nothing saved
+    page.wait_for_function("() => !fewclickTest.seg")
+    assert [a["id"] for a in api.get(f"/api/images/{images[5]}").json()["annotations"]] == [old["id"]]
+    page.mouse.click(*screen(page, 60, 30))
+    page.wait_for_function("() => fewclickTest.seg && fewclickTest.seg.opened")
+    page.mouse.click(*screen(page, 130, 30))  # a corrective click: the (stubbed) answer
+    page.wait_for_function("() => fewclickTest.seg.answered === 1")
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"() => !fewclickTest.anns.has({old['id']}) && fewclickTest.anns.size === 1")
+    [new] = api.get(f"/api/images/{images[5]}").json()["annotations"]
+    assert new["id"] != old["id"] and new["class_id"] == old["class_id"]
+    np.testing.assert_array_equal(rle_to_mask(new["geometry"]["mask"]), MASK)
     assert page.errors == []

@@ -1,5 +1,5 @@
 // Box-to-mask (M): drag a box (or click a box object), or click inside an object, and its
-// mask appears; left clicks add to it, right clicks remove; Tab (Shift+Tab) switches to SAM's other candidate masks;
+// mask appears (a click on a saved mask opens it, to correct and save in its place); left clicks add to it, right clicks remove; Tab (Shift+Tab) switches to SAM's other candidate masks;
 // A / E take the brush / the eraser (again: back to clicks) and [ / ] change its size: a
 // drag then paints a stroke over the mask; L turns the mask shown (or, with none, the saved
 // mask picked or under the pointer) into an outline of few vertices to edit (outline.js), L
@@ -43,9 +43,9 @@ export function mask(page) {
     undo: (again) => undo(m, again),
     accept: () => accept(m),
     panel: (el) => panel(m, el),
-    unsaved: () => (seg(m)?.outline ? "1 outline not saved" : seg(m)?.result ? "1 mask not accepted" : ""),
-    // the saved mask whose outline is edited is drawn as the outline only
-    visible: (a) => !(seg(m)?.outline && a.id === seg(m).from),
+    unsaved: () => (seg(m)?.outline ? "1 outline not saved" : seg(m)?.result && !untouched(seg(m)) ? "1 mask not accepted" : ""),
+    // the saved mask open (or its outline edited) is drawn as the mask in the making only
+    visible: (a) => !((seg(m)?.outline || seg(m)?.opened) && a.id === seg(m).from),
     // a stroke's path, point by point, while the brush or eraser drags
     press(d) {
       if (seg(m)?.outline) outline.press(editor(m), d);
@@ -73,6 +73,8 @@ export function mask(page) {
 
 const seg = (m) => m.st.get().seg, brush = (m) => m.st.get().brush;
 const drop = (m) => m.st.set({seg: null});
+// a saved mask opened and not changed: Enter or leaving has nothing to save
+const untouched = (s) => s.opened && !s.clicks.length && !s.strokes.length;
 // a mask in the making: each starts with clicks and the brush's size for its box
 const start = (m, box, from) => m.st.set({seg: fresh(box, from), brush: freshBrush(box)});
 
@@ -88,7 +90,12 @@ async function release(m, d, moved, box) {
     if (i != null && d.button === 0) return takeProposal(m, i);
     if (i != null && d.button === 2) return rejectProposal(m, i);
     const a = hit(m.page.doc.get().anns, d.x0, d.y0, m.page.view.scale);
-    if (a && a.geometry.box) {
+    if (a?.kind === "mask") {
+      // a saved mask opens as it is, not a new mask on top of it: clicks correct it, Enter
+      // saves it in its place
+      openMask(m, a);
+      say("the saved mask is open: clicks correct it, L edits its outline, Enter saves it in its place, Esc leaves it as it was");
+    } else if (a && a.geometry.box) {
       start(m, a.geometry.box, a.kind === "box" ? a.id : null);
       m.page.doc.set({cls: a.class_id});
       await segmentNow(m);
@@ -206,11 +213,17 @@ function openSaved(m) {
   const picked = [...selected].filter((id) => masks.has(id));
   const a = picked.length === 1 ? masks.get(picked[0]) : mouse && hit(masks, mouse[0], mouse[1], m.page.view.scale);
   if (!a) { say("pick a saved mask (V, then click it) or point at one, then press L", true); return false; }
+  openMask(m, a);
+  return true;
+}
+
+// saved mask ``a`` as the mask in the making, shown as saved (Enter saves it in its place)
+function openMask(m, a) {
   start(m, a.geometry.box, a.id);
+  seg(m).opened = true;
   seg(m).result = {method: a.backend ?? null, mask: a.geometry.mask, box: a.geometry.box, score: a.score ?? 1, quality: a.quality ?? null, candidates: [], saved: true};
   m.page.doc.set({cls: a.class_id});
   showCandidate(m, 0);
-  return true;
 }
 
 // the outline's own keys; the mask's (Tab, the brush) wait until the outline is left
@@ -321,6 +334,7 @@ async function accept(m) {
   if (s.outline) return acceptOutline(m, s);
   const r = s.result, shown = shownMask(s);
   if (!r || !shown?.box) return;
+  if (untouched(s)) return drop(m);
   const replace = s.from != null ? [s.from] : [];
   const create = [{class_id: m.page.doc.get().cls, kind: "mask", geometry: {mask: shown.mask}, score: unscored(shown) ? null : shown.score, quality: s.shown ? null : r.quality,
                    source: shown.shape ?? "segment", backend: shown.shape ? null : r.method}];  // the box's ellipse, a proposal: no backend's
@@ -333,7 +347,7 @@ async function accept(m) {
 function panel(m, el) {
   const s = seg(m), prep = m.page.doc.get().prep;
   if (s?.outline) return helpPanel(el, "mask: outline", outline.outlineHelp(s.outline));
-  helpPanel(el, "mask", s ? `Left click: add to the mask, right click: remove. Tab: another candidate mask. A / E: brush / eraser, [ ]: its size. L: edit its outline. Enter accepts, Esc drops. ${s.clicks.length} clicks, ${s.strokes.length} strokes.` : "Drag a box, click a box object or click inside an object, and its mask appears. L: edit the outline of the saved mask picked (V) or under the pointer.");
+  helpPanel(el, "mask", s ? `Left click: add to the mask, right click: remove. Tab: another candidate mask. A / E: brush / eraser, [ ]: its size. L: edit its outline. Enter accepts, Esc drops. ${s.clicks.length} clicks, ${s.strokes.length} strokes.` : "Drag a box, click a box object or click inside an object, and its mask appears. A click on a saved mask opens it to correct. L: edit the outline of the saved mask picked (V) or under the pointer.");
   const line = proposalsLine(m);
   if (line) el.insertAdjacentHTML("beforeend", `<div class="muted" id="mask-proposals">${esc(line)}</div>`);
   const ways = m.ways?.image === m.page.doc.get().image?.id ? m.ways.line : null;
