@@ -536,6 +536,18 @@ def test_a_message_stays_on_the_page_it_was_said_for(server, page):
     assert page.errors == []
 
 
+def test_a_project_the_server_refuses_is_named_on_the_page_and_throws_no_error(server, page):
+    base, home, _ = server
+    page.goto(f"{base}/#/")
+    form = page.locator("#new-project")
+    form.locator("[name=name]").fill("nowhere")
+    form.locator("[name=path]").fill("/no/such/folder")
+    form.locator("button").click()
+    said = "() => document.querySelector('#message')?.textContent.includes('/no/such/folder')"
+    page.wait_for_function(said)
+    assert page.errors == [], "the refusal is said, not thrown as an error of the page"
+
+
 def test_leaving_an_image_logs_the_visits_time(server, page):
     import httpx
 

@@ -120,7 +120,8 @@ def _image_files(root: Path, roots: Sequence[Path]) -> tuple[list[Path], list[st
                 continue
             if path.is_symlink() and not any(target.is_relative_to(r) for r in roots):
                 warnings.append(
-                    f"skipped {path.relative_to(root)}: a link to {target}, outside the data roots"
+                    f"skipped {path.relative_to(root)}: a link to {target}, outside the data roots "
+                    "(start the server with --data-root to allow its folder)"
                 )
                 continue
             files.append(path)

@@ -36,7 +36,8 @@ export async function projectsPage() {
                   reference: f.get("reference") === "on"};
     if (f.get("from") !== "empty") body[f.get("from")] = f.get("path");
     if (f.get("format")) body.format = f.get("format");
-    const out = await api("POST", "/api/projects", body);
+    let out;
+    try { out = await api("POST", "/api/projects", body); } catch { return; }  // api() said why
     sayNext(out.warnings.length ? `created; ${out.warnings.length} warnings: ${out.warnings[0]}` : "project created");
     location.hash = `#/project/${out.project.id}`;
   });
