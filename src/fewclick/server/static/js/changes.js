@@ -124,7 +124,8 @@ export class Changes {
     return this.queued(async () => {
       const [from, to] = again ? [this.undone, this.done] : [this.done, this.undone];
       const op = from.pop();
-      if (!op) return;
+      // the steps are this visit's: after a reload or on another image, none are there yet
+      if (!op) return say(again ? "nothing to redo" : "nothing to undo since the image was opened");
       if ((await saved(again ? op.redo : op.undo)) === null) return from.push(op);
       to.push(op);
       this.log(again ? "redo" : "undo");
