@@ -548,16 +548,22 @@ def test_a_project_the_server_refuses_is_named_on_the_page_and_throws_no_error(s
     assert page.errors == [], "the refusal is said, not thrown as an error of the page"
 
 
-def test_undo_with_no_step_in_this_visit_says_so(server, page):
-    """After a reload the steps of the visit before are gone: Ctrl+Z said nothing at all."""
+def _first_image_opened(server, page, name: str):
+    """A new project ``name``, its first image opened: the API client, project and image id."""
     import httpx
 
     base, _, app = server
-    [project] = _projects(server, "nothing-to-undo")
+    [project] = _projects(server, name)
     api = httpx.Client(base_url=base, headers=auth_headers(app))
     image_id = api.get(f"/api/projects/{project['id']}/images").json()[0]["id"]
     page.goto(f"{base}/#/image/{image_id}")
     page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {image_id}")
+    return api, project, image_id
+
+
+def test_undo_with_no_step_in_this_visit_says_so(server, page):
+    """After a reload the steps of the visit before are gone: Ctrl+Z said nothing at all."""
+    _first_image_opened(server, page, "nothing-to-undo")
     said = "() => document.querySelector('#message')?.textContent"
     page.keyboard.press("Control+z")
     page.wait_for_function(f"{said}.startsWith('nothing to undo')")
@@ -567,14 +573,7 @@ def test_undo_with_no_step_in_this_visit_says_so(server, page):
 
 
 def test_leaving_an_image_logs_the_visits_time(server, page):
-    import httpx
-
-    base, _, app = server
-    [project] = _projects(server, "visits")
-    api = httpx.Client(base_url=base, headers=auth_headers(app))
-    image_id = api.get(f"/api/projects/{project['id']}/images").json()[0]["id"]
-    page.goto(f"{base}/#/image/{image_id}")
-    page.wait_for_function("() => fewclickTest.ready")
+    api, project, _ = _first_image_opened(server, page, "visits")
     page.wait_for_timeout(1500)
     page.evaluate(f"() => {{ location.hash = '#/project/{project['id']}'; }}")
     deadline = time.monotonic() + 10
