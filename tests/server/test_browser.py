@@ -572,6 +572,24 @@ def test_undo_with_no_step_in_this_visit_says_so(server, page):
     assert page.errors == []
 
 
+def test_the_next_image_opens_in_the_way_of_annotating_picked_last(server, page):
+    """A person making masks pressed M on every image: the mode is kept for the project's
+    images in this tab (select, picked for a moment, is not)."""
+    base = server[0]
+    api, project, first = _first_image_opened(server, page, "kept-mode")
+    assert page.evaluate("() => fewclickTest.mode") == "detect", "a project's first image: detect"
+    page.keyboard.press("m")
+    page.keyboard.press("v")  # select, for a moment
+    second = api.get(f"/api/projects/{project['id']}/images").json()[1]["id"]
+    page.goto(f"{base}/#/image/{second}")
+    page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {second}")
+    assert page.evaluate("() => fewclickTest.mode") == "mask"
+    assert "active" in page.get_attribute("[data-mode=mask]", "class")
+    _first_image_opened(server, page, "kept-mode-other")
+    assert page.evaluate("() => fewclickTest.mode") == "detect", "another project's images open as before"
+    assert page.errors == []
+
+
 def test_leaving_an_image_logs_the_visits_time(server, page):
     api, project, _ = _first_image_opened(server, page, "visits")
     page.wait_for_timeout(1500)

@@ -321,7 +321,8 @@ def test_full_image_offers_a_background_and_keeps_regions_not_saved(server, page
     saved = api.get(f"/api/images/{image_id}").json()["annotations"]
     assert sorted(a["kind"] for a in saved) == ["mask", "mask"]  # the background is not saved
     _open(page, base, image_id)
-    assert page.evaluate("() => fewclickTest.mode") == "detect"  # nothing left to restore
+    assert page.evaluate("() => fewclickTest.mode") == "fullimage", "the mode picked last on the project"
+    assert "restored" not in page.inner_text("#message"), "nothing left to restore"
     assert page.errors == []
 
 

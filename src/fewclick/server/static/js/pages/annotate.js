@@ -62,7 +62,7 @@ export async function annotatePage(id) {
   v.view.fit();
   // a mode holding work kept from an earlier visit (full image's draft regions) opens first
   const restored = v.modes.map((m) => [m.name, m.restore?.()]).find(([, said]) => said);
-  setMode(v, restored?.[0] ?? "detect");
+  setMode(v, restored?.[0] ?? keptMode(project.id));
   if (restored) say(restored[1]);
   pickClass(v, v.doc.get().cls);
   v.log("open");
@@ -140,9 +140,24 @@ async function prepare(v) {
   if (!out.ready || out.proposals === "making") setTimeout(() => prepare(v), out.ready ? 1000 : 500);
 }
 
+// the way of annotating picked last on this project's images in this tab: the next image
+// opens in it (a person making masks need not press M on each one); select and review,
+// which serve a moment, are not kept
+const KEPT_MODES = new Set(["detect", "box", "mask", "polygon", "points", "fullimage"]);
+const modeKey = (projectId) => `fewclick.mode.${projectId}`;
+
+function keptMode(projectId) {
+  let name = null;
+  try { name = sessionStorage.getItem(modeKey(projectId)); } catch { /* storage refused: the default */ }
+  return KEPT_MODES.has(name) ? name : "detect";
+}
+
 // the mode `name` picked (a key, its button; the page's first mode as the image opens)
 function setMode(v, name) {
   const anew = v.doc.get().mode !== name;
+  if (v.ready && KEPT_MODES.has(name)) {
+    try { sessionStorage.setItem(modeKey(v.doc.get().project.id), name); } catch { /* not kept */ }
+  }
   if (anew) {
     mode(v).leave?.();
     say("");  // what the last mode said (its proposals, their time) is not about this one
