@@ -266,9 +266,8 @@ def map_in_threads(fn: Callable, items: Iterable, threads: int) -> list:
         running = set(calls)
         while running:
             done, running = wait(running, timeout=SIGNAL_POLL, return_when=FIRST_EXCEPTION)
-            failed = [call for call in done if call.exception() is not None]
-            if failed:
-                raise failed[0].exception()
+            for call in done:
+                call.result()  # a call's error is raised here, the others left running
         return [call.result() for call in calls]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
