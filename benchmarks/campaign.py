@@ -112,6 +112,7 @@ from fewclick.io import read_dataset
 from fewclick.io.rle import mask_to_rle, polygons_to_mask, rle_to_mask, segmentation_to_mask
 from fewclick.metrics.detection import box_iou
 from fewclick.outline import fill_outline
+from fewclick.predict.shown import page_floors, slider_value
 from fewclick.protocols.segment import SIZE_EDGES, tab_to, tight_box
 from fewclick.server.limits import MAX_EVENTS_PER_POST
 from fewclick.simulate.annotator import (
@@ -157,7 +158,6 @@ FRESH_SECONDS = 2.55 + 1.63 + 2 * 2.55 + 1.63
 #: the page asks again this many seconds later (mask.js's ZOOM_AGAIN_MS), within the mental
 #: step (KLM's M, 1.35 s) the person takes before their next action: what outlasts it is waited
 ZOOM_AGAIN, KLM_M = 1.0, 1.35
-RESCUE_SPAN, RESCUE_FLOOR = 0.2, 0.3  # detect.js: the page never hides every box of an image
 #: the background trainer's seconds per step on one core (its rounds' crops, ImageNet
 #: EfficientNet-Lite0): ``--calibrate`` measures it; 1.24 was measured on hit_uav here
 #: (2026-11-25, one other single-threaded job beside it)
@@ -1052,13 +1052,9 @@ class Annotator:
         starts: each class's own score when the served detector has them, else the slider's
         start, the detector's suggested score)."""
         if least is None:  # a class clicked shows from the slider's start, as on the page
-            per_class, start = out.get("min_scores") or {}, _start_score(out)
-            clicked = {str(c) for c in out.get("clicked_classes", [])}
-            own = {c: min(1.0, t) for c, t in per_class.items() if c not in clicked}
-            floors = [own.get(str(c), start) for c in out["labels"]]
-            if out["scores"] and not any(s >= f for s, f in zip(out["scores"], floors)):
-                # the page never hides every box: those from the best less RESCUE_SPAN (detect.js)
-                floors = [max(RESCUE_FLOOR, max(out["scores"]) - RESCUE_SPAN)] * len(floors)
+            per_class = {int(c): float(t) for c, t in (out.get("min_scores") or {}).items() if t is not None}
+            clicked = out.get("clicked_classes", [])
+            floors = page_floors(out["scores"], out["labels"], per_class, _start_score(out), clicked)
         else:
             floors = [least] * len(out["scores"])
         keep = [i for i, (s, floor) in enumerate(zip(out["scores"], floors)) if s >= floor]
@@ -1266,8 +1262,13 @@ def _screenshot(server: ServerProcess, project_id: int, path: Path) -> None:
 
 
 def _start_score(out: dict) -> float:
+    """Where the page's slider starts for an answer (detect.js ``detectNow``): the step at or
+    below the served detector's suggested score, else the look-alikes' start for a clicked
+    class, else the page's own start."""
     least = out.get("min_score")
-    return PAGE_MIN_SCORE if least is None else float(least)
+    if least is None:
+        least = (out.get("proposals") or {}).get("threshold")
+    return PAGE_MIN_SCORE if least is None else slider_value(float(least))
 
 
 def _ok(response: httpx.Response):

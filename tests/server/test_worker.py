@@ -88,6 +88,34 @@ def test_a_click_the_detector_left_unboxed_gets_sams_box_from_the_training_free_
     assert out.scores.tolist() == pytest.approx([0.9, 1])
 
 
+@pytest.mark.parametrize("making", [True, False])
+def test_a_click_while_the_proposals_are_made_gets_its_own_box_alone(monkeypatch, making):
+    """Issue 67: before the image's proposals exist, a click is answered with SAM's box of the
+    clicked object and nothing else (no squares of its size where features look alike);
+    feature similarity answers only when no proposals are coming."""
+    from fewclick.server import worker_proposals
+
+    class Similar:
+        method = "training-free"
+
+        def clicked_box(self, x, y, label, sizes):
+            return np.array([x - 4, y - 4, x + 4, y + 4], np.float32)
+
+        def predict(self, clicks, sizes, limit):  # its look-alikes: squares of the click's size
+            boxes = np.array([[0, 0, 8, 8], [20, 20, 28, 28], [40, 40, 48, 48]], np.float32)
+            return Detections(boxes, np.array([1, 0.95, 0.92], np.float32), np.array([0, 0, 0]))
+
+    monkeypatch.setattr(worker, "encoded", lambda key, make, path, encoding: Similar())
+    monkeypatch.setattr(worker_proposals, "making", lambda folder, key: making)
+    monkeypatch.setattr(worker_proposals, "ready", lambda folder, key: None)
+    out = worker_detect.detect("im.png", None, ["a"], [[30, 30, 0]], {}, ("cache", "key"))
+    if making:
+        assert out["boxes"] == [[26, 26, 34, 34]] and out["scores"] == [1.0], "the clicked object alone"
+        assert out["proposals"] == {"state": "making"}, "the page asks again once they are made"
+    else:
+        assert len(out["boxes"]) == 3 and out["proposals"] is None
+
+
 def test_own_boxes_move_by_the_edge_offsets_learnt(monkeypatch):
     from fewclick.predict.own_box import EdgeOffsets
 

@@ -35,6 +35,7 @@ from fewclick.types import Detections
 RELATIVE = 0.5
 SIZE_FREE = float(np.log(2.0))  # an area within this log-ratio of the exemplar's is not weighed
 CLICKED_IOU = 0.5  # a proposal overlapping a clicked object's box this much is that object
+SIDE_FREE = 2.0  # a proposal whose box side is within this factor of its class's is of its size
 SUFFIX = ".proposals.npz"  # an image's proposals beside its embedding: <key>.proposals.npz
 
 
@@ -44,16 +45,23 @@ def proposals_file(folder: str | Path, key: str) -> Path:
 
 
 def clicked_objects(
-    proposals: Proposals, xy: np.ndarray, own: Callable[[float, float], Proposals]
+    proposals: Proposals,
+    xy: np.ndarray,
+    own: Callable[[float, float], Proposals],
+    sides: np.ndarray | None = None,
 ) -> tuple[Proposals, list[int], list[int]]:
-    """Each click's object at ``xy`` ``[N, 2]``: the proposal whose mask holds it
-    (:func:`clicked_proposal`), else ``own(x, y)`` (SAM's object there: one proposal, or none
-    when SAM finds nothing). ``(objects, found, unboxed)``: the objects as proposals, in the
-    clicks' order, the indices of the clicks they belong to, and those of the clicks with
-    none. A click on a proposal an earlier click took adds nothing: each object once."""
+    """Each click's object at ``xy`` ``[N, 2]``: the proposal the click lands on
+    (:func:`clicked_proposal`, at the click's class side ``sides[i]`` in pixels when given:
+    NaN for a class with no finished box yet), else ``own(x, y)`` (SAM's object there: one
+    proposal, or none when SAM finds nothing). ``(objects, found, unboxed)``: the objects as
+    proposals, in the clicks' order, the indices of the clicks they belong to, and those of
+    the clicks with none. A click on a proposal an earlier click took adds nothing: each
+    object once."""
     parts, found, unboxed, taken = [], [], [], set()
-    for i, (x, y) in enumerate(np.asarray(xy, np.float32).reshape(-1, 2)):
-        index = clicked_proposal(proposals, float(x), float(y))
+    xy = np.asarray(xy, np.float32).reshape(-1, 2)
+    for i, (x, y) in enumerate(xy):
+        side = None if sides is None or not np.isfinite(sides[i]) else float(sides[i])
+        index = clicked_proposal(proposals, float(x), float(y), side)
         if index is not None and index in taken:  # a second click on one object: boxed once
             continue
         taken.add(index)
@@ -77,20 +85,53 @@ def clicked_objects(
     return objects, found, unboxed
 
 
-def clicked_proposal(proposals: Proposals, x: float, y: float) -> int | None:
-    """The proposal whose mask holds the point (x, y), surest first, smallest on a tie; None
-    when no mask holds it."""
-    best = None
+def clicked_proposal(proposals: Proposals, x: float, y: float, side: float | None = None) -> int | None:
+    """The proposal a click at (x, y) lands on, None when there is none.
+
+    Without ``side``: the proposal whose mask holds the point, surest first, smallest on a
+    tie. With ``side`` (the clicked class's box side in pixels, from its finished objects):
+    among the proposals at the class's size (a box side within a factor of :data:`SIDE_FREE`
+    of it), the surest whose mask, holes filled, holds the point, else the surest whose
+    box's middle half holds it; a click at a blood cell's pale centre then lands on the
+    cell, not on the centre or an inclusion inside it. When no proposal there has the
+    class's size, the rule without it."""
     b = proposals.boxes
     near = np.flatnonzero((b[:, 0] <= x + 2) & (b[:, 2] >= x - 2) & (b[:, 1] <= y + 2) & (b[:, 3] >= y - 2))
+    if side is not None and side > 0:
+        sides = np.sqrt(np.maximum(b[near, 2] - b[near, 0], 1.0) * np.maximum(b[near, 3] - b[near, 1], 1.0))
+        sized = near[np.abs(np.log(sides / side)) <= np.log(SIDE_FREE)]
+        holding = [i for i in sized if _holds(proposals, i, x, y, filled=True)]
+        middle = [i for i in sized if _in_middle(b[i], x, y)]  # a crescent's cell, clicked at its middle
+        ranked = sorted(holding or middle, key=lambda i: -proposals.scores[i])
+        if ranked:
+            return int(ranked[0])
+    best = None
     for i in near:  # only the masks whose box holds the point (5,000 proposals: a few)
-        (x0, y0, mask), score = proposals.masks[i], proposals.scores[i]
-        c, r = int(np.floor(x)) - x0, int(np.floor(y)) - y0
-        if 0 <= r < mask.shape[0] and 0 <= c < mask.shape[1] and mask[r, c]:
-            rank = (-float(score), int(mask.sum()))
+        if _holds(proposals, i, x, y):
+            rank = (-float(proposals.scores[i]), int(proposals.masks[i][2].sum()))
             if best is None or rank < best[0]:
                 best = (rank, int(i))
     return None if best is None else best[1]
+
+
+def _in_middle(box: np.ndarray, x: float, y: float) -> bool:
+    """Whether (x, y) lies in the middle half of ``box`` (XYXY) along each axis."""
+    cx, cy, w, h = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[2] - box[0], box[3] - box[1]
+    return abs(x - cx) <= w / 4 and abs(y - cy) <= h / 4
+
+
+def _holds(proposals: Proposals, index: int, x: float, y: float, filled: bool = False) -> bool:
+    """Whether proposal ``index``'s mask (its holes ``filled``: a cell's pale centre is the
+    cell's) holds the point (x, y)."""
+    x0, y0, mask = proposals.masks[index]
+    c, r = int(np.floor(x)) - x0, int(np.floor(y)) - y0
+    if not (0 <= r < mask.shape[0] and 0 <= c < mask.shape[1]):
+        return False
+    if mask[r, c] or not filled:
+        return bool(mask[r, c])
+    from scipy.ndimage import binary_fill_holes
+
+    return bool(binary_fill_holes(mask)[r, c])
 
 
 def proposal_mask(proposals: Proposals, index: int) -> np.ndarray:

@@ -168,16 +168,23 @@ def _detect(
         # similarity's texture back): every proposal is an object SAM segmented, each shown
         # by its score. With the cap, one click on dsb2018 10ba6cbe (67 nuclei) after a
         # finished image of 6 showed 18 look-alikes; without it, 64 boxes
-        matched = worker_proposals.look_alikes(*encoding, path, c, finished, offsets, rejected)
+        matched = worker_proposals.look_alikes(*encoding, path, c, finished, offsets, rejected, sizes)
         if matched is not None:  # the image's SAM proposals are made: the look-alikes among them
             det, found = matched
             least = found.pop("min_scores")
             method = "look-alikes"
         else:
             predictor = _similar(path, encoding, num_classes)
-            det = predictor.predict(c, sizes=sizes, limit=limit)
+            making = worker_proposals.making(*encoding)
+            # while the proposals are made, each click gets its object's own box from SAM and
+            # nothing else: the look-alikes come from the proposals (the page asks again);
+            # feature similarity's boxes, sized as the clicked object, only when none will come
+            if making:
+                det = _clicked_boxes(predictor, c, sizes)
+            else:
+                det = predictor.predict(c, sizes=sizes, limit=limit)
             method = predictor.method
-            found = {"state": "making"} if worker_proposals.making(*encoding) else None
+            found = {"state": "making"} if making else None
         if offsets:  # every box of the training-free start is a SAM box, or sized as one
             det = Detections(offsets.apply(det.boxes, det.labels), det.scores, det.labels)
         if matched is not None:  # a click where neither a proposal nor SAM found an object
@@ -291,6 +298,19 @@ def _own_boxes(
         moved = offsets.apply(np.stack(list(own.values())), clicks.labels[missing])
         own = dict(zip(own, moved))
     return with_own_boxes(det, clicks, own)
+
+
+def _clicked_boxes(similar, clicks, sizes: dict):
+    """Each click's object's own box at score 1, in the clicks' order, and no look-alikes:
+    SAM's from the click (:meth:`~fewclick.predict.similar.SimilarityDetector.clicked_box`)."""
+    from fewclick.types import Detections
+
+    boxes = [similar.clicked_box(*xy, label, sizes) for xy, label in zip(clicks.xy, clicks.labels)]
+    return Detections(
+        np.asarray(boxes, np.float32).reshape(-1, 4),
+        np.ones(len(boxes), np.float32),
+        np.asarray(clicks.labels, np.int64).reshape(-1),
+    )
 
 
 def _tightened(det, path: str, encoding: tuple[str, str], num_classes: int, tight: set, tight_from: float):

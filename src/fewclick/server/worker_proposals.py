@@ -284,24 +284,31 @@ def _thresholds(known: list, per_image: list[dict], offsets, iou: float | None =
     return {c: float(t) for c, t in enumerate(least) if t is not None}
 
 
-def look_alikes(folder: str, key: str, path: str, clicks, finished=None, offsets=None, rejected=()):
+def look_alikes(
+    folder: str, key: str, path: str, clicks, finished=None, offsets=None, rejected=(), sides=None
+):
     """The clicked objects and their look-alikes among the image's proposals (None while they
     are not made): ``(Detections, info)``, the clicked objects first at score 1 in the
-    clicks' order (a click no proposal holds gets SAM's own object there, none when SAM finds
-    nothing: ``unboxed`` lists those clicks), then the look-alikes, best first:
-    of the clicked objects in a clicked class, of the ``finished`` images' objects
-    (:func:`carried`) in the others, each at a score above the background's. ``offsets``
-    (the project's :class:`~fewclick.predict.own_box.EdgeOffsets`, or None) move the boxes
-    the thresholds are chosen on, as the page's are moved. ``rejected``: the boxes (and
-    class positions) of the proposals the person rejected on the page, negative exemplars
-    (:func:`~fewclick.predict.lookalike.rejected_vectors`). ``info``: ``state`` "ready",
-    ``made`` (how many proposals the image has), ``shown`` (look-alikes at their class's
-    threshold), ``threshold`` (where a clicked class starts:
-    :data:`~fewclick.predict.lookalike.RELATIVE`),
-    ``min_scores`` (class position -> least-work threshold, for the classes not clicked),
-    ``exemplars`` (the finished objects matched), ``unboxed`` and ``rejected`` (the negatives
-    found) (:class:`~fewclick.wire.answers.ProposalsUsed`)."""
+    clicks' order (each the proposal the click lands on at its class's side ``sides``, class
+    position -> pixels, from the finished boxes: :func:`~fewclick.predict.lookalike.clicked_proposal`;
+    a click no proposal holds gets SAM's own object there, none when SAM finds nothing:
+    ``unboxed`` lists those clicks), then the look-alikes, best first: of the clicked
+    objects in a clicked class, of the ``finished`` images' objects (:func:`carried`) in the
+    others, each at a score above the background's. What the image opened with (the
+    look-alikes of the finished objects, before any click) stays, in its class and above
+    its floor (:func:`~fewclick.predict.shown.after_clicks`): a click adds, never takes away.
+    ``offsets`` (the project's :class:`~fewclick.predict.own_box.EdgeOffsets`, or None) move
+    the boxes the thresholds are chosen on, as the page's are moved. ``rejected``: the boxes
+    (and class positions) of the proposals the person rejected on the page, negative
+    exemplars (:func:`~fewclick.predict.lookalike.rejected_vectors`). ``info``: ``state``
+    "ready", ``made`` (how many proposals the image has), ``shown`` (look-alikes at their
+    class's floor), ``threshold`` (where a clicked class starts:
+    :data:`~fewclick.predict.lookalike.RELATIVE`), ``min_scores`` (class position -> the
+    floor of a class not clicked), ``exemplars`` (the finished objects matched), ``unboxed``
+    and ``rejected`` (the negatives found) (:class:`~fewclick.wire.answers.ProposalsUsed`)."""
     from fewclick.predict import lookalike
+    from fewclick.predict.shown import TOP_ALIKE, after_clicks, page_floors
+    from fewclick.types import Detections
 
     found = ready(folder, key)
     if found is None:
@@ -313,22 +320,44 @@ def look_alikes(folder: str, key: str, path: str, clicks, finished=None, offsets
 
         return maker(folder).click(worker.image(path), x, y, key=key)
 
-    objects, boxed, unboxed = lookalike.clicked_objects(found, clicks.xy, own)
-    # a clicked class is matched to its clicked objects alone, as lookalikes.py measures the
-    # first click (the finished images' exemplars, of other sizes and stains, open the image)
+    sides = sides or {}
+    per_click = np.array([sides.get(int(c), np.nan) for c in clicks.labels], np.float32)
+    objects, boxed, unboxed = lookalike.clicked_objects(found, clicks.xy, own, per_click)
     # the proposals the person rejected on the page (their shown boxes): negative exemplars
     negatives = lookalike.rejected_vectors(found, [r[:4] for r in rejected])
     labels = np.asarray(clicks.labels)[boxed]
-    det, alike = lookalike.clicked_and_alike(found, objects, labels, exemplars, negatives)
+    # a clicked class is matched to its clicked objects alone, as lookalikes.py measures the
+    # first click (the finished images' exemplars, of other sizes and stains, open the image)
+    positives = {c: v for c, (v, _) in exemplars.items()}
+    areas = {c: a for c, (_, a) in exemplars.items()}
+    own_areas = objects.areas()
+    with_clicks, with_areas = dict(positives), dict(areas)
+    for c in np.unique(labels).astype(int):
+        with_clicks[int(c)], with_areas[int(c)] = objects.vectors[labels == c], own_areas[labels == c]
+
+    def alike(to: dict, sizes: dict) -> tuple:
+        index, scores, classes = lookalike.alike_index(
+            found, to, negatives, dict.fromkeys(to, 0.0), objects.boxes, sizes
+        )
+        return index, np.minimum(scores, TOP_ALIKE), classes
+
     was_clicked = {int(c) for c in clicks.labels}  # as the page counts them, found or not
     threshold = lookalike.RELATIVE  # a clicked class's start (its least-work one is the carried exemplars')
-    from_class = [threshold if int(c) in was_clicked else least.get(int(c), threshold) for c in alike.labels]
+    (index, scores, classes), floors_of = after_clicks(
+        alike(positives, areas), alike(with_clicks, with_areas), least, was_clicked, threshold
+    )
+    det = Detections(
+        np.concatenate([objects.boxes, found.boxes[index]]).reshape(-1, 4),
+        np.concatenate([np.ones(len(objects), np.float32), scores]),
+        np.concatenate([labels, classes]).astype(np.int64),
+    )
+    floors = page_floors(scores, classes, floors_of, threshold, was_clicked)
     info = {
         "state": "ready",
         "made": len(found),
-        "shown": int((alike.scores >= np.minimum(np.asarray(from_class, np.float32), 1.0)).sum()),
+        "shown": int((scores >= floors).sum()),
         "threshold": float(threshold),
-        "min_scores": {c: t for c, t in least.items() if c not in was_clicked},
+        "min_scores": floors_of,
         "exemplars": int(sum(len(a) for c, (_, a) in exemplars.items() if c not in was_clicked)),
         # the route names their annotations (the panel's thumbnails); a clicked class is
         # matched to its clicks alone, not to them

@@ -18,11 +18,12 @@
 //     full (full image's regions, answer, labels, overlay, answered, busy, error);
 //   the review queue: queue ({next, view, busy, extreme, edit}).
 // Its functions: shownProposals(state) (detect's rule, on the current state or one given:
-// {result, clicks, replaced, minScore, minScoreByHand}), drawnCorners(a); and for
+// {result, clicks, replaced, minScore, minScoreByHand}), sliderValue(threshold) (where
+// detect's slider starts for a suggested score), drawnCorners(a); and for
 // benchmarks only, setView({scale, ox, oy}) (a zoom they show), resetFrames() and
 // resetOutlineTimes().
 import {drawnCorners} from "./geometry.js";
-import {shownProposals} from "./modes/detect.js";
+import {shownProposals, sliderValue} from "./modes/detect.js";
 import {EDIT_TIMES} from "./modes/outline.js";
 
 const shown = {annotate: null, queue: null};  // each page's reader of its state, while shown
@@ -63,6 +64,7 @@ for (const f of ["image", "project", "mode", "cls", "classes", "anns", "selected
 
 const hook = {
   shownProposals: (state = mode("detect")) => shownProposals(state),
+  sliderValue,
   drawnCorners,
   setView: (v) => A()?.view.store.set({scale: v.scale, ox: v.ox, oy: v.oy}),
   resetFrames: () => { A()?.frames.splice(0); },

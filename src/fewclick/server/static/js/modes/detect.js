@@ -399,6 +399,6 @@ function fitHint(d, names) {
 }
 
 // the slider's step at or below the threshold, so that proposals scored at it still show
-function sliderValue(threshold) {
+export function sliderValue(threshold) {
   return Math.min(0.95, Math.max(0.05, Math.floor(threshold * 20 + 1e-9) / 20));
 }
