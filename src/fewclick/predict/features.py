@@ -10,6 +10,7 @@ tile's maps, finest first (strides 4, 8, 16 of the encoder's input and SAM's emb
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,9 +55,20 @@ def image_features(
     ``key``, or ``key``-``x0``-``y0`` for each tile of a large image; default a digest of
     the tile's pixels). An image of one tile has SAM's key: its masks and its boxes share
     one encoding."""
+    return list(each_tile_features(encoder, image, key, tile, overlap))
+
+
+def each_tile_features(
+    encoder: ImageEncoder,
+    image: np.ndarray,
+    key: str | None = None,
+    tile: int = 1024,
+    overlap: int = 200,
+) -> Iterator[TileFeatures]:
+    """:func:`image_features` one tile at a time, each encoded as it is asked for: a caller
+    that works tile by tile can say how far it has got."""
     image = to_rgb8(np.asarray(image), name="image")
     h, w = image.shape[:2]
-    out = []
     grid = tile_grid(w, h, tile, overlap)
     for t in grid:
         pixels = image[t.y0 : t.y1, t.x0 : t.x1]
@@ -65,8 +77,7 @@ def image_features(
         else:
             tile_key = key if len(grid) == 1 else f"{key}-{t.x0}-{t.y0}"
         embedding = encoder.encode(pixels, key=tile_key, features=True)
-        out.append(TileFeatures(t, embedding.scale, embedding))
-    return out
+        yield TileFeatures(t, embedding.scale, embedding)
 
 
 def training_tiles(

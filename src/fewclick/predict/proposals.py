@@ -49,6 +49,7 @@ from __future__ import annotations
 import os
 import threading
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,9 +59,10 @@ import torch
 import torchvision
 
 from fewclick.io.images import to_rgb8
+from fewclick.io.tiling import tile_grid
 from fewclick.models.sam_decoder import GRID as GRID_CELLS
 from fewclick.predict.encoder import INPUT_SIZE, Embedding, ImageEncoder
-from fewclick.predict.features import TileFeatures, image_features
+from fewclick.predict.features import TileFeatures, each_tile_features, image_features
 from fewclick.predict.prompts import CELL, LOW_RES, MAX_POINTS, auto_window, object_size, prompt_points
 from fewclick.predict.similar import STRIDE, similarity_features
 
@@ -278,13 +280,21 @@ class ProposalMaker:
         """The side of ``image``'s windows: the maker's, else :func:`auto_window`'s."""
         return self.window if self.window is not None else auto_window(image)
 
-    def __call__(self, image: np.ndarray, key: str | None = None) -> Proposals:
+    def __call__(
+        self, image: np.ndarray, key: str | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> Proposals:
+        """The proposals of ``image`` (``uint8[H, W, 3]`` or what :func:`to_rgb8` takes),
+        its windows encoded under ``key``; ``progress(done, windows)`` is called once the
+        windows are counted (0 done) and after each window is encoded and asked."""
         image = to_rgb8(np.asarray(image), name="image")
         h, w = image.shape[:2]
         side = object_size(image)
         window = self.window if self.window is not None else auto_window(image, side)
-        tiles = image_features(self.encoder, image, key, tile=window, overlap=window // 4)
+        windows = len(tile_grid(w, h, window, window // 4))
+        tiles = each_tile_features(self.encoder, image, key, tile=window, overlap=window // 4)
         parts, uncovered, prompts = [], [], 0
+        if progress is not None:
+            progress(0, windows)
         for tile in tiles:
             pixels = cv2.resize(
                 image[tile.tile.y0 : tile.tile.y1, tile.tile.x0 : tile.tile.x1],
@@ -296,6 +306,8 @@ class ProposalMaker:
             parts.append(found[:4])
             uncovered.append(found[4])
             prompts += found[5]
+            if progress is not None:
+                progress(len(parts), windows)
         boxes = np.concatenate([p[0] for p in parts]).reshape(-1, 4)
         scores = np.concatenate([p[1] for p in parts])
         vectors = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, 1), np.float32)

@@ -28,6 +28,7 @@ import numpy as np
 
 _THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fewclick-propose")
 _RUNNING: dict[tuple[str, str], Future] = {}
+_WINDOWS: dict[tuple[str, str], tuple[int, int]] = {}  # proposals being made: (windows done, windows)
 _LOADED: OrderedDict[tuple[str, str], object] = OrderedDict()
 _MAKERS: dict[str, object] = {}
 _CARRIED: OrderedDict[tuple, tuple] = OrderedDict()  # finished images -> their exemplars, thresholds
@@ -74,6 +75,25 @@ def prepare(folder: str, items: list[tuple[str, str]]) -> list[str]:
                 _RUNNING[(folder, key)] = _THREAD.submit(_make, folder, key, path)
             states.append("making")
     return states
+
+
+def prepare_open(folder: str, items: list[tuple[str, str]]) -> dict:
+    """:func:`prepare` for the open image (the first of ``items``) and the next: the open
+    one's ``proposals`` state and, while they are made, how many of its windows are done
+    (``proposals_done`` of ``proposals_windows``; absent while it waits for the thread or
+    its windows are not counted yet)."""
+    out = {"proposals": prepare(folder, items)[0]}
+    done = windows_done(folder, items[0][0]) if out["proposals"] == "making" else None
+    if done is not None:
+        out["proposals_done"], out["proposals_windows"] = done
+    return out
+
+
+def windows_done(folder: str, key: str) -> tuple[int, int] | None:
+    """``(done, windows)`` of the proposals of the image of embedding ``key`` while they are
+    made, else None (waiting for the thread, or not being made)."""
+    with _LOCK:
+        return _WINDOWS.get((folder, key))
 
 
 def making(folder: str, key: str) -> bool:
@@ -157,8 +177,17 @@ def _make(folder: str, key: str, path: str) -> None:
     from fewclick.server import embeddings
 
     embeddings.embedding(folder, key, path)  # the clicks' embedding first, never encoded twice
-    made = maker(folder)(load_pixels(path), key=key)
-    made.save(proposals_file(folder, key))
+
+    def progress(done: int, windows: int) -> None:
+        with _LOCK:
+            _WINDOWS[(folder, key)] = (done, windows)
+
+    try:
+        made = maker(folder)(load_pixels(path), key=key, progress=progress)
+        made.save(proposals_file(folder, key))
+    finally:
+        with _LOCK:
+            _WINDOWS.pop((folder, key), None)
 
 
 def carried(

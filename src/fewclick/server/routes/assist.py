@@ -134,7 +134,8 @@ async def prepare(image_id: int, session: DB, config: Config, models: Worker):
     whether its embedding is ready. Nothing to prepare when SAM serves nothing here. While
     the training-free start serves click-to-detect, SAM's proposals of the image and of the
     next few are made after the embeddings; ``proposals`` says where the open image's are ("ready",
-    "making", or why the last try failed)."""
+    "making", or why the last try failed) and, while they are made, how many of its windows
+    are done (``proposals_done`` of ``proposals_windows``)."""
     image = rows.get(session, Image, image_id, "image")
     serving.image_file(image)
     for fn, *args in assisting.learning_calls(session, config, image.project):  # learnt meanwhile
@@ -150,7 +151,7 @@ async def prepare(image_id: int, session: DB, config: Config, models: Worker):
         ready[0] = states[0] is None
     if assisting.proposes(session, image):  # made after the embeddings, on a thread of their own
         ahead = assisting.proposal_items(config, image)
-        out["proposals"] = (await models.run(worker_proposals.prepare, folder, ahead))[0]
+        out.update(await models.run(worker_proposals.prepare_open, folder, ahead))
     return {**out, "ready": ready[0]}
 
 

@@ -107,13 +107,17 @@ class Swept(Answer):
 
 class Prepared(Answer):
     """Whether the image needs SAM's embedding and whether it is ready; the mask backend;
-    where its SAM proposals are ("ready", "making", why they failed; None: not made for it)."""
+    where its SAM proposals are ("ready", "making", why they failed; None: not made for it)
+    and, while they are made, how many of the image's windows are done (None while it
+    waits for its turn or its windows are not counted yet)."""
 
     needs_sam: bool
     backend: str
     chosen_by: str
     ready: bool
     proposals: str | None = None
+    proposals_done: int | None = None
+    proposals_windows: int | None = None
 
 
 class Mask(Answer):

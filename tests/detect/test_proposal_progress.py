@@ -1,0 +1,104 @@
+"""How far an image's SAM proposals have got (issue 67): the maker says each window it has
+done, the worker keeps it beside the thread that makes them, and the page's prepare reads
+it, until the proposals are saved or their making failed."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from tests.detect.test_proposals import _scene
+
+from fewclick.predict.encoder import ImageEncoder
+from fewclick.predict.proposals import LocalDecoder, ProposalMaker, Proposals
+from fewclick.server import embeddings, worker_proposals
+
+
+def test_the_maker_says_each_window_done_and_makes_the_same_proposals(sam_files, tmp_path):
+    encoder = ImageEncoder(sam_files[0], threads=2, cache_dir=tmp_path)
+    maker = ProposalMaker(encoder, LocalDecoder(sam_files[1]), window=120, limit=16)
+    image = _scene()[0][:120, :200]  # two windows of 120 px
+    maker(image, key="scene")  # encoded: both runs below read the same cached windows
+    said = []
+    told = maker(image, key="scene", progress=lambda done, windows: said.append((done, windows)))
+    windows = said[0][1]
+    assert windows == 2
+    assert said == [(k, windows) for k in range(windows + 1)], "counted first, then one a window"
+    quiet = maker(image, key="scene")
+    np.testing.assert_array_equal(told.boxes, quiet.boxes)
+    np.testing.assert_array_equal(told.scores, quiet.scores)
+
+
+class _SlowMaker:
+    """A maker that reports its windows one at a time, each when the test lets it go on."""
+
+    def __init__(self, windows: int, fails: bool = False) -> None:
+        self.windows, self.fails = windows, fails
+        self.go = threading.Semaphore(0)
+
+    def __call__(self, image, key=None, progress=None):
+        progress(0, self.windows)
+        for done in range(1, self.windows + 1):
+            self.go.acquire()
+            progress(done, self.windows)
+        if self.fails:
+            raise RuntimeError("out of memory")
+        return Proposals.empty(4, image.shape[:2])
+
+    def click(self, image, x, y, key=None):  # a click meanwhile, on the request's thread
+        return Proposals.empty(4, image.shape[:2])
+
+
+def _until(check, seconds: float = 10):
+    end = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < end, "not within 10 s"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def slow(tmp_path, monkeypatch):
+    """An image whose proposals a :class:`_SlowMaker` of 3 windows makes (no SAM)."""
+    from PIL import Image as PILImage
+
+    PILImage.new("RGB", (60, 40)).save(tmp_path / "one.png")
+    made = _SlowMaker(3)
+    monkeypatch.setattr(embeddings, "embedding", lambda folder, key, path: None)
+    monkeypatch.setattr(worker_proposals, "maker", lambda folder: made)
+    made.items = [("1-1-0", str(tmp_path / "one.png"))]
+    made.folder = str(tmp_path)
+    yield made
+    for _ in range(made.windows):  # a test that stopped early leaves no thread waiting
+        made.go.release()
+
+
+def test_prepare_says_how_many_windows_are_done_until_the_proposals_are_saved(slow):
+    first = worker_proposals.prepare_open(slow.folder, slow.items)
+    assert first["proposals"] == "making"
+    _until(lambda: worker_proposals.windows_done(slow.folder, "1-1-0") == (0, 3))
+    assert worker_proposals.prepare_open(slow.folder, slow.items) == {
+        "proposals": "making", "proposals_done": 0, "proposals_windows": 3,
+    }  # fmt: skip
+    slow.go.release()
+    _until(lambda: worker_proposals.windows_done(slow.folder, "1-1-0") == (1, 3))
+    # a click at this moment is answered on its own thread and leaves the count as it is
+    worker_proposals.maker(slow.folder).click(np.zeros((40, 60, 3), np.uint8), 5, 5)
+    assert worker_proposals.prepare_open(slow.folder, slow.items)["proposals_done"] == 1
+    slow.go.release()
+    slow.go.release()
+    _until(lambda: worker_proposals.prepare_open(slow.folder, slow.items)["proposals"] == "ready")
+    assert worker_proposals.prepare_open(slow.folder, slow.items) == {"proposals": "ready"}
+    assert worker_proposals.windows_done(slow.folder, "1-1-0") is None
+
+
+def test_a_making_that_fails_leaves_no_count_behind(slow):
+    slow.fails = True
+    worker_proposals.prepare_open(slow.folder, slow.items)
+    for _ in range(3):
+        slow.go.release()
+    _until(lambda: not worker_proposals.making(slow.folder, "1-1-0"))
+    assert worker_proposals.windows_done(slow.folder, "1-1-0") is None
+    said = worker_proposals.prepare_open(slow.folder, slow.items)
+    assert said == {"proposals": "RuntimeError: out of memory"}, "said once, with no windows"
