@@ -126,7 +126,8 @@ def test_a_click_on_an_object_unlike_the_finished_ones_keeps_those_the_image_ope
     like = [_unit(1, 0, 0, 0)] * 3
     for key in ("1-1-0", "1-2-0"):  # two finished images of two squares each: class 0
         _squares(like[:2]).save(proposals_file(tmp_path, key))
-    finished = [[key, f"{key}.png", [[0, 0, 10, 20, 30], [0, 40, 10, 60, 30]], []] for key in ("1-1-0", "1-2-0")]
+    two = [[0, 0, 10, 20, 30], [0, 40, 10, 60, 30]]
+    finished = [[key, f"{key}.png", two, []] for key in ("1-1-0", "1-2-0")]
     # the open image: three squares like the finished ones, and an odd one the person clicks
     _squares([*like, _unit(0, 0, 1, 0.2)]).save(proposals_file(tmp_path, "1-3-0"))
     nothing = Clicks(np.zeros((0, 2), np.float32), np.zeros(0, np.int64), np.zeros(0, bool))
@@ -141,3 +142,27 @@ def test_a_click_on_an_object_unlike_the_finished_ones_keeps_those_the_image_ope
     shown = {tuple(b) for b in det.boxes[det.scores >= floors].tolist()}
     assert det.scores[0] == 1 and det.boxes[0].tolist() == [120, 10, 140, 30], "the clicked square first"
     assert opened <= shown, f"a click adds and never takes away: {opened - shown} went"
+
+
+def test_a_detector_s_boxes_the_image_opened_with_stay_after_a_click_made_them_anew():
+    from fewclick.predict.shown import keep_opened_boxes
+
+    boxes = np.array([[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10], [60, 0, 70, 10]], np.float32)
+    opened = (boxes, np.array([0.9, 0.4, 0.35, 0.1], np.float32), np.array([0, 0, 1, 0]))
+    least = {0: 0.3, 1: 0.3}
+    assert (opened[1] >= page_floors(opened[1], opened[2], least, 0.5)).sum() == 3, "the last under 0.3"
+    # with a click of class 0 at (85, 5): the detector boxes it, scores the second box 0.3
+    # (under the slider's 0.5) and drops the third; a box a little off the first comes back
+    answer = (
+        np.array([[80, 0, 90, 10], [1, 0, 11, 10], [20, 0, 30, 10]], np.float32),
+        np.array([1.0, 0.8, 0.3], np.float32),
+        np.array([0, 0, 0]),
+    )
+    (b, s, c), per_class = keep_opened_boxes(opened, answer, least, {0}, 0.5)
+    floors = page_floors(s, c, per_class, 0.5, clicked=[0])
+    shown = [tuple(x) for x, score, f in zip(b.tolist(), s, floors) if score >= f]
+    assert (80, 0, 90, 10) in shown and (1, 0, 11, 10) in shown, "the click's own, the first as answered"
+    assert (20, 0, 30, 10) in shown and (40, 0, 50, 10) in shown, "the second and third, as they opened"
+    assert shown.count((20, 0, 30, 10)) == 1 and len(b) == 4, "the second once: the answer's (0.3) goes"
+    assert (0, 0, 10, 10) not in shown, "the first not twice: the answer's box of it clears its floor"
+    assert per_class == {1: pytest.approx(0.3)}

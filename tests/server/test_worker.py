@@ -220,6 +220,56 @@ def test_only_a_detector_on_sams_features_waits_for_the_images_embedding(monkeyp
     assert given == [("cache", "key") if waits_for_sam else None]
 
 
+def test_a_click_on_a_trained_detector_s_image_keeps_the_boxes_it_opened_with(monkeypatch):
+    """Issue 67: the detector's answer with clicks comes with its answer without them (made
+    once an image), and the route keeps the boxes the page showed on open: a class clicked
+    shows from the slider's start, so its opening boxes are read on that scale."""
+    from types import SimpleNamespace
+
+    from fewclick.server import assisting
+    from fewclick.wire.codec import ClassMap
+
+    asked = []
+
+    class Detector:
+        classes, method = ["a", "b"], "imagenet"
+
+        def predict(self, clicks):
+            asked.append(len(clicks))
+            if not len(clicks):  # on open: an "a" at 0.4 (its own score 0.35) and a "b" at 0.6
+                return Detections(
+                    np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float32),
+                    np.array([0.4, 0.6], np.float32),
+                    np.array([0, 1]),
+                )
+            return Detections(np.array([[40, 0, 50, 10]], np.float32), np.ones(1, np.float32), np.array([0]))
+
+    monkeypatch.setattr(worker, "PREDICTORS", {("detect", "m.pt"): Detector()})
+    monkeypatch.setattr(worker, "encoded", lambda key, make, path, encoding: worker.PREDICTORS[key])
+    monkeypatch.setattr(worker_detect, "_OPENED", worker_detect.OrderedDict())
+    for _ in range(2):
+        out = worker_detect.detect("im.png", "m.pt", ["a", "b"], [[45, 5, 0]], {}, None)
+    assert asked == [1, 0, 1], "the answer without clicks is made once for the image"
+    assert out["opened"]["boxes"] == [[0, 0, 10, 10], [20, 0, 30, 10]]
+
+    version = SimpleNamespace(
+        path="m.pt", version=3, method="imagenet", project_id=1,
+        metrics={"score_threshold": 0.5, "score_thresholds": [0.35, 0.55]},
+    )  # fmt: skip
+    classes = ClassMap([SimpleNamespace(id=7, position=0), SimpleNamespace(id=9, position=1)])
+    call = assisting.DetectCall(
+        args=("im.png", "m.pt", ["a", "b"], [[45, 5, 0]]), classes=classes, names=["a", "b"],
+        version=version, model=version, limit=None, ready_for_clicks=None,
+    )  # fmt: skip
+    answer = assisting.detect_answer(call, {**out, "classes": ["a", "b"]})
+    shown = {
+        tuple(b): s for b, s, c in zip(answer["boxes"], answer["scores"], answer["labels"])
+        if s >= (0.5 if c == 7 else answer["min_scores"][9])
+    }  # fmt: skip
+    assert set(shown) == {(40, 0, 50, 10), (0, 0, 10, 10), (20, 0, 30, 10)}, "the click added, nothing went"
+    assert shown[(0, 0, 10, 10)] == pytest.approx(0.4 * 0.5 / 0.35, abs=1e-3), "read on the slider's scale"
+
+
 def test_ready_for_clicks_sets_the_training_free_start_on_the_image(monkeypatch):
     given = []
     monkeypatch.setattr(

@@ -79,16 +79,9 @@ def after_clicks(
     index, scores, labels = (np.asarray(v) for v in opened)
     floors = page_floors(scores, labels, least, start)
     shown = scores >= floors
-    opened_floor = {int(c): float(f) for c, f in zip(labels, floors)}  # one floor per class
-    per_class = {c: f for c, f in opened_floor.items() if c not in clicked_classes}
-    for c, t in least.items():  # a class none of whose look-alikes is here: its own score
-        if c not in clicked_classes:
-            per_class.setdefault(c, min(1.0, t))
+    opened_floor, per_class = _floors_after(labels, floors, least, clicked_classes)
     rescaled = np.array(
-        [
-            min(TOP_ALIKE, s * start / max(opened_floor[int(c)], 1e-6)) if int(c) in clicked_classes else s
-            for s, c in zip(scores, labels)
-        ],
+        [_on_click_scale(s, int(c), opened_floor, clicked_classes, start) for s, c in zip(scores, labels)],
         np.float32,
     ).reshape(-1)
 
@@ -110,3 +103,65 @@ def after_clicks(
         np.array([merged[i][1] for i in order], np.int64),
     )
     return out, per_class
+
+
+def keep_opened_boxes(
+    opened: tuple[np.ndarray, np.ndarray, np.ndarray],
+    answer: tuple[np.ndarray, np.ndarray, np.ndarray],
+    least: Mapping[int, float],
+    clicked_classes,
+    start: float,
+    same_iou: float = 0.5,
+) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict[int, float]]:
+    """:func:`after_clicks` for a detector's boxes, which are made anew for each request:
+    ``opened`` and ``answer`` are ``(boxes float32[N, 4], scores float32[N], labels
+    int64[N])``, the detector's answer without clicks and with them. A box the page showed
+    on open that the answer does not show (no box of its class at IoU >= ``same_iou`` clears
+    its floor) is added to it, in place of those of its class it overlaps that much, at a
+    score that clears its floor as :func:`after_clicks` reads it. Returns the boxes and the
+    per-class scores of the classes not clicked."""
+    from fewclick.metrics.detection import box_iou
+
+    clicked_classes = {int(c) for c in clicked_classes}
+    boxes0, scores0, labels0 = (np.asarray(v) for v in opened)
+    boxes, scores, labels = (np.asarray(v) for v in answer)
+    floors0 = page_floors(scores0, labels0, least, start)
+    opened_floor, per_class = _floors_after(labels0, floors0, least, clicked_classes)
+    floors = np.array([start if int(c) in clicked_classes else per_class.get(int(c), start) for c in labels])
+    keep = np.ones(len(boxes), bool)
+    extra = []
+    overlap = box_iou(boxes0, boxes) if len(boxes0) and len(boxes) else np.zeros((len(boxes0), len(boxes)))
+    for k in np.flatnonzero(scores0 >= floors0):
+        same = (overlap[k] >= same_iou) & (labels == labels0[k])
+        if (same & (scores >= floors)).any():
+            continue
+        keep &= ~same
+        c = int(labels0[k])
+        extra.append((boxes0[k], _on_click_scale(scores0[k], c, opened_floor, clicked_classes, start), c))
+    merged = (
+        np.concatenate([boxes[keep], np.asarray([e[0] for e in extra], np.float32).reshape(-1, 4)]),
+        np.concatenate([scores[keep], np.asarray([e[1] for e in extra], np.float32)]).astype(np.float32),
+        np.concatenate([labels[keep], np.asarray([e[2] for e in extra], np.int64)]).astype(np.int64),
+    )
+    return merged, per_class
+
+
+def _floors_after(labels: np.ndarray, floors: np.ndarray, least: Mapping[int, float], clicked: set[int]):
+    """``(opened, per_class)``: each class's floor on open (one per class: its own score, the
+    slider's start, or the rescue), and the floors of the classes not clicked after a click:
+    those they opened with (a class with nothing here: its own score, at most 1)."""
+    opened = {int(c): float(f) for c, f in zip(labels, floors)}
+    per_class = {c: f for c, f in opened.items() if c not in clicked}
+    for c, t in least.items():
+        if c not in clicked:
+            per_class.setdefault(int(c), min(1.0, t))
+    return opened, per_class
+
+
+def _on_click_scale(score: float, label: int, opened: dict, clicked: set[int], start: float) -> float:
+    """An opening score of a clicked class read on the click's scale (times the slider's
+    start over the floor its class opened with, at most :data:`TOP_ALIKE`): what cleared
+    that floor clears the start. A class not clicked keeps its score."""
+    if label not in clicked:
+        return float(score)
+    return float(min(TOP_ALIKE, score * start / max(opened[label], 1e-6)))

@@ -156,7 +156,6 @@ def detect_answer(call: DetectCall, result: dict) -> dict:
         said = f"detector v{call.unreadable.version} could not be read ({why})"
         result["fallback"] = f"{said}: {_who(None)} answered"
     model = version if version is not None and version.method != "training-free" else None
-    result["labels"] = classes.ids(result["labels"])
     result["fitted_classes"] = classes.ids(result.get("fitted_classes", []))
     result["tight_classes"] = classes.ids(result.get("tight_classes", []))
     result["model_version"] = version.version if version else None
@@ -166,15 +165,43 @@ def detect_answer(call: DetectCall, result: dict) -> dict:
     # on the held-out finished images (until the slider is moved: then it holds for all)
     per_class = ((version.metrics or {}).get("score_thresholds") if model else None) or []
     result["min_scores"] = classes.by_id(per_class) if per_class else None
+    opened = result.pop("opened", None)
+    if opened is not None:  # a click adds and never takes away what the detector opened with
+        clicked = {int(c[2]) for c in call.args[3]}
+        after = _kept_open(result, opened, per_class, result["min_score"], clicked)
+        result["min_scores"] = classes.by_id(after)
     carried = result.pop("min_scores_carried", None)  # the look-alikes': class position -> threshold
     if carried:
         result["min_scores"] = classes.by_id([carried.get(p) for p in range(max(carried) + 1)])
+    result["labels"] = classes.ids(result["labels"])
     result["look_alike_limit"] = call.limit
     if result.get("proposals"):  # the exemplars shown as thumbnails: which boxes they are
         result["proposals"]["exemplar_boxes"] = _exemplar_boxes(
             call, result["proposals"].pop("exemplar_rows", [])
         )
     return result
+
+
+def _kept_open(result: dict, opened: dict, per_class: list, min_score: float | None, clicked: set) -> list:
+    """The worker's ``result`` (labels: class positions) with the boxes the page showed on
+    open kept (:func:`~fewclick.predict.shown.keep_opened_boxes`), in place; the per-class
+    scores after it, by class position."""
+    import numpy as np
+
+    from fewclick.predict.shown import keep_opened_boxes, slider_value
+
+    def lists(d: dict) -> tuple:
+        return (
+            np.asarray(d["boxes"], np.float32).reshape(-1, 4),
+            np.asarray(d["scores"], np.float32),
+            np.asarray(d["labels"], np.int64),
+        )
+
+    least = {p: float(t) for p, t in enumerate(per_class) if t is not None}
+    start = slider_value(min_score) if min_score is not None else PAGE_MIN_SCORE
+    (boxes, scores, labels), after = keep_opened_boxes(lists(opened), lists(result), least, clicked, start)
+    result.update(boxes=boxes.round(2).tolist(), scores=scores.round(4).tolist(), labels=labels.tolist())
+    return [after.get(p) for p in range(max([*after, len(per_class) - 1], default=-1) + 1)]
 
 
 def _exemplar_boxes(call: DetectCall, used: list) -> list[dict]:

@@ -29,6 +29,9 @@ TIGHTENED_KEPT = 20000
 _WINDOWS: OrderedDict[tuple, dict] = OrderedDict()
 WINDOWS_KEPT = 64
 DETECTORS_KEPT = 3  # trained detectors held in memory: the serving one and those before it
+# (detector, image, tight classes) -> its answer without clicks, kept for the image's clicks
+_OPENED: OrderedDict[tuple, object] = OrderedDict()
+OPENED_KEPT = 16
 
 
 def detect(
@@ -150,7 +153,7 @@ def _detect(
     labels = np.asarray([int(c[2]) for c in clicks], np.int64)
     c = Clicks(xy, labels, np.ones(len(xy), bool))
     sizes = {int(k): float(v) for k, v in sizes.items()}
-    classes, offsets, tight, found, least = None, _offsets(finished), set(), None, None
+    classes, offsets, tight, found, least, opened = None, _offsets(finished), set(), None, None, None
     if model is not None:
         predictor = _trained(model, path, encoding)
         method, classes = predictor.method, list(predictor.classes)
@@ -161,6 +164,8 @@ def _detect(
                 det = _tightened(det, path, encoding, num_classes, tight, tight_from)
             # a click the detector left unboxed: SAM's box from it
             det = _own_boxes(det, c, path, encoding, num_classes, sizes, offsets)
+        if len(c) and det.rboxes is None:  # what the image opened with, for the page to keep
+            opened = _opened(model, path, predictor, encoding, num_classes, tight, tight_from)
     elif encoding is not None:
         from fewclick.server import worker_proposals
 
@@ -206,7 +211,27 @@ def _detect(
         "fitted_classes": sorted(offsets.per_class) if offsets else [],
         # the classes whose proposals SAM makes tight (learnt on held-out finished images)
         "tight_classes": sorted(tight),
+        # a trained detector's answer without the clicks: the route keeps what it showed
+        **({"opened": detection_lists(opened)} if opened is not None else {}),
     }
+
+
+def _opened(model: str, path: str, predictor, encoding, num_classes: int, tight: set, tight_from):
+    """The trained detector's answer on the image without clicks, as the page opened it
+    (made tight where that is learnt), kept for the image's further clicks."""
+    from fewclick.types import Clicks
+
+    key = (model, path, tuple(sorted(tight)), tight_from)
+    if key not in _OPENED:
+        nothing = Clicks(np.zeros((0, 2), np.float32), np.zeros(0, np.int64), np.zeros(0, bool))
+        det = predictor.predict(nothing)
+        if encoding is not None and tight and tight_from is not None and det.rboxes is None:
+            det = _tightened(det, path, encoding, num_classes, tight, tight_from)
+        _OPENED[key] = det
+        while len(_OPENED) > OPENED_KEPT:
+            _OPENED.popitem(last=False)
+    _OPENED.move_to_end(key)
+    return _OPENED[key]
 
 
 def _on_windows(large, model, names, clicks, sizes, encoding, limit, finished, held, tight_from) -> dict:
