@@ -7,6 +7,7 @@ import email.message
 import json
 import threading
 import time
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from clients import client_for
 from fastapi import HTTPException
 from PIL import Image as PILImage
+from sqlalchemy.exc import SAWarning
 from werkzeug.http import parse_options_header
 
 from fewclick.server import deps, imports, names, tiles
@@ -425,6 +427,30 @@ def test_an_upload_that_lost_the_race_for_its_name_keeps_the_winners_file(app, c
     assert r.status_code == 409 and "'b.png'" in r.json()["detail"], r.text
     assert (folder / "b.png").read_bytes() == winner
     assert [p.name for p in folder.iterdir()] == ["b.png"]
+
+
+def test_uploads_into_a_new_project_raise_no_sqlalchemy_warning(client, places):
+    """The first uploads into an empty project, one file then several (one the same file
+    again, one not an image), as the page sends them: SQLAlchemy's SAWarning "Object of
+    type <Image> not in session, add operation along 'Project.images' will not proceed" was
+    printed in the server log (issue 67), though every image was added."""
+    project = client.post("/api/projects", json={"name": "first uploads", "classes": ["RBC"]})
+    url = f"/api/projects/{project.json()['project']['id']}/images"
+    content = (places.root / "photos" / "a.png").read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SAWarning)
+        one = client.post(url, files={"file": ("a.png", content, "image/png")})
+        many = client.post(
+            url,
+            files=[
+                ("files", ("b.png", _png(places.root / "new" / "b.png", value=7).read_bytes(), "image/png")),
+                ("files", ("a.png", content, "image/png")),
+                ("files", ("c.png", b"not an image", "image/png")),
+            ],
+        )
+    assert one.status_code == 201, one.text
+    assert [f["status"] for f in many.json()["files"]] == ["added", "skipped", "refused"], many.text
+    assert [im["file_name"] for im in client.get(url).json()] == ["a.png", "b.png"]
 
 
 def test_every_skipped_file_is_named_even_when_all_are_skipped(client, places, monkeypatch):

@@ -292,8 +292,10 @@ def add_upload(
     except ValueError as exc:
         partial.unlink(missing_ok=True)
         raise StoreError(f"{safe}: {exc}") from None
+    # by id, not ``project=``: that puts the row in ``project.images`` before it is in the
+    # session, and the flush that opens the savepoint warns that it will not add it (SAWarning)
     image = Image(
-        project=project,
+        project_id=project.id,
         file_name=safe,
         path=str(path.resolve()),
         width=width,
@@ -305,6 +307,9 @@ def add_upload(
     except IntegrityError:
         partial.unlink(missing_ok=True)
         raise Conflict(f"the project has an image named {safe!r} already") from None
+    # the session keeps the project's loaded images across commits: the next file of the
+    # same upload finds this one there (a duplicate, a twin)
+    project.images.append(image)
     partial.replace(path)
     return image
 
