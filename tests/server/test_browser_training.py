@@ -122,3 +122,65 @@ def test_any_job_is_paused_resumed_and_stopped_from_the_project_page_with_its_ti
     page.wait_for_selector("#job-go", state="hidden")
     assert page.text_content("#job") == "stopped by a person"
     assert page.errors == []
+
+
+def _sized(path, size: int) -> None:
+    """A file of ``size`` bytes at ``path`` (sparse: a checkpoint's size, not its contents)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as out:
+        out.truncate(size)
+
+
+def test_the_models_line_names_every_file_the_model_bytes_hold(server, page):
+    """Issue 67: "Models: none yet" stood beside "Model files: 10 MB" (the trainer's first
+    round, no version yet). The Models line names the round, and the bytes say where they
+    are; the parts the server sends add up to the whole."""
+    app, base, api, _ = server
+    fresh = api.post("/api/projects", json={"name": "fresh", "classes": ["RBC"]}).json()["project"]
+    work = app.state.settings.models_dir / str(fresh["id"]) / "trainer"
+    _sized(work / "round1-0a1b2c3d" / "last.pt", 10 * 2**20)
+    page.goto(f"{base}/#/project/{fresh['id']}")
+    page.wait_for_function("() => document.querySelector('#models-held')?.textContent.includes('round 1')")
+    held = "no version yet; the trainer's round 1 (10 MB), being trained or scored"
+    assert page.text_content("#models-held") == held
+    parts = "Model files: 10 MB of 2048.0 MB (versions 0 MB, the trainer's rounds 10 MB);"
+    assert parts in page.text_content("#model-files")
+    from fewclick.active.continual import Round, TrainerState
+
+    done = Round(1, 4, 0, 200, None, None, None, False, str(work / "round1-0a1b2c3d" / "last.pt"))
+    TrainerState(rounds=[done]).write(work)
+    page.reload()
+    page.wait_for_function("() => document.querySelector('#models-held')?.textContent.includes('finished')")
+    assert page.text_content("#models-held").endswith("the trainer's round 1 (10 MB), finished, not serving")
+    files = api.get(f"/api/projects/{fresh['id']}").json()["model_files"]
+    rounds = sum(r["bytes"] for r in files["rounds"])
+    assert files["versions"] + files["comparisons"] + files["other"] + rounds == files["bytes"]
+    assert files["other"] > 0, "the trainer's state.json is other"
+    assert page.errors == []
+
+
+def test_the_trainer_line_counts_this_rounds_steps_where_it_said_0_steps_so_far(server, page):
+    """Issue 67: "0 steps so far · 30% of this round". The message is written as the round
+    starts and counts the rounds before; the round's own steps come from its pace."""
+    from types import SimpleNamespace
+
+    from fewclick.active.continual import ContinualConfig, TrainerState
+    from fewclick.server.jobs import trainer
+
+    app, base, api, _ = server
+    project = api.post("/api/projects", json={"name": "trainer line", "classes": ["RBC"]}).json()["project"]
+    first = SimpleNamespace(state=TrainerState(), config=ContinualConfig())
+    pace = {"done": 60, "total": 200, "step_seconds": 1.5, "low": 1.0, "high": 3.0, "measured": 50}
+    with app.state.sessions() as session:
+        user = local_user(session).id
+        job = Job(project_id=project["id"], kind="trainer", status="running", created_by=user)
+        job.started_at, job.message, job.progress, job.pace = now(), trainer._running(first, 8, 2), 0.3, pace
+        session.add(job)
+        session.commit()
+    page.goto(f"{base}/#/project/{project['id']}")
+    page.wait_for_function("() => document.querySelector('#trainer').textContent.includes('round 1')")
+    line = page.text_content("#trainer")
+    said = "Background trainer: round 1 on 8 images (2 held out) · 60 of 200 steps of this round"
+    assert line.startswith(said), line
+    assert "steps so far" not in line and "about 4 min left" in line
+    assert page.errors == []

@@ -61,6 +61,38 @@ def usage(models_dir: Path | str, project_id: int) -> int:
     return _size(project_folder(models_dir, project_id))
 
 
+def holdings(models_dir: Path | str, project_id: int, live: list[ModelVersion]) -> dict:
+    """What the project's model files hold, in bytes: ``versions``, the folders of the
+    ``live`` (not collected) versions; ``rounds``, each of the trainer's round folders that
+    no live version names, as ``{"round": number, "bytes": ..., "finished": bool}``
+    (finished: in the trainer's state, scored or too few held-out objects to score, and not
+    a version; else being trained or scored now); ``comparisons``, the mask backends'
+    comparisons; ``other``, the rest (the trainer's state and lock). The parts add up to
+    :func:`usage`."""
+    from fewclick.active.continual import ROUND_PREFIX, TrainerState
+
+    root = project_folder(models_dir, project_id)
+    folders = {f.resolve() for v in live if (f := _owned_folder(root, v.path)) is not None}
+    work = trainer_folder(models_dir, project_id)
+    finished = {Path(r.path).resolve().parent for r in TrainerState.read(work).rounds}
+    rounds = [
+        {"round": _round_number(f.name), "bytes": _size(f), "finished": f.resolve() in finished}
+        for f in sorted(work.glob(f"{ROUND_PREFIX}*"))
+        if f.is_dir() and f.resolve() not in folders
+    ]
+    versions = sum(_size(f) for f in folders)
+    comparisons = _size(root / "backends")
+    other = usage(models_dir, project_id) - versions - comparisons - sum(r["bytes"] for r in rounds)
+    rounds.sort(key=lambda r: r["round"])
+    return {"versions": versions, "rounds": rounds, "comparisons": comparisons, "other": max(other, 0)}
+
+
+def _round_number(name: str) -> int:
+    """The number in a round's folder name (``round<number>-<random>``; 0 when it has none)."""
+    digits = name.removeprefix("round").partition("-")[0]
+    return int(digits) if digits.isdigit() else 0
+
+
 def wire_file(path: str | None, models_dir: Path | str | None, project_id: int) -> str | None:
     """A model file as the API names it: relative to the project's models folder when it is
     inside (e.g. ``trainer/round3-1a2b3c4d/last.pt``), else its name alone (no server path

@@ -90,11 +90,11 @@ def job(j: Job, at: datetime | None = None) -> dict:
 def eta(pace: dict | None, progress: float, elapsed: float) -> dict:
     """The time left of a running job: from its steps when its training knows how many it
     will take (:class:`fewclick.server.jobs.pause.Pace`: the steps left at the median of the
-    recent steps' seconds, those slowed by the app's own work for the person left out, and
-    the work after the steps at what it took last time), with a range from the 10th
-    percentile of those to the 90th of all recent steps (and half to twice the work after
-    them; ``eta_from`` says when that was not measured yet); else from the share done so
-    far (``progress``), without a range."""
+    last steps' seconds, the ones slowed by load included, and the work after the steps at
+    what it took last time), with a range from the 10th to the 90th percentile of the
+    recent steps' seconds (and half to twice the work after them; ``eta_from`` says when
+    that was not measured yet); else from the share done so far (``progress``), without a
+    range."""
     if pace and pace.get("total") and pace.get("step_seconds") is not None:
         left = max(pace["total"] - pace["done"], 0)
         after = pace.get("after")
@@ -103,10 +103,7 @@ def eta(pace: dict | None, progress: float, elapsed: float) -> dict:
         high = left * pace["high"] + (after or 0.0) * 2
         how = f"{left} steps left at {pace['step_seconds']:.2f} s a step, from the last {pace['measured']}"
         if pace.get("busy"):
-            how += (
-                f", {pace['busy']} of them slowed while the app prepared images for you"
-                " (their pace is the range's top)"
-            )
+            how += f", {pace['busy']} of them slowed while the app prepared images for you"
         how += "" if after is not None else "; then scoring, not timed yet"
         return {"eta_seconds": seconds, "eta_range": [low, high], "eta_from": how}
     return {"eta_seconds": eta_seconds(progress, elapsed), "eta_range": None, "eta_from": None}
@@ -157,17 +154,28 @@ def project_detail(
     """The summary with the project's classes, its trained model versions, the ``detector``
     that serves click-to-detect (None: the training-free start serves), its background
     ``trainer``'s job while it is live (None otherwise) and the disk its model files take
-    against their budget (``model_files``)."""
+    against their budget, with what they hold (``model_files``)."""
     out = project(p, by_status)
     out["classes"] = [project_class(c) for c in p.classes]
+    models = list(models)
     out["models"] = [model_version(m, models_dir) for m in models]
     out["detector"] = None if detector is None else model_version(detector, models_dir)
-    out["model_files"] = {
-        "bytes": model_files.usage(models_dir, p.id) if models_dir is not None else 0,
+    out["model_files"] = _model_files(p.id, models, models_dir)
+    out["trainer"] = None if trainer is None else job(trainer)
+    return out
+
+
+def _model_files(project_id: int, models: list[ModelVersion], models_dir: Path | None) -> dict:
+    """The disk the project's model files take, against their budget, and what they hold
+    (:func:`fewclick.server.model_files.holdings`: the page names every part)."""
+    out = {
+        "bytes": model_files.usage(models_dir, project_id) if models_dir is not None else 0,
         "budget_bytes": model_files.budget_bytes(),
         "kept_per_task": model_files.KEEP_VERSIONS,
     }
-    out["trainer"] = None if trainer is None else job(trainer)
+    if models_dir is not None:
+        live = [m for m in models if not model_files.collected(m)]
+        out |= model_files.holdings(models_dir, project_id, live)
     return out
 
 

@@ -14,9 +14,10 @@ it left open is rolled back by the database.
 
 The same hook times the steps (:class:`Pace`): the steps done of the current stretch of
 training, the steps it will take (when the training knows: the background trainer's round
-does), and the seconds a step took, their median and spread over the recent steps (a pause
-left out). The watch writes it to the job's ``pace`` every ``PACE_SECONDS``; the page's time
-left comes from it (:func:`fewclick.server.views.eta`).
+does), and the seconds a step took: the median of the last few (the pace at the load of
+now, slow steps included) and the spread over the recent ones (a pause left out). The
+watch writes it to the job's ``pace`` every ``PACE_SECONDS``; the page's time left comes
+from it (:func:`fewclick.server.views.eta`).
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ log = logging.getLogger(__name__)
 WATCH_SECONDS = 0.5  # how often a job's process reads its row
 PACE_SECONDS = 3.0  # how often it writes its pace there
 STOP_GRACE = 2.5  # seconds after `stopping` before the process is ended outright
-RECENT_STEPS = 50  # the steps whose seconds the pace's median and spread come from
+RECENT_STEPS = 50  # the steps whose seconds the pace's spread comes from
+SPEED_STEPS = 20  # the last steps whose median is the pace now: it follows a change of load
 BUSY_SHARE = 0.25  # a step is busy when the app's work for the person took this share of a core
-CALM_STEPS = 5  # the steps not busy, of the recent ones, that make the pace on their own
 STOPPED = "stopped by a person"
 STOP_UNWRITTEN = 3  # the exit code of a process ended outright whose stop was not written
 
@@ -53,9 +54,8 @@ class Stopped(BaseException):
 
 class Pace:
     """The steps of the current stretch of training and their measured seconds: each step's
-    wall seconds, the CPU seconds this process took in it, and the share of a core the app's
-    work for the person took meanwhile (:class:`fewclick.server.jobs.rivals.Rivals`; a step
-    with over ``BUSY_SHARE`` of it is *busy*)."""
+    wall seconds, and whether the app's work for the person took over ``BUSY_SHARE`` of a
+    core meanwhile (:class:`fewclick.server.jobs.rivals.Rivals`: the step is *busy*)."""
 
     def __init__(self, rivals=None) -> None:
         self.lock = threading.Lock()
@@ -67,58 +67,56 @@ class Pace:
         work after the last step took last time (a candidate's scoring), when measured."""
         with self.lock:
             self.done, self.total, self.after = 0, total, after
-            self.steps: deque[tuple[float, float, bool]] = deque(maxlen=RECENT_STEPS)
-            self.last: tuple[float, float] | None = None
+            self.steps: deque[tuple[float, bool]] = deque(maxlen=RECENT_STEPS)
+            self.last: float | None = None  # when the last step was
 
     @property
     def seconds(self) -> list[float]:
         """The recent steps' wall seconds."""
-        return [wall for wall, _, _ in self.steps]
+        return [wall for wall, _ in self.steps]
 
     def step(self) -> None:
-        at, cpu = time.monotonic(), time.process_time()
+        at = time.monotonic()
         taken = self.rivals() if self.rivals is not None else None
         with self.lock:
             if self.last is not None:
-                wall = at - self.last[0]
-                busy = taken is not None and taken > BUSY_SHARE * wall
-                self.steps.append((wall, min(cpu - self.last[1], wall), busy))
-            self.done, self.last = self.done + 1, (at, cpu)
+                wall = at - self.last
+                self.steps.append((wall, taken is not None and taken > BUSY_SHARE * wall))
+            self.done, self.last = self.done + 1, at
 
     def since_last_step(self) -> float | None:
         """Seconds since the last step (None before the first)."""
         with self.lock:
-            return None if self.last is None else time.monotonic() - self.last[0]
+            return None if self.last is None else time.monotonic() - self.last
 
     def resumed(self) -> None:
         """After a pause: the wait is not a step's time."""
         if self.rivals is not None:
             self.rivals()  # nor is what the app did meanwhile
         with self.lock:
-            self.last = (time.monotonic(), time.process_time())
+            self.last = time.monotonic()
 
     def as_row(self) -> dict | None:
         """``{"done", "total", "step_seconds", "low", "high", "measured", "busy", "after"}``
-        (None before two steps). ``step_seconds`` and ``low`` are the median and 10th
-        percentile of the recent steps that were not busy; with fewer than ``CALM_STEPS``
-        of those, of the CPU seconds the busy ones needed (the pace once the app's work for
-        the person ends). ``high`` is the 90th percentile of all recent steps' seconds (the
-        pace if that work goes on); ``busy`` counts the busy ones."""
+        (None before two steps). ``step_seconds`` is the median of the last ``SPEED_STEPS``
+        steps' wall seconds, the slow ones included (the pace at the load of now: the app's
+        work for the person and everything else the machine runs); ``low`` and ``high`` are
+        the 10th and 90th percentiles of all recent steps' (the pace if the load eases or
+        grows back to what it was within them); ``busy`` counts the recent steps slowed by
+        the app's work for the person."""
         import numpy as np
 
         with self.lock:
             if not self.steps:
                 return None
-            walls = np.array([wall for wall, _, _ in self.steps])
-            busy = np.array([b for _, _, b in self.steps])
-            calm, needed = walls[~busy], np.array([cpu for _, cpu, _ in self.steps])
-            basis = calm if len(calm) >= min(CALM_STEPS, len(walls)) else needed
-            low, median = np.percentile(basis, [10, 50])
+            walls = np.array(self.seconds)
+            busy = sum(b for _, b in self.steps)
+            median = float(np.median(walls[-SPEED_STEPS:]))
+            low, high = np.percentile(walls, [10, 90])
             return {
-                "done": self.done, "total": self.total, "step_seconds": round(float(median), 4),
-                "low": round(float(min(low, median)), 4),
-                "high": round(float(max(np.percentile(walls, 90), median)), 4),
-                "measured": len(walls), "busy": int(busy.sum()), "after": self.after,
+                "done": self.done, "total": self.total, "step_seconds": round(median, 4),
+                "low": round(min(float(low), median), 4), "high": round(max(float(high), median), 4),
+                "measured": len(walls), "busy": int(busy), "after": self.after,
             }  # fmt: skip
 
 

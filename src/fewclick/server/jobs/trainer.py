@@ -461,12 +461,16 @@ def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer
 
 
 def _running(trainer, images: int, held: int) -> str:
-    """The job's message during a round: where it is, and what the round before found."""
+    """The job's message during a round: where it is, the steps of the rounds before (this
+    round's own are counted by its progress: the message is written as it starts, and a
+    count there said "0 steps so far" beside "30% of this round"), and what the round
+    before found."""
     number = len(trainer.state.rounds) + 1
-    now = f"round {number} on {images} images ({held} held out), {trainer.state.total_steps} steps so far"
+    now = f"round {number} on {images} images ({held} held out)"
     if not trainer.state.rounds:
         return now
-    return f"{now}; {_verdict(trainer.state.rounds[-1], trainer.config.confidence)}"
+    before = f"{trainer.state.total_steps} steps in the rounds before"
+    return f"{now}, {before}; {_verdict(trainer.state.rounds[-1], trainer.config.confidence)}"
 
 
 def _after(trainer, result, sessions, project_id: int) -> str:

@@ -31,13 +31,30 @@ class ModelVersion(Answer):
     unreadable: str | None = None  # why its file could not be read when last tried
 
 
+class TrainerRound(Answer):
+    """One of the trainer's rounds whose files no model version names: ``finished`` it is
+    in the trainer's state (not a version: it did not beat what serves, or was too few
+    held-out objects to score), else it is being trained or scored now."""
+
+    round: int
+    bytes: int
+    finished: bool
+
+
 class ModelFiles(Answer):
-    """The disk a project's model files take (``bytes``) against their budget, and how
-    many versions per task are kept beside the serving and the pinned one."""
+    """The disk a project's model files take (``bytes``) against their budget, how many
+    versions per task are kept beside the serving and the pinned one, and what the bytes
+    hold: the versions not collected (``versions``), the trainer's rounds that are no
+    version (``rounds``), mask backend ``comparisons`` and the ``other`` files (the
+    trainer's state); the parts add up to ``bytes``."""
 
     bytes: int
     budget_bytes: int
     kept_per_task: int
+    versions: int = 0
+    rounds: list[TrainerRound] = []
+    comparisons: int = 0
+    other: int = 0
 
 
 class ProjectSummary(Answer):

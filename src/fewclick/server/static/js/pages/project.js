@@ -271,11 +271,24 @@ function pinHtml(p) {
 }
 
 function modelsHtml(p) {
-  const live = p.models.filter((m) => !m.collected);
   return `Click-to-detect serves: <b id="detector">${esc(detectorText(p.detector, p.pinned_detector, p.models))}</b>.
     Serve: ${pinHtml(p)}.
-    Models: ${live.length ? esc(live.map((m) => `${m.task} v${m.version}${m.method ? " " + m.method : ""} (${m.images} images)`).join(", ")) : "none yet"}.
+    Models: <span id="models-held">${esc(modelsText(p))}</span>.
     ${unreadableHtml(p)}${filesText(p)}`;
+}
+
+const mb = (b) => `${(b / 2 ** 20).toFixed(b < 2 ** 30 ? 0 : 1)} MB`;
+
+// what the model files hold: the versions not collected, then the trainer's rounds that are
+// no version (the one in training, or one that did not beat what serves), so the line never
+// says "none" of files that take disk
+function modelsText(p) {
+  const live = p.models.filter((m) => !m.collected)
+    .map((m) => `${m.task} v${m.version}${m.method ? " " + m.method : ""} (${m.images} images)`);
+  const rounds = (p.model_files?.rounds ?? []).map((r) =>
+    `the trainer's round ${r.round} (${mb(r.bytes)}), ${r.finished ? "finished, not serving" : "being trained or scored"}`);
+  if (!live.length && !rounds.length) return "none yet";
+  return [live.length ? live.join(", ") : "no version yet", ...rounds].join("; ");
 }
 
 // a version whose file could not be read: it does not serve, and the page says why
@@ -290,8 +303,16 @@ function filesText(p) {
   const f = p.model_files;
   if (!f) return "";
   const gone = p.models.filter((m) => m.collected).length;
-  const mb = (b) => `${(b / 2 ** 20).toFixed(b < 2 ** 30 ? 0 : 1)} MB`;
-  return `<br><span id="model-files" class="muted">Model files: ${mb(f.bytes)} of ${mb(f.budget_bytes)}; the ${f.kept_per_task} newest versions per task are kept besides the serving and the pinned one${gone ? ` (${gone} older collected)` : ""}.</span>`;
+  return `<br><span id="model-files" class="muted">Model files: ${mb(f.bytes)} of ${mb(f.budget_bytes)}${partsText(f)}; the ${f.kept_per_task} newest versions per task are kept besides the serving and the pinned one${gone ? ` (${gone} older collected)` : ""}.</span>`;
+}
+
+// where the bytes are, when anything but the versions holds some: the parts add up to the whole
+function partsText(f) {
+  const rounds = (f.rounds ?? []).reduce((sum, r) => sum + r.bytes, 0);
+  const parts = [["the trainer's rounds", rounds], ["mask backend comparisons", f.comparisons ?? 0],
+    ["other", f.other >= 2 ** 19 ? f.other : 0]].filter(([, b]) => b > 0);
+  if (!parts.length) return "";
+  return ` (${[["versions", f.versions ?? 0], ...parts].map(([what, b]) => `${what} ${mb(b)}`).join(", ")})`;
 }
 
 async function showModels(id) {
@@ -335,9 +356,17 @@ function trainerText(t) {
   }
   if (t.status === "paused") return `Background trainer paused: ${t.message}`;
   if (t.status === "stopping") return "Background trainer stopping";
-  const share = t.status === "running" && t.progress > 0 ? ` · ${(100 * t.progress).toFixed(0)}% of this round` : "";
+  const share = t.status === "running" ? roundShare(t) : "";
   const eta = etaText(t);
   return `Background trainer: ${t.message || "starting"}${share}${eta ? ` · this round: ${eta}` : ""}`;
+}
+
+// how far the round is, in its steps when the job's pace counts them (the message's step
+// count is of the rounds before)
+function roundShare(t) {
+  const [done, total] = t.step_counts ?? [];
+  if (total) return ` · ${done} of ${total} steps of this round`;
+  return t.progress > 0 ? ` · ${(100 * t.progress).toFixed(0)}% of this round` : "";
 }
 
 function showTrainer(t) {
