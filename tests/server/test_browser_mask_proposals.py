@@ -12,6 +12,7 @@ saves, undo and events are the app's own."""
 
 import re
 import time
+from contextlib import contextmanager
 
 import httpx
 import numpy as np
@@ -59,7 +60,7 @@ def _answer(classes: list[int]) -> dict:
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("browser-mask-proposals")
     (home / "images").mkdir()
-    for k in range(6):
+    for k in range(7):
         PILImage.fromarray(np.full((H, W, 3), 90 + 20 * k, np.uint8)).save(home / "images" / f"im{k}.png")
     app = create_app(sqlite_url(home / "app.db"), home / "data", start_worker=False, data_roots=[home])
     make_user(app, USER, "admin", PASSWORD)
@@ -74,11 +75,14 @@ def server(tmp_path_factory):
 class Segments:
     """The page's segment requests: their bodies kept, each answered with a square of
     ``side`` px (10 unless set); with ``ellipse``, a disc offered as the box's ellipse after it;
-    with ``proposal``, the square served as the proposal under the click, SAM's disc after it."""
+    with ``proposal``, the square served as the proposal under the click, SAM's disc after it;
+    with ``held`` a list, each request and its answer are put there instead, for the test to
+    answer (``route.fulfill(json=answer)``) when it has moved the page's clock."""
 
     def __init__(self) -> None:
         self.bodies, self.zooms = [], []  # zooms: each answer's "zoom", in turn (then None)
         self.side, self.ellipse, self.proposal = 10, False, False
+        self.held: list | None = None
 
     def __call__(self, route) -> None:
         self.bodies.append(route.request.post_data_json)
@@ -96,12 +100,14 @@ class Segments:
         if self.proposal:
             shown = {**shown, "shape": "proposal"}
             candidates = [shown, {**other, "score": 0.7}]
-        route.fulfill(
-            json={
-                "method": "sam", "chosen_by": "default", "note": None, **shown, "quality": None,
-                "changed": None, "candidates": candidates, "zoom": zoom,
-            }
-        )  # fmt: skip
+        answer = {
+            "method": "sam", "chosen_by": "default", "note": None, **shown, "quality": None,
+            "changed": None, "candidates": candidates, "zoom": zoom,
+        }  # fmt: skip
+        if self.held is not None:
+            self.held.append((route, answer))
+        else:
+            route.fulfill(json=answer)
 
 
 class Answers:
@@ -395,18 +401,15 @@ def test_a_mask_served_while_its_zoom_window_is_encoded_is_asked_for_again(serve
     assert page.errors == []
 
 
-def test_the_page_says_when_sam_s_masks_of_a_size_have_cost_more_than_outlining_them_by_hand(server, page):
-    """Issue 54, item 3: after three masks of a size (small, medium, large, as COCO bins
-    them) made with SAM on an image, their outlines are priced (1 s a vertex and Enter); when
-    the masks took longer in all, the page says that outlining such objects by hand (O) may be
-    quicker, once, and the panel keeps it; a mask of another size does not count, and on
-    another image, where the masks were quick, it says nothing. Playwright's clock (paused: the
-    page's seconds move only when the test moves them) stands in for the person's seconds, in
-    a browser context of its own (beside the module's page)."""
-    base, _, _, images = server
+@contextmanager
+def _ways_page(page, base: str):
+    """``(page, segments, outlines)``: a page in a browser context of its own (beside the
+    module's page) with a paused clock, logged in, SAM's masks answered by ``segments`` and
+    each outline asked for kept in ``outlines`` and answered with a four-vertex ring
+    (4 x 1 s + Enter = 5.63 s an outline)."""
     outlines, segments = [], Segments()
 
-    def outline(route):  # a four-vertex ring: 4 x 1 s + Enter = 5.63 s an outline
+    def outline(route):
         outlines.append(route.request.post_data_json)
         square = [[85, 45], [95, 45], [95, 55], [85, 55]]
         route.fulfill(json={"rings": [{"points": square, "hole": False}], "offset": [0, 0]})
@@ -420,36 +423,60 @@ def test_the_page_says_when_sam_s_masks_of_a_size_have_cost_more_than_outlining_
         page.route("**/api/images/*/segment", segments)
         page.route("**/api/images/*/outline", outline)
         log_in(page, base, USER, PASSWORD)
+        yield page, segments, outlines
+    finally:
+        context.close()
 
-        def mask(k: int, seconds: float, side: int = 10) -> None:
-            segments.side = side
-            page.mouse.click(*screen(page, 20 + 40 * k, 100))
-            page.wait_for_function("() => fewclickTest.seg?.answered === 1")
-            page.clock.fast_forward(int(seconds * 1000))
-            page.keyboard.press("Enter")
-            page.wait_for_function(f"() => fewclickTest.anns.size === {before + k + 1}")
 
-        def open_image(image: int) -> int:
-            """The image opened in mask mode: how many objects it had (earlier tests saved some)."""
-            page.goto(f"{base}/#/image/{image}")
-            page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {image}")
-            page.keyboard.press("m")
-            return page.evaluate("() => fewclickTest.anns.size")
+def _in_mask_mode(page, base: str, image: int) -> None:
+    page.goto(f"{base}/#/image/{image}")
+    page.wait_for_function(f"() => fewclickTest.ready && fewclickTest.image.id === {image}")
+    page.keyboard.press("m")
 
-        before = open_image(images[4])
+
+def _sam_mask(page, segments, k: int, waited: float, idle: float = 0.0, side: int = 10) -> None:
+    """A mask made with SAM on the open image: a click, SAM's answer after ``waited`` s of
+    the page's clock, then ``idle`` s with nothing done, then Enter."""
+    segments.side, segments.held = side, []
+    saved = page.evaluate("() => fewclickTest.anns.size")
+    page.mouse.click(*screen(page, 20 + 40 * k, 100))
+    while not segments.held:
+        page.wait_for_timeout(20)
+    page.clock.fast_forward(int(waited * 1000))
+    route, answer = segments.held.pop()
+    segments.held = None
+    route.fulfill(json=answer)
+    page.wait_for_function("() => fewclickTest.seg?.answered === 1")
+    if idle:
+        page.clock.fast_forward(int(idle * 1000))
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"() => fewclickTest.anns.size === {saved + 1}")
+
+
+def test_the_page_says_when_sam_s_masks_of_a_size_have_cost_more_than_outlining_them_by_hand(server, page):
+    """Issue 54, item 3: after three masks of a size (small, medium, large, as COCO bins
+    them) made with SAM on an image, their outlines are priced (1 s a vertex and Enter); when
+    the masks took longer in all, the page says that outlining such objects by hand (O) may be
+    quicker, once, and the panel keeps it; a mask of another size does not count, and on
+    another image, where the masks were quick, it says nothing. Playwright's clock (paused: the
+    page's seconds move only when the test moves them) stands in for the seconds SAM's
+    answers took, in a browser context of its own (beside the module's page)."""
+    base, _, _, images = server
+    with _ways_page(page, base) as (page, segments, outlines):
+        _in_mask_mode(page, base, images[4])
         for k in range(3):  # quicker than outlines: nothing said
-            mask(k, 2.0)
+            _sam_mask(page, segments, k, 2.0)
         page.wait_for_timeout(500)
         assert len(outlines) == 3, "the three masks' outlines are priced"
         assert page.locator("#mask-ways").count() == 0
 
-        before = open_image(images[5])
-        mask(0, 2.0)
-        mask(1, 2.0)
-        mask(2, 30.0, side=40)  # a medium object: judged apart
+        _in_mask_mode(page, base, images[5])
+        _sam_mask(page, segments, 0, 2.0)
+        _sam_mask(page, segments, 1, 2.0)
+        _sam_mask(page, segments, 2, 30.0, side=40)  # a medium object: judged apart
         page.wait_for_timeout(500)
         assert page.locator("#mask-ways").count() == 0 and len(outlines) == 3, "not before three"
-        mask(3, 20.0)
+        _sam_mask(page, segments, 3, 20.0)
         page.wait_for_selector("#mask-ways")
         said = page.inner_text("#mask-ways")
         # (2 + 2 + 20) / 3 = 8 s; with the medium mask it would be 13.5 s. A loaded machine can
@@ -460,8 +487,23 @@ def test_the_page_says_when_sam_s_masks_of_a_size_have_cost_more_than_outlining_
         assert "O outlines by hand" in page.inner_text("#message")
         assert len(outlines) == 6
         assert page.errors == []
-    finally:
-        context.close()
+
+
+def test_the_seconds_a_mask_lay_open_before_enter_are_not_priced_as_sam_s(server, page):
+    """Issue 67: after a minute idle before Enter the page said "small objects ... have taken
+    60.6 s each with SAM; outlining them by hand would take about 11.6 s". Three masks SAM
+    answered in 1 s, each left open 60 s before Enter: at most a look at the mask
+    (mask_ways.js IDLE_SECONDS, 3 s) counts, 4 s a mask, under the 5.6 s an outline costs,
+    and the page advises nothing."""
+    base, _, _, images = server
+    with _ways_page(page, base) as (page, segments, outlines):
+        _in_mask_mode(page, base, images[6])
+        for k in range(3):
+            _sam_mask(page, segments, k, 1.0, idle=60.0)
+        page.wait_for_timeout(500)
+        assert len(outlines) == 3, "the three masks' outlines are priced"
+        assert page.locator("#mask-ways").count() == 0, page.inner_text("#mask-ways")
+        assert page.errors == []
 
 
 def test_the_box_s_ellipse_is_named_and_saved_as_no_backend_s_mask(server, page):

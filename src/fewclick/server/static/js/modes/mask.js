@@ -16,7 +16,7 @@ import {hit} from "../pick.js";
 import {rleCanvas} from "../rle.js";
 import {createStore} from "../store.js";
 import {drawMask} from "./mask_draw.js";
-import {madeWithSam} from "./mask_ways.js";
+import {acted, answered, madeWithSam, workClock} from "./mask_ways.js";
 import {askProposals, drawProposals, hideProposals, proposalAt, proposalsLine, rejectProposal, saveProposals, shownProposals, stopProposals, takeProposal} from "./mask_proposals.js";
 import * as outline from "./outline.js";
 
@@ -38,26 +38,29 @@ export function mask(page) {
     // picked anew: its proposals asked for; picked again: those Esc hid show again
     picked: (anew) => (anew || !m.st.get().props ? askProposals(m) : showHidden(m)),
     escape: () => escape(m),
-    release: (d, moved, box) => (seg(m)?.outline ? outline.release(editor(m), d, moved) : release(m, d, moved, box)),
-    keydown: (e, key) => keydown(m, e, key),
-    undo: (again) => undo(m, again),
-    accept: () => accept(m),
+    release: (d, moved, box) => (act(m), seg(m)?.outline ? outline.release(editor(m), d, moved) : release(m, d, moved, box)),
+    keydown: (e, key) => (act(m), keydown(m, e, key)),
+    undo: (again) => (act(m), undo(m, again)),
+    accept: () => (act(m), accept(m)),
     panel: (el) => panel(m, el),
     unsaved: () => (seg(m)?.outline ? "1 outline not saved" : seg(m)?.result && !untouched(seg(m)) ? "1 mask not accepted" : ""),
     // the saved mask open (or its outline edited) is drawn as the mask in the making only
     visible: (a) => !((seg(m)?.outline || seg(m)?.opened) && a.id === seg(m).from),
     // a stroke's path, point by point, while the brush or eraser drags
     press(d) {
+      act(m);
       if (seg(m)?.outline) outline.press(editor(m), d);
       else if (seg(m) && brush(m).tool) d.path = [[d.x0, d.y0]];
     },
     move(d) {
+      act(m);  // a drag (a stroke, an outline's vertex) is work all along
       if (d.path) d.path.push([d.x, d.y]);
       m.st.set({mouse: [d.x, d.y]});  // where the brush's outline shows once the stroke ends
     },
     // the brush's outline, or the redraw's next stretch, follows the mouse
     hover(x, y) {
       const o = seg(m)?.outline;
+      if (o?.redraw) act(m);  // a redraw's stretch is traced by the pointer
       if (o?.redraw || (seg(m) && !o && brush(m).tool)) m.st.set({mouse: [x, y]});
       else m.st.get().mouse = [x, y];  // the vertex Delete takes when none is picked
     },
@@ -72,6 +75,8 @@ export function mask(page) {
 }
 
 const seg = (m) => m.st.get().seg, brush = (m) => m.st.get().brush;
+// the person acted on the mask in the making: its work clock (mask_ways.js) counts it
+const act = (m) => seg(m) && acted(seg(m).clock);
 const drop = (m) => m.st.set({seg: null});
 // a saved mask opened and not changed: Enter or leaving has nothing to save
 const untouched = (s) => s.opened && !s.clicks.length && !s.strokes.length;
@@ -196,6 +201,7 @@ async function toggleOutline(m) {
   if (!shown?.box) return say("no mask to outline yet: drag a box or click an object first", true);
   let o;
   try { o = await outline.outlineOf(m.page, shown.mask); } catch { return; }  // api() said why
+  answered(s.clock);
   if (seg(m) !== s || s.outline) return;  // dropped or outlined meanwhile
   remember(m);
   s.outline = o;
@@ -244,7 +250,7 @@ async function acceptOutline(m, s) {
   if (!mask) return say("the outline covers no pixel: nothing to save", true);
   const replace = s.from != null ? [s.from] : [];
   const create = [{class_id: cls, kind: "mask", geometry: {mask}, score: null, quality: null, source: "outline", backend: s.result?.method ?? null}];
-  const ms = performance.now() - s.t0;  // the person's seconds end at Enter, not at the save's answer
+  const ms = s.clock.ms;  // the person's work ends at Enter, not at the save's answer
   drop(m);
   await m.page.changes.change(create, replace, "accept");
   if (s.from == null && s.result) madeWithSam(m, image.id, ms, mask);
@@ -297,6 +303,7 @@ async function segmentNow(m, clicked = true) {
     const body = {box: s.box, clicks: [...s.clicks], candidate: s.shown, strokes: [...s.strokes]};
     if (s.strokes.length && s.under?.clicks === s.clicks.length) body.under = {mask: s.under.mask, score: s.under.score};
     const out = await api("POST", `/api/images/${m.page.doc.get().image.id}/segment`, body);
+    answered(s.clock);
     // an answer to clicks or strokes an undo took back since is dropped
     if (body.clicks.length !== s.clicks.length || body.strokes.length !== s.strokes.length) return;
     Object.assign(s, {result: out, answered: body.clicks.length, answeredStrokes: body.strokes.length});
@@ -338,7 +345,7 @@ async function accept(m) {
   const replace = s.from != null ? [s.from] : [];
   const create = [{class_id: m.page.doc.get().cls, kind: "mask", geometry: {mask: shown.mask}, score: unscored(shown) ? null : shown.score, quality: s.shown ? null : r.quality,
                    source: shown.shape ?? "segment", backend: shown.shape ? null : r.method}];  // the box's ellipse, a proposal: no backend's
-  const image = m.page.doc.get().image.id, ms = performance.now() - s.t0;  // timed at Enter
+  const image = m.page.doc.get().image.id, ms = s.clock.ms;  // timed at Enter
   drop(m);
   await m.page.changes.change(create, replace, "accept");
   if (s.from == null) madeWithSam(m, image, ms, shown.mask);
@@ -363,9 +370,9 @@ function panel(m, el) {
 
 // history / future: snapshots for undo / redo; shown: which of the answer's candidates
 // shows (the one the strokes paint over)
-// t0: when its first prompt was given (mask_ways.js times the masks made with SAM)
+// clock: the person's work on it since its first prompt (mask_ways.js times the masks made with SAM)
 // under: the mask the strokes paint and the clicks it answered
-const fresh = (box, from) => ({box, clicks: [], strokes: [], result: null, shown: 0, under: null, from, history: [], future: [], changes: [], t0: performance.now()});
+const fresh = (box, from) => ({box, clicks: [], strokes: [], result: null, shown: 0, under: null, from, history: [], future: [], changes: [], clock: workClock()});
 // the brush's size as a mask starts: the largest at most an eighth of the box's short side,
 // 8 px at most (simulate/brush.py's page_radius): one stroke on a small object stays on it
 const freshBrush = (box = null) => {

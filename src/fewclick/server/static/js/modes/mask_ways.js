@@ -1,7 +1,8 @@
 // Mask mode, on one image: have SAM's masks of objects of a size cost the person more than
 // outlining them by hand would (issue 54, item 3)? Each mask made with SAM is timed from its
-// first prompt to Enter (the person's own seconds: the waits, clicks, Tabs, strokes and
-// outline edits) and binned by its size as COCO bins objects (sqrt of its area: small under
+// first prompt to Enter, as the person's work on it (workClock below: the waits for SAM, the
+// clicks, Tabs, strokes and outline edits, not the time it lay open between them) and
+// binned by its size as COCO bins objects (sqrt of its area: small under
 // 32 px, large over 96 px): SAM may miss the small objects of an image and still take its
 // large ones. Once LEARN masks of a size are made on the image, their outlines are asked for
 // (the L editor's, POST /outline) and priced as the polygon tool's cost model prices a
@@ -15,6 +16,24 @@ import {rleArea} from "../rle.js";
 export const LEARN = 3;
 const VERTEX_SECONDS = 1.0, ENTER_SECONDS = 1.63;
 const SIZES = [["small", "under 32 px"], ["medium", "32-96 px"], ["large", "over 96 px"]];
+
+// A mask's clock counts the person's work on it, not the time it lay open (issue 67: a
+// minute idle before Enter was priced as SAM's). From its first prompt, a stretch that ends
+// with an answer (SAM's mask, the outline) counts in full: the person waited for it. A
+// stretch that ends with one of the person's own acts on the mask (a click, stroke, key,
+// edit, undo, Enter) counts at most IDLE_SECONDS: a look at the mask before the next act.
+export const IDLE_SECONDS = 3;
+export const workClock = () => ({ms: 0, at: performance.now()});
+export function acted(clock) {
+  const now = performance.now();
+  clock.ms += Math.min(now - clock.at, IDLE_SECONDS * 1000);
+  clock.at = now;
+}
+export function answered(clock) {
+  const now = performance.now();
+  clock.ms += now - clock.at;
+  clock.at = now;
+}
 
 // the size of a mask (its RLE) as COCO bins it (protocols.segment.SIZE_EDGES): [name, what it means]
 export function sizeOf(mask) {
