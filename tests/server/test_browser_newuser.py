@@ -133,7 +133,8 @@ def test_the_score_slider_drags_in_one_go(server, page):
     page.mouse.up()
     assert page.evaluate("() => fewclickTest.minScore") == 0.95
     assert page.evaluate("() => fewclickTest.shownProposals().length") == 1
-    assert "1 proposals at score >= 0.95" in page.inner_text("#mode-help")
+    assert page.inner_text("#detect-status").startswith("1 proposal shown after your 1 click")
+    assert "Proposals show at score >= 0.95." in page.inner_text("#mode-help")
     assert page.errors == []
 
 

@@ -126,8 +126,9 @@ def test_once_an_image_is_finished_the_next_opens_with_the_proposals_like_its_ob
     assert page.detect_bodies == [{"clicks": []}], "asked once they were ready, without a click"
     assert page.evaluate("() => fewclickTest.shownProposals().length") == 2, "from the class's own score"
     said = page.inner_text("#boxes-from")
-    assert "SAM's proposals of this image, matched to 1 object of your finished images" in said
-    assert "2 look-alikes among this image's 7 SAM proposals" in said
+    assert "SAM's proposals of this image (7 made), matched to 1 object of your finished images" in said
+    status = page.inner_text("#detect-status")
+    assert status.startswith("2 proposals shown on open, like 1 object of your 1 finished image:"), status
     assert page.locator("#exemplars canvas").count() == 1, "the finished cell, as a thumbnail"
     page.removed = True  # the answers after the removal: matched to nothing
     page.click("#exemplars button")
@@ -182,7 +183,7 @@ def test_five_thousand_look_alikes_are_accepted_under_the_request_caps_and_undon
         _open(page, base, dense["id"])
         page.wait_for_function("() => fewclickTest.detect.result", timeout=90000)
         assert page.evaluate("() => fewclickTest.shownProposals().length") == 5000
-        assert "5000 look-alikes among this image's 5000 SAM proposals" in page.inner_text("#boxes-from")
+        assert page.inner_text("#detect-status").startswith("5000 proposals shown on open")
         page.keyboard.press("Enter")
         page.wait_for_function("() => fewclickTest.anns.size === 5000", timeout=120000)
         sizes = [len(json.loads(r.post_data)["create"]) for r in saves]

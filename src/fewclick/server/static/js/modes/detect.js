@@ -16,7 +16,7 @@ import {createStore} from "../store.js";
 import {cross, poly, strokeBox} from "../view.js";
 import {SAME_IOU, alreadyBoxed, drawnOver, edgeMove, holds, moveEdges, proposalAt, rejectedIn} from "./detect_boxes.js";
 import {exemplarsPanel} from "./detect_exemplars.js";
-import {boxesFrom, scoreText, suggestion, sweepText} from "./detect_text.js";
+import {boxesFrom, scoreText, statusLine, suggestion, sweepText} from "./detect_text.js";
 
 const REPLACE_IOU = 0.3;  // the campaign's NEAR_IOU: a box this close to an object is dragged onto it
 const SWEEP_POLL_MS = 1000;  // how often the page asks how far the sweep of a large image is
@@ -29,7 +29,7 @@ export function detect(page) {
   return {
     name: "detect", key: "d", title: "Detect (D)",
     state: () => state(m),
-    leave: () => drop(m),
+    leave: () => leave(m),
     escape: () => drop(m),
     release: (d, moved, rect) => release(m, d, moved, rect),
     accept: () => accept(m),
@@ -41,7 +41,10 @@ export function detect(page) {
     // what the page has not saved yet, for the status lines
     unsaved: () => (det(m).result && shown(m).length ? `${shown(m).length} proposals not accepted` : ""),
     opened: () => opened(m),
+    openedElsewhere: () => opened(m),
+    picked: (anew) => anew && picked(m),
     proposalsReady: () => proposalsReady(m),
+    waiting: () => waiting(m),
   };
 }
 
@@ -55,19 +58,64 @@ function drop(m) {
   m.st.set({det: fresh()});
 }
 const cls = (m) => m.page.doc.get().cls;
+const showing = (m) => m.page.doc.get().mode === "detect";
+
+// another mode picked: the proposals the image opened with wait for D (with what was
+// rejected of them); clicks, their answer and a sweep are dropped
+function leave(m) {
+  const d = det(m);
+  if (d.clicks.length || d.sweep || d.error || !d.result) drop(m);
+}
 
 // Once a trained detector serves, an image nobody has started opens with its proposals:
 // no click needed; a click of a class then reruns the detector with that click. A large
 // image's come from the sweep, what is on screen first. Before that, once an image is
 // finished, an image opens with SAM's proposals like the finished objects (asked again when
 // its proposals are made, if they were not yet).
+// In another mode they are asked all the same, and wait for D (waiting()); a large image's
+// sweep starts once D is picked.
 function opened(m) {
-  const {project, anns, image, prep} = m.page.doc.get();
-  if (anns.size || det(m).clicks.length) return;
-  const served = project.detector;  // a version whose pick was the training-free start has no network
-  if (served && served.method !== "training-free") return detectNow(m, "on open");
-  const finished = (project.by_status?.done ?? 0) + (project.by_status?.reviewed ?? 0);
-  if (finished && !image.tiles && prep?.proposals === "ready") return detectNow(m, "on open");
+  const {project, prep} = m.page.doc.get(), d = det(m);
+  if (!opensWith(m) || d.result || d.asking || (m.page.doc.get().image.tiles && !showing(m))) return;
+  if (servedDetector(project)) return detectNow(m, "on open");
+  if (prep?.proposals === "ready") return detectNow(m, "on open");
+}
+
+// whether the image opens with proposals once they are made: nothing saved or clicked yet,
+// and a trained detector serves or an image of the project is finished (SAM's proposals;
+// not on a large image, whose proposals come from the sweep)
+function opensWith(m) {
+  const {project, anns, image} = m.page.doc.get();
+  if (anns.size || det(m).clicks.length) return false;
+  return !!servedDetector(project) || (finishedImages(project) > 0 && !image.tiles);
+}
+
+// a version whose pick was the training-free start has no network: null
+const servedDetector = (project) => (project.detector && project.detector.method !== "training-free" ? project.detector : null);
+const finishedImages = (project) => (project.by_status?.done ?? 0) + (project.by_status?.reviewed ?? 0);
+
+// D picked on the open image: what waited shows (less what was saved meanwhile), else it
+// is asked as on open
+function picked(m) {
+  const d = det(m);
+  if (!d.result) return opened(m);
+  for (const i of alreadyBoxed(m.page.doc.get().anns.values(), d.result)) d.replaced.add(i);
+  m.st.set();
+  m.page.panel();
+  say(`${shown(m).length} proposals on open: Enter accepts, a click adds what is missing`);
+}
+
+// in the other modes' panels: the proposals waiting for D, or those being made for it
+function waiting(m) {
+  const d = det(m), r = d.result, prep = m.page.doc.get().prep;
+  if (r && !d.clicks.length) {
+    const saved = alreadyBoxed(m.page.doc.get().anns.values(), r);
+    const n = shown(m).filter((i) => !saved.has(i)).length;
+    return n ? `${n} proposal${n === 1 ? "" : "s"} waiting: D shows them` : "";
+  }
+  if (!opensWith(m) || prep?.proposals !== "making") return "";
+  const windows = prep.proposals_windows ? `: ${prep.proposals_done} of ${prep.proposals_windows} windows` : "";
+  return `finding objects${windows}; D shows them when they are ready`;
 }
 
 // the image's SAM proposals are made: clicks feature similarity answered are asked again
@@ -162,6 +210,8 @@ function rejectUnder(m) {
 async function detectNow(m, when = "") {
   const t0 = performance.now();
   const d = det(m);
+  Object.assign(d, {asking: (d.asking ?? 0) + 1, error: null});
+  m.page.panel();
   d.busy = (d.busy || Promise.resolve()).then(async () => {
     // the proposals rejected: negative exemplars of the look-alikes (E-fitted boxes, as shown)
     const rejected = d.rejected.map((p) => [...p.box, p.label]);
@@ -175,11 +225,10 @@ async function detectNow(m, when = "") {
     // (the look-alikes among SAM's proposals: their default score)
     const from = out.min_score ?? out.proposals?.threshold;
     if (from != null && !m.st.get().minScoreByHand) m.st.set({minScore: sliderValue(from)});
-    m.st.set();
-    m.page.panel();
     const how = when ? ` ${when}: Enter accepts, a click adds what is missing` : "";
-    say(`${shown(m).length} proposals${how} in ${(performance.now() - t0).toFixed(0)} ms`);
-  }).catch((err) => { d.error = err.message; m.st.set(); });  // api() has already shown it
+    if (showing(m)) say(`${shown(m).length} proposals${how} in ${(performance.now() - t0).toFixed(0)} ms`);
+  }).catch((err) => { d.error = err.message; })  // api() has already shown it
+    .finally(() => { d.asking -= 1; m.st.set(); m.page.panel(); });
   await d.busy;
   // a large image: the rest swept in the background (on open, the trained detector's proposals)
   if (m.page.doc.get().image.tiles && (d.clicks.length || when) && !d.error) sweep(m, d, d.clicks.length);
@@ -258,6 +307,7 @@ async function accept(m) {
 
 function buildPanel(m, el) {
   helpPanel(el, "detect", "");
+  el.querySelector("#mode-help").insertAdjacentHTML("beforebegin", `<div id="detect-status"></div><progress id="detect-progress" hidden></progress>`);
   el.insertAdjacentHTML("beforeend", `<div id="boxes-from"></div><div id="exemplars" hidden></div><div id="fit-edges" class="muted" hidden></div><div id="sweep" class="muted" hidden></div><label class="muted">proposals from score
     <input id="min-score" type="range" min="0.05" max="0.95" step="0.05" value="${m.st.get().minScore}"></label>
     <span class="muted" id="below-score"></span>
@@ -271,25 +321,51 @@ function buildPanel(m, el) {
 // slider would end the drag (each drag moved it one step)
 function panel(m, el) {
   if (!el.querySelector("#min-score")) buildPanel(m, el);
-  const s = state(m), r = s.result, names = m.page.doc.get().classes;
-  el.querySelector("#mode-help").textContent = `Click an object of the picked class: boxes for all such objects appear. More clicks refine; a drag draws a box (drawn over a proposal, it takes its place, and E moves the rest of its class by the same edges). Enter (or Submit) accepts, Esc drops. ${s.clicks.length} clicks, ${shown(m).length} proposals ${rescueFloor(s) == null ? scoreText(s, names) : `from score ${rescueFloor(s).toFixed(2)}: none reached its own`}.`;
-  const from = el.querySelector("#boxes-from"), suggested = el.querySelector("#suggested-score");
-  from.textContent = r ? boxesFrom(r, names) : "";
-  from.hidden = !r;
-  exemplarsPanel(el.querySelector("#exemplars"), r?.proposals?.exemplar_boxes ?? [], names, (e) => removeExemplar(m, e));
-  const fit = el.querySelector("#fit-edges");
-  fit.textContent = fitHint(s, names);
-  fit.hidden = !fit.textContent;
-  const swept = el.querySelector("#sweep");
-  swept.textContent = s.sweep ? sweepText(s.sweep, s.sweepError) : "";
-  swept.hidden = !s.sweep;
-  const alike = r?.proposals?.threshold;
-  suggested.textContent = r?.min_score != null ? suggestion(r.min_score, s.minScoreByHand)
-    : alike != null ? `look-alikes from score ${alike.toFixed(2)}, their default for a clicked class (${s.minScoreByHand ? "you moved the slider" : "the slider starts there"}); a class not clicked starts at its score of least work on your finished images, from 2 of them` : "";
-  suggested.hidden = !suggested.textContent;
+  const s = state(m), r = s.result, doc = m.page.doc.get(), said = panelTexts(s, doc);
+  el.querySelector("#detect-status").textContent = said.status;
+  showProgress(el.querySelector("#detect-progress"), s.result || s.asking ? null : doc.prep);
+  el.querySelector("#mode-help").textContent = said.help;
+  for (const [id, text] of [["#boxes-from", said.from], ["#fit-edges", said.fit], ["#sweep", said.sweep], ["#suggested-score", said.suggested]]) {
+    el.querySelector(id).textContent = text;
+    el.querySelector(id).hidden = !text;
+  }
+  exemplarsPanel(el.querySelector("#exemplars"), r?.proposals?.exemplar_boxes ?? [], doc.classes, (e) => removeExemplar(m, e));
   const slider = el.querySelector("#min-score");
   if (+slider.value !== s.minScore) slider.value = s.minScore;
-  el.querySelector("#below-score").textContent = r ? belowText(s) : "";
+  el.querySelector("#below-score").textContent = said.below;
+}
+
+// the bar under the status line while the image's proposals are made, window by window
+function showProgress(bar, prep) {
+  bar.hidden = !(prep?.proposals === "making" && prep.proposals_windows);
+  if (bar.hidden) return;
+  bar.max = prep.proposals_windows;
+  bar.value = prep.proposals_done;
+}
+
+// Every text of the panel, of a detect state (state()) and the page's doc (image, project,
+// prep, anns, classes): the status line says the count shown; the rest says none.
+export function panelTexts(s, doc) {
+  const r = s.result, names = doc.classes, floor = rescueFloor(s);
+  return {
+    status: statusLine(statusView(s, doc)),
+    help: `Click an object of the picked class: boxes for all such objects appear. More clicks refine; a right-click or X rejects one; a drag draws a box (drawn over a proposal, it takes its place, and E moves the rest of its class by the same edges). Enter (or Submit) accepts, Esc drops. Proposals show ${floor == null ? scoreText(s, names) : `from score ${floor.toFixed(2)}: none reached its own`}.`,
+    from: r ? boxesFrom(r, names) : "",
+    fit: fitHint(s, names),
+    sweep: s.sweep ? sweepText(s.sweep, s.sweepError) : "",
+    suggested: suggestion(r, s.minScoreByHand),
+    below: r ? belowText(s) : "",
+  };
+}
+
+// what the status line is said from (detect_text.js's statusLine)
+export function statusView(s, doc) {
+  const {project, prep, image, anns} = doc;
+  return {
+    prep, clicks: s.clicks.length, result: s.result, shown: shownProposals(s), below: belowSlider(s),
+    minScore: s.minScore, asking: !!s.asking, error: s.error ?? null, sweep: s.sweep ?? null,
+    finished: finishedImages(project), detector: servedDetector(project), saved: anns.size, large: !!image.tiles,
+  };
 }
 
 // "12 more below it (the best 0.41)"; when the page's scores would hide every box, what shows instead

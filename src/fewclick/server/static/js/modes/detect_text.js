@@ -1,25 +1,105 @@
-// Detect mode's panel text (modes/detect.js): what made the proposals, how many, where the
-// slider starts and how far a large image's sweep has gone.
+// Detect mode's panel text (modes/detect.js): the one status line (what the page is doing,
+// or what it shows and from what), what made the proposals, where the slider starts and how
+// far a large image's sweep has gone. Only the status line counts the proposals shown, and
+// it counts them as the page shows them: the details say no count that could differ.
 import {METHODS} from "../text.js";
+
+const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+// The status line, from `v` (detect.js's statusView): prep (the image's preparation:
+// null while asked, {failed}, or the server's {ready, needs_sam, proposals, proposals_done,
+// proposals_windows}), clicks, result, shown and below (the indices the page shows, and
+// those under the slider), minScore, asking (an answer under way), error (the last one
+// failed), sweep (a large image's) and the project's: finished (images), detector (the
+// served version, or null) and saved (this image's objects).
+export function statusLine(v) {
+  if (v.error) return `the last answer failed (${v.error}): click again, or draw the box`;
+  if (v.asking) return asking(v);
+  if (v.result) return answered(v);
+  return preparing(v) ?? ready(v);
+}
+
+function asking(v) {
+  const windows = findingWindows(v.prep);
+  const also = windows ? ` (the proposals: ${windows})` : "";
+  if (!v.clicks) return `asking for the proposals this image opens with...${also}`;
+  return `boxing your ${plural(v.clicks, "click")}...${also}`;
+}
+
+// "3 of 6 windows" while the image's proposals are made, "" before their windows are counted
+function findingWindows(p) {
+  return p?.proposals_windows ? `${p.proposals_done} of ${p.proposals_windows} windows` : "";
+}
+
+// before any answer: the preparation under way, or null once there is none
+function preparing(v) {
+  const p = v.prep;
+  if (!p) return "preparing image...";
+  if (p.failed) return `cannot prepare this image (${p.failed}): a click is still answered, more slowly`;
+  if (!p.needs_sam) return null;
+  if (!p.ready) return "preparing image: SAM encodes it once, a few seconds...";
+  if (p.proposals === "making") {
+    const windows = findingWindows(p);
+    const then = v.finished && !v.saved ? "; those like your finished images show when it is done" : "; a click meanwhile is boxed by SAM alone";
+    return `finding objects${windows ? `: ${windows}` : ""}${then}`;
+  }
+  if (p.proposals && p.proposals !== "ready") return `no proposals for this image (${p.proposals}): click an object, or draw its box`;
+  return null;
+}
+
+// ready, nothing asked yet: what to do, and why nothing showed on open
+function ready(v) {
+  const todo = "click an object of the picked class to find the others like it";
+  if (v.large) return `ready: ${todo}; the windows around your click are looked over first`;
+  if (v.saved) return `ready: ${todo} (this image has saved objects, so nothing shows on open)`;
+  if (!v.finished && !v.detector) return `ready: ${todo} (nothing shows on open before an image is finished)`;
+  return `ready: ${todo}`;
+}
+
+// an answer is shown: how many proposals, from what, and what to do with them
+function answered(v) {
+  const r = v.result, n = v.shown.length;
+  if (r.proposals?.state === "making" && v.clicks) {
+    const windows = findingWindows(v.prep);
+    return `your ${v.clicks === 1 ? "click is" : "clicks are"} boxed by SAM alone; look-alikes come when the proposals are ready${windows ? ` (${windows})` : ""}`;
+  }
+  if (v.sweep?.status === "running") return `${plural(n, "proposal")} shown; looking over the rest of the image: ${v.sweep.windows_done} of ${v.sweep.windows} windows`;
+  if (!n) return nothingShown(v);
+  if (!v.clicks) return `${plural(n, "proposal")} shown on open, ${openedFrom(v)}: Enter accepts, a click adds what is missing`;
+  const alike = r.model_version == null ? `, ${plural(v.shown.filter((i) => r.scores[i] < 1).length, "look-alike")} among them` : "";
+  return `${plural(n, "proposal")} shown after your ${plural(v.clicks, "click")}${alike}: Enter accepts`;
+}
+
+// what the proposals shown on open were found by
+function openedFrom(v) {
+  const r = v.result;
+  if (r.model_version != null) return `found by detector v${r.model_version}`;
+  const n = r.proposals?.exemplars ?? 0;
+  if (n) return `like ${plural(n, "object")} of your ${plural(v.finished, "finished image")}`;
+  return "from this image's SAM proposals";
+}
+
+function nothingShown(v) {
+  const what = v.clicks ? "click another object" : "click an object of the picked class";
+  if (v.below.length) return `nothing shown at score >= ${v.minScore.toFixed(2)} (${v.below.length} below it): lower the slider, ${what}, or draw its box`;
+  const when = v.clicks ? `after your ${plural(v.clicks, "click")}` : "on open";
+  return `nothing found ${when}: ${what}, or draw its box`;
+}
 
 // what the training-free start found besides the clicked objects (which come back at score 1):
 // only what is nearly as like them as they are to themselves, and no texture when nothing is
 function lookAlikes(r) {
-  const n = r.scores.filter((s) => s < 1).length;
-  if (n === 0) return "Nothing else here is as like the clicked objects as they are to themselves: click another object, or draw its box.";
   const where = r.swept ? " per window of 1024 px" : "";  // a large image: the cap holds in each window
   const cap = r.look_alike_limit != null ? `, at most ${r.look_alike_limit}${where} (3 per object of your fullest finished image)` : "";
-  return `${n} look-alike${n === 1 ? "" : "s"} nearly as like the clicked objects as they are to themselves${cap}.`;
+  return `Look-alikes: only what is nearly as like the clicked objects as they are to themselves${cap}.`;
 }
 
-// the look-alikes among the image's SAM proposals: how many, of how many, and the clicks SAM found nothing at
+// the clicks SAM found nothing at, and the rejected proposals that kept their like out
 function proposalsText(r) {
-  const p = r.proposals, n = p.shown;
-  const found = n === 0 ? `Nothing like ${matchedTo(r)} among this image's ${p.made} SAM proposals: click an object, or draw its box.`
-    : `${n} look-alike${n === 1 ? "" : "s"} among this image's ${p.made} SAM proposals.`;
+  const p = r.proposals;
   const none = p.unboxed.length ? ` SAM found no object of its own at click${p.unboxed.length === 1 ? "" : "s"} ${p.unboxed.map((i) => i + 1).join(", ")}: boxed from the click alone.` : "";
   const rejected = p.rejected ? ` ${p.rejected} proposal${p.rejected === 1 ? "" : "s"} you rejected kept what is like ${p.rejected === 1 ? "it" : "them"} out.` : "";
-  return found + none + rejected;
+  return none + rejected;
 }
 
 // what the look-alikes are like: the clicked objects, the finished images' objects, or both
@@ -28,11 +108,6 @@ function matchedTo(r) {
   const finished = `${n} object${n === 1 ? "" : "s"} of your finished images`;
   const clicked = r.scores.some((s) => s === 1);
   return n && clicked ? `the clicked objects and ${finished}` : n ? finished : "the clicked objects";
-}
-
-// the image's SAM proposals are still being made: what answers meanwhile
-function making(r) {
-  return r.proposals?.state === "making" ? " This image's SAM proposals are still being made: your clicks are asked again once they are." : "";
 }
 
 // how far the sweep of a large image has gone, and what it found
@@ -56,9 +131,15 @@ export function scoreText(s, classes) {
 }
 
 
-export function suggestion(threshold, byHand) {
+// where the slider starts: the serving detector's best F1, or the look-alikes' default
+// (and each class not clicked at its own score, when the finished images gave it one)
+export function suggestion(r, byHand) {
   const where = byHand ? "you moved the slider" : "the slider starts there";
-  return `best F1 on held-out finished images at score ${threshold.toFixed(2)} (${where})`;
+  if (r?.min_score != null) return `best F1 on held-out finished images at score ${r.min_score.toFixed(2)} (${where})`;
+  const alike = r?.proposals?.threshold;
+  if (alike == null) return "";
+  const own = Object.keys(r.min_scores ?? {}).length ? "; a class not clicked starts at its own score of least work on your finished images" : "";
+  return `look-alikes from score ${alike.toFixed(2)}, their default for a clicked class (${where})${own}`;
 }
 
 // which model made the proposals: the detect answer's model_version and method
@@ -73,8 +154,9 @@ function fellBack(r) {
 }
 
 function servedBy(r, classes) {
-  if (r.model_version == null && r.method === "look-alikes") return `boxes from: SAM's proposals of this image, matched to ${matchedTo(r)} — no trained detector yet. ${proposalsText(r)}${fitted(r, classes)}`;
-  if (r.model_version == null && r.method === "training-free") return `boxes from: training-free start (feature similarity) — no trained detector yet. ${lookAlikes(r)}${making(r)}${fitted(r, classes)}`;
+  if (r.model_version == null && r.proposals?.state === "making") return `boxes from: training-free start (SAM's own box of each clicked object) — no trained detector yet; the image's proposals are being made.${fitted(r, classes)}`;
+  if (r.model_version == null && r.method === "look-alikes") return `boxes from: SAM's proposals of this image (${r.proposals.made} made), matched to ${matchedTo(r)} — no trained detector yet.${proposalsText(r)}${fitted(r, classes)}`;
+  if (r.model_version == null && r.method === "training-free") return `boxes from: training-free start (feature similarity) — no trained detector yet. ${lookAlikes(r)}${fitted(r, classes)}`;
   if (r.model_version == null && r.fallback) return `boxes from: ${r.method === "template" ? "template correlation" : "training-free start"}`;
   if (r.model_version == null) return "boxes from: training-free start (feature similarity) — no trained detector yet";
   return `boxes from: detector v${r.model_version} (${METHODS[r.method] ?? r.method})${fitted(r, classes)}${tight(r, classes)}`;

@@ -6,8 +6,11 @@
 //   leave() / escape() drop its work;
 //   restore() -> what to say when it took back work kept from an earlier visit (the page
 //     then opens in this mode), else null; opened() once the image is open and nothing was
-//     restored; picked(anew) when the person picks the mode on the open image (anew: another
-//     mode was shown); unsaved() -> what it holds not saved yet, or "";
+//     restored, openedElsewhere() instead when another mode is shown; picked(anew) when the
+//     person picks the mode on the open image (anew: another mode was shown);
+//     proposalsReady() once the image's SAM proposals are made, whatever the mode shown;
+//     waiting() -> what it holds ready for when it is picked ("12 proposals waiting: D shows
+//     them"), or "": the other modes' panels say it; unsaved() -> what it holds not saved yet, or "";
 //   press(d) at mouse down, move(d) while dragging, release(d, moved, box) at mouse up
 //     (d: the drag, from image pixel (d.x0, d.y0) to (d.x, d.y), its button and shift; a
 //     mode may add to it; box: its XYXY rectangle); hover(x, y) as the mouse moves with

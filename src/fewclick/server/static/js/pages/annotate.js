@@ -69,7 +69,7 @@ export async function annotatePage(id) {
   v.ready = true;  // pixels loaded and the view fitted: clicks land where they are aimed
   v.redraw();
   prepare(v);
-  if (!restored) mode(v).opened?.();
+  if (!restored) for (const each of v.modes) (each === mode(v) ? each.opened : each.openedElsewhere)?.();
 }
 
 // the visit: its stores, view, log, changes and modes, listening to the mouse and keys
@@ -135,8 +135,9 @@ async function prepare(v) {
   const before = v.doc.get().prep?.proposals;
   v.doc.set({prep: out});
   v.panel();
-  // SAM's proposals are made after the embedding: followed until they are, then the mode is told
-  if (before !== "ready" && out.proposals === "ready") mode(v).proposalsReady?.();
+  // SAM's proposals are made after the embedding: followed until they are, then the modes are
+  // told (detect asks for what the image opens with, in any mode: D shows it)
+  if (before !== "ready" && out.proposals === "ready") for (const each of v.modes) each.proposalsReady?.();
   if (!out.ready || out.proposals === "making") setTimeout(() => prepare(v), out.ready ? 1000 : 500);
 }
 
@@ -188,12 +189,26 @@ function renderPanel(v) {
   const p = $("#mode-panel");
   if (!p) return;
   mode(v).panel(p);
+  waitingLine(v, p);
   const {revision, image} = v.doc.get();
   const counts = $("#counts");
   if (counts) counts.textContent = `${objectsText(v)}; revision ${revision}`;
   showHud(v);  // the counts there change with the panel's
   const st = $("#status");
   if (st) st.textContent = `status: ${image.status.replace("_", " ")}`;
+}
+
+// what the other modes hold ready for when they are picked ("12 proposals waiting: D shows
+// them"), at the foot of the mode's panel
+function waitingLine(v, p) {
+  const said = v.modes.filter((m) => m !== mode(v)).map((m) => m.waiting?.()).filter(Boolean).join("; ");
+  let el = p.querySelector("#waiting");
+  if (!el) {
+    p.insertAdjacentHTML("beforeend", `<div id="waiting"></div>`);
+    el = p.querySelector("#waiting");
+  }
+  el.textContent = said;
+  el.hidden = !said;
 }
 
 // the saved objects, and what the mode holds that is not saved yet (proposals, regions)
