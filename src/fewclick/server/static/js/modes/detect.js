@@ -16,7 +16,7 @@ import {createStore} from "../store.js";
 import {cross, poly, strokeBox} from "../view.js";
 import {SAME_IOU, alreadyBoxed, drawnOver, edgeMove, holds, moveEdges, proposalAt, rejectedIn} from "./detect_boxes.js";
 import {exemplarsPanel} from "./detect_exemplars.js";
-import {boxesFrom, scoreText, statusLine, suggestion, sweepText} from "./detect_text.js";
+import {fitText, panelTexts as texts} from "./detect_text.js";
 
 const REPLACE_IOU = 0.3;  // the campaign's NEAR_IOU: a box this close to an object is dragged onto it
 const SWEEP_POLL_MS = 1000;  // how often the page asks how far the sweep of a large image is
@@ -343,39 +343,20 @@ function showProgress(bar, prep) {
   bar.value = prep.proposals_done;
 }
 
-// Every text of the panel, of a detect state (state()) and the page's doc (image, project,
-// prep, anns, classes): the status line says the count shown; the rest says none.
-export function panelTexts(s, doc) {
-  const r = s.result, names = doc.classes, floor = rescueFloor(s);
-  return {
-    status: statusLine(statusView(s, doc)),
-    help: `Click an object of the picked class: boxes for all such objects appear. More clicks refine; a right-click or X rejects one; a drag draws a box (drawn over a proposal, it takes its place, and E moves the rest of its class by the same edges). Enter (or Submit) accepts, Esc drops. Proposals show ${floor == null ? scoreText(s, names) : `from score ${floor.toFixed(2)}: none reached its own`}.`,
-    from: r ? boxesFrom(r, names) : "",
-    fit: fitHint(s, names),
-    sweep: s.sweep ? sweepText(s.sweep, s.sweepError) : "",
-    suggested: suggestion(r, s.minScoreByHand),
-    below: r ? belowText(s) : "",
-  };
-}
-
-// what the status line is said from (detect_text.js's statusLine)
+// what the panel's texts are said from (detect_text.js's panelTexts), of a detect state
+// (state()) and the page's doc (image, project, prep, anns, classes)
 export function statusView(s, doc) {
   const {project, prep, image, anns} = doc;
   return {
     prep, clicks: s.clicks.length, result: s.result, shown: shownProposals(s), below: belowSlider(s),
-    minScore: s.minScore, asking: !!s.asking, error: s.error ?? null, sweep: s.sweep ?? null,
-    finished: finishedImages(project), detector: servedDetector(project), saved: anns.size, large: !!image.tiles,
+    floor: rescueFloor(s), rescueSpan: RESCUE_SPAN, minScore: s.minScore, asking: !!s.asking, error: s.error ?? null,
+    sweep: s.sweep ?? null, finished: finishedImages(project), detector: servedDetector(project), saved: anns.size,
+    large: !!image.tiles,
   };
 }
 
-// "12 more below it (the best 0.41)"; when the page's scores would hide every box, what shows instead
-function belowText(s) {
-  const below = belowSlider(s), floor = rescueFloor(s), scores = s.result.scores;
-  const top = Math.max(...below.map((i) => scores[i]));
-  const more = below.length ? `${below.length} more below it (the best of them ${top.toFixed(2)})` : "none below it";
-  if (floor == null) return more;
-  return `none reached its score, so those from ${floor.toFixed(2)} show (the best ${Math.max(...scores).toFixed(2)} less ${RESCUE_SPAN}); ${more}`;
-}
+// every text of the panel: the status line says the count shown; the rest says none
+export const panelTexts = (s, doc) => texts(s, statusView(s, doc), doc.classes);
 
 async function removeExemplar(m, e) {
   try {
@@ -456,22 +437,6 @@ function fitEdges(m) {
   m.st.set();
   m.page.panel();
   say(`${moved} proposals moved by the edges of the ${fitText(d, last.label)}`);
-}
-
-function fitText(d, label) {
-  const n = d.drawn.filter((p) => p.label === label).length;
-  return `${n === 1 ? "box" : `${n} boxes`} you drew over ${n === 1 ? "a proposal" : "proposals"} of this class`;
-}
-
-// what E would do, or has done, for the class of the last box drawn over a proposal
-function fitHint(d, names) {
-  const last = d.drawn.at(-1);
-  if (!last) return "";
-  const name = names.get(last.label)?.name ?? last.label;
-  const delta = d.fitted.get(last.label);
-  if (!delta) return `E moves every ${name} proposal by the edges of the ${fitText(d, last.label)}.`;
-  const edges = delta.map((v) => `${v >= 0 ? "+" : ""}${v.toFixed(1)}`).join(", ");
-  return `${name} proposals moved by the edges of the ${fitText(d, last.label)} (x0, y0, x1, y1: ${edges} px); E again after another such box.`;
 }
 
 // the slider's step at or below the threshold, so that proposals scored at it still show

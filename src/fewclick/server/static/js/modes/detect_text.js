@@ -1,17 +1,60 @@
 // Detect mode's panel text (modes/detect.js): the one status line (what the page is doing,
-// or what it shows and from what), what made the proposals, where the slider starts and how
-// far a large image's sweep has gone. Only the status line counts the proposals shown, and
+// or what it shows and from what), what made the proposals, where the slider starts, what E
+// does and how far a large image's sweep has gone. Only the status line counts the proposals shown, and
 // it counts them as the page shows them: the details say no count that could differ.
 import {METHODS} from "../text.js";
 
 const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
+// Every text of the panel, of a detect state `s`, what detect.js's statusView reads of it
+// and the page (`v`) and the classes by id: the status line says the count shown; the rest
+// says none.
+export function panelTexts(s, v, names) {
+  const r = s.result;
+  return {
+    status: statusLine(v),
+    help: `Click an object of the picked class: boxes for all such objects appear. More clicks refine; a right-click or X rejects one; a drag draws a box (drawn over a proposal, it takes its place, and E moves the rest of its class by the same edges). Enter (or Submit) accepts, Esc drops. Proposals show ${v.floor == null ? scoreText(s, names) : `from score ${v.floor.toFixed(2)}: none reached its own`}.`,
+    from: r ? boxesFrom(r, names) : "",
+    fit: fitHint(s, names),
+    sweep: s.sweep ? sweepText(s.sweep, s.sweepError) : "",
+    suggested: suggestion(r, s.minScoreByHand),
+    below: r ? belowText(v) : "",
+  };
+}
+
+// "12 more below it (the best 0.41)"; when the page's scores would hide every box, what shows instead
+function belowText(v) {
+  const {below, floor} = v, scores = v.result.scores;
+  const top = Math.max(...below.map((i) => scores[i]));
+  const more = below.length ? `${below.length} more below it (the best of them ${top.toFixed(2)})` : "none below it";
+  if (floor == null) return more;
+  return `none reached its score, so those from ${floor.toFixed(2)} show (the best ${Math.max(...scores).toFixed(2)} less ${v.rescueSpan}); ${more}`;
+}
+
+// "the 2 boxes you drew over proposals of this class"
+export function fitText(d, label) {
+  const n = d.drawn.filter((p) => p.label === label).length;
+  return `${n === 1 ? "box" : `${n} boxes`} you drew over ${n === 1 ? "a proposal" : "proposals"} of this class`;
+}
+
+// what E would do, or has done, for the class of the last box drawn over a proposal
+function fitHint(d, names) {
+  const last = d.drawn.at(-1);
+  if (!last) return "";
+  const name = names.get(last.label)?.name ?? last.label;
+  const delta = d.fitted.get(last.label);
+  if (!delta) return `E moves every ${name} proposal by the edges of the ${fitText(d, last.label)}.`;
+  const edges = delta.map((v) => `${v >= 0 ? "+" : ""}${v.toFixed(1)}`).join(", ");
+  return `${name} proposals moved by the edges of the ${fitText(d, last.label)} (x0, y0, x1, y1: ${edges} px); E again after another such box.`;
+}
+
 // The status line, from `v` (detect.js's statusView): prep (the image's preparation:
 // null while asked, {failed}, or the server's {ready, needs_sam, proposals, proposals_done,
 // proposals_windows}), clicks, result, shown and below (the indices the page shows, and
-// those under the slider), minScore, asking (an answer under way), error (the last one
-// failed), sweep (a large image's) and the project's: finished (images), detector (the
-// served version, or null) and saved (this image's objects).
+// those under the slider), floor (the score shown from when none reached its own, else
+// null) and rescueSpan, minScore, asking (an answer under way), error (the last one
+// failed), sweep (a large image's), large (the image is) and the project's: finished
+// (images), detector (the served version, or null) and saved (this image's objects).
 export function statusLine(v) {
   if (v.error) return `the last answer failed (${v.error}): click again, or draw the box`;
   if (v.asking) return asking(v);
