@@ -182,6 +182,12 @@ STATES = [
         "2 proposals shown; looking over the rest of the image: 4 of 12 windows",
     ),
     (
+        "after a click, nothing like it",
+        _state(_look_alikes([1.0, 0.2, 0.1], exemplars=0), clicks=1),
+        _doc(),
+        "1 proposal shown after your 1 click, no look-alike above the slider (2 below it)",
+    ),
+    (
         "detector on open",
         _state(_detector([0.9, 0.5, 0.2])),
         _doc(detector=SERVED, finished=5),

@@ -109,8 +109,15 @@ function answered(v) {
   if (v.sweep?.status === "running") return `${plural(n, "proposal")} shown; looking over the rest of the image: ${v.sweep.windows_done} of ${v.sweep.windows} windows`;
   if (!n) return nothingShown(v);
   if (!v.clicks) return `${plural(n, "proposal")} shown on open, ${openedFrom(v)}: Enter accepts, a click adds what is missing`;
-  const alike = r.model_version == null ? `, ${plural(v.shown.filter((i) => r.scores[i] < 1).length, "look-alike")} among them` : "";
+  const alike = r.model_version == null ? alikeText(v) : "";
   return `${plural(n, "proposal")} shown after your ${plural(v.clicks, "click")}${alike}: Enter accepts`;
+}
+
+// of the proposals shown, those that are not the clicked objects (at score 1)
+function alikeText(v) {
+  const k = v.shown.filter((i) => v.result.scores[i] < 1).length;
+  if (k) return `, ${plural(k, "look-alike")} among them`;
+  return v.below.length ? `, no look-alike above the slider (${v.below.length} below it)` : ", no look-alike found";
 }
 
 // what the proposals shown on open were found by
