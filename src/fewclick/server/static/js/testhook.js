@@ -9,9 +9,10 @@
 //     (the tiles of a large image loaded),
 //     view ({scale, ox, oy}: a screen pixel is o + scale * image pixel), frames (the last
 //     600 draw times in ms), and the modes' own state: detect (its clicks, result, answered,
-//     error), minScore (detect's slider), seg (the mask being made, with seg.outline: its
-//     outline being edited, {rings, picked, redraw}), outlineTimes (ms from each outline
-//     edit's input event to the end of the frame that drew its mask: the last 600),
+//     error, asking: the answers under way), minScore (detect's slider), seg (the mask being
+//     made, with seg.outline: its outline being edited, {rings, picked, redraw}),
+//     outlineTimes (ms from each outline edit's input event to the end of the frame that
+//     drew its mask: the last 600),
 //     maskProposals (mask mode's proposals: {image, state, note, answer, rejected (indices),
 //     hidden, shown (the indices shown)}), maskWays (the image's masks made with SAM, timed:
 //     mask_ways.js's {image, made, said, line}), outline (polygon's),
