@@ -18,5 +18,5 @@ function prepText(p, use, serves) {
   if (!p) return "preparing image...";
   if (p.failed) return `cannot prepare this image: ${p.failed}`;
   if (!p.needs_sam || !serves) return "";
-  return p.ready ? `image ready for ${use}` : "preparing image (sam encodes it once, a few seconds)...";
+  return p.ready ? `image ready for ${use}` : "preparing image (SAM encodes it once: a second or two on a free core, longer on a busy machine)...";
 }

@@ -39,7 +39,7 @@ export function detect(page) {
     // the proposals a submit accepts: those shown
     acceptOnSubmit: () => (det(m).result ? shown(m).length : 0),
     // what the page has not saved yet, for the status lines
-    unsaved: () => (det(m).result && shown(m).length ? `${shown(m).length} proposals not accepted` : ""),
+    unsaved: () => (det(m).result && shown(m).length ? `${count(shown(m).length)} not accepted` : ""),
     opened: () => opened(m),
     openedElsewhere: () => opened(m),
     picked: (anew) => anew && picked(m),
@@ -58,6 +58,7 @@ function drop(m) {
   m.st.set({det: fresh()});
 }
 const cls = (m) => m.page.doc.get().cls;
+const count = (n) => `${n} proposal${n === 1 ? "" : "s"}`;  // "1 proposal", "12 proposals"
 const showing = (m) => m.page.doc.get().mode === "detect";
 
 // another mode picked: the proposals the image opened with wait for D (with what was
@@ -102,7 +103,7 @@ function picked(m) {
   for (const i of alreadyBoxed(m.page.doc.get().anns.values(), d.result)) d.replaced.add(i);
   m.st.set();
   m.page.panel();
-  say(`${shown(m).length} proposals on open: Enter accepts, a click adds what is missing`);
+  say(`${count(shown(m).length)} on open: Enter accepts, a click adds what is missing`);
 }
 
 // in the other modes' panels: the proposals waiting for D, or those being made for it
@@ -226,7 +227,7 @@ async function detectNow(m, when = "") {
     const from = out.min_score ?? out.proposals?.threshold;
     if (from != null && !m.st.get().minScoreByHand) m.st.set({minScore: sliderValue(from)});
     const how = when ? ` ${when}: Enter accepts, a click adds what is missing` : "";
-    if (showing(m)) say(`${shown(m).length} proposals${how} in ${(performance.now() - t0).toFixed(0)} ms`);
+    if (showing(m)) say(`${count(shown(m).length)}${how} in ${(performance.now() - t0).toFixed(0)} ms`);
   }).catch((err) => { d.error = err.message; })  // api() has already shown it
     .finally(() => { d.asking -= 1; m.st.set(); m.page.panel(); });
   await d.busy;
@@ -247,7 +248,7 @@ async function sweep(m, d, clicks) {
       combine(m, d, s);
       m.st.set();
       m.page.panel();
-      if (s.status === "done") say(`${shown(m).length} proposals: the whole image was looked over in ${s.seconds.toFixed(0)} s`);
+      if (s.status === "done") say(`${count(shown(m).length)}: the whole image was looked over in ${s.seconds.toFixed(0)} s`);
       if (s.status !== "running") break;
       await new Promise((done) => setTimeout(done, SWEEP_POLL_MS));
       if (live()) s = await api("GET", url);

@@ -80,7 +80,7 @@ function preparing(v) {
   if (!p) return "preparing image...";
   if (p.failed) return `cannot prepare this image (${p.failed}): a click is still answered, more slowly`;
   if (!p.needs_sam) return null;
-  if (!p.ready) return "preparing image: SAM encodes it once, a few seconds...";
+  if (!p.ready) return "preparing image: SAM encodes it once (a second or two on a free core, longer on a busy machine)...";
   if (p.proposals === "making") {
     const windows = findingWindows(p);
     const then = v.finished && !v.saved ? "; those like your finished images show when it is done" : "; a click meanwhile is boxed by SAM alone";
