@@ -203,10 +203,12 @@ def test_the_time_left_is_the_steps_left_at_their_seconds_with_a_range():
 def test_steps_slowed_by_the_apps_work_for_the_person_count_in_the_pace(monkeypatch):
     """Round 1 of session 57's new-user walk: its 25 % came while SAM encoded the next
     images, at 8-14 s a step against 0.9 s after. The pace is the speed of now, those steps
-    included (issue 67: leaving them out said 2 min where the round took 5); the calm steps
-    before are the range's bottom, the pace once that work ends."""
+    included (issue 67: leaving them out said 2 min where the round took 5); the range's
+    bottom is the CPU seconds the busy steps needed, the pace once that work ends."""
     walls = iter([0.0, 1.0, 2.0, 3.0] + [3.0 + 8 * k for k in range(1, 11)])
+    cpus = iter([0.9 * k for k in range(14)])  # each step needs 0.9 s of this process's CPU
     monkeypatch.setattr(pause.time, "monotonic", lambda: next(walls))
+    monkeypatch.setattr(pause.time, "process_time", lambda: next(cpus))
     taken = iter([0.0, 0.0, 0.0, 0.0] + [7.0] * 10)  # then the worker takes 7 s of every 8
     pace = pause.Pace(lambda: next(taken))
     pace.begin(100)
@@ -219,10 +221,11 @@ def test_steps_slowed_by_the_apps_work_for_the_person_count_in_the_pace(monkeypa
     row = pace.as_row()
     assert row["busy"] == 10 and row["measured"] == 13
     assert row["step_seconds"] == pytest.approx(8.0), "the speed of now, the busy steps included"
-    assert row["low"] == pytest.approx(1.0) and row["high"] == pytest.approx(8.0)
+    assert row["low"] == pytest.approx(0.9), "the CPU seconds the busy steps needed"
+    assert row["high"] == pytest.approx(8.0 * (1 + pause.SWING))
     out = views.eta(row, progress=0.14, elapsed=83.0)
     assert out["eta_seconds"] == pytest.approx(86 * 8.0)
-    assert out["eta_range"] == pytest.approx([86 * 1.0, 86 * 8.0])
+    assert out["eta_range"] == pytest.approx([86 * 0.9, 86 * 12.0])
     assert "10 of them slowed while the app prepared images" in out["eta_from"]
 
 

@@ -92,9 +92,9 @@ def eta(pace: dict | None, progress: float, elapsed: float) -> dict:
     will take (:class:`fewclick.server.jobs.pause.Pace`: the steps left at the median of the
     last steps' seconds, the ones slowed by load included, and the work after the steps at
     what it took last time), with a range from the 10th to the 90th percentile of the
-    recent steps' seconds (and half to twice the work after them; ``eta_from`` says when
-    that was not measured yet); else from the share done so far (``progress``), without a
-    range."""
+    recent steps' seconds, at least half either side of the median (``Pace.as_row``), and
+    half to twice the work after them (``eta_from`` says when that was not measured yet);
+    else from the share done so far (``progress``), without a range."""
     if pace and pace.get("total") and pace.get("step_seconds") is not None:
         left = max(pace["total"] - pace["done"], 0)
         after = pace.get("after")

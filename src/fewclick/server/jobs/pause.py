@@ -42,6 +42,11 @@ PACE_SECONDS = 3.0  # how often it writes its pace there
 STOP_GRACE = 2.5  # seconds after `stopping` before the process is ended outright
 RECENT_STEPS = 50  # the steps whose seconds the pace's spread comes from
 SPEED_STEPS = 20  # the last steps whose median is the pace now: it follows a change of load
+#: the share the pace may change by within a round on a shared machine, whatever the spread
+#: of the steps measured: the range holds at least (1 - SWING) to (1 + SWING) of the pace.
+#: In new_user.py's rounds at load 5-22 the time left came 0.55-1.21x the estimate
+#: (docs/benchmarks/trainer_estimate.md)
+SWING = 0.5
 BUSY_SHARE = 0.25  # a step is busy when the app's work for the person took this share of a core
 STOPPED = "stopped by a person"
 STOP_UNWRITTEN = 3  # the exit code of a process ended outright whose stop was not written
@@ -54,8 +59,9 @@ class Stopped(BaseException):
 
 class Pace:
     """The steps of the current stretch of training and their measured seconds: each step's
-    wall seconds, and whether the app's work for the person took over ``BUSY_SHARE`` of a
-    core meanwhile (:class:`fewclick.server.jobs.rivals.Rivals`: the step is *busy*)."""
+    wall seconds, the CPU seconds this process took in it, and whether the app's work for the
+    person took over ``BUSY_SHARE`` of a core meanwhile
+    (:class:`fewclick.server.jobs.rivals.Rivals`: the step is *busy*)."""
 
     def __init__(self, rivals=None) -> None:
         self.lock = threading.Lock()
@@ -67,34 +73,35 @@ class Pace:
         work after the last step took last time (a candidate's scoring), when measured."""
         with self.lock:
             self.done, self.total, self.after = 0, total, after
-            self.steps: deque[tuple[float, bool]] = deque(maxlen=RECENT_STEPS)
-            self.last: float | None = None  # when the last step was
+            self.steps: deque[tuple[float, float, bool]] = deque(maxlen=RECENT_STEPS)
+            self.last: tuple[float, float] | None = None  # when the last step was: wall, CPU
 
     @property
     def seconds(self) -> list[float]:
         """The recent steps' wall seconds."""
-        return [wall for wall, _ in self.steps]
+        return [wall for wall, _, _ in self.steps]
 
     def step(self) -> None:
-        at = time.monotonic()
+        at, cpu = time.monotonic(), time.process_time()
         taken = self.rivals() if self.rivals is not None else None
         with self.lock:
             if self.last is not None:
-                wall = at - self.last
-                self.steps.append((wall, taken is not None and taken > BUSY_SHARE * wall))
-            self.done, self.last = self.done + 1, at
+                wall = at - self.last[0]
+                busy = taken is not None and taken > BUSY_SHARE * wall
+                self.steps.append((wall, min(cpu - self.last[1], wall), busy))
+            self.done, self.last = self.done + 1, (at, cpu)
 
     def since_last_step(self) -> float | None:
         """Seconds since the last step (None before the first)."""
         with self.lock:
-            return None if self.last is None else time.monotonic() - self.last
+            return None if self.last is None else time.monotonic() - self.last[0]
 
     def resumed(self) -> None:
         """After a pause: the wait is not a step's time."""
         if self.rivals is not None:
             self.rivals()  # nor is what the app did meanwhile
         with self.lock:
-            self.last = time.monotonic()
+            self.last = (time.monotonic(), time.process_time())
 
     def as_row(self) -> dict | None:
         """``{"done", "total", "step_seconds", "low", "high", "measured", "busy", "after"}``
@@ -102,21 +109,26 @@ class Pace:
         steps' wall seconds, the slow ones included (the pace at the load of now: the app's
         work for the person and everything else the machine runs); ``low`` and ``high`` are
         the 10th and 90th percentiles of all recent steps' (the pace if the load eases or
-        grows back to what it was within them); ``busy`` counts the recent steps slowed by
-        the app's work for the person."""
+        grows back to what it was within them), at least ``SWING`` below and above
+        ``step_seconds``, and ``low`` at most the median CPU seconds the busy steps needed
+        (the pace once the app's work for the person ends); ``busy`` counts the recent steps
+        slowed by that work."""
         import numpy as np
 
         with self.lock:
             if not self.steps:
                 return None
-            walls = np.array(self.seconds)
-            busy = sum(b for _, b in self.steps)
+            walls, cpus = np.array(self.seconds), np.array([cpu for _, cpu, _ in self.steps])
+            busy = np.array([b for _, _, b in self.steps])
             median = float(np.median(walls[-SPEED_STEPS:]))
             low, high = np.percentile(walls, [10, 90])
+            low = min(float(low), (1 - SWING) * median)
+            if busy.any():  # the pace once the app's work for the person ends
+                low = min(low, float(np.median(cpus[busy])))
             return {
                 "done": self.done, "total": self.total, "step_seconds": round(median, 4),
-                "low": round(min(float(low), median), 4), "high": round(max(float(high), median), 4),
-                "measured": len(walls), "busy": int(busy), "after": self.after,
+                "low": round(low, 4), "high": round(max(float(high), (1 + SWING) * median), 4),
+                "measured": len(walls), "busy": int(busy.sum()), "after": self.after,
             }  # fmt: skip
 
 
