@@ -253,7 +253,7 @@ def test_the_objects_size_is_read_from_the_image_and_sets_the_window(radius):
 
 
 def test_a_proposal_holding_two_smaller_ones_is_a_group_and_goes():
-    from fewclick.predict.proposals import without_groups
+    from fewclick.predict.proposal_groups import without_groups
 
     def crop(x0, y0, x1, y1):
         mask = np.ones((y1 - y0, x1 - x0), bool)

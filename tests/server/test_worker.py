@@ -93,10 +93,12 @@ def test_a_click_while_the_proposals_are_made_gets_its_own_box_alone(monkeypatch
     """Issue 67: before the image's proposals exist, a click is answered with SAM's box of the
     clicked object and nothing else (no squares of its size where features look alike);
     feature similarity answers only when no proposals are coming."""
+    from fewclick.predict.similar import SimilarityDetector
     from fewclick.server import worker_proposals
 
     class Similar:
         method = "training-free"
+        clicked_boxes = SimilarityDetector.clicked_boxes  # over the clicked_box below
 
         def clicked_box(self, x, y, label, sizes):
             return np.array([x - 4, y - 4, x + 4, y + 4], np.float32)

@@ -40,8 +40,8 @@ its objects' size is read from the Laplacian's strongest scale
 whole tissue; at 3x, one mask each).
 
 **Groups.** A candidate holding two or more smaller proposals (each mostly inside it) is a
-group of objects, not one: it goes (:func:`without_groups`). SAM answers a point on one of
-two touching nuclei with both as often as with one.
+group of objects, not one: it goes (:func:`~fewclick.predict.proposal_groups.without_groups`).
+SAM answers a point on one of two touching nuclei with both as often as with one.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ from fewclick.models.sam_decoder import GRID as GRID_CELLS
 from fewclick.predict.encoder import INPUT_SIZE, Embedding, ImageEncoder
 from fewclick.predict.features import TileFeatures, each_tile_features, image_features
 from fewclick.predict.prompts import CELL, LOW_RES, MAX_POINTS, auto_window, object_size, prompt_points
+from fewclick.predict.proposal_groups import without_groups
 from fewclick.predict.similar import STRIDE, similarity_features
 
 BATCH = 16
@@ -73,8 +74,6 @@ STABILITY_OFFSET = 1.0
 MAX_AREA = 0.25
 NMS_IOU = 0.7
 EDGE = 2.0  # image pixels: a box this close to a window's inner edge is cut by it
-GROUP_INSIDE = 0.8  # a proposal this much inside a larger one is held by it
-GROUP_MEMBERS = 2  # a proposal holding this many is a group
 MIN_CROP = 16  # embedding cells a side of a click's crop at least (LocalDecoder)
 OUTSIDE = 20.0  # the logit outside a click's crop: far below SAM's threshold 0
 
@@ -445,41 +444,6 @@ def _in_image(logits: np.ndarray, tile: TileFeatures) -> tuple[np.ndarray, np.nd
     if not mask.any():
         return None
     return box.astype(np.float32), mask
-
-
-def without_groups(proposals: Proposals) -> Proposals:
-    """``proposals`` without those holding :data:`GROUP_MEMBERS` or more smaller ones, each
-    at least :data:`GROUP_INSIDE` of its mask inside (module docstring: "Groups")."""
-    n = len(proposals)
-    if n <= GROUP_MEMBERS:
-        return proposals
-    boxes = proposals.boxes
-    areas = proposals.areas()
-    groups = []
-    for i in range(n):
-        x0, y0, x1, y1 = boxes[i] + [-1, -1, 1, 1]
-        held = (boxes[:, 0] >= x0) & (boxes[:, 1] >= y0) & (boxes[:, 2] <= x1) & (boxes[:, 3] <= y1)
-        held &= areas < areas[i]
-        members = [
-            j
-            for j in np.nonzero(held)[0]
-            if _shared(proposals.masks[i], proposals.masks[j]) >= GROUP_INSIDE * areas[j]
-        ]
-        if len(members) >= GROUP_MEMBERS:
-            groups.append(i)
-    if not groups:
-        return proposals
-    return proposals.take(np.setdiff1d(np.arange(n), groups))
-
-
-def _shared(a: tuple, b: tuple) -> int:
-    """The pixels two mask crops ``(x0, y0, bool[h, w])`` share."""
-    (ax, ay, am), (bx, by, bm) = a, b
-    x0, y0 = max(ax, bx), max(ay, by)
-    x1, y1 = min(ax + am.shape[1], bx + bm.shape[1]), min(ay + am.shape[0], by + bm.shape[0])
-    if x1 <= x0 or y1 <= y0:
-        return 0
-    return int((am[y0 - ay : y1 - ay, x0 - ax : x1 - ax] & bm[y0 - by : y1 - by, x0 - bx : x1 - bx]).sum())
 
 
 def _cut(box: np.ndarray, tile: TileFeatures, size: tuple[int, int]) -> bool:

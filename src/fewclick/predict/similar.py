@@ -161,6 +161,16 @@ class SimilarityDetector:
         as this detector returns it for every click (``sizes``: a box side per class id)."""
         return self._clicked(float(x), float(y), int(label), sizes)[0]
 
+    def clicked_boxes(self, clicks: Clicks, sizes: dict) -> Detections:
+        """Each click's object's own box (:meth:`clicked_box`) at score 1, in the clicks'
+        order, and no look-alikes: what a click gets while the image's proposals are made."""
+        boxes = [self.clicked_box(*xy, label, sizes) for xy, label in zip(clicks.xy, clicks.labels)]
+        return Detections(
+            np.asarray(boxes, np.float32).reshape(-1, 4),
+            np.ones(len(boxes), np.float32),
+            np.asarray(clicks.labels, np.int64).reshape(-1),
+        )
+
     def tight_box(self, box) -> np.ndarray:
         """A proposal's ``box`` (image pixels) made tight by SAM: the box around SAM's mask
         for it as a box prompt, on the tile holding its centre

@@ -185,7 +185,7 @@ def _detect(
             # nothing else: the look-alikes come from the proposals (the page asks again);
             # feature similarity's boxes, sized as the clicked object, only when none will come
             if making:
-                det = _clicked_boxes(predictor, c, sizes)
+                det = predictor.clicked_boxes(c, sizes)
             else:
                 det = predictor.predict(c, sizes=sizes, limit=limit)
             method = predictor.method
@@ -323,19 +323,6 @@ def _own_boxes(
         moved = offsets.apply(np.stack(list(own.values())), clicks.labels[missing])
         own = dict(zip(own, moved))
     return with_own_boxes(det, clicks, own)
-
-
-def _clicked_boxes(similar, clicks, sizes: dict):
-    """Each click's object's own box at score 1, in the clicks' order, and no look-alikes:
-    SAM's from the click (:meth:`~fewclick.predict.similar.SimilarityDetector.clicked_box`)."""
-    from fewclick.types import Detections
-
-    boxes = [similar.clicked_box(*xy, label, sizes) for xy, label in zip(clicks.xy, clicks.labels)]
-    return Detections(
-        np.asarray(boxes, np.float32).reshape(-1, 4),
-        np.ones(len(boxes), np.float32),
-        np.asarray(clicks.labels, np.int64).reshape(-1),
-    )
 
 
 def _tightened(det, path: str, encoding: tuple[str, str], num_classes: int, tight: set, tight_from: float):

@@ -355,16 +355,9 @@ def look_alikes(
     # the proposals the person rejected on the page (their shown boxes): negative exemplars
     negatives = lookalike.rejected_vectors(found, [r[:4] for r in rejected])
     labels = np.asarray(clicks.labels)[boxed]
-    # a clicked class is matched to its clicked objects alone, as lookalikes.py measures the
-    # first click (the finished images' exemplars, of other sizes and stains, open the image)
-    positives = {c: v for c, (v, _) in exemplars.items()}
-    areas = {c: a for c, (_, a) in exemplars.items()}
-    own_areas = objects.areas()
-    with_clicks, with_areas = dict(positives), dict(areas)
-    for c in np.unique(labels).astype(int):
-        with_clicks[int(c)], with_areas[int(c)] = objects.vectors[labels == c], own_areas[labels == c]
 
-    def alike(to: dict, sizes: dict) -> tuple:
+    def alike(with_clicks: bool) -> tuple:
+        to, sizes = _positives(exemplars, objects if with_clicks else None, labels)
         index, scores, classes = lookalike.alike_index(
             found, to, negatives, dict.fromkeys(to, 0.0), objects.boxes, sizes
         )
@@ -373,7 +366,7 @@ def look_alikes(
     was_clicked = {int(c) for c in clicks.labels}  # as the page counts them, found or not
     threshold = lookalike.RELATIVE  # a clicked class's start (its least-work one is the carried exemplars')
     (index, scores, classes), floors_of = after_clicks(
-        alike(positives, areas), alike(with_clicks, with_areas), least, was_clicked, threshold
+        alike(False), alike(True), least, was_clicked, threshold
     )
     det = Detections(
         np.concatenate([objects.boxes, found.boxes[index]]).reshape(-1, 4),
@@ -395,6 +388,21 @@ def look_alikes(
         "rejected": len(negatives),
     }
     return det, info
+
+
+def _positives(exemplars: dict, objects=None, labels=None) -> tuple[dict, dict]:
+    """Per class, the exemplars' vectors and mask areas (``exemplars``: class -> ``(vectors,
+    areas)``, the finished images' objects); with the clicked ``objects`` (classes
+    ``labels``), a clicked class is matched to its clicked objects alone, as lookalikes.py
+    measures the first click (the finished images' exemplars, of other sizes and stains, open
+    the image)."""
+    vectors = {c: v for c, (v, _) in exemplars.items()}
+    areas = {c: a for c, (_, a) in exemplars.items()}
+    if objects is not None:
+        own = objects.areas()
+        for c in np.unique(labels).astype(int):
+            vectors[int(c)], areas[int(c)] = objects.vectors[labels == c], own[labels == c]
+    return vectors, areas
 
 
 def mask_look_alikes(folder: str, key: str, finished: list | None, iou: float = MASK_KEPT_IOU):
