@@ -39,14 +39,14 @@ from pathlib import Path
 
 import numpy as np
 from _common import add_work, load_average, read_split, run_record, work_folder, write_report
+from _proposals_cache import cached_proposals
 from tqdm import tqdm
 
 from fewclick.metrics.detection import box_iou
 from fewclick.predict.encoder import ImageEncoder
-from fewclick.predict.features import image_features
 from fewclick.predict.lookalike import RELATIVE, clicked_proposal, look_alikes
 from fewclick.predict.own_box import EdgeOffsets
-from fewclick.predict.proposals import MAX_POINTS, ProposalMaker, Proposals
+from fewclick.predict.proposals import MAX_POINTS, ProposalMaker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +134,7 @@ def _clicks(maker: ProposalMaker, records: list, cache: Path, timing: dict, what
         centres = (theirs[:, :2] + theirs[:, 2:]) / 2
         target = theirs[np.argmin(((centres - centres.mean(0)) ** 2).sum(1))]
         x, y = (target[0] + target[2]) / 2, (target[1] + target[3]) / 2
-        proposals = _proposals(maker, rec, cache, timing)
+        proposals = cached_proposals(maker, rec, cache, timing)
         started = time.perf_counter()
         index = clicked_proposal(proposals, x, y)
         if index is None:  # SAM's own object at the click, as the app gives it
@@ -169,20 +169,6 @@ def _clicks(maker: ProposalMaker, records: list, cache: Path, timing: dict, what
             }
         )
     return out
-
-
-def _proposals(maker: ProposalMaker, rec, cache: Path, timing: dict) -> Proposals:
-    path = cache / f"{rec.file_name.replace('/', '__')}-w{maker.window or 'auto'}.npz"
-    if path.is_file():
-        return Proposals.load(path)
-    image = rec.load_image()
-    window = maker.window_for(image)
-    tiles = image_features(maker.encoder, image, rec.file_name, tile=window, overlap=window // 4)
-    started = time.perf_counter()
-    proposals = maker(image, key=rec.file_name)
-    timing["prepare_s"].append((time.perf_counter() - started) / len(tiles))
-    proposals.save(path)
-    return proposals
 
 
 def _exemplars(clicks: list[dict]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
