@@ -18,16 +18,16 @@ def plot(report: dict, path: Path, title: str) -> None:
     rows = report["per_image"]
     x = np.arange(1, len(rows) + 1)
     fig, (ax, strip) = plt.subplots(2, 1, figsize=(8, 5), height_ratios=[4, 1], sharex=True)
+    colours = {NONE: "lightgrey", **{n: plt.cm.tab10(k) for k, n in enumerate(report["sources"])}}
     for name in report["sources"]:
         saved = np.cumsum([sum(r["saved"][name].values()) for r in rows])
-        ax.plot(x, saved, label=name, lw=1.5)
+        ax.plot(x, saved, label=name, lw=1.5, color=colours[name])
     ax.plot(x, np.cumsum([r["served_seconds"] for r in rows]), "k--", lw=2, label="served (the test's pick)")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_ylabel("seconds saved so far\n(on images not yet seen)")
     ax.set_title(f"{title}: test, then train (z = {report['z']})")
     ax.legend(fontsize=7, loc="upper left")
     names = [NONE, *report["sources"]]
-    colours = {n: plt.cm.tab10(k) for k, n in enumerate(names)}
     classes = sorted({int(c) for r in rows for c in r["served"]})
     for k, c in enumerate(classes):
         for i, r in enumerate(rows):

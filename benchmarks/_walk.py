@@ -47,7 +47,7 @@ def wait_for_round(data: Path, pid: int, finished: int, timeout: float) -> dict 
     while time.monotonic() < deadline:
         if state.is_file():
             rounds = json.loads(state.read_text())["rounds"]
-            if rounds and rounds[-1]["train_images"] + rounds[-1]["held_out_images"] >= finished:
+            if rounds and rounds[-1]["train_images"] + len(rounds[-1].get("scored", [])) >= finished:
                 return {k: v for k, v in rounds[-1].items() if k != "path"}
         time.sleep(10)
     print(f"after {finished} finished images: no round within {timeout:g} s", flush=True)

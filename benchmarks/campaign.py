@@ -82,8 +82,11 @@ taking every N-th image; it doubles as a load test. Every request is timed per e
 409 is not (the annotator reloads the image and does it again). At the end every
 acknowledged annotation must be in its image and in the COCO export, and nothing deleted
 may be (``load.lost_writes``). Writes F.json (keys: ``totals``, ``per_image``,
-``baselines``, ``cost_model``, ``latency_ms``, ``analytics``) and F.png (interactions per
-image against image index, for every method).
+``baselines``, ``cost_model``, ``latency_ms``, ``analytics``; ``windows``, the ratios to
+drawing by hand per block of 8 images; in detect mode, per image ``served_by``: for each
+class, the source it opened with, ``look-alikes``, ``none`` or ``trainer vN``, with the
+trainer's seconds saved an image so far on the images it never saw) and F.png (interactions
+per image against image index, for every method).
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from _campaign_served import served_by, serving_now, windows
 from _common import add_work, load_average, run_record, split_parts, write_report
 from _server import ServerProcess, map_in_threads, stop_on_signals
 from tqdm import tqdm
@@ -231,6 +235,9 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
     if args.trainer:
         report["trainer_seconds_per_step"] = args.trainer_seconds_per_step
     report["per_image"] = _annotate_all(args, images, truth, annotators, people, pid, think)
+    if args.mode == "detect":
+        served_by(report["per_image"], classes, args.proposals == "on")
+    report["windows"] = windows(report["per_image"])
     report["load_average_end"] = load_average()
     report["latency_ms"] = _percentiles([w for a in annotators for w in a.waits_ms])
     report["errors"] = record.errors
@@ -1315,6 +1322,7 @@ class TrainerPace:
         return {
             "trainer_steps": None if trainer is None else trainer["steps"],
             "serving_version": None if detector is None else detector["version"],
+            "serving": serving_now(project),
         }
 
     def _ended(self, api: httpx.Client, url: str) -> None:

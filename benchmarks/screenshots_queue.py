@@ -148,8 +148,8 @@ def _trainer_rounds(app, api: httpx.Client, pid: int, rounds: int, timeout: floa
             else "(not kept)"
         )
         print(
-            f"trainer round {i}: {round_['train_images']} images, {round_['steps']} steps; held-out mAP "
-            f"candidate {round_['candidate_mAP']}, serving {round_['serving_mAP']} (won {round_['wins']}); "
+            f"trainer round {i}: {round_['train_images']} images, {round_['steps']} steps; seconds saved an "
+            f"image on {len(round_['scored'])} images it never saw {round_['saved']}; "
             f"promoted {round_['promoted']}; candidate's mAP on the reference images {candidate}"
         )
     for version in api.get(f"/api/projects/{pid}/analytics").json()["map_vs_boxes"] or []:

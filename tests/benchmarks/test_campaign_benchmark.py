@@ -38,6 +38,12 @@ def test_a_campaign_ends_every_image_at_manual_quality_and_the_analytics_agree(m
         totals
     )
     assert totals["manual_quality"] is True and len(report["per_image"]) == 3
+    (block,) = report["windows"]  # three images: one block of up to eight
+    assert block["images"] == "1-3" and block["interactions"] == pytest.approx(
+        totals["ratio_to_manual"], abs=1e-3
+    )
+    for row in report["per_image"]:  # no trainer: nothing trained serves any class
+        assert {v["source"] for v in row["served_by"].values()} <= {"look-alikes", "none"}
     assert totals["ratio_to_manual"] == pytest.approx(
         totals["manual_interactions"] / totals["interactions"], abs=1e-3
     )
@@ -163,7 +169,7 @@ def test_a_trainer_that_ends_during_a_campaign_is_an_error_of_it_named_once(monk
     record = bench.Recorder()
     pace = bench.TrainerPace(1, 1.0, record)
     for _ in range(2):
-        assert pace.after_image(api, 5.0) == {"trainer_steps": None, "serving_version": None}
+        assert pace.after_image(api, 5.0) == {"trainer_steps": None, "serving_version": None, "serving": {}}
     assert record.errors == [
         "the background trainer ended during the campaign (its job failed: " + failed["message"] + ")"
     ]

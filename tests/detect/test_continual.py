@@ -1,5 +1,6 @@
 """The trainer that keeps learning (issue 32, part 2): rounds warm-started from the round
-before, promotion only beyond the held-out score's noise, its state surviving a restart.
+before, each scored on the images finished while it trained (test, then train: issue 68),
+promoted when it saves more than what serves beyond the noise, its state surviving a restart.
 
 The promotion tests score "models" whose answers are known (the reference boxes, or
 nothing), so what is promoted does not depend on what a short run learned on this CPU.
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from fewclick.active.continual import ContinualConfig, ContinualTrainer, held_out, paired_bootstrap
+from fewclick.active.continual import ContinualConfig, ContinualTrainer, Fresh, held_out
 from fewclick.data.synthetic import make_dataset
 from fewclick.io.images import load_image
 from fewclick.metrics.thresholds import NONE_SHOWN
@@ -28,41 +29,36 @@ def data(tmp_path_factory):
     return make_dataset("aerial", 4, seed=2, width=96, height=96, out_dir=out)
 
 
-def _held(data, n):
-    return [(load_image(r.path), r.objects) for r in data.images[:n]]
+@pytest.fixture(scope="module")
+def cells(tmp_path_factory):
+    """Images that share a class (class 2 on each): a class's savings pair up image by image."""
+    return make_dataset("cells", 4, seed=2, width=96, height=96, out_dir=tmp_path_factory.mktemp("cells"))
+
+
+def _fresh(data, first_id: int, n: int = 3) -> list[Fresh]:
+    """``n`` finished images no round trained on (the dataset's, under ids of their own)."""
+    return [Fresh(first_id + k, load_image(r.path), r.objects) for k, r in enumerate(data.images[:n])]
 
 
 class _Known:
     """A predictor that answers every image with the reference boxes (``right``) or nothing."""
 
-    def __init__(self, held, right: bool) -> None:
-        self.answers = {id(image): objects for image, objects in held}
+    def __init__(self, data, right: bool) -> None:
+        self.answers = {r.path: r.objects for r in data.images}
         self.right, self.image = right, None
 
     def set_image(self, image) -> None:
         self.image = image
 
     def predict(self, clicks) -> Detections:
-        objects = self.answers[id(self.image)]
         if not self.right:
             return Detections.empty()
+        objects = next(o for p, o in self.answers.items() if np.array_equal(load_image(p), self.image))
         return Detections(objects.boxes, np.ones(len(objects), np.float32), objects.labels)
 
 
 def _config(**kw):
-    kw.setdefault("min_held_out_objects", 1)
-    kw.setdefault("min_held_out", 2)
-    return ContinualConfig(round_steps=2, crop=64, batch_size=2, resamples=50, **kw)
-
-
-def test_the_paired_bootstrap_counts_the_wins_and_ties_half(data):
-    held = _held(data, 3)
-    gts = [o for _, o in held]
-    right = [[Detections(o.boxes, np.ones(len(o), np.float32), o.labels) for o in gts]]
-    nothing = [[Detections.empty() for _ in gts]]
-    assert paired_bootstrap(gts, right, nothing, len(data.classes), 40, 0) == 1.0
-    assert paired_bootstrap(gts, nothing, right, len(data.classes), 40, 0) == 0.0
-    assert paired_bootstrap(gts, right, right, len(data.classes), 40, 0) == 0.5
+    return ContinualConfig(round_steps=2, crop=64, batch_size=2, **kw)
 
 
 def test_held_out_images_are_fixed_by_their_id_one_in_four_whatever_order_they_come_in():
@@ -81,7 +77,7 @@ def test_a_round_warm_starts_from_the_round_before(data, tmp_path):
     config = detector_config_for(data, "c3det")
     trainer = ContinualTrainer(tmp_path, config, _config())
     first = trainer.round(data, [])
-    assert not first.promoted and first.candidate_mAP is None, "unscored: it never serves, not even first"
+    assert not first.promoted and first.scored == [], "unscored: it never serves, not even first"
     frozen = ContinualTrainer(tmp_path, config, _config(lr=0.0))  # the same folder, a restart
     assert frozen.serving is None and len(frozen.state.rounds) == 1
     second = frozen.round(data, [])
@@ -94,44 +90,78 @@ def test_a_round_warm_starts_from_the_round_before(data, tmp_path):
     assert state["total_steps"] == 4 and state["serving_round"] is None
 
 
-def test_a_candidate_scored_on_too_few_held_out_objects_never_serves(data, tmp_path):
-    held = _held(data, 2)
-    objects = sum(len(o) for _, o in held)
-    config = detector_config_for(data, "c3det")
-    loader = lambda path: _Known(held, True)  # noqa: E731 (a "model" that is always right)
-    few = ContinualTrainer(tmp_path / "few", config, _config(min_held_out_objects=objects + 1), load=loader)
-    r = few.round(data, held)
-    assert not r.promoted and r.candidate_mAP is None and few.serving is None, "nothing served, still not"
-    assert (
-        r.note
-        == f"{objects} held-out objects on 2 images; {objects + 1} objects on 2 images needed to score it"
+def test_a_round_serves_once_it_saved_work_on_images_it_never_saw_beyond_the_noise(cells, tmp_path):
+    config = detector_config_for(cells, "c3det")
+    right = ContinualTrainer(tmp_path / "right", config, _config(), load=lambda path: _Known(cells, True))
+    two = right.round(cells, _fresh(cells, 100, 2))
+    # the first image opens with nothing (no image before chose a threshold): one saving is no evidence
+    assert not two.promoted and two.scored == [100, 101] and right.serving is None
+    three = right.round(cells, _fresh(cells, 200, 3))
+    assert three.promoted and right.serving == three.path and three.saved["trainer"] > 0
+    assert 2 in three.serves and "more than none" in three.note
+    # the classes it serves open from the score that saved most; the others show nothing
+    assert three.thresholds == [1.0 if c in three.serves else NONE_SHOWN for c in range(3)]
+    nothing = ContinualTrainer(
+        tmp_path / "nothing", config, _config(), load=lambda path: _Known(cells, False)
     )
-    assert r.held_out_objects == objects
-    enough = ContinualTrainer(tmp_path / "enough", config, _config(min_held_out_objects=objects), load=loader)
-    r = enough.round(data, held)
-    assert r.promoted and r.candidate_mAP == 1.0 and enough.serving == r.path
+    for first in (100, 200):
+        r = nothing.round(cells, _fresh(cells, first, 3))
+        assert not r.promoted and r.saved["trainer"] == 0.0 and nothing.serving is None
+    assert r.thresholds == [NONE_SHOWN] * 3
 
 
-def test_a_candidate_is_promoted_only_when_it_wins_beyond_the_noise(data, tmp_path):
-    held = _held(data, 3)
+def test_an_image_is_scored_only_while_no_round_trained_on_it(data, tmp_path):
     config = detector_config_for(data, "c3det")
-    better = {"round1": False, "round2": True, "round3": False}  # round 2's "model" is right
+    trainer = ContinualTrainer(tmp_path, config, _config(), load=lambda path: _Known(data, True))
+    for k, r in enumerate(data.images):
+        r.id = 10 + k
+    try:
+        done = trainer.round(data, lambda seen: [f for f in _fresh(data, 10, 4) if f.image_id not in seen])
+        assert done.trained == [10, 11, 12, 13] and done.scored == [], (
+            "everything finished trains: none held out"
+        )
+        again = trainer.round(data, _fresh(data, 10, 4) + _fresh(data, 50, 1))
+        assert again.scored == [50], "images a round trained on are never scored again"
+    finally:
+        for r in data.images:
+            r.id = None
+
+
+def test_the_look_alikes_keep_serving_where_they_save_more_than_the_trainer(cells, tmp_path):
+    config = detector_config_for(cells, "c3det")
+    trainer = ContinualTrainer(tmp_path, config, _config(), load=lambda path: _Known(cells, False))
+
+    def look_alikes(fresh):
+        return {
+            "look-alikes": [
+                Detections(f.objects.boxes, np.ones(len(f.objects), np.float32), f.objects.labels)
+                for f in fresh
+            ]
+        }
+
+    done = trainer.round(cells, _fresh(cells, 100, 3), look_alikes)
+    assert not done.promoted and done.saved["look-alikes"] > done.saved["trainer"] == 0.0
+    record = trainer.record()
+    assert set(record.serving.values()) == {"look-alikes"}
+    assert ContinualTrainer(tmp_path, config, _config()).record().serving == record.serving, (
+        "kept in state.json"
+    )
+
+
+def test_a_candidate_is_promoted_only_when_it_wins_beyond_the_noise(cells, tmp_path):
+    config = detector_config_for(cells, "c3det")
+    better = {"round1": False, "round2": True, "round3": True}  # round 2 on is right
 
     def loader(path):
-        return _Known(held, better[Path(path).parent.name.split("-")[0]])
+        return _Known(cells, better[Path(path).parent.name.split("-")[0]])
 
     trainer = ContinualTrainer(tmp_path, config, _config(), load=loader)
-    r1 = trainer.round(data, held)
-    assert r1.promoted and r1.wins is None and r1.candidate_mAP == 0.0, "nothing served before"
-    r2 = trainer.round(data, held)
-    assert r2.promoted and r2.wins == 1.0 and r2.candidate_mAP > r2.serving_mAP
-    r3 = trainer.round(data, held)
-    assert not r3.promoted and r3.wins == 0.0
-    present = {int(c) for _, o in held for c in o.labels}
-    # per class, where proposals on open leave the least work: all of the right ones; none of nothing
-    assert r2.thresholds == [1.0 if c in present else None for c in range(len(data.classes))]
-    assert r3.thresholds == [NONE_SHOWN if c in present else None for c in range(len(data.classes))]
-    assert trainer.serving == r2.path
+    r1 = trainer.round(cells, _fresh(cells, 100))
+    assert not r1.promoted
+    r2 = trainer.round(cells, _fresh(cells, 200, 4))
+    assert r2.promoted and trainer.serving == r2.path
+    r3 = trainer.round(cells, [])
+    assert not r3.promoted and trainer.serving == r2.path, "nothing new scored: what serves stays"
     assert all(Path(r.path).is_file() for r in (r1, r2, r3)), "a round deletes nothing"
     assert trainer.collect({r1.path}) == [], "round 1 is named elsewhere (a version row): kept"
     relative = (
@@ -173,30 +203,35 @@ def test_a_round_that_cannot_write_its_checkpoint_is_dropped_and_touches_nothing
     assert len(ContinualTrainer(tmp_path / "work", config, _config()).state.rounds) == 1
 
 
-def test_a_torn_checkpoint_is_passed_over_as_warm_start_and_beaten_as_the_serving_one(data, tmp_path):
-    held = _held(data, 3)
+def test_a_torn_checkpoint_is_passed_over_as_warm_start(data, tmp_path):
     config = detector_config_for(data, "c3det")
-    trainer = ContinualTrainer(tmp_path, config, _config(), load=lambda path: _Known(held, False))
-    first = trainer.round(data, held)
-    second = trainer.round(data, held)
-    assert first.promoted and not second.promoted, "scored against nothing, then a tie"
+    trainer = ContinualTrainer(tmp_path, config, _config(), load=lambda path: _Known(data, False))
+    first = trainer.round(data, [])
+    second = trainer.round(data, [])
     data_bytes = Path(second.path).read_bytes()
     Path(second.path).write_bytes(data_bytes[: len(data_bytes) // 2])  # the newest round, torn
     assert trainer._warm_start() == first.path
-    Path(first.path).write_bytes(b"")  # and the serving one
+    Path(first.path).write_bytes(b"")
     assert trainer._warm_start() is None, "nothing readable: the config's own weights"
-
-    def loader(path):
-        load_detector(path)  # raises for the torn serving file, as the app's loader does
-        return _Known(held, False)
-
-    trainer.load = loader
-    third = trainer.round(data, held)
-    assert third.promoted and third.wins is None and "could not be read" in third.note
-    assert trainer.serving == third.path
 
 
 def test_a_torn_state_file_starts_the_trainer_afresh(data, tmp_path):
     (tmp_path / "state.json").write_text('{"rounds": [{"number": 1,')
     trainer = ContinualTrainer(tmp_path, detector_config_for(data, "c3det"), _config())
     assert trainer.state.rounds == [] and trainer.serving is None
+
+
+def test_a_state_written_before_test_then_train_keeps_its_rounds(data, tmp_path):
+    old = {
+        "rounds": [
+            {"number": 1, "train_images": 6, "held_out_images": 2, "steps": 200, "candidate_mAP": 0.4,
+             "serving_mAP": None, "wins": None, "promoted": True, "path": "round1-x/last.pt",
+             "thresholds": None, "note": None, "held_out_objects": 30}
+        ],
+        "serving": "round1-x/last.pt", "serving_round": 1, "total_steps": 200, "start": None,
+    }  # fmt: skip
+    (tmp_path / "state.json").write_text(json.dumps(old))
+    trainer = ContinualTrainer(tmp_path, detector_config_for(data, "c3det"), _config())
+    (kept,) = trainer.state.rounds
+    assert (kept.number, kept.promoted, kept.path, kept.scored) == (1, True, "round1-x/last.pt", [])
+    assert trainer.serving == "round1-x/last.pt" and trainer.record().serving == {}

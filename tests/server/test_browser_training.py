@@ -147,7 +147,7 @@ def test_the_models_line_names_every_file_the_model_bytes_hold(server, page):
     assert parts in page.text_content("#model-files")
     from fewclick.active.continual import Round, TrainerState
 
-    done = Round(1, 4, 0, 200, None, None, None, False, str(work / "round1-0a1b2c3d" / "last.pt"))
+    done = Round(1, 4, 200, False, str(work / "round1-0a1b2c3d" / "last.pt"))
     TrainerState(rounds=[done]).write(work)
     page.reload()
     page.wait_for_function("() => document.querySelector('#models-held')?.textContent.includes('finished')")
@@ -174,13 +174,13 @@ def test_the_trainer_line_counts_this_rounds_steps_where_it_said_0_steps_so_far(
     with app.state.sessions() as session:
         user = local_user(session).id
         job = Job(project_id=project["id"], kind="trainer", status="running", created_by=user)
-        job.started_at, job.message, job.progress, job.pace = now(), trainer._running(first, 8, 2), 0.3, pace
+        job.started_at, job.message, job.progress, job.pace = now(), trainer._running(first, 8), 0.3, pace
         session.add(job)
         session.commit()
     page.goto(f"{base}/#/project/{project['id']}")
     page.wait_for_function("() => document.querySelector('#trainer').textContent.includes('round 1')")
     line = page.text_content("#trainer")
-    said = "Background trainer: round 1 on 8 images (2 held out) · 60 of 200 steps of this round"
+    said = "Background trainer: round 1 on 8 images · 60 of 200 steps of this round"
     assert line.startswith(said), line
     assert "steps so far" not in line and "about 4 min left" in line
     assert page.errors == []

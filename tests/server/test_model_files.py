@@ -11,11 +11,15 @@ import json
 from pathlib import Path
 
 import pytest
-from test_trainer import SMALL, _act, _project, app, dataset, started  # noqa: F401 (fixtures)
+from test_trainer import SMALL, _act, _project, app, dataset, promoting, started  # noqa: F401 (fixtures)
 
 from fewclick.server import model_files, processes
 from fewclick.server.db import Job, ModelVersion
 from fewclick.server.jobs import control, run, trainer
+
+# every round is scored on images it never saw and saves work there (test_trainer.promoting):
+# promoted, whatever a few steps learned
+pytestmark = pytest.mark.usefixtures("promoting")
 
 
 def _train(app, project, rounds: int = 1) -> None:
@@ -274,13 +278,8 @@ def test_a_torn_mask_or_point_model_gives_way_and_says_why(app, dataset, started
 def test_a_click_while_a_promoted_round_is_not_yet_registered_is_answered(app, dataset, started, monkeypatch):
     """The campaign's crash: round 2 beat round 1, and a click came before its version row
     was written, while round 1 still served; round 1's file had been deleted with the round."""
-    from dataclasses import replace
-
-    from fewclick.active import continual
-
     project = _project(app, dataset)
-    _train(app, project)
-    monkeypatch.setattr(continual, "paired_bootstrap", lambda *args: 1.0)  # round 2 wins, whatever it learnt
+    _train(app, project)  # every round is promoted here (promoting): round 2 too
     clicked = []
     register = trainer._register
 
@@ -290,8 +289,7 @@ def test_a_click_while_a_promoted_round_is_not_yet_registered_is_answered(app, d
 
     monkeypatch.setattr(trainer, "_register", click_then_register)
     job_id = _act(app, project, "start").json()["id"]
-    config = replace(SMALL, min_held_out=1)
-    trainer.run_trainer(app.db_url, job_id, app.models, None, rounds=1, config=config)
+    trainer.run_trainer(app.db_url, job_id, app.models, None, rounds=1, config=SMALL)
     assert [(c["model_version"], c["fallback"]) for c in clicked] == [(1, None)]
     assert [v.version for v in _versions(app, project)] == [1, 2]
     assert _click(app, project)["model_version"] == 2

@@ -1,16 +1,23 @@
-"""A detector that keeps learning while people work (issue 32, part 2): rounds of training,
-each warm-started from the round before, on the finished images as they are at that moment.
+"""A detector that keeps learning while people work (issue 32, part 2; scored by test, then
+train since issue 68): rounds of training, each warm-started from the round before, on every
+finished image as it is at that moment.
 
 A round trains ``round_steps`` steps (a short warm-up, then cosine decay: warm restarts)
 starting from the newest round's weights, or from ``start`` (the serving model) before any
-round. Its candidate is then scored on held-out finished images against the serving model,
-both with C3Det's clicks (one fixed session at ``ks`` clicks), and it is promoted only when
-it is better by more than the score's noise: in at least ``confidence`` of ``resamples``
-paired bootstrap resamples of the held-out images, its mAP beats the serving model's on the
-same resample. With fewer than ``min_held_out_objects`` held-out objects (or
-``min_held_out`` images) nothing can be told apart: no candidate is scored, and none serves,
-not even when nothing serves yet. A version never serves untested, nor when it is worse than
-what serves on the same held-out images.
+round. None of the finished images is held out: each trains. What tells a round's worth is
+**test, then train** (:mod:`fewclick.active.prequential`): once a round is trained, each
+image finished while it trained (it never saw them, and nothing has trained on them yet) is
+opened with the round's detector, before any click, and scored by the seconds its boxes
+would have saved the person there, per class, at the thresholds the images before chose;
+beside it whatever else the caller can show on open (the look-alikes among SAM's
+proposals). A :class:`~fewclick.active.prequential.Record` keeps every source's savings per
+class, image by image; the trainer (its newest round each time) serves the classes where its
+savings beat the serving source's beyond the noise, paired image by image. A round is
+promoted when the trainer serves some class after its images are scored (a round scored on
+no image, none finished while it trained, is not); its thresholds show each class the
+trainer serves from the score that saved most, and hide the others on open
+(:data:`~fewclick.metrics.thresholds.NONE_SHOWN`). An image scored once is scored again
+(its new labels) only while nothing has trained on it.
 
 Everything the trainer knows is in ``work/state.json`` and the rounds' folders, written
 after each round: a trainer made again on the same folder (after a restart) goes on from
@@ -21,9 +28,8 @@ failed (a full disk) removes its folder, and a round killed outright leaves it t
 keeps what serves, its warm start and its newest round, and the caller names the rest (the
 app: every model version's file); :meth:`~ContinualTrainer.collect` removes the other
 rounds' folders. A round warm-starts from the newest readable checkpoint it knows (a
-truncated one is passed over), and a serving model that cannot be read any more is beaten
-by any candidate. Which finished image is held out is fixed by its id (:func:`held_out`),
-so the same images are held out every time and a new one joins them one time in four.
+truncated one is passed over). :func:`held_out` (one finished image in four, by id) is what
+the app's SAM box-tightening still learns on.
 """
 
 from __future__ import annotations
@@ -33,18 +39,27 @@ import json
 import logging
 import shutil
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
+from fewclick.active.prequential import (
+    WINDOW,
+    Record,
+    at_threshold,
+    best_threshold,
+    objects_of,
+    savings,
+)
 from fewclick.io.dataset import Dataset
-from fewclick.metrics.thresholds import least_work_thresholds
-from fewclick.types import Detections, Objects
+from fewclick.metrics.thresholds import NONE_SHOWN
+from fewclick.types import Clicks, Detections, Objects
 
 STATE = "state.json"
 ROUND_PREFIX = "round"  # a round's folder: round<number>-<random>
+TRAINER = "trainer"  # the trainer's name among the sources of proposals on open
 _logger = logging.getLogger(__name__)
 
 
@@ -53,20 +68,9 @@ class ContinualConfig:
     round_steps: int = 200
     lr: float = 1e-3  # a third of the from-scratch rate: each round refines the last
     warmup_steps: int = 10
-    ks: tuple[int, ...] = (1, 3, 5)  # the clicks a candidate is scored at, as in the app's pick
-    #: held-out images and objects before a candidate's score means something: below, no
-    #: candidate is scored and none serves. At 75 objects on 12 images the score's spread
-    #: over held-out sets is at most 0.086 on hit_uav, bccd and dsb2018 (std <= 0.10); by
-    #: objects alone dsb2018's 43 nuclei an image, whose errors go together, would need 500;
-    #: at 50 objects the spread was 0.08-0.18 (docs/benchmarks/heldout_spread.md)
-    min_held_out: int = 12
-    min_held_out_objects: int = 75
-    resamples: int = 200
-    # "better by more than the noise": the mean difference above one standard deviation of
-    # the resampled difference wins about 84% of resamples. 0.9 before: in the bccd campaign
-    # (4 held-out images) candidates 0.08-0.10 mAP above the serving one won 76-86% and never
-    # served, while the person went on with the older detector for 18 images
-    confidence: float = 0.84
+    #: the paired test's level (:func:`fewclick.active.prequential.beats`), chosen by its
+    #: false promotions on the train parts (docs/benchmarks/prequential.md)
+    z: float = 1.0
     seed: int = 0
     threads: int = 1  # the trainer's share: one core, the other stays free for clicks
     crop: int = 256
@@ -76,35 +80,50 @@ class ContinualConfig:
     input_scale: float | str = "auto"
 
 
+@dataclass(frozen=True)
+class Fresh:
+    """A finished image no round has trained on: its id, pixels and the person's objects."""
+
+    image_id: int
+    image: np.ndarray
+    objects: Objects
+
+
 @dataclass
 class Round:
-    """What one round did: its number, the images it trained on, its steps, its candidate's
-    and the serving model's held-out mAP (None: too few held-out images to score), the share
-    of resamples the candidate won, whether it was promoted, and per class the score from
-    which its proposals on open (no click) left the least work on the held-out images
-    (:func:`~fewclick.metrics.thresholds.least_work_thresholds`; None when unscored)."""
+    """What one round did: its number, the images it trained on (and their ids), its steps,
+    the finished images scored after it (``scored``: ids of images it never saw), the
+    seconds an image each source saved there (``saved``: source -> mean over those images,
+    classes summed), the class positions the trainer serves after them, whether it was
+    promoted, and per class the score from which its proposals on open saved most (None: a
+    class never finished; :data:`~fewclick.metrics.thresholds.NONE_SHOWN` for a class the
+    trainer does not serve). ``note`` says why it serves or not."""
 
     number: int
     train_images: int
-    held_out_images: int
     steps: int
-    candidate_mAP: float | None
-    serving_mAP: float | None
-    wins: float | None
     promoted: bool
     path: str
+    trained: list[int] = field(default_factory=list)
+    scored: list[int] = field(default_factory=list)
+    saved: dict[str, float] = field(default_factory=dict)
+    serves: list[int] = field(default_factory=list)
     thresholds: list[float | None] | None = None
-    note: str | None = None  # e.g. why the serving model was not scored against
-    held_out_objects: int | None = None  # the objects of the held-out images
+    note: str | None = None
 
 
 @dataclass
 class TrainerState:
     rounds: list[Round] = field(default_factory=list)
-    serving: str | None = None  # what candidates are scored against (None: nothing serves)
+    serving: str | None = None  # what serves on open (None: nothing the trainer made)
     serving_round: int | None = None  # None: a model from outside the trainer
     total_steps: int = 0
     start: str | None = None  # the weights the first round starts from (None: the config's)
+    #: the prequential record (:class:`~fewclick.active.prequential.Record` as a dict)
+    record: dict | None = None
+    #: per source, its latest :data:`~fewclick.active.prequential.WINDOW` scored images:
+    #: ``{"id", "objects": [[class, x0, y0, x1, y1], ...], "found": [[class, score, x0, ...]]}``
+    history: dict[str, list[dict]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, work: Path) -> TrainerState:
@@ -113,7 +132,9 @@ class TrainerState:
             return cls()
         try:
             raw = json.loads(path.read_text())
-            rounds = [Round(**r) for r in raw.pop("rounds")]
+            # a round written before issue 68 has held-out scores, which nothing reads now
+            known = {f.name for f in fields(Round)}
+            rounds = [Round(**{k: v for k, v in r.items() if k in known}) for r in raw.pop("rounds")]
             return cls(rounds, **raw)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:  # torn or foreign: start again
             _logger.warning("%s is unreadable (%s): the trainer starts afresh", path, exc)
@@ -125,6 +146,10 @@ class TrainerState:
         paths = {self.serving, self.start} | {r.path for r in self.rounds[-1:]}
         return {p for p in paths if p is not None and not p.startswith("training-free:")}
 
+    def trained(self) -> set[int]:
+        """The ids of the images some round trained on."""
+        return {i for r in self.rounds for i in r.trained}
+
     def write(self, work: Path) -> None:
         tmp = work / (STATE + ".part")
         tmp.write_text(json.dumps(asdict(self), indent=1))
@@ -132,19 +157,25 @@ class TrainerState:
 
 
 def held_out(image_id: int) -> bool:
-    """Whether a finished image is held out for scoring: fixed by its id, one in four. The id
-    is hashed (Fibonacci hashing: the top two bits of id x 2^32/phi), so that images taken
-    with a stride (every 4th by name, say) are held out one in four as well, not all or none."""
+    """Whether a finished image is held out for the app's SAM box-tightening to learn on:
+    fixed by its id, one in four. The id is hashed (Fibonacci hashing: the top two bits of
+    id x 2^32/phi), so that images taken with a stride (every 4th by name, say) are held out
+    one in four as well, not all or none."""
     return (image_id * 2654435761) % 2**32 >> 30 == 3
+
+
+#: what the caller shows on open beside the trainer: ``others(fresh)`` -> source name ->
+#: one :class:`~fewclick.types.Detections` per fresh image (None: not scored there)
+Others = Callable[[Sequence[Fresh]], Mapping[str, Sequence[Detections | None]]]
 
 
 class ContinualTrainer:
     """Rounds of training in ``work`` (module docstring). ``detector_config``: the
     :class:`~fewclick.models.detector.DetectorConfig` every round trains; ``start``: a
     checkpoint of that configuration the first round begins from (None: the ImageNet
-    weights or scratch, per the config), which also serves until a round beats it unless
-    ``state.serving`` is set to another model; ``load``: makes a predictor from what
-    ``state.serving`` or a round's path names (the app's loader knows its encoder)."""
+    weights or scratch, per the config), whose detector serves until the record says
+    otherwise unless ``state.serving`` is set to another model; ``load``: makes a predictor
+    from a round's path (the app's loader knows its encoder)."""
 
     def __init__(
         self,
@@ -169,13 +200,34 @@ class ContinualTrainer:
     def serving(self) -> str | None:
         return self.state.serving
 
+    def record(self, others: Sequence[str] = ()) -> Record:
+        """The prequential record so far, its sources the trainer and ``others``."""
+        raw = self.state.record or {}
+        sources = tuple(dict.fromkeys([TRAINER, *raw.get("sources", []), *others]))
+        record = Record(sources, self.config.z)
+        record.scored = {
+            int(c): {src: {int(i): v for i, v in per.items()} for src, per in by.items()}
+            for c, by in raw.get("scored", {}).items()
+        }
+        record.serving = {int(c): v for c, v in raw.get("serving", {}).items()}
+        record.why = {int(c): v for c, v in raw.get("why", {}).items()}
+        record.promotions = list(raw.get("promotions", []))
+        return record
+
     def round(
-        self, train: Dataset, held: Sequence[tuple[np.ndarray, Objects]], log=print, progress=None
+        self,
+        train: Dataset,
+        fresh: Sequence[Fresh] | Callable[[set[int]], Sequence[Fresh]] = (),
+        others: Others | None = None,
+        log=print,
+        progress=None,
     ) -> Round:
-        """Train one round on ``train``, score it against the serving model on ``held``
-        (image, objects) pairs, promote it when it wins beyond the noise; the state is saved.
-        ``progress(step, total)`` is called after every step; an exception it raises cuts the
-        round short (nothing of it is kept but its folder, trained again next time)."""
+        """Train one round on ``train``, then score it on the ``fresh`` finished images it
+        did not train on (a sequence, or called with the ids it trained on once it has: the
+        images finished meanwhile), beside ``others``' proposals on them, and promote it when
+        the record says the trainer serves a class; the state is saved. ``progress(step,
+        total)`` is called after every step; an exception it raises cuts the round short
+        (nothing of it is kept but its folder, trained again next time)."""
         from fewclick.train.detect import TrainConfig, train_detector
 
         if not len(train):
@@ -195,11 +247,14 @@ class ContinualTrainer:
             input_scale=self.config.input_scale,
         )
         before = copy.deepcopy(self.state)
+        trained = sorted({int(r.id) for r in train.images if getattr(r, "id", None) is not None})
         try:
             path = train_detector(
                 train, out, self.detector_config, config, log=lambda _: None, progress=progress
             )
-            done = self._record(number, path, train, held)
+            seen = self.state.trained() | set(trained)
+            images = fresh(seen) if callable(fresh) else [f for f in fresh if f.image_id not in seen]
+            done = self._record(number, path, len(train), trained, images, others)
         except BaseException:  # cut short, or failed (a full disk): nothing of it is kept
             self.state = before
             shutil.rmtree(out, ignore_errors=True)
@@ -207,25 +262,72 @@ class ContinualTrainer:
         log(_describe(done))
         return done
 
-    def _record(self, number: int, path: Path, train, held) -> Round:
-        """Score the round's candidate, promote it or not, and write the state with it (a
-        failure to write leaves the state on disk as it was, and the caller restores it in
-        memory)."""
-        score = self._score(path, held)
-        # a version serves only once scored: against nothing serving yet, or better than what serves
-        promoted = score.candidate is not None and score.wins is None and self.state.serving is None
-        promoted = promoted or (score.wins is not None and score.wins >= self.config.confidence)
+    def _record(self, number: int, path: Path, count: int, trained: list[int], fresh, others) -> Round:
+        """Score the round on ``fresh`` (test, then train), promote it or not, and write the
+        state with it (a failure to write leaves the state on disk as it was, and the caller
+        restores it in memory)."""
+        shown = {TRAINER: _opened(self.load(path), fresh)}
+        shown.update({k: list(v) for k, v in (others(fresh) if others and fresh else {}).items()})
+        record = self.record(list(shown))
+        saved = self._score(record, fresh, shown)
+        serves = sorted(c for c in record.serving if record.serves(c) == TRAINER)
+        promoted = bool(serves) and bool(fresh)  # a round never serves untested
+        thresholds = self._thresholds(serves)
+        note = "; ".join(f"class {c}: {record.why[c]}" for c in sorted(record.why))
         done = Round(
-            number, len(train), len(held), self.config.round_steps,
-            score.candidate, score.serving, score.wins, promoted, str(path), score.thresholds, score.note,
-            _objects(held),
+            number, count, self.config.round_steps, promoted, str(path), trained,
+            [f.image_id for f in fresh], saved, serves, thresholds, note or None,
         )  # fmt: skip
         if promoted:
             self.state.serving, self.state.serving_round = str(path), number
+        self.state.record = _as_dict(record)
         self.state.rounds.append(done)
         self.state.total_steps += self.config.round_steps
         self.state.write(self.work)
         return done
+
+    def _score(self, record: Record, fresh: Sequence[Fresh], shown: dict) -> dict[str, float]:
+        """Each ``fresh`` image scored by every source that showed something there, at the
+        thresholds its images before chose, into ``record`` and the sources' histories;
+        per source, the mean seconds an image it saved."""
+        totals: dict[str, list[float]] = {}
+        for k, f in enumerate(fresh):
+            gt = objects_of(f.objects)
+            classes = sorted({int(c) for c in gt.labels})
+            per_class: dict[int, dict[str, float]] = {c: {} for c in classes}
+            for source, found in shown.items():
+                if found[k] is None:
+                    continue
+                history = [
+                    (_objects(h["objects"]), _found(h["found"])) for h in self.state.history.get(source, [])
+                ]
+                for c in classes:
+                    cut = best_threshold(history, c)
+                    per_class[c][source] = savings(gt, at_threshold(found[k], c, cut), c).seconds
+                totals.setdefault(source, []).append(sum(per_class[c][source] for c in classes))
+                kept = self.state.history.setdefault(source, [])
+                kept[:] = [h for h in kept if h["id"] != f.image_id][-(WINDOW - 1) :]
+                kept.append({"id": f.image_id, "objects": _rows(gt), "found": _found_rows(found[k])})
+            for c in classes:
+                record.add(f.image_id, c, per_class[c])
+        return {k: round(float(np.mean(v)), 2) for k, v in totals.items()}
+
+    def _thresholds(self, serves: list[int]) -> list[float | None]:
+        """Per class position: where the trainer's proposals on open start for a class it
+        serves (the score that saved most on its scored images), :data:`NONE_SHOWN` for a
+        class it does not serve, None for a class never scored."""
+        history = [(_objects(h["objects"]), _found(h["found"])) for h in self.state.history.get(TRAINER, [])]
+        seen = {int(c) for objects, _ in history for c in objects.labels}
+        out: list[float | None] = []
+        for c in range(self.detector_config.num_classes):
+            if c not in seen:
+                out.append(None)
+            elif c in serves:
+                cut = best_threshold(history, c)
+                out.append(NONE_SHOWN if not np.isfinite(cut) else float(cut))
+            else:
+                out.append(NONE_SHOWN)
+        return out
 
     def named(self) -> set[str]:
         """The checkpoints the trainer itself needs (:meth:`TrainerState.named`)."""
@@ -251,88 +353,48 @@ class ContinualTrainer:
                 return path
         return None
 
-    def _score(self, candidate: Path, held) -> _Score:
-        serving, note = self._serving()
-        objects, need = _objects(held), self.config.min_held_out_objects
-        if len(held) < self.config.min_held_out or objects < need:
-            few = (
-                f"{objects} held-out objects on {len(held)} images; {need} objects on "
-                f"{self.config.min_held_out} images needed to score it"
-            )
-            return _Score(None, None, None, None, few if note is None else f"{note}; {few}")
-        ks, seed = self.config.ks, self.config.seed
-        gts = [objects for _, objects in held]
-        num_classes = self.detector_config.num_classes
-        opened, *mine = click_predictions(self.load(candidate), held, (0, *ks), seed)
-        thresholds = least_work_thresholds(gts, opened, num_classes)
-        if serving is None:
-            return _Score(_map(gts, mine, num_classes), None, None, thresholds, note)
-        theirs = click_predictions(serving, held, ks, seed)
-        wins = paired_bootstrap(gts, mine, theirs, num_classes, self.config.resamples, seed)
-        return _Score(_map(gts, mine, num_classes), _map(gts, theirs, num_classes), wins, thresholds)
 
-    def _serving(self):
-        """The serving model's predictor (None: nothing serves) and, when its file cannot be
-        read any more, why: then nothing serves, and the candidate replaces it."""
-        if self.state.serving is None:
-            return None, None
-        try:
-            return self.load(self.state.serving), None
-        except (FileNotFoundError, ValueError) as exc:  # gone or torn: whatever reads wins over it
-            note = f"the serving model could not be read ({exc}): the candidate replaces it"
-            self.state.serving = None
-            return None, note
+def _opened(predictor, fresh: Sequence[Fresh]) -> list[Detections]:
+    """What ``predictor`` shows on each fresh image as it opens: no click."""
+    out = []
+    for f in fresh:
+        predictor.set_image(f.image)
+        out.append(predictor.predict(Clicks.empty()))
+    return out
 
 
-@dataclass(frozen=True)
-class _Score:
-    candidate: float | None
-    serving: float | None
-    wins: float | None
-    thresholds: list[float | None] | None
-    note: str | None = None
+def _as_dict(record: Record) -> dict:
+    return {
+        "sources": list(record.sources),
+        "scored": {
+            str(c): {s: {str(i): v for i, v in per.items()} for s, per in by.items()}
+            for c, by in record.scored.items()
+        },
+        "serving": {str(c): v for c, v in record.serving.items()},
+        "why": {str(c): v for c, v in record.why.items()},
+        "promotions": record.promotions,
+    }
 
 
-def _objects(held) -> int:
-    """The objects of held-out ``(image, objects)`` pairs."""
-    return int(sum(len(objects) for _, objects in held))
+def _rows(gt: Objects) -> list[list[float]]:
+    return [[int(c), *np.round(b, 2).tolist()] for c, b in zip(gt.labels, gt.boxes)]
 
 
-def click_predictions(predictor, held, ks: Sequence[int], seed: int) -> list[list[Detections]]:
-    """``[k][image]`` detections with C3Det's clicks (one session, fixed by ``seed``)."""
-    from fewclick.protocols.detect import ProtocolConfig, clicks_after, session_clicks
-
-    rng = np.random.default_rng(seed)
-    config = ProtocolConfig(sessions=1, seed=seed)
-    sessions = [session_clicks(obj, img.shape[1], img.shape[0], rng, config) for img, obj in held]
-    preds: list[list[Detections]] = [[] for _ in ks]
-    for (image, _), session in zip(held, sessions):
-        predictor.set_image(image)
-        for j, k in enumerate(ks):
-            preds[j].append(predictor.predict(clicks_after(session, k)))
-    return preds
+def _found_rows(found: Detections) -> list[list[float]]:
+    return [
+        [int(c), round(float(s), 4), *np.round(b, 2).tolist()]
+        for c, s, b in zip(found.labels, found.scores, found.boxes)
+    ]
 
 
-def paired_bootstrap(gts, mine, theirs, num_classes: int, resamples: int, seed: int) -> float:
-    """The share of resamples of the images (with replacement, the same for both) in which
-    ``mine`` has the higher mAP averaged over the ks (ties count half)."""
-    rng = np.random.default_rng(seed)
-    n = len(gts)
-    wins = 0.0
-    for _ in range(resamples):
-        pick = rng.integers(0, n, n)
-        a = _map([gts[i] for i in pick], [[p[i] for i in pick] for p in mine], num_classes)
-        b = _map([gts[i] for i in pick], [[p[i] for i in pick] for p in theirs], num_classes)
-        wins += 1.0 if a > b else 0.5 if a == b else 0.0
-    return wins / resamples
+def _objects(rows: list) -> Objects:
+    a = np.asarray(rows, np.float32).reshape(-1, 5)
+    return Objects(a[:, 0].astype(np.int64), a[:, 1:])
 
 
-def _map(gts, preds_per_k, num_classes: int) -> float:
-    """VOC07 mAP@0.5 averaged over the ks (a class absent from ``gts`` left out; NaN as 0)."""
-    from fewclick.metrics.detection import evaluate_detections
-
-    values = [evaluate_detections(gts, preds, num_classes).map for preds in preds_per_k]
-    return float(np.mean([0.0 if np.isnan(v) else v for v in values]))
+def _found(rows: list) -> Detections:
+    a = np.asarray(rows, np.float32).reshape(-1, 6)
+    return Detections(a[:, 2:], a[:, 1], a[:, 0].astype(np.int64))
 
 
 def _readable(path: str) -> bool:
@@ -354,15 +416,10 @@ def _load(path):
 
 
 def _describe(r: Round) -> str:
-    if r.wins is None and r.candidate_mAP is None:
-        scored = f"not scored ({r.held_out_images} held-out images, {r.held_out_objects} objects)"
-    elif r.wins is None or r.serving_mAP is None:
-        against = "nothing serving yet" if r.note is None else "the serving model unread"
-        scored = f"held-out mAP {r.candidate_mAP:.3f}, {against}"
+    if not r.scored:
+        scored = "no finished image it never saw to score it on yet"
     else:
-        scored = (
-            f"held-out mAP {r.candidate_mAP:.3f} against {r.serving_mAP:.3f}, won {r.wins:.0%} of resamples"
-        )
-    verdict = "promoted" if r.promoted else "kept training"
-    note = f" ({r.note})" if r.note else ""
-    return f"round {r.number} on {r.train_images} images: {scored}{note}; {verdict}"
+        each = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(r.saved.items()))
+        scored = f"on {len(r.scored)} image(s) it never saw, saved an image: {each}"
+    verdict = f"serves classes {r.serves}: promoted" if r.promoted else "serves no class yet: kept training"
+    return f"round {r.number} on {r.train_images} images: {scored}; {verdict}"

@@ -335,9 +335,10 @@ def finished_masks(session, project) -> list:
 
 
 def held_out_boxes(session, project) -> list:
-    """The user's boxes on the recently finished images the background trainer holds out (the
-    serving detector never trained on them), as the worker learns on them whether SAM makes
-    its proposals tighter (:func:`fewclick.server.worker_detect.learn_tight_boxes`)."""
+    """The user's boxes on the recently finished images the serving detector never trained on
+    (finished after its round began: its version names the images it trained on; a version
+    from before issue 68, the ones the trainer held out then), as the worker learns on them
+    whether SAM makes its proposals tighter (:func:`fewclick.server.worker_detect.learn_tight_boxes`)."""
     held = _held_out_images(session, project)
     return _for_worker(project, [(image, annotations.user_box_rows(session, image)) for image in held])[0]
 
@@ -348,9 +349,15 @@ def held_out_keys(session, project) -> list[str]:
 
 
 def _held_out_images(session, project) -> list[Image]:
-    """The held-out ones among the project's newest finished images with boxes."""
+    """The ones the serving detector never trained on among the project's newest finished
+    images with boxes (:func:`held_out_boxes`)."""
     newest = annotations.newest_finished(session, project.id, HELD_OUT_LOOKED_AT)
-    return [image for image in newest if held_out(image.id)]
+    version = serving_detector(session, project.id)
+    trained = None if version is None else (version.metrics or {}).get("trained_ids")
+    if trained is None:
+        return [image for image in newest if held_out(image.id)]
+    seen = set(trained)
+    return [image for image in newest if image.id not in seen]
 
 
 def _for_worker(project, finished: list) -> tuple[list, list]:

@@ -7,11 +7,15 @@ finished images as they are then (a newly finished image joins the next round, a
 brings its new labels) and the images the review queue labeled in part (their answers at
 weight 1, their open boxes as noisy labels: the queue's answers start the trainer by itself,
 :func:`fewclick.server.jobs.control.queue_train_if_due`), trains C3Det on the ImageNet
-backbone (from scratch without its weights) warm-started from the round before, and scores
-the candidate against the detector that serves, on the held-out finished images (fixed by
-image id). A candidate that beats it beyond the score's noise becomes the project's next
-detector version (method ``imagenet`` or ``scratch``; its metrics say the round, the steps,
-both held-out scores and the share of resamples won), which serves from then on. The first
+backbone (from scratch without its weights) warm-started from the round before, on every
+finished image (none is held out), and then scores it on the images finished while it
+trained, which it never saw (test, then train: :mod:`fewclick.active.continual`), beside the
+look-alikes among SAM's proposals on them where the app made those
+(:mod:`fewclick.server.jobs.trainer_scored`). A
+round is promoted once the trainer's savings on such images beat what serves beyond the
+noise for some class: it becomes the project's next detector version (method ``imagenet``
+or ``scratch``; its metrics say the round, the steps, each source's savings, the classes it
+serves and why, and the thresholds that show only those on open). The first
 round starts from the serving version when it is of the trainer's kind, else from the
 ImageNet weights.
 
@@ -23,9 +27,7 @@ finished images (bccd +0.135 mAP at 5 clicks, hit_uav +0.004:
 docs/benchmarks/detect_fewshot_imagenet.md), so it trains that, and from scratch only without
 the ImageNet weights; C3Det on the frozen SAM features and the training-free start are not
 trained, they are what serves before its first version (the look-alikes among SAM's
-proposals, :data:`LOOK_ALIKES`), and its candidates must beat them to serve. A candidate is
-scored only on enough held-out objects (``ContinualConfig.min_held_out_objects``): below
-that, none serves.
+proposals, :data:`LOOK_ALIKES`), and its rounds must save more than they do to serve.
 
 The job row is the trainer's remote control: ``paused`` (the page's Pause) holds training
 at its next step, the round in memory; ``running`` again (Resume) goes on from there;
@@ -55,6 +57,7 @@ from pathlib import Path
 
 from fewclick.server import model_files
 from fewclick.server.db import Job, Project, make_engine, session_factory
+from fewclick.server.jobs import trainer_scored as scored
 from fewclick.server.jobs.pause import Stopped, current
 from fewclick.server.jobs.status import DONE, PAUSED, RUNNING, update_job
 from fewclick.server.serving import (
@@ -63,7 +66,6 @@ from fewclick.server.serving import (
     class_ids,
     imagenet_available,
     project_encoder,
-    record_key,
     serving_detector,
 )
 from fewclick.server.storage import images, rows
@@ -114,7 +116,7 @@ def run_trainer(
     update_job(db_url, job_id, status=status, message=f"{kind}: reading the finished images")
     trainer = None
     after = None  # the seconds the last round took after its last step (scoring its candidate)
-    keys: dict = {}  # id(held-out image) -> the app's encoder cache key, renewed every round
+    keys: dict = {}  # id(scored image) -> the app's encoder cache key, renewed every round
     done = 0
     lock = _one_trainer(work, control, db_url, job_id)
     if lock is None:  # stopped while another trainer of the project still ran
@@ -126,7 +128,7 @@ def run_trainer(
         while rounds is None or done < rounds:
             if control.wait_while_paused():
                 break
-            data, held, serving, ids = _finished(sessions, project_id, keys)
+            data, serving, ids = _finished(sessions, project_id)
             if not len(data):
                 update_job(db_url, job_id, message="waiting for a finished image with boxes")
                 if control.sleep(POLL_SECONDS * 5):
@@ -139,10 +141,12 @@ def run_trainer(
             _serve_against(trainer, serving, embeddings, project_id)
             # progress is the round's share done: 0 as it starts, and again once it is counted
             pace = _begin_pace(trainer, after)  # the round before's pace goes with it
-            message = _running(trainer, len(data), len(held))
+            message = _running(trainer, len(data))
             update_job(db_url, job_id, progress=0.0, pace=None, message=message)
+            fresh = scored.fresh_images(sessions, project_id, keys)
+            others = scored.look_alikes(sessions, project_id, embeddings, keys)
             try:
-                result = trainer.round(data, held, log=lambda _: None, progress=control.check)
+                result = trainer.round(data, fresh, others, log=lambda _: None, progress=control.check)
             except (_Stop, Stopped):  # stopped mid-round: the loop's head ends it
                 continue
             except (OSError, ValueError, RuntimeError) as exc:  # a full disk, a torn warm start
@@ -274,15 +278,12 @@ class _Control:
         return False
 
 
-def _finished(sessions, project_id: int, keys: dict):
-    """The images to train on: the finished images' boxes, with the images the review queue
-    labeled in part (:func:`fewclick.server.jobs.queue.partly_labeled`, never held out; not
-    for an oriented detector: the queue's boxes are axis-aligned) once a finished image
-    holds boxes; the held-out finished ones as (image, objects) pairs (their cache keys put
-    in ``keys``); and the serving detector version as (version, method, path) (None: none
-    yet)."""
-    from fewclick.active.continual import held_out
-    from fewclick.io.images import load_image
+def _finished(sessions, project_id: int):
+    """The images to train on: every finished image's boxes (none held out: issue 68), with
+    the images the review queue labeled in part (:func:`fewclick.server.jobs.queue.partly_labeled`;
+    not for an oriented detector: the queue's boxes are axis-aligned) once a finished image
+    holds boxes; the serving detector version as (version, method, path, class ids) (None:
+    none yet); and the project's class ids."""
     from fewclick.server.exports import to_dataset
     from fewclick.server.jobs.queue import partly_labeled
     from fewclick.train.detect import detector_config_for
@@ -295,16 +296,11 @@ def _finished(sessions, project_id: int, keys: dict):
         learnt = None if serving is None else (serving.metrics or {}).get(CLASS_IDS)
         serving = None if serving is None else (serving.version, serving.method, serving.path, learnt)
         ids = class_ids(project)
-    boxed = [r for r in data.images if len(r.objects) and r.objects.boxes.size]
-    train = [r for r in boxed if not held_out(r.id)]
-    finished = type(data)(data.classes, boxed, data.format)
-    if partly and boxed and not detector_config_for(finished, "c3det").oriented:
+    train = [r for r in data.images if len(r.objects) and r.objects.boxes.size]
+    finished = type(data)(data.classes, train, data.format)
+    if partly and train and not detector_config_for(finished, "c3det").oriented:
         train += partly
-    held_records = [r for r in boxed if held_out(r.id)]
-    held = [(load_image(r.path), r.objects) for r in held_records]
-    keys.clear()
-    keys.update({id(image): record_key(project_id, r) for (image, _), r in zip(held, held_records)})
-    return type(data)(data.classes, train, data.format), held, serving, ids
+    return type(data)(data.classes, train, data.format), serving, ids
 
 
 def _make(work: Path, data, ids: list[int], kind: str, serving, load, config=None):
@@ -381,8 +377,8 @@ def _serve_against(trainer, serving, embeddings: str | None = None, project_id: 
     detector of other classes (one added since) serves nobody's clicks, so against it
     the first candidate serves as when nothing did. Before any version, where the app has
     made SAM's proposals of the project's images (in ``embeddings``, the app's folder) the look-alikes
-    among them serve the clicks: the first candidate serves only once it beats them on the
-    held-out finished images (:data:`LOOK_ALIKES`)."""
+    among them serve the clicks (:data:`LOOK_ALIKES`): the trainer's rounds serve only once
+    they save more than those on the images they never saw."""
     if serving is None:
         if trainer.state.serving not in (None, LOOK_ALIKES):  # a round promoted, never registered
             trainer.state.serving = None  # (its process stopped in between): nothing serves
@@ -439,13 +435,15 @@ def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer
         reference = reference_images(session, project)
         classes = [c.name for c in project.classes]
     metrics = {"trainer_round": result.number, "trainer_steps": trainer.state.total_steps}
+    metrics["trained_ids"] = result.trained  # the images it never saw are what it is scored on
     metrics[CLASS_IDS] = trainer.class_ids  # renamed since, the version still serves them
-    if result.candidate_mAP is not None:
-        scores = {kind: result.candidate_mAP, "serving before": result.serving_mAP}
-        metrics["held_out_mAP"] = {k: round(v, 4) for k, v in scores.items() if v is not None}
-        metrics.update(held_out_images=result.held_out_images, clicks=list(trainer.config.ks))
-        metrics["held_out_objects"] = result.held_out_objects
-        metrics["resamples_won"] = result.wins
+    # test, then train: what each source saved an image on the images the round never saw
+    metrics["prequential"] = {
+        "scored_images": len(result.scored),
+        "saved_s": result.saved,
+        "serves": result.serves,
+        "why": result.note,
+    }
     if result.thresholds is not None:  # per class position: proposals on open from these scores
         metrics["score_thresholds"] = result.thresholds
     if reference is not None:
@@ -460,38 +458,37 @@ def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer
         session.commit()
 
 
-def _running(trainer, images: int, held: int) -> str:
+def _running(trainer, images: int) -> str:
     """The job's message during a round: where it is, the steps of the rounds before (this
     round's own are counted by its progress: the message is written as it starts, and a
     count there said "0 steps so far" beside "30% of this round"), and what the round
     before found."""
     number = len(trainer.state.rounds) + 1
-    now = f"round {number} on {images} images ({held} held out)"
+    now = f"round {number} on {images} images"
     if not trainer.state.rounds:
         return now
     before = f"{trainer.state.total_steps} steps in the rounds before"
-    return f"{now}, {before}; {_verdict(trainer.state.rounds[-1], trainer.config.confidence)}"
+    return f"{now}, {before}; {_verdict(trainer.state.rounds[-1])}"
 
 
 def _after(trainer, result, sessions, project_id: int) -> str:
     with sessions() as session:
         serving = serving_detector(session, project_id)
     serves = "" if serving is None else f"; detector v{serving.version} ({serving.method}) serves"
-    return f"{_verdict(result, trainer.config.confidence)}{serves}; {trainer.state.total_steps} steps so far"
+    return f"{_verdict(result)}{serves}; {trainer.state.total_steps} steps so far"
 
 
-def _verdict(r, confidence: float) -> str:
-    """``round 2: held-out mAP 0.278 against 0.207 serving, better in 84% of resamples: kept
-    training`` (or promoted; or untested with too few held-out images)."""
+def _verdict(r) -> str:
+    """``round 2: on 3 images it never saw it saved 12.4 s an image (look-alikes 3.1 s):
+    promoted`` (or kept training; or not scored, no image finished while it trained)."""
     what = "promoted" if r.promoted else "kept training"
-    if r.candidate_mAP is None:
-        return f"round {r.number}: not scored ({r.note}): {what}"
-    if r.serving_mAP is None:
-        why = f" ({r.note})" if getattr(r, "note", None) else ""
-        return f"round {r.number}: held-out mAP {r.candidate_mAP:.3f}{why}: {what}"
-    scores = f"held-out mAP {r.candidate_mAP:.3f} against {r.serving_mAP:.3f} serving"
-    won = f"better in {100 * r.wins:.0f}% of resamples ({100 * confidence:.0f}% needed)"
-    return f"round {r.number}: {scores}, {won}: {what}"
+    if not r.scored:
+        return f"round {r.number}: not scored (no image was finished while it trained): {what}"
+    mine = r.saved.get("trainer", 0.0)
+    others = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(r.saved.items()) if k != "trainer")
+    beside = f" ({others})" if others else ""
+    n = f"{len(r.scored)} image{'s' if len(r.scored) != 1 else ''}"
+    return f"round {r.number}: on {n} it never saw it saved {mine:.1f} s an image{beside}: {what}"
 
 
 def _stopped(trainer) -> str:

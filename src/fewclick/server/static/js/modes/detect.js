@@ -386,7 +386,7 @@ function draw(m, ctx, lw, drag) {
 // the proposals shown and accepted, of a detect state {result, clicks, replaced, minScore,
 // minScoreByHand}: at or above the chosen score (a click's own box has score 1); until the
 // slider is moved, a class nobody clicked yet shows from its own score, where the serving
-// detector's proposals without clicks left the least work on held-out finished images
+// detector's proposals without clicks saved the most on the images it never saw (test, then train)
 export function shownProposals(s) {
   const r = s.result;
   if (!r) return [];

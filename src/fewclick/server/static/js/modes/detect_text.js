@@ -177,7 +177,7 @@ export function scoreText(s, classes) {
   const per = Object.entries((s.minScoreByHand ? null : s.result?.min_scores) ?? {}).filter(([c]) => !clicked.has(+c));
   if (!per.length) return `at score >= ${s.minScore.toFixed(2)}`;
   const each = per.map(([c, t]) => `${classes.get(+c)?.name ?? c} ${t > 1 ? "none" : t.toFixed(2)}`);
-  return `from each unclicked class's score of least work on held-out finished images (${each.join(", ")}; others ${s.minScore.toFixed(2)}; the slider sets one for all)`;
+  return `from the score that saved most on the images the detector never saw, each unclicked class (${each.join(", ")}; others ${s.minScore.toFixed(2)}; the slider sets one for all)`;
 }
 
 

@@ -94,7 +94,7 @@ export async function projectPage(id) {
     if (e.target.id !== "pin") return;
     const v = e.target.value;
     const out = await api("PATCH", `/api/projects/${id}`, {pinned_detector: v === "" ? null : Number(v)}).catch(() => null);
-    if (out) say(v === "" ? "the newest detector serves, as versions come" : `serves: ${detectorText(out.detector, out.pinned_detector, out.models ?? [])}`);
+    if (out) say(v === "" ? "the newest detector serves, as versions come" : `serves: ${detectorText(out.detector, out.pinned_detector, out.models ?? [], (out.classes || []).map((c) => c.name))}`);
     showModels(id);
   });
   $("#trainer-go").addEventListener("click", async () => {
@@ -235,27 +235,36 @@ function curveSvg(points, id, title, xText, ymax = 1) {
 }
 
 // the detector that serves click-to-detect, and every model version trained
-function detectorText(d, pin = null, models = []) {
+function detectorText(d, pin = null, models = [], classes = []) {
   const unread = models.some((m) => m.task === "detect" && m.unreadable && !m.collected);
   if (!d && pin === 0) return "the training-free start (feature similarity), pinned";
   if (!d) return `training-free start (feature similarity): ${unread ? "no detector version can be read" : "no trained detector yet"}`;
   const m = d.metrics || {};
   let why = "";
-  if (m.held_out_mAP) {
+  if (m.prequential) {
+    why = `; ${prequentialText(m.prequential, classes)}`;
+  } else if (m.held_out_mAP) {  // a version from before issue 68: scored on held-out images
     const scores = Object.entries(m.held_out_mAP).map(([k, x]) => `${k} ${Number(x).toFixed(2)}`).join(", ");
-    why = `; picked by mAP on ${m.held_out_images} held-out finished image${m.held_out_images === 1 ? "" : "s"} (${(m.clicks || []).join(", ")} clicks): ${scores}`;
+    why = `; picked by mAP on ${m.held_out_images} held-out finished image${m.held_out_images === 1 ? "" : "s"}: ${scores}`;
   } else if (m.note) {
     why = `; ${m.note}`;
   }
-  if (m.trainer_round != null) {
-    const won = m.resamples_won == null ? "" : `, better in ${(100 * m.resamples_won).toFixed(0)}% of resamples of those images`;
-    why += `; the background trainer's round ${m.trainer_round} (${m.trainer_steps} steps)${won}`;
-  }
+  if (m.trainer_round != null) why += `; the background trainer's round ${m.trainer_round} (${m.trainer_steps} steps)`;
   if (m.partly_labeled_images) why += `; and ${m.partly_labeled_images} image${m.partly_labeled_images === 1 ? "" : "s"} partly labeled in the review queue`;
   if (m.score_threshold != null) why += `; proposals shown from score ${Number(m.score_threshold).toFixed(2)}, its best F1 there`;
   const what = d.method === "training-free" ? "the training-free start serves" : (METHODS[d.method] ?? d.method ?? "trained");
   const pinned = pin ? "; pinned: versions trained after it are kept, and serve once you choose them" : "";
   return `detector v${d.version} (${what}, on ${d.images} images${why}${pinned})`;
+}
+
+// why a trained version serves: each source's seconds saved an image on the images it never saw
+// (test, then train), the classes it serves, and the record's reason per class
+function prequentialText(p, classes = []) {
+  const saved = Object.entries(p.saved_s || {}).map(([k, v]) => `${k} ${Number(v).toFixed(1)} s`).join(", ");
+  const names = (p.serves || []).map((c) => classes[c] ?? `class ${c}`).join(", ");
+  const n = p.scored_images;
+  return `on ${n} image${n === 1 ? "" : "s"} it never saw, work saved an image: ${saved || "none scored"}; ` +
+    `serves ${names || "no class"}${p.why ? ` (${p.why})` : ""}`;
 }
 
 // the choice of what serves: the newest version as they come, one version, or the training-free start
@@ -271,7 +280,7 @@ function pinHtml(p) {
 }
 
 function modelsHtml(p) {
-  return `Click-to-detect serves: <b id="detector">${esc(detectorText(p.detector, p.pinned_detector, p.models))}</b>.
+  return `Click-to-detect serves: <b id="detector">${esc(detectorText(p.detector, p.pinned_detector, p.models, (p.classes || []).map((c) => c.name)))}</b>.
     Serve: ${pinHtml(p)}.
     Models: <span id="models-held">${esc(modelsText(p))}</span>.
     ${unreadableHtml(p)}${filesText(p)}`;

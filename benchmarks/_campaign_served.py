@@ -1,0 +1,63 @@
+"""What served each image of a campaign and how the work went block by block (issue 68):
+``served_by`` per image and ``windows`` of :data:`BLOCK` images, for ``campaign.py``."""
+
+from __future__ import annotations
+
+BLOCK = 8  # images a window of the campaign's table holds
+
+
+def serving_now(project: dict) -> dict:
+    """From the project's page answer: the trained detector serving (its version) and what
+    its test, then train record says (the class positions it serves, each source's seconds
+    saved an image on the images it never saw); empty before any version."""
+    detector = project.get("detector")
+    if detector is None or detector.get("method") == "training-free":
+        return {}
+    scored = (detector.get("metrics") or {}).get("prequential") or {}
+    return {
+        "version": detector["version"],
+        "serves": scored.get("serves"),
+        "saved_s": scored.get("saved_s"),
+    }
+
+
+def served_by(rows: list[dict], classes: list[str], proposals: bool) -> None:
+    """Per row (in the order annotated), ``served_by``: for each class, the source whose
+    proposals the image opened with, as the row before left the project (``serving`` of
+    :func:`serving_now`): ``trainer vN`` for a class the trained version serves, ``none`` for
+    one it does not (it shows nothing of it on open), ``look-alikes`` before any version
+    where SAM's proposals are on, else ``none``; with that source's seconds saved an image
+    so far on the images it never saw."""
+    before: dict = {}
+    for row in rows:
+        out = {}
+        for k, name in enumerate(classes):
+            if before.get("version") is not None:
+                mine = k in (before.get("serves") or [])
+                source = f"trainer v{before['version']}" if mine else "none"
+                saved = (before.get("saved_s") or {}).get("trainer") if mine else None
+            else:
+                source, saved = ("look-alikes" if proposals else "none"), None
+            out[name] = {"source": source, "saved_s_so_far": saved}
+        row["served_by"] = out
+        before = row.get("serving") or before
+
+
+def windows(rows: list[dict]) -> list[dict]:
+    """Interactions and seconds against drawing by hand per block of :data:`BLOCK` images
+    (the last block may be shorter): ratios above 1 mean fewer with fewclick."""
+    out = []
+    for start in range(0, len(rows), BLOCK):
+        block = rows[start : start + BLOCK]
+        ours_i = sum(r["interactions"] for r in block)
+        ours_s = sum(r["seconds"] for r in block)
+        hand_i = sum(r["manual"]["interactions"] for r in block)
+        hand_s = sum(r["manual"]["seconds"] for r in block)
+        out.append(
+            {
+                "images": f"{start + 1}-{start + len(block)}",
+                "interactions": round(hand_i / ours_i, 3) if ours_i else None,
+                "seconds": round(hand_s / ours_s, 3) if ours_s else None,
+            }
+        )
+    return out
