@@ -33,6 +33,7 @@ def server(tmp_path_factory):
     make_user(app, USER, "admin", PASSWORD)
     with live_server(app) as base:
         api = httpx.Client(base_url=base, headers=auth_headers(app))
+        api.app = app  # for a test that writes a version's metrics as the trainer would
         projects = []
         for name in ("served", "untrained", "submitted"):
             body = {"name": name, "folder": str(home / "images"), "classes": ["car"]}
@@ -249,4 +250,28 @@ def test_a_click_does_not_propose_again_an_object_already_boxed(server, page):
     page.wait_for_function("() => fewclickTest.anns.size === 3")
     saved = sorted(a["geometry"]["box"] for a in api.get(f"/api/images/{image['id']}").json()["annotations"])
     assert saved == [[11, 9, 31, 29], [50, 20, 70, 40], [80, 50, 100, 70]]
+    assert page.errors == []
+
+
+def test_the_project_page_says_what_each_source_saved_on_images_it_never_saw_and_what_serves(server, page):
+    """Issue 68: the page tells why the trained version serves, from its test, then train record."""
+    from fewclick.server.db import ModelVersion
+
+    base, api, (served, *_) = server
+    record = {
+        "scored_images": 3,
+        "saved_s": {"trainer": 21.4, "look-alikes": 3.25},
+        "serves": [0],
+        "why": "class 0: saved 21.4 s an image on the last 5 images it had not seen, "
+        "18.2 s more than look-alikes",
+    }
+    with api.app.state.sessions() as session:  # as the trainer registers a promoted round
+        v1 = session.query(ModelVersion).filter_by(project_id=served["id"], task="detect", version=1).one()
+        v1.metrics = {"prequential": record, "trainer_round": 4, "trainer_steps": 800}
+        session.commit()
+    page.goto(f"{base}/#/project/{served['id']}")
+    page.wait_for_function("() => document.querySelector('#detector')?.textContent.includes('never saw')")
+    said = page.inner_text("#detector")
+    assert "on 3 images it never saw, work saved an image: trainer 21.4 s, look-alikes 3.3 s" in said, said
+    assert "serves car (class 0: saved 21.4 s an image" in said and "round 4 (800 steps)" in said, said
     assert page.errors == []
