@@ -503,3 +503,31 @@ def test_the_finished_images_boxes_that_sams_click_boxes_learn_from(app, dataset
         (first["id"], [(True, [cls, 1, 2, 11, 12])]),
         (second["id"], [(True, [cls, 5, 5, 25, 45])]),
     ]
+
+
+def test_sams_tight_boxes_learn_on_the_finished_images_the_serving_version_never_trained_on(app, dataset):
+    """Issue 68: no image is held out from training, so the version names the images it
+    trained on, and the others among the newest finished ones are what SAM's tightening is
+    scored on; a version from before names none, and the one-in-four rule holds for it."""
+    from fewclick.active.continual import held_out
+    from fewclick.server import assisting
+    from fewclick.server.db import ModelVersion, Project
+
+    client = app.client
+    project, images = _boxes_project(client, dataset, name="tight")
+    for image in images:
+        assert client.patch(f"/api/images/{image['id']}", json={"status": "done"}).status_code == 200
+    ids = [image["id"] for image in images]
+    with app.state.sessions() as session:
+        version = ModelVersion(
+            project_id=project["id"], task="detect", version=1, path="none", images=2, method="imagenet",
+            created_by=1, metrics={"trained_ids": ids[:2]},
+        )  # fmt: skip
+        session.add(version)
+        session.commit()
+        row = session.get(Project, project["id"])
+        assert sorted(i.id for i in assisting._held_out_images(session, row)) == sorted(ids[2:])
+        version.metrics = {}
+        session.commit()
+        before = sorted(i.id for i in assisting._held_out_images(session, row))
+        assert before == sorted(i for i in ids if held_out(i))
