@@ -138,8 +138,14 @@ def usable(version: ModelVersion) -> bool:
 
 
 def mark_unreadable(version: ModelVersion, why: str) -> None:
-    """Record that ``version``'s file could not be read (the caller commits)."""
+    """Record that ``version``'s file could not be read (the caller commits); what serves is
+    decided anew."""
+    from sqlalchemy.orm import object_session
+
+    from fewclick.server.serving import forget
+
     version.metrics = {**(version.metrics or {}), "unreadable": {"why": why, "stamp": stamp(version.path)}}
+    forget(object_session(version))
 
 
 def serving_version(detectors: list[ModelVersion], pin: int | None) -> ModelVersion | None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from fewclick.predict.backends import BACKENDS
@@ -155,15 +156,49 @@ class Serving:
     ranker: str | None = None
 
 
+DECISION = "fewclick.serving"  # a session's memo of what serves click-to-detect, per project
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What serves a project's click-to-detect, read once per request (issue 68, item 4):
+    its detector versions (oldest first), the pin, and the version that serves (None: the
+    training-free start or the look-alikes)."""
+
+    detectors: tuple[ModelVersion, ...]
+    pin: int | None
+    version: ModelVersion | None
+
+
+def decision(session, project_id: int) -> Decision:
+    """The :class:`Decision` for ``project_id``, made once per session: every later call in
+    the request reads it, until the session writes (a flush) or :func:`forget` is called (a
+    pin or a version found unreadable, set in memory)."""
+    memo = session.info.setdefault(DECISION, {})
+    found = memo.get(project_id)
+    if found is None:
+        pin = projects.pinned_detector(session, project_id)
+        detectors = tuple(versions.detectors(session, project_id))
+        version = None if pin == 0 else model_files.serving_version(list(detectors), pin)
+        found = memo[project_id] = Decision(detectors, pin, version)
+    return found
+
+
+def forget(session) -> None:
+    """Drop ``session``'s memo of what serves (it is read anew on the next call)."""
+    if session is not None:
+        session.info.pop(DECISION, None)
+
+
+event.listen(Session, "after_flush", lambda session, _: forget(session))
+
+
 def serving_detector(session, project_id: int) -> ModelVersion | None:
     """The detector version that serves click-to-detect: the one the project's users pinned,
     else the newest; a version whose file was collected or found unreadable is passed over
     for the newest usable one (:func:`fewclick.server.model_files.serving_version`). None:
     nothing trained (or usable) yet, or the training-free start pinned."""
-    pin = projects.pinned_detector(session, project_id)
-    if pin == 0:
-        return None
-    return model_files.serving_version(list(versions.detectors(session, project_id)), pin)
+    return decision(session, project_id).version
 
 
 def fallback_detectors(session, project_id: int, serving: ModelVersion, most: int = 2) -> list[ModelVersion]:
@@ -171,7 +206,7 @@ def fallback_detectors(session, project_id: int, serving: ModelVersion, most: in
     the newest usable ones before it, at most ``most``."""
     older = [
         v
-        for v in reversed(versions.detectors(session, project_id))
+        for v in reversed(decision(session, project_id).detectors)
         if v.id != serving.id and v.method != "training-free" and model_files.usable(v)
     ]
     return older[:most]
@@ -198,9 +233,10 @@ def unreadable_detector(session, project_id: int) -> ModelVersion | None:
     """The newest trained detector version found unreadable, when no version serves for
     that reason (none pinned to the training-free start, none usable): what the page names
     in place of "no trained detector yet"."""
-    if projects.pinned_detector(session, project_id) == 0:
+    made = decision(session, project_id)
+    if made.pin == 0:
         return None
-    found = [v for v in versions.detectors(session, project_id) if v.method != "training-free"]
+    found = [v for v in made.detectors if v.method != "training-free"]
     bad = [v for v in found if not model_files.collected(v) and model_files.unreadable(v) is not None]
     return max(bad, key=lambda v: v.version, default=None)
 
