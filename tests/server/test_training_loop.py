@@ -531,3 +531,41 @@ def test_sams_tight_boxes_learn_on_the_finished_images_the_serving_version_never
         session.commit()
         before = sorted(i.id for i in assisting._held_out_images(session, row))
         assert before == sorted(i for i in ids if held_out(i))
+
+
+def test_what_serves_is_read_once_a_request_and_anew_after_a_write_or_a_pin(app, dataset, monkeypatch):
+    """Issue 68, item 4: the pin and the versions are read once per session, whichever of
+    the request's steps asks; a version written, or a pin set, is seen at once."""
+    from fewclick.server import serving, store
+    from fewclick.server.db import ModelVersion, Project
+    from fewclick.server.storage import versions
+
+    project, _ = _boxes_project(app.client, dataset, name="decided")
+    reads = []
+    real = versions.detectors
+    monkeypatch.setattr(versions, "detectors", lambda *a: reads.append(a) or real(*a))
+
+    def add(session, number):
+        session.add(
+            ModelVersion(
+                project_id=project["id"], task="detect", version=number, path=f"v{number}.pt", images=2,
+                method="imagenet", created_by=1,
+            )
+        )  # fmt: skip
+        session.flush()
+
+    with app.state.sessions() as session:
+        assert serving.serving_detector(session, project["id"]) is None
+        add(session, 1)
+        v1 = serving.serving_detector(session, project["id"])
+        assert v1.version == 1, "a version written in the request is seen at once"
+        add(session, 2)
+        reads.clear()
+        v2 = serving.serving_detector(session, project["id"])
+        assert v2.version == 2 and [
+            v.version for v in serving.fallback_detectors(session, project["id"], v2)
+        ] == [1]
+        assert serving.unreadable_detector(session, project["id"]) is None
+        assert len(reads) == 1, "three questions, one read"
+        store.set_pinned_detector(session.get(Project, project["id"]), 1)
+        assert serving.serving_detector(session, project["id"]).version == 1, "a pin is seen at once"
