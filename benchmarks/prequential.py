@@ -15,7 +15,8 @@ picks the source serving each class from those scores, and ``served`` is what th
 would have saved with the source that served each image. Proposals are SAM's, as the app
 makes them (``--work``/proposals keeps them).
 
-``false_promotions``: per level ``z`` of the test, the records replayed on the same scores;
+``false_promotions``: per level ``z`` of the test (and ``false_promotions_by_pairs``: per
+least number of paired images, ``--pairs``), the records replayed on the same scores;
 a promotion is false when the source promoted saved less than the one it replaced over the
 next :data:`AHEAD` images (promotions with fewer than :data:`MIN_AHEAD` after them are not
 judged). Writes F.json and F.png (each source's savings so far, the served one marked).
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     for k, order in enumerate(orders):
         ordered = [records[i] for i in order]
         found = _proposals(maker, ordered, work / "proposals", f"order {k + 1}, proposals")
-        runs.append(_run(found, [objects_of(r.objects) for r in ordered], args.z[0], f"order {k + 1}"))
+        gts = [objects_of(r.objects) for r in ordered]
+        runs.append(_run(found, gts, args.z[0], args.pairs[0], f"order {k + 1}"))
     names = [s.name for s in sources()]
     report = {
         "dataset": str(args.data),
@@ -78,9 +80,15 @@ def main(argv: list[str] | None = None) -> int:
         "z": args.z[0],
         "sources": names,
         "per_image": runs[0]["per_image"],
+        # the other orders' rows (their savings), for replaying the test at other levels
+        "orders_per_image": [[{"saved": row["saved"]} for row in r["per_image"]] for r in runs[1:]],
         "totals": _totals(runs[0]["per_image"], names),
         "promotions": runs[0]["promotions"],
-        "false_promotions": _false_promotions([r["per_image"] for r in runs], names, args.z),
+        "false_promotions": _false_promotions([r["per_image"] for r in runs], names, args.z, args.pairs[0]),
+        "false_promotions_by_pairs": {
+            str(n): _false_promotions([r["per_image"] for r in runs], names, args.z, n) for n in args.pairs
+        },
+        "pairs": args.pairs[0],
         "orders": len(orders),
         "learner_fit_s": _quantiles([s for r in runs for s in r["fit_s"]]),
         "load": load_average(),
@@ -111,11 +119,11 @@ def _proposals(maker: ProposalMaker, records: list, cache: Path, what: str) -> l
     return [cached_proposals(maker, r, cache) for r in tqdm(records, desc=what)]
 
 
-def _run(found: list, gts: list, z: float, what: str) -> dict:
+def _run(found: list, gts: list, z: float, pairs: int, what: str) -> dict:
     """Every image in turn: each source scored on it (then fit on it and the ones before)."""
     made = sources()
     names = [s.name for s in made]
-    record = Record(tuple(names), z)
+    record = Record(tuple(names), z, pairs)
     scored = {name: [] for name in names}  # per source: (objects, scored proposals) of the images so far
     per_image, fit_s = [], []
     for i, (f, gt) in enumerate(tqdm(list(zip(found, gts)), desc=what, unit="image")):
@@ -185,7 +193,7 @@ def _totals(rows: list[dict], names: list[str]) -> dict:
     return out
 
 
-def _false_promotions(runs: list[list[dict]], names: list[str], levels) -> dict:
+def _false_promotions(runs: list[list[dict]], names: list[str], levels, pairs: int) -> dict:
     """Per level: the records replayed on each run's scores, and how many of the promotions
     judged (:data:`MIN_AHEAD` images after them or more) were false (module docstring)."""
     out = {}
@@ -193,7 +201,7 @@ def _false_promotions(runs: list[list[dict]], names: list[str], levels) -> dict:
         judged = false = 0
         served = 0.0
         for rows in runs:
-            record = Record(tuple(names), z)
+            record = Record(tuple(names), z, pairs)
             for i, row in enumerate(rows):
                 for c in row["saved"][names[0]]:
                     src = record.serves(c)
@@ -208,7 +216,7 @@ def _false_promotions(runs: list[list[dict]], names: list[str], levels) -> dict:
                     judged += 1
                     mine = sum(_of(r, promoted, c) for r in ahead)
                     theirs = sum(_of(r, before, c) for r in ahead)
-                    false += int(mine <= theirs)
+                    false += int(mine < theirs)
         out[str(z)] = {
             "judged": judged,
             "false": false,
@@ -241,6 +249,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--z", type=float, nargs="+", default=[1.0, *LEVELS], help="the test's level; the first runs"
+    )
+    p.add_argument(
+        "--pairs",
+        type=int,
+        nargs="+",
+        default=[2, 3, 4],
+        help="images before a source can win; the first runs",
     )
     p.add_argument("--out", type=Path, required=True)
     add_work(p, "where SAM's embeddings and proposals of the images go")

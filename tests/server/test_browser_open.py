@@ -262,8 +262,10 @@ def test_the_project_page_says_what_each_source_saved_on_images_it_never_saw_and
         "scored_images": 3,
         "saved_s": {"trainer": 21.4, "look-alikes": 3.25},
         "serves": [0],
-        "why": "class 0: saved 21.4 s an image on the last 5 images it had not seen, "
-        "18.2 s more than look-alikes",
+        "sources": {"0": "trainer"},
+        "why": {
+            "0": "saved 21.4 s an image on the last 5 images it had not seen, 18.2 s more than look-alikes"
+        },
     }
     with api.app.state.sessions() as session:  # as the trainer registers a promoted round
         v1 = session.query(ModelVersion).filter_by(project_id=served["id"], task="detect", version=1).one()
@@ -273,5 +275,6 @@ def test_the_project_page_says_what_each_source_saved_on_images_it_never_saw_and
     page.wait_for_function("() => document.querySelector('#detector')?.textContent.includes('never saw')")
     said = page.inner_text("#detector")
     assert "on 3 images it never saw, work saved an image: trainer 21.4 s, look-alikes 3.3 s" in said, said
-    assert "serves car (class 0: saved 21.4 s an image" in said and "round 4 (800 steps)" in said, said
+    assert "serves car (it saved 21.4 s an image on the last 5 images" in said, said
+    assert "round 4 (800 steps)" in said and "not shown on open" not in said, "its one class is served"
     assert page.errors == []

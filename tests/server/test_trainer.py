@@ -173,7 +173,9 @@ def test_the_loop_trains_rounds_registers_a_version_and_goes_on_after_a_restart(
             and scored["serves"]
             and scored["saved_s"]["trainer"] > 0
         )
-        assert "more than none" in scored["why"], "why it serves, for the project page"
+        served = scored["serves"][0]
+        assert scored["sources"][str(served)] == "trainer", "per class position, what serves it"
+        assert "more than none" in scored["why"][str(served)], "why it serves, for the project page"
         assert Path(version.path).is_file()
     served = app.client.get(f"/api/projects/{project['id']}").json()["detector"]
     assert served["version"] == 1 and served["method"] == version.method

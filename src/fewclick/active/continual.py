@@ -71,6 +71,7 @@ class ContinualConfig:
     #: the paired test's level (:func:`fewclick.active.prequential.beats`), chosen by its
     #: false promotions on the train parts (docs/benchmarks/prequential.md)
     z: float = 1.0
+    pairs: int = 2  # images scored on both before the trainer can win over what serves
     seed: int = 0
     threads: int = 1  # the trainer's share: one core, the other stays free for clicks
     crop: int = 256
@@ -204,7 +205,7 @@ class ContinualTrainer:
         """The prequential record so far, its sources the trainer and ``others``."""
         raw = self.state.record or {}
         sources = tuple(dict.fromkeys([TRAINER, *raw.get("sources", []), *others]))
-        record = Record(sources, self.config.z)
+        record = Record(sources, self.config.z, self.config.pairs)
         record.scored = {
             int(c): {src: {int(i): v for i, v in per.items()} for src, per in by.items()}
             for c, by in raw.get("scored", {}).items()

@@ -91,12 +91,12 @@ def best_threshold(history: Sequence[tuple[Objects, Detections]], label: int, cu
     return best
 
 
-def beats(mine: Sequence[float], theirs: Sequence[float], z: float = Z) -> bool:
+def beats(mine: Sequence[float], theirs: Sequence[float], z: float = Z, pairs: int = MIN_PAIRS) -> bool:
     """Whether savings ``mine`` beat ``theirs`` (paired, one per image, oldest first) beyond
-    the noise: over the latest :data:`WINDOW` pairs, at least :data:`MIN_PAIRS`, the mean
+    the noise: over the latest :data:`WINDOW` pairs, at least ``pairs``, the mean
     difference is above ``z`` standard errors (and above 0)."""
     d = (np.asarray(mine, float) - np.asarray(theirs, float))[-WINDOW:]
-    if len(d) < MIN_PAIRS or d.mean() <= 0:
+    if len(d) < max(pairs, 2) or d.mean() <= 0:
         return False
     spread = d.std(ddof=1) / np.sqrt(len(d))
     return bool(d.mean() > z * spread)
@@ -111,6 +111,7 @@ class Record:
 
     sources: tuple[str, ...]
     z: float = Z
+    pairs: int = MIN_PAIRS
     # class -> source -> image -> seconds saved
     scored: dict[int, dict[str, dict[int, float]]] = field(default_factory=dict)
     serving: dict[int, str] = field(default_factory=dict)  # class -> source
@@ -149,7 +150,7 @@ class Record:
             if source == current:
                 continue
             mine, theirs = self.paired(label, source, current)
-            if beats(mine, theirs, self.z):
+            if beats(mine, theirs, self.z, self.pairs):
                 gain = float(np.mean(np.subtract(mine, theirs)[-WINDOW:]))
                 if best is None or gain > best_mean:
                     best, best_mean = source, gain

@@ -442,7 +442,9 @@ def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer
         "scored_images": len(result.scored),
         "saved_s": result.saved,
         "serves": result.serves,
-        "why": result.note,
+        # per class position: what serves it on open and why (the record's own words)
+        "sources": {str(c): trainer.record().serves(c) for c in range(len(trainer.class_ids))},
+        "why": {str(c): why for c, why in trainer.record().why.items()},
     }
     if result.thresholds is not None:  # per class position: proposals on open from these scores
         metrics["score_thresholds"] = result.thresholds

@@ -261,10 +261,21 @@ function detectorText(d, pin = null, models = [], classes = []) {
 // (test, then train), the classes it serves, and the record's reason per class
 function prequentialText(p, classes = []) {
   const saved = Object.entries(p.saved_s || {}).map(([k, v]) => `${k} ${Number(v).toFixed(1)} s`).join(", ");
-  const names = (p.serves || []).map((c) => classes[c] ?? `class ${c}`).join(", ");
   const n = p.scored_images;
-  return `on ${n} image${n === 1 ? "" : "s"} it never saw, work saved an image: ${saved || "none scored"}; ` +
-    `serves ${names || "no class"}${p.why ? ` (${p.why})` : ""}`;
+  const name = (c) => classes[c] ?? `class ${c}`;
+  const serves = p.serves || [];
+  let why;
+  if (p.why && typeof p.why === "object") {  // per class position, the record's words
+    const mine = serves.map((c) => `${name(c)} (it ${p.why[c] ?? "saved the most"})`);
+    const others = classes.map((_, c) => c).filter((c) => !serves.includes(c));
+    const rest = others.length ? `; not shown on open: ${others.map(name).join(", ")} (${
+      others.map((c) => p.sources?.[c] && p.sources[c] !== "none" ? `${name(c)}: ${p.sources[c]} save more` : null)
+        .filter(Boolean).join(", ") || "it has not saved work on them yet"})` : "";
+    why = `serves ${mine.join(", ") || "no class"}${rest}`;
+  } else {  // a version registered before the reasons were kept per class
+    why = `serves ${serves.map(name).join(", ") || "no class"}${p.why ? ` (${p.why})` : ""}`;
+  }
+  return `on ${n} image${n === 1 ? "" : "s"} it never saw, work saved an image: ${saved || "none scored"}; ${why}`;
 }
 
 // the choice of what serves: the newest version as they come, one version, or the training-free start
