@@ -61,3 +61,32 @@ def windows(rows: list[dict]) -> list[dict]:
             }
         )
     return out
+
+
+def mark_served(ax, rows: list[dict]) -> None:
+    """Shade each image of the campaign's plot by what it opened with: green, darker the more
+    classes a trained version served (``served_by``), its version named where it changes;
+    nothing where none did."""
+    import matplotlib.patches as patches
+
+    shown = None
+    for i, row in enumerate(rows, start=1):
+        sources = [v["source"] for v in (row.get("served_by") or {}).values()]
+        trained = [s for s in sources if s.startswith("trainer")]
+        if not trained:
+            continue
+        ax.axvspan(
+            i - 0.5, i + 0.5, color="tab:green", alpha=0.08 * len(trained) / max(len(sources), 1) * 3, lw=0
+        )
+        version = trained[0].split()[-1]
+        if version != shown:
+            ax.annotate(
+                version, (i, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=7
+            )
+            shown = version
+    if any(str(v["source"]).startswith("trainer") for r in rows for v in (r.get("served_by") or {}).values()):
+        handles, labels = ax.get_legend_handles_labels()
+        patch = patches.Patch(
+            color="tab:green", alpha=0.24, label="a trained version served (darker: more classes)"
+        )
+        ax.legend([*handles, patch], [*labels, patch.get_label()], fontsize=8)

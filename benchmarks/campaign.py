@@ -107,7 +107,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _campaign_served import served_by, serving_now, windows
+from _campaign_served import mark_served, served_by, serving_now, windows
 from _common import add_work, load_average, run_record, split_parts, write_report
 from _server import ServerProcess, map_in_threads, stop_on_signals
 from tqdm import tqdm
@@ -1492,7 +1492,7 @@ def _analytics(api: httpx.Client, project_id: int, rows: list[dict]) -> dict:
 
 def plot(report: dict, path: Path) -> None:
     """Per image, in the order annotated: interactions (left) and cost-model seconds (right),
-    fewclick's against the baseline's."""
+    fewclick's against the baseline's; shaded where a trained version served."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -1517,6 +1517,7 @@ def plot(report: dict, path: Path) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # images are counted whole
         ax.set_ylabel(key if key == "interactions" else "seconds (cost model)")
         ax.legend()
+        mark_served(ax, rows)
     name, mode = Path(report["data"]).name, report["mode"]
     fig.suptitle(f"{name}, {mode} mode (train every {report['retrain_every']})")
     fig.tight_layout()
