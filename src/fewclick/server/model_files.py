@@ -142,10 +142,18 @@ def mark_unreadable(version: ModelVersion, why: str) -> None:
     decided anew."""
     from sqlalchemy.orm import object_session
 
-    from fewclick.server.serving import forget
-
     version.metrics = {**(version.metrics or {}), "unreadable": {"why": why, "stamp": stamp(version.path)}}
     forget(object_session(version))
+
+
+DECISION = "fewclick.serving"  # a session's memo of what serves click-to-detect (serving.decision)
+
+
+def forget(session) -> None:
+    """Drop ``session``'s memo of what serves (:func:`fewclick.server.serving.decision` reads
+    it anew on the next call)."""
+    if session is not None:
+        session.info.pop(DECISION, None)
 
 
 def serving_version(detectors: list[ModelVersion], pin: int | None) -> ModelVersion | None:

@@ -156,9 +156,6 @@ class Serving:
     ranker: str | None = None
 
 
-DECISION = "fewclick.serving"  # a session's memo of what serves click-to-detect, per project
-
-
 @dataclass(frozen=True)
 class Decision:
     """What serves a project's click-to-detect, read once per request (issue 68, item 4):
@@ -172,9 +169,10 @@ class Decision:
 
 def decision(session, project_id: int) -> Decision:
     """The :class:`Decision` for ``project_id``, made once per session: every later call in
-    the request reads it, until the session writes (a flush) or :func:`forget` is called (a
-    pin or a version found unreadable, set in memory)."""
-    memo = session.info.setdefault(DECISION, {})
+    the request reads it, until the session writes (a flush) or
+    :func:`~fewclick.server.model_files.forget` is called (a pin or a version found
+    unreadable, set in memory)."""
+    memo = session.info.setdefault(model_files.DECISION, {})
     found = memo.get(project_id)
     if found is None:
         pin = projects.pinned_detector(session, project_id)
@@ -184,12 +182,7 @@ def decision(session, project_id: int) -> Decision:
     return found
 
 
-def forget(session) -> None:
-    """Drop ``session``'s memo of what serves (it is read anew on the next call)."""
-    if session is not None:
-        session.info.pop(DECISION, None)
-
-
+forget = model_files.forget
 event.listen(Session, "after_flush", lambda session, _: forget(session))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, object_session
 
-from fewclick.server import accounts, serving
+from fewclick.server import accounts, model_files
 from fewclick.server.convert import GeometryError, check_geometry
 from fewclick.server.db import (
     FINISHED,
@@ -143,7 +143,7 @@ def set_pinned_detector(project: Project, version: object) -> None:
         if why:
             raise StoreError(f"detector v{version} cannot serve: {why}")
     project.pinned_detector = version
-    serving.forget(object_session(project))  # what serves is decided anew
+    model_files.forget(object_session(project))  # what serves is decided anew
 
 
 def _cannot_serve(version) -> str | None:
