@@ -438,13 +438,14 @@ def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer
     metrics["trained_ids"] = result.trained  # the images it never saw are what it is scored on
     metrics[CLASS_IDS] = trainer.class_ids  # renamed since, the version still serves them
     # test, then train: what each source saved an image on the images the round never saw
+    record = trainer.record()  # read from the state once, not once a class
     metrics["prequential"] = {
         "scored_images": len(result.scored),
         "saved_s": result.saved,
         "serves": result.serves,
         # per class position: what serves it on open and why (the record's own words)
-        "sources": {str(c): trainer.record().serves(c) for c in range(len(trainer.class_ids))},
-        "why": {str(c): why for c, why in trainer.record().why.items()},
+        "sources": {str(c): record.serves(c) for c in range(len(trainer.class_ids))},
+        "why": {str(c): why for c, why in record.why.items()},
     }
     if result.thresholds is not None:  # per class position: proposals on open from these scores
         metrics["score_thresholds"] = result.thresholds
