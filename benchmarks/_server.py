@@ -107,8 +107,16 @@ class ServerProcess:
         if password is not None:
             add.append("--password-stdin")
         subprocess.run(add, input=f"{password or ''}\n", text=True, check=True, capture_output=True)
+        return self.token(name)
+
+    def token(self, name: str) -> dict[str, str]:
+        """The headers of a new bearer token of user ``name`` (``fewclick token create``)."""
+        where = ["--data", str(self.data)] + (["--db", self.db_url] if self.db_url else [])
         token = subprocess.run(
-            [*cli, "token", "create", name, *where], text=True, check=True, capture_output=True
+            [sys.executable, "-m", "fewclick.cli", "token", "create", name, *where],
+            text=True,
+            check=True,
+            capture_output=True,
         )
         return {"Authorization": f"Bearer {token.stdout.strip()}"}
 

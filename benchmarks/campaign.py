@@ -105,6 +105,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import _campaign_resume as resume
 import httpx
 import numpy as np
 from _campaign_served import mark_served, served_by, serving_now, windows
@@ -172,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.resume and (args.work is None or args.annotators != 1):
+        parser.error("--resume needs --work (where the checkpoint is) and one annotator")
     if args.screenshot and Path(args.screenshot).resolve() == Path(args.out).with_suffix(".png").resolve():
         parser.error(f"--screenshot {args.screenshot} is where the plot of --out goes: name another PNG")
     data = read_dataset(args.data)
@@ -186,12 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         truth = {r.file_name: geometry_only(r.objects, oriented=False) for r in data.images}
     work = args.work or Path(tempfile.mkdtemp(prefix="fewclick-campaign-"))
-    shutil.rmtree(work / "app", ignore_errors=True)  # a fresh app each run
+    plain = resume.without_resume(list(map(str, argv)))
+    checkpoint = resume.load(work, plain) if args.resume else None
+    if checkpoint is None:  # a fresh app each run
+        shutil.rmtree(work / "app", ignore_errors=True)
+        (work / resume.CHECKPOINT).unlink(missing_ok=True)
+        checkpoint = resume.Checkpoint(plain, {})
     server = ServerProcess(work / "app", data_roots=[Path(args.data).resolve().parent])
     server.start()
     try:
-        report = _campaign(args, server, truth, data.classes)
-        report["command"] = " ".join(["python benchmarks/campaign.py", *map(str, argv)])
+        report = _campaign(args, server, truth, data.classes, checkpoint, work)
+        report["command"] = " ".join(["python benchmarks/campaign.py", *plain])
         write_report(report, args.out)
         plot(report, Path(args.out).with_suffix(".png"))
         if args.screenshot:
@@ -204,22 +212,33 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: list[str]) -> dict:
+def _campaign(
+    args, server: ServerProcess, truth: dict[str, Objects], classes: list[str], checkpoint, work: Path
+) -> dict:
+    """The campaign's report; from the image after ``checkpoint``'s rows when it has any."""
     record = Recorder()
-    api = TimedClient(record, base_url=server.base, headers=server.add_user("campaign", "admin"), timeout=900)
-    pid, class_id, images = _project(api, args, truth)
+    fresh = not checkpoint.report
+    headers = server.add_user("campaign", "admin") if fresh else server.token("campaign")
+    api = TimedClient(record, base_url=server.base, headers=headers, timeout=900)
+    if fresh:
+        pid, class_id, images = _project(api, args, truth)
+        checkpoint.report = {
+            "data": str(args.data),
+            "mode": args.mode,
+            "project_id": pid,
+            "images": len(images),
+            "part": args.part,
+            "retrain_every": args.retrain_every,
+            "cost_model": {"seconds": COST_SECONDS, "sources": COST_SOURCES},
+            **run_record("load_average_start"),
+        }
+    else:
+        pid = checkpoint.report["project_id"]
+        class_id, images = _project_images(api, args, truth, pid)
+        checkpoint.mark_resumed()
+        _clear(api, images[len(checkpoint.rows)] if len(checkpoint.rows) < len(images) else None)
+    report = {**checkpoint.report, "per_image": []}
     position = {v: k for k, v in class_id.items()}
-    report = {
-        "data": str(args.data),
-        "mode": args.mode,
-        "project_id": pid,
-        "images": len(images),
-        "part": args.part,
-        "retrain_every": args.retrain_every,
-        "cost_model": {"seconds": COST_SECONDS, "sources": COST_SOURCES},
-        **run_record("load_average_start"),
-        "per_image": [],
-    }
     people = [api] + [
         TimedClient(
             record, base_url=server.base, headers=server.add_user(f"annotator{k}", "admin"), timeout=900
@@ -234,7 +253,9 @@ def _campaign(args, server: ServerProcess, truth: dict[str, Objects], classes: l
     report["switch"] = args.switch
     if args.trainer:
         report["trainer_seconds_per_step"] = args.trainer_seconds_per_step
-    report["per_image"] = _annotate_all(args, images, truth, annotators, people, pid, think)
+    report["per_image"] = _annotate_all(args, images, truth, annotators, people, pid, think, checkpoint, work)
+    if checkpoint.resumed:
+        report["resumed"] = checkpoint.resumed
     if args.mode == "detect":
         served_by(report["per_image"], classes, args.proposals == "on")
     report["windows"] = windows(report["per_image"])
@@ -274,32 +295,71 @@ def _project(api: TimedClient, args, truth: dict) -> tuple[int, dict[int, int], 
             f"/api/projects/{pid}", json={"auto_train_every": args.retrain_every, "queue_train_every": 0}
         )
     )
+    return (pid, *_project_images(api, args, truth, pid, project))
+
+
+def _project_images(
+    api: TimedClient, args, truth: dict, pid: int, project: dict | None = None
+) -> tuple[dict[int, int], list[dict]]:
+    """Project ``pid``'s class ids by position, and the images to annotate: those of
+    ``truth``, by name, at most ``--images``."""
+    project = project or _ok(api.get(f"/api/projects/{pid}"))
     class_id = {c["position"]: c["id"] for c in project["classes"]}
     images = sorted(
         (im for im in _ok(api.get(f"/api/projects/{pid}/images")) if im["file_name"] in truth),
         key=lambda im: im["file_name"],
     )
-    return pid, class_id, images[: args.images] if args.images else images
+    return class_id, images[: args.images] if args.images else images
+
+
+def _clear(api: TimedClient, im: dict | None) -> None:
+    """Delete what an image left half done by a stopped run holds, so that it is done anew."""
+    if im is None:
+        return
+    held = _ok(api.get(f"/api/images/{im['id']}"))
+    gone = [a["id"] for a in held["annotations"]]
+    if gone:
+        body = {"revision": held["revision"], "delete": gone, "create": []}
+        _ok(api.post(f"/api/images/{im['id']}/annotations/batch", json=body))
 
 
 def _annotate_all(
-    args, images: list[dict], truth: dict, annotators: list, people: list, pid: int, think: bool
+    args,
+    images: list[dict],
+    truth: dict,
+    annotators: list,
+    people: list,
+    pid: int,
+    think: bool,
+    checkpoint: resume.Checkpoint,
+    folder: Path,
 ) -> list[dict]:
     """Every image annotated, the annotators taking turns in threads of their own; the rows
-    of every image, by name."""
-    bar = tqdm(total=len(images), desc=f"annotating ({args.annotators} at once)", unit="image")
+    of every image, by name. One annotator goes on from ``checkpoint``'s rows, and leaves
+    one in ``folder`` after each image (:mod:`_campaign_resume`)."""
     trainer = TrainerPace(pid, args.trainer_seconds_per_step, annotators[0].record if annotators else None)
+    single = args.annotators == 1
+    if single and checkpoint.rows:
+        checkpoint.restore(annotators[0], trainer, annotators[0].record)
+    first = list(checkpoint.rows) if single else []
+    bar = tqdm(
+        total=len(images), initial=len(first), desc=f"annotating ({args.annotators} at once)", unit="image"
+    )
 
     def work(k: int) -> list[dict]:
-        rows = []
+        rows = first if k == 0 else []
         if think:  # people at a person's pace do not all start in the same second
             time.sleep(k * ARRIVALS_SECONDS / args.annotators)
-        for im in images[k :: args.annotators]:
+        for im in images[k :: args.annotators][len(rows) :]:
             rows.append(annotators[k].annotate(im, truth[im["file_name"]], args.mode))
             if not think:  # a person's time was not taken: let the app's jobs have it
                 _pace(people[k], pid, rows[-1]["seconds"])
             if args.trainer:
                 rows[-1].update(trainer.after_image(people[k], rows[-1]["seconds"]))
+            if single:
+                checkpoint.rows = rows
+                checkpoint.keep(annotators[0], trainer, annotators[0].record)
+                checkpoint.save(folder)
             bar.update()
         return rows
 
@@ -451,7 +511,7 @@ class Annotator:
         gains: list[float] = []
         looked = _Looked()  # every proposal the page showed, looked at once
         looked.add(self._shown(out))
-        out, wait = self._click(im, gt, out, clicks, gains, events, looked)
+        out, wait = self._click(im, gt, out, clicks, gains, events, looked, time.monotonic())
         waited += wait
         least, shown, moved = self._slider(gt, out)
         looked.add(shown)  # a slider moved down shows more, each looked at
@@ -508,11 +568,22 @@ class Annotator:
         }
 
     def _click(
-        self, im: dict, gt: Objects, out: dict, clicks: list, gains: list, events: list, looked: _Looked
+        self,
+        im: dict,
+        gt: Objects,
+        out: dict,
+        clicks: list,
+        gains: list,
+        events: list,
+        looked: _Looked,
+        opened: float,
     ) -> tuple[dict, float]:
         """Click the objects the detector missed, one at a time (the clicks and the seconds
         each saved go into ``clicks`` and ``gains``), until a click does not help; the last
-        answer and the seconds waited for the answers."""
+        answer and the seconds waited for the answers. A person looks at the proposals shown
+        on open before the first click: the app has that long (from ``opened``, a
+        ``time.monotonic()``) to set the image up for it, and only the wait beyond counts
+        (the look itself is counted once, with the others)."""
         shown, waited = self._shown(out), 0.0
         before = len(missed(gt, shown[0], shown[1]))
         number = self.images_done
@@ -531,6 +602,8 @@ class Annotator:
             x0, y0, x1, y1 = gt.boxes[j].tolist()
             clicks.append([(x0 + x1) / 2, (y0 + y1) / 2, self.class_id[target]])
             self._think(pause)
+            if len(clicks) == 1:
+                _until(opened + len(looked) * COST_SECONDS["verify"])
             started = time.perf_counter()
             out = _ok(self.api.post(f"/api/images/{im['id']}/detect", json={"clicks": clicks}))
             out["clicked_classes"] = [c for _, _, c in clicks]
@@ -539,8 +612,12 @@ class Annotator:
             waited += wait
             events.append(("click", COST_SECONDS["click"] + wait))
             shown = self._shown(out)
+            seen = len(looked)
             looked.add(shown)
-            gains.append(round(left - work_left(gt, shown[0], shown[1], self.current) - pause, 2))
+            # what the person saw the click cost: the click, the wait for its answer and a
+            # look at each proposal it showed anew (each looked at once, like the campaign)
+            cost = pause + wait + (len(looked) - seen) * COST_SECONDS["verify"]
+            gains.append(round(left - work_left(gt, shown[0], shown[1], self.current) - cost, 2))
             self.memory.remember(target, number, gains[-1])
             now = len(missed(gt, shown[0], shown[1]))
             if now >= before:  # this click did not help: no more clicking
@@ -1393,6 +1470,12 @@ class _Looked:
         return len(self.seen)
 
 
+def _until(moment: float) -> None:
+    """Let the app work, uncounted, until ``moment`` (a ``time.monotonic()``): a person's
+    time spent on something the campaign counts elsewhere."""
+    threading.Event().wait(max(0.0, moment - time.monotonic()))
+
+
 def _pace(api: httpx.Client, project_id: int, seconds: float) -> None:
     """While a job of the project runs, wait up to ``seconds`` (a person's time on the image
     just done) for it: what a person's slower work would have overlapped. The background
@@ -1588,6 +1671,12 @@ def _parser() -> argparse.ArgumentParser:
         "--screenshot", type=Path, help="a PNG of the project page with its analytics afterwards (Chromium)"
     )
     add_work(p, "where the app's database, files and models go")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the checkpoint a run with the same arguments left in --work after its "
+        "last image (one annotator); without it a run starts afresh",
+    )
     p.add_argument(
         "--trainer",
         action="store_true",

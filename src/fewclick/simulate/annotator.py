@@ -422,7 +422,8 @@ def edge_fit(gt: Objects, boxes: np.ndarray, labels: np.ndarray, scores, current
 class ClickMemory:
     """What a person remembers of their own clicks, and so whether they click: per class, the
     seconds each of its last ``window`` clicks saved (the work left before it, less the work
-    left after it and the click itself; a person sees both). A class whose remembered clicks
+    left after it, the click itself, the wait for its answer and a look at each proposal it
+    showed anew; a person sees all of them). A class whose remembered clicks
     saved nothing on average is drawn instead of clicked, and tried again once ``retry``
     images went by without a click of it (the detector keeps learning). A class never
     clicked is worth a try."""
