@@ -2,7 +2,7 @@
 every image before it learns from it, and the level of the test that lets one serve.
 
     python benchmarks/prequential.py --data D [--part train|test|all] [--images N]
-        [--orders K] [--z 0 0.5 1 1.5 2] --work W --out F.json
+        [--orders K] [--z 1.5 0 0.5 1 2] [--margin 0.5 0 1 2] --work W --out F.json
 
 The first ``--images`` images of the part by name (then ``--orders`` - 1 shuffles of them,
 seeded) go one at a time, as a person finishes them. On each, before it joins the history,
@@ -16,10 +16,11 @@ would have saved with the source that served each image. Proposals are SAM's, as
 makes them (``--work``/proposals keeps them).
 
 ``false_promotions``: per level ``z`` of the test (and ``false_promotions_by_pairs``: per
-least number of paired images, ``--pairs``), the records replayed on the same scores;
+least number of paired images, ``--pairs``; ``false_promotions_by_margin``: per least gain
+in seconds an image, ``--margin``), the records replayed on the same scores;
 a promotion is false when the source promoted saved less than the one it replaced over the
-next :data:`AHEAD` images (promotions with fewer than :data:`MIN_AHEAD` after them are not
-judged). Writes F.json and F.png (each source's savings so far, the served one marked).
+next 8 images (``_prequential_replay``). Writes F.json and F.png (each source's savings so
+far, the served one marked).
 """
 
 from __future__ import annotations
@@ -32,18 +33,24 @@ from pathlib import Path
 import numpy as np
 from _common import add_work, load_average, read_split, run_record, work_folder, write_report
 from _prequential_plot import plot
+from _prequential_replay import LEVELS, MARGINS, false_promotions
 from _proposals_cache import cached_proposals
 from tqdm import tqdm
 
-from fewclick.active.prequential import NONE, Record, at_threshold, best_threshold, objects_of, savings
+from fewclick.active.prequential import (
+    MARGIN,
+    NONE,
+    Record,
+    Z,
+    at_threshold,
+    best_threshold,
+    objects_of,
+    savings,
+)
 from fewclick.active.sources import Learned, LookAlikes
 from fewclick.predict.encoder import ImageEncoder
 from fewclick.predict.learner import LearnerConfig
 from fewclick.predict.proposals import ProposalMaker
-
-AHEAD = 8
-MIN_AHEAD = 4
-LEVELS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 
 def sources() -> list:
@@ -69,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         ordered = [records[i] for i in order]
         found = _proposals(maker, ordered, work / "proposals", f"order {k + 1}, proposals")
         gts = [objects_of(r.objects) for r in ordered]
-        runs.append(_run(found, gts, args.z[0], args.pairs[0], f"order {k + 1}"))
+        runs.append(_run(found, gts, (args.z[0], args.pairs[0], args.margin[0]), f"order {k + 1}"))
     names = [s.name for s in sources()]
+    rows = [r["per_image"] for r in runs]
     report = {
         "dataset": str(args.data),
         "part": args.part,
@@ -84,11 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         "orders_per_image": [[{"saved": row["saved"]} for row in r["per_image"]] for r in runs[1:]],
         "totals": _totals(runs[0]["per_image"], names),
         "promotions": runs[0]["promotions"],
-        "false_promotions": _false_promotions([r["per_image"] for r in runs], names, args.z, args.pairs[0]),
+        "false_promotions": false_promotions(rows, names, args.z, args.pairs[0], args.margin[0]),
         "false_promotions_by_pairs": {
-            str(n): _false_promotions([r["per_image"] for r in runs], names, args.z, n) for n in args.pairs
+            str(n): false_promotions(rows, names, args.z, n, args.margin[0]) for n in args.pairs
+        },
+        "false_promotions_by_margin": {
+            str(m): false_promotions(rows, names, args.z, args.pairs[0], m) for m in args.margin
         },
         "pairs": args.pairs[0],
+        "margin": args.margin[0],
         "orders": len(orders),
         "learner_fit_s": _quantiles([s for r in runs for s in r["fit_s"]]),
         "load": load_average(),
@@ -119,11 +131,12 @@ def _proposals(maker: ProposalMaker, records: list, cache: Path, what: str) -> l
     return [cached_proposals(maker, r, cache) for r in tqdm(records, desc=what)]
 
 
-def _run(found: list, gts: list, z: float, pairs: int, what: str) -> dict:
-    """Every image in turn: each source scored on it (then fit on it and the ones before)."""
+def _run(found: list, gts: list, test: tuple[float, int, float], what: str) -> dict:
+    """Every image in turn: each source scored on it (then fit on it and the ones before);
+    ``test``: the record's ``(z, pairs, margin)``."""
     made = sources()
     names = [s.name for s in made]
-    record = Record(tuple(names), z, pairs)
+    record = Record(tuple(names), *test)
     scored = {name: [] for name in names}  # per source: (objects, scored proposals) of the images so far
     per_image, fit_s = [], []
     for i, (f, gt) in enumerate(tqdm(list(zip(found, gts)), desc=what, unit="image")):
@@ -193,43 +206,6 @@ def _totals(rows: list[dict], names: list[str]) -> dict:
     return out
 
 
-def _false_promotions(runs: list[list[dict]], names: list[str], levels, pairs: int) -> dict:
-    """Per level: the records replayed on each run's scores, and how many of the promotions
-    judged (:data:`MIN_AHEAD` images after them or more) were false (module docstring)."""
-    out = {}
-    for z in levels:
-        judged = false = 0
-        served = 0.0
-        for rows in runs:
-            record = Record(tuple(names), z, pairs)
-            for i, row in enumerate(rows):
-                for c in row["saved"][names[0]]:
-                    src = record.serves(c)
-                    served += 0.0 if src == NONE else row["saved"][src][c]
-                    before = record.serves(c)
-                    promoted = record.add(i, c, {n: row["saved"][n][c] for n in names})
-                    if promoted is None:
-                        continue
-                    ahead = [r for r in rows[i + 1 : i + 1 + AHEAD] if c in r["saved"][names[0]]]
-                    if len(ahead) < MIN_AHEAD:
-                        continue
-                    judged += 1
-                    mine = sum(_of(r, promoted, c) for r in ahead)
-                    theirs = sum(_of(r, before, c) for r in ahead)
-                    false += int(mine < theirs)
-        out[str(z)] = {
-            "judged": judged,
-            "false": false,
-            "rate": round(false / judged, 3) if judged else None,
-            "served_seconds": round(served, 1),
-        }
-    return out
-
-
-def _of(row: dict, source: str, c: int) -> float:
-    return 0.0 if source == NONE else row["saved"][source][c]
-
-
 def _quantiles(values: list[float]) -> dict:
     if not values:
         return {"p50": None, "p95": None}
@@ -248,7 +224,14 @@ def _parser() -> argparse.ArgumentParser:
         "--orders", type=int, default=1, help="the name order, then shuffles (the false-promotion count)"
     )
     p.add_argument(
-        "--z", type=float, nargs="+", default=[1.0, *LEVELS], help="the test's level; the first runs"
+        "--z", type=float, nargs="+", default=[Z, *LEVELS], help="the test's level; the first runs"
+    )
+    p.add_argument(
+        "--margin",
+        type=float,
+        nargs="+",
+        default=[MARGIN, *MARGINS],
+        help="the least gain in seconds an image a source must show to win; the first runs",
     )
     p.add_argument(
         "--pairs",

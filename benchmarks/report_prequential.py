@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from _common import run_on
+from _prequential_replay import LEVELS, MARGINS, every_order, false_promotions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.notes is not None:
         parts += [args.notes.read_text().strip(), ""]
-    for path in args.results:
-        parts += _section(path, json.loads(path.read_text()))
+    reports = [(path, json.loads(path.read_text())) for path in args.results]
+    parts += _pooled(reports)
+    for path, report in reports:
+        parts += _section(path, report)
     args.out.write_text("\n".join(parts) + "\n")
     print(f"wrote {args.out}")
     return 0
@@ -92,6 +95,37 @@ def _section(path: Path, r: dict) -> list[str]:
             if by_pairs
             else []
         ),
+    ]
+
+
+def _replayed(r: dict, margin: float) -> dict:
+    """The report's false promotions per level at ``margin``, replayed on its savings."""
+    return false_promotions(every_order(r), r["sources"], LEVELS, r.get("pairs", 2), margin)
+
+
+def _pooled(reports: list[tuple[Path, dict]]) -> list[str]:
+    """The test's levels and margins, pooled over every dataset (the issue's target)."""
+    names = [Path(r["dataset"]).name for _, r in reports]
+    rows = []
+    for margin in MARGINS:
+        per = [_replayed(r, margin) for _, r in reports]
+        for z in map(str, LEVELS):
+            judged, false = sum(p[z]["judged"] for p in per), sum(p[z]["false"] for p in per)
+            served = " | ".join(f"{p[z]['served_seconds']:.0f}" for p in per)
+            rate = _rate(false / judged if judged else None)
+            rows.append(f"| {margin} | {z} | {judged} | {false} | {rate} | {served} |")
+    orders = ", ".join(f"{n} {r['orders']}" for n, (_, r) in zip(names, reports))
+    return [
+        "## The test's level and margin, every dataset together",
+        "",
+        f"The record replayed on the savings stored in each JSON (orders of the images: {orders}), "
+        "per least gain a challenger must show (`margin`, seconds an image) and level (`z`, standard "
+        "errors beyond it); `served`: the seconds the source serving saved, per dataset:",
+        "",
+        f"| margin | z | promotions judged | false | rate | served: {' | '.join(names)} |",
+        "|---|---|---|---|---|" + "---|" * len(names),
+        *rows,
+        "",
     ]
 
 

@@ -66,6 +66,17 @@ def test_a_source_beats_another_only_beyond_the_noise_of_at_least_two_paired_ima
     )
 
 
+def test_a_source_must_save_more_than_the_margin_an_image_to_win():
+    steady = ([1.2, 1.0, 1.1, 1.0], [0.0] * 4)  # a small, steady gain: no noise to speak of
+    assert beats(*steady, z=1.0, margin=0.0)
+    assert not beats(*steady, z=1.0, margin=1.5), "a gain under the margin is not worth a change"
+    assert beats([9.0, 8.0, 10.0], [0.0] * 3, z=1.0, margin=1.5)
+    record = Record(("a",), z=1.0, margin=1.5)
+    for image in range(6):
+        record.add(image, 0, {"a": 1.0 + 0.01 * image})
+    assert record.serves(0) == NONE, "a source that saves under a second and a half an image does not serve"
+
+
 def test_the_record_serves_a_class_by_the_source_that_saved_most_on_images_it_never_saw():
     record = Record(("look-alikes", "trainer"), z=1.0)
     assert record.serves(0) == NONE

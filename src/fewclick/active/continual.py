@@ -46,8 +46,10 @@ from pathlib import Path
 import numpy as np
 
 from fewclick.active.prequential import (
+    MARGIN,
     WINDOW,
     Record,
+    Z,
     at_threshold,
     best_threshold,
     objects_of,
@@ -68,9 +70,10 @@ class ContinualConfig:
     round_steps: int = 200
     lr: float = 1e-3  # a third of the from-scratch rate: each round refines the last
     warmup_steps: int = 10
-    #: the paired test's level (:func:`fewclick.active.prequential.beats`), chosen by its
-    #: false promotions on the train parts (docs/benchmarks/prequential.md)
-    z: float = 1.0
+    #: the paired test's level and least gain (:func:`fewclick.active.prequential.beats`),
+    #: chosen by its false promotions on the train parts (docs/benchmarks/prequential.md)
+    z: float = Z
+    margin: float = MARGIN
     pairs: int = 2  # images scored on both before the trainer can win over what serves
     seed: int = 0
     threads: int = 1  # the trainer's share: one core, the other stays free for clicks
@@ -205,7 +208,7 @@ class ContinualTrainer:
         """The prequential record so far, its sources the trainer and ``others``."""
         raw = self.state.record or {}
         sources = tuple(dict.fromkeys([TRAINER, *raw.get("sources", []), *others]))
-        record = Record(sources, self.config.z, self.config.pairs)
+        record = Record(sources, self.config.z, self.config.pairs, self.config.margin)
         record.scored = {
             int(c): {src: {int(i): v for i, v in per.items()} for src, per in by.items()}
             for c, by in raw.get("scored", {}).items()
