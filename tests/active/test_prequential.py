@@ -83,7 +83,7 @@ def test_the_record_serves_a_class_by_the_source_that_saved_most_on_images_it_ne
     assert record.add(1, 0, {"look-alikes": 4.0, "trainer": -3.0}) is None, "one image: nothing serves yet"
     assert "nothing has saved" in record.why[0]
     assert record.add(2, 0, {"look-alikes": 5.0, "trainer": -2.0}) == "look-alikes"
-    assert record.serves(0) == "look-alikes" and "more than none" in record.why[0]
+    assert record.serves(0) == "look-alikes" and "more than showing nothing" in record.why[0]
     # the trainer learns: it must beat the look-alikes on the images both were scored on
     assert record.add(3, 0, {"look-alikes": 4.0, "trainer": 9.0}) is None
     for image in (4, 5, 6, 7):

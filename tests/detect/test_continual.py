@@ -98,7 +98,7 @@ def test_a_round_serves_once_it_saved_work_on_images_it_never_saw_beyond_the_noi
     assert not two.promoted and two.scored == [100, 101] and right.serving is None
     three = right.round(cells, _fresh(cells, 200, 3))
     assert three.promoted and right.serving == three.path and three.saved["trainer"] > 0
-    assert 2 in three.serves and "more than none" in three.note
+    assert 2 in three.serves and "more than showing nothing" in three.note
     # the classes it serves open from the score that saved most; the others show nothing
     assert three.thresholds == [1.0 if c in three.serves else NONE_SHOWN for c in range(3)]
     nothing = ContinualTrainer(

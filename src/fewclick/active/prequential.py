@@ -173,7 +173,7 @@ class Record:
         self.serving[label] = best
         self.why[label] = (
             f"saved {np.mean(mine[-n:]):.1f} s an image on the last {n} images it had not seen, "
-            f"{best_mean:.1f} s more than {current}"
+            f"{best_mean:.1f} s more than {'showing nothing' if current == NONE else current}"
         )
         self.promotions.append({"image": image, "class": label, "from": current, "to": best})
         return best

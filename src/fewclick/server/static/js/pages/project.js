@@ -242,7 +242,7 @@ function detectorText(d, pin = null, models = [], classes = []) {
   const m = d.metrics || {};
   let why = "";
   if (m.prequential) {
-    why = `; ${prequentialText(m.prequential, classes)}`;
+    why = "";  // said class by class under it (prequentialHtml)
   } else if (m.held_out_mAP) {  // a version from before issue 68: scored on held-out images
     const scores = Object.entries(m.held_out_mAP).map(([k, x]) => `${k} ${Number(x).toFixed(2)}`).join(", ");
     why = `; picked by mAP on ${m.held_out_images} held-out finished image${m.held_out_images === 1 ? "" : "s"}: ${scores}`;
@@ -257,25 +257,27 @@ function detectorText(d, pin = null, models = [], classes = []) {
   return `detector v${d.version} (${what}, on ${d.images} images${why}${pinned})`;
 }
 
-// why a trained version serves: each source's seconds saved an image on the images it never saw
-// (test, then train), the classes it serves, and the record's reason per class
-function prequentialText(p, classes = []) {
+// why a trained version serves, as a list under it: each source's seconds saved an image on
+// the images it never saw (test, then train), then per class whether it is shown on open and why
+function prequentialHtml(p, classes = []) {
   const saved = Object.entries(p.saved_s || {}).map(([k, v]) => `${k} ${Number(v).toFixed(1)} s`).join(", ");
   const n = p.scored_images;
-  const name = (c) => classes[c] ?? `class ${c}`;
-  const serves = p.serves || [];
-  let why;
-  if (p.why && typeof p.why === "object") {  // per class position, the record's words
-    const mine = serves.map((c) => `${name(c)} (it ${p.why[c] ?? "saved the most"})`);
-    const others = classes.map((_, c) => c).filter((c) => !serves.includes(c));
-    const rest = others.length ? `; not shown on open: ${others.map(name).join(", ")} (${
-      others.map((c) => p.sources?.[c] && p.sources[c] !== "none" ? `${name(c)}: ${p.sources[c]} save more` : null)
-        .filter(Boolean).join(", ") || "it has not saved work on them yet"})` : "";
-    why = `serves ${mine.join(", ") || "no class"}${rest}`;
-  } else {  // a version registered before the reasons were kept per class
-    why = `serves ${serves.map(name).join(", ") || "no class"}${p.why ? ` (${p.why})` : ""}`;
+  const name = (c) => `<b>${esc(classes[c] ?? `class ${c}`)}</b>`;
+  const serves = (p.serves || []).map(Number);
+  const items = [`tested on ${n} image${n === 1 ? "" : "s"} it had not seen before training on them; work saved an image: ${esc(saved || "none scored")}`];
+  const why = p.why && typeof p.why === "object" ? p.why : {};
+  const positions = classes.length ? classes.map((_, c) => c) : serves;
+  for (const c of positions) {
+    if (serves.includes(c)) {
+      items.push(`${name(c)}: its boxes are shown on open: it ${esc(why[c] ?? "saved the most")}`);
+    } else {
+      const other = p.sources?.[c];
+      items.push(`${name(c)}: not shown on open: ${other && other !== "none" && other !== "trainer"
+        ? `${esc(other)} saved more` : "it has not saved work on this class yet"}`);
+    }
   }
-  return `on ${n} image${n === 1 ? "" : "s"} it never saw, work saved an image: ${saved || "none scored"}; ${why}`;
+  if (typeof p.why === "string") items.push(esc(p.why));  // a version registered before the reasons were kept per class
+  return `<ul id="serving-why">${items.map((t) => `<li>${t}</li>`).join("")}</ul>`;
 }
 
 // the choice of what serves: the newest version as they come, one version, or the training-free start
@@ -291,7 +293,10 @@ function pinHtml(p) {
 }
 
 function modelsHtml(p) {
-  return `Click-to-detect serves: <b id="detector">${esc(detectorText(p.detector, p.pinned_detector, p.models, (p.classes || []).map((c) => c.name)))}</b>.
+  const names = (p.classes || []).map((c) => c.name);
+  const scored = p.detector?.metrics?.prequential;
+  return `Click-to-detect serves: <b id="detector">${esc(detectorText(p.detector, p.pinned_detector, p.models, names))}</b>.
+    ${scored ? prequentialHtml(scored, names) : ""}
     Serve: ${pinHtml(p)}.
     Models: <span id="models-held">${esc(modelsText(p))}</span>.
     ${unreadableHtml(p)}${filesText(p)}`;
