@@ -179,3 +179,84 @@ def test_an_exemplar_removed_from_the_panel_serves_no_more_until_put_back(client
     # bad input: a word for a yes or no, an annotation that is not there
     assert client.put(f"/api/annotations/{gone}/exemplar", json={"exemplar": "maybe"}).status_code == 422
     assert client.put("/api/annotations/999999/exemplar", json={"exemplar": False}).status_code == 404
+
+
+def _sure_detector(folder, classes: list[str]):
+    """A tiny detector of ``classes`` from scratch made sure of objects everywhere (its
+    heatmap's weights zero, its prior raised, no size range): boxes of its first class all
+    over any image."""
+    import torch
+
+    from fewclick.io.dataset import Dataset, ImageRecord
+    from fewclick.train.detect import TrainConfig, detector_config_for, train_detector
+    from fewclick.types import Objects
+
+    path = folder / "scene.png"
+    PILImage.fromarray(_scene(0)).save(path)
+    boxes = [[cx - 14, cy - 14, cx + 14, cy + 14] for cx, cy in DISCS]
+    boxes += [[cx - 10, cy - 10, cx + 10, cy + 10] for cx, cy in SQUARES]
+    labels = [0] * len(DISCS) + [1] * len(SQUARES)
+    objects = Objects(labels=np.asarray(labels, np.int64), boxes=np.asarray(boxes, np.float32))
+    data = Dataset(classes, [ImageRecord("scene.png", 320, 240, objects, path, 1)])
+    trained = train_detector(data, folder, detector_config_for(data, "c3det"), TrainConfig(steps=1, crop=64))
+    ckpt = torch.load(trained, weights_only=False)
+    bias = next(k for k in ckpt["model"] if k.endswith("heatmap.bias"))
+    ckpt["model"][bias] = torch.linspace(3.0, 2.0, len(ckpt["model"][bias]))  # the first class wins ties
+    weight = bias.replace(".bias", ".weight")
+    ckpt["model"][weight] = torch.zeros_like(ckpt["model"][weight])
+    ckpt["sizes"] = {}  # no size range of a class: every box is kept
+    sure = folder / "sure.pt"
+    torch.save(ckpt, sure)
+    return sure
+
+
+def test_a_class_the_look_alikes_save_more_on_keeps_them_beside_the_trained_version(client, tmp_path):
+    """Issue 68: one source per class. The version's record found the look-alikes save more
+    on squares: the image opens with the detector's discs and the look-alikes' squares."""
+    from fewclick.server.db import ModelVersion
+
+    disc, square = (c["id"] for c in client.project["classes"])
+    first, second = client.images[:2]
+    if client.get(f"/api/images/{first['id']}").json()["status"] != "done":
+        revision = client.get(f"/api/images/{first['id']}").json()["revision"]
+        create = [{"class_id": disc, "geometry": {"box": [x - 14, y - 14, x + 14, y + 14]}} for x, y in DISCS]
+        create += [
+            {"class_id": square, "geometry": {"box": [x - 10, y - 10, x + 10, y + 10]}} for x, y in SQUARES
+        ]
+        body = {"revision": revision, "create": create}
+        assert client.post(f"/api/images/{first['id']}/annotations/batch", json=body).status_code == 200
+        assert client.patch(f"/api/images/{first['id']}", json={"status": "done"}).status_code == 200
+    names = [c["name"] for c in client.get(f"/api/projects/{client.project['id']}").json()["classes"]]
+    record = {
+        "scored_images": 2,
+        "saved_s": {"trainer": 9.0, "look-alikes": 6.0},
+        "serves": [0],
+        "sources": {"0": "trainer", "1": "look-alikes"},
+        "why": {"0": "saved 9.0 s an image", "1": "look-alikes saved more"},
+    }
+    with client.app.state.sessions() as session:
+        session.add(
+            ModelVersion(
+                project_id=client.project["id"], task="detect", version=1, images=1, method="scratch",
+                path=str(_sure_detector(tmp_path, names)), created_by=1,
+                metrics={"prequential": record, "score_thresholds": [0.0, 1.01]},
+            )
+        )  # fmt: skip
+        session.commit()
+    try:
+        _prepared(client, first["id"])  # the finished image's objects are matched among its proposals
+        _prepared(client, second["id"])  # the look-alikes serve a class: proposals are made
+        got = client.post(f"/api/images/{second['id']}/detect", json={"clicks": []}).json()
+        assert got["model_version"] == 1 and got["method"] == "scratch"
+        boxes, labels, scores = np.asarray(got["boxes"]), np.asarray(got["labels"]), np.asarray(got["scores"])
+        squares = np.array([[cx - 10, cy - 10, cx + 10, cy + 10] for cx, cy in SQUARES], np.float32)
+        floor = got["min_scores"][str(square)]
+        shown = boxes[(labels == square) & (scores >= floor)]
+        assert floor < 1 and len(shown) and (box_iou(squares, shown).max(1) >= 0.7).all(), (
+            "every square opens boxed by the look-alikes, at their own floor"
+        )
+        assert (labels == disc).any() and got["min_scores"][str(disc)] == 0.0, "the detector's discs stay"
+    finally:
+        with client.app.state.sessions() as session:
+            session.query(ModelVersion).filter_by(project_id=client.project["id"]).delete()
+            session.commit()

@@ -81,6 +81,8 @@ def detect_call(session, config: Settings, image: Image, clicks_in, rejected_in=
     version = serving_detector(session, project.id)
     model = version if version is not None and version.method != "training-free" else None
     fallbacks = tuple(serving.fallback_detectors(session, project.id, model)) if model else ()
+    sam = serving.sam_available()
+    mixed = serving.look_alike_classes(model) if sam else ()
     most = None if model else annotations.most_objects_finished(session, project.id)
     if (
         not clicks
@@ -91,11 +93,10 @@ def detect_call(session, config: Settings, image: Image, clicks_in, rejected_in=
             "detection without clicks needs a trained detector, or a finished image whose objects "
             "SAM's proposals are matched to: click an object, or finish an image"
         )
-    sizes = annotations.class_sizes(session, project.id) if clicks else {}
-    sam = serving.sam_available()
+    sizes = annotations.class_sizes(session, project.id) if clicks or mixed else {}
     finished, finished_ids = (
         _for_worker(project, annotations.finished_boxes(session, project.id))
-        if sam and (clicks or model is None)
+        if sam and (clicks or model is None or mixed)
         else (None, [])
     )
     limit = None if most is None else LOOK_ALIKES_PER_OBJECT * most
@@ -120,6 +121,7 @@ def detect_call(session, config: Settings, image: Image, clicks_in, rejected_in=
         tuple(v.path for v in fallbacks),
         serving.same_classes([model, *fallbacks], project),
         tuple(map(tuple, rejected)),
+        mixed,
     )
     # the proposals on open: the first click's SAM set up meanwhile (a large image's windows
     # are encoded where the person clicks)
@@ -171,7 +173,11 @@ def detect_answer(call: DetectCall, result: dict) -> dict:
         after = _kept_open(result, opened, per_class, result["min_score"], clicked)
         result["min_scores"] = classes.by_id(after)
     carried = result.pop("min_scores_carried", None)  # the look-alikes': class position -> threshold
-    if carried:
+    if carried and model is not None:  # the classes the look-alikes serve beside the version
+        floors = {p: t for p, t in enumerate(after if opened is not None else per_class)}
+        floors.update({int(p): t for p, t in carried.items()})
+        result["min_scores"] = classes.by_id([floors.get(p) for p in range(max(floors) + 1)])
+    elif carried:
         result["min_scores"] = classes.by_id([carried.get(p) for p in range(max(carried) + 1)])
     result["labels"] = classes.ids(result["labels"])
     result["look_alike_limit"] = call.limit
@@ -229,7 +235,7 @@ def sweep_call(session, config: Settings, image: Image, clicks_in, view) -> tupl
     if not tiles.is_large(image.width, image.height):
         raise StoreError(NOT_LARGE)
     call = detect_call(session, config, image, clicks_in)
-    path, model, names, clicks, sizes, encoding, limit, finished, _, floor, large, _, same_ids, _ = call.args
+    path, model, names, clicks, sizes, encoding, limit, finished, _, floor, large, _, same_ids, *_ = call.args
     if encoding is None:
         raise StoreError(NO_ENCODER)
     if view is not None:
@@ -302,11 +308,12 @@ def proposal_items(config: Settings, image: Image) -> list[tuple[str, str]]:
 def proposes(session, image: Image) -> bool:
     """Whether the worker makes the image's SAM proposals ahead of the click
     (:mod:`fewclick.server.worker_proposals`): while the training-free start serves
-    click-to-detect, for an image that is not large (a large one is swept by windows)."""
+    click-to-detect, or the look-alikes serve some classes beside a trained version, for an
+    image that is not large (a large one is swept by windows)."""
     if not serving.sam_available() or tiles.is_large(image.width, image.height):
         return False
     version = serving_detector(session, image.project_id)
-    return version is None or version.method == "training-free"
+    return version is None or version.method == "training-free" or bool(serving.look_alike_classes(version))
 
 
 def check_encoding(image: Image, state: str | None) -> None:

@@ -194,6 +194,21 @@ def serving_detector(session, project_id: int) -> ModelVersion | None:
     return decision(session, project_id).version
 
 
+#: the source name the background trainer's record gives SAM's look-alikes (trainer_scored)
+LOOK_ALIKES = "look-alikes"
+
+
+def look_alike_classes(version: ModelVersion | None) -> tuple[int, ...]:
+    """The class positions where a trained ``version``'s test, then train record found the
+    look-alikes among SAM's proposals save more than it: they keep serving those classes
+    beside it (one source per class). Empty for the training-free start, or a version
+    registered before the record named a source per class."""
+    if version is None or version.method == "training-free":
+        return ()
+    sources = ((version.metrics or {}).get("prequential") or {}).get("sources") or {}
+    return tuple(sorted(int(c) for c, source in sources.items() if source == LOOK_ALIKES))
+
+
 def fallback_detectors(session, project_id: int, serving: ModelVersion, most: int = 2) -> list[ModelVersion]:
     """The trained detector versions that answer when ``serving``'s file cannot be read:
     the newest usable ones before it, at most ``most``."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fewclick.server import worker
+from fewclick.server.worker_mixed import answer_detections, with_look_alikes
 from fewclick.wire.codec import detection_lists
 
 # (embedding key, class, the person's box) -> SAM's box from a click at its centre
@@ -49,6 +50,7 @@ def detect(
     fallbacks: tuple[str, ...] = (),
     same_ids: tuple[str, ...] = (),
     rejected: tuple = (),
+    mixed: tuple[int, ...] = (),
 ) -> dict:
     """Click-to-detect: the project's detector when it has one, else the training-free
     start on the pretrained encoder (``encoding``: the embedding cache folder and the
@@ -72,11 +74,21 @@ def detect(
     answered (None: no trained detector), ``failed`` lists ``[file, why, kind]`` of those
     passed over (kind "unreadable" or "classes"). ``rejected``: the boxes ``[x0, y0, x1, y1,
     class position]`` of the proposals the person rejected, negative exemplars of the
-    look-alikes (:func:`fewclick.server.worker_proposals.look_alikes`)."""
+    look-alikes (:func:`fewclick.server.worker_proposals.look_alikes`). ``mixed``: the class
+    positions the look-alikes serve beside a trained detector
+    (:func:`~fewclick.server.worker_mixed.with_look_alikes`)."""
     model, failed = _answering(model, fallbacks, names, encoding, same_ids)
     answer = _detect(
         path, model, names, clicks, sizes, encoding, limit, finished, held, tight_from, large, rejected
     )
+    if (
+        model is not None
+        and mixed
+        and large is None
+        and encoding is not None
+        and answer.get("rboxes") is None
+    ):
+        answer = with_look_alikes(answer, mixed, path, clicks, sizes, encoding, finished, rejected, _offsets)
     return {**answer, "model": model, "failed": failed}
 
 
@@ -276,23 +288,10 @@ def _on_windows(large, model, names, clicks, sizes, encoding, limit, finished, h
         if found["classes"] not in (None, list(names)):
             return {**found, **detection_lists(Detections.empty())}
         out.update({k: found[k] for k in out if k in found})
-        per_window.append((Tile(x0, y0, x1, y1), _detections(found)))
+        per_window.append((Tile(x0, y0, x1, y1), answer_detections(found)))
     oriented = any(d.rboxes is not None for _, d in per_window)
     det = merge_detections(per_window, oriented, score_threshold=0.0) if per_window else Detections.empty()
     return {**out, "method": out["method"] or "none", **detection_lists(det)}
-
-
-def _detections(found: dict):
-    """The Detections of a :func:`detect` answer (its lists, labels as class positions)."""
-    from fewclick.types import Detections
-
-    rboxes = found.get("rboxes")
-    return Detections(
-        np.asarray(found["boxes"], np.float32).reshape(-1, 4),
-        np.asarray(found["scores"], np.float32),
-        np.asarray(found["labels"], np.int64),
-        rboxes=None if rboxes is None else np.asarray(rboxes, np.float32).reshape(-1, 5),
-    )
 
 
 def _trained(model: str, path: str, encoding: tuple[str, str] | None):

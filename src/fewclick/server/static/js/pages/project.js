@@ -272,8 +272,12 @@ function prequentialHtml(p, classes = []) {
       items.push(`${name(c)}: its boxes are shown on open: it ${esc(why[c] ?? "saved the most")}`);
     } else {
       const other = p.sources?.[c];
-      items.push(`${name(c)}: not shown on open: ${other && other !== "none" && other !== "trainer"
-        ? `${esc(other)} saved more` : "it has not saved work on this class yet"}`);
+      if (other === "look-alikes") {  // they keep serving it beside the version (one source a class)
+        items.push(`${name(c)}: shown on open by the look-alikes among SAM's proposals, which saved more on it`);
+      } else {
+        items.push(`${name(c)}: not shown on open: ${other && other !== "none" && other !== "trainer"
+          ? `${esc(other)} saved more` : "it has not saved work on this class yet"}`);
+      }
     }
   }
   if (typeof p.why === "string") items.push(esc(p.why));  // a version registered before the reasons were kept per class

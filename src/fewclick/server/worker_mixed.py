@@ -1,0 +1,54 @@
+"""One source per class in click-to-detect (issue 68): the classes whose look-alikes among
+SAM's proposals saved more than the trained version keep them beside it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fewclick.wire.codec import detection_lists
+
+
+def with_look_alikes(answer: dict, mixed, path, clicks, sizes, encoding, finished, rejected, learnt) -> dict:
+    """A trained detector's ``answer`` with its boxes of the ``mixed`` classes (positions)
+    replaced by the look-alikes among SAM's proposals, which saved more there on the images
+    neither had seen (the trainer's record): the clicks of those classes are their
+    exemplars, the finished images' objects the others'. Their floors per class go in
+    ``min_scores_carried``. Until the image's proposals are made, the detector's answer
+    stays as it is. ``learnt(finished)``: the edge offsets SAM's boxes move by, or None."""
+    from fewclick.server import worker_proposals
+    from fewclick.types import Clicks, Detections
+
+    mine = [c for c in clicks if int(c[2]) in mixed]
+    xy = np.asarray([c[:2] for c in mine], np.float32).reshape(-1, 2)
+    c = Clicks(xy, np.asarray([int(k[2]) for k in mine], np.int64), np.ones(len(xy), bool))
+    offsets = learnt(finished)
+    side = {int(k): float(v) for k, v in sizes.items()}
+    matched = worker_proposals.look_alikes(*encoding, path, c, finished, offsets, rejected, side)
+    if matched is None:
+        return answer
+    alike, found = matched
+    if offsets:
+        alike = Detections(offsets.apply(alike.boxes, alike.labels), alike.scores, alike.labels)
+    alike = alike[np.isin(alike.labels, list(mixed))]
+    trained = answer_detections(answer)
+    kept = trained[~np.isin(trained.labels, list(mixed))]
+    both = Detections(
+        np.concatenate([kept.boxes, alike.boxes]).reshape(-1, 4),
+        np.concatenate([kept.scores, alike.scores]),
+        np.concatenate([kept.labels, alike.labels]).astype(np.int64),
+    )
+    least = {p: t for p, t in found["min_scores"].items() if p in mixed}
+    return {**answer, **detection_lists(both), "min_scores_carried": least}
+
+
+def answer_detections(found: dict):
+    """The Detections of a :func:`detect` answer (its lists, labels as class positions)."""
+    from fewclick.types import Detections
+
+    rboxes = found.get("rboxes")
+    return Detections(
+        np.asarray(found["boxes"], np.float32).reshape(-1, 4),
+        np.asarray(found["scores"], np.float32),
+        np.asarray(found["labels"], np.int64),
+        rboxes=None if rboxes is None else np.asarray(rboxes, np.float32).reshape(-1, 5),
+    )
