@@ -174,7 +174,7 @@ def detect_answer(call: DetectCall, result: dict) -> dict:
         result["min_scores"] = classes.by_id(after)
     carried = result.pop("min_scores_carried", None)  # the look-alikes': class position -> threshold
     if carried and model is not None:  # the classes the look-alikes serve beside the version
-        floors = {p: t for p, t in enumerate(after if opened is not None else per_class)}
+        floors = dict(enumerate(after if opened is not None else per_class))
         floors.update({int(p): t for p, t in carried.items()})
         result["min_scores"] = classes.by_id([floors.get(p) for p in range(max(floors) + 1)])
     elif carried:

@@ -32,17 +32,14 @@ def with_look_alikes(answer: dict, mixed, path, clicks, sizes, encoding, finishe
     alike = alike[np.isin(alike.labels, list(mixed))]
     trained = answer_detections(answer)
     kept = trained[~np.isin(trained.labels, list(mixed))]
-    both = Detections(
-        np.concatenate([kept.boxes, alike.boxes]).reshape(-1, 4),
-        np.concatenate([kept.scores, alike.scores]),
-        np.concatenate([kept.labels, alike.labels]).astype(np.int64),
-    )
+    both = Detections.concatenate([kept, alike])
     least = {p: t for p, t in found["min_scores"].items() if p in mixed}
     return {**answer, **detection_lists(both), "min_scores_carried": least}
 
 
 def answer_detections(found: dict):
-    """The Detections of a :func:`detect` answer (its lists, labels as class positions)."""
+    """The Detections of a :func:`fewclick.server.worker_detect.detect` answer (its lists,
+    labels as class positions)."""
     from fewclick.types import Detections
 
     rboxes = found.get("rboxes")
