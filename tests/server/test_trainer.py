@@ -175,7 +175,8 @@ def test_the_loop_trains_rounds_registers_a_version_and_goes_on_after_a_restart(
         )
         served = scored["serves"][0]
         assert scored["sources"][str(served)] == "trainer", "per class position, what serves it"
-        assert "more than showing nothing" in scored["why"][str(served)], "why it serves, for the project page"
+        why = scored["why"][str(served)]
+        assert "more than showing nothing" in why, "why it serves, for the project page"
         assert Path(version.path).is_file()
     served = app.client.get(f"/api/projects/{project['id']}").json()["detector"]
     assert served["version"] == 1 and served["method"] == version.method
