@@ -148,6 +148,37 @@ def test_the_look_alikes_keep_serving_where_they_save_more_than_the_trainer(cell
     )
 
 
+def test_a_round_is_registered_when_a_source_it_does_not_make_serves_a_class(cells, tmp_path):
+    """Issue 68: the fast learner serves a class (it saves the most there) while the trainer
+    serves none: the round is promoted all the same, since its version is what tells the app
+    which source serves each class; the learner's classes show from the score that saved
+    most, the trainer's own boxes from none."""
+    config = detector_config_for(cells, "c3det")
+    trainer = ContinualTrainer(
+        tmp_path, config, _config(), load=lambda path: _Known(cells, False), versioned=("learner",)
+    )
+
+    def learner(fresh):
+        return {
+            "learner": [
+                Detections(f.objects.boxes, np.full(len(f.objects), 0.8, np.float32), f.objects.labels)
+                for f in fresh
+            ]
+        }
+
+    done = trainer.round(cells, _fresh(cells, 100, 3), learner)
+    assert done.promoted and done.serves == [], "the trainer serves no class, the learner does"
+    served = trainer.record().serving
+    assert served and set(served.values()) == {"learner"}
+    assert all(t in (None, NONE_SHOWN) for t in done.thresholds), "the trainer's boxes show nowhere"
+    cuts = trainer.source_thresholds("learner", sorted(served))
+    assert list(cuts) == sorted(served) and np.allclose(list(cuts.values()), 0.8), cuts
+    plain = ContinualTrainer(tmp_path / "plain", config, _config(), load=lambda path: _Known(cells, False))
+    assert not plain.round(cells, _fresh(cells, 100, 3), learner).promoted, (
+        "a source not named versioned serves without a version (the look-alikes)"
+    )
+
+
 def test_a_candidate_is_promoted_only_when_it_wins_beyond_the_noise(cells, tmp_path):
     config = detector_config_for(cells, "c3det")
     better = {"round1": False, "round2": True, "round3": True}  # round 2 on is right

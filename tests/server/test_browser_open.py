@@ -281,4 +281,14 @@ def test_the_project_page_says_what_each_source_saved_on_images_it_never_saw_and
     assert "car: its boxes are shown on open: it saved 21.4 s an image on the last 5 images" in said, said
     assert "not shown on open" not in said, "its one class is served"
     assert "round 4 (800 steps)" in page.inner_text("#detector")
+    learnt = {**record, "serves": [], "sources": {"0": "learner"}, "why": {"0": "saved 6.0 s an image"}}
+    with api.app.state.sessions() as session:  # the fast learner now serves the class
+        v1 = session.query(ModelVersion).filter_by(project_id=served["id"], task="detect", version=1).one()
+        v1.metrics = {"prequential": learnt, "trainer_round": 5, "trainer_steps": 1000}
+        session.commit()
+    page.reload()
+    page.wait_for_selector("#serving-why li")
+    said = page.inner_text("#serving-why")
+    assert "car: shown on open by the fast learner over SAM's proposals" in said, said
+    assert "it saved 6.0 s an image" in said, said
     assert page.errors == []

@@ -281,13 +281,13 @@ def test_a_click_while_a_promoted_round_is_not_yet_registered_is_answered(app, d
     project = _project(app, dataset)
     _train(app, project)  # every round is promoted here (promoting): round 2 too
     clicked = []
-    register = trainer._register
+    register = trainer.register
 
     def click_then_register(*args):
         clicked.append(_click(app, project))  # the worker has not loaded v1 yet: it reads its file
         register(*args)
 
-    monkeypatch.setattr(trainer, "_register", click_then_register)
+    monkeypatch.setattr(trainer, "register", click_then_register)
     job_id = _act(app, project, "start").json()["id"]
     trainer.run_trainer(app.db_url, job_id, app.models, None, rounds=1, config=SMALL)
     assert [(c["model_version"], c["fallback"]) for c in clicked] == [(1, None)]

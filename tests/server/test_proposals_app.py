@@ -210,13 +210,10 @@ def _sure_detector(folder, classes: list[str]):
     return sure
 
 
-def test_a_class_the_look_alikes_save_more_on_keeps_them_beside_the_trained_version(client, tmp_path):
-    """Issue 68: one source per class. The version's record found the look-alikes save more
-    on squares: the image opens with the detector's discs and the look-alikes' squares."""
-    from fewclick.server.db import ModelVersion
-
+def _first_finished(client) -> None:
+    """The first scene finished: its discs and squares boxed by the person."""
     disc, square = (c["id"] for c in client.project["classes"])
-    first, second = client.images[:2]
+    first = client.images[0]
     if client.get(f"/api/images/{first['id']}").json()["status"] != "done":
         revision = client.get(f"/api/images/{first['id']}").json()["revision"]
         create = [{"class_id": disc, "geometry": {"box": [x - 14, y - 14, x + 14, y + 14]}} for x, y in DISCS]
@@ -226,14 +223,14 @@ def test_a_class_the_look_alikes_save_more_on_keeps_them_beside_the_trained_vers
         body = {"revision": revision, "create": create}
         assert client.post(f"/api/images/{first['id']}/annotations/batch", json=body).status_code == 200
         assert client.patch(f"/api/images/{first['id']}", json={"status": "done"}).status_code == 200
+
+
+def _version_serving(client, tmp_path, record: dict) -> None:
+    """Version 1: a detector sure of discs everywhere, with the test, then train ``record``
+    (squares hidden from its boxes: another source serves them)."""
+    from fewclick.server.db import ModelVersion
+
     names = [c["name"] for c in client.get(f"/api/projects/{client.project['id']}").json()["classes"]]
-    record = {
-        "scored_images": 2,
-        "saved_s": {"trainer": 9.0, "look-alikes": 6.0},
-        "serves": [0],
-        "sources": {"0": "trainer", "1": "look-alikes"},
-        "why": {"0": "saved 9.0 s an image", "1": "look-alikes saved more"},
-    }
     with client.app.state.sessions() as session:
         session.add(
             ModelVersion(
@@ -243,20 +240,92 @@ def test_a_class_the_look_alikes_save_more_on_keeps_them_beside_the_trained_vers
             )
         )  # fmt: skip
         session.commit()
+
+
+def _no_version(client) -> None:
+    from fewclick.server.db import ModelVersion
+
+    with client.app.state.sessions() as session:
+        session.query(ModelVersion).filter_by(project_id=client.project["id"]).delete()
+        session.commit()
+
+
+def _squares_opened(got: dict, square: int) -> np.ndarray:
+    """The square boxes the answer shows at the squares' floor (which must be a score)."""
+    boxes, labels, scores = np.asarray(got["boxes"]), np.asarray(got["labels"]), np.asarray(got["scores"])
+    floor = got["min_scores"][str(square)]
+    assert floor < 1, "the squares are shown from a score"
+    return boxes[(labels == square) & (scores >= floor)].reshape(-1, 4)
+
+
+SQUARE_BOXES = np.array([[cx - 10, cy - 10, cx + 10, cy + 10] for cx, cy in SQUARES], np.float32)
+
+
+def test_a_class_the_look_alikes_save_more_on_keeps_them_beside_the_trained_version(client, tmp_path):
+    """Issue 68: one source per class. The version's record found the look-alikes save more
+    on squares: the image opens with the detector's discs and the look-alikes' squares."""
+    disc, square = (c["id"] for c in client.project["classes"])
+    _first_finished(client)
+    record = {
+        "scored_images": 2,
+        "saved_s": {"trainer": 9.0, "look-alikes": 6.0},
+        "serves": [0],
+        "sources": {"0": "trainer", "1": "look-alikes"},
+        "why": {"0": "saved 9.0 s an image", "1": "look-alikes saved more"},
+    }
+    _version_serving(client, tmp_path, record)
+    second = client.images[1]
     try:
-        _prepared(client, first["id"])  # the finished image's objects are matched among its proposals
+        _prepared(
+            client, client.images[0]["id"]
+        )  # the finished image's objects are matched among its proposals
         _prepared(client, second["id"])  # the look-alikes serve a class: proposals are made
         got = client.post(f"/api/images/{second['id']}/detect", json={"clicks": []}).json()
         assert got["model_version"] == 1 and got["method"] == "scratch"
-        boxes, labels, scores = np.asarray(got["boxes"]), np.asarray(got["labels"]), np.asarray(got["scores"])
-        squares = np.array([[cx - 10, cy - 10, cx + 10, cy + 10] for cx, cy in SQUARES], np.float32)
-        floor = got["min_scores"][str(square)]
-        shown = boxes[(labels == square) & (scores >= floor)]
-        assert floor < 1 and len(shown) and (box_iou(squares, shown).max(1) >= 0.7).all(), (
+        shown = _squares_opened(got, square)
+        assert len(shown) and (box_iou(SQUARE_BOXES, shown).max(1) >= 0.7).all(), (
             "every square opens boxed by the look-alikes, at their own floor"
         )
+        labels = np.asarray(got["labels"])
         assert (labels == disc).any() and got["min_scores"][str(disc)] == 0.0, "the detector's discs stay"
     finally:
-        with client.app.state.sessions() as session:
-            session.query(ModelVersion).filter_by(project_id=client.project["id"]).delete()
-            session.commit()
+        _no_version(client)
+
+
+def test_a_class_the_fast_learner_saves_most_on_opens_with_its_boxes_and_a_click_refits_it(client, tmp_path):
+    """Issue 68, item 2: the version's record found the fast learner saves the most on
+    squares. The image opens with the detector's discs and the learner's squares, fit on the
+    finished image's proposals; a click on a square refits it with that square at once."""
+    disc, square = (c["id"] for c in client.project["classes"])
+    _first_finished(client)
+    record = {
+        "scored_images": 2,
+        "saved_s": {"trainer": 9.0, "learner": 7.0, "look-alikes": 6.0},
+        "serves": [0],
+        "sources": {"0": "trainer", "1": "learner"},
+        "why": {"0": "saved 9.0 s an image", "1": "saved 7.0 s an image"},
+        "learner_thresholds": {"1": 0.5},
+    }
+    _version_serving(client, tmp_path, record)
+    second = client.images[1]
+    try:
+        _prepared(client, client.images[0]["id"])
+        _prepared(client, second["id"])  # the learner serves a class: proposals are made ahead
+        got = client.post(f"/api/images/{second['id']}/detect", json={"clicks": []}).json()
+        assert got["model_version"] == 1 and got["min_scores"][str(square)] == 0.5, "the learner's floor"
+        shown = _squares_opened(got, square)
+        assert len(shown) and (box_iou(SQUARE_BOXES, shown).max(1) >= 0.7).all(), (
+            "every square opens boxed by the learner, fit on the finished image"
+        )
+        assert (box_iou(shown, SQUARE_BOXES).max(1) >= 0.5).all(), "and nothing else is shown as a square"
+        labels = np.asarray(got["labels"])
+        assert (labels == disc).any() and got["min_scores"][str(disc)] == 0.0, "the detector's discs stay"
+        clicked = _click(client, second["id"], *SQUARES[0], square)
+        assert clicked["learner_fit_s"] is not None, "the click refits the learner"
+        first = np.asarray(clicked["boxes"])[np.asarray(clicked["labels"]) == square][:1]
+        assert box_iou(first, SQUARE_BOXES[:1])[0, 0] >= 0.7, "the clicked square comes first"
+        assert (box_iou(SQUARE_BOXES, _squares_opened(clicked, square)).max(1) >= 0.7).all(), (
+            "what the image opened with stays"
+        )
+    finally:
+        _no_version(client)

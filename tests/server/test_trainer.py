@@ -347,3 +347,63 @@ def test_before_any_version_candidates_face_the_look_alikes_where_the_app_made_p
     assert promoted.state.serving == trainer.LOOK_ALIKES
     with pytest.raises(FileNotFoundError, match="SAM's files are not set up"):
         trainer._loader(None, 2, {}, str(tmp_path))(trainer.LOOK_ALIKES)
+
+
+def _candidates(objects, rng):
+    """SAM-like candidates of an image: each object's box, and as many boxes of background,
+    with feature vectors that tell the classes and the background apart (a known answer)."""
+    from fewclick.predict.proposals import Proposals
+
+    boxes = np.asarray(objects.boxes, np.float32)
+    background = boxes[:, [0, 1, 0, 1]] + np.float32([20, 20, 28, 28])  # beside each object
+    both = np.concatenate([boxes, background])
+    kinds = np.concatenate([np.asarray(objects.labels), np.full(len(background), -1)])
+    vectors = rng.normal(0, 0.05, (len(both), 8)).astype(np.float32)
+    vectors[np.arange(len(both)), kinds + 1] += 1.0  # one feature per class, one for the background
+    masks = [
+        (int(x0), int(y0), np.ones((max(int(y1 - y0), 1), max(int(x1 - x0), 1)), bool))
+        for x0, y0, x1, y1 in both
+    ]
+    return Proposals(
+        both, np.full(len(both), 0.9, np.float32), vectors, masks, np.zeros(8, np.float32), (96, 96)
+    )
+
+
+def test_the_fast_learner_is_scored_beside_the_look_alikes_on_each_fresh_image(app, dataset, tmp_path):
+    """Issue 68: the trainer scores the sources over SAM's proposals on each image it never
+    saw, each fit on the finished images before it: the fast learner among them, refit for
+    every fresh image (its seconds kept), and on candidates that tell the classes apart it
+    shows each fresh image's objects."""
+    from fewclick.active.continual import Fresh
+    from fewclick.io.images import load_image
+    from fewclick.metrics.detection import box_iou
+    from fewclick.predict.lookalike import proposals_file
+    from fewclick.server.db import Project
+    from fewclick.server.exports import to_dataset
+    from fewclick.server.jobs import trainer_scored
+    from fewclick.server.serving import record_key
+    from fewclick.server.storage import images
+
+    project = _project(app, dataset, finished=False)
+    sessions, rng = app.state.sessions, np.random.default_rng(0)
+    with sessions() as session:
+        data = to_dataset(session.get(Project, project["id"]))
+    records = [r for r in data.images if len(r.objects)]
+    for r in records:
+        _candidates(r.objects, rng).save(proposals_file(tmp_path, record_key(project["id"], r)))
+    *before, last = records
+    for r in before:  # finished before: what the sources are fit on
+        assert app.client.patch(f"/api/images/{r.id}", json={"status": "done"}).status_code == 200
+    keys: dict = {}
+    fresh = [Fresh(last.id, load_image(last.path), last.objects)]
+    keys[id(fresh[0].image)] = record_key(project["id"], last)
+    fits: list = []
+    shown = trainer_scored.sam_sources(sessions, project["id"], str(tmp_path), keys, fits)(fresh)
+    assert set(shown) == {"look-alikes", "learner"} and len(fits) == 1 and 0 <= fits[0] < 60
+    learnt = shown["learner"][0]
+    sure = learnt[learnt.scores >= 0.5]
+    assert len(sure) == len(last.objects) and (box_iou(last.objects.boxes, sure.boxes).max(1) >= 0.7).all()
+    assert sorted(sure.labels.tolist()) == sorted(np.asarray(last.objects.labels).tolist())
+    with sessions() as session:
+        assert len(images.finished(session, project["id"])) == len(before)
+    assert trainer_scored.sam_sources(sessions, project["id"], None, keys) is None, "no app folder: none"

@@ -13,8 +13,10 @@ beside it whatever else the caller can show on open (the look-alikes among SAM's
 proposals). A :class:`~fewclick.active.prequential.Record` keeps every source's savings per
 class, image by image; the trainer (its newest round each time) serves the classes where its
 savings beat the serving source's beyond the noise, paired image by image. A round is
-promoted when the trainer serves some class after its images are scored (a round scored on
-no image, none finished while it trained, is not); its thresholds show each class the
+promoted when the trainer serves some class after its images are scored, or a source the
+caller names ``versioned`` does (the app's fast learner: the version carries which source
+serves each class), or a class a promoted round's version named changed source (a round
+scored on no image, none finished while it trained, is not); its thresholds show each class the
 trainer serves from the score that saved most, and hide the others on open
 (:data:`~fewclick.metrics.thresholds.NONE_SHOWN`). An image scored once is scored again
 (its new labels) only while nothing has trained on it.
@@ -188,8 +190,10 @@ class ContinualTrainer:
         config: ContinualConfig | None = None,
         start: str | Path | None = None,
         load: Callable | None = None,
+        versioned: Sequence[str] = (),
     ) -> None:
         self.work = Path(work)
+        self.versioned = tuple(versioned)
         self.work.mkdir(parents=True, exist_ok=True)
         self.detector_config = detector_config
         self.config = config or ContinualConfig()
@@ -275,7 +279,12 @@ class ContinualTrainer:
         record = self.record(list(shown))
         saved = self._score(record, fresh, shown)
         serves = sorted(c for c in record.serving if record.serves(c) == TRAINER)
-        promoted = bool(serves) and bool(fresh)  # a round never serves untested
+        elsewhere = [c for c in record.serving if record.serves(c) in self.versioned]
+        changed = len(record.promotions) > len((self.state.record or {}).get("promotions", []))
+        # a round never serves untested; it is the version that carries which source serves
+        # each class, so it is registered too when a source it does not make serves, or when
+        # a source a registered version named lost its class
+        promoted = bool(fresh) and bool(serves or elsewhere or (changed and self.state.serving_round))
         thresholds = self._thresholds(serves)
         note = "; ".join(f"class {c}: {record.why[c]}" for c in sorted(record.why))
         done = Round(
@@ -332,6 +341,14 @@ class ContinualTrainer:
             else:
                 out.append(NONE_SHOWN)
         return out
+
+    def source_thresholds(self, source: str, classes: Sequence[int]) -> dict[int, float]:
+        """Per class of ``classes``, the score from which ``source``'s proposals saved the
+        most on the images it was scored on (:func:`~fewclick.active.prequential.best_threshold`;
+        :data:`NONE_SHOWN` when nothing saved)."""
+        history = [(_objects(h["objects"]), _found(h["found"])) for h in self.state.history.get(source, [])]
+        cuts = {int(c): best_threshold(history, int(c)) for c in classes}
+        return {c: float(cut) if np.isfinite(cut) else NONE_SHOWN for c, cut in cuts.items()}
 
     def named(self) -> set[str]:
         """The checkpoints the trainer itself needs (:meth:`TrainerState.named`)."""

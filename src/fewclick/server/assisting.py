@@ -83,6 +83,7 @@ def detect_call(session, config: Settings, image: Image, clicks_in, rejected_in=
     fallbacks = tuple(serving.fallback_detectors(session, project.id, model)) if model else ()
     sam = serving.sam_available()
     mixed = serving.look_alike_classes(model) if sam else ()
+    learned = serving.learner_classes(model) if sam else ()
     most = None if model else annotations.most_objects_finished(session, project.id)
     if (
         not clicks
@@ -93,10 +94,10 @@ def detect_call(session, config: Settings, image: Image, clicks_in, rejected_in=
             "detection without clicks needs a trained detector, or a finished image whose objects "
             "SAM's proposals are matched to: click an object, or finish an image"
         )
-    sizes = annotations.class_sizes(session, project.id) if clicks or mixed else {}
+    sizes = annotations.class_sizes(session, project.id) if clicks or mixed or learned else {}
     finished, finished_ids = (
         _for_worker(project, annotations.finished_boxes(session, project.id))
-        if sam and (clicks or model is None or mixed)
+        if sam and (clicks or model is None or mixed or learned)
         else (None, [])
     )
     limit = None if most is None else LOOK_ALIKES_PER_OBJECT * most
@@ -122,6 +123,7 @@ def detect_call(session, config: Settings, image: Image, clicks_in, rejected_in=
         serving.same_classes([model, *fallbacks], project),
         tuple(map(tuple, rejected)),
         mixed,
+        learned,
     )
     # the proposals on open: the first click's SAM set up meanwhile (a large image's windows
     # are encoded where the person clicks)
@@ -313,7 +315,9 @@ def proposes(session, image: Image) -> bool:
     if not serving.sam_available() or tiles.is_large(image.width, image.height):
         return False
     version = serving_detector(session, image.project_id)
-    return version is None or version.method == "training-free" or bool(serving.look_alike_classes(version))
+    if version is None or version.method == "training-free":
+        return True
+    return bool(serving.look_alike_classes(version) or serving.learner_classes(version))
 
 
 def check_encoding(image: Image, state: str | None) -> None:

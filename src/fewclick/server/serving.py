@@ -23,6 +23,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from fewclick.metrics.thresholds import NONE_SHOWN
 from fewclick.predict.backends import BACKENDS
 from fewclick.protocols.segment_choice import MIN_MASKS
 from fewclick.server import model_files
@@ -194,19 +195,40 @@ def serving_detector(session, project_id: int) -> ModelVersion | None:
     return decision(session, project_id).version
 
 
-#: the source name the background trainer's record gives SAM's look-alikes (trainer_scored)
+#: the source names the background trainer's record gives the sources over SAM's proposals
+#: (:mod:`fewclick.server.jobs.trainer_scored`): the look-alikes, and the fast learner
 LOOK_ALIKES = "look-alikes"
+LEARNER = "learner"
+
+
+def class_sources(version: ModelVersion | None) -> dict[int, str]:
+    """Per class position, the source a trained ``version``'s test, then train record serves
+    it with on open ("trainer", :data:`LOOK_ALIKES`, :data:`LEARNER` or "none"). Empty for the
+    training-free start, or a version registered before the record named a source per class."""
+    if version is None or version.method == "training-free":
+        return {}
+    sources = ((version.metrics or {}).get("prequential") or {}).get("sources") or {}
+    return {int(c): str(source) for c, source in sources.items()}
 
 
 def look_alike_classes(version: ModelVersion | None) -> tuple[int, ...]:
-    """The class positions where a trained ``version``'s test, then train record found the
-    look-alikes among SAM's proposals save more than it: they keep serving those classes
-    beside it (one source per class). Empty for the training-free start, or a version
-    registered before the record named a source per class."""
-    if version is None or version.method == "training-free":
-        return ()
-    sources = ((version.metrics or {}).get("prequential") or {}).get("sources") or {}
-    return tuple(sorted(int(c) for c, source in sources.items() if source == LOOK_ALIKES))
+    """The class positions where a trained ``version``'s record found the look-alikes among
+    SAM's proposals save more than it: they keep serving those classes beside it (one
+    source per class)."""
+    return tuple(sorted(c for c, source in class_sources(version).items() if source == LOOK_ALIKES))
+
+
+def learner_classes(version: ModelVersion | None) -> tuple[tuple[int, float], ...]:
+    """The class positions the fast learner serves beside a trained ``version`` (its record
+    found it saves the most there), each with the score its proposals show from (the one
+    that saved most on the images it was scored on)."""
+    record = ((version.metrics or {}).get("prequential") or {}) if version is not None else {}
+    cuts = record.get("learner_thresholds") or {}
+    return tuple(
+        (c, float(cuts.get(str(c), NONE_SHOWN)))
+        for c, source in sorted(class_sources(version).items())
+        if source == LEARNER
+    )
 
 
 def fallback_detectors(session, project_id: int, serving: ModelVersion, most: int = 2) -> list[ModelVersion]:

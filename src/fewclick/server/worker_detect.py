@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from fewclick.server import worker
-from fewclick.server.worker_mixed import answer_detections, with_look_alikes
-from fewclick.wire.codec import detection_lists
+from fewclick.server.worker_mixed import mixed_answer
+from fewclick.wire.codec import answer_detections, detection_lists
 
 # (embedding key, class, the person's box) -> SAM's box from a click at its centre
 _CLICK_BOXES: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -51,6 +51,7 @@ def detect(
     same_ids: tuple[str, ...] = (),
     rejected: tuple = (),
     mixed: tuple[int, ...] = (),
+    learned: tuple = (),
 ) -> dict:
     """Click-to-detect: the project's detector when it has one, else the training-free
     start on the pretrained encoder (``encoding``: the embedding cache folder and the
@@ -75,20 +76,14 @@ def detect(
     passed over (kind "unreadable" or "classes"). ``rejected``: the boxes ``[x0, y0, x1, y1,
     class position]`` of the proposals the person rejected, negative exemplars of the
     look-alikes (:func:`fewclick.server.worker_proposals.look_alikes`). ``mixed``: the class
-    positions the look-alikes serve beside a trained detector
-    (:func:`~fewclick.server.worker_mixed.with_look_alikes`)."""
+    positions the look-alikes serve beside a trained detector, ``learned`` the ``(class
+    position, score)`` the fast learner does (:func:`~fewclick.server.worker_mixed.mixed_answer`)."""
     model, failed = _answering(model, fallbacks, names, encoding, same_ids)
     answer = _detect(
         path, model, names, clicks, sizes, encoding, limit, finished, held, tight_from, large, rejected
     )
-    if (
-        model is not None
-        and mixed
-        and large is None
-        and encoding is not None
-        and answer.get("rboxes") is None
-    ):
-        answer = with_look_alikes(answer, mixed, path, clicks, sizes, encoding, finished, rejected, _offsets)
+    request = (path, clicks, sizes, finished, rejected)
+    answer = mixed_answer(answer, model, large, encoding, mixed, learned, request, _offsets)
     return {**answer, "model": model, "failed": failed}
 
 

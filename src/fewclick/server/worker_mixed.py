@@ -1,11 +1,31 @@
 """One source per class in click-to-detect (issue 68): the classes whose look-alikes among
-SAM's proposals saved more than the trained version keep them beside it."""
+SAM's proposals, or whose fast learner over them, saved more than the trained version keep
+them beside it."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from fewclick.wire.codec import detection_lists
+from fewclick.wire.codec import answer_detections, detection_lists
+
+
+def mixed_answer(answer: dict, model, large, encoding, mixed, learned, request: tuple, learnt) -> dict:
+    """A trained detector's ``answer`` with the classes other sources serve: ``mixed`` (class
+    positions) by the look-alikes (:func:`with_look_alikes`), ``learned`` (``(class
+    position, score shown from)``) by the fast learner
+    (:func:`~fewclick.server.worker_learned.with_learner`). ``request``: ``(path, clicks,
+    sizes, finished, rejected)``. Not for a large image's windows, an oriented detector's
+    answer, or without SAM's encoding."""
+    from fewclick.server.worker_learned import with_learner
+
+    if model is None or large is not None or encoding is None or answer.get("rboxes") is not None:
+        return answer
+    path, clicks, sizes, finished, rejected = request
+    if mixed:
+        answer = with_look_alikes(answer, mixed, path, clicks, sizes, encoding, finished, rejected, learnt)
+    if learned:
+        answer = with_learner(answer, learned, path, clicks, sizes, encoding, finished, rejected)
+    return answer
 
 
 def with_look_alikes(answer: dict, mixed, path, clicks, sizes, encoding, finished, rejected, learnt) -> dict:
@@ -35,17 +55,3 @@ def with_look_alikes(answer: dict, mixed, path, clicks, sizes, encoding, finishe
     both = Detections.concatenate([kept, alike])
     least = {p: t for p, t in found["min_scores"].items() if p in mixed}
     return {**answer, **detection_lists(both), "min_scores_carried": least}
-
-
-def answer_detections(found: dict):
-    """The Detections of a :func:`fewclick.server.worker_detect.detect` answer (its lists,
-    labels as class positions)."""
-    from fewclick.types import Detections
-
-    rboxes = found.get("rboxes")
-    return Detections(
-        np.asarray(found["boxes"], np.float32).reshape(-1, 4),
-        np.asarray(found["scores"], np.float32),
-        np.asarray(found["labels"], np.int64),
-        rboxes=None if rboxes is None else np.asarray(rboxes, np.float32).reshape(-1, 5),
-    )

@@ -343,15 +343,9 @@ def look_alikes(
     if found is None:
         return None
     exemplars, least, used = carried(folder, finished, offsets)
-
-    def own(x: float, y: float):
-        from fewclick.server import worker
-
-        return maker(folder).click(worker.image(path), x, y, key=key)
-
     sides = sides or {}
     per_click = np.array([sides.get(int(c), np.nan) for c in clicks.labels], np.float32)
-    objects, boxed, unboxed = lookalike.clicked_objects(found, clicks.xy, own, per_click)
+    objects, boxed, unboxed = lookalike.clicked_objects(found, clicks.xy, _own(folder, key, path), per_click)
     # the proposals the person rejected on the page (their shown boxes): negative exemplars
     negatives = lookalike.rejected_vectors(found, [r[:4] for r in rejected])
     labels = np.asarray(clicks.labels)[boxed]
@@ -388,6 +382,32 @@ def look_alikes(
         "rejected": len(negatives),
     }
     return det, info
+
+
+def clicked(folder: str, key: str, path: str, clicks: list, sizes: dict | None = None):
+    """The objects of ``clicks`` (``[x, y, class position]`` each) on the image of ``key``,
+    whose proposals are made: the proposal each lands on, at its class's side ``sizes``
+    (class position -> pixels), else SAM's own object there; ``(Proposals, class
+    positions)``, each object once (:func:`~fewclick.predict.lookalike.clicked_objects`)."""
+    from fewclick.predict import lookalike
+
+    xy = np.asarray([c[:2] for c in clicks], np.float32).reshape(-1, 2)
+    labels = np.asarray([int(c[2]) for c in clicks], np.int64)
+    side = {int(k): float(v) for k, v in (sizes or {}).items()}
+    per_click = np.array([side.get(int(c), np.nan) for c in labels], np.float32)
+    objects, boxed, _ = lookalike.clicked_objects(ready(folder, key), xy, _own(folder, key, path), per_click)
+    return objects, labels[boxed]
+
+
+def _own(folder: str, key: str, path: str):
+    """SAM's own object at a click on the image of ``key`` (``path``): ``own(x, y)``."""
+
+    def own(x: float, y: float):
+        from fewclick.server import worker
+
+        return maker(folder).click(worker.image(path), x, y, key=key)
+
+    return own
 
 
 def _positives(exemplars: dict, objects=None, labels=None) -> tuple[dict, dict]:

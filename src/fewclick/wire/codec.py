@@ -35,6 +35,20 @@ def detection_lists(det: Detections) -> dict:
     }
 
 
+def answer_detections(found: dict):
+    """The Detections of an answer's lists (:func:`detection_lists`; labels as class
+    positions): what a worker's answer holds, read back to be joined with another's."""
+    from fewclick.types import Detections
+
+    rboxes = found.get("rboxes")
+    return Detections(
+        np.asarray(found["boxes"], np.float32).reshape(-1, 4),
+        np.asarray(found["scores"], np.float32),
+        np.asarray(found["labels"], np.int64),
+        rboxes=None if rboxes is None else np.asarray(rboxes, np.float32).reshape(-1, 5),
+    )
+
+
 def mask_answer(
     mask: np.ndarray,
     score: float,

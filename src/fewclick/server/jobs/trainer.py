@@ -60,8 +60,10 @@ from fewclick.server.db import Job, Project, make_engine, session_factory
 from fewclick.server.jobs import trainer_scored as scored
 from fewclick.server.jobs.pause import Stopped, current
 from fewclick.server.jobs.status import DONE, PAUSED, RUNNING, update_job
+from fewclick.server.jobs.trainer_versions import register
 from fewclick.server.serving import (
     CLASS_IDS,
+    LEARNER,
     Keyed,
     class_ids,
     imagenet_available,
@@ -69,7 +71,6 @@ from fewclick.server.serving import (
     serving_detector,
 )
 from fewclick.server.storage import images, rows
-from fewclick.server.storage.versions import add_version, next_version
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0  # how often a paused trainer, or a training step, looks at its job row
@@ -144,7 +145,8 @@ def run_trainer(
             message = _running(trainer, len(data))
             update_job(db_url, job_id, progress=0.0, pace=None, message=message)
             fresh = scored.fresh_images(sessions, project_id, keys)
-            others = scored.look_alikes(sessions, project_id, embeddings, keys)
+            fits: list[float] = []  # the fast learner's refits as the round's images are scored
+            others = scored.sam_sources(sessions, project_id, embeddings, keys, fits)
             try:
                 result = trainer.round(data, fresh, others, log=lambda _: None, progress=control.check)
             except (_Stop, Stopped):  # stopped mid-round: the loop's head ends it
@@ -160,7 +162,7 @@ def run_trainer(
             if pace is not None:
                 pace.begin(None)  # between rounds no time left is said
             if result.promoted:
-                _register(sessions, project_id, job_id, kind, result, trainer, embeddings)
+                register(sessions, project_id, job_id, kind, result, trainer, embeddings, fits)
             _collect(sessions, project_id, models_dir, trainer)
             message = _after(trainer, result, sessions, project_id)
             update_job(db_url, job_id, progress=0.0, pace=None, message=message)
@@ -323,7 +325,8 @@ def _make(work: Path, data, ids: list[int], kind: str, serving, load, config=Non
     start = serving[2] if serving is not None and serving[1] == kind else None
     if start is not None and not _learnt(serving, ids, classes):
         start = None  # trained for other classes, or unreadable: the ImageNet weights start instead
-    trainer = ContinualTrainer(work, detector, config or _config(ContinualConfig()), start=start, load=load)
+    config = config or _config(ContinualConfig())
+    trainer = ContinualTrainer(work, detector, config, start=start, load=load, versioned=(LEARNER,))
     trainer.classes, trainer.class_ids = classes, list(ids)
     return trainer
 
@@ -423,42 +426,6 @@ def _loader(encoder, num_classes: int, keys: dict, embeddings: str | None = None
         return Keyed(ClickDetector.load(path, encoder=encoder), keys)
 
     return load
-
-
-def _register(sessions, project_id: int, job_id: int, kind: str, result, trainer, embeddings) -> None:
-    """The promoted round as the project's next detector version; in a project with
-    reference images, scored on them too (the analytics' curve of mAP over boxes labeled)."""
-    from fewclick.server.jobs.training import reference_images, reference_score
-
-    with sessions() as session:
-        project = rows.find(session, Project, project_id)
-        reference = reference_images(session, project)
-        classes = [c.name for c in project.classes]
-    metrics = {"trainer_round": result.number, "trainer_steps": trainer.state.total_steps}
-    metrics["trained_ids"] = result.trained  # the images it never saw are what it is scored on
-    metrics[CLASS_IDS] = trainer.class_ids  # renamed since, the version still serves them
-    # test, then train: what each source saved an image on the images the round never saw
-    record = trainer.record()  # read from the state once, not once a class
-    metrics["prequential"] = {
-        "scored_images": len(result.scored),
-        "saved_s": result.saved,
-        "serves": result.serves,
-        # per class position: what serves it on open and why (the record's own words)
-        "sources": {str(c): record.serves(c) for c in range(len(trainer.class_ids))},
-        "why": {str(c): why for c, why in record.why.items()},
-    }
-    if result.thresholds is not None:  # per class position: proposals on open from these scores
-        metrics["score_thresholds"] = result.thresholds
-    if reference is not None:
-        metrics.update(reference_score(Path(result.path), reference, classes, embeddings, project_id))
-    with sessions() as session:
-        job = rows.find(session, Job, job_id)
-        version = next_version(session, project_id, "detect")
-        add_version(
-            session, project_id=project_id, task="detect", version=version, path=result.path,
-            images=result.train_images, method=kind, metrics=metrics, created_by=job.created_by,
-        )  # fmt: skip
-        session.commit()
 
 
 def _running(trainer, images: int) -> str:

@@ -1,12 +1,15 @@
 """What the background trainer scores each round on once it is trained (test, then train:
-issue 68): the project's finished images no round trained on, and what the look-alikes among
-SAM's proposals would have shown on them as they opened (:mod:`fewclick.server.jobs.trainer`)."""
+issue 68): the project's finished images no round trained on, and what the sources over SAM's
+proposals would have shown on them as they opened (:mod:`fewclick.server.jobs.trainer`): the
+look-alikes, and the fast learner (:mod:`fewclick.predict.learner`) refit on the finished
+images before each."""
 
 from __future__ import annotations
 
 from fewclick.server.db import Project
 from fewclick.server.serving import record_key
 from fewclick.server.storage import images, rows
+from fewclick.server.storage.annotations import RECENT_FINISHED
 
 
 def fresh_images(sessions, project_id: int, keys: dict):
@@ -33,18 +36,21 @@ def fresh_images(sessions, project_id: int, keys: dict):
     return fresh
 
 
-def look_alikes(sessions, project_id: int, embeddings: str | None, keys: dict):
-    """What the look-alikes among SAM's proposals show on a fresh image as it opens (the
-    exemplars of the finished images before it): scored beside the trainer, on the images
-    whose proposals the app made (None for the others); None without the app's folder."""
+def sam_sources(sessions, project_id: int, embeddings: str | None, keys: dict, fits: list | None = None):
+    """What the sources over SAM's proposals show on a fresh image as it opens, each fit on
+    the finished images before it: the look-alikes (:data:`~fewclick.server.serving.LOOK_ALIKES`)
+    and the fast learner (:data:`~fewclick.server.serving.LEARNER`), scored beside the
+    trainer on the images whose proposals the app made (None for the others); None without
+    the app's folder. Each refit's seconds go in ``fits``."""
     if not embeddings:
         return None
 
     def others(fresh) -> dict:
-        from fewclick.active.sources import LookAlikes
+        from fewclick.active.sources import Learned, LookAlikes
         from fewclick.predict.lookalike import proposals_file
         from fewclick.predict.proposals import Proposals
         from fewclick.server.exports import to_dataset
+        from fewclick.server.serving import LEARNER, LOOK_ALIKES
 
         def made(key):
             path = None if key is None else proposals_file(embeddings, key)
@@ -56,15 +62,23 @@ def look_alikes(sessions, project_id: int, embeddings: str | None, keys: dict):
         scored = {f.image_id for f in fresh}
         with sessions() as session:
             project = rows.find(session, Project, project_id)
-            data = to_dataset(project, images=images.finished(session, project_id))
+            done = sorted(images.finished(session, project_id), key=lambda i: (i.updated_at, i.id))
+            data = to_dataset(project, images=done)  # oldest finished first
         before = [(made(record_key(project_id, r)), r.objects) for r in data.images if r.id not in scored]
         history = [(found, objects) for found, objects in before if found is not None and len(objects)]
-        shown = []
+        shown: dict[str, list] = {LOOK_ALIKES: [], LEARNER: []}
         for f in fresh:
             found = made(keys.get(id(f.image)))
-            shown.append(None if found is None else LookAlikes().fit(history).propose(found))
-            if found is not None:
-                history.append((found, f.objects))
-        return {"look-alikes": shown}
+            if found is None:
+                shown[LOOK_ALIKES].append(None)
+                shown[LEARNER].append(None)
+                continue
+            shown[LOOK_ALIKES].append(LookAlikes().fit(history).propose(found))
+            learner = Learned().fit(history[-RECENT_FINISHED:])  # as the app's requests fit it
+            if fits is not None:
+                fits.append(round(learner.fit_s, 4))
+            shown[LEARNER].append(learner.propose(found))
+            history.append((found, f.objects))
+        return shown
 
     return others

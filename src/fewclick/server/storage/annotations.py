@@ -12,6 +12,10 @@ from sqlalchemy.orm import Session
 from fewclick.server.db import FINISHED, Annotation, Image
 from fewclick.server.errors import NotFound
 
+#: the finished images a request learns from (newest first): the look-alikes' exemplars, the
+#: fast learner's examples, the edges SAM's click boxes move by
+RECENT_FINISHED = 10
+
 # the user's own work: not imported reference (ground truth), not rejected in review
 USERS_WORK = (Annotation.reference.is_(False), Annotation.review != "rejected")
 # the kinds whose box a finished image teaches from: a mask keeps its box beside it (convert.py)
@@ -75,7 +79,9 @@ def class_sizes(session: Session, project_id: int) -> dict[int, float]:
     return {k: float(np.median(v)) for k, v in sides.items()}
 
 
-def finished_boxes(session: Session, project_id: int, images: int = 10) -> list[tuple[Image, list]]:
+def finished_boxes(
+    session: Session, project_id: int, images: int = RECENT_FINISHED
+) -> list[tuple[Image, list]]:
     """The user's boxes on the project's ``images`` most recently finished images that hold
     some: per image ``(image, [(annotation id, exemplar, [class id, x0, y0, x1, y1]), ...])``
     (:func:`user_box_rows`), newest first (what SAM's click boxes learn the person's box

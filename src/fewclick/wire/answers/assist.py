@@ -68,7 +68,9 @@ class Detected(Answer):
     its score thresholds, overall and per class id; the look-alikes' cap (None: none); the
     version the project serves (``requested_version``) and, when another answered because
     its file could not be read or it knows other classes, why (``fallback``); the image's
-    SAM proposals when the training-free start answered (``proposals``)."""
+    SAM proposals when the training-free start answered (``proposals``); the seconds the
+    fast learner's refit took where it serves a class and was refit for this answer
+    (``learner_fit_s``; None: kept from an earlier answer, or it serves none)."""
 
     method: str
     boxes: list[list[float]]
@@ -85,6 +87,7 @@ class Detected(Answer):
     requested_version: int | None = None
     model_file: str | None = None
     fallback: str | None = None
+    learner_fit_s: float | None = None
 
 
 class Swept(Answer):

@@ -274,6 +274,8 @@ function prequentialHtml(p, classes = []) {
       const other = p.sources?.[c];
       if (other === "look-alikes") {  // they keep serving it beside the version (one source a class)
         items.push(`${name(c)}: shown on open by the look-alikes among SAM's proposals, which saved more on it`);
+      } else if (other === "learner") {  // refit on the finished images, and on each click
+        items.push(`${name(c)}: shown on open by the fast learner over SAM's proposals, refit on your newest finished images and on each click: it ${esc(why[c] ?? "saved more on it")}`);
       } else {
         items.push(`${name(c)}: not shown on open: ${other && other !== "none" && other !== "trainer"
           ? `${esc(other)} saved more` : "it has not saved work on this class yet"}`);
