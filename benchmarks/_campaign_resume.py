@@ -31,6 +31,7 @@ ANNOTATOR_STATE = (
     "images_done",
     "object_seconds",
     "ahead",
+    "learner_fits",
 )
 TRAINER_STATE = ("due", "started", "ended")
 
@@ -58,16 +59,18 @@ class Checkpoint:
             "conflicts": recorder.conflicts,
         }
 
-    def restore(self, annotator, trainer, recorder) -> None:
+    def restore(self, annotator, trainer, recorder, app: Path) -> None:
         """Give them back what :meth:`keep` took. The trainer is asked to start again (its
-        process ended with the last run's server)."""
+        process ended with the last run's server, in ``app``)."""
         for name, value in self.annotator.items():
             setattr(annotator, name, value)
         for name, value in self.trainer.items():
             setattr(trainer, name, value)
-        # the trainer started again counts its steps from 0: only what it still owed is due
+        # the trainer started again counts on from its finished rounds' steps (the round under
+        # way is lost): what it still owed is due beyond those
         trained = (self.rows[-1].get("trainer_steps") or 0) if self.rows else 0
-        trainer.due, trainer.started = max(0.0, trainer.due - trained), False
+        owed = max(0.0, trainer.due - trained)
+        trainer.due, trainer.started = rounds_steps(app) + owed, False
         for endpoint, times in self.recorder.get("times", {}).items():
             recorder.times[endpoint].extend(times)
         recorder.errors.extend(self.recorder.get("errors", []))
@@ -97,6 +100,20 @@ def load(work: Path, argv: list[str]) -> Checkpoint | None:
             "run it with those, or give another --work"
         )
     return checkpoint
+
+
+def rounds_steps(app: Path) -> int:
+    """The steps of the background trainer's finished rounds in the app folder ``app`` (its
+    ``state.json``: what a trainer started again counts on from); 0 before any round."""
+    import json
+
+    steps = 0
+    for state in Path(app).glob("models/*/trainer/state.json"):
+        try:
+            steps += int(json.loads(state.read_text()).get("total_steps", 0))
+        except (ValueError, OSError):
+            continue  # torn: the trainer starts afresh from it too
+    return steps
 
 
 def without_resume(argv: list[str]) -> list[str]:

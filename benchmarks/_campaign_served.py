@@ -13,11 +13,14 @@ def serving_now(project: dict) -> dict:
     detector = project.get("detector")
     if detector is None or detector.get("method") == "training-free":
         return {}
-    scored = (detector.get("metrics") or {}).get("prequential") or {}
+    metrics = detector.get("metrics") or {}
+    scored = metrics.get("prequential") or {}
     return {
         "version": detector["version"],
         "serves": scored.get("serves"),
         "saved_s": scored.get("saved_s"),
+        "sources": scored.get("sources"),  # class position -> what serves it on open
+        "learner_fit_s": metrics.get("learner_fit_s"),  # the trainer's refits of the learner
     }
 
 
@@ -33,14 +36,42 @@ def served_by(rows: list[dict], classes: list[str], proposals: bool) -> None:
         out = {}
         for k, name in enumerate(classes):
             if before.get("version") is not None:
-                mine = k in (before.get("serves") or [])
-                source = f"trainer v{before['version']}" if mine else "none"
-                saved = (before.get("saved_s") or {}).get("trainer") if mine else None
+                source = _source(before, k)
+                saved = (before.get("saved_s") or {}).get(source.split()[0]) if source != "none" else None
             else:
                 source, saved = ("look-alikes" if proposals else "none"), None
             out[name] = {"source": source, "saved_s_so_far": saved}
         row["served_by"] = out
         before = row.get("serving") or before
+
+
+def _source(serving: dict, k: int) -> str:
+    """What serves class position ``k`` as ``serving`` (:func:`serving_now`) says: ``trainer
+    vN``, ``look-alikes``, ``learner`` or ``none`` (a version from before the record named a
+    source per class: the trainer's classes, else none)."""
+    named = (serving.get("sources") or {}).get(str(k))
+    if named is None:
+        named = "trainer" if k in (serving.get("serves") or []) else "none"
+    return f"trainer v{serving['version']}" if named == "trainer" else named
+
+
+def learner_fits(app: list[float], rows: list[dict]) -> dict:
+    """The fast learner's refits (seconds): ``p50``, ``p95`` and ``count`` of those the app's
+    answers made for the person (``app``, where it served a class), and ``trainer``: each
+    version's own, as the trainer refit it on every image it scored (its metrics)."""
+    import numpy as np
+
+    out: dict = {"count": len(app)}
+    if app:
+        out["p50"] = round(float(np.percentile(app, 50)), 4)
+        out["p95"] = round(float(np.percentile(app, 95)), 4)
+    versions: dict = {}
+    for row in rows:
+        serving = row.get("serving") or {}
+        if serving.get("learner_fit_s"):
+            versions[str(serving["version"])] = serving["learner_fit_s"]
+    out["trainer"] = versions
+    return out
 
 
 def windows(rows: list[dict]) -> list[dict]:

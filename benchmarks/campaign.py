@@ -84,9 +84,11 @@ acknowledged annotation must be in its image and in the COCO export, and nothing
 may be (``load.lost_writes``). Writes F.json (keys: ``totals``, ``per_image``,
 ``baselines``, ``cost_model``, ``latency_ms``, ``analytics``; ``windows``, the ratios to
 drawing by hand per block of 8 images; in detect mode, per image ``served_by``: for each
-class, the source it opened with, ``look-alikes``, ``none`` or ``trainer vN``, with the
-trainer's seconds saved an image so far on the images it never saw) and F.png (interactions
-per image against image index, for every method).
+class, the source it opened with, ``look-alikes``, ``learner``, ``none`` or ``trainer vN``,
+with that source's seconds saved an image so far on the images it never saw;
+``learner_fit_s``, the fast learner's refits: ``p50``/``p95``/``count`` of those the app's
+answers made, and per version the trainer's) and F.png (interactions per image against
+image index, for every method).
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ from pathlib import Path
 import _campaign_resume as resume
 import httpx
 import numpy as np
-from _campaign_served import mark_served, served_by, serving_now, windows
+from _campaign_served import learner_fits, mark_served, served_by, serving_now, windows
 from _common import add_work, load_average, run_record, split_parts, write_report
 from _server import ServerProcess, map_in_threads, stop_on_signals
 from tqdm import tqdm
@@ -261,6 +263,8 @@ def _campaign(
     report["windows"] = windows(report["per_image"])
     report["load_average_end"] = load_average()
     report["latency_ms"] = _percentiles([w for a in annotators for w in a.waits_ms])
+    fits = [f for a in annotators for f in a.learner_fits]
+    report["learner_fit_s"] = learner_fits(fits, report["per_image"])
     report["errors"] = record.errors
     if args.annotators > 1:
         report["load"] = {
@@ -340,7 +344,7 @@ def _annotate_all(
     trainer = TrainerPace(pid, args.trainer_seconds_per_step, annotators[0].record if annotators else None)
     single = args.annotators == 1
     if single and checkpoint.rows:
-        checkpoint.restore(annotators[0], trainer, annotators[0].record)
+        checkpoint.restore(annotators[0], trainer, annotators[0].record, folder / "app")
     first = list(checkpoint.rows) if single else []
     bar = tqdm(
         total=len(images), initial=len(first), desc=f"annotating ({args.annotators} at once)", unit="image"
@@ -471,6 +475,7 @@ class Annotator:
         self.record = record or Recorder()
         self.current: int | None = 0  # the page starts on the first class
         self.waits_ms: list[float] = []
+        self.learner_fits: list[float] = []  # the fast learner's refits the answers report (s)
         self.kept: dict[int, set[int]] = {}
         self.preparing = ThreadPoolExecutor(1)  # the page's requests it does not wait for
         self.memory = ClickMemory()  # whether a click of a class pays, as this person saw it
@@ -606,6 +611,7 @@ class Annotator:
                 _until(opened + len(looked) * COST_SECONDS["verify"])
             started = time.perf_counter()
             out = _ok(self.api.post(f"/api/images/{im['id']}/detect", json={"clicks": clicks}))
+            self._fitted(out)
             out["clicked_classes"] = [c for _, _, c in clicks]
             wait = time.perf_counter() - started
             self.waits_ms.append(wait * 1000)
@@ -1163,7 +1169,13 @@ class Annotator:
         """What the page shows on opening an image nobody started: the served detector's
         proposals without clicks; None before a trained detector serves (a 400)."""
         r = self.api.post(f"/api/images/{im['id']}/detect", json={"clicks": []})
-        return None if r.status_code == 400 else _ok(r)
+        return None if r.status_code == 400 else self._fitted(_ok(r))
+
+    def _fitted(self, out: dict) -> dict:
+        """``out``, its fast learner's refit (where it serves a class and was refit) kept."""
+        if out.get("learner_fit_s") is not None:
+            self.learner_fits.append(float(out["learner_fit_s"]))
+        return out
 
     def _pre_annotation(self, gt: Objects, opened: dict | None) -> dict:
         """The served detector's proposals without clicks (``opened``), accepted, then fixed

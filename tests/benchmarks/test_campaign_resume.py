@@ -60,3 +60,22 @@ def test_resume_needs_a_work_folder_and_one_annotator(monkeypatch, tmp_path, cap
     with pytest.raises(SystemExit):
         bench.main(["--data", str(tmp_path), "--out", str(tmp_path / "o.json"), "--resume"])
     assert "--resume needs --work" in capsys.readouterr().err
+
+
+def test_a_resumed_trainer_owes_its_steps_beyond_the_rounds_it_finished(monkeypatch, tmp_path):
+    """The trainer started again counts on from its finished rounds' steps (``state.json``),
+    not from 0: what it owed when the run stopped is due beyond those."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    resume = importlib.import_module("_campaign_resume")
+    bench = importlib.import_module("campaign")
+    state = tmp_path / "app" / "models" / "1" / "trainer" / "state.json"
+    assert resume.rounds_steps(tmp_path / "app") == 0, "no round yet"
+    state.parent.mkdir(parents=True)
+    state.write_text(json.dumps({"total_steps": 800}))
+    checkpoint = resume.Checkpoint(["--x"], {}, rows=[{"trainer_steps": 1000}])
+    checkpoint.trainer = {"due": 1050.0, "started": True, "ended": False}
+    pace = bench.TrainerPace(1, 1.0)
+    annotator = type("Person", (), {})()
+    recorder = bench.Recorder()
+    checkpoint.restore(annotator, pace, recorder, tmp_path / "app")
+    assert pace.due == 850.0 and not pace.started, "800 steps of finished rounds, and the 50 it owed"
