@@ -115,3 +115,21 @@ def log_in(page, base: str, name: str, password: str) -> None:
     page.fill("#login [name=password]", password)
     page.click("#login button")
     page.wait_for_selector("#logout")
+
+
+def project_serving(page, base: str, project_id: int, path) -> dict:
+    """The project page as a person reads it for what serves the detector and why (issue 68):
+    opened, its list of reasons waited for (there is none before a version serves), the page
+    down to it in ``path``; its words, ``detector`` and ``serving_why`` (None: no list)."""
+    page.keyboard.press("Escape")  # an open image's proposals dropped: leaving would ask first
+    page.goto(f"{base}/#/project/{project_id}")
+    page.wait_for_selector("#detector")
+    try:
+        page.wait_for_selector("#serving-why li", timeout=10000)
+    except Exception:  # noqa: BLE001 (playwright's timeout: no version serves yet, no list)
+        pass
+    why = page.query_selector("#serving-why")
+    (why or page.locator("#detector")).scroll_into_view_if_needed()
+    page.screenshot(path=str(path), full_page=True)
+    said = page.inner_text("#serving-why") if why else None
+    return {"detector": page.inner_text("#detector"), "serving_why": said}

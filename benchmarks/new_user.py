@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _browser import chromium_page, log_in
+from _browser import chromium_page, log_in, project_serving
 from _common import load_average, part_names, run_record
 from _walk import finish, with_server
 
@@ -169,6 +169,8 @@ def _stop(page, base: str, api, project: dict, out: Path) -> dict:
     live = [j for j in jobs if j["kind"] == "trainer" and j["status"] in LIVE]
     before = live[-1] if live else None
     page.screenshot(path=str(out / "new_user_before_stop.png"))
+    serving = project_serving(page, base, project["id"], out / "new_user_project.png")
+    page.wait_for_selector("#trainer-stop:not([hidden])", timeout=60000)
     clicked = time.monotonic()
     page.click("#trainer-stop")
     while time.monotonic() - clicked < 120:
@@ -182,7 +184,7 @@ def _stop(page, base: str, api, project: dict, out: Path) -> dict:
     page.screenshot(path=str(out / "new_user_stopped.png"))
     return {
         "trainer_before": before and {k: before[k] for k in ("status", "message", "progress", "eta_seconds")},
-        "job_ended_seconds": ended, "page_says_off_seconds": shown, "job_after": job,
+        "job_ended_seconds": ended, "page_says_off_seconds": shown, "job_after": job, **serving,
     }  # fmt: skip
 
 

@@ -4,7 +4,7 @@ other one in Box mode, D pressed once it is open), its proposals looked at, the 
 they missed clicked one at a time, Enter, and the rest finished by hand.
 
     python benchmarks/new_user_detect.py --data ../shared/data/bccd --out docs/benchmarks/new_user_detect
-        [--images 8] [--clicks 6] [--work DIR]
+        [--images 8] [--clicks 6] [--work DIR] [--seconds S] [--train-after N]
 
 The images are the first ``--images`` of our test part (every 4th by name). Per image the
 walk records: the mode it opened in, the boxes shown once the proposals are there (in
@@ -16,9 +16,12 @@ with its key) with the seconds until the page had its answer and the right boxes
 boxes Enter accepted, and what was left to do by hand (boxes deleted, boxes drawn: made
 through the API as the person's own). The status line of the Detect panel (in Box mode, the
 line saying what Detect holds) is read every 0.5 s while the image is open: each distinct
-line, with the seconds since the image was opened. Screenshots: each image as it opens and
-after its clicks, in ``--out``. The server stops on SIGTERM, SIGINT and errors
-(:func:`_walk.with_server`).
+line, with the seconds since the image was opened. ``--seconds`` pass after each image (a
+person's time on it: the background trainer, started after ``--train-after`` finished
+images, trains meanwhile), and each image records the detector version serving once it is
+done. Screenshots: each image as it opens and after its clicks, and at the end the project
+page down to what serves and why (``project.png``; its words in ``serving``), in ``--out``.
+The server stops on SIGTERM, SIGINT and errors (:func:`_walk.with_server`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _browser import chromium_page, log_in, screen
+from _browser import chromium_page, log_in, project_serving, screen
 from _common import load_average, run_record, split_parts
 from _walk import with_server
 
@@ -54,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--clicks", type=int, default=6, help="clicks on an image at most")
     parser.add_argument("--work", type=Path, default=None, help="the app's folder (default: a new one)")
+    parser.add_argument("--seconds", type=float, default=0.0, help="a person's seconds after each image")
+    parser.add_argument(
+        "--train-after", type=int, default=None, help="the project's 'start training after' (finished images)"
+    )
     args = parser.parse_args(argv)
     data = read_dataset(args.data)
     records = sorted(split_parts(data)[1].images, key=lambda r: r.file_name)[: args.images]
@@ -72,6 +79,9 @@ def _walk(server, args, records: list, classes: list[str]) -> dict:
     project = api.post("/api/projects", json={"name": args.data.name, "classes": classes}).raise_for_status()
     project = project.json()["project"]
     ids = [c["id"] for c in project["classes"]]
+    url = f"/api/projects/{project['id']}"
+    if args.train_after is not None:
+        api.patch(url, json={"auto_train_every": args.train_after}).raise_for_status()
     with chromium_page(viewport=(1400, 860)) as page:
         log_in(page, server.base, USER, PASSWORD)
         page.goto(f"{server.base}/#/project/{project['id']}")
@@ -85,8 +95,11 @@ def _walk(server, args, records: list, classes: list[str]) -> dict:
         for k, record in enumerate(records):
             image = images[Path(record.file_name).name]
             rows.append(_image(page, server.base, api, project, ids, image, record, k, args))
+            rows[-1]["detector_serving"] = (api.get(url).json()["detector"] or {}).get("version")
             print(json.dumps({key: v for key, v in rows[-1].items() if key != "status_lines"}), flush=True)
-    return {"data": str(args.data), "images": rows, "page_errors": list(page.errors)}
+            time.sleep(args.seconds)  # the person's time on it: the trainer trains meanwhile
+        serving = project_serving(page, server.base, project["id"], args.out / "project.png")
+    return {"data": str(args.data), "images": rows, "serving": serving, "page_errors": list(page.errors)}
 
 
 def _image(page, base: str, api, project: dict, ids: list[int], image: dict, record, k: int, args) -> dict:
