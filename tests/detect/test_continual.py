@@ -170,9 +170,17 @@ def test_a_round_is_registered_when_a_source_it_does_not_make_serves_a_class(cel
     assert done.promoted and done.serves == [], "the trainer serves no class, the learner does"
     served = trainer.record().serving
     assert served and set(served.values()) == {"learner"}
-    assert all(t in (None, NONE_SHOWN) for t in done.thresholds), "the trainer's boxes show nowhere"
+    assert all(t == NONE_SHOWN for t in done.thresholds), "the trainer's boxes show nowhere"
     cuts = trainer.source_thresholds("learner", sorted(served))
     assert list(cuts) == sorted(served) and np.allclose(list(cuts.values()), 0.8), cuts
+    again = trainer.round(cells, _fresh(cells, 200, 3), learner)
+    assert again.promoted, "the app did not register the first (it failed, or stopped): the next one is"
+    trainer.registered()
+    third = trainer.round(cells, _fresh(cells, 300, 3), learner)
+    assert third.promoted and trainer.record().serves(0) == "learner", "class 0's second pair: a new source"
+    trainer.registered()
+    same = trainer.round(cells, _fresh(cells, 400, 3), learner)
+    assert not same.promoted, "the sources are those the registered version names: nothing to register"
     plain = ContinualTrainer(tmp_path / "plain", config, _config(), load=lambda path: _Known(cells, False))
     assert not plain.round(cells, _fresh(cells, 100, 3), learner).promoted, (
         "a source not named versioned serves without a version (the look-alikes)"

@@ -225,9 +225,10 @@ def _first_finished(client) -> None:
         assert client.patch(f"/api/images/{first['id']}", json={"status": "done"}).status_code == 200
 
 
-def _version_serving(client, tmp_path, record: dict) -> None:
+def _version_serving(client, tmp_path, record: dict, thresholds=(0.0, 1.01)) -> None:
     """Version 1: a detector sure of discs everywhere, with the test, then train ``record``
-    (squares hidden from its boxes: another source serves them)."""
+    and per class the scores its boxes show from (squares hidden from its boxes by
+    default: another source serves them)."""
     from fewclick.server.db import ModelVersion
 
     names = [c["name"] for c in client.get(f"/api/projects/{client.project['id']}").json()["classes"]]
@@ -236,7 +237,7 @@ def _version_serving(client, tmp_path, record: dict) -> None:
             ModelVersion(
                 project_id=client.project["id"], task="detect", version=1, images=1, method="scratch",
                 path=str(_sure_detector(tmp_path, names)), created_by=1,
-                metrics={"prequential": record, "score_thresholds": [0.0, 1.01]},
+                metrics={"prequential": record, "score_thresholds": list(thresholds)},
             )
         )  # fmt: skip
         session.commit()
@@ -324,8 +325,44 @@ def test_a_class_the_fast_learner_saves_most_on_opens_with_its_boxes_and_a_click
         assert clicked["learner_fit_s"] is not None, "the click refits the learner"
         first = np.asarray(clicked["boxes"])[np.asarray(clicked["labels"]) == square][:1]
         assert box_iou(first, SQUARE_BOXES[:1])[0, 0] >= 0.7, "the clicked square comes first"
-        assert (box_iou(SQUARE_BOXES, _squares_opened(clicked, square)).max(1) >= 0.7).all(), (
-            "what the image opened with stays"
-        )
+        # a clicked class shows from the page's start: the answer holds the learner's boxes
+        # from its floor, and the clicked object
+        after = np.asarray(clicked["boxes"]).reshape(-1, 4)[np.asarray(clicked["labels"]) == square]
+        assert (box_iou(SQUARE_BOXES, after).max(1) >= 0.7).all(), "what the image opened with stays"
+    finally:
+        _no_version(client)
+
+
+def test_a_class_no_source_saved_work_on_shows_nothing_and_a_rejection_stays_rejected(client, tmp_path):
+    """Issue 68, bad input: where every source lost on discs, the version's boxes of discs
+    are shown neither on open nor after a click on a square (none comes back as what the
+    image opened with); a square proposal the person rejected is not proposed again."""
+    disc, square = (c["id"] for c in client.project["classes"])
+    _first_finished(client)
+    record = {
+        "scored_images": 2,
+        "saved_s": {"trainer": -4.0, "learner": 7.0},
+        "serves": [],
+        "sources": {"0": "none", "1": "learner"},
+        "why": {"1": "saved 7.0 s an image"},
+        "learner_thresholds": {"1": 0.5},
+    }
+    _version_serving(client, tmp_path, record, thresholds=(1.01, 1.01))
+    second = client.images[1]
+    try:
+        _prepared(client, client.images[0]["id"])
+        _prepared(client, second["id"])
+        got = client.post(f"/api/images/{second['id']}/detect", json={"clicks": []}).json()
+        assert disc not in got["labels"], "the detector's discs are not even in the answer"
+        shown = _squares_opened(got, square)
+        assert len(shown) >= 2, "the learner's squares open"
+        clicked = _click(client, second["id"], *SQUARES[0], square)
+        assert disc not in clicked["labels"], "nor after a click"
+        refused = next(b for b in shown if box_iou(b[None], SQUARE_BOXES[:1])[0, 0] < 0.5)
+        body = {"clicks": [[*SQUARES[0], square]], "rejected": [[*refused.tolist(), square]]}
+        r = client.post(f"/api/images/{second['id']}/detect", json=body)
+        assert r.status_code == 200, r.text
+        after = np.asarray(r.json()["boxes"]).reshape(-1, 4)[np.asarray(r.json()["labels"]) == square]
+        assert not (box_iou(refused[None], after) >= 0.5).any(), "the rejected square is not proposed again"
     finally:
         _no_version(client)

@@ -130,6 +130,9 @@ class TrainerState:
     #: per source, its latest :data:`~fewclick.active.prequential.WINDOW` scored images:
     #: ``{"id", "objects": [[class, x0, y0, x1, y1], ...], "found": [[class, score, x0, ...]]}``
     history: dict[str, list[dict]] = field(default_factory=dict)
+    #: per class (as a string), the source the last version registered names (None: none
+    #: registered yet): a round changing it is registered, though the trainer serves nothing
+    registered: dict[str, str] | None = None
 
     @classmethod
     def read(cls, work: Path) -> TrainerState:
@@ -279,12 +282,15 @@ class ContinualTrainer:
         record = self.record(list(shown))
         saved = self._score(record, fresh, shown)
         serves = sorted(c for c in record.serving if record.serves(c) == TRAINER)
-        elsewhere = [c for c in record.serving if record.serves(c) in self.versioned]
-        changed = len(record.promotions) > len((self.state.record or {}).get("promotions", []))
-        # a round never serves untested; it is the version that carries which source serves
-        # each class, so it is registered too when a source it does not make serves, or when
-        # a source a registered version named lost its class
-        promoted = bool(fresh) and bool(serves or elsewhere or (changed and self.state.serving_round))
+        sources = named_sources(record)
+        versioned = any(v in self.versioned for v in sources.values())
+        moved = sources != (self.state.registered or {})
+        # a round never serves untested; it is the version that names which source serves
+        # each class, so a round is registered too when the sources it would name differ from
+        # the last registered version's, where a source the app needs a version for serves
+        # (the fast learner) or a version was registered before
+        registers = moved and (versioned or self.state.registered is not None)
+        promoted = bool(fresh) and bool(serves or registers)
         thresholds = self._thresholds(serves)
         note = "; ".join(f"class {c}: {record.why[c]}" for c in sorted(record.why))
         done = Round(
@@ -342,6 +348,13 @@ class ContinualTrainer:
                 out.append(NONE_SHOWN)
         return out
 
+    def registered(self) -> None:
+        """The app registered the promoted round as a version: the sources it names per class
+        (the record's now) are kept in the state, and the next rounds are registered only
+        where theirs differ (or the trainer serves a class)."""
+        self.state.registered = named_sources(self.record())
+        self.state.write(self.work)
+
     def source_thresholds(self, source: str, classes: Sequence[int]) -> dict[int, float]:
         """Per class of ``classes``, the score from which ``source``'s proposals saved the
         most on the images it was scored on (:func:`~fewclick.active.prequential.best_threshold`;
@@ -373,6 +386,11 @@ class ContinualTrainer:
             if path is not None and _readable(path):
                 return path
         return None
+
+
+def named_sources(record: Record) -> dict[str, str]:
+    """Per class the record has served (as a string), its source now."""
+    return {str(c): record.serves(c) for c in sorted(record.serving)}
 
 
 def _opened(predictor, fresh: Sequence[Fresh]) -> list[Detections]:
@@ -442,5 +460,8 @@ def _describe(r: Round) -> str:
     else:
         each = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(r.saved.items()))
         scored = f"on {len(r.scored)} image(s) it never saw, saved an image: {each}"
-    verdict = f"serves classes {r.serves}: promoted" if r.promoted else "serves no class yet: kept training"
+    if r.promoted:
+        verdict = f"serves classes {r.serves}: promoted" if r.serves else "other sources serve: registered"
+    else:
+        verdict = "serves no class yet: kept training"
     return f"round {r.number} on {r.train_images} images: {scored}; {verdict}"

@@ -68,21 +68,27 @@ class FastLearner:
     scale: np.ndarray | None = None
     fit_s: float = 0.0
 
-    def fit(self, examples: Sequence[tuple[Proposals, Objects]]) -> FastLearner:
+    def fit(
+        self, examples: Sequence[tuple[Proposals, Objects]], regress_on: Sequence[bool] | None = None
+    ) -> FastLearner:
         """Refit on ``examples``, oldest first: each finished image's candidates and the
-        person's objects there (ignored ones left out)."""
+        person's objects there (ignored ones left out). ``regress_on`` (one per example,
+        default all): whether an example's boxes are the person's own, for the regressor to
+        learn their convention from (a clicked proposal's box is SAM's, not theirs)."""
         from sklearn.linear_model import LogisticRegression
 
         started = time.perf_counter()
         cfg = self.config
         rows, targets, matched, weights = [], [], [], []
-        for age, (found, gt) in enumerate(reversed(list(examples))):
+        own = list(regress_on) if regress_on is not None else [True] * len(examples)
+        for age, ((found, gt), theirs) in enumerate(zip(reversed(list(examples)), reversed(own))):
             if not len(found):
                 continue
             rows.append(candidate_features(found, cfg.vectors))
             label, box = _matches(found, gt, cfg.positive_iou)
             targets.append(label)
-            matched.append(_deltas(found.boxes, box))
+            deltas = _deltas(found.boxes, box)
+            matched.append(deltas if theirs else np.full_like(deltas, np.nan))
             weights.append(np.full(len(found), 0.5 ** (age / cfg.half_life)))
         self.models = {}
         if not rows:
@@ -103,7 +109,8 @@ class FastLearner:
             scorer = LogisticRegression(C=cfg.C, class_weight="balanced", max_iter=500)
             scorer.fit(z, positive, sample_weight=w)
             weights_c = np.append(scorer.coef_[0], scorer.intercept_[0])
-            deltas = _ridge(z[positive], t[positive], w[positive], cfg.ridge) if cfg.regress else None
+            boxed = positive & np.isfinite(t).all(1)  # the person's own boxes (regress_on)
+            deltas = _ridge(z[boxed], t[boxed], w[boxed], cfg.ridge) if cfg.regress and boxed.any() else None
             self.models[c] = ClassModel(weights_c, deltas, int(positive.sum()), int((~positive).sum()))
         self.fit_s = time.perf_counter() - started
         return self
@@ -130,6 +137,21 @@ class FastLearner:
             torch.from_numpy(labels), self.config.nms_iou,
         ).numpy()  # fmt: skip
         return Detections(boxes[keep], scores[keep].astype(np.float32), labels[keep])
+
+    def move(self, found: Proposals, labels: np.ndarray) -> np.ndarray:
+        """``found``'s boxes moved to the person's convention by the regressor of each one's
+        class ``labels`` (a class without one leaves its boxes as they are)."""
+        boxes = found.boxes.astype(np.float32).copy()
+        if not len(found) or self.mean is None:
+            return boxes
+        z = (candidate_features(found, self.config.vectors) - self.mean) / self.scale
+        z1 = np.concatenate([z, np.ones((len(z), 1))], 1)
+        for c in np.unique(labels):
+            model = self.models.get(int(c))
+            mine = np.asarray(labels) == c
+            if model is not None and model.deltas is not None:
+                boxes[mine] = _moved(found.boxes[mine], z1[mine] @ model.deltas)
+        return boxes
 
 
 def candidate_features(found: Proposals, vectors: bool = True) -> np.ndarray:

@@ -11,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from fewclick.active.continual import held_out
+from fewclick.metrics.thresholds import NONE_SHOWN
 from fewclick.server import model_files, serving, tiles, worker_detect, worker_masks, worker_pick
 from fewclick.server.db import Image, ModelVersion
 from fewclick.server.deps import Settings
@@ -168,18 +171,24 @@ def detect_answer(call: DetectCall, result: dict) -> dict:
     # per class, the score from which the background trainer's version left the least work
     # on the held-out finished images (until the slider is moved: then it holds for all)
     per_class = ((version.metrics or {}).get("score_thresholds") if model else None) or []
+    # the sources beside the version (look-alikes, learner): class position -> their floor
+    carried = result.pop("min_scores_carried", None)
+    clicked = {int(c[2]) for c in call.args[3]}
+    hidden = {p for p, t in enumerate(per_class) if t is not None and t >= NONE_SHOWN}
+    hidden -= set(carried or {}) | clicked
+    if model is not None and hidden:  # no source saved work on these: nothing of them is shown
+        _drop_classes(result, hidden)
+    if carried and model is not None:  # their classes show from their own floors
+        floors = dict(enumerate(per_class))
+        floors.update({int(p): t for p, t in carried.items()})
+        per_class = [floors.get(p) for p in range(max(floors) + 1)]
     result["min_scores"] = classes.by_id(per_class) if per_class else None
     opened = result.pop("opened", None)
-    if opened is not None:  # a click adds and never takes away what the detector opened with
-        clicked = {int(c[2]) for c in call.args[3]}
+    if opened is not None:  # a click adds and never takes away what the image opened with
+        _drop_classes(opened, hidden if model is not None else set())
         after = _kept_open(result, opened, per_class, result["min_score"], clicked)
         result["min_scores"] = classes.by_id(after)
-    carried = result.pop("min_scores_carried", None)  # the look-alikes': class position -> threshold
-    if carried and model is not None:  # the classes the look-alikes serve beside the version
-        floors = dict(enumerate(after if opened is not None else per_class))
-        floors.update({int(p): t for p, t in carried.items()})
-        result["min_scores"] = classes.by_id([floors.get(p) for p in range(max(floors) + 1)])
-    elif carried:
+    if carried and model is None:
         result["min_scores"] = classes.by_id([carried.get(p) for p in range(max(carried) + 1)])
     result["labels"] = classes.ids(result["labels"])
     result["look_alike_limit"] = call.limit
@@ -188,6 +197,15 @@ def detect_answer(call: DetectCall, result: dict) -> dict:
             call, result["proposals"].pop("exemplar_rows", [])
         )
     return result
+
+
+def _drop_classes(answer: dict, positions: set[int]) -> None:
+    """``answer``'s boxes (labels: class positions) of the classes ``positions`` removed, in place."""
+    from fewclick.wire.codec import answer_detections, detection_lists
+
+    if positions:
+        found = answer_detections(answer)
+        answer.update(detection_lists(found[~np.isin(found.labels, list(positions))]))
 
 
 def _kept_open(result: dict, opened: dict, per_class: list, min_score: float | None, clicked: set) -> list:

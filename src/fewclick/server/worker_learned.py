@@ -22,35 +22,35 @@ _LOCK = threading.Lock()
 _FITTED: OrderedDict = OrderedDict()  # (folder, finished) -> (FastLearner, its examples)
 
 
-def examples(folder: str, finished: list | None) -> list[tuple[Proposals, Objects]]:
-    """The ``finished`` images' (newest first, as the worker gets them) candidates and the
-    person's objects there, oldest first, for those whose proposals are made."""
-    from fewclick.server.worker_proposals import ready
+def examples(folder: str, finished: list | None) -> list[tuple[str, Proposals, Objects]]:
+    """The ``finished`` images' (newest first, as the worker gets them) keys, candidates and
+    the person's objects there, oldest first, for those whose proposals are made (the first
+    of the others is asked for: :func:`~fewclick.server.worker_proposals.finished_proposals`)."""
+    from fewclick.server.worker_proposals import finished_proposals
 
-    out = []
-    for key, _, boxes, *_ in reversed(finished or []):
-        found = ready(folder, key) if boxes else None
-        if found is not None:
-            rows = np.asarray(boxes, np.float32).reshape(-1, 5)
-            out.append((found, Objects(rows[:, 0].astype(np.int64), rows[:, 1:])))
-    return out
+    known = finished_proposals(folder, finished)
+    return [
+        (key, found, Objects(rows[:, 0].astype(np.int64), rows[:, 1:])) for key, found, rows, *_ in known
+    ][::-1]
 
 
 def fitted(folder: str, finished: list | None) -> tuple[FastLearner, list, float | None]:
-    """The learner fit on the ``finished`` images, its examples, and the seconds its fit took
-    (None: it was kept from an earlier call on the same images and boxes)."""
-    digest = (folder, tuple((f[0], np.asarray(f[2], np.float32).tobytes()) for f in finished or []))
+    """The learner fit on the ``finished`` images whose proposals are made, its examples,
+    and the seconds its fit took (None: it was kept from an earlier call on the same images
+    and boxes)."""
+    known = examples(folder, finished)
+    digest = (folder, tuple((key, gt.labels.tobytes(), gt.boxes.tobytes()) for key, _, gt in known))
     with _LOCK:
         if digest in _FITTED:
             _FITTED.move_to_end(digest)
             return (*_FITTED[digest], None)
-    known = examples(folder, finished)
-    learner = FastLearner().fit(known)
+    pairs = [(found, gt) for _, found, gt in known]
+    learner = FastLearner().fit(pairs)
     with _LOCK:
-        _FITTED[digest] = (learner, known)
+        _FITTED[digest] = (learner, pairs)
         while len(_FITTED) > KEPT:
             _FITTED.popitem(last=False)
-    return learner, known, learner.fit_s
+    return learner, pairs, learner.fit_s
 
 
 def with_learner(answer: dict, learned, path, clicks, sizes, encoding, finished, rejected) -> dict:
@@ -61,8 +61,8 @@ def with_learner(answer: dict, learned, path, clicks, sizes, encoding, finished,
     those classes the learner is refit with them first. Their floors go in
     ``min_scores_carried``, the fit's seconds in ``learner_fit_s`` (None: kept). Until the
     image's proposals are made, the answer stays as it is."""
-    from fewclick.server.worker_proposals import clicked, ready
-    from fewclick.wire.codec import answer_detections, detection_lists
+    from fewclick.server.worker_proposals import ready
+    from fewclick.wire.codec import detection_lists
 
     cuts = {int(c): float(t) for c, t in learned}
     folder, key = encoding
@@ -70,23 +70,65 @@ def with_learner(answer: dict, learned, path, clicks, sizes, encoding, finished,
     if found is None:
         return answer
     learner, known, fit_s = fitted(folder, finished)
-    shown = _shown(learner, found, cuts)
+    opened = _shown(learner, found, cuts)
+    shown = opened
     mine = [c for c in clicks if int(c[2]) in cuts]
     objects, labels = clicked(folder, key, path, mine, sizes)
     refused = [r for r in rejected if int(r[4]) in cuts]
     if len(objects) or refused:  # refit with them; what the image opened with stays (a click adds)
         now = _partly_labeled(found, objects, labels, refused)
-        learner = FastLearner(learner.config).fit([*known, now])
+        # the clicked proposals' boxes are SAM's, not the person's: no convention to learn there
+        learner = FastLearner(learner.config).fit([*known, now], regress_on=[True] * len(known) + [False])
         fit_s = learner.fit_s
-        shown = _union(shown, _shown(learner, found, cuts), learner.config.nms_iou)
+        # a rejected proposal does not come back, however the refit scores it
+        shown = _not_refused(_union(opened, _shown(learner, found, cuts), learner.config.nms_iou), refused)
     if len(objects):  # a proposal already a clicked object is not shown twice
         overlap = box_iou(shown.boxes, objects.boxes)
         shown = shown[overlap.max(1, initial=0.0) < learner.config.nms_iou]
-    ones = Detections(objects.boxes, np.ones(len(objects), np.float32), labels)
-    trained = answer_detections(answer)
-    both = Detections.concatenate([trained[~np.isin(trained.labels, list(cuts))], ones, shown])
+    # the clicked objects in the person's convention, as the learner moves its own boxes
+    ones = Detections(learner.move(objects, labels), np.ones(len(objects), np.float32), labels)
+    both = Detections.concatenate([_others(answer, cuts), ones, shown])
     least = {**(answer.get("min_scores_carried") or {}), **cuts}
-    return {**answer, **detection_lists(both), "min_scores_carried": least, "learner_fit_s": fit_s}
+    out = {**answer, **detection_lists(both), "min_scores_carried": least, "learner_fit_s": fit_s}
+    if answer.get("opened") is not None:  # what the page opened with: the learner's, in its classes
+        before = Detections.concatenate([_others(answer["opened"], cuts), _not_refused(opened, refused)])
+        out["opened"] = detection_lists(before)
+    return out
+
+
+def _others(answer: dict, cuts: dict[int, float]) -> Detections:
+    """An answer's boxes of the classes not in ``cuts`` (the detector's, there)."""
+    from fewclick.wire.codec import answer_detections
+
+    found = answer_detections(answer)
+    return found[~np.isin(found.labels, list(cuts))]
+
+
+def _not_refused(shown: Detections, refused: list) -> Detections:
+    """``shown`` without the boxes the person rejected (the same class, IoU >= :data:`REJECTED_IOU`)."""
+    if not len(shown) or not refused:
+        return shown
+    boxes = np.asarray([r[:4] for r in refused], np.float32).reshape(-1, 4)
+    labels = np.asarray([int(r[4]) for r in refused], np.int64)
+    hit = (box_iou(shown.boxes, boxes) >= REJECTED_IOU) & (shown.labels[:, None] == labels[None, :])
+    return shown[~hit.any(1)]
+
+
+def clicked(folder: str, key: str, path: str, clicks: list, sizes: dict | None = None):
+    """The objects of ``clicks`` (``[x, y, class position]`` each) on the image of ``key``,
+    whose proposals are made: the proposal each lands on, at its class's side ``sizes``
+    (class position -> pixels), else SAM's own object there; ``(Proposals, class
+    positions)``, each object once (:func:`~fewclick.predict.lookalike.clicked_objects`)."""
+    from fewclick.predict import lookalike
+    from fewclick.server.worker_proposals import own_object, ready
+
+    xy = np.asarray([c[:2] for c in clicks], np.float32).reshape(-1, 2)
+    labels = np.asarray([int(c[2]) for c in clicks], np.int64)
+    side = {int(k): float(v) for k, v in (sizes or {}).items()}
+    per_click = np.array([side.get(int(c), np.nan) for c in labels], np.float32)
+    own = own_object(folder, key, path)
+    objects, boxed, _ = lookalike.clicked_objects(ready(folder, key), xy, own, per_click)
+    return objects, labels[boxed]
 
 
 def _shown(learner: FastLearner, found: Proposals, cuts: dict[int, float]) -> Detections:

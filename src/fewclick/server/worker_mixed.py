@@ -54,4 +54,8 @@ def with_look_alikes(answer: dict, mixed, path, clicks, sizes, encoding, finishe
     kept = trained[~np.isin(trained.labels, list(mixed))]
     both = Detections.concatenate([kept, alike])
     least = {p: t for p, t in found["min_scores"].items() if p in mixed}
-    return {**answer, **detection_lists(both), "min_scores_carried": least}
+    out = {**answer, **detection_lists(both), "min_scores_carried": least}
+    if answer.get("opened") is not None:  # the look-alikes keep what they opened with themselves
+        before = answer_detections(answer["opened"])
+        out["opened"] = detection_lists(before[~np.isin(before.labels, list(mixed))])
+    return out

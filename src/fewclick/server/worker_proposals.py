@@ -190,6 +190,27 @@ def _make(folder: str, key: str, path: str) -> None:
             _WINDOWS.pop((folder, key), None)
 
 
+def finished_proposals(folder: str, finished: list | None) -> list[tuple]:
+    """The ``finished`` images (as :func:`carried` takes them) whose proposals are made and
+    that hold boxes: ``(key, proposals, rows [K, 5] of class position and box, kept [K]:
+    not removed from the exemplars, place in finished)``. Of those not made, the first is
+    asked for (one at a time: the open image's and the next's come first on the thread)."""
+    known, missing = [], []
+    for entry, (key, path, boxes, *removed) in enumerate(finished or []):
+        found = ready(folder, key)
+        if found is None:
+            if not _large(path):  # a large image is swept by windows, never proposed whole
+                missing.append((key, path))
+        elif boxes:
+            rows = np.asarray(boxes, np.float32).reshape(-1, 5)
+            kept = np.ones(len(rows), bool)
+            kept[[int(k) for k in (removed[0] if removed else []) if 0 <= int(k) < len(rows)]] = False
+            known.append((key, found, rows, kept, entry))
+    if missing:
+        prepare(folder, missing[:1])
+    return known
+
+
 def carried(
     folder: str, finished: list | None, offsets=None, iou: float | None = None
 ) -> tuple[dict, dict, list]:
@@ -206,19 +227,7 @@ def carried(
     a class whose look-alikes cost more than they save opens with none). A finished image
     whose proposals are not made (or were trimmed with the embeddings) teaches nothing now:
     they are made in the background, one image a call."""
-    known, missing = [], []
-    for entry, (key, path, boxes, *removed) in enumerate(finished or []):
-        found = ready(folder, key)
-        if found is None:
-            if not _large(path):  # a large image is swept by windows, never proposed whole
-                missing.append((key, path))
-        elif boxes:
-            rows = np.asarray(boxes, np.float32).reshape(-1, 5)
-            kept = np.ones(len(rows), bool)
-            kept[[int(k) for k in (removed[0] if removed else []) if 0 <= int(k) < len(rows)]] = False
-            known.append((key, found, rows, kept, entry))
-    if missing:  # one at a time: the open image's and the next's come first on the thread
-        prepare(folder, missing[:1])
+    known = finished_proposals(folder, finished)
     moved = None if not offsets else sorted((c, v.tobytes()) for c, v in offsets.per_class.items())
     # each image's place in ``finished`` too: ``used`` names images by it
     held = tuple((entry, key, rows.tobytes(), kept.tobytes()) for key, _, rows, kept, entry in known)
@@ -345,7 +354,8 @@ def look_alikes(
     exemplars, least, used = carried(folder, finished, offsets)
     sides = sides or {}
     per_click = np.array([sides.get(int(c), np.nan) for c in clicks.labels], np.float32)
-    objects, boxed, unboxed = lookalike.clicked_objects(found, clicks.xy, _own(folder, key, path), per_click)
+    own = own_object(folder, key, path)
+    objects, boxed, unboxed = lookalike.clicked_objects(found, clicks.xy, own, per_click)
     # the proposals the person rejected on the page (their shown boxes): negative exemplars
     negatives = lookalike.rejected_vectors(found, [r[:4] for r in rejected])
     labels = np.asarray(clicks.labels)[boxed]
@@ -384,22 +394,7 @@ def look_alikes(
     return det, info
 
 
-def clicked(folder: str, key: str, path: str, clicks: list, sizes: dict | None = None):
-    """The objects of ``clicks`` (``[x, y, class position]`` each) on the image of ``key``,
-    whose proposals are made: the proposal each lands on, at its class's side ``sizes``
-    (class position -> pixels), else SAM's own object there; ``(Proposals, class
-    positions)``, each object once (:func:`~fewclick.predict.lookalike.clicked_objects`)."""
-    from fewclick.predict import lookalike
-
-    xy = np.asarray([c[:2] for c in clicks], np.float32).reshape(-1, 2)
-    labels = np.asarray([int(c[2]) for c in clicks], np.int64)
-    side = {int(k): float(v) for k, v in (sizes or {}).items()}
-    per_click = np.array([side.get(int(c), np.nan) for c in labels], np.float32)
-    objects, boxed, _ = lookalike.clicked_objects(ready(folder, key), xy, _own(folder, key, path), per_click)
-    return objects, labels[boxed]
-
-
-def _own(folder: str, key: str, path: str):
+def own_object(folder: str, key: str, path: str):
     """SAM's own object at a click on the image of ``key`` (``path``): ``own(x, y)``."""
 
     def own(x: float, y: float):

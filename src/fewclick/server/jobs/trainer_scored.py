@@ -25,7 +25,10 @@ def fresh_images(sessions, project_id: int, keys: dict):
 
         with sessions() as session:
             project = rows.find(session, Project, project_id)
-            new = [i for i in images.finished(session, project_id) if i.id not in seen]
+            new = sorted(
+                (i for i in images.finished(session, project_id) if i.id not in seen),
+                key=lambda i: (i.updated_at, i.id),
+            )  # oldest finished first: each is scored by what the ones before it taught
             data = to_dataset(project, images=new)
         records = [r for r in data.images if len(r.objects) and r.objects.boxes.size]
         out = [Fresh(int(r.id), load_image(r.path), r.objects) for r in records]
@@ -46,6 +49,8 @@ def sam_sources(sessions, project_id: int, embeddings: str | None, keys: dict, f
         return None
 
     def others(fresh) -> dict:
+        from threadpoolctl import threadpool_limits
+
         from fewclick.active.sources import Learned, LookAlikes
         from fewclick.predict.lookalike import proposals_file
         from fewclick.predict.proposals import Proposals
@@ -74,7 +79,8 @@ def sam_sources(sessions, project_id: int, embeddings: str | None, keys: dict, f
                 shown[LEARNER].append(None)
                 continue
             shown[LOOK_ALIKES].append(LookAlikes().fit(history).propose(found))
-            learner = Learned().fit(history[-RECENT_FINISHED:])  # as the app's requests fit it
+            with threadpool_limits(1):  # the trainer's one core: numpy's BLAS too, not only torch
+                learner = Learned().fit(history[-RECENT_FINISHED:])  # as the app's requests fit it
             if fits is not None:
                 fits.append(round(learner.fit_s, 4))
             shown[LEARNER].append(learner.propose(found))

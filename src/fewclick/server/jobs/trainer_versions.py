@@ -47,6 +47,7 @@ def register(sessions, project_id: int, job_id: int, kind: str, result, trainer,
             images=result.train_images, method=kind, metrics=metrics, created_by=job.created_by,
         )  # fmt: skip
         session.commit()
+    trainer.registered()  # what this version names: the next rounds register only a change
 
 
 def prequential(result, trainer) -> dict:
