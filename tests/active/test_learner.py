@@ -7,7 +7,7 @@ import numpy as np
 
 from fewclick.active.sources import Learned, LookAlikes
 from fewclick.metrics.detection import box_iou
-from fewclick.predict.learner import FastLearner, LearnerConfig
+from fewclick.predict.learner import FastLearner, LearnerConfig, convention
 from fewclick.predict.proposals import Proposals
 from fewclick.types import Objects
 
@@ -66,6 +66,19 @@ def test_a_person_who_changes_convention_is_followed_by_the_recent_images():
     shown = learner.predict(found)
     sure = shown[shown.scores >= 0.5]
     assert np.median(box_iou(sure.boxes, gt.boxes).max(1)) >= 0.8
+
+
+def test_the_convention_said_to_the_person_shows_a_change_in_the_newest_images():
+    """What the page says of a class the learner serves: the person's boxes against SAM's,
+    over the images it learnt from and over the newest, apart when the person changed."""
+    rng = np.random.default_rng(2)
+    old = [_image(rng, grow=0.0) for _ in range(6)]
+    new = [_image(rng, grow=8.0) for _ in range(3)]
+    said = convention(old + new, positive_iou=0.4, recent=3)
+    assert set(said) == {0} and said[0]["objects"] == 9 * 6
+    assert said[0]["wide"] == said[0]["tall"] == 1.0, "two thirds of the images boxed on SAM's outline"
+    assert 1.4 < said[0]["recent_wide"] < 1.7 and 1.4 < said[0]["recent_tall"] < 1.7, "16 px more on ~30 px"
+    assert "recent_wide" not in convention(old, positive_iou=0.4, recent=0)[0], "no newest images, no claim"
 
 
 def test_a_class_with_one_object_or_no_negative_has_no_model_and_shows_nothing():

@@ -282,6 +282,8 @@ def test_the_project_page_says_what_each_source_saved_on_images_it_never_saw_and
     assert "not shown on open" not in said, "its one class is served"
     assert "round 4 (800 steps)" in page.inner_text("#detector")
     learnt = {**record, "serves": [], "sources": {"0": "learner"}, "why": {"0": "saved 6.0 s an image"}}
+    changed = {"wide": 1.0, "tall": 1.02, "objects": 40, "recent_wide": 1.2, "recent_tall": 1.1}
+    learnt["learner_convention"] = {"0": changed}  # the person's newest boxes are larger
     with api.app.state.sessions() as session:  # the fast learner now serves the class
         v1 = session.query(ModelVersion).filter_by(project_id=served["id"], task="detect", version=1).one()
         v1.metrics = {"prequential": learnt, "trainer_round": 5, "trainer_steps": 1000}
@@ -291,4 +293,7 @@ def test_the_project_page_says_what_each_source_saved_on_images_it_never_saw_and
     said = page.inner_text("#serving-why")
     assert "car: shown on open by the fast learner over SAM's proposals" in said, said
     assert "it saved 6.0 s an image" in said, said
+    assert "your boxes: 0% wider and 2% taller than SAM's outlines (40 objects)" in said, said
+    newest = "in your newest images 20% wider and 10% taller: the learner follows your newest images"
+    assert newest in said, said
     assert page.errors == []

@@ -397,9 +397,11 @@ def test_the_fast_learner_is_scored_beside_the_look_alikes_on_each_fresh_image(a
     keys: dict = {}
     fresh = [Fresh(last.id, load_image(last.path), last.objects)]
     keys[id(fresh[0].image)] = record_key(project["id"], last)
-    fits: list = []
-    shown = trainer_scored.sam_sources(sessions, project["id"], str(tmp_path), keys, fits)(fresh)
-    assert set(shown) == {"look-alikes", "learner"} and len(fits) == 1 and 0 <= fits[0] < 60
+    learnt = trainer_scored.Learnt()
+    shown = trainer_scored.sam_sources(sessions, project["id"], str(tmp_path), keys, learnt)(fresh)
+    assert set(shown) == {"look-alikes", "learner"} and len(learnt.fit_s) == 1 and 0 <= learnt.fit_s[0] < 60
+    said = learnt.convention
+    assert said and all(v["wide"] == v["tall"] == 1.0 for v in said.values()), "boxed on the candidates"
     learnt = shown["learner"][0]
     sure = learnt[learnt.scores >= 0.5]
     assert len(sure) == len(last.objects) and (box_iou(last.objects.boxes, sure.boxes).max(1) >= 0.7).all()

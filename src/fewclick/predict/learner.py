@@ -154,6 +154,40 @@ class FastLearner:
         return boxes
 
 
+def convention(
+    examples: Sequence[tuple[Proposals, Objects]], positive_iou: float = 0.5, recent: int = 3
+) -> dict[int, dict]:
+    """Per class, how the person's boxes sit on SAM's candidates in ``examples`` (oldest
+    first): the median ratio of their widths and heights to the matched candidates' (``wide``,
+    ``tall``; 1.2: a fifth larger), over every example and over the ``recent`` newest
+    (``recent_wide``, ``recent_tall``), with the objects matched (``objects``). What the box
+    regressor learns, said in words a person can check (a change of convention shows as
+    recent ratios apart from the others)."""
+    per_class: dict[int, list] = {}
+    for k, (found, gt) in enumerate(examples):
+        if not len(found):
+            continue
+        label, box = _matches(found, gt, positive_iou)
+        w, h = _sides(found.boxes)
+        tw, th = _sides(np.where(np.isfinite(box), box, 0))
+        for c in np.unique(label[label >= 0]).astype(int):
+            mine = label == c
+            per_class.setdefault(c, []).append((k, tw[mine] / w[mine], th[mine] / h[mine]))
+    out = {}
+    newest = len(examples) - recent
+
+    def median(parts: list, i: int) -> float:
+        return round(float(np.median(np.concatenate([p[i] for p in parts]))), 3)
+
+    for c, parts in per_class.items():
+        matched = sum(len(p[1]) for p in parts)
+        out[c] = {"wide": median(parts, 1), "tall": median(parts, 2), "objects": matched}
+        late = [p for p in parts if p[0] >= newest]
+        if late:
+            out[c]["recent_wide"], out[c]["recent_tall"] = median(late, 1), median(late, 2)
+    return out
+
+
 def candidate_features(found: Proposals, vectors: bool = True) -> np.ndarray:
     """``float64[N, F]``: each candidate's SAM feature vector (pooled in its mask; with
     ``vectors``), then :data:`GEOMETRY` numbers: SAM's score, log width, log height, log

@@ -145,8 +145,8 @@ def run_trainer(
             message = _running(trainer, len(data))
             update_job(db_url, job_id, progress=0.0, pace=None, message=message)
             fresh = scored.fresh_images(sessions, project_id, keys)
-            fits: list[float] = []  # the fast learner's refits as the round's images are scored
-            others = scored.sam_sources(sessions, project_id, embeddings, keys, fits)
+            learnt = scored.Learnt()  # what the fast learner did as the round's images are scored
+            others = scored.sam_sources(sessions, project_id, embeddings, keys, learnt)
             try:
                 result = trainer.round(data, fresh, others, log=lambda _: None, progress=control.check)
             except (_Stop, Stopped):  # stopped mid-round: the loop's head ends it
@@ -162,7 +162,7 @@ def run_trainer(
             if pace is not None:
                 pace.begin(None)  # between rounds no time left is said
             if result.promoted:
-                register(sessions, project_id, job_id, kind, result, trainer, embeddings, fits)
+                register(sessions, project_id, job_id, kind, result, trainer, embeddings, learnt)
             _collect(sessions, project_id, models_dir, trainer)
             message = _after(trainer, result, sessions, project_id)
             update_job(db_url, job_id, progress=0.0, pace=None, message=message)

@@ -6,6 +6,8 @@ images before each."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from fewclick.server.db import Project
 from fewclick.server.serving import record_key
 from fewclick.server.storage import images, rows
@@ -39,12 +41,22 @@ def fresh_images(sessions, project_id: int, keys: dict):
     return fresh
 
 
-def sam_sources(sessions, project_id: int, embeddings: str | None, keys: dict, fits: list | None = None):
+@dataclass
+class Learnt:
+    """What the fast learner did as a round's images were scored: each refit's seconds, and
+    per class the person's box convention on SAM's boxes at the last
+    (:func:`~fewclick.predict.learner.convention`)."""
+
+    fit_s: list[float] = field(default_factory=list)
+    convention: dict = field(default_factory=dict)
+
+
+def sam_sources(sessions, project_id: int, embeddings: str | None, keys: dict, learnt: Learnt | None = None):
     """What the sources over SAM's proposals show on a fresh image as it opens, each fit on
     the finished images before it: the look-alikes (:data:`~fewclick.server.serving.LOOK_ALIKES`)
     and the fast learner (:data:`~fewclick.server.serving.LEARNER`), scored beside the
     trainer on the images whose proposals the app made (None for the others); None without
-    the app's folder. Each refit's seconds go in ``fits``."""
+    the app's folder. What the learner did goes in ``learnt``."""
     if not embeddings:
         return None
 
@@ -52,6 +64,7 @@ def sam_sources(sessions, project_id: int, embeddings: str | None, keys: dict, f
         from threadpoolctl import threadpool_limits
 
         from fewclick.active.sources import Learned, LookAlikes
+        from fewclick.predict.learner import convention
         from fewclick.predict.lookalike import proposals_file
         from fewclick.predict.proposals import Proposals
         from fewclick.server.exports import to_dataset
@@ -81,8 +94,9 @@ def sam_sources(sessions, project_id: int, embeddings: str | None, keys: dict, f
             shown[LOOK_ALIKES].append(LookAlikes().fit(history).propose(found))
             with threadpool_limits(1):  # the trainer's one core: numpy's BLAS too, not only torch
                 learner = Learned().fit(history[-RECENT_FINISHED:])  # as the app's requests fit it
-            if fits is not None:
-                fits.append(round(learner.fit_s, 4))
+            if learnt is not None:
+                learnt.fit_s.append(round(learner.fit_s, 4))
+                learnt.convention = convention(history[-RECENT_FINISHED:])
             shown[LEARNER].append(learner.propose(found))
             history.append((found, f.objects))
         return shown

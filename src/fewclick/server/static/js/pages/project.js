@@ -275,7 +275,7 @@ function prequentialHtml(p, classes = []) {
       if (other === "look-alikes") {  // they keep serving it beside the version (one source a class)
         items.push(`${name(c)}: shown on open by the look-alikes among SAM's proposals, which saved more on it`);
       } else if (other === "learner") {  // refit on the finished images, and on each click
-        items.push(`${name(c)}: shown on open by the fast learner over SAM's proposals, refit on your newest finished images and on each click: it ${esc(why[c] ?? "saved more on it")}`);
+        items.push(`${name(c)}: shown on open by the fast learner over SAM's proposals, refit on your newest finished images and on each click: it ${esc(why[c] ?? "saved more on it")}${conventionText(p.learner_convention?.[c])}`);
       } else {
         items.push(`${name(c)}: not shown on open: ${other && other !== "none" && other !== "trainer"
           ? `${esc(other)} saved more` : "it has not saved work on this class yet"}`);
@@ -284,6 +284,19 @@ function prequentialHtml(p, classes = []) {
   }
   if (typeof p.why === "string") items.push(esc(p.why));  // a version registered before the reasons were kept per class
   return `<ul id="serving-why">${items.map((t) => `<li>${t}</li>`).join("")}</ul>`;
+}
+
+// how the person's boxes sit on SAM's outlines, as the learner moves its boxes (issue 68):
+// "; your boxes: 12% wider and 8% taller than SAM's outlines", and where the newest images
+// differ, that it follows them
+function conventionText(conv) {
+  if (!conv) return "";
+  const side = (r, more, less) => r >= 1 ? `${Math.round((r - 1) * 100)}% ${more}` : `${Math.round((1 - r) * 100)}% ${less}`;
+  const says = (w, t) => `${side(w, "wider", "narrower")} and ${side(t, "taller", "shorter")}`;
+  let text = `; your boxes: ${says(conv.wide, conv.tall)} than SAM's outlines (${conv.objects} objects)`;
+  const moved = conv.recent_wide != null && (Math.abs(conv.recent_wide - conv.wide) > 0.1 || Math.abs(conv.recent_tall - conv.tall) > 0.1);
+  if (moved) text += `; in your newest images ${says(conv.recent_wide, conv.recent_tall)}: the learner follows your newest images`;
+  return esc(text);
 }
 
 // the choice of what serves: the newest version as they come, one version, or the training-free start
