@@ -105,6 +105,22 @@ def test_a_class_every_source_loses_on_shows_nothing():
     assert record.serves(0) == NONE and not record.promotions
 
 
+def test_a_class_with_one_finished_object_is_scored_and_serves_nothing_until_it_has_shown_savings():
+    """Bad input (issue 68): one object of a class finished. Its image is scored (the record
+    keeps what each source saved there), and one image is no evidence: nothing serves it."""
+    one = _objects([[0, 0, 10, 10]], [2])
+    record = Record(("learner", "look-alikes"))
+    saved = {"learner": savings(one, _found([[0, 0, 10, 10]], [0.9], [2]), 2).seconds, "look-alikes": 0.0}
+    assert saved["learner"] > 0, "its one right box saved a draw"
+    assert record.add(0, 2, saved) is None and record.serves(2) == NONE
+    assert record.scored[2]["learner"] == {0: saved["learner"]}, "scored all the same"
+    record.add(1, 2, {"learner": -2.0, "look-alikes": 0.0})
+    assert record.serves(2) == NONE, "a second image where it cost work: no savings shown"
+    for image in (2, 3, 4):
+        record.add(image, 2, saved)
+    assert record.serves(2) == "learner", "savings shown beyond the noise: it serves"
+
+
 def test_a_source_not_scored_on_an_image_is_paired_only_where_it_was():
     record = Record(("a", "b"))
     record.add(1, 0, {"a": 1.0})
