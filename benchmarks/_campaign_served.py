@@ -95,29 +95,33 @@ def windows(rows: list[dict]) -> list[dict]:
 
 
 def mark_served(ax, rows: list[dict]) -> None:
-    """Shade each image of the campaign's plot by what it opened with: green, darker the more
-    classes a trained version served (``served_by``), its version named where it changes;
-    nothing where none did."""
+    """Shade each image of the campaign's plot by what it opened with (``served_by``): green,
+    darker the more classes a trained version served, its version named where it changes;
+    purple, darker the more classes the fast learner served; nothing where neither did (the
+    look-alikes, or nothing)."""
     import matplotlib.patches as patches
 
-    shown = None
+    shown, marked = None, set()
     for i, row in enumerate(rows, start=1):
         sources = [v["source"] for v in (row.get("served_by") or {}).values()]
+        share = {
+            "tab:green": sum(s.startswith("trainer") for s in sources),
+            "tab:purple": sum(s == "learner" for s in sources),
+        }
+        for color, n in share.items():
+            if n:
+                ax.axvspan(i - 0.5, i + 0.5, color=color, alpha=0.24 * n / max(len(sources), 1), lw=0)
+                marked.add(color)
         trained = [s for s in sources if s.startswith("trainer")]
-        if not trained:
-            continue
-        ax.axvspan(
-            i - 0.5, i + 0.5, color="tab:green", alpha=0.08 * len(trained) / max(len(sources), 1) * 3, lw=0
-        )
-        version = trained[0].split()[-1]
-        if version != shown:
-            ax.annotate(
-                version, (i, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=7
-            )
-            shown = version
-    if any(str(v["source"]).startswith("trainer") for r in rows for v in (r.get("served_by") or {}).values()):
+        if trained and trained[0].split()[-1] != shown:
+            shown = trained[0].split()[-1]
+            where = ("data", "axes fraction")
+            ax.annotate(shown, (i, 1.0), xycoords=where, ha="center", va="bottom", fontsize=7)
+    said = {
+        "tab:green": "a trained version served (darker: more classes)",
+        "tab:purple": "the fast learner served (darker: more classes)",
+    }
+    if marked:
         handles, labels = ax.get_legend_handles_labels()
-        patch = patches.Patch(
-            color="tab:green", alpha=0.24, label="a trained version served (darker: more classes)"
-        )
-        ax.legend([*handles, patch], [*labels, patch.get_label()], fontsize=8)
+        extra = [patches.Patch(color=c, alpha=0.24, label=said[c]) for c in said if c in marked]
+        ax.legend([*handles, *extra], [*labels, *(e.get_label() for e in extra)], fontsize=8)
