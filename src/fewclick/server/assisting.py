@@ -81,12 +81,12 @@ def detect_call(session, config: Settings, image: Image, clicks_in, rejected_in=
         if class_id not in classes:
             raise StoreError(f"rejected box {i}: class id {class_id} is not a class of this project")
         rejected.append([*box, classes.position(class_id)])
-    version = serving_detector(session, project.id)
-    model = version if version is not None and version.method != "training-free" else None
+    made = serving.decision(session, project.id)  # what serves each class, read once
+    version, model = made.version, made.model
     fallbacks = tuple(serving.fallback_detectors(session, project.id, model)) if model else ()
     sam = serving.sam_available()
-    mixed = serving.look_alike_classes(model) if sam else ()
-    learned = serving.learner_classes(model) if sam else ()
+    mixed = made.look_alikes if sam else ()
+    learned = made.learner if sam else ()
     most = None if model else annotations.most_objects_finished(session, project.id)
     if (
         not clicks
@@ -328,14 +328,12 @@ def proposal_items(config: Settings, image: Image) -> list[tuple[str, str]]:
 def proposes(session, image: Image) -> bool:
     """Whether the worker makes the image's SAM proposals ahead of the click
     (:mod:`fewclick.server.worker_proposals`): while the training-free start serves
-    click-to-detect, or the look-alikes serve some classes beside a trained version, for an
+    click-to-detect, or the look-alikes or the fast learner serve some classes beside a
+    trained version (:attr:`~fewclick.server.serving.Decision.proposes`), for an
     image that is not large (a large one is swept by windows)."""
     if not serving.sam_available() or tiles.is_large(image.width, image.height):
         return False
-    version = serving_detector(session, image.project_id)
-    if version is None or version.method == "training-free":
-        return True
-    return bool(serving.look_alike_classes(version) or serving.learner_classes(version))
+    return serving.decision(session, image.project_id).proposes
 
 
 def check_encoding(image: Image, state: str | None) -> None:

@@ -161,11 +161,35 @@ class Serving:
 class Decision:
     """What serves a project's click-to-detect, read once per request (issue 68, item 4):
     its detector versions (oldest first), the pin, and the version that serves (None: the
-    training-free start or the look-alikes)."""
+    training-free start or the look-alikes); from the version, which source serves each
+    class on open (its test, then train record: the trainer, the look-alikes, the learner)."""
 
     detectors: tuple[ModelVersion, ...]
     pin: int | None
     version: ModelVersion | None
+
+    @property
+    def model(self) -> ModelVersion | None:
+        """The trained version that serves (None: the training-free start or the look-alikes)."""
+        v = self.version
+        return v if v is not None and v.method != "training-free" else None
+
+    @property
+    def look_alikes(self) -> tuple[int, ...]:
+        """The class positions the look-alikes serve beside it (:func:`look_alike_classes`)."""
+        return look_alike_classes(self.model)
+
+    @property
+    def learner(self) -> tuple[tuple[int, float], ...]:
+        """The class positions the fast learner serves beside it, each with its floor
+        (:func:`learner_classes`)."""
+        return learner_classes(self.model)
+
+    @property
+    def proposes(self) -> bool:
+        """Whether SAM's proposals serve some class on open: before a trained version, or
+        beside it where the look-alikes or the learner serve."""
+        return self.model is None or bool(self.look_alikes or self.learner)
 
 
 def decision(session, project_id: int) -> Decision:
