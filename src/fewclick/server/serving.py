@@ -23,6 +23,7 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from fewclick.active.continual import TRAINER
 from fewclick.metrics.thresholds import NONE_SHOWN
 from fewclick.predict.backends import BACKENDS
 from fewclick.protocols.segment_choice import MIN_MASKS
@@ -187,9 +188,13 @@ class Decision:
 
     @property
     def proposes(self) -> bool:
-        """Whether SAM's proposals serve some class on open: before a trained version, or
-        beside it where the look-alikes or the learner serve."""
-        return self.model is None or bool(self.look_alikes or self.learner)
+        """Whether the images' SAM proposals are made as they open: before a trained version;
+        beside it while some class is not the trainer's (the look-alikes or the learner serve
+        it, or nothing does yet): the sources over them are scored on every image finished,
+        and can win a class back only so (test, then train)."""
+        if self.model is None or self.look_alikes or self.learner:
+            return True
+        return any(source != TRAINER for source in class_sources(self.model).values())
 
 
 def decision(session, project_id: int) -> Decision:
