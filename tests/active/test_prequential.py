@@ -128,3 +128,15 @@ def test_a_source_not_scored_on_an_image_is_paired_only_where_it_was():
     record.add(3, 0, {"a": 3.0, "b": 6.0})
     assert record.paired(0, "b", "a") == ([5.0, 6.0], [2.0, 3.0])
     assert record.paired(0, "a", NONE) == ([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+
+
+def test_the_reason_a_source_serves_is_said_as_it_stands_now_not_as_at_its_promotion():
+    record = Record(("trainer", "look-alikes"))
+    for image in range(3):
+        record.add(image, 0, {"trainer": 20.0 + image, "look-alikes": 1.0})
+    assert record.serves(0) == "trainer"
+    for image in range(3, 8):
+        record.add(image, 0, {"trainer": 10.0, "look-alikes": 4.0})
+    said = record.why[0]
+    assert said.startswith("saved 14.1 s an image on the last 8 images it had not seen"), said  # 113 / 8
+    assert said.endswith("11.2 s more than look-alikes"), said  # (113 - 23) / 8

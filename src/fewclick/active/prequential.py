@@ -153,6 +153,22 @@ class Record:
         both = [i for i in images if i in mine and i in theirs]
         return [mine[i] for i in both], [theirs[i] for i in both]
 
+    def _standing(self, label: int, current: str) -> str:
+        """Why ``current`` serves class ``label`` now: its savings on the latest images it was
+        scored on, and how much more than the next best source on the same images."""
+        mine = self.paired(label, current, NONE)[0][-WINDOW:]
+        said = f"saved {np.mean(mine):.1f} s an image on the last {len(mine)} images it had not seen"
+        others = []
+        for source in (*self.sources, NONE):
+            if source != current:
+                a, b = self.paired(label, current, source)
+                if a:
+                    others.append((float(np.mean(np.subtract(a, b)[-WINDOW:])), source))
+        if not others:
+            return said
+        gain, runner = min(others)
+        return f"{said}, {gain:.1f} s more than {'showing nothing' if runner == NONE else runner}"
+
     def _promote(self, image: int, label: int) -> str | None:
         current = self.serves(label)
         best, best_mean = None, 0.0
@@ -165,8 +181,10 @@ class Record:
                 if best is None or gain > best_mean:
                     best, best_mean = source, gain
         if best is None:
-            if label not in self.why:
-                self.why[label] = "nothing has saved work yet on the images it had not seen"
+            if current == NONE:
+                self.why.setdefault(label, "nothing has saved work yet on the images it had not seen")
+            else:  # the reason as it stands now, not as it stood at the promotion
+                self.why[label] = self._standing(label, current)
             return None
         mine, theirs = self.paired(label, best, current)
         n = min(len(mine), WINDOW)
