@@ -23,11 +23,14 @@ included; precision over the boxes shown. ``opened`` counts the same before any 
 the image opens with when the calibration images are the finished ones (the look-alikes of
 their objects' proposals, at the threshold of best F1 on each calibration image opened with
 the others' exemplars). Pooled over the images in ``first_click``, and per
-image. ``latency``: the proposals of one prepared window (the encoder's output cached, so the
-SAM decoder's prompts, per window, one thread), a click's matching in ms, and the load
-average. ``--window auto`` (the default) sizes each image's windows to its objects
-(:func:`fewclick.predict.proposals.auto_window`); ``images[].window`` says what each got.
-Writes F.json and F.png (per-image recall and precision).
+image. ``latency``, per window of the images whose proposals were made (not read from
+``--work``'s cache), one thread: ``window_s`` every stage of it, the encoder included
+(``encode_s``); ``prepare_s`` the rest (prompts, SAM's decoder, selection, features);
+``decode_ms_per_prompt`` the decoder's milliseconds per prompt asked; then a click's
+matching in ms, and the load average. ``stages``: the seconds of each stage over all of
+them, and its share (:mod:`fewclick.predict.stage_clock`). ``--window auto`` (the default)
+sizes each image's windows to its objects (:func:`fewclick.predict.proposals.auto_window`);
+``images[].window`` says what each got. Writes F.json and F.png (per-image recall and precision).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from pathlib import Path
 import numpy as np
 from _common import add_work, load_average, read_split, run_record, work_folder, write_report
 from _proposals_cache import cached_proposals
+from _stage_times import quantile, stage_table, window_latency
 from tqdm import tqdm
 
 from fewclick.metrics.detection import box_iou
@@ -47,22 +51,24 @@ from fewclick.predict.encoder import ImageEncoder
 from fewclick.predict.lookalike import RELATIVE, clicked_proposal, look_alikes
 from fewclick.predict.own_box import EdgeOffsets
 from fewclick.predict.proposals import MAX_POINTS, ProposalMaker
+from fewclick.predict.stage_clock import StageClock
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     train_set, test_set = read_split(args.train, args.test)
     work = work_folder(args.work, "lookalikes", args.train)
-    encoder = ImageEncoder(threads=1, cache_dir=work / "embeddings", disk_mb=4096)
+    encoder = ImageEncoder(threads=1)  # no disk cache: each window's encoding is timed
     maker = ProposalMaker(encoder, window=args.window, limit=args.limit)
-    timing: dict[str, list[float]] = {"prepare_s": [], "click_ms": []}
+    timing: dict[str, list[float]] = {"click_ms": []}
+    clock = StageClock()
     calibrate = _clicks(
-        maker, _first(train_set, args.calibrate), work / "proposals", timing, "calibration images"
+        maker, _first(train_set, args.calibrate), work / "proposals", timing, clock, "calibration images"
     )
     offsets = _offsets(calibrate)
     calibrate = [_moved(c, offsets) for c in calibrate]
     threshold = _best_threshold(calibrate, args.iou)
-    tested = _clicks(maker, _first(test_set, args.images), work / "proposals", timing, "test images")
+    tested = _clicks(maker, _first(test_set, args.images), work / "proposals", timing, clock, "test images")
     per_image = [_counted(_moved(c, offsets), threshold) for c in tested]
     sam_boxes = [_counted(c, threshold) for c in tested]
     # the image opened with no click: the look-alikes of the calibration images' objects
@@ -83,12 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         "offsets": {test_set.classes[c]: v.round(4).tolist() for c, v in offsets.per_class.items()},
         "images": per_image,
         "latency": {
-            "prepare_s_p50": _quantile(timing["prepare_s"], 0.5),
-            "prepare_s_p95": _quantile(timing["prepare_s"], 0.95),
-            "click_ms_p95": _quantile(timing["click_ms"], 0.95),
+            **window_latency(clock),
+            "click_ms_p95": quantile(timing["click_ms"], 0.95),
             "load": load_average(),
-            "windows": len(timing["prepare_s"]),
         },
+        "stages": stage_table(clock),
     }
     report["command"] = " ".join(
         ["python benchmarks/lookalikes.py", *(argv if argv is not None else sys.argv[1:])]
@@ -105,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{len(per_image)} images, threshold {threshold:.2f}: recall70 {f['recall70']:.3f} "
         f"recall50 {f['recall50']:.3f} precision {f['precision']:.3f} precision50 {f['precision50']:.3f}; "
-        f"prepare p95 {lat['prepare_s_p95'] or float('nan'):.1f} s a window (nan: from --work's cache), "
+        f"window p95 {lat['window_s_p95'] or float('nan'):.1f} s, encoder p95 "
+        f"{lat['encode_s_p95'] or float('nan'):.1f} s (nan: from --work's cache), "
         f"click p95 {lat['click_ms_p95']:.0f} ms"
     )
     return 0
@@ -115,7 +121,9 @@ def _first(dataset, n: int) -> list:
     return sorted(dataset.images, key=lambda r: r.file_name)[:n]
 
 
-def _clicks(maker: ProposalMaker, records: list, cache: Path, timing: dict, what: str) -> list[dict]:
+def _clicks(
+    maker: ProposalMaker, records: list, cache: Path, timing: dict, clock: StageClock, what: str
+) -> list[dict]:
     """Per image of ``records`` with objects: the click (module docstring), what it shows at
     every threshold (the look-alikes with their scores), and the class's objects."""
     cache.mkdir(parents=True, exist_ok=True)
@@ -134,7 +142,7 @@ def _clicks(maker: ProposalMaker, records: list, cache: Path, timing: dict, what
         centres = (theirs[:, :2] + theirs[:, 2:]) / 2
         target = theirs[np.argmin(((centres - centres.mean(0)) ** 2).sum(1))]
         x, y = (target[0] + target[2]) / 2, (target[1] + target[3]) / 2
-        proposals = cached_proposals(maker, rec, cache, timing)
+        proposals = cached_proposals(maker, rec, cache, clock)
         started = time.perf_counter()
         index = clicked_proposal(proposals, x, y)
         if index is None:  # SAM's own object at the click, as the app gives it
@@ -288,10 +296,6 @@ def _pooled(per_image: list[dict]) -> dict:
         **total,
         "images": len(per_image),
     }
-
-
-def _quantile(values: list[float], q: float) -> float | None:
-    return float(np.quantile(values, q)) if values else None
 
 
 def _plot(per_image: list[dict], path: Path, name: str) -> None:

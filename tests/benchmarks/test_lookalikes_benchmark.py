@@ -26,7 +26,15 @@ def test_a_quick_run_writes_the_first_click_per_image_and_the_latency(sam_files,
     assert first["recall50"] is None or first["recall50"] >= first["recall70"]
     (image,) = report["images"]
     assert image["objects"] >= 1 and image["prompts"] <= 32 and image["window"] >= 160
-    assert set(report["latency"]) >= {"prepare_s_p50", "prepare_s_p95", "click_ms_p95", "load"}
-    assert report["latency"]["windows"] == 2, "one window for each of the two images"
+    latency = report["latency"]
+    assert set(latency) >= {"prepare_s_p50", "prepare_s_p95", "click_ms_p95", "load"}
+    assert set(latency) >= {"encode_s_p95", "decode_ms_per_prompt_p50", "window_s_p95"}, "issue 69's keys"
+    assert latency["windows"] == 2, "one window for each of the two images"
+    assert 0 < latency["encode_s_p95"] <= latency["window_s_p95"], "a window's seconds hold its encoding"
+    assert latency["prepare_s_p95"] <= latency["window_s_p95"]
+    stages = report["stages"]
+    assert set(stages) == {"encode", "prompts", "decode", "select", "features", "nms", "storage"}
+    assert all(s["seconds"] > 0 for s in stages.values()), "every stage was timed"
+    assert abs(sum(s["share"] for s in stages.values()) - 1) < 1e-3
     assert len(list((tmp_path / "work" / "proposals").glob("*.npz"))) == 2
     assert out.with_suffix(".png").is_file()

@@ -12,7 +12,8 @@ import pytest
 from tests.detect.test_proposals import _scene
 
 from fewclick.predict.encoder import ImageEncoder
-from fewclick.predict.proposals import LocalDecoder, ProposalMaker, Proposals
+from fewclick.predict.local_decoder import LocalDecoder
+from fewclick.predict.proposals import ProposalMaker, Proposals
 from fewclick.server import embeddings, worker_proposals
 
 

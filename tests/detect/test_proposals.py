@@ -16,7 +16,8 @@ from fewclick.predict.lookalike import (
     rejected_vectors,
     relative_scores,
 )
-from fewclick.predict.proposals import LocalDecoder, ProposalMaker, Proposals, crop_cells, prompt_points
+from fewclick.predict.local_decoder import LocalDecoder, crop_cells
+from fewclick.predict.proposals import ProposalMaker, Proposals, prompt_points
 
 DISCS = [(60, 60), (160, 50), (260, 70), (90, 170), (210, 180)]  # red, radius 14
 SQUARES = [(130, 120), (40, 120), (280, 150)]  # blue, side 20

@@ -48,8 +48,9 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,22 +61,20 @@ import torchvision
 
 from fewclick.io.images import to_rgb8
 from fewclick.io.tiling import tile_grid
-from fewclick.models.sam_decoder import GRID as GRID_CELLS
-from fewclick.predict.encoder import INPUT_SIZE, Embedding, ImageEncoder
+from fewclick.predict.encoder import Embedding, ImageEncoder
 from fewclick.predict.features import TileFeatures, each_tile_features, image_features
+from fewclick.predict.local_decoder import BATCH, LocalDecoder
 from fewclick.predict.prompts import CELL, LOW_RES, MAX_POINTS, auto_window, object_size, prompt_points
 from fewclick.predict.proposal_groups import without_groups
 from fewclick.predict.similar import STRIDE, similarity_features
+from fewclick.predict.stage_clock import StageClock, timed
 
-BATCH = 16
 MIN_IOU = 0.7
 MIN_STABILITY = 0.85
 STABILITY_OFFSET = 1.0
 MAX_AREA = 0.25
 NMS_IOU = 0.7
 EDGE = 2.0  # image pixels: a box this close to a window's inner edge is cut by it
-MIN_CROP = 16  # embedding cells a side of a click's crop at least (LocalDecoder)
-OUTSIDE = 20.0  # the logit outside a click's crop: far below SAM's threshold 0
 
 
 @dataclass
@@ -179,76 +178,6 @@ class Proposals:
             )
 
 
-class LocalDecoder:
-    """SAM's decoder (:class:`~fewclick.models.sam_decoder.SamDecoder`, the weights of the
-    ONNX decoder at ``path``; None: the default pair's) for many single-click prompts on one
-    embedding at once, each attending only to the embedding near its click
-    (:meth:`~fewclick.models.sam_decoder.SamDecoder.forward_near`): a square of
-    :func:`crop_cells` cells, three times the objects' side. On the first 3 dsb2018 train
-    images (130 nuclei, windows sized to them) that was 6.5x faster than the whole
-    embedding (21 s against 137 s of one core) and its proposals boxed as many nuclei at
-    IoU 0.7 (90 against 87). A candidate that reaches an edge of its crop inside the grid
-    was cut by it: its predicted IoU is set to 0 so that it is not kept (asking it again on
-    the whole embedding did not pay: 42 s for nothing kept on a textured field)."""
-
-    def __init__(self, path: str | Path | None = None) -> None:
-        from fewclick.models.sam_decoder import SamDecoder
-
-        if path is None:
-            from fewclick.predict.pretrained import default_model_files
-
-            path = default_model_files()[1]
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: no such decoder file")
-        self.model = SamDecoder.from_onnx(self.path).eval()
-
-    @torch.no_grad()
-    def __call__(
-        self, embedding: np.ndarray, points: np.ndarray, side: float | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``(logits float32[N, 3, 256, 256], iou float32[N, 3])``: SAM's three candidates
-        for a single positive click at each of ``points`` ``[N, 2]`` (SAM-input pixels), the
-        logits -:data:`OUTSIDE` outside each click's crop; ``side`` the objects' side in
-        SAM-input pixels (None: the whole embedding is attended)."""
-        points = np.asarray(points, np.float32).reshape(-1, 2)
-        logits = np.full((len(points), 3, LOW_RES, LOW_RES), -OUTSIDE, np.float32)
-        ious = np.zeros((len(points), 3), np.float32)
-        image = torch.from_numpy(np.asarray(embedding, np.float32))
-        crop = crop_cells(side)
-        for start in range(0, len(points), BATCH):
-            self._near(image, points, np.arange(start, min(start + BATCH, len(points))), crop, logits, ious)
-        return logits, ious
-
-    @torch.no_grad()
-    def _near(self, image, points, some, crop, logits, ious) -> None:
-        """Answer the clicks ``points[some]`` on their crops of ``crop`` cells into ``logits``
-        and ``ious``."""
-        masks, iou, origins = self.model.forward_near(image, torch.from_numpy(points[some]), crop)
-        masks, iou = masks[:, 1:].numpy(), iou[:, 1:].numpy()
-        per_cell = LOW_RES // GRID_CELLS
-        for i, (x, y) in enumerate(origins.tolist()):
-            here = masks[i] > 0
-            cut = np.zeros(3, bool)
-            for inner, edge in (
-                (y > 0, here[:, 0]), (y + crop < GRID_CELLS, here[:, -1]),
-                (x > 0, here[:, :, 0]), (x + crop < GRID_CELLS, here[:, :, -1]),
-            ):  # fmt: skip
-                cut |= inner & edge.any(-1)
-            r0, c0 = y * per_cell, x * per_cell
-            logits[some[i], :, r0 : r0 + crop * per_cell, c0 : c0 + crop * per_cell] = masks[i]
-            ious[some[i]] = np.where(cut, 0.0, iou[i])
-
-
-def crop_cells(side: float | None) -> int:
-    """The embedding cells a side of a click's crop (:class:`LocalDecoder`): three times
-    ``side`` (SAM-input pixels), even, at least :data:`MIN_CROP`; all of them for None."""
-    if side is None:
-        return GRID_CELLS
-    cells = int(np.ceil(3 * side / (INPUT_SIZE / GRID_CELLS) / 2)) * 2
-    return int(np.clip(cells, MIN_CROP, GRID_CELLS))
-
-
 class ProposalMaker:
     """Proposals of whole images (module docstring). ``encoder`` the shared
     :class:`ImageEncoder`; ``decoder`` a :class:`LocalDecoder` (made on first use);
@@ -280,43 +209,57 @@ class ProposalMaker:
         return self.window if self.window is not None else auto_window(image)
 
     def __call__(
-        self, image: np.ndarray, key: str | None = None, progress: Callable[[int, int], None] | None = None
+        self,
+        image: np.ndarray,
+        key: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        clock: StageClock | None = None,
     ) -> Proposals:
         """The proposals of ``image`` (``uint8[H, W, 3]`` or what :func:`to_rgb8` takes),
         its windows encoded under ``key``; ``progress(done, windows)`` is called once the
-        windows are counted (0 done) and after each window is encoded and asked."""
+        windows are counted (0 done) and after each window is encoded and asked; ``clock``
+        (when given) is charged the seconds of each stage, per window."""
         image = to_rgb8(np.asarray(image), name="image")
         h, w = image.shape[:2]
-        side = object_size(image)
+        with timed(clock, "prompts"):
+            side = object_size(image)
         window = self.window if self.window is not None else auto_window(image, side)
         windows = len(tile_grid(w, h, window, window // 4))
         tiles = each_tile_features(self.encoder, image, key, tile=window, overlap=window // 4)
         parts, uncovered, prompts = [], [], 0
         if progress is not None:
             progress(0, windows)
-        for tile in tiles:
-            pixels = cv2.resize(
-                image[tile.tile.y0 : tile.tile.y1, tile.tile.x0 : tile.tile.x1],
-                tile.embedding.input_size[::-1],
-                interpolation=cv2.INTER_AREA,
-            )
-            points = prompt_points(pixels, None, side * tile.scale)
-            found = self._window(tile, points, (h, w), side * tile.scale)
+        for tile in _encoded(tiles, clock):
+            with timed(clock, "prompts"):
+                pixels = cv2.resize(
+                    image[tile.tile.y0 : tile.tile.y1, tile.tile.x0 : tile.tile.x1],
+                    tile.embedding.input_size[::-1],
+                    interpolation=cv2.INTER_AREA,
+                )
+                points = prompt_points(pixels, None, side * tile.scale)
+            found = self._window(tile, points, (h, w), side * tile.scale, clock)
             parts.append(found[:4])
             uncovered.append(found[4])
             prompts += found[5]
             if progress is not None:
                 progress(len(parts), windows)
-        boxes = np.concatenate([p[0] for p in parts]).reshape(-1, 4)
-        scores = np.concatenate([p[1] for p in parts])
-        vectors = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, 1), np.float32)
-        masks = [m for p in parts for m in p[3]]
-        keep = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), NMS_IOU).numpy()
-        background = _unit(np.concatenate(uncovered).sum(0))
-        found = Proposals(
-            boxes[keep], scores[keep], vectors[keep], [masks[i] for i in keep], background, (h, w), prompts
-        )
-        return without_groups(found)
+        with timed(clock, "nms"):
+            boxes = np.concatenate([p[0] for p in parts]).reshape(-1, 4)
+            scores = np.concatenate([p[1] for p in parts])
+            vectors = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, 1), np.float32)
+            masks = [m for p in parts for m in p[3]]
+            keep = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), NMS_IOU).numpy()
+            background = _unit(np.concatenate(uncovered).sum(0))
+            found = Proposals(
+                boxes[keep],
+                scores[keep],
+                vectors[keep],
+                [masks[i] for i in keep],
+                background,
+                (h, w),
+                prompts,
+            )
+            return without_groups(found)
 
     def click(self, image: np.ndarray, x: float, y: float, key: str | None = None) -> Proposals:
         """The clicked object as one proposal, for a click no proposal holds: SAM's surest
@@ -351,11 +294,20 @@ class ProposalMaker:
             box[None], iou[0, k : k + 1], vector[None], [origin], np.zeros_like(vector), (h, w), 1
         )
 
-    def _window(self, tile: TileFeatures, points: np.ndarray, size: tuple[int, int], side: float):
+    def _window(
+        self,
+        tile: TileFeatures,
+        points: np.ndarray,
+        size: tuple[int, int],
+        side: float,
+        clock: StageClock | None = None,
+    ):
         """One window's kept proposals ``(boxes, scores, vectors, masks)`` in image pixels, the
         features no proposal covers, ``float32[K, D]``, and the prompts asked: the first
         ``limit`` of ``points`` that no earlier answer covers (a covered point costs nothing);
-        ``side`` the objects' side in SAM-input pixels."""
+        ``side`` the objects' side in SAM-input pixels; ``clock`` charged per stage."""
+        started = time.perf_counter()
+        decoding = 0.0
         e: Embedding = tile.embedding
         rows, cols = (-(-s // CELL) for s in e.input_size)
         covered = np.zeros((rows, cols), bool)
@@ -370,7 +322,9 @@ class ProposalMaker:
             if not len(batch):
                 continue
             asked += len(batch)
+            called = time.perf_counter()
             logits, iou = self.decoder(e.embedding, batch, side)
+            decoding += time.perf_counter() - called
             logits = logits.reshape(-1, LOW_RES, LOW_RES)[:, :rows, :cols]
             iou = iou.reshape(-1)
             inner = (logits > STABILITY_OFFSET).sum((1, 2))
@@ -389,6 +343,19 @@ class ProposalMaker:
                 mine = [c for c in range(3) if keep[3 * prompt + c]]
                 if mine:
                     covered |= logits[3 * prompt + min(mine, key=lambda c: area[3 * prompt + c])] > 0
+        if clock is not None:
+            clock.asked(asked)
+            clock.charge("decode", decoding)
+            clock.charge("select", time.perf_counter() - started - decoding)
+        with timed(clock, "features"):
+            return self._kept(tile, size, covered, kept_logits, kept_scores, asked)
+
+    @staticmethod
+    def _kept(tile: TileFeatures, size: tuple[int, int], covered, kept_logits, kept_scores, asked: int):
+        """:meth:`_window`'s answer from the candidates it kept: their boxes, masks and
+        features, and the features of the cells nothing covered."""
+        e: Embedding = tile.embedding
+        rows, cols = (-(-s // CELL) for s in e.input_size)
         unit = similarity_features(tile).numpy()  # [D, h8, w8]
         # the logits' grid of the whole padded input, brought to the features' (both start at
         # the input's top left corner): only the window's own part is stretched otherwise
@@ -418,6 +385,23 @@ class ProposalMaker:
             uncovered,
             asked,
         )
+
+
+def _encoded(tiles: Iterable[TileFeatures], clock: StageClock | None) -> Iterator[TileFeatures]:
+    """``tiles`` (encoded as each is asked for), each a window of ``clock``'s (when given)
+    whose encoding is charged to it."""
+    it = iter(tiles)
+    while True:
+        started = time.perf_counter()
+        tile = next(it, None)
+        if tile is None:
+            return
+        if clock is not None:
+            clock.start_window()
+            clock.charge("encode", time.perf_counter() - started)
+        yield tile
+        if clock is not None:
+            clock.end_window()
 
 
 def _in_image(logits: np.ndarray, tile: TileFeatures) -> tuple[np.ndarray, np.ndarray] | None:
