@@ -7,6 +7,7 @@ import pytest
 
 from fewclick.metrics.detection import box_iou
 from fewclick.predict.encoder import ImageEncoder
+from fewclick.predict.local_decoder import LocalDecoder, crop_cells
 from fewclick.predict.lookalike import (
     LookAlikeDetector,
     clicked_and_alike,
@@ -16,7 +17,6 @@ from fewclick.predict.lookalike import (
     rejected_vectors,
     relative_scores,
 )
-from fewclick.predict.local_decoder import LocalDecoder, crop_cells
 from fewclick.predict.proposals import ProposalMaker, Proposals, prompt_points
 
 DISCS = [(60, 60), (160, 50), (260, 70), (90, 170), (210, 180)]  # red, radius 14
@@ -475,3 +475,24 @@ def test_the_proposal_under_a_point_comes_back_in_the_image_s_pixels(tmp_path):
     assert got.score == pytest.approx(0.9) and got.offset is None
     assert worker_proposals.proposal_at(str(tmp_path), "1-9-0", 20.5, 0.5) is None, "its ring: no object"
     assert worker_proposals.proposal_at(str(tmp_path), "1-9-0", 15.5, 5.5) is None, "between the squares"
+
+
+def test_a_blank_image_is_searched_in_one_short_pass_and_nothing_is_found(maker):
+    from fewclick.predict.proposals import IDLE_PROMPTS
+    from fewclick.predict.stage_clock import StageClock
+
+    clock = StageClock()
+    blank = np.full((240, 320, 3), 128, np.uint8)
+    made = maker(blank, key="blank", clock=clock)
+    assert len(made) == 0, "nothing is there"
+    (window,) = clock.windows
+    assert 0 < made.prompts == window.prompts <= IDLE_PROMPTS, "it stops once its prompts keep nothing"
+    assert window.seconds["encode"] > 0 and window.seconds["decode"] > 0
+
+
+def test_a_window_stops_asking_once_its_prompts_keep_nothing_and_still_finds_every_object(maker):
+    image, discs, squares = _scene(seed=4)
+    made = maker(image, key="scene-4")
+    assert made.prompts < maker.limit, f"asked {made.prompts} of at most {maker.limit}"
+    iou = box_iou(np.concatenate([discs, squares]), made.boxes)
+    assert (iou.max(1) >= 0.7).all(), f"every object is still boxed: {iou.max(1).round(2)}"

@@ -17,6 +17,7 @@ MAX_POINTS = 320  # prompts asked a window (covered points are not): ~25 s on on
 GRID = 8  # the coarse grid's points a side
 SIGMAS = (2.0, 3.0, 4.5, 7.0, 10.0, 15.0, 22.0, 32.0, 40.0)  # SAM-input pixels; a blob's side is ~2.8 sigma
 MIN_BLOB = 0.01  # the scale-normalised LoG response a blob needs (grey levels in [0, 1])
+PYRAMID_SIGMA = 3.5  # from twice this sigma, the LoG is read on a shrunk image (_extrema)
 NEAR_SCALE = 2.0  # a blob scale within this factor of the objects' side is asked first
 TARGET_SIDE = 64.0  # SAM-input pixels an object should span (proposals' "Windows")
 MIN_WINDOW = 256  # the smallest automatic window, image pixels (4x SAM's input at most)
@@ -36,13 +37,8 @@ def prompt_points(
     grey = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
     found = []
     for sigma in SIGMAS:
-        response = -cv2.Laplacian(cv2.GaussianBlur(grey, (0, 0), sigma), cv2.CV_32F) * sigma * sigma
-        radius = max(1, int(round(sigma)))
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-        for signed in (response, -response):
-            peaks = (signed >= cv2.dilate(signed, kernel)) & (signed > MIN_BLOB)
-            ys, xs = np.nonzero(peaks)
-            order = np.argsort(-signed[ys, xs], kind="stable")
+        for xs, ys, strength in _extrema(grey, sigma):
+            order = np.argsort(-strength, kind="stable")
             # ranked within its scale and polarity: a step's edge answers the finest scales
             # more strongly than a blob's centre answers its own, so scales take turns
             found.append(
@@ -52,7 +48,7 @@ def prompt_points(
                         ys[order],
                         np.arange(len(order)),
                         np.full(len(order), len(found)),
-                        -signed[ys, xs][order],
+                        -strength[order],
                     ],
                     1,
                 )
@@ -72,6 +68,33 @@ def prompt_points(
     # one point per 4 px cell of SAM's logits: nearer points ask the same
     _, first = np.unique(np.floor(points / CELL).astype(np.int64), axis=0, return_index=True)
     return points[np.sort(first)][:limit]
+
+
+def _extrema(grey: np.ndarray, sigma: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The local maxima of the scale-normalised Laplacian of Gaussian of ``grey`` at
+    ``sigma`` (bright blobs), then of its negative (dark ones), each ``(xs, ys, strength)``
+    in ``grey``'s pixels, above :data:`MIN_BLOB`. A maximum is the largest in the square of
+    side ``2 sigma + 1`` around it. From :data:`PYRAMID_SIGMA`, the Laplacian is read on
+    ``grey`` shrunk by a power of two that leaves ``sigma`` at least that many pixels there
+    (the normalised response does not change with the image's scale), and the points are
+    brought back to ``grey``'s pixels: on a 1024 px window that took 0.3 s of blur a scale
+    at sigma 40, and the disc-shaped neighbourhood 0.7 s more, where the square is separable."""
+    factor = 2 ** max(0, int(np.floor(np.log2(sigma / PYRAMID_SIGMA))))
+    small = grey
+    if factor > 1:
+        h, w = grey.shape
+        small = cv2.resize(grey, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
+    s = sigma / factor
+    response = -cv2.Laplacian(cv2.GaussianBlur(small, (0, 0), s), cv2.CV_32F) * s * s
+    radius = max(1, int(round(s)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1))
+    out = []
+    for signed in (response, -response):
+        peaks = (signed >= cv2.dilate(signed, kernel)) & (signed > MIN_BLOB)
+        ys, xs = np.nonzero(peaks)
+        centre = (factor - 1) / 2  # a shrunk pixel's centre in grey's pixels
+        out.append((xs * factor + centre, ys * factor + centre, signed[ys, xs]))
+    return out
 
 
 def object_size(image: np.ndarray) -> float:

@@ -18,7 +18,14 @@ segments objects from single points; what it needs is the points. Per window of 
    logits over the padded input) and their predicted IoUs, each point attending only to the
    embedding around it. A point inside the smallest kept candidate of an earlier point is not
    asked again (several blobs of one object ask SAM once), and costs nothing: a window asks
-   at most ``limit`` points that nothing covered yet.
+   at most ``limit`` points that nothing covered yet. It stops sooner once its latest
+   prompts keep nothing (:data:`IDLE_PROMPTS` in a row, or :data:`IDLE_SHARE` of those
+   asked before them, whichever is more): the prompts go strongest blob first, and in the
+   21 windows of dsb2018's first 6 train images half of the objects some candidate boxed
+   at IoU 0.7 were found by the 16th prompt and 90 % by the 50th, of 320. The rule kept
+   0.975 of the objects found with all 320 prompts (159 of 163) for a third of the prompts
+   (bccd's first 4 train images: every one of the 6 found, 0.44 of the prompts; hit_uav's:
+   4 of 4, 0.68).
 3. **Kept** when SAM predicts IoU >= :data:`MIN_IOU`, the mask is stable (the logits' area
    above +1 over the area above -1, >= :data:`MIN_STABILITY`, as SAM's automatic mask
    generator measures it) and covers less than :data:`MAX_AREA` of the window; then
@@ -74,6 +81,8 @@ MIN_STABILITY = 0.85
 STABILITY_OFFSET = 1.0
 MAX_AREA = 0.25
 NMS_IOU = 0.7
+IDLE_PROMPTS = 32  # a window stops asking after this many prompts in a row kept nothing ...
+IDLE_SHARE = 0.5  # ... or this share of the prompts asked before them, if more (module docstring)
 EDGE = 2.0  # image pixels: a box this close to a window's inner edge is cut by it
 
 
@@ -311,9 +320,9 @@ class ProposalMaker:
         e: Embedding = tile.embedding
         rows, cols = (-(-s // CELL) for s in e.input_size)
         covered = np.zeros((rows, cols), bool)
-        kept_logits, kept_scores, asked = [], [], 0
+        kept_logits, kept_scores, asked, idle = [], [], 0, 0
         for start in range(0, len(points), BATCH):
-            if asked >= self.limit:
+            if asked >= self.limit or idle >= max(IDLE_PROMPTS, IDLE_SHARE * (asked - idle)):
                 break
             batch = points[start : start + BATCH]
             cells = np.floor(batch / CELL).astype(np.int64)
@@ -343,6 +352,7 @@ class ProposalMaker:
                 mine = [c for c in range(3) if keep[3 * prompt + c]]
                 if mine:
                     covered |= logits[3 * prompt + min(mine, key=lambda c: area[3 * prompt + c])] > 0
+            idle = 0 if keep.any() else idle + len(batch)
         if clock is not None:
             clock.asked(asked)
             clock.charge("decode", decoding)
