@@ -505,7 +505,7 @@ class Annotator:
         manual_plan = manual(gt, self.current)
         # the page asks the served detector on open (no click) and shows its proposals while
         # the person looks at the image: the wait is counted, as an interaction it is not
-        self._made_ahead(im)
+        ready = self._made_ahead(im)
         started = time.perf_counter()
         opened = self._on_open(im)
         waited = time.perf_counter() - started if opened is not None else 0.0
@@ -551,6 +551,8 @@ class Annotator:
         acts = [e for e in events if e[0] not in ("open", "look", "submit")]
         return {
             "proposals_on_open": None if opened is None else len(opened["boxes"]),
+            # SAM's proposals of the image made when it opened (None: the app made none)
+            "proposals_ready": ready,
             "image_id": im["id"],
             "file_name": im["file_name"],
             "objects": int(required(gt).sum()),
@@ -1152,17 +1154,18 @@ class Annotator:
         labels = np.array([self.position[out["labels"][i]] for i in keep], np.int64)
         return boxes, labels, [out["scores"][i] for i in keep]
 
-    def _made_ahead(self, im: dict, seconds: float | None = None) -> None:
+    def _made_ahead(self, im: dict, seconds: float | None = None) -> bool | None:
         """Let the app go on making this image's SAM proposals (begun when the last image was
         opened: the page prepares the next image too) for as long as a person spent on the
         last image (or ``seconds``: mask mode, after an object), uncounted, as the app
         would have while they worked; no longer. What is not made by then is not waited
-        for: the image opens without it, as on the page."""
+        for: the image opens without it, as on the page. Whether they were ready then (None:
+        the app makes none for this image)."""
         end = time.monotonic() + (self.ahead if seconds is None else seconds)
-        while time.monotonic() < end:  # a look a second
+        while True:  # a look a second
             said = _ok(self.api.post(f"/api/images/{im['id']}/prepare")).get("proposals")
-            if said != "making":
-                return
+            if said != "making" or time.monotonic() >= end:
+                return None if said is None else said == "ready"
             threading.Event().wait(min(1.0, max(0.0, end - time.monotonic())))  # the app's time
 
     def _on_open(self, im: dict) -> dict | None:
