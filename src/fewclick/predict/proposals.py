@@ -22,10 +22,11 @@ segments objects from single points; what it needs is the points. Per window of 
    prompts keep nothing (:data:`IDLE_PROMPTS` in a row, or :data:`IDLE_SHARE` of those
    asked before them, whichever is more): the prompts go strongest blob first, and in the
    21 windows of dsb2018's first 6 train images half of the objects some candidate boxed
-   at IoU 0.7 were found by the 16th prompt and 90 % by the 50th, of 320. The rule kept
-   0.975 of the objects found with all 320 prompts (159 of 163) for a third of the prompts
-   (bccd's first 4 train images: every one of the 6 found, 0.44 of the prompts; hit_uav's:
-   4 of 4, 0.68).
+   at IoU 0.7 were found by the 16th prompt and 90 % by the 50th, of 320 (an exploratory
+   probe, session 70). On the test images of ``benchmarks/lookalikes.py`` the windows asked
+   126 prompts (median) instead of 320 on dsb2018, 232 on bccd; the first click's recall
+   at IoU 0.7 went from 0.600 to 0.587 on dsb2018 and from 0.146 to 0.157 on bccd
+   (``docs/benchmarks/proposals_stages.md``).
 3. **Kept** when SAM predicts IoU >= :data:`MIN_IOU`, the mask is stable (the logits' area
    above +1 over the area above -1, >= :data:`MIN_STABILITY`, as SAM's automatic mask
    generator measures it) and covers less than :data:`MAX_AREA` of the window; then
