@@ -10,8 +10,10 @@ The images are the first ``--images`` of our test part (every 4th by name). Each
 in the page and waited for as a person would (its preparation: SAM's embedding and
 proposals), screenshotted as it opens (``new_user_<k>.png`` in ``--out``), and finished with
 its reference boxes through the API, as the person's own; the person's ``--seconds`` on it
-pass before the next opens. Per image it records the seconds to open, the proposals shown on
-open, the objects there, what made the boxes and the detector serving. A thread follows the
+pass before the next opens. Per image it records the seconds to open (``open_seconds``: until
+its proposals all exist; ``first_proposals_seconds``: until the page first shows some, those
+of its first windows searched, None when none show on open), the proposals shown on open,
+the objects there, what made the boxes and the detector serving. A thread follows the
 trainer's job every 2 s: in each round, the page's estimate of the time left once a quarter
 of its steps are done, against the time the round really took from there. After the last
 image, once the trainer has ended ``--rounds`` rounds (or ``--wait`` seconds passed), Stop is
@@ -46,6 +48,14 @@ PROPOSALS = """() => {
   const r = fewclickTest.detect.result;
   return r ? {boxes: r.boxes, scores: r.scores, shown: fewclickTest.shownProposals()} : null;
 }"""
+# from the moment it is run: when the page first shows proposals on image ``id`` (issue 69)
+FIRST_SHOWN = """(id) => { window.opening = performance.now(); window.firstShown = null;
+  clearInterval(window.firstWatch);
+  window.firstWatch = setInterval(() => {
+    if (window.firstShown == null && fewclickTest.image?.id === id && fewclickTest.detect?.result
+        && fewclickTest.shownProposals().length) window.firstShown = performance.now();
+  }, 100); }"""
+FIRST_SECONDS = "() => window.firstShown == null ? null : (window.firstShown - window.opening) / 1000"
 RESCUE_FLOOR = 0.3  # detect.js: the lowest score the page shows on its own
 BOXED_IOU = 0.5  # a proposal boxes an object at this IoU with its reference box
 
@@ -116,6 +126,7 @@ def _walk(server, args, records: list, classes: list[str]) -> dict:
 def _image(page, base: str, api, project: dict, image: dict, record, k: int, out: Path) -> dict:
     """Open ``image`` in the page and wait as a person would; what it showed on open."""
     page.keyboard.press("Escape")  # the last image's proposals dropped: leaving would ask first
+    page.evaluate(FIRST_SHOWN, image["id"])
     started = time.perf_counter()
     page.goto(f"{base}/#/image/{image['id']}")
     ready = "() => fewclickTest.ready && fewclickTest.prep && fewclickTest.prep.ready"
@@ -131,6 +142,8 @@ def _image(page, base: str, api, project: dict, image: dict, record, k: int, out
     detector = api.get(f"/api/projects/{project['id']}").json()["detector"]
     return {
         "k": k, "file": image["file_name"], "objects": int(len(record.objects)), "open_seconds": opened,
+        # to the first proposals shown (None: none showed on open); open_seconds: until all exist
+        "first_proposals_seconds": page.evaluate(FIRST_SECONDS),
         "shown_on_open": page.evaluate(SHOWN),
         **_boxed(page.evaluate(PROPOSALS), record),
         "boxes_from": page.inner_text("#boxes-from") if page.query_selector("#boxes-from") else "",

@@ -1,6 +1,7 @@
 """How far an image's SAM proposals have got (issue 67): the maker says each window it has
 done, the worker keeps it beside the thread that makes them, and the page's prepare reads
-it, until the proposals are saved or their making failed."""
+it, until the proposals are saved or their making failed. The proposals of the windows done
+are kept too, for the page to show as they come (issue 69)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,18 @@ def test_the_maker_says_each_window_done_and_makes_the_same_proposals(sam_files,
     np.testing.assert_array_equal(told.scores, quiet.scores)
 
 
+def test_the_maker_hands_over_the_proposals_of_the_windows_done_before_the_last(sam_files, tmp_path):
+    encoder = ImageEncoder(sam_files[0], threads=2, cache_dir=tmp_path)
+    maker = ProposalMaker(encoder, LocalDecoder(sam_files[1]), window=120, limit=16)
+    image = _scene()[0][:120, :200]  # two windows of 120 px: the first ends at x = 120
+    so_far = []
+    whole = maker(image, key="scene", each_window=so_far.append)
+    (first,) = so_far  # after the first window; the last one's is the answer itself
+    assert len(first) <= len(whole)
+    assert (first.boxes[:, 2] <= 120).all(), "the first window's objects only"
+    assert first.image_size == whole.image_size
+
+
 class _SlowMaker:
     """A maker that reports its windows one at a time, each when the test lets it go on."""
 
@@ -39,10 +52,12 @@ class _SlowMaker:
         self.windows, self.fails = windows, fails
         self.go = threading.Semaphore(0)
 
-    def __call__(self, image, key=None, progress=None):
+    def __call__(self, image, key=None, progress=None, each_window=None):
         progress(0, self.windows)
         for done in range(1, self.windows + 1):
             self.go.acquire()
+            if done < self.windows:
+                each_window(_boxes(done, image.shape[:2]))
             progress(done, self.windows)
         if self.fails:
             raise RuntimeError("out of memory")
@@ -50,6 +65,15 @@ class _SlowMaker:
 
     def click(self, image, x, y, key=None):  # a click meanwhile, on the request's thread
         return Proposals.empty(4, image.shape[:2])
+
+
+def _boxes(n: int, size: tuple[int, int]) -> Proposals:
+    """``n`` proposals: what the windows done so far hold."""
+    empty = Proposals.empty(4, size)
+    boxes = np.array([[i, 0, i + 4, 4] for i in range(n)], np.float32)
+    vectors = np.eye(4, dtype=np.float32)[np.arange(n) % 4]
+    masks = [(i, 0, np.ones((4, 4), bool)) for i in range(n)]
+    return Proposals(boxes, np.ones(n, np.float32), vectors, masks, empty.background, size, 0)
 
 
 def _until(check, seconds: float = 10):
@@ -80,10 +104,12 @@ def test_prepare_says_how_many_windows_are_done_until_the_proposals_are_saved(sl
     assert first["proposals"] == "making"
     _until(lambda: worker_proposals.windows_done(slow.folder, "1-1-0") == (0, 3))
     assert worker_proposals.prepare_open(slow.folder, slow.items) == {
-        "proposals": "making", "proposals_done": 0, "proposals_windows": 3,
+        "proposals": "making", "proposals_done": 0, "proposals_windows": 3, "proposals_partial": False,
     }  # fmt: skip
     slow.go.release()
     _until(lambda: worker_proposals.windows_done(slow.folder, "1-1-0") == (1, 3))
+    assert worker_proposals.prepare_open(slow.folder, slow.items)["proposals_partial"] is True
+    assert len(worker_proposals.partial(slow.folder, "1-1-0")) == 1, "the first window's proposals"
     # a click at this moment is answered on its own thread and leaves the count as it is
     worker_proposals.maker(slow.folder).click(np.zeros((40, 60, 3), np.uint8), 5, 5)
     assert worker_proposals.prepare_open(slow.folder, slow.items)["proposals_done"] == 1
@@ -92,6 +118,7 @@ def test_prepare_says_how_many_windows_are_done_until_the_proposals_are_saved(sl
     _until(lambda: worker_proposals.prepare_open(slow.folder, slow.items)["proposals"] == "ready")
     assert worker_proposals.prepare_open(slow.folder, slow.items) == {"proposals": "ready"}
     assert worker_proposals.windows_done(slow.folder, "1-1-0") is None
+    assert worker_proposals.partial(slow.folder, "1-1-0") is None, "the whole image's are read now"
 
 
 def test_a_making_that_fails_leaves_no_count_behind(slow):
@@ -101,5 +128,6 @@ def test_a_making_that_fails_leaves_no_count_behind(slow):
         slow.go.release()
     _until(lambda: not worker_proposals.making(slow.folder, "1-1-0"))
     assert worker_proposals.windows_done(slow.folder, "1-1-0") is None
+    assert worker_proposals.partial(slow.folder, "1-1-0") is None, "no part of a failed making is shown"
     said = worker_proposals.prepare_open(slow.folder, slow.items)
     assert said == {"proposals": "RuntimeError: out of memory"}, "said once, with no windows"

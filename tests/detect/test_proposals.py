@@ -404,14 +404,14 @@ def test_the_exemplars_name_their_images_by_place_when_an_image_without_proposal
 
 def test_mask_mode_opens_with_the_look_alikes_masks_where_they_lie(tmp_path):
     from fewclick.io.rle import rle_to_mask
-    from fewclick.server import worker_proposals
+    from fewclick.server import worker_mask_proposals
 
-    assert worker_proposals.mask_look_alikes(str(tmp_path), "1-3-0", []) is None, "not made yet"
+    assert worker_mask_proposals.mask_look_alikes(str(tmp_path), "1-3-0", []) is None, "not made yet"
     for key in ("1-1-0", "1-2-0", "1-3-0"):
         _squares(4).save(proposals_file(tmp_path, key))
     boxes = [[0, 0, 0, 10, 10], [0, 20, 0, 30, 10]]
     finished = [["1-1-0", "one.png", boxes, []], ["1-2-0", "two.png", boxes, []]]
-    out = worker_proposals.mask_look_alikes(str(tmp_path), "1-3-0", finished)
+    out = worker_mask_proposals.mask_look_alikes(str(tmp_path), "1-3-0", finished)
     assert out["state"] == "ready" and out["made"] == 4 and out["labels"] == [0, 0, 0, 0]
     shown = sorted(out["boxes"])
     assert shown == [[20.0 * i, 0.0, 20.0 * i + 10, 10.0] for i in range(4)]
@@ -427,7 +427,7 @@ def test_mask_mode_opens_with_the_look_alikes_masks_where_they_lie(tmp_path):
 def test_mask_mode_shows_one_object_once_and_waits_to_learn_from_finished_images(tmp_path, monkeypatch):
     from PIL import Image as PILImage
 
-    from fewclick.server import worker_proposals
+    from fewclick.server import worker_mask_proposals, worker_proposals
 
     for key in ("1-1-0", "1-2-0"):
         _squares(4).save(proposals_file(tmp_path, key))
@@ -446,7 +446,7 @@ def test_mask_mode_shows_one_object_once_and_waits_to_learn_from_finished_images
         (16, 60),
     )  # fmt: skip
     both.save(proposals_file(tmp_path, "1-3-0"))
-    out = worker_proposals.mask_look_alikes(str(tmp_path), "1-3-0", finished)
+    out = worker_mask_proposals.mask_look_alikes(str(tmp_path), "1-3-0", finished)
     assert out["state"] == "ready" and out["made"] == 4
     assert sorted(out["boxes"]) == [[0.0, 0.0, 10.0, 10.0], [20.0, 0.0, 30.0, 10.0], [40.0, 0.0, 50.0, 10.0]]
     # finished images whose proposals are not made yet teach nothing: they are started (one
@@ -457,7 +457,7 @@ def test_mask_mode_shows_one_object_once_and_waits_to_learn_from_finished_images
     for key in ("1-8-0", "1-9-0"):
         PILImage.new("RGB", (60, 16)).save(tmp_path / f"{key}.png")
         waiting.append([key, str(tmp_path / f"{key}.png"), boxes, []])
-    assert worker_proposals.mask_look_alikes(str(tmp_path), "1-3-0", waiting) == {"state": "learning"}
+    assert worker_mask_proposals.mask_look_alikes(str(tmp_path), "1-3-0", waiting) == {"state": "learning"}
     assert started == [("1-8-0", str(tmp_path / "1-8-0.png"))]
 
 

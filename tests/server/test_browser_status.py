@@ -59,7 +59,7 @@ def page(server):
         assert page.errors == []
 
 
-def _step(proposals: str, done: int | None = None, encoded: bool = True) -> dict:
+def _step(proposals: str, done: int | None = None, encoded: bool = True, partial: bool = False) -> dict:
     out = {
         "ready": encoded,
         "needs_sam": True,
@@ -67,7 +67,9 @@ def _step(proposals: str, done: int | None = None, encoded: bool = True) -> dict
         "chosen_by": "measured",
         "proposals": proposals,
     }
-    return out if done is None else {**out, "proposals_done": done, "proposals_windows": WINDOWS}
+    if done is None:
+        return out
+    return {**out, "proposals_done": done, "proposals_windows": WINDOWS, "proposals_partial": partial}
 
 
 def _prepared(page, route) -> None:
@@ -81,26 +83,30 @@ def _detected(page, route) -> None:
     body = route.request.post_data_json
     page.detect_bodies.append(body)
     cell = page.cell
-    ready = page.steps[min(page.asked, len(page.steps)) - 1]["proposals"] == "ready"
+    step = page.steps[min(page.asked, len(page.steps)) - 1]
+    ready = step["proposals"] == "ready"
+    # while they are made, the look-alikes of the windows done (one a window)
+    some = 3 if ready else step.get("proposals_done", 0) if step.get("proposals_partial") else 0
     clicked = [[x - 8, y - 8, x + 8, y + 8] for x, y, _ in body["clicks"]]
-    boxes = clicked + ([[40, 10, 60, 30], [70, 40, 90, 60], [90, 60, 110, 80]] if ready else [])
-    scores = [1.0] * len(clicked) + ([0.8, 0.6, 0.2] if ready else [])
+    boxes = clicked + [[40, 10, 60, 30], [70, 40, 90, 60], [90, 60, 110, 80]][:some]
+    scores = [1.0] * len(clicked) + [0.8, 0.6, 0.2][:some]
     proposals = (
         {
-            "state": "ready",
+            "state": "ready" if ready else "partial",
             "made": 9,
             "shown": 0,
             "unboxed": [],
             "threshold": 0.5,
             "exemplars": 1,
             "exemplar_boxes": [],
+            **({} if ready else {"windows_done": some, "windows": WINDOWS}),
         }
-        if ready
+        if some
         else {"state": "making"}
     )
     route.fulfill(
         json={
-            "method": "look-alikes" if ready else "training-free", "boxes": boxes, "scores": scores,
+            "method": "look-alikes" if some else "training-free", "boxes": boxes, "scores": scores,
             "labels": [cell] * len(boxes), "rboxes": None, "fitted_classes": [], "tight_classes": [],
             "model_version": None, "min_score": None, "min_scores": {str(cell): 0.5},
             "look_alike_limit": None, "proposals": proposals,
@@ -157,6 +163,17 @@ WATCH = """() => { window.said = [];
   window.watching = setInterval(() => window.said.push(line()), 20); }"""
 
 
+def _watched_until(page, done: str) -> list[str]:
+    """The status line's texts from now until ``done`` (a JS condition) holds, and a moment
+    more, each once: none of them empty."""
+    page.evaluate(WATCH)
+    page.wait_for_function(f"() => {done}", timeout=20000)
+    page.wait_for_timeout(200)
+    said = _said(page)
+    assert all(said), f"never empty: {said}"
+    return said
+
+
 def _said(page) -> list[str]:
     """The texts the status line went through, each once, in order."""
     out = []
@@ -171,11 +188,7 @@ def test_the_status_line_follows_the_preparation_window_by_window_and_is_never_e
     steps = [_step("making", encoded=False), _step("making"), *[_step("making", k) for k in range(WINDOWS)]]
     page.steps = [*steps, _step("ready")]
     _open(page, base, none, _images(api, none)[0]["id"], "detect")
-    page.evaluate(WATCH)
-    page.wait_for_function("() => fewclickTest.prep?.proposals === 'ready'", timeout=20000)
-    page.wait_for_timeout(200)
-    said = _said(page)
-    assert all(said), f"never empty: {said}"
+    said = _watched_until(page, "fewclickTest.prep?.proposals === 'ready'")
     assert said[0].startswith(("preparing image", "finding objects")), said
     for k in range(1, WINDOWS):
         assert f"finding objects: {k} of {WINDOWS} windows; a click meanwhile is boxed by SAM alone" in said
@@ -202,3 +215,16 @@ def test_a_click_before_the_proposals_says_it_is_boxed_by_sam_alone_until_they_c
     assert all(said), f"never empty: {said}"
     assert said[-1].startswith("3 proposals shown after your 1 click, 2 look-alikes among them"), said
     assert len(page.detect_bodies) == 2 and page.detect_bodies[0] == page.detect_bodies[1], "asked again"
+
+
+def test_an_image_opens_with_the_proposals_of_its_windows_searched_and_more_come_as_they_are(server, page):
+    base, api, (finished, _) = server
+    page.steps = [_step("making", 0), *[_step("making", k, partial=True) for k in (1, 2)], _step("ready")]
+    _open(page, base, finished, _images(api, finished)[2]["id"], "detect")
+    said = _watched_until(page, "fewclickTest.detect.result?.proposals?.state === 'ready'")
+    first = [t for t in said if "1 of 3 windows of the image searched, more come as they are" in t]
+    assert first and first[0].startswith("1 proposal shown on open"), said
+    assert any(t.startswith("2 proposals shown on open") and "2 of 3 windows" in t for t in said), said
+    assert said[-1].startswith("2 proposals shown on open") and "windows" not in said[-1], said
+    assert [b["clicks"] for b in page.detect_bodies] == [[]] * len(page.detect_bodies), "no click was made"
+    assert len(page.detect_bodies) == 3, "asked once a window, and once all were made"

@@ -177,6 +177,7 @@ def test_without_sam_files_grabcut_serves_and_nothing_is_prepared(client, home, 
         "proposals": None,
         "proposals_done": None,  # nothing is being made: no windows to count
         "proposals_windows": None,
+        "proposals_partial": None,
     }
     out = client.post(f"/api/images/{images[0]['id']}/segment", json={"box": [40, 40, 100, 100]}).json()
     assert out["method"] == "grabcut" and out["quality"] is None and out["candidates"] == []

@@ -224,11 +224,14 @@ class ProposalMaker:
         key: str | None = None,
         progress: Callable[[int, int], None] | None = None,
         clock: StageClock | None = None,
+        each_window: Callable[[Proposals], None] | None = None,
     ) -> Proposals:
         """The proposals of ``image`` (``uint8[H, W, 3]`` or what :func:`to_rgb8` takes),
         its windows encoded under ``key``; ``progress(done, windows)`` is called once the
-        windows are counted (0 done) and after each window is encoded and asked; ``clock``
-        (when given) is charged the seconds of each stage, per window."""
+        windows are counted (0 done) and after each window is encoded and asked;
+        ``each_window(proposals)`` after each window but the last, with the proposals of the
+        windows done so far (a page shows them as they come); ``clock`` (when given) is
+        charged the seconds of each stage, per window."""
         image = to_rgb8(np.asarray(image), name="image")
         h, w = image.shape[:2]
         with timed(clock, "prompts"):
@@ -251,25 +254,14 @@ class ProposalMaker:
             parts.append(found[:4])
             uncovered.append(found[4])
             prompts += found[5]
+            if each_window is not None and len(parts) < windows:
+                with timed(clock, "nms"):
+                    so_far = _assembled(parts, uncovered, prompts, (h, w))
+                each_window(so_far)
             if progress is not None:
                 progress(len(parts), windows)
         with timed(clock, "nms"):
-            boxes = np.concatenate([p[0] for p in parts]).reshape(-1, 4)
-            scores = np.concatenate([p[1] for p in parts])
-            vectors = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, 1), np.float32)
-            masks = [m for p in parts for m in p[3]]
-            keep = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), NMS_IOU).numpy()
-            background = _unit(np.concatenate(uncovered).sum(0))
-            found = Proposals(
-                boxes[keep],
-                scores[keep],
-                vectors[keep],
-                [masks[i] for i in keep],
-                background,
-                (h, w),
-                prompts,
-            )
-            return without_groups(found)
+            return _assembled(parts, uncovered, prompts, (h, w))
 
     def click(self, image: np.ndarray, x: float, y: float, key: str | None = None) -> Proposals:
         """The clicked object as one proposal, for a click no proposal holds: SAM's surest
@@ -396,6 +388,21 @@ class ProposalMaker:
             uncovered,
             asked,
         )
+
+
+def _assembled(parts: list, uncovered: list, prompts: int, size: tuple[int, int]) -> Proposals:
+    """The image's proposals from its windows' (``parts``: boxes, scores, vectors, masks of
+    each), duplicates across windows gone (NMS), then the groups of objects."""
+    boxes = np.concatenate([p[0] for p in parts]).reshape(-1, 4)
+    scores = np.concatenate([p[1] for p in parts])
+    vectors = np.concatenate([p[2] for p in parts]) if parts else np.zeros((0, 1), np.float32)
+    masks = [m for p in parts for m in p[3]]
+    keep = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), NMS_IOU).numpy()
+    background = _unit(np.concatenate(uncovered).sum(0))
+    found = Proposals(
+        boxes[keep], scores[keep], vectors[keep], [masks[i] for i in keep], background, size, prompts
+    )
+    return without_groups(found)
 
 
 def _encoded(tiles: Iterable[TileFeatures], clock: StageClock | None) -> Iterator[TileFeatures]:

@@ -29,6 +29,7 @@ import numpy as np
 _THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fewclick-propose")
 _RUNNING: dict[tuple[str, str], Future] = {}
 _WINDOWS: dict[tuple[str, str], tuple[int, int]] = {}  # proposals being made: (windows done, windows)
+_PARTIAL: dict[tuple[str, str], object] = {}  # proposals being made: those of the windows done
 _LOADED: OrderedDict[tuple[str, str], object] = OrderedDict()
 _MAKERS: dict[str, object] = {}
 _CARRIED: OrderedDict[tuple, tuple] = OrderedDict()  # finished images -> their exemplars, thresholds
@@ -36,8 +37,6 @@ CARRIED_KEPT = 4
 THUMBNAILS = 8  # exemplars per class the answer names, for the panel's thumbnails
 EXEMPLAR_IOU = 0.7  # a finished box's best proposal this close is its exemplar
 _LOCK = threading.Lock()
-MASK_KEPT_IOU = 0.85  # mask mode: a proposal whose box is looser than this is a mask redone
-SAME_MASK_IOU = 0.5  # mask mode: a look-alike this close to a better one's mask is that object
 # mask mode's thresholds weigh, in seconds: a wrong proposal shown, looked at (1.6 s) and
 # left; a right one missed, the object's mask made otherwise (8 s, under what an object not
 # taken from a proposal cost in our campaigns: 15 s on dsb2018's first train images) less the
@@ -81,11 +80,13 @@ def prepare_open(folder: str, items: list[tuple[str, str]]) -> dict:
     """:func:`prepare` for the open image (the first of ``items``) and the next: the open
     one's ``proposals`` state and, while they are made, how many of its windows are done
     (``proposals_done`` of ``proposals_windows``; absent while it waits for the thread or
-    its windows are not counted yet)."""
+    its windows are not counted yet), and whether those done are there to be shown
+    (``proposals_partial``: :func:`partial`)."""
     out = {"proposals": prepare(folder, items)[0]}
     done = windows_done(folder, items[0][0]) if out["proposals"] == "making" else None
     if done is not None:
         out["proposals_done"], out["proposals_windows"] = done
+        out["proposals_partial"] = partial(folder, items[0][0]) is not None
     return out
 
 
@@ -160,7 +161,9 @@ def maker(folder: str):
         return found
 
 
-def _large(path: str) -> bool:
+def large_file(path: str) -> bool:
+    """Whether the image at ``path`` is large (swept by windows, never proposed whole), or
+    cannot be read."""
     from PIL import Image
 
     from fewclick.server.tiles import is_large
@@ -182,12 +185,25 @@ def _make(folder: str, key: str, path: str) -> None:
         with _LOCK:
             _WINDOWS[(folder, key)] = (done, windows)
 
+    def so_far(found) -> None:
+        with _LOCK:
+            _PARTIAL[(folder, key)] = found
+
     try:
-        made = maker(folder)(load_pixels(path), key=key, progress=progress)
+        made = maker(folder)(load_pixels(path), key=key, progress=progress, each_window=so_far)
         made.save(proposals_file(folder, key))
     finally:
         with _LOCK:
             _WINDOWS.pop((folder, key), None)
+            _PARTIAL.pop((folder, key), None)
+
+
+def partial(folder: str, key: str):
+    """While the image's proposals are made, those of the windows done so far (a
+    :class:`~fewclick.predict.proposals.Proposals`), else None: what the page shows until
+    the rest come."""
+    with _LOCK:
+        return _PARTIAL.get((folder, key))
 
 
 def finished_proposals(folder: str, finished: list | None) -> list[tuple]:
@@ -199,7 +215,7 @@ def finished_proposals(folder: str, finished: list | None) -> list[tuple]:
     for entry, (key, path, boxes, *removed) in enumerate(finished or []):
         found = ready(folder, key)
         if found is None:
-            if not _large(path):  # a large image is swept by windows, never proposed whole
+            if not large_file(path):  # a large image is swept by windows, never proposed whole
                 missing.append((key, path))
         elif boxes:
             rows = np.asarray(boxes, np.float32).reshape(-1, 5)
@@ -325,30 +341,32 @@ def _thresholds(known: list, per_image: list[dict], offsets, iou: float | None =
 def look_alikes(
     folder: str, key: str, path: str, clicks, finished=None, offsets=None, rejected=(), sides=None
 ):
-    """The clicked objects and their look-alikes among the image's proposals (None while they
-    are not made): ``(Detections, info)``, the clicked objects first at score 1 in the
-    clicks' order (each the proposal the click lands on at its class's side ``sides``, class
-    position -> pixels, from the finished boxes: :func:`~fewclick.predict.lookalike.clicked_proposal`;
-    a click no proposal holds gets SAM's own object there, none when SAM finds nothing:
-    ``unboxed`` lists those clicks), then the look-alikes, best first: of the clicked
-    objects in a clicked class, of the ``finished`` images' objects (:func:`carried`) in the
-    others, each at a score above the background's. What the image opened with (the
-    look-alikes of the finished objects, before any click) stays, in its class and above
-    its floor (:func:`~fewclick.predict.shown.after_clicks`): a click adds, never takes away.
-    ``offsets`` (the project's :class:`~fewclick.predict.own_box.EdgeOffsets`, or None) move
-    the boxes the thresholds are chosen on, as the page's are moved. ``rejected``: the boxes
-    (and class positions) of the proposals the person rejected on the page, negative
-    exemplars (:func:`~fewclick.predict.lookalike.rejected_vectors`). ``info``: ``state``
-    "ready", ``made`` (how many proposals the image has), ``shown`` (look-alikes at their
-    class's floor), ``threshold`` (where a clicked class starts:
-    :data:`~fewclick.predict.lookalike.RELATIVE`), ``min_scores`` (class position -> the
-    floor of a class not clicked), ``exemplars`` (the finished objects matched), ``unboxed``
-    and ``rejected`` (the negatives found) (:class:`~fewclick.wire.answers.ProposalsUsed`)."""
+    """The clicked objects and their look-alikes among the image's proposals (while they are made,
+    among those of the windows done: :func:`partial`; None before any): ``(Detections, info)``, the
+    clicked objects first at score 1 in the clicks' order (each the proposal the click lands on at
+    its class's side ``sides``, class position -> pixels, from the finished boxes:
+    :func:`~fewclick.predict.lookalike.clicked_proposal`; a click no proposal holds gets SAM's own
+    object there, none when SAM finds nothing: ``unboxed`` lists those clicks), then the
+    look-alikes, best first: of the clicked objects in a clicked class, of the ``finished`` images'
+    objects (:func:`carried`) in the others, each at a score above the background's. What the image
+    opened with (the look-alikes of the finished objects, before any click) stays, in its class and
+    above its floor (:func:`~fewclick.predict.shown.after_clicks`): a click adds, never takes away.
+    ``offsets`` (the project's :class:`~fewclick.predict.own_box.EdgeOffsets`, or None) move the
+    boxes the thresholds are chosen on, as the page's are moved. ``rejected``: the boxes (and class
+    positions) of the proposals the person rejected on the page, negative exemplars
+    (:func:`~fewclick.predict.lookalike.rejected_vectors`). ``info``: ``state`` "ready" or "partial"
+    (then ``windows_done`` of ``windows``), ``made`` (how many proposals the image has), ``shown``
+    (look-alikes at their class's floor), ``threshold`` (where a clicked class starts:
+    :data:`~fewclick.predict.lookalike.RELATIVE`), ``min_scores`` (class position -> the floor of a
+    class not clicked), ``exemplars`` (the finished objects matched), ``unboxed`` and ``rejected``
+    (the negatives found) (:class:`~fewclick.wire.answers.ProposalsUsed`)."""
     from fewclick.predict import lookalike
     from fewclick.predict.shown import TOP_ALIKE, after_clicks, page_floors
     from fewclick.types import Detections
 
-    found = ready(folder, key)
+    found, state = ready(folder, key), "ready"
+    if found is None:  # while they are made, those of the windows done so far
+        found, state = partial(folder, key), "partial"
     if found is None:
         return None
     exemplars, least, used = carried(folder, finished, offsets)
@@ -379,7 +397,7 @@ def look_alikes(
     )
     floors = page_floors(scores, classes, floors_of, threshold, was_clicked)
     info = {
-        "state": "ready",
+        "state": state,
         "made": len(found),
         "shown": int((scores >= floors).sum()),
         "threshold": float(threshold),
@@ -391,6 +409,9 @@ def look_alikes(
         "unboxed": unboxed,
         "rejected": len(negatives),
     }
+    done = windows_done(folder, key) if state == "partial" else None
+    if done is not None:  # how far the search has got
+        info["windows_done"], info["windows"] = done
     return det, info
 
 
@@ -418,76 +439,3 @@ def _positives(exemplars: dict, objects=None, labels=None) -> tuple[dict, dict]:
         for c in np.unique(labels).astype(int):
             vectors[int(c)], areas[int(c)] = objects.vectors[labels == c], own[labels == c]
     return vectors, areas
-
-
-def mask_look_alikes(folder: str, key: str, finished: list | None, iou: float = MASK_KEPT_IOU):
-    """What mask mode opens an image with (issue 54): the look-alikes of the ``finished``
-    images' objects among its proposals, each with its own mask, before any click (None while
-    the proposals are not made). The thresholds of least work are chosen with a proposal
-    right only at box IoU ``iou``: a mask is kept at IoU 0.85, so a looser box is a mask
-    to redo, not one saved. A look-alike whose mask is the same object as a better one's
-    (:func:`_same_objects`) is left out: Enter would save the object twice. ``{"state",
-    "made", "boxes", "scores", "labels" (class positions), "masks" (COCO RLEs at the image's
-    size), "min_scores" (class position -> threshold), "threshold" (where a class without one
-    starts)}``, best first; state "learning" (nothing else) while no finished image's
-    proposals are made yet to learn from (they are being made: ask again)."""
-    from fewclick.io.rle import mask_to_rle
-    from fewclick.predict import lookalike
-
-    found = ready(folder, key)
-    if found is None:
-        return None
-    exemplars, least, _ = carried(folder, finished, iou=iou)
-    if not exemplars and any(ready(folder, k) is None and not _large(p) for k, p, *_ in finished or []):
-        return {"state": "learning"}
-    positives = {c: v for c, (v, _) in exemplars.items()}
-    areas = {c: a for c, (_, a) in exemplars.items()}
-    index, scores, labels = lookalike.alike_index(
-        found, positives, thresholds=dict.fromkeys(positives, 0.0), areas=areas
-    )
-    keep = _same_objects(found, index)
-    index, scores, labels = index[keep], scores[keep], labels[keep]
-    height, width = found.image_size
-    masks = []
-    for i in index:
-        x0, y0, crop = found.masks[int(i)]
-        full = np.zeros((height, width), bool)
-        full[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
-        masks.append(mask_to_rle(full))
-    return {
-        "state": "ready",
-        "made": len(found),
-        "boxes": found.boxes[index].round(2).tolist(),
-        "scores": scores.round(4).tolist(),
-        "labels": labels.tolist(),
-        "masks": masks,
-        "min_scores": {int(c): float(t) for c, t in least.items()},
-        "threshold": lookalike.RELATIVE,
-    }
-
-
-def _same_objects(found, index: np.ndarray) -> np.ndarray:
-    """``bool[len(index)]``: which of the proposals ``index`` (best first) are kept when one
-    whose mask overlaps a better kept one's at IoU >= :data:`SAME_MASK_IOU` goes: box NMS
-    at 0.7 lets two masks of one nucleus through when one takes in a sliver more. (One
-    inside a larger one is not dropped: the larger may be two objects.)"""
-    keep = np.ones(len(index), bool)
-    kept: list[int] = []
-    for n, i in enumerate(index):
-        x0, y0, a = found.masks[int(i)]
-        for j in kept:
-            u0, v0, b = found.masks[j]
-            left, top = max(x0, u0), max(y0, v0)
-            right, bottom = min(x0 + a.shape[1], u0 + b.shape[1]), min(y0 + a.shape[0], v0 + b.shape[0])
-            if right <= left or bottom <= top:
-                continue
-            both = (
-                a[top - y0 : bottom - y0, left - x0 : right - x0]
-                & b[top - v0 : bottom - v0, left - u0 : right - u0]
-            ).sum()
-            if both >= SAME_MASK_IOU * (a.sum() + b.sum() - both):
-                keep[n] = False
-                break
-        if keep[n]:
-            kept.append(int(i))
-    return keep

@@ -21,6 +21,7 @@ from fewclick.server import (
     serving,
     tiles,
     worker_detect,
+    worker_mask_proposals,
     worker_masks,
     worker_proposals,
     worker_sweep,
@@ -159,7 +160,7 @@ async def prepare(image_id: int, session: DB, config: Config, models: Worker):
 async def mask_proposals(image_id: int, session: DB, config: Config, models: Worker):
     """Mask mode on open (issue 54): SAM's proposals of the image like the objects of the
     project's finished images, each with its mask, for Enter to save at once
-    (:func:`fewclick.server.worker_proposals.mask_look_alikes`). Not asked of SAM: read from
+    (:func:`fewclick.server.worker_mask_proposals.mask_look_alikes`). Not asked of SAM: read from
     the proposals made ahead (``prepare``); "making" starts them when nothing did."""
     image = rows.get(session, Image, image_id, "image")
     serving.image_file(image)
@@ -173,7 +174,7 @@ async def mask_proposals(image_id: int, session: DB, config: Config, models: Wor
     if not finished:
         return {**out, "note": "finish an image first: its objects pick the proposals like them"}
     folder, key = assisting.sam_image(config, image)
-    found = await models.run(worker_proposals.mask_look_alikes, folder, key, finished)
+    found = await models.run(worker_mask_proposals.mask_look_alikes, folder, key, finished)
     if found is None:
         state = (await models.run(worker_proposals.prepare, folder, [(key, image.path)]))[0]
         return {**out, "state": "making" if state in ("making", "ready") else "none", "note": state}

@@ -20,17 +20,19 @@ class Exemplar(Answer):
 
 
 class ProposalsUsed(Answer):
-    """The image's SAM proposals (issue 52) in a training-free answer: ``state`` "ready"
-    (the look-alikes came from them) or "making" (not made yet: feature similarity
-    answered); when ready, how many the image has (``made``), how many look-alikes are
-    shown (``shown``), from which score a clicked class's start (``threshold``), how many
-    objects of the finished images they were matched to as well (``exemplars``, and a few
-    of them per class to show as thumbnails: ``exemplar_boxes``), and the clicks, by index,
-    for which neither a proposal nor SAM found an object (``unboxed``: their boxes are SAM's
-    click boxes), and how many proposals the person rejected served as negative exemplars
-    (``rejected``)."""
+    """The image's SAM proposals (issue 52) in a training-free answer: ``state`` "ready" (the
+    look-alikes came from them), "partial" (from those of the image's first ``windows_done`` of
+    ``windows``: the rest are being made; ask again) or "making" (none made yet: feature similarity
+    answered); when ready or partial, how many the image has (``made``), how many look-alikes are
+    shown (``shown``), from which score a clicked class's start (``threshold``), how many objects of
+    the finished images they were matched to as well (``exemplars``, and a few of them per class to
+    show as thumbnails: ``exemplar_boxes``), and the clicks, by index, for which neither a proposal
+    nor SAM found an object (``unboxed``: their boxes are SAM's click boxes), and how many proposals
+    the person rejected served as negative exemplars (``rejected``)."""
 
     state: str
+    windows_done: int | None = None
+    windows: int | None = None
     made: int | None = None
     shown: int | None = None
     unboxed: list[int] = []
@@ -112,7 +114,8 @@ class Prepared(Answer):
     """Whether the image needs SAM's embedding and whether it is ready; the mask backend;
     where its SAM proposals are ("ready", "making", why they failed; None: not made for it)
     and, while they are made, how many of the image's windows are done (None while it
-    waits for its turn or its windows are not counted yet)."""
+    waits for its turn or its windows are not counted yet), and whether the proposals of
+    those are there to be shown (``proposals_partial``: detect answers from them)."""
 
     needs_sam: bool
     backend: str
@@ -121,6 +124,7 @@ class Prepared(Answer):
     proposals: str | None = None
     proposals_done: int | None = None
     proposals_windows: int | None = None
+    proposals_partial: bool | None = None
 
 
 class Mask(Answer):

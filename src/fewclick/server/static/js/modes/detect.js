@@ -44,6 +44,7 @@ export function detect(page) {
     openedElsewhere: () => opened(m),
     picked: (anew) => anew && picked(m),
     proposalsReady: () => proposalsReady(m),
+    proposalsMore: () => proposalsMore(m),
     waiting: () => waiting(m),
   };
 }
@@ -77,10 +78,13 @@ function leave(m) {
 // sweep starts once D is picked.
 function opened(m) {
   const {project, prep} = m.page.doc.get(), d = det(m);
-  if (!opensWith(m) || d.result || d.asking || (m.page.doc.get().image.tiles && !showing(m))) return;
+  if (!opensWith(m) || (d.result && !partly(d)) || d.asking || (m.page.doc.get().image.tiles && !showing(m))) return;
   if (servedDetector(project)) return detectNow(m, "on open");
-  if (prep?.proposals === "ready") return detectNow(m, "on open");
+  if (prep?.proposals === "ready" || prep?.proposals_partial) return detectNow(m, "on open");
 }
+
+// the answer shown came from the windows of the image searched so far
+const partly = (d) => d.result?.proposals?.state === "partial";
 
 // whether the image opens with proposals once they are made: nothing saved or clicked yet,
 // and a trained detector serves or an image of the project is finished (SAM's proposals;
@@ -124,7 +128,16 @@ function waiting(m) {
 function proposalsReady(m) {
   const d = det(m);
   if (d.clicks.length && d.result?.method === "training-free") return detectNow(m, "from this image's SAM proposals, now made");
+  if (partly(d) && !d.asking) return detectNow(m, d.clicks.length ? "from all of this image's SAM proposals" : "on open");
   return opened(m);
+}
+
+// another window of the image is searched: an answer from the windows before is asked again
+// (what was saved or rejected since stays so), else the image opens with what they hold
+function proposalsMore(m) {
+  const d = det(m);
+  if (partly(d) && !d.asking) return detectNow(m, "");
+  if (!d.result) return opened(m);
 }
 
 // a drag draws a box; a click on a proposal of the picked class accepts that one alone, a

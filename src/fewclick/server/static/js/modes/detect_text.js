@@ -107,10 +107,11 @@ function answered(v) {
     return `your ${v.clicks === 1 ? "click is" : "clicks are"} boxed by SAM alone; look-alikes come when the proposals are ready${windows ? ` (${windows})` : ""}`;
   }
   if (v.sweep?.status === "running") return `${plural(n, "proposal")} shown; looking over the rest of the image: ${v.sweep.windows_done} of ${v.sweep.windows} windows`;
-  if (!n) return nothingShown(v);
-  if (!v.clicks) return `${plural(n, "proposal")} shown on open, ${openedFrom(v)}: Enter accepts, a click adds what is missing`;
+  const searched = r.proposals?.state === "partial" ? `; ${r.proposals.windows_done} of ${r.proposals.windows} windows of the image searched, more come as they are` : "";
+  if (!n) return searched ? `nothing like your objects yet${searched}` : nothingShown(v);
+  if (!v.clicks) return `${plural(n, "proposal")} shown on open, ${openedFrom(v)}${searched}: Enter accepts, a click adds what is missing`;
   const alike = r.model_version == null ? alikeText(v) : "";
-  return `${plural(n, "proposal")} shown after your ${plural(v.clicks, "click")}${alike}: Enter accepts`;
+  return `${plural(n, "proposal")} shown after your ${plural(v.clicks, "click")}${alike}${searched}: Enter accepts`;
 }
 
 // of the proposals shown, those that are not the clicked objects (at score 1)

@@ -9,6 +9,7 @@
 //     restored, openedElsewhere() instead when another mode is shown; picked(anew) when the
 //     person picks the mode on the open image (anew: another mode was shown);
 //     proposalsReady() once the image's SAM proposals are made, whatever the mode shown;
+//     proposalsMore() while they are made, after each window searched (its proposals shown);
 //     waiting() -> what it holds ready for when it is picked ("12 proposals waiting: D shows
 //     them"), or "": the other modes' panels say it; unsaved() -> what it holds not saved yet, or "";
 //   press(d) at mouse down, move(d) while dragging, release(d, moved, box) at mouse up

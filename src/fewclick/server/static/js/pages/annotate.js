@@ -132,12 +132,16 @@ async function prepare(v) {
   }
   if (V !== v) return;  // another page since
   v.doc.get().prepSeen.push(out.ready ? "ready" : "preparing");
-  const before = v.doc.get().prep?.proposals;
+  const was = v.doc.get().prep, before = was?.proposals;
   v.doc.set({prep: out});
   v.panel();
   // SAM's proposals are made after the embedding: followed until they are, then the modes are
-  // told (detect asks for what the image opens with, in any mode: D shows it)
+  // told (detect asks for what the image opens with, in any mode: D shows it); meanwhile each
+  // window searched is told too (detect shows what the windows done hold)
   if (before !== "ready" && out.proposals === "ready") for (const each of v.modes) each.proposalsReady?.();
+  else if (out.proposals_partial && (out.proposals_done ?? 0) > (was?.proposals_done ?? 0)) {
+    for (const each of v.modes) each.proposalsMore?.();
+  }
   if (!out.ready || out.proposals === "making") setTimeout(() => prepare(v), out.ready ? 1000 : 500);
 }
 
