@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from tests.detect.test_proposals import _scene
+from tests.detect.test_proposals import _scene, _squares
 
 from fewclick.predict.encoder import ImageEncoder
 from fewclick.predict.local_decoder import LocalDecoder
@@ -131,3 +131,24 @@ def test_a_making_that_fails_leaves_no_count_behind(slow):
     assert worker_proposals.partial(slow.folder, "1-1-0") is None, "no part of a failed making is shown"
     said = worker_proposals.prepare_open(slow.folder, slow.items)
     assert said == {"proposals": "RuntimeError: out of memory"}, "said once, with no windows"
+
+
+def test_the_look_alikes_come_from_the_windows_done_while_the_rest_are_made(tmp_path, monkeypatch):
+    from fewclick.predict.lookalike import proposals_file
+    from fewclick.types import Clicks
+
+    for key in ("1-1-0", "1-2-0"):  # two finished images, their proposals made
+        _squares(4).save(proposals_file(tmp_path, key))
+    boxes = [[0, 0, 0, 10, 10], [0, 20, 0, 30, 10]]
+    finished = [["1-1-0", "one.png", boxes, []], ["1-2-0", "two.png", boxes, []]]
+    folder, key = str(tmp_path), "1-3-0"
+    none = Clicks(np.zeros((0, 2), np.float32), np.zeros(0, np.int64), np.zeros(0, bool))
+    assert worker_proposals.look_alikes(folder, key, "three.png", none, finished) is None, "none made yet"
+    monkeypatch.setitem(worker_proposals._PARTIAL, (folder, key), _squares(2))  # the first window's
+    monkeypatch.setitem(worker_proposals._WINDOWS, (folder, key), (1, 3))
+    det, info = worker_proposals.look_alikes(folder, key, "three.png", none, finished)
+    assert info["state"] == "partial" and (info["windows_done"], info["windows"]) == (1, 3)
+    assert info["made"] == 2 and len(det) == 2, "the look-alikes of the squares found so far"
+    _squares(4).save(proposals_file(tmp_path, key))  # all made: they answer, whole
+    det, info = worker_proposals.look_alikes(folder, key, "three.png", none, finished)
+    assert info["state"] == "ready" and info["made"] == 4 and "windows_done" not in info
