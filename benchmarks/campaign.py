@@ -551,8 +551,10 @@ class Annotator:
         acts = [e for e in events if e[0] not in ("open", "look", "submit")]
         return {
             "proposals_on_open": None if opened is None else len(opened["boxes"]),
-            # SAM's proposals of the image made when it opened (None: the app made none)
+            # SAM's proposals of the image made when it opened (None: the app made none), and
+            # what the answer on open said of them ("partial": from its windows searched so far)
             "proposals_ready": ready,
+            "proposals_state_on_open": ((opened or {}).get("proposals") or {}).get("state"),
             "image_id": im["id"],
             "file_name": im["file_name"],
             "objects": int(required(gt).sum()),

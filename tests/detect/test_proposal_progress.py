@@ -146,9 +146,20 @@ def test_the_look_alikes_come_from_the_windows_done_while_the_rest_are_made(tmp_
     assert worker_proposals.look_alikes(folder, key, "three.png", none, finished) is None, "none made yet"
     monkeypatch.setitem(worker_proposals._PARTIAL, (folder, key), _squares(2))  # the first window's
     monkeypatch.setitem(worker_proposals._WINDOWS, (folder, key), (1, 3))
-    det, info = worker_proposals.look_alikes(folder, key, "three.png", none, finished)
+    # the look-alikes beside a trained detector (worker_mixed) wait for the whole image's
+    assert worker_proposals.look_alikes(folder, key, "three.png", none, finished) is None
+    det, info = worker_proposals.look_alikes(folder, key, "three.png", none, finished, partial_ok=True)
     assert info["state"] == "partial" and (info["windows_done"], info["windows"]) == (1, 3)
     assert info["made"] == 2 and len(det) == 2, "the look-alikes of the squares found so far"
     _squares(4).save(proposals_file(tmp_path, key))  # all made: they answer, whole
-    det, info = worker_proposals.look_alikes(folder, key, "three.png", none, finished)
+    det, info = worker_proposals.look_alikes(folder, key, "three.png", none, finished, partial_ok=True)
     assert info["state"] == "ready" and info["made"] == 4 and "windows_done" not in info
+
+
+def test_a_click_encodes_the_window_it_lands_in_alone(sam_files, tmp_path):
+    encoder = ImageEncoder(sam_files[0], threads=2, cache_dir=tmp_path)
+    maker = ProposalMaker(encoder, LocalDecoder(sam_files[1]), window=120, limit=16)
+    image = _scene()[0][:120, :200]  # two windows of 120 px, at x = 0 and x = 80
+    maker.click(image, 60, 60, key="scene")  # while its proposals are made, say
+    assert encoder.cached("scene-0-0") is not None
+    assert encoder.cached("scene-80-0") is None, "the window not clicked waits for the proposals' thread"

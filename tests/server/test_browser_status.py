@@ -222,9 +222,39 @@ def test_an_image_opens_with_the_proposals_of_its_windows_searched_and_more_come
     page.steps = [_step("making", 0), *[_step("making", k, partial=True) for k in (1, 2)], _step("ready")]
     _open(page, base, finished, _images(api, finished)[2]["id"], "detect")
     said = _watched_until(page, "fewclickTest.detect.result?.proposals?.state === 'ready'")
-    first = [t for t in said if "1 of 3 windows of the image searched, more come as they are" in t]
+    first = [t for t in said if "1 of 3 windows of the image searched so far" in t]
     assert first and first[0].startswith("1 proposal shown on open"), said
     assert any(t.startswith("2 proposals shown on open") and "2 of 3 windows" in t for t in said), said
     assert said[-1].startswith("2 proposals shown on open") and "windows" not in said[-1], said
     assert [b["clicks"] for b in page.detect_bodies] == [[]] * len(page.detect_bodies), "no click was made"
     assert len(page.detect_bodies) == 3, "asked once a window, and once all were made"
+
+
+def _partial_open(page, server, image: int) -> None:
+    """Open ``image`` of the project with a finished image (one nothing was saved on), its
+    search held at 1 of 3 windows: its one look-alike shown."""
+    base, api, (finished, _) = server
+    page.steps = [_step("making", 0), _step("making", 1, partial=True)]
+    _open(page, base, finished, _images(api, finished)[image]["id"], "detect")
+    page.wait_for_function("() => fewclickTest.shownProposals().length === 1", timeout=20000)
+
+
+def test_esc_on_part_of_the_image_keeps_the_rest_from_showing_by_itself(server, page):
+    _partial_open(page, server, 2)
+    page.keyboard.press("Escape")
+    page.steps += [_step("making", 2, partial=True), _step("ready")]
+    page.wait_for_function("() => fewclickTest.prep?.proposals === 'ready'", timeout=20000)
+    page.wait_for_timeout(1500)  # what the page would ask as the search ends has come back
+    assert page.evaluate("() => fewclickTest.detect.result") is None, "dropped, and left so"
+    assert len(page.detect_bodies) == 1, "asked once, as the image opened"
+
+
+def test_a_proposal_rejected_on_part_of_the_image_is_not_asked_over_again(server, page):
+    _partial_open(page, server, 2)
+    page.mouse.click(*screen(page, 50, 20), button="right")  # the look-alike at [40, 10, 60, 30]
+    page.wait_for_function("() => fewclickTest.shownProposals().length === 0")
+    page.steps += [_step("making", 2, partial=True), _step("ready")]
+    page.wait_for_function("() => fewclickTest.prep?.proposals === 'ready'", timeout=20000)
+    page.wait_for_timeout(1500)
+    assert len(page.detect_bodies) == 1, "the answer the person acted on stays as they left it"
+    assert page.evaluate("() => fewclickTest.shownProposals().length") == 0

@@ -71,13 +71,40 @@ def each_tile_features(
     h, w = image.shape[:2]
     grid = tile_grid(w, h, tile, overlap)
     for t in grid:
-        pixels = image[t.y0 : t.y1, t.x0 : t.x1]
-        if key is None:
-            tile_key = pixel_key(pixels)
-        else:
-            tile_key = key if len(grid) == 1 else f"{key}-{t.x0}-{t.y0}"
-        embedding = encoder.encode(pixels, key=tile_key, features=True)
-        yield TileFeatures(t, embedding.scale, embedding)
+        yield _encoded(encoder, image, key, t, len(grid))
+
+
+def nearest_tile_features(
+    encoder: ImageEncoder,
+    image: np.ndarray,
+    x: float,
+    y: float,
+    key: str | None = None,
+    tile: int = 1024,
+    overlap: int = 200,
+) -> TileFeatures | None:
+    """The :class:`TileFeatures` of the one tile (as :func:`image_features` cuts and keys
+    them) that holds (``x``, ``y``) with its centre nearest, encoded alone; None when no
+    tile holds it."""
+    image = to_rgb8(np.asarray(image), name="image")
+    h, w = image.shape[:2]
+    grid = tile_grid(w, h, tile, overlap)
+    inside = [t for t in grid if t.x0 <= x < t.x1 and t.y0 <= y < t.y1]
+    if not inside:
+        return None
+    best = min(inside, key=lambda t: abs(x - (t.x0 + t.x1) / 2) + abs(y - (t.y0 + t.y1) / 2))
+    return _encoded(encoder, image, key, best, len(grid))
+
+
+def _encoded(encoder: ImageEncoder, image: np.ndarray, key: str | None, t: Tile, tiles: int) -> TileFeatures:
+    """Tile ``t`` of ``image`` (one of ``tiles``) encoded, under its key."""
+    pixels = image[t.y0 : t.y1, t.x0 : t.x1]
+    if key is None:
+        tile_key = pixel_key(pixels)
+    else:
+        tile_key = key if tiles == 1 else f"{key}-{t.x0}-{t.y0}"
+    embedding = encoder.encode(pixels, key=tile_key, features=True)
+    return TileFeatures(t, embedding.scale, embedding)
 
 
 def training_tiles(

@@ -70,7 +70,7 @@ import torchvision
 from fewclick.io.images import to_rgb8
 from fewclick.io.tiling import tile_grid
 from fewclick.predict.encoder import Embedding, ImageEncoder
-from fewclick.predict.features import TileFeatures, each_tile_features, image_features
+from fewclick.predict.features import TileFeatures, each_tile_features, nearest_tile_features
 from fewclick.predict.local_decoder import BATCH, LocalDecoder
 from fewclick.predict.prompts import CELL, LOW_RES, MAX_POINTS, auto_window, object_size, prompt_points
 from fewclick.predict.proposal_groups import without_groups
@@ -270,13 +270,11 @@ class ProposalMaker:
         image = to_rgb8(np.asarray(image), name="image")
         h, w = image.shape[:2]
         window = self.window_for(image)
-        tiles = image_features(self.encoder, image, key, tile=window, overlap=window // 4)
-        inside = [t for t in tiles if t.tile.x0 <= x < t.tile.x1 and t.tile.y0 <= y < t.tile.y1]
-        if not inside:
+        # that window alone is encoded: a click while the image's proposals are being made
+        # does not wait for the windows not searched yet
+        tile = nearest_tile_features(self.encoder, image, x, y, key, tile=window, overlap=window // 4)
+        if tile is None:
             raise ValueError(f"click ({x:.1f}, {y:.1f}) is outside the {w} x {h} image")
-        tile = min(
-            inside, key=lambda t: abs(x - (t.tile.x0 + t.tile.x1) / 2) + abs(y - (t.tile.y0 + t.tile.y1) / 2)
-        )
         e = tile.embedding
         rows, cols = (-(-s // CELL) for s in e.input_size)
         point = np.array([[(x - tile.tile.x0) * tile.scale, (y - tile.tile.y0) * tile.scale]], np.float32)

@@ -180,7 +180,9 @@ def _detect(
         # similarity's texture back): every proposal is an object SAM segmented, each shown
         # by its score. With the cap, one click on dsb2018 10ba6cbe (67 nuclei) after a
         # finished image of 6 showed 18 look-alikes; without it, 64 boxes
-        matched = worker_proposals.look_alikes(*encoding, path, c, finished, offsets, rejected, sizes)
+        matched = worker_proposals.look_alikes(
+            *encoding, path, c, finished, offsets, rejected, sizes, partial_ok=True
+        )
         if matched is not None:  # the image's SAM proposals are made: the look-alikes among them
             det, found = matched
             least = found.pop("min_scores")

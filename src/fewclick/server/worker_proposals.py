@@ -339,7 +339,15 @@ def _thresholds(known: list, per_image: list[dict], offsets, iou: float | None =
 
 
 def look_alikes(
-    folder: str, key: str, path: str, clicks, finished=None, offsets=None, rejected=(), sides=None
+    folder: str,
+    key: str,
+    path: str,
+    clicks,
+    finished=None,
+    offsets=None,
+    rejected=(),
+    sides=None,
+    partial_ok: bool = False,
 ):
     """The clicked objects and their look-alikes among the image's proposals (while they are made,
     among those of the windows done: :func:`partial`; None before any): ``(Detections, info)``, the
@@ -364,9 +372,7 @@ def look_alikes(
     from fewclick.predict.shown import TOP_ALIKE, after_clicks, page_floors
     from fewclick.types import Detections
 
-    found, state = ready(folder, key), "ready"
-    if found is None:  # while they are made, those of the windows done so far
-        found, state = partial(folder, key), "partial"
+    found, state = _made(folder, key, partial_ok)
     if found is None:
         return None
     exemplars, least, used = carried(folder, finished, offsets)
@@ -397,7 +403,6 @@ def look_alikes(
     )
     floors = page_floors(scores, classes, floors_of, threshold, was_clicked)
     info = {
-        "state": state,
         "made": len(found),
         "shown": int((scores >= floors).sum()),
         "threshold": float(threshold),
@@ -409,10 +414,22 @@ def look_alikes(
         "unboxed": unboxed,
         "rejected": len(negatives),
     }
-    done = windows_done(folder, key) if state == "partial" else None
-    if done is not None:  # how far the search has got
-        info["windows_done"], info["windows"] = done
+    info.update(state)
     return det, info
+
+
+def _made(folder: str, key: str, partial_ok: bool) -> tuple:
+    """The image's proposals and what :func:`look_alikes` says of them (``state``, and
+    while they are made how far: ``windows_done`` of ``windows``); with ``partial_ok``, those
+    of the windows done while the rest are made (:func:`partial`); ``(None, {})`` else."""
+    so_far = partial(folder, key) if partial_ok else None  # read first: it goes once all are saved
+    found = ready(folder, key)
+    if found is not None:
+        return found, {"state": "ready"}
+    if so_far is None:
+        return None, {}
+    done = windows_done(folder, key)  # None once the making has ended meanwhile
+    return so_far, {"state": "partial", **({"windows_done": done[0], "windows": done[1]} if done else {})}
 
 
 def own_object(folder: str, key: str, path: str):

@@ -30,7 +30,7 @@ export function detect(page) {
     name: "detect", key: "d", title: "Detect (D)",
     state: () => state(m),
     leave: () => leave(m),
-    escape: () => drop(m),
+    escape: () => dismiss(m),
     release: (d, moved, rect) => release(m, d, moved, rect),
     accept: () => accept(m),
     keydown: (e, key) => (key === "e" && (fitEdges(m), true)) || (key === "x" && rejectUnder(m)),
@@ -58,6 +58,13 @@ function drop(m) {
   if (d.sweep?.status === "running") stopSweep(m);
   m.st.set({det: fresh()});
 }
+
+// Esc: the proposals dropped, and those of the image's windows still being searched not shown
+// by themselves either (a click asks for them)
+function dismiss(m) {
+  drop(m);
+  det(m).dismissed = true;
+}
 const cls = (m) => m.page.doc.get().cls;
 const count = (n) => `${n} proposal${n === 1 ? "" : "s"}`;  // "1 proposal", "12 proposals"
 const showing = (m) => m.page.doc.get().mode === "detect";
@@ -78,13 +85,17 @@ function leave(m) {
 // sweep starts once D is picked.
 function opened(m) {
   const {project, prep} = m.page.doc.get(), d = det(m);
-  if (!opensWith(m) || (d.result && !partly(d)) || d.asking || (m.page.doc.get().image.tiles && !showing(m))) return;
+  if (!opensWith(m) || d.dismissed || (d.result && (!partly(d) || touched(d))) || d.asking) return;
+  if (m.page.doc.get().image.tiles && !showing(m)) return;
   if (servedDetector(project)) return detectNow(m, "on open");
   if (prep?.proposals === "ready" || prep?.proposals_partial) return detectNow(m, "on open");
 }
 
 // the answer shown came from the windows of the image searched so far
 const partly = (d) => d.result?.proposals?.state === "partial";
+// the person acted on the answer shown (accepted, rejected or drew over one of its proposals,
+// or fitted its edges): it is not asked again by itself as more of the image is searched
+const touched = (d) => !!d.touched;
 
 // whether the image opens with proposals once they are made: nothing saved or clicked yet,
 // and a trained detector serves or an image of the project is finished (SAM's proposals;
@@ -128,15 +139,19 @@ function waiting(m) {
 function proposalsReady(m) {
   const d = det(m);
   if (d.clicks.length && d.result?.method === "training-free") return detectNow(m, "from this image's SAM proposals, now made");
-  if (partly(d) && !d.asking) return detectNow(m, d.clicks.length ? "from all of this image's SAM proposals" : "on open");
+  if (partly(d) && !touched(d)) return detectNow(m, d.clicks.length ? "from all of this image's SAM proposals" : "on open");
+  if (d.more && !d.result) return detectNow(m, "from the rest of the image");
   return opened(m);
 }
 
-// another window of the image is searched: an answer from the windows before is asked again
-// (what was saved or rejected since stays so), else the image opens with what they hold
+// another window of the image is searched: an answer from the windows before, not acted on
+// yet, is asked again; after Enter on one, what the windows hold beyond the boxes saved;
+// else the image opens with what they hold (not after Esc)
 function proposalsMore(m) {
   const d = det(m);
-  if (partly(d) && !d.asking) return detectNow(m, "");
+  if (d.dismissed) return;
+  if (partly(d) && !touched(d)) return detectNow(m, "");
+  if (d.more && !d.result) return detectNow(m, "from more of the image");
   if (!d.result) return opened(m);
 }
 
@@ -168,6 +183,7 @@ async function drawBox(m, rect) {
   if (own != null) d.drawn.push({label: cls(m), from: (r.unfitted ?? r.boxes)[own], to: rect});
   const hide = hider(m, d, r, under, []);
   hide(true);
+  if (under.length) d.touched = true;
   await m.page.changes.change([{class_id: cls(m), kind: "box", geometry: {box: rect}, source: "manual"}], [], "draw", {undo: () => hide(false), redo: () => hide(true)});
   if (under.length) say(`the ${under.length === 1 ? "proposal" : `${under.length} proposals`} under the box you drew ${under.length === 1 ? "is" : "are"} replaced by it`);
   m.page.panel();
@@ -182,6 +198,7 @@ async function acceptOne(m, i) {
   const held = [...alreadyBoxed(create, r)].filter((k) => !d.replaced.has(k));
   const hide = hider(m, d, r, [i, ...held], create);
   hide(true);
+  d.touched = true;
   const made = await m.page.changes.change(create, [], "accept", {undo: () => hide(false), redo: () => hide(true)});
   if (!made) return hide(false);
   if (d.result !== r) hide(true);  // an answer that landed meanwhile: its boxes the saved one holds
@@ -205,6 +222,7 @@ function hider(m, d, r, indices, create) {
 function reject(m, i) {
   const d = det(m), r = d.result;
   d.replaced.add(i);
+  d.touched = true;
   d.rejected.push({label: r.labels[i], box: r.boxes[i]});
   m.page.log("reject", {mode: "detect", class_id: r.labels[i], box: r.boxes[i], score: r.scores[i]});
   m.st.set();
@@ -310,9 +328,10 @@ async function accept(m) {
     geometry: r.rboxes ? {rbox: r.rboxes[i]} : {box: r.boxes[i]}, score: r.scores[i], source: "detect"}));
   const [vx0, vy0, vx1, vy1] = m.page.view.visibleBounds();
   const off = shown(m).filter((i) => { const b = r.boxes[i]; return b[2] < vx0 || b[0] > vx1 || b[3] < vy0 || b[1] > vy1; }).length;
-  const {drawn, fitted, rejected} = det(m);
+  const {drawn, fitted, rejected} = det(m), more = partly(det(m));
   drop(m);
   Object.assign(det(m), {drawn, fitted, rejected});  // E's edges and the rejections hold for the next clicks
+  det(m).more = more;  // accepted from part of the image: the rest shows as it is searched
   const rest = sweeping ? " (the sweep of the rest of the image stopped: click again to go on)" : "";
   const unseen = off ? `; ${off} of them off screen: Review (R) lists them from the least sure` : "";
   if (await m.page.changes.change(create, [], "accept")) say(`${create.length} proposals accepted${rest}${unseen}: Ctrl+Z takes them back`);

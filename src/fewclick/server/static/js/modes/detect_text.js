@@ -107,7 +107,7 @@ function answered(v) {
     return `your ${v.clicks === 1 ? "click is" : "clicks are"} boxed by SAM alone; look-alikes come when the proposals are ready${windows ? ` (${windows})` : ""}`;
   }
   if (v.sweep?.status === "running") return `${plural(n, "proposal")} shown; looking over the rest of the image: ${v.sweep.windows_done} of ${v.sweep.windows} windows`;
-  const searched = r.proposals?.state === "partial" ? `; ${r.proposals.windows_done} of ${r.proposals.windows} windows of the image searched, more come as they are` : "";
+  const p = r.proposals, searched = p?.state === "partial" ? `; ${p.windows_done != null ? `${p.windows_done} of ${p.windows} windows` : "part"} of the image searched so far` : "";
   if (!n) return searched ? `nothing like your objects yet${searched}` : nothingShown(v);
   if (!v.clicks) return `${plural(n, "proposal")} shown on open, ${openedFrom(v)}${searched}: Enter accepts, a click adds what is missing`;
   const alike = r.model_version == null ? alikeText(v) : "";

@@ -139,7 +139,7 @@ async function prepare(v) {
   // told (detect asks for what the image opens with, in any mode: D shows it); meanwhile each
   // window searched is told too (detect shows what the windows done hold)
   if (before !== "ready" && out.proposals === "ready") for (const each of v.modes) each.proposalsReady?.();
-  else if (out.proposals_partial && (out.proposals_done ?? 0) > (was?.proposals_done ?? 0)) {
+  else if (out.proposals_partial && out.proposals_done < out.proposals_windows && out.proposals_done > (was?.proposals_done ?? 0)) {
     for (const each of v.modes) each.proposalsMore?.();
   }
   if (!out.ready || out.proposals === "making") setTimeout(() => prepare(v), out.ready ? 1000 : 500);
